@@ -1,0 +1,95 @@
+"""``MemoryIdempotencyStore``: idempotency keys in a dictionary, with leases."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from attrs import define
+
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, IdempotencyLeaseLost
+from paycore.storage import IdempotencyClaim
+
+__all__ = ["MemoryIdempotencyStore"]
+
+
+@define
+class _Entry:
+    fingerprint: str
+    token: str | None
+    expires_at: float
+    """Lease deadline while running; end of retention once completed."""
+    result: Mapping[str, Any] | None = None
+
+
+class MemoryIdempotencyStore:
+    """An :class:`~paycore.storage.IdempotencyStore` held in memory.
+
+    ``clock`` (seconds, monotonic) is injectable so lease expiry can be tested
+    without sleeping.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], _Entry] = {}
+
+    def __repr__(self) -> str:
+        return f"<MemoryIdempotencyStore keys={len(self._entries)}>"
+
+    async def claim(
+        self, *, scope: str, key: str, fingerprint: str, lease_seconds: float
+    ) -> IdempotencyClaim:
+        """Take the key, replay its result, or refuse (see the protocol)."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get((scope, key))
+            if entry is not None and entry.expires_at <= now:
+                if entry.result is not None:
+                    del self._entries[scope, key]
+                    entry = None
+            if entry is not None:
+                if entry.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused(
+                        f"idempotency key {key!r} was already used for a different request"
+                    )
+                if entry.result is not None:
+                    return IdempotencyClaim(result=entry.result)
+                if entry.expires_at > now:
+                    raise IdempotencyInProgress(
+                        f"idempotency key {key!r}: the first request with it is still running"
+                    )
+            token = secrets.token_hex(16)
+            self._entries[scope, key] = _Entry(fingerprint, token, now + lease_seconds)
+            return IdempotencyClaim(token=token, taken_over=entry is not None)
+
+    async def complete(
+        self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
+    ) -> None:
+        """Store the result if ``token`` still holds the key."""
+        with self._lock:
+            entry = self._owned(scope, key, token)
+            entry.result = dict(result)
+            entry.token = None
+            entry.expires_at = self._clock() + ttl_seconds
+
+    async def release(self, *, scope: str, key: str, token: str) -> None:
+        """Forget the key if ``token`` holds it."""
+        with self._lock:
+            entry = self._entries.get((scope, key))
+            if entry is not None and entry.token == token and entry.result is None:
+                del self._entries[scope, key]
+
+    def _owned(self, scope: str, key: str, token: str) -> _Entry:
+        entry = self._entries.get((scope, key))
+        if entry is None or entry.token != token or entry.result is not None:
+            raise IdempotencyLeaseLost(
+                f"idempotency key {key!r}: this request's lease expired and another request took it over"
+            )
+        return entry
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

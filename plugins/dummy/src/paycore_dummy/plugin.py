@@ -1,0 +1,1 @@
+"""paycore plugin module."""

@@ -1,0 +1,152 @@
+"""Every error paycore raises, under one root: :class:`PaycoreError`.
+
+Catch ``PaycoreError`` to handle anything the library refuses or cannot do.
+Subclasses say *what* went wrong; their messages say which value was wrong and
+what would have been right. No message ever contains a secret.
+"""
+
+from __future__ import annotations
+
+
+class PaycoreError(Exception):
+    """The root of every error paycore raises on purpose."""
+
+
+class ConfigurationError(PaycoreError):
+    """The configuration is malformed, incomplete or names something unknown."""
+
+
+class PluginError(PaycoreError):
+    """A plugin failed to load or registered something it may not."""
+
+
+class PluginLoadError(PluginError):
+    """An entry point of the ``paycore`` group could not be imported or registered."""
+
+
+class DuplicateRegistration(PluginError):
+    """Two plugins registered a provider, repository or store under the same name."""
+
+
+class MoneyError(PaycoreError, ValueError):
+    """An amount or currency is invalid."""
+
+
+class UnknownCurrency(MoneyError):
+    """A currency code is not an active ISO 4217 code."""
+
+
+class InvalidAmount(MoneyError):
+    """An amount cannot be represented exactly in its currency (or is not a number)."""
+
+
+class CurrencyMismatch(MoneyError):
+    """Two amounts of different currencies were combined or compared."""
+
+
+class ValidationError(PaycoreError):
+    """A request was refused before anything ran; nothing was changed or stored."""
+
+
+class PaymentRejected(ValidationError):
+    """A ``paycore_validate_payment`` policy refused to create the payment."""
+
+
+class ProviderNotEnabled(ValidationError):
+    """The provider code is not enabled for this tenant."""
+
+
+class UnsupportedCurrency(ValidationError):
+    """The provider does not accept the payment's currency."""
+
+
+class UnsupportedOperation(ValidationError):
+    """The provider cannot perform the operation (no partial capture, no cancel...)."""
+
+
+class InvalidTransition(ValidationError):
+    """The payment's current status does not allow the requested operation."""
+
+
+class RefundExceedsCaptured(ValidationError):
+    """A refund would take succeeded plus pending refunds above the captured amount."""
+
+
+class CaptureExceedsAuthorized(ValidationError):
+    """A capture asks for more than was authorized."""
+
+
+class NotFound(PaycoreError, LookupError):
+    """A payment or refund does not exist (or belongs to another tenant)."""
+
+
+class PaymentNotFound(NotFound):
+    """No payment with that id is visible in this scope."""
+
+
+class RefundNotFound(NotFound):
+    """No refund with that id is visible in this scope."""
+
+
+class DuplicatePayment(PaycoreError):
+    """A repository already holds a payment with this id."""
+
+
+class ConcurrentUpdate(PaycoreError):
+    """A write lost a race: the stored version is not the one the writer read."""
+
+
+class PaymentBusy(PaycoreError):
+    """Another operation on this payment is talking to the provider right now."""
+
+
+class IdempotencyError(PaycoreError):
+    """An idempotency key cannot be used for this request."""
+
+
+class IdempotencyKeyReused(IdempotencyError):
+    """The key was already used for a different request."""
+
+
+class IdempotencyInProgress(IdempotencyError):
+    """The key's first request is still running; retry after it finishes."""
+
+
+class IdempotencyLeaseLost(IdempotencyError):
+    """The holder's lease expired and another request took the key over."""
+
+
+class WebhookError(PaycoreError):
+    """A webhook delivery was refused; nothing was changed."""
+
+
+class InvalidSignature(WebhookError):
+    """The webhook's signature is missing, stale or does not verify."""
+
+
+class MalformedWebhook(WebhookError):
+    """The webhook's body or headers cannot be understood."""
+
+
+class ProviderError(PaycoreError):
+    """A provider call did not give a definitive answer."""
+
+
+class ProviderNotSent(ProviderError):
+    """The request never reached the provider: nothing happened, retrying is safe."""
+
+
+class ProviderOutcomeUnknown(ProviderError):
+    """The request was sent but no usable answer came back.
+
+    The payment stays as it was with the call recorded; only asking the provider
+    (``PaymentFlow.refresh``) settles it, never sending the request again.
+    """
+
+
+class StorageError(PaycoreError):
+    """The repository or idempotency store failed (unreachable, timed out)."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage backend cannot be reached; nothing was committed."""

@@ -1,0 +1,185 @@
+"""Every hook paycore calls, in one place. Plugins implement them with :data:`hookimpl`.
+
+Registration hooks receive a ``register`` callable and call it once for each
+thing they provide; the core keeps the registry. pluggy calls hooks
+synchronously: a hook registers objects or returns a value; the async work
+happens on the registered objects. ``paycore_payment_event`` and
+``paycore_validate_payment`` may return an awaitable, which the flow awaits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from paycore.providers import Provider
+    from paycore.records import Payment, PaymentEvent
+    from paycore.secrets import Settings
+    from paycore.storage import IdempotencyStore, PaymentRepository
+
+__all__ = [
+    "AdapterContext",
+    "CommandRegistrar",
+    "IdempotencyStoreFactory",
+    "IdempotencyStoreRegistrar",
+    "ProviderRegistrar",
+    "RepositoryFactory",
+    "RepositoryRegistrar",
+    "hookimpl",
+    "hookspec",
+]
+
+PROJECT_NAME = "paycore"
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _TypedMarker(Protocol):
+    def __call__(self, function: _F) -> _F: ...
+
+
+hookspec: _TypedMarker = pluggy.HookspecMarker(PROJECT_NAME)  # type: ignore[assignment]
+"""Marks a hook specification of the ``paycore`` project."""
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marks a plugin's implementation of a paycore hook: ``@paycore.hookimpl``."""
+
+
+class AdapterContext(Protocol):
+    """What a repository or store factory is called with."""
+
+    @property
+    def settings(self) -> Settings:
+        """The adapter's settings from the configuration (``url``, ``prefix``...)."""
+        ...
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        """The flow's plugin manager (to call an optional hook of another plugin)."""
+        ...
+
+
+RepositoryFactory = Callable[["AdapterContext"], "PaymentRepository"]
+"""Builds a repository from its configuration."""
+IdempotencyStoreFactory = Callable[["AdapterContext"], "IdempotencyStore"]
+"""Builds an idempotency store from its configuration."""
+
+
+class ProviderRegistrar(Protocol):
+    """The ``register`` given to :func:`paycore_register_providers`."""
+
+    def __call__(self, provider_class: type[Provider]) -> None:
+        """Register a ``Provider`` subclass under its ``name``."""
+
+
+class RepositoryRegistrar(Protocol):
+    """The ``register`` given to :func:`paycore_register_repositories`."""
+
+    def __call__(self, name: str, factory: RepositoryFactory) -> None:
+        """Register ``factory`` as repository type ``name`` (``"memory"``, ``"sqlalchemy"``)."""
+
+
+class IdempotencyStoreRegistrar(Protocol):
+    """The ``register`` given to :func:`paycore_register_idempotency_stores`."""
+
+    def __call__(self, name: str, factory: IdempotencyStoreFactory) -> None:
+        """Register ``factory`` as idempotency store type ``name``."""
+
+
+class CommandRegistrar(Protocol):
+    """The ``register`` given to :func:`paycore_register_commands`."""
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        help: str,
+        configure: Callable[[argparse.ArgumentParser], None],
+        run: Callable[[argparse.Namespace], int | None],
+    ) -> None:
+        """Add ``paycore NAME``: ``configure`` adds its arguments, ``run`` carries it out."""
+
+
+@hookspec
+def paycore_register_providers(register: ProviderRegistrar) -> None:
+    """Register provider classes: call ``register(ProviderClass)`` for each.
+
+    Called once when a flow's plugins are loaded. Two plugins registering the
+    same provider ``name`` is an error that names both.
+    """
+
+
+@hookspec
+def paycore_register_repositories(register: RepositoryRegistrar) -> None:
+    """Register repository types: call ``register(name, factory)`` for each."""
+
+
+@hookspec
+def paycore_register_idempotency_stores(register: IdempotencyStoreRegistrar) -> None:
+    """Register idempotency store types: call ``register(name, factory)`` for each."""
+
+
+@hookspec
+def paycore_register_commands(register: CommandRegistrar) -> None:
+    """Add subcommands to the ``paycore`` command line (``paycore drawer``, ``paycore db``)."""
+
+
+@hookspec
+def paycore_payment_event(event: PaymentEvent, payment: Payment) -> Awaitable[None] | None:
+    """Observe a change to a payment, after it is committed.
+
+    ``event`` is the appended :class:`~paycore.records.PaymentEvent` and
+    ``payment`` the payment as committed. Called once per event, in sequence
+    order. May return an awaitable. An exception is logged and does not undo
+    the change (it is committed already).
+    """
+
+
+@hookspec
+def paycore_validate_payment(payment: Payment) -> Awaitable[None] | None:
+    """Check a payment before it is created: amount limits, currencies, tenant rules.
+
+    Raise :class:`~paycore.errors.PaymentRejected` (or another
+    :class:`~paycore.errors.ValidationError`) to refuse it; nothing is stored
+    then. May return an awaitable.
+    """
+
+
+@hookspec(historic=True)
+def paycore_addhooks(plugin_manager: pluggy.PluginManager) -> None:
+    """Add a plugin's own hookspecs: ``plugin_manager.add_hookspecs(my_hookspecs)``.
+
+    Historic: a plugin registered later is still called. The cash plugin adds
+    its drawer-storage hook this way; adapters implement such hooks with
+    ``@hookimpl(optionalhook=True)`` so they load whether or not it is installed.
+    """
+
+
+class DemoStepRegistrar(Protocol):
+    """The ``register`` given to :func:`paycore_demo_steps`."""
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        order: int,
+        run: Callable[[Any], Awaitable[None]],
+        providers: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Add a step to ``paycore demo``.
+
+        Steps run by ascending ``order`` on one flow for the demo tenant;
+        ``providers`` are provider tables (code -> settings with ``type``) the
+        step needs enabled; ``run`` is awaited with a
+        :class:`paycore.demo.DemoContext`.
+        """
+
+
+@hookspec
+def paycore_demo_steps(register: DemoStepRegistrar) -> None:
+    """Contribute steps to ``paycore demo`` (a restaurant's day on the embedded default)."""

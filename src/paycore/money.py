@@ -1,0 +1,201 @@
+"""``Money``: an exact amount in one currency, stored as integer minor units.
+
+Money never touches ``float``. Amounts are parsed from strings, integers or
+``Decimal`` and must be exact in their currency: ``Money.of("12.345", "EUR")``
+is refused because euros have two decimal places, ``Money.of("100.5", "XOF")``
+because the CFA franc has none. Arithmetic and comparison only combine amounts
+of the same currency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from attrs import field, frozen
+
+from paycore.currencies import CURRENCY_EXPONENTS
+from paycore.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
+
+__all__ = ["Money", "currency_exponent"]
+
+_MAX_DIGITS: Final = 30
+
+
+def currency_exponent(code: str) -> int:
+    """Return how many minor units (decimal places) ``code`` has: XOF 0, EUR 2, KWD 3."""
+    try:
+        return CURRENCY_EXPONENTS[code]
+    except (KeyError, TypeError):
+        raise UnknownCurrency(
+            f"{code!r} is not an active ISO 4217 currency code (e.g. 'EUR', 'XOF')"
+        ) from None
+
+
+def _check_currency(instance: Money, attribute: Any, value: str) -> None:
+    currency_exponent(value)
+
+
+def _check_minor_units(instance: Money, attribute: Any, value: int) -> None:
+    if type(value) is not int:
+        raise InvalidAmount(f"minor units must be an int, not {type(value).__name__}: {value!r}")
+    if len(str(abs(value))) > _MAX_DIGITS:
+        raise InvalidAmount(f"amount {value} has more than {_MAX_DIGITS} digits")
+
+
+@frozen(order=False)
+class Money:
+    """An amount of one currency, as an integer count of its minor units.
+
+    Build one with :meth:`of` (from a decimal string in major units) or
+    :meth:`minor` (from minor units). ``Money.of("12.50", "EUR") ==
+    Money.minor(1250, "EUR")``; ``Money.of("1500", "XOF").minor_units == 1500``.
+    """
+
+    minor_units: int = field(validator=_check_minor_units)
+    """The amount in the currency's smallest unit (cents for EUR, francs for XOF)."""
+    currency: str = field(validator=_check_currency)
+    """The ISO 4217 code, upper case."""
+
+    @classmethod
+    def of(cls, amount: str | int | Decimal, currency: str) -> Money:
+        """Parse ``amount`` in major units; refuse floats and inexact amounts.
+
+        >>> Money.of("12.50", "EUR")
+        Money.of('12.50', 'EUR')
+        """
+        exponent = currency_exponent(currency)
+        if isinstance(amount, bool) or not isinstance(amount, (str, int, Decimal)):
+            raise InvalidAmount(
+                f"Money.of({amount!r}, {currency!r}): amounts are str, int or Decimal, "
+                f"never {type(amount).__name__} (floats are inexact)"
+            )
+        try:
+            value = Decimal(amount.strip() if isinstance(amount, str) else amount)
+        except InvalidOperation:
+            raise InvalidAmount(f"Money.of({amount!r}, {currency!r}): not a number") from None
+        if not value.is_finite():
+            raise InvalidAmount(f"Money.of({amount!r}, {currency!r}): not a finite number")
+        scaled = value.scaleb(exponent)
+        if scaled != scaled.to_integral_value():
+            if exponent == 0:
+                detail = f"{currency} has no minor unit"
+            else:
+                detail = f"{currency} has {exponent} decimal place{'s' if exponent > 1 else ''}"
+            raise InvalidAmount(f"Money.of({amount!r}, {currency!r}): {detail}")
+        return cls(int(scaled), currency)
+
+    @classmethod
+    def minor(cls, minor_units: int, currency: str) -> Money:
+        """Build from an integer count of minor units: ``Money.minor(1250, "EUR")``."""
+        return cls(minor_units, currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        """The zero amount of ``currency``."""
+        return cls(0, currency)
+
+    @property
+    def exponent(self) -> int:
+        """The currency's number of decimal places."""
+        return CURRENCY_EXPONENTS[self.currency]
+
+    @property
+    def amount(self) -> Decimal:
+        """The amount in major units as an exact ``Decimal`` (``Decimal("12.50")``)."""
+        return Decimal(self.minor_units).scaleb(-self.exponent)
+
+    def is_zero(self) -> bool:
+        """True when the amount is zero."""
+        return self.minor_units == 0
+
+    def is_positive(self) -> bool:
+        """True when the amount is above zero."""
+        return self.minor_units > 0
+
+    def is_negative(self) -> bool:
+        """True when the amount is below zero."""
+        return self.minor_units < 0
+
+    def _same(self, other: object, operation: str) -> Money:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot {operation} Money and {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatch(
+                f"cannot {operation} {self} and {other}: currencies differ "
+                f"({self.currency} vs {other.currency})"
+            )
+        return other
+
+    def __add__(self, other: Money) -> Money:
+        return Money(self.minor_units + self._same(other, "add").minor_units, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        return Money(self.minor_units - self._same(other, "subtract").minor_units, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor_units, self.currency)
+
+    def __abs__(self) -> Money:
+        return Money(abs(self.minor_units), self.currency)
+
+    def __mul__(self, factor: int) -> Money:
+        if type(factor) is not int:
+            raise TypeError(
+                f"Money can only be multiplied by an int, not {type(factor).__name__}; "
+                "use allocate() to split an amount by ratios"
+            )
+        return Money(self.minor_units * factor, self.currency)
+
+    __rmul__ = __mul__
+
+    def __lt__(self, other: Money) -> bool:
+        return self.minor_units < self._same(other, "compare").minor_units
+
+    def __le__(self, other: Money) -> bool:
+        return self.minor_units <= self._same(other, "compare").minor_units
+
+    def __gt__(self, other: Money) -> bool:
+        return self.minor_units > self._same(other, "compare").minor_units
+
+    def __ge__(self, other: Money) -> bool:
+        return self.minor_units >= self._same(other, "compare").minor_units
+
+    def allocate(self, ratios: Sequence[int]) -> tuple[Money, ...]:
+        """Split into parts proportional to integer ``ratios``, losing no minor unit.
+
+        The remainder goes one unit at a time to the first parts, so the parts
+        always add up to exactly ``self``:
+        ``Money.of("100", "XOF").allocate([1, 1, 1])`` gives 34, 33 and 33 XOF.
+        """
+        if not ratios or any(type(r) is not int or r < 0 for r in ratios) or sum(ratios) == 0:
+            raise InvalidAmount(f"allocate needs non-negative int ratios with a positive sum, not {list(ratios)!r}")
+        total = sum(ratios)
+        sign = -1 if self.minor_units < 0 else 1
+        units = abs(self.minor_units)
+        parts = [units * r // total for r in ratios]
+        remainder = units - sum(parts)
+        for index in range(remainder):
+            parts[index % len(parts)] += 1
+        return tuple(Money(sign * p, self.currency) for p in parts)
+
+    def split(self, count: int) -> tuple[Money, ...]:
+        """Split into ``count`` near-equal parts that add up to exactly ``self``."""
+        if type(count) is not int or count < 1:
+            raise InvalidAmount(f"split needs a positive int count, not {count!r}")
+        return self.allocate([1] * count)
+
+    @staticmethod
+    def sum(amounts: Iterable[Money], currency: str) -> Money:
+        """Add ``amounts`` (all in ``currency``); the empty sum is zero."""
+        total = Money.zero(currency)
+        for amount in amounts:
+            total = total + amount
+        return total
+
+    def __str__(self) -> str:
+        return f"{self.amount:f} {self.currency}"
+
+    def __repr__(self) -> str:
+        return f"Money.of({format(self.amount, 'f')!r}, {self.currency!r})"

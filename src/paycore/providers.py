@@ -1,0 +1,146 @@
+"""``Provider``: the async base class payment providers implement.
+
+A provider talks to one payment service and reports what it said as a
+:class:`~paycore.records.ProviderUpdate`. It never changes a payment and never
+touches paycore's storage: :class:`~paycore.flow.PaymentFlow` applies the
+update through the state machine, the repository and the idempotency store, so
+every provider gets concurrency control, webhook dedupe, events and idempotency
+for free.
+
+A call ends in one of three ways:
+
+* it returns: a **definitive** answer (approved, declined, pending customer);
+* it raises :class:`~paycore.errors.ProviderNotSent`: the request never left
+  (connection refused, bad local credentials); nothing changed, a retry is safe;
+* it raises :class:`~paycore.errors.ProviderOutcomeUnknown` (or times out): sent,
+  no usable answer; only :meth:`Provider.check_status` may settle it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from attrs import frozen
+
+from paycore.errors import InvalidSignature, UnsupportedOperation
+from paycore.money import Money
+from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
+from paycore.secrets import Settings
+
+if TYPE_CHECKING:
+    import pluggy
+
+__all__ = ["Capabilities", "Provider", "ProviderContext"]
+
+
+@frozen
+class Capabilities:
+    """What a provider can do; the flow refuses the rest with a clear error."""
+
+    authorize_capture: bool = False
+    """Authorize first, capture later (``capture=False`` payments)."""
+    partial_capture: bool = False
+    """Capture less than authorized and release the rest."""
+    cancel: bool = False
+    """Cancel a payment before capture (void an authorization)."""
+    refund: bool = False
+    partial_refund: bool = False
+    """Refund part of the captured amount, possibly several times."""
+    webhooks: bool = False
+    """Confirms payments by webhook (``verify_webhook``/``parse_webhook`` work)."""
+    polling: bool = False
+    """``check_status`` asks the provider for the truth."""
+
+
+@frozen
+class ProviderContext:
+    """What a provider instance is built with.
+
+    ``code`` is the name a tenant enabled it under (``"wave"``), unique per
+    tenant; ``settings`` its configuration (secrets masked); ``plugin_manager``
+    and ``repository`` let a provider with storage of its own (the cash drawer)
+    ask the configured adapter for it through a hook.
+    """
+
+    code: str
+    tenant: str | None
+    settings: Settings
+    plugin_manager: pluggy.PluginManager | None = None
+    repository: Any = None
+
+
+class Provider:
+    """Base class of payment providers. Subclass it and register the class:
+
+    .. code-block:: python
+
+        @paycore.hookimpl
+        def paycore_register_providers(register):
+            register(MyProvider)
+
+    Set :attr:`name` (the provider type used in configuration),
+    :attr:`capabilities` and :attr:`currencies`; override the operations the
+    capabilities promise. Unimplemented operations refuse; webhook
+    verification fails closed.
+    """
+
+    name: ClassVar[str] = ""
+    """The provider type, as written in configuration (``type = "cash"``)."""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    currencies: ClassVar[frozenset[str] | None] = None
+    """Accepted ISO 4217 codes; ``None`` accepts any."""
+
+    def __init__(self, context: ProviderContext) -> None:
+        self.context = context
+
+    @property
+    def code(self) -> str:
+        """The code this instance was enabled under."""
+        return self.context.code
+
+    @property
+    def settings(self) -> Settings:
+        """This instance's settings."""
+        return self.context.settings
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} code={self.code!r} tenant={self.context.tenant!r}>"
+
+    def _unsupported(self, operation: str) -> UnsupportedOperation:
+        return UnsupportedOperation(f"provider {self.code!r} ({self.name}) does not support {operation}")
+
+    async def initiate(self, payment: Payment) -> ProviderUpdate:
+        """Start ``payment`` at the provider; report its outcome and the customer's next action."""
+        raise self._unsupported("initiate")
+
+    async def capture(self, payment: Payment, amount: Money) -> ProviderUpdate:
+        """Capture ``amount`` (at most the authorized amount) of an authorized payment."""
+        raise self._unsupported("capture")
+
+    async def cancel(self, payment: Payment) -> ProviderUpdate:
+        """Cancel a payment that is not captured (void its authorization)."""
+        raise self._unsupported("cancel")
+
+    async def refund(self, payment: Payment, refund: Refund) -> RefundUpdate:
+        """Refund ``refund.amount`` of ``payment``; report the refund's status."""
+        raise self._unsupported("refund")
+
+    async def check_status(self, payment: Payment) -> ProviderUpdate:
+        """Ask the provider what became of ``payment`` (and of its refunds)."""
+        raise self._unsupported("status polling")
+
+    async def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> None:
+        """Raise :class:`~paycore.errors.InvalidSignature` unless the delivery is authentic.
+
+        Called before anything is parsed. The default refuses everything: a
+        provider that does not verify webhooks accepts none.
+        """
+        raise InvalidSignature(f"provider {self.code!r} ({self.name}) does not verify webhooks")
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
+        """Turn a verified delivery into updates; :class:`~paycore.errors.MalformedWebhook` if unreadable."""
+        raise self._unsupported("webhooks")
+
+    async def aclose(self) -> None:
+        """Release what the provider holds (HTTP clients); called when the flow closes."""

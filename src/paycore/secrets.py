@@ -1,0 +1,91 @@
+"""``Secret`` and ``Settings``: configuration values that never leak into a repr or a log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from paycore.errors import ConfigurationError
+
+__all__ = ["SECRET_MARKERS", "Secret", "Settings"]
+
+SECRET_MARKERS: Final = ("secret", "password", "token", "api_key", "apikey", "private", "credential")
+"""A setting whose name contains one of these is wrapped in :class:`Secret` on load."""
+
+
+class Secret:
+    """A string that shows as ``'***'`` in every repr, str and format; ``reveal()`` gives it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, str):
+            raise ConfigurationError(f"a secret must be a string, not {type(value).__name__}")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret's value: pass it to the one call that needs it, never log it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+def _is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(marker in lowered for marker in SECRET_MARKERS)
+
+
+class Settings(Mapping[str, Any]):
+    """A read-only mapping of a plugin's settings whose secret-named values are masked.
+
+    ``settings["webhook_secret"]`` is a :class:`Secret`; :meth:`secret` reveals
+    it where it is used. ``repr(settings)`` shows every secret as ``'***'``.
+    """
+
+    __slots__ = ("_data", "_owner")
+
+    def __init__(self, data: Mapping[str, Any] | None = None, *, owner: str = "settings") -> None:
+        self._owner = owner
+        self._data = {
+            key: Secret(value) if _is_secret_name(key) and isinstance(value, str) else value
+            for key, value in (data or {}).items()
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Settings({self._data!r})"
+
+    def require(self, key: str) -> Any:
+        """The value of ``key``; :class:`ConfigurationError` naming the owner if it is missing."""
+        try:
+            return self._data[key]
+        except KeyError:
+            raise ConfigurationError(f"{self._owner}: missing required setting {key!r}") from None
+
+    def secret(self, key: str, default: str | None = None) -> str:
+        """The revealed value of secret ``key`` (or ``default``; error if neither)."""
+        value = self._data.get(key)
+        if value is None:
+            if default is not None:
+                return default
+            raise ConfigurationError(f"{self._owner}: missing required secret {key!r}")
+        return value.reveal() if isinstance(value, Secret) else str(value)

@@ -1,0 +1,135 @@
+"""The storage contracts: ``PaymentRepository`` and ``IdempotencyStore``.
+
+Every method is async and is **one unit of work**: it commits or changes
+nothing. An adapter over a blocking driver (a sync ORM) runs each call in a
+worker thread (``anyio.to_thread.run_sync``), which is how the same adapter
+serves asyncio and trio. The conformance suites in :mod:`paycore.testing`
+pin down every rule stated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from attrs import frozen
+
+from paycore.records import Payment, PaymentEvent, WebhookReceipt
+from paycore.status import PaymentStatus
+
+__all__ = ["IdempotencyClaim", "IdempotencyStore", "PaymentRepository"]
+
+
+@runtime_checkable
+class PaymentRepository(Protocol):
+    """Stores payments (with their refunds), their events and webhook receipts."""
+
+    async def add(self, payment: Payment, events: Sequence[PaymentEvent]) -> None:
+        """Store a new payment (``version`` 1) and its first events.
+
+        Raises :class:`~paycore.errors.DuplicatePayment` if the id exists.
+        """
+
+    async def get(self, payment_id: str) -> Payment:
+        """The payment with ``payment_id``; :class:`~paycore.errors.PaymentNotFound` if none."""
+        ...
+
+    async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
+        """The payment a provider code knows as ``external_id`` within ``tenant``.
+
+        Raises :class:`~paycore.errors.PaymentNotFound` if none.
+        """
+        ...
+
+    async def save(
+        self,
+        payment: Payment,
+        events: Sequence[PaymentEvent] = (),
+        receipts: Sequence[WebhookReceipt] = (),
+    ) -> None:
+        """Replace the stored payment, append ``events``, record ``receipts``; all or nothing.
+
+        ``payment.version`` must be the stored version plus one; otherwise (a
+        writer that lost a race), or if a receipt's ``(provider, tenant,
+        event_id)`` exists already, raise :class:`~paycore.errors.ConcurrentUpdate`
+        and change nothing. Raises :class:`~paycore.errors.PaymentNotFound` if
+        the payment does not exist.
+        """
+
+    async def list_payments(
+        self,
+        *,
+        tenant: str | None = None,
+        order_id: str | None = None,
+        status: PaymentStatus | None = None,
+        limit: int | None = None,
+    ) -> list[Payment]:
+        """Payments matching every given filter (``tenant=None``: all tenants), oldest first."""
+        ...
+
+    async def list_stale(
+        self, *, statuses: Sequence[PaymentStatus], updated_before: datetime, limit: int
+    ) -> list[Payment]:
+        """Up to ``limit`` payments in ``statuses`` last updated before ``updated_before``."""
+        ...
+
+    async def list_events(self, payment_id: str) -> list[PaymentEvent]:
+        """The payment's events in sequence order."""
+        ...
+
+    async def has_receipt(self, provider: str, tenant: str | None, event_id: str) -> bool:
+        """True when a webhook with ``event_id`` from ``provider`` in ``tenant`` was applied."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the repository is not used afterwards."""
+
+
+@frozen
+class IdempotencyClaim:
+    """The answer to :meth:`IdempotencyStore.claim`.
+
+    Exactly one of ``token`` and ``result`` is set: ``token`` when the caller now
+    holds the key (new, or taken over from a holder whose lease expired) and
+    must run the request; ``result`` when the request completed before and its
+    stored result is to be replayed.
+    """
+
+    token: str | None = None
+    result: Mapping[str, Any] | None = None
+    taken_over: bool = False
+    """True when the key was taken from a holder whose lease expired."""
+
+
+@runtime_checkable
+class IdempotencyStore(Protocol):
+    """Remembers which request each idempotency key ran, and its result."""
+
+    async def claim(
+        self, *, scope: str, key: str, fingerprint: str, lease_seconds: float
+    ) -> IdempotencyClaim:
+        """Take ``key`` in ``scope`` for a request whose canonical hash is ``fingerprint``.
+
+        * unknown key, or a holder's lease has expired: take it (atomically; of
+          many concurrent callers exactly one wins) and return a fresh ``token``;
+        * completed with the same fingerprint: return its ``result``;
+        * used with another fingerprint: raise :class:`~paycore.errors.IdempotencyKeyReused`;
+        * held by a live lease: raise :class:`~paycore.errors.IdempotencyInProgress`.
+        """
+        ...
+
+    async def complete(
+        self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
+    ) -> None:
+        """Store ``result`` for the key, kept ``ttl_seconds``; only the holder of ``token`` may.
+
+        Raises :class:`~paycore.errors.IdempotencyLeaseLost` if ``token`` no
+        longer holds the key, and then stores nothing.
+        """
+
+    async def release(self, *, scope: str, key: str, token: str) -> None:
+        """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""
+
+    async def aclose(self) -> None:
+        """Release connections; the store is not used afterwards."""
