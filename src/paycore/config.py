@@ -143,9 +143,7 @@ def load_config(
     elif isinstance(source, Mapping):
         data = _deep_copy(source)
     else:
-        raise ConfigurationError(
-            f"configuration must be a mapping, a TOML path or None, not {type(source).__name__}"
-        )
+        raise ConfigurationError(f"configuration must be a mapping, a TOML path or None, not {type(source).__name__}")
     _apply_environment(data, env)
     return _parse(data)
 
@@ -209,9 +207,7 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
         raise ConfigurationError(f"configuration must be a table, not {type(data).__name__}")
     unknown = set(data) - _TOP_LEVEL
     if unknown:
-        raise ConfigurationError(
-            f"unknown configuration key(s) {sorted(unknown)}; known: {sorted(_TOP_LEVEL)}"
-        )
+        raise ConfigurationError(f"unknown configuration key(s) {sorted(unknown)}; known: {sorted(_TOP_LEVEL)}")
     repository = _adapter(data.get("repository", "memory"), "repository")
     extra = data.get("idempotency_settings", {})
     if not isinstance(extra, Mapping):

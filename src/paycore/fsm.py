@@ -75,7 +75,7 @@ def _compile(machine: Machine) -> Mapping[tuple[S, str], S]:
     for trigger, event in machine.events.items():
         for source, transitions in event.transitions.items():
             (transition,) = transitions
-            table[S(source), trigger] = S(transition.dest)
+            table[S(source), trigger] = S(str(transition.dest))
     return MappingProxyType(table)
 
 
@@ -116,9 +116,7 @@ def fire(status: S, trigger: str) -> S:
         if trigger not in TRIGGERS:
             raise InvalidTransition(f"unknown trigger {trigger!r}; known: {sorted(TRIGGERS)}")
         sources = sorted(s.value for (s, t) in _TABLE if t == trigger)
-        raise InvalidTransition(
-            f"cannot {trigger} a payment that is {status.value}; only from {', '.join(sources)}"
-        )
+        raise InvalidTransition(f"cannot {trigger} a payment that is {status.value}; only from {', '.join(sources)}")
     return destination
 
 
@@ -133,4 +131,3 @@ def mermaid() -> str:
         if status.is_final:
             lines.append(f"    {status.value} --> [*]")
     return "\n".join(lines) + "\n"
-

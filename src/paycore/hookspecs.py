@@ -10,7 +10,7 @@ happens on the registered objects. ``paycore_payment_event`` and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -36,14 +36,7 @@ __all__ = [
 
 PROJECT_NAME = "paycore"
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class _TypedMarker(Protocol):
-    def __call__(self, function: _F) -> _F: ...
-
-
-hookspec: _TypedMarker = pluggy.HookspecMarker(PROJECT_NAME)  # type: ignore[assignment]
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 """Marks a hook specification of the ``paycore`` project."""
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

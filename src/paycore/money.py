@@ -28,9 +28,7 @@ def currency_exponent(code: str) -> int:
     try:
         return CURRENCY_EXPONENTS[code]
     except (KeyError, TypeError):
-        raise UnknownCurrency(
-            f"{code!r} is not an active ISO 4217 currency code (e.g. 'EUR', 'XOF')"
-        ) from None
+        raise UnknownCurrency(f"{code!r} is not an active ISO 4217 currency code (e.g. 'EUR', 'XOF')") from None
 
 
 def _check_currency(instance: Money, attribute: Any, value: str) -> None:
@@ -123,8 +121,7 @@ class Money:
             raise TypeError(f"cannot {operation} Money and {type(other).__name__}")
         if other.currency != self.currency:
             raise CurrencyMismatch(
-                f"cannot {operation} {self} and {other}: currencies differ "
-                f"({self.currency} vs {other.currency})"
+                f"cannot {operation} {self} and {other}: currencies differ ({self.currency} vs {other.currency})"
             )
         return other
 

@@ -168,16 +168,12 @@ class Payment:
     @property
     def refunded_amount(self) -> Money:
         """The sum of succeeded refunds."""
-        return Money.sum(
-            (r.amount for r in self.refunds if r.status is RefundStatus.SUCCEEDED), self.currency
-        )
+        return Money.sum((r.amount for r in self.refunds if r.status is RefundStatus.SUCCEEDED), self.currency)
 
     @property
     def pending_refund_amount(self) -> Money:
         """The sum of refunds still pending at the provider."""
-        return Money.sum(
-            (r.amount for r in self.refunds if r.status is RefundStatus.PENDING), self.currency
-        )
+        return Money.sum((r.amount for r in self.refunds if r.status is RefundStatus.PENDING), self.currency)
 
     @property
     def refundable_amount(self) -> Money:

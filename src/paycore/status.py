@@ -35,9 +35,7 @@ class PaymentStatus(StrEnum):
         return self in _FINAL
 
 
-_FINAL = frozenset(
-    {PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.CANCELED, PaymentStatus.REFUNDED}
-)
+_FINAL = frozenset({PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.CANCELED, PaymentStatus.REFUNDED})
 
 
 class RefundStatus(StrEnum):

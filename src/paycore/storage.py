@@ -106,9 +106,7 @@ class IdempotencyClaim:
 class IdempotencyStore(Protocol):
     """Remembers which request each idempotency key ran, and its result."""
 
-    async def claim(
-        self, *, scope: str, key: str, fingerprint: str, lease_seconds: float
-    ) -> IdempotencyClaim:
+    async def claim(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
         """Take ``key`` in ``scope`` for a request whose canonical hash is ``fingerprint``.
 
         * unknown key, or a holder's lease has expired: take it (atomically; of

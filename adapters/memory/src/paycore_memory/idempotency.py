@@ -40,28 +40,21 @@ class MemoryIdempotencyStore:
     def __repr__(self) -> str:
         return f"<MemoryIdempotencyStore keys={len(self._entries)}>"
 
-    async def claim(
-        self, *, scope: str, key: str, fingerprint: str, lease_seconds: float
-    ) -> IdempotencyClaim:
+    async def claim(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
         """Take the key, replay its result, or refuse (see the protocol)."""
         now = self._clock()
         with self._lock:
             entry = self._entries.get((scope, key))
-            if entry is not None and entry.expires_at <= now:
-                if entry.result is not None:
-                    del self._entries[scope, key]
-                    entry = None
+            if entry is not None and entry.result is not None and entry.expires_at <= now:
+                del self._entries[scope, key]  # a completed record past its retention: forgotten
+                entry = None
             if entry is not None:
                 if entry.fingerprint != fingerprint:
-                    raise IdempotencyKeyReused(
-                        f"idempotency key {key!r} was already used for a different request"
-                    )
+                    raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
                 if entry.result is not None:
                     return IdempotencyClaim(result=entry.result)
                 if entry.expires_at > now:
-                    raise IdempotencyInProgress(
-                        f"idempotency key {key!r}: the first request with it is still running"
-                    )
+                    raise IdempotencyInProgress(f"idempotency key {key!r}: the first request with it is still running")
             token = secrets.token_hex(16)
             self._entries[scope, key] = _Entry(fingerprint, token, now + lease_seconds)
             return IdempotencyClaim(token=token, taken_over=entry is not None)

@@ -105,9 +105,7 @@ class MemoryRepository:
     ) -> list[Payment]:
         """Up to ``limit`` payments in ``statuses`` not updated since ``updated_before``."""
         wanted = set(statuses)
-        found = [
-            p for p in list(self._payments.values()) if p.status in wanted and p.updated_at < updated_before
-        ]
+        found = [p for p in list(self._payments.values()) if p.status in wanted and p.updated_at < updated_before]
         found.sort(key=lambda p: (p.updated_at, p.id))
         return found[:limit]
 

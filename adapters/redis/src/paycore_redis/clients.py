@@ -1,0 +1,190 @@
+"""``RedisClients``: redis-py clients for a store, and how a script call reaches them.
+
+redis-py's asyncio client runs only under asyncio. So a call made under
+asyncio goes through an asyncio client (one per event loop: a client belongs to
+the loop that opened its connections); a call made under trio goes through
+redis-py's blocking client and its connection pool, one script per worker-thread
+call (``anyio.to_thread.run_sync``). ``benchmarks/redis_transport.py`` measures
+both paths.
+
+Every call is shielded from cancellation: it is bounded by the socket timeouts,
+and a claim or a completion that was sent must not be abandoned half-way (the
+caller would not learn that it holds a key, or that its result was stored).
+Connection failures and timeouts become :class:`~paycore.errors.StorageUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.exceptions
+import redis.sentinel
+import sniffio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from paycore.errors import StorageError, StorageUnavailable
+from paycore_redis.settings import RedisStoreSettings, redact_url
+
+__all__ = ["RedisClients"]
+
+_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    OSError,
+)
+"""Errors that mean "Redis cannot be reached or cannot write right now"."""
+
+
+def _retry() -> Retry:
+    # One immediate retry: a pooled connection broken by a Redis restart is
+    # replaced at once, while a Redis that is down fails fast. The scripts are
+    # safe to run twice.
+    return Retry(NoBackoff(), 1)
+
+
+class _Bound:
+    """One client and its registered scripts."""
+
+    __slots__ = ("client", "scripts")
+
+    def __init__(self, client: Any, scripts: Mapping[str, str]) -> None:
+        self.client = client
+        self.scripts = {name: client.register_script(source) for name, source in scripts.items()}
+
+
+class RedisClients:
+    """Opens redis-py clients lazily from ``settings`` and runs registered scripts on them."""
+
+    def __init__(self, settings: RedisStoreSettings, scripts: Mapping[str, str]) -> None:
+        self._settings = settings
+        self._scripts = dict(scripts)
+        self._lock = threading.Lock()
+        self._blocking: _Bound | None = None
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bound] = weakref.WeakKeyDictionary()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<RedisClients {redact_url(self._settings.url)}>"
+
+    @property
+    def where(self) -> str:
+        """The server's URL with any password hidden, for messages."""
+        return redact_url(self._settings.url)
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name`` and return its reply; raise ``StorageUnavailable`` if Redis is out of reach."""
+        if self._closed:
+            raise StorageError(f"the Redis idempotency store at {self.where} is closed")
+        try:
+            with anyio.CancelScope(shield=True):
+                if sniffio.current_async_library() == "asyncio":
+                    script = self._asyncio_bound().scripts[name]
+                    return await script(keys=list(keys), args=list(args))
+                script = self._blocking_bound().scripts[name]
+                return await anyio.to_thread.run_sync(partial(script, keys=list(keys), args=list(args)))
+        except _UNAVAILABLE as error:
+            raise StorageUnavailable(
+                f"Redis at {self.where} is unavailable ({type(error).__name__}: {error})"
+            ) from error
+        except redis.exceptions.RedisError as error:
+            raise StorageError(f"Redis at {self.where} failed: {type(error).__name__}: {error}") from error
+
+    def _options(self) -> dict[str, Any]:
+        settings = self._settings
+        options: dict[str, Any] = {
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "decode_responses": True,
+        }
+        if settings.password is not None:
+            options["password"] = settings.password.reveal()
+        if not settings.cluster:
+            options["retry"] = _retry()
+        return options
+
+    def _blocking_bound(self) -> _Bound:
+        bound = self._blocking
+        if bound is None:
+            with self._lock:
+                if self._blocking is None:
+                    self._blocking = _Bound(self._open_blocking(), self._scripts)
+                bound = self._blocking
+        return bound
+
+    def _asyncio_bound(self) -> _Bound:
+        loop = asyncio.get_running_loop()
+        bound = self._per_loop.get(loop)
+        if bound is None:
+            bound = self._per_loop[loop] = _Bound(self._open_asyncio(), self._scripts)
+        return bound
+
+    def _open_blocking(self) -> Any:
+        settings, options = self._settings, self._options()
+        target = settings.sentinel
+        if target is not None:
+            sentinel = redis.sentinel.Sentinel(
+                list(target.sentinels),
+                sentinel_kwargs={
+                    "socket_timeout": settings.socket_timeout,
+                    "socket_connect_timeout": settings.connect_timeout,
+                },
+            )
+            return sentinel.master_for(target.service, db=target.db, **_sentinel_auth(target, options))
+        if settings.cluster:
+            return redis.cluster.RedisCluster.from_url(settings.url, **options)
+        return redis.Redis.from_url(settings.url, **options)
+
+    def _open_asyncio(self) -> Any:
+        settings, options = self._settings, self._options()
+        target = settings.sentinel
+        if target is not None:
+            sentinel = redis.asyncio.sentinel.Sentinel(
+                list(target.sentinels),
+                sentinel_kwargs={
+                    "socket_timeout": settings.socket_timeout,
+                    "socket_connect_timeout": settings.connect_timeout,
+                },
+            )
+            return sentinel.master_for(target.service, db=target.db, **_sentinel_auth(target, options))
+        if settings.cluster:
+            return redis.asyncio.cluster.RedisCluster.from_url(settings.url, **options)
+        return redis.asyncio.Redis.from_url(settings.url, **options)
+
+    async def aclose(self) -> None:
+        """Close the clients; connections of other event loops are dropped with their loop."""
+        self._closed = True
+        blocking, self._blocking = self._blocking, None
+        current = None
+        if sniffio.current_async_library() == "asyncio":
+            current = self._per_loop.pop(asyncio.get_running_loop(), None)
+        self._per_loop.clear()
+        with anyio.CancelScope(shield=True):
+            if current is not None:
+                await current.client.aclose()
+            if blocking is not None:
+                await anyio.to_thread.run_sync(blocking.client.close)
+
+
+def _sentinel_auth(target: Any, options: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(options)
+    if target.password is not None and "password" not in merged:
+        merged["password"] = target.password.reveal()
+    if target.username is not None:
+        merged["username"] = target.username
+    return merged

@@ -1,0 +1,193 @@
+"""``RedisStoreSettings``: the ``redis`` idempotency store's configuration, checked.
+
+Settings (the ``[idempotency_settings.redis]`` table)::
+
+    url = "redis://127.0.0.1:6379/0"   # redis://, rediss:// (TLS), unix://, redis+sentinel://
+    prefix = "paycore:idem:"           # so several apps share one Redis
+    socket_timeout = 2.0               # seconds per command; past it the store is unavailable
+    connect_timeout = 2.0              # seconds to open a connection (default: socket_timeout)
+    abandoned_retention = 86400        # seconds an expired lease's record is kept (see the store)
+    cluster = false                    # true: the URL names a node of a Redis Cluster
+    password = "..."                   # optional; kept out of reprs and logs (or put it in the URL)
+
+A Sentinel URL lists the sentinels and names the monitored service:
+``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]``
+(port 26379 by default). The password, if any, is the master's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from attrs import field, frozen
+
+from paycore.errors import ConfigurationError
+from paycore.secrets import Secret
+
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "RedisStoreSettings", "SentinelTarget", "redact_url"]
+
+DEFAULT_URL: Final = "redis://127.0.0.1:6379/0"
+DEFAULT_PREFIX: Final = "paycore:idem:"
+SENTINEL_SCHEME: Final = "redis+sentinel"
+_SENTINEL_PORT: Final = 26379
+_SCHEMES: Final = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+_KNOWN: Final = (
+    "url",
+    "prefix",
+    "socket_timeout",
+    "connect_timeout",
+    "abandoned_retention",
+    "cluster",
+    "password",
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for reprs, logs and errors)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    hosts = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()
+
+
+@frozen
+class SentinelTarget:
+    """What a ``redis+sentinel://`` URL names: the sentinels, the service and the database."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: Secret | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelTarget:
+        """Read ``redis+sentinel://[[user]:password@]host[:port][,...]/service[/db]``."""
+        parts = urlsplit(url)
+        shown = redact_url(url)
+        if parts.scheme != SENTINEL_SCHEME:
+            raise ConfigurationError(f"redis store: {shown!r} is not a {SENTINEL_SCHEME}:// URL")
+        credentials, _, hosts = parts.netloc.rpartition("@")
+        username = password = None
+        if credentials:
+            user, _, secret = credentials.partition(":")
+            username = unquote(user) or None
+            password = Secret(unquote(secret)) if secret else None
+        sentinels = []
+        for host in hosts.split(","):
+            name, _, port = host.strip().rpartition(":") if ":" in host else (host.strip(), "", "")
+            if not name:
+                raise ConfigurationError(f"redis store: an empty sentinel host in {shown!r}")
+            try:
+                sentinels.append((name, int(port) if port else _SENTINEL_PORT))
+            except ValueError:
+                raise ConfigurationError(f"redis store: sentinel port {port!r} in {shown!r} is not a number") from None
+        path = [piece for piece in parts.path.split("/") if piece]
+        if not path or len(path) > 2:
+            raise ConfigurationError(
+                f"redis store: {shown!r} must name the monitored service: redis+sentinel://host:26379/SERVICE[/DB]"
+            )
+        try:
+            db = int(path[1]) if len(path) == 2 else 0
+        except ValueError:
+            raise ConfigurationError(f"redis store: database {path[1]!r} in {shown!r} is not a number") from None
+        return cls(tuple(sentinels), unquote(path[0]), db, username, password)
+
+
+def _seconds(raw: Mapping[str, Any], name: str, default: float) -> float:
+    value = raw.get(name, default)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"redis store: {name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _flag(raw: Mapping[str, Any], name: str) -> bool:
+    value = raw.get(name, False)
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "1", "yes")
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"redis store: {name} must be true or false, not {value!r}")
+    return value
+
+
+@frozen
+class RedisStoreSettings:
+    """The checked settings of a :class:`~paycore_redis.RedisIdempotencyStore`."""
+
+    url: str = DEFAULT_URL
+    prefix: str = DEFAULT_PREFIX
+    socket_timeout: float = 2.0
+    connect_timeout: float = 2.0
+    abandoned_retention: float = 86_400.0
+    """Seconds a record stays after its holder's lease expired without completing.
+
+    While it stays, a retry takes the key over knowing it was abandoned
+    (``taken_over=True``) and a different request under the key is refused.
+    """
+    cluster: bool = False
+    password: Secret | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisStoreSettings(url={redact_url(self.url)!r}, prefix={self.prefix!r}, "
+            f"socket_timeout={self.socket_timeout}, cluster={self.cluster})"
+        )
+
+    @property
+    def sentinel(self) -> SentinelTarget | None:
+        """The Sentinel target when the URL is ``redis+sentinel://``, else ``None``."""
+        return SentinelTarget.parse(self.url) if self.url.startswith(f"{SENTINEL_SCHEME}://") else None
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> RedisStoreSettings:
+        """Check a settings table; refuse unknown names and wrong values, naming them."""
+        unknown = sorted(set(raw) - set(_KNOWN))
+        if unknown:
+            raise ConfigurationError(f"redis store: unknown setting(s) {unknown}; known: {sorted(_KNOWN)}")
+        url = raw.get("url", DEFAULT_URL)
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigurationError(f"redis store: url must be a redis:// URL, not {url!r}")
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in _SCHEMES:
+            raise ConfigurationError(
+                f"redis store: URL scheme {scheme!r} in {redact_url(url)!r} is not one of {list(_SCHEMES)}"
+            )
+        prefix = raw.get("prefix", DEFAULT_PREFIX)
+        if not isinstance(prefix, str):
+            raise ConfigurationError(f"redis store: prefix must be a string, not {prefix!r}")
+        socket_timeout = _seconds(raw, "socket_timeout", 2.0)
+        cluster = _flag(raw, "cluster")
+        settings = cls(
+            url=url,
+            prefix=prefix,
+            socket_timeout=socket_timeout,
+            connect_timeout=_seconds(raw, "connect_timeout", socket_timeout),
+            abandoned_retention=_seconds(raw, "abandoned_retention", 86_400.0),
+            cluster=cluster,
+            password=_password(raw.get("password")),
+        )
+        if cluster and scheme in ("unix", SENTINEL_SCHEME):
+            raise ConfigurationError(
+                f"redis store: cluster = true needs a redis:// or rediss:// node URL, not {scheme}://"
+            )
+        if scheme == SENTINEL_SCHEME:
+            SentinelTarget.parse(url)
+        return settings
+
+
+def _password(value: object) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        return Secret(value)
+    raise ConfigurationError("redis store: password must be a string")

@@ -1,0 +1,89 @@
+"""The ``redis`` store's settings: what is accepted, what is refused, and what never shows."""
+
+from __future__ import annotations
+
+import pytest
+
+from paycore.errors import ConfigurationError
+from paycore.secrets import Settings
+from paycore_redis import RedisIdempotencyStore, RedisStoreSettings, SentinelTarget
+from paycore_redis.settings import redact_url
+
+
+def test_defaults_are_a_local_redis_and_the_paycore_prefix() -> None:
+    settings = RedisStoreSettings.from_mapping({})
+    assert (settings.url, settings.prefix) == ("redis://127.0.0.1:6379/0", "paycore:idem:")
+
+
+def test_socket_timeout_is_read_and_the_connect_timeout_follows_it() -> None:
+    settings = RedisStoreSettings.from_mapping({"socket_timeout": "0.25"})
+    assert (settings.socket_timeout, settings.connect_timeout) == (0.25, 0.25)
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon", True, float("inf")])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="socket_timeout must be a positive number"):
+        RedisStoreSettings.from_mapping({"socket_timeout": value})
+
+
+def test_an_unknown_setting_is_refused_by_name() -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown setting\(s\) \['ttl'\]"):
+        RedisStoreSettings.from_mapping({"ttl": 5})
+
+
+def test_a_url_of_another_scheme_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="URL scheme 'postgresql'"):
+        RedisStoreSettings.from_mapping({"url": "postgresql://db/x"})
+
+
+def test_a_prefix_that_is_not_text_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="prefix must be a string"):
+        RedisStoreSettings.from_mapping({"prefix": 7})
+
+
+def test_cluster_is_a_flag() -> None:
+    assert RedisStoreSettings.from_mapping({"cluster": "true"}).cluster is True
+    with pytest.raises(ConfigurationError, match="cluster must be true or false"):
+        RedisStoreSettings.from_mapping({"cluster": "maybe"})
+
+
+def test_cluster_with_a_sentinel_url_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="cluster = true needs a redis://"):
+        RedisStoreSettings.from_mapping({"url": "redis+sentinel://s1/main", "cluster": True})
+
+
+def test_a_sentinel_url_names_its_sentinels_service_and_database() -> None:
+    target = SentinelTarget.parse("redis+sentinel://:pw@s1:26380,s2/pos-main/3")
+    assert target.sentinels == (("s1", 26380), ("s2", 26379))
+    assert (target.service, target.db) == ("pos-main", 3)
+    assert target.password is not None
+    assert target.password.reveal() == "pw"
+
+
+def test_a_sentinel_url_without_a_service_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="must name the monitored service"):
+        RedisStoreSettings.from_mapping({"url": "redis+sentinel://s1:26379"})
+
+
+def test_a_sentinel_url_with_a_bad_port_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="sentinel port 'x'"):
+        RedisStoreSettings.from_mapping({"url": "redis+sentinel://s1:x/main"})
+
+
+def test_a_password_in_the_url_never_shows_in_a_repr() -> None:
+    store = RedisIdempotencyStore.from_url("redis://app:hunter2@cache:6379/0")
+    assert "hunter2" not in repr(store)
+    assert "hunter2" not in repr(store.settings)
+    assert "app:***@cache" in repr(store)
+
+
+def test_a_password_setting_is_a_secret() -> None:
+    settings = RedisStoreSettings.from_mapping(Settings({"password": "hunter2"}))
+    assert "hunter2" not in repr(settings)
+    assert settings.password is not None
+    assert settings.password.reveal() == "hunter2"
+
+
+def test_redacting_a_url_without_a_password_leaves_it_as_it_is() -> None:
+    assert redact_url("redis://cache:6379/0") == "redis://cache:6379/0"
+    assert redact_url("rediss://:s3cret@cache:6380/1") == "rediss://:***@cache:6380/1"

@@ -1,0 +1,103 @@
+"""``Database``: runs one unit of work in one transaction in one worker thread.
+
+This is how a blocking driver serves asyncio and trio alike: every repository
+or store method builds a plain function of a :class:`~sqlalchemy.Connection`
+and hands it to :meth:`Database.run`, which calls it inside ``BEGIN ... COMMIT``
+on a worker thread (``anyio.to_thread.run_sync``). The function either returns
+(and the transaction commits) or raises (and it rolls back), so a method is all
+or nothing. A cancelled caller waits for its unit to finish: a transaction is
+never left half-way.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from paycore.errors import StorageUnavailable
+from paycore_sqlalchemy.engine import WRITE_OPTION, acquire_engine, is_sqlite, safe_url
+
+__all__ = ["Database"]
+
+T = TypeVar("T")
+
+
+class Database:
+    """A database reached by URL, with its schema checked (or upgraded) before first use.
+
+    ``auto_upgrade`` applies the packaged migrations on first use; by default it
+    is on for SQLite (the embedded default must just work) and off for servers,
+    where ``paycore db upgrade`` is an explicit deployment step and a schema that
+    is not current raises :class:`~paycore_sqlalchemy.errors.SchemaOutOfDate`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auto_upgrade: bool | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._lease = acquire_engine(url, engine_options)
+        self.engine: sa.Engine = self._lease.engine
+        self.url = safe_url(url)
+        self.dialect: str = self.engine.dialect.name
+        self._auto_upgrade = is_sqlite(url) if auto_upgrade is None else auto_upgrade
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Database {self.url}>"
+
+    async def run(self, work: Callable[[sa.Connection], T], *, write: bool = False) -> T:
+        """Run ``work(connection)`` in one transaction on a worker thread; return its result."""
+        return await anyio.to_thread.run_sync(functools.partial(self.run_sync, work, write=write))
+
+    def run_sync(self, work: Callable[[sa.Connection], T], *, write: bool = False) -> T:
+        """Run ``work(connection)`` in one transaction on the calling thread."""
+        if not self._ready:
+            self._prepare()
+        return self._transaction(work, write=write)
+
+    def _transaction(self, work: Callable[[sa.Connection], T], *, write: bool) -> T:
+        serial = self._lease.serial_lock
+        try:
+            if serial is not None:
+                with serial:
+                    return self._in_transaction(work, write)
+            return self._in_transaction(work, write)
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+            if isinstance(error, exc.DBAPIError) and error.orig is not None:
+                detail = str(error.orig).strip().splitlines()[0]
+            else:
+                detail = type(error).__name__
+            raise StorageUnavailable(f"database {self.url} failed: {detail}") from error
+
+    def _in_transaction(self, work: Callable[[sa.Connection], T], write: bool) -> T:
+        with self.engine.connect() as connection:
+            if write:
+                connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                return work(connection)
+
+    def _prepare(self) -> None:
+        from paycore_sqlalchemy.migrate import ensure_current
+
+        with self._ready_lock:
+            if self._ready:
+                return
+            self._transaction(lambda c: ensure_current(c, upgrade=self._auto_upgrade, url=self.url), write=True)
+            self._ready = True
+
+    def close(self) -> None:
+        """Give back this share of the engine (the last share disposes of it)."""
+        if not self._closed:
+            self._closed = True
+            self._lease.release()

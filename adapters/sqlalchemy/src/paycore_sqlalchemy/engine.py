@@ -1,0 +1,155 @@
+"""Engines by URL: one shared :class:`~sqlalchemy.engine.Engine` per database, set up for paycore.
+
+SQLite gets WAL journaling, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE``
+for units of work that write (so two writers queue on the database lock instead
+of failing to upgrade a read lock). Every engine is reference-counted: the
+repository and the idempotency store of one flow share it, and the last one to
+close disposes of it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from paycore.errors import ConfigurationError
+
+__all__ = ["WRITE_OPTION", "EngineLease", "acquire_engine", "is_sqlite", "parse_url", "safe_url"]
+
+WRITE_OPTION: Final = "paycore_write"
+"""Execution option marking a connection whose transaction will write (SQLite: ``BEGIN IMMEDIATE``)."""
+
+SQLITE_BUSY_TIMEOUT: Final = 30.0
+"""Seconds a SQLite writer waits for the database lock before giving up."""
+
+
+def parse_url(url: str | URL) -> URL:
+    """``url`` as a SQLAlchemy :class:`~sqlalchemy.engine.URL`; :class:`ConfigurationError` if invalid."""
+    if isinstance(url, URL):
+        return url
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(
+            f"sqlalchemy: 'url' must be a database URL such as 'sqlite:///paycore.db', not {url!r}"
+        )
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ConfigurationError(
+            "sqlalchemy: 'url' is not a database URL; expected e.g. 'sqlite:///paycore.db' "
+            "or 'postgresql+psycopg://user@host/db'"
+        ) from None
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password masked, for messages and reprs."""
+    return parse_url(url).render_as_string(hide_password=True)
+
+
+def is_sqlite(url: str | URL) -> bool:
+    """True for ``sqlite`` URLs."""
+    return parse_url(url).get_backend_name() == "sqlite"
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _create_engine(url: URL, options: Mapping[str, Any]) -> Engine:
+    kwargs: dict[str, Any] = {"future": True}
+    if url.get_backend_name() == "sqlite":
+        connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
+        if _is_sqlite_memory(url):
+            kwargs["poolclass"] = StaticPool
+        kwargs["connect_args"] = connect_args
+    else:
+        kwargs["pool_size"] = int(options.get("pool_size", 10))
+        kwargs["max_overflow"] = int(options.get("max_overflow", 10))
+        kwargs["pool_pre_ping"] = bool(options.get("pool_pre_ping", True))
+    if "pool_timeout" in options and not _is_sqlite_memory(url):
+        kwargs["pool_timeout"] = float(options["pool_timeout"])
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except (ArgumentError, ImportError) as error:
+        raise ConfigurationError(f"sqlalchemy: cannot use {safe_url(url)}: {error}") from None
+    if url.get_backend_name() == "sqlite":
+        _configure_sqlite(engine, memory=_is_sqlite_memory(url))
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the sqlite3 module, start transactions.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class EngineLease:
+    """A share of a reference-counted engine; :meth:`release` gives it back."""
+
+    def __init__(self, key: tuple[str, tuple[tuple[str, str], ...]], engine: Engine) -> None:
+        self._key = key
+        self.engine = engine
+        self.serial_lock: threading.Lock | None = threading.Lock() if _is_sqlite_memory(engine.url) else None
+        self._released = False
+
+    def release(self) -> None:
+        """Give the share back; the last share disposes of the engine (idempotent)."""
+        if self._released:
+            return
+        self._released = True
+        _release(self._key)
+
+
+_LOCK = threading.Lock()
+_ENGINES: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Engine, int, threading.Lock | None]] = {}
+
+
+def acquire_engine(url: str | URL, options: Mapping[str, Any] | None = None) -> EngineLease:
+    """A share of the engine for ``url`` (created on first use, shared afterwards).
+
+    ``options`` are pool settings (``pool_size``, ``max_overflow``,
+    ``pool_timeout``, ``pool_pre_ping``); different options get a different engine.
+    """
+    parsed = parse_url(url)
+    options = dict(options or {})
+    key = (parsed.render_as_string(hide_password=False), tuple(sorted((k, str(v)) for k, v in options.items())))
+    with _LOCK:
+        found = _ENGINES.get(key)
+        if found is None:
+            engine = _create_engine(parsed, options)
+            lease = EngineLease(key, engine)
+            _ENGINES[key] = (engine, 1, lease.serial_lock)
+            return lease
+        engine, count, lock = found
+        _ENGINES[key] = (engine, count + 1, lock)
+    lease = EngineLease(key, engine)
+    lease.serial_lock = lock
+    return lease
+
+
+def _release(key: tuple[str, tuple[tuple[str, str], ...]]) -> None:
+    with _LOCK:
+        engine, count, lock = _ENGINES[key]
+        if count > 1:
+            _ENGINES[key] = (engine, count - 1, lock)
+            return
+        del _ENGINES[key]
+    engine.dispose()

@@ -1,0 +1,18 @@
+"""The errors of the SQLAlchemy adapter, each under the core class that says how to handle it."""
+
+from __future__ import annotations
+
+from paycore.errors import ConfigurationError, DuplicatePayment
+
+__all__ = ["DuplicateExternalId", "SchemaOutOfDate"]
+
+
+class SchemaOutOfDate(ConfigurationError):
+    """The database's schema is not the one this version of paycore-sqlalchemy needs.
+
+    Run ``paycore db upgrade --url URL`` (SQLite databases are upgraded on first use).
+    """
+
+
+class DuplicateExternalId(DuplicatePayment):
+    """Another payment of the same provider code and tenant already carries this external id."""

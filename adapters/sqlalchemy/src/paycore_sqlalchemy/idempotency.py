@@ -1,0 +1,205 @@
+"""``SqlIdempotencyStore``: idempotency keys in a SQL table, using the database's own atomicity.
+
+``claim`` is ``INSERT ... ON CONFLICT DO NOTHING``: of many concurrent callers
+(threads, processes, hosts) exactly one inserts the row and holds the key. The
+others read the row and either replay its result, refuse, or take over an
+expired lease with a conditional ``UPDATE ... WHERE token = :old AND expires_at
+<= :now`` that again only one of them can win. ``complete`` and ``release``
+name the holder's token in their ``WHERE`` clause, so a holder whose lease was
+taken over changes nothing.
+
+Lease and retention deadlines are Unix seconds from a wall clock (``time.time``
+by default, injectable): processes sharing the database must have synchronised
+clocks, which leases of tens of seconds tolerate easily.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, IdempotencyLeaseLost
+from paycore.storage import IdempotencyClaim
+from paycore_sqlalchemy.database import Database
+from paycore_sqlalchemy.schema import idempotency_keys as keys
+
+__all__ = ["SqlIdempotencyStore"]
+
+_ATTEMPTS: Final = 5
+"""Rounds of insert-or-inspect before giving up (a row can vanish between them by ``release``)."""
+
+_ROW = sa.select(keys.c.fingerprint, keys.c.token, keys.c.result, keys.c.expires_at).where(
+    keys.c.scope == sa.bindparam("scope"), keys.c.key == sa.bindparam("key")
+)
+_TAKE_OVER = (
+    sa.update(keys)
+    .where(
+        keys.c.scope == sa.bindparam("b_scope"),
+        keys.c.key == sa.bindparam("b_key"),
+        keys.c.token == sa.bindparam("b_token"),
+        keys.c.expires_at <= sa.bindparam("b_now"),
+    )
+    .values(token=sa.bindparam("token"), expires_at=sa.bindparam("expires_at"))
+)
+_REPLACE_EXPIRED_RESULT = (
+    sa.update(keys)
+    .where(
+        keys.c.scope == sa.bindparam("b_scope"),
+        keys.c.key == sa.bindparam("b_key"),
+        keys.c.token.is_(None),
+        keys.c.expires_at <= sa.bindparam("b_now"),
+    )
+    .values(
+        fingerprint=sa.bindparam("fingerprint"),
+        token=sa.bindparam("token"),
+        result=sa.null(),
+        expires_at=sa.bindparam("expires_at"),
+    )
+)
+_COMPLETE = (
+    sa.update(keys)
+    .where(
+        keys.c.scope == sa.bindparam("b_scope"),
+        keys.c.key == sa.bindparam("b_key"),
+        keys.c.token == sa.bindparam("b_token"),
+    )
+    .values(token=sa.null(), result=sa.bindparam("result"), expires_at=sa.bindparam("expires_at"))
+)
+_RELEASE = sa.delete(keys).where(
+    keys.c.scope == sa.bindparam("scope"),
+    keys.c.key == sa.bindparam("key"),
+    keys.c.token == sa.bindparam("token"),
+)
+_PURGE = sa.delete(keys).where(keys.c.token.is_(None), keys.c.expires_at <= sa.bindparam("now"))
+
+
+def _insert_if_absent(dialect: str) -> sa.Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(keys).on_conflict_do_nothing(index_elements=[keys.c.scope, keys.c.key])
+    return statement.execution_options(preserve_rowcount=True)
+
+
+class SqlIdempotencyStore:
+    """An :class:`~paycore.storage.IdempotencyStore` in the ``paycore_idempotency_keys`` table.
+
+    ``clock`` returns Unix seconds; inject one to test lease expiry without sleeping.
+    """
+
+    def __init__(
+        self,
+        database: Database | str,
+        *,
+        clock: Callable[[], float] = time.time,
+        auto_upgrade: bool | None = None,
+    ) -> None:
+        self._owns_database = not isinstance(database, Database)
+        self.database = Database(database, auto_upgrade=auto_upgrade) if isinstance(database, str) else database
+        if self.database.dialect not in ("sqlite", "postgresql"):
+            from paycore.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"sqlalchemy idempotency store: {self.database.dialect!r} has no insert-if-absent "
+                "here; use SQLite or PostgreSQL"
+            )
+        self._insert = _insert_if_absent(self.database.dialect)
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"<SqlIdempotencyStore {self.database.url}>"
+
+    async def claim(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
+        """Take the key, replay its result, or refuse (see :class:`~paycore.storage.IdempotencyStore`)."""
+        token = secrets.token_hex(16)
+        now = self._clock()
+        expires_at = now + lease_seconds
+
+        def work(connection: sa.Connection) -> IdempotencyClaim:
+            for _ in range(_ATTEMPTS):
+                inserted = connection.execute(
+                    self._insert,
+                    {
+                        "scope": scope,
+                        "key": key,
+                        "fingerprint": fingerprint,
+                        "token": token,
+                        "result": None,
+                        "expires_at": expires_at,
+                    },
+                )
+                if inserted.rowcount == 1:
+                    return IdempotencyClaim(token=token)
+                row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
+                if row is None:
+                    continue  # released between our insert and our read: insert again
+                claim = self._decide(connection, row, scope, key, fingerprint, token, now, expires_at)
+                if claim is not None:
+                    return claim
+            raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
+
+        return await self.database.run(work, write=True)
+
+    @staticmethod
+    def _decide(
+        connection: sa.Connection,
+        row: sa.Row[Any],
+        scope: str,
+        key: str,
+        fingerprint: str,
+        token: str,
+        now: float,
+        expires_at: float,
+    ) -> IdempotencyClaim | None:
+        stored_fingerprint, holder, result, stored_expiry = row
+        where = {"b_scope": scope, "b_key": key, "b_now": now}
+        if holder is None and stored_expiry <= now:
+            # A completed result past its retention: the key is free again.
+            replaced = connection.execute(
+                _REPLACE_EXPIRED_RESULT,
+                {**where, "fingerprint": fingerprint, "token": token, "expires_at": expires_at},
+            )
+            return IdempotencyClaim(token=token) if replaced.rowcount == 1 else None
+        if stored_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
+        if holder is None:
+            return IdempotencyClaim(result=result)
+        if stored_expiry > now:
+            raise IdempotencyInProgress(f"idempotency key {key!r}: the first request with it is still running")
+        taken = connection.execute(_TAKE_OVER, {**where, "b_token": holder, "token": token, "expires_at": expires_at})
+        return IdempotencyClaim(token=token, taken_over=True) if taken.rowcount == 1 else None
+
+    async def complete(
+        self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
+    ) -> None:
+        """Store ``result`` for ``ttl_seconds`` if ``token`` still holds the key; else :class:`IdempotencyLeaseLost`."""
+        parameters = {
+            "b_scope": scope,
+            "b_key": key,
+            "b_token": token,
+            "result": dict(result),
+            "expires_at": self._clock() + ttl_seconds,
+        }
+        done = await self.database.run(lambda c: c.execute(_COMPLETE, parameters).rowcount, write=True)
+        if done != 1:
+            raise IdempotencyLeaseLost(
+                f"idempotency key {key!r}: this request's lease expired and another request took it over"
+            )
+
+    async def release(self, *, scope: str, key: str, token: str) -> None:
+        """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""
+        parameters = {"scope": scope, "key": key, "token": token}
+        await self.database.run(lambda c: c.execute(_RELEASE, parameters), write=True)
+
+    async def purge_expired(self) -> int:
+        """Delete completed results past their retention; return how many were deleted."""
+        now = self._clock()
+        return await self.database.run(lambda c: c.execute(_PURGE, {"now": now}).rowcount, write=True)
+
+    async def aclose(self) -> None:
+        """Give back the database connection pool share."""
+        if self._owns_database:
+            self.database.close()

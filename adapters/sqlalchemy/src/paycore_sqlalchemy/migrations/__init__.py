@@ -1,0 +1,1 @@
+"""The Alembic migrations of paycore-sqlalchemy (applied with ``paycore db upgrade``)."""

@@ -1,0 +1,304 @@
+"""``SqlPaymentRepository``: payments, refunds, events and webhook receipts in SQL tables.
+
+Each method is one transaction (see :class:`~paycore_sqlalchemy.database.Database`).
+``save`` is an optimistic-concurrency write::
+
+    UPDATE paycore_payments SET ... WHERE id = :id AND version = :version - 1
+
+and only if it matched a row are the refunds replaced and the events and
+webhook receipts inserted; a receipt whose ``(provider, tenant, event_id)``
+exists already breaks the primary key, and the whole transaction rolls back
+as a :class:`~paycore.errors.ConcurrentUpdate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from paycore.errors import (
+    ConcurrentUpdate,
+    DuplicatePayment,
+    InvalidAmount,
+    PaymentNotFound,
+    ValidationError,
+)
+from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
+from paycore.status import PaymentStatus
+from paycore_sqlalchemy.codec import (
+    event_row,
+    payment_from_row,
+    payment_row,
+    receipt_row,
+    refund_from_row,
+    refund_rows,
+    row_event,
+    store_tenant,
+)
+from paycore_sqlalchemy.constraints import is_check_violation, violated
+from paycore_sqlalchemy.database import Database
+from paycore_sqlalchemy.errors import DuplicateExternalId
+from paycore_sqlalchemy.schema import payment_events, payments, refunds, webhook_receipts
+
+__all__ = ["SqlPaymentRepository"]
+
+_REFUND_COLUMNS = [
+    refunds.c.id.label("refund_id"),
+    refunds.c.amount.label("refund_amount"),
+    refunds.c.currency.label("refund_currency"),
+    refunds.c.status.label("refund_status"),
+    refunds.c.reason.label("refund_reason"),
+    refunds.c.external_id.label("refund_external_id"),
+    refunds.c.created_at.label("refund_created_at"),
+    refunds.c.updated_at.label("refund_updated_at"),
+]
+_WITH_REFUNDS = payments.outerjoin(refunds, refunds.c.payment_id == payments.c.id)
+_INSERT_PAYMENT = sa.insert(payments)
+_INSERT_REFUNDS = sa.insert(refunds)
+_INSERT_EVENTS = sa.insert(payment_events)
+_INSERT_RECEIPTS = sa.insert(webhook_receipts)
+_DELETE_REFUNDS = sa.delete(refunds).where(refunds.c.payment_id == sa.bindparam("payment_id"))
+_UPDATE_PAYMENT = (
+    sa.update(payments)
+    .where(payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_previous"))
+    .values({c.name: sa.bindparam(c.name) for c in payments.c if c.name != "id"})
+)
+_VERSION_OF = sa.select(payments.c.version).where(payments.c.id == sa.bindparam("payment_id"))
+_EVENTS_OF = (
+    sa.select(payment_events)
+    .where(payment_events.c.payment_id == sa.bindparam("payment_id"))
+    .order_by(payment_events.c.sequence)
+)
+_HAS_RECEIPT = sa.select(sa.literal(1)).where(
+    webhook_receipts.c.provider == sa.bindparam("provider"),
+    webhook_receipts.c.tenant == sa.bindparam("tenant"),
+    webhook_receipts.c.event_id == sa.bindparam("event_id"),
+)
+
+
+def _with_refunds(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    return sa.select(payments, *_REFUND_COLUMNS).select_from(_WITH_REFUNDS).where(*where).order_by(refunds.c.position)
+
+
+_GET = _with_refunds(payments.c.id == sa.bindparam("payment_id"))
+_GET_BY_EXTERNAL = _with_refunds(
+    payments.c.provider == sa.bindparam("provider"),
+    payments.c.tenant == sa.bindparam("tenant"),
+    payments.c.external_id == sa.bindparam("external_id"),
+)
+
+
+def _payments_from(rows: Sequence[sa.Row[Any]]) -> list[Payment]:
+    """Fold joined payment/refund rows (grouped by payment, refunds in order) into payments."""
+    found: list[Payment] = []
+    current: sa.RowMapping | None = None
+    held: list[Refund] = []
+    for row in rows:
+        mapping = row._mapping
+        if current is None or mapping["id"] != current["id"]:
+            if current is not None:
+                found.append(payment_from_row(current, held))
+            current, held = mapping, []
+        if mapping["refund_id"] is not None:
+            held.append(refund_from_row(mapping, mapping["id"]))
+    if current is not None:
+        found.append(payment_from_row(current, held))
+    return found
+
+
+def _refuse_bad_input(error: exc.StatementError) -> None:
+    if isinstance(error, exc.IntegrityError) and is_check_violation(error):
+        raise InvalidAmount(f"refused to store a negative amount ({violated(error)})") from None
+    if not isinstance(error, exc.DBAPIError) and isinstance(error.orig, ValueError):
+        raise ValidationError(str(error.orig)) from None
+
+
+class SqlPaymentRepository:
+    """A :class:`~paycore.storage.PaymentRepository` over SQLAlchemy Core (SQLite, PostgreSQL).
+
+    Build it with a URL (``SqlPaymentRepository("sqlite:///paycore.db")``) or a
+    shared :class:`Database`. Safe to share between tasks, threads and event loops.
+    """
+
+    def __init__(self, database: Database | str, *, auto_upgrade: bool | None = None) -> None:
+        self._owns_database = not isinstance(database, Database)
+        self.database = Database(database, auto_upgrade=auto_upgrade) if isinstance(database, str) else database
+
+    def __repr__(self) -> str:
+        return f"<SqlPaymentRepository {self.database.url}>"
+
+    async def add(self, payment: Payment, events: Sequence[PaymentEvent]) -> None:
+        """Store a new payment and its first events; :class:`DuplicatePayment` if the id exists."""
+        row = payment_row(payment)
+        refund_list = refund_rows(payment)
+        event_list = [event_row(e) for e in events]
+
+        def work(connection: sa.Connection) -> None:
+            connection.execute(_INSERT_PAYMENT, row)
+            if refund_list:
+                connection.execute(_INSERT_REFUNDS, refund_list)
+            if event_list:
+                connection.execute(_INSERT_EVENTS, event_list)
+
+        try:
+            await self.database.run(work, write=True)
+        except exc.IntegrityError as error:
+            _refuse_bad_input(error)
+            where = violated(error)
+            if "external_id" in where:
+                raise DuplicateExternalId(
+                    f"payment {payment.id}: provider {payment.provider!r} external id "
+                    f"{payment.external_id!r} belongs to another payment of tenant {payment.tenant!r}"
+                ) from None
+            raise DuplicatePayment(f"payment {payment.id} exists already") from None
+        except exc.StatementError as error:
+            _refuse_bad_input(error)
+            raise
+
+    async def get(self, payment_id: str) -> Payment:
+        """The payment with ``payment_id``; :class:`PaymentNotFound` if none."""
+
+        def work(connection: sa.Connection) -> list[Payment]:
+            return _payments_from(connection.execute(_GET, {"payment_id": payment_id}).all())
+
+        found = await self.database.run(work)
+        if not found:
+            raise PaymentNotFound(f"no payment {payment_id!r}")
+        return found[0]
+
+    async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
+        """The payment ``provider`` knows as ``external_id`` in ``tenant``; :class:`PaymentNotFound` if none."""
+        parameters = {"provider": provider, "tenant": store_tenant(tenant), "external_id": external_id}
+
+        def work(connection: sa.Connection) -> list[Payment]:
+            return _payments_from(connection.execute(_GET_BY_EXTERNAL, parameters).all())
+
+        found = await self.database.run(work)
+        if not found:
+            raise PaymentNotFound(
+                f"no payment of provider {provider!r} in tenant {tenant!r} with external id {external_id!r}"
+            )
+        return found[0]
+
+    async def save(
+        self,
+        payment: Payment,
+        events: Sequence[PaymentEvent] = (),
+        receipts: Sequence[WebhookReceipt] = (),
+    ) -> None:
+        """Replace the payment if its version follows the stored one; append events; record receipts."""
+        row = payment_row(payment)
+        row["b_id"] = row.pop("id")
+        row["b_previous"] = payment.version - 1
+        refund_list = refund_rows(payment)
+        event_list = [event_row(e) for e in events]
+        receipt_list = [receipt_row(r) for r in receipts]
+
+        def work(connection: sa.Connection) -> None:
+            if connection.execute(_UPDATE_PAYMENT, row).rowcount != 1:
+                stored = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
+                if stored is None:
+                    raise PaymentNotFound(f"no payment {payment.id!r}")
+                raise ConcurrentUpdate(
+                    f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
+                )
+            connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
+            if refund_list:
+                connection.execute(_INSERT_REFUNDS, refund_list)
+            if event_list:
+                connection.execute(_INSERT_EVENTS, event_list)
+            if receipt_list:
+                connection.execute(_INSERT_RECEIPTS, receipt_list)
+
+        try:
+            await self.database.run(work, write=True)
+        except exc.IntegrityError as error:
+            _refuse_bad_input(error)
+            where = violated(error)
+            if "external_id" in where:
+                raise DuplicateExternalId(
+                    f"payment {payment.id}: provider {payment.provider!r} external id "
+                    f"{payment.external_id!r} belongs to another payment of tenant {payment.tenant!r}"
+                ) from None
+            raise ConcurrentUpdate(
+                f"payment {payment.id}: a webhook receipt or event was recorded concurrently"
+            ) from None
+        except exc.StatementError as error:
+            _refuse_bad_input(error)
+            raise
+
+    async def list_payments(
+        self,
+        *,
+        tenant: str | None = None,
+        order_id: str | None = None,
+        status: PaymentStatus | None = None,
+        limit: int | None = None,
+    ) -> list[Payment]:
+        """Payments matching every given filter (``tenant=None``: all tenants), oldest first."""
+        where = []
+        if tenant is not None:
+            where.append(payments.c.tenant == store_tenant(tenant))
+        if order_id is not None:
+            where.append(payments.c.order_id == order_id)
+        if status is not None:
+            where.append(payments.c.status == PaymentStatus(status).value)
+        order = (payments.c.created_at, payments.c.id)
+        return await self.database.run(lambda c: self._page(c, where, order, limit))
+
+    async def list_stale(
+        self, *, statuses: Sequence[PaymentStatus], updated_before: datetime, limit: int
+    ) -> list[Payment]:
+        """Up to ``limit`` payments in ``statuses`` last updated before ``updated_before``, oldest first."""
+        if not statuses or limit <= 0:
+            return []
+        where = [
+            payments.c.status.in_([PaymentStatus(s).value for s in statuses]),
+            payments.c.updated_at < updated_before,
+        ]
+        order = (payments.c.updated_at, payments.c.id)
+        return await self.database.run(lambda c: self._page(c, where, order, limit))
+
+    @staticmethod
+    def _page(
+        connection: sa.Connection,
+        where: list[sa.ColumnElement[bool]],
+        order: tuple[sa.ColumnElement[Any], ...],
+        limit: int | None,
+    ) -> list[Payment]:
+        if limit is not None and limit <= 0:
+            return []
+        if limit is None:
+            query = sa.select(payments, *_REFUND_COLUMNS).select_from(_WITH_REFUNDS).where(*where)
+        else:
+            page = sa.select(payments.c.id).where(*where).order_by(*order).limit(limit).subquery()
+            query = sa.select(payments, *_REFUND_COLUMNS).select_from(
+                payments.join(page, page.c.id == payments.c.id).outerjoin(
+                    refunds, refunds.c.payment_id == payments.c.id
+                )
+            )
+        query = query.order_by(*order, refunds.c.position)
+        return _payments_from(connection.execute(query).all())
+
+    async def list_events(self, payment_id: str) -> list[PaymentEvent]:
+        """The payment's events in sequence order."""
+
+        def work(connection: sa.Connection) -> list[PaymentEvent]:
+            rows = connection.execute(_EVENTS_OF, {"payment_id": payment_id}).all()
+            return [row_event(r._mapping) for r in rows]
+
+        return await self.database.run(work)
+
+    async def has_receipt(self, provider: str, tenant: str | None, event_id: str) -> bool:
+        """True when a webhook with ``event_id`` from ``provider`` in ``tenant`` was applied."""
+        parameters = {"provider": provider, "tenant": store_tenant(tenant), "event_id": event_id}
+        return await self.database.run(lambda c: c.execute(_HAS_RECEIPT, parameters).first() is not None)
+
+    async def aclose(self) -> None:
+        """Give back the database connection pool share."""
+        if self._owns_database:
+            self.database.close()

@@ -1,0 +1,52 @@
+"""The cash part of ``paycore demo``: a till's day, from the opening float to the count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paycore.hookspecs import DemoStepRegistrar
+
+__all__ = ["register_steps"]
+
+
+def register_steps(register: DemoStepRegistrar) -> None:
+    """Register the cash drawer step of the demo restaurant day."""
+    register("cash drawer", order=20, run=run_cash_day, providers={"cash": {"type": "cash", "currency": "XOF"}})
+
+
+async def run_cash_day(context: Any) -> None:
+    """Open till T1, sell for cash with change, refund one sale, drop cash, close and report."""
+    from paycore.money import Money
+    from paycore_cash.drawers import CashDrawers
+    from paycore_cash.sales import take_cash
+
+    flow, tenant = context.flow, context.tenant
+    drawers = CashDrawers(flow, tenant=tenant, currency="XOF")
+    xof = lambda amount: Money.of(amount, "XOF")  # noqa: E731
+    session = await drawers.open(till="T1", opening_float=xof("20000"), opened_by="Awa")
+    context.echo(f"Awa opens till T1 with a float of 20 000 XOF (session {session.id})")
+    sales = []
+    for number, (due, handed) in enumerate(
+        [("3500", "5000"), ("12000", "12000"), ("7500", "10000"), ("2000", "5000")], start=1
+    ):
+        sale = await take_cash(
+            flow,
+            amount=xof(due),
+            tendered=xof(handed),
+            till="T1",
+            order_id=f"T1-{number:04d}",
+            tenant=tenant,
+            cashier="Awa",
+        )
+        sales.append(sale)
+        context.echo(
+            f"  order T1-{number:04d}: {due} XOF due, {handed} XOF handed over, change {sale.change.amount} XOF"
+        )
+    refund = await flow.refund(sales[2].payment.id, amount=xof("2500"), reason="dessert never came", tenant=tenant)
+    context.echo(f"  refund of {refund.amount.amount} XOF in cash on order T1-0003 ({refund.status.value})")
+    await drawers.pay_out(till="T1", amount=xof("20000"), reason="drop to the safe", actor="Awa")
+    context.echo("  20 000 XOF dropped to the safe")
+    closed = await drawers.close(till="T1", counted=xof("22000"), closed_by="Awa")
+    context.echo("Awa counts 22 000 XOF and closes the drawer:")
+    context.echo((await drawers.report(closed.id)).render())
+    context.shared["cash_session"] = closed.id

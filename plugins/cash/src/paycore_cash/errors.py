@@ -1,0 +1,58 @@
+"""The errors of the cash plugin, under :class:`paycore.errors.PaycoreError`.
+
+Each also subclasses the core class that says how to handle it: a
+``ValidationError`` was refused before anything changed, a ``NotFound`` names
+something that does not exist in the caller's scope.
+"""
+
+from __future__ import annotations
+
+from paycore.errors import NotFound, PaycoreError, ValidationError
+
+__all__ = [
+    "CashError",
+    "DrawerAlreadyOpen",
+    "DrawerClosed",
+    "DrawerNotFound",
+    "ForeignCurrency",
+    "InsufficientDrawerCash",
+    "InsufficientTender",
+    "InvalidCashRequest",
+    "NoOpenDrawer",
+]
+
+
+class CashError(PaycoreError):
+    """The root of the cash plugin's errors."""
+
+
+class DrawerNotFound(CashError, NotFound):
+    """No drawer session with that id (in this tenant)."""
+
+
+class DrawerAlreadyOpen(CashError, ValidationError):
+    """The till already has an open session: close it before opening another."""
+
+
+class DrawerClosed(CashError, ValidationError):
+    """The session is closed: it takes no cash and cannot be closed again."""
+
+
+class NoOpenDrawer(CashError, ValidationError):
+    """Cash was taken or paid out at a till whose drawer is not open."""
+
+
+class InsufficientTender(CashError, ValidationError):
+    """Less cash was tendered than the amount due (and split tender was not asked for)."""
+
+
+class InsufficientDrawerCash(CashError, ValidationError):
+    """A refund or pay-out asks for more cash than the drawer holds."""
+
+
+class ForeignCurrency(CashError, ValidationError):
+    """An amount is not in the drawer's currency."""
+
+
+class InvalidCashRequest(CashError, ValidationError):
+    """A drawer or cash request is malformed: a missing till, a blank name, a negative amount."""

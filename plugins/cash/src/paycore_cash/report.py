@@ -1,0 +1,188 @@
+"""``DrawerReport``: one session at a glance, as a cashier reads it at closing time.
+
+Opening float, each movement, then expected, counted and variance. Amounts are
+written in their currency with thousands grouped: ``1 500 XOF``, ``12.50 EUR``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from attrs import frozen
+
+from paycore.money import Money
+from paycore_cash.records import CashMovement, DrawerSession, MovementKind
+from paycore_cash.totals import DrawerTotals, drawer_totals
+
+__all__ = ["DrawerReport", "format_money"]
+
+_KIND_LABELS = {
+    MovementKind.SALE: "sale",
+    MovementKind.REFUND: "refund",
+    MovementKind.PAY_IN: "pay-in",
+    MovementKind.PAY_OUT: "pay-out",
+}
+
+
+def format_money(amount: Money, *, signed: bool = False) -> str:
+    """``amount`` as a cashier writes it: ``1 500 XOF``, ``-12.50 EUR``, ``+200 XOF`` if ``signed``."""
+    sign = "-" if amount.is_negative() else ("+" if signed and amount.is_positive() else "")
+    whole, _, fraction = f"{abs(amount).amount:f}".partition(".")
+    groups = []
+    while len(whole) > 3:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    groups.insert(0, whole)
+    number = " ".join(groups) + (f".{fraction}" if fraction else "")
+    return f"{sign}{number} {amount.currency}"
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+
+
+@frozen
+class DrawerReport:
+    """A drawer session with its movements and totals; :meth:`render` gives the text."""
+
+    session: DrawerSession
+    movements: tuple[CashMovement, ...]
+    totals: DrawerTotals
+
+    @classmethod
+    def build(cls, session: DrawerSession, movements: Sequence[CashMovement]) -> DrawerReport:
+        """The report of ``session`` from its stored movements."""
+        return cls(session, tuple(movements), drawer_totals(session, movements))
+
+    @property
+    def expected(self) -> Money:
+        """The cash the drawer should hold (as stored at closing, once closed)."""
+        return self.session.expected if self.session.expected is not None else self.totals.expected
+
+    @property
+    def counted(self) -> Money | None:
+        """The cash counted at closing; ``None`` while open."""
+        return self.session.counted
+
+    @property
+    def variance(self) -> Money | None:
+        """Counted minus expected (negative: cash is missing); ``None`` while open."""
+        return self.session.variance
+
+    def render(self) -> str:
+        """The report as plain text, one movement a line."""
+        session = self.session
+        tenant = f" ({session.tenant})" if session.tenant else ""
+        lines = [
+            f"Cash drawer {session.till}{tenant}, session {session.id}",
+            f"Opened {_when(session.opened_at)} by {session.opened_by}",
+        ]
+        if session.is_open:
+            lines.append("Still open")
+        else:
+            lines.append(f"Closed {_when(session.closed_at)} by {session.closed_by}")
+        lines.append("")
+        rows = [("#", "time", "kind", "amount", "by", "note")]
+        for number, movement in enumerate(self.movements, start=1):
+            rows.append(
+                (
+                    str(number),
+                    movement.at.strftime("%H:%M"),
+                    _KIND_LABELS[movement.kind],
+                    format_money(movement.signed_amount, signed=True),
+                    movement.actor,
+                    _note(movement),
+                )
+            )
+        if len(rows) == 1:
+            lines.append("No cash movements.")
+        else:
+            widths = [max(len(row[i]) for row in rows) for i in range(5)]
+            for row in rows:
+                cells = [
+                    row[0].rjust(widths[0]),
+                    row[1].ljust(widths[1]),
+                    row[2].ljust(widths[2]),
+                    row[3].rjust(widths[3]),
+                    row[4].ljust(widths[4]),
+                    row[5],
+                ]
+                lines.append("  ".join(cells).rstrip())
+        lines.append("")
+        totals = self.totals
+        summary = [
+            ("Opening float", format_money(totals.opening_float)),
+            (f"Cash sales ({totals.sale_count})", format_money(totals.sales, signed=True)),
+            (f"Refunds ({totals.refund_count})", format_money(-totals.refunds)),
+            ("Pay-ins", format_money(totals.pay_ins, signed=True)),
+            ("Pay-outs", format_money(-totals.pay_outs)),
+            ("Expected in drawer", format_money(self.expected)),
+        ]
+        if self.counted is not None and self.variance is not None:
+            summary.append(("Counted", format_money(self.counted)))
+            summary.append(("Variance", format_money(self.variance, signed=True) + _verdict(self.variance)))
+        label_width = max(len(label) for label, _ in summary)
+        amount_width = max(len(amount.split("  ")[0]) for _, amount in summary)
+        for label, amount in summary:
+            figure, _, verdict = amount.partition("  ")
+            line = f"{label.ljust(label_width)}  {figure.rjust(amount_width)}"
+            lines.append(f"{line}  {verdict}" if verdict else line)
+        return "\n".join(lines) + "\n"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (amounts as decimal strings with their currency)."""
+        session = self.session
+
+        def money(value: Money | None) -> dict[str, str] | None:
+            return None if value is None else {"amount": f"{value.amount:f}", "currency": value.currency}
+
+        return {
+            "session_id": session.id,
+            "tenant": session.tenant,
+            "till": session.till,
+            "status": str(session.status),
+            "opened_by": session.opened_by,
+            "opened_at": session.opened_at.isoformat(),
+            "closed_by": session.closed_by,
+            "closed_at": session.closed_at.isoformat() if session.closed_at else None,
+            "opening_float": money(session.opening_float),
+            "movements": [
+                {
+                    "id": m.id,
+                    "kind": str(m.kind),
+                    "amount": money(m.amount),
+                    "at": m.at.isoformat(),
+                    "actor": m.actor,
+                    "reason": m.reason,
+                    "payment_id": m.payment_id,
+                    "refund_id": m.refund_id,
+                    "tendered": money(m.tendered),
+                    "change": money(m.change),
+                }
+                for m in self.movements
+            ],
+            "sales": money(self.totals.sales),
+            "refunds": money(self.totals.refunds),
+            "pay_ins": money(self.totals.pay_ins),
+            "pay_outs": money(self.totals.pay_outs),
+            "expected": money(self.expected),
+            "counted": money(self.counted),
+            "variance": money(self.variance),
+        }
+
+
+def _verdict(variance: Money) -> str:
+    if variance.is_zero():
+        return "  (balanced)"
+    return "  (over)" if variance.is_positive() else "  (short)"
+
+
+def _note(movement: CashMovement) -> str:
+    parts = [movement.reason] if movement.reason else []
+    if movement.tendered is not None:
+        parts.append(f"tendered {format_money(movement.tendered)}")
+    if movement.change is not None and movement.change.is_positive():
+        parts.append(f"change {format_money(movement.change)}")
+    return ", ".join(parts)

@@ -1,0 +1,94 @@
+"""``DrawerStorage``: the protocol drawer sessions and cash movements are stored through.
+
+Adapters implement it beside their payment repository (memory, SQLAlchemy,
+Django) and hand it out through the ``paycore_cash_drawer_storage`` hook.
+Every method is async and is **one unit of work**: it commits, or it raises
+and changes nothing. :class:`paycore_cash.testing.DrawerStorageConformance`
+pins down every rule stated here.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from paycore_cash.records import CashMovement, DrawerSession, MovementKind
+
+__all__ = ["DrawerStorage"]
+
+
+@runtime_checkable
+class DrawerStorage(Protocol):
+    """Stores drawer sessions and their cash movements."""
+
+    async def open_session(self, session: DrawerSession) -> None:
+        """Store a new OPEN session (``version`` 1).
+
+        Raises :class:`~paycore_cash.errors.DrawerAlreadyOpen` if a session with
+        ``session.id`` exists, or if ``(tenant, till)`` has an OPEN session. The
+        storage itself enforces one open session per till, so of many
+        concurrent opens exactly one wins (SQL: a partial unique index on
+        ``(tenant, till) WHERE status = 'open'``; tenant ``None`` counts as one
+        tenant, e.g. stored as ``''`` or indexed through ``COALESCE``).
+        """
+
+    async def get_session(self, session_id: str) -> DrawerSession:
+        """The session with ``session_id``; :class:`~paycore_cash.errors.DrawerNotFound` if none."""
+        ...
+
+    async def get_open_session(self, tenant: str | None, till: str) -> DrawerSession | None:
+        """The OPEN session of ``till`` in ``tenant`` (``None`` is a tenant of its own), if any."""
+        ...
+
+    async def list_sessions(self, tenant: str | None, till: str | None = None) -> list[DrawerSession]:
+        """The sessions of ``tenant`` (exactly that tenant; ``None`` is the tenant-less one),
+        of one ``till`` if given, oldest first (by ``opened_at``, then ``id``)."""
+        ...
+
+    async def add_movement(self, movement: CashMovement) -> CashMovement:
+        """Store ``movement`` and return it; or return the one stored already. Atomically:
+
+        1. if a movement with the same ``id``, or (for a SALE) with the same
+           ``payment_id`` and kind SALE, or (for a REFUND) with the same
+           ``refund_id``, is stored already, return that stored movement
+           unchanged (a retry is a no-op, even after its session closed);
+        2. otherwise the session ``movement.session_id`` must exist
+           (:class:`~paycore_cash.errors.DrawerNotFound`) and be OPEN
+           (:class:`~paycore_cash.errors.DrawerClosed`);
+        3. store it, add one to the session's ``version`` (so a close computed
+           before this movement fails its version check and is recomputed),
+           and return it.
+
+        Returning a stored movement changes nothing (the version stays).
+        SQL sketch: ``UPDATE sessions SET version = version + 1 WHERE id = :id
+        AND status = 'open'`` then ``INSERT`` the movement, in one transaction,
+        with unique indexes on the movement id, on SALE ``payment_id`` and on
+        REFUND ``refund_id``.
+        """
+        ...
+
+    async def find_movement(
+        self,
+        *,
+        kind: MovementKind,
+        payment_id: str | None = None,
+        refund_id: str | None = None,
+    ) -> CashMovement | None:
+        """The stored movement of ``kind`` for ``payment_id`` (a SALE) or ``refund_id``
+        (a REFUND); ``None`` if there is none. Given both, both must match."""
+        ...
+
+    async def list_movements(self, session_id: str) -> list[CashMovement]:
+        """The session's movements in the order they were added (empty if none)."""
+        ...
+
+    async def close_session(self, session: DrawerSession) -> None:
+        """Replace the stored OPEN session with ``session``, its CLOSED record.
+
+        ``session.version`` must be the stored version plus one. Raises
+        :class:`~paycore_cash.errors.DrawerNotFound` if it does not exist,
+        :class:`~paycore_cash.errors.DrawerClosed` if the stored one is closed
+        already, :class:`~paycore.errors.ConcurrentUpdate` if the version does
+        not follow the stored one; and changes nothing then. After it,
+        ``add_movement`` into the session raises ``DrawerClosed``: a closed
+        session and its movements never change.
+        """

@@ -1,0 +1,373 @@
+"""``DrawerStorageConformance``: the rules every drawer storage must keep, as pytest tests.
+
+Subclass it in an adapter's tests and override the ``drawer_storage`` fixture
+with a fresh, empty storage::
+
+    from paycore_cash.testing import DrawerStorageConformance
+
+    class TestMyDrawerStorage(DrawerStorageConformance):
+        @pytest.fixture
+        async def drawer_storage(self, tmp_path):
+            storage = ...
+            yield storage
+
+Every test runs under asyncio and trio.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+from attrs import evolve
+
+from paycore.errors import ConcurrentUpdate
+from paycore.money import Money
+from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound
+from paycore_cash.records import (
+    CashMovement,
+    DrawerSession,
+    DrawerStatus,
+    MovementKind,
+    new_movement_id,
+    new_session_id,
+)
+from paycore_cash.storage import DrawerStorage
+
+__all__ = ["DrawerStorageConformance", "make_movement", "make_session"]
+
+_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+def make_session(
+    *, tenant: str | None = "chez-awa", till: str = "T1", float_: str = "10000", currency: str = "XOF", **fields: Any
+) -> DrawerSession:
+    """An open session, ready to store."""
+    values: dict[str, Any] = {
+        "id": new_session_id(),
+        "tenant": tenant,
+        "till": till,
+        "currency": currency,
+        "opening_float": Money.of(float_, currency),
+        "opened_by": "Awa",
+        "opened_at": _START,
+    }
+    values.update(fields)
+    return DrawerSession(**values)
+
+
+def make_movement(
+    session: DrawerSession, kind: MovementKind = MovementKind.PAY_IN, amount: str = "500", **fields: Any
+) -> CashMovement:
+    """A movement of ``amount`` into or out of ``session``."""
+    values: dict[str, Any] = {
+        "id": new_movement_id(),
+        "session_id": session.id,
+        "kind": kind,
+        "amount": Money.of(amount, session.currency),
+        "at": _START + timedelta(minutes=5),
+        "actor": "Awa",
+        "reason": "float top-up",
+    }
+    values.update(fields)
+    return CashMovement(**values)
+
+
+def closed(session: DrawerSession, counted: str = "10000") -> DrawerSession:
+    """The closed record of ``session`` as stored now, counted at ``counted``."""
+    count = Money.of(counted, session.currency)
+    return evolve(
+        session,
+        status=DrawerStatus.CLOSED,
+        closed_by="Awa",
+        closed_at=_START + timedelta(hours=12),
+        counted=count,
+        expected=session.opening_float,
+        variance=count - session.opening_float,
+        version=session.version + 1,
+    )
+
+
+class DrawerStorageConformance:
+    """The drawer storage contract (:class:`paycore_cash.storage.DrawerStorage`), as tests."""
+
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture
+    async def drawer_storage(self) -> DrawerStorage:
+        """Override: yield a fresh, empty drawer storage."""
+        raise NotImplementedError("override the drawer_storage fixture with a fresh, empty storage")
+
+    # -- opening ------------------------------------------------------------------------------
+
+    async def test_an_opened_session_reads_back_equal(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        assert await drawer_storage.get_session(session.id) == session
+        assert await drawer_storage.get_open_session("chez-awa", "T1") == session
+
+    async def test_an_unknown_session_is_not_found(self, drawer_storage: DrawerStorage) -> None:
+        with pytest.raises(DrawerNotFound):
+            await drawer_storage.get_session("drw_missing")
+
+    async def test_a_till_without_an_open_session_has_none(self, drawer_storage: DrawerStorage) -> None:
+        assert await drawer_storage.get_open_session("chez-awa", "T1") is None
+
+    async def test_a_second_open_session_of_a_till_is_refused(self, drawer_storage: DrawerStorage) -> None:
+        first = make_session()
+        await drawer_storage.open_session(first)
+        with pytest.raises(DrawerAlreadyOpen):
+            await drawer_storage.open_session(make_session())
+        assert await drawer_storage.list_sessions("chez-awa") == [first]
+
+    async def test_a_session_id_is_never_stored_twice(self, drawer_storage: DrawerStorage) -> None:
+        first = make_session()
+        await drawer_storage.open_session(first)
+        await drawer_storage.close_session(closed(first))
+        with pytest.raises(DrawerAlreadyOpen):
+            await drawer_storage.open_session(evolve(first, opened_by="Binta"))
+        assert (await drawer_storage.get_session(first.id)).status is DrawerStatus.CLOSED
+
+    async def test_of_ten_concurrent_opens_of_a_till_exactly_one_wins(self, drawer_storage: DrawerStorage) -> None:
+        outcomes: list[str] = []
+
+        async def open_one(index: int) -> None:
+            try:
+                await drawer_storage.open_session(make_session(opened_by=f"cashier-{index}"))
+            except DrawerAlreadyOpen:
+                outcomes.append("refused")
+            else:
+                outcomes.append("opened")
+
+        async with anyio.create_task_group() as group:
+            for index in range(10):
+                group.start_soon(open_one, index)
+        assert sorted(outcomes) == ["opened"] + ["refused"] * 9
+        assert len(await drawer_storage.list_sessions("chez-awa", "T1")) == 1
+
+    async def test_a_till_may_open_again_once_closed(self, drawer_storage: DrawerStorage) -> None:
+        first = make_session()
+        await drawer_storage.open_session(first)
+        await drawer_storage.close_session(closed(first))
+        second = make_session(opened_at=_START + timedelta(days=1))
+        await drawer_storage.open_session(second)
+        assert await drawer_storage.get_open_session("chez-awa", "T1") == second
+        assert [s.id for s in await drawer_storage.list_sessions("chez-awa", "T1")] == [first.id, second.id]
+
+    async def test_the_same_till_in_two_tenants_is_two_drawers(self, drawer_storage: DrawerStorage) -> None:
+        awa = make_session(tenant="chez-awa")
+        binta = make_session(tenant="chez-binta")
+        default = make_session(tenant=None)
+        for session in (awa, binta, default):
+            await drawer_storage.open_session(session)
+        assert await drawer_storage.get_open_session("chez-awa", "T1") == awa
+        assert await drawer_storage.get_open_session("chez-binta", "T1") == binta
+        assert await drawer_storage.get_open_session(None, "T1") == default
+        assert await drawer_storage.list_sessions("chez-binta") == [binta]
+        assert await drawer_storage.list_sessions(None) == [default]
+
+    async def test_the_tenantless_default_also_has_one_open_session_per_till(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        await drawer_storage.open_session(make_session(tenant=None))
+        with pytest.raises(DrawerAlreadyOpen):
+            await drawer_storage.open_session(make_session(tenant=None))
+
+    async def test_sessions_list_oldest_first_filtered_by_till(self, drawer_storage: DrawerStorage) -> None:
+        late = make_session(till="T2", opened_at=_START + timedelta(hours=2))
+        early = make_session(till="T1")
+        await drawer_storage.open_session(late)
+        await drawer_storage.open_session(early)
+        assert await drawer_storage.list_sessions("chez-awa") == [early, late]
+        assert await drawer_storage.list_sessions("chez-awa", "T2") == [late]
+
+    # -- movements ------------------------------------------------------------------------------
+
+    async def test_movements_list_in_the_order_added(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        added = [
+            make_movement(session, MovementKind.PAY_IN, "1000"),
+            make_movement(
+                session,
+                MovementKind.SALE,
+                "1500",
+                payment_id="pay_1",
+                tendered=Money.of("2000", "XOF"),
+                change=Money.of("500", "XOF"),
+            ),
+            make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1"),
+            make_movement(session, MovementKind.PAY_OUT, "5000", reason="drop to safe"),
+        ]
+        for movement in added:
+            assert await drawer_storage.add_movement(movement) == movement
+        assert await drawer_storage.list_movements(session.id) == added
+
+    async def test_a_stored_movement_adds_one_to_the_session_version(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        await drawer_storage.add_movement(make_movement(session))
+        assert (await drawer_storage.get_session(session.id)).version == session.version + 1
+
+    async def test_a_movement_into_a_closed_session_is_refused(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        await drawer_storage.close_session(closed(session))
+        with pytest.raises(DrawerClosed):
+            await drawer_storage.add_movement(make_movement(session))
+        assert await drawer_storage.list_movements(session.id) == []
+
+    async def test_a_movement_into_an_unknown_session_is_refused(self, drawer_storage: DrawerStorage) -> None:
+        ghost = make_session()
+        with pytest.raises(DrawerNotFound):
+            await drawer_storage.add_movement(make_movement(ghost))
+
+    async def test_a_second_sale_for_a_payment_returns_the_first(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        first = make_movement(session, MovementKind.SALE, "1500", payment_id="pay_1")
+        again = make_movement(session, MovementKind.SALE, "1500", payment_id="pay_1")
+        assert await drawer_storage.add_movement(first) == first
+        assert await drawer_storage.add_movement(again) == first
+        assert await drawer_storage.list_movements(session.id) == [first]
+        assert (await drawer_storage.get_session(session.id)).version == session.version + 1
+
+    async def test_a_second_refund_movement_for_a_refund_returns_the_first(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        first = make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
+        again = make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
+        await drawer_storage.add_movement(first)
+        assert await drawer_storage.add_movement(again) == first
+        assert await drawer_storage.list_movements(session.id) == [first]
+
+    async def test_a_refund_of_a_payment_is_not_mistaken_for_its_sale(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        sale = make_movement(session, MovementKind.SALE, "1500", payment_id="pay_1")
+        refund = make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
+        second = make_movement(session, MovementKind.REFUND, "300", payment_id="pay_1", refund_id="ref_2")
+        for movement in (sale, refund, second):
+            assert await drawer_storage.add_movement(movement) == movement
+        assert await drawer_storage.list_movements(session.id) == [sale, refund, second]
+
+    async def test_a_movement_id_stored_before_returns_the_stored_movement(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        first = make_movement(session, MovementKind.PAY_OUT, "2000")
+        await drawer_storage.add_movement(first)
+        assert await drawer_storage.add_movement(evolve(first, amount=Money.of("9", "XOF"))) == first
+        assert await drawer_storage.list_movements(session.id) == [first]
+
+    async def test_a_retried_sale_after_closing_returns_the_stored_sale(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        sale = make_movement(session, MovementKind.SALE, "1500", payment_id="pay_1")
+        await drawer_storage.add_movement(sale)
+        await drawer_storage.close_session(closed(await drawer_storage.get_session(session.id)))
+        assert await drawer_storage.add_movement(evolve(sale, id=new_movement_id())) == sale
+
+    async def test_concurrent_sales_for_one_payment_store_one(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        returned: list[CashMovement] = []
+
+        async def sell() -> None:
+            movement = make_movement(session, MovementKind.SALE, "1500", payment_id="pay_1")
+            returned.append(await drawer_storage.add_movement(movement))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(sell)
+        stored = await drawer_storage.list_movements(session.id)
+        assert len(stored) == 1
+        assert all(movement == stored[0] for movement in returned)
+
+    async def test_find_movement_finds_a_sale_by_payment_and_a_refund_by_refund(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        sale = make_movement(session, MovementKind.SALE, "1500", payment_id="pay_1")
+        refund = make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
+        await drawer_storage.add_movement(sale)
+        await drawer_storage.add_movement(refund)
+        assert await drawer_storage.find_movement(kind=MovementKind.SALE, payment_id="pay_1") == sale
+        assert await drawer_storage.find_movement(kind=MovementKind.REFUND, refund_id="ref_1") == refund
+        assert await drawer_storage.find_movement(kind=MovementKind.SALE, payment_id="pay_2") is None
+        assert await drawer_storage.find_movement(kind=MovementKind.REFUND, refund_id="ref_2") is None
+
+    async def test_amounts_keep_their_currency_and_minor_units(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session(float_="150.25", currency="EUR")
+        await drawer_storage.open_session(session)
+        movement = make_movement(
+            session,
+            MovementKind.SALE,
+            "12.34",
+            payment_id="pay_eur",
+            tendered=Money.of("20", "EUR"),
+            change=Money.of("7.66", "EUR"),
+        )
+        await drawer_storage.add_movement(movement)
+        stored = (await drawer_storage.list_movements(session.id))[0]
+        assert stored.amount == Money.minor(1234, "EUR")
+        assert stored.change == Money.minor(766, "EUR")
+        assert (await drawer_storage.get_session(session.id)).opening_float == Money.minor(15025, "EUR")
+
+    # -- closing --------------------------------------------------------------------------------
+
+    async def test_a_closed_session_reads_back_with_its_count(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        record = closed(session, counted="9500")
+        await drawer_storage.close_session(record)
+        assert await drawer_storage.get_session(session.id) == record
+        assert await drawer_storage.get_open_session("chez-awa", "T1") is None
+
+    async def test_closing_a_closed_session_is_refused_and_changes_nothing(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        record = closed(session, counted="9500")
+        await drawer_storage.close_session(record)
+        with pytest.raises(DrawerClosed):
+            await drawer_storage.close_session(closed(record, counted="12000"))
+        assert await drawer_storage.get_session(session.id) == record
+
+    async def test_a_close_based_on_a_stale_version_is_refused(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        stale = closed(session)
+        await drawer_storage.add_movement(make_movement(session))
+        with pytest.raises(ConcurrentUpdate):
+            await drawer_storage.close_session(stale)
+        current = await drawer_storage.get_session(session.id)
+        assert current.status is DrawerStatus.OPEN
+        await drawer_storage.close_session(closed(current))
+        assert (await drawer_storage.get_session(session.id)).status is DrawerStatus.CLOSED
+
+    async def test_of_two_concurrent_closes_exactly_one_wins(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        outcomes: list[str] = []
+
+        async def close(counted: str) -> None:
+            try:
+                await drawer_storage.close_session(closed(session, counted=counted))
+            except (DrawerClosed, ConcurrentUpdate):
+                outcomes.append("refused")
+            else:
+                outcomes.append(counted)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(close, "9000")
+            group.start_soon(close, "11000")
+        assert len(outcomes) == 2
+        assert outcomes.count("refused") == 1
+        stored = await drawer_storage.get_session(session.id)
+        assert stored.counted == Money.of(next(o for o in outcomes if o != "refused"), "XOF")
+
+    async def test_closing_an_unknown_session_is_not_found(self, drawer_storage: DrawerStorage) -> None:
+        with pytest.raises(DrawerNotFound):
+            await drawer_storage.close_session(closed(make_session()))

@@ -1,0 +1,16 @@
+"""The in-memory drawer storage keeps the drawer storage contract."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from paycore_cash.testing import DrawerStorageConformance
+from paycore_memory.drawers import MemoryDrawerStorage
+
+
+class TestMemoryDrawerStorage(DrawerStorageConformance):
+    @pytest.fixture
+    async def drawer_storage(self) -> AsyncIterator[MemoryDrawerStorage]:
+        yield MemoryDrawerStorage()

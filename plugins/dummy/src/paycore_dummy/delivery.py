@@ -1,0 +1,139 @@
+"""Webhook delivery: sign each attempt, retry with backoff until the merchant answers 2xx."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import httpx
+from attrs import frozen
+
+from paycore_dummy.signing import WebhookSecret, signature_headers
+
+__all__ = ["DeliveryAttempt", "GatewayEvent", "RetryPolicy", "WebhookSender"]
+
+logger = logging.getLogger("paycore_dummy.delivery")
+
+
+@frozen
+class RetryPolicy:
+    """How hard the gateway tries: ``attempts`` in all, waiting ``backoff * 2**n`` (capped) between."""
+
+    attempts: int = 6
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    timeout: float = 10.0
+    """Seconds the merchant has to answer one attempt."""
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+
+
+@frozen
+class GatewayEvent:
+    """One event the gateway tells the merchant about; its id is the ``webhook-id``."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+    def body(self) -> bytes:
+        """The JSON body delivered (the same bytes on every attempt)."""
+        return json.dumps(
+            {"id": self.id, "type": self.type, "timestamp": self.created_at.isoformat(), "data": self.data},
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+
+
+@frozen
+class DeliveryAttempt:
+    """What one delivery attempt ended in: the merchant's status, or the error that prevented one."""
+
+    event_id: str
+    event_type: str
+    url: str
+    attempt: int
+    status_code: int | None
+    error: str | None = None
+    at: datetime = datetime.min
+
+    @property
+    def delivered(self) -> bool:
+        """True when the merchant answered 2xx."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookSender:
+    """Delivers events over an :class:`httpx.AsyncClient` (real HTTP, or an in-process transport)."""
+
+    def __init__(
+        self,
+        *,
+        secrets: Sequence[WebhookSecret],
+        policy: RetryPolicy,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.secrets = tuple(secrets)
+        self.policy = policy
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self.attempts: list[DeliveryAttempt] = []
+        """Every attempt so far, in the order they ended."""
+
+    async def __aenter__(self) -> WebhookSender:
+        self._client = httpx.AsyncClient(transport=self._transport, timeout=self.policy.timeout)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def attempt(self, url: str, event: GatewayEvent, attempt: int) -> DeliveryAttempt:
+        """Send ``event`` once, signed now; record and return what happened."""
+        if self._client is None:
+            raise RuntimeError("WebhookSender used outside 'async with'")
+        body = event.body()
+        headers = signature_headers(body, msg_id=event.id, secrets=self.secrets)
+        headers["content-type"] = "application/json"
+        headers["user-agent"] = "paycore-dummy-gateway"
+        status: int | None = None
+        error: str | None = None
+        try:
+            with anyio.fail_after(self.policy.timeout):
+                response = await self._client.post(url, content=body, headers=headers)
+            status = response.status_code
+        except (httpx.HTTPError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        result = DeliveryAttempt(
+            event_id=event.id,
+            event_type=event.type,
+            url=url,
+            attempt=attempt,
+            status_code=status,
+            error=error,
+            at=datetime.now(UTC),
+        )
+        self.attempts.append(result)
+        if not result.delivered:
+            logger.info(
+                "webhook %s (%s) attempt %d to %s: %s", event.id, event.type, attempt, url, status or error
+            )
+        return result
+
+    async def deliver(self, url: str, event: GatewayEvent) -> bool:
+        """Deliver ``event`` until the merchant answers 2xx or the attempts run out."""
+        for attempt in range(1, self.policy.attempts + 1):
+            if (await self.attempt(url, event, attempt)).delivered:
+                return True
+            if attempt < self.policy.attempts:
+                await anyio.sleep(self.policy.delay(attempt))
+        logger.warning("webhook %s (%s) to %s: gave up after %d attempts", event.id, event.type, url, attempt)
+        return False

@@ -1,0 +1,30 @@
+"""Errors of the dummy gateway and its provider."""
+
+from __future__ import annotations
+
+from paycore.errors import PaycoreError, ProviderNotSent
+
+__all__ = ["GatewayApiError", "GatewayNotRunning", "GatewayRefused"]
+
+
+class GatewayApiError(PaycoreError):
+    """The gateway refuses a request; carries the HTTP status and a short code it answers with."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class GatewayNotRunning(PaycoreError):
+    """The gateway was used outside ``async with gateway`` (or a server's lifespan)."""
+
+
+class GatewayRefused(ProviderNotSent):
+    """The gateway answered 4xx: it did nothing (bad request, wrong state, wrong API key)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"dummy gateway refused the request ({status} {code}): {message}")
+        self.status = status
+        self.code = code

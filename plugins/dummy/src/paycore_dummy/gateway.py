@@ -1,0 +1,494 @@
+"""``DummyGateway``: the simulated gateway's state and rules, and the ASGI app that serves them.
+
+Everything is held in memory. The gateway is an async context manager: inside
+``async with gateway`` (or a server's lifespan) it owns a task group in which
+webhooks are delivered, customers act after a delay and scenarios play out.
+It is an ASGI application itself, so ``uvicorn`` serves it on a port and
+``httpx.ASGITransport(app=gateway)`` reaches it in the same process.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as _secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import anyio
+import httpx
+from anyio.abc import TaskGroup
+from attrs import define, field
+
+from paycore.errors import ValidationError
+from paycore_dummy.delivery import DeliveryAttempt, GatewayEvent, RetryPolicy, WebhookSender
+from paycore_dummy.errors import GatewayApiError, GatewayNotRunning
+from paycore_dummy.scenarios import Scenario, scenario_for
+from paycore_dummy.signing import WebhookSecret
+
+__all__ = ["CUSTOMER_ACTIONS", "DummyGateway", "GatewayPayment", "GatewayRefund"]
+
+logger = logging.getLogger("paycore_dummy.gateway")
+
+CUSTOMER_ACTIONS: Final = ("approve", "decline", "abandon")
+"""What a customer can do on the hosted checkout page or the phone page."""
+CUSTOMER_METADATA_KEY: Final = "dummy_customer"
+"""Metadata naming what a simulated customer does without a browser (``"approve"``)."""
+METHODS: Final = ("card", "mobile_money")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _gateway_id(prefix: str) -> str:
+    return f"{prefix}_{_secrets.token_hex(10)}"
+
+
+@define
+class GatewayRefund:
+    """A refund as the gateway records it."""
+
+    id: str
+    reference: str | None
+    amount: int
+    status: str
+    reason: str = ""
+    created_at: datetime = field(factory=_now)
+
+    def to_json(self) -> dict[str, Any]:
+        """The refund as the API shows it."""
+        return {
+            "id": self.id,
+            "reference": self.reference,
+            "amount": self.amount,
+            "status": self.status,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@define
+class GatewayPayment:
+    """A payment as the gateway records it. Amounts are integer minor units."""
+
+    id: str
+    reference: str
+    amount: int
+    currency: str
+    capture: bool
+    method: str
+    scenario: Scenario
+    status: str = "requires_action"
+    """``requires_action``, ``authorized``, ``succeeded``, ``failed``, ``canceled``, ``expired``."""
+    authorized_amount: int = 0
+    captured_amount: int = 0
+    refunds: list[GatewayRefund] = field(factory=list)
+    description: str = ""
+    return_url: str | None = None
+    webhook_url: str | None = None
+    metadata: dict[str, Any] = field(factory=dict)
+    phone: str | None = None
+    failure_message: str = ""
+    created_at: datetime = field(factory=_now)
+    updated_at: datetime = field(factory=_now)
+
+    @property
+    def refunded_amount(self) -> int:
+        """Sum of succeeded refunds."""
+        return sum(r.amount for r in self.refunds if r.status == "succeeded")
+
+    @property
+    def sends_webhooks(self) -> bool:
+        """False in the ``timeout`` scenario (only polling finds the result) or without a URL."""
+        return self.webhook_url is not None and self.scenario is not Scenario.TIMEOUT
+
+    def to_json(self, base_url: str) -> dict[str, Any]:
+        """The payment as the API and webhooks show it."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "object": "payment",
+            "reference": self.reference,
+            "amount": self.amount,
+            "currency": self.currency,
+            "capture": self.capture,
+            "method": self.method,
+            "status": self.status,
+            "authorized_amount": self.authorized_amount,
+            "captured_amount": self.captured_amount,
+            "refunded_amount": self.refunded_amount,
+            "refunds": [r.to_json() for r in self.refunds],
+            "description": self.description,
+            "metadata": dict(self.metadata),
+            "failure_message": self.failure_message,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "next_action": None,
+        }
+        if self.status == "requires_action":
+            if self.method == "mobile_money":
+                data["next_action"] = {
+                    "type": "approve_on_phone",
+                    "url": f"{base_url}/phone/{self.id}",
+                    "ussd_code": f"*144*{self.id[-6:]}#",
+                    "message": f"Approve the payment of {self.amount} {self.currency} on your phone",
+                }
+            else:
+                data["next_action"] = {"type": "redirect", "url": f"{base_url}/checkout/{self.id}"}
+        return data
+
+
+def _require_int(body: Mapping[str, Any], key: str, *, positive: bool = True) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or (positive and value <= 0):
+        raise GatewayApiError(
+            400, "invalid_request", f"{key!r} must be a positive integer in minor units, not {value!r}"
+        )
+    return value
+
+
+def _optional_str(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise GatewayApiError(400, "invalid_request", f"{key!r} must be a string, not {value!r}")
+    return value
+
+
+class DummyGateway:
+    """A simulated online payment gateway: REST API, hosted checkout page, signed webhooks.
+
+    ``api_key`` is what merchants authenticate with (``Authorization: Bearer``);
+    ``webhook_secrets`` the ``whsec_`` secrets webhooks are signed with (several
+    while one is rotated: every delivery then carries one signature per
+    secret). ``webhook_transport`` routes deliveries in the same process
+    (``httpx.ASGITransport(app=paycore.asgi.create_app(flow))``); by default
+    they go over real HTTP. ``timeout_delay`` is how long the gateway stalls in
+    the ``timeout`` scenario; ``scenario_delay`` paces the ``late_success``
+    and ``duplicate_webhooks`` scenarios; ``customer_delay`` is how long a
+    simulated customer (metadata ``dummy_customer``) takes to act.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        webhook_secrets: str | Sequence[str],
+        webhook_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        webhook_transport: httpx.AsyncBaseTransport | None = None,
+        timeout_delay: float = 40.0,
+        scenario_delay: float = 0.5,
+        customer_delay: float = 0.1,
+    ) -> None:
+        if not api_key:
+            raise GatewayApiError(500, "configuration", "the gateway needs a non-empty api_key")
+        self._api_key = api_key
+        self._secrets = WebhookSecret.parse_many(webhook_secrets)
+        self.webhook_url = webhook_url
+        """Where webhooks go when a payment names no ``webhook_url`` of its own."""
+        self.retry = retry or RetryPolicy()
+        self.timeout_delay = timeout_delay
+        self.scenario_delay = scenario_delay
+        self.customer_delay = customer_delay
+        self.payments: dict[str, GatewayPayment] = {}
+        self.events: list[GatewayEvent] = []
+        """Every event the gateway emitted, in order (whether delivered or not)."""
+        self._sender = WebhookSender(secrets=self._secrets, policy=self.retry, transport=webhook_transport)
+        self._task_group: TaskGroup | None = None
+        self._idempotency: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
+        from paycore_dummy.http import GatewayApp
+
+        self._app = GatewayApp(self)
+
+    def __repr__(self) -> str:
+        return f"<DummyGateway payments={len(self.payments)} running={self.running}>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True inside ``async with gateway``."""
+        return self._task_group is not None
+
+    async def __aenter__(self) -> DummyGateway:
+        if self._task_group is not None:
+            raise GatewayNotRunning("the gateway is already running; enter it once")
+        await self._sender.__aenter__()
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        task_group, self._task_group = self._task_group, None
+        try:
+            if task_group is not None:
+                task_group.cancel_scope.cancel()
+                await task_group.__aexit__(None, None, None)
+        finally:
+            await self._sender.__aexit__()
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        """The gateway as an ASGI application (HTTP and lifespan)."""
+        await self._app(scope, receive, send)
+
+    def _require_running(self) -> None:
+        if self._task_group is None:
+            raise GatewayNotRunning(
+                "the dummy gateway is not running: use 'async with gateway' (or serve it with a lifespan)"
+            )
+
+    def _spawn(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        self._require_running()
+        assert self._task_group is not None
+        self._task_group.start_soon(function, *args)
+
+    # -- what tests and tools look at -----------------------------------------------------
+
+    @property
+    def deliveries(self) -> list[DeliveryAttempt]:
+        """Every webhook delivery attempt so far."""
+        return self._sender.attempts
+
+    def check_api_key(self, presented: str | None) -> None:
+        """Refuse (401) a request without the gateway's API key."""
+        if presented is None or not _secrets.compare_digest(presented.encode(), self._api_key.encode()):
+            raise GatewayApiError(401, "unauthorized", "missing or wrong API key")
+
+    def payment(self, payment_id: str) -> GatewayPayment:
+        """The payment with ``payment_id``; 404 if none."""
+        try:
+            return self.payments[payment_id]
+        except KeyError:
+            raise GatewayApiError(404, "not_found", f"no payment {payment_id!r}") from None
+
+    def find(self, reference: str) -> list[GatewayPayment]:
+        """Payments created with the merchant's ``reference``."""
+        return [p for p in self.payments.values() if p.reference == reference]
+
+    def remember(self, scope: str, key: str, fingerprint: str) -> tuple[int, dict[str, Any]] | None:
+        """The stored answer for an idempotency key, or ``None``; 422 if it was used differently."""
+        stored = self._idempotency.get((scope, key))
+        if stored is None:
+            return None
+        if stored[0] != fingerprint:
+            raise GatewayApiError(
+                422, "idempotency_key_reused", f"Idempotency-Key {key!r} was used for another request"
+            )
+        return stored[1], stored[2]
+
+    def store_answer(self, scope: str, key: str, fingerprint: str, status: int, body: dict[str, Any]) -> None:
+        """Keep the answer given under an idempotency key, to replay it."""
+        self._idempotency[(scope, key)] = (fingerprint, status, body)
+
+    # -- the API's operations --------------------------------------------------------------
+
+    def create_payment(self, body: Mapping[str, Any]) -> GatewayPayment:
+        """Create a payment awaiting the customer; 400 on bad input, 503 in ``gateway_error``."""
+        self._require_running()
+        amount = _require_int(body, "amount")
+        currency = body.get("currency")
+        if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+            raise GatewayApiError(400, "invalid_request", f"'currency' must be an ISO 4217 code, not {currency!r}")
+        reference = _optional_str(body, "reference")
+        if not reference:
+            raise GatewayApiError(400, "invalid_request", "'reference' (the merchant's payment id) is required")
+        capture = body.get("capture", True)
+        if not isinstance(capture, bool):
+            raise GatewayApiError(400, "invalid_request", f"'capture' must be true or false, not {capture!r}")
+        method = body.get("method", "card")
+        if method not in METHODS:
+            raise GatewayApiError(400, "invalid_request", f"'method' must be one of {METHODS}, not {method!r}")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise GatewayApiError(400, "invalid_request", "'metadata' must be an object")
+        customer_action = metadata.get(CUSTOMER_METADATA_KEY)
+        if customer_action is not None and customer_action not in CUSTOMER_ACTIONS:
+            raise GatewayApiError(
+                400, "invalid_request", f"{CUSTOMER_METADATA_KEY!r} must be one of {CUSTOMER_ACTIONS}"
+            )
+        try:
+            scenario = scenario_for(amount, metadata)
+        except ValidationError as exc:
+            raise GatewayApiError(400, "invalid_request", str(exc)) from None
+        if scenario is Scenario.GATEWAY_ERROR:
+            raise GatewayApiError(503, "gateway_error", "the gateway is having trouble; nothing was recorded")
+        payment = GatewayPayment(
+            id=_gateway_id("gpay"),
+            reference=reference,
+            amount=amount,
+            currency=currency.upper(),
+            capture=capture,
+            method=method,
+            scenario=scenario,
+            description=_optional_str(body, "description") or "",
+            return_url=_optional_str(body, "return_url"),
+            webhook_url=_optional_str(body, "webhook_url") or self.webhook_url,
+            metadata=metadata,
+            phone=_optional_str(body, "phone"),
+        )
+        self.payments[payment.id] = payment
+        if scenario is Scenario.TIMEOUT:
+            # The gateway takes the money at once (a stored card) but will answer too late.
+            self._settle(payment, approved=True)
+        elif scenario is Scenario.LATE_SUCCESS:
+            self._spawn(self._late_success, payment)
+        elif customer_action is not None:
+            self._spawn(self._simulated_customer, payment, customer_action)
+        return payment
+
+    def customer_action(self, payment_id: str, action: str) -> GatewayPayment:
+        """What the customer did on the checkout or phone page: approve, decline, abandon."""
+        self._require_running()
+        payment = self.payment(payment_id)
+        if action not in CUSTOMER_ACTIONS:
+            raise GatewayApiError(400, "invalid_request", f"action must be one of {CUSTOMER_ACTIONS}, not {action!r}")
+        if payment.status != "requires_action":
+            raise GatewayApiError(
+                409, "invalid_state", f"payment {payment.id} is {payment.status}; the customer cannot act on it"
+            )
+        if action == "approve":
+            self._approve(payment)
+        elif action == "decline":
+            self._set(payment, "failed", failure_message="declined by the customer")
+            self._emit(payment, "payment.failed")
+        else:
+            self._set(payment, "expired", failure_message="abandoned by the customer")
+            self._emit(payment, "payment.expired")
+        return payment
+
+    def capture(self, payment_id: str, amount: int | None) -> GatewayPayment:
+        """Capture ``amount`` (default: all) of an authorized payment; the rest is released."""
+        self._require_running()
+        payment = self.payment(payment_id)
+        if payment.status != "authorized":
+            raise GatewayApiError(409, "invalid_state", f"payment {payment.id} is {payment.status}, not authorized")
+        amount = payment.authorized_amount if amount is None else amount
+        if amount <= 0 or amount > payment.authorized_amount:
+            raise GatewayApiError(
+                400,
+                "invalid_amount",
+                f"capture amount {amount} must be between 1 and the authorized {payment.authorized_amount}",
+            )
+        payment.captured_amount = amount
+        self._set(payment, "succeeded")
+        self._emit(payment, "payment.succeeded")
+        return payment
+
+    def cancel(self, payment_id: str) -> GatewayPayment:
+        """Cancel a payment not yet captured (the customer's page stops accepting)."""
+        self._require_running()
+        payment = self.payment(payment_id)
+        if payment.status == "canceled":
+            return payment
+        if payment.status not in ("requires_action", "authorized"):
+            raise GatewayApiError(409, "invalid_state", f"payment {payment.id} is {payment.status}; it cannot be canceled")
+        self._set(payment, "canceled")
+        self._emit(payment, "payment.canceled")
+        return payment
+
+    def refund(self, payment_id: str, amount: int | None, reference: str | None, reason: str) -> GatewayRefund:
+        """Refund ``amount`` (default: what is left) of a captured payment; one refund per ``reference``."""
+        self._require_running()
+        payment = self.payment(payment_id)
+        if reference is not None:
+            for existing in payment.refunds:
+                if existing.reference == reference:
+                    return existing
+        if payment.status != "succeeded":
+            raise GatewayApiError(409, "invalid_state", f"payment {payment.id} is {payment.status}, not succeeded")
+        left = payment.captured_amount - payment.refunded_amount
+        amount = left if amount is None else amount
+        if amount <= 0 or amount > left:
+            raise GatewayApiError(
+                400, "invalid_amount", f"refund amount {amount} must be between 1 and the refundable {left}"
+            )
+        refund = GatewayRefund(
+            id=_gateway_id("gref"), reference=reference, amount=amount, status="succeeded", reason=reason
+        )
+        payment.refunds.append(refund)
+        payment.updated_at = _now()
+        self._emit(payment, "refund.succeeded", refund=refund)
+        return refund
+
+    # -- rules and scenarios ---------------------------------------------------------------
+
+    def _set(self, payment: GatewayPayment, status: str, *, failure_message: str = "") -> None:
+        payment.status = status
+        payment.failure_message = failure_message
+        payment.updated_at = _now()
+
+    def _settle(self, payment: GatewayPayment, *, approved: bool) -> None:
+        if not approved:
+            self._set(payment, "failed", failure_message="insufficient funds")
+            return
+        payment.authorized_amount = payment.amount
+        if payment.capture and payment.scenario is not Scenario.AUTHORIZE:
+            payment.captured_amount = payment.amount
+            self._set(payment, "succeeded")
+        else:
+            self._set(payment, "authorized")
+
+    def _approve(self, payment: GatewayPayment) -> None:
+        if payment.scenario is Scenario.DECLINE:
+            self._settle(payment, approved=False)
+            self._emit(payment, "payment.failed")
+            return
+        before = self._event(payment, "payment.pending")
+        self._settle(payment, approved=True)
+        if payment.scenario is Scenario.DUPLICATE_WEBHOOKS:
+            final = self._event(payment, f"payment.{payment.status}")
+            stale = before
+            if payment.status == "succeeded":
+                payment.status = "authorized"
+                stale = self._event(payment, "payment.authorized")
+                payment.status = "succeeded"
+            self.events.extend((final, stale))
+            if payment.sends_webhooks:
+                self._spawn(self._deliver_in_turn, payment, (final, stale, final))
+            return
+        self._emit(payment, f"payment.{payment.status}")
+
+    async def _deliver_in_turn(self, payment: GatewayPayment, events: Sequence[GatewayEvent]) -> None:
+        assert payment.webhook_url is not None
+        for index, event in enumerate(events):
+            if index:
+                await anyio.sleep(self.scenario_delay)
+            await self._sender.deliver(payment.webhook_url, event)
+
+    async def _late_success(self, payment: GatewayPayment) -> None:
+        await anyio.sleep(self.scenario_delay)
+        if payment.status != "requires_action":
+            return
+        self._set(payment, "expired", failure_message="the customer did not approve in time")
+        self._emit(payment, "payment.expired")
+        await anyio.sleep(self.scenario_delay)
+        if payment.status != "expired":
+            return
+        self._settle(payment, approved=True)
+        payment.failure_message = ""
+        self._emit(payment, f"payment.{payment.status}")
+
+    async def _simulated_customer(self, payment: GatewayPayment, action: str) -> None:
+        await anyio.sleep(self.customer_delay)
+        if payment.status == "requires_action":
+            self.customer_action(payment.id, action)
+
+    def _event(self, payment: GatewayPayment, event_type: str, *, refund: GatewayRefund | None = None) -> GatewayEvent:
+        data = payment.to_json(base_url="")
+        data["next_action"] = None
+        if refund is not None:
+            data["refund"] = refund.to_json()
+        return GatewayEvent(id=_gateway_id("evt"), type=event_type, data=data, created_at=_now())
+
+    def _emit(self, payment: GatewayPayment, event_type: str, *, refund: GatewayRefund | None = None) -> None:
+        event = self._event(payment, event_type, refund=refund)
+        self.events.append(event)
+        if payment.sends_webhooks:
+            assert payment.webhook_url is not None
+            self._spawn(self._sender.deliver, payment.webhook_url, event)

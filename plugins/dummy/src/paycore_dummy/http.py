@@ -1,0 +1,308 @@
+"""The gateway's ASGI app: a small router over :class:`~paycore_dummy.gateway.DummyGateway`.
+
+REST API (JSON, ``Authorization: Bearer <api_key>``, optional ``Idempotency-Key``)::
+
+    POST /v1/payments                    create (201)
+    GET  /v1/payments?reference=...     find by the merchant's reference
+    GET  /v1/payments/{id}               status
+    POST /v1/payments/{id}/capture       {"amount": optional}
+    POST /v1/payments/{id}/cancel
+    POST /v1/payments/{id}/refunds       {"amount": optional, "reference": ..., "reason": ...}
+
+Pages for the customer: ``GET/POST /checkout/{id}`` and ``GET/POST /phone/{id}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import anyio
+from attrs import frozen
+
+from paycore_dummy import pages
+from paycore_dummy.errors import GatewayApiError, GatewayNotRunning
+from paycore_dummy.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from paycore_dummy.gateway import DummyGateway
+
+__all__ = ["GatewayApp", "Request", "Response"]
+
+MAX_BODY: Final = 1 << 20
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@frozen
+class Request:
+    """An HTTP request, read whole."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    base_url: str
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object; 400 otherwise."""
+        if not self.body:
+            return {}
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            raise GatewayApiError(400, "invalid_json", "the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise GatewayApiError(400, "invalid_json", "the body must be a JSON object")
+        return data
+
+    def form(self) -> dict[str, str]:
+        """The body as an HTML form."""
+        return {key: values[-1] for key, values in parse_qs(self.body.decode("latin-1")).items()}
+
+
+@frozen
+class Response:
+    """An HTTP response."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    location: str | None = None
+
+    @classmethod
+    def json(cls, status: int, data: Any) -> Response:
+        """A JSON response."""
+        return cls(status, json.dumps(data).encode())
+
+    @classmethod
+    def html(cls, text: str, status: int = 200) -> Response:
+        """An HTML page."""
+        return cls(status, text.encode(), "text/html; charset=utf-8")
+
+    @classmethod
+    def redirect(cls, url: str) -> Response:
+        """A 303 See Other (after a form post)."""
+        return cls(303, b"", "text/plain", location=url)
+
+
+Handler = Callable[[Request, "re.Match[str]"], Awaitable[Response]]
+
+
+class GatewayApp:
+    """ASGI app serving a :class:`DummyGateway` (with lifespan: starts and stops the gateway)."""
+
+    def __init__(self, gateway: DummyGateway) -> None:
+        self.gateway = gateway
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("GET", re.compile(r"/"), self._index),
+            ("GET", re.compile(r"/health"), self._health),
+            ("POST", re.compile(r"/v1/payments"), self._create),
+            ("GET", re.compile(r"/v1/payments"), self._find),
+            ("GET", re.compile(r"/v1/payments/(?P<id>[\w-]+)"), self._get),
+            ("POST", re.compile(r"/v1/payments/(?P<id>[\w-]+)/capture"), self._capture),
+            ("POST", re.compile(r"/v1/payments/(?P<id>[\w-]+)/cancel"), self._cancel),
+            ("POST", re.compile(r"/v1/payments/(?P<id>[\w-]+)/refunds"), self._refund),
+            ("GET", re.compile(r"/(?P<page>checkout|phone)/(?P<id>[\w-]+)"), self._page),
+            ("POST", re.compile(r"/(?P<page>checkout|phone)/(?P<id>[\w-]+)"), self._act),
+        ]
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            request = await _read_request(scope, receive)
+            response = await self._dispatch(request)
+        except GatewayApiError as exc:
+            response = Response.json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+        except GatewayNotRunning as exc:
+            response = Response.json(503, {"error": {"code": "not_running", "message": str(exc)}})
+        await _send_response(send, response)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        if self.gateway.running:  # started by its owner already: nothing to do
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        async with self.gateway:
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _dispatch(self, request: Request) -> Response:
+        allowed = False
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(request.path)
+            if match is None:
+                continue
+            if method == request.method:
+                return await handler(request, match)
+            allowed = True
+        if allowed:
+            raise GatewayApiError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}")
+        raise GatewayApiError(404, "not_found", f"no route {request.path}")
+
+    def _authenticate(self, request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        self.gateway.check_api_key(token if scheme.lower() == "bearer" else None)
+
+    async def _idempotent(
+        self, request: Request, scope: str, operation: Callable[[], tuple[int, dict[str, Any]]]
+    ) -> Response:
+        key = request.headers.get("idempotency-key")
+        if not key:
+            return Response.json(*operation())
+        fingerprint = hashlib.sha256(request.body).hexdigest()
+        stored = self.gateway.remember(scope, key, fingerprint)
+        if stored is not None:
+            return Response.json(*stored)
+        status, body = operation()
+        self.gateway.store_answer(scope, key, fingerprint, status, body)
+        return Response.json(status, body)
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def _index(self, request: Request, match: re.Match[str]) -> Response:
+        return Response.html(pages.index_page(list(self.gateway.payments.values())))
+
+    async def _health(self, request: Request, match: re.Match[str]) -> Response:
+        return Response.json(200, {"ok": True, "running": self.gateway.running})
+
+    async def _create(self, request: Request, match: re.Match[str]) -> Response:
+        self._authenticate(request)
+        body = request.json()
+        created: list[Any] = []
+
+        def create() -> tuple[int, dict[str, Any]]:
+            payment = self.gateway.create_payment(body)
+            created.append(payment)
+            return 201, payment.to_json(request.base_url)
+
+        response = await self._idempotent(request, "create", create)
+        if created and created[0].scenario is Scenario.TIMEOUT:
+            await anyio.sleep(self.gateway.timeout_delay)
+        return response
+
+    async def _find(self, request: Request, match: re.Match[str]) -> Response:
+        self._authenticate(request)
+        reference = request.query.get("reference", [""])[-1]
+        if not reference:
+            raise GatewayApiError(400, "invalid_request", "'reference' query parameter is required")
+        found = [p.to_json(request.base_url) for p in self.gateway.find(reference)]
+        return Response.json(200, {"data": found})
+
+    async def _get(self, request: Request, match: re.Match[str]) -> Response:
+        self._authenticate(request)
+        return Response.json(200, self.gateway.payment(match["id"]).to_json(request.base_url))
+
+    async def _capture(self, request: Request, match: re.Match[str]) -> Response:
+        self._authenticate(request)
+        body = request.json()
+        amount = body.get("amount")
+        if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
+            raise GatewayApiError(400, "invalid_request", f"'amount' must be an integer, not {amount!r}")
+
+        def capture() -> tuple[int, dict[str, Any]]:
+            return 200, self.gateway.capture(match["id"], amount).to_json(request.base_url)
+
+        return await self._idempotent(request, f"capture:{match['id']}", capture)
+
+    async def _cancel(self, request: Request, match: re.Match[str]) -> Response:
+        self._authenticate(request)
+
+        def cancel() -> tuple[int, dict[str, Any]]:
+            return 200, self.gateway.cancel(match["id"]).to_json(request.base_url)
+
+        return await self._idempotent(request, f"cancel:{match['id']}", cancel)
+
+    async def _refund(self, request: Request, match: re.Match[str]) -> Response:
+        self._authenticate(request)
+        body = request.json()
+        amount = body.get("amount")
+        if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
+            raise GatewayApiError(400, "invalid_request", f"'amount' must be an integer, not {amount!r}")
+        reference = body.get("reference")
+        reason = body.get("reason") or ""
+
+        def refund() -> tuple[int, dict[str, Any]]:
+            made = self.gateway.refund(match["id"], amount, reference, str(reason))
+            return 201, made.to_json()
+
+        return await self._idempotent(request, f"refund:{match['id']}", refund)
+
+    async def _page(self, request: Request, match: re.Match[str]) -> Response:
+        payment = self.gateway.payment(match["id"])
+        render = pages.phone_page if match["page"] == "phone" else pages.checkout_page
+        return Response.html(render(payment))
+
+    async def _act(self, request: Request, match: re.Match[str]) -> Response:
+        action = request.form().get("action", "")
+        payment = self.gateway.customer_action(match["id"], action)
+        if payment.return_url and match["page"] == "checkout":
+            return Response.redirect(_with_query(payment.return_url, payment=payment.reference, status=payment.status))
+        return Response.redirect(f"/{match['page']}/{payment.id}")
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+    return urlunsplit(parts._replace(query=query))
+
+
+async def _read_request(scope: dict[str, Any], receive: Receive) -> Request:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise GatewayApiError(413, "too_large", f"the body exceeds {MAX_BODY} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("localhost", 80)))
+    root_path = scope.get("root_path", "")
+    path = scope["path"]
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :] or "/"
+    return Request(
+        method=scope["method"],
+        path=path,
+        query=parse_qs(scope.get("query_string", b"").decode("latin-1")),
+        headers=headers,
+        body=b"".join(chunks),
+        base_url=f"{scope.get('scheme', 'http')}://{host}{root_path}",
+    )
+
+
+async def _send_response(send: Send, response: Response) -> None:
+    headers = [
+        (b"content-type", response.content_type.encode()),
+        (b"content-length", str(len(response.body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if response.location is not None:
+        headers.append((b"location", response.location.encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,327 @@
+"""``DummyProvider``: paycore's side of the dummy gateway.
+
+It calls the gateway's REST API with :mod:`httpx` (which works under asyncio
+and trio), verifies each webhook's Standard Webhooks signature before parsing
+it, and reports what the gateway said as :class:`~paycore.records.ProviderUpdate`.
+
+Settings (``[providers.wave]`` with ``type = "dummy"``):
+
+``base_url``
+    The gateway's address (``http://127.0.0.1:8765``); or, instead,
+``gateway``
+    a :class:`~paycore_dummy.gateway.DummyGateway` object, or the name under
+    which one was registered with :func:`~paycore_dummy.inprocess.register_gateway`:
+    the in-process mode, same code, no port.
+``api_key``
+    The gateway's API key (a secret).
+``webhook_secret``
+    The ``whsec_`` secret webhooks are signed with; during a rotation, several
+    separated by spaces (or ``webhook_secrets``, a list).
+``webhook_url``
+    Where the gateway should send this provider's webhooks.
+``method``
+    ``card`` (hosted checkout page, the default) or ``mobile_money`` (approve
+    on the phone); the payment's metadata ``dummy_method`` overrides it.
+``timeout``
+    Seconds to wait for the gateway (default 10); ``webhook_tolerance``
+    seconds of clock skew a webhook may have (default 300).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import anyio
+import httpx
+from attrs import evolve
+
+from paycore.errors import ConfigurationError, MalformedWebhook, ProviderNotSent, ProviderOutcomeUnknown
+from paycore.money import Money
+from paycore.providers import Capabilities, Provider, ProviderContext
+from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
+from paycore.status import Outcome, RefundStatus
+from paycore_dummy.errors import GatewayRefused
+from paycore_dummy.signing import DEFAULT_TOLERANCE, WebhookSecret, verify
+
+__all__ = ["DummyProvider"]
+
+IN_PROCESS_BASE_URL = "http://dummy-gateway.invalid"
+
+_OUTCOMES = {
+    "requires_action": Outcome.PENDING,
+    "authorized": Outcome.AUTHORIZED,
+    "succeeded": Outcome.SUCCEEDED,
+    "failed": Outcome.FAILED,
+    "canceled": Outcome.CANCELED,
+    "expired": Outcome.EXPIRED,
+}
+_REFUND_STATUSES = {
+    "pending": RefundStatus.PENDING,
+    "succeeded": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+}
+
+
+class DummyProvider(Provider):
+    """The dummy gateway as a paycore provider: authorize/capture, cancel, refunds, webhooks, polling."""
+
+    name: ClassVar[str] = "dummy"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        authorize_capture=True,
+        partial_capture=True,
+        cancel=True,
+        refund=True,
+        partial_refund=True,
+        webhooks=True,
+        polling=True,
+    )
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        settings = context.settings
+        self._api_key = settings.secret("api_key")
+        raw_secrets: Any = settings.get("webhook_secrets")
+        if raw_secrets is None:
+            raw_secrets = settings.secret("webhook_secret")
+        elif isinstance(raw_secrets, str) or not all(isinstance(s, str) for s in raw_secrets):
+            raise ConfigurationError(f"provider {context.code!r}: 'webhook_secrets' must be a list of strings")
+        self._secrets = WebhookSecret.parse_many(raw_secrets)
+        self._gateway_setting: Any = settings.get("gateway")
+        self._base_url: str | None = settings.get("base_url")
+        if (self._gateway_setting is None) == (self._base_url is None):
+            raise ConfigurationError(
+                f"provider {context.code!r} (dummy): set exactly one of 'base_url' (HTTP) or 'gateway' (in-process)"
+            )
+        self.webhook_url: str | None = settings.get("webhook_url")
+        self.method: str = settings.get("method", "card")
+        if self.method not in ("card", "mobile_money"):
+            raise ConfigurationError(
+                f"provider {context.code!r}: method must be 'card' or 'mobile_money', not {self.method!r}"
+            )
+        self.timeout = float(settings.get("timeout", 10.0))
+        self.webhook_tolerance = float(settings.get("webhook_tolerance", DEFAULT_TOLERANCE))
+        self._client: httpx.AsyncClient | None = None
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            headers = {"authorization": f"Bearer {self._api_key}", "user-agent": "paycore-dummy"}
+            if self._base_url is not None:
+                self._client = httpx.AsyncClient(base_url=self._base_url, headers=headers, timeout=self.timeout)
+            else:
+                from paycore_dummy.inprocess import resolve_gateway
+
+                gateway = resolve_gateway(self._gateway_setting)
+                self._client = httpx.AsyncClient(
+                    base_url=IN_PROCESS_BASE_URL,
+                    headers=headers,
+                    transport=httpx.ASGITransport(app=gateway),
+                    timeout=self.timeout,
+                )
+        return self._client
+
+    async def _call(
+        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One API call; the answer's JSON, or the error that says whether it was sent."""
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
+        try:
+            client = self._http()
+        except ConfigurationError as exc:
+            raise ProviderNotSent(str(exc)) from None
+        try:
+            # The in-process transport ignores httpx's timeouts: bound the call here too.
+            with anyio.fail_after(self.timeout):
+                response = await client.request(method, path, json=body, headers=headers, params=params)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ProviderNotSent(f"dummy gateway at {client.base_url} not reached: {type(exc).__name__}") from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise ProviderOutcomeUnknown(
+                f"dummy gateway did not answer {method} {path} within {self.timeout:g}s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ProviderOutcomeUnknown(f"dummy gateway connection failed during {method} {path}: {exc!r}") from exc
+        if response.status_code >= 500:
+            raise ProviderOutcomeUnknown(f"dummy gateway answered {response.status_code} to {method} {path}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise ProviderOutcomeUnknown(
+                f"dummy gateway answered {response.status_code} to {method} {path} with a body that is not JSON"
+            ) from None
+        if response.status_code >= 400:
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            raise GatewayRefused(response.status_code, str(error.get("code", "")), str(error.get("message", "")))
+        return data
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def initiate(self, payment: Payment) -> ProviderUpdate:
+        """Create the payment at the gateway; the customer's next action is its checkout or phone page."""
+        metadata = {str(k): v for k, v in payment.metadata.items()}
+        method = str(metadata.get("dummy_method", self.method))
+        body: dict[str, Any] = {
+            "amount": payment.amount.minor_units,
+            "currency": payment.currency,
+            "reference": payment.id,
+            "capture": payment.capture,
+            "method": method,
+            "description": payment.description,
+            "return_url": payment.return_url,
+            "webhook_url": self.webhook_url,
+            "metadata": metadata,
+        }
+        if payment.customer is not None and payment.customer.phone:
+            body["phone"] = payment.customer.phone
+        data = await self._call("POST", "/v1/payments", body=body, idempotency_key=f"{payment.id}:initiate")
+        return self._update(data, payment)
+
+    async def capture(self, payment: Payment, amount: Money) -> ProviderUpdate:
+        """Capture ``amount`` of an authorized payment (partial captures release the rest)."""
+        data = await self._call(
+            "POST",
+            f"/v1/payments/{self._external_id(payment)}/capture",
+            body={"amount": amount.minor_units},
+            idempotency_key=f"{payment.id}:capture:{amount.minor_units}",
+        )
+        return self._update(data, payment)
+
+    async def cancel(self, payment: Payment) -> ProviderUpdate:
+        """Cancel a payment not yet captured."""
+        data = await self._call(
+            "POST", f"/v1/payments/{self._external_id(payment)}/cancel", idempotency_key=f"{payment.id}:cancel"
+        )
+        return self._update(data, payment)
+
+    async def refund(self, payment: Payment, refund: Refund) -> RefundUpdate:
+        """Refund ``refund.amount``; the gateway keeps one refund per paycore refund id."""
+        data = await self._call(
+            "POST",
+            f"/v1/payments/{self._external_id(payment)}/refunds",
+            body={"amount": refund.amount.minor_units, "reference": refund.id, "reason": refund.reason},
+            idempotency_key=f"{payment.id}:refund:{refund.id}",
+        )
+        return self._refund_update(data, payment.currency)
+
+    async def check_status(self, payment: Payment) -> ProviderUpdate:
+        """Ask the gateway: by its id when known, else by paycore's payment id (a lost create)."""
+        if payment.external_id:
+            data = await self._call("GET", f"/v1/payments/{payment.external_id}")
+            return self._update(data, payment)
+        found = await self._call("GET", "/v1/payments", params={"reference": payment.id})
+        matches = found.get("data") if isinstance(found, dict) else None
+        if not isinstance(matches, list):
+            raise ProviderOutcomeUnknown("dummy gateway answered a search without a 'data' list")
+        if not matches:
+            return ProviderUpdate(
+                outcome=Outcome.FAILED, message="the gateway has no payment with this reference: it was never created"
+            )
+        return self._update(matches[-1], payment)
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    async def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> None:
+        """Refuse a delivery whose Standard Webhooks signature is missing, stale or wrong."""
+        verify(body, headers, secrets=self._secrets, tolerance=self.webhook_tolerance)
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
+        """The payment the event describes, as the gateway saw it when the event happened."""
+        try:
+            event = json.loads(body)
+        except ValueError:
+            raise MalformedWebhook("dummy webhook body is not JSON") from None
+        if not isinstance(event, dict) or not isinstance(event.get("data"), dict) or not event.get("type"):
+            raise MalformedWebhook("dummy webhook must be an object with 'type' and 'data'")
+        data = event["data"]
+        currency = data.get("currency")
+        if not isinstance(currency, str) or not isinstance(data.get("reference"), str):
+            raise MalformedWebhook("dummy webhook data names no payment reference or currency")
+        event_id = headers.get("webhook-id") or event.get("id")
+        try:
+            update = _read_payment(data, currency)
+        except (ValueError, TypeError) as exc:
+            raise MalformedWebhook(f"dummy webhook data is unreadable: {exc}") from None
+        return [evolve(update, payment_id=data["reference"], provider_event_id=event_id)]
+
+    # -- mapping ----------------------------------------------------------------------------
+
+    def _external_id(self, payment: Payment) -> str:
+        if not payment.external_id:
+            raise GatewayRefused(404, "not_found", f"payment {payment.id} has no gateway id yet")
+        return payment.external_id
+
+    def _update(self, data: Any, payment: Payment) -> ProviderUpdate:
+        """An API answer as an update; an unreadable answer leaves the outcome unknown."""
+        try:
+            return _read_payment(data, payment.currency)
+        except (MalformedWebhook, ValueError, TypeError) as exc:
+            raise ProviderOutcomeUnknown(f"dummy gateway answered something unreadable: {exc}") from None
+
+    def _refund_update(self, data: Any, currency: str) -> RefundUpdate:
+        try:
+            return _read_refund(data, currency)
+        except (MalformedWebhook, ValueError, TypeError) as exc:
+            raise ProviderOutcomeUnknown(f"dummy gateway answered something unreadable: {exc}") from None
+
+
+def _read_payment(data: Any, fallback_currency: str) -> ProviderUpdate:
+    """A gateway payment object as a :class:`ProviderUpdate` (amounts in the gateway's currency)."""
+    if not isinstance(data, dict) or data.get("status") not in _OUTCOMES:
+        raise MalformedWebhook(f"dummy gateway payment has an unknown status {_status_of(data)!r}")
+    currency = str(data.get("currency") or fallback_currency).upper()
+    refunds = data.get("refunds") or ()
+    if not isinstance(refunds, list | tuple):
+        raise MalformedWebhook("dummy gateway payment 'refunds' must be a list")
+    return ProviderUpdate(
+        outcome=_OUTCOMES[data["status"]],
+        external_id=str(data["id"]) if data.get("id") else None,
+        authorized=_money(data.get("authorized_amount"), currency),
+        captured=_money(data.get("captured_amount"), currency),
+        next_action=_next_action(data.get("next_action")),
+        refunds=tuple(_read_refund(r, currency) for r in refunds),
+        message=str(data.get("failure_message") or ""),
+    )
+
+
+def _read_refund(data: Any, currency: str) -> RefundUpdate:
+    """A gateway refund object as a :class:`RefundUpdate`."""
+    if not isinstance(data, dict) or data.get("status") not in _REFUND_STATUSES:
+        raise MalformedWebhook(f"dummy gateway refund has an unknown status {_status_of(data)!r}")
+    return RefundUpdate(
+        status=_REFUND_STATUSES[data["status"]],
+        refund_id=data.get("reference"),
+        external_id=data.get("id"),
+        amount=_money(data.get("amount"), currency),
+    )
+
+
+def _status_of(data: Any) -> Any:
+    return data.get("status") if isinstance(data, dict) else None
+
+
+def _money(value: Any, currency: str) -> Money | None:
+    if value is None or value == 0:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"an amount in minor units must be an integer, not {value!r}")
+    return Money.minor(value, currency)
+
+
+def _next_action(data: Any) -> NextAction | None:
+    if not isinstance(data, dict):
+        return None
+    if data.get("type") == "approve_on_phone":
+        return NextAction(kind="ussd", url=data.get("url"), data=data.get("ussd_code"), message=data.get("message"))
+    if data.get("type") == "redirect":
+        return NextAction(kind="redirect", url=data.get("url"))
+    return None

@@ -1,0 +1,163 @@
+"""Standard Webhooks signatures: sign a delivery, verify one.
+
+The scheme (https://www.standardwebhooks.com): a delivery carries three headers,
+
+* ``webhook-id``: the event's id, the same on every retry of it;
+* ``webhook-timestamp``: when this attempt was signed, in whole Unix seconds;
+* ``webhook-signature``: space-separated ``v1,<base64 HMAC-SHA256>`` of
+  ``f"{id}.{timestamp}.{body}"``, one per secret while a secret is rotated.
+
+A secret is written ``whsec_<base64 key>``; the HMAC key is the decoded part.
+A receiver refuses a delivery whose timestamp is outside its tolerance (five
+minutes by default), so a captured delivery cannot be replayed later.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets as _secrets
+import time
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from paycore.errors import ConfigurationError, InvalidSignature
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "SECRET_PREFIX",
+    "WebhookSecret",
+    "generate_secret",
+    "sign",
+    "signature_headers",
+    "verify",
+]
+
+SECRET_PREFIX: Final = "whsec_"
+DEFAULT_TOLERANCE: Final = 300.0
+"""Seconds a delivery's timestamp may differ from the receiver's clock."""
+
+
+class WebhookSecret:
+    """A ``whsec_`` secret, decoded once; its repr never shows the key."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str) or not value.startswith(SECRET_PREFIX):
+            raise ConfigurationError("a webhook secret must be a string starting with 'whsec_'")
+        encoded = value[len(SECRET_PREFIX) :]
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigurationError(
+                "a webhook secret must be 'whsec_' followed by base64 (the key is not valid base64)"
+            ) from None
+        if len(key) < 16:
+            raise ConfigurationError(
+                f"a webhook secret's key must be at least 16 bytes, this one has {len(key)}"
+            )
+        self._key = key
+
+    @classmethod
+    def parse_many(cls, values: str | Iterable[str]) -> tuple[WebhookSecret, ...]:
+        """Secrets from one string (several separated by spaces or commas) or a list of strings."""
+        if isinstance(values, str):
+            values = values.replace(",", " ").split()
+        parsed = tuple(cls(value) for value in values)
+        if not parsed:
+            raise ConfigurationError("at least one webhook secret ('whsec_...') is required")
+        return parsed
+
+    def digest(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message`` under this secret."""
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def __repr__(self) -> str:
+        return "WebhookSecret('whsec_***')"
+
+
+def generate_secret() -> str:
+    """A fresh random secret, ``whsec_`` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(32)).decode("ascii")
+
+
+def _signed_content(msg_id: str, timestamp: int, body: bytes) -> bytes:
+    return f"{msg_id}.{timestamp}.".encode() + body
+
+
+def sign(body: bytes, *, msg_id: str, timestamp: int, secrets: Iterable[WebhookSecret]) -> str:
+    """The ``webhook-signature`` value: one ``v1,...`` signature per secret."""
+    content = _signed_content(msg_id, timestamp, body)
+    return " ".join("v1," + base64.b64encode(secret.digest(content)).decode("ascii") for secret in secrets)
+
+
+def signature_headers(
+    body: bytes, *, msg_id: str, secrets: Iterable[WebhookSecret], timestamp: int | None = None
+) -> dict[str, str]:
+    """The three Standard Webhooks headers for ``body``, signed now (or at ``timestamp``)."""
+    when = int(time.time()) if timestamp is None else timestamp
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(when),
+        "webhook-signature": sign(body, msg_id=msg_id, timestamp=when, secrets=secrets),
+    }
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    raise InvalidSignature(f"webhook refused: the {name!r} header is missing")
+
+
+def verify(
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    secrets: Iterable[WebhookSecret],
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> str:
+    """Check a delivery's signature; return its ``webhook-id``.
+
+    Raises :class:`~paycore.errors.InvalidSignature` naming what is wrong: a
+    missing header, a timestamp outside ``tolerance`` seconds, or no signature
+    that matches any of ``secrets``. Nothing of the body is parsed.
+    """
+    msg_id = _header(headers, "webhook-id")
+    raw_timestamp = _header(headers, "webhook-timestamp")
+    raw_signatures = _header(headers, "webhook-signature")
+    if not msg_id:
+        raise InvalidSignature("webhook refused: the 'webhook-id' header is empty")
+    try:
+        timestamp = int(raw_timestamp)
+    except ValueError:
+        raise InvalidSignature(
+            f"webhook refused: 'webhook-timestamp' must be whole Unix seconds, not {raw_timestamp[:40]!r}"
+        ) from None
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance:
+        raise InvalidSignature(
+            f"webhook refused: its timestamp is {int(current - timestamp)}s from now, "
+            f"outside the tolerance of {int(tolerance)}s"
+        )
+    candidates: list[bytes] = []
+    for item in raw_signatures.split():
+        version, _, encoded = item.partition(",")
+        if version != "v1":
+            continue
+        try:
+            candidates.append(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    if not candidates:
+        raise InvalidSignature("webhook refused: 'webhook-signature' holds no 'v1,<base64>' signature")
+    content = _signed_content(msg_id, timestamp, body)
+    for secret in secrets:
+        expected = secret.digest(content)
+        if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+            return msg_id
+    raise InvalidSignature("webhook refused: no signature matches the configured webhook secret(s)")

@@ -1,0 +1,223 @@
+"""paycore's webhook endpoint for any ASGI framework, with no framework of its own.
+
+:func:`create_app` returns an ASGI application that Starlette, FastAPI or
+Litestar mount as is (``app.mount("/webhooks", create_app(flow))``), or that a
+server such as uvicorn or hypercorn runs alone. It routes
+
+* ``POST {prefix}/{provider}`` to ``flow.handle_webhook(provider, body, headers)``;
+* ``POST {prefix}/{tenant}/{provider}`` to the same, scoped to ``tenant``,
+
+and answers:
+
+* ``200`` only once the event is committed (a repeated delivery is a no-op, also 200);
+* ``401`` for a missing, stale or wrong signature; ``400`` for a body or headers
+  it cannot understand; ``404`` for an unknown provider or payment; ``405``,
+  ``413`` for the wrong method or an oversized body;
+* ``503`` when storage is unavailable or the payment is busy, so the sender
+  retries later; ``500`` for anything else, without details.
+
+Error bodies are short JSON objects: ``{"error": "invalid_signature", "detail": "..."}``.
+With ``manage_flow=True`` (the default) the app's lifespan opens and closes the
+flow (``async with flow``), for servers that send lifespan events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, Final
+
+from paycore.errors import (
+    ConcurrentUpdate,
+    IdempotencyInProgress,
+    InvalidSignature,
+    NotFound,
+    PaymentBusy,
+    ProviderNotEnabled,
+    StorageError,
+    UnsupportedOperation,
+    WebhookError,
+)
+
+if TYPE_CHECKING:
+    from paycore.flow import PaymentFlow
+
+__all__ = ["MAX_BODY_BYTES", "WebhookApp", "create_app"]
+
+log = logging.getLogger("paycore.asgi")
+
+MAX_BODY_BYTES: Final = 1 << 20
+"""The largest webhook body accepted (1 MiB); larger ones get 413."""
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+class _Disconnected(Exception):
+    """The sender went away before its body was complete: there is no one to answer."""
+
+
+class WebhookApp:
+    """The ASGI webhook endpoint of one :class:`~paycore.flow.PaymentFlow` (see :func:`create_app`)."""
+
+    def __init__(
+        self,
+        flow: PaymentFlow,
+        *,
+        prefix: str = "",
+        manage_flow: bool = True,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.flow = flow
+        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.manage_flow = manage_flow
+        self.max_body_bytes = max_body_bytes
+
+    def __repr__(self) -> str:
+        return f"<WebhookApp prefix={self.prefix!r} flow={self.flow!r}>"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection: ``http`` requests and ``lifespan`` events."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        # Other connection types (websocket) are not served: returning closes them.
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        if not self.manage_flow:
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        try:
+            await self.flow.__aenter__()
+        except Exception as error:
+            log.exception("could not open the payment flow")
+            await send({"type": "lifespan.startup.failed", "message": f"{type(error).__name__}: {error}"})
+            return
+        try:
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+        finally:
+            await self.flow.__aexit__(None, None, None)
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            tenant, provider = self._route(scope)
+            body = await self._body(receive)
+            headers = _headers(scope)
+            payments = await self.flow.handle_webhook(provider, body, headers, tenant=tenant)
+        except _Disconnected:
+            return
+        except _Refusal as refusal:
+            await _respond(send, refusal.status, {"error": refusal.error, "detail": refusal.detail})
+            return
+        except Exception as error:
+            status, name, detail = _classify(error)
+            if status >= 500:
+                log.warning("webhook %s answered %d: %s", scope.get("path"), status, type(error).__name__)
+            if status == 500:
+                log.exception("webhook %s failed", scope.get("path"))
+            await _respond(send, status, {"error": name, "detail": detail}, retry_after=status == 503)
+            return
+        await _respond(send, 200, {"received": True, "payments": [p.id for p in payments]})
+
+    def _route(self, scope: Scope) -> tuple[str | None, str]:
+        path: str = scope.get("path", "")
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        if self.prefix:
+            if path != self.prefix and not path.startswith(self.prefix + "/"):
+                raise _Refusal(404, "not_found", "no webhook endpoint at this path")
+            path = path[len(self.prefix) :]
+        parts = [part for part in path.split("/") if part]
+        if len(parts) not in (1, 2):
+            raise _Refusal(404, "not_found", "webhook paths are /{provider} or /{tenant}/{provider}")
+        if scope.get("method") != "POST":
+            raise _Refusal(405, "method_not_allowed", "webhooks are delivered with POST")
+        if len(parts) == 1:
+            return None, parts[0]
+        return parts[0], parts[1]
+
+    async def _body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _Refusal(413, "body_too_large", f"webhook bodies are limited to {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def create_app(
+    flow: PaymentFlow, *, prefix: str = "", manage_flow: bool = True, max_body_bytes: int = MAX_BODY_BYTES
+) -> WebhookApp:
+    """An ASGI app receiving webhooks for ``flow`` under ``prefix``.
+
+    ``manage_flow``: open and close the flow in the ASGI lifespan (set it to
+    ``False`` when the flow is opened elsewhere, or mounted under a framework
+    that does not forward lifespan events to mounted apps).
+    """
+    return WebhookApp(flow, prefix=prefix, manage_flow=manage_flow, max_body_bytes=max_body_bytes)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def _classify(error: Exception) -> tuple[int, str, str]:
+    """The status, error name and safe detail for an exception raised while handling a webhook."""
+    if isinstance(error, InvalidSignature):
+        return 401, "invalid_signature", str(error)
+    if isinstance(error, WebhookError):
+        return 400, "malformed_webhook", str(error)
+    if isinstance(error, ProviderNotEnabled | NotFound):
+        return 404, "not_found", str(error)
+    if isinstance(error, UnsupportedOperation):
+        return 400, "unsupported", str(error)
+    if isinstance(error, StorageError):
+        return 503, "storage_unavailable", "storage is unavailable; retry later"
+    if isinstance(error, PaymentBusy | ConcurrentUpdate | IdempotencyInProgress):
+        return 503, "busy", "the payment is busy; retry later"
+    return 500, "internal_error", "the webhook could not be processed; retry later"
+
+
+async def _respond(send: Send, status: int, body: dict[str, Any], *, retry_after: bool = False) -> None:
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if retry_after:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

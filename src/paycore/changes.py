@@ -1,0 +1,116 @@
+"""``Change``: the one way a payment is modified, event by event.
+
+A change starts from a stored payment, fires state-machine triggers, sets
+fields and flags, and appends one :class:`~paycore.records.PaymentEvent` per
+change. :meth:`Change.result` gives the next version to store (or ``None`` when
+nothing changed), so "every change appends an event" holds by construction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from attrs import evolve
+
+from paycore import fsm
+from paycore.money import Money
+from paycore.records import Payment, PaymentEvent, new_id
+from paycore.status import FraudStatus, PaymentStatus, ReviewReason
+
+__all__ = ["Change"]
+
+
+class Change:
+    """Changes to one payment, applied in memory, committed by the flow in one write."""
+
+    def __init__(self, payment: Payment, *, cause: str, now: datetime, provider_event_id: str | None = None) -> None:
+        self.original = payment
+        self.payment = payment
+        self.cause = cause
+        self.now = now
+        self.provider_event_id = provider_event_id
+        self.events: list[PaymentEvent] = []
+        self._fields_changed = False
+
+    @property
+    def status(self) -> PaymentStatus:
+        """The payment's status as changed so far."""
+        return self.payment.status
+
+    def set(self, **fields: Any) -> None:
+        """Set fields other than ``status`` (which only :meth:`fire` changes)."""
+        if "status" in fields:
+            raise TypeError("status is changed only by fire(), through the state machine")
+        current = {name: getattr(self.payment, name) for name in fields}
+        if current != fields:
+            self.payment = evolve(self.payment, **fields)
+            self._fields_changed = True
+
+    def event(
+        self,
+        kind: str,
+        *,
+        from_status: str | None = None,
+        to_status: str | None = None,
+        amount: Money | None = None,
+        refund_id: str | None = None,
+        message: str = "",
+    ) -> None:
+        """Append an event describing a change made in this unit of work."""
+        sequence = self.payment.event_count + 1
+        self.payment = evolve(self.payment, event_count=sequence)
+        self.events.append(
+            PaymentEvent(
+                id=new_id("evt"),
+                payment_id=self.payment.id,
+                sequence=sequence,
+                kind=kind,
+                cause=self.cause,
+                tenant=self.payment.tenant,
+                from_status=from_status,
+                to_status=to_status,
+                amount=amount,
+                refund_id=refund_id,
+                provider_event_id=self.provider_event_id,
+                message=message,
+                at=self.now,
+            )
+        )
+
+    def can(self, trigger: str) -> bool:
+        """True when ``trigger`` may fire from the current status."""
+        return fsm.allowed(self.payment.status, trigger)
+
+    def fire(self, trigger: str, *, amount: Money | None = None, message: str = "") -> None:
+        """Move the status through the state machine and record it; refuses invalid moves."""
+        before = self.payment.status
+        after = fsm.fire(before, trigger)
+        self.payment = evolve(self.payment, status=after)
+        self.event("status_changed", from_status=before.value, to_status=after.value, amount=amount, message=message)
+
+    def flag(self, reason: ReviewReason, message: str) -> None:
+        """Flag the payment for an operator's review, with why."""
+        self.set(needs_review=True, review_reason=reason, review_message=message)
+        self.event("flagged_for_review", message=f"{reason.value}: {message}")
+
+    def set_fraud(self, status: FraudStatus, message: str) -> None:
+        """Record a fraud verdict; ``review``/``rejected`` also flag the payment."""
+        if status == self.payment.fraud_status and message == self.payment.fraud_message:
+            return
+        before = self.payment.fraud_status
+        self.set(fraud_status=status, fraud_message=message)
+        self.event("fraud_status_changed", from_status=before.value, to_status=status.value, message=message)
+        if status in (FraudStatus.REVIEW, FraudStatus.REJECTED):
+            self.flag(ReviewReason.FRAUD, message or f"fraud status {status.value}")
+
+    @property
+    def changed(self) -> bool:
+        """True when anything was changed."""
+        return bool(self.events) or self._fields_changed
+
+    def result(self) -> Payment | None:
+        """The next version of the payment to store, or ``None`` when nothing changed."""
+        if not self.changed:
+            return None
+        return evolve(self.payment, version=self.original.version + 1, updated_at=self.now)

@@ -1,0 +1,158 @@
+"""``IdempotencyStoreConformance``: the rules every ``IdempotencyStore`` must keep.
+
+Subclass it and provide a fresh, empty store as the ``idempotency_store``
+fixture. Lease and retention tests use real short durations (a fraction of a
+second), so a store's own clock is exercised, not mocked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, IdempotencyLeaseLost
+from paycore.storage import IdempotencyStore
+
+__all__ = ["IdempotencyStoreConformance"]
+
+LEASE = 60.0
+SHORT = 0.3
+"""Seconds: long enough for a slow store call, short enough to wait out in a test."""
+
+
+class IdempotencyStoreConformance:
+    """Conformance tests for an :class:`~paycore.storage.IdempotencyStore`."""
+
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture(params=["asyncio", "trio"])
+    def anyio_backend(self, request: pytest.FixtureRequest) -> Any:
+        """Every test runs under asyncio and under trio."""
+        return request.param
+
+    @pytest.fixture
+    async def idempotency_store(self) -> Any:
+        """Override: yield a fresh, empty store."""
+        raise NotImplementedError("subclasses provide the idempotency_store fixture")
+
+    async def test_a_new_key_is_taken_with_a_token(self, idempotency_store: IdempotencyStore) -> None:
+        claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        assert claim.token and claim.result is None and not claim.taken_over
+
+    async def test_a_completed_request_replays_its_result(self, idempotency_store: IdempotencyStore) -> None:
+        claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        result = {"value": {"id": "pay_1", "amount": [1500, "XOF"], "note": "café ✓", "n": None, "ok": True}}
+        await idempotency_store.complete(scope="", key="k1", token=claim.token or "", result=result, ttl_seconds=LEASE)
+        replay = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        assert replay.token is None
+        assert replay.result == result
+
+    async def test_a_completed_key_used_for_another_request_is_refused(
+        self, idempotency_store: IdempotencyStore
+    ) -> None:
+        claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        await idempotency_store.complete(scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=LEASE)
+        with pytest.raises(IdempotencyKeyReused):
+            await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
+
+    async def test_a_running_key_is_refused_as_in_progress(self, idempotency_store: IdempotencyStore) -> None:
+        await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        with pytest.raises(IdempotencyInProgress):
+            await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+
+    async def test_a_running_key_used_for_another_request_is_refused_as_reused(
+        self, idempotency_store: IdempotencyStore
+    ) -> None:
+        await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        with pytest.raises(IdempotencyKeyReused):
+            await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
+
+    async def test_a_released_key_can_be_taken_again(self, idempotency_store: IdempotencyStore) -> None:
+        first = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        await idempotency_store.release(scope="", key="k1", token=first.token or "")
+        second = await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
+        assert second.token and second.token != first.token
+
+    async def test_release_with_a_foreign_token_does_nothing(self, idempotency_store: IdempotencyStore) -> None:
+        await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        await idempotency_store.release(scope="", key="k1", token="not-the-owner")
+        with pytest.raises(IdempotencyInProgress):
+            await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+
+    async def test_release_after_completion_keeps_the_result(self, idempotency_store: IdempotencyStore) -> None:
+        claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        await idempotency_store.complete(scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=LEASE)
+        await idempotency_store.release(scope="", key="k1", token=claim.token or "")
+        replay = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        assert replay.result == {"v": 1}
+
+    async def test_complete_with_a_foreign_token_is_refused_and_stores_nothing(
+        self, idempotency_store: IdempotencyStore
+    ) -> None:
+        await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        with pytest.raises(IdempotencyLeaseLost):
+            await idempotency_store.complete(scope="", key="k1", token="intruder", result={"v": 2}, ttl_seconds=LEASE)
+        with pytest.raises(IdempotencyInProgress):
+            await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+
+    async def test_an_expired_lease_is_taken_over(self, idempotency_store: IdempotencyStore) -> None:
+        crashed = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=SHORT)
+        await anyio.sleep(SHORT + 0.2)
+        successor = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        assert successor.token and successor.token != crashed.token and successor.taken_over
+
+    async def test_a_late_holder_cannot_overwrite_its_successor(self, idempotency_store: IdempotencyStore) -> None:
+        late = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=SHORT)
+        await anyio.sleep(SHORT + 0.2)
+        successor = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        with pytest.raises(IdempotencyLeaseLost):
+            await idempotency_store.complete(scope="", key="k1", token=late.token or "", result={"by": "late"},
+                                             ttl_seconds=LEASE)  # fmt: skip
+        await idempotency_store.release(scope="", key="k1", token=late.token or "")
+        await idempotency_store.complete(scope="", key="k1", token=successor.token or "", result={"by": "successor"},
+                                         ttl_seconds=LEASE)  # fmt: skip
+        replay = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        assert replay.result == {"by": "successor"}
+
+    async def test_an_expired_lease_still_refuses_another_request(self, idempotency_store: IdempotencyStore) -> None:
+        await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=SHORT)
+        await anyio.sleep(SHORT + 0.2)
+        with pytest.raises(IdempotencyKeyReused):
+            await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
+
+    async def test_a_result_is_forgotten_after_its_retention(self, idempotency_store: IdempotencyStore) -> None:
+        claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        await idempotency_store.complete(scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=SHORT)
+        await anyio.sleep(SHORT + 0.2)
+        fresh = await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
+        assert fresh.token and fresh.result is None
+
+    async def test_scopes_do_not_share_keys(self, idempotency_store: IdempotencyStore) -> None:
+        ours = await idempotency_store.claim(scope="t:chez-awa", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        theirs = await idempotency_store.claim(scope="t:le-baobab", key="k1", fingerprint="f2", lease_seconds=LEASE)
+        assert ours.token and theirs.token
+        await idempotency_store.complete(scope="t:chez-awa", key="k1", token=ours.token or "", result={"v": "awa"},
+                                         ttl_seconds=LEASE)  # fmt: skip
+        with pytest.raises(IdempotencyInProgress):
+            await idempotency_store.claim(scope="t:le-baobab", key="k1", fingerprint="f2", lease_seconds=LEASE)
+
+    async def test_of_many_concurrent_claims_exactly_one_takes_the_key(
+        self, idempotency_store: IdempotencyStore
+    ) -> None:
+        tokens: list[str] = []
+        refused: list[Exception] = []
+
+        async def claim() -> None:
+            try:
+                got = await idempotency_store.claim(scope="", key="race", fingerprint="f1", lease_seconds=LEASE)
+                tokens.append(got.token or "")
+            except IdempotencyInProgress as error:
+                refused.append(error)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(50):
+                group.start_soon(claim)
+        assert len(tokens) == 1
+        assert len(refused) == 49

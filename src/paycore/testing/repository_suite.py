@@ -1,0 +1,210 @@
+"""``RepositoryConformance``: the rules every ``PaymentRepository`` must keep.
+
+Subclass it in your package's tests and provide a fresh, empty repository::
+
+    class TestMyRepository(RepositoryConformance):
+        @pytest.fixture
+        async def repository(self):
+            repo = MyRepository(...)
+            yield repo
+            await repo.aclose()
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+from paycore.errors import ConcurrentUpdate, DuplicatePayment, PaymentNotFound
+from paycore.money import Money
+from paycore.records import Refund
+from paycore.status import PaymentStatus, RefundStatus
+from paycore.storage import PaymentRepository
+from paycore.testing.records import BASE_TIME, make_event, make_payment, make_receipt, next_version, rich_payment
+
+__all__ = ["RepositoryConformance"]
+
+
+class RepositoryConformance:
+    """Conformance tests for a :class:`~paycore.storage.PaymentRepository`."""
+
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture(params=["asyncio", "trio"])
+    def anyio_backend(self, request: pytest.FixtureRequest) -> Any:
+        """Every test runs under asyncio and under trio."""
+        return request.param
+
+    @pytest.fixture
+    async def repository(self) -> Any:
+        """Override: yield a fresh, empty repository."""
+        raise NotImplementedError("subclasses provide the repository fixture")
+
+    async def test_an_added_payment_reads_back_identical(self, repository: PaymentRepository) -> None:
+        payment = rich_payment()
+        await repository.add(payment, [make_event(payment, 1, "created")])
+        assert await repository.get(payment.id) == payment
+
+    async def test_amounts_keep_their_currency_exponent(self, repository: PaymentRepository) -> None:
+        for amount in (Money.of("1500", "XOF"), Money.of("0.001", "KWD"), Money.of("1.2345", "CLF"),
+                       Money.of("99999999999.99", "EUR")):  # fmt: skip
+            payment = make_payment(amount=amount)
+            await repository.add(payment, [])
+            assert (await repository.get(payment.id)).amount == amount
+
+    async def test_unknown_payment_is_not_found(self, repository: PaymentRepository) -> None:
+        with pytest.raises(PaymentNotFound):
+            await repository.get("pay_missing")
+
+    async def test_adding_an_existing_id_is_refused(self, repository: PaymentRepository) -> None:
+        payment = make_payment()
+        await repository.add(payment, [])
+        with pytest.raises(DuplicatePayment):
+            await repository.add(next_version(payment, order_id="other"), [])
+        assert await repository.get(payment.id) == payment
+
+    async def test_save_stores_the_next_version_and_appends_events(self, repository: PaymentRepository) -> None:
+        payment = make_payment()
+        await repository.add(payment, [make_event(payment, 1, "created")])
+        changed = next_version(payment, status=PaymentStatus.SUCCEEDED, captured_amount=payment.amount, event_count=2)
+        await repository.save(changed, [make_event(payment, 2)])
+        assert await repository.get(payment.id) == changed
+        assert [e.sequence for e in await repository.list_events(payment.id)] == [1, 2]
+
+    async def test_a_stale_write_is_refused_and_changes_nothing(self, repository: PaymentRepository) -> None:
+        payment = make_payment()
+        await repository.add(payment, [make_event(payment, 1, "created")])
+        first = next_version(payment, status=PaymentStatus.PROCESSING, event_count=2)
+        await repository.save(first, [make_event(payment, 2)])
+        stale = next_version(payment, status=PaymentStatus.FAILED, event_count=2)
+        with pytest.raises(ConcurrentUpdate):
+            await repository.save(stale, [make_event(payment, 2, "other")], [make_receipt(payment, "evt-x")])
+        assert await repository.get(payment.id) == first
+        assert [e.kind for e in await repository.list_events(payment.id)] == ["created", "status_changed"]
+        assert not await repository.has_receipt(payment.provider, payment.tenant, "evt-x")
+
+    async def test_saving_an_unknown_payment_is_not_found(self, repository: PaymentRepository) -> None:
+        with pytest.raises(PaymentNotFound):
+            await repository.save(make_payment(version=2), [])
+
+    async def test_of_concurrent_writers_of_one_version_exactly_one_wins(
+        self, repository: PaymentRepository
+    ) -> None:
+        payment = make_payment()
+        await repository.add(payment, [])
+        outcomes: list[str] = []
+
+        async def write(index: int) -> None:
+            try:
+                await repository.save(next_version(payment, description=f"writer {index}"), [])
+                outcomes.append(f"won {index}")
+            except ConcurrentUpdate:
+                outcomes.append("lost")
+
+        async with anyio.create_task_group() as group:
+            for index in range(10):
+                group.start_soon(write, index)
+        winners = [o for o in outcomes if o.startswith("won")]
+        assert len(winners) == 1
+        assert (await repository.get(payment.id)).description == f"writer {winners[0].split()[1]}"
+
+    async def test_a_webhook_receipt_is_recorded_once(self, repository: PaymentRepository) -> None:
+        payment = make_payment()
+        await repository.add(payment, [])
+        assert not await repository.has_receipt("fake", None, "evt-1")
+        second = next_version(payment)
+        await repository.save(second, [], [make_receipt(payment, "evt-1")])
+        assert await repository.has_receipt("fake", None, "evt-1")
+        with pytest.raises(ConcurrentUpdate):
+            await repository.save(next_version(second, description="again"), [], [make_receipt(payment, "evt-1")])
+        assert await repository.get(payment.id) == second
+
+    async def test_receipts_are_scoped_by_provider_and_tenant(self, repository: PaymentRepository) -> None:
+        payment = make_payment(tenant="chez-awa")
+        await repository.add(payment, [])
+        await repository.save(next_version(payment), [], [make_receipt(payment, "evt-1")])
+        assert await repository.has_receipt("fake", "chez-awa", "evt-1")
+        assert not await repository.has_receipt("fake", "le-baobab", "evt-1")
+        assert not await repository.has_receipt("wave", "chez-awa", "evt-1")
+        assert not await repository.has_receipt("fake", None, "evt-1")
+
+    async def test_a_payment_is_found_by_its_provider_external_id(self, repository: PaymentRepository) -> None:
+        payment = make_payment(tenant="chez-awa")
+        await repository.add(payment, [])
+        await repository.save(next_version(payment, external_id="gw-77"), [])
+        assert (await repository.get_by_external_id("fake", "chez-awa", "gw-77")).id == payment.id
+        for provider, tenant in (("fake", "le-baobab"), ("wave", "chez-awa"), ("fake", None)):
+            with pytest.raises(PaymentNotFound):
+                await repository.get_by_external_id(provider, tenant, "gw-77")
+
+    async def test_refunds_are_stored_with_their_payment(self, repository: PaymentRepository) -> None:
+        payment = make_payment(status=PaymentStatus.SUCCEEDED, captured_amount=Money.of("5000", "XOF"))
+        await repository.add(payment, [])
+        refund = Refund("re_1", payment.id, Money.of("1000", "XOF"), created_at=BASE_TIME, updated_at=BASE_TIME)
+        second = next_version(payment, refunds=(refund,))
+        await repository.save(second, [])
+        settled = Refund("re_1", payment.id, Money.of("1000", "XOF"), RefundStatus.SUCCEEDED, external_id="r-9",
+                         created_at=BASE_TIME, updated_at=BASE_TIME + timedelta(seconds=5))  # fmt: skip
+        third = next_version(second, refunds=(settled,), status=PaymentStatus.PARTIALLY_REFUNDED)
+        await repository.save(third, [])
+        assert (await repository.get(payment.id)).refunds == (settled,)
+
+    async def test_list_payments_filters_by_tenant_order_and_status(self, repository: PaymentRepository) -> None:
+        made = []
+        for index, (tenant, order, status) in enumerate([
+            ("chez-awa", "o1", PaymentStatus.SUCCEEDED),
+            ("chez-awa", "o2", PaymentStatus.PENDING),
+            ("le-baobab", "o1", PaymentStatus.SUCCEEDED),
+            (None, "o1", PaymentStatus.FAILED),
+        ]):  # fmt: skip
+            payment = make_payment(tenant=tenant, order_id=order, status=status,
+                                   created_at=BASE_TIME + timedelta(minutes=index))  # fmt: skip
+            await repository.add(payment, [])
+            made.append(payment)
+        assert [p.id for p in await repository.list_payments(tenant="chez-awa")] == [made[0].id, made[1].id]
+        assert [p.id for p in await repository.list_payments(order_id="o1")] == [made[0].id, made[2].id, made[3].id]
+        assert [p.id for p in await repository.list_payments(status=PaymentStatus.SUCCEEDED, tenant="le-baobab")] == [
+            made[2].id
+        ]
+        assert len(await repository.list_payments(limit=2)) == 2
+        assert await repository.list_payments(tenant="nobody") == []
+
+    async def test_list_stale_finds_old_unfinished_payments(self, repository: PaymentRepository) -> None:
+        old_pending = make_payment(status=PaymentStatus.PENDING, updated_at=BASE_TIME - timedelta(hours=2))
+        old_done = make_payment(status=PaymentStatus.SUCCEEDED, updated_at=BASE_TIME - timedelta(hours=2))
+        new_pending = make_payment(status=PaymentStatus.PROCESSING, updated_at=BASE_TIME)
+        old_processing = make_payment(status=PaymentStatus.PROCESSING, updated_at=BASE_TIME - timedelta(hours=3))
+        for payment in (old_pending, old_done, new_pending, old_processing):
+            await repository.add(payment, [])
+        stale = await repository.list_stale(
+            statuses=[PaymentStatus.PENDING, PaymentStatus.PROCESSING],
+            updated_before=BASE_TIME - timedelta(hours=1),
+            limit=10,
+        )
+        assert [p.id for p in stale] == [old_processing.id, old_pending.id]
+        limited = await repository.list_stale(
+            statuses=[PaymentStatus.PENDING, PaymentStatus.PROCESSING], updated_before=BASE_TIME, limit=1
+        )
+        assert len(limited) == 1
+
+    async def test_events_read_back_complete_and_in_order(self, repository: PaymentRepository) -> None:
+        payment = rich_payment()
+        events = [
+            make_event(payment, 1, "created", to_status="pending", amount=payment.amount),
+            make_event(payment, 2, "status_changed", from_status="pending", to_status="processing",
+                       provider_event_id="evt-9", message="sent", cause="webhook"),
+            make_event(payment, 3, "refund_created", refund_id="re_b", amount=Money.of("1.001", "KWD")),
+        ]  # fmt: skip
+        await repository.add(payment, events)
+        assert await repository.list_events(payment.id) == events
+
+    async def test_tenant_none_is_its_own_scope_for_external_ids(self, repository: PaymentRepository) -> None:
+        mine = make_payment(tenant=None, external_id="same")
+        theirs = make_payment(tenant="chez-awa", external_id="same")
+        await repository.add(mine, [])
+        await repository.add(theirs, [])
+        assert (await repository.get_by_external_id("fake", None, "same")).id == mine.id
+        assert (await repository.get_by_external_id("fake", "chez-awa", "same")).id == theirs.id
