@@ -36,7 +36,7 @@ from attrs import field, frozen
 from paycore.errors import ConfigurationError
 from paycore.secrets import Settings
 
-__all__ = ["AdapterConfig", "PaycoreConfig", "ProviderConfig", "TenantConfig", "load_config"]
+__all__ = ["AdapterConfig", "PaycoreConfig", "ProviderConfig", "TenantConfig", "load_config", "read_toml"]
 
 ENV_PREFIX: Final = "PAYCORE_"
 
@@ -118,7 +118,7 @@ class PaycoreConfig:
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> PaycoreConfig:
         """Read a TOML file (``PAYCORE_*`` variables are not applied: see :func:`load_config`)."""
-        return _parse(_read_toml(Path(path)))
+        return _parse(read_toml(path))
 
 
 def load_config(
@@ -137,9 +137,9 @@ def load_config(
     data: dict[str, Any]
     if source is None:
         path = env.get(f"{ENV_PREFIX}CONFIG")
-        data = _read_toml(Path(path)) if path else {}
+        data = read_toml(path) if path else {}
     elif isinstance(source, (str, os.PathLike)):
-        data = _read_toml(Path(source))
+        data = read_toml(source)
     elif isinstance(source, Mapping):
         data = _deep_copy(source)
     else:
@@ -152,9 +152,10 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML configuration file as a dict; :class:`ConfigurationError` if missing or invalid."""
     try:
-        with path.open("rb") as file:
+        with Path(path).open("rb") as file:
             return tomllib.load(file)
     except FileNotFoundError:
         raise ConfigurationError(f"configuration file {str(path)!r} does not exist") from None

@@ -30,6 +30,12 @@ def cash_config(**cash_settings: Any) -> dict[str, Any]:
     }
 
 
+@pytest.fixture(name="cash_config")
+def cash_config_fixture() -> Any:
+    """The factory of cash configurations (see :func:`cash_config`)."""
+    return cash_config
+
+
 @pytest.fixture
 async def flow() -> AsyncIterator[PaymentFlow]:
     """A flow with the cash provider (drawers in XOF) on in-memory storage."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from paycore_cash.testing import DrawerStorageConformance
@@ -12,5 +10,5 @@ from paycore_memory.drawers import MemoryDrawerStorage
 
 class TestMemoryDrawerStorage(DrawerStorageConformance):
     @pytest.fixture
-    async def drawer_storage(self) -> AsyncIterator[MemoryDrawerStorage]:
-        yield MemoryDrawerStorage()
+    async def drawer_storage(self) -> MemoryDrawerStorage:
+        return MemoryDrawerStorage()

@@ -27,13 +27,14 @@ import anyio.to_thread
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.cluster
 import redis.exceptions
+import redis.retry
 import redis.sentinel
 import sniffio
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from paycore.errors import StorageError, StorageUnavailable
 from paycore_redis.settings import RedisStoreSettings, redact_url
@@ -51,11 +52,13 @@ _UNAVAILABLE = (
 """Errors that mean "Redis cannot be reached or cannot write right now"."""
 
 
-def _retry() -> Retry:
-    # One immediate retry: a pooled connection broken by a Redis restart is
-    # replaced at once, while a Redis that is down fails fast. The scripts are
-    # safe to run twice.
-    return Retry(NoBackoff(), 1)
+def _retry(asyncio_client: bool) -> redis.retry.Retry | redis.asyncio.retry.Retry:
+    # One immediate retry on a broken connection: a pooled connection broken by
+    # a Redis restart is replaced at once, while a Redis that is down fails
+    # fast. The scripts are safe to run twice.
+    if asyncio_client:
+        return redis.asyncio.retry.Retry(NoBackoff(), 1)
+    return redis.retry.Retry(NoBackoff(), 1)
 
 
 class _Bound:
@@ -105,7 +108,7 @@ class RedisClients:
         except redis.exceptions.RedisError as error:
             raise StorageError(f"Redis at {self.where} failed: {type(error).__name__}: {error}") from error
 
-    def _options(self) -> dict[str, Any]:
+    def _options(self, *, asyncio_client: bool) -> dict[str, Any]:
         settings = self._settings
         options: dict[str, Any] = {
             "socket_timeout": settings.socket_timeout,
@@ -115,7 +118,8 @@ class RedisClients:
         if settings.password is not None:
             options["password"] = settings.password.reveal()
         if not settings.cluster:
-            options["retry"] = _retry()
+            options["retry"] = _retry(asyncio_client)
+            options["retry_on_error"] = [redis.exceptions.ConnectionError]
         return options
 
     def _blocking_bound(self) -> _Bound:
@@ -135,7 +139,7 @@ class RedisClients:
         return bound
 
     def _open_blocking(self) -> Any:
-        settings, options = self._settings, self._options()
+        settings, options = self._settings, self._options(asyncio_client=False)
         target = settings.sentinel
         if target is not None:
             sentinel = redis.sentinel.Sentinel(
@@ -151,7 +155,7 @@ class RedisClients:
         return redis.Redis.from_url(settings.url, **options)
 
     def _open_asyncio(self) -> Any:
-        settings, options = self._settings, self._options()
+        settings, options = self._settings, self._options(asyncio_client=True)
         target = settings.sentinel
         if target is not None:
             sentinel = redis.asyncio.sentinel.Sentinel(

@@ -96,8 +96,9 @@ class SqlIdempotencyStore:
         *,
         clock: Callable[[], float] = time.time,
         auto_upgrade: bool | None = None,
+        owns_database: bool | None = None,
     ) -> None:
-        self._owns_database = not isinstance(database, Database)
+        self._owns_database = not isinstance(database, Database) if owns_database is None else owns_database
         self.database = Database(database, auto_upgrade=auto_upgrade) if isinstance(database, str) else database
         if self.database.dialect not in ("sqlite", "postgresql"):
             from paycore.errors import ConfigurationError

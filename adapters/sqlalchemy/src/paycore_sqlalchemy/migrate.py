@@ -114,3 +114,9 @@ def schema_drift(connection: sa.Connection) -> list[Any]:
         for diff in compare_metadata(context, metadata)
         if not (diff[0] == "remove_table" and diff[1].name == VERSION_TABLE)
     ]
+
+
+def drift(url: str) -> list[Any]:
+    """:func:`schema_drift` for the database at ``url``."""
+    with _connection(url) as connection:
+        return schema_drift(connection)

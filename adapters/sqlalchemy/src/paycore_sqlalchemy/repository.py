@@ -124,8 +124,10 @@ class SqlPaymentRepository:
     shared :class:`Database`. Safe to share between tasks, threads and event loops.
     """
 
-    def __init__(self, database: Database | str, *, auto_upgrade: bool | None = None) -> None:
-        self._owns_database = not isinstance(database, Database)
+    def __init__(
+        self, database: Database | str, *, auto_upgrade: bool | None = None, owns_database: bool | None = None
+    ) -> None:
+        self._owns_database = not isinstance(database, Database) if owns_database is None else owns_database
         self.database = Database(database, auto_upgrade=auto_upgrade) if isinstance(database, str) else database
 
     def __repr__(self) -> str:

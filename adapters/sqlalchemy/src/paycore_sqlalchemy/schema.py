@@ -170,7 +170,7 @@ drawer_sessions = sa.Table(
     sa.Column("expected", sa.BigInteger),
     sa.Column("variance", sa.BigInteger),
     sa.Column("version", sa.Integer, nullable=False),
-    *_non_negative("opening_float", "counted", "expected"),
+    *_non_negative("opening_float", "counted"),
     sa.Index("ix_paycore_cash_drawer_sessions_till", "tenant", "till", "opened_at"),
     sa.Index(
         "uq_paycore_cash_drawer_sessions_open_till",

@@ -1,1 +1,59 @@
-"""paycore-cash."""
+"""paycore-cash: cash payments at a till and the cash-drawer sessions they belong to.
+
+* :class:`CashProvider` (provider type ``cash``): a cash payment succeeds at
+  once and is recorded, with the cash tendered and the change given, in the
+  open drawer session of its till; cash refunds pay out of that drawer.
+* :class:`CashDrawers`: open a till's drawer with a float, pay cash in and out,
+  close it with the counted cash (expected and variance computed exactly), and
+  read a :class:`DrawerReport`.
+* :func:`take_cash`: take a cash payment through a :class:`~paycore.flow.PaymentFlow`.
+* ``paycore drawer ...`` on the command line.
+
+Drawer sessions are stored beside the flow's repository by the storage
+adapter (memory, SQLAlchemy, Django), through the ``paycore_cash_drawer_storage``
+hook; :class:`paycore_cash.testing.DrawerStorageConformance` is the contract.
+"""
+
+from paycore_cash.drawers import CashDrawers
+from paycore_cash.errors import (
+    CashError,
+    DrawerAlreadyOpen,
+    DrawerClosed,
+    DrawerNotFound,
+    ForeignCurrency,
+    InsufficientDrawerCash,
+    InsufficientTender,
+    InvalidCashRequest,
+    NoOpenDrawer,
+)
+from paycore_cash.provider import CashProvider
+from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
+from paycore_cash.report import DrawerReport, format_money
+from paycore_cash.sales import CashSale, order_balance, take_cash
+from paycore_cash.storage import DrawerStorage
+from paycore_cash.totals import DrawerTotals
+
+__all__ = [
+    "CashDrawers",
+    "CashError",
+    "CashMovement",
+    "CashProvider",
+    "CashSale",
+    "DrawerAlreadyOpen",
+    "DrawerClosed",
+    "DrawerNotFound",
+    "DrawerReport",
+    "DrawerSession",
+    "DrawerStatus",
+    "DrawerStorage",
+    "DrawerTotals",
+    "ForeignCurrency",
+    "InsufficientDrawerCash",
+    "InsufficientTender",
+    "InvalidCashRequest",
+    "MovementKind",
+    "NoOpenDrawer",
+    "format_money",
+    "order_balance",
+    "take_cash",
+]

@@ -1,4 +1,4 @@
-"""``paycore drawer``: open, fill, empty, close and report on cash drawers from a shell.
+"""paycore drawer: open, fill, empty, close and report on cash drawers from a shell.
 
 Each subcommand builds a flow from ``--config PATH`` (or ``PAYCORE_CONFIG``,
 or the embedded default) and acts on the drawers of ``--tenant``. The

@@ -22,7 +22,10 @@ async def run_cash_day(context: Any) -> None:
 
     flow, tenant = context.flow, context.tenant
     drawers = CashDrawers(flow, tenant=tenant, currency="XOF")
-    xof = lambda amount: Money.of(amount, "XOF")  # noqa: E731
+
+    def xof(amount: str) -> Money:
+        return Money.of(amount, "XOF")
+
     session = await drawers.open(till="T1", opening_float=xof("20000"), opened_by="Awa")
     context.echo(f"Awa opens till T1 with a float of 20 000 XOF (session {session.id})")
     sales = []

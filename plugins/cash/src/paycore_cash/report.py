@@ -40,7 +40,7 @@ def format_money(amount: Money, *, signed: bool = False) -> str:
 
 
 def _when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M %Z").rstrip()
 
 
 @frozen
@@ -77,7 +77,7 @@ class DrawerReport:
         tenant = f" ({session.tenant})" if session.tenant else ""
         lines = [
             f"Cash drawer {session.till}{tenant}, session {session.id}",
-            f"Opened {_when(session.opened_at)} by {session.opened_by}",
+            f"Opened {_when(session.opened_at)} by {session.opened_by}, float {format_money(session.opening_float)}",
         ]
         if session.is_open:
             lines.append("Still open")

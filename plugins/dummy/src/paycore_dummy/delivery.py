@@ -123,9 +123,7 @@ class WebhookSender:
         )
         self.attempts.append(result)
         if not result.delivered:
-            logger.info(
-                "webhook %s (%s) attempt %d to %s: %s", event.id, event.type, attempt, url, status or error
-            )
+            logger.info("webhook %s (%s) attempt %d to %s: %s", event.id, event.type, attempt, url, status or error)
         return result
 
     async def deliver(self, url: str, event: GatewayEvent) -> bool:

@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 from attrs import define, field
 
 from paycore.errors import ValidationError
+from paycore.secrets import Secret
 from paycore_dummy.delivery import DeliveryAttempt, GatewayEvent, RetryPolicy, WebhookSender
 from paycore_dummy.errors import GatewayApiError, GatewayNotRunning
 from paycore_dummy.scenarios import Scenario, scenario_for
@@ -182,7 +183,7 @@ class DummyGateway:
     ) -> None:
         if not api_key:
             raise GatewayApiError(500, "configuration", "the gateway needs a non-empty api_key")
-        self._api_key = api_key
+        self._api_key = Secret(api_key)
         self._secrets = WebhookSecret.parse_many(webhook_secrets)
         self.webhook_url = webhook_url
         """Where webhooks go when a payment names no ``webhook_url`` of its own."""
@@ -257,7 +258,7 @@ class DummyGateway:
 
     def check_api_key(self, presented: str | None) -> None:
         """Refuse (401) a request without the gateway's API key."""
-        if presented is None or not _secrets.compare_digest(presented.encode(), self._api_key.encode()):
+        if presented is None or not _secrets.compare_digest(presented.encode(), self._api_key.reveal().encode()):
             raise GatewayApiError(401, "unauthorized", "missing or wrong API key")
 
     def payment(self, payment_id: str) -> GatewayPayment:
@@ -387,7 +388,9 @@ class DummyGateway:
         if payment.status == "canceled":
             return payment
         if payment.status not in ("requires_action", "authorized"):
-            raise GatewayApiError(409, "invalid_state", f"payment {payment.id} is {payment.status}; it cannot be canceled")
+            raise GatewayApiError(
+                409, "invalid_state", f"payment {payment.id} is {payment.status}; it cannot be canceled"
+            )
         self._set(payment, "canceled")
         self._emit(payment, "payment.canceled")
         return payment

@@ -18,7 +18,8 @@ Settings (``[providers.wave]`` with ``type = "dummy"``):
     The ``whsec_`` secret webhooks are signed with; during a rotation, several
     separated by spaces (or ``webhook_secrets``, a list).
 ``webhook_url``
-    Where the gateway should send this provider's webhooks.
+    Where the gateway should send this provider's webhooks; ``{tenant}`` and
+    ``{code}`` are filled in (``https://shop.example/webhooks/{tenant}/{code}``).
 ``method``
     ``card`` (hosted checkout page, the default) or ``mobile_money`` (approve
     on the phone); the payment's metadata ``dummy_method`` overrides it.
@@ -41,6 +42,7 @@ from paycore.errors import ConfigurationError, MalformedWebhook, ProviderNotSent
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
+from paycore.secrets import Secret
 from paycore.status import Outcome, RefundStatus
 from paycore_dummy.errors import GatewayRefused
 from paycore_dummy.signing import DEFAULT_TOLERANCE, WebhookSecret, verify
@@ -81,7 +83,8 @@ class DummyProvider(Provider):
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         settings = context.settings
-        self._api_key = settings.secret("api_key")
+        settings.secret("api_key")  # required: a clear error now rather than at the first call
+        self._api_key = Secret(settings.secret("api_key"))
         raw_secrets: Any = settings.get("webhook_secrets")
         if raw_secrets is None:
             raw_secrets = settings.secret("webhook_secret")
@@ -94,7 +97,7 @@ class DummyProvider(Provider):
             raise ConfigurationError(
                 f"provider {context.code!r} (dummy): set exactly one of 'base_url' (HTTP) or 'gateway' (in-process)"
             )
-        self.webhook_url: str | None = settings.get("webhook_url")
+        self.webhook_url: str | None = _webhook_url(settings.get("webhook_url"), context)
         self.method: str = settings.get("method", "card")
         if self.method not in ("card", "mobile_money"):
             raise ConfigurationError(
@@ -108,7 +111,7 @@ class DummyProvider(Provider):
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            headers = {"authorization": f"Bearer {self._api_key}", "user-agent": "paycore-dummy"}
+            headers = {"authorization": f"Bearer {self._api_key.reveal()}", "user-agent": "paycore-dummy"}
             if self._base_url is not None:
                 self._client = httpx.AsyncClient(base_url=self._base_url, headers=headers, timeout=self.timeout)
             else:
@@ -124,7 +127,12 @@ class DummyProvider(Provider):
         return self._client
 
     async def _call(
-        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
         """One API call; the answer's JSON, or the error that says whether it was sent."""
@@ -303,6 +311,15 @@ def _read_refund(data: Any, currency: str) -> RefundUpdate:
         external_id=data.get("id"),
         amount=_money(data.get("amount"), currency),
     )
+
+
+def _webhook_url(template: str | None, context: ProviderContext) -> str | None:
+    """The webhook URL with ``{code}`` and ``{tenant}`` filled in (no tenant: its segment goes)."""
+    if template is None:
+        return None
+    if context.tenant is None:
+        template = template.replace("{tenant}/", "").replace("/{tenant}", "")
+    return template.replace("{tenant}", context.tenant or "").replace("{code}", context.code)
 
 
 def _status_of(data: Any) -> Any:

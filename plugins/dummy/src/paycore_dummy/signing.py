@@ -56,9 +56,7 @@ class WebhookSecret:
                 "a webhook secret must be 'whsec_' followed by base64 (the key is not valid base64)"
             ) from None
         if len(key) < 16:
-            raise ConfigurationError(
-                f"a webhook secret's key must be at least 16 bytes, this one has {len(key)}"
-            )
+            raise ConfigurationError(f"a webhook secret's key must be at least 16 bytes, this one has {len(key)}")
         self._key = key
 
     @classmethod

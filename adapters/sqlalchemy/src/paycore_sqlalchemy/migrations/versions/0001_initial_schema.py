@@ -41,7 +41,6 @@ def upgrade() -> None:
         sa.Column("variance", sa.BigInteger(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.CheckConstraint("counted >= 0", name=op.f("ck_paycore_cash_drawer_sessions_counted_non_negative")),
-        sa.CheckConstraint("expected >= 0", name=op.f("ck_paycore_cash_drawer_sessions_expected_non_negative")),
         sa.CheckConstraint(
             "opening_float >= 0", name=op.f("ck_paycore_cash_drawer_sessions_opening_float_non_negative")
         ),

@@ -1,0 +1,214 @@
+"""The Redis idempotency store against a real ``redis-server``, under asyncio and trio."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+import redis
+
+from paycore.errors import (
+    IdempotencyInProgress,
+    IdempotencyLeaseLost,
+    StorageError,
+    StorageUnavailable,
+)
+from paycore.testing import IdempotencyStoreConformance
+from paycore.testing.redis import RedisServer
+from paycore_redis import RedisIdempotencyStore
+
+pytestmark = pytest.mark.anyio
+
+
+def _admin(server: RedisServer) -> redis.Redis:
+    return redis.Redis.from_url(server.url, decode_responses=True)
+
+
+async def test_a_replayed_request_costs_one_evalsha(
+    redis_server: RedisServer, redis_store: RedisIdempotencyStore
+) -> None:
+    claim = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    assert claim.token is not None
+    await redis_store.complete(scope="", key="k", token=claim.token, result={"id": "pay_1"}, ttl_seconds=60)
+    admin = _admin(redis_server)
+    admin.config_resetstat()
+    replay = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    stats = admin.info("commandstats")
+    assert replay.result == {"id": "pay_1"}
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    run_by_the_script = {"cmdstat_hmget", "cmdstat_time"}
+    assert set(stats) <= {"cmdstat_evalsha", "cmdstat_config|resetstat", *run_by_the_script}
+
+
+async def test_records_live_under_the_prefix(redis_server: RedisServer, redis_store: RedisIdempotencyStore) -> None:
+    await redis_store.claim(scope="t:chez-awa", key="order-1", fingerprint="f", lease_seconds=30)
+    prefix = redis_store.settings.prefix
+    assert _admin(redis_server).keys(f"{prefix}*") == [f"{prefix}t%3Achez-awa:order-1"]
+
+
+async def test_two_prefixes_on_one_redis_do_not_share_keys(
+    redis_server: RedisServer, redis_store: RedisIdempotencyStore
+) -> None:
+    other = redis_store.with_prefix(redis_store.settings.prefix + "other-app:")
+    try:
+        await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+        claim = await other.claim(scope="", key="k", fingerprint="g", lease_seconds=30)
+    finally:
+        await other.aclose()
+    assert claim.token is not None
+
+
+async def test_a_colon_in_the_scope_cannot_collide_with_a_colon_in_the_key(
+    redis_store: RedisIdempotencyStore,
+) -> None:
+    await redis_store.claim(scope="a:b", key="c", fingerprint="f", lease_seconds=30)
+    claim = await redis_store.claim(scope="a", key="b:c", fingerprint="g", lease_seconds=30)
+    assert claim.token is not None
+
+
+async def test_a_completed_record_expires_after_its_ttl(
+    redis_server: RedisServer, redis_store: RedisIdempotencyStore
+) -> None:
+    claim = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    assert claim.token is not None
+    await redis_store.complete(scope="", key="k", token=claim.token, result={"id": 1}, ttl_seconds=600)
+    ttl = _admin(redis_server).pttl(redis_store.record_key("", "k"))
+    assert 599_000 < ttl <= 600_000
+
+
+async def test_an_abandoned_record_is_kept_for_the_retention_after_its_lease(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    store = RedisIdempotencyStore.from_url(redis_server.url, prefix=prefix, abandoned_retention=100)
+    try:
+        await store.claim(scope="", key="k", fingerprint="f", lease_seconds=20)
+        ttl = _admin(redis_server).pttl(store.record_key("", "k"))
+    finally:
+        await store.aclose()
+    assert 119_000 < ttl <= 120_000
+
+
+async def test_an_abandoned_record_that_expired_gives_a_fresh_key(redis_server: RedisServer, prefix: str) -> None:
+    store = RedisIdempotencyStore.from_url(redis_server.url, prefix=prefix, abandoned_retention=0.05)
+    try:
+        await store.claim(scope="", key="k", fingerprint="f", lease_seconds=0.05)
+        await anyio.sleep(0.2)
+        claim = await store.claim(scope="", key="k", fingerprint="other", lease_seconds=30)
+    finally:
+        await store.aclose()
+    assert claim.token is not None
+    assert not claim.taken_over
+
+
+async def test_a_claim_resent_after_a_broken_connection_keeps_the_key(
+    redis_store: RedisIdempotencyStore,
+) -> None:
+    # redis-py re-sends a command once when its connection broke; the first
+    # attempt may have run. Sending the same claim twice must not refuse it.
+    arguments = ["f", "token-1", 30_000, 60_000]
+    first = await redis_store._clients.run("claim", [redis_store.record_key("", "k")], arguments)
+    again = await redis_store._clients.run("claim", [redis_store.record_key("", "k")], arguments)
+    assert first == again == ["token", 0]
+    with pytest.raises(IdempotencyInProgress):
+        await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+
+
+async def test_a_completion_resent_after_it_succeeded_is_harmless(redis_store: RedisIdempotencyStore) -> None:
+    claim = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    assert claim.token is not None
+    for _ in range(2):
+        await redis_store.complete(scope="", key="k", token=claim.token, result={"id": 1}, ttl_seconds=60)
+    replay = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    assert replay.result == {"id": 1}
+
+
+async def test_a_result_that_is_not_json_is_refused_and_the_key_stays_held(
+    redis_store: RedisIdempotencyStore,
+) -> None:
+    claim = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    assert claim.token is not None
+    with pytest.raises(StorageError, match="must be JSON data"):
+        await redis_store.complete(scope="", key="k", token=claim.token, result={"x": object()}, ttl_seconds=60)
+    with pytest.raises(IdempotencyInProgress):
+        await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+
+
+async def test_the_lease_is_timed_by_the_redis_server(
+    redis_server: RedisServer, redis_store: RedisIdempotencyStore
+) -> None:
+    await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    seconds, micros = _admin(redis_server).time()
+    deadline = int(_admin(redis_server).hget(redis_store.record_key("", "k"), "l") or 0)
+    assert 29_000 < deadline - (seconds * 1000 + micros // 1000) <= 30_000
+
+
+async def test_a_store_whose_redis_is_down_raises_storage_unavailable(own_redis_server: RedisServer) -> None:
+    store = RedisIdempotencyStore.from_url(own_redis_server.url, socket_timeout=0.5)
+    own_redis_server.kill()
+    try:
+        with pytest.raises(StorageUnavailable, match=r"127\.0\.0\.1"):
+            await store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    finally:
+        await store.aclose()
+
+
+async def test_a_password_never_appears_in_an_unavailable_error(own_redis_server: RedisServer) -> None:
+    url = f"redis://:hunter2@127.0.0.1:{own_redis_server.port}/0"
+    own_redis_server.kill()
+    store = RedisIdempotencyStore.from_url(url, socket_timeout=0.5)
+    try:
+        with pytest.raises(StorageUnavailable) as caught:
+            await store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    finally:
+        await store.aclose()
+    assert "hunter2" not in str(caught.value)
+
+
+async def test_the_store_works_again_after_redis_restarts_empty(own_redis_server: RedisServer) -> None:
+    store = RedisIdempotencyStore.from_url(own_redis_server.url)
+    try:
+        await store.claim(scope="", key="before", fingerprint="f", lease_seconds=30)
+        own_redis_server.restart()
+        claim = await store.claim(scope="", key="before", fingerprint="other", lease_seconds=30)
+    finally:
+        await store.aclose()
+    assert claim.token is not None
+
+
+async def test_a_holder_whose_lease_was_taken_over_cannot_overwrite_the_new_result(
+    redis_store: RedisIdempotencyStore,
+) -> None:
+    late = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=0.1)
+    await anyio.sleep(0.25)
+    new = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    assert new.token is not None
+    assert new.taken_over
+    assert late.token is not None
+    await redis_store.complete(scope="", key="k", token=new.token, result={"by": "new"}, ttl_seconds=60)
+    with pytest.raises(IdempotencyLeaseLost):
+        await redis_store.complete(scope="", key="k", token=late.token, result={"by": "late"}, ttl_seconds=60)
+    await redis_store.release(scope="", key="k", token=late.token)
+    replay = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    assert replay.result == {"by": "new"}
+
+
+async def test_a_closed_store_refuses_calls(redis_server: RedisServer, prefix: str) -> None:
+    store = RedisIdempotencyStore.from_url(redis_server.url, prefix=prefix)
+    await store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    await store.aclose()
+    with pytest.raises(StorageError, match="is closed"):
+        await store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+
+
+class TestRedisStoreConformance(IdempotencyStoreConformance):
+    """The shared idempotency rules, against a real redis-server."""
+
+    @pytest.fixture
+    async def idempotency_store(
+        self, redis_server: RedisServer, prefix: str
+    ) -> AsyncIterator[RedisIdempotencyStore]:
+        """A store under a prefix of its own on the shared server."""
+        store = RedisIdempotencyStore.from_url(redis_server.url, prefix=prefix)
+        yield store
+        await store.aclose()

@@ -1,0 +1,88 @@
+"""``paycore db``: apply the packaged migrations and ask where a database stands.
+
+::
+
+    paycore db upgrade [--url URL]     # create or upgrade the tables
+    paycore db current [--url URL]     # the schema revision the database is at
+    paycore db check   [--url URL]     # exit 1 if the tables differ from what the code expects
+
+Without ``--url``, the URL is the repository of ``--config FILE`` or of the
+``PAYCORE_*`` environment (``PAYCORE_REPOSITORY``, ``PAYCORE_CONFIG``), and
+failing those the embedded default ``sqlite:///paycore.db``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Final
+
+from paycore.errors import PaycoreError
+
+__all__ = ["DEFAULT_URL", "HELP", "configure", "run"]
+
+HELP: Final = "create or upgrade the SQL tables (paycore-sqlalchemy migrations)"
+DEFAULT_URL: Final = "sqlite:///paycore.db"
+"""The embedded default database of the command line and the demo."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``upgrade``, ``current`` and ``check`` with their options."""
+    actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
+    for name, text in (
+        ("upgrade", "apply every migration not applied yet"),
+        ("current", "print the schema revision the database is at"),
+        ("check", "compare the database's tables with the code's; exit 1 on any difference"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--url", dest="db_url", help=f"database URL (default: configured, or {DEFAULT_URL})")
+        action.add_argument("--config", dest="db_config", help="a paycore TOML file to take the repository URL from")
+        if name == "upgrade":
+            action.add_argument("--revision", dest="db_revision", default="head", help="target revision (head)")
+
+
+def resolve_url(args: argparse.Namespace) -> str:
+    """The database URL the command acts on."""
+    if getattr(args, "db_url", None):
+        return str(args.db_url)
+    from paycore.config import load_config
+    from paycore_sqlalchemy.settings import url_setting
+
+    config = load_config(getattr(args, "db_config", None))
+    if config.repository.type == "sqlalchemy":
+        return url_setting(config.repository.settings, "repository")
+    return DEFAULT_URL
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out ``paycore db ACTION``; return the exit status."""
+    from paycore_sqlalchemy import migrate
+    from paycore_sqlalchemy.engine import safe_url
+
+    try:
+        url = resolve_url(args)
+        shown = safe_url(url)
+        if args.db_action == "upgrade":
+            before, after = migrate.upgrade(url, args.db_revision)
+            if before == after:
+                print(f"{shown}: already at revision {after}")
+            else:
+                print(f"{shown}: upgraded from {before or 'empty'} to {after}")
+            return 0
+        if args.db_action == "current":
+            at = migrate.current(url)
+            head = migrate.head_revision()
+            state = "up to date" if at == head else f"behind head {head}: run `paycore db upgrade`"
+            print(f"{shown}: revision {at or 'none (empty database)'} ({state})")
+            return 0 if at == head else 1
+        differences = migrate.drift(url)
+        if differences:
+            print(f"{shown}: the tables differ from the code:")
+            for difference in differences:
+                print(f"  {difference}")
+            return 1
+        print(f"{shown}: tables match the code")
+        return 0
+    except PaycoreError as error:
+        print(f"paycore db: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,64 @@
+"""Reading the adapter's settings: ``url`` and optional pool and migration options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from paycore.errors import ConfigurationError
+
+__all__ = ["ENGINE_OPTIONS", "auto_upgrade_setting", "engine_options", "url_setting"]
+
+ENGINE_OPTIONS: Final = ("pool_size", "max_overflow", "pool_timeout", "pool_pre_ping")
+"""Settings passed on to the engine's connection pool."""
+
+_TRUE: Final = {"1", "true", "yes", "on"}
+_FALSE: Final = {"0", "false", "no", "off"}
+
+
+def url_setting(settings: Mapping[str, Any], owner: str) -> str:
+    """The ``url`` setting (a :class:`~paycore.secrets.Secret` is revealed: URLs may hold passwords)."""
+    value = settings.get("url")
+    reveal = getattr(value, "reveal", None)
+    if callable(reveal):
+        value = reveal()
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(
+            f"{owner}: set 'url' to a database URL, e.g. 'sqlite:///paycore.db' or "
+            "'postgresql+psycopg://user@host/paycore'"
+        )
+    return value
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigurationError(f"sqlalchemy: {name} must be true or false, not {value!r}")
+
+
+def auto_upgrade_setting(settings: Mapping[str, Any]) -> bool | None:
+    """``auto_upgrade`` if set (``None``: the default, on for SQLite only)."""
+    value = settings.get("auto_upgrade")
+    return None if value is None else _boolean(value, "auto_upgrade")
+
+
+def engine_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The pool settings among ``settings``, checked."""
+    options: dict[str, Any] = {}
+    for name in ENGINE_OPTIONS:
+        if name not in settings:
+            continue
+        raw = settings[name]
+        if name == "pool_pre_ping":
+            options[name] = _boolean(raw, name)
+            continue
+        try:
+            number = float(raw) if name == "pool_timeout" else int(raw)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"sqlalchemy: {name} must be a number, not {raw!r}") from None
+        if number < 0:
+            raise ConfigurationError(f"sqlalchemy: {name} must not be negative, not {raw!r}")
+        options[name] = number
+    return options

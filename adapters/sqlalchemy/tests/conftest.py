@@ -1,0 +1,57 @@
+"""Fixtures for the SQLAlchemy adapter's tests: SQLite files and a real PostgreSQL server.
+
+The PostgreSQL server is started once per session (``paycore.testing.postgres``)
+on a loopback port; each test gets a fresh database copied from a migrated
+template, so no test sees another's rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paycore.testing.postgres import PostgresServer, PostgresServerError
+from paycore_sqlalchemy import migrate
+
+TEMPLATE = "paycore_template"
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test session, with a migrated template database."""
+    try:
+        server = PostgresServer().start()
+    except PostgresServerError as error:
+        pytest.fail(str(error))
+    try:
+        migrate.upgrade(server.create_database(TEMPLATE))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database with the current schema, dropped afterwards."""
+    name = f"test_{next(_names)}"
+    url = postgres_server.create_database(name, template=TEMPLATE)
+    yield url
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """The URL of a SQLite file of this test (created and migrated on first use)."""
+    return f"sqlite:///{tmp_path / 'paycore.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("postgres_url"))

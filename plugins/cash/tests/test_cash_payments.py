@@ -1,0 +1,264 @@
+"""Taking and refunding cash through ``PaymentFlow``: tender, change, split tender, drawer rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from attrs import evolve
+
+from paycore.errors import RefundExceedsCaptured, StorageUnavailable
+from paycore.flow import PaymentFlow
+from paycore.hookspecs import hookimpl
+from paycore.money import Money
+from paycore.status import Outcome, PaymentStatus, RefundStatus
+from paycore_cash.drawers import CashDrawers
+from paycore_cash.errors import (
+    ForeignCurrency,
+    InsufficientDrawerCash,
+    InsufficientTender,
+    InvalidCashRequest,
+    NoOpenDrawer,
+)
+from paycore_cash.records import CashMovement, MovementKind
+from paycore_cash.sales import order_balance, take_cash
+from paycore_memory.drawers import MemoryDrawerStorage
+
+pytestmark = pytest.mark.anyio
+
+TENANT = "chez-awa"
+
+
+def xof(amount: str | int) -> Money:
+    return Money.of(str(amount), "XOF")
+
+
+async def open_till(drawers: CashDrawers, float_: int = 10_000) -> str:
+    return (await drawers.open(till="T1", opening_float=xof(float_), opened_by="Awa")).id
+
+
+async def test_a_cash_sale_succeeds_at_once_with_its_change(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    session_id = await open_till(drawers)
+    sale = await take_cash(
+        flow, amount=xof(3_500), tendered=xof(5_000), till="T1", order_id="T1-1", tenant=TENANT, cashier="Awa"
+    )
+    assert sale.payment.status is PaymentStatus.SUCCEEDED
+    assert sale.payment.captured_amount == xof(3_500)
+    assert (sale.change, sale.balance_due) == (xof(1_500), xof(0))
+    [movement] = await drawers.movements(session_id)
+    assert (movement.kind, movement.amount, movement.tendered, movement.change) == (
+        MovementKind.SALE,
+        xof(3_500),
+        xof(5_000),
+        xof(1_500),
+    )
+    assert movement.payment_id == sale.payment.id
+    assert sale.payment.external_id == movement.id
+
+
+async def test_exact_cash_gives_no_change(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    await open_till(drawers)
+    sale = await take_cash(flow, amount=xof(2_000), tendered=xof(2_000), till="T1", order_id="o", tenant=TENANT)
+    assert sale.change == xof(0)
+
+
+async def test_tendering_less_than_due_is_refused_and_stores_nothing(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    session_id = await open_till(drawers)
+    with pytest.raises(InsufficientTender, match="4000 XOF"):
+        await take_cash(flow, amount=xof(5_000), tendered=xof(4_000), till="T1", order_id="o", tenant=TENANT)
+    assert await flow.list_payments(tenant=TENANT) == []
+    assert await drawers.movements(session_id) == []
+
+
+async def test_a_payment_made_directly_with_too_little_tender_stores_nothing(
+    flow: PaymentFlow, drawers: CashDrawers
+) -> None:
+    session_id = await open_till(drawers)
+    with pytest.raises(InsufficientTender):
+        await flow.create_payment(
+            amount=xof(5_000),
+            provider="cash",
+            order_id="o",
+            tenant=TENANT,
+            metadata={"till": "T1", "tendered": "4000"},
+        )
+    assert await flow.list_payments(tenant=TENANT) == []
+    assert await drawers.movements(session_id) == []
+
+
+async def test_split_tender_pays_part_and_leaves_the_rest_due(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    await open_till(drawers)
+    total = xof(12_000)
+    first = await take_cash(
+        flow, amount=total, tendered=xof(5_000), till="T1", order_id="T1-9", tenant=TENANT, split_tender=True
+    )
+    assert (first.payment.amount, first.change, first.balance_due) == (xof(5_000), xof(0), xof(7_000))
+    due = await order_balance(flow, order_id="T1-9", total=total, tenant=TENANT)
+    assert due == xof(7_000)
+    second = await take_cash(
+        flow, amount=due, tendered=xof(10_000), till="T1", order_id="T1-9", tenant=TENANT, split_tender=True
+    )
+    assert (second.payment.amount, second.change, second.balance_due) == (xof(7_000), xof(3_000), xof(0))
+    assert await order_balance(flow, order_id="T1-9", total=total, tenant=TENANT) == xof(0)
+
+
+async def test_taking_cash_with_no_open_drawer_is_refused_and_stores_nothing(
+    flow: PaymentFlow, drawers: CashDrawers
+) -> None:
+    with pytest.raises(NoOpenDrawer, match="'T1'"):
+        await take_cash(flow, amount=xof(1_000), tendered=xof(1_000), till="T1", order_id="o", tenant=TENANT)
+    assert await flow.list_payments(tenant=TENANT) == []
+
+
+async def test_taking_cash_after_the_drawer_closed_is_refused_and_changes_nothing(
+    flow: PaymentFlow, drawers: CashDrawers
+) -> None:
+    session_id = await open_till(drawers)
+    closed = await drawers.close(till="T1", counted=xof(10_000), closed_by="Awa")
+    with pytest.raises(NoOpenDrawer):
+        await take_cash(flow, amount=xof(1_000), tendered=xof(1_000), till="T1", order_id="o", tenant=TENANT)
+    assert await flow.list_payments(tenant=TENANT) == []
+    assert await drawers.movements(session_id) == []
+    assert await drawers.get(session_id) == closed
+
+
+async def test_a_payment_in_another_currency_than_the_drawer_is_refused(
+    flow: PaymentFlow, drawers: CashDrawers
+) -> None:
+    await open_till(drawers)
+    with pytest.raises(ForeignCurrency):
+        await flow.create_payment(
+            amount=Money.of("10", "EUR"), provider="cash", order_id="o", tenant=TENANT, metadata={"till": "T1"}
+        )
+    assert await flow.list_payments(tenant=TENANT) == []
+
+
+async def test_a_cash_payment_without_a_till_is_refused(flow: PaymentFlow) -> None:
+    with pytest.raises(InvalidCashRequest, match="till"):
+        await flow.create_payment(amount=xof(1_000), provider="cash", order_id="o", tenant=TENANT)
+    assert await flow.list_payments(tenant=TENANT) == []
+
+
+async def test_a_cash_refund_pays_out_of_the_drawer(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    session_id = await open_till(drawers)
+    sale = await take_cash(flow, amount=xof(4_000), tendered=xof(5_000), till="T1", order_id="o", tenant=TENANT)
+    refund = await flow.refund(sale.payment.id, amount=xof(1_500), reason="cold soup", tenant=TENANT)
+    assert refund.status is RefundStatus.SUCCEEDED
+    payment = await flow.get_payment(sale.payment.id)
+    assert payment.status is PaymentStatus.PARTIALLY_REFUNDED
+    movements = await drawers.movements(session_id)
+    assert [(m.kind, m.amount, m.refund_id) for m in movements][1] == (MovementKind.REFUND, xof(1_500), refund.id)
+    assert (await drawers.totals(session_id)).expected == xof(10_000 + 4_000 - 1_500)
+
+
+async def test_a_refund_larger_than_the_cash_taken_is_refused_and_changes_nothing(
+    flow: PaymentFlow, drawers: CashDrawers
+) -> None:
+    session_id = await open_till(drawers)
+    sale = await take_cash(flow, amount=xof(4_000), tendered=xof(5_000), till="T1", order_id="o", tenant=TENANT)
+    before = await flow.get_payment(sale.payment.id)
+    with pytest.raises(RefundExceedsCaptured):
+        await flow.refund(sale.payment.id, amount=xof(4_001), tenant=TENANT)
+    assert await flow.get_payment(sale.payment.id) == before
+    assert [m.kind for m in await drawers.movements(session_id)] == [MovementKind.SALE]
+
+
+async def test_a_refund_larger_than_the_drawer_holds_pays_nothing_out(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    session_id = await open_till(drawers, float_=0)
+    sale = await take_cash(flow, amount=xof(4_000), tendered=xof(4_000), till="T1", order_id="o", tenant=TENANT)
+    await drawers.pay_out(till="T1", amount=xof(3_000), reason="drop to the safe", actor="Awa")
+    with pytest.raises(InsufficientDrawerCash, match="1000 XOF"):
+        await flow.refund(sale.payment.id, amount=xof(2_000), tenant=TENANT)
+    payment = await flow.get_payment(sale.payment.id)
+    assert payment.refunded_amount == xof(0)
+    assert payment.refundable_amount == xof(4_000)
+    assert (await drawers.totals(session_id)).refunds == xof(0)
+
+
+async def test_a_refund_with_the_drawer_closed_is_refused(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    await open_till(drawers)
+    sale = await take_cash(flow, amount=xof(4_000), tendered=xof(4_000), till="T1", order_id="o", tenant=TENANT)
+    await drawers.close(till="T1", counted=xof(14_000), closed_by="Awa")
+    with pytest.raises(NoOpenDrawer):
+        await flow.refund(sale.payment.id, amount=xof(1_000), tenant=TENANT)
+    assert (await flow.get_payment(sale.payment.id)).refundable_amount == xof(4_000)
+
+
+async def test_a_refund_is_paid_from_the_tills_current_session(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    await open_till(drawers)
+    sale = await take_cash(flow, amount=xof(4_000), tendered=xof(4_000), till="T1", order_id="o", tenant=TENANT)
+    await drawers.close(till="T1", counted=xof(14_000), closed_by="Awa")
+    next_day = await open_till(drawers, float_=5_000)
+    await flow.refund(sale.payment.id, amount=xof(1_000), tenant=TENANT)
+    assert (await drawers.totals(next_day)).expected == xof(4_000)
+
+
+class _LosesAnswers:
+    """Drawer storage that stores a movement, then fails as if the answer was lost."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryDrawerStorage()
+        self.lose_next = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def add_movement(self, movement: CashMovement) -> CashMovement:
+        stored = await self.inner.add_movement(movement)
+        if self.lose_next:
+            self.lose_next = False
+            raise StorageUnavailable("connection reset after commit")
+        return stored
+
+
+class _LossyPlugin:
+    def __init__(self) -> None:
+        self.storage = _LosesAnswers()
+
+    @hookimpl(tryfirst=True)
+    def paycore_cash_drawer_storage(self, repository: object, settings: Mapping[str, Any]) -> object:
+        return self.storage
+
+
+async def test_a_sale_whose_answer_was_lost_is_settled_by_polling_the_drawer(cash_config: Any) -> None:
+    plugin = _LossyPlugin()
+    async with PaymentFlow.from_config(cash_config(currency="XOF"), plugins=[plugin]) as flow:
+        drawers = CashDrawers(flow, tenant=TENANT)
+        await open_till(drawers)
+        plugin.storage.lose_next = True
+        checkout = await flow.create_payment(
+            amount=xof(3_000), provider="cash", order_id="o", tenant=TENANT, metadata={"till": "T1"}
+        )
+        assert checkout.payment.status is PaymentStatus.PROCESSING
+        assert checkout.payment.pending_call is not None
+        assert checkout.payment.pending_call.unknown
+        settled = await flow.refresh(checkout.payment.id, tenant=TENANT)
+    assert settled.status is PaymentStatus.SUCCEEDED
+    assert settled.captured_amount == xof(3_000)
+    assert settled.pending_call is None
+
+
+async def test_a_refund_whose_answer_was_lost_is_settled_without_paying_twice(cash_config: Any) -> None:
+    plugin = _LossyPlugin()
+    async with PaymentFlow.from_config(cash_config(currency="XOF"), plugins=[plugin]) as flow:
+        drawers = CashDrawers(flow, tenant=TENANT)
+        session_id = await open_till(drawers)
+        sale = await take_cash(flow, amount=xof(4_000), tendered=xof(4_000), till="T1", order_id="o", tenant=TENANT)
+        plugin.storage.lose_next = True
+        lost = await flow.refund(sale.payment.id, amount=xof(1_000), tenant=TENANT)
+        assert lost.status is RefundStatus.PENDING
+        settled = await flow.refresh(sale.payment.id, tenant=TENANT)
+        totals = await drawers.totals(session_id)
+    assert [r.status for r in settled.refunds] == [RefundStatus.SUCCEEDED]
+    assert (totals.refunds, totals.refund_count) == (xof(1_000), 1)
+
+
+async def test_polling_a_sale_that_never_reached_the_drawer_fails_it(flow: PaymentFlow) -> None:
+    provider = flow.provider("cash", tenant=TENANT)
+    drawers = CashDrawers(flow, tenant=TENANT)
+    await open_till(drawers)
+    sale = await take_cash(flow, amount=xof(1_000), tendered=xof(1_000), till="T1", order_id="o", tenant=TENANT)
+    ghost = evolve(sale.payment, id="pay_never_recorded")
+    update = await provider.check_status(ghost)
+    assert update.outcome is Outcome.FAILED

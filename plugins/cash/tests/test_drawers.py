@@ -1,0 +1,245 @@
+"""Opening, filling, emptying and closing drawers through ``CashDrawers``; bad input changes nothing."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from paycore.errors import IdempotencyKeyReused
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore_cash.drawers import CashDrawers
+from paycore_cash.errors import (
+    DrawerAlreadyOpen,
+    DrawerClosed,
+    DrawerNotFound,
+    ForeignCurrency,
+    InsufficientDrawerCash,
+    InvalidCashRequest,
+    NoOpenDrawer,
+)
+from paycore_cash.records import DrawerStatus, MovementKind
+
+pytestmark = pytest.mark.anyio
+
+
+def xof(amount: str | int) -> Money:
+    return Money.of(str(amount), "XOF")
+
+
+async def test_an_opened_drawer_is_the_tills_current_session(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    assert await drawers.current("T1") == session
+    assert session.status is DrawerStatus.OPEN
+    assert (session.tenant, session.till, session.opening_float, session.opened_by) == (
+        "chez-awa",
+        "T1",
+        xof(10_000),
+        "Awa",
+    )
+
+
+async def test_a_second_open_of_a_till_is_refused(drawers: CashDrawers) -> None:
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    with pytest.raises(DrawerAlreadyOpen, match="T1"):
+        await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Binta")
+    assert await drawers.sessions() == [first]
+
+
+async def test_a_negative_float_is_refused_and_opens_nothing(drawers: CashDrawers) -> None:
+    with pytest.raises(InvalidCashRequest, match="-500 XOF"):
+        await drawers.open(till="T1", opening_float=xof(-500), opened_by="Awa")
+    assert await drawers.sessions() == []
+
+
+async def test_a_float_in_a_foreign_currency_is_refused_and_opens_nothing(drawers: CashDrawers) -> None:
+    with pytest.raises(ForeignCurrency, match=r"EUR.*XOF"):
+        await drawers.open(till="T1", opening_float=Money.of("100", "EUR"), opened_by="Awa")
+    assert await drawers.sessions() == []
+
+
+async def test_a_float_given_as_a_number_is_refused(drawers: CashDrawers) -> None:
+    with pytest.raises(InvalidCashRequest, match="Money"):
+        await drawers.open(till="T1", opening_float=10_000, opened_by="Awa")  # type: ignore[arg-type]
+    assert await drawers.sessions() == []
+
+
+async def test_a_blank_cashier_name_is_refused(drawers: CashDrawers) -> None:
+    with pytest.raises(InvalidCashRequest, match="opened_by"):
+        await drawers.open(till="T1", opening_float=xof(0), opened_by="  ")
+    assert await drawers.sessions() == []
+
+
+async def test_drawers_without_a_configured_currency_take_the_floats(cash_config: object) -> None:
+    async with PaymentFlow.from_config(cash_config()) as flow:  # type: ignore[operator]
+        drawers = CashDrawers(flow, tenant="chez-awa")
+        session = await drawers.open(till="T1", opening_float=Money.of("150.50", "EUR"), opened_by="Awa")
+        await drawers.pay_in(till="T1", amount=Money.of("20.25", "EUR"), reason="coins", actor="Awa")
+        with pytest.raises(ForeignCurrency):
+            await drawers.pay_in(till="T1", amount=xof(500), reason="coins", actor="Awa")
+        totals = await drawers.totals(session.id)
+    assert totals.expected == Money.of("170.75", "EUR")
+
+
+async def test_pay_ins_and_pay_outs_change_what_the_drawer_should_hold(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    await drawers.pay_in(till="T1", amount=xof(5_000), reason="float top-up", actor="Moussa")
+    await drawers.pay_out(till="T1", amount=xof(12_000), reason="drop to the safe", actor="Awa")
+    totals = await drawers.totals(session.id)
+    assert (totals.pay_ins, totals.pay_outs, totals.expected) == (xof(5_000), xof(12_000), xof(3_000))
+    kinds = [m.kind for m in await drawers.movements(session.id)]
+    assert kinds == [MovementKind.PAY_IN, MovementKind.PAY_OUT]
+
+
+async def test_a_pay_out_needs_a_reason(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    with pytest.raises(InvalidCashRequest, match="reason"):
+        await drawers.pay_out(till="T1", amount=xof(1_000), reason="", actor="Awa")
+    assert await drawers.movements(session.id) == []
+
+
+async def test_a_pay_out_above_the_cash_in_the_drawer_is_refused(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    with pytest.raises(InsufficientDrawerCash, match="10000 XOF"):
+        await drawers.pay_out(till="T1", amount=xof(10_001), reason="drop", actor="Awa")
+    assert await drawers.movements(session.id) == []
+
+
+async def test_a_pay_in_with_the_drawer_closed_is_refused(drawers: CashDrawers) -> None:
+    with pytest.raises(NoOpenDrawer, match="T1"):
+        await drawers.pay_in(till="T1", amount=xof(1_000), reason="top-up", actor="Awa")
+
+
+async def test_closing_stores_expected_and_variance(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    await drawers.pay_in(till="T1", amount=xof(2_500), reason="top-up", actor="Awa")
+    await drawers.pay_out(till="T1", amount=xof(4_000), reason="drop", actor="Awa")
+    closed = await drawers.close(till="T1", counted=xof(8_000), closed_by="Awa")
+    assert closed.id == session.id
+    assert closed.status is DrawerStatus.CLOSED
+    assert (closed.expected, closed.counted, closed.variance) == (xof(8_500), xof(8_000), xof(-500))
+    assert await drawers.current("T1") is None
+    assert await drawers.get(session.id) == closed
+
+
+async def test_closing_twice_is_refused_and_changes_nothing(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    closed = await drawers.close(session_id=session.id, counted=xof(10_000), closed_by="Awa")
+    with pytest.raises(DrawerClosed, match="closed already"):
+        await drawers.close(session_id=session.id, counted=xof(9_000), closed_by="Binta")
+    assert await drawers.get(session.id) == closed
+
+
+async def test_closing_a_till_with_no_open_drawer_is_refused(drawers: CashDrawers) -> None:
+    with pytest.raises(NoOpenDrawer):
+        await drawers.close(till="T1", counted=xof(0), closed_by="Awa")
+
+
+async def test_a_closed_session_takes_no_more_cash(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    await drawers.close(till="T1", counted=xof(10_000), closed_by="Awa")
+    with pytest.raises(NoOpenDrawer):
+        await drawers.pay_in(till="T1", amount=xof(500), reason="late top-up", actor="Awa")
+    assert await drawers.movements(session.id) == []
+
+
+async def test_a_close_counts_a_movement_that_lands_while_it_runs(drawers: CashDrawers) -> None:
+    await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    storage = drawers.storage
+    real_list = storage.list_movements
+    sneaked = False
+
+    async def list_then_pay_in(session_id: str) -> list:  # type: ignore[type-arg]
+        nonlocal sneaked
+        found = await real_list(session_id)
+        if not sneaked:
+            sneaked = True
+            await drawers.pay_in(till="T1", amount=xof(1_000), reason="top-up", actor="Moussa")
+        return found
+
+    storage.list_movements = list_then_pay_in  # type: ignore[method-assign]
+    try:
+        closed = await drawers.close(till="T1", counted=xof(11_000), closed_by="Awa")
+    finally:
+        del storage.list_movements  # type: ignore[attr-defined]
+    assert (closed.expected, closed.variance) == (xof(11_000), xof(0))
+
+
+async def test_a_repeated_open_with_its_key_returns_the_same_session(drawers: CashDrawers) -> None:
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="open-1")
+    again = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="open-1")
+    assert again == first
+    assert await drawers.sessions() == [first]
+
+
+async def test_an_open_key_reused_for_another_float_is_refused(drawers: CashDrawers) -> None:
+    await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="open-1")
+    with pytest.raises(IdempotencyKeyReused):
+        await drawers.open(till="T1", opening_float=xof(20_000), opened_by="Awa", idempotency_key="open-1")
+
+
+async def test_concurrent_opens_with_one_key_open_one_session(drawers: CashDrawers) -> None:
+    results = []
+
+    async def open_it() -> None:
+        results.append(
+            await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="open-1")
+        )
+
+    async with anyio.create_task_group() as group:
+        for _ in range(10):
+            group.start_soon(open_it)
+    assert len(await drawers.sessions()) == 1
+    assert all(result == results[0] for result in results)
+
+
+async def test_a_repeated_pay_out_with_its_key_is_recorded_once(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    first = await drawers.pay_out(till="T1", amount=xof(6_000), reason="drop", actor="Awa", idempotency_key="d1")
+    again = await drawers.pay_out(till="T1", amount=xof(6_000), reason="drop", actor="Awa", idempotency_key="d1")
+    assert again == first
+    assert (await drawers.totals(session.id)).pay_outs == xof(6_000)
+
+
+async def test_a_pay_out_retried_after_closing_replays_instead_of_failing(drawers: CashDrawers) -> None:
+    await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    first = await drawers.pay_out(till="T1", amount=xof(6_000), reason="drop", actor="Awa", idempotency_key="d1")
+    await drawers.close(till="T1", counted=xof(4_000), closed_by="Awa")
+    again = await drawers.pay_out(till="T1", amount=xof(6_000), reason="drop", actor="Awa", idempotency_key="d1")
+    assert again == first
+
+
+async def test_a_pay_out_key_reused_for_another_amount_is_refused(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    await drawers.pay_out(till="T1", amount=xof(6_000), reason="drop", actor="Awa", idempotency_key="d1")
+    with pytest.raises(IdempotencyKeyReused):
+        await drawers.pay_out(till="T1", amount=xof(1_000), reason="drop", actor="Awa", idempotency_key="d1")
+    assert (await drawers.totals(session.id)).pay_outs == xof(6_000)
+
+
+async def test_a_repeated_close_with_its_key_returns_the_closed_session(drawers: CashDrawers) -> None:
+    await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    first = await drawers.close(till="T1", counted=xof(9_500), closed_by="Awa", idempotency_key="close-1")
+    again = await drawers.close(till="T1", counted=xof(9_500), closed_by="Awa", idempotency_key="close-1")
+    assert again == first
+
+
+async def test_a_repeated_close_never_closes_the_next_session(drawers: CashDrawers) -> None:
+    await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    first = await drawers.close(till="T1", counted=xof(9_500), closed_by="Awa", idempotency_key="close-1")
+    second = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Binta")
+    await drawers.close(till="T1", counted=xof(9_500), closed_by="Awa", idempotency_key="close-1")
+    assert await drawers.current("T1") == second
+    assert (await drawers.get(first.id)).status is DrawerStatus.CLOSED
+
+
+async def test_the_same_till_in_two_tenants_is_two_drawers(flow: PaymentFlow) -> None:
+    awa = CashDrawers(flow, tenant="chez-awa")
+    binta = CashDrawers(flow, tenant="chez-binta")
+    mine = await awa.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    theirs = await binta.open(till="T1", opening_float=xof(3_000), opened_by="Binta")
+    await binta.pay_out(till="T1", amount=xof(3_000), reason="drop", actor="Binta")
+    assert (await awa.totals(mine.id)).expected == xof(10_000)
+    assert await awa.sessions() == [mine]
+    with pytest.raises(DrawerNotFound):
+        await awa.get(theirs.id)

@@ -1,0 +1,150 @@
+"""Fixtures of the dummy gateway's tests: gateways, flows, real servers on loopback."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import sniffio
+
+import paycore_dummy.plugin
+from paycore.asgi import create_app
+from paycore.flow import PaymentFlow
+from paycore.records import Payment
+from paycore.status import PaymentStatus
+from paycore_dummy import DummyGateway, RetryPolicy, generate_secret, register_gateway, unregister_gateway
+
+API_KEY = "sk_test_dummy_0123456789"
+FAST_RETRY = RetryPolicy(attempts=4, backoff=0.02, max_backoff=0.1, timeout=5.0)
+
+
+@pytest.fixture
+def secret() -> str:
+    """The webhook secret gateway and provider share."""
+    return generate_secret()
+
+
+def build_gateway(secret: str | list[str], **options: Any) -> DummyGateway:
+    """A gateway with short delays, for tests."""
+    options.setdefault("retry", FAST_RETRY)
+    options.setdefault("timeout_delay", 2.0)
+    options.setdefault("scenario_delay", 0.05)
+    options.setdefault("customer_delay", 0.01)
+    return DummyGateway(api_key=API_KEY, webhook_secrets=secret, **options)
+
+
+def build_flow(**provider_settings: Any) -> PaymentFlow:
+    """An in-memory flow with a ``wave`` dummy provider for tenant ``chez-awa``."""
+    settings = {"type": "dummy", "api_key": API_KEY, "timeout": 1.0, **provider_settings}
+    return PaymentFlow.from_config(
+        {"tenants": {"chez-awa": {"providers": {"wave": settings}}}}, plugins=[paycore_dummy.plugin]
+    )
+
+
+@pytest.fixture
+def make_gateway(secret: str) -> Callable[..., DummyGateway]:
+    """Build a gateway signing with ``secret`` (options as :class:`DummyGateway` takes them)."""
+    return partial(build_gateway, secret)
+
+
+@pytest.fixture
+async def in_process(secret: str) -> AsyncIterator[tuple[PaymentFlow, DummyGateway]]:
+    """A flow and a gateway talking in the same process: API over ASGITransport, webhooks back the same way."""
+    name = f"test-{uuid.uuid4().hex}"
+    flow = build_flow(gateway=name, webhook_secret=secret, webhook_url="http://merchant/{tenant}/{code}")
+    gateway = build_gateway(secret, webhook_transport=httpx.ASGITransport(app=create_app(flow, manage_flow=False)))
+    register_gateway(name, gateway)
+    try:
+        async with flow, gateway:
+            yield flow, gateway
+    finally:
+        unregister_gateway(name)
+
+
+async def wait_for_status(
+    flow: PaymentFlow, payment_id: str, *statuses: PaymentStatus, timeout: float = 5.0
+) -> Payment:
+    """The payment once its status is one of ``statuses`` (webhooks land in the background)."""
+    with anyio.fail_after(timeout):
+        while True:
+            payment = await flow.get_payment(payment_id)
+            if payment.status in statuses:
+                return payment
+            await anyio.sleep(0.01)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` on loopback: uvicorn under asyncio, hypercorn under trio. Yields its base URL."""
+    port = free_port()
+    async with anyio.create_task_group() as task_group:
+        if sniffio.current_async_library() == "trio":
+            from hypercorn.config import Config
+            from hypercorn.trio import serve as hypercorn_serve
+
+            config = Config()
+            config.bind = [f"127.0.0.1:{port}"]
+            config.loglevel = "WARNING"
+            config.graceful_timeout = 1.0
+            stop = anyio.Event()
+            await task_group.start(partial(hypercorn_serve, app, config, shutdown_trigger=stop.wait))
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                stop.set()
+        else:
+            import uvicorn
+
+            server = uvicorn.Server(
+                uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+            )
+            task_group.start_soon(server.serve)
+            await eventually(lambda: server.started, timeout=10)
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                server.should_exit = True
+
+
+@pytest.fixture
+def api_key() -> str:
+    """The API key of gateways built by :func:`build_gateway`."""
+    return API_KEY
+
+
+@pytest.fixture
+def server() -> Callable[[Any], Any]:
+    """``async with server(app) as base_url``: ``app`` served on loopback by a real ASGI server."""
+    return serve
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """``await wait_for(flow, payment_id, *statuses)``: the payment once it reached one of them."""
+    return wait_for_status
+
+
+@pytest.fixture
+def flow_factory() -> Callable[..., PaymentFlow]:
+    """Build a flow with a ``wave`` dummy provider for tenant ``chez-awa`` (settings as keywords)."""
+    return build_flow
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on."""
+    return free_port()

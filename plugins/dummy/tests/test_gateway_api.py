@@ -1,0 +1,276 @@
+"""The gateway's REST API, pages and webhooks, called directly over an in-process transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from paycore_dummy import DummyGateway, GatewayNotRunning, RetryPolicy
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def gateway(make_gateway: Callable[..., DummyGateway]) -> AsyncIterator[DummyGateway]:
+    async with make_gateway() as running:
+        yield running
+
+
+@pytest.fixture
+async def client(gateway: DummyGateway, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway.test", headers={"authorization": f"Bearer {api_key}"}
+    ) as http:
+        yield http
+
+
+def payment_body(amount: int = 5000, **extra: object) -> dict[str, object]:
+    return {"amount": amount, "currency": "XOF", "reference": "pay_1", **extra}
+
+
+async def test_creating_a_payment_answers_201_with_a_checkout_url(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/payments", json=payment_body())
+    assert response.status_code == 201
+    data = response.json()
+    assert data["status"] == "requires_action"
+    assert data["next_action"] == {"type": "redirect", "url": f"http://gateway.test/checkout/{data['id']}"}
+
+
+async def test_a_mobile_money_payment_asks_to_approve_on_the_phone(client: httpx.AsyncClient) -> None:
+    data = (await client.post("/v1/payments", json=payment_body(method="mobile_money"))).json()
+    assert data["next_action"]["type"] == "approve_on_phone"
+    assert data["next_action"]["url"].endswith(f"/phone/{data['id']}")
+    assert data["next_action"]["ussd_code"].startswith("*144*")
+
+
+async def test_a_wrong_api_key_is_refused_with_401(client: httpx.AsyncClient, gateway: DummyGateway) -> None:
+    response = await client.post("/v1/payments", json=payment_body(), headers={"authorization": "Bearer sk_test_wrong"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert gateway.payments == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("amount", 0), ("amount", "5000"), ("currency", "francs"), ("reference", None), ("capture", "yes")],
+)
+async def test_a_bad_field_is_refused_with_400_naming_it(
+    client: httpx.AsyncClient, gateway: DummyGateway, field: str, value: object
+) -> None:
+    response = await client.post("/v1/payments", json=payment_body(**{field: value}))
+    assert response.status_code == 400
+    assert repr(field) in response.json()["error"]["message"]
+    assert gateway.payments == {}
+
+
+async def test_the_same_idempotency_key_replays_the_first_answer(
+    client: httpx.AsyncClient, gateway: DummyGateway
+) -> None:
+    first = await client.post("/v1/payments", json=payment_body(), headers={"idempotency-key": "k1"})
+    again = await client.post("/v1/payments", json=payment_body(), headers={"idempotency-key": "k1"})
+    assert again.json()["id"] == first.json()["id"]
+    assert len(gateway.payments) == 1
+
+
+async def test_an_idempotency_key_reused_for_another_body_is_refused(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/payments", json=payment_body(), headers={"idempotency-key": "k1"})
+    response = await client.post("/v1/payments", json=payment_body(6000), headers={"idempotency-key": "k1"})
+    assert response.status_code == 422
+
+
+async def test_an_amount_ending_in_04_gets_a_503_and_records_nothing(
+    client: httpx.AsyncClient, gateway: DummyGateway
+) -> None:
+    response = await client.post("/v1/payments", json=payment_body(5004))
+    assert response.status_code == 503
+    assert gateway.payments == {}
+
+
+async def test_an_unknown_scenario_name_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/payments", json=payment_body(metadata={"dummy_scenario": "explode"}))
+    assert response.status_code == 400
+    assert "explode" in response.json()["error"]["message"]
+
+
+async def test_payments_are_found_by_the_merchants_reference(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/payments", json=payment_body())).json()
+    found = (await client.get("/v1/payments", params={"reference": "pay_1"})).json()["data"]
+    assert [p["id"] for p in found] == [created["id"]]
+    assert (await client.get("/v1/payments", params={"reference": "pay_other"})).json()["data"] == []
+
+
+async def test_approving_on_the_checkout_page_redirects_to_the_return_url(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/payments", json=payment_body(return_url="https://shop.test/done?o=1"))).json()
+    response = await client.post(f"/checkout/{created['id']}", data={"action": "approve"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "https://shop.test/done?o=1&payment=pay_1&status=succeeded"
+
+
+async def test_an_authorized_payment_captures_part_and_reports_it(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/payments", json=payment_body(capture=False))).json()
+    await client.post(f"/checkout/{created['id']}", data={"action": "approve"})
+    captured = (await client.post(f"/v1/payments/{created['id']}/capture", json={"amount": 3000})).json()
+    assert (captured["status"], captured["authorized_amount"], captured["captured_amount"]) == (
+        "succeeded",
+        5000,
+        3000,
+    )
+
+
+async def test_capturing_more_than_authorized_is_refused(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/payments", json=payment_body(capture=False))).json()
+    await client.post(f"/checkout/{created['id']}", data={"action": "approve"})
+    response = await client.post(f"/v1/payments/{created['id']}/capture", json={"amount": 5001})
+    assert response.status_code == 400
+    assert "authorized 5000" in response.json()["error"]["message"]
+
+
+async def test_refunds_beyond_the_captured_amount_are_refused(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/payments", json=payment_body())).json()
+    await client.post(f"/checkout/{created['id']}", data={"action": "approve"})
+    first = await client.post(f"/v1/payments/{created['id']}/refunds", json={"amount": 3000, "reference": "re_1"})
+    second = await client.post(f"/v1/payments/{created['id']}/refunds", json={"amount": 3000, "reference": "re_2"})
+    assert (first.status_code, second.status_code) == (201, 400)
+    assert "refundable 2000" in second.json()["error"]["message"]
+
+
+async def test_the_customer_cannot_act_twice(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/payments", json=payment_body())).json()
+    await client.post(f"/checkout/{created['id']}", data={"action": "decline"})
+    response = await client.post(f"/checkout/{created['id']}", data={"action": "approve"})
+    assert response.status_code == 409
+    assert (await client.get(f"/v1/payments/{created['id']}")).json()["status"] == "failed"
+
+
+async def test_the_checkout_page_shows_the_amount_and_the_buttons(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/payments", json=payment_body(description="Thieboudienne <x2>"))).json()
+    page = (await client.get(f"/checkout/{created['id']}")).text
+    assert "5000 XOF" in page
+    assert "Thieboudienne &lt;x2&gt;" in page
+    assert "value='approve'" in page and "value='decline'" in page and "value='abandon'" in page
+
+
+async def test_an_unknown_route_is_404_and_a_wrong_method_405(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/v2/nothing")).status_code == 404
+    assert (await client.delete("/v1/payments")).status_code == 405
+
+
+async def test_webhooks_are_signed_so_an_independent_implementation_verifies_them(secret: str) -> None:
+    received: list[tuple[bytes, dict[str, str]]] = []
+
+    async def merchant(scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[type-arg]
+        message = await receive()
+        received.append((message["body"], {k.decode(): v.decode() for k, v in scope["headers"]}))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    gateway = DummyGateway(
+        api_key="sk_test_direct",
+        webhook_secrets=secret,
+        webhook_url="http://merchant.test/hook",
+        webhook_transport=httpx.ASGITransport(app=merchant),
+    )
+    async with gateway:
+        payment = gateway.create_payment(payment_body())
+        gateway.customer_action(payment.id, "approve")
+        await eventually(lambda: not (not received), timeout=5)
+    body, headers = received[0]
+    event = Webhook(secret).verify(body, headers)
+    assert (event["type"], event["data"]["reference"], event["data"]["status"]) == (
+        "payment.succeeded",
+        "pay_1",
+        "succeeded",
+    )
+    assert headers["webhook-id"] == event["id"]
+
+
+async def test_during_rotation_each_delivery_carries_one_signature_per_secret(secret: str) -> None:
+    from paycore_dummy import generate_secret
+
+    new_secret = generate_secret()
+    received: list[dict[str, str]] = []
+
+    async def merchant(scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[type-arg]
+        await receive()
+        received.append({k.decode(): v.decode() for k, v in scope["headers"]})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    gateway = DummyGateway(
+        api_key="sk_test_direct",
+        webhook_secrets=[secret, new_secret],
+        webhook_url="http://merchant.test/hook",
+        webhook_transport=httpx.ASGITransport(app=merchant),
+    )
+    async with gateway:
+        gateway.customer_action(gateway.create_payment(payment_body()).id, "decline")
+        await eventually(lambda: not (not received), timeout=5)
+    assert len(received[0]["webhook-signature"].split()) == 2
+
+
+async def test_a_merchant_answering_5xx_gets_the_event_again_with_backoff_then_the_gateway_gives_up(
+    secret: str,
+) -> None:
+    calls: list[float] = []
+
+    async def failing_merchant(scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[type-arg]
+        await receive()
+        calls.append(anyio.current_time())
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    gateway = DummyGateway(
+        api_key="sk_test_direct",
+        webhook_secrets=secret,
+        webhook_url="http://merchant.test/hook",
+        webhook_transport=httpx.ASGITransport(app=failing_merchant),
+        retry=RetryPolicy(attempts=3, backoff=0.05),
+    )
+    async with gateway:
+        gateway.customer_action(gateway.create_payment(payment_body()).id, "approve")
+        await eventually(lambda: not (len(gateway.deliveries) < 3), timeout=5)
+        await anyio.sleep(0.2)
+    assert [a.status_code for a in gateway.deliveries] == [503, 503, 503]
+    assert len({a.event_id for a in gateway.deliveries}) == 1
+    assert calls[1] - calls[0] >= 0.05 and calls[2] - calls[1] >= 0.1
+
+
+async def test_a_merchant_that_recovers_gets_the_event_on_a_later_attempt(secret: str) -> None:
+    answers = [500, 200]
+
+    async def flaky_merchant(scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[type-arg]
+        await receive()
+        await send({"type": "http.response.start", "status": answers.pop(0), "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    gateway = DummyGateway(
+        api_key="sk_test_direct",
+        webhook_secrets=secret,
+        webhook_url="http://merchant.test/hook",
+        webhook_transport=httpx.ASGITransport(app=flaky_merchant),
+        retry=RetryPolicy(attempts=5, backoff=0.01),
+    )
+    async with gateway:
+        gateway.customer_action(gateway.create_payment(payment_body()).id, "approve")
+        await eventually(lambda: not (not any(a.delivered for a in gateway.deliveries)), timeout=5)
+    assert [(a.attempt, a.status_code) for a in gateway.deliveries] == [(1, 500), (2, 200)]
+
+
+async def test_a_gateway_that_is_not_running_refuses_to_take_payments(
+    make_gateway: Callable[..., DummyGateway], api_key: str
+) -> None:
+    gateway = make_gateway()
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway.test", headers={"authorization": f"Bearer {api_key}"}
+    ) as http:
+        response = await http.post("/v1/payments", json=payment_body())
+    assert response.status_code == 503
+    assert "async with gateway" in response.json()["error"]["message"]
+    with pytest.raises(GatewayNotRunning):
+        gateway.create_payment(payment_body())

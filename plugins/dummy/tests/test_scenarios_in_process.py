@@ -1,0 +1,192 @@
+"""Every scenario through ``PaymentFlow``, with the gateway in the same process (no port)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from paycore.errors import ProviderNotSent
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore.status import PaymentStatus, RefundStatus, ReviewReason
+from paycore_dummy import DummyGateway
+
+pytestmark = pytest.mark.anyio
+
+Setup = tuple[PaymentFlow, DummyGateway]
+S = PaymentStatus
+
+
+async def pay(flow: PaymentFlow, amount: str = "5000", **options: Any) -> Any:
+    return await flow.create_payment(
+        amount=Money.of(amount, "XOF"), provider="wave", order_id="T12-0042", tenant="chez-awa", **options
+    )
+
+
+async def test_a_payment_waits_for_the_customer_on_the_hosted_checkout_page(in_process: Setup) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow)
+    assert checkout.payment.status is S.PROCESSING
+    assert checkout.action.kind == "redirect"
+    assert checkout.action.url.endswith(f"/checkout/{checkout.payment.external_id}")
+    assert gateway.payments[checkout.payment.external_id].reference == checkout.payment.id
+
+
+async def test_an_approved_payment_succeeds_by_signed_webhook(in_process: Setup, wait_for: Callable) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow)
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    payment = await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+    assert payment.captured_amount == Money.of("5000", "XOF")
+    events = await flow.list_events(payment.id)
+    assert events[-1].cause == "webhook"
+    assert events[-1].provider_event_id == gateway.events[-1].id
+
+
+async def test_an_amount_ending_in_01_is_declined(in_process: Setup, wait_for: Callable) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, "5001")
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    payment = await wait_for(flow, checkout.payment.id, S.FAILED)
+    assert payment.captured_amount is None
+
+
+async def test_metadata_names_a_scenario_whatever_the_amount(in_process: Setup, wait_for: Callable) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, "5000", metadata={"dummy_scenario": "decline"})
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    await wait_for(flow, checkout.payment.id, S.FAILED)
+
+
+async def test_a_customer_who_abandons_the_page_expires_the_payment(in_process: Setup, wait_for: Callable) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow)
+    gateway.customer_action(checkout.payment.external_id, "abandon")
+    await wait_for(flow, checkout.payment.id, S.EXPIRED)
+
+
+async def test_authorize_then_capture_part_releases_the_rest(in_process: Setup, wait_for: Callable) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, capture=False)
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    await wait_for(flow, checkout.payment.id, S.AUTHORIZED)
+    payment = await flow.capture(checkout.payment.id, amount=Money.of("3000", "XOF"))
+    assert (payment.status, payment.captured_amount) == (S.SUCCEEDED, Money.of("3000", "XOF"))
+    assert gateway.payments[payment.external_id].captured_amount == 3000
+
+
+async def test_an_amount_ending_in_02_only_authorizes_even_when_capture_is_asked(
+    in_process: Setup, wait_for: Callable
+) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, "5002")
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    await wait_for(flow, checkout.payment.id, S.AUTHORIZED)
+    payment = await flow.capture(checkout.payment.id)
+    assert payment.status is S.SUCCEEDED
+
+
+async def test_an_authorization_can_be_canceled(in_process: Setup, wait_for: Callable) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, capture=False)
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    await wait_for(flow, checkout.payment.id, S.AUTHORIZED)
+    payment = await flow.cancel(checkout.payment.id)
+    assert payment.status is S.CANCELED
+    assert gateway.payments[payment.external_id].status == "canceled"
+
+
+async def test_partial_refunds_add_up_to_a_full_refund(in_process: Setup, wait_for: Callable) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow)
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+    first = await flow.refund(checkout.payment.id, amount=Money.of("2000", "XOF"), reason="cold dish")
+    assert first.status is RefundStatus.SUCCEEDED
+    assert (await flow.get_payment(checkout.payment.id)).status is S.PARTIALLY_REFUNDED
+    await flow.refund(checkout.payment.id, amount=Money.of("3000", "XOF"))
+    payment = await wait_for(flow, checkout.payment.id, S.REFUNDED)
+    assert [r.amount.minor_units for r in payment.refunds] == [2000, 3000]
+    assert gateway.payments[payment.external_id].refunded_amount == 5000
+
+
+async def test_a_timeout_leaves_the_outcome_unknown_until_polling_finds_it(
+    in_process: Setup, wait_for: Callable
+) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, "5003")
+    assert checkout.payment.status is S.PROCESSING
+    assert checkout.payment.pending_call is not None and checkout.payment.pending_call.unknown
+    await anyio.sleep(0.1)
+    assert gateway.deliveries == []
+    payment = await flow.refresh(checkout.payment.id)
+    assert (payment.status, payment.pending_call) == (S.SUCCEEDED, None)
+    assert payment.external_id is not None
+
+
+async def test_a_gateway_5xx_leaves_the_outcome_unknown_and_polling_finds_it_was_never_made(
+    in_process: Setup,
+) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, "5004")
+    assert checkout.payment.pending_call is not None and checkout.payment.pending_call.unknown
+    payment = await flow.refresh(checkout.payment.id)
+    assert payment.status is S.FAILED
+    assert gateway.payments == {}
+
+
+async def test_duplicate_and_out_of_order_webhooks_leave_one_success(in_process: Setup, wait_for: Callable) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, "5005")
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    await eventually(lambda: not (len([a for a in gateway.deliveries if a.delivered]) < 3), timeout=5)
+    delivered = [(a.event_type, a.event_id) for a in gateway.deliveries]
+    assert [t for t, _ in delivered] == ["payment.succeeded", "payment.authorized", "payment.succeeded"]
+    assert delivered[0][1] == delivered[2][1]
+    payment = await flow.get_payment(checkout.payment.id)
+    assert payment.status is S.SUCCEEDED
+    changes = [e.to_status for e in await flow.list_events(payment.id) if e.kind == "status_changed"]
+    assert changes.count("succeeded") == 1
+    assert "authorized" not in changes[changes.index("succeeded") :]
+
+
+async def test_a_success_after_local_expiry_is_recorded_and_flagged(in_process: Setup, wait_for: Callable) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, "5006")
+    await wait_for(flow, checkout.payment.id, S.EXPIRED)
+    payment = await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+    assert payment.needs_review
+    assert payment.review_reason is ReviewReason.LATE_CONFIRMATION
+
+
+async def test_mobile_money_is_approved_on_the_phone_page(in_process: Setup, wait_for: Callable, api_key: str) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow, metadata={"dummy_method": "mobile_money"})
+    assert checkout.action.kind == "ussd"
+    assert "on your phone" in checkout.action.message
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as phone:
+        response = await phone.post(checkout.action.url.split(".invalid")[-1], data={"action": "approve"})
+    assert response.status_code == 303
+    await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+
+
+async def test_a_simulated_customer_approves_without_a_browser(in_process: Setup, wait_for: Callable) -> None:
+    flow, _ = in_process
+    checkout = await pay(flow, metadata={"dummy_customer": "approve"})
+    await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+
+
+async def test_a_gateway_that_cannot_be_reached_changes_nothing(
+    flow_factory: Callable[..., PaymentFlow], secret: str, unused_port: int
+) -> None:
+    flow = flow_factory(base_url=f"http://127.0.0.1:{unused_port}", webhook_secret=secret)
+    async with flow:
+        with pytest.raises(ProviderNotSent, match="not reached"):
+            await pay(flow)
+        [payment] = await flow.list_payments(tenant="chez-awa")
+    assert (payment.status, payment.pending_call, payment.external_id) == (S.PENDING, None, None)

@@ -1,0 +1,140 @@
+"""Standard Webhooks signatures: what verifies, what is refused and why."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from paycore.errors import ConfigurationError, InvalidSignature
+from paycore_dummy.signing import WebhookSecret, generate_secret, sign, signature_headers, verify
+
+BODY = b'{"type":"payment.succeeded","data":{"id":"gpay_1"}}'
+
+
+def test_a_signature_verifies_with_the_secret_it_was_made_with() -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret])
+    assert verify(BODY, headers, secrets=[secret]) == "evt_1"
+
+
+def test_signatures_verify_with_the_reference_standardwebhooks_library() -> None:
+    raw = generate_secret()
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[WebhookSecret(raw)])
+    assert Webhook(raw).verify(BODY, headers) == {"type": "payment.succeeded", "data": {"id": "gpay_1"}}
+
+
+def test_signatures_of_the_reference_library_verify_here() -> None:
+    raw = generate_secret()
+    now = int(time.time())
+    from datetime import UTC, datetime
+
+    signature = Webhook(raw).sign("evt_9", datetime.fromtimestamp(now, UTC), BODY.decode())
+    headers = {"webhook-id": "evt_9", "webhook-timestamp": str(now), "webhook-signature": signature}
+    assert verify(BODY, headers, secrets=[WebhookSecret(raw)]) == "evt_9"
+
+
+def test_a_tampered_body_is_refused() -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret])
+    with pytest.raises(InvalidSignature, match="no signature matches"):
+        verify(BODY.replace(b"succeeded", b"failed"), headers, secrets=[secret])
+
+
+def test_a_signature_made_with_another_secret_is_refused() -> None:
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[WebhookSecret(generate_secret())])
+    with pytest.raises(InvalidSignature, match="no signature matches"):
+        verify(BODY, headers, secrets=[WebhookSecret(generate_secret())])
+
+
+def test_a_changed_webhook_id_is_refused() -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret])
+    headers["webhook-id"] = "evt_2"
+    with pytest.raises(InvalidSignature, match="no signature matches"):
+        verify(BODY, headers, secrets=[secret])
+
+
+def test_a_stale_timestamp_is_refused_even_when_correctly_signed() -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret], timestamp=int(time.time()) - 301)
+    with pytest.raises(InvalidSignature, match="outside the tolerance of 300s"):
+        verify(BODY, headers, secrets=[secret])
+
+
+def test_a_timestamp_from_the_future_is_refused() -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret], timestamp=int(time.time()) + 3600)
+    with pytest.raises(InvalidSignature, match="outside the tolerance"):
+        verify(BODY, headers, secrets=[secret])
+
+
+def test_the_tolerance_window_is_configurable() -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret], timestamp=int(time.time()) - 30)
+    with pytest.raises(InvalidSignature, match="tolerance of 10s"):
+        verify(BODY, headers, secrets=[secret], tolerance=10)
+
+
+@pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+def test_a_missing_header_is_named_in_the_refusal(missing: str) -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret])
+    del headers[missing]
+    with pytest.raises(InvalidSignature, match=f"'{missing}' header is missing"):
+        verify(BODY, headers, secrets=[secret])
+
+
+def test_a_non_numeric_timestamp_is_refused() -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret])
+    headers["webhook-timestamp"] = "yesterday"
+    with pytest.raises(InvalidSignature, match="whole Unix seconds"):
+        verify(BODY, headers, secrets=[secret])
+
+
+def test_a_signature_of_an_unknown_version_is_ignored() -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret])
+    headers["webhook-signature"] = headers["webhook-signature"].replace("v1,", "v1a,")
+    with pytest.raises(InvalidSignature, match="no 'v1,<base64>' signature"):
+        verify(BODY, headers, secrets=[secret])
+
+
+def test_during_rotation_every_secret_signs_and_either_verifies() -> None:
+    old, new = WebhookSecret(generate_secret()), WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[old, new])
+    assert len(headers["webhook-signature"].split()) == 2
+    assert verify(BODY, headers, secrets=[old]) == "evt_1"
+    assert verify(BODY, headers, secrets=[new]) == "evt_1"
+
+
+def test_a_receiver_holding_both_secrets_accepts_a_sender_still_on_the_old_one() -> None:
+    old, new = WebhookSecret(generate_secret()), WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[old])
+    assert verify(BODY, headers, secrets=[new, old]) == "evt_1"
+
+
+def test_the_signature_is_the_documented_hmac_of_id_timestamp_and_body() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    raw = "whsec_" + base64.b64encode(b"k" * 24).decode()
+    expected = hmac.new(b"k" * 24, b"evt_1.1700000000." + BODY, hashlib.sha256).digest()
+    assert sign(BODY, msg_id="evt_1", timestamp=1700000000, secrets=[WebhookSecret(raw)]) == (
+        "v1," + base64.b64encode(expected).decode()
+    )
+
+
+@pytest.mark.parametrize("bad", ["sk_live_123", "whsec_not base64!", "whsec_" + "QUJD"])
+def test_a_malformed_secret_is_refused_without_echoing_it(bad: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        WebhookSecret(bad)
+    assert bad not in str(caught.value)
+
+
+def test_a_secret_never_shows_in_its_repr() -> None:
+    raw = generate_secret()
+    assert raw[6:] not in repr(WebhookSecret(raw))

@@ -1,0 +1,230 @@
+"""``BlockingPaymentFlow``: the same :class:`~paycore.flow.PaymentFlow`, called from sync code.
+
+Django views, Flask handlers and scripts call it like any blocking library. It
+starts an event loop in a background thread (an anyio blocking portal) and runs
+each call of the one async flow there, so sync and async callers share one
+implementation that cannot drift. It is thread-safe: any number of threads may
+call it at once.
+
+.. code-block:: python
+
+    with BlockingPaymentFlow.from_config("paycore.toml") as flow:
+        checkout = flow.create_payment(amount=Money.of("5000", "XOF"), provider="cash", order_id="T4-17")
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from paycore.config import PaycoreConfig
+from paycore.errors import PaycoreError
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund
+from paycore.status import FraudStatus, PaymentStatus
+
+__all__ = ["BlockingPaymentFlow"]
+
+T = TypeVar("T")
+
+
+class BlockingPaymentFlow:
+    """A blocking facade over a :class:`PaymentFlow`, with the same method names and arguments.
+
+    Use it as a context manager, or call :meth:`open` at start-up and
+    :meth:`close` at shutdown. ``backend`` is the event loop the portal runs
+    (``"asyncio"`` or ``"trio"``).
+    """
+
+    def __init__(self, flow: PaymentFlow, *, backend: str = "asyncio") -> None:
+        self.flow = flow
+        self.backend = backend
+        self._lock = threading.Lock()
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: PaycoreConfig | Mapping[str, Any] | str | None = None,
+        *,
+        plugins: Iterable[object] = (),
+        backend: str = "asyncio",
+        **options: Any,
+    ) -> BlockingPaymentFlow:
+        """Build the flow as :meth:`PaymentFlow.from_config` does, wrapped for sync callers."""
+        return cls(PaymentFlow.from_config(config, plugins=plugins, **options), backend=backend)
+
+    def __repr__(self) -> str:
+        state = "open" if self._portal is not None else "closed"
+        return f"<BlockingPaymentFlow {state} backend={self.backend!r} flow={self.flow!r}>"
+
+    def open(self) -> BlockingPaymentFlow:
+        """Start the background event loop and open the flow (idempotent)."""
+        with self._lock:
+            if self._portal is None:
+                manager = start_blocking_portal(self.backend)
+                portal = manager.__enter__()
+                try:
+                    portal.call(self.flow.__aenter__)
+                except BaseException:
+                    manager.__exit__(None, None, None)
+                    raise
+                self._portal_cm, self._portal = manager, portal
+        return self
+
+    def close(self) -> None:
+        """Close the flow and stop the background event loop."""
+        with self._lock:
+            portal, manager = self._portal, self._portal_cm
+            self._portal = self._portal_cm = None
+        if portal is not None and manager is not None:
+            try:
+                portal.call(self.flow.aclose)
+            finally:
+                manager.__exit__(None, None, None)
+
+    def __enter__(self) -> BlockingPaymentFlow:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        portal = self._portal
+        if portal is None:
+            raise PaycoreError("BlockingPaymentFlow is not open: use it in a with block or call open() first")
+        return portal.call(functools.partial(method, *args, **kwargs))
+
+    def create_payment(
+        self,
+        *,
+        amount: Money,
+        provider: str,
+        order_id: str,
+        tenant: str | None = None,
+        description: str = "",
+        customer: Customer | None = None,
+        items: Sequence[LineItem] = (),
+        metadata: Mapping[str, Any] | None = None,
+        capture: bool = True,
+        return_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Checkout:
+        """See :meth:`PaymentFlow.create_payment`."""
+        result: Checkout = self._call(
+            self.flow.create_payment,
+            amount=amount,
+            provider=provider,
+            order_id=order_id,
+            tenant=tenant,
+            description=description,
+            customer=customer,
+            items=items,
+            metadata=metadata,
+            capture=capture,
+            return_url=return_url,
+            idempotency_key=idempotency_key,
+        )
+        return result
+
+    def get_payment(self, payment_id: str, *, tenant: str | None = None) -> Payment:
+        """See :meth:`PaymentFlow.get_payment`."""
+        result: Payment = self._call(self.flow.get_payment, payment_id, tenant=tenant)
+        return result
+
+    def list_payments(
+        self,
+        *,
+        order_id: str | None = None,
+        tenant: str | None = None,
+        status: PaymentStatus | str | None = None,
+        limit: int | None = None,
+    ) -> list[Payment]:
+        """See :meth:`PaymentFlow.list_payments`."""
+        result: list[Payment] = self._call(
+            self.flow.list_payments, order_id=order_id, tenant=tenant, status=status, limit=limit
+        )
+        return result
+
+    def list_events(self, payment_id: str, *, tenant: str | None = None) -> list[PaymentEvent]:
+        """See :meth:`PaymentFlow.list_events`."""
+        result: list[PaymentEvent] = self._call(self.flow.list_events, payment_id, tenant=tenant)
+        return result
+
+    def handle_webhook(
+        self, provider: str, body: bytes, headers: Mapping[str, str], *, tenant: str | None = None
+    ) -> list[Payment]:
+        """See :meth:`PaymentFlow.handle_webhook`."""
+        result: list[Payment] = self._call(self.flow.handle_webhook, provider, body, headers, tenant=tenant)
+        return result
+
+    def refresh(self, payment_id: str, *, tenant: str | None = None) -> Payment:
+        """See :meth:`PaymentFlow.refresh`."""
+        result: Payment = self._call(self.flow.refresh, payment_id, tenant=tenant)
+        return result
+
+    def capture(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        idempotency_key: str | None = None,
+        tenant: str | None = None,
+    ) -> Payment:
+        """See :meth:`PaymentFlow.capture`."""
+        result: Payment = self._call(
+            self.flow.capture, payment_id, amount=amount, idempotency_key=idempotency_key, tenant=tenant
+        )
+        return result
+
+    def cancel(self, payment_id: str, *, idempotency_key: str | None = None, tenant: str | None = None) -> Payment:
+        """See :meth:`PaymentFlow.cancel`."""
+        result: Payment = self._call(self.flow.cancel, payment_id, idempotency_key=idempotency_key, tenant=tenant)
+        return result
+
+    def refund(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+        tenant: str | None = None,
+    ) -> Refund:
+        """See :meth:`PaymentFlow.refund`."""
+        result: Refund = self._call(
+            self.flow.refund, payment_id, amount=amount, reason=reason, idempotency_key=idempotency_key, tenant=tenant
+        )
+        return result
+
+    def expire_stale(self, older_than: timedelta | float | None = None, *, limit: int = 100) -> list[Payment]:
+        """See :meth:`PaymentFlow.expire_stale`."""
+        result: list[Payment] = self._call(self.flow.expire_stale, older_than, limit=limit)
+        return result
+
+    def set_fraud_status(
+        self, payment_id: str, status: FraudStatus | str, *, message: str = "", tenant: str | None = None
+    ) -> Payment:
+        """See :meth:`PaymentFlow.set_fraud_status`."""
+        result: Payment = self._call(self.flow.set_fraud_status, payment_id, status, message=message, tenant=tenant)
+        return result
+
+    def resolve_review(self, payment_id: str, *, note: str, tenant: str | None = None) -> Payment:
+        """See :meth:`PaymentFlow.resolve_review`."""
+        result: Payment = self._call(self.flow.resolve_review, payment_id, note=note, tenant=tenant)
+        return result
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run any coroutine function on the flow's event loop (for plugin services)."""
+        return self._call(function, *args)

@@ -1,0 +1,99 @@
+"""The ``paycore`` command: plugins, configuration checks, the demo, and plugin subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from paycore import __version__, fsm
+from paycore.errors import PaycoreError
+from paycore.plugins import Registry, collect_registry, create_plugin_manager, plugin_infos
+
+__all__ = ["main"]
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    manager = create_plugin_manager()
+    registry = collect_registry(manager)
+    print(f"paycore {__version__}")
+    for info in plugin_infos(manager):
+        origin = f"{info.distribution} {info.version}" if info.distribution else "registered in code"
+        provided = sorted(f"{kind} {name}" for (kind, name), plugin in registry.origins.items() if plugin == info.name)
+        print(f"  {info.name:<12} {origin:<32} {', '.join(provided)}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from paycore.flow import PaymentFlow
+
+    flow = PaymentFlow.from_config(args.config)
+    config = flow.config
+    print(f"configuration OK: {args.config or 'embedded default (PAYCORE_* applied)'}")
+    print(f"  repository   {config.repository.type} {config.repository.settings!r}")
+    for store in config.idempotency:
+        print(f"  idempotency  {store.type} {store.settings!r}")
+    scopes = [(None, config.providers)] + [(name, t.providers) for name, t in config.tenants.items()]
+    for tenant, providers in scopes:
+        if not providers and tenant is None:
+            continue
+        print(f"  tenant {tenant or '(none)'}:")
+        for code, provider in providers.items():
+            print(f"    {code:<12} type {provider.type:<10} {provider.settings!r}")
+    anyio.run(flow.aclose)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from paycore.config import read_toml
+    from paycore.demo import run_demo
+
+    mapping = read_toml(args.config) if args.config else None
+    return int(anyio.run(lambda: run_demo(mapping), backend=args.backend))
+
+
+def _states(args: argparse.Namespace) -> int:
+    print(fsm.mermaid(), end="")
+    return 0
+
+
+def build_parser(registry: Registry) -> argparse.ArgumentParser:
+    """The argument parser, with every plugin's subcommands."""
+    parser = argparse.ArgumentParser(prog="paycore", description="paycore: payments for any Python application.")
+    parser.add_argument("--version", action="version", version=f"paycore {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", default=None, help="a TOML configuration (default: PAYCORE_CONFIG or in-memory)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("plugins", help="list installed plugins and what they provide").set_defaults(run=_plugins)
+    commands.add_parser("check", help="check a configuration and show what it enables").set_defaults(run=_check)
+    demo = commands.add_parser("demo", help="run a restaurant's day end to end on the embedded default")
+    demo.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    demo.set_defaults(run=_demo)
+    commands.add_parser("states", help="print the payment state machine (Mermaid)").set_defaults(run=_states)
+    for command in registry.commands.values():
+        sub = commands.add_parser(command.name, help=f"{command.help} [{command.plugin}]")
+        command.configure(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return its exit status."""
+    try:
+        registry = collect_registry(create_plugin_manager())
+        parser = build_parser(registry)
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
+        return int(args.run(args) or 0)
+    except PaycoreError as error:
+        print(f"paycore: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
