@@ -19,7 +19,7 @@ from attrs import define, field, frozen
 from paycore.config import PaycoreConfig
 from paycore.flow import PaymentFlow
 from paycore.money import Money
-from paycore.plugins import collect_registry, create_plugin_manager
+from paycore.plugins import call_impl, collect_registry, create_plugin_manager
 from paycore.status import PaymentStatus
 
 __all__ = ["DEMO_TENANT", "DemoContext", "DemoStep", "collect_demo_steps", "run_demo"]
@@ -65,7 +65,7 @@ def collect_demo_steps(plugins: Iterable[object] = ()) -> list[DemoStep]:
         ) -> None:
             steps.append(DemoStep(name, order, run, dict(providers or {}), _plugin))
 
-        impl.function(register=register)
+        call_impl(impl, impl.plugin_name, register=register)
     return sorted(steps, key=lambda step: (step.order, step.name))
 
 

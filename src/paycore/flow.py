@@ -75,7 +75,7 @@ from paycore.records import (
     utcnow,
 )
 from paycore.secrets import Settings
-from paycore.status import FraudStatus, PaymentStatus, RefundStatus, ReviewReason
+from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.storage import IdempotencyStore, PaymentRepository
 from paycore.updates import apply_update, settles_call
 
@@ -92,8 +92,11 @@ _CAPTURABLE = (PaymentStatus.AUTHORIZED,)
 _CANCELABLE = (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.AUTHORIZED)
 _REFUNDABLE = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)
 
-_RELEASE_ON: Final = (ValidationError, NotFound, ProviderError, PaymentBusy, IdempotencyError)
-"""Errors after which nothing new happened at the provider: the key is released for a retry."""
+_RELEASE_ON: Final = (ValidationError, NotFound, ProviderError, PaymentBusy, IdempotencyError, ConcurrentUpdate)
+"""Errors after which nothing new is left unsettled: the key is released for a retry.
+
+(A call that reached the provider stays written down on the payment, so a retry
+settles it by polling before anything else; it is never sent twice.)"""
 
 
 @frozen
@@ -642,15 +645,17 @@ class PaymentFlow:
                 f"payment {payment.id}: the outcome of its {call.operation} call is unknown and provider "
                 f"{chosen.code!r} cannot be polled; wait for its webhook"
             )
-        settled = await self._poll(payment, chosen)
+        settled, _ = await self._poll(payment, chosen)
         if settled.pending_call is not None:
             raise ProviderOutcomeUnknown(
                 f"payment {payment.id}: the outcome of its {call.operation} call is still unknown"
             )
         return settled
 
-    async def _poll(self, payment: Payment, chosen: Provider, *, cause: str = "poll") -> Payment:
-        """Ask the provider for the payment's state and apply the answer."""
+    async def _poll(
+        self, payment: Payment, chosen: Provider, *, cause: str = "poll"
+    ) -> tuple[Payment, ProviderUpdate | _Unknown]:
+        """Ask the provider for the payment's state, apply the answer, return both."""
         answer = await self._ask(chosen.check_status(payment), payment, "check_status", written=False)
 
         def apply(current: Payment) -> Change:
@@ -665,15 +670,23 @@ class PaymentFlow:
                 change.set(pending_call=None)
             return change
 
-        return await self._mutate(payment.id, apply)
+        return await self._mutate(payment.id, apply), answer
 
     async def refresh(self, payment_id: str, *, tenant: str | None = None) -> Payment:
-        """Poll the provider and apply what it says (settles unknown outcomes)."""
+        """Poll the provider and apply what it says (settles unknown outcomes).
+
+        Raises :class:`~paycore.errors.ProviderOutcomeUnknown` when the provider
+        gave no usable answer (a payment whose call stays unknown is flagged for
+        review), :class:`~paycore.errors.ProviderNotSent` when it could not be reached.
+        """
         payment = await self._load(payment_id, tenant)
         chosen = self.provider(payment.provider, tenant=payment.tenant)
         if not chosen.capabilities.polling:
             raise UnsupportedOperation(f"provider {chosen.code!r} ({chosen.name}) cannot be polled")
-        return await self._poll(payment, chosen)
+        refreshed, answer = await self._poll(payment, chosen)
+        if isinstance(answer, _Unknown):
+            raise ProviderOutcomeUnknown(f"payment {payment_id}: the provider gave no usable answer: {answer.reason}")
+        return refreshed
 
     # -- webhooks --------------------------------------------------------------------------
 
@@ -766,8 +779,15 @@ class PaymentFlow:
                     "unfinished past its deadline; the provider cannot be polled",
                 ),
             )
-        polled = await self._poll(payment, chosen, cause="reaper")
-        if polled.status is not PaymentStatus.PROCESSING and polled.status is not PaymentStatus.PENDING:
+        polled, answer = await self._poll(payment, chosen, cause="reaper")
+        if isinstance(answer, _Unknown) or answer.outcome is not Outcome.PENDING:
+            # Unknown: flag, never fail by time alone. Paid, failed, expired: applied by the poll.
+            if isinstance(answer, _Unknown) or answer.outcome is None:
+                reason = answer.reason if isinstance(answer, _Unknown) else "the provider does not know it"
+                return await self._mutate(
+                    payment.id,
+                    lambda p: self._flag(p, ReviewReason.UNKNOWN_OUTCOME, f"unfinished past its deadline: {reason}"),
+                )
             return polled
         if polled.pending_call is not None:
             return polled

@@ -26,6 +26,7 @@ __all__ = [
     "Command",
     "PluginInfo",
     "Registry",
+    "call_impl",
     "collect_registry",
     "create_plugin_manager",
     "plugin_infos",
@@ -170,7 +171,7 @@ def collect_registry(manager: pluggy.PluginManager) -> Registry:
             registry._claim("provider", provider_class.name, _plugin)
             registry.providers[provider_class.name] = provider_class
 
-        _call(impl, plugin, register=register_provider)
+        call_impl(impl, plugin, register=register_provider)
 
     for hook, kind, target in (
         (hooks.paycore_register_repositories, "repository", registry.repositories),
@@ -187,7 +188,7 @@ def collect_registry(manager: pluggy.PluginManager) -> Registry:
                 registry._claim(_k, name, _p)
                 _t[name] = factory
 
-            _call(impl, plugin, register=register_adapter)
+            call_impl(impl, plugin, register=register_adapter)
 
     for impl in hooks.paycore_register_commands.get_hookimpls():
         plugin = impl.plugin_name
@@ -203,11 +204,12 @@ def collect_registry(manager: pluggy.PluginManager) -> Registry:
             registry._claim("command", name, _p)
             registry.commands[name] = Command(name, help, configure, run, _p)
 
-        _call(impl, plugin, register=register_command)
+        call_impl(impl, plugin, register=register_command)
     return registry
 
 
-def _call(impl: pluggy.HookImpl, plugin: str, **kwargs: Any) -> None:
+def call_impl(impl: pluggy.HookImpl, plugin: str, **kwargs: Any) -> None:
+    """Call one plugin's implementation of a registration hook; failures name the plugin."""
     try:
         impl.function(**{name: kwargs[name] for name in impl.argnames})
     except (DuplicateRegistration, PluginLoadError):

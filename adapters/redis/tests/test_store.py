@@ -205,9 +205,7 @@ class TestRedisStoreConformance(IdempotencyStoreConformance):
     """The shared idempotency rules, against a real redis-server."""
 
     @pytest.fixture
-    async def idempotency_store(
-        self, redis_server: RedisServer, prefix: str
-    ) -> AsyncIterator[RedisIdempotencyStore]:
+    async def idempotency_store(self, redis_server: RedisServer, prefix: str) -> AsyncIterator[RedisIdempotencyStore]:
         """A store under a prefix of its own on the shared server."""
         store = RedisIdempotencyStore.from_url(redis_server.url, prefix=prefix)
         yield store

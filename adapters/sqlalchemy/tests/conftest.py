@@ -8,13 +8,14 @@ template, so no test sees another's rows.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from paycore.testing.postgres import PostgresServer, PostgresServerError
 from paycore_sqlalchemy import migrate
+from paycore_sqlalchemy.schema import metadata
 
 TEMPLATE = "paycore_template"
 _names = itertools.count(1)
@@ -34,13 +35,35 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def _shared_postgres_database(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database("paycore_tests", template=TEMPLATE)
+
+
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """The URL of a fresh PostgreSQL database with the current schema, dropped afterwards."""
-    name = f"test_{next(_names)}"
-    url = postgres_server.create_database(name, template=TEMPLATE)
-    yield url
-    postgres_server.drop_database(name)
+def postgres_url(postgres_server: PostgresServer, _shared_postgres_database: str) -> str:
+    """The URL of a PostgreSQL database with the current schema and empty tables."""
+    import psycopg
+
+    tables = ", ".join(table.name for table in metadata.sorted_tables)
+    with psycopg.connect(postgres_server.dsn("paycore_tests"), autocommit=True) as connection:
+        connection.execute(f"TRUNCATE {tables}")
+    return _shared_postgres_database
+
+
+@pytest.fixture
+def fresh_postgres_database(postgres_server: PostgresServer) -> Iterator[Callable[[], str]]:
+    """Make new, migrated PostgreSQL databases (dropped afterwards); returns their URLs."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"test_{next(_names)}"
+        made.append(name)
+        return postgres_server.create_database(name, template=TEMPLATE)
+
+    yield make
+    for name in made:
+        postgres_server.drop_database(name)
 
 
 @pytest.fixture

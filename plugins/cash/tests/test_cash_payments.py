@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import pytest
 from attrs import evolve
 
-from paycore.errors import RefundExceedsCaptured, StorageUnavailable
+from paycore.errors import IdempotencyInProgress, RefundExceedsCaptured, StorageUnavailable
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import hookimpl
 from paycore.money import Money
@@ -262,3 +263,37 @@ async def test_polling_a_sale_that_never_reached_the_drawer_fails_it(flow: Payme
     ghost = evolve(sale.payment, id="pay_never_recorded")
     update = await provider.check_status(ghost)
     assert update.outcome is Outcome.FAILED
+
+
+async def test_the_same_sale_sent_at_once_from_two_terminals_is_taken_once(
+    flow: PaymentFlow, drawers: CashDrawers
+) -> None:
+    session_id = await open_till(drawers)
+    payment_ids: list[str] = []
+    busy = 0
+
+    async def sell() -> None:
+        nonlocal busy
+        try:
+            sale = await take_cash(
+                flow,
+                amount=xof(2_500),
+                tendered=xof(5_000),
+                till="T1",
+                order_id="T1-7",
+                tenant=TENANT,
+                idempotency_key="sale-7",
+            )
+        except IdempotencyInProgress:
+            busy += 1
+        else:
+            payment_ids.append(sale.payment.id)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(8):
+            group.start_soon(sell)
+    await sell()
+    assert len(payment_ids) + busy == 9
+    assert len(set(payment_ids)) == 1
+    totals = await drawers.totals(session_id)
+    assert (totals.sale_count, totals.sales) == (1, xof(2_500))

@@ -80,6 +80,21 @@ async def wait_for_status(
             await anyio.sleep(0.01)
 
 
+async def eventually(check: Callable[[], object], timeout: float = 5.0) -> None:
+    """Return once ``check()`` is true; fail after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while True:
+            if check():
+                return
+            await anyio.sleep(0.01)
+
+
+@pytest.fixture(name="eventually")
+def eventually_fixture() -> Callable[..., Any]:
+    """``await eventually(lambda: condition)``: wait (at most 5 s) until the condition holds."""
+    return eventually
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
@@ -88,9 +103,9 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
+async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
     """Serve ``app`` on loopback: uvicorn under asyncio, hypercorn under trio. Yields its base URL."""
-    port = free_port()
+    port = port or free_port()
     async with anyio.create_task_group() as task_group:
         if sniffio.current_async_library() == "trio":
             from hypercorn.config import Config
@@ -148,3 +163,31 @@ def flow_factory() -> Callable[..., PaymentFlow]:
 def unused_port() -> int:
     """A loopback port nothing listens on."""
     return free_port()
+
+
+@pytest.fixture
+def live(
+    server: Callable[..., Any],
+    make_gateway: Callable[..., DummyGateway],
+    flow_factory: Callable[..., PaymentFlow],
+    secret: str,
+    unused_port: int,
+) -> Callable[..., Any]:
+    """``async with live(**gateway_options) as (flow, gateway, merchant_url)``: both sides served."""
+
+    @asynccontextmanager
+    async def start(**options: Any) -> AsyncIterator[tuple[PaymentFlow, DummyGateway, str]]:
+        gateway = make_gateway(**options)
+        async with server(gateway) as gateway_url:
+            merchant_url = f"http://127.0.0.1:{unused_port}"
+            flow = flow_factory(
+                base_url=gateway_url,
+                webhook_secret=secret,
+                webhook_url=merchant_url + "/hooks/{tenant}/{code}",
+                timeout=0.5,
+            )
+            # The merchant's server opens and closes the flow (ASGI lifespan).
+            async with server(create_app(flow, prefix="/hooks"), port=unused_port):
+                yield flow, gateway, merchant_url
+
+    return start

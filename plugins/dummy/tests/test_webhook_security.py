@@ -145,8 +145,8 @@ async def test_a_provider_holding_old_and_new_secrets_accepts_both_during_rotati
     for signing in (secret, new_secret):
         headers = signature_headers(b"{}", msg_id="evt_1", secrets=[WebhookSecret(signing)])
         await provider.verify_webhook(b"{}", headers)
+    headers = signature_headers(b"{}", msg_id="evt_1", secrets=[WebhookSecret(generate_secret())])
     with pytest.raises(InvalidSignature):
-        headers = signature_headers(b"{}", msg_id="evt_1", secrets=[WebhookSecret(generate_secret())])
         await provider.verify_webhook(b"{}", headers)
     await flow.aclose()
 
@@ -155,5 +155,5 @@ def test_the_providers_secrets_never_show_in_reprs(flow_factory: Callable[..., P
     flow = flow_factory(base_url="http://unused.invalid", webhook_secret=secret)
     provider = flow.provider("wave", tenant="chez-awa")
     shown = repr(provider) + repr(provider.settings) + repr(flow) + repr(vars(provider))
-    assert secret not in shown and secret[6:] not in shown
+    assert secret[6:] not in shown
     assert "sk_test_dummy" not in shown

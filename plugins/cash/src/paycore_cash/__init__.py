@@ -14,6 +14,7 @@ adapter (memory, SQLAlchemy, Django), through the ``paycore_cash_drawer_storage`
 hook; :class:`paycore_cash.testing.DrawerStorageConformance` is the contract.
 """
 
+from paycore_cash.blocking import BlockingCashDrawers
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
     CashError,
@@ -34,6 +35,7 @@ from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import DrawerTotals
 
 __all__ = [
+    "BlockingCashDrawers",
     "CashDrawers",
     "CashError",
     "CashMovement",

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
 from attrs import evolve
 
-from paycore.errors import ConcurrentUpdate, IdempotencyKeyReused
+from paycore.errors import ConcurrentUpdate, IdempotencyKeyReused, NotFound, ValidationError
 from paycore.idempotency import check_key, derived_id, fingerprint, scope_of
 from paycore.money import Money
 from paycore.records import utcnow
@@ -75,7 +76,8 @@ def cash_settings(flow: FlowLike, tenant: str | None) -> Settings:
     configs = flow.config.provider_configs(tenant)
     for provider in configs.values():
         if provider.type == "cash":
-            return provider.settings
+            settings: Settings = provider.settings
+            return settings
     return Settings(owner="cash")
 
 
@@ -318,8 +320,10 @@ class CashDrawers:
         assert claim.token is not None
         try:
             closed = await self._close(counted, closed_by, till, session_id)
-        except BaseException:
-            await store.release(scope=self._scope, key=key, token=claim.token)
+        except (ValidationError, NotFound, ConcurrentUpdate):
+            # Refused before anything was stored: free the key for a corrected retry.
+            with anyio.CancelScope(shield=True):
+                await store.release(scope=self._scope, key=key, token=claim.token)
             raise
         await store.complete(
             scope=self._scope, key=key, token=claim.token, result={"session_id": closed.id}, ttl_seconds=ttl

@@ -37,7 +37,7 @@ def drawer_storage(
             "build the cash provider through PaymentFlow, not by hand"
         )
     hook = getattr(plugin_manager.hook, "paycore_cash_drawer_storage", None)
-    storage = None
+    storage: DrawerStorage | None = None
     if hook is not None:
         storage = hook(repository=repository, settings=settings or Settings(owner="cash"))
     if storage is None:

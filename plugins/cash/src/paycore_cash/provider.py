@@ -15,7 +15,7 @@ who took it (``"cashier"``). :func:`paycore_cash.sales.take_cash` fills them in.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
 from paycore import hookimpl
 from paycore.errors import (
@@ -43,6 +43,8 @@ from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import drawer_totals
 
 __all__ = ["CashProvider", "tendered_of", "till_of"]
+
+T = TypeVar("T")
 
 
 def till_of(payment: Payment) -> str:
@@ -204,7 +206,7 @@ class CashProvider(Provider):
             )
         return session
 
-    async def _read(self, call: Any) -> Any:
+    async def _read(self, call: Awaitable[T]) -> T:
         """Await a storage read: if the storage fails, nothing was recorded (not sent)."""
         try:
             return await call

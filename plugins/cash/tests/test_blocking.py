@@ -1,0 +1,37 @@
+"""Cash drawers from sync code, through ``BlockingPaymentFlow``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paycore.blocking import BlockingPaymentFlow
+from paycore.money import Money
+from paycore_cash.blocking import BlockingCashDrawers
+from paycore_cash.errors import NoOpenDrawer
+
+
+def xof(amount: int) -> Money:
+    return Money.of(str(amount), "XOF")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_till_day_from_sync_code(cash_config: Any, backend: str) -> None:
+    with BlockingPaymentFlow.from_config(cash_config(currency="XOF"), backend=backend) as flow:
+        drawers = BlockingCashDrawers(flow, tenant="chez-awa")
+        session = drawers.open(till="T1", opening_float=xof(5_000), opened_by="Awa")
+        sale = drawers.take_cash(amount=xof(3_500), tendered=xof(10_000), till="T1", order_id="T1-1")
+        drawers.pay_out(till="T1", amount=xof(4_000), reason="drop", actor="Awa")
+        closed = drawers.close(till="T1", counted=xof(4_000), closed_by="Awa")
+        assert sale.change == xof(6_500)
+        assert (closed.expected, closed.variance) == (xof(4_500), xof(-500))
+        assert drawers.report(session.id).variance == xof(-500)
+
+
+def test_a_refusal_reaches_the_sync_caller(cash_config: Any) -> None:
+    with BlockingPaymentFlow.from_config(cash_config(currency="XOF")) as flow:
+        drawers = BlockingCashDrawers(flow, tenant="chez-awa")
+        with pytest.raises(NoOpenDrawer):
+            drawers.take_cash(amount=xof(1_000), tendered=xof(1_000), till="T1", order_id="T1-1")
+        assert flow.list_payments(tenant="chez-awa") == []

@@ -1,0 +1,85 @@
+"""``paycore drawer``: a till's day from the shell, kept in a SQLite file between commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paycore.cli import main
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> str:
+    path = tmp_path / "paycore.toml"
+    path.write_text(
+        f'repository = "sqlite:///{tmp_path / "paycore.db"}"\n'
+        "[tenants.chez-awa.providers.cash]\n"
+        'type = "cash"\n'
+        'currency = "XOF"\n'
+    )
+    return str(path)
+
+
+def drawer(config: str, *args: str) -> list[str]:
+    return ["drawer", args[0], "--config", config, "--tenant", "chez-awa", *args[1:]]
+
+
+def test_a_day_at_the_till_from_the_command_line(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(drawer(config, "open", "--till", "T1", "--float", "10000", "--by", "Awa")) == 0
+    assert "float 10 000 XOF" in capsys.readouterr().out
+    assert main(drawer(config, "pay-in", "--till", "T1", "--amount", "5000", "--reason", "coins", "--by", "Awa")) == 0
+    assert "should hold 15 000 XOF" in capsys.readouterr().out
+    assert main(drawer(config, "pay-out", "--till", "T1", "--amount", "12000", "--reason", "drop", "--by", "Awa")) == 0
+    capsys.readouterr()
+    assert main(drawer(config, "close", "--till", "T1", "--counted", "2500", "--by", "Awa")) == 0
+    closing = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert "Expected in drawer 3 000 XOF" in closing
+    assert "Counted 2 500 XOF" in closing
+    assert "Variance -500 XOF (short)" in closing
+
+
+def test_the_report_is_available_as_json(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    main(drawer(config, "open", "--till", "T1", "--float", "10000", "--by", "Awa"))
+    main(drawer(config, "close", "--till", "T1", "--counted", "9000", "--by", "Awa"))
+    capsys.readouterr()
+    assert main(drawer(config, "report", "--till", "T1", "--json")) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["variance"] == {"amount": "-1000", "currency": "XOF"}
+    assert data["status"] == "closed"
+
+
+def test_listing_shows_each_session_with_its_variance(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    main(drawer(config, "open", "--till", "T1", "--float", "10000", "--by", "Awa"))
+    main(drawer(config, "close", "--till", "T1", "--counted", "10250", "--by", "Awa"))
+    main(drawer(config, "open", "--till", "T1", "--float", "5000", "--by", "Binta"))
+    capsys.readouterr()
+    assert main(drawer(config, "list", "--till", "T1")) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 2
+    assert "closed" in rows[0]
+    assert "variance +250 XOF" in rows[0]
+    assert "open" in rows[1]
+    assert "Binta" in rows[1]
+
+
+def test_a_refused_command_says_why_and_exits_non_zero(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(drawer(config, "pay-out", "--till", "T1", "--amount", "100", "--reason", "x", "--by", "Awa")) == 1
+    assert "no open cash drawer" in capsys.readouterr().err
+
+
+def test_closing_twice_from_the_command_line_is_refused(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    main(drawer(config, "open", "--till", "T1", "--float", "10000", "--by", "Awa"))
+    main(drawer(config, "close", "--till", "T1", "--counted", "10000", "--by", "Awa"))
+    capsys.readouterr()
+    main(drawer(config, "list", "--json"))
+    session_id = json.loads(capsys.readouterr().out)[0]["session_id"]
+    assert main(drawer(config, "close", "--session", session_id, "--counted", "1", "--by", "Awa")) == 1
+    assert "closed already" in capsys.readouterr().err
+
+
+def test_the_help_warns_that_the_default_forgets_drawers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["drawer", "open", "--help"])
+    assert "forgets them" in capsys.readouterr().out

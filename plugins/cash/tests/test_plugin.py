@@ -1,0 +1,81 @@
+"""The cash plugin as installed: its provider, its hook, and a clear error without drawer storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paycore.errors import ConfigurationError
+from paycore.flow import PaymentFlow
+from paycore.hookspecs import RepositoryRegistrar, hookimpl
+from paycore.money import Money
+from paycore.plugins import collect_registry, create_plugin_manager
+from paycore_cash.drawers import CashDrawers
+from paycore_cash.provider import CashProvider
+from paycore_memory.repository import MemoryRepository
+
+pytestmark = pytest.mark.anyio
+
+
+def test_the_cash_provider_is_registered_through_the_entry_point() -> None:
+    registry = collect_registry(create_plugin_manager())
+    assert registry.providers["cash"] is CashProvider
+    assert "drawer" in registry.commands
+
+
+def test_cash_refunds_and_polls_but_neither_authorizes_nor_sends_webhooks() -> None:
+    capabilities = CashProvider.capabilities
+    assert (capabilities.refund, capabilities.partial_refund, capabilities.polling) == (True, True, True)
+    assert (capabilities.authorize_capture, capabilities.webhooks, capabilities.cancel) == (False, False, False)
+    assert CashProvider.currencies is None
+
+
+def test_the_plugin_adds_the_drawer_storage_hook() -> None:
+    manager = create_plugin_manager()
+    assert hasattr(manager.hook, "paycore_cash_drawer_storage")
+
+
+class _ForeignRepository:
+    """A repository no installed adapter keeps drawers beside."""
+
+    def __init__(self) -> None:
+        self._inner = MemoryRepository()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _ForeignPlugin:
+    @hookimpl
+    def paycore_register_repositories(self, register: RepositoryRegistrar) -> None:
+        register("foreign", lambda context: _ForeignRepository())
+
+
+async def test_drawers_without_a_storage_adapter_fail_with_a_clear_error() -> None:
+    config = {"repository": "foreign", "idempotency": "memory", "providers": {"cash": {"type": "cash"}}}
+    async with PaymentFlow.from_config(config, plugins=[_ForeignPlugin()]) as flow:
+        with pytest.raises(ConfigurationError, match="_ForeignRepository"):
+            CashDrawers(flow)
+
+
+async def test_taking_cash_without_a_storage_adapter_fails_with_a_clear_error() -> None:
+    config = {"repository": "foreign", "idempotency": "memory", "providers": {"cash": {"type": "cash"}}}
+    async with PaymentFlow.from_config(config, plugins=[_ForeignPlugin()]) as flow:
+        with pytest.raises(ConfigurationError, match="drawer"):
+            await flow.create_payment(
+                amount=Money.of("100", "XOF"), provider="cash", order_id="o", metadata={"till": "T1"}
+            )
+        assert await flow.list_payments() == []
+
+
+async def test_one_flow_shares_its_drawers_between_provider_and_service(flow: PaymentFlow) -> None:
+    provider = flow.provider("cash", tenant="chez-awa")
+    assert isinstance(provider, CashProvider)
+    assert provider.storage is CashDrawers(flow, tenant="chez-awa").storage
+
+
+def test_an_unknown_drawer_currency_setting_is_refused(cash_config: Any) -> None:
+    flow = PaymentFlow.from_config(cash_config(currency="XYZ"))
+    with pytest.raises(Exception, match="XYZ"):
+        CashDrawers(flow)

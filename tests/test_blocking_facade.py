@@ -1,0 +1,69 @@
+"""Sync callers reach the same flow through ``BlockingPaymentFlow``."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import paycore_memory.plugin
+from paycore import BlockingPaymentFlow, Money, PaymentStatus
+from paycore.errors import IdempotencyKeyReused, PaycoreError
+from paycore.testing import fake
+
+CONFIG = {"providers": {"fake": {"type": "fake", "webhook_secret": "whsec-blocking"}}}
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def blocking_flow(request: pytest.FixtureRequest):
+    flow = BlockingPaymentFlow.from_config(
+        CONFIG, plugins=[fake, paycore_memory.plugin], entry_points=False, backend=request.param
+    )
+    with flow:
+        yield flow
+
+
+def test_a_payment_made_from_sync_code_succeeds(blocking_flow: BlockingPaymentFlow) -> None:
+    checkout = blocking_flow.create_payment(amount=Money.of("2500", "XOF"), provider="fake", order_id="T1-1")
+    assert checkout.payment.status is PaymentStatus.SUCCEEDED
+    assert blocking_flow.get_payment(checkout.payment.id) == checkout.payment
+
+
+def test_refunds_and_idempotency_behave_as_in_async_code(blocking_flow: BlockingPaymentFlow) -> None:
+    paid = blocking_flow.create_payment(
+        amount=Money.of("2500", "XOF"), provider="fake", order_id="T1-2", idempotency_key="k-2"
+    ).payment
+    refund = blocking_flow.refund(paid.id, amount=Money.of("500", "XOF"), idempotency_key="r-2")
+    assert blocking_flow.refund(paid.id, amount=Money.of("500", "XOF"), idempotency_key="r-2") == refund
+    with pytest.raises(IdempotencyKeyReused):
+        blocking_flow.refund(paid.id, amount=Money.of("700", "XOF"), idempotency_key="r-2")
+    assert blocking_flow.get_payment(paid.id).status is PaymentStatus.PARTIALLY_REFUNDED
+
+
+def test_many_threads_share_one_facade(blocking_flow: BlockingPaymentFlow) -> None:
+    errors: list[BaseException] = []
+
+    def till(number: int) -> None:
+        try:
+            for sale in range(5):
+                blocking_flow.create_payment(
+                    amount=Money.of("1000", "XOF"), provider="fake", order_id=f"T{number}-{sale}",
+                    idempotency_key=f"T{number}-{sale}",
+                )  # fmt: skip
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=till, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(blocking_flow.list_payments()) == 40
+    assert len(blocking_flow.flow.provider("fake").calls) == 40  # type: ignore[attr-defined]
+
+
+def test_a_closed_facade_says_how_to_open_it() -> None:
+    flow = BlockingPaymentFlow.from_config(CONFIG, plugins=[fake, paycore_memory.plugin], entry_points=False)
+    with pytest.raises(PaycoreError, match="not open"):
+        flow.list_payments()

@@ -1,0 +1,140 @@
+"""Creating a payment: what the provider says decides the status; bad input stores nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paycore import Customer, LineItem, Money
+from paycore.errors import (
+    CurrencyMismatch,
+    InvalidAmount,
+    PaymentNotFound,
+    UnsupportedCurrency,
+    UnsupportedOperation,
+    ValidationError,
+)
+from paycore.flow import PaymentFlow
+from paycore.status import PaymentStatus
+from paycore.testing.fake import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+
+async def test_an_approved_payment_succeeds_with_its_amount_captured(flow: PaymentFlow, fake: FakeProvider) -> None:
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T12-0042")
+    payment = checkout.payment
+    assert payment.status is PaymentStatus.SUCCEEDED
+    assert payment.captured_amount == XOF_5000
+    assert payment.external_id is not None
+    assert payment.pending_call is None
+    assert fake.calls == [("initiate", payment.id)]
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_creating_appends_a_created_event_then_each_status_change(flow: PaymentFlow) -> None:
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+    events = await flow.list_events(checkout.payment.id)
+    assert [(e.kind, e.from_status, e.to_status) for e in events] == [
+        ("created", None, "pending"),
+        ("status_changed", "pending", "succeeded"),
+    ]
+    assert events[0].amount == XOF_5000
+    assert all(e.cause == "api" for e in events)
+
+
+async def test_a_payment_awaiting_the_customer_is_processing_with_the_next_action(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    fake.script("initiate", "pending")
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+    assert checkout.payment.status is PaymentStatus.PROCESSING
+    assert checkout.action is not None and checkout.action.kind == "redirect"
+    assert checkout.action == checkout.payment.next_action
+
+
+async def test_a_declined_payment_fails(flow: PaymentFlow, fake: FakeProvider) -> None:
+    fake.script("initiate", "decline")
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+    assert checkout.payment.status is PaymentStatus.FAILED
+    assert checkout.payment.captured_amount is None
+
+
+async def test_a_payment_created_without_capture_is_authorized(flow: PaymentFlow) -> None:
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)
+    assert checkout.payment.status is PaymentStatus.AUTHORIZED
+    assert checkout.payment.authorized_amount == XOF_5000
+    assert checkout.payment.captured_amount is None
+
+
+async def test_every_detail_given_is_stored(flow: PaymentFlow) -> None:
+    items = (LineItem("Thieboudienne", 2, Money.of("2000", "XOF")), LineItem("Bissap", 1, Money.of("1000", "XOF")))
+    checkout = await flow.create_payment(
+        amount=XOF_5000,
+        provider="fake",
+        order_id="T12-0042",
+        description="Table 12",
+        customer=Customer(email="awa@example.test", name="Awa"),
+        items=items,
+        metadata={"table": 12},
+        return_url="https://pos.example.test/done",
+    )
+    stored = await flow.get_payment(checkout.payment.id)
+    assert (stored.order_id, stored.description, stored.return_url) == (
+        "T12-0042",
+        "Table 12",
+        "https://pos.example.test/done",
+    )
+    assert stored.customer == Customer(email="awa@example.test", name="Awa")
+    assert stored.items == items
+    assert dict(stored.metadata) == {"table": 12}
+
+
+async def test_payments_are_listed_by_order_and_status(flow: PaymentFlow, fake: FakeProvider) -> None:
+    paid = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="A")).payment
+    fake.script("initiate", "decline")
+    declined = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="A")).payment
+    other = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="B")).payment
+    assert [p.id for p in await flow.list_payments(order_id="A")] == [paid.id, declined.id]
+    assert [p.id for p in await flow.list_payments(status="failed")] == [declined.id]
+    assert [p.id for p in await flow.list_payments(status=PaymentStatus.SUCCEEDED, order_id="B")] == [other.id]
+
+
+async def test_an_unknown_payment_is_not_found(flow: PaymentFlow) -> None:
+    with pytest.raises(PaymentNotFound, match="pay_nope"):
+        await flow.get_payment("pay_nope")
+
+
+# -- bad input changes nothing -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"amount": Money.of("0", "XOF")}, InvalidAmount, "must be positive, not 0 XOF"),
+        ({"amount": Money.of("-5", "XOF")}, InvalidAmount, "must be positive"),
+        ({"amount": 5000}, InvalidAmount, "amount must be a Money, not int"),
+        ({"order_id": ""}, ValidationError, "order_id must be a non-empty string"),
+        (
+            {"items": (LineItem("Menu", 1, Money.of("5", "EUR")),)},
+            CurrencyMismatch,
+            "line item 'Menu' is priced in EUR, the payment in XOF",
+        ),
+        ({"provider": "limited", "amount": Money.of("50", "EUR")}, UnsupportedCurrency, "does not accept EUR"),
+        ({"provider": "limited", "capture": False}, UnsupportedOperation, "cannot authorize without capturing"),
+        ({"idempotency_key": ""}, ValidationError, "idempotency_key must be a printable string"),
+        ({"idempotency_key": "k" * 256}, ValidationError, "idempotency_key must be a printable string"),
+    ],
+)
+async def test_bad_input_is_refused_and_nothing_is_stored_or_sent(
+    flow: PaymentFlow, fake: FakeProvider, arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    request: dict[str, Any] = {"amount": XOF_5000, "provider": "fake", "order_id": "o", **arguments}
+    with pytest.raises(error, match=message):
+        await flow.create_payment(**request)
+    assert await flow.list_payments() == []
+    assert fake.calls == []
+    assert flow.provider("limited").calls == []  # type: ignore[attr-defined]
