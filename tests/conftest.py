@@ -83,7 +83,9 @@ def clock() -> Clock:
 def make_flow(clock: Clock) -> Callable[..., PaymentFlow]:
     """Build a flow from ``base_config(**extra)`` (or ``config=``) and extra ``plugins``."""
 
-    def build(config: Mapping[str, Any] | None = None, *, plugins: tuple[object, ...] = (), **extra: Any) -> PaymentFlow:
+    def build(
+        config: Mapping[str, Any] | None = None, *, plugins: tuple[object, ...] = (), **extra: Any
+    ) -> PaymentFlow:
         return PaymentFlow.from_config(
             config if config is not None else base_config(**extra),
             plugins=[paycore.testing.fake, paycore_memory.plugin, LimitedPlugin(), *plugins],

@@ -13,7 +13,8 @@ from paycore.cli import main
 def test_plugins_lists_installed_plugins_with_versions(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "memory" in out and "paycore-memory 0.1.0" in out
+    assert "memory" in out
+    assert "paycore-memory 0.1.0" in out
     assert "repository memory" in out
 
 
@@ -25,7 +26,8 @@ def test_check_accepts_a_valid_configuration_and_hides_secrets(
                       'api_key = "sk-live-do-not-print"\n')  # fmt: skip
     assert main(["--config", str(config), "check"]) == 0
     out = capsys.readouterr().out
-    assert "chez-awa" in out and "till" in out
+    assert "chez-awa" in out
+    assert "till" in out
     assert "sk-live-do-not-print" not in out
 
 

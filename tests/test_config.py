@@ -10,7 +10,7 @@ import pytest
 
 import paycore.testing.fake
 import paycore_memory.plugin
-from paycore import Money
+from paycore import Money, hookimpl
 from paycore.config import PaycoreConfig, load_config
 from paycore.errors import ConfigurationError, ProviderNotEnabled
 from paycore.flow import PaymentFlow
@@ -258,7 +258,9 @@ def test_a_source_of_the_wrong_kind_is_refused() -> None:
 
 
 def test_a_provider_type_nobody_registered_is_refused_by_name() -> None:
-    with pytest.raises(ConfigurationError, match=r"type 'stripe-ish', which no installed plugin provides \(installed: fake\)"):
+    with pytest.raises(
+        ConfigurationError, match=r"type 'stripe-ish', which no installed plugin provides \(installed: fake\)"
+    ):
         _flow({"providers": {"card": {"type": "stripe-ish"}}})
 
 
@@ -277,7 +279,7 @@ def test_a_ready_config_is_used_as_is() -> None:
 
 def test_a_secret_never_shows_its_value() -> None:
     secret = Secret(SECRET)
-    for shown in (repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret):
+    for shown in (repr(secret), str(secret), f"{secret}", f"{secret!r}", format(secret, "")):
         assert SECRET not in shown
         assert "***" in shown
     assert secret.reveal() == SECRET
@@ -313,3 +315,38 @@ def test_a_flow_and_its_providers_hide_their_secrets(make_flow: Callable[..., Pa
     flow = make_flow()
     shown = [repr(flow), repr(flow.config), repr(flow.provider("fake")), repr(flow.provider("fake").settings)]
     assert all("whsec-test" not in text for text in shown)
+
+
+def test_a_password_in_an_adapter_url_is_masked_in_reprs_but_reaches_the_adapter() -> None:
+    config = load_config(
+        {"repository": "postgresql://paycore:s3cret-db@127.0.0.1/paycore", "idempotency": ["redis://:s3cret-r@h/0"]},
+        environ={},
+    )
+    assert "s3cret" not in repr(config)
+    assert "postgresql://paycore:***@127.0.0.1/paycore" in repr(config)
+    assert config.repository.settings["url"] == "postgresql://paycore:s3cret-db@127.0.0.1/paycore"
+
+
+def test_a_password_in_a_refused_url_is_masked_in_the_error() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_config({"repository": "ftp://paycore:s3cret@example.test/x"}, environ={})
+    assert "s3cret" not in str(raised.value)
+
+
+def test_an_adapter_that_fails_to_build_never_shows_its_url_password() -> None:
+    class Refusing:
+        @hookimpl
+        def paycore_register_repositories(self, register: Any) -> None:
+            def build(context: Any) -> Any:
+                raise OSError(f"cannot connect to {context.settings['url']}")
+
+            register("refusing", build)
+
+    with pytest.raises(ConfigurationError, match="repository 'refusing' could not be built") as raised:
+        PaymentFlow.from_config(
+            {"repository": {"type": "refusing", "url": "postgresql://u:s3cret@127.0.0.1/db"}},
+            plugins=[paycore_memory.plugin, Refusing()],
+            entry_points=False,
+            environ={},
+        )
+    assert "s3cret" not in str(raised.value)

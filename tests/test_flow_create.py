@@ -52,7 +52,8 @@ async def test_a_payment_awaiting_the_customer_is_processing_with_the_next_actio
     fake.script("initiate", "pending")
     checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
     assert checkout.payment.status is PaymentStatus.PROCESSING
-    assert checkout.action is not None and checkout.action.kind == "redirect"
+    assert checkout.action is not None
+    assert checkout.action.kind == "redirect"
     assert checkout.action == checkout.payment.next_action
 
 
@@ -101,6 +102,11 @@ async def test_payments_are_listed_by_order_and_status(flow: PaymentFlow, fake: 
     assert [p.id for p in await flow.list_payments(order_id="A")] == [paid.id, declined.id]
     assert [p.id for p in await flow.list_payments(status="failed")] == [declined.id]
     assert [p.id for p in await flow.list_payments(status=PaymentStatus.SUCCEEDED, order_id="B")] == [other.id]
+
+
+async def test_listing_by_a_status_that_does_not_exist_is_refused(flow: PaymentFlow) -> None:
+    with pytest.raises(ValidationError, match=r"status must be one of pending, .*; not 'paid'"):
+        await flow.list_payments(status="paid")
 
 
 async def test_an_unknown_payment_is_not_found(flow: PaymentFlow) -> None:

@@ -43,7 +43,7 @@ def test_every_status_has_a_rank() -> None:
 def test_the_table_is_compiled_from_the_one_shared_machine() -> None:
     assert isinstance(fsm.MACHINE, Machine)
     assert fsm.MACHINE.models == []
-    assert fsm.TRIGGERS == set(fsm.MACHINE.events)
+    assert set(fsm.MACHINE.events) == fsm.TRIGGERS
     for status in S:
         for trigger, event in fsm.MACHINE.events.items():
             expected = event.transitions.get(status.value)
@@ -51,7 +51,9 @@ def test_the_table_is_compiled_from_the_one_shared_machine() -> None:
 
 
 def test_an_invalid_trigger_is_refused_naming_where_it_may_fire_from() -> None:
-    with pytest.raises(InvalidTransition, match="cannot authorize a payment that is succeeded; only from pending, processing"):
+    with pytest.raises(
+        InvalidTransition, match="cannot authorize a payment that is succeeded; only from pending, processing"
+    ):
         fsm.fire(S.SUCCEEDED, "authorize")
 
 

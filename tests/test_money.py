@@ -105,7 +105,8 @@ def test_money_errors_are_paycore_errors_and_value_errors() -> None:
 
 def test_every_table_entry_is_an_upper_case_iso_code_with_a_small_exponent() -> None:
     for code, exponent in CURRENCY_EXPONENTS.items():
-        assert len(code) == 3 and code.isupper()
+        assert len(code) == 3
+        assert code.isupper()
         assert exponent in (0, 2, 3, 4)
 
 
@@ -147,7 +148,10 @@ def test_money_does_not_mix_with_plain_numbers() -> None:
 
 def test_comparisons_follow_the_amounts() -> None:
     small, large = Money.of("9.99", "EUR"), Money.of("10.00", "EUR")
-    assert small < large and small <= large and large > small and large >= small
+    assert small < large
+    assert small <= large
+    assert large > small
+    assert large >= small
     assert sorted([large, small]) == [small, large]
 
 

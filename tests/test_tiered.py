@@ -25,7 +25,7 @@ from paycore_memory import MemoryIdempotencyStore
 from paycore_redis import RedisIdempotencyStore
 from paycore_sqlalchemy import SqlIdempotencyStore
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 LEASE = 60.0
 _prefixes = itertools.count(1)

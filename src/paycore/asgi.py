@@ -130,10 +130,10 @@ class WebhookApp:
             return
         except Exception as error:
             status, name, detail = _classify(error)
-            if status >= 500:
-                log.warning("webhook %s answered %d: %s", scope.get("path"), status, type(error).__name__)
             if status == 500:
                 log.exception("webhook %s failed", scope.get("path"))
+            elif status == 503:
+                log.warning("webhook %s answered 503: %s", scope.get("path"), type(error).__name__)
             await _respond(send, status, {"error": name, "detail": detail}, retry_after=status == 503)
             return
         await _respond(send, 200, {"received": True, "payments": [p.id for p in payments]})

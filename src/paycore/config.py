@@ -34,7 +34,7 @@ from typing import Any, Final
 from attrs import field, frozen
 
 from paycore.errors import ConfigurationError
-from paycore.secrets import Settings
+from paycore.secrets import Settings, redact_url
 
 __all__ = ["AdapterConfig", "PaycoreConfig", "ProviderConfig", "TenantConfig", "load_config", "read_toml"]
 
@@ -279,7 +279,7 @@ def _adapter(raw: Any, what: str) -> AdapterConfig:
             scheme = "redis+sentinel" if raw.startswith("redis+sentinel") else scheme
             kind = _URL_SCHEMES.get(scheme)
             if kind is None:
-                raise ConfigurationError(f"{what}: no adapter handles URL scheme {scheme!r} in {raw!r}")
+                raise ConfigurationError(f"{what}: no adapter handles URL scheme {scheme!r} in {redact_url(raw)!r}")
             return AdapterConfig(kind, Settings({"url": raw}, owner=f"{what} {kind!r}"))
         if not raw:
             raise ConfigurationError(f"{what}: an empty adapter name")
@@ -289,7 +289,7 @@ def _adapter(raw: Any, what: str) -> AdapterConfig:
         kind = settings.pop("type", None)
         if kind is None and isinstance(settings.get("url"), str):
             return AdapterConfig(
-                _adapter(settings["url"], what).type, Settings(settings, owner=f"{what} {raw.get('url')!r}")
+                _adapter(settings["url"], what).type, Settings(settings, owner=f"{what} {redact_url(raw['url'])!r}")
             )
         if not isinstance(kind, str) or not kind:
             raise ConfigurationError(f"{what}: a table needs a 'type' (or a 'url'), got {sorted(raw)}")

@@ -74,7 +74,7 @@ from paycore.records import (
     new_id,
     utcnow,
 )
-from paycore.secrets import Settings
+from paycore.secrets import Settings, redact_url
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.storage import IdempotencyStore, PaymentRepository
 from paycore.updates import apply_update, settles_call
@@ -130,7 +130,7 @@ def _build_adapter(
     except PaycoreError:
         raise
     except Exception as error:
-        raise ConfigurationError(f"{what} {adapter.type!r} could not be built: {error}") from error
+        raise ConfigurationError(f"{what} {adapter.type!r} could not be built: {redact_url(str(error))}") from error
 
 
 class PaymentFlow:
@@ -190,7 +190,9 @@ class PaymentFlow:
         else:
             from paycore.tiered import TieredIdempotencyStore
 
-            store = TieredIdempotencyStore(stores)
+            store = TieredIdempotencyStore(
+                stores, names=[s.type for s in resolved.idempotency], refill_ttl=resolved.idempotency_ttl
+            )
         return cls(
             config=resolved,
             plugin_manager=manager,
@@ -290,7 +292,7 @@ class PaymentFlow:
         limit: int | None = None,
     ) -> list[Payment]:
         """Payments matching every given filter, oldest first."""
-        wanted = PaymentStatus(status) if status is not None else None
+        wanted = _member(PaymentStatus, status, "status") if status is not None else None
         return await self.repository.list_payments(tenant=tenant, order_id=order_id, status=wanted, limit=limit)
 
     async def list_events(self, payment_id: str, *, tenant: str | None = None) -> list[PaymentEvent]:
@@ -495,8 +497,9 @@ class PaymentFlow:
             chosen = self.provider(payment.provider, tenant=payment.tenant)
             refund_id = derived_id("re", scope_of(tenant), idempotency_key) if idempotency_key else new_id("re")
             payment = await self._settle(payment, chosen)
-            if any(r.id == refund_id for r in payment.refunds):
-                return payment.refund(refund_id)
+            earlier = next((r for r in payment.refunds if r.id == refund_id), None)
+            if earlier is not None and earlier.status is not RefundStatus.FAILED:
+                return earlier  # a first attempt under this key got that far: never refund twice
             wanted = _refund_amount(payment, chosen, amount)
             started = await self._mutate(payment_id, lambda p: self._begin_refund(p, chosen, refund_id, wanted, reason))
             answer = await self._ask(
@@ -518,7 +521,9 @@ class PaymentFlow:
         change = self._begin(payment, "refund", lambda p: None, amount=amount, refund_id=refund_id)
         now = change.now
         refund = Refund(refund_id, payment.id, amount, reason=reason, created_at=now, updated_at=now)
-        change.set(refunds=(*change.payment.refunds, refund))
+        # A failed attempt under the same key (not sent) is replaced by this one, not kept beside it.
+        others = tuple(r for r in change.payment.refunds if r.id != refund_id)
+        change.set(refunds=(*others, refund))
         change.event("refund_created", to_status=RefundStatus.PENDING.value, amount=amount, refund_id=refund_id)
         return change
 
@@ -815,7 +820,7 @@ class PaymentFlow:
         self, payment_id: str, status: FraudStatus | str, *, message: str = "", tenant: str | None = None
     ) -> Payment:
         """Record an operator's fraud verdict (``review``/``rejected`` also flag the payment)."""
-        verdict = FraudStatus(status)
+        verdict = _member(FraudStatus, status, "fraud status")
         await self._load(payment_id, tenant)
 
         def apply(payment: Payment) -> Change:
@@ -926,6 +931,18 @@ class PaymentFlow:
         except IdempotencyLeaseLost:
             log.warning("idempotency key %r was taken over before %s finished; result kept", key, operation)
         return result
+
+
+E = TypeVar("E", PaymentStatus, FraudStatus)
+
+
+def _member(kind: type[E], value: str, what: str) -> E:
+    """``kind(value)``, or a :class:`ValidationError` naming the value and the accepted ones."""
+    try:
+        return kind(value)
+    except ValueError:
+        accepted = ", ".join(member.value for member in kind)
+        raise ValidationError(f"{what} must be one of {accepted}; not {value!r}") from None
 
 
 def _never_sent(payment: Payment) -> None:

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from paycore.errors import ConfigurationError
 
-__all__ = ["SECRET_MARKERS", "Secret", "Settings"]
+__all__ = ["SECRET_MARKERS", "Secret", "Settings", "redact_url"]
 
 SECRET_MARKERS: Final = ("secret", "password", "token", "api_key", "apikey", "private", "credential")
 """A setting whose name contains one of these is wrapped in :class:`Secret` on load."""
+
+
+_URL_PASSWORD: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL in it shown as ``***``.
+
+    >>> redact_url("postgresql://paycore:s3cret@db.internal/paycore")
+    'postgresql://paycore:***@db.internal/paycore'
+    """
+    return _URL_PASSWORD.sub(lambda match: f"{match['head']}***@", text)
 
 
 class Secret:
@@ -72,7 +85,8 @@ class Settings(Mapping[str, Any]):
         return len(self._data)
 
     def __repr__(self) -> str:
-        return f"Settings({self._data!r})"
+        shown = {key: redact_url(value) if isinstance(value, str) else value for key, value in self._data.items()}
+        return f"Settings({shown!r})"
 
     def require(self, key: str) -> Any:
         """The value of ``key``; :class:`ConfigurationError` naming the owner if it is missing."""

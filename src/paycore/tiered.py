@@ -34,7 +34,7 @@ from typing import Any
 
 import anyio
 
-from paycore.errors import ConfigurationError, IdempotencyError, IdempotencyLeaseLost, StorageError
+from paycore.errors import ConfigurationError, IdempotencyLeaseLost, StorageError
 from paycore.storage import IdempotencyClaim, IdempotencyStore
 
 __all__ = ["TieredIdempotencyStore"]
@@ -109,29 +109,28 @@ class TieredIdempotencyStore:
     async def claim(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
         """Replay from the first tier that has the result, else claim every tier (see the module)."""
         held: list[str | None] = [None] * len(self._caches)
-        for index, cache in enumerate(self._caches):
-            if not cache.usable(self._clock()):
-                continue
-            try:
-                answer = await cache.store.claim(
-                    scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds
-                )
-            except IdempotencyError:
-                await self._release_caches(scope, key, held)
-                raise
-            except StorageError as error:
-                self._failed(cache, error)
-                continue
-            self._succeeded(cache)
-            if answer.result is not None:
-                await self._refill(scope, key, held, answer.result)
-                return IdempotencyClaim(result=answer.result)
-            held[index] = answer.token
         try:
+            for index, cache in enumerate(self._caches):
+                if not cache.usable(self._clock()):
+                    continue
+                try:
+                    answer = await cache.store.claim(
+                        scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds
+                    )
+                except StorageError as error:
+                    self._failed(cache, error)
+                    continue
+                self._succeeded(cache)
+                if answer.result is not None:
+                    await self._refill(scope, key, held, answer.result)
+                    return IdempotencyClaim(result=answer.result)
+                held[index] = answer.token
             answer = await self._durable.claim(
                 scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds
             )
         except BaseException:
+            # Refused (in progress, reused), durable store failed, or cancelled:
+            # give back what this call took on the way.
             await self._release_caches(scope, key, held)
             raise
         if answer.result is not None:
@@ -143,24 +142,24 @@ class TieredIdempotencyStore:
         self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
     ) -> None:
         """Store ``result`` in the durable store (the holder's lease decides), then in the caches."""
-        tokens = self._tokens(key, token)
+        cached, durable = self._tokens(key, token)
         try:
-            await self._durable.complete(scope=scope, key=key, token=tokens[-1], result=result, ttl_seconds=ttl_seconds)
+            await self._durable.complete(scope=scope, key=key, token=durable, result=result, ttl_seconds=ttl_seconds)
         except IdempotencyLeaseLost:
-            await self._release_caches(scope, key, tokens[:-1])
+            await self._release_caches(scope, key, cached)
             raise
-        await self._complete_caches(scope, key, tokens[:-1], result, ttl_seconds)
+        await self._complete_caches(scope, key, cached, result, ttl_seconds)
 
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key in every tier this token holds (the durable store first)."""
         try:
-            tokens = self._tokens(key, token)
+            cached, durable = self._tokens(key, token)
         except IdempotencyLeaseLost:
             return
         try:
-            await self._durable.release(scope=scope, key=key, token=tokens[-1])
+            await self._durable.release(scope=scope, key=key, token=durable)
         finally:
-            await self._release_caches(scope, key, tokens[:-1])
+            await self._release_caches(scope, key, cached)
 
     async def aclose(self) -> None:
         """Close every tier."""
@@ -168,7 +167,8 @@ class TieredIdempotencyStore:
             for store in self.stores:
                 await store.aclose()
 
-    def _tokens(self, key: str, token: str) -> list[str | None]:
+    def _tokens(self, key: str, token: str) -> tuple[list[str | None], str]:
+        """The caches' tokens and the durable store's token inside a composite ``token``."""
         try:
             tokens = json.loads(token)
         except (TypeError, ValueError):
@@ -180,7 +180,7 @@ class TieredIdempotencyStore:
             or not all(part is None or isinstance(part, str) for part in tokens)
         ):
             raise IdempotencyLeaseLost(_LOST.format(key=key) + " (the token is not one this store gave)")
-        return tokens
+        return tokens[:-1], tokens[-1]
 
     async def _refill(self, scope: str, key: str, held: Sequence[str | None], result: Mapping[str, Any]) -> None:
         await self._complete_caches(scope, key, held, result, self._refill_ttl)

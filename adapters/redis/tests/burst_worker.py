@@ -71,7 +71,7 @@ async def burst(options: dict[str, Any]) -> list[str]:
     """Fire the identical requests together; what each one got."""
     config = {
         "repository": options["database_url"],
-        "idempotency": ["memory"],
+        "idempotency": ["redis", "sqlalchemy"],
         "idempotency_settings": {"redis": {"url": options["redis_url"], "prefix": options["prefix"]}},
         "providers": {
             "counting": {

@@ -19,6 +19,8 @@ WORKER = Path(__file__).with_name("burst_worker.py")
 PROCESSES = 4
 REQUESTS = 50
 
+pytestmark = pytest.mark.redis
+
 
 async def _create_schema(database_url: str) -> None:
     # The first use of a SQLite file applies the migrations: do it once here

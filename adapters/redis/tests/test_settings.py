@@ -87,3 +87,9 @@ def test_a_password_setting_is_a_secret() -> None:
 def test_redacting_a_url_without_a_password_leaves_it_as_it_is() -> None:
     assert redact_url("redis://cache:6379/0") == "redis://cache:6379/0"
     assert redact_url("rediss://:s3cret@cache:6380/1") == "rediss://:***@cache:6380/1"
+
+
+def test_a_transport_other_than_auto_or_threads_is_refused() -> None:
+    assert RedisStoreSettings.from_mapping({"transport": "threads"}).transport == "threads"
+    with pytest.raises(ConfigurationError, match=r"transport must be one of \['auto', 'threads'\]"):
+        RedisStoreSettings.from_mapping({"transport": "uvloop"})

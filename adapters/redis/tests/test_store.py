@@ -18,7 +18,7 @@ from paycore.testing import IdempotencyStoreConformance
 from paycore.testing.redis import RedisServer
 from paycore_redis import RedisIdempotencyStore
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 
 def _admin(server: RedisServer) -> redis.Redis:

@@ -52,14 +52,14 @@ def postgres_url(postgres_server: PostgresServer, _shared_postgres_database: str
 
 
 @pytest.fixture
-def fresh_postgres_database(postgres_server: PostgresServer) -> Iterator[Callable[[], str]]:
-    """Make new, migrated PostgreSQL databases (dropped afterwards); returns their URLs."""
+def fresh_postgres_database(postgres_server: PostgresServer) -> Iterator[Callable[..., str]]:
+    """Make new PostgreSQL databases, migrated unless ``migrated=False``, dropped afterwards; give their URLs."""
     made: list[str] = []
 
-    def make() -> str:
+    def make(*, migrated: bool = True) -> str:
         name = f"test_{next(_names)}"
         made.append(name)
-        return postgres_server.create_database(name, template=TEMPLATE)
+        return postgres_server.create_database(name, template=TEMPLATE if migrated else None)
 
     yield make
     for name in made:

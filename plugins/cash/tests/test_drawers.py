@@ -243,3 +243,21 @@ async def test_the_same_till_in_two_tenants_is_two_drawers(flow: PaymentFlow) ->
     assert await awa.sessions() == [mine]
     with pytest.raises(DrawerNotFound):
         await awa.get(theirs.id)
+
+
+async def test_a_keyed_close_refused_for_its_count_may_be_retried_with_the_key(drawers: CashDrawers) -> None:
+    await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    with pytest.raises(ForeignCurrency):
+        await drawers.close(till="T1", counted=Money.of("10", "EUR"), closed_by="Awa", idempotency_key="c1")
+    with pytest.raises(NoOpenDrawer):
+        await drawers.close(till="T2", counted=xof(10_000), closed_by="Awa", idempotency_key="c2")
+    closed = await drawers.close(till="T1", counted=xof(10_000), closed_by="Awa", idempotency_key="c2")
+    assert closed.variance == xof(0)
+
+
+async def test_a_pay_in_key_reused_for_a_pay_out_is_refused(drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    await drawers.pay_in(till="T1", amount=xof(1_000), reason="coins", actor="Awa", idempotency_key="m1")
+    with pytest.raises(IdempotencyKeyReused):
+        await drawers.pay_out(till="T1", amount=xof(1_000), reason="coins", actor="Awa", idempotency_key="m1")
+    assert (await drawers.totals(session.id)).expected == xof(11_000)

@@ -37,6 +37,7 @@ def build_gateway(secret: str | list[str], **options: Any) -> DummyGateway:
     options.setdefault("timeout_delay", 2.0)
     options.setdefault("scenario_delay", 0.05)
     options.setdefault("customer_delay", 0.01)
+    options.setdefault("drain_timeout", 1.0)
     return DummyGateway(api_key=API_KEY, webhook_secrets=secret, **options)
 
 

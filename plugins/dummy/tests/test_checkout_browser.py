@@ -45,25 +45,26 @@ class Browser:
         self._executable = executable
         self._playwright: Any = None
         self._browser: Any = None
+        self._page: Any = None
 
     def _launch(self) -> None:
         from playwright.sync_api import sync_playwright
 
         self._playwright = sync_playwright().start()
         self._browser = self._playwright.chromium.launch(executable_path=self._executable, args=CHROMIUM_ARGS)
+        self._page = self._browser.new_page()
 
     def _click(self, url: str, button: str) -> tuple[str, str]:
         if self._browser is None:
             self._launch()
-        page = self._browser.new_page()
-        try:
-            page.goto(url)
-            page.get_by_role("button", name=button).click()
-            status = page.get_by_test_id("status")
-            status.wait_for(timeout=10_000)
-            return status.get_attribute("data-status") or "", status.inner_text()
-        finally:
-            page.close()
+        page = self._page
+        page.goto(url)
+        page.get_by_role("button", name=button).click()
+        status = page.get_by_test_id("status")
+        status.wait_for(timeout=10_000)
+        result = status.get_attribute("data-status") or "", status.inner_text()
+        page.goto("about:blank")  # leave the server, so that it shuts down at once
+        return result
 
     async def click(self, url: str, button: str) -> tuple[str, str]:
         """Open ``url``, click ``button``; the status the page then shows (data-status, text)."""

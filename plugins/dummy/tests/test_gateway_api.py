@@ -282,3 +282,29 @@ async def test_a_gateway_that_is_not_running_refuses_to_take_payments(
     assert "async with gateway" in response.json()["error"]["message"]
     with pytest.raises(GatewayNotRunning):
         gateway.create_payment(payment_body())
+
+
+async def test_the_checkout_page_shows_the_basket(client: httpx.AsyncClient) -> None:
+    items = [{"name": "Yassa poulet", "quantity": 2, "unit_price": 2500}]
+    created = (await client.post("/v1/payments", json=payment_body(items=items))).json()
+    page = (await client.get(f"/checkout/{created['id']}")).text
+    assert "2 x Yassa poulet: 5000 XOF" in page
+
+
+async def test_a_gateway_mounted_under_a_path_keeps_its_customer_within_the_mount(
+    gateway: DummyGateway, api_key: str
+) -> None:
+    transport = httpx.ASGITransport(app=gateway, root_path="/gw")
+    headers = {"authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test", headers=headers) as http:
+        created = (await http.post("/gw/v1/payments", json=payment_body())).json()
+        assert created["next_action"]["url"] == f"http://shop.test/gw/checkout/{created['id']}"
+        response = await http.post(f"/gw/checkout/{created['id']}", data={"action": "approve"})
+    assert response.headers["location"] == f"/gw/checkout/{created['id']}"
+
+
+async def test_a_running_gateway_cannot_be_entered_twice(gateway: DummyGateway) -> None:
+    from paycore_dummy import GatewayAlreadyRunning
+
+    with pytest.raises(GatewayAlreadyRunning):
+        await gateway.__aenter__()

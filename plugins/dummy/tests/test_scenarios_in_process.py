@@ -13,7 +13,7 @@ from paycore.errors import ProviderNotSent
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
-from paycore_dummy import DummyGateway
+from paycore_dummy import DummyGateway, GatewayRefused
 
 pytestmark = pytest.mark.anyio
 
@@ -192,3 +192,29 @@ async def test_a_gateway_that_cannot_be_reached_changes_nothing(
             await pay(flow)
         [payment] = await flow.list_payments(tenant="chez-awa")
     assert (payment.status, payment.pending_call, payment.external_id) == (S.PENDING, None, None)
+
+
+async def test_a_customer_approving_after_the_reaper_expired_the_payment_is_recorded_and_flagged(
+    in_process: Setup, wait_for: Callable
+) -> None:
+    flow, gateway = in_process
+    checkout = await pay(flow)
+    [expired] = await flow.expire_stale(older_than=0)
+    assert expired.status is S.EXPIRED
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    payment = await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+    assert payment.review_reason is ReviewReason.LATE_CONFIRMATION
+
+
+async def test_a_wrong_api_key_is_refused_by_the_gateway_and_changes_nothing(
+    flow_factory: Callable[..., PaymentFlow], make_gateway: Callable[..., DummyGateway], secret: str
+) -> None:
+    gateway = make_gateway()
+    flow = flow_factory(gateway=gateway, webhook_secret=secret, api_key="sk_test_wrong")
+    async with flow, gateway:
+        with pytest.raises(GatewayRefused, match="401 unauthorized") as refused:
+            await pay(flow)
+        [payment] = await flow.list_payments(tenant="chez-awa")
+    assert (payment.status, payment.pending_call) == (S.PENDING, None)
+    assert gateway.payments == {}
+    assert "sk_test_wrong" not in str(refused.value)

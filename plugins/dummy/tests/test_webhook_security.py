@@ -140,7 +140,7 @@ async def test_a_provider_holding_old_and_new_secrets_accepts_both_during_rotati
     flow_factory: Callable[..., PaymentFlow], make_gateway: Callable[..., DummyGateway], secret: str
 ) -> None:
     new_secret = generate_secret()
-    flow = flow_factory(base_url="http://unused.invalid", webhook_secrets=[secret, new_secret])
+    flow = flow_factory(base_url="http://unused.invalid", webhook_secret=f"{secret} {new_secret}")
     provider = flow.provider("wave", tenant="chez-awa")
     for signing in (secret, new_secret):
         headers = signature_headers(b"{}", msg_id="evt_1", secrets=[WebhookSecret(signing)])
@@ -152,8 +152,10 @@ async def test_a_provider_holding_old_and_new_secrets_accepts_both_during_rotati
 
 
 def test_the_providers_secrets_never_show_in_reprs(flow_factory: Callable[..., PaymentFlow], secret: str) -> None:
-    flow = flow_factory(base_url="http://unused.invalid", webhook_secret=secret)
+    rotated_in = generate_secret()
+    flow = flow_factory(base_url="http://unused.invalid", webhook_secret=f"{secret} {rotated_in}")
     provider = flow.provider("wave", tenant="chez-awa")
     shown = repr(provider) + repr(provider.settings) + repr(flow) + repr(vars(provider))
     assert secret[6:] not in shown
+    assert rotated_in[6:] not in shown
     assert "sk_test_dummy" not in shown

@@ -9,8 +9,11 @@ same port to test what a store does when Redis goes away::
         ...
         server.restart()        # killed, then back on the same port, empty
 
-It needs only the ``redis-server`` binary (no client library): readiness is
-checked with a raw ``PING``.
+``RedisServer(options={"cluster-enabled": "yes"})`` passes further
+``redis-server`` options; ``RedisServer.sentinel_for(server, "pos-main")`` is
+a Sentinel watching ``server`` as service ``pos-main``. It needs only the
+``redis-server`` binary (no client library): readiness is checked with a raw
+``PING``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -68,15 +72,30 @@ def _pings(port: int) -> bool:
 class RedisServer:
     """A ``redis-server`` process this object started, bound to 127.0.0.1 only."""
 
-    def __init__(self, *, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        binary: str | None = None,
+        options: Mapping[str, str] | None = None,
+    ) -> None:
         self._binary = binary
         self._port = port
+        self._options = dict(options or {})
+        self._sentinel_config: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._directory: tempfile.TemporaryDirectory[str] | None = None
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<RedisServer 127.0.0.1:{self._port} {state}>"
+
+    @classmethod
+    def sentinel_for(cls, master: RedisServer, service: str) -> RedisServer:
+        """A Sentinel (not started) that monitors ``master`` as ``service``, quorum 1."""
+        sentinel = cls(binary=master._binary)
+        sentinel._sentinel_config = f"sentinel monitor {service} 127.0.0.1 {master.port} 1\n"
+        return sentinel
 
     @property
     def port(self) -> int:
@@ -116,16 +135,20 @@ class RedisServer:
         assert self._directory is not None
         directory = self._directory.name
         log = Path(directory, "redis.log")
+        arguments = [binary]
+        if self._sentinel_config is not None:
+            config = Path(directory, "sentinel.conf")
+            config.write_text(self._sentinel_config)
+            arguments += [str(config), "--sentinel"]
         options = {
+            **self._options,
             "port": str(port),
             "bind": "127.0.0.1",
-            "save": "",
-            "appendonly": "no",
+            **({} if self._sentinel_config else {"save": "", "appendonly": "no"}),
             "dir": directory,
             "logfile": str(log),
             "daemonize": "no",
         }
-        arguments = [binary]
         for name, value in options.items():
             arguments += [f"--{name}", value]
         self._process = subprocess.Popen(

@@ -4,8 +4,9 @@ redis-py's asyncio client runs only under asyncio. So a call made under
 asyncio goes through an asyncio client (one per event loop: a client belongs to
 the loop that opened its connections); a call made under trio goes through
 redis-py's blocking client and its connection pool, one script per worker-thread
-call (``anyio.to_thread.run_sync``). ``benchmarks/redis_transport.py`` measures
-both paths.
+call (``anyio.to_thread.run_sync``); setting ``transport = "threads"`` sends
+asyncio's calls that way too. ``benchmarks/redis_idempotency.py`` measures both
+paths.
 
 Every call is shielded from cancellation: it is bounded by the socket timeouts,
 and a claim or a completion that was sent must not be abandoned half-way (the
@@ -47,6 +48,7 @@ _UNAVAILABLE = (
     redis.exceptions.ReadOnlyError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
+    redis.exceptions.RedisClusterException,
     OSError,
 )
 """Errors that mean "Redis cannot be reached or cannot write right now"."""
@@ -81,6 +83,7 @@ class RedisClients:
         self._blocking: _Bound | None = None
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bound] = weakref.WeakKeyDictionary()
         self._closed = False
+        self._native = settings.transport == "auto"
 
     def __repr__(self) -> str:
         return f"<RedisClients {redact_url(self._settings.url)}>"
@@ -96,17 +99,20 @@ class RedisClients:
             raise StorageError(f"the Redis idempotency store at {self.where} is closed")
         try:
             with anyio.CancelScope(shield=True):
-                if sniffio.current_async_library() == "asyncio":
+                if self._native and sniffio.current_async_library() == "asyncio":
                     script = self._asyncio_bound().scripts[name]
                     return await script(keys=list(keys), args=list(args))
-                script = self._blocking_bound().scripts[name]
-                return await anyio.to_thread.run_sync(partial(script, keys=list(keys), args=list(args)))
+                return await anyio.to_thread.run_sync(partial(self._run_blocking, name, list(keys), list(args)))
         except _UNAVAILABLE as error:
             raise StorageUnavailable(
                 f"Redis at {self.where} is unavailable ({type(error).__name__}: {error})"
             ) from error
         except redis.exceptions.RedisError as error:
             raise StorageError(f"Redis at {self.where} failed: {type(error).__name__}: {error}") from error
+
+    def _run_blocking(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        # In the worker thread: opening a cluster client connects at once.
+        return self._blocking_bound().scripts[name](keys=keys, args=args)
 
     def _options(self, *, asyncio_client: bool) -> dict[str, Any]:
         settings = self._settings
@@ -142,14 +148,16 @@ class RedisClients:
         settings, options = self._settings, self._options(asyncio_client=False)
         target = settings.sentinel
         if target is not None:
-            sentinel = redis.sentinel.Sentinel(
+            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
                 list(target.sentinels),
                 sentinel_kwargs={
                     "socket_timeout": settings.socket_timeout,
                     "socket_connect_timeout": settings.connect_timeout,
                 },
             )
-            return sentinel.master_for(target.service, db=target.db, **_sentinel_auth(target, options))
+            return sentinel.master_for(  # type: ignore[no-untyped-call]
+                target.service, db=target.db, **_sentinel_auth(target, options)
+            )
         if settings.cluster:
             return redis.cluster.RedisCluster.from_url(settings.url, **options)
         return redis.Redis.from_url(settings.url, **options)
@@ -158,7 +166,7 @@ class RedisClients:
         settings, options = self._settings, self._options(asyncio_client=True)
         target = settings.sentinel
         if target is not None:
-            sentinel = redis.asyncio.sentinel.Sentinel(
+            sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
                 list(target.sentinels),
                 sentinel_kwargs={
                     "socket_timeout": settings.socket_timeout,

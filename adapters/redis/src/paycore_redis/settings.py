@@ -8,6 +8,8 @@ Settings (the ``[idempotency_settings.redis]`` table)::
     connect_timeout = 2.0              # seconds to open a connection (default: socket_timeout)
     abandoned_retention = 86400        # seconds an expired lease's record is kept (see the store)
     cluster = false                    # true: the URL names a node of a Redis Cluster
+    transport = "auto"                 # "auto": asyncio client under asyncio, threads under trio;
+                                       # "threads": redis-py's blocking client in worker threads always
     password = "..."                   # optional; kept out of reprs and logs (or put it in the URL)
 
 A Sentinel URL lists the sentinels and names the monitored service:
@@ -27,7 +29,7 @@ from attrs import field, frozen
 from paycore.errors import ConfigurationError
 from paycore.secrets import Secret
 
-__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "RedisStoreSettings", "SentinelTarget", "redact_url"]
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "TRANSPORTS", "RedisStoreSettings", "SentinelTarget", "redact_url"]
 
 DEFAULT_URL: Final = "redis://127.0.0.1:6379/0"
 DEFAULT_PREFIX: Final = "paycore:idem:"
@@ -42,7 +44,9 @@ _KNOWN: Final = (
     "abandoned_retention",
     "cluster",
     "password",
+    "transport",
 )
+TRANSPORTS: Final = ("auto", "threads")
 
 
 def redact_url(url: str) -> str:
@@ -135,6 +139,8 @@ class RedisStoreSettings:
     (``taken_over=True``) and a different request under the key is refused.
     """
     cluster: bool = False
+    transport: str = "auto"
+    """``"auto"`` (redis-py's asyncio client under asyncio, worker threads under trio) or ``"threads"``."""
     password: Secret | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -167,6 +173,9 @@ class RedisStoreSettings:
             raise ConfigurationError(f"redis store: prefix must be a string, not {prefix!r}")
         socket_timeout = _seconds(raw, "socket_timeout", 2.0)
         cluster = _flag(raw, "cluster")
+        transport = raw.get("transport", "auto")
+        if transport not in TRANSPORTS:
+            raise ConfigurationError(f"redis store: transport must be one of {list(TRANSPORTS)}, not {transport!r}")
         settings = cls(
             url=url,
             prefix=prefix,
@@ -174,6 +183,7 @@ class RedisStoreSettings:
             connect_timeout=_seconds(raw, "connect_timeout", socket_timeout),
             abandoned_retention=_seconds(raw, "abandoned_retention", 86_400.0),
             cluster=cluster,
+            transport=transport,
             password=_password(raw.get("password")),
         )
         if cluster and scheme in ("unix", SENTINEL_SCHEME):

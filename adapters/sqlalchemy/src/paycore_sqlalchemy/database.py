@@ -23,9 +23,21 @@ from sqlalchemy import exc
 from paycore.errors import StorageUnavailable
 from paycore_sqlalchemy.engine import WRITE_OPTION, acquire_engine, is_sqlite, safe_url
 
-__all__ = ["Database"]
+__all__ = ["UNAVAILABLE", "Database", "unavailable"]
 
 T = TypeVar("T")
+
+UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
+"""What a database that cannot be reached (or a pool that is exhausted) raises."""
+
+
+def unavailable(error: Exception, url: str) -> StorageUnavailable:
+    """A :class:`StorageUnavailable` naming the database (password masked) and the driver's first line."""
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        detail = str(error.orig).strip().splitlines()[0]
+    else:
+        detail = type(error).__name__
+    return StorageUnavailable(f"database {url} failed: {detail}")
 
 
 class Database:
@@ -73,12 +85,8 @@ class Database:
                 with serial:
                     return self._in_transaction(work, write)
             return self._in_transaction(work, write)
-        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
-            if isinstance(error, exc.DBAPIError) and error.orig is not None:
-                detail = str(error.orig).strip().splitlines()[0]
-            else:
-                detail = type(error).__name__
-            raise StorageUnavailable(f"database {self.url} failed: {detail}") from error
+        except UNAVAILABLE as error:
+            raise unavailable(error, self.url) from error
 
     def _in_transaction(self, work: Callable[[sa.Connection], T], write: bool) -> T:
         with self.engine.connect() as connection:

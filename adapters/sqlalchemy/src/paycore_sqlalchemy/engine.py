@@ -62,7 +62,8 @@ def _is_sqlite_memory(url: URL) -> bool:
 
 
 def _create_engine(url: URL, options: Mapping[str, Any]) -> Engine:
-    kwargs: dict[str, Any] = {"future": True}
+    # Every unit of work ends in COMMIT or ROLLBACK itself: the pool need not roll back again.
+    kwargs: dict[str, Any] = {"pool_reset_on_return": None}
     if url.get_backend_name() == "sqlite":
         connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
         if _is_sqlite_memory(url):
@@ -71,7 +72,7 @@ def _create_engine(url: URL, options: Mapping[str, Any]) -> Engine:
     else:
         kwargs["pool_size"] = int(options.get("pool_size", 10))
         kwargs["max_overflow"] = int(options.get("max_overflow", 10))
-        kwargs["pool_pre_ping"] = bool(options.get("pool_pre_ping", True))
+        kwargs["pool_pre_ping"] = bool(options.get("pool_pre_ping", False))
     if "pool_timeout" in options and not _is_sqlite_memory(url):
         kwargs["pool_timeout"] = float(options["pool_timeout"])
     try:

@@ -7,6 +7,7 @@ application's own Alembic history in the same database.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -18,13 +19,17 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from paycore_sqlalchemy.database import UNAVAILABLE, unavailable
 from paycore_sqlalchemy.engine import WRITE_OPTION, acquire_engine, safe_url
 from paycore_sqlalchemy.errors import SchemaOutOfDate
 from paycore_sqlalchemy.schema import metadata
 
 __all__ = [
     "VERSION_TABLE",
+    "current",
     "current_revision",
+    "downgrade",
+    "drift",
     "ensure_current",
     "head_revision",
     "schema_drift",
@@ -44,6 +49,7 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
     """The newest revision this package ships."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -70,6 +76,8 @@ def _connection(url: str) -> Iterator[sa.Connection]:
             connection.execution_options(**{WRITE_OPTION: True})
             with connection.begin():
                 yield connection
+    except UNAVAILABLE as error:
+        raise unavailable(error, safe_url(url)) from error
     finally:
         lease.release()
 
@@ -120,3 +128,11 @@ def drift(url: str) -> list[Any]:
     """:func:`schema_drift` for the database at ``url``."""
     with _connection(url) as connection:
         return schema_drift(connection)
+
+
+def downgrade(url: str, revision: str) -> tuple[str | None, str | None]:
+    """Undo migrations down to ``revision`` (``"base"``: drop every paycore table); return (before, after)."""
+    with _connection(url) as connection:
+        before = current_revision(connection)
+        command.downgrade(alembic_config(connection), revision)
+        return before, current_revision(connection)

@@ -15,10 +15,11 @@ def register_steps(register: DemoStepRegistrar) -> None:
 
 
 async def run_cash_day(context: Any) -> None:
-    """Open till T1, sell for cash with change, refund one sale, drop cash, close and report."""
+    """Open till T1, sell for cash with change (one bill split), refund one sale, drop cash, close, report."""
     from paycore.money import Money
     from paycore_cash.drawers import CashDrawers
-    from paycore_cash.sales import take_cash
+    from paycore_cash.report import format_money as fmt
+    from paycore_cash.sales import order_balance, take_cash
 
     flow, tenant = context.flow, context.tenant
     drawers = CashDrawers(flow, tenant=tenant, currency="XOF")
@@ -43,13 +44,40 @@ async def run_cash_day(context: Any) -> None:
         )
         sales.append(sale)
         context.echo(
-            f"  order T1-{number:04d}: {due} XOF due, {handed} XOF handed over, change {sale.change.amount} XOF"
+            f"  order T1-{number:04d}: {fmt(xof(due))} due, {fmt(sale.tendered)} handed over, change {fmt(sale.change)}"
         )
+    bill = xof("9000")
+    first = await take_cash(
+        flow,
+        amount=bill,
+        tendered=xof("5000"),
+        till="T1",
+        order_id="T1-0005",
+        tenant=tenant,
+        cashier="Awa",
+        split_tender=True,
+    )
+    context.echo(
+        f"  order T1-0005: {fmt(bill)} shared by two friends; the first pays {fmt(first.tendered)}, "
+        f"{fmt(first.balance_due)} still due"
+    )
+    rest = await order_balance(flow, order_id="T1-0005", total=bill, tenant=tenant)
+    second = await take_cash(
+        flow,
+        amount=rest,
+        tendered=xof("5000"),
+        till="T1",
+        order_id="T1-0005",
+        tenant=tenant,
+        cashier="Awa",
+        split_tender=True,
+    )
+    context.echo(f"  the second hands over {fmt(second.tendered)} for the {fmt(rest)} due, change {fmt(second.change)}")
     refund = await flow.refund(sales[2].payment.id, amount=xof("2500"), reason="dessert never came", tenant=tenant)
-    context.echo(f"  refund of {refund.amount.amount} XOF in cash on order T1-0003 ({refund.status.value})")
+    context.echo(f"  refund of {fmt(refund.amount)} in cash on order T1-0003 ({refund.status.value})")
     await drawers.pay_out(till="T1", amount=xof("20000"), reason="drop to the safe", actor="Awa")
     context.echo("  20 000 XOF dropped to the safe")
-    closed = await drawers.close(till="T1", counted=xof("22000"), closed_by="Awa")
-    context.echo("Awa counts 22 000 XOF and closes the drawer:")
+    closed = await drawers.close(till="T1", counted=xof("31000"), closed_by="Awa")
+    context.echo("Awa counts 31 000 XOF and closes the drawer:")
     context.echo((await drawers.report(closed.id)).render())
     context.shared["cash_session"] = closed.id

@@ -117,9 +117,7 @@ class CashDrawers:
         """The open session of ``till``; :class:`NoOpenDrawer` if there is none."""
         session = await self.current(till)
         if session is None:
-            raise NoOpenDrawer(
-                f"till {till!r} has no open cash drawer; open one first (paycore drawer open --till {till})"
-            )
+            raise _no_open_drawer(till)
         return session
 
     async def get(self, session_id: str) -> DrawerSession:
@@ -236,7 +234,7 @@ class CashDrawers:
         movement_id = (
             new_movement_id()
             if idempotency_key is None
-            else derived_id("mov", self._scope, f"{kind.value}:{check_key(idempotency_key)}")
+            else derived_id("mov", self._scope, f"movement:{check_key(idempotency_key)}")
         )
         session = await self.storage.get_open_session(self.tenant, till)
         if session is None:
@@ -244,10 +242,10 @@ class CashDrawers:
                 replay = await self._replay_movement(till, movement_id)
                 if replay is not None:
                     return _same_movement(replay, kind, amount, reason, actor, idempotency_key)
-            await self.require_open(till)
-            raise AssertionError("unreachable")  # pragma: no cover
+            raise _no_open_drawer(till)
         check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=session.currency)
-        movements = await self.storage.list_movements(session.id)
+        needs_movements = idempotency_key is not None or kind is MovementKind.PAY_OUT
+        movements = await self.storage.list_movements(session.id) if needs_movements else []
         for stored in movements:
             if stored.id == movement_id:
                 return _same_movement(stored, kind, amount, reason, actor, idempotency_key)
@@ -358,6 +356,10 @@ class CashDrawers:
                 continue  # a movement landed meanwhile: count it and try again
             return closed
         raise ConcurrentUpdate(f"drawer of till {till!r} kept changing while it was being closed; try again")
+
+
+def _no_open_drawer(till: str) -> NoOpenDrawer:
+    return NoOpenDrawer(f"till {till!r} has no open cash drawer; open one first (paycore drawer open --till {till})")
 
 
 def _same_open(stored: DrawerSession, wanted: DrawerSession, key: str) -> DrawerSession:

@@ -18,8 +18,10 @@ def paycore_cash_drawer_storage(repository: object, settings: Settings) -> Drawe
     """Return drawer storage living beside ``repository`` (the flow's configured
     repository), or ``None`` if this adapter does not own that repository.
 
-    ``settings`` are the repository's settings. Called once per repository
-    object; the cash plugin keeps the answer. An adapter implements it without
+    ``settings`` are the settings of the cash provider that asks (its table
+    in the configuration; empty when none is enabled); most adapters ignore
+    them. The cash plugin keeps the answer per repository object, so the
+    provider and :class:`~paycore_cash.drawers.CashDrawers` share one storage. An adapter implements it without
     importing ``paycore_cash``, so it loads whether or not the cash plugin is
     installed::
 

@@ -81,7 +81,15 @@ class CashProvider(Provider):
     capabilities: ClassVar[Capabilities] = Capabilities(refund=True, partial_refund=True, polling=True)
     currencies: ClassVar[frozenset[str] | None] = None
 
-    _storage: DrawerStorage | None = None
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        self._storage: DrawerStorage | None = None
+        self._check: _PaymentCheck | None = None
+        if context.plugin_manager is not None and context.repository is not None:
+            # Fail when the flow is built, not at the first sale, if no adapter keeps drawers.
+            self._storage = drawer_storage(context.plugin_manager, context.repository, context.settings)
+            self._check = _PaymentCheck(self)
+            context.plugin_manager.register(self._check, name=f"paycore_cash.check.{id(self)}")
 
     @property
     def storage(self) -> DrawerStorage:
@@ -89,13 +97,6 @@ class CashProvider(Provider):
         if self._storage is None:
             self._storage = drawer_storage(self.context.plugin_manager, self.context.repository, self.context.settings)
         return self._storage
-
-    def __init__(self, context: ProviderContext) -> None:
-        super().__init__(context)
-        self._check: _PaymentCheck | None = None
-        if context.plugin_manager is not None:
-            self._check = _PaymentCheck(self)
-            context.plugin_manager.register(self._check, name=f"paycore_cash.check.{id(self)}")
 
     async def aclose(self) -> None:
         """Stop checking the flow's new payments."""

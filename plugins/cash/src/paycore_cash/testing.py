@@ -100,6 +100,9 @@ class DrawerStorageConformance:
         """Override: yield a fresh, empty drawer storage."""
         raise NotImplementedError("override the drawer_storage fixture with a fresh, empty storage")
 
+    async def test_the_storage_has_every_method_of_the_protocol(self, drawer_storage: DrawerStorage) -> None:
+        assert isinstance(drawer_storage, DrawerStorage)
+
     # -- opening ------------------------------------------------------------------------------
 
     async def test_an_opened_session_reads_back_equal(self, drawer_storage: DrawerStorage) -> None:

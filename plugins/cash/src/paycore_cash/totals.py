@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from attrs import frozen
 
+from paycore.errors import CurrencyMismatch
 from paycore.money import Money
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind
 
@@ -49,21 +50,26 @@ class DrawerTotals:
 def drawer_totals(session: DrawerSession, movements: Iterable[CashMovement]) -> DrawerTotals:
     """Sum ``movements`` of ``session``; a movement in another currency is an error."""
     currency = session.currency
-    sums = {kind: Money.zero(currency) for kind in MovementKind}
+    units = dict.fromkeys(MovementKind, 0)
     counts = dict.fromkeys(MovementKind, 0)
-    change = Money.zero(currency)
+    change = 0
     for movement in movements:
-        sums[movement.kind] = sums[movement.kind] + movement.amount
+        amount = movement.amount
+        if amount.currency != currency:
+            raise CurrencyMismatch(
+                f"movement {movement.id} is in {amount.currency}, its drawer session {session.id} in {currency}"
+            )
+        units[movement.kind] += amount.minor_units
         counts[movement.kind] += 1
         if movement.change is not None:
-            change = change + movement.change
+            change += movement.change.minor_units
     return DrawerTotals(
         opening_float=session.opening_float,
-        sales=sums[MovementKind.SALE],
-        refunds=sums[MovementKind.REFUND],
-        pay_ins=sums[MovementKind.PAY_IN],
-        pay_outs=sums[MovementKind.PAY_OUT],
-        change_given=change,
+        sales=Money.minor(units[MovementKind.SALE], currency),
+        refunds=Money.minor(units[MovementKind.REFUND], currency),
+        pay_ins=Money.minor(units[MovementKind.PAY_IN], currency),
+        pay_outs=Money.minor(units[MovementKind.PAY_OUT], currency),
+        change_given=Money.minor(change, currency),
         sale_count=counts[MovementKind.SALE],
         refund_count=counts[MovementKind.REFUND],
     )

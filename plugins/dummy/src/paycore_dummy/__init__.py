@@ -8,7 +8,7 @@ see :mod:`paycore_dummy.scenarios`.
 """
 
 from paycore_dummy.delivery import DeliveryAttempt, GatewayEvent, RetryPolicy
-from paycore_dummy.errors import GatewayApiError, GatewayNotRunning, GatewayRefused
+from paycore_dummy.errors import GatewayAlreadyRunning, GatewayApiError, GatewayNotRunning, GatewayRefused
 from paycore_dummy.gateway import DummyGateway, GatewayPayment, GatewayRefund
 from paycore_dummy.inprocess import register_gateway, resolve_gateway, unregister_gateway
 from paycore_dummy.provider import DummyProvider
@@ -19,6 +19,7 @@ __all__ = [
     "DeliveryAttempt",
     "DummyGateway",
     "DummyProvider",
+    "GatewayAlreadyRunning",
     "GatewayApiError",
     "GatewayEvent",
     "GatewayNotRunning",

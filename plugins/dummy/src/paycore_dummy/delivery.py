@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 import httpx
-from attrs import frozen
+from attrs import field, frozen
 
 from paycore_dummy.signing import WebhookSecret, signature_headers
 
@@ -62,7 +62,7 @@ class DeliveryAttempt:
     attempt: int
     status_code: int | None
     error: str | None = None
-    at: datetime = datetime.min
+    at: datetime = field(factory=lambda: datetime.now(UTC))
 
     @property
     def delivered(self) -> bool:

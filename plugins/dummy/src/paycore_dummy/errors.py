@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from paycore.errors import PaycoreError, ProviderNotSent
 
-__all__ = ["GatewayApiError", "GatewayNotRunning", "GatewayRefused"]
+__all__ = ["GatewayAlreadyRunning", "GatewayApiError", "GatewayNotRunning", "GatewayRefused"]
 
 
 class GatewayApiError(PaycoreError):
@@ -19,6 +19,10 @@ class GatewayApiError(PaycoreError):
 
 class GatewayNotRunning(PaycoreError):
     """The gateway was used outside ``async with gateway`` (or a server's lifespan)."""
+
+
+class GatewayAlreadyRunning(PaycoreError):
+    """``async with gateway`` was entered while the gateway was running already."""
 
 
 class GatewayRefused(ProviderNotSent):

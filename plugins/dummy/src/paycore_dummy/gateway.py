@@ -9,27 +9,24 @@ It is an ASGI application itself, so ``uvicorn`` serves it on a port and
 
 from __future__ import annotations
 
-import logging
 import secrets as _secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import anyio
 import httpx
 from anyio.abc import TaskGroup
-from attrs import define, field
 
-from paycore.errors import ValidationError
+from paycore.errors import ConfigurationError, ValidationError
 from paycore.secrets import Secret
 from paycore_dummy.delivery import DeliveryAttempt, GatewayEvent, RetryPolicy, WebhookSender
-from paycore_dummy.errors import GatewayApiError, GatewayNotRunning
+from paycore_dummy.errors import GatewayAlreadyRunning, GatewayApiError, GatewayNotRunning
+from paycore_dummy.records import GatewayPayment, GatewayRefund
 from paycore_dummy.scenarios import Scenario, scenario_for
 from paycore_dummy.signing import WebhookSecret
 
 __all__ = ["CUSTOMER_ACTIONS", "DummyGateway", "GatewayPayment", "GatewayRefund"]
-
-logger = logging.getLogger("paycore_dummy.gateway")
 
 CUSTOMER_ACTIONS: Final = ("approve", "decline", "abandon")
 """What a customer can do on the hosted checkout page or the phone page."""
@@ -44,99 +41,6 @@ def _now() -> datetime:
 
 def _gateway_id(prefix: str) -> str:
     return f"{prefix}_{_secrets.token_hex(10)}"
-
-
-@define
-class GatewayRefund:
-    """A refund as the gateway records it."""
-
-    id: str
-    reference: str | None
-    amount: int
-    status: str
-    reason: str = ""
-    created_at: datetime = field(factory=_now)
-
-    def to_json(self) -> dict[str, Any]:
-        """The refund as the API shows it."""
-        return {
-            "id": self.id,
-            "reference": self.reference,
-            "amount": self.amount,
-            "status": self.status,
-            "reason": self.reason,
-            "created_at": self.created_at.isoformat(),
-        }
-
-
-@define
-class GatewayPayment:
-    """A payment as the gateway records it. Amounts are integer minor units."""
-
-    id: str
-    reference: str
-    amount: int
-    currency: str
-    capture: bool
-    method: str
-    scenario: Scenario
-    status: str = "requires_action"
-    """``requires_action``, ``authorized``, ``succeeded``, ``failed``, ``canceled``, ``expired``."""
-    authorized_amount: int = 0
-    captured_amount: int = 0
-    refunds: list[GatewayRefund] = field(factory=list)
-    description: str = ""
-    return_url: str | None = None
-    webhook_url: str | None = None
-    metadata: dict[str, Any] = field(factory=dict)
-    phone: str | None = None
-    failure_message: str = ""
-    created_at: datetime = field(factory=_now)
-    updated_at: datetime = field(factory=_now)
-
-    @property
-    def refunded_amount(self) -> int:
-        """Sum of succeeded refunds."""
-        return sum(r.amount for r in self.refunds if r.status == "succeeded")
-
-    @property
-    def sends_webhooks(self) -> bool:
-        """False in the ``timeout`` scenario (only polling finds the result) or without a URL."""
-        return self.webhook_url is not None and self.scenario is not Scenario.TIMEOUT
-
-    def to_json(self, base_url: str) -> dict[str, Any]:
-        """The payment as the API and webhooks show it."""
-        data: dict[str, Any] = {
-            "id": self.id,
-            "object": "payment",
-            "reference": self.reference,
-            "amount": self.amount,
-            "currency": self.currency,
-            "capture": self.capture,
-            "method": self.method,
-            "status": self.status,
-            "authorized_amount": self.authorized_amount,
-            "captured_amount": self.captured_amount,
-            "refunded_amount": self.refunded_amount,
-            "refunds": [r.to_json() for r in self.refunds],
-            "description": self.description,
-            "metadata": dict(self.metadata),
-            "failure_message": self.failure_message,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "next_action": None,
-        }
-        if self.status == "requires_action":
-            if self.method == "mobile_money":
-                data["next_action"] = {
-                    "type": "approve_on_phone",
-                    "url": f"{base_url}/phone/{self.id}",
-                    "ussd_code": f"*144*{self.id[-6:]}#",
-                    "message": f"Approve the payment of {self.amount} {self.currency} on your phone",
-                }
-            else:
-                data["next_action"] = {"type": "redirect", "url": f"{base_url}/checkout/{self.id}"}
-        return data
 
 
 def _require_int(body: Mapping[str, Any], key: str, *, positive: bool = True) -> int:
@@ -155,6 +59,22 @@ def _optional_str(body: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
+def _items(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(item, dict)
+        and isinstance(item.get("name"), str)
+        and isinstance(item.get("quantity"), int)
+        and isinstance(item.get("unit_price"), int)
+        for item in value
+    ):
+        raise GatewayApiError(
+            400, "invalid_request", "'items' must be a list of {name, quantity, unit_price in minor units}"
+        )
+    return [{"name": i["name"], "quantity": i["quantity"], "unit_price": i["unit_price"]} for i in value]
+
+
 class DummyGateway:
     """A simulated online payment gateway: REST API, hosted checkout page, signed webhooks.
 
@@ -166,7 +86,9 @@ class DummyGateway:
     they go over real HTTP. ``timeout_delay`` is how long the gateway stalls in
     the ``timeout`` scenario; ``scenario_delay`` paces the ``late_success``
     and ``duplicate_webhooks`` scenarios; ``customer_delay`` is how long a
-    simulated customer (metadata ``dummy_customer``) takes to act.
+    simulated customer (metadata ``dummy_customer``) takes to act. Leaving
+    ``async with gateway`` lets deliveries under way finish for up to
+    ``drain_timeout`` seconds, then stops everything.
     """
 
     def __init__(
@@ -180,9 +102,10 @@ class DummyGateway:
         timeout_delay: float = 40.0,
         scenario_delay: float = 0.5,
         customer_delay: float = 0.1,
+        drain_timeout: float = 5.0,
     ) -> None:
         if not api_key:
-            raise GatewayApiError(500, "configuration", "the gateway needs a non-empty api_key")
+            raise ConfigurationError("the dummy gateway needs a non-empty api_key")
         self._api_key = Secret(api_key)
         self._secrets = WebhookSecret.parse_many(webhook_secrets)
         self.webhook_url = webhook_url
@@ -191,6 +114,8 @@ class DummyGateway:
         self.timeout_delay = timeout_delay
         self.scenario_delay = scenario_delay
         self.customer_delay = customer_delay
+        self.drain_timeout = drain_timeout
+        self._in_flight = 0
         self.payments: dict[str, GatewayPayment] = {}
         self.events: list[GatewayEvent] = []
         """Every event the gateway emitted, in order (whether delivered or not)."""
@@ -213,27 +138,36 @@ class DummyGateway:
 
     async def __aenter__(self) -> DummyGateway:
         if self._task_group is not None:
-            raise GatewayNotRunning("the gateway is already running; enter it once")
+            raise GatewayAlreadyRunning("the dummy gateway is already running; enter 'async with gateway' once")
         await self._sender.__aenter__()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        task_group, self._task_group = self._task_group, None
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        task_group = self._task_group
+        if task_group is None:
+            return
         try:
-            if task_group is not None:
-                task_group.cancel_scope.cancel()
-                await task_group.__aexit__(None, None, None)
+            if exc_type is None:
+                with anyio.move_on_after(self.drain_timeout):
+                    while self._in_flight:  # noqa: ASYNC110 - deliveries end on their own schedule
+                        await anyio.sleep(0.01)
         finally:
-            await self._sender.__aexit__()
+            self._task_group = None
+            task_group.cancel_scope.cancel()
+            try:
+                await task_group.__aexit__(None, None, None)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._sender.__aexit__()
 
     async def __call__(
         self,
-        scope: dict[str, Any],
-        receive: Callable[[], Awaitable[dict[str, Any]]],
-        send: Callable[[dict[str, Any]], Awaitable[None]],
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
     ) -> None:
         """The gateway as an ASGI application (HTTP and lifespan)."""
         await self._app(scope, receive, send)
@@ -244,7 +178,7 @@ class DummyGateway:
                 "the dummy gateway is not running: use 'async with gateway' (or serve it with a lifespan)"
             )
 
-    def _spawn(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def _spawn(self, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         self._require_running()
         assert self._task_group is not None
         self._task_group.start_soon(function, *args)
@@ -331,6 +265,7 @@ class DummyGateway:
             return_url=_optional_str(body, "return_url"),
             webhook_url=_optional_str(body, "webhook_url") or self.webhook_url,
             metadata=metadata,
+            items=_items(body.get("items")),
             phone=_optional_str(body, "phone"),
         )
         self.payments[payment.id] = payment
@@ -442,27 +377,41 @@ class DummyGateway:
             self._settle(payment, approved=False)
             self._emit(payment, "payment.failed")
             return
-        before = self._event(payment, "payment.pending")
+        pending_data = payment.to_json(base_url="")
         self._settle(payment, approved=True)
         if payment.scenario is Scenario.DUPLICATE_WEBHOOKS:
+            # The final event, then a stale one (what an earlier state looked like), then the final again.
             final = self._event(payment, f"payment.{payment.status}")
-            stale = before
             if payment.status == "succeeded":
-                payment.status = "authorized"
-                stale = self._event(payment, "payment.authorized")
-                payment.status = "succeeded"
+                stale_type, stale_data = (
+                    "payment.authorized",
+                    {**final.data, "status": "authorized", "captured_amount": 0},
+                )
+            else:
+                stale_type, stale_data = "payment.pending", {**pending_data, "next_action": None}
+            stale = GatewayEvent(id=_gateway_id("evt"), type=stale_type, data=stale_data, created_at=_now())
             self.events.extend((final, stale))
             if payment.sends_webhooks:
-                self._spawn(self._deliver_in_turn, payment, (final, stale, final))
+                assert payment.webhook_url is not None
+                self._send(payment.webhook_url, (final, stale, final), self.scenario_delay)
             return
         self._emit(payment, f"payment.{payment.status}")
 
-    async def _deliver_in_turn(self, payment: GatewayPayment, events: Sequence[GatewayEvent]) -> None:
-        assert payment.webhook_url is not None
-        for index, event in enumerate(events):
-            if index:
-                await anyio.sleep(self.scenario_delay)
-            await self._sender.deliver(payment.webhook_url, event)
+    def _send(self, url: str, events: Sequence[GatewayEvent], gap: float = 0.0) -> None:
+        """Start delivering ``events`` in the background; counted as in flight from now."""
+        self._require_running()
+        self._in_flight += 1
+        self._spawn(self._deliver, url, events, gap)
+
+    async def _deliver(self, url: str, events: Sequence[GatewayEvent], gap: float) -> None:
+        """Deliver ``events`` one after the other (``gap`` seconds apart), each until it lands."""
+        try:
+            for index, event in enumerate(events):
+                if index and gap:
+                    await anyio.sleep(gap)
+                await self._sender.deliver(url, event)
+        finally:
+            self._in_flight -= 1
 
     async def _late_success(self, payment: GatewayPayment) -> None:
         await anyio.sleep(self.scenario_delay)
@@ -494,4 +443,4 @@ class DummyGateway:
         self.events.append(event)
         if payment.sends_webhooks:
             assert payment.webhook_url is not None
-            self._spawn(self._sender.deliver, payment.webhook_url, event)
+            self._send(payment.webhook_url, (event,))

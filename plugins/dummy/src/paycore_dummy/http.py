@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -35,8 +35,8 @@ __all__ = ["GatewayApp", "Request", "Response"]
 
 MAX_BODY: Final = 1 << 20
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 @frozen
@@ -49,6 +49,8 @@ class Request:
     headers: dict[str, str]
     body: bytes
     base_url: str
+    """Scheme, host and mount point: what the gateway's own URLs start with."""
+    root_path: str = ""
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; 400 otherwise."""
@@ -64,7 +66,7 @@ class Request:
 
     def form(self) -> dict[str, str]:
         """The body as an HTML form."""
-        return {key: values[-1] for key, values in parse_qs(self.body.decode("latin-1")).items()}
+        return {key: values[-1] for key, values in parse_qs(self.body.decode("utf-8", "replace")).items()}
 
 
 @frozen
@@ -113,7 +115,7 @@ class GatewayApp:
             ("POST", re.compile(r"/(?P<page>checkout|phone)/(?P<id>[\w-]+)"), self._act),
         ]
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -176,7 +178,7 @@ class GatewayApp:
     # -- handlers --------------------------------------------------------------------------
 
     async def _index(self, request: Request, match: re.Match[str]) -> Response:
-        return Response.html(pages.index_page(list(self.gateway.payments.values())))
+        return Response.html(pages.index_page(list(self.gateway.payments.values()), request.root_path))
 
     async def _health(self, request: Request, match: re.Match[str]) -> Response:
         return Response.json(200, {"ok": True, "running": self.gateway.running})
@@ -253,7 +255,7 @@ class GatewayApp:
         payment = self.gateway.customer_action(match["id"], action)
         if payment.return_url and match["page"] == "checkout":
             return Response.redirect(_with_query(payment.return_url, payment=payment.reference, status=payment.status))
-        return Response.redirect(f"/{match['page']}/{payment.id}")
+        return Response.redirect(f"{request.root_path}/{match['page']}/{payment.id}")
 
 
 def _with_query(url: str, **params: str) -> str:
@@ -262,7 +264,7 @@ def _with_query(url: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
-async def _read_request(scope: dict[str, Any], receive: Receive) -> Request:
+async def _read_request(scope: MutableMapping[str, Any], receive: Receive) -> Request:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -293,6 +295,7 @@ async def _read_request(scope: dict[str, Any], receive: Receive) -> Request:
         headers=headers,
         body=b"".join(chunks),
         base_url=f"{scope.get('scheme', 'http')}://{host}{root_path}",
+        root_path=root_path,
     )
 
 

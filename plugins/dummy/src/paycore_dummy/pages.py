@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Final
 
-from paycore_dummy.gateway import GatewayPayment
+from paycore_dummy.records import GatewayPayment
 
 __all__ = ["checkout_page", "index_page", "phone_page"]
 
@@ -40,9 +40,15 @@ def _document(title: str, body: str, *, main_class: str = "") -> str:
 
 def _summary(payment: GatewayPayment) -> str:
     description = f"<p class='muted'>{escape(payment.description)}</p>" if payment.description else ""
+    lines = "".join(
+        f"<li>{item['quantity']} x {escape(item['name'])}: {item['unit_price'] * item['quantity']} "
+        f"{escape(payment.currency)}</li>"
+        for item in payment.items
+    )
+    basket = f"<ul class='items' data-testid='items'>{lines}</ul>" if lines else ""
     return (
         f"<div class='amount' data-testid='amount'>{payment.amount} {escape(payment.currency)}</div>"
-        f"{description}<p class='muted'>Reference {escape(payment.reference)}</p>"
+        f"{description}{basket}<p class='muted'>Reference {escape(payment.reference)}</p>"
     )
 
 
@@ -51,12 +57,13 @@ def _result(payment: GatewayPayment) -> str:
     return f"<p class='status' data-testid='status' data-status='{escape(payment.status)}'>{escape(text)}</p>"
 
 
-def _buttons(action_url: str, *, approve: str, decline: str, abandon: str | None) -> str:
+def _buttons(*, approve: str, decline: str, abandon: str | None) -> str:
     abandon_button = (
         f"<button class='abandon' name='action' value='abandon'>{escape(abandon)}</button>" if abandon else ""
     )
     return (
-        f"<form method='post' action='{escape(action_url)}'>"
+        # No action: the form posts back to the page's own URL, wherever the gateway is mounted.
+        "<form method='post'>"
         f"<button class='approve' name='action' value='approve'>{escape(approve)}</button>"
         f"<button class='decline' name='action' value='decline'>{escape(decline)}</button>"
         f"{abandon_button}</form>"
@@ -70,7 +77,7 @@ def checkout_page(payment: GatewayPayment) -> str:
             "<h1>Dummy Gateway checkout</h1>"
             + _summary(payment)
             + "<p class='muted'>Test card 4242 4242 4242 4242 is on file.</p>"
-            + _buttons(f"/checkout/{payment.id}", approve="Pay", decline="Decline", abandon="Cancel and return")
+            + _buttons(approve="Pay", decline="Decline", abandon="Cancel and return")
         )
     else:
         body = "<h1>Dummy Gateway checkout</h1>" + _summary(payment) + _result(payment)
@@ -84,17 +91,17 @@ def phone_page(payment: GatewayPayment) -> str:
             "<h1>Mobile money</h1><p>A merchant asks you to pay</p>"
             + _summary(payment)
             + f"<p class='muted'>Or dial <code>*144*{escape(payment.id[-6:])}#</code></p>"
-            + _buttons(f"/phone/{payment.id}", approve="Approve", decline="Refuse", abandon=None)
+            + _buttons(approve="Approve", decline="Refuse", abandon=None)
         )
     else:
         body = "<h1>Mobile money</h1>" + _summary(payment) + _result(payment)
     return _document("Approve on your phone", body, main_class="phone")
 
 
-def index_page(payments: list[GatewayPayment]) -> str:
+def index_page(payments: list[GatewayPayment], root_path: str = "") -> str:
     """The gateway's home: recent payments, with links to their pages."""
     rows = "".join(
-        f"<li><a href='/{'phone' if p.method == 'mobile_money' else 'checkout'}/{escape(p.id)}'>"
+        f"<li><a href='{escape(root_path)}/{'phone' if p.method == 'mobile_money' else 'checkout'}/{escape(p.id)}'>"
         f"{escape(p.id)}</a> {p.amount} {escape(p.currency)}: {escape(p.status)}</li>"
         for p in reversed(payments[-50:])
     )

@@ -25,6 +25,6 @@ def paycore_register_commands(register: CommandRegistrar) -> None:
 @hookimpl
 def paycore_demo_steps(register: DemoStepRegistrar) -> None:
     """Add the online orders of the restaurant's day: paid through the in-process gateway."""
-    from paycore_dummy import demo
+    from paycore_dummy.demo import register_steps
 
-    demo.register_steps(register)
+    register_steps(register)

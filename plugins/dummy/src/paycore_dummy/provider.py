@@ -15,8 +15,9 @@ Settings (``[providers.wave]`` with ``type = "dummy"``):
 ``api_key``
     The gateway's API key (a secret).
 ``webhook_secret``
-    The ``whsec_`` secret webhooks are signed with; during a rotation, several
-    separated by spaces (or ``webhook_secrets``, a list).
+    The ``whsec_`` secret webhooks are signed with; during a rotation, the old
+    and the new one separated by a space (a delivery verifying with either is
+    accepted).
 ``webhook_url``
     Where the gateway should send this provider's webhooks; ``{tenant}`` and
     ``{code}`` are filled in (``https://shop.example/webhooks/{tenant}/{code}``).
@@ -85,11 +86,7 @@ class DummyProvider(Provider):
         settings = context.settings
         settings.secret("api_key")  # required: a clear error now rather than at the first call
         self._api_key = Secret(settings.secret("api_key"))
-        raw_secrets: Any = settings.get("webhook_secrets")
-        if raw_secrets is None:
-            raw_secrets = settings.secret("webhook_secret")
-        elif isinstance(raw_secrets, str) or not all(isinstance(s, str) for s in raw_secrets):
-            raise ConfigurationError(f"provider {context.code!r}: 'webhook_secrets' must be a list of strings")
+        raw_secrets = settings.secret("webhook_secret")
         self._secrets = WebhookSecret.parse_many(raw_secrets)
         self._gateway_setting: Any = settings.get("gateway")
         self._base_url: str | None = settings.get("base_url")
@@ -189,6 +186,11 @@ class DummyProvider(Provider):
             "webhook_url": self.webhook_url,
             "metadata": metadata,
         }
+        if payment.items:
+            body["items"] = [
+                {"name": item.name, "quantity": item.quantity, "unit_price": item.unit_price.minor_units}
+                for item in payment.items
+            ]
         if payment.customer is not None and payment.customer.phone:
             body["phone"] = payment.customer.phone
         data = await self._call("POST", "/v1/payments", body=body, idempotency_key=f"{payment.id}:initiate")

@@ -1,0 +1,79 @@
+"""A flow configured by URL keeps its payments in SQL: across restarts, under asyncio and trio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import paycore.testing.fake
+from paycore import PaymentFlow
+from paycore.errors import InvalidAmount, StorageUnavailable
+from paycore.money import Money
+from paycore.status import Outcome, PaymentStatus
+from paycore.testing.fake import FakeProvider
+from paycore.testing.records import make_payment
+from paycore_sqlalchemy import SqlIdempotencyStore, SqlPaymentRepository
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "whsec_flow"
+
+
+def _config(url: str) -> dict[str, object]:
+    return {"repository": url, "providers": {"fake": {"type": "fake", "webhook_secret": SECRET}}}
+
+
+async def test_a_payment_confirmed_by_webhook_survives_a_restart(database_url: str) -> None:
+    async with PaymentFlow.from_config(_config(database_url), plugins=[paycore.testing.fake]) as flow:
+        assert isinstance(flow.repository, SqlPaymentRepository)
+        assert isinstance(flow.idempotency_store, SqlIdempotencyStore)
+        provider = flow.provider("fake")
+        assert isinstance(provider, FakeProvider)
+        provider.script("initiate", "pending")
+        checkout = await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="fake", order_id="T12-0042", idempotency_key="k1"
+        )
+        body, headers = provider.webhook(checkout.payment.id, outcome=Outcome.SUCCEEDED)
+        await flow.handle_webhook("fake", body, headers)
+        refund = await flow.refund(checkout.payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r1")
+
+    async with PaymentFlow.from_config(_config(database_url), plugins=[paycore.testing.fake]) as flow:
+        payment = await flow.get_payment(checkout.payment.id)
+        assert payment.status is PaymentStatus.PARTIALLY_REFUNDED
+        assert payment.refunds[0].id == refund.id
+        replayed = await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="fake", order_id="T12-0042", idempotency_key="k1"
+        )
+        assert replayed.payment.id == checkout.payment.id
+        provider = flow.provider("fake")
+        assert isinstance(provider, FakeProvider)
+        assert provider.calls == []
+
+
+async def test_the_repository_and_the_store_of_a_flow_share_one_engine(sqlite_url: str) -> None:
+    async with PaymentFlow.from_config(_config(sqlite_url), plugins=[paycore.testing.fake]) as flow:
+        assert isinstance(flow.repository, SqlPaymentRepository)
+        assert isinstance(flow.idempotency_store, SqlIdempotencyStore)
+        assert flow.repository.database.engine is flow.idempotency_store.database.engine
+
+
+async def test_a_negative_amount_is_refused_by_the_database_and_nothing_is_stored(database_url: str) -> None:
+    repository = SqlPaymentRepository(database_url)
+    try:
+        with pytest.raises(InvalidAmount):
+            await repository.add(make_payment(amount=Money.minor(-5, "XOF")), [])
+        assert await repository.list_payments() == []
+    finally:
+        await repository.aclose()
+
+
+async def test_an_unreachable_database_is_storage_unavailable_without_its_password(tmp_path: Path) -> None:
+    repository = SqlPaymentRepository("postgresql+psycopg://paycore:hunter2-secret@127.0.0.1:1/paycore")
+    try:
+        assert "hunter2-secret" not in repr(repository)
+        with pytest.raises(StorageUnavailable) as raised:
+            await repository.get("pay_1")
+        assert "hunter2-secret" not in str(raised.value)
+    finally:
+        await repository.aclose()

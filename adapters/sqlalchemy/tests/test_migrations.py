@@ -1,0 +1,118 @@
+"""The packaged migrations create exactly the tables the code declares, and ``paycore db`` applies them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from paycore_sqlalchemy import SchemaOutOfDate, SqlPaymentRepository, cli, migrate
+from paycore_sqlalchemy.engine import acquire_engine
+
+
+def _empty_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    make: Callable[..., str] = request.getfixturevalue("fresh_postgres_database")
+    return make(migrated=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database that was never migrated."""
+    return _empty_database(request.param, tmp_path, request)
+
+
+def _drift(url: str) -> list[object]:
+    lease = acquire_engine(url)
+    try:
+        with lease.engine.connect() as connection:
+            return migrate.schema_drift(connection)
+    finally:
+        lease.release()
+
+
+def _db(*arguments: str) -> int:
+    parser = argparse.ArgumentParser(prog="paycore db")
+    cli.configure(parser)
+    return cli.run(parser.parse_args(list(arguments)))
+
+
+def test_the_migrations_create_exactly_the_declared_tables(empty_url: str) -> None:
+    migrate.upgrade(empty_url)
+    assert _drift(empty_url) == []
+
+
+def test_drift_is_detected_when_the_database_differs_from_the_code(empty_url: str) -> None:
+    migrate.upgrade(empty_url)
+    lease = acquire_engine(empty_url)
+    try:
+        with lease.engine.begin() as connection:
+            connection.execute(sa.text("DROP INDEX ix_paycore_payments_order"))
+    finally:
+        lease.release()
+    assert [diff[0] for diff in _drift(empty_url)] == ["add_index"]
+
+
+def test_downgrading_to_nothing_and_upgrading_again_gives_the_same_schema(empty_url: str) -> None:
+    migrate.upgrade(empty_url)
+    migrate.downgrade(empty_url, "base")
+    assert migrate.current(empty_url) is None
+    migrate.upgrade(empty_url)
+    assert _drift(empty_url) == []
+
+
+def test_paycore_db_upgrade_brings_an_empty_database_to_head(
+    empty_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _db("current", "--url", empty_url) == 1
+    assert _db("upgrade", "--url", empty_url) == 0
+    assert f"upgraded from empty to {migrate.head_revision()}" in capsys.readouterr().out
+    assert _db("current", "--url", empty_url) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert _db("check", "--url", empty_url) == 0
+    assert _db("upgrade", "--url", empty_url) == 0
+    assert "already at revision" in capsys.readouterr().out
+
+
+def test_paycore_db_takes_the_url_from_a_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    database = tmp_path / "from-config.db"
+    config = tmp_path / "paycore.toml"
+    config.write_text(f'repository = "sqlite:///{database}"\n')
+    assert _db("upgrade", "--config", str(config)) == 0
+    assert database.exists()
+    assert migrate.current(f"sqlite:///{database}") == migrate.head_revision()
+
+
+def test_paycore_db_reports_an_unreachable_database_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _db("current", "--url", "postgresql+psycopg://nobody:s3cret-pw@127.0.0.1:1/none") == 2
+    error = capsys.readouterr().err
+    assert "paycore db:" in error
+    assert "s3cret-pw" not in error
+
+
+@pytest.mark.anyio
+async def test_a_sqlite_database_is_created_and_migrated_on_first_use(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    repository = SqlPaymentRepository(url)
+    try:
+        assert await repository.list_payments() == []
+    finally:
+        await repository.aclose()
+    assert migrate.current(url) == migrate.head_revision()
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_an_unmigrated_postgres_database_is_refused_with_the_command_to_run(
+    fresh_postgres_database: Callable[..., str],
+) -> None:
+    repository = SqlPaymentRepository(fresh_postgres_database(migrated=False))
+    try:
+        with pytest.raises(SchemaOutOfDate, match="paycore db upgrade"):
+            await repository.list_payments()
+    finally:
+        await repository.aclose()

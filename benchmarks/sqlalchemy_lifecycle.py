@@ -1,0 +1,224 @@
+"""Lifecycles per second on SQLite and PostgreSQL, against the floor of the same SQL issued by hand.
+
+A lifecycle is the one of ``benchmarks/lifecycle.py``: create with an
+idempotency key, success by signed webhook, a partial refund left pending, and
+its confirmation by signed webhook. It runs through ``PaymentFlow`` on the
+SQLAlchemy adapter (a sync engine, one unit of work per worker-thread call),
+under asyncio and under trio.
+
+The floor: every SQL statement one lifecycle sent (recorded from the engine,
+with its transaction boundaries) is replayed by hand through the raw driver
+(``sqlite3``, ``psycopg``) in a plain loop, with each run's ids substituted, so
+the database does the same work. ``ratio`` = paycore's time / the floor's time:
+what the flow, SQLAlchemy and the thread hand-off cost on top of the database.
+The flow alone (on the memory adapter) is shown first for scale.
+The SQLite runs use a file with WAL; PostgreSQL runs on a throwaway server
+started here (``fsync=off``).
+
+    .venv/bin/python benchmarks/sqlalchemy_lifecycle.py            # full run
+    .venv/bin/python benchmarks/sqlalchemy_lifecycle.py --quick    # a smoke run in seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy import event
+
+import paycore.testing.fake
+import paycore_memory.plugin
+import paycore_sqlalchemy.plugin
+from paycore import Money, RefundUpdate
+from paycore.flow import PaymentFlow
+from paycore.status import Outcome, PaymentStatus, RefundStatus
+from paycore.testing.fake import FakeProvider
+from paycore.testing.postgres import PostgresServer
+from paycore_sqlalchemy import SqlPaymentRepository, migrate
+
+AMOUNT = Money.of("5000", "XOF")
+REFUND = Money.of("1500", "XOF")
+
+Statement = tuple[str, Any, bool]
+"""(SQL, parameters, executemany) as the driver received them."""
+
+
+def _flow(url: str) -> PaymentFlow:
+    return PaymentFlow.from_config(
+        {"repository": url, "providers": {"fake": {"type": "fake", "webhook_secret": "whsec-bench"}}},
+        plugins=[paycore.testing.fake, paycore_sqlalchemy.plugin, paycore_memory.plugin],
+        entry_points=False,
+        environ={},
+    )
+
+
+async def _lifecycle(flow: PaymentFlow, fake: FakeProvider, tag: str) -> None:
+    fake.script("initiate", "pending")
+    checkout = await flow.create_payment(
+        amount=AMOUNT, provider="fake", order_id=f"T-{tag}", idempotency_key=f"order-{tag}"
+    )
+    payment_id = checkout.payment.id
+    fake.settle(payment_id, Outcome.SUCCEEDED)
+    await flow.handle_webhook("fake", *fake.webhook(payment_id))
+    fake.script("refund", "pending")
+    refund = await flow.refund(payment_id, amount=REFUND, idempotency_key=f"refund-{tag}")
+    confirmed = RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=REFUND)
+    (final,) = await flow.handle_webhook("fake", *fake.webhook(payment_id, refunds=[confirmed]))
+    assert final.status is PaymentStatus.PARTIALLY_REFUNDED
+
+
+async def _lifecycles(url: str, count: int, prefix: str) -> float:
+    """Seconds for ``count`` lifecycles through the flow (after one warm-up)."""
+    async with _flow(url) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        await _lifecycle(flow, fake, f"{prefix}-warm")
+        started = time.perf_counter()
+        for number in range(count):
+            await _lifecycle(flow, fake, f"{prefix}-{number}")
+        return time.perf_counter() - started
+
+
+async def _record(url: str) -> list[list[Statement]]:
+    """The transactions (lists of statements) one lifecycle sends, as the driver saw them."""
+    async with _flow(url) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        await _lifecycle(flow, fake, "rec-warm")
+        assert isinstance(flow.repository, SqlPaymentRepository)
+        engine = flow.repository.database.engine
+        units: list[list[Statement]] = []
+
+        def on_begin(connection: sa.Connection) -> None:
+            units.append([])
+
+        def on_statement(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+            if statement.startswith("BEGIN"):
+                return
+            units[-1].append((statement, parameters, many))
+
+        event.listen(engine, "begin", on_begin)
+        event.listen(engine, "before_cursor_execute", on_statement)
+        try:
+            await _lifecycle(flow, fake, "rec")
+        finally:
+            event.remove(engine, "begin", on_begin)
+            event.remove(engine, "before_cursor_execute", on_statement)
+        return units
+
+
+_IDS = re.compile(r"\b(?:pay|evt|re|ref|fk|fkr|rfd)_[A-Za-z0-9_-]+|\bT-rec\b|order-rec|refund-rec|[0-9a-f]{32}")
+
+
+def _substitute(value: Any, suffix: str) -> Any:
+    if isinstance(value, str):
+        return _IDS.sub(lambda match: match.group(0) + suffix, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, suffix) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_substitute(v, suffix) for v in value)
+    return value
+
+
+def _variant(units: list[list[Statement]], suffix: str) -> list[list[Statement]]:
+    return [[(sql, _substitute(params, suffix), many) for sql, params, many in unit] for unit in units]
+
+
+def _replay_sqlite(path: str, units: list[list[Statement]], count: int) -> float:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    runs = [_variant(units, f"~{n}") for n in range(count)]
+    cursor = connection.cursor()
+    started = time.perf_counter()
+    for run in runs:
+        for unit in run:
+            writes = any(not sql.lstrip().upper().startswith("SELECT") for sql, _, _ in unit)
+            cursor.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
+            for sql, params, many in unit:
+                (cursor.executemany if many else cursor.execute)(sql, params)
+                if not many:
+                    cursor.fetchall()
+            connection.commit()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return elapsed
+
+
+def _replay_postgres(dsn: str, units: list[list[Statement]], count: int) -> float:
+    import psycopg
+
+    runs = [_variant(units, f"~{n}") for n in range(count)]
+    with psycopg.connect(dsn) as connection:
+        cursor = connection.cursor()
+        started = time.perf_counter()
+        for run in runs:
+            for unit in run:
+                for sql, params, many in unit:
+                    if many:
+                        cursor.executemany(sql, params)
+                    else:
+                        cursor.execute(sql, params)
+                        if cursor.description is not None:
+                            cursor.fetchall()
+                connection.commit()
+        return time.perf_counter() - started
+
+
+def _row(name: str, count: int, seconds: float, floor: float | None) -> str:
+    per = seconds / count * 1000
+    ratio = f"{seconds / floor:6.2f}x" if floor else "      -"
+    return f"{name:<34} {count / seconds:10.1f} {per:11.2f} {ratio}"
+
+
+def _measure(
+    label: str, url: str, count: int, replay: Callable[[list[list[Statement]], int], float]
+) -> list[str]:
+    units = anyio.run(_record, url)
+    statements = sum(len(unit) for unit in units)
+    floor = replay(units, count)
+    lines = [_row(f"{label}: SQL by hand (floor)", count, floor, None)]
+    for backend in ("asyncio", "trio"):
+        seconds = anyio.run(_lifecycles, url, count, f"{backend}", backend=backend)
+        lines.append(_row(f"{label}: paycore, {backend}", count, seconds, floor))
+    lines.append(f"{'':<34} ({len(units)} transactions, {statements} statements per lifecycle)")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    arguments = parser.parse_args(argv)
+    count = 20 if arguments.quick else 300
+    lines = [f"{'':<34} {'lifecycles/s':>10} {'ms/lifecycle':>11} {'ratio':>7}"]
+    for backend in ("asyncio", "trio"):
+        seconds = anyio.run(_lifecycles, "memory", count, backend, backend=backend)
+        lines.append(_row(f"no database (memory), {backend}", count, seconds, None))
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "bench.db")
+        url = f"sqlite:///{path}"
+        lines += _measure("SQLite", url, count, lambda units, n: _replay_sqlite(path, units, n))
+    if not arguments.no_postgres:
+        with PostgresServer() as server:
+            url = server.create_database("bench")
+            migrate.upgrade(url)
+            lines += _measure(
+                "PostgreSQL", url, count, lambda units, n: _replay_postgres(server.dsn("bench"), units, n)
+            )
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""Per-operation time of the SQL adapter as the payments table grows from 1,000 to 1,000,000 rows.
+
+The table is seeded in bulk (``executemany`` on SQLite, ``COPY`` on PostgreSQL),
+one payment event per payment, 2% of payments left ``processing`` for the
+reaper to find; after each size is reached, every operation the flow makes is
+timed on randomly chosen payments: ``get``, ``get_by_external_id``, ``save`` (a
+new version with one event), ``has_receipt``, ``list_payments`` by order and by
+tenant (``limit=20``), ``list_stale`` (``limit=50``), and an idempotency
+``claim`` + ``complete``. Every lookup goes through an index, so the figures
+must stay flat; the last column is the time at the largest size divided by the
+time at the smallest (the baseline, measured in the same run).
+
+    .venv/bin/python benchmarks/sqlalchemy_scale.py            # 1k, 10k, 100k, 1M
+    .venv/bin/python benchmarks/sqlalchemy_scale.py --quick    # 1k and 10k, in seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from paycore.money import Money
+from paycore.records import Payment, PaymentEvent, WebhookReceipt, evolve
+from paycore.status import PaymentStatus
+from paycore.testing.postgres import PostgresServer
+from paycore_sqlalchemy import Database, SqlIdempotencyStore, SqlPaymentRepository, migrate
+from paycore_sqlalchemy.codec import event_row, payment_row
+from paycore_sqlalchemy.schema import payment_events, payments
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+TENANTS = [f"restaurant-{n}" for n in range(50)]
+
+
+def _payment(number: int) -> Payment:
+    status = PaymentStatus.PROCESSING if number % 50 == 0 else PaymentStatus.SUCCEEDED
+    created = NOW - timedelta(seconds=number)
+    amount = Money.minor(1000 + number % 9000, "XOF")
+    return Payment(
+        id=f"pay_{number:010d}",
+        provider="wave",
+        order_id=f"order-{number}",
+        amount=amount,
+        tenant=TENANTS[number % len(TENANTS)],
+        status=status,
+        captured_amount=amount if status is PaymentStatus.SUCCEEDED else None,
+        external_id=f"ext-{number}",
+        metadata={"table": number % 30},
+        version=1,
+        event_count=1,
+        created_at=created,
+        updated_at=created,
+    )
+
+
+def _event(payment: Payment) -> PaymentEvent:
+    return PaymentEvent(
+        id=f"evt_{payment.id[4:]}_1",
+        payment_id=payment.id,
+        sequence=1,
+        kind="created",
+        cause="api",
+        tenant=payment.tenant,
+        to_status="pending",
+        amount=payment.amount,
+        at=payment.created_at,
+    )
+
+
+def _rows(start: int, stop: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for number in range(start, stop):
+        payment = _payment(number)
+        yield payment_row(payment), event_row(_event(payment))
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value
+
+
+def _seed_sqlite(path: str, start: int, stop: int) -> None:
+    payment_columns = [c.name for c in payments.columns]
+    event_columns = [c.name for c in payment_events.columns]
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("BEGIN IMMEDIATE")
+    batch: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def flush() -> None:
+        connection.executemany(
+            f"INSERT INTO paycore_payments ({', '.join(f'{c!r}' for c in payment_columns)}) "
+            f"VALUES ({', '.join('?' for _ in payment_columns)})",
+            [tuple(_sqlite_value(p[c]) for c in payment_columns) for p, _ in batch],
+        )
+        connection.executemany(
+            f"INSERT INTO paycore_payment_events ({', '.join(event_columns)}) "
+            f"VALUES ({', '.join('?' for _ in event_columns)})",
+            [tuple(_sqlite_value(e[c]) for c in event_columns) for _, e in batch],
+        )
+        batch.clear()
+
+    for pair in _rows(start, stop):
+        batch.append(pair)
+        if len(batch) == 20_000:
+            flush()
+    flush()
+    connection.execute("COMMIT")
+    connection.execute("ANALYZE")
+    connection.close()
+
+
+def _seed_postgres(dsn: str, start: int, stop: int) -> None:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    payment_columns = [c.name for c in payments.columns]
+    event_columns = [c.name for c in payment_events.columns]
+
+    def value(v: Any) -> Any:
+        return Jsonb(v) if isinstance(v, (dict, list)) else v
+
+    with psycopg.connect(dsn) as connection, connection.cursor() as cursor:
+        pairs = list(_rows(start, stop))
+        quoted = ", ".join(f'"{c}"' for c in payment_columns)
+        with cursor.copy(f"COPY paycore_payments ({quoted}) FROM STDIN") as copy:
+            for p, _ in pairs:
+                copy.write_row([value(p[c]) for c in payment_columns])
+        with cursor.copy(f"COPY paycore_payment_events ({', '.join(event_columns)}) FROM STDIN") as copy:
+            for _, e in pairs:
+                copy.write_row([value(e[c]) for c in event_columns])
+        connection.commit()
+        connection.autocommit = True
+        cursor.execute("ANALYZE")
+
+
+async def _timed(repeat: int, operation: Callable[[int], Awaitable[object]]) -> float:
+    """Median microseconds per call of ``operation(i)`` over ``repeat`` calls."""
+    times = []
+    for index in range(repeat):
+        started = time.perf_counter()
+        await operation(index)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e6
+
+
+async def _measure(url: str, size: int, repeat: int, round_: int) -> dict[str, float]:
+    database = Database(url)
+    repository = SqlPaymentRepository(database)
+    store = SqlIdempotencyStore(database)
+    chosen = random.Random(size).sample(range(size), repeat)
+    cache: dict[int, Payment] = {}
+
+    async def get(i: int) -> object:
+        cache[i] = await repository.get(f"pay_{chosen[i]:010d}")
+        return cache[i]
+
+    async def save(i: int) -> None:
+        payment = cache[i]
+        changed = evolve(payment, version=payment.version + 1, event_count=payment.event_count + 1, description="x")
+        event = evolve(_event(payment), id=f"evt_{payment.id[4:]}_r{round_}", sequence=changed.event_count)
+        receipt = WebhookReceipt("wave", f"whk-{payment.id}-{round_}", payment.id, tenant=payment.tenant)
+        await repository.save(changed, [event], [receipt])
+
+    async def claim(i: int) -> None:
+        key = f"key-{size}-{i}"
+        taken = await store.claim(scope="bench", key=key, fingerprint="f", lease_seconds=60)
+        await store.complete(scope="bench", key=key, token=taken.token or "", result={"v": i}, ttl_seconds=60)
+
+    results = {"get": await _timed(repeat, get)}
+    results["get_by_external_id"] = await _timed(
+        repeat, lambda i: repository.get_by_external_id("wave", cache[i].tenant, f"ext-{chosen[i]}")
+    )
+    results["save (+event, +receipt)"] = await _timed(repeat, save)
+    results["has_receipt"] = await _timed(
+        repeat, lambda i: repository.has_receipt("wave", cache[i].tenant, f"whk-{cache[i].id}-{round_}")
+    )
+    results["list_payments(order_id)"] = await _timed(
+        repeat, lambda i: repository.list_payments(order_id=f"order-{chosen[i]}")
+    )
+    results["list_payments(tenant, limit=20)"] = await _timed(
+        repeat, lambda i: repository.list_payments(tenant=TENANTS[i % len(TENANTS)], limit=20)
+    )
+    results["list_stale(limit=50)"] = await _timed(
+        repeat,
+        lambda i: repository.list_stale(
+            statuses=[PaymentStatus.PENDING, PaymentStatus.PROCESSING], updated_before=NOW, limit=50
+        ),
+    )
+    results["idempotency claim+complete"] = await _timed(repeat, claim)
+    await store.aclose()
+    await repository.aclose()
+    database.close()
+    return results
+
+
+def _table(title: str, sizes: list[int], figures: dict[int, dict[str, float]]) -> str:
+    header = f"{title:<34}" + "".join(f"{size:>11,}" for size in sizes) + f"{'largest/smallest':>18}"
+    lines = [header, "-" * len(header)]
+    for operation in figures[sizes[0]]:
+        cells = "".join(f"{figures[size][operation]:>9.0f}us" for size in sizes)
+        ratio = figures[sizes[-1]][operation] / figures[sizes[0]][operation]
+        lines.append(f"{operation:<34}{cells}{ratio:>17.2f}x")
+    return "\n".join(lines)
+
+
+def _run(title: str, url: str, sizes: list[int], repeat: int, seed: Callable[[int, int], None]) -> str:
+    figures: dict[int, dict[str, float]] = {}
+    seeded = 0
+    for round_, size in enumerate(sizes):
+        started = time.perf_counter()
+        seed(seeded, size)
+        seeded = size
+        print(f"{title}: seeded {size:,} payments ({time.perf_counter() - started:.1f}s)", flush=True)
+        figures[size] = anyio.run(_measure, url, size, repeat, round_)
+    return _table(f"{title} (median per call)", sizes, figures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Seed, measure, print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1k and 10k payments only")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    arguments = parser.parse_args(argv)
+    sizes = [1_000, 10_000] if arguments.quick else [1_000, 10_000, 100_000, 1_000_000]
+    repeat = 100 if arguments.quick else 300
+    tables = []
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "scale.db")
+        migrate.upgrade(f"sqlite:///{path}")
+        tables.append(
+            _run("SQLite", f"sqlite:///{path}", sizes, repeat, lambda a, b: _seed_sqlite(path, a, b))
+        )
+    if not arguments.no_postgres:
+        with PostgresServer() as server:
+            url = server.create_database("scale")
+            migrate.upgrade(url)
+            dsn = server.dsn("scale")
+            tables.append(_run("PostgreSQL", url, sizes, repeat, lambda a, b: _seed_postgres(dsn, a, b)))
+    print()
+    print("\n\n".join(tables))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

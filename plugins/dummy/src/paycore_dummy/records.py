@@ -1,0 +1,112 @@
+"""The gateway's own records of payments and refunds (amounts in integer minor units)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from attrs import define, field
+
+from paycore_dummy.scenarios import Scenario
+
+__all__ = ["GatewayPayment", "GatewayRefund"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@define
+class GatewayRefund:
+    """A refund as the gateway records it."""
+
+    id: str
+    reference: str | None
+    amount: int
+    status: str
+    reason: str = ""
+    created_at: datetime = field(factory=_now)
+
+    def to_json(self) -> dict[str, Any]:
+        """The refund as the API shows it."""
+        return {
+            "id": self.id,
+            "reference": self.reference,
+            "amount": self.amount,
+            "status": self.status,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@define
+class GatewayPayment:
+    """A payment as the gateway records it. Amounts are integer minor units."""
+
+    id: str
+    reference: str
+    amount: int
+    currency: str
+    capture: bool
+    method: str
+    scenario: Scenario
+    status: str = "requires_action"
+    """``requires_action``, ``authorized``, ``succeeded``, ``failed``, ``canceled``, ``expired``."""
+    authorized_amount: int = 0
+    captured_amount: int = 0
+    refunds: list[GatewayRefund] = field(factory=list)
+    description: str = ""
+    return_url: str | None = None
+    webhook_url: str | None = None
+    metadata: dict[str, Any] = field(factory=dict)
+    items: list[dict[str, Any]] = field(factory=list)
+    """The basket shown on the checkout page: ``name``, ``quantity``, ``unit_price``."""
+    phone: str | None = None
+    failure_message: str = ""
+    created_at: datetime = field(factory=_now)
+    updated_at: datetime = field(factory=_now)
+
+    @property
+    def refunded_amount(self) -> int:
+        """Sum of succeeded refunds."""
+        return sum(r.amount for r in self.refunds if r.status == "succeeded")
+
+    @property
+    def sends_webhooks(self) -> bool:
+        """False in the ``timeout`` scenario (only polling finds the result) or without a URL."""
+        return self.webhook_url is not None and self.scenario is not Scenario.TIMEOUT
+
+    def to_json(self, base_url: str) -> dict[str, Any]:
+        """The payment as the API and webhooks show it."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "object": "payment",
+            "reference": self.reference,
+            "amount": self.amount,
+            "currency": self.currency,
+            "capture": self.capture,
+            "method": self.method,
+            "status": self.status,
+            "authorized_amount": self.authorized_amount,
+            "captured_amount": self.captured_amount,
+            "refunded_amount": self.refunded_amount,
+            "refunds": [r.to_json() for r in self.refunds],
+            "description": self.description,
+            "metadata": dict(self.metadata),
+            "items": [dict(item) for item in self.items],
+            "failure_message": self.failure_message,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "next_action": None,
+        }
+        if self.status == "requires_action":
+            if self.method == "mobile_money":
+                data["next_action"] = {
+                    "type": "approve_on_phone",
+                    "url": f"{base_url}/phone/{self.id}",
+                    "ussd_code": f"*144*{self.id[-6:]}#",
+                    "message": f"Approve the payment of {self.amount} {self.currency} on your phone",
+                }
+            else:
+                data["next_action"] = {"type": "redirect", "url": f"{base_url}/checkout/{self.id}"}
+        return data

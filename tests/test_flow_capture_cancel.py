@@ -1,0 +1,126 @@
+"""Capturing and canceling: full or partial capture of an authorization, cancel before capture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from paycore import Money
+from paycore.errors import (
+    CaptureExceedsAuthorized,
+    CurrencyMismatch,
+    InvalidAmount,
+    InvalidTransition,
+    ProviderNotSent,
+)
+from paycore.flow import PaymentFlow
+from paycore.status import PaymentStatus, RefundStatus
+from paycore.testing.fake import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+
+async def test_capturing_an_authorization_captures_all_of_it(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    captured = await flow.capture(payment.id)
+    assert captured.status is PaymentStatus.SUCCEEDED
+    assert captured.captured_amount == XOF_5000
+    assert ("capture", payment.id) in fake.calls
+    assert captured.pending_call is None
+
+
+async def test_a_partial_capture_captures_less_and_only_that_can_be_refunded(
+    flow: PaymentFlow, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    captured = await flow.capture(payment.id, amount=Money.of("3000", "XOF"))
+    assert captured.status is PaymentStatus.SUCCEEDED
+    assert captured.captured_amount == Money.of("3000", "XOF")
+    assert captured.authorized_amount == XOF_5000
+    assert captured.refundable_amount == Money.of("3000", "XOF")
+    refund = await flow.refund(payment.id)
+    assert refund.amount == Money.of("3000", "XOF")
+    assert refund.status is RefundStatus.SUCCEEDED
+    assert (await flow.get_payment(payment.id)).status is PaymentStatus.REFUNDED
+
+
+async def test_capturing_more_than_authorized_is_refused_and_changes_nothing(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    with pytest.raises(CaptureExceedsAuthorized, match="cannot capture 5001 XOF: only 5000 XOF is authorized"):
+        await flow.capture(payment.id, amount=Money.of("5001", "XOF"))
+    assert await flow.get_payment(payment.id) == payment
+    assert ("capture", payment.id) not in fake.calls
+
+
+@pytest.mark.parametrize(
+    ("amount", "error"),
+    [(Money.of("10", "EUR"), CurrencyMismatch), (Money.of("0", "XOF"), InvalidAmount)],
+)
+async def test_a_capture_of_another_currency_or_nothing_is_refused(
+    flow: PaymentFlow, authorized: Callable[..., Any], amount: Money, error: type[Exception]
+) -> None:
+    payment = await authorized()
+    with pytest.raises(error):
+        await flow.capture(payment.id, amount=amount)
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_payment_that_is_not_authorized_cannot_be_captured(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    with pytest.raises(InvalidTransition, match="it is succeeded, not authorized"):
+        await flow.capture(payment.id)
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_declined_capture_leaves_the_payment_authorized(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    fake.script("capture", "decline")
+    after = await flow.capture(payment.id)
+    assert after.status is PaymentStatus.AUTHORIZED
+    assert after.captured_amount is None
+    assert after.pending_call is None
+
+
+async def test_canceling_an_authorization_asks_the_provider_and_cancels(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    canceled = await flow.cancel(payment.id)
+    assert canceled.status is PaymentStatus.CANCELED
+    assert ("cancel", payment.id) in fake.calls
+
+
+async def test_a_payment_never_sent_is_canceled_here_without_asking_the_provider(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    fake.script("initiate", "not_sent")
+    with pytest.raises(ProviderNotSent, match="connection refused"):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+    (payment,) = await flow.list_payments()
+    canceled = await flow.cancel(payment.id)
+    assert canceled.status is PaymentStatus.CANCELED
+    assert [operation for operation, _ in fake.calls] == ["initiate"]
+
+
+async def test_a_captured_payment_cannot_be_canceled(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    with pytest.raises(InvalidTransition, match=r"cannot cancel payment .*: it is succeeded"):
+        await flow.cancel(payment.id)
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_canceled_payment_cannot_be_captured(flow: PaymentFlow, authorized: Callable[..., Any]) -> None:
+    payment = await authorized()
+    await flow.cancel(payment.id)
+    with pytest.raises(InvalidTransition):
+        await flow.capture(payment.id)

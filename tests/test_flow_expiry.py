@@ -1,0 +1,154 @@
+"""Expiry: the reaper asks a pollable provider first; time alone never fails an unknown outcome."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from paycore import Money
+from paycore.errors import ProviderNotSent
+from paycore.flow import PaymentFlow
+from paycore.records import Payment
+from paycore.status import Outcome, PaymentStatus, ReviewReason
+from paycore.testing.fake import FakeProvider
+
+if TYPE_CHECKING:
+    from .conftest import Clock
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+HOUR = timedelta(hours=1)
+
+
+async def _processing(flow: PaymentFlow, fake: FakeProvider) -> Payment:
+    fake.script("initiate", "pending")
+    return (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+
+
+async def _never_sent(flow: PaymentFlow, fake: FakeProvider) -> Payment:
+    fake.script("initiate", "not_sent")
+    with pytest.raises(ProviderNotSent):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+    (payment,) = await flow.list_payments()
+    return payment
+
+
+async def test_a_payment_never_sent_expires_without_asking_the_provider(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _never_sent(flow, fake)
+    clock.advance(hours=2)
+    (expired,) = await flow.expire_stale(HOUR)
+    assert expired.id == payment.id
+    assert expired.status is PaymentStatus.EXPIRED
+    assert ("check_status", payment.id) not in fake.calls
+    assert (await flow.list_events(payment.id))[-1].cause == "reaper"
+
+
+async def test_a_recent_payment_is_left_alone(flow: PaymentFlow, fake: FakeProvider, clock: Clock) -> None:
+    payment = await _processing(flow, fake)
+    clock.advance(minutes=30)
+    assert await flow.expire_stale(HOUR) == []
+    assert await flow.get_payment(payment.id) == payment
+    assert ("check_status", payment.id) not in fake.calls
+
+
+async def test_the_default_age_is_the_configured_payment_ttl(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    await _never_sent(flow, fake)
+    clock.advance(seconds=flow.config.payment_ttl - 60)
+    assert await flow.expire_stale() == []
+    clock.advance(seconds=120)
+    assert len(await flow.expire_stale()) == 1
+
+
+async def test_a_sent_payment_expires_only_after_the_provider_says_it_is_unpaid(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _processing(flow, fake)
+    clock.advance(hours=2)
+    (expired,) = await flow.expire_stale(HOUR)
+    assert expired.status is PaymentStatus.EXPIRED
+    assert ("check_status", payment.id) in fake.calls
+
+
+async def test_a_sent_payment_the_provider_reports_paid_succeeds_instead_of_expiring(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _processing(flow, fake)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    clock.advance(hours=2)
+    (after,) = await flow.expire_stale(HOUR)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert not after.needs_review
+
+
+async def test_a_poll_without_answer_flags_the_payment_instead_of_expiring_it(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _processing(flow, fake)
+    fake.poll_answer = "lost"
+    clock.advance(hours=2)
+    await flow.expire_stale(HOUR)
+    after = await flow.get_payment(payment.id)
+    assert after.status is PaymentStatus.PROCESSING
+    assert after.needs_review
+    assert after.review_reason is ReviewReason.UNKNOWN_OUTCOME
+
+
+async def test_a_lost_answer_past_its_deadline_is_never_failed_by_time(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    fake.script("initiate", "lost")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    fake.poll_answer = "lost"
+    clock.advance(days=3)
+    for _ in range(3):
+        await flow.expire_stale(HOUR)
+    after = await flow.get_payment(payment.id)
+    assert after.status is PaymentStatus.PROCESSING
+    assert after.pending_call is not None
+    assert after.pending_call.unknown
+    assert after.review_reason is ReviewReason.UNKNOWN_OUTCOME
+
+
+async def test_a_payment_at_a_provider_that_cannot_be_polled_is_flagged_not_expired(
+    flow: PaymentFlow, clock: Clock
+) -> None:
+    limited = flow.provider("limited")
+    limited.script("initiate", "pending")  # type: ignore[attr-defined]
+    payment = (await flow.create_payment(amount=XOF_5000, provider="limited", order_id="o")).payment
+    clock.advance(hours=2)
+    await flow.expire_stale(HOUR)
+    after = await flow.get_payment(payment.id)
+    assert after.status is PaymentStatus.PROCESSING
+    assert after.review_reason is ReviewReason.UNKNOWN_OUTCOME
+    assert ("check_status", payment.id) not in limited.calls  # type: ignore[attr-defined]
+
+
+async def test_finished_payments_never_expire(flow: PaymentFlow, clock: Clock) -> None:
+    paid = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    clock.advance(days=30)
+    assert await flow.expire_stale(HOUR) == []
+    assert await flow.get_payment(paid.id) == paid
+
+
+async def test_a_confirmation_after_expiry_succeeds_the_payment_and_flags_it(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _processing(flow, fake)
+    clock.advance(hours=2)
+    await flow.expire_stale(HOUR)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    body, headers = fake.webhook(payment.id)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.captured_amount == XOF_5000
+    assert after.needs_review
+    assert after.review_reason is ReviewReason.LATE_CONFIRMATION
+    statuses = [e.to_status for e in await flow.list_events(payment.id) if e.kind == "status_changed"]
+    assert statuses == ["processing", "expired", "succeeded"]

@@ -1,0 +1,252 @@
+"""Idempotency keys: replay, refusal of reuse, in-progress refusal, takeover after a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from paycore import Money, hookimpl
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaymentRejected
+from paycore.flow import PaymentFlow
+from paycore.records import Payment
+from paycore.status import PaymentStatus, RefundStatus
+from paycore.testing.fake import FakeProvider
+from paycore_memory import MemoryIdempotencyStore
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+
+def _reached(provider: FakeProvider, operation: str) -> anyio.Event:
+    """An event set once ``operation`` of ``provider`` has been called."""
+    reached = anyio.Event()
+    original = getattr(provider, operation)
+
+    async def call(*args: Any) -> Any:
+        reached.set()
+        return await original(*args)
+
+    setattr(provider, operation, call)
+    return reached
+
+
+def _create(flow: PaymentFlow, key: str = "order-42", **changes: Any) -> Any:
+    request: dict[str, Any] = {"amount": XOF_5000, "provider": "fake", "order_id": "T-42", "idempotency_key": key}
+    request.update(changes)
+    return flow.create_payment(**request)
+
+
+async def test_the_same_request_replays_the_stored_result_without_calling_the_provider(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    first = await _create(flow)
+    replay = await _create(flow)
+    assert replay == first
+    assert fake.calls == [("initiate", first.payment.id)]
+    assert len(await flow.list_payments()) == 1
+
+
+async def test_a_definitive_decline_is_replayed_not_retried(flow: PaymentFlow, fake: FakeProvider) -> None:
+    fake.script("initiate", "decline")
+    first = await _create(flow)
+    replay = await _create(flow)
+    assert replay.payment.status is PaymentStatus.FAILED
+    assert replay == first
+    assert len(fake.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"amount": Money.of("5001", "XOF")}, {"order_id": "T-43"}, {"metadata": {"table": 2}}, {"capture": False}],
+)
+async def test_the_same_key_with_another_request_is_refused_and_changes_nothing(
+    flow: PaymentFlow, fake: FakeProvider, changes: dict[str, Any]
+) -> None:
+    first = await _create(flow)
+    with pytest.raises(IdempotencyKeyReused, match="'order-42'"):
+        await _create(flow, **changes)
+    assert await flow.list_payments() == [first.payment]
+    assert len(fake.calls) == 1
+
+
+async def test_a_key_whose_first_request_is_running_is_refused_and_never_runs_twice(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    async with make_flow(provider_timeout=0.3, idempotency_lease=5) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        fake.script("initiate", "hang")
+        sent = _reached(fake, "initiate")
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_create, flow)
+            await sent.wait()
+            with pytest.raises(IdempotencyInProgress, match="still running"):
+                await _create(flow)
+        assert len(fake.calls) == 1
+        replay = await _create(flow)
+        assert replay.payment.status is PaymentStatus.PROCESSING
+        assert len(fake.calls) == 1
+
+
+async def test_a_request_refused_by_validation_stores_no_key(make_flow: Callable[..., PaymentFlow]) -> None:
+    class RefuseOnce:
+        refused = False
+
+        @hookimpl
+        def paycore_validate_payment(self, payment: Payment) -> None:
+            if not self.refused:
+                self.refused = True
+                raise PaymentRejected("the till is closed")
+
+    async with make_flow(plugins=(RefuseOnce(),)) as flow:
+        with pytest.raises(PaymentRejected):
+            await _create(flow)
+        assert await flow.list_payments() == []
+        other = await _create(flow, amount=Money.of("100", "XOF"))
+        assert other.payment.status is PaymentStatus.SUCCEEDED
+
+
+async def test_bad_input_stores_no_key(flow: PaymentFlow) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        await _create(flow, amount=Money.of("0", "XOF"))
+    assert (await _create(flow)).payment.status is PaymentStatus.SUCCEEDED
+
+
+async def test_keys_are_per_operation_request_a_capture_key_cannot_replay_a_refund(
+    flow: PaymentFlow, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    await flow.capture(payment.id, idempotency_key="op-1")
+    with pytest.raises(IdempotencyKeyReused):
+        await flow.refund(payment.id, idempotency_key="op-1")
+
+
+async def test_a_capture_replays_without_capturing_again(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    first = await flow.capture(payment.id, amount=Money.of("3000", "XOF"), idempotency_key="cap-1")
+    replay = await flow.capture(payment.id, amount=Money.of("3000", "XOF"), idempotency_key="cap-1")
+    assert replay == first
+    assert [op for op, _ in fake.calls].count("capture") == 1
+
+
+async def test_a_refund_replays_without_refunding_again(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    first = await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="re-1")
+    replay = await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="re-1")
+    assert replay == first
+    after = await flow.get_payment(payment.id)
+    assert len(after.refunds) == 1
+    assert after.refunded_amount == Money.of("1000", "XOF")
+    assert [op for op, _ in fake.calls].count("refund") == 1
+
+
+async def test_a_cancel_replays_without_canceling_again(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    first = await flow.cancel(payment.id, idempotency_key="void-1")
+    assert await flow.cancel(payment.id, idempotency_key="void-1") == first
+    assert [op for op, _ in fake.calls].count("cancel") == 1
+
+
+class MonotonicClock:
+    """A settable monotonic clock for the idempotency store's leases."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_crashed_holders_key_is_taken_over_after_its_lease_and_settled_by_asking(
+    make_flow: Callable[..., PaymentFlow], clock: Any
+) -> None:
+    async with make_flow(idempotency_lease=120) as flow:
+        leases = MonotonicClock()
+        flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        fake.script("initiate", "hang")
+        sent = _reached(fake, "initiate")
+        with anyio.move_on_after(5) as scope:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_create, flow)
+                await sent.wait()
+                await anyio.lowlevel.checkpoint()
+                tasks.cancel_scope.cancel()  # the process dies while the provider has the request
+        assert not scope.cancelled_caught
+        (crashed,) = await flow.list_payments()
+        assert crashed.pending_call is not None
+        assert not crashed.pending_call.unknown
+
+        with pytest.raises(IdempotencyInProgress):
+            await _create(flow)
+        leases.now += 121
+        clock.advance(seconds=121)
+        resumed = await _create(flow)
+        assert resumed.payment.id == crashed.id
+        assert resumed.payment.status is PaymentStatus.SUCCEEDED
+        assert [op for op, _ in fake.calls] == ["initiate", "check_status"]
+
+
+async def test_a_refund_resumed_after_a_crash_is_settled_not_sent_again(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any
+) -> None:
+    payment = await pay()
+    leases = MonotonicClock()
+    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+    original = fake.refund
+    sent = anyio.Event()
+
+    async def crash_after_sending(paid: Payment, refund: Any) -> Any:
+        await original(paid, refund)
+        sent.set()
+        await anyio.sleep_forever()
+
+    fake.refund = crash_after_sending  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lambda: flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9"))
+        await sent.wait()
+        tasks.cancel_scope.cancel()
+    fake.refund = original  # type: ignore[method-assign]
+    leases.now += flow.config.idempotency_lease + 1
+    clock.advance(seconds=flow.config.idempotency_lease + 1)
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
+    assert refund.status is RefundStatus.SUCCEEDED
+    after = await flow.get_payment(payment.id)
+    assert after.refunded_amount == Money.of("2000", "XOF")
+    assert [op for op, _ in fake.calls].count("refund") == 1
+
+
+async def test_a_key_the_store_has_forgotten_still_names_the_same_payment(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    leases = MonotonicClock()
+    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+    first = await _create(flow)
+    leases.now += flow.config.idempotency_ttl + 1  # the completed record is past its retention
+    again = await _create(flow)
+    assert again.payment.id == first.payment.id
+    assert len(fake.calls) == 1
+    assert len(await flow.list_payments()) == 1
+
+
+async def test_a_forgotten_key_reused_for_another_payment_is_refused(flow: PaymentFlow, fake: FakeProvider) -> None:
+    leases = MonotonicClock()
+    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+    first = await _create(flow)
+    leases.now += flow.config.idempotency_ttl + 1
+    with pytest.raises(IdempotencyKeyReused):
+        await _create(flow, amount=Money.of("100", "XOF"))
+    assert await flow.list_payments() == [first.payment]
+    assert len(fake.calls) == 1

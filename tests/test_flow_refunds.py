@@ -1,0 +1,191 @@
+"""Refunds: records of their own; succeeded plus pending refunds never exceed the captured amount."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from paycore import Money, RefundUpdate
+from paycore.errors import (
+    CurrencyMismatch,
+    InvalidAmount,
+    InvalidTransition,
+    ProviderNotSent,
+    RefundExceedsCaptured,
+    UnsupportedOperation,
+)
+from paycore.flow import PaymentFlow
+from paycore.status import PaymentStatus, RefundStatus, ReviewReason
+from paycore.testing.fake import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+XOF = "XOF"
+
+
+def xof(amount: int) -> Money:
+    return Money.minor(amount, XOF)
+
+
+async def test_a_full_refund_refunds_the_payment(flow: PaymentFlow, pay: Callable[..., Any]) -> None:
+    payment = await pay()
+    refund = await flow.refund(payment.id, reason="cold soup")
+    assert (refund.amount, refund.status, refund.reason) == (xof(5000), RefundStatus.SUCCEEDED, "cold soup")
+    after = await flow.get_payment(payment.id)
+    assert after.status is PaymentStatus.REFUNDED
+    assert after.refunds == (refund,)
+
+
+async def test_a_partial_refund_leaves_the_payment_partially_refunded(
+    flow: PaymentFlow, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    await flow.refund(payment.id, amount=xof(1500))
+    after = await flow.get_payment(payment.id)
+    assert after.status is PaymentStatus.PARTIALLY_REFUNDED
+    assert after.refunded_amount == xof(1500)
+    assert after.refundable_amount == xof(3500)
+
+
+async def test_partial_refunds_that_reach_the_captured_amount_refund_the_payment(
+    flow: PaymentFlow, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    for part in (1000, 1500, 2500):
+        await flow.refund(payment.id, amount=xof(part))
+    after = await flow.get_payment(payment.id)
+    assert after.status is PaymentStatus.REFUNDED
+    assert len(after.refunds) == 3
+
+
+async def test_a_refund_above_what_remains_is_refused_and_changes_nothing(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    await flow.refund(payment.id, amount=xof(3000))
+    before = await flow.get_payment(payment.id)
+    calls = len(fake.calls)
+    with pytest.raises(RefundExceedsCaptured, match=r"cannot refund 2001 XOF .*: only 2000 XOF remains refundable"):
+        await flow.refund(payment.id, amount=xof(2001))
+    assert await flow.get_payment(payment.id) == before
+    assert len(fake.calls) == calls
+
+
+async def test_a_pending_refund_counts_against_what_may_still_be_refunded(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    pending = await flow.refund(payment.id, amount=xof(3000))
+    assert pending.status is RefundStatus.PENDING
+    with pytest.raises(RefundExceedsCaptured, match="pending 3000 XOF"):
+        await flow.refund(payment.id, amount=xof(2001))
+    assert (await flow.get_payment(payment.id)).status is PaymentStatus.SUCCEEDED
+
+
+async def test_a_pending_refund_is_confirmed_by_webhook(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    refund = await flow.refund(payment.id, amount=xof(2000))
+    body, headers = fake.webhook(
+        payment.id, refunds=[RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=xof(2000))]
+    )
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.refund(refund.id).status is RefundStatus.SUCCEEDED
+    assert after.status is PaymentStatus.PARTIALLY_REFUNDED
+    kinds = [(e.kind, e.refund_id, e.cause) for e in await flow.list_events(payment.id)]
+    assert ("refund_status_changed", refund.id, "webhook") in kinds
+
+
+async def test_a_refund_confirmed_for_another_amount_is_flagged_and_not_succeeded(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    refund = await flow.refund(payment.id, amount=xof(2000))
+    body, headers = fake.webhook(
+        payment.id, refunds=[RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=xof(2500))]
+    )
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.refund(refund.id).status is RefundStatus.PENDING
+    assert after.needs_review
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+
+
+async def test_a_declined_refund_fails_and_its_amount_is_refundable_again(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "decline")
+    refund = await flow.refund(payment.id, amount=xof(5000))
+    assert refund.status is RefundStatus.FAILED
+    after = await flow.get_payment(payment.id)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.refundable_amount == xof(5000)
+
+
+async def test_a_refund_the_provider_made_elsewhere_is_recorded(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    body, headers = fake.webhook(
+        payment.id, refunds=[RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(500))]
+    )
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    (refund,) = after.refunds
+    assert (refund.amount, refund.status) == (xof(500), RefundStatus.SUCCEEDED)
+    assert after.status is PaymentStatus.PARTIALLY_REFUNDED
+
+
+async def test_a_payment_not_captured_cannot_be_refunded(flow: PaymentFlow, authorized: Callable[..., Any]) -> None:
+    payment = await authorized()
+    with pytest.raises(InvalidTransition, match="it is authorized, not succeeded"):
+        await flow.refund(payment.id)
+    assert await flow.get_payment(payment.id) == payment
+
+
+@pytest.mark.parametrize(
+    ("amount", "error"),
+    [(Money.of("1", "EUR"), CurrencyMismatch), (xof(0), InvalidAmount), (xof(-5), InvalidAmount)],
+)
+async def test_a_refund_of_another_currency_or_of_nothing_is_refused(
+    flow: PaymentFlow, pay: Callable[..., Any], amount: Money, error: type[Exception]
+) -> None:
+    payment = await pay()
+    with pytest.raises(error):
+        await flow.refund(payment.id, amount=amount)
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_fully_refunded_payment_has_nothing_left_to_refund(flow: PaymentFlow, pay: Callable[..., Any]) -> None:
+    payment = await pay()
+    await flow.refund(payment.id)
+    with pytest.raises(InvalidTransition):
+        await flow.refund(payment.id)
+
+
+async def test_a_provider_without_partial_refunds_refuses_one(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=xof(5000), provider="limited", order_id="o")).payment
+    with pytest.raises(UnsupportedOperation, match="cannot refund part"):
+        await flow.refund(payment.id, amount=xof(1000))
+    assert (await flow.refund(payment.id)).status is RefundStatus.SUCCEEDED
+
+
+async def test_a_refund_that_was_not_sent_is_sent_again_when_retried_with_its_key(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "not_sent")
+    with pytest.raises(ProviderNotSent):
+        await flow.refund(payment.id, amount=xof(1000), idempotency_key="refund-1")
+    assert (await flow.get_payment(payment.id)).refundable_amount == xof(5000)
+    refund = await flow.refund(payment.id, amount=xof(1000), idempotency_key="refund-1")
+    assert refund.status is RefundStatus.SUCCEEDED
+    assert [op for op, _ in fake.calls].count("refund") == 2
+    after = await flow.get_payment(payment.id)
+    assert after.refunded_amount == xof(1000)
+    assert [r.id for r in after.refunds] == [refund.id]

@@ -1,0 +1,80 @@
+"""Fraud status and the needs-review flag: set by a provider's report or an operator."""
+
+from __future__ import annotations
+
+import pytest
+
+from paycore import Money, ProviderUpdate
+from paycore.changes import Change
+from paycore.errors import ValidationError
+from paycore.flow import PaymentFlow
+from paycore.status import FraudStatus, Outcome, PaymentStatus, ReviewReason
+from paycore.testing.fake import FakeProvider
+from paycore.testing.records import BASE_TIME, make_payment
+from paycore.updates import apply_update
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+
+async def test_an_operator_review_verdict_flags_the_payment(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    after = await flow.set_fraud_status(payment.id, "review", message="velocity: 5 cards in 1 minute")
+    assert after.fraud_status is FraudStatus.REVIEW
+    assert after.fraud_message == "velocity: 5 cards in 1 minute"
+    assert after.needs_review
+    assert after.review_reason is ReviewReason.FRAUD
+    assert after.status is PaymentStatus.SUCCEEDED
+    (fraud,) = [e for e in await flow.list_events(payment.id) if e.kind == "fraud_status_changed"]
+    assert (fraud.from_status, fraud.to_status, fraud.cause) == ("unknown", "review", "operator")
+
+
+async def test_an_accepted_verdict_does_not_flag(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    after = await flow.set_fraud_status(payment.id, FraudStatus.ACCEPTED)
+    assert after.fraud_status is FraudStatus.ACCEPTED
+    assert not after.needs_review
+
+
+async def test_the_same_verdict_twice_changes_nothing(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    first = await flow.set_fraud_status(payment.id, "rejected", message="stolen card")
+    assert await flow.set_fraud_status(payment.id, "rejected", message="stolen card") == first
+
+
+async def test_an_unknown_fraud_status_is_refused(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    with pytest.raises(
+        ValidationError, match="fraud status must be one of unknown, accepted, rejected, review; not 'suspicious'"
+    ):
+        await flow.set_fraud_status(payment.id, "suspicious")
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_resolving_a_review_clears_the_flag_and_records_the_note(flow: PaymentFlow, fake: FakeProvider) -> None:
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, captured=Money.of("4000", "XOF"))
+    await flow.handle_webhook("fake", body, headers)
+    resolved = await flow.resolve_review(payment.id, note="customer paid the rest in cash")
+    assert not resolved.needs_review
+    assert resolved.review_reason is None
+    assert resolved.review_message == ""
+    last = (await flow.list_events(payment.id))[-1]
+    assert (last.kind, last.message, last.cause) == ("review_resolved", "customer paid the rest in cash", "operator")
+
+
+async def test_resolving_a_payment_that_needs_no_review_changes_nothing(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    assert await flow.resolve_review(payment.id, note="nothing to do") == payment
+
+
+def test_a_providers_fraud_report_is_recorded_and_flags_a_review() -> None:
+    change = Change(make_payment(), cause="webhook", now=BASE_TIME)
+    apply_update(change, ProviderUpdate(fraud_status=FraudStatus.REVIEW, fraud_message="3-D Secure skipped"))
+    payment = change.result()
+    assert payment is not None
+    assert payment.fraud_status is FraudStatus.REVIEW
+    assert payment.review_reason is ReviewReason.FRAUD
+    assert [e.kind for e in change.events] == ["fraud_status_changed", "flagged_for_review"]

@@ -1,0 +1,68 @@
+"""Secrets never appear in a repr, a log line, an event or an error message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from paycore import Money, RefundUpdate, serialization
+from paycore.errors import ConfigurationError, PaycoreError
+from paycore.flow import PaymentFlow
+from paycore.status import Outcome, RefundStatus
+from paycore.testing.fake import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+SECRET = "whsec-test"
+"""The webhook secret the ``flow`` fixture gives the fake provider."""
+
+
+async def test_no_event_repr_or_log_line_of_a_whole_lifecycle_holds_the_secret(
+    flow: PaymentFlow, fake: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        fake.script("initiate", "pending")
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+        body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, secret="forged")
+        try:
+            await flow.handle_webhook("fake", body, headers)
+        except PaycoreError as error:
+            errors.append(f"{error!r} {error}")
+        fake.settle(payment.id, Outcome.SUCCEEDED)
+        body, headers = fake.webhook(payment.id)
+        await flow.handle_webhook("fake", body, headers)
+        fake.script("refund", "lost")
+        refund = await flow.refund(payment.id, amount=Money.of("1000", "XOF"))
+        try:
+            await flow.capture(payment.id)
+        except PaycoreError as error:
+            errors.append(f"{error!r} {error}")
+        body, headers = fake.webhook(
+            payment.id, refunds=[RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=refund.amount)]
+        )
+        await flow.handle_webhook("fake", body, headers)
+        events = await flow.list_events(payment.id)
+        stored = await flow.get_payment(payment.id)
+    assert len(errors) == 2
+    rendered = [repr(e) for e in events] + [serialization.dumps(e) for e in events]
+    rendered += [repr(stored), serialization.dumps(stored), repr(flow), repr(fake), *errors]
+    rendered += [record.getMessage() for record in caplog.records] + [caplog.text]
+    assert not [text for text in rendered if SECRET in text]
+
+
+def test_a_configuration_error_never_shows_a_secret(make_flow: Callable[..., PaymentFlow]) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        make_flow({"providers": {"card": {"type": "unknown-gateway", "api_key": SECRET}}})
+    assert SECRET not in str(raised.value)
+    assert SECRET not in repr(raised.value)
+
+
+async def test_settings_given_to_a_provider_keep_the_secret_masked(flow: PaymentFlow) -> None:
+    settings = flow.provider("fake").settings
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(dict(settings))
+    assert settings.secret("webhook_secret") == SECRET

@@ -1,0 +1,137 @@
+"""Tenants: a call scoped to a tenant never reads or changes another tenant's payment."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import pytest
+
+from paycore import Money
+from paycore.errors import InvalidSignature, PaymentNotFound, ProviderNotEnabled
+from paycore.flow import PaymentFlow
+from paycore.records import Payment
+from paycore.status import FraudStatus, Outcome, PaymentStatus
+from paycore.testing.fake import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+TENANTS = {
+    "chez-awa": {"providers": {"wave": {"type": "fake", "webhook_secret": "whsec-awa"}}},
+    "chez-fatou": {"providers": {"wave": {"type": "fake", "webhook_secret": "whsec-fatou"}}},
+}
+
+
+@pytest.fixture
+async def flow(make_flow: Callable[..., PaymentFlow]) -> AsyncIterator[PaymentFlow]:
+    async with make_flow(tenants=TENANTS) as opened:
+        yield opened
+
+
+def _wave(flow: PaymentFlow, tenant: str) -> FakeProvider:
+    provider = flow.provider("wave", tenant=tenant)
+    assert isinstance(provider, FakeProvider)
+    return provider
+
+
+async def _paid(flow: PaymentFlow, tenant: str, order_id: str = "T1") -> Payment:
+    checkout = await flow.create_payment(amount=XOF_5000, provider="wave", order_id=order_id, tenant=tenant)
+    return checkout.payment
+
+
+async def _authorized(flow: PaymentFlow, tenant: str) -> Payment:
+    checkout = await flow.create_payment(amount=XOF_5000, provider="wave", order_id="T1", tenant=tenant, capture=False)
+    return checkout.payment
+
+
+async def test_each_tenant_has_its_own_provider_instance(flow: PaymentFlow) -> None:
+    assert _wave(flow, "chez-awa") is not _wave(flow, "chez-fatou")
+    with pytest.raises(ProviderNotEnabled):
+        flow.provider("fake", tenant="chez-awa")
+
+
+async def test_a_payment_is_stored_under_its_tenant(flow: PaymentFlow) -> None:
+    payment = await _paid(flow, "chez-awa")
+    assert payment.tenant == "chez-awa"
+    assert (await flow.get_payment(payment.id, tenant="chez-awa")).id == payment.id
+
+
+async def test_listing_for_a_tenant_shows_only_its_payments(flow: PaymentFlow) -> None:
+    awa = await _paid(flow, "chez-awa")
+    fatou = await _paid(flow, "chez-fatou")
+    assert [p.id for p in await flow.list_payments(tenant="chez-awa")] == [awa.id]
+    assert [p.id for p in await flow.list_payments(tenant="chez-fatou", order_id="T1")] == [fatou.id]
+    assert {p.id for p in await flow.list_payments()} == {awa.id, fatou.id}
+
+
+_SCOPED: dict[str, Callable[[PaymentFlow, str], Any]] = {
+    "get_payment": lambda flow, pid: flow.get_payment(pid, tenant="chez-fatou"),
+    "list_events": lambda flow, pid: flow.list_events(pid, tenant="chez-fatou"),
+    "refund": lambda flow, pid: flow.refund(pid, tenant="chez-fatou"),
+    "cancel": lambda flow, pid: flow.cancel(pid, tenant="chez-fatou"),
+    "capture": lambda flow, pid: flow.capture(pid, tenant="chez-fatou"),
+    "refresh": lambda flow, pid: flow.refresh(pid, tenant="chez-fatou"),
+    "set_fraud_status": lambda flow, pid: flow.set_fraud_status(pid, FraudStatus.REVIEW, tenant="chez-fatou"),
+    "resolve_review": lambda flow, pid: flow.resolve_review(pid, note="x", tenant="chez-fatou"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(_SCOPED))
+@pytest.mark.parametrize("captured", [True, False], ids=["captured", "authorized"])
+async def test_another_tenants_payment_is_not_found_and_not_changed(
+    flow: PaymentFlow, operation: str, captured: bool
+) -> None:
+    payment = await (_paid(flow, "chez-awa") if captured else _authorized(flow, "chez-awa"))
+    calls = list(_wave(flow, "chez-awa").calls)
+    with pytest.raises(PaymentNotFound, match="chez-fatou"):
+        await _SCOPED[operation](flow, payment.id)
+    assert await flow.get_payment(payment.id) == payment
+    assert _wave(flow, "chez-awa").calls == calls
+    assert _wave(flow, "chez-fatou").calls == []
+
+
+async def test_a_tenant_cannot_use_an_idempotency_key_to_reach_another_tenants_payment(flow: PaymentFlow) -> None:
+    awa = await flow.create_payment(
+        amount=XOF_5000, provider="wave", order_id="T1", tenant="chez-awa", idempotency_key="order-T1"
+    )
+    fatou = await flow.create_payment(
+        amount=XOF_5000, provider="wave", order_id="T1", tenant="chez-fatou", idempotency_key="order-T1"
+    )
+    assert awa.payment.id != fatou.payment.id
+    assert fatou.payment.tenant == "chez-fatou"
+    assert len(_wave(flow, "chez-fatou").calls) == 1
+
+
+async def _pending_at_awa(flow: PaymentFlow) -> tuple[Payment, bytes, Mapping[str, str]]:
+    wave = _wave(flow, "chez-awa")
+    wave.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="wave", order_id="T1", tenant="chez-awa")).payment
+    wave.settle(payment.id, Outcome.SUCCEEDED)
+    body, headers = wave.webhook(payment.id)
+    return payment, body, headers
+
+
+async def test_a_webhook_delivered_to_another_tenant_fails_its_signature(flow: PaymentFlow) -> None:
+    payment, body, headers = await _pending_at_awa(flow)
+    with pytest.raises(InvalidSignature):
+        await flow.handle_webhook("wave", body, headers, tenant="chez-fatou")
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_validly_signed_webhook_naming_another_tenants_payment_is_not_found(flow: PaymentFlow) -> None:
+    payment, _, _ = await _pending_at_awa(flow)
+    fatou = _wave(flow, "chez-fatou")
+    fatou.ledger[payment.id] = _wave(flow, "chez-awa").ledger[payment.id]
+    body, headers = fatou.webhook(payment.id)
+    with pytest.raises(PaymentNotFound):
+        await flow.handle_webhook("wave", body, headers, tenant="chez-fatou")
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_webhook_reaches_the_payment_of_its_own_tenant(flow: PaymentFlow) -> None:
+    payment, body, headers = await _pending_at_awa(flow)
+    (after,) = await flow.handle_webhook("wave", body, headers, tenant="chez-awa")
+    assert after.id == payment.id
+    assert after.status is PaymentStatus.SUCCEEDED

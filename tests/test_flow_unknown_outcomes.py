@@ -1,0 +1,210 @@
+"""When a provider call ends without a definitive answer: "not sent" or "unknown".
+
+Not sent changes nothing and may be retried; unknown leaves the payment
+processing with the call recorded, and only asking the provider settles it:
+the request is never sent twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from paycore import Money
+from paycore.errors import InvalidTransition, ProviderNotSent, ProviderOutcomeUnknown
+from paycore.flow import PaymentFlow
+from paycore.status import PaymentStatus, RefundStatus, ReviewReason
+from paycore.testing.fake import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+
+def _count(fake: FakeProvider, operation: str) -> int:
+    return [op for op, _ in fake.calls].count(operation)
+
+
+# -- not sent ----------------------------------------------------------------------------
+
+
+async def test_a_create_that_was_not_sent_leaves_the_payment_pending_with_no_call(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    fake.script("initiate", "not_sent")
+    with pytest.raises(ProviderNotSent, match="connection refused"):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    (payment,) = await flow.list_payments()
+    assert payment.status is PaymentStatus.PENDING
+    assert payment.pending_call is None
+    assert payment.external_id is None
+
+
+async def test_retrying_a_create_that_was_not_sent_sends_once_more_for_the_same_payment(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    fake.script("initiate", "not_sent")
+    with pytest.raises(ProviderNotSent):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    (first,) = await flow.list_payments()
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    assert checkout.payment.id == first.id
+    assert checkout.payment.status is PaymentStatus.SUCCEEDED
+    assert fake.calls == [("initiate", first.id), ("initiate", first.id)]
+    assert len(await flow.list_payments()) == 1
+
+
+async def test_a_capture_that_was_not_sent_changes_nothing_and_may_be_retried(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    fake.script("capture", "not_sent")
+    with pytest.raises(ProviderNotSent):
+        await flow.capture(payment.id, idempotency_key="cap")
+    after = await flow.get_payment(payment.id)
+    assert (after.status, after.pending_call, after.captured_amount) == (PaymentStatus.AUTHORIZED, None, None)
+    assert (await flow.capture(payment.id, idempotency_key="cap")).status is PaymentStatus.SUCCEEDED
+
+
+async def test_a_poll_that_was_not_sent_changes_nothing(flow: PaymentFlow, fake: FakeProvider) -> None:
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    fake.poll_answer = "not_sent"
+    with pytest.raises(ProviderNotSent):
+        await flow.refresh(payment.id)
+    assert await flow.get_payment(payment.id) == payment
+
+
+# -- unknown -----------------------------------------------------------------------------
+
+
+async def test_a_lost_answer_leaves_the_payment_processing_with_the_call_recorded(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    fake.script("initiate", "lost")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    assert payment.status is PaymentStatus.PROCESSING
+    assert payment.pending_call is not None
+    assert (payment.pending_call.operation, payment.pending_call.unknown) == ("initiate", True)
+    events = await flow.list_events(payment.id)
+    assert events[-1].kind == "provider_call_unknown"
+    assert "connection reset" in events[-1].message
+
+
+async def test_refresh_settles_a_lost_answer_by_asking_the_provider(flow: PaymentFlow, fake: FakeProvider) -> None:
+    fake.script("initiate", "lost")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    settled = await flow.refresh(payment.id)
+    assert settled.status is PaymentStatus.SUCCEEDED
+    assert settled.pending_call is None
+    assert _count(fake, "initiate") == 1
+
+
+async def test_a_provider_that_never_answers_hits_the_timeout_and_the_outcome_is_unknown(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    async with make_flow(provider_timeout=0.05, idempotency_lease=5) as flow:
+        fake = flow.provider("fake")
+        fake.script("initiate", "hang")  # type: ignore[attr-defined]
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+        assert payment.status is PaymentStatus.PROCESSING
+        assert payment.pending_call is not None
+        assert payment.pending_call.unknown
+        assert "no answer within 0.05s" in (await flow.list_events(payment.id))[-1].message
+
+
+async def test_a_capture_after_a_lost_capture_answer_polls_first_and_never_captures_twice(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    fake.script("capture", "lost")
+    unknown = await flow.capture(payment.id)
+    assert unknown.status is PaymentStatus.AUTHORIZED
+    assert unknown.pending_call is not None
+    assert unknown.pending_call.unknown
+    with pytest.raises(InvalidTransition, match="it is succeeded"):
+        await flow.capture(payment.id)
+    after = await flow.get_payment(payment.id)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.pending_call is None
+    assert _count(fake, "capture") == 1
+    assert fake.calls.index(("check_status", payment.id)) > fake.calls.index(("capture", payment.id))
+
+
+async def test_a_refund_after_a_lost_refund_answer_polls_first_and_never_refunds_twice(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "lost")
+    first = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+    assert first.status is RefundStatus.PENDING
+    second = await flow.refund(payment.id, amount=Money.of("1000", "XOF"))
+    after = await flow.get_payment(payment.id)
+    assert after.refund(first.id).status is RefundStatus.SUCCEEDED
+    assert after.refund(second.id).status is RefundStatus.SUCCEEDED
+    assert after.refunded_amount == Money.of("3000", "XOF")
+    assert _count(fake, "refund") == 2
+    operations = [op for op, _ in fake.calls]
+    assert operations[operations.index("refund") + 1] == "check_status"
+
+
+async def test_a_refund_the_provider_never_received_is_failed_by_the_poll(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "lost")
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+    fake.ledger[payment.id].refunds.clear()  # the request died on its way: the provider has no record of it
+    after = await flow.refresh(payment.id)
+    assert after.refund(refund.id).status is RefundStatus.FAILED
+    assert after.pending_call is None
+    assert after.refundable_amount == Money.of("5000", "XOF")
+
+
+async def test_an_unknown_outcome_that_polling_cannot_settle_is_flagged_and_blocks_new_operations(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    fake.script("capture", "lost")
+    await flow.capture(payment.id)
+    fake.poll_answer = "lost"
+    with pytest.raises(ProviderOutcomeUnknown, match="no usable answer: timed out"):
+        await flow.refresh(payment.id)
+    flagged = await flow.get_payment(payment.id)
+    assert flagged.needs_review
+    assert flagged.review_reason is ReviewReason.UNKNOWN_OUTCOME
+    assert flagged.status is PaymentStatus.AUTHORIZED
+    with pytest.raises(ProviderOutcomeUnknown, match="still unknown"):
+        await flow.capture(payment.id)
+    assert _count(fake, "capture") == 1
+
+
+async def test_an_unknown_outcome_at_a_provider_that_cannot_be_polled_waits_for_its_webhook(flow: PaymentFlow) -> None:
+    limited = flow.provider("limited")
+    assert isinstance(limited, FakeProvider)
+    limited.script("initiate", "lost")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="limited", order_id="o")).payment
+    with pytest.raises(ProviderOutcomeUnknown, match="cannot be polled; wait for its webhook"):
+        await flow.refund(payment.id)
+    assert await flow.get_payment(payment.id) == payment
+    body, headers = limited.webhook(payment.id)
+    (after,) = await flow.handle_webhook("limited", body, headers)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.pending_call is None
+    assert (await flow.refund(payment.id)).status is RefundStatus.SUCCEEDED
+
+
+async def test_a_cancel_whose_answer_was_lost_is_settled_before_the_next_operation(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    fake.script("cancel", "lost")
+    unknown = await flow.cancel(payment.id)
+    assert unknown.pending_call is not None
+    assert unknown.pending_call.unknown
+    with pytest.raises(InvalidTransition, match="it is canceled"):
+        await flow.capture(payment.id)
+    assert _count(fake, "capture") == 0
+    assert (await flow.get_payment(payment.id)).status is PaymentStatus.CANCELED

@@ -1,0 +1,200 @@
+"""Webhooks: verified before parsed, deduplicated by event id, never moving a payment backwards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from paycore import Money
+from paycore.errors import InvalidSignature, MalformedWebhook, PaymentNotFound, ProviderNotEnabled
+from paycore.flow import PaymentFlow
+from paycore.records import Payment
+from paycore.status import Outcome, PaymentStatus, ReviewReason
+from paycore.testing.fake import SIGNATURE_HEADER, FakeProvider, sign
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+
+async def _processing(flow: PaymentFlow, fake: FakeProvider, amount: Money = XOF_5000) -> Payment:
+    fake.script("initiate", "pending")
+    return (await flow.create_payment(amount=amount, provider="fake", order_id="o")).payment
+
+
+async def test_a_signed_confirmation_succeeds_the_payment(flow: PaymentFlow, fake: FakeProvider) -> None:
+    payment = await _processing(flow, fake)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    body, headers = fake.webhook(payment.id, event_id="evt_paid")
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.captured_amount == XOF_5000
+    (event,) = [e for e in await flow.list_events(payment.id) if e.to_status == "succeeded"]
+    assert (event.cause, event.provider_event_id) == ("webhook", "evt_paid")
+
+
+async def test_header_names_are_matched_case_insensitively(flow: PaymentFlow, fake: FakeProvider) -> None:
+    payment = await _processing(flow, fake)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED)
+    shouting = {name.upper(): value for name, value in headers.items()}
+    (after,) = await flow.handle_webhook("fake", body, shouting)
+    assert after.status is PaymentStatus.SUCCEEDED
+
+
+async def test_a_webhook_signed_with_another_secret_is_refused_and_changes_nothing(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    payment = await _processing(flow, fake)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, secret="forged")
+    with pytest.raises(InvalidSignature, match="does not match"):
+        await flow.handle_webhook("fake", body, headers)
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_an_unsigned_webhook_is_refused(flow: PaymentFlow, fake: FakeProvider) -> None:
+    payment = await _processing(flow, fake)
+    body, _ = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED)
+    with pytest.raises(InvalidSignature, match="missing x-fake-signature"):
+        await flow.handle_webhook("fake", body, {})
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_the_signature_is_checked_before_the_body_is_parsed(flow: PaymentFlow) -> None:
+    with pytest.raises(InvalidSignature):
+        await flow.handle_webhook("fake", b"not json at all", {SIGNATURE_HEADER: "0" * 64})
+
+
+async def test_a_signed_but_unreadable_body_is_refused(flow: PaymentFlow) -> None:
+    body = b'{"id": "evt_1"}'
+    with pytest.raises(MalformedWebhook):
+        await flow.handle_webhook("fake", body, {SIGNATURE_HEADER: sign(body, "whsec-test")})
+
+
+async def test_a_webhook_for_an_unknown_payment_is_not_found(flow: PaymentFlow) -> None:
+    body = json.dumps({"id": "evt_1", "payment_id": "pay_unknown", "outcome": "succeeded"}).encode()
+    with pytest.raises(PaymentNotFound):
+        await flow.handle_webhook("fake", body, {SIGNATURE_HEADER: sign(body, "whsec-test")})
+
+
+async def test_a_webhook_for_a_provider_not_enabled_is_refused(flow: PaymentFlow) -> None:
+    with pytest.raises(ProviderNotEnabled):
+        await flow.handle_webhook("wave", b"{}", {})
+
+
+async def test_a_repeated_delivery_is_a_no_op(flow: PaymentFlow, fake: FakeProvider) -> None:
+    payment = await _processing(flow, fake)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, event_id="evt_once")
+    (first,) = await flow.handle_webhook("fake", body, headers)
+    (second,) = await flow.handle_webhook("fake", body, headers)
+    assert second == first
+    assert len(await flow.list_events(payment.id)) == first.event_count
+
+
+async def test_a_repeated_event_id_is_a_no_op_even_with_another_report(flow: PaymentFlow, fake: FakeProvider) -> None:
+    payment = await _processing(flow, fake)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.FAILED, event_id="evt_7")
+    (first,) = await flow.handle_webhook("fake", body, headers)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, event_id="evt_7")
+    (second,) = await flow.handle_webhook("fake", body, headers)
+    assert second == first
+    assert second.status is PaymentStatus.FAILED
+
+
+@pytest.mark.parametrize("stale", [Outcome.PENDING, Outcome.AUTHORIZED, Outcome.FAILED, Outcome.EXPIRED])
+async def test_a_stale_report_after_success_never_moves_the_payment_backwards(
+    flow: PaymentFlow, fake: FakeProvider, stale: Outcome
+) -> None:
+    payment = await _processing(flow, fake)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED)
+    await flow.handle_webhook("fake", body, headers)
+    body, headers = fake.webhook(payment.id, outcome=stale)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert not after.needs_review
+
+
+async def test_a_success_report_after_a_full_refund_leaves_the_payment_refunded(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    await flow.refund(payment.id)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.REFUNDED
+
+
+async def test_an_authorization_then_a_late_pending_report_stays_authorized(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    payment = await _processing(flow, fake)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.AUTHORIZED)
+    await flow.handle_webhook("fake", body, headers)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.PENDING)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.AUTHORIZED
+
+
+@pytest.mark.parametrize("reported", [Money.of("4000", "XOF"), Money.of("5000", "XAF"), Money.of("6000", "XOF")])
+async def test_an_amount_mismatch_flags_the_payment_and_never_marks_it_paid(
+    flow: PaymentFlow, fake: FakeProvider, reported: Money
+) -> None:
+    payment = await _processing(flow, fake)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, captured=reported)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.PROCESSING
+    assert after.captured_amount is None
+    assert after.needs_review
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+    assert str(reported) in after.review_message
+    kinds = [e.kind for e in await flow.list_events(payment.id)]
+    assert "amount_mismatch" in kinds
+    assert "flagged_for_review" in kinds
+
+
+async def test_a_confirmation_after_a_local_cancel_succeeds_the_payment_and_flags_it(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    payment = await _processing(flow, fake)
+    await flow.cancel(payment.id)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    body, headers = fake.webhook(payment.id)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.captured_amount == XOF_5000
+    assert after.needs_review
+    assert after.review_reason is ReviewReason.LATE_CONFIRMATION
+
+
+async def test_a_confirmation_after_a_failure_is_recorded_not_dropped(flow: PaymentFlow, fake: FakeProvider) -> None:
+    payment = await _processing(flow, fake)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.FAILED)
+    await flow.handle_webhook("fake", body, headers)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.review_reason is ReviewReason.LATE_CONFIRMATION
+
+
+async def test_a_late_authorization_is_flagged_without_moving_the_payment(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    payment = await _processing(flow, fake)
+    await flow.cancel(payment.id)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.AUTHORIZED)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.CANCELED
+    assert after.review_reason is ReviewReason.LATE_CONFIRMATION
+
+
+async def test_a_confirmation_settles_a_call_whose_answer_was_lost(flow: PaymentFlow, fake: FakeProvider) -> None:
+    fake.script("initiate", "lost")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    assert payment.pending_call is not None
+    assert payment.pending_call.unknown
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.pending_call is None
