@@ -107,7 +107,8 @@ def task_bench(args: list[str]) -> None:
     ensure_venv()
     ensure_servers()
     quick = [] if "--full" in args else ["--quick"]
-    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+    scripts = sorted(ROOT.glob("benchmarks/*.py")) + sorted(ROOT.glob("*/*/benchmarks/*.py"))
+    for script in scripts:
         run(PYTHON, script, *quick)
 
 

@@ -12,6 +12,11 @@ with its transaction boundaries) is replayed by hand through the raw driver
 the database does the same work. ``ratio`` = paycore's time / the floor's time:
 what the flow, SQLAlchemy and the thread hand-off cost on top of the database.
 The flow alone (on the memory adapter) is shown first for scale.
+
+On PostgreSQL the recorded statements are also replayed through the two ways
+async code can reach a database with SQLAlchemy: one worker-thread call per
+transaction (what the adapter does, under asyncio and trio) and SQLAlchemy's
+asyncio engine (psycopg's async mode; asyncio only, trio cannot use it).
 The SQLite runs use a file with WAL; PostgreSQL runs on a throwaway server
 started here (``fsync=off``).
 
@@ -42,7 +47,7 @@ from paycore.flow import PaymentFlow
 from paycore.status import Outcome, PaymentStatus, RefundStatus
 from paycore.testing.fake import FakeProvider
 from paycore.testing.postgres import PostgresServer
-from paycore_sqlalchemy import SqlPaymentRepository, migrate
+from paycore_sqlalchemy import Database, SqlPaymentRepository, migrate
 
 AMOUNT = Money.of("5000", "XOF")
 REFUND = Money.of("1500", "XOF")
@@ -154,10 +159,10 @@ def _replay_sqlite(path: str, units: list[list[Statement]], count: int) -> float
     return elapsed
 
 
-def _replay_postgres(dsn: str, units: list[list[Statement]], count: int) -> float:
+def _replay_postgres(dsn: str, units: list[list[Statement]], count: int, tag: str = "") -> float:
     import psycopg
 
-    runs = [_variant(units, f"~{n}") for n in range(count)]
+    runs = [_variant(units, f"~{tag}{n}") for n in range(count)]
     with psycopg.connect(dsn) as connection:
         cursor = connection.cursor()
         started = time.perf_counter()
@@ -174,6 +179,67 @@ def _replay_postgres(dsn: str, units: list[list[Statement]], count: int) -> floa
         return time.perf_counter() - started
 
 
+async def _replay_in_threads(url: str, units: list[list[Statement]], count: int, tag: str) -> float:
+    """The same statements, each transaction one ``Database.run`` call (a worker thread)."""
+    database = Database(url)
+    runs = [_variant(units, f"~{tag}{n}") for n in range(count)]
+
+    def unit_of(statements: list[Statement]) -> Callable[[sa.Connection], None]:
+        def work(connection: sa.Connection) -> None:
+            for sql, params, many in statements:
+                result = connection.exec_driver_sql(sql, params if not many else list(params))
+                if result.returns_rows:
+                    result.all()
+
+        return work
+
+    started = time.perf_counter()
+    for run in runs:
+        for statements in run:
+            await database.run(unit_of(statements), write=True)
+    elapsed = time.perf_counter() - started
+    database.close()
+    return elapsed
+
+
+async def _replay_async_engine(url: str, units: list[list[Statement]], count: int) -> float:
+    """The same statements through SQLAlchemy's asyncio engine (psycopg's async mode): asyncio only."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, pool_reset_on_return=None)
+    runs = [_variant(units, f"~a{n}") for n in range(count)]
+    started = time.perf_counter()
+    for run in runs:
+        for statements in run:
+            async with engine.connect() as connection, connection.begin():
+                for sql, params, many in statements:
+                    result = await connection.exec_driver_sql(sql, params if not many else list(params))
+                    if result.returns_rows:
+                        result.all()
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    return elapsed
+
+
+def _unit_transport(url: str, units: list[list[Statement]], count: int) -> list[str]:
+    """Worker threads (asyncio and trio) against the asyncio-only engine, on the same recorded SQL."""
+    lines = []
+    floor = _replay_postgres_url(url, units, count)
+    lines.append(_row("  SQL by hand, no event loop", count, floor, None))
+    for backend in ("asyncio", "trio"):
+        seconds = anyio.run(_replay_in_threads, url, units, count, backend[:2], backend=backend)
+        lines.append(_row(f"  one worker thread per unit, {backend}", count, seconds, floor))
+    seconds = anyio.run(_replay_async_engine, url, units, count)
+    lines.append(_row("  SQLAlchemy asyncio engine, asyncio", count, seconds, floor))
+    return lines
+
+
+def _replay_postgres_url(url: str, units: list[list[Statement]], count: int) -> float:
+    parsed = sa.make_url(url)
+    dsn = f"host={parsed.host} port={parsed.port} user={parsed.username} dbname={parsed.database}"
+    return _replay_postgres(dsn, units, count, tag="h")
+
+
 def _row(name: str, count: int, seconds: float, floor: float | None) -> str:
     per = seconds / count * 1000
     ratio = f"{seconds / floor:6.2f}x" if floor else "      -"
@@ -182,7 +248,7 @@ def _row(name: str, count: int, seconds: float, floor: float | None) -> str:
 
 def _measure(
     label: str, url: str, count: int, replay: Callable[[list[list[Statement]], int], float]
-) -> list[str]:
+) -> tuple[list[str], list[list[Statement]]]:
     units = anyio.run(_record, url)
     statements = sum(len(unit) for unit in units)
     floor = replay(units, count)
@@ -191,7 +257,7 @@ def _measure(
         seconds = anyio.run(_lifecycles, url, count, f"{backend}", backend=backend)
         lines.append(_row(f"{label}: paycore, {backend}", count, seconds, floor))
     lines.append(f"{'':<34} ({len(units)} transactions, {statements} statements per lifecycle)")
-    return lines
+    return lines, units
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,14 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as directory:
         path = str(Path(directory) / "bench.db")
         url = f"sqlite:///{path}"
-        lines += _measure("SQLite", url, count, lambda units, n: _replay_sqlite(path, units, n))
+        lines += _measure("SQLite", url, count, lambda units, n: _replay_sqlite(path, units, n))[0]
     if not arguments.no_postgres:
         with PostgresServer() as server:
             url = server.create_database("bench")
             migrate.upgrade(url)
-            lines += _measure(
+            measured, units = _measure(
                 "PostgreSQL", url, count, lambda units, n: _replay_postgres(server.dsn("bench"), units, n)
             )
+            lines += measured
+            lines.append("PostgreSQL, reaching the database from async code (same SQL, no flow):")
+            lines += _unit_transport(url, units, count)
     print("\n".join(lines))
     return 0
 

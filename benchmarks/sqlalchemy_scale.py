@@ -1,14 +1,15 @@
 """Per-operation time of the SQL adapter as the payments table grows from 1,000 to 1,000,000 rows.
 
 The table is seeded in bulk (``executemany`` on SQLite, ``COPY`` on PostgreSQL),
-one payment event per payment, 2% of payments left ``processing`` for the
+one payment event per payment, 10% of payments left ``processing`` for the
 reaper to find; after each size is reached, every operation the flow makes is
 timed on randomly chosen payments: ``get``, ``get_by_external_id``, ``save`` (a
 new version with one event), ``has_receipt``, ``list_payments`` by order and by
 tenant (``limit=20``), ``list_stale`` (``limit=50``), and an idempotency
 ``claim`` + ``complete``. Every lookup goes through an index, so the figures
 must stay flat; the last column is the time at the largest size divided by the
-time at the smallest (the baseline, measured in the same run).
+time at the smallest (the baseline, measured in the same run). Each figure is
+the best of three medians, so a busy machine does not pass for a slow query.
 
     .venv/bin/python benchmarks/sqlalchemy_scale.py            # 1k, 10k, 100k, 1M
     .venv/bin/python benchmarks/sqlalchemy_scale.py --quick    # 1k and 10k, in seconds
@@ -40,10 +41,12 @@ from paycore_sqlalchemy.schema import payment_events, payments
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 TENANTS = [f"restaurant-{n}" for n in range(50)]
+ATTEMPTS = 3
+"""Each size is measured this many times and the best median kept (the machine may be busy)."""
 
 
 def _payment(number: int) -> Payment:
-    status = PaymentStatus.PROCESSING if number % 50 == 0 else PaymentStatus.SUCCEEDED
+    status = PaymentStatus.PROCESSING if number % 10 == 0 else PaymentStatus.SUCCEEDED
     created = NOW - timedelta(seconds=number)
     amount = Money.minor(1000 + number % 9000, "XOF")
     return Payment(
@@ -142,11 +145,11 @@ def _seed_postgres(dsn: str, start: int, stop: int) -> None:
                 copy.write_row([value(e[c]) for c in event_columns])
         connection.commit()
         connection.autocommit = True
-        cursor.execute("ANALYZE")
+        cursor.execute("VACUUM ANALYZE")
 
 
 async def _timed(repeat: int, operation: Callable[[int], Awaitable[object]]) -> float:
-    """Median microseconds per call of ``operation(i)`` over ``repeat`` calls."""
+    """Microseconds per call of ``operation(i)``: the median of ``repeat`` calls on distinct rows."""
     times = []
     for index in range(repeat):
         started = time.perf_counter()
@@ -174,7 +177,7 @@ async def _measure(url: str, size: int, repeat: int, round_: int) -> dict[str, f
         await repository.save(changed, [event], [receipt])
 
     async def claim(i: int) -> None:
-        key = f"key-{size}-{i}"
+        key = f"key-{size}-{round_}-{i}"
         taken = await store.claim(scope="bench", key=key, fingerprint="f", lease_seconds=60)
         await store.complete(scope="bench", key=key, token=taken.token or "", result={"v": i}, ttl_seconds=60)
 
@@ -223,7 +226,8 @@ def _run(title: str, url: str, sizes: list[int], repeat: int, seed: Callable[[in
         seed(seeded, size)
         seeded = size
         print(f"{title}: seeded {size:,} payments ({time.perf_counter() - started:.1f}s)", flush=True)
-        figures[size] = anyio.run(_measure, url, size, repeat, round_)
+        attempts = [anyio.run(_measure, url, size, repeat, round_ * 10 + attempt) for attempt in range(ATTEMPTS)]
+        figures[size] = {operation: min(a[operation] for a in attempts) for operation in attempts[0]}
     return _table(f"{title} (median per call)", sizes, figures)
 
 
@@ -239,9 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as directory:
         path = str(Path(directory) / "scale.db")
         migrate.upgrade(f"sqlite:///{path}")
-        tables.append(
-            _run("SQLite", f"sqlite:///{path}", sizes, repeat, lambda a, b: _seed_sqlite(path, a, b))
-        )
+        tables.append(_run("SQLite", f"sqlite:///{path}", sizes, repeat, lambda a, b: _seed_sqlite(path, a, b)))
     if not arguments.no_postgres:
         with PostgresServer() as server:
             url = server.create_database("scale")

@@ -121,7 +121,7 @@ def pay(flow: PaymentFlow, fake: FakeProvider) -> Callable[..., Any]:
         checkout = await flow.create_payment(amount=amount, provider="fake", order_id=order_id, **kwargs)
         fake.settle(checkout.payment.id, Outcome.SUCCEEDED)
         body, headers = fake.webhook(checkout.payment.id)
-        (payment,) = await flow.handle_webhook("fake", body, headers, tenant=kwargs.get("tenant"))
+        (payment,) = await flow.handle_webhook("fake", body, headers)
         return payment
 
     return paid

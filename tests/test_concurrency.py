@@ -15,7 +15,14 @@ import anyio.lowlevel
 import pytest
 
 from paycore import Money, RefundUpdate
-from paycore.errors import ConcurrentUpdate, IdempotencyInProgress, PaycoreError, PaymentBusy, RefundExceedsCaptured
+from paycore.errors import (
+    ConcurrentUpdate,
+    IdempotencyInProgress,
+    InvalidTransition,
+    PaycoreError,
+    PaymentBusy,
+    RefundExceedsCaptured,
+)
 from paycore.flow import PaymentFlow
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, RefundStatus
@@ -188,3 +195,20 @@ async def test_two_refunds_at_once_that_together_exceed_the_captured_amount_let_
     assert after.refunded_amount == Money.of("3000", "XOF")
     assert len(after.refunds) == 1
     assert [op for op, _ in fake.calls].count("refund") == 1
+
+
+async def test_a_capture_and_a_cancel_at_once_reach_the_provider_one_at_a_time(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await authorized()
+    _interleave(flow, monkeypatch)
+    monkeypatch.setattr(fake, "capture", _yielding(fake.capture, delay=0.005))
+    monkeypatch.setattr(fake, "cancel", _yielding(fake.cancel, delay=0.005))
+    results = await _gather(lambda: flow.capture(payment.id), lambda: flow.cancel(payment.id))
+    refused = [r for r in results if isinstance(r, PaycoreError)]
+    assert len(refused) == 1
+    assert isinstance(refused[0], (PaymentBusy, InvalidTransition))
+    operations = [op for op, _ in fake.calls if op in ("capture", "cancel")]
+    assert len(operations) == 1
+    after = await flow.get_payment(payment.id)
+    assert after.status is (PaymentStatus.SUCCEEDED if operations == ["capture"] else PaymentStatus.CANCELED)

@@ -152,3 +152,16 @@ async def test_a_confirmation_after_expiry_succeeds_the_payment_and_flags_it(
     assert after.review_reason is ReviewReason.LATE_CONFIRMATION
     statuses = [e.to_status for e in await flow.list_events(payment.id) if e.kind == "status_changed"]
     assert statuses == ["processing", "expired", "succeeded"]
+
+
+async def test_a_provider_that_cannot_be_reached_leaves_the_payment_for_the_next_run(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _processing(flow, fake)
+    fake.poll_answer = "not_sent"
+    clock.advance(hours=2)
+    assert await flow.expire_stale(HOUR) == []
+    assert await flow.get_payment(payment.id) == payment
+    fake.poll_answer = None
+    (expired,) = await flow.expire_stale(HOUR)
+    assert expired.status is PaymentStatus.EXPIRED

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from paycore import Money
-from paycore.errors import InvalidTransition, ProviderNotSent, ProviderOutcomeUnknown
+from paycore.errors import InvalidTransition, ProviderNotSent, ProviderOutcomeUnknown, UnsupportedOperation
 from paycore.flow import PaymentFlow
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
@@ -208,3 +208,9 @@ async def test_a_cancel_whose_answer_was_lost_is_settled_before_the_next_operati
         await flow.capture(payment.id)
     assert _count(fake, "capture") == 0
     assert (await flow.get_payment(payment.id)).status is PaymentStatus.CANCELED
+
+
+async def test_refreshing_a_payment_at_a_provider_that_cannot_be_polled_is_refused(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=XOF_5000, provider="limited", order_id="o")).payment
+    with pytest.raises(UnsupportedOperation, match="cannot be polled"):
+        await flow.refresh(payment.id)

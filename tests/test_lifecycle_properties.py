@@ -187,6 +187,26 @@ class Lifecycle(RuleBasedStateMachine):
         self.run(refund)
         self.fake._scripts.pop("refund", None)
 
+    def _in(self, statuses: set[PaymentStatus], index: int) -> str | None:
+        found = sorted(pid for pid, status in self.last_status.items() if status in statuses)
+        return found[index % len(found)] if found else None
+
+    @rule(
+        index=st.integers(min_value=0, max_value=1000),
+        parts=st.sampled_from([1, 2, 3]),
+        answer=st.sampled_from(["approve", "approve", "pending", "lost"]),
+    )
+    def refund_a_captured_payment(self, index: int, parts: int, answer: str) -> None:
+        payment_id = self._in({PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED}, index)
+        if payment_id is not None:
+            self.refund(payment_id, parts, answer)
+
+    @rule(index=st.integers(min_value=0, max_value=1000), half=st.booleans())
+    def capture_an_authorized_payment(self, index: int, half: bool) -> None:
+        payment_id = self._in({PaymentStatus.AUTHORIZED}, index)
+        if payment_id is not None:
+            self.capture(payment_id, half, "approve")
+
     @rule(payment_id=payments, succeed=st.booleans())
     def the_provider_settles_its_refunds_by_webhook(self, payment_id: str, succeed: bool) -> None:
         entry = self.fake.ledger.get(payment_id)

@@ -91,6 +91,37 @@ def test_an_unknown_currency_code_is_refused_by_name(code: str) -> None:
         Money.of("1", code)
 
 
+@pytest.mark.parametrize("text", ["1e40", "1e5000", "1e999999", "-1e999999999", "9" * 31, 10**40, -(10**40)], ids=repr)
+def test_an_absurdly_large_amount_is_refused_as_an_amount(text: str | int) -> None:
+    with pytest.raises(InvalidAmount, match="more than 30 digits"):
+        Money.of(text, "EUR")
+
+
+def test_amounts_beyond_the_28_digits_of_decimals_default_context_stay_exact() -> None:
+    amount = Money.of("1234567890123456789012345678.91", "EUR")
+    assert amount.minor_units == 123456789012345678901234567891
+    assert str(amount) == "1234567890123456789012345678.91 EUR"
+    with pytest.raises(InvalidAmount, match="EUR has 2 decimal places"):
+        Money.of("1.0000000000000000000000000000000000001", "EUR")
+
+
+@pytest.mark.parametrize("text", ["0e999999999", "-0.000", "0.00e-50"])
+def test_zero_is_zero_whatever_its_exponent(text: str) -> None:
+    assert Money.of(text, "EUR") == Money.zero("EUR")
+
+
+def test_thirty_digits_of_minor_units_are_the_most_an_amount_holds() -> None:
+    assert Money.of("9" * 28 + ".99", "EUR").minor_units == int("9" * 30)
+    with pytest.raises(InvalidAmount, match="at most 30 digits"):
+        Money.minor(10**30, "EUR")
+    with pytest.raises(InvalidAmount, match="at most 30 digits"):
+        Money.minor(10**5000, "EUR")
+    with pytest.raises(InvalidAmount, match="more than 30 digits"):
+        Money.of(10**5000, "EUR")
+    with pytest.raises(InvalidAmount):
+        Money.minor(int("9" * 30), "EUR") + Money.minor(1, "EUR")
+
+
 @pytest.mark.parametrize("units", [1.0, "100", Decimal(100), True])
 def test_minor_units_must_be_an_int(units: object) -> None:
     with pytest.raises(InvalidAmount, match="minor units must be an int"):
@@ -203,6 +234,7 @@ def test_split_refuses_a_count_that_is_not_a_positive_int(count: object) -> None
 
 currencies = st.sampled_from(["XOF", "EUR", "KWD", "CLF", "JPY"])
 units = st.integers(min_value=-(10**15), max_value=10**15)
+any_units = st.integers(min_value=-(10**30) + 1, max_value=10**30 - 1)
 
 
 @given(units=units, currency=currencies, ratios=st.lists(st.integers(0, 1000), min_size=1, max_size=12))
@@ -228,7 +260,7 @@ def test_split_parts_add_up_and_differ_by_at_most_one_unit(units: int, currency:
     assert max(sizes) - min(sizes) <= 1
 
 
-@given(units=units, currency=currencies)
+@given(units=any_units, currency=currencies)
 def test_repr_and_str_round_trip_through_of(units: int, currency: str) -> None:
     amount = Money.minor(units, currency)
     assert eval(repr(amount), {"Money": Money}) == amount

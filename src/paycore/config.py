@@ -36,7 +36,15 @@ from attrs import field, frozen
 from paycore.errors import ConfigurationError
 from paycore.secrets import Settings, redact_url
 
-__all__ = ["AdapterConfig", "PaycoreConfig", "ProviderConfig", "TenantConfig", "load_config", "read_toml"]
+__all__ = [
+    "AdapterConfig",
+    "PaycoreConfig",
+    "ProviderConfig",
+    "TenantConfig",
+    "load_config",
+    "read_toml",
+    "webhook_url_for",
+]
 
 ENV_PREFIX: Final = "PAYCORE_"
 
@@ -99,7 +107,8 @@ class PaycoreConfig:
     payment_ttl: float = 3_600.0
     """Seconds after which an unfinished payment is stale for ``expire_stale``."""
     webhook_url: str | None = None
-    """Base URL providers send webhooks to (``{webhook_url}/{provider code}``)."""
+    """Where providers send webhooks: a base URL (``/{tenant}/{code}`` is appended, the
+    routes of :mod:`paycore.asgi`) or a template with ``{tenant}`` and ``{code}``."""
     plugins_blocked: tuple[str, ...] = ()
     """Entry points not to load."""
 
@@ -119,6 +128,23 @@ class PaycoreConfig:
     def from_toml(cls, path: str | os.PathLike[str]) -> PaycoreConfig:
         """Read a TOML file (``PAYCORE_*`` variables are not applied: see :func:`load_config`)."""
         return _parse(read_toml(path))
+
+
+def webhook_url_for(template: str | None, tenant: str | None, code: str) -> str | None:
+    """The webhook URL of provider ``code`` of ``tenant`` from a base URL or a template.
+
+    >>> webhook_url_for("https://shop.example/webhooks", "chez-awa", "wave")
+    'https://shop.example/webhooks/chez-awa/wave'
+    >>> webhook_url_for("https://shop.example/hooks/{tenant}/{code}", None, "wave")
+    'https://shop.example/hooks/wave'
+    """
+    if template is None:
+        return None
+    if "{" not in template:
+        template = template.rstrip("/") + "/{tenant}/{code}"
+    if tenant is None:
+        template = template.replace("{tenant}/", "").replace("/{tenant}", "")
+    return template.replace("{tenant}", tenant or "").replace("{code}", code)
 
 
 def load_config(

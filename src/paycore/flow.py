@@ -31,7 +31,7 @@ from attrs import evolve, frozen
 
 from paycore import serialization
 from paycore.changes import Change
-from paycore.config import AdapterConfig, PaycoreConfig, load_config
+from paycore.config import AdapterConfig, PaycoreConfig, load_config, webhook_url_for
 from paycore.errors import (
     CaptureExceedsAuthorized,
     ConcurrentUpdate,
@@ -220,6 +220,7 @@ class PaymentFlow:
                     settings=provider_config.settings,
                     plugin_manager=self.plugin_manager,
                     repository=self.repository,
+                    webhook_url=webhook_url_for(self.config.webhook_url, tenant, code),
                 )
                 try:
                     self._providers[tenant, code] = provider_class(context)
@@ -366,6 +367,7 @@ class PaymentFlow:
                 created_at=now,
                 updated_at=now,
             )
+            await chosen.check_payment(draft)
             await self._validate(draft)
             change = Change(draft, cause="api", now=now)
             change.set(pending_call=ProviderCall("initiate", now))
@@ -501,6 +503,7 @@ class PaymentFlow:
             if earlier is not None and earlier.status is not RefundStatus.FAILED:
                 return earlier  # a first attempt under this key got that far: never refund twice
             wanted = _refund_amount(payment, chosen, amount)
+            await chosen.check_refund(payment, wanted)
             started = await self._mutate(payment_id, lambda p: self._begin_refund(p, chosen, refund_id, wanted, reason))
             answer = await self._ask(
                 chosen.refund(started, started.refund(refund_id)), started, "refund", refund_id=refund_id

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AdapterContext",
     "CommandRegistrar",
+    "DemoStepRegistrar",
     "IdempotencyStoreFactory",
     "IdempotencyStoreRegistrar",
     "ProviderRegistrar",

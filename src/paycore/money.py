@@ -21,6 +21,7 @@ from paycore.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
 __all__ = ["Money", "currency_exponent"]
 
 _MAX_DIGITS: Final = 30
+_LIMIT: Final = 10**_MAX_DIGITS
 
 
 def currency_exponent(code: str) -> int:
@@ -38,8 +39,8 @@ def _check_currency(instance: Money, attribute: Any, value: str) -> None:
 def _check_minor_units(instance: Money, attribute: Any, value: int) -> None:
     if type(value) is not int:
         raise InvalidAmount(f"minor units must be an int, not {type(value).__name__}: {value!r}")
-    if len(str(abs(value))) > _MAX_DIGITS:
-        raise InvalidAmount(f"amount {value} has more than {_MAX_DIGITS} digits")
+    if abs(value) >= _LIMIT:
+        raise InvalidAmount(f"minor units must have at most {_MAX_DIGITS} digits")
 
 
 @frozen(order=False)
@@ -69,20 +70,32 @@ class Money:
                 f"Money.of({amount!r}, {currency!r}): amounts are str, int or Decimal, "
                 f"never {type(amount).__name__} (floats are inexact)"
             )
+        if isinstance(amount, int) and abs(amount) >= _LIMIT:
+            raise InvalidAmount(f"Money.of(<an int>, {currency!r}): more than {_MAX_DIGITS} digits")
         try:
             value = Decimal(amount.strip() if isinstance(amount, str) else amount)
         except InvalidOperation:
             raise InvalidAmount(f"Money.of({amount!r}, {currency!r}): not a number") from None
         if not value.is_finite():
             raise InvalidAmount(f"Money.of({amount!r}, {currency!r}): not a finite number")
-        scaled = value.scaleb(exponent)
-        if scaled != scaled.to_integral_value():
-            if exponent == 0:
-                detail = f"{currency} has no minor unit"
-            else:
-                detail = f"{currency} has {exponent} decimal place{'s' if exponent > 1 else ''}"
-            raise InvalidAmount(f"Money.of({amount!r}, {currency!r}): {detail}")
-        return cls(int(scaled), currency)
+        if not value:
+            return cls(0, currency)
+        if value.adjusted() + exponent >= _MAX_DIGITS:
+            raise InvalidAmount(f"Money.of({amount!r}, {currency!r}): more than {_MAX_DIGITS} digits")
+        # Exact digit arithmetic: Decimal operations round to the context's 28 digits.
+        sign, digits, places = value.as_tuple()
+        assert isinstance(places, int)
+        below_minor_unit = -exponent - places  # how many trailing digits are finer than the minor unit
+        if below_minor_unit > 0:
+            if any(digits[-below_minor_unit:]):
+                if exponent == 0:
+                    detail = f"{currency} has no minor unit"
+                else:
+                    detail = f"{currency} has {exponent} decimal place{'s' if exponent > 1 else ''}"
+                raise InvalidAmount(f"Money.of({amount!r}, {currency!r}): {detail}")
+            digits = digits[:-below_minor_unit]
+        minor_units = int("".join(map(str, digits)) or "0") * 10 ** max(0, -below_minor_unit)
+        return cls(-minor_units if sign else minor_units, currency)
 
     @classmethod
     def minor(cls, minor_units: int, currency: str) -> Money:
@@ -102,7 +115,8 @@ class Money:
     @property
     def amount(self) -> Decimal:
         """The amount in major units as an exact ``Decimal`` (``Decimal("12.50")``)."""
-        return Decimal(self.minor_units).scaleb(-self.exponent)
+        sign, digits, _ = Decimal(self.minor_units).as_tuple()
+        return Decimal((sign, digits, -self.exponent))  # exact, unlike scaleb (28-digit context)
 
     def is_zero(self) -> bool:
         """True when the amount is zero."""

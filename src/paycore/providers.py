@@ -68,6 +68,8 @@ class ProviderContext:
     settings: Settings
     plugin_manager: pluggy.PluginManager | None = None
     repository: Any = None
+    webhook_url: str | None = None
+    """Where this provider's webhooks should go, from the configuration's ``webhook_url``."""
 
 
 class Provider:
@@ -109,6 +111,20 @@ class Provider:
 
     def _unsupported(self, operation: str) -> UnsupportedOperation:
         return UnsupportedOperation(f"provider {self.code!r} ({self.name}) does not support {operation}")
+
+    async def check_payment(self, payment: Payment) -> None:
+        """Refuse a payment this provider cannot take, before anything is stored.
+
+        Raise a :class:`~paycore.errors.ValidationError` subclass (cash: too
+        little tendered, no open drawer); the payment is then never created and
+        its idempotency key stays free. The default accepts everything.
+        """
+
+    async def check_refund(self, payment: Payment, amount: Money) -> None:
+        """Refuse a refund of ``amount`` before anything is stored (cash: not enough in the drawer).
+
+        Raise a :class:`~paycore.errors.ValidationError` subclass; the default accepts.
+        """
 
     async def initiate(self, payment: Payment) -> ProviderUpdate:
         """Start ``payment`` at the provider; report its outcome and the customer's next action."""

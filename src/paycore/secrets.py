@@ -59,6 +59,14 @@ def _is_secret_name(name: str) -> bool:
     return any(marker in lowered for marker in SECRET_MARKERS)
 
 
+def _wrap_secret(value: Any) -> Any:
+    if isinstance(value, str):
+        return Secret(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_wrap_secret(item) for item in value)
+    return value
+
+
 class Settings(Mapping[str, Any]):
     """A read-only mapping of a plugin's settings whose secret-named values are masked.
 
@@ -71,8 +79,7 @@ class Settings(Mapping[str, Any]):
     def __init__(self, data: Mapping[str, Any] | None = None, *, owner: str = "settings") -> None:
         self._owner = owner
         self._data = {
-            key: Secret(value) if _is_secret_name(key) and isinstance(value, str) else value
-            for key, value in (data or {}).items()
+            key: _wrap_secret(value) if _is_secret_name(key) else value for key, value in (data or {}).items()
         }
 
     def __getitem__(self, key: str) -> Any:

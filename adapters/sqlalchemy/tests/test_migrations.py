@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from paycore_sqlalchemy import SchemaOutOfDate, SqlPaymentRepository, cli, migrate
+from paycore.cli import main
+from paycore_sqlalchemy import SchemaOutOfDate, SqlPaymentRepository, migrate
 from paycore_sqlalchemy.engine import acquire_engine
 
 
@@ -36,9 +36,8 @@ def _drift(url: str) -> list[object]:
 
 
 def _db(*arguments: str) -> int:
-    parser = argparse.ArgumentParser(prog="paycore db")
-    cli.configure(parser)
-    return cli.run(parser.parse_args(list(arguments)))
+    """``paycore db ARGUMENTS`` through the real command line (the plugin is found by its entry point)."""
+    return main(["db", *arguments])
 
 
 def test_the_migrations_create_exactly_the_declared_tables(empty_url: str) -> None:
@@ -78,12 +77,19 @@ def test_paycore_db_upgrade_brings_an_empty_database_to_head(
     assert "already at revision" in capsys.readouterr().out
 
 
-def test_paycore_db_takes_the_url_from_a_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_paycore_db_takes_the_url_from_a_config_file(tmp_path: Path) -> None:
     database = tmp_path / "from-config.db"
     config = tmp_path / "paycore.toml"
     config.write_text(f'repository = "sqlite:///{database}"\n')
     assert _db("upgrade", "--config", str(config)) == 0
-    assert database.exists()
+    assert migrate.current(f"sqlite:///{database}") == migrate.head_revision()
+
+
+def test_paycore_db_takes_the_url_from_the_global_config_option(tmp_path: Path) -> None:
+    database = tmp_path / "global.db"
+    config = tmp_path / "paycore.toml"
+    config.write_text(f'repository = "sqlite:///{database}"\n')
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
     assert migrate.current(f"sqlite:///{database}") == migrate.head_revision()
 
 

@@ -169,9 +169,11 @@ async def test_a_refund_larger_than_the_drawer_holds_pays_nothing_out(flow: Paym
     session_id = await open_till(drawers, float_=0)
     sale = await take_cash(flow, amount=xof(4_000), tendered=xof(4_000), till="T1", order_id="o", tenant=TENANT)
     await drawers.pay_out(till="T1", amount=xof(3_000), reason="drop to the safe", actor="Awa")
+    before = await flow.get_payment(sale.payment.id)
     with pytest.raises(InsufficientDrawerCash, match="1000 XOF"):
         await flow.refund(sale.payment.id, amount=xof(2_000), tenant=TENANT)
     payment = await flow.get_payment(sale.payment.id)
+    assert payment == before, "a refused refund leaves no refund record and no new version"
     assert payment.refunded_amount == xof(0)
     assert payment.refundable_amount == xof(4_000)
     assert (await drawers.totals(session_id)).refunds == xof(0)

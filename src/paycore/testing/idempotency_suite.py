@@ -39,7 +39,9 @@ class IdempotencyStoreConformance:
 
     async def test_a_new_key_is_taken_with_a_token(self, idempotency_store: IdempotencyStore) -> None:
         claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-        assert claim.token and claim.result is None and not claim.taken_over
+        assert claim.token
+        assert claim.result is None
+        assert not claim.taken_over
 
     async def test_a_completed_request_replays_its_result(self, idempotency_store: IdempotencyStore) -> None:
         claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
@@ -53,7 +55,9 @@ class IdempotencyStoreConformance:
         self, idempotency_store: IdempotencyStore
     ) -> None:
         claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-        await idempotency_store.complete(scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=LEASE)
+        await idempotency_store.complete(
+            scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=LEASE
+        )
         with pytest.raises(IdempotencyKeyReused):
             await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
 
@@ -73,7 +77,8 @@ class IdempotencyStoreConformance:
         first = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
         await idempotency_store.release(scope="", key="k1", token=first.token or "")
         second = await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
-        assert second.token and second.token != first.token
+        assert second.token
+        assert second.token != first.token
 
     async def test_release_with_a_foreign_token_does_nothing(self, idempotency_store: IdempotencyStore) -> None:
         await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
@@ -83,7 +88,9 @@ class IdempotencyStoreConformance:
 
     async def test_release_after_completion_keeps_the_result(self, idempotency_store: IdempotencyStore) -> None:
         claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-        await idempotency_store.complete(scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=LEASE)
+        await idempotency_store.complete(
+            scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=LEASE
+        )
         await idempotency_store.release(scope="", key="k1", token=claim.token or "")
         replay = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
         assert replay.result == {"v": 1}
@@ -101,7 +108,9 @@ class IdempotencyStoreConformance:
         crashed = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=SHORT)
         await anyio.sleep(SHORT + 0.2)
         successor = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-        assert successor.token and successor.token != crashed.token and successor.taken_over
+        assert successor.token
+        assert successor.token != crashed.token
+        assert successor.taken_over
 
     async def test_a_late_holder_cannot_overwrite_its_successor(self, idempotency_store: IdempotencyStore) -> None:
         late = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=SHORT)
@@ -124,15 +133,19 @@ class IdempotencyStoreConformance:
 
     async def test_a_result_is_forgotten_after_its_retention(self, idempotency_store: IdempotencyStore) -> None:
         claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-        await idempotency_store.complete(scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=SHORT)
+        await idempotency_store.complete(
+            scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=SHORT
+        )
         await anyio.sleep(SHORT + 0.2)
         fresh = await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
-        assert fresh.token and fresh.result is None
+        assert fresh.token
+        assert fresh.result is None
 
     async def test_scopes_do_not_share_keys(self, idempotency_store: IdempotencyStore) -> None:
         ours = await idempotency_store.claim(scope="t:chez-awa", key="k1", fingerprint="f1", lease_seconds=LEASE)
         theirs = await idempotency_store.claim(scope="t:le-baobab", key="k1", fingerprint="f2", lease_seconds=LEASE)
-        assert ours.token and theirs.token
+        assert ours.token
+        assert theirs.token
         await idempotency_store.complete(scope="t:chez-awa", key="k1", token=ours.token or "", result={"v": "awa"},
                                          ttl_seconds=LEASE)  # fmt: skip
         with pytest.raises(IdempotencyInProgress):

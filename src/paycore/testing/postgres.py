@@ -120,10 +120,17 @@ class PostgresServer:
         """A libpq connection string for ``database``."""
         return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={database}"
 
-    def _run_as(self) -> dict[str, object]:
-        if self._user is None:
-            return {}
-        return {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
+    @property
+    def _uid(self) -> int | None:
+        return None if self._user is None else self._user.pw_uid
+
+    @property
+    def _gid(self) -> int | None:
+        return None if self._user is None else self._user.pw_gid
+
+    @property
+    def _extra_groups(self) -> list[int] | None:
+        return None if self._user is None else []
 
     def start(self) -> PostgresServer:
         """Create the cluster and start the server; wait until it accepts connections."""
@@ -138,7 +145,8 @@ class PostgresServer:
         init = subprocess.run(
             [str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
              "--locale=C", "--no-sync"],
-            cwd=self._directory, env=env, capture_output=True, check=False, **self._run_as(),  # type: ignore[arg-type]
+            cwd=self._directory, env=env, capture_output=True, check=False,
+            user=self._uid, group=self._gid, extra_groups=self._extra_groups,
         )  # fmt: skip
         if init.returncode != 0:
             output = (init.stderr or init.stdout).decode(errors="replace").strip()[-500:]
@@ -174,7 +182,8 @@ class PostgresServer:
         try:
             self._process = subprocess.Popen(
                 arguments, cwd=self._directory, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, **self._run_as(),  # type: ignore[arg-type]
+                stderr=subprocess.STDOUT, start_new_session=True,
+                user=self._uid, group=self._gid, extra_groups=self._extra_groups,
             )  # fmt: skip
         finally:
             log.close()

@@ -64,7 +64,8 @@ class ProviderConformance:
 
     async def test_the_provider_declares_what_it_is(self, flow: PaymentFlow) -> None:
         provider = flow.provider(CODE)
-        assert isinstance(provider.name, str) and provider.name
+        assert isinstance(provider.name, str)
+        assert provider.name
         assert isinstance(provider.capabilities, Capabilities)
         if provider.currencies is not None:
             assert provider.currencies, "a provider accepting no currency can take no payment"

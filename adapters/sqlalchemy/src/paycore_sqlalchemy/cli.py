@@ -6,8 +6,8 @@
     paycore db current [--url URL]     # the schema revision the database is at
     paycore db check   [--url URL]     # exit 1 if the tables differ from what the code expects
 
-Without ``--url``, the URL is the repository of ``--config FILE`` or of the
-``PAYCORE_*`` environment (``PAYCORE_REPOSITORY``, ``PAYCORE_CONFIG``), and
+Without ``--url``, the URL is the repository of ``--config FILE`` (given to
+``paycore`` or to ``db ACTION``) or of the ``PAYCORE_*`` environment (``PAYCORE_REPOSITORY``, ``PAYCORE_CONFIG``), and
 failing those the embedded default ``sqlite:///paycore.db``.
 """
 
@@ -48,7 +48,7 @@ def resolve_url(args: argparse.Namespace) -> str:
     from paycore.config import load_config
     from paycore_sqlalchemy.settings import url_setting
 
-    config = load_config(getattr(args, "db_config", None))
+    config = load_config(getattr(args, "db_config", None) or getattr(args, "config", None))
     if config.repository.type == "sqlalchemy":
         return url_setting(config.repository.settings, "repository")
     return DEFAULT_URL

@@ -121,7 +121,7 @@ def refund_rows(payment: Payment) -> list[dict[str, Any]]:
     ]
 
 
-def refund_from_row(row: Mapping[str, Any], payment_id: str) -> Refund:
+def refund_from_row(row: Mapping[Any, Any], payment_id: str) -> Refund:
     """The :class:`Refund` a row of ``paycore_refunds`` (or of a join, prefixed ``refund_``) holds."""
     return Refund(
         id=row["refund_id"],
@@ -135,7 +135,7 @@ def refund_from_row(row: Mapping[str, Any], payment_id: str) -> Refund:
     )
 
 
-def payment_from_row(row: Mapping[str, Any], refunds: Sequence[Refund] = ()) -> Payment:
+def payment_from_row(row: Mapping[Any, Any], refunds: Sequence[Refund] = ()) -> Payment:
     """The :class:`Payment` a ``paycore_payments`` row holds, with ``refunds``."""
     currency = row["currency"]
     customer = row["customer"]
@@ -194,7 +194,7 @@ def event_row(event: PaymentEvent) -> dict[str, Any]:
     }
 
 
-def row_event(row: Mapping[str, Any]) -> PaymentEvent:
+def row_event(row: Mapping[Any, Any]) -> PaymentEvent:
     """The :class:`PaymentEvent` a ``paycore_payment_events`` row holds."""
     return PaymentEvent(
         id=row["id"],

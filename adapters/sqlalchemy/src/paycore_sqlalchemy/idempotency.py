@@ -137,7 +137,7 @@ class SqlIdempotencyStore:
                 row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
                 if row is None:
                     continue  # released between our insert and our read: insert again
-                claim = self._decide(connection, row, scope, key, fingerprint, token, now, expires_at)
+                claim = self._decide(connection, tuple(row), scope, key, fingerprint, token, now, expires_at)
                 if claim is not None:
                     return claim
             raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
@@ -147,7 +147,7 @@ class SqlIdempotencyStore:
     @staticmethod
     def _decide(
         connection: sa.Connection,
-        row: sa.Row[Any],
+        row: tuple[Any, ...],
         scope: str,
         key: str,
         fingerprint: str,

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import ClassVar, TypeVar
 
-from paycore import hookimpl
 from paycore.errors import (
     InvalidAmount,
     ProviderNotSent,
@@ -84,12 +83,9 @@ class CashProvider(Provider):
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         self._storage: DrawerStorage | None = None
-        self._check: _PaymentCheck | None = None
         if context.plugin_manager is not None and context.repository is not None:
             # Fail when the flow is built, not at the first sale, if no adapter keeps drawers.
             self._storage = drawer_storage(context.plugin_manager, context.repository, context.settings)
-            self._check = _PaymentCheck(self)
-            context.plugin_manager.register(self._check, name=f"paycore_cash.check.{id(self)}")
 
     @property
     def storage(self) -> DrawerStorage:
@@ -98,14 +94,24 @@ class CashProvider(Provider):
             self._storage = drawer_storage(self.context.plugin_manager, self.context.repository, self.context.settings)
         return self._storage
 
-    async def aclose(self) -> None:
-        """Stop checking the flow's new payments."""
-        manager = self.context.plugin_manager
-        if self._check is not None and manager is not None and manager.is_registered(self._check):
-            manager.unregister(self._check)
-        self._check = None
+    async def check_payment(self, payment: Payment) -> None:
+        """Refuse a cash payment that cannot be taken, before the flow stores it."""
+        await self._accept(payment)
 
-    async def check_payment(self, payment: Payment) -> tuple[str, Money, DrawerSession]:
+    async def check_refund(self, payment: Payment, amount: Money) -> None:
+        """Refuse a cash refund the till's open drawer cannot pay out, before the flow stores it."""
+        await self._drawer_for_refund(payment, amount)
+
+    async def _drawer_for_refund(self, payment: Payment, amount: Money) -> tuple[str, DrawerSession]:
+        till = till_of(payment)
+        session = await self._open_session(payment, till)
+        movements = await self._read(self.storage.list_movements(session.id))
+        in_drawer = drawer_totals(session, movements).expected
+        if amount > in_drawer:
+            raise InsufficientDrawerCash(f"refund of {amount} is more than the {in_drawer} drawer {till!r} should hold")
+        return till, session
+
+    async def _accept(self, payment: Payment) -> tuple[str, Money, DrawerSession]:
         """Refuse a cash payment that cannot be taken: no till, too little tender, drawer closed.
 
         Returns the till, the cash tendered and the till's open session.
@@ -126,7 +132,7 @@ class CashProvider(Provider):
         stored = await self._read(self.storage.find_movement(kind=MovementKind.SALE, payment_id=payment.id))
         if stored is not None:
             return _sale_update(stored)
-        till, tendered, session = await self.check_payment(payment)
+        till, tendered, session = await self._accept(payment)
         movement = CashMovement(
             id=new_movement_id(),
             session_id=session.id,
@@ -146,14 +152,7 @@ class CashProvider(Provider):
         stored = await self._read(self.storage.find_movement(kind=MovementKind.REFUND, refund_id=refund.id))
         if stored is not None:
             return _refund_update(stored, refund)
-        till = till_of(payment)
-        session = await self._open_session(payment, till)
-        movements = await self._read(self.storage.list_movements(session.id))
-        in_drawer = drawer_totals(session, movements).expected
-        if refund.amount > in_drawer:
-            raise InsufficientDrawerCash(
-                f"refund of {refund.amount} is more than the {in_drawer} drawer {till!r} should hold"
-            )
+        till, session = await self._drawer_for_refund(payment, refund.amount)
         movement = CashMovement(
             id=new_movement_id(),
             session_id=session.id,
@@ -228,28 +227,6 @@ class CashProvider(Provider):
             raise ProviderOutcomeUnknown(
                 f"cash drawer storage failed while recording a {movement.kind.value}: {type(error).__name__}"
             ) from error
-
-
-class _PaymentCheck:
-    """Checks a new payment of one cash provider before the flow stores it.
-
-    Registered on the flow's plugin manager by each :class:`CashProvider`, it
-    answers ``paycore_validate_payment`` for that provider's payments only.
-    """
-
-    def __init__(self, provider: CashProvider) -> None:
-        self.provider = provider
-
-    @hookimpl
-    def paycore_validate_payment(self, payment: Payment) -> Awaitable[None] | None:
-        """Check ``payment`` if it is made with this provider (code and tenant)."""
-        context = self.provider.context
-        if payment.provider != context.code or payment.tenant != context.tenant:
-            return None
-        return self._check(payment)
-
-    async def _check(self, payment: Payment) -> None:
-        await self.provider.check_payment(payment)
 
 
 def _text(value: object) -> str:

@@ -36,7 +36,7 @@ from paycore_cash.records import (
 )
 from paycore_cash.storage import DrawerStorage
 
-__all__ = ["DrawerStorageConformance", "make_movement", "make_session"]
+__all__ = ["DrawerStorageConformance", "closed_record", "make_movement", "make_session"]
 
 _START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -75,7 +75,7 @@ def make_movement(
     return CashMovement(**values)
 
 
-def closed(session: DrawerSession, counted: str = "10000") -> DrawerSession:
+def closed_record(session: DrawerSession, counted: str = "10000") -> DrawerSession:
     """The closed record of ``session`` as stored now, counted at ``counted``."""
     count = Money.of(counted, session.currency)
     return evolve(
@@ -128,7 +128,7 @@ class DrawerStorageConformance:
     async def test_a_session_id_is_never_stored_twice(self, drawer_storage: DrawerStorage) -> None:
         first = make_session()
         await drawer_storage.open_session(first)
-        await drawer_storage.close_session(closed(first))
+        await drawer_storage.close_session(closed_record(first))
         with pytest.raises(DrawerAlreadyOpen):
             await drawer_storage.open_session(evolve(first, opened_by="Binta"))
         assert (await drawer_storage.get_session(first.id)).status is DrawerStatus.CLOSED
@@ -153,7 +153,7 @@ class DrawerStorageConformance:
     async def test_a_till_may_open_again_once_closed(self, drawer_storage: DrawerStorage) -> None:
         first = make_session()
         await drawer_storage.open_session(first)
-        await drawer_storage.close_session(closed(first))
+        await drawer_storage.close_session(closed_record(first))
         second = make_session(opened_at=_START + timedelta(days=1))
         await drawer_storage.open_session(second)
         assert await drawer_storage.get_open_session("chez-awa", "T1") == second
@@ -217,7 +217,7 @@ class DrawerStorageConformance:
     async def test_a_movement_into_a_closed_session_is_refused(self, drawer_storage: DrawerStorage) -> None:
         session = make_session()
         await drawer_storage.open_session(session)
-        await drawer_storage.close_session(closed(session))
+        await drawer_storage.close_session(closed_record(session))
         with pytest.raises(DrawerClosed):
             await drawer_storage.add_movement(make_movement(session))
         assert await drawer_storage.list_movements(session.id) == []
@@ -269,7 +269,7 @@ class DrawerStorageConformance:
         await drawer_storage.open_session(session)
         sale = make_movement(session, MovementKind.SALE, "1500", payment_id="pay_1")
         await drawer_storage.add_movement(sale)
-        await drawer_storage.close_session(closed(await drawer_storage.get_session(session.id)))
+        await drawer_storage.close_session(closed_record(await drawer_storage.get_session(session.id)))
         assert await drawer_storage.add_movement(evolve(sale, id=new_movement_id())) == sale
 
     async def test_concurrent_sales_for_one_payment_store_one(self, drawer_storage: DrawerStorage) -> None:
@@ -324,7 +324,7 @@ class DrawerStorageConformance:
     async def test_a_closed_session_reads_back_with_its_count(self, drawer_storage: DrawerStorage) -> None:
         session = make_session()
         await drawer_storage.open_session(session)
-        record = closed(session, counted="9500")
+        record = closed_record(session, counted="9500")
         await drawer_storage.close_session(record)
         assert await drawer_storage.get_session(session.id) == record
         assert await drawer_storage.get_open_session("chez-awa", "T1") is None
@@ -332,22 +332,22 @@ class DrawerStorageConformance:
     async def test_closing_a_closed_session_is_refused_and_changes_nothing(self, drawer_storage: DrawerStorage) -> None:
         session = make_session()
         await drawer_storage.open_session(session)
-        record = closed(session, counted="9500")
+        record = closed_record(session, counted="9500")
         await drawer_storage.close_session(record)
         with pytest.raises(DrawerClosed):
-            await drawer_storage.close_session(closed(record, counted="12000"))
+            await drawer_storage.close_session(closed_record(record, counted="12000"))
         assert await drawer_storage.get_session(session.id) == record
 
     async def test_a_close_based_on_a_stale_version_is_refused(self, drawer_storage: DrawerStorage) -> None:
         session = make_session()
         await drawer_storage.open_session(session)
-        stale = closed(session)
+        stale = closed_record(session)
         await drawer_storage.add_movement(make_movement(session))
         with pytest.raises(ConcurrentUpdate):
             await drawer_storage.close_session(stale)
         current = await drawer_storage.get_session(session.id)
         assert current.status is DrawerStatus.OPEN
-        await drawer_storage.close_session(closed(current))
+        await drawer_storage.close_session(closed_record(current))
         assert (await drawer_storage.get_session(session.id)).status is DrawerStatus.CLOSED
 
     async def test_of_two_concurrent_closes_exactly_one_wins(self, drawer_storage: DrawerStorage) -> None:
@@ -357,7 +357,7 @@ class DrawerStorageConformance:
 
         async def close(counted: str) -> None:
             try:
-                await drawer_storage.close_session(closed(session, counted=counted))
+                await drawer_storage.close_session(closed_record(session, counted=counted))
             except (DrawerClosed, ConcurrentUpdate):
                 outcomes.append("refused")
             else:
@@ -373,4 +373,4 @@ class DrawerStorageConformance:
 
     async def test_closing_an_unknown_session_is_not_found(self, drawer_storage: DrawerStorage) -> None:
         with pytest.raises(DrawerNotFound):
-            await drawer_storage.close_session(closed(make_session()))
+            await drawer_storage.close_session(closed_record(make_session()))

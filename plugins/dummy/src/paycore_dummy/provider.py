@@ -21,6 +21,7 @@ Settings (``[providers.wave]`` with ``type = "dummy"``):
 ``webhook_url``
     Where the gateway should send this provider's webhooks; ``{tenant}`` and
     ``{code}`` are filled in (``https://shop.example/webhooks/{tenant}/{code}``).
+    Defaults to the configuration's top-level ``webhook_url``.
 ``method``
     ``card`` (hosted checkout page, the default) or ``mobile_money`` (approve
     on the phone); the payment's metadata ``dummy_method`` overrides it.
@@ -39,6 +40,7 @@ import anyio
 import httpx
 from attrs import evolve
 
+from paycore.config import webhook_url_for
 from paycore.errors import ConfigurationError, MalformedWebhook, ProviderNotSent, ProviderOutcomeUnknown
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
@@ -94,7 +96,9 @@ class DummyProvider(Provider):
             raise ConfigurationError(
                 f"provider {context.code!r} (dummy): set exactly one of 'base_url' (HTTP) or 'gateway' (in-process)"
             )
-        self.webhook_url: str | None = _webhook_url(settings.get("webhook_url"), context)
+        self.webhook_url: str | None = (
+            webhook_url_for(settings.get("webhook_url"), context.tenant, context.code) or context.webhook_url
+        )
         self.method: str = settings.get("method", "card")
         if self.method not in ("card", "mobile_money"):
             raise ConfigurationError(
@@ -139,10 +143,18 @@ class DummyProvider(Provider):
         except ConfigurationError as exc:
             raise ProviderNotSent(str(exc)) from None
         try:
-            # The in-process transport ignores httpx's timeouts: bound the call here too.
-            with anyio.fail_after(self.timeout):
+            # Over HTTP, httpx's timeouts tell a connect timeout (not sent) from a read timeout
+            # (unknown); the in-process transport ignores them, so the call is bounded here.
+            with anyio.fail_after(self.timeout if self._base_url is None else None):
                 response = await client.request(method, path, json=body, headers=headers, params=params)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        except (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.UnsupportedProtocol,
+            httpx.InvalidURL,
+        ) as exc:
+            # The request never left this process: nothing happened at the gateway.
             raise ProviderNotSent(f"dummy gateway at {client.base_url} not reached: {type(exc).__name__}") from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderOutcomeUnknown(
@@ -313,15 +325,6 @@ def _read_refund(data: Any, currency: str) -> RefundUpdate:
         external_id=data.get("id"),
         amount=_money(data.get("amount"), currency),
     )
-
-
-def _webhook_url(template: str | None, context: ProviderContext) -> str | None:
-    """The webhook URL with ``{code}`` and ``{tenant}`` filled in (no tenant: its segment goes)."""
-    if template is None:
-        return None
-    if context.tenant is None:
-        template = template.replace("{tenant}/", "").replace("/{tenant}", "")
-    return template.replace("{tenant}", context.tenant or "").replace("{code}", context.code)
 
 
 def _status_of(data: Any) -> Any:
