@@ -135,13 +135,12 @@ def _seed_postgres(dsn: str, start: int, stop: int) -> None:
         return Jsonb(v) if isinstance(v, (dict, list)) else v
 
     with psycopg.connect(dsn) as connection, connection.cursor() as cursor:
-        pairs = list(_rows(start, stop))
         quoted = ", ".join(f'"{c}"' for c in payment_columns)
         with cursor.copy(f"COPY paycore_payments ({quoted}) FROM STDIN") as copy:
-            for p, _ in pairs:
+            for p, _ in _rows(start, stop):
                 copy.write_row([value(p[c]) for c in payment_columns])
         with cursor.copy(f"COPY paycore_payment_events ({', '.join(event_columns)}) FROM STDIN") as copy:
-            for _, e in pairs:
+            for _, e in _rows(start, stop):
                 copy.write_row([value(e[c]) for c in event_columns])
         connection.commit()
         connection.autocommit = True

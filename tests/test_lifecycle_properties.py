@@ -146,10 +146,12 @@ class Lifecycle(RuleBasedStateMachine):
             self.fake.settle(payment_id, outcome)
             self._deliver(*self.fake.webhook(payment_id))
 
-    @rule(payment_id=payments, outcome=st.sampled_from(list(Outcome)))
-    def a_stale_or_reordered_webhook_arrives(self, payment_id: str, outcome: Outcome) -> None:
-        if payment_id in self.fake.ledger:
-            self._deliver(*self.fake.webhook(payment_id, outcome=outcome))
+    @rule(payment_id=payments, outcome=st.sampled_from(list(Outcome)), underpaid=st.booleans())
+    def a_stale_or_reordered_webhook_arrives(self, payment_id: str, outcome: Outcome, underpaid: bool) -> None:
+        entry = self.fake.ledger.get(payment_id)
+        if entry is not None:
+            short = entry.amount - Money.minor(1, entry.amount.currency) if underpaid else None
+            self._deliver(*self.fake.webhook(payment_id, outcome=outcome, captured=short))
 
     @rule(index=st.integers(min_value=0, max_value=1000))
     def a_webhook_is_delivered_again(self, index: int) -> None:

@@ -122,17 +122,18 @@ def _describe(config: PaycoreConfig) -> str:
 async def _summary(flow: PaymentFlow, echo: Callable[[str], None]) -> None:
     payments = await flow.list_payments(tenant=DEMO_TENANT)
     echo(f"== summary: {len(payments)} payments")
-    echo(f"{'order':<14} {'provider':<8} {'amount':>12} {'status':<19} {'refunded':>12} review")
+    echo(f"{'order':<14} {'provider':<8} {'amount':>12} {'status':<19} {'refunded':>12}  review")
     totals: dict[tuple[str, str], Money] = {}
     for payment in payments:
         refunded = payment.refunded_amount
         echo(
-            f"{payment.order_id:<14} {payment.provider:<8} {payment.amount!s:>12} {payment.status.value:<19} "
-            f"{refunded!s:>12} {payment.review_reason.value if payment.review_reason else ''}"
+            f"{payment.order_id:<14} {payment.provider:<8} {payment.amount.display():>12} "
+            f"{payment.status.value:<19} {refunded.display():>12}  "
+            f"{payment.review_reason.value if payment.review_reason else ''}"
         )
         if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED):
             net = (payment.captured_amount or payment.amount) - refunded
             key = (payment.provider, payment.currency)
             totals[key] = totals.get(key, Money.zero(payment.currency)) + net
     for (provider, _currency), total in sorted(totals.items()):
-        echo(f"net taken by {provider}: {total}")
+        echo(f"net taken by {provider}: {total.display()}")

@@ -205,6 +205,21 @@ class Money:
             total = total + amount
         return total
 
+    def display(self, *, signed: bool = False) -> str:
+        """The amount as people write it, thousands grouped by spaces.
+
+        ``1 500 XOF``, ``-12.50 EUR``, ``+200 XOF`` when ``signed``.
+        """
+        sign = "-" if self.minor_units < 0 else ("+" if signed and self.minor_units > 0 else "")
+        whole, _, fraction = f"{abs(self.amount):f}".partition(".")
+        groups = []
+        while len(whole) > 3:
+            groups.insert(0, whole[-3:])
+            whole = whole[:-3]
+        groups.insert(0, whole)
+        number = " ".join(groups) + (f".{fraction}" if fraction else "")
+        return f"{sign}{number} {self.currency}"
+
     def __str__(self) -> str:
         return f"{self.amount:f} {self.currency}"
 

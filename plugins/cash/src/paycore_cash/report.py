@@ -27,16 +27,8 @@ _KIND_LABELS = {
 
 
 def format_money(amount: Money, *, signed: bool = False) -> str:
-    """``amount`` as a cashier writes it: ``1 500 XOF``, ``-12.50 EUR``, ``+200 XOF`` if ``signed``."""
-    sign = "-" if amount.is_negative() else ("+" if signed and amount.is_positive() else "")
-    whole, _, fraction = f"{abs(amount).amount:f}".partition(".")
-    groups: list[str] = []
-    while len(whole) > 3:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    groups.insert(0, whole)
-    number = " ".join(groups) + (f".{fraction}" if fraction else "")
-    return f"{sign}{number} {amount.currency}"
+    """``amount`` as a cashier writes it (:meth:`Money.display`): ``1 500 XOF``, ``+200 XOF`` if ``signed``."""
+    return amount.display(signed=signed)
 
 
 def _when(moment: datetime | None) -> str:

@@ -93,7 +93,7 @@ async def run_online_orders(context: Any) -> None:
                 )
                 action = checkout.action
                 shown = action.message if action and action.message else f"redirect to {action.url if action else '?'}"
-                echo(f"  order {order_id}: {amount} XOF, {method}: {shown}")
+                echo(f"  order {order_id}: {xof(amount).display()}, {method}: {shown}")
                 echo(f"    {story}")
                 gateway.customer_action(checkout.payment.external_id, "approve")
                 payment = await _settled(flow, checkout.payment.id, tenant)
@@ -105,7 +105,7 @@ async def run_online_orders(context: Any) -> None:
             refund = await flow.refund(
                 done["W-0002"].id, amount=xof("2500"), reason="a side dish was missing", idempotency_key="demo-r1"
             )
-            echo(f"  refund of 2500 XOF on order W-0002 through the gateway: {refund.status.value}")
+            echo(f"  refund of {refund.amount.display()} on order W-0002 through the gateway: {refund.status.value}")
             with anyio.fail_after(10):
                 while True:
                     delivered_ids = {a.event_id for a in gateway.deliveries if a.delivered}
