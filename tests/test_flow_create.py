@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from paycore import Customer, LineItem, Money
+from paycore import Customer, LineItem, Money, hookimpl
 from paycore.errors import (
     CurrencyMismatch,
     InvalidAmount,
@@ -16,6 +17,7 @@ from paycore.errors import (
     ValidationError,
 )
 from paycore.flow import PaymentFlow
+from paycore.records import Payment
 from paycore.status import PaymentStatus
 from paycore.testing.fake import FakeProvider
 
@@ -144,3 +146,66 @@ async def test_bad_input_is_refused_and_nothing_is_stored_or_sent(
     assert await flow.list_payments() == []
     assert fake.calls == []
     assert flow.provider("limited").calls == []  # type: ignore[attr-defined]
+
+
+class PickyProvider(FakeProvider):
+    """Refuses payments above 10 000 XOF and refunds below 100 XOF before anything is stored."""
+
+    name = "picky"
+
+    async def check_payment(self, payment: Payment) -> None:
+        if payment.amount > Money.of("10000", "XOF"):
+            raise ValidationError(f"{payment.amount} is above this till's limit")
+
+    async def check_refund(self, payment: Payment, amount: Money) -> None:
+        if amount < Money.of("100", "XOF"):
+            raise ValidationError(f"refunds below 100 XOF are paid from petty cash, not {amount}")
+
+
+class PickyPlugin:
+    @hookimpl
+    def paycore_register_providers(self, register: Any) -> None:
+        register(PickyProvider)
+
+
+async def test_a_payment_the_provider_refuses_up_front_is_never_stored_and_frees_its_key(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    config = {"providers": {"picky": {"type": "picky", "webhook_secret": "whsec-test"}}}
+    async with make_flow(config, plugins=(PickyPlugin(),)) as flow:
+        request = {"provider": "picky", "order_id": "o", "idempotency_key": "k"}
+        with pytest.raises(ValidationError, match="above this till's limit"):
+            await flow.create_payment(amount=Money.of("20000", "XOF"), **request)
+        assert await flow.list_payments() == []
+        checkout = await flow.create_payment(amount=XOF_5000, **request)
+        assert checkout.payment.status is PaymentStatus.SUCCEEDED
+
+
+async def test_a_refund_the_provider_refuses_up_front_changes_nothing(make_flow: Callable[..., PaymentFlow]) -> None:
+    config = {"providers": {"picky": {"type": "picky", "webhook_secret": "whsec-test"}}}
+    async with make_flow(config, plugins=(PickyPlugin(),)) as flow:
+        payment = (await flow.create_payment(amount=XOF_5000, provider="picky", order_id="o")).payment
+        with pytest.raises(ValidationError, match="petty cash"):
+            await flow.refund(payment.id, amount=Money.of("50", "XOF"))
+        assert await flow.get_payment(payment.id) == payment
+        assert [op for op, _ in flow.provider("picky").calls] == ["initiate"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("template", "tenant_url", "default_url"),
+    [
+        ("https://pos.example.test/webhooks", "https://pos.example.test/webhooks/chez-awa/wave",
+         "https://pos.example.test/webhooks/fake"),
+        ("https://pos.example.test/h/{tenant}/{code}", "https://pos.example.test/h/chez-awa/wave",
+         "https://pos.example.test/h/fake"),
+    ],
+)  # fmt: skip
+def test_each_provider_is_told_where_its_webhooks_go(
+    make_flow: Callable[..., PaymentFlow], template: str, tenant_url: str, default_url: str
+) -> None:
+    flow = make_flow(
+        webhook_url=template,
+        tenants={"chez-awa": {"providers": {"wave": {"type": "fake", "webhook_secret": "whsec-test"}}}},
+    )
+    assert flow.provider("wave", tenant="chez-awa").context.webhook_url == tenant_url
+    assert flow.provider("fake").context.webhook_url == default_url

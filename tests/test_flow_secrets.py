@@ -66,3 +66,14 @@ async def test_settings_given_to_a_provider_keep_the_secret_masked(flow: Payment
     assert SECRET not in repr(settings)
     assert SECRET not in str(dict(settings))
     assert settings.secret("webhook_secret") == SECRET
+
+
+def test_settings_named_like_keys_are_masked() -> None:
+    from paycore.secrets import Settings
+
+    settings = Settings({"signing_key": "sk-123", "hmac_keys": ["k1", "k2"], "prefix": "paycore:"})
+    shown = repr(settings)
+    assert "sk-123" not in shown
+    assert "k1" not in shown
+    assert "paycore:" in shown
+    assert settings.secret("signing_key") == "sk-123"

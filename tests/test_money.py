@@ -288,3 +288,18 @@ def test_str_shows_every_decimal_place_of_the_currency(amount: Money, text: str)
 def test_repr_is_the_expression_that_builds_it() -> None:
     assert repr(Money.of("12.50", "EUR")) == "Money.of('12.50', 'EUR')"
     assert repr(Money.of("5000", "XOF")) == "Money.of('5000', 'XOF')"
+
+
+@pytest.mark.parametrize(
+    ("amount", "signed", "text"),
+    [
+        (Money.of("1500", "XOF"), False, "1 500 XOF"),
+        (Money.of("1234567.5", "EUR"), False, "1 234 567.50 EUR"),
+        (Money.of("-12.5", "EUR"), False, "-12.50 EUR"),
+        (Money.of("200", "XOF"), True, "+200 XOF"),
+        (Money.zero("XOF"), True, "0 XOF"),
+        (Money.of("0.125", "KWD"), False, "0.125 KWD"),
+    ],
+)
+def test_display_groups_thousands_for_people(amount: Money, signed: bool, text: str) -> None:
+    assert amount.display(signed=signed) == text

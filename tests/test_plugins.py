@@ -266,3 +266,31 @@ async def test_a_failing_event_hook_does_not_undo_the_change(
     assert stored.status == "succeeded"
     assert len(after.seen) == stored.event_count  # the other plugin still heard every event
     assert "the audit log is down" in caplog.text
+
+
+class _CrashingPolicy:
+    @hookimpl
+    def paycore_validate_payment(self, payment: object) -> None:
+        raise RuntimeError("limits service unreachable")
+
+
+@pytest.mark.anyio
+async def test_a_crashing_validation_plugin_refuses_the_payment_and_frees_the_key() -> None:
+    import paycore_memory.plugin
+    from paycore.testing import fake
+
+    policy = _CrashingPolicy()
+    flow = PaymentFlow.from_config(
+        {"providers": {"fake": {"type": "fake", "webhook_secret": "s"}}},
+        plugins=[fake, paycore_memory.plugin, policy],
+        entry_points=False,
+    )
+    async with flow:
+        with pytest.raises(PaymentRejected, match="failed .RuntimeError.; payment refused"):
+            await flow.create_payment(amount=Money.of("100", "XOF"), provider="fake", order_id="o", idempotency_key="k")
+        assert await flow.list_payments() == []
+        flow.plugin_manager.unregister(policy)
+        checkout = await flow.create_payment(
+            amount=Money.of("100", "XOF"), provider="fake", order_id="o", idempotency_key="k"
+        )
+        assert checkout.payment.status.value == "succeeded"

@@ -46,6 +46,7 @@ from paycore.errors import (
     PaycoreError,
     PaymentBusy,
     PaymentNotFound,
+    PaymentRejected,
     ProviderError,
     ProviderNotEnabled,
     ProviderNotSent,
@@ -130,7 +131,10 @@ def _build_adapter(
     except PaycoreError:
         raise
     except Exception as error:
-        raise ConfigurationError(f"{what} {adapter.type!r} could not be built: {redact_url(str(error))}") from error
+        # Not chained: the original exception may show a URL with its password.
+        raise ConfigurationError(
+            f"{what} {adapter.type!r} could not be built: {type(error).__name__}: {redact_url(str(error))}"
+        ) from None
 
 
 class PaymentFlow:
@@ -418,10 +422,19 @@ class PaymentFlow:
         return Checkout(finished, action or finished.next_action)
 
     async def _validate(self, payment: Payment) -> None:
+        """Ask every ``paycore_validate_payment`` plugin; a plugin that crashes refuses (fail closed)."""
         for impl in reversed(self.plugin_manager.hook.paycore_validate_payment.get_hookimpls()):
-            result = impl.function(payment=payment)
-            if inspect.isawaitable(result):
-                await result
+            try:
+                result = impl.function(payment=payment)
+                if inspect.isawaitable(result):
+                    await result
+            except PaycoreError:
+                raise
+            except Exception as error:
+                log.exception("validation plugin %r failed on payment %s", impl.plugin_name, payment.id)
+                raise PaymentRejected(
+                    f"validation plugin {impl.plugin_name!r} failed ({type(error).__name__}); payment refused"
+                ) from error
 
     # -- operations on a payment ------------------------------------------------------------
 

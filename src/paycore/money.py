@@ -212,7 +212,7 @@ class Money:
         """
         sign = "-" if self.minor_units < 0 else ("+" if signed and self.minor_units > 0 else "")
         whole, _, fraction = f"{abs(self.amount):f}".partition(".")
-        groups = []
+        groups: list[str] = []
         while len(whole) > 3:
             groups.insert(0, whole[-3:])
             whole = whole[:-3]

@@ -169,8 +169,8 @@ class FakeProvider(Provider):
         status = {"decline": RefundStatus.FAILED, "pending": RefundStatus.PENDING}.get(answer, RefundStatus.SUCCEEDED)
         update = RefundUpdate(status, refund_id=refund.id, external_id=f"fkr_{next(_counter)}", amount=refund.amount)
         entry.refunds[refund.id] = update
-        if answer == "lost":
-            raise ProviderOutcomeUnknown("connection reset after the request was sent")
+        if answer in ("lost", "hang"):
+            await self._deliver(answer, ProviderUpdate())
         return update
 
     async def check_status(self, payment: Payment) -> ProviderUpdate:

@@ -132,12 +132,20 @@ class PostgresServer:
     def _extra_groups(self) -> list[int] | None:
         return None if self._user is None else []
 
+    def _parent_directory(self) -> str | None:
+        """Where to make the cluster's directory: one the server's user can reach."""
+        if self._user is None:
+            return None
+        parent = Path(tempfile.gettempdir())
+        reachable = all(part.stat().st_mode & 0o001 for part in (parent, *parent.parents))
+        return None if reachable else "/tmp"
+
     def start(self) -> PostgresServer:
         """Create the cluster and start the server; wait until it accepts connections."""
         if self.running:
             return self
         bin_dir = self._bin_dir or postgres_bin_dir()
-        self._directory = Path(tempfile.mkdtemp(prefix="paycore-postgres-"))
+        self._directory = Path(tempfile.mkdtemp(prefix="paycore-postgres-", dir=self._parent_directory()))
         data = self._directory / "data"
         if self._user is not None:
             os.chown(self._directory, self._user.pw_uid, self._user.pw_gid)

@@ -255,15 +255,26 @@ class SqlPaymentRepository:
     async def list_stale(
         self, *, statuses: Sequence[PaymentStatus], updated_before: datetime, limit: int
     ) -> list[Payment]:
-        """Up to ``limit`` payments in ``statuses`` last updated before ``updated_before``, oldest first."""
+        """Up to ``limit`` payments in ``statuses`` last updated before ``updated_before``, oldest first.
+
+        One index range per status, each stopping after ``limit`` rows, merged:
+        the cost follows ``limit``, not how many payments are stale.
+        """
         if not statuses or limit <= 0:
             return []
-        where = [
-            payments.c.status.in_([PaymentStatus(s).value for s in statuses]),
-            payments.c.updated_at < updated_before,
+        oldest = [
+            sa.select(payments.c.id, payments.c.updated_at)
+            .where(payments.c.status == PaymentStatus(status).value, payments.c.updated_at < updated_before)
+            .order_by(payments.c.updated_at, payments.c.id)
+            .limit(limit)
+            .subquery()
+            for status in dict.fromkeys(statuses)
         ]
+        branches = [sa.select(branch.c.id, branch.c.updated_at) for branch in oldest]
+        merged = (branches[0] if len(branches) == 1 else sa.union_all(*branches)).subquery()
+        page = sa.select(merged.c.id).order_by(merged.c.updated_at, merged.c.id).limit(limit).subquery()
         order = (payments.c.updated_at, payments.c.id)
-        return await self.database.run(lambda c: self._page(c, where, order, limit))
+        return await self.database.run(lambda c: self._join_page(c, page, order))
 
     @staticmethod
     def _page(
@@ -276,14 +287,24 @@ class SqlPaymentRepository:
             return []
         if limit is None:
             query = sa.select(payments, *_REFUND_COLUMNS).select_from(_WITH_REFUNDS).where(*where)
-        else:
-            page = sa.select(payments.c.id).where(*where).order_by(*order).limit(limit).subquery()
-            query = sa.select(payments, *_REFUND_COLUMNS).select_from(
+            return _payments_from(connection.execute(query.order_by(*order, refunds.c.position)).all())
+        page = sa.select(payments.c.id).where(*where).order_by(*order).limit(limit).subquery()
+        return SqlPaymentRepository._join_page(connection, page, order)
+
+    @staticmethod
+    def _join_page(
+        connection: sa.Connection, page: sa.Subquery, order: tuple[sa.ColumnElement[Any], ...]
+    ) -> list[Payment]:
+        """The payments whose ids ``page`` selects, with their refunds, in ``order``."""
+        query = (
+            sa.select(payments, *_REFUND_COLUMNS)
+            .select_from(
                 payments.join(page, page.c.id == payments.c.id).outerjoin(
                     refunds, refunds.c.payment_id == payments.c.id
                 )
             )
-        query = query.order_by(*order, refunds.c.position)
+            .order_by(*order, refunds.c.position)
+        )
         return _payments_from(connection.execute(query).all())
 
     async def list_events(self, payment_id: str) -> list[PaymentEvent]:

@@ -84,8 +84,8 @@ payments = sa.Table(
     sa.UniqueConstraint("provider", "tenant", "external_id", name="uq_paycore_payments_external_id"),
     sa.Index("ix_paycore_payments_created", "created_at", "id"),
     sa.Index("ix_paycore_payments_tenant_created", "tenant", "created_at", "id"),
-    sa.Index("ix_paycore_payments_order", "order_id", "created_at"),
-    sa.Index("ix_paycore_payments_status_updated", "status", "updated_at"),
+    sa.Index("ix_paycore_payments_order", "order_id", "created_at", "id"),
+    sa.Index("ix_paycore_payments_status_updated", "status", "updated_at", "id"),
 )
 """One row per payment; ``version`` is the optimistic-concurrency counter."""
 

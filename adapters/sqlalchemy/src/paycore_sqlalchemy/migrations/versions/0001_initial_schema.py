@@ -111,8 +111,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("provider", "tenant", "external_id", name="uq_paycore_payments_external_id"),
     )
     op.create_index("ix_paycore_payments_created", "paycore_payments", ["created_at", "id"], unique=False)
-    op.create_index("ix_paycore_payments_order", "paycore_payments", ["order_id", "created_at"], unique=False)
-    op.create_index("ix_paycore_payments_status_updated", "paycore_payments", ["status", "updated_at"], unique=False)
+    op.create_index("ix_paycore_payments_order", "paycore_payments", ["order_id", "created_at", "id"], unique=False)
+    op.create_index("ix_paycore_payments_status_updated", "paycore_payments", ["status", "updated_at", "id"], unique=False)
     op.create_index(
         "ix_paycore_payments_tenant_created", "paycore_payments", ["tenant", "created_at", "id"], unique=False
     )
