@@ -1,4 +1,5 @@
-"""Four processes delivering the same webhooks at once leave every payment as one process would.
+"""Four processes delivering the same webhooks at once leave every payment as one process would,
+on PostgreSQL and on SQLite (several processes sharing the embedded default's file).
 
 The payments are created once, the database is copied, and the same 200
 webhooks (duplicates and out-of-order deliveries included) are delivered into
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,10 @@ from paycore.records import RefundUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus
 from paycore.testing.fake import FakeProvider
 from paycore.testing.postgres import PostgresServer
+from paycore_sqlalchemy import migrate
 from paycore_sqlalchemy.engine import acquire_engine
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 WORKER = Path(__file__).parent / "workers" / "deliver_webhooks.py"
 PROCESSES = 4
@@ -41,15 +44,29 @@ sys.path.insert(0, str(WORKER.parent))
 from deliver_webhooks import flow_config  # noqa: E402
 
 
-@pytest.fixture
-def databases(postgres_server: PostgresServer) -> Iterator[tuple[str, str, str]]:
-    """(seeded database name, its URL, the name of its copy-to-be); all dropped afterwards."""
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Callable[[], str]]]:
+    """The URL of an empty database, and a function copying it (once seeded) to a second one."""
+    if request.param == "sqlite":
+        seeded = tmp_path / "seeded.db"
+        migrate.upgrade(f"sqlite:///{seeded}")
+
+        def copy_file() -> str:
+            copied = tmp_path / "copy.db"
+            for suffix in ("", "-wal"):
+                if Path(f"{seeded}{suffix}").exists():
+                    shutil.copyfile(f"{seeded}{suffix}", f"{copied}{suffix}")
+            return f"sqlite:///{copied}"
+
+        yield f"sqlite:///{seeded}", copy_file
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
     run = next(_names)
-    seeded, copy = f"mp_seeded_{run}", f"mp_copy_{run}"
-    url = postgres_server.create_database(seeded, template="paycore_template")
-    yield seeded, url, copy
-    for name in (seeded, copy):
-        postgres_server.drop_database(name)
+    seeded_name, copy_name = f"mp_seeded_{run}", f"mp_copy_{run}"
+    url = server.create_database(seeded_name, template="paycore_template")
+    yield url, lambda: server.create_database(copy_name, template=seeded_name)
+    for name in (seeded_name, copy_name):
+        server.drop_database(name)
 
 
 def _delivery(provider: FakeProvider, payment_id: str, **kwargs: Any) -> dict[str, Any]:
@@ -139,11 +156,11 @@ def _outcome(url: str) -> dict[str, Any]:
 
 
 def test_four_processes_delivering_the_same_webhooks_end_as_one_process_does(
-    postgres_server: PostgresServer, databases: tuple[str, str, str], tmp_path: Path
+    databases: tuple[str, Callable[[], str]], tmp_path: Path
 ) -> None:
-    seeded, sequential_url, copy = databases
+    sequential_url, copy = databases
     deliveries = anyio.run(_seed, sequential_url)
-    concurrent_url = postgres_server.create_database(copy, template=seeded)
+    concurrent_url = copy()
     listing = tmp_path / "deliveries.json"
     listing.write_text(json.dumps(deliveries))
 
