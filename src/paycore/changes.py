@@ -22,30 +22,54 @@ __all__ = ["Change"]
 
 
 class Change:
-    """Changes to one payment, applied in memory, committed by the flow in one write."""
+    """Changes to one payment, applied in memory, committed by the flow in one write.
 
-    def __init__(self, payment: Payment, *, cause: str, now: datetime, provider_event_id: str | None = None) -> None:
+    Field changes accumulate and the payment is copied once, when it is next
+    read or when :meth:`result` builds the version to store: a transition
+    costs one copy of the payment, not one per field and event.
+    """
+
+    def __init__(
+        self, payment: Payment, *, cause: str, now: datetime, provider_event_id: str | None = None
+    ) -> None:
         self.original = payment
-        self.payment = payment
         self.cause = cause
         self.now = now
         self.provider_event_id = provider_event_id
         self.events: list[PaymentEvent] = []
-        self._fields_changed = False
+        self._changes: dict[str, Any] = {}
+        self._current: Payment | None = payment
+
+    @property
+    def payment(self) -> Payment:
+        """The payment as changed so far."""
+        if self._current is None:
+            self._current = evolve(self.original, event_count=self._event_count(), **self._changes)
+        return self._current
 
     @property
     def status(self) -> PaymentStatus:
         """The payment's status as changed so far."""
-        return self.payment.status
+        status: PaymentStatus = self._changes.get("status", self.original.status)
+        return status
+
+    def _event_count(self) -> int:
+        return self.original.event_count + len(self.events)
+
+    def _change(self, fields: dict[str, Any]) -> None:
+        self._changes.update(fields)
+        self._current = None
 
     def set(self, **fields: Any) -> None:
         """Set fields other than ``status`` (which only :meth:`fire` changes)."""
         if "status" in fields:
             raise TypeError("status is changed only by fire(), through the state machine")
-        current = {name: getattr(self.payment, name) for name in fields}
-        if current != fields:
-            self.payment = evolve(self.payment, **fields)
-            self._fields_changed = True
+        changed = {name: value for name, value in fields.items() if self._value(name) != value}
+        if changed:
+            self._change(changed)
+
+    def _value(self, name: str) -> Any:
+        return self._changes[name] if name in self._changes else getattr(self.original, name)
 
     def event(
         self,
@@ -58,16 +82,14 @@ class Change:
         message: str = "",
     ) -> None:
         """Append an event describing a change made in this unit of work."""
-        sequence = self.payment.event_count + 1
-        self.payment = evolve(self.payment, event_count=sequence)
         self.events.append(
             PaymentEvent(
                 id=new_id("evt"),
-                payment_id=self.payment.id,
-                sequence=sequence,
+                payment_id=self.original.id,
+                sequence=self._event_count() + 1,
                 kind=kind,
                 cause=self.cause,
-                tenant=self.payment.tenant,
+                tenant=self.original.tenant,
                 from_status=from_status,
                 to_status=to_status,
                 amount=amount,
@@ -77,17 +99,20 @@ class Change:
                 at=self.now,
             )
         )
+        self._current = None
 
     def can(self, trigger: str) -> bool:
         """True when ``trigger`` may fire from the current status."""
-        return fsm.allowed(self.payment.status, trigger)
+        return fsm.allowed(self.status, trigger)
 
     def fire(self, trigger: str, *, amount: Money | None = None, message: str = "") -> None:
         """Move the status through the state machine and record it; refuses invalid moves."""
-        before = self.payment.status
+        before = self.status
         after = fsm.fire(before, trigger)
-        self.payment = evolve(self.payment, status=after)
-        self.event("status_changed", from_status=before.value, to_status=after.value, amount=amount, message=message)
+        self._change({"status": after})
+        self.event(
+            "status_changed", from_status=before.value, to_status=after.value, amount=amount, message=message
+        )
 
     def flag(self, reason: ReviewReason, message: str) -> None:
         """Flag the payment for an operator's review, with why."""
@@ -96,9 +121,9 @@ class Change:
 
     def set_fraud(self, status: FraudStatus, message: str) -> None:
         """Record a fraud verdict; ``review``/``rejected`` also flag the payment."""
-        if status == self.payment.fraud_status and message == self.payment.fraud_message:
+        before: FraudStatus = self._value("fraud_status")
+        if status == before and message == self._value("fraud_message"):
             return
-        before = self.payment.fraud_status
         self.set(fraud_status=status, fraud_message=message)
         self.event("fraud_status_changed", from_status=before.value, to_status=status.value, message=message)
         if status in (FraudStatus.REVIEW, FraudStatus.REJECTED):
@@ -107,10 +132,16 @@ class Change:
     @property
     def changed(self) -> bool:
         """True when anything was changed."""
-        return bool(self.events) or self._fields_changed
+        return bool(self.events) or bool(self._changes)
 
     def result(self) -> Payment | None:
         """The next version of the payment to store, or ``None`` when nothing changed."""
         if not self.changed:
             return None
-        return evolve(self.payment, version=self.original.version + 1, updated_at=self.now)
+        return evolve(
+            self.original,
+            version=self.original.version + 1,
+            updated_at=self.now,
+            event_count=self._event_count(),
+            **self._changes,
+        )

@@ -14,13 +14,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from paycore.errors import StorageUnavailable
+from paycore.errors import ConcurrentUpdate, StorageUnavailable
 from paycore_sqlalchemy.engine import WRITE_OPTION, acquire_engine, is_sqlite, safe_url
 
 __all__ = ["UNAVAILABLE", "Database", "unavailable"]
@@ -29,6 +29,9 @@ T = TypeVar("T")
 
 UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
 """What a database that cannot be reached (or a pool that is exhausted) raises."""
+
+_LOST_RACE: Final = frozenset({"40001", "40P01"})
+"""SQLSTATEs of a serialization failure and a deadlock: the transaction lost a race, retrying is safe."""
 
 
 def unavailable(error: Exception, url: str) -> StorageUnavailable:
@@ -86,6 +89,8 @@ class Database:
                     return self._in_transaction(work, write)
             return self._in_transaction(work, write)
         except UNAVAILABLE as error:
+            if getattr(getattr(error, "orig", None), "sqlstate", None) in _LOST_RACE:
+                raise ConcurrentUpdate(f"database {self.url}: the transaction lost a race; nothing changed") from error
             raise unavailable(error, self.url) from error
 
     def _in_transaction(self, work: Callable[[sa.Connection], T], write: bool) -> T:
