@@ -56,6 +56,11 @@ Statement = tuple[str, Any, bool]
 """(SQL, parameters, executemany) as the driver received them."""
 
 
+def _is_read(unit: list[Statement]) -> bool:
+    """A unit of one SELECT: the adapter runs it without BEGIN/COMMIT on a server, and so does the floor."""
+    return len(unit) == 1 and unit[0][0].lstrip().upper().startswith("SELECT")
+
+
 def _flow(url: str) -> PaymentFlow:
     return PaymentFlow.from_config(
         {"repository": url, "providers": {"fake": {"type": "fake", "webhook_secret": "whsec-bench"}}},
@@ -168,6 +173,8 @@ def _replay_postgres(dsn: str, units: list[list[Statement]], count: int, tag: st
         started = time.perf_counter()
         for run in runs:
             for unit in run:
+                read = _is_read(unit)
+                connection.autocommit = read
                 for sql, params, many in unit:
                     if many:
                         cursor.executemany(sql, params)
@@ -175,7 +182,8 @@ def _replay_postgres(dsn: str, units: list[list[Statement]], count: int, tag: st
                         cursor.execute(sql, params)
                         if cursor.description is not None:
                             cursor.fetchall()
-                connection.commit()
+                if not read:
+                    connection.commit()
         return time.perf_counter() - started
 
 
@@ -196,7 +204,7 @@ async def _replay_in_threads(url: str, units: list[list[Statement]], count: int,
     started = time.perf_counter()
     for run in runs:
         for statements in run:
-            await database.run(unit_of(statements), write=True)
+            await database.run(unit_of(statements), write=not _is_read(statements))
     elapsed = time.perf_counter() - started
     database.close()
     return elapsed
@@ -211,11 +219,14 @@ async def _replay_async_engine(url: str, units: list[list[Statement]], count: in
     started = time.perf_counter()
     for run in runs:
         for statements in run:
-            async with engine.connect() as connection, connection.begin():
-                for sql, params, many in statements:
-                    result = await connection.exec_driver_sql(sql, params if not many else list(params))
-                    if result.returns_rows:
-                        result.all()
+            async with engine.connect() as connection:
+                if _is_read(statements):
+                    await connection.execution_options(isolation_level="AUTOCOMMIT")
+                async with connection.begin():
+                    for sql, params, many in statements:
+                        result = await connection.exec_driver_sql(sql, params if not many else list(params))
+                        if result.returns_rows:
+                            result.all()
     elapsed = time.perf_counter() - started
     await engine.dispose()
     return elapsed

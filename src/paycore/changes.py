@@ -29,9 +29,7 @@ class Change:
     costs one copy of the payment, not one per field and event.
     """
 
-    def __init__(
-        self, payment: Payment, *, cause: str, now: datetime, provider_event_id: str | None = None
-    ) -> None:
+    def __init__(self, payment: Payment, *, cause: str, now: datetime, provider_event_id: str | None = None) -> None:
         self.original = payment
         self.cause = cause
         self.now = now
@@ -110,9 +108,7 @@ class Change:
         before = self.status
         after = fsm.fire(before, trigger)
         self._change({"status": after})
-        self.event(
-            "status_changed", from_status=before.value, to_status=after.value, amount=amount, message=message
-        )
+        self.event("status_changed", from_status=before.value, to_status=after.value, amount=amount, message=message)
 
     def flag(self, reason: ReviewReason, message: str) -> None:
         """Flag the payment for an operator's review, with why."""

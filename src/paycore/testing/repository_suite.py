@@ -90,9 +90,7 @@ class RepositoryConformance:
         with pytest.raises(PaymentNotFound):
             await repository.save(make_payment(version=2), [])
 
-    async def test_of_concurrent_writers_of_one_version_exactly_one_wins(
-        self, repository: PaymentRepository
-    ) -> None:
+    async def test_of_concurrent_writers_of_one_version_exactly_one_wins(self, repository: PaymentRepository) -> None:
         payment = make_payment()
         await repository.add(payment, [])
         outcomes: list[str] = []

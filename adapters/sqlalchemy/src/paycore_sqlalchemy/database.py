@@ -64,6 +64,7 @@ class Database:
         self.url = safe_url(url)
         self.dialect: str = self.engine.dialect.name
         self._auto_upgrade = is_sqlite(url) if auto_upgrade is None else auto_upgrade
+        self._reads_autocommit = self.dialect != "sqlite"
         self._ready = False
         self._ready_lock = threading.Lock()
         self._closed = False
@@ -72,7 +73,12 @@ class Database:
         return f"<Database {self.url}>"
 
     async def run(self, work: Callable[[sa.Connection], T], *, write: bool = False) -> T:
-        """Run ``work(connection)`` in one transaction on a worker thread; return its result."""
+        """Run ``work(connection)`` in one transaction on a worker thread; return its result.
+
+        ``write=False`` marks a read of a single statement, which a server runs
+        without ``BEGIN``/``COMMIT`` (one round trip instead of three); a unit
+        that writes, or reads with several statements, passes ``write=True``.
+        """
         return await anyio.to_thread.run_sync(functools.partial(self.run_sync, work, write=write))
 
     def run_sync(self, work: Callable[[sa.Connection], T], *, write: bool = False) -> T:
@@ -97,6 +103,9 @@ class Database:
         with self.engine.connect() as connection:
             if write:
                 connection.execution_options(**{WRITE_OPTION: True})
+            elif self._reads_autocommit:
+                # A read unit is one statement, atomic by itself: skip BEGIN and COMMIT round trips.
+                connection.execution_options(isolation_level="AUTOCOMMIT")
             with connection.begin():
                 return work(connection)
 
