@@ -10,8 +10,18 @@ from paycore.errors import ConfigurationError
 
 __all__ = ["SECRET_MARKERS", "Secret", "Settings", "redact_url"]
 
-SECRET_MARKERS: Final = ("secret", "password", "token", "api_key", "apikey", "private", "credential")
-"""A setting whose name contains one of these, or ends in ``key``/``keys``, is wrapped in :class:`Secret` on load."""
+SECRET_MARKERS: Final = (
+    "secret",
+    "password",
+    "token",
+    "api_key",
+    "apikey",
+    "private",
+    "credential",
+    "signing",
+    "hmac",
+)
+"""A setting whose name contains one of these is wrapped in :class:`Secret` on load."""
 
 
 _URL_PASSWORD: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
@@ -56,7 +66,7 @@ class Secret:
 
 def _is_secret_name(name: str) -> bool:
     lowered = name.lower()
-    return any(marker in lowered for marker in SECRET_MARKERS) or lowered.endswith(("key", "keys"))
+    return any(marker in lowered for marker in SECRET_MARKERS)
 
 
 def _wrap_secret(value: Any) -> Any:

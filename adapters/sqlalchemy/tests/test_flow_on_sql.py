@@ -8,11 +8,10 @@ import pytest
 
 import paycore.testing.fake
 from paycore import PaymentFlow
-from paycore.errors import InvalidAmount, StorageUnavailable
+from paycore.errors import StorageUnavailable
 from paycore.money import Money
 from paycore.status import Outcome, PaymentStatus
 from paycore.testing.fake import FakeProvider
-from paycore.testing.records import make_payment
 from paycore_sqlalchemy import SqlIdempotencyStore, SqlPaymentRepository
 
 pytestmark = pytest.mark.anyio
@@ -56,16 +55,6 @@ async def test_the_repository_and_the_store_of_a_flow_share_one_engine(sqlite_ur
         assert isinstance(flow.repository, SqlPaymentRepository)
         assert isinstance(flow.idempotency_store, SqlIdempotencyStore)
         assert flow.repository.database.engine is flow.idempotency_store.database.engine
-
-
-async def test_a_negative_amount_is_refused_by_the_database_and_nothing_is_stored(database_url: str) -> None:
-    repository = SqlPaymentRepository(database_url)
-    try:
-        with pytest.raises(InvalidAmount):
-            await repository.add(make_payment(amount=Money.minor(-5, "XOF")), [])
-        assert await repository.list_payments() == []
-    finally:
-        await repository.aclose()
 
 
 async def test_an_unreachable_database_is_storage_unavailable_without_its_password(tmp_path: Path) -> None:
