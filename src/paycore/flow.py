@@ -871,8 +871,12 @@ class PaymentFlow:
     ) -> Payment:
         """Load, change, store; on a lost race reload and re-apply. One unit of work per try."""
         for attempt in range(_MAX_ATTEMPTS):
-            if receipt is not None and await self.repository.has_receipt(
-                receipt.provider, receipt.tenant, receipt.event_id
+            # A repeated delivery's receipt makes its save fail like a lost race (the receipt is
+            # unique), so the receipt is looked up only on a retry: a new event costs no extra read.
+            if (
+                attempt > 0
+                and receipt is not None
+                and await self.repository.has_receipt(receipt.provider, receipt.tenant, receipt.event_id)
             ):
                 return await self.repository.get(payment_id)
             payment = await self.repository.get(payment_id)
