@@ -30,6 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from paycore.testing.processes import free_port, log_tail, stop_process
+
 __all__ = ["PostgresServer", "PostgresServerError", "postgres_bin_dir"]
 
 _START_TIMEOUT: Final = 30.0
@@ -66,12 +68,6 @@ def postgres_bin_dir() -> Path:
         "/usr/lib/postgresql/*/bin or PATH; install them (e.g. `apt-get install -y postgresql`) "
         "or point PAYCORE_PG_BIN at their directory to run the PostgreSQL tests"
     )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _unprivileged_user() -> pwd.struct_passwd | None:
@@ -162,7 +158,7 @@ class PostgresServer:
             raise PostgresServerError(f"initdb failed: {output}")
         attempts = 3
         for _ in range(attempts):
-            port = _free_port()
+            port = free_port()
             if self._launch(bin_dir, data, port, env):
                 self._port = port
                 return self
@@ -222,13 +218,7 @@ class PostgresServer:
             return False
 
     def _log_tail(self) -> str:
-        if self._directory is None:
-            return "no log"
-        try:
-            lines = (self._directory / "postgres.log").read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "no log"
-        return " | ".join(lines[-5:]) or "empty log"
+        return log_tail(self._directory / "postgres.log" if self._directory is not None else None, 5)
 
     def create_database(self, name: str, *, template: str | None = None) -> str:
         """Create database ``name`` (a copy of ``template`` if given); return its SQLAlchemy URL."""
@@ -252,14 +242,7 @@ class PostgresServer:
 
     def _terminate(self, how: signal.Signals) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(how)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, how, timeout=15)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete the cluster."""

@@ -30,6 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from paycore.testing.processes import free_port, log_tail, stop_process
+
 __all__ = ["RedisServer", "RedisServerError", "redis_server_binary"]
 
 _START_TIMEOUT: Final = 10.0
@@ -52,12 +54,6 @@ def redis_server_binary() -> str:
             "install it, e.g. `apt-get install -y redis-server`, to run the Redis tests"
         )
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _pings(port: int) -> bool:
@@ -123,7 +119,7 @@ class RedisServer:
             self._directory = tempfile.TemporaryDirectory(prefix="paycore-redis-")
         attempts = 1 if self._port is not None else 3
         for attempt in range(attempts):
-            port = self._port if self._port is not None else _free_port()
+            port = self._port if self._port is not None else free_port()
             if self._launch(binary, port):
                 self._port = port
                 return self
@@ -169,24 +165,11 @@ class RedisServer:
         return False
 
     def _log_tail(self) -> str:
-        if self._directory is None:
-            return "no log"
-        log = Path(self._directory.name, "redis.log")
-        try:
-            return " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) or "empty log"
-        except OSError:
-            return "no log"
+        return log_tail(Path(self._directory.name, "redis.log") if self._directory is not None else None, 3)
 
     def _terminate(self, how: signal.Signals) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(how)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, how, timeout=10)
 
     def kill(self) -> None:
         """Kill the server at once (SIGKILL): connections drop, every key is lost."""
