@@ -152,10 +152,7 @@ class SqlPaymentRepository:
             _refuse_bad_input(error)
             where = violated(error)
             if "external_id" in where:
-                raise DuplicateExternalId(
-                    f"payment {payment.id}: provider {payment.provider!r} external id "
-                    f"{payment.external_id!r} belongs to another payment of tenant {payment.tenant!r}"
-                ) from None
+                raise _external_id_taken(payment) from None
             raise DuplicatePayment(f"payment {payment.id} exists already") from None
         except exc.StatementError as error:
             _refuse_bad_input(error)
@@ -222,10 +219,7 @@ class SqlPaymentRepository:
             _refuse_bad_input(error)
             where = violated(error)
             if "external_id" in where:
-                raise DuplicateExternalId(
-                    f"payment {payment.id}: provider {payment.provider!r} external id "
-                    f"{payment.external_id!r} belongs to another payment of tenant {payment.tenant!r}"
-                ) from None
+                raise _external_id_taken(payment) from None
             raise ConcurrentUpdate(
                 f"payment {payment.id}: a webhook receipt or event was recorded concurrently"
             ) from None
@@ -325,3 +319,11 @@ class SqlPaymentRepository:
         """Give back the database connection pool share."""
         if self._owns_database:
             self.database.close()
+
+
+def _external_id_taken(payment: Payment) -> DuplicateExternalId:
+    """The refusal of a payment whose provider external id another payment of its tenant holds."""
+    return DuplicateExternalId(
+        f"payment {payment.id}: provider {payment.provider!r} external id "
+        f"{payment.external_id!r} belongs to another payment of tenant {payment.tenant!r}"
+    )
