@@ -78,7 +78,7 @@ from paycore.records import (
 from paycore.secrets import Settings, redact_url
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.storage import IdempotencyStore, PaymentRepository
-from paycore.updates import apply_update, settles_call
+from paycore.updates import apply_update, fail_refund, settles_call
 
 __all__ = ["PaymentFlow"]
 
@@ -633,21 +633,7 @@ class PaymentFlow:
             change = Change(payment, cause="api", now=self.now())
             change.set(pending_call=None)
             if refund_id is not None:
-                refund = payment.refund(refund_id)
-                change.set(
-                    refunds=tuple(
-                        evolve(r, status=RefundStatus.FAILED, updated_at=change.now) if r.id == refund_id else r
-                        for r in payment.refunds
-                    )
-                )
-                change.event(
-                    "refund_status_changed",
-                    from_status=refund.status.value,
-                    to_status=RefundStatus.FAILED.value,
-                    amount=refund.amount,
-                    refund_id=refund_id,
-                    message="not sent: the request never reached the provider",
-                )
+                fail_refund(change, payment.refund(refund_id), "not sent: the request never reached the provider")
             return change
 
         with anyio.CancelScope(shield=True):
@@ -801,17 +787,15 @@ class PaymentFlow:
                 ),
             )
         polled, answer = await self._poll(payment, chosen, cause="reaper")
-        if isinstance(answer, _Unknown) or answer.outcome is not Outcome.PENDING:
-            # Unknown: flag, never fail by time alone. Paid, failed, expired: applied by the poll.
-            if isinstance(answer, _Unknown) or answer.outcome is None:
-                reason = answer.reason if isinstance(answer, _Unknown) else "the provider does not know it"
-                return await self._mutate(
-                    payment.id,
-                    lambda p: self._flag(p, ReviewReason.UNKNOWN_OUTCOME, f"unfinished past its deadline: {reason}"),
-                )
-            return polled
-        if polled.pending_call is not None:
-            return polled
+        if isinstance(answer, _Unknown) or answer.outcome is None:
+            # No definitive answer: flag it; time alone never fails a payment.
+            reason = answer.reason if isinstance(answer, _Unknown) else "the provider does not know it"
+            return await self._mutate(
+                payment.id,
+                lambda p: self._flag(p, ReviewReason.UNKNOWN_OUTCOME, f"unfinished past its deadline: {reason}"),
+            )
+        if answer.outcome is not Outcome.PENDING or polled.pending_call is not None:
+            return polled  # paid, failed or expired at the provider: the poll applied it
         return await self._mutate(payment.id, lambda p: self._expire_locally(p, asked=True))
 
     def _expire_locally(self, payment: Payment, *, asked: bool = False) -> Change | None:

@@ -25,7 +25,7 @@ from paycore.money import Money
 from paycore.records import ProviderCall, ProviderUpdate, Refund, RefundUpdate, new_id
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
-__all__ = ["apply_update", "settles_call"]
+__all__ = ["apply_update", "fail_refund", "settles_call"]
 
 _CLOSED = frozenset({PaymentStatus.EXPIRED, PaymentStatus.CANCELED, PaymentStatus.FAILED})
 _CAPTURED = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
@@ -199,6 +199,24 @@ def sync_refund_status(change: Change) -> None:
         change.fire("refund_partially", amount=refunded)
 
 
+def fail_refund(change: Change, refund: Refund, message: str) -> None:
+    """Mark ``refund`` failed (its amount becomes refundable again) and record why."""
+    change.set(
+        refunds=tuple(
+            evolve(r, status=RefundStatus.FAILED, updated_at=change.now) if r.id == refund.id else r
+            for r in change.payment.refunds
+        )
+    )
+    change.event(
+        "refund_status_changed",
+        from_status=refund.status.value,
+        to_status=RefundStatus.FAILED.value,
+        amount=refund.amount,
+        refund_id=refund.id,
+        message=message,
+    )
+
+
 def settles_call(call: ProviderCall, update: ProviderUpdate, change: Change, *, polled: bool) -> bool:
     """True when ``update`` answers the recorded ``call`` definitively.
 
@@ -211,20 +229,7 @@ def settles_call(call: ProviderCall, update: ProviderUpdate, change: Change, *, 
             return True
         mentioned = any(u.refund_id == call.refund_id for u in update.refunds)
         if polled and update.outcome is not None and not mentioned:
-            change.set(
-                refunds=tuple(
-                    evolve(r, status=RefundStatus.FAILED, updated_at=change.now) if r.id == refund.id else r
-                    for r in change.payment.refunds
-                )
-            )
-            change.event(
-                "refund_status_changed",
-                from_status=RefundStatus.PENDING.value,
-                to_status=RefundStatus.FAILED.value,
-                amount=refund.amount,
-                refund_id=refund.id,
-                message="the provider has no record of this refund",
-            )
+            fail_refund(change, refund, "the provider has no record of this refund")
             return True
         return False
     if call.operation == "capture":

@@ -141,10 +141,7 @@ class SqlPaymentRepository:
 
         def work(connection: sa.Connection) -> None:
             connection.execute(_INSERT_PAYMENT, row)
-            if refund_list:
-                connection.execute(_INSERT_REFUNDS, refund_list)
-            if event_list:
-                connection.execute(_INSERT_EVENTS, event_list)
+            _insert_rows(connection, refund_list, event_list)
 
         try:
             await self.database.run(work, write=True)
@@ -206,12 +203,7 @@ class SqlPaymentRepository:
                     f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
                 )
             connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
-            if refund_list:
-                connection.execute(_INSERT_REFUNDS, refund_list)
-            if event_list:
-                connection.execute(_INSERT_EVENTS, event_list)
-            if receipt_list:
-                connection.execute(_INSERT_RECEIPTS, receipt_list)
+            _insert_rows(connection, refund_list, event_list, receipt_list)
 
         try:
             await self.database.run(work, write=True)
@@ -319,6 +311,18 @@ class SqlPaymentRepository:
         """Give back the database connection pool share."""
         if self._owns_database:
             self.database.close()
+
+
+def _insert_rows(
+    connection: sa.Connection,
+    refunds: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    receipts: list[dict[str, Any]] | None = None,
+) -> None:
+    """Insert a payment's refund, event and receipt rows (each kind in one executemany)."""
+    for statement, rows in ((_INSERT_REFUNDS, refunds), (_INSERT_EVENTS, events), (_INSERT_RECEIPTS, receipts)):
+        if rows:
+            connection.execute(statement, rows)
 
 
 def _external_id_taken(payment: Payment) -> DuplicateExternalId:
