@@ -4,11 +4,14 @@
     python dev.py demo     run a restaurant's day end to end on the embedded default
     python dev.py test     run the whole test suite (installs what it needs first)
     python dev.py lint     ruff and mypy (strict on the core)
+    python dev.py docs     build the documentation site (mkdocs build --strict) into site/
     python dev.py bench    the benchmarks, quick mode (add --full for the long runs)
 
-Each task first makes ``.venv`` and installs the workspace into it, editable,
-from ``requirements-dev.txt`` (skipped when nothing changed since the last
-install). ``test`` also makes sure the servers the tests start are installed:
+Each task first makes ``.venv`` and installs into it, editable, what it runs
+(skipped when nothing changed since the last install). ``demo`` installs only
+the packages the demo runs (paycore, the memory adapter, the cash and dummy
+plugins); the other tasks install the whole workspace and its development
+tools from ``requirements-dev.txt``. ``test`` also makes sure the servers the tests start are installed:
 ``redis-server`` and ``chromium`` from Debian's packages (with ``apt-get`` when
 run as root), and PostgreSQL's server binaries.
 """
@@ -28,6 +31,9 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".paycore-installed"
+DEMO_STAMP = VENV / ".paycore-demo-installed"
+DEMO_PACKAGES = [".", "adapters/memory", "plugins/cash", "plugins/dummy"]
+"""What ``paycore demo`` runs: the core, the embedded default storage, and the plugins whose steps it shows."""
 INSTALL_INPUTS = [
     "requirements-dev.txt",
     "pyproject.toml",
@@ -42,20 +48,40 @@ def run(*command: str | Path, **kwargs: object) -> None:
     subprocess.run([str(c) for c in command], check=True, cwd=ROOT, **kwargs)  # type: ignore[call-overload]
 
 
-def ensure_venv() -> None:
-    if not PYTHON.exists():
-        venv.EnvBuilder(with_pip=True).create(VENV)
+def digest_of(names: list[str]) -> str:
+    """A digest of the files that decide what an install puts in ``.venv``."""
     digest = hashlib.sha256()
-    for name in INSTALL_INPUTS:
+    for name in names:
         path = ROOT / name
         if path.exists():
             digest.update(name.encode() + path.read_bytes())
-    wanted = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Make ``.venv`` and install the whole workspace with its development tools."""
+    if not PYTHON.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = digest_of(INSTALL_INPUTS)
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
     run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     run(PYTHON, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt")
     STAMP.write_text(wanted)
+
+
+def ensure_demo_venv() -> None:
+    """Make ``.venv`` with only what the demo runs (nothing when the full install is current)."""
+    if STAMP.exists() and STAMP.read_text() == digest_of(INSTALL_INPUTS):
+        return
+    if not PYTHON.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = digest_of([f"{package}/pyproject.toml".removeprefix("./") for package in DEMO_PACKAGES])
+    if DEMO_STAMP.exists() and DEMO_STAMP.read_text() == wanted:
+        return
+    editable = [argument for package in DEMO_PACKAGES for argument in ("-e", package)]
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *editable)
+    DEMO_STAMP.write_text(wanted)
 
 
 def postgres_bin() -> Path | None:
@@ -82,7 +108,7 @@ def ensure_servers() -> None:
 
 
 def task_demo(args: list[str]) -> None:
-    ensure_venv()
+    ensure_demo_venv()
     run(BIN / "paycore", "demo", *args)
 
 
@@ -103,6 +129,11 @@ def task_lint(args: list[str]) -> None:
     run(BIN / "mypy")
 
 
+def task_docs(args: list[str]) -> None:
+    ensure_venv()
+    run(PYTHON, "-m", "mkdocs", "build", "--strict", *args)
+
+
 def task_bench(args: list[str]) -> None:
     ensure_venv()
     ensure_servers()
@@ -112,7 +143,7 @@ def task_bench(args: list[str]) -> None:
         run(PYTHON, script, *quick)
 
 
-TASKS = {"demo": task_demo, "test": task_test, "lint": task_lint, "bench": task_bench}
+TASKS = {"demo": task_demo, "test": task_test, "lint": task_lint, "docs": task_docs, "bench": task_bench}
 
 
 def main() -> None:

@@ -30,14 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from attrs import evolve
 
 from paycore.money import Money
-from paycore.records import Payment, PaymentEvent, WebhookReceipt, evolve
+from paycore.records import Payment, PaymentEvent, WebhookReceipt
 from paycore.status import PaymentStatus
 from paycore.testing.postgres import PostgresServer
 from paycore_sqlalchemy import Database, SqlIdempotencyStore, SqlPaymentRepository, migrate
-from paycore_sqlalchemy.codec import event_row, payment_row
-from paycore_sqlalchemy.schema import payment_events, payments
+from paycore_sqlalchemy.codec import event_row, payment_row, reference_rows
+from paycore_sqlalchemy.schema import payment_events, payment_references, payments
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 TENANTS = [f"restaurant-{n}" for n in range(50)]
@@ -80,10 +81,11 @@ def _event(payment: Payment) -> PaymentEvent:
     )
 
 
-def _rows(start: int, stop: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def _rows(start: int, stop: int) -> Iterator[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]:
+    """Each payment's row, its first event's row and its reference rows (so webhooks find it)."""
     for number in range(start, stop):
         payment = _payment(number)
-        yield payment_row(payment), event_row(_event(payment))
+        yield payment_row(payment), event_row(_event(payment)), reference_rows(payment)
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -97,20 +99,26 @@ def _sqlite_value(value: Any) -> Any:
 def _seed_sqlite(path: str, start: int, stop: int) -> None:
     payment_columns = [c.name for c in payments.columns]
     event_columns = [c.name for c in payment_events.columns]
+    reference_columns = [c.name for c in payment_references.columns]
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("BEGIN IMMEDIATE")
-    batch: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    batch: list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]] = []
 
     def flush() -> None:
         connection.executemany(
             f"INSERT INTO paycore_payments ({', '.join(f'{c!r}' for c in payment_columns)}) "
             f"VALUES ({', '.join('?' for _ in payment_columns)})",
-            [tuple(_sqlite_value(p[c]) for c in payment_columns) for p, _ in batch],
+            [tuple(_sqlite_value(p[c]) for c in payment_columns) for p, _, _ in batch],
         )
         connection.executemany(
             f"INSERT INTO paycore_payment_events ({', '.join(event_columns)}) "
             f"VALUES ({', '.join('?' for _ in event_columns)})",
-            [tuple(_sqlite_value(e[c]) for c in event_columns) for _, e in batch],
+            [tuple(_sqlite_value(e[c]) for c in event_columns) for _, e, _ in batch],
+        )
+        connection.executemany(
+            f"INSERT INTO paycore_payment_references ({', '.join(reference_columns)}) "
+            f"VALUES ({', '.join('?' for _ in reference_columns)})",
+            [tuple(r[c] for c in reference_columns) for _, _, references in batch for r in references],
         )
         batch.clear()
 
@@ -130,6 +138,7 @@ def _seed_postgres(dsn: str, start: int, stop: int) -> None:
 
     payment_columns = [c.name for c in payments.columns]
     event_columns = [c.name for c in payment_events.columns]
+    reference_columns = [c.name for c in payment_references.columns]
 
     def value(v: Any) -> Any:
         return Jsonb(v) if isinstance(v, (dict, list)) else v
@@ -137,11 +146,15 @@ def _seed_postgres(dsn: str, start: int, stop: int) -> None:
     with psycopg.connect(dsn) as connection, connection.cursor() as cursor:
         quoted = ", ".join(f'"{c}"' for c in payment_columns)
         with cursor.copy(f"COPY paycore_payments ({quoted}) FROM STDIN") as copy:
-            for p, _ in _rows(start, stop):
+            for p, _, _ in _rows(start, stop):
                 copy.write_row([value(p[c]) for c in payment_columns])
         with cursor.copy(f"COPY paycore_payment_events ({', '.join(event_columns)}) FROM STDIN") as copy:
-            for _, e in _rows(start, stop):
+            for _, e, _ in _rows(start, stop):
                 copy.write_row([value(e[c]) for c in event_columns])
+        with cursor.copy(f"COPY paycore_payment_references ({', '.join(reference_columns)}) FROM STDIN") as copy:
+            for _, _, references in _rows(start, stop):
+                for r in references:
+                    copy.write_row([r[c] for c in reference_columns])
         connection.commit()
         connection.autocommit = True
         cursor.execute("VACUUM ANALYZE")
@@ -172,7 +185,9 @@ async def _measure(url: str, size: int, repeat: int, round_: int) -> dict[str, f
         payment = cache[i]
         changed = evolve(payment, version=payment.version + 1, event_count=payment.event_count + 1, description="x")
         event = evolve(_event(payment), id=f"evt_{payment.id[4:]}_r{round_}", sequence=changed.event_count)
-        receipt = WebhookReceipt("wave", f"whk-{payment.id}-{round_}", payment.id, tenant=payment.tenant)
+        receipt = WebhookReceipt(
+            provider="wave", event_id=f"whk-{payment.id}-{round_}", payment_id=payment.id, tenant=payment.tenant
+        )
         await repository.save(changed, [event], [receipt])
 
     async def claim(i: int) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -67,3 +70,17 @@ def test_a_closed_facade_says_how_to_open_it() -> None:
     flow = BlockingPaymentFlow.from_config(CONFIG, plugins=[fake, paycore_memory.plugin], entry_points=False)
     with pytest.raises(PaycoreError, match="not open"):
         flow.list_payments()
+
+
+def test_a_facade_left_open_does_not_hang_the_interpreter_at_exit() -> None:
+    script = textwrap.dedent(
+        """
+        import paycore_memory.plugin
+        from paycore.blocking import BlockingPaymentFlow
+        flow = BlockingPaymentFlow.from_config(None, plugins=[paycore_memory.plugin], entry_points=False, environ={})
+        flow.open()
+        print("open")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout.strip()) == (0, "open")

@@ -11,9 +11,19 @@ import pytest
 import paycore.testing.fake
 import paycore_memory.plugin
 from paycore import Money, hookimpl
-from paycore.config import PaycoreConfig, load_config
+from paycore.adapters import resolve_config
+from paycore.config import (
+    DEFAULT_IDEMPOTENCY_LEASE,
+    DEFAULT_IDEMPOTENCY_TTL,
+    DEFAULT_PAYMENT_TTL,
+    DEFAULT_PROVIDER_TIMEOUT,
+    DEFAULT_WEBHOOK_MAX_BYTES,
+    PaycoreConfig,
+    load_config,
+)
 from paycore.errors import ConfigurationError, ProviderNotEnabled
 from paycore.flow import PaymentFlow
+from paycore.plugins import collect_registry, create_plugin_manager
 from paycore.secrets import Secret, Settings
 
 SECRET = "whsec-config-0123456789"
@@ -33,6 +43,11 @@ webhook_secret = "{SECRET}"
 """
 
 
+def _resolved(source: Any, environ: dict[str, str] | None = None) -> PaycoreConfig:
+    """``source`` loaded, then resolved against the installed adapters."""
+    return resolve_config(collect_registry(create_plugin_manager()), load_config(source, environ=environ or {}))
+
+
 def _flow(config: Any, environ: dict[str, str] | None = None) -> PaymentFlow:
     return PaymentFlow.from_config(
         config,
@@ -46,7 +61,7 @@ def _flow(config: Any, environ: dict[str, str] | None = None) -> PaymentFlow:
 
 
 def test_none_is_everything_in_memory_with_no_provider() -> None:
-    config = load_config(None, environ={})
+    config = _resolved(None)
     assert config.repository.type == "memory"
     assert [store.type for store in config.idempotency] == ["memory"]
     assert dict(config.providers) == {}
@@ -120,7 +135,7 @@ def test_environment_lists_idempotency_stores_separated_by_commas() -> None:
 
 
 def test_environment_sets_a_url_shorthand_repository() -> None:
-    config = load_config(None, environ={"PAYCORE_REPOSITORY": "sqlite:///x.db"})
+    config = _resolved(None, environ={"PAYCORE_REPOSITORY": "sqlite:///x.db"})
     assert config.repository.type == "sqlalchemy"
     assert config.repository.settings["url"] == "sqlite:///x.db"
 
@@ -145,22 +160,21 @@ def test_the_environment_is_applied_by_from_config() -> None:
     ],
 )
 def test_a_database_url_selects_the_sqlalchemy_repository(url: str, kind: str) -> None:
-    config = load_config({"repository": url}, environ={})
+    config = _resolved({"repository": url})
     assert config.repository.type == kind
     assert config.repository.settings["url"] == url
 
 
 def test_the_idempotency_store_defaults_to_the_repository_adapter_with_its_settings() -> None:
-    config = load_config({"repository": "sqlite:///paycore.db"}, environ={})
+    config = _resolved({"repository": "sqlite:///paycore.db"})
     (store,) = config.idempotency
     assert store.type == "sqlalchemy"
     assert store.settings["url"] == "sqlite:///paycore.db"
 
 
 def test_a_redis_url_selects_the_redis_store_in_front_of_sql() -> None:
-    config = load_config(
-        {"repository": "sqlite:///paycore.db", "idempotency": ["redis://127.0.0.1:6379/0", "sqlalchemy"]},
-        environ={},
+    config = _resolved(
+        {"repository": "sqlite:///paycore.db", "idempotency": ["redis://127.0.0.1:6379/0", "sqlalchemy"]}
     )
     assert [s.type for s in config.idempotency] == ["redis", "sqlalchemy"]
     assert config.idempotency[0].settings["url"] == "redis://127.0.0.1:6379/0"
@@ -176,7 +190,7 @@ def test_idempotency_settings_reach_their_store() -> None:
 
 def test_a_url_scheme_no_adapter_handles_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="no adapter handles URL scheme 'ftp'"):
-        load_config({"repository": "ftp://example.test/x"}, environ={})
+        _resolved({"repository": "ftp://example.test/x"})
 
 
 # -- tenants ------------------------------------------------------------------------------
@@ -250,6 +264,39 @@ def test_a_malformed_configuration_is_refused_saying_what_is_wrong(config: dict[
 def test_a_lease_not_longer_than_the_provider_timeout_is_refused(timeout: int, lease: int) -> None:
     with pytest.raises(ConfigurationError, match=r"idempotency_lease .* must exceed provider_timeout"):
         load_config({"provider_timeout": timeout, "idempotency_lease": lease}, environ={})
+
+
+@pytest.mark.parametrize(("lease", "ttl"), [(120, 60), (600, 599.5)])
+def test_a_result_ttl_shorter_than_the_lease_is_refused_naming_both(lease: float, ttl: float) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_config({"idempotency_lease": lease, "idempotency_ttl": ttl}, environ={})
+    assert f"idempotency_ttl ({ttl:g}s) must be at least idempotency_lease ({lease:g}s)" in str(raised.value)
+
+
+def test_a_result_ttl_equal_to_the_lease_is_accepted() -> None:
+    config = load_config({"idempotency_lease": 300, "idempotency_ttl": 300}, environ={})
+    assert config.idempotency_ttl == config.idempotency_lease == 300.0
+
+
+def test_defaults_are_the_config_modules_named_constants() -> None:
+    config = load_config(None, environ={})
+    assert config.provider_timeout == DEFAULT_PROVIDER_TIMEOUT == 30.0
+    assert config.idempotency_lease == DEFAULT_IDEMPOTENCY_LEASE == 120.0
+    assert config.idempotency_ttl == DEFAULT_IDEMPOTENCY_TTL == 86_400.0
+    assert config.payment_ttl == DEFAULT_PAYMENT_TTL == 3_600.0
+    assert config.webhook_max_bytes == DEFAULT_WEBHOOK_MAX_BYTES == 1_048_576
+    assert PaycoreConfig() == config
+
+
+def test_webhook_max_bytes_is_read_from_the_mapping_and_the_environment() -> None:
+    assert load_config({"webhook_max_bytes": 4096}, environ={}).webhook_max_bytes == 4096
+    assert load_config(None, environ={"PAYCORE_WEBHOOK_MAX_BYTES": "65536"}).webhook_max_bytes == 65536
+
+
+@pytest.mark.parametrize("raw", [0, -1, 1.5, "lots", True, "", None])
+def test_webhook_max_bytes_must_be_a_positive_whole_number(raw: object) -> None:
+    with pytest.raises(ConfigurationError, match=f"webhook_max_bytes must be a positive whole number, not {raw!r}"):
+        load_config({"webhook_max_bytes": raw}, environ={})
 
 
 def test_a_source_of_the_wrong_kind_is_refused() -> None:
@@ -329,7 +376,7 @@ def test_a_password_in_an_adapter_url_is_masked_in_reprs_but_reaches_the_adapter
 
 def test_a_password_in_a_refused_url_is_masked_in_the_error() -> None:
     with pytest.raises(ConfigurationError) as raised:
-        load_config({"repository": "ftp://paycore:s3cret@example.test/x"}, environ={})
+        _resolved({"repository": "ftp://paycore:s3cret@example.test/x"})
     assert "s3cret" not in str(raised.value)
 
 
@@ -344,7 +391,7 @@ def test_an_adapter_that_fails_to_build_never_shows_its_url_password() -> None:
 
     with pytest.raises(ConfigurationError, match="repository 'refusing' could not be built") as raised:
         PaymentFlow.from_config(
-            {"repository": {"type": "refusing", "url": "postgresql://u:s3cret@127.0.0.1/db"}},
+            {"repository": {"type": "refusing", "url": "postgresql://u:s3cret@127.0.0.1/db"}, "idempotency": "memory"},
             plugins=[paycore_memory.plugin, Refusing()],
             entry_points=False,
             environ={},

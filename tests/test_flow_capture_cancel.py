@@ -16,6 +16,7 @@ from paycore.errors import (
     ProviderNotSent,
 )
 from paycore.flow import PaymentFlow
+from paycore.records import Payment
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.testing.fake import FakeProvider
 
@@ -124,3 +125,18 @@ async def test_a_canceled_payment_cannot_be_captured(flow: PaymentFlow, authoriz
     await flow.cancel(payment.id)
     with pytest.raises(InvalidTransition):
         await flow.capture(payment.id)
+
+
+async def test_a_capture_the_provider_refuses_beforehand_writes_nothing(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await authorized()
+
+    async def refuse(payment: Payment, amount: Money) -> None:
+        raise InvalidAmount(f"the gateway cannot capture {amount}")
+
+    monkeypatch.setattr(fake, "check_capture", refuse)
+    with pytest.raises(InvalidAmount, match="cannot capture"):
+        await flow.capture(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="capture-1")
+    assert await flow.get_payment(payment.id) == payment
+    assert ("capture", payment.id) not in fake.calls

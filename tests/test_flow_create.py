@@ -17,7 +17,7 @@ from paycore.errors import (
     ValidationError,
 )
 from paycore.flow import PaymentFlow
-from paycore.records import Payment
+from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus
 from paycore.testing.fake import FakeProvider
 
@@ -157,9 +157,9 @@ class PickyProvider(FakeProvider):
         if payment.amount > Money.of("10000", "XOF"):
             raise ValidationError(f"{payment.amount} is above this till's limit")
 
-    async def check_refund(self, payment: Payment, amount: Money) -> None:
-        if amount < Money.of("100", "XOF"):
-            raise ValidationError(f"refunds below 100 XOF are paid from petty cash, not {amount}")
+    async def check_refund(self, payment: Payment, refund: Refund) -> None:
+        if refund.amount < Money.of("100", "XOF"):
+            raise ValidationError(f"refunds below 100 XOF are paid from petty cash, not {refund.amount}")
 
 
 class PickyPlugin:

@@ -165,3 +165,45 @@ async def test_a_provider_that_cannot_be_reached_leaves_the_payment_for_the_next
     fake.poll_answer = None
     (expired,) = await flow.expire_stale(HOUR)
     assert expired.status is PaymentStatus.EXPIRED
+
+
+async def test_an_unpaid_payment_is_canceled_at_the_provider_before_it_expires(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _processing(flow, fake)
+    clock.advance(hours=2)
+    (expired,) = await flow.expire_stale(HOUR)
+    assert expired.status is PaymentStatus.EXPIRED
+    assert expired.pending_call is None
+    assert [op for op, _ in fake.calls][-2:] == ["check_status", "cancel"]
+    assert fake.ledger[payment.id].outcome is Outcome.CANCELED, "the customer can no longer pay it at the gateway"
+    assert not expired.needs_review
+
+
+async def test_a_lost_cancel_answer_leaves_the_payment_open_until_the_provider_says(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _processing(flow, fake)
+    clock.advance(hours=2)
+    fake.script("cancel", "lost")
+    assert [p.status for p in await flow.expire_stale(HOUR)] == [PaymentStatus.PROCESSING]
+    stuck = await flow.get_payment(payment.id)
+    assert stuck.pending_call is not None
+    assert stuck.pending_call.unknown
+    clock.advance(hours=2)
+    (settled,) = await flow.expire_stale(HOUR)
+    assert settled.status is PaymentStatus.EXPIRED
+    assert [op for op, _ in fake.calls].count("cancel") == 1, "the cancel is settled by asking, never sent again"
+
+
+async def test_a_payment_the_provider_cannot_cancel_expires_on_the_polls_word(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paycore.providers import Capabilities
+
+    monkeypatch.setattr(type(fake), "capabilities", Capabilities(refund=True, webhooks=True, polling=True))
+    payment = await _processing(flow, fake)
+    clock.advance(hours=2)
+    (expired,) = await flow.expire_stale(HOUR)
+    assert expired.status is PaymentStatus.EXPIRED
+    assert ("cancel", payment.id) not in fake.calls

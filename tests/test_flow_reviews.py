@@ -11,7 +11,7 @@ from paycore.flow import PaymentFlow
 from paycore.status import FraudStatus, Outcome, PaymentStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 from paycore.testing.records import BASE_TIME, make_payment
-from paycore.updates import apply_update
+from paycore.updates import apply_report
 
 pytestmark = pytest.mark.anyio
 
@@ -72,7 +72,7 @@ async def test_resolving_a_payment_that_needs_no_review_changes_nothing(flow: Pa
 
 def test_a_providers_fraud_report_is_recorded_and_flags_a_review() -> None:
     change = Change(make_payment(), cause="webhook", now=BASE_TIME)
-    apply_update(change, ProviderUpdate(fraud_status=FraudStatus.REVIEW, fraud_message="3-D Secure skipped"))
+    apply_report(change, ProviderUpdate(fraud_status=FraudStatus.REVIEW, fraud_message="3-D Secure skipped"))
     payment = change.result()
     assert payment is not None
     assert payment.fraud_status is FraudStatus.REVIEW

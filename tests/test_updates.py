@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from attrs import evolve
+
 from paycore import Money, ProviderUpdate, RefundUpdate
 from paycore.changes import Change
-from paycore.records import Payment
+from paycore.records import NextAction, Payment, Refund
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.records import BASE_TIME, make_payment
-from paycore.updates import apply_update
+from paycore.updates import apply_report
 
 XOF_5000 = Money.of("5000", "XOF")
 
 
 def _apply(payment: Payment, **update: Any) -> Payment:
     change = Change(payment, cause="webhook", now=BASE_TIME)
-    apply_update(change, ProviderUpdate(**update))
+    apply_report(change, ProviderUpdate(**update))
     return change.result() or payment
 
 
@@ -24,10 +27,40 @@ def _paid() -> Payment:
     return make_payment(status=PaymentStatus.SUCCEEDED, authorized_amount=XOF_5000, captured_amount=XOF_5000)
 
 
-def test_a_success_report_without_amounts_captures_the_payments_amount() -> None:
-    after = _apply(make_payment(status=PaymentStatus.PROCESSING), outcome=Outcome.SUCCEEDED)
+@pytest.mark.parametrize("outcome", [Outcome.SUCCEEDED, Outcome.AUTHORIZED])
+def test_a_money_report_without_its_amount_never_moves_the_payment(outcome: Outcome) -> None:
+    payment = make_payment(status=PaymentStatus.PROCESSING)
+    change = Change(payment, cause="webhook", now=BASE_TIME)
+    applied = apply_report(change, ProviderUpdate(outcome=outcome))
+    assert applied.missing_amount
+    assert change.result() is None
+
+
+def test_a_success_report_with_its_amount_captures_it() -> None:
+    after = _apply(make_payment(status=PaymentStatus.PROCESSING), outcome=Outcome.SUCCEEDED, captured=XOF_5000)
     assert after.status is PaymentStatus.SUCCEEDED
     assert after.captured_amount == XOF_5000
+
+
+def test_a_refund_success_without_its_amount_leaves_the_refund_pending() -> None:
+    payment = evolve(_paid(), refunds=(Refund(id="re_1", payment_id="pay_1", amount=Money.of("1000", "XOF")),))
+    change = Change(payment, cause="webhook", now=BASE_TIME)
+    applied = apply_report(change, ProviderUpdate(refunds=(RefundUpdate(RefundStatus.SUCCEEDED, refund_id="re_1"),)))
+    assert applied.missing_amount
+    assert change.result() is None
+
+
+def test_a_negative_outcome_waits_while_a_call_is_in_flight() -> None:
+    change = Change(make_payment(status=PaymentStatus.PROCESSING), cause="poll", now=BASE_TIME)
+    applied = apply_report(change, ProviderUpdate(outcome=Outcome.FAILED), settle=False)
+    assert applied.deferred
+    assert change.result() is None
+
+
+def test_a_next_action_is_kept_only_while_the_payment_awaits_the_customer() -> None:
+    action = NextAction("redirect", url="https://pay.example.test/x")
+    after = _apply(_paid(), outcome=Outcome.PENDING, next_action=action)
+    assert after.next_action is None
 
 
 def test_a_pending_report_sends_a_pending_payment_and_nothing_more() -> None:
@@ -92,5 +125,5 @@ def test_a_settled_refund_never_changes_again() -> None:
 def test_nothing_new_changes_nothing() -> None:
     paid = _paid()
     change = Change(paid, cause="webhook", now=BASE_TIME)
-    apply_update(change, ProviderUpdate(outcome=Outcome.SUCCEEDED, captured=XOF_5000))
+    apply_report(change, ProviderUpdate(outcome=Outcome.SUCCEEDED, captured=XOF_5000))
     assert change.result() is None

@@ -10,13 +10,17 @@ server such as uvicorn or hypercorn runs alone. It routes
 and answers:
 
 * ``200`` only once the event is committed (a repeated delivery is a no-op, also 200);
-* ``401`` for a missing, stale or wrong signature; ``400`` for a body or headers
-  it cannot understand; ``404`` for an unknown provider or payment; ``405``,
-  ``413`` for the wrong method or an oversized body;
+* ``401`` for a missing, stale or wrong signature; ``400`` for a body, headers
+  or a report it cannot accept (malformed JSON, a negative amount, an id of the
+  wrong type...); ``404`` for an unknown provider or payment; ``405``,
+  ``413`` for the wrong method or a body above the flow's ``webhook_max_bytes``;
 * ``503`` when storage is unavailable or the payment is busy, so the sender
-  retries later; ``500`` for anything else, without details.
+  retries later; ``500`` only for a failure on this side (a bug, a crashed
+  plugin), without details. Nothing a delivery sends ends in a 500.
 
 Error bodies are short JSON objects: ``{"error": "invalid_signature", "detail": "..."}``.
+A ``404`` says ``not found`` and the provider code, nothing more: an unknown
+payment and another tenant's payment get the same answer.
 With ``manage_flow=True`` (the default) the app's lifespan opens and closes the
 flow (``async with flow``), for servers that send lifespan events.
 """
@@ -28,27 +32,34 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
+from paycore.config import DEFAULT_WEBHOOK_MAX_BYTES
 from paycore.errors import (
     ConcurrentUpdate,
     IdempotencyInProgress,
     InvalidSignature,
+    MoneyError,
     NotFound,
     PaymentBusy,
     ProviderNotEnabled,
     StorageError,
     UnsupportedOperation,
+    ValidationError,
     WebhookError,
+    WebhookTooLarge,
 )
+from paycore.wire import InvalidReport
 
 if TYPE_CHECKING:
     from paycore.flow import PaymentFlow
 
-__all__ = ["MAX_BODY_BYTES", "WebhookApp", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "WebhookApp", "classify_webhook_error", "create_app"]
 
 log = logging.getLogger("paycore.asgi")
 
-MAX_BODY_BYTES: Final = 1 << 20
-"""The largest webhook body accepted (1 MiB); larger ones get 413."""
+MAX_BODY_BYTES: Final = DEFAULT_WEBHOOK_MAX_BYTES
+"""The default largest webhook body (1 MiB); the flow's ``webhook_max_bytes`` sets it, larger ones get 413."""
+MAX_DETAIL_CHARS: Final = 300
+"""Error details are cut to this many characters."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,12 +88,19 @@ class WebhookApp:
         *,
         prefix: str = "",
         manage_flow: bool = True,
-        max_body_bytes: int = MAX_BODY_BYTES,
+        max_body_bytes: int | None = None,
     ) -> None:
         self.flow = flow
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.manage_flow = manage_flow
-        self.max_body_bytes = max_body_bytes
+        self._max_body_bytes = max_body_bytes
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest body read: the flow's ``webhook_max_bytes`` unless the app was given its own."""
+        if self._max_body_bytes is not None:
+            return self._max_body_bytes
+        return self.flow.config.webhook_max_bytes
 
     def __repr__(self) -> str:
         return f"<WebhookApp prefix={self.prefix!r} flow={self.flow!r}>"
@@ -118,10 +136,11 @@ class WebhookApp:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        provider = ""
         try:
             tenant, provider = self._route(scope)
-            body = await self._body(receive)
             headers = _headers(scope)
+            body = await self._body(receive, headers.get("content-length"))
             payments = await self.flow.handle_webhook(provider, body, headers, tenant=tenant)
         except _Disconnected:
             return
@@ -129,7 +148,7 @@ class WebhookApp:
             await _respond(send, refusal.status, {"error": refusal.error, "detail": refusal.detail})
             return
         except Exception as error:
-            status, name, detail = _classify(error)
+            status, name, detail = classify_webhook_error(error, provider)
             if status == 500:
                 log.exception("webhook %s failed", scope.get("path"))
             elif status == 503:
@@ -156,7 +175,12 @@ class WebhookApp:
             return None, parts[0]
         return parts[0], parts[1]
 
-    async def _body(self, receive: Receive) -> bytes:
+    async def _body(self, receive: Receive, declared_length: str | None) -> bytes:
+        limit = self.max_body_bytes
+        too_large = _Refusal(413, "body_too_large", f"webhook bodies are limited to {limit} bytes")
+        declared = _declared_size(declared_length)
+        if declared is not None and declared > limit:
+            raise too_large  # refused unread
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -165,21 +189,23 @@ class WebhookApp:
                 raise _Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _Refusal(413, "body_too_large", f"webhook bodies are limited to {self.max_body_bytes} bytes")
+            if size > limit:
+                raise too_large
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
 
 def create_app(
-    flow: PaymentFlow, *, prefix: str = "", manage_flow: bool = True, max_body_bytes: int = MAX_BODY_BYTES
+    flow: PaymentFlow, *, prefix: str = "", manage_flow: bool = True, max_body_bytes: int | None = None
 ) -> WebhookApp:
     """An ASGI app receiving webhooks for ``flow`` under ``prefix``.
 
     ``manage_flow``: open and close the flow in the ASGI lifespan (set it to
     ``False`` when the flow is opened elsewhere, or mounted under a framework
-    that does not forward lifespan events to mounted apps).
+    that does not forward lifespan events to mounted apps). ``max_body_bytes``:
+    a limit of the app's own, instead of the flow's ``webhook_max_bytes``
+    (the flow refuses bodies above its own limit whatever the app reads).
     """
     return WebhookApp(flow, prefix=prefix, manage_flow=manage_flow, max_body_bytes=max_body_bytes)
 
@@ -193,21 +219,42 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-def _classify(error: Exception) -> tuple[int, str, str]:
-    """The status, error name and safe detail for an exception raised while handling a webhook."""
+def classify_webhook_error(error: Exception, provider: str) -> tuple[int, str, str]:
+    """The status, error name and safe detail for an exception raised while handling a webhook.
+
+    Whatever a delivery holds ends in a 4xx: a refused signature, report or
+    amount is the sender's to fix. A 404 names the provider code only, so it
+    never tells whether a payment exists for another tenant.
+    """
     if isinstance(error, InvalidSignature):
-        return 401, "invalid_signature", str(error)
-    if isinstance(error, WebhookError):
-        return 400, "malformed_webhook", str(error)
+        return 401, "invalid_signature", _short(str(error))
+    if isinstance(error, WebhookTooLarge):
+        return 413, "body_too_large", _short(str(error))
+    if isinstance(error, WebhookError | InvalidReport | MoneyError):
+        return 400, "malformed_webhook", _short(str(error))
     if isinstance(error, ProviderNotEnabled | NotFound):
-        return 404, "not_found", str(error)
+        return 404, "not_found", _short(f"not found (provider {provider!r})")
     if isinstance(error, UnsupportedOperation):
-        return 400, "unsupported", str(error)
+        return 400, "unsupported", _short(str(error))
+    if isinstance(error, ValidationError):
+        return 400, "refused", _short(str(error))
     if isinstance(error, StorageError):
         return 503, "storage_unavailable", "storage is unavailable; retry later"
     if isinstance(error, PaymentBusy | ConcurrentUpdate | IdempotencyInProgress):
         return 503, "busy", "the payment is busy; retry later"
     return 500, "internal_error", "the webhook could not be processed; retry later"
+
+
+def _declared_size(content_length: str | None) -> int | None:
+    """The body size a ``content-length`` header declares, or None when it declares none that is readable."""
+    value = (content_length or "").strip()
+    if not value.isascii() or not value.isdigit():
+        return None
+    return int(value) if len(value) <= 20 else 10**20
+
+
+def _short(detail: str) -> str:
+    return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 3] + "..."
 
 
 async def _respond(send: Send, status: int, body: dict[str, Any], *, retry_after: bool = False) -> None:

@@ -14,11 +14,14 @@ call it at once.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -27,8 +30,9 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from paycore.config import PaycoreConfig
 from paycore.errors import PaycoreError
 from paycore.flow import PaymentFlow
+from paycore.listing import PaymentPage
 from paycore.money import Money
-from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund
+from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund, utcnow
 from paycore.status import FraudStatus, PaymentStatus
 
 __all__ = ["BlockingPaymentFlow"]
@@ -57,11 +61,14 @@ class BlockingPaymentFlow:
         config: PaycoreConfig | Mapping[str, Any] | str | None = None,
         *,
         plugins: Iterable[object] = (),
+        entry_points: bool = True,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
         backend: str = "asyncio",
-        **options: Any,
     ) -> BlockingPaymentFlow:
         """Build the flow as :meth:`PaymentFlow.from_config` does, wrapped for sync callers."""
-        return cls(PaymentFlow.from_config(config, plugins=plugins, **options), backend=backend)
+        flow = PaymentFlow.from_config(config, plugins=plugins, entry_points=entry_points, environ=environ, clock=clock)
+        return cls(flow, backend=backend)
 
     def __repr__(self) -> str:
         state = "open" if self._portal is not None else "closed"
@@ -79,6 +86,7 @@ class BlockingPaymentFlow:
                     manager.__exit__(None, None, None)
                     raise
                 self._portal_cm, self._portal = manager, portal
+                _close_before_exit(self)
         return self
 
     def close(self) -> None:
@@ -150,10 +158,48 @@ class BlockingPaymentFlow:
         tenant: str | None = None,
         status: PaymentStatus | str | None = None,
         limit: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        newest_first: bool = False,
+        after: str | None = None,
     ) -> list[Payment]:
         """See :meth:`PaymentFlow.list_payments`."""
         result: list[Payment] = self._call(
-            self.flow.list_payments, order_id=order_id, tenant=tenant, status=status, limit=limit
+            self.flow.list_payments,
+            order_id=order_id,
+            tenant=tenant,
+            status=status,
+            limit=limit,
+            created_from=created_from,
+            created_before=created_before,
+            newest_first=newest_first,
+            after=after,
+        )
+        return result
+
+    def page_payments(
+        self,
+        *,
+        order_id: str | None = None,
+        tenant: str | None = None,
+        status: PaymentStatus | str | None = None,
+        limit: int = 50,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        newest_first: bool = False,
+        after: str | None = None,
+    ) -> PaymentPage:
+        """See :meth:`PaymentFlow.page_payments`."""
+        result: PaymentPage = self._call(
+            self.flow.page_payments,
+            order_id=order_id,
+            tenant=tenant,
+            status=status,
+            limit=limit,
+            created_from=created_from,
+            created_before=created_before,
+            newest_first=newest_first,
+            after=after,
         )
         return result
 
@@ -201,10 +247,17 @@ class BlockingPaymentFlow:
         reason: str = "",
         idempotency_key: str | None = None,
         tenant: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Refund:
         """See :meth:`PaymentFlow.refund`."""
         result: Refund = self._call(
-            self.flow.refund, payment_id, amount=amount, reason=reason, idempotency_key=idempotency_key, tenant=tenant
+            self.flow.refund,
+            payment_id,
+            amount=amount,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            tenant=tenant,
+            metadata=metadata,
         )
         return result
 
@@ -228,3 +281,29 @@ class BlockingPaymentFlow:
     def run(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run any coroutine function on the flow's event loop (for plugin services)."""
         return self._call(function, *args)
+
+
+def _close_before_exit(blocking: BlockingPaymentFlow) -> None:
+    """Close ``blocking`` when the interpreter exits, if its owner never did.
+
+    The portal's event loop runs in a worker thread, which the interpreter joins
+    at exit *before* ``atexit`` handlers run: a facade left open would hang the
+    exit. ``threading._register_atexit`` (what :mod:`concurrent.futures` uses) runs
+    before that join. Only a weak reference is kept, so the facade can be collected.
+    """
+    reference = weakref.ref(blocking)
+    pid = os.getpid()
+
+    def close() -> None:
+        alive = reference()
+        if alive is not None and os.getpid() == pid:
+            alive.close()
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # pragma: no cover - every supported Python has it
+        atexit.register(close)
+    else:
+        try:
+            register(close)
+        except RuntimeError:  # the interpreter is already shutting down
+            pass

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
 
 import anyio
 
-from paycore import __version__, fsm
+from paycore import __version__, cli_payments, fsm
+from paycore.config import PaycoreConfig
 from paycore.errors import PaycoreError
 from paycore.plugins import Registry, collect_registry, create_plugin_manager, plugin_infos
 
-__all__ = ["main"]
+__all__ = ["OWN_CONFIG_COMMANDS", "build_parser", "main"]
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -29,7 +31,7 @@ def _plugins(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from paycore.flow import PaymentFlow
 
-    flow = PaymentFlow.from_config(args.config)
+    flow = PaymentFlow.from_config(args.config, plugins=getattr(args, "plugins", ()))
     config = flow.config
     print(f"configuration OK: {args.config or 'embedded default (PAYCORE_* applied)'}")
     print(f"  repository   {config.repository.type} {config.repository.settings!r}")
@@ -47,7 +49,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from paycore.config import read_toml
+    from paycore.config_sources import read_toml
     from paycore.demo import run_demo
 
     mapping = read_toml(args.config) if args.config else None
@@ -73,6 +75,12 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     demo.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     demo.set_defaults(run=_demo)
     commands.add_parser("states", help="print the payment state machine (Mermaid)").set_defaults(run=_states)
+    report = commands.add_parser("report", help="a tenant's day: payments, refunds, reviews, drawers")
+    cli_payments.configure_report(report)
+    report.set_defaults(run=cli_payments.run_report)
+    payments = commands.add_parser("payments", help="list, show, refresh, refund and resolve payments")
+    cli_payments.configure_payments(payments)
+    payments.set_defaults(run=cli_payments.run_payments)
     for command in registry.commands.values():
         sub = commands.add_parser(command.name, help=f"{command.help} [{command.plugin}]")
         command.configure(sub)
@@ -80,15 +88,36 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return its exit status."""
+OWN_CONFIG_COMMANDS: Final = frozenset({"demo"})
+"""Subcommands that run on a configuration of their own, never on one given to :func:`main`."""
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    config: PaycoreConfig | Mapping[str, Any] | str | None = None,
+    plugins: Iterable[object] = (),
+    prog: str = "paycore",
+) -> int:
+    """Run the command line; return its exit status.
+
+    A framework embeds the command with its own configuration and plugins:
+    ``config`` is used when ``--config`` is not given (``manage.py paycore``
+    passes the project's ``PAYCORE``), and ``plugins`` are registered beside
+    the installed ones; subcommands find them as ``args.config`` and ``args.plugins``.
+    """
+    extra = tuple(plugins)
     try:
-        registry = collect_registry(create_plugin_manager())
+        registry = collect_registry(create_plugin_manager(extra))
         parser = build_parser(registry)
+        parser.prog = prog
         args = parser.parse_args(argv)
         if not getattr(args, "run", None):
             parser.print_help()
             return 2
+        if args.config is None and config is not None and args.command not in OWN_CONFIG_COMMANDS:
+            args.config = config
+        args.plugins = extra
         return int(args.run(args) or 0)
     except PaycoreError as error:
         print(f"paycore: error: {error}", file=sys.stderr)

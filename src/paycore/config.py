@@ -25,46 +25,57 @@ Environment variables nest with a double underscore:
 from __future__ import annotations
 
 import os
-import tomllib
+import re
 from collections.abc import Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
 from attrs import field, frozen
 
+from paycore.config_sources import ENV_PREFIX, apply_environment, deep_copy, read_toml
 from paycore.errors import ConfigurationError
 from paycore.secrets import Settings, redact_url
 
 __all__ = [
+    "DEFAULT_IDEMPOTENCY_LEASE",
+    "DEFAULT_IDEMPOTENCY_TTL",
+    "DEFAULT_PAYMENT_TTL",
+    "DEFAULT_PROVIDER_TIMEOUT",
+    "DEFAULT_WEBHOOK_MAX_BYTES",
     "AdapterConfig",
     "PaycoreConfig",
     "ProviderConfig",
     "TenantConfig",
     "load_config",
-    "read_toml",
+    "store_settings",
+    "url_scheme",
     "webhook_url_for",
 ]
 
-ENV_PREFIX: Final = "PAYCORE_"
 
-_URL_SCHEMES: Final = {
-    "sqlite": "sqlalchemy",
-    "postgresql": "sqlalchemy",
-    "postgres": "sqlalchemy",
-    "mysql": "sqlalchemy",
-    "redis": "redis",
-    "rediss": "redis",
-    "unix": "redis",
-    "redis+sentinel": "redis",
-}
+DEFAULT_PROVIDER_TIMEOUT: Final = 30.0
+"""Seconds a provider call may take by default (``provider_timeout``)."""
+DEFAULT_IDEMPOTENCY_LEASE: Final = 120.0
+"""Seconds an unfinished request holds its key by default (``idempotency_lease``)."""
+DEFAULT_IDEMPOTENCY_TTL: Final = 86_400.0
+"""Seconds a completed request's result is replayed by default (``idempotency_ttl``)."""
+DEFAULT_PAYMENT_TTL: Final = 3_600.0
+"""Seconds before an unfinished payment is stale by default (``payment_ttl``)."""
+DEFAULT_WEBHOOK_MAX_BYTES: Final = 1_048_576
+"""Largest webhook body accepted by default, in bytes (``webhook_max_bytes``)."""
 
 
 @frozen
 class AdapterConfig:
-    """A repository or idempotency store: its registered type and its settings."""
+    """A repository or idempotency store: its registered type and its settings.
 
-    type: str
+    ``type`` is ``None`` when the configuration gave a URL (``settings["url"]``)
+    or nothing at all: which adapter that means is known once the plugins are
+    loaded, and :func:`paycore.adapters.resolve_config` fills it in (the adapter
+    that serves the URL's scheme; without a URL, the embedded default).
+    """
+
+    type: str | None = None
     settings: Settings = field(factory=Settings)
 
 
@@ -93,24 +104,33 @@ def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
 class PaycoreConfig:
     """The whole configuration of a :class:`~paycore.flow.PaymentFlow`."""
 
-    repository: AdapterConfig = field(factory=lambda: AdapterConfig("memory"))
-    idempotency: tuple[AdapterConfig, ...] = field(factory=lambda: (AdapterConfig("memory"),))
+    repository: AdapterConfig = field(factory=AdapterConfig)
+    """The repository; unresolved (``type=None``) means the embedded default or a URL's adapter."""
+    idempotency: tuple[AdapterConfig, ...] = ()
+    """The idempotency stores, fastest first; empty means the repository's adapter."""
     providers: Mapping[str, ProviderConfig] = field(factory=dict, converter=_freeze)
     """Providers enabled for payments made without a tenant."""
     tenants: Mapping[str, TenantConfig] = field(factory=dict, converter=_freeze)
-    provider_timeout: float = 30.0
+    provider_timeout: float = DEFAULT_PROVIDER_TIMEOUT
     """Seconds a provider call may take; past that its outcome is unknown."""
-    idempotency_lease: float = 120.0
+    idempotency_lease: float = DEFAULT_IDEMPOTENCY_LEASE
     """Seconds a key stays held by a request that has not finished (then it may be taken over)."""
-    idempotency_ttl: float = 86_400.0
-    """Seconds a completed request's result is kept for replay."""
-    payment_ttl: float = 3_600.0
+    idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL
+    """Seconds a completed request's result is kept for replay (never shorter than the lease)."""
+    payment_ttl: float = DEFAULT_PAYMENT_TTL
     """Seconds after which an unfinished payment is stale for ``expire_stale``."""
     webhook_url: str | None = None
     """Where providers send webhooks: a base URL (``/{tenant}/{code}`` is appended, the
     routes of :mod:`paycore.asgi`) or a template with ``{tenant}`` and ``{code}``."""
     plugins_blocked: tuple[str, ...] = ()
     """Entry points not to load."""
+    webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES
+    """Largest webhook body accepted, in bytes; a larger one is refused unread."""
+    idempotency_settings: Mapping[str, Settings] = field(factory=dict, converter=_freeze)
+    """Settings of idempotency store types by type name (``[idempotency_settings.redis]``)."""
+    idempotency_required: bool = False
+    """Refuse every mutating call made without an ``idempotency_key`` (a retried call without
+    one would run twice): on for web handlers, off for scripts and tests."""
 
     def provider_configs(self, tenant: str | None) -> Mapping[str, ProviderConfig]:
         """The providers ``tenant`` enables (``None``: the tenant-less ones)."""
@@ -167,51 +187,11 @@ def load_config(
     elif isinstance(source, (str, os.PathLike)):
         data = read_toml(source)
     elif isinstance(source, Mapping):
-        data = _deep_copy(source)
+        data = deep_copy(source)
     else:
         raise ConfigurationError(f"configuration must be a mapping, a TOML path or None, not {type(source).__name__}")
-    _apply_environment(data, env)
+    apply_environment(data, env)
     return _parse(data)
-
-
-def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
-
-
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A TOML configuration file as a dict; :class:`ConfigurationError` if missing or invalid."""
-    try:
-        with Path(path).open("rb") as file:
-            return tomllib.load(file)
-    except FileNotFoundError:
-        raise ConfigurationError(f"configuration file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(f"configuration file {str(path)!r} is not valid TOML: {error}") from None
-
-
-def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    for name, value in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
-            continue
-        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
-        if not all(path):
-            raise ConfigurationError(f"environment variable {name} has an empty part")
-        target = data
-        for part in path[:-1]:
-            existing = target.get(part)
-            if isinstance(existing, str) and part in ("repository",):
-                existing = {"type": existing}
-            if not isinstance(existing, dict):
-                existing = {} if existing is None else existing
-                if not isinstance(existing, dict):
-                    raise ConfigurationError(f"environment variable {name} sets inside a non-table")
-            target[part] = existing
-            target = existing
-        leaf = path[-1]
-        if path == ["idempotency"]:
-            target[leaf] = [part.strip() for part in value.split(",") if part.strip()]
-        else:
-            target[leaf] = value
 
 
 _TOP_LEVEL: Final = {
@@ -225,7 +205,9 @@ _TOP_LEVEL: Final = {
     "idempotency_ttl",
     "payment_ttl",
     "webhook_url",
+    "webhook_max_bytes",
     "plugins_blocked",
+    "idempotency_required",
 }
 
 
@@ -235,25 +217,9 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
     unknown = set(data) - _TOP_LEVEL
     if unknown:
         raise ConfigurationError(f"unknown configuration key(s) {sorted(unknown)}; known: {sorted(_TOP_LEVEL)}")
-    repository = _adapter(data.get("repository", "memory"), "repository")
-    extra = data.get("idempotency_settings", {})
-    if not isinstance(extra, Mapping):
-        raise ConfigurationError("idempotency_settings must be a table of tables")
-    raw_stores = data.get("idempotency", ["memory"] if repository.type == "memory" else [repository.type])
-    if isinstance(raw_stores, (str, Mapping)):
-        raw_stores = [raw_stores]
-    if not isinstance(raw_stores, list) or not raw_stores:
-        raise ConfigurationError("idempotency must be a store name, a table, or a non-empty list of them")
-    stores = []
-    for raw in raw_stores:
-        store = _adapter(raw, "idempotency")
-        settings = dict(extra.get(store.type, {}))
-        if not store.settings and not settings and store.type == repository.type:
-            settings = dict(repository.settings)
-        settings.update(store.settings)
-        stores.append(AdapterConfig(store.type, Settings(settings, owner=f"idempotency store {store.type!r}")))
-    if len({s.type for s in stores}) != len(stores):
-        raise ConfigurationError(f"idempotency lists a store twice: {[s.type for s in stores]}")
+    repository = _adapter(data["repository"], "repository") if "repository" in data else AdapterConfig()
+    extra = _store_settings_by_type(data.get("idempotency_settings", {}))
+    stores = _stores(data["idempotency"], extra) if "idempotency" in data else ()
     tenants_raw = data.get("tenants", {})
     if not isinstance(tenants_raw, Mapping):
         raise ConfigurationError("tenants must be a table of tenant tables")
@@ -262,29 +228,65 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
         if not isinstance(tenant, Mapping) or set(tenant) - {"providers"}:
             raise ConfigurationError(f"tenant {name!r} must be a table with only a 'providers' table")
         tenants[name] = TenantConfig(name, _providers(tenant.get("providers", {}), f"tenant {name!r}"))
-    _check_lease(data)
+    provider_timeout = _seconds(data, "provider_timeout", DEFAULT_PROVIDER_TIMEOUT)
+    idempotency_lease = _seconds(data, "idempotency_lease", DEFAULT_IDEMPOTENCY_LEASE)
+    idempotency_ttl = _seconds(data, "idempotency_ttl", DEFAULT_IDEMPOTENCY_TTL)
+    _check_durations(provider_timeout, idempotency_lease, idempotency_ttl)
     return PaycoreConfig(
         repository=repository,
-        idempotency=tuple(stores),
+        idempotency=stores,
+        idempotency_settings=extra,
         providers=_providers(data.get("providers", {}), "the default tenant"),
         tenants=tenants,
-        provider_timeout=_seconds(data, "provider_timeout", 30.0),
-        idempotency_lease=_seconds(data, "idempotency_lease", 120.0),
-        idempotency_ttl=_seconds(data, "idempotency_ttl", 86_400.0),
-        payment_ttl=_seconds(data, "payment_ttl", 3_600.0),
+        provider_timeout=provider_timeout,
+        idempotency_lease=idempotency_lease,
+        idempotency_ttl=idempotency_ttl,
+        payment_ttl=_seconds(data, "payment_ttl", DEFAULT_PAYMENT_TTL),
         webhook_url=data.get("webhook_url"),
+        webhook_max_bytes=_positive_int(data, "webhook_max_bytes", DEFAULT_WEBHOOK_MAX_BYTES),
         plugins_blocked=tuple(data.get("plugins_blocked", ())),
+        idempotency_required=_flag(data, "idempotency_required"),
     )
 
 
-def _check_lease(data: Mapping[str, Any]) -> None:
-    timeout = _seconds(data, "provider_timeout", 30.0)
-    lease = _seconds(data, "idempotency_lease", 120.0)
+def _check_durations(timeout: float, lease: float, ttl: float) -> None:
     if lease <= timeout:
         raise ConfigurationError(
-            f"idempotency_lease ({lease}s) must exceed provider_timeout ({timeout}s), "
+            f"idempotency_lease ({lease:g}s) must exceed provider_timeout ({timeout:g}s), "
             "or a key could be taken over while its request still runs"
         )
+    if ttl < lease:
+        raise ConfigurationError(
+            f"idempotency_ttl ({ttl:g}s) must be at least idempotency_lease ({lease:g}s): "
+            "a key's result, and the payment id bound to it, must outlive any lease on the key"
+        )
+
+
+def _flag(data: Mapping[str, Any], key: str) -> bool:
+    raw = data.get(key, False)
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "1", "yes", "false", "0", "no", ""):
+        return raw.strip().lower() in ("true", "1", "yes")
+    if not isinstance(raw, bool):
+        raise ConfigurationError(f"{key} must be true or false, not {raw!r}")
+    return raw
+
+
+def _positive_int(data: Mapping[str, Any], key: str, default: int) -> int:
+    raw = data.get(key, default)
+    if isinstance(raw, bool):
+        raise ConfigurationError(f"{key} must be a positive whole number, not {raw!r}")
+    if isinstance(raw, str):
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigurationError(f"{key} must be a positive whole number, not {raw!r}") from None
+    elif isinstance(raw, int):
+        value = raw
+    else:
+        raise ConfigurationError(f"{key} must be a positive whole number, not {raw!r}")
+    if value <= 0:
+        raise ConfigurationError(f"{key} must be a positive whole number, not {raw!r}")
+    return value
 
 
 def _seconds(data: Mapping[str, Any], key: str, default: float) -> float:
@@ -299,14 +301,10 @@ def _seconds(data: Mapping[str, Any], key: str, default: float) -> float:
 
 
 def _adapter(raw: Any, what: str) -> AdapterConfig:
+    """An adapter as configured: by name, by URL (type left for resolution), or a table."""
     if isinstance(raw, str):
         if "://" in raw:
-            scheme = raw.split("://", 1)[0].split("+", 1)[0].lower()
-            scheme = "redis+sentinel" if raw.startswith("redis+sentinel") else scheme
-            kind = _URL_SCHEMES.get(scheme)
-            if kind is None:
-                raise ConfigurationError(f"{what}: no adapter handles URL scheme {scheme!r} in {redact_url(raw)!r}")
-            return AdapterConfig(kind, Settings({"url": raw}, owner=f"{what} {kind!r}"))
+            return AdapterConfig(None, Settings({"url": _url(raw, what)}, owner=f"{what} {redact_url(raw)!r}"))
         if not raw:
             raise ConfigurationError(f"{what}: an empty adapter name")
         return AdapterConfig(raw, Settings(owner=f"{what} {raw!r}"))
@@ -314,13 +312,60 @@ def _adapter(raw: Any, what: str) -> AdapterConfig:
         settings = dict(raw)
         kind = settings.pop("type", None)
         if kind is None and isinstance(settings.get("url"), str):
-            return AdapterConfig(
-                _adapter(settings["url"], what).type, Settings(settings, owner=f"{what} {redact_url(raw['url'])!r}")
-            )
+            url = _url(settings["url"], what)
+            return AdapterConfig(None, Settings(settings, owner=f"{what} {redact_url(url)!r}"))
         if not isinstance(kind, str) or not kind:
             raise ConfigurationError(f"{what}: a table needs a 'type' (or a 'url'), got {sorted(raw)}")
         return AdapterConfig(kind, Settings(settings, owner=f"{what} {kind!r}"))
     raise ConfigurationError(f"{what} must be a name, a URL or a table, not {type(raw).__name__}")
+
+
+def _url(raw: str, what: str) -> str:
+    scheme = raw.split("://", 1)[0]
+    if not _URL_SCHEME.fullmatch(scheme):
+        raise ConfigurationError(
+            f"{what}: {redact_url(raw)!r} is not a URL with a scheme (like 'sqlite:///paycore.db'), or an adapter name"
+        )
+    return raw
+
+
+_URL_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of an adapter URL, lowercased: ``"postgresql+psycopg"`` for ``postgresql+psycopg://...``."""
+    return url.split("://", 1)[0].lower()
+
+
+def _store_settings_by_type(raw: Any) -> dict[str, Settings]:
+    if not isinstance(raw, Mapping) or not all(isinstance(table, Mapping) for table in raw.values()):
+        raise ConfigurationError("idempotency_settings must be a table of tables")
+    return {name: Settings(table, owner=f"idempotency store {name!r}") for name, table in raw.items()}
+
+
+def _stores(raw: Any, extra: Mapping[str, Settings]) -> tuple[AdapterConfig, ...]:
+    if isinstance(raw, (str, Mapping)):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigurationError("idempotency must be a store name, a table, or a non-empty list of them")
+    stores = []
+    for item in raw:
+        store = _adapter(item, "idempotency")
+        if store.type is not None:
+            store = AdapterConfig(store.type, store_settings(store.type, store.settings, extra))
+        stores.append(store)
+    named = [store.type for store in stores if store.type is not None]
+    if len(set(named)) != len(named):
+        raise ConfigurationError(f"idempotency lists a store twice: {named}")
+    return tuple(stores)
+
+
+def store_settings(store_type: str, own: Mapping[str, Any], by_type: Mapping[str, Settings]) -> Settings:
+    """The settings of an idempotency store of ``store_type``: ``by_type[store_type]``
+    (``[idempotency_settings.TYPE]``) overridden by the store's ``own``."""
+    merged = dict(by_type.get(store_type, {}))
+    merged.update(own)
+    return Settings(merged, owner=f"idempotency store {store_type!r}")
 
 
 def _providers(raw: Any, owner: str) -> dict[str, ProviderConfig]:

@@ -1,8 +1,15 @@
 """The ISO 4217 table: every active currency code with its number of minor units.
 
-Funds codes (``CLF``, ``UYW``...) are included; precious metals, testing and
-"no currency" codes (``XAU``, ``XTS``, ``XXX``...) are not, since no payment is
-made in them.
+Funds codes (``CLF``, ``UYW``...) and units of account with minor units
+(``XAD``) are included; precious metals, testing and "no currency" codes
+(``XAU``, ``XTS``, ``XXX``...), whose minor units ISO gives as "N.A.", are
+not, since no payment is made in them. Codes ISO withdrew recently stay
+(:data:`WITHDRAWN_CURRENCIES`) so that payments made in them can still be read,
+refunded and reported.
+
+The table is kept here rather than read from a package at run time; the test
+suite compares it, code by code and exponent by exponent, with the ``iso4217``
+package, which follows ISO's published list (see ``docs/design.md``).
 """
 
 from __future__ import annotations
@@ -31,9 +38,14 @@ _EXPONENTS: dict[str, int] = {
     "SYP": 2, "SZL": 2, "THB": 2, "TJS": 2, "TMT": 2, "TND": 3, "TOP": 2, "TRY": 2,
     "TTD": 2, "TWD": 2, "TZS": 2, "UAH": 2, "UGX": 0, "USD": 2, "USN": 2, "UYI": 0,
     "UYU": 2, "UYW": 4, "UZS": 2, "VED": 2, "VES": 2, "VND": 0, "VUV": 0, "WST": 2,
-    "XAF": 0, "XCD": 2, "XCG": 2, "XOF": 0, "XPF": 0, "YER": 2, "ZAR": 2, "ZMW": 2,
+    "XAD": 2, "XAF": 0, "XCD": 2, "XCG": 2, "XOF": 0, "XPF": 0, "YER": 2, "ZAR": 2, "ZMW": 2,
     "ZWG": 2,
 }  # fmt: skip
 
 CURRENCY_EXPONENTS: Final = MappingProxyType(_EXPONENTS)
 """Active ISO 4217 codes mapped to their number of minor units (decimal places)."""
+
+WITHDRAWN_CURRENCIES: Final = frozenset({"ANG", "BGN"})
+"""Codes in :data:`CURRENCY_EXPONENTS` that ISO has withdrawn: still accepted so that
+payments recorded in them stay readable. ``ANG`` gave way to ``XCG`` (2025);
+``BGN`` to ``EUR`` (2026)."""

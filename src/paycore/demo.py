@@ -12,14 +12,16 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from attrs import define, field, frozen
 
 from paycore.config import PaycoreConfig
 from paycore.flow import PaymentFlow
+from paycore.hookcalls import call_registration_hook, current_plugin
 from paycore.money import Money
-from paycore.plugins import call_impl, collect_registry, create_plugin_manager
+from paycore.plugins import collect_registry, create_plugin_manager
+from paycore.secrets import redact_url
 from paycore.status import PaymentStatus
 
 __all__ = ["DEMO_TENANT", "DemoContext", "DemoStep", "collect_demo_steps", "run_demo"]
@@ -53,28 +55,30 @@ def collect_demo_steps(plugins: Iterable[object] = ()) -> list[DemoStep]:
     """Every step installed plugins (and ``plugins``) contribute, in order."""
     manager = create_plugin_manager(plugins)
     steps: list[DemoStep] = []
-    for impl in manager.hook.paycore_demo_steps.get_hookimpls():
 
-        def register(
-            name: str,
-            *,
-            order: int,
-            run: Callable[[DemoContext], Awaitable[None]],
-            providers: dict[str, dict[str, Any]] | None = None,
-            _plugin: str = impl.plugin_name,
-        ) -> None:
-            steps.append(DemoStep(name, order, run, dict(providers or {}), _plugin))
+    def register(
+        name: str,
+        *,
+        order: int,
+        run: Callable[[DemoContext], Awaitable[None]],
+        providers: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        steps.append(DemoStep(name, order, run, dict(providers or {}), current_plugin()))
 
-        call_impl(impl, impl.plugin_name, register=register)
+    call_registration_hook(manager, "paycore_demo_steps", register)
     return sorted(steps, key=lambda step: (step.order, step.name))
+
+
+_DEMO_DATABASE_SCHEME: Final = "sqlite"
+"""When an installed repository serves this URL scheme, the demo keeps its day in a file."""
 
 
 def _storage(config: Mapping[str, Any] | None, workdir: Path) -> dict[str, Any]:
     if config:
         return dict(config)
     registry = collect_registry(create_plugin_manager())
-    if "sqlalchemy" in registry.repositories:
-        return {"repository": f"sqlite:///{workdir / 'paycore-demo.db'}"}
+    if any(_DEMO_DATABASE_SCHEME in adapter.url_schemes for adapter in registry.repository_types.values()):
+        return {"repository": f"{_DEMO_DATABASE_SCHEME}:///{workdir / 'paycore-demo.db'}"}
     return {}
 
 
@@ -113,9 +117,10 @@ async def run_demo(
 
 
 def _describe(config: PaycoreConfig) -> str:
-    stores = " + ".join(store.type for store in config.idempotency)
+    """The flow's storage in one line; ``config`` is resolved, so every adapter has its type."""
+    stores = " + ".join(f"{store.type}" for store in config.idempotency)
     url = config.repository.settings.get("url")
-    where = f" at {url}" if url else ""
+    where = f" at {redact_url(str(url))}" if url else ""
     return f"repository {config.repository.type}{where}; idempotency {stores}"
 
 

@@ -48,6 +48,15 @@ class ValidationError(PaycoreError):
     """A request was refused before anything ran; nothing was changed or stored."""
 
 
+class InvalidReport(ValidationError, ValueError):
+    """A provider's report holds a value paycore cannot accept (a wrong type, a negative amount...).
+
+    Raised where the report is built; nothing was stored. Providers turn it
+    into :class:`~paycore.errors.MalformedWebhook` for a delivery and into a
+    provider error for an API answer.
+    """
+
+
 class PaymentRejected(ValidationError):
     """A ``paycore_validate_payment`` policy refused to create the payment."""
 
@@ -92,6 +101,10 @@ class DuplicatePayment(PaycoreError):
     """A repository already holds a payment with this id."""
 
 
+class DuplicateExternalId(DuplicatePayment):
+    """A provider reference is held by another payment of the same provider code and tenant."""
+
+
 class ConcurrentUpdate(PaycoreError):
     """A write lost a race: the stored version is not the one the writer read."""
 
@@ -126,6 +139,10 @@ class InvalidSignature(WebhookError):
 
 class MalformedWebhook(WebhookError):
     """The webhook's body or headers cannot be understood."""
+
+
+class WebhookTooLarge(MalformedWebhook):
+    """The webhook's body is larger than ``webhook_max_bytes`` (HTTP 413 at the ASGI door)."""
 
 
 class ProviderError(PaycoreError):

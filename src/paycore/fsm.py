@@ -23,7 +23,10 @@ from paycore.errors import InvalidTransition
 from paycore.status import PaymentStatus as S
 
 __all__ = [
+    "CAPTURED",
+    "CLOSED",
     "MACHINE",
+    "OPEN",
     "RANK",
     "TRANSITIONS",
     "TRIGGERS",
@@ -33,20 +36,28 @@ __all__ = [
     "next_status",
 ]
 
-_OPEN = [S.PENDING, S.PROCESSING]
-_CLOSED = [S.EXPIRED, S.CANCELED, S.FAILED]
-_CAPTURED = [S.SUCCEEDED, S.PARTIALLY_REFUNDED]
+OPEN: Final = frozenset({S.PENDING, S.PROCESSING})
+"""Not yet decided: created here, or sent and awaiting the customer or a confirmation."""
+CLOSED: Final = frozenset({S.EXPIRED, S.CANCELED, S.FAILED})
+"""Ended without money: only a provider's late confirmation leads out (``confirm_late``)."""
+CAPTURED: Final = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED})
+"""Money was captured (some or all of it may have been refunded since)."""
+
+_OPEN = sorted(OPEN)
+_CLOSED = sorted(CLOSED)
+_REFUNDABLE = [S.SUCCEEDED, S.PARTIALLY_REFUNDED]
 
 TRANSITIONS: Final[tuple[tuple[str, list[S] | S, S], ...]] = (
     ("send", S.PENDING, S.PROCESSING),
     ("authorize", _OPEN, S.AUTHORIZED),
-    ("succeed", [*_OPEN, S.AUTHORIZED], S.SUCCEEDED),
+    ("succeed", _OPEN, S.SUCCEEDED),
+    ("capture", S.AUTHORIZED, S.SUCCEEDED),
     ("fail", [*_OPEN, S.AUTHORIZED], S.FAILED),
     ("cancel", [*_OPEN, S.AUTHORIZED], S.CANCELED),
     ("expire", [*_OPEN, S.AUTHORIZED], S.EXPIRED),
     ("confirm_late", _CLOSED, S.SUCCEEDED),
-    ("refund_partially", _CAPTURED, S.PARTIALLY_REFUNDED),
-    ("refund_fully", _CAPTURED, S.REFUNDED),
+    ("refund_partially", _REFUNDABLE, S.PARTIALLY_REFUNDED),
+    ("refund_fully", _REFUNDABLE, S.REFUNDED),
 )
 """``(trigger, sources, destination)`` rows: the whole definition."""
 
@@ -105,7 +116,11 @@ def next_status(status: S, trigger: str) -> S | None:
 
 
 def allowed(status: S, trigger: str) -> bool:
-    """True when ``trigger`` may fire from ``status``."""
+    """True when ``trigger`` may fire from ``status``.
+
+    The flow asks it before an operation too: ``allowed(status, "capture")``,
+    ``allowed(status, "cancel")``, ``allowed(status, "refund_partially")`` (any refund).
+    """
     return (status, trigger) in _TABLE
 
 

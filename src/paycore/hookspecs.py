@@ -9,7 +9,7 @@ happens on the registered objects. ``paycore_payment_event`` and
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -29,6 +29,7 @@ __all__ = [
     "IdempotencyStoreFactory",
     "IdempotencyStoreRegistrar",
     "ProviderRegistrar",
+    "ReportSectionRegistrar",
     "RepositoryFactory",
     "RepositoryRegistrar",
     "hookimpl",
@@ -74,15 +75,40 @@ class ProviderRegistrar(Protocol):
 class RepositoryRegistrar(Protocol):
     """The ``register`` given to :func:`paycore_register_repositories`."""
 
-    def __call__(self, name: str, factory: RepositoryFactory) -> None:
-        """Register ``factory`` as repository type ``name`` (``"memory"``, ``"sqlalchemy"``)."""
+    def __call__(
+        self,
+        name: str,
+        factory: RepositoryFactory,
+        *,
+        url_schemes: Iterable[str] = (),
+        embedded_default: bool = False,
+    ) -> None:
+        """Register ``factory`` as repository type ``name`` (``"memory"``, ``"sqlalchemy"``).
+
+        ``url_schemes`` are the URL schemes it serves: ``repository = "sqlite:///x.db"``
+        selects the adapter that declared ``"sqlite"`` (a scheme with a driver,
+        ``postgresql+psycopg``, is matched whole first, then by the part before ``+``).
+        ``embedded_default=True`` offers it as the repository used when the
+        configuration names none.
+        """
 
 
 class IdempotencyStoreRegistrar(Protocol):
     """The ``register`` given to :func:`paycore_register_idempotency_stores`."""
 
-    def __call__(self, name: str, factory: IdempotencyStoreFactory) -> None:
-        """Register ``factory`` as idempotency store type ``name``."""
+    def __call__(
+        self,
+        name: str,
+        factory: IdempotencyStoreFactory,
+        *,
+        url_schemes: Iterable[str] = (),
+        embedded_default: bool = False,
+    ) -> None:
+        """Register ``factory`` as idempotency store type ``name``.
+
+        ``url_schemes`` and ``embedded_default`` mean what they mean for
+        :class:`RepositoryRegistrar`, for idempotency stores.
+        """
 
 
 class CommandRegistrar(Protocol):
@@ -110,12 +136,17 @@ def paycore_register_providers(register: ProviderRegistrar) -> None:
 
 @hookspec
 def paycore_register_repositories(register: RepositoryRegistrar) -> None:
-    """Register repository types: call ``register(name, factory)`` for each."""
+    """Register repository types: call ``register(name, factory, url_schemes=...)`` for each.
+
+    Called once when a flow's plugins are loaded. An adapter declares here the URL
+    schemes it serves and whether it can be the embedded default; the core knows
+    no adapter by name.
+    """
 
 
 @hookspec
 def paycore_register_idempotency_stores(register: IdempotencyStoreRegistrar) -> None:
-    """Register idempotency store types: call ``register(name, factory)`` for each."""
+    """Register idempotency store types: call ``register(name, factory, url_schemes=...)`` for each."""
 
 
 @hookspec
@@ -129,8 +160,10 @@ def paycore_payment_event(event: PaymentEvent, payment: Payment) -> Awaitable[No
 
     ``event`` is the appended :class:`~paycore.records.PaymentEvent` and
     ``payment`` the payment as committed. Called once per event, in sequence
-    order. May return an awaitable. An exception is logged and does not undo
-    the change (it is committed already).
+    order. May return an awaitable. An exception (raised, or raised by the
+    awaitable) is logged naming the plugin; it does not undo the change (it is
+    committed already) nor keep the other observers from running.
+    ``@hookimpl(wrapper=True)`` wraps the other observers' calls.
     """
 
 
@@ -140,7 +173,8 @@ def paycore_validate_payment(payment: Payment) -> Awaitable[None] | None:
 
     Raise :class:`~paycore.errors.PaymentRejected` (or another
     :class:`~paycore.errors.ValidationError`) to refuse it; nothing is stored
-    then. May return an awaitable.
+    then. May return an awaitable. Fail closed: any other exception refuses the
+    payment with a :class:`~paycore.errors.PaymentRejected` naming the plugin.
     """
 
 
@@ -148,9 +182,11 @@ def paycore_validate_payment(payment: Payment) -> Awaitable[None] | None:
 def paycore_addhooks(plugin_manager: pluggy.PluginManager) -> None:
     """Add a plugin's own hookspecs: ``plugin_manager.add_hookspecs(my_hookspecs)``.
 
-    Historic: a plugin registered later is still called. The cash plugin adds
-    its drawer-storage hook this way; adapters implement such hooks with
-    ``@hookimpl(optionalhook=True)`` so they load whether or not it is installed.
+    Historic: a plugin registered later is still called. The SQL adapter adds
+    ``paycore_sqlalchemy_schemas`` this way (plugins register their tables and
+    migrations through it) and the cash plugin ``paycore_cash_drawer_backends``.
+    Implement another plugin's hook with ``@hookimpl(optionalhook=True)``, so
+    your plugin loads whether or not that plugin is installed.
     """
 
 
@@ -177,3 +213,21 @@ class DemoStepRegistrar(Protocol):
 @hookspec
 def paycore_demo_steps(register: DemoStepRegistrar) -> None:
     """Contribute steps to ``paycore demo`` (a restaurant's day on the embedded default)."""
+
+
+class ReportSectionRegistrar(Protocol):
+    """The ``register`` given to :func:`paycore_report_sections`."""
+
+    def __call__(self, name: str, *, build: Callable[[Any], Awaitable[Any]], order: int = 100) -> None:
+        """Add a section to the day report (``paycore report``).
+
+        ``build`` is awaited with a :class:`paycore.reports.ReportScope` (the
+        flow, the tenant, the day and its bounds) and returns a
+        :class:`paycore.reports.ReportSection`, or ``None`` when it has nothing
+        to show that day. Sections appear by ascending ``order``, then ``name``.
+        """
+
+
+@hookspec
+def paycore_report_sections(register: ReportSectionRegistrar) -> None:
+    """Contribute sections to the day report (the cash plugin adds its drawer sessions)."""

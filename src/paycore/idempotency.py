@@ -1,11 +1,20 @@
-"""Idempotency keys: request fingerprints, key checks, and ids derived from keys.
+"""Idempotency keys: fingerprints, key checks, ids bound to keys, and the runner every mutating call goes through.
 
 A request is identified by a fingerprint: the SHA-256 of its operation and
 canonical arguments. The same key with the same fingerprint replays; with
-another fingerprint it is refused. A payment or refund created under a key
-gets an id derived from the key, so a request resumed after a crash (or retried
-after "not sent") finds the record its first attempt wrote instead of making a
-second one.
+another fingerprint it is refused.
+
+A record created under a key (a payment, a refund, a drawer session) gets an id
+derived from the key, so a request resumed after a crash (or retried after
+"not sent") finds what its first attempt wrote instead of making a second one.
+That binding lasts as long as the key's stored result (``idempotency_ttl``):
+afterwards the key is free again, as at Stripe, and the same key names a new
+record. :class:`KeyBinding` gives the ids a key may have named within that
+window.
+
+:class:`IdempotentRunner` is the one implementation of the protocol on top of
+an :class:`~paycore.storage.IdempotencyStore`; the flow and every plugin with
+mutating operations (the cash drawers) use it.
 """
 
 from __future__ import annotations
@@ -13,14 +22,55 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any, Final
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final, TypeVar
 
-from paycore.errors import ValidationError
+import anyio
+from attrs import frozen
 
-__all__ = ["MAX_KEY_LENGTH", "check_key", "derived_id", "fingerprint", "scope_of"]
+from paycore import serialization
+from paycore.errors import (
+    ConcurrentUpdate,
+    IdempotencyError,
+    IdempotencyLeaseLost,
+    NotFound,
+    PaymentBusy,
+    ProviderError,
+    ValidationError,
+)
+from paycore.storage import IdempotencyStore
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "RELEASE_ON",
+    "IdempotentRunner",
+    "KeyBinding",
+    "check_key",
+    "derived_id",
+    "fingerprint",
+    "scope_of",
+]
+
+log = logging.getLogger("paycore.idempotency")
+
+T = TypeVar("T")
 
 MAX_KEY_LENGTH: Final = 255
+
+RELEASE_ON: Final[tuple[type[BaseException], ...]] = (
+    ValidationError,
+    NotFound,
+    ProviderError,
+    PaymentBusy,
+    IdempotencyError,
+    ConcurrentUpdate,
+)
+"""Errors after which nothing new is left unsettled, so the key is released for a retry.
+
+A provider call that reached the provider stays written down on its payment, so a
+retry settles it by asking the provider before anything else: it is never sent twice."""
 
 
 def check_key(key: object) -> str:
@@ -46,6 +96,129 @@ def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
 
 
 def derived_id(prefix: str, scope: str, key: str) -> str:
-    """A record id determined by ``(scope, key)``: the same key always names the same record."""
+    """A record id determined by ``(scope, key)``: the same inputs always name the same record."""
     digest = hashlib.sha256(f"{prefix}\x00{scope}\x00{key}".encode()).digest()
     return f"{prefix}_" + base64.b32encode(digest[:15]).decode().lower()
+
+
+@frozen
+class KeyBinding:
+    """The ids a key names while it is bound (for ``ttl`` after its record was created).
+
+    Time is cut into windows of ``ttl``; a record created under the key in the
+    current window gets :meth:`new_id`. A retry looks in :meth:`candidate_ids`
+    (this window and the one before) and keeps a record only if :meth:`binds`
+    says it is younger than ``ttl``; an older one belongs to an expired use of
+    the key, which now names a new record.
+    """
+
+    scope: str
+    key: str
+    now: datetime
+    ttl: timedelta
+
+    @property
+    def _window(self) -> int:
+        return int(self.now.timestamp() // max(self.ttl.total_seconds(), 1e-6))
+
+    def _id(self, prefix: str, window: int) -> str:
+        return derived_id(prefix, self.scope, f"{self.key}\x00{window}")
+
+    def new_id(self, prefix: str) -> str:
+        """The id a record created now under this key gets."""
+        return self._id(prefix, self._window)
+
+    def candidate_ids(self, prefix: str) -> tuple[str, str]:
+        """The ids an earlier attempt under this key may have used, newest first."""
+        return self._id(prefix, self._window), self._id(prefix, self._window - 1)
+
+    def binds(self, created_at: datetime) -> bool:
+        """True when a record created at ``created_at`` under this key is still the key's record."""
+        return self.now - created_at < self.ttl
+
+
+class IdempotentRunner:
+    """Runs a mutating request at most once per idempotency key and replays its stored result.
+
+    * the same key and request: the stored result, without running again;
+    * the same key, another request: :class:`~paycore.errors.IdempotencyKeyReused`;
+    * the key's first request still running: :class:`~paycore.errors.IdempotencyInProgress`;
+    * a holder that crashed: its lease expires and the key is taken over.
+
+    What is stored follows Stripe's practice: a request refused by validation
+    stores nothing (the key is released); a definitive answer, success or
+    decline, is stored and replayed. ``release_on`` says which errors mean
+    "nothing new is left unsettled".
+    """
+
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        *,
+        lease_seconds: float,
+        ttl_seconds: float,
+        clock: Callable[[], datetime],
+        required: bool = False,
+    ) -> None:
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self.required = required
+
+    def __repr__(self) -> str:
+        return f"<IdempotentRunner store={type(self.store).__name__} ttl={self.ttl_seconds:g}s>"
+
+    def binding(self, scope: str, key: str) -> KeyBinding:
+        """The ids ``key`` names in ``scope`` now."""
+        return KeyBinding(scope, check_key(key), self.clock(), timedelta(seconds=self.ttl_seconds))
+
+    async def run(
+        self,
+        *,
+        operation: str,
+        scope: str,
+        key: str | None,
+        arguments: Mapping[str, Any],
+        execute: Callable[[KeyBinding | None], Awaitable[T]],
+        result_type: type[T],
+        release_on: tuple[type[BaseException], ...] = RELEASE_ON,
+    ) -> T:
+        """Run ``execute`` at most once for ``key`` in ``scope``; replay its result afterwards.
+
+        ``execute`` receives the key's :class:`KeyBinding` (``None`` without a key),
+        from which it derives the ids of the records it creates. ``result_type``
+        is the type the stored result is read back as (through
+        :mod:`paycore.serialization`).
+        """
+        if key is None:
+            if self.required:
+                raise ValidationError(f"{operation} needs an idempotency_key (idempotency_required is set)")
+            return await execute(None)
+        binding = self.binding(scope, key)
+        claim = await self.store.claim(
+            scope=scope,
+            key=key,
+            fingerprint=fingerprint(operation, arguments),
+            lease_seconds=self.lease_seconds,
+        )
+        if claim.result is not None:
+            return serialization.structure(claim.result["value"], result_type)
+        assert claim.token is not None
+        try:
+            result = await execute(binding)
+        except release_on:
+            with anyio.CancelScope(shield=True):
+                await self.store.release(scope=scope, key=key, token=claim.token)
+            raise
+        try:
+            await self.store.complete(
+                scope=scope,
+                key=key,
+                token=claim.token,
+                result={"value": serialization.unstructure(result)},
+                ttl_seconds=self.ttl_seconds,
+            )
+        except IdempotencyLeaseLost:
+            log.warning("idempotency key %r was taken over before %s finished; its result is kept", key, operation)
+        return result

@@ -18,10 +18,17 @@ from attrs import field, frozen
 from paycore.currencies import CURRENCY_EXPONENTS
 from paycore.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
 
-__all__ = ["Money", "currency_exponent"]
+__all__ = ["MAX_MINOR_UNITS", "Money", "currency_exponent"]
 
 _MAX_DIGITS: Final = 30
 _LIMIT: Final = 10**_MAX_DIGITS
+
+MAX_MINOR_UNITS: Final = 2**63 - 1
+"""The largest count of minor units every store can hold (a signed 64-bit ``BIGINT``).
+
+``Money`` itself computes exactly with up to 30 digits; what a provider reports,
+and so what may be stored, must stay within this bound.
+"""
 
 
 def currency_exponent(code: str) -> int:

@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import re
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Final
 
 import pluggy
 from attrs import define, field, frozen
 
 from paycore import hookspecs
 from paycore.errors import DuplicateRegistration, PluginLoadError
+from paycore.hookcalls import call_registration_hook, current_plugin
 from paycore.hookspecs import IdempotencyStoreFactory, RepositoryFactory
 from paycore.providers import Provider
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "IDEMPOTENCY_STORE",
+    "REPOSITORY",
+    "AdapterRegistration",
     "Command",
     "PluginInfo",
     "Registry",
-    "call_impl",
     "collect_registry",
     "create_plugin_manager",
     "plugin_infos",
@@ -56,6 +60,28 @@ class Command:
     plugin: str
 
 
+REPOSITORY: Final = "repository"
+"""The kind of :class:`AdapterRegistration` of a repository type."""
+IDEMPOTENCY_STORE: Final = "idempotency store"
+"""The kind of :class:`AdapterRegistration` of an idempotency store type."""
+
+
+@frozen
+class AdapterRegistration:
+    """A repository or idempotency store type as a plugin registered it.
+
+    ``url_schemes`` are the URL schemes it serves (``"sqlite"``, ``"redis"``);
+    ``embedded_default`` says it may be used when the configuration names none.
+    """
+
+    kind: str
+    """:data:`REPOSITORY` or :data:`IDEMPOTENCY_STORE`."""
+    name: str
+    plugin: str
+    url_schemes: tuple[str, ...] = ()
+    embedded_default: bool = False
+
+
 @define
 class Registry:
     """What the registration hooks registered, by name, with the plugin that did."""
@@ -63,9 +89,21 @@ class Registry:
     providers: dict[str, type[Provider]] = field(factory=dict)
     repositories: dict[str, RepositoryFactory] = field(factory=dict)
     idempotency_stores: dict[str, IdempotencyStoreFactory] = field(factory=dict)
+    repository_types: dict[str, AdapterRegistration] = field(factory=dict)
+    """How each repository type registered: its plugin, URL schemes, embedded default."""
+    idempotency_store_types: dict[str, AdapterRegistration] = field(factory=dict)
+    """How each idempotency store type registered: its plugin, URL schemes, embedded default."""
     commands: dict[str, Command] = field(factory=dict)
     origins: dict[tuple[str, str], str] = field(factory=dict)
     """``(kind, name) -> plugin name`` for error messages and listings."""
+
+    def adapter_types(self, kind: str) -> dict[str, AdapterRegistration]:
+        """The registrations of :data:`REPOSITORY` or :data:`IDEMPOTENCY_STORE` types, by name."""
+        if kind == REPOSITORY:
+            return self.repository_types
+        if kind == IDEMPOTENCY_STORE:
+            return self.idempotency_store_types
+        raise ValueError(f"adapter kind {kind!r} is neither {REPOSITORY!r} nor {IDEMPOTENCY_STORE!r}")
 
     def _claim(self, kind: str, name: str, plugin: str) -> None:
         if not isinstance(name, str) or not name:
@@ -74,7 +112,7 @@ class Registry:
         if previous is not None:
             raise DuplicateRegistration(
                 f"{kind} {name!r} is registered by both plugin {previous!r} and plugin {plugin!r}; "
-                "uninstall one, or block one with PaymentFlow.from_config(..., blocked=[...])"
+                "uninstall one, or block one by its entry point name with plugins_blocked = [...] in the configuration"
             )
         self.origins[kind, name] = plugin
 
@@ -156,65 +194,78 @@ def plugin_infos(manager: pluggy.PluginManager) -> list[PluginInfo]:
 
 
 def collect_registry(manager: pluggy.PluginManager) -> Registry:
-    """Call every registration hook, one plugin at a time, and gather what they register."""
+    """Call every registration hook through the relay and gather what the plugins register.
+
+    A plugin that fails is named (:class:`PluginLoadError`); two plugins
+    registering one name are both named (:class:`DuplicateRegistration`).
+    """
     registry = Registry()
-    hooks = manager.hook
 
-    for impl in hooks.paycore_register_providers.get_hookimpls():
-        plugin = impl.plugin_name
+    def register_provider(provider_class: type[Provider]) -> None:
+        plugin = current_plugin()
+        if not (isinstance(provider_class, type) and issubclass(provider_class, Provider)):
+            raise PluginLoadError(f"plugin {plugin!r} registered {provider_class!r}, which is not a Provider subclass")
+        registry._claim("provider", provider_class.name, plugin)
+        registry.providers[provider_class.name] = provider_class
 
-        def register_provider(provider_class: type[Provider], _plugin: str = plugin) -> None:
-            if not (isinstance(provider_class, type) and issubclass(provider_class, Provider)):
-                raise PluginLoadError(
-                    f"plugin {_plugin!r} registered {provider_class!r}, which is not a Provider subclass"
-                )
-            registry._claim("provider", provider_class.name, _plugin)
-            registry.providers[provider_class.name] = provider_class
+    def register_repository(
+        name: str, factory: RepositoryFactory, *, url_schemes: Iterable[str] = (), embedded_default: bool = False
+    ) -> None:
+        registration = _adapter_registration(REPOSITORY, name, factory, url_schemes, embedded_default)
+        registry._claim(REPOSITORY, name, registration.plugin)
+        registry.repositories[name] = factory
+        registry.repository_types[name] = registration
 
-        call_impl(impl, plugin, register=register_provider)
+    def register_idempotency_store(
+        name: str, factory: IdempotencyStoreFactory, *, url_schemes: Iterable[str] = (), embedded_default: bool = False
+    ) -> None:
+        registration = _adapter_registration(IDEMPOTENCY_STORE, name, factory, url_schemes, embedded_default)
+        registry._claim(IDEMPOTENCY_STORE, name, registration.plugin)
+        registry.idempotency_stores[name] = factory
+        registry.idempotency_store_types[name] = registration
 
-    for hook, kind, target in (
-        (hooks.paycore_register_repositories, "repository", registry.repositories),
-        (hooks.paycore_register_idempotency_stores, "idempotency store", registry.idempotency_stores),
-    ):
-        for impl in hook.get_hookimpls():
-            plugin = impl.plugin_name
+    def register_command(
+        name: str,
+        *,
+        help: str,
+        configure: Callable[[argparse.ArgumentParser], None],
+        run: Callable[[argparse.Namespace], int | None],
+    ) -> None:
+        plugin = current_plugin()
+        registry._claim("command", name, plugin)
+        registry.commands[name] = Command(name, help, configure, run, plugin)
 
-            def register_adapter(
-                name: str, factory: Any, _p: str = plugin, _k: str = kind, _t: dict[str, Any] = target
-            ) -> None:
-                if not callable(factory):
-                    raise PluginLoadError(f"plugin {_p!r} registered {_k} {name!r} with a non-callable factory")
-                registry._claim(_k, name, _p)
-                _t[name] = factory
-
-            call_impl(impl, plugin, register=register_adapter)
-
-    for impl in hooks.paycore_register_commands.get_hookimpls():
-        plugin = impl.plugin_name
-
-        def register_command(
-            name: str,
-            *,
-            help: str,
-            configure: Callable[[argparse.ArgumentParser], None],
-            run: Callable[[argparse.Namespace], int | None],
-            _p: str = plugin,
-        ) -> None:
-            registry._claim("command", name, _p)
-            registry.commands[name] = Command(name, help, configure, run, _p)
-
-        call_impl(impl, plugin, register=register_command)
+    call_registration_hook(manager, "paycore_register_providers", register_provider)
+    call_registration_hook(manager, "paycore_register_repositories", register_repository)
+    call_registration_hook(manager, "paycore_register_idempotency_stores", register_idempotency_store)
+    call_registration_hook(manager, "paycore_register_commands", register_command)
     return registry
 
 
-def call_impl(impl: pluggy.HookImpl, plugin: str, **kwargs: Any) -> None:
-    """Call one plugin's implementation of a registration hook; failures name the plugin."""
-    try:
-        impl.function(**{name: kwargs[name] for name in impl.argnames})
-    except (DuplicateRegistration, PluginLoadError):
-        raise
-    except Exception as error:
+_SCHEME: Final = re.compile(r"[a-z][a-z0-9+.\-]*")
+
+
+def _adapter_registration(
+    kind: str, name: str, factory: object, url_schemes: Iterable[str], embedded_default: bool
+) -> AdapterRegistration:
+    plugin = current_plugin()
+    if not callable(factory):
+        raise PluginLoadError(f"plugin {plugin!r} registered {kind} {name!r} with a non-callable factory")
+    if isinstance(url_schemes, str):
         raise PluginLoadError(
-            f"plugin {plugin!r} failed in {impl.function.__name__}: {type(error).__name__}: {error}"
-        ) from error
+            f"plugin {plugin!r} registered {kind} {name!r} with url_schemes={url_schemes!r}; "
+            f"give a list of schemes, e.g. [{url_schemes!r}]"
+        )
+    schemes = tuple(url_schemes)
+    for scheme in schemes:
+        if not isinstance(scheme, str) or not _SCHEME.fullmatch(scheme):
+            raise PluginLoadError(
+                f"plugin {plugin!r} registered {kind} {name!r} with URL scheme {scheme!r}; "
+                "a scheme is lowercase letters, digits, '+', '-' or '.', starting with a letter (e.g. 'sqlite')"
+            )
+    if not isinstance(embedded_default, bool):
+        raise PluginLoadError(
+            f"plugin {plugin!r} registered {kind} {name!r} with embedded_default={embedded_default!r}; "
+            "expected True or False"
+        )
+    return AdapterRegistration(kind, name, plugin, tuple(dict.fromkeys(schemes)), embedded_default)

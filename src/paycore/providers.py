@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import frozen
 
+from paycore import serialization
 from paycore.errors import InvalidSignature, UnsupportedOperation
 from paycore.money import Money
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
@@ -51,6 +52,13 @@ class Capabilities:
     """Confirms payments by webhook (``verify_webhook``/``parse_webhook`` work)."""
     polling: bool = False
     """``check_status`` asks the provider for the truth."""
+    polls_report_refunds: bool = False
+    """``check_status`` lists every refund the provider holds for the payment, so a refund
+    it does not list never reached it. Without this, a poll never fails a pending refund:
+    refunds are settled by their own answer or webhook."""
+    webhook_amounts: bool = True
+    """Webhooks carry the amounts of the money outcomes they report. A provider whose
+    notifications never do sets ``False`` (and must poll): the flow confirms by polling."""
 
 
 @frozen
@@ -92,6 +100,13 @@ class Provider:
     capabilities: ClassVar[Capabilities] = Capabilities()
     currencies: ClassVar[frozenset[str] | None] = None
     """Accepted ISO 4217 codes; ``None`` accepts any."""
+    secret_settings: ClassVar[frozenset[str]] = frozenset()
+    """Settings that are secrets whatever their names (``crc_key``, ``second_key``): they are
+    masked in every repr, log line and error, as names with a secret marker already are."""
+    state_type: ClassVar[type[Any] | None] = None
+    """The attrs class of the data this provider keeps on a payment for later calls (a
+    session id, a token): it reports one in ``ProviderUpdate.provider_state`` and reads it
+    back with :meth:`state`."""
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
@@ -109,6 +124,18 @@ class Provider:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} code={self.code!r} tenant={self.context.tenant!r}>"
 
+    def state(self, payment: Payment) -> Any:
+        """The data this provider kept on ``payment``, as an instance of :attr:`state_type`.
+
+        ``None`` when the payment holds none yet. Raises ``TypeError`` if the
+        provider declares no :attr:`state_type`.
+        """
+        if self.state_type is None:
+            raise TypeError(f"provider {type(self).__name__} declares no state_type")
+        if not payment.provider_state:
+            return None
+        return serialization.structure(dict(payment.provider_state), self.state_type)
+
     def _unsupported(self, operation: str) -> UnsupportedOperation:
         return UnsupportedOperation(f"provider {self.code!r} ({self.name}) does not support {operation}")
 
@@ -120,10 +147,18 @@ class Provider:
         its idempotency key stays free. The default accepts everything.
         """
 
-    async def check_refund(self, payment: Payment, amount: Money) -> None:
-        """Refuse a refund of ``amount`` before anything is stored (cash: not enough in the drawer).
+    async def check_capture(self, payment: Payment, amount: Money) -> None:
+        """Refuse a capture of ``amount`` before anything is stored (an amount the gateway cannot take).
 
         Raise a :class:`~paycore.errors.ValidationError` subclass; the default accepts.
+        """
+
+    async def check_refund(self, payment: Payment, refund: Refund) -> None:
+        """Refuse ``refund`` (not stored yet) before anything is stored (cash: not enough in the drawer).
+
+        ``refund`` carries its amount, reason and the caller's ``metadata`` (for
+        cash, the till it would be paid out of). Raise a
+        :class:`~paycore.errors.ValidationError` subclass; the default accepts.
         """
 
     async def initiate(self, payment: Payment) -> ProviderUpdate:

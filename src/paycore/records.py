@@ -8,29 +8,43 @@ rows are the append-only history of every change.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from enum import Enum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
-from attrs import evolve, field, frozen
+from attrs import Attribute, field, frozen
 
+from paycore.calls import ProviderCall
 from paycore.money import Money
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
+from paycore.wire import (
+    MAX_PROVIDER_STATE_BYTES,
+    MAX_REFERENCES,
+    InvalidReport,
+    check_amount,
+    check_id,
+    check_provider_state,
+    check_references,
+    check_text,
+    check_url,
+)
 
 __all__ = [
+    "MAX_PROVIDER_STATE_BYTES",
+    "MAX_REFERENCES",
+    "NEXT_ACTION_KINDS",
     "Checkout",
     "Customer",
     "LineItem",
     "NextAction",
     "Payment",
     "PaymentEvent",
-    "ProviderCall",
     "ProviderUpdate",
     "Refund",
     "RefundUpdate",
     "WebhookReceipt",
-    "evolve",
     "new_id",
     "utcnow",
 ]
@@ -48,6 +62,89 @@ def new_id(prefix: str) -> str:
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
+
+
+# -- what a provider reports is checked where it is built (see paycore.wire) -------------------
+
+_Validator = Callable[[Any, "Attribute[Any]", Any], None]
+
+
+def _where(instance: object, attribute: Attribute[Any]) -> str:
+    return f"{type(instance).__name__}.{attribute.name}"
+
+
+def _reported_id(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_id(value, what=_where(instance, attribute))
+
+
+def _reported_text(instance: object, attribute: Attribute[Any], value: object) -> None:
+    check_text(value, what=_where(instance, attribute))
+
+
+def _reported_optional_text(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_text(value, what=_where(instance, attribute))
+
+
+def _reported_url(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_url(value, what=_where(instance, attribute))
+
+
+def _reported_amount(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_amount(value, what=_where(instance, attribute))
+
+
+def _member_of(enum: type[Enum], *, optional: bool) -> _Validator:
+    def check(instance: object, attribute: Attribute[Any], value: object) -> None:
+        if (value is None and optional) or isinstance(value, enum):
+            return
+        allowed = ", ".join(repr(member.value) for member in enum)
+        raise InvalidReport(f"{_where(instance, attribute)} must be a {enum.__name__} ({allowed}), not {value!r:.60}")
+
+    return check
+
+
+def _action_fields(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise InvalidReport(f"NextAction.fields must be a mapping of strings, not {type(value).__name__}")
+    for name, text in value.items():
+        check_id(name, what="NextAction.fields name")
+        check_text(text, what=f"NextAction.fields[{name!r}]")
+    return MappingProxyType(dict(value))
+
+
+def _refund_updates(value: Iterable[RefundUpdate]) -> tuple[RefundUpdate, ...]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise InvalidReport(f"ProviderUpdate.refunds must be a sequence of RefundUpdate, not {type(value).__name__}")
+    refunds = tuple(value)
+    for refund in refunds:
+        if not isinstance(refund, RefundUpdate):
+            raise InvalidReport(f"ProviderUpdate.refunds holds a {type(refund).__name__}, not a RefundUpdate")
+    return refunds
+
+
+def _optional_next_action(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, NextAction):
+        raise InvalidReport(f"{_where(instance, attribute)} must be a NextAction, not {type(value).__name__}")
+
+
+NEXT_ACTION_KINDS: Final = frozenset({"redirect", "form_post", "qr", "ussd", "display"})
+"""The kinds of :class:`NextAction`."""
+
+
+def _action_kind(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value not in NEXT_ACTION_KINDS:
+        raise InvalidReport(f"NextAction.kind must be one of {sorted(NEXT_ACTION_KINDS)}, not {value!r:.60}")
+
+
+def _action_method(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value not in ("GET", "POST"):
+        raise InvalidReport(f"NextAction.method must be 'GET' or 'POST', not {value!r:.60}")
 
 
 @frozen
@@ -83,33 +180,25 @@ class NextAction:
     (show ``message``).
     """
 
-    kind: str
-    url: str | None = None
-    method: str = "GET"
-    fields: Mapping[str, str] = field(factory=dict, converter=_frozen_mapping)
-    data: str | None = None
-    message: str | None = None
+    kind: str = field(validator=_action_kind)
+    url: str | None = field(default=None, validator=_reported_url)
+    """An absolute ``http``/``https`` URL; required by ``redirect`` and ``form_post``."""
+    method: str = field(default="GET", validator=_action_method)
+    fields: Mapping[str, str] = field(factory=dict, converter=_action_fields)
+    data: str | None = field(default=None, validator=_reported_optional_text)
+    """What a ``qr`` code shows or a ``ussd`` code to dial; required by ``qr``."""
+    message: str | None = field(default=None, validator=_reported_optional_text)
+    """What to show the customer; required by ``display``."""
+
+    def __attrs_post_init__(self) -> None:
+        needs = {"redirect": "url", "form_post": "url", "qr": "data", "display": "message"}.get(self.kind)
+        if needs is not None and getattr(self, needs) is None:
+            raise InvalidReport(f"a {self.kind!r} NextAction needs a {needs}")
+        if self.kind == "ussd" and self.data is None and self.message is None:
+            raise InvalidReport("a 'ussd' NextAction needs the code to dial (data) or a message")
 
 
-@frozen
-class ProviderCall:
-    """A provider call written down before it is sent (the write-ahead record).
-
-    While a payment carries one, an operation is talking to the provider. If the
-    process dies, or the answer is lost, it stays with ``unknown=True`` and the
-    next operation asks the provider (``check_status``) before doing anything else.
-    """
-
-    operation: str
-    """``initiate``, ``capture``, ``cancel`` or ``refund``."""
-    started_at: datetime
-    amount: Money | None = None
-    refund_id: str | None = None
-    unknown: bool = False
-    """True once the call was sent and no usable answer came back."""
-
-
-@frozen
+@frozen(kw_only=True)
 class Refund:
     """A refund of (part of) a payment's captured amount."""
 
@@ -119,11 +208,14 @@ class Refund:
     status: RefundStatus = RefundStatus.PENDING
     reason: str = ""
     external_id: str | None = None
+    metadata: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    """What the caller said about the refund for its provider: who pays it out, from which
+    till (``{"till": "T2", "cashier": "Awa"}`` for cash), an operator's ticket..."""
     created_at: datetime = field(factory=utcnow)
     updated_at: datetime = field(factory=utcnow)
 
 
-@frozen
+@frozen(kw_only=True)
 class Payment:
     """A payment and its refunds, as stored. Never change ``status`` by hand:
     the flow moves it through :mod:`paycore.fsm`."""
@@ -139,6 +231,13 @@ class Payment:
     captured_amount: Money | None = None
     refunds: tuple[Refund, ...] = ()
     external_id: str | None = None
+    """The provider's first reference for the payment."""
+    references: tuple[str, ...] = ()
+    """Every reference the provider reported for the payment (``external_id`` first); a webhook
+    finds the payment by any of them (a checkout session's id, then its payment intent's)."""
+    provider_state: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    """The provider's own data for later calls (a session id, a token), as it reported it: see
+    :meth:`paycore.providers.Provider.state`. Never shown to the customer."""
     capture: bool = True
     """Capture at once (``True``) or authorize first and capture later."""
     description: str = ""
@@ -191,7 +290,7 @@ class Payment:
         raise RefundNotFound(f"payment {self.id} has no refund {refund_id!r}")
 
 
-@frozen
+@frozen(kw_only=True)
 class PaymentEvent:
     """One change to a payment, appended to its history when the change commits."""
 
@@ -214,7 +313,7 @@ class PaymentEvent:
     at: datetime = field(factory=utcnow)
 
 
-@frozen
+@frozen(kw_only=True)
 class WebhookReceipt:
     """A provider event id seen once; a second delivery of it is a no-op."""
 
@@ -229,33 +328,43 @@ class WebhookReceipt:
 class RefundUpdate:
     """What a provider reports about one refund."""
 
-    status: RefundStatus
-    refund_id: str | None = None
-    external_id: str | None = None
-    amount: Money | None = None
+    status: RefundStatus = field(validator=_member_of(RefundStatus, optional=False))
+    refund_id: str | None = field(default=None, validator=_reported_id)
+    """paycore's refund id, when the provider echoes it back."""
+    external_id: str | None = field(default=None, validator=_reported_id)
+    amount: Money | None = field(default=None, validator=_reported_amount)
+    """What was refunded: never negative, at most :data:`~paycore.money.MAX_MINOR_UNITS`."""
 
 
-@frozen
+@frozen(kw_only=True)
 class ProviderUpdate:
     """What a provider said about a payment: facts only; the flow decides what follows.
 
     Every field is optional: a provider reports what it knows. ``outcome`` is
     the payment's state at the provider; ``authorized``/``captured`` are the
     amounts it reports (checked against the payment's own amount).
+
+    Every field is checked as the update is built (ids, amounts, text, the next
+    action's URL: see :mod:`paycore.wire`); a value paycore could not store
+    raises :class:`~paycore.wire.InvalidReport`, so an invalid report never exists.
     """
 
-    outcome: Outcome | None = None
-    external_id: str | None = None
-    payment_id: str | None = None
+    outcome: Outcome | None = field(default=None, validator=_member_of(Outcome, optional=True))
+    external_id: str | None = field(default=None, validator=_reported_id)
+    references: tuple[str, ...] = field(default=(), converter=check_references)
+    """Further references of the payment at the provider (kept beside ``external_id``)."""
+    provider_state: Mapping[str, Any] | None = field(default=None, converter=check_provider_state)
+    """The provider's own data for later calls, replacing what the payment kept (``None``: unchanged)."""
+    payment_id: str | None = field(default=None, validator=_reported_id)
     """paycore's payment id when the provider echoes it back (webhooks)."""
-    authorized: Money | None = None
-    captured: Money | None = None
-    next_action: NextAction | None = None
-    provider_event_id: str | None = None
-    refunds: tuple[RefundUpdate, ...] = ()
-    fraud_status: FraudStatus | None = None
-    fraud_message: str = ""
-    message: str = ""
+    authorized: Money | None = field(default=None, validator=_reported_amount)
+    captured: Money | None = field(default=None, validator=_reported_amount)
+    next_action: NextAction | None = field(default=None, validator=_optional_next_action)
+    provider_event_id: str | None = field(default=None, validator=_reported_id)
+    refunds: tuple[RefundUpdate, ...] = field(default=(), converter=_refund_updates)
+    fraud_status: FraudStatus | None = field(default=None, validator=_member_of(FraudStatus, optional=True))
+    fraud_message: str = field(default="", validator=_reported_text)
+    message: str = field(default="", validator=_reported_text)
 
 
 @frozen

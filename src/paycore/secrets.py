@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from paycore.errors import ConfigurationError
@@ -104,6 +104,15 @@ class Settings(Mapping[str, Any]):
     def __repr__(self) -> str:
         shown = {key: redact_url(value) if isinstance(value, str) else value for key, value in self._data.items()}
         return f"Settings({shown!r})"
+
+    def with_secrets(self, names: Iterable[str]) -> Settings:
+        """These settings with the values of ``names`` masked too (a provider's declared secrets)."""
+        extra = {name for name in names if name in self._data and not isinstance(self._data[name], Secret)}
+        if not extra:
+            return self
+        masked = Settings(owner=self._owner)
+        masked._data = {key: _wrap_secret(value) if key in extra else value for key, value in self._data.items()}
+        return masked
 
     def require(self, key: str) -> Any:
         """The value of ``key``; :class:`ConfigurationError` naming the owner if it is missing."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import cattrs
+import cattrs.gen
 
+from paycore.calls import CallState, ProviderCall
 from paycore.money import Money
 
 __all__ = ["converter", "dumps", "loads", "structure", "unstructure"]
@@ -36,6 +38,32 @@ converter.register_structure_hook(
 )
 converter.register_unstructure_hook(MappingProxyType, lambda value: {k: value[k] for k in value})
 converter.register_structure_hook_func(lambda cls: cls == Mapping[str, Any], lambda value, _: dict(value))
+
+_LEGACY_CALL_LEASE: Final = timedelta(seconds=120)
+"""The lease a provider call stored before calls had ids is read with (the old default lease)."""
+
+_structure_call = cattrs.gen.make_dict_structure_fn(ProviderCall, converter)
+
+
+def _structure_provider_call(data: Any, _: Any) -> ProviderCall:
+    """A stored provider call; one written before calls had an identity is read as a legacy call."""
+    if isinstance(data, ProviderCall):
+        return data
+    if "id" not in data:
+        started = converter.structure(data["started_at"], datetime)
+        data = {
+            "id": "call_legacy",
+            "operation": data["operation"],
+            "started_at": data["started_at"],
+            "lease_until": (started + _LEGACY_CALL_LEASE).isoformat(),
+            "amount": data.get("amount"),
+            "refund_id": data.get("refund_id"),
+            "state": CallState.UNKNOWN.value if data.get("unknown") else CallState.SUBMITTING.value,
+        }
+    return _structure_call(data, ProviderCall)
+
+
+converter.register_structure_hook(ProviderCall, _structure_provider_call)
 
 
 def unstructure(record: Any) -> Any:

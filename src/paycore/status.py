@@ -79,3 +79,8 @@ class Outcome(StrEnum):
     CANCELED = "canceled"
     EXPIRED = "expired"
     """The provider itself gave up on it: not paid."""
+    NOT_FOUND = "not_found"
+    """The provider has no record of the payment: it never arrived (or has not arrived yet).
+
+    While the payment's initiate call is in flight this is no decline; once that
+    call's outcome is unknown or its lease has run out, it means "never paid"."""

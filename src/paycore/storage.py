@@ -38,7 +38,11 @@ class PaymentRepository(Protocol):
     async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
         """The payment a provider code knows as ``external_id`` within ``tenant``.
 
-        Raises :class:`~paycore.errors.PaymentNotFound` if none.
+        ``external_id`` may be any of the payment's references (``Payment.external_id``
+        and ``Payment.references``). Raises :class:`~paycore.errors.PaymentNotFound` if none.
+        A reference belongs to one payment per provider code and tenant: ``add`` and
+        ``save`` refuse a payment whose reference another one holds with
+        :class:`~paycore.errors.DuplicateExternalId` and change nothing.
         """
         ...
 
@@ -64,8 +68,22 @@ class PaymentRepository(Protocol):
         order_id: str | None = None,
         status: PaymentStatus | None = None,
         limit: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        newest_first: bool = False,
+        after: str | None = None,
     ) -> list[Payment]:
-        """Payments matching every given filter (``tenant=None``: all tenants), oldest first."""
+        """Up to ``limit`` payments matching every given filter (``tenant=None``: all tenants).
+
+        ``created_from`` is inclusive, ``created_before`` exclusive. Ordered by
+        ``(created_at, id)``, oldest first, or newest first with ``newest_first``.
+        ``after`` is a cursor (:meth:`paycore.listing.PaymentListing.cursor_after`
+        of the same listing): the page starts strictly after its position, so
+        payments added between pages never repeat or shift one. Read the
+        arguments through :meth:`paycore.listing.PaymentListing.build`, which
+        refuses a damaged cursor or another listing's with
+        :class:`~paycore.errors.ValidationError`.
+        """
         ...
 
     async def list_stale(

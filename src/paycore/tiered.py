@@ -34,6 +34,7 @@ from typing import Any
 
 import anyio
 
+from paycore.config import DEFAULT_IDEMPOTENCY_TTL
 from paycore.errors import ConfigurationError, IdempotencyLeaseLost, StorageError
 from paycore.storage import IdempotencyClaim, IdempotencyStore
 
@@ -74,7 +75,7 @@ class TieredIdempotencyStore:
         stores: Sequence[IdempotencyStore],
         *,
         names: Sequence[str] | None = None,
-        refill_ttl: float = 86_400.0,
+        refill_ttl: float = DEFAULT_IDEMPOTENCY_TTL,
         retry_after: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -1,34 +1,46 @@
 """How a provider's report changes a payment: the rules of facts, in one place.
 
-:func:`apply_update` takes a :class:`~paycore.changes.Change` and a
+:func:`apply_report` takes a :class:`~paycore.changes.Change` and a
 :class:`~paycore.records.ProviderUpdate` and applies what the provider said,
 under the correctness rules:
 
+* **reports carry their amounts**: an outcome that moves money (authorized,
+  succeeded, a refund succeeded) without its amount never moves the payment;
+  the report says so (:attr:`Applied.missing_amount`) and the caller asks the
+  provider (a poll) or flags the payment;
 * amounts and currency must match what the payment expects; a mismatch (an
   underpaid mobile-money transfer) is recorded and flags the payment for
   review, and never marks it paid;
 * a stale or out-of-order report never moves a payment backwards: a trigger
-  the state machine does not allow from the current status is ignored;
+  the state machine does not allow from the current status is ignored; the
+  customer's next action is kept only while the payment awaits the customer;
+* while another caller's provider call is in flight (``settle=False``), facts
+  of money the provider holds are recorded, but negative outcomes (failed,
+  canceled, expired, not found) and the failure of that call's refund wait:
+  :attr:`Applied.deferred` says one waited;
 * a confirmation of money after the payment expired, failed or was canceled
-  here is recorded, moves it to ``succeeded`` (the money is real) and flags it
-  for review; a late *authorization* is recorded and flagged, without moving it;
+  here moves it to ``succeeded`` (the money is real) and flags it for review;
+  a late *authorization* is recorded and flagged, without moving it;
 * refunds are settled from the refunds' own reports, and the payment's status
   follows their total.
+
+:func:`settles_call` says whether a report answers a written-down provider call.
 """
 
 from __future__ import annotations
 
-from attrs import evolve
+from attrs import define, evolve
 
+from paycore import fsm
+from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.money import Money
-from paycore.records import ProviderCall, ProviderUpdate, Refund, RefundUpdate, new_id
+from paycore.records import MAX_REFERENCES, ProviderUpdate, Refund, RefundUpdate, new_id
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
-__all__ = ["apply_update", "fail_refund", "settles_call"]
+__all__ = ["Applied", "apply_report", "fail_refund", "flag_missing_amount", "settles_call", "sync_refund_status"]
 
-_CLOSED = frozenset({PaymentStatus.EXPIRED, PaymentStatus.CANCELED, PaymentStatus.FAILED})
-_CAPTURED = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
+_NEGATIVE = frozenset({Outcome.FAILED, Outcome.CANCELED, Outcome.EXPIRED, Outcome.NOT_FOUND})
 _TRIGGERS = {
     Outcome.FAILED: "fail",
     Outcome.CANCELED: "cancel",
@@ -36,36 +48,99 @@ _TRIGGERS = {
 }
 
 
-def apply_update(change: Change, update: ProviderUpdate, *, capture_amount: Money | None = None) -> None:
-    """Apply ``update`` to ``change``.
+@define
+class Applied:
+    """What :func:`apply_report` could not apply, for its caller to act on."""
 
-    ``capture_amount`` is what the flow asked the provider to capture, when the
-    update answers that request (a partial capture captures less than the amount).
+    missing_amount: bool = False
+    """A money outcome came without its amount: ask the provider, or flag the payment."""
+    deferred: bool = False
+    """A negative outcome waited for the provider call in flight to be settled by its owner."""
+
+
+def apply_report(
+    change: Change,
+    update: ProviderUpdate,
+    *,
+    settle: bool = True,
+    expected_capture: Money | None = None,
+    protected_refund: str | None = None,
+) -> Applied:
+    """Apply ``update`` to ``change``; return what was left unapplied.
+
+    ``settle=False`` while another caller's provider call is in flight (see
+    :mod:`paycore.calls`); ``expected_capture`` is what was asked to be
+    captured when a capture call is outstanding (a partial capture captures
+    less than authorized); ``protected_refund`` is the refund of the call in
+    flight, which only its owner may fail.
     """
+    applied = Applied()
     payment = change.payment
-    if update.external_id and payment.external_id is None:
-        change.set(external_id=update.external_id)
-    if update.next_action is not None and update.next_action != payment.next_action:
+    _record_references(change, update)
+    if update.provider_state is not None and update.provider_state != payment.provider_state:
+        change.set(provider_state=update.provider_state)
+    if update.next_action is not None and payment.status in fsm.OPEN and update.next_action != payment.next_action:
         change.set(next_action=update.next_action)
     if update.fraud_status is not None:
         change.set_fraud(update.fraud_status, update.fraud_message)
 
     outcome = update.outcome
-    if outcome is Outcome.PENDING:
+    if outcome in _NEGATIVE and not settle:
+        applied.deferred = True
+    elif outcome is Outcome.PENDING:
         if change.can("send"):
             change.fire("send", message=update.message)
     elif outcome is Outcome.AUTHORIZED:
-        _authorized(change, update)
+        applied.missing_amount |= _authorized(change, update)
     elif outcome is Outcome.SUCCEEDED:
-        _succeeded(change, update, capture_amount)
+        applied.missing_amount |= _succeeded(change, update, expected_capture)
+    elif outcome is Outcome.NOT_FOUND:
+        _not_found(change, update)
     elif outcome is not None:
         trigger = _TRIGGERS[outcome]
         if change.can(trigger):
             change.fire(trigger, message=update.message)
 
     for refund_update in update.refunds:
-        _refund(change, refund_update)
+        if (
+            not settle
+            and refund_update.status is RefundStatus.FAILED
+            and _names(refund_update, protected_refund, change)
+        ):
+            applied.deferred = True
+            continue
+        applied.missing_amount |= _refund(change, refund_update)
     sync_refund_status(change)
+    return applied
+
+
+def _record_references(change: Change, update: ProviderUpdate) -> None:
+    """Keep every reference the provider reported; the first one stays the payment's ``external_id``."""
+    payment = change.payment
+    known = payment.references or ((payment.external_id,) if payment.external_id else ())
+    reported = [r for r in (update.external_id, *update.references) if r]
+    new = tuple(dict.fromkeys(r for r in reported if r not in known))
+    if payment.external_id is None and reported:
+        change.set(external_id=reported[0])
+    if new:
+        change.set(references=(*known, *new)[:MAX_REFERENCES])
+
+
+def _names(update: RefundUpdate, refund_id: str | None, change: Change) -> bool:
+    if refund_id is None:
+        return False
+    if update.refund_id == refund_id:
+        return True
+    external = next((r.external_id for r in change.payment.refunds if r.id == refund_id), None)
+    return external is not None and update.external_id == external
+
+
+def flag_missing_amount(change: Change, message: str) -> None:
+    """Flag the payment: the provider reported money without saying how much."""
+    if change.payment.review_reason is ReviewReason.AMOUNT_MISMATCH and change.payment.needs_review:
+        return
+    change.event("amount_missing", message=message)
+    change.flag(ReviewReason.AMOUNT_MISMATCH, message)
 
 
 def _mismatch(change: Change, expected: Money, reported: Money, what: str) -> bool:
@@ -76,45 +151,50 @@ def _mismatch(change: Change, expected: Money, reported: Money, what: str) -> bo
     return True
 
 
-def _authorized(change: Change, update: ProviderUpdate) -> None:
+def _authorized(change: Change, update: ProviderUpdate) -> bool:
     payment = change.payment
-    reported = update.authorized or payment.amount
-    if payment.status in _CLOSED:
+    reported = update.authorized
+    if payment.status in fsm.CLOSED:
         if not change.can("authorize") and payment.review_reason is not ReviewReason.LATE_CONFIRMATION:
             change.event("late_authorization", amount=reported, message=update.message)
             change.flag(
                 ReviewReason.LATE_CONFIRMATION,
-                f"provider authorized {reported} after the payment was {payment.status.value}",
+                f"provider authorized {reported or 'an unknown amount'} after the payment was {payment.status.value}",
             )
-        return
+        return False
     if not change.can("authorize"):
-        return
+        return False
+    if reported is None:
+        return True
     if _mismatch(change, payment.amount, reported, "authorized amount"):
-        return
+        return False
     change.set(authorized_amount=reported)
     change.fire("authorize", amount=reported, message=update.message)
+    return False
 
 
-def _succeeded(change: Change, update: ProviderUpdate, capture_amount: Money | None) -> None:
+def _succeeded(change: Change, update: ProviderUpdate, expected_capture: Money | None) -> bool:
     payment = change.payment
-    if payment.status in _CAPTURED:
-        return
+    if payment.status in fsm.CAPTURED:
+        return False
+    reported = update.captured
+    if reported is None:
+        return True
     if payment.status is PaymentStatus.AUTHORIZED:
         # Captured after an authorization: a partial capture is legitimate, above the hold is not.
         authorized = payment.authorized_amount or payment.amount
-        expected = capture_amount or update.captured or authorized
-        reported = update.captured or expected
         if reported.currency != authorized.currency or reported > authorized or not reported.is_positive():
             _mismatch(change, authorized, reported, "captured amount")
-            return
-        if capture_amount is not None and _mismatch(change, capture_amount, reported, "captured amount"):
-            return
-    else:
-        reported = update.captured or payment.amount
-        if _mismatch(change, payment.amount, reported, "paid amount"):
-            return
+            return False
+        if expected_capture is not None and _mismatch(change, expected_capture, reported, "captured amount"):
+            return False
+        change.set(captured_amount=reported)
+        change.fire("capture", amount=reported, message=update.message)
+        return False
+    if _mismatch(change, payment.amount, reported, "paid amount"):
+        return False
     change.set(captured_amount=reported, authorized_amount=payment.authorized_amount or reported)
-    if payment.status in _CLOSED:
+    if payment.status in fsm.CLOSED:
         before = payment.status.value
         change.fire("confirm_late", amount=reported, message=update.message)
         change.flag(
@@ -123,9 +203,16 @@ def _succeeded(change: Change, update: ProviderUpdate, capture_amount: Money | N
         )
     elif change.can("succeed"):
         change.fire("succeed", amount=reported, message=update.message)
+    return False
 
 
-def _refund(change: Change, update: RefundUpdate) -> None:
+def _not_found(change: Change, update: ProviderUpdate) -> None:
+    """The provider has no record of the payment (and no call of ours is in flight)."""
+    if change.payment.status in fsm.OPEN and change.can("expire"):
+        change.fire("expire", message=update.message or "the provider has no record of this payment")
+
+
+def _refund(change: Change, update: RefundUpdate) -> bool:
     payment = change.payment
     refund = next(
         (
@@ -137,15 +224,16 @@ def _refund(change: Change, update: RefundUpdate) -> None:
         None,
     )
     if refund is None:
-        _refund_made_elsewhere(change, update)
-        return
+        return _refund_made_elsewhere(change, update)
     replaced = refund
     if update.external_id and refund.external_id is None:
         replaced = evolve(replaced, external_id=update.external_id)
     if refund.status is RefundStatus.PENDING and update.status is not RefundStatus.PENDING:
-        confirmed = update.amount is not None and update.status is RefundStatus.SUCCEEDED
-        if confirmed and _mismatch(change, refund.amount, update.amount, f"refund {refund.id} amount"):  # type: ignore[arg-type]
-            return
+        if update.status is RefundStatus.SUCCEEDED:
+            if update.amount is None:
+                return True
+            if _mismatch(change, refund.amount, update.amount, f"refund {refund.id} amount"):
+                return False
         replaced = evolve(replaced, status=update.status, updated_at=change.now)
         change.event(
             "refund_status_changed",
@@ -156,20 +244,27 @@ def _refund(change: Change, update: RefundUpdate) -> None:
         )
     if replaced != refund:
         change.set(refunds=tuple(replaced if r.id == refund.id else r for r in payment.refunds))
+    return False
 
 
-def _refund_made_elsewhere(change: Change, update: RefundUpdate) -> None:
+def _refund_made_elsewhere(change: Change, update: RefundUpdate) -> bool:
     """A refund the provider made without paycore (from its dashboard): record it if it fits."""
     payment = change.payment
-    if update.amount is None or update.status is RefundStatus.FAILED or payment.status not in _CAPTURED:
-        return
-    if update.amount.currency != payment.currency or update.amount > payment.refundable_amount:
+    if update.status is RefundStatus.FAILED or payment.status not in fsm.CAPTURED:
+        return False
+    if update.amount is None:
+        return update.status is RefundStatus.SUCCEEDED
+    if (
+        update.amount.currency != payment.currency
+        or not update.amount.is_positive()
+        or update.amount > payment.refundable_amount
+    ):
         change.event("amount_mismatch", amount=update.amount, message="refund above the refundable amount")
         change.flag(
             ReviewReason.AMOUNT_MISMATCH,
             f"provider reported a refund of {update.amount}; only {payment.refundable_amount} was refundable",
         )
-        return
+        return False
     refund = Refund(
         id=new_id("re"),
         payment_id=payment.id,
@@ -182,12 +277,13 @@ def _refund_made_elsewhere(change: Change, update: RefundUpdate) -> None:
     )
     change.set(refunds=(*payment.refunds, refund))
     change.event("refund_created", to_status=refund.status.value, amount=refund.amount, refund_id=refund.id)
+    return False
 
 
 def sync_refund_status(change: Change) -> None:
     """Move the payment to ``partially_refunded``/``refunded`` as its succeeded refunds say."""
     payment = change.payment
-    if payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED):
+    if not change.can("refund_partially"):
         return
     refunded = payment.refunded_amount
     captured = payment.captured_amount
@@ -217,21 +313,30 @@ def fail_refund(change: Change, refund: Refund, message: str) -> None:
     )
 
 
-def settles_call(call: ProviderCall, update: ProviderUpdate, change: Change, *, polled: bool) -> bool:
-    """True when ``update`` answers the recorded ``call`` definitively.
+def settles_call(call: ProviderCall, update: ProviderUpdate, change: Change, *, lists_refunds: bool) -> bool:
+    """True when a report (a poll or a webhook) answers the recorded ``call`` definitively.
 
-    A poll (``check_status``) that reports the payment but not a refund that
-    was sent means the provider never got the refund: that refund is failed.
+    Only for a call that reports may settle (:meth:`ProviderCall.settled_by_reports`).
+    A refund call is answered once its refund is no longer pending, or once the
+    provider reports the refund at all; a poll of a provider that lists every
+    refund (``lists_refunds``) and does not list it means the refund never
+    arrived: it is failed, and its amount is refundable again.
     """
-    if call.operation == "refund":
+    if call.operation is CallOperation.REFUND:
         refund = next((r for r in change.payment.refunds if r.id == call.refund_id), None)
         if refund is None or refund.status is not RefundStatus.PENDING:
             return True
-        mentioned = any(u.refund_id == call.refund_id for u in update.refunds)
-        if polled and update.outcome is not None and not mentioned:
-            fail_refund(change, refund, "the provider has no record of this refund")
+        if any(_names(u, call.refund_id, change) for u in update.refunds):
             return True
-        return False
-    if call.operation == "capture":
+        if update.outcome is None:
+            return False
+        if lists_refunds:
+            fail_refund(change, refund, "the provider has no record of this refund")
+        else:
+            # The provider's status cannot say: the refund stays pending (its amount reserved)
+            # until its own answer or webhook settles it, and an operator is told.
+            change.flag(ReviewReason.UNKNOWN_OUTCOME, f"the outcome of refund {refund.id} is unknown")
+        return True
+    if call.operation is CallOperation.CAPTURE:
         return update.outcome is not None and update.outcome is not Outcome.PENDING
     return update.outcome is not None

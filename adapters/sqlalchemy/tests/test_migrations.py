@@ -9,8 +9,13 @@ import pytest
 import sqlalchemy as sa
 
 from paycore.cli import main
+from paycore.errors import DuplicateExternalId
+from paycore.records import Payment
+from paycore.testing.records import make_payment, next_version
 from paycore_sqlalchemy import SchemaOutOfDate, SqlPaymentRepository, migrate
+from paycore_sqlalchemy.codec import payment_row
 from paycore_sqlalchemy.engine import acquire_engine
+from paycore_sqlalchemy.schema import payments
 
 
 def _empty_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -59,7 +64,7 @@ def test_drift_is_detected_when_the_database_differs_from_the_code(empty_url: st
 def test_downgrading_to_nothing_and_upgrading_again_gives_the_same_schema(empty_url: str) -> None:
     migrate.upgrade(empty_url)
     migrate.downgrade(empty_url, "base")
-    assert migrate.current(empty_url) is None
+    assert migrate.current(empty_url) == ()
     migrate.upgrade(empty_url)
     assert _drift(empty_url) == []
 
@@ -69,7 +74,7 @@ def test_paycore_db_upgrade_brings_an_empty_database_to_head(
 ) -> None:
     assert _db("current", "--url", empty_url) == 1
     assert _db("upgrade", "--url", empty_url) == 0
-    assert f"upgraded from empty to {migrate.head_revision()}" in capsys.readouterr().out
+    assert f"upgraded from empty to {', '.join(migrate.head_revisions())}" in capsys.readouterr().out
     assert _db("current", "--url", empty_url) == 0
     assert "up to date" in capsys.readouterr().out
     assert _db("check", "--url", empty_url) == 0
@@ -82,7 +87,7 @@ def test_paycore_db_takes_the_url_from_a_config_file(tmp_path: Path) -> None:
     config = tmp_path / "paycore.toml"
     config.write_text(f'repository = "sqlite:///{database}"\n')
     assert _db("upgrade", "--config", str(config)) == 0
-    assert migrate.current(f"sqlite:///{database}") == migrate.head_revision()
+    assert migrate.current(f"sqlite:///{database}") == migrate.head_revisions()
 
 
 def test_paycore_db_takes_the_url_from_the_global_config_option(tmp_path: Path) -> None:
@@ -90,7 +95,7 @@ def test_paycore_db_takes_the_url_from_the_global_config_option(tmp_path: Path) 
     config = tmp_path / "paycore.toml"
     config.write_text(f'repository = "sqlite:///{database}"\n')
     assert main(["--config", str(config), "db", "upgrade"]) == 0
-    assert migrate.current(f"sqlite:///{database}") == migrate.head_revision()
+    assert migrate.current(f"sqlite:///{database}") == migrate.head_revisions()
 
 
 def test_paycore_db_reports_an_unreachable_database_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,7 +113,7 @@ async def test_a_sqlite_database_is_created_and_migrated_on_first_use(tmp_path: 
         assert await repository.list_payments() == []
     finally:
         await repository.aclose()
-    assert migrate.current(url) == migrate.head_revision()
+    assert migrate.current(url) == migrate.head_revisions()
 
 
 @pytest.mark.anyio
@@ -120,5 +125,79 @@ async def test_an_unmigrated_postgres_database_is_refused_with_the_command_to_ru
     try:
         with pytest.raises(SchemaOutOfDate, match="paycore db upgrade"):
             await repository.list_payments()
+    finally:
+        await repository.aclose()
+
+
+_COLUMNS_SINCE_0002 = ("provider_references", "provider_state")
+
+
+def _store_at_0001(url: str, stored: list[Payment]) -> None:
+    """Insert ``stored`` as revision 0001's code did: payment rows only, no references."""
+    rows = [{k: v for k, v in payment_row(p).items() if k not in _COLUMNS_SINCE_0002} for p in stored]
+    lease = acquire_engine(url)
+    try:
+        with lease.engine.begin() as connection:
+            connection.execute(sa.insert(payments), rows)
+    finally:
+        lease.release()
+
+
+@pytest.mark.anyio
+async def test_payments_stored_before_references_are_found_by_their_external_id_after_upgrading(
+    empty_url: str,
+) -> None:
+    migrate.upgrade(empty_url, "0001")
+    legacy = [
+        make_payment(tenant="chez-awa", external_id="gw-1"),
+        make_payment(tenant=None, external_id="gw-1"),
+        make_payment(provider="wave", tenant="chez-awa", external_id="wave-7"),
+        make_payment(tenant="chez-awa"),
+    ]
+    _store_at_0001(empty_url, legacy)
+    migrate.upgrade(empty_url)
+    assert _drift(empty_url) == []
+    repository = SqlPaymentRepository(empty_url)
+    try:
+        for payment in legacy:
+            assert await repository.get(payment.id) == payment
+            if payment.external_id is not None:
+                found = await repository.get_by_external_id(payment.provider, payment.tenant, payment.external_id)
+                assert found == payment
+        grown = next_version(legacy[0], references=("gw-1", "pi-2"), provider_state={"intent": "pi-2"})
+        await repository.save(grown, [])
+        assert await repository.get_by_external_id("fake", "chez-awa", "pi-2") == grown
+        assert await repository.get_by_external_id("fake", "chez-awa", "gw-1") == grown
+        with pytest.raises(DuplicateExternalId, match="'gw-1'"):
+            await repository.save(next_version(legacy[3], external_id="gw-1"), [])
+        with pytest.raises(DuplicateExternalId, match="'wave-7'"):
+            await repository.add(make_payment(provider="wave", tenant="chez-awa", external_id="wave-7"), [])
+    finally:
+        await repository.aclose()
+
+
+@pytest.mark.anyio
+async def test_downgrading_the_references_keeps_every_payment_and_its_external_id(empty_url: str) -> None:
+    payment = make_payment(tenant="chez-awa", external_id="cs-1", references=("cs-1", "pi-1"))
+    migrate.upgrade(empty_url)
+    repository = SqlPaymentRepository(empty_url)
+    try:
+        await repository.add(payment, [])
+    finally:
+        await repository.aclose()
+    migrate.downgrade(empty_url, "0001")
+    lease = acquire_engine(empty_url)
+    try:
+        with lease.engine.connect() as connection:
+            tables = sa.inspect(connection).get_table_names()
+            kept = connection.execute(sa.text("SELECT id, external_id FROM paycore_payments")).all()
+    finally:
+        lease.release()
+    assert "paycore_payment_references" not in tables
+    assert [tuple(row) for row in kept] == [(payment.id, "cs-1")]
+    migrate.upgrade(empty_url)
+    repository = SqlPaymentRepository(empty_url)
+    try:
+        assert (await repository.get_by_external_id("fake", "chez-awa", "cs-1")).id == payment.id
     finally:
         await repository.aclose()

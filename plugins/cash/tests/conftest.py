@@ -1,14 +1,26 @@
-"""Fixtures for the cash plugin's tests: a flow with the cash provider on the memory adapter."""
+"""Fixtures for the cash plugin's tests: a flow with the cash provider on the memory adapter,
+and SQLite files and a real PostgreSQL server for the SQL drawer storage.
+
+The PostgreSQL server is started once per session (``paycore.testing.postgres``)
+on a loopback port, only by the tests that ask for it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import importlib.util
+import itertools
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from paycore.flow import PaymentFlow
 from paycore.money import Money
+from paycore.testing.postgres import PostgresServer, PostgresServerError
 from paycore_cash.drawers import CashDrawers
 
 TENANT = "chez-awa"
@@ -47,3 +59,82 @@ async def flow() -> AsyncIterator[PaymentFlow]:
 def drawers(flow: PaymentFlow) -> CashDrawers:
     """The drawers of tenant ``chez-awa``."""
     return CashDrawers(flow, tenant=TENANT)
+
+
+# -- SQL databases -----------------------------------------------------------------------------
+
+_TEMPLATE = "paycore_cash_template"
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test session, with a template database at every schema's head."""
+    from paycore_sqlalchemy import migrate
+
+    try:
+        server = PostgresServer().start()
+    except PostgresServerError as error:
+        pytest.fail(str(error))
+    try:
+        migrate.upgrade(server.create_database(_TEMPLATE))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_postgres_database(postgres_server: PostgresServer) -> Iterator[Callable[..., str]]:
+    """Make new PostgreSQL databases, migrated unless ``migrated=False``, dropped afterwards; give their URLs."""
+    made: list[str] = []
+
+    def make(*, migrated: bool = True) -> str:
+        name = f"cash_test_{next(_names)}"
+        made.append(name)
+        return postgres_server.create_database(name, template=_TEMPLATE if migrated else None)
+
+    yield make
+    for name in made:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """The URL of a SQLite file of this test (created and migrated on first use)."""
+    return f"sqlite:///{tmp_path / 'paycore.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once on SQLite and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    make: Callable[..., str] = request.getfixturevalue("fresh_postgres_database")
+    return make()
+
+
+# -- Django ------------------------------------------------------------------------------------
+
+_django_directory: Path | None = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Set Django up with the cash app when the Django adapter is installed (after any other conftest
+    configured Django: the cash tests then join its project, see ``paycore_cash_django_project``)."""
+    global _django_directory
+    if importlib.util.find_spec("django") is None or importlib.util.find_spec("paycore_django") is None:
+        return
+    tests = str(Path(__file__).parent)
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from paycore_cash_django_project import set_up
+
+    _django_directory = Path(tempfile.mkdtemp(prefix="paycore-cash-django-tests-"))
+    set_up(_django_directory)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Delete the Django SQLite files of the session."""
+    if _django_directory is not None:
+        shutil.rmtree(_django_directory, ignore_errors=True)

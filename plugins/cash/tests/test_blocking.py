@@ -35,3 +35,19 @@ def test_a_refusal_reaches_the_sync_caller(cash_config: Any) -> None:
         with pytest.raises(NoOpenDrawer):
             drawers.take_cash(amount=xof(1_000), tendered=xof(1_000), till="T1", order_id="T1-1")
         assert flow.list_payments(tenant="chez-awa") == []
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_refund_from_sync_code_is_paid_out_of_the_till_it_names(cash_config: Any, backend: str) -> None:
+    with BlockingPaymentFlow.from_config(cash_config(currency="XOF"), backend=backend) as flow:
+        drawers = BlockingCashDrawers(flow, tenant="chez-awa")
+        drawers.open(till="T1", opening_float=xof(5_000), opened_by="Awa")
+        sale = drawers.take_cash(amount=xof(3_500), tendered=xof(3_500), till="T1", order_id="T1-1", cashier="Awa")
+        drawers.close(till="T1", counted=xof(8_500), closed_by="Awa")
+        t2 = drawers.open(till="T2", opening_float=xof(2_000), opened_by="Moussa")
+        with pytest.raises(NoOpenDrawer, match="open tills: T2"):
+            drawers.refund_cash(sale.payment.id, amount=xof(1_000))
+        refund = drawers.refund_cash(sale.payment.id, amount=xof(1_000), till="T2", cashier="Moussa")
+        [paid] = drawers.movements(t2.id)
+        assert (paid.refund_id, paid.actor, paid.amount) == (refund.id, "Moussa", xof(1_000))
+        assert drawers.totals(t2.id).expected == xof(1_000)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -11,9 +10,10 @@ from attrs import evolve
 
 from paycore.errors import IdempotencyInProgress, RefundExceedsCaptured, StorageUnavailable
 from paycore.flow import PaymentFlow
-from paycore.hookspecs import hookimpl
+from paycore.hookspecs import RepositoryRegistrar, hookimpl
 from paycore.money import Money
 from paycore.status import Outcome, PaymentStatus, RefundStatus
+from paycore_cash.backends.memory import MemoryDrawerStorage
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
     ForeignCurrency,
@@ -22,9 +22,10 @@ from paycore_cash.errors import (
     InvalidCashRequest,
     NoOpenDrawer,
 )
+from paycore_cash.hookspecs import DrawerBackendRegistrar
 from paycore_cash.records import CashMovement, MovementKind
 from paycore_cash.sales import order_balance, take_cash
-from paycore_memory.drawers import MemoryDrawerStorage
+from paycore_memory import MemoryRepository
 
 pytestmark = pytest.mark.anyio
 
@@ -197,36 +198,47 @@ async def test_a_refund_is_paid_from_the_tills_current_session(flow: PaymentFlow
     assert (await drawers.totals(next_day)).expected == xof(4_000)
 
 
-class _LosesAnswers:
+class _LosesAnswers(MemoryDrawerStorage):
     """Drawer storage that stores a movement, then fails as if the answer was lost."""
 
     def __init__(self) -> None:
-        self.inner = MemoryDrawerStorage()
+        super().__init__()
         self.lose_next = False
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def add_movement(self, movement: CashMovement) -> CashMovement:
-        stored = await self.inner.add_movement(movement)
+    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+        stored = await super().add_movement(movement, expected_version=expected_version)
         if self.lose_next:
             self.lose_next = False
             raise StorageUnavailable("connection reset after commit")
         return stored
 
 
+class _LossyRepository(MemoryRepository):
+    storage_backend = "lossy"
+
+
 class _LossyPlugin:
+    """A storage backend of its own: memory payments, drawers that lose answers."""
+
     def __init__(self) -> None:
         self.storage = _LosesAnswers()
 
-    @hookimpl(tryfirst=True)
-    def paycore_cash_drawer_storage(self, repository: object, settings: Mapping[str, Any]) -> object:
-        return self.storage
+    @hookimpl
+    def paycore_register_repositories(self, register: RepositoryRegistrar) -> None:
+        register("lossy", lambda context: _LossyRepository())
+
+    @hookimpl
+    def paycore_cash_drawer_backends(self, register: DrawerBackendRegistrar) -> None:
+        register("lossy", lambda repository: self.storage)
+
+
+def _lossy_config(cash_config: Any) -> dict[str, Any]:
+    return {**cash_config(currency="XOF"), "repository": "lossy"}
 
 
 async def test_a_sale_whose_answer_was_lost_is_settled_by_polling_the_drawer(cash_config: Any) -> None:
     plugin = _LossyPlugin()
-    async with PaymentFlow.from_config(cash_config(currency="XOF"), plugins=[plugin]) as flow:
+    async with PaymentFlow.from_config(_lossy_config(cash_config), plugins=[plugin]) as flow:
         drawers = CashDrawers(flow, tenant=TENANT)
         await open_till(drawers)
         plugin.storage.lose_next = True
@@ -244,7 +256,7 @@ async def test_a_sale_whose_answer_was_lost_is_settled_by_polling_the_drawer(cas
 
 async def test_a_refund_whose_answer_was_lost_is_settled_without_paying_twice(cash_config: Any) -> None:
     plugin = _LossyPlugin()
-    async with PaymentFlow.from_config(cash_config(currency="XOF"), plugins=[plugin]) as flow:
+    async with PaymentFlow.from_config(_lossy_config(cash_config), plugins=[plugin]) as flow:
         drawers = CashDrawers(flow, tenant=TENANT)
         session_id = await open_till(drawers)
         sale = await take_cash(flow, amount=xof(4_000), tendered=xof(4_000), till="T1", order_id="o", tenant=TENANT)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from paycore_cash.backends.memory import MemoryDrawerStorage
 from paycore_cash.testing import DrawerStorageConformance
-from paycore_memory.drawers import MemoryDrawerStorage
 
 
 class TestMemoryDrawerStorage(DrawerStorageConformance):

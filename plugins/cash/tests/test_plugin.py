@@ -1,4 +1,4 @@
-"""The cash plugin as installed: its provider, its hook, and a clear error without drawer storage."""
+"""The cash plugin as installed: its provider, its hooks, and a clear error without drawer storage."""
 
 from __future__ import annotations
 
@@ -30,9 +30,18 @@ def test_cash_refunds_and_polls_but_neither_authorizes_nor_sends_webhooks() -> N
     assert CashProvider.currencies is None
 
 
-def test_the_plugin_adds_the_drawer_storage_hook() -> None:
+def test_the_plugin_adds_the_drawer_backend_hook_and_no_adapter_answers_it() -> None:
     manager = create_plugin_manager()
-    assert hasattr(manager.hook, "paycore_cash_drawer_storage")
+    assert manager.hook.paycore_cash_drawer_backends.get_hookimpls() == []
+
+
+def test_the_plugin_registers_its_drawer_tables_with_the_sql_adapter() -> None:
+    from paycore_cash.backends.sql_schema import CASH_SCHEMA
+    from paycore_sqlalchemy.schemas import registered_schemas
+
+    schemas = registered_schemas(create_plugin_manager())
+    assert CASH_SCHEMA in schemas
+    assert CASH_SCHEMA.tables == {"paycore_cash_drawer_sessions", "paycore_cash_movements"}
 
 
 class _ForeignRepository:

@@ -1,23 +1,70 @@
-"""paycore's provider conformance suite, run against the dummy provider and an in-process gateway."""
+"""paycore's provider conformance suite, run against the dummy provider and an in-process gateway.
+
+The gateway's webhooks go to a :class:`~paycore.testing.DeliveryInbox` instead of
+the flow: the suite takes the deliveries the gateway really signed and delivers
+them itself (as they are, twice, out of order, or forged).
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
+from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 import paycore_dummy.plugin
-from paycore.asgi import create_app
 from paycore.flow import PaymentFlow
-from paycore.money import Money
-from paycore.records import Payment
-from paycore.status import PaymentStatus
-from paycore.testing import ProviderConformance
+from paycore.records import Payment, Refund
+from paycore.status import Outcome
+from paycore.testing import Delivery, DeliveryInbox, ProviderConformance
 from paycore.testing.provider_suite import CODE
-from paycore_dummy import DummyGateway, RetryPolicy, generate_secret, register_gateway, unregister_gateway
+from paycore_dummy import DummyGateway, GatewayEvent, RetryPolicy, generate_secret, register_gateway, unregister_gateway
+
+API_KEY = "sk_test_conformance"
+
+
+async def _discard(message: MutableMapping[str, Any]) -> None:
+    """An ASGI ``send`` that drops the response: the answer never reaches the provider."""
+
+
+class FlakyGateway(DummyGateway):
+    """A dummy gateway whose next API request can be refused or lose its answer.
+
+    ``refuse_next()``: the connection is refused, the request never reaches the
+    gateway (the provider reports ``ProviderNotSent``). ``drop_next_answer()``:
+    the gateway does the work, then the connection resets before the answer
+    (``ProviderOutcomeUnknown``).
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._fault: str | None = None
+
+    def refuse_next(self) -> None:
+        """Refuse the next API request's connection."""
+        self._fault = "refuse"
+
+    def drop_next_answer(self) -> None:
+        """Do the next API request's work, then lose its answer."""
+        self._fault = "drop"
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Any],
+        send: Callable[[MutableMapping[str, Any]], Any],
+    ) -> None:
+        fault = self._fault if scope["type"] == "http" else None
+        if fault is not None:
+            self._fault = None
+        if fault == "refuse":
+            raise httpx.ConnectError("connection refused")
+        if fault == "drop":
+            await super().__call__(scope, receive, _discard)
+            raise httpx.ReadError("connection reset by peer")
+        await super().__call__(scope, receive, send)
 
 
 class TestDummyProviderConformance(ProviderConformance):
@@ -29,31 +76,49 @@ class TestDummyProviderConformance(ProviderConformance):
         settings = {
             "type": "dummy",
             "gateway": name,
-            "api_key": "sk_test_conformance",
+            "api_key": API_KEY,
             "webhook_secret": secret,
             "webhook_url": "http://merchant.test/{code}",
         }
         flow = PaymentFlow.from_config({"providers": {CODE: settings}}, plugins=[paycore_dummy.plugin])
-        gateway = DummyGateway(
-            api_key="sk_test_conformance",
+        self.inbox = DeliveryInbox()
+        self.gateway = FlakyGateway(
+            api_key=API_KEY,
             webhook_secrets=secret,
-            webhook_transport=httpx.ASGITransport(app=create_app(flow, manage_flow=False)),
+            webhook_transport=httpx.ASGITransport(app=self.inbox),
             retry=RetryPolicy(attempts=3, backoff=0.02),
         )
-        register_gateway(name, gateway)
+        register_gateway(name, self.gateway)
         try:
-            async with flow, gateway:
+            async with flow, self.gateway:
                 yield flow
         finally:
             unregister_gateway(name)
 
-    async def pay(self, flow: PaymentFlow, amount: Money, order_id: str) -> Payment:
-        checkout = await flow.create_payment(
-            amount=amount, provider=CODE, order_id=order_id, metadata={"dummy_customer": "approve"}
-        )
-        with anyio.fail_after(5):
-            while True:
-                payment = await flow.get_payment(checkout.payment.id)
-                if payment.status is not PaymentStatus.PROCESSING:
-                    return payment
-                await anyio.sleep(0.01)
+    async def _sent(self, events: Sequence[GatewayEvent]) -> list[Delivery]:
+        """The signed deliveries of ``events``, once the gateway has sent them all."""
+        await self.inbox.wait(lambda: all(self.inbox.with_header("webhook-id", event.id) for event in events))
+        return [self.inbox.with_header("webhook-id", event.id)[0] for event in events]
+
+    async def deliveries(self, flow: PaymentFlow, payment: Payment, outcome: Outcome) -> Sequence[Delivery]:
+        assert payment.external_id is not None
+        already = len(self.gateway.events)
+        if outcome is Outcome.SUCCEEDED and self.gateway.payments[payment.external_id].status == "authorized":
+            self.gateway.capture(payment.external_id, None)  # captured from the gateway's dashboard
+        else:
+            self.gateway.customer_action(payment.external_id, "approve")
+        return await self._sent(self.gateway.events[already:])
+
+    async def refund_deliveries(self, flow: PaymentFlow, payment: Payment, refund: Refund) -> Sequence[Delivery]:
+        events = [
+            event
+            for event in self.gateway.events
+            if event.type.startswith("refund.") and event.data.get("refund", {}).get("reference") == refund.id
+        ]
+        return await self._sent(events)
+
+    async def make_next_call_not_sent(self, flow: PaymentFlow) -> None:
+        self.gateway.refuse_next()
+
+    async def make_next_call_unknown(self, flow: PaymentFlow) -> None:
+        self.gateway.drop_next_answer()

@@ -14,6 +14,7 @@ from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore_dummy import DummyGateway, GatewayRefused
+from paycore_dummy.errors import GatewayApiError
 
 pytestmark = pytest.mark.anyio
 
@@ -194,16 +195,18 @@ async def test_a_gateway_that_cannot_be_reached_changes_nothing(
     assert (payment.status, payment.pending_call, payment.external_id) == (S.PENDING, None, None)
 
 
-async def test_a_customer_approving_after_the_reaper_expired_the_payment_is_recorded_and_flagged(
-    in_process: Setup, wait_for: Callable
+async def test_the_reaper_closes_an_abandoned_payment_at_the_gateway_so_it_can_no_longer_be_paid(
+    in_process: Setup,
 ) -> None:
     flow, gateway = in_process
     checkout = await pay(flow)
     [expired] = await flow.expire_stale(older_than=0)
     assert expired.status is S.EXPIRED
-    gateway.customer_action(checkout.payment.external_id, "approve")
-    payment = await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
-    assert payment.review_reason is ReviewReason.LATE_CONFIRMATION
+    assert not expired.needs_review
+    assert gateway.payment(checkout.payment.external_id).status == "canceled"
+    with pytest.raises(GatewayApiError, match="cannot act on it"):
+        gateway.customer_action(checkout.payment.external_id, "approve")
+    assert (await flow.get_payment(checkout.payment.id)).status is S.EXPIRED
 
 
 async def test_a_wrong_api_key_is_refused_by_the_gateway_and_changes_nothing(

@@ -71,6 +71,7 @@ class FakeProvider(Provider):
         partial_refund=True,
         webhooks=True,
         polling=True,
+        polls_report_refunds=True,
     )
 
     def __init__(self, context: ProviderContext) -> None:
@@ -182,7 +183,7 @@ class FakeProvider(Provider):
             raise ProviderOutcomeUnknown("timed out")
         entry = self.ledger.get(payment.id)
         if entry is None:
-            return ProviderUpdate(outcome=Outcome.FAILED, message="unknown at the provider")
+            return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="unknown at the provider")
         return self.update_for(entry)
 
     # -- webhooks ------------------------------------------------------------------------
@@ -201,18 +202,31 @@ class FakeProvider(Provider):
         *,
         outcome: Outcome | None = None,
         captured: Money | None = None,
+        authorized: Money | None = None,
         refunds: Sequence[RefundUpdate] = (),
         event_id: str | None = None,
         secret: str | None = None,
+        amounts: bool = True,
     ) -> tuple[bytes, dict[str, str]]:
-        """A signed webhook body and headers reporting ``outcome`` of ``payment_id``."""
+        """A signed webhook body and headers reporting ``outcome`` of ``payment_id``.
+
+        A money outcome carries its amount, as a real gateway's does: ``captured``
+        and ``authorized`` default to what the ledger holds (the payment's amount);
+        ``amounts=False`` leaves them out, to test reports that lack them.
+        """
         entry = self.ledger[payment_id]
+        reported = outcome or entry.outcome
+        if amounts and captured is None and reported is Outcome.SUCCEEDED:
+            captured = entry.captured or entry.amount
+        if amounts and authorized is None and reported is Outcome.AUTHORIZED:
+            authorized = entry.amount
         body = {
             "id": event_id or f"evt_{next(_counter)}",
             "payment_id": payment_id,
             "external_id": entry.external_id,
             "outcome": (outcome or entry.outcome).value,
             "captured": None if captured is None else [captured.minor_units, captured.currency],
+            "authorized": None if authorized is None else [authorized.minor_units, authorized.currency],
             "refunds": [
                 {"refund_id": r.refund_id, "status": r.status.value, "minor_units": r.amount.minor_units}
                 for r in refunds
@@ -238,6 +252,7 @@ class FakeProvider(Provider):
             entry = self.ledger.get(data["payment_id"])
             currency = entry.amount.currency if entry else "XOF"
             captured = data.get("captured")
+            authorized = data.get("authorized")
             return [
                 ProviderUpdate(
                     outcome=Outcome(data["outcome"]),
@@ -245,6 +260,7 @@ class FakeProvider(Provider):
                     external_id=data.get("external_id"),
                     provider_event_id=data["id"],
                     captured=Money(captured[0], captured[1]) if captured else None,
+                    authorized=Money(authorized[0], authorized[1]) if authorized else None,
                     refunds=tuple(
                         RefundUpdate(
                             RefundStatus(r["status"]),

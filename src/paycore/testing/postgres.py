@@ -25,21 +25,18 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import Final
+from typing import ClassVar, Final
 
-from paycore.testing.processes import free_port, log_tail, stop_process
+from paycore.testing.servers import HOST, LoopbackServer, ServerError
 
 __all__ = ["PostgresServer", "PostgresServerError", "postgres_bin_dir"]
 
-_START_TIMEOUT: Final = 30.0
 SUPERUSER: Final = "paycore"
 """The cluster's superuser (trust authentication on loopback, no password)."""
 
 
-class PostgresServerError(RuntimeError):
+class PostgresServerError(ServerError):
     """The PostgreSQL binaries are missing or the server did not start."""
 
 
@@ -82,39 +79,45 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
     raise PostgresServerError("running as root and neither a 'postgres' nor a 'nobody' account exists")
 
 
-class PostgresServer:
+class PostgresServer(LoopbackServer):
     """A PostgreSQL cluster this object created and started, listening on 127.0.0.1 only."""
 
+    program = "postgres"
+    error = PostgresServerError
+    start_timeout = 30.0
+    stop_signal = signal.SIGINT
+    stop_timeout = 15.0
+    log_name = "postgres.log"
+    settings: ClassVar[dict[str, str]] = {
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "max_connections": "300",
+        "shared_buffers": "128MB",
+        "timezone": "UTC",
+    }
+    """Server settings for tests: fast, not durable."""
+
     def __init__(self, *, bin_dir: str | os.PathLike[str] | None = None) -> None:
+        super().__init__()
         self._bin_dir = Path(bin_dir) if bin_dir is not None else None
-        self._directory: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._port: int | None = None
         self._user = _unprivileged_user()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<PostgresServer 127.0.0.1:{self._port} {state}>"
-
-    @property
-    def port(self) -> int:
-        """The loopback port the server listens on."""
-        if self._port is None:
-            raise PostgresServerError("the server has not been started yet")
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        """True while the server process is alive."""
-        return self._process is not None and self._process.poll() is None
 
     def url(self, database: str = "postgres", *, driver: str = "psycopg") -> str:
         """A SQLAlchemy URL for ``database``: ``postgresql+psycopg://paycore@127.0.0.1:PORT/NAME``."""
-        return f"postgresql+{driver}://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+{driver}://{SUPERUSER}@{HOST}:{self.port}/{database}"
 
     def dsn(self, database: str = "postgres") -> str:
         """A libpq connection string for ``database``."""
-        return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={database}"
+        return f"host={HOST} port={self.port} user={SUPERUSER} dbname={database}"
+
+    @property
+    def _binaries(self) -> Path:
+        return self._bin_dir or postgres_bin_dir()
+
+    @property
+    def _environment(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
 
     @property
     def _uid(self) -> int | None:
@@ -136,89 +139,51 @@ class PostgresServer:
         reachable = all(part.stat().st_mode & 0o001 for part in (parent, *parent.parents))
         return None if reachable else "/tmp"
 
-    def start(self) -> PostgresServer:
-        """Create the cluster and start the server; wait until it accepts connections."""
-        if self.running:
-            return self
-        bin_dir = self._bin_dir or postgres_bin_dir()
-        self._directory = Path(tempfile.mkdtemp(prefix="paycore-postgres-", dir=self._parent_directory()))
-        data = self._directory / "data"
+    def _prepare(self, directory: Path) -> None:
+        """Create the cluster (``initdb``) in ``directory``."""
         if self._user is not None:
-            os.chown(self._directory, self._user.pw_uid, self._user.pw_gid)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+            os.chown(directory, self._user.pw_uid, self._user.pw_gid)
         init = subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
-             "--locale=C", "--no-sync"],
-            cwd=self._directory, env=env, capture_output=True, check=False,
+            [str(self._binaries / "initdb"), "-D", str(directory / "data"), "-U", SUPERUSER, "--auth=trust",
+             "-E", "UTF8", "--locale=C", "--no-sync"],
+            cwd=directory, env=self._environment, capture_output=True, check=False,
             user=self._uid, group=self._gid, extra_groups=self._extra_groups,
         )  # fmt: skip
         if init.returncode != 0:
             output = (init.stderr or init.stdout).decode(errors="replace").strip()[-500:]
-            self.stop()
             raise PostgresServerError(f"initdb failed: {output}")
-        attempts = 3
-        for _ in range(attempts):
-            port = free_port()
-            if self._launch(bin_dir, data, port, env):
-                self._port = port
-                return self
-        log = self._log_tail()
-        self.stop()
-        raise PostgresServerError(f"postgres did not start on 127.0.0.1 after {attempts} attempts: {log}")
 
-    def _launch(self, bin_dir: Path, data: Path, port: int, env: dict[str, str]) -> bool:
-        assert self._directory is not None
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
         settings = {
-            "listen_addresses": "127.0.0.1",
+            **self.settings,
+            "listen_addresses": HOST,
             "port": str(port),
-            "unix_socket_directories": str(self._directory),
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
-            "max_connections": "300",
-            "shared_buffers": "128MB",
-            "timezone": "UTC",
+            "unix_socket_directories": str(self.directory),
         }
-        arguments = [str(bin_dir / "postgres"), "-D", str(data)]
+        arguments = [str(self._binaries / "postgres"), "-D", str(self.directory / "data")]
         for name, value in settings.items():
             arguments += ["-c", f"{name}={value}"]
-        log = open(self._directory / "postgres.log", "ab")  # noqa: SIM115 (the child keeps it)
-        try:
-            self._process = subprocess.Popen(
-                arguments, cwd=self._directory, env=env, stdin=subprocess.DEVNULL, stdout=log,
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            return subprocess.Popen(
+                arguments, cwd=self.directory, env=self._environment, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
                 user=self._uid, group=self._gid, extra_groups=self._extra_groups,
             )  # fmt: skip
-        finally:
-            log.close()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self._process = None
-                return False
-            if self._accepts(port):
-                return True
-            time.sleep(0.05)
-        self._terminate(signal.SIGKILL)
-        return False
 
     def _accepts(self, port: int) -> bool:
         try:
             import psycopg
         except ImportError:  # pragma: no cover - psycopg is a test dependency
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                with socket.create_connection((HOST, port), timeout=0.5):
                     return True
             except OSError:
                 return False
         try:
-            with psycopg.connect(f"host=127.0.0.1 port={port} user={SUPERUSER} dbname=postgres", connect_timeout=2):
+            with psycopg.connect(f"host={HOST} port={port} user={SUPERUSER} dbname=postgres", connect_timeout=2):
                 return True
         except psycopg.OperationalError:
             return False
-
-    def _log_tail(self) -> str:
-        return log_tail(self._directory / "postgres.log" if self._directory is not None else None, 5)
 
     def create_database(self, name: str, *, template: str | None = None) -> str:
         """Create database ``name`` (a copy of ``template`` if given); return its SQLAlchemy URL."""
@@ -239,25 +204,3 @@ class PostgresServer:
 
         with psycopg.connect(self.dsn(), autocommit=True) as connection:
             connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    def _terminate(self, how: signal.Signals) -> None:
-        process, self._process = self._process, None
-        stop_process(process, how, timeout=15)
-
-    def stop(self) -> None:
-        """Stop the server (fast shutdown) and delete the cluster."""
-        self._terminate(signal.SIGINT)
-        if self._directory is not None:
-            shutil.rmtree(self._directory, ignore_errors=True)
-            self._directory = None
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

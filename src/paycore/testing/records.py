@@ -7,6 +7,7 @@ from typing import Any
 
 from attrs import evolve
 
+from paycore.calls import CallOperation, CallState, ProviderCall
 from paycore.money import Money
 from paycore.records import (
     Customer,
@@ -14,7 +15,6 @@ from paycore.records import (
     NextAction,
     Payment,
     PaymentEvent,
-    ProviderCall,
     Refund,
     WebhookReceipt,
     new_id,
@@ -55,12 +55,16 @@ def rich_payment(**fields: Any) -> Payment:
         authorized_amount=amount,
         captured_amount=amount,
         refunds=(
-            Refund("re_a", payment_id, Money.of("2.250", "KWD"), RefundStatus.SUCCEEDED, "cold soup", "ext-r1",
-                   BASE_TIME, BASE_TIME + timedelta(seconds=1)),
-            Refund("re_b", payment_id, Money.of("1.001", "KWD"), RefundStatus.PENDING, "", None,
-                   BASE_TIME, BASE_TIME),
+            Refund(id="re_a", payment_id=payment_id, amount=Money.of("2.250", "KWD"), status=RefundStatus.SUCCEEDED,
+                   reason="cold soup", external_id="ext-r1", metadata={"till": "T2", "cashier": "Awa"},
+                   created_at=BASE_TIME,
+                   updated_at=BASE_TIME + timedelta(seconds=1)),
+            Refund(id="re_b", payment_id=payment_id, amount=Money.of("1.001", "KWD"), status=RefundStatus.PENDING,
+                   created_at=BASE_TIME, updated_at=BASE_TIME),
         ),
         external_id="ext-123",
+        references=("ext-123", "ext-pi-9"),
+        provider_state={"session": "cs_9", "attempt": 2, "nested": {"ok": True}},
         capture=False,
         description="Dîner — table 4",
         customer=Customer(email="awa@example.test", name="Awa Ndiaye", phone="+221700000000"),
@@ -73,7 +77,9 @@ def rich_payment(**fields: Any) -> Payment:
         needs_review=True,
         review_reason=ReviewReason.AMOUNT_MISMATCH,
         review_message="underpaid",
-        pending_call=ProviderCall("refund", BASE_TIME, amount=Money.of("1.001", "KWD"), refund_id="re_b", unknown=True),
+        pending_call=ProviderCall(id="call_b", operation=CallOperation.REFUND, started_at=BASE_TIME,
+                                  lease_until=BASE_TIME + timedelta(minutes=2), amount=Money.of("1.001", "KWD"),
+                                  refund_id="re_b", state=CallState.UNKNOWN, reason="timed out"),
         event_count=7,
     )  # fmt: skip
     return evolve(payment, **fields)
@@ -96,8 +102,13 @@ def make_event(payment: Payment, sequence: int, kind: str = "status_changed", **
 
 def make_receipt(payment: Payment, event_id: str, provider: str | None = None) -> WebhookReceipt:
     """A webhook receipt for ``payment``."""
-    return WebhookReceipt(provider or payment.provider, event_id, payment.id, tenant=payment.tenant,
-                          received_at=BASE_TIME)  # fmt: skip
+    return WebhookReceipt(
+        provider=provider or payment.provider,
+        event_id=event_id,
+        payment_id=payment.id,
+        tenant=payment.tenant,
+        received_at=BASE_TIME,
+    )
 
 
 def next_version(payment: Payment, **fields: Any) -> Payment:

@@ -12,15 +12,23 @@ Subclass it in your package's tests and provide a fresh, empty repository::
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import anyio
 import pytest
+from attrs import evolve
 
-from paycore.errors import ConcurrentUpdate, DuplicatePayment, PaymentNotFound
+from paycore.errors import (
+    ConcurrentUpdate,
+    DuplicateExternalId,
+    DuplicatePayment,
+    PaymentNotFound,
+    ValidationError,
+)
+from paycore.listing import read_page
 from paycore.money import Money
-from paycore.records import Refund
+from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import PaymentRepository
 from paycore.testing.records import BASE_TIME, make_event, make_payment, make_receipt, next_version, rich_payment
@@ -138,14 +146,36 @@ class RepositoryConformance:
             with pytest.raises(PaymentNotFound):
                 await repository.get_by_external_id(provider, tenant, "gw-77")
 
+    async def test_a_payment_is_found_by_any_of_its_references(self, repository: PaymentRepository) -> None:
+        payment = make_payment(tenant="chez-awa", external_id="cs_1", references=("cs_1",))
+        await repository.add(payment, [])
+        await repository.save(next_version(payment, references=("cs_1", "pi_2")), [])
+        assert (await repository.get_by_external_id("fake", "chez-awa", "cs_1")).id == payment.id
+        assert (await repository.get_by_external_id("fake", "chez-awa", "pi_2")).id == payment.id
+        with pytest.raises(PaymentNotFound):
+            await repository.get_by_external_id("fake", "le-baobab", "pi_2")
+
+    async def test_a_reference_another_payment_holds_is_refused(self, repository: PaymentRepository) -> None:
+        first = make_payment(tenant="chez-awa", external_id="pi_1")
+        second = make_payment(tenant="chez-awa")
+        await repository.add(first, [])
+        await repository.add(second, [])
+        with pytest.raises(DuplicateExternalId):
+            await repository.save(next_version(second, references=("pi_1",)), [])
+        assert await repository.get(second.id) == second
+        assert (await repository.get_by_external_id("fake", "chez-awa", "pi_1")).id == first.id
+
     async def test_refunds_are_stored_with_their_payment(self, repository: PaymentRepository) -> None:
         payment = make_payment(status=PaymentStatus.SUCCEEDED, captured_amount=Money.of("5000", "XOF"))
         await repository.add(payment, [])
-        refund = Refund("re_1", payment.id, Money.of("1000", "XOF"), created_at=BASE_TIME, updated_at=BASE_TIME)
+        refund = Refund(
+            id="re_1", payment_id=payment.id, amount=Money.of("1000", "XOF"), created_at=BASE_TIME, updated_at=BASE_TIME
+        )
         second = next_version(payment, refunds=(refund,))
         await repository.save(second, [])
-        settled = Refund("re_1", payment.id, Money.of("1000", "XOF"), RefundStatus.SUCCEEDED, external_id="r-9",
-                         created_at=BASE_TIME, updated_at=BASE_TIME + timedelta(seconds=5))  # fmt: skip
+        settled = evolve(
+            refund, status=RefundStatus.SUCCEEDED, external_id="r-9", updated_at=BASE_TIME + timedelta(seconds=5)
+        )
         third = next_version(second, refunds=(settled,), status=PaymentStatus.PARTIALLY_REFUNDED)
         await repository.save(third, [])
         assert (await repository.get(payment.id)).refunds == (settled,)
@@ -169,6 +199,111 @@ class RepositoryConformance:
         ]
         assert len(await repository.list_payments(limit=2)) == 2
         assert await repository.list_payments(tenant="nobody") == []
+
+    async def _seed_listing(self, repository: PaymentRepository) -> list[Payment]:
+        """Six payments a minute apart: chez-awa's (succeeded, pending, succeeded), then le-baobab's."""
+        made = []
+        for index, (tenant, status) in enumerate([
+            ("chez-awa", PaymentStatus.SUCCEEDED), ("chez-awa", PaymentStatus.PENDING),
+            ("chez-awa", PaymentStatus.SUCCEEDED), ("le-baobab", PaymentStatus.SUCCEEDED),
+            ("le-baobab", PaymentStatus.FAILED), (None, PaymentStatus.SUCCEEDED),
+        ]):  # fmt: skip
+            payment = make_payment(tenant=tenant, status=status, created_at=BASE_TIME + timedelta(minutes=index))
+            await repository.add(payment, [])
+            made.append(payment)
+        return made
+
+    async def test_list_payments_by_creation_time_includes_the_start_and_excludes_the_end(
+        self, repository: PaymentRepository
+    ) -> None:
+        made = await self._seed_listing(repository)
+        found = await repository.list_payments(
+            created_from=BASE_TIME + timedelta(minutes=1), created_before=BASE_TIME + timedelta(minutes=4)
+        )
+        assert [p.id for p in found] == [made[1].id, made[2].id, made[3].id]
+        an_hour_east = timezone(timedelta(hours=1))
+        assert [p.id for p in await repository.list_payments(
+            tenant="le-baobab", created_from=(BASE_TIME + timedelta(minutes=4)).astimezone(an_hour_east)
+        )] == [made[4].id]  # fmt: skip
+
+    async def test_list_payments_newest_first_reverses_the_order(self, repository: PaymentRepository) -> None:
+        made = await self._seed_listing(repository)
+        newest = await repository.list_payments(tenant="chez-awa", newest_first=True)
+        assert [p.id for p in newest] == [made[2].id, made[1].id, made[0].id]
+        assert [p.id for p in await repository.list_payments(newest_first=True, limit=2)] == [made[5].id, made[4].id]
+
+    async def test_list_payments_by_status_alone_and_within_a_tenant(self, repository: PaymentRepository) -> None:
+        made = await self._seed_listing(repository)
+        succeeded = await repository.list_payments(status=PaymentStatus.SUCCEEDED)
+        assert [p.id for p in succeeded] == [made[0].id, made[2].id, made[3].id, made[5].id]
+        awa = await repository.list_payments(tenant="chez-awa", status=PaymentStatus.SUCCEEDED, newest_first=True)
+        assert [p.id for p in awa] == [made[2].id, made[0].id]
+
+    async def test_a_cursor_pages_through_every_payment_once_while_payments_are_added(
+        self, repository: PaymentRepository
+    ) -> None:
+        made = await self._seed_listing(repository)
+        first = await read_page(repository, limit=2, tenant="chez-awa")
+        assert [p.id for p in first.items] == [made[0].id, made[1].id]
+        assert first.next_cursor is not None
+        backdated = make_payment(tenant="chez-awa", created_at=BASE_TIME - timedelta(hours=1))
+        later = make_payment(tenant="chez-awa", created_at=BASE_TIME + timedelta(hours=1))
+        same_time = make_payment(tenant="chez-awa", created_at=made[1].created_at)
+        for payment in (backdated, later, same_time):
+            await repository.add(payment, [])
+        seen = [p.id for p in first.items]
+        cursor: str | None = first.next_cursor
+        while cursor is not None:
+            page = await read_page(repository, limit=2, tenant="chez-awa", after=cursor)
+            seen += [p.id for p in page.items]
+            cursor = page.next_cursor
+        after_first = sorted([same_time, made[2], later], key=lambda p: (p.created_at, p.id))
+        expected = [
+            made[0].id,
+            made[1].id,
+            *(p.id for p in after_first if (p.created_at, p.id) > (made[1].created_at, made[1].id)),
+        ]
+        assert seen == expected
+        assert backdated.id not in seen
+        assert len(seen) == len(set(seen))
+
+    async def test_a_cursor_pages_newest_first_down_to_the_oldest(self, repository: PaymentRepository) -> None:
+        made = await self._seed_listing(repository)
+        seen: list[str] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            page = await read_page(repository, limit=4, newest_first=True, after=cursor)
+            seen += [p.id for p in page.items]
+            pages += 1
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == [p.id for p in reversed(made)]
+        assert pages == 2
+
+    async def test_an_edited_cursor_is_refused(self, repository: PaymentRepository) -> None:
+        await self._seed_listing(repository)
+        cursor = (await read_page(repository, limit=1, tenant="chez-awa")).next_cursor
+        assert cursor is not None
+        body, _, check = cursor.partition(".")
+        edited = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + check
+        for wrong in (edited, "not-a-cursor", cursor + "0", ""):
+            with pytest.raises(ValidationError, match="cursor"):
+                await repository.list_payments(tenant="chez-awa", after=wrong)
+
+    async def test_a_cursor_of_another_tenants_listing_is_refused(self, repository: PaymentRepository) -> None:
+        await self._seed_listing(repository)
+        cursor = (await read_page(repository, limit=1, tenant="chez-awa")).next_cursor
+        assert cursor is not None
+        with pytest.raises(ValidationError, match="another listing"):
+            await repository.list_payments(tenant="le-baobab", after=cursor)
+        with pytest.raises(ValidationError, match="another listing"):
+            await repository.list_payments(tenant="chez-awa", newest_first=True, after=cursor)
+
+    async def test_a_naive_creation_time_bound_is_refused(self, repository: PaymentRepository) -> None:
+        with pytest.raises(ValidationError, match=r"created_from .* no time zone"):
+            await repository.list_payments(created_from=datetime(2026, 12, 4))
 
     async def test_list_stale_finds_old_unfinished_payments(self, repository: PaymentRepository) -> None:
         old_pending = make_payment(status=PaymentStatus.PENDING, updated_at=BASE_TIME - timedelta(hours=2))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from typing import ClassVar
 
-from paycore.errors import ConcurrentUpdate, DuplicatePayment, PaymentNotFound
+from paycore.errors import ConcurrentUpdate, DuplicateExternalId, DuplicatePayment, PaymentNotFound
+from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
 from paycore.status import PaymentStatus
 
@@ -19,6 +21,9 @@ class MemoryRepository:
     Stored records are immutable, so they are shared, never copied. A lock
     makes each call one atomic unit of work, even across threads.
     """
+
+    storage_backend: ClassVar[str] = "memory"
+    """The storage family: plugins that store things of their own keep them in memory beside it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -35,6 +40,7 @@ class MemoryRepository:
         with self._lock:
             if payment.id in self._payments:
                 raise DuplicatePayment(f"payment {payment.id} exists already")
+            self._check_references(payment)
             self._payments[payment.id] = payment
             self._events[payment.id] = list(events)
             self._index_external(payment)
@@ -47,7 +53,7 @@ class MemoryRepository:
             raise PaymentNotFound(f"no payment {payment_id!r}") from None
 
     async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
-        """The payment ``provider`` knows as ``external_id`` in ``tenant``."""
+        """The payment ``provider`` knows as ``external_id`` (any of its references) in ``tenant``."""
         payment_id = self._external.get((provider, tenant, external_id))
         if payment_id is None:
             raise PaymentNotFound(f"no payment of provider {provider!r} with external id {external_id!r}")
@@ -72,14 +78,24 @@ class MemoryRepository:
             keys = [(r.provider, r.tenant, r.event_id) for r in receipts]
             if any(key in self._receipts for key in keys) or len(set(keys)) != len(keys):
                 raise ConcurrentUpdate(f"payment {payment.id}: a webhook receipt was recorded concurrently")
+            self._check_references(payment)
             self._payments[payment.id] = payment
             self._events[payment.id].extend(events)
             self._receipts.update(keys)
             self._index_external(payment)
 
     def _index_external(self, payment: Payment) -> None:
-        if payment.external_id is not None:
-            self._external[payment.provider, payment.tenant, payment.external_id] = payment.id
+        for reference in _references(payment):
+            self._external[payment.provider, payment.tenant, reference] = payment.id
+
+    def _check_references(self, payment: Payment) -> None:
+        for reference in _references(payment):
+            holder = self._external.get((payment.provider, payment.tenant, reference))
+            if holder is not None and holder != payment.id:
+                raise DuplicateExternalId(
+                    f"payment {payment.id}: provider {payment.provider!r} reference {reference!r} "
+                    f"belongs to another payment of tenant {payment.tenant!r}"
+                )
 
     async def list_payments(
         self,
@@ -88,17 +104,23 @@ class MemoryRepository:
         order_id: str | None = None,
         status: PaymentStatus | None = None,
         limit: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        newest_first: bool = False,
+        after: str | None = None,
     ) -> list[Payment]:
-        """Matching payments, oldest first."""
-        found = [
-            p
-            for p in list(self._payments.values())
-            if (tenant is None or p.tenant == tenant)
-            and (order_id is None or p.order_id == order_id)
-            and (status is None or p.status == status)
-        ]
-        found.sort(key=lambda p: (p.created_at, p.id))
-        return found if limit is None else found[:limit]
+        """Matching payments in ``(created_at, id)`` order (see :class:`~paycore.listing.PaymentListing`)."""
+        listing = PaymentListing.build(
+            tenant=tenant,
+            order_id=order_id,
+            status=status,
+            limit=limit,
+            created_from=created_from,
+            created_before=created_before,
+            newest_first=newest_first,
+            after=after,
+        )
+        return listing.select(list(self._payments.values()))
 
     async def list_stale(
         self, *, statuses: Sequence[PaymentStatus], updated_before: datetime, limit: int
@@ -119,3 +141,10 @@ class MemoryRepository:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def _references(payment: Payment) -> tuple[str, ...]:
+    """Every reference a payment is known by at its provider."""
+    if payment.external_id is None or payment.external_id in payment.references:
+        return payment.references
+    return (payment.external_id, *payment.references)

@@ -16,4 +16,4 @@ def create_store(context: AdapterContext) -> RedisIdempotencyStore:
 @hookimpl
 def paycore_register_idempotency_stores(register: IdempotencyStoreRegistrar) -> None:
     """Register idempotency store type ``redis``."""
-    register("redis", create_store)
+    register("redis", create_store, url_schemes=("redis", "rediss", "unix", "redis+sentinel"))

@@ -1,10 +1,13 @@
-"""``paycore db``: apply the packaged migrations and ask where a database stands.
+"""``paycore db``: apply the migrations of every SQL schema and ask where a database stands.
 
 ::
 
-    paycore db upgrade [--url URL]     # create or upgrade the tables
-    paycore db current [--url URL]     # the schema revision the database is at
+    paycore db upgrade [--url URL]     # create or upgrade the tables (the adapter's and every plugin's)
+    paycore db current [--url URL]     # the schema revisions the database is at
     paycore db check   [--url URL]     # exit 1 if the tables differ from what the code expects
+
+The schemas are this adapter's and those every installed plugin registers
+through ``paycore_sqlalchemy_schemas`` (the cash plugin's drawer tables).
 
 Without ``--url``, the URL is the repository of ``--config FILE`` (given to
 ``paycore`` or to ``db ACTION``) or of the ``PAYCORE_*`` environment (``PAYCORE_REPOSITORY``, ``PAYCORE_CONFIG``), and
@@ -21,7 +24,7 @@ from paycore.errors import PaycoreError
 
 __all__ = ["DEFAULT_URL", "HELP", "configure", "run"]
 
-HELP: Final = "create or upgrade the SQL tables (paycore-sqlalchemy migrations)"
+HELP: Final = "create or upgrade the SQL tables (the migrations of paycore-sqlalchemy and its plugins)"
 DEFAULT_URL: Final = "sqlite:///paycore.db"
 """The embedded default database of the command line and the demo."""
 
@@ -31,14 +34,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
     for name, text in (
         ("upgrade", "apply every migration not applied yet"),
-        ("current", "print the schema revision the database is at"),
+        ("current", "print the schema revisions the database is at"),
         ("check", "compare the database's tables with the code's; exit 1 on any difference"),
     ):
         action = actions.add_parser(name, help=text, description=text)
         action.add_argument("--url", dest="db_url", help=f"database URL (default: configured, or {DEFAULT_URL})")
         action.add_argument("--config", dest="db_config", help="a paycore TOML file to take the repository URL from")
         if name == "upgrade":
-            action.add_argument("--revision", dest="db_revision", default="head", help="target revision (head)")
+            action.add_argument(
+                "--revision", dest="db_revision", default="heads", help="target revision (heads: every schema's head)"
+            )
 
 
 def resolve_url(args: argparse.Namespace) -> str:
@@ -49,9 +54,15 @@ def resolve_url(args: argparse.Namespace) -> str:
     from paycore_sqlalchemy.settings import url_setting
 
     config = load_config(getattr(args, "db_config", None) or getattr(args, "config", None))
-    if config.repository.type == "sqlalchemy":
-        return url_setting(config.repository.settings, "repository")
+    repository = config.repository
+    # A repository given by URL has no type until the plugins resolve it: its URL is the database.
+    if repository.type == "sqlalchemy" or (repository.type is None and "url" in repository.settings):
+        return url_setting(repository.settings, "repository")
     return DEFAULT_URL
+
+
+def _revisions(revisions: tuple[str, ...], none: str = "none") -> str:
+    return ", ".join(revisions) or none
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,16 +76,17 @@ def run(args: argparse.Namespace) -> int:
         if args.db_action == "upgrade":
             before, after = migrate.upgrade(url, args.db_revision)
             if before == after:
-                print(f"{shown}: already at revision {after}")
+                print(f"{shown}: already at revision {_revisions(after)}")
             else:
-                print(f"{shown}: upgraded from {before or 'empty'} to {after}")
+                print(f"{shown}: upgraded from {_revisions(before, 'empty')} to {_revisions(after)}")
             return 0
         if args.db_action == "current":
             at = migrate.current(url)
-            head = migrate.head_revision()
-            state = "up to date" if at == head else f"behind head {head}: run `paycore db upgrade`"
-            print(f"{shown}: revision {at or 'none (empty database)'} ({state})")
-            return 0 if at == head else 1
+            heads = migrate.head_revisions()
+            current = set(heads) <= set(at)
+            state = "up to date" if current else f"behind heads {_revisions(heads)}: run `paycore db upgrade`"
+            print(f"{shown}: revision {_revisions(at, 'none (empty database)')} ({state})")
+            return 0 if current else 1
         differences = migrate.drift(url)
         if differences:
             print(f"{shown}: the tables differ from the code:")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -22,6 +22,9 @@ from sqlalchemy import exc
 
 from paycore.errors import ConcurrentUpdate, StorageUnavailable
 from paycore_sqlalchemy.engine import WRITE_OPTION, acquire_engine, is_sqlite, safe_url
+
+if TYPE_CHECKING:
+    from paycore_sqlalchemy.schemas import SqlSchema
 
 __all__ = ["UNAVAILABLE", "Database", "unavailable"]
 
@@ -44,12 +47,18 @@ def unavailable(error: Exception, url: str) -> StorageUnavailable:
 
 
 class Database:
-    """A database reached by URL, with its schema checked (or upgraded) before first use.
+    """A database reached by URL, with its schemas checked (or upgraded) before first use.
 
-    ``auto_upgrade`` applies the packaged migrations on first use; by default it
-    is on for SQLite (the embedded default must just work) and off for servers,
-    where ``paycore db upgrade`` is an explicit deployment step and a schema that
-    is not current raises :class:`~paycore_sqlalchemy.errors.SchemaOutOfDate`.
+    ``auto_upgrade`` applies the migrations on first use; by default it is on
+    for SQLite (the embedded default must just work) and off for servers,
+    where ``paycore db upgrade`` is an explicit deployment step and a schema
+    that is not current raises :class:`~paycore_sqlalchemy.errors.SchemaOutOfDate`.
+
+    ``schemas`` are the :class:`~paycore_sqlalchemy.schemas.SqlSchema` the
+    database must hold besides the adapter's own (the plugin adapter passes
+    those its plugins register); ``None``: those of every installed plugin.
+    A plugin's storage built on a database adds its own with
+    :meth:`include_schema`.
     """
 
     def __init__(
@@ -58,6 +67,7 @@ class Database:
         *,
         auto_upgrade: bool | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        schemas: Iterable[SqlSchema] | None = None,
     ) -> None:
         self._lease = acquire_engine(url, engine_options)
         self.engine: sa.Engine = self._lease.engine
@@ -65,6 +75,8 @@ class Database:
         self.dialect: str = self.engine.dialect.name
         self._auto_upgrade = is_sqlite(url) if auto_upgrade is None else auto_upgrade
         self._reads_autocommit = self.dialect != "sqlite"
+        self._schemas: list[SqlSchema] | None = None if schemas is None else list(schemas)
+        self._included: list[SqlSchema] = []
         self._ready = False
         self._ready_lock = threading.Lock()
         self._closed = False
@@ -109,13 +121,40 @@ class Database:
             with connection.begin():
                 return work(connection)
 
+    @property
+    def schemas(self) -> tuple[SqlSchema, ...]:
+        """The schemas this database must hold at their head revisions, the adapter's first."""
+        from paycore_sqlalchemy.schemas import combine, installed_schemas
+
+        given = installed_schemas() if self._schemas is None else self._schemas
+        return combine([*given, *self._included])
+
+    def include_schema(self, schema: SqlSchema) -> None:
+        """Require ``schema`` too: the next unit of work checks (or upgrades) it first.
+
+        For a plugin's storage built on this database, so its tables exist
+        whether or not the plugin manager that built the database knew the plugin.
+        """
+        from paycore_sqlalchemy.schemas import combine
+
+        with self._ready_lock:
+            known = self.schemas
+            if schema in known:
+                return
+            combine([*known, schema])  # refuses a schema that clashes with a known one
+            self._included.append(schema)
+            self._ready = False
+
     def _prepare(self) -> None:
         from paycore_sqlalchemy.migrate import ensure_current
 
         with self._ready_lock:
             if self._ready:
                 return
-            self._transaction(lambda c: ensure_current(c, upgrade=self._auto_upgrade, url=self.url), write=True)
+            schemas = self.schemas
+            self._transaction(
+                lambda c: ensure_current(c, upgrade=self._auto_upgrade, url=self.url, schemas=schemas), write=True
+            )
             self._ready = True
 
     def close(self) -> None:

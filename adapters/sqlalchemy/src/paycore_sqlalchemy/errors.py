@@ -1,8 +1,12 @@
-"""The errors of the SQLAlchemy adapter, each under the core class that says how to handle it."""
+"""The errors of the SQLAlchemy adapter, each under the core class that says how to handle it.
+
+``DuplicateExternalId`` is the core's (:class:`paycore.errors.DuplicateExternalId`),
+kept importable from here.
+"""
 
 from __future__ import annotations
 
-from paycore.errors import ConfigurationError, DuplicatePayment
+from paycore.errors import ConfigurationError, DuplicateExternalId
 
 __all__ = ["DuplicateExternalId", "SchemaOutOfDate"]
 
@@ -12,7 +16,3 @@ class SchemaOutOfDate(ConfigurationError):
 
     Run ``paycore db upgrade --url URL`` (SQLite databases are upgraded on first use).
     """
-
-
-class DuplicateExternalId(DuplicatePayment):
-    """Another payment of the same provider code and tenant already carries this external id."""

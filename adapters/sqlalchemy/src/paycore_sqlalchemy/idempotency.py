@@ -23,7 +23,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, IdempotencyLeaseLost
+from paycore.errors import IdempotencyInProgress, IdempotencyLeaseLost
+from paycore.rows import ClaimMove, KeyRow, claim_move
 from paycore.storage import IdempotencyClaim
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.schema import idempotency_keys as keys
@@ -155,22 +156,20 @@ class SqlIdempotencyStore:
         now: float,
         expires_at: float,
     ) -> IdempotencyClaim | None:
-        stored_fingerprint, holder, result, stored_expiry = row
+        stored = KeyRow(fingerprint=row[0], token=row[1], result=row[2], expires_at=row[3])
+        move = claim_move(stored, key=key, fingerprint=fingerprint, now=now)
+        if move is ClaimMove.REPLAY:
+            return IdempotencyClaim(result=stored.result)
         where = {"b_scope": scope, "b_key": key, "b_now": now}
-        if holder is None and stored_expiry <= now:
-            # A completed result past its retention: the key is free again.
+        if move is ClaimMove.REPLACE_EXPIRED_RESULT:
             replaced = connection.execute(
                 _REPLACE_EXPIRED_RESULT,
                 {**where, "fingerprint": fingerprint, "token": token, "expires_at": expires_at},
             )
             return IdempotencyClaim(token=token) if replaced.rowcount == 1 else None
-        if stored_fingerprint != fingerprint:
-            raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
-        if holder is None:
-            return IdempotencyClaim(result=result)
-        if stored_expiry > now:
-            raise IdempotencyInProgress(f"idempotency key {key!r}: the first request with it is still running")
-        taken = connection.execute(_TAKE_OVER, {**where, "b_token": holder, "token": token, "expires_at": expires_at})
+        taken = connection.execute(
+            _TAKE_OVER, {**where, "b_token": stored.token, "token": token, "expires_at": expires_at}
+        )
         return IdempotencyClaim(token=token, taken_over=True) if taken.rowcount == 1 else None
 
     async def complete(

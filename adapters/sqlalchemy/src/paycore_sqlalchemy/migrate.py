@@ -1,14 +1,16 @@
-"""The packaged Alembic migrations: apply them, ask where a database stands, detect drift.
+"""The Alembic migrations of every schema a database holds: apply them, ask where it stands, detect drift.
 
-The migrations live in ``paycore_sqlalchemy/migrations`` and record their
-revision in the table ``paycore_alembic_version``, so they coexist with an
-application's own Alembic history in the same database.
+Each :class:`~paycore_sqlalchemy.schemas.SqlSchema` (this adapter's, and each
+plugin's) is one Alembic branch; all record their revisions in the table
+``paycore_alembic_version``, so they coexist with an application's own Alembic
+history in the same database. ``schemas`` defaults everywhere to
+:func:`~paycore_sqlalchemy.schemas.installed_schemas`: this adapter's and
+those of every installed plugin.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -22,50 +24,84 @@ from alembic.script import ScriptDirectory
 from paycore_sqlalchemy.database import UNAVAILABLE, unavailable
 from paycore_sqlalchemy.engine import WRITE_OPTION, acquire_engine, safe_url
 from paycore_sqlalchemy.errors import SchemaOutOfDate
-from paycore_sqlalchemy.schema import metadata
+from paycore_sqlalchemy.schemas import SqlSchema, combine, installed_schemas
 
 __all__ = [
     "VERSION_TABLE",
+    "alembic_config",
     "current",
-    "current_revision",
+    "current_revisions",
     "downgrade",
     "drift",
     "ensure_current",
-    "head_revision",
+    "head_revisions",
+    "missing_schemas",
     "schema_drift",
     "upgrade",
+    "upgrade_connection",
 ]
 
 VERSION_TABLE: Final = "paycore_alembic_version"
 SCRIPT_LOCATION: Final = "paycore_sqlalchemy:migrations"
 
+Schemas = Sequence[SqlSchema] | None
+"""Schemas to act on; ``None``: every installed one."""
 
-def alembic_config(connection: sa.Connection | None = None) -> Config:
-    """An Alembic :class:`~alembic.config.Config` for the packaged migrations, bound to ``connection``."""
+
+def _resolve(schemas: Schemas) -> tuple[SqlSchema, ...]:
+    return installed_schemas() if schemas is None else combine(schemas)
+
+
+def alembic_config(connection: sa.Connection | None = None, schemas: Schemas = None) -> Config:
+    """An Alembic :class:`~alembic.config.Config` for the migrations of ``schemas``, bound to ``connection``."""
+    resolved = _resolve(schemas)
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
+    config.set_main_option("path_separator", "newline")
+    locations = "\n".join(str(schema.versions).replace("%", "%%") for schema in resolved)
+    config.set_main_option("version_locations", locations)
+    config.attributes["schemas"] = resolved
     if connection is not None:
         config.attributes["connection"] = connection
     return config
 
 
-@functools.cache
-def head_revision() -> str:
-    """The newest revision this package ships."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+def _script(schemas: Schemas) -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(schemas=schemas))
 
 
-def current_revision(connection: sa.Connection) -> str | None:
-    """The revision the database is at (``None``: never migrated)."""
+def head_revisions(schemas: Schemas = None) -> tuple[str, ...]:
+    """The newest revision of each schema, sorted."""
+    return tuple(sorted(_script(schemas).get_heads()))
+
+
+def current_revisions(connection: sa.Connection) -> tuple[str, ...]:
+    """The revisions the database is at, one per schema it holds, sorted (empty: never migrated)."""
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return context.get_current_revision()
+    return tuple(sorted(context.get_current_heads()))
 
 
-def upgrade_connection(connection: sa.Connection, revision: str = "head") -> None:
-    """Apply the migrations up to ``revision`` inside ``connection``'s transaction."""
-    command.upgrade(alembic_config(connection), revision)
+def _unknown(connection: sa.Connection, schemas: Schemas) -> list[str]:
+    script = _script(schemas)
+    unknown = []
+    for revision in current_revisions(connection):
+        try:
+            script.get_revision(revision)
+        except Exception:  # alembic raises several kinds for a revision it cannot find
+            unknown.append(revision)
+    return unknown
+
+
+def upgrade_connection(connection: sa.Connection, revision: str = "heads", schemas: Schemas = None) -> None:
+    """Apply the migrations up to ``revision`` (default: every schema's head) inside ``connection``'s transaction."""
+    unknown = _unknown(connection, schemas)
+    if unknown:
+        names = ", ".join(schema.name for schema in _resolve(schemas))
+        raise SchemaOutOfDate(
+            f"the database is at revision(s) {', '.join(unknown)}, which none of the installed SQL schemas "
+            f"({names}) ships: install the plugin that owns them (or a paycore-sqlalchemy as new as the database)"
+        )
+    command.upgrade(alembic_config(connection, schemas), "heads" if revision == "head" else revision)
 
 
 @contextmanager
@@ -82,57 +118,70 @@ def _connection(url: str) -> Iterator[sa.Connection]:
         lease.release()
 
 
-def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
-    """Apply the migrations to the database at ``url``; return (revision before, revision after)."""
+def upgrade(url: str, revision: str = "heads", schemas: Schemas = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Apply the migrations to the database at ``url``; return (revisions before, revisions after)."""
     with _connection(url) as connection:
-        before = current_revision(connection)
-        upgrade_connection(connection, revision)
-        return before, current_revision(connection)
+        before = current_revisions(connection)
+        upgrade_connection(connection, revision, schemas)
+        return before, current_revisions(connection)
 
 
-def current(url: str) -> str | None:
-    """The revision the database at ``url`` is at."""
+def current(url: str) -> tuple[str, ...]:
+    """The revisions the database at ``url`` is at (empty: never migrated)."""
     with _connection(url) as connection:
-        return current_revision(connection)
+        return current_revisions(connection)
 
 
-def ensure_current(connection: sa.Connection, *, upgrade: bool, url: str) -> None:
-    """Make sure the schema is at the head revision: upgrade it, or raise :class:`SchemaOutOfDate`."""
-    at = current_revision(connection)
-    head = head_revision()
-    if at == head:
+def missing_schemas(connection: sa.Connection, schemas: Schemas = None) -> list[str]:
+    """The names of the schemas whose head revision the database is not at."""
+    at = set(current_revisions(connection))
+    script = _script(schemas)
+    missing = []
+    for schema in _resolve(schemas):
+        heads = set(script.get_revisions(f"{schema.name}@head"))
+        if not {head.revision for head in heads if head is not None} <= at:
+            missing.append(schema.name)
+    return missing
+
+
+def ensure_current(connection: sa.Connection, *, upgrade: bool, url: str, schemas: Schemas = None) -> None:
+    """Make sure every schema is at its head revision: upgrade them, or raise :class:`SchemaOutOfDate`."""
+    missing = missing_schemas(connection, schemas)
+    if not missing:
         return
     if upgrade:
-        upgrade_connection(connection)
+        upgrade_connection(connection, schemas=schemas)
         return
+    at = ", ".join(current_revisions(connection)) or "none (empty)"
     raise SchemaOutOfDate(
-        f"database {safe_url(url)} is at schema revision {at or 'none (empty)'}, this paycore-sqlalchemy "
-        f"needs {head}: run `paycore db upgrade --url URL` (URL of that database)"
+        f"database {safe_url(url)} is at schema revision {at}; the SQL schema(s) {', '.join(missing)} "
+        f"need revision {', '.join(head_revisions(schemas))}: run `paycore db upgrade --url URL` (URL of that database)"
     )
 
 
-def schema_drift(connection: sa.Connection) -> list[Any]:
-    """Differences between the tables the code declares and the database (empty: no drift)."""
+def schema_drift(connection: sa.Connection, schemas: Schemas = None) -> list[Any]:
+    """Differences between the tables the schemas declare and the database (empty: no drift)."""
     context = MigrationContext.configure(
         connection,
         opts={"version_table": VERSION_TABLE, "compare_type": True, "compare_server_default": True},
     )
+    declared = [schema.metadata for schema in _resolve(schemas)]
     return [
         diff
-        for diff in compare_metadata(context, metadata)
+        for diff in compare_metadata(context, declared)  # type: ignore[arg-type]  # a sequence is accepted
         if not (diff[0] == "remove_table" and diff[1].name == VERSION_TABLE)
     ]
 
 
-def drift(url: str) -> list[Any]:
+def drift(url: str, schemas: Schemas = None) -> list[Any]:
     """:func:`schema_drift` for the database at ``url``."""
     with _connection(url) as connection:
-        return schema_drift(connection)
+        return schema_drift(connection, schemas)
 
 
-def downgrade(url: str, revision: str) -> tuple[str | None, str | None]:
-    """Undo migrations down to ``revision`` (``"base"``: drop every paycore table); return (before, after)."""
+def downgrade(url: str, revision: str, schemas: Schemas = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Undo migrations down to ``revision`` (``"base"``: drop every table of ``schemas``); return (before, after)."""
     with _connection(url) as connection:
-        before = current_revision(connection)
-        command.downgrade(alembic_config(connection), revision)
-        return before, current_revision(connection)
+        before = current_revisions(connection)
+        command.downgrade(alembic_config(connection, schemas), revision)
+        return before, current_revisions(connection)

@@ -1,5 +1,5 @@
 """The ``sqlalchemy`` plugin: repository and idempotency store type ``sqlalchemy``, ``paycore db``,
-and the cash plugin's drawer storage beside a SQL repository.
+and the ``paycore_sqlalchemy_schemas`` hook through which plugins add their tables and migrations.
 
 Configuration by URL (``repository = "sqlite:///paycore.db"`` selects it), or a
 table: ``{type = "sqlalchemy", url = "...", auto_upgrade = false, pool_size = 10}``.
@@ -8,13 +8,15 @@ The repository and the idempotency store of one flow share one engine.
 
 from __future__ import annotations
 
-from typing import Any
+import pluggy
 
 from paycore import hookimpl
 from paycore.hookspecs import AdapterContext, CommandRegistrar, IdempotencyStoreRegistrar, RepositoryRegistrar
+from paycore_sqlalchemy import hookspecs
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.idempotency import SqlIdempotencyStore
 from paycore_sqlalchemy.repository import SqlPaymentRepository
+from paycore_sqlalchemy.schemas import registered_schemas
 from paycore_sqlalchemy.settings import auto_upgrade_setting, engine_options, url_setting
 
 
@@ -24,6 +26,7 @@ def _database(context: AdapterContext, owner: str) -> Database:
         url_setting(settings, owner),
         auto_upgrade=auto_upgrade_setting(settings),
         engine_options=engine_options(settings),
+        schemas=registered_schemas(context.plugin_manager),
     )
 
 
@@ -36,15 +39,21 @@ def _idempotency_store(context: AdapterContext) -> SqlIdempotencyStore:
 
 
 @hookimpl
+def paycore_addhooks(plugin_manager: pluggy.PluginManager) -> None:
+    """Add ``paycore_sqlalchemy_schemas``, through which plugins register their tables and migrations."""
+    plugin_manager.add_hookspecs(hookspecs)
+
+
+@hookimpl
 def paycore_register_repositories(register: RepositoryRegistrar) -> None:
     """Register repository type ``sqlalchemy``."""
-    register("sqlalchemy", _repository)
+    register("sqlalchemy", _repository, url_schemes=("sqlite", "postgresql", "postgres", "mysql"))
 
 
 @hookimpl
 def paycore_register_idempotency_stores(register: IdempotencyStoreRegistrar) -> None:
     """Register idempotency store type ``sqlalchemy``."""
-    register("sqlalchemy", _idempotency_store)
+    register("sqlalchemy", _idempotency_store, url_schemes=("sqlite", "postgresql", "postgres", "mysql"))
 
 
 @hookimpl
@@ -53,16 +62,3 @@ def paycore_register_commands(register: CommandRegistrar) -> None:
     from paycore_sqlalchemy import cli
 
     register("db", help=cli.HELP, configure=cli.configure, run=cli.run)
-
-
-@hookimpl(optionalhook=True)
-def paycore_cash_drawer_storage(repository: object, settings: Any) -> object | None:
-    """Drawer storage in the same database as a :class:`SqlPaymentRepository`.
-
-    Imports the cash plugin's records only when the cash plugin asks.
-    """
-    if not isinstance(repository, SqlPaymentRepository):
-        return None
-    from paycore_sqlalchemy.drawers import SqlDrawerStorage
-
-    return SqlDrawerStorage(repository.database)

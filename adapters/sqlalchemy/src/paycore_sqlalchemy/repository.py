@@ -9,24 +9,35 @@ and only if it matched a row are the refunds replaced and the events and
 webhook receipts inserted; a receipt whose ``(provider, tenant, event_id)``
 exists already breaks the primary key, and the whole transaction rolls back
 as a :class:`~paycore.errors.ConcurrentUpdate`.
+
+A payment's references live in ``paycore_payment_references``, written in the
+payment's own transaction. ``save`` touches that table only when the payment's
+references changed: its ``UPDATE`` first also requires the stored
+``external_id`` and ``provider_references`` to be the ones written, and only
+when that matches nothing is the plain ``UPDATE`` run and the references the
+payment does not hold yet inserted. A reference another payment holds breaks
+the table's primary key: the transaction rolls back as a
+:class:`~paycore.errors.DuplicateExternalId`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 
 from paycore.errors import (
     ConcurrentUpdate,
+    DuplicateExternalId,
     DuplicatePayment,
     InvalidAmount,
     PaymentNotFound,
     ValidationError,
 )
+from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
 from paycore.status import PaymentStatus
 from paycore_sqlalchemy.codec import (
@@ -34,6 +45,8 @@ from paycore_sqlalchemy.codec import (
     payment_from_row,
     payment_row,
     receipt_row,
+    reference_rows,
+    references_of,
     refund_from_row,
     refund_rows,
     row_event,
@@ -41,8 +54,8 @@ from paycore_sqlalchemy.codec import (
 )
 from paycore_sqlalchemy.constraints import is_check_violation, violated
 from paycore_sqlalchemy.database import Database
-from paycore_sqlalchemy.errors import DuplicateExternalId
-from paycore_sqlalchemy.schema import payment_events, payments, refunds, webhook_receipts
+from paycore_sqlalchemy.schema import payment_events, payment_references, payments, refunds, webhook_receipts
+from paycore_sqlalchemy.types import UTCDateTime
 
 __all__ = ["SqlPaymentRepository"]
 
@@ -53,6 +66,7 @@ _REFUND_COLUMNS = [
     refunds.c.status.label("refund_status"),
     refunds.c.reason.label("refund_reason"),
     refunds.c.external_id.label("refund_external_id"),
+    refunds.c.metadata.label("refund_metadata"),
     refunds.c.created_at.label("refund_created_at"),
     refunds.c.updated_at.label("refund_updated_at"),
 ]
@@ -61,11 +75,33 @@ _INSERT_PAYMENT = sa.insert(payments)
 _INSERT_REFUNDS = sa.insert(refunds)
 _INSERT_EVENTS = sa.insert(payment_events)
 _INSERT_RECEIPTS = sa.insert(webhook_receipts)
+_INSERT_REFERENCES = sa.insert(payment_references)
 _DELETE_REFUNDS = sa.delete(refunds).where(refunds.c.payment_id == sa.bindparam("payment_id"))
 _UPDATE_PAYMENT = (
     sa.update(payments)
     .where(payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_previous"))
     .values({c.name: sa.bindparam(c.name) for c in payments.c if c.name != "id"})
+)
+_UPDATE_PAYMENT_KEEPING_REFERENCES = _UPDATE_PAYMENT.where(
+    payments.c.external_id.is_not_distinct_from(sa.bindparam("external_id")),
+    payments.c.provider_references == sa.bindparam("provider_references"),
+)
+"""The ``UPDATE`` of a save that adds no reference: it matches only if the stored ones are those written."""
+_REFERENCE_PARAMETERS = {
+    name: sa.bindparam(name, type_=payment_references.c[name].type)
+    for name in ("provider", "tenant", "reference", "payment_id")
+}
+_HOLDS_REFERENCE = [column == _REFERENCE_PARAMETERS[column.name] for column in payment_references.c]
+_HOLD_REFERENCE = sa.insert(payment_references).from_select(
+    list(_REFERENCE_PARAMETERS),
+    sa.select(*_REFERENCE_PARAMETERS.values()).where(~sa.exists().where(*_HOLDS_REFERENCE)),
+)
+"""Insert a reference unless the payment holds it already (held by another payment: a primary-key violation)."""
+_HELD_BY_OTHERS = sa.select(payment_references.c.reference).where(
+    payment_references.c.provider == sa.bindparam("provider"),
+    payment_references.c.tenant == sa.bindparam("tenant"),
+    payment_references.c.reference.in_(sa.bindparam("references", expanding=True)),
+    payment_references.c.payment_id != sa.bindparam("payment_id"),
 )
 _VERSION_OF = sa.select(payments.c.version).where(payments.c.id == sa.bindparam("payment_id"))
 _EVENTS_OF = (
@@ -85,11 +121,16 @@ def _with_refunds(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
 
 
 _GET = _with_refunds(payments.c.id == sa.bindparam("payment_id"))
-_GET_BY_EXTERNAL = _with_refunds(
-    payments.c.provider == sa.bindparam("provider"),
-    payments.c.tenant == sa.bindparam("tenant"),
-    payments.c.external_id == sa.bindparam("external_id"),
+_PAYMENT_OF_REFERENCE = (
+    sa.select(payment_references.c.payment_id)
+    .where(
+        payment_references.c.provider == sa.bindparam("provider"),
+        payment_references.c.tenant == sa.bindparam("tenant"),
+        payment_references.c.reference == sa.bindparam("reference"),
+    )
+    .scalar_subquery()
 )
+_GET_BY_REFERENCE = _with_refunds(payments.c.id == _PAYMENT_OF_REFERENCE)
 
 
 def _payments_from(rows: Sequence[sa.Row[Any]]) -> list[Payment]:
@@ -124,6 +165,9 @@ class SqlPaymentRepository:
     shared :class:`Database`. Safe to share between tasks, threads and event loops.
     """
 
+    storage_backend: ClassVar[str] = "sqlalchemy"
+    """The storage family: plugins keep tables of their own in :attr:`database` (see ``paycore_sqlalchemy.schemas``)."""
+
     def __init__(
         self, database: Database | str, *, auto_upgrade: bool | None = None, owns_database: bool | None = None
     ) -> None:
@@ -136,20 +180,22 @@ class SqlPaymentRepository:
     async def add(self, payment: Payment, events: Sequence[PaymentEvent]) -> None:
         """Store a new payment and its first events; :class:`DuplicatePayment` if the id exists."""
         row = payment_row(payment)
+        reference_list = reference_rows(payment)
         refund_list = refund_rows(payment)
         event_list = [event_row(e) for e in events]
 
         def work(connection: sa.Connection) -> None:
             connection.execute(_INSERT_PAYMENT, row)
+            if reference_list:
+                connection.execute(_INSERT_REFERENCES, reference_list)
             _insert_rows(connection, refund_list, event_list)
 
         try:
             await self.database.run(work, write=True)
         except exc.IntegrityError as error:
             _refuse_bad_input(error)
-            where = violated(error)
-            if "external_id" in where:
-                raise _external_id_taken(payment) from None
+            if _is_reference_taken(error):
+                raise await self._reference_taken(payment) from None
             raise DuplicatePayment(f"payment {payment.id} exists already") from None
         except exc.StatementError as error:
             _refuse_bad_input(error)
@@ -167,16 +213,19 @@ class SqlPaymentRepository:
         return found[0]
 
     async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
-        """The payment ``provider`` knows as ``external_id`` in ``tenant``; :class:`PaymentNotFound` if none."""
-        parameters = {"provider": provider, "tenant": store_tenant(tenant), "external_id": external_id}
+        """The payment ``provider`` knows as ``external_id`` (any of its references) in ``tenant``.
+
+        Raises :class:`PaymentNotFound` if none.
+        """
+        parameters = {"provider": provider, "tenant": store_tenant(tenant), "reference": external_id}
 
         def work(connection: sa.Connection) -> list[Payment]:
-            return _payments_from(connection.execute(_GET_BY_EXTERNAL, parameters).all())
+            return _payments_from(connection.execute(_GET_BY_REFERENCE, parameters).all())
 
         found = await self.database.run(work)
         if not found:
             raise PaymentNotFound(
-                f"no payment of provider {provider!r} in tenant {tenant!r} with external id {external_id!r}"
+                f"no payment of provider {provider!r} in tenant {tenant!r} with reference {external_id!r}"
             )
         return found[0]
 
@@ -186,22 +235,30 @@ class SqlPaymentRepository:
         events: Sequence[PaymentEvent] = (),
         receipts: Sequence[WebhookReceipt] = (),
     ) -> None:
-        """Replace the payment if its version follows the stored one; append events; record receipts."""
+        """Replace the payment if its version follows the stored one; append events; record receipts.
+
+        New references are written with it; one another payment holds raises
+        :class:`DuplicateExternalId` and changes nothing.
+        """
         row = payment_row(payment)
         row["b_id"] = row.pop("id")
         row["b_previous"] = payment.version - 1
+        reference_list = reference_rows(payment)
         refund_list = refund_rows(payment)
         event_list = [event_row(e) for e in events]
         receipt_list = [receipt_row(r) for r in receipts]
 
         def work(connection: sa.Connection) -> None:
-            if connection.execute(_UPDATE_PAYMENT, row).rowcount != 1:
-                stored = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
-                if stored is None:
-                    raise PaymentNotFound(f"no payment {payment.id!r}")
-                raise ConcurrentUpdate(
-                    f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
-                )
+            if connection.execute(_UPDATE_PAYMENT_KEEPING_REFERENCES, row).rowcount != 1:
+                if connection.execute(_UPDATE_PAYMENT, row).rowcount != 1:
+                    stored = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
+                    if stored is None:
+                        raise PaymentNotFound(f"no payment {payment.id!r}")
+                    raise ConcurrentUpdate(
+                        f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
+                    )
+                if reference_list:
+                    connection.execute(_HOLD_REFERENCE, reference_list)
             connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
             _insert_rows(connection, refund_list, event_list, receipt_list)
 
@@ -209,15 +266,31 @@ class SqlPaymentRepository:
             await self.database.run(work, write=True)
         except exc.IntegrityError as error:
             _refuse_bad_input(error)
-            where = violated(error)
-            if "external_id" in where:
-                raise _external_id_taken(payment) from None
+            if _is_reference_taken(error):
+                raise await self._reference_taken(payment) from None
             raise ConcurrentUpdate(
                 f"payment {payment.id}: a webhook receipt or event was recorded concurrently"
             ) from None
         except exc.StatementError as error:
             _refuse_bad_input(error)
             raise
+
+    async def _reference_taken(self, payment: Payment) -> DuplicateExternalId:
+        """The refusal of ``payment``, naming the references another payment of its tenant holds."""
+        parameters = {
+            "provider": payment.provider,
+            "tenant": store_tenant(payment.tenant),
+            "references": list(references_of(payment)),
+            "payment_id": payment.id,
+        }
+        taken = await self.database.run(lambda c: list(c.execute(_HELD_BY_OTHERS, parameters).scalars()))
+        taken = taken or list(references_of(payment))  # a racing writer may have rolled back since
+        named = ", ".join(repr(reference) for reference in taken)
+        which = f"reference {named} belongs" if len(taken) == 1 else f"references {named} belong"
+        return DuplicateExternalId(
+            f"payment {payment.id}: provider {payment.provider!r} {which} to another payment of tenant "
+            f"{payment.tenant!r}; a reference names one payment per provider and tenant"
+        )
 
     async def list_payments(
         self,
@@ -226,17 +299,31 @@ class SqlPaymentRepository:
         order_id: str | None = None,
         status: PaymentStatus | None = None,
         limit: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        newest_first: bool = False,
+        after: str | None = None,
     ) -> list[Payment]:
-        """Payments matching every given filter (``tenant=None``: all tenants), oldest first."""
-        where = []
-        if tenant is not None:
-            where.append(payments.c.tenant == store_tenant(tenant))
-        if order_id is not None:
-            where.append(payments.c.order_id == order_id)
-        if status is not None:
-            where.append(payments.c.status == PaymentStatus(status).value)
-        order = (payments.c.created_at, payments.c.id)
-        return await self.database.run(lambda c: self._page(c, where, order, limit))
+        """Payments matching every given filter (``tenant=None``: all tenants), in ``(created_at, id)`` order.
+
+        A keyset page: ``WHERE (created_at, id) > (:at, :id) ORDER BY created_at, id
+        LIMIT :n`` (``<`` and descending when newest first), on the index that
+        leads with the filtered column (tenant, order, status, tenant and status).
+        """
+        listing = PaymentListing.build(
+            tenant=tenant,
+            order_id=order_id,
+            status=status,
+            limit=limit,
+            created_from=created_from,
+            created_before=created_before,
+            newest_first=newest_first,
+            after=after,
+        )
+        where = _listing_filters(listing)
+        columns = (payments.c.created_at, payments.c.id)
+        order = tuple(c.desc() for c in columns) if listing.newest_first else columns
+        return await self.database.run(lambda c: self._page(c, where, order, listing.limit))
 
     async def list_stale(
         self, *, statuses: Sequence[PaymentStatus], updated_before: datetime, limit: int
@@ -325,9 +412,30 @@ def _insert_rows(
             connection.execute(statement, rows)
 
 
-def _external_id_taken(payment: Payment) -> DuplicateExternalId:
-    """The refusal of a payment whose provider external id another payment of its tenant holds."""
-    return DuplicateExternalId(
-        f"payment {payment.id}: provider {payment.provider!r} external id "
-        f"{payment.external_id!r} belongs to another payment of tenant {payment.tenant!r}"
-    )
+def _is_reference_taken(error: exc.IntegrityError) -> bool:
+    """True when ``error`` broke the uniqueness of a provider reference (not a payment id or receipt)."""
+    where = violated(error)
+    return "payment_references" in where or "external_id" in where
+
+
+def _listing_filters(listing: PaymentListing) -> list[sa.ColumnElement[bool]]:
+    """The ``WHERE`` conditions of ``listing``: its filters, and its keyset position when it has one."""
+    where: list[sa.ColumnElement[bool]] = []
+    if listing.tenant is not None:
+        where.append(payments.c.tenant == store_tenant(listing.tenant))
+    if listing.order_id is not None:
+        where.append(payments.c.order_id == listing.order_id)
+    if listing.status is not None:
+        where.append(payments.c.status == listing.status.value)
+    if listing.created_from is not None:
+        where.append(payments.c.created_at >= listing.created_from)
+    if listing.created_before is not None:
+        where.append(payments.c.created_at < listing.created_before)
+    if listing.after is not None:
+        key = sa.tuple_(payments.c.created_at, payments.c.id)
+        mark = sa.tuple_(
+            sa.bindparam("after_created_at", listing.after.created_at, type_=UTCDateTime()),
+            sa.bindparam("after_id", listing.after.id, type_=payments.c.id.type),
+        )
+        where.append(key < mark if listing.newest_first else key > mark)
+    return where

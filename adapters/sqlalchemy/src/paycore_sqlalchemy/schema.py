@@ -1,4 +1,4 @@
-"""The tables, as SQLAlchemy Core metadata; the Alembic migrations create exactly these.
+"""The adapter's tables, as SQLAlchemy Core metadata; its Alembic migrations create exactly these.
 
 Amounts are integer minor units beside their currency, with ``CHECK`` constraints
 that keep them non-negative. A missing tenant is stored as ``''`` so that unique
@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from paycore_sqlalchemy.types import JSONDocument, UTCDateTime
 
 __all__ = [
+    "NAMING_CONVENTION",
     "NO_TENANT",
-    "cash_movements",
-    "drawer_sessions",
     "idempotency_keys",
     "metadata",
     "payment_events",
+    "payment_references",
     "payments",
     "refunds",
     "webhook_receipts",
@@ -28,15 +28,17 @@ __all__ = [
 NO_TENANT: Final = ""
 """What a ``None`` tenant is stored as."""
 
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""How constraints and indexes are named; plugins' tables use it too, so names never depend on the dialect."""
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+"""The adapter's own tables (plugins declare theirs in a metadata of their own)."""
 
 ID = sa.String(64)
 CODE = sa.String(64)
@@ -63,6 +65,8 @@ payments = sa.Table(
     sa.Column("captured_amount", sa.BigInteger),
     sa.Column("captured_currency", CURRENCY),
     sa.Column("external_id", sa.String(255)),
+    sa.Column("provider_references", JSONDocument, nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("provider_state", JSONDocument, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("capture", sa.Boolean, nullable=False),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("customer", JSONDocument),
@@ -86,8 +90,26 @@ payments = sa.Table(
     sa.Index("ix_paycore_payments_tenant_created", "tenant", "created_at", "id"),
     sa.Index("ix_paycore_payments_order", "order_id", "created_at", "id"),
     sa.Index("ix_paycore_payments_status_updated", "status", "updated_at", "id"),
+    sa.Index("ix_paycore_payments_status_created", "status", "created_at", "id"),
+    sa.Index("ix_paycore_payments_tenant_status_created", "tenant", "status", "created_at", "id"),
 )
-"""One row per payment; ``version`` is the optimistic-concurrency counter."""
+"""One row per payment; ``version`` is the optimistic-concurrency counter.
+
+``provider_references`` is the payment's ``references`` as it holds them (in order);
+lookups by reference go through :data:`payment_references`."""
+
+payment_references = sa.Table(
+    "paycore_payment_references",
+    metadata,
+    sa.Column("provider", CODE, primary_key=True),
+    sa.Column("tenant", CODE, primary_key=True),
+    sa.Column("reference", sa.String(255), primary_key=True),
+    sa.Column("payment_id", ID, sa.ForeignKey("paycore_payments.id"), nullable=False),
+    sa.Index("ix_paycore_payment_references_payment_id", "payment_id"),
+)
+"""Every reference a provider reported for a payment (its ``external_id`` too), one row each:
+the primary key makes a reference one payment's per provider code and tenant, and is the
+index a webhook's lookup uses. A reference stays its payment's once written."""
 
 refunds = sa.Table(
     "paycore_refunds",
@@ -100,6 +122,7 @@ refunds = sa.Table(
     sa.Column("status", STATUS, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("external_id", sa.String(255)),
+    sa.Column("metadata", JSONDocument, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     *_non_negative("amount"),
@@ -152,68 +175,3 @@ idempotency_keys = sa.Table(
 )
 """One row per key: held (``token`` set, ``expires_at`` = lease end) or completed
 (``result`` set, ``expires_at`` = end of retention); times are Unix seconds."""
-
-drawer_sessions = sa.Table(
-    "paycore_cash_drawer_sessions",
-    metadata,
-    sa.Column("id", ID, primary_key=True),
-    sa.Column("tenant", CODE, nullable=False),
-    sa.Column("till", CODE, nullable=False),
-    sa.Column("currency", CURRENCY, nullable=False),
-    sa.Column("opening_float", sa.BigInteger, nullable=False),
-    sa.Column("opened_by", sa.String(255), nullable=False),
-    sa.Column("opened_at", UTCDateTime, nullable=False),
-    sa.Column("status", STATUS, nullable=False),
-    sa.Column("closed_by", sa.String(255)),
-    sa.Column("closed_at", UTCDateTime),
-    sa.Column("counted", sa.BigInteger),
-    sa.Column("expected", sa.BigInteger),
-    sa.Column("variance", sa.BigInteger),
-    sa.Column("version", sa.Integer, nullable=False),
-    *_non_negative("opening_float", "counted"),
-    sa.Index("ix_paycore_cash_drawer_sessions_till", "tenant", "till", "opened_at"),
-    sa.Index(
-        "uq_paycore_cash_drawer_sessions_open_till",
-        "tenant",
-        "till",
-        unique=True,
-        sqlite_where=sa.text("status = 'open'"),
-        postgresql_where=sa.text("status = 'open'"),
-    ),
-)
-"""Cash-drawer sessions of the cash plugin; at most one open session per till."""
-
-cash_movements = sa.Table(
-    "paycore_cash_movements",
-    metadata,
-    sa.Column("id", ID, primary_key=True),
-    sa.Column("session_id", ID, sa.ForeignKey("paycore_cash_drawer_sessions.id"), nullable=False),
-    sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("kind", STATUS, nullable=False),
-    sa.Column("currency", CURRENCY, nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("actor", sa.String(255), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("payment_id", ID),
-    sa.Column("refund_id", ID),
-    sa.Column("tendered", sa.BigInteger),
-    sa.Column("change", sa.BigInteger),
-    *_non_negative("amount", "tendered", "change"),
-    sa.UniqueConstraint("session_id", "position", name="uq_paycore_cash_movements_position"),
-    sa.Index(
-        "uq_paycore_cash_movements_sale",
-        "payment_id",
-        unique=True,
-        sqlite_where=sa.text("kind = 'sale'"),
-        postgresql_where=sa.text("kind = 'sale'"),
-    ),
-    sa.Index(
-        "uq_paycore_cash_movements_refund",
-        "refund_id",
-        unique=True,
-        sqlite_where=sa.text("kind = 'refund'"),
-        postgresql_where=sa.text("kind = 'refund'"),
-    ),
-)
-"""Cash movements of a drawer session, in the order they were added."""

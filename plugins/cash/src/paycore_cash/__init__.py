@@ -6,12 +6,15 @@
 * :class:`CashDrawers`: open a till's drawer with a float, pay cash in and out,
   close it with the counted cash (expected and variance computed exactly), and
   read a :class:`DrawerReport`.
-* :func:`take_cash`: take a cash payment through a :class:`~paycore.flow.PaymentFlow`.
+* :func:`take_cash`: take a cash payment through a :class:`~paycore.flow.PaymentFlow`;
+  :func:`refund_cash`: give cash back from the sale's till or another open one;
+  :func:`order_balance`: what an order still owes.
 * ``paycore drawer ...`` on the command line.
 
-Drawer sessions are stored beside the flow's repository by the storage
-adapter (memory, SQLAlchemy, Django), through the ``paycore_cash_drawer_storage``
-hook; :class:`paycore_cash.testing.DrawerStorageConformance` is the contract.
+Drawer sessions are stored beside the flow's repository by the cash plugin's
+own implementation for the repository's ``storage_backend`` (memory,
+SQLAlchemy, Django: :mod:`paycore_cash.backends`); no storage adapter imports
+this plugin. :class:`paycore_cash.testing.DrawerStorageConformance` is the contract.
 """
 
 from paycore_cash.blocking import BlockingCashDrawers
@@ -30,7 +33,7 @@ from paycore_cash.errors import (
 from paycore_cash.provider import CashProvider
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
 from paycore_cash.report import DrawerReport, format_money
-from paycore_cash.sales import CashSale, order_balance, take_cash
+from paycore_cash.sales import CashSale, order_balance, refund_cash, take_cash
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import DrawerTotals
 
@@ -57,5 +60,6 @@ __all__ = [
     "NoOpenDrawer",
     "format_money",
     "order_balance",
+    "refund_cash",
     "take_cash",
 ]

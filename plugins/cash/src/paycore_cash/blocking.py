@@ -7,6 +7,7 @@ Runs each call on the event loop of a :class:`paycore.blocking.BlockingPaymentFl
         drawers = BlockingCashDrawers(flow, tenant="chez-awa")
         drawers.open(till="T1", opening_float=Money.of("20000", "XOF"), opened_by="Awa")
         sale = drawers.take_cash(amount=..., tendered=..., till="T1", order_id="T1-0001")
+        drawers.refund_cash(sale.payment.id, amount=..., till="T2", cashier="Moussa")
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from paycore.money import Money
+from paycore.records import Refund
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.records import CashMovement, DrawerSession
 from paycore_cash.report import DrawerReport
-from paycore_cash.sales import CashSale, take_cash
+from paycore_cash.sales import CashSale, refund_cash, take_cash
 from paycore_cash.totals import DrawerTotals
 
 if TYPE_CHECKING:
@@ -96,6 +98,21 @@ class BlockingCashDrawers:
         result: DrawerSession | None = self._run(self.drawers.current, till=till)
         return result
 
+    def require_open(self, till: str) -> DrawerSession:
+        """See :meth:`CashDrawers.require_open`."""
+        result: DrawerSession = self._run(self.drawers.require_open, till=till)
+        return result
+
+    def get(self, session_id: str) -> DrawerSession:
+        """See :meth:`CashDrawers.get`."""
+        result: DrawerSession = self._run(self.drawers.get, session_id=session_id)
+        return result
+
+    def movements(self, session_id: str) -> list[CashMovement]:
+        """See :meth:`CashDrawers.movements`."""
+        result: list[CashMovement] = self._run(self.drawers.movements, session_id=session_id)
+        return result
+
     def sessions(self, till: str | None = None) -> list[DrawerSession]:
         """See :meth:`CashDrawers.sessions`."""
         result: list[DrawerSession] = self._run(self.drawers.sessions, till=till)
@@ -111,8 +128,57 @@ class BlockingCashDrawers:
         result: DrawerReport = self._run(self.drawers.report, session_id=session_id)
         return result
 
-    def take_cash(self, **arguments: Any) -> CashSale:
-        """:func:`~paycore_cash.sales.take_cash` on this flow, for this tenant."""
-        arguments.setdefault("tenant", self.drawers.tenant)
-        result: CashSale = self._run(functools.partial(take_cash, self.blocking_flow.flow), **arguments)
+    def take_cash(
+        self,
+        *,
+        amount: Money,
+        tendered: Money,
+        till: str,
+        order_id: str,
+        tenant: str | None = None,
+        provider: str = "cash",
+        cashier: str = "",
+        split_tender: bool = False,
+        description: str = "",
+        idempotency_key: str | None = None,
+    ) -> CashSale:
+        """:func:`~paycore_cash.sales.take_cash` on this flow; ``tenant`` defaults to the drawers' tenant."""
+        result: CashSale = self._run(
+            functools.partial(take_cash, self.blocking_flow.flow),
+            amount=amount,
+            tendered=tendered,
+            till=till,
+            order_id=order_id,
+            tenant=self.drawers.tenant if tenant is None else tenant,
+            provider=provider,
+            cashier=cashier,
+            split_tender=split_tender,
+            description=description,
+            idempotency_key=idempotency_key,
+        )
+        return result
+
+    def refund_cash(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        till: str | None = None,
+        cashier: str = "",
+        reason: str = "",
+        goodwill: bool = False,
+        tenant: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Refund:
+        """:func:`~paycore_cash.sales.refund_cash` on this flow; ``tenant`` defaults to the drawers' tenant."""
+        result: Refund = self._run(
+            functools.partial(refund_cash, self.blocking_flow.flow, payment_id),
+            amount=amount,
+            till=till,
+            cashier=cashier,
+            reason=reason,
+            goodwill=goodwill,
+            tenant=self.drawers.tenant if tenant is None else tenant,
+            idempotency_key=idempotency_key,
+        )
         return result

@@ -4,34 +4,37 @@ Built on a :class:`~paycore.flow.PaymentFlow`, it uses the drawer storage
 beside the flow's repository (the same one the cash provider records sales
 and refunds in) and the flow's idempotency store.
 
-Every mutation takes an optional ``idempotency_key``: the same key and the
-same request replay the first answer and never write twice; the same key with
-another request is refused with :class:`~paycore.errors.IdempotencyKeyReused`.
-Opens and movements get ids derived from their key, so even a retry after a
-crash finds the record its first attempt wrote.
+Every mutation takes an optional ``idempotency_key`` and runs through the
+core's :class:`~paycore.idempotency.IdempotentRunner`, as the flow's own
+operations do: the same key and the same request replay the first answer and
+never write twice; the same key with another request is refused with
+:class:`~paycore.errors.IdempotencyKeyReused`; a key whose first request still
+runs is refused with :class:`~paycore.errors.IdempotencyInProgress`. Sessions
+and movements made under a key get ids from its
+:class:`~paycore.idempotency.KeyBinding`, so a retry after a crash (once the
+lease on the key has passed) finds what its first attempt wrote. After
+``idempotency_ttl`` the key is free again and names a new operation.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-import anyio
 from attrs import evolve
 
-from paycore.errors import ConcurrentUpdate, IdempotencyKeyReused, NotFound, ValidationError
-from paycore.idempotency import check_key, derived_id, fingerprint, scope_of
+from paycore.errors import ConcurrentUpdate, IdempotencyKeyReused
+from paycore.idempotency import IdempotentRunner, KeyBinding, scope_of
 from paycore.money import Money
-from paycore.records import utcnow
 from paycore.secrets import Settings
+from paycore_cash.backends import drawer_storage
 from paycore_cash.errors import (
-    DrawerAlreadyOpen,
     DrawerClosed,
     DrawerNotFound,
     InsufficientDrawerCash,
     InvalidCashRequest,
     NoOpenDrawer,
 )
-from paycore_cash.locate import drawer_storage
 from paycore_cash.records import (
     CashMovement,
     DrawerSession,
@@ -48,9 +51,11 @@ from paycore_cash.validation import check_amount, check_name
 if TYPE_CHECKING:
     import pluggy
 
-__all__ = ["CashDrawers", "FlowLike", "cash_settings"]
+__all__ = ["CashDrawers", "FlowLike", "cash_settings", "runner_for"]
 
 _CLOSE_ATTEMPTS = 20
+_WRITE_ATTEMPTS = 50
+"""How many times a pay-out is checked again when cash moved between its check and its write."""
 _REPLAY_SESSIONS = 3
 """How many of a till's latest sessions a keyed pay-in/out retry is looked for in."""
 
@@ -70,6 +75,8 @@ class FlowLike(Protocol):
     @property
     def config(self) -> Any: ...
 
+    def now(self) -> datetime: ...
+
 
 def cash_settings(flow: FlowLike, tenant: str | None) -> Settings:
     """The settings of the provider of type ``cash`` the tenant enables (empty if none)."""
@@ -79,6 +86,23 @@ def cash_settings(flow: FlowLike, tenant: str | None) -> Settings:
             settings: Settings = provider.settings
             return settings
     return Settings(owner="cash")
+
+
+def runner_for(flow: FlowLike) -> IdempotentRunner:
+    """The flow's idempotency runner (``flow.idempotency``), or one on its store, lease, ttl and clock."""
+    ready = getattr(flow, "idempotency", None)
+    if isinstance(ready, IdempotentRunner):
+        return ready
+    return IdempotentRunner(
+        flow.idempotency_store,
+        lease_seconds=flow.config.idempotency_lease,
+        ttl_seconds=flow.config.idempotency_ttl,
+        clock=flow.now,
+    )
+
+
+def _money(amount: Money) -> dict[str, Any]:
+    return {"minor_units": amount.minor_units, "currency": amount.currency}
 
 
 class CashDrawers:
@@ -98,14 +122,18 @@ class CashDrawers:
         if configured is not None:
             Money.zero(configured)  # refuses an unknown code
         self.currency: str | None = configured
-        self.storage: DrawerStorage = drawer_storage(flow.plugin_manager, flow.repository, settings)
+        self.storage: DrawerStorage = drawer_storage(flow.plugin_manager, flow.repository)
+        self.idempotency: IdempotentRunner = runner_for(flow)
 
     def __repr__(self) -> str:
         return f"<CashDrawers tenant={self.tenant!r} currency={self.currency!r}>"
 
     @property
     def _scope(self) -> str:
-        return f"{scope_of(self.tenant)}|cash-drawer"
+        return f"{scope_of(self.tenant)}|cash-drawers"
+
+    def _now(self) -> datetime:
+        return self.idempotency.clock()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -169,36 +197,46 @@ class CashDrawers:
         till = check_name(till, "till")
         opened_by = check_name(opened_by, "opened_by")
         opening_float = check_amount(opening_float, "opening float", currency=self.currency, allow_zero=True)
+
+        async def execute(binding: KeyBinding | None) -> DrawerSession:
+            return await self._open(till, opening_float, opened_by, binding)
+
+        return await self.idempotency.run(
+            operation="cash.drawer.open",
+            scope=self._scope,
+            key=idempotency_key,
+            arguments={"till": till, "opening_float": _money(opening_float), "opened_by": opened_by},
+            execute=execute,
+            result_type=DrawerSession,
+        )
+
+    async def _open(self, till: str, opening_float: Money, opened_by: str, binding: KeyBinding | None) -> DrawerSession:
         session = DrawerSession(
-            id=new_session_id(),
+            id=new_session_id() if binding is None else binding.new_id("drw"),
             tenant=self.tenant,
             till=till,
             currency=opening_float.currency,
             opening_float=opening_float,
             opened_by=opened_by,
-            opened_at=utcnow(),
+            opened_at=self._now(),
         )
-        if idempotency_key is None:
-            await self.storage.open_session(session)
-            return session
-        session = evolve(session, id=derived_id("drw", self._scope, check_key(idempotency_key)))
-        replay = await self._stored_session(session.id)
-        if replay is not None:
-            return _same_open(replay, session, idempotency_key)
-        try:
-            await self.storage.open_session(session)
-        except DrawerAlreadyOpen:
-            replay = await self._stored_session(session.id)
-            if replay is None:
-                raise
-            return _same_open(replay, session, idempotency_key)
+        if binding is not None:
+            earlier = await self._earlier_open(binding)
+            if earlier is not None:
+                return _same_open(earlier, session, binding.key)
+        await self.storage.open_session(session)
         return session
 
-    async def _stored_session(self, session_id: str) -> DrawerSession | None:
-        try:
-            return await self.get(session_id)
-        except DrawerNotFound:
-            return None
+    async def _earlier_open(self, binding: KeyBinding) -> DrawerSession | None:
+        """The session an earlier attempt under the key opened, while the key still names it."""
+        for session_id in binding.candidate_ids("drw"):
+            try:
+                session = await self.get(session_id)
+            except DrawerNotFound:
+                continue
+            if binding.binds(session.opened_at):
+                return session
+        return None
 
     # -- pay-ins and pay-outs ------------------------------------------------------------------
 
@@ -231,51 +269,65 @@ class CashDrawers:
         actor = check_name(actor, "actor")
         reason = check_name(reason, "reason", limit=500)
         check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=self.currency)
-        movement_id = (
-            new_movement_id()
-            if idempotency_key is None
-            else derived_id("mov", self._scope, f"movement:{check_key(idempotency_key)}")
-        )
-        session = await self.storage.get_open_session(self.tenant, till)
-        if session is None:
-            if idempotency_key is not None:
-                replay = await self._replay_movement(till, movement_id)
-                if replay is not None:
-                    return _same_movement(replay, kind, amount, reason, actor, idempotency_key)
-            raise _no_open_drawer(till)
-        check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=session.currency)
-        needs_movements = idempotency_key is not None or kind is MovementKind.PAY_OUT
-        movements = await self.storage.list_movements(session.id) if needs_movements else []
-        for stored in movements:
-            if stored.id == movement_id:
-                return _same_movement(stored, kind, amount, reason, actor, idempotency_key)
-        if kind is MovementKind.PAY_OUT:
-            in_drawer = drawer_totals(session, movements).expected
-            if amount > in_drawer:
-                raise InsufficientDrawerCash(
-                    f"pay-out of {amount} is more than the {in_drawer} drawer {till!r} should hold"
-                )
-        movement = CashMovement(
-            id=movement_id,
-            session_id=session.id,
-            kind=kind,
-            amount=amount,
-            at=utcnow(),
-            actor=actor,
-            reason=reason,
-        )
-        try:
-            stored = await self.storage.add_movement(movement)
-        except DrawerClosed:
-            raise NoOpenDrawer(f"the drawer of till {till!r} was closed; open one first") from None
-        return _same_movement(stored, kind, amount, reason, actor, idempotency_key)
 
-    async def _replay_movement(self, till: str, movement_id: str) -> CashMovement | None:
-        """The movement stored under ``movement_id`` in one of the till's last sessions."""
+        async def execute(binding: KeyBinding | None) -> CashMovement:
+            return await self._record(kind, till, amount, reason, actor, binding)
+
+        return await self.idempotency.run(
+            operation=f"cash.drawer.{kind.value}",
+            scope=self._scope,
+            key=idempotency_key,
+            arguments={"till": till, "amount": _money(amount), "reason": reason, "actor": actor},
+            execute=execute,
+            result_type=CashMovement,
+        )
+
+    async def _record(
+        self, kind: MovementKind, till: str, amount: Money, reason: str, actor: str, binding: KeyBinding | None
+    ) -> CashMovement:
+        if binding is not None:
+            earlier = await self._earlier_movement(till, binding)
+            if earlier is not None:
+                return _same_movement(earlier, kind, amount, reason, actor, binding.key)
+        movement_id = new_movement_id() if binding is None else binding.new_id("mov")
+        for _ in range(_WRITE_ATTEMPTS):
+            session = await self.storage.get_open_session(self.tenant, till)
+            if session is None:
+                raise _no_open_drawer(till)
+            check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=session.currency)
+            expected_version: int | None = None
+            if kind is MovementKind.PAY_OUT:
+                in_drawer = drawer_totals(session, await self.storage.list_movements(session.id)).expected
+                if amount > in_drawer:
+                    raise InsufficientDrawerCash(
+                        f"pay-out of {amount} is more than the {in_drawer} drawer {till!r} should hold"
+                    )
+                expected_version = session.version  # the check holds only if nothing moved since
+            movement = CashMovement(
+                id=movement_id,
+                session_id=session.id,
+                kind=kind,
+                amount=amount,
+                at=self._now(),
+                actor=actor,
+                reason=reason,
+            )
+            try:
+                stored = await self.storage.add_movement(movement, expected_version=expected_version)
+            except DrawerClosed:
+                raise NoOpenDrawer(f"the drawer of till {till!r} was closed; open one first") from None
+            except ConcurrentUpdate:
+                continue  # cash moved since the check: read the drawer again and check again
+            return _same_movement(stored, kind, amount, reason, actor, None if binding is None else binding.key)
+        raise ConcurrentUpdate(f"the drawer of till {till!r} kept changing while {amount} was paid out; try again")
+
+    async def _earlier_movement(self, till: str, binding: KeyBinding) -> CashMovement | None:
+        """The movement an earlier attempt under the key stored in one of the till's last sessions."""
+        candidates = set(binding.candidate_ids("mov"))
         sessions = await self.storage.list_sessions(self.tenant, till)
         for session in reversed(sessions[-_REPLAY_SESSIONS:]):
             for movement in await self.storage.list_movements(session.id):
-                if movement.id == movement_id:
+                if movement.id in candidates and binding.binds(movement.at):
                     return movement
         return None
 
@@ -295,6 +347,12 @@ class CashDrawers:
         Stores expected = float + cash in - cash out and variance = counted -
         expected. Refused if the session is closed already (unless this is a
         replay of the same close under the same ``idempotency_key``).
+
+        A keyed close is bound to the session it closed: the session keeps an
+        id derived from the key (``close_id``), so a retry under the key
+        replays that close whatever the till's state now, even after a crash
+        before the answer was stored, or after the till was opened again; it
+        never closes another session.
         """
         if (till is None) == (session_id is None):
             raise InvalidCashRequest("close needs exactly one of till= and session_id=")
@@ -302,33 +360,45 @@ class CashDrawers:
         counted = check_amount(counted, "counted cash", currency=self.currency, allow_zero=True)
         if till is not None:
             till = check_name(till, "till")
-        if idempotency_key is None:
-            return await self._close(counted, closed_by, till, session_id)
-        store = self.flow.idempotency_store
-        key = check_key(idempotency_key)
-        print_ = fingerprint(
-            "cash.close",
-            {"till": till, "session_id": session_id, "counted": str(counted), "closed_by": closed_by},
-        )
-        lease = float(getattr(self.flow.config, "idempotency_lease", 120.0))
-        ttl = float(getattr(self.flow.config, "idempotency_ttl", 86_400.0))
-        claim = await store.claim(scope=self._scope, key=key, fingerprint=print_, lease_seconds=lease)
-        if claim.result is not None:
-            return await self.get(str(claim.result["session_id"]))
-        assert claim.token is not None
-        try:
-            closed = await self._close(counted, closed_by, till, session_id)
-        except (ValidationError, NotFound, ConcurrentUpdate):
-            # Refused before anything was stored: free the key for a corrected retry.
-            with anyio.CancelScope(shield=True):
-                await store.release(scope=self._scope, key=key, token=claim.token)
-            raise
-        await store.complete(
-            scope=self._scope, key=key, token=claim.token, result={"session_id": closed.id}, ttl_seconds=ttl
-        )
-        return closed
 
-    async def _close(self, counted: Money, closed_by: str, till: str | None, session_id: str | None) -> DrawerSession:
+        async def execute(binding: KeyBinding | None) -> DrawerSession:
+            if binding is None:
+                return await self._close(counted, closed_by, till, session_id, close_id=None)
+            earlier = await self._earlier_close(till, session_id, binding)
+            if earlier is not None:
+                return _same_close(earlier, counted, closed_by, binding.key)
+            return await self._close(counted, closed_by, till, session_id, close_id=binding.new_id("cls"))
+
+        return await self.idempotency.run(
+            operation="cash.drawer.close",
+            scope=self._scope,
+            key=idempotency_key,
+            arguments={"till": till, "session_id": session_id, "counted": _money(counted), "closed_by": closed_by},
+            execute=execute,
+            result_type=DrawerSession,
+        )
+
+    async def _earlier_close(
+        self, till: str | None, session_id: str | None, binding: KeyBinding
+    ) -> DrawerSession | None:
+        """The session an earlier attempt under the key closed (it carries the key's ``close_id``), while the
+        key binds it: the session ``session_id``, or one of the latest sessions of ``till``."""
+        if session_id is not None:
+            try:
+                sessions = [await self.get(session_id)]
+            except DrawerNotFound:
+                return None
+        else:
+            sessions = list(reversed((await self.storage.list_sessions(self.tenant, till))[-_REPLAY_SESSIONS:]))
+        close_ids = set(binding.candidate_ids("cls"))
+        for session in sessions:
+            if session.close_id in close_ids and session.closed_at is not None and binding.binds(session.closed_at):
+                return session
+        return None
+
+    async def _close(
+        self, counted: Money, closed_by: str, till: str | None, session_id: str | None, *, close_id: str | None
+    ) -> DrawerSession:
         for _ in range(_CLOSE_ATTEMPTS):
             session = await self.get(session_id) if session_id is not None else await self.require_open(till or "")
             if session.status is DrawerStatus.CLOSED:
@@ -344,10 +414,11 @@ class CashDrawers:
                 session,
                 status=DrawerStatus.CLOSED,
                 closed_by=closed_by,
-                closed_at=utcnow(),
+                closed_at=self._now(),
                 counted=counted,
                 expected=expected,
                 variance=counted - expected,
+                close_id=close_id,
                 version=session.version + 1,
             )
             try:
@@ -369,6 +440,15 @@ def _same_open(stored: DrawerSession, wanted: DrawerSession, key: str) -> Drawer
         wanted.opened_by,
     ):
         raise IdempotencyKeyReused(f"idempotency key {key!r} was already used to open a different drawer")
+    return stored
+
+
+def _same_close(stored: DrawerSession, counted: Money, closed_by: str, key: str) -> DrawerSession:
+    if (stored.counted, stored.closed_by) != (counted, closed_by):
+        raise IdempotencyKeyReused(
+            f"idempotency key {key!r} was already used to close drawer session {stored.id} "
+            f"with {stored.counted} counted by {stored.closed_by}"
+        )
     return stored
 
 

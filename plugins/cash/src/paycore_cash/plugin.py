@@ -1,19 +1,32 @@
-"""The ``cash`` plugin: the cash provider, its drawer-storage hook, ``paycore drawer`` and demo steps."""
+"""The ``cash`` plugin: the cash provider, its storage hooks, ``paycore drawer`` and demo steps."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pluggy
 
 from paycore import hookimpl
-from paycore.hookspecs import CommandRegistrar, DemoStepRegistrar, ProviderRegistrar
+from paycore.hookspecs import CommandRegistrar, DemoStepRegistrar, ProviderRegistrar, ReportSectionRegistrar
 from paycore_cash import hookspecs
 from paycore_cash.provider import CashProvider
 
 
 @hookimpl
 def paycore_addhooks(plugin_manager: pluggy.PluginManager) -> None:
-    """Add the ``paycore_cash_drawer_storage`` hook storage adapters answer."""
+    """Add ``paycore_cash_drawer_backends``, through which other packages add drawer storage backends."""
     plugin_manager.add_hookspecs(hookspecs)
+
+
+@hookimpl(optionalhook=True)
+def paycore_sqlalchemy_schemas(register: Any) -> None:
+    """Give the SQL adapter the drawer tables and their migrations (branch ``cash``).
+
+    Called only when the SQL adapter is installed, so SQLAlchemy is imported only then.
+    """
+    from paycore_cash.backends.sql_schema import CASH_SCHEMA
+
+    register(CASH_SCHEMA)
 
 
 @hookimpl
@@ -36,3 +49,11 @@ def paycore_demo_steps(register: DemoStepRegistrar) -> None:
     from paycore_cash import demo
 
     demo.register_steps(register)
+
+
+@hookimpl
+def paycore_report_sections(register: ReportSectionRegistrar) -> None:
+    """Add the drawer sessions of the day to the day report."""
+    from paycore_cash.report_section import register_section
+
+    register_section(register)

@@ -10,6 +10,13 @@ settle a call whose answer was lost.
 The payment's ``metadata`` carries the till (``"till"``, required), the cash
 tendered (``"tendered"``, a decimal string; default: exactly the amount) and
 who took it (``"cashier"``). :func:`paycore_cash.sales.take_cash` fills them in.
+
+A refund's ``metadata`` may say which open till pays it out (``"till"``) and
+who hands the cash back (``"cashier"``); by default the sale's till and
+cashier. A refund whose sale's till is closed and that names no other till is
+refused with :class:`~paycore_cash.errors.NoOpenDrawer`, naming the open tills.
+Cash leaves a drawer only at the session version its check read
+(``expected_version``), so concurrent refunds and pay-outs never overdraw it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Awaitable
 from typing import ClassVar, TypeVar
 
 from paycore.errors import (
+    ConcurrentUpdate,
     InvalidAmount,
     ProviderNotSent,
     ProviderOutcomeUnknown,
@@ -27,6 +35,7 @@ from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate, utcnow
 from paycore.status import Outcome, RefundStatus
+from paycore_cash.backends import drawer_storage
 from paycore_cash.errors import (
     CashError,
     DrawerClosed,
@@ -36,14 +45,16 @@ from paycore_cash.errors import (
     InvalidCashRequest,
     NoOpenDrawer,
 )
-from paycore_cash.locate import drawer_storage
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind, new_movement_id
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import drawer_totals
 
-__all__ = ["CashProvider", "tendered_of", "till_of"]
+__all__ = ["CashProvider", "refund_cashier_of", "refund_till_of", "tendered_of", "till_of"]
 
 T = TypeVar("T")
+
+_WRITE_ATTEMPTS = 50
+"""How many times a refund is checked again when cash moved between its check and its write."""
 
 
 def till_of(payment: Payment) -> str:
@@ -54,6 +65,28 @@ def till_of(payment: Payment) -> str:
             f"cash payment {payment.id} needs metadata['till'] naming the till it is taken at, not {till!r}"
         )
     return till.strip()
+
+
+def refund_till_of(refund: Refund) -> str | None:
+    """The till a refund names to pay it out (``refund.metadata["till"]``); ``None``: the sale's till."""
+    till = refund.metadata.get("till")
+    if till is None:
+        return None
+    if not isinstance(till, str) or not till.strip():
+        raise InvalidCashRequest(
+            f"refund {refund.id}: metadata['till'] must name the open till that pays it out, not {till!r}"
+        )
+    return till.strip()
+
+
+def refund_cashier_of(payment: Payment, refund: Refund) -> str:
+    """Who pays a refund out (``refund.metadata["cashier"]``); by default the cashier who took the sale."""
+    cashier = refund.metadata.get("cashier")
+    if cashier is None:
+        return _text(payment.metadata.get("cashier"))
+    if not isinstance(cashier, str) or not cashier.strip():
+        raise InvalidCashRequest(f"refund {refund.id}: metadata['cashier'] must name who pays it out, not {cashier!r}")
+    return _text(cashier)
 
 
 def tendered_of(payment: Payment) -> Money:
@@ -83,33 +116,59 @@ class CashProvider(Provider):
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         self._storage: DrawerStorage | None = None
-        if context.plugin_manager is not None and context.repository is not None:
-            # Fail when the flow is built, not at the first sale, if no adapter keeps drawers.
-            self._storage = drawer_storage(context.plugin_manager, context.repository, context.settings)
+        if context.repository is not None:
+            # Fail when the flow is built, not at the first sale, if drawers cannot be kept beside the repository.
+            self._storage = drawer_storage(context.plugin_manager, context.repository)
 
     @property
     def storage(self) -> DrawerStorage:
         """The drawer storage beside the flow's repository."""
         if self._storage is None:
-            self._storage = drawer_storage(self.context.plugin_manager, self.context.repository, self.context.settings)
+            self._storage = drawer_storage(self.context.plugin_manager, self.context.repository)
         return self._storage
 
     async def check_payment(self, payment: Payment) -> None:
         """Refuse a cash payment that cannot be taken, before the flow stores it."""
         await self._accept(payment)
 
-    async def check_refund(self, payment: Payment, amount: Money) -> None:
-        """Refuse a cash refund the till's open drawer cannot pay out, before the flow stores it."""
-        await self._drawer_for_refund(payment, amount)
+    async def check_refund(self, payment: Payment, refund: Refund) -> None:
+        """Refuse a cash refund its till's open drawer cannot pay out, before the flow stores it.
 
-    async def _drawer_for_refund(self, payment: Payment, amount: Money) -> tuple[str, DrawerSession]:
-        till = till_of(payment)
-        session = await self._open_session(payment, till)
+        The till is the one ``refund.metadata["till"]`` names, else the sale's.
+        """
+        refund_cashier_of(payment, refund)
+        await self._drawer_for_refund(payment, refund)
+
+    async def _drawer_for_refund(self, payment: Payment, refund: Refund) -> tuple[str, DrawerSession]:
+        """The till that pays ``refund`` out and its open session, read at the version the check was made on."""
+        named = refund_till_of(refund)
+        sale_till = till_of(payment)
+        till = sale_till if named is None else named
+        session = await self._read(self.storage.get_open_session(payment.tenant, till))
+        if session is None:
+            raise await self._no_drawer_for_refund(payment, refund, sale_till, named)
+        self._check_currency(payment, session)
         movements = await self._read(self.storage.list_movements(session.id))
         in_drawer = drawer_totals(session, movements).expected
-        if amount > in_drawer:
-            raise InsufficientDrawerCash(f"refund of {amount} is more than the {in_drawer} drawer {till!r} should hold")
+        if refund.amount > in_drawer:
+            raise InsufficientDrawerCash(
+                f"refund of {refund.amount} is more than the {in_drawer} drawer {till!r} should hold"
+            )
         return till, session
+
+    async def _no_drawer_for_refund(
+        self, payment: Payment, refund: Refund, sale_till: str, named: str | None
+    ) -> NoOpenDrawer:
+        sessions = await self._read(self.storage.list_sessions(payment.tenant))
+        open_tills = ", ".join(sorted({s.till for s in sessions if s.is_open})) or "none"
+        if named is not None:
+            return NoOpenDrawer(
+                f"till {named!r} named to pay out refund {refund.id} has no open cash drawer; open tills: {open_tills}"
+            )
+        return NoOpenDrawer(
+            f"the drawer of till {sale_till!r}, where cash payment {payment.id} was taken, is closed; "
+            f"name an open till to pay the refund out (metadata={{'till': ...}}); open tills: {open_tills}"
+        )
 
     async def _accept(self, payment: Payment) -> tuple[str, Money, DrawerSession]:
         """Refuse a cash payment that cannot be taken: no till, too little tender, drawer closed.
@@ -148,23 +207,38 @@ class CashProvider(Provider):
         return _sale_update(await self._write(movement, till))
 
     async def refund(self, payment: Payment, refund: Refund) -> RefundUpdate:
-        """Pay ``refund.amount`` out of the open drawer of the payment's till."""
+        """Pay ``refund.amount`` out of the open drawer of the till the refund names (default: the sale's).
+
+        The movement names who paid it out (the refund's cashier, default the
+        sale's) and is stored only at the session version the "drawer holds
+        enough" check read: if cash moved meanwhile, the drawer is read and
+        checked again.
+        """
         stored = await self._read(self.storage.find_movement(kind=MovementKind.REFUND, refund_id=refund.id))
         if stored is not None:
             return _refund_update(stored, refund)
-        till, session = await self._drawer_for_refund(payment, refund.amount)
-        movement = CashMovement(
-            id=new_movement_id(),
-            session_id=session.id,
-            kind=MovementKind.REFUND,
-            amount=refund.amount,
-            at=utcnow(),
-            actor=_text(payment.metadata.get("cashier")),
-            reason=refund.reason or f"refund of order {payment.order_id}",
-            payment_id=payment.id,
-            refund_id=refund.id,
-        )
-        return _refund_update(await self._write(movement, till), refund)
+        movement_id = new_movement_id()
+        cashier = refund_cashier_of(payment, refund)
+        sale_till = till_of(payment)
+        for _ in range(_WRITE_ATTEMPTS):
+            till, session = await self._drawer_for_refund(payment, refund)
+            reason = refund.reason or f"refund of order {payment.order_id}"
+            movement = CashMovement(
+                id=movement_id,
+                session_id=session.id,
+                kind=MovementKind.REFUND,
+                amount=refund.amount,
+                at=utcnow(),
+                actor=cashier,
+                reason=reason if till == sale_till else f"{reason} (sold at till {sale_till})",
+                payment_id=payment.id,
+                refund_id=refund.id,
+            )
+            try:
+                return _refund_update(await self._write(movement, till, expected_version=session.version), refund)
+            except ConcurrentUpdate:
+                continue  # cash moved since the check: read the drawer again and check again
+        raise ProviderNotSent(f"the drawer of the till paying out refund {refund.id} kept changing; try again")
 
     async def check_status(self, payment: Payment) -> ProviderUpdate:
         """What the drawer holds for ``payment``: its sale and the refunds paid out.
@@ -198,13 +272,17 @@ class CashProvider(Provider):
     async def _open_session(self, payment: Payment, till: str) -> DrawerSession:
         session = await self._read(self.storage.get_open_session(payment.tenant, till))
         if session is None:
-            raise NoOpenDrawer(f"till {till!r} has no open cash drawer; open it before taking or refunding cash")
+            raise NoOpenDrawer(f"till {till!r} has no open cash drawer; open it before taking cash")
+        self._check_currency(payment, session)
+        return session
+
+    @staticmethod
+    def _check_currency(payment: Payment, session: DrawerSession) -> None:
         if session.currency != payment.currency:
             raise ForeignCurrency(
-                f"cash payment {payment.id} is in {payment.currency} but the drawer of till {till!r} "
+                f"cash payment {payment.id} is in {payment.currency} but the drawer of till {session.till!r} "
                 f"holds {session.currency}"
             )
-        return session
 
     async def _read(self, call: Awaitable[T]) -> T:
         """Await a storage read: if the storage fails, nothing was recorded (not sent)."""
@@ -215,12 +293,18 @@ class CashProvider(Provider):
         except (StorageError, OSError) as error:
             raise ProviderNotSent(f"cash drawer storage unavailable: {type(error).__name__}") from error
 
-    async def _write(self, movement: CashMovement, till: str) -> CashMovement:
-        """Store a movement; a storage failure leaves it unknown (settled by check_status)."""
+    async def _write(self, movement: CashMovement, till: str, *, expected_version: int | None = None) -> CashMovement:
+        """Store a movement; a storage failure leaves it unknown (settled by check_status).
+
+        :class:`~paycore.errors.ConcurrentUpdate` (the session moved past
+        ``expected_version``) stored nothing: the caller checks again.
+        """
         try:
-            return await self.storage.add_movement(movement)
+            return await self.storage.add_movement(movement, expected_version=expected_version)
         except DrawerClosed:
-            raise NoOpenDrawer(f"the drawer of till {till!r} was closed; open it before taking cash") from None
+            raise NoOpenDrawer(
+                f"the drawer of till {till!r} was closed; open it before taking or paying out cash"
+            ) from None
         except CashError:
             raise
         except (StorageError, OSError) as error:

@@ -94,6 +94,9 @@ class DrawerSession:
     counted: Money | None = None
     expected: Money | None = None
     variance: Money | None = None
+    close_id: str | None = None
+    """The identity of the close that closed it, when that close had an idempotency key
+    (derived from the key): a retried close finds the session it closed by it."""
     version: int = 1
     """1 when opened; each stored movement and the close add one."""
 

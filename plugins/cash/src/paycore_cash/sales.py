@@ -6,6 +6,11 @@ drawer. With ``split_tender=True`` a customer may hand over less than is due:
 the cash pays part of the order and :attr:`CashSale.balance_due` says what is
 left, to be paid by more payments (cash or another provider) for the same
 ``order_id``; :func:`order_balance` tells what remains of an order's total.
+
+:func:`refund_cash` gives cash back: out of the sale's till by default, or
+out of another open till the caller names, by the cashier who hands it over.
+A refund marked ``goodwill`` (a gesture: the soup was cold) leaves the order
+paid; any other refund gives money back for the order, which is then owed again.
 """
 
 from __future__ import annotations
@@ -15,17 +20,25 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from paycore.money import Money
-from paycore.records import Payment
-from paycore.status import PaymentStatus
+from paycore.records import Payment, Refund
+from paycore.status import PaymentStatus, RefundStatus
 from paycore_cash.errors import InsufficientTender
 from paycore_cash.validation import check_amount, check_name
 
 if TYPE_CHECKING:
     from paycore.flow import PaymentFlow
 
-__all__ = ["CashSale", "order_balance", "take_cash"]
+__all__ = ["GOODWILL", "CashSale", "is_goodwill", "order_balance", "refund_cash", "take_cash"]
 
 _PAID = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+
+GOODWILL = "goodwill"
+"""The refund metadata key that marks a goodwill refund (``metadata={"goodwill": True}``)."""
+
+
+def is_goodwill(refund: Refund) -> bool:
+    """True for a refund marked goodwill: a gesture that leaves its order paid."""
+    return refund.metadata.get(GOODWILL) is True
 
 
 @frozen
@@ -98,11 +111,57 @@ async def take_cash(
     )
 
 
-async def order_balance(flow: PaymentFlow, *, order_id: str, total: Money, tenant: str | None = None) -> Money:
-    """What remains to pay of ``order_id``'s ``total``: total minus every paid payment's net amount.
+async def refund_cash(
+    flow: PaymentFlow,
+    payment_id: str,
+    *,
+    amount: Money | None = None,
+    till: str | None = None,
+    cashier: str = "",
+    reason: str = "",
+    goodwill: bool = False,
+    tenant: str | None = None,
+    idempotency_key: str | None = None,
+) -> Refund:
+    """Give back ``amount`` (default: all that remains) of the cash payment ``payment_id``.
 
-    Payments of any provider count (a bill split between cash and mobile
-    money); refunded amounts are owed again. Never below zero.
+    The cash comes out of the open drawer of ``till`` (default: the till the
+    sale was taken at), handed over by ``cashier`` (default: the sale's
+    cashier); the REFUND movement is recorded in that till's session. If the
+    sale's till is closed and no ``till`` is named, it is refused with
+    :class:`~paycore_cash.errors.NoOpenDrawer` naming the open tills; a drawer
+    holding less than ``amount`` refuses it with
+    :class:`~paycore_cash.errors.InsufficientDrawerCash`. Nothing is stored
+    when it is refused. ``goodwill=True`` marks a gesture that leaves the
+    order paid (:func:`order_balance`). The same as ``flow.refund(...,
+    metadata={"till": ..., "cashier": ..., "goodwill": True})``.
+    """
+    metadata: dict[str, Any] = {}
+    if till is not None:
+        metadata["till"] = check_name(till, "till")
+    if cashier:
+        metadata["cashier"] = check_name(cashier, "cashier")
+    if goodwill:
+        metadata[GOODWILL] = True
+    return await flow.refund(
+        payment_id,
+        amount=amount,
+        reason=reason,
+        metadata=metadata,
+        tenant=tenant,
+        idempotency_key=idempotency_key,
+    )
+
+
+async def order_balance(flow: PaymentFlow, *, order_id: str, total: Money, tenant: str | None = None) -> Money:
+    """What remains to pay of ``order_id``'s ``total``: ``total - paid``, never below zero.
+
+    ``paid`` sums, over the order's payments of any provider (a bill split
+    between cash and mobile money) in ``total``'s currency, what was captured
+    minus the succeeded refunds that gave money back for the order: a
+    refunded order is owed again. A refund marked goodwill (:func:`is_goodwill`,
+    ``refund_cash(..., goodwill=True)``) is a gesture: it does not re-open the
+    order. Pending refunds count once they succeed.
     """
     check_amount(total, "order total", currency=None)
     paid = Money.zero(total.currency)
@@ -110,6 +169,14 @@ async def order_balance(flow: PaymentFlow, *, order_id: str, total: Money, tenan
         if payment.tenant != tenant:
             continue
         if payment.status in _PAID and payment.currency == total.currency and payment.captured_amount:
-            paid = paid + payment.captured_amount - payment.refunded_amount
+            paid = paid + payment.captured_amount - _returned(payment)
     remaining = total - paid
     return remaining if remaining.is_positive() else Money.zero(total.currency)
+
+
+def _returned(payment: Payment) -> Money:
+    """What the succeeded refunds of ``payment`` gave back for its order (goodwill refunds aside)."""
+    return Money.sum(
+        (r.amount for r in payment.refunds if r.status is RefundStatus.SUCCEEDED and not is_goodwill(r)),
+        payment.currency,
+    )

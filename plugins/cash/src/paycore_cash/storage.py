@@ -1,7 +1,9 @@
 """``DrawerStorage``: the protocol drawer sessions and cash movements are stored through.
 
-Adapters implement it beside their payment repository (memory, SQLAlchemy,
-Django) and hand it out through the ``paycore_cash_drawer_storage`` hook.
+The cash plugin implements it for each storage backend it keeps drawers on
+(:mod:`paycore_cash.backends`: memory, SQLAlchemy, Django); a package that
+brings another backend implements it and registers it through the
+``paycore_cash_drawer_backends`` hook.
 Every method is async and is **one unit of work**: it commits, or it raises
 and changes nothing. :class:`paycore_cash.testing.DrawerStorageConformance`
 pins down every rule stated here.
@@ -44,7 +46,7 @@ class DrawerStorage(Protocol):
         of one ``till`` if given, oldest first (by ``opened_at``, then ``id``)."""
         ...
 
-    async def add_movement(self, movement: CashMovement) -> CashMovement:
+    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
         """Store ``movement`` and return it; or return the one stored already. Atomically:
 
         1. if a movement with the same ``id``, or (for a SALE) with the same
@@ -54,15 +56,23 @@ class DrawerStorage(Protocol):
         2. otherwise the session ``movement.session_id`` must exist
            (:class:`~paycore_cash.errors.DrawerNotFound`) and be OPEN
            (:class:`~paycore_cash.errors.DrawerClosed`);
-        3. store it, add one to the session's ``version`` (so a close computed
+        3. if ``expected_version`` is given, the session's stored ``version``
+           must be it, else :class:`~paycore.errors.ConcurrentUpdate`;
+        4. store it, add one to the session's ``version`` (so a close computed
            before this movement fails its version check and is recomputed),
            and return it.
 
-        Returning a stored movement changes nothing (the version stays).
+        ``expected_version`` is how cash leaves a drawer without overdrawing
+        it: the caller reads the session, sums its movements, checks that the
+        drawer holds the amount, and passes the version it read. Of two
+        pay-outs checked against the same version, one is stored and the
+        other raises ``ConcurrentUpdate``; its caller reads again and checks
+        again. Returning a stored movement changes nothing (the version stays),
+        and every refusal stores nothing.
         SQL sketch: ``UPDATE sessions SET version = version + 1 WHERE id = :id
-        AND status = 'open'`` then ``INSERT`` the movement, in one transaction,
-        with unique indexes on the movement id, on SALE ``payment_id`` and on
-        REFUND ``refund_id``.
+        AND status = 'open' [AND version = :expected_version]`` then ``INSERT``
+        the movement, in one transaction, with unique indexes on the movement
+        id, on SALE ``payment_id`` and on REFUND ``refund_id``.
         """
         ...
 
@@ -84,7 +94,8 @@ class DrawerStorage(Protocol):
     async def close_session(self, session: DrawerSession) -> None:
         """Replace the stored OPEN session with ``session``, its CLOSED record.
 
-        ``session.version`` must be the stored version plus one. Raises
+        ``session.version`` must be the stored version plus one; its
+        ``close_id`` (if any) is stored with it. Raises
         :class:`~paycore_cash.errors.DrawerNotFound` if it does not exist,
         :class:`~paycore_cash.errors.DrawerClosed` if the stored one is closed
         already, :class:`~paycore.errors.ConcurrentUpdate` if the version does

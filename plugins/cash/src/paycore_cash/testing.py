@@ -1,6 +1,6 @@
 """``DrawerStorageConformance``: the rules every drawer storage must keep, as pytest tests.
 
-Subclass it in an adapter's tests and override the ``drawer_storage`` fixture
+Subclass it in the tests of a drawer storage implementation and override the ``drawer_storage`` fixture
 with a fresh, empty storage::
 
     from paycore_cash.testing import DrawerStorageConformance
@@ -25,7 +25,8 @@ from attrs import evolve
 
 from paycore.errors import ConcurrentUpdate
 from paycore.money import Money
-from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound
+from paycore_cash.drawers import CashDrawers
+from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound, InsufficientDrawerCash
 from paycore_cash.records import (
     CashMovement,
     DrawerSession,
@@ -35,8 +36,9 @@ from paycore_cash.records import (
     new_session_id,
 )
 from paycore_cash.storage import DrawerStorage
+from paycore_cash.totals import drawer_totals
 
-__all__ = ["DrawerStorageConformance", "closed_record", "make_movement", "make_session"]
+__all__ = ["DrawerStorageConformance", "closed_record", "make_movement", "make_session", "pay_out_concurrently"]
 
 _START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -88,6 +90,25 @@ def closed_record(session: DrawerSession, counted: str = "10000") -> DrawerSessi
         variance=count - session.opening_float,
         version=session.version + 1,
     )
+
+
+async def pay_out_concurrently(drawers: CashDrawers, *, till: str, amount: Money, times: int) -> list[str]:
+    """Start ``times`` pay-outs of ``amount`` from ``till`` at once; each outcome, ``"paid"`` or ``"refused"``
+    (:class:`~paycore_cash.errors.InsufficientDrawerCash`), sorted."""
+    outcomes: list[str] = []
+
+    async def pay_out(index: int) -> None:
+        try:
+            await drawers.pay_out(till=till, amount=amount, reason=f"supplier {index}", actor="Awa")
+        except InsufficientDrawerCash:
+            outcomes.append("refused")
+        else:
+            outcomes.append("paid")
+
+    async with anyio.create_task_group() as group:
+        for index in range(times):
+            group.start_soon(pay_out, index)
+    return sorted(outcomes)
 
 
 class DrawerStorageConformance:
@@ -288,6 +309,82 @@ class DrawerStorageConformance:
         assert len(stored) == 1
         assert all(movement == stored[0] for movement in returned)
 
+    async def test_a_movement_at_the_version_read_is_stored(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        movement = make_movement(session, MovementKind.PAY_OUT, "2000")
+        assert await drawer_storage.add_movement(movement, expected_version=session.version) == movement
+        assert (await drawer_storage.get_session(session.id)).version == session.version + 1
+
+    async def test_a_movement_checked_against_a_stale_version_is_refused_and_stores_nothing(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        first = make_movement(session, MovementKind.PAY_OUT, "6000")
+        await drawer_storage.add_movement(first, expected_version=session.version)
+        with pytest.raises(ConcurrentUpdate, match=f"version {session.version + 1}, not {session.version}"):
+            await drawer_storage.add_movement(
+                make_movement(session, MovementKind.PAY_OUT, "6000"), expected_version=session.version
+            )
+        assert await drawer_storage.list_movements(session.id) == [first]
+        assert (await drawer_storage.get_session(session.id)).version == session.version + 1
+
+    async def test_a_retried_movement_returns_the_stored_one_whatever_the_version(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        refund = make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
+        await drawer_storage.add_movement(refund, expected_version=session.version)
+        await drawer_storage.add_movement(make_movement(session))
+        assert await drawer_storage.add_movement(refund, expected_version=session.version) == refund
+
+    async def test_a_stale_version_does_not_hide_a_closed_session(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        await drawer_storage.close_session(closed_record(session))
+        with pytest.raises(DrawerClosed):
+            await drawer_storage.add_movement(make_movement(session), expected_version=session.version)
+
+    async def test_of_twenty_concurrent_pay_outs_only_the_five_the_drawer_holds_are_stored(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        session = make_session(float_="5000")
+        await drawer_storage.open_session(session)
+        outcomes: list[str] = []
+
+        async def pay_out(index: int) -> None:
+            """What a caller does: read, check the drawer holds it, store at the version read; again if raced."""
+            for _ in range(100):
+                current = await drawer_storage.get_session(session.id)
+                in_drawer = drawer_totals(current, await drawer_storage.list_movements(session.id)).expected
+                movement = make_movement(session, MovementKind.PAY_OUT, "1000", reason=f"drop {index}")
+                if movement.amount > in_drawer:
+                    outcomes.append("refused")
+                    return
+                try:
+                    await drawer_storage.add_movement(movement, expected_version=current.version)
+                except ConcurrentUpdate:
+                    continue
+                outcomes.append("paid")
+                return
+            outcomes.append("gave up")
+
+        async with anyio.create_task_group() as group:
+            for index in range(20):
+                group.start_soon(pay_out, index)
+        stored = await drawer_storage.list_movements(session.id)
+        assert sorted(outcomes) == ["paid"] * 5 + ["refused"] * 15
+        assert len(stored) == 5
+        balance = session.opening_float
+        for movement in stored:
+            balance = balance + movement.signed_amount
+            assert not balance.is_negative(), f"the drawer went negative after {movement.reason}"
+        final = await drawer_storage.get_session(session.id)
+        assert drawer_totals(final, stored).expected == Money.of("0", "XOF")
+        assert final.version == session.version + 5
+
     async def test_find_movement_finds_a_sale_by_payment_and_a_refund_by_refund(
         self, drawer_storage: DrawerStorage
     ) -> None:
@@ -328,6 +425,14 @@ class DrawerStorageConformance:
         await drawer_storage.close_session(record)
         assert await drawer_storage.get_session(session.id) == record
         assert await drawer_storage.get_open_session("chez-awa", "T1") is None
+
+    async def test_a_keyed_close_keeps_its_close_id(self, drawer_storage: DrawerStorage) -> None:
+        session = make_session()
+        await drawer_storage.open_session(session)
+        record = evolve(closed_record(session), close_id="cls_derived_from_the_key")
+        await drawer_storage.close_session(record)
+        assert (await drawer_storage.get_session(session.id)).close_id == "cls_derived_from_the_key"
+        assert await drawer_storage.list_sessions("chez-awa", "T1") == [record]
 
     async def test_closing_a_closed_session_is_refused_and_changes_nothing(self, drawer_storage: DrawerStorage) -> None:
         session = make_session()

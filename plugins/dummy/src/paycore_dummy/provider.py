@@ -32,21 +32,28 @@ Settings (``[providers.wave]`` with ``type = "dummy"``):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import anyio
 import httpx
 from attrs import evolve
 
 from paycore.config import webhook_url_for
-from paycore.errors import ConfigurationError, MalformedWebhook, ProviderNotSent, ProviderOutcomeUnknown
-from paycore.money import Money
+from paycore.errors import (
+    ConfigurationError,
+    InvalidSignature,
+    MalformedWebhook,
+    MoneyError,
+    ProviderNotSent,
+    ProviderOutcomeUnknown,
+)
+from paycore.money import Money, currency_exponent
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
 from paycore.secrets import Secret
 from paycore.status import Outcome, RefundStatus
+from paycore.wire import InvalidReport, load_json_object
 from paycore_dummy.errors import GatewayRefused
 from paycore_dummy.signing import DEFAULT_TOLERANCE, WebhookSecret, verify
 
@@ -67,6 +74,17 @@ _REFUND_STATUSES = {
     "succeeded": RefundStatus.SUCCEEDED,
     "failed": RefundStatus.FAILED,
 }
+EVENT_STATUSES: Final = {
+    "payment.pending": "requires_action",
+    "payment.authorized": "authorized",
+    "payment.succeeded": "succeeded",
+    "payment.failed": "failed",
+    "payment.canceled": "canceled",
+    "payment.expired": "expired",
+    "refund.succeeded": "succeeded",
+}
+"""The payment status each webhook type stands for: the type decides, and a body
+whose ``data.status`` says otherwise is malformed."""
 
 
 class DummyProvider(Provider):
@@ -165,14 +183,15 @@ class DummyProvider(Provider):
         if response.status_code >= 500:
             raise ProviderOutcomeUnknown(f"dummy gateway answered {response.status_code} to {method} {path}")
         try:
-            data = response.json()
-        except ValueError:
-            raise ProviderOutcomeUnknown(
-                f"dummy gateway answered {response.status_code} to {method} {path} with a body that is not JSON"
-            ) from None
+            data = load_json_object(response.content, what=f"the answer to {method} {path}")
+        except MalformedWebhook as exc:
+            raise ProviderOutcomeUnknown(f"dummy gateway answered {response.status_code}, unreadable: {exc}") from None
         if response.status_code >= 400:
-            error = data.get("error", {}) if isinstance(data, dict) else {}
-            raise GatewayRefused(response.status_code, str(error.get("code", "")), str(error.get("message", "")))
+            error = data.get("error")
+            error = error if isinstance(error, dict) else {}
+            raise GatewayRefused(
+                response.status_code, str(error.get("code", ""))[:100], str(error.get("message", ""))[:500]
+            )
         return data
 
     async def aclose(self) -> None:
@@ -254,26 +273,41 @@ class DummyProvider(Provider):
 
     async def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> None:
         """Refuse a delivery whose Standard Webhooks signature is missing, stale or wrong."""
-        verify(body, headers, secrets=self._secrets, tolerance=self.webhook_tolerance)
+        if not isinstance(body, bytes | bytearray | memoryview):
+            raise InvalidSignature(f"webhook refused: the body must be bytes, not {type(body).__name__}")
+        verify(bytes(body), headers, secrets=self._secrets, tolerance=self.webhook_tolerance)
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
-        """The payment the event describes, as the gateway saw it when the event happened."""
-        try:
-            event = json.loads(body)
-        except ValueError:
-            raise MalformedWebhook("dummy webhook body is not JSON") from None
-        if not isinstance(event, dict) or not isinstance(event.get("data"), dict) or not event.get("type"):
+        """The payment the event describes, as the gateway saw it when the event happened.
+
+        The event's ``type`` decides the outcome (:data:`EVENT_STATUSES`); a body
+        whose ``data.status`` contradicts it, or any value paycore cannot accept,
+        is :class:`~paycore.errors.MalformedWebhook`. The customer's next action
+        is never taken from a webhook (the gateway sends it only in its answer
+        to the create).
+        """
+        event = load_json_object(body, what="dummy webhook body")
+        event_type, data = event.get("type"), event.get("data")
+        if not isinstance(event_type, str) or not event_type or not isinstance(data, dict):
             raise MalformedWebhook("dummy webhook must be an object with 'type' and 'data'")
-        data = event["data"]
-        currency = data.get("currency")
-        if not isinstance(currency, str) or not isinstance(data.get("reference"), str):
+        status = EVENT_STATUSES.get(event_type)
+        if status is None:
+            raise MalformedWebhook(f"dummy webhook type {event_type!r:.60} is not one of {sorted(EVENT_STATUSES)}")
+        if data.get("status") != status:
+            raise MalformedWebhook(
+                f"dummy webhook {event_type!r} says the payment is {data.get('status')!r:.40}; it must say {status!r}"
+            )
+        if event_type.startswith("refund.") and not _is_succeeded_refund(data.get("refund")):
+            raise MalformedWebhook(f"dummy webhook {event_type!r} must carry data.refund with status 'succeeded'")
+        currency, reference = data.get("currency"), data.get("reference")
+        if not isinstance(currency, str) or not isinstance(reference, str):
             raise MalformedWebhook("dummy webhook data names no payment reference or currency")
         event_id = headers.get("webhook-id") or event.get("id")
         try:
-            update = _read_payment(data, currency)
-        except (ValueError, TypeError) as exc:
+            update = _read_payment(data, currency, with_next_action=False)
+            return [evolve(update, payment_id=reference, provider_event_id=event_id)]
+        except (InvalidReport, MoneyError) as exc:
             raise MalformedWebhook(f"dummy webhook data is unreadable: {exc}") from None
-        return [evolve(update, payment_id=data["reference"], provider_event_id=event_id)]
 
     # -- mapping ----------------------------------------------------------------------------
 
@@ -283,42 +317,49 @@ class DummyProvider(Provider):
         return payment.external_id
 
     def _update(self, data: Any, payment: Payment) -> ProviderUpdate:
-        """An API answer as an update; an unreadable answer leaves the outcome unknown."""
+        """An API answer as an update; an answer paycore cannot accept leaves the outcome unknown."""
         try:
-            return _read_payment(data, payment.currency)
-        except (MalformedWebhook, ValueError, TypeError) as exc:
+            return _read_payment(data, payment.currency, with_next_action=True)
+        except (InvalidReport, MoneyError) as exc:
             raise ProviderOutcomeUnknown(f"dummy gateway answered something unreadable: {exc}") from None
 
     def _refund_update(self, data: Any, currency: str) -> RefundUpdate:
         try:
             return _read_refund(data, currency)
-        except (MalformedWebhook, ValueError, TypeError) as exc:
+        except (InvalidReport, MoneyError) as exc:
             raise ProviderOutcomeUnknown(f"dummy gateway answered something unreadable: {exc}") from None
 
 
-def _read_payment(data: Any, fallback_currency: str) -> ProviderUpdate:
-    """A gateway payment object as a :class:`ProviderUpdate` (amounts in the gateway's currency)."""
-    if not isinstance(data, dict) or data.get("status") not in _OUTCOMES:
-        raise MalformedWebhook(f"dummy gateway payment has an unknown status {_status_of(data)!r}")
-    currency = str(data.get("currency") or fallback_currency).upper()
-    refunds = data.get("refunds") or ()
-    if not isinstance(refunds, list | tuple):
-        raise MalformedWebhook("dummy gateway payment 'refunds' must be a list")
+def _read_payment(data: Any, fallback_currency: str, *, with_next_action: bool) -> ProviderUpdate:
+    """A gateway payment object as a :class:`ProviderUpdate`: only what it says, checked as it is built.
+
+    Raises :class:`~paycore.wire.InvalidReport` (or a ``MoneyError`` for an
+    unknown currency or an amount beyond any store) for a value paycore cannot accept.
+    """
+    if not isinstance(data, dict) or _status_of(data) not in _OUTCOMES:
+        raise InvalidReport(f"dummy gateway payment has an unknown status {_raw_status(data)!r:.40}")
+    currency = data.get("currency", fallback_currency)
+    currency_exponent(currency)  # UnknownCurrency names what is wrong
+    refunds = data.get("refunds", [])
+    if not isinstance(refunds, list):
+        raise InvalidReport(f"dummy gateway payment 'refunds' must be a list, not {type(refunds).__name__}")
+    message = data.get("failure_message")
+    outcome = _OUTCOMES[data["status"]]
     return ProviderUpdate(
-        outcome=_OUTCOMES[data["status"]],
-        external_id=str(data["id"]) if data.get("id") else None,
+        outcome=outcome,
+        external_id=data.get("id"),
         authorized=_money(data.get("authorized_amount"), currency),
         captured=_money(data.get("captured_amount"), currency),
-        next_action=_next_action(data.get("next_action")),
+        next_action=_next_action(data.get("next_action")) if with_next_action else None,
         refunds=tuple(_read_refund(r, currency) for r in refunds),
-        message=str(data.get("failure_message") or ""),
+        message="" if message is None else message,
     )
 
 
 def _read_refund(data: Any, currency: str) -> RefundUpdate:
     """A gateway refund object as a :class:`RefundUpdate`."""
-    if not isinstance(data, dict) or data.get("status") not in _REFUND_STATUSES:
-        raise MalformedWebhook(f"dummy gateway refund has an unknown status {_status_of(data)!r}")
+    if not isinstance(data, dict) or _status_of(data) not in _REFUND_STATUSES:
+        raise InvalidReport(f"dummy gateway refund has an unknown status {_raw_status(data)!r:.40}")
     return RefundUpdate(
         status=_REFUND_STATUSES[data["status"]],
         refund_id=data.get("reference"),
@@ -327,23 +368,41 @@ def _read_refund(data: Any, currency: str) -> RefundUpdate:
     )
 
 
-def _status_of(data: Any) -> Any:
-    return data.get("status") if isinstance(data, dict) else None
+def _is_succeeded_refund(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("status") == "succeeded"
+
+
+def _raw_status(data: Any) -> Any:
+    return data.get("status") if isinstance(data, dict) else data
+
+
+def _status_of(data: Any) -> str | None:
+    """The ``status`` string of a gateway object; None when it has none (or one of another type)."""
+    status = data.get("status") if isinstance(data, dict) else None
+    return status if isinstance(status, str) else None
 
 
 def _money(value: Any, currency: str) -> Money | None:
-    if value is None or value == 0:
+    """An amount in minor units as ``Money``; ``None`` when the gateway reports none.
+
+    The gateway writes ``0`` for an amount that has not moved (nothing captured
+    yet), so ``0`` and a missing amount both mean "not reported": never "all of it".
+    """
+    if value is None or (type(value) is int and value == 0):
         return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"an amount in minor units must be an integer, not {value!r}")
+    if type(value) is not int:
+        raise InvalidReport(f"an amount in minor units must be an integer, not {value!r:.40}")
     return Money.minor(value, currency)
 
 
 def _next_action(data: Any) -> NextAction | None:
-    if not isinstance(data, dict):
+    if data is None:
         return None
-    if data.get("type") == "approve_on_phone":
+    if not isinstance(data, dict):
+        raise InvalidReport(f"dummy gateway 'next_action' must be an object or null, not {type(data).__name__}")
+    kind = data.get("type")
+    if kind == "approve_on_phone":
         return NextAction(kind="ussd", url=data.get("url"), data=data.get("ussd_code"), message=data.get("message"))
-    if data.get("type") == "redirect":
+    if kind == "redirect":
         return NextAction(kind="redirect", url=data.get("url"))
-    return None
+    raise InvalidReport(f"dummy gateway 'next_action' type must be 'redirect' or 'approve_on_phone', not {kind!r:.40}")

@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets as _secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -38,6 +39,8 @@ __all__ = [
 SECRET_PREFIX: Final = "whsec_"
 DEFAULT_TOLERANCE: Final = 300.0
 """Seconds a delivery's timestamp may differ from the receiver's clock."""
+_TIMESTAMP: Final = re.compile(r"[0-9]{1,12}")
+"""Whole Unix seconds as ASCII digits: no sign, no fraction, no exponent, at most 12 digits."""
 
 
 class WebhookSecret:
@@ -130,12 +133,11 @@ def verify(
     raw_signatures = _header(headers, "webhook-signature")
     if not msg_id:
         raise InvalidSignature("webhook refused: the 'webhook-id' header is empty")
-    try:
-        timestamp = int(raw_timestamp)
-    except ValueError:
+    if not _TIMESTAMP.fullmatch(raw_timestamp.strip()):
         raise InvalidSignature(
             f"webhook refused: 'webhook-timestamp' must be whole Unix seconds, not {raw_timestamp[:40]!r}"
-        ) from None
+        )
+    timestamp = int(raw_timestamp)
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         raise InvalidSignature(
@@ -153,7 +155,10 @@ def verify(
             continue
     if not candidates:
         raise InvalidSignature("webhook refused: 'webhook-signature' holds no 'v1,<base64>' signature")
-    content = _signed_content(msg_id, timestamp, body)
+    try:
+        content = _signed_content(msg_id, timestamp, body)
+    except UnicodeEncodeError:
+        raise InvalidSignature("webhook refused: the 'webhook-id' header is not text") from None
     for secret in secrets:
         expected = secret.digest(content)
         if any(hmac.compare_digest(expected, candidate) for candidate in candidates):

@@ -1,7 +1,8 @@
-"""Alembic environment: runs the packaged migrations on the connection it is given.
+"""Alembic environment: runs the migrations of every schema on the connection it is given.
 
-``paycore db upgrade`` passes an open connection in ``config.attributes``; the
-plain ``alembic`` command may instead set ``sqlalchemy.url``.
+``paycore db upgrade`` passes an open connection and the schemas (the adapter's
+and the plugins') in ``config.attributes``; the plain ``alembic`` command may
+instead set ``sqlalchemy.url`` (and then sees the adapter's schema only).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import sqlalchemy as sa
 from alembic import context
 
 from paycore_sqlalchemy.migrate import VERSION_TABLE
-from paycore_sqlalchemy.schema import metadata
+from paycore_sqlalchemy.schemas import ADAPTER_SCHEMA
 
 
 def _run(connection: sa.Connection) -> None:
+    schemas = context.config.attributes.get("schemas") or (ADAPTER_SCHEMA,)
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=[schema.metadata for schema in schemas],
         version_table=VERSION_TABLE,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

@@ -1,4 +1,7 @@
-"""Initial schema: payments, refunds, events, webhook receipts, idempotency keys, cash drawers.
+"""Initial schema: payments, refunds, events, webhook receipts, idempotency keys.
+
+Databases made before plugins owned their tables also got the cash plugin's drawer
+tables here; the cash plugin's first migration adopts them as they are.
 
 Revision ID: 0001
 Revises:
@@ -18,49 +21,12 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 # revision identifiers, used by Alembic.
 revision: str = "0001"
 down_revision: Union[str, Sequence[str], None] = None
-branch_labels: Union[str, Sequence[str], None] = None
+branch_labels: Union[str, Sequence[str], None] = ("paycore",)
 depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
     """Upgrade schema."""
-    op.create_table(
-        "paycore_cash_drawer_sessions",
-        sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column("tenant", sa.String(length=64), nullable=False),
-        sa.Column("till", sa.String(length=64), nullable=False),
-        sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("opening_float", sa.BigInteger(), nullable=False),
-        sa.Column("opened_by", sa.String(length=255), nullable=False),
-        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("status", sa.String(length=32), nullable=False),
-        sa.Column("closed_by", sa.String(length=255), nullable=True),
-        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("counted", sa.BigInteger(), nullable=True),
-        sa.Column("expected", sa.BigInteger(), nullable=True),
-        sa.Column("variance", sa.BigInteger(), nullable=True),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.CheckConstraint("counted >= 0", name=op.f("ck_paycore_cash_drawer_sessions_counted_non_negative")),
-        sa.CheckConstraint(
-            "opening_float >= 0", name=op.f("ck_paycore_cash_drawer_sessions_opening_float_non_negative")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_paycore_cash_drawer_sessions")),
-    )
-    op.create_index(
-        "ix_paycore_cash_drawer_sessions_till",
-        "paycore_cash_drawer_sessions",
-        ["tenant", "till", "opened_at"],
-        unique=False,
-    )
-    op.create_index(
-        "uq_paycore_cash_drawer_sessions_open_till",
-        "paycore_cash_drawer_sessions",
-        ["tenant", "till"],
-        unique=True,
-        sqlite_where=sa.text("status = 'open'"),
-        postgresql_where=sa.text("status = 'open'"),
-    )
-
     op.create_table(
         "paycore_idempotency_keys",
         sa.Column("scope", sa.String(length=255), nullable=False),
@@ -115,49 +81,6 @@ def upgrade() -> None:
     op.create_index("ix_paycore_payments_status_updated", "paycore_payments", ["status", "updated_at", "id"], unique=False)
     op.create_index(
         "ix_paycore_payments_tenant_created", "paycore_payments", ["tenant", "created_at", "id"], unique=False
-    )
-
-    op.create_table(
-        "paycore_cash_movements",
-        sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column("session_id", sa.String(length=64), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("actor", sa.String(length=255), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("payment_id", sa.String(length=64), nullable=True),
-        sa.Column("refund_id", sa.String(length=64), nullable=True),
-        sa.Column("tendered", sa.BigInteger(), nullable=True),
-        sa.Column("change", sa.BigInteger(), nullable=True),
-        sa.CheckConstraint("amount >= 0", name=op.f("ck_paycore_cash_movements_amount_non_negative")),
-        sa.CheckConstraint("change >= 0", name=op.f("ck_paycore_cash_movements_change_non_negative")),
-        sa.CheckConstraint("tendered >= 0", name=op.f("ck_paycore_cash_movements_tendered_non_negative")),
-        sa.ForeignKeyConstraint(
-            ["session_id"],
-            ["paycore_cash_drawer_sessions.id"],
-            name=op.f("fk_paycore_cash_movements_session_id_paycore_cash_drawer_sessions"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_paycore_cash_movements")),
-        sa.UniqueConstraint("session_id", "position", name="uq_paycore_cash_movements_position"),
-    )
-    op.create_index(
-        "uq_paycore_cash_movements_refund",
-        "paycore_cash_movements",
-        ["refund_id"],
-        unique=True,
-        sqlite_where=sa.text("kind = 'refund'"),
-        postgresql_where=sa.text("kind = 'refund'"),
-    )
-    op.create_index(
-        "uq_paycore_cash_movements_sale",
-        "paycore_cash_movements",
-        ["payment_id"],
-        unique=True,
-        sqlite_where=sa.text("kind = 'sale'"),
-        postgresql_where=sa.text("kind = 'sale'"),
     )
 
     op.create_table(
@@ -223,9 +146,7 @@ def downgrade() -> None:
         "paycore_webhook_receipts",
         "paycore_refunds",
         "paycore_payment_events",
-        "paycore_cash_movements",
         "paycore_payments",
         "paycore_idempotency_keys",
-        "paycore_cash_drawer_sessions",
     ):
         op.drop_table(table)

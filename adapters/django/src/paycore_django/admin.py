@@ -1,0 +1,354 @@
+"""The Django admin of paycore: read every payment, act on it only through the flow.
+
+Nothing here can set a status or an amount: every field is read-only, rows
+cannot be added or deleted, and the actions (capture, cancel, refund,
+refresh from the provider, resolve a review, set the fraud status) call
+``paycore_django.blocking_flow()``, so they go through the state machine,
+the provider and the idempotency store like any other call. Each action
+needs its own permission on the Payment model (``capture_payment``,
+``cancel_payment``, ``refund_payment``, ``refresh_payment``,
+``review_payment``); superusers have them all.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import Q, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+import paycore_django
+from paycore.errors import PaycoreError
+from paycore.money import Money
+from paycore.records import Payment as PaymentRecord
+from paycore.status import FraudStatus, RefundStatus
+from paycore_django.models import Payment, PaymentEvent, Refund
+
+__all__ = ["PaymentAdmin", "PaymentEventInline", "RefundInline"]
+
+PERMISSIONS = {
+    "capture": "capture_payment",
+    "cancel": "cancel_payment",
+    "refund": "refund_payment",
+    "refresh": "refresh_payment",
+    "review": "review_payment",
+}
+"""Action permission name -> codename of the permission on the Payment model."""
+
+
+def _money(minor_units: int | None, currency: str | None) -> str:
+    if minor_units is None or not currency:
+        return "-"
+    return Money.minor(minor_units, currency).display()
+
+
+class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+    """An inline that shows rows and changes none."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Rows are written by the flow only."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Rows are written by the flow only."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """History is never deleted."""
+        return False
+
+
+class RefundInline(_ReadOnlyInline):
+    """A payment's refunds."""
+
+    model = Refund
+    fields = readonly_fields = ("id", "status", "refund_amount", "reason", "external_id", "created_at", "updated_at")
+
+    @admin.display(description="amount")
+    def refund_amount(self, refund: Refund) -> str:
+        """The refund's amount in its currency."""
+        return _money(refund.amount, refund.currency)
+
+
+class PaymentEventInline(_ReadOnlyInline):
+    """A payment's history, in order."""
+
+    model = PaymentEvent
+    ordering = ("sequence",)
+    fields = readonly_fields = (
+        "sequence",
+        "at",
+        "kind",
+        "cause",
+        "from_status",
+        "to_status",
+        "event_amount",
+        "refund_id",
+        "provider_event_id",
+        "message",
+    )
+
+    @admin.display(description="amount")
+    def event_amount(self, event: PaymentEvent) -> str:
+        """The amount the event moved, if any."""
+        return _money(event.amount, event.currency)
+
+
+class RefundForm(forms.Form):
+    """How much to refund (blank: everything still refundable) and why."""
+
+    amount = forms.CharField(
+        required=False, help_text="In major units (e.g. 2500 XOF, 12.50 EUR); blank refunds all that is left."
+    )
+    reason = forms.CharField(required=False, max_length=500)
+
+
+class ReviewForm(forms.Form):
+    """How the review was settled."""
+
+    note = forms.CharField(max_length=500, help_text="What was checked and decided.")
+
+
+class FraudForm(forms.Form):
+    """An operator's fraud verdict."""
+
+    fraud_status = forms.ChoiceField(choices=[(s.value, s.value) for s in FraudStatus], label="Fraud status")
+    message = forms.CharField(required=False, max_length=500)
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Payments: searchable and filterable; changed only by the actions, through the flow."""
+
+    list_display = (
+        "id",
+        "status",
+        "provider",
+        "tenant",
+        "order_id",
+        "amount_display",
+        "captured_display",
+        "refunded_display",
+        "needs_review",
+        "fraud_status",
+        "created_at",
+    )
+    list_filter = ("status", "provider", "tenant", "needs_review", "fraud_status", "currency")
+    search_fields = ("=id", "=external_id", "=order_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    inlines = (RefundInline, PaymentEventInline)
+    actions = (
+        "capture_payments",
+        "cancel_payments",
+        "refund_payments",
+        "refresh_payments",
+        "resolve_reviews",
+        "set_fraud_status",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        """Every field: a payment changes only through the flow."""
+        return [field.name for field in self.model._meta.fields] + [
+            "amount_display",
+            "captured_display",
+            "refunded_display",
+        ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
+        """Payments with their succeeded refunds summed."""
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(refunded_total=Sum("refunds__amount", filter=Q(refunds__status=RefundStatus.SUCCEEDED.value)))
+        )
+
+    # -- permissions ---------------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Payments are created by the flow only."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """No field is editable; the actions change payments through the flow."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A payment and its history are never deleted."""
+        return False
+
+    def _may(self, request: HttpRequest, action: str) -> bool:
+        return bool(request.user.has_perm(f"{self.opts.app_label}.{PERMISSIONS[action]}"))
+
+    def has_capture_permission(self, request: HttpRequest) -> bool:
+        """May capture authorized payments."""
+        return self._may(request, "capture")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """May cancel payments not captured."""
+        return self._may(request, "cancel")
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        """May refund captured payments."""
+        return self._may(request, "refund")
+
+    def has_refresh_permission(self, request: HttpRequest) -> bool:
+        """May ask providers for a payment's state."""
+        return self._may(request, "refresh")
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        """May resolve reviews and set fraud statuses."""
+        return self._may(request, "review")
+
+    # -- columns -------------------------------------------------------------------------------
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, payment: Payment) -> str:
+        """What the payment is for."""
+        return _money(payment.amount, payment.currency)
+
+    @admin.display(description="captured", ordering="captured")
+    def captured_display(self, payment: Payment) -> str:
+        """What was captured."""
+        return _money(payment.captured, payment.currency)
+
+    @admin.display(description="refunded")
+    def refunded_display(self, payment: Payment) -> str:
+        """What succeeded refunds gave back."""
+        total = getattr(payment, "refunded_total", None)
+        if total is None:
+            total = sum(r.amount for r in payment.refunds.all() if r.status == RefundStatus.SUCCEEDED.value)
+        return _money(total or None, payment.currency) if total else "-"
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Payment],
+        verb: str,
+        run: Callable[[Payment], PaymentRecord | object],
+    ) -> None:
+        """Run ``run`` for each selected payment; report what happened to each."""
+        done, refused = 0, []
+        for payment in queryset.order_by("created_at", "id"):
+            try:
+                run(payment)
+            except PaycoreError as error:
+                refused.append(f"{payment.id}: {error}")
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{verb} {done} payment(s).", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, f"Not {verb.lower()}: {line}", messages.ERROR)
+
+    @staticmethod
+    def _key(action: str, payment: Payment) -> str:
+        # Two submissions of the same action on the same state share a key: the second replays.
+        return f"admin:{action}:{payment.id}:{payment.version}"
+
+    @admin.action(description="Capture selected payments", permissions=["capture"])
+    def capture_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        """Capture the whole authorized amount."""
+        flow = paycore_django.blocking_flow()
+        self._each(
+            request,
+            queryset,
+            "Captured",
+            lambda p: flow.capture(p.id, idempotency_key=self._key("capture", p), tenant=p.tenant),
+        )
+
+    @admin.action(description="Cancel selected payments", permissions=["cancel"])
+    def cancel_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        """Cancel payments not captured (releases authorizations)."""
+        flow = paycore_django.blocking_flow()
+        self._each(
+            request,
+            queryset,
+            "Canceled",
+            lambda p: flow.cancel(p.id, idempotency_key=self._key("cancel", p), tenant=p.tenant),
+        )
+
+    @admin.action(description="Refresh selected payments from their provider", permissions=["refresh"])
+    def refresh_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        """Ask each payment's provider for its state and apply it."""
+        flow = paycore_django.blocking_flow()
+        self._each(request, queryset, "Refreshed", lambda p: flow.refresh(p.id, tenant=p.tenant))
+
+    @admin.action(description="Refund selected payments…", permissions=["refund"])
+    def refund_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
+        """Ask how much to refund, then refund each selected payment."""
+        form = RefundForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._ask(request, queryset, form, "refund_payments", "Refund payments")
+        flow = paycore_django.blocking_flow()
+        token = str(request.POST.get("token", ""))[:64] or secrets.token_urlsafe(12)
+        raw_amount = form.cleaned_data["amount"].strip()
+
+        def refund(payment: Payment) -> object:
+            amount = Money.of(raw_amount, payment.currency) if raw_amount else None
+            return flow.refund(
+                payment.id,
+                amount=amount,
+                reason=form.cleaned_data["reason"],
+                idempotency_key=f"admin:refund:{token}:{payment.id}",
+                tenant=payment.tenant,
+            )
+
+        self._each(request, queryset, "Refunded", refund)
+        return None
+
+    @admin.action(description="Resolve the review of selected payments…", permissions=["review"])
+    def resolve_reviews(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
+        """Clear the needs-review flag, with a note saying how it was settled."""
+        form = ReviewForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._ask(request, queryset, form, "resolve_reviews", "Resolve reviews")
+        flow = paycore_django.blocking_flow()
+        note = form.cleaned_data["note"]
+        self._each(request, queryset, "Resolved", lambda p: flow.resolve_review(p.id, note=note, tenant=p.tenant))
+        return None
+
+    @admin.action(description="Set the fraud status of selected payments…", permissions=["review"])
+    def set_fraud_status(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
+        """Record an operator's fraud verdict."""
+        form = FraudForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._ask(request, queryset, form, "set_fraud_status", "Set fraud status")
+        flow = paycore_django.blocking_flow()
+        verdict, message = form.cleaned_data["fraud_status"], form.cleaned_data["message"]
+        self._each(
+            request,
+            queryset,
+            "Updated",
+            lambda p: flow.set_fraud_status(p.id, verdict, message=message, tenant=p.tenant),
+        )
+        return None
+
+    def _ask(
+        self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form, action: str, title: str
+    ) -> TemplateResponse:
+        """The intermediate page of an action that needs more input."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "form": form,
+            "action": action,
+            "payments": list(queryset),
+            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "token": request.POST.get("token") or secrets.token_urlsafe(12),
+        }
+        return TemplateResponse(request, "admin/paycore_django/payment/action_form.html", context)

@@ -1,0 +1,320 @@
+"""The process's one :class:`~paycore.flow.PaymentFlow`, configured from Django settings.
+
+``settings.PAYCORE`` is what :meth:`PaymentFlow.from_config` takes (a mapping
+shaped like paycore's TOML file, or the path of such a file); its
+``repository`` defaults to ``"django"``, the project's default database, and the
+idempotency store follows the repository. Django-only options live in
+``settings.PAYCORE_DJANGO``, read and checked here only (:func:`django_options`;
+any other key is refused):
+
+``PLUGINS``
+    Plugin modules (dotted paths) or objects registered in code, beside the
+    installed entry points.
+``BLOCKING_BACKEND``
+    The event loop :func:`blocking_flow` runs on: ``"asyncio"`` (default) or ``"trio"``.
+``ORDER_RESOLVER``
+    ``(request, order_id) -> (Money, description) | None``: what an order costs.
+``TENANT_RESOLVER``
+    ``(request) -> str | None``: the tenant of a request.
+``PAYMENT_METADATA``
+    ``(request, order_id, provider_code) -> dict``: metadata of a payment the views start.
+``WEBHOOK_ALLOWED_IPS``
+    Addresses or networks allowed to deliver webhooks (unset: any sender).
+``TRUSTED_PROXIES``
+    Peers whose ``X-Forwarded-For`` is believed.
+
+The callables may be given as dotted paths.
+
+:func:`flow` (async code: ASGI views, tasks) and :func:`blocking_flow` (sync
+views, management commands) build their flow lazily, once per process: they are
+thread-safe, and a process forked after building one (a pre-forking server)
+builds its own instead of sharing its parent's. Changing ``PAYCORE`` or
+``PAYCORE_DJANGO`` with ``override_settings`` forgets them (tests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, TypeAlias
+
+from attrs import frozen
+
+from paycore.blocking import BlockingPaymentFlow
+from paycore.config import PaycoreConfig, load_config
+from paycore.config_sources import read_toml
+from paycore.errors import ConfigurationError
+from paycore.flow import PaymentFlow
+
+__all__ = [
+    "BLOCKING_BACKENDS",
+    "OPTION_KEYS",
+    "DjangoOptions",
+    "IpNetwork",
+    "blocking_flow",
+    "django_options",
+    "flow",
+    "paycore_config",
+    "reset",
+]
+
+BLOCKING_BACKENDS: Final = ("asyncio", "trio")
+"""Event loops :func:`blocking_flow` can run on."""
+
+OPTION_KEYS: Final = (
+    "BLOCKING_BACKEND",
+    "ORDER_RESOLVER",
+    "PAYMENT_METADATA",
+    "PLUGINS",
+    "TENANT_RESOLVER",
+    "TRUSTED_PROXIES",
+    "WEBHOOK_ALLOWED_IPS",
+)
+"""Every key ``settings.PAYCORE_DJANGO`` may hold."""
+
+IpNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+"""An address or network of ``WEBHOOK_ALLOWED_IPS`` / ``TRUSTED_PROXIES``."""
+
+DEFAULT_REPOSITORY: Final = "django"
+"""The repository of a Django project that names none: the project's default database."""
+
+
+@frozen
+class DjangoOptions:
+    """``settings.PAYCORE_DJANGO``, checked: every Django-only option of paycore."""
+
+    plugins: tuple[object, ...] = ()
+    """Plugin modules or objects registered in code (beside entry points)."""
+    blocking_backend: str = "asyncio"
+    """The event loop of :func:`blocking_flow`."""
+    order_resolver: Callable[..., Any] | None = None
+    """``(request, order_id) -> (Money, description) | None``; ``None``: not set."""
+    tenant_resolver: Callable[..., Any] | None = None
+    """``(request) -> str | None``; ``None``: requests have no tenant."""
+    payment_metadata: Callable[..., Any] | None = None
+    """``(request, order_id, provider_code) -> dict``; ``None``: no metadata."""
+    webhook_allowed_ips: tuple[IpNetwork, ...] | None = None
+    """The networks allowed to deliver webhooks; ``None``: any sender."""
+    trusted_proxies: tuple[IpNetwork, ...] = ()
+    """The peers whose ``X-Forwarded-For`` is believed."""
+
+
+def _raw_options() -> Mapping[str, Any]:
+    from django.conf import settings
+
+    options = getattr(settings, "PAYCORE_DJANGO", None)
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigurationError(f"settings.PAYCORE_DJANGO must be a dict, not {type(options).__name__}")
+    return options
+
+
+def _plugin(value: object, index: int) -> object:
+    """A ``PLUGINS`` entry: an object as is, a dotted path imported (a module, else an object in one)."""
+    if not isinstance(value, str):
+        return value
+    import importlib
+
+    from django.utils.module_loading import import_string
+
+    try:
+        return importlib.import_module(value)
+    except ImportError as module_error:
+        try:
+            return import_string(value)
+        except ImportError:
+            raise ConfigurationError(
+                f"PAYCORE_DJANGO['PLUGINS'][{index}] = {value!r} cannot be imported ({module_error}); "
+                "give a plugin module's dotted path, e.g. 'myshop.paycore_plugin'"
+            ) from None
+
+
+def _callable(options: Mapping[str, Any], name: str) -> Callable[..., Any] | None:
+    """The callable ``PAYCORE_DJANGO[name]`` names (itself or its dotted path), or ``None`` when unset."""
+    value = options.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        from django.utils.module_loading import import_string
+
+        try:
+            value = import_string(value)
+        except ImportError as error:
+            raise ConfigurationError(
+                f"PAYCORE_DJANGO[{name!r}] = {value!r} cannot be imported ({error}); "
+                "give a callable or its dotted path, e.g. 'shop.payments.resolve_order'"
+            ) from None
+    if not callable(value):
+        raise ConfigurationError(f"PAYCORE_DJANGO[{name!r}] must be a callable or its dotted path, not {value!r}")
+    found: Callable[..., Any] = value
+    return found
+
+
+def _networks(options: Mapping[str, Any], name: str) -> tuple[IpNetwork, ...] | None:
+    """The addresses and networks ``PAYCORE_DJANGO[name]`` lists, or ``None`` when unset."""
+    raw = options.get(name)
+    if raw is None:
+        return None
+    if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Iterable):
+        raise ConfigurationError(
+            f"PAYCORE_DJANGO[{name!r}] must be a list of addresses or networks (e.g. ['203.0.113.0/24']), not {raw!r}"
+        )
+    networks = []
+    for entry in raw:
+        try:
+            networks.append(ipaddress.ip_network(str(entry), strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"PAYCORE_DJANGO[{name!r}] holds {entry!r}, which is not an IP address or network "
+                "(e.g. '203.0.113.7' or '203.0.113.0/24')"
+            ) from None
+    return tuple(networks)
+
+
+def django_options() -> DjangoOptions:
+    """``settings.PAYCORE_DJANGO``, every key read and checked; :class:`ConfigurationError` names a wrong one.
+
+    The one reader of that setting: the flow, the views, the order helpers and
+    the system checks all take their options from here.
+    """
+    options = _raw_options()
+    unknown = sorted(str(key) for key in options if key not in OPTION_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"PAYCORE_DJANGO has unknown key(s) {unknown}; the known keys are {', '.join(OPTION_KEYS)}"
+        )
+    raw_plugins = options.get("PLUGINS", ())
+    if isinstance(raw_plugins, (str, bytes)) or not isinstance(raw_plugins, (list, tuple)):
+        raise ConfigurationError(
+            f"PAYCORE_DJANGO['PLUGINS'] must be a list of dotted module paths, not {raw_plugins!r}"
+        )
+    backend = options.get("BLOCKING_BACKEND", "asyncio")
+    if backend not in BLOCKING_BACKENDS:
+        raise ConfigurationError(
+            f"PAYCORE_DJANGO['BLOCKING_BACKEND'] must be one of {', '.join(BLOCKING_BACKENDS)}, not {backend!r}"
+        )
+    return DjangoOptions(
+        plugins=tuple(_plugin(value, index) for index, value in enumerate(raw_plugins)),
+        blocking_backend=backend,
+        order_resolver=_callable(options, "ORDER_RESOLVER"),
+        tenant_resolver=_callable(options, "TENANT_RESOLVER"),
+        payment_metadata=_callable(options, "PAYMENT_METADATA"),
+        webhook_allowed_ips=_networks(options, "WEBHOOK_ALLOWED_IPS"),
+        trusted_proxies=_networks(options, "TRUSTED_PROXIES") or (),
+    )
+
+
+def paycore_config() -> PaycoreConfig:
+    """``settings.PAYCORE`` as a :class:`PaycoreConfig`, the repository defaulting to ``"django"``.
+
+    ``PAYCORE_*`` environment variables override it, as everywhere in paycore.
+    """
+    from django.conf import settings
+
+    raw = getattr(settings, "PAYCORE", None)
+    data: dict[str, Any]
+    if raw is None:
+        data = {}
+    elif isinstance(raw, (str, os.PathLike)):
+        data = read_toml(raw)
+    elif isinstance(raw, Mapping):
+        data = dict(raw)
+    else:
+        raise ConfigurationError(
+            f"settings.PAYCORE must be a dict or the path of a paycore TOML file, not {type(raw).__name__}"
+        )
+    data.setdefault("repository", DEFAULT_REPOSITORY)
+    return load_config(data)
+
+
+def _build_flow(options: DjangoOptions) -> PaymentFlow:
+    from paycore_django import plugin
+
+    return PaymentFlow.from_config(paycore_config(), plugins=(plugin, *options.plugins))
+
+
+@frozen
+class _Flows:
+    """The flows of one process."""
+
+    pid: int
+    flow: PaymentFlow | None = None
+    blocking: BlockingPaymentFlow | None = None
+
+
+_lock = threading.Lock()
+_flows = _Flows(pid=os.getpid())
+
+
+def _current() -> _Flows:
+    """This process's flows; a forked child starts without its parent's."""
+    global _flows
+    if _flows.pid != os.getpid():
+        _flows = _Flows(pid=os.getpid())
+    return _flows
+
+
+def flow() -> PaymentFlow:
+    """The process's :class:`PaymentFlow`, built from settings on first use (for async code)."""
+    found = _current().flow
+    if found is not None:
+        return found
+    global _flows
+    with _lock:
+        current = _current()
+        if current.flow is None:
+            current = _Flows(current.pid, _build_flow(django_options()), current.blocking)
+            _flows = current
+        assert current.flow is not None
+        return current.flow
+
+
+def blocking_flow() -> BlockingPaymentFlow:
+    """The process's :class:`BlockingPaymentFlow`, opened on first use (for sync code).
+
+    It runs its own :class:`PaymentFlow` (same configuration as :func:`flow`)
+    on an event loop in a background thread, closed when the interpreter exits.
+    """
+    found = _current().blocking
+    if found is not None:
+        return found
+    global _flows
+    with _lock:
+        current = _current()
+        if current.blocking is None:
+            options = django_options()
+            blocking = BlockingPaymentFlow(_build_flow(options), backend=options.blocking_backend).open()
+            _close_at_exit(blocking)
+            current = _Flows(current.pid, current.flow, blocking)
+            _flows = current
+        assert current.blocking is not None
+        return current.blocking
+
+
+def _close_at_exit(blocking: BlockingPaymentFlow) -> None:
+    """Close ``blocking`` before the interpreter joins its threads (its loop thread would block exit)."""
+    pid = os.getpid()
+
+    def close() -> None:
+        if os.getpid() == pid:
+            blocking.close()
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # pragma: no cover - every supported Python has it
+        import atexit
+
+        atexit.register(close)
+    else:
+        register(close)
+
+
+def reset() -> None:
+    """Forget the process's flows (closing the blocking one); the next call builds them from settings."""
+    global _flows
+    with _lock:
+        previous, _flows = _current(), _Flows(pid=os.getpid())
+    if previous.blocking is not None:
+        previous.blocking.close()

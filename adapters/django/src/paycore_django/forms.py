@@ -1,0 +1,58 @@
+"""``PaymentMethodForm``: the customer picks how to pay; nothing else comes from the browser.
+
+The form offers the providers a tenant enabled that accept the order's
+currency. It has no amount field on purpose: the amount is the order's, as
+the shop's ``ORDER_RESOLVER`` states it. A hidden one-time key makes a double
+click (or a resubmitted form) reuse the first payment instead of starting two.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.core.validators import RegexValidator
+
+from paycore.providers import Provider
+
+__all__ = ["PaymentMethodForm", "provider_label", "providers_for_currency"]
+
+
+def providers_for_currency(providers: Mapping[str, Provider], currency: str) -> dict[str, Provider]:
+    """The providers of ``providers`` that accept ``currency``, by code, in code order."""
+    return {
+        code: provider
+        for code, provider in sorted(providers.items())
+        if provider.currencies is None or currency in provider.currencies
+    }
+
+
+def provider_label(provider: Provider) -> str:
+    """How a provider is shown to customers: its ``label`` setting, else its code."""
+    label = provider.settings.get("label")
+    return str(label) if label else provider.code
+
+
+class PaymentMethodForm(forms.Form):
+    """Choose one of ``providers`` that accepts ``currency``."""
+
+    provider = forms.ChoiceField(label="Pay with", widget=forms.RadioSelect)
+    idempotency_key = forms.CharField(
+        widget=forms.HiddenInput,
+        min_length=16,
+        max_length=64,
+        validators=[RegexValidator(r"^[A-Za-z0-9_-]+$", "the form's key is malformed; reload the page")],
+    )
+
+    def __init__(self, data: Any = None, *, providers: Mapping[str, Provider], currency: str, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        self.currency = currency
+        self.offered = providers_for_currency(providers, currency)
+        field = self.fields["provider"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(code, provider_label(provider)) for code, provider in self.offered.items()]
+        if len(self.offered) == 1:
+            field.initial = next(iter(self.offered))
+        self.fields["idempotency_key"].initial = f"pay_{secrets.token_urlsafe(18)}"

@@ -1,0 +1,181 @@
+"""The shop's own orders, seen by paycore: what an order costs and what was paid for it.
+
+paycore never owns an order. A payment names its order by ``order_id`` (a
+string), and the shop tells paycore what an order costs through the
+``ORDER_RESOLVER`` setting (``PAYCORE_DJANGO = {"ORDER_RESOLVER": "shop.payments.resolve_order"}``,
+read by :func:`paycore_django.conf.django_options`),
+a callable ``(request, order_id) -> (amount, description)`` that returns
+``None`` (or raises :class:`django.http.Http404`) for an order the request
+may not pay. The payment views take the amount from it, never from the browser.
+
+:class:`PaycoreOrderMixin` adds ``payments()``, ``paid_amount()`` and
+``refunded_amount()`` to the shop's Order model (no swappable model):
+
+.. code-block:: python
+
+    class Order(PaycoreOrderMixin, models.Model):
+        total = models.BigIntegerField()          # minor units
+        table = models.CharField(max_length=20)
+
+        def paycore_total(self) -> Money:
+            return Money.minor(self.total, "XOF")
+
+and :func:`model_order_resolver` turns such a model into an ``ORDER_RESOLVER``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from attrs import frozen
+from django.http import Http404, HttpRequest
+
+from paycore.errors import ConfigurationError
+from paycore.money import Money
+from paycore.records import Payment
+from paycore.status import PaymentStatus
+from paycore_django.conf import django_options
+
+__all__ = [
+    "OrderSummary",
+    "PaycoreOrderMixin",
+    "model_order_resolver",
+    "resolve_order",
+]
+
+OrderResolver = Callable[[HttpRequest, str], "tuple[Money, str] | None"]
+
+_PAID = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+
+
+@frozen
+class OrderSummary:
+    """What paycore needs to know of an order to take a payment for it."""
+
+    order_id: str
+    amount: Money
+    description: str = ""
+
+
+def resolve_order(request: HttpRequest, order_id: str) -> OrderSummary:
+    """The order ``order_id`` as ``ORDER_RESOLVER`` describes it; :class:`Http404` if it has none.
+
+    Raises :class:`~paycore.errors.ConfigurationError` when ``ORDER_RESOLVER``
+    is not set or answers something other than ``(Money, str)``.
+    """
+    resolver = django_options().order_resolver
+    if resolver is None:
+        raise ConfigurationError(
+            "PAYCORE_DJANGO['ORDER_RESOLVER'] is not set: name a callable (request, order_id) -> (Money, description)"
+        )
+    answer = resolver(request, order_id)
+    if answer is None:
+        raise Http404(f"no order {order_id!r} to pay")
+    if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], Money)):
+        raise ConfigurationError(
+            f"ORDER_RESOLVER must return (Money, description) or None for order {order_id!r}, not {answer!r}"
+        )
+    amount, description = answer
+    return OrderSummary(order_id=order_id, amount=amount, description=str(description))
+
+
+class PaycoreOrderMixin:
+    """Mix into the shop's Order model: its payments and the amounts paid and refunded.
+
+    Override :meth:`paycore_total` (what the order costs); optionally
+    :meth:`paycore_order_id` (default: the primary key as a string),
+    :meth:`paycore_description` and :meth:`paycore_tenant` (default: the
+    attribute named by :attr:`paycore_tenant_field`, else ``None``).
+    The sync methods go through ``paycore_django.blocking_flow()``; call the
+    ``a``-prefixed twins from async code.
+    """
+
+    paycore_tenant_field: ClassVar[str | None] = None
+    """The name of the model field holding the order's tenant, if orders have one."""
+
+    pk: Any
+
+    def paycore_order_id(self) -> str:
+        """The ``order_id`` this order's payments carry."""
+        return str(self.pk)
+
+    def paycore_tenant(self) -> str | None:
+        """The tenant this order's payments belong to."""
+        if self.paycore_tenant_field is None:
+            return None
+        value = getattr(self, self.paycore_tenant_field)
+        return None if value is None else str(value)
+
+    def paycore_total(self) -> Money:
+        """What the order costs; override it."""
+        raise NotImplementedError(f"{type(self).__name__} must define paycore_total() -> Money")
+
+    def paycore_description(self) -> str:
+        """The description its payments carry (shown by gateways)."""
+        return f"Order {self.paycore_order_id()}"
+
+    def payments(self) -> list[Payment]:
+        """Every payment made for this order, oldest first."""
+        from paycore_django import blocking_flow
+
+        return blocking_flow().list_payments(order_id=self.paycore_order_id(), tenant=self.paycore_tenant())
+
+    async def apayments(self) -> list[Payment]:
+        """Every payment made for this order, oldest first (async)."""
+        from paycore_django import flow
+
+        return await flow().list_payments(order_id=self.paycore_order_id(), tenant=self.paycore_tenant())
+
+    def paid_amount(self) -> Money:
+        """What was captured for this order, refunds not deducted."""
+        return self._paid(self.payments())
+
+    def refunded_amount(self) -> Money:
+        """What was refunded of this order's payments (succeeded refunds only)."""
+        return self._refunded(self.payments())
+
+    def balance_due(self) -> Money:
+        """What is still to pay: the total minus what was captured plus what was refunded."""
+        payments = self.payments()
+        return self.paycore_total() - self._paid(payments) + self._refunded(payments)
+
+    async def apaid_amount(self) -> Money:
+        """:meth:`paid_amount`, async."""
+        return self._paid(await self.apayments())
+
+    async def arefunded_amount(self) -> Money:
+        """:meth:`refunded_amount`, async."""
+        return self._refunded(await self.apayments())
+
+    def _paid(self, payments: list[Payment]) -> Money:
+        currency = self.paycore_total().currency
+        return Money.sum(
+            (p.captured_amount for p in payments if p.status in _PAID and p.captured_amount is not None), currency
+        )
+
+    def _refunded(self, payments: list[Payment]) -> Money:
+        currency = self.paycore_total().currency
+        return Money.sum((p.refunded_amount for p in payments), currency)
+
+
+def model_order_resolver(model: type[Any] | str) -> OrderResolver:
+    """An ``ORDER_RESOLVER`` reading orders of ``model`` (a :class:`PaycoreOrderMixin` model, or its
+    ``"app_label.Model"`` name) by primary key. Orders of another tenant than the request's are not found."""
+
+    def resolve(request: HttpRequest, order_id: str) -> tuple[Money, str] | None:
+        from django.apps import apps
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        from paycore_django.views import tenant_of
+
+        order_model = apps.get_model(model) if isinstance(model, str) else model
+        try:
+            order = order_model._default_manager.filter(pk=order_id).first()
+        except (ValueError, TypeError, DjangoValidationError):
+            return None
+        if order is None or order.paycore_tenant() != tenant_of(request):
+            return None
+        return order.paycore_total(), order.paycore_description()
+
+    return resolve

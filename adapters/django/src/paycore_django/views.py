@@ -1,0 +1,269 @@
+"""paycore's views: the webhook endpoint, paying for an order, and the pages a customer returns to.
+
+* :func:`webhook` (``POST <tenant>/<code>/`` and ``POST <code>/``) hands a
+  provider's delivery to ``flow().handle_webhook`` and answers exactly as
+  :mod:`paycore.asgi` does: 200 once the event is committed (a repeated
+  delivery too), 401 bad signature, 400 unreadable, 404 unknown provider or
+  payment, 405 not POST, 413 too large, 503 busy or storage down (with
+  ``Retry-After``), 500 otherwise; 403 from an address outside
+  ``WEBHOOK_ALLOWED_IPS`` when that allowlist is set.
+* :func:`pay` shows the :class:`~paycore_django.forms.PaymentMethodForm` for an
+  order and starts the payment with the amount ``ORDER_RESOLVER`` gives, never
+  one from the browser; then sends the customer to the provider's next action.
+* :func:`payment_status` (the return, success and failure pages) and
+  :func:`order_return` (where providers send the customer back) ask a
+  pollable provider for the payment's state before showing it: the page
+  shows what is true, whatever URL the customer came back to.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+import paycore_django
+from paycore.asgi import classify_webhook_error
+from paycore.blocking import BlockingPaymentFlow
+from paycore.errors import PaycoreError, PaymentNotFound
+from paycore.records import Checkout, Payment
+from paycore.status import PaymentStatus
+from paycore_django.conf import IpNetwork, django_options
+from paycore_django.forms import PaymentMethodForm
+from paycore_django.orders import resolve_order
+
+__all__ = ["client_ip", "order_return", "pay", "payment_status", "tenant_of", "webhook", "webhook_allowed"]
+
+log = logging.getLogger("paycore_django.views")
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# -- who is asking -----------------------------------------------------------------------------
+
+
+def tenant_of(request: HttpRequest) -> str | None:
+    """The request's tenant, from the ``TENANT_RESOLVER`` callable (``None`` without one)."""
+    resolver = django_options().tenant_resolver
+    if resolver is None:
+        return None
+    tenant = resolver(request)
+    return None if tenant is None else str(tenant)
+
+
+def _parse_ip(value: str) -> IpAddress | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def _within(address: IpAddress, networks: Iterable[IpNetwork]) -> bool:
+    return any(address.version == network.version and address in network for network in networks)
+
+
+def client_ip(request: HttpRequest) -> IpAddress | None:
+    """The address that sent ``request``.
+
+    ``X-Forwarded-For`` is read only when the direct peer (``REMOTE_ADDR``) is
+    one of ``TRUSTED_PROXIES``; then the right-most address that is not a
+    trusted proxy is the client (entries on its left could be forged).
+    """
+    peer = _parse_ip(str(request.META.get("REMOTE_ADDR", "")))
+    proxies = django_options().trusted_proxies
+    if peer is None or not _within(peer, proxies):
+        return peer
+    forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    for hop in reversed([part for part in forwarded.split(",") if part.strip()]):
+        address = _parse_ip(hop)
+        if address is None:
+            return None  # a garbled chain proves nothing
+        if not _within(address, proxies):
+            return address
+    return peer
+
+
+def webhook_allowed(request: HttpRequest) -> bool:
+    """Whether ``request`` comes from an address ``WEBHOOK_ALLOWED_IPS`` lists (always, when unset)."""
+    allowed = django_options().webhook_allowed_ips
+    if allowed is None:
+        return True
+    address = client_ip(request)
+    return address is not None and _within(address, allowed)
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+def _answer(status: int, body: dict[str, Any], *, retry_after: bool = False) -> JsonResponse:
+    response = JsonResponse(body, status=status)
+    response["Cache-Control"] = "no-store"
+    if retry_after:
+        response["Retry-After"] = "1"
+    return response
+
+
+def _refusal(status: int, error: str, detail: str) -> JsonResponse:
+    return _answer(status, {"error": error, "detail": detail})
+
+
+def _declared_length(request: HttpRequest) -> int | None:
+    value = str(request.META.get("CONTENT_LENGTH") or "").strip()
+    if not value.isascii() or not value.isdigit():
+        return None
+    return int(value) if len(value) <= 20 else 10**20
+
+
+@csrf_exempt
+@transaction.non_atomic_requests
+async def webhook(request: HttpRequest, code: str, tenant: str | None = None) -> HttpResponse:
+    """Receive provider ``code``'s webhook (for ``tenant``, if the URL names one)."""
+    if request.method != "POST":
+        return _refusal(405, "method_not_allowed", "webhooks are delivered with POST")
+    if not webhook_allowed(request):
+        log.warning("webhook %s refused: address not in WEBHOOK_ALLOWED_IPS", request.path)
+        return _refusal(403, "forbidden", "this address may not deliver webhooks")
+    flow = paycore_django.flow()
+    limit = flow.config.webhook_max_bytes
+    too_large = f"webhook bodies are limited to {limit} bytes"
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
+        return _refusal(413, "body_too_large", too_large)  # refused unread
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _refusal(413, "body_too_large", too_large)
+    if len(body) > limit:
+        return _refusal(413, "body_too_large", too_large)
+    headers = {str(name).lower(): str(value) for name, value in request.headers.items()}
+    try:
+        payments = await flow.handle_webhook(code, body, headers, tenant=tenant)
+    except Exception as error:
+        status, name, detail = classify_webhook_error(error, code)
+        if status == 500:
+            log.exception("webhook %s failed", request.path)
+        elif status == 503:
+            log.warning("webhook %s answered 503: %s", request.path, type(error).__name__)
+        return _answer(status, {"error": name, "detail": detail}, retry_after=status == 503)
+    return _answer(200, {"received": True, "payments": [payment.id for payment in payments]})
+
+
+# -- paying for an order -----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def pay(request: HttpRequest, order_id: str) -> HttpResponse:
+    """Choose how to pay order ``order_id``; on POST, start the payment and go where the provider says."""
+    tenant = tenant_of(request)
+    order = resolve_order(request, order_id)
+    flow = paycore_django.blocking_flow()
+    form = PaymentMethodForm(
+        request.POST if request.method == "POST" else None,
+        providers=flow.flow.providers(tenant=tenant),
+        currency=order.amount.currency,
+    )
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        code = form.cleaned_data["provider"]
+        metadata_for = django_options().payment_metadata
+        metadata = dict(metadata_for(request, order_id, code) or {}) if metadata_for is not None else {}
+        try:
+            checkout = flow.create_payment(
+                amount=order.amount,
+                provider=code,
+                order_id=order.order_id,
+                tenant=tenant,
+                description=order.description,
+                metadata=metadata,
+                return_url=request.build_absolute_uri(
+                    reverse("paycore_django:order_return", kwargs={"order_id": order.order_id})
+                ),
+                idempotency_key=form.cleaned_data["idempotency_key"],
+            )
+        except PaycoreError as refused:
+            error = str(refused)
+        else:
+            return _next_step(request, checkout)
+    return render(
+        request,
+        "paycore_django/pay.html",
+        {"form": form, "order": order, "error": error},
+        status=400 if error or (request.method == "POST" and not form.is_valid()) else 200,
+    )
+
+
+def _next_step(request: HttpRequest, checkout: Checkout) -> HttpResponse:
+    action = checkout.action
+    payment = checkout.payment
+    if action is not None and action.kind == "redirect" and action.url:
+        return HttpResponseRedirect(action.url)
+    if action is not None and action.kind == "form_post" and action.url:
+        return render(request, "paycore_django/form_post.html", {"action": action, "payment": payment})
+    if action is not None:
+        return render(request, "paycore_django/next_action.html", {"action": action, "payment": payment})
+    return HttpResponseRedirect(reverse("paycore_django:payment", kwargs={"payment_id": payment.id}))
+
+
+# -- coming back -------------------------------------------------------------------------------
+
+_TITLES = {"return": "Your payment", "success": "Payment received", "failure": "Payment not completed"}
+
+
+@require_GET
+def payment_status(request: HttpRequest, payment_id: str, page: str = "return") -> HttpResponse:
+    """Payment ``payment_id`` as its provider now reports it (polled when it can be and is not settled)."""
+    flow = paycore_django.blocking_flow()
+    try:
+        payment = flow.get_payment(payment_id, tenant=tenant_of(request))
+    except PaymentNotFound:
+        return render(request, "paycore_django/not_found.html", {"what": "payment"}, status=404)
+    return _show(request, flow, payment, page)
+
+
+@require_GET
+def order_return(request: HttpRequest, order_id: str) -> HttpResponse:
+    """Where a provider sends the customer back: the order's latest payment, polled when it can be."""
+    order = resolve_order(request, order_id)
+    flow = paycore_django.blocking_flow()
+    payments = flow.list_payments(order_id=order.order_id, tenant=tenant_of(request))
+    if not payments:
+        return render(request, "paycore_django/not_found.html", {"what": "payment for this order"}, status=404)
+    return _show(request, flow, payments[-1], "return")
+
+
+def _show(request: HttpRequest, flow: BlockingPaymentFlow, payment: Payment, page: str) -> HttpResponse:
+    payment = _refreshed(flow, payment)
+    return render(
+        request,
+        "paycore_django/payment.html",
+        {
+            "payment": payment,
+            "title": _TITLES.get(page, _TITLES["return"]),
+            "paid": payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.AUTHORIZED),
+            "waiting": payment.status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING),
+            "refunded": payment.refunded_amount,
+        },
+    )
+
+
+def _refreshed(flow: BlockingPaymentFlow, payment: Payment) -> Payment:
+    """``payment`` after asking its provider, when it can be polled and is not settled yet."""
+    if payment.status not in (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.AUTHORIZED):
+        return payment
+    try:
+        if not flow.flow.provider(payment.provider, tenant=payment.tenant).capabilities.polling:
+            return payment
+        return flow.refresh(payment.id, tenant=payment.tenant)
+    except PaycoreError as error:
+        # Unknown or unreachable: show what is stored; the webhook or the next visit settles it.
+        log.info("payment %s not refreshed: %s", payment.id, type(error).__name__)
+        return payment

@@ -1,0 +1,173 @@
+"""``paycore_django.flow()`` and ``blocking_flow()``: one flow per process, built from Django settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+import paycore.testing.fake
+import paycore_django
+from paycore.errors import ConfigurationError
+from paycore.money import Money
+from paycore.status import PaymentStatus
+from paycore_django import conf
+from paycore_django.orders import resolve_order
+from paycore_django.storage import DjangoIdempotencyStore, DjangoPaymentRepository
+
+SECRET = "whsec_conf"
+FAKE = {
+    "PAYCORE": {"providers": {"fake": {"type": "fake", "webhook_secret": SECRET}}},
+    "PAYCORE_DJANGO": {"PLUGINS": ["paycore.testing.fake"]},
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_flows() -> Any:
+    conf.reset()
+    yield
+    conf.reset()
+
+
+def test_the_default_repository_and_store_are_django_on_the_default_database() -> None:
+    flow = paycore_django.flow()
+    assert isinstance(flow.repository, DjangoPaymentRepository)
+    assert isinstance(flow.idempotency_store, DjangoIdempotencyStore)
+    assert flow.repository.using == flow.idempotency_store.using == "default"
+
+
+def test_every_thread_gets_the_same_flow() -> None:
+    seen: list[object] = []
+    threads = [threading.Thread(target=lambda: seen.append(paycore_django.flow())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 8
+    assert all(flow is seen[0] for flow in seen)
+    assert paycore_django.flow() is seen[0]
+
+
+def test_a_forked_process_builds_its_own_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = paycore_django.flow()
+    monkeypatch.setattr(os, "getpid", lambda: -1)
+    child = paycore_django.flow()
+    assert child is not parent
+    assert paycore_django.flow() is child
+
+
+def test_changing_the_settings_builds_a_new_flow() -> None:
+    before = paycore_django.flow()
+    with override_settings(**FAKE):
+        during = paycore_django.flow()
+        assert during is not before
+        assert during.provider("fake").name == "fake"
+    assert paycore_django.flow() is not during
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_code_pays_through_the_blocking_flow() -> None:
+    with override_settings(**FAKE):
+        blocking = paycore_django.blocking_flow()
+        assert paycore_django.blocking_flow() is blocking
+        checkout = blocking.create_payment(
+            amount=Money.of("2500", "XOF"), provider="fake", order_id="T3-9", idempotency_key="bk-1"
+        )
+        stored = blocking.get_payment(checkout.payment.id)
+        assert stored.status is PaymentStatus.SUCCEEDED
+        assert [p.id for p in blocking.list_payments(order_id="T3-9")] == [checkout.payment.id]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"PAYCORE": ["repository", "django"]}, r"settings.PAYCORE must be a dict or the path .* not list"),
+        ({"PAYCORE": {"repository": {"type": "django", "using": "payments"}}}, r"'default', .*not 'payments'"),
+        ({"PAYCORE": {"repository": {"type": "django", "url": "x"}}}, r"unknown setting\(s\) \['url'\]"),
+        ({"PAYCORE": {"repository": "django", "currency": "XOF"}}, r"unknown configuration key\(s\) \['currency'\]"),
+        ({"PAYCORE_DJANGO": "PLUGINS"}, r"PAYCORE_DJANGO must be a dict, not str"),
+        ({"PAYCORE_DJANGO": {"PLUGINS": "paycore.testing.fake"}}, r"\['PLUGINS'\] must be a list"),
+        ({"PAYCORE_DJANGO": {"PLUGINS": ["myshop.no_such_plugin"]}}, r"\['PLUGINS'\]\[0\] = 'myshop.no_such_plugin'"),
+        ({"PAYCORE_DJANGO": {"BLOCKING_BACKEND": "gevent"}}, r"asyncio, trio, not 'gevent'"),
+        (
+            {"PAYCORE_DJANGO": {"ORDER_RESOLVE": "shop.resolve"}},
+            r"unknown key\(s\) \['ORDER_RESOLVE'\]; the known keys are BLOCKING_BACKEND, ORDER_RESOLVER, ",
+        ),
+        ({"PAYCORE_DJANGO": {"ORDER_RESOLVER": "shop.no_such.resolve"}}, r"\['ORDER_RESOLVER'\] = 'shop.no_such"),
+        ({"PAYCORE_DJANGO": {"TENANT_RESOLVER": 42}}, r"\['TENANT_RESOLVER'\] must be a callable .*not 42"),
+        ({"PAYCORE_DJANGO": {"PAYMENT_METADATA": "os.sep"}}, r"\['PAYMENT_METADATA'\] must be a callable"),
+        ({"PAYCORE_DJANGO": {"WEBHOOK_ALLOWED_IPS": "10.0.0.1"}}, r"\['WEBHOOK_ALLOWED_IPS'\] must be a list"),
+        ({"PAYCORE_DJANGO": {"TRUSTED_PROXIES": ["10.0.0.0/8", "proxy"]}}, r"holds 'proxy', which is not an IP"),
+    ],
+)
+def test_wrong_settings_are_configuration_errors_naming_the_value(overrides: dict[str, Any], message: str) -> None:
+    with override_settings(**overrides), pytest.raises(ConfigurationError, match=message):
+        paycore_django.flow()
+
+
+def _tenant_of_request(request: object) -> str:
+    return "chez-awa"
+
+
+def test_every_django_option_is_read_and_checked_in_one_place() -> None:
+    options = {
+        "PLUGINS": ["paycore.testing.fake"],
+        "BLOCKING_BACKEND": "trio",
+        "ORDER_RESOLVER": "paycore_django.orders.resolve_order",
+        "TENANT_RESOLVER": _tenant_of_request,
+        "WEBHOOK_ALLOWED_IPS": ["203.0.113.7", "2001:db8::/32"],
+        "TRUSTED_PROXIES": ["10.0.0.0/8"],
+    }
+    with override_settings(PAYCORE_DJANGO=options):
+        read = conf.django_options()
+    assert read.plugins == (paycore.testing.fake,)
+    assert read.blocking_backend == "trio"
+    assert read.order_resolver is resolve_order
+    assert read.tenant_resolver is _tenant_of_request
+    assert read.payment_metadata is None
+    assert [str(network) for network in read.webhook_allowed_ips or ()] == ["203.0.113.7/32", "2001:db8::/32"]
+    assert [str(network) for network in read.trusted_proxies] == ["10.0.0.0/8"]
+
+
+def test_no_django_options_is_no_resolver_and_any_webhook_sender() -> None:
+    with override_settings(PAYCORE_DJANGO=None):
+        read = conf.django_options()
+    assert (read.order_resolver, read.tenant_resolver, read.webhook_allowed_ips, read.trusted_proxies) == (
+        None,
+        None,
+        None,
+        (),
+    )
+
+
+def test_use_tz_off_is_refused() -> None:
+    with override_settings(USE_TZ=False), pytest.raises(ConfigurationError, match="USE_TZ = True"):
+        DjangoPaymentRepository()
+
+
+def test_flows_outside_django_do_not_import_django() -> None:
+    code = (
+        "import sys; from paycore.flow import PaymentFlow; flow = PaymentFlow.from_config(None); "
+        "import paycore_django.plugin; print(sorted(flow.registry.repositories), 'django' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYCORE_", "DJANGO_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    repositories, imported = out.rsplit(" ", 1)
+    assert "'django'" in repositories
+    assert imported.strip() == "False"
+
+
+def test_building_a_django_repository_without_django_set_up_says_how_to_fix_it() -> None:
+    code = (
+        "from paycore.flow import PaymentFlow\n"
+        "try:\n    PaymentFlow.from_config({'repository': 'django'})\n"
+        "except Exception as error:\n    print(type(error).__name__, error)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYCORE_", "DJANGO_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.startswith("ConfigurationError repository 'django': Django is not set up")

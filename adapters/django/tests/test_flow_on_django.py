@@ -1,0 +1,74 @@
+"""A flow configured with ``repository = "django"`` keeps its payments in the Django database,
+across restarts, under asyncio and trio, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import paycore.testing.fake
+from paycore import PaymentFlow
+from paycore.money import Money
+from paycore.status import Outcome, PaymentStatus, RefundStatus
+from paycore.testing.fake import FakeProvider
+from paycore_django import models
+from paycore_django.storage import DjangoIdempotencyStore, DjangoPaymentRepository
+from paycore_django.units import run_unit
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "whsec_django_flow"
+
+
+def _config(using: str) -> dict[str, Any]:
+    return {
+        "repository": {"type": "django", "using": using},
+        "providers": {"fake": {"type": "fake", "webhook_secret": SECRET}},
+    }
+
+
+def _fake(flow: PaymentFlow) -> FakeProvider:
+    provider = flow.provider("fake")
+    assert isinstance(provider, FakeProvider)
+    return provider
+
+
+async def test_create_webhook_and_refund_are_stored_and_survive_a_restart(using: str) -> None:
+    async with PaymentFlow.from_config(_config(using), plugins=[paycore.testing.fake]) as flow:
+        assert isinstance(flow.repository, DjangoPaymentRepository)
+        assert isinstance(flow.idempotency_store, DjangoIdempotencyStore)
+        assert flow.repository.using == flow.idempotency_store.using == using
+        _fake(flow).script("initiate", "pending")
+        checkout = await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="fake", order_id="T12-0042", idempotency_key="k1"
+        )
+        assert checkout.payment.status is PaymentStatus.PROCESSING
+        body, headers = _fake(flow).webhook(checkout.payment.id, outcome=Outcome.SUCCEEDED)
+        await flow.handle_webhook("fake", body, headers)
+        await flow.handle_webhook("fake", body, headers)  # a repeated delivery changes nothing
+        refund = await flow.refund(checkout.payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r1")
+
+    async with PaymentFlow.from_config(_config(using), plugins=[paycore.testing.fake]) as flow:
+        payment = await flow.get_payment(checkout.payment.id)
+        assert payment.status is PaymentStatus.PARTIALLY_REFUNDED
+        assert payment.captured_amount == Money.of("5000", "XOF")
+        assert [(r.id, r.status) for r in payment.refunds] == [(refund.id, RefundStatus.SUCCEEDED)]
+        kinds = [event.kind for event in await flow.repository.list_events(payment.id)]
+        assert kinds.count("created") == 1
+        assert len(kinds) == payment.event_count
+        replayed = await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="fake", order_id="T12-0042", idempotency_key="k1"
+        )
+        assert replayed.payment.id == checkout.payment.id
+        assert _fake(flow).calls == []
+
+    def stored() -> tuple[Any, ...]:
+        row = models.Payment.objects.using(using).get(pk=payment.id)
+        receipts = models.WebhookReceipt.objects.using(using).filter(payment_id=payment.id).count()
+        return row.status, row.amount, row.captured, row.currency, row.version, receipts
+
+    status, amount, captured, currency, version, receipts = await run_unit(using, stored, atomic=False)
+    assert (status, amount, captured, currency) == ("partially_refunded", 5000, 5000, "XOF")
+    assert version == payment.version
+    assert receipts == 1

@@ -1,0 +1,222 @@
+"""The admin: payments are readable, nothing is editable, and actions go through the flow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client, override_settings
+from django.urls import path
+
+import paycore.testing.fake
+import paycore_django
+from paycore.blocking import BlockingPaymentFlow
+from paycore.money import Money
+from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus
+from paycore_django.models import Payment as PaymentRow
+
+SECRET = "whsec_fake_0123456789abcdef"
+CONFIG = {
+    "repository": "django",
+    "idempotency": "django",
+    "providers": {"fake": {"type": "fake", "webhook_secret": SECRET}},
+}
+CHANGELIST = "/admin/paycore_django/payment/"
+
+
+def admin_urls() -> list[Any]:
+    from django.contrib import admin
+
+    return [path("admin/", admin.site.urls)]
+
+
+urlpatterns = admin_urls()
+
+
+@pytest.fixture
+def flow(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockingPaymentFlow]:
+    """A blocking flow on the Django ORM, served as the process's flow to the admin."""
+    blocking = BlockingPaymentFlow.from_config(CONFIG, plugins=[paycore.testing.fake]).open()
+    monkeypatch.setattr(paycore_django, "blocking_flow", lambda: blocking)
+    monkeypatch.setattr(paycore_django, "flow", lambda: blocking.flow)
+    with override_settings(ROOT_URLCONF=__name__):
+        yield blocking
+    blocking.close()
+
+
+@pytest.fixture
+def superuser_client(flow: BlockingPaymentFlow) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+    return client
+
+
+def staff_client(*codenames: str) -> Client:
+    user = User.objects.create_user("clerk", "clerk@example.com", "pw", is_staff=True)
+    content_type = ContentType.objects.get_for_model(PaymentRow)
+    for codename in ("view_payment", *codenames):
+        user.user_permissions.add(Permission.objects.get(codename=codename, content_type=content_type))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def paid(flow: BlockingPaymentFlow, *, capture: bool = True) -> str:
+    checkout = flow.create_payment(amount=Money.of("12500", "XOF"), provider="fake", order_id="T4-17", capture=capture)
+    return checkout.payment.id
+
+
+def act(client: Client, action: str, *ids: str, **extra: str) -> Any:
+    return client.post(CHANGELIST, {"action": action, "_selected_action": list(ids), **extra}, follow=True)
+
+
+def action_names(client: Client) -> set[str]:
+    page = client.get(CHANGELIST)
+    assert page.status_code == 200
+    form = page.context["action_form"]
+    return {name for name, _ in form.fields["action"].choices if name}
+
+
+def test_the_list_shows_amounts_in_their_currency(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    flow.refund(payment_id, amount=Money.of("2500", "XOF"))
+    page = superuser_client.get(CHANGELIST)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert payment_id in html
+    assert Money.of("12500", "XOF").display() in html
+    assert Money.of("2500", "XOF").display() in html
+
+
+def test_search_finds_a_payment_by_order(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    assert payment_id in superuser_client.get(CHANGELIST, {"q": "T4-17"}).content.decode()
+    assert payment_id not in superuser_client.get(CHANGELIST, {"q": "T9-99"}).content.decode()
+
+
+def test_no_field_of_a_payment_is_editable(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    url = f"{CHANGELIST}{payment_id}/change/"
+    page = superuser_client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    for field in ("status", "amount", "captured", "version", "needs_review"):
+        assert f'name="{field}"' not in html
+    posted = superuser_client.post(url, {"status": "refunded", "amount": "1", "captured": "0"})
+    assert posted.status_code == 403
+    row = PaymentRow.objects.get(pk=payment_id)
+    assert (row.status, row.amount, row.captured) == ("succeeded", 12500, 12500)
+
+
+def test_payments_can_be_neither_added_nor_deleted(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    assert superuser_client.get(f"{CHANGELIST}add/").status_code == 403
+    assert superuser_client.post(f"{CHANGELIST}{payment_id}/delete/", {"post": "yes"}).status_code == 403
+    assert "delete_selected" not in action_names(superuser_client)
+    assert PaymentRow.objects.filter(pk=payment_id).exists()
+
+
+def test_events_and_refunds_are_shown_read_only(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    refund = flow.refund(payment_id, amount=Money.of("2500", "XOF"))
+    html = superuser_client.get(f"{CHANGELIST}{payment_id}/change/").content.decode()
+    assert refund.id in html
+    assert "refund_created" in html or "refund" in html
+    assert 'name="refunds-0-amount"' not in html
+    assert 'name="events-0-kind"' not in html
+
+
+def test_capture_goes_through_the_flow(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow, capture=False)
+    response = act(superuser_client, "capture_payments", payment_id)
+    assert "Captured 1 payment(s)." in response.content.decode()
+    payment = flow.get_payment(payment_id)
+    assert payment.status is PaymentStatus.SUCCEEDED
+    assert payment.captured_amount == Money.of("12500", "XOF")
+
+
+def test_a_refused_action_names_the_payment_and_the_reason(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    response = act(superuser_client, "capture_payments", payment_id)
+    assert f"Not captured: {payment_id}" in response.content.decode()
+    assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
+
+
+def test_cancel_releases_an_authorization(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow, capture=False)
+    act(superuser_client, "cancel_payments", payment_id)
+    assert flow.get_payment(payment_id).status is PaymentStatus.CANCELED
+
+
+def test_refund_asks_the_amount_first(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    page = act(superuser_client, "refund_payments", payment_id)
+    assert 'name="amount"' in page.content.decode()
+    assert flow.get_payment(payment_id).refunds == ()
+
+
+def test_refund_of_part_of_a_payment(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    act(superuser_client, "refund_payments", payment_id, apply="1", amount="2500", reason="cold soup", token="t1")
+    payment = flow.get_payment(payment_id)
+    assert [(r.amount, r.status, r.reason) for r in payment.refunds] == [
+        (Money.of("2500", "XOF"), RefundStatus.SUCCEEDED, "cold soup")
+    ]
+    assert payment.status is PaymentStatus.PARTIALLY_REFUNDED
+
+
+def test_a_resubmitted_refund_form_refunds_once(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    for _ in range(2):
+        act(superuser_client, "refund_payments", payment_id, apply="1", amount="2500", token="same")
+    assert len(flow.get_payment(payment_id).refunds) == 1
+
+
+def test_a_refund_above_what_was_captured_is_refused(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    response = act(superuser_client, "refund_payments", payment_id, apply="1", amount="20000", token="t2")
+    assert f"Not refunded: {payment_id}" in response.content.decode()
+    assert flow.get_payment(payment_id).refunds == ()
+
+
+def test_an_amount_the_currency_cannot_hold_is_refused(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    response = act(superuser_client, "refund_payments", payment_id, apply="1", amount="10.5", token="t3")
+    assert "XOF" in response.content.decode()
+    assert flow.get_payment(payment_id).refunds == ()
+
+
+def test_refresh_asks_the_provider(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    fake = flow.flow.provider("fake")
+    assert isinstance(fake, paycore.testing.fake.FakeProvider)
+    fake.script("initiate", "pending")
+    payment_id = paid(flow)
+    fake.settle(payment_id, Outcome.SUCCEEDED)
+    act(superuser_client, "refresh_payments", payment_id)
+    assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
+
+
+def test_fraud_status_and_review_are_set_through_the_flow(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    act(superuser_client, "set_fraud_status", payment_id, apply="1", fraud_status="review", message="odd card")
+    payment = flow.get_payment(payment_id)
+    assert payment.fraud_status is FraudStatus.REVIEW
+    assert payment.needs_review
+    act(superuser_client, "resolve_reviews", payment_id, apply="1", note="called the customer")
+    assert not flow.get_payment(payment_id).needs_review
+    kinds = [event.kind for event in flow.list_events(payment_id)]
+    assert "review_resolved" in kinds
+
+
+def test_staff_see_only_the_actions_they_are_allowed(flow: BlockingPaymentFlow) -> None:
+    assert action_names(staff_client("capture_payment")) == {"capture_payments"}
+
+
+def test_staff_without_the_permission_cannot_refund(flow: BlockingPaymentFlow) -> None:
+    payment_id = paid(flow)
+    client = staff_client()
+    act(client, "refund_payments", payment_id, apply="1", amount="2500", token="t4")
+    assert flow.get_payment(payment_id).refunds == ()

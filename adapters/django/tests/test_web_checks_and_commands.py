@@ -1,0 +1,184 @@
+"""System checks (stable ids) and the management commands."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.checks import CheckMessage
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+
+import paycore.testing.fake
+import paycore_django
+from paycore.blocking import BlockingPaymentFlow
+from paycore.money import Money
+from paycore.status import PaymentStatus
+from paycore_django.checks import check_migrations, check_paycore_settings
+from paycore_dummy import generate_secret
+
+SECRET = generate_secret()
+FAKE_PLUGIN = {"PLUGINS": ["paycore.testing.fake"]}
+
+
+def ids(messages: list[CheckMessage]) -> list[str]:
+    return [str(message.id) for message in messages]
+
+
+def checked(paycore: Any, django_options: dict[str, Any] | None = None) -> list[CheckMessage]:
+    with override_settings(PAYCORE=paycore, PAYCORE_DJANGO=django_options or {}):
+        return check_paycore_settings()
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def test_a_valid_configuration_passes() -> None:
+    paycore = {"providers": {"fake": {"type": "fake", "webhook_secret": SECRET}, "cash": {"type": "cash"}}}
+    assert checked(paycore, FAKE_PLUGIN) == []
+
+
+def test_an_unknown_key_is_e001() -> None:
+    found = checked({"repositroy": "django"})
+    assert ids(found) == ["paycore_django.E001"]
+    assert "repositroy" in found[0].msg
+
+
+def test_a_plugin_that_cannot_be_imported_is_e001() -> None:
+    assert ids(checked({}, {"PLUGINS": ["no.such.module"]})) == ["paycore_django.E001"]
+
+
+def test_an_unknown_django_option_is_e001_naming_the_known_ones() -> None:
+    found = checked({}, {"WEBHOOK_ALLOWED_IP": ["203.0.113.7"]})
+    assert ids(found) == ["paycore_django.E001"]
+    assert found[0].msg.startswith("settings.PAYCORE_DJANGO is invalid:")
+    assert "'WEBHOOK_ALLOWED_IP'" in found[0].msg
+    assert "WEBHOOK_ALLOWED_IPS" in found[0].msg
+
+
+def test_a_django_option_with_a_wrong_value_is_e001() -> None:
+    found = checked({}, {"TRUSTED_PROXIES": ["not-an-address"]})
+    assert ids(found) == ["paycore_django.E001"]
+    assert "'not-an-address'" in found[0].msg
+
+
+def test_an_unknown_provider_type_is_e002_naming_the_tenant() -> None:
+    found = checked({"tenants": {"chez-awa": {"providers": {"wave": {"type": "wavee"}}}}})
+    assert ids(found) == ["paycore_django.E002"]
+    assert "'wave'" in found[0].msg
+    assert "chez-awa" in found[0].msg
+    assert "wavee" in found[0].msg
+
+
+def test_a_webhook_provider_without_its_secret_is_e003() -> None:
+    found = checked({"providers": {"fake": {"type": "fake"}}}, FAKE_PLUGIN)
+    assert ids(found) == ["paycore_django.E003"]
+
+
+def test_a_provider_without_webhooks_needs_no_secret() -> None:
+    assert checked({"providers": {"cash": {"type": "cash"}}}) == []
+
+
+def test_no_check_message_shows_a_secret() -> None:
+    paycore = {"providers": {"wave": {"type": "wavee", "api_key": "sk_live_do_not_show"}}}
+    assert all("sk_live_do_not_show" not in str(message) for message in checked(paycore))
+
+
+def test_the_checks_run_with_manage_py_check() -> None:
+    from django.core.management.base import SystemCheckError
+
+    with override_settings(PAYCORE={"providers": {"x": {"type": "wavee"}}}), pytest.raises(SystemCheckError) as error:
+        call_command("check")
+    assert "paycore_django.E002" in str(error.value)
+
+
+def test_unapplied_migrations_are_w001(transactional_db: None) -> None:
+    assert check_migrations(databases=["default"]) == []
+    call_command("migrate", "paycore_django", "zero", verbosity=0)
+    try:
+        found = check_migrations(databases=["default"])
+    finally:
+        call_command("migrate", "paycore_django", verbosity=0)
+    assert ids(found) == ["paycore_django.W001"]
+    assert "migrate paycore_django" in str(found[0].hint)
+
+
+# -- manage.py paycore -------------------------------------------------------------------------
+
+
+def dummy_settings() -> dict[str, Any]:
+    provider = {
+        "type": "dummy",
+        "base_url": "http://127.0.0.1:9",
+        "api_key": "sk_test_secret",
+        "webhook_secret": SECRET,
+    }
+    return {"providers": {"wave": provider}}
+
+
+def test_paycore_check_reads_the_projects_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    with override_settings(PAYCORE=dummy_settings()):
+        call_command("paycore", "check")
+    out = capsys.readouterr().out
+    assert "configuration OK" in out
+    assert "wave" in out
+    assert "django" in out
+    assert "sk_test_secret" not in out
+    assert SECRET not in out
+
+
+def test_paycore_states_prints_the_state_machine(capsys: pytest.CaptureFixture[str]) -> None:
+    call_command("paycore", "states")
+    assert "processing" in capsys.readouterr().out
+
+
+def test_a_failing_paycore_subcommand_raises_command_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with override_settings(PAYCORE={"providers": {"x": {"type": "wavee"}}}), pytest.raises(CommandError):
+        call_command("paycore", "check")
+    assert "wavee" in capsys.readouterr().err
+
+
+# -- manage.py paycore_expire_stale ---------------------------------------------------------------
+
+
+@pytest.fixture
+def flow(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockingPaymentFlow]:
+    """A blocking flow on the Django ORM, served as the process's flow to the commands."""
+    config = {"providers": {"fake": {"type": "fake", "webhook_secret": SECRET}}, "repository": "django"}
+    blocking = BlockingPaymentFlow.from_config(config, plugins=[paycore.testing.fake]).open()
+    monkeypatch.setattr(paycore_django, "blocking_flow", lambda: blocking)
+    yield blocking
+    blocking.close()
+
+
+def test_expire_stale_expires_what_the_provider_says_is_unpaid(
+    flow: BlockingPaymentFlow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = flow.flow.provider("fake")
+    assert isinstance(fake, paycore.testing.fake.FakeProvider)
+    fake.script("initiate", "pending")
+    payment_id = flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="T1").payment.id
+    time.sleep(0.05)
+    call_command("paycore_expire_stale", "--older-than", "0.01")
+    assert flow.get_payment(payment_id).status is PaymentStatus.EXPIRED
+    out = capsys.readouterr().out
+    assert f"{payment_id} expired" in out
+    assert "1 payment(s) changed" in out
+
+
+def test_expire_stale_leaves_fresh_payments(flow: BlockingPaymentFlow, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = flow.flow.provider("fake")
+    assert isinstance(fake, paycore.testing.fake.FakeProvider)
+    fake.script("initiate", "pending")
+    payment_id = flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="T1").payment.id
+    call_command("paycore_expire_stale", "--older-than", "3600")
+    assert flow.get_payment(payment_id).status is PaymentStatus.PROCESSING
+    assert "0 payment(s) changed" in capsys.readouterr().out
+
+
+def test_expire_stale_refuses_a_bad_duration() -> None:
+    with pytest.raises(CommandError, match="positive"):
+        call_command("paycore_expire_stale", "--older-than", "-5")

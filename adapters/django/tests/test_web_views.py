@@ -1,0 +1,355 @@
+"""The webhook endpoint, the pay view and the return pages, through Django's test client.
+
+Each test runs on a flow over the Django ORM with the scriptable
+``FakeProvider``; ``paycore_django.flow()``/``blocking_flow()`` are pointed at it.
+The webhook view is async: under the client it runs on Django's event loop,
+and :func:`test_the_webhook_view_runs_under_each_backend` awaits it directly under
+asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.http import HttpRequest
+from django.test import Client, RequestFactory, override_settings
+from django.urls import include, path
+
+import paycore.testing.fake
+import paycore_django
+from paycore.asgi import MAX_BODY_BYTES
+from paycore.blocking import BlockingPaymentFlow
+from paycore.money import Money
+from paycore.status import Outcome, PaymentStatus
+from paycore.testing.fake import FakeProvider
+from paycore_django import views
+
+SECRET = "whsec_fake_0123456789abcdef"
+TENANT = "chez-awa"
+ORDER_TOTALS = {"T4-17": Money.of("12500", "XOF"), "EU-1": Money.of("9.90", "EUR")}
+
+urlpatterns = [path("payments/", include("paycore_django.urls"))]
+
+
+def resolve_order(request: HttpRequest, order_id: str) -> tuple[Money, str] | None:
+    """Orders of the tests: a fixed price list."""
+    amount = ORDER_TOTALS.get(order_id)
+    return None if amount is None else (amount, f"Order {order_id}")
+
+
+def resolve_tenant(request: HttpRequest) -> str:
+    """Every request of the tests belongs to the restaurant."""
+    return TENANT
+
+
+CONFIG = {
+    "repository": "django",
+    "idempotency": "django",
+    "providers": {"fake": {"type": "fake", "webhook_secret": SECRET}},
+    "tenants": {
+        TENANT: {
+            "providers": {
+                "fake": {"type": "fake", "webhook_secret": SECRET, "label": "Card"},
+                "wave": {"type": "fake", "webhook_secret": SECRET, "label": "Wave"},
+            }
+        }
+    },
+}
+
+WEB_SETTINGS: dict[str, Any] = {
+    "ROOT_URLCONF": __name__,
+    "PAYCORE_DJANGO": {"ORDER_RESOLVER": resolve_order, "TENANT_RESOLVER": resolve_tenant},
+}
+
+
+@pytest.fixture
+def flow(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockingPaymentFlow]:
+    """A blocking flow on the Django ORM, served as the process's flow to the views."""
+    blocking = BlockingPaymentFlow.from_config(CONFIG, plugins=[paycore.testing.fake]).open()
+    monkeypatch.setattr(paycore_django, "blocking_flow", lambda: blocking, raising=False)
+    monkeypatch.setattr(paycore_django, "flow", lambda: blocking.flow, raising=False)
+    with override_settings(**WEB_SETTINGS):
+        yield blocking
+    blocking.close()
+
+
+def fake(flow: BlockingPaymentFlow, tenant: str | None = TENANT, code: str = "fake") -> FakeProvider:
+    provider = flow.flow.provider(code, tenant=tenant)
+    assert isinstance(provider, FakeProvider)
+    return provider
+
+
+def pending_payment(flow: BlockingPaymentFlow, tenant: str | None = TENANT) -> str:
+    """A payment sent to the fake provider, awaiting its confirmation."""
+    fake(flow, tenant).script("initiate", "pending")
+    checkout = flow.create_payment(amount=Money.of("12500", "XOF"), provider="fake", order_id="T4-17", tenant=tenant)
+    return checkout.payment.id
+
+
+def post_webhook(client: Client, url: str, body: bytes, headers: dict[str, str]) -> Any:
+    extra = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
+    return client.post(url, data=body, content_type="application/json", **extra)
+
+
+HOOK = f"/payments/webhooks/{TENANT}/fake/"
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+def test_a_good_webhook_is_answered_200_after_the_payment_changed(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    response = post_webhook(Client(), HOOK, body, headers)
+    assert response.status_code == 200
+    assert response.json() == {"received": True, "payments": [payment_id]}
+    assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
+
+
+def test_a_repeated_delivery_is_200_and_adds_no_event(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(
+        payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"), event_id="evt_once"
+    )
+    assert post_webhook(Client(), HOOK, body, headers).status_code == 200
+    events = len(flow.list_events(payment_id))
+    again = post_webhook(Client(), HOOK, body, headers)
+    assert again.status_code == 200
+    assert len(flow.list_events(payment_id)) == events
+
+
+def test_the_url_without_a_trailing_slash_is_the_same_endpoint(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    assert post_webhook(Client(), HOOK.rstrip("/"), body, headers).status_code == 200
+
+
+def test_a_payment_without_tenant_is_confirmed_at_the_tenantless_url(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow, tenant=None)
+    body, headers = fake(flow, None).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    assert post_webhook(Client(), "/payments/webhooks/fake/", body, headers).status_code == 200
+    assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
+
+
+def test_a_bad_signature_is_401_and_changes_nothing(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, secret="whsec_forged")
+    response = post_webhook(Client(), HOOK, body, headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_signature"
+    assert flow.get_payment(payment_id).status is PaymentStatus.PROCESSING
+
+
+def test_a_signed_but_unreadable_body_is_400(flow: BlockingPaymentFlow) -> None:
+    body = b'{"payment_id": 17}'
+    headers = {"x-fake-signature": paycore.testing.fake.sign(body, SECRET)}
+    response = post_webhook(Client(), HOOK, body, headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_webhook"
+
+
+def test_an_unknown_provider_is_404(flow: BlockingPaymentFlow) -> None:
+    response = post_webhook(Client(), f"/payments/webhooks/{TENANT}/stripe/", b"{}", {})
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_another_tenants_url_cannot_touch_the_payment(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    response = post_webhook(Client(), "/payments/webhooks/fake/", body, headers)
+    assert response.status_code == 404
+    assert flow.get_payment(payment_id).status is PaymentStatus.PROCESSING
+
+
+def test_an_oversized_body_is_413(flow: BlockingPaymentFlow) -> None:
+    response = post_webhook(Client(), HOOK, b"x" * (MAX_BODY_BYTES + 1), {})
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+
+
+def test_a_get_is_405(flow: BlockingPaymentFlow) -> None:
+    assert Client().get(HOOK).status_code == 405
+
+
+def test_webhooks_need_no_csrf_token(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    assert post_webhook(Client(enforce_csrf_checks=True), HOOK, body, headers).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_the_webhook_view_runs_under_each_backend(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    extra = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
+    request = RequestFactory().post(HOOK, data=body, content_type="application/json", **extra)
+    response = await views.webhook(request, code="fake", tenant=TENANT)
+    assert response.status_code == 200
+    assert json.loads(response.content)["payments"] == [payment_id]
+
+
+# -- the source-address allowlist -----------------------------------------------------------------
+
+
+def allowlist(**options: Any) -> Any:
+    return override_settings(PAYCORE_DJANGO={**WEB_SETTINGS["PAYCORE_DJANGO"], **options})
+
+
+def test_an_address_outside_the_allowlist_is_403_and_changes_nothing(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    with allowlist(WEBHOOK_ALLOWED_IPS=["203.0.113.0/24"]):
+        response = post_webhook(Client(REMOTE_ADDR="198.51.100.9"), HOOK, body, headers)
+    assert response.status_code == 403
+    assert flow.get_payment(payment_id).status is PaymentStatus.PROCESSING
+
+
+def test_an_address_inside_the_allowlist_is_served(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    with allowlist(WEBHOOK_ALLOWED_IPS=["203.0.113.0/24"]):
+        response = post_webhook(Client(REMOTE_ADDR="203.0.113.7"), HOOK, body, headers)
+    assert response.status_code == 200
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    forged = {**headers, "x-forwarded-for": "203.0.113.7"}
+    with allowlist(WEBHOOK_ALLOWED_IPS=["203.0.113.7"]):
+        response = post_webhook(Client(REMOTE_ADDR="198.51.100.9"), HOOK, body, forged)
+    assert response.status_code == 403
+
+
+def test_x_forwarded_for_from_a_trusted_proxy_names_the_sender(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    forwarded = {**headers, "x-forwarded-for": "203.0.113.7, 10.0.0.2"}
+    with allowlist(WEBHOOK_ALLOWED_IPS=["203.0.113.7"], TRUSTED_PROXIES=["10.0.0.0/8"]):
+        response = post_webhook(Client(REMOTE_ADDR="10.0.0.1"), HOOK, body, forwarded)
+    assert response.status_code == 200
+
+
+def test_a_forged_left_entry_behind_a_trusted_proxy_does_not_pass(flow: BlockingPaymentFlow) -> None:
+    forwarded = {"x-forwarded-for": "203.0.113.7, 198.51.100.9"}
+    with allowlist(WEBHOOK_ALLOWED_IPS=["203.0.113.7"], TRUSTED_PROXIES=["10.0.0.1"]):
+        response = post_webhook(Client(REMOTE_ADDR="10.0.0.1"), HOOK, b"{}", forwarded)
+    assert response.status_code == 403
+
+
+# -- paying for an order -------------------------------------------------------------------------
+
+
+def pay_page(client: Client, order_id: str = "T4-17") -> tuple[Any, str]:
+    page = client.get(f"/payments/pay/{order_id}/")
+    key = page.context["form"]["idempotency_key"].value()
+    return page, key
+
+
+def test_the_pay_page_offers_the_tenants_providers_for_the_orders_currency(flow: BlockingPaymentFlow) -> None:
+    page, _ = pay_page(Client())
+    assert page.status_code == 200
+    assert dict(page.context["form"].fields["provider"].choices) == {"fake": "Card", "wave": "Wave"}
+    assert Money.of("12500", "XOF").display() in page.content.decode()
+
+
+def test_an_order_the_resolver_does_not_know_is_404(flow: BlockingPaymentFlow) -> None:
+    assert Client().get("/payments/pay/NOPE/").status_code == 404
+
+
+def test_the_amount_comes_from_the_order_never_from_the_form(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    _, key = pay_page(client)
+    fake(flow).script("initiate", "pending")
+    response = client.post(
+        "/payments/pay/T4-17/",
+        {"provider": "fake", "idempotency_key": key, "amount": "1", "currency": "EUR"},
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith("https://fake.invalid/pay/")
+    (payment,) = flow.list_payments(order_id="T4-17", tenant=TENANT)
+    assert payment.amount == Money.of("12500", "XOF")
+    assert payment.tenant == TENANT
+
+
+def test_submitting_the_same_form_twice_starts_one_payment(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    _, key = pay_page(client)
+    fake(flow).script("initiate", "pending", "pending")
+    first = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key})
+    second = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key})
+    assert first["Location"] == second["Location"]
+    assert len(flow.list_payments(order_id="T4-17")) == 1
+
+
+def test_a_provider_not_offered_is_refused(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    _, key = pay_page(client)
+    response = client.post("/payments/pay/T4-17/", {"provider": "cash", "idempotency_key": key})
+    assert response.status_code == 400
+    assert flow.list_payments(order_id="T4-17") == []
+
+
+def test_a_payment_without_a_next_action_goes_to_its_confirmation_page(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    _, key = pay_page(client)
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key}, follow=True)
+    assert response.status_code == 200
+    status = response.context["payment"].status
+    assert status is PaymentStatus.SUCCEEDED
+    assert b'data-status="succeeded"' in response.content
+
+
+def test_a_declined_payment_shows_the_form_again_with_no_error_500(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    _, key = pay_page(client)
+    fake(flow).script("initiate", "not_sent")
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key})
+    assert response.status_code == 400
+    assert b"connection refused" in response.content
+
+
+# -- coming back ----------------------------------------------------------------------------------
+
+
+def test_the_return_page_polls_the_provider_before_showing_the_payment(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    fake(flow).settle(payment_id, Outcome.SUCCEEDED)
+    response = Client().get(f"/payments/{payment_id}/")
+    assert response.status_code == 200
+    assert b'data-status="succeeded"' in response.content
+    assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
+
+
+def test_the_success_url_shows_the_truth_not_the_url(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    fake(flow).settle(payment_id, Outcome.FAILED)
+    response = Client().get(f"/payments/{payment_id}/success/")
+    assert b'data-status="failed"' in response.content
+
+
+def test_the_order_return_url_shows_the_orders_latest_payment(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    fake(flow).settle(payment_id, Outcome.SUCCEEDED)
+    response = Client().get("/payments/orders/T4-17/return/")
+    assert response.context["payment"].id == payment_id
+    assert b'data-status="succeeded"' in response.content
+
+
+def test_another_tenants_payment_is_not_shown(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow, tenant=None)
+    assert Client().get(f"/payments/{payment_id}/").status_code == 404
+
+
+def test_the_providers_tag_renders_one_button_per_provider(flow: BlockingPaymentFlow) -> None:
+    from django.template import Context, Template
+
+    request = RequestFactory().get("/")
+    html = Template("{% load paycore %}{% paycore_providers 'T4-17' %}").render(Context({"request": request}))
+    assert 'action="/payments/pay/T4-17/"' in html
+    assert 'value="fake">Card</button>' in html
+    assert 'value="wave">Wave</button>' in html

@@ -1,0 +1,16 @@
+"""The Django app configuration of the cash drawers (app label ``paycore_cash``)."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+__all__ = ["PaycoreCashConfig"]
+
+
+class PaycoreCashConfig(AppConfig):  # type: ignore[misc]
+    """Add ``"paycore_cash.backends.django"`` to ``INSTALLED_APPS``: drawers are then kept in the project's database."""
+
+    name = "paycore_cash.backends.django"
+    label = "paycore_cash"
+    verbose_name = "Cash drawers"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,298 @@
+"""``DjangoDrawerStorage``: drawer sessions and cash movements in the Django database of a repository.
+
+Built on the Django adapter's public unit of work,
+:func:`paycore_django.storage.run_unit`: every method hands one plain function
+to it, which runs it on a worker thread (``anyio.to_thread.run_sync``, so
+asyncio and trio alike) inside ``transaction.atomic(using=repository.using)``
+and closes the thread's old connections before and after, as Django's request
+cycle does. Drawers therefore live in the same database as the payments.
+
+The tables are the cash plugin's own app (:mod:`paycore_cash.backends.django.models`,
+app label ``paycore_cash``, its own migrations). The database enforces the
+rules that matter under concurrency: a conditional unique constraint allows one
+open session per till (tenant ``None`` stored as ``""``), and others one SALE
+movement per payment and one REFUND movement per refund. A movement bumps its
+session's ``version`` with a conditional ``UPDATE`` in the same transaction, so
+a close computed before it fails its version check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from django.apps import apps
+from django.db import IntegrityError
+from django.db.models import F, Q, QuerySet
+
+from paycore.errors import ConcurrentUpdate, ConfigurationError, StorageError
+from paycore.money import Money
+from paycore_cash.backends.django import models
+from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound
+from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
+from paycore_django.databases import check_database
+from paycore_django.storage import run_unit
+
+__all__ = ["APP", "DjangoDrawerStorage"]
+
+APP: Final = "paycore_cash.backends.django"
+"""The Django app to add to ``INSTALLED_APPS`` (app label ``paycore_cash``)."""
+
+_ATTEMPTS: Final = 3
+"""Rounds of ``add_movement`` when a concurrent writer stores the same sale or refund first."""
+
+_OPEN: Final = DrawerStatus.OPEN.value
+_SESSION_COLUMNS: Final = tuple(field.attname for field in models.DrawerSession._meta.concrete_fields)
+_MOVEMENT_COLUMNS: Final = tuple(field.attname for field in models.CashMovement._meta.concrete_fields)
+_CLOSE_COLUMNS: Final = ("status", "closed_by", "closed_at", "counted", "expected", "variance", "close_id", "version")
+
+
+def _store_tenant(tenant: str | None) -> str:
+    return models.NO_TENANT if tenant is None else tenant
+
+
+def _units(money: Money | None) -> int | None:
+    return None if money is None else money.minor_units
+
+
+def _money(units: int | None, currency: str) -> Money | None:
+    return None if units is None else Money(int(units), currency)
+
+
+def _session_columns(session: DrawerSession) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "tenant": _store_tenant(session.tenant),
+        "till": session.till,
+        "currency": session.currency,
+        "opening_float": session.opening_float.minor_units,
+        "opened_by": session.opened_by,
+        "opened_at": session.opened_at,
+        "status": session.status.value,
+        "closed_by": session.closed_by,
+        "closed_at": session.closed_at,
+        "counted": _units(session.counted),
+        "expected": _units(session.expected),
+        "variance": _units(session.variance),
+        "close_id": session.close_id,
+        "version": session.version,
+    }
+
+
+def _session(row: Mapping[str, Any]) -> DrawerSession:
+    currency = row["currency"]
+    return DrawerSession(
+        id=row["id"],
+        tenant=None if row["tenant"] == models.NO_TENANT else row["tenant"],
+        till=row["till"],
+        currency=currency,
+        opening_float=Money(int(row["opening_float"]), currency),
+        opened_by=row["opened_by"],
+        opened_at=row["opened_at"],
+        status=DrawerStatus(row["status"]),
+        closed_by=row["closed_by"],
+        closed_at=row["closed_at"],
+        counted=_money(row["counted"], currency),
+        expected=_money(row["expected"], currency),
+        variance=_money(row["variance"], currency),
+        close_id=row["close_id"],
+        version=row["version"],
+    )
+
+
+def _movement_columns(movement: CashMovement, position: int) -> dict[str, Any]:
+    return {
+        "id": movement.id,
+        "session_id": movement.session_id,
+        "position": position,
+        "kind": movement.kind.value,
+        "currency": movement.amount.currency,
+        "amount": movement.amount.minor_units,
+        "at": movement.at,
+        "actor": movement.actor,
+        "reason": movement.reason,
+        "payment_id": movement.payment_id,
+        "refund_id": movement.refund_id,
+        "tendered": _units(movement.tendered),
+        "change": _units(movement.change),
+    }
+
+
+def _movement(row: Mapping[str, Any]) -> CashMovement:
+    currency = row["currency"]
+    return CashMovement(
+        id=row["id"],
+        session_id=row["session_id"],
+        kind=MovementKind(row["kind"]),
+        amount=Money(int(row["amount"]), currency),
+        at=row["at"],
+        actor=row["actor"],
+        reason=row["reason"],
+        payment_id=row["payment_id"],
+        refund_id=row["refund_id"],
+        tendered=_money(row["tendered"], currency),
+        change=_money(row["change"], currency),
+    )
+
+
+def _same_movement(movement: CashMovement) -> Q:
+    """The stored movements ``movement`` would repeat: its id, its payment's SALE, its refund's REFUND."""
+    same = Q(id=movement.id)
+    if movement.kind is MovementKind.SALE and movement.payment_id is not None:
+        same |= Q(kind=MovementKind.SALE.value, payment_id=movement.payment_id)
+    if movement.kind is MovementKind.REFUND and movement.refund_id is not None:
+        same |= Q(kind=MovementKind.REFUND.value, refund_id=movement.refund_id)
+    return same
+
+
+def _using_of(repository: Any) -> str:
+    """The database alias of a ``storage_backend = "django"`` repository, checked; the cash app must be installed."""
+    kind = type(repository)
+    owner = f"cash drawers beside the repository {kind.__module__}.{kind.__qualname__}"
+    using = check_database(getattr(repository, "using", None), owner)
+    if not apps.is_installed(APP):
+        raise ConfigurationError(
+            f"{owner} are kept by the Django app {APP!r}: "
+            "add it to INSTALLED_APPS (beside 'paycore_django') and run migrate"
+        )
+    return using
+
+
+class DjangoDrawerStorage:
+    """A :class:`~paycore_cash.storage.DrawerStorage` in the Django database of ``repository``.
+
+    ``repository`` is a ``storage_backend = "django"`` repository
+    (:class:`paycore_django.storage.DjangoPaymentRepository`): its ``using``
+    alias is the database every unit of work runs on. Refuses with a
+    :class:`~paycore.errors.ConfigurationError` when Django is not set up, the
+    alias is unknown, or the app ``paycore_cash.backends.django`` is not installed.
+    Safe to share between tasks, threads and event loops: it holds no connection.
+    """
+
+    def __init__(self, repository: Any) -> None:
+        self.using: str = _using_of(repository)
+        """The Django database alias every unit of work runs on (the repository's)."""
+
+    def __repr__(self) -> str:
+        return f"<DjangoDrawerStorage using={self.using!r}>"
+
+    def _sessions(self) -> QuerySet[models.DrawerSession]:
+        return models.DrawerSession.objects.using(self.using)
+
+    def _movements(self) -> QuerySet[models.CashMovement]:
+        return models.CashMovement.objects.using(self.using)
+
+    async def open_session(self, session: DrawerSession) -> None:
+        """Store a new open session; :class:`DrawerAlreadyOpen` if its id or its till's open slot is taken."""
+        if session.status is not DrawerStatus.OPEN:
+            raise DrawerClosed(f"session {session.id} must be opened with status 'open', not {session.status}")
+        row = _session_columns(session)
+        try:
+            await run_unit(self.using, lambda: self._sessions().bulk_create([models.DrawerSession(**row)]))
+        except IntegrityError:
+            raise DrawerAlreadyOpen(
+                f"till {session.till!r} of tenant {session.tenant!r} already has an open drawer session "
+                f"(or session id {session.id!r} exists); close it before opening another"
+            ) from None
+
+    async def get_session(self, session_id: str) -> DrawerSession:
+        """The session with ``session_id``; :class:`DrawerNotFound` if none."""
+        query = self._sessions().filter(pk=session_id).values(*_SESSION_COLUMNS)
+        row = await run_unit(self.using, query.first, atomic=False)
+        if row is None:
+            raise DrawerNotFound(f"no drawer session {session_id!r}")
+        return _session(row)
+
+    async def get_open_session(self, tenant: str | None, till: str) -> DrawerSession | None:
+        """The open session of ``till`` in ``tenant``, if any."""
+        query = self._sessions().filter(tenant=_store_tenant(tenant), till=till, status=_OPEN).values(*_SESSION_COLUMNS)
+        row = await run_unit(self.using, query.first, atomic=False)
+        return None if row is None else _session(row)
+
+    async def list_sessions(self, tenant: str | None, till: str | None = None) -> list[DrawerSession]:
+        """The sessions of ``tenant`` (of one ``till`` if given), oldest first."""
+        query = self._sessions().filter(tenant=_store_tenant(tenant))
+        if till is not None:
+            query = query.filter(till=till)
+        rows = query.order_by("opened_at", "id").values(*_SESSION_COLUMNS)
+        return [_session(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
+
+    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+        """Store ``movement`` in its open session (at ``expected_version`` if given), or return the same
+        movement stored before."""
+        same = _same_movement(movement)
+        target = Q(status=_OPEN) if expected_version is None else Q(status=_OPEN, version=expected_version)
+
+        def work() -> CashMovement:
+            stored = self._movements().filter(same).order_by("position").values(*_MOVEMENT_COLUMNS).first()
+            if stored is not None:
+                return _movement(stored)
+            session = self._sessions().filter(pk=movement.session_id)
+            if session.filter(target).update(version=F("version") + 1) != 1:
+                state = session.values_list("status", "version").first()
+                if state is None:
+                    raise DrawerNotFound(f"no drawer session {movement.session_id!r}")
+                if state[0] != _OPEN:
+                    raise DrawerClosed(f"drawer session {movement.session_id!r} is closed: it takes no more cash")
+                raise ConcurrentUpdate(
+                    f"drawer session {movement.session_id!r} is at version {state[1]}, not {expected_version}: "
+                    "it changed since it was read; read it again and check again"
+                )
+            position = session.values_list("version", flat=True).get()
+            self._movements().bulk_create([models.CashMovement(**_movement_columns(movement, position))])
+            return movement
+
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await run_unit(self.using, work)
+            except IntegrityError as error:
+                # A concurrent writer stored the same sale or refund first: the next round reads it back.
+                if attempt + 1 == _ATTEMPTS:
+                    raise StorageError(
+                        f"cash movement {movement.id} of drawer session {movement.session_id!r} could not be "
+                        f"stored in Django database {self.using!r}: {str(error).strip().splitlines()[0]}"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def find_movement(
+        self, *, kind: MovementKind, payment_id: str | None = None, refund_id: str | None = None
+    ) -> CashMovement | None:
+        """The stored movement of ``kind`` for ``payment_id`` and/or ``refund_id``, if any."""
+        if payment_id is None and refund_id is None:
+            return None
+        query = self._movements().filter(kind=MovementKind(kind).value)
+        if payment_id is not None:
+            query = query.filter(payment_id=payment_id)
+        if refund_id is not None:
+            query = query.filter(refund_id=refund_id)
+        found = query.order_by("at", "position", "id").values(*_MOVEMENT_COLUMNS)
+        row = await run_unit(self.using, found.first, atomic=False)
+        return None if row is None else _movement(row)
+
+    async def list_movements(self, session_id: str) -> list[CashMovement]:
+        """The session's movements in the order they were added."""
+        rows = self._movements().filter(session_id=session_id).order_by("position").values(*_MOVEMENT_COLUMNS)
+        return [_movement(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
+
+    async def close_session(self, session: DrawerSession) -> None:
+        """Replace the stored open session with its closed record, at the next version."""
+        row = _session_columns(session)
+        closed = {column: row[column] for column in _CLOSE_COLUMNS}
+
+        def work() -> None:
+            stored = self._sessions().filter(pk=session.id)
+            if stored.filter(status=_OPEN, version=session.version - 1).update(**closed) == 1:
+                return
+            state = stored.values_list("status", "version").first()
+            if state is None:
+                raise DrawerNotFound(f"no drawer session {session.id!r}")
+            if state[0] != _OPEN:
+                raise DrawerClosed(f"drawer session {session.id!r} is closed already; a closed session never changes")
+            raise ConcurrentUpdate(
+                f"drawer session {session.id!r} is at version {state[1]}; a close of version "
+                f"{session.version} was computed before its latest movement"
+            )
+
+        if session.status is not DrawerStatus.CLOSED:
+            raise DrawerClosed(f"close_session needs the closed record of {session.id}, not an open one")
+        await run_unit(self.using, work)

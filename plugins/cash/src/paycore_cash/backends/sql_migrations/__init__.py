@@ -1,0 +1,1 @@
+"""Alembic revisions of the cash plugin's SQL tables (branch ``cash``)."""

@@ -1,0 +1,235 @@
+"""Drawer operations follow the core's idempotency rules: a key binds its operation for ``idempotency_ttl``.
+
+Within the ttl the same key replays (or refuses another request); after it the
+key is free and names a new operation, as the flow's own keys do. A request
+whose holder crashed after writing is resumed once its lease has passed, and
+finds what it wrote instead of writing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from paycore.config import load_config
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, StorageUnavailable
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore.plugins import collect_registry, create_plugin_manager
+from paycore_cash.drawers import CashDrawers
+from paycore_memory import MemoryIdempotencyStore, MemoryRepository
+
+pytestmark = pytest.mark.anyio
+
+TTL = 10.0
+LEASE = 2.0
+
+
+def xof(amount: int) -> Money:
+    return Money.of(str(amount), "XOF")
+
+
+class Clock:
+    """The flow's wall clock and the store's monotonic clock, moved together by hand."""
+
+    def __init__(self) -> None:
+        self.wall = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+        self.seconds = 1_000.0
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.seconds += seconds
+
+
+class CrashingStore(MemoryIdempotencyStore):
+    """Loses the holder before it can store its result, once: the request wrote, the key stays held."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock=clock.monotonic)
+        self.crash_next = False
+        self.forget_on_crash = False
+        """Also lose the key's record when crashing (as a store that lost its data would)."""
+
+    async def complete(
+        self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
+    ) -> None:
+        if self.crash_next:
+            self.crash_next = False
+            if self.forget_on_crash:
+                await super().release(scope=scope, key=key, token=token)
+            raise StorageUnavailable("the process died before storing the result")
+        await super().complete(scope=scope, key=key, token=token, result=result, ttl_seconds=ttl_seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def store(clock: Clock) -> CrashingStore:
+    return CrashingStore(clock)
+
+
+@pytest.fixture
+async def drawers(clock: Clock, store: CrashingStore) -> AsyncIterator[CashDrawers]:
+    config = load_config(
+        {
+            "providers": {"cash": {"type": "cash", "currency": "XOF"}},
+            "provider_timeout": 1,
+            "idempotency_lease": LEASE,
+            "idempotency_ttl": TTL,
+        }
+    )
+    manager = create_plugin_manager()
+    flow = PaymentFlow(
+        config=config,
+        plugin_manager=manager,
+        registry=collect_registry(manager),
+        repository=MemoryRepository(),
+        idempotency_store=store,
+        clock=clock.now,
+    )
+    async with flow:
+        yield CashDrawers(flow)
+
+
+async def test_an_open_key_within_its_ttl_replays_and_refuses_another_float(drawers: CashDrawers, clock: Clock) -> None:
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="k")
+    clock.advance(TTL - 1)
+    assert await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="k") == first
+    with pytest.raises(IdempotencyKeyReused):
+        await drawers.open(till="T1", opening_float=xof(20_000), opened_by="Awa", idempotency_key="k")
+    assert await drawers.sessions() == [first]
+
+
+async def test_an_open_key_reused_after_its_ttl_opens_a_new_drawer(drawers: CashDrawers, clock: Clock) -> None:
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="k")
+    await drawers.close(till="T1", counted=xof(10_000), closed_by="Awa")
+    clock.advance(TTL + 1)
+    second = await drawers.open(till="T1", opening_float=xof(20_000), opened_by="Awa", idempotency_key="k")
+    assert second.id != first.id
+    assert second.opening_float == xof(20_000)
+    assert [s.id for s in await drawers.sessions()] == [first.id, second.id]
+
+
+async def test_a_pay_in_key_within_its_ttl_replays_and_refuses_another_amount(
+    drawers: CashDrawers, clock: Clock
+) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    first = await drawers.pay_in(till="T1", amount=xof(1_000), reason="coins", actor="Awa", idempotency_key="p")
+    clock.advance(TTL - 1)
+    again = await drawers.pay_in(till="T1", amount=xof(1_000), reason="coins", actor="Awa", idempotency_key="p")
+    assert again == first
+    with pytest.raises(IdempotencyKeyReused):
+        await drawers.pay_in(till="T1", amount=xof(2_000), reason="coins", actor="Awa", idempotency_key="p")
+    assert (await drawers.totals(session.id)).expected == xof(11_000)
+
+
+async def test_a_pay_in_key_reused_after_its_ttl_records_a_new_pay_in(drawers: CashDrawers, clock: Clock) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    first = await drawers.pay_in(till="T1", amount=xof(1_000), reason="coins", actor="Awa", idempotency_key="p")
+    clock.advance(TTL + 1)
+    second = await drawers.pay_in(till="T1", amount=xof(2_000), reason="coins", actor="Awa", idempotency_key="p")
+    assert second.id != first.id
+    assert (await drawers.totals(session.id)).expected == xof(13_000)
+
+
+async def test_an_open_whose_holder_crashed_is_resumed_after_the_lease_without_a_second_drawer(
+    drawers: CashDrawers, clock: Clock, store: CrashingStore
+) -> None:
+    store.crash_next = True
+    with pytest.raises(StorageUnavailable):
+        await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="k")
+    written = await drawers.sessions()
+    with pytest.raises(IdempotencyInProgress):
+        await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="k")
+    clock.advance(LEASE + 1)
+    resumed = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="k")
+    assert [resumed] == written == await drawers.sessions()
+
+
+async def test_a_pay_out_whose_holder_crashed_is_resumed_after_the_lease_without_paying_twice(
+    drawers: CashDrawers, clock: Clock, store: CrashingStore
+) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    store.crash_next = True
+    with pytest.raises(StorageUnavailable):
+        await drawers.pay_out(till="T1", amount=xof(4_000), reason="drop", actor="Awa", idempotency_key="d")
+    clock.advance(LEASE + 1)
+    resumed = await drawers.pay_out(till="T1", amount=xof(4_000), reason="drop", actor="Awa", idempotency_key="d")
+    assert await drawers.movements(session.id) == [resumed]
+    assert (await drawers.totals(session.id)).expected == xof(6_000)
+
+
+async def test_a_close_whose_holder_crashed_is_resumed_after_the_lease_and_returns_that_close(
+    drawers: CashDrawers, clock: Clock, store: CrashingStore
+) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    store.crash_next = True
+    with pytest.raises(StorageUnavailable):
+        await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="c")
+    clock.advance(LEASE + 1)
+    resumed = await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="c")
+    assert resumed == await drawers.get(session.id)
+    assert resumed.variance == xof(-1_000)
+
+
+async def test_a_close_by_session_whose_holder_crashed_replays_that_close_instead_of_refusing_it_as_closed(
+    drawers: CashDrawers, clock: Clock, store: CrashingStore
+) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    store.crash_next = True
+    with pytest.raises(StorageUnavailable):
+        await drawers.close(session_id=session.id, counted=xof(10_500), closed_by="Awa", idempotency_key="c")
+    clock.advance(LEASE + 1)
+    resumed = await drawers.close(session_id=session.id, counted=xof(10_500), closed_by="Awa", idempotency_key="c")
+    assert resumed == await drawers.get(session.id)
+    assert (resumed.counted, resumed.variance) == (xof(10_500), xof(500))
+
+
+async def test_a_keyed_close_retried_after_the_till_reopened_replays_the_first_close_and_leaves_the_new_drawer_open(
+    drawers: CashDrawers, clock: Clock, store: CrashingStore
+) -> None:
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    store.crash_next = True
+    with pytest.raises(StorageUnavailable):
+        await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
+    second = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Binta")
+    clock.advance(LEASE + 1)
+    resumed = await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
+    assert resumed == await drawers.get(first.id)
+    assert resumed.variance == xof(-1_000)
+    assert await drawers.current("T1") == second
+
+
+async def test_a_close_key_whose_record_was_lost_refuses_another_count_and_closes_nothing(
+    drawers: CashDrawers, clock: Clock, store: CrashingStore
+) -> None:
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    store.crash_next = store.forget_on_crash = True
+    with pytest.raises(StorageUnavailable):
+        await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
+    second = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Binta")
+    with pytest.raises(IdempotencyKeyReused, match=f"close drawer session {first.id} with 9000 XOF counted by Awa"):
+        await drawers.close(till="T1", counted=xof(5_000), closed_by="Awa", idempotency_key="evening")
+    assert await drawers.current("T1") == second
+
+
+async def test_the_same_close_key_after_its_ttl_closes_the_drawer_open_now(drawers: CashDrawers, clock: Clock) -> None:
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    await drawers.close(till="T1", counted=xof(10_000), closed_by="Awa", idempotency_key="evening")
+    clock.advance(TTL + 1)
+    second = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Awa")
+    closed = await drawers.close(till="T1", counted=xof(10_000), closed_by="Awa", idempotency_key="evening")
+    assert closed.id == second.id != first.id
+    assert await drawers.current("T1") is None

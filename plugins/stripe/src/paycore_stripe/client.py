@@ -1,0 +1,47 @@
+"""The Stripe SDK's async client over httpx, as the provider uses it.
+
+:func:`build_client` makes a :class:`stripe.StripeClient` whose HTTP client is
+the SDK's :class:`stripe.HTTPXClient` (so every ``*_async`` call runs on
+httpx, under asyncio and trio alike). ``transport`` sends its requests through
+an httpx transport of the caller's instead of the network: the in-process mode,
+``httpx.ASGITransport(app=StripeSimulator(...))``.
+"""
+
+from __future__ import annotations
+
+import httpx
+import stripe
+
+__all__ = ["TransportHTTPXClient", "build_client"]
+
+
+class TransportHTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client, sending through ``transport`` (an ASGI app in tests and demos)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        # The SDK builds its own httpx.AsyncClient; this one goes through the given transport.
+        self._client_async = httpx.AsyncClient(transport=transport)
+
+
+def build_client(
+    api_key: str,
+    *,
+    timeout: float,
+    max_network_retries: int,
+    api_base: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    stripe_account: str | None = None,
+) -> tuple[stripe.StripeClient, stripe.HTTPXClient]:
+    """A Stripe client and its HTTP client (the caller closes the latter with ``close_async``)."""
+    http_client = (
+        stripe.HTTPXClient(timeout=timeout) if transport is None else TransportHTTPXClient(transport, timeout=timeout)
+    )
+    client = stripe.StripeClient(
+        api_key,
+        stripe_account=stripe_account,
+        base_addresses=None if api_base is None else {"api": api_base},
+        max_network_retries=max_network_retries,
+        http_client=http_client,
+    )
+    return client, http_client

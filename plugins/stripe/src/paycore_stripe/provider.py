@@ -1,0 +1,501 @@
+"""``StripeProvider``: Stripe PaymentIntents (or Checkout Sessions) as a paycore provider.
+
+It calls Stripe with the official SDK's async client over httpx, with an
+idempotency key derived from paycore's payment or refund id on every mutating
+request, verifies each webhook with the SDK's ``Stripe-Signature`` check before
+reading it, and reports what Stripe said (see :mod:`paycore_stripe.reports`).
+
+Settings (``[providers.card]`` with ``type = "stripe"``):
+
+``api_key``
+    The secret key (``sk_live_...``, ``sk_test_...``) or a restricted key (``rk_...``).
+``webhook_secret``
+    The endpoint's signing secret (``whsec_...``); during a rotation, the old
+    and the new one separated by a space.
+``mode``
+    ``payment_intent`` (the default: the customer confirms with Stripe.js on the
+    merchant's page; the next action carries the client secret) or
+    ``checkout`` (the customer pays on Stripe's hosted Checkout page; the next
+    action is a redirect to it).
+``success_url``, ``cancel_url``
+    Checkout mode: where Stripe sends the customer back. ``success_url``
+    defaults to the payment's ``return_url``, ``cancel_url`` to ``success_url``.
+``payment_method_types``
+    Optional list (``["card"]``); by default Stripe offers the payment methods
+    enabled in the Dashboard.
+``stripe_account``
+    Optional connected account id (``acct_...``) to act for (Stripe Connect).
+``timeout``
+    Seconds per HTTP request (default 30); ``max_network_retries`` the SDK's
+    retries of a failed connection or a 5xx (default 2: safe, every mutating
+    request carries an idempotency key); ``webhook_tolerance`` seconds of
+    clock skew a webhook may have (default 300).
+``api_base``, ``simulator``
+    Testing: another API address (a :class:`~paycore_stripe.simulator.StripeSimulator`
+    served on loopback), or a simulator object reached in process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, Final, TypeVar, cast
+
+import httpx
+import stripe
+
+from paycore.errors import ConfigurationError, MoneyError, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
+from paycore.money import Money
+from paycore.providers import Capabilities, Provider, ProviderContext
+from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
+from paycore.status import Outcome
+from paycore.wire import InvalidReport
+from paycore_stripe.calls import NotAtStripe, answer_dict, ask
+from paycore_stripe.reports import (
+    PAYMENT_ID_KEY,
+    REFUND_ID_KEY,
+    client_secret_action,
+    read_intent,
+    read_refund,
+    read_session,
+)
+from paycore_stripe.state import Mode, StripeState
+from paycore_stripe.units import stripe_currency, to_stripe
+from paycore_stripe.webhooks import DEFAULT_TOLERANCE, parse_event, verify
+
+__all__ = ["StripeProvider"]
+
+T = TypeVar("T")
+IN_PROCESS_API_BASE: Final = "http://stripe-simulator.invalid"
+_MODES: Final = ("payment_intent", "checkout")
+_KEY_PREFIXES: Final = ("sk_", "rk_")
+_LOOKBACK_SECONDS: Final = 600
+"""How long before a payment's creation a lost create is searched for (clock skew)."""
+_MAX_LOOKUP_PAGES: Final = 20
+
+
+class StripeProvider(Provider):
+    """Stripe: automatic or manual capture, partial capture, cancel, partial refunds, webhooks, polling."""
+
+    name: ClassVar[str] = "stripe"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        authorize_capture=True,
+        partial_capture=True,
+        cancel=True,
+        refund=True,
+        partial_refund=True,
+        webhooks=True,
+        polling=True,
+        polls_report_refunds=True,
+    )
+    secret_settings: ClassVar[frozenset[str]] = frozenset({"api_key", "webhook_secret"})
+    state_type: ClassVar[type[Any] | None] = StripeState
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        settings = context.settings
+        code = context.code
+        api_key = settings.secret("api_key")
+        if not api_key.startswith(_KEY_PREFIXES):
+            raise ConfigurationError(
+                f"provider {code!r} (stripe): api_key must be a secret key (sk_...) or a restricted key (rk_...)"
+            )
+        self._secrets = tuple(settings.secret("webhook_secret").split())
+        if not self._secrets or not all(s.startswith("whsec_") for s in self._secrets):
+            raise ConfigurationError(
+                f"provider {code!r} (stripe): webhook_secret must be the endpoint's signing secret (whsec_...)"
+            )
+        mode = settings.get("mode", "payment_intent")
+        if mode not in _MODES:
+            raise ConfigurationError(f"provider {code!r} (stripe): mode must be one of {_MODES}, not {mode!r:.40}")
+        self.mode: Mode = mode
+        self.success_url: str | None = settings.get("success_url")
+        self.cancel_url: str | None = settings.get("cancel_url")
+        methods = settings.get("payment_method_types")
+        if methods is not None and (
+            isinstance(methods, str) or not all(isinstance(m, str) and m for m in methods) or not methods
+        ):
+            raise ConfigurationError(
+                f"provider {code!r} (stripe): payment_method_types must be a list of names such as ['card']"
+            )
+        self.payment_method_types: list[str] | None = None if methods is None else list(methods)
+        self.timeout = _positive(settings.get("timeout", 30.0), "timeout", code)
+        self.webhook_tolerance = _positive(
+            settings.get("webhook_tolerance", DEFAULT_TOLERANCE), "webhook_tolerance", code
+        )
+        retries = settings.get("max_network_retries", 2)
+        if type(retries) is not int or not 0 <= retries <= 5:
+            raise ConfigurationError(f"provider {code!r} (stripe): max_network_retries must be 0 to 5, not {retries!r}")
+        self.max_network_retries = retries
+        simulator = settings.get("simulator")
+        self._transport: httpx.AsyncBaseTransport | None = (
+            None if simulator is None else httpx.ASGITransport(app=simulator)
+        )
+        self._api_base: str | None = IN_PROCESS_API_BASE if simulator is not None else settings.get("api_base")
+        self._stripe_account: str | None = settings.get("stripe_account")
+        self._api_key = api_key
+        self._client: stripe.StripeClient | None = None
+        self._http: stripe.HTTPXClient | None = None
+
+    # -- the SDK -----------------------------------------------------------------------------
+
+    def _stripe(self) -> stripe.StripeClient:
+        if self._client is None:
+            from paycore_stripe.client import build_client
+
+            self._client, self._http = build_client(
+                self._api_key,
+                timeout=self.timeout,
+                max_network_retries=self.max_network_retries,
+                api_base=self._api_base,
+                transport=self._transport,
+                stripe_account=self._stripe_account,
+            )
+        return self._client
+
+    @property
+    def _deadline(self) -> float:
+        """The longest a call may take, its retries and their back-off included."""
+        return self.timeout * (self.max_network_retries + 1) + 2.0 * self.max_network_retries
+
+    async def _ask(self, operation: str, call: Callable[[stripe.StripeClient], Awaitable[T]]) -> T:
+        client = self._stripe()
+        return await ask(operation, lambda: call(client), deadline=self._deadline)
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP client."""
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
+
+    # -- checks before anything is stored --------------------------------------------------
+
+    async def check_payment(self, payment: Payment) -> None:
+        """Refuse a currency or an amount Stripe cannot take, and a checkout without a return address."""
+        to_stripe(payment.amount)
+        if self.mode == "checkout" and not (self.success_url or payment.return_url):
+            raise ValidationError(
+                f"provider {self.code!r} (stripe, checkout mode) needs a return_url for the payment "
+                "(or a success_url setting): Stripe sends the customer back there"
+            )
+
+    async def check_capture(self, payment: Payment, amount: Money) -> None:
+        """Refuse a capture amount Stripe cannot take (``1.235 KWD``) before the call is written down."""
+        to_stripe(amount)
+
+    async def check_refund(self, payment: Payment, refund: Refund) -> None:
+        """Refuse a refund amount Stripe cannot take (``0.125 KWD``)."""
+        to_stripe(refund.amount)
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def initiate(self, payment: Payment) -> ProviderUpdate:
+        """Create the PaymentIntent (or the Checkout Session) with an idempotency key of the payment."""
+        options: stripe.RequestOptions = {"idempotency_key": f"paycore-{payment.id}-create"}
+        if self.mode == "checkout":
+            params = self._session_params(payment)
+            session = await self._ask(
+                "creating a Checkout Session", lambda c: c.v1.checkout.sessions.create_async(params, options)
+            )
+            return _checked(lambda: self._created_session(answer_dict(session, "a session create")))
+        try:
+            intent = await self._ask(
+                "creating a PaymentIntent",
+                lambda c: c.v1.payment_intents.create_async(self._intent_params(payment), options),
+            )
+        except stripe.CardError as error:
+            return _declined(error)
+        data = answer_dict(intent, "a PaymentIntent create")
+        return _checked(
+            lambda: _with_action(
+                read_intent(data, state=StripeState(payment_intent_id=data.get("id"))), client_secret_action(data)
+            )
+        )
+
+    async def capture(self, payment: Payment, amount: Money) -> ProviderUpdate:
+        """Capture ``amount`` of the authorized PaymentIntent (Stripe releases the rest)."""
+        intent_id = await self._intent_id(payment)
+        units = to_stripe(amount)
+        options: stripe.RequestOptions = {"idempotency_key": f"paycore-{payment.id}-capture-{units}"}
+        try:
+            intent = await self._ask(
+                "capturing a PaymentIntent",
+                lambda c: c.v1.payment_intents.capture_async(intent_id, {"amount_to_capture": units}, options),
+            )
+        except stripe.CardError as error:
+            return _declined(error)
+        return _checked(lambda: read_intent(answer_dict(intent, "a capture")))
+
+    async def cancel(self, payment: Payment) -> ProviderUpdate:
+        """Cancel the PaymentIntent; in checkout mode, expire a session the customer has not paid."""
+        state = self._state_of(payment)
+        options: stripe.RequestOptions = {"idempotency_key": f"paycore-{payment.id}-cancel"}
+        if state.mode == "checkout" and state.session_id is not None:
+            intent_id = state.payment_intent_id or await self._session_intent(state.session_id)
+            if intent_id is None:
+                session = await self._ask(
+                    "expiring a Checkout Session",
+                    lambda c: c.v1.checkout.sessions.expire_async(state.session_id or "", None, options),
+                )
+                update = _checked(lambda: read_session(answer_dict(session, "a session expiry")))
+                return ProviderUpdate(outcome=Outcome.CANCELED) if update.outcome is Outcome.EXPIRED else update
+        intent_id = await self._intent_id(payment)
+        intent = await self._ask(
+            "canceling a PaymentIntent", lambda c: c.v1.payment_intents.cancel_async(intent_id, None, options)
+        )
+        return _checked(lambda: read_intent(answer_dict(intent, "a cancel")))
+
+    async def refund(self, payment: Payment, refund: Refund) -> RefundUpdate:
+        """Refund ``refund.amount`` of the PaymentIntent; paycore's ids travel in the refund's metadata."""
+        intent_id = await self._intent_id(payment)
+        params: stripe.params.RefundCreateParams = {
+            "payment_intent": intent_id,
+            "amount": to_stripe(refund.amount),
+            "metadata": {PAYMENT_ID_KEY: payment.id, REFUND_ID_KEY: refund.id, "paycore_reason": refund.reason[:500]},
+        }
+        options: stripe.RequestOptions = {"idempotency_key": f"paycore-{refund.id}-refund"}
+        answer = await self._ask("creating a Refund", lambda c: c.v1.refunds.create_async(params, options))
+        try:
+            return read_refund(answer_dict(answer, "a refund create"))
+        except (InvalidReport, MoneyError) as error:
+            raise ProviderOutcomeUnknown(f"Stripe's answer to a refund is unreadable: {error}") from None
+
+    async def check_status(self, payment: Payment) -> ProviderUpdate:
+        """Retrieve the PaymentIntent (and every refund of it), or the session first in checkout mode.
+
+        A payment whose create was lost (no Stripe id known) is looked up among
+        the intents or sessions created since; none found is ``NOT_FOUND``.
+        """
+        state = self.state(payment)
+        if state is None:
+            return await self._lost_create(payment)
+        session_update: ProviderUpdate | None = None
+        intent_id = state.payment_intent_id
+        if state.mode == "checkout" and state.session_id is not None:
+            try:
+                session = await self._ask(
+                    "retrieving a Checkout Session",
+                    lambda c: c.v1.checkout.sessions.retrieve_async(state.session_id),
+                )
+            except NotAtStripe:
+                return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe has no such Checkout Session")
+            session_update = _checked(lambda: read_session(answer_dict(session, "a session retrieve")))
+            intent_id = intent_id or (session_update.references[0] if session_update.references else None)
+            if intent_id is None:
+                return session_update
+        if intent_id is None:
+            return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="no Stripe object is known for this payment")
+        try:
+            intent = await self._ask(
+                "retrieving a PaymentIntent", lambda c: c.v1.payment_intents.retrieve_async(intent_id)
+            )
+        except NotAtStripe:
+            return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe has no such PaymentIntent")
+        refunds = await self._refunds_of(intent_id)
+        update = _checked(lambda: read_intent(answer_dict(intent, "a retrieve"), refunds=refunds))
+        if session_update is None:
+            return update
+        return _checked(
+            lambda: ProviderUpdate(
+                outcome=update.outcome,
+                external_id=session_update.external_id,
+                references=(intent_id,),
+                provider_state=session_update.provider_state,
+                payment_id=update.payment_id,
+                authorized=update.authorized,
+                captured=update.captured,
+                refunds=update.refunds,
+                message=update.message,
+            )
+        )
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    async def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> None:
+        """Refuse a delivery whose ``Stripe-Signature`` is missing, stale or made with another secret."""
+        verify(body, headers, secrets=self._secrets, tolerance=self.webhook_tolerance)
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
+        """The reports of a verified event (see :mod:`paycore_stripe.webhooks`)."""
+        return parse_event(body)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _metadata(self, payment: Payment) -> dict[str, str]:
+        return {PAYMENT_ID_KEY: payment.id, "paycore_order_id": payment.order_id[:500]}
+
+    def _intent_params(self, payment: Payment) -> stripe.params.PaymentIntentCreateParams:
+        params: stripe.params.PaymentIntentCreateParams = {
+            "amount": to_stripe(payment.amount),
+            "currency": stripe_currency(payment.currency),
+            "capture_method": "automatic" if payment.capture else "manual",
+            "metadata": self._metadata(payment),
+        }
+        if self.payment_method_types is not None:
+            params["allowed_payment_method_types"] = cast(Any, self.payment_method_types)
+        else:
+            params["automatic_payment_methods"] = {"enabled": True}
+        if payment.description:
+            params["description"] = payment.description[:1000]
+        if payment.customer is not None and payment.customer.email:
+            params["receipt_email"] = payment.customer.email
+        return params
+
+    def _session_params(self, payment: Payment) -> stripe.params.checkout.SessionCreateParams:
+        success_url = self.success_url or payment.return_url or ""
+        name = payment.description or f"Order {payment.order_id}"
+        params: stripe.params.checkout.SessionCreateParams = {
+            "mode": "payment",
+            "success_url": success_url,
+            "cancel_url": self.cancel_url or success_url,
+            "client_reference_id": payment.id,
+            "metadata": self._metadata(payment),
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": stripe_currency(payment.currency),
+                        "unit_amount": to_stripe(payment.amount),
+                        "product_data": {"name": name[:250]},
+                    },
+                }
+            ],
+            "payment_intent_data": {
+                "capture_method": "automatic" if payment.capture else "manual",
+                "metadata": self._metadata(payment),
+            },
+        }
+        if self.payment_method_types is not None:
+            params["allowed_payment_method_types"] = cast(Any, self.payment_method_types)
+        if payment.customer is not None and payment.customer.email:
+            params["customer_email"] = payment.customer.email
+        return params
+
+    def _created_session(self, session: dict[str, Any]) -> ProviderUpdate:
+        update = read_session(session, what="checkout.session")
+        url = session.get("url")
+        return ProviderUpdate(
+            outcome=update.outcome,
+            external_id=update.external_id,
+            references=update.references,
+            provider_state=update.provider_state,
+            next_action=NextAction(kind="redirect", url=url) if update.outcome is Outcome.PENDING else None,
+        )
+
+    def _state_of(self, payment: Payment) -> StripeState:
+        state = self.state(payment)
+        return state if isinstance(state, StripeState) else StripeState(mode=self.mode)
+
+    async def _intent_id(self, payment: Payment) -> str:
+        """The payment's PaymentIntent id: kept in its state, among its references, or its session's."""
+        state = self._state_of(payment)
+        if state.payment_intent_id:
+            return state.payment_intent_id
+        known = next((r for r in payment.references if r.startswith("pi_")), None)
+        if known is not None:
+            return known
+        found = await self._session_intent(state.session_id) if state.session_id else None
+        if found is None:
+            raise ProviderNotSent(f"payment {payment.id} has no Stripe PaymentIntent yet: the customer has not paid")
+        return found
+
+    async def _session_intent(self, session_id: str) -> str | None:
+        session = await self._ask(
+            "retrieving a Checkout Session", lambda c: c.v1.checkout.sessions.retrieve_async(session_id)
+        )
+        update = _checked(lambda: read_session(answer_dict(session, "a session retrieve")))
+        return update.references[0] if update.references else None
+
+    async def _refund_page(self, params: stripe.params.RefundListParams) -> Any:
+        return await self._ask("listing Refunds", lambda c: c.v1.refunds.list_async(params))
+
+    async def _refunds_of(self, intent_id: str) -> list[dict[str, Any]]:
+        """Every refund of the intent, page after page (so a refund not listed never reached Stripe)."""
+        refunds: list[dict[str, Any]] = []
+        params: stripe.params.RefundListParams = {"payment_intent": intent_id, "limit": 100}
+        while True:
+            page = await self._refund_page(params)
+            data = answer_dict(page, "a refund list")
+            items = data.get("data")
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise ProviderOutcomeUnknown("Stripe's refund list has no 'data' list of refunds")
+            refunds.extend(items)
+            if data.get("has_more") is not True or not items:
+                return refunds
+            params = {**params, "starting_after": str(items[-1].get("id"))}
+
+    async def _list_page(self, *, checkout: bool, params: dict[str, Any]) -> Any:
+        """One page of the sessions (``checkout``) or the intents matching ``params``."""
+        if checkout:
+            sessions = cast(stripe.params.checkout.SessionListParams, params)
+            return await self._ask("listing Checkout Sessions", lambda c: c.v1.checkout.sessions.list_async(sessions))
+        intents = cast(stripe.params.PaymentIntentListParams, params)
+        return await self._ask("listing PaymentIntents", lambda c: c.v1.payment_intents.list_async(intents))
+
+    async def _lost_create(self, payment: Payment) -> ProviderUpdate:
+        """Look for the intent (or session) a lost create may have made, by paycore's id in its metadata."""
+        created = {"gte": math.floor(payment.created_at.timestamp()) - _LOOKBACK_SECONDS}
+        checkout = self.mode == "checkout"
+        starting_after: str | None = None
+        for _ in range(_MAX_LOOKUP_PAGES):
+            params: dict[str, Any] = {"created": created, "limit": 100}
+            if starting_after is not None:
+                params["starting_after"] = starting_after
+            page = await self._list_page(checkout=checkout, params=params)
+            data = answer_dict(page, "a list")
+            items = data.get("data")
+            if not isinstance(items, list):
+                raise ProviderOutcomeUnknown("Stripe's list has no 'data' list")
+            for item in items:
+                metadata = item.get("metadata") if isinstance(item, dict) else None
+                if isinstance(metadata, dict) and metadata.get(PAYMENT_ID_KEY) == payment.id:
+                    if checkout:
+                        return _checked(read_session, item)
+                    return _checked(read_intent, item, state=StripeState(payment_intent_id=item.get("id")))
+            if data.get("has_more") is not True or not items:
+                return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe holds nothing for this payment")
+            starting_after = items[-1].get("id") if isinstance(items[-1], dict) else None
+        raise ProviderOutcomeUnknown(f"too many Stripe objects since the payment was created to find {payment.id}")
+
+
+def _positive(value: Any, name: str, code: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 3600:
+        raise ConfigurationError(f"provider {code!r} (stripe): {name} must be a number of seconds, not {value!r:.40}")
+    return float(value)
+
+
+def _checked(build: Callable[..., ProviderUpdate], *args: Any, **kwargs: Any) -> ProviderUpdate:
+    """A report built from an API answer; an answer paycore cannot accept leaves the outcome unknown."""
+    try:
+        return build(*args, **kwargs)
+    except (InvalidReport, MoneyError) as error:
+        raise ProviderOutcomeUnknown(f"Stripe answered something paycore cannot read: {error}") from None
+
+
+def _with_action(update: ProviderUpdate, action: NextAction) -> ProviderUpdate:
+    if update.outcome is not Outcome.PENDING:
+        return update
+    return ProviderUpdate(
+        outcome=update.outcome,
+        external_id=update.external_id,
+        payment_id=update.payment_id,
+        provider_state=update.provider_state,
+        next_action=action,
+        message=update.message,
+    )
+
+
+def _declined(error: stripe.CardError) -> ProviderUpdate:
+    """A card decline as a definitive ``FAILED`` report (with the intent Stripe made, if it says)."""
+    body = error.json_body if isinstance(error.json_body, dict) else {}
+    details = body.get("error") if isinstance(body.get("error"), dict) else {}
+    intent = details.get("payment_intent") if isinstance(details, dict) else None
+    intent_id = intent.get("id") if isinstance(intent, dict) else None
+    reason = ": ".join(str(part) for part in (error.code, getattr(error, "decline_code", None)) if part)
+    return _checked(
+        lambda: ProviderUpdate(
+            outcome=Outcome.FAILED,
+            external_id=intent_id if isinstance(intent_id, str) else None,
+            message=f"the card was declined ({reason or 'card_error'})",
+        )
+    )

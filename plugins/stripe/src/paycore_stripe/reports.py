@@ -1,0 +1,227 @@
+"""Stripe objects (PaymentIntent, Refund, Checkout Session, Charge) as paycore reports.
+
+Each reader takes the object as plain JSON data (a webhook's ``data.object``,
+or an API answer turned into a ``dict``) and reports only what it says. A value
+paycore cannot accept raises :class:`~paycore.wire.InvalidReport` (or a
+:class:`~paycore.errors.MoneyError` for a currency or amount Stripe cannot
+have sent); the provider turns that into ``MalformedWebhook`` for a delivery and
+into an unknown outcome for an API answer.
+
+| Stripe | paycore |
+|---|---|
+| PaymentIntent ``requires_payment_method``, ``requires_confirmation``, ``requires_action`` | ``PENDING`` |
+| PaymentIntent ``processing`` | ``PENDING`` |
+| PaymentIntent ``requires_capture`` | ``AUTHORIZED``, ``authorized`` = ``amount_capturable`` |
+| PaymentIntent ``succeeded`` | ``SUCCEEDED``, ``captured`` = ``amount_received`` |
+| PaymentIntent ``canceled`` | ``CANCELED`` |
+| Checkout Session ``open`` / ``complete`` | ``PENDING`` (its PaymentIntent carries the money) |
+| Checkout Session ``expired`` | ``EXPIRED`` |
+| Refund ``pending``, ``requires_action`` | refund ``PENDING`` |
+| Refund ``succeeded`` | refund ``SUCCEEDED`` with its ``amount`` |
+| Refund ``failed``, ``canceled`` | refund ``FAILED`` |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from paycore.money import Money
+from paycore.records import NextAction, ProviderUpdate, RefundUpdate
+from paycore.status import Outcome, RefundStatus
+from paycore.wire import InvalidReport
+from paycore_stripe.state import StripeState
+from paycore_stripe.units import from_stripe
+
+__all__ = [
+    "INTENT_OUTCOMES",
+    "PAYMENT_ID_KEY",
+    "REFUND_ID_KEY",
+    "REFUND_STATUSES",
+    "client_secret_action",
+    "read_charge",
+    "read_intent",
+    "read_refund",
+    "read_session",
+]
+
+PAYMENT_ID_KEY: Final = "paycore_payment_id"
+"""The metadata key under which paycore's payment id travels on Stripe objects."""
+REFUND_ID_KEY: Final = "paycore_refund_id"
+"""The metadata key under which paycore's refund id travels on a Stripe refund."""
+
+INTENT_OUTCOMES: Final = {
+    "requires_payment_method": Outcome.PENDING,
+    "requires_confirmation": Outcome.PENDING,
+    "requires_action": Outcome.PENDING,
+    "processing": Outcome.PENDING,
+    "requires_capture": Outcome.AUTHORIZED,
+    "succeeded": Outcome.SUCCEEDED,
+    "canceled": Outcome.CANCELED,
+}
+"""A PaymentIntent's ``status`` as a paycore outcome."""
+REFUND_STATUSES: Final = {
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.PENDING,
+    "succeeded": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.FAILED,
+}
+"""A Refund's ``status`` as a paycore refund status."""
+_SESSION_OUTCOMES: Final = {"open": Outcome.PENDING, "complete": Outcome.PENDING, "expired": Outcome.EXPIRED}
+
+
+def _field(data: Mapping[str, Any], name: str, kind: type, *, what: str, optional: bool = False) -> Any:
+    value = data.get(name)
+    if value is None and optional:
+        return None
+    if type(value) is not kind:
+        raise InvalidReport(f"{what}.{name} must be a {kind.__name__}, not {value!r:.60}")
+    return value
+
+
+def _object(data: Any, expected: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping) or data.get("object") != expected:
+        found = data.get("object") if isinstance(data, Mapping) else type(data).__name__
+        raise InvalidReport(f"expected a Stripe {expected} object, not {found!r:.60}")
+    return data
+
+
+def _amount(data: Mapping[str, Any], name: str, currency: str, *, what: str) -> Money | None:
+    """An amount field as Money; ``None`` when Stripe says nothing or ``0`` (nothing moved yet)."""
+    value = _field(data, name, int, what=what, optional=True)
+    if value is None or value == 0:
+        return None
+    if value < 0:
+        raise InvalidReport(f"{what}.{name} must not be negative: {value}")
+    return from_stripe(value, currency)
+
+
+def _metadata_id(data: Mapping[str, Any], key: str, *, what: str) -> str | None:
+    metadata = data.get("metadata")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise InvalidReport(f"{what}.metadata must be an object, not {type(metadata).__name__}")
+    value = metadata.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidReport(f"{what}.metadata.{key} must be a string, not {value!r:.60}")
+    return value
+
+
+def _failure_message(data: Mapping[str, Any]) -> str:
+    error = data.get("last_payment_error")
+    if not isinstance(error, Mapping):
+        return ""
+    parts = [str(error.get(key)) for key in ("code", "decline_code", "message") if isinstance(error.get(key), str)]
+    return ": ".join(parts)[:500]
+
+
+def read_refund(data: Any, *, what: str = "refund") -> RefundUpdate:
+    """A Stripe Refund object as a :class:`~paycore.records.RefundUpdate` (paycore's id from its metadata)."""
+    refund = _object(data, "refund")
+    status = _field(refund, "status", str, what=what)
+    if status not in REFUND_STATUSES:
+        raise InvalidReport(f"{what}.status {status!r:.40} is not one of {sorted(REFUND_STATUSES)}")
+    currency = _field(refund, "currency", str, what=what)
+    amount = _amount(refund, "amount", currency, what=what)
+    return RefundUpdate(
+        REFUND_STATUSES[status],
+        refund_id=_metadata_id(refund, REFUND_ID_KEY, what=what),
+        external_id=refund.get("id"),
+        amount=amount,
+    )
+
+
+def read_intent(
+    data: Any, *, refunds: Iterable[Any] = (), state: StripeState | None = None, what: str = "payment_intent"
+) -> ProviderUpdate:
+    """A PaymentIntent (with the refunds listed for it) as a :class:`~paycore.records.ProviderUpdate`.
+
+    A ``requires_capture`` intent reports ``amount_capturable`` as authorized; a
+    ``succeeded`` one ``amount_received`` as captured.
+    """
+    intent = _object(data, "payment_intent")
+    status = _field(intent, "status", str, what=what)
+    if status not in INTENT_OUTCOMES:
+        raise InvalidReport(f"{what}.status {status!r:.40} is not one of {sorted(INTENT_OUTCOMES)}")
+    currency = _field(intent, "currency", str, what=what)
+    _amount(intent, "amount", currency, what=what)  # checked, not reported: it is what was asked
+    outcome = INTENT_OUTCOMES[status]
+    authorized = _amount(intent, "amount_capturable", currency, what=what)
+    received = _amount(intent, "amount_received", currency, what=what)
+    return ProviderUpdate(
+        outcome=outcome,
+        external_id=intent.get("id"),
+        payment_id=_metadata_id(intent, PAYMENT_ID_KEY, what=what),
+        provider_state=state,
+        authorized=authorized if outcome is Outcome.AUTHORIZED else None,
+        captured=received if outcome is Outcome.SUCCEEDED else None,
+        refunds=tuple(read_refund(refund, what=f"{what} refund") for refund in refunds),
+        message=_failure_message(intent),
+    )
+
+
+def read_session(data: Any, *, what: str = "checkout.session") -> ProviderUpdate:
+    """A Checkout Session as a :class:`~paycore.records.ProviderUpdate`: its outcome, references and state.
+
+    The session is the payment's first reference and its PaymentIntent (once the
+    customer paid) the second. Its amounts are checked but not reported: the
+    PaymentIntent's own report carries the money.
+    """
+    session = _object(data, "checkout.session")
+    status = _field(session, "status", str, what=what)
+    if status not in _SESSION_OUTCOMES:
+        raise InvalidReport(f"{what}.status {status!r:.40} is not one of {sorted(_SESSION_OUTCOMES)}")
+    currency = _field(session, "currency", str, what=what)
+    for name in ("amount_total", "amount_subtotal"):
+        _amount(session, name, currency, what=what)
+    intent = session.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, Mapping) else intent
+    if intent_id is not None and not isinstance(intent_id, str):
+        raise InvalidReport(f"{what}.payment_intent must be an id, not {intent_id!r:.60}")
+    payment_id = session.get("client_reference_id") or _metadata_id(session, PAYMENT_ID_KEY, what=what)
+    return ProviderUpdate(
+        outcome=_SESSION_OUTCOMES[status],
+        external_id=session.get("id"),
+        references=(intent_id,) if intent_id else (),
+        payment_id=payment_id,
+        provider_state=StripeState(mode="checkout", session_id=session.get("id"), payment_intent_id=intent_id),
+    )
+
+
+def read_charge(data: Any, *, what: str = "charge") -> ProviderUpdate:
+    """A Charge (``charge.refunded``) as a report about its PaymentIntent: what it captured, its listed refunds."""
+    charge = _object(data, "charge")
+    currency = _field(charge, "currency", str, what=what)
+    _amount(charge, "amount", currency, what=what)
+    _amount(charge, "amount_refunded", currency, what=what)
+    captured = _amount(charge, "amount_captured", currency, what=what)
+    intent = _field(charge, "payment_intent", str, what=what)
+    listed = charge.get("refunds")
+    refunds = listed.get("data", []) if isinstance(listed, Mapping) else []
+    if not isinstance(refunds, list):
+        raise InvalidReport(f"{what}.refunds.data must be a list, not {type(refunds).__name__}")
+    return ProviderUpdate(
+        outcome=Outcome.SUCCEEDED if charge.get("captured") is True else None,
+        external_id=intent,
+        payment_id=_metadata_id(charge, PAYMENT_ID_KEY, what=what),
+        captured=captured if charge.get("captured") is True else None,
+        refunds=tuple(read_refund(refund, what=f"{what} refund") for refund in refunds),
+    )
+
+
+def client_secret_action(intent: Mapping[str, Any]) -> NextAction:
+    """The customer's next step in ``payment_intent`` mode: confirm the intent with Stripe.js.
+
+    A ``display`` action whose ``data`` is the PaymentIntent's client secret
+    (what ``stripe.confirmPayment`` takes in the browser) and whose ``fields``
+    name the intent.
+    """
+    secret = _field(intent, "client_secret", str, what="payment_intent")
+    return NextAction(
+        kind="display",
+        data=secret,
+        fields={"payment_intent": intent.get("id", ""), "client_secret": secret},
+        message="Confirm the payment in the browser with Stripe.js, using the PaymentIntent's client secret.",
+    )

@@ -1,0 +1,502 @@
+"""``StripeSimulator``: the subset of Stripe's API the provider uses, as an in-process ASGI app.
+
+It answers what Stripe's API reference shows for PaymentIntents (create,
+retrieve, list, capture, cancel), Refunds (create, list) and Checkout Sessions
+(create, retrieve, list, expire), keeps idempotency keys as Stripe does (the
+same key and the same request replay the first answer; another request under
+the key is refused), and signs the events it emits with the SDK's own
+``Stripe-Signature`` helper. Reach it with ``httpx.ASGITransport(app=simulator)``
+(the provider's ``simulator`` setting) or serve it on loopback (``api_base``).
+
+What the customer or the merchant's Dashboard does is a method: :meth:`pay`,
+:meth:`decline`, :meth:`capture_in_dashboard`, :meth:`expire`. Each event is
+kept in :attr:`events` as a :class:`SignedEvent`, and posted to
+``webhook_transport`` when one is given. Faults for tests: :meth:`refuse_next`
+(the connection is refused: nothing reaches the simulator) and
+:meth:`drop_next_answer` (the work is done, then the connection resets).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Final
+
+import httpx
+import stripe
+from attrs import frozen
+
+from paycore_stripe.forms import decode_form
+
+__all__ = ["SignedEvent", "StripeSimulator"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+API_VERSION: Final = "2025-01-27.acacia"
+_OPEN_INTENT: Final = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+
+
+@frozen
+class SignedEvent:
+    """One event as Stripe delivers it: its id and type, the body, and its ``Stripe-Signature`` header."""
+
+    id: str
+    type: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+class StripeApiError(Exception):
+    """An error answer of the simulated API (status and Stripe's error object)."""
+
+    def __init__(self, status: int, kind: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"type": kind, "code": code, "message": message}}
+
+
+def _missing(what: str, ident: str) -> StripeApiError:
+    return StripeApiError(404, "invalid_request_error", "resource_missing", f"No such {what}: '{ident}'")
+
+
+def _invalid(code: str, message: str) -> StripeApiError:
+    return StripeApiError(400, "invalid_request_error", code, message)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def _integer(params: Mapping[str, Any], name: str, default: int | None = None) -> int:
+    value = params.get(name)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str) or not value.isdigit():
+        raise _invalid("parameter_invalid_integer", f"Invalid integer: {value!r}")
+    return int(value)
+
+
+class StripeSimulator:
+    """An in-process Stripe: the API subset of paycore-stripe, with customers and a Dashboard as methods."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        webhook_secret: str,
+        webhook_transport: httpx.AsyncBaseTransport | None = None,
+        webhook_url: str = "http://merchant.invalid/webhooks/stripe",
+        checkout_base: str = "https://checkout.stripe.test/c/pay",
+    ) -> None:
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self.webhook_transport = webhook_transport
+        self.webhook_url = webhook_url
+        self.checkout_base = checkout_base
+        self.intents: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.events: list[SignedEvent] = []
+        """Every event emitted, in order."""
+        self.requests: list[tuple[str, str, str | None]] = []
+        """Every API request received: method, path and idempotency key."""
+        self._idempotent: dict[str, tuple[str, int, bytes]] = {}
+        self._fault: str | None = None
+        self._clock = 0
+
+    def __repr__(self) -> str:
+        return f"<StripeSimulator intents={len(self.intents)} sessions={len(self.sessions)} events={len(self.events)}>"
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def refuse_next(self) -> None:
+        """Refuse the next API request's connection: it never reaches the simulator."""
+        self._fault = "refuse"
+
+    def drop_next_answer(self) -> None:
+        """Do the next API request's work, then reset the connection before the answer."""
+        self._fault = "drop"
+
+    # -- what customers and the Dashboard do ---------------------------------------------------
+
+    async def pay(self, object_id: str) -> list[SignedEvent]:
+        """The customer pays a PaymentIntent (``pi_...``) or a Checkout Session (``cs_...``); the events sent."""
+        already = len(self.events)
+        if object_id in self.sessions:
+            session = self.sessions[object_id]
+            if session["status"] != "open":
+                raise ValueError(f"session {object_id} is {session['status']}, not open")
+            data = session.pop("_intent_data")
+            intent = self._create_intent(
+                amount=session["amount_total"],
+                currency=session["currency"],
+                capture_method=data.get("capture_method", "automatic"),
+                metadata=data.get("metadata", {}),
+                description=None,
+            )
+            self._authorize(intent)
+            session.update(
+                status="complete",
+                payment_intent=intent["id"],
+                payment_status="paid" if intent["status"] == "succeeded" else "unpaid",
+                url=None,
+            )
+            self._emit("checkout.session.completed", session)
+        else:
+            intent = self._intent(object_id)
+            if intent["status"] not in _OPEN_INTENT:
+                raise ValueError(f"intent {object_id} is {intent['status']}, it cannot be paid")
+            self._authorize(intent)
+        await self._post(self.events[already:])
+        return self.events[already:]
+
+    async def decline(self, intent_id: str) -> list[SignedEvent]:
+        """The customer's card is declined: the intent asks for another payment method."""
+        already = len(self.events)
+        intent = self._intent(intent_id)
+        intent["last_payment_error"] = {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "generic_decline",
+        }
+        intent["status"] = "requires_payment_method"
+        self._emit("payment_intent.payment_failed", intent)
+        await self._post(self.events[already:])
+        return self.events[already:]
+
+    async def capture_in_dashboard(self, intent_id: str) -> list[SignedEvent]:
+        """The merchant captures an authorized intent in full from the Dashboard."""
+        already = len(self.events)
+        intent = self._intent(intent_id)
+        self._capture(intent, intent["amount_capturable"])
+        await self._post(self.events[already:])
+        return self.events[already:]
+
+    async def expire(self, session_id: str) -> list[SignedEvent]:
+        """An open Checkout Session expires (the customer never paid)."""
+        already = len(self.events)
+        self._expire(self._session(session_id))
+        await self._post(self.events[already:])
+        return self.events[already:]
+
+    def events_about(self, object_id: str) -> list[SignedEvent]:
+        """The events whose object is ``object_id`` or names it (a refund's intent, a session's intent)."""
+        found = []
+        for event in self.events:
+            obj = json.loads(event.body)["data"]["object"]
+            if object_id in (obj.get("id"), obj.get("payment_intent")):
+                found.append(event)
+        return found
+
+    # -- the state machine of Stripe objects ---------------------------------------------------
+
+    def _now(self) -> int:
+        self._clock += 1
+        return int(time.time())
+
+    def _create_intent(
+        self, *, amount: int, currency: str, capture_method: str, metadata: Mapping[str, Any], description: str | None
+    ) -> dict[str, Any]:
+        ident = _new_id("pi")
+        intent = {
+            "id": ident,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_capturable": 0,
+            "amount_received": 0,
+            "capture_method": capture_method,
+            "client_secret": f"{ident}_secret_{secrets.token_hex(8)}",
+            "created": self._now(),
+            "currency": currency,
+            "description": description,
+            "last_payment_error": None,
+            "latest_charge": None,
+            "livemode": False,
+            "metadata": dict(metadata),
+            "status": "requires_payment_method",
+        }
+        self.intents[ident] = intent
+        return intent
+
+    def _authorize(self, intent: dict[str, Any]) -> None:
+        intent["last_payment_error"] = None
+        intent["latest_charge"] = _new_id("ch")
+        if intent["capture_method"] == "manual":
+            intent.update(status="requires_capture", amount_capturable=intent["amount"])
+            self._emit("payment_intent.amount_capturable_updated", intent)
+        else:
+            intent.update(status="succeeded", amount_received=intent["amount"])
+            self._emit("payment_intent.succeeded", intent)
+
+    def _capture(self, intent: dict[str, Any], amount: int) -> None:
+        if intent["status"] != "requires_capture":
+            raise _invalid(
+                "payment_intent_unexpected_state",
+                f"This PaymentIntent could not be captured because it has a status of {intent['status']}.",
+            )
+        if not 0 < amount <= intent["amount_capturable"]:
+            raise _invalid("amount_too_large", "The amount to capture is greater than the amount capturable.")
+        intent.update(status="succeeded", amount_received=amount, amount_capturable=0)
+        self._emit("payment_intent.succeeded", intent)
+
+    def _cancel(self, intent: dict[str, Any]) -> None:
+        if intent["status"] in ("succeeded", "canceled"):
+            raise _invalid(
+                "payment_intent_unexpected_state",
+                f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}.",
+            )
+        intent.update(status="canceled", amount_capturable=0, cancellation_reason="requested_by_customer")
+        self._emit("payment_intent.canceled", intent)
+
+    def _expire(self, session: dict[str, Any]) -> None:
+        if session["status"] != "open":
+            raise _invalid("checkout_session_unexpected_state", f"This Checkout Session is {session['status']}.")
+        session.update(status="expired", url=None)
+        self._emit("checkout.session.expired", session)
+
+    def _refund(self, intent: dict[str, Any], amount: int | None, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        if intent["status"] != "succeeded":
+            raise _invalid("charge_not_captured", "This PaymentIntent has no captured charge to refund.")
+        refunded = sum(r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"])
+        remaining = intent["amount_received"] - refunded
+        amount = remaining if amount is None else amount
+        if remaining <= 0:
+            raise _invalid("charge_already_refunded", "This charge has already been refunded.")
+        if not 0 < amount <= remaining:
+            raise _invalid("amount_too_large", f"Refund amount ({amount}) is greater than unrefunded amount.")
+        refund = {
+            "id": _new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "charge": intent["latest_charge"],
+            "created": self._now(),
+            "currency": intent["currency"],
+            "metadata": dict(metadata),
+            "payment_intent": intent["id"],
+            "reason": None,
+            "status": "succeeded",
+        }
+        self.refunds[refund["id"]] = refund
+        self._emit("refund.created", refund)
+        self._emit(
+            "charge.refunded",
+            {
+                "id": intent["latest_charge"],
+                "object": "charge",
+                "amount": intent["amount"],
+                "amount_captured": intent["amount_received"],
+                "amount_refunded": refunded + amount,
+                "captured": True,
+                "currency": intent["currency"],
+                "metadata": dict(intent["metadata"]),
+                "payment_intent": intent["id"],
+                "refunded": refunded + amount == intent["amount_received"],
+                "status": "succeeded",
+            },
+        )
+        return refund
+
+    def _emit(self, event_type: str, obj: Mapping[str, Any]) -> None:
+        event_id = _new_id("evt")
+        public = {key: value for key, value in obj.items() if not key.startswith("_")}
+        event = {
+            "id": event_id,
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": self._now(),
+            "data": {"object": json.loads(json.dumps(public))},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }
+        payload = json.dumps(event, separators=(",", ":"))
+        header = stripe.WebhookSignature.generate_signature_header(payload, self.webhook_secret)
+        self.events.append(
+            SignedEvent(
+                event_id,
+                event_type,
+                payload.encode(),
+                {"stripe-signature": header, "content-type": "application/json; charset=utf-8"},
+            )
+        )
+
+    async def _post(self, events: list[SignedEvent]) -> None:
+        if self.webhook_transport is None:
+            return
+        async with httpx.AsyncClient(transport=self.webhook_transport) as client:
+            for event in events:
+                await client.post(self.webhook_url, content=event.body, headers=dict(event.headers))
+
+    def _intent(self, ident: str) -> dict[str, Any]:
+        if ident not in self.intents:
+            raise _missing("payment_intent", ident)
+        return self.intents[ident]
+
+    def _session(self, ident: str) -> dict[str, Any]:
+        if ident not in self.sessions:
+            raise _missing("checkout.session", ident)
+        return self.sessions[ident]
+
+    # -- the HTTP API ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point."""
+        if scope["type"] != "http":
+            return
+        fault, self._fault = self._fault, None
+        if fault == "refuse":
+            raise httpx.ConnectError("connection refused")
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        status, answer = self._answer(
+            scope["method"], scope["path"], scope.get("query_string", b"").decode(), body, headers
+        )
+        if fault == "drop":
+            raise httpx.ReadError("connection reset by peer")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"request-id", _new_id("req").encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
+
+    def _answer(self, method: str, path: str, query: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        key = headers.get("idempotency-key")
+        self.requests.append((method, path, key))
+        if headers.get("authorization") != f"Bearer {self.api_key}":
+            error = StripeApiError(401, "invalid_request_error", "api_key_invalid", "Invalid API Key provided.")
+            return error.status, json.dumps(error.body).encode()
+        params = decode_form(body.decode() if method == "POST" else query)
+        fingerprint = f"{method} {path} {json.dumps(params, sort_keys=True)}"
+        if method == "POST" and key is not None and key in self._idempotent:
+            earlier, status, answer = self._idempotent[key]
+            if earlier != fingerprint:
+                error = StripeApiError(
+                    400,
+                    "idempotency_error",
+                    "idempotency_key_in_use",
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+                )
+                return error.status, json.dumps(error.body).encode()
+            return status, answer
+        try:
+            status, result = 200, self._route(method, path, params)
+        except StripeApiError as error:
+            status, result = error.status, error.body
+        answer = json.dumps(result).encode()
+        if method == "POST" and key is not None and status < 500:
+            self._idempotent[key] = (fingerprint, status, answer)
+        return status, answer
+
+    def _route(self, method: str, path: str, params: Mapping[str, Any]) -> Any:
+        parts = path.strip("/").split("/")
+        match method, parts:
+            case "POST", ["v1", "payment_intents"]:
+                return self._create_intent(
+                    amount=_integer(params, "amount"),
+                    currency=str(params.get("currency", "")),
+                    capture_method=str(params.get("capture_method", "automatic")),
+                    metadata=params.get("metadata", {}),
+                    description=params.get("description"),
+                )
+            case "GET", ["v1", "payment_intents"]:
+                return self._list(self.intents, params, "/v1/payment_intents")
+            case "GET", ["v1", "payment_intents", ident]:
+                return self._intent(ident)
+            case "POST", ["v1", "payment_intents", ident, "capture"]:
+                intent = self._intent(ident)
+                self._capture(intent, _integer(params, "amount_to_capture", intent["amount_capturable"]))
+                return intent
+            case "POST", ["v1", "payment_intents", ident, "cancel"]:
+                intent = self._intent(ident)
+                self._cancel(intent)
+                return intent
+            case "POST", ["v1", "refunds"]:
+                intent = self._intent(str(params.get("payment_intent", "")))
+                amount = _integer(params, "amount") if "amount" in params else None
+                return self._refund(intent, amount, params.get("metadata", {}))
+            case "GET", ["v1", "refunds"]:
+                intent_id = params.get("payment_intent")
+                chosen = {k: r for k, r in self.refunds.items() if intent_id in (None, r["payment_intent"])}
+                return self._list(chosen, params, "/v1/refunds")
+            case "POST", ["v1", "checkout", "sessions"]:
+                return self._create_session(params)
+            case "GET", ["v1", "checkout", "sessions"]:
+                return self._list(self.sessions, params, "/v1/checkout/sessions")
+            case "GET", ["v1", "checkout", "sessions", ident]:
+                return self._public(self._session(ident))
+            case "POST", ["v1", "checkout", "sessions", ident, "expire"]:
+                session = self._session(ident)
+                self._expire(session)
+                return self._public(session)
+        raise StripeApiError(
+            404, "invalid_request_error", "url_invalid", f"Unrecognized request URL ({method}: {path})."
+        )
+
+    @staticmethod
+    def _public(obj: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in obj.items() if not key.startswith("_")}
+
+    def _list(self, objects: Mapping[str, dict[str, Any]], params: Mapping[str, Any], url: str) -> dict[str, Any]:
+        """A Stripe list: newest first, ``limit`` per page, ``starting_after`` and ``created[gte]``."""
+        limit = _integer(params, "limit", 10)
+        created = params.get("created")
+        since = _integer(created, "gte") if isinstance(created, dict) and "gte" in created else 0
+        items = sorted((o for o in objects.values() if o["created"] >= since), key=lambda o: o["created"], reverse=True)
+        after = params.get("starting_after")
+        if after is not None:
+            ids = [o["id"] for o in items]
+            items = items[ids.index(after) + 1 :] if after in ids else []
+        return {
+            "object": "list",
+            "data": [self._public(o) for o in items[:limit]],
+            "has_more": len(items) > limit,
+            "url": url,
+        }
+
+    def _create_session(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        items = params.get("line_items")
+        if params.get("mode") != "payment" or not isinstance(items, list) or not items:
+            raise _invalid("parameter_missing", "Checkout in payment mode needs line_items.")
+        total, currency = 0, None
+        for item in items:
+            price = item.get("price_data", {}) if isinstance(item, dict) else {}
+            currency = price.get("currency")
+            total += _integer(price, "unit_amount") * _integer(item, "quantity", 1)
+        if not params.get("success_url"):
+            raise _invalid("parameter_missing", "Missing required param: success_url.")
+        ident = f"cs_test_{secrets.token_hex(16)}"
+        session = {
+            "id": ident,
+            "object": "checkout.session",
+            "amount_subtotal": total,
+            "amount_total": total,
+            "cancel_url": params.get("cancel_url"),
+            "client_reference_id": params.get("client_reference_id"),
+            "created": self._now(),
+            "currency": currency,
+            "customer_email": params.get("customer_email"),
+            "livemode": False,
+            "metadata": dict(params.get("metadata", {})),
+            "mode": "payment",
+            "payment_intent": None,
+            "payment_status": "unpaid",
+            "status": "open",
+            "success_url": params.get("success_url"),
+            "url": f"{self.checkout_base}/{ident}",
+            "_intent_data": dict(params.get("payment_intent_data", {})),
+        }
+        self.sessions[ident] = session
+        return self._public(session)

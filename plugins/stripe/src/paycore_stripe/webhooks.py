@@ -1,0 +1,136 @@
+"""Stripe webhooks: the ``Stripe-Signature`` check (the SDK's own) and the events paycore reads.
+
+:func:`verify` runs before anything is parsed. It fails closed: a missing or
+malformed header, a body that is not UTF-8, a signature made with another
+secret, or a timestamp further than the tolerance from now (in the past, as
+the SDK checks, or in the future) is :class:`~paycore.errors.InvalidSignature`.
+During a secret rotation, several ``whsec_`` secrets may be configured; a
+delivery verifying with any of them is accepted.
+
+:func:`parse_event` reads the verified body with :func:`paycore.wire.load_json_object`
+and maps :data:`EVENT_TYPES` to reports, with the event's ``id`` as the report's
+``provider_event_id`` (a repeated delivery is a no-op). The event's type decides
+what the object must be: a ``payment_intent.succeeded`` whose intent is not
+``succeeded`` is malformed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import stripe
+from attrs import evolve
+
+from paycore.errors import InvalidSignature, MalformedWebhook, MoneyError, ValidationError
+from paycore.records import ProviderUpdate
+from paycore.wire import InvalidReport, load_json_object
+from paycore_stripe.reports import read_charge, read_intent, read_refund, read_session
+
+__all__ = ["DEFAULT_TOLERANCE", "EVENT_TYPES", "SIGNATURE_HEADER", "parse_event", "verify"]
+
+SIGNATURE_HEADER: Final = "stripe-signature"
+"""The header that carries ``t=<timestamp>,v1=<hex HMAC-SHA256>``."""
+DEFAULT_TOLERANCE: Final = 300
+"""Seconds a delivery's timestamp may be away from now (Stripe's default)."""
+
+_INTENT_EVENTS: Final = {
+    "payment_intent.created": None,
+    "payment_intent.processing": frozenset({"processing"}),
+    "payment_intent.requires_action": frozenset({"requires_action"}),
+    "payment_intent.amount_capturable_updated": frozenset({"requires_capture"}),
+    "payment_intent.succeeded": frozenset({"succeeded"}),
+    "payment_intent.canceled": frozenset({"canceled"}),
+    "payment_intent.payment_failed": frozenset({"requires_payment_method"}),
+    "payment_intent.partially_funded": None,
+}
+"""PaymentIntent events and the intent statuses each may carry (``None``: any)."""
+_REFUND_EVENTS: Final = frozenset({"refund.created", "refund.updated", "refund.failed"})
+_SESSION_EVENTS: Final = {
+    "checkout.session.completed": "complete",
+    "checkout.session.async_payment_succeeded": "complete",
+    "checkout.session.async_payment_failed": "complete",
+    "checkout.session.expired": "expired",
+}
+EVENT_TYPES: Final = frozenset({*_INTENT_EVENTS, *_REFUND_EVENTS, *_SESSION_EVENTS, "charge.refunded"})
+"""The event types paycore reads; subscribe the webhook endpoint to these."""
+
+
+def verify(body: bytes, headers: Mapping[str, str], *, secrets: Sequence[str], tolerance: float) -> None:
+    """Raise :class:`~paycore.errors.InvalidSignature` unless ``body`` was signed by Stripe with one of ``secrets``."""
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise InvalidSignature(f"Stripe webhook refused: the body must be bytes, not {type(body).__name__}")
+    header = next((value for name, value in headers.items() if name.lower() == SIGNATURE_HEADER), None)
+    if not header:
+        raise InvalidSignature("Stripe webhook refused: no Stripe-Signature header")
+    if tolerance <= 0:
+        raise InvalidSignature("Stripe webhook refused: the provider's webhook_tolerance must be positive")
+    try:
+        payload = bytes(body).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidSignature("Stripe webhook refused: the body is not UTF-8, so Stripe did not sign it") from None
+    if not _stamped_recently(header, tolerance):
+        raise InvalidSignature(
+            f"Stripe webhook refused: its timestamp is missing, malformed or more than {tolerance:g}s from now"
+        )
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+        except stripe.SignatureVerificationError:
+            continue
+        except (ValueError, TypeError, OverflowError):
+            break
+        return
+    raise InvalidSignature("Stripe webhook refused: no v1 signature matches the webhook secret")
+
+
+def _stamped_recently(header: str, tolerance: float) -> bool:
+    """Whether the header's ``t=`` is a Unix time within ``tolerance`` seconds of now (past or future)."""
+    stamps = [part[2:] for part in header.split(",") if part.startswith("t=")]
+    if len(stamps) != 1 or not stamps[0].isascii() or not stamps[0].isdigit() or len(stamps[0]) > 12:
+        return False
+    return abs(time.time() - int(stamps[0])) <= tolerance
+
+
+def parse_event(body: bytes) -> list[ProviderUpdate]:
+    """The reports of a verified Stripe event; :class:`~paycore.errors.MalformedWebhook` if unreadable.
+
+    An event type paycore does not read is reported as nothing (``[]``): the
+    delivery is acknowledged and changes nothing.
+    """
+    event = load_json_object(body, what="Stripe webhook body")
+    event_id, event_type, data = event.get("id"), event.get("type"), event.get("data")
+    if event.get("object") != "event" or not isinstance(event_type, str) or not isinstance(data, dict):
+        raise MalformedWebhook("a Stripe webhook must be an event object with 'id', 'type' and 'data'")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedWebhook("a Stripe webhook event must carry its id")
+    if event_type not in EVENT_TYPES:
+        return []
+    try:
+        update = _read(event_type, data.get("object"))
+        return [evolve(update, provider_event_id=event_id)]
+    except (InvalidReport, MoneyError, ValidationError) as error:
+        raise MalformedWebhook(f"Stripe event {event_type} is unreadable: {error}") from None
+
+
+def _read(event_type: str, obj: Any) -> ProviderUpdate:
+    if event_type in _INTENT_EVENTS:
+        allowed = _INTENT_EVENTS[event_type]
+        status = obj.get("status") if isinstance(obj, dict) else None
+        if allowed is not None and status not in allowed:
+            raise InvalidReport(f"a {event_type} event's intent must be {sorted(allowed)}, not {status!r:.40}")
+        return read_intent(obj, what=event_type)
+    if event_type in _SESSION_EVENTS:
+        status = obj.get("status") if isinstance(obj, dict) else None
+        if status != _SESSION_EVENTS[event_type]:
+            raise InvalidReport(f"a {event_type} event's session must be {_SESSION_EVENTS[event_type]!r}")
+        return read_session(obj, what=event_type)
+    if event_type == "charge.refunded":
+        return read_charge(obj, what=event_type)
+    refund = read_refund(obj, what=event_type)
+    intent = obj.get("payment_intent")
+    if not isinstance(intent, str):
+        raise InvalidReport(f"a {event_type} event's refund must name its payment_intent, not {intent!r:.40}")
+    payment_id = obj.get("metadata", {}).get("paycore_payment_id") if isinstance(obj.get("metadata"), dict) else None
+    return ProviderUpdate(external_id=intent, payment_id=payment_id, refunds=(refund,))

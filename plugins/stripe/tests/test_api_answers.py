@@ -1,0 +1,210 @@
+"""The provider against Stripe's API answers (shaped as Stripe's API reference shows them), served by respx.
+
+No network: respx answers every request the SDK's httpx client makes to
+``https://api.stripe.com``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore.status import PaymentStatus, RefundStatus
+from paycore_stripe import AmountNotAccepted, StripeProvider
+
+pytestmark = pytest.mark.anyio
+
+API = "https://api.stripe.com/v1"
+
+
+def intent(status: str = "requires_payment_method", **fields: Any) -> dict[str, Any]:
+    data = {
+        "id": "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+        "object": "payment_intent",
+        "amount": 5000,
+        "amount_capturable": 0,
+        "amount_received": 0,
+        "capture_method": "automatic",
+        "client_secret": "pi_3MtwBwLkdIwHu7ix28a3tqPa_secret_YrKJUKribcBjcG8HVhfZluoGH",
+        "currency": "xof",
+        "metadata": {},
+        "status": status,
+    }
+    return {**data, **fields}
+
+
+def refund(ident: str, amount: int, status: str = "succeeded") -> dict[str, Any]:
+    return {
+        "id": ident,
+        "object": "refund",
+        "amount": amount,
+        "currency": "xof",
+        "payment_intent": "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+        "status": status,
+        "metadata": {},
+    }
+
+
+def error(kind: str, code: str, **fields: Any) -> dict[str, Any]:
+    return {"error": {"type": kind, "code": code, "message": "Stripe says no.", **fields}}
+
+
+@pytest.fixture
+async def flow(flow_with: Callable[..., PaymentFlow]) -> AsyncIterator[PaymentFlow]:
+    async with flow_with() as opened:
+        yield opened
+
+
+async def test_a_payment_intent_is_created_with_an_idempotency_key_and_the_client_secret_as_next_action(
+    flow: PaymentFlow,
+) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post(f"{API}/payment_intents").respond(200, json=intent())
+        checkout = await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="card", order_id="A-1", capture=False
+        )
+    request = route.calls.last.request
+    sent = httpx.QueryParams(request.content.decode())
+    assert (sent["amount"], sent["currency"], sent["capture_method"]) == ("5000", "xof", "manual")
+    assert sent["metadata[paycore_payment_id]"] == checkout.payment.id
+    assert request.headers["idempotency-key"] == f"paycore-{checkout.payment.id}-create"
+    assert checkout.payment.status is PaymentStatus.PROCESSING
+    assert checkout.payment.external_id == "pi_3MtwBwLkdIwHu7ix28a3tqPa"
+    assert checkout.action is not None
+    assert (checkout.action.kind, checkout.action.data) == ("display", intent()["client_secret"])
+
+
+async def test_a_card_decline_is_a_definitive_failure(flow: PaymentFlow) -> None:
+    declined = error(
+        "card_error",
+        "card_declined",
+        decline_code="insufficient_funds",
+        payment_intent=intent("requires_payment_method"),
+    )
+    with respx.mock:
+        respx.post(f"{API}/payment_intents").respond(402, json=declined)
+        checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="card", order_id="A-1")
+    assert checkout.payment.status is PaymentStatus.FAILED
+    assert checkout.payment.pending_call is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, error("invalid_request_error", "parameter_invalid_integer")),
+        (401, error("invalid_request_error", "api_key_invalid")),
+        (429, error("invalid_request_error", "rate_limit")),
+    ],
+)
+async def test_a_request_stripe_refused_was_not_sent_and_may_be_retried(
+    flow: PaymentFlow, status: int, body: dict[str, Any]
+) -> None:
+    with respx.mock:
+        respx.post(f"{API}/payment_intents").respond(status, json=body)
+        with pytest.raises(ProviderNotSent, match=str(status)):
+            await flow.create_payment(
+                amount=Money.of("5000", "XOF"), provider="card", order_id="A-1", idempotency_key="k"
+            )
+    with respx.mock:
+        respx.post(f"{API}/payment_intents").respond(200, json=intent())
+        retried = await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="card", order_id="A-1", idempotency_key="k"
+        )
+    assert retried.payment.status is PaymentStatus.PROCESSING
+
+
+async def test_a_refused_connection_was_not_sent(flow: PaymentFlow) -> None:
+    with respx.mock:
+        respx.post(f"{API}/payment_intents").mock(side_effect=httpx.ConnectError("refused"))
+        with pytest.raises(ProviderNotSent, match="not reached"):
+            await flow.create_payment(amount=Money.of("5000", "XOF"), provider="card", order_id="A-1")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.ReadTimeout("no answer"),
+        httpx.RemoteProtocolError("connection reset"),
+        httpx.Response(500, json=error("api_error", "internal")),
+        httpx.Response(409, json=error("idempotency_error", "idempotency_key_in_use")),
+        httpx.Response(200, json=intent("succeeded", amount_received=-1)),
+    ],
+)
+async def test_a_request_without_a_usable_answer_has_an_unknown_outcome(flow: PaymentFlow, answer: Any) -> None:
+    with respx.mock:
+        route = respx.post(f"{API}/payment_intents")
+        route.mock(side_effect=answer) if isinstance(answer, Exception) else route.mock(return_value=answer)
+        with contextlib.suppress(ProviderOutcomeUnknown):  # the flow keeps the call as unknown
+            await flow.create_payment(amount=Money.of("5000", "XOF"), provider="card", order_id="A-1")
+    (payment,) = await flow.list_payments(order_id="A-1")
+    assert payment.status is PaymentStatus.PROCESSING
+    assert payment.pending_call is not None
+    assert payment.pending_call.unknown
+
+
+async def test_a_three_decimal_amount_stripe_cannot_take_is_refused_before_anything_is_sent(flow: PaymentFlow) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(f"{API}/payment_intents")
+        with pytest.raises(AmountNotAccepted):
+            await flow.create_payment(amount=Money.of("5.125", "KWD"), provider="card", order_id="K-1")
+    assert not route.called
+    assert await flow.list_payments(order_id="K-1") == []
+
+
+async def test_a_three_decimal_amount_is_sent_with_its_trailing_zero(flow: PaymentFlow) -> None:
+    with respx.mock:
+        route = respx.post(f"{API}/payment_intents").respond(200, json=intent(amount=5120, currency="kwd"))
+        await flow.create_payment(amount=Money.of("5.12", "KWD"), provider="card", order_id="K-1")
+    sent = httpx.QueryParams(route.calls.last.request.content.decode())
+    assert (sent["amount"], sent["currency"]) == ("5120", "kwd")
+
+
+async def test_a_poll_lists_every_refund_page_by_page(flow: PaymentFlow) -> None:
+    with respx.mock:
+        respx.post(f"{API}/payment_intents").respond(200, json=intent())
+        checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="card", order_id="A-1")
+    pages = [
+        {"object": "list", "data": [refund("re_2", 1000)], "has_more": True, "url": "/v1/refunds"},
+        {"object": "list", "data": [refund("re_1", 1500)], "has_more": False, "url": "/v1/refunds"},
+    ]
+    with respx.mock:
+        respx.get(f"{API}/payment_intents/pi_3MtwBwLkdIwHu7ix28a3tqPa").respond(
+            200, json=intent("succeeded", amount_received=5000)
+        )
+        listed = respx.get(f"{API}/refunds").mock(side_effect=[httpx.Response(200, json=page) for page in pages])
+        provider = flow.provider("card")
+        assert isinstance(provider, StripeProvider)
+        update = await provider.check_status(await flow.get_payment(checkout.payment.id))
+    assert listed.calls[1].request.url.params["starting_after"] == "re_2"
+    assert [(r.external_id, r.status, r.amount) for r in update.refunds] == [
+        ("re_2", RefundStatus.SUCCEEDED, Money.of("1000", "XOF")),
+        ("re_1", RefundStatus.SUCCEEDED, Money.of("1500", "XOF")),
+    ]
+    assert update.captured == Money.of("5000", "XOF")
+
+
+async def test_a_poll_of_an_intent_stripe_does_not_know_reports_not_found(flow: PaymentFlow) -> None:
+    with respx.mock:
+        respx.post(f"{API}/payment_intents").respond(200, json=intent())
+        checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="card", order_id="A-1")
+    with respx.mock:
+        respx.get(f"{API}/payment_intents/pi_3MtwBwLkdIwHu7ix28a3tqPa").respond(
+            404, json=error("invalid_request_error", "resource_missing")
+        )
+        payment = await flow.refresh(checkout.payment.id)
+    assert payment.status is PaymentStatus.EXPIRED
+
+
+async def test_secrets_never_appear_in_a_repr(flow: PaymentFlow) -> None:
+    provider = flow.provider("card")
+    shown = repr(provider.settings) + repr(provider)
+    assert "sk_test_" not in shown
+    assert "whsec_" not in shown

@@ -1,0 +1,176 @@
+"""Stripe webhooks: the signature check (against a header built as Stripe documents it) and the events read."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import stripe
+
+from paycore.errors import InvalidSignature, MalformedWebhook
+from paycore.money import Money
+from paycore.status import Outcome, RefundStatus
+from paycore_stripe.webhooks import parse_event, verify
+
+SECRET = "whsec_testSigningSecret"
+OTHER = "whsec_anotherSigningSecret"
+
+
+def signed(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """A Stripe-Signature header built by hand from Stripe's documentation: v1 = HMAC-SHA256(secret, "t.body")."""
+    stamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"Stripe-Signature": f"t={stamp},v1={digest}"}
+
+
+def event(event_type: str, obj: dict[str, Any], event_id: str = "evt_1") -> bytes:
+    return json.dumps({"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}}).encode()
+
+
+def intent(status: str, **fields: Any) -> dict[str, Any]:
+    data = {
+        "id": "pi_1",
+        "object": "payment_intent",
+        "amount": 5000,
+        "amount_capturable": 0,
+        "amount_received": 0,
+        "currency": "xof",
+        "status": status,
+        "metadata": {"paycore_payment_id": "pay_1"},
+    }
+    return {**data, **fields}
+
+
+BODY = event("payment_intent.succeeded", intent("succeeded", amount_received=5000))
+
+
+def test_the_sdk_accepts_the_header_built_as_stripe_documents_it() -> None:
+    headers = signed(BODY)
+    constructed = stripe.Webhook.construct_event(BODY, headers["Stripe-Signature"], SECRET)
+    assert constructed.id == "evt_1"
+    verify(BODY, headers, secrets=[SECRET], tolerance=300)
+
+
+def test_the_sdks_own_signing_helper_verifies() -> None:
+    header = stripe.WebhookSignature.generate_signature_header(BODY.decode(), SECRET)
+    verify(BODY, {"stripe-signature": header}, secrets=[SECRET], tolerance=300)
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        (dict, "no Stripe-Signature"),
+        (lambda: signed(BODY, OTHER), "no v1 signature matches"),  # signed when the test runs, not collected
+        (lambda: {"Stripe-Signature": "t=99999999999999999999,v1=00"}, "malformed"),
+        (lambda: {"Stripe-Signature": "t=abc,v1=00"}, "malformed"),
+        (lambda: {"Stripe-Signature": "v1=00"}, "missing"),
+    ],
+    ids=["unsigned", "other-secret", "huge-timestamp", "text-timestamp", "no-timestamp"],
+)
+def test_a_delivery_that_stripe_did_not_sign_just_now_is_refused(
+    headers: Callable[[], dict[str, str]], reason: str
+) -> None:
+    with pytest.raises(InvalidSignature, match=reason):
+        verify(BODY, headers(), secrets=[SECRET], tolerance=300)
+
+
+@pytest.mark.parametrize("offset", [-330, 330])
+def test_a_delivery_signed_outside_the_tolerance_is_refused(offset: int) -> None:
+    headers = signed(BODY, timestamp=int(time.time()) + offset)
+    with pytest.raises(InvalidSignature, match="more than 300s"):
+        verify(BODY, headers, secrets=[SECRET], tolerance=300)
+
+
+def test_a_body_changed_after_signing_is_refused() -> None:
+    with pytest.raises(InvalidSignature):
+        verify(BODY.replace(b"5000", b"5001"), signed(BODY), secrets=[SECRET], tolerance=300)
+
+
+def test_a_body_that_is_not_utf8_is_refused_before_anything_is_read() -> None:
+    with pytest.raises(InvalidSignature, match="not UTF-8"):
+        verify(b"\xff" + BODY, signed(BODY), secrets=[SECRET], tolerance=300)
+
+
+def test_during_a_rotation_either_secret_verifies() -> None:
+    verify(BODY, signed(BODY, OTHER), secrets=[SECRET, OTHER], tolerance=300)
+
+
+def test_a_succeeded_intent_reports_the_amount_received_and_the_event_id() -> None:
+    (update,) = parse_event(BODY)
+    assert update.outcome is Outcome.SUCCEEDED
+    assert update.captured == Money.of("5000", "XOF")
+    assert (update.payment_id, update.external_id, update.provider_event_id) == ("pay_1", "pi_1", "evt_1")
+
+
+def test_an_authorized_intent_reports_the_amount_capturable() -> None:
+    body = event("payment_intent.amount_capturable_updated", intent("requires_capture", amount_capturable=5000))
+    (update,) = parse_event(body)
+    assert update.outcome is Outcome.AUTHORIZED
+    assert update.authorized == Money.of("5000", "XOF")
+    assert update.captured is None
+
+
+def test_a_failed_attempt_leaves_the_payment_open_with_the_decline_as_message() -> None:
+    error = {
+        "code": "card_declined",
+        "decline_code": "insufficient_funds",
+        "message": "Your card has insufficient funds.",
+    }
+    body = event("payment_intent.payment_failed", intent("requires_payment_method", last_payment_error=error))
+    (update,) = parse_event(body)
+    assert update.outcome is Outcome.PENDING
+    assert "insufficient_funds" in update.message
+
+
+def test_an_event_whose_object_contradicts_its_type_is_malformed() -> None:
+    with pytest.raises(MalformedWebhook, match="must be"):
+        parse_event(event("payment_intent.succeeded", intent("requires_capture", amount_capturable=5000)))
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        intent("succeeded", amount_received=-5000),
+        intent("succeeded", amount_received="5000"),
+        intent("succeeded", amount_received=5000, currency="zzz"),
+        intent("succeeded", amount_received=5000, metadata={"paycore_payment_id": 7}),
+        intent("unheard_of"),
+    ],
+)
+def test_a_value_paycore_cannot_accept_is_malformed(obj: dict[str, Any]) -> None:
+    with pytest.raises(MalformedWebhook):
+        parse_event(
+            event((obj.get("status") == "unheard_of" and "payment_intent.created") or "payment_intent.succeeded", obj)
+        )
+
+
+def test_a_refund_event_reports_the_refund_with_paycores_ids() -> None:
+    refund = {
+        "id": "re_1",
+        "object": "refund",
+        "amount": 2000,
+        "currency": "xof",
+        "payment_intent": "pi_1",
+        "status": "succeeded",
+        "metadata": {"paycore_payment_id": "pay_1", "paycore_refund_id": "re_paycore"},
+    }
+    (update,) = parse_event(event("refund.created", refund))
+    (reported,) = update.refunds
+    assert (reported.status, reported.refund_id, reported.external_id) == (RefundStatus.SUCCEEDED, "re_paycore", "re_1")
+    assert reported.amount == Money.of("2000", "XOF")
+    assert update.payment_id == "pay_1"
+
+
+def test_an_event_type_paycore_does_not_read_is_acknowledged_and_reports_nothing() -> None:
+    assert parse_event(event("customer.created", {"id": "cus_1", "object": "customer"})) == []
+
+
+def test_an_event_without_its_id_is_malformed() -> None:
+    body = json.dumps({"object": "event", "type": "payment_intent.succeeded", "data": {"object": intent("succeeded")}})
+    with pytest.raises(MalformedWebhook, match="id"):
+        parse_event(body.encode())

@@ -1,0 +1,138 @@
+"""``WaveClient``: calls to Wave's API, each ending in an answer or in an error that says whether it was sent.
+
+* The request never left (connection refused, DNS failure, a connect timeout):
+  :class:`~paycore.errors.ProviderNotSent`.
+* Wave refused it before doing anything (a documented ``4xx`` error code:
+  ``request-validation-error``, ``invalid-auth``, ``api-key-revoked``,
+  ``unauthorized-wallet``, ``rate-limit-exceeded``...): :class:`WaveRefused`,
+  a ``ProviderNotSent`` that carries Wave's status and code.
+* Sent, no usable answer (a read timeout, a reset connection, a ``5xx`` such
+  as ``internal-server-error`` or ``service-unavailable``, a body that is not
+  JSON): :class:`~paycore.errors.ProviderOutcomeUnknown`.
+
+The API key goes in the ``Authorization`` header only; no message quotes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import anyio
+import httpx
+
+from paycore.errors import MalformedWebhook, ProviderNotSent, ProviderOutcomeUnknown
+from paycore.secrets import Secret
+from paycore.wire import load_json_object
+
+__all__ = ["DEFAULT_BASE_URL", "WaveClient", "WaveRefused"]
+
+DEFAULT_BASE_URL: Final = "https://api.wave.com"
+"""Where Wave's API lives."""
+_NOT_SENT_ERRORS: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.InvalidURL,
+    httpx.ProxyError,
+)
+
+
+class WaveRefused(ProviderNotSent):
+    """Wave answered a ``4xx``: it did nothing with the request (``status``, Wave's error ``code``)."""
+
+    def __init__(self, status: int, code: str, message: str, request: str) -> None:
+        self.status = status
+        self.code = code
+        self.wave_message = message
+        detail = f": {message}" if message else ""
+        super().__init__(f"Wave refused {request} with {status} {code or 'without an error code'}{detail}")
+
+
+class WaveClient:
+    """An :mod:`httpx` client of Wave's API (asyncio and trio alike), one per provider instance."""
+
+    def __init__(
+        self,
+        api_key: Secret,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self.base_url = base_url
+        self.timeout = timeout
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"<WaveClient base_url={self.base_url!r}>"
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers={"authorization": f"Bearer {self._api_key.reveal()}", "user-agent": "paycore-wave"},
+                timeout=self.timeout,
+                transport=self._transport,
+            )
+        return self._client
+
+    async def request(
+        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """One API call: Wave's JSON answer, ``None`` for an empty ``2xx`` body, or an error (see the module)."""
+        what = f"{method} {path}"
+        client = self._http()
+        try:
+            # An in-process transport ignores httpx's timeouts: the call is bounded here too.
+            with anyio.fail_after(self.timeout + 1.0):
+                response = await client.request(method, path, json=body, params=params)
+        except _NOT_SENT_ERRORS as error:
+            raise ProviderNotSent(f"Wave at {self.base_url} not reached for {what}: {type(error).__name__}") from error
+        except (httpx.TimeoutException, TimeoutError) as error:
+            raise ProviderOutcomeUnknown(f"Wave did not answer {what} within {self.timeout:g}s") from error
+        except httpx.TransportError as error:
+            raise ProviderOutcomeUnknown(
+                f"the connection to Wave failed during {what}: {type(error).__name__}"
+            ) from error
+        if response.status_code >= 500:
+            raise ProviderOutcomeUnknown(f"Wave answered {response.status_code} {_code(response)} to {what}".rstrip())
+        if response.status_code >= 400:
+            raise WaveRefused(response.status_code, _code(response), _message(response), what)
+        if not response.content.strip():
+            return None
+        try:
+            return load_json_object(response.content, what=f"Wave's answer to {what}")
+        except MalformedWebhook as error:
+            raise ProviderOutcomeUnknown(
+                f"Wave answered {response.status_code} to {what}, unreadable: {error}"
+            ) from None
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+def _error(response: httpx.Response) -> dict[str, Any]:
+    """Wave's error object: ``{"code": ..., "message": ...}`` (also read when nested under ``error``)."""
+    try:
+        data = load_json_object(response.content, what="Wave's error answer")
+    except MalformedWebhook:
+        return {}
+    nested = data.get("error")
+    return nested if isinstance(nested, dict) else data
+
+
+def _code(response: httpx.Response) -> str:
+    code = _error(response).get("code")
+    return code[:100] if isinstance(code, str) else ""
+
+
+def _message(response: httpx.Response) -> str:
+    message = _error(response).get("message")
+    return message[:300] if isinstance(message, str) else ""

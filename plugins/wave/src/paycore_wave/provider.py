@@ -1,0 +1,263 @@
+"""``WaveProvider``: Wave's Checkout API as a paycore provider.
+
+A payment is a checkout session: paycore creates it with the payment's amount
+(a string of whole francs), ``client_reference`` = the payment's id, and sends
+the customer to its ``wave_launch_url``. Wave confirms by a signed webhook
+(``checkout.session.completed`` / ``checkout.session.payment_failed``); paycore
+may also retrieve the session. A session still open can be expired (paycore's
+cancel); a paid one is refunded in full (Wave refunds whole sessions only).
+
+Settings (``[providers.wave]``, ``type = "wave"``):
+
+``api_key``
+    The API key from the Wave Business Portal (``wave_sn_prod_...``), a secret.
+``webhook_secret``
+    The webhook's signing secret (a secret); during a rotation, the old and the
+    new one separated by a space.
+``success_url``, ``error_url``
+    Where Wave sends the customer after paying or failing (HTTPS). A payment's
+    ``return_url`` is used for both when given.
+``aggregated_merchant_id``
+    For aggregators: the sub-merchant the sessions are for (optional).
+``restrict_payer``
+    ``true``: only the Wave account of the customer's phone
+    (``Customer.phone``, E.164) may pay (``restrict_payer_mobile``).
+``base_url``
+    Wave's API (default ``https://api.wave.com``); ``transport``: an
+    ``httpx.AsyncBaseTransport`` instead of the network (the simulator's, in tests).
+``timeout``
+    Seconds to wait for Wave (default 15); ``webhook_tolerance``: seconds of
+    clock skew a webhook may have (default 300).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final
+
+from attrs import evolve
+
+from paycore.errors import (
+    ConfigurationError,
+    InvalidSignature,
+    MalformedWebhook,
+    ValidationError,
+)
+from paycore.providers import Capabilities, Provider, ProviderContext
+from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
+from paycore.secrets import Secret
+from paycore.status import Outcome, RefundStatus
+from paycore.wire import InvalidReport, check_id, check_url, load_json_object
+from paycore_wave.client import DEFAULT_BASE_URL, WaveClient, WaveRefused
+from paycore_wave.sessions import WaveSession, format_amount, session_update
+from paycore_wave.signing import DEFAULT_TOLERANCE, parse_secrets, verify
+
+__all__ = ["EVENT_TYPES", "IGNORED_EVENT_TYPES", "MissingRedirectUrl", "WaveProvider"]
+
+EVENT_TYPES: Final = {
+    "checkout.session.completed": Outcome.SUCCEEDED,
+    "checkout.session.payment_failed": Outcome.FAILED,
+}
+"""The checkout events and the outcome each stands for: the type decides, and a session
+in the body that says otherwise makes the delivery malformed."""
+IGNORED_EVENT_TYPES: Final = frozenset(
+    {"b2b.payment_received", "b2b.payment_failed", "merchant.payment_received", "test.test_event"}
+)
+"""Wave events about no checkout session (payments to the merchant's QR code, B2B, the
+portal's test button): verified, then acknowledged without touching any payment."""
+_CONFLICT: Final = 409
+_NOT_FOUND: Final = 404
+
+
+class MissingRedirectUrl(ValidationError):
+    """A Wave checkout needs a success and an error URL, and neither the payment nor the settings give one."""
+
+
+class WaveProvider(Provider):
+    """Wave Checkout: hosted mobile-money payment in XOF, signed webhooks, polling, expiry, full refunds."""
+
+    name: ClassVar[str] = "wave"
+    currencies: ClassVar[frozenset[str] | None] = frozenset({"XOF"})
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        cancel=True,
+        refund=True,
+        partial_refund=False,
+        webhooks=True,
+        polling=True,
+    )
+    secret_settings: ClassVar[frozenset[str]] = frozenset({"api_key", "webhook_secret"})
+    state_type: ClassVar[type[Any] | None] = WaveSession
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        settings = context.settings
+        where = f"provider {context.code!r} (wave)"
+        self._secrets = parse_secrets(settings.secret("webhook_secret"))
+        self.success_url: str | None = _optional_url(settings.get("success_url"), f"{where}: success_url")
+        self.error_url: str | None = _optional_url(settings.get("error_url"), f"{where}: error_url")
+        self.aggregated_merchant_id: str | None = settings.get("aggregated_merchant_id")
+        self.restrict_payer = _flag(settings.get("restrict_payer", False), f"{where}: restrict_payer")
+        self.webhook_tolerance = float(settings.get("webhook_tolerance", DEFAULT_TOLERANCE))
+        self.client = WaveClient(
+            Secret(settings.secret("api_key")),
+            base_url=str(settings.get("base_url", DEFAULT_BASE_URL)),
+            timeout=float(settings.get("timeout", 15.0)),
+            transport=settings.get("transport"),
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.client.aclose()
+
+    # -- before anything is stored -----------------------------------------------------------
+
+    def _redirects(self, payment: Payment) -> tuple[str, str]:
+        success = payment.return_url or self.success_url
+        error = payment.return_url or self.error_url or success
+        if success is None or error is None:
+            raise MissingRedirectUrl(
+                f"provider {self.code!r} (wave) needs a return_url on the payment or the success_url and "
+                "error_url settings: Wave sends the customer back there"
+            )
+        return success, error
+
+    async def check_payment(self, payment: Payment) -> None:
+        """Refuse, before anything is stored, a payment Wave could not take (no URL to send the customer back to)."""
+        self._redirects(payment)
+
+    # -- operations --------------------------------------------------------------------------
+
+    def _session_id(self, payment: Payment) -> str | None:
+        state = self.state(payment)
+        if isinstance(state, WaveSession):
+            return state.session_id
+        return payment.external_id
+
+    async def initiate(self, payment: Payment) -> ProviderUpdate:
+        """Create the checkout session; the customer's next action is its ``wave_launch_url``."""
+        success_url, error_url = self._redirects(payment)
+        body: dict[str, Any] = {
+            "amount": format_amount(payment.amount),
+            "currency": payment.currency,
+            "client_reference": payment.id,
+            "success_url": success_url,
+            "error_url": error_url,
+        }
+        if self.aggregated_merchant_id:
+            body["aggregated_merchant_id"] = self.aggregated_merchant_id
+        if self.restrict_payer and payment.customer is not None and payment.customer.phone:
+            body["restrict_payer_mobile"] = payment.customer.phone
+        data = await self.client.request("POST", "/v1/checkout/sessions", body=body)
+        return session_update(data, with_launch_url=True)
+
+    async def cancel(self, payment: Payment) -> ProviderUpdate:
+        """Expire the open checkout session; one that is no longer open is reported as Wave holds it."""
+        session_id = self._session_id(payment)
+        if session_id is None:
+            return await self.check_status(payment)
+        try:
+            await self.client.request("POST", f"/v1/checkout/sessions/{session_id}/expire")
+        except WaveRefused as refused:
+            if refused.status != _CONFLICT:
+                raise
+            return await self.check_status(payment)  # paid, failed or expired meanwhile: say which
+        return ProviderUpdate(outcome=Outcome.CANCELED, external_id=session_id, message="checkout session expired")
+
+    async def refund(self, payment: Payment, refund: Refund) -> RefundUpdate:
+        """Refund the whole session (Wave refunds sessions in full, and a second call refunds nothing more)."""
+        session_id = self._session_id(payment)
+        if session_id is None:
+            raise InvalidReport(f"payment {payment.id} holds no Wave checkout session id to refund")
+        try:
+            await self.client.request("POST", f"/v1/checkout/sessions/{session_id}/refund")
+        except WaveRefused as refused:
+            if refused.code == "checkout-refund-failed":
+                return RefundUpdate(RefundStatus.FAILED, refund_id=refund.id)
+            raise
+        return RefundUpdate(RefundStatus.SUCCEEDED, refund_id=refund.id, amount=refund.amount)
+
+    async def check_status(self, payment: Payment) -> ProviderUpdate:
+        """Retrieve the session; without its id (a create whose answer was lost), search by ``client_reference``."""
+        session_id = self._session_id(payment)
+        if session_id is not None:
+            try:
+                data = await self.client.request("GET", f"/v1/checkout/sessions/{session_id}")
+            except WaveRefused as refused:
+                if refused.status == _NOT_FOUND:
+                    return ProviderUpdate(
+                        outcome=Outcome.NOT_FOUND, message=f"Wave has no checkout session {session_id}"
+                    )
+                raise
+            return session_update(data)
+        return await self._search(payment)
+
+    async def _search(self, payment: Payment) -> ProviderUpdate:
+        found = await self.client.request(
+            "GET", "/v1/checkout/sessions/search", params={"client_reference": payment.id}
+        )
+        sessions = found.get("result") if isinstance(found, dict) else None
+        if not isinstance(sessions, list):
+            raise InvalidReport("Wave's answer to a checkout session search holds no 'result' list")
+        if not sessions:
+            return ProviderUpdate(outcome=Outcome.NOT_FOUND, message=f"Wave has no checkout session for {payment.id}")
+        paid = [s for s in sessions if isinstance(s, dict) and s.get("payment_status") == "succeeded"]
+        return session_update(paid[0] if paid else sessions[-1])
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    async def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> None:
+        """Refuse a delivery whose ``Wave-Signature`` is missing, stale or matches no configured secret."""
+        if not isinstance(body, bytes | bytearray | memoryview):
+            raise InvalidSignature(f"webhook refused: the body must be bytes, not {type(body).__name__}")
+        verify(bytes(body), headers, secrets=self._secrets, tolerance=self.webhook_tolerance)
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
+        """The checkout session an event describes, with the event's id for dedupe.
+
+        The event ``type`` decides the outcome (:data:`EVENT_TYPES`); a session
+        whose statuses say otherwise, an unknown type, or any value paycore
+        cannot accept is :class:`~paycore.errors.MalformedWebhook`. Events about
+        no checkout session (:data:`IGNORED_EVENT_TYPES`) report nothing.
+        """
+        event = load_json_object(body, what="Wave webhook body")
+        event_type, data = event.get("type"), event.get("data")
+        if event_type in IGNORED_EVENT_TYPES:
+            return []
+        expected = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
+        if expected is None:
+            raise MalformedWebhook(f"Wave webhook type {event_type!r:.60} is not one of {sorted(EVENT_TYPES)}")
+        try:
+            event_id = check_id(event.get("id"), what="a Wave event's 'id'")
+            update = session_update(data, provider_event_id=event_id)
+        except InvalidReport as error:
+            raise MalformedWebhook(f"Wave webhook {event_type!r} is not a report paycore takes: {error}") from None
+        if (update.outcome is Outcome.SUCCEEDED) is not (expected is Outcome.SUCCEEDED):
+            shown = update.outcome.value if update.outcome is not None else "unknown"
+            raise MalformedWebhook(f"Wave webhook {event_type!r} describes a session that is {shown}")
+        if expected is Outcome.FAILED:
+            update = _as_failed(update)
+        return [update]
+
+
+def _as_failed(update: ProviderUpdate) -> ProviderUpdate:
+    """``update`` as the failure its event type says (an expired session's failed attempt included)."""
+    state = dict(update.provider_state) if update.provider_state is not None else None
+    message = update.message or "the customer's Wave payment failed"
+    return evolve(update, outcome=Outcome.FAILED, message=message, provider_state=state)
+
+
+def _flag(value: object, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigurationError(f"{what} must be true or false, not {value!r:.40}")
+
+
+def _optional_url(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_url(value, what=what)
+    except InvalidReport as error:
+        raise ConfigurationError(str(error)) from None

@@ -1,0 +1,393 @@
+"""The provider against Wave's API answers as Wave's reference shows them, served by ``respx`` (no network)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+import paycore_wave.plugin
+from paycore.errors import (
+    InvalidAmount,
+    ProviderError,
+    ProviderNotSent,
+    ProviderOutcomeUnknown,
+    UnsupportedCurrency,
+    UnsupportedOperation,
+)
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore.records import Customer
+from paycore.status import PaymentStatus, RefundStatus
+from paycore_wave import MissingRedirectUrl
+
+pytestmark = pytest.mark.anyio
+
+API = "https://api.wave.com"
+API_KEY = "wave_sn_prod_YhUNb9dRespxKeyi4bA6"
+SESSION_ID = "cos-18qq25rgr100a"
+
+
+def session(**fields: Any) -> dict[str, Any]:
+    """A checkout session object as Wave's reference shows it (open, awaiting the customer)."""
+    return {
+        "id": SESSION_ID,
+        "amount": "5000",
+        "checkout_status": "open",
+        "client_reference": "pay_x",
+        "currency": "XOF",
+        "error_url": "https://chez-awa.example/not-paid",
+        "last_payment_error": None,
+        "business_name": "Chez Awa",
+        "payment_status": "processing",
+        "success_url": "https://chez-awa.example/paid",
+        "wave_launch_url": f"https://pay.wave.com/c/{SESSION_ID}",
+        "when_completed": None,
+        "when_created": "2024-01-15T10:00:00Z",
+        "when_expires": "2024-01-15T10:30:00Z",
+        **fields,
+    }
+
+
+def error(status: int, code: str) -> httpx.Response:
+    return httpx.Response(status, json={"code": code, "message": f"{code} (as Wave says it)"})
+
+
+@pytest.fixture
+def wave() -> Iterator[respx.MockRouter]:
+    """Wave's API, mocked: nothing leaves the process."""
+    with respx.mock(base_url=API, assert_all_called=False) as router:
+        yield router
+
+
+def make_flow(**settings: Any) -> PaymentFlow:
+    provider = {
+        "type": "wave",
+        "api_key": API_KEY,
+        "webhook_secret": "wave_sn_WHS_respx",
+        "success_url": "https://chez-awa.example/paid",
+        "error_url": "https://chez-awa.example/not-paid",
+        "timeout": 1.0,
+        **settings,
+    }
+    return PaymentFlow.from_config({"providers": {"wave": provider}}, plugins=[paycore_wave.plugin])
+
+
+@pytest.fixture
+async def flow(wave: respx.MockRouter) -> AsyncIterator[PaymentFlow]:
+    async with make_flow() as flow:
+        yield flow
+
+
+async def create(flow: PaymentFlow, amount: str = "5000", **options: Any) -> Any:
+    return await flow.create_payment(amount=Money.of(amount, "XOF"), provider="wave", order_id="T7", **options)
+
+
+def found_by_reference(request: httpx.Request) -> httpx.Response:
+    """Wave's search answer: the session whose ``client_reference`` was asked for."""
+    return httpx.Response(200, json={"result": [session(client_reference=request.url.params["client_reference"])]})
+
+
+def sent_json(route: respx.Route) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(route.calls.last.request.content)
+    return body
+
+
+# -- creating a checkout session -------------------------------------------------------------------
+
+
+async def test_a_payment_creates_a_checkout_session_as_wave_documents_it(
+    flow: PaymentFlow, wave: respx.MockRouter
+) -> None:
+    route = wave.post("/v1/checkout/sessions").respond(200, json=session())
+    checkout = await create(flow)
+    request = route.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
+    assert sent_json(route) == {
+        "amount": "5000",
+        "currency": "XOF",
+        "client_reference": checkout.payment.id,
+        "success_url": "https://chez-awa.example/paid",
+        "error_url": "https://chez-awa.example/not-paid",
+    }
+    assert checkout.action is not None
+    assert (checkout.action.kind, checkout.action.url) == ("redirect", f"https://pay.wave.com/c/{SESSION_ID}")
+    assert checkout.payment.status is PaymentStatus.PROCESSING
+    assert checkout.payment.external_id == SESSION_ID
+    assert checkout.payment.provider_state == {"session_id": SESSION_ID, "transaction_id": None}
+
+
+async def test_the_payments_return_url_is_where_wave_sends_the_customer_back(
+    flow: PaymentFlow, wave: respx.MockRouter
+) -> None:
+    route = wave.post("/v1/checkout/sessions").respond(200, json=session())
+    await create(flow, return_url="https://chez-awa.example/orders/T7")
+    assert sent_json(route)["success_url"] == sent_json(route)["error_url"] == "https://chez-awa.example/orders/T7"
+
+
+async def test_an_aggregator_and_a_restricted_payer_are_sent_when_configured(wave: respx.MockRouter) -> None:
+    route = wave.post("/v1/checkout/sessions").respond(200, json=session())
+    async with make_flow(aggregated_merchant_id="am-7wbj1", restrict_payer=True) as flow:
+        await create(flow, customer=Customer(phone="+221761110001"))
+    assert sent_json(route)["aggregated_merchant_id"] == "am-7wbj1"
+    assert sent_json(route)["restrict_payer_mobile"] == "+221761110001"
+
+
+async def test_a_payment_with_nowhere_to_send_the_customer_back_is_refused_before_anything_is_stored(
+    wave: respx.MockRouter,
+) -> None:
+    route = wave.post("/v1/checkout/sessions").respond(200, json=session())
+    async with make_flow(success_url=None, error_url=None) as flow:
+        with pytest.raises(MissingRedirectUrl, match="return_url"):
+            await create(flow)
+        assert await flow.list_payments(order_id="T7") == []
+    assert not route.called
+
+
+@pytest.mark.parametrize("currency", ["EUR", "USD", "XAF", "GHS"])
+async def test_a_payment_in_another_currency_never_reaches_wave(
+    flow: PaymentFlow, wave: respx.MockRouter, currency: str
+) -> None:
+    route = wave.post("/v1/checkout/sessions").respond(200, json=session())
+    with pytest.raises(UnsupportedCurrency):
+        await flow.create_payment(amount=Money.minor(5000, currency), provider="wave", order_id="T8")
+    assert not route.called
+    assert await flow.list_payments(order_id="T8") == []
+
+
+async def test_a_fraction_of_a_franc_cannot_even_be_written(wave: respx.MockRouter) -> None:
+    route = wave.post("/v1/checkout/sessions").respond(200, json=session())
+    with pytest.raises(InvalidAmount, match="XOF"):
+        Money.of("4999.5", "XOF")
+    assert not route.called
+
+
+# -- how a call ends -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, "request-validation-error"),
+        (401, "missing-auth-header"),
+        (401, "invalid-auth"),
+        (401, "no-matching-api-key"),
+        (401, "api-key-revoked"),
+        (403, "invalid-wallet"),
+        (403, "disabled-wallet"),
+        (403, "unauthorized-wallet"),
+        (429, "rate-limit-exceeded"),
+    ],
+)
+async def test_a_create_wave_refused_was_not_sent_and_may_be_retried(
+    flow: PaymentFlow, wave: respx.MockRouter, status: int, code: str
+) -> None:
+    route = wave.post("/v1/checkout/sessions")
+    route.side_effect = [error(status, code), httpx.Response(200, json=session())]
+    with pytest.raises(ProviderNotSent, match=code):
+        await create(flow, idempotency_key="T7-create")
+    (stored,) = await flow.list_payments(order_id="T7")
+    assert (stored.status, stored.external_id, stored.pending_call) == (PaymentStatus.PENDING, None, None)
+    retried = await create(flow, idempotency_key="T7-create")
+    assert retried.payment.status is PaymentStatus.PROCESSING
+    assert route.call_count == 2
+
+
+async def test_an_unreachable_wave_is_a_call_not_sent(flow: PaymentFlow, wave: respx.MockRouter) -> None:
+    wave.post("/v1/checkout/sessions").mock(side_effect=httpx.ConnectError("connection refused"))
+    with pytest.raises(ProviderNotSent, match="not reached"):
+        await create(flow)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        error(500, "internal-server-error"),
+        error(503, "service-unavailable"),
+        httpx.ReadTimeout("no answer"),
+        httpx.RemoteProtocolError("connection reset"),
+        httpx.Response(200, content=b"<html>maintenance</html>"),
+        httpx.Response(200, json=session(wave_launch_url=None)),
+        httpx.Response(200, json=session(checkout_status="pending")),
+    ],
+    ids=["500", "503", "timeout", "reset", "not-json", "no-launch-url", "unknown-status"],
+)
+async def test_a_create_without_a_usable_answer_is_unknown_and_settled_by_asking(
+    flow: PaymentFlow, wave: respx.MockRouter, answer: Any
+) -> None:
+    create_route = wave.post("/v1/checkout/sessions")
+    create_route.side_effect = [answer]
+    search = wave.get("/v1/checkout/sessions/search").mock(side_effect=found_by_reference)
+    with contextlib.suppress(ProviderOutcomeUnknown):
+        await create(flow)
+    (payment,) = await flow.list_payments(order_id="T7")
+    assert payment.status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+    assert payment.pending_call is not None
+    assert payment.pending_call.unknown
+    refreshed = await flow.refresh(payment.id)
+    assert search.calls.last.request.url.params["client_reference"] == payment.id
+    assert refreshed.pending_call is None
+    assert refreshed.external_id == SESSION_ID
+    assert refreshed.status is PaymentStatus.PROCESSING
+    assert create_route.call_count == 1
+
+
+async def test_a_create_whose_session_wave_never_made_expires_when_asked(
+    flow: PaymentFlow, wave: respx.MockRouter
+) -> None:
+    wave.post("/v1/checkout/sessions").mock(side_effect=httpx.ReadTimeout("no answer"))
+    wave.get("/v1/checkout/sessions/search").respond(200, json={"result": []})
+    with contextlib.suppress(ProviderOutcomeUnknown):
+        await create(flow)
+    (payment,) = await flow.list_payments(order_id="T7")
+    assert (await flow.refresh(payment.id)).status is PaymentStatus.EXPIRED
+
+
+# -- polling -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("checkout_status", "payment_status", "expected"),
+    [
+        ("open", "processing", PaymentStatus.PROCESSING),
+        ("complete", "processing", PaymentStatus.PROCESSING),
+        ("complete", "succeeded", PaymentStatus.SUCCEEDED),
+        ("open", "cancelled", PaymentStatus.FAILED),
+        ("complete", "cancelled", PaymentStatus.FAILED),
+        ("expired", "processing", PaymentStatus.EXPIRED),
+        ("expired", "cancelled", PaymentStatus.EXPIRED),
+    ],
+)
+async def test_a_polled_session_maps_to_the_payment_status_of_the_readme_table(
+    flow: PaymentFlow, wave: respx.MockRouter, checkout_status: str, payment_status: str, expected: PaymentStatus
+) -> None:
+    wave.post("/v1/checkout/sessions").respond(200, json=session())
+    checkout = await create(flow)
+    fields: dict[str, Any] = {"checkout_status": checkout_status, "payment_status": payment_status}
+    if payment_status == "succeeded":
+        fields["transaction_id"] = "TCQWRRRB4QSCAZ4KM"
+    wave.get(f"/v1/checkout/sessions/{SESSION_ID}").respond(200, json=session(**fields))
+    polled = await flow.refresh(checkout.payment.id)
+    assert polled.status is expected
+    if expected is PaymentStatus.SUCCEEDED:
+        assert polled.captured_amount == Money.of("5000", "XOF")
+        assert "TCQWRRRB4QSCAZ4KM" in polled.references
+        assert polled.provider_state["transaction_id"] == "TCQWRRRB4QSCAZ4KM"
+    else:
+        assert polled.captured_amount is None
+
+
+async def test_a_session_paid_for_less_is_flagged_for_review_not_marked_paid(
+    flow: PaymentFlow, wave: respx.MockRouter
+) -> None:
+    wave.post("/v1/checkout/sessions").respond(200, json=session())
+    checkout = await create(flow)
+    paid_less = session(checkout_status="complete", payment_status="succeeded", amount="4000")
+    wave.get(f"/v1/checkout/sessions/{SESSION_ID}").respond(200, json=paid_less)
+    polled = await flow.refresh(checkout.payment.id)
+    assert polled.status is not PaymentStatus.SUCCEEDED
+    assert polled.needs_review
+
+
+async def test_a_session_wave_does_not_know_expires_the_payment(flow: PaymentFlow, wave: respx.MockRouter) -> None:
+    wave.post("/v1/checkout/sessions").respond(200, json=session())
+    checkout = await create(flow)
+    wave.get(f"/v1/checkout/sessions/{SESSION_ID}").mock(return_value=error(404, "checkout-session-not-found"))
+    assert (await flow.refresh(checkout.payment.id)).status is PaymentStatus.EXPIRED
+
+
+# -- cancel and refund -----------------------------------------------------------------------------
+
+
+async def test_a_cancel_expires_the_open_session(flow: PaymentFlow, wave: respx.MockRouter) -> None:
+    wave.post("/v1/checkout/sessions").respond(200, json=session())
+    checkout = await create(flow)
+    expire = wave.post(f"/v1/checkout/sessions/{SESSION_ID}/expire").respond(200)
+    canceled = await flow.cancel(checkout.payment.id)
+    assert expire.called
+    assert canceled.status is PaymentStatus.CANCELED
+
+
+async def test_a_cancel_of_a_session_paid_meanwhile_reports_the_payment(
+    flow: PaymentFlow, wave: respx.MockRouter
+) -> None:
+    wave.post("/v1/checkout/sessions").respond(200, json=session())
+    checkout = await create(flow)
+    wave.post(f"/v1/checkout/sessions/{SESSION_ID}/expire").mock(return_value=error(409, "checkout-session-not-open"))
+    paid = session(checkout_status="complete", payment_status="succeeded", transaction_id="T_1")
+    wave.get(f"/v1/checkout/sessions/{SESSION_ID}").respond(200, json=paid)
+    after = await flow.cancel(checkout.payment.id)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.captured_amount == Money.of("5000", "XOF")
+
+
+async def paid_payment(flow: PaymentFlow, wave: respx.MockRouter) -> Any:
+    wave.post("/v1/checkout/sessions").respond(200, json=session())
+    checkout = await create(flow)
+    paid = session(checkout_status="complete", payment_status="succeeded", transaction_id="T_2")
+    wave.get(f"/v1/checkout/sessions/{SESSION_ID}").respond(200, json=paid)
+    return await flow.refresh(checkout.payment.id)
+
+
+async def test_a_refund_refunds_the_whole_session(flow: PaymentFlow, wave: respx.MockRouter) -> None:
+    payment = await paid_payment(flow, wave)
+    route = wave.post(f"/v1/checkout/sessions/{SESSION_ID}/refund").respond(200)
+    refund = await flow.refund(payment.id, reason="cold food")
+    assert route.call_count == 1
+    assert route.calls.last.request.content in (b"", b"null")
+    assert (refund.status, refund.amount) == (RefundStatus.SUCCEEDED, Money.of("5000", "XOF"))
+    assert (await flow.get_payment(payment.id)).status is PaymentStatus.REFUNDED
+
+
+async def test_part_of_a_session_cannot_be_refunded_and_nothing_is_sent(
+    flow: PaymentFlow, wave: respx.MockRouter
+) -> None:
+    payment = await paid_payment(flow, wave)
+    route = wave.post(f"/v1/checkout/sessions/{SESSION_ID}/refund").respond(200)
+    with pytest.raises(UnsupportedOperation, match="part"):
+        await flow.refund(payment.id, amount=Money.of("1000", "XOF"))
+    assert not route.called
+    assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_refund_wave_refuses_fails_and_leaves_the_amount_refundable(
+    flow: PaymentFlow, wave: respx.MockRouter
+) -> None:
+    payment = await paid_payment(flow, wave)
+    wave.post(f"/v1/checkout/sessions/{SESSION_ID}/refund").mock(return_value=error(400, "checkout-refund-failed"))
+    refund = await flow.refund(payment.id)
+    assert refund.status is RefundStatus.FAILED
+    after = await flow.get_payment(payment.id)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.refundable_amount == Money.of("5000", "XOF")
+
+
+async def test_a_refund_whose_answer_is_lost_stays_pending_and_a_poll_never_fails_it(
+    flow: PaymentFlow, wave: respx.MockRouter
+) -> None:
+    payment = await paid_payment(flow, wave)
+    route = wave.post(f"/v1/checkout/sessions/{SESSION_ID}/refund")
+    route.mock(return_value=error(500, "internal-server-error"))
+    with contextlib.suppress(ProviderOutcomeUnknown):
+        await flow.refund(payment.id)
+    (refund,) = (await flow.get_payment(payment.id)).refunds
+    assert refund.status is RefundStatus.PENDING
+    polled = await flow.refresh(payment.id)
+    assert polled.refund(refund.id).status is RefundStatus.PENDING
+    assert polled.status is PaymentStatus.SUCCEEDED
+    assert route.call_count == 1
+
+
+async def test_a_poll_wave_refuses_changes_nothing(flow: PaymentFlow, wave: respx.MockRouter) -> None:
+    wave.post("/v1/checkout/sessions").respond(200, json=session())
+    checkout = await create(flow)
+    wave.get(f"/v1/checkout/sessions/{SESSION_ID}").mock(return_value=error(401, "api-key-revoked"))
+    before = await flow.get_payment(checkout.payment.id)
+    with pytest.raises(ProviderError):
+        await flow.refresh(checkout.payment.id)
+    assert await flow.get_payment(checkout.payment.id) == before

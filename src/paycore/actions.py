@@ -1,0 +1,325 @@
+"""``PaymentActions``: create, capture, cancel and refund, each an idempotent provider call.
+
+Each action runs at most once per idempotency key (:mod:`paycore.idempotency`),
+settles any earlier call of the payment first, checks the operation's rules
+(:mod:`paycore.operations`), writes its provider call down, sends it and
+settles it with the answer (:mod:`paycore.provider_calls`). Records created
+under a key get ids bound to it, so a retried or taken-over request finds what
+its first attempt stored instead of making a second payment or refund.
+:class:`~paycore.flow.PaymentFlow` offers them as its own methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import pluggy
+from attrs import evolve
+
+from paycore import operations, serialization
+from paycore.calls import CallOperation, ProviderCall
+from paycore.changes import Change
+from paycore.errors import IdempotencyKeyReused, PaymentBusy, PaymentNotFound
+from paycore.hookcalls import validate_payment
+from paycore.idempotency import IdempotentRunner, KeyBinding, scope_of
+from paycore.money import Money
+from paycore.provider_calls import ProviderCalls
+from paycore.providers import Provider
+from paycore.records import Checkout, Customer, LineItem, Payment, ProviderUpdate, Refund, RefundUpdate, new_id
+from paycore.status import PaymentStatus, RefundStatus
+from paycore.unit_of_work import PaymentWriter
+
+__all__ = ["PaymentActions"]
+
+T = TypeVar("T")
+
+
+class PaymentActions:
+    """The money-moving actions on payments; see the module docstring.
+
+    :class:`~paycore.flow.PaymentFlow` is built on it and gives it its parts:
+    the payment writer, the provider-call protocol, the idempotency runner,
+    the plugin manager, the providers and the clock.
+    """
+
+    writer: PaymentWriter
+    calls: ProviderCalls
+    idempotency: IdempotentRunner
+    plugin_manager: pluggy.PluginManager
+
+    def provider(self, code: str, *, tenant: str | None = None) -> Provider:
+        """The provider ``tenant`` enabled under ``code`` (the flow provides it)."""
+        raise NotImplementedError
+
+    def now(self) -> datetime:
+        """The flow's clock (the flow provides it)."""
+        raise NotImplementedError
+
+    async def create_payment(
+        self,
+        *,
+        amount: Money,
+        provider: str,
+        order_id: str,
+        tenant: str | None = None,
+        description: str = "",
+        customer: Customer | None = None,
+        items: Sequence[LineItem] = (),
+        metadata: Mapping[str, Any] | None = None,
+        capture: bool = True,
+        return_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Checkout:
+        """Create a payment and start it at ``provider``; return it with the customer's next action.
+
+        Refused before anything is stored when the amount, currency, provider
+        or a ``paycore_validate_payment`` policy says no.
+        """
+        chosen = self.provider(provider, tenant=tenant)
+        items = tuple(items)
+        operations.check_new_payment(chosen, amount, order_id, items, capture)
+        arguments = {
+            "amount": serialization.unstructure(amount),
+            "provider": provider,
+            "order_id": order_id,
+            "description": description,
+            "customer": serialization.unstructure(customer),
+            "items": serialization.unstructure(items),
+            "metadata": dict(metadata or {}),
+            "capture": capture,
+            "return_url": return_url,
+        }
+
+        async def execute(binding: KeyBinding | None) -> Checkout:
+            existing = await self._earlier_payment(binding)
+            if existing is not None:
+                return await self._resume_create(existing, chosen, amount, order_id, tenant)
+            now = self.now()
+            draft = Payment(
+                id=binding.new_id("pay") if binding is not None else new_id("pay"),
+                provider=provider,
+                order_id=order_id,
+                amount=amount,
+                tenant=tenant,
+                capture=capture,
+                description=description,
+                customer=customer,
+                items=items,
+                metadata=dict(metadata or {}),
+                return_url=return_url,
+                created_at=now,
+                updated_at=now,
+            )
+            await chosen.check_payment(draft)
+            await validate_payment(self.plugin_manager, payment=draft)
+            change = Change(draft, cause="api", now=now)
+            call = self.calls.start(CallOperation.INITIATE, now=now)
+            change.set(pending_call=call)
+            change.event("created", to_status=PaymentStatus.PENDING.value, amount=amount)
+            payment = change.result()
+            assert payment is not None
+            await self.writer.add(payment, change.events)
+            return await self._initiate(payment, call, chosen)
+
+        return await self.idempotency.run(
+            operation="create_payment",
+            scope=scope_of(tenant),
+            key=idempotency_key,
+            arguments=arguments,
+            execute=execute,
+            result_type=Checkout,
+        )
+
+    async def _earlier_payment(self, binding: KeyBinding | None) -> Payment | None:
+        """The payment an earlier attempt under the same key stored, while the key binds it."""
+        if binding is None:
+            return None
+        for candidate in binding.candidate_ids("pay"):
+            try:
+                found = await self.writer.repository.get(candidate)
+            except PaymentNotFound:
+                continue
+            if binding.binds(found.created_at):
+                return found
+        return None
+
+    async def _resume_create(
+        self, existing: Payment, chosen: Provider, amount: Money, order_id: str, tenant: str | None
+    ) -> Checkout:
+        """Carry on a create whose first attempt stored the payment (crash, or not sent)."""
+        if (existing.amount, existing.provider, existing.order_id, existing.tenant) != (
+            amount,
+            chosen.code,
+            order_id,
+            tenant,
+        ):
+            raise IdempotencyKeyReused(f"idempotency key of payment {existing.id} was used for a different payment")
+        if existing.pending_call is not None:
+            existing = await self.calls.settle(existing, chosen)
+        if existing.status is PaymentStatus.PENDING and existing.pending_call is None:
+            started, call = await self.calls.begin(existing.id, CallOperation.INITIATE, operations.require_unsent)
+            return await self._initiate(started, call, chosen)
+        return Checkout(existing, existing.next_action)
+
+    async def _initiate(self, payment: Payment, call: ProviderCall, chosen: Provider) -> Checkout:
+        answer = await self.calls.ask(chosen.initiate(payment), payment, call, provider=chosen)
+        finished = await self.calls.finish(payment.id, call, answer, chosen)
+        action = answer.next_action if isinstance(answer, ProviderUpdate) else None
+        return Checkout(finished, action or finished.next_action)
+
+    async def capture(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        idempotency_key: str | None = None,
+        tenant: str | None = None,
+    ) -> Payment:
+        """Capture an authorized payment: all of it, or ``amount`` (the rest is released)."""
+
+        async def execute(binding: KeyBinding | None) -> Payment:
+            payment, chosen = await self._settled(payment_id, tenant)
+            wanted = operations.capture_amount(payment, chosen, amount)
+            await chosen.check_capture(payment, wanted)
+            started, call = await self.calls.begin(
+                payment_id,
+                CallOperation.CAPTURE,
+                lambda p: operations.capture_amount(p, chosen, wanted),
+                amount=wanted,
+            )
+            answer = await self.calls.ask(chosen.capture(started, wanted), started, call, provider=chosen)
+            return await self.calls.finish(payment_id, call, answer, chosen)
+
+        arguments = {"payment_id": payment_id, "amount": serialization.unstructure(amount)}
+        return await self._run("capture", tenant, idempotency_key, arguments, execute, Payment)
+
+    async def cancel(
+        self, payment_id: str, *, idempotency_key: str | None = None, tenant: str | None = None
+    ) -> Payment:
+        """Cancel a payment that is not captured; one never sent is canceled here alone."""
+
+        async def execute(binding: KeyBinding | None) -> Payment:
+            payment, chosen = await self._settled(payment_id, tenant)
+            operations.check_cancel(payment, chosen, local=True)
+            if operations.was_never_sent(payment):
+                return await self.writer.mutate(payment_id, lambda p: self._cancel_locally(p, chosen))
+            started, call = await self.calls.begin(
+                payment_id, CallOperation.CANCEL, lambda p: operations.check_cancel(p, chosen, local=False)
+            )
+            answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
+            return await self.calls.finish(payment_id, call, answer, chosen)
+
+        return await self._run("cancel", tenant, idempotency_key, {"payment_id": payment_id}, execute, Payment)
+
+    def _cancel_locally(self, payment: Payment, chosen: Provider) -> Change:
+        operations.check_cancel(payment, chosen, local=True)
+        if payment.pending_call is not None or not operations.was_never_sent(payment):
+            raise PaymentBusy(f"payment {payment.id} was sent to its provider meanwhile; retry the cancel")
+        change = Change(payment, cause="api", now=self.now())
+        change.fire("cancel", message="canceled before it was sent to the provider")
+        return change
+
+    async def refund(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+        tenant: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Refund:
+        """Refund ``amount`` (default: all that remains) of a captured payment.
+
+        Succeeded plus pending refunds never exceed the captured amount:
+        :class:`~paycore.errors.RefundExceedsCaptured` otherwise, and nothing changes.
+        ``metadata`` travels with the refund to its provider (for cash: the
+        ``till`` it is paid out of and the ``cashier`` who pays it).
+        """
+
+        async def execute(binding: KeyBinding | None) -> Refund:
+            payment, chosen = await self._settled(payment_id, tenant)
+            earlier = _earlier_refund(payment, binding)
+            if earlier is not None and earlier.status is not RefundStatus.FAILED:
+                return earlier  # a first attempt under this key got that far: never refund twice
+            if earlier is not None:
+                refund_id = earlier.id
+            else:
+                refund_id = binding.new_id("re") if binding is not None else new_id("re")
+            wanted = operations.refund_amount(payment, chosen, amount)
+            draft = Refund(
+                id=refund_id, payment_id=payment_id, amount=wanted, reason=reason, metadata=dict(metadata or {})
+            )
+            await chosen.check_refund(payment, draft)
+
+            def add_refund(change: Change) -> None:
+                refund = evolve(draft, created_at=change.now, updated_at=change.now)
+                # A failed attempt under the same key (not sent) is replaced by this one, not kept beside it.
+                others = tuple(r for r in change.payment.refunds if r.id != refund_id)
+                change.set(refunds=(*others, refund))
+                change.event("refund_created", to_status=RefundStatus.PENDING.value, amount=wanted, refund_id=refund_id)
+
+            started, call = await self.calls.begin(
+                payment_id,
+                CallOperation.REFUND,
+                lambda p: operations.refund_amount(p, chosen, wanted),
+                amount=wanted,
+                refund_id=refund_id,
+                also=add_refund,
+            )
+            answer = await self.calls.ask(
+                chosen.refund(started, started.refund(refund_id)), started, call, provider=chosen
+            )
+            update = (
+                ProviderUpdate(refunds=(evolve(answer, refund_id=refund_id),))
+                if isinstance(answer, RefundUpdate)
+                else answer
+            )
+            finished = await self.calls.finish(payment_id, call, update, chosen)
+            return finished.refund(refund_id)
+
+        arguments = {
+            "payment_id": payment_id,
+            "amount": serialization.unstructure(amount),
+            "reason": reason,
+            "metadata": dict(metadata or {}),
+        }
+        return await self._run("refund", tenant, idempotency_key, arguments, execute, Refund)
+
+    async def _settled(self, payment_id: str, tenant: str | None) -> tuple[Payment, Provider]:
+        """The payment and its provider, once any earlier provider call of it is settled."""
+        payment = await self.writer.load(payment_id, tenant)
+        chosen = self.provider(payment.provider, tenant=payment.tenant)
+        return await self.calls.settle(payment, chosen), chosen
+
+    async def _run(
+        self,
+        operation: str,
+        tenant: str | None,
+        key: str | None,
+        arguments: Mapping[str, Any],
+        execute: Callable[[KeyBinding | None], Any],
+        result_type: type[T],
+    ) -> T:
+        result: T = await self.idempotency.run(
+            operation=operation,
+            scope=scope_of(tenant),
+            key=key,
+            arguments=arguments,
+            execute=execute,
+            result_type=result_type,
+        )
+        return result
+
+
+def _earlier_refund(payment: Payment, binding: KeyBinding | None) -> Refund | None:
+    """The refund an earlier attempt under the same key stored, while the key binds it."""
+    if binding is None:
+        return None
+    for candidate in binding.candidate_ids("re"):
+        for refund in payment.refunds:
+            if refund.id == candidate and binding.binds(refund.created_at):
+                return refund
+    return None

@@ -1,0 +1,141 @@
+"""Assembling a flow's parts from configuration: plugins, adapters and providers.
+
+:func:`assemble` loads the plugins, builds the repository and the idempotency
+store(s) the configuration names (a list of stores is tiered, fastest first)
+and one provider instance per (tenant, code). Every failure is a
+:class:`~paycore.errors.ConfigurationError` that names what was wrong, never a
+password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pluggy
+from attrs import evolve, frozen
+
+from paycore.adapters import resolve_config
+from paycore.config import AdapterConfig, PaycoreConfig, ProviderConfig, webhook_url_for
+from paycore.errors import ConfigurationError, PaycoreError
+from paycore.plugins import Registry, collect_registry, create_plugin_manager
+from paycore.providers import Provider, ProviderContext
+from paycore.secrets import Settings, redact_url
+from paycore.storage import IdempotencyStore, PaymentRepository
+
+__all__ = ["Parts", "assemble", "build_providers", "mask_declared_secrets"]
+
+
+@frozen
+class Parts:
+    """What a flow is made of."""
+
+    config: PaycoreConfig
+    """The configuration with every adapter resolved to an installed type."""
+    plugin_manager: pluggy.PluginManager
+    registry: Registry
+    repository: PaymentRepository
+    idempotency_store: IdempotencyStore
+
+
+@frozen
+class _AdapterContext:
+    settings: Settings
+    plugin_manager: pluggy.PluginManager
+
+
+def assemble(config: PaycoreConfig, *, plugins: Iterable[object] = (), entry_points: bool = True) -> Parts:
+    """Load the plugins and build the adapters ``config`` names."""
+    manager = create_plugin_manager(plugins, entry_points=entry_points, blocked=config.plugins_blocked)
+    registry = collect_registry(manager)
+    config = mask_declared_secrets(resolve_config(registry, config), registry)
+    repository = _build_adapter(registry, "repository", config.repository, manager)
+    stores = [_build_adapter(registry, "idempotency store", store, manager) for store in config.idempotency]
+    if len(stores) == 1:
+        store = stores[0]
+    else:
+        from paycore.tiered import TieredIdempotencyStore
+
+        store = TieredIdempotencyStore(
+            stores, names=[str(s.type) for s in config.idempotency], refill_ttl=config.idempotency_ttl
+        )
+    return Parts(
+        config=config, plugin_manager=manager, registry=registry, repository=repository, idempotency_store=store
+    )
+
+
+def mask_declared_secrets(config: PaycoreConfig, registry: Registry) -> PaycoreConfig:
+    """``config`` with every provider's declared secret settings masked (``Provider.secret_settings``)."""
+
+    def masked(providers: Mapping[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        result = {}
+        for code, provider in providers.items():
+            provider_class = registry.providers.get(provider.type)
+            secret = provider_class.secret_settings if provider_class is not None else frozenset()
+            result[code] = evolve(provider, settings=provider.settings.with_secrets(secret))
+        return result
+
+    tenants = {name: evolve(tenant, providers=masked(tenant.providers)) for name, tenant in config.tenants.items()}
+    return evolve(config, providers=masked(config.providers), tenants=tenants)
+
+
+def _build_adapter(registry: Registry, what: str, adapter: AdapterConfig, manager: pluggy.PluginManager) -> Any:
+    factories: Mapping[str, Any] = registry.repositories if what == "repository" else registry.idempotency_stores
+    factory = factories.get(str(adapter.type))
+    if factory is None:
+        known = ", ".join(sorted(factories)) or "none"
+        raise ConfigurationError(
+            f"no {what} type {adapter.type!r} is installed (installed: {known}); "
+            f"install the package that provides it, e.g. paycore-{adapter.type}"
+        )
+    try:
+        return factory(_AdapterContext(adapter.settings, manager))
+    except PaycoreError:
+        raise
+    except Exception as error:
+        # Not chained: the original exception may show a URL with its password.
+        raise ConfigurationError(
+            f"{what} {adapter.type!r} could not be built: {type(error).__name__}: {redact_url(str(error))}"
+        ) from None
+
+
+def build_providers(
+    config: PaycoreConfig, registry: Registry, manager: pluggy.PluginManager, repository: PaymentRepository
+) -> dict[tuple[str | None, str], Provider]:
+    """One provider instance per tenant and code the configuration enables."""
+    built: dict[tuple[str | None, str], Provider] = {}
+    scopes: list[tuple[str | None, Mapping[str, Any]]] = [(None, config.providers)]
+    scopes += [(name, tenant.providers) for name, tenant in config.tenants.items()]
+    for tenant, providers in scopes:
+        for code, provider_config in providers.items():
+            provider_class = registry.providers.get(provider_config.type)
+            if provider_class is None:
+                known = ", ".join(sorted(registry.providers)) or "none"
+                raise ConfigurationError(
+                    f"provider {code!r} of tenant {tenant!r} has type {provider_config.type!r}, "
+                    f"which no installed plugin provides (installed: {known})"
+                )
+            capabilities = provider_class.capabilities
+            if capabilities.webhooks and not capabilities.webhook_amounts and not capabilities.polling:
+                raise ConfigurationError(
+                    f"provider type {provider_config.type!r} sends webhooks without amounts and cannot be polled: "
+                    "paycore could never confirm its payments (declare polling, or webhook_amounts)"
+                )
+            context = ProviderContext(
+                code=code,
+                tenant=tenant,
+                settings=provider_config.settings,
+                plugin_manager=manager,
+                repository=repository,
+                webhook_url=webhook_url_for(config.webhook_url, tenant, code),
+            )
+            try:
+                built[tenant, code] = provider_class(context)
+            except PaycoreError:
+                raise
+            except Exception as error:
+                raise ConfigurationError(
+                    f"provider {code!r} ({provider_config.type}) of tenant {tenant!r} "
+                    f"could not be built: {type(error).__name__}: {error}"
+                ) from error
+    return built

@@ -1,0 +1,125 @@
+"""Provider calls: the write-ahead record of a request to a provider, its states and who may settle it.
+
+Before the flow sends a money-moving request (initiate, capture, cancel, refund)
+it writes a :class:`ProviderCall` on the payment, in the same unit of work as
+the operation's first change. The call has an identity (:attr:`ProviderCall.id`)
+and a lease: while the lease runs, the call belongs to the operation that wrote
+it (its *owner*), and only that owner clears it. Its life:
+
+.. code-block:: text
+
+    submitting --answer--> (cleared: the answer is applied)
+        |       --not sent--> (cleared: nothing happened, a retry is safe)
+        |
+        +--no usable answer--> unknown --a report settles it--> (cleared)
+        +--lease runs out (owner crashed)--> treated as unknown
+
+* **submitting**, within its lease: the owner is talking to the provider. A
+  poll or a webhook meanwhile may record facts the provider reports (money
+  it holds), but never clears the call, never fails its refund, and never
+  lets a second operation start: that meets :class:`~paycore.errors.PaymentBusy`.
+  "The provider does not know this payment" while its initiate is in flight is
+  no decline.
+* **unknown** (the owner got no usable answer), or submitting past its lease
+  (the owner died): the outcome must be learnt by asking the provider
+  (``check_status``) or from its webhook; the request is never sent again.
+  Before a new operation, the flow asks first.
+
+This module holds the record and the rules; :mod:`paycore.provider_calls` runs them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from attrs import frozen
+
+from paycore.money import Money
+
+__all__ = ["CallOperation", "CallState", "ProviderCall", "new_call_id"]
+
+
+class CallOperation(StrEnum):
+    """The money-moving requests that are written down before they are sent."""
+
+    INITIATE = "initiate"
+    CAPTURE = "capture"
+    CANCEL = "cancel"
+    REFUND = "refund"
+
+
+class CallState(StrEnum):
+    """Where a written-down provider call stands."""
+
+    SUBMITTING = "submitting"
+    """Written down; its owner is sending it and will settle it with the answer."""
+    UNKNOWN = "unknown"
+    """Sent, and no usable answer came back: only asking the provider settles it."""
+
+
+def new_call_id() -> str:
+    """A fresh, unique provider-call id: ``call_...``."""
+    return f"call_{secrets.token_urlsafe(12)}"
+
+
+@frozen(kw_only=True)
+class ProviderCall:
+    """A provider call written down before it is sent (the write-ahead record)."""
+
+    id: str
+    """The call's identity: its owner settles it only while the payment still carries this id."""
+    operation: CallOperation
+    started_at: datetime
+    lease_until: datetime
+    """Until then the call belongs to its owner; afterwards anyone settles it by asking."""
+    amount: Money | None = None
+    """The amount asked for (capture, refund)."""
+    refund_id: str | None = None
+    """The refund a ``refund`` call is for."""
+    state: CallState = CallState.SUBMITTING
+    reason: str = ""
+    """Why the outcome is unknown, when it is."""
+    cause: str = "api"
+    """Who sent it: ``api`` (a caller of the flow) or ``reaper`` (closing an abandoned payment)."""
+
+    @classmethod
+    def start(
+        cls,
+        operation: CallOperation,
+        *,
+        now: datetime,
+        lease: timedelta,
+        amount: Money | None = None,
+        refund_id: str | None = None,
+        cause: str = "api",
+    ) -> ProviderCall:
+        """A new call of ``operation`` written down ``now``, owned for ``lease``."""
+        return cls(
+            id=new_call_id(),
+            operation=operation,
+            started_at=now,
+            lease_until=now + lease,
+            amount=amount,
+            refund_id=refund_id,
+            cause=cause,
+        )
+
+    @property
+    def unknown(self) -> bool:
+        """True once the call was sent and no usable answer came back."""
+        return self.state is CallState.UNKNOWN
+
+    @property
+    def closes_abandoned_payment(self) -> bool:
+        """True for the reaper's cancel: the provider's "canceled" then means the payment expired."""
+        return self.operation is CallOperation.CANCEL and self.cause == "reaper"
+
+    def in_flight(self, now: datetime) -> bool:
+        """True while the call's owner is still talking to the provider (and only it may settle it)."""
+        return self.state is CallState.SUBMITTING and now < self.lease_until
+
+    def settled_by_reports(self, now: datetime) -> bool:
+        """True when a poll or a webhook may settle the call: its outcome is unknown or its lease ran out."""
+        return not self.in_flight(now)

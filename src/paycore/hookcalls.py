@@ -1,0 +1,264 @@
+"""Calling paycore's hooks through pluggy's relay, each plugin's failure attributed to it.
+
+pluggy calls a hook's implementations in turn and stops at the first exception.
+paycore needs one policy per kind of hook:
+
+* registration hooks (``paycore_register_*``, ``paycore_demo_steps``): a failure
+  stops loading with a :class:`~paycore.errors.PluginLoadError` naming the plugin,
+  and ``register`` knows which plugin is calling it (:func:`current_plugin`);
+* observers (``paycore_payment_event``): a failure is logged naming the plugin and
+  the other observers still run; an awaitable an observer returns is awaited with
+  the same isolation;
+* validators (``paycore_validate_payment``): fail closed; a
+  :class:`~paycore.errors.PaycoreError` propagates as is, any other failure
+  refuses the payment with a :class:`~paycore.errors.PaymentRejected` naming the
+  plugin.
+
+Before a hook is called, each of its implementations that is not a wrapper has its
+function wrapped, once, with the hook's policy; then the hook is called through
+``plugin_manager.hook``, so ``@hookimpl(wrapper=True)``, ``tryfirst`` and
+``trylast`` behave as pluggy documents. Wrappers run around the synchronous
+calls; awaitables are awaited after the relay returns, in call order.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Final
+
+import pluggy
+
+from paycore.errors import DuplicateRegistration, PaycoreError, PaymentRejected, PluginLoadError
+
+if TYPE_CHECKING:
+    from paycore.records import Payment, PaymentEvent
+
+__all__ = [
+    "REGISTRATION_HOOKS",
+    "call_registration_hook",
+    "current_plugin",
+    "notify_observers",
+    "validate_payment",
+]
+
+log = logging.getLogger(__name__)
+
+REGISTRATION_HOOKS: Final = frozenset(
+    {
+        "paycore_register_providers",
+        "paycore_register_repositories",
+        "paycore_register_idempotency_stores",
+        "paycore_register_commands",
+        "paycore_demo_steps",
+    }
+)
+"""Hooks that receive a ``register`` callable; a failure in one stops loading."""
+
+_POLICY_ATTRIBUTE: Final = "__paycore_hook_policy__"
+
+_current_plugin: ContextVar[str | None] = ContextVar("paycore_current_plugin", default=None)
+_started: ContextVar[list[Awaitable[object]] | None] = ContextVar("paycore_started_awaitables", default=None)
+"""Awaitables the implementations of the hook being called returned, to close if the relay fails."""
+
+Policy = Callable[[Callable[..., object], str, Sequence[str]], Callable[..., object]]
+
+
+def current_plugin() -> str:
+    """The name of the plugin whose registration hook is running (for ``register`` callables).
+
+    :class:`PluginLoadError` if none is: ``register`` was kept and called later.
+    """
+    plugin = _current_plugin.get()
+    if plugin is None:
+        raise PluginLoadError("register was called outside a paycore registration hook; call it from the hook itself")
+    return plugin
+
+
+def call_registration_hook(plugin_manager: pluggy.PluginManager, hook_name: str, register: object) -> None:
+    """Call registration hook ``hook_name`` of every plugin with ``register``, through the relay.
+
+    ``register`` finds the calling plugin with :func:`current_plugin`. A plugin
+    that raises stops loading with a :class:`PluginLoadError` naming it
+    (:class:`DuplicateRegistration` and :class:`PluginLoadError` raised by
+    ``register`` propagate as they are).
+    """
+    if hook_name not in REGISTRATION_HOOKS:
+        raise ValueError(f"{hook_name!r} is not a registration hook; expected one of {sorted(REGISTRATION_HOOKS)}")
+    hook = getattr(plugin_manager.hook, hook_name)
+    _apply_policy(hook, "registration", _attributed_registration)
+    hook(register=register)
+
+
+async def notify_observers(plugin_manager: pluggy.PluginManager, *, event: PaymentEvent, payment: Payment) -> None:
+    """Tell every ``paycore_payment_event`` observer about ``event``; no failure escapes.
+
+    An observer that raises, or whose awaitable raises, is logged naming it; the
+    others still run. Cancellation is not an error and propagates.
+    """
+    hook = plugin_manager.hook.paycore_payment_event
+    _apply_policy(hook, "observer", _isolated_observer)
+    try:
+        results = _call_relay(hook, event=event, payment=payment)
+    except Exception:
+        log.exception("a paycore_payment_event wrapper failed on event %s of payment %s", event.kind, payment.id)
+        return
+    for result in results:
+        if inspect.isawaitable(result):
+            try:
+                await result
+            except Exception:
+                log.exception(
+                    "an awaitable from a paycore_payment_event wrapper failed on event %s of payment %s",
+                    event.kind,
+                    payment.id,
+                )
+
+
+async def validate_payment(plugin_manager: pluggy.PluginManager, *, payment: Payment) -> None:
+    """Ask every ``paycore_validate_payment`` policy about ``payment``; fail closed.
+
+    A :class:`~paycore.errors.PaycoreError` (a policy's
+    :class:`~paycore.errors.PaymentRejected`) propagates as is; any other failure,
+    raised or from an awaitable, becomes a :class:`PaymentRejected` naming the plugin.
+    """
+    hook = plugin_manager.hook.paycore_validate_payment
+    _apply_policy(hook, "validator", _fail_closed_validator)
+    try:
+        results = _call_relay(hook, payment=payment)
+        for result in results:
+            if inspect.isawaitable(result):
+                await result
+    except PaycoreError:
+        raise
+    except Exception as error:
+        log.exception("a paycore_validate_payment wrapper failed on payment %s", payment.id)
+        raise PaymentRejected(
+            f"a paycore_validate_payment wrapper failed ({type(error).__name__}); payment refused"
+        ) from error
+
+
+def _call_relay(hook: pluggy.HookCaller, **arguments: object) -> list[object]:
+    """Call ``hook`` through the relay; if it raises, close the awaitables already returned."""
+    started: list[Awaitable[object]] = []
+    token = _started.set(started)
+    try:
+        return list(hook(**arguments))
+    except BaseException:
+        for awaitable in started:
+            close = getattr(awaitable, "close", None)
+            if inspect.iscoroutine(awaitable) and callable(close):
+                close()
+        raise
+    finally:
+        _started.reset(token)
+
+
+def _track(awaitable: Awaitable[object]) -> None:
+    started = _started.get()
+    if started is not None:
+        started.append(awaitable)
+
+
+def _apply_policy(hook: pluggy.HookCaller, name: str, policy: Policy) -> None:
+    """Wrap each non-wrapper implementation of ``hook`` with ``policy``, once."""
+    for impl in hook.get_hookimpls():
+        if impl.wrapper or impl.hookwrapper or getattr(impl.function, _POLICY_ATTRIBUTE, None) == name:
+            continue
+        wrapped = policy(impl.function, impl.plugin_name, tuple(impl.argnames))
+        setattr(wrapped, _POLICY_ATTRIBUTE, name)
+        # pluggy types HookImpl.function as Final but keeps it a plain attribute; replacing it
+        # is how one implementation is wrapped while the relay still drives the call.
+        impl.function = wrapped  # type: ignore[misc]
+
+
+def _attributed_registration(
+    function: Callable[..., object], plugin: str, argnames: Sequence[str]
+) -> Callable[..., object]:
+    @functools.wraps(function)
+    def attributed(*args: object) -> object:
+        token = _current_plugin.set(plugin)
+        try:
+            return function(*args)
+        except (DuplicateRegistration, PluginLoadError):
+            raise
+        except Exception as error:
+            raise PluginLoadError(
+                f"plugin {plugin!r} failed in {function.__name__}: {type(error).__name__}: {error}"
+            ) from error
+        finally:
+            _current_plugin.reset(token)
+
+    return attributed
+
+
+def _isolated_observer(function: Callable[..., object], plugin: str, argnames: Sequence[str]) -> Callable[..., object]:
+    @functools.wraps(function)
+    def isolated(*args: object) -> object:
+        subject = _describe_event(dict(zip(argnames, args, strict=False)))
+        try:
+            result = function(*args)
+        except Exception:
+            log.exception("plugin %r failed observing %s", plugin, subject)
+            return None
+        if inspect.isawaitable(result):
+            _track(result)
+            isolated_result = _await_isolated(result, plugin, subject)
+            _track(isolated_result)
+            return isolated_result
+        return result
+
+    return isolated
+
+
+async def _await_isolated(awaitable: Awaitable[object], plugin: str, subject: str) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("plugin %r failed observing %s", plugin, subject)
+
+
+def _describe_event(arguments: dict[str, Any]) -> str:
+    event, payment = arguments.get("event"), arguments.get("payment")
+    kind = getattr(event, "kind", None)
+    payment_id = getattr(payment, "id", None)
+    return f"event {kind or '?'} of payment {payment_id or '?'}"
+
+
+def _fail_closed_validator(
+    function: Callable[..., object], plugin: str, argnames: Sequence[str]
+) -> Callable[..., object]:
+    @functools.wraps(function)
+    def fail_closed(*args: object) -> object:
+        payment_id = getattr(dict(zip(argnames, args, strict=False)).get("payment"), "id", "?")
+        try:
+            result = function(*args)
+        except PaycoreError:
+            raise
+        except Exception as error:
+            raise _refusal(plugin, payment_id, error) from error
+        if inspect.isawaitable(result):
+            _track(result)
+            checked = _await_fail_closed(result, plugin, payment_id)
+            _track(checked)
+            return checked
+        return result
+
+    return fail_closed
+
+
+async def _await_fail_closed(awaitable: Awaitable[object], plugin: str, payment_id: str) -> None:
+    try:
+        await awaitable
+    except PaycoreError:
+        raise
+    except Exception as error:
+        raise _refusal(plugin, payment_id, error) from error
+
+
+def _refusal(plugin: str, payment_id: str, error: Exception) -> PaymentRejected:
+    log.error("validation plugin %r failed on payment %s", plugin, payment_id, exc_info=error)
+    return PaymentRejected(f"validation plugin {plugin!r} failed ({type(error).__name__}); payment refused")

@@ -1,0 +1,355 @@
+"""Logs, traces and metrics of the flow's operations and of every provider call.
+
+Logging needs nothing: each operation and each provider call ends with one log
+line under the logger of the module it belongs to (``paycore.flow``,
+``paycore.provider_calls``). The line starts with a stable event name
+(``paycore.operation``, ``paycore.provider_call``) followed by ``key=value``
+pairs, and carries the same values in ``extra`` (``paycore_event``,
+``paycore_operation``, ``paycore_payment_id``, ``paycore_outcome``...) for
+structured handlers. It names the payment, never a secret, an amount or a body.
+
+Traces and metrics go through OpenTelemetry's API when it is installed
+(``pip install paycore[otel]``); without it they are skipped, and nothing here
+imports it until the first operation. paycore installs no SDK: the
+application's tracer and meter providers receive everything (or those given to
+:func:`use`). Each operation is a span ``paycore.<operation>`` with the
+provider calls it made as child spans ``paycore.provider.<operation>``. Metric
+labels are bounded: operation, outcome, provider code and type, currency;
+payment ids are span attributes only, amounts are nowhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final, ParamSpec, TypeVar
+
+from paycore.errors import ConfigurationError, PaycoreError, ProviderNotSent, ValidationError
+from paycore.money import Money
+
+__all__ = [
+    "OPERATION_COUNTER",
+    "OPERATION_DURATION",
+    "PROVIDER_CALL_COUNTER",
+    "PROVIDER_CALL_DURATION",
+    "Observation",
+    "observe_operation",
+    "observe_provider_call",
+    "observed_operation",
+    "outcome_of",
+    "reset",
+    "use",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+OPERATION_DURATION: Final = "paycore.operation.duration"
+"""Histogram of a flow operation's duration, in seconds."""
+OPERATION_COUNTER: Final = "paycore.operations"
+"""Counter of flow operations, labelled by outcome."""
+PROVIDER_CALL_DURATION: Final = "paycore.provider.call.duration"
+"""Histogram of a provider call's duration, in seconds."""
+PROVIDER_CALL_COUNTER: Final = "paycore.provider.calls"
+"""Counter of provider calls, labelled by outcome."""
+
+METRIC_LABELS: Final = frozenset(
+    {"paycore.operation", "paycore.outcome", "paycore.provider.code", "paycore.provider.type", "paycore.currency"}
+)
+"""The only attributes that become metric labels: each takes few values (no id, no amount)."""
+
+OK: Final = "ok"
+"""The outcome of an operation that returned."""
+ANSWERED: Final = "answered"
+"""The outcome of a provider call that got a definitive answer."""
+UNKNOWN: Final = "unknown"
+"""The outcome of a provider call that was sent and got no usable answer."""
+NOT_SENT: Final = "not_sent"
+"""The outcome of a provider call whose request never left."""
+
+operation_log = logging.getLogger("paycore.flow")
+provider_call_log = logging.getLogger("paycore.provider_calls")
+
+
+def outcome_of(error: BaseException) -> str:
+    """The outcome label of an operation that raised ``error``.
+
+    A :class:`~paycore.errors.PaycoreError` is named by its class
+    (``PaymentBusy``, ``IdempotencyKeyReused``...); anything else is ``error``,
+    and a cancellation is ``cancelled``: a bounded set of labels.
+    """
+    if isinstance(error, PaycoreError):
+        return type(error).__name__
+    if isinstance(error, Exception):
+        return "error"
+    return "cancelled"
+
+
+class Observation:
+    """What an operation or a provider call learned while it ran: attributes and its outcome."""
+
+    def __init__(self, attributes: Mapping[str, str | int]) -> None:
+        self.attributes: dict[str, str | int] = dict(attributes)
+        """The span attributes so far (``paycore.*``); metric labels are taken from them."""
+        self.outcome: str | None = None
+        """Set by the observed code, or from the exception it raised; ``ok`` otherwise."""
+
+    def returned(self, result: object) -> None:
+        """Add what ``result`` (a payment, a checkout, a refund, a list) tells about the operation."""
+        self.attributes.update(_result_attributes(result))
+
+    def answered(self, answer: object) -> None:
+        """Mark a provider call answered: ``paycore.provider.outcome`` is what the provider said."""
+        self.outcome = ANSWERED
+        reported = getattr(answer, "outcome", None)
+        if reported is not None:
+            self.attributes["paycore.provider.outcome"] = str(getattr(reported, "value", reported))
+
+    def unknown(self) -> None:
+        """Mark a provider call sent without a usable answer."""
+        self.outcome = UNKNOWN
+
+
+class _Telemetry:
+    """The tracer and the four instruments, from one tracer provider and one meter provider."""
+
+    def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
+        from opentelemetry import metrics, trace
+
+        from paycore import __version__
+
+        self.trace = trace
+        self.tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("paycore", __version__)
+        meter = (meter_provider or metrics.get_meter_provider()).get_meter("paycore", __version__)
+        self.operation_duration = meter.create_histogram(
+            OPERATION_DURATION, unit="s", description="How long a paycore flow operation took"
+        )
+        self.operations = meter.create_counter(
+            OPERATION_COUNTER, unit="{operation}", description="paycore flow operations, by outcome"
+        )
+        self.provider_call_duration = meter.create_histogram(
+            PROVIDER_CALL_DURATION, unit="s", description="How long a call to a payment provider took"
+        )
+        self.provider_calls = meter.create_counter(
+            PROVIDER_CALL_COUNTER, unit="{call}", description="Calls to payment providers, by outcome"
+        )
+
+
+_NOT_BUILT: Final = object()
+_telemetry: object = _NOT_BUILT
+"""The telemetry in use: built at first use, ``None`` when OpenTelemetry is absent."""
+
+
+def use(*, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    """Send paycore's spans and metrics to these providers instead of OpenTelemetry's global ones.
+
+    Either may be ``None`` for the global one. Raises
+    :class:`~paycore.errors.ConfigurationError` when OpenTelemetry is not
+    installed (``pip install paycore[otel]``).
+    """
+    global _telemetry
+    try:
+        _telemetry = _Telemetry(tracer_provider, meter_provider)
+    except ImportError as error:
+        raise ConfigurationError(
+            f"paycore.observability.use() needs OpenTelemetry's API ({error}); install paycore[otel]"
+        ) from None
+
+
+def reset() -> None:
+    """Go back to OpenTelemetry's global providers (looked up again at the next operation)."""
+    global _telemetry
+    _telemetry = _NOT_BUILT
+
+
+def _current() -> _Telemetry | None:
+    global _telemetry
+    if _telemetry is _NOT_BUILT:
+        try:
+            _telemetry = _Telemetry(None, None)
+        except ImportError:
+            _telemetry = None
+    return _telemetry if isinstance(_telemetry, _Telemetry) else None
+
+
+@contextmanager
+def observe_operation(operation: str, attributes: Mapping[str, str | int]) -> Iterator[Observation]:
+    """Observe one flow operation: a span, its duration and count, and one log line."""
+    with _observe(
+        f"paycore.{operation}",
+        {"paycore.operation": operation, **attributes},
+        internal=True,
+        log=operation_log,
+        event="paycore.operation",
+        success=OK,
+    ) as observation:
+        yield observation
+
+
+@contextmanager
+def observe_provider_call(
+    operation: str, *, payment_id: str, provider_code: str, provider_type: str | None, currency: str
+) -> Iterator[Observation]:
+    """Observe one provider call: a client span, its duration and count, and one log line.
+
+    A call that raised :class:`~paycore.errors.ProviderNotSent` (or was refused
+    before sending) is ``not_sent``; the observed code marks the others
+    :meth:`~Observation.answered` or :meth:`~Observation.unknown`.
+    """
+    attributes: dict[str, str | int] = {
+        "paycore.operation": operation,
+        "paycore.payment_id": payment_id,
+        "paycore.provider.code": provider_code,
+        "paycore.currency": currency,
+    }
+    if provider_type:
+        attributes["paycore.provider.type"] = provider_type
+    with _observe(
+        f"paycore.provider.{operation}",
+        attributes,
+        internal=False,
+        log=provider_call_log,
+        event="paycore.provider_call",
+        success=ANSWERED,
+    ) as observation:
+        yield observation
+
+
+@contextmanager
+def _observe(
+    name: str,
+    attributes: Mapping[str, str | int],
+    *,
+    internal: bool,
+    log: logging.Logger,
+    event: str,
+    success: str,
+) -> Iterator[Observation]:
+    observation = Observation(attributes)
+    telemetry = _current()
+    started = time.perf_counter()
+    span: Any = None
+    span_context: Any = None
+    if telemetry is not None:
+        kind = telemetry.trace.SpanKind.INTERNAL if internal else telemetry.trace.SpanKind.CLIENT
+        span_context = telemetry.tracer.start_as_current_span(name, kind=kind, end_on_exit=True)
+        span = span_context.__enter__()
+    error: BaseException | None = None
+    try:
+        yield observation
+    except BaseException as raised:
+        error = raised
+        if observation.outcome is None:
+            observation.outcome = (
+                NOT_SENT
+                if isinstance(raised, ProviderNotSent | ValidationError) and not internal
+                else outcome_of(raised)
+            )
+        raise
+    finally:
+        outcome = observation.outcome or success
+        seconds = time.perf_counter() - started
+        observation.attributes["paycore.outcome"] = outcome
+        if telemetry is not None:
+            labels = {key: value for key, value in observation.attributes.items() if key in METRIC_LABELS}
+            duration, counter = (
+                (telemetry.operation_duration, telemetry.operations)
+                if internal
+                else (telemetry.provider_call_duration, telemetry.provider_calls)
+            )
+            duration.record(seconds, labels)
+            counter.add(1, labels)
+            span.set_attributes(observation.attributes)
+            if error is not None:
+                span.set_attribute("paycore.error", type(error).__name__)
+                span.set_status(telemetry.trace.Status(telemetry.trace.StatusCode.ERROR, type(error).__name__))
+            span_context.__exit__(None, None, None)
+        _log(log, event, observation.attributes, seconds, failed=error is not None)
+
+
+def _log(log: logging.Logger, event: str, attributes: Mapping[str, str | int], seconds: float, *, failed: bool) -> None:
+    level = logging.INFO
+    if failed and attributes.get("paycore.outcome") in {"error", "cancelled"}:
+        level = logging.WARNING
+    if not log.isEnabledFor(level):
+        return
+    pairs = " ".join(f"{key.removeprefix('paycore.')}={value}" for key, value in attributes.items())
+    extra = {key.replace(".", "_"): value for key, value in attributes.items()}
+    log.log(level, "%s %s duration_ms=%.1f", event, pairs, seconds * 1000, extra={"paycore_event": event, **extra})
+
+
+def observed_operation(
+    operation: str,
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    """Decorate an async method of the flow so that each call is observed as ``operation``.
+
+    The arguments name the payment (``payment_id``), the provider
+    (``provider``), the currency (``amount``) and the tenant; the result adds
+    what it tells (the payment's id, provider, currency and status).
+    """
+
+    def decorate(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+        signature = inspect.signature(method)
+
+        @functools.wraps(method)
+        async def observed(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                arguments = signature.bind_partial(*args, **kwargs).arguments
+            except TypeError:
+                arguments = {}
+            with observe_operation(operation, _argument_attributes(arguments)) as observation:
+                result = await method(*args, **kwargs)
+                observation.returned(result)
+                return result
+
+        return observed
+
+    return decorate
+
+
+def _argument_attributes(arguments: Mapping[str, object]) -> dict[str, str | int]:
+    found: dict[str, str | int] = {}
+    payment_id = arguments.get("payment_id")
+    if isinstance(payment_id, str):
+        found["paycore.payment_id"] = payment_id
+    provider = arguments.get("provider")
+    if isinstance(provider, str):
+        found["paycore.provider.code"] = provider
+    amount = arguments.get("amount")
+    if isinstance(amount, Money):
+        found["paycore.currency"] = amount.currency
+    tenant = arguments.get("tenant")
+    if isinstance(tenant, str):
+        found["paycore.tenant"] = tenant
+    return found
+
+
+def _result_attributes(result: object) -> dict[str, str | int]:
+    from paycore.records import Checkout, Payment, Refund
+
+    if isinstance(result, Checkout):
+        result = result.payment
+    if isinstance(result, Payment):
+        return {
+            "paycore.payment_id": result.id,
+            "paycore.provider.code": result.provider,
+            "paycore.currency": result.amount.currency,
+            "paycore.payment.status": result.status.value,
+        }
+    if isinstance(result, Refund):
+        return {
+            "paycore.payment_id": result.payment_id,
+            "paycore.refund_id": result.id,
+            "paycore.currency": result.amount.currency,
+            "paycore.refund.status": result.status.value,
+        }
+    if isinstance(result, list):
+        found: dict[str, str | int] = {"paycore.payments": len(result)}
+        if len(result) == 1:
+            found.update(_result_attributes(result[0]))
+        return found
+    return {}

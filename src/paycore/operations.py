@@ -1,0 +1,140 @@
+"""What may be done to a payment, and how much: the rules checked before an operation starts.
+
+Each rule is a pure function of the payment and the provider. The flow checks it
+once before anything is stored, and again on the freshest copy of the payment
+in the unit of work that writes the provider call down, so a race between two
+callers can never let both through. Which statuses allow an operation is the
+state machine's answer (:func:`paycore.fsm.allowed`), asked here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from paycore import fsm
+from paycore.errors import (
+    CaptureExceedsAuthorized,
+    CurrencyMismatch,
+    InvalidAmount,
+    InvalidTransition,
+    RefundExceedsCaptured,
+    UnsupportedCurrency,
+    UnsupportedOperation,
+    ValidationError,
+)
+from paycore.money import MAX_MINOR_UNITS, Money
+from paycore.providers import Provider
+from paycore.records import LineItem, Payment
+from paycore.status import PaymentStatus
+
+__all__ = [
+    "capture_amount",
+    "check_cancel",
+    "check_new_payment",
+    "refund_amount",
+    "require_unsent",
+    "was_never_sent",
+]
+
+
+def was_never_sent(payment: Payment) -> bool:
+    """True when the payment never reached its provider (pending here, no provider reference)."""
+    return payment.status is PaymentStatus.PENDING and payment.external_id is None
+
+
+def require_unsent(payment: Payment) -> None:
+    """Refuse to start a payment that is no longer pending (:class:`InvalidTransition`)."""
+    if payment.status is not PaymentStatus.PENDING:
+        raise InvalidTransition(f"payment {payment.id} is {payment.status.value}, not pending")
+
+
+def check_new_payment(
+    provider: Provider, amount: Money, order_id: str, items: tuple[LineItem, ...], capture: bool
+) -> None:
+    """Refuse a payment ``provider`` cannot take, before anything is stored."""
+    if not isinstance(amount, Money):
+        raise InvalidAmount(f"amount must be a Money, not {type(amount).__name__}: {amount!r}")
+    if not amount.is_positive():
+        raise InvalidAmount(f"a payment amount must be positive, not {amount}")
+    if amount.minor_units > MAX_MINOR_UNITS:
+        raise InvalidAmount(f"a payment amount must be at most {MAX_MINOR_UNITS} minor units, not {amount}")
+    if not isinstance(order_id, str) or not order_id:
+        raise ValidationError(f"order_id must be a non-empty string, not {order_id!r}")
+    if provider.currencies is not None and amount.currency not in provider.currencies:
+        raise UnsupportedCurrency(
+            f"provider {provider.code!r} does not accept {amount.currency}; "
+            f"it accepts {', '.join(sorted(provider.currencies))}"
+        )
+    for item in items:
+        if item.unit_price.currency != amount.currency:
+            raise CurrencyMismatch(
+                f"line item {item.name!r} is priced in {item.unit_price.currency}, the payment in {amount.currency}"
+            )
+    if not capture and not provider.capabilities.authorize_capture:
+        raise UnsupportedOperation(
+            f"provider {provider.code!r} ({provider.name}) cannot authorize without capturing (capture=False)"
+        )
+
+
+def capture_amount(payment: Payment, provider: Provider, amount: Money | None) -> Money:
+    """What a capture of ``amount`` (``None``: all that is authorized) takes; refuse what may not be."""
+    if not fsm.allowed(payment.status, "capture"):
+        raise InvalidTransition(f"cannot capture payment {payment.id}: it is {payment.status.value}, not authorized")
+    if not provider.capabilities.authorize_capture:
+        raise UnsupportedOperation(f"provider {provider.code!r} ({provider.name}) does not capture")
+    authorized = payment.authorized_amount or payment.amount
+    if amount is None:
+        return authorized
+    if amount.currency != authorized.currency:
+        raise CurrencyMismatch(f"cannot capture {amount} of a payment in {authorized.currency}")
+    if not amount.is_positive():
+        raise InvalidAmount(f"a capture must be positive, not {amount}")
+    if amount > authorized:
+        raise CaptureExceedsAuthorized(f"cannot capture {amount}: only {authorized} is authorized")
+    if amount < authorized and not provider.capabilities.partial_capture:
+        raise UnsupportedOperation(
+            f"provider {provider.code!r} ({provider.name}) cannot capture part ({amount}) of {authorized}"
+        )
+    return amount
+
+
+def check_cancel(payment: Payment, provider: Provider, *, local: bool) -> None:
+    """Refuse a cancel the status or the provider does not allow.
+
+    ``local``: a payment never sent may be canceled here alone, whatever the provider can do.
+    """
+    if not fsm.allowed(payment.status, "cancel"):
+        raise InvalidTransition(f"cannot cancel payment {payment.id}: it is {payment.status.value}")
+    if not (local and was_never_sent(payment)) and not provider.capabilities.cancel:
+        raise UnsupportedOperation(f"provider {provider.code!r} ({provider.name}) cannot cancel a payment")
+
+
+def refund_amount(payment: Payment, provider: Provider, amount: Money | None) -> Money:
+    """What a refund of ``amount`` (``None``: all that remains) takes; refuse what may not be.
+
+    Succeeded plus pending refunds never exceed the captured amount.
+    """
+    if not fsm.allowed(payment.status, "refund_partially"):
+        raise InvalidTransition(f"cannot refund payment {payment.id}: it is {payment.status.value}, not succeeded")
+    if not provider.capabilities.refund:
+        raise UnsupportedOperation(f"provider {provider.code!r} ({provider.name}) does not refund")
+    refundable = payment.refundable_amount
+    wanted = refundable if amount is None else amount
+    if not isinstance(wanted, Money):
+        raise InvalidAmount(f"a refund amount must be a Money, not {type(wanted).__name__}: {wanted!r}")
+    if wanted.currency != payment.currency:
+        raise CurrencyMismatch(f"cannot refund {wanted} of a payment in {payment.currency}")
+    if not wanted.is_positive():
+        if amount is None:
+            raise RefundExceedsCaptured(f"payment {payment.id} has nothing left to refund")
+        raise InvalidAmount(f"a refund must be positive, not {wanted}")
+    if wanted > refundable:
+        raise RefundExceedsCaptured(
+            f"cannot refund {wanted} of payment {payment.id}: only {refundable} remains refundable "
+            f"(captured {payment.captured_amount}, refunded {payment.refunded_amount}, "
+            f"pending {payment.pending_refund_amount})"
+        )
+    captured = payment.captured_amount
+    if (wanted != captured or payment.refunds) and not provider.capabilities.partial_refund:
+        raise UnsupportedOperation(
+            f"provider {provider.code!r} ({provider.name}) cannot refund part ({wanted}) of {captured}"
+        )
+    return wanted

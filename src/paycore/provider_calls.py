@@ -1,0 +1,322 @@
+"""``ProviderCalls``: the write-before-send protocol between the flow and a provider.
+
+The rules of a call's life are in :mod:`paycore.calls`; this module runs them:
+
+1. :meth:`ProviderCalls.begin` writes the call on the payment (with the
+   operation's first change) after re-checking the operation on the freshest copy;
+   a payment that carries a call already is :class:`~paycore.errors.PaymentBusy`;
+2. :meth:`ProviderCalls.ask` sends it under the flow's timeout and classifies
+   the ending: an answer, *not sent* (nothing happened: the call is undone), or
+   :class:`Unknown`;
+3. :meth:`ProviderCalls.finish` applies the answer and clears the call, only if
+   the payment still carries *this* call (the owner's right); an unknown ending
+   marks the call unknown;
+4. :meth:`ProviderCalls.settle` runs before any new operation: a call in
+   flight refuses it, an unknown (or abandoned) call is settled by asking the
+   provider, never by sending again.
+
+Polls and webhooks are reports: :meth:`ProviderCalls.apply_report` applies one
+under the call's rules, and :meth:`ProviderCalls.poll` asks for one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import anyio
+from attrs import evolve, frozen
+
+from paycore.calls import CallOperation, CallState, ProviderCall
+from paycore.changes import Change
+from paycore.errors import (
+    PaymentBusy,
+    ProviderNotSent,
+    ProviderOutcomeUnknown,
+    ValidationError,
+)
+from paycore.money import Money
+from paycore.observability import observe_provider_call
+from paycore.providers import Provider
+from paycore.records import Payment, ProviderUpdate
+from paycore.status import Outcome, ReviewReason
+from paycore.unit_of_work import PaymentWriter
+from paycore.updates import Applied, apply_report, fail_refund, flag_missing_amount, settles_call
+from paycore.wire import InvalidReport
+
+__all__ = ["Answer", "ProviderCalls", "Unknown"]
+
+log = logging.getLogger("paycore.provider_calls")
+
+T = TypeVar("T")
+
+
+@frozen
+class Unknown:
+    """A provider call that was sent and got no usable answer."""
+
+    reason: str
+
+
+Answer = ProviderUpdate | Unknown
+"""How a provider call ended, once a *not sent* ending has been raised."""
+
+
+class ProviderCalls:
+    """Writes provider calls down, sends them, settles them; see the module docstring."""
+
+    def __init__(
+        self,
+        writer: PaymentWriter,
+        *,
+        timeout: float,
+        lease: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.writer = writer
+        self.timeout = timeout
+        self.lease = timedelta(seconds=lease)
+        self.clock = clock
+
+    # -- the owner's side -----------------------------------------------------------------
+
+    def start(
+        self,
+        operation: CallOperation,
+        *,
+        now: datetime,
+        amount: Money | None = None,
+        refund_id: str | None = None,
+        cause: str = "api",
+    ) -> ProviderCall:
+        """A new call of ``operation``, owned for the configured lease from ``now``."""
+        return ProviderCall.start(operation, now=now, lease=self.lease, amount=amount, refund_id=refund_id, cause=cause)
+
+    async def begin(
+        self,
+        payment_id: str,
+        operation: CallOperation,
+        check: Callable[[Payment], object],
+        *,
+        amount: Money | None = None,
+        refund_id: str | None = None,
+        also: Callable[[Change], None] | None = None,
+        cause: str = "api",
+    ) -> tuple[Payment, ProviderCall]:
+        """Write a call down before it is sent, re-checking ``check`` on the freshest payment.
+
+        ``also`` adds the operation's first change to the same unit of work (a refund's record).
+        """
+
+        def build(payment: Payment) -> Change:
+            if payment.pending_call is not None:
+                raise _busy(payment, payment.pending_call)
+            check(payment)
+            change = Change(payment, cause=cause, now=self.clock())
+            call = self.start(operation, now=change.now, amount=amount, refund_id=refund_id, cause=cause)
+            change.set(pending_call=call)
+            if also is not None:
+                also(change)
+            return change
+
+        started = await self.writer.mutate(payment_id, build)
+        assert started.pending_call is not None
+        return started, started.pending_call
+
+    async def ask(
+        self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, *, provider: Provider | None = None
+    ) -> T | Unknown:
+        """Await a provider request under the timeout; classify how it ended.
+
+        ``call`` is the written-down call the request is (``None`` for a poll):
+        if the request never left (:class:`ProviderNotSent`, or a refusal before
+        sending), the call is undone and the error re-raised. ``provider``, when
+        given, names the provider type in the call's span and metrics
+        (:mod:`paycore.observability`).
+        """
+        what = call.operation.value if call is not None else "check_status"
+        with observe_provider_call(
+            what,
+            payment_id=payment.id,
+            provider_code=payment.provider,
+            provider_type=provider.name if provider is not None else None,
+            currency=payment.amount.currency,
+        ) as observed:
+            try:
+                with anyio.fail_after(self.timeout):
+                    answer = await request
+                observed.answered(answer)
+                return answer
+            except InvalidReport as error:
+                reason = f"the provider's answer was invalid: {error}"
+            except (ProviderNotSent, ValidationError):
+                if call is not None:
+                    await self.undo(payment.id, call)
+                raise
+            except ProviderOutcomeUnknown as error:
+                reason = str(error) or "no usable answer"
+            except TimeoutError:
+                reason = f"no answer within {self.timeout:g}s"
+            except Exception as error:
+                log.exception("provider %r failed during %s of %s", payment.provider, what, payment.id)
+                reason = f"the provider call failed: {type(error).__name__}"
+            observed.unknown()
+            log.warning("outcome of %s of payment %s is unknown: %s", what, payment.id, reason)
+            return Unknown(reason)
+
+    async def finish(self, payment_id: str, call: ProviderCall, answer: Answer, provider: Provider) -> Payment:
+        """Apply the answer to ``call`` and clear it, if the payment still carries it.
+
+        If someone settled the call meanwhile (its lease had run out), the answer
+        is applied as any report would be, and the payment's current call is left alone.
+        """
+
+        def build(payment: Payment) -> Change | None:
+            change = Change(payment, cause="api", now=self.clock())
+            current = payment.pending_call
+            ours = current is not None and current.id == call.id
+            if isinstance(answer, Unknown):
+                if not ours:
+                    return None
+                if call.operation is CallOperation.INITIATE and change.can("send"):
+                    change.fire("send", message="sent; the provider's answer was lost")
+                _mark_unknown(change, current, answer.reason)  # type: ignore[arg-type]
+                return change
+            if not ours:
+                self.apply_report(change, answer, provider)
+                return change
+            applied = apply_report(change, _as_answer_to(call, answer), expected_capture=_capture_of(call))
+            if call.operation is CallOperation.INITIATE and answer.outcome is None and change.can("send"):
+                change.fire("send")
+            if applied.missing_amount:
+                _mark_unknown(change, current, "the answer did not say how much")  # type: ignore[arg-type]
+            else:
+                change.set(pending_call=None)
+            return change
+
+        try:
+            finished = await self.writer.mutate(payment_id, build)
+        except BaseException:
+            log.error("could not record the answer to %s of payment %s", call.operation.value, payment_id)
+            raise
+        mine = finished.pending_call
+        if mine is not None and mine.id == call.id and mine.unknown and not isinstance(answer, Unknown):
+            # The answer named no amount: ask the provider for the amounts before anything else.
+            finished = await self.settle_if_possible(finished, provider)
+        return finished
+
+    async def undo(self, payment_id: str, call: ProviderCall) -> None:
+        """Undo a written-down call whose request never left: nothing happened."""
+
+        def build(payment: Payment) -> Change | None:
+            if payment.pending_call is None or payment.pending_call.id != call.id:
+                return None
+            change = Change(payment, cause="api", now=self.clock())
+            change.set(pending_call=None)
+            if call.refund_id is not None:
+                fail_refund(change, payment.refund(call.refund_id), "not sent: the request never reached the provider")
+            return change
+
+        with anyio.CancelScope(shield=True):
+            await self.writer.mutate(payment_id, build)
+
+    # -- settling -------------------------------------------------------------------------
+
+    async def settle(self, payment: Payment, provider: Provider) -> Payment:
+        """Before a new operation: refuse while a call is in flight; settle an unknown one by asking."""
+        call = payment.pending_call
+        if call is None:
+            return payment
+        if call.in_flight(self.clock()):
+            raise _busy(payment, call)
+        if not provider.capabilities.polling:
+            raise ProviderOutcomeUnknown(
+                f"payment {payment.id}: the outcome of its {call.operation.value} call is unknown and provider "
+                f"{provider.code!r} cannot be polled; wait for its webhook"
+            )
+        settled, _ = await self.poll(payment, provider)
+        remaining = settled.pending_call
+        if remaining is not None:
+            if remaining.id != call.id and remaining.in_flight(self.clock()):
+                raise _busy(settled, remaining)
+            raise ProviderOutcomeUnknown(
+                f"payment {payment.id}: the outcome of its {call.operation.value} call is still unknown"
+            )
+        return settled
+
+    async def settle_if_possible(self, payment: Payment, provider: Provider) -> Payment:
+        """:meth:`settle`, keeping the payment as it is when the provider cannot say yet."""
+        if not provider.capabilities.polling:
+            return payment
+        try:
+            return await self.settle(payment, provider)
+        except (ProviderOutcomeUnknown, ProviderNotSent, PaymentBusy):
+            return await self.writer.load(payment.id)
+
+    async def poll(self, payment: Payment, provider: Provider, *, cause: str = "poll") -> tuple[Payment, Answer]:
+        """Ask the provider for the payment's state and apply the answer as a report; return both."""
+        answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
+
+        def build(current: Payment) -> Change:
+            change = Change(current, cause=cause, now=self.clock())
+            call = current.pending_call
+            if isinstance(answer, Unknown):
+                if (
+                    call is not None
+                    and call.settled_by_reports(change.now)
+                    and current.review_reason is not ReviewReason.UNKNOWN_OUTCOME
+                ):
+                    change.flag(ReviewReason.UNKNOWN_OUTCOME, f"polling could not settle it: {answer.reason}")
+                return change
+            applied = self.apply_report(change, answer, provider)
+            if applied.missing_amount:
+                flag_missing_amount(change, "the provider's status named no amount for the money it reports")
+            return change
+
+        return await self.writer.mutate(payment.id, build), answer
+
+    def apply_report(self, change: Change, update: ProviderUpdate, provider: Provider) -> Applied:
+        """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries."""
+        call = change.payment.pending_call
+        in_flight = call is not None and call.in_flight(change.now)
+        applied = apply_report(
+            change,
+            update if call is None or in_flight else _as_answer_to(call, update),
+            settle=not in_flight,
+            expected_capture=_capture_of(call),
+            protected_refund=call.refund_id if call is not None and in_flight else None,
+        )
+        if (
+            call is not None
+            and not in_flight
+            and not applied.missing_amount
+            and settles_call(call, update, change, lists_refunds=provider.capabilities.polls_report_refunds)
+        ):
+            change.set(pending_call=None)
+        return applied
+
+
+def _as_answer_to(call: ProviderCall, update: ProviderUpdate) -> ProviderUpdate:
+    """``update`` read as the answer to ``call``: the reaper's cancel, once done, means "expired"."""
+    if call.closes_abandoned_payment and update.outcome is Outcome.CANCELED:
+        return evolve(update, outcome=Outcome.EXPIRED, message=update.message or "abandoned; canceled at the provider")
+    return update
+
+
+def _capture_of(call: ProviderCall | None) -> Money | None:
+    if call is not None and call.operation is CallOperation.CAPTURE:
+        return call.amount
+    return None
+
+
+def _mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:
+    change.set(pending_call=evolve(call, state=CallState.UNKNOWN, reason=reason))
+    change.event("provider_call_unknown", refund_id=call.refund_id, message=f"{call.operation.value}: {reason}")
+
+
+def _busy(payment: Payment, call: ProviderCall) -> PaymentBusy:
+    return PaymentBusy(
+        f"payment {payment.id} is busy: its {call.operation.value} call is in progress; retry when it is settled"
+    )

@@ -1,0 +1,289 @@
+"""The day (Z) report of one tenant: what was taken, refunded and left to check, per day.
+
+A day is midnight to midnight in a time zone (default UTC). The report reads the
+tenant's listing by creation time (:meth:`PaymentFlow.page_payments`), a page
+at a time: the payments created that day, and for refunds also the payments of
+the :data:`REFUND_LOOKBACK` before it (a refund made today of yesterday's
+lunch counts today). It never reads the whole table.
+
+* payments of the day by provider code and status: count and amount asked;
+* captured: what the day's payments captured;
+* refunded: the succeeded refunds created that day; pending refunds: those still
+  pending (created by the day's end);
+* late confirmations (payments of the day a provider confirmed after they
+  expired or were canceled here) and payments waiting for an operator's review;
+* sections contributed by plugins through ``paycore_report_sections`` (the cash
+  plugin's drawer sessions).
+
+:meth:`DayReport.render` gives a text table; :meth:`DayReport.to_json` the
+:mod:`paycore.serialization` wire format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import date, datetime, time, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from attrs import frozen
+
+from paycore.errors import PluginLoadError, ValidationError
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore.records import Payment
+from paycore.serialization import unstructure
+from paycore.status import RefundStatus, ReviewReason
+
+__all__ = [
+    "REFUND_LOOKBACK",
+    "DayReport",
+    "ReportScope",
+    "ReportSection",
+    "ReviewItem",
+    "SectionBuilder",
+    "StatusTotal",
+    "collect_report_sections",
+    "day_report",
+    "day_window",
+    "render_table",
+    "time_zone",
+]
+
+REFUND_LOOKBACK: Final = timedelta(days=7)
+"""How far before the day the report looks for payments whose refunds were made that day."""
+
+_PAGE: Final = 200
+
+
+@frozen
+class StatusTotal:
+    """How many payments of one provider code ended the day in one status, and their amount."""
+
+    provider: str
+    status: str
+    count: int
+    amount: Money
+
+
+@frozen
+class ReviewItem:
+    """A payment an operator should look at, and why."""
+
+    payment_id: str
+    order_id: str
+    provider: str
+    amount: Money
+    reason: str
+    message: str
+
+
+@frozen
+class ReportSection:
+    """A table a plugin adds to the report: a title, column names and rows of text."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    plugin: str = ""
+    """The plugin that contributed it (filled in by the report)."""
+
+
+@frozen
+class ReportScope:
+    """What a section builder is given: the flow, the tenant and the day with its bounds."""
+
+    flow: PaymentFlow
+    tenant: str | None
+    day: date
+    timezone: str
+    starts_at: datetime
+    """The day's first instant (inclusive), in the day's time zone."""
+    ends_at: datetime
+    """The next day's first instant (exclusive)."""
+
+
+@frozen
+class DayReport:
+    """One tenant's day; amounts are summed per currency (one :class:`Money` each)."""
+
+    tenant: str | None
+    day: date
+    timezone: str
+    starts_at: datetime
+    ends_at: datetime
+    payment_count: int
+    by_provider_status: tuple[StatusTotal, ...]
+    captured: tuple[Money, ...]
+    refunded: tuple[Money, ...]
+    refund_count: int
+    pending_refunds: tuple[Money, ...]
+    pending_refund_count: int
+    late_confirmations: tuple[ReviewItem, ...]
+    waiting_for_review: tuple[ReviewItem, ...]
+    sections: tuple[ReportSection, ...] = ()
+
+    def to_json(self) -> str:
+        """The report as JSON in :mod:`paycore.serialization`'s wire format (the day as ``YYYY-MM-DD``)."""
+        return json.dumps({**unstructure(self), "day": self.day.isoformat()}, separators=(",", ":"), sort_keys=True)
+
+    def render(self) -> str:
+        """The report as a text table, as an operator reads it at closing time."""
+        lines = [
+            f"Day report: {self.tenant or '(no tenant)'}, {self.day.isoformat()} ({self.timezone})",
+            f"from {self.starts_at.isoformat()} to {self.ends_at.isoformat()}",
+            "",
+            f"Payments ({self.payment_count})",
+        ]
+        rows = [(t.provider, t.status, str(t.count), t.amount.display()) for t in self.by_provider_status]
+        lines += render_table(("provider", "status", "count", "amount"), rows, right=(2, 3)) or ["  none"]
+        lines += [
+            "",
+            f"Captured: {_amounts(self.captured)}",
+            f"Refunded ({self.refund_count}): {_amounts(self.refunded)}",
+            f"Pending refunds ({self.pending_refund_count}): {_amounts(self.pending_refunds)}",
+        ]
+        for title, items in (("Late confirmations", self.late_confirmations),
+                             ("Waiting for review", self.waiting_for_review)):  # fmt: skip
+            lines += ["", f"{title} ({len(items)})"]
+            review_rows = [(i.payment_id, i.order_id, i.provider, i.amount.display(), i.reason, i.message)
+                           for i in items]  # fmt: skip
+            columns = ("payment", "order", "provider", "amount", "reason", "message")
+            lines += render_table(columns, review_rows, right=(3,)) or ["  none"]
+        for section in self.sections:
+            lines += ["", f"{section.title} ({section.plugin})" if section.plugin else section.title]
+            lines += render_table(section.columns, section.rows) or ["  none"]
+        return "\n".join(lines)
+
+
+def _amounts(amounts: tuple[Money, ...]) -> str:
+    return ", ".join(amount.display() for amount in amounts) if amounts else "0"
+
+
+def render_table(
+    columns: tuple[str, ...], rows: Iterable[tuple[str, ...]], *, right: tuple[int, ...] = ()
+) -> list[str]:
+    """``rows`` under ``columns`` as aligned text lines (columns in ``right`` right-aligned); none: ``[]``."""
+    rows = list(rows)
+    if not rows:
+        return []
+    widths = [max(len(str(cell)) for cell in column) for column in zip(columns, *rows, strict=False)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        shown = [
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        ]
+        return ("  " + "  ".join(shown)).rstrip()
+
+    return [line(columns), *(line(row) for row in rows)]
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``; :class:`ValidationError` if there is none of that name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown time zone {name!r}; use an IANA name such as Africa/Dakar or UTC") from None
+
+
+def day_window(day: date | str, timezone: str = "UTC") -> tuple[date, datetime, datetime]:
+    """``day`` (a date or ``YYYY-MM-DD``) and its first instant and the next day's, in ``timezone``.
+
+    Raises :class:`ValidationError` for a day that is not a date or an unknown time zone.
+    """
+    if isinstance(day, str):
+        try:
+            day = date.fromisoformat(day)
+        except ValueError:
+            raise ValidationError(f"day must be a date as YYYY-MM-DD (2026-12-04); not {day!r}") from None
+    zone = time_zone(timezone)
+    starts_at = datetime.combine(day, time(), tzinfo=zone)
+    ends_at = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
+    return day, starts_at, ends_at
+
+
+def _totals(amounts: Iterable[Money]) -> tuple[Money, ...]:
+    sums: dict[str, Money] = {}
+    for amount in amounts:
+        sums[amount.currency] = sums.get(amount.currency, Money.zero(amount.currency)) + amount
+    return tuple(sums[currency] for currency in sorted(sums))
+
+
+def _review_item(payment: Payment) -> ReviewItem:
+    reason = "" if payment.review_reason is None else ReviewReason(payment.review_reason).value
+    return ReviewItem(payment.id, payment.order_id, payment.provider, payment.amount, reason, payment.review_message)
+
+
+SectionBuilder = Callable[[ReportScope], Awaitable[ReportSection | None]]
+
+
+def collect_report_sections(flow: PaymentFlow) -> list[tuple[str, SectionBuilder]]:
+    """Every section builder the flow's plugins register, in order, with the plugin's name."""
+    found: list[tuple[int, str, str, SectionBuilder]] = []
+    for implementation in flow.plugin_manager.hook.paycore_report_sections.get_hookimpls():
+        plugin = implementation.plugin_name
+
+        def register(name: str, *, build: SectionBuilder, order: int = 100, _plugin: str = plugin) -> None:
+            found.append((order, name, _plugin, build))
+
+        try:
+            implementation.function(register=register)
+        except Exception as error:
+            raise PluginLoadError(f"plugin {plugin!r} failed registering report sections: {error}") from error
+    return [(plugin, build) for _order, _name, plugin, build in sorted(found, key=lambda f: (f[0], f[1]))]
+
+
+async def day_report(flow: PaymentFlow, *, tenant: str | None, day: date | str, timezone: str = "UTC") -> DayReport:
+    """The day report of ``tenant`` for ``day`` (midnight to midnight in ``timezone``)."""
+    day, starts_at, ends_at = day_window(day, timezone)
+    of_day: list[Payment] = []
+    refunds_window: list[Payment] = []
+    cursor: str | None = None
+    while True:
+        page = await flow.page_payments(
+            tenant=tenant, created_from=starts_at - REFUND_LOOKBACK, created_before=ends_at, limit=_PAGE, after=cursor
+        )
+        for payment in page.items:
+            refunds_window.append(payment)
+            if payment.created_at >= starts_at:
+                of_day.append(payment)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    groups: dict[tuple[str, str, str], list[Payment]] = {}
+    for payment in of_day:
+        groups.setdefault((payment.provider, payment.status.value, payment.currency), []).append(payment)
+    by_status = tuple(
+        StatusTotal(provider, status, len(found), Money.sum((p.amount for p in found), currency))
+        for (provider, status, currency), found in sorted(groups.items())
+    )
+    refunds = [refund for payment in refunds_window for refund in payment.refunds]
+    refunded = [r for r in refunds if r.status is RefundStatus.SUCCEEDED and starts_at <= r.created_at < ends_at]
+    pending = [r for r in refunds if r.status is RefundStatus.PENDING and r.created_at < ends_at]
+    scope = ReportScope(flow=flow, tenant=tenant, day=day, timezone=timezone, starts_at=starts_at, ends_at=ends_at)
+    sections: list[ReportSection] = []
+    for plugin, build in collect_report_sections(flow):
+        section = await build(scope)
+        if section is not None:
+            sections.append(
+                ReportSection(section.title, tuple(section.columns), tuple(map(tuple, section.rows)), plugin)
+            )
+    return DayReport(
+        tenant=tenant,
+        day=day,
+        timezone=timezone,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        payment_count=len(of_day),
+        by_provider_status=by_status,
+        captured=_totals(p.captured_amount for p in of_day if p.captured_amount is not None),
+        refunded=_totals(r.amount for r in refunded),
+        refund_count=len(refunded),
+        pending_refunds=_totals(r.amount for r in pending),
+        pending_refund_count=len(pending),
+        late_confirmations=tuple(_review_item(p) for p in of_day if p.review_reason == ReviewReason.LATE_CONFIRMATION),
+        waiting_for_review=tuple(_review_item(p) for p in refunds_window if p.needs_review),
+        sections=tuple(sections),
+    )

@@ -1,0 +1,377 @@
+"""What a relational store keeps: a payment as flat values and back, and an idempotency key's row.
+
+A relational adapter (the Django ORM, SQLAlchemy) keeps a payment as one row of
+plain values plus child rows (refunds, events, webhook receipts, references).
+This module is the one conversion between paycore's records and those values,
+so every such adapter stores a payment the same way:
+
+* money is split into integer minor units (at most a ``BIGINT``) beside its
+  currency code; the authorized and captured amounts share the payment's
+  currency column;
+* the records without columns of their own (customer, basket, metadata, next
+  action, pending provider call, provider state, references) are JSON documents
+  in :mod:`paycore.serialization`'s wire format, structured back with the
+  payment's own field types, so a field added to one of them needs no
+  migration;
+* times must be timezone-aware.
+
+``payment_from_values(payment_values(p), refunds) == p`` for every payment.
+Values are keyed by the column names below (:data:`PAYMENT_COLUMNS`...); an
+adapter whose columns are spelled otherwise renames them, and one that keeps
+"no tenant" as something other than ``NULL`` maps the ``tenant`` value.
+
+The second half is the decision table of an idempotency claim that met a stored
+key (:func:`claim_move`): stores that insert-if-absent and then inspect the row
+make the same decision, and differ only in how they run the conditional
+``UPDATE`` it names. Nothing here touches a database.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidAmount, ValidationError
+from paycore.money import Money
+from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
+from paycore.serialization import structure, unstructure
+from paycore.status import FraudStatus, PaymentStatus, RefundStatus, ReviewReason
+
+__all__ = [
+    "BIGINT_MAX",
+    "DOCUMENT_COLUMNS",
+    "EVENT_COLUMNS",
+    "PAYMENT_COLUMNS",
+    "RECEIPT_COLUMNS",
+    "REFUND_COLUMNS",
+    "ClaimMove",
+    "KeyRow",
+    "claim_move",
+    "event_from_values",
+    "event_values",
+    "lookup_references",
+    "minor_units",
+    "money_from_units",
+    "payment_from_values",
+    "payment_values",
+    "receipt_values",
+    "refund_from_values",
+    "refund_values",
+]
+
+BIGINT_MAX: Final = 2**63 - 1
+"""The most minor units a stored amount may have (a signed 64-bit ``BIGINT``)."""
+
+DOCUMENT_COLUMNS: Final = (
+    "customer", "items", "metadata", "next_action", "pending_call", "provider_state", "references",
+)  # fmt: skip
+"""Payment values kept as JSON documents."""
+
+PAYMENT_COLUMNS: Final = (
+    "id", "tenant", "provider", "order_id", "status", "currency", "amount", "authorized", "captured",
+    "external_id", "capture", "description", *DOCUMENT_COLUMNS, "return_url", "fraud_status", "fraud_message",
+    "needs_review", "review_reason", "review_message", "version", "event_count", "created_at", "updated_at",
+)  # fmt: skip
+"""The values of a payment's row (:func:`payment_values`)."""
+
+REFUND_COLUMNS: Final = (
+    "id", "position", "status", "currency", "amount", "reason", "external_id", "metadata", "created_at",
+    "updated_at",
+)  # fmt: skip
+"""The values of a refund's row read back (:func:`refund_from_values`); the row also holds ``payment_id``."""
+
+EVENT_COLUMNS: Final = (
+    "id", "payment_id", "sequence", "kind", "cause", "tenant", "from_status", "to_status", "amount", "currency",
+    "refund_id", "provider_event_id", "message", "at",
+)  # fmt: skip
+"""The values of an event's row (:func:`event_values`)."""
+
+RECEIPT_COLUMNS: Final = ("provider", "tenant", "event_id", "payment_id", "received_at")
+"""The values of a webhook receipt's row (:func:`receipt_values`)."""
+
+
+# -- payments, refunds, events, receipts -------------------------------------------------------
+
+
+@functools.cache
+def _payment_field_types() -> dict[str, Any]:
+    """The declared types of :class:`Payment`'s fields (resolved once)."""
+    attrs.resolve_types(Payment)
+    return {field.name: field.type for field in attrs.fields(Payment)}
+
+
+def minor_units(money: Money | None, what: str) -> int | None:
+    """``money``'s minor units as stored; :class:`InvalidAmount` if a ``BIGINT`` cannot hold them."""
+    if money is None:
+        return None
+    if abs(money.minor_units) > BIGINT_MAX:
+        raise InvalidAmount(f"{what} {money} is too large to store (at most {BIGINT_MAX} minor units)")
+    return money.minor_units
+
+
+def money_from_units(units: int | None, currency: str | None) -> Money | None:
+    """The :class:`Money` stored as ``units`` of ``currency`` (``None`` when either is absent)."""
+    if units is None or currency is None:
+        return None
+    return Money(int(units), currency)
+
+
+def _units_in(money: Money | None, currency: str, what: str) -> int | None:
+    """Minor units of an amount kept in the payment's currency column; refuses another currency."""
+    if money is not None and money.currency != currency:
+        raise InvalidAmount(f"{what} {money} is not in the payment's currency {currency}; it cannot be stored")
+    return minor_units(money, what)
+
+
+def _aware(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            f"{what} {value.isoformat()} has no time zone (a naive datetime); store timezone-aware datetimes (UTC)"
+        )
+    return value
+
+
+def _document(value: Any, what: str) -> Any:
+    """``value`` as JSON-ready data; :class:`ValidationError` if it cannot be JSON."""
+    data = unstructure(value)
+    try:
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValidationError(f"payment {what} cannot be stored as JSON: {error}") from None
+    return data
+
+
+def _optional_document(value: Any, what: str) -> Any:
+    return None if value is None else _document(value, what)
+
+
+def lookup_references(payment: Payment) -> tuple[str, ...]:
+    """Every reference a webhook may find ``payment`` by: ``external_id``, then ``references``, once each."""
+    return tuple(dict.fromkeys(r for r in (payment.external_id, *payment.references) if r))
+
+
+def payment_values(payment: Payment) -> dict[str, Any]:
+    """The values of ``payment``'s row, keyed by :data:`PAYMENT_COLUMNS` (its refunds: :func:`refund_values`).
+
+    Raises :class:`InvalidAmount` for an amount a ``BIGINT`` cannot hold or an
+    authorized/captured amount in another currency, :class:`ValidationError`
+    for a naive time or a document that is not JSON.
+    """
+    currency = payment.amount.currency
+    return {
+        "id": payment.id,
+        "tenant": payment.tenant,
+        "provider": payment.provider,
+        "order_id": payment.order_id,
+        "status": PaymentStatus(payment.status).value,
+        "currency": currency,
+        "amount": minor_units(payment.amount, "amount"),
+        "authorized": _units_in(payment.authorized_amount, currency, "authorized amount"),
+        "captured": _units_in(payment.captured_amount, currency, "captured amount"),
+        "external_id": payment.external_id,
+        "capture": payment.capture,
+        "description": payment.description,
+        "customer": _optional_document(payment.customer, "customer"),
+        "items": _document(payment.items, "items"),
+        "metadata": _document(dict(payment.metadata), "metadata"),
+        "next_action": _optional_document(payment.next_action, "next action"),
+        "pending_call": _optional_document(payment.pending_call, "pending call"),
+        "provider_state": _document(dict(payment.provider_state), "provider state"),
+        "references": list(payment.references),
+        "return_url": payment.return_url,
+        "fraud_status": FraudStatus(payment.fraud_status).value,
+        "fraud_message": payment.fraud_message,
+        "needs_review": payment.needs_review,
+        "review_reason": None if payment.review_reason is None else ReviewReason(payment.review_reason).value,
+        "review_message": payment.review_message,
+        "version": payment.version,
+        "event_count": payment.event_count,
+        "created_at": _aware(payment.created_at, "created_at"),
+        "updated_at": _aware(payment.updated_at, "updated_at"),
+    }
+
+
+def payment_from_values(values: Mapping[str, Any], refunds: Sequence[Refund] = ()) -> Payment:
+    """The :class:`Payment` a row's values hold (:func:`payment_values`'s keys), with ``refunds``."""
+    types = _payment_field_types()
+    currency = values["currency"]
+    review_reason = values["review_reason"]
+
+    def document(name: str) -> Any:
+        return None if values[name] is None else structure(values[name], types[name])
+
+    return Payment(
+        id=values["id"],
+        provider=values["provider"],
+        order_id=values["order_id"],
+        amount=Money(int(values["amount"]), currency),
+        tenant=values["tenant"],
+        status=PaymentStatus(values["status"]),
+        authorized_amount=money_from_units(values["authorized"], currency),
+        captured_amount=money_from_units(values["captured"], currency),
+        refunds=tuple(refunds),
+        external_id=values["external_id"],
+        references=tuple(values["references"] or ()),
+        provider_state=values["provider_state"] or {},
+        capture=bool(values["capture"]),
+        description=values["description"],
+        customer=document("customer"),
+        items=document("items") or (),
+        metadata=values["metadata"] or {},
+        return_url=values["return_url"],
+        next_action=document("next_action"),
+        fraud_status=FraudStatus(values["fraud_status"]),
+        fraud_message=values["fraud_message"],
+        needs_review=bool(values["needs_review"]),
+        review_reason=None if review_reason is None else ReviewReason(review_reason),
+        review_message=values["review_message"],
+        pending_call=document("pending_call"),
+        version=values["version"],
+        event_count=values["event_count"],
+        created_at=values["created_at"],
+        updated_at=values["updated_at"],
+    )
+
+
+def refund_values(payment: Payment) -> list[dict[str, Any]]:
+    """The values of ``payment``'s refund rows (with ``payment_id``), numbered in the order it holds them."""
+    return [
+        {
+            "id": refund.id,
+            "payment_id": payment.id,
+            "position": position,
+            "status": RefundStatus(refund.status).value,
+            "currency": refund.amount.currency,
+            "amount": minor_units(refund.amount, "refund amount"),
+            "reason": refund.reason,
+            "external_id": refund.external_id,
+            "metadata": _document(dict(refund.metadata), "refund metadata"),
+            "created_at": _aware(refund.created_at, "refund created_at"),
+            "updated_at": _aware(refund.updated_at, "refund updated_at"),
+        }
+        for position, refund in enumerate(payment.refunds)
+    ]
+
+
+def refund_from_values(values: Mapping[str, Any], payment_id: str, prefix: str = "") -> Refund:
+    """The :class:`Refund` of ``payment_id`` a row holds, its values keyed ``prefix + column``.
+
+    ``prefix`` reads a refund out of a payment row joined with its refunds
+    (``"refund_"``, ``"refunds__"``: however the join names them).
+    """
+    return Refund(
+        id=values[f"{prefix}id"],
+        payment_id=payment_id,
+        amount=Money(int(values[f"{prefix}amount"]), values[f"{prefix}currency"]),
+        status=RefundStatus(values[f"{prefix}status"]),
+        reason=values[f"{prefix}reason"],
+        external_id=values[f"{prefix}external_id"],
+        metadata=values[f"{prefix}metadata"] or {},
+        created_at=values[f"{prefix}created_at"],
+        updated_at=values[f"{prefix}updated_at"],
+    )
+
+
+def event_values(event: PaymentEvent) -> dict[str, Any]:
+    """The values of ``event``'s row, keyed by :data:`EVENT_COLUMNS`."""
+    amount = event.amount
+    return {
+        "id": event.id,
+        "payment_id": event.payment_id,
+        "sequence": event.sequence,
+        "kind": event.kind,
+        "cause": event.cause,
+        "tenant": event.tenant,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "amount": minor_units(amount, "event amount"),
+        "currency": None if amount is None else amount.currency,
+        "refund_id": event.refund_id,
+        "provider_event_id": event.provider_event_id,
+        "message": event.message,
+        "at": _aware(event.at, "event time"),
+    }
+
+
+def event_from_values(values: Mapping[str, Any]) -> PaymentEvent:
+    """The :class:`PaymentEvent` a row's values hold (:data:`EVENT_COLUMNS`)."""
+    return PaymentEvent(
+        id=values["id"],
+        payment_id=values["payment_id"],
+        sequence=values["sequence"],
+        kind=values["kind"],
+        cause=values["cause"],
+        tenant=values["tenant"],
+        from_status=values["from_status"],
+        to_status=values["to_status"],
+        amount=money_from_units(values["amount"], values["currency"]),
+        refund_id=values["refund_id"],
+        provider_event_id=values["provider_event_id"],
+        message=values["message"],
+        at=values["at"],
+    )
+
+
+def receipt_values(receipt: WebhookReceipt) -> dict[str, Any]:
+    """The values of ``receipt``'s row, keyed by :data:`RECEIPT_COLUMNS`."""
+    return {
+        "provider": receipt.provider,
+        "tenant": receipt.tenant,
+        "event_id": receipt.event_id,
+        "payment_id": receipt.payment_id,
+        "received_at": _aware(receipt.received_at, "receipt time"),
+    }
+
+
+# -- idempotency keys --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class KeyRow:
+    """A stored idempotency key: held (``token`` set; ``expires_at`` ends the lease) or completed
+    (``token`` ``None``, ``result`` set; ``expires_at`` ends its retention). Times are Unix seconds."""
+
+    fingerprint: str
+    """The canonical hash of the request that took the key."""
+    token: str | None
+    """The holder's token while the request runs."""
+    result: Mapping[str, Any] | None
+    """The completed request's result, replayed to a repeat."""
+    expires_at: float
+    """When the lease or the retention ends."""
+
+
+class ClaimMove(enum.Enum):
+    """What a claim that met a stored key does next (:func:`claim_move`)."""
+
+    REPLACE_EXPIRED_RESULT = "replace_expired_result"
+    """The completed result is past its retention: take the key with a conditional ``UPDATE``
+    (``WHERE token IS NULL AND expires_at <= now``); no row matched means it changed: try again."""
+    REPLAY = "replay"
+    """The same request completed: return its stored result."""
+    TAKE_OVER = "take_over"
+    """The holder's lease expired: take the key with a conditional ``UPDATE``
+    (``WHERE token = <the holder's> AND expires_at <= now``); no row matched: try again."""
+
+
+def claim_move(row: KeyRow, *, key: str, fingerprint: str, now: float) -> ClaimMove:
+    """What a claim of ``key`` for the request ``fingerprint`` does on meeting ``row`` at ``now``.
+
+    Raises :class:`IdempotencyKeyReused` when the key ran another request, and
+    :class:`IdempotencyInProgress` while its first request still holds it.
+    """
+    if row.token is None and row.expires_at <= now:
+        return ClaimMove.REPLACE_EXPIRED_RESULT
+    if row.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
+    if row.token is None:
+        return ClaimMove.REPLAY
+    if row.expires_at > now:
+        raise IdempotencyInProgress(f"idempotency key {key!r}: the first request with it is still running")
+    return ClaimMove.TAKE_OVER

@@ -1,0 +1,213 @@
+"""``LedgerProvider``: a slow in-process provider that keeps the provider's own books.
+
+Where :class:`~paycore.testing.fake.FakeProvider` scripts answers, this one
+models a gateway in time: each request is received (and, once received, acted
+on) before its answer travels back after :attr:`LedgerProvider.latency`
+seconds; an answer may be lost on the way (:meth:`LedgerProvider.lose_next`).
+Its books say what really happened at the provider: how many times each
+request arrived, what it captured and refunded. Tests compare them with what
+paycore recorded: the provider's captured and refunded totals must equal
+paycore's, refunds at the provider never exceed what it captured, and no
+capture or refund arrives twice.
+
+Register it with ``plugins=[paycore.testing.ledger]`` and enable it as
+``{"providers": {"ledger": {"type": "ledger"}}}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+from attrs import define, evolve, field
+
+from paycore import serialization
+from paycore.errors import InvalidSignature, ProviderOutcomeUnknown
+from paycore.hookspecs import ProviderRegistrar, hookimpl
+from paycore.money import Money
+from paycore.providers import Capabilities, Provider, ProviderContext
+from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
+from paycore.status import Outcome, RefundStatus
+
+__all__ = ["LedgerAccount", "LedgerProvider", "paycore_register_providers"]
+
+_counter = itertools.count(1)
+
+
+@define
+class LedgerAccount:
+    """The provider's books for one payment."""
+
+    external_id: str
+    amount: Money
+    authorized: Money | None = None
+    captured: Money | None = None
+    canceled: bool = False
+    refunds: dict[str, Money] = field(factory=dict)
+    """Refunds made, by paycore's refund id."""
+
+    @property
+    def refunded(self) -> Money:
+        """What the provider has paid back."""
+        return Money.sum(self.refunds.values(), self.amount.currency)
+
+    def report(self, payment_id: str) -> ProviderUpdate:
+        """The account as a status answer, with every amount and every refund."""
+        if self.captured is not None:
+            outcome = Outcome.SUCCEEDED
+        elif self.canceled:
+            outcome = Outcome.CANCELED
+        elif self.authorized is not None:
+            outcome = Outcome.AUTHORIZED
+        else:
+            outcome = Outcome.PENDING
+        return ProviderUpdate(
+            outcome=outcome,
+            external_id=self.external_id,
+            payment_id=payment_id,
+            authorized=self.authorized,
+            captured=self.captured,
+            refunds=tuple(
+                RefundUpdate(RefundStatus.SUCCEEDED, refund_id=refund_id, amount=amount)
+                for refund_id, amount in self.refunds.items()
+            ),
+        )
+
+
+class LedgerProvider(Provider):
+    """A gateway with latency and books of its own (see the module docstring).
+
+    ``initiate`` authorizes (``capture=False``) or captures the whole amount;
+    ``received`` counts each request by ``(operation, payment id, refund id)``.
+    A status poll of a payment whose initiate has not arrived yet answers
+    :attr:`Outcome.NOT_FOUND`.
+    """
+
+    name = "ledger"
+    capabilities = Capabilities(
+        authorize_capture=True,
+        partial_capture=True,
+        cancel=True,
+        refund=True,
+        partial_refund=True,
+        webhooks=True,
+        polling=True,
+        polls_report_refunds=True,
+    )
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        self.latency = 0.0
+        """Seconds between a request's arrival (when it acts) and its answer's return."""
+        self.transit = 0.0
+        """Seconds a request travels before it arrives."""
+        self.accounts: dict[str, LedgerAccount] = {}
+        self.received: list[tuple[str, str, str | None]] = []
+        self._lose: set[str] = set()
+
+    def lose_next(self, operation: str) -> None:
+        """Lose the answer to the next ``operation`` request (it still arrives and acts)."""
+        self._lose.add(operation)
+
+    @property
+    def captured_total(self) -> int:
+        """Minor units captured across every account."""
+        return sum(a.captured.minor_units for a in self.accounts.values() if a.captured is not None)
+
+    @property
+    def refunded_total(self) -> int:
+        """Minor units refunded across every account."""
+        return sum(a.refunded.minor_units for a in self.accounts.values())
+
+    async def _arrive(self, operation: str, payment_id: str, refund_id: str | None = None) -> None:
+        if self.transit:
+            await anyio.sleep(self.transit)
+        self.received.append((operation, payment_id, refund_id))
+
+    async def _answer(self, operation: str, update: Any) -> Any:
+        if self.latency:
+            await anyio.sleep(self.latency)
+        if operation in self._lose:
+            self._lose.discard(operation)
+            raise ProviderOutcomeUnknown(f"the answer to {operation} was lost")
+        return update
+
+    def _account(self, payment: Payment) -> LedgerAccount:
+        account = self.accounts.get(payment.id)
+        if account is None:
+            raise ProviderOutcomeUnknown(f"the ledger provider has no record of {payment.id}")
+        return account
+
+    async def initiate(self, payment: Payment) -> ProviderUpdate:
+        """Receive the payment, then authorize or capture its whole amount."""
+        await self._arrive("initiate", payment.id)
+        account = self.accounts.setdefault(payment.id, LedgerAccount(f"led_{next(_counter)}", payment.amount))
+        account.authorized = payment.amount
+        if payment.capture:
+            account.captured = payment.amount
+        return await self._answer("initiate", account.report(payment.id))  # type: ignore[no-any-return]
+
+    async def capture(self, payment: Payment, amount: Money) -> ProviderUpdate:
+        """Capture ``amount`` of an authorization (a second capture is refused at the provider)."""
+        await self._arrive("capture", payment.id)
+        account = self._account(payment)
+        if account.captured is None and not account.canceled:
+            account.captured = amount
+        return await self._answer("capture", account.report(payment.id))  # type: ignore[no-any-return]
+
+    async def cancel(self, payment: Payment) -> ProviderUpdate:
+        """Void an authorization that was not captured."""
+        await self._arrive("cancel", payment.id)
+        account = self._account(payment)
+        if account.captured is None:
+            account.canceled = True
+        return await self._answer("cancel", account.report(payment.id))  # type: ignore[no-any-return]
+
+    async def refund(self, payment: Payment, refund: Refund) -> RefundUpdate:
+        """Pay ``refund.amount`` back, once per refund id."""
+        await self._arrive("refund", payment.id, refund.id)
+        account = self._account(payment)
+        account.refunds.setdefault(refund.id, refund.amount)
+        update = RefundUpdate(RefundStatus.SUCCEEDED, refund_id=refund.id, amount=account.refunds[refund.id])
+        return await self._answer("refund", update)  # type: ignore[no-any-return]
+
+    async def check_status(self, payment: Payment) -> ProviderUpdate:
+        """The books' truth about ``payment``."""
+        account = self.accounts.get(payment.id)
+        if account is None:
+            return ProviderUpdate(outcome=Outcome.NOT_FOUND, payment_id=payment.id)
+        return account.report(payment.id)
+
+    def delivery(self, payment_id: str) -> tuple[bytes, dict[str, str]]:
+        """A webhook delivery reporting the account of ``payment_id`` as it stands."""
+        report = self.accounts[payment_id].report(payment_id)
+        body = json.dumps(
+            {"event": f"led_evt_{next(_counter)}", "report": serialization.unstructure(report)}, default=str
+        ).encode()
+        return body, {"x-ledger-signature": self._sign(body)}
+
+    def _sign(self, body: bytes) -> str:
+        secret = str(self.settings.get("webhook_secret", "ledger-secret"))
+        return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+    async def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> None:
+        """Check the HMAC signature of a delivery."""
+        if not hmac.compare_digest(headers.get("x-ledger-signature", ""), self._sign(body)):
+            raise InvalidSignature("the ledger delivery's signature does not match")
+
+    async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
+        """One report per delivery."""
+        data = json.loads(body)
+        report = serialization.structure(data["report"], ProviderUpdate)
+        return [evolve(report, provider_event_id=data["event"])]
+
+
+@hookimpl
+def paycore_register_providers(register: ProviderRegistrar) -> None:
+    """Register provider type ``ledger``."""
+    register(LedgerProvider)

@@ -1,0 +1,170 @@
+"""``WebhookReceiver``: a provider's delivery, from bytes at the door to a committed change.
+
+The order never varies: the body's type and size are checked, the provider
+verifies the signature before anything is parsed, the parsed reports are
+applied one payment at a time as reports (:meth:`ProviderCalls.apply_report`)
+with the provider's event id recorded in the same write, so a repeated delivery
+is a no-op. Every refusal is a :class:`~paycore.errors.PaycoreError` and changes
+nothing: a provider that crashes while verifying refuses the delivery
+(:class:`InvalidSignature`), one that crashes while parsing cannot read it
+(:class:`MalformedWebhook`). A report that must wait for a provider call in
+flight is refused with :class:`PaymentBusy` (HTTP 503: the sender delivers it
+again later). A report of money without its amount is confirmed by polling the
+provider, or flags the payment when it cannot be polled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from paycore.changes import Change
+from paycore.errors import (
+    InvalidSignature,
+    MalformedWebhook,
+    PaycoreError,
+    PaymentBusy,
+    PaymentNotFound,
+    ProviderError,
+    UnsupportedOperation,
+    WebhookTooLarge,
+)
+from paycore.provider_calls import ProviderCalls
+from paycore.providers import Provider
+from paycore.records import Payment, ProviderUpdate, WebhookReceipt
+from paycore.unit_of_work import PaymentWriter
+from paycore.updates import flag_missing_amount
+from paycore.wire import InvalidReport
+
+__all__ = ["WebhookReceiver", "webhook_body"]
+
+log = logging.getLogger("paycore.webhooks")
+
+ProviderLookup = Callable[[str, "str | None"], Provider]
+
+
+def webhook_body(body: object, *, max_bytes: int) -> bytes:
+    """``body`` as bytes if it is a bytes-like delivery of at most ``max_bytes``; refuse it otherwise."""
+    if isinstance(body, bytes):
+        raw = body
+    elif isinstance(body, bytearray | memoryview):
+        raw = bytes(body)
+    else:
+        raise MalformedWebhook(f"a webhook body must be bytes, not {type(body).__name__}")
+    if len(raw) > max_bytes:
+        raise WebhookTooLarge(f"a webhook body may hold at most {max_bytes} bytes, not {len(raw)}")
+    return raw
+
+
+def _headers(headers: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(headers, Mapping):
+        raise MalformedWebhook(f"webhook headers must be a mapping, not {type(headers).__name__}")
+    return {str(name).lower(): str(value) for name, value in headers.items()}
+
+
+class WebhookReceiver:
+    """Verifies, parses and applies providers' deliveries."""
+
+    def __init__(
+        self,
+        writer: PaymentWriter,
+        calls: ProviderCalls,
+        providers: ProviderLookup,
+        *,
+        max_bytes: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.writer = writer
+        self.calls = calls
+        self.providers = providers
+        self.max_bytes = max_bytes
+        self.clock = clock
+
+    async def receive(
+        self, provider: str, body: object, headers: Mapping[str, str], *, tenant: str | None
+    ) -> list[Payment]:
+        """Verify, parse and apply one delivery; return the payments it touched."""
+        raw = webhook_body(body, max_bytes=self.max_bytes)
+        chosen = self.providers(provider, tenant)
+        if not chosen.capabilities.webhooks:
+            raise UnsupportedOperation(f"provider {provider!r} ({chosen.name}) does not send webhooks")
+        lowered = _headers(headers)
+        try:
+            await chosen.verify_webhook(raw, lowered)
+        except PaycoreError:
+            raise
+        except Exception as error:
+            log.warning("provider %r could not verify a delivery: %s", chosen.code, type(error).__name__)
+            raise InvalidSignature(f"the delivery could not be verified ({type(error).__name__})") from None
+        try:
+            updates = list(await chosen.parse_webhook(raw, lowered))
+        except InvalidReport as error:
+            raise MalformedWebhook(f"provider {chosen.code!r} sent an invalid report: {error}") from None
+        except PaycoreError:
+            raise
+        except Exception as error:
+            log.exception("provider %r could not parse a verified delivery", chosen.code)
+            raise MalformedWebhook(f"the delivery could not be read ({type(error).__name__})") from None
+        if not all(isinstance(update, ProviderUpdate) for update in updates):
+            raise MalformedWebhook(f"provider {chosen.code!r} parsed its delivery into something else than reports")
+        return [await self._apply(chosen, tenant, update) for update in updates]
+
+    async def _find(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> Payment:
+        if update.payment_id is not None:
+            try:
+                payment = await self.writer.repository.get(update.payment_id)
+            except PaymentNotFound:
+                payment = None
+            if payment is None or payment.tenant != tenant or payment.provider != chosen.code:
+                raise PaymentNotFound(f"no payment {update.payment_id!r}")
+            return payment
+        if update.external_id is not None:
+            try:
+                return await self.writer.repository.get_by_external_id(chosen.code, tenant, update.external_id)
+            except PaymentNotFound:
+                raise PaymentNotFound(f"no payment {update.external_id!r}") from None
+        raise MalformedWebhook(f"a webhook of provider {chosen.code!r} names no payment")
+
+    async def _apply(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> Payment:
+        payment = await self._find(chosen, tenant, update)
+        event_id = update.provider_event_id
+        receipt = (
+            WebhookReceipt(
+                provider=chosen.code, event_id=event_id, payment_id=payment.id, tenant=tenant, received_at=self.clock()
+            )
+            if event_id
+            else None
+        )
+        needs_poll = False
+
+        def build(current: Payment) -> Change:
+            nonlocal needs_poll
+            change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
+            applied = self.calls.apply_report(change, update, chosen)
+            if applied.deferred:
+                raise PaymentBusy(
+                    f"payment {current.id} has a provider call in flight; deliver this event again once it is settled"
+                )
+            needs_poll = applied.missing_amount and chosen.capabilities.polling
+            if applied.missing_amount and not needs_poll:
+                flag_missing_amount(change, "a webhook reported money without its amount")
+            return change
+
+        applied_payment = await self.writer.mutate(payment.id, build, receipt=receipt)
+        if not needs_poll:
+            return applied_payment
+        try:
+            polled, answer = await self.calls.poll(applied_payment, chosen, cause="webhook")
+        except ProviderError as error:
+            log.warning("could not confirm the amounts of payment %s by polling: %s", payment.id, error)
+        else:
+            if isinstance(answer, ProviderUpdate):
+                return polled
+
+        def flag(current: Payment) -> Change:
+            change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
+            flag_missing_amount(change, "a webhook reported money without its amount, and polling could not say")
+            return change
+
+        return await self.writer.mutate(payment.id, flag)

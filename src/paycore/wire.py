@@ -1,0 +1,235 @@
+"""What paycore accepts from a provider: JSON bodies, ids, text, URLs and amounts.
+
+A provider reads what a gateway sent (a webhook body, an API answer) with
+:func:`load_json_object`, which refuses anything a strict reader would not
+understand the same way: bytes that are not UTF-8, text that is not JSON, a
+top level that is not an object, nesting deeper than :data:`MAX_JSON_DEPTH`,
+duplicate keys, ``NaN``/``Infinity`` and lone surrogates (``"\\ud800"``, which
+no database stores). It raises :class:`~paycore.errors.MalformedWebhook`.
+
+The report records of :mod:`paycore.records` (``ProviderUpdate``,
+``RefundUpdate``, ``NextAction``) check their fields with :func:`check_id`,
+:func:`check_text`, :func:`check_url` and :func:`check_amount` as they are
+built, so a report that could not be stored never exists. These raise
+:class:`InvalidReport`; a provider turns it into ``MalformedWebhook`` when the
+report comes from a delivery, or into a provider error when it comes from an
+API answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import reprlib
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final
+
+import attrs
+
+from paycore import serialization
+from paycore.errors import InvalidReport, MalformedWebhook
+from paycore.money import MAX_MINOR_UNITS, Money
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_JSON_DEPTH",
+    "MAX_PROVIDER_STATE_BYTES",
+    "MAX_REFERENCES",
+    "MAX_TEXT_LENGTH",
+    "MAX_URL_LENGTH",
+    "InvalidReport",
+    "check_amount",
+    "check_id",
+    "check_provider_state",
+    "check_references",
+    "check_text",
+    "check_url",
+    "load_json_object",
+]
+
+MAX_ID_LENGTH: Final = 255
+"""The longest id a provider may report (external ids, event ids, refund ids)."""
+MAX_TEXT_LENGTH: Final = 2000
+"""The longest message or text a provider may report (failure messages, QR data)."""
+MAX_URL_LENGTH: Final = 2048
+"""The longest URL a provider may report (a checkout page)."""
+MAX_JSON_DEPTH: Final = 64
+"""How deeply objects and arrays may nest in a provider's JSON body."""
+
+_NOT_IN_IDS: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_IN_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_NOT_IN_URLS: Final = re.compile("[\x00-\x20\x7f-\x9f\ud800-\udfff]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_URL_START: Final = re.compile(r"https?://[^/?#@:][^/?#@]*(?:[/?#]|$)", re.IGNORECASE)
+_JSON_TYPES: Final = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+_shown = reprlib.Repr()
+_shown.maxstring = 40
+_shown.maxother = 40
+_shown.maxlevel = 2
+
+
+def _show(value: object) -> str:
+    """A short repr of a reported value, for error messages (never the whole of a large value)."""
+    return _shown.repr(value)
+
+
+def check_id(value: object, *, what: str) -> str:
+    """``value`` if it is an id paycore can store: a non-empty ``str`` of at most
+    :data:`MAX_ID_LENGTH` characters without control characters or lone surrogates."""
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidReport(
+            f"{what} must be a non-empty string of at most {MAX_ID_LENGTH} characters, not {_show(value)}"
+        )
+    if _NOT_IN_IDS.search(value):
+        raise InvalidReport(f"{what} must not hold control characters or lone surrogates: {_show(value)}")
+    return value
+
+
+def check_text(value: object, *, what: str, limit: int = MAX_TEXT_LENGTH) -> str:
+    """``value`` if it is text paycore can store: a ``str`` of at most ``limit`` characters,
+    with no lone surrogates and no control characters other than tab and line breaks."""
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidReport(f"{what} must be a string of at most {limit} characters, not {_show(value)}")
+    if _NOT_IN_TEXT.search(value):
+        raise InvalidReport(f"{what} must not hold control characters or lone surrogates: {_show(value)}")
+    return value
+
+
+def check_url(value: object, *, what: str) -> str:
+    """``value`` if it is an absolute ``http``/``https`` URL with a host, of at most
+    :data:`MAX_URL_LENGTH` characters, without spaces or control characters."""
+    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
+        raise InvalidReport(f"{what} must be a URL string of at most {MAX_URL_LENGTH} characters, not {_show(value)}")
+    if _NOT_IN_URLS.search(value) or not _URL_START.match(value):
+        raise InvalidReport(
+            f"{what} must be an absolute http(s) URL such as 'https://pay.example/c/1', not {_show(value)}"
+        )
+    return value
+
+
+def check_amount(value: object, *, what: str) -> Money:
+    """``value`` if it is :class:`~paycore.money.Money` between zero and :data:`~paycore.money.MAX_MINOR_UNITS`."""
+    if not isinstance(value, Money):
+        raise InvalidReport(f"{what} must be Money, not {type(value).__name__}: {_show(value)}")
+    if value.minor_units < 0:
+        raise InvalidReport(f"{what} must not be negative: {value}")
+    if value.minor_units > MAX_MINOR_UNITS:
+        raise InvalidReport(f"{what} must be at most {MAX_MINOR_UNITS} minor units, not {value.minor_units}")
+    return value
+
+
+def load_json_object(body: bytes, *, what: str) -> dict[str, Any]:
+    """Parse ``body`` (UTF-8 JSON) into a ``dict``, or raise :class:`~paycore.errors.MalformedWebhook`.
+
+    ``what`` names the body in the error (``"dummy webhook body"``). Refused:
+    anything but bytes, invalid UTF-8, invalid JSON, a top level that is not an
+    object, nesting deeper than :data:`MAX_JSON_DEPTH`, duplicate keys in an
+    object, ``NaN``/``Infinity`` and numbers too large for a float, lone surrogates.
+    """
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise MalformedWebhook(f"{what} must be bytes, not {type(body).__name__}")
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedWebhook(f"{what} is not UTF-8 (invalid byte at offset {error.start})") from None
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=lambda pairs: _object(pairs, what),
+            parse_constant=lambda constant: _no_constant(constant, what),
+            parse_float=lambda number: _finite_float(number, what),
+        )
+    except RecursionError:
+        raise MalformedWebhook(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError as error:
+        raise MalformedWebhook(f"{what} is not JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise MalformedWebhook(f"{what} is not JSON paycore reads: {error}") from None
+    if not isinstance(value, dict):
+        raise MalformedWebhook(f"{what} must be a JSON object, not a JSON {_JSON_TYPES.get(type(value), 'null')}")
+    _check_tree(value, what)
+    return value
+
+
+def _object(pairs: Sequence[tuple[str, Any]], what: str) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise MalformedWebhook(f"{what} repeats the key {_show(key)} in one object")
+            seen.add(key)
+    return result
+
+
+def _no_constant(constant: str, what: str) -> Any:
+    raise MalformedWebhook(f"{what} holds {constant}, which is not JSON")
+
+
+def _finite_float(number: str, what: str) -> float:
+    value = float(number)
+    if value in (float("inf"), float("-inf")):
+        raise MalformedWebhook(f"{what} holds a number too large for a float: {_show(number)}")
+    return value
+
+
+def _check_tree(root: dict[str, Any], what: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_JSON_DEPTH` and strings with lone surrogates (no recursion)."""
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise MalformedWebhook(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    _check_string(key, what)
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_string(value, what)
+
+
+def _check_string(value: str, what: str) -> None:
+    if _SURROGATE.search(value):
+        raise MalformedWebhook(f"{what} holds a lone surrogate ({_show(value)}), which is not text")
+
+
+MAX_REFERENCES: Final = 16
+"""The most references a provider may report for one payment."""
+MAX_PROVIDER_STATE_BYTES: Final = 8192
+"""The largest provider state a payment keeps, as compact JSON."""
+
+
+def check_references(value: Iterable[str]) -> tuple[str, ...]:
+    """``value`` as a tuple of reported references; :class:`InvalidReport` if it cannot be one."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise InvalidReport(f"references must be a sequence of ids, not {type(value).__name__}")
+    references = tuple(value)
+    if len(references) > MAX_REFERENCES:
+        raise InvalidReport(f"at most {MAX_REFERENCES} references, not {len(references)}")
+    for reference in references:
+        check_id(reference, what="a reference")
+    return references
+
+
+def check_provider_state(value: object) -> Mapping[str, Any] | None:
+    """A provider's own data for a payment as a frozen JSON object (an attrs instance is unstructured)."""
+    if value is None:
+        return None
+    if attrs.has(type(value)):
+        value = serialization.unstructure(value)
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise InvalidReport(
+            f"provider_state must be an attrs record or a mapping of strings, not {type(value).__name__}"
+        )
+    try:
+        size = len(json.dumps(dict(value), separators=(",", ":"), allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise InvalidReport(f"provider_state must be plain JSON data: {error}") from None
+    if size > MAX_PROVIDER_STATE_BYTES:
+        raise InvalidReport(f"provider_state may hold at most {MAX_PROVIDER_STATE_BYTES} bytes of JSON, not {size}")
+    return MappingProxyType(dict(value))

@@ -1,0 +1,292 @@
+"""What an operator sees of paycore: spans, metrics and log lines of each operation.
+
+OpenTelemetry's SDK, with its in-memory exporter and reader, stands in for the
+application's tracing and metrics backends.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from paycore import Money, observability
+from paycore.errors import CaptureExceedsAuthorized, ProviderNotSent
+from paycore.flow import PaymentFlow
+from paycore.status import Outcome
+from paycore.testing.fake import FakeProvider
+
+from .conftest import SECRET
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+
+class Telemetry:
+    """The spans and metrics paycore sent to in-memory SDK providers."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.reader = InMemoryMetricReader()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+
+    def spans(self, name: str | None = None) -> list[ReadableSpan]:
+        """Finished spans, in the order they ended (children before parents)."""
+        found = list(self.exporter.get_finished_spans())
+        return [span for span in found if name is None or span.name == name]
+
+    def points(self, metric: str) -> list[tuple[dict[str, Any], Any]]:
+        """``(labels, data point)`` of every series of ``metric``."""
+        data = self.reader.get_metrics_data()
+        found: list[tuple[dict[str, Any], Any]] = []
+        for resource in data.resource_metrics if data is not None else ():
+            for scope in resource.scope_metrics:
+                for item in scope.metrics:
+                    if item.name == metric:
+                        found.extend((dict(point.attributes or {}), point) for point in item.data.data_points)
+        return found
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """paycore's spans and metrics, sent to in-memory providers for the test's length."""
+    sink = Telemetry()
+    observability.use(tracer_provider=sink.tracer_provider, meter_provider=sink.meter_provider)
+    yield sink
+    observability.reset()
+
+
+async def _paid_and_refunded(flow: PaymentFlow, fake: FakeProvider) -> str:
+    fake.script("initiate", "pending")
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T1", idempotency_key="pay-T1")
+    fake.settle(checkout.payment.id, Outcome.SUCCEEDED)
+    body, headers = fake.webhook(checkout.payment.id)
+    await flow.handle_webhook("fake", body, headers)
+    await flow.refund(checkout.payment.id, amount=Money.of("1000", "XOF"), idempotency_key="refund-T1")
+    return checkout.payment.id
+
+
+async def test_each_operation_is_a_span_named_for_it(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry
+) -> None:
+    await _paid_and_refunded(flow, fake)
+    names = [span.name for span in telemetry.spans() if span.parent is None]
+    assert names == ["paycore.create_payment", "paycore.handle_webhook", "paycore.refund"]
+
+
+async def test_a_provider_call_is_a_child_span_of_its_operation(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry
+) -> None:
+    await _paid_and_refunded(flow, fake)
+    (initiate,) = telemetry.spans("paycore.provider.initiate")
+    (create,) = telemetry.spans("paycore.create_payment")
+    assert initiate.parent is not None
+    assert initiate.parent.span_id == create.context.span_id
+    (refund_call,) = telemetry.spans("paycore.provider.refund")
+    (refund,) = telemetry.spans("paycore.refund")
+    assert refund_call.parent is not None
+    assert refund_call.parent.span_id == refund.context.span_id
+
+
+async def test_an_operation_span_names_the_payment_provider_currency_and_outcome(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry
+) -> None:
+    payment_id = await _paid_and_refunded(flow, fake)
+    (create,) = telemetry.spans("paycore.create_payment")
+    attributes = dict(create.attributes or {})
+    assert attributes["paycore.payment_id"] == payment_id
+    assert attributes["paycore.provider.code"] == "fake"
+    assert attributes["paycore.currency"] == "XOF"
+    assert attributes["paycore.outcome"] == "ok"
+    assert attributes["paycore.payment.status"] == "processing"
+    (webhook,) = telemetry.spans("paycore.handle_webhook")
+    assert dict(webhook.attributes or {})["paycore.provider.code"] == "fake"
+
+
+async def test_a_provider_call_span_says_what_the_provider_answered(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry
+) -> None:
+    payment_id = await _paid_and_refunded(flow, fake)
+    (initiate,) = telemetry.spans("paycore.provider.initiate")
+    attributes = dict(initiate.attributes or {})
+    assert attributes["paycore.payment_id"] == payment_id
+    assert attributes["paycore.outcome"] == "answered"
+    assert attributes["paycore.provider.outcome"] == "pending"
+
+
+async def test_a_refused_operation_is_an_error_span_named_by_its_error(
+    flow: PaymentFlow, authorized: Callable[..., Any], telemetry: Telemetry
+) -> None:
+    payment = await authorized()
+    with pytest.raises(CaptureExceedsAuthorized):
+        await flow.capture(payment.id, amount=Money.of("9000", "XOF"), idempotency_key="too-much")
+    (capture,) = telemetry.spans("paycore.capture")
+    assert capture.status.status_code is StatusCode.ERROR
+    assert dict(capture.attributes or {})["paycore.outcome"] == "CaptureExceedsAuthorized"
+
+
+async def test_a_call_that_was_not_sent_is_counted_as_not_sent(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry
+) -> None:
+    fake.script("initiate", "not_sent")
+    with pytest.raises(ProviderNotSent):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    (call,) = telemetry.spans("paycore.provider.initiate")
+    assert dict(call.attributes or {})["paycore.outcome"] == "not_sent"
+    assert {labels["paycore.outcome"] for labels, _ in telemetry.points(observability.PROVIDER_CALL_COUNTER)} == {
+        "not_sent"
+    }
+
+
+async def test_a_call_without_a_usable_answer_is_counted_as_unknown(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry
+) -> None:
+    fake.script("initiate", "lost")
+    await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    (call,) = telemetry.spans("paycore.provider.initiate")
+    assert dict(call.attributes or {})["paycore.outcome"] == "unknown"
+
+
+async def test_a_provider_call_names_the_provider_type_when_given(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry
+) -> None:
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    await flow.calls.ask(fake.check_status(checkout.payment), checkout.payment, None, provider=fake)
+    (poll,) = telemetry.spans("paycore.provider.check_status")
+    assert dict(poll.attributes or {})["paycore.provider.type"] == "fake"
+
+
+async def test_operations_are_counted_and_timed_by_outcome(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], telemetry: Telemetry
+) -> None:
+    await _paid_and_refunded(flow, fake)
+    payment = await authorized(order_id="T2")
+    with pytest.raises(CaptureExceedsAuthorized):
+        await flow.capture(payment.id, amount=Money.of("9000", "XOF"), idempotency_key="too-much")
+    counts = {
+        (labels["paycore.operation"], labels["paycore.outcome"]): point.value
+        for labels, point in telemetry.points(observability.OPERATION_COUNTER)
+    }
+    assert counts == {
+        ("create_payment", "ok"): 2,
+        ("handle_webhook", "ok"): 1,
+        ("refund", "ok"): 1,
+        ("capture", "CaptureExceedsAuthorized"): 1,
+    }
+    durations = telemetry.points(observability.OPERATION_DURATION)
+    assert sum(point.count for _, point in durations) == 5
+    assert all(point.sum >= 0 for _, point in durations)
+
+
+async def test_metric_labels_carry_no_id_and_no_amount(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry
+) -> None:
+    payment_id = await _paid_and_refunded(flow, fake)
+    for metric in (
+        observability.OPERATION_COUNTER,
+        observability.OPERATION_DURATION,
+        observability.PROVIDER_CALL_COUNTER,
+        observability.PROVIDER_CALL_DURATION,
+    ):
+        series = telemetry.points(metric)
+        assert series, f"{metric} was not recorded"
+        for labels, _ in series:
+            assert set(labels) <= observability.METRIC_LABELS
+            assert payment_id not in labels.values()
+            assert "5000" not in " ".join(map(str, labels.values()))
+
+
+async def test_each_operation_logs_one_line_with_its_event_name_and_payment(
+    flow: PaymentFlow, fake: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="paycore"):
+        payment_id = await _paid_and_refunded(flow, fake)
+    operations = [record for record in caplog.records if record.name == "paycore.flow"]
+    assert [getattr(record, "paycore_operation", None) for record in operations] == [
+        "create_payment",
+        "handle_webhook",
+        "refund",
+    ]
+    for record in operations:
+        message = record.getMessage()
+        assert message.startswith("paycore.operation ")
+        assert f"payment_id={payment_id}" in message
+        assert "outcome=ok" in message
+    calls = [record for record in caplog.records if record.name == "paycore.provider_calls"]
+    assert [record.getMessage().split()[0] for record in calls] == ["paycore.provider_call"] * 2
+
+
+async def test_log_lines_never_carry_a_secret_an_amount_or_a_body(
+    flow: PaymentFlow, fake: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="paycore"):
+        await _paid_and_refunded(flow, fake)
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert SECRET not in text
+    assert "5000" not in text
+    assert "1000" not in text
+    assert "{" not in text
+
+
+async def test_without_a_tracer_provider_operations_still_run(flow: PaymentFlow, fake: FakeProvider) -> None:
+    observability.reset()
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    assert checkout.payment.provider == "fake"
+
+
+BLOCK_OPENTELEMETRY = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "opentelemetry" or name.startswith("opentelemetry."):
+            raise ImportError(f"No module named {name!r}")
+        return None
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_the_core_imports_and_runs_a_payment_without_opentelemetry() -> None:
+    script = BLOCK_OPENTELEMETRY + textwrap.dedent(
+        """
+        import anyio
+        import paycore.testing.fake, paycore_memory.plugin
+        from paycore import Money, PaymentFlow, observability
+        from paycore.errors import ConfigurationError
+
+        async def main():
+            config = {"providers": {"fake": {"type": "fake", "webhook_secret": "s"}}}
+            plugins = [paycore.testing.fake, paycore_memory.plugin]
+            async with PaymentFlow.from_config(config, plugins=plugins, entry_points=False, environ={}) as flow:
+                checkout = await flow.create_payment(
+                    amount=Money.of("5000", "XOF"), provider="fake", order_id="o", idempotency_key="k"
+                )
+                print(checkout.payment.status)
+            try:
+                observability.use()
+            except ConfigurationError as error:
+                print("refused:", error)
+            assert not any(name.startswith("opentelemetry") for name in sys.modules)
+
+        anyio.run(main)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "succeeded"
+    assert lines[1].startswith("refused:")
+    assert "paycore[otel]" in lines[1]

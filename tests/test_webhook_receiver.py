@@ -1,0 +1,142 @@
+"""What ``handle_webhook`` accepts at the door, and what it does with a report that lacks its amounts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from paycore import Money
+from paycore.errors import InvalidSignature, MalformedWebhook, PaymentNotFound, WebhookTooLarge
+from paycore.flow import PaymentFlow
+from paycore.records import Payment
+from paycore.status import Outcome, PaymentStatus, ReviewReason
+from paycore.testing.fake import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+
+async def _processing(flow: PaymentFlow, fake: FakeProvider) -> Payment:
+    fake.script("initiate", "pending")
+    return (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+
+
+@pytest.mark.parametrize("body", ["{}", 12, None, ["x"]])
+async def test_a_body_that_is_not_bytes_is_a_malformed_webhook(flow: PaymentFlow, body: Any) -> None:
+    with pytest.raises(MalformedWebhook, match="must be bytes"):
+        await flow.handle_webhook("fake", body, {})
+
+
+async def test_a_bytes_like_body_is_accepted(flow: PaymentFlow, fake: FakeProvider) -> None:
+    payment = await _processing(flow, fake)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    body, headers = fake.webhook(payment.id)
+    (after,) = await flow.handle_webhook("fake", memoryview(body), headers)
+    assert after.status is PaymentStatus.SUCCEEDED
+
+
+async def test_a_body_over_the_configured_limit_is_refused_before_verification(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    async with make_flow(webhook_max_bytes=1024) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        payment = await _processing(flow, fake)
+        with pytest.raises(WebhookTooLarge, match="at most 1024 bytes"):
+            await flow.handle_webhook("fake", b"{" + b" " * 2048 + b"}", {"x-fake-signature": "x"})
+        assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_provider_that_crashes_while_verifying_refuses_the_delivery(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crash(body: bytes, headers: Any) -> None:
+        raise OverflowError("int too large to convert to float")
+
+    monkeypatch.setattr(fake, "verify_webhook", crash)
+    with pytest.raises(InvalidSignature, match="could not be verified"):
+        await flow.handle_webhook("fake", b"{}", {})
+
+
+async def test_a_provider_that_crashes_while_parsing_cannot_read_the_delivery(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crash(body: bytes, headers: Any) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    async def accept(body: bytes, headers: Any) -> None:
+        return None
+
+    monkeypatch.setattr(fake, "verify_webhook", accept)
+    monkeypatch.setattr(fake, "parse_webhook", crash)
+    with pytest.raises(MalformedWebhook, match="could not be read"):
+        await flow.handle_webhook("fake", b"{}", {})
+
+
+async def test_a_paid_report_without_its_amount_is_confirmed_by_asking_the_provider(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    payment = await _processing(flow, fake)
+    fake.settle(payment.id, Outcome.SUCCEEDED, captured=Money.of("4000", "XOF"))
+    body, headers = fake.webhook(payment.id, amounts=False)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert ("check_status", payment.id) in fake.calls
+    assert after.status is PaymentStatus.PROCESSING, "an underpaid transfer is never marked paid"
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+
+
+async def test_a_paid_report_without_its_amount_is_paid_once_the_provider_names_the_amount(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    payment = await _processing(flow, fake)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    body, headers = fake.webhook(payment.id, amounts=False)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert after.status is PaymentStatus.SUCCEEDED
+    assert after.captured_amount == XOF_5000
+    assert not after.needs_review
+
+
+async def test_a_paid_report_without_its_amount_from_a_provider_that_cannot_be_polled_flags_the_payment(
+    flow: PaymentFlow,
+) -> None:
+    limited = flow.provider("limited")
+    assert isinstance(limited, FakeProvider)
+    limited.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="limited", order_id="o")).payment
+    limited.settle(payment.id, Outcome.SUCCEEDED)
+    body, headers = limited.webhook(payment.id, amounts=False)
+    (after,) = await flow.handle_webhook("limited", body, headers)
+    assert after.status is PaymentStatus.PROCESSING
+    assert after.needs_review
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+    assert after.captured_amount is None
+
+
+async def test_another_tenants_payment_is_reported_exactly_as_an_unknown_one(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    tenants = {
+        "chez-awa": {"providers": {"wave": {"type": "fake", "webhook_secret": "s1"}}},
+        "le-baobab": {"providers": {"wave": {"type": "fake", "webhook_secret": "s2"}}},
+    }
+    async with make_flow(tenants=tenants) as flow:
+        awa = flow.provider("wave", tenant="chez-awa")
+        baobab = flow.provider("wave", tenant="le-baobab")
+        assert isinstance(awa, FakeProvider)
+        assert isinstance(baobab, FakeProvider)
+        awa.script("initiate", "pending")
+        theirs = (await flow.create_payment(amount=XOF_5000, provider="wave", order_id="o", tenant="chez-awa")).payment
+        baobab.ledger[theirs.id] = awa.ledger[theirs.id]
+        body, headers = baobab.webhook(theirs.id, outcome=Outcome.SUCCEEDED)
+        with pytest.raises(PaymentNotFound) as foreign:
+            await flow.handle_webhook("wave", body, headers, tenant="le-baobab")
+        baobab.ledger["pay_nobody"] = awa.ledger[theirs.id]
+        body, headers = baobab.webhook("pay_nobody", outcome=Outcome.SUCCEEDED)
+        with pytest.raises(PaymentNotFound) as unknown:
+            await flow.handle_webhook("wave", body, headers, tenant="le-baobab")
+        assert str(foreign.value) == str(unknown.value).replace("pay_nobody", theirs.id)
+        assert await flow.get_payment(theirs.id) == theirs
