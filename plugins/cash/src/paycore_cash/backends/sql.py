@@ -20,14 +20,19 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from paycore.errors import ConcurrentUpdate
-from paycore.money import Money
+from paycore_cash.backends.rows import (
+    movement_from_values,
+    movement_values,
+    session_from_values,
+    session_values,
+    store_tenant,
+)
 from paycore_cash.backends.sql_schema import CASH_SCHEMA
 from paycore_cash.backends.sql_schema import cash_movements as movements
 from paycore_cash.backends.sql_schema import drawer_sessions as sessions
 from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
 from paycore_sqlalchemy import Database, SqlPaymentRepository
-from paycore_sqlalchemy.codec import store_tenant, tenant_from_store
 
 __all__ = ["SqlDrawerStorage", "storage_for"]
 
@@ -85,90 +90,6 @@ _SAME_MOVEMENT = sa.select(movements).where(
 )
 
 
-def _units(money: Money | None) -> int | None:
-    return None if money is None else money.minor_units
-
-
-def _money(units: int | None, currency: str) -> Money | None:
-    return None if units is None else Money(int(units), currency)
-
-
-def _session_row(session: DrawerSession) -> dict[str, Any]:
-    return {
-        "id": session.id,
-        "tenant": store_tenant(session.tenant),
-        "till": session.till,
-        "currency": session.currency,
-        "opening_float": session.opening_float.minor_units,
-        "opened_by": session.opened_by,
-        "opened_at": session.opened_at,
-        "status": session.status.value,
-        "closed_by": session.closed_by,
-        "closed_at": session.closed_at,
-        "counted": _units(session.counted),
-        "expected": _units(session.expected),
-        "variance": _units(session.variance),
-        "close_id": session.close_id,
-        "version": session.version,
-    }
-
-
-def _session(row: Any) -> DrawerSession:
-    currency = row["currency"]
-    return DrawerSession(
-        id=row["id"],
-        tenant=tenant_from_store(row["tenant"]),
-        till=row["till"],
-        currency=currency,
-        opening_float=Money(int(row["opening_float"]), currency),
-        opened_by=row["opened_by"],
-        opened_at=row["opened_at"],
-        status=DrawerStatus(row["status"]),
-        closed_by=row["closed_by"],
-        closed_at=row["closed_at"],
-        counted=_money(row["counted"], currency),
-        expected=_money(row["expected"], currency),
-        variance=_money(row["variance"], currency),
-        close_id=row["close_id"],
-        version=row["version"],
-    )
-
-
-def _movement_row(movement: CashMovement, position: int) -> dict[str, Any]:
-    return {
-        "id": movement.id,
-        "session_id": movement.session_id,
-        "position": position,
-        "kind": movement.kind.value,
-        "currency": movement.amount.currency,
-        "amount": movement.amount.minor_units,
-        "at": movement.at,
-        "actor": movement.actor,
-        "reason": movement.reason,
-        "payment_id": movement.payment_id,
-        "refund_id": movement.refund_id,
-        "tendered": _units(movement.tendered),
-        "change": _units(movement.change),
-    }
-
-
-def _movement(row: Any) -> CashMovement:
-    currency = row["currency"]
-    return CashMovement(
-        id=row["id"],
-        session_id=row["session_id"],
-        kind=MovementKind(row["kind"]),
-        amount=Money(int(row["amount"]), currency),
-        at=row["at"],
-        actor=row["actor"],
-        reason=row["reason"],
-        payment_id=row["payment_id"],
-        refund_id=row["refund_id"],
-        tendered=_money(row["tendered"], currency),
-        change=_money(row["change"], currency),
-    )
-
-
 def storage_for(repository: SqlPaymentRepository) -> SqlDrawerStorage:
     """Drawer storage in the database of ``repository`` (a ``storage_backend = "sqlalchemy"`` repository)."""
     return SqlDrawerStorage(repository.database)
@@ -190,7 +111,7 @@ class SqlDrawerStorage:
 
     async def open_session(self, session: DrawerSession) -> None:
         """Store a new open session; :class:`DrawerAlreadyOpen` if its id or its till's open slot is taken."""
-        row = _session_row(session)
+        row = session_values(session)
         try:
             await self.database.run(lambda c: c.execute(_INSERT_SESSION, row), write=True)
         except exc.IntegrityError:
@@ -204,13 +125,13 @@ class SqlDrawerStorage:
         row = await self.database.run(lambda c: c.execute(_SESSION, {"session_id": session_id}).mappings().first())
         if row is None:
             raise DrawerNotFound(f"no drawer session {session_id!r}")
-        return _session(row)
+        return session_from_values(row)
 
     async def get_open_session(self, tenant: str | None, till: str) -> DrawerSession | None:
         """The open session of ``till`` in ``tenant``, if any."""
         parameters = {"tenant": store_tenant(tenant), "till": till}
         row = await self.database.run(lambda c: c.execute(_OPEN_SESSION, parameters).mappings().first())
-        return None if row is None else _session(row)
+        return None if row is None else session_from_values(row)
 
     async def list_sessions(self, tenant: str | None, till: str | None = None) -> list[DrawerSession]:
         """The sessions of ``tenant`` (of one ``till`` if given), oldest first."""
@@ -219,7 +140,7 @@ class SqlDrawerStorage:
             query = query.where(sessions.c.till == till)
         query = query.order_by(sessions.c.opened_at, sessions.c.id)
         rows = await self.database.run(lambda c: c.execute(query).mappings().all())
-        return [_session(row) for row in rows]
+        return [session_from_values(row) for row in rows]
 
     async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
         """Store ``movement`` in its open session (at ``expected_version`` if given), or return the same
@@ -236,7 +157,7 @@ class SqlDrawerStorage:
         def work(connection: sa.Connection) -> CashMovement:
             stored = connection.execute(_SAME_MOVEMENT, probe).mappings().first()
             if stored is not None:
-                return _movement(stored)
+                return movement_from_values(stored)
             if connection.execute(bump, target).rowcount != 1:
                 state = connection.execute(_STATE, {"session_id": movement.session_id}).first()
                 if state is None:
@@ -248,7 +169,7 @@ class SqlDrawerStorage:
                     "it changed since it was read; read it again and check again"
                 )
             position = connection.execute(_STATE, {"session_id": movement.session_id}).one()[1]
-            connection.execute(_INSERT_MOVEMENT, _movement_row(movement, position))
+            connection.execute(_INSERT_MOVEMENT, movement_values(movement, position))
             return movement
 
         for attempt in range(_ATTEMPTS):
@@ -273,16 +194,16 @@ class SqlDrawerStorage:
             query = query.where(movements.c.refund_id == refund_id)
         query = query.order_by(movements.c.position).limit(1)
         row = await self.database.run(lambda c: c.execute(query).mappings().first())
-        return None if row is None else _movement(row)
+        return None if row is None else movement_from_values(row)
 
     async def list_movements(self, session_id: str) -> list[CashMovement]:
         """The session's movements in the order they were added."""
         rows = await self.database.run(lambda c: c.execute(_MOVEMENTS_OF, {"session_id": session_id}).mappings().all())
-        return [_movement(row) for row in rows]
+        return [movement_from_values(row) for row in rows]
 
     async def close_session(self, session: DrawerSession) -> None:
         """Replace the stored open session with its closed record, at the next version."""
-        row = _session_row(session)
+        row = session_values(session)
         parameters = {
             "b_id": session.id,
             "b_previous": session.version - 1,

@@ -21,6 +21,7 @@ from typing import Final
 from django.db import models
 from django.db.models import Q
 
+from paycore_cash.backends import rows
 from paycore_cash.records import DrawerStatus, MovementKind
 
 __all__ = ["NO_TENANT", "CashMovement", "DrawerSession"]
@@ -31,8 +32,8 @@ NAME_LENGTH: Final = 255
 STATUS_LENGTH: Final = 32
 CURRENCY_LENGTH: Final = 3
 
-NO_TENANT: Final = ""
-"""How the tenant-less default (``tenant=None``) is stored."""
+NO_TENANT: Final = rows.NO_TENANT
+"""How the tenant-less default (``tenant=None``) is stored: as in every relational backend."""
 
 _OPEN: Final = DrawerStatus.OPEN.value
 _SALE: Final = MovementKind.SALE.value

@@ -18,7 +18,6 @@ a close computed before it fails its version check.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final
 
 from django.apps import apps
@@ -26,8 +25,14 @@ from django.db import IntegrityError
 from django.db.models import F, Q, QuerySet
 
 from paycore.errors import ConcurrentUpdate, ConfigurationError, StorageError
-from paycore.money import Money
 from paycore_cash.backends.django import models
+from paycore_cash.backends.rows import (
+    movement_from_values,
+    movement_values,
+    session_from_values,
+    session_values,
+    store_tenant,
+)
 from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
 from paycore_django.databases import check_database
@@ -45,94 +50,6 @@ _OPEN: Final = DrawerStatus.OPEN.value
 _SESSION_COLUMNS: Final = tuple(field.attname for field in models.DrawerSession._meta.concrete_fields)
 _MOVEMENT_COLUMNS: Final = tuple(field.attname for field in models.CashMovement._meta.concrete_fields)
 _CLOSE_COLUMNS: Final = ("status", "closed_by", "closed_at", "counted", "expected", "variance", "close_id", "version")
-
-
-def _store_tenant(tenant: str | None) -> str:
-    return models.NO_TENANT if tenant is None else tenant
-
-
-def _units(money: Money | None) -> int | None:
-    return None if money is None else money.minor_units
-
-
-def _money(units: int | None, currency: str) -> Money | None:
-    return None if units is None else Money(int(units), currency)
-
-
-def _session_columns(session: DrawerSession) -> dict[str, Any]:
-    return {
-        "id": session.id,
-        "tenant": _store_tenant(session.tenant),
-        "till": session.till,
-        "currency": session.currency,
-        "opening_float": session.opening_float.minor_units,
-        "opened_by": session.opened_by,
-        "opened_at": session.opened_at,
-        "status": session.status.value,
-        "closed_by": session.closed_by,
-        "closed_at": session.closed_at,
-        "counted": _units(session.counted),
-        "expected": _units(session.expected),
-        "variance": _units(session.variance),
-        "close_id": session.close_id,
-        "version": session.version,
-    }
-
-
-def _session(row: Mapping[str, Any]) -> DrawerSession:
-    currency = row["currency"]
-    return DrawerSession(
-        id=row["id"],
-        tenant=None if row["tenant"] == models.NO_TENANT else row["tenant"],
-        till=row["till"],
-        currency=currency,
-        opening_float=Money(int(row["opening_float"]), currency),
-        opened_by=row["opened_by"],
-        opened_at=row["opened_at"],
-        status=DrawerStatus(row["status"]),
-        closed_by=row["closed_by"],
-        closed_at=row["closed_at"],
-        counted=_money(row["counted"], currency),
-        expected=_money(row["expected"], currency),
-        variance=_money(row["variance"], currency),
-        close_id=row["close_id"],
-        version=row["version"],
-    )
-
-
-def _movement_columns(movement: CashMovement, position: int) -> dict[str, Any]:
-    return {
-        "id": movement.id,
-        "session_id": movement.session_id,
-        "position": position,
-        "kind": movement.kind.value,
-        "currency": movement.amount.currency,
-        "amount": movement.amount.minor_units,
-        "at": movement.at,
-        "actor": movement.actor,
-        "reason": movement.reason,
-        "payment_id": movement.payment_id,
-        "refund_id": movement.refund_id,
-        "tendered": _units(movement.tendered),
-        "change": _units(movement.change),
-    }
-
-
-def _movement(row: Mapping[str, Any]) -> CashMovement:
-    currency = row["currency"]
-    return CashMovement(
-        id=row["id"],
-        session_id=row["session_id"],
-        kind=MovementKind(row["kind"]),
-        amount=Money(int(row["amount"]), currency),
-        at=row["at"],
-        actor=row["actor"],
-        reason=row["reason"],
-        payment_id=row["payment_id"],
-        refund_id=row["refund_id"],
-        tendered=_money(row["tendered"], currency),
-        change=_money(row["change"], currency),
-    )
 
 
 def _same_movement(movement: CashMovement) -> Q:
@@ -186,7 +103,7 @@ class DjangoDrawerStorage:
         """Store a new open session; :class:`DrawerAlreadyOpen` if its id or its till's open slot is taken."""
         if session.status is not DrawerStatus.OPEN:
             raise DrawerClosed(f"session {session.id} must be opened with status 'open', not {session.status}")
-        row = _session_columns(session)
+        row = session_values(session)
         try:
             await run_unit(self.using, lambda: self._sessions().bulk_create([models.DrawerSession(**row)]))
         except IntegrityError:
@@ -201,21 +118,21 @@ class DjangoDrawerStorage:
         row = await run_unit(self.using, query.first, atomic=False)
         if row is None:
             raise DrawerNotFound(f"no drawer session {session_id!r}")
-        return _session(row)
+        return session_from_values(row)
 
     async def get_open_session(self, tenant: str | None, till: str) -> DrawerSession | None:
         """The open session of ``till`` in ``tenant``, if any."""
-        query = self._sessions().filter(tenant=_store_tenant(tenant), till=till, status=_OPEN).values(*_SESSION_COLUMNS)
+        query = self._sessions().filter(tenant=store_tenant(tenant), till=till, status=_OPEN).values(*_SESSION_COLUMNS)
         row = await run_unit(self.using, query.first, atomic=False)
-        return None if row is None else _session(row)
+        return None if row is None else session_from_values(row)
 
     async def list_sessions(self, tenant: str | None, till: str | None = None) -> list[DrawerSession]:
         """The sessions of ``tenant`` (of one ``till`` if given), oldest first."""
-        query = self._sessions().filter(tenant=_store_tenant(tenant))
+        query = self._sessions().filter(tenant=store_tenant(tenant))
         if till is not None:
             query = query.filter(till=till)
         rows = query.order_by("opened_at", "id").values(*_SESSION_COLUMNS)
-        return [_session(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
+        return [session_from_values(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
 
     async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
         """Store ``movement`` in its open session (at ``expected_version`` if given), or return the same
@@ -226,7 +143,7 @@ class DjangoDrawerStorage:
         def work() -> CashMovement:
             stored = self._movements().filter(same).order_by("position").values(*_MOVEMENT_COLUMNS).first()
             if stored is not None:
-                return _movement(stored)
+                return movement_from_values(stored)
             session = self._sessions().filter(pk=movement.session_id)
             if session.filter(target).update(version=F("version") + 1) != 1:
                 state = session.values_list("status", "version").first()
@@ -239,7 +156,7 @@ class DjangoDrawerStorage:
                     "it changed since it was read; read it again and check again"
                 )
             position = session.values_list("version", flat=True).get()
-            self._movements().bulk_create([models.CashMovement(**_movement_columns(movement, position))])
+            self._movements().bulk_create([models.CashMovement(**movement_values(movement, position))])
             return movement
 
         for attempt in range(_ATTEMPTS):
@@ -267,16 +184,16 @@ class DjangoDrawerStorage:
             query = query.filter(refund_id=refund_id)
         found = query.order_by("at", "position", "id").values(*_MOVEMENT_COLUMNS)
         row = await run_unit(self.using, found.first, atomic=False)
-        return None if row is None else _movement(row)
+        return None if row is None else movement_from_values(row)
 
     async def list_movements(self, session_id: str) -> list[CashMovement]:
         """The session's movements in the order they were added."""
         rows = self._movements().filter(session_id=session_id).order_by("position").values(*_MOVEMENT_COLUMNS)
-        return [_movement(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
+        return [movement_from_values(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
 
     async def close_session(self, session: DrawerSession) -> None:
         """Replace the stored open session with its closed record, at the next version."""
-        row = _session_columns(session)
+        row = session_values(session)
         closed = {column: row[column] for column in _CLOSE_COLUMNS}
 
         def work() -> None:
