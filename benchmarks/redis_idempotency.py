@@ -181,6 +181,19 @@ def postgres_rows(redis_url: str, count: int) -> list[tuple[str, str, float, flo
         server.stop()
 
 
+def sqlite_rows(count: int) -> list[tuple[str, str, float, float]]:
+    """Table 1's SQLite rows, on a ``redis-server`` and SQLite files of their own (for ``benchmarks/bench.py``)."""
+    with RedisServer() as server, tempfile.TemporaryDirectory() as directory:
+        return anyio.run(
+            compare_paths,
+            server.url,
+            "SQLite",
+            f"sqlite:///{Path(directory, 'sql-only.db')}",
+            f"sqlite:///{Path(directory, 'tiered.db')}",
+            count,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both measurements and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -44,10 +44,9 @@ from sqlalchemy import event
 import paycore.testing.fake
 import paycore_memory.plugin
 import paycore_sqlalchemy.plugin
-from paycore import Money, RefundUpdate
+from paycore import Money
 from paycore.flow import PaymentFlow
-from paycore.status import Outcome, PaymentStatus, RefundStatus
-from paycore.testing.fake import FakeProvider
+from paycore.testing.fake import FakeProvider, mobile_money_lifecycle
 from paycore.testing.postgres import PostgresServer
 from paycore_sqlalchemy import Database, SqlPaymentRepository, migrate
 
@@ -75,18 +74,8 @@ def _flow(url: str) -> PaymentFlow:
 
 
 async def _lifecycle(flow: PaymentFlow, fake: FakeProvider, tag: str) -> None:
-    fake.script("initiate", "pending")
-    checkout = await flow.create_payment(
-        amount=AMOUNT, provider="fake", order_id=f"T-{tag}", idempotency_key=f"order-{tag}"
-    )
-    payment_id = checkout.payment.id
-    fake.settle(payment_id, Outcome.SUCCEEDED)
-    await flow.handle_webhook("fake", *fake.webhook(payment_id))
-    fake.script("refund", "pending")
-    refund = await flow.refund(payment_id, amount=REFUND, idempotency_key=f"refund-{tag}")
-    confirmed = RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=REFUND)
-    (final,) = await flow.handle_webhook("fake", *fake.webhook(payment_id, refunds=[confirmed]))
-    assert final.status is PaymentStatus.PARTIALLY_REFUNDED
+    """One mobile-money lifecycle (``paycore.testing.fake.mobile_money_lifecycle``)."""
+    await mobile_money_lifecycle(flow, tag=tag, amount=AMOUNT, refund=REFUND)
 
 
 async def _lifecycles(url: str, count: int, prefix: str) -> float:

@@ -233,6 +233,12 @@ def _table(title: str, sizes: list[int], figures: dict[int, dict[str, float]]) -
 
 
 def _run(title: str, url: str, sizes: list[int], repeat: int, seed: Callable[[int, int], None]) -> str:
+    return _table(f"{title} (median per call)", sizes, _figures(title, url, sizes, repeat, seed))
+
+
+def _figures(
+    title: str, url: str, sizes: list[int], repeat: int, seed: Callable[[int, int], None]
+) -> dict[int, dict[str, float]]:
     figures: dict[int, dict[str, float]] = {}
     seeded = 0
     for round_, size in enumerate(sizes):
@@ -242,7 +248,28 @@ def _run(title: str, url: str, sizes: list[int], repeat: int, seed: Callable[[in
         print(f"{title}: seeded {size:,} payments ({time.perf_counter() - started:.1f}s)", flush=True)
         attempts = [anyio.run(_measure, url, size, repeat, round_ * 10 + attempt) for attempt in range(ATTEMPTS)]
         figures[size] = {operation: min(a[operation] for a in attempts) for operation in attempts[0]}
-    return _table(f"{title} (median per call)", sizes, figures)
+    return figures
+
+
+def measure(sizes: list[int], repeat: int, *, postgres: bool) -> dict[str, dict[int, dict[str, float]]]:
+    """Microseconds per call of each operation at each size, by database (for ``benchmarks/bench.py``).
+
+    SQLite in a temporary file, and PostgreSQL on a throwaway server when ``postgres`` is true.
+    """
+    measured: dict[str, dict[int, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "scale.db")
+        migrate.upgrade(f"sqlite:///{path}")
+        measured["SQLite"] = _figures(
+            "SQLite", f"sqlite:///{path}", sizes, repeat, lambda a, b: _seed_sqlite(path, a, b)
+        )
+    if postgres:
+        with PostgresServer() as server:
+            url = server.create_database("scale")
+            migrate.upgrade(url)
+            dsn = server.dsn("scale")
+            measured["PostgreSQL"] = _figures("PostgreSQL", url, sizes, repeat, lambda a, b: _seed_postgres(dsn, a, b))
+    return measured
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,11 +4,16 @@
 secret :data:`SECRET`, and a deliberately limited provider as ``"limited"``
 (XOF only, no polling, no authorize/capture, no partial refund, no cancel).
 Its clock is :class:`Clock`, which tests move forward by hand.
+
+``postgres_url`` is a new PostgreSQL database of one test, on a server of the
+session (:mod:`paycore.testing.postgres`, loopback only) started by the first
+test that asks for it; tests using it are marked ``postgres``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,11 +28,17 @@ from paycore.providers import Capabilities
 from paycore.records import Payment
 from paycore.status import Outcome
 from paycore.testing.fake import FakeProvider
+from paycore.testing.postgres import PostgresServer, PostgresServerError
 
 SECRET = "whsec-test"
 """The fake provider's webhook secret; no repr, event, log line or error may contain it."""
 
 XOF_5000 = Money.of("5000", "XOF")
+
+POSTGRES_TEMPLATE = "paycore_template"
+"""The session's migrated database each test's PostgreSQL database is copied from."""
+
+_postgres_names = itertools.count(1)
 
 
 class Clock:
@@ -136,3 +147,33 @@ def authorized(flow: PaymentFlow) -> Callable[..., Any]:
         return checkout.payment
 
     return build
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test session on 127.0.0.1, with a migrated template database.
+
+    The template holds every installed SQL schema (the SQL adapter's and its
+    plugins', such as the cash drawers'). No PostgreSQL binaries: the test fails
+    saying how to install them, it is never skipped.
+    """
+    from paycore_sqlalchemy import migrate
+
+    try:
+        server = PostgresServer().start()
+    except PostgresServerError as error:
+        pytest.fail(str(error))
+    try:
+        migrate.upgrade(server.create_database(POSTGRES_TEMPLATE))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, migrated PostgreSQL database of this test only; dropped afterwards."""
+    name = f"test_{next(_postgres_names)}"
+    url = postgres_server.create_database(name, template=POSTGRES_TEMPLATE)
+    yield url
+    postgres_server.drop_database(name)

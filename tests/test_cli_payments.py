@@ -1,109 +1,300 @@
-"""``paycore report`` and ``paycore payments``: an operator's back office from a shell, on SQLite."""
+"""``paycore report`` and ``paycore payments``: an operator's back office from a shell.
+
+Each test runs on the demo's restaurant day kept in memory, in a SQLite file and in
+PostgreSQL, with the commands (``--backend``) and the setup under asyncio and trio.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import pytest
+from attrs import frozen
 
+from paycore import hookimpl
 from paycore.cli import main
 from paycore.demo import DEMO_TENANT
 from paycore.flow import PaymentFlow
+from paycore.hookspecs import AdapterContext, IdempotencyStoreRegistrar, RepositoryRegistrar
+from paycore.money import Money
 from paycore.records import utcnow
-from tests.test_day_report import demo_config, run_demo_day
+from paycore.testing.demo_day import demo_config, run_demo_day
+from paycore_cash.drawers import CashDrawers
+from paycore_dummy.gateway import DummyGateway
+from paycore_dummy.inprocess import register_gateway, unregister_gateway
+from paycore_dummy.signing import generate_secret
+from paycore_memory.idempotency import MemoryIdempotencyStore
+from paycore_memory.repository import MemoryRepository
+
+T = TypeVar("T")
+
+GATEWAY = "cli-tests-gateway"
+"""The in-process dummy gateway behind the tenant's ``online`` provider."""
+_API_KEY = "sk_test_cli_payments"
+_WEBHOOK_SECRET = generate_secret()
+
+
+class KeptMemory:
+    """The memory adapter as type ``kept-memory``: one store for every flow, as in one long-lived process.
+
+    Each command builds a flow of its own; an application embedding ``paycore``'s
+    command (``main(config=..., plugins=...)``) keeps its memory store between them.
+    """
+
+    __name__ = "kept-memory"
+
+    def __init__(self) -> None:
+        self.repository = MemoryRepository()
+        self.idempotency = MemoryIdempotencyStore()
+
+    def _repository(self, context: AdapterContext) -> MemoryRepository:
+        return self.repository
+
+    def _idempotency(self, context: AdapterContext) -> MemoryIdempotencyStore:
+        return self.idempotency
+
+    @hookimpl
+    def paycore_register_repositories(self, register: RepositoryRegistrar) -> None:
+        register("kept-memory", self._repository)
+
+    @hookimpl
+    def paycore_register_idempotency_stores(self, register: IdempotencyStoreRegistrar) -> None:
+        register("kept-memory", self._idempotency)
+
+
+@frozen
+class Shop:
+    """The restaurant's configuration and plugins, and the async library its commands run on."""
+
+    config: dict[str, Any]
+    plugins: tuple[object, ...]
+    backend: str
+
+    def run(self, *argv: str) -> int:
+        """``paycore ARGV --backend BACKEND`` on the shop's configuration; the exit status."""
+        return main([*argv, "--backend", self.backend], config=self.config, plugins=self.plugins)
+
+    def flow(self) -> PaymentFlow:
+        """A flow on the shop's storage (to set a test up as the restaurant's application would)."""
+        return PaymentFlow.from_config(self.config, plugins=self.plugins)
+
+    def call(self, function: Callable[[], Awaitable[T]]) -> T:
+        """``function()`` run to the end under the shop's async library."""
+        return anyio.run(function, backend=self.backend)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shop(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str) -> Shop:
+    """The demo's restaurant day stored in memory, a SQLite file or PostgreSQL; an ``online`` provider too."""
+    plugins: tuple[object, ...] = ()
+    if request.param == "memory":
+        plugins, repository = (KeptMemory(),), "kept-memory"
+    elif request.param == "sqlite":
+        repository = f"sqlite:///{tmp_path / 'day.db'}"
+    else:
+        repository = str(request.getfixturevalue("postgres_url"))
+    config = demo_config(repository)
+    config["tenants"][DEMO_TENANT]["providers"]["online"] = {
+        "type": "dummy",
+        "gateway": GATEWAY,
+        "api_key": _API_KEY,
+        "webhook_secret": _WEBHOOK_SECRET,
+        "method": "mobile_money",
+    }
+    shop = Shop(config, plugins, anyio_backend)
+
+    async def day() -> None:
+        async with shop.flow() as flow:
+            await run_demo_day(flow)
+
+    shop.call(day)
+    return shop
 
 
 @pytest.fixture
-def day_config(tmp_path: Path) -> dict[str, Any]:
-    """A SQLite database holding the demo's restaurant day, and the configuration reaching it."""
-    config = demo_config(f"sqlite:///{tmp_path / 'day.db'}")
-
-    async def day() -> None:
-        async with PaymentFlow.from_config(config) as flow:
-            await run_demo_day(flow)
-
-    anyio.run(day)
-    return config
+def gateway() -> Iterator[DummyGateway]:
+    """The dummy gateway the ``online`` provider reaches in process; it sends no webhooks (no URL)."""
+    gateway = DummyGateway(api_key=_API_KEY, webhook_secrets=_WEBHOOK_SECRET)
+    register_gateway(GATEWAY, gateway)
+    yield gateway
+    unregister_gateway(GATEWAY)
 
 
-def run(config: dict[str, Any], *argv: str) -> int:
-    return main(list(argv), config=config)
+def xof(amount: str) -> Money:
+    return Money.of(amount, "XOF")
 
 
-def test_report_prints_the_tenants_day(day_config: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def json_out(capsys: pytest.CaptureFixture[str]) -> Any:
+    return json.loads(capsys.readouterr().out)
+
+
+def payment_of_order(shop: Shop, order: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """The one payment of ``order``, as ``paycore payments list --json`` shows it."""
+    assert shop.run("payments", "list", "--tenant", DEMO_TENANT, "--order", order, "--json") == 0
+    (payment,) = json_out(capsys)["items"]
+    return dict(payment)
+
+
+def shown(shop: Shop, payment_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """``paycore payments show ID --json``: the payment and its events."""
+    assert shop.run("payments", "show", payment_id, "--tenant", DEMO_TENANT, "--json") == 0
+    return dict(json_out(capsys))
+
+
+def open_till(shop: Shop, till: str = "T1") -> None:
+    """Awa opens ``till``'s drawer again, with 10 000 XOF, so that it can pay refunds out."""
+
+    async def opening() -> None:
+        async with shop.flow() as flow:
+            drawers = CashDrawers(flow, tenant=DEMO_TENANT, currency="XOF")
+            await drawers.open(till=till, opening_float=xof("10000"), opened_by="Awa")
+
+    shop.call(opening)
+
+
+def test_report_prints_the_tenants_day(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     today = utcnow().date().isoformat()
-    assert run(day_config, "report", "--tenant", DEMO_TENANT, "--day", today, "--timezone", "Africa/Dakar") == 0
+    assert shop.run("report", "--tenant", DEMO_TENANT, "--day", today, "--timezone", "Africa/Dakar") == 0
     out = capsys.readouterr().out
     assert f"Day report: {DEMO_TENANT}, {today} (Africa/Dakar)" in out
     assert "Captured: 53 500 XOF" in out
+    assert "Refunded (2): 5 000 XOF" in out
     assert "Cash drawers (cash)" in out
-    assert run(day_config, "report", "--tenant", DEMO_TENANT, "--day", today, "--json") == 0
-    assert json.loads(capsys.readouterr().out)["payment_count"] == 9
+    assert shop.run("report", "--tenant", DEMO_TENANT, "--day", today, "--json") == 0
+    data = json_out(capsys)
+    assert (data["payment_count"], data["refund_count"]) == (9, 2)
+    assert data["captured"] == [{"currency": "XOF", "minor_units": 53500}]
 
 
-def test_payments_list_pages_with_the_printed_cursor(
-    day_config: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run(day_config, "payments", "list", "--tenant", DEMO_TENANT, "--limit", "5", "--newest", "--json") == 0
-    first = json.loads(capsys.readouterr().out)
+def test_payments_list_pages_with_the_printed_cursor(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
+    assert shop.run("payments", "list", "--tenant", DEMO_TENANT, "--limit", "5", "--newest", "--json") == 0
+    first = json_out(capsys)
     assert len(first["items"]) == 5
     argv = ["payments", "list", "--tenant", DEMO_TENANT, "--limit", "5", "--newest", "--after", first["next_cursor"]]
-    assert run(day_config, *argv) == 0
+    assert shop.run(*argv) == 0
     out = capsys.readouterr().out
     assert "no more payments" in out
     ids = {item["id"] for item in first["items"]}
-    shown = [line.split()[0] for line in out.splitlines()[1:] if line.strip().startswith("pay_")]
-    assert len(shown) == 4
-    assert ids.isdisjoint(shown)
+    listed = [line.split()[0] for line in out.splitlines()[1:] if line.strip().startswith("pay_")]
+    assert len(listed) == 4
+    assert ids.isdisjoint(listed)
 
 
-def test_payments_list_filters_by_status(day_config: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(day_config, "payments", "list", "--tenant", DEMO_TENANT, "--status", "failed", "--json") == 0
-    (failed,) = json.loads(capsys.readouterr().out)["items"]
-    assert failed["status"] == "failed"
+def test_payments_list_filters_by_status(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
+    assert shop.run("payments", "list", "--tenant", DEMO_TENANT, "--status", "failed", "--json") == 0
+    (failed,) = json_out(capsys)["items"]
+    assert (failed["status"], failed["order_id"]) == ("failed", "W-0003")
 
 
-def test_payments_show_refund_and_resolve(day_config: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(day_config, "payments", "list", "--tenant", DEMO_TENANT, "--status", "succeeded", "--json") == 0
-    cash = next(p for p in json.loads(capsys.readouterr().out)["items"] if p["provider"] == "cash")
-    argv = [
-        "payments",
-        "refund",
-        cash["id"],
-        "--tenant",
-        DEMO_TENANT,
-        "--amount",
-        "500",
-        "--reason",
-        "cold",
-        "--key",
-        "k1",
-    ]
-    assert run(day_config, *argv, "--metadata", "till=T9") == 1
+def test_payments_show_refund_and_resolve(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
+    cash = payment_of_order(shop, "T1-0001", capsys)
+    argv = ["payments", "refund", cash["id"], "--tenant", DEMO_TENANT, "--amount", "500", "--reason", "cold"]
+    assert shop.run(*argv, "--key", "k1", "--metadata", "till=T9") == 1  # no drawer is open at till T9
     assert "paycore: error:" in capsys.readouterr().err
-    assert run(day_config, "payments", "show", cash["id"], "--tenant", DEMO_TENANT) == 0
+    assert shop.run("payments", "show", cash["id"], "--tenant", DEMO_TENANT) == 0
     out = capsys.readouterr().out
     assert f"payment   {cash['id']}" in out
+    assert "Refunds (0)" in out
     assert "Events (" in out
-    assert run(day_config, "payments", "resolve", cash["id"], "--tenant", DEMO_TENANT, "--note", "checked") == 0
+    assert shop.run("payments", "resolve", cash["id"], "--tenant", DEMO_TENANT, "--note", "checked") == 0
+
+
+def test_a_refund_is_stored_shown_and_replayed_under_its_key(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
+    cash = payment_of_order(shop, "T1-0002", capsys)
+    assert (cash["status"], cash["amount"]["minor_units"]) == ("succeeded", 12000)
+    open_till(shop)
+    argv = ["payments", "refund", cash["id"], "--tenant", DEMO_TENANT, "--amount", "1500", "--reason", "cold soup"]
+
+    assert shop.run(*argv, "--key", "r-17") == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("refund re_")
+    assert f"of 1 500 XOF on payment {cash['id']}: succeeded" in printed
+    refund_id = printed.split()[1]
+
+    assert shop.run("payments", "show", cash["id"], "--tenant", DEMO_TENANT) == 0
+    out = capsys.readouterr().out
+    assert "refunded 1 500 XOF" in out
+    assert "status    partially_refunded" in out
+    assert "Refunds (1)" in out
+    (row,) = [line for line in out.splitlines() if line.strip().startswith(refund_id)]
+    assert row.split()[2:] == ["1", "500", "XOF", "succeeded", "cold", "soup"]
+
+    assert shop.run(*argv, "--key", "r-17", "--json") == 0  # the operator runs it again: a replay
+    replayed = json_out(capsys)
+    assert (replayed["id"], replayed["status"], replayed["reason"]) == (refund_id, "succeeded", "cold soup")
+    assert replayed["amount"] == {"currency": "XOF", "minor_units": 1500}
+
+    payment = shown(shop, cash["id"], capsys)["payment"]
+    assert payment["status"] == "partially_refunded"
+    assert [(r["id"], r["amount"]["minor_units"]) for r in payment["refunds"]] == [(refund_id, 1500)]
+    assert shop.run("report", "--tenant", DEMO_TENANT, "--day", utcnow().date().isoformat()) == 0
+    assert "Refunded (3): 6 500 XOF" in capsys.readouterr().out  # the demo's two refunds and this one
+
+
+def test_a_refund_over_what_was_captured_is_refused_and_changes_nothing(
+    shop: Shop, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cash = payment_of_order(shop, "T1-0003", capsys)  # 7 500 XOF, 2 500 of it refunded by the demo
+    open_till(shop)
+    before = shown(shop, cash["id"], capsys)
+    argv = ["payments", "refund", cash["id"], "--tenant", DEMO_TENANT, "--amount", "5001", "--reason", "all of it"]
+    assert shop.run(*argv, "--key", "r-18") == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"paycore: error: cannot refund 5001 XOF of payment {cash['id']}")
+    assert "only 5000 XOF remains refundable" in captured.err
+    assert "Traceback" not in captured.err
+    assert shown(shop, cash["id"], capsys) == before
+    assert shop.run(*argv[:3], "--tenant", DEMO_TENANT, "--amount", "5000", "--reason", "all of it") == 0
+    assert "of 5 000 XOF" in capsys.readouterr().out  # what does remain can still be refunded
+    assert shown(shop, cash["id"], capsys)["payment"]["status"] == "refunded"
+
+
+def test_refresh_applies_what_the_provider_says_now(
+    shop: Shop, gateway: DummyGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def order_paid_without_a_webhook() -> str:
+        async with gateway, shop.flow() as flow:
+            checkout = await flow.create_payment(
+                amount=xof("6500"), provider="online", order_id="W-0100", tenant=DEMO_TENANT, idempotency_key="W-0100"
+            )
+            assert checkout.payment.external_id is not None
+            gateway.customer_action(checkout.payment.external_id, "approve")  # on the phone; no webhook comes
+            return checkout.payment.id
+
+    payment_id = shop.call(order_paid_without_a_webhook)
+    assert shown(shop, payment_id, capsys)["payment"]["status"] == "processing"
+
+    assert shop.run("payments", "refresh", payment_id, "--tenant", DEMO_TENANT) == 0
+    out = capsys.readouterr().out
+    assert f"payment   {payment_id}" in out
+    assert "status    succeeded" in out
+    assert "captured 6 500 XOF" in out
+
+    assert shop.run("payments", "refresh", payment_id, "--tenant", DEMO_TENANT, "--json") == 0
+    refreshed = json_out(capsys)
+    assert (refreshed["status"], refreshed["captured_amount"]["minor_units"]) == ("succeeded", 6500)
+    events = shown(shop, payment_id, capsys)["events"]
+    assert [e["to_status"] for e in events if e["to_status"]][-1] == "succeeded"
+    assert shop.run("payments", "list", "--tenant", DEMO_TENANT, "--status", "succeeded", "--json") == 0
+    assert payment_id in {p["id"] for p in json_out(capsys)["items"]}
 
 
 def test_a_payment_of_another_tenant_is_not_found_without_a_traceback(
-    day_config: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    shop: Shop, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(day_config, "payments", "list", "--tenant", DEMO_TENANT, "--limit", "1", "--json") == 0
-    payment = json.loads(capsys.readouterr().out)["items"][0]
-    assert run(day_config, "payments", "show", payment["id"], "--tenant", "le-baobab") == 1
+    assert shop.run("payments", "list", "--tenant", DEMO_TENANT, "--limit", "1", "--json") == 0
+    payment = json_out(capsys)["items"][0]
+    assert shop.run("payments", "show", payment["id"], "--tenant", "le-baobab") == 1
     err = capsys.readouterr().err
     assert err.startswith("paycore: error:")
     assert "Traceback" not in err
 
 
-def test_an_edited_cursor_is_an_error_naming_the_cursor(
-    day_config: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run(day_config, "payments", "list", "--tenant", DEMO_TENANT, "--after", "abc.def") == 1
+def test_an_edited_cursor_is_an_error_naming_the_cursor(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
+    assert shop.run("payments", "list", "--tenant", DEMO_TENANT, "--after", "abc.def") == 1
     assert "cursor 'abc.def'" in capsys.readouterr().err

@@ -1,44 +1,43 @@
-"""The day report of the demo's restaurant: exact totals, on memory and SQLite, under asyncio and trio."""
+"""The day report of the demo's restaurant: exact totals, on memory, SQLite and PostgreSQL, under asyncio and trio."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from paycore.demo import DEMO_TENANT, DemoContext, collect_demo_steps
-from paycore.errors import ValidationError
+import paycore.testing.fake
+from paycore import hookimpl
+from paycore.demo import DEMO_TENANT
+from paycore.errors import PluginLoadError, ValidationError
 from paycore.flow import PaymentFlow
+from paycore.hookspecs import ReportSectionRegistrar
 from paycore.money import Money
 from paycore.records import utcnow
-from paycore.reports import DayReport, day_report
+from paycore.reports import REFUND_LOOKBACK, DayReport, ReportScope, ReportSection, day_report
+from paycore.testing.demo_day import check_demo_day_report, demo_config, run_demo_day
+
+from .conftest import SECRET, Clock
 
 pytestmark = pytest.mark.anyio
 
 
-def demo_config(repository: str = "memory") -> dict[str, Any]:
-    """The configuration ``paycore demo`` runs on: every demo step's providers for the demo tenant."""
-    providers: dict[str, Any] = {}
-    for step in collect_demo_steps():
-        providers.update({code: dict(table) for code, table in step.providers.items()})
-    return {"repository": repository, "tenants": {DEMO_TENANT: {"providers": providers}}}
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def repository(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The repository of the test's flow: the embedded memory store, a SQLite file, or a PostgreSQL database."""
+    if request.param == "memory":
+        return "memory"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'day.db'}"
+    return str(request.getfixturevalue("postgres_url"))
 
 
-async def run_demo_day(flow: PaymentFlow) -> None:
-    """Every step of ``paycore demo`` on ``flow``, quietly."""
-    context = DemoContext(flow=flow, tenant=DEMO_TENANT, echo=lambda line: None)
-    for step in collect_demo_steps():
-        await step.run(context)
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def demo_flow(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PaymentFlow]:
-    """A flow that ran the demo's restaurant day, on the embedded memory store or a SQLite file."""
-    repository = "memory" if request.param == "memory" else f"sqlite:///{tmp_path / 'day.db'}"
+@pytest.fixture
+async def demo_flow(repository: str) -> AsyncIterator[PaymentFlow]:
+    """A flow that ran the demo's restaurant day on ``repository``."""
     async with PaymentFlow.from_config(demo_config(repository)) as flow:
         await run_demo_day(flow)
         yield flow
@@ -49,25 +48,7 @@ def xof(amount: str) -> Money:
 
 
 async def test_the_demo_days_report_has_exact_totals(demo_flow: PaymentFlow) -> None:
-    report = await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow().date(), timezone="Africa/Dakar")
-    assert report.payment_count == 9
-    assert [(t.provider, t.status, t.count, t.amount) for t in report.by_provider_status] == [
-        ("cash", "partially_refunded", 1, xof("7500")),
-        ("cash", "succeeded", 5, xof("26500")),
-        ("wave", "failed", 1, xof("4001")),
-        ("wave", "partially_refunded", 1, xof("12000")),
-        ("wave", "succeeded", 1, xof("7500")),
-    ]
-    assert report.captured == (xof("53500"),)
-    assert (report.refund_count, report.refunded) == (2, (xof("5000"),))
-    assert (report.pending_refund_count, report.pending_refunds) == (0, ())
-    assert report.late_confirmations == ()
-    assert report.waiting_for_review == ()
-    (drawers,) = report.sections
-    assert (drawers.title, drawers.plugin) == ("Cash drawers", "cash")
-    (till,) = drawers.rows
-    assert till[0] == "T1"
-    assert till[3:] == ("20 000 XOF", "34 000 XOF", "22 500 XOF", "31 500 XOF", "31 000 XOF", "-500 XOF")
+    check_demo_day_report(await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow().date(), timezone="Africa/Dakar"))
 
 
 async def test_another_day_or_another_tenant_reports_nothing(demo_flow: PaymentFlow) -> None:
@@ -77,6 +58,7 @@ async def test_another_day_or_another_tenant_reports_nothing(demo_flow: PaymentF
         await day_report(demo_flow, tenant="le-baobab", day=utcnow().date()),
     ):
         assert (report.payment_count, report.by_provider_status, report.captured) == (0, (), ())
+        assert (report.refund_count, report.refunded) == (0, ())
         assert report.sections == ()
 
 
@@ -101,3 +83,90 @@ async def test_a_bad_day_or_time_zone_is_refused_naming_it(
 ) -> None:
     with pytest.raises(ValidationError, match=wrong):
         await day_report(demo_flow, tenant=DEMO_TENANT, day=day, timezone=zone)
+
+
+# -- refunds of earlier days' payments -----------------------------------------------------------
+
+DAY = date(2026, 12, 4)
+"""The day the refunds of the look-back tests are made."""
+
+
+def _at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+
+
+async def test_a_refund_made_today_of_an_earlier_days_payment_counts_today_within_the_look_back(
+    repository: str, clock: Clock
+) -> None:
+    fake = {"type": "fake", "webhook_secret": SECRET}
+    config = {"repository": repository, "tenants": {DEMO_TENANT: {"providers": {"fake": fake}}}}
+    look_back_starts = _at(DAY, 0) - REFUND_LOOKBACK  # seven days before the day's first instant
+    paid: dict[str, str] = {}
+    async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake], clock=clock) as flow:
+        for order, moment, amount in [
+            ("three days before", _at(DAY - timedelta(days=3), 13), "6000"),
+            ("in the look-back's first hour", look_back_starts + timedelta(minutes=30), "4000"),
+            ("an hour before the look-back", look_back_starts - timedelta(hours=1), "9000"),
+        ]:
+            clock.now = moment
+            checkout = await flow.create_payment(
+                amount=xof(amount), provider="fake", order_id=order, tenant=DEMO_TENANT, idempotency_key=order
+            )
+            paid[order] = checkout.payment.id
+        clock.now = _at(DAY, 19)
+        for order, payment_id in paid.items():
+            key = f"refund of {order}"
+            await flow.refund(payment_id, amount=xof("1000"), reason="cold", tenant=DEMO_TENANT, idempotency_key=key)
+
+        today = await day_report(flow, tenant=DEMO_TENANT, day=DAY)
+        # The refunds made today of the look-back's payments count today; the day has no payment
+        # of its own; the refund of the payment older than the look-back is not in the report.
+        assert (today.payment_count, today.by_provider_status, today.captured) == (0, (), ())
+        assert (today.refund_count, today.refunded) == (2, (xof("2000"),))
+        assert "Refunded (2): 2 000 XOF" in today.render()
+
+        then = await day_report(flow, tenant=DEMO_TENANT, day=DAY - timedelta(days=3))
+        assert then.payment_count == 1
+        assert [(t.status, t.amount) for t in then.by_provider_status] == [("partially_refunded", xof("6000"))]
+        assert then.captured == (xof("6000"),)
+        assert (then.refund_count, then.refunded) == (0, ())  # refunded on another day
+
+        oldest = await day_report(flow, tenant=DEMO_TENANT, day=(look_back_starts - timedelta(hours=1)).date())
+        assert (oldest.payment_count, oldest.captured, oldest.refund_count) == (1, (xof("9000"),), 0)
+
+
+# -- sections from plugins -----------------------------------------------------------------------
+
+
+class TipsPlugin:
+    """A plugin adding a "Tips" section to the report (before the cash drawers), or failing to."""
+
+    __name__ = "tips"
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+
+    @hookimpl
+    def paycore_report_sections(self, register: ReportSectionRegistrar) -> None:
+        if self.fail:
+            raise RuntimeError("the tips table is missing")
+
+        async def tips(scope: ReportScope) -> ReportSection:
+            return ReportSection(title="Tips", columns=("day",), rows=((scope.day.isoformat(),),))
+
+        register("tips", build=tips, order=5)
+
+
+async def test_a_plugins_section_is_shown_in_order_under_its_plugins_name() -> None:
+    async with PaymentFlow.from_config(demo_config(), plugins=[TipsPlugin()]) as flow:
+        await run_demo_day(flow)
+        report = await day_report(flow, tenant=DEMO_TENANT, day=utcnow().date())
+    assert [(s.title, s.plugin) for s in report.sections] == [("Tips", "tips"), ("Cash drawers", "cash")]
+    assert report.sections[0].rows == ((utcnow().date().isoformat(),),)
+    assert "Tips (tips)" in report.render()
+
+
+async def test_a_plugin_failing_to_register_its_section_stops_the_report_naming_it() -> None:
+    async with PaymentFlow.from_config(demo_config(), plugins=[TipsPlugin(fail=True)]) as flow:
+        with pytest.raises(PluginLoadError, match=r"plugin 'tips' failed .*the tips table is missing"):
+            await day_report(flow, tenant=DEMO_TENANT, day=utcnow().date())

@@ -21,7 +21,7 @@ from attrs import evolve
 from paycore import operations, serialization
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
-from paycore.errors import IdempotencyKeyReused, PaymentBusy, PaymentNotFound
+from paycore.errors import IdempotencyKeyReused, PaymentBusy
 from paycore.hookcalls import validate_payment
 from paycore.idempotency import IdempotentRunner, KeyBinding, scope_of
 from paycore.money import Money
@@ -136,13 +136,11 @@ class PaymentActions:
         """The payment an earlier attempt under the same key stored, while the key binds it."""
         if binding is None:
             return None
-        for candidate in binding.candidate_ids("pay"):
-            try:
-                found = await self.writer.repository.get(candidate)
-            except PaymentNotFound:
-                continue
-            if binding.binds(found.created_at):
-                return found
+        candidates = binding.candidate_ids("pay")
+        found = {payment.id: payment for payment in await self.writer.repository.get_many(candidates)}
+        for candidate in candidates:
+            if candidate in found and binding.binds(found[candidate].created_at):
+                return found[candidate]
         return None
 
     async def _resume_create(
@@ -159,13 +157,15 @@ class PaymentActions:
         if existing.pending_call is not None:
             existing = await self.calls.settle(existing, chosen)
         if existing.status is PaymentStatus.PENDING and existing.pending_call is None:
-            started, call = await self.calls.begin(existing.id, CallOperation.INITIATE, operations.require_unsent)
+            started, call = await self.calls.begin(
+                existing.id, CallOperation.INITIATE, operations.require_unsent, known=existing
+            )
             return await self._initiate(started, call, chosen)
         return Checkout(existing, existing.next_action)
 
     async def _initiate(self, payment: Payment, call: ProviderCall, chosen: Provider) -> Checkout:
         answer = await self.calls.ask(chosen.initiate(payment), payment, call, provider=chosen)
-        finished = await self.calls.finish(payment.id, call, answer, chosen)
+        finished = await self.calls.finish(payment.id, call, answer, chosen, known=payment)
         action = answer.next_action if isinstance(answer, ProviderUpdate) else None
         return Checkout(finished, action or finished.next_action)
 
@@ -188,9 +188,10 @@ class PaymentActions:
                 CallOperation.CAPTURE,
                 lambda p: operations.capture_amount(p, chosen, wanted),
                 amount=wanted,
+                known=payment,
             )
             answer = await self.calls.ask(chosen.capture(started, wanted), started, call, provider=chosen)
-            return await self.calls.finish(payment_id, call, answer, chosen)
+            return await self.calls.finish(payment_id, call, answer, chosen, known=started)
 
         arguments = {"payment_id": payment_id, "amount": serialization.unstructure(amount)}
         return await self._run("capture", tenant, idempotency_key, arguments, execute, Payment)
@@ -204,12 +205,15 @@ class PaymentActions:
             payment, chosen = await self._settled(payment_id, tenant)
             operations.check_cancel(payment, chosen, local=True)
             if operations.was_never_sent(payment):
-                return await self.writer.mutate(payment_id, lambda p: self._cancel_locally(p, chosen))
+                return await self.writer.mutate(payment_id, lambda p: self._cancel_locally(p, chosen), known=payment)
             started, call = await self.calls.begin(
-                payment_id, CallOperation.CANCEL, lambda p: operations.check_cancel(p, chosen, local=False)
+                payment_id,
+                CallOperation.CANCEL,
+                lambda p: operations.check_cancel(p, chosen, local=False),
+                known=payment,
             )
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
-            return await self.calls.finish(payment_id, call, answer, chosen)
+            return await self.calls.finish(payment_id, call, answer, chosen, known=started)
 
         return await self._run("cancel", tenant, idempotency_key, {"payment_id": payment_id}, execute, Payment)
 
@@ -268,6 +272,7 @@ class PaymentActions:
                 amount=wanted,
                 refund_id=refund_id,
                 also=add_refund,
+                known=payment,
             )
             answer = await self.calls.ask(
                 chosen.refund(started, started.refund(refund_id)), started, call, provider=chosen
@@ -277,7 +282,7 @@ class PaymentActions:
                 if isinstance(answer, RefundUpdate)
                 else answer
             )
-            finished = await self.calls.finish(payment_id, call, update, chosen)
+            finished = await self.calls.finish(payment_id, call, update, chosen, known=started)
             return finished.refund(refund_id)
 
         arguments = {

@@ -9,9 +9,10 @@ nothing changed), so "every change appends an event" holds by construction.
 from __future__ import annotations
 
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
-from attrs import evolve
+import attrs
 
 from paycore import fsm
 from paycore.money import Money
@@ -19,6 +20,19 @@ from paycore.records import Payment, PaymentEvent, new_id
 from paycore.status import FraudStatus, PaymentStatus, ReviewReason
 
 __all__ = ["Change"]
+
+_PAYMENT_FIELDS = tuple(field for field in attrs.fields(Payment) if field.init)
+_ALIAS: dict[str, str] = {field.name: field.alias or field.name for field in _PAYMENT_FIELDS}
+_ALIASES: tuple[str, ...] = tuple(_ALIAS.values())
+_read_fields = attrgetter(*(field.name for field in _PAYMENT_FIELDS))
+
+
+def _replace(payment: Payment, changes: dict[str, Any]) -> Payment:
+    """``attrs.evolve`` for payments, without looking the fields up again on every copy."""
+    values: dict[str, Any] = dict(zip(_ALIASES, _read_fields(payment), strict=True))
+    for name, value in changes.items():
+        values[_ALIAS[name]] = value
+    return Payment(**values)
 
 
 class Change:
@@ -42,7 +56,7 @@ class Change:
     def payment(self) -> Payment:
         """The payment as changed so far."""
         if self._current is None:
-            self._current = evolve(self.original, event_count=self._event_count(), **self._changes)
+            self._current = _replace(self.original, {**self._changes, "event_count": self._event_count()})
         return self._current
 
     @property
@@ -134,10 +148,12 @@ class Change:
         """The next version of the payment to store, or ``None`` when nothing changed."""
         if not self.changed:
             return None
-        return evolve(
+        return _replace(
             self.original,
-            version=self.original.version + 1,
-            updated_at=self.now,
-            event_count=self._event_count(),
-            **self._changes,
+            {
+                **self._changes,
+                "version": self.original.version + 1,
+                "updated_at": self.now,
+                "event_count": self._event_count(),
+            },
         )

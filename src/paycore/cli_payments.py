@@ -3,6 +3,8 @@
 Each command builds a flow from ``--config PATH`` (or ``PAYCORE_CONFIG``, or
 the embedded default), acts within ``--tenant``, prints a readable table or,
 with ``--json``, :mod:`paycore.serialization`'s wire format, and closes the flow.
+``--backend trio`` runs it under trio instead of asyncio. :mod:`paycore.flow` is
+imported only when a command runs, so ``paycore --help`` stays cheap.
 
 * ``paycore report --tenant T --day 2026-12-04 [--timezone Africa/Dakar] [--json]``
 * ``paycore payments list [--status S] [--order O] [--from T] [--before T] [--newest] [--limit N] [--after CURSOR]``
@@ -16,16 +18,17 @@ import argparse
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
 from paycore.errors import ValidationError
-from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
-from paycore.reports import day_report, render_table, time_zone
 from paycore.serialization import unstructure
+
+if TYPE_CHECKING:
+    from paycore.flow import PaymentFlow
 
 __all__ = ["configure_payments", "configure_report", "run_payments", "run_report"]
 
@@ -38,6 +41,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tenant", default=None, help="the tenant (restaurant); default: the tenant-less one")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--backend", choices=["asyncio", "trio"], default="asyncio", help="the async library to run on (asyncio)"
+    )
 
 
 def configure_report(parser: argparse.ArgumentParser) -> None:
@@ -79,15 +85,17 @@ def configure_payments(parser: argparse.ArgumentParser) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Carry out ``paycore report``."""
-    return int(anyio.run(_with_flow, args, _report))
+    return int(anyio.run(_with_flow, args, _report, backend=args.backend))
 
 
 def run_payments(args: argparse.Namespace) -> int:
     """Carry out ``paycore payments ACTION``."""
-    return int(anyio.run(_with_flow, args, _ACTIONS[args.payments_action]))
+    return int(anyio.run(_with_flow, args, _ACTIONS[args.payments_action], backend=args.backend))
 
 
 async def _with_flow(args: argparse.Namespace, action: Callable[[PaymentFlow, Any], Awaitable[int]]) -> int:
+    from paycore.flow import PaymentFlow
+
     config = args.command_config or getattr(args, "config", None)
     async with PaymentFlow.from_config(config, plugins=getattr(args, "plugins", ())) as flow:
         return await action(flow, args)
@@ -98,6 +106,8 @@ def _print_json(data: Any) -> None:
 
 
 async def _report(flow: PaymentFlow, args: argparse.Namespace) -> int:
+    from paycore.reports import day_report
+
     report = await day_report(flow, tenant=args.tenant, day=args.day, timezone=args.timezone)
     print(json.dumps(json.loads(report.to_json()), indent=2, sort_keys=True) if args.json else report.render())
     return 0
@@ -105,6 +115,8 @@ async def _report(flow: PaymentFlow, args: argparse.Namespace) -> int:
 
 def _moment(raw: str | None, zone: str, what: str) -> datetime | None:
     """``raw`` (a day or an ISO time) as an aware datetime; one without an offset is in ``zone``."""
+    from paycore.reports import time_zone
+
     if raw is None:
         return None
     try:
@@ -123,6 +135,8 @@ def _row(payment: Payment) -> tuple[str, ...]:
 
 
 async def _list(flow: PaymentFlow, args: argparse.Namespace) -> int:
+    from paycore.reports import render_table
+
     page = await flow.page_payments(
         tenant=args.tenant,
         status=args.status,
@@ -142,6 +156,8 @@ async def _list(flow: PaymentFlow, args: argparse.Namespace) -> int:
 
 
 async def _show(flow: PaymentFlow, args: argparse.Namespace) -> int:
+    from paycore.reports import render_table
+
     payment = await flow.get_payment(args.payment_id, tenant=args.tenant)
     events = await flow.list_events(payment.id, tenant=args.tenant)
     if args.json:

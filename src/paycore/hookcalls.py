@@ -3,9 +3,10 @@
 pluggy calls a hook's implementations in turn and stops at the first exception.
 paycore needs one policy per kind of hook:
 
-* registration hooks (``paycore_register_*``, ``paycore_demo_steps``): a failure
-  stops loading with a :class:`~paycore.errors.PluginLoadError` naming the plugin,
-  and ``register`` knows which plugin is calling it (:func:`current_plugin`);
+* registration hooks (``paycore_register_*``, ``paycore_demo_steps``,
+  ``paycore_report_sections``): a failure stops loading (or the report) with a
+  :class:`~paycore.errors.PluginLoadError` naming the plugin, and ``register``
+  knows which plugin is calling it (:func:`current_plugin`);
 * observers (``paycore_payment_event``): a failure is logged naming the plugin and
   the other observers still run; an awaitable an observer returns is awaited with
   the same isolation;
@@ -54,6 +55,7 @@ REGISTRATION_HOOKS: Final = frozenset(
         "paycore_register_idempotency_stores",
         "paycore_register_commands",
         "paycore_demo_steps",
+        "paycore_report_sections",
     }
 )
 """Hooks that receive a ``register`` callable; a failure in one stops loading."""

@@ -19,7 +19,6 @@ mutating operations (the cash drawers) use it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -95,10 +94,22 @@ def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_BASE32_PAIRS: Final = tuple(
+    a + b for a in "abcdefghijklmnopqrstuvwxyz234567" for b in "abcdefghijklmnopqrstuvwxyz234567"
+)
+"""Every 10-bit value as two base32 letters (RFC 4648 alphabet, lower case)."""
+
+
 def derived_id(prefix: str, scope: str, key: str) -> str:
-    """A record id determined by ``(scope, key)``: the same inputs always name the same record."""
+    """A record id determined by ``(scope, key)``: the same inputs always name the same record.
+
+    The id is the prefix and 120 bits of SHA-256, in lower-case RFC 4648 base32
+    (what ``base64.b32encode`` gives, ten bits at a time from a table).
+    """
     digest = hashlib.sha256(f"{prefix}\x00{scope}\x00{key}".encode()).digest()
-    return f"{prefix}_" + base64.b32encode(digest[:15]).decode().lower()
+    bits = int.from_bytes(digest[:15], "big")
+    pairs = _BASE32_PAIRS
+    return f"{prefix}_" + "".join([pairs[(bits >> shift) & 1023] for shift in range(110, -1, -10)])
 
 
 @frozen
@@ -216,7 +227,7 @@ class IdempotentRunner:
                 scope=scope,
                 key=key,
                 token=claim.token,
-                result={"value": serialization.unstructure(result)},
+                result={"value": serialization.unstructure_compact(result)},
                 ttl_seconds=self.ttl_seconds,
             )
         except IdempotencyLeaseLost:

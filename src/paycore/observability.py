@@ -9,8 +9,8 @@ pairs, and carries the same values in ``extra`` (``paycore_event``,
 structured handlers. It names the payment, never a secret, an amount or a body.
 
 Traces and metrics go through OpenTelemetry's API when it is installed
-(``pip install paycore[otel]``); without it they are skipped, and nothing here
-imports it until the first operation. paycore installs no SDK: the
+(``pip install paycore[otel]``); without it, or with no SDK set up, they are
+skipped at no cost, and nothing here imports it until the first operation. paycore installs no SDK: the
 application's tracer and meter providers receive everything (or those given to
 :func:`use`). Each operation is a span ``paycore.<operation>`` with the
 provider calls it made as child spans ``paycore.provider.<operation>``. Metric
@@ -61,6 +61,9 @@ METRIC_LABELS: Final = frozenset(
     {"paycore.operation", "paycore.outcome", "paycore.provider.code", "paycore.provider.type", "paycore.currency"}
 )
 """The only attributes that become metric labels: each takes few values (no id, no amount)."""
+
+GLOBAL_PROVIDERS_RECHECK: Final = 1.0
+"""Seconds between two looks at OpenTelemetry's global providers: an SDK set up at run time is used from then on."""
 
 OK: Final = "ok"
 """The outcome of an operation that returned."""
@@ -123,6 +126,12 @@ class _Telemetry:
         from paycore import __version__
 
         self.trace = trace
+        self.metrics = metrics
+        self.explicit = tracer_provider is not None or meter_provider is not None
+        self._silent_tracer_providers = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        self._silent_meter_providers = _silent_meter_provider_types(metrics)
+        self._recording = False
+        self._recheck_at = 0.0
         self.tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("paycore", __version__)
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("paycore", __version__)
         self.operation_duration = meter.create_histogram(
@@ -137,6 +146,29 @@ class _Telemetry:
         self.provider_calls = meter.create_counter(
             PROVIDER_CALL_COUNTER, unit="{call}", description="Calls to payment providers, by outcome"
         )
+
+    @property
+    def recording(self) -> bool:
+        """True when spans or metrics go somewhere: providers given to :func:`use`, or global SDK ones."""
+        if self.explicit:
+            return True
+        now = time.monotonic()
+        if now >= self._recheck_at:
+            # Looking the global providers up reads the environment: do it at most once per interval.
+            self._recording = not isinstance(
+                self.trace.get_tracer_provider(), self._silent_tracer_providers
+            ) or not isinstance(self.metrics.get_meter_provider(), self._silent_meter_providers)
+            self._recheck_at = now + GLOBAL_PROVIDERS_RECHECK
+        return self._recording
+
+
+def _silent_meter_provider_types(metrics: Any) -> tuple[type, ...]:
+    """The meter provider types that record nothing: the API's no-op one and its global proxy."""
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - another API layout: its proxy counts as recording
+        return (metrics.NoOpMeterProvider,)
+    return (metrics.NoOpMeterProvider, _ProxyMeterProvider)
 
 
 _NOT_BUILT: Final = object()
@@ -173,7 +205,7 @@ def _current() -> _Telemetry | None:
             _telemetry = _Telemetry(None, None)
         except ImportError:
             _telemetry = None
-    return _telemetry if isinstance(_telemetry, _Telemetry) else None
+    return _telemetry if isinstance(_telemetry, _Telemetry) and _telemetry.recording else None
 
 
 @contextmanager
@@ -293,14 +325,25 @@ def observed_operation(
     """
 
     def decorate(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-        signature = inspect.signature(method)
+        positional = [
+            parameter.name
+            for parameter in inspect.signature(method).parameters.values()
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+        ]
 
         @functools.wraps(method)
         async def observed(*args: P.args, **kwargs: P.kwargs) -> R:
-            try:
-                arguments = signature.bind_partial(*args, **kwargs).arguments
-            except TypeError:
-                arguments = {}
+            arguments = {**dict(zip(positional, args, strict=False)), **kwargs}
+            if _current() is None and not operation_log.isEnabledFor(logging.INFO):
+                # Nothing records spans or metrics, and a log line is written only if the call fails.
+                started = time.perf_counter()
+                try:
+                    return await method(*args, **kwargs)
+                except BaseException as error:
+                    attributes = {"paycore.operation": operation, **_argument_attributes(arguments)}
+                    attributes["paycore.outcome"] = outcome_of(error)
+                    _log(operation_log, "paycore.operation", attributes, time.perf_counter() - started, failed=True)
+                    raise
             with observe_operation(operation, _argument_attributes(arguments)) as observation:
                 result = await method(*args, **kwargs)
                 observation.returned(result)

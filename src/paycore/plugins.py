@@ -9,7 +9,6 @@ fails loudly. Every failure names the plugin at fault.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import re
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -160,6 +159,8 @@ def _register(manager: pluggy.PluginManager, plugin: object, *, name: str | None
 
 
 def _load_entry_points(manager: pluggy.PluginManager) -> None:
+    import importlib.metadata  # at discovery only: it costs a tenth of paycore's import
+
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if manager.is_blocked(entry_point.name) or manager.get_plugin(entry_point.name) is not None:
             continue

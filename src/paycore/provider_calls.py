@@ -104,10 +104,12 @@ class ProviderCalls:
         refund_id: str | None = None,
         also: Callable[[Change], None] | None = None,
         cause: str = "api",
+        known: Payment | None = None,
     ) -> tuple[Payment, ProviderCall]:
         """Write a call down before it is sent, re-checking ``check`` on the freshest payment.
 
-        ``also`` adds the operation's first change to the same unit of work (a refund's record).
+        ``also`` adds the operation's first change to the same unit of work (a refund's record);
+        ``known`` is the caller's copy of the payment (see :meth:`PaymentWriter.mutate`).
         """
 
         def build(payment: Payment) -> Change:
@@ -121,7 +123,7 @@ class ProviderCalls:
                 also(change)
             return change
 
-        started = await self.writer.mutate(payment_id, build)
+        started = await self.writer.mutate(payment_id, build, known=known)
         assert started.pending_call is not None
         return started, started.pending_call
 
@@ -153,7 +155,7 @@ class ProviderCalls:
                 reason = f"the provider's answer was invalid: {error}"
             except (ProviderNotSent, ValidationError):
                 if call is not None:
-                    await self.undo(payment.id, call)
+                    await self.undo(payment.id, call, known=payment)
                 raise
             except ProviderOutcomeUnknown as error:
                 reason = str(error) or "no usable answer"
@@ -166,11 +168,20 @@ class ProviderCalls:
             log.warning("outcome of %s of payment %s is unknown: %s", what, payment.id, reason)
             return Unknown(reason)
 
-    async def finish(self, payment_id: str, call: ProviderCall, answer: Answer, provider: Provider) -> Payment:
+    async def finish(
+        self,
+        payment_id: str,
+        call: ProviderCall,
+        answer: Answer,
+        provider: Provider,
+        *,
+        known: Payment | None = None,
+    ) -> Payment:
         """Apply the answer to ``call`` and clear it, if the payment still carries it.
 
         If someone settled the call meanwhile (its lease had run out), the answer
         is applied as any report would be, and the payment's current call is left alone.
+        ``known`` is the payment as the call was written down (see :meth:`PaymentWriter.mutate`).
         """
 
         def build(payment: Payment) -> Change | None:
@@ -197,7 +208,7 @@ class ProviderCalls:
             return change
 
         try:
-            finished = await self.writer.mutate(payment_id, build)
+            finished = await self.writer.mutate(payment_id, build, known=known)
         except BaseException:
             log.error("could not record the answer to %s of payment %s", call.operation.value, payment_id)
             raise
@@ -207,7 +218,7 @@ class ProviderCalls:
             finished = await self.settle_if_possible(finished, provider)
         return finished
 
-    async def undo(self, payment_id: str, call: ProviderCall) -> None:
+    async def undo(self, payment_id: str, call: ProviderCall, *, known: Payment | None = None) -> None:
         """Undo a written-down call whose request never left: nothing happened."""
 
         def build(payment: Payment) -> Change | None:
@@ -220,7 +231,7 @@ class ProviderCalls:
             return change
 
         with anyio.CancelScope(shield=True):
-            await self.writer.mutate(payment_id, build)
+            await self.writer.mutate(payment_id, build, known=known)
 
     # -- settling -------------------------------------------------------------------------
 
@@ -275,7 +286,7 @@ class ProviderCalls:
                 flag_missing_amount(change, "the provider's status named no amount for the money it reports")
             return change
 
-        return await self.writer.mutate(payment.id, build), answer
+        return await self.writer.mutate(payment.id, build, known=payment), answer
 
     def apply_report(self, change: Change, update: ProviderUpdate, provider: Provider) -> Applied:
         """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries."""

@@ -4,7 +4,8 @@ A day is midnight to midnight in a time zone (default UTC). The report reads the
 tenant's listing by creation time (:meth:`PaymentFlow.page_payments`), a page
 at a time: the payments created that day, and for refunds also the payments of
 the :data:`REFUND_LOOKBACK` before it (a refund made today of yesterday's
-lunch counts today). It never reads the whole table.
+lunch counts today; one of a payment created before that window is not in the
+report). It never reads the whole table.
 
 * payments of the day by provider code and status: count and amount asked;
 * captured: what the day's payments captured;
@@ -29,8 +30,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from attrs import frozen
 
-from paycore.errors import PluginLoadError, ValidationError
+from paycore.errors import ValidationError
 from paycore.flow import PaymentFlow
+from paycore.hookcalls import call_registration_hook, current_plugin
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.serialization import unstructure
@@ -52,7 +54,11 @@ __all__ = [
 ]
 
 REFUND_LOOKBACK: Final = timedelta(days=7)
-"""How far before the day the report looks for payments whose refunds were made that day."""
+"""How far before the day the report looks for payments whose refunds were made that day.
+
+The window starts this long before the day's first instant (inclusive): a refund
+made on the day of a payment created earlier than that is not counted.
+"""
 
 _PAGE: Final = 200
 
@@ -220,18 +226,18 @@ SectionBuilder = Callable[[ReportScope], Awaitable[ReportSection | None]]
 
 
 def collect_report_sections(flow: PaymentFlow) -> list[tuple[str, SectionBuilder]]:
-    """Every section builder the flow's plugins register, in order, with the plugin's name."""
+    """Every section builder the flow's plugins register, in order, with the plugin's name.
+
+    ``paycore_report_sections`` is a registration hook
+    (:func:`~paycore.hookcalls.call_registration_hook`): a plugin that fails
+    raises :class:`~paycore.errors.PluginLoadError` naming it.
+    """
     found: list[tuple[int, str, str, SectionBuilder]] = []
-    for implementation in flow.plugin_manager.hook.paycore_report_sections.get_hookimpls():
-        plugin = implementation.plugin_name
 
-        def register(name: str, *, build: SectionBuilder, order: int = 100, _plugin: str = plugin) -> None:
-            found.append((order, name, _plugin, build))
+    def register(name: str, *, build: SectionBuilder, order: int = 100) -> None:
+        found.append((order, name, current_plugin(), build))
 
-        try:
-            implementation.function(register=register)
-        except Exception as error:
-            raise PluginLoadError(f"plugin {plugin!r} failed registering report sections: {error}") from error
+    call_registration_hook(flow.plugin_manager, "paycore_report_sections", register)
     return [(plugin, build) for _order, _name, plugin, build in sorted(found, key=lambda f: (f[0], f[1]))]
 
 

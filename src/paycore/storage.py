@@ -35,6 +35,14 @@ class PaymentRepository(Protocol):
         """The payment with ``payment_id``; :class:`~paycore.errors.PaymentNotFound` if none."""
         ...
 
+    async def get_many(self, payment_ids: Sequence[str]) -> list[Payment]:
+        """The stored payments among ``payment_ids``, in one read; ids of no payment are left out.
+
+        The order is unspecified. A retried create looks for what an earlier
+        attempt under its idempotency key stored with one call instead of one per id.
+        """
+        ...
+
     async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
         """The payment a provider code knows as ``external_id`` within ``tenant``.
 

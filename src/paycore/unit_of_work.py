@@ -20,7 +20,7 @@ import pluggy
 from attrs import evolve
 
 from paycore.changes import Change
-from paycore.errors import ConcurrentUpdate, PaymentNotFound
+from paycore.errors import ConcurrentUpdate, PaycoreError, PaymentNotFound
 from paycore.hookcalls import notify_observers
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
 from paycore.storage import PaymentRepository
@@ -60,12 +60,24 @@ class PaymentWriter:
         await self.repository.add(payment, events)
         await self.notify(events, payment)
 
-    async def mutate(self, payment_id: str, build: Build, *, receipt: WebhookReceipt | None = None) -> Payment:
+    async def mutate(
+        self,
+        payment_id: str,
+        build: Build,
+        *,
+        receipt: WebhookReceipt | None = None,
+        known: Payment | None = None,
+    ) -> Payment:
         """Load, change, store; on a lost race reload and re-apply. One unit of work per try.
 
         With a ``receipt`` (a webhook's event id), a delivery seen before changes
-        nothing and returns the payment as stored.
+        nothing and returns the payment as stored. ``known`` is a copy of the
+        payment the caller just read or wrote: the first try decides on it
+        instead of reading it again, and the version check of the write proves
+        it was still current. A decision that changes nothing or refuses is
+        only ever taken on a copy read here, so a stale ``known`` never decides alone.
         """
+        payment = known
         for attempt in range(MAX_ATTEMPTS):
             # A repeated delivery's receipt makes its save fail like a lost race (the receipt is
             # unique), so the receipt is looked up only on a retry: a new event costs no extra read.
@@ -75,17 +87,31 @@ class PaymentWriter:
                 and await self.repository.has_receipt(receipt.provider, receipt.tenant, receipt.event_id)
             ):
                 return await self.repository.get(payment_id)
-            payment = await self.repository.get(payment_id)
-            change = build(payment)
+            fresh = payment is None
+            if payment is None:
+                payment = await self.repository.get(payment_id)
+            try:
+                change = build(payment)
+            except PaycoreError:
+                if fresh:
+                    raise
+                payment = None  # refused on the caller's copy: decide again on the stored one
+                continue
             updated = change.result() if change is not None else None
             if updated is None:
                 if receipt is None:
-                    return payment
+                    if fresh:
+                        return payment
+                    payment = None  # nothing to change on the caller's copy: confirm on the stored one
+                    continue
                 updated = evolve(payment, version=payment.version + 1)
             events = change.events if change is not None else []
             try:
                 await self.repository.save(updated, events, (receipt,) if receipt is not None else ())
             except ConcurrentUpdate:
+                payment = None
+                if not fresh:
+                    continue  # the caller's copy was stale: read and decide again at once
                 await anyio.sleep(random.uniform(0, 0.002 * attempt))
                 continue
             await self.notify(events, updated)

@@ -151,7 +151,7 @@ class WebhookReceiver:
                 flag_missing_amount(change, "a webhook reported money without its amount")
             return change
 
-        applied_payment = await self.writer.mutate(payment.id, build, receipt=receipt)
+        applied_payment = await self.writer.mutate(payment.id, build, receipt=receipt, known=payment)
         if not needs_poll:
             return applied_payment
         try:

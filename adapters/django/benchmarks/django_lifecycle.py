@@ -27,10 +27,9 @@ from typing import Any
 import anyio
 
 import paycore.testing.fake
-from paycore import Money, RefundUpdate
+from paycore import Money
 from paycore.flow import PaymentFlow
-from paycore.status import Outcome, PaymentStatus, RefundStatus
-from paycore.testing.fake import FakeProvider
+from paycore.testing.fake import FakeProvider, mobile_money_lifecycle
 from paycore.testing.postgres import SUPERUSER, PostgresServer, PostgresServerError
 
 ROUNDS = 3
@@ -95,18 +94,8 @@ def _flow(repository: Any) -> PaymentFlow:
 
 
 async def _lifecycle(flow: PaymentFlow, fake: FakeProvider, tag: str) -> None:
-    fake.script("initiate", "pending")
-    checkout = await flow.create_payment(
-        amount=AMOUNT, provider="fake", order_id=f"T-{tag}", idempotency_key=f"order-{tag}"
-    )
-    payment_id = checkout.payment.id
-    fake.settle(payment_id, Outcome.SUCCEEDED)
-    await flow.handle_webhook("fake", *fake.webhook(payment_id))
-    fake.script("refund", "pending")
-    refund = await flow.refund(payment_id, amount=REFUND, idempotency_key=f"refund-{tag}")
-    confirmed = RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=REFUND)
-    (final,) = await flow.handle_webhook("fake", *fake.webhook(payment_id, refunds=[confirmed]))
-    assert final.status is PaymentStatus.PARTIALLY_REFUNDED
+    """One mobile-money lifecycle (``paycore.testing.fake.mobile_money_lifecycle``)."""
+    await mobile_money_lifecycle(flow, tag=tag, amount=AMOUNT, refund=REFUND)
 
 
 async def _lifecycles(repository: Any, count: int, prefix: str) -> float:

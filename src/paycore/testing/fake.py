@@ -26,7 +26,7 @@ from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
 from paycore.status import Outcome, RefundStatus
 
-__all__ = ["FakeLedgerEntry", "FakeProvider", "paycore_register_providers", "sign"]
+__all__ = ["FakeLedgerEntry", "FakeProvider", "mobile_money_lifecycle", "paycore_register_providers", "sign"]
 
 SIGNATURE_HEADER = "x-fake-signature"
 
@@ -279,3 +279,30 @@ class FakeProvider(Provider):
 def paycore_register_providers(register: ProviderRegistrar) -> None:
     """Register provider type ``fake``."""
     register(FakeProvider)
+
+
+async def mobile_money_lifecycle(
+    flow: Any, *, tag: str, amount: Money, refund: Money, provider: str = "fake"
+) -> Payment:
+    """A mobile-money payment's whole life on ``flow`` through its :class:`FakeProvider` ``provider``.
+
+    Create with an idempotency key, paid by a signed webhook, a partial refund
+    (keyed) that the provider leaves pending, and its confirmation by a signed
+    webhook; returns the payment, partially refunded. The benchmarks time it.
+    """
+    fake = flow.provider(provider)
+    assert isinstance(fake, FakeProvider)
+    fake.script("initiate", "pending")
+    checkout = await flow.create_payment(
+        amount=amount, provider=provider, order_id=f"T-{tag}", idempotency_key=f"order-{tag}"
+    )
+    payment_id = checkout.payment.id
+    fake.settle(payment_id, Outcome.SUCCEEDED)
+    await flow.handle_webhook(provider, *fake.webhook(payment_id))
+    fake.script("refund", "pending")
+    made = await flow.refund(payment_id, amount=refund, idempotency_key=f"refund-{tag}")
+    confirmed = RefundUpdate(RefundStatus.SUCCEEDED, made.id, amount=refund)
+    (final,) = await flow.handle_webhook(provider, *fake.webhook(payment_id, refunds=[confirmed]))
+    assert isinstance(final, Payment)
+    assert final.refunded_amount == refund, "the lifecycle did not end partially refunded"
+    return final

@@ -67,6 +67,15 @@ class RepositoryConformance:
         with pytest.raises(PaymentNotFound):
             await repository.get("pay_missing")
 
+    async def test_get_many_reads_the_stored_payments_among_the_ids(self, repository: PaymentRepository) -> None:
+        first, second = rich_payment(), make_payment()
+        await repository.add(first, [])
+        await repository.add(second, [])
+        found = await repository.get_many([second.id, "pay_missing", first.id, second.id])
+        assert sorted(found, key=lambda p: p.id) == sorted([first, second], key=lambda p: p.id)
+        assert await repository.get_many(["pay_missing"]) == []
+        assert await repository.get_many([]) == []
+
     async def test_adding_an_existing_id_is_refused(self, repository: PaymentRepository) -> None:
         payment = make_payment()
         await repository.add(payment, [])

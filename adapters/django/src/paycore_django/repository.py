@@ -175,6 +175,14 @@ class DjangoPaymentRepository:
             raise PaymentNotFound(f"no payment {payment_id!r}")
         return found[0]
 
+    async def get_many(self, payment_ids: Sequence[str]) -> list[Payment]:
+        """The stored payments among ``payment_ids``, in one query."""
+        wanted = list(dict.fromkeys(payment_ids))
+        if not wanted:
+            return []
+        query = self._payments().filter(pk__in=wanted).order_by("id", REFUND_PREFIX + "position")
+        return await run_unit(self.using, lambda: self._read(query), atomic=False)
+
     async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
         """The payment ``provider`` knows as ``external_id`` (any of its references) in ``tenant``.
 

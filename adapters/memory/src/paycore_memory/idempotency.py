@@ -1,7 +1,13 @@
-"""``MemoryIdempotencyStore``: idempotency keys in a dictionary, with leases."""
+"""``MemoryIdempotencyStore``: idempotency keys in a dictionary, with leases.
+
+A completed key keeps its result as compact JSON text, as the SQL and Redis
+stores do: one string per key instead of a tree of small objects, a fraction
+of the memory, and a replay gets a fresh copy that no caller can alter.
+"""
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -22,7 +28,8 @@ class _Entry:
     token: str | None
     expires_at: float
     """Lease deadline while running; end of retention once completed."""
-    result: Mapping[str, Any] | None = None
+    result: str | None = None
+    """The completed request's result as JSON text."""
 
 
 class MemoryIdempotencyStore:
@@ -52,7 +59,7 @@ class MemoryIdempotencyStore:
                 if entry.fingerprint != fingerprint:
                     raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
                 if entry.result is not None:
-                    return IdempotencyClaim(result=entry.result)
+                    return IdempotencyClaim(result=json.loads(entry.result))
                 if entry.expires_at > now:
                     raise IdempotencyInProgress(f"idempotency key {key!r}: the first request with it is still running")
             token = secrets.token_hex(16)
@@ -65,7 +72,7 @@ class MemoryIdempotencyStore:
         """Store the result if ``token`` still holds the key."""
         with self._lock:
             entry = self._owned(scope, key, token)
-            entry.result = dict(result)
+            entry.result = json.dumps(result, separators=(",", ":"), allow_nan=False)
             entry.token = None
             entry.expires_at = self._clock() + ttl_seconds
 

@@ -52,6 +52,10 @@ class MemoryRepository:
         except KeyError:
             raise PaymentNotFound(f"no payment {payment_id!r}") from None
 
+    async def get_many(self, payment_ids: Sequence[str]) -> list[Payment]:
+        """The stored payments among ``payment_ids``."""
+        return [self._payments[i] for i in dict.fromkeys(payment_ids) if i in self._payments]
+
     async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
         """The payment ``provider`` knows as ``external_id`` (any of its references) in ``tenant``."""
         payment_id = self._external.get((provider, tenant, external_id))

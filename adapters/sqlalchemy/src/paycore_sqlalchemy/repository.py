@@ -121,6 +121,11 @@ def _with_refunds(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
 
 
 _GET = _with_refunds(payments.c.id == sa.bindparam("payment_id"))
+_GET_MANY = (
+    _with_refunds(payments.c.id.in_(sa.bindparam("payment_ids", expanding=True)))
+    .order_by(None)
+    .order_by(payments.c.id, refunds.c.position)
+)
 _PAYMENT_OF_REFERENCE = (
     sa.select(payment_references.c.payment_id)
     .where(
@@ -211,6 +216,17 @@ class SqlPaymentRepository:
         if not found:
             raise PaymentNotFound(f"no payment {payment_id!r}")
         return found[0]
+
+    async def get_many(self, payment_ids: Sequence[str]) -> list[Payment]:
+        """The stored payments among ``payment_ids``, in one statement."""
+        wanted = list(dict.fromkeys(payment_ids))
+        if not wanted:
+            return []
+
+        def work(connection: sa.Connection) -> list[Payment]:
+            return _payments_from(connection.execute(_GET_MANY, {"payment_ids": wanted}).all())
+
+        return await self.database.run(work)
 
     async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
         """The payment ``provider`` knows as ``external_id`` (any of its references) in ``tenant``.
