@@ -94,9 +94,8 @@ def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_BASE32_PAIRS: Final = tuple(
-    a + b for a in "abcdefghijklmnopqrstuvwxyz234567" for b in "abcdefghijklmnopqrstuvwxyz234567"
-)
+_BASE32: Final = "abcdefghijklmnopqrstuvwxyz234567"
+_BASE32_PAIRS: Final = tuple(a + b for a in _BASE32 for b in _BASE32)
 """Every 10-bit value as two base32 letters (RFC 4648 alphabet, lower case)."""
 
 
@@ -108,8 +107,7 @@ def derived_id(prefix: str, scope: str, key: str) -> str:
     """
     digest = hashlib.sha256(f"{prefix}\x00{scope}\x00{key}".encode()).digest()
     bits = int.from_bytes(digest[:15], "big")
-    pairs = _BASE32_PAIRS
-    return f"{prefix}_" + "".join([pairs[(bits >> shift) & 1023] for shift in range(110, -1, -10)])
+    return f"{prefix}_" + "".join([_BASE32_PAIRS[(bits >> shift) & 1023] for shift in range(110, -1, -10)])
 
 
 @frozen

@@ -331,20 +331,22 @@ def observed_operation(
             if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
         ]
 
+        def attributes_of(args: tuple[object, ...], kwargs: Mapping[str, object]) -> dict[str, str | int]:
+            return _argument_attributes({**dict(zip(positional, args, strict=False)), **kwargs})
+
         @functools.wraps(method)
         async def observed(*args: P.args, **kwargs: P.kwargs) -> R:
-            arguments = {**dict(zip(positional, args, strict=False)), **kwargs}
             if _current() is None and not operation_log.isEnabledFor(logging.INFO):
                 # Nothing records spans or metrics, and a log line is written only if the call fails.
                 started = time.perf_counter()
                 try:
                     return await method(*args, **kwargs)
                 except BaseException as error:
-                    attributes = {"paycore.operation": operation, **_argument_attributes(arguments)}
+                    attributes = {"paycore.operation": operation, **attributes_of(args, kwargs)}
                     attributes["paycore.outcome"] = outcome_of(error)
                     _log(operation_log, "paycore.operation", attributes, time.perf_counter() - started, failed=True)
                     raise
-            with observe_operation(operation, _argument_attributes(arguments)) as observation:
+            with observe_operation(operation, attributes_of(args, kwargs)) as observation:
                 result = await method(*args, **kwargs)
                 observation.returned(result)
                 return result
