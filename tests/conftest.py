@@ -12,7 +12,6 @@ test that asks for it; tests using it are marked ``postgres``.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +27,7 @@ from paycore.providers import Capabilities
 from paycore.records import Payment
 from paycore.status import Outcome
 from paycore.testing.fake import FakeProvider
-from paycore.testing.postgres import PostgresServer, PostgresServerError
+from paycore.testing.postgres import PostgresServer, scratch_databases, session_server
 
 SECRET = "whsec-test"
 """The fake provider's webhook secret; no repr, event, log line or error may contain it."""
@@ -37,8 +36,6 @@ XOF_5000 = Money.of("5000", "XOF")
 
 POSTGRES_TEMPLATE = "paycore_template"
 """The session's migrated database each test's PostgreSQL database is copied from."""
-
-_postgres_names = itertools.count(1)
 
 
 class Clock:
@@ -159,21 +156,12 @@ def postgres_server() -> Iterator[PostgresServer]:
     """
     from paycore_sqlalchemy import migrate
 
-    try:
-        server = PostgresServer().start()
-    except PostgresServerError as error:
-        pytest.fail(str(error))
-    try:
-        migrate.upgrade(server.create_database(POSTGRES_TEMPLATE))
+    with session_server(template=POSTGRES_TEMPLATE, prepare=migrate.upgrade) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """The URL of a new, migrated PostgreSQL database of this test only; dropped afterwards."""
-    name = f"test_{next(_postgres_names)}"
-    url = postgres_server.create_database(name, template=POSTGRES_TEMPLATE)
-    yield url
-    postgres_server.drop_database(name)
+    with scratch_databases(postgres_server, template=POSTGRES_TEMPLATE) as make:
+        yield make()

@@ -19,7 +19,8 @@ from paycore.errors import (
 )
 from paycore.storage import IdempotencyClaim, IdempotencyStore
 from paycore.testing import IdempotencyStoreConformance
-from paycore.testing.redis import RedisServer, RedisServerError
+from paycore.testing.redis import RedisServer
+from paycore.testing.servers import start_for_test
 from paycore.tiered import TieredIdempotencyStore
 from paycore_memory import MemoryIdempotencyStore
 from paycore_redis import RedisIdempotencyStore
@@ -31,27 +32,18 @@ LEASE = 60.0
 _prefixes = itertools.count(1)
 
 
-def _start_redis() -> RedisServer:
-    try:
-        return RedisServer().start()
-    except RedisServerError as error:
-        pytest.fail(str(error))
-
-
 @pytest.fixture(scope="module")
 def shared_redis() -> Iterator[RedisServer]:
     """One redis-server for the tests that do not stop it (each uses its own prefix)."""
-    server = _start_redis()
-    yield server
-    server.stop()
+    with start_for_test(RedisServer()) as server:
+        yield server
 
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server of this test alone, which it may kill and restart."""
-    server = _start_redis()
-    yield server
-    server.stop()
+    with start_for_test(RedisServer()) as server:
+        yield server
 
 
 class Recording:

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import pytest
 
-from paycore.testing.postgres import PostgresServer, PostgresServerError
+from paycore.testing.postgres import PostgresServer, session_server
 
 TESTS: Final = Path(__file__).parent
 POSTGRES_ALIAS: Final = "postgres"
@@ -124,18 +124,14 @@ def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test session; the ``postgres`` alias points at it."""
     from django.conf import settings
 
-    try:
-        server = PostgresServer().start()
-    except PostgresServerError as error:
-        pytest.fail(str(error))
-    settings.DATABASES[POSTGRES_ALIAS]["PORT"] = str(server.port)
-    try:
-        yield server
-    finally:
-        from django.db import connections
+    with session_server() as server:
+        settings.DATABASES[POSTGRES_ALIAS]["PORT"] = str(server.port)
+        try:
+            yield server
+        finally:
+            from django.db import connections
 
-        connections.close_all()
-        server.stop()
+            connections.close_all()
 
 
 @pytest.fixture(scope="session")

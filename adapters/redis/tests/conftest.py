@@ -7,33 +7,25 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from paycore.testing.redis import RedisServer, RedisServerError
+from paycore.testing.redis import RedisServer
+from paycore.testing.servers import start_for_test
 from paycore_redis import RedisIdempotencyStore
 
 _prefixes = itertools.count(1)
 
 
-def _start() -> RedisServer:
-    try:
-        return RedisServer().start()
-    except RedisServerError as error:
-        pytest.fail(str(error))
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One server for the tests that do not stop it; each test uses its own key prefix."""
-    server = _start()
-    yield server
-    server.stop()
+    with start_for_test(RedisServer()) as server:
+        yield server
 
 
 @pytest.fixture
 def own_redis_server() -> Iterator[RedisServer]:
     """A server of this test alone, which it may kill and restart."""
-    server = _start()
-    yield server
-    server.stop()
+    with start_for_test(RedisServer()) as server:
+        yield server
 
 
 @pytest.fixture

@@ -9,24 +9,18 @@ import pytest
 import redis
 
 from paycore.errors import IdempotencyInProgress
-from paycore.testing.redis import RedisServer, RedisServerError
+from paycore.testing.redis import RedisServer
+from paycore.testing.servers import start_for_test
 from paycore_redis import RedisIdempotencyStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 
-def _started(server: RedisServer) -> RedisServer:
-    try:
-        return server.start()
-    except RedisServerError as error:
-        pytest.fail(str(error))
-
-
 @pytest.fixture(scope="module")
 def sentinel_url() -> Iterator[str]:
     """A master and a Sentinel watching it as ``pos-main``: the store's Sentinel URL."""
-    master = _started(RedisServer())
-    sentinel = _started(RedisServer.sentinel_for(master, "pos-main"))
+    master = start_for_test(RedisServer())
+    sentinel = start_for_test(RedisServer.sentinel_for(master, "pos-main"))
     yield f"redis+sentinel://127.0.0.1:{sentinel.port}/pos-main/0"
     sentinel.stop()
     master.stop()
@@ -35,7 +29,7 @@ def sentinel_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def cluster_url() -> Iterator[str]:
     """A one-node Redis Cluster holding every hash slot."""
-    node = _started(RedisServer(options={"cluster-enabled": "yes", "cluster-config-file": "nodes.conf"}))
+    node = start_for_test(RedisServer(options={"cluster-enabled": "yes", "cluster-config-file": "nodes.conf"}))
     admin = redis.Redis.from_url(node.url, decode_responses=True)
     admin.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
     deadline = time.monotonic() + 10

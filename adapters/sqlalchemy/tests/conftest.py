@@ -7,32 +7,23 @@ template, so no test sees another's rows.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from paycore.testing.postgres import PostgresServer, PostgresServerError
+from paycore.testing.postgres import PostgresServer, scratch_databases, session_server
 from paycore_sqlalchemy import migrate
 from paycore_sqlalchemy.schema import metadata
 
 TEMPLATE = "paycore_template"
-_names = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test session, with a migrated template database."""
-    try:
-        server = PostgresServer().start()
-    except PostgresServerError as error:
-        pytest.fail(str(error))
-    try:
-        migrate.upgrade(server.create_database(TEMPLATE))
+    with session_server(template=TEMPLATE, prepare=migrate.upgrade) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -54,16 +45,8 @@ def postgres_url(postgres_server: PostgresServer, _shared_postgres_database: str
 @pytest.fixture
 def fresh_postgres_database(postgres_server: PostgresServer) -> Iterator[Callable[..., str]]:
     """Make new PostgreSQL databases, migrated unless ``migrated=False``, dropped afterwards; give their URLs."""
-    made: list[str] = []
-
-    def make(*, migrated: bool = True) -> str:
-        name = f"test_{next(_names)}"
-        made.append(name)
-        return postgres_server.create_database(name, template=TEMPLATE if migrated else None)
-
-    yield make
-    for name in made:
-        postgres_server.drop_database(name)
+    with scratch_databases(postgres_server, template=TEMPLATE) as make:
+        yield make
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ on a loopback port, only by the tests that ask for it.
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import shutil
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import pytest
 
 from paycore.flow import PaymentFlow
 from paycore.money import Money
-from paycore.testing.postgres import PostgresServer, PostgresServerError
+from paycore.testing.postgres import PostgresServer, scratch_databases, session_server
 from paycore_cash.drawers import CashDrawers
 
 TENANT = "chez-awa"
@@ -64,7 +63,6 @@ def drawers(flow: PaymentFlow) -> CashDrawers:
 # -- SQL databases -----------------------------------------------------------------------------
 
 _TEMPLATE = "paycore_cash_template"
-_names = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -72,30 +70,15 @@ def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test session, with a template database at every schema's head."""
     from paycore_sqlalchemy import migrate
 
-    try:
-        server = PostgresServer().start()
-    except PostgresServerError as error:
-        pytest.fail(str(error))
-    try:
-        migrate.upgrade(server.create_database(_TEMPLATE))
+    with session_server(template=_TEMPLATE, prepare=migrate.upgrade) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def fresh_postgres_database(postgres_server: PostgresServer) -> Iterator[Callable[..., str]]:
     """Make new PostgreSQL databases, migrated unless ``migrated=False``, dropped afterwards; give their URLs."""
-    made: list[str] = []
-
-    def make(*, migrated: bool = True) -> str:
-        name = f"cash_test_{next(_names)}"
-        made.append(name)
-        return postgres_server.create_database(name, template=_TEMPLATE if migrated else None)
-
-    yield make
-    for name in made:
-        postgres_server.drop_database(name)
+    with scratch_databases(postgres_server, template=_TEMPLATE, prefix="cash_test") as make:
+        yield make
 
 
 @pytest.fixture

@@ -13,10 +13,16 @@ owned by and run as the ``postgres`` user if it exists, else ``nobody``. The
 binaries are found in ``$PAYCORE_PG_BIN``, then the newest
 ``/usr/lib/postgresql/*/bin``, then ``PATH``. Creating databases needs
 ``psycopg``.
+
+Test suites share two fixtures' worth of work: :func:`session_server` (one
+server per session, with a migrated template database) and
+:func:`scratch_databases` (databases of one test, copied from the template,
+dropped afterwards).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
 import re
@@ -25,12 +31,14 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Final
 
-from paycore.testing.servers import HOST, LoopbackServer, ServerError
+from paycore.testing.servers import HOST, LoopbackServer, ServerError, start_for_test
 
-__all__ = ["PostgresServer", "PostgresServerError", "postgres_bin_dir"]
+__all__ = ["PostgresServer", "PostgresServerError", "postgres_bin_dir", "scratch_databases", "session_server"]
 
 SUPERUSER: Final = "paycore"
 """The cluster's superuser (trust authentication on loopback, no password)."""
@@ -204,3 +212,43 @@ class PostgresServer(LoopbackServer):
 
         with psycopg.connect(self.dsn(), autocommit=True) as connection:
             connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def session_server(
+    *, template: str | None = None, prepare: Callable[[str], object] | None = None
+) -> Iterator[PostgresServer]:
+    """A started server, stopped on leaving; with ``template``, that database is made and ``prepare(url)`` run on it.
+
+    ``prepare`` is typically a migration (the SQL adapter's ``migrate.upgrade``).
+    A server that cannot start fails the calling test (:func:`start_for_test`).
+    """
+    with start_for_test(PostgresServer()) as server:
+        if template is not None:
+            url = server.create_database(template)
+            if prepare is not None:
+                prepare(url)
+        yield server
+
+
+_scratch_names = itertools.count(1)
+
+
+@contextmanager
+def scratch_databases(server: PostgresServer, *, template: str, prefix: str = "test") -> Iterator[Callable[..., str]]:
+    """A maker of databases on ``server``, all dropped on leaving; each call gives one's URL.
+
+    ``make()`` copies ``template``; ``make(migrated=False)`` makes an empty database.
+    """
+    made: list[str] = []
+
+    def make(*, migrated: bool = True) -> str:
+        name = f"{prefix}_{next(_scratch_names)}"
+        made.append(name)
+        return server.create_database(name, template=template if migrated else None)
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            server.drop_database(name)

@@ -11,6 +11,9 @@ is ready: :class:`~paycore.testing.postgres.PostgresServer`,
 
     with RedisServer() as server:
         print(server.port)
+
+Tests start theirs with :func:`start_for_test`: a server that cannot start
+fails the test saying why, it never skips it.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar
 
 from paycore.errors import PaycoreError
 
-__all__ = ["HOST", "LoopbackServer", "ServerError", "free_port", "log_tail", "stop_process"]
+__all__ = ["HOST", "LoopbackServer", "ServerError", "free_port", "log_tail", "start_for_test", "stop_process"]
 
 HOST = "127.0.0.1"
 """The only address test servers listen on."""
@@ -210,3 +213,20 @@ class LoopbackServer:
     def _accepts(self, port: int) -> bool:
         """True once the server on ``port`` answers."""
         raise NotImplementedError(f"{type(self).__name__} must say how to tell {self.program} is ready")
+
+
+S = TypeVar("S", bound=LoopbackServer)
+
+
+def start_for_test(server: S) -> S:
+    """``server``, started; if it cannot start (its program missing, a port refused), the calling test fails.
+
+    The failure quotes why (the :class:`ServerError`): a test that needs a real
+    server is never skipped. pytest is imported only then.
+    """
+    try:
+        return server.start()
+    except ServerError as error:
+        import pytest
+
+        pytest.fail(str(error))
