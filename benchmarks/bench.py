@@ -170,7 +170,7 @@ def _fake(flow: PaymentFlow) -> FakeProvider:
     return fake
 
 
-async def _lifecycle(flow: PaymentFlow, fake: FakeProvider, tag: str) -> None:
+async def _lifecycle(flow: PaymentFlow, tag: str) -> None:
     """One mobile-money lifecycle (``paycore.testing.fake.mobile_money_lifecycle``)."""
     await mobile_money_lifecycle(flow, tag=tag, amount=AMOUNT, refund=REFUND)
 
@@ -178,11 +178,10 @@ async def _lifecycle(flow: PaymentFlow, fake: FakeProvider, tag: str) -> None:
 async def _paycore_lifecycles(count: int, tag: str, repository: str | None = None) -> float:
     """Seconds for ``count`` lifecycles on a fresh flow (after one warm-up lifecycle)."""
     async with _flow(repository) as flow:
-        fake = _fake(flow)
-        await _lifecycle(flow, fake, f"{tag}-warm")
+        await _lifecycle(flow, f"{tag}-warm")
         started = time.perf_counter()
         for number in range(count):
-            await _lifecycle(flow, fake, f"{tag}-{number}")
+            await _lifecycle(flow, f"{tag}-{number}")
         return time.perf_counter() - started
 
 
@@ -268,12 +267,12 @@ async def _paycore_retained(count: int) -> float:
     async with _flow() as flow:
         fake = _fake(flow)
         for number in range(50):
-            await _lifecycle(flow, fake, f"warm-{number}")
+            await _lifecycle(flow, f"warm-{number}")
         fake.ledger.clear()
         fake.calls.clear()
         with _traced() as held:
             for number in range(count):
-                await _lifecycle(flow, fake, str(number))
+                await _lifecycle(flow, str(number))
             fake.ledger.clear()
             fake.calls.clear()
         return held[0] / count
@@ -306,27 +305,18 @@ def retained_rows(settings: Settings) -> list[Row]:
     paycore = anyio.run(_paycore_retained, count)
     floor = anyio.run(_floor_retained, count)
     kib = f"{paycore / 1024:.2f} KiB"
-    rows = []
+    peer_column, ratio = "", "-"
     reason = peer_getpaid.unavailable()
     if reason is not None:
-        rows.append(Row("retained per stored lifecycle", kib, f"peer not installed: {reason}", "-", "<= 4 KiB", ""))
+        peer_column = f"peer not installed: {reason}"
     else:
         try:
             peer = anyio.run(_peer_retained, count)
-            rows.append(
-                Row(
-                    "retained per stored lifecycle",
-                    kib,
-                    f"getpaid {peer / 1024:.2f} KiB",
-                    _x(paycore / peer),
-                    "<= 4 KiB",
-                    "",
-                )
-            )
         except Exception as error:
-            failed = f"peer failed: {type(error).__name__}: {error}"
-            rows.append(Row("retained per stored lifecycle", kib, failed, "-", "<= 4 KiB", ""))
-    rows = [Row(r.what, r.paycore, r.other, r.ratio, r.target, _met(paycore / 1024, 4.0)) for r in rows]
+            peer_column = f"peer failed: {type(error).__name__}: {error}"
+        else:
+            peer_column, ratio = f"getpaid {peer / 1024:.2f} KiB", _x(paycore / peer)
+    rows = [Row("retained per stored lifecycle", kib, peer_column, ratio, "<= 4 KiB", _met(paycore / 1024, 4.0))]
     rows.append(
         Row(
             "retained per stored lifecycle vs floor",
@@ -346,8 +336,7 @@ def retained_rows(settings: Settings) -> list[Row]:
 async def _paycore_counts(url: str) -> dict[str, int]:
     """Transactions (``begin``), commits, rollbacks and statements of one lifecycle, from every engine's events."""
     async with _flow(url) as flow:
-        fake = _fake(flow)
-        await _lifecycle(flow, fake, "count-warm")
+        await _lifecycle(flow, "count-warm")
         tally = {"begin": 0, "commit": 0, "rollback": 0, "statements": 0}
 
         def counter(name: str) -> Callable[..., None]:
@@ -367,7 +356,7 @@ async def _paycore_counts(url: str) -> dict[str, int]:
         for name, listener in listeners:
             event.listen(sa.Engine, name, listener)
         try:
-            await _lifecycle(flow, fake, "count")
+            await _lifecycle(flow, "count")
         finally:
             for name, listener in listeners:
                 event.remove(sa.Engine, name, listener)

@@ -181,17 +181,22 @@ def postgres_rows(redis_url: str, count: int) -> list[tuple[str, str, float, flo
         server.stop()
 
 
+def _sqlite_rows(redis_url: str, directory: str, count: int) -> list[tuple[str, str, float, float]]:
+    """Table 1's SQLite rows, on SQLite files in ``directory``."""
+    return anyio.run(
+        compare_paths,
+        redis_url,
+        "SQLite",
+        f"sqlite:///{Path(directory, 'sql-only.db')}",
+        f"sqlite:///{Path(directory, 'tiered.db')}",
+        count,
+    )
+
+
 def sqlite_rows(count: int) -> list[tuple[str, str, float, float]]:
     """Table 1's SQLite rows, on a ``redis-server`` and SQLite files of their own (for ``benchmarks/bench.py``)."""
     with RedisServer() as server, tempfile.TemporaryDirectory() as directory:
-        return anyio.run(
-            compare_paths,
-            server.url,
-            "SQLite",
-            f"sqlite:///{Path(directory, 'sql-only.db')}",
-            f"sqlite:///{Path(directory, 'tiered.db')}",
-            count,
-        )
+        return _sqlite_rows(server.url, directory, count)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,14 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     count = 30 if arguments.quick else 500
     with RedisServer() as server, tempfile.TemporaryDirectory() as directory:
-        rows = anyio.run(
-            compare_paths,
-            server.url,
-            "SQLite",
-            f"sqlite:///{Path(directory, 'sql-only.db')}",
-            f"sqlite:///{Path(directory, 'tiered.db')}",
-            count,
-        )
+        rows = _sqlite_rows(server.url, directory, count)
         rows += postgres_rows(server.url, count)
         paths = [
             ("asyncio", "auto", "redis-py asyncio client"),

@@ -46,7 +46,7 @@ import paycore_memory.plugin
 import paycore_sqlalchemy.plugin
 from paycore import Money
 from paycore.flow import PaymentFlow
-from paycore.testing.fake import FakeProvider, mobile_money_lifecycle
+from paycore.testing.fake import mobile_money_lifecycle
 from paycore.testing.postgres import PostgresServer
 from paycore_sqlalchemy import Database, SqlPaymentRepository, migrate
 
@@ -73,7 +73,7 @@ def _flow(url: str) -> PaymentFlow:
     )
 
 
-async def _lifecycle(flow: PaymentFlow, fake: FakeProvider, tag: str) -> None:
+async def _lifecycle(flow: PaymentFlow, tag: str) -> None:
     """One mobile-money lifecycle (``paycore.testing.fake.mobile_money_lifecycle``)."""
     await mobile_money_lifecycle(flow, tag=tag, amount=AMOUNT, refund=REFUND)
 
@@ -81,21 +81,17 @@ async def _lifecycle(flow: PaymentFlow, fake: FakeProvider, tag: str) -> None:
 async def _lifecycles(url: str, count: int, prefix: str) -> float:
     """Seconds for ``count`` lifecycles through the flow (after one warm-up)."""
     async with _flow(url) as flow:
-        fake = flow.provider("fake")
-        assert isinstance(fake, FakeProvider)
-        await _lifecycle(flow, fake, f"{prefix}-warm")
+        await _lifecycle(flow, f"{prefix}-warm")
         started = time.perf_counter()
         for number in range(count):
-            await _lifecycle(flow, fake, f"{prefix}-{number}")
+            await _lifecycle(flow, f"{prefix}-{number}")
         return time.perf_counter() - started
 
 
 async def _record(url: str) -> list[list[Statement]]:
     """The transactions (lists of statements) one lifecycle sends, as the driver saw them."""
     async with _flow(url) as flow:
-        fake = flow.provider("fake")
-        assert isinstance(fake, FakeProvider)
-        await _lifecycle(flow, fake, "rec-warm")
+        await _lifecycle(flow, "rec-warm")
         assert isinstance(flow.repository, SqlPaymentRepository)
         engine = flow.repository.database.engine
         units: list[list[Statement]] = []
@@ -111,7 +107,7 @@ async def _record(url: str) -> list[list[Statement]]:
         event.listen(engine, "begin", on_begin)
         event.listen(engine, "before_cursor_execute", on_statement)
         try:
-            await _lifecycle(flow, fake, "rec")
+            await _lifecycle(flow, "rec")
         finally:
             event.remove(engine, "begin", on_begin)
             event.remove(engine, "before_cursor_execute", on_statement)

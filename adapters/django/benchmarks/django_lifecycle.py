@@ -29,7 +29,7 @@ import anyio
 import paycore.testing.fake
 from paycore import Money
 from paycore.flow import PaymentFlow
-from paycore.testing.fake import FakeProvider, mobile_money_lifecycle
+from paycore.testing.fake import mobile_money_lifecycle
 from paycore.testing.postgres import SUPERUSER, PostgresServer, PostgresServerError
 
 ROUNDS = 3
@@ -93,7 +93,7 @@ def _flow(repository: Any) -> PaymentFlow:
     )
 
 
-async def _lifecycle(flow: PaymentFlow, fake: FakeProvider, tag: str) -> None:
+async def _lifecycle(flow: PaymentFlow, tag: str) -> None:
     """One mobile-money lifecycle (``paycore.testing.fake.mobile_money_lifecycle``)."""
     await mobile_money_lifecycle(flow, tag=tag, amount=AMOUNT, refund=REFUND)
 
@@ -101,12 +101,10 @@ async def _lifecycle(flow: PaymentFlow, fake: FakeProvider, tag: str) -> None:
 async def _lifecycles(repository: Any, count: int, prefix: str) -> float:
     """Seconds per lifecycle, over ``count`` lifecycles through a flow on ``repository`` (after a warm-up)."""
     async with _flow(repository) as flow:
-        fake = flow.provider("fake")
-        assert isinstance(fake, FakeProvider)
-        await _lifecycle(flow, fake, f"{prefix}-warm")
+        await _lifecycle(flow, f"{prefix}-warm")
         started = time.perf_counter()
         for number in range(count):
-            await _lifecycle(flow, fake, f"{prefix}-{number}")
+            await _lifecycle(flow, f"{prefix}-{number}")
         return (time.perf_counter() - started) / count
 
 
