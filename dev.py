@@ -7,13 +7,22 @@
     python dev.py docs     build the documentation site (mkdocs build --strict) into site/
     python dev.py bench    the performance table (benchmarks/bench.py), quick mode; --full for the long runs
 
-Each task first makes ``.venv`` and installs into it, editable, what it runs
+Each task first makes ``.venv`` (``bench``: see below) and installs into it, editable, what it runs
 (skipped when nothing changed since the last install). ``demo`` installs only
 the packages the demo runs (paycore, the memory adapter, the cash and dummy
 plugins); the other tasks install the whole workspace and its development
 tools from ``requirements-dev.txt``. ``test`` also makes sure the servers the tests start are installed:
 ``redis-server`` and ``chromium`` from Debian's packages (with ``apt-get`` when
 run as root), and PostgreSQL's server binaries.
+
+``bench`` measures paycore and its peer, getpaid-core (which needs Python
+3.12), side by side in one Python >= 3.12 process: when ``.venv`` runs an
+older Python, it makes ``.venv-bench`` with the first Python >= 3.12 it
+finds (``python3.12``, ``python3.13`` on PATH, else a pyenv version), installs
+into it what ``.venv`` gets, and runs the benchmarks there; with no such
+Python they run on ``.venv`` and the table's peer rows say why. The peer itself
+(``benchmarks/requirements.txt``) is installed on every run, and a failure to
+install it does not stop the run.
 """
 
 from __future__ import annotations
@@ -43,6 +52,9 @@ DEBIAN_PACKAGES = {"redis-server": "redis-server", "chromium": "chromium"}
 POSTGRES_PACKAGE = "postgresql"
 BENCH_REQUIREMENTS = "benchmarks/requirements.txt"
 """The peers ``dev.py bench`` compares paycore with (getpaid-core), installed when the index has them."""
+BENCH_VENV = ROOT / ".venv-bench"
+BENCH_PYTHON = (3, 12)
+"""The oldest Python the peer (getpaid-core 3.x) runs on: ``dev.py bench`` runs the benchmarks on one."""
 
 
 def run(*command: str | Path, **kwargs: object) -> None:
@@ -60,16 +72,19 @@ def digest_of(names: list[str]) -> str:
     return digest.hexdigest()
 
 
-def ensure_venv() -> None:
-    """Make ``.venv`` and install the whole workspace with its development tools."""
-    if not PYTHON.exists():
-        venv.EnvBuilder(with_pip=True).create(VENV)
+def ensure_venv(venv_dir: Path = VENV) -> Path:
+    """Make ``venv_dir`` (``.venv``) and install the whole workspace with its development tools; its python."""
+    python = venv_dir / BIN.name / PYTHON.name
+    stamp = venv_dir / STAMP.name
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
     wanted = digest_of(INSTALL_INPUTS)
-    if STAMP.exists() and STAMP.read_text() == wanted:
-        return
-    run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt")
-    STAMP.write_text(wanted)
+    if stamp.exists() and stamp.read_text() == wanted:
+        return python
+    run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(python, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt")
+    stamp.write_text(wanted)
+    return python
 
 
 def ensure_demo_venv() -> None:
@@ -136,10 +151,55 @@ def task_docs(args: list[str]) -> None:
     run(PYTHON, "-m", "mkdocs", "build", "--strict", *args)
 
 
-def install_bench_peers() -> None:
+def python_version(python: str | Path) -> tuple[int, int] | None:
+    """The ``(major, minor)`` version ``python`` really runs, or ``None`` when it does not run.
+
+    A pyenv shim such as ``python3.12`` is on PATH even when no selected pyenv
+    version provides it; asking the interpreter is the only sure answer.
+    """
+    code = "import sys; print(*sys.version_info[:2])"
+    try:
+        done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+        major, minor = map(int, done.stdout.split())
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return (major, minor) if done.returncode == 0 else None
+
+
+def find_bench_python() -> Path | None:
+    """A Python >= 3.12 on this machine: ``python3.12`` or ``python3.13`` on PATH, else a pyenv version."""
+    on_path = [Path(found) for minor in (12, 13) if (found := shutil.which(f"python3.{minor}"))]
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    for candidate in [*on_path, *sorted(pyenv.glob("3.*/bin/python3"))]:
+        if (python_version(candidate) or (0, 0)) >= BENCH_PYTHON:
+            return candidate
+    return None
+
+
+def ensure_bench_venv() -> Path:
+    """Make and install the venv the benchmarks run on, on Python >= 3.12 when there is one; return its python.
+
+    ``.venv`` when it runs Python >= 3.12 (before it exists: when ``dev.py``
+    does); else ``.venv-bench``, made with :func:`find_bench_python`'s
+    interpreter (once: an existing ``.venv-bench`` on Python >= 3.12 is kept);
+    else, with no such Python, ``.venv``.
+    """
+    if (python_version(PYTHON) or sys.version_info[:2]) >= BENCH_PYTHON:
+        return ensure_venv()
+    made = BENCH_VENV / BIN.name / PYTHON.name
+    if (python_version(made) or (0, 0)) < BENCH_PYTHON:
+        base = find_bench_python()
+        if base is None:
+            print("(no Python >= 3.12 found: the benchmarks run on .venv, without the peer)", flush=True)
+            return ensure_venv()
+        run(base, "-m", "venv", "--clear", BENCH_VENV)
+    return ensure_venv(BENCH_VENV)
+
+
+def install_bench_peers(python: Path) -> None:
     """Install the peers the benchmarks compare with, if the package index has them; never fail for it."""
     done = subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", BENCH_REQUIREMENTS],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", BENCH_REQUIREMENTS],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -150,16 +210,17 @@ def install_bench_peers() -> None:
 
 
 def task_bench(args: list[str]) -> None:
-    ensure_venv()
+    """``benchmarks/bench.py`` (quick mode unless ``--full``) on Python >= 3.12, with the peer and the servers."""
+    python = ensure_bench_venv()
     ensure_servers()
-    install_bench_peers()
+    install_bench_peers(python)
     env = dict(os.environ)
     bindir = postgres_bin()
     if bindir is not None:
         env["PATH"] = f"{env.get('PATH', '')}{os.pathsep}{bindir}"
     mode = [] if "--full" in args or "--quick" in args else ["--quick"]
     # The other scripts in benchmarks/ (and */*/benchmarks/) still run on their own: python benchmarks/<name>.py
-    run(PYTHON, "benchmarks/bench.py", *mode, *args, env=env)
+    run(python, "benchmarks/bench.py", *mode, *args, env=env)
 
 
 TASKS = {"demo": task_demo, "test": task_test, "lint": task_lint, "docs": task_docs, "bench": task_bench}

@@ -1,69 +1,74 @@
 """The peer: getpaid-core's signed payment lifecycle, driven the way ``benchmarks/bench.py`` drives paycore's.
 
-getpaid-core (``pip install -r benchmarks/requirements.txt``: version 3.2 or
-later, Python 3.12 or later) is the framework-agnostic core of django-getpaid.
-When ``getpaid_core`` 3.x imports, :func:`unavailable` returns ``None`` and
-``bench.py`` times :func:`lifecycles` against paycore's memory lifecycle,
-round by round; otherwise the table's peer rows say why it is not installed.
+getpaid-core (``pip install -r benchmarks/requirements.txt``: the PyPI
+distribution ``python-getpaid-core``, 3.2 or later, Python 3.12 or later) is
+the framework-agnostic core of django-getpaid. When ``getpaid_core`` 3.x
+imports, :func:`unavailable` returns ``None`` and ``bench.py`` times
+:func:`lifecycles` against paycore's memory lifecycle, round by round;
+otherwise the table's peer rows say why it is not installed.
 
-The lifecycle, on getpaid-core's released ``PaymentFlow``
-(``src/getpaid_core/flow.py``) over an in-memory repository:
+Checked against python-getpaid-core 3.2.0 from PyPI on Python 3.12.1: every
+name below was read in the installed package (``getpaid_core/``) and the
+lifecycle runs to the end.
+
+The lifecycle, on getpaid-core's ``PaymentFlow`` (``flow.py``) over an
+in-memory repository:
 
 1. ``create_payment(order, backend_slug)``: the flow checks the backend is
-   registered and asks the repository to ``create`` the payment;
+   registered and asks the repository to ``create`` the payment (``new``);
 2. ``prepare(payment)``: the backend's ``prepare_transaction`` (the dummy
-   backend: a redirect URL), the ``PREPARED`` transition, ``save``;
+   backend: a redirect URL), the ``PREPARED`` event (``prepared``), ``save``;
 3. a *paid* callback: its JSON body is signed with HMAC-SHA256 (what the
    provider does, inside the timed loop as paycore's ``FakeProvider`` signs
    its webhooks), parsed, the payment loaded by id, and
    ``handle_callback(payment, data, headers, raw_body=body)``:
    ``verify_callback`` checks the signature over the raw body in constant
-   time, ``handle_callback`` maps it to ``PAYMENT_CAPTURED`` with a provider
-   event id (getpaid's replay dedupe), ``save``;
+   time (``hmac.compare_digest``), the dummy backend's ``handle_callback``
+   maps it to ``PAYMENT_CAPTURED`` of 50.00 with a provider event id
+   (getpaid's replay dedupe, ``provider_data["applied_event_ids"]``), the
+   state engine (``fsm.apply_payment_update``) moves it to ``paid``, ``save``;
 4. ``start_refund(payment, amount=15.00)``: a partial refund the dummy backend
-   accepts, ``REFUND_STARTED``, ``save``;
-5. a signed *refund confirmed* callback, as in 3 (``REFUND_CONFIRMED``).
+   accepts, the ``REFUND_REQUESTED`` event (``refund_started``), ``save``;
+5. a signed *refund confirmed* callback, as in 3: ``REFUND_CONFIRMED`` of
+   15.00. getpaid-core has no partially refunded status: a payment refunded
+   in part goes back to ``partially_paid`` (``PaymentStatus.PARTIAL``) with
+   ``amount_refunded`` 15.00 (``refunded`` is for a full refund only).
 
-What this assumes of getpaid-core's API, read from its source (paths in
-``django-getpaid/python-getpaid-core``):
+Every lifecycle checks it reached ``paid`` after step 3 and ``partially_paid``
+with 50.00 paid and 15.00 refunded after step 5 (two comparisons each), and
+once per run, after the warm-up, a callback whose body is not the one signed
+must be refused: a driver that stops reaching those states fails loudly
+("peer failed: ..." in the table) instead of timing nothing.
+
+What this relies on of getpaid-core's API:
 
 * ``flow.PaymentFlow(repository, config=..., registry=...)``; ``create_payment(order,
   backend_slug, **kwargs)`` calls ``repository.create(order=, backend=,
   amount_required=, currency=, description=, provider_data=)``; ``prepare``,
   ``handle_callback(payment, data, headers, **kwargs)`` (the keyword
   arguments reach the processor's ``verify_callback`` and
-  ``handle_callback``), ``start_refund(payment, amount)``
-  (``src/getpaid_core/flow.py``, ``PaymentFlow``);
-* ``processor.BaseProcessor(payment, config)`` with ``get_setting``;
-  ``verify_callback(data, headers, **kwargs)`` raising
-  ``exceptions.InvalidCallbackError`` (``src/getpaid_core/processor.py``,
-  ``src/getpaid_core/exceptions.py``);
+  ``handle_callback``), ``start_refund(payment, amount)``; the processor is
+  built per call as ``processor_class(payment, config=config[backend_slug])``;
+* ``processor.BaseProcessor`` with ``get_setting``; ``verify_callback(data,
+  headers, **kwargs)`` raising ``exceptions.InvalidCallbackError``;
 * ``backends.dummy.DummyProcessor``: its ``verify_callback`` is a documented
   no-op, so a subclass here (slug ``paycore-bench-signed``) verifies the
   signature; its ``handle_callback`` maps ``{"event": "payment_confirmed",
   "paid_amount", "event_id"}`` and ``{"event": "refund_confirmed",
-  "refunded_amount", "event_id"}``; its ``start_refund`` accepts any amount
-  (``src/getpaid_core/backends/dummy.py``);
+  "refunded_amount", "event_id"}``; its ``start_refund`` accepts any amount;
 * ``registry.PluginRegistry()`` with ``register(processor_class)`` and
-  ``get_by_slug`` (``src/getpaid_core/registry.py``);
+  ``get_by_slug`` (whose first call discovers the ``getpaid.backends`` entry
+  points: :func:`build` makes it before any timing);
 * the ``protocols.PaymentRepository`` and ``protocols.Payment`` / ``Order``
-  shapes (``src/getpaid_core/protocols.py``), ``enums.PaymentStatus.NEW``
-  and ``enums.FraudStatus.UNKNOWN`` (``src/getpaid_core/enums.py``).
+  shapes, ``enums.PaymentStatus`` and ``enums.FraudStatus.UNKNOWN``.
 
-The repository: getpaid-core ships no in-memory repository for its released
-``PaymentFlow``; its only one, ``durable.InMemoryDurableRepository``, serves
-``durable.DurablePaymentFlow``, which creates no payments (facts are seeded
-into its constructor) and whose dispatch (``execute_operation``) the project
-documents as its next, unreleased major. So :class:`DictRepository` is the
-repository getpaid-core's own tests and benchmarks use (``tests/conftest.py``,
-``MockRepository``): a dictionary of payment objects. It does less than
-paycore's (no version check, no event records, no idempotency keys on create
-and refund: getpaid's released flow has none), which makes the ratio a
-conservative one for paycore.
-
-This driver could not be run where it was written (getpaid-core 3.x needs
-Python 3.12 and was not on the package mirror): ``bench.py`` reports any
-exception from it as "peer failed: <error>" instead of stopping.
+The repository: getpaid-core 3.2.0 ships none, only the
+``protocols.PaymentRepository`` contract (of which the flow calls ``create``
+and ``save``). So :class:`DictRepository` is the one getpaid-core's own tests
+use (``tests/conftest.py``, ``MockRepository``): a dictionary of payment
+objects. It does less than paycore's (no version check, no event records, no
+idempotency keys on create and refund: getpaid's flow has none), which makes
+the ratio a conservative one for paycore.
 """
 
 from __future__ import annotations
@@ -87,17 +92,19 @@ REFUND = Decimal("15.00")
 CURRENCY = "PLN"
 IMPORT_STATEMENT = "import getpaid_core"
 """What ``bench.py`` times in a fresh interpreter, beside ``from paycore import PaymentFlow``."""
-DISTRIBUTIONS = ("getpaid-core", "python-getpaid-core")
-"""The names getpaid-core has been published under."""
+DISTRIBUTION = "python-getpaid-core"
+"""The name getpaid-core 3.x is published under on PyPI."""
+PAID = "paid"
+PARTIALLY_PAID = "partially_paid"
+"""``PaymentStatus.PAID`` and ``PaymentStatus.PARTIAL``: after the paid callback, after the partial refund's."""
 
 
 def version() -> str | None:
     """The installed getpaid-core's version (its distribution's, else ``getpaid_core.__version__``), or ``None``."""
-    for name in DISTRIBUTIONS:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pass
     try:
         import getpaid_core
     except ImportError:
@@ -136,21 +143,27 @@ class Order:
         self.order_id = order_id
 
     def get_total_amount(self) -> Decimal:
+        """The amount the payment must collect."""
         return AMOUNT
 
     def get_buyer_info(self) -> dict[str, str]:
+        """The buyer, as ``types.BuyerInfo``."""
         return {"email": "guest@example.com"}
 
     def get_description(self) -> str:
+        """The payment's description."""
         return f"Table order {self.order_id}"
 
     def get_currency(self) -> str:
+        """The order's currency (one the backend accepts)."""
         return CURRENCY
 
     def get_items(self) -> list[dict[str, Any]]:
+        """The order's lines (none: the lifecycle does not use them)."""
         return []
 
     def get_return_url(self, success: bool | None = None) -> str:
+        """Where the buyer returns after paying."""
         return "/return/"
 
 
@@ -255,12 +268,13 @@ async def _callback(flow: Any, repository: DictRepository, report: dict[str, Any
     return payment
 
 
-async def lifecycle(flow: Any, repository: DictRepository, tag: str) -> None:
-    """Create, prepare, signed paid callback, partial refund, signed refund-confirmed callback."""
+async def lifecycle(flow: Any, repository: DictRepository, tag: str) -> Payment:
+    """Create, prepare, signed paid callback, partial refund, signed refund-confirmed callback; the payment."""
     payment = await flow.create_payment(Order(f"T-{tag}"), SLUG)
     await flow.prepare(payment)
     paid = {"payment_id": payment.id, "event": "payment_confirmed", "paid_amount": str(AMOUNT), "event_id": f"{tag}-p"}
-    await _callback(flow, repository, paid)
+    if (await _callback(flow, repository, paid)).status != PAID:
+        raise AssertionError(f"getpaid payment {payment.id} is {payment.status} after its paid callback")
     await flow.start_refund(payment, amount=REFUND)
     refunded = {
         "payment_id": payment.id,
@@ -269,26 +283,44 @@ async def lifecycle(flow: Any, repository: DictRepository, tag: str) -> None:
         "event_id": f"{tag}-r",
     }
     final = await _callback(flow, repository, refunded)
-    if final.amount_paid != AMOUNT or final.amount_refunded != REFUND:
-        raise AssertionError(f"getpaid lifecycle ended paid {final.amount_paid}, refunded {final.amount_refunded}")
+    if final.status != PARTIALLY_PAID or final.amount_paid != AMOUNT or final.amount_refunded != REFUND:
+        raise AssertionError(
+            f"getpaid lifecycle ended {final.status}, paid {final.amount_paid}, refunded {final.amount_refunded}"
+        )
+    return final
+
+
+async def _refuses_forgery(flow: Any, payment: Payment) -> None:
+    """A callback whose raw body is not the one signed is refused, and changes nothing."""
+    from getpaid_core.exceptions import InvalidCallbackError
+
+    report = {"payment_id": payment.id, "event": "refund_confirmed", "refunded_amount": "0.01", "event_id": "forged"}
+    signed = json.dumps(report).encode()
+    body = signed.replace(b'"0.01"', f'"{AMOUNT}"'.encode())
+    try:
+        await flow.handle_callback(payment, json.loads(body), {SIGNATURE_HEADER: sign(signed)}, raw_body=body)
+    except InvalidCallbackError:
+        if payment.amount_refunded == REFUND:
+            return
+    raise AssertionError("getpaid-core accepted a callback whose body does not match its signature")
+
+
+async def retained_setup(warm: int, tag: str = "") -> tuple[Any, DictRepository]:
+    """A flow that has run ``warm`` lifecycles (caches filled) and refused a forged callback, outside any timing."""
+    flow, repository = build()
+    for number in range(max(warm, 1)):
+        payment = await lifecycle(flow, repository, f"{tag}warm{number}")
+    await _refuses_forgery(flow, payment)
+    return flow, repository
 
 
 async def lifecycles(count: int, tag: str = "") -> float:
     """Seconds for ``count`` lifecycles on a fresh flow (after one warm-up lifecycle)."""
-    flow, repository = build()
-    await lifecycle(flow, repository, f"{tag}warm")
+    flow, repository = await retained_setup(1, tag)
     started = time.perf_counter()
     for number in range(count):
         await lifecycle(flow, repository, f"{tag}{number}")
     return time.perf_counter() - started
-
-
-async def retained_setup(warm: int) -> tuple[Any, DictRepository]:
-    """A flow that has run ``warm`` lifecycles (so caches are filled before memory is traced)."""
-    flow, repository = build()
-    for number in range(warm):
-        await lifecycle(flow, repository, f"warm{number}")
-    return flow, repository
 
 
 if __name__ == "__main__":

@@ -48,6 +48,10 @@ class SwitchableRepository(MemoryRepository):
         self._check()
         return await super().save(*args, **kwargs)
 
+    async def update(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return await super().update(*args, **kwargs)
+
     async def aclose(self) -> None:
         self.closed = True
         await super().aclose()

@@ -26,6 +26,7 @@ from paycore.errors import (
 from paycore.flow import PaymentFlow
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, RefundStatus
+from paycore.storage import Decide, PaymentLookup, PaymentWrite
 from paycore.testing.fake import FakeProvider
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +45,11 @@ def _yielding(function: Callable[..., Awaitable[Any]], delay: float = 0) -> Call
 
 
 def _interleave(flow: PaymentFlow, monkeypatch: pytest.MonkeyPatch) -> list[ConcurrentUpdate]:
-    """Make the repository yield around every call; return the list of races lost on ``save``."""
+    """Make the repository yield around every call; return the list of races lost on ``save``.
+
+    Its one-unit ``update`` becomes a read and a write that other requests can
+    come between, as on a database that does not lock the row it read.
+    """
     repository = flow.repository
     for name in ("get", "has_receipt"):
         monkeypatch.setattr(repository, name, _yielding(getattr(repository, name)))
@@ -59,6 +64,21 @@ def _interleave(flow: PaymentFlow, monkeypatch: pytest.MonkeyPatch) -> list[Conc
             raise
 
     monkeypatch.setattr(repository, "save", counting_save)
+
+    async def racing_update(lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
+        """A unit of work that does not lock: read, yield, decide, write with the version check."""
+        if lookup.payment_id is not None:
+            payment = await repository.get(lookup.payment_id)
+        else:
+            assert lookup.provider is not None
+            assert lookup.reference is not None
+            payment = await repository.get_by_external_id(lookup.provider, lookup.tenant, lookup.reference)
+        write = decide(payment)
+        if write is not None:
+            await counting_save(write.payment, write.events, write.receipts)
+        return payment, write
+
+    monkeypatch.setattr(repository, "update", racing_update)
     return lost
 
 

@@ -98,8 +98,17 @@ class Lifecycle(RuleBasedStateMachine):
             await save(payment, *args, **kwargs)
             self.writes[payment.id] += 1
 
+        update = repository.update
+
+        async def counted_update(*args: Any, **kwargs: Any) -> Any:
+            read, written = await update(*args, **kwargs)
+            if written is not None:
+                self.writes[written.payment.id] += 1
+            return read, written
+
         repository.add = counted_add  # type: ignore[method-assign]
         repository.save = counted_save  # type: ignore[method-assign]
+        repository.update = counted_update  # type: ignore[method-assign]
 
     def run(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """Run ``call`` in a fresh event loop (asyncio and trio in turn); expected refusals give None."""

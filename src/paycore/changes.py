@@ -8,6 +8,7 @@ nothing changed), so "every change appends an event" holds by construction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -16,23 +17,37 @@ import attrs
 
 from paycore import fsm
 from paycore.money import Money
-from paycore.records import Payment, PaymentEvent, new_id
+from paycore.records import Payment, PaymentEvent, event_id
 from paycore.status import FraudStatus, PaymentStatus, ReviewReason
 
 __all__ = ["Change"]
 
-_PAYMENT_FIELDS = tuple(field for field in attrs.fields(Payment) if field.init)
-_ALIAS: dict[str, str] = {field.name: field.alias or field.name for field in _PAYMENT_FIELDS}
-_ALIASES: tuple[str, ...] = tuple(_ALIAS.values())
-_read_fields = attrgetter(*(field.name for field in _PAYMENT_FIELDS))
+_FIELDS = attrs.fields(Payment)
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    f.name: f.converter  # type: ignore[misc]  # attrs types it as a Converter; these are plain functions
+    for f in _FIELDS
+    if callable(f.converter)
+}
+_SLOTS: tuple[tuple[str, Callable[[Payment, Any], None], Callable[[Payment], Any]], ...] = tuple(
+    (f.name, Payment.__dict__[f.name].__set__, attrgetter(f.name)) for f in _FIELDS
+)
+"""Each field's name, its slot's setter (which a frozen class's ``__setattr__`` cannot block) and getter."""
+assert all(f.init and f.validator is None for f in _FIELDS), "a Payment field with a validator needs _replace to run it"
 
 
 def _replace(payment: Payment, changes: dict[str, Any]) -> Payment:
-    """``attrs.evolve`` for payments, without looking the fields up again on every copy."""
-    values: dict[str, Any] = dict(zip(_ALIASES, _read_fields(payment), strict=True))
-    for name, value in changes.items():
-        values[_ALIAS[name]] = value
-    return Payment(**values)
+    """``attrs.evolve`` for payments: the unchanged fields are shared, only changed ones are converted.
+
+    A stored payment's fields are valid already; running ``Payment.__init__``
+    again would only copy its read-only mappings once more.
+    """
+    for name, convert in _CONVERTERS.items():
+        if name in changes:
+            changes = {**changes, name: convert(changes[name])}
+    copy = object.__new__(Payment)
+    for name, set_slot, get in _SLOTS:
+        set_slot(copy, changes[name] if name in changes else get(payment))
+    return copy
 
 
 class Change:
@@ -76,11 +91,12 @@ class Change:
         """Set fields other than ``status`` (which only :meth:`fire` changes)."""
         if "status" in fields:
             raise TypeError("status is changed only by fire(), through the state machine")
-        changed = {name: value for name, value in fields.items() if self._value(name) != value}
+        changed = {name: value for name, value in fields.items() if self.value(name) != value}
         if changed:
             self._change(changed)
 
-    def _value(self, name: str) -> Any:
+    def value(self, name: str) -> Any:
+        """Field ``name`` of the payment as changed so far (without copying the payment)."""
         return self._changes[name] if name in self._changes else getattr(self.original, name)
 
     def event(
@@ -94,11 +110,12 @@ class Change:
         message: str = "",
     ) -> None:
         """Append an event describing a change made in this unit of work."""
+        sequence = self._event_count() + 1
         self.events.append(
             PaymentEvent(
-                id=new_id("evt"),
+                id=event_id(self.original.id, sequence),
                 payment_id=self.original.id,
-                sequence=self._event_count() + 1,
+                sequence=sequence,
                 kind=kind,
                 cause=self.cause,
                 tenant=self.original.tenant,
@@ -131,8 +148,8 @@ class Change:
 
     def set_fraud(self, status: FraudStatus, message: str) -> None:
         """Record a fraud verdict; ``review``/``rejected`` also flag the payment."""
-        before: FraudStatus = self._value("fraud_status")
-        if status == before and message == self._value("fraud_message"):
+        before: FraudStatus = self.value("fraud_status")
+        if status == before and message == self.value("fraud_message"):
             return
         self.set(fraud_status=status, fraud_message=message)
         self.event("fraud_status_changed", from_status=before.value, to_status=status.value, message=message)

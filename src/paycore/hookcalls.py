@@ -102,6 +102,8 @@ async def notify_observers(plugin_manager: pluggy.PluginManager, *, event: Payme
     others still run. Cancellation is not an error and propagates.
     """
     hook = plugin_manager.hook.paycore_payment_event
+    if not hook.get_hookimpls():
+        return  # nobody listens: nothing to wrap or call
     _apply_policy(hook, "observer", _isolated_observer)
     try:
         results = _call_relay(hook, event=event, payment=payment)
@@ -128,6 +130,8 @@ async def validate_payment(plugin_manager: pluggy.PluginManager, *, payment: Pay
     raised or from an awaitable, becomes a :class:`PaymentRejected` naming the plugin.
     """
     hook = plugin_manager.hook.paycore_validate_payment
+    if not hook.get_hookimpls():
+        return  # no policy: nothing can refuse
     _apply_policy(hook, "validator", _fail_closed_validator)
     try:
         results = _call_relay(hook, payment=payment)

@@ -208,9 +208,10 @@ class Money:
     def sum(amounts: Iterable[Money], currency: str) -> Money:
         """Add ``amounts`` (all in ``currency``); the empty sum is zero."""
         total = Money.zero(currency)
+        minor_units = 0
         for amount in amounts:
-            total = total + amount
-        return total
+            minor_units += total._same(amount, "add").minor_units
+        return Money(minor_units, currency) if minor_units else total
 
     def display(self, *, signed: bool = False) -> str:
         """The amount as people write it, thousands grouped by spaces.

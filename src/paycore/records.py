@@ -29,6 +29,9 @@ from paycore.wire import (
     check_references,
     check_text,
     check_url,
+    is_amount,
+    is_id,
+    is_text,
 )
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "Refund",
     "RefundUpdate",
     "WebhookReceipt",
+    "event_id",
     "new_id",
     "utcnow",
 ]
@@ -60,8 +64,22 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(15)}"
 
 
+def event_id(payment_id: str, sequence: int) -> str:
+    """The id of event ``sequence`` of payment ``payment_id``: ``evt_<payment id>_<sequence>``.
+
+    An event is named by what makes it unique (its payment and its place in the
+    history), so a retried write names its events as the first try did, and a
+    store may keep the id implicit.
+    """
+    return f"evt_{payment_id.removeprefix('pay_')}_{sequence}"
+
+
+_EMPTY_MAPPING: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
+    """A read-only copy of ``value``; every empty mapping is one shared read-only empty mapping."""
+    return MappingProxyType(dict(value)) if value else _EMPTY_MAPPING
 
 
 # -- what a provider reports is checked where it is built (see paycore.wire) -------------------
@@ -74,16 +92,17 @@ def _where(instance: object, attribute: Attribute[Any]) -> str:
 
 
 def _reported_id(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None:
+    if value is not None and not is_id(value):
         check_id(value, what=_where(instance, attribute))
 
 
 def _reported_text(instance: object, attribute: Attribute[Any], value: object) -> None:
-    check_text(value, what=_where(instance, attribute))
+    if not is_text(value):
+        check_text(value, what=_where(instance, attribute))
 
 
 def _reported_optional_text(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None:
+    if value is not None and not is_text(value):
         check_text(value, what=_where(instance, attribute))
 
 
@@ -93,7 +112,7 @@ def _reported_url(instance: object, attribute: Attribute[Any], value: object) ->
 
 
 def _reported_amount(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None:
+    if value is not None and not is_amount(value):
         check_amount(value, what=_where(instance, attribute))
 
 

@@ -9,7 +9,7 @@ pin down every rule stated here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,7 +18,15 @@ from attrs import frozen
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
 from paycore.status import PaymentStatus
 
-__all__ = ["IdempotencyClaim", "IdempotencyStore", "PaymentRepository"]
+__all__ = [
+    "Decide",
+    "IdempotencyClaim",
+    "IdempotencyStore",
+    "PaymentLookup",
+    "PaymentRepository",
+    "PaymentWrite",
+    "UpdatingRepository",
+]
 
 
 @runtime_checkable
@@ -110,6 +118,67 @@ class PaymentRepository(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; the repository is not used afterwards."""
+
+
+@frozen
+class PaymentLookup:
+    """Which payment :meth:`UpdatingRepository.update` reads: by id, or by a provider's reference.
+
+    Build it with :meth:`by_id` or :meth:`by_reference`.
+    """
+
+    payment_id: str | None = None
+    provider: str | None = None
+    tenant: str | None = None
+    reference: str | None = None
+
+    @classmethod
+    def by_id(cls, payment_id: str) -> PaymentLookup:
+        """The payment with ``payment_id``."""
+        return cls(payment_id=payment_id)
+
+    @classmethod
+    def by_reference(cls, provider: str, tenant: str | None, reference: str) -> PaymentLookup:
+        """The payment ``provider`` knows as ``reference`` in ``tenant`` (as ``get_by_external_id``)."""
+        return cls(provider=provider, tenant=tenant, reference=reference)
+
+    def __str__(self) -> str:
+        return repr(self.payment_id) if self.payment_id is not None else repr(self.reference)
+
+
+@frozen
+class PaymentWrite:
+    """What :meth:`UpdatingRepository.update` writes: the next version, its events, a webhook's receipts."""
+
+    payment: Payment
+    events: Sequence[PaymentEvent] = ()
+    receipts: Sequence[WebhookReceipt] = ()
+
+
+Decide = Callable[[Payment], "PaymentWrite | None"]
+"""Decides, without I/O, what to write over the payment just read (``None``: nothing)."""
+
+
+@runtime_checkable
+class UpdatingRepository(Protocol):
+    """A repository that reads, decides and writes a payment in one unit of work (optional).
+
+    The flow uses it, when a repository has it, for changes whose payment it
+    does not hold yet (a webhook, a status poll): one transaction and one
+    worker-thread hop instead of a read and a write.
+    """
+
+    async def update(self, lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
+        """Read the payment ``lookup`` names, call ``decide`` on it, write what it returns; all or nothing.
+
+        Returns the payment as read and what was written (``None``: nothing).
+        ``decide`` runs inside the unit of work, possibly on a worker thread;
+        if it raises, nothing is written and the error propagates. The write
+        follows every rule of :meth:`PaymentRepository.save` (the version
+        check, unique receipts, references another payment holds). Raises
+        :class:`~paycore.errors.PaymentNotFound` if no payment matches.
+        """
+        ...
 
 
 @frozen

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Final
+from datetime import datetime
+from typing import Final, cast
 
 import anyio
 import pluggy
-from attrs import evolve
+from attrs import evolve, frozen
 
 from paycore.changes import Change
 from paycore.errors import ConcurrentUpdate, PaycoreError, PaymentNotFound
 from paycore.hookcalls import notify_observers
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
-from paycore.storage import PaymentRepository
+from paycore.storage import PaymentLookup, PaymentRepository, PaymentWrite, UpdatingRepository
 
-__all__ = ["MAX_ATTEMPTS", "PaymentWriter"]
+__all__ = ["MAX_ATTEMPTS", "Delivery", "PaymentWriter"]
 
 MAX_ATTEMPTS: Final = 25
 """Reload-and-reapply attempts before a write that keeps losing races gives up."""
@@ -40,6 +41,7 @@ class PaymentWriter:
     def __init__(self, repository: PaymentRepository, plugin_manager: pluggy.PluginManager) -> None:
         self.repository = repository
         self.plugin_manager = plugin_manager
+        self._updates = isinstance(repository, UpdatingRepository)
 
     async def load(self, payment_id: str, tenant: str | None = None) -> Payment:
         """The payment, if visible to ``tenant`` (``None``: unscoped); :class:`PaymentNotFound` otherwise.
@@ -76,19 +78,20 @@ class PaymentWriter:
         instead of reading it again, and the version check of the write proves
         it was still current. A decision that changes nothing or refuses is
         only ever taken on a copy read here, so a stale ``known`` never decides alone.
+        Without a copy in hand, a repository that can (:class:`~paycore.storage.UpdatingRepository`)
+        reads, decides and writes in one unit of work.
         """
         payment = known
         for attempt in range(MAX_ATTEMPTS):
             # A repeated delivery's receipt makes its save fail like a lost race (the receipt is
             # unique), so the receipt is looked up only on a retry: a new event costs no extra read.
-            if (
-                attempt > 0
-                and receipt is not None
-                and await self.repository.has_receipt(receipt.provider, receipt.tenant, receipt.event_id)
-            ):
+            if attempt > 0 and receipt is not None and await self._seen(Delivery.of(receipt)):
                 return await self.repository.get(payment_id)
             fresh = payment is None
             if payment is None:
+                if self._updates:
+                    delivery = Delivery.of(receipt) if receipt is not None else None
+                    return await self._update_loop(PaymentLookup.by_id(payment_id), build, delivery, attempt)
                 payment = await self.repository.get(payment_id)
             try:
                 change = build(payment)
@@ -97,28 +100,109 @@ class PaymentWriter:
                     raise
                 payment = None  # refused on the caller's copy: decide again on the stored one
                 continue
-            updated = change.result() if change is not None else None
-            if updated is None:
-                if receipt is None:
-                    if fresh:
-                        return payment
-                    payment = None  # nothing to change on the caller's copy: confirm on the stored one
-                    continue
-                updated = evolve(payment, version=payment.version + 1)
-            events = change.events if change is not None else []
+            write = _write(payment, change, receipt)
+            if write is None:
+                if fresh:
+                    return payment
+                payment = None  # nothing to change on the caller's copy: confirm on the stored one
+                continue
             try:
-                await self.repository.save(updated, events, (receipt,) if receipt is not None else ())
+                await self.repository.save(write.payment, write.events, write.receipts)
             except ConcurrentUpdate:
                 payment = None
                 if not fresh:
                     continue  # the caller's copy was stale: read and decide again at once
                 await anyio.sleep(random.uniform(0, 0.002 * attempt))
                 continue
-            await self.notify(events, updated)
-            return updated
+            await self.notify(write.events, write.payment)
+            return write.payment
         raise ConcurrentUpdate(f"payment {payment_id} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+
+    async def mutate_found(self, lookup: PaymentLookup, build: Build, *, delivery: Delivery | None = None) -> Payment:
+        """Change the payment ``lookup`` names (a webhook's): find, change, store, as :meth:`mutate`.
+
+        ``delivery`` is the webhook's event, recorded as the payment's receipt;
+        a delivery seen before changes nothing. With an
+        :class:`~paycore.storage.UpdatingRepository` it is one unit of work.
+        """
+        if self._updates:
+            return await self._update_loop(lookup, build, delivery, 0)
+        payment = await self.find(lookup)
+        return await self.mutate(
+            payment.id, build, receipt=delivery.receipt(payment.id) if delivery is not None else None, known=payment
+        )
+
+    async def find(self, lookup: PaymentLookup) -> Payment:
+        """The payment ``lookup`` names; :class:`PaymentNotFound` if none."""
+        if lookup.payment_id is not None:
+            return await self.repository.get(lookup.payment_id)
+        assert lookup.provider is not None
+        assert lookup.reference is not None
+        return await self.repository.get_by_external_id(lookup.provider, lookup.tenant, lookup.reference)
+
+    async def _seen(self, delivery: Delivery) -> bool:
+        return await self.repository.has_receipt(delivery.provider, delivery.tenant, delivery.event_id)
+
+    async def _update_loop(
+        self, lookup: PaymentLookup, build: Build, delivery: Delivery | None, attempt: int
+    ) -> Payment:
+        """:meth:`mutate` in one unit of work per try: read, decide and write together."""
+        repository = cast(UpdatingRepository, self.repository)  # checked once, in __init__
+
+        def decide(payment: Payment) -> PaymentWrite | None:
+            return _write(payment, build(payment), delivery.receipt(payment.id) if delivery is not None else None)
+
+        for tries in range(attempt, MAX_ATTEMPTS):
+            if tries > attempt and delivery is not None and await self._seen(delivery):
+                return await self.find(lookup)
+            try:
+                read, written = await repository.update(lookup, decide)
+            except ConcurrentUpdate:
+                await anyio.sleep(random.uniform(0, 0.002 * tries))
+                continue
+            if written is None:
+                return read
+            await self.notify(written.events, written.payment)
+            return written.payment
+        raise ConcurrentUpdate(f"payment {lookup} kept changing; gave up after {MAX_ATTEMPTS} attempts")
 
     async def notify(self, events: Sequence[PaymentEvent], payment: Payment) -> None:
         """Tell ``paycore_payment_event`` observers about committed events, in order."""
         for event in events:
             await notify_observers(self.plugin_manager, event=event, payment=payment)
+
+
+@frozen
+class Delivery:
+    """A webhook delivery's event, recorded as a receipt on the payment it changes."""
+
+    provider: str
+    tenant: str | None
+    event_id: str
+    received_at: datetime
+
+    @classmethod
+    def of(cls, receipt: WebhookReceipt) -> Delivery:
+        """The delivery ``receipt`` records."""
+        return cls(receipt.provider, receipt.tenant, receipt.event_id, receipt.received_at)
+
+    def receipt(self, payment_id: str) -> WebhookReceipt:
+        """The receipt of this delivery on payment ``payment_id``."""
+        return WebhookReceipt(
+            provider=self.provider,
+            event_id=self.event_id,
+            payment_id=payment_id,
+            tenant=self.tenant,
+            received_at=self.received_at,
+        )
+
+
+def _write(payment: Payment, change: Change | None, receipt: WebhookReceipt | None) -> PaymentWrite | None:
+    """What storing ``change`` of ``payment`` writes (``None``: nothing); a receipt alone bumps the version."""
+    updated = change.result() if change is not None else None
+    if updated is None:
+        if receipt is None:
+            return None
+        updated = evolve(payment, version=payment.version + 1)
+    events = change.events if change is not None else ()
+    return PaymentWrite(updated, events, (receipt,) if receipt is not None else ())

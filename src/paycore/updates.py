@@ -282,16 +282,18 @@ def _refund_made_elsewhere(change: Change, update: RefundUpdate) -> bool:
 
 def sync_refund_status(change: Change) -> None:
     """Move the payment to ``partially_refunded``/``refunded`` as its succeeded refunds say."""
-    payment = change.payment
     if not change.can("refund_partially"):
         return
-    refunded = payment.refunded_amount
-    captured = payment.captured_amount
-    if captured is None or not refunded.is_positive():
+    captured: Money | None = change.value("captured_amount")
+    succeeded = [r.amount for r in change.value("refunds") if r.status is RefundStatus.SUCCEEDED]
+    if captured is None or not succeeded:
+        return
+    refunded = Money.sum(succeeded, change.original.currency)
+    if not refunded.is_positive():
         return
     if refunded >= captured:
         change.fire("refund_fully", amount=refunded)
-    elif payment.status is PaymentStatus.SUCCEEDED:
+    elif change.status is PaymentStatus.SUCCEEDED:
         change.fire("refund_partially", amount=refunded)
 
 

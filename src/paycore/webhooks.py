@@ -32,8 +32,9 @@ from paycore.errors import (
 )
 from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
-from paycore.records import Payment, ProviderUpdate, WebhookReceipt
-from paycore.unit_of_work import PaymentWriter
+from paycore.records import Payment, ProviderUpdate
+from paycore.storage import PaymentLookup
+from paycore.unit_of_work import Delivery, PaymentWriter
 from paycore.updates import flag_missing_amount
 from paycore.wire import InvalidReport
 
@@ -110,36 +111,23 @@ class WebhookReceiver:
             raise MalformedWebhook(f"provider {chosen.code!r} parsed its delivery into something else than reports")
         return [await self._apply(chosen, tenant, update) for update in updates]
 
-    async def _find(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> Payment:
+    def _lookup(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> PaymentLookup:
         if update.payment_id is not None:
-            try:
-                payment = await self.writer.repository.get(update.payment_id)
-            except PaymentNotFound:
-                payment = None
-            if payment is None or payment.tenant != tenant or payment.provider != chosen.code:
-                raise PaymentNotFound(f"no payment {update.payment_id!r}")
-            return payment
+            return PaymentLookup.by_id(update.payment_id)
         if update.external_id is not None:
-            try:
-                return await self.writer.repository.get_by_external_id(chosen.code, tenant, update.external_id)
-            except PaymentNotFound:
-                raise PaymentNotFound(f"no payment {update.external_id!r}") from None
+            return PaymentLookup.by_reference(chosen.code, tenant, update.external_id)
         raise MalformedWebhook(f"a webhook of provider {chosen.code!r} names no payment")
 
     async def _apply(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> Payment:
-        payment = await self._find(chosen, tenant, update)
+        lookup = self._lookup(chosen, tenant, update)
         event_id = update.provider_event_id
-        receipt = (
-            WebhookReceipt(
-                provider=chosen.code, event_id=event_id, payment_id=payment.id, tenant=tenant, received_at=self.clock()
-            )
-            if event_id
-            else None
-        )
+        delivery = Delivery(chosen.code, tenant, event_id, self.clock()) if event_id else None
         needs_poll = False
 
         def build(current: Payment) -> Change:
             nonlocal needs_poll
+            if current.tenant != tenant or current.provider != chosen.code:
+                raise PaymentNotFound(f"no payment {lookup}")  # another tenant's, or another provider's
             change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
             applied = self.calls.apply_report(change, update, chosen)
             if applied.deferred:
@@ -151,13 +139,16 @@ class WebhookReceiver:
                 flag_missing_amount(change, "a webhook reported money without its amount")
             return change
 
-        applied_payment = await self.writer.mutate(payment.id, build, receipt=receipt, known=payment)
+        try:
+            applied_payment = await self.writer.mutate_found(lookup, build, delivery=delivery)
+        except PaymentNotFound:
+            raise PaymentNotFound(f"no payment {lookup}") from None
         if not needs_poll:
             return applied_payment
         try:
             polled, answer = await self.calls.poll(applied_payment, chosen, cause="webhook")
         except ProviderError as error:
-            log.warning("could not confirm the amounts of payment %s by polling: %s", payment.id, error)
+            log.warning("could not confirm the amounts of payment %s by polling: %s", applied_payment.id, error)
         else:
             if isinstance(answer, ProviderUpdate):
                 return polled
@@ -167,4 +158,4 @@ class WebhookReceiver:
             flag_missing_amount(change, "a webhook reported money without its amount, and polling could not say")
             return change
 
-        return await self.writer.mutate(payment.id, flag)
+        return await self.writer.mutate(applied_payment.id, flag)

@@ -45,6 +45,9 @@ __all__ = [
     "check_references",
     "check_text",
     "check_url",
+    "is_amount",
+    "is_id",
+    "is_text",
     "load_json_object",
 ]
 
@@ -73,6 +76,21 @@ _shown.maxlevel = 2
 def _show(value: object) -> str:
     """A short repr of a reported value, for error messages (never the whole of a large value)."""
     return _shown.repr(value)
+
+
+def is_id(value: object) -> bool:
+    """True when ``value`` passes :func:`check_id` (without building its error message)."""
+    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and _NOT_IN_IDS.search(value) is None
+
+
+def is_text(value: object) -> bool:
+    """True when ``value`` passes :func:`check_text` with its default limit."""
+    return type(value) is str and len(value) <= MAX_TEXT_LENGTH and _NOT_IN_TEXT.search(value) is None
+
+
+def is_amount(value: object) -> bool:
+    """True when ``value`` passes :func:`check_amount`."""
+    return type(value) is Money and 0 <= value.minor_units <= MAX_MINOR_UNITS
 
 
 def check_id(value: object, *, what: str) -> str:

@@ -50,6 +50,7 @@ from paycore.rows import (
     refund_values,
 )
 from paycore.status import PaymentStatus
+from paycore.storage import Decide, PaymentLookup, PaymentWrite
 from paycore_django import models
 from paycore_django.databases import check_database
 from paycore_django.units import run_unit
@@ -125,6 +126,10 @@ def _refusal(error: IntegrityError, payment: Payment, otherwise: PaycoreError) -
             f"belongs to another payment of tenant {payment.tenant!r}; nothing was stored"
         )
     return otherwise
+
+
+def _receipt_race(payment: Payment) -> ConcurrentUpdate:
+    return ConcurrentUpdate(f"payment {payment.id}: a webhook receipt or event was recorded concurrently")
 
 
 class DjangoPaymentRepository:
@@ -204,33 +209,61 @@ class DjangoPaymentRepository:
         receipts: Sequence[WebhookReceipt] = (),
     ) -> None:
         """Replace the payment if its version follows the stored one; append events; record receipts."""
-        row = payment_values(payment)
-        del row["id"]
-        refunds = refund_values(payment)
-        event_rows = [event_values(event) for event in events]
-        receipt_rows = [receipt_values(receipt) for receipt in receipts]
+        write = PaymentWrite(payment, events, receipts)
+        try:
+            await run_unit(self.using, lambda: self._write(write))
+        except IntegrityError as error:
+            raise _refusal(error, payment, _receipt_race(payment)) from None
 
-        def work() -> None:
-            matched = self._payments().filter(pk=payment.id, version=payment.version - 1).update(**row)
-            if matched != 1:
-                stored = self._payments().filter(pk=payment.id).values_list("version", flat=True).first()
-                if stored is None:
-                    raise PaymentNotFound(f"no payment {payment.id!r}")
-                raise ConcurrentUpdate(
-                    f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
-                )
-            models.Refund.objects.using(self.using).filter(payment_id=payment.id).delete()
-            self._replace_references(payment)
-            self._insert_children(refunds, event_rows, receipt_rows)
+    async def update(self, lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
+        """Read the payment ``lookup`` names, decide, write what was decided: one ``transaction.atomic``."""
+        if lookup.payment_id is not None:
+            query = self._payments().filter(pk=lookup.payment_id)
+        else:
+            held_by = self._references().filter(
+                _tenant(lookup.tenant), provider=lookup.provider, reference=lookup.reference
+            )
+            query = self._payments().filter(pk__in=held_by.values("payment_id"))
+        ordered = query.order_by(REFUND_PREFIX + "position")
+        decided: list[PaymentWrite] = []
+
+        def work() -> tuple[Payment, PaymentWrite | None]:
+            found = self._read(ordered)
+            if not found:
+                raise PaymentNotFound(f"no payment {lookup}")
+            write = decide(found[0])
+            if write is not None:
+                decided.append(write)
+                self._write(write)
+            return found[0], write
 
         try:
-            await run_unit(self.using, work)
+            return await run_unit(self.using, work)
         except IntegrityError as error:
-            raise _refusal(
-                error,
-                payment,
-                ConcurrentUpdate(f"payment {payment.id}: a webhook receipt or event was recorded concurrently"),
-            ) from None
+            if not decided:
+                raise
+            raise _refusal(error, decided[-1].payment, _receipt_race(decided[-1].payment)) from None
+
+    def _write(self, write: PaymentWrite) -> None:
+        """Store ``write`` inside the running unit: the payment if its version follows the stored one, its rows."""
+        payment = write.payment
+        row = payment_values(payment)
+        del row["id"]
+        matched = self._payments().filter(pk=payment.id, version=payment.version - 1).update(**row)
+        if matched != 1:
+            stored = self._payments().filter(pk=payment.id).values_list("version", flat=True).first()
+            if stored is None:
+                raise PaymentNotFound(f"no payment {payment.id!r}")
+            raise ConcurrentUpdate(
+                f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
+            )
+        models.Refund.objects.using(self.using).filter(payment_id=payment.id).delete()
+        self._replace_references(payment)
+        self._insert_children(
+            refund_values(payment),
+            [event_values(event) for event in write.events],
+            [receipt_values(receipt) for receipt in write.receipts],
+        )
 
     def _references(self) -> QuerySet[models.PaymentReference]:
         return models.PaymentReference.objects.using(self.using)

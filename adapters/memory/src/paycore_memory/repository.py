@@ -5,21 +5,55 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from paycore.errors import ConcurrentUpdate, DuplicateExternalId, DuplicatePayment, PaymentNotFound
 from paycore.listing import PaymentListing
-from paycore.records import Payment, PaymentEvent, WebhookReceipt
+from paycore.records import Payment, PaymentEvent, WebhookReceipt, event_id
 from paycore.status import PaymentStatus
+from paycore.storage import Decide, PaymentLookup, PaymentWrite
 
 __all__ = ["MemoryRepository"]
+
+
+_StoredEvent = tuple[Any, ...]
+"""An event as kept: its fields but the payment id, and its id only when it is not :func:`event_id`'s."""
+
+
+def _stored(event: PaymentEvent) -> _StoredEvent:
+    named = None if event.id == event_id(event.payment_id, event.sequence) else event.id
+    return (named, event.sequence, event.kind, event.cause, event.tenant, event.from_status, event.to_status,
+            event.amount, event.refund_id, event.provider_event_id, event.message, event.at)  # fmt: skip
+
+
+def _event(payment_id: str, stored: _StoredEvent) -> PaymentEvent:
+    named, sequence, kind, cause, tenant, from_status, to_status, amount, refund_id, provider_event, message, at = (
+        stored
+    )
+    return PaymentEvent(
+        id=named if named is not None else event_id(payment_id, sequence),
+        payment_id=payment_id,
+        sequence=sequence,
+        kind=kind,
+        cause=cause,
+        tenant=tenant,
+        from_status=from_status,
+        to_status=to_status,
+        amount=amount,
+        refund_id=refund_id,
+        provider_event_id=provider_event,
+        message=message,
+        at=at,
+    )
 
 
 class MemoryRepository:
     """A :class:`~paycore.storage.PaymentRepository` held in memory.
 
-    Stored records are immutable, so they are shared, never copied. A lock
-    makes each call one atomic unit of work, even across threads.
+    Stored payments are immutable, so they are shared, never copied. Events are
+    kept as tuples without what their payment already says (about half the
+    memory of event objects) and rebuilt when listed. A lock makes each call
+    one atomic unit of work, even across threads.
     """
 
     storage_backend: ClassVar[str] = "memory"
@@ -28,9 +62,10 @@ class MemoryRepository:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._payments: dict[str, Payment] = {}
-        self._events: dict[str, list[PaymentEvent]] = {}
+        self._events: dict[str, list[_StoredEvent]] = {}
         self._external: dict[tuple[str, str | None, str], str] = {}
-        self._receipts: set[tuple[str, str | None, str]] = set()
+        self._receipts: dict[tuple[str, str | None], set[str]] = {}
+        """Event ids of applied webhooks, by provider and tenant."""
 
     def __repr__(self) -> str:
         return f"<MemoryRepository payments={len(self._payments)}>"
@@ -42,7 +77,7 @@ class MemoryRepository:
                 raise DuplicatePayment(f"payment {payment.id} exists already")
             self._check_references(payment)
             self._payments[payment.id] = payment
-            self._events[payment.id] = list(events)
+            self._events[payment.id] = [_stored(event) for event in events]
             self._index_external(payment)
 
     async def get(self, payment_id: str) -> Payment:
@@ -71,22 +106,46 @@ class MemoryRepository:
     ) -> None:
         """Replace the payment if its version follows the stored one; all or nothing."""
         with self._lock:
-            stored = self._payments.get(payment.id)
-            if stored is None:
-                raise PaymentNotFound(f"no payment {payment.id!r}")
-            if payment.version != stored.version + 1:
-                raise ConcurrentUpdate(
-                    f"payment {payment.id} is at version {stored.version}; "
-                    f"a write of version {payment.version} lost a race"
-                )
-            keys = [(r.provider, r.tenant, r.event_id) for r in receipts]
-            if any(key in self._receipts for key in keys) or len(set(keys)) != len(keys):
-                raise ConcurrentUpdate(f"payment {payment.id}: a webhook receipt was recorded concurrently")
-            self._check_references(payment)
-            self._payments[payment.id] = payment
-            self._events[payment.id].extend(events)
-            self._receipts.update(keys)
-            self._index_external(payment)
+            self._write(payment, events, receipts)
+
+    async def update(self, lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
+        """Read the payment ``lookup`` names, decide, write what was decided: one unit under the lock."""
+        with self._lock:
+            payment = self._find(lookup)
+            write = decide(payment)
+            if write is not None:
+                self._write(write.payment, write.events, write.receipts)
+            return payment, write
+
+    def _find(self, lookup: PaymentLookup) -> Payment:
+        if lookup.payment_id is not None:
+            found = self._payments.get(lookup.payment_id)
+        else:
+            payment_id = self._external.get((lookup.provider, lookup.tenant, lookup.reference))  # type: ignore[arg-type]
+            found = self._payments.get(payment_id) if payment_id is not None else None
+        if found is None:
+            raise PaymentNotFound(f"no payment {lookup}")
+        return found
+
+    def _write(self, payment: Payment, events: Sequence[PaymentEvent], receipts: Sequence[WebhookReceipt]) -> None:
+        stored = self._payments.get(payment.id)
+        if stored is None:
+            raise PaymentNotFound(f"no payment {payment.id!r}")
+        if payment.version != stored.version + 1:
+            raise ConcurrentUpdate(
+                f"payment {payment.id} is at version {stored.version}; a write of version {payment.version} lost a race"
+            )
+        keys = [(r.provider, r.tenant, r.event_id) for r in receipts]
+        seen = self._receipts
+        repeated = any(name in seen.get((provider, tenant), ()) for provider, tenant, name in keys)
+        if repeated or len(set(keys)) != len(keys):
+            raise ConcurrentUpdate(f"payment {payment.id}: a webhook receipt was recorded concurrently")
+        self._check_references(payment)
+        self._payments[payment.id] = payment
+        self._events[payment.id].extend(_stored(event) for event in events)
+        for provider, tenant, name in keys:
+            seen.setdefault((provider, tenant), set()).add(name)
+        self._index_external(payment)
 
     def _index_external(self, payment: Payment) -> None:
         for reference in _references(payment):
@@ -137,11 +196,11 @@ class MemoryRepository:
 
     async def list_events(self, payment_id: str) -> list[PaymentEvent]:
         """The payment's events in sequence order."""
-        return list(self._events.get(payment_id, ()))
+        return [_event(payment_id, stored) for stored in self._events.get(payment_id, ())]
 
     async def has_receipt(self, provider: str, tenant: str | None, event_id: str) -> bool:
         """True when the webhook event was applied."""
-        return (provider, tenant, event_id) in self._receipts
+        return event_id in self._receipts.get((provider, tenant), ())
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -22,9 +22,9 @@ the table's primary key: the transaction rolls back as a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -40,6 +40,7 @@ from paycore.errors import (
 from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
 from paycore.status import PaymentStatus
+from paycore.storage import Decide, PaymentLookup, PaymentWrite
 from paycore_sqlalchemy.codec import (
     event_row,
     payment_from_row,
@@ -114,6 +115,9 @@ _HAS_RECEIPT = sa.select(sa.literal(1)).where(
     webhook_receipts.c.tenant == sa.bindparam("tenant"),
     webhook_receipts.c.event_id == sa.bindparam("event_id"),
 )
+
+
+T = TypeVar("T")
 
 
 def _with_refunds(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
@@ -256,37 +260,48 @@ class SqlPaymentRepository:
         New references are written with it; one another payment holds raises
         :class:`DuplicateExternalId` and changes nothing.
         """
-        row = payment_row(payment)
-        row["b_id"] = row.pop("id")
-        row["b_previous"] = payment.version - 1
-        reference_list = reference_rows(payment)
-        refund_list = refund_rows(payment)
-        event_list = [event_row(e) for e in events]
-        receipt_list = [receipt_row(r) for r in receipts]
+        write = PaymentWrite(payment, events, receipts)
+        await self._writing(write.payment, lambda connection: _write(connection, write))
 
-        def work(connection: sa.Connection) -> None:
-            if connection.execute(_UPDATE_PAYMENT_KEEPING_REFERENCES, row).rowcount != 1:
-                if connection.execute(_UPDATE_PAYMENT, row).rowcount != 1:
-                    stored = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
-                    if stored is None:
-                        raise PaymentNotFound(f"no payment {payment.id!r}")
-                    raise ConcurrentUpdate(
-                        f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
-                    )
-                if reference_list:
-                    connection.execute(_HOLD_REFERENCE, reference_list)
-            connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
-            _insert_rows(connection, refund_list, event_list, receipt_list)
+    async def update(self, lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
+        """Read the payment ``lookup`` names, decide, write what was decided: one transaction, one thread hop."""
+        parameters: dict[str, str | None]
+        if lookup.payment_id is not None:
+            statement, parameters = _GET, {"payment_id": lookup.payment_id}
+        else:
+            statement = _GET_BY_REFERENCE
+            tenant = store_tenant(lookup.tenant)
+            parameters = {"provider": lookup.provider, "tenant": tenant, "reference": lookup.reference}
+        decided: list[PaymentWrite] = []
 
+        def work(connection: sa.Connection) -> tuple[Payment, PaymentWrite | None]:
+            found = _payments_from(connection.execute(statement, parameters).all())
+            if not found:
+                raise PaymentNotFound(f"no payment {lookup}")
+            write = decide(found[0])
+            if write is not None:
+                decided.append(write)
+                _write(connection, write)
+            return found[0], write
+
+        return await self._writing(None, work, decided)
+
+    async def _writing(
+        self,
+        payment: Payment | None,
+        work: Callable[[sa.Connection], T],
+        decided: list[PaymentWrite] | None = None,
+    ) -> T:
+        """Run a writing ``work`` in one transaction, turning the database's refusals into paycore's errors."""
         try:
-            await self.database.run(work, write=True)
+            return await self.database.run(work, write=True)
         except exc.IntegrityError as error:
             _refuse_bad_input(error)
-            if _is_reference_taken(error):
-                raise await self._reference_taken(payment) from None
-            raise ConcurrentUpdate(
-                f"payment {payment.id}: a webhook receipt or event was recorded concurrently"
-            ) from None
+            written = payment if payment is not None else decided[-1].payment if decided else None
+            if written is not None and _is_reference_taken(error):
+                raise await self._reference_taken(written) from None
+            what = f"payment {written.id}" if written is not None else "a payment"
+            raise ConcurrentUpdate(f"{what}: a webhook receipt or event was recorded concurrently") from None
         except exc.StatementError as error:
             _refuse_bad_input(error)
             raise
@@ -414,6 +429,28 @@ class SqlPaymentRepository:
         """Give back the database connection pool share."""
         if self._owns_database:
             self.database.close()
+
+
+def _write(connection: sa.Connection, write: PaymentWrite) -> None:
+    """Store ``write``: the payment if its version follows the stored one, its refunds, events and receipts."""
+    payment = write.payment
+    row = payment_row(payment)
+    row["b_id"] = row.pop("id")
+    row["b_previous"] = payment.version - 1
+    if connection.execute(_UPDATE_PAYMENT_KEEPING_REFERENCES, row).rowcount != 1:
+        if connection.execute(_UPDATE_PAYMENT, row).rowcount != 1:
+            stored = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
+            if stored is None:
+                raise PaymentNotFound(f"no payment {payment.id!r}")
+            raise ConcurrentUpdate(
+                f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
+            )
+        reference_list = reference_rows(payment)
+        if reference_list:
+            connection.execute(_HOLD_REFERENCE, reference_list)
+    connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
+    event_list = [event_row(e) for e in write.events]
+    _insert_rows(connection, refund_rows(payment), event_list, [receipt_row(r) for r in write.receipts])
 
 
 def _insert_rows(

@@ -1,0 +1,120 @@
+"""``UpdateConformance``: the rules of a repository's one-unit ``update`` (read, decide, write).
+
+Part of :class:`~paycore.testing.repository_suite.RepositoryConformance`: a
+repository that offers :class:`~paycore.storage.UpdatingRepository` runs these;
+one that does not skips them, since the flow then reads and writes in two units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from paycore.errors import ConcurrentUpdate, PaymentNotFound, ValidationError
+from paycore.records import Payment
+from paycore.status import PaymentStatus
+from paycore.storage import PaymentLookup, PaymentWrite, UpdatingRepository
+from paycore.testing.records import make_event, make_payment, make_receipt, next_version
+
+__all__ = ["UpdateConformance"]
+
+
+def _updating(repository: Any) -> UpdatingRepository:
+    if not isinstance(repository, UpdatingRepository):
+        pytest.skip(f"{type(repository).__name__} has no update(): the flow reads and writes in two units")
+    return repository
+
+
+class UpdateConformance:
+    """Conformance tests for :meth:`~paycore.storage.UpdatingRepository.update`."""
+
+    async def test_update_decides_on_the_stored_payment_and_writes_it_with_its_events(self, repository: Any) -> None:
+        updating = _updating(repository)
+        payment = make_payment()
+        await repository.add(payment, [make_event(payment, 1, "created")])
+        seen: list[Payment] = []
+
+        def decide(current: Payment) -> PaymentWrite:
+            seen.append(current)
+            changed = next_version(current, status=PaymentStatus.SUCCEEDED, captured_amount=current.amount)
+            return PaymentWrite(changed, [make_event(current, 2)], [make_receipt(current, "evt-paid")])
+
+        read, written = await updating.update(PaymentLookup.by_id(payment.id), decide)
+        assert seen == [payment]
+        assert read == payment
+        assert written is not None
+        assert await repository.get(payment.id) == written.payment
+        assert [e.sequence for e in await repository.list_events(payment.id)] == [1, 2]
+        assert await repository.has_receipt(payment.provider, payment.tenant, "evt-paid")
+
+    async def test_update_finds_a_payment_by_reference_within_its_tenant(self, repository: Any) -> None:
+        updating = _updating(repository)
+        payment = make_payment(tenant="chez-awa", external_id="ext-1", references=("ext-1", "ext-2"))
+        await repository.add(payment, [])
+
+        def keep(current: Payment) -> None:
+            return None
+
+        read, written = await updating.update(PaymentLookup.by_reference("fake", "chez-awa", "ext-2"), keep)
+        assert (read, written) == (payment, None)
+        for lookup in (
+            PaymentLookup.by_reference("fake", "le-baobab", "ext-2"),
+            PaymentLookup.by_reference("fake", None, "ext-2"),
+            PaymentLookup.by_reference("other", "chez-awa", "ext-2"),
+            PaymentLookup.by_id("pay_missing"),
+        ):
+            with pytest.raises(PaymentNotFound):
+                await updating.update(lookup, keep)
+
+    async def test_a_decision_that_raises_writes_nothing(self, repository: Any) -> None:
+        updating = _updating(repository)
+        payment = make_payment()
+        await repository.add(payment, [make_event(payment, 1, "created")])
+
+        def refuse(current: Payment) -> PaymentWrite:
+            raise ValidationError("refused after deciding")
+
+        with pytest.raises(ValidationError):
+            await updating.update(PaymentLookup.by_id(payment.id), refuse)
+        assert await repository.get(payment.id) == payment
+        assert len(await repository.list_events(payment.id)) == 1
+
+    async def test_an_update_with_a_receipt_seen_before_is_refused_and_changes_nothing(self, repository: Any) -> None:
+        updating = _updating(repository)
+        payment = make_payment()
+        await repository.add(payment, [])
+        second = next_version(payment)
+        await repository.save(second, [], [make_receipt(payment, "evt-1")])
+
+        def again(current: Payment) -> PaymentWrite:
+            return PaymentWrite(next_version(current, description="again"), [], [make_receipt(current, "evt-1")])
+
+        with pytest.raises(ConcurrentUpdate):
+            await updating.update(PaymentLookup.by_id(payment.id), again)
+        assert await repository.get(payment.id) == second
+
+    async def test_concurrent_updates_lose_no_change(self, repository: Any) -> None:
+        """Each update decides on what it read; a write over a changed payment is refused, never lost."""
+        updating = _updating(repository)
+        payment = make_payment(description="0")
+        await repository.add(payment, [])
+
+        def add_one(current: Payment) -> PaymentWrite:
+            return PaymentWrite(next_version(current, description=str(int(current.description) + 1)))
+
+        async def writer() -> None:
+            while True:
+                try:
+                    await updating.update(PaymentLookup.by_id(payment.id), add_one)
+                    return
+                except ConcurrentUpdate:
+                    await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(writer)
+        stored = await repository.get(payment.id)
+        assert (stored.description, stored.version) == ("8", payment.version + 8)
