@@ -48,6 +48,13 @@ async def test_creating_appends_a_created_event_then_each_status_change(flow: Pa
     assert all(e.cause == "api" for e in events)
 
 
+async def test_events_are_named_by_their_payment_and_their_place_in_its_history(flow: PaymentFlow) -> None:
+    payment = (await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="T-1")).payment
+    events = await flow.list_events(payment.id)
+    suffix = payment.id.removeprefix("pay_")
+    assert [event.id for event in events] == [f"evt_{suffix}_{n}" for n in range(1, len(events) + 1)]
+
+
 async def test_a_payment_awaiting_the_customer_is_processing_with_the_next_action(
     flow: PaymentFlow, fake: FakeProvider
 ) -> None:

@@ -120,6 +120,11 @@ def test_thirty_digits_of_minor_units_are_the_most_an_amount_holds() -> None:
         Money.of(10**5000, "EUR")
     with pytest.raises(InvalidAmount):
         Money.minor(int("9" * 30), "EUR") + Money.minor(1, "EUR")
+    with pytest.raises(InvalidAmount):
+        Money.sum([Money.minor(int("9" * 30), "EUR"), Money.minor(1, "EUR")], "EUR")
+    with pytest.raises(InvalidAmount):
+        Money.minor(int("9" * 30), "EUR") * 2
+    assert -Money.minor(int("9" * 30), "EUR") == Money.minor(-int("9" * 30), "EUR")
 
 
 @pytest.mark.parametrize("units", [1.0, "100", Decimal(100), True])

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from paycore.errors import PaycoreError
-from paycore.hookspecs import hookimpl
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import (
@@ -28,6 +27,7 @@ from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, Re
 if TYPE_CHECKING:
     from paycore.blocking import BlockingPaymentFlow
     from paycore.flow import PaymentFlow
+    from paycore.hookspecs import hookimpl
 
 __all__ = [
     "BlockingPaymentFlow",
@@ -58,7 +58,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # The flow pulls in anyio and cattrs: load it on first use, not on ``import paycore``.
+    # The flow pulls in anyio, and hookimpl pluggy: each is loaded on first use, not on ``import paycore``.
+    if name == "hookimpl":
+        from paycore.hookspecs import hookimpl
+
+        return hookimpl
     if name == "PaymentFlow":
         from paycore.flow import PaymentFlow
 

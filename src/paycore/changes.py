@@ -91,9 +91,11 @@ class Change:
         """Set fields other than ``status`` (which only :meth:`fire` changes)."""
         if "status" in fields:
             raise TypeError("status is changed only by fire(), through the state machine")
-        changed = {name: value for name, value in fields.items() if self.value(name) != value}
-        if changed:
-            self._change(changed)
+        changes, original = self._changes, self.original
+        for name, value in fields.items():
+            if (changes[name] if name in changes else getattr(original, name)) != value:
+                changes[name] = value
+                self._current = None
 
     def value(self, name: str) -> Any:
         """Field ``name`` of the payment as changed so far (without copying the payment)."""

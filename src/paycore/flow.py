@@ -27,7 +27,6 @@ import anyio
 import pluggy
 
 from paycore.actions import PaymentActions
-from paycore.assembly import assemble, build_providers
 from paycore.changes import Change
 from paycore.config import PaycoreConfig, load_config
 from paycore.errors import (
@@ -98,6 +97,8 @@ class PaymentFlow(PaymentActions):
             self.writer, timeout=config.provider_timeout, lease=config.idempotency_lease, clock=clock
         )
         """The write-before-send protocol (:mod:`paycore.provider_calls`)."""
+        from paycore.assembly import build_providers  # configuration machinery: loaded when a flow is built
+
         self._providers = build_providers(config, registry, plugin_manager, repository)
         self._webhooks = WebhookReceiver(
             self.writer, self.calls, self._provider_for, max_bytes=config.webhook_max_bytes, clock=clock
@@ -129,6 +130,8 @@ class PaymentFlow(PaymentActions):
         ``entry_points=False`` skips installed plugins (tests). A broken
         configuration raises :class:`~paycore.errors.ConfigurationError`.
         """
+        from paycore.assembly import assemble  # building a flow's parts: loaded when a flow is built
+
         resolved = load_config(config, environ=environ)
         parts = assemble(resolved, plugins=plugins, entry_points=entry_points)
         return cls(

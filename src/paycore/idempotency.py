@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import anyio
-from attrs import frozen
+from attrs import field, frozen
 
 from paycore import serialization
 from paycore.errors import (
@@ -125,13 +125,18 @@ class KeyBinding:
     key: str
     now: datetime
     ttl: timedelta
+    _ids: dict[tuple[str, int], str] = field(init=False, factory=dict, eq=False, repr=False)
+    """The ids worked out so far (an operation asks for the same one more than once)."""
 
     @property
     def _window(self) -> int:
         return int(self.now.timestamp() // max(self.ttl.total_seconds(), 1e-6))
 
     def _id(self, prefix: str, window: int) -> str:
-        return derived_id(prefix, self.scope, f"{self.key}\x00{window}")
+        found = self._ids.get((prefix, window))
+        if found is None:
+            found = self._ids[prefix, window] = derived_id(prefix, self.scope, f"{self.key}\x00{window}")
+        return found
 
     def new_id(self, prefix: str) -> str:
         """The id a record created now under this key gets."""

@@ -112,7 +112,12 @@ class Money:
     @classmethod
     def zero(cls, currency: str) -> Money:
         """The zero amount of ``currency``."""
-        return cls(0, currency)
+        zero = _ZEROS.get(currency) if cls is Money else None
+        if zero is None:
+            zero = cls(0, currency)
+            if cls is Money:
+                _ZEROS[currency] = zero
+        return zero
 
     @property
     def exponent(self) -> int:
@@ -146,17 +151,26 @@ class Money:
             )
         return other
 
+    def _of_same_currency(self, minor_units: int) -> Money:
+        """``Money(minor_units, self.currency)``, checking only what arithmetic can break (the digit limit)."""
+        if type(minor_units) is not int or abs(minor_units) >= _LIMIT:
+            return Money(minor_units, self.currency)  # the validators say what is wrong
+        money = object.__new__(Money)
+        _SET_MINOR_UNITS(money, minor_units)
+        _SET_CURRENCY(money, self.currency)
+        return money
+
     def __add__(self, other: Money) -> Money:
-        return Money(self.minor_units + self._same(other, "add").minor_units, self.currency)
+        return self._of_same_currency(self.minor_units + self._same(other, "add").minor_units)
 
     def __sub__(self, other: Money) -> Money:
-        return Money(self.minor_units - self._same(other, "subtract").minor_units, self.currency)
+        return self._of_same_currency(self.minor_units - self._same(other, "subtract").minor_units)
 
     def __neg__(self) -> Money:
-        return Money(-self.minor_units, self.currency)
+        return self._of_same_currency(-self.minor_units)
 
     def __abs__(self) -> Money:
-        return Money(abs(self.minor_units), self.currency)
+        return self._of_same_currency(abs(self.minor_units))
 
     def __mul__(self, factor: int) -> Money:
         if type(factor) is not int:
@@ -164,7 +178,7 @@ class Money:
                 f"Money can only be multiplied by an int, not {type(factor).__name__}; "
                 "use allocate() to split an amount by ratios"
             )
-        return Money(self.minor_units * factor, self.currency)
+        return self._of_same_currency(self.minor_units * factor)
 
     __rmul__ = __mul__
 
@@ -211,7 +225,7 @@ class Money:
         minor_units = 0
         for amount in amounts:
             minor_units += total._same(amount, "add").minor_units
-        return Money(minor_units, currency) if minor_units else total
+        return total._of_same_currency(minor_units) if minor_units else total
 
     def display(self, *, signed: bool = False) -> str:
         """The amount as people write it, thousands grouped by spaces.
@@ -233,3 +247,9 @@ class Money:
 
     def __repr__(self) -> str:
         return f"Money.of({format(self.amount, 'f')!r}, {self.currency!r})"
+
+
+_SET_MINOR_UNITS: Final = Money.__dict__["minor_units"].__set__
+_SET_CURRENCY: Final = Money.__dict__["currency"].__set__
+_ZEROS: dict[str, Money] = {}
+"""The zero of each currency asked for: amounts are immutable, so one is shared."""

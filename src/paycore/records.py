@@ -127,8 +127,8 @@ def _member_of(enum: type[Enum], *, optional: bool) -> _Validator:
 
 
 def _action_fields(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    if value is None:
-        return MappingProxyType({})
+    if value is None or (type(value) is dict and not value):
+        return _EMPTY_MAPPING
     if not isinstance(value, Mapping):
         raise InvalidReport(f"NextAction.fields must be a mapping of strings, not {type(value).__name__}")
     for name, text in value.items():
@@ -138,6 +138,8 @@ def _action_fields(value: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 def _refund_updates(value: Iterable[RefundUpdate]) -> tuple[RefundUpdate, ...]:
+    if value == ():
+        return ()
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise InvalidReport(f"ProviderUpdate.refunds must be a sequence of RefundUpdate, not {type(value).__name__}")
     refunds = tuple(value)

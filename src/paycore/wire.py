@@ -224,13 +224,16 @@ MAX_PROVIDER_STATE_BYTES: Final = 8192
 
 def check_references(value: Iterable[str]) -> tuple[str, ...]:
     """``value`` as a tuple of reported references; :class:`InvalidReport` if it cannot be one."""
+    if value == ():
+        return ()
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise InvalidReport(f"references must be a sequence of ids, not {type(value).__name__}")
     references = tuple(value)
     if len(references) > MAX_REFERENCES:
         raise InvalidReport(f"at most {MAX_REFERENCES} references, not {len(references)}")
     for reference in references:
-        check_id(reference, what="a reference")
+        if not is_id(reference):
+            check_id(reference, what="a reference")
     return references
 
 

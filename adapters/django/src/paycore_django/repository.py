@@ -234,7 +234,7 @@ class DjangoPaymentRepository:
             write = decide(found[0])
             if write is not None:
                 decided.append(write)
-                self._write(write)
+                self._write(write, stored=found[0])
             return found[0], write
 
         try:
@@ -244,8 +244,12 @@ class DjangoPaymentRepository:
                 raise
             raise _refusal(error, decided[-1].payment, _receipt_race(decided[-1].payment)) from None
 
-    def _write(self, write: PaymentWrite) -> None:
-        """Store ``write`` inside the running unit: the payment if its version follows the stored one, its rows."""
+    def _write(self, write: PaymentWrite, stored: Payment | None = None) -> None:
+        """Store ``write`` inside the running unit: the payment if its version follows the stored one, its rows.
+
+        ``stored`` is the payment as read in this same unit, when it was: what did
+        not change since (its references, its refunds) is then not written again.
+        """
         payment = write.payment
         row = payment_values(payment)
         del row["id"]
@@ -257,10 +261,13 @@ class DjangoPaymentRepository:
             raise ConcurrentUpdate(
                 f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
             )
-        models.Refund.objects.using(self.using).filter(payment_id=payment.id).delete()
-        self._replace_references(payment)
+        refunds_changed = stored is None or stored.refunds != payment.refunds
+        if refunds_changed:
+            models.Refund.objects.using(self.using).filter(payment_id=payment.id).delete()
+        if stored is None or lookup_references(stored) != lookup_references(payment):
+            self._replace_references(payment)
         self._insert_children(
-            refund_values(payment),
+            refund_values(payment) if refunds_changed else [],
             [event_values(event) for event in write.events],
             [receipt_values(receipt) for receipt in write.receipts],
         )

@@ -140,12 +140,15 @@ class MemoryRepository:
         repeated = any(name in seen.get((provider, tenant), ()) for provider, tenant, name in keys)
         if repeated or len(set(keys)) != len(keys):
             raise ConcurrentUpdate(f"payment {payment.id}: a webhook receipt was recorded concurrently")
-        self._check_references(payment)
+        same_references = payment.references == stored.references and payment.external_id == stored.external_id
+        if not same_references:
+            self._check_references(payment)
         self._payments[payment.id] = payment
         self._events[payment.id].extend(_stored(event) for event in events)
         for provider, tenant, name in keys:
             seen.setdefault((provider, tenant), set()).add(name)
-        self._index_external(payment)
+        if not same_references:
+            self._index_external(payment)
 
     def _index_external(self, payment: Payment) -> None:
         for reference in _references(payment):

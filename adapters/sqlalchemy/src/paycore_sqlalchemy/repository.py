@@ -281,7 +281,7 @@ class SqlPaymentRepository:
             write = decide(found[0])
             if write is not None:
                 decided.append(write)
-                _write(connection, write)
+                _write(connection, write, stored=found[0])
             return found[0], write
 
         return await self._writing(None, work, decided)
@@ -431,26 +431,38 @@ class SqlPaymentRepository:
             self.database.close()
 
 
-def _write(connection: sa.Connection, write: PaymentWrite) -> None:
-    """Store ``write``: the payment if its version follows the stored one, its refunds, events and receipts."""
+def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | None = None) -> None:
+    """Store ``write``: the payment if its version follows the stored one, its refunds, events and receipts.
+
+    ``stored`` is the payment as read in this same transaction, when it was: what
+    did not change since (its references, its refunds) is then not written again.
+    """
     payment = write.payment
     row = payment_row(payment)
     row["b_id"] = row.pop("id")
     row["b_previous"] = payment.version - 1
-    if connection.execute(_UPDATE_PAYMENT_KEEPING_REFERENCES, row).rowcount != 1:
+    same_references = stored is not None and references_of(stored) == references_of(payment)
+    if stored is None or same_references:
+        updated = connection.execute(_UPDATE_PAYMENT_KEEPING_REFERENCES, row).rowcount == 1
+    else:
+        updated = False
+    if not updated:
         if connection.execute(_UPDATE_PAYMENT, row).rowcount != 1:
-            stored = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
-            if stored is None:
+            version = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
+            if version is None:
                 raise PaymentNotFound(f"no payment {payment.id!r}")
             raise ConcurrentUpdate(
-                f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
+                f"payment {payment.id} is at version {version}; a write of version {payment.version} lost a race"
             )
         reference_list = reference_rows(payment)
         if reference_list:
             connection.execute(_HOLD_REFERENCE, reference_list)
-    connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
+    refund_list: list[dict[str, Any]] = []
+    if stored is None or stored.refunds != payment.refunds:
+        connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
+        refund_list = refund_rows(payment)
     event_list = [event_row(e) for e in write.events]
-    _insert_rows(connection, refund_rows(payment), event_list, [receipt_row(r) for r in write.receipts])
+    _insert_rows(connection, refund_list, event_list, [receipt_row(r) for r in write.receipts])
 
 
 def _insert_rows(
