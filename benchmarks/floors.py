@@ -5,7 +5,7 @@ in the same run. It is what a developer who knows the guarantees would write
 by hand for one payment's lifecycle, with nothing general about it: one
 provider, one currency, no plugins, hooks, observability or configuration.
 
-The lifecycle is paycore's (``benchmarks/lifecycle.py``): create with an
+The lifecycle is paycore's (``paycore.testing.fake.mobile_money_lifecycle``): create with an
 idempotency key, paid by signed webhook, a partial refund the provider leaves
 pending (with its own idempotency key), and the refund's confirmation by
 signed webhook. The guarantees kept are the ones paycore keeps:
@@ -58,7 +58,7 @@ TOLERANCE = 300.0
 SIGNATURE_HEADER = "x-floor-signature"
 PROVIDER = "floor"
 AMOUNT = 5000
-"""5000 XOF, as ``benchmarks/lifecycle.py`` (XOF has no minor unit: 5000 minor units)."""
+"""5000 XOF, as paycore's lifecycle (XOF has no minor unit: 5000 minor units)."""
 REFUND = 1500
 CURRENCY = "XOF"
 IDEMPOTENCY_TTL = 24 * 3600.0

@@ -28,11 +28,11 @@ from transitions import Machine
 
 import paycore.testing.fake
 import paycore_memory.plugin
-from paycore import Money, RefundUpdate, fsm
+from paycore import Money, fsm
 from paycore.changes import Change
 from paycore.flow import PaymentFlow
-from paycore.status import Outcome, PaymentStatus, RefundStatus
-from paycore.testing.fake import FakeProvider
+from paycore.status import PaymentStatus
+from paycore.testing.fake import mobile_money_lifecycle
 from paycore.testing.records import make_payment
 
 AMOUNT = Money.of("5000", "XOF")
@@ -51,22 +51,9 @@ def _flow() -> PaymentFlow:
 async def _lifecycles(count: int) -> float:
     """Run ``count`` lifecycles on one flow; return the seconds they took."""
     async with _flow() as flow:
-        fake = flow.provider("fake")
-        assert isinstance(fake, FakeProvider)
         started = time.perf_counter()
         for number in range(count):
-            fake.script("initiate", "pending")
-            checkout = await flow.create_payment(
-                amount=AMOUNT, provider="fake", order_id=f"T-{number}", idempotency_key=f"order-{number}"
-            )
-            payment_id = checkout.payment.id
-            fake.settle(payment_id, Outcome.SUCCEEDED)
-            await flow.handle_webhook("fake", *fake.webhook(payment_id))
-            fake.script("refund", "pending")
-            refund = await flow.refund(payment_id, amount=REFUND, idempotency_key=f"refund-{number}")
-            confirmed = RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=REFUND)
-            (final,) = await flow.handle_webhook("fake", *fake.webhook(payment_id, refunds=[confirmed]))
-            assert final.status is PaymentStatus.PARTIALLY_REFUNDED
+            await mobile_money_lifecycle(flow, tag=str(number), amount=AMOUNT, refund=REFUND)
         return time.perf_counter() - started
 
 

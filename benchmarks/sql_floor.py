@@ -6,7 +6,7 @@ statements: it is its own small schema (created here, ``floor_*`` tables) and
 the fewest transactions and statements that keep the guarantees paycore
 keeps, written with ``sqlite3`` / ``psycopg`` directly.
 
-The lifecycle is paycore's (``benchmarks/lifecycle.py``): create with an
+The lifecycle is paycore's (``paycore.testing.fake.mobile_money_lifecycle``): create with an
 idempotency key, paid by signed webhook, a partial refund the provider leaves
 pending (with its own idempotency key), its confirmation by signed webhook.
 Webhooks are verified (HMAC-SHA256 over the raw body with a timestamp

@@ -1,6 +1,6 @@
 """Lifecycles per second on SQLite and PostgreSQL, against the floor of the same SQL issued by hand.
 
-A lifecycle is the one of ``benchmarks/lifecycle.py``: create with an
+A lifecycle is ``paycore.testing.fake.mobile_money_lifecycle``: create with an
 idempotency key, success by signed webhook, a partial refund left pending, and
 its confirmation by signed webhook. It runs through ``PaymentFlow`` on the
 SQLAlchemy adapter (a sync engine, one unit of work per worker-thread call),

@@ -1,6 +1,6 @@
 """A payment's lifecycle through the Django ORM against the same lifecycle through the SQL adapter.
 
-A lifecycle is the one of ``benchmarks/lifecycle.py``: create with an
+A lifecycle is ``paycore.testing.fake.mobile_money_lifecycle``: create with an
 idempotency key, success by signed webhook, a partial refund left pending, and
 its confirmation by signed webhook. Both adapters run it through ``PaymentFlow``
 (one unit of work per worker-thread call) on the same kinds of database in one
