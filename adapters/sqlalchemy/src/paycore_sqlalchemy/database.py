@@ -84,40 +84,46 @@ class Database:
     def __repr__(self) -> str:
         return f"<Database {self.url}>"
 
-    async def run(self, work: Callable[[sa.Connection], T], *, write: bool = False) -> T:
+    async def run(self, work: Callable[[sa.Connection], T], *, write: bool = False, compare_and_set: bool = False) -> T:
         """Run ``work(connection)`` in one transaction on a worker thread; return its result.
 
         ``write=False`` marks a read of a single statement, which a server runs
         without ``BEGIN``/``COMMIT`` (one round trip instead of three); a unit
         that writes, or reads with several statements, passes ``write=True``.
+        ``compare_and_set=True`` marks a writing unit whose every statement is
+        atomic and safe on its own (an insert-if-absent, an update conditioned on
+        what the row holds, retried by ``work`` when it matches nothing), such
+        as the idempotency store's: a server runs it without ``BEGIN``/``COMMIT``
+        too. SQLite runs every writing unit in ``BEGIN IMMEDIATE``.
         """
-        return await anyio.to_thread.run_sync(functools.partial(self.run_sync, work, write=write))
+        run = functools.partial(self.run_sync, work, write=write, compare_and_set=compare_and_set)
+        return await anyio.to_thread.run_sync(run)
 
-    def run_sync(self, work: Callable[[sa.Connection], T], *, write: bool = False) -> T:
-        """Run ``work(connection)`` in one transaction on the calling thread."""
+    def run_sync(self, work: Callable[[sa.Connection], T], *, write: bool = False, compare_and_set: bool = False) -> T:
+        """Run ``work(connection)`` in one transaction on the calling thread (see :meth:`run`)."""
         if not self._ready:
             self._prepare()
-        return self._transaction(work, write=write)
+        return self._transaction(work, write=write, compare_and_set=compare_and_set)
 
-    def _transaction(self, work: Callable[[sa.Connection], T], *, write: bool) -> T:
+    def _transaction(self, work: Callable[[sa.Connection], T], *, write: bool, compare_and_set: bool) -> T:
         serial = self._lease.serial_lock
         try:
             if serial is not None:
                 with serial:
-                    return self._in_transaction(work, write)
-            return self._in_transaction(work, write)
+                    return self._in_transaction(work, write, compare_and_set)
+            return self._in_transaction(work, write, compare_and_set)
         except UNAVAILABLE as error:
             if getattr(getattr(error, "orig", None), "sqlstate", None) in _LOST_RACE:
                 raise ConcurrentUpdate(f"database {self.url}: the transaction lost a race; nothing changed") from error
             raise unavailable(error, self.url) from error
 
-    def _in_transaction(self, work: Callable[[sa.Connection], T], write: bool) -> T:
+    def _in_transaction(self, work: Callable[[sa.Connection], T], write: bool, compare_and_set: bool) -> T:
         with self.engine.connect() as connection:
-            if write:
-                connection.execution_options(**{WRITE_OPTION: True})
-            elif self._reads_autocommit:
-                # A read unit is one statement, atomic by itself: skip BEGIN and COMMIT round trips.
+            if self._reads_autocommit and (not write or compare_and_set):
+                # One statement, or statements each atomic and safe alone: skip BEGIN and COMMIT round trips.
                 connection.execution_options(isolation_level="AUTOCOMMIT")
+            elif write:
+                connection.execution_options(**{WRITE_OPTION: True})
             with connection.begin():
                 return work(connection)
 
@@ -153,7 +159,9 @@ class Database:
                 return
             schemas = self.schemas
             self._transaction(
-                lambda c: ensure_current(c, upgrade=self._auto_upgrade, url=self.url, schemas=schemas), write=True
+                lambda c: ensure_current(c, upgrade=self._auto_upgrade, url=self.url, schemas=schemas),
+                write=True,
+                compare_and_set=False,
             )
             self._ready = True
 

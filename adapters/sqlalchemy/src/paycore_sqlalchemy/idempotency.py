@@ -143,7 +143,7 @@ class SqlIdempotencyStore:
                     return claim
             raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
 
-        return await self.database.run(work, write=True)
+        return await self.database.run(work, write=True, compare_and_set=True)
 
     @staticmethod
     def _decide(
@@ -183,7 +183,9 @@ class SqlIdempotencyStore:
             "result": dict(result),
             "expires_at": self._clock() + ttl_seconds,
         }
-        done = await self.database.run(lambda c: c.execute(_COMPLETE, parameters).rowcount, write=True)
+        done = await self.database.run(
+            lambda c: c.execute(_COMPLETE, parameters).rowcount, write=True, compare_and_set=True
+        )
         if done != 1:
             raise IdempotencyLeaseLost(
                 f"idempotency key {key!r}: this request's lease expired and another request took it over"
@@ -192,7 +194,7 @@ class SqlIdempotencyStore:
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""
         parameters = {"scope": scope, "key": key, "token": token}
-        await self.database.run(lambda c: c.execute(_RELEASE, parameters), write=True)
+        await self.database.run(lambda c: c.execute(_RELEASE, parameters), write=True, compare_and_set=True)
 
     async def purge_expired(self) -> int:
         """Delete completed results past their retention; return how many were deleted."""
