@@ -39,9 +39,11 @@ from paycore.errors import (
     ProviderError,
     ValidationError,
 )
-from paycore.storage import IdempotencyStore
+from paycore.records import Checkout, Payment, Refund
+from paycore.storage import IdempotencyStore, RecordKeepingStore
 
 __all__ = [
+    "KEPT_AS_RECORDS",
     "MAX_KEY_LENGTH",
     "RELEASE_ON",
     "IdempotentRunner",
@@ -151,6 +153,10 @@ class KeyBinding:
         return self.now - created_at < self.ttl
 
 
+KEPT_AS_RECORDS: Final = frozenset({Checkout, Payment, Refund})
+"""Results a :class:`~paycore.storage.RecordKeepingStore` keeps as they are: paycore's immutable records."""
+
+
 class IdempotentRunner:
     """Runs a mutating request at most once per idempotency key and replays its stored result.
 
@@ -179,6 +185,16 @@ class IdempotentRunner:
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self.required = required
+
+    @property
+    def store(self) -> IdempotencyStore:
+        """The store keys are claimed in and results kept in."""
+        return self._store
+
+    @store.setter
+    def store(self, store: IdempotencyStore) -> None:
+        self._store = store
+        self._keeps_records = isinstance(store, RecordKeepingStore)
 
     def __repr__(self) -> str:
         return f"<IdempotentRunner store={type(self.store).__name__} ttl={self.ttl_seconds:g}s>"
@@ -216,6 +232,8 @@ class IdempotentRunner:
             fingerprint=fingerprint(operation, arguments),
             lease_seconds=self.lease_seconds,
         )
+        if claim.record is not None and type(claim.record) is result_type:
+            return claim.record  # narrowed by the type check above
         if claim.result is not None:
             return serialization.structure(claim.result["value"], result_type)
         assert claim.token is not None
@@ -226,13 +244,18 @@ class IdempotentRunner:
                 await self.store.release(scope=scope, key=key, token=claim.token)
             raise
         try:
-            await self.store.complete(
-                scope=scope,
-                key=key,
-                token=claim.token,
-                result={"value": serialization.unstructure_compact(result)},
-                ttl_seconds=self.ttl_seconds,
-            )
+            if self._keeps_records and type(result) in KEPT_AS_RECORDS:
+                await self.store.complete_record(  # type: ignore[attr-defined]  # a RecordKeepingStore
+                    scope=scope, key=key, token=claim.token, record=result, ttl_seconds=self.ttl_seconds
+                )
+            else:
+                await self.store.complete(
+                    scope=scope,
+                    key=key,
+                    token=claim.token,
+                    result={"value": serialization.unstructure_compact(result)},
+                    ttl_seconds=self.ttl_seconds,
+                )
         except IdempotencyLeaseLost:
             log.warning("idempotency key %r was taken over before %s finished; its result is kept", key, operation)
         return result

@@ -25,6 +25,7 @@ __all__ = [
     "PaymentLookup",
     "PaymentRepository",
     "PaymentWrite",
+    "RecordKeepingStore",
     "UpdatingRepository",
 ]
 
@@ -185,16 +186,19 @@ class UpdatingRepository(Protocol):
 class IdempotencyClaim:
     """The answer to :meth:`IdempotencyStore.claim`.
 
-    Exactly one of ``token`` and ``result`` is set: ``token`` when the caller now
-    holds the key (new, or taken over from a holder whose lease expired) and
-    must run the request; ``result`` when the request completed before and its
-    stored result is to be replayed.
+    Exactly one of ``token``, ``result`` and ``record`` is set: ``token`` when
+    the caller now holds the key (new, or taken over from a holder whose lease
+    expired) and must run the request; ``result`` when the request completed
+    before and its stored result is to be replayed; ``record`` instead of
+    ``result`` from a :class:`RecordKeepingStore` that kept the result itself.
     """
 
     token: str | None = None
     result: Mapping[str, Any] | None = None
     taken_over: bool = False
     """True when the key was taken from a holder whose lease expired."""
+    record: object | None = None
+    """The completed request's result itself, as :meth:`RecordKeepingStore.complete_record` kept it."""
 
 
 @runtime_checkable
@@ -226,3 +230,18 @@ class IdempotencyStore(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; the store is not used afterwards."""
+
+
+@runtime_checkable
+class RecordKeepingStore(Protocol):
+    """An idempotency store that can keep a result as the record itself (optional; in-process stores).
+
+    The flow completes a key this way when the store offers it and the result
+    is one of paycore's immutable records (a ``Checkout``, ``Payment`` or
+    ``Refund``): no serialization when the request completes, none when it is
+    replayed, and a replay returns the record in :attr:`IdempotencyClaim.record`.
+    """
+
+    async def complete_record(self, *, scope: str, key: str, token: str, record: object, ttl_seconds: float) -> None:
+        """Keep ``record`` as the key's result, as :meth:`IdempotencyStore.complete` keeps a mapping."""
+        ...

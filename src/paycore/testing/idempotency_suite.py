@@ -7,13 +7,14 @@ second), so a store's own clock is exercised, not mocked.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import pytest
 
 from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, IdempotencyLeaseLost
-from paycore.storage import IdempotencyStore
+from paycore.storage import IdempotencyStore, RecordKeepingStore
+from paycore.testing.records import make_payment
 
 __all__ = ["IdempotencyStoreConformance"]
 
@@ -169,3 +170,48 @@ class IdempotencyStoreConformance:
                 group.start_soon(claim)
         assert len(tokens) == 1
         assert len(refused) == 49
+
+    # -- a store that keeps records (optional: RecordKeepingStore) --------------------------
+
+    async def test_a_kept_record_is_replayed_as_it_is(self, idempotency_store: IdempotencyStore) -> None:
+        keeping = _keeping(idempotency_store)
+        record = make_payment()
+        claim = await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        await keeping.complete_record(scope="", key="k1", token=claim.token or "", record=record, ttl_seconds=LEASE)
+        replay = await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        assert (replay.token, replay.result, replay.record) == (None, None, record)
+        with pytest.raises(IdempotencyKeyReused):
+            await keeping.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
+        await keeping.release(scope="", key="k1", token=claim.token or "")  # after completion: keeps the record
+        with pytest.raises(IdempotencyLeaseLost):
+            await keeping.complete_record(scope="", key="k1", token=claim.token or "", record=record, ttl_seconds=1)
+        assert (await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)).record == record
+
+    async def test_a_record_is_kept_only_by_the_holder_of_the_key(self, idempotency_store: IdempotencyStore) -> None:
+        keeping = _keeping(idempotency_store)
+        await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        with pytest.raises(IdempotencyLeaseLost):
+            await keeping.complete_record(scope="", key="k1", token="not-ours", record=make_payment(), ttl_seconds=1)
+        with pytest.raises(IdempotencyInProgress):
+            await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+
+    async def test_a_kept_record_is_forgotten_after_its_retention(self, idempotency_store: IdempotencyStore) -> None:
+        keeping = _keeping(idempotency_store)
+        claim = await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        await keeping.complete_record(
+            scope="", key="k1", token=claim.token or "", record=make_payment(), ttl_seconds=SHORT
+        )
+        await anyio.sleep(SHORT + 0.2)
+        again = await keeping.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
+        assert again.token
+        assert again.record is None
+
+
+class _Keeping(IdempotencyStore, RecordKeepingStore, Protocol):
+    """A store with both protocols."""
+
+
+def _keeping(store: IdempotencyStore) -> _Keeping:
+    if not isinstance(store, RecordKeepingStore):
+        pytest.skip(f"{type(store).__name__} keeps results as data only (no complete_record)")
+    return store

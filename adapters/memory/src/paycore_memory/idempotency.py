@@ -1,9 +1,12 @@
 """``MemoryIdempotencyStore``: idempotency keys in a dictionary, with leases.
 
-A completed key keeps its result as compact JSON, as the SQL and Redis stores
-do, compressed (raw deflate, fastest level, small window): one small bytes object per key
-instead of a tree of small objects, and a replay gets a fresh copy that no
-caller can alter. The request's fingerprint is kept as its 32 digest bytes.
+A completed key keeps paycore's own immutable records (a checkout, a payment, a
+refund: :meth:`MemoryIdempotencyStore.complete_record`) as they are, shared,
+with no serialization either way. Any other result is kept as compact JSON, as
+the SQL and Redis stores do, compressed (raw deflate, fastest level, small
+window): one small bytes object per key instead of a tree of small objects,
+and a replay gets a fresh copy that no caller can alter. The request's
+fingerprint is kept as its 32 digest bytes.
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ class _Entry:
     expires_at: float
     """Lease deadline while running; end of retention once completed."""
     result: bytes | None = None
-    """The completed request's result as compressed JSON."""
+    """The completed request's result as compressed JSON (:meth:`MemoryIdempotencyStore.complete`)."""
+    record: object | None = None
+    """Or the result itself (:meth:`MemoryIdempotencyStore.complete_record`)."""
+
+    @property
+    def done(self) -> bool:
+        """True once the request completed (its result is kept)."""
+        return self.result is not None or self.record is not None
 
 
 _WINDOW_BITS = -10
@@ -77,12 +87,14 @@ class MemoryIdempotencyStore:
         now = self._clock()
         with self._lock:
             entry = self._entries.get((scope, key))
-            if entry is not None and entry.result is not None and entry.expires_at <= now:
+            if entry is not None and entry.done and entry.expires_at <= now:
                 del self._entries[scope, key]  # a completed record past its retention: forgotten
                 entry = None
             if entry is not None:
                 if entry.fingerprint != _digest(fingerprint):
                     raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
+                if entry.record is not None:
+                    return IdempotencyClaim(record=entry.record)
                 if entry.result is not None:
                     return IdempotencyClaim(result=json.loads(zlib.decompress(entry.result, _WINDOW_BITS)))
                 if entry.expires_at > now:
@@ -101,16 +113,24 @@ class MemoryIdempotencyStore:
             entry.token = None
             entry.expires_at = self._clock() + ttl_seconds
 
+    async def complete_record(self, *, scope: str, key: str, token: str, record: object, ttl_seconds: float) -> None:
+        """Keep ``record`` itself as the result if ``token`` still holds the key (an immutable record: shared)."""
+        with self._lock:
+            entry = self._owned(scope, key, token)
+            entry.record = record
+            entry.token = None
+            entry.expires_at = self._clock() + ttl_seconds
+
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key if ``token`` holds it."""
         with self._lock:
             entry = self._entries.get((scope, key))
-            if entry is not None and entry.token == token and entry.result is None:
+            if entry is not None and entry.token == token and not entry.done:
                 del self._entries[scope, key]
 
     def _owned(self, scope: str, key: str, token: str) -> _Entry:
         entry = self._entries.get((scope, key))
-        if entry is None or entry.token != token or entry.result is not None:
+        if entry is None or entry.token != token or entry.done:
             raise IdempotencyLeaseLost(
                 f"idempotency key {key!r}: this request's lease expired and another request took it over"
             )
