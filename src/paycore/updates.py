@@ -29,6 +29,8 @@ under the correctness rules:
 
 from __future__ import annotations
 
+from typing import Any
+
 from attrs import define, evolve
 
 from paycore import fsm
@@ -225,16 +227,17 @@ def _refund(change: Change, update: RefundUpdate) -> bool:
     )
     if refund is None:
         return _refund_made_elsewhere(change, update)
-    replaced = refund
+    changes: dict[str, Any] = {}
     if update.external_id and refund.external_id is None:
-        replaced = evolve(replaced, external_id=update.external_id)
+        changes["external_id"] = update.external_id
     if refund.status is RefundStatus.PENDING and update.status is not RefundStatus.PENDING:
         if update.status is RefundStatus.SUCCEEDED:
             if update.amount is None:
                 return True
             if _mismatch(change, refund.amount, update.amount, f"refund {refund.id} amount"):
                 return False
-        replaced = evolve(replaced, status=update.status, updated_at=change.now)
+        changes["status"] = update.status
+        changes["updated_at"] = change.now
         change.event(
             "refund_status_changed",
             from_status=refund.status.value,
@@ -242,7 +245,8 @@ def _refund(change: Change, update: RefundUpdate) -> bool:
             amount=refund.amount,
             refund_id=refund.id,
         )
-    if replaced != refund:
+    if changes:
+        replaced = evolve(refund, **changes)
         change.set(refunds=tuple(replaced if r.id == refund.id else r for r in payment.refunds))
     return False
 
