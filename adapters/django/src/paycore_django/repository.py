@@ -255,11 +255,11 @@ class DjangoPaymentRepository:
         del row["id"]
         matched = self._payments().filter(pk=payment.id, version=payment.version - 1).update(**row)
         if matched != 1:
-            stored = self._payments().filter(pk=payment.id).values_list("version", flat=True).first()
-            if stored is None:
+            version = self._payments().filter(pk=payment.id).values_list("version", flat=True).first()
+            if version is None:
                 raise PaymentNotFound(f"no payment {payment.id!r}")
             raise ConcurrentUpdate(
-                f"payment {payment.id} is at version {stored}; a write of version {payment.version} lost a race"
+                f"payment {payment.id} is at version {version}; a write of version {payment.version} lost a race"
             )
         refunds_changed = stored is None or stored.refunds != payment.refunds
         if refunds_changed:

@@ -140,7 +140,7 @@ class MemoryRepository:
         repeated = any(name in seen.get((provider, tenant), ()) for provider, tenant, name in keys)
         if repeated or len(set(keys)) != len(keys):
             raise ConcurrentUpdate(f"payment {payment.id}: a webhook receipt was recorded concurrently")
-        same_references = payment.references == stored.references and payment.external_id == stored.external_id
+        same_references = _references(payment) == _references(stored)
         if not same_references:
             self._check_references(payment)
         self._payments[payment.id] = payment

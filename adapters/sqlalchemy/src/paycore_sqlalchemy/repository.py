@@ -261,7 +261,7 @@ class SqlPaymentRepository:
         :class:`DuplicateExternalId` and changes nothing.
         """
         write = PaymentWrite(payment, events, receipts)
-        await self._writing(write.payment, lambda connection: _write(connection, write))
+        await self._writing(lambda connection: _write(connection, write), written=lambda: payment)
 
     async def update(self, lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
         """Read the payment ``lookup`` names, decide, write what was decided: one transaction, one thread hop."""
@@ -284,23 +284,21 @@ class SqlPaymentRepository:
                 _write(connection, write, stored=found[0])
             return found[0], write
 
-        return await self._writing(None, work, decided)
+        return await self._writing(work, written=lambda: decided[-1].payment if decided else None)
 
-    async def _writing(
-        self,
-        payment: Payment | None,
-        work: Callable[[sa.Connection], T],
-        decided: list[PaymentWrite] | None = None,
-    ) -> T:
-        """Run a writing ``work`` in one transaction, turning the database's refusals into paycore's errors."""
+    async def _writing(self, work: Callable[[sa.Connection], T], *, written: Callable[[], Payment | None]) -> T:
+        """Run a writing ``work`` in one transaction, turning the database's refusals into paycore's errors.
+
+        ``written`` says which payment ``work`` was writing when the database refused it.
+        """
         try:
             return await self.database.run(work, write=True)
         except exc.IntegrityError as error:
             _refuse_bad_input(error)
-            written = payment if payment is not None else decided[-1].payment if decided else None
-            if written is not None and _is_reference_taken(error):
-                raise await self._reference_taken(written) from None
-            what = f"payment {written.id}" if written is not None else "a payment"
+            payment = written()
+            if payment is not None and _is_reference_taken(error):
+                raise await self._reference_taken(payment) from None
+            what = f"payment {payment.id}" if payment is not None else "a payment"
             raise ConcurrentUpdate(f"{what}: a webhook receipt or event was recorded concurrently") from None
         except exc.StatementError as error:
             _refuse_bad_input(error)
