@@ -30,7 +30,8 @@ This module holds the record and the rules; :mod:`paycore.provider_calls` runs t
 
 from __future__ import annotations
 
-import secrets
+import base64
+import os
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -38,7 +39,7 @@ from attrs import frozen
 
 from paycore.money import Money
 
-__all__ = ["CallOperation", "CallState", "ProviderCall", "new_call_id"]
+__all__ = ["CallOperation", "CallState", "ProviderCall", "new_call_id", "random_token"]
 
 
 class CallOperation(StrEnum):
@@ -59,9 +60,18 @@ class CallState(StrEnum):
     """Sent, and no usable answer came back: only asking the provider settles it."""
 
 
+def random_token(nbytes: int) -> str:
+    """``nbytes`` from the operating system's random source, URL-safe base64 text.
+
+    What ``secrets.token_urlsafe`` returns, without importing ``secrets`` (and
+    with it ``random`` and ``hmac``) when paycore is imported.
+    """
+    return base64.urlsafe_b64encode(os.urandom(nbytes)).rstrip(b"=").decode()
+
+
 def new_call_id() -> str:
     """A fresh, unique provider-call id: ``call_...``."""
-    return f"call_{secrets.token_urlsafe(12)}"
+    return f"call_{random_token(12)}"
 
 
 @frozen(kw_only=True)

@@ -10,9 +10,7 @@ them together.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 from paycore.errors import ConfigurationError
@@ -30,6 +28,9 @@ def deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A TOML configuration file as a dict; :class:`ConfigurationError` if missing or invalid."""
+    import tomllib  # loaded on first use: a flow built from a mapping never needs it
+    from pathlib import Path
+
     try:
         with Path(path).open("rb") as file:
             return tomllib.load(file)

@@ -2,9 +2,10 @@
 
 It is defined once with ``transitions`` (:data:`MACHINE`), a single shared
 machine with no per-payment model: building a ``transitions.Machine`` for each
-payment would cost more than the rest of a webhook's work. At import the machine
-is compiled into a ``(status, trigger) -> status`` table, so a transition costs
-a dict lookup.
+payment would cost more than the rest of a webhook's work. The machine is built
+the first time a transition is asked for (importing paycore does not load
+``transitions``) and compiled into a ``(status, trigger) -> status`` table, so
+a transition costs a dict lookup.
 
 Statuses only move forward (see :data:`RANK`). A provider's confirmation of
 money after the payment expired, failed or was canceled here is the one way out
@@ -13,25 +14,27 @@ of those statuses (``confirm_late``), and the flow flags such payments for revie
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
-
-from transitions import Machine
+from typing import TYPE_CHECKING, Final
 
 from paycore.errors import InvalidTransition
 from paycore.status import PaymentStatus as S
 
+if TYPE_CHECKING:
+    from transitions import Machine
+
 __all__ = [
     "CAPTURED",
     "CLOSED",
-    "MACHINE",
     "OPEN",
     "RANK",
     "TRANSITIONS",
     "TRIGGERS",
     "allowed",
     "fire",
+    "machine",
     "mermaid",
     "next_status",
 ]
@@ -61,36 +64,52 @@ TRANSITIONS: Final[tuple[tuple[str, list[S] | S, S], ...]] = (
 )
 """``(trigger, sources, destination)`` rows: the whole definition."""
 
-MACHINE: Final = Machine(
-    model=None,
-    states=[status.value for status in S],
-    transitions=[
-        {
-            "trigger": trigger,
-            "source": [s.value for s in sources] if isinstance(sources, list) else sources.value,
-            "dest": dest.value,
-        }
-        for trigger, sources, dest in TRANSITIONS
-    ],
-    initial=S.PENDING.value,
-    auto_transitions=False,
-)
-"""The shared ``transitions`` machine; it holds the graph, not any payment's state."""
 
-TRIGGERS: Final = frozenset(MACHINE.events)
+@functools.cache
+def machine() -> Machine:
+    """The shared ``transitions`` machine (:data:`MACHINE`); it holds the graph, not any payment's state."""
+    from transitions import Machine
+
+    return Machine(
+        model=None,
+        states=[status.value for status in S],
+        transitions=[
+            {
+                "trigger": trigger,
+                "source": [s.value for s in sources] if isinstance(sources, list) else sources.value,
+                "dest": dest.value,
+            }
+            for trigger, sources, dest in TRANSITIONS
+        ],
+        initial=S.PENDING.value,
+        auto_transitions=False,
+    )
+
+
+def __getattr__(name: str) -> Machine:
+    if name == "MACHINE":
+        return machine()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+TRIGGERS: Final = frozenset(trigger for trigger, _, _ in TRANSITIONS)
 """Every trigger name the machine knows."""
 
-
-def _compile(machine: Machine) -> Mapping[tuple[S, str], S]:
-    table: dict[tuple[S, str], S] = {}
-    for trigger, event in machine.events.items():
-        for source, transitions in event.transitions.items():
-            (transition,) = transitions
-            table[S(source), trigger] = S(str(transition.dest))
-    return MappingProxyType(table)
+_TABLE: dict[tuple[S, str], S] = {}
+"""``(status, trigger) -> status``, compiled from the machine on first use (:func:`_table`)."""
 
 
-_TABLE: Final = _compile(MACHINE)
+def _table() -> dict[tuple[S, str], S]:
+    global _TABLE
+    if not _TABLE:
+        table: dict[tuple[S, str], S] = {}
+        for trigger, event in machine().events.items():
+            for source, transitions in event.transitions.items():
+                (transition,) = transitions
+                table[S(source), trigger] = S(str(transition.dest))
+        _TABLE = table  # one assignment: a concurrent reader sees no table or the whole one
+    return _TABLE
+
 
 RANK: Final[Mapping[S, int]] = MappingProxyType(
     {
@@ -112,7 +131,7 @@ moves a payment backwards."""
 
 def next_status(status: S, trigger: str) -> S | None:
     """The status ``trigger`` leads to from ``status``, or ``None`` if it may not fire."""
-    return _TABLE.get((status, trigger))
+    return (_TABLE or _table()).get((status, trigger))
 
 
 def allowed(status: S, trigger: str) -> bool:
@@ -121,12 +140,12 @@ def allowed(status: S, trigger: str) -> bool:
     The flow asks it before an operation too: ``allowed(status, "capture")``,
     ``allowed(status, "cancel")``, ``allowed(status, "refund_partially")`` (any refund).
     """
-    return (status, trigger) in _TABLE
+    return (status, trigger) in (_TABLE or _table())
 
 
 def fire(status: S, trigger: str) -> S:
     """The status ``trigger`` leads to; :class:`InvalidTransition` if it may not fire."""
-    destination = _TABLE.get((status, trigger))
+    destination = (_TABLE or _table()).get((status, trigger))
     if destination is None:
         if trigger not in TRIGGERS:
             raise InvalidTransition(f"unknown trigger {trigger!r}; known: {sorted(TRIGGERS)}")
@@ -138,7 +157,7 @@ def fire(status: S, trigger: str) -> S:
 def mermaid() -> str:
     """The machine as a Mermaid ``stateDiagram-v2``, drawn from :data:`MACHINE` itself."""
     lines = ["stateDiagram-v2", f"    [*] --> {S.PENDING.value}"]
-    for trigger, event in MACHINE.events.items():
+    for trigger, event in machine().events.items():
         for source, transitions in event.transitions.items():
             for transition in transitions:
                 lines.append(f"    {source} --> {transition.dest}: {trigger}")

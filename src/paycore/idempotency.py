@@ -19,7 +19,6 @@ mutating operations (the cash drawers) use it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -90,10 +89,12 @@ def scope_of(tenant: str | None) -> str:
 
 def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
     """The SHA-256 hex digest of ``operation`` and its canonical JSON ``arguments``."""
+    from hashlib import sha256  # loaded on first use: importing paycore stays cheap
+
     canonical = json.dumps(
         {"operation": operation, "arguments": arguments}, sort_keys=True, separators=(",", ":"), default=str
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return sha256(canonical.encode()).hexdigest()
 
 
 _BASE32: Final = "abcdefghijklmnopqrstuvwxyz234567"
@@ -107,7 +108,9 @@ def derived_id(prefix: str, scope: str, key: str) -> str:
     The id is the prefix and 120 bits of SHA-256, in lower-case RFC 4648 base32
     (what ``base64.b32encode`` gives, ten bits at a time from a table).
     """
-    digest = hashlib.sha256(f"{prefix}\x00{scope}\x00{key}".encode()).digest()
+    from hashlib import sha256  # loaded on first use: importing paycore stays cheap
+
+    digest = sha256(f"{prefix}\x00{scope}\x00{key}".encode()).digest()
     bits = int.from_bytes(digest[:15], "big")
     return f"{prefix}_" + "".join([_BASE32_PAIRS[(bits >> shift) & 1023] for shift in range(110, -1, -10)])
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -66,7 +65,9 @@ def _encode(data: Any) -> str:
 
 
 def _checksum(body: str) -> str:
-    return hashlib.sha256(body.encode()).hexdigest()[:_CHECK_LENGTH]
+    from hashlib import sha256  # loaded on first use: importing paycore stays cheap
+
+    return sha256(body.encode()).hexdigest()[:_CHECK_LENGTH]
 
 
 @frozen(kw_only=True)
@@ -144,7 +145,7 @@ class PaymentListing:
             None if self.created_before is None else self.created_before.isoformat(),
             self.newest_first,
         ]
-        return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:_CHECK_LENGTH]
+        return _checksum(json.dumps(described))
 
     def cursor_after(self, payment: Payment) -> str:
         """The cursor of the page that follows ``payment`` in this listing."""

@@ -8,10 +8,9 @@ fails loudly. Every failure names the plugin at fault.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pluggy
 from attrs import define, field, frozen
@@ -21,6 +20,9 @@ from paycore.errors import DuplicateRegistration, PluginLoadError
 from paycore.hookcalls import call_registration_hook, current_plugin
 from paycore.hookspecs import IdempotencyStoreFactory, RepositoryFactory
 from paycore.providers import Provider
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = [
     "ENTRY_POINT_GROUP",

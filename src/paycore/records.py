@@ -7,7 +7,6 @@ rows are the append-only history of every change.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
@@ -16,7 +15,7 @@ from typing import Any, Final
 
 from attrs import Attribute, field, frozen
 
-from paycore.calls import ProviderCall
+from paycore.calls import ProviderCall, random_token
 from paycore.money import Money
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.wire import (
@@ -61,7 +60,7 @@ def utcnow() -> datetime:
 
 def new_id(prefix: str) -> str:
     """A random, URL-safe, sortable-enough identifier: ``pay_3kT9...``."""
-    return f"{prefix}_{secrets.token_urlsafe(15)}"
+    return f"{prefix}_{random_token(15)}"
 
 
 def event_id(payment_id: str, sequence: int) -> str:

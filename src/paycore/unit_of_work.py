@@ -11,7 +11,6 @@ once, in one process or several, end as they would in sequence. Observers
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final, cast
@@ -33,6 +32,13 @@ MAX_ATTEMPTS: Final = 25
 
 Build = Callable[[Payment], "Change | None"]
 """Builds the change to store from the freshest payment (``None``: nothing to change)."""
+
+
+async def _back_off(attempt: int) -> None:
+    """Sleep a random part of ``attempt`` × 2 ms before retrying a write another writer won."""
+    from random import uniform  # only a contended write needs it
+
+    await anyio.sleep(uniform(0, 0.002 * attempt))
 
 
 class PaymentWriter:
@@ -112,7 +118,7 @@ class PaymentWriter:
                 payment = None
                 if not fresh:
                     continue  # the caller's copy was stale: read and decide again at once
-                await anyio.sleep(random.uniform(0, 0.002 * attempt))
+                await _back_off(attempt)
                 continue
             await self.notify(write.events, write.payment)
             return write.payment
@@ -158,7 +164,7 @@ class PaymentWriter:
             try:
                 read, written = await repository.update(lookup, decide)
             except ConcurrentUpdate:
-                await anyio.sleep(random.uniform(0, 0.002 * tries))
+                await _back_off(tries)
                 continue
             if written is None:
                 return read
