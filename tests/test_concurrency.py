@@ -65,9 +65,13 @@ def _interleave(flow: PaymentFlow, monkeypatch: pytest.MonkeyPatch) -> list[Conc
 
     monkeypatch.setattr(repository, "save", counting_save)
 
-    async def racing_update(lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
+    async def racing_update(
+        lookup: PaymentLookup, decide: Decide, *, known: Payment | None = None
+    ) -> tuple[Payment, PaymentWrite | None]:
         """A unit of work that does not lock: read, yield, decide, write with the version check."""
-        if lookup.payment_id is not None:
+        if known is not None:
+            payment = known
+        elif lookup.payment_id is not None:
             payment = await repository.get(lookup.payment_id)
         else:
             assert lookup.provider is not None

@@ -23,7 +23,7 @@ from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.errors import IdempotencyKeyReused, PaymentBusy
 from paycore.hookcalls import validate_payment
-from paycore.idempotency import IdempotentRunner, KeyBinding, scope_of
+from paycore.idempotency import IdempotentRunner, KeyBinding, KeyCompleter, scope_of
 from paycore.money import Money
 from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
@@ -95,7 +95,7 @@ class PaymentActions:
         async def execute(binding: KeyBinding | None) -> Checkout:
             existing = await self._earlier_payment(binding)
             if existing is not None:
-                return await self._resume_create(existing, chosen, amount, order_id, tenant)
+                return await self._resume_create(existing, chosen, amount, order_id, tenant, binding)
             now = self.now()
             draft = Payment(
                 id=binding.new_id("pay") if binding is not None else new_id("pay"),
@@ -121,7 +121,7 @@ class PaymentActions:
             payment = change.result()
             assert payment is not None
             await self.writer.add(payment, change.events)
-            return await self._initiate(payment, call, chosen)
+            return await self._initiate(payment, call, chosen, binding)
 
         return await self.idempotency.run(
             operation="create_payment",
@@ -144,7 +144,13 @@ class PaymentActions:
         return None
 
     async def _resume_create(
-        self, existing: Payment, chosen: Provider, amount: Money, order_id: str, tenant: str | None
+        self,
+        existing: Payment,
+        chosen: Provider,
+        amount: Money,
+        order_id: str,
+        tenant: str | None,
+        binding: KeyBinding | None,
     ) -> Checkout:
         """Carry on a create whose first attempt stored the payment (crash, or not sent)."""
         if (existing.amount, existing.provider, existing.order_id, existing.tenant) != (
@@ -160,14 +166,23 @@ class PaymentActions:
             started, call = await self.calls.begin(
                 existing.id, CallOperation.INITIATE, operations.require_unsent, known=existing
             )
-            return await self._initiate(started, call, chosen)
+            return await self._initiate(started, call, chosen, binding)
         return Checkout(existing, existing.next_action)
 
-    async def _initiate(self, payment: Payment, call: ProviderCall, chosen: Provider) -> Checkout:
+    async def _initiate(
+        self, payment: Payment, call: ProviderCall, chosen: Provider, binding: KeyBinding | None
+    ) -> Checkout:
         answer = await self.calls.ask(chosen.initiate(payment), payment, call, provider=chosen)
-        finished = await self.calls.finish(payment.id, call, answer, chosen, known=payment)
         action = answer.next_action if isinstance(answer, ProviderUpdate) else None
-        return Checkout(finished, action or finished.next_action)
+        return await self.calls.conclude(
+            payment.id,
+            call,
+            answer,
+            chosen,
+            lambda finished: Checkout(finished, action or finished.next_action),
+            known=payment,
+            completer=_completer(binding),
+        )
 
     async def capture(
         self,
@@ -191,7 +206,9 @@ class PaymentActions:
                 known=payment,
             )
             answer = await self.calls.ask(chosen.capture(started, wanted), started, call, provider=chosen)
-            return await self.calls.finish(payment_id, call, answer, chosen, known=started)
+            return await self.calls.conclude(
+                payment_id, call, answer, chosen, _itself, known=started, completer=_completer(binding)
+            )
 
         arguments = {"payment_id": payment_id, "amount": serialization.unstructure(amount)}
         return await self._run("capture", tenant, idempotency_key, arguments, execute, Payment)
@@ -213,7 +230,9 @@ class PaymentActions:
                 known=payment,
             )
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
-            return await self.calls.finish(payment_id, call, answer, chosen, known=started)
+            return await self.calls.conclude(
+                payment_id, call, answer, chosen, _itself, known=started, completer=_completer(binding)
+            )
 
         return await self._run("cancel", tenant, idempotency_key, {"payment_id": payment_id}, execute, Payment)
 
@@ -282,8 +301,15 @@ class PaymentActions:
                 if isinstance(answer, RefundUpdate)
                 else answer
             )
-            finished = await self.calls.finish(payment_id, call, update, chosen, known=started)
-            return finished.refund(refund_id)
+            return await self.calls.conclude(
+                payment_id,
+                call,
+                update,
+                chosen,
+                lambda finished: finished.refund(refund_id),
+                known=started,
+                completer=_completer(binding),
+            )
 
         arguments = {
             "payment_id": payment_id,
@@ -317,6 +343,16 @@ class PaymentActions:
             result_type=result_type,
         )
         return result
+
+
+def _itself(payment: Payment) -> Payment:
+    """The result of an operation that returns the payment it leaves."""
+    return payment
+
+
+def _completer(binding: KeyBinding | None) -> KeyCompleter | None:
+    """What completes the operation's key with its last write, if anything can."""
+    return binding.completer if binding is not None else None
 
 
 def _earlier_refund(payment: Payment, binding: KeyBinding | None) -> Refund | None:

@@ -91,6 +91,7 @@ class PaymentFlow(PaymentActions):
             ttl_seconds=config.idempotency_ttl,
             clock=clock,
             required=config.idempotency_required,
+            completes_keys_of=self.writer.completes_keys_of,
         )
         """The idempotency runner every mutating call goes through (plugins' included)."""
         self.calls = ProviderCalls(

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import anyio
-from attrs import field, frozen
+from attrs import define, field, frozen
 
 from paycore import serialization
 from paycore.errors import (
@@ -39,7 +39,7 @@ from paycore.errors import (
     ValidationError,
 )
 from paycore.records import Checkout, Payment, Refund
-from paycore.storage import IdempotencyStore, RecordKeepingStore
+from paycore.storage import IdempotencyStore, KeyCompletion, RecordKeepingStore
 
 __all__ = [
     "KEPT_AS_RECORDS",
@@ -47,10 +47,12 @@ __all__ = [
     "RELEASE_ON",
     "IdempotentRunner",
     "KeyBinding",
+    "KeyCompleter",
     "check_key",
     "derived_id",
     "fingerprint",
     "scope_of",
+    "stored_result",
 ]
 
 log = logging.getLogger("paycore.idempotency")
@@ -115,6 +117,47 @@ def derived_id(prefix: str, scope: str, key: str) -> str:
     return f"{prefix}_" + "".join([_BASE32_PAIRS[(bits >> shift) & 1023] for shift in range(110, -1, -10)])
 
 
+@define(eq=False)
+class KeyCompleter:
+    """Completes an operation's idempotency key with the operation's last payment write.
+
+    The runner hands one to the operation (:attr:`KeyBinding.completer`) when
+    the repository can complete keys of the store in its own writes
+    (:class:`~paycore.storage.CompletingRepository`). The operation asks it for
+    a :class:`~paycore.storage.KeyCompletion` of its result as it makes its last
+    write, and returns that very result; the runner then has nothing left to do.
+    """
+
+    store: IdempotencyStore
+    scope: str
+    key: str
+    token: str
+    ttl_seconds: float
+    result: object = None
+    """The result of the last completion asked for."""
+    completion: KeyCompletion | None = None
+    """The last completion asked for; its ``completed`` says whether its write committed it."""
+
+    def completing(self, result: object) -> KeyCompletion:
+        """The completion that stores ``result`` for the key (the operation's last write carries it)."""
+        self.result = result
+        self.completion = KeyCompletion(
+            self.store, self.scope, self.key, self.token, stored_result(result), self.ttl_seconds
+        )
+        return self.completion
+
+    def completed(self, result: object) -> bool | None:
+        """Whether a write completed the key with ``result`` itself (``None``: no write did)."""
+        if self.completion is None or self.result is not result:
+            return None
+        return self.completion.completed
+
+
+def stored_result(result: object) -> Mapping[str, Any]:
+    """``result`` as an idempotency store keeps it (read back with :func:`paycore.serialization.structure`)."""
+    return {"value": serialization.unstructure_compact(result)}
+
+
 @frozen
 class KeyBinding:
     """The ids a key names while it is bound (for ``ttl`` after its record was created).
@@ -130,6 +173,8 @@ class KeyBinding:
     key: str
     now: datetime
     ttl: timedelta
+    completer: KeyCompleter | None = field(default=None, eq=False, repr=False)
+    """Completes the key with the operation's last write, when the repository can (else ``None``)."""
     _ids: dict[tuple[str, int], str] = field(init=False, factory=dict, eq=False, repr=False)
     """The ids worked out so far (an operation asks for the same one more than once)."""
 
@@ -182,7 +227,9 @@ class IdempotentRunner:
         ttl_seconds: float,
         clock: Callable[[], datetime],
         required: bool = False,
+        completes_keys_of: Callable[[IdempotencyStore], bool] | None = None,
     ) -> None:
+        self._completes_keys_of = completes_keys_of
         self.store = store
         self.lease_seconds = lease_seconds
         self.ttl_seconds = ttl_seconds
@@ -198,6 +245,7 @@ class IdempotentRunner:
     def store(self, store: IdempotencyStore) -> None:
         self._store = store
         self._keeps_records = isinstance(store, RecordKeepingStore)
+        self._completed_by_writes = self._completes_keys_of is not None and self._completes_keys_of(store)
 
     def __repr__(self) -> str:
         return f"<IdempotentRunner store={type(self.store).__name__} ttl={self.ttl_seconds:g}s>"
@@ -228,7 +276,7 @@ class IdempotentRunner:
             if self.required:
                 raise ValidationError(f"{operation} needs an idempotency_key (idempotency_required is set)")
             return await execute(None)
-        binding = self.binding(scope, key)
+        check_key(key)
         claim = await self.store.claim(
             scope=scope,
             key=key,
@@ -240,12 +288,21 @@ class IdempotentRunner:
         if claim.result is not None:
             return serialization.structure(claim.result["value"], result_type)
         assert claim.token is not None
+        completer = (
+            KeyCompleter(self.store, scope, key, claim.token, self.ttl_seconds) if self._completed_by_writes else None
+        )
+        binding = KeyBinding(scope, key, self.clock(), timedelta(seconds=self.ttl_seconds), completer)
         try:
             result = await execute(binding)
         except release_on:
             with anyio.CancelScope(shield=True):
                 await self.store.release(scope=scope, key=key, token=claim.token)
             raise
+        completed = completer.completed(result) if completer is not None else None
+        if completed is not None:
+            if not completed:
+                log.warning("idempotency key %r was taken over before %s finished; its result is kept", key, operation)
+            return result  # the operation's last write completed the key
         try:
             if self._keeps_records and type(result) in KEPT_AS_RECORDS:
                 await self.store.complete_record(  # type: ignore[attr-defined]  # a RecordKeepingStore
@@ -253,11 +310,7 @@ class IdempotentRunner:
                 )
             else:
                 await self.store.complete(
-                    scope=scope,
-                    key=key,
-                    token=claim.token,
-                    result={"value": serialization.unstructure_compact(result)},
-                    ttl_seconds=self.ttl_seconds,
+                    scope=scope, key=key, token=claim.token, result=stored_result(result), ttl_seconds=self.ttl_seconds
                 )
         except IdempotencyLeaseLost:
             log.warning("idempotency key %r was taken over before %s finished; its result is kept", key, operation)

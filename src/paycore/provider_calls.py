@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from attrs import evolve, frozen
@@ -46,11 +46,16 @@ from paycore.unit_of_work import PaymentWriter
 from paycore.updates import Applied, apply_report, fail_refund, flag_missing_amount, settles_call
 from paycore.wire import InvalidReport
 
+if TYPE_CHECKING:
+    from paycore.idempotency import KeyCompleter
+    from paycore.storage import KeyCompletion
+
 __all__ = ["Answer", "ProviderCalls", "Unknown"]
 
 log = logging.getLogger("paycore.provider_calls")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @frozen
@@ -182,12 +187,14 @@ class ProviderCalls:
         provider: Provider,
         *,
         known: Payment | None = None,
+        complete: Callable[[Payment], KeyCompletion | None] | None = None,
     ) -> Payment:
         """Apply the answer to ``call`` and clear it, if the payment still carries it.
 
         If someone settled the call meanwhile (its lease had run out), the answer
         is applied as any report would be, and the payment's current call is left alone.
-        ``known`` is the payment as the call was written down (see :meth:`PaymentWriter.mutate`).
+        ``known`` is the payment as the call was written down (see :meth:`PaymentWriter.mutate`);
+        ``complete`` gives the idempotency key the write completes (see :meth:`conclude`).
         """
 
         def build(payment: Payment) -> Change | None:
@@ -214,15 +221,49 @@ class ProviderCalls:
             return change
 
         try:
-            finished = await self.writer.mutate(payment_id, build, known=known)
+            finished = await self.writer.mutate(payment_id, build, known=known, complete=complete)
         except BaseException:
             log.error("could not record the answer to %s of payment %s", call.operation.value, payment_id)
             raise
-        mine = finished.pending_call
-        if mine is not None and mine.id == call.id and mine.unknown and not isinstance(answer, Unknown):
+        if _asks_again(finished, call, answer):
             # The answer named no amount: ask the provider for the amounts before anything else.
             finished = await self.settle_if_possible(finished, provider)
         return finished
+
+    async def conclude(
+        self,
+        payment_id: str,
+        call: ProviderCall,
+        answer: Answer,
+        provider: Provider,
+        result: Callable[[Payment], R],
+        *,
+        known: Payment | None = None,
+        completer: KeyCompleter | None = None,
+    ) -> R:
+        """:meth:`finish` an operation's call and return the operation's ``result`` of the payment it leaves.
+
+        With a ``completer`` (the operation's idempotency key, see
+        :class:`~paycore.idempotency.KeyCompleter`), the write that records the
+        answer also completes the key with that result, when it is the
+        operation's last write: one unit of work fewer.
+        """
+        concluded: list[tuple[Payment, R]] = []
+
+        def complete(written: Payment) -> KeyCompletion | None:
+            if completer is None or _asks_again(written, call, answer):
+                return None
+            outcome = result(written)
+            concluded.append((written, outcome))
+            return completer.completing(outcome)
+
+        finished = await self.finish(
+            payment_id, call, answer, provider, known=known, complete=complete if completer is not None else None
+        )
+        for written, outcome in reversed(concluded):
+            if written is finished:
+                return outcome  # the very result the write stored for the key
+        return result(finished)
 
     async def undo(self, payment_id: str, call: ProviderCall, *, known: Payment | None = None) -> None:
         """Undo a written-down call whose request never left: nothing happened."""
@@ -320,6 +361,12 @@ def _as_answer_to(call: ProviderCall, update: ProviderUpdate) -> ProviderUpdate:
     if call.closes_abandoned_payment and update.outcome is Outcome.CANCELED:
         return evolve(update, outcome=Outcome.EXPIRED, message=update.message or "abandoned; canceled at the provider")
     return update
+
+
+def _asks_again(payment: Payment, call: ProviderCall, answer: Answer) -> bool:
+    """True when the answer to ``call`` named no amount, so the provider is asked again at once."""
+    mine = payment.pending_call
+    return mine is not None and mine.id == call.id and mine.unknown and not isinstance(answer, Unknown)
 
 
 def _capture_of(call: ProviderCall | None) -> Money | None:

@@ -13,15 +13,17 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from attrs import frozen
+from attrs import define, frozen
 
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
 from paycore.status import PaymentStatus
 
 __all__ = [
+    "CompletingRepository",
     "Decide",
     "IdempotencyClaim",
     "IdempotencyStore",
+    "KeyCompletion",
     "PaymentLookup",
     "PaymentRepository",
     "PaymentWrite",
@@ -147,6 +149,27 @@ class PaymentLookup:
         return repr(self.payment_id) if self.payment_id is not None else repr(self.reference)
 
 
+@define
+class KeyCompletion:
+    """An idempotency key to complete in the same unit of work as a payment write.
+
+    The flow attaches one to an operation's last write (:attr:`PaymentWrite.completion`)
+    only for a :class:`CompletingRepository` that said it can complete keys of
+    ``store``. The repository stores ``result`` for the key as ``store.complete``
+    would, only if ``token`` still holds it, and sets :attr:`completed`.
+    """
+
+    store: IdempotencyStore
+    scope: str
+    key: str
+    token: str
+    result: Mapping[str, Any]
+    ttl_seconds: float
+    completed: bool | None = None
+    """Set by the repository when the write commits: ``True`` stored; ``False`` the lease was lost
+    (another request took the key over), and the payment write stands all the same."""
+
+
 @frozen
 class PaymentWrite:
     """What :meth:`UpdatingRepository.update` writes: the next version, its events, a webhook's receipts."""
@@ -154,6 +177,8 @@ class PaymentWrite:
     payment: Payment
     events: Sequence[PaymentEvent] = ()
     receipts: Sequence[WebhookReceipt] = ()
+    completion: KeyCompletion | None = None
+    """An idempotency key the same unit of work completes (only for a :class:`CompletingRepository`)."""
 
 
 Decide = Callable[[Payment], "PaymentWrite | None"]
@@ -169,7 +194,9 @@ class UpdatingRepository(Protocol):
     worker-thread hop instead of a read and a write.
     """
 
-    async def update(self, lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
+    async def update(
+        self, lookup: PaymentLookup, decide: Decide, *, known: Payment | None = None
+    ) -> tuple[Payment, PaymentWrite | None]:
         """Read the payment ``lookup`` names, call ``decide`` on it, write what it returns; all or nothing.
 
         Returns the payment as read and what was written (``None``: nothing).
@@ -178,7 +205,26 @@ class UpdatingRepository(Protocol):
         follows every rule of :meth:`PaymentRepository.save` (the version
         check, unique receipts, references another payment holds). Raises
         :class:`~paycore.errors.PaymentNotFound` if no payment matches.
+
+        ``known`` is the caller's copy of the payment: ``decide`` runs on it
+        without a read, and the write's version check proves it is the stored
+        version (:class:`~paycore.errors.ConcurrentUpdate` otherwise, and nothing
+        is written). What did not change since ``known`` need not be written again.
         """
+        ...
+
+
+@runtime_checkable
+class CompletingRepository(Protocol):
+    """A repository that can complete idempotency keys in its own writes (optional).
+
+    When the idempotency store keeps its keys in the repository's database, an
+    operation's last write and the completion of its key can be one
+    transaction: one unit of work fewer per keyed request.
+    """
+
+    def completes_keys_of(self, store: IdempotencyStore) -> bool:
+        """True when this repository's writes can complete keys of ``store`` (:attr:`PaymentWrite.completion`)."""
         ...
 
 

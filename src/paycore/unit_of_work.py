@@ -23,7 +23,15 @@ from paycore.changes import Change
 from paycore.errors import ConcurrentUpdate, PaycoreError, PaymentNotFound
 from paycore.hookcalls import notify_observers
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
-from paycore.storage import PaymentLookup, PaymentRepository, PaymentWrite, UpdatingRepository
+from paycore.storage import (
+    CompletingRepository,
+    IdempotencyStore,
+    KeyCompletion,
+    PaymentLookup,
+    PaymentRepository,
+    PaymentWrite,
+    UpdatingRepository,
+)
 
 __all__ = ["MAX_ATTEMPTS", "Delivery", "PaymentWriter"]
 
@@ -32,10 +40,12 @@ MAX_ATTEMPTS: Final = 25
 
 Build = Callable[[Payment], "Change | None"]
 """Builds the change to store from the freshest payment (``None``: nothing to change)."""
+Complete = Callable[[Payment], "KeyCompletion | None"]
+"""The idempotency key a write of this payment (the next version) completes, if it is the operation's last."""
 
 
 async def _back_off(attempt: int) -> None:
-    """Sleep a random part of ``attempt`` × 2 ms before retrying a write another writer won."""
+    """Sleep a random part of ``attempt`` times 2 ms before retrying a write another writer won."""
     from random import uniform  # only a contended write needs it
 
     await anyio.sleep(uniform(0, 0.002 * attempt))
@@ -48,6 +58,11 @@ class PaymentWriter:
         self.repository = repository
         self.plugin_manager = plugin_manager
         self._updates = isinstance(repository, UpdatingRepository)
+
+    def completes_keys_of(self, store: IdempotencyStore) -> bool:
+        """True when a write can complete an idempotency key of ``store`` in its own unit of work."""
+        repository = self.repository
+        return self._updates and isinstance(repository, CompletingRepository) and repository.completes_keys_of(store)
 
     async def load(self, payment_id: str, tenant: str | None = None) -> Payment:
         """The payment, if visible to ``tenant`` (``None``: unscoped); :class:`PaymentNotFound` otherwise.
@@ -75,6 +90,7 @@ class PaymentWriter:
         *,
         receipt: WebhookReceipt | None = None,
         known: Payment | None = None,
+        complete: Complete | None = None,
     ) -> Payment:
         """Load, change, store; on a lost race reload and re-apply. One unit of work per try.
 
@@ -85,7 +101,8 @@ class PaymentWriter:
         it was still current. A decision that changes nothing or refuses is
         only ever taken on a copy read here, so a stale ``known`` never decides alone.
         Without a copy in hand, a repository that can (:class:`~paycore.storage.UpdatingRepository`)
-        reads, decides and writes in one unit of work.
+        reads, decides and writes in one unit of work. ``complete`` names the
+        idempotency key the write completes (only when :meth:`completes_keys_of` its store).
         """
         payment = known
         for attempt in range(MAX_ATTEMPTS):
@@ -97,7 +114,7 @@ class PaymentWriter:
             if payment is None:
                 if self._updates:
                     delivery = Delivery.of(receipt) if receipt is not None else None
-                    return await self._update_loop(PaymentLookup.by_id(payment_id), build, delivery, attempt)
+                    return await self._update_loop(PaymentLookup.by_id(payment_id), build, delivery, attempt, complete)
                 payment = await self.repository.get(payment_id)
             try:
                 change = build(payment)
@@ -106,14 +123,19 @@ class PaymentWriter:
                     raise
                 payment = None  # refused on the caller's copy: decide again on the stored one
                 continue
-            write = _write(payment, change, receipt)
+            write = _write(payment, change, receipt, complete)
             if write is None:
                 if fresh:
                     return payment
                 payment = None  # nothing to change on the caller's copy: confirm on the stored one
                 continue
             try:
-                await self.repository.save(write.payment, write.events, write.receipts)
+                if self._updates:  # a write over the copy in hand: what did not change is not written again
+                    await cast(UpdatingRepository, self.repository).update(
+                        PaymentLookup.by_id(payment_id), _decided(write), known=payment
+                    )
+                else:
+                    await self.repository.save(write.payment, write.events, write.receipts)
             except ConcurrentUpdate:
                 payment = None
                 if not fresh:
@@ -150,13 +172,19 @@ class PaymentWriter:
         return await self.repository.has_receipt(delivery.provider, delivery.tenant, delivery.event_id)
 
     async def _update_loop(
-        self, lookup: PaymentLookup, build: Build, delivery: Delivery | None, attempt: int
+        self,
+        lookup: PaymentLookup,
+        build: Build,
+        delivery: Delivery | None,
+        attempt: int,
+        complete: Complete | None = None,
     ) -> Payment:
         """:meth:`mutate` in one unit of work per try: read, decide and write together."""
         repository = cast(UpdatingRepository, self.repository)  # checked once, in __init__
 
         def decide(payment: Payment) -> PaymentWrite | None:
-            return _write(payment, build(payment), delivery.receipt(payment.id) if delivery is not None else None)
+            receipt = delivery.receipt(payment.id) if delivery is not None else None
+            return _write(payment, build(payment), receipt, complete)
 
         for tries in range(attempt, MAX_ATTEMPTS):
             if tries > attempt and delivery is not None and await self._seen(delivery):
@@ -203,7 +231,14 @@ class Delivery:
         )
 
 
-def _write(payment: Payment, change: Change | None, receipt: WebhookReceipt | None) -> PaymentWrite | None:
+def _decided(write: PaymentWrite) -> Callable[[Payment], PaymentWrite]:
+    """A decision taken already: ``write``, whatever the payment read."""
+    return lambda _: write
+
+
+def _write(
+    payment: Payment, change: Change | None, receipt: WebhookReceipt | None, complete: Complete | None = None
+) -> PaymentWrite | None:
     """What storing ``change`` of ``payment`` writes (``None``: nothing); a receipt alone bumps the version."""
     updated = change.result() if change is not None else None
     if updated is None:
@@ -211,4 +246,5 @@ def _write(payment: Payment, change: Change | None, receipt: WebhookReceipt | No
             return None
         updated = evolve(payment, version=payment.version + 1)
     events = change.events if change is not None else ()
-    return PaymentWrite(updated, events, (receipt,) if receipt is not None else ())
+    completion = complete(updated) if complete is not None else None
+    return PaymentWrite(updated, events, (receipt,) if receipt is not None else (), completion)

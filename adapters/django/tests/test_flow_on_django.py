@@ -72,3 +72,41 @@ async def test_create_webhook_and_refund_are_stored_and_survive_a_restart(using:
     assert (status, amount, captured, currency) == ("partially_refunded", 5000, 5000, "XOF")
     assert version == payment.version
     assert receipts == 1
+
+
+async def test_a_keyed_request_completes_its_key_in_the_unit_of_its_last_write(
+    using: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's own ``complete`` (a unit of work of its own) is not needed: the last write completes the key."""
+    separately: list[str] = []
+    complete = DjangoIdempotencyStore.complete
+
+    async def counted(self: DjangoIdempotencyStore, **arguments: Any) -> None:
+        separately.append(arguments["key"])
+        await complete(self, **arguments)
+
+    monkeypatch.setattr(DjangoIdempotencyStore, "complete", counted)
+    async with PaymentFlow.from_config(_config(using), plugins=[paycore.testing.fake]) as flow:
+        assert isinstance(flow.repository, DjangoPaymentRepository)
+        assert flow.repository.completes_keys_of(flow.idempotency_store)
+        fake = _fake(flow)
+        fake.script("initiate", "pending")
+        checkout = await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="fake", order_id="T7", idempotency_key="c7"
+        )
+        await flow.handle_webhook("fake", *fake.webhook(checkout.payment.id, outcome=Outcome.SUCCEEDED))
+        refund = await flow.refund(checkout.payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r7")
+        assert separately == []
+
+        def tokens() -> list[Any]:
+            rows = models.IdempotencyRecord.objects.using(using).filter(key__in=["c7", "r7"])
+            return sorted((row.key, row.token, row.result is not None) for row in rows)
+
+        assert await run_unit(using, tokens, atomic=False) == [("c7", None, True), ("r7", None, True)]
+        sent = len(fake.calls)
+        replayed = await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="fake", order_id="T7", idempotency_key="c7"
+        )
+        assert replayed == checkout
+        assert await flow.refund(checkout.payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r7") == refund
+        assert len(fake.calls) == sent

@@ -17,7 +17,7 @@ from paycore.errors import ConcurrentUpdate, PaymentNotFound, ValidationError
 from paycore.records import Payment
 from paycore.status import PaymentStatus
 from paycore.storage import PaymentLookup, PaymentWrite, UpdatingRepository
-from paycore.testing.records import make_event, make_payment, make_receipt, next_version
+from paycore.testing.records import make_event, make_payment, make_receipt, next_version, rich_payment
 
 __all__ = ["UpdateConformance"]
 
@@ -118,3 +118,41 @@ class UpdateConformance:
                 group.start_soon(writer)
         stored = await repository.get(payment.id)
         assert (stored.description, stored.version) == ("8", payment.version + 8)
+
+    async def test_an_update_over_the_copy_in_hand_writes_it_without_losing_what_it_did_not_change(
+        self, repository: Any
+    ) -> None:
+        updating = _updating(repository)
+        payment = rich_payment()  # refunds and references the write leaves as they are
+        await repository.add(payment, [make_event(payment, 1, "created")])
+        seen: list[Payment] = []
+
+        def decide(current: Payment) -> PaymentWrite:
+            seen.append(current)
+            return PaymentWrite(next_version(current, description="paid at the till"), [make_event(current, 2)])
+
+        read, written = await updating.update(PaymentLookup.by_id(payment.id), decide, known=payment)
+        assert seen == [payment]
+        assert read is payment
+        assert written is not None
+        stored = await repository.get(payment.id)
+        assert stored == written.payment
+        assert stored.refunds == payment.refunds
+        for reference in payment.references:
+            assert await repository.get_by_external_id(payment.provider, payment.tenant, reference) == stored
+        assert [e.sequence for e in await repository.list_events(payment.id)] == [1, 2]
+
+    async def test_an_update_over_a_stale_copy_is_refused_and_changes_nothing(self, repository: Any) -> None:
+        updating = _updating(repository)
+        payment = make_payment()
+        await repository.add(payment, [])
+        current = next_version(payment, description="changed meanwhile")
+        await repository.save(current, [])
+
+        def decide(stale: Payment) -> PaymentWrite:
+            return PaymentWrite(next_version(stale, description="decided on a stale copy"), [make_event(stale, 2)])
+
+        with pytest.raises(ConcurrentUpdate):
+            await updating.update(PaymentLookup.by_id(payment.id), decide, known=payment)
+        assert await repository.get(payment.id) == current
+        assert await repository.list_events(payment.id) == []

@@ -134,16 +134,25 @@ class DjangoIdempotencyStore:
         self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
     ) -> None:
         """Store ``result`` for ``ttl_seconds`` if ``token`` still holds the key; else :class:`IdempotencyLeaseLost`."""
-        query = self._records().filter(scope=scope, key=key, token=token)
-        stored = dict(result)
-        expires_at = self._clock() + ttl_seconds
-        done = await run_unit(
-            self.using, lambda: query.update(token=None, result=stored, expires_at=expires_at), atomic=False
-        )
-        if done != 1:
+
+        def work() -> bool:
+            return self.complete_in_unit(scope=scope, key=key, token=token, result=result, ttl_seconds=ttl_seconds)
+
+        if not await run_unit(self.using, work, atomic=False):
             raise IdempotencyLeaseLost(
                 f"idempotency key {key!r}: this request's lease expired and another request took it over"
             )
+
+    def complete_in_unit(
+        self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
+    ) -> bool:
+        """:meth:`complete` inside a unit of work already running: True if ``token`` held the key.
+
+        The repository on the same database completes a key this way in the
+        transaction of the operation's last write.
+        """
+        query = self._records().filter(scope=scope, key=key, token=token)
+        return bool(query.update(token=None, result=dict(result), expires_at=self._clock() + ttl_seconds) == 1)
 
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""

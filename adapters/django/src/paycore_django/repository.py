@@ -50,9 +50,10 @@ from paycore.rows import (
     refund_values,
 )
 from paycore.status import PaymentStatus
-from paycore.storage import Decide, PaymentLookup, PaymentWrite
+from paycore.storage import Decide, IdempotencyStore, PaymentLookup, PaymentWrite
 from paycore_django import models
 from paycore_django.databases import check_database
+from paycore_django.idempotency import DjangoIdempotencyStore
 from paycore_django.units import run_unit
 
 __all__ = ["DjangoPaymentRepository"]
@@ -149,6 +150,10 @@ class DjangoPaymentRepository:
     def __repr__(self) -> str:
         return f"<DjangoPaymentRepository using={self.using!r}>"
 
+    def completes_keys_of(self, store: IdempotencyStore) -> bool:
+        """True when ``store`` keeps its keys on this database alias: a write then completes a key in its unit."""
+        return isinstance(store, DjangoIdempotencyStore) and store.using == self.using
+
     def _payments(self) -> QuerySet[models.Payment]:
         return models.Payment.objects.using(self.using)
 
@@ -215,8 +220,10 @@ class DjangoPaymentRepository:
         except IntegrityError as error:
             raise _refusal(error, payment, _receipt_race(payment)) from None
 
-    async def update(self, lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
-        """Read the payment ``lookup`` names, decide, write what was decided: one ``transaction.atomic``."""
+    async def update(
+        self, lookup: PaymentLookup, decide: Decide, *, known: Payment | None = None
+    ) -> tuple[Payment, PaymentWrite | None]:
+        """Read the payment ``lookup`` names (or take ``known``), decide, write what was decided: one unit."""
         if lookup.payment_id is not None:
             query = self._payments().filter(pk=lookup.payment_id)
         else:
@@ -228,7 +235,7 @@ class DjangoPaymentRepository:
         decided: list[PaymentWrite] = []
 
         def work() -> tuple[Payment, PaymentWrite | None]:
-            found = self._read(ordered)
+            found = [known] if known is not None else self._read(ordered)
             if not found:
                 raise PaymentNotFound(f"no payment {lookup}")
             write = decide(found[0])
@@ -271,6 +278,17 @@ class DjangoPaymentRepository:
             [event_values(event) for event in write.events],
             [receipt_values(receipt) for receipt in write.receipts],
         )
+        completion = write.completion
+        if completion is not None:
+            keys = completion.store
+            assert isinstance(keys, DjangoIdempotencyStore)  # only a store completes_keys_of accepts
+            completion.completed = keys.complete_in_unit(
+                scope=completion.scope,
+                key=completion.key,
+                token=completion.token,
+                result=completion.result,
+                ttl_seconds=completion.ttl_seconds,
+            )
 
     def _references(self) -> QuerySet[models.PaymentReference]:
         return models.PaymentReference.objects.using(self.using)

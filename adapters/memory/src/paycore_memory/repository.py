@@ -108,10 +108,12 @@ class MemoryRepository:
         with self._lock:
             self._write(payment, events, receipts)
 
-    async def update(self, lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
-        """Read the payment ``lookup`` names, decide, write what was decided: one unit under the lock."""
+    async def update(
+        self, lookup: PaymentLookup, decide: Decide, *, known: Payment | None = None
+    ) -> tuple[Payment, PaymentWrite | None]:
+        """Read the payment ``lookup`` names (or take ``known``), decide, write the decision: one unit, locked."""
         with self._lock:
-            payment = self._find(lookup)
+            payment = known if known is not None else self._find(lookup)
             write = decide(payment)
             if write is not None:
                 self._write(write.payment, write.events, write.receipts)

@@ -176,6 +176,32 @@ class SqlIdempotencyStore:
         self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
     ) -> None:
         """Store ``result`` for ``ttl_seconds`` if ``token`` still holds the key; else :class:`IdempotencyLeaseLost`."""
+
+        def work(connection: sa.Connection) -> bool:
+            return self.complete_in(
+                connection, scope=scope, key=key, token=token, result=result, ttl_seconds=ttl_seconds
+            )
+
+        if not await self.database.run(work, write=True, compare_and_set=True):
+            raise IdempotencyLeaseLost(
+                f"idempotency key {key!r}: this request's lease expired and another request took it over"
+            )
+
+    def complete_in(
+        self,
+        connection: sa.Connection,
+        *,
+        scope: str,
+        key: str,
+        token: str,
+        result: Mapping[str, Any],
+        ttl_seconds: float,
+    ) -> bool:
+        """:meth:`complete` in a unit of work already running on ``connection``: True if ``token`` held the key.
+
+        The repository on the same database completes a key this way in the
+        transaction of the operation's last write.
+        """
         parameters = {
             "b_scope": scope,
             "b_key": key,
@@ -183,13 +209,7 @@ class SqlIdempotencyStore:
             "result": dict(result),
             "expires_at": self._clock() + ttl_seconds,
         }
-        done = await self.database.run(
-            lambda c: c.execute(_COMPLETE, parameters).rowcount, write=True, compare_and_set=True
-        )
-        if done != 1:
-            raise IdempotencyLeaseLost(
-                f"idempotency key {key!r}: this request's lease expired and another request took it over"
-            )
+        return bool(connection.execute(_COMPLETE, parameters).rowcount == 1)
 
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""

@@ -40,7 +40,7 @@ from paycore.errors import (
 from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
 from paycore.status import PaymentStatus
-from paycore.storage import Decide, PaymentLookup, PaymentWrite
+from paycore.storage import Decide, IdempotencyStore, PaymentLookup, PaymentWrite
 from paycore_sqlalchemy.codec import (
     event_row,
     payment_from_row,
@@ -55,6 +55,7 @@ from paycore_sqlalchemy.codec import (
 )
 from paycore_sqlalchemy.constraints import is_check_violation, violated
 from paycore_sqlalchemy.database import Database
+from paycore_sqlalchemy.idempotency import SqlIdempotencyStore
 from paycore_sqlalchemy.schema import payment_events, payment_references, payments, refunds, webhook_receipts
 from paycore_sqlalchemy.types import UTCDateTime
 
@@ -263,8 +264,17 @@ class SqlPaymentRepository:
         write = PaymentWrite(payment, events, receipts)
         await self._writing(lambda connection: _write(connection, write), written=lambda: payment)
 
-    async def update(self, lookup: PaymentLookup, decide: Decide) -> tuple[Payment, PaymentWrite | None]:
-        """Read the payment ``lookup`` names, decide, write what was decided: one transaction, one thread hop."""
+    def completes_keys_of(self, store: IdempotencyStore) -> bool:
+        """True when ``store`` keeps its keys in this database: a write then completes a key in its transaction."""
+        return isinstance(store, SqlIdempotencyStore) and store.database.engine is self.database.engine
+
+    async def update(
+        self, lookup: PaymentLookup, decide: Decide, *, known: Payment | None = None
+    ) -> tuple[Payment, PaymentWrite | None]:
+        """Read the payment ``lookup`` names (or take ``known``), decide, write what was decided.
+
+        One transaction, one thread hop; with ``known`` there is nothing to read.
+        """
         parameters: dict[str, str | None]
         if lookup.payment_id is not None:
             statement, parameters = _GET, {"payment_id": lookup.payment_id}
@@ -275,7 +285,7 @@ class SqlPaymentRepository:
         decided: list[PaymentWrite] = []
 
         def work(connection: sa.Connection) -> tuple[Payment, PaymentWrite | None]:
-            found = _payments_from(connection.execute(statement, parameters).all())
+            found = [known] if known is not None else _payments_from(connection.execute(statement, parameters).all())
             if not found:
                 raise PaymentNotFound(f"no payment {lookup}")
             write = decide(found[0])
@@ -461,6 +471,18 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
         refund_list = refund_rows(payment)
     event_list = [event_row(e) for e in write.events]
     _insert_rows(connection, refund_list, event_list, [receipt_row(r) for r in write.receipts])
+    completion = write.completion
+    if completion is not None:
+        keys = completion.store
+        assert isinstance(keys, SqlIdempotencyStore)  # a completion comes only for a store completes_keys_of accepts
+        completion.completed = keys.complete_in(
+            connection,
+            scope=completion.scope,
+            key=completion.key,
+            token=completion.token,
+            result=completion.result,
+            ttl_seconds=completion.ttl_seconds,
+        )
 
 
 def _insert_rows(

@@ -1,0 +1,161 @@
+"""A keyed request on SQL completes its idempotency key in the transaction of its last write.
+
+The repository and the store share the database, so the write that records the
+provider's answer also stores the request's result for its key: one unit of
+work fewer per request, and never a payment written without the key's result
+(or a result without its payment) once that write commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+import paycore.testing.fake
+from paycore import PaymentFlow
+from paycore.money import Money
+from paycore.records import Payment
+from paycore.status import Outcome, PaymentStatus
+from paycore.testing.fake import FakeProvider
+from paycore_sqlalchemy import SqlIdempotencyStore, SqlPaymentRepository
+from paycore_sqlalchemy.schema import idempotency_keys
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "whsec_keys"
+AMOUNT = Money.of("5000", "XOF")
+
+
+def _flow(url: str) -> PaymentFlow:
+    config = {"repository": url, "providers": {"fake": {"type": "fake", "webhook_secret": SECRET}}}
+    return PaymentFlow.from_config(config, plugins=[paycore.testing.fake])
+
+
+def _fake(flow: PaymentFlow) -> FakeProvider:
+    provider = flow.provider("fake")
+    assert isinstance(provider, FakeProvider)
+    return provider
+
+
+@contextmanager
+def _transactions(engine: sa.Engine) -> Iterator[list[list[str]]]:
+    """The statements the engine runs meanwhile, one list per transaction."""
+    units: list[list[str]] = []
+
+    def begin(connection: Any) -> None:
+        units.append([])
+
+    def execute(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if units:  # not a new connection's own set-up
+            units[-1].append(" ".join(statement.split()))
+
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "before_cursor_execute", execute)
+    try:
+        yield units
+    finally:
+        event.remove(engine, "begin", begin)
+        event.remove(engine, "before_cursor_execute", execute)
+
+
+def _completing(statement: str) -> bool:
+    return statement.startswith("UPDATE paycore_idempotency_keys SET token=NULL")
+
+
+async def _key_row(flow: PaymentFlow, key: str) -> Any:
+    store = flow.idempotency_store
+    assert isinstance(store, SqlIdempotencyStore)
+    query = sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
+    return await store.database.run(lambda connection: connection.execute(query).one())
+
+
+async def test_each_keyed_request_completes_its_key_in_the_transaction_of_its_last_write(database_url: str) -> None:
+    async with _flow(database_url) as flow:
+        assert isinstance(flow.repository, SqlPaymentRepository)
+        fake = _fake(flow)
+        fake.script("initiate", "pending")
+        with _transactions(flow.repository.database.engine) as units:
+            checkout = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T4", idempotency_key="c1")
+            await flow.handle_webhook("fake", *fake.webhook(checkout.payment.id, outcome=Outcome.SUCCEEDED))
+            fake.script("refund", "pending")
+            refund = await flow.refund(checkout.payment.id, amount=Money.of("1500", "XOF"), idempotency_key="r1")
+        completing = [unit for unit in units if any(_completing(statement) for statement in unit)]
+        assert len(completing) == 2, "one completion per keyed request"
+        for unit in completing:
+            assert any(statement.startswith("UPDATE paycore_payments") for statement in unit), unit
+        assert (await _key_row(flow, "c1")).token is None
+        assert (await _key_row(flow, "r1")).token is None
+
+        sent = len(fake.calls)
+        replayed = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T4", idempotency_key="c1")
+        assert replayed == checkout
+        assert (await flow.refund(checkout.payment.id, amount=Money.of("1500", "XOF"), idempotency_key="r1")) == refund
+        assert len(fake.calls) == sent, "a replay never reaches the provider"
+
+
+async def test_a_request_whose_key_was_taken_over_keeps_its_write_and_leaves_the_key_to_its_taker(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with _flow(sqlite_url) as flow:
+        fake = _fake(flow)
+        fake.script("initiate", "pending")
+        store = flow.idempotency_store
+        assert isinstance(store, SqlIdempotencyStore)
+        initiate = fake.initiate
+
+        async def taken_over_meanwhile(payment: Payment) -> Any:
+            # As if this request's lease ran out during the call and another request took the key.
+            taking = sa.update(idempotency_keys).where(idempotency_keys.c.key == "slow").values(token="the-taker")
+            await store.database.run(lambda connection: connection.execute(taking), write=True)
+            return await initiate(payment)
+
+        monkeypatch.setattr(fake, "initiate", taken_over_meanwhile)
+        with caplog.at_level(logging.WARNING, logger="paycore.idempotency"):
+            checkout = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T5", idempotency_key="slow")
+        assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.PROCESSING
+        row = await _key_row(flow, "slow")
+        assert (row.token, row.result) == ("the-taker", None)
+        assert "taken over" in caplog.text
+
+
+async def test_a_result_stored_by_a_write_that_first_lost_a_race_is_the_result_returned(database_url: str) -> None:
+    """The provider's webhook lands while its API answer is on the way: the answer's write retries."""
+    async with _flow(database_url) as flow:
+        fake = _fake(flow)
+        fake.script("initiate", "pending")
+        initiate = fake.initiate
+
+        async def webhook_first(payment: Payment) -> Any:
+            answer = await initiate(payment)
+            fake.settle(payment.id, Outcome.SUCCEEDED)
+            await flow.handle_webhook("fake", *fake.webhook(payment.id))
+            return answer
+
+        fake.initiate = webhook_first  # type: ignore[method-assign]
+        checkout = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T6", idempotency_key="race")
+        assert checkout.payment.status is PaymentStatus.SUCCEEDED
+        assert checkout.payment.pending_call is None
+        assert (await _key_row(flow, "race")).token is None
+        replayed = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T6", idempotency_key="race")
+        assert replayed == checkout
+
+
+async def test_only_a_store_in_the_same_database_has_its_keys_completed_by_the_repository(tmp_path: Any) -> None:
+    from paycore_memory import MemoryIdempotencyStore
+
+    repository = SqlPaymentRepository(f"sqlite:///{tmp_path / 'payments.db'}")
+    same = SqlIdempotencyStore(repository.database)
+    elsewhere = SqlIdempotencyStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    try:
+        assert repository.completes_keys_of(same)
+        assert not repository.completes_keys_of(elsewhere)
+        assert not repository.completes_keys_of(MemoryIdempotencyStore())
+    finally:
+        for closing in (elsewhere, same, repository):
+            await closing.aclose()
