@@ -130,14 +130,17 @@ class PaymentActions:
             arguments=arguments,
             execute=execute,
             result_type=Checkout,
+            prefetch=_earlier_payment_ids,
         )
 
     async def _earlier_payment(self, binding: KeyBinding | None) -> Payment | None:
         """The payment an earlier attempt under the same key stored, while the key binds it."""
         if binding is None:
             return None
-        candidates = binding.candidate_ids("pay")
-        found = {payment.id: payment for payment in await self.writer.repository.get_many(candidates)}
+        candidates = _earlier_payment_ids(binding)
+        found = binding.prefetched
+        if found is None:
+            found = {payment.id: payment for payment in await self.writer.repository.get_many(candidates)}
         for candidate in candidates:
             if candidate in found and binding.binds(found[candidate].created_at):
                 return found[candidate]
@@ -195,7 +198,7 @@ class PaymentActions:
         """Capture an authorized payment: all of it, or ``amount`` (the rest is released)."""
 
         async def execute(binding: KeyBinding | None) -> Payment:
-            payment, chosen = await self._settled(payment_id, tenant)
+            payment, chosen = await self._settled(payment_id, tenant, binding)
             wanted = operations.capture_amount(payment, chosen, amount)
             await chosen.check_capture(payment, wanted)
             started, call = await self.calls.begin(
@@ -211,7 +214,7 @@ class PaymentActions:
             )
 
         arguments = {"payment_id": payment_id, "amount": serialization.unstructure(amount)}
-        return await self._run("capture", tenant, idempotency_key, arguments, execute, Payment)
+        return await self._run("capture", payment_id, tenant, idempotency_key, arguments, execute, Payment)
 
     async def cancel(
         self, payment_id: str, *, idempotency_key: str | None = None, tenant: str | None = None
@@ -219,7 +222,7 @@ class PaymentActions:
         """Cancel a payment that is not captured; one never sent is canceled here alone."""
 
         async def execute(binding: KeyBinding | None) -> Payment:
-            payment, chosen = await self._settled(payment_id, tenant)
+            payment, chosen = await self._settled(payment_id, tenant, binding)
             operations.check_cancel(payment, chosen, local=True)
             if operations.was_never_sent(payment):
                 return await self.writer.mutate(payment_id, lambda p: self._cancel_locally(p, chosen), known=payment)
@@ -234,7 +237,9 @@ class PaymentActions:
                 payment_id, call, answer, chosen, _itself, known=started, completer=_completer(binding)
             )
 
-        return await self._run("cancel", tenant, idempotency_key, {"payment_id": payment_id}, execute, Payment)
+        return await self._run(
+            "cancel", payment_id, tenant, idempotency_key, {"payment_id": payment_id}, execute, Payment
+        )
 
     def _cancel_locally(self, payment: Payment, chosen: Provider) -> Change:
         operations.check_cancel(payment, chosen, local=True)
@@ -263,7 +268,7 @@ class PaymentActions:
         """
 
         async def execute(binding: KeyBinding | None) -> Refund:
-            payment, chosen = await self._settled(payment_id, tenant)
+            payment, chosen = await self._settled(payment_id, tenant, binding)
             earlier = _earlier_refund(payment, binding)
             if earlier is not None and earlier.status is not RefundStatus.FAILED:
                 return earlier  # a first attempt under this key got that far: never refund twice
@@ -317,17 +322,25 @@ class PaymentActions:
             "reason": reason,
             "metadata": dict(metadata or {}),
         }
-        return await self._run("refund", tenant, idempotency_key, arguments, execute, Refund)
+        return await self._run("refund", payment_id, tenant, idempotency_key, arguments, execute, Refund)
 
-    async def _settled(self, payment_id: str, tenant: str | None) -> tuple[Payment, Provider]:
-        """The payment and its provider, once any earlier provider call of it is settled."""
-        payment = await self.writer.load(payment_id, tenant)
+    async def _settled(
+        self, payment_id: str, tenant: str | None, binding: KeyBinding | None
+    ) -> tuple[Payment, Provider]:
+        """The payment and its provider, once any earlier provider call of it is settled.
+
+        A payment read with the operation's idempotency key (:attr:`KeyBinding.prefetched`) is not read again.
+        """
+        payment = await self.writer.load(
+            payment_id, tenant, prefetched=binding.prefetched if binding is not None else None
+        )
         chosen = self.provider(payment.provider, tenant=payment.tenant)
         return await self.calls.settle(payment, chosen), chosen
 
     async def _run(
         self,
         operation: str,
+        payment_id: str,
         tenant: str | None,
         key: str | None,
         arguments: Mapping[str, Any],
@@ -341,8 +354,14 @@ class PaymentActions:
             arguments=arguments,
             execute=execute,
             result_type=result_type,
+            prefetch=lambda binding: (payment_id,),
         )
         return result
+
+
+def _earlier_payment_ids(binding: KeyBinding) -> tuple[str, str]:
+    """The ids of the payment an earlier create under the binding's key may have stored."""
+    return binding.candidate_ids("pay")
 
 
 def _itself(payment: Payment) -> Payment:

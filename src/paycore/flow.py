@@ -48,7 +48,7 @@ from paycore.records import (
     utcnow,
 )
 from paycore.status import FraudStatus, PaymentStatus
-from paycore.storage import IdempotencyStore, PaymentRepository
+from paycore.storage import ClaimingRepository, IdempotencyStore, PaymentRepository
 from paycore.unit_of_work import PaymentWriter
 from paycore.webhooks import WebhookReceiver
 
@@ -92,6 +92,7 @@ class PaymentFlow(PaymentActions):
             clock=clock,
             required=config.idempotency_required,
             completes_keys_of=self.writer.completes_keys_of,
+            claims_with=repository if isinstance(repository, ClaimingRepository) else None,
         )
         """The idempotency runner every mutating call goes through (plugins' included)."""
         self.calls = ProviderCalls(

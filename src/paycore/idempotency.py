@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -39,7 +39,7 @@ from paycore.errors import (
     ValidationError,
 )
 from paycore.records import Checkout, Payment, Refund
-from paycore.storage import IdempotencyStore, KeyCompletion, RecordKeepingStore
+from paycore.storage import ClaimingRepository, IdempotencyClaim, IdempotencyStore, KeyCompletion, RecordKeepingStore
 
 __all__ = [
     "KEPT_AS_RECORDS",
@@ -175,7 +175,10 @@ class KeyBinding:
     ttl: timedelta
     completer: KeyCompleter | None = field(default=None, eq=False, repr=False)
     """Completes the key with the operation's last write, when the repository can (else ``None``)."""
-    _ids: dict[tuple[str, int], str] = field(init=False, factory=dict, eq=False, repr=False)
+    prefetched: Mapping[str, Payment] | None = field(default=None, eq=False, repr=False)
+    """The payments the operation asked to read with the claim, by id (``None``: nothing was read;
+    an id missing from it names no payment)."""
+    _ids: dict[tuple[str, int], str] = field(factory=dict, eq=False, repr=False)
     """The ids worked out so far (an operation asks for the same one more than once)."""
 
     @property
@@ -228,8 +231,10 @@ class IdempotentRunner:
         clock: Callable[[], datetime],
         required: bool = False,
         completes_keys_of: Callable[[IdempotencyStore], bool] | None = None,
+        claims_with: ClaimingRepository | None = None,
     ) -> None:
         self._completes_keys_of = completes_keys_of
+        self._claiming = claims_with
         self.store = store
         self.lease_seconds = lease_seconds
         self.ttl_seconds = ttl_seconds
@@ -246,9 +251,30 @@ class IdempotentRunner:
         self._store = store
         self._keeps_records = isinstance(store, RecordKeepingStore)
         self._completed_by_writes = self._completes_keys_of is not None and self._completes_keys_of(store)
+        self._claims_with = self._claiming if self._completed_by_writes else None
 
     def __repr__(self) -> str:
         return f"<IdempotentRunner store={type(self.store).__name__} ttl={self.ttl_seconds:g}s>"
+
+    async def _claim(
+        self, binding: KeyBinding, fingerprint: str, prefetch: Callable[[KeyBinding], Sequence[str]] | None
+    ) -> tuple[IdempotencyClaim, Mapping[str, Payment] | None]:
+        """Claim the binding's key; with a repository that can, read the ``prefetch`` payments with it."""
+        claiming = self._claims_with
+        if claiming is not None and prefetch is not None:
+            claim, found = await claiming.claim_and_get(
+                self.store,
+                scope=binding.scope,
+                key=binding.key,
+                fingerprint=fingerprint,
+                lease_seconds=self.lease_seconds,
+                payment_ids=prefetch(binding),
+            )
+            return claim, {payment.id: payment for payment in found}
+        claim = await self.store.claim(
+            scope=binding.scope, key=binding.key, fingerprint=fingerprint, lease_seconds=self.lease_seconds
+        )
+        return claim, None
 
     def binding(self, scope: str, key: str) -> KeyBinding:
         """The ids ``key`` names in ``scope`` now."""
@@ -264,25 +290,23 @@ class IdempotentRunner:
         execute: Callable[[KeyBinding | None], Awaitable[T]],
         result_type: type[T],
         release_on: tuple[type[BaseException], ...] = RELEASE_ON,
+        prefetch: Callable[[KeyBinding], Sequence[str]] | None = None,
     ) -> T:
         """Run ``execute`` at most once for ``key`` in ``scope``; replay its result afterwards.
 
         ``execute`` receives the key's :class:`KeyBinding` (``None`` without a key),
         from which it derives the ids of the records it creates. ``result_type``
         is the type the stored result is read back as (through
-        :mod:`paycore.serialization`).
+        :mod:`paycore.serialization`). ``prefetch`` names the payments the
+        operation reads first: a repository that can (:class:`~paycore.storage.ClaimingRepository`)
+        reads them with the claim, in the same unit of work (:attr:`KeyBinding.prefetched`).
         """
         if key is None:
             if self.required:
                 raise ValidationError(f"{operation} needs an idempotency_key (idempotency_required is set)")
             return await execute(None)
-        check_key(key)
-        claim = await self.store.claim(
-            scope=scope,
-            key=key,
-            fingerprint=fingerprint(operation, arguments),
-            lease_seconds=self.lease_seconds,
-        )
+        binding = self.binding(scope, key)
+        claim, prefetched = await self._claim(binding, fingerprint(operation, arguments), prefetch)
         if claim.record is not None and type(claim.record) is result_type:
             return claim.record  # narrowed by the type check above
         if claim.result is not None:
@@ -291,7 +315,8 @@ class IdempotentRunner:
         completer = (
             KeyCompleter(self.store, scope, key, claim.token, self.ttl_seconds) if self._completed_by_writes else None
         )
-        binding = KeyBinding(scope, key, self.clock(), timedelta(seconds=self.ttl_seconds), completer)
+        if completer is not None or prefetched is not None:
+            binding = KeyBinding(scope, key, binding.now, binding.ttl, completer, prefetched, binding._ids)
         try:
             result = await execute(binding)
         except release_on:

@@ -19,6 +19,7 @@ from paycore.records import Payment, PaymentEvent, WebhookReceipt
 from paycore.status import PaymentStatus
 
 __all__ = [
+    "ClaimingRepository",
     "CompletingRepository",
     "Decide",
     "IdempotencyClaim",
@@ -225,6 +226,34 @@ class CompletingRepository(Protocol):
 
     def completes_keys_of(self, store: IdempotencyStore) -> bool:
         """True when this repository's writes can complete keys of ``store`` (:attr:`PaymentWrite.completion`)."""
+        ...
+
+
+@runtime_checkable
+class ClaimingRepository(Protocol):
+    """A :class:`CompletingRepository` that also claims a key and reads payments in one unit (optional).
+
+    A keyed request claims its key, then reads the payment it works on (or, for
+    a create, looks for what an earlier attempt stored): two units of work
+    back to back, which one can do when the keys live in the repository's database.
+    """
+
+    async def claim_and_get(
+        self,
+        store: IdempotencyStore,
+        *,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        lease_seconds: float,
+        payment_ids: Sequence[str],
+    ) -> tuple[IdempotencyClaim, list[Payment]]:
+        """``store.claim(...)`` and ``get_many(payment_ids)`` in one unit of work.
+
+        The claim follows every rule of :meth:`IdempotencyStore.claim` (its errors
+        included, and then nothing is read); the payments are read after it, as
+        ``get_many`` would read them. Called only for a store :meth:`CompletingRepository.completes_keys_of` accepts.
+        """
         ...
 
 

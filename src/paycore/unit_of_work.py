@@ -11,7 +11,7 @@ once, in one process or several, end as they would in sequence. Observers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Final, cast
 
@@ -64,16 +64,26 @@ class PaymentWriter:
         repository = self.repository
         return self._updates and isinstance(repository, CompletingRepository) and repository.completes_keys_of(store)
 
-    async def load(self, payment_id: str, tenant: str | None = None) -> Payment:
+    async def load(
+        self, payment_id: str, tenant: str | None = None, *, prefetched: Mapping[str, Payment] | None = None
+    ) -> Payment:
         """The payment, if visible to ``tenant`` (``None``: unscoped); :class:`PaymentNotFound` otherwise.
 
         Another tenant's payment is reported exactly as a payment that does not exist.
+        ``prefetched`` holds payments read for this operation already (with its
+        idempotency key's claim): the payment is taken from it instead of read again.
         """
         missing = PaymentNotFound(f"no payment {payment_id!r}" + (f" for tenant {tenant!r}" if tenant else ""))
-        try:
-            payment = await self.repository.get(payment_id)
-        except PaymentNotFound:
-            raise missing from None
+        if prefetched is not None:
+            found = prefetched.get(payment_id)
+            if found is None:
+                raise missing
+            payment = found
+        else:
+            try:
+                payment = await self.repository.get(payment_id)
+            except PaymentNotFound:
+                raise missing from None
         if tenant is not None and payment.tenant != tenant:
             raise missing
         return payment

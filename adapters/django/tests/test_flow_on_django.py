@@ -74,18 +74,19 @@ async def test_create_webhook_and_refund_are_stored_and_survive_a_restart(using:
     assert receipts == 1
 
 
-async def test_a_keyed_request_completes_its_key_in_the_unit_of_its_last_write(
+async def test_a_keyed_request_claims_its_key_with_its_first_read_and_completes_it_with_its_last_write(
     using: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The store's own ``complete`` (a unit of work of its own) is not needed: the last write completes the key."""
+    """The store's own ``claim`` and ``complete`` (units of work of their own) are not needed."""
     separately: list[str] = []
-    complete = DjangoIdempotencyStore.complete
+    for name in ("claim", "complete"):
+        original = getattr(DjangoIdempotencyStore, name)
 
-    async def counted(self: DjangoIdempotencyStore, **arguments: Any) -> None:
-        separately.append(arguments["key"])
-        await complete(self, **arguments)
+        async def counted(self: DjangoIdempotencyStore, *, _original: Any = original, **arguments: Any) -> Any:
+            separately.append(arguments["key"])
+            return await _original(self, **arguments)
 
-    monkeypatch.setattr(DjangoIdempotencyStore, "complete", counted)
+        monkeypatch.setattr(DjangoIdempotencyStore, name, counted)
     async with PaymentFlow.from_config(_config(using), plugins=[paycore.testing.fake]) as flow:
         assert isinstance(flow.repository, DjangoPaymentRepository)
         assert flow.repository.completes_keys_of(flow.idempotency_store)

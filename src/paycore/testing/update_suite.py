@@ -12,10 +12,12 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from attrs import evolve
 
 from paycore.errors import ConcurrentUpdate, PaymentNotFound, ValidationError
-from paycore.records import Payment
-from paycore.status import PaymentStatus
+from paycore.money import Money
+from paycore.records import Payment, Refund
+from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import PaymentLookup, PaymentWrite, UpdatingRepository
 from paycore.testing.records import make_event, make_payment, make_receipt, next_version, rich_payment
 
@@ -156,3 +158,27 @@ class UpdateConformance:
             await updating.update(PaymentLookup.by_id(payment.id), decide, known=payment)
         assert await repository.get(payment.id) == current
         assert await repository.list_events(payment.id) == []
+
+    async def test_refunds_added_changed_or_moved_by_an_update_are_stored_as_the_payment_holds_them(
+        self, repository: Any
+    ) -> None:
+        updating = _updating(repository)
+        payment = rich_payment()  # two refunds: a succeeded one, then a pending one
+        await repository.add(payment, [])
+        first, second = payment.refunds
+        third = evolve(second, id="re_c", amount=Money.of("0.500", "KWD"), external_id=None)
+        steps = [
+            (first, evolve(second, status=RefundStatus.SUCCEEDED), third),  # one changed in place, one added
+            (evolve(second, status=RefundStatus.SUCCEEDED), third, first),  # moved: the first is now last
+            (third, first),  # one gone
+        ]
+        current = payment
+        for refunds in steps:
+
+            def decide(held: Payment, refunds: tuple[Refund, ...] = refunds) -> PaymentWrite:
+                return PaymentWrite(next_version(held, refunds=refunds))
+
+            _, written = await updating.update(PaymentLookup.by_id(payment.id), decide, known=current)
+            assert written is not None
+            current = written.payment
+            assert (await repository.get(payment.id)).refunds == refunds

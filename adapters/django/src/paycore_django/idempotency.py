@@ -78,33 +78,41 @@ class DjangoIdempotencyStore:
 
     async def claim(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
         """Take the key, replay its result, or refuse (see :class:`~paycore.storage.IdempotencyStore`)."""
-        token = secrets.token_hex(16)
-        now = self._clock()
-        expires_at = now + lease_seconds
 
         def work() -> IdempotencyClaim:
-            for _ in range(_ATTEMPTS):
-                with connections[self.using].cursor() as cursor:
-                    cursor.execute(self._insert, [scope, key, fingerprint, token, None, expires_at])
-                    inserted = cursor.rowcount
-                if inserted == 1:
-                    return IdempotencyClaim(token=token)
-                row = (
-                    self._records()
-                    .filter(scope=scope, key=key)
-                    .values_list("fingerprint", "token", "result", "expires_at")
-                    .first()
-                )
-                if row is None:
-                    continue  # released between our insert and our read: insert again
-                claim = self._decide(KeyRow(*row), scope, key, fingerprint, token, now, expires_at)
-                if claim is not None:
-                    return claim
-            raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
+            return self.claim_in_unit(scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds)
 
         # Every statement is atomic and safe alone (insert-if-absent, updates conditioned on the row):
         # no transaction around them, so a server spends no BEGIN/COMMIT round trips.
         return await run_unit(self.using, work, atomic=False)
+
+    def claim_in_unit(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
+        """:meth:`claim` inside a unit of work already running (its statements are each atomic).
+
+        The repository on the same database claims a key this way together with
+        the first read of the request (:class:`~paycore.storage.ClaimingRepository`).
+        """
+        token = secrets.token_hex(16)
+        now = self._clock()
+        expires_at = now + lease_seconds
+        for _ in range(_ATTEMPTS):
+            with connections[self.using].cursor() as cursor:
+                cursor.execute(self._insert, [scope, key, fingerprint, token, None, expires_at])
+                inserted = cursor.rowcount
+            if inserted == 1:
+                return IdempotencyClaim(token=token)
+            row = (
+                self._records()
+                .filter(scope=scope, key=key)
+                .values_list("fingerprint", "token", "result", "expires_at")
+                .first()
+            )
+            if row is None:
+                continue  # released between our insert and our read: insert again
+            claim = self._decide(KeyRow(*row), scope, key, fingerprint, token, now, expires_at)
+            if claim is not None:
+                return claim
+        raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
 
     def _decide(
         self,

@@ -116,34 +116,44 @@ class SqlIdempotencyStore:
 
     async def claim(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
         """Take the key, replay its result, or refuse (see :class:`~paycore.storage.IdempotencyStore`)."""
+
+        def work(connection: sa.Connection) -> IdempotencyClaim:
+            return self.claim_in(connection, scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds)
+
+        return await self.database.run(work, write=True, compare_and_set=True)
+
+    def claim_in(
+        self, connection: sa.Connection, *, scope: str, key: str, fingerprint: str, lease_seconds: float
+    ) -> IdempotencyClaim:
+        """:meth:`claim` in a unit of work already running on ``connection`` (its statements are each atomic).
+
+        The repository on the same database claims a key this way together with
+        the first read of the request (:class:`~paycore.storage.ClaimingRepository`).
+        """
         token = secrets.token_hex(16)
         now = self._clock()
         expires_at = now + lease_seconds
-
-        def work(connection: sa.Connection) -> IdempotencyClaim:
-            for _ in range(_ATTEMPTS):
-                inserted = connection.execute(
-                    self._insert,
-                    {
-                        "scope": scope,
-                        "key": key,
-                        "fingerprint": fingerprint,
-                        "token": token,
-                        "result": None,
-                        "expires_at": expires_at,
-                    },
-                )
-                if inserted.rowcount == 1:
-                    return IdempotencyClaim(token=token)
-                row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
-                if row is None:
-                    continue  # released between our insert and our read: insert again
-                claim = self._decide(connection, tuple(row), scope, key, fingerprint, token, now, expires_at)
-                if claim is not None:
-                    return claim
-            raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
-
-        return await self.database.run(work, write=True, compare_and_set=True)
+        for _ in range(_ATTEMPTS):
+            inserted = connection.execute(
+                self._insert,
+                {
+                    "scope": scope,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "token": token,
+                    "result": None,
+                    "expires_at": expires_at,
+                },
+            )
+            if inserted.rowcount == 1:
+                return IdempotencyClaim(token=token)
+            row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
+            if row is None:
+                continue  # released between our insert and our read: insert again
+            claim = self._decide(connection, tuple(row), scope, key, fingerprint, token, now, expires_at)
+            if claim is not None:
+                return claim
+        raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
 
     @staticmethod
     def _decide(

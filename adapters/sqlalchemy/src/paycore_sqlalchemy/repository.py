@@ -40,7 +40,7 @@ from paycore.errors import (
 from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
 from paycore.status import PaymentStatus
-from paycore.storage import Decide, IdempotencyStore, PaymentLookup, PaymentWrite
+from paycore.storage import Decide, IdempotencyClaim, IdempotencyStore, PaymentLookup, PaymentWrite
 from paycore_sqlalchemy.codec import (
     event_row,
     payment_from_row,
@@ -79,6 +79,12 @@ _INSERT_EVENTS = sa.insert(payment_events)
 _INSERT_RECEIPTS = sa.insert(webhook_receipts)
 _INSERT_REFERENCES = sa.insert(payment_references)
 _DELETE_REFUNDS = sa.delete(refunds).where(refunds.c.payment_id == sa.bindparam("payment_id"))
+_UPDATE_REFUND = (
+    sa.update(refunds)
+    .where(refunds.c.id == sa.bindparam("b_id"), refunds.c.payment_id == sa.bindparam("b_payment_id"))
+    .values({c.name: sa.bindparam(c.name) for c in refunds.c if c.name not in ("id", "payment_id")})
+)
+"""A refund row changed in place (same payment, same position)."""
 _UPDATE_PAYMENT = (
     sa.update(payments)
     .where(payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_previous"))
@@ -267,6 +273,34 @@ class SqlPaymentRepository:
     def completes_keys_of(self, store: IdempotencyStore) -> bool:
         """True when ``store`` keeps its keys in this database: a write then completes a key in its transaction."""
         return isinstance(store, SqlIdempotencyStore) and store.database.engine is self.database.engine
+
+    async def claim_and_get(
+        self,
+        store: IdempotencyStore,
+        *,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        lease_seconds: float,
+        payment_ids: Sequence[str],
+    ) -> tuple[IdempotencyClaim, list[Payment]]:
+        """Claim ``key`` in ``store`` (on this database) and read ``payment_ids``: one unit, one thread hop.
+
+        The payments are read only when the claim gives the key to this request.
+        """
+        assert isinstance(store, SqlIdempotencyStore)  # called only for a store completes_keys_of accepts
+        wanted = list(dict.fromkeys(payment_ids))
+
+        def work(connection: sa.Connection) -> tuple[IdempotencyClaim, list[Payment]]:
+            claim = store.claim_in(
+                connection, scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds
+            )
+            if claim.token is None or not wanted:
+                return claim, []
+            return claim, _payments_from(connection.execute(_GET_MANY, {"payment_ids": wanted}).all())
+
+        # The claim's statements are each atomic and safe alone, and the read is one statement.
+        return await self.database.run(work, write=True, compare_and_set=True)
 
     async def update(
         self, lookup: PaymentLookup, decide: Decide, *, known: Payment | None = None
@@ -467,8 +501,14 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
             connection.execute(_HOLD_REFERENCE, reference_list)
     refund_list: list[dict[str, Any]] = []
     if stored is None or stored.refunds != payment.refunds:
-        connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
-        refund_list = refund_rows(payment)
+        in_place = _refunds_in_place(stored, payment)
+        if in_place is None:
+            connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
+            refund_list = refund_rows(payment)
+        else:
+            refund_list, changed = in_place
+            if changed:
+                connection.execute(_UPDATE_REFUND, changed)
     event_list = [event_row(e) for e in write.events]
     _insert_rows(connection, refund_list, event_list, [receipt_row(r) for r in write.receipts])
     completion = write.completion
@@ -483,6 +523,37 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
             result=completion.result,
             ttl_seconds=completion.ttl_seconds,
         )
+
+
+def _refunds_in_place(
+    stored: Payment | None, payment: Payment
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The refund rows to insert and to update when ``payment`` only adds refunds or changes some in place.
+
+    ``None`` when the rows must be written again: the stored refunds are not
+    known, or one of them moved or is gone (the unique positions could clash).
+    """
+    if stored is None:
+        return None
+    before = {refund.id: (position, refund) for position, refund in enumerate(stored.refunds)}
+    added: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    kept = 0
+    for position, (refund, row) in enumerate(zip(payment.refunds, refund_rows(payment), strict=True)):
+        old = before.get(refund.id)
+        if old is None:
+            added.append(row)
+            continue
+        if old[0] != position:
+            return None
+        kept += 1
+        if old[1] != refund:
+            row["b_id"] = row.pop("id")
+            row["b_payment_id"] = row.pop("payment_id")
+            changed.append(row)
+    if kept != len(before):
+        return None
+    return added, changed
 
 
 def _insert_rows(

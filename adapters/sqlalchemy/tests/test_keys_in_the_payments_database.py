@@ -1,9 +1,10 @@
-"""A keyed request on SQL completes its idempotency key in the transaction of its last write.
+"""A keyed request on SQL claims its key with its first read and completes it with its last write.
 
-The repository and the store share the database, so the write that records the
-provider's answer also stores the request's result for its key: one unit of
-work fewer per request, and never a payment written without the key's result
-(or a result without its payment) once that write commits.
+The repository and the store share the database, so the claim and the read of
+the payment the request works on are one unit of work, and the write that
+records the provider's answer also stores the request's result for its key:
+two units of work fewer per request, and never a payment written without the
+key's result (or a result without its payment) once that write commits.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from sqlalchemy import event
 
 import paycore.testing.fake
 from paycore import PaymentFlow
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaymentNotFound
 from paycore.money import Money
 from paycore.records import Payment
-from paycore.status import Outcome, PaymentStatus
+from paycore.status import Outcome, PaymentStatus, RefundStatus
 from paycore.testing.fake import FakeProvider
+from paycore.testing.records import make_payment
 from paycore_sqlalchemy import SqlIdempotencyStore, SqlPaymentRepository
 from paycore_sqlalchemy.schema import idempotency_keys
 
@@ -159,3 +162,73 @@ async def test_only_a_store_in_the_same_database_has_its_keys_completed_by_the_r
     finally:
         for closing in (elsewhere, same, repository):
             await closing.aclose()
+
+
+def _claiming(statement: str) -> bool:
+    return statement.startswith("INSERT INTO paycore_idempotency_keys")
+
+
+async def test_a_keyed_request_reads_its_payment_in_the_unit_of_work_that_claims_its_key(database_url: str) -> None:
+    async with _flow(database_url) as flow:
+        assert isinstance(flow.repository, SqlPaymentRepository)
+        fake = _fake(flow)
+        fake.script("initiate", "succeeded")
+        checkout = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T8", idempotency_key="c8")
+        with _transactions(flow.repository.database.engine) as units:
+            fake.script("refund", "succeeded")
+            await flow.refund(checkout.payment.id, amount=Money.of("500", "XOF"), idempotency_key="r8")
+        (claiming,) = [unit for unit in units if any(_claiming(statement) for statement in unit)]
+        assert any(statement.startswith("SELECT paycore_payments.id") for statement in claiming), claiming
+        reads = [unit for unit in units if all(statement.startswith("SELECT") for statement in unit)]
+        assert reads == [], "the payment is not read again after the claim"
+
+
+async def test_a_keyed_request_on_a_payment_it_cannot_see_is_not_found_and_leaves_the_key_free(
+    database_url: str,
+) -> None:
+    fake_provider = {"type": "fake", "webhook_secret": SECRET}
+    config = {
+        "repository": database_url,
+        "tenants": {
+            "chez-awa": {"providers": {"fake": fake_provider}},
+            "le-baobab": {"providers": {"fake": fake_provider}},
+        },
+    }
+    async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake]) as flow:
+        fake = flow.provider("fake", tenant="chez-awa")
+        assert isinstance(fake, FakeProvider)
+        fake.script("initiate", "succeeded")
+        checkout = await flow.create_payment(
+            amount=AMOUNT, provider="fake", order_id="T9", tenant="chez-awa", idempotency_key="c9"
+        )
+        for payment_id, tenant in ((checkout.payment.id, "le-baobab"), ("pay_nothing_here", "chez-awa")):
+            with pytest.raises(PaymentNotFound):
+                await flow.refund(payment_id, amount=Money.of("500", "XOF"), tenant=tenant, idempotency_key="r9")
+        fake.script("refund", "succeeded")
+        refund = await flow.refund(
+            checkout.payment.id, amount=Money.of("500", "XOF"), tenant="chez-awa", idempotency_key="r9"
+        )
+        assert refund.status is RefundStatus.SUCCEEDED
+        assert (await flow.get_payment(checkout.payment.id)).refunded_amount == Money.of("500", "XOF")
+
+
+async def test_claim_and_get_reads_only_for_the_request_that_holds_the_key(sqlite_url: str) -> None:
+    repository = SqlPaymentRepository(sqlite_url)
+    store = SqlIdempotencyStore(repository.database)
+    payment = make_payment()
+    await repository.add(payment, [])
+    claim = {"scope": "", "key": "k", "fingerprint": "f1", "lease_seconds": 30.0}
+    try:
+        held, found = await repository.claim_and_get(store, **claim, payment_ids=[payment.id, "pay_missing"])
+        assert held.token is not None
+        assert found == [payment]
+        with pytest.raises(IdempotencyInProgress):
+            await repository.claim_and_get(store, **claim, payment_ids=[payment.id])
+        with pytest.raises(IdempotencyKeyReused):
+            await repository.claim_and_get(store, **{**claim, "fingerprint": "f2"}, payment_ids=[payment.id])
+        await store.complete(scope="", key="k", token=held.token, result={"value": 1}, ttl_seconds=60)
+        replayed, read = await repository.claim_and_get(store, **claim, payment_ids=[payment.id])
+        assert (replayed.token, replayed.result, read) == (None, {"value": 1}, [])
+    finally:
+        await store.aclose()
+        await repository.aclose()
