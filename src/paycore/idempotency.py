@@ -39,7 +39,14 @@ from paycore.errors import (
     ValidationError,
 )
 from paycore.records import Checkout, Payment, Refund
-from paycore.storage import ClaimingRepository, IdempotencyClaim, IdempotencyStore, KeyCompletion, RecordKeepingStore
+from paycore.storage import (
+    ClaimingRepository,
+    IdempotencyClaim,
+    IdempotencyStore,
+    KeyClaim,
+    KeyCompletion,
+    RecordKeepingStore,
+)
 
 __all__ = [
     "KEPT_AS_RECORDS",
@@ -262,14 +269,8 @@ class IdempotentRunner:
         """Claim the binding's key; with a repository that can, read the ``prefetch`` payments with it."""
         claiming = self._claims_with
         if claiming is not None and prefetch is not None:
-            claim, found = await claiming.claim_and_get(
-                self.store,
-                scope=binding.scope,
-                key=binding.key,
-                fingerprint=fingerprint,
-                lease_seconds=self.lease_seconds,
-                payment_ids=prefetch(binding),
-            )
+            asked = KeyClaim(binding.scope, binding.key, fingerprint, self.lease_seconds)
+            claim, found = await claiming.claim_and_get(self.store, asked, prefetch(binding))
             return claim, {payment.id: payment for payment in found}
         claim = await self.store.claim(
             scope=binding.scope, key=binding.key, fingerprint=fingerprint, lease_seconds=self.lease_seconds

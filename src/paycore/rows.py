@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -55,6 +55,7 @@ __all__ = [
     "claim_move",
     "event_from_values",
     "event_values",
+    "lease_terms",
     "lookup_references",
     "minor_units",
     "money_from_units",
@@ -345,6 +346,14 @@ class KeyRow:
     """The completed request's result, replayed to a repeat."""
     expires_at: float
     """When the lease or the retention ends."""
+
+
+def lease_terms(clock: Callable[[], float], lease_seconds: float) -> tuple[str, float, float]:
+    """A new claim's token, the time it is made at and the end of its lease (Unix seconds from ``clock``)."""
+    import secrets  # only a store's claim needs it
+
+    now = clock()
+    return secrets.token_hex(16), now, now + lease_seconds
 
 
 class ClaimMove(enum.Enum):

@@ -24,6 +24,7 @@ __all__ = [
     "Decide",
     "IdempotencyClaim",
     "IdempotencyStore",
+    "KeyClaim",
     "KeyCompletion",
     "PaymentLookup",
     "PaymentRepository",
@@ -239,22 +240,27 @@ class ClaimingRepository(Protocol):
     """
 
     async def claim_and_get(
-        self,
-        store: IdempotencyStore,
-        *,
-        scope: str,
-        key: str,
-        fingerprint: str,
-        lease_seconds: float,
-        payment_ids: Sequence[str],
+        self, store: IdempotencyStore, claim: KeyClaim, payment_ids: Sequence[str]
     ) -> tuple[IdempotencyClaim, list[Payment]]:
-        """``store.claim(...)`` and ``get_many(payment_ids)`` in one unit of work.
+        """``store.claim(...)`` of ``claim`` and ``get_many(payment_ids)`` in one unit of work.
 
         The claim follows every rule of :meth:`IdempotencyStore.claim` (its errors
         included, and then nothing is read); the payments are read after it, as
         ``get_many`` would read them. Called only for a store :meth:`CompletingRepository.completes_keys_of` accepts.
         """
         ...
+
+
+@frozen
+class KeyClaim:
+    """A request's claim of an idempotency key: what :meth:`IdempotencyStore.claim` is asked."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    """The canonical hash of the request (:func:`paycore.idempotency.fingerprint`)."""
+    lease_seconds: float
+    """How long the key is held for the request before another may take it over."""
 
 
 @frozen

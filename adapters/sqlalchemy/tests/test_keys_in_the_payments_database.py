@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from attrs import evolve
 from sqlalchemy import event
 
 import paycore.testing.fake
@@ -24,6 +25,7 @@ from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaymentN
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, RefundStatus
+from paycore.storage import KeyClaim
 from paycore.testing.fake import FakeProvider
 from paycore.testing.records import make_payment
 from paycore_sqlalchemy import SqlIdempotencyStore, SqlPaymentRepository
@@ -217,17 +219,17 @@ async def test_claim_and_get_reads_only_for_the_request_that_holds_the_key(sqlit
     store = SqlIdempotencyStore(repository.database)
     payment = make_payment()
     await repository.add(payment, [])
-    claim = {"scope": "", "key": "k", "fingerprint": "f1", "lease_seconds": 30.0}
+    claim = KeyClaim(scope="", key="k", fingerprint="f1", lease_seconds=30.0)
     try:
-        held, found = await repository.claim_and_get(store, **claim, payment_ids=[payment.id, "pay_missing"])
+        held, found = await repository.claim_and_get(store, claim, [payment.id, "pay_missing"])
         assert held.token is not None
         assert found == [payment]
         with pytest.raises(IdempotencyInProgress):
-            await repository.claim_and_get(store, **claim, payment_ids=[payment.id])
+            await repository.claim_and_get(store, claim, [payment.id])
         with pytest.raises(IdempotencyKeyReused):
-            await repository.claim_and_get(store, **{**claim, "fingerprint": "f2"}, payment_ids=[payment.id])
+            await repository.claim_and_get(store, evolve(claim, fingerprint="f2"), [payment.id])
         await store.complete(scope="", key="k", token=held.token, result={"value": 1}, ttl_seconds=60)
-        replayed, read = await repository.claim_and_get(store, **claim, payment_ids=[payment.id])
+        replayed, read = await repository.claim_and_get(store, claim, [payment.id])
         assert (replayed.token, replayed.result, read) == (None, {"value": 1}, [])
     finally:
         await store.aclose()

@@ -16,7 +16,6 @@ PostgreSQL are supported.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
@@ -24,8 +23,8 @@ from typing import Any, ClassVar, Final
 from django.db import connections
 
 from paycore.errors import ConfigurationError, IdempotencyInProgress, IdempotencyLeaseLost
-from paycore.rows import ClaimMove, KeyRow, claim_move
-from paycore.storage import IdempotencyClaim
+from paycore.rows import ClaimMove, KeyRow, claim_move, lease_terms
+from paycore.storage import IdempotencyClaim, KeyClaim
 from paycore_django.databases import check_database
 from paycore_django.models import IdempotencyRecord
 from paycore_django.units import run_unit
@@ -80,21 +79,20 @@ class DjangoIdempotencyStore:
         """Take the key, replay its result, or refuse (see :class:`~paycore.storage.IdempotencyStore`)."""
 
         def work() -> IdempotencyClaim:
-            return self.claim_in_unit(scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds)
+            return self.claim_in_unit(KeyClaim(scope, key, fingerprint, lease_seconds))
 
         # Every statement is atomic and safe alone (insert-if-absent, updates conditioned on the row):
         # no transaction around them, so a server spends no BEGIN/COMMIT round trips.
         return await run_unit(self.using, work, atomic=False)
 
-    def claim_in_unit(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
-        """:meth:`claim` inside a unit of work already running (its statements are each atomic).
+    def claim_in_unit(self, claim: KeyClaim) -> IdempotencyClaim:
+        """:meth:`claim` inside a running unit of work (``run_unit``); each of its statements is atomic.
 
-        The repository on the same database claims a key this way together with
-        the first read of the request (:class:`~paycore.storage.ClaimingRepository`).
+        The Django repository claims a key this way in the unit that also reads
+        the request's payment (:class:`~paycore.storage.ClaimingRepository`).
         """
-        token = secrets.token_hex(16)
-        now = self._clock()
-        expires_at = now + lease_seconds
+        scope, key, fingerprint = claim.scope, claim.key, claim.fingerprint
+        token, now, expires_at = lease_terms(self._clock, claim.lease_seconds)
         for _ in range(_ATTEMPTS):
             with connections[self.using].cursor() as cursor:
                 cursor.execute(self._insert, [scope, key, fingerprint, token, None, expires_at])
@@ -109,9 +107,9 @@ class DjangoIdempotencyStore:
             )
             if row is None:
                 continue  # released between our insert and our read: insert again
-            claim = self._decide(KeyRow(*row), scope, key, fingerprint, token, now, expires_at)
-            if claim is not None:
-                return claim
+            taken = self._decide(KeyRow(*row), scope, key, fingerprint, token, now, expires_at)
+            if taken is not None:
+                return taken
         raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
 
     def _decide(

@@ -50,7 +50,7 @@ from paycore.rows import (
     refund_values,
 )
 from paycore.status import PaymentStatus
-from paycore.storage import Decide, IdempotencyClaim, IdempotencyStore, PaymentLookup, PaymentWrite
+from paycore.storage import Decide, IdempotencyClaim, IdempotencyStore, KeyClaim, PaymentLookup, PaymentWrite
 from paycore_django import models
 from paycore_django.databases import check_database
 from paycore_django.idempotency import DjangoIdempotencyStore
@@ -194,28 +194,20 @@ class DjangoPaymentRepository:
         return await run_unit(self.using, lambda: self._read(query), atomic=False)
 
     async def claim_and_get(
-        self,
-        store: IdempotencyStore,
-        *,
-        scope: str,
-        key: str,
-        fingerprint: str,
-        lease_seconds: float,
-        payment_ids: Sequence[str],
+        self, store: IdempotencyStore, claim: KeyClaim, payment_ids: Sequence[str]
     ) -> tuple[IdempotencyClaim, list[Payment]]:
-        """Claim ``key`` in ``store`` (on this alias) and read ``payment_ids``: one unit, one thread hop.
+        """Make ``claim`` in ``store`` (on this alias), then read ``payment_ids``, in one unit of work.
 
         The payments are read only when the claim gives the key to this request.
         """
-        assert isinstance(store, DjangoIdempotencyStore)  # called only for a store completes_keys_of accepts
+        if not isinstance(store, DjangoIdempotencyStore):  # only a store completes_keys_of accepts comes here
+            raise TypeError(f"{store!r} keeps its keys elsewhere than Django database {self.using!r}")
         wanted = list(dict.fromkeys(payment_ids))
         query = self._payments().filter(pk__in=wanted).order_by("id", REFUND_PREFIX + "position")
 
         def work() -> tuple[IdempotencyClaim, list[Payment]]:
-            claim = store.claim_in_unit(scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds)
-            if claim.token is None or not wanted:
-                return claim, []
-            return claim, self._read(query)
+            answer = store.claim_in_unit(claim)
+            return (answer, self._read(query)) if answer.token is not None and wanted else (answer, [])
 
         # The claim's statements are each atomic and safe alone, and the read is one query.
         return await run_unit(self.using, work, atomic=False)

@@ -15,7 +15,6 @@ clocks, which leases of tens of seconds tolerate easily.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -24,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from paycore.errors import IdempotencyInProgress, IdempotencyLeaseLost
-from paycore.rows import ClaimMove, KeyRow, claim_move
-from paycore.storage import IdempotencyClaim
+from paycore.rows import ClaimMove, KeyRow, claim_move, lease_terms
+from paycore.storage import IdempotencyClaim, KeyClaim
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.schema import idempotency_keys as keys
 
@@ -118,21 +117,18 @@ class SqlIdempotencyStore:
         """Take the key, replay its result, or refuse (see :class:`~paycore.storage.IdempotencyStore`)."""
 
         def work(connection: sa.Connection) -> IdempotencyClaim:
-            return self.claim_in(connection, scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds)
+            return self.claim_in(connection, KeyClaim(scope, key, fingerprint, lease_seconds))
 
         return await self.database.run(work, write=True, compare_and_set=True)
 
-    def claim_in(
-        self, connection: sa.Connection, *, scope: str, key: str, fingerprint: str, lease_seconds: float
-    ) -> IdempotencyClaim:
-        """:meth:`claim` in a unit of work already running on ``connection`` (its statements are each atomic).
+    def claim_in(self, connection: sa.Connection, claim: KeyClaim) -> IdempotencyClaim:
+        """:meth:`claim` on ``connection``, inside a unit of work already running (each statement is atomic).
 
-        The repository on the same database claims a key this way together with
-        the first read of the request (:class:`~paycore.storage.ClaimingRepository`).
+        The SQL repository claims a key this way in the unit that also reads the
+        request's payment (:class:`~paycore.storage.ClaimingRepository`).
         """
-        token = secrets.token_hex(16)
-        now = self._clock()
-        expires_at = now + lease_seconds
+        scope, key, fingerprint = claim.scope, claim.key, claim.fingerprint
+        token, now, expires_at = lease_terms(self._clock, claim.lease_seconds)
         for _ in range(_ATTEMPTS):
             inserted = connection.execute(
                 self._insert,
@@ -150,9 +146,9 @@ class SqlIdempotencyStore:
             row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
             if row is None:
                 continue  # released between our insert and our read: insert again
-            claim = self._decide(connection, tuple(row), scope, key, fingerprint, token, now, expires_at)
-            if claim is not None:
-                return claim
+            taken = self._decide(connection, tuple(row), scope, key, fingerprint, token, now, expires_at)
+            if taken is not None:
+                return taken
         raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
 
     @staticmethod

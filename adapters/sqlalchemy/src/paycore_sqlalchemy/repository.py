@@ -40,7 +40,7 @@ from paycore.errors import (
 from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
 from paycore.status import PaymentStatus
-from paycore.storage import Decide, IdempotencyClaim, IdempotencyStore, PaymentLookup, PaymentWrite
+from paycore.storage import Decide, IdempotencyClaim, IdempotencyStore, KeyClaim, PaymentLookup, PaymentWrite
 from paycore_sqlalchemy.codec import (
     event_row,
     payment_from_row,
@@ -275,29 +275,21 @@ class SqlPaymentRepository:
         return isinstance(store, SqlIdempotencyStore) and store.database.engine is self.database.engine
 
     async def claim_and_get(
-        self,
-        store: IdempotencyStore,
-        *,
-        scope: str,
-        key: str,
-        fingerprint: str,
-        lease_seconds: float,
-        payment_ids: Sequence[str],
+        self, store: IdempotencyStore, claim: KeyClaim, payment_ids: Sequence[str]
     ) -> tuple[IdempotencyClaim, list[Payment]]:
-        """Claim ``key`` in ``store`` (on this database) and read ``payment_ids``: one unit, one thread hop.
+        """Make ``claim`` in ``store`` (on this database), then read ``payment_ids``: one unit, one thread hop.
 
         The payments are read only when the claim gives the key to this request.
         """
-        assert isinstance(store, SqlIdempotencyStore)  # called only for a store completes_keys_of accepts
+        if not isinstance(store, SqlIdempotencyStore):  # only a store completes_keys_of accepts comes here
+            raise TypeError(f"{store!r} keeps its keys outside {self.database!r}")
         wanted = list(dict.fromkeys(payment_ids))
 
         def work(connection: sa.Connection) -> tuple[IdempotencyClaim, list[Payment]]:
-            claim = store.claim_in(
-                connection, scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds
-            )
-            if claim.token is None or not wanted:
-                return claim, []
-            return claim, _payments_from(connection.execute(_GET_MANY, {"payment_ids": wanted}).all())
+            answer = store.claim_in(connection, claim)
+            if answer.token is None or not wanted:
+                return answer, []
+            return answer, _payments_from(connection.execute(_GET_MANY, {"payment_ids": wanted}).all())
 
         # The claim's statements are each atomic and safe alone, and the read is one statement.
         return await self.database.run(work, write=True, compare_and_set=True)
