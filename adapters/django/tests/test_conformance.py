@@ -17,6 +17,13 @@ class TestDjangoRepository(RepositoryConformance):
         yield repository
         await repository.aclose()
 
+    @pytest.fixture
+    async def keys_store(self, using: str) -> AsyncIterator[DjangoIdempotencyStore]:
+        """The store on the repository's alias, whose keys the repository completes and claims."""
+        store = DjangoIdempotencyStore(using)
+        yield store
+        await store.aclose()
+
 
 class TestDjangoIdempotencyStore(IdempotencyStoreConformance):
     @pytest.fixture

@@ -17,6 +17,13 @@ class TestSqlRepository(RepositoryConformance):
         yield repository
         await repository.aclose()
 
+    @pytest.fixture
+    async def keys_store(self, repository: SqlPaymentRepository) -> AsyncIterator[SqlIdempotencyStore]:
+        """The store on the repository's database, whose keys the repository completes and claims."""
+        store = SqlIdempotencyStore(repository.database)
+        yield store
+        await store.aclose()
+
 
 class TestSqlIdempotencyStore(IdempotencyStoreConformance):
     @pytest.fixture

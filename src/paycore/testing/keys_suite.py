@@ -1,0 +1,133 @@
+"""``KeysConformance``: a repository that does an idempotency key's work in its own units.
+
+Part of :class:`~paycore.testing.repository_suite.RepositoryConformance`. A
+repository that offers :class:`~paycore.storage.CompletingRepository` (and
+perhaps :class:`~paycore.storage.ClaimingRepository`) runs these against the
+store its ``keys_store`` fixture gives: one that keeps its keys in the
+repository's database. A repository that offers neither skips them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paycore.errors import ConcurrentUpdate, IdempotencyInProgress, IdempotencyKeyReused
+from paycore.records import Payment
+from paycore.storage import (
+    ClaimingRepository,
+    CompletingRepository,
+    IdempotencyStore,
+    KeyClaim,
+    KeyCompletion,
+    PaymentLookup,
+    PaymentWrite,
+    UpdatingRepository,
+)
+from paycore.testing.records import make_event, make_payment, next_version
+
+__all__ = ["KeysConformance"]
+
+RESULT = {"value": {"id": "re_1", "status": "pending"}}
+"""What a completed request stored, as the flow hands it over (``paycore.idempotency.stored_result``)."""
+
+
+class KeysConformance:
+    """Conformance tests for :class:`~paycore.storage.CompletingRepository` and ``ClaimingRepository``."""
+
+    @pytest.fixture
+    def keys_store(self) -> IdempotencyStore | None:
+        """A store whose keys the repository completes (override it); ``None``: it completes none."""
+        return None
+
+    def _completing(self, repository: Any, keys_store: IdempotencyStore | None) -> IdempotencyStore:
+        if not isinstance(repository, CompletingRepository):
+            pytest.skip(f"{type(repository).__name__} completes no idempotency keys in its own writes")
+        if keys_store is None:
+            pytest.fail(
+                f"{type(repository).__name__} offers completes_keys_of(): give the suite a keys_store fixture, "
+                "a store that keeps its keys in the repository's database"
+            )
+        assert isinstance(repository, UpdatingRepository), "a repository completes keys through update()"
+        assert repository.completes_keys_of(keys_store)
+        return keys_store
+
+    async def _write(
+        self, repository: Any, payment: Payment, completion: KeyCompletion
+    ) -> tuple[Payment, PaymentWrite | None]:
+        def decide(current: Payment) -> PaymentWrite:
+            return PaymentWrite(next_version(current, description="answered"), [make_event(current, 2)], (), completion)
+
+        updating: UpdatingRepository = repository
+        return await updating.update(PaymentLookup.by_id(payment.id), decide, known=payment)
+
+    async def test_a_write_completes_the_key_it_carries(self, repository: Any, keys_store: Any) -> None:
+        store = self._completing(repository, keys_store)
+        payment = make_payment()
+        await repository.add(payment, [make_event(payment, 1, "created")])
+        claim = await store.claim(scope="", key="k-write", fingerprint="f", lease_seconds=60)
+        assert claim.token is not None
+        completion = KeyCompletion(store, "", "k-write", claim.token, RESULT, 3600)
+        _, written = await self._write(repository, payment, completion)
+        assert written is not None
+        assert completion.completed is True
+        assert await repository.get(payment.id) == written.payment
+        replay = await store.claim(scope="", key="k-write", fingerprint="f", lease_seconds=60)
+        assert (replay.token, replay.result) == (None, RESULT)
+
+    async def test_a_lost_lease_leaves_the_key_to_its_taker_and_the_write_stands(
+        self, repository: Any, keys_store: Any
+    ) -> None:
+        store = self._completing(repository, keys_store)
+        payment = make_payment()
+        await repository.add(payment, [])
+        held = await store.claim(scope="", key="k-lost", fingerprint="f", lease_seconds=60)
+        assert held.token is not None
+        completion = KeyCompletion(store, "", "k-lost", "not-the-holders-token", RESULT, 3600)
+        _, written = await self._write(repository, payment, completion)
+        assert written is not None
+        assert completion.completed is False
+        assert (await repository.get(payment.id)).description == "answered"
+        with pytest.raises(IdempotencyInProgress):
+            await store.claim(scope="", key="k-lost", fingerprint="f", lease_seconds=60)
+
+    async def test_a_refused_write_completes_nothing(self, repository: Any, keys_store: Any) -> None:
+        store = self._completing(repository, keys_store)
+        payment = make_payment()
+        await repository.add(payment, [])
+        await repository.save(next_version(payment, description="meanwhile"), [])
+        claim = await store.claim(scope="", key="k-refused", fingerprint="f", lease_seconds=60)
+        assert claim.token is not None
+        completion = KeyCompletion(store, "", "k-refused", claim.token, RESULT, 3600)
+        with pytest.raises(ConcurrentUpdate):
+            await self._write(repository, payment, completion)  # a stale copy
+        assert completion.completed is None
+        with pytest.raises(IdempotencyInProgress):
+            await store.claim(scope="", key="k-refused", fingerprint="f", lease_seconds=60)
+
+    async def test_claim_and_get_claims_as_the_store_does_and_reads_only_for_the_holder(
+        self, repository: Any, keys_store: Any
+    ) -> None:
+        store = self._completing(repository, keys_store)
+        claims = isinstance(repository, ClaimingRepository)  # a flag: ``repository`` stays a whole repository
+        if not claims:
+            pytest.skip(f"{type(repository).__name__} claims no keys with its reads")
+        payment = make_payment()
+        await repository.add(payment, [])
+        claim = KeyClaim(scope="t:chez-awa", key="k-claim", fingerprint="f", lease_seconds=60)
+        held, found = await repository.claim_and_get(store, claim, [payment.id, "pay_missing", payment.id])
+        assert held.token is not None
+        assert found == [payment]
+        with pytest.raises(IdempotencyInProgress):
+            await repository.claim_and_get(store, claim, [payment.id])
+        other = KeyClaim(scope="t:chez-awa", key="k-claim", fingerprint="another request", lease_seconds=60)
+        with pytest.raises(IdempotencyKeyReused):
+            await repository.claim_and_get(store, other, [payment.id])
+        await store.complete(scope="t:chez-awa", key="k-claim", token=held.token, result=RESULT, ttl_seconds=3600)
+        replayed, read = await repository.claim_and_get(store, claim, [payment.id])
+        assert (replayed.token, replayed.result, read) == (None, RESULT, [])
+        elsewhere = KeyClaim(scope="t:le-baobab", key="k-claim", fingerprint="f", lease_seconds=60)
+        fresh, again = await repository.claim_and_get(store, elsewhere, [payment.id])
+        assert fresh.token is not None
+        assert again == [payment]
