@@ -26,6 +26,7 @@ from paycore.errors import IdempotencyInProgress, IdempotencyLeaseLost
 from paycore.rows import ClaimMove, KeyRow, claim_move, lease_terms
 from paycore.storage import IdempotencyClaim, KeyClaim
 from paycore_sqlalchemy.database import Database
+from paycore_sqlalchemy.prepared import Prepared
 from paycore_sqlalchemy.schema import idempotency_keys as keys
 
 __all__ = ["SqlIdempotencyStore"]
@@ -70,6 +71,8 @@ _COMPLETE = (
     )
     .values(token=sa.null(), result=sa.bindparam("result"), expires_at=sa.bindparam("expires_at"))
 )
+_PREPARED_COMPLETE = Prepared(_COMPLETE)
+"""The completion every keyed request ends with, compiled once (:mod:`paycore_sqlalchemy.prepared`)."""
 _RELEASE = sa.delete(keys).where(
     keys.c.scope == sa.bindparam("scope"),
     keys.c.key == sa.bindparam("key"),
@@ -107,7 +110,7 @@ class SqlIdempotencyStore:
                 f"sqlalchemy idempotency store: {self.database.dialect!r} has no insert-if-absent "
                 "here; use SQLite or PostgreSQL"
             )
-        self._insert = _insert_if_absent(self.database.dialect)
+        self._insert = Prepared(_insert_if_absent(self.database.dialect))
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -130,8 +133,8 @@ class SqlIdempotencyStore:
         scope, key, fingerprint = claim.scope, claim.key, claim.fingerprint
         token, now, expires_at = lease_terms(self._clock, claim.lease_seconds)
         for _ in range(_ATTEMPTS):
-            inserted = connection.execute(
-                self._insert,
+            inserted = self._insert.execute(
+                connection,
                 {
                     "scope": scope,
                     "key": key,
@@ -215,7 +218,7 @@ class SqlIdempotencyStore:
             "result": dict(result),
             "expires_at": self._clock() + ttl_seconds,
         }
-        return bool(connection.execute(_COMPLETE, parameters).rowcount == 1)
+        return bool(_PREPARED_COMPLETE.execute(connection, parameters).rowcount == 1)
 
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""

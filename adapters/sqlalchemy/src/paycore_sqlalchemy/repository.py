@@ -56,6 +56,7 @@ from paycore_sqlalchemy.codec import (
 from paycore_sqlalchemy.constraints import is_check_violation, violated
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.idempotency import SqlIdempotencyStore
+from paycore_sqlalchemy.prepared import Prepared
 from paycore_sqlalchemy.schema import payment_events, payment_references, payments, refunds, webhook_receipts
 from paycore_sqlalchemy.types import UTCDateTime
 
@@ -117,6 +118,14 @@ _EVENTS_OF = (
     .where(payment_events.c.payment_id == sa.bindparam("payment_id"))
     .order_by(payment_events.c.sequence)
 )
+_PREPARED_UPDATE = Prepared(_UPDATE_PAYMENT)
+_PREPARED_UPDATE_KEEPING_REFERENCES = Prepared(_UPDATE_PAYMENT_KEEPING_REFERENCES)
+_PREPARED_HOLD_REFERENCE = Prepared(_HOLD_REFERENCE)
+_PREPARED_UPDATE_REFUND = Prepared(_UPDATE_REFUND)
+_PREPARED_INSERTS = {
+    statement: Prepared(statement, by_columns=True) for statement in (_INSERT_REFUNDS, _INSERT_EVENTS, _INSERT_RECEIPTS)
+}
+"""A payment's writes, the same few statements on every change: compiled once (:mod:`paycore_sqlalchemy.prepared`)."""
 _HAS_RECEIPT = sa.select(sa.literal(1)).where(
     webhook_receipts.c.provider == sa.bindparam("provider"),
     webhook_receipts.c.tenant == sa.bindparam("tenant"),
@@ -477,11 +486,11 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
     row["b_previous"] = payment.version - 1
     same_references = stored is not None and references_of(stored) == references_of(payment)
     if stored is None or same_references:
-        updated = connection.execute(_UPDATE_PAYMENT_KEEPING_REFERENCES, row).rowcount == 1
+        updated = _PREPARED_UPDATE_KEEPING_REFERENCES.execute(connection, row).rowcount == 1
     else:
         updated = False
     if not updated:
-        if connection.execute(_UPDATE_PAYMENT, row).rowcount != 1:
+        if _PREPARED_UPDATE.execute(connection, row).rowcount != 1:
             version = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
             if version is None:
                 raise PaymentNotFound(f"no payment {payment.id!r}")
@@ -490,7 +499,7 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
             )
         reference_list = reference_rows(payment)
         if reference_list:
-            connection.execute(_HOLD_REFERENCE, reference_list)
+            _PREPARED_HOLD_REFERENCE.execute(connection, reference_list)
     refund_list: list[dict[str, Any]] = []
     if stored is None or stored.refunds != payment.refunds:
         in_place = _refunds_in_place(stored, payment)
@@ -500,7 +509,7 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
         else:
             refund_list, changed = in_place
             if changed:
-                connection.execute(_UPDATE_REFUND, changed)
+                _PREPARED_UPDATE_REFUND.execute(connection, changed)
     event_list = [event_row(e) for e in write.events]
     _insert_rows(connection, refund_list, event_list, [receipt_row(r) for r in write.receipts])
     completion = write.completion
@@ -557,7 +566,7 @@ def _insert_rows(
     """Insert a payment's refund, event and receipt rows (each kind in one executemany)."""
     for statement, rows in ((_INSERT_REFUNDS, refunds), (_INSERT_EVENTS, events), (_INSERT_RECEIPTS, receipts)):
         if rows:
-            connection.execute(statement, rows)
+            _PREPARED_INSERTS[statement].execute(connection, rows)
 
 
 def _is_reference_taken(error: exc.IntegrityError) -> bool:
