@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import anyio
-from attrs import define, field, frozen
+from attrs import define, evolve, field, frozen
 
 from paycore import serialization
 from paycore.errors import (
@@ -317,7 +317,7 @@ class IdempotentRunner:
             KeyCompleter(self.store, scope, key, claim.token, self.ttl_seconds) if self._completed_by_writes else None
         )
         if completer is not None or prefetched is not None:
-            binding = KeyBinding(scope, key, binding.now, binding.ttl, completer, prefetched, binding._ids)
+            binding = evolve(binding, completer=completer, prefetched=prefetched)  # keeps the ids worked out
         try:
             result = await execute(binding)
         except release_on:

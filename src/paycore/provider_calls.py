@@ -248,21 +248,20 @@ class ProviderCalls:
         answer also completes the key with that result, when it is the
         operation's last write: one unit of work fewer.
         """
-        concluded: list[tuple[Payment, R]] = []
+        if completer is None:
+            return result(await self.finish(payment_id, call, answer, provider, known=known))
+        last: tuple[Payment, R] | None = None  # the latest write decided with a completion, and its result
 
         def complete(written: Payment) -> KeyCompletion | None:
-            if completer is None or _asks_again(written, call, answer):
+            nonlocal last
+            if _asks_again(written, call, answer):
                 return None
-            outcome = result(written)
-            concluded.append((written, outcome))
-            return completer.completing(outcome)
+            last = (written, result(written))
+            return completer.completing(last[1])
 
-        finished = await self.finish(
-            payment_id, call, answer, provider, known=known, complete=complete if completer is not None else None
-        )
-        for written, outcome in reversed(concluded):
-            if written is finished:
-                return outcome  # the very result the write stored for the key
+        finished = await self.finish(payment_id, call, answer, provider, known=known, complete=complete)
+        if last is not None and last[0] is finished:
+            return last[1]  # the very result the write stored for the key
         return result(finished)
 
     async def undo(self, payment_id: str, call: ProviderCall, *, known: Payment | None = None) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -350,8 +351,6 @@ class KeyRow:
 
 def lease_terms(clock: Callable[[], float], lease_seconds: float) -> tuple[str, float, float]:
     """A new claim's token, the time it is made at and the end of its lease (Unix seconds from ``clock``)."""
-    import secrets  # only a store's claim needs it
-
     now = clock()
     return secrets.token_hex(16), now, now + lease_seconds
 

@@ -24,7 +24,7 @@ from django.db import connections
 
 from paycore.errors import ConfigurationError, IdempotencyInProgress, IdempotencyLeaseLost
 from paycore.rows import ClaimMove, KeyRow, claim_move, lease_terms
-from paycore.storage import IdempotencyClaim, KeyClaim
+from paycore.storage import IdempotencyClaim, KeyClaim, KeyCompletion
 from paycore_django.databases import check_database
 from paycore_django.models import IdempotencyRecord
 from paycore_django.units import run_unit
@@ -141,24 +141,21 @@ class DjangoIdempotencyStore:
     ) -> None:
         """Store ``result`` for ``ttl_seconds`` if ``token`` still holds the key; else :class:`IdempotencyLeaseLost`."""
 
-        def work() -> bool:
-            return self.complete_in_unit(scope=scope, key=key, token=token, result=result, ttl_seconds=ttl_seconds)
-
-        if not await run_unit(self.using, work, atomic=False):
+        completion = KeyCompletion(self, scope, key, token, result, ttl_seconds)
+        if not await run_unit(self.using, lambda: self.complete_in_unit(completion), atomic=False):
             raise IdempotencyLeaseLost(
                 f"idempotency key {key!r}: this request's lease expired and another request took it over"
             )
 
-    def complete_in_unit(
-        self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
-    ) -> bool:
-        """:meth:`complete` inside a unit of work already running: True if ``token`` held the key.
+    def complete_in_unit(self, completion: KeyCompletion) -> bool:
+        """:meth:`complete` inside a unit of work already running: True if the completion's token held the key.
 
-        The repository on the same database completes a key this way in the
-        transaction of the operation's last write.
+        The Django repository completes a key this way in the transaction of the
+        operation's last write (:class:`~paycore.storage.CompletingRepository`).
         """
-        query = self._records().filter(scope=scope, key=key, token=token)
-        return bool(query.update(token=None, result=dict(result), expires_at=self._clock() + ttl_seconds) == 1)
+        query = self._records().filter(scope=completion.scope, key=completion.key, token=completion.token)
+        expires_at = self._clock() + completion.ttl_seconds
+        return bool(query.update(token=None, result=dict(completion.result), expires_at=expires_at) == 1)
 
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""

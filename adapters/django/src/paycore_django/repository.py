@@ -301,13 +301,7 @@ class DjangoPaymentRepository:
         if completion is not None:
             keys = completion.store
             assert isinstance(keys, DjangoIdempotencyStore)  # only a store completes_keys_of accepts
-            completion.completed = keys.complete_in_unit(
-                scope=completion.scope,
-                key=completion.key,
-                token=completion.token,
-                result=completion.result,
-                ttl_seconds=completion.ttl_seconds,
-            )
+            completion.completed = keys.complete_in_unit(completion)
 
     def _references(self) -> QuerySet[models.PaymentReference]:
         return models.PaymentReference.objects.using(self.using)

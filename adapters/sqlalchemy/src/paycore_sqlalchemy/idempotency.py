@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from paycore.errors import IdempotencyInProgress, IdempotencyLeaseLost
 from paycore.rows import ClaimMove, KeyRow, claim_move, lease_terms
-from paycore.storage import IdempotencyClaim, KeyClaim
+from paycore.storage import IdempotencyClaim, KeyClaim, KeyCompletion
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.prepared import Prepared
 from paycore_sqlalchemy.schema import idempotency_keys as keys
@@ -62,7 +62,7 @@ _REPLACE_EXPIRED_RESULT = (
         expires_at=sa.bindparam("expires_at"),
     )
 )
-_COMPLETE = (
+_COMPLETE = Prepared(  # every keyed request ends with it: compiled once (paycore_sqlalchemy.prepared)
     sa.update(keys)
     .where(
         keys.c.scope == sa.bindparam("b_scope"),
@@ -71,8 +71,6 @@ _COMPLETE = (
     )
     .values(token=sa.null(), result=sa.bindparam("result"), expires_at=sa.bindparam("expires_at"))
 )
-_PREPARED_COMPLETE = Prepared(_COMPLETE)
-"""The completion every keyed request ends with, compiled once (:mod:`paycore_sqlalchemy.prepared`)."""
 _RELEASE = sa.delete(keys).where(
     keys.c.scope == sa.bindparam("scope"),
     keys.c.key == sa.bindparam("key"),
@@ -186,39 +184,26 @@ class SqlIdempotencyStore:
     ) -> None:
         """Store ``result`` for ``ttl_seconds`` if ``token`` still holds the key; else :class:`IdempotencyLeaseLost`."""
 
-        def work(connection: sa.Connection) -> bool:
-            return self.complete_in(
-                connection, scope=scope, key=key, token=token, result=result, ttl_seconds=ttl_seconds
-            )
-
-        if not await self.database.run(work, write=True, compare_and_set=True):
+        completion = KeyCompletion(self, scope, key, token, result, ttl_seconds)
+        if not await self.database.run(lambda c: self.complete_in(c, completion), write=True, compare_and_set=True):
             raise IdempotencyLeaseLost(
                 f"idempotency key {key!r}: this request's lease expired and another request took it over"
             )
 
-    def complete_in(
-        self,
-        connection: sa.Connection,
-        *,
-        scope: str,
-        key: str,
-        token: str,
-        result: Mapping[str, Any],
-        ttl_seconds: float,
-    ) -> bool:
-        """:meth:`complete` in a unit of work already running on ``connection``: True if ``token`` held the key.
+    def complete_in(self, connection: sa.Connection, completion: KeyCompletion) -> bool:
+        """:meth:`complete` on ``connection``, inside a unit of work already running: True if the token held the key.
 
-        The repository on the same database completes a key this way in the
-        transaction of the operation's last write.
+        The SQL repository completes a key this way in the transaction of the
+        operation's last write (:class:`~paycore.storage.CompletingRepository`).
         """
         parameters = {
-            "b_scope": scope,
-            "b_key": key,
-            "b_token": token,
-            "result": dict(result),
-            "expires_at": self._clock() + ttl_seconds,
+            "b_scope": completion.scope,
+            "b_key": completion.key,
+            "b_token": completion.token,
+            "result": dict(completion.result),
+            "expires_at": self._clock() + completion.ttl_seconds,
         }
-        return bool(_PREPARED_COMPLETE.execute(connection, parameters).rowcount == 1)
+        return bool(_COMPLETE.execute(connection, parameters).rowcount == 1)
 
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""

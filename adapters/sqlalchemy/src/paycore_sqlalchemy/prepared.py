@@ -57,13 +57,15 @@ class Prepared:
         self.statement = statement
         self._by_columns = by_columns
         """An ``INSERT`` names the columns it is given, as ``connection.execute`` compiles it."""
-        self._compiled: dict[tuple[str, tuple[str, ...] | None], _Compiled] = {}
+        self._compiled: dict[tuple[str, str, str, tuple[str, ...] | None], _Compiled] = {}
 
     def _for(self, dialect: sa.Dialect, parameters: Mapping[str, Any]) -> _Compiled:
+        """The statement compiled for ``dialect`` (its database, driver and parameter style) and these columns."""
         keys = tuple(parameters) if self._by_columns else None
-        found = self._compiled.get((dialect.name, keys))
+        cache_key = (dialect.name, dialect.driver, dialect.paramstyle, keys)
+        found = self._compiled.get(cache_key)
         if found is None:
-            found = self._compiled[dialect.name, keys] = _Compiled(self.statement, dialect, keys)
+            found = self._compiled[cache_key] = _Compiled(self.statement, dialect, keys)
         return found
 
     def execute(

@@ -75,25 +75,29 @@ _REFUND_COLUMNS = [
 ]
 _WITH_REFUNDS = payments.outerjoin(refunds, refunds.c.payment_id == payments.c.id)
 _INSERT_PAYMENT = sa.insert(payments)
-_INSERT_REFUNDS = sa.insert(refunds)
-_INSERT_EVENTS = sa.insert(payment_events)
-_INSERT_RECEIPTS = sa.insert(webhook_receipts)
+# A payment's writes are the same few statements on every change: compiled once (paycore_sqlalchemy.prepared).
+_INSERT_REFUNDS = Prepared(sa.insert(refunds), by_columns=True)
+_INSERT_EVENTS = Prepared(sa.insert(payment_events), by_columns=True)
+_INSERT_RECEIPTS = Prepared(sa.insert(webhook_receipts), by_columns=True)
 _INSERT_REFERENCES = sa.insert(payment_references)
 _DELETE_REFUNDS = sa.delete(refunds).where(refunds.c.payment_id == sa.bindparam("payment_id"))
-_UPDATE_REFUND = (
+_UPDATE_REFUND = Prepared(
     sa.update(refunds)
     .where(refunds.c.id == sa.bindparam("b_id"), refunds.c.payment_id == sa.bindparam("b_payment_id"))
     .values({c.name: sa.bindparam(c.name) for c in refunds.c if c.name not in ("id", "payment_id")})
 )
 """A refund row changed in place (same payment, same position)."""
-_UPDATE_PAYMENT = (
+_UPDATE_ANY_PAYMENT = (
     sa.update(payments)
     .where(payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_previous"))
     .values({c.name: sa.bindparam(c.name) for c in payments.c if c.name != "id"})
 )
-_UPDATE_PAYMENT_KEEPING_REFERENCES = _UPDATE_PAYMENT.where(
-    payments.c.external_id.is_not_distinct_from(sa.bindparam("external_id")),
-    payments.c.provider_references == sa.bindparam("provider_references"),
+_UPDATE_PAYMENT = Prepared(_UPDATE_ANY_PAYMENT)
+_UPDATE_PAYMENT_KEEPING_REFERENCES = Prepared(
+    _UPDATE_ANY_PAYMENT.where(
+        payments.c.external_id.is_not_distinct_from(sa.bindparam("external_id")),
+        payments.c.provider_references == sa.bindparam("provider_references"),
+    )
 )
 """The ``UPDATE`` of a save that adds no reference: it matches only if the stored ones are those written."""
 _REFERENCE_PARAMETERS = {
@@ -101,9 +105,11 @@ _REFERENCE_PARAMETERS = {
     for name in ("provider", "tenant", "reference", "payment_id")
 }
 _HOLDS_REFERENCE = [column == _REFERENCE_PARAMETERS[column.name] for column in payment_references.c]
-_HOLD_REFERENCE = sa.insert(payment_references).from_select(
-    list(_REFERENCE_PARAMETERS),
-    sa.select(*_REFERENCE_PARAMETERS.values()).where(~sa.exists().where(*_HOLDS_REFERENCE)),
+_HOLD_REFERENCE = Prepared(
+    sa.insert(payment_references).from_select(
+        list(_REFERENCE_PARAMETERS),
+        sa.select(*_REFERENCE_PARAMETERS.values()).where(~sa.exists().where(*_HOLDS_REFERENCE)),
+    )
 )
 """Insert a reference unless the payment holds it already (held by another payment: a primary-key violation)."""
 _HELD_BY_OTHERS = sa.select(payment_references.c.reference).where(
@@ -118,14 +124,6 @@ _EVENTS_OF = (
     .where(payment_events.c.payment_id == sa.bindparam("payment_id"))
     .order_by(payment_events.c.sequence)
 )
-_PREPARED_UPDATE = Prepared(_UPDATE_PAYMENT)
-_PREPARED_UPDATE_KEEPING_REFERENCES = Prepared(_UPDATE_PAYMENT_KEEPING_REFERENCES)
-_PREPARED_HOLD_REFERENCE = Prepared(_HOLD_REFERENCE)
-_PREPARED_UPDATE_REFUND = Prepared(_UPDATE_REFUND)
-_PREPARED_INSERTS = {
-    statement: Prepared(statement, by_columns=True) for statement in (_INSERT_REFUNDS, _INSERT_EVENTS, _INSERT_RECEIPTS)
-}
-"""A payment's writes, the same few statements on every change: compiled once (:mod:`paycore_sqlalchemy.prepared`)."""
 _HAS_RECEIPT = sa.select(sa.literal(1)).where(
     webhook_receipts.c.provider == sa.bindparam("provider"),
     webhook_receipts.c.tenant == sa.bindparam("tenant"),
@@ -486,11 +484,11 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
     row["b_previous"] = payment.version - 1
     same_references = stored is not None and references_of(stored) == references_of(payment)
     if stored is None or same_references:
-        updated = _PREPARED_UPDATE_KEEPING_REFERENCES.execute(connection, row).rowcount == 1
+        updated = _UPDATE_PAYMENT_KEEPING_REFERENCES.execute(connection, row).rowcount == 1
     else:
         updated = False
     if not updated:
-        if _PREPARED_UPDATE.execute(connection, row).rowcount != 1:
+        if _UPDATE_PAYMENT.execute(connection, row).rowcount != 1:
             version = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
             if version is None:
                 raise PaymentNotFound(f"no payment {payment.id!r}")
@@ -499,7 +497,7 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
             )
         reference_list = reference_rows(payment)
         if reference_list:
-            _PREPARED_HOLD_REFERENCE.execute(connection, reference_list)
+            _HOLD_REFERENCE.execute(connection, reference_list)
     refund_list: list[dict[str, Any]] = []
     if stored is None or stored.refunds != payment.refunds:
         in_place = _refunds_in_place(stored, payment)
@@ -509,21 +507,14 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
         else:
             refund_list, changed = in_place
             if changed:
-                _PREPARED_UPDATE_REFUND.execute(connection, changed)
+                _UPDATE_REFUND.execute(connection, changed)
     event_list = [event_row(e) for e in write.events]
     _insert_rows(connection, refund_list, event_list, [receipt_row(r) for r in write.receipts])
     completion = write.completion
     if completion is not None:
         keys = completion.store
         assert isinstance(keys, SqlIdempotencyStore)  # a completion comes only for a store completes_keys_of accepts
-        completion.completed = keys.complete_in(
-            connection,
-            scope=completion.scope,
-            key=completion.key,
-            token=completion.token,
-            result=completion.result,
-            ttl_seconds=completion.ttl_seconds,
-        )
+        completion.completed = keys.complete_in(connection, completion)
 
 
 def _refunds_in_place(
@@ -566,7 +557,7 @@ def _insert_rows(
     """Insert a payment's refund, event and receipt rows (each kind in one executemany)."""
     for statement, rows in ((_INSERT_REFUNDS, refunds), (_INSERT_EVENTS, events), (_INSERT_RECEIPTS, receipts)):
         if rows:
-            _PREPARED_INSERTS[statement].execute(connection, rows)
+            statement.execute(connection, rows)
 
 
 def _is_reference_taken(error: exc.IntegrityError) -> bool:
