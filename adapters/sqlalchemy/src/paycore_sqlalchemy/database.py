@@ -74,7 +74,12 @@ class Database:
         self.url = safe_url(url)
         self.dialect: str = self.engine.dialect.name
         self._auto_upgrade = is_sqlite(url) if auto_upgrade is None else auto_upgrade
-        self._reads_autocommit = self.dialect != "sqlite"
+        self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
+        """The engine whose connections run units that write (SQLite: ``BEGIN IMMEDIATE``)."""
+        self._autocommit = (
+            None if self.dialect == "sqlite" else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        """The engine whose connections run single-statement and compare-and-set units without BEGIN and COMMIT."""
         self._schemas: list[SqlSchema] | None = None if schemas is None else list(schemas)
         self._included: list[SqlSchema] = []
         self._ready = False
@@ -118,14 +123,13 @@ class Database:
             raise unavailable(error, self.url) from error
 
     def _in_transaction(self, work: Callable[[sa.Connection], T], write: bool, compare_and_set: bool) -> T:
-        with self.engine.connect() as connection:
-            if self._reads_autocommit and (not write or compare_and_set):
-                # One statement, or statements each atomic and safe alone: skip BEGIN and COMMIT round trips.
-                connection.execution_options(isolation_level="AUTOCOMMIT")
-            elif write:
-                connection.execution_options(**{WRITE_OPTION: True})
-            with connection.begin():
-                return work(connection)
+        if self._autocommit is not None and (not write or compare_and_set):
+            # One statement, or statements each atomic and safe alone: skip BEGIN and COMMIT round trips.
+            engine = self._autocommit
+        else:
+            engine = self._writer if write else self.engine
+        with engine.connect() as connection, connection.begin():
+            return work(connection)
 
     @property
     def schemas(self) -> tuple[SqlSchema, ...]:

@@ -1,12 +1,15 @@
-"""``Prepared``: a hot write compiled once per dialect and sent with ``exec_driver_sql``.
+"""``Prepared``: a hot statement compiled once per dialect and sent with ``exec_driver_sql``.
 
-``connection.execute(statement, parameters)`` looks the statement up in
-SQLAlchemy's compiled cache, builds its parameters and runs each value through
-its column type on every call: about half of what a small write costs here.
-A payment's writes are the same few statements over and over, so ``Prepared``
-does that once per dialect (and, for an ``INSERT``, per set of columns given)
-and hands the driver the compiled SQL and the converted values through
-``exec_driver_sql``. That is still SQLAlchemy's execution path: its events
+``connection.execute(statement, parameters)`` works out the statement's cache
+key (a walk over the whole statement), looks it up in SQLAlchemy's compiled
+cache, builds its parameters and runs each value through its column type on
+every call: about half of what a small write costs here, and more for a read
+of a payment with its forty columns. A payment's reads and writes are the same
+few statements over and over, so ``Prepared`` compiles each once per dialect
+(and, for an ``INSERT``, per set of columns given) and hands the driver the
+compiled SQL and the converted values through ``exec_driver_sql``;
+:meth:`Prepared.mappings` converts a read's values back through the same
+column types. That is still SQLAlchemy's execution path: its events
 (``before_cursor_execute`` sees the same SQL), its error translation
 (``IntegrityError``, ``OperationalError``) and its handling of a lost
 connection are unchanged.
@@ -39,6 +42,15 @@ class _Compiled:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self.processors[name] = processor
+        self.keys: tuple[str, ...] = ()
+        """A read's result columns, in order (an empty tuple for a write)."""
+        self.results: tuple[tuple[int, Processor], ...] = ()
+        """The result columns whose values their type converts, by position, with the converter."""
+        if isinstance(statement, sa.Select):
+            columns = list(statement.selected_columns)
+            self.keys = tuple(column.key for column in columns)
+            converters = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+            self.results = tuple((i, convert) for i, convert in enumerate(converters) if convert is not None)
 
     def arguments(self, parameters: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """``parameters`` (one value for each of the statement's) as the driver takes them: converted,
@@ -51,7 +63,7 @@ class _Compiled:
 
 
 class Prepared:
-    """A write statement run through :meth:`execute` instead of ``connection.execute``."""
+    """A statement run through :meth:`execute` (a ``SELECT``: :meth:`mappings`) instead of ``connection.execute``."""
 
     def __init__(self, statement: sa.ClauseElement, *, by_columns: bool = False) -> None:
         self.statement = statement
@@ -80,3 +92,16 @@ class Prepared:
         compiled = self._for(connection.dialect, parameters[0])
         rows = [compiled.arguments(row) for row in parameters]
         return connection.exec_driver_sql(compiled.sql, rows)  # type: ignore[arg-type]
+
+    def mappings(self, connection: sa.Connection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run a ``SELECT`` with ``parameters``; its rows as dictionaries keyed by result column, values converted."""
+        compiled = self._for(connection.dialect, parameters)
+        result = connection.exec_driver_sql(compiled.sql, compiled.arguments(parameters))  # type: ignore[arg-type]
+        keys, converters = compiled.keys, compiled.results
+        found = []
+        for row in result.fetchall():
+            values = list(row)
+            for position, convert in converters:
+                values[position] = convert(values[position])
+            found.append(dict(zip(keys, values, strict=True)))
+        return found

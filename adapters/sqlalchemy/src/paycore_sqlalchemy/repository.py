@@ -22,7 +22,8 @@ the table's primary key: the transaction rolls back as a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -74,12 +75,12 @@ _REFUND_COLUMNS = [
     refunds.c.updated_at.label("refund_updated_at"),
 ]
 _WITH_REFUNDS = payments.outerjoin(refunds, refunds.c.payment_id == payments.c.id)
-_INSERT_PAYMENT = sa.insert(payments)
 # A payment's writes are the same few statements on every change: compiled once (paycore_sqlalchemy.prepared).
 _INSERT_REFUNDS = Prepared(sa.insert(refunds), by_columns=True)
 _INSERT_EVENTS = Prepared(sa.insert(payment_events), by_columns=True)
 _INSERT_RECEIPTS = Prepared(sa.insert(webhook_receipts), by_columns=True)
-_INSERT_REFERENCES = sa.insert(payment_references)
+_INSERT_PAYMENT = Prepared(sa.insert(payments), by_columns=True)
+_INSERT_REFERENCES = Prepared(sa.insert(payment_references), by_columns=True)
 _DELETE_REFUNDS = sa.delete(refunds).where(refunds.c.payment_id == sa.bindparam("payment_id"))
 _UPDATE_REFUND = Prepared(
     sa.update(refunds)
@@ -138,12 +139,31 @@ def _with_refunds(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     return sa.select(payments, *_REFUND_COLUMNS).select_from(_WITH_REFUNDS).where(*where).order_by(refunds.c.position)
 
 
-_GET = _with_refunds(payments.c.id == sa.bindparam("payment_id"))
+_GET = Prepared(_with_refunds(payments.c.id == sa.bindparam("payment_id")))
 _GET_MANY = (
     _with_refunds(payments.c.id.in_(sa.bindparam("payment_ids", expanding=True)))
     .order_by(None)
     .order_by(payments.c.id, refunds.c.position)
 )
+_PREPARED_MANY = 4
+"""Reads of up to this many payments by id are compiled once per count (:func:`_get_many`)."""
+
+
+@functools.cache
+def _get_many_of(count: int) -> Prepared:
+    """The read of ``count`` payments by id (parameters ``payment_id_0`` ...), compiled once."""
+    ids = [sa.bindparam(f"payment_id_{i}") for i in range(count)]
+    return Prepared(_with_refunds(payments.c.id.in_(ids)).order_by(None).order_by(payments.c.id, refunds.c.position))
+
+
+def _get_many(connection: sa.Connection, payment_ids: Sequence[str]) -> list[Payment]:
+    """The stored payments among ``payment_ids`` (distinct), in one statement."""
+    if len(payment_ids) > _PREPARED_MANY:
+        return _payments_from(connection.execute(_GET_MANY, {"payment_ids": list(payment_ids)}).mappings().all())
+    parameters = {f"payment_id_{i}": payment_id for i, payment_id in enumerate(payment_ids)}
+    return _payments_from(_get_many_of(len(payment_ids)).mappings(connection, parameters))
+
+
 _PAYMENT_OF_REFERENCE = (
     sa.select(payment_references.c.payment_id)
     .where(
@@ -153,16 +173,15 @@ _PAYMENT_OF_REFERENCE = (
     )
     .scalar_subquery()
 )
-_GET_BY_REFERENCE = _with_refunds(payments.c.id == _PAYMENT_OF_REFERENCE)
+_GET_BY_REFERENCE = Prepared(_with_refunds(payments.c.id == _PAYMENT_OF_REFERENCE))
 
 
-def _payments_from(rows: Sequence[sa.Row[Any]]) -> list[Payment]:
+def _payments_from(rows: Sequence[Mapping[str, Any]]) -> list[Payment]:
     """Fold joined payment/refund rows (grouped by payment, refunds in order) into payments."""
     found: list[Payment] = []
-    current: sa.RowMapping | None = None
+    current: Mapping[str, Any] | None = None
     held: list[Refund] = []
-    for row in rows:
-        mapping = row._mapping
+    for mapping in rows:
         if current is None or mapping["id"] != current["id"]:
             if current is not None:
                 found.append(payment_from_row(current, held))
@@ -208,9 +227,9 @@ class SqlPaymentRepository:
         event_list = [event_row(e) for e in events]
 
         def work(connection: sa.Connection) -> None:
-            connection.execute(_INSERT_PAYMENT, row)
+            _INSERT_PAYMENT.execute(connection, row)
             if reference_list:
-                connection.execute(_INSERT_REFERENCES, reference_list)
+                _INSERT_REFERENCES.execute(connection, reference_list)
             _insert_rows(connection, refund_list, event_list)
 
         try:
@@ -228,7 +247,7 @@ class SqlPaymentRepository:
         """The payment with ``payment_id``; :class:`PaymentNotFound` if none."""
 
         def work(connection: sa.Connection) -> list[Payment]:
-            return _payments_from(connection.execute(_GET, {"payment_id": payment_id}).all())
+            return _payments_from(_GET.mappings(connection, {"payment_id": payment_id}))
 
         found = await self.database.run(work)
         if not found:
@@ -242,7 +261,7 @@ class SqlPaymentRepository:
             return []
 
         def work(connection: sa.Connection) -> list[Payment]:
-            return _payments_from(connection.execute(_GET_MANY, {"payment_ids": wanted}).all())
+            return _get_many(connection, wanted)
 
         return await self.database.run(work)
 
@@ -254,7 +273,7 @@ class SqlPaymentRepository:
         parameters = {"provider": provider, "tenant": store_tenant(tenant), "reference": external_id}
 
         def work(connection: sa.Connection) -> list[Payment]:
-            return _payments_from(connection.execute(_GET_BY_REFERENCE, parameters).all())
+            return _payments_from(_GET_BY_REFERENCE.mappings(connection, parameters))
 
         found = await self.database.run(work)
         if not found:
@@ -296,7 +315,7 @@ class SqlPaymentRepository:
             answer = store.claim_in(connection, claim)
             if answer.token is None or not wanted:
                 return answer, []
-            return answer, _payments_from(connection.execute(_GET_MANY, {"payment_ids": wanted}).all())
+            return answer, _get_many(connection, wanted)
 
         # The claim's statements are each atomic and safe alone, and the read is one statement.
         return await self.database.run(work, write=True, compare_and_set=True)
@@ -318,7 +337,7 @@ class SqlPaymentRepository:
         decided: list[PaymentWrite] = []
 
         def work(connection: sa.Connection) -> tuple[Payment, PaymentWrite | None]:
-            found = [known] if known is not None else _payments_from(connection.execute(statement, parameters).all())
+            found = [known] if known is not None else _payments_from(statement.mappings(connection, parameters))
             if not found:
                 raise PaymentNotFound(f"no payment {lookup}")
             write = decide(found[0])
@@ -432,7 +451,7 @@ class SqlPaymentRepository:
             return []
         if limit is None:
             query = sa.select(payments, *_REFUND_COLUMNS).select_from(_WITH_REFUNDS).where(*where)
-            return _payments_from(connection.execute(query.order_by(*order, refunds.c.position)).all())
+            return _payments_from(connection.execute(query.order_by(*order, refunds.c.position)).mappings().all())
         page = sa.select(payments.c.id).where(*where).order_by(*order).limit(limit).subquery()
         return SqlPaymentRepository._join_page(connection, page, order)
 
@@ -450,7 +469,7 @@ class SqlPaymentRepository:
             )
             .order_by(*order, refunds.c.position)
         )
-        return _payments_from(connection.execute(query).all())
+        return _payments_from(connection.execute(query).mappings().all())
 
     async def list_events(self, payment_id: str) -> list[PaymentEvent]:
         """The payment's events in sequence order."""
