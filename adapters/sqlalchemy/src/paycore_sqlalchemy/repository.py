@@ -152,7 +152,7 @@ _PREPARED_MANY = 4
 @functools.cache
 def _get_many_of(count: int) -> Prepared:
     """The read of ``count`` payments by id (parameters ``payment_id_0`` ...), compiled once."""
-    ids = [sa.bindparam(f"payment_id_{i}") for i in range(count)]
+    ids: list[sa.BindParameter[Any]] = [sa.bindparam(f"payment_id_{i}") for i in range(count)]
     return Prepared(_with_refunds(payments.c.id.in_(ids)).order_by(None).order_by(payments.c.id, refunds.c.position))
 
 
@@ -176,10 +176,10 @@ _PAYMENT_OF_REFERENCE = (
 _GET_BY_REFERENCE = Prepared(_with_refunds(payments.c.id == _PAYMENT_OF_REFERENCE))
 
 
-def _payments_from(rows: Sequence[Mapping[str, Any]]) -> list[Payment]:
+def _payments_from(rows: Sequence[Mapping[Any, Any]]) -> list[Payment]:
     """Fold joined payment/refund rows (grouped by payment, refunds in order) into payments."""
     found: list[Payment] = []
-    current: Mapping[str, Any] | None = None
+    current: Mapping[Any, Any] | None = None
     held: list[Refund] = []
     for mapping in rows:
         if current is None or mapping["id"] != current["id"]:
