@@ -29,6 +29,7 @@ from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
 from paycore.records import Checkout, Customer, LineItem, Payment, ProviderUpdate, Refund, RefundUpdate, new_id
 from paycore.status import PaymentStatus, RefundStatus
+from paycore.storage import PaymentWrite
 from paycore.unit_of_work import PaymentWriter
 
 __all__ = ["PaymentActions"]
@@ -92,10 +93,8 @@ class PaymentActions:
             "return_url": return_url,
         }
 
-        async def execute(binding: KeyBinding | None) -> Checkout:
-            existing = await self._earlier_payment(binding)
-            if existing is not None:
-                return await self._resume_create(existing, chosen, amount, order_id, tenant, binding)
+        async def build(binding: KeyBinding | None) -> PaymentWrite:
+            """The new payment with its first event and its provider call, checked by the provider and policies."""
             now = self.now()
             draft = Payment(
                 id=binding.new_id("pay") if binding is not None else new_id("pay"),
@@ -115,13 +114,25 @@ class PaymentActions:
             await chosen.check_payment(draft)
             await validate_payment(self.plugin_manager, payment=draft)
             change = Change(draft, cause="api", now=now)
-            call = self.calls.start(CallOperation.INITIATE, now=now)
-            change.set(pending_call=call)
+            change.set(pending_call=self.calls.start(CallOperation.INITIATE, now=now))
             change.event("created", to_status=PaymentStatus.PENDING.value, amount=amount)
             payment = change.result()
             assert payment is not None
-            await self.writer.add(payment, change.events)
-            return await self._initiate(payment, call, chosen, binding)
+            return PaymentWrite(payment, change.events)
+
+        async def execute(binding: KeyBinding | None) -> Checkout:
+            existing = await self._earlier_payment(binding)
+            if existing is not None:
+                return await self._resume_create(existing, chosen, amount, order_id, tenant, binding)
+            added = binding.added if binding is not None else None
+            if added is None:
+                added = await build(binding)
+                await self.writer.add(added.payment, added.events)
+            else:  # stored with the key's claim
+                await self.writer.notify(added.events, added.payment)
+            payment = added.payment
+            assert payment.pending_call is not None
+            return await self._initiate(payment, payment.pending_call, chosen, binding)
 
         return await self.idempotency.run(
             operation="create_payment",
@@ -131,6 +142,7 @@ class PaymentActions:
             execute=execute,
             result_type=Checkout,
             prefetch=_earlier_payment_ids,
+            adds=build,
         )
 
     async def _earlier_payment(self, binding: KeyBinding | None) -> Payment | None:

@@ -45,6 +45,7 @@ from paycore.storage import (
     IdempotencyStore,
     KeyClaim,
     KeyCompletion,
+    PaymentWrite,
     RecordKeepingStore,
 )
 
@@ -185,6 +186,9 @@ class KeyBinding:
     prefetched: Mapping[str, Payment] | None = field(default=None, eq=False, repr=False)
     """The payments the operation asked to read with the claim, by id (``None``: nothing was read;
     an id missing from it names no payment)."""
+    added: PaymentWrite | None = field(default=None, eq=False, repr=False)
+    """The new payment (with its first events) stored with the claim, when the runner could
+    (:meth:`~paycore.storage.ClaimingRepository.claim_and_add`); else ``None``."""
     _ids: dict[tuple[str, int], str] = field(factory=dict, eq=False, repr=False)
     """The ids worked out so far (an operation asks for the same one more than once)."""
 
@@ -264,18 +268,55 @@ class IdempotentRunner:
         return f"<IdempotentRunner store={type(self.store).__name__} ttl={self.ttl_seconds:g}s>"
 
     async def _claim(
-        self, binding: KeyBinding, fingerprint: str, prefetch: Callable[[KeyBinding], Sequence[str]] | None
-    ) -> tuple[IdempotencyClaim, Mapping[str, Payment] | None]:
-        """Claim the binding's key; with a repository that can, read the ``prefetch`` payments with it."""
+        self,
+        binding: KeyBinding,
+        fingerprint: str,
+        prefetch: Callable[[KeyBinding], Sequence[str]] | None,
+        new: PaymentWrite | None,
+    ) -> tuple[IdempotencyClaim, Mapping[str, Payment] | None, PaymentWrite | None]:
+        """Claim the binding's key; with a repository that can, read the ``prefetch`` payments with it
+        and store ``new`` unless one of them is an earlier attempt's payment the key still binds."""
         claiming = self._claims_with
         if claiming is not None and prefetch is not None:
             asked = KeyClaim(binding.scope, binding.key, fingerprint, self.lease_seconds)
+            if new is not None:
+
+                def add(found: list[Payment]) -> PaymentWrite | None:
+                    return None if any(binding.binds(payment.created_at) for payment in found) else new
+
+                claim, found, added = await claiming.claim_and_add(self.store, asked, prefetch(binding), add)
+                return claim, {payment.id: payment for payment in found}, added
             claim, found = await claiming.claim_and_get(self.store, asked, prefetch(binding))
-            return claim, {payment.id: payment for payment in found}
+            return claim, {payment.id: payment for payment in found}, None
         claim = await self.store.claim(
             scope=binding.scope, key=binding.key, fingerprint=fingerprint, lease_seconds=self.lease_seconds
         )
-        return claim, None
+        return claim, None, None
+
+    async def _first_payment(
+        self,
+        binding: KeyBinding,
+        fingerprint: str,
+        adds: Callable[[KeyBinding], Awaitable[PaymentWrite]],
+        release_on: tuple[type[BaseException], ...],
+    ) -> tuple[PaymentWrite | None, IdempotencyClaim | None]:
+        """The new payment ``adds`` builds and checks before the claim, to be stored with it.
+
+        When the checks refuse the request, the key still answers first: a request
+        completed before is replayed (its claim is returned), a key held by another
+        says so, and a key claimed here is released before the refusal is raised.
+        """
+        try:
+            return await adds(binding), None
+        except release_on:
+            claim = await self.store.claim(
+                scope=binding.scope, key=binding.key, fingerprint=fingerprint, lease_seconds=self.lease_seconds
+            )
+            if claim.token is None:
+                return None, claim
+            with anyio.CancelScope(shield=True):
+                await self.store.release(scope=binding.scope, key=binding.key, token=claim.token)
+            raise
 
     def binding(self, scope: str, key: str) -> KeyBinding:
         """The ids ``key`` names in ``scope`` now."""
@@ -292,6 +333,7 @@ class IdempotentRunner:
         result_type: type[T],
         release_on: tuple[type[BaseException], ...] = RELEASE_ON,
         prefetch: Callable[[KeyBinding], Sequence[str]] | None = None,
+        adds: Callable[[KeyBinding], Awaitable[PaymentWrite]] | None = None,
     ) -> T:
         """Run ``execute`` at most once for ``key`` in ``scope``; replay its result afterwards.
 
@@ -301,23 +343,30 @@ class IdempotentRunner:
         :mod:`paycore.serialization`). ``prefetch`` names the payments the
         operation reads first: a repository that can (:class:`~paycore.storage.ClaimingRepository`)
         reads them with the claim, in the same unit of work (:attr:`KeyBinding.prefetched`).
+        ``adds`` builds and checks the new payment a create stores first: such a
+        repository stores it in the claim's unit too (:attr:`KeyBinding.added`),
+        unless a ``prefetch`` payment is an earlier attempt's that the key still binds.
         """
         if key is None:
             if self.required:
                 raise ValidationError(f"{operation} needs an idempotency_key (idempotency_required is set)")
             return await execute(None)
         binding = self.binding(scope, key)
-        claim, prefetched = await self._claim(binding, fingerprint(operation, arguments), prefetch)
-        if claim.record is not None and type(claim.record) is result_type:
-            return claim.record  # narrowed by the type check above
-        if claim.result is not None:
-            return serialization.structure(claim.result["value"], result_type)
-        assert claim.token is not None
+        request = fingerprint(operation, arguments)
+        new: PaymentWrite | None = None
+        if adds is not None and self._claims_with is not None and prefetch is not None:
+            new, answered = await self._first_payment(binding, request, adds, release_on)
+            if answered is not None:
+                return _replayed(answered, result_type)
+        claim, prefetched, added = await self._claim(binding, request, prefetch, new)
+        if claim.token is None:
+            return _replayed(claim, result_type)
         completer = (
             KeyCompleter(self.store, scope, key, claim.token, self.ttl_seconds) if self._completed_by_writes else None
         )
         if completer is not None or prefetched is not None:
-            binding = evolve(binding, completer=completer, prefetched=prefetched)  # keeps the ids worked out
+            # evolve keeps the ids worked out so far
+            binding = evolve(binding, completer=completer, prefetched=prefetched, added=added)
         try:
             result = await execute(binding)
         except release_on:
@@ -341,3 +390,11 @@ class IdempotentRunner:
         except IdempotencyLeaseLost:
             log.warning("idempotency key %r was taken over before %s finished; its result is kept", key, operation)
         return result
+
+
+def _replayed(claim: IdempotencyClaim, result_type: type[T]) -> T:
+    """The result a claim that did not take the key replays."""
+    if claim.record is not None and type(claim.record) is result_type:
+        return claim.record  # narrowed by the type check above
+    assert claim.result is not None, "a claim without a token carries a result or a record"
+    return serialization.structure(claim.result["value"], result_type)

@@ -237,6 +237,7 @@ class ClaimingRepository(Protocol):
     A keyed request claims its key, then reads the payment it works on (or, for
     a create, looks for what an earlier attempt stored): two units of work
     back to back, which one can do when the keys live in the repository's database.
+    A create also stores its new payment in that unit (:meth:`claim_and_add`).
     """
 
     async def claim_and_get(
@@ -247,6 +248,23 @@ class ClaimingRepository(Protocol):
         The claim follows every rule of :meth:`IdempotencyStore.claim` (its errors
         included, and then nothing is read); the payments are read after it, as
         ``get_many`` would read them. Called only for a store :meth:`CompletingRepository.completes_keys_of` accepts.
+        """
+        ...
+
+    async def claim_and_add(
+        self,
+        store: IdempotencyStore,
+        claim: KeyClaim,
+        payment_ids: Sequence[str],
+        add: Callable[[list[Payment]], PaymentWrite | None],
+    ) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+        """:meth:`claim_and_get`, then, for the key's holder, store what ``add`` decides: one transaction.
+
+        ``add`` is given the payments read (what an earlier attempt under the key
+        stored) and returns a new payment with its first events to add as
+        :meth:`PaymentRepository.add` would, or ``None`` to add nothing; the
+        answer names what was added. A refused add (:class:`~paycore.errors.DuplicatePayment`,
+        a bad value) undoes the claim too: the key is left as it was.
         """
         ...
 

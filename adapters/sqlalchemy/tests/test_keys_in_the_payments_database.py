@@ -1,7 +1,8 @@
 """A keyed request on SQL claims its key with its first read and completes it with its last write.
 
 The repository and the store share the database, so the claim and the read of
-the payment the request works on are one unit of work, and the write that
+the payment the request works on (for a create: the storing of its new
+payment) are one unit of work, and the write that
 records the provider's answer also stores the request's result for its key:
 two units of work fewer per request, and never a payment written without the
 key's result (or a result without its payment) once that write commits.
@@ -20,8 +21,8 @@ from attrs import evolve
 from sqlalchemy import event
 
 import paycore.testing.fake
-from paycore import PaymentFlow
-from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaymentNotFound
+from paycore import PaymentFlow, hookimpl
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaymentNotFound, ValidationError
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, RefundStatus
@@ -234,3 +235,46 @@ async def test_claim_and_get_reads_only_for_the_request_that_holds_the_key(sqlit
     finally:
         await store.aclose()
         await repository.aclose()
+
+
+async def test_a_keyed_create_claims_its_key_and_stores_its_payment_in_one_transaction(database_url: str) -> None:
+    async with _flow(database_url) as flow:
+        assert isinstance(flow.repository, SqlPaymentRepository)
+        _fake(flow).script("initiate", "pending")
+        assert await flow.list_payments(order_id="T9") == []  # the schema is checked on first use
+        with _transactions(flow.repository.database.engine) as units:
+            checkout = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T9", idempotency_key="c9")
+        (claiming,) = [unit for unit in units if any(_claiming(statement) for statement in unit)]
+        assert any(statement.startswith("INSERT INTO paycore_payments ") for statement in claiming), claiming
+        assert any(statement.startswith("INSERT INTO paycore_payment_events ") for statement in claiming), claiming
+        assert len(units) == 2, "the claim with the new payment, then the provider's answer with the key's result"
+        assert await flow.get_payment(checkout.payment.id) == checkout.payment
+
+
+class _Policy:
+    """A ``paycore_validate_payment`` policy that refuses every payment while ``refusing``."""
+
+    def __init__(self) -> None:
+        self.refusing = False
+
+    @hookimpl
+    def paycore_validate_payment(self, payment: Payment) -> None:
+        if self.refusing:
+            raise ValidationError(f"payment {payment.order_id} refused by policy")
+
+
+async def test_a_create_its_checks_refuse_still_replays_its_key_or_leaves_the_key_free(database_url: str) -> None:
+    policy = _Policy()
+    config = {"repository": database_url, "providers": {"fake": {"type": "fake", "webhook_secret": SECRET}}}
+    async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake, policy]) as flow:
+        _fake(flow).script("initiate", "pending")
+        checkout = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T10", idempotency_key="c10")
+        policy.refusing = True
+        replayed = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T10", idempotency_key="c10")
+        assert replayed == checkout, "a request completed before is answered as it was, whatever the checks say now"
+        with pytest.raises(ValidationError):
+            await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T11", idempotency_key="c11")
+        assert await flow.list_payments(order_id="T11") == []
+        policy.refusing = False
+        later = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T11", idempotency_key="c11")
+        assert later.payment.order_id == "T11", "the refused request left its key free"

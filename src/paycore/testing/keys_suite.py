@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from paycore.errors import ConcurrentUpdate, IdempotencyInProgress, IdempotencyKeyReused
+from paycore.errors import ConcurrentUpdate, DuplicatePayment, IdempotencyInProgress, IdempotencyKeyReused
 from paycore.records import Payment
 from paycore.storage import (
     ClaimingRepository,
@@ -131,3 +131,58 @@ class KeysConformance:
         fresh, again = await repository.claim_and_get(store, elsewhere, [payment.id])
         assert fresh.token is not None
         assert again == [payment]
+
+    async def test_claim_and_add_stores_the_new_payment_with_the_claim_for_the_holder_only(
+        self, repository: Any, keys_store: Any
+    ) -> None:
+        store = self._claiming(repository, keys_store)
+        new = make_payment(id="pay_new")
+        write = PaymentWrite(new, [make_event(new, 1)])
+        seen: list[list[Payment]] = []
+
+        def add(found: list[Payment]) -> PaymentWrite | None:
+            seen.append(found)
+            return write
+
+        claim = KeyClaim(scope="", key="k-add", fingerprint="f", lease_seconds=60)
+        held, found, added = await repository.claim_and_add(store, claim, [new.id], add)
+        assert held.token is not None
+        assert (found, added, seen) == ([], write, [[]])
+        assert await repository.get(new.id) == new
+        assert [event.id for event in await repository.list_events(new.id)] == [write.events[0].id]
+        with pytest.raises(IdempotencyInProgress):
+            await repository.claim_and_add(store, claim, [new.id], add)
+        await store.complete(scope="", key="k-add", token=held.token, result=RESULT, ttl_seconds=3600)
+        replayed, read, again = await repository.claim_and_add(store, claim, [new.id], add)
+        assert (replayed.token, replayed.result, read, again) == (None, RESULT, [], None)
+        assert len(seen) == 1, "add is asked only by the key's holder"
+
+    async def test_claim_and_add_adds_nothing_where_add_finds_an_earlier_attempt(
+        self, repository: Any, keys_store: Any
+    ) -> None:
+        store = self._claiming(repository, keys_store)
+        earlier = make_payment(id="pay_earlier")
+        await repository.add(earlier, [])
+        claim = KeyClaim(scope="", key="k-earlier", fingerprint="f", lease_seconds=60)
+        held, found, added = await repository.claim_and_add(store, claim, [earlier.id, "pay_later"], lambda f: None)
+        assert held.token is not None
+        assert (found, added) == ([earlier], None)
+        assert await repository.get_many(["pay_later"]) == []
+
+    async def test_a_refused_add_leaves_the_key_unclaimed(self, repository: Any, keys_store: Any) -> None:
+        store = self._claiming(repository, keys_store)
+        taken = make_payment(id="pay_taken")
+        await repository.add(taken, [])
+        duplicate = PaymentWrite(make_payment(id="pay_taken", order_id="another"), [])
+        claim = KeyClaim(scope="", key="k-refused-add", fingerprint="f", lease_seconds=60)
+        with pytest.raises(DuplicatePayment):
+            await repository.claim_and_add(store, claim, ["pay_other"], lambda found: duplicate)
+        assert await repository.get(taken.id) == taken
+        fresh = await store.claim(scope="", key="k-refused-add", fingerprint="f", lease_seconds=60)
+        assert fresh.token is not None, "the claim was undone with the refused insert"
+
+    def _claiming(self, repository: Any, keys_store: IdempotencyStore | None) -> IdempotencyStore:
+        store = self._completing(repository, keys_store)
+        if not isinstance(repository, ClaimingRepository):
+            pytest.skip(f"{type(repository).__name__} claims no keys with its reads")
+        return store

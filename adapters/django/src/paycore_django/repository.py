@@ -19,7 +19,7 @@ as a :class:`~paycore.errors.DuplicateExternalId`. Payments are converted by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
@@ -163,19 +163,24 @@ class DjangoPaymentRepository:
 
     async def add(self, payment: Payment, events: Sequence[PaymentEvent]) -> None:
         """Store a new payment and its first events; :class:`DuplicatePayment` if the id exists."""
+        insert = self._inserting(payment, events)
+        try:
+            await run_unit(self.using, insert)
+        except IntegrityError as error:
+            raise _refusal(error, payment, DuplicatePayment(f"payment {payment.id} exists already")) from None
+
+    def _inserting(self, payment: Payment, events: Sequence[PaymentEvent]) -> Callable[[], None]:
+        """The inserts of a new payment with its references, refunds and first events (values checked now)."""
         row = payment_values(payment)
         refunds = refund_values(payment)
         event_rows = [event_values(event) for event in events]
 
-        def work() -> None:
+        def insert() -> None:
             self._payments().bulk_create([models.Payment(**row)])
             self._insert_references(payment, lookup_references(payment))
             self._insert_children(refunds, event_rows, [])
 
-        try:
-            await run_unit(self.using, work)
-        except IntegrityError as error:
-            raise _refusal(error, payment, DuplicatePayment(f"payment {payment.id} exists already")) from None
+        return insert
 
     async def get(self, payment_id: str) -> Payment:
         """The payment with ``payment_id``; :class:`PaymentNotFound` if none."""
@@ -211,6 +216,42 @@ class DjangoPaymentRepository:
 
         # The claim's statements are each atomic and safe alone, and the read is one query.
         return await run_unit(self.using, work, atomic=False)
+
+    async def claim_and_add(
+        self,
+        store: IdempotencyStore,
+        claim: KeyClaim,
+        payment_ids: Sequence[str],
+        add: Callable[[list[Payment]], PaymentWrite | None],
+    ) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+        """:meth:`claim_and_get`, then store the new payment ``add`` decides on, in one transaction.
+
+        A refused insert rolls the claim back with it.
+        """
+        if not isinstance(store, DjangoIdempotencyStore):  # only a store completes_keys_of accepts comes here
+            raise TypeError(f"{store!r} keeps its keys elsewhere than Django database {self.using!r}")
+        wanted = list(dict.fromkeys(payment_ids))
+        query = self._payments().filter(pk__in=wanted).order_by("id", REFUND_PREFIX + "position")
+        decided: list[PaymentWrite] = []
+
+        def work() -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+            answer = store.claim_in_unit(claim)
+            if answer.token is None:
+                return answer, [], None
+            found = self._read(query) if wanted else []
+            new = add(found)
+            if new is not None:
+                decided.append(new)
+                self._inserting(new.payment, new.events)()
+            return answer, found, new
+
+        try:
+            return await run_unit(self.using, work)
+        except IntegrityError as error:
+            if not decided:
+                raise
+            payment = decided[-1].payment
+            raise _refusal(error, payment, DuplicatePayment(f"payment {payment.id} exists already")) from None
 
     async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
         """The payment ``provider`` knows as ``external_id`` (any of its references) in ``tenant``.

@@ -221,21 +221,18 @@ class SqlPaymentRepository:
 
     async def add(self, payment: Payment, events: Sequence[PaymentEvent]) -> None:
         """Store a new payment and its first events; :class:`DuplicatePayment` if the id exists."""
-        row = payment_row(payment)
-        reference_list = reference_rows(payment)
-        refund_list = refund_rows(payment)
-        event_list = [event_row(e) for e in events]
+        insert = _inserting(payment, events)
+        await self._adding(insert, lambda: payment)
 
-        def work(connection: sa.Connection) -> None:
-            _INSERT_PAYMENT.execute(connection, row)
-            if reference_list:
-                _INSERT_REFERENCES.execute(connection, reference_list)
-            _insert_rows(connection, refund_list, event_list)
-
+    async def _adding(self, work: Callable[[sa.Connection], T], adding: Callable[[], Payment | None]) -> T:
+        """Run ``work``, which adds the payment ``adding`` names, in one transaction; refusals as paycore's errors."""
         try:
-            await self.database.run(work, write=True)
+            return await self.database.run(work, write=True)
         except exc.IntegrityError as error:
             _refuse_bad_input(error)
+            payment = adding()
+            if payment is None:
+                raise
             if _is_reference_taken(error):
                 raise await self._reference_taken(payment) from None
             raise DuplicatePayment(f"payment {payment.id} exists already") from None
@@ -319,6 +316,35 @@ class SqlPaymentRepository:
 
         # The claim's statements are each atomic and safe alone, and the read is one statement.
         return await self.database.run(work, write=True, compare_and_set=True)
+
+    async def claim_and_add(
+        self,
+        store: IdempotencyStore,
+        claim: KeyClaim,
+        payment_ids: Sequence[str],
+        add: Callable[[list[Payment]], PaymentWrite | None],
+    ) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+        """:meth:`claim_and_get`, then store the new payment ``add`` decides on: one transaction, one thread hop.
+
+        A refused insert rolls the claim back with it.
+        """
+        if not isinstance(store, SqlIdempotencyStore):  # only a store completes_keys_of accepts comes here
+            raise TypeError(f"{store!r} keeps its keys outside {self.database!r}")
+        wanted = list(dict.fromkeys(payment_ids))
+        decided: list[PaymentWrite] = []
+
+        def work(connection: sa.Connection) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+            answer = store.claim_in(connection, claim)
+            if answer.token is None:
+                return answer, [], None
+            found = _get_many(connection, wanted) if wanted else []
+            new = add(found)
+            if new is not None:
+                decided.append(new)
+                _inserting(new.payment, new.events)(connection)
+            return answer, found, new
+
+        return await self._adding(work, lambda: decided[-1].payment if decided else None)
 
     async def update(
         self, lookup: PaymentLookup, decide: Decide, *, known: Payment | None = None
@@ -489,6 +515,22 @@ class SqlPaymentRepository:
         """Give back the database connection pool share."""
         if self._owns_database:
             self.database.close()
+
+
+def _inserting(payment: Payment, events: Sequence[PaymentEvent]) -> Callable[[sa.Connection], None]:
+    """The inserts of a new payment with its references, refunds and first events (values checked now)."""
+    row = payment_row(payment)
+    reference_list = reference_rows(payment)
+    refund_list = refund_rows(payment)
+    event_list = [event_row(e) for e in events]
+
+    def insert(connection: sa.Connection) -> None:
+        _INSERT_PAYMENT.execute(connection, row)
+        if reference_list:
+            _INSERT_REFERENCES.execute(connection, reference_list)
+        _insert_rows(connection, refund_list, event_list)
+
+    return insert
 
 
 def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | None = None) -> None:

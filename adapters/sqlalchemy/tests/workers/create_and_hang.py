@@ -2,9 +2,10 @@
 
     python create_and_hang.py URL KEY ORDER_ID
 
-A ``paycore_validate_payment`` hook that never returns stops the request after
-the key is taken and before anything else is stored or sent: the moment a crash
-leaves a key held by a process that is gone.
+A ``paycore_payment_event`` observer that never returns stops the request after
+the key is taken and the payment stored (in one transaction), before its
+provider call is sent: the moment a crash leaves a key held by a process that
+is gone.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import anyio
 import paycore.testing.fake
 from paycore import PaymentFlow, hookimpl
 from paycore.money import Money
-from paycore.records import Payment
+from paycore.records import Payment, PaymentEvent
 
 SECRET = "whsec_kill"
 
@@ -32,18 +33,18 @@ def flow_config(url: str) -> dict[str, object]:
     }
 
 
-class HangInValidation:
-    """A policy plugin that never answers."""
+class HangOnCreated:
+    """An observer that never answers."""
 
     @hookimpl
-    async def paycore_validate_payment(self, payment: Payment) -> None:
+    async def paycore_payment_event(self, event: PaymentEvent, payment: Payment) -> None:
         """Wait forever."""
         await anyio.sleep_forever()
 
 
 async def create(url: str, key: str, order_id: str) -> None:
     """Start the payment; never finishes."""
-    plugins = [paycore.testing.fake, HangInValidation()]
+    plugins = [paycore.testing.fake, HangOnCreated()]
     async with PaymentFlow.from_config(flow_config(url), plugins=plugins) as flow:
         await flow.create_payment(
             amount=Money.of("7500", "XOF"), provider="fake", order_id=order_id, idempotency_key=key
