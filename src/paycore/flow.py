@@ -28,6 +28,7 @@ import pluggy
 
 from paycore.actions import PaymentActions
 from paycore.changes import Change
+from paycore.clock import utcnow
 from paycore.config import PaycoreConfig, load_config
 from paycore.errors import (
     ProviderNotEnabled,
@@ -42,11 +43,7 @@ from paycore.plugins import Registry
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
 from paycore.reaper import Reaper
-from paycore.records import (
-    Payment,
-    PaymentEvent,
-    utcnow,
-)
+from paycore.records import Payment, PaymentEvent
 from paycore.status import FraudStatus, PaymentStatus
 from paycore.storage import ClaimingRepository, IdempotencyStore, PaymentRepository
 from paycore.unit_of_work import PaymentWriter
