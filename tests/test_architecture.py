@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
             "reaper",
             "actions",
             "assembly",
+            "flow_parts",
             "observability",
         ],
         3,
