@@ -78,6 +78,11 @@ def test_a_name_paycore_exports_loads_its_module_when_first_asked_for() -> None:
     assert "paycore.flow" not in loaded
 
 
+def test_every_name_paycore_exports_can_be_imported_from_it() -> None:
+    loaded = _modules_after("from paycore import *; assert PaymentFlow and BlockingPaymentFlow and hookimpl")
+    assert {"paycore.flow", "paycore.blocking", "paycore.hookspecs", "paycore.records"} <= loaded
+
+
 def test_the_state_machine_loads_when_a_transition_is_first_asked_for() -> None:
     loaded = _modules_after(
         "from paycore import fsm; from paycore.status import PaymentStatus as S; "

@@ -85,7 +85,7 @@ _HOMES: Final = {
 
 def __getattr__(name: str) -> Any:
     # Each export loads its own module on first use, so ``import paycore`` loads none of them and
-    # ``from paycore import PaymentFlow`` only the flow's (the flow pulls in attrs, hookimpl pluggy).
+    # ``from paycore import PaymentFlow`` only paycore.flow and what it imports (see paycore.flow).
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'paycore' has no attribute {name!r}")
