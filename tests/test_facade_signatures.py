@@ -1,8 +1,16 @@
-"""``BlockingPaymentFlow`` cannot drift from ``PaymentFlow``: one twin per async method, same signature."""
+"""``BlockingPaymentFlow`` cannot drift from ``PaymentFlow``: one twin per async method, same signature.
+
+Annotations are compared evaluated, as a type checker reads them: in the
+namespace of the module that defines the method, with the names that module
+imports for type checking only (``paycore.flow`` imports the types of its
+signatures that way, so that importing it does not load the machinery behind them).
+"""
 
 from __future__ import annotations
 
+import ast
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +37,20 @@ def _public_methods(cls: type) -> set[str]:
     return {name for name, member in inspect.getmembers(cls, callable) if not name.startswith("_")}
 
 
+def _type_checking_namespace(module_name: str) -> dict[str, Any]:
+    """The module's globals plus what it imports under ``if TYPE_CHECKING:``, imported here."""
+    module = sys.modules[module_name]
+    namespace = dict(vars(module))
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            exec(compile(ast.Module(body=node.body, type_ignores=[]), module_name, "exec"), namespace)
+    return namespace
+
+
 def _without_self(function: Callable[..., Any]) -> inspect.Signature:
     """The signature with annotations evaluated, without ``self`` (or ``cls`` of a bound classmethod)."""
-    signature = inspect.signature(function, eval_str=True)
+    home = inspect.unwrap(function).__module__
+    signature = inspect.signature(function, eval_str=True, globals=_type_checking_namespace(home))
     parameters = [parameter for parameter in signature.parameters.values() if parameter.name != "self"]
     return signature.replace(parameters=parameters)
 

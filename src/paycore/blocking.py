@@ -27,12 +27,13 @@ from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from paycore.clock import utcnow
 from paycore.config import PaycoreConfig
 from paycore.errors import PaycoreError
 from paycore.flow import PaymentFlow
 from paycore.listing import PaymentPage
 from paycore.money import Money
-from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund, utcnow
+from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund
 from paycore.status import FraudStatus, PaymentStatus
 
 __all__ = ["BlockingPaymentFlow"]

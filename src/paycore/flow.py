@@ -3,8 +3,10 @@
 The flow is the only code that changes payments, and it is assembled from
 parts with one job each:
 
-* :mod:`paycore.assembly` builds its plugins, adapters and providers from configuration;
+* :mod:`paycore.assembly` builds its plugins, adapters and providers from configuration,
+  and :mod:`paycore.flow_parts` the parts below, one set per flow;
 * :mod:`paycore.idempotency` runs every mutating call at most once per key;
+* :mod:`paycore.actions` creates, captures, cancels and refunds;
 * :mod:`paycore.operations` says what may be captured, canceled or refunded, and how much;
 * :mod:`paycore.provider_calls` writes a provider call down before it is sent and
   settles it (the call's rules are in :mod:`paycore.calls`);
@@ -14,55 +16,61 @@ parts with one job each:
 
 It uses anyio only, so it behaves the same under asyncio and trio;
 :class:`paycore.blocking.BlockingPaymentFlow` runs this same flow for sync callers.
+
+Importing this module loads only what the class definition needs: the
+statuses, the default clock and the observability decorator. What a flow runs
+on (:mod:`paycore.flow_parts` and, through it, everything above) is imported
+when the first flow is built, by ``_flow_parts()``; the types the flow's
+signatures name are imported for type checkers only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
-import pluggy
-
-from paycore.actions import PaymentActions
-from paycore.changes import Change
-from paycore.config import PaycoreConfig, load_config
-from paycore.errors import (
-    ProviderNotEnabled,
-    ProviderOutcomeUnknown,
-    UnsupportedOperation,
-    ValidationError,
-)
-from paycore.idempotency import IdempotentRunner
-from paycore.listing import PaymentPage, read_page
+from paycore.clock import utcnow
+from paycore.errors import ValidationError
 from paycore.observability import observed_operation
-from paycore.plugins import Registry
-from paycore.provider_calls import ProviderCalls, Unknown
-from paycore.providers import Provider
-from paycore.reaper import Reaper
-from paycore.records import (
-    Payment,
-    PaymentEvent,
-    utcnow,
-)
 from paycore.status import FraudStatus, PaymentStatus
-from paycore.storage import ClaimingRepository, IdempotencyStore, PaymentRepository
-from paycore.unit_of_work import PaymentWriter
-from paycore.webhooks import WebhookReceiver
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from paycore.config import PaycoreConfig
+    from paycore.flow_parts import FlowParts
+    from paycore.listing import PaymentPage
+    from paycore.money import Money
+    from paycore.plugins import Registry
+    from paycore.providers import Provider
+    from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund
+    from paycore.storage import IdempotencyStore, PaymentRepository
 
 __all__ = ["PaymentFlow"]
 
-T = TypeVar("T")
+
+def _flow_parts() -> type[FlowParts]:
+    """:class:`~paycore.flow_parts.FlowParts`, imported when a flow is built rather than with this module.
+
+    Importing it loads the machinery a flow runs on (actions, idempotency,
+    provider calls, storage contracts, configuration, plugins, anyio, pluggy).
+    ``from paycore import PaymentFlow`` stays cheap for a command-line tool or
+    a serverless function that may never build a flow (``tests/test_import_cost.py``);
+    after the first flow, this is a look-up in ``sys.modules``.
+    """
+    from paycore.flow_parts import FlowParts
+
+    return FlowParts
 
 
-class PaymentFlow(PaymentActions):
+class PaymentFlow:
     """Runs payments through their lifecycle; build it with :meth:`from_config`.
 
     Every method is async and every argument after the first is keyword-only.
     The money-moving methods (``create_payment``, ``capture``, ``cancel``,
-    ``refund``) come from :class:`~paycore.actions.PaymentActions`.
+    ``refund``) run :class:`~paycore.actions.PaymentActions` over this flow's parts.
     Methods that take ``tenant`` are scoped to it when it is given: they never
     read or change another tenant's payment (it is reported as not found).
     ``tenant=None`` is unscoped, for trusted server-side code.
@@ -82,30 +90,21 @@ class PaymentFlow(PaymentActions):
         self.plugin_manager = plugin_manager
         self.registry = registry
         self.repository = repository
-        self._clock = clock
-        self.writer = PaymentWriter(repository, plugin_manager)
-        """Loads, changes and stores payments (:mod:`paycore.unit_of_work`)."""
-        self.idempotency = IdempotentRunner(
-            idempotency_store,
-            lease_seconds=config.idempotency_lease,
-            ttl_seconds=config.idempotency_ttl,
+        flow_parts = _flow_parts()
+        self._parts = flow_parts(
+            config=config,
+            plugin_manager=plugin_manager,
+            registry=registry,
+            repository=repository,
+            idempotency_store=idempotency_store,
             clock=clock,
-            required=config.idempotency_required,
-            completes_keys_of=self.writer.completes_keys_of,
-            claims_with=repository if isinstance(repository, ClaimingRepository) else None,
         )
+        self.writer = self._parts.writer
+        """Loads, changes and stores payments (:mod:`paycore.unit_of_work`)."""
+        self.idempotency = self._parts.idempotency
         """The idempotency runner every mutating call goes through (plugins' included)."""
-        self.calls = ProviderCalls(
-            self.writer, timeout=config.provider_timeout, lease=config.idempotency_lease, clock=clock
-        )
+        self.calls = self._parts.calls
         """The write-before-send protocol (:mod:`paycore.provider_calls`)."""
-        from paycore.assembly import build_providers  # configuration machinery: loaded when a flow is built
-
-        self._providers = build_providers(config, registry, plugin_manager, repository)
-        self._webhooks = WebhookReceiver(
-            self.writer, self.calls, self._provider_for, max_bytes=config.webhook_max_bytes, clock=clock
-        )
-        self._reaper = Reaper(self.writer, self.calls, self._provider_for, clock=clock)
 
     @property
     def idempotency_store(self) -> IdempotencyStore:
@@ -132,23 +131,20 @@ class PaymentFlow(PaymentActions):
         ``entry_points=False`` skips installed plugins (tests). A broken
         configuration raises :class:`~paycore.errors.ConfigurationError`.
         """
-        from paycore.assembly import assemble  # building a flow's parts: loaded when a flow is built
-
-        resolved = load_config(config, environ=environ)
-        parts = assemble(resolved, plugins=plugins, entry_points=entry_points)
+        built = _flow_parts().assemble(config, plugins=plugins, entry_points=entry_points, environ=environ)
         return cls(
-            config=parts.config,
-            plugin_manager=parts.plugin_manager,
-            registry=parts.registry,
-            repository=parts.repository,
-            idempotency_store=parts.idempotency_store,
+            config=built.config,
+            plugin_manager=built.plugin_manager,
+            registry=built.registry,
+            repository=built.repository,
+            idempotency_store=built.idempotency_store,
             clock=clock,
         )
 
     def __repr__(self) -> str:
         return (
             f"<PaymentFlow repository={type(self.repository).__name__} "
-            f"idempotency={type(self.idempotency_store).__name__} providers={len(self._providers)}>"
+            f"idempotency={type(self.idempotency_store).__name__} providers={len(self._parts.providers)}>"
         )
 
     async def __aenter__(self) -> PaymentFlow:
@@ -164,35 +160,21 @@ class PaymentFlow(PaymentActions):
 
     async def aclose(self) -> None:
         """Close providers, the idempotency store and the repository."""
-        with anyio.CancelScope(shield=True):
-            for provider in self._providers.values():
-                await provider.aclose()
-            await self.idempotency_store.aclose()
-            await self.repository.aclose()
+        await self._parts.aclose()
 
     def now(self) -> datetime:
         """The flow's clock (UTC)."""
-        return self._clock()
+        return self._parts.now()
 
     # -- providers -----------------------------------------------------------------------
 
     def provider(self, code: str, *, tenant: str | None = None) -> Provider:
-        """The provider ``tenant`` enabled under ``code``; :class:`ProviderNotEnabled` if none."""
-        found = self._providers.get((tenant, code))
-        if found is None:
-            enabled = sorted(c for (t, c) in self._providers if t == tenant)
-            scope = "payments without a tenant" if tenant is None else f"tenant {tenant!r}"
-            raise ProviderNotEnabled(
-                f"provider {code!r} is not enabled for {scope}; enabled: {', '.join(enabled) or 'none'}"
-            )
-        return found
-
-    def _provider_for(self, code: str, tenant: str | None) -> Provider:
-        return self.provider(code, tenant=tenant)
+        """The provider ``tenant`` enabled under ``code``; :class:`~paycore.errors.ProviderNotEnabled` if none."""
+        return self._parts.provider(code, tenant=tenant)
 
     def providers(self, *, tenant: str | None = None) -> dict[str, Provider]:
         """Every provider ``tenant`` enabled, by code."""
-        return {code: p for (t, code), p in self._providers.items() if t == tenant}
+        return {code: p for (t, code), p in self._parts.providers.items() if t == tenant}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -248,8 +230,7 @@ class PaymentFlow(PaymentActions):
         cursor of another listing (another tenant's) is a :class:`ValidationError`.
         """
         wanted = _member(PaymentStatus, status, "status") if status is not None else None
-        return await read_page(
-            self.repository,
+        return await self._parts.page(
             limit=limit,
             after=after,
             tenant=tenant,
@@ -265,12 +246,88 @@ class PaymentFlow(PaymentActions):
         await self.writer.load(payment_id, tenant)
         return await self.repository.list_events(payment_id)
 
-    # -- money-moving actions (from PaymentActions), observed ----------------------------
+    # -- money-moving actions (paycore.actions), observed ---------------------------------
 
-    create_payment = observed_operation("create_payment")(PaymentActions.create_payment)
-    capture = observed_operation("capture")(PaymentActions.capture)
-    cancel = observed_operation("cancel")(PaymentActions.cancel)
-    refund = observed_operation("refund")(PaymentActions.refund)
+    @observed_operation("create_payment")
+    async def create_payment(
+        self,
+        *,
+        amount: Money,
+        provider: str,
+        order_id: str,
+        tenant: str | None = None,
+        description: str = "",
+        customer: Customer | None = None,
+        items: Sequence[LineItem] = (),
+        metadata: Mapping[str, Any] | None = None,
+        capture: bool = True,
+        return_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Checkout:
+        """Create a payment and start it at ``provider``; return it with the customer's next action.
+
+        Refused before anything is stored when the amount, currency, provider
+        or a ``paycore_validate_payment`` policy says no.
+        """
+        return await self._parts.create_payment(
+            amount=amount,
+            provider=provider,
+            order_id=order_id,
+            tenant=tenant,
+            description=description,
+            customer=customer,
+            items=items,
+            metadata=metadata,
+            capture=capture,
+            return_url=return_url,
+            idempotency_key=idempotency_key,
+        )
+
+    @observed_operation("capture")
+    async def capture(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        idempotency_key: str | None = None,
+        tenant: str | None = None,
+    ) -> Payment:
+        """Capture an authorized payment: all of it, or ``amount`` (the rest is released)."""
+        return await self._parts.capture(payment_id, amount=amount, idempotency_key=idempotency_key, tenant=tenant)
+
+    @observed_operation("cancel")
+    async def cancel(
+        self, payment_id: str, *, idempotency_key: str | None = None, tenant: str | None = None
+    ) -> Payment:
+        """Cancel a payment that is not captured; one never sent is canceled here alone."""
+        return await self._parts.cancel(payment_id, idempotency_key=idempotency_key, tenant=tenant)
+
+    @observed_operation("refund")
+    async def refund(
+        self,
+        payment_id: str,
+        *,
+        amount: Money | None = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+        tenant: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Refund:
+        """Refund ``amount`` (default: all that remains) of a captured payment.
+
+        Succeeded plus pending refunds never exceed the captured amount:
+        :class:`~paycore.errors.RefundExceedsCaptured` otherwise, and nothing changes.
+        ``metadata`` travels with the refund to its provider (for cash: the
+        ``till`` it is paid out of and the ``cashier`` who pays it).
+        """
+        return await self._parts.refund(
+            payment_id,
+            amount=amount,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            tenant=tenant,
+            metadata=metadata,
+        )
 
     # -- reports ---------------------------------------------------------------------------
 
@@ -284,14 +341,7 @@ class PaymentFlow(PaymentActions):
         usable answer (a payment whose call stays unknown is flagged for
         review), :class:`~paycore.errors.ProviderNotSent` when it could not be reached.
         """
-        payment = await self.writer.load(payment_id, tenant)
-        chosen = self.provider(payment.provider, tenant=payment.tenant)
-        if not chosen.capabilities.polling:
-            raise UnsupportedOperation(f"provider {chosen.code!r} ({chosen.name}) cannot be polled")
-        refreshed, answer = await self.calls.poll(payment, chosen)
-        if isinstance(answer, Unknown):
-            raise ProviderOutcomeUnknown(f"payment {payment_id}: the provider gave no usable answer: {answer.reason}")
-        return refreshed
+        return await self._parts.refresh(payment_id, tenant)
 
     @observed_operation("handle_webhook")
     async def handle_webhook(
@@ -304,7 +354,7 @@ class PaymentFlow(PaymentActions):
         An event id seen before is a no-op; an out-of-order event never moves a
         payment back.
         """
-        return await self._webhooks.receive(provider, body, headers, tenant=tenant)
+        return await self._parts.webhooks.receive(provider, body, headers, tenant=tenant)
 
     @observed_operation("expire_stale")
     async def expire_stale(self, older_than: timedelta | float | None = None, *, limit: int = 100) -> list[Payment]:
@@ -318,7 +368,7 @@ class PaymentFlow(PaymentActions):
         if older_than is None:
             older_than = self.config.payment_ttl
         age = older_than if isinstance(older_than, timedelta) else timedelta(seconds=older_than)
-        return await self._reaper.expire_stale(age, limit=limit)
+        return await self._parts.reaper.expire_stale(age, limit=limit)
 
     # -- operator actions ------------------------------------------------------------------
 
@@ -328,29 +378,12 @@ class PaymentFlow(PaymentActions):
     ) -> Payment:
         """Record an operator's fraud verdict (``review``/``rejected`` also flag the payment)."""
         verdict = _member(FraudStatus, status, "fraud status")
-        await self.writer.load(payment_id, tenant)
-
-        def apply(payment: Payment) -> Change:
-            change = Change(payment, cause="operator", now=self.now())
-            change.set_fraud(verdict, message)
-            return change
-
-        return await self.writer.mutate(payment_id, apply)
+        return await self._parts.set_fraud_status(payment_id, verdict, message, tenant)
 
     @observed_operation("resolve_review")
     async def resolve_review(self, payment_id: str, *, note: str, tenant: str | None = None) -> Payment:
         """Clear the needs-review flag once an operator has dealt with it, saying how."""
-        await self.writer.load(payment_id, tenant)
-
-        def apply(payment: Payment) -> Change | None:
-            if not payment.needs_review:
-                return None
-            change = Change(payment, cause="operator", now=self.now())
-            change.set(needs_review=False, review_reason=None, review_message="")
-            change.event("review_resolved", message=note)
-            return change
-
-        return await self.writer.mutate(payment_id, apply)
+        return await self._parts.resolve_review(payment_id, note, tenant)
 
 
 E = TypeVar("E", PaymentStatus, FraudStatus)

@@ -1,0 +1,187 @@
+"""``FlowParts``: what one flow runs on, and the flow's operations that need more than one part.
+
+A :class:`~paycore.flow.PaymentFlow` builds one ``FlowParts`` and delegates to
+it: the payment writer (:mod:`paycore.unit_of_work`), the idempotency runner
+(:mod:`paycore.idempotency`), the write-before-send protocol
+(:mod:`paycore.provider_calls`), the enabled providers, the webhook receiver
+(:mod:`paycore.webhooks`) and the reaper (:mod:`paycore.reaper`). ``FlowParts``
+is also :class:`~paycore.actions.PaymentActions` over those parts (the flow's
+``create_payment``, ``capture``, ``cancel`` and ``refund``), and it polls,
+pages and applies operators' decisions.
+
+The flow's class does not derive from the actions and names its parts only for
+type checkers, so ``from paycore import PaymentFlow`` defines the flow without
+importing what it runs on: this module, and through it the machinery, is
+imported when the first flow is built (see :mod:`paycore.flow`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import anyio
+import pluggy
+
+from paycore.actions import PaymentActions
+from paycore.assembly import Parts, assemble, build_providers
+from paycore.changes import Change
+from paycore.config import PaycoreConfig, load_config
+from paycore.errors import ProviderNotEnabled, ProviderOutcomeUnknown, UnsupportedOperation
+from paycore.idempotency import IdempotentRunner
+from paycore.listing import PaymentPage, read_page
+from paycore.plugins import Registry
+from paycore.provider_calls import ProviderCalls, Unknown
+from paycore.providers import Provider
+from paycore.reaper import Reaper
+from paycore.records import Payment
+from paycore.status import FraudStatus, PaymentStatus
+from paycore.storage import ClaimingRepository, IdempotencyStore, PaymentRepository
+from paycore.unit_of_work import PaymentWriter
+from paycore.webhooks import WebhookReceiver
+
+__all__ = ["FlowParts"]
+
+
+class FlowParts(PaymentActions):
+    """One flow's parts and the money-moving actions over them; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        config: PaycoreConfig,
+        plugin_manager: pluggy.PluginManager,
+        registry: Registry,
+        repository: PaymentRepository,
+        idempotency_store: IdempotencyStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.plugin_manager = plugin_manager
+        self.repository = repository
+        self._clock = clock
+        self.writer = PaymentWriter(repository, plugin_manager)
+        """Loads, changes and stores payments."""
+        self.idempotency = IdempotentRunner(
+            idempotency_store,
+            lease_seconds=config.idempotency_lease,
+            ttl_seconds=config.idempotency_ttl,
+            clock=clock,
+            required=config.idempotency_required,
+            completes_keys_of=self.writer.completes_keys_of,
+            claims_with=repository if isinstance(repository, ClaimingRepository) else None,
+        )
+        """The idempotency runner every mutating call goes through (plugins' included)."""
+        self.calls = ProviderCalls(
+            self.writer, timeout=config.provider_timeout, lease=config.idempotency_lease, clock=clock
+        )
+        """The write-before-send protocol."""
+        self.providers = build_providers(config, registry, plugin_manager, repository)
+        """Every enabled provider, by ``(tenant, code)``."""
+        self.webhooks = WebhookReceiver(
+            self.writer, self.calls, self.provider_for, max_bytes=config.webhook_max_bytes, clock=clock
+        )
+        """Receives the providers' deliveries."""
+        self.reaper = Reaper(self.writer, self.calls, self.provider_for, clock=clock)
+        """Expires stale payments."""
+
+    @staticmethod
+    def assemble(
+        config: PaycoreConfig | Mapping[str, Any] | str | None,
+        *,
+        plugins: Iterable[object],
+        entry_points: bool,
+        environ: Mapping[str, str] | None,
+    ) -> Parts:
+        """The configuration's parts, which :meth:`paycore.flow.PaymentFlow.from_config` builds a flow with."""
+        return assemble(load_config(config, environ=environ), plugins=plugins, entry_points=entry_points)
+
+    def provider(self, code: str, *, tenant: str | None = None) -> Provider:
+        """The provider ``tenant`` enabled under ``code``; :class:`~paycore.errors.ProviderNotEnabled` if none."""
+        found = self.providers.get((tenant, code))
+        if found is None:
+            enabled = sorted(c for (t, c) in self.providers if t == tenant)
+            scope = "payments without a tenant" if tenant is None else f"tenant {tenant!r}"
+            raise ProviderNotEnabled(
+                f"provider {code!r} is not enabled for {scope}; enabled: {', '.join(enabled) or 'none'}"
+            )
+        return found
+
+    def provider_for(self, code: str, tenant: str | None) -> Provider:
+        """:meth:`provider` with ``tenant`` positional, for the webhook receiver and the reaper."""
+        return self.provider(code, tenant=tenant)
+
+    def now(self) -> datetime:
+        """The flow's clock (UTC)."""
+        return self._clock()
+
+    async def aclose(self) -> None:
+        """Close the providers, the idempotency store and the repository, even when cancelled."""
+        with anyio.CancelScope(shield=True):
+            for provider in self.providers.values():
+                await provider.aclose()
+            await self.idempotency.store.aclose()
+            await self.repository.aclose()
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        after: str | None,
+        tenant: str | None,
+        order_id: str | None,
+        status: PaymentStatus | None,
+        created_from: datetime | None,
+        created_before: datetime | None,
+        newest_first: bool,
+    ) -> PaymentPage:
+        """One page of the repository's payments (:func:`paycore.listing.read_page`)."""
+        return await read_page(
+            self.repository,
+            limit=limit,
+            after=after,
+            tenant=tenant,
+            order_id=order_id,
+            status=status,
+            created_from=created_from,
+            created_before=created_before,
+            newest_first=newest_first,
+        )
+
+    async def refresh(self, payment_id: str, tenant: str | None) -> Payment:
+        """Poll the payment's provider and apply its answer; see :meth:`paycore.flow.PaymentFlow.refresh`."""
+        payment = await self.writer.load(payment_id, tenant)
+        chosen = self.provider(payment.provider, tenant=payment.tenant)
+        if not chosen.capabilities.polling:
+            raise UnsupportedOperation(f"provider {chosen.code!r} ({chosen.name}) cannot be polled")
+        refreshed, answer = await self.calls.poll(payment, chosen)
+        if isinstance(answer, Unknown):
+            raise ProviderOutcomeUnknown(f"payment {payment_id}: the provider gave no usable answer: {answer.reason}")
+        return refreshed
+
+    async def set_fraud_status(
+        self, payment_id: str, verdict: FraudStatus, message: str, tenant: str | None
+    ) -> Payment:
+        """Record an operator's fraud verdict (``review``/``rejected`` also flag the payment)."""
+        await self.writer.load(payment_id, tenant)
+
+        def apply(payment: Payment) -> Change:
+            change = Change(payment, cause="operator", now=self.now())
+            change.set_fraud(verdict, message)
+            return change
+
+        return await self.writer.mutate(payment_id, apply)
+
+    async def resolve_review(self, payment_id: str, note: str, tenant: str | None) -> Payment:
+        """Clear the needs-review flag, saying how it was dealt with (no change if it is not set)."""
+        await self.writer.load(payment_id, tenant)
+
+        def apply(payment: Payment) -> Change | None:
+            if not payment.needs_review:
+                return None
+            change = Change(payment, cause="operator", now=self.now())
+            change.set(needs_review=False, review_reason=None, review_message="")
+            change.event("review_resolved", message=note)
+            return change
+
+        return await self.writer.mutate(payment_id, apply)
