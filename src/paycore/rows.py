@@ -142,6 +142,8 @@ def _aware(value: datetime, what: str) -> datetime:
 def _document(value: Any, what: str) -> Any:
     """``value`` as JSON-ready data; :class:`ValidationError` if it cannot be JSON."""
     data = unstructure(value)
+    if not data and isinstance(data, (dict, list)):
+        return data  # empty: JSON as it is
     try:
         json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as error:
