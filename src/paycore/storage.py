@@ -31,6 +31,7 @@ __all__ = [
     "PaymentWrite",
     "RecordKeepingStore",
     "UpdatingRepository",
+    "refund_changes",
 ]
 
 
@@ -185,6 +186,32 @@ class PaymentWrite:
 
 Decide = Callable[[Payment], "PaymentWrite | None"]
 """Decides, without I/O, what to write over the payment just read (``None``: nothing)."""
+
+
+def refund_changes(stored: Payment | None, payment: Payment) -> tuple[list[int], list[int]] | None:
+    """Where ``payment``'s refunds differ from ``stored``'s: the positions of those added and of those changed.
+
+    For a store that keeps refunds as rows numbered by position: it inserts the
+    added ones and updates the changed ones in place. ``None`` when it cannot:
+    ``stored`` is not known, or one of its refunds moved or is gone (the rows
+    are then written again, as the positions could clash).
+    """
+    if stored is None:
+        return None
+    before = {refund.id: (position, refund) for position, refund in enumerate(stored.refunds)}
+    added: list[int] = []
+    changed: list[int] = []
+    for position, refund in enumerate(payment.refunds):
+        old = before.get(refund.id)
+        if old is None:
+            added.append(position)
+        elif old[0] != position:
+            return None
+        elif old[1] != refund:
+            changed.append(position)
+    if len(payment.refunds) - len(added) != len(before):
+        return None
+    return added, changed
 
 
 @runtime_checkable

@@ -50,7 +50,15 @@ from paycore.rows import (
     refund_values,
 )
 from paycore.status import PaymentStatus
-from paycore.storage import Decide, IdempotencyClaim, IdempotencyStore, KeyClaim, PaymentLookup, PaymentWrite
+from paycore.storage import (
+    Decide,
+    IdempotencyClaim,
+    IdempotencyStore,
+    KeyClaim,
+    PaymentLookup,
+    PaymentWrite,
+    refund_changes,
+)
 from paycore_django import models
 from paycore_django.databases import check_database
 from paycore_django.idempotency import DjangoIdempotencyStore
@@ -328,13 +336,13 @@ class DjangoPaymentRepository:
             raise ConcurrentUpdate(
                 f"payment {payment.id} is at version {version}; a write of version {payment.version} lost a race"
             )
-        refunds_changed = stored is None or stored.refunds != payment.refunds
-        if refunds_changed:
-            models.Refund.objects.using(self.using).filter(payment_id=payment.id).delete()
+        refunds: list[dict[str, Any]] = []
+        if stored is None or stored.refunds != payment.refunds:
+            refunds = self._write_refunds(payment, stored)
         if stored is None or lookup_references(stored) != lookup_references(payment):
             self._replace_references(payment)
         self._insert_children(
-            refund_values(payment) if refunds_changed else [],
+            refunds,
             [event_values(event) for event in write.events],
             [receipt_values(receipt) for receipt in write.receipts],
         )
@@ -343,6 +351,24 @@ class DjangoPaymentRepository:
             keys = completion.store
             assert isinstance(keys, DjangoIdempotencyStore)  # only a store completes_keys_of accepts
             completion.completed = keys.complete_in_unit(completion)
+
+    def _write_refunds(self, payment: Payment, stored: Payment | None) -> list[dict[str, Any]]:
+        """Update the refunds changed in place since ``stored``; return the rows still to insert.
+
+        When they cannot be written in place (:func:`~paycore.storage.refund_changes`),
+        the stored rows are deleted and every row is returned.
+        """
+        rows = refund_values(payment)
+        refunds = models.Refund.objects.using(self.using)
+        where = refund_changes(stored, payment)
+        if where is None:
+            refunds.filter(payment_id=payment.id).delete()
+            return rows
+        added, changed = where
+        for position in changed:
+            row = dict(rows[position])
+            refunds.filter(pk=row.pop("id"), payment_id=row.pop("payment_id")).update(**row)
+        return [rows[position] for position in added]
 
     def _references(self) -> QuerySet[models.PaymentReference]:
         return models.PaymentReference.objects.using(self.using)

@@ -41,7 +41,15 @@ from paycore.errors import (
 from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
 from paycore.status import PaymentStatus
-from paycore.storage import Decide, IdempotencyClaim, IdempotencyStore, KeyClaim, PaymentLookup, PaymentWrite
+from paycore.storage import (
+    Decide,
+    IdempotencyClaim,
+    IdempotencyStore,
+    KeyClaim,
+    PaymentLookup,
+    PaymentWrite,
+    refund_changes,
+)
 from paycore_sqlalchemy.codec import (
     event_row,
     payment_from_row,
@@ -581,32 +589,18 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
 def _refunds_in_place(
     stored: Payment | None, payment: Payment
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-    """The refund rows to insert and to update when ``payment`` only adds refunds or changes some in place.
-
-    ``None`` when the rows must be written again: the stored refunds are not
-    known, or one of them moved or is gone (the unique positions could clash).
-    """
-    if stored is None:
+    """The refund rows to insert and to update (:func:`~paycore.storage.refund_changes`); ``None``: all again."""
+    where = refund_changes(stored, payment)
+    if where is None:
         return None
-    before = {refund.id: (position, refund) for position, refund in enumerate(stored.refunds)}
-    added: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    kept = 0
-    for position, (refund, row) in enumerate(zip(payment.refunds, refund_rows(payment), strict=True)):
-        old = before.get(refund.id)
-        if old is None:
-            added.append(row)
-            continue
-        if old[0] != position:
-            return None
-        kept += 1
-        if old[1] != refund:
-            row["b_id"] = row.pop("id")
-            row["b_payment_id"] = row.pop("payment_id")
-            changed.append(row)
-    if kept != len(before):
-        return None
-    return added, changed
+    rows = refund_rows(payment)
+    changed = []
+    for position in where[1]:
+        row = rows[position]
+        row["b_id"] = row.pop("id")
+        row["b_payment_id"] = row.pop("payment_id")
+        changed.append(row)
+    return [rows[position] for position in where[0]], changed
 
 
 def _insert_rows(
