@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from operator import attrgetter
 from typing import Any
 
 import attrs
@@ -23,31 +22,34 @@ from paycore.status import FraudStatus, PaymentStatus, ReviewReason
 __all__ = ["Change"]
 
 _FIELDS = attrs.fields(Payment)
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    f.name: f.converter  # type: ignore[misc]  # attrs types it as a Converter; these are plain functions
-    for f in _FIELDS
-    if callable(f.converter)
-}
-_SLOTS: tuple[tuple[str, Callable[[Payment, Any], None], Callable[[Payment], Any]], ...] = tuple(
-    (f.name, Payment.__dict__[f.name].__set__, attrgetter(f.name)) for f in _FIELDS
-)
-"""Each field's name, its slot's setter (which a frozen class's ``__setattr__`` cannot block) and getter."""
 assert all(f.init and f.validator is None for f in _FIELDS), "a Payment field with a validator needs _replace to run it"
 
 
-def _replace(payment: Payment, changes: dict[str, Any]) -> Payment:
-    """``attrs.evolve`` for payments: the unchanged fields are shared, only changed ones are converted.
+def _compile_replace() -> Callable[[Payment, dict[str, Any]], Payment]:
+    """Build :func:`_replace` as straight-line code over Payment's fields (no loop, no per-field lookups).
 
-    A stored payment's fields are valid already; running ``Payment.__init__``
-    again would only copy its read-only mappings once more.
+    Each field is set through its slot's setter (which a frozen class's
+    ``__setattr__`` cannot block); a changed field with a converter is converted.
     """
-    for name, convert in _CONVERTERS.items():
-        if name in changes:
-            changes = {**changes, name: convert(changes[name])}
-    copy = object.__new__(Payment)
-    for name, set_slot, get in _SLOTS:
-        set_slot(copy, changes[name] if name in changes else get(payment))
-    return copy
+    namespace: dict[str, Any] = {"_new": object.__new__, "Payment": Payment}
+    lines = ["def _replace(payment, changes):", "    copy = _new(Payment)"]
+    for f in _FIELDS:
+        namespace[f"_set_{f.name}"] = Payment.__dict__[f.name].__set__
+        changed = f"changes[{f.name!r}]"
+        if callable(f.converter):
+            namespace[f"_convert_{f.name}"] = f.converter
+            changed = f"_convert_{f.name}({changed})"
+        lines.append(f"    _set_{f.name}(copy, {changed} if {f.name!r} in changes else payment.{f.name})")
+    lines.append("    return copy")
+    exec("\n".join(lines), namespace)
+    replace: Callable[[Payment, dict[str, Any]], Payment] = namespace["_replace"]
+    return replace
+
+
+_replace = _compile_replace()
+"""``attrs.evolve`` for payments: ``_replace(payment, changes)`` shares the unchanged fields and converts
+only the changed ones. A stored payment's fields are valid already; running ``Payment.__init__`` again
+would only copy its read-only mappings once more."""
 
 
 class Change:
