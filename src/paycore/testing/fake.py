@@ -10,7 +10,6 @@ it as ``{"providers": {"fake": {"type": "fake", "webhook_secret": "..."}}}``.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import itertools
 import json
@@ -34,8 +33,8 @@ _counter = itertools.count(1)
 
 
 def sign(body: bytes, secret: str) -> str:
-    """The ``x-fake-signature`` value of ``body``."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """The ``x-fake-signature`` value of ``body``: its HMAC-SHA256 under ``secret``, in hex."""
+    return hmac.digest(secret.encode(), body, "sha256").hex()  # hmac.new's digest, in one call to OpenSSL
 
 
 @define
