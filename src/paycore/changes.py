@@ -68,26 +68,20 @@ class Change:
         self.events: list[PaymentEvent] = []
         self._changes: dict[str, Any] = {}
         self._current: Payment | None = payment
+        self._status = payment.status
+        self._event_count = payment.event_count
 
     @property
     def payment(self) -> Payment:
         """The payment as changed so far."""
         if self._current is None:
-            self._current = _replace(self.original, {**self._changes, "event_count": self._event_count()})
+            self._current = _replace(self.original, {**self._changes, "event_count": self._event_count})
         return self._current
 
     @property
     def status(self) -> PaymentStatus:
         """The payment's status as changed so far."""
-        status: PaymentStatus = self._changes.get("status", self.original.status)
-        return status
-
-    def _event_count(self) -> int:
-        return self.original.event_count + len(self.events)
-
-    def _change(self, fields: dict[str, Any]) -> None:
-        self._changes.update(fields)
-        self._current = None
+        return self._status
 
     def set(self, **fields: Any) -> None:
         """Set fields other than ``status`` (which only :meth:`fire` changes)."""
@@ -95,13 +89,15 @@ class Change:
             raise TypeError("status is changed only by fire(), through the state machine")
         changes, original = self._changes, self.original
         for name, value in fields.items():
-            if (changes[name] if name in changes else getattr(original, name)) != value:
+            current = changes[name] if name in changes else getattr(original, name)
+            if current is not value and current != value:
                 changes[name] = value
                 self._current = None
 
     def value(self, name: str) -> Any:
         """Field ``name`` of the payment as changed so far (without copying the payment)."""
-        return self._changes[name] if name in self._changes else getattr(self.original, name)
+        changes = self._changes
+        return changes[name] if name in changes else getattr(self.original, name)
 
     def event(
         self,
@@ -114,15 +110,16 @@ class Change:
         message: str = "",
     ) -> None:
         """Append an event describing a change made in this unit of work."""
-        sequence = self._event_count() + 1
+        original = self.original
+        self._event_count = sequence = self._event_count + 1
         self.events.append(
             PaymentEvent(
-                id=event_id(self.original.id, sequence),
-                payment_id=self.original.id,
+                id=event_id(original.id, sequence),
+                payment_id=original.id,
                 sequence=sequence,
                 kind=kind,
                 cause=self.cause,
-                tenant=self.original.tenant,
+                tenant=original.tenant,
                 from_status=from_status,
                 to_status=to_status,
                 amount=amount,
@@ -136,14 +133,16 @@ class Change:
 
     def can(self, trigger: str) -> bool:
         """True when ``trigger`` may fire from the current status."""
-        return fsm.allowed(self.status, trigger)
+        return fsm.allowed(self._status, trigger)
 
     def fire(self, trigger: str, *, amount: Money | None = None, message: str = "") -> None:
         """Move the status through the state machine and record it; refuses invalid moves."""
-        before = self.status
+        before = self._status
         after = fsm.fire(before, trigger)
-        self._change({"status": after})
-        self.event("status_changed", from_status=before.value, to_status=after.value, amount=amount, message=message)
+        self._changes["status"] = self._status = after
+        # ``_value_``: a member's value without the ``Enum.value`` property's Python-level call.
+        before_value, after_value = before._value_, after._value_
+        self.event("status_changed", from_status=before_value, to_status=after_value, amount=amount, message=message)
 
     def flag(self, reason: ReviewReason, message: str) -> None:
         """Flag the payment for an operator's review, with why."""
@@ -175,6 +174,6 @@ class Change:
                 **self._changes,
                 "version": self.original.version + 1,
                 "updated_at": self.now,
-                "event_count": self._event_count(),
+                "event_count": self._event_count,
             },
         )

@@ -259,8 +259,8 @@ def _refund(change: Change, update: RefundUpdate) -> bool:
         changes["updated_at"] = change.now
         change.event(
             "refund_status_changed",
-            from_status=refund.status.value,
-            to_status=update.status.value,
+            from_status=refund.status._value_,  # the member's value, without Enum.value's Python-level call
+            to_status=update.status._value_,
             amount=refund.amount,
             refund_id=refund.id,
         )
