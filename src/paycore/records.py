@@ -13,7 +13,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final
 
-from attrs import Attribute, field, frozen
+from attrs import field, frozen
 
 from paycore.calls import ProviderCall, random_token
 from paycore.money import Money
@@ -84,16 +84,6 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 # -- what a provider reports is checked where it is built (see paycore.wire) -------------------
 
 
-def _reported_optional_text(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None and not is_text(value):
-        check_text(value, what=f"{type(instance).__name__}.{attribute.name}")
-
-
-def _reported_url(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None:
-        check_url(value, what=f"{type(instance).__name__}.{attribute.name}")
-
-
 def _not_member(what: str, enum: type[Enum], value: object) -> InvalidReport:
     allowed = ", ".join(repr(member.value) for member in enum)
     return InvalidReport(f"{what} must be a {enum.__name__} ({allowed}), not {value!r:.60}")
@@ -111,11 +101,12 @@ def _action_fields(value: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 def _refund_updates(value: Iterable[RefundUpdate]) -> tuple[RefundUpdate, ...]:
-    if value == ():
-        return ()
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+    if type(value) is tuple:
+        refunds: tuple[RefundUpdate, ...] = value
+    elif isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise InvalidReport(f"ProviderUpdate.refunds must be a sequence of RefundUpdate, not {type(value).__name__}")
-    refunds = tuple(value)
+    else:
+        refunds = tuple(value)
     for refund in refunds:
         if not isinstance(refund, RefundUpdate):
             raise InvalidReport(f"ProviderUpdate.refunds holds a {type(refund).__name__}, not a RefundUpdate")
@@ -124,16 +115,7 @@ def _refund_updates(value: Iterable[RefundUpdate]) -> tuple[RefundUpdate, ...]:
 
 NEXT_ACTION_KINDS: Final = frozenset({"redirect", "form_post", "qr", "ussd", "display"})
 """The kinds of :class:`NextAction`."""
-
-
-def _action_kind(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value not in NEXT_ACTION_KINDS:
-        raise InvalidReport(f"NextAction.kind must be one of {sorted(NEXT_ACTION_KINDS)}, not {value!r:.60}")
-
-
-def _action_method(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value not in ("GET", "POST"):
-        raise InvalidReport(f"NextAction.method must be 'GET' or 'POST', not {value!r:.60}")
+_ACTION_NEEDS: Final = {"redirect": "url", "form_post": "url", "qr": "data", "display": "message"}
 
 
 @frozen
@@ -169,21 +151,32 @@ class NextAction:
     (show ``message``).
     """
 
-    kind: str = field(validator=_action_kind)
-    url: str | None = field(default=None, validator=_reported_url)
+    kind: str
+    url: str | None = None
     """An absolute ``http``/``https`` URL; required by ``redirect`` and ``form_post``."""
-    method: str = field(default="GET", validator=_action_method)
+    method: str = "GET"
     fields: Mapping[str, str] = field(factory=dict, converter=_action_fields)
-    data: str | None = field(default=None, validator=_reported_optional_text)
+    data: str | None = None
     """What a ``qr`` code shows or a ``ussd`` code to dial; required by ``qr``."""
-    message: str | None = field(default=None, validator=_reported_optional_text)
+    message: str | None = None
     """What to show the customer; required by ``display``."""
 
     def __attrs_post_init__(self) -> None:
-        needs = {"redirect": "url", "form_post": "url", "qr": "data", "display": "message"}.get(self.kind)
+        kind = self.kind
+        if kind not in NEXT_ACTION_KINDS:
+            raise InvalidReport(f"NextAction.kind must be one of {sorted(NEXT_ACTION_KINDS)}, not {kind!r:.60}")
+        if self.url is not None:
+            check_url(self.url, what="NextAction.url")
+        if self.method != "GET" and self.method != "POST":
+            raise InvalidReport(f"NextAction.method must be 'GET' or 'POST', not {self.method!r:.60}")
+        if self.data is not None and not is_text(self.data):
+            check_text(self.data, what="NextAction.data")
+        if self.message is not None and not is_text(self.message):
+            check_text(self.message, what="NextAction.message")
+        needs = _ACTION_NEEDS.get(kind)
         if needs is not None and getattr(self, needs) is None:
-            raise InvalidReport(f"a {self.kind!r} NextAction needs a {needs}")
-        if self.kind == "ussd" and self.data is None and self.message is None:
+            raise InvalidReport(f"a {kind!r} NextAction needs a {needs}")
+        if kind == "ussd" and self.data is None and self.message is None:
             raise InvalidReport("a 'ussd' NextAction needs the code to dial (data) or a message")
 
 
