@@ -10,46 +10,49 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from paycore import fsm
 from paycore.money import Money
-from paycore.records import Payment, PaymentEvent, event_id
+from paycore.records import Payment, PaymentEvent, Refund, event_id
 from paycore.status import FraudStatus, PaymentStatus, ReviewReason
 
-__all__ = ["Change"]
+__all__ = ["Change", "replace_refund"]
 
-_FIELDS = attrs.fields(Payment)
-assert all(f.init and f.validator is None for f in _FIELDS), "a Payment field with a validator needs _replace to run it"
+R = TypeVar("R", Payment, Refund)
 
 
-def _compile_replace() -> Callable[[Payment, dict[str, Any]], Payment]:
-    """Build :func:`_replace` as straight-line code over Payment's fields (no loop, no per-field lookups).
+def _compile_replace(cls: type[R]) -> Callable[[R, dict[str, Any]], R]:
+    """``attrs.evolve`` for ``cls``, as straight-line code over its fields (no loop, no per-field lookups).
 
-    Each field is set through its slot's setter (which a frozen class's
-    ``__setattr__`` cannot block); a changed field with a converter is converted.
+    The unchanged fields are shared; each field is set through its slot's setter
+    (which a frozen class's ``__setattr__`` cannot block), and only a changed
+    field with a converter is converted: a stored record's fields are valid
+    already, and running ``__init__`` again would only copy its read-only mappings once more.
     """
-    namespace: dict[str, Any] = {"_new": object.__new__, "Payment": Payment}
-    lines = ["def _replace(payment, changes):", "    copy = _new(Payment)"]
-    for f in _FIELDS:
-        namespace[f"_set_{f.name}"] = Payment.__dict__[f.name].__set__
+    fields = attrs.fields(cls)
+    assert all(f.init and f.validator is None for f in fields), f"a {cls.__name__} field has a validator to run"
+    namespace: dict[str, Any] = {"_new": object.__new__, "cls": cls}
+    lines = ["def replace(record, changes):", "    copy = _new(cls)"]
+    for f in fields:
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
         changed = f"changes[{f.name!r}]"
         if callable(f.converter):
             namespace[f"_convert_{f.name}"] = f.converter
             changed = f"_convert_{f.name}({changed})"
-        lines.append(f"    _set_{f.name}(copy, {changed} if {f.name!r} in changes else payment.{f.name})")
+        lines.append(f"    _set_{f.name}(copy, {changed} if {f.name!r} in changes else record.{f.name})")
     lines.append("    return copy")
     exec("\n".join(lines), namespace)
-    replace: Callable[[Payment, dict[str, Any]], Payment] = namespace["_replace"]
+    replace: Callable[[R, dict[str, Any]], R] = namespace["replace"]
     return replace
 
 
-_replace = _compile_replace()
-"""``attrs.evolve`` for payments: ``_replace(payment, changes)`` shares the unchanged fields and converts
-only the changed ones. A stored payment's fields are valid already; running ``Payment.__init__`` again
-would only copy its read-only mappings once more."""
+_replace = _compile_replace(Payment)
+"""``_replace(payment, changes)``: the payment with ``changes`` (field names to values), as ``attrs.evolve``."""
+replace_refund = _compile_replace(Refund)
+"""``replace_refund(refund, changes)``: the refund with ``changes`` (field names to values), as ``attrs.evolve``."""
 
 
 class Change:

@@ -35,7 +35,7 @@ from attrs import define, evolve
 
 from paycore import fsm
 from paycore.calls import CallOperation, CallState, ProviderCall
-from paycore.changes import Change
+from paycore.changes import Change, replace_refund
 from paycore.money import Money
 from paycore.records import MAX_REFERENCES, ProviderUpdate, Refund, RefundUpdate, new_id
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
@@ -265,7 +265,7 @@ def _refund(change: Change, update: RefundUpdate) -> bool:
             refund_id=refund.id,
         )
     if changes:
-        replaced = evolve(refund, **changes)
+        replaced = replace_refund(refund, changes)
         change.set(refunds=tuple(replaced if r.id == refund.id else r for r in refunds))
     return False
 
@@ -324,7 +324,7 @@ def fail_refund(change: Change, refund: Refund, message: str) -> None:
     """Mark ``refund`` failed (its amount becomes refundable again) and record why."""
     change.set(
         refunds=tuple(
-            evolve(r, status=RefundStatus.FAILED, updated_at=change.now) if r.id == refund.id else r
+            replace_refund(r, {"status": RefundStatus.FAILED, "updated_at": change.now}) if r.id == refund.id else r
             for r in change.payment.refunds
         )
     )
