@@ -276,7 +276,8 @@ class FakeProvider(Provider):
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
         """Read the JSON body into one update."""
         try:
-            data = json.loads(body.decode())  # UTF-8, as it was sent (a UnicodeDecodeError is a ValueError)
+            # From its UTF-8 text, as it was sent (a UnicodeDecodeError is a ValueError).
+            data = json.loads(body.decode() if type(body) is bytes else body)
             entry = self.ledger.get(data["payment_id"])
             currency = entry.amount.currency if entry else "XOF"
             captured = data.get("captured")
