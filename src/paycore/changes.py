@@ -93,7 +93,8 @@ class Change:
         changes, original = self._changes, self.original
         for name, value in fields.items():
             current = changes[name] if name in changes else getattr(original, name)
-            if current is not value and current != value:
+            # None against a record differs without the record's (Python-level) ``__ne__``.
+            if current is not value and (current is None or value is None or current != value):
                 changes[name] = value
                 self._current = None
 
