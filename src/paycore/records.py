@@ -258,9 +258,10 @@ class Payment:
 
     @property
     def refundable_amount(self) -> Money:
-        """What may still be refunded: captured minus succeeded and pending refunds."""
-        captured = self.captured_amount or Money.zero(self.currency)
-        return captured - self.refunded_amount - self.pending_refund_amount
+        """What may still be refunded: captured minus succeeded and pending refunds (all but the failed)."""
+        currency = self.amount.currency
+        held = Money.sum((r.amount for r in self.refunds if r.status is not RefundStatus.FAILED), currency)
+        return (self.captured_amount or Money.zero(currency)) - held
 
     def refund(self, refund_id: str) -> Refund:
         """The refund with ``refund_id``; :class:`~paycore.errors.RefundNotFound` if none."""
