@@ -35,6 +35,9 @@ _counter = itertools.count(1)
 
 _KEYED: dict[str, tuple[Any, Any]] = {}
 """The inner and outer SHA-256 states of HMAC (RFC 2104) under each secret used lately."""
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}
+_REFUND_STATUSES = {status.value: status for status in RefundStatus}
+"""A webhook's outcome and refund statuses by value: a lookup, not an Enum call (an unknown one is a KeyError)."""
 _ENCODER = json.JSONEncoder(check_circular=False)
 """``json.dumps``'s encoder without its check for cycles (a webhook body is a tree of plain values)."""
 
@@ -252,11 +255,11 @@ class FakeProvider(Provider):
             "id": event_id or f"evt_{next(_counter)}",
             "payment_id": payment_id,
             "external_id": entry.external_id,
-            "outcome": (outcome or entry.outcome).value,
+            "outcome": reported._value_,  # its value, without Enum.value's Python-level call
             "captured": None if captured is None else [captured.minor_units, captured.currency],
             "authorized": None if authorized is None else [authorized.minor_units, authorized.currency],
             "refunds": [
-                {"refund_id": r.refund_id, "status": r.status.value, "minor_units": r.amount.minor_units}
+                {"refund_id": r.refund_id, "status": r.status._value_, "minor_units": r.amount.minor_units}
                 for r in refunds
                 if r.amount is not None
             ],
@@ -284,7 +287,7 @@ class FakeProvider(Provider):
             authorized = data.get("authorized")
             return [
                 ProviderUpdate(
-                    outcome=Outcome(data["outcome"]),
+                    outcome=_OUTCOMES[data["outcome"]],
                     payment_id=data["payment_id"],
                     external_id=data.get("external_id"),
                     provider_event_id=data["id"],
@@ -292,7 +295,7 @@ class FakeProvider(Provider):
                     authorized=Money(authorized[0], authorized[1]) if authorized else None,
                     refunds=tuple(
                         RefundUpdate(
-                            RefundStatus(r["status"]),
+                            _REFUND_STATUSES[r["status"]],
                             refund_id=r["refund_id"],
                             amount=Money(r["minor_units"], currency),
                         )
