@@ -178,11 +178,15 @@ class ProviderCalls:
     async def _answer(
         self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, what: str, seen: Observation | None
     ) -> T | Unknown:
+        """``await request`` under the timeout (``anyio.fail_after``'s rule, without its context-manager generator);
+        classify how it ended (see :meth:`ask`)."""
         try:
-            answer = await self._within_timeout(request)
-            if seen is not None:
-                seen.answered(answer)
-            return answer
+            with anyio.CancelScope(deadline=anyio.current_time() + self.timeout):
+                answer = await request
+                if seen is not None:
+                    seen.answered(answer)
+                return answer
+            reason = f"no answer within {self.timeout:g}s"  # the deadline cancelled the request
         except InvalidReport as error:
             reason = f"the provider's answer was invalid: {error}"
         except (ProviderNotSent, ValidationError):
@@ -200,13 +204,6 @@ class ProviderCalls:
             seen.unknown()
         log.warning("outcome of %s of payment %s is unknown: %s", what, payment.id, reason)
         return Unknown(reason)
-
-    async def _within_timeout(self, request: Awaitable[T]) -> T:
-        """``await request``; :class:`TimeoutError` if it takes longer than the timeout (``anyio.fail_after``'s
-        rule, without its context-manager generator on every provider call)."""
-        with anyio.CancelScope(deadline=anyio.current_time() + self.timeout):
-            return await request
-        raise TimeoutError  # the deadline cancelled the request
 
     async def finish(
         self,
