@@ -30,7 +30,7 @@ This module holds the record and the rules; :mod:`paycore.provider_calls` runs t
 
 from __future__ import annotations
 
-import base64
+import binascii
 import os
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -60,13 +60,18 @@ class CallState(StrEnum):
     """Sent, and no usable answer came back: only asking the provider settles it."""
 
 
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+"""Standard base64's two symbols to URL-safe base64's."""
+
+
 def random_token(nbytes: int) -> str:
     """``nbytes`` from the operating system's random source, URL-safe base64 text.
 
     What ``secrets.token_urlsafe`` returns, without importing ``secrets`` (and
     with it ``random`` and ``hmac``) when paycore is imported.
     """
-    return base64.urlsafe_b64encode(os.urandom(nbytes)).rstrip(b"=").decode()
+    encoded = binascii.b2a_base64(os.urandom(nbytes), newline=False)  # base64.urlsafe_b64encode, in C
+    return encoded.translate(_URL_SAFE).rstrip(b"=").decode()
 
 
 def new_call_id() -> str:

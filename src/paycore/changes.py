@@ -10,44 +10,49 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from paycore import fsm
 from paycore.money import Money
-from paycore.records import Payment, PaymentEvent, event_id
+from paycore.records import Payment, PaymentEvent, Refund, event_id
 from paycore.status import FraudStatus, PaymentStatus, ReviewReason
 
-__all__ = ["Change"]
+__all__ = ["Change", "replace_refund"]
 
-_FIELDS = attrs.fields(Payment)
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    f.name: f.converter  # type: ignore[misc]  # attrs types it as a Converter; these are plain functions
-    for f in _FIELDS
-    if callable(f.converter)
-}
-_SLOTS: tuple[tuple[str, Callable[[Payment, Any], None], Callable[[Payment], Any]], ...] = tuple(
-    (f.name, Payment.__dict__[f.name].__set__, attrgetter(f.name)) for f in _FIELDS
-)
-"""Each field's name, its slot's setter (which a frozen class's ``__setattr__`` cannot block) and getter."""
-assert all(f.init and f.validator is None for f in _FIELDS), "a Payment field with a validator needs _replace to run it"
+R = TypeVar("R", Payment, Refund)
 
 
-def _replace(payment: Payment, changes: dict[str, Any]) -> Payment:
-    """``attrs.evolve`` for payments: the unchanged fields are shared, only changed ones are converted.
+def _compile_replace(cls: type[R]) -> Callable[[R, dict[str, Any]], R]:
+    """``attrs.evolve`` for ``cls``, as straight-line code over its fields (no loop, no per-field lookups).
 
-    A stored payment's fields are valid already; running ``Payment.__init__``
-    again would only copy its read-only mappings once more.
+    The unchanged fields are shared; each field is set through its slot's setter
+    (which a frozen class's ``__setattr__`` cannot block), and only a changed
+    field with a converter is converted: a stored record's fields are valid
+    already, and running ``__init__`` again would only copy its read-only mappings once more.
     """
-    for name, convert in _CONVERTERS.items():
-        if name in changes:
-            changes = {**changes, name: convert(changes[name])}
-    copy = object.__new__(Payment)
-    for name, set_slot, get in _SLOTS:
-        set_slot(copy, changes[name] if name in changes else get(payment))
-    return copy
+    fields = attrs.fields(cls)
+    assert all(f.init and f.validator is None for f in fields), f"a {cls.__name__} field has a validator to run"
+    namespace: dict[str, Any] = {"_new": object.__new__, "cls": cls}
+    lines = ["def replace(record, changes):", "    copy = _new(cls)"]
+    for f in fields:
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        changed = f"changes[{f.name!r}]"
+        if callable(f.converter):
+            namespace[f"_convert_{f.name}"] = f.converter
+            changed = f"_convert_{f.name}({changed})"
+        lines.append(f"    _set_{f.name}(copy, {changed} if {f.name!r} in changes else record.{f.name})")
+    lines.append("    return copy")
+    exec("\n".join(lines), namespace)
+    replace: Callable[[R, dict[str, Any]], R] = namespace["replace"]
+    return replace
+
+
+_replace = _compile_replace(Payment)
+"""``_replace(payment, changes)``: the payment with ``changes`` (field names to values), as ``attrs.evolve``."""
+replace_refund = _compile_replace(Refund)
+"""``replace_refund(refund, changes)``: the refund with ``changes`` (field names to values), as ``attrs.evolve``."""
 
 
 class Change:
@@ -66,26 +71,20 @@ class Change:
         self.events: list[PaymentEvent] = []
         self._changes: dict[str, Any] = {}
         self._current: Payment | None = payment
+        self._status = payment.status
+        self._event_count = payment.event_count
 
     @property
     def payment(self) -> Payment:
         """The payment as changed so far."""
         if self._current is None:
-            self._current = _replace(self.original, {**self._changes, "event_count": self._event_count()})
+            self._current = _replace(self.original, {**self._changes, "event_count": self._event_count})
         return self._current
 
     @property
     def status(self) -> PaymentStatus:
         """The payment's status as changed so far."""
-        status: PaymentStatus = self._changes.get("status", self.original.status)
-        return status
-
-    def _event_count(self) -> int:
-        return self.original.event_count + len(self.events)
-
-    def _change(self, fields: dict[str, Any]) -> None:
-        self._changes.update(fields)
-        self._current = None
+        return self._status
 
     def set(self, **fields: Any) -> None:
         """Set fields other than ``status`` (which only :meth:`fire` changes)."""
@@ -93,13 +92,16 @@ class Change:
             raise TypeError("status is changed only by fire(), through the state machine")
         changes, original = self._changes, self.original
         for name, value in fields.items():
-            if (changes[name] if name in changes else getattr(original, name)) != value:
+            current = changes[name] if name in changes else getattr(original, name)
+            # None against a record differs without the record's (Python-level) ``__ne__``.
+            if current is not value and (current is None or value is None or current != value):
                 changes[name] = value
                 self._current = None
 
     def value(self, name: str) -> Any:
         """Field ``name`` of the payment as changed so far (without copying the payment)."""
-        return self._changes[name] if name in self._changes else getattr(self.original, name)
+        changes = self._changes
+        return changes[name] if name in changes else getattr(self.original, name)
 
     def event(
         self,
@@ -112,15 +114,16 @@ class Change:
         message: str = "",
     ) -> None:
         """Append an event describing a change made in this unit of work."""
-        sequence = self._event_count() + 1
+        original = self.original
+        self._event_count = sequence = self._event_count + 1
         self.events.append(
             PaymentEvent(
-                id=event_id(self.original.id, sequence),
-                payment_id=self.original.id,
+                id=event_id(original.id, sequence),
+                payment_id=original.id,
                 sequence=sequence,
                 kind=kind,
                 cause=self.cause,
-                tenant=self.original.tenant,
+                tenant=original.tenant,
                 from_status=from_status,
                 to_status=to_status,
                 amount=amount,
@@ -134,14 +137,16 @@ class Change:
 
     def can(self, trigger: str) -> bool:
         """True when ``trigger`` may fire from the current status."""
-        return fsm.allowed(self.status, trigger)
+        return fsm.allowed(self._status, trigger)
 
     def fire(self, trigger: str, *, amount: Money | None = None, message: str = "") -> None:
         """Move the status through the state machine and record it; refuses invalid moves."""
-        before = self.status
+        before = self._status
         after = fsm.fire(before, trigger)
-        self._change({"status": after})
-        self.event("status_changed", from_status=before.value, to_status=after.value, amount=amount, message=message)
+        self._changes["status"] = self._status = after
+        # ``_value_``: a member's value without the ``Enum.value`` property's Python-level call.
+        before_value, after_value = before._value_, after._value_
+        self.event("status_changed", from_status=before_value, to_status=after_value, amount=amount, message=message)
 
     def flag(self, reason: ReviewReason, message: str) -> None:
         """Flag the payment for an operator's review, with why."""
@@ -173,6 +178,6 @@ class Change:
                 **self._changes,
                 "version": self.original.version + 1,
                 "updated_at": self.now,
-                "event_count": self._event_count(),
+                "event_count": self._event_count,
             },
         )

@@ -25,7 +25,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, ParamSpec, TypeVar
 
 from paycore.errors import ConfigurationError, PaycoreError, ProviderNotSent, ValidationError
@@ -37,10 +37,12 @@ __all__ = [
     "PROVIDER_CALL_COUNTER",
     "PROVIDER_CALL_DURATION",
     "Observation",
+    "log_failure",
     "observe_operation",
     "observe_provider_call",
     "observed_operation",
     "outcome_of",
+    "quiet",
     "reset",
     "use",
 ]
@@ -129,7 +131,14 @@ class _Telemetry:
         self.metrics = metrics
         self.explicit = tracer_provider is not None or meter_provider is not None
         self._silent_tracer_providers = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-        self._silent_meter_providers = _silent_meter_provider_types(metrics)
+        # The meter provider types that record nothing: the API's no-op one and its global proxy.
+        self._silent_meter_providers: tuple[type, ...] = (metrics.NoOpMeterProvider,)
+        try:
+            from opentelemetry.metrics._internal import _ProxyMeterProvider
+        except ImportError:  # pragma: no cover - another API layout: its proxy counts as recording
+            pass
+        else:
+            self._silent_meter_providers += (_ProxyMeterProvider,)
         self._recording = False
         self._recheck_at = 0.0
         self.tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("paycore", __version__)
@@ -160,15 +169,6 @@ class _Telemetry:
             ) or not isinstance(self.metrics.get_meter_provider(), self._silent_meter_providers)
             self._recheck_at = now + GLOBAL_PROVIDERS_RECHECK
         return self._recording
-
-
-def _silent_meter_provider_types(metrics: Any) -> tuple[type, ...]:
-    """The meter provider types that record nothing: the API's no-op one and its global proxy."""
-    try:
-        from opentelemetry.metrics._internal import _ProxyMeterProvider
-    except ImportError:  # pragma: no cover - another API layout: its proxy counts as recording
-        return (metrics.NoOpMeterProvider,)
-    return (metrics.NoOpMeterProvider, _ProxyMeterProvider)
 
 
 _NOT_BUILT: Final = object()
@@ -208,24 +208,15 @@ def _current() -> _Telemetry | None:
     return _telemetry if isinstance(_telemetry, _Telemetry) and _telemetry.recording else None
 
 
-@contextmanager
-def observe_operation(operation: str, attributes: Mapping[str, str | int]) -> Iterator[Observation]:
+def observe_operation(operation: str, attributes: Mapping[str, str | int]) -> AbstractContextManager[Observation]:
     """Observe one flow operation: a span, its duration and count, and one log line."""
-    with _observe(
-        f"paycore.{operation}",
-        {"paycore.operation": operation, **attributes},
-        internal=True,
-        log=operation_log,
-        event="paycore.operation",
-        success=OK,
-    ) as observation:
-        yield observation
+    attributes = {"paycore.operation": operation, **attributes}
+    return _observe(f"paycore.{operation}", attributes, internal=True, log=operation_log, event="paycore.operation")
 
 
-@contextmanager
 def observe_provider_call(
     operation: str, *, payment_id: str, provider_code: str, provider_type: str | None, currency: str
-) -> Iterator[Observation]:
+) -> AbstractContextManager[Observation]:
     """Observe one provider call: a client span, its duration and count, and one log line.
 
     A call that raised :class:`~paycore.errors.ProviderNotSent` (or was refused
@@ -240,15 +231,8 @@ def observe_provider_call(
     }
     if provider_type:
         attributes["paycore.provider.type"] = provider_type
-    with _observe(
-        f"paycore.provider.{operation}",
-        attributes,
-        internal=False,
-        log=provider_call_log,
-        event="paycore.provider_call",
-        success=ANSWERED,
-    ) as observation:
-        yield observation
+    name = f"paycore.provider.{operation}"
+    return _observe(name, attributes, internal=False, log=provider_call_log, event="paycore.provider_call")
 
 
 @contextmanager
@@ -259,7 +243,6 @@ def _observe(
     internal: bool,
     log: logging.Logger,
     event: str,
-    success: str,
 ) -> Iterator[Observation]:
     observation = Observation(attributes)
     telemetry = _current()
@@ -283,7 +266,7 @@ def _observe(
             )
         raise
     finally:
-        outcome = observation.outcome or success
+        outcome = observation.outcome or (OK if internal else ANSWERED)
         seconds = time.perf_counter() - started
         observation.attributes["paycore.outcome"] = outcome
         if telemetry is not None:
@@ -301,6 +284,19 @@ def _observe(
                 span.set_status(telemetry.trace.Status(telemetry.trace.StatusCode.ERROR, type(error).__name__))
             span_context.__exit__(None, None, None)
         _log(log, event, observation.attributes, seconds, failed=error is not None)
+
+
+def quiet(log: logging.Logger) -> bool:
+    """True when nothing records spans or metrics and ``log`` writes no INFO line: only failures are logged then."""
+    return _current() is None and not log.isEnabledFor(logging.INFO)
+
+
+def log_failure(log: logging.Logger, event: str, attributes: Mapping[str, str | int], started: float,
+                error: BaseException, *, internal: bool) -> None:  # fmt: skip
+    """Log ``error`` as :func:`observe_operation` (``internal``) or :func:`observe_provider_call` would, for code
+    run without them because :func:`quiet` (``started``: its :func:`time.perf_counter` at the start)."""
+    outcome = NOT_SENT if not internal and isinstance(error, ProviderNotSent | ValidationError) else outcome_of(error)
+    _log(log, event, {**attributes, "paycore.outcome": outcome}, time.perf_counter() - started, failed=True)
 
 
 def _log(log: logging.Logger, event: str, attributes: Mapping[str, str | int], seconds: float, *, failed: bool) -> None:
@@ -336,15 +332,13 @@ def observed_operation(
 
         @functools.wraps(method)
         async def observed(*args: P.args, **kwargs: P.kwargs) -> R:
-            if _current() is None and not operation_log.isEnabledFor(logging.INFO):
-                # Nothing records spans or metrics, and a log line is written only if the call fails.
+            if quiet(operation_log):
                 started = time.perf_counter()
                 try:
                     return await method(*args, **kwargs)
                 except BaseException as error:
                     attributes = {"paycore.operation": operation, **attributes_of(args, kwargs)}
-                    attributes["paycore.outcome"] = outcome_of(error)
-                    _log(operation_log, "paycore.operation", attributes, time.perf_counter() - started, failed=True)
+                    log_failure(operation_log, "paycore.operation", attributes, started, error, internal=True)
                     raise
             with observe_operation(operation, attributes_of(args, kwargs)) as observation:
                 result = await method(*args, **kwargs)

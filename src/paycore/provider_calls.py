@@ -22,14 +22,15 @@ under the call's rules, and :meth:`ProviderCalls.poll` asks for one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
-from attrs import evolve, frozen
+from attrs import frozen
 
-from paycore.calls import CallOperation, CallState, ProviderCall
+from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.errors import (
     PaymentBusy,
@@ -38,12 +39,21 @@ from paycore.errors import (
     ValidationError,
 )
 from paycore.money import Money
-from paycore.observability import observe_provider_call
+from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate
-from paycore.status import Outcome, ReviewReason
+from paycore.status import ReviewReason
 from paycore.unit_of_work import PaymentWriter
-from paycore.updates import Applied, apply_report, fail_refund, flag_missing_amount, settles_call
+from paycore.updates import (
+    Applied,
+    answer_to,
+    apply_report,
+    capture_of,
+    fail_refund,
+    flag_missing_amount,
+    mark_unknown,
+    settles_call,
+)
 from paycore.wire import InvalidReport
 
 if TYPE_CHECKING:
@@ -144,40 +154,56 @@ class ProviderCalls:
         (:mod:`paycore.observability`).
         """
         what = call.operation.value if call is not None else "check_status"
+        provider_type = provider.name if provider is not None else None
+        if quiet(provider_call_log):  # nothing to record but a failure: no span, no Observation
+            started = time.perf_counter()
+            try:
+                return await self._answer(request, payment, call, what, None)
+            except BaseException as error:
+                attributes = {"paycore.operation": what, "paycore.payment_id": payment.id}
+                attributes |= {"paycore.provider.code": payment.provider, "paycore.currency": payment.currency}
+                if provider_type:
+                    attributes["paycore.provider.type"] = provider_type
+                log_failure(provider_call_log, "paycore.provider_call", attributes, started, error, internal=False)
+                raise
         with observe_provider_call(
             what,
             payment_id=payment.id,
             provider_code=payment.provider,
-            provider_type=provider.name if provider is not None else None,
+            provider_type=provider_type,
             currency=payment.amount.currency,
         ) as observed:
-            try:
-                answer = await self._within_timeout(request)
-                observed.answered(answer)
-                return answer
-            except InvalidReport as error:
-                reason = f"the provider's answer was invalid: {error}"
-            except (ProviderNotSent, ValidationError):
-                if call is not None:
-                    await self.undo(payment.id, call, known=payment)
-                raise
-            except ProviderOutcomeUnknown as error:
-                reason = str(error) or "no usable answer"
-            except TimeoutError:
-                reason = f"no answer within {self.timeout:g}s"
-            except Exception as error:
-                log.exception("provider %r failed during %s of %s", payment.provider, what, payment.id)
-                reason = f"the provider call failed: {type(error).__name__}"
-            observed.unknown()
-            log.warning("outcome of %s of payment %s is unknown: %s", what, payment.id, reason)
-            return Unknown(reason)
+            return await self._answer(request, payment, call, what, observed)
 
-    async def _within_timeout(self, request: Awaitable[T]) -> T:
-        """``await request``; :class:`TimeoutError` if it takes longer than the timeout (``anyio.fail_after``'s
-        rule, without its context-manager generator on every provider call)."""
-        with anyio.CancelScope(deadline=anyio.current_time() + self.timeout):
-            return await request
-        raise TimeoutError  # the deadline cancelled the request
+    async def _answer(
+        self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, what: str, seen: Observation | None
+    ) -> T | Unknown:
+        """``await request`` under the timeout (``anyio.fail_after``'s rule, without its context-manager generator);
+        classify how it ended (see :meth:`ask`)."""
+        try:
+            with anyio.CancelScope(deadline=anyio.current_time() + self.timeout):
+                answer = await request
+                if seen is not None:
+                    seen.answered(answer)
+                return answer
+            reason = f"no answer within {self.timeout:g}s"  # the deadline cancelled the request
+        except InvalidReport as error:
+            reason = f"the provider's answer was invalid: {error}"
+        except (ProviderNotSent, ValidationError):
+            if call is not None:
+                await self.undo(payment.id, call, known=payment)
+            raise
+        except ProviderOutcomeUnknown as error:
+            reason = str(error) or "no usable answer"
+        except TimeoutError:
+            reason = f"no answer within {self.timeout:g}s"
+        except Exception as error:
+            log.exception("provider %r failed during %s of %s", payment.provider, what, payment.id)
+            reason = f"the provider call failed: {type(error).__name__}"
+        if seen is not None:
+            seen.unknown()
+        log.warning("outcome of %s of payment %s is unknown: %s", what, payment.id, reason)
+        return Unknown(reason)
 
     async def finish(
         self,
@@ -206,16 +232,16 @@ class ProviderCalls:
                     return None
                 if call.operation is CallOperation.INITIATE and change.can("send"):
                     change.fire("send", message="sent; the provider's answer was lost")
-                _mark_unknown(change, current, answer.reason)  # type: ignore[arg-type]
+                mark_unknown(change, current, answer.reason)  # type: ignore[arg-type]
                 return change
             if not ours:
                 self.apply_report(change, answer, provider)
                 return change
-            applied = apply_report(change, _as_answer_to(call, answer), expected_capture=_capture_of(call))
+            applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call))
             if call.operation is CallOperation.INITIATE and answer.outcome is None and change.can("send"):
                 change.fire("send")
             if applied.missing_amount:
-                _mark_unknown(change, current, "the answer did not say how much")  # type: ignore[arg-type]
+                mark_unknown(change, current, "the answer did not say how much")  # type: ignore[arg-type]
             else:
                 change.set(pending_call=None)
             return change
@@ -336,13 +362,13 @@ class ProviderCalls:
 
     def apply_report(self, change: Change, update: ProviderUpdate, provider: Provider) -> Applied:
         """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries."""
-        call = change.payment.pending_call
+        call: ProviderCall | None = change.value("pending_call")
         in_flight = call is not None and call.in_flight(change.now)
         applied = apply_report(
             change,
-            update if call is None or in_flight else _as_answer_to(call, update),
+            update if call is None or in_flight else answer_to(call, update),
             settle=not in_flight,
-            expected_capture=_capture_of(call),
+            expected_capture=capture_of(call),
             protected_refund=call.refund_id if call is not None and in_flight else None,
         )
         if (
@@ -355,28 +381,10 @@ class ProviderCalls:
         return applied
 
 
-def _as_answer_to(call: ProviderCall, update: ProviderUpdate) -> ProviderUpdate:
-    """``update`` read as the answer to ``call``: the reaper's cancel, once done, means "expired"."""
-    if call.closes_abandoned_payment and update.outcome is Outcome.CANCELED:
-        return evolve(update, outcome=Outcome.EXPIRED, message=update.message or "abandoned; canceled at the provider")
-    return update
-
-
 def _asks_again(payment: Payment, call: ProviderCall, answer: Answer) -> bool:
     """True when the answer to ``call`` named no amount, so the provider is asked again at once."""
     mine = payment.pending_call
     return mine is not None and mine.id == call.id and mine.unknown and not isinstance(answer, Unknown)
-
-
-def _capture_of(call: ProviderCall | None) -> Money | None:
-    if call is not None and call.operation is CallOperation.CAPTURE:
-        return call.amount
-    return None
-
-
-def _mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:
-    change.set(pending_call=evolve(call, state=CallState.UNKNOWN, reason=reason))
-    change.event("provider_call_unknown", refund_id=call.refund_id, message=f"{call.operation.value}: {reason}")
 
 
 def _busy(payment: Payment, call: ProviderCall) -> PaymentBusy:

@@ -7,13 +7,13 @@ rows are the append-only history of every change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final
 
-from attrs import Attribute, field, frozen
+from attrs import field, frozen
 
 from paycore.calls import ProviderCall, random_token
 from paycore.money import Money
@@ -83,46 +83,10 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 # -- what a provider reports is checked where it is built (see paycore.wire) -------------------
 
-_Validator = Callable[[Any, "Attribute[Any]", Any], None]
 
-
-def _where(instance: object, attribute: Attribute[Any]) -> str:
-    return f"{type(instance).__name__}.{attribute.name}"
-
-
-def _reported_id(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None and not is_id(value):
-        check_id(value, what=_where(instance, attribute))
-
-
-def _reported_text(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if not is_text(value):
-        check_text(value, what=_where(instance, attribute))
-
-
-def _reported_optional_text(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None and not is_text(value):
-        check_text(value, what=_where(instance, attribute))
-
-
-def _reported_url(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None:
-        check_url(value, what=_where(instance, attribute))
-
-
-def _reported_amount(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None and not is_amount(value):
-        check_amount(value, what=_where(instance, attribute))
-
-
-def _member_of(enum: type[Enum], *, optional: bool) -> _Validator:
-    def check(instance: object, attribute: Attribute[Any], value: object) -> None:
-        if (value is None and optional) or isinstance(value, enum):
-            return
-        allowed = ", ".join(repr(member.value) for member in enum)
-        raise InvalidReport(f"{_where(instance, attribute)} must be a {enum.__name__} ({allowed}), not {value!r:.60}")
-
-    return check
+def _not_member(what: str, enum: type[Enum], value: object) -> InvalidReport:
+    allowed = ", ".join(repr(member.value) for member in enum)
+    return InvalidReport(f"{what} must be a {enum.__name__} ({allowed}), not {value!r:.60}")
 
 
 def _action_fields(value: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -137,34 +101,21 @@ def _action_fields(value: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 def _refund_updates(value: Iterable[RefundUpdate]) -> tuple[RefundUpdate, ...]:
-    if value == ():
-        return ()
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+    if type(value) is tuple:
+        refunds: tuple[RefundUpdate, ...] = value
+    elif isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise InvalidReport(f"ProviderUpdate.refunds must be a sequence of RefundUpdate, not {type(value).__name__}")
-    refunds = tuple(value)
+    else:
+        refunds = tuple(value)
     for refund in refunds:
         if not isinstance(refund, RefundUpdate):
             raise InvalidReport(f"ProviderUpdate.refunds holds a {type(refund).__name__}, not a RefundUpdate")
     return refunds
 
 
-def _optional_next_action(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, NextAction):
-        raise InvalidReport(f"{_where(instance, attribute)} must be a NextAction, not {type(value).__name__}")
-
-
 NEXT_ACTION_KINDS: Final = frozenset({"redirect", "form_post", "qr", "ussd", "display"})
 """The kinds of :class:`NextAction`."""
-
-
-def _action_kind(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value not in NEXT_ACTION_KINDS:
-        raise InvalidReport(f"NextAction.kind must be one of {sorted(NEXT_ACTION_KINDS)}, not {value!r:.60}")
-
-
-def _action_method(instance: object, attribute: Attribute[Any], value: object) -> None:
-    if value not in ("GET", "POST"):
-        raise InvalidReport(f"NextAction.method must be 'GET' or 'POST', not {value!r:.60}")
+_ACTION_NEEDS: Final = {"redirect": "url", "form_post": "url", "qr": "data", "display": "message"}
 
 
 @frozen
@@ -200,21 +151,32 @@ class NextAction:
     (show ``message``).
     """
 
-    kind: str = field(validator=_action_kind)
-    url: str | None = field(default=None, validator=_reported_url)
+    kind: str
+    url: str | None = None
     """An absolute ``http``/``https`` URL; required by ``redirect`` and ``form_post``."""
-    method: str = field(default="GET", validator=_action_method)
+    method: str = "GET"
     fields: Mapping[str, str] = field(factory=dict, converter=_action_fields)
-    data: str | None = field(default=None, validator=_reported_optional_text)
+    data: str | None = None
     """What a ``qr`` code shows or a ``ussd`` code to dial; required by ``qr``."""
-    message: str | None = field(default=None, validator=_reported_optional_text)
+    message: str | None = None
     """What to show the customer; required by ``display``."""
 
     def __attrs_post_init__(self) -> None:
-        needs = {"redirect": "url", "form_post": "url", "qr": "data", "display": "message"}.get(self.kind)
+        kind = self.kind
+        if kind not in NEXT_ACTION_KINDS:
+            raise InvalidReport(f"NextAction.kind must be one of {sorted(NEXT_ACTION_KINDS)}, not {kind!r:.60}")
+        if self.url is not None:
+            check_url(self.url, what="NextAction.url")
+        if self.method != "GET" and self.method != "POST":
+            raise InvalidReport(f"NextAction.method must be 'GET' or 'POST', not {self.method!r:.60}")
+        if self.data is not None and not is_text(self.data):
+            check_text(self.data, what="NextAction.data")
+        if self.message is not None and not is_text(self.message):
+            check_text(self.message, what="NextAction.message")
+        needs = _ACTION_NEEDS.get(kind)
         if needs is not None and getattr(self, needs) is None:
-            raise InvalidReport(f"a {self.kind!r} NextAction needs a {needs}")
-        if self.kind == "ussd" and self.data is None and self.message is None:
+            raise InvalidReport(f"a {kind!r} NextAction needs a {needs}")
+        if kind == "ussd" and self.data is None and self.message is None:
             raise InvalidReport("a 'ussd' NextAction needs the code to dial (data) or a message")
 
 
@@ -296,9 +258,10 @@ class Payment:
 
     @property
     def refundable_amount(self) -> Money:
-        """What may still be refunded: captured minus succeeded and pending refunds."""
-        captured = self.captured_amount or Money.zero(self.currency)
-        return captured - self.refunded_amount - self.pending_refund_amount
+        """What may still be refunded: captured minus succeeded and pending refunds (all but the failed)."""
+        currency = self.amount.currency
+        held = Money.sum((r.amount for r in self.refunds if r.status is not RefundStatus.FAILED), currency)
+        return (self.captured_amount or Money.zero(currency)) - held
 
     def refund(self, refund_id: str) -> Refund:
         """The refund with ``refund_id``; :class:`~paycore.errors.RefundNotFound` if none."""
@@ -348,12 +311,22 @@ class WebhookReceipt:
 class RefundUpdate:
     """What a provider reports about one refund."""
 
-    status: RefundStatus = field(validator=_member_of(RefundStatus, optional=False))
-    refund_id: str | None = field(default=None, validator=_reported_id)
+    status: RefundStatus
+    refund_id: str | None = None
     """paycore's refund id, when the provider echoes it back."""
-    external_id: str | None = field(default=None, validator=_reported_id)
-    amount: Money | None = field(default=None, validator=_reported_amount)
+    external_id: str | None = None
+    amount: Money | None = None
     """What was refunded: never negative, at most :data:`~paycore.money.MAX_MINOR_UNITS`."""
+
+    def __attrs_post_init__(self) -> None:
+        if type(self.status) is not RefundStatus:
+            raise _not_member("RefundUpdate.status", RefundStatus, self.status)
+        if self.refund_id is not None and not is_id(self.refund_id):
+            check_id(self.refund_id, what="RefundUpdate.refund_id")
+        if self.external_id is not None and not is_id(self.external_id):
+            check_id(self.external_id, what="RefundUpdate.external_id")
+        if self.amount is not None and not is_amount(self.amount):
+            check_amount(self.amount, what="RefundUpdate.amount")
 
 
 @frozen(kw_only=True)
@@ -365,26 +338,50 @@ class ProviderUpdate:
     amounts it reports (checked against the payment's own amount).
 
     Every field is checked as the update is built (ids, amounts, text, the next
-    action's URL: see :mod:`paycore.wire`); a value paycore could not store
-    raises :class:`~paycore.wire.InvalidReport`, so an invalid report never exists.
+    action's URL: see :mod:`paycore.wire`), in one pass where a field left at its
+    default costs one comparison; a value paycore could not store raises
+    :class:`~paycore.wire.InvalidReport`, so an invalid report never exists.
     """
 
-    outcome: Outcome | None = field(default=None, validator=_member_of(Outcome, optional=True))
-    external_id: str | None = field(default=None, validator=_reported_id)
+    outcome: Outcome | None = None
+    external_id: str | None = None
     references: tuple[str, ...] = field(default=(), converter=check_references)
     """Further references of the payment at the provider (kept beside ``external_id``)."""
     provider_state: Mapping[str, Any] | None = field(default=None, converter=check_provider_state)
     """The provider's own data for later calls, replacing what the payment kept (``None``: unchanged)."""
-    payment_id: str | None = field(default=None, validator=_reported_id)
+    payment_id: str | None = None
     """paycore's payment id when the provider echoes it back (webhooks)."""
-    authorized: Money | None = field(default=None, validator=_reported_amount)
-    captured: Money | None = field(default=None, validator=_reported_amount)
-    next_action: NextAction | None = field(default=None, validator=_optional_next_action)
-    provider_event_id: str | None = field(default=None, validator=_reported_id)
+    authorized: Money | None = None
+    captured: Money | None = None
+    next_action: NextAction | None = None
+    provider_event_id: str | None = None
     refunds: tuple[RefundUpdate, ...] = field(default=(), converter=_refund_updates)
-    fraud_status: FraudStatus | None = field(default=None, validator=_member_of(FraudStatus, optional=True))
-    fraud_message: str = field(default="", validator=_reported_text)
-    message: str = field(default="", validator=_reported_text)
+    fraud_status: FraudStatus | None = None
+    fraud_message: str = ""
+    message: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.outcome is not None and type(self.outcome) is not Outcome:
+            raise _not_member("ProviderUpdate.outcome", Outcome, self.outcome)
+        if self.external_id is not None and not is_id(self.external_id):
+            check_id(self.external_id, what="ProviderUpdate.external_id")
+        if self.payment_id is not None and not is_id(self.payment_id):
+            check_id(self.payment_id, what="ProviderUpdate.payment_id")
+        if self.authorized is not None and not is_amount(self.authorized):
+            check_amount(self.authorized, what="ProviderUpdate.authorized")
+        if self.captured is not None and not is_amount(self.captured):
+            check_amount(self.captured, what="ProviderUpdate.captured")
+        if self.next_action is not None and not isinstance(self.next_action, NextAction):
+            kind = type(self.next_action).__name__
+            raise InvalidReport(f"ProviderUpdate.next_action must be a NextAction, not {kind}")
+        if self.provider_event_id is not None and not is_id(self.provider_event_id):
+            check_id(self.provider_event_id, what="ProviderUpdate.provider_event_id")
+        if self.fraud_status is not None and type(self.fraud_status) is not FraudStatus:
+            raise _not_member("ProviderUpdate.fraud_status", FraudStatus, self.fraud_status)
+        if (self.fraud_message and not is_text(self.fraud_message)) or type(self.fraud_message) is not str:
+            check_text(self.fraud_message, what="ProviderUpdate.fraud_message")
+        if (self.message and not is_text(self.message)) or type(self.message) is not str:
+            check_text(self.message, what="ProviderUpdate.message")
 
 
 @frozen

@@ -34,13 +34,23 @@ from typing import Any
 from attrs import define, evolve
 
 from paycore import fsm
-from paycore.calls import CallOperation, ProviderCall
-from paycore.changes import Change
+from paycore.calls import CallOperation, CallState, ProviderCall
+from paycore.changes import Change, replace_refund
 from paycore.money import Money
 from paycore.records import MAX_REFERENCES, ProviderUpdate, Refund, RefundUpdate, new_id
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
-__all__ = ["Applied", "apply_report", "fail_refund", "flag_missing_amount", "settles_call", "sync_refund_status"]
+__all__ = [
+    "Applied",
+    "answer_to",
+    "apply_report",
+    "capture_of",
+    "fail_refund",
+    "flag_missing_amount",
+    "mark_unknown",
+    "settles_call",
+    "sync_refund_status",
+]
 
 _NEGATIVE = frozenset({Outcome.FAILED, Outcome.CANCELED, Outcome.EXPIRED, Outcome.NOT_FOUND})
 _TRIGGERS = {
@@ -77,11 +87,17 @@ def apply_report(
     flight, which only its owner may fail.
     """
     applied = Applied()
-    payment = change.payment
-    _record_references(change, update)
-    if update.provider_state is not None and update.provider_state != payment.provider_state:
+    # Fields are read from the change (``change.value``), never from a copy of the payment as changed so far:
+    # the unit of work copies the payment once, when it builds the version to store.
+    if update.external_id is not None or update.references:
+        _record_references(change, update)
+    if update.provider_state is not None and update.provider_state != change.value("provider_state"):
         change.set(provider_state=update.provider_state)
-    if update.next_action is not None and payment.status in fsm.OPEN and update.next_action != payment.next_action:
+    if (
+        update.next_action is not None
+        and change.status in fsm.OPEN
+        and update.next_action != change.value("next_action")
+    ):
         change.set(next_action=update.next_action)
     if update.fraud_status is not None:
         change.set_fraud(update.fraud_status, update.fraud_message)
@@ -118,11 +134,14 @@ def apply_report(
 
 def _record_references(change: Change, update: ProviderUpdate) -> None:
     """Keep every reference the provider reported; the first one stays the payment's ``external_id``."""
-    payment = change.payment
-    known = payment.references or ((payment.external_id,) if payment.external_id else ())
+    external_id: str | None = change.value("external_id")
+    known: tuple[str, ...] = change.value("references") or ((external_id,) if external_id else ())
     reported = [r for r in (update.external_id, *update.references) if r]
-    new = tuple(dict.fromkeys(r for r in reported if r not in known))
-    if payment.external_id is None and reported:
+    new: list[str] = []
+    for reference in reported:
+        if reference not in known and reference not in new:
+            new.append(reference)
+    if external_id is None and reported:
         change.set(external_id=reported[0])
     if new:
         change.set(references=(*known, *new)[:MAX_REFERENCES])
@@ -133,13 +152,13 @@ def _names(update: RefundUpdate, refund_id: str | None, change: Change) -> bool:
         return False
     if update.refund_id == refund_id:
         return True
-    external = next((r.external_id for r in change.payment.refunds if r.id == refund_id), None)
+    external = next((r.external_id for r in change.value("refunds") if r.id == refund_id), None)
     return external is not None and update.external_id == external
 
 
 def flag_missing_amount(change: Change, message: str) -> None:
     """Flag the payment: the provider reported money without saying how much."""
-    if change.payment.review_reason is ReviewReason.AMOUNT_MISMATCH and change.payment.needs_review:
+    if change.value("review_reason") is ReviewReason.AMOUNT_MISMATCH and change.value("needs_review"):
         return
     change.event("amount_missing", message=message)
     change.flag(ReviewReason.AMOUNT_MISMATCH, message)
@@ -176,15 +195,17 @@ def _authorized(change: Change, update: ProviderUpdate) -> bool:
 
 
 def _succeeded(change: Change, update: ProviderUpdate, expected_capture: Money | None) -> bool:
-    payment = change.payment
-    if payment.status in fsm.CAPTURED:
+    status = change.status
+    if status in fsm.CAPTURED:
         return False
     reported = update.captured
     if reported is None:
         return True
-    if payment.status is PaymentStatus.AUTHORIZED:
+    amount: Money = change.value("amount")
+    authorized_amount: Money | None = change.value("authorized_amount")
+    if status is PaymentStatus.AUTHORIZED:
         # Captured after an authorization: a partial capture is legitimate, above the hold is not.
-        authorized = payment.authorized_amount or payment.amount
+        authorized = authorized_amount or amount
         if reported.currency != authorized.currency or reported > authorized or not reported.is_positive():
             _mismatch(change, authorized, reported, "captured amount")
             return False
@@ -193,11 +214,11 @@ def _succeeded(change: Change, update: ProviderUpdate, expected_capture: Money |
         change.set(captured_amount=reported)
         change.fire("capture", amount=reported, message=update.message)
         return False
-    if _mismatch(change, payment.amount, reported, "paid amount"):
+    if _mismatch(change, amount, reported, "paid amount"):
         return False
-    change.set(captured_amount=reported, authorized_amount=payment.authorized_amount or reported)
-    if payment.status in fsm.CLOSED:
-        before = payment.status.value
+    change.set(captured_amount=reported, authorized_amount=authorized_amount or reported)
+    if status in fsm.CLOSED:
+        before = status.value
         change.fire("confirm_late", amount=reported, message=update.message)
         change.flag(
             ReviewReason.LATE_CONFIRMATION,
@@ -210,21 +231,19 @@ def _succeeded(change: Change, update: ProviderUpdate, expected_capture: Money |
 
 def _not_found(change: Change, update: ProviderUpdate) -> None:
     """The provider has no record of the payment (and no call of ours is in flight)."""
-    if change.payment.status in fsm.OPEN and change.can("expire"):
+    if change.status in fsm.OPEN and change.can("expire"):
         change.fire("expire", message=update.message or "the provider has no record of this payment")
 
 
 def _refund(change: Change, update: RefundUpdate) -> bool:
-    payment = change.payment
-    refund = next(
-        (
-            r
-            for r in payment.refunds
-            if (update.refund_id is not None and r.id == update.refund_id)
-            or (update.external_id is not None and r.external_id == update.external_id)
-        ),
-        None,
-    )
+    refunds: tuple[Refund, ...] = change.value("refunds")
+    refund = None
+    for candidate in refunds:
+        if (update.refund_id is not None and candidate.id == update.refund_id) or (
+            update.external_id is not None and candidate.external_id == update.external_id
+        ):
+            refund = candidate
+            break
     if refund is None:
         return _refund_made_elsewhere(change, update)
     changes: dict[str, Any] = {}
@@ -240,14 +259,14 @@ def _refund(change: Change, update: RefundUpdate) -> bool:
         changes["updated_at"] = change.now
         change.event(
             "refund_status_changed",
-            from_status=refund.status.value,
-            to_status=update.status.value,
+            from_status=refund.status._value_,  # the member's value, without Enum.value's Python-level call
+            to_status=update.status._value_,
             amount=refund.amount,
             refund_id=refund.id,
         )
     if changes:
-        replaced = evolve(refund, **changes)
-        change.set(refunds=tuple(replaced if r.id == refund.id else r for r in payment.refunds))
+        replaced = replace_refund(refund, changes)
+        change.set(refunds=tuple(replaced if r.id == refund.id else r for r in refunds))
     return False
 
 
@@ -305,7 +324,7 @@ def fail_refund(change: Change, refund: Refund, message: str) -> None:
     """Mark ``refund`` failed (its amount becomes refundable again) and record why."""
     change.set(
         refunds=tuple(
-            evolve(r, status=RefundStatus.FAILED, updated_at=change.now) if r.id == refund.id else r
+            replace_refund(r, {"status": RefundStatus.FAILED, "updated_at": change.now}) if r.id == refund.id else r
             for r in change.payment.refunds
         )
     )
@@ -329,7 +348,7 @@ def settles_call(call: ProviderCall, update: ProviderUpdate, change: Change, *, 
     arrived: it is failed, and its amount is refundable again.
     """
     if call.operation is CallOperation.REFUND:
-        refund = next((r for r in change.payment.refunds if r.id == call.refund_id), None)
+        refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
         if refund is None or refund.status is not RefundStatus.PENDING:
             return True
         if any(_names(u, call.refund_id, change) for u in update.refunds):
@@ -346,3 +365,23 @@ def settles_call(call: ProviderCall, update: ProviderUpdate, change: Change, *, 
     if call.operation is CallOperation.CAPTURE:
         return update.outcome is not None and update.outcome is not Outcome.PENDING
     return update.outcome is not None
+
+
+def answer_to(call: ProviderCall, update: ProviderUpdate) -> ProviderUpdate:
+    """``update`` read as the answer to ``call``: the reaper's cancel, once done, means "expired"."""
+    if call.closes_abandoned_payment and update.outcome is Outcome.CANCELED:
+        return evolve(update, outcome=Outcome.EXPIRED, message=update.message or "abandoned; canceled at the provider")
+    return update
+
+
+def capture_of(call: ProviderCall | None) -> Money | None:
+    """What ``call`` asked to capture, when it is a capture (a report of less is a partial capture's answer)."""
+    if call is not None and call.operation is CallOperation.CAPTURE:
+        return call.amount
+    return None
+
+
+def mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:
+    """Mark ``call`` (the payment's) unknown, and record why: only asking the provider settles it now."""
+    change.set(pending_call=evolve(call, state=CallState.UNKNOWN, reason=reason))
+    change.event("provider_call_unknown", refund_id=call.refund_id, message=f"{call.operation.value}: {reason}")

@@ -59,7 +59,7 @@ def webhook_body(body: object, *, max_bytes: int) -> bytes:
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:
-    if not isinstance(headers, Mapping):
+    if type(headers) is not dict and not isinstance(headers, Mapping):  # a dict is a Mapping, without the ABC check
         raise MalformedWebhook(f"webhook headers must be a mapping, not {type(headers).__name__}")
     return {str(name).lower(): str(value) for name, value in headers.items()}
 
@@ -107,8 +107,9 @@ class WebhookReceiver:
         except Exception as error:
             log.exception("provider %r could not parse a verified delivery", chosen.code)
             raise MalformedWebhook(f"the delivery could not be read ({type(error).__name__})") from None
-        if not all(isinstance(update, ProviderUpdate) for update in updates):
-            raise MalformedWebhook(f"provider {chosen.code!r} parsed its delivery into something else than reports")
+        for update in updates:
+            if not isinstance(update, ProviderUpdate):
+                raise MalformedWebhook(f"provider {chosen.code!r} parsed its delivery into something else than reports")
         return [await self._apply(chosen, tenant, update) for update in updates]
 
     def _lookup(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> PaymentLookup:

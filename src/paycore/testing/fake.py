@@ -33,9 +33,38 @@ SIGNATURE_HEADER = "x-fake-signature"
 _counter = itertools.count(1)
 
 
+_KEYED: dict[str, tuple[Any, Any]] = {}
+"""The inner and outer SHA-256 states of HMAC (RFC 2104) under each secret used lately."""
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}
+_REFUND_STATUSES = {status.value: status for status in RefundStatus}
+"""A webhook's outcome and refund statuses by value: a lookup, not an Enum call (an unknown one is a KeyError)."""
+_ENCODER = json.JSONEncoder(check_circular=False)
+"""``json.dumps``'s encoder without its check for cycles (a webhook body is a tree of plain values)."""
+
+
 def sign(body: bytes, secret: str) -> str:
-    """The ``x-fake-signature`` value of ``body``."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """The ``x-fake-signature`` value of ``body``: its HMAC-SHA256 under ``secret``, in hex.
+
+    What ``hmac.new(secret, body, "sha256").hexdigest()`` gives, from the key's
+    inner and outer hash states worked out once per secret (RFC 2104), as a
+    gateway keeps its signing key ready.
+    """
+    keyed = _KEYED.get(secret)
+    if keyed is None:
+        key = secret.encode()
+        if len(key) > 64:  # SHA-256's block size
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        if len(_KEYED) >= 32:
+            _KEYED.clear()
+        keyed = _KEYED[secret] = (
+            hashlib.sha256(bytes(byte ^ 0x36 for byte in key)),
+            hashlib.sha256(bytes(byte ^ 0x5C for byte in key)),
+        )
+    inner, outer = keyed[0].copy(), keyed[1].copy()
+    inner.update(body)
+    outer.update(inner.digest())
+    return str(outer.hexdigest())
 
 
 @define
@@ -133,10 +162,12 @@ class FakeProvider(Provider):
         if outcome is Outcome.SUCCEEDED:
             entry.captured = payment.amount
         self.ledger[payment.id] = entry
-        action = NextAction("redirect", url=f"https://fake.invalid/pay/{entry.external_id}")
-        return await self._deliver(
-            answer, self.update_for(entry, next_action=action if outcome is Outcome.PENDING else None)
+        action = (
+            NextAction("redirect", url=f"https://fake.invalid/pay/{entry.external_id}")
+            if outcome is Outcome.PENDING
+            else None
         )
+        return await self._deliver(answer, self.update_for(entry, next_action=action))
 
     async def capture(self, payment: Payment, amount: Money) -> ProviderUpdate:
         """Capture ``amount`` as scripted."""
@@ -224,16 +255,16 @@ class FakeProvider(Provider):
             "id": event_id or f"evt_{next(_counter)}",
             "payment_id": payment_id,
             "external_id": entry.external_id,
-            "outcome": (outcome or entry.outcome).value,
+            "outcome": reported._value_,  # its value, without Enum.value's Python-level call
             "captured": None if captured is None else [captured.minor_units, captured.currency],
             "authorized": None if authorized is None else [authorized.minor_units, authorized.currency],
             "refunds": [
-                {"refund_id": r.refund_id, "status": r.status.value, "minor_units": r.amount.minor_units}
+                {"refund_id": r.refund_id, "status": r.status._value_, "minor_units": r.amount.minor_units}
                 for r in refunds
                 if r.amount is not None
             ],
         }
-        raw = json.dumps(body).encode()
+        raw = _ENCODER.encode(body).encode()
         key = secret if secret is not None else self.settings.secret("webhook_secret")
         return raw, {SIGNATURE_HEADER: sign(raw, key), "content-type": "application/json"}
 
@@ -248,14 +279,15 @@ class FakeProvider(Provider):
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
         """Read the JSON body into one update."""
         try:
-            data = json.loads(body)
+            # From its UTF-8 text, as it was sent (a UnicodeDecodeError is a ValueError).
+            data = json.loads(body.decode() if type(body) is bytes else body)
             entry = self.ledger.get(data["payment_id"])
             currency = entry.amount.currency if entry else "XOF"
             captured = data.get("captured")
             authorized = data.get("authorized")
             return [
                 ProviderUpdate(
-                    outcome=Outcome(data["outcome"]),
+                    outcome=_OUTCOMES[data["outcome"]],
                     payment_id=data["payment_id"],
                     external_id=data.get("external_id"),
                     provider_event_id=data["id"],
@@ -263,7 +295,7 @@ class FakeProvider(Provider):
                     authorized=Money(authorized[0], authorized[1]) if authorized else None,
                     refunds=tuple(
                         RefundUpdate(
-                            RefundStatus(r["status"]),
+                            _REFUND_STATUSES[r["status"]],
                             refund_id=r["refund_id"],
                             amount=Money(r["minor_units"], currency),
                         )

@@ -137,16 +137,22 @@ class MemoryRepository:
             raise ConcurrentUpdate(
                 f"payment {payment.id} is at version {stored.version}; a write of version {payment.version} lost a race"
             )
-        keys = [(r.provider, r.tenant, r.event_id) for r in receipts]
         seen = self._receipts
-        repeated = any(name in seen.get((provider, tenant), ()) for provider, tenant, name in keys)
-        if repeated or len(set(keys)) != len(keys):
+        keys = [(r.provider, r.tenant, r.event_id) for r in receipts] if receipts else []
+        if keys and (
+            any(name in seen.get((provider, tenant), ()) for provider, tenant, name in keys)
+            or len(set(keys)) != len(keys)
+        ):
             raise ConcurrentUpdate(f"payment {payment.id}: a webhook receipt was recorded concurrently")
-        same_references = _references(payment) == _references(stored)
+        # A change that did not touch the references shares them with the stored version.
+        same_references = (
+            payment.external_id is stored.external_id and payment.references is stored.references
+        ) or _references(payment) == _references(stored)
         if not same_references:
             self._check_references(payment)
         self._payments[payment.id] = payment
-        self._events[payment.id].extend(_stored(event) for event in events)
+        if events:
+            self._events[payment.id].extend([_stored(event) for event in events])
         for provider, tenant, name in keys:
             seen.setdefault((provider, tenant), set()).add(name)
         if not same_references:
