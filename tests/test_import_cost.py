@@ -5,7 +5,7 @@ start, so the modules only some paths need (TOML files, the state machine's
 builder, hashing for idempotency keys, the CLI's argument parser) are imported
 by the code that uses them. ``from paycore import PaymentFlow`` defines the
 flow's class only: what a flow runs on (its actions, storage contracts,
-configuration, plugins, records, anyio and pluggy) is imported when the first
+configuration, plugins, records and money with attrs, anyio and pluggy) is imported when the first
 flow is built, and ``import paycore`` alone imports none of its modules.
 """
 
@@ -24,6 +24,8 @@ MACHINERY = (
     "anyio",
     "pluggy",
     "json",
+    "attrs",
+    "paycore.money",
     "paycore.records",
     "paycore.actions",
     "paycore.config",

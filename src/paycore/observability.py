@@ -29,7 +29,6 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, ParamSpec, TypeVar
 
 from paycore.errors import ConfigurationError, PaycoreError, ProviderNotSent, ValidationError
-from paycore.money import Money
 
 __all__ = [
     "OPERATION_COUNTER",
@@ -351,6 +350,8 @@ def observed_operation(
 
 
 def _argument_attributes(arguments: Mapping[str, object]) -> dict[str, str | int]:
+    from paycore.money import Money  # only when something records: importing the flow loads no attrs
+
     found: dict[str, str | int] = {}
     payment_id = arguments.get("payment_id")
     if isinstance(payment_id, str):

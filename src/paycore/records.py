@@ -8,7 +8,7 @@ rows are the append-only history of every change.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final
@@ -16,6 +16,7 @@ from typing import Any, Final
 from attrs import field, frozen
 
 from paycore.calls import ProviderCall, random_token
+from paycore.clock import utcnow
 from paycore.money import Money
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.wire import (
@@ -51,11 +52,6 @@ __all__ = [
     "new_id",
     "utcnow",
 ]
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 def new_id(prefix: str) -> str:

@@ -10,7 +10,6 @@ it as ``{"providers": {"fake": {"type": "fake", "webhook_secret": "..."}}}``.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import itertools
 import json
@@ -33,8 +32,6 @@ SIGNATURE_HEADER = "x-fake-signature"
 _counter = itertools.count(1)
 
 
-_KEYED: dict[str, tuple[Any, Any]] = {}
-"""The inner and outer SHA-256 states of HMAC (RFC 2104) under each secret used lately."""
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 _REFUND_STATUSES = {status.value: status for status in RefundStatus}
 """A webhook's outcome and refund statuses by value: a lookup, not an Enum call (an unknown one is a KeyError)."""
@@ -43,28 +40,8 @@ _ENCODER = json.JSONEncoder(check_circular=False)
 
 
 def sign(body: bytes, secret: str) -> str:
-    """The ``x-fake-signature`` value of ``body``: its HMAC-SHA256 under ``secret``, in hex.
-
-    What ``hmac.new(secret, body, "sha256").hexdigest()`` gives, from the key's
-    inner and outer hash states worked out once per secret (RFC 2104), as a
-    gateway keeps its signing key ready.
-    """
-    keyed = _KEYED.get(secret)
-    if keyed is None:
-        key = secret.encode()
-        if len(key) > 64:  # SHA-256's block size
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(64, b"\0")
-        if len(_KEYED) >= 32:
-            _KEYED.clear()
-        keyed = _KEYED[secret] = (
-            hashlib.sha256(bytes(byte ^ 0x36 for byte in key)),
-            hashlib.sha256(bytes(byte ^ 0x5C for byte in key)),
-        )
-    inner, outer = keyed[0].copy(), keyed[1].copy()
-    inner.update(body)
-    outer.update(inner.digest())
-    return str(outer.hexdigest())
+    """The ``x-fake-signature`` value of ``body``: its HMAC-SHA256 under ``secret``, in hex."""
+    return hmac.digest(secret.encode(), body, "sha256").hex()
 
 
 @define
