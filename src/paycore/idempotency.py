@@ -97,13 +97,14 @@ def scope_of(tenant: str | None) -> str:
     return "" if tenant is None else f"t:{tenant}"
 
 
+_CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)  # keys sorted, no spaces
+
+
 def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
     """The SHA-256 hex digest of ``operation`` and its canonical JSON ``arguments``."""
     from hashlib import sha256  # loaded on first use: importing paycore stays cheap
 
-    canonical = json.dumps(
-        {"operation": operation, "arguments": arguments}, sort_keys=True, separators=(",", ":"), default=str
-    )
+    canonical = _CANONICAL.encode({"operation": operation, "arguments": arguments})
     return sha256(canonical.encode()).hexdigest()
 
 
@@ -302,10 +303,9 @@ class IdempotentRunner:
     ) -> tuple[PaymentWrite | None, IdempotencyClaim | None]:
         """The new payment ``adds`` builds and checks before the claim, to be stored with it.
 
-        When the checks refuse the request, the key still answers first: a request
-        completed before is replayed (its claim is returned), a key held by another
-        says so, and a key claimed here is released before the refusal is raised.
-        """
+        When the checks refuse the request, the key still answers first: a request completed
+        before is replayed (its claim is returned), a key held by another says so, and a key
+        claimed here is released before the refusal is raised."""
         try:
             return await adds(binding), None
         except release_on:
