@@ -297,7 +297,7 @@ class PaymentActions:
             def add_refund(change: Change) -> None:
                 refund = evolve(draft, created_at=change.now, updated_at=change.now)
                 # A failed attempt under the same key (not sent) is replaced by this one, not kept beside it.
-                others = tuple(r for r in change.payment.refunds if r.id != refund_id)
+                others = tuple(r for r in change.value("refunds") if r.id != refund_id)
                 change.set(refunds=(*others, refund))
                 change.event("refund_created", to_status=RefundStatus.PENDING.value, amount=wanted, refund_id=refund_id)
 
