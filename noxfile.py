@@ -62,10 +62,10 @@ CASH_DJANGO_TESTS = "plugins/cash/tests/test_django_drawer_storage.py"
 DISTRIBUTIONS = {
     "paycore": Distribution(
         # The core's tests run the docs' examples, which use the cash plugin, the dummy gateway's server,
-        # and the SQL and Redis adapters.
+        # and the SQL and Redis adapters; the operators' commands and the day report run on PostgreSQL too.
         local=(
             "adapters/memory",
-            "adapters/sqlalchemy",
+            "adapters/sqlalchemy[postgresql]",
             "adapters/redis",
             "plugins/cash",
             "plugins/dummy[serve]",
