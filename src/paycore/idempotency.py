@@ -279,16 +279,17 @@ class IdempotentRunner:
         and store ``new`` unless one of them is an earlier attempt's payment the key still binds."""
         claiming = self._claims_with
         if claiming is not None and prefetch is not None:
-            asked = KeyClaim(binding.scope, binding.key, fingerprint, self.lease_seconds)
-            if new is not None:
+            asked, ids = KeyClaim(binding.scope, binding.key, fingerprint, self.lease_seconds), prefetch(binding)
+            added: PaymentWrite | None = None
+            if new is None:
+                claim, found = await claiming.claim_and_get(self.store, asked, ids)
+            else:
 
                 def add(found: list[Payment]) -> PaymentWrite | None:
                     return None if any(binding.binds(payment.created_at) for payment in found) else new
 
-                claim, found, added = await claiming.claim_and_add(self.store, asked, prefetch(binding), add)
-                return claim, {payment.id: payment for payment in found}, added
-            claim, found = await claiming.claim_and_get(self.store, asked, prefetch(binding))
-            return claim, {payment.id: payment for payment in found}, None
+                claim, found, added = await claiming.claim_and_add(self.store, asked, ids, add)
+            return claim, {payment.id: payment for payment in found}, added
         claim = await self.store.claim(
             scope=binding.scope, key=binding.key, fingerprint=fingerprint, lease_seconds=self.lease_seconds
         )
@@ -309,9 +310,7 @@ class IdempotentRunner:
         try:
             return await adds(binding), None
         except release_on:
-            claim = await self.store.claim(
-                scope=binding.scope, key=binding.key, fingerprint=fingerprint, lease_seconds=self.lease_seconds
-            )
+            claim, _, _ = await self._claim(binding, fingerprint, None, None)  # the store's own claim
             if claim.token is None:
                 return None, claim
             with anyio.CancelScope(shield=True):

@@ -140,7 +140,6 @@ class DjangoIdempotencyStore:
         self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
     ) -> None:
         """Store ``result`` for ``ttl_seconds`` if ``token`` still holds the key; else :class:`IdempotencyLeaseLost`."""
-
         completion = KeyCompletion(self, scope, key, token, result, ttl_seconds)
         if not await run_unit(self.using, lambda: self.complete_in_unit(completion), atomic=False):
             raise IdempotencyLeaseLost(

@@ -213,17 +213,10 @@ class DjangoPaymentRepository:
 
         The payments are read only when the claim gives the key to this request.
         """
-        if not isinstance(store, DjangoIdempotencyStore):  # only a store completes_keys_of accepts comes here
-            raise TypeError(f"{store!r} keeps its keys elsewhere than Django database {self.using!r}")
-        wanted = list(dict.fromkeys(payment_ids))
-        query = self._payments().filter(pk__in=wanted).order_by("id", REFUND_PREFIX + "position")
-
-        def work() -> tuple[IdempotencyClaim, list[Payment]]:
-            answer = store.claim_in_unit(claim)
-            return (answer, self._read(query)) if answer.token is not None and wanted else (answer, [])
-
+        work = self._claiming(store, claim, payment_ids, None, [])
         # The claim's statements are each atomic and safe alone, and the read is one query.
-        return await run_unit(self.using, work, atomic=False)
+        answer, found, _ = await run_unit(self.using, work, atomic=False)
+        return answer, found
 
     async def claim_and_add(
         self,
@@ -236,23 +229,8 @@ class DjangoPaymentRepository:
 
         A refused insert rolls the claim back with it.
         """
-        if not isinstance(store, DjangoIdempotencyStore):  # only a store completes_keys_of accepts comes here
-            raise TypeError(f"{store!r} keeps its keys elsewhere than Django database {self.using!r}")
-        wanted = list(dict.fromkeys(payment_ids))
-        query = self._payments().filter(pk__in=wanted).order_by("id", REFUND_PREFIX + "position")
         decided: list[PaymentWrite] = []
-
-        def work() -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
-            answer = store.claim_in_unit(claim)
-            if answer.token is None:
-                return answer, [], None
-            found = self._read(query) if wanted else []
-            new = add(found)
-            if new is not None:
-                decided.append(new)
-                self._inserting(new.payment, new.events)()
-            return answer, found, new
-
+        work = self._claiming(store, claim, payment_ids, add, decided)
         try:
             return await run_unit(self.using, work)
         except IntegrityError as error:
@@ -260,6 +238,34 @@ class DjangoPaymentRepository:
                 raise
             payment = decided[-1].payment
             raise _refusal(error, payment, DuplicatePayment(f"payment {payment.id} exists already")) from None
+
+    def _claiming(
+        self,
+        store: IdempotencyStore,
+        claim: KeyClaim,
+        payment_ids: Sequence[str],
+        add: Callable[[list[Payment]], PaymentWrite | None] | None,
+        decided: list[PaymentWrite],
+    ) -> Callable[[], tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]]:
+        """The unit of :meth:`claim_and_get` and :meth:`claim_and_add`: the claim, then, for the key's
+        holder, the read and the insert of what ``add`` decides (kept in ``decided``)."""
+        if not isinstance(store, DjangoIdempotencyStore):  # only a store completes_keys_of accepts comes here
+            raise TypeError(f"{store!r} keeps its keys elsewhere than Django database {self.using!r}")
+        wanted = list(dict.fromkeys(payment_ids))
+        query = self._payments().filter(pk__in=wanted).order_by("id", REFUND_PREFIX + "position")
+
+        def work() -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+            answer = store.claim_in_unit(claim)
+            if answer.token is None:
+                return answer, [], None
+            found = self._read(query) if wanted else []
+            new = add(found) if add is not None else None
+            if new is not None:
+                decided.append(new)
+                self._inserting(new.payment, new.events)()
+            return answer, found, new
+
+        return work
 
     async def get_by_external_id(self, provider: str, tenant: str | None, external_id: str) -> Payment:
         """The payment ``provider`` knows as ``external_id`` (any of its references) in ``tenant``.

@@ -183,7 +183,6 @@ class SqlIdempotencyStore:
         self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
     ) -> None:
         """Store ``result`` for ``ttl_seconds`` if ``token`` still holds the key; else :class:`IdempotencyLeaseLost`."""
-
         completion = KeyCompletion(self, scope, key, token, result, ttl_seconds)
         if not await self.database.run(lambda c: self.complete_in(c, completion), write=True, compare_and_set=True):
             raise IdempotencyLeaseLost(

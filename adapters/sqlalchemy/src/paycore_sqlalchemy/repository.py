@@ -312,18 +312,10 @@ class SqlPaymentRepository:
 
         The payments are read only when the claim gives the key to this request.
         """
-        if not isinstance(store, SqlIdempotencyStore):  # only a store completes_keys_of accepts comes here
-            raise TypeError(f"{store!r} keeps its keys outside {self.database!r}")
-        wanted = list(dict.fromkeys(payment_ids))
-
-        def work(connection: sa.Connection) -> tuple[IdempotencyClaim, list[Payment]]:
-            answer = store.claim_in(connection, claim)
-            if answer.token is None or not wanted:
-                return answer, []
-            return answer, _get_many(connection, wanted)
-
+        work = self._claiming(store, claim, payment_ids, None, [])
         # The claim's statements are each atomic and safe alone, and the read is one statement.
-        return await self.database.run(work, write=True, compare_and_set=True)
+        answer, found, _ = await self.database.run(work, write=True, compare_and_set=True)
+        return answer, found
 
     async def claim_and_add(
         self,
@@ -336,23 +328,36 @@ class SqlPaymentRepository:
 
         A refused insert rolls the claim back with it.
         """
+        decided: list[PaymentWrite] = []
+        work = self._claiming(store, claim, payment_ids, add, decided)
+        return await self._adding(work, lambda: decided[-1].payment if decided else None)
+
+    def _claiming(
+        self,
+        store: IdempotencyStore,
+        claim: KeyClaim,
+        payment_ids: Sequence[str],
+        add: Callable[[list[Payment]], PaymentWrite | None] | None,
+        decided: list[PaymentWrite],
+    ) -> Callable[[sa.Connection], tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]]:
+        """The unit of :meth:`claim_and_get` and :meth:`claim_and_add`: the claim, then, for the key's
+        holder, the read and the insert of what ``add`` decides (kept in ``decided``)."""
         if not isinstance(store, SqlIdempotencyStore):  # only a store completes_keys_of accepts comes here
             raise TypeError(f"{store!r} keeps its keys outside {self.database!r}")
         wanted = list(dict.fromkeys(payment_ids))
-        decided: list[PaymentWrite] = []
 
         def work(connection: sa.Connection) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
             answer = store.claim_in(connection, claim)
             if answer.token is None:
                 return answer, [], None
             found = _get_many(connection, wanted) if wanted else []
-            new = add(found)
+            new = add(found) if add is not None else None
             if new is not None:
                 decided.append(new)
                 _inserting(new.payment, new.events)(connection)
             return answer, found, new
 
-        return await self._adding(work, lambda: decided[-1].payment if decided else None)
+        return work
 
     async def update(
         self, lookup: PaymentLookup, decide: Decide, *, known: Payment | None = None
