@@ -1,8 +1,9 @@
-"""``Prepared`` writes exactly what ``connection.execute`` would, on SQLite and PostgreSQL."""
+"""``Prepared`` writes and reads exactly what ``connection.execute`` would, on SQLite and PostgreSQL,
+whether its statements go straight to the driver (nothing listens) or through SQLAlchemy (something does)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from attrs import evolve
 from sqlalchemy import event, exc
 
+from paycore.errors import StorageUnavailable
 from paycore.testing.records import make_event, make_receipt, rich_payment
 from paycore_sqlalchemy import SqlPaymentRepository
 from paycore_sqlalchemy.codec import event_row, payment_row, receipt_row
@@ -25,6 +27,9 @@ UPDATE = Prepared(
 )
 INSERT_EVENTS = Prepared(sa.insert(payment_events), by_columns=True)
 INSERT_RECEIPTS = Prepared(sa.insert(webhook_receipts), by_columns=True)
+
+
+GET = Prepared(sa.select(payments).where(payments.c.id == sa.bindparam("payment_id")))
 
 
 @pytest.fixture
@@ -44,7 +49,7 @@ async def test_a_prepared_update_stores_every_field_as_the_repository_reads_it(
     row["b_id"] = row.pop("id")
 
     def work(connection: sa.Connection) -> int:
-        return UPDATE.execute(connection, row).rowcount
+        return UPDATE.execute(connection, row)
 
     assert await repository.database.run(work, write=True) == 1
     assert await repository.get(payment.id) == changed
@@ -85,3 +90,71 @@ async def test_a_refusal_is_sqlalchemys_error_and_statement_events_see_the_sql(
         event.remove(repository.database.engine, "before_cursor_execute", listen)
     assert sum(statement.startswith("INSERT INTO paycore_webhook_receipts") for statement in seen) == 2
     assert await repository.has_receipt(payment.provider, payment.tenant, "evt-once")
+
+
+@pytest.fixture(params=["straight to the driver", "through SQLAlchemy"])
+def listened(request: pytest.FixtureRequest, repository: SqlPaymentRepository) -> Iterator[list[str]]:
+    """The statements seen by a listener on the engine: none when nothing listens (the driver path)."""
+    seen: list[str] = []
+
+    def listen(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    if request.param == "straight to the driver":
+        yield seen
+        return
+    event.listen(repository.database.engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(repository.database.engine, "before_cursor_execute", listen)
+
+
+async def test_both_paths_write_and_read_the_same_values(repository: SqlPaymentRepository, listened: list[str]) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    changed = evolve(payment, description="Attiéké — table 4", metadata={"split": [1, 2]}, version=payment.version + 1)
+    row = payment_row(changed)
+    row["b_id"] = row.pop("id")
+
+    def work(connection: sa.Connection) -> tuple[int, list[dict[str, Any]]]:
+        return UPDATE.execute(connection, row), GET.mappings(connection, {"payment_id": payment.id})
+
+    updated, rows = await repository.database.run(work, write=True)
+    assert updated == 1
+    assert [r["description"] for r in rows] == ["Attiéké — table 4"]
+    assert rows[0]["metadata"] == {"split": [1, 2]}
+    assert rows[0]["created_at"] == payment.created_at
+    assert await repository.get(payment.id) == changed
+
+
+async def test_a_refused_row_raises_sqlalchemys_error_and_its_unit_changes_nothing(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    receipt = receipt_row(make_receipt(payment, "evt-twice"))
+    other = receipt_row(make_receipt(payment, "evt-other"))
+    await repository.database.run(lambda connection: INSERT_RECEIPTS.execute(connection, receipt), write=True)
+    with pytest.raises(exc.IntegrityError):
+        await repository.database.run(lambda c: INSERT_RECEIPTS.execute(c, [other, receipt]), write=True)
+    assert not await repository.has_receipt(payment.provider, payment.tenant, "evt-other")
+    assert await repository.has_receipt(payment.provider, payment.tenant, "evt-twice")
+
+
+@pytest.mark.postgres
+async def test_a_lost_connection_is_reported_and_never_handed_out_again(postgres_url: str) -> None:
+    repository = SqlPaymentRepository(postgres_url)
+    try:
+        payment = rich_payment()
+        await repository.add(payment, [])
+        lost = Prepared(sa.select(sa.func.pg_terminate_backend(sa.func.pg_backend_pid())))
+        with pytest.raises(StorageUnavailable, match="terminating connection") as raised:
+            await repository.database.run(lambda connection: lost.mappings(connection, {}))
+        cause = raised.value.__cause__
+        assert isinstance(cause, exc.OperationalError)
+        assert cause.connection_invalidated
+        for _ in range(3):  # every pooled connection still handed out works
+            assert await repository.get(payment.id) == payment
+    finally:
+        await repository.aclose()

@@ -142,7 +142,7 @@ class SqlIdempotencyStore:
                     "expires_at": expires_at,
                 },
             )
-            if inserted.rowcount == 1:
+            if inserted == 1:
                 return IdempotencyClaim(token=token)
             row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
             if row is None:
@@ -202,7 +202,7 @@ class SqlIdempotencyStore:
             "result": dict(completion.result),
             "expires_at": self._clock() + completion.ttl_seconds,
         }
-        return bool(_COMPLETE.execute(connection, parameters).rowcount == 1)
+        return _COMPLETE.execute(connection, parameters) == 1
 
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""

@@ -1,4 +1,4 @@
-"""``Prepared``: a hot statement compiled once per dialect and sent with ``exec_driver_sql``.
+"""``Prepared``: a hot statement compiled once per dialect and sent straight to the driver.
 
 ``connection.execute(statement, parameters)`` works out the statement's cache
 key (a walk over the whole statement), looks it up in SQLAlchemy's compiled
@@ -6,26 +6,79 @@ cache, builds its parameters and runs each value through its column type on
 every call: about half of what a small write costs here, and more for a read
 of a payment with its forty columns. A payment's reads and writes are the same
 few statements over and over, so ``Prepared`` compiles each once per dialect
-(and, for an ``INSERT``, per set of columns given) and hands the driver the
-compiled SQL and the converted values through ``exec_driver_sql``;
-:meth:`Prepared.mappings` converts a read's values back through the same
-column types. That is still SQLAlchemy's execution path: its events
-(``before_cursor_execute`` sees the same SQL), its error translation
-(``IntegrityError``, ``OperationalError``) and its handling of a lost
-connection are unchanged.
+(and, for an ``INSERT``, per set of columns given), converts the values through
+the column types itself, and hands the compiled SQL to the driver's cursor on
+the connection's own transaction; :meth:`Prepared.mappings` converts a read's
+values back through the same column types.
+
+What SQLAlchemy's execution path would add is kept where it matters:
+
+* a driver error is raised as SQLAlchemy's (``IntegrityError``,
+  ``OperationalError``, ...), and a lost connection is invalidated so the
+  pool does not hand it out again;
+* when anything listens to the connection's statements (``before_execute``,
+  ``before_cursor_execute``, their ``after_`` pairs, ``handle_error``: tracing,
+  a test counting statements), or SQLAlchemy's statement log is on, the statement goes through
+  ``exec_driver_sql`` instead, so every listener sees it as it would any other.
+
+What is skipped otherwise is SQLAlchemy's execution context and result object
+for each statement, about a quarter of a SQLite lifecycle's time.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import CursorResult
 
 __all__ = ["Prepared"]
 
 Processor = Callable[[Any], Any]
+
+_STATEMENT_LOG = logging.getLogger("sqlalchemy.engine.Engine")
+"""SQLAlchemy's statement log (``echo=True``, or its level set to ``INFO``)."""
+
+_LISTENED = ("before_execute", "after_execute", "before_cursor_execute", "after_cursor_execute")
+"""The connection events a statement run through ``exec_driver_sql`` would fire."""
+
+
+def _listened(connection: sa.Connection) -> bool:
+    """Whether anything listens to ``connection``'s statements (its engine's listeners included)."""
+    if connection.engine.echo or _STATEMENT_LOG.isEnabledFor(logging.INFO):
+        return True
+    dispatch = connection.dispatch
+    if any(getattr(dispatch, name) for name in _LISTENED):
+        return True
+    return bool(connection.dialect.dispatch.handle_error)
+
+
+def _on_cursor(
+    connection: sa.Connection, sql: str, arguments: Any, many: bool, rows: bool
+) -> tuple[int, list[Any] | None]:
+    """Run ``sql`` on a cursor of ``connection``'s driver connection: its row count and, if ``rows``, its rows."""
+    dialect = connection.dialect
+    failure = dialect.loaded_dbapi.Error
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, arguments)
+        else:
+            cursor.execute(sql, arguments)
+        return cursor.rowcount, (cursor.fetchall() if rows else None)
+    except failure as error:
+        lost = dialect.is_disconnect(error, dbapi_connection, cursor)
+        translated = sa.exc.DBAPIError.instance(
+            sql, arguments, error, failure, connection_invalidated=lost, dialect=dialect, ismulti=many
+        )
+        if lost:
+            connection.invalidate(error)
+        raise translated from error
+    finally:
+        cursor.close()
 
 
 class _Compiled:
@@ -80,26 +133,33 @@ class Prepared:
             found = self._compiled[cache_key] = _Compiled(self.statement, dialect, keys)
         return found
 
-    def execute(
-        self, connection: sa.Connection, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    ) -> CursorResult[Any]:
-        """Run the statement with ``parameters`` (a sequence of them: one ``executemany``)."""
+    def execute(self, connection: sa.Connection, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement with ``parameters`` (a sequence of them: one ``executemany``); the rows it affected."""
         if isinstance(parameters, Mapping):
             compiled = self._for(connection.dialect, parameters)
-            return connection.exec_driver_sql(compiled.sql, compiled.arguments(parameters))  # type: ignore[arg-type]
-        if not parameters:
-            raise ValueError("no parameters to execute with")
-        compiled = self._for(connection.dialect, parameters[0])
-        rows = [compiled.arguments(row) for row in parameters]
-        return connection.exec_driver_sql(compiled.sql, rows)  # type: ignore[arg-type]
+            arguments: Any = compiled.arguments(parameters)
+            many = False
+        else:
+            if not parameters:
+                raise ValueError("no parameters to execute with")
+            compiled = self._for(connection.dialect, parameters[0])
+            arguments = [compiled.arguments(row) for row in parameters]
+            many = True
+        if _listened(connection):
+            return int(connection.exec_driver_sql(compiled.sql, arguments).rowcount)
+        return _on_cursor(connection, compiled.sql, arguments, many, rows=False)[0]
 
     def mappings(self, connection: sa.Connection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run a ``SELECT`` with ``parameters``; its rows as dictionaries keyed by result column, values converted."""
         compiled = self._for(connection.dialect, parameters)
-        result = connection.exec_driver_sql(compiled.sql, compiled.arguments(parameters))  # type: ignore[arg-type]
+        arguments = compiled.arguments(parameters)
+        if _listened(connection):
+            fetched: list[Any] = list(connection.exec_driver_sql(compiled.sql, arguments).fetchall())
+        else:
+            fetched = _on_cursor(connection, compiled.sql, arguments, False, rows=True)[1] or []
         keys, converters = compiled.keys, compiled.results
         found = []
-        for row in result.fetchall():
+        for row in fetched:
             values = list(row)
             for position, convert in converters:
                 values[position] = convert(values[position])

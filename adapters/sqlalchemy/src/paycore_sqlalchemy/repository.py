@@ -558,11 +558,11 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
     row["b_previous"] = payment.version - 1
     same_references = stored is not None and references_of(stored) == references_of(payment)
     if stored is None or same_references:
-        updated = _UPDATE_PAYMENT_KEEPING_REFERENCES.execute(connection, row).rowcount == 1
+        updated = _UPDATE_PAYMENT_KEEPING_REFERENCES.execute(connection, row) == 1
     else:
         updated = False
     if not updated:
-        if _UPDATE_PAYMENT.execute(connection, row).rowcount != 1:
+        if _UPDATE_PAYMENT.execute(connection, row) != 1:
             version = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
             if version is None:
                 raise PaymentNotFound(f"no payment {payment.id!r}")
