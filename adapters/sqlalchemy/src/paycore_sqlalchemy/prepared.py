@@ -28,6 +28,7 @@ for each statement, about a quarter of a SQLite lifecycle's time.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -44,8 +45,22 @@ _LISTENED = ("before_execute", "after_execute", "before_cursor_execute", "after_
 """The connection events a statement run through ``exec_driver_sql`` would fire."""
 
 
+_LISTENED_ON: weakref.WeakKeyDictionary[sa.Connection, bool] = weakref.WeakKeyDictionary()
+"""Whether anything listened to each open connection's statements when it ran its first prepared one."""
+
+
 def _listened(connection: sa.Connection) -> bool:
-    """Whether anything listens to ``connection``'s statements (its engine's listeners included)."""
+    """Whether anything listens to ``connection``'s statements, asked once per connection (one unit of work).
+
+    A listener added while a unit runs sees the statements of the units after it.
+    """
+    known = _LISTENED_ON.get(connection)
+    if known is None:
+        known = _LISTENED_ON[connection] = _listeners_on(connection)
+    return known
+
+
+def _listeners_on(connection: sa.Connection) -> bool:
     if connection.engine.echo or _STATEMENT_LOG.isEnabledFor(logging.INFO):
         return True
     dispatch = connection.dispatch
@@ -134,14 +149,21 @@ class Prepared:
         return found
 
     def execute(self, connection: sa.Connection, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
-        """Run the statement with ``parameters`` (a sequence of them: one ``executemany``); the rows it affected."""
+        """Run the statement with ``parameters`` (a sequence of them: one ``executemany``); the rows it affected.
+
+        A sequence of one runs as one ``execute``: a driver may pay for ``executemany``
+        (psycopg enters pipeline mode, with its own round trips).
+        """
+        if not isinstance(parameters, Mapping):
+            if not parameters:
+                raise ValueError("no parameters to execute with")
+            if len(parameters) == 1:
+                parameters = parameters[0]
         if isinstance(parameters, Mapping):
             compiled = self._for(connection.dialect, parameters)
             arguments: Any = compiled.arguments(parameters)
             many = False
         else:
-            if not parameters:
-                raise ValueError("no parameters to execute with")
             compiled = self._for(connection.dialect, parameters[0])
             arguments = [compiled.arguments(row) for row in parameters]
             many = True

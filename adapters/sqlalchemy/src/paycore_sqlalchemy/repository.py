@@ -5,7 +5,8 @@ Each method is one transaction (see :class:`~paycore_sqlalchemy.database.Databas
 
     UPDATE paycore_payments SET ... WHERE id = :id AND version = :version - 1
 
-and only if it matched a row are the refunds replaced and the events and
+(setting only the columns that changed when the copy it follows is known:
+:mod:`paycore_sqlalchemy.payment_updates`), and only if it matched a row are the refunds replaced and the events and
 webhook receipts inserted; a receipt whose ``(provider, tenant, event_id)``
 exists already breaks the primary key, and the whole transaction rolls back
 as a :class:`~paycore.errors.ConcurrentUpdate`.
@@ -65,6 +66,7 @@ from paycore_sqlalchemy.codec import (
 from paycore_sqlalchemy.constraints import is_check_violation, violated
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.idempotency import SqlIdempotencyStore
+from paycore_sqlalchemy.payment_updates import ALL_COLUMNS, changed_columns, update_statements
 from paycore_sqlalchemy.prepared import Prepared
 from paycore_sqlalchemy.schema import payment_events, payment_references, payments, refunds, webhook_receipts
 from paycore_sqlalchemy.types import UTCDateTime
@@ -96,19 +98,6 @@ _UPDATE_REFUND = Prepared(
     .values({c.name: sa.bindparam(c.name) for c in refunds.c if c.name not in ("id", "payment_id")})
 )
 """A refund row changed in place (same payment, same position)."""
-_UPDATE_ANY_PAYMENT = (
-    sa.update(payments)
-    .where(payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_previous"))
-    .values({c.name: sa.bindparam(c.name) for c in payments.c if c.name != "id"})
-)
-_UPDATE_PAYMENT = Prepared(_UPDATE_ANY_PAYMENT)
-_UPDATE_PAYMENT_KEEPING_REFERENCES = Prepared(
-    _UPDATE_ANY_PAYMENT.where(
-        payments.c.external_id.is_not_distinct_from(sa.bindparam("external_id")),
-        payments.c.provider_references == sa.bindparam("provider_references"),
-    )
-)
-"""The ``UPDATE`` of a save that adds no reference: it matches only if the stored ones are those written."""
 _REFERENCE_PARAMETERS = {
     name: sa.bindparam(name, type_=payment_references.c[name].type)
     for name in ("provider", "tenant", "reference", "payment_id")
@@ -549,20 +538,20 @@ def _inserting(payment: Payment, events: Sequence[PaymentEvent]) -> Callable[[sa
 def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | None = None) -> None:
     """Store ``write``: the payment if its version follows the stored one, its refunds, events and receipts.
 
-    ``stored`` is the payment as read in this same transaction, when it was: what
-    did not change since (its references, its refunds) is then not written again.
+    ``stored`` is the copy of the payment the write follows, when it is known
+    (read in this same transaction, or held by the caller): what did not change
+    since (columns, references, refunds) is then not written again. The version
+    check makes that exact: the row matches only while it holds ``stored``'s version.
     """
     payment = write.payment
     row = payment_row(payment)
     row["b_id"] = row.pop("id")
     row["b_previous"] = payment.version - 1
     same_references = stored is not None and references_of(stored) == references_of(payment)
-    if stored is None or same_references:
-        updated = _UPDATE_PAYMENT_KEEPING_REFERENCES.execute(connection, row) == 1
-    else:
-        updated = False
+    keeping, plain = update_statements(ALL_COLUMNS if stored is None else changed_columns(stored, payment))
+    updated = keeping.execute(connection, row) == 1 if stored is None or same_references else False
     if not updated:
-        if _UPDATE_PAYMENT.execute(connection, row) != 1:
+        if plain.execute(connection, row) != 1:
             version = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
             if version is None:
                 raise PaymentNotFound(f"no payment {payment.id!r}")

@@ -1,0 +1,83 @@
+"""The ``UPDATE`` of a payment's row that sets only the columns its new version changed.
+
+A payment's next version differs from the one stored in a few fields: its
+status, version, event count and update time, a reference or an amount. Setting
+all forty columns on every write costs a conversion per value (a JSON encoding
+for each document column), a driver parameter each, and a wider row for the
+database to write. When the write knows the stored copy it follows (the copy
+read, or the one the caller held, in the same transaction as the write), the
+statement sets only the columns whose fields differ. The version check in its
+``WHERE`` makes this exact: the row matches only while it holds that stored
+version, which is the copy compared against.
+
+Each set of changed columns is compiled once (:class:`~paycore_sqlalchemy.prepared.Prepared`),
+and there are few: the same transitions change the same fields.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+import attrs
+import sqlalchemy as sa
+
+from paycore.records import Payment
+from paycore_sqlalchemy.prepared import Prepared
+from paycore_sqlalchemy.schema import payments
+
+__all__ = ["ALL_COLUMNS", "COLUMNS_OF_FIELD", "changed_columns", "update_statements"]
+
+_WRITTEN_ELSEWHERE = frozenset({"id", "refunds"})
+"""Fields not written by the payment's ``UPDATE``: the key it is found by, and the rows of another table."""
+
+COLUMNS_OF_FIELD: Mapping[str, tuple[str, ...]] = {
+    field.name: {
+        "amount": ("amount", "currency"),
+        "authorized_amount": ("authorized_amount", "authorized_currency"),
+        "captured_amount": ("captured_amount", "captured_currency"),
+        "references": ("provider_references",),
+    }.get(field.name, (field.name,))
+    for field in attrs.fields(Payment)
+    if field.name not in _WRITTEN_ELSEWHERE
+}
+"""The ``paycore_payments`` columns each :class:`~paycore.records.Payment` field is stored in."""
+
+_FIELDS = tuple(COLUMNS_OF_FIELD.items())
+
+_MOST_STATEMENTS = 256
+"""Sets of changed columns compiled at most; a rarer set past these sets every column."""
+
+ALL_COLUMNS: tuple[str, ...] = tuple(column.name for column in payments.c if column.name != "id")
+"""Every column an ``UPDATE`` of a payment may set."""
+
+
+def changed_columns(stored: Payment, payment: Payment) -> tuple[str, ...]:
+    """The columns whose fields differ between ``stored`` and its next version ``payment``, in table order."""
+    changed: set[str] = set()
+    for name, columns in _FIELDS:
+        before, after = getattr(stored, name), getattr(payment, name)
+        if before is not after and before != after:
+            changed.update(columns)
+    return tuple(column for column in ALL_COLUMNS if column in changed)
+
+
+@functools.lru_cache(maxsize=_MOST_STATEMENTS)
+def update_statements(columns: tuple[str, ...]) -> tuple[Prepared, Prepared]:
+    """The two ``UPDATE`` statements of a write that sets ``columns``.
+
+    Both match only the payment's row at the version before the one written
+    (``b_id``, ``b_previous``). The first also requires the stored
+    ``external_id`` and ``provider_references`` to be those of the row's
+    parameters (a write that adds no reference); the second does not.
+    """
+    update = (
+        sa.update(payments)
+        .where(payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_previous"))
+        .values({name: sa.bindparam(name) for name in columns})
+    )
+    keeping = update.where(
+        payments.c.external_id.is_not_distinct_from(sa.bindparam("external_id")),
+        payments.c.provider_references == sa.bindparam("provider_references"),
+    )
+    return Prepared(keeping), Prepared(update)
