@@ -110,6 +110,10 @@ class _Compiled:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self.processors[name] = processor
+        self._plan: tuple[tuple[str, Processor | None], ...] = tuple(
+            (name, self.processors.get(name)) for name in self.names
+        )
+        """Each parameter, in order, with the converter its type gives it (``None``: taken as it is)."""
         self.keys: tuple[str, ...] = ()
         """A read's result columns, in order (an empty tuple for a write)."""
         self.results: tuple[tuple[int, Processor], ...] = ()
@@ -123,11 +127,10 @@ class _Compiled:
     def arguments(self, parameters: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """``parameters`` (one value for each of the statement's) as the driver takes them: converted,
         in order for a positional driver, by name for the others."""
-        processors = self.processors
-        converted = [
-            processors[name](parameters[name]) if name in processors else parameters[name] for name in self.names
-        ]
-        return tuple(converted) if self.positional else dict(zip(self.names, converted, strict=True))
+        plan = self._plan
+        if self.positional:
+            return tuple([parameters[name] if convert is None else convert(parameters[name]) for name, convert in plan])
+        return {name: parameters[name] if convert is None else convert(parameters[name]) for name, convert in plan}
 
 
 class Prepared:
