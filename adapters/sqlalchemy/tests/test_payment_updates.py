@@ -101,3 +101,16 @@ async def test_a_write_over_a_stale_copy_changes_nothing(repository: SqlPaymentR
     with pytest.raises(ConcurrentUpdate):
         await _update_over(repository, stored, next_version(stored, order_id="second"))
     assert await repository.get(stored.id) == won
+
+
+async def test_a_write_that_does_not_follow_the_known_copy_stores_every_column(
+    repository: SqlPaymentRepository,
+) -> None:
+    first = make_payment(description="as created")
+    await repository.add(first, [])
+    second = next_version(first, description="changed once")
+    await _update_over(repository, first, second)
+    # decided on the first copy, written over the second: only a full write stores what it says
+    third = evolve(first, version=second.version + 1, order_id="order-9")
+    await _update_over(repository, first, third)
+    assert await repository.get(first.id) == third

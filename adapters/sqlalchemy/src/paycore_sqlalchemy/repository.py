@@ -541,9 +541,12 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
     ``stored`` is the copy of the payment the write follows, when it is known
     (read in this same transaction, or held by the caller): what did not change
     since (columns, references, refunds) is then not written again. The version
-    check makes that exact: the row matches only while it holds ``stored``'s version.
+    check makes that exact: the row matches only while it holds ``stored``'s version
+    (a ``stored`` of any other version than the one before the write's is not used).
     """
     payment = write.payment
+    if stored is not None and stored.version != payment.version - 1:
+        stored = None  # not the version the row must hold: nothing is known of what it holds
     row = payment_row(payment)
     row["b_id"] = row.pop("id")
     row["b_previous"] = payment.version - 1
