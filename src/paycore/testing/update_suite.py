@@ -159,6 +159,23 @@ class UpdateConformance:
         assert await repository.get(payment.id) == current
         assert await repository.list_events(payment.id) == []
 
+    async def test_a_write_that_does_not_follow_the_copy_in_hand_is_stored_as_it_is(self, repository: Any) -> None:
+        updating = _updating(repository)
+        payment = rich_payment()  # two refunds: a succeeded one, then a pending one
+        await repository.add(payment, [])
+        first, second = payment.refunds
+        moved_on = next_version(payment, description="changed meanwhile", refunds=(first,))
+        await repository.save(moved_on, [])
+
+        def decide(held: Payment) -> PaymentWrite:  # the copy in hand is a version behind the write
+            return PaymentWrite(evolve(held, version=moved_on.version + 1, order_id="order-2"))
+
+        _, written = await updating.update(PaymentLookup.by_id(payment.id), decide, known=payment)
+        assert written is not None
+        stored = await repository.get(payment.id)
+        assert stored == written.payment
+        assert (stored.description, stored.refunds) == (payment.description, (first, second))
+
     async def test_refunds_added_changed_or_moved_by_an_update_are_stored_as_the_payment_holds_them(
         self, repository: Any
     ) -> None:

@@ -328,10 +328,15 @@ class DjangoPaymentRepository:
     def _write(self, write: PaymentWrite, stored: Payment | None = None) -> None:
         """Store ``write`` inside the running unit: the payment if its version follows the stored one, its rows.
 
-        ``stored`` is the payment as read in this same unit, when it was: what did
-        not change since (its references, its refunds) is then not written again.
+        ``stored`` is the copy the write follows, when it is known (read in this
+        same unit, or held by the caller): what did not change since (its
+        references, its refunds) is then not written again. The version check
+        makes that exact; a ``stored`` of any other version than the one before
+        the write's is not used.
         """
         payment = write.payment
+        if stored is not None and stored.version != payment.version - 1:
+            stored = None  # not the version the row must hold: nothing is known of what it holds
         row = payment_values(payment)
         del row["id"]
         matched = self._payments().filter(pk=payment.id, version=payment.version - 1).update(**row)
