@@ -158,3 +158,17 @@ async def test_a_lost_connection_is_reported_and_never_handed_out_again(postgres
             assert await repository.get(payment.id) == payment
     finally:
         await repository.aclose()
+
+
+async def test_outside_a_transaction_sqlalchemy_begins_and_ends_it(repository: SqlPaymentRepository) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    changed = evolve(payment, description="Café Touba — comptoir", version=payment.version + 1)
+    row = payment_row(changed)
+    row["b_id"] = row.pop("id")
+    with repository.database.engine.connect() as connection:
+        assert not connection.in_transaction()
+        assert UPDATE.execute(connection, row) == 1
+        assert connection.in_transaction()  # begun by SQLAlchemy, so its commit is SQLAlchemy's
+        connection.commit()
+    assert await repository.get(payment.id) == changed

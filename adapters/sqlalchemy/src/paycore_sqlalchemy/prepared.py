@@ -21,8 +21,10 @@ What SQLAlchemy's execution path would add is kept where it matters:
   a test counting statements), or SQLAlchemy's statement log is on, the statement goes through
   ``exec_driver_sql`` instead, so every listener sees it as it would any other.
 
-What is skipped otherwise is SQLAlchemy's execution context and result object
-for each statement, about a quarter of a SQLite lifecycle's time.
+A statement outside a transaction SQLAlchemy began goes through
+``exec_driver_sql`` too, so SQLAlchemy begins (and later ends) it. What is
+skipped otherwise is SQLAlchemy's execution context and result object for each
+statement: about a quarter of a SQLite lifecycle's instructions.
 """
 
 from __future__ import annotations
@@ -87,7 +89,14 @@ def _on_cursor(
     except failure as error:
         lost = dialect.is_disconnect(error, dbapi_connection, cursor)
         translated = sa.exc.DBAPIError.instance(
-            sql, arguments, error, failure, connection_invalidated=lost, dialect=dialect, ismulti=many
+            sql,
+            arguments,
+            error,
+            failure,
+            hide_parameters=connection.engine.hide_parameters,
+            connection_invalidated=lost,
+            dialect=dialect,
+            ismulti=many,
         )
         if lost:
             connection.invalidate(error)
@@ -170,7 +179,7 @@ class Prepared:
             compiled = self._for(connection.dialect, parameters[0])
             arguments = [compiled.arguments(row) for row in parameters]
             many = True
-        if _listened(connection):
+        if not connection.in_transaction() or _listened(connection):
             return int(connection.exec_driver_sql(compiled.sql, arguments).rowcount)
         return _on_cursor(connection, compiled.sql, arguments, many, rows=False)[0]
 
@@ -178,7 +187,7 @@ class Prepared:
         """Run a ``SELECT`` with ``parameters``; its rows as dictionaries keyed by result column, values converted."""
         compiled = self._for(connection.dialect, parameters)
         arguments = compiled.arguments(parameters)
-        if _listened(connection):
+        if not connection.in_transaction() or _listened(connection):
             fetched: list[Any] = list(connection.exec_driver_sql(compiled.sql, arguments).fetchall())
         else:
             fetched = _on_cursor(connection, compiled.sql, arguments, False, rows=True)[1] or []
