@@ -3,6 +3,8 @@ whether its statements go straight to the driver (nothing listens) or through SQ
 
 from __future__ import annotations
 
+import traceback
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -136,8 +138,9 @@ async def test_a_refused_row_raises_sqlalchemys_error_and_its_unit_changes_nothi
     receipt = receipt_row(make_receipt(payment, "evt-twice"))
     other = receipt_row(make_receipt(payment, "evt-other"))
     await repository.database.run(lambda connection: INSERT_RECEIPTS.execute(connection, receipt), write=True)
-    with pytest.raises(exc.IntegrityError):
+    with pytest.raises(exc.IntegrityError) as refused:
         await repository.database.run(lambda c: INSERT_RECEIPTS.execute(c, [other, receipt]), write=True)
+    assert "parameters hidden" in str(refused.value)  # a row's values stay out of error messages
     assert not await repository.has_receipt(payment.provider, payment.tenant, "evt-other")
     assert await repository.has_receipt(payment.provider, payment.tenant, "evt-twice")
 
@@ -148,9 +151,16 @@ async def test_a_lost_connection_is_reported_and_never_handed_out_again(postgres
     try:
         payment = rich_payment()
         await repository.add(payment, [])
-        lost = Prepared(sa.select(sa.func.pg_terminate_backend(sa.func.pg_backend_pid())))
+        lost = Prepared(
+            sa.select(
+                sa.func.pg_terminate_backend(sa.func.pg_backend_pid()).label("ended"),
+                sa.bindparam("note", type_=sa.String).label("note"),
+            )
+        )
+        session = f"cs_{uuid.uuid4().hex}"  # a provider's session, say: never in an error message
         with pytest.raises(StorageUnavailable, match="terminating connection") as raised:
-            await repository.database.run(lambda connection: lost.mappings(connection, {}))
+            await repository.database.run(lambda connection: lost.mappings(connection, {"note": session}))
+        assert session not in "".join(traceback.format_exception(raised.value))
         cause = raised.value.__cause__
         assert isinstance(cause, exc.OperationalError)
         assert cause.connection_invalidated

@@ -63,7 +63,8 @@ def _is_sqlite_memory(url: URL) -> bool:
 
 def _create_engine(url: URL, options: Mapping[str, Any]) -> Engine:
     # Every unit of work ends in COMMIT or ROLLBACK itself: the pool need not roll back again.
-    kwargs: dict[str, Any] = {"pool_reset_on_return": None}
+    # A statement's parameters (a customer's contact, a provider's session) stay out of error messages.
+    kwargs: dict[str, Any] = {"pool_reset_on_return": None, "hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
         if _is_sqlite_memory(url):
