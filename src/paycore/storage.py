@@ -31,6 +31,7 @@ __all__ = [
     "PaymentWrite",
     "RecordKeepingStore",
     "UpdatingRepository",
+    "followed_copy",
     "refund_changes",
 ]
 
@@ -186,6 +187,16 @@ class PaymentWrite:
 
 Decide = Callable[[Payment], "PaymentWrite | None"]
 """Decides, without I/O, what to write over the payment just read (``None``: nothing)."""
+
+
+def followed_copy(stored: Payment | None, payment: Payment) -> Payment | None:
+    """``stored`` when ``payment`` is its next version, else ``None``.
+
+    A store that writes only what changed since the copy a write follows may
+    trust that copy only when it is the version the write's check requires the
+    row to hold (``payment.version - 1``); any other copy says nothing of the row.
+    """
+    return stored if stored is not None and stored.version == payment.version - 1 else None
 
 
 def refund_changes(stored: Payment | None, payment: Payment) -> tuple[list[int], list[int]] | None:

@@ -57,6 +57,7 @@ from paycore.storage import (
     KeyClaim,
     PaymentLookup,
     PaymentWrite,
+    followed_copy,
     refund_changes,
 )
 from paycore_django import models
@@ -335,8 +336,7 @@ class DjangoPaymentRepository:
         the write's is not used.
         """
         payment = write.payment
-        if stored is not None and stored.version != payment.version - 1:
-            stored = None  # not the version the row must hold: nothing is known of what it holds
+        stored = followed_copy(stored, payment)
         row = payment_values(payment)
         del row["id"]
         matched = self._payments().filter(pk=payment.id, version=payment.version - 1).update(**row)

@@ -21,7 +21,7 @@ from sqlalchemy.pool import StaticPool
 
 from paycore.errors import ConfigurationError
 
-__all__ = ["WRITE_OPTION", "EngineLease", "acquire_engine", "is_sqlite", "parse_url", "safe_url"]
+__all__ = ["WRITE_OPTION", "EngineLease", "acquire_engine", "driver_error", "is_sqlite", "parse_url", "safe_url"]
 
 WRITE_OPTION: Final = "paycore_write"
 """Execution option marking a connection whose transaction will write (SQLite: ``BEGIN IMMEDIATE``)."""
@@ -102,11 +102,38 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
         # Straight to the driver: BEGIN is not a statement of the unit, and going through
         # exec_driver_sql cost a whole statement's execution context per transaction.
         begin = "BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITE_OPTION, False) else "BEGIN"
-        failure = connection.dialect.loaded_dbapi.Error
         try:
             connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]  # sqlite3's
-        except failure as error:
-            raise sa.exc.DBAPIError.instance(begin, (), error, failure) from error
+        except connection.dialect.loaded_dbapi.Error as error:
+            raise driver_error(connection, error, begin, ()) from error
+
+
+def driver_error(
+    connection: sa.Connection, error: Exception, sql: str, arguments: Any, *, cursor: Any = None, many: bool = False
+) -> sa.exc.DBAPIError:
+    """``error``, raised by the driver under ``connection`` for ``sql``, as SQLAlchemy would raise it.
+
+    For what paycore sends to the driver itself: the error is SQLAlchemy's
+    class for it (``IntegrityError``, ``OperationalError``...), its message
+    hides the parameters when the engine does, and a lost connection is
+    invalidated first, so the pool never hands it out again.
+    """
+    dialect = connection.dialect
+    dbapi_connection = connection.connection.dbapi_connection
+    lost = dialect.is_disconnect(error, dbapi_connection, cursor)
+    translated = sa.exc.DBAPIError.instance(
+        sql,
+        arguments,
+        error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=connection.engine.hide_parameters,
+        connection_invalidated=lost,
+        dialect=dialect,
+        ismulti=many,
+    )
+    if lost:
+        connection.invalidate(error)
+    return translated
 
 
 class EngineLease:

@@ -46,7 +46,7 @@ COLUMNS_OF_FIELD: Mapping[str, tuple[str, ...]] = {
 _FIELDS = tuple(COLUMNS_OF_FIELD.items())
 
 _MOST_STATEMENTS = 256
-"""Sets of changed columns compiled at most; a rarer set past these sets every column."""
+"""Sets of changed columns kept compiled at most; the one least recently used is compiled again when next needed."""
 
 ALL_COLUMNS: tuple[str, ...] = tuple(column.name for column in payments.c if column.name != "id")
 """Every column an ``UPDATE`` of a payment may set."""

@@ -36,6 +36,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from paycore_sqlalchemy.engine import driver_error
+
 __all__ = ["Prepared"]
 
 Processor = Callable[[Any], Any]
@@ -49,6 +51,12 @@ _LISTENED = ("before_execute", "after_execute", "before_cursor_execute", "after_
 
 _LISTENED_ON: weakref.WeakKeyDictionary[sa.Connection, bool] = weakref.WeakKeyDictionary()
 """Whether anything listened to each open connection's statements when it ran its first prepared one."""
+
+
+def _through_sqlalchemy(connection: sa.Connection) -> bool:
+    """Whether a statement on ``connection`` goes through ``exec_driver_sql``: outside a transaction
+    SQLAlchemy began (it then begins one), or while anything listens to statements."""
+    return not connection.in_transaction() or _listened(connection)
 
 
 def _listened(connection: sa.Connection) -> bool:
@@ -75,8 +83,6 @@ def _on_cursor(
     connection: sa.Connection, sql: str, arguments: Any, many: bool, rows: bool
 ) -> tuple[int, list[Any] | None]:
     """Run ``sql`` on a cursor of ``connection``'s driver connection: its row count and, if ``rows``, its rows."""
-    dialect = connection.dialect
-    failure = dialect.loaded_dbapi.Error
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
@@ -86,21 +92,8 @@ def _on_cursor(
         else:
             cursor.execute(sql, arguments)
         return cursor.rowcount, (cursor.fetchall() if rows else None)
-    except failure as error:
-        lost = dialect.is_disconnect(error, dbapi_connection, cursor)
-        translated = sa.exc.DBAPIError.instance(
-            sql,
-            arguments,
-            error,
-            failure,
-            hide_parameters=connection.engine.hide_parameters,
-            connection_invalidated=lost,
-            dialect=dialect,
-            ismulti=many,
-        )
-        if lost:
-            connection.invalidate(error)
-        raise translated from error
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise driver_error(connection, error, sql, arguments, cursor=cursor, many=many) from error
     finally:
         cursor.close()
 
@@ -179,7 +172,7 @@ class Prepared:
             compiled = self._for(connection.dialect, parameters[0])
             arguments = [compiled.arguments(row) for row in parameters]
             many = True
-        if not connection.in_transaction() or _listened(connection):
+        if _through_sqlalchemy(connection):
             return int(connection.exec_driver_sql(compiled.sql, arguments).rowcount)
         return _on_cursor(connection, compiled.sql, arguments, many, rows=False)[0]
 
@@ -187,7 +180,7 @@ class Prepared:
         """Run a ``SELECT`` with ``parameters``; its rows as dictionaries keyed by result column, values converted."""
         compiled = self._for(connection.dialect, parameters)
         arguments = compiled.arguments(parameters)
-        if not connection.in_transaction() or _listened(connection):
+        if _through_sqlalchemy(connection):
             fetched: list[Any] = list(connection.exec_driver_sql(compiled.sql, arguments).fetchall())
         else:
             fetched = _on_cursor(connection, compiled.sql, arguments, False, rows=True)[1] or []

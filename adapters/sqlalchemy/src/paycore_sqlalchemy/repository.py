@@ -49,6 +49,7 @@ from paycore.storage import (
     KeyClaim,
     PaymentLookup,
     PaymentWrite,
+    followed_copy,
     refund_changes,
 )
 from paycore_sqlalchemy.codec import (
@@ -545,8 +546,7 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
     (a ``stored`` of any other version than the one before the write's is not used).
     """
     payment = write.payment
-    if stored is not None and stored.version != payment.version - 1:
-        stored = None  # not the version the row must hold: nothing is known of what it holds
+    stored = followed_copy(stored, payment)
     row = payment_row(payment)
     row["b_id"] = row.pop("id")
     row["b_previous"] = payment.version - 1
