@@ -22,7 +22,19 @@ LAYERS: dict[str, int] = {
     ),
     # 1 contracts: what plugins implement and how they are configured
     **dict.fromkeys(
-        ["providers", "storage", "hookspecs", "idempotency", "tiered", "config", "config_sources", "rows", "listing"], 1
+        [
+            "providers",
+            "storage",
+            "hookspecs",
+            "keys",
+            "idempotency",
+            "tiered",
+            "config",
+            "config_sources",
+            "rows",
+            "listing",
+        ],
+        1,
     ),
     # 2 rules: pure decisions on payments
     **dict.fromkeys(["fsm", "changes", "updates", "operations"], 2),
@@ -36,6 +48,7 @@ LAYERS: dict[str, int] = {
             "provider_calls",
             "webhooks",
             "reaper",
+            "refunding",
             "actions",
             "assembly",
             "flow_parts",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import pluggy
@@ -23,11 +24,13 @@ from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.errors import IdempotencyKeyReused, PaymentBusy
 from paycore.hookcalls import validate_payment
-from paycore.idempotency import IdempotentRunner, KeyBinding, KeyCompleter, scope_of
+from paycore.idempotency import IdempotentRunner
+from paycore.keys import KeyBinding, KeyCompleter, scope_of
 from paycore.money import Money
 from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
 from paycore.records import Checkout, Customer, LineItem, Payment, ProviderUpdate, Refund, RefundUpdate, new_id
+from paycore.refunding import RefundRequest
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import PaymentWrite
 from paycore.unit_of_work import PaymentWriter
@@ -149,14 +152,12 @@ class PaymentActions:
         """The payment an earlier attempt under the same key stored, while the key binds it."""
         if binding is None:
             return None
-        candidates = _earlier_payment_ids(binding)
         found = binding.prefetched
         if found is None:
-            found = {payment.id: payment for payment in await self.writer.repository.get_many(candidates)}
-        for candidate in candidates:
-            if candidate in found and binding.binds(found[candidate].created_at):
-                return found[candidate]
-        return None
+            found = {
+                payment.id: payment for payment in await self.writer.repository.get_many(binding.candidate_ids("pay"))
+            }
+        return binding.earlier("pay", found.values())
 
     async def _resume_create(
         self,
@@ -279,37 +280,29 @@ class PaymentActions:
         ``till`` it is paid out of and the ``cashier`` who pays it).
         """
 
+        request = RefundRequest(payment_id, amount, reason, dict(metadata or {}), tenant, self.calls, self.provider)
+
         async def execute(binding: KeyBinding | None) -> Refund:
-            payment, chosen = await self._settled(payment_id, tenant, binding)
-            earlier = _earlier_refund(payment, binding)
-            if earlier is not None and earlier.status is not RefundStatus.FAILED:
-                return earlier  # a first attempt under this key got that far: never refund twice
-            if earlier is not None:
-                refund_id = earlier.id
+            written = binding.updated if binding is not None else None
+            if written is not None:  # stored with the key's claim
+                started = written.payment
+                chosen = self.provider(started.provider, tenant=started.tenant)
+                await self.writer.notify(written.events, started)
+                call = started.pending_call
+                assert call is not None
+                assert call.refund_id is not None
+                refund_id = call.refund_id
             else:
-                refund_id = binding.new_id("re") if binding is not None else new_id("re")
-            wanted = operations.refund_amount(payment, chosen, amount)
-            draft = Refund(
-                id=refund_id, payment_id=payment_id, amount=wanted, reason=reason, metadata=dict(metadata or {})
-            )
-            await chosen.check_refund(payment, draft)
-
-            def add_refund(change: Change) -> None:
-                refund = evolve(draft, created_at=change.now, updated_at=change.now)
-                # A failed attempt under the same key (not sent) is replaced by this one, not kept beside it.
-                others = tuple(r for r in change.value("refunds") if r.id != refund_id)
-                change.set(refunds=(*others, refund))
-                change.event("refund_created", to_status=RefundStatus.PENDING.value, amount=wanted, refund_id=refund_id)
-
-            started, call = await self.calls.begin(
-                payment_id,
-                CallOperation.REFUND,
-                lambda p: operations.refund_amount(p, chosen, wanted),
-                amount=wanted,
-                refund_id=refund_id,
-                also=add_refund,
-                known=payment,
-            )
+                payment, chosen = await self._settled(payment_id, tenant, binding)
+                earlier = binding.earlier("re", payment.refunds) if binding is not None else None
+                if earlier is not None and earlier.status is not RefundStatus.FAILED:
+                    return earlier  # a first attempt under this key got that far: never refund twice
+                refund = request.draft(payment, chosen, binding, earlier)
+                await chosen.check_refund(payment, refund)
+                build = partial(request.first_change, chosen=chosen, refund=refund)
+                started = await self.writer.mutate(payment_id, build, known=payment)
+                call, refund_id = started.pending_call, refund.id
+                assert call is not None
             answer = await self.calls.ask(
                 chosen.refund(started, started.refund(refund_id)), started, call, provider=chosen
             )
@@ -334,7 +327,9 @@ class PaymentActions:
             "reason": reason,
             "metadata": dict(metadata or {}),
         }
-        return await self._run("refund", payment_id, tenant, idempotency_key, arguments, execute, Refund)
+        return await self._run(
+            "refund", payment_id, tenant, idempotency_key, arguments, execute, Refund, request.first_write
+        )
 
     async def _settled(
         self, payment_id: str, tenant: str | None, binding: KeyBinding | None
@@ -358,6 +353,7 @@ class PaymentActions:
         arguments: Mapping[str, Any],
         execute: Callable[[KeyBinding | None], Any],
         result_type: type[T],
+        updates: Callable[[KeyBinding, Payment], PaymentWrite | None] | None = None,
     ) -> T:
         result: T = await self.idempotency.run(
             operation=operation,
@@ -367,6 +363,7 @@ class PaymentActions:
             execute=execute,
             result_type=result_type,
             prefetch=lambda binding: (payment_id,),
+            updates=updates,
         )
         return result
 
@@ -384,14 +381,3 @@ def _itself(payment: Payment) -> Payment:
 def _completer(binding: KeyBinding | None) -> KeyCompleter | None:
     """What completes the operation's key with its last write, if anything can."""
     return binding.completer if binding is not None else None
-
-
-def _earlier_refund(payment: Payment, binding: KeyBinding | None) -> Refund | None:
-    """The refund an earlier attempt under the same key stored, while the key binds it."""
-    if binding is None:
-        return None
-    for candidate in binding.candidate_ids("re"):
-        for refund in payment.refunds:
-            if refund.id == candidate and binding.binds(refund.created_at):
-                return refund
-    return None

@@ -37,6 +37,7 @@ from enum import StrEnum
 
 from attrs import frozen
 
+from paycore.errors import PaymentBusy
 from paycore.money import Money
 
 __all__ = ["CallOperation", "CallState", "ProviderCall", "new_call_id", "random_token"]
@@ -138,3 +139,9 @@ class ProviderCall:
     def settled_by_reports(self, now: datetime) -> bool:
         """True when a poll or a webhook may settle the call: its outcome is unknown or its lease ran out."""
         return not self.in_flight(now)
+
+    def busy(self, payment_id: str) -> PaymentBusy:
+        """The refusal of a new operation on payment ``payment_id`` while this call is in progress."""
+        return PaymentBusy(
+            f"payment {payment_id} is busy: its {self.operation.value} call is in progress; retry when it is settled"
+        )

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
@@ -32,12 +33,7 @@ from attrs import frozen
 
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
-from paycore.errors import (
-    PaymentBusy,
-    ProviderNotSent,
-    ProviderOutcomeUnknown,
-    ValidationError,
-)
+from paycore.errors import PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
 from paycore.money import Money
 from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
 from paycore.providers import Provider
@@ -57,7 +53,7 @@ from paycore.updates import (
 from paycore.wire import InvalidReport
 
 if TYPE_CHECKING:
-    from paycore.idempotency import KeyCompleter
+    from paycore.keys import KeyCompleter
     from paycore.storage import KeyCompletion
 
 __all__ = ["Answer", "ProviderCalls", "Unknown"]
@@ -127,20 +123,32 @@ class ProviderCalls:
         ``known`` is the caller's copy of the payment (see :meth:`PaymentWriter.mutate`).
         """
 
-        def build(payment: Payment) -> Change:
-            if payment.pending_call is not None:
-                raise _busy(payment, payment.pending_call)
-            check(payment)
-            change = Change(payment, cause=cause, now=self.clock())
-            call = self.start(operation, now=change.now, amount=amount, refund_id=refund_id, cause=cause)
-            change.set(pending_call=call)
-            if also is not None:
-                also(change)
-            return change
-
-        started = await self.writer.mutate(payment_id, build, known=known)
+        build = partial(self.first_change, operation=operation, check=check, amount=amount, refund_id=refund_id)
+        started = await self.writer.mutate(payment_id, partial(build, also=also, cause=cause), known=known)
         assert started.pending_call is not None
         return started, started.pending_call
+
+    def first_change(
+        self,
+        payment: Payment,
+        operation: CallOperation,
+        check: Callable[[Payment], object],
+        *,
+        amount: Money | None = None,
+        refund_id: str | None = None,
+        also: Callable[[Change], None] | None = None,
+        cause: str = "api",
+    ) -> Change:
+        """The change that writes a call of ``operation`` down on ``payment`` (see :meth:`begin`), or its refusal."""
+        if payment.pending_call is not None:
+            raise payment.pending_call.busy(payment.id)
+        check(payment)
+        change = Change(payment, cause=cause, now=self.clock())
+        call = self.start(operation, now=change.now, amount=amount, refund_id=refund_id, cause=cause)
+        change.set(pending_call=call)
+        if also is not None:
+            also(change)
+        return change
 
     async def ask(
         self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, *, provider: Provider | None = None
@@ -313,7 +321,7 @@ class ProviderCalls:
         if call is None:
             return payment
         if call.in_flight(self.clock()):
-            raise _busy(payment, call)
+            raise call.busy(payment.id)
         if not provider.capabilities.polling:
             raise ProviderOutcomeUnknown(
                 f"payment {payment.id}: the outcome of its {call.operation.value} call is unknown and provider "
@@ -323,7 +331,7 @@ class ProviderCalls:
         remaining = settled.pending_call
         if remaining is not None:
             if remaining.id != call.id and remaining.in_flight(self.clock()):
-                raise _busy(settled, remaining)
+                raise remaining.busy(settled.id)
             raise ProviderOutcomeUnknown(
                 f"payment {payment.id}: the outcome of its {call.operation.value} call is still unknown"
             )
@@ -385,9 +393,3 @@ def _asks_again(payment: Payment, call: ProviderCall, answer: Answer) -> bool:
     """True when the answer to ``call`` named no amount, so the provider is asked again at once."""
     mine = payment.pending_call
     return mine is not None and mine.id == call.id and mine.unknown and not isinstance(answer, Unknown)
-
-
-def _busy(payment: Payment, call: ProviderCall) -> PaymentBusy:
-    return PaymentBusy(
-        f"payment {payment.id} is busy: its {call.operation.value} call is in progress; retry when it is settled"
-    )

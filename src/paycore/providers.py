@@ -32,7 +32,7 @@ from paycore.secrets import Settings
 if TYPE_CHECKING:
     import pluggy
 
-__all__ = ["Capabilities", "Provider", "ProviderContext"]
+__all__ = ["Capabilities", "Provider", "ProviderContext", "checks_nothing"]
 
 
 @frozen
@@ -195,3 +195,8 @@ class Provider:
 
     async def aclose(self) -> None:
         """Release what the provider holds (HTTP clients); called when the flow closes."""
+
+
+def checks_nothing(provider: Provider, check: str) -> bool:
+    """True when ``provider`` keeps :class:`Provider`'s own ``check`` (``"check_refund"``...), which refuses nothing."""
+    return getattr(type(provider), check, None) is getattr(Provider, check)

@@ -275,7 +275,8 @@ class ClaimingRepository(Protocol):
     A keyed request claims its key, then reads the payment it works on (or, for
     a create, looks for what an earlier attempt stored): two units of work
     back to back, which one can do when the keys live in the repository's database.
-    A create also stores its new payment in that unit (:meth:`claim_and_add`).
+    A create also stores its new payment in that unit (:meth:`claim_and_add`), and an
+    operation its first write on the payment it read (:meth:`claim_and_update`).
     """
 
     async def claim_and_get(
@@ -304,6 +305,20 @@ class ClaimingRepository(Protocol):
         answer names what was added. A refused add (:class:`~paycore.errors.DuplicatePayment`,
         a bad value) undoes the claim too: the key is left as it was.
         """
+        ...
+
+    async def claim_and_update(
+        self,
+        store: IdempotencyStore,
+        claim: KeyClaim,
+        payment_id: str,
+        decide: Callable[[Payment], PaymentWrite | None],
+    ) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+        """:meth:`claim_and_get` of ``payment_id``, then, for the key's holder, the write ``decide`` takes
+        on the payment read (``None``: none), stored as :meth:`UpdatingRepository.update` would: one transaction.
+
+        A refused write (the payment changed meanwhile: :class:`~paycore.errors.ConcurrentUpdate`)
+        undoes the claim too: the key is left as it was."""
         ...
 
 

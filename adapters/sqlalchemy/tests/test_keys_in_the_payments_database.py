@@ -22,7 +22,13 @@ from sqlalchemy import event
 
 import paycore.testing.fake
 from paycore import PaymentFlow, hookimpl
-from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaymentNotFound, ValidationError
+from paycore.errors import (
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    PaymentNotFound,
+    RefundExceedsCaptured,
+    ValidationError,
+)
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, RefundStatus
@@ -278,3 +284,87 @@ async def test_a_create_its_checks_refuse_still_replays_its_key_or_leaves_the_ke
         policy.refusing = False
         later = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T11", idempotency_key="c11")
         assert later.payment.order_id == "T11", "the refused request left its key free"
+
+
+def _writes(unit: list[str], table: str) -> bool:
+    return any(statement.startswith((f"UPDATE {table} ", f"INSERT INTO {table} ")) for statement in unit)
+
+
+async def _paid(flow: PaymentFlow, order_id: str) -> Payment:
+    fake = _fake(flow)
+    fake.script("initiate", "succeeded")
+    checkout = await flow.create_payment(amount=AMOUNT, provider="fake", order_id=order_id)
+    assert checkout.payment.status is PaymentStatus.SUCCEEDED
+    return checkout.payment
+
+
+async def test_a_keyed_refund_is_written_down_in_the_unit_of_work_that_claims_its_key(database_url: str) -> None:
+    async with _flow(database_url) as flow:
+        assert isinstance(flow.repository, SqlPaymentRepository)
+        payment = await _paid(flow, "T12")
+        fake = _fake(flow)
+        fake.script("refund", "pending")
+        with _transactions(flow.repository.database.engine) as units:
+            refund = await flow.refund(payment.id, amount=Money.of("1500", "XOF"), idempotency_key="r12")
+        (claiming,) = [unit for unit in units if any(_claiming(statement) for statement in unit)]
+        for table in ("paycore_payments", "paycore_refunds", "paycore_payment_events"):
+            assert _writes(claiming, table), claiming
+        assert len(units) == 2, (
+            "the claim with the refund written down, then the provider's answer with the key's result"
+        )
+        stored = await flow.get_payment(payment.id)
+        assert stored.refund(refund.id) == refund
+        assert refund.status is RefundStatus.PENDING
+        assert stored.pending_call is None
+        assert [event.kind for event in await flow.list_events(payment.id)][-1] == "refund_created"
+
+        sent = len(fake.calls)
+        assert await flow.refund(payment.id, amount=Money.of("1500", "XOF"), idempotency_key="r12") == refund
+        assert len(fake.calls) == sent, "a replay never reaches the provider"
+
+
+class _CheckingProvider(FakeProvider):
+    """A provider that checks refunds before they are stored: none above 2 000 XOF."""
+
+    name = "checking"
+    checked: list[Money]
+
+    async def check_refund(self, payment: Payment, refund: Any) -> None:
+        self.checked = [*getattr(self, "checked", []), refund.amount]
+        if refund.amount > Money.of("2000", "XOF"):
+            raise ValidationError(f"refunds above 2000 XOF need a manager, not {refund.amount}")
+
+
+class _CheckingPlugin:
+    @hookimpl
+    def paycore_register_providers(self, register: Any) -> None:
+        register(_CheckingProvider)
+
+
+async def test_a_refund_its_provider_checks_is_written_down_only_after_the_check(database_url: str) -> None:
+    config = {"repository": database_url, "providers": {"fake": {"type": "checking", "webhook_secret": SECRET}}}
+    async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake, _CheckingPlugin()]) as flow:
+        assert isinstance(flow.repository, SqlPaymentRepository)
+        payment = await _paid(flow, "T13")
+        with pytest.raises(ValidationError, match="need a manager"):
+            await flow.refund(payment.id, amount=Money.of("2500", "XOF"), idempotency_key="r13")
+        assert await flow.get_payment(payment.id) == payment
+        _fake(flow).script("refund", "succeeded")
+        with _transactions(flow.repository.database.engine) as units:
+            refund = await flow.refund(payment.id, amount=Money.of("1500", "XOF"), idempotency_key="r13")
+        assert refund.status is RefundStatus.SUCCEEDED, "the refused request left its key free"
+        assert _fake(flow).checked == [Money.of("2500", "XOF"), Money.of("1500", "XOF")]  # type: ignore[attr-defined]
+        (claiming,) = [unit for unit in units if any(_claiming(statement) for statement in unit)]
+        assert not _writes(claiming, "paycore_payments"), "nothing is written before the provider's check"
+
+
+async def test_a_keyed_refund_over_what_remains_changes_nothing_and_leaves_the_key_free(database_url: str) -> None:
+    async with _flow(database_url) as flow:
+        payment = await _paid(flow, "T14")
+        with pytest.raises(RefundExceedsCaptured):
+            await flow.refund(payment.id, amount=Money.of("6000", "XOF"), idempotency_key="r14")
+        assert await flow.get_payment(payment.id) == payment
+        _fake(flow).script("refund", "succeeded")
+        refund = await flow.refund(payment.id, amount=Money.of("5000", "XOF"), idempotency_key="r14")
+        assert refund.amount == Money.of("5000", "XOF"), "the refused request left its key free"
+        assert (await flow.get_payment(payment.id)).refunded_amount == Money.of("5000", "XOF")

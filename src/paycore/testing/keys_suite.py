@@ -181,6 +181,63 @@ class KeysConformance:
         fresh = await store.claim(scope="", key="k-refused-add", fingerprint="f", lease_seconds=60)
         assert fresh.token is not None, "the claim was undone with the refused insert"
 
+    async def test_claim_and_update_writes_what_the_holder_decides_on_the_payment_read(
+        self, repository: Any, keys_store: Any
+    ) -> None:
+        store = self._claiming(repository, keys_store)
+        payment = make_payment()
+        await repository.add(payment, [make_event(payment, 1, "created")])
+        seen: list[Payment] = []
+
+        def decide(current: Payment) -> PaymentWrite:
+            seen.append(current)
+            return PaymentWrite(next_version(current, description="refund started"), [make_event(current, 2)])
+
+        claim = KeyClaim(scope="", key="k-update", fingerprint="f", lease_seconds=60)
+        held, found, written = await repository.claim_and_update(store, claim, payment.id, decide)
+        assert held.token is not None
+        assert (found, seen) == ([payment], [payment])
+        assert written is not None
+        assert await repository.get(payment.id) == written.payment
+        assert [event.sequence for event in await repository.list_events(payment.id)] == [1, 2]
+        with pytest.raises(IdempotencyInProgress):
+            await repository.claim_and_update(store, claim, payment.id, decide)
+        await store.complete(scope="", key="k-update", token=held.token, result=RESULT, ttl_seconds=3600)
+        replayed, read, again = await repository.claim_and_update(store, claim, payment.id, decide)
+        assert (replayed.token, replayed.result, read, again) == (None, RESULT, [], None)
+        assert len(seen) == 1, "decide is asked only by the key's holder"
+
+    async def test_claim_and_update_claims_alone_when_there_is_nothing_to_write(
+        self, repository: Any, keys_store: Any
+    ) -> None:
+        store = self._claiming(repository, keys_store)
+        payment = make_payment()
+        await repository.add(payment, [])
+        claim = KeyClaim(scope="", key="k-nothing", fingerprint="f", lease_seconds=60)
+        held, found, written = await repository.claim_and_update(store, claim, payment.id, lambda current: None)
+        assert held.token is not None
+        assert (found, written) == ([payment], None)
+        assert await repository.get(payment.id) == payment
+        missing = KeyClaim(scope="", key="k-missing", fingerprint="f", lease_seconds=60)
+        asked: list[Payment] = []
+        held, found, written = await repository.claim_and_update(store, missing, "pay_missing", asked.append)
+        assert held.token is not None
+        assert (found, written, asked) == ([], None, []), "decide is not asked about a payment that does not exist"
+
+    async def test_a_refused_update_leaves_the_key_unclaimed_and_the_payment_as_it_was(
+        self, repository: Any, keys_store: Any
+    ) -> None:
+        store = self._claiming(repository, keys_store)
+        payment = make_payment()
+        await repository.add(payment, [])
+        stale = PaymentWrite(next_version(next_version(payment), description="two versions on"), [])
+        claim = KeyClaim(scope="", key="k-refused-update", fingerprint="f", lease_seconds=60)
+        with pytest.raises(ConcurrentUpdate):
+            await repository.claim_and_update(store, claim, payment.id, lambda current: stale)
+        assert await repository.get(payment.id) == payment
+        fresh = await store.claim(scope="", key="k-refused-update", fingerprint="f", lease_seconds=60)
+        assert fresh.token is not None, "the claim was undone with the refused write"
+
     def _claiming(self, repository: Any, keys_store: IdempotencyStore | None) -> IdempotencyStore:
         store = self._completing(repository, keys_store)
         if not isinstance(repository, ClaimingRepository):

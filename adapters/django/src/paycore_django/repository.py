@@ -240,6 +240,24 @@ class DjangoPaymentRepository:
             payment = decided[-1].payment
             raise _refusal(error, payment, DuplicatePayment(f"payment {payment.id} exists already")) from None
 
+    async def claim_and_update(
+        self,
+        store: IdempotencyStore,
+        claim: KeyClaim,
+        payment_id: str,
+        decide: Callable[[Payment], PaymentWrite | None],
+    ) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+        """:meth:`claim_and_get` of ``payment_id``, then write what ``decide`` takes on the payment read,
+        in one transaction. A refused write rolls the claim back with it."""
+        decided: list[PaymentWrite] = []
+        work = self._claiming(store, claim, [payment_id], None, decided, decide)
+        try:
+            return await run_unit(self.using, work)
+        except IntegrityError as error:
+            if not decided:
+                raise
+            raise _refusal(error, decided[-1].payment, _receipt_race(decided[-1].payment)) from None
+
     def _claiming(
         self,
         store: IdempotencyStore,
@@ -247,9 +265,11 @@ class DjangoPaymentRepository:
         payment_ids: Sequence[str],
         add: Callable[[list[Payment]], PaymentWrite | None] | None,
         decided: list[PaymentWrite],
+        update: Callable[[Payment], PaymentWrite | None] | None = None,
     ) -> Callable[[], tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]]:
-        """The unit of :meth:`claim_and_get` and :meth:`claim_and_add`: the claim, then, for the key's
-        holder, the read and the insert of what ``add`` decides (kept in ``decided``)."""
+        """The unit of :meth:`claim_and_get`, :meth:`claim_and_add` and :meth:`claim_and_update`: the claim,
+        then, for the key's holder, the read and the insert of what ``add`` decides or the write of what
+        ``update`` decides on the first payment read (kept in ``decided``)."""
         if not isinstance(store, DjangoIdempotencyStore):  # only a store completes_keys_of accepts comes here
             raise TypeError(f"{store!r} keeps its keys elsewhere than Django database {self.using!r}")
         wanted = list(dict.fromkeys(payment_ids))
@@ -260,6 +280,12 @@ class DjangoPaymentRepository:
             if answer.token is None:
                 return answer, [], None
             found = self._read(query) if wanted else []
+            if update is not None:
+                written = update(found[0]) if found else None
+                if written is not None:
+                    decided.append(written)
+                    self._write(written, stored=found[0])
+                return answer, found, written
             new = add(found) if add is not None else None
             if new is not None:
                 decided.append(new)

@@ -322,6 +322,19 @@ class SqlPaymentRepository:
         work = self._claiming(store, claim, payment_ids, add, decided)
         return await self._adding(work, lambda: decided[-1].payment if decided else None)
 
+    async def claim_and_update(
+        self,
+        store: IdempotencyStore,
+        claim: KeyClaim,
+        payment_id: str,
+        decide: Callable[[Payment], PaymentWrite | None],
+    ) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+        """:meth:`claim_and_get` of ``payment_id``, then write what ``decide`` takes on the payment read:
+        one transaction, one thread hop. A refused write rolls the claim back with it."""
+        decided: list[PaymentWrite] = []
+        work = self._claiming(store, claim, [payment_id], None, decided, decide)
+        return await self._writing(work, written=lambda: decided[-1].payment if decided else None)
+
     def _claiming(
         self,
         store: IdempotencyStore,
@@ -329,9 +342,11 @@ class SqlPaymentRepository:
         payment_ids: Sequence[str],
         add: Callable[[list[Payment]], PaymentWrite | None] | None,
         decided: list[PaymentWrite],
+        update: Callable[[Payment], PaymentWrite | None] | None = None,
     ) -> Callable[[sa.Connection], tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]]:
-        """The unit of :meth:`claim_and_get` and :meth:`claim_and_add`: the claim, then, for the key's
-        holder, the read and the insert of what ``add`` decides (kept in ``decided``)."""
+        """The unit of :meth:`claim_and_get`, :meth:`claim_and_add` and :meth:`claim_and_update`: the claim,
+        then, for the key's holder, the read and the insert of what ``add`` decides or the write of what
+        ``update`` decides on the first payment read (kept in ``decided``)."""
         if not isinstance(store, SqlIdempotencyStore):  # only a store completes_keys_of accepts comes here
             raise TypeError(f"{store!r} keeps its keys outside {self.database!r}")
         wanted = list(dict.fromkeys(payment_ids))
@@ -341,6 +356,12 @@ class SqlPaymentRepository:
             if answer.token is None:
                 return answer, [], None
             found = _get_many(connection, wanted) if wanted else []
+            if update is not None:
+                written = update(found[0]) if found else None
+                if written is not None:
+                    decided.append(written)
+                    _write(connection, written, stored=found[0])
+                return answer, found, written
             new = add(found) if add is not None else None
             if new is not None:
                 decided.append(new)

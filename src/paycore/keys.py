@@ -1,0 +1,216 @@
+"""Idempotency keys: their checks, request fingerprints, and the ids a key binds.
+
+A request is identified by a fingerprint: the SHA-256 of its operation and
+canonical arguments. The same key with the same fingerprint replays; with
+another fingerprint it is refused.
+
+A record created under a key (a payment, a refund, a drawer session) gets an id
+derived from the key, so a request resumed after a crash (or retried after
+"not sent") finds what its first attempt wrote instead of making a second one.
+That binding lasts as long as the key's stored result (``idempotency_ttl``):
+afterwards the key is free again, as at Stripe, and the same key names a new
+record. :class:`KeyBinding` gives the ids a key may have named within that
+window. :mod:`paycore.idempotency` runs requests under keys with them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol, TypeVar
+
+from attrs import define, field, frozen
+
+from paycore import serialization
+from paycore.errors import ValidationError
+from paycore.records import Payment
+from paycore.storage import IdempotencyStore, KeyCompletion, PaymentWrite
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "KeyBinding",
+    "KeyCompleter",
+    "check_key",
+    "derived_id",
+    "fingerprint",
+    "scope_of",
+    "stored_result",
+]
+
+MAX_KEY_LENGTH: Final = 255
+
+
+def check_key(key: object) -> str:
+    """Return ``key`` if it is a usable idempotency key; refuse it otherwise."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationError(
+            f"idempotency_key must be a printable string of 1 to {MAX_KEY_LENGTH} characters, not {key!r}"
+        )
+    return key
+
+
+def scope_of(tenant: str | None) -> str:
+    """The key space of a tenant: keys of two tenants never collide."""
+    return "" if tenant is None else f"t:{tenant}"
+
+
+_CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)  # keys sorted, no spaces
+
+
+def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
+    """The SHA-256 hex digest of ``operation`` and its canonical JSON ``arguments``."""
+    from hashlib import sha256  # loaded on first use: importing paycore stays cheap
+
+    canonical = _CANONICAL.encode({"operation": operation, "arguments": arguments})
+    return sha256(canonical.encode()).hexdigest()
+
+
+_BASE32: Final = "abcdefghijklmnopqrstuvwxyz234567"
+_BASE32_PAIRS: Final = tuple(a + b for a in _BASE32 for b in _BASE32)
+"""Every 10-bit value as two base32 letters (RFC 4648 alphabet, lower case)."""
+
+
+def derived_id(prefix: str, scope: str, key: str) -> str:
+    """A record id determined by ``(scope, key)``: the same inputs always name the same record.
+
+    The id is the prefix and 120 bits of SHA-256, in lower-case RFC 4648 base32
+    (what ``base64.b32encode`` gives, ten bits at a time from a table).
+    """
+    from hashlib import sha256  # loaded on first use: importing paycore stays cheap
+
+    digest = sha256(f"{prefix}\x00{scope}\x00{key}".encode()).digest()
+    bits = int.from_bytes(digest[:15], "big")
+    return f"{prefix}_" + "".join([_BASE32_PAIRS[(bits >> shift) & 1023] for shift in range(110, -1, -10)])
+
+
+@define(eq=False)
+class KeyCompleter:
+    """Completes an operation's idempotency key with the operation's last payment write.
+
+    The runner hands one to the operation (:attr:`KeyBinding.completer`) when
+    the repository can complete keys of the store in its own writes
+    (:class:`~paycore.storage.CompletingRepository`). The operation asks it for
+    a :class:`~paycore.storage.KeyCompletion` of its result as it makes its last
+    write, and returns that very result; the runner then has nothing left to do.
+    """
+
+    store: IdempotencyStore
+    scope: str
+    key: str
+    token: str
+    ttl_seconds: float
+    result: object = None
+    """The result of the last completion asked for."""
+    completion: KeyCompletion | None = None
+    """The last completion asked for; its ``completed`` says whether its write committed it."""
+
+    def completing(self, result: object) -> KeyCompletion:
+        """The completion that stores ``result`` for the key (the operation's last write carries it)."""
+        self.result = result
+        self.completion = KeyCompletion(
+            self.store, self.scope, self.key, self.token, stored_result(result), self.ttl_seconds
+        )
+        return self.completion
+
+    def completed(self, result: object) -> bool | None:
+        """Whether a write completed the key with ``result`` itself (``None``: no write did)."""
+        if self.completion is None or self.result is not result:
+            return None
+        return self.completion.completed
+
+
+def stored_result(result: object) -> Mapping[str, Any]:
+    """``result`` as an idempotency store keeps it (read back with :func:`paycore.serialization.structure`)."""
+    return {"value": serialization.unstructure_compact(result)}
+
+
+class _Created(Protocol):
+    """A record a key may have named: a payment, a refund."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+C = TypeVar("C", bound=_Created)
+
+
+@frozen
+class KeyBinding:
+    """The ids a key names while it is bound (for ``ttl`` after its record was created).
+
+    Time is cut into windows of ``ttl``; a record created under the key in the
+    current window gets :meth:`new_id`. A retry looks in :meth:`candidate_ids`
+    (this window and the one before) and keeps a record only if :meth:`binds`
+    says it is younger than ``ttl``; an older one belongs to an expired use of
+    the key, which now names a new record.
+    """
+
+    scope: str
+    key: str
+    now: datetime
+    ttl: timedelta
+    completer: KeyCompleter | None = field(default=None, eq=False, repr=False)
+    """Completes the key with the operation's last write, when the repository can (else ``None``)."""
+    prefetched: Mapping[str, Payment] | None = field(default=None, eq=False, repr=False)
+    """The payments the operation asked to read with the claim, by id (``None``: nothing was read;
+    an id missing from it names no payment)."""
+    added: PaymentWrite | None = field(default=None, eq=False, repr=False)
+    """The new payment (with its first events) stored with the claim, when the runner could
+    (:meth:`~paycore.storage.ClaimingRepository.claim_and_add`); else ``None``."""
+    updated: PaymentWrite | None = field(default=None, eq=False, repr=False)
+    """The operation's first write on the payment it works on, stored with the claim when the
+    runner could (:meth:`~paycore.storage.ClaimingRepository.claim_and_update`); else ``None``."""
+    _ids: dict[tuple[str, int], str] = field(factory=dict, eq=False, repr=False)
+    """The ids worked out so far (an operation asks for the same one more than once)."""
+    _window: int = field(init=False, eq=False, repr=False)
+    """The number of the window of ``ttl`` that ``now`` falls in."""
+
+    @_window.default
+    def _window_of_now(self) -> int:
+        return int(self.now.timestamp() // max(self.ttl.total_seconds(), 1e-6))
+
+    def with_claim(
+        self,
+        *,
+        completer: KeyCompleter | None,
+        prefetched: Mapping[str, Payment] | None,
+        added: PaymentWrite | None = None,
+        updated: PaymentWrite | None = None,
+    ) -> KeyBinding:
+        """This binding once its key is claimed, with what the claim gave (the ids worked out so far are kept)."""
+        return KeyBinding(self.scope, self.key, self.now, self.ttl, completer, prefetched, added, updated, self._ids)
+
+    def _id(self, prefix: str, window: int) -> str:
+        found = self._ids.get((prefix, window))
+        if found is None:
+            found = self._ids[prefix, window] = derived_id(prefix, self.scope, f"{self.key}\x00{window}")
+        return found
+
+    def new_id(self, prefix: str) -> str:
+        """The id a record created now under this key gets."""
+        return self._id(prefix, self._window)
+
+    def candidate_ids(self, prefix: str) -> tuple[str, str]:
+        """The ids an earlier attempt under this key may have used, newest first."""
+        return self._id(prefix, self._window), self._id(prefix, self._window - 1)
+
+    def binds(self, created_at: datetime) -> bool:
+        """True when a record created at ``created_at`` under this key is still the key's record."""
+        return self.now - created_at < self.ttl
+
+    def earlier(self, prefix: str, records: Collection[C]) -> C | None:
+        """The record among ``records`` an earlier attempt under this key created, while the key binds it.
+
+        ``prefix`` is the kind of record's id prefix (``"pay"``, ``"re"``).
+        """
+        if not records:
+            return None
+        for candidate in self.candidate_ids(prefix):  # the newest window first
+            for record in records:
+                if record.id == candidate and self.binds(record.created_at):
+                    return record
+        return None

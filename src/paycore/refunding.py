@@ -1,0 +1,101 @@
+"""``RefundRequest``: a refund as asked, decided on a payment and written down before it is sent.
+
+:meth:`~paycore.actions.PaymentActions.refund` makes one per call. It decides
+the refund (its amount, checked against what the payment may still refund; its
+id, bound to the idempotency key) and the change that writes it down with its
+provider call. When the provider has nothing to check and no call of the
+payment is in flight, that decision needs nothing awaited, so a repository that
+can stores it with the key's claim, in one unit of work (:meth:`RefundRequest.first_write`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+from attrs import evolve, frozen
+
+from paycore import operations
+from paycore.calls import CallOperation
+from paycore.changes import Change
+from paycore.errors import PaycoreError
+from paycore.keys import KeyBinding
+from paycore.money import Money
+from paycore.provider_calls import ProviderCalls
+from paycore.providers import Provider, checks_nothing
+from paycore.records import Payment, Refund, new_id
+from paycore.status import RefundStatus
+from paycore.storage import PaymentWrite
+
+__all__ = ["RefundRequest"]
+
+
+@frozen
+class RefundRequest:
+    """A refund of ``amount`` (``None``: all that remains) of payment ``payment_id``, as the caller asked it."""
+
+    payment_id: str
+    amount: Money | None
+    reason: str
+    metadata: Mapping[str, Any]
+    tenant: str | None
+    """The tenant the caller acts for (``None``: unscoped)."""
+    calls: ProviderCalls
+    provider: Callable[..., Provider]
+    """The flow's providers: ``provider(code, tenant=...)``."""
+
+    def draft(self, payment: Payment, chosen: Provider, binding: KeyBinding | None, earlier: Refund | None) -> Refund:
+        """The refund to ask ``chosen`` for, its amount checked on ``payment``.
+
+        It takes the id of ``earlier``, a failed attempt under the same key, so that it replaces it;
+        else the id the key binds (a new one without a key).
+        """
+        wanted = operations.refund_amount(payment, chosen, self.amount)
+        if earlier is not None:
+            refund_id = earlier.id
+        elif binding is not None:
+            refund_id = binding.new_id("re")
+        else:
+            refund_id = new_id("re")
+        return Refund(
+            id=refund_id, payment_id=self.payment_id, amount=wanted, reason=self.reason, metadata=self.metadata
+        )
+
+    def first_change(self, payment: Payment, chosen: Provider, refund: Refund) -> Change:
+        """The change that adds ``refund`` to ``payment`` and writes its call down (re-checked on ``payment``)."""
+
+        def add_refund(change: Change) -> None:
+            added = evolve(refund, created_at=change.now, updated_at=change.now)
+            # A failed attempt under the same key (not sent) is replaced by this one, not kept beside it.
+            others = tuple(r for r in change.value("refunds") if r.id != refund.id)
+            change.set(refunds=(*others, added))
+            change.event(
+                "refund_created", to_status=RefundStatus.PENDING.value, amount=refund.amount, refund_id=refund.id
+            )
+
+        check = partial(operations.refund_amount, provider=chosen, amount=refund.amount)
+        return self.calls.first_change(
+            payment, CallOperation.REFUND, check, amount=refund.amount, refund_id=refund.id, also=add_refund
+        )
+
+    def first_write(self, binding: KeyBinding, payment: Payment) -> PaymentWrite | None:
+        """The refund written down on ``payment`` as the key's claim read it, when nothing needs awaiting first.
+
+        ``None`` (and the refund is decided as without the claim's write) when the
+        payment is another tenant's, has a call in flight to settle first, or has
+        an earlier attempt's refund under the key; when the provider checks refunds
+        (an awaited :meth:`~paycore.providers.Provider.check_refund`); or when the
+        refund is refused, which the operation then says, releasing the key.
+        """
+        if (self.tenant is not None and payment.tenant != self.tenant) or payment.pending_call is not None:
+            return None
+        try:
+            chosen = self.provider(payment.provider, tenant=payment.tenant)
+            if not checks_nothing(chosen, "check_refund") or binding.earlier("re", payment.refunds) is not None:
+                return None
+            change = self.first_change(payment, chosen, self.draft(payment, chosen, binding, None))
+        except PaycoreError:
+            return None
+        started = change.result()
+        return PaymentWrite(started, change.events) if started is not None else None
