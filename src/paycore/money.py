@@ -40,7 +40,8 @@ def currency_exponent(code: str) -> int:
 
 
 def _check_currency(instance: Money, attribute: Any, value: str) -> None:
-    currency_exponent(value)
+    if type(value) is not str or value not in CURRENCY_EXPONENTS:  # a known code costs no call
+        currency_exponent(value)
 
 
 def _check_minor_units(instance: Money, attribute: Any, value: int) -> None:

@@ -19,7 +19,7 @@ import anyio
 import pluggy
 from attrs import evolve, frozen
 
-from paycore.changes import Change
+from paycore.changes import Change, compile_builder
 from paycore.errors import ConcurrentUpdate, PaycoreError, PaymentNotFound
 from paycore.hookcalls import notify_observers
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
@@ -212,6 +212,8 @@ class PaymentWriter:
 
     async def notify(self, events: Sequence[PaymentEvent], payment: Payment) -> None:
         """Tell ``paycore_payment_event`` observers about committed events, in order."""
+        if not events or not self.plugin_manager.hook.paycore_payment_event.get_hookimpls():
+            return  # nobody listens (asked once per write, not once per event)
         for event in events:
             await notify_observers(self.plugin_manager, event=event, payment=payment)
 
@@ -232,13 +234,19 @@ class Delivery:
 
     def receipt(self, payment_id: str) -> WebhookReceipt:
         """The receipt of this delivery on payment ``payment_id``."""
-        return WebhookReceipt(
+        return _receipt(
             provider=self.provider,
             event_id=self.event_id,
             payment_id=payment_id,
             tenant=self.tenant,
             received_at=self.received_at,
         )
+
+
+_receipt = compile_builder(WebhookReceipt)
+"""``WebhookReceipt(**fields)``, with every field given."""
+_payment_write = compile_builder(PaymentWrite)
+"""``PaymentWrite(**fields)``, with every field given."""
 
 
 def _decided(write: PaymentWrite) -> Callable[[Payment], PaymentWrite]:
@@ -257,4 +265,5 @@ def _write(
         updated = evolve(payment, version=payment.version + 1)
     events = change.events if change is not None else ()
     completion = complete(updated) if complete is not None else None
-    return PaymentWrite(updated, events, (receipt,) if receipt is not None else (), completion)
+    receipts = (receipt,) if receipt is not None else ()
+    return _payment_write(payment=updated, events=events, receipts=receipts, completion=completion)

@@ -1,0 +1,91 @@
+"""How the hot path builds records without ``__init__``: the records equal what their classes make."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import pytest
+
+from paycore import changes
+from paycore.changes import compile_builder, replace_refund
+from paycore.money import Money
+from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
+from paycore.status import PaymentStatus, RefundStatus
+from paycore.testing.records import make_payment
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _event_fields() -> dict[str, Any]:
+    return {
+        "id": "evt_1_3",
+        "payment_id": "pay_1",
+        "sequence": 3,
+        "kind": "status_changed",
+        "cause": "webhook",
+        "tenant": "t1",
+        "from_status": "processing",
+        "to_status": "succeeded",
+        "amount": Money.of("5000", "XOF"),
+        "refund_id": None,
+        "provider_event_id": "evt_fake_1",
+        "message": "",
+        "at": NOW,
+    }
+
+
+@pytest.fixture(params=["draft", "setters"])
+def slow_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of filling a record: a draft class (Python 3.12+) and each slot's setter (older Pythons)."""
+    if request.param == "setters":
+        monkeypatch.setattr(changes, "_draft", lambda cls: None)
+
+
+@pytest.mark.usefixtures("slow_path")
+def test_a_built_record_equals_one_made_by_its_class() -> None:
+    build = compile_builder(PaymentEvent)
+    fields = _event_fields()
+    built = build(**fields)
+    assert type(built) is PaymentEvent
+    assert built == PaymentEvent(**fields)
+    assert hash(built) == hash(PaymentEvent(**fields))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.kind = "other"  # type: ignore[misc]
+
+
+@pytest.mark.usefixtures("slow_path")
+def test_a_replaced_record_equals_evolve_and_converts_only_what_changed() -> None:
+    replace = changes._compile_replace(Payment)
+    payment = make_payment(id="pay_1", metadata={"a": "1"})
+    replaced = replace(payment, {"status": PaymentStatus.PROCESSING, "version": 4, "metadata": {"b": "2"}})
+    assert type(replaced) is Payment
+    assert replaced == attrs.evolve(payment, status=PaymentStatus.PROCESSING, version=4, metadata={"b": "2"})
+    assert replaced.amount is payment.amount  # unchanged fields are shared
+    with pytest.raises(TypeError):
+        replaced.metadata["c"] = "3"  # type: ignore[index]  # converted to a read-only mapping
+    assert replace(payment, {}) == payment
+
+
+def test_a_refund_is_replaced_as_evolve_would() -> None:
+    refund = Refund(id="re_1", payment_id="pay_1", amount=Money.of("500", "XOF"), created_at=NOW, updated_at=NOW)
+    changed = {"status": RefundStatus.SUCCEEDED, "external_id": "x_1"}
+    assert replace_refund(refund, changed) == attrs.evolve(refund, **changed)
+
+
+def test_a_receipt_is_built_with_every_field() -> None:
+    build = compile_builder(WebhookReceipt)
+    fields = {"provider": "fake", "event_id": "evt_1", "payment_id": "pay_1", "tenant": None, "received_at": NOW}
+    assert build(**fields) == WebhookReceipt(**fields)
+    with pytest.raises(TypeError):
+        build(*fields.values())  # by keyword only: a field added or moved cannot take another's value
+
+
+def test_a_class_with_a_check_to_run_gets_no_builder() -> None:
+    @attrs.frozen
+    class Checked:
+        value: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    with pytest.raises(AssertionError):
+        compile_builder(Checked)
