@@ -8,13 +8,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio.to_thread
 import pytest
 import sqlalchemy as sa
 from attrs import evolve
 from sqlalchemy import event, exc
 
 from paycore.errors import StorageUnavailable
-from paycore.testing.records import make_event, make_receipt, rich_payment
+from paycore.testing.records import make_event, make_payment, make_receipt, rich_payment
 from paycore_sqlalchemy import SqlPaymentRepository
 from paycore_sqlalchemy.codec import event_row, payment_row, receipt_row
 from paycore_sqlalchemy.prepared import Prepared
@@ -182,3 +183,111 @@ async def test_outside_a_transaction_sqlalchemy_begins_and_ends_it(repository: S
         assert connection.in_transaction()  # begun by SQLAlchemy, so its commit is SQLAlchemy's
         connection.commit()
     assert await repository.get(payment.id) == changed
+
+
+RECEIPT_IDS = Prepared(
+    sa.select(webhook_receipts.c.event_id)
+    .where(webhook_receipts.c.payment_id == sa.bindparam("payment_id"))
+    .order_by(webhook_receipts.c.event_id)
+)
+
+
+async def test_a_statement_after_a_refused_one_in_the_same_unit_runs(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    receipt = receipt_row(make_receipt(payment, "evt-a"))
+
+    def work(connection: sa.Connection) -> tuple[int, list[dict[str, Any]]]:
+        INSERT_RECEIPTS.execute(connection, receipt)
+        with pytest.raises(exc.IntegrityError):
+            INSERT_RECEIPTS.execute(connection, receipt)
+        added = INSERT_RECEIPTS.execute(connection, receipt_row(make_receipt(payment, "evt-b")))
+        return added, RECEIPT_IDS.mappings(connection, {"payment_id": payment.id})
+
+    # Each statement stands alone (no BEGIN on a server), so the unit goes on after a refusal.
+    added, rows = await repository.database.run(work, write=True, compare_and_set=True)
+    assert added == 1
+    assert rows == [{"event_id": "evt-a"}, {"event_id": "evt-b"}]
+
+
+async def test_each_statement_of_a_unit_gets_its_own_rows_and_count(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    first, second = rich_payment(), make_payment()
+    await repository.add(first, [])
+    await repository.add(second, [])
+    changed = evolve(first, description="Thiéboudienne — table 2", version=first.version + 1)
+    row = payment_row(changed)
+    row["b_id"] = row.pop("id")
+    receipts = [receipt_row(make_receipt(second, event_id)) for event_id in ("evt-1", "evt-2", "evt-3")]
+
+    def work(connection: sa.Connection) -> list[Any]:
+        return [
+            GET.mappings(connection, {"payment_id": second.id}),
+            INSERT_RECEIPTS.execute(connection, receipts),
+            GET.mappings(connection, {"payment_id": "pay_none"}),
+            UPDATE.execute(connection, row),
+            RECEIPT_IDS.mappings(connection, {"payment_id": second.id}),
+            UPDATE.execute(connection, {**row, "b_id": "pay_none"}),
+            GET.mappings(connection, {"payment_id": first.id}),
+        ]
+
+    read_second, inserted, none, updated, receipt_ids, not_updated, read_first = await repository.database.run(
+        work, write=True
+    )
+    assert [r["id"] for r in read_second] == [second.id]
+    assert inserted == 3
+    assert none == []
+    assert updated == 1
+    assert receipt_ids == [{"event_id": "evt-1"}, {"event_id": "evt-2"}, {"event_id": "evt-3"}]
+    assert not_updated == 0
+    assert [(r["id"], r["description"]) for r in read_first] == [(first.id, "Thiéboudienne — table 2")]
+
+
+async def test_a_handle_error_listener_sees_a_refused_statement(repository: SqlPaymentRepository) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    receipt = receipt_row(make_receipt(payment, "evt-seen"))
+    await repository.database.run(lambda connection: INSERT_RECEIPTS.execute(connection, receipt), write=True)
+    seen: list[str] = []
+
+    def handle_error(context: sa.engine.ExceptionContext) -> None:
+        seen.append(type(context.sqlalchemy_exception).__name__)
+
+    event.listen(repository.database.engine, "handle_error", handle_error)
+    try:
+        with pytest.raises(exc.IntegrityError):
+            await repository.database.run(lambda connection: INSERT_RECEIPTS.execute(connection, receipt), write=True)
+    finally:
+        event.remove(repository.database.engine, "handle_error", handle_error)
+    assert seen == ["IntegrityError"]
+
+
+@pytest.mark.postgres
+async def test_a_connection_that_lost_its_driver_connection_runs_the_next_statements_on_a_new_one(
+    postgres_url: str,
+) -> None:
+    repository = SqlPaymentRepository(postgres_url)
+    try:
+        payment = rich_payment()
+        await repository.add(payment, [])
+        lost = sa.select(sa.func.pg_terminate_backend(sa.func.pg_backend_pid()))
+
+        def work() -> list[dict[str, Any]]:
+            with repository.database.engine.connect() as connection:
+                connection.begin()
+                assert GET.mappings(connection, {"payment_id": payment.id})
+                with pytest.raises(exc.OperationalError) as raised:
+                    connection.execute(lost)  # through SQLAlchemy, which invalidates the connection
+                assert raised.value.connection_invalidated
+                connection.rollback()
+                connection.begin()  # on a driver connection SQLAlchemy makes anew
+                GET.mappings(connection, {"payment_id": payment.id})
+                return GET.mappings(connection, {"payment_id": payment.id})
+
+        rows = await anyio.to_thread.run_sync(work)
+        assert [r["id"] for r in rows] == [payment.id]
+    finally:
+        await repository.aclose()

@@ -21,7 +21,14 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from paycore.errors import ConcurrentUpdate, StorageUnavailable
-from paycore_sqlalchemy.engine import WRITE_OPTION, acquire_engine, is_sqlite, safe_url
+from paycore_sqlalchemy.engine import (
+    WRITE_OPTION,
+    acquire_engine,
+    is_sqlite,
+    safe_url,
+    switches_autocommit,
+    use_autocommit,
+)
 
 if TYPE_CHECKING:
     from paycore_sqlalchemy.schemas import SqlSchema
@@ -76,10 +83,14 @@ class Database:
         self._auto_upgrade = is_sqlite(url) if auto_upgrade is None else auto_upgrade
         self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
         """The engine whose connections run units that write (SQLite: ``BEGIN IMMEDIATE``)."""
-        self._autocommit = (
-            None if self.dialect == "sqlite" else self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
+        self._switch = switches_autocommit(self.engine.dialect)
+        """Units without BEGIN and COMMIT switch their driver connection to autocommit themselves (psycopg)."""
+        self._autocommit: sa.Engine | None = None
         """The engine whose connections run single-statement and compare-and-set units without BEGIN and COMMIT."""
+        if self._switch:
+            self._autocommit = self.engine
+        elif self.dialect != "sqlite":
+            self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._schemas: list[SqlSchema] | None = None if schemas is None else list(schemas)
         self._included: list[SqlSchema] = []
         self._ready = False
@@ -125,9 +136,12 @@ class Database:
     def _in_transaction(self, work: Callable[[sa.Connection], T], write: bool, compare_and_set: bool) -> T:
         if self._autocommit is not None and (not write or compare_and_set):
             # One statement, or statements each atomic and safe alone: skip BEGIN and COMMIT round trips.
-            engine = self._autocommit
-        else:
-            engine = self._writer if write else self.engine
+            with self._autocommit.connect() as connection:
+                if self._switch:
+                    use_autocommit(connection)
+                with connection.begin():
+                    return work(connection)
+        engine = self._writer if write else self.engine
         with engine.connect() as connection, connection.begin():
             return work(connection)
 

@@ -2,9 +2,11 @@
 
 SQLite gets WAL journaling, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE``
 for units of work that write (so two writers queue on the database lock instead
-of failing to upgrade a read lock). Every engine is reference-counted: the
-repository and the idempotency store of one flow share it, and the last one to
-close disposes of it.
+of failing to upgrade a read lock). On psycopg, a unit of work that needs no
+transaction switches its pooled connection to autocommit and back
+(:func:`use_autocommit`), leaving the connection's isolation level as it was.
+Every engine is reference-counted: the repository and the idempotency store of
+one flow share it, and the last one to close disposes of it.
 """
 
 from __future__ import annotations
@@ -21,13 +23,26 @@ from sqlalchemy.pool import StaticPool
 
 from paycore.errors import ConfigurationError
 
-__all__ = ["WRITE_OPTION", "EngineLease", "acquire_engine", "driver_error", "is_sqlite", "parse_url", "safe_url"]
+__all__ = [
+    "WRITE_OPTION",
+    "EngineLease",
+    "acquire_engine",
+    "driver_error",
+    "is_sqlite",
+    "parse_url",
+    "safe_url",
+    "switches_autocommit",
+    "use_autocommit",
+]
 
 WRITE_OPTION: Final = "paycore_write"
 """Execution option marking a connection whose transaction will write (SQLite: ``BEGIN IMMEDIATE``)."""
 
 SQLITE_BUSY_TIMEOUT: Final = 30.0
 """Seconds a SQLite writer waits for the database lock before giving up."""
+
+_AUTOCOMMIT_LENT: Final = "paycore_autocommit_lent"
+"""Key (in a pooled connection's ``info``) marking a driver connection :func:`use_autocommit` switched."""
 
 
 def parse_url(url: str | URL) -> URL:
@@ -82,7 +97,43 @@ def _create_engine(url: URL, options: Mapping[str, Any]) -> Engine:
         raise ConfigurationError(f"sqlalchemy: cannot use {safe_url(url)}: {error}") from None
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine, memory=_is_sqlite_memory(url))
+    elif switches_autocommit(engine.dialect):
+        event.listen(engine, "checkin", _end_autocommit)
     return engine
+
+
+def switches_autocommit(dialect: sa.Dialect) -> bool:
+    """Whether :func:`use_autocommit` serves ``dialect``'s connections (psycopg's); others use SQLAlchemy's
+    ``isolation_level="AUTOCOMMIT"``."""
+    return dialect.driver == "psycopg"
+
+
+def use_autocommit(connection: sa.Connection) -> None:
+    """Run ``connection``'s statements without ``BEGIN`` and ``COMMIT`` until it goes back to the pool.
+
+    For an engine :func:`switches_autocommit` serves (made by :func:`acquire_engine`),
+    called before the connection's transaction begins. The driver connection is
+    switched to autocommit and, when it is checked in, back; nothing else of it
+    changes. SQLAlchemy's ``isolation_level="AUTOCOMMIT"`` does the same, but then
+    sets the dialect's default isolation level on the driver connection by name,
+    and psycopg starts every later transaction on it with ``BEGIN ISOLATION LEVEL
+    READ COMMITTED`` instead of ``BEGIN``: the same isolation, which the server
+    parses in each unit that writes.
+    """
+    fairy = connection.connection
+    dbapi_connection = fairy.dbapi_connection
+    if dbapi_connection is not None and not dbapi_connection.autocommit:
+        dbapi_connection.autocommit = True
+        fairy.info[_AUTOCOMMIT_LENT] = True
+
+
+def _end_autocommit(dbapi_connection: Any, record: Any) -> None:
+    # Pool "checkin": switch back what use_autocommit switched (an invalidated connection has no driver connection).
+    if record.info.pop(_AUTOCOMMIT_LENT, False) and dbapi_connection is not None:
+        try:
+            dbapi_connection.autocommit = False
+        except Exception as error:  # not idle: never hand it out in autocommit
+            record.invalidate(error)
 
 
 def _configure_sqlite(engine: Engine, *, memory: bool) -> None:

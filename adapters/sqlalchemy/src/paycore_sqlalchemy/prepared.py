@@ -7,9 +7,12 @@ every call: about half of what a small write costs here, and more for a read
 of a payment with its forty columns. A payment's reads and writes are the same
 few statements over and over, so ``Prepared`` compiles each once per dialect
 (and, for an ``INSERT``, per set of columns given), converts the values through
-the column types itself, and hands the compiled SQL to the driver's cursor on
+the column types itself, and hands the compiled SQL to a driver cursor on
 the connection's own transaction; :meth:`Prepared.mappings` converts a read's
-values back through the same column types.
+values back through the same column types. The statements of one connection
+(one unit of work) share that cursor: each statement's rows are fetched and
+its row count read before the next is sent, and a cursor whose statement
+failed is closed and replaced.
 
 What SQLAlchemy's execution path would add is kept where it matters:
 
@@ -29,6 +32,7 @@ statement: about a quarter of a SQLite lifecycle's instructions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -49,30 +53,55 @@ _LISTENED = ("before_execute", "after_execute", "before_cursor_execute", "after_
 """The connection events a statement run through ``exec_driver_sql`` would fire."""
 
 
-_LISTENED_ON: weakref.WeakKeyDictionary[sa.Connection, bool] = weakref.WeakKeyDictionary()
-"""Whether anything listened to each open connection's statements when it ran its first prepared one."""
+class _Unit:
+    """What ``Prepared`` keeps about one open connection (one unit of work) between its statements."""
+
+    __slots__ = ("cursor", "driver", "listened")
+
+    def __init__(self, listened: bool) -> None:
+        self.listened = listened
+        """Whether anything listened to the connection's statements when it ran its first prepared one."""
+        self.cursor: Any = None
+        """The driver cursor the connection's statements run on, made by its first statement sent straight."""
+        self.driver: Any = None
+        """The driver connection ``cursor`` belongs to."""
 
 
-def _through_sqlalchemy(connection: sa.Connection) -> bool:
-    """Whether a statement on ``connection`` goes through ``exec_driver_sql``: outside a transaction
-    SQLAlchemy began (it then begins one), or while anything listens to statements."""
-    return not connection.in_transaction() or _listened(connection)
+_UNITS: weakref.WeakKeyDictionary[sa.Connection, _Unit] = weakref.WeakKeyDictionary()
+"""Each open connection's :class:`_Unit`, dropped with the connection."""
 
 
-def _listened(connection: sa.Connection) -> bool:
-    """Whether anything listens to ``connection``'s statements, asked once per connection (one unit of work).
+def _straight(connection: sa.Connection) -> _Unit | None:
+    """``connection``'s :class:`_Unit` if its statements go straight to the driver; ``None`` if they go
+    through ``exec_driver_sql``: outside a transaction SQLAlchemy began (it then begins one), or while
+    anything listens to statements."""
+    if not connection.in_transaction():
+        return None
+    unit = _unit(connection)
+    return None if unit.listened else unit
+
+
+def _unit(connection: sa.Connection) -> _Unit:
+    """``connection``'s :class:`_Unit`; whether anything listens is asked once per connection (one unit of work).
 
     A listener added while a unit runs sees the statements of the units after it.
     """
-    known = _LISTENED_ON.get(connection)
-    if known is None:
-        known = _LISTENED_ON[connection] = _listeners_on(connection)
-    return known
+    unit = _UNITS.get(connection)
+    if unit is None:
+        unit = _UNITS[connection] = _Unit(_listeners_on(connection))
+    return unit
 
 
 def _listeners_on(connection: sa.Connection) -> bool:
     if connection.engine.echo or _STATEMENT_LOG.isEnabledFor(logging.INFO):
         return True
+    if not (
+        getattr(connection, "_has_events", True)
+        or getattr(connection.engine, "_has_events", True)
+        or getattr(connection.dialect, "_has_events", True)
+    ):
+        # SQLAlchemy's own test before it fires any of these events: nothing was ever listened to.
+        return False
     dispatch = connection.dispatch
     if any(getattr(dispatch, name) for name in _LISTENED):
         return True
@@ -80,22 +109,33 @@ def _listeners_on(connection: sa.Connection) -> bool:
 
 
 def _on_cursor(
-    connection: sa.Connection, sql: str, arguments: Any, many: bool, rows: bool
+    connection: sa.Connection, unit: _Unit, sql: str, arguments: Any, many: bool, rows: bool
 ) -> tuple[int, list[Any] | None]:
-    """Run ``sql`` on a cursor of ``connection``'s driver connection: its row count and, if ``rows``, its rows."""
+    """Run ``sql`` on ``connection``'s driver connection: its row count and, if ``rows``, its rows.
+
+    The unit's statements share one driver cursor: each statement's rows are all
+    fetched (and its row count read) before this returns, so the next one finds
+    nothing left on it. A cursor whose statement failed is closed and not used
+    again, and a connection that reconnected (after an invalidation) gets a new one.
+    """
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
+    cursor = unit.cursor
+    if cursor is None or unit.driver is not dbapi_connection:
+        cursor = unit.cursor = dbapi_connection.cursor()
+        unit.driver = dbapi_connection
     try:
         if many:
             cursor.executemany(sql, arguments)
         else:
             cursor.execute(sql, arguments)
         return cursor.rowcount, (cursor.fetchall() if rows else None)
-    except connection.dialect.loaded_dbapi.Error as error:
-        raise driver_error(connection, error, sql, arguments, cursor=cursor, many=many) from error
-    finally:
-        cursor.close()
+    except BaseException as error:
+        unit.cursor = None
+        with contextlib.closing(cursor):
+            if isinstance(error, connection.dialect.loaded_dbapi.Error):
+                raise driver_error(connection, error, sql, arguments, cursor=cursor, many=many) from error
+            raise
 
 
 class _Compiled:
@@ -172,18 +212,20 @@ class Prepared:
             compiled = self._for(connection.dialect, parameters[0])
             arguments = [compiled.arguments(row) for row in parameters]
             many = True
-        if _through_sqlalchemy(connection):
+        unit = _straight(connection)
+        if unit is None:
             return int(connection.exec_driver_sql(compiled.sql, arguments).rowcount)
-        return _on_cursor(connection, compiled.sql, arguments, many, rows=False)[0]
+        return _on_cursor(connection, unit, compiled.sql, arguments, many, rows=False)[0]
 
     def mappings(self, connection: sa.Connection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run a ``SELECT`` with ``parameters``; its rows as dictionaries keyed by result column, values converted."""
         compiled = self._for(connection.dialect, parameters)
         arguments = compiled.arguments(parameters)
-        if _through_sqlalchemy(connection):
+        unit = _straight(connection)
+        if unit is None:
             fetched: list[Any] = list(connection.exec_driver_sql(compiled.sql, arguments).fetchall())
         else:
-            fetched = _on_cursor(connection, compiled.sql, arguments, False, rows=True)[1] or []
+            fetched = _on_cursor(connection, unit, compiled.sql, arguments, False, rows=True)[1] or []
         keys, converters = compiled.keys, compiled.results
         found = []
         for row in fetched:
