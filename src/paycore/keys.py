@@ -182,7 +182,17 @@ class KeyBinding:
         updated: PaymentWrite | None = None,
     ) -> KeyBinding:
         """This binding once its key is claimed, with what the claim gave (the ids worked out so far are kept)."""
-        return KeyBinding(self.scope, self.key, self.now, self.ttl, completer, prefetched, added, updated, self._ids)
+        return KeyBinding(
+            scope=self.scope,
+            key=self.key,
+            now=self.now,
+            ttl=self.ttl,
+            completer=completer,
+            prefetched=prefetched,
+            added=added,
+            updated=updated,
+            ids=self._ids,
+        )
 
     def _id(self, prefix: str, window: int) -> str:
         found = self._ids.get((prefix, window))
