@@ -123,7 +123,7 @@ class Around:
 async def test_a_wrapper_observer_runs_around_the_other_observers() -> None:
     calls: list[str] = []
     manager = _manager(Observer("audit", calls), Observer("mail", calls, asynchronous=True), Around(calls))
-    await notify_observers(manager, event=EVENT, payment=PAYMENT)
+    await notify_observers(manager, events=[EVENT], payment=PAYMENT)
     assert calls == ["around:before", "audit:succeeded", "around:after 1 results", "mail:succeeded"]
 
 
@@ -134,7 +134,7 @@ async def test_an_observer_that_raises_is_logged_by_name_and_the_others_still_ru
     failing = _named("ledger_sync", paycore_payment_event=Observer("ledger", calls, fails=True).paycore_payment_event)
     manager = _manager(Observer("before", calls), failing, Observer("after", calls))
     with caplog.at_level(logging.ERROR):
-        await notify_observers(manager, event=EVENT, payment=PAYMENT)
+        await notify_observers(manager, events=[EVENT], payment=PAYMENT)
     assert sorted(calls) == ["after:succeeded", "before:succeeded"]
     assert "plugin 'ledger_sync' failed observing event succeeded of payment pay_1" in caplog.text
     assert "ledger is down" in caplog.text
@@ -148,7 +148,7 @@ async def test_an_observer_whose_awaitable_fails_is_isolated_too(caplog: pytest.
     )
     manager = _manager(Observer("first", calls, asynchronous=True), failing, Observer("last", calls, asynchronous=True))
     with caplog.at_level(logging.ERROR):
-        await notify_observers(manager, event=EVENT, payment=PAYMENT)
+        await notify_observers(manager, events=[EVENT], payment=PAYMENT)
     assert sorted(calls) == ["first:succeeded", "last:succeeded"]
     assert "plugin 'slow_ledger' failed observing event succeeded of payment pay_1" in caplog.text
 
@@ -161,7 +161,7 @@ async def test_a_failing_observer_wrapper_never_reaches_the_caller(caplog: pytes
             raise RuntimeError("wrapper broke")
 
     with caplog.at_level(logging.ERROR):
-        await notify_observers(_manager(Observer("audit", []), BrokenWrapper()), event=EVENT, payment=PAYMENT)
+        await notify_observers(_manager(Observer("audit", []), BrokenWrapper()), events=[EVENT], payment=PAYMENT)
     assert "wrapper broke" in caplog.text
 
 
@@ -170,7 +170,7 @@ async def test_observers_are_wrapped_once_however_often_they_are_called(caplog: 
     manager = _manager(failing)
     with caplog.at_level(logging.ERROR):
         for _ in range(3):
-            await notify_observers(manager, event=EVENT, payment=PAYMENT)
+            await notify_observers(manager, events=[EVENT], payment=PAYMENT)
     assert caplog.text.count("plugin 'flaky' failed observing") == 3
 
 

@@ -95,31 +95,35 @@ def call_registration_hook(plugin_manager: pluggy.PluginManager, hook_name: str,
     hook(register=register)
 
 
-async def notify_observers(plugin_manager: pluggy.PluginManager, *, event: PaymentEvent, payment: Payment) -> None:
-    """Tell every ``paycore_payment_event`` observer about ``event``; no failure escapes.
+async def notify_observers(
+    plugin_manager: pluggy.PluginManager, *, events: Sequence[PaymentEvent], payment: Payment
+) -> None:
+    """Tell every ``paycore_payment_event`` observer about each of ``events``, in order; no failure escapes.
 
     An observer that raises, or whose awaitable raises, is logged naming it; the
-    others still run. Cancellation is not an error and propagates.
+    others still run. Cancellation is not an error and propagates. Whether any
+    observer listens is asked once for all of ``events``.
     """
     hook = plugin_manager.hook.paycore_payment_event
-    if not hook.get_hookimpls():
+    if not events or not hook.get_hookimpls():
         return  # nobody listens: nothing to wrap or call
     _apply_policy(hook, "observer", _isolated_observer)
-    try:
-        results = _call_relay(hook, event=event, payment=payment)
-    except Exception:
-        log.exception("a paycore_payment_event wrapper failed on event %s of payment %s", event.kind, payment.id)
-        return
-    for result in results:
-        if inspect.isawaitable(result):
-            try:
-                await result
-            except Exception:
-                log.exception(
-                    "an awaitable from a paycore_payment_event wrapper failed on event %s of payment %s",
-                    event.kind,
-                    payment.id,
-                )
+    for event in events:
+        try:
+            results = _call_relay(hook, event=event, payment=payment)
+        except Exception:
+            log.exception("a paycore_payment_event wrapper failed on event %s of payment %s", event.kind, payment.id)
+            continue
+        for result in results:
+            if inspect.isawaitable(result):
+                try:
+                    await result
+                except Exception:
+                    log.exception(
+                        "an awaitable from a paycore_payment_event wrapper failed on event %s of payment %s",
+                        event.kind,
+                        payment.id,
+                    )
 
 
 async def validate_payment(plugin_manager: pluggy.PluginManager, *, payment: Payment) -> None:

@@ -287,10 +287,7 @@ def _observe(
 
 def quiet(log: logging.Logger) -> bool:
     """True when nothing records spans or metrics and ``log`` writes no INFO line: only failures are logged then."""
-    telemetry = _telemetry  # :func:`_current`, without its call once the telemetry is built
-    if telemetry is _NOT_BUILT:
-        telemetry = _current()
-    return not (isinstance(telemetry, _Telemetry) and telemetry.recording) and not log.isEnabledFor(logging.INFO)
+    return _current() is None and not log.isEnabledFor(logging.INFO)
 
 
 def log_failure(log: logging.Logger, event: str, attributes: Mapping[str, str | int], started: float,

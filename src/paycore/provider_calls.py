@@ -2,8 +2,8 @@
 
 The rules of a call's life are in :mod:`paycore.calls`; this module runs them:
 
-1. :meth:`ProviderCalls.begin` writes the call on the payment (with the
-   operation's first change) after re-checking the operation on the freshest copy;
+1. :meth:`ProviderCalls.begin` writes the call on the payment (or :meth:`ProviderCalls.first_change`
+   with the operation's first change) after re-checking the operation on the freshest copy;
    a payment that carries a call already is :class:`~paycore.errors.PaymentBusy`;
 2. :meth:`ProviderCalls.ask` sends it under the flow's timeout and classifies
    the ending: an answer, *not sent* (nothing happened: the call is undone), or
@@ -112,19 +112,17 @@ class ProviderCalls:
         check: Callable[[Payment], object],
         *,
         amount: Money | None = None,
-        refund_id: str | None = None,
-        also: Callable[[Change], None] | None = None,
         cause: str = "api",
         known: Payment | None = None,
     ) -> tuple[Payment, ProviderCall]:
         """Write a call down before it is sent, re-checking ``check`` on the freshest payment.
 
-        ``also`` adds the operation's first change to the same unit of work (a refund's record);
         ``known`` is the caller's copy of the payment (see :meth:`PaymentWriter.mutate`).
+        An operation whose first change is more than its call (a refund's record)
+        writes it with :meth:`first_change`.
         """
-
-        build = partial(self.first_change, operation=operation, check=check, amount=amount, refund_id=refund_id)
-        started = await self.writer.mutate(payment_id, partial(build, also=also, cause=cause), known=known)
+        build = partial(self.first_change, operation=operation, check=check, amount=amount, cause=cause)
+        started = await self.writer.mutate(payment_id, build, known=known)
         assert started.pending_call is not None
         return started, started.pending_call
 

@@ -329,7 +329,7 @@ class KeyClaim:
     scope: str
     key: str
     fingerprint: str
-    """The canonical hash of the request (:func:`paycore.idempotency.fingerprint`)."""
+    """The canonical hash of the request (:func:`paycore.keys.fingerprint`)."""
     lease_seconds: float
     """How long the key is held for the request before another may take it over."""
 

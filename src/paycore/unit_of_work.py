@@ -212,10 +212,7 @@ class PaymentWriter:
 
     async def notify(self, events: Sequence[PaymentEvent], payment: Payment) -> None:
         """Tell ``paycore_payment_event`` observers about committed events, in order."""
-        if not events or not self.plugin_manager.hook.paycore_payment_event.get_hookimpls():
-            return  # nobody listens (asked once per write, not once per event)
-        for event in events:
-            await notify_observers(self.plugin_manager, event=event, payment=payment)
+        await notify_observers(self.plugin_manager, events=events, payment=payment)
 
 
 @frozen

@@ -136,14 +136,6 @@ def _record_references(change: Change, update: ProviderUpdate) -> None:
     """Keep every reference the provider reported; the first one stays the payment's ``external_id``."""
     external_id: str | None = change.value("external_id")
     known: tuple[str, ...] = change.value("references") or ((external_id,) if external_id else ())
-    if not update.references:  # the usual report: its external id alone
-        reported_id = update.external_id
-        if reported_id:
-            if external_id is None:
-                change.set(external_id=reported_id)
-            if reported_id not in known:
-                change.set(references=(*known, reported_id)[:MAX_REFERENCES])
-        return
     reported = [r for r in (update.external_id, *update.references) if r]
     new: list[str] = []
     for reference in reported:

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from paycore.changes import Change, compile_builder
+from paycore.changes import Change
 from paycore.errors import (
     InvalidSignature,
     MalformedWebhook,
@@ -43,11 +43,6 @@ __all__ = ["WebhookReceiver", "webhook_body"]
 log = logging.getLogger("paycore.webhooks")
 
 ProviderLookup = Callable[[str, "str | None"], Provider]
-
-_delivery = compile_builder(Delivery)
-"""``Delivery(**fields)``, with every field given."""
-_lookup_by_id = compile_builder(PaymentLookup)
-"""``PaymentLookup(**fields)``, with every field given (``PaymentLookup.by_id`` leaves all but the id ``None``)."""
 
 
 def webhook_body(body: object, *, max_bytes: int) -> bytes:
@@ -91,9 +86,7 @@ class WebhookReceiver:
         self, provider: str, body: object, headers: Mapping[str, str], *, tenant: str | None
     ) -> list[Payment]:
         """Verify, parse and apply one delivery; return the payments it touched."""
-        # A bytes body within the limit (the usual delivery) needs no conversion.
-        max_bytes = self.max_bytes
-        raw = body if type(body) is bytes and len(body) <= max_bytes else webhook_body(body, max_bytes=max_bytes)
+        raw = webhook_body(body, max_bytes=self.max_bytes)
         chosen = self.providers(provider, tenant)
         if not chosen.capabilities.webhooks:
             raise UnsupportedOperation(f"provider {provider!r} ({chosen.name}) does not send webhooks")
@@ -119,19 +112,17 @@ class WebhookReceiver:
                 raise MalformedWebhook(f"provider {chosen.code!r} parsed its delivery into something else than reports")
         return [await self._apply(chosen, tenant, update) for update in updates]
 
-    async def _apply(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> Payment:
+    def _lookup(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> PaymentLookup:
         if update.payment_id is not None:
-            lookup = _lookup_by_id(payment_id=update.payment_id, provider=None, tenant=None, reference=None)
-        elif update.external_id is not None:
-            lookup = PaymentLookup.by_reference(chosen.code, tenant, update.external_id)
-        else:
-            raise MalformedWebhook(f"a webhook of provider {chosen.code!r} names no payment")
+            return PaymentLookup.by_id(update.payment_id)
+        if update.external_id is not None:
+            return PaymentLookup.by_reference(chosen.code, tenant, update.external_id)
+        raise MalformedWebhook(f"a webhook of provider {chosen.code!r} names no payment")
+
+    async def _apply(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> Payment:
+        lookup = self._lookup(chosen, tenant, update)
         event_id = update.provider_event_id
-        delivery = (
-            _delivery(provider=chosen.code, tenant=tenant, event_id=event_id, received_at=self.clock())
-            if event_id
-            else None
-        )
+        delivery = Delivery(chosen.code, tenant, event_id, self.clock()) if event_id else None
         needs_poll = False
 
         def build(current: Payment) -> Change:

@@ -30,7 +30,7 @@ from paycore.testing.records import make_event, make_payment, next_version
 __all__ = ["KeysConformance"]
 
 RESULT = {"value": {"id": "re_1", "status": "pending"}}
-"""What a completed request stored, as the flow hands it over (``paycore.idempotency.stored_result``)."""
+"""What a completed request stored, as the flow hands it over (``paycore.keys.stored_result``)."""
 
 
 class KeysConformance:

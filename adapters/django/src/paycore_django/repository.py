@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from django.db import IntegrityError
 from django.db.models import Q, QuerySet
@@ -66,6 +66,8 @@ from paycore_django.idempotency import DjangoIdempotencyStore
 from paycore_django.units import run_unit
 
 __all__ = ["DjangoPaymentRepository"]
+
+T = TypeVar("T")
 
 REFUND_PREFIX: Final = "refunds__"
 """How a payment row joined with its refunds names the refund columns (``refunds__amount``)."""
@@ -250,13 +252,7 @@ class DjangoPaymentRepository:
         """:meth:`claim_and_get` of ``payment_id``, then write what ``decide`` takes on the payment read,
         in one transaction. A refused write rolls the claim back with it."""
         decided: list[PaymentWrite] = []
-        work = self._claiming(store, claim, [payment_id], None, decided, decide)
-        try:
-            return await run_unit(self.using, work)
-        except IntegrityError as error:
-            if not decided:
-                raise
-            raise _refusal(error, decided[-1].payment, _receipt_race(decided[-1].payment)) from None
+        return await self._writing(self._claiming(store, claim, [payment_id], None, decided, decide), decided)
 
     def _claiming(
         self,
@@ -345,6 +341,11 @@ class DjangoPaymentRepository:
                 self._write(write, stored=found[0])
             return found[0], write
 
+        return await self._writing(work, decided)
+
+    async def _writing(self, work: Callable[[], T], decided: list[PaymentWrite]) -> T:
+        """Run ``work``, which writes what it decided into ``decided``, in one transaction; a refusal of
+        the last write as paycore's error (a receipt or event recorded concurrently: a lost race)."""
         try:
             return await run_unit(self.using, work)
         except IntegrityError as error:

@@ -138,18 +138,12 @@ class MemoryRepository:
                 f"payment {payment.id} is at version {stored.version}; a write of version {payment.version} lost a race"
             )
         seen = self._receipts
-        if not receipts:
-            keys: list[tuple[str, str | None, str]] = []
-        elif len(receipts) == 1:  # a webhook's write: one receipt
-            (receipt,) = receipts
-            keys = [(receipt.provider, receipt.tenant, receipt.event_id)]
-            if receipt.event_id in seen.get((receipt.provider, receipt.tenant), ()):
-                raise ConcurrentUpdate(f"payment {payment.id}: a webhook receipt was recorded concurrently")
-        else:
-            keys = [(r.provider, r.tenant, r.event_id) for r in receipts]
-            repeated = len(set(keys)) != len(keys)
-            if repeated or any(name in seen.get((provider, tenant), ()) for provider, tenant, name in keys):
-                raise ConcurrentUpdate(f"payment {payment.id}: a webhook receipt was recorded concurrently")
+        keys = [(r.provider, r.tenant, r.event_id) for r in receipts] if receipts else []
+        if keys and (
+            any(name in seen.get((provider, tenant), ()) for provider, tenant, name in keys)
+            or len(set(keys)) != len(keys)
+        ):
+            raise ConcurrentUpdate(f"payment {payment.id}: a webhook receipt was recorded concurrently")
         # A change that did not touch the references shares them with the stored version.
         same_references = (
             payment.external_id is stored.external_id and payment.references is stored.references

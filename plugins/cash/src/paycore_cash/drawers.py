@@ -11,7 +11,7 @@ never write twice; the same key with another request is refused with
 :class:`~paycore.errors.IdempotencyKeyReused`; a key whose first request still
 runs is refused with :class:`~paycore.errors.IdempotencyInProgress`. Sessions
 and movements made under a key get ids from its
-:class:`~paycore.idempotency.KeyBinding`, so a retry after a crash (once the
+:class:`~paycore.keys.KeyBinding`, so a retry after a crash (once the
 lease on the key has passed) finds what its first attempt wrote. After
 ``idempotency_ttl`` the key is free again and names a new operation.
 """
@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from attrs import evolve
 
 from paycore.errors import ConcurrentUpdate, IdempotencyKeyReused
-from paycore.idempotency import IdempotentRunner, KeyBinding, scope_of
+from paycore.idempotency import IdempotentRunner
+from paycore.keys import KeyBinding, scope_of
 from paycore.money import Money
 from paycore.secrets import Settings
 from paycore_cash.backends import drawer_storage
