@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from paycore.errors import InvalidSignature, MalformedWebhook, PaymentNotFound, 
 from paycore.flow import PaymentFlow
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, ReviewReason
-from paycore.testing.fake import FakeProvider
+from paycore.testing.fake import SIGNATURE_HEADER, FakeProvider, sign
 
 pytestmark = pytest.mark.anyio
 
@@ -114,6 +115,47 @@ async def test_a_paid_report_without_its_amount_from_a_provider_that_cannot_be_p
     assert after.needs_review
     assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
     assert after.captured_amount is None
+
+
+@pytest.mark.parametrize("truth", [Outcome.FAILED, Outcome.EXPIRED, Outcome.NOT_FOUND])
+async def test_a_paid_report_without_its_amount_that_the_provider_then_denies_only_flags_the_payment(
+    flow: PaymentFlow, fake: FakeProvider, truth: Outcome
+) -> None:
+    """The poll asked for the amount answers that the payment did not pay: two reports contradict each other,
+    so neither ends the payment; an operator is asked to look."""
+    payment = await _processing(flow, fake)
+    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, amounts=False)
+    if truth is Outcome.NOT_FOUND:
+        del fake.ledger[payment.id]
+    else:
+        fake.settle(payment.id, truth)
+    (after,) = await flow.handle_webhook("fake", body, headers)
+    assert ("check_status", payment.id) in fake.calls
+    assert after.status is PaymentStatus.PROCESSING
+    assert after.needs_review
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+    assert truth.value in after.review_message
+
+
+async def test_a_report_naming_another_payments_reference_is_malformed_and_changes_nothing(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    first, second = await _processing(flow, fake), await _processing(flow, fake)
+    assert second.external_id is not None
+    fake.settle(first.id, Outcome.SUCCEEDED)
+    body, _ = fake.webhook(first.id)
+    forged = json.loads(body)
+    forged["external_id"] = second.external_id  # signed by the provider, yet the reference is the other payment's
+    raw = json.dumps(forged).encode()
+    headers = {SIGNATURE_HEADER: sign(raw, fake.settings.secret("webhook_secret")), "content-type": "application/json"}
+    events = await flow.list_events(first.id)
+    with pytest.raises(MalformedWebhook, match="reference of another payment"):
+        await flow.handle_webhook("fake", raw, headers)
+    assert await flow.get_payment(first.id) == first
+    assert await flow.get_payment(second.id) == second
+    assert await flow.list_events(first.id) == events
+    (paid,) = await flow.handle_webhook("fake", *fake.webhook(first.id))  # the genuine report still applies
+    assert paid.status is PaymentStatus.SUCCEEDED
 
 
 async def test_another_tenants_payment_is_reported_exactly_as_an_unknown_one(

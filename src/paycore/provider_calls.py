@@ -41,6 +41,7 @@ from paycore.records import Payment, ProviderUpdate
 from paycore.status import ReviewReason
 from paycore.unit_of_work import PaymentWriter
 from paycore.updates import (
+    NEGATIVE_OUTCOMES,
     Applied,
     answer_to,
     apply_report,
@@ -344,12 +345,18 @@ class ProviderCalls:
         except (ProviderOutcomeUnknown, ProviderNotSent, PaymentBusy):
             return await self.writer.load(payment.id)
 
-    async def poll(self, payment: Payment, provider: Provider, *, cause: str = "poll") -> tuple[Payment, Answer]:
-        """Ask the provider for the payment's state and apply the answer as a report; return both."""
+    async def poll(
+        self, payment: Payment, provider: Provider, *, cause: str = "poll", confirming: bool = False
+    ) -> tuple[Payment, Answer]:
+        """Ask the provider for the payment's state and apply the answer as a report; return both. ``confirming``:
+        it asks what a report of money left unsaid, and an answer that the payment did not pay only flags it."""
         answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
 
         def build(current: Payment) -> Change:
             change = Change(current, cause=cause, now=self.clock())
+            if confirming and isinstance(answer, ProviderUpdate) and answer.outcome in NEGATIVE_OUTCOMES:
+                flag_missing_amount(change, f"money was reported without its amount, then {answer.outcome.value}")
+                return change
             call = current.pending_call
             if isinstance(answer, Unknown):
                 if (

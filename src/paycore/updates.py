@@ -29,7 +29,7 @@ under the correctness rules:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from attrs import define, evolve
 
@@ -41,6 +41,7 @@ from paycore.records import MAX_REFERENCES, ProviderUpdate, Refund, RefundUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
 __all__ = [
+    "NEGATIVE_OUTCOMES",
     "Applied",
     "answer_to",
     "apply_report",
@@ -52,7 +53,8 @@ __all__ = [
     "sync_refund_status",
 ]
 
-_NEGATIVE = frozenset({Outcome.FAILED, Outcome.CANCELED, Outcome.EXPIRED, Outcome.NOT_FOUND})
+NEGATIVE_OUTCOMES: Final = frozenset({Outcome.FAILED, Outcome.CANCELED, Outcome.EXPIRED, Outcome.NOT_FOUND})
+"""What a provider reports of a payment that did not pay."""
 _TRIGGERS = {
     Outcome.FAILED: "fail",
     Outcome.CANCELED: "cancel",
@@ -103,7 +105,7 @@ def apply_report(
         change.set_fraud(update.fraud_status, update.fraud_message)
 
     outcome = update.outcome
-    if outcome in _NEGATIVE and not settle:
+    if outcome in NEGATIVE_OUTCOMES and not settle:
         applied.deferred = True
     elif outcome is Outcome.PENDING:
         if change.can("send"):

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from paycore.changes import Change
 from paycore.errors import (
+    DuplicateExternalId,
     InvalidSignature,
     MalformedWebhook,
     PaycoreError,
@@ -144,11 +145,13 @@ class WebhookReceiver:
             applied_payment = await self.writer.mutate_found(lookup, build, delivery=delivery)
         except PaymentNotFound:
             raise PaymentNotFound(f"no payment {lookup}") from None
+        except DuplicateExternalId:  # nothing was stored: the report contradicts what is
+            raise MalformedWebhook(f"provider {chosen.code!r} reported a reference of another payment") from None
         if not needs_poll:
             return applied_payment
         try:
-            polled, answer = await self.calls.poll(applied_payment, chosen, cause="webhook")
-        except ProviderError as error:
+            polled, answer = await self.calls.poll(applied_payment, chosen, cause="webhook", confirming=True)
+        except (ProviderError, DuplicateExternalId) as error:  # the answer was not stored
             log.warning("could not confirm the amounts of payment %s by polling: %s", applied_payment.id, error)
         else:
             if isinstance(answer, ProviderUpdate):

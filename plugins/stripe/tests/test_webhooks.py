@@ -149,6 +149,42 @@ def test_a_value_paycore_cannot_accept_is_malformed(obj: dict[str, Any]) -> None
         )
 
 
+@pytest.mark.parametrize("status", [["succeeded"], {"succeeded": True}])
+def test_an_intent_whose_status_is_not_a_string_is_malformed(status: object) -> None:
+    """A status that is a list or an object is refused, not a TypeError (found by test_webhook_fuzz.py)."""
+    with pytest.raises(MalformedWebhook, match="must be"):
+        parse_event(event("payment_intent.succeeded", {**intent("succeeded", amount_received=5000), "status": status}))
+
+
+def refund_object(status: str) -> dict[str, Any]:
+    """A Refund object made at Stripe (no paycore id in its metadata), in ``status``."""
+    return {
+        "id": "re_dashboard",
+        "object": "refund",
+        "amount": 2000,
+        "currency": "xof",
+        "payment_intent": "pi_1",
+        "status": status,
+        "metadata": {"paycore_payment_id": "pay_1"},
+    }
+
+
+@pytest.mark.parametrize("status", ["succeeded", "pending", "requires_action", ["failed"]])
+def test_a_refund_failed_event_whose_refund_did_not_fail_is_malformed(status: Any) -> None:
+    """The type decides: a refund.failed event never reports a refund succeeded (found by test_webhook_fuzz.py)."""
+    with pytest.raises(MalformedWebhook, match=r"refund\.failed"):
+        parse_event(event("refund.failed", refund_object(status)))
+
+
+@pytest.mark.parametrize("status", ["failed", "canceled"])
+def test_a_refund_failed_event_reports_the_refund_failed(status: str) -> None:
+    """A refund.failed event whose refund failed or was canceled reports it failed."""
+    (update,) = parse_event(event("refund.failed", refund_object(status)))
+    (reported,) = update.refunds
+    assert reported.status is RefundStatus.FAILED
+    assert (reported.external_id, reported.amount) == ("re_dashboard", Money.of("2000", "XOF"))
+
+
 def test_a_refund_event_reports_the_refund_with_paycores_ids() -> None:
     refund = {
         "id": "re_1",

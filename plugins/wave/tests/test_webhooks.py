@@ -130,6 +130,13 @@ def test_a_malformed_wave_signature_header_is_refused(header: str) -> None:
         verify(b"{}", {"wave-signature": header}, secrets=[SECRET])
 
 
+def test_a_timestamp_with_more_digits_than_a_float_holds_is_refused(wave_signature: Signer) -> None:
+    """Refused as a bad signature, not an OverflowError (found by test_webhook_fuzz.py)."""
+    body = b'{"id":"AE_8"}'
+    with pytest.raises(InvalidSignature, match="timestamp"):
+        verify(body, {"wave-signature": wave_signature(SECRET, 10**400, body)}, secrets=[SECRET])
+
+
 def test_a_delivery_without_a_wave_signature_header_is_refused() -> None:
     with pytest.raises(InvalidSignature, match="no Wave-Signature header"):
         verify(b"{}", {"content-type": "application/json"}, secrets=[SECRET])
@@ -223,6 +230,14 @@ async def test_events_about_no_checkout_session_report_nothing(flow: PaymentFlow
 async def test_a_body_paycore_cannot_trust_is_malformed(flow: PaymentFlow, event: dict[str, Any], why: str) -> None:
     with pytest.raises(MalformedWebhook, match=why):
         await (await provider_of(flow)).parse_webhook(body_of(event), {})
+
+
+@pytest.mark.parametrize("event_type", [[], ["checkout.session.completed"], {"checkout.session.completed": 1}])
+async def test_an_event_type_that_is_not_a_string_is_malformed(flow: PaymentFlow, event_type: object) -> None:
+    """A type that is a list or an object is refused, not a TypeError (found by test_webhook_fuzz.py)."""
+    body = body_of({**completed_event(), "type": event_type})
+    with pytest.raises(MalformedWebhook, match="is not one of"):
+        await (await provider_of(flow)).parse_webhook(body, {})
 
 
 async def test_a_session_without_its_amount_never_marks_the_payment_paid(flow: PaymentFlow) -> None:

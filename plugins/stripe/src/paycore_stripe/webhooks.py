@@ -46,7 +46,12 @@ _INTENT_EVENTS: Final = {
     "payment_intent.partially_funded": None,
 }
 """PaymentIntent events and the intent statuses each may carry (``None``: any)."""
-_REFUND_EVENTS: Final = frozenset({"refund.created", "refund.updated", "refund.failed"})
+_REFUND_EVENTS: Final = {
+    "refund.created": None,
+    "refund.updated": None,
+    "refund.failed": frozenset({"failed", "canceled"}),
+}
+"""Refund events and the refund statuses each may carry (``None``: any)."""
 _SESSION_EVENTS: Final = {
     "checkout.session.completed": "complete",
     "checkout.session.async_payment_succeeded": "complete",
@@ -118,7 +123,7 @@ def _read(event_type: str, obj: Any) -> ProviderUpdate:
     if event_type in _INTENT_EVENTS:
         allowed = _INTENT_EVENTS[event_type]
         status = obj.get("status") if isinstance(obj, dict) else None
-        if allowed is not None and status not in allowed:
+        if allowed is not None and (not isinstance(status, str) or status not in allowed):  # a list is unhashable
             raise InvalidReport(f"a {event_type} event's intent must be {sorted(allowed)}, not {status!r:.40}")
         return read_intent(obj, what=event_type)
     if event_type in _SESSION_EVENTS:
@@ -128,6 +133,10 @@ def _read(event_type: str, obj: Any) -> ProviderUpdate:
         return read_session(obj, what=event_type)
     if event_type == "charge.refunded":
         return read_charge(obj, what=event_type)
+    allowed = _REFUND_EVENTS[event_type]
+    status = obj.get("status") if isinstance(obj, dict) else None
+    if allowed is not None and (not isinstance(status, str) or status not in allowed):
+        raise InvalidReport(f"a {event_type} event's refund must be {sorted(allowed)}, not {status!r:.40}")
     refund = read_refund(obj, what=event_type)
     intent = obj.get("payment_intent")
     if not isinstance(intent, str):

@@ -221,7 +221,7 @@ class WaveProvider(Provider):
         """
         event = load_json_object(body, what="Wave webhook body")
         event_type, data = event.get("type"), event.get("data")
-        if event_type in IGNORED_EVENT_TYPES:
+        if isinstance(event_type, str) and event_type in IGNORED_EVENT_TYPES:  # a list or an object is unhashable
             return []
         expected = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
         if expected is None:

@@ -106,7 +106,12 @@ def verify(
     if not secrets:
         raise InvalidSignature("webhook refused: no Wave webhook secret is configured")
     timestamp, signatures = _parts(_header(headers))
-    skew = abs((time.time() if now is None else now) - timestamp)
+    try:
+        skew = abs((time.time() if now is None else now) - timestamp)
+    except OverflowError:  # more digits than a float holds: no Unix time anywhere near now
+        raise InvalidSignature(
+            f"webhook refused: its timestamp is further from this clock than {tolerance:g}s"
+        ) from None
     if skew > tolerance:
         raise InvalidSignature(
             f"webhook refused: its timestamp is {skew:.0f}s away from this clock (at most {tolerance:g}s)"
