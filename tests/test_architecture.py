@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
             "config",
             "config_sources",
             "rows",
+            "key_rows",
             "listing",
         ],
         1,

@@ -1,4 +1,4 @@
-"""``paycore.rows``: a payment as the flat values a relational store keeps, and the claim decision table."""
+"""``paycore.rows``: a payment as the flat values a relational store keeps; ``paycore.key_rows``: claims."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from attrs import evolve
 
 from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidAmount, ValidationError
+from paycore.key_rows import ClaimMove, KeyRow, claim_move
 from paycore.money import Money
 from paycore.rows import (
     BIGINT_MAX,
@@ -16,9 +17,7 @@ from paycore.rows import (
     PAYMENT_COLUMNS,
     RECEIPT_COLUMNS,
     REFUND_COLUMNS,
-    ClaimMove,
-    KeyRow,
-    claim_move,
+    VALUES_OF_FIELD,
     event_from_values,
     event_values,
     lookup_references,
@@ -35,6 +34,31 @@ def _stored(values: dict[str, object]) -> dict[str, object]:
     """``values`` as a JSON column gives them back (documents through ``json``)."""
     return {key: json.loads(json.dumps(value)) if isinstance(value, (dict, list)) else value
             for key, value in values.items()}  # fmt: skip
+
+
+def test_every_value_of_a_payment_is_the_value_of_one_field() -> None:
+    stored = [name for names in VALUES_OF_FIELD.values() for name in names]
+    assert sorted(stored) == sorted(PAYMENT_COLUMNS)
+
+
+@pytest.mark.parametrize("field", sorted(VALUES_OF_FIELD))
+def test_the_values_of_some_fields_are_those_of_the_whole_row(field: str) -> None:
+    payment = rich_payment()
+    whole = payment_values(payment)
+    assert payment_values(payment, [field]) == {name: whole[name] for name in VALUES_OF_FIELD[field]}
+
+
+def test_the_rows_of_some_refunds_are_those_of_all_of_them() -> None:
+    payment = rich_payment()
+    every = refund_values(payment)
+    assert refund_values(payment, [1]) == [every[1]]
+    assert refund_values(payment, []) == []
+
+
+def test_a_value_of_a_field_given_alone_is_still_checked() -> None:
+    payment = evolve(make_payment(amount=Money.of("10", "XOF")), captured_amount=Money.of("10", "EUR"))
+    with pytest.raises(InvalidAmount):
+        payment_values(payment, ["captured_amount"])
 
 
 def test_a_payment_with_every_field_set_survives_its_values() -> None:

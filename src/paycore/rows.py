@@ -20,25 +20,22 @@ Values are keyed by the column names below (:data:`PAYMENT_COLUMNS`...); an
 adapter whose columns are spelled otherwise renames them, and one that keeps
 "no tenant" as something other than ``NULL`` maps the ``tenant`` value.
 
-The second half is the decision table of an idempotency claim that met a stored
-key (:func:`claim_move`): stores that insert-if-absent and then inspect the row
-make the same decision, and differ only in how they run the conditional
-``UPDATE`` it names. Nothing here touches a database.
+An idempotency key's row and the decision a claim takes on meeting one are in
+:mod:`paycore.key_rows`. Nothing here touches a database.
 """
 
 from __future__ import annotations
 
-import enum
 import functools
 import json
-import secrets
-from collections.abc import Callable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import attrs
 
-from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidAmount, ValidationError
+from paycore.errors import InvalidAmount, ValidationError
 from paycore.money import Money
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
 from paycore.serialization import structure, unstructure
@@ -51,12 +48,9 @@ __all__ = [
     "PAYMENT_COLUMNS",
     "RECEIPT_COLUMNS",
     "REFUND_COLUMNS",
-    "ClaimMove",
-    "KeyRow",
-    "claim_move",
+    "VALUES_OF_FIELD",
     "event_from_values",
     "event_values",
-    "lease_terms",
     "lookup_references",
     "minor_units",
     "money_from_units",
@@ -160,45 +154,79 @@ def lookup_references(payment: Payment) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for r in (payment.external_id, *payment.references) if r))
 
 
-def payment_values(payment: Payment) -> dict[str, Any]:
+def _units_of(name: str, what: str) -> Callable[[Payment], int | None]:
+    """The stored minor units of an amount kept in the payment's currency column (``name``: its field)."""
+    getter = operator.attrgetter(name)
+    return lambda payment: _units_in(getter(payment), payment.amount.currency, what)
+
+
+def _document_of(name: str, what: str, *, optional: bool = False) -> Callable[[Payment], Any]:
+    """The JSON document field ``name`` is stored as."""
+    getter = operator.attrgetter(name)
+    if optional:
+        return lambda payment: _optional_document(getter(payment), what)
+    return lambda payment: _document(getter(payment), what)
+
+
+_PAYMENT_VALUE: Final[Mapping[str, Callable[[Payment], Any]]] = {
+    "id": operator.attrgetter("id"),
+    "tenant": operator.attrgetter("tenant"),
+    "provider": operator.attrgetter("provider"),
+    "order_id": operator.attrgetter("order_id"),
+    "status": lambda payment: PaymentStatus(payment.status).value,
+    "currency": lambda payment: payment.amount.currency,
+    "amount": lambda payment: minor_units(payment.amount, "amount"),
+    "authorized": _units_of("authorized_amount", "authorized amount"),
+    "captured": _units_of("captured_amount", "captured amount"),
+    "external_id": operator.attrgetter("external_id"),
+    "capture": operator.attrgetter("capture"),
+    "description": operator.attrgetter("description"),
+    "customer": _document_of("customer", "customer", optional=True),
+    "items": _document_of("items", "items"),
+    "metadata": lambda payment: _document(dict(payment.metadata), "metadata"),
+    "next_action": _document_of("next_action", "next action", optional=True),
+    "pending_call": _document_of("pending_call", "pending call", optional=True),
+    "provider_state": lambda payment: _document(dict(payment.provider_state), "provider state"),
+    "references": lambda payment: list(payment.references),
+    "return_url": operator.attrgetter("return_url"),
+    "fraud_status": lambda payment: FraudStatus(payment.fraud_status).value,
+    "fraud_message": operator.attrgetter("fraud_message"),
+    "needs_review": operator.attrgetter("needs_review"),
+    "review_reason": lambda payment: (
+        None if payment.review_reason is None else ReviewReason(payment.review_reason).value
+    ),
+    "review_message": operator.attrgetter("review_message"),
+    "version": operator.attrgetter("version"),
+    "event_count": operator.attrgetter("event_count"),
+    "created_at": lambda payment: _aware(payment.created_at, "created_at"),
+    "updated_at": lambda payment: _aware(payment.updated_at, "updated_at"),
+}
+"""How each of :data:`PAYMENT_COLUMNS` is computed from a payment."""
+
+VALUES_OF_FIELD: Final[Mapping[str, tuple[str, ...]]] = {
+    field.name: {
+        "amount": ("currency", "amount"),
+        "authorized_amount": ("authorized",),
+        "captured_amount": ("captured",),
+    }.get(field.name, (field.name,))
+    for field in attrs.fields(Payment)
+    if field.name != "refunds"
+}
+"""The values (of :data:`PAYMENT_COLUMNS`) each :class:`Payment` field is stored in; refunds have rows of their own."""
+
+
+def payment_values(payment: Payment, fields: Iterable[str] | None = None) -> dict[str, Any]:
     """The values of ``payment``'s row, keyed by :data:`PAYMENT_COLUMNS` (its refunds: :func:`refund_values`).
 
-    Raises :class:`InvalidAmount` for an amount a ``BIGINT`` cannot hold or an
-    authorized/captured amount in another currency, :class:`ValidationError`
-    for a naive time or a document that is not JSON.
+    With ``fields`` (names of :class:`Payment` fields), only the values those
+    fields are stored in (:data:`VALUES_OF_FIELD`): what an ``UPDATE`` of the
+    fields that changed sets. Raises :class:`InvalidAmount` for an amount a
+    ``BIGINT`` cannot hold or an authorized/captured amount in another currency,
+    :class:`ValidationError` for a naive time or a document that is not JSON.
     """
-    currency = payment.amount.currency
-    return {
-        "id": payment.id,
-        "tenant": payment.tenant,
-        "provider": payment.provider,
-        "order_id": payment.order_id,
-        "status": PaymentStatus(payment.status).value,
-        "currency": currency,
-        "amount": minor_units(payment.amount, "amount"),
-        "authorized": _units_in(payment.authorized_amount, currency, "authorized amount"),
-        "captured": _units_in(payment.captured_amount, currency, "captured amount"),
-        "external_id": payment.external_id,
-        "capture": payment.capture,
-        "description": payment.description,
-        "customer": _optional_document(payment.customer, "customer"),
-        "items": _document(payment.items, "items"),
-        "metadata": _document(dict(payment.metadata), "metadata"),
-        "next_action": _optional_document(payment.next_action, "next action"),
-        "pending_call": _optional_document(payment.pending_call, "pending call"),
-        "provider_state": _document(dict(payment.provider_state), "provider state"),
-        "references": list(payment.references),
-        "return_url": payment.return_url,
-        "fraud_status": FraudStatus(payment.fraud_status).value,
-        "fraud_message": payment.fraud_message,
-        "needs_review": payment.needs_review,
-        "review_reason": None if payment.review_reason is None else ReviewReason(payment.review_reason).value,
-        "review_message": payment.review_message,
-        "version": payment.version,
-        "event_count": payment.event_count,
-        "created_at": _aware(payment.created_at, "created_at"),
-        "updated_at": _aware(payment.updated_at, "updated_at"),
-    }
+    if fields is None:
+        return {name: value(payment) for name, value in _PAYMENT_VALUE.items()}
+    return {name: _PAYMENT_VALUE[name](payment) for field in fields for name in VALUES_OF_FIELD[field]}
 
 
 def payment_from_values(values: Mapping[str, Any], refunds: Sequence[Refund] = ()) -> Payment:
@@ -243,8 +271,13 @@ def payment_from_values(values: Mapping[str, Any], refunds: Sequence[Refund] = (
     )
 
 
-def refund_values(payment: Payment) -> list[dict[str, Any]]:
-    """The values of ``payment``'s refund rows (with ``payment_id``), numbered in the order it holds them."""
+def refund_values(payment: Payment, positions: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """The values of ``payment``'s refund rows (with ``payment_id``), numbered in the order it holds them.
+
+    With ``positions``, only the rows of the refunds at those positions, in that order.
+    """
+    refunds = payment.refunds
+    numbered = enumerate(refunds) if positions is None else ((position, refunds[position]) for position in positions)
     return [
         {
             "id": refund.id,
@@ -259,7 +292,7 @@ def refund_values(payment: Payment) -> list[dict[str, Any]]:
             "created_at": _aware(refund.created_at, "refund created_at"),
             "updated_at": _aware(refund.updated_at, "refund updated_at"),
         }
-        for position, refund in enumerate(payment.refunds)
+        for position, refund in numbered
     ]
 
 
@@ -331,57 +364,3 @@ def receipt_values(receipt: WebhookReceipt) -> dict[str, Any]:
         "payment_id": receipt.payment_id,
         "received_at": _aware(receipt.received_at, "receipt time"),
     }
-
-
-# -- idempotency keys --------------------------------------------------------------------------
-
-
-@attrs.frozen
-class KeyRow:
-    """A stored idempotency key: held (``token`` set; ``expires_at`` ends the lease) or completed
-    (``token`` ``None``, ``result`` set; ``expires_at`` ends its retention). Times are Unix seconds."""
-
-    fingerprint: str
-    """The canonical hash of the request that took the key."""
-    token: str | None
-    """The holder's token while the request runs."""
-    result: Mapping[str, Any] | None
-    """The completed request's result, replayed to a repeat."""
-    expires_at: float
-    """When the lease or the retention ends."""
-
-
-def lease_terms(clock: Callable[[], float], lease_seconds: float) -> tuple[str, float, float]:
-    """A new claim's token, the time it is made at and the end of its lease (Unix seconds from ``clock``)."""
-    now = clock()
-    return secrets.token_hex(16), now, now + lease_seconds
-
-
-class ClaimMove(enum.Enum):
-    """What a claim that met a stored key does next (:func:`claim_move`)."""
-
-    REPLACE_EXPIRED_RESULT = "replace_expired_result"
-    """The completed result is past its retention: take the key with a conditional ``UPDATE``
-    (``WHERE token IS NULL AND expires_at <= now``); no row matched means it changed: try again."""
-    REPLAY = "replay"
-    """The same request completed: return its stored result."""
-    TAKE_OVER = "take_over"
-    """The holder's lease expired: take the key with a conditional ``UPDATE``
-    (``WHERE token = <the holder's> AND expires_at <= now``); no row matched: try again."""
-
-
-def claim_move(row: KeyRow, *, key: str, fingerprint: str, now: float) -> ClaimMove:
-    """What a claim of ``key`` for the request ``fingerprint`` does on meeting ``row`` at ``now``.
-
-    Raises :class:`IdempotencyKeyReused` when the key ran another request, and
-    :class:`IdempotencyInProgress` while its first request still holds it.
-    """
-    if row.token is None and row.expires_at <= now:
-        return ClaimMove.REPLACE_EXPIRED_RESULT
-    if row.fingerprint != fingerprint:
-        raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
-    if row.token is None:
-        return ClaimMove.REPLAY
-    if row.expires_at > now:
-        raise IdempotencyInProgress(f"idempotency key {key!r}: the first request with it is still running")
-    return ClaimMove.TAKE_OVER

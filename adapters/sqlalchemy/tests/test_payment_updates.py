@@ -12,10 +12,11 @@ from attrs import evolve
 from paycore import Money
 from paycore.errors import ConcurrentUpdate
 from paycore.records import Payment
+from paycore.status import RefundStatus
 from paycore.storage import PaymentLookup, PaymentWrite
 from paycore.testing.records import make_payment, next_version, rich_payment
 from paycore_sqlalchemy import SqlPaymentRepository
-from paycore_sqlalchemy.payment_updates import ALL_COLUMNS, COLUMNS_OF_FIELD, changed_columns
+from paycore_sqlalchemy.payment_updates import ALL_COLUMNS, COLUMNS_OF_FIELD, changed_columns, changed_refund_columns
 from paycore_sqlalchemy.schema import payments
 
 pytestmark = pytest.mark.anyio
@@ -90,6 +91,41 @@ async def test_a_transition_sets_only_what_it_changed_and_keeps_the_rest(
         "event_count",
         "version",
     ]
+    # the version pins the row to the known copy: nothing else (references, say) is compared
+    assert update.split(" WHERE ", 1)[1].count("=") == 2
+    assert await repository.get(stored.id) == new
+
+
+async def test_a_reference_added_over_the_known_copy_finds_the_payment(repository: SqlPaymentRepository) -> None:
+    stored = make_payment(provider="wave")
+    await repository.add(stored, [])
+    new = next_version(stored, external_id="cos-1", references=("TRX-9",))
+    await _update_over(repository, stored, new)
+    for reference in ("cos-1", "TRX-9"):
+        assert await repository.get_by_external_id("wave", None, reference) == new
+
+
+def test_a_refunds_changed_columns_are_those_of_the_fields_that_differ() -> None:
+    (settled, pending) = rich_payment().refunds
+    confirmed = evolve(pending, status=RefundStatus.SUCCEEDED, external_id="ext-r2", updated_at=settled.updated_at)
+    assert changed_refund_columns(pending, confirmed) == ("status", "external_id", "updated_at")
+    assert changed_refund_columns(confirmed, evolve(confirmed, metadata={})) == ()
+
+
+async def test_a_refund_changed_in_place_sets_only_what_changed(
+    repository: SqlPaymentRepository, statements: list[str]
+) -> None:
+    stored = rich_payment()
+    await repository.add(stored, [])
+    pending = stored.refunds[1]
+    confirmed = evolve(pending, status=RefundStatus.SUCCEEDED, external_id="ext-r2")
+    new = next_version(stored, refunds=(stored.refunds[0], confirmed), event_count=stored.event_count + 1)
+    statements.clear()
+    await _update_over(repository, stored, new)
+    (update,) = [s for s in statements if s.startswith("UPDATE paycore_refunds")]
+    assigned = update.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+    assert sorted(part.split("=")[0].strip() for part in assigned.split(", ")) == ["external_id", "status"]
+    assert not [s for s in statements if s.startswith(("DELETE", "INSERT INTO paycore_refunds"))]
     assert await repository.get(stored.id) == new
 
 

@@ -73,6 +73,30 @@ async def test_prepared_inserts_take_any_columns_given_and_many_rows_at_once(
     assert [e.sequence for e in await repository.list_events(payment.id)] == [2, 3, 4]
 
 
+async def test_rows_to_insert_go_at_once_in_one_unit_of_work(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    same = [event_row(make_event(payment, sequence)) for sequence in (2, 3, 4)]
+    reordered = {**event_row(make_event(payment, 6)), "message": "by hand"}
+    mixed = [event_row(make_event(payment, 5)), dict(reversed(reordered.items()))]  # same columns, another order
+    many = [event_row(make_event(payment, sequence)) for sequence in range(7, 107)]
+
+    def work(connection: sa.Connection) -> list[int]:
+        return [INSERT_EVENTS.execute(connection, rows) for rows in (same, mixed, many)]
+
+    assert await repository.database.run(work, write=True) == [3, 2, 100]
+    events = await repository.list_events(payment.id)
+    assert [e.sequence for e in events] == list(range(2, 107))
+    assert [e.message for e in events[3:5]] == ["", "by hand"]
+    inserts = [" ".join(s.split()) for s in listened if s.startswith("INSERT INTO paycore_payment_events")]
+    if inserts and repository.database.engine.dialect.driver == "psycopg":
+        # a listener sees each statement: on psycopg (whose executemany is a pipeline) the three rows went as one
+        assert inserts[0].count("), (") == 2
+        assert len(inserts) == 1 + 1 + 1
+
+
 async def test_a_refusal_is_sqlalchemys_error_and_statement_events_see_the_sql(
     repository: SqlPaymentRepository,
 ) -> None:
@@ -209,6 +233,24 @@ async def test_a_statement_after_a_refused_one_in_the_same_unit_runs(
     # Each statement stands alone (no BEGIN on a server), so the unit goes on after a refusal.
     added, rows = await repository.database.run(work, write=True, compare_and_set=True)
     assert added == 1
+    assert rows == [{"event_id": "evt-a"}, {"event_id": "evt-b"}]
+
+
+async def test_the_units_after_one_whose_statement_was_refused_run_on_the_same_connection(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    receipt = receipt_row(make_receipt(payment, "evt-a"))
+    await repository.database.run(lambda connection: INSERT_RECEIPTS.execute(connection, receipt), write=True)
+    for _ in range(3):  # the pool hands the same connection back each time
+        with pytest.raises(exc.IntegrityError):
+            await repository.database.run(lambda connection: INSERT_RECEIPTS.execute(connection, receipt), write=True)
+        rows = await repository.database.run(lambda c: RECEIPT_IDS.mappings(c, {"payment_id": payment.id}))
+        assert rows == [{"event_id": "evt-a"}]
+    added = receipt_row(make_receipt(payment, "evt-b"))
+    assert await repository.database.run(lambda c: INSERT_RECEIPTS.execute(c, added), write=True) == 1
+    rows = await repository.database.run(lambda c: RECEIPT_IDS.mappings(c, {"payment_id": payment.id}))
     assert rows == [{"event_id": "evt-a"}, {"event_id": "evt-b"}]
 
 

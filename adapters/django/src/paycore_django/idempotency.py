@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final
 from django.db import connections
 
 from paycore.errors import ConfigurationError, IdempotencyInProgress, IdempotencyLeaseLost
-from paycore.rows import ClaimMove, KeyRow, claim_move, lease_terms
+from paycore.key_rows import ClaimMove, KeyRow, claim_move, lease_terms
 from paycore.storage import IdempotencyClaim, KeyClaim, KeyCompletion
 from paycore_django.databases import check_database
 from paycore_django.models import IdempotencyRecord

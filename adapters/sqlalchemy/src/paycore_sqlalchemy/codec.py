@@ -11,7 +11,7 @@ for every record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
@@ -56,16 +56,20 @@ def tenant_from_store(value: str | None) -> str | None:
     return None if value is None or value == NO_TENANT else value
 
 
-def payment_row(payment: Payment) -> dict[str, Any]:
-    """The ``paycore_payments`` row of ``payment`` (its refunds go in :func:`refund_rows`)."""
-    values = payment_values(payment)
+def payment_row(payment: Payment, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The ``paycore_payments`` row of ``payment`` (its refunds go in :func:`refund_rows`).
+
+    With ``fields`` (names of :class:`Payment` fields), only the columns those fields are stored in.
+    """
+    values = payment_values(payment, fields)
     row = {_COLUMN_OF.get(name, name): value for name, value in values.items()}
-    currency = values["currency"]
     for kind in ("authorized", "captured"):
-        units = row.pop(kind)
-        row[f"{kind}_amount"] = units
-        row[f"{kind}_currency"] = None if units is None else currency
-    row["tenant"] = store_tenant(payment.tenant)
+        if kind in row:
+            units = row.pop(kind)
+            row[f"{kind}_amount"] = units
+            row[f"{kind}_currency"] = None if units is None else payment.amount.currency
+    if "tenant" in row:
+        row["tenant"] = store_tenant(payment.tenant)
     return row
 
 
@@ -94,9 +98,9 @@ def reference_rows(payment: Payment) -> list[dict[str, Any]]:
     ]
 
 
-def refund_rows(payment: Payment) -> list[dict[str, Any]]:
-    """The ``paycore_refunds`` rows of ``payment``, numbered in the order it holds them."""
-    return refund_values(payment)
+def refund_rows(payment: Payment, positions: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """The ``paycore_refunds`` rows of ``payment``, numbered in the order it holds them (``positions``: only those)."""
+    return refund_values(payment, positions)
 
 
 def refund_from_row(row: Mapping[Any, Any], payment_id: str) -> Refund:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from paycore.errors import IdempotencyInProgress, IdempotencyLeaseLost
-from paycore.rows import ClaimMove, KeyRow, claim_move, lease_terms
+from paycore.key_rows import ClaimMove, KeyRow, claim_move, lease_terms
 from paycore.storage import IdempotencyClaim, KeyClaim, KeyCompletion
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.prepared import Prepared

@@ -22,11 +22,20 @@ from collections.abc import Mapping
 import attrs
 import sqlalchemy as sa
 
-from paycore.records import Payment
+from paycore.records import Payment, Refund
 from paycore_sqlalchemy.prepared import Prepared
-from paycore_sqlalchemy.schema import payments
+from paycore_sqlalchemy.schema import payments, refunds
 
-__all__ = ["ALL_COLUMNS", "COLUMNS_OF_FIELD", "changed_columns", "update_statements"]
+__all__ = [
+    "ALL_COLUMNS",
+    "COLUMNS_OF_FIELD",
+    "changed_columns",
+    "changed_fields",
+    "changed_refund_columns",
+    "columns_of",
+    "refund_update",
+    "update_statements",
+]
 
 _WRITTEN_ELSEWHERE = frozenset({"id", "refunds"})
 """Fields not written by the payment's ``UPDATE``: the key it is found by, and the rows of another table."""
@@ -52,14 +61,26 @@ ALL_COLUMNS: tuple[str, ...] = tuple(column.name for column in payments.c if col
 """Every column an ``UPDATE`` of a payment may set."""
 
 
-def changed_columns(stored: Payment, payment: Payment) -> tuple[str, ...]:
-    """The columns whose fields differ between ``stored`` and its next version ``payment``, in table order."""
-    changed: set[str] = set()
-    for name, columns in _FIELDS:
+def changed_fields(stored: Payment, payment: Payment) -> tuple[str, ...]:
+    """The fields in the payment's row (not its refunds) that differ between ``stored`` and its next version."""
+    changed = []
+    for name, _ in _FIELDS:
         before, after = getattr(stored, name), getattr(payment, name)
         if before is not after and before != after:
-            changed.update(columns)
-    return tuple(column for column in ALL_COLUMNS if column in changed)
+            changed.append(name)
+    return tuple(changed)
+
+
+@functools.lru_cache(maxsize=_MOST_STATEMENTS)
+def columns_of(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns ``fields`` are stored in, in table order."""
+    named = {column for field in fields for column in COLUMNS_OF_FIELD[field]}
+    return tuple(column for column in ALL_COLUMNS if column in named)
+
+
+def changed_columns(stored: Payment, payment: Payment) -> tuple[str, ...]:
+    """The columns whose fields differ between ``stored`` and its next version ``payment``, in table order."""
+    return columns_of(changed_fields(stored, payment))
 
 
 @functools.lru_cache(maxsize=_MOST_STATEMENTS)
@@ -81,3 +102,31 @@ def update_statements(columns: tuple[str, ...]) -> tuple[Prepared, Prepared]:
         payments.c.provider_references == sa.bindparam("provider_references"),
     )
     return Prepared(keeping), Prepared(update)
+
+
+_REFUND_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (field.name, ("currency", "amount") if field.name == "amount" else (field.name,))
+    for field in attrs.fields(Refund)
+    if field.name not in ("id", "payment_id")
+)
+"""The ``paycore_refunds`` columns each :class:`~paycore.records.Refund` field a refund's ``UPDATE`` may set is in."""
+
+
+def changed_refund_columns(before: Refund, after: Refund) -> tuple[str, ...]:
+    """The columns of a refund's row whose fields differ between ``before`` and ``after`` (the same refund)."""
+    changed: list[str] = []
+    for name, columns in _REFUND_FIELDS:
+        old, new = getattr(before, name), getattr(after, name)
+        if old is not new and old != new:
+            changed.extend(columns)
+    return tuple(changed)
+
+
+@functools.lru_cache(maxsize=_MOST_STATEMENTS)
+def refund_update(columns: tuple[str, ...]) -> Prepared:
+    """The ``UPDATE`` of a refund's row (found by ``b_id`` and ``b_payment_id``) that sets ``columns``."""
+    return Prepared(
+        sa.update(refunds)
+        .where(refunds.c.id == sa.bindparam("b_id"), refunds.c.payment_id == sa.bindparam("b_payment_id"))
+        .values({name: sa.bindparam(name) for name in columns})
+    )

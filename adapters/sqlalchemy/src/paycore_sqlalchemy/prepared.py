@@ -9,10 +9,11 @@ few statements over and over, so ``Prepared`` compiles each once per dialect
 (and, for an ``INSERT``, per set of columns given), converts the values through
 the column types itself, and hands the compiled SQL to a driver cursor on
 the connection's own transaction; :meth:`Prepared.mappings` converts a read's
-values back through the same column types. The statements of one connection
-(one unit of work) share that cursor: each statement's rows are fetched and
-its row count read before the next is sent, and a cursor whose statement
-failed is closed and replaced.
+values back through the same column types. The statements of one driver
+connection share that cursor, unit of work after unit of work (and with it the
+driver's caches of converters): each statement's rows are fetched and its row
+count read before the next is sent, and a cursor whose statement failed is
+closed and replaced.
 
 What SQLAlchemy's execution path would add is kept where it matters:
 
@@ -53,6 +54,19 @@ _LISTENED = ("before_execute", "after_execute", "before_cursor_execute", "after_
 """The connection events a statement run through ``exec_driver_sql`` would fire."""
 
 
+_PIPELINED_EXECUTEMANY = frozenset({"psycopg"})
+"""Drivers whose ``executemany`` enters a pipeline, with a synchronization round trip: rows to insert go in one
+multi-row ``INSERT`` on them instead."""
+
+_MOST_ROWS_AT_ONCE = 64
+"""The most rows one multi-row ``INSERT`` carries; more go in one ``executemany``."""
+
+
+def _rows_parameters(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A multi-row ``INSERT``'s parameters (:meth:`Prepared._rows_for`): row i's ``column`` as ``r<i>_<column>``."""
+    return {f"r{number}_{key}": value for number, row in enumerate(rows) for key, value in row.items()}
+
+
 class _Unit:
     """What ``Prepared`` keeps about one open connection (one unit of work) between its statements."""
 
@@ -62,7 +76,7 @@ class _Unit:
         self.listened = listened
         """Whether anything listened to the connection's statements when it ran its first prepared one."""
         self.cursor: Any = None
-        """The driver cursor the connection's statements run on, made by its first statement sent straight."""
+        """The driver cursor the connection's statements run on, found by its first statement sent straight."""
         self.driver: Any = None
         """The driver connection ``cursor`` belongs to."""
 
@@ -108,21 +122,39 @@ def _listeners_on(connection: sa.Connection) -> bool:
     return bool(connection.dialect.dispatch.handle_error)
 
 
+_CURSOR = "paycore.prepared.cursor"
+"""Where a pooled connection's ``info`` keeps the driver cursor its prepared statements run on, with the
+driver connection it belongs to: units of work on that connection share the cursor, and its driver's
+caches (psycopg's, of the converters for each type of value it sent and read)."""
+
+
+def _cursor_of(info: dict[Any, Any], dbapi_connection: Any) -> Any:
+    """The cursor of ``dbapi_connection`` kept in its pooled connection's ``info``, made at its first use."""
+    kept = info.get(_CURSOR)
+    if kept is not None and kept[0] is dbapi_connection:
+        return kept[1]
+    cursor = dbapi_connection.cursor()
+    info[_CURSOR] = (dbapi_connection, cursor)
+    return cursor
+
+
 def _on_cursor(
     connection: sa.Connection, unit: _Unit, sql: str, arguments: Any, many: bool, rows: bool
 ) -> tuple[int, list[Any] | None]:
     """Run ``sql`` on ``connection``'s driver connection: its row count and, if ``rows``, its rows.
 
-    The unit's statements share one driver cursor: each statement's rows are all
-    fetched (and its row count read) before this returns, so the next one finds
-    nothing left on it. A cursor whose statement failed is closed and not used
-    again, and a connection that reconnected (after an invalidation) gets a new one.
+    The statements of every unit on the same driver connection share one driver
+    cursor (:func:`_cursor_of`): each statement's rows are all fetched (and its
+    row count read) before this returns, so the next one finds nothing left on
+    it. A cursor whose statement failed is closed and not used again, and a
+    connection that reconnected (after an invalidation) gets a new one.
     """
-    dbapi_connection = connection.connection.dbapi_connection
+    fairy = connection.connection
+    dbapi_connection = fairy.dbapi_connection
     assert dbapi_connection is not None
     cursor = unit.cursor
     if cursor is None or unit.driver is not dbapi_connection:
-        cursor = unit.cursor = dbapi_connection.cursor()
+        cursor = unit.cursor = _cursor_of(fairy.info, dbapi_connection)
         unit.driver = dbapi_connection
     try:
         if many:
@@ -132,6 +164,7 @@ def _on_cursor(
         return cursor.rowcount, (cursor.fetchall() if rows else None)
     except BaseException as error:
         unit.cursor = None
+        fairy.info.pop(_CURSOR, None)
         with contextlib.closing(cursor):
             if isinstance(error, connection.dialect.loaded_dbapi.Error):
                 raise driver_error(connection, error, sql, arguments, cursor=cursor, many=many) from error
@@ -193,21 +226,57 @@ class Prepared:
             found = self._compiled[cache_key] = _Compiled(self.statement, dialect, keys)
         return found
 
-    def execute(self, connection: sa.Connection, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
-        """Run the statement with ``parameters`` (a sequence of them: one ``executemany``); the rows it affected.
+    def _rows_for(self, dialect: sa.Dialect, keys: tuple[str, ...], count: int) -> _Compiled:
+        """The ``INSERT`` of ``count`` rows of columns ``keys`` as one statement (``VALUES (...), (...)``).
 
-        A sequence of one runs as one ``execute``: a driver may pay for ``executemany``
-        (psycopg enters pipeline mode, with its own round trips).
+        Its parameters are named ``r<row>_<column>`` (:func:`_rows_parameters`).
         """
-        if not isinstance(parameters, Mapping):
+        cache_key = (dialect.name, dialect.driver, dialect.paramstyle, keys, count)
+        found = self._compiled.get(cache_key)
+        if found is None:
+            statement = self.statement
+            assert isinstance(statement, sa.Insert)
+            table = statement.table
+            assert isinstance(table, sa.Table)
+            rows = [
+                {key: sa.bindparam(f"r{row}_{key}", type_=table.c[key].type) for key in keys} for row in range(count)
+            ]
+            found = self._compiled[cache_key] = _Compiled(statement.values(rows), dialect, None)
+        return found
+
+    def _inserts_rows(self, dialect: sa.Dialect, parameters: Sequence[Mapping[str, Any]]) -> tuple[str, ...] | None:
+        """The columns of ``parameters`` when they go as one multi-row ``INSERT``; ``None`` for an ``executemany``."""
+        statement = self.statement
+        if dialect.driver not in _PIPELINED_EXECUTEMANY:
+            return None
+        if not (self._by_columns and isinstance(statement, sa.Insert)) or statement.select is not None:
+            return None
+        if len(parameters) > _MOST_ROWS_AT_ONCE:
+            return None
+        keys = tuple(parameters[0])
+        return keys if all(tuple(row) == keys for row in parameters) else None
+
+    def execute(self, connection: sa.Connection, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement with ``parameters`` (a sequence of them: one multi-row ``INSERT``, or one
+        ``executemany``); the rows it affected.
+
+        A sequence of one runs as one ``execute``. On a driver whose ``executemany``
+        costs round trips of its own (psycopg enters pipeline mode), rows to insert
+        with the same columns go as one ``INSERT ... VALUES (...), (...)``;
+        sqlite3's ``executemany`` loops in C and costs less than that statement's parameters.
+        """
+        if not isinstance(parameters, (dict, Mapping)):  # a dict is answered without the ABC's check
             if not parameters:
                 raise ValueError("no parameters to execute with")
             if len(parameters) == 1:
                 parameters = parameters[0]
-        if isinstance(parameters, Mapping):
+        many = False
+        if isinstance(parameters, (dict, Mapping)):
             compiled = self._for(connection.dialect, parameters)
             arguments: Any = compiled.arguments(parameters)
-            many = False
+        elif (keys := self._inserts_rows(connection.dialect, parameters)) is not None:
+            compiled = self._rows_for(connection.dialect, keys, len(parameters))
+            arguments = compiled.arguments(_rows_parameters(parameters))
         else:
             compiled = self._for(connection.dialect, parameters[0])
             arguments = [compiled.arguments(row) for row in parameters]

@@ -67,7 +67,14 @@ from paycore_sqlalchemy.codec import (
 from paycore_sqlalchemy.constraints import is_check_violation, violated
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.idempotency import SqlIdempotencyStore
-from paycore_sqlalchemy.payment_updates import ALL_COLUMNS, changed_columns, update_statements
+from paycore_sqlalchemy.payment_updates import (
+    ALL_COLUMNS,
+    changed_fields,
+    changed_refund_columns,
+    columns_of,
+    refund_update,
+    update_statements,
+)
 from paycore_sqlalchemy.prepared import Prepared
 from paycore_sqlalchemy.schema import payment_events, payment_references, payments, refunds, webhook_receipts
 from paycore_sqlalchemy.types import UTCDateTime
@@ -93,12 +100,6 @@ _INSERT_RECEIPTS = Prepared(sa.insert(webhook_receipts), by_columns=True)
 _INSERT_PAYMENT = Prepared(sa.insert(payments), by_columns=True)
 _INSERT_REFERENCES = Prepared(sa.insert(payment_references), by_columns=True)
 _DELETE_REFUNDS = sa.delete(refunds).where(refunds.c.payment_id == sa.bindparam("payment_id"))
-_UPDATE_REFUND = Prepared(
-    sa.update(refunds)
-    .where(refunds.c.id == sa.bindparam("b_id"), refunds.c.payment_id == sa.bindparam("b_payment_id"))
-    .values({c.name: sa.bindparam(c.name) for c in refunds.c if c.name not in ("id", "payment_id")})
-)
-"""A refund row changed in place (same payment, same position)."""
 _REFERENCE_PARAMETERS = {
     name: sa.bindparam(name, type_=payment_references.c[name].type)
     for name in ("provider", "tenant", "reference", "payment_id")
@@ -568,20 +569,24 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
     """
     payment = write.payment
     stored = followed_copy(stored, payment)
-    row = payment_row(payment)
-    row["b_id"] = row.pop("id")
-    row["b_previous"] = payment.version - 1
-    same_references = stored is not None and references_of(stored) == references_of(payment)
-    keeping, plain = update_statements(ALL_COLUMNS if stored is None else changed_columns(stored, payment))
-    updated = keeping.execute(connection, row) == 1 if stored is None or same_references else False
-    if not updated:
-        if plain.execute(connection, row) != 1:
-            version = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
-            if version is None:
-                raise PaymentNotFound(f"no payment {payment.id!r}")
-            raise ConcurrentUpdate(
-                f"payment {payment.id} is at version {version}; a write of version {payment.version} lost a race"
-            )
+    if stored is None:
+        keeping, plain = update_statements(ALL_COLUMNS)
+        row = _matching(payment_row(payment), payment)
+        # No row kept its references: the write adds one, or the row is not at the version before.
+        adds_references = keeping.execute(connection, row) != 1
+        if adds_references:
+            _update(connection, plain, row, payment)
+    else:
+        # The version check pins the row to ``stored``: only what changed is set, nothing else need match.
+        fields = changed_fields(stored, payment)
+        _update(
+            connection,
+            update_statements(columns_of(fields))[1],
+            _matching(payment_row(payment, fields), payment),
+            payment,
+        )
+        adds_references = references_of(stored) != references_of(payment)
+    if adds_references:
         reference_list = reference_rows(payment)
         if reference_list:
             _HOLD_REFERENCE.execute(connection, reference_list)
@@ -592,9 +597,9 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
             connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
             refund_list = refund_rows(payment)
         else:
-            refund_list, changed = in_place
-            if changed:
-                _UPDATE_REFUND.execute(connection, changed)
+            refund_list, updates = in_place
+            for statement, row in updates:
+                statement.execute(connection, row)
     event_list = [event_row(e) for e in write.events]
     _insert_rows(connection, refund_list, event_list, [receipt_row(r) for r in write.receipts])
     completion = write.completion
@@ -604,21 +609,44 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
         completion.completed = keys.complete_in(connection, completion)
 
 
+def _matching(row: dict[str, Any], payment: Payment) -> dict[str, Any]:
+    """``row`` with the parameters that find the payment's row at the version before ``payment``'s."""
+    row.pop("id", None)
+    row["b_id"] = payment.id
+    row["b_previous"] = payment.version - 1
+    return row
+
+
+def _update(connection: sa.Connection, statement: Prepared, row: dict[str, Any], payment: Payment) -> None:
+    """Run the payment's ``UPDATE``; :class:`ConcurrentUpdate` (or :class:`PaymentNotFound`) if no row matched."""
+    if statement.execute(connection, row) == 1:
+        return
+    version = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
+    if version is None:
+        raise PaymentNotFound(f"no payment {payment.id!r}")
+    raise ConcurrentUpdate(
+        f"payment {payment.id} is at version {version}; a write of version {payment.version} lost a race"
+    )
+
+
 def _refunds_in_place(
     stored: Payment | None, payment: Payment
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-    """The refund rows to insert and to update (:func:`~paycore.storage.refund_changes`); ``None``: all again."""
+) -> tuple[list[dict[str, Any]], list[tuple[Prepared, dict[str, Any]]]] | None:
+    """The refund rows to insert, and the ``UPDATE`` of each changed one with its parameters
+    (:func:`~paycore.storage.refund_changes`); ``None``: all rows again."""
     where = refund_changes(stored, payment)
-    if where is None:
+    if stored is None or where is None:
         return None
-    rows = refund_rows(payment)
-    changed = []
-    for position in where[1]:
-        row = rows[position]
-        row["b_id"] = row.pop("id")
-        row["b_payment_id"] = row.pop("payment_id")
-        changed.append(row)
-    return [rows[position] for position in where[0]], changed
+    added, changed = where
+    updates = []
+    for position, row in zip(changed, refund_rows(payment, changed), strict=True):
+        columns = changed_refund_columns(stored.refunds[position], payment.refunds[position])
+        if not columns:
+            continue  # only what the row does not hold differs
+        parameters = {name: row[name] for name in columns}
+        parameters["b_id"], parameters["b_payment_id"] = row["id"], row["payment_id"]
+        updates.append((refund_update(columns), parameters))
+    return refund_rows(payment, added), updates
 
 
 def _insert_rows(
