@@ -18,6 +18,7 @@ from paycore.rows import (
     RECEIPT_COLUMNS,
     REFUND_COLUMNS,
     VALUES_OF_FIELD,
+    changed_fields,
     event_from_values,
     event_values,
     lookup_references,
@@ -53,6 +54,13 @@ def test_the_rows_of_some_refunds_are_those_of_all_of_them() -> None:
     every = refund_values(payment)
     assert refund_values(payment, [1]) == [every[1]]
     assert refund_values(payment, []) == []
+
+
+def test_the_changed_fields_are_those_that_differ_and_not_the_refunds() -> None:
+    stored = rich_payment()
+    paid = evolve(stored, version=stored.version + 1, description="table 9", refunds=stored.refunds[:1])
+    assert changed_fields(stored, paid) == ("description", "version")
+    assert changed_fields(paid, evolve(paid, metadata=dict(paid.metadata), references=tuple(paid.references))) == ()
 
 
 def test_a_value_of_a_field_given_alone_is_still_checked() -> None:

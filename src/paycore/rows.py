@@ -49,6 +49,7 @@ __all__ = [
     "RECEIPT_COLUMNS",
     "REFUND_COLUMNS",
     "VALUES_OF_FIELD",
+    "changed_fields",
     "event_from_values",
     "event_values",
     "lookup_references",
@@ -213,6 +214,17 @@ VALUES_OF_FIELD: Final[Mapping[str, tuple[str, ...]]] = {
     if field.name != "refunds"
 }
 """The values (of :data:`PAYMENT_COLUMNS`) each :class:`Payment` field is stored in; refunds have rows of their own."""
+
+
+def changed_fields(stored: Payment, payment: Payment) -> tuple[str, ...]:
+    """The fields of :data:`VALUES_OF_FIELD` (a payment's row, not its refunds) that differ between ``stored``
+    and its next version ``payment``: what an ``UPDATE`` over ``stored`` sets (:func:`payment_values`)."""
+    changed = []
+    for name in VALUES_OF_FIELD:
+        before, after = getattr(stored, name), getattr(payment, name)
+        if before is not after and before != after:
+            changed.append(name)
+    return tuple(changed)
 
 
 def payment_values(payment: Payment, fields: Iterable[str] | None = None) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from paycore.rows import (
     EVENT_COLUMNS,
     PAYMENT_COLUMNS,
     REFUND_COLUMNS,
+    changed_fields,
     event_from_values,
     event_values,
     lookup_references,
@@ -364,8 +365,11 @@ class DjangoPaymentRepository:
         """
         payment = write.payment
         stored = followed_copy(stored, payment)
-        row = payment_values(payment)
-        del row["id"]
+        if stored is None:
+            row = payment_values(payment)
+            del row["id"]
+        else:  # the version check pins the row to ``stored``: only what changed is set
+            row = payment_values(payment, changed_fields(stored, payment))
         matched = self._payments().filter(pk=payment.id, version=payment.version - 1).update(**row)
         if matched != 1:
             version = self._payments().filter(pk=payment.id).values_list("version", flat=True).first()
@@ -396,17 +400,15 @@ class DjangoPaymentRepository:
         When they cannot be written in place (:func:`~paycore.storage.refund_changes`),
         the stored rows are deleted and every row is returned.
         """
-        rows = refund_values(payment)
         refunds = models.Refund.objects.using(self.using)
         where = refund_changes(stored, payment)
         if where is None:
             refunds.filter(payment_id=payment.id).delete()
-            return rows
+            return refund_values(payment)
         added, changed = where
-        for position in changed:
-            row = dict(rows[position])
+        for row in refund_values(payment, changed):
             refunds.filter(pk=row.pop("id"), payment_id=row.pop("payment_id")).update(**row)
-        return [rows[position] for position in added]
+        return refund_values(payment, added)
 
     def _references(self) -> QuerySet[models.PaymentReference]:
         return models.PaymentReference.objects.using(self.using)

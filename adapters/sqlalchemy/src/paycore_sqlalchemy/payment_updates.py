@@ -23,6 +23,7 @@ import attrs
 import sqlalchemy as sa
 
 from paycore.records import Payment, Refund
+from paycore.rows import changed_fields
 from paycore_sqlalchemy.prepared import Prepared
 from paycore_sqlalchemy.schema import payments, refunds
 
@@ -52,23 +53,11 @@ COLUMNS_OF_FIELD: Mapping[str, tuple[str, ...]] = {
 }
 """The ``paycore_payments`` columns each :class:`~paycore.records.Payment` field is stored in."""
 
-_FIELDS = tuple(COLUMNS_OF_FIELD.items())
-
 _MOST_STATEMENTS = 256
 """Sets of changed columns kept compiled at most; the one least recently used is compiled again when next needed."""
 
 ALL_COLUMNS: tuple[str, ...] = tuple(column.name for column in payments.c if column.name != "id")
 """Every column an ``UPDATE`` of a payment may set."""
-
-
-def changed_fields(stored: Payment, payment: Payment) -> tuple[str, ...]:
-    """The fields in the payment's row (not its refunds) that differ between ``stored`` and its next version."""
-    changed = []
-    for name, _ in _FIELDS:
-        before, after = getattr(stored, name), getattr(payment, name)
-        if before is not after and before != after:
-            changed.append(name)
-    return tuple(changed)
 
 
 @functools.lru_cache(maxsize=_MOST_STATEMENTS)
