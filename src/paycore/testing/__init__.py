@@ -12,6 +12,9 @@
   :mod:`paycore.testing.webhooks`) to build, sign and collect webhook
   deliveries; :class:`ScriptedAnswers` and :func:`interrupt_next_call` to
   script how a provider's calls end.
+* Hypothesis strategies for fuzzing what a provider parses (module
+  :mod:`paycore.testing.fuzz`, needs hypothesis): :data:`TRICKY_VALUES`,
+  :func:`json_values`.
 * Throwaway servers on 127.0.0.1 for tests and benchmarks:
   :class:`~paycore.testing.postgres.PostgresServer`,
   :class:`~paycore.testing.redis.RedisServer`, on the launcher of
