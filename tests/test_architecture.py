@@ -38,7 +38,7 @@ LAYERS: dict[str, int] = {
         1,
     ),
     # 2 rules: pure decisions on payments
-    **dict.fromkeys(["fsm", "changes", "updates", "operations"], 2),
+    **dict.fromkeys(["fsm", "changes", "updates", "operations", "inputs"], 2),
     # 3 machinery: plugins, storage writes, provider calls
     **dict.fromkeys(
         [

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pluggy
 from attrs import evolve
 
-from paycore import operations, serialization
+from paycore import inputs, operations, serialization
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.errors import IdempotencyKeyReused, PaymentBusy
@@ -82,8 +82,13 @@ class PaymentActions:
         or a ``paycore_validate_payment`` policy says no.
         """
         chosen = self.provider(provider, tenant=tenant)
-        items = tuple(items)
+        items = inputs.check_items(items)
+        capture = inputs.check_capture(capture)
         operations.check_new_payment(chosen, amount, order_id, items, capture)
+        description = inputs.check_text(description, what="description")
+        customer = inputs.check_customer(customer)
+        return_url = inputs.check_url(return_url, what="return_url")
+        metadata = inputs.json_document(metadata, what="metadata")
         arguments = {
             "amount": serialization.unstructure(amount),
             "provider": provider,
@@ -91,7 +96,7 @@ class PaymentActions:
             "description": description,
             "customer": serialization.unstructure(customer),
             "items": serialization.unstructure(items),
-            "metadata": dict(metadata or {}),
+            "metadata": metadata,
             "capture": capture,
             "return_url": return_url,
         }
@@ -109,7 +114,7 @@ class PaymentActions:
                 description=description,
                 customer=customer,
                 items=items,
-                metadata=dict(metadata or {}),
+                metadata=metadata,
                 return_url=return_url,
                 created_at=now,
                 updated_at=now,
@@ -209,6 +214,7 @@ class PaymentActions:
         tenant: str | None = None,
     ) -> Payment:
         """Capture an authorized payment: all of it, or ``amount`` (the rest is released)."""
+        amount = inputs.check_money(amount, what="a capture amount")
 
         async def execute(binding: KeyBinding | None) -> Payment:
             payment, chosen = await self._settled(payment_id, tenant, binding)
@@ -280,7 +286,11 @@ class PaymentActions:
         ``till`` it is paid out of and the ``cashier`` who pays it).
         """
 
-        request = RefundRequest(payment_id, amount, reason, dict(metadata or {}), tenant, self.calls, self.provider)
+        inputs.check_payment_id(payment_id, tenant)
+        amount = inputs.check_money(amount, what="a refund amount")
+        reason = inputs.check_text(reason, what="reason")
+        document = inputs.json_document(metadata, what="refund metadata")
+        request = RefundRequest(payment_id, amount, reason, document, tenant, self.calls, self.provider)
 
         async def execute(binding: KeyBinding | None) -> Refund:
             written = binding.updated if binding is not None else None
@@ -355,6 +365,7 @@ class PaymentActions:
         result_type: type[T],
         updates: Callable[[KeyBinding, Payment], PaymentWrite | None] | None = None,
     ) -> T:
+        inputs.check_payment_id(payment_id, tenant)
         result: T = await self.idempotency.run(
             operation=operation,
             scope=scope_of(tenant),

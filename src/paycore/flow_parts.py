@@ -98,7 +98,10 @@ class FlowParts(PaymentActions):
 
     def provider(self, code: str, *, tenant: str | None = None) -> Provider:
         """The provider ``tenant`` enabled under ``code``; :class:`~paycore.errors.ProviderNotEnabled` if none."""
-        found = self.providers.get((tenant, code))
+        try:
+            found = self.providers.get((tenant, code))
+        except TypeError:  # an unhashable code or tenant names no provider
+            found = None
         if found is None:
             enabled = sorted(c for (t, c) in self.providers if t == tenant)
             scope = "payments without a tenant" if tenant is None else f"tenant {tenant!r}"

@@ -20,6 +20,7 @@ from paycore.errors import (
     ConcurrentUpdate,
     IdempotencyError,
     IdempotencyLeaseLost,
+    MoneyError,
     NotFound,
     PaymentBusy,
     ProviderError,
@@ -65,6 +66,7 @@ T = TypeVar("T")
 
 RELEASE_ON: Final[tuple[type[BaseException], ...]] = (
     ValidationError,
+    MoneyError,
     NotFound,
     ProviderError,
     PaymentBusy,

@@ -18,8 +18,8 @@ from paycore.errors import (
     RefundExceedsCaptured,
     UnsupportedCurrency,
     UnsupportedOperation,
-    ValidationError,
 )
+from paycore.inputs import check_reference
 from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.providers import Provider
 from paycore.records import LineItem, Payment
@@ -56,8 +56,7 @@ def check_new_payment(
         raise InvalidAmount(f"a payment amount must be positive, not {amount}")
     if amount.minor_units > MAX_MINOR_UNITS:
         raise InvalidAmount(f"a payment amount must be at most {MAX_MINOR_UNITS} minor units, not {amount}")
-    if not isinstance(order_id, str) or not order_id:
-        raise ValidationError(f"order_id must be a non-empty string, not {order_id!r}")
+    check_reference(order_id, what="order_id")
     if provider.currencies is not None and amount.currency not in provider.currencies:
         raise UnsupportedCurrency(
             f"provider {provider.code!r} does not accept {amount.currency}; "
@@ -83,6 +82,8 @@ def capture_amount(payment: Payment, provider: Provider, amount: Money | None) -
     authorized = payment.authorized_amount or payment.amount
     if amount is None:
         return authorized
+    if not isinstance(amount, Money):
+        raise InvalidAmount(f"a capture amount must be a Money, not {type(amount).__name__}: {amount!r}")
     if amount.currency != authorized.currency:
         raise CurrencyMismatch(f"cannot capture {amount} of a payment in {authorized.currency}")
     if not amount.is_positive():

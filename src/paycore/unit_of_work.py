@@ -22,6 +22,7 @@ from attrs import evolve, frozen
 from paycore.changes import Change, compile_builder
 from paycore.errors import ConcurrentUpdate, PaycoreError, PaymentNotFound
 from paycore.hookcalls import notify_observers
+from paycore.inputs import check_payment_id
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
 from paycore.storage import (
     CompletingRepository,
@@ -73,6 +74,7 @@ class PaymentWriter:
         ``prefetched`` holds payments read for this operation already (with its
         idempotency key's claim): the payment is taken from it instead of read again.
         """
+        check_payment_id(payment_id, tenant)  # no payment has what is not an id: no store is asked
         missing = PaymentNotFound(f"no payment {payment_id!r}" + (f" for tenant {tenant!r}" if tenant else ""))
         if prefetched is not None:
             found = prefetched.get(payment_id)

@@ -1,0 +1,128 @@
+"""What a caller may pass to the flow: the checks on a request's ids, text, documents and basket.
+
+A payment keeps what it is created with for its whole life, and every store
+must hold it the same way, so a value no store could keep (text with control
+characters or lone surrogates, metadata that is not JSON, a price that is not
+:class:`~paycore.money.Money`) is refused here, before any key is claimed or
+anything stored, with a :class:`~paycore.errors.ValidationError` (an amount:
+:class:`~paycore.errors.InvalidAmount`). The limits are those of
+:mod:`paycore.wire`, which checks what providers report the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from paycore import wire
+from paycore.errors import InvalidAmount, InvalidReport, PaymentNotFound, ValidationError
+from paycore.money import MAX_MINOR_UNITS, Money
+from paycore.records import Customer, LineItem
+
+__all__ = [
+    "check_capture",
+    "check_customer",
+    "check_items",
+    "check_money",
+    "check_payment_id",
+    "check_reference",
+    "check_text",
+    "check_url",
+    "json_document",
+]
+
+
+def check_payment_id(value: object, tenant: object = None) -> str:
+    """``value`` if it could be a payment's id, seen by ``tenant`` (``None`` or a tenant's code);
+    :class:`PaymentNotFound` otherwise, as for any payment that does not exist."""
+    if not wire.is_id(value) or not (tenant is None or wire.is_id(tenant)):
+        raise PaymentNotFound("no payment with that id" + ("" if tenant is None else " for that tenant"))
+    return value  # type: ignore[return-value]  # is_id: a str
+
+
+def check_reference(value: object, *, what: str) -> str:
+    """``value`` if it is an id paycore can store (an order id); :class:`ValidationError` otherwise."""
+    return _checked(wire.check_id, value, what)
+
+
+def check_text(value: object, *, what: str) -> str:
+    """``value`` if it is text paycore can store (a description, a reason); :class:`ValidationError` otherwise."""
+    return _checked(wire.check_text, value, what)
+
+
+def check_url(value: object, *, what: str) -> str | None:
+    """``value`` if it is ``None`` or an absolute http(s) URL; :class:`ValidationError` otherwise."""
+    return None if value is None else _checked(wire.check_url, value, what)
+
+
+def check_money(value: object, *, what: str) -> Money | None:
+    """``value`` if it is ``None`` or :class:`Money`; :class:`InvalidAmount` otherwise."""
+    if value is None or isinstance(value, Money):
+        return value
+    raise InvalidAmount(f"{what} must be a Money, not {type(value).__name__}: {wire._show(value)}")
+
+
+def check_capture(value: object) -> bool:
+    """``value`` if it is a ``bool``: whether to capture at once."""
+    if type(value) is not bool:
+        raise ValidationError(f"capture must be True or False, not {wire._show(value)}")
+    return value
+
+
+def check_customer(value: object) -> Customer | None:
+    """``value`` if it is ``None`` or a :class:`Customer` whose fields are text."""
+    if value is None:
+        return None
+    if not isinstance(value, Customer):
+        raise ValidationError(f"customer must be a Customer, not {type(value).__name__}: {wire._show(value)}")
+    for name in ("email", "name", "phone"):
+        field = getattr(value, name)
+        if field is not None:
+            check_text(field, what=f"customer {name}")
+    return value
+
+
+def check_items(value: object) -> tuple[LineItem, ...]:
+    """``value`` as a tuple of :class:`LineItem`: a name, a positive whole quantity, a price of zero or more."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        raise ValidationError(f"items must be a sequence of LineItem, not {type(value).__name__}")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, LineItem):
+            raise ValidationError(f"items must be LineItem records, not {type(item).__name__}: {wire._show(item)}")
+        check_text(item.name, what="a line item's name")
+        if type(item.quantity) is not int or item.quantity <= 0:
+            raise ValidationError(f"line item {item.name!r} needs a positive int quantity, not {item.quantity!r}")
+        price = item.unit_price
+        if not isinstance(price, Money) or not 0 <= price.minor_units <= MAX_MINOR_UNITS:
+            raise InvalidAmount(f"line item {item.name!r}: its price must be Money of zero or more, not {price!r}")
+    return items
+
+
+def json_document(value: object, *, what: str) -> dict[str, Any]:
+    """``value`` (``None``: empty) as a JSON object paycore keeps: a copy, so the caller's later changes to it
+    change nothing stored. Its keys must be strings; its values JSON (no ``NaN``, no sets or other objects,
+    no lone surrogates, not nested beyond what ``json`` reads back)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{what} must be a mapping of strings to JSON values, not {type(value).__name__}")
+    if not value:
+        return {}
+    if not all(type(key) is str for key in value):
+        raise ValidationError(f"{what} keys must be strings")
+    try:
+        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")  # a lone surrogate cannot be
+        copy = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as error:  # UnicodeEncodeError is a ValueError
+        raise ValidationError(f"{what} must be JSON data: {type(error).__name__}") from None
+    return copy  # type: ignore[no-any-return]  # a JSON object read back
+
+
+def _checked(check: Callable[..., str], value: object, what: str) -> str:
+    try:
+        return check(value, what=what)
+    except InvalidReport as error:
+        raise ValidationError(str(error)) from None
