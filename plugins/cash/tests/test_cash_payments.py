@@ -8,10 +8,10 @@ import anyio
 import pytest
 from attrs import evolve
 
-from paycore.errors import IdempotencyInProgress, RefundExceedsCaptured, StorageUnavailable
+from paycore.errors import IdempotencyInProgress, RefundExceedsCaptured, StorageUnavailable, ValidationError
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import RepositoryRegistrar, hookimpl
-from paycore.money import Money
+from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.status import Outcome, PaymentStatus, RefundStatus
 from paycore_cash.backends.memory import MemoryDrawerStorage
 from paycore_cash.drawers import CashDrawers
@@ -311,3 +311,55 @@ async def test_the_same_sale_sent_at_once_from_two_terminals_is_taken_once(
     assert len(set(payment_ids)) == 1
     totals = await drawers.totals(session_id)
     assert (totals.sale_count, totals.sales) == (1, xof(2_500))
+
+
+# -- found by test_drawer_fuzz.py ----------------------------------------------------------------
+
+
+async def test_a_tender_past_a_bigint_is_refused_before_anything_is_stored(
+    flow: PaymentFlow, drawers: CashDrawers
+) -> None:
+    """It was taken, and on SQL the sale's movement then failed with OverflowError: the payment's outcome unknown."""
+    session_id = await open_till(drawers)
+    with pytest.raises(InvalidCashRequest, match="at most"):
+        await flow.create_payment(
+            amount=xof(1_000),
+            provider="cash",
+            order_id="o",
+            tenant=TENANT,
+            metadata={"till": "T1", "tendered": "1e25"},
+        )
+    with pytest.raises(InvalidCashRequest, match="at most"):
+        await take_cash(
+            flow,
+            amount=xof(1_000),
+            tendered=Money.minor(MAX_MINOR_UNITS + 1, "XOF"),
+            till="T1",
+            order_id="o",
+            tenant=TENANT,
+        )
+    assert await flow.list_payments(tenant=TENANT) == []
+    assert await drawers.movements(session_id) == []
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"till": "T1\ud800"},
+        {"till": "T1\n"},
+        {"till": "T" * 65},
+        {"till": "T1", "cashier": "Awa\ud800"},
+        {"till": "T1", "cashier": "Awa\x00"},
+    ],
+)
+async def test_a_till_or_cashier_no_storage_can_keep_is_refused_before_anything_is_stored(
+    flow: PaymentFlow, drawers: CashDrawers, metadata: dict[str, Any]
+) -> None:
+    """On SQL these raised UnicodeEncodeError (a till: from the check; a cashier: from the sale's movement,
+    leaving the payment's outcome unknown). The cash provider refuses them (InvalidCashRequest), if the core
+    has not refused the metadata first."""
+    session_id = await open_till(drawers)
+    with pytest.raises(ValidationError):
+        await flow.create_payment(amount=xof(1_000), provider="cash", order_id="o", tenant=TENANT, metadata=metadata)
+    assert await flow.list_payments(tenant=TENANT) == []
+    assert await drawers.movements(session_id) == []

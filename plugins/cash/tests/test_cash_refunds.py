@@ -6,7 +6,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from paycore.errors import PaycoreError
+from paycore.errors import PaycoreError, ValidationError
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import RefundStatus
@@ -176,3 +176,24 @@ async def test_twenty_pay_outs_racing_for_a_drawer_that_holds_five_store_exactly
     assert outcomes == ["paid"] * 5 + ["refused"] * 15
     assert len(await drawers.movements(session.id)) == 5
     assert (await drawers.totals(session.id)).expected == xof(0)
+
+
+# -- found by test_drawer_fuzz.py ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{"cashier": "Moussa\ud800"}, {"cashier": "Moussa\x07"}, {"till": "T1\ud800"}, {"till": "T" * 65}],
+)
+async def test_a_refund_naming_a_till_or_cashier_no_storage_can_keep_is_refused_and_stores_nothing(
+    flow: PaymentFlow, drawers: CashDrawers, metadata: dict[str, str]
+) -> None:
+    """On SQL a lone surrogate raised UnicodeEncodeError: from the check (a till), or from the REFUND movement
+    after the refund was stored (a cashier), leaving it pending with its outcome unknown. The cash provider
+    refuses them (InvalidCashRequest), if the core has not refused the metadata first."""
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    sale = await sell_at(flow, "T1")
+    with pytest.raises(ValidationError):
+        await flow.refund(sale.payment.id, amount=xof(1_000), metadata=metadata, tenant=TENANT)
+    assert (await flow.get_payment(sale.payment.id)).refunds == ()
+    assert [m.kind for m in await drawers.movements(session.id)] == [MovementKind.SALE]

@@ -7,7 +7,7 @@ import pytest
 
 from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused
 from paycore.flow import PaymentFlow
-from paycore.money import Money
+from paycore.money import MAX_MINOR_UNITS, Money
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
     DrawerAlreadyOpen,
@@ -268,3 +268,64 @@ async def test_a_pay_in_key_reused_for_a_pay_out_is_refused(drawers: CashDrawers
     with pytest.raises(IdempotencyKeyReused):
         await drawers.pay_out(till="T1", amount=xof(1_000), reason="coins", actor="Awa", idempotency_key="m1")
     assert (await drawers.totals(session.id)).expected == xof(11_000)
+
+
+# -- found by test_drawer_fuzz.py ----------------------------------------------------------------
+
+
+async def test_amounts_past_a_bigint_are_refused_and_change_nothing(drawers: CashDrawers) -> None:
+    """A float, pay-in or count of more than 2**63 - 1 minor units was taken (the SQL storage then raised
+    a bare OverflowError); now refused like any bad amount."""
+    too_much = Money.minor(MAX_MINOR_UNITS + 1, "XOF")
+    with pytest.raises(InvalidCashRequest, match="at most"):
+        await drawers.open(till="T1", opening_float=too_much, opened_by="Awa")
+    assert await drawers.sessions() == []
+    session = await drawers.open(till="T1", opening_float=xof(100), opened_by="Awa")
+    with pytest.raises(InvalidCashRequest, match="at most"):
+        await drawers.pay_in(till="T1", amount=too_much, reason="coins", actor="Awa")
+    with pytest.raises(InvalidCashRequest, match="at most"):
+        await drawers.close(till="T1", counted=too_much, closed_by="Awa")
+    assert await drawers.movements(session.id) == []
+    assert await drawers.get(session.id) == session
+
+
+async def test_a_drawer_that_should_hold_more_than_a_bigint_pays_the_excess_out_before_it_closes(
+    drawers: CashDrawers,
+) -> None:
+    """No storage can record such an ``expected``: the close is refused (it was stored on memory, and raised
+    OverflowError on SQL every time, so the drawer never closed), naming what to pay out."""
+    session = await drawers.open(till="T1", opening_float=Money.minor(MAX_MINOR_UNITS, "XOF"), opened_by="Awa")
+    await drawers.pay_in(till="T1", amount=xof(5), reason="coins", actor="Awa")
+    with pytest.raises(InvalidCashRequest, match="pay out at least 5 XOF"):
+        await drawers.close(till="T1", counted=xof(0), closed_by="Awa")
+    assert (await drawers.get(session.id)).is_open
+    await drawers.pay_out(till="T1", amount=xof(5), reason="drop to the safe", actor="Awa")
+    closed = await drawers.close(till="T1", counted=Money.minor(MAX_MINOR_UNITS, "XOF"), closed_by="Awa")
+    assert (closed.expected, closed.variance) == (Money.minor(MAX_MINOR_UNITS, "XOF"), xof(0))
+
+
+async def test_a_till_name_longer_than_storage_keeps_is_refused(drawers: CashDrawers) -> None:
+    """Tills are stored in 64 characters; a longer name (up to 200 was taken) failed on PostgreSQL."""
+    with pytest.raises(InvalidCashRequest, match="64 characters"):
+        await drawers.open(till="T" * 65, opening_float=xof(0), opened_by="Awa")
+    assert await drawers.sessions() == []
+    assert (await drawers.open(till="T" * 64, opening_float=xof(0), opened_by="Awa")).till == "T" * 64
+
+
+@pytest.mark.parametrize("session_id", [["drw"], {"id": 1}, b"drw", "", "drw_\ud800", "drw_\x00", "d" * 65])
+async def test_a_session_id_that_cannot_name_a_session_is_not_found(drawers: CashDrawers, session_id: object) -> None:
+    """A list or dict raised TypeError (memory) or a database error (SQL); text no database keeps, too."""
+    for read in (drawers.get, drawers.movements, drawers.totals, drawers.report):
+        with pytest.raises(DrawerNotFound):
+            await read(session_id)  # type: ignore[arg-type]
+    with pytest.raises(DrawerNotFound):
+        await drawers.close(session_id=session_id, counted=xof(0), closed_by="Awa", idempotency_key="c1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("till", ["", "T\u202e", ["T1"], "T" * 65])
+async def test_listing_the_sessions_of_a_till_that_cannot_be_named_is_refused(
+    drawers: CashDrawers, till: object
+) -> None:
+    """``sessions(till)`` listed nothing for a bad till (and raised a database error for a list on SQL)."""
+    with pytest.raises(InvalidCashRequest, match="till"):
+        await drawers.sessions(till)  # type: ignore[arg-type]

@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from paycore.errors import ValidationError
 from paycore.flow import PaymentFlow
-from paycore.money import Money
+from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.plugins import create_plugin_manager
 from paycore_cash.backends import drawer_storage
 from paycore_cash.backends.sql import SqlDrawerStorage
 from paycore_cash.drawers import CashDrawers
+from paycore_cash.errors import DrawerNotFound, InvalidCashRequest
 from paycore_cash.records import MovementKind
 from paycore_cash.sales import refund_cash, take_cash
 from paycore_cash.storage import DrawerStorage
@@ -113,3 +115,35 @@ async def test_a_refund_naming_another_till_is_paid_there_with_payments_in_sql(d
             "till": "T2",
             "cashier": "Moussa",
         }
+
+
+@pytest.mark.anyio
+async def test_what_the_database_cannot_store_is_refused_before_anything_is_written(database_url: str) -> None:
+    """Found by test_drawer_fuzz.py: these raised OverflowError, UnicodeEncodeError or a DataError from the
+    database, and a drawer holding more than a BIGINT could never be closed."""
+    config = {"repository": database_url, "providers": {"cash": {"type": "cash", "currency": "XOF"}}}
+    biggest = Money.minor(MAX_MINOR_UNITS, "XOF")
+    async with PaymentFlow.from_config(config) as flow:
+        drawers = CashDrawers(flow)
+        with pytest.raises(InvalidCashRequest):
+            await drawers.open(till="T1", opening_float=biggest + xof(1), opened_by="Awa")
+        with pytest.raises(InvalidCashRequest):
+            await drawers.open(till="T" * 65, opening_float=xof(0), opened_by="Awa")
+        session = await drawers.open(till="T1", opening_float=biggest, opened_by="Awa")
+        sale = await take_cash(flow, amount=xof(5), tendered=xof(5), till="T1", order_id="o", cashier="Awa")
+        with pytest.raises(InvalidCashRequest, match="pay out at least 5 XOF"):
+            await drawers.close(till="T1", counted=xof(0), closed_by="Awa")
+        with pytest.raises(ValidationError):  # InvalidCashRequest, if the core has not refused the metadata first
+            await flow.create_payment(
+                amount=xof(5), provider="cash", order_id="o2", metadata={"till": "T1", "cashier": "Awa\ud800"}
+            )
+        with pytest.raises(ValidationError):
+            await flow.refund(sale.payment.id, amount=xof(1), metadata={"cashier": "Moussa\ud800"})
+        for junk in (["drw"], "drw_\x00", "drw_\ud800"):
+            with pytest.raises(DrawerNotFound):
+                await drawers.get(junk)  # type: ignore[arg-type]
+        await drawers.pay_out(till="T1", amount=xof(5), reason="drop to the safe", actor="Awa")
+        closed = await drawers.close(till="T1", counted=biggest, closed_by="Awa")
+        assert (closed.id, closed.expected, closed.variance) == (session.id, biggest, xof(0))
+        assert [p.id for p in await flow.list_payments()] == [sale.payment.id]
+        assert (await flow.get_payment(sale.payment.id)).refunds == ()

@@ -26,7 +26,7 @@ from attrs import evolve
 from paycore.errors import ConcurrentUpdate, IdempotencyKeyReused
 from paycore.idempotency import IdempotentRunner
 from paycore.keys import KeyBinding, scope_of
-from paycore.money import Money
+from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.secrets import Settings
 from paycore_cash.backends import drawer_storage
 from paycore_cash.errors import (
@@ -47,7 +47,7 @@ from paycore_cash.records import (
 from paycore_cash.report import DrawerReport
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import DrawerTotals, drawer_totals
-from paycore_cash.validation import check_amount, check_name
+from paycore_cash.validation import check_amount, check_name, check_session_id, check_till
 
 if TYPE_CHECKING:
     import pluggy
@@ -140,7 +140,7 @@ class CashDrawers:
 
     async def current(self, till: str) -> DrawerSession | None:
         """The open session of ``till``, or ``None`` if its drawer is closed."""
-        return await self.storage.get_open_session(self.tenant, check_name(till, "till"))
+        return await self.storage.get_open_session(self.tenant, check_till(till))
 
     async def require_open(self, till: str) -> DrawerSession:
         """The open session of ``till``; :class:`NoOpenDrawer` if there is none."""
@@ -151,14 +151,14 @@ class CashDrawers:
 
     async def get(self, session_id: str) -> DrawerSession:
         """The session with ``session_id`` in this tenant; :class:`DrawerNotFound` otherwise."""
-        session = await self.storage.get_session(session_id)
+        session = await self.storage.get_session(check_session_id(session_id))
         if session.tenant != self.tenant:
             raise DrawerNotFound(f"no drawer session {session_id!r}")
         return session
 
     async def sessions(self, till: str | None = None) -> list[DrawerSession]:
         """This tenant's sessions (of one till if given), oldest first."""
-        return await self.storage.list_sessions(self.tenant, till)
+        return await self.storage.list_sessions(self.tenant, None if till is None else check_till(till))
 
     async def movements(self, session_id: str) -> list[CashMovement]:
         """The session's movements in the order they happened."""
@@ -192,10 +192,11 @@ class CashDrawers:
     ) -> DrawerSession:
         """Open ``till``'s drawer with ``opening_float`` counted in by ``opened_by``.
 
-        Refused (nothing stored) if the float is negative or not in the
-        drawer's currency, or if the till has an open session already.
+        Refused (nothing stored) if the float is negative, above
+        ``MAX_MINOR_UNITS`` or not in the drawer's currency, or if the till has
+        an open session already.
         """
-        till = check_name(till, "till")
+        till = check_till(till)
         opened_by = check_name(opened_by, "opened_by")
         opening_float = check_amount(opening_float, "opening float", currency=self.currency, allow_zero=True)
 
@@ -266,7 +267,7 @@ class CashDrawers:
         actor: str,
         idempotency_key: str | None,
     ) -> CashMovement:
-        till = check_name(till, "till")
+        till = check_till(till)
         actor = check_name(actor, "actor")
         reason = check_name(reason, "reason", limit=500)
         check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=self.currency)
@@ -347,7 +348,9 @@ class CashDrawers:
 
         Stores expected = float + cash in - cash out and variance = counted -
         expected. Refused if the session is closed already (unless this is a
-        replay of the same close under the same ``idempotency_key``).
+        replay of the same close under the same ``idempotency_key``), and if
+        the drawer should hold more than ``MAX_MINOR_UNITS`` (no storage can
+        record that: pay the excess out first).
 
         A keyed close is bound to the session it closed: the session keeps an
         id derived from the key (``close_id``), so a retry under the key
@@ -360,7 +363,9 @@ class CashDrawers:
         closed_by = check_name(closed_by, "closed_by")
         counted = check_amount(counted, "counted cash", currency=self.currency, allow_zero=True)
         if till is not None:
-            till = check_name(till, "till")
+            till = check_till(till)
+        if session_id is not None:
+            session_id = check_session_id(session_id)
 
         async def execute(binding: KeyBinding | None) -> DrawerSession:
             if binding is None:
@@ -411,6 +416,12 @@ class CashDrawers:
             check_amount(counted, "counted cash", currency=session.currency, allow_zero=True)
             movements = await self.storage.list_movements(session.id)
             expected = drawer_totals(session, movements).expected
+            if expected.minor_units > MAX_MINOR_UNITS:
+                excess = Money.minor(expected.minor_units - MAX_MINOR_UNITS, expected.currency)
+                raise InvalidCashRequest(
+                    f"drawer session {session.id} of till {session.till!r} should hold {expected}, more than the "
+                    f"{MAX_MINOR_UNITS} minor units a closed drawer can record; pay out at least {excess} first"
+                )
             closed = evolve(
                 session,
                 status=DrawerStatus.CLOSED,

@@ -31,7 +31,7 @@ from paycore.errors import (
     ProviderOutcomeUnknown,
     StorageError,
 )
-from paycore.money import Money
+from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate, utcnow
 from paycore.status import Outcome, RefundStatus
@@ -48,8 +48,9 @@ from paycore_cash.errors import (
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind, new_movement_id
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import drawer_totals
+from paycore_cash.validation import MAX_TILL, is_name
 
-__all__ = ["CashProvider", "refund_cashier_of", "refund_till_of", "tendered_of", "till_of"]
+__all__ = ["CashProvider", "cashier_of", "refund_cashier_of", "refund_till_of", "tendered_of", "till_of"]
 
 T = TypeVar("T")
 
@@ -58,13 +59,14 @@ _WRITE_ATTEMPTS = 50
 
 
 def till_of(payment: Payment) -> str:
-    """The till a cash payment was taken at (``metadata["till"]``)."""
+    """The till a cash payment was taken at (``metadata["till"]``: printable, at most 64 characters)."""
     till = payment.metadata.get("till")
-    if not isinstance(till, str) or not till.strip():
+    if not is_name(till, limit=MAX_TILL):
         raise InvalidCashRequest(
-            f"cash payment {payment.id} needs metadata['till'] naming the till it is taken at, not {till!r}"
+            f"cash payment {payment.id} needs metadata['till'] naming the till it is taken at "
+            f"(printable, at most {MAX_TILL} characters), not {till!r}"
         )
-    return till.strip()
+    return str(till).strip()
 
 
 def refund_till_of(refund: Refund) -> str | None:
@@ -72,11 +74,12 @@ def refund_till_of(refund: Refund) -> str | None:
     till = refund.metadata.get("till")
     if till is None:
         return None
-    if not isinstance(till, str) or not till.strip():
+    if not is_name(till, limit=MAX_TILL):
         raise InvalidCashRequest(
-            f"refund {refund.id}: metadata['till'] must name the open till that pays it out, not {till!r}"
+            f"refund {refund.id}: metadata['till'] must name the open till that pays it out "
+            f"(printable, at most {MAX_TILL} characters), not {till!r}"
         )
-    return till.strip()
+    return str(till).strip()
 
 
 def refund_cashier_of(payment: Payment, refund: Refund) -> str:
@@ -84,8 +87,24 @@ def refund_cashier_of(payment: Payment, refund: Refund) -> str:
     cashier = refund.metadata.get("cashier")
     if cashier is None:
         return _text(payment.metadata.get("cashier"))
-    if not isinstance(cashier, str) or not cashier.strip():
-        raise InvalidCashRequest(f"refund {refund.id}: metadata['cashier'] must name who pays it out, not {cashier!r}")
+    if not isinstance(cashier, str) or not cashier.strip() or not cashier.isprintable():
+        raise InvalidCashRequest(
+            f"refund {refund.id}: metadata['cashier'] must name who pays it out (printable), not {cashier!r}"
+        )
+    return _text(cashier)
+
+
+def cashier_of(payment: Payment) -> str:
+    """Who took a cash payment (``metadata["cashier"]``; ``""`` if it names no one).
+
+    A name that is not printable (a control character, a lone surrogate, which no
+    database stores as text) is refused with :class:`InvalidCashRequest`.
+    """
+    cashier = payment.metadata.get("cashier")
+    if isinstance(cashier, str) and not cashier.isprintable():
+        raise InvalidCashRequest(
+            f"cash payment {payment.id}: metadata['cashier'] must be printable text, not {cashier!r}"
+        )
     return _text(cashier)
 
 
@@ -100,6 +119,8 @@ def tendered_of(payment: Payment) -> Money:
         raise InvalidCashRequest(f"metadata['tendered'] of cash payment {payment.id}: {error}") from None
     if tendered.is_negative():
         raise InvalidCashRequest(f"tendered cash must not be negative, not {tendered}")
+    if tendered.minor_units > MAX_MINOR_UNITS:
+        raise InvalidCashRequest(f"tendered cash must be at most {MAX_MINOR_UNITS} minor units, not {tendered}")
     return tendered
 
 
@@ -179,6 +200,7 @@ class CashProvider(Provider):
         """
         till = till_of(payment)
         tendered = tendered_of(payment)
+        cashier_of(payment)
         if tendered < payment.amount:
             raise InsufficientTender(
                 f"{tendered} tendered is less than the {payment.amount} due; take more cash, "
@@ -198,7 +220,7 @@ class CashProvider(Provider):
             kind=MovementKind.SALE,
             amount=payment.amount,
             at=utcnow(),
-            actor=_text(payment.metadata.get("cashier")),
+            actor=cashier_of(payment),
             reason=f"order {payment.order_id}",
             payment_id=payment.id,
             tendered=tendered,
@@ -314,7 +336,7 @@ class CashProvider(Provider):
 
 
 def _text(value: object) -> str:
-    return value.strip()[:200] if isinstance(value, str) else ""
+    return value.strip()[:200] if isinstance(value, str) and value.isprintable() else ""
 
 
 def _sale_update(movement: CashMovement) -> ProviderUpdate:

@@ -23,7 +23,7 @@ from paycore.money import Money
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
 from paycore_cash.errors import InsufficientTender
-from paycore_cash.validation import check_amount, check_name
+from paycore_cash.validation import check_amount, check_name, check_till
 
 if TYPE_CHECKING:
     from paycore.flow import PaymentFlow
@@ -78,7 +78,7 @@ async def take_cash(
     """
     amount = check_amount(amount, "amount due", currency=None)
     tendered = check_amount(tendered, "tendered cash", currency=amount.currency)
-    till = check_name(till, "till")
+    till = check_till(till)
     if tendered >= amount:
         paid = amount
     elif split_tender:
@@ -138,7 +138,7 @@ async def refund_cash(
     """
     metadata: dict[str, Any] = {}
     if till is not None:
-        metadata["till"] = check_name(till, "till")
+        metadata["till"] = check_till(till)
     if cashier:
         metadata["cashier"] = check_name(cashier, "cashier")
     if goodwill:

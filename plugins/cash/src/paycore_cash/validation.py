@@ -2,27 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from paycore.money import Money
-from paycore_cash.errors import ForeignCurrency, InvalidCashRequest
+from paycore.money import MAX_MINOR_UNITS, Money
+from paycore_cash.errors import DrawerNotFound, ForeignCurrency, InvalidCashRequest
 
-__all__ = ["check_amount", "check_name"]
+__all__ = ["MAX_ID", "MAX_TILL", "check_amount", "check_name", "check_session_id", "check_till", "is_name"]
 
 _MAX_NAME = 200
+MAX_TILL: Final = 64
+"""The longest till name: every drawer storage keeps tills in 64 characters (``VARCHAR(64)``)."""
+MAX_ID: Final = 64
+"""The longest drawer session id a storage keeps."""
+
+
+def is_name(value: Any, *, limit: int = _MAX_NAME) -> bool:
+    """True if ``value`` is a non-blank printable string of at most ``limit`` characters.
+
+    Printable excludes control characters, line breaks and lone surrogates (which no
+    database can store as text).
+    """
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= limit and value.isprintable()
 
 
 def check_name(value: Any, what: str, *, limit: int = _MAX_NAME) -> str:
     """Return ``value`` stripped if it is a non-blank printable string of at most ``limit`` characters."""
-    if not isinstance(value, str) or not value.strip() or len(value) > limit or not value.isprintable():
+    if not is_name(value, limit=limit):
         raise InvalidCashRequest(
             f"{what} must be a non-blank printable string of at most {limit} characters, not {value!r}"
         )
-    return value.strip()
+    return str(value).strip()
+
+
+def check_till(value: Any) -> str:
+    """Return the till name ``value`` stripped: a non-blank printable string of at most 64 characters."""
+    return check_name(value, "till", limit=MAX_TILL)
+
+
+def check_session_id(value: Any) -> str:
+    """Return ``value`` if it can name a drawer session; :class:`DrawerNotFound` if it cannot."""
+    if not isinstance(value, str) or not value or len(value) > MAX_ID or not value.isprintable():
+        raise DrawerNotFound(f"no drawer session {value!r}")
+    return value
 
 
 def check_amount(value: Any, what: str, *, currency: str | None, allow_zero: bool = False) -> Money:
-    """Return ``value`` if it is a positive (or zero, if allowed) Money in ``currency`` (any if None)."""
+    """Return ``value`` if it is a positive (or zero, if allowed) Money in ``currency`` (any if None),
+    of at most :data:`~paycore.money.MAX_MINOR_UNITS` minor units (what every storage can hold)."""
     if not isinstance(value, Money):
         raise InvalidCashRequest(
             f"{what} must be a Money amount (Money.of('1500', 'XOF')), not {type(value).__name__} {value!r}"
@@ -30,6 +56,8 @@ def check_amount(value: Any, what: str, *, currency: str | None, allow_zero: boo
     if value.is_negative() or (value.is_zero() and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
         raise InvalidCashRequest(f"{what} must be {bound}, not {value}")
+    if value.minor_units > MAX_MINOR_UNITS:
+        raise InvalidCashRequest(f"{what} must be at most {MAX_MINOR_UNITS} minor units, not {value}")
     if currency is not None and value.currency != currency:
         raise ForeignCurrency(f"{what} {value} is not in the drawer's currency {currency}")
     return value
