@@ -38,7 +38,7 @@ from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.status import PaymentStatus
-from paycore.testing.fuzz import TRICKY_VALUES, json_values
+from paycore.testing.fuzz import TRICKY_VALUES, json_values, provider_refusal
 from paycore_wave import WaveProvider, WaveSimulator
 from paycore_wave.provider import EVENT_TYPES, IGNORED_EVENT_TYPES
 from paycore_wave.sessions import CHECKOUT_STATUSES, PAYMENT_STATUSES
@@ -294,17 +294,6 @@ def assert_consistent(after: Payment, before: Payment, event_type: object) -> No
     assert after.refunded_amount <= (after.captured_amount or Money.zero(after.currency))
 
 
-async def refusal_of(provider: WaveProvider, body: bytes, headers: dict[str, str]) -> PaycoreError | None:
-    """The provider's own answer to the delivery (what the flow calls, without the flow's safety nets)."""
-    lowered = {name.lower(): value for name, value in headers.items()}
-    try:
-        await provider.verify_webhook(body, lowered)
-        await provider.parse_webhook(body, lowered)
-    except PaycoreError as error:
-        return error
-    return None
-
-
 @asynccontextmanager
 async def opened(
     flow_factory: Callable[..., PaymentFlow], simulator: WaveSimulator
@@ -358,7 +347,7 @@ async def test_a_broken_signed_wave_delivery_is_refused_with_a_paycore_error_and
         body, event_type = broken_body(genuine, plan)
         headers = signed_headers(body, plan["header"])
 
-        refused = await refusal_of(provider, body, headers)  # anything else than a PaycoreError fails here
+        refused = await provider_refusal(provider, body, headers)  # anything else than a PaycoreError fails here
         accepted = await deliver(flow, merchant, body, headers, over_http=plan["over_http"])
         if plan["header"] is not None:
             assert isinstance(refused, InvalidSignature), plan["header"]

@@ -15,12 +15,17 @@ Needs hypothesis (``pip install paycore[test]``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from hypothesis import strategies as st
 
-__all__ = ["TRICKY_VALUES", "json_scalars", "json_values"]
+from paycore.errors import PaycoreError
+
+if TYPE_CHECKING:
+    from paycore.providers import Provider
+
+__all__ = ["TRICKY_VALUES", "json_scalars", "json_values", "provider_refusal"]
 
 TRICKY_VALUES: Final[tuple[Any, ...]] = (
     "\ud800",  # a lone surrogate: not encodable as UTF-8
@@ -71,3 +76,16 @@ def json_values(tricky: Sequence[Any] = TRICKY_VALUES) -> st.SearchStrategy[Any]
         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
         max_leaves=8,
     )
+
+
+async def provider_refusal(provider: Provider, body: bytes, headers: Mapping[str, str]) -> PaycoreError | None:
+    """How ``provider`` itself answers a delivery (``verify_webhook`` then ``parse_webhook``, without the flow's
+    safety nets): the :class:`~paycore.errors.PaycoreError` it refuses it with, or ``None`` when it reads it.
+    Any other exception propagates: a fuzz fails on it."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    try:
+        await provider.verify_webhook(body, lowered)
+        await provider.parse_webhook(body, lowered)
+    except PaycoreError as error:
+        return error
+    return None
