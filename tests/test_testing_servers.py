@@ -13,7 +13,7 @@ import pytest
 
 from paycore.testing.postgres import PostgresServer, PostgresServerError
 from paycore.testing.redis import RedisServer, RedisServerError
-from paycore.testing.servers import LoopbackServer, ServerError
+from paycore.testing.servers import HOST, LoopbackServer, ServerError, free_port
 
 # A server that accepts connections on argv[1] and says so in its log, or exits at once when told to.
 _ECHO_SERVER = textwrap.dedent(
@@ -71,6 +71,16 @@ def _connects(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_a_port_paired_with_another_leaves_both_free_and_in_range() -> None:
+    """A Redis cluster node also listens 10,000 ports higher: redis-server refuses a port above 55535."""
+    for _ in range(100):
+        port = free_port(paired_at=10000)
+        assert 20000 <= port <= 55535
+        for taken in (port, port + 10000):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((HOST, taken))  # free: binds
 
 
 def test_a_started_server_accepts_connections_on_loopback_until_stopped() -> None:

@@ -25,7 +25,10 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from paycore.testing.servers import HOST, LoopbackServer, ServerError
+from paycore.testing.servers import HOST, LoopbackServer, ServerError, free_port
+
+CLUSTER_BUS_OFFSET = 10000
+"""How much higher than its port a Redis cluster node's bus port is."""
 
 __all__ = ["RedisServer", "RedisServerError", "redis_server_binary"]
 
@@ -113,6 +116,11 @@ class RedisServer(LoopbackServer):
 
     def _accepts(self, port: int) -> bool:
         return _pings(port)
+
+    def _free_port(self) -> int:
+        if self._options.get("cluster-enabled") == "yes":
+            return free_port(paired_at=CLUSTER_BUS_OFFSET)  # redis-server refuses a port above 55535
+        return free_port()
 
     def restart(self) -> None:
         """Kill the server and start it again, empty, on the same port."""

@@ -18,6 +18,7 @@ fails the test saying why, it never skips it.
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import socket
@@ -40,11 +41,30 @@ class ServerError(PaycoreError, RuntimeError):
     """A test server's program is missing, or the server did not start."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def free_port(*, paired_at: int | None = None) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    ``paired_at``: the port ``paired_at`` higher must be free too and at most 65535 (a Redis
+    cluster node listens on its port and on its bus port, 10,000 higher).
+    """
+    if paired_at is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((HOST, 0))
+            return int(probe.getsockname()[1])
+    for _ in range(200):
+        port = random.randint(20000, 65535 - paired_at)
+        if _bindable(port) and _bindable(port + paired_at):
+            return port
+    raise ServerError(f"no free pair of loopback ports {paired_at} apart")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def stop_process(process: subprocess.Popen[bytes] | None, how: signal.Signals, *, timeout: float) -> None:
@@ -149,11 +169,15 @@ class LoopbackServer:
         attempts = 1 if self._port is not None else self.start_attempts
         tried = []
         for _ in range(attempts):
-            port = self._port if self._port is not None else free_port()
+            port = self._port if self._port is not None else self._free_port()
             tried.append(str(port))
             if self._launch(port):
                 return port
         raise self.error(f"{self.program} did not start on {HOST} (tried port {', '.join(tried)}): {self._log_tail()}")
+
+    def _free_port(self) -> int:
+        """A free port to start on (a server listening on more than one port makes sure of the others)."""
+        return free_port()
 
     def _launch(self, port: int) -> bool:
         process = self._process = self._spawn(port)
