@@ -103,15 +103,14 @@ def check_items(value: object) -> tuple[LineItem, ...]:
 def json_document(value: object, *, what: str) -> dict[str, Any]:
     """``value`` (``None``: empty) as a JSON object paycore keeps: a copy, so the caller's later changes to it
     change nothing stored. Its keys must be strings; its values JSON (no ``NaN``, no sets or other objects,
-    no lone surrogates, not nested beyond what ``json`` reads back)."""
+    no lone surrogates), nested at most :data:`~paycore.wire.MAX_JSON_DEPTH` deep."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise ValidationError(f"{what} must be a mapping of strings to JSON values, not {type(value).__name__}")
     if not value:
         return {}
-    if not all(type(key) is str for key in value):
-        raise ValidationError(f"{what} keys must be strings")
+    _check_tree(value, what)
     try:
         text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")  # a lone surrogate cannot be
@@ -119,6 +118,22 @@ def json_document(value: object, *, what: str) -> dict[str, Any]:
     except (TypeError, ValueError, RecursionError) as error:  # UnicodeEncodeError is a ValueError
         raise ValidationError(f"{what} must be JSON data: {type(error).__name__}") from None
     return copy  # type: ignore[no-any-return]  # a JSON object read back
+
+
+def _check_tree(root: Mapping[Any, Any], what: str) -> None:
+    """Refuse keys that are not strings and nesting deeper than :data:`~paycore.wire.MAX_JSON_DEPTH` (no recursion,
+    so no Python's limit decides)."""
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > wire.MAX_JSON_DEPTH and isinstance(value, Mapping | list | tuple):
+            raise ValidationError(f"{what} nests deeper than {wire.MAX_JSON_DEPTH} levels")
+        if isinstance(value, Mapping):
+            if not all(type(key) is str for key in value):
+                raise ValidationError(f"{what} keys must be strings")
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((item, depth + 1) for item in value)
 
 
 def _checked(check: Callable[..., str], value: object, what: str) -> str:
