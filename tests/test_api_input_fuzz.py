@@ -25,8 +25,7 @@ examples of one test. ``PAYCORE_API_FUZZ_EXAMPLES`` sets how many examples each
 property draws (100 by default).
 
 What the fuzz found is kept at the end of the file, each case with its minimal
-input (run under asyncio only: they are fixed examples), now refused as the
-rule says.
+input, now refused as the rule says (under asyncio and trio, as everything here).
 """
 
 from __future__ import annotations
@@ -1092,9 +1091,6 @@ SQLITE_ONLY: Final = [
 """What escaped from SQLite: what its driver cannot bind, or its constraints refuse."""
 # fmt: on
 
-ONE_BACKEND: Final = pytest.mark.parametrize("anyio_backend", ["asyncio"])
-"""The cases found are fixed examples, not properties: one event loop runs each (the properties run under both)."""
-
 
 async def run_case(world: World, case: Case) -> None:
     """Run ``case`` beside a captured and an authorized payment of the example: refused, nothing changed."""
@@ -1138,21 +1134,18 @@ def _innermost(error: Exception, frames: int = 12) -> Exception:
     return error.with_traceback(tracebacks[-frames] if len(tracebacks) > frames else error.__traceback__)
 
 
-@ONE_BACKEND
 @pytest.mark.parametrize("case", IN_THE_CORE + ACCEPTED + MEMORY_ONLY)
 async def test_a_bad_argument_the_fuzz_found_is_refused_on_memory(memory_world: World, case: Case) -> None:
     """A bad argument the fuzz found is refused on the memory repository, and nothing changes."""
     await run_case(memory_world, case)
 
 
-@ONE_BACKEND
 @pytest.mark.parametrize("case", ACCEPTED + SQLITE_ONLY)
 async def test_a_bad_argument_the_fuzz_found_is_refused_on_sqlite(sqlite_world: World, case: Case) -> None:
     """A bad argument the fuzz found is refused on SQLite, and nothing changes."""
     await run_case(sqlite_world, case)
 
 
-@ONE_BACKEND
 @pytest.mark.parametrize(
     ("operation", "amount"),
     [("refund", Money.of("0", "XOF")), ("refund", Money.of("1", "EUR")), ("capture", Money.minor(-1, "XOF"))],
@@ -1172,7 +1165,6 @@ async def test_a_refusal_for_a_bad_amount_frees_its_key(world: World, operation:
     assert (done.amount if operation == "refund" else done.captured_amount) == corrected
 
 
-@ONE_BACKEND
 async def test_a_capture_refused_for_a_junk_amount_frees_its_key(memory_world: World) -> None:
     """After ``capture(amount=5, idempotency_key=k)`` failed, a valid capture under ``k`` runs."""
     world = memory_world
@@ -1184,7 +1176,6 @@ async def test_a_capture_refused_for_a_junk_amount_frees_its_key(memory_world: W
     assert captured.status is S.SUCCEEDED
 
 
-@ONE_BACKEND
 async def test_the_callers_metadata_changed_afterwards_changes_nothing_stored(
     memory_world: World,
 ) -> None:

@@ -286,7 +286,6 @@ class PaymentActions:
         ``till`` it is paid out of and the ``cashier`` who pays it).
         """
 
-        inputs.check_payment_id(payment_id, tenant)
         amount = inputs.check_money(amount, what="a refund amount")
         reason = inputs.check_text(reason, what="reason")
         document = inputs.json_document(metadata, what="refund metadata")
