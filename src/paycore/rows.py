@@ -50,6 +50,7 @@ __all__ = [
     "REFUND_COLUMNS",
     "VALUES_OF_FIELD",
     "changed_fields",
+    "differing",
     "event_from_values",
     "event_values",
     "lookup_references",
@@ -216,15 +217,21 @@ VALUES_OF_FIELD: Final[Mapping[str, tuple[str, ...]]] = {
 """The values (of :data:`PAYMENT_COLUMNS`) each :class:`Payment` field is stored in; refunds have rows of their own."""
 
 
+def differing(before: object, after: object, names: Iterable[str]) -> tuple[str, ...]:
+    """The attributes among ``names`` whose values differ between ``before`` and ``after``, two versions of
+    one record (a value that is the same object is not compared)."""
+    changed = []
+    for name in names:
+        old, new = getattr(before, name), getattr(after, name)
+        if old is not new and old != new:
+            changed.append(name)
+    return tuple(changed)
+
+
 def changed_fields(stored: Payment, payment: Payment) -> tuple[str, ...]:
     """The fields of :data:`VALUES_OF_FIELD` (a payment's row, not its refunds) that differ between ``stored``
     and its next version ``payment``: what an ``UPDATE`` over ``stored`` sets (:func:`payment_values`)."""
-    changed = []
-    for name in VALUES_OF_FIELD:
-        before, after = getattr(stored, name), getattr(payment, name)
-        if before is not after and before != after:
-            changed.append(name)
-    return tuple(changed)
+    return differing(stored, payment, VALUES_OF_FIELD)
 
 
 def payment_values(payment: Payment, fields: Iterable[str] | None = None) -> dict[str, Any]:

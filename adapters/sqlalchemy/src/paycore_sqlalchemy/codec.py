@@ -29,6 +29,7 @@ from paycore.rows import (
 from paycore_sqlalchemy.schema import NO_TENANT
 
 __all__ = [
+    "COLUMNS_OF_VALUE",
     "event_row",
     "payment_from_row",
     "payment_row",
@@ -44,6 +45,14 @@ __all__ = [
 
 _COLUMN_OF = {"references": "provider_references"}
 """``paycore.rows`` value names that this schema spells otherwise (money columns aside)."""
+
+COLUMNS_OF_VALUE: Mapping[str, tuple[str, ...]] = {
+    **{name: (column,) for name, column in _COLUMN_OF.items()},
+    "authorized": ("authorized_amount", "authorized_currency"),
+    "captured": ("captured_amount", "captured_currency"),
+}
+"""The ``paycore_payments`` columns of each :data:`paycore.rows.PAYMENT_COLUMNS` value this schema stores
+otherwise than in one column of the same name (:func:`payment_row`)."""
 
 
 def store_tenant(tenant: str | None) -> str:

@@ -23,7 +23,8 @@ import attrs
 import sqlalchemy as sa
 
 from paycore.records import Payment, Refund
-from paycore.rows import changed_fields
+from paycore.rows import VALUES_OF_FIELD, changed_fields, differing
+from paycore_sqlalchemy.codec import COLUMNS_OF_VALUE
 from paycore_sqlalchemy.prepared import Prepared
 from paycore_sqlalchemy.schema import payments, refunds
 
@@ -42,16 +43,12 @@ _WRITTEN_ELSEWHERE = frozenset({"id", "refunds"})
 """Fields not written by the payment's ``UPDATE``: the key it is found by, and the rows of another table."""
 
 COLUMNS_OF_FIELD: Mapping[str, tuple[str, ...]] = {
-    field.name: {
-        "amount": ("amount", "currency"),
-        "authorized_amount": ("authorized_amount", "authorized_currency"),
-        "captured_amount": ("captured_amount", "captured_currency"),
-        "references": ("provider_references",),
-    }.get(field.name, (field.name,))
-    for field in attrs.fields(Payment)
-    if field.name not in _WRITTEN_ELSEWHERE
+    field: tuple(column for value in values for column in COLUMNS_OF_VALUE.get(value, (value,)))
+    for field, values in VALUES_OF_FIELD.items()
+    if field not in _WRITTEN_ELSEWHERE
 }
-"""The ``paycore_payments`` columns each :class:`~paycore.records.Payment` field is stored in."""
+"""The ``paycore_payments`` columns each :class:`~paycore.records.Payment` field is stored in: the core's
+values of the field (:data:`paycore.rows.VALUES_OF_FIELD`) under this schema's names (:data:`COLUMNS_OF_VALUE`)."""
 
 _MOST_STATEMENTS = 256
 """Sets of changed columns kept compiled at most; the one least recently used is compiled again when next needed."""
@@ -93,22 +90,18 @@ def update_statements(columns: tuple[str, ...]) -> tuple[Prepared, Prepared]:
     return Prepared(keeping), Prepared(update)
 
 
-_REFUND_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
-    (field.name, ("currency", "amount") if field.name == "amount" else (field.name,))
+_REFUND_COLUMNS_OF_FIELD: Mapping[str, tuple[str, ...]] = {
+    field.name: ("currency", "amount") if field.name == "amount" else (field.name,)
     for field in attrs.fields(Refund)
     if field.name not in ("id", "payment_id")
-)
+}
 """The ``paycore_refunds`` columns each :class:`~paycore.records.Refund` field a refund's ``UPDATE`` may set is in."""
 
 
 def changed_refund_columns(before: Refund, after: Refund) -> tuple[str, ...]:
     """The columns of a refund's row whose fields differ between ``before`` and ``after`` (the same refund)."""
-    changed: list[str] = []
-    for name, columns in _REFUND_FIELDS:
-        old, new = getattr(before, name), getattr(after, name)
-        if old is not new and old != new:
-            changed.extend(columns)
-    return tuple(changed)
+    fields = differing(before, after, _REFUND_COLUMNS_OF_FIELD)
+    return tuple(column for name in fields for column in _REFUND_COLUMNS_OF_FIELD[name])
 
 
 @functools.lru_cache(maxsize=_MOST_STATEMENTS)
