@@ -299,11 +299,11 @@ class ClaimingRepository(Protocol):
     ) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
         """:meth:`claim_and_get`, then, for the key's holder, store what ``add`` decides: one transaction.
 
-        ``add`` is given the payments read (what an earlier attempt under the key
-        stored) and returns a new payment with its first events to add as
-        :meth:`PaymentRepository.add` would, or ``None`` to add nothing; the
-        answer names what was added. A refused add (:class:`~paycore.errors.DuplicatePayment`,
-        a bad value) undoes the claim too: the key is left as it was.
+        ``add`` is given the payments read (what an earlier attempt under the key stored) and returns a new
+        payment with its first events to add as :meth:`PaymentRepository.add` would, or ``None`` to add
+        nothing; the answer names what was added. ``add`` has no side effects: a repository may ask it about
+        no payment first, store that only where no payment of ``payment_ids`` is, and else ask again. A
+        refused add (:class:`~paycore.errors.DuplicatePayment`, a bad value) undoes the claim too.
         """
         ...
 

@@ -253,8 +253,30 @@ async def test_a_keyed_create_claims_its_key_and_stores_its_payment_in_one_trans
         (claiming,) = [unit for unit in units if any(_claiming(statement) for statement in unit)]
         assert any(statement.startswith("INSERT INTO paycore_payments ") for statement in claiming), claiming
         assert any(statement.startswith("INSERT INTO paycore_payment_events ") for statement in claiming), claiming
+        assert not any(statement.startswith("SELECT") for statement in claiming), "no earlier payment: none read"
         assert len(units) == 2, "the claim with the new payment, then the provider's answer with the key's result"
         assert await flow.get_payment(checkout.payment.id) == checkout.payment
+
+
+async def test_a_keyed_create_whose_key_is_gone_finds_the_payment_its_first_attempt_stored(database_url: str) -> None:
+    async with _flow(database_url) as flow:
+        assert isinstance(flow.repository, SqlPaymentRepository)
+        fake = _fake(flow)
+        fake.script("initiate", "succeeded")
+        first = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T12", idempotency_key="c12")
+        engine = flow.repository.database.engine
+        with engine.begin() as connection:  # the key's record is gone (purged), its payment is not
+            connection.execute(sa.delete(idempotency_keys).where(idempotency_keys.c.key == "c12"))
+        with _transactions(engine) as units:
+            again = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T12", idempotency_key="c12")
+        (claiming,) = [unit for unit in units if any(_claiming(statement) for statement in unit)]
+        assert any(statement.startswith("SELECT paycore_payments.id") for statement in claiming), claiming
+        assert again.payment == first.payment, "the first attempt's payment, not a second one"
+        assert [payment.id for payment in await flow.list_payments(order_id="T12")] == [first.payment.id]
+        assert [call for call in fake.calls if call[0] == "initiate"] == [("initiate", first.payment.id)]
+        other = Money.of("100", "XOF")
+        with pytest.raises(IdempotencyKeyReused):
+            await flow.create_payment(amount=other, provider="fake", order_id="T12", idempotency_key="c12")
 
 
 class _Policy:

@@ -169,6 +169,27 @@ class KeysConformance:
         assert (found, added) == ([earlier], None)
         assert await repository.get_many(["pay_later"]) == []
 
+    async def test_claim_and_add_asks_add_about_the_earlier_attempt_stored_and_adds_nothing_it_refuses(
+        self, repository: Any, keys_store: Any
+    ) -> None:
+        store = self._claiming(repository, keys_store)
+        earlier = make_payment(id="pay_stored_before")
+        await repository.add(earlier, [])
+        new = make_payment(id="pay_would_be_new")
+        seen: list[list[Payment]] = []
+
+        def add(found: list[Payment]) -> PaymentWrite | None:
+            seen.append(found)
+            return None if found else PaymentWrite(new, [make_event(new, 1)])
+
+        claim = KeyClaim(scope="", key="k-stored-before", fingerprint="f", lease_seconds=60)
+        held, found, added = await repository.claim_and_add(store, claim, [new.id, earlier.id], add)
+        assert held.token is not None
+        assert (found, added) == ([earlier], None)
+        assert seen[-1] == [earlier], "add decides last on the payment stored before"
+        assert await repository.get_many([new.id]) == []
+        assert await repository.get(earlier.id) == earlier
+
     async def test_a_refused_add_leaves_the_key_unclaimed(self, repository: Any, keys_store: Any) -> None:
         store = self._claiming(repository, keys_store)
         taken = make_payment(id="pay_taken")

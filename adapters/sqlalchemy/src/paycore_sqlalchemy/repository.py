@@ -347,7 +347,9 @@ class SqlPaymentRepository:
     ) -> Callable[[sa.Connection], tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]]:
         """The unit of :meth:`claim_and_get`, :meth:`claim_and_add` and :meth:`claim_and_update`: the claim,
         then, for the key's holder, the read and the insert of what ``add`` decides or the write of what
-        ``update`` decides on the first payment read (kept in ``decided``)."""
+        ``update`` decides on the first payment read (kept in ``decided``). An ``add`` is first asked about
+        no payment, and its answer inserted by one statement unless a payment of ``payment_ids`` is stored:
+        the read then follows, and ``add`` is asked again about what it found."""
         if not isinstance(store, SqlIdempotencyStore):  # only a store completes_keys_of accepts comes here
             raise TypeError(f"{store!r} keeps its keys outside {self.database!r}")
         wanted = list(dict.fromkeys(payment_ids))
@@ -356,6 +358,15 @@ class SqlPaymentRepository:
             answer = store.claim_in(connection, claim)
             if answer.token is None:
                 return answer, [], None
+            if add is not None and update is None and 0 < len(wanted) <= _PREPARED_MANY:
+                # Mostly no earlier attempt stored a payment: what ``add`` decides on none goes in by a
+                # statement that inserts nothing where one of ``wanted`` is stored (then read below).
+                new = add([])
+                if new is not None:
+                    decided.append(new)
+                    if _inserting(new.payment, new.events, unless_stored=wanted)(connection):
+                        return answer, [], new
+                    decided.pop()
             found = _get_many(connection, wanted) if wanted else []
             if update is not None:
                 written = update(found[0]) if found else None
@@ -542,18 +553,40 @@ class SqlPaymentRepository:
             self.database.close()
 
 
-def _inserting(payment: Payment, events: Sequence[PaymentEvent]) -> Callable[[sa.Connection], None]:
-    """The inserts of a new payment with its references, refunds and first events (values checked now)."""
+@functools.lru_cache(maxsize=2 * _PREPARED_MANY)
+def _insert_unless_stored(columns: tuple[str, ...], count: int) -> Prepared:
+    """The ``INSERT`` of a payment's row of ``columns`` that inserts nothing while a payment with one of
+    ``count`` ids (parameters ``unless_0`` ...) is stored: one statement where a read and an insert were two."""
+    values = [sa.bindparam(name, type_=payments.c[name].type) for name in columns]
+    ids = [sa.bindparam(f"unless_{i}", type_=payments.c.id.type) for i in range(count)]
+    stored = sa.exists().where(payments.c.id.in_(ids))
+    return Prepared(sa.insert(payments).from_select(list(columns), sa.select(*values).where(~stored)))
+
+
+def _inserting(
+    payment: Payment, events: Sequence[PaymentEvent], *, unless_stored: Sequence[str] = ()
+) -> Callable[[sa.Connection], bool]:
+    """The inserts of a new payment with its references, refunds and first events (values checked now).
+
+    With ``unless_stored`` (payment ids, at most :data:`_PREPARED_MANY`), nothing is inserted while a
+    payment with one of them is stored; the inserts answer whether they inserted.
+    """
     row = payment_row(payment)
     reference_list = reference_rows(payment)
     refund_list = refund_rows(payment)
     event_list = [event_row(e) for e in events]
 
-    def insert(connection: sa.Connection) -> None:
-        _INSERT_PAYMENT.execute(connection, row)
+    def insert(connection: sa.Connection) -> bool:
+        if unless_stored:
+            parameters = {**row, **{f"unless_{i}": payment_id for i, payment_id in enumerate(unless_stored)}}
+            if _insert_unless_stored(tuple(row), len(unless_stored)).execute(connection, parameters) != 1:
+                return False
+        else:
+            _INSERT_PAYMENT.execute(connection, row)
         if reference_list:
             _INSERT_REFERENCES.execute(connection, reference_list)
         _insert_rows(connection, refund_list, event_list)
+        return True
 
     return insert
 
