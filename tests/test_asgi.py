@@ -174,9 +174,23 @@ async def test_an_unknown_provider_is_answered_404(client: httpx.AsyncClient) ->
 async def test_an_event_for_an_unknown_payment_is_answered_404(flow: PaymentFlow, client: httpx.AsyncClient) -> None:
     from paycore.testing.fake import SIGNATURE_HEADER, sign
 
-    body = json.dumps({"id": "evt_1", "payment_id": "pay_missing", "outcome": "succeeded"}).encode()
+    report = {"id": "evt_1", "payment_id": "pay_missing", "outcome": "succeeded", "captured": [5000, "XOF"]}
+    body = json.dumps(report).encode()
     response = await client.post("/fake", content=body, headers={SIGNATURE_HEADER: sign(body, SECRET)})
     assert response.status_code == 404
+
+
+async def test_a_signed_event_of_money_without_its_amount_is_answered_400(
+    flow: PaymentFlow, client: httpx.AsyncClient
+) -> None:
+    from paycore.testing.fake import SIGNATURE_HEADER, sign
+
+    for captured in (None, [0, "XOF"]):
+        report = {"id": "evt_2", "payment_id": "pay_missing", "outcome": "succeeded", "captured": captured}
+        body = json.dumps(report).encode()
+        response = await client.post("/fake", content=body, headers={SIGNATURE_HEADER: sign(body, SECRET)})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "malformed_webhook"
 
 
 async def test_only_post_is_accepted(client: httpx.AsyncClient) -> None:

@@ -74,7 +74,8 @@ async def test_a_signed_but_unreadable_body_is_refused(flow: PaymentFlow) -> Non
 
 
 async def test_a_webhook_for_an_unknown_payment_is_not_found(flow: PaymentFlow) -> None:
-    body = json.dumps({"id": "evt_1", "payment_id": "pay_unknown", "outcome": "succeeded"}).encode()
+    report = {"id": "evt_1", "payment_id": "pay_unknown", "outcome": "succeeded", "captured": [5000, "XOF"]}
+    body = json.dumps(report).encode()
     with pytest.raises(PaymentNotFound):
         await flow.handle_webhook("fake", body, {SIGNATURE_HEADER: sign(body, "whsec-test")})
 

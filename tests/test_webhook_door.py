@@ -187,7 +187,8 @@ async def test_an_unknown_payment_and_another_tenants_payment_get_the_same_answe
         amount=Money.of("5000", "XOF"), provider="fake", order_id="T1", tenant="chez-awa"
     )
     theirs, theirs_headers = fake.webhook(checkout.payment.id)
-    missing = json.dumps({"id": "evt_1", "payment_id": "pay_missing", "outcome": "succeeded"}).encode()
+    report = {"id": "evt_1", "payment_id": "pay_missing", "outcome": "succeeded", "captured": [5000, "XOF"]}
+    missing = json.dumps(report).encode()
     unknown = await client.post("/fake", content=missing, headers={SIGNATURE_HEADER: sign(missing, "whsec-test")})
     another_tenants = await client.post("/fake", content=theirs, headers=theirs_headers)
     assert unknown.status_code == another_tenants.status_code == 404

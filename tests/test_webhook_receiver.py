@@ -1,19 +1,23 @@
-"""What ``handle_webhook`` accepts at the door, and what it does with a report that lacks its amounts."""
+"""What ``handle_webhook`` accepts at the door, and what it does with a report of money without its amount:
+refused there, unless the provider declares that its notifications never carry amounts (then it asks)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import attrs
 import pytest
 
-from paycore import Money
+from paycore import Money, hookimpl
 from paycore.errors import InvalidSignature, MalformedWebhook, PaymentNotFound, WebhookTooLarge
 from paycore.flow import PaymentFlow
-from paycore.records import Payment
-from paycore.status import Outcome, PaymentStatus, ReviewReason
+from paycore.hookspecs import ProviderRegistrar
+from paycore.records import Payment, ProviderUpdate, RefundUpdate
+from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import SIGNATURE_HEADER, FakeProvider, sign
+from paycore.webhooks import money_without_amount
 
 pytestmark = pytest.mark.anyio
 
@@ -77,60 +81,150 @@ async def test_a_provider_that_crashes_while_parsing_cannot_read_the_delivery(
         await flow.handle_webhook("fake", b"{}", {})
 
 
-async def test_a_paid_report_without_its_amount_is_confirmed_by_asking_the_provider(
+def _unaccounted_reports(fake: FakeProvider, payment: Payment) -> list[tuple[bytes, dict[str, str]]]:
+    """Signed reports of money moved whose amount is missing or zero: a payment, an authorization, a refund."""
+    zero = Money.of("0", "XOF")
+    reports = [
+        fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, amounts=False),
+        fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, captured=zero),
+        fake.webhook(payment.id, outcome=Outcome.AUTHORIZED, amounts=False),
+        fake.webhook(payment.id, outcome=Outcome.AUTHORIZED, authorized=zero),
+        fake.webhook(payment.id, refunds=[RefundUpdate(RefundStatus.SUCCEEDED, "re_1", amount=zero)]),
+    ]
+    return reports
+
+
+@pytest.mark.parametrize(
+    ("update", "what"),
+    [
+        (ProviderUpdate(outcome=Outcome.SUCCEEDED, payment_id="pay_1"), "a payment"),
+        (ProviderUpdate(outcome=Outcome.SUCCEEDED, payment_id="pay_1", captured=Money.of("0", "XOF")), "a payment"),
+        (ProviderUpdate(outcome=Outcome.AUTHORIZED, payment_id="pay_1"), "an authorization"),
+        (
+            ProviderUpdate(payment_id="pay_1", refunds=(RefundUpdate(RefundStatus.SUCCEEDED, "re_1"),)),
+            "a refund",
+        ),
+        (ProviderUpdate(outcome=Outcome.SUCCEEDED, payment_id="pay_1", captured=XOF_5000), None),
+        (ProviderUpdate(outcome=Outcome.PENDING, payment_id="pay_1"), None),
+        (ProviderUpdate(outcome=Outcome.FAILED, payment_id="pay_1"), None),
+        (ProviderUpdate(payment_id="pay_1", refunds=(RefundUpdate(RefundStatus.PENDING, "re_1"),)), None),
+    ],
+)
+def test_money_without_amount_names_what_a_report_moved_without_its_amount(
+    update: ProviderUpdate, what: str | None
+) -> None:
+    assert money_without_amount(update) == what
+
+
+async def test_a_signed_report_of_money_without_its_amount_is_malformed_and_changes_nothing(
     flow: PaymentFlow, fake: FakeProvider
 ) -> None:
+    """Missing or zero, in a payment's, an authorization's or a refund's report: 400, no poll, nothing stored."""
     payment = await _processing(flow, fake)
-    fake.settle(payment.id, Outcome.SUCCEEDED, captured=Money.of("4000", "XOF"))
-    body, headers = fake.webhook(payment.id, amounts=False)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    events = await flow.list_events(payment.id)
+    for body, headers in _unaccounted_reports(fake, payment):
+        with pytest.raises(MalformedWebhook, match="without its amount"):
+            await flow.handle_webhook("fake", body, headers)
+    assert await flow.get_payment(payment.id) == payment
+    assert await flow.list_events(payment.id) == events
+    assert ("check_status", payment.id) not in fake.calls, "a report is refused, not confirmed by asking"
+    body, headers = fake.webhook(payment.id)
     (after,) = await flow.handle_webhook("fake", body, headers)
-    assert ("check_status", payment.id) in fake.calls
+    assert (after.status, after.captured_amount) == (PaymentStatus.SUCCEEDED, XOF_5000)
+
+
+async def test_a_delivery_with_one_report_of_money_without_its_amount_applies_none_of_its_reports(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = await _processing(flow, fake), await _processing(flow, fake)
+    fake.settle(first.id, Outcome.SUCCEEDED)
+    fake.settle(second.id, Outcome.SUCCEEDED)
+    parse = fake.parse_webhook
+
+    async def both(body: bytes, headers: Any) -> list[Any]:
+        [paid] = await parse(fake.webhook(first.id)[0], headers)
+        [unaccounted] = await parse(fake.webhook(second.id, amounts=False)[0], headers)
+        return [paid, unaccounted]
+
+    monkeypatch.setattr(fake, "parse_webhook", both)
+    body, headers = fake.webhook(first.id)
+    with pytest.raises(MalformedWebhook):
+        await flow.handle_webhook("fake", body, headers)
+    assert await flow.get_payment(first.id) == first, "the well-formed report of the delivery is not applied either"
+    assert await flow.get_payment(second.id) == second
+
+
+class QuietProvider(FakeProvider):
+    """A fake provider whose gateway's notifications never carry amounts: the flow confirms them by polling."""
+
+    name = "quiet"
+    capabilities = attrs.evolve(FakeProvider.capabilities, webhook_amounts=False)
+
+
+class QuietPlugin:
+    """Registers :class:`QuietProvider` (type ``"quiet"``)."""
+
+    @hookimpl
+    def paycore_register_providers(self, register: ProviderRegistrar) -> None:
+        register(QuietProvider)
+
+
+@pytest.fixture
+async def quiet_flow(make_flow: Callable[..., PaymentFlow]) -> AsyncIterator[tuple[PaymentFlow, QuietProvider]]:
+    config = {"providers": {"quiet": {"type": "quiet", "webhook_secret": "whsec-test"}}}
+    async with make_flow(config, plugins=(QuietPlugin(),)) as flow:
+        quiet = flow.provider("quiet")
+        assert isinstance(quiet, QuietProvider)
+        quiet.script("initiate", "pending")
+        yield flow, quiet
+
+
+async def _quiet_processing(flow: PaymentFlow, quiet: QuietProvider) -> Payment:
+    return (await flow.create_payment(amount=XOF_5000, provider="quiet", order_id="q")).payment
+
+
+async def test_a_paid_report_without_its_amount_from_a_provider_whose_notices_carry_none_is_confirmed_by_asking(
+    quiet_flow: tuple[PaymentFlow, QuietProvider],
+) -> None:
+    flow, quiet = quiet_flow
+    payment = await _quiet_processing(flow, quiet)
+    quiet.settle(payment.id, Outcome.SUCCEEDED, captured=Money.of("4000", "XOF"))
+    body, headers = quiet.webhook(payment.id, amounts=False)
+    (after,) = await flow.handle_webhook("quiet", body, headers)
+    assert ("check_status", payment.id) in quiet.calls
     assert after.status is PaymentStatus.PROCESSING, "an underpaid transfer is never marked paid"
     assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
 
 
 async def test_a_paid_report_without_its_amount_is_paid_once_the_provider_names_the_amount(
-    flow: PaymentFlow, fake: FakeProvider
+    quiet_flow: tuple[PaymentFlow, QuietProvider],
 ) -> None:
-    payment = await _processing(flow, fake)
-    fake.settle(payment.id, Outcome.SUCCEEDED)
-    body, headers = fake.webhook(payment.id, amounts=False)
-    (after,) = await flow.handle_webhook("fake", body, headers)
+    flow, quiet = quiet_flow
+    payment = await _quiet_processing(flow, quiet)
+    quiet.settle(payment.id, Outcome.SUCCEEDED)
+    body, headers = quiet.webhook(payment.id, amounts=False)
+    (after,) = await flow.handle_webhook("quiet", body, headers)
     assert after.status is PaymentStatus.SUCCEEDED
     assert after.captured_amount == XOF_5000
     assert not after.needs_review
 
 
-async def test_a_paid_report_without_its_amount_from_a_provider_that_cannot_be_polled_flags_the_payment(
-    flow: PaymentFlow,
-) -> None:
-    limited = flow.provider("limited")
-    assert isinstance(limited, FakeProvider)
-    limited.script("initiate", "pending")
-    payment = (await flow.create_payment(amount=XOF_5000, provider="limited", order_id="o")).payment
-    limited.settle(payment.id, Outcome.SUCCEEDED)
-    body, headers = limited.webhook(payment.id, amounts=False)
-    (after,) = await flow.handle_webhook("limited", body, headers)
-    assert after.status is PaymentStatus.PROCESSING
-    assert after.needs_review
-    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
-    assert after.captured_amount is None
-
-
 @pytest.mark.parametrize("truth", [Outcome.FAILED, Outcome.EXPIRED, Outcome.NOT_FOUND])
 async def test_a_paid_report_without_its_amount_that_the_provider_then_denies_only_flags_the_payment(
-    flow: PaymentFlow, fake: FakeProvider, truth: Outcome
+    quiet_flow: tuple[PaymentFlow, QuietProvider], truth: Outcome
 ) -> None:
     """The poll asked for the amount answers that the payment did not pay: two reports contradict each other,
     so neither ends the payment; an operator is asked to look."""
-    payment = await _processing(flow, fake)
-    body, headers = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED, amounts=False)
+    flow, quiet = quiet_flow
+    payment = await _quiet_processing(flow, quiet)
+    body, headers = quiet.webhook(payment.id, outcome=Outcome.SUCCEEDED, amounts=False)
     if truth is Outcome.NOT_FOUND:
-        del fake.ledger[payment.id]
+        del quiet.ledger[payment.id]
     else:
-        fake.settle(payment.id, truth)
-    (after,) = await flow.handle_webhook("fake", body, headers)
-    assert ("check_status", payment.id) in fake.calls
+        quiet.settle(payment.id, truth)
+    (after,) = await flow.handle_webhook("quiet", body, headers)
+    assert ("check_status", payment.id) in quiet.calls
     assert after.status is PaymentStatus.PROCESSING
     assert after.needs_review
     assert after.review_reason is ReviewReason.AMOUNT_MISMATCH

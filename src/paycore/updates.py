@@ -6,8 +6,9 @@ under the correctness rules:
 
 * **reports carry their amounts**: an outcome that moves money (authorized,
   succeeded, a refund succeeded) without its amount never moves the payment;
-  the report says so (:attr:`Applied.missing_amount`) and the caller asks the
-  provider (a poll) or flags the payment;
+  the report says so (:attr:`Applied.missing_amount`) and the caller flags the
+  payment (a poll's answer) or refuses the report (a webhook's, at the door:
+  :func:`paycore.webhooks.money_without_amount`);
 * amounts and currency must match what the payment expects; a mismatch (an
   underpaid mobile-money transfer) is recorded and flags the payment for
   review, and never marks it paid;
@@ -67,7 +68,7 @@ class Applied:
     """What :func:`apply_report` could not apply, for its caller to act on."""
 
     missing_amount: bool = False
-    """A money outcome came without its amount: ask the provider, or flag the payment."""
+    """A money outcome came without its amount: flag the payment, or refuse the report."""
     deferred: bool = False
     """A negative outcome waited for the provider call in flight to be settled by its owner."""
 

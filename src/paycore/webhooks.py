@@ -9,7 +9,11 @@ nothing: a provider that crashes while verifying refuses the delivery
 (:class:`InvalidSignature`), one that crashes while parsing cannot read it
 (:class:`MalformedWebhook`). A report that must wait for a provider call in
 flight is refused with :class:`PaymentBusy` (HTTP 503: the sender delivers it
-again later). A report of money without its amount is confirmed by polling the
+again later). A report of money moved (authorized, paid, refunded) whose amount
+is missing or not positive is :class:`MalformedWebhook` before any report of the
+delivery is applied, whatever its signature, from a provider whose notifications
+carry their amounts (``Capabilities.webhook_amounts``, the default). From one
+whose notifications never do, such a report is confirmed by polling the
 provider, or flags the payment when it cannot be polled.
 """
 
@@ -31,15 +35,17 @@ from paycore.errors import (
     UnsupportedOperation,
     WebhookTooLarge,
 )
+from paycore.money import Money
 from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate
+from paycore.status import Outcome, RefundStatus
 from paycore.storage import PaymentLookup
 from paycore.unit_of_work import Delivery, PaymentWriter
 from paycore.updates import flag_missing_amount
 from paycore.wire import InvalidReport
 
-__all__ = ["WebhookReceiver", "webhook_body"]
+__all__ = ["WebhookReceiver", "money_without_amount", "webhook_body"]
 
 log = logging.getLogger("paycore.webhooks")
 
@@ -57,6 +63,22 @@ def webhook_body(body: object, *, max_bytes: int) -> bytes:
     if len(raw) > max_bytes:
         raise WebhookTooLarge(f"a webhook body may hold at most {max_bytes} bytes, not {len(raw)}")
     return raw
+
+
+def _unaccounted(amount: Money | None) -> bool:
+    return amount is None or not amount.is_positive()
+
+
+def money_without_amount(update: ProviderUpdate) -> str | None:
+    """What money ``update`` reports moved without its amount (missing, zero or negative), or ``None``."""
+    if update.outcome is Outcome.AUTHORIZED and _unaccounted(update.authorized):
+        return "an authorization"
+    if update.outcome is Outcome.SUCCEEDED and _unaccounted(update.captured):
+        return "a payment"
+    for refund in update.refunds:
+        if refund.status is RefundStatus.SUCCEEDED and _unaccounted(refund.amount):
+            return "a refund"
+    return None
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -111,6 +133,9 @@ class WebhookReceiver:
         for update in updates:
             if not isinstance(update, ProviderUpdate):
                 raise MalformedWebhook(f"provider {chosen.code!r} parsed its delivery into something else than reports")
+            unaccounted = money_without_amount(update) if chosen.capabilities.webhook_amounts else None
+            if unaccounted is not None:
+                raise MalformedWebhook(f"provider {chosen.code!r} reported {unaccounted} without its amount")
         return [await self._apply(chosen, tenant, update) for update in updates]
 
     def _lookup(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> PaymentLookup:

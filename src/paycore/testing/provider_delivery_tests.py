@@ -158,6 +158,20 @@ class DeliveryTests(ProviderSuiteBase):
         assert after.status not in _PAID, f"a report without amounts made the payment {after.status.value}"
         assert after.captured_amount is None
 
+    async def test_a_report_without_amounts_is_malformed_where_the_providers_notices_carry_them(
+        self, flow: PaymentFlow, amount: Money
+    ) -> None:
+        self._require(flow, "webhooks", "the provider sends no webhooks")
+        if not self._capabilities(flow).webhook_amounts:
+            pytest.skip("the provider's notifications carry no amounts: the flow asks the provider for them")
+        payment = await self._processing(flow, amount, "amountless-3")
+        forged = await self._without_amounts(flow, payment)
+        before = await self._snapshot(flow, payment.id)
+        for delivery in forged:
+            with pytest.raises(MalformedWebhook):
+                await self._deliver(flow, [delivery])
+        assert await self._snapshot(flow, payment.id) == before
+
     async def test_a_report_without_amounts_is_confirmed_only_by_the_providers_own_answer(
         self, flow: PaymentFlow, amount: Money
     ) -> None:

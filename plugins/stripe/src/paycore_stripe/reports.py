@@ -167,15 +167,18 @@ def read_session(data: Any, *, what: str = "checkout.session") -> ProviderUpdate
 
     The session is the payment's first reference and its PaymentIntent (once the
     customer paid) the second. Its amounts are checked but not reported: the
-    PaymentIntent's own report carries the money.
+    PaymentIntent's own report carries the money. A complete session names what
+    it collected: one without a positive ``amount_total`` is refused.
     """
     session = _object(data, "checkout.session")
     status = _field(session, "status", str, what=what)
     if status not in _SESSION_OUTCOMES:
         raise InvalidReport(f"{what}.status {status!r:.40} is not one of {sorted(_SESSION_OUTCOMES)}")
     currency = _field(session, "currency", str, what=what)
-    for name in ("amount_total", "amount_subtotal"):
-        _amount(session, name, currency, what=what)
+    total = _amount(session, "amount_total", currency, what=what)
+    _amount(session, "amount_subtotal", currency, what=what)
+    if status == "complete" and total is None:
+        raise InvalidReport(f"{what} is complete without its amount_total")
     intent = session.get("payment_intent")
     intent_id = intent.get("id") if isinstance(intent, Mapping) else intent
     if intent_id is not None and not isinstance(intent_id, str):
