@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
 import pytest
 import sqlalchemy as sa
 from attrs import evolve
@@ -277,6 +278,32 @@ async def test_a_keyed_create_whose_key_is_gone_finds_the_payment_its_first_atte
         other = Money.of("100", "XOF")
         with pytest.raises(IdempotencyKeyReused):
             await flow.create_payment(amount=other, provider="fake", order_id="T12", idempotency_key="c12")
+
+
+async def test_identical_keyed_creates_at_once_store_one_payment_and_reach_the_provider_once(
+    database_url: str,
+) -> None:
+    async with _flow(database_url) as flow:
+        fake = _fake(flow)
+        fake.script("initiate", "pending")
+        answers: list[object] = []
+
+        async def create() -> None:
+            try:
+                answers.append(
+                    await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T13", idempotency_key="c13")
+                )
+            except IdempotencyInProgress as error:
+                answers.append(error)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(create)
+        checkouts = [answer for answer in answers if not isinstance(answer, IdempotencyInProgress)]
+        assert checkouts, "one of them created the payment"
+        assert all(checkout == checkouts[0] for checkout in checkouts), "the others replayed it, or were told to wait"
+        assert [call for call in fake.calls if call[0] == "initiate"] == [("initiate", checkouts[0].payment.id)]
+        assert [payment.id for payment in await flow.list_payments(order_id="T13")] == [checkouts[0].payment.id]
 
 
 class _Policy:
