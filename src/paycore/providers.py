@@ -57,8 +57,9 @@ class Capabilities:
     it does not list never reached it. Without this, a poll never fails a pending refund:
     refunds are settled by their own answer or webhook."""
     webhook_amounts: bool = True
-    """Webhooks carry the amounts of the money outcomes they report. A provider whose
-    notifications never do sets ``False`` (and must poll): the flow confirms by polling."""
+    """Webhooks carry the amounts of the money outcomes they report, so a report of money
+    without its amount is refused as malformed. A provider whose notifications never carry
+    amounts sets ``False`` (and must poll): the flow then confirms such a report by polling."""
 
 
 @frozen
