@@ -75,8 +75,9 @@ def payment_row(payment: Payment, fields: Iterable[str] | None = None) -> dict[s
     for kind in ("authorized", "captured"):
         if kind in row:
             units = row.pop(kind)
-            row[f"{kind}_amount"] = units
-            row[f"{kind}_currency"] = None if units is None else payment.amount.currency
+            amount_column, currency_column = COLUMNS_OF_VALUE[kind]
+            row[amount_column] = units
+            row[currency_column] = None if units is None else payment.amount.currency
     if "tenant" in row:
         row["tenant"] = store_tenant(payment.tenant)
     return row
@@ -87,8 +88,8 @@ def payment_from_row(row: Mapping[Any, Any], refunds: Sequence[Refund] = ()) -> 
     values = {
         name: row[_COLUMN_OF.get(name, name)] for name in PAYMENT_COLUMNS if name not in ("authorized", "captured")
     }
-    values["authorized"] = row["authorized_amount"]
-    values["captured"] = row["captured_amount"]
+    for kind in ("authorized", "captured"):
+        values[kind] = row[COLUMNS_OF_VALUE[kind][0]]
     values["tenant"] = tenant_from_store(row["tenant"])
     return payment_from_values(values, refunds)
 

@@ -31,7 +31,7 @@ from paycore.errors import (
     ProviderOutcomeUnknown,
     StorageError,
 )
-from paycore.money import MAX_MINOR_UNITS, Money
+from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate, utcnow
 from paycore.status import Outcome, RefundStatus
@@ -48,7 +48,7 @@ from paycore_cash.errors import (
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind, new_movement_id
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import drawer_totals
-from paycore_cash.validation import MAX_TILL, is_name
+from paycore_cash.validation import MAX_TILL, check_amount, is_name
 
 __all__ = ["CashProvider", "cashier_of", "refund_cashier_of", "refund_till_of", "tendered_of", "till_of"]
 
@@ -117,11 +117,7 @@ def tendered_of(payment: Payment) -> Money:
         tendered = Money.of(raw, payment.currency)
     except InvalidAmount as error:
         raise InvalidCashRequest(f"metadata['tendered'] of cash payment {payment.id}: {error}") from None
-    if tendered.is_negative():
-        raise InvalidCashRequest(f"tendered cash must not be negative, not {tendered}")
-    if tendered.minor_units > MAX_MINOR_UNITS:
-        raise InvalidCashRequest(f"tendered cash must be at most {MAX_MINOR_UNITS} minor units, not {tendered}")
-    return tendered
+    return check_amount(tendered, "tendered cash", currency=None, allow_zero=True)
 
 
 class CashProvider(Provider):
