@@ -333,3 +333,93 @@ async def test_a_connection_that_lost_its_driver_connection_runs_the_next_statem
         assert [r["id"] for r in rows] == [payment.id]
     finally:
         await repository.aclose()
+
+
+class Refused(Exception):
+    """A check's refusal of a sent statement's row count."""
+
+
+def _exactly_one(count: int) -> None:
+    if count != 1:
+        raise Refused(f"{count} rows")
+
+
+async def test_a_sent_statement_is_checked_before_its_unit_commits(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    changed = evolve(payment, description="Soupe kandia — table 6", version=payment.version + 1)
+    row = payment_row(changed)
+    row["b_id"] = row.pop("id")
+
+    def work(connection: sa.Connection) -> None:
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-before")))
+        UPDATE.send(connection, row, _exactly_one)
+        UPDATE.send(connection, {**row, "b_id": "pay_none"}, _exactly_one)  # no such row: refused
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-after")))
+
+    with pytest.raises(Refused, match="0 rows"):
+        await repository.database.run(work, write=True)
+    assert await repository.get(payment.id) == payment
+    for event_id in ("evt-before", "evt-after"):
+        assert not await repository.has_receipt(payment.provider, payment.tenant, event_id)
+
+
+async def test_a_statement_run_after_sent_ones_sees_what_they_wrote(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    counts: list[int] = []
+
+    def work(connection: sa.Connection) -> list[dict[str, Any]]:
+        for event_id in ("evt-1", "evt-2"):
+            INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, event_id)), counts.append)
+        INSERT_RECEIPTS.send(connection, [receipt_row(make_receipt(payment, e)) for e in ("evt-3", "evt-4")])
+        return RECEIPT_IDS.mappings(connection, {"payment_id": payment.id})
+
+    rows = await repository.database.run(work, write=True)
+    assert rows == [{"event_id": f"evt-{n}"} for n in (1, 2, 3, 4)]
+    assert counts == [1, 1]  # each sent statement's own count, checked before the read's answer
+
+
+async def test_a_refused_sent_statement_raises_sqlalchemys_error_and_its_unit_changes_nothing(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    receipt = receipt_row(make_receipt(payment, "evt-twice"))
+    await repository.database.run(lambda connection: INSERT_RECEIPTS.send(connection, receipt), write=True)
+
+    def work(connection: sa.Connection) -> None:
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-new")))
+        INSERT_RECEIPTS.send(connection, receipt)
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-newer")))
+
+    for _ in range(2):  # the connection the refusal happened on runs the next unit
+        with pytest.raises(exc.IntegrityError) as refused:
+            await repository.database.run(work, write=True)
+        assert "parameters hidden" in str(refused.value)  # a row's values stay out of error messages
+        rows = await repository.database.run(lambda c: RECEIPT_IDS.mappings(c, {"payment_id": payment.id}))
+        assert rows == [{"event_id": "evt-twice"}]
+
+
+async def test_a_statement_through_sqlalchemy_after_sent_ones_sees_what_they_wrote(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    counts: list[int] = []
+    receipts = sa.select(webhook_receipts.c.event_id).where(webhook_receipts.c.payment_id == payment.id)
+
+    def work(connection: sa.Connection) -> list[str]:
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-sent")), counts.append)
+        found = list(connection.execute(receipts).scalars())
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-then")), counts.append)
+        return found
+
+    assert await repository.database.run(work, write=True) == ["evt-sent"]
+    assert counts == [1, 1]
+    rows = await repository.database.run(lambda c: RECEIPT_IDS.mappings(c, {"payment_id": payment.id}))
+    assert rows == [{"event_id": "evt-sent"}, {"event_id": "evt-then"}]

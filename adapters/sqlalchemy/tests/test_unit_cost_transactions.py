@@ -1,5 +1,6 @@
 """What a unit of work sends PostgreSQL around its statements: a plain ``BEGIN`` for a unit that writes,
-nothing for one that does not need a transaction, and the isolation the connection was given, kept.
+nothing for one that does not need a transaction, the isolation the connection was given, kept, and
+the round trips it waits for: a write's statements go together with its ``BEGIN``, then ``COMMIT``.
 
 A unit without ``BEGIN`` and ``COMMIT`` (a single-statement read, a compare-and-set
 unit) switches its pooled connection to autocommit and back. What the server
@@ -11,17 +12,22 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
+from attrs import evolve
 from psycopg import pq
 from sqlalchemy import event
 
-from paycore.testing.records import make_receipt, rich_payment
+from paycore.errors import ConcurrentUpdate
+from paycore.records import Payment
+from paycore.storage import PaymentLookup, PaymentWrite
+from paycore.testing.records import make_event, make_receipt, rich_payment
+from paycore_sqlalchemy import SqlPaymentRepository
 from paycore_sqlalchemy.codec import payment_row, receipt_row
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.prepared import Prepared
@@ -37,10 +43,35 @@ ISOLATION = Prepared(sa.select(sa.literal_column("current_setting('transaction_i
 _BEGIN = re.compile(r'"(BEGIN[^"]*)"')
 
 
+class Sent:
+    """What the database's pooled connections sent the server (libpq's trace of them)."""
+
+    def __init__(self, trace: Any, drivers: set[int]) -> None:
+        self._trace = trace
+        self._drivers = drivers
+
+    def messages(self) -> list[list[str]]:
+        """The messages sent so far, each as its trace line's fields; checks that every unit ran on one and
+        the same driver connection."""
+        assert len(self._drivers) == 1, "every unit should have run on the one pooled connection"
+        self._trace.seek(0)
+        lines = self._trace.read().decode().splitlines()
+        fields = [line.split("\t") for line in lines]
+        return [message for message in fields if message[0] == "F" and len(message) > 2]  # not a SQL's next line
+
+    def begins(self) -> list[str]:
+        """The ``BEGIN`` commands sent."""
+        return [found for message in self.messages() for found in _BEGIN.findall("\t".join(message))]
+
+    def round_trips(self) -> int:
+        """The waits for the server's answers: a ``Sync`` ends statements sent together, a ``Query`` is one
+        simple command (``COMMIT``)."""
+        return sum(1 for message in self.messages() if message[2].strip() in ("Sync", "Query"))
+
+
 @contextmanager
-def sent_to_the_server(database: Database) -> Iterator[Callable[[], list[str]]]:
-    """The ``BEGIN`` commands the database's pooled connections send while this is open (libpq's trace),
-    and a check that every unit ran on one and the same driver connection."""
+def sent_to_the_server(database: Database) -> Iterator[Sent]:
+    """What the database's pooled connections send while this is open (libpq's trace)."""
     drivers: set[int] = set()
     with tempfile.TemporaryFile() as trace:
 
@@ -53,16 +84,10 @@ def sent_to_the_server(database: Database) -> Iterator[Callable[[], list[str]]]:
             if dbapi_connection is not None:
                 dbapi_connection.pgconn.untrace()
 
-        def begins() -> list[str]:
-            assert len(drivers) == 1, "every unit should have run on the one pooled connection"
-            trace.seek(0)
-            lines = trace.read().decode().splitlines()
-            return [found for line in lines if line.startswith("F") for found in _BEGIN.findall(line)]
-
         event.listen(database.engine, "checkout", checkout)
         event.listen(database.engine, "checkin", checkin)
         try:
-            yield begins
+            yield Sent(trace, drivers)
         finally:
             event.remove(database.engine, "checkout", checkout)
             event.remove(database.engine, "checkin", checkin)
@@ -85,12 +110,12 @@ def _receipt(event_id: str) -> dict[str, Any]:
 
 
 def test_a_unit_that_writes_after_one_without_begin_sends_a_plain_begin(database: Database) -> None:
-    with sent_to_the_server(database) as begins:
+    with sent_to_the_server(database) as sent:
         assert database.run_sync(lambda c: COUNT_RECEIPTS.mappings(c, {})) == [{"n": 0}]
         database.run_sync(lambda c: INSERT_RECEIPT.execute(c, _receipt("evt-1")), compare_and_set=True)
         database.run_sync(lambda c: INSERT_RECEIPT.execute(c, _receipt("evt-2")), write=True)
         database.run_sync(lambda c: INSERT_RECEIPT.execute(c, _receipt("evt-3")), write=True)
-        assert begins() == ["BEGIN", "BEGIN"]  # none for the read and the compare-and-set unit
+        assert sent.begins() == ["BEGIN", "BEGIN"]  # none for the read and the compare-and-set unit
     assert database.run_sync(lambda c: COUNT_RECEIPTS.mappings(c, {})) == [{"n": 3}]
 
 
@@ -124,10 +149,10 @@ def test_an_isolation_level_given_to_the_driver_connection_is_kept_after_a_unit_
         dbapi_connection.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
 
     try:
-        with sent_to_the_server(database) as begins:
+        with sent_to_the_server(database) as sent:
             database.run_sync(lambda c: COUNT_RECEIPTS.mappings(c, {}))  # after the schema check's unit
             levels = database.run_sync(lambda c: ISOLATION.mappings(c, {}), write=True)
-            assert begins() == ["BEGIN ISOLATION LEVEL SERIALIZABLE"] * 2
+            assert sent.begins() == ["BEGIN ISOLATION LEVEL SERIALIZABLE"] * 2
     finally:
         database.close()
     assert levels == [{"level": "serializable"}]
@@ -148,3 +173,95 @@ def test_a_unit_that_writes_runs_at_the_isolation_the_server_is_set_to(
         assert database.run_sync(lambda c: ISOLATION.mappings(c, {}), write=True) == [{"level": "repeatable read"}]
     finally:
         database.close()
+
+
+@pytest.fixture
+async def repository(database: Database) -> AsyncIterator[SqlPaymentRepository]:
+    repository = SqlPaymentRepository(database)
+    yield repository
+    await repository.aclose()
+
+
+def _next(payment: Payment, description: str, *receipts: str) -> PaymentWrite:
+    """The next version of ``payment`` (its description changed) with an event, and a receipt per event id."""
+    changed = evolve(payment, description=description, version=payment.version + 1)
+    return PaymentWrite(
+        changed, [make_event(changed, changed.version)], [make_receipt(changed, event_id) for event_id in receipts]
+    )
+
+
+@pytest.mark.anyio
+async def test_a_write_of_the_payment_in_hand_reaches_the_server_in_two_round_trips(
+    database: Database, repository: SqlPaymentRepository
+) -> None:
+    stored = await repository.get(PAYMENT.id)
+    write = _next(stored, "Yassa — table 3", "evt-paid")
+    with sent_to_the_server(database) as sent:
+        await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda _: write, known=stored)
+        # BEGIN, the payment's UPDATE, its event and its receipt together; then COMMIT.
+        assert sent.round_trips() == 2
+        assert sent.begins() == ["BEGIN"]
+    assert await repository.get(PAYMENT.id) == write.payment
+    assert [e.sequence for e in await repository.list_events(PAYMENT.id)] == [write.payment.version]
+    assert await repository.has_receipt(PAYMENT.provider, PAYMENT.tenant, "evt-paid")
+
+
+@pytest.mark.anyio
+async def test_a_read_then_write_waits_for_the_read_then_sends_the_writes_together(
+    database: Database, repository: SqlPaymentRepository
+) -> None:
+    stored = await repository.get(PAYMENT.id)
+    write = _next(stored, "Mafé — table 8", "evt-read-first")
+    with sent_to_the_server(database) as sent:
+        found, written = await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda read: write)
+        assert sent.round_trips() == 3  # BEGIN with the read; the writes; COMMIT
+    assert (found, written) == (stored, write)
+    assert await repository.get(PAYMENT.id) == write.payment
+
+
+@pytest.mark.anyio
+async def test_a_write_over_a_copy_the_row_moved_on_from_changes_nothing_and_the_next_unit_runs(
+    database: Database, repository: SqlPaymentRepository
+) -> None:
+    stored = await repository.get(PAYMENT.id)
+    first = _next(stored, "Thiou — table 1", "evt-first")
+    await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda _: first, known=stored)
+    late = _next(stored, "Thiou — table 1, again", "evt-late")  # decided over the copy before ``first``
+    with sent_to_the_server(database) as sent:
+        with pytest.raises(ConcurrentUpdate, match=f"at version {first.payment.version}"):
+            await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda _: late, known=stored)
+        after = _next(first.payment, "Thiou — table 1, paid", "evt-after")
+        await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda _: after, known=first.payment)
+        assert sent.begins() == ["BEGIN", "BEGIN"]  # the connection still runs each unit in a transaction
+    assert await repository.get(PAYMENT.id) == after.payment
+    events = await repository.list_events(PAYMENT.id)
+    assert [e.sequence for e in events] == [first.payment.version, after.payment.version]
+    assert not await repository.has_receipt(PAYMENT.provider, PAYMENT.tenant, "evt-late")
+
+
+@pytest.mark.anyio
+async def test_a_write_the_server_refuses_changes_nothing_of_its_unit(
+    database: Database, repository: SqlPaymentRepository
+) -> None:
+    stored = await repository.get(PAYMENT.id)
+    first = _next(stored, "Dibi — table 5", "evt-once")
+    await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda _: first, known=stored)
+    again = _next(first.payment, "Dibi — table 5, twice", "evt-once")  # the same receipt: refused
+    with pytest.raises(ConcurrentUpdate):
+        await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda _: again, known=first.payment)
+    assert await repository.get(PAYMENT.id) == first.payment
+    assert [e.sequence for e in await repository.list_events(PAYMENT.id)] == [first.payment.version]
+    assert await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda _: None) == (first.payment, None)
+
+
+def test_a_unit_that_fails_after_sending_writes_changes_nothing(database: Database) -> None:
+    def write_then_fail(connection: sa.Connection) -> None:
+        INSERT_RECEIPT.send(connection, _receipt("evt-sent"))
+        raise RuntimeError("the unit fails after its write was sent")
+
+    for _ in range(2):  # the same pooled connection, twice
+        with pytest.raises(RuntimeError):
+            database.run_sync(write_then_fail, write=True)
+        assert database.run_sync(lambda c: COUNT_RECEIPTS.mappings(c, {})) == [{"n": 0}]
+    database.run_sync(lambda c: INSERT_RECEIPT.send(c, _receipt("evt-kept")), write=True)
+    assert database.run_sync(lambda c: COUNT_RECEIPTS.mappings(c, {})) == [{"n": 1}]

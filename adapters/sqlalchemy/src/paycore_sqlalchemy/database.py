@@ -29,6 +29,7 @@ from paycore_sqlalchemy.engine import (
     switches_autocommit,
     use_autocommit,
 )
+from paycore_sqlalchemy.straight import run_unit
 
 if TYPE_CHECKING:
     from paycore_sqlalchemy.schemas import SqlSchema
@@ -140,10 +141,10 @@ class Database:
                 if self._switch:
                     use_autocommit(connection)
                 with connection.begin():
-                    return work(connection)
+                    return run_unit(connection, work)
         engine = self._writer if write else self.engine
         with engine.connect() as connection, connection.begin():
-            return work(connection)
+            return run_unit(connection, work)
 
     @property
     def schemas(self) -> tuple[SqlSchema, ...]:

@@ -190,19 +190,31 @@ class SqlIdempotencyStore:
             )
 
     def complete_in(self, connection: sa.Connection, completion: KeyCompletion) -> bool:
-        """:meth:`complete` on ``connection``, inside a unit of work already running: True if the token held the key.
+        """:meth:`complete` on ``connection``, inside a unit of work already running: True if the token held the key."""
+        return _COMPLETE.execute(connection, self._completing(completion)) == 1
+
+    def send_completion(self, connection: sa.Connection, completion: KeyCompletion) -> None:
+        """:meth:`complete_in`, sent with the unit's other writes (:meth:`Prepared.send`): ``completion.completed``
+        is set when its answer comes, before the unit commits.
 
         The SQL repository completes a key this way in the transaction of the
         operation's last write (:class:`~paycore.storage.CompletingRepository`).
         """
-        parameters = {
+
+        def completed(count: int) -> None:
+            completion.completed = count == 1
+
+        _COMPLETE.send(connection, self._completing(completion), completed)
+
+    def _completing(self, completion: KeyCompletion) -> dict[str, Any]:
+        """The parameters of the ``UPDATE`` that completes ``completion``'s key."""
+        return {
             "b_scope": completion.scope,
             "b_key": completion.key,
             "b_token": completion.token,
             "result": dict(completion.result),
             "expires_at": self._clock() + completion.ttl_seconds,
         }
-        return _COMPLETE.execute(connection, parameters) == 1
 
     async def release(self, *, scope: str, key: str, token: str) -> None:
         """Forget the key if ``token`` holds it (nothing ran); otherwise do nothing."""

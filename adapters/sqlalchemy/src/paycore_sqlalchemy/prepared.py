@@ -8,12 +8,11 @@ of a payment with its forty columns. A payment's reads and writes are the same
 few statements over and over, so ``Prepared`` compiles each once per dialect
 (and, for an ``INSERT``, per set of columns given), converts the values through
 the column types itself, and hands the compiled SQL to a driver cursor on
-the connection's own transaction; :meth:`Prepared.mappings` converts a read's
-values back through the same column types. The statements of one driver
-connection share that cursor, unit of work after unit of work (and with it the
-driver's caches of converters): each statement's rows are fetched and its row
-count read before the next is sent, and a cursor whose statement failed is
-closed and replaced.
+the connection's own transaction (:mod:`paycore_sqlalchemy.straight`);
+:meth:`Prepared.mappings` converts a read's values back through the same column
+types. A statement whose answer nothing needs at once (a write whose row count
+is only checked) goes by :meth:`Prepared.send`: on psycopg it waits for no
+answer, and the statements of a unit reach the server in one round trip.
 
 What SQLAlchemy's execution path would add is kept where it matters:
 
@@ -33,26 +32,16 @@ statement: about a quarter of a SQLite lifecycle's instructions.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from paycore_sqlalchemy.engine import driver_error
+from paycore_sqlalchemy.straight import Check, straight
 
 __all__ = ["Prepared"]
 
 Processor = Callable[[Any], Any]
-
-_STATEMENT_LOG = logging.getLogger("sqlalchemy.engine.Engine")
-"""SQLAlchemy's statement log (``echo=True``, or its level set to ``INFO``)."""
-
-_LISTENED = ("before_execute", "after_execute", "before_cursor_execute", "after_cursor_execute")
-"""The connection events a statement run through ``exec_driver_sql`` would fire."""
-
 
 _PIPELINED_EXECUTEMANY = frozenset({"psycopg"})
 """Drivers whose ``executemany`` enters a pipeline, with a synchronization round trip: rows to insert go in one
@@ -65,110 +54,6 @@ _MOST_ROWS_AT_ONCE = 64
 def _rows_parameters(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A multi-row ``INSERT``'s parameters (:meth:`Prepared._rows_for`): row i's ``column`` as ``r<i>_<column>``."""
     return {f"r{number}_{key}": value for number, row in enumerate(rows) for key, value in row.items()}
-
-
-class _Unit:
-    """What ``Prepared`` keeps about one open connection (one unit of work) between its statements."""
-
-    __slots__ = ("cursor", "driver", "listened")
-
-    def __init__(self, listened: bool) -> None:
-        self.listened = listened
-        """Whether anything listened to the connection's statements when it ran its first prepared one."""
-        self.cursor: Any = None
-        """The driver cursor the connection's statements run on, found by its first statement sent straight."""
-        self.driver: Any = None
-        """The driver connection ``cursor`` belongs to."""
-
-
-_UNITS: weakref.WeakKeyDictionary[sa.Connection, _Unit] = weakref.WeakKeyDictionary()
-"""Each open connection's :class:`_Unit`, dropped with the connection."""
-
-
-def _straight(connection: sa.Connection) -> _Unit | None:
-    """``connection``'s :class:`_Unit` if its statements go straight to the driver; ``None`` if they go
-    through ``exec_driver_sql``: outside a transaction SQLAlchemy began (it then begins one), or while
-    anything listens to statements."""
-    if not connection.in_transaction():
-        return None
-    unit = _unit(connection)
-    return None if unit.listened else unit
-
-
-def _unit(connection: sa.Connection) -> _Unit:
-    """``connection``'s :class:`_Unit`; whether anything listens is asked once per connection (one unit of work).
-
-    A listener added while a unit runs sees the statements of the units after it.
-    """
-    unit = _UNITS.get(connection)
-    if unit is None:
-        unit = _UNITS[connection] = _Unit(_listeners_on(connection))
-    return unit
-
-
-def _listeners_on(connection: sa.Connection) -> bool:
-    if connection.engine.echo or _STATEMENT_LOG.isEnabledFor(logging.INFO):
-        return True
-    if not (
-        getattr(connection, "_has_events", True)
-        or getattr(connection.engine, "_has_events", True)
-        or getattr(connection.dialect, "_has_events", True)
-    ):
-        # SQLAlchemy's own test before it fires any of these events: nothing was ever listened to.
-        return False
-    dispatch = connection.dispatch
-    if any(getattr(dispatch, name) for name in _LISTENED):
-        return True
-    return bool(connection.dialect.dispatch.handle_error)
-
-
-_CURSOR = "paycore.prepared.cursor"
-"""Where a pooled connection's ``info`` keeps the driver cursor its prepared statements run on, with the
-driver connection it belongs to: units of work on that connection share the cursor, and its driver's
-caches (psycopg's, of the converters for each type of value it sent and read)."""
-
-
-def _cursor_of(info: dict[Any, Any], dbapi_connection: Any) -> Any:
-    """The cursor of ``dbapi_connection`` kept in its pooled connection's ``info``, made at its first use."""
-    kept = info.get(_CURSOR)
-    if kept is not None and kept[0] is dbapi_connection:
-        return kept[1]
-    cursor = dbapi_connection.cursor()
-    info[_CURSOR] = (dbapi_connection, cursor)
-    return cursor
-
-
-def _on_cursor(
-    connection: sa.Connection, unit: _Unit, sql: str, arguments: Any, many: bool, rows: bool
-) -> tuple[int, list[Any] | None]:
-    """Run ``sql`` on ``connection``'s driver connection: its row count and, if ``rows``, its rows.
-
-    The statements of every unit on the same driver connection share one driver
-    cursor (:func:`_cursor_of`): each statement's rows are all fetched (and its
-    row count read) before this returns, so the next one finds nothing left on
-    it. A cursor whose statement failed is closed and not used again, and a
-    connection that reconnected (after an invalidation) gets a new one.
-    """
-    fairy = connection.connection
-    dbapi_connection = fairy.dbapi_connection
-    assert dbapi_connection is not None
-    cursor = unit.cursor
-    if cursor is None or unit.driver is not dbapi_connection:
-        cursor = unit.cursor = _cursor_of(fairy.info, dbapi_connection)
-        unit.driver = dbapi_connection
-    try:
-        if many:
-            cursor.executemany(sql, arguments)
-        else:
-            cursor.execute(sql, arguments)
-        return cursor.rowcount, (cursor.fetchall() if rows else None)
-    except BaseException as error:
-        unit.cursor = None
-        fairy.info.pop(_CURSOR, None)
-        with contextlib.closing(cursor):
-            if isinstance(error, connection.dialect.loaded_dbapi.Error):
-                raise driver_error(connection, error, sql, arguments, cursor=cursor, many=many) from error
-            raise
 
 
 class _Compiled:
@@ -264,37 +149,67 @@ class Prepared:
         costs round trips of its own (psycopg enters pipeline mode), rows to insert
         with the same columns go as one ``INSERT ... VALUES (...), (...)``;
         sqlite3's ``executemany`` loops in C and costs less than that statement's parameters.
+        The statements :meth:`send` queued before it go in the same round trip.
         """
+        compiled, arguments, many = self._arguments(connection.dialect, parameters)
+        unit = straight(connection)
+        if unit is None:
+            return int(connection.exec_driver_sql(compiled.sql, arguments).rowcount)
+        return unit.run(connection, compiled.sql, arguments, many, rows=False)[0]
+
+    def send(
+        self,
+        connection: sa.Connection,
+        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        check: Check | None = None,
+    ) -> None:
+        """Run the statement as :meth:`execute` does, without waiting for its answer where the driver can
+        (:mod:`paycore_sqlalchemy.straight`); ``check`` its row count when the answer comes.
+
+        The answer comes with the unit's next statement that needs one, or before the
+        unit commits; ``check`` (and a refusal of the database) raises then, and the
+        unit rolls back. Where statements cannot wait, it runs and is checked now.
+        """
+        compiled, arguments, many = self._arguments(connection.dialect, parameters)
+        unit = straight(connection)
+        if unit is not None and unit.pipelining:
+            unit.queue(connection, compiled.sql, arguments, many, check)
+            return
+        if unit is None:
+            count = int(connection.exec_driver_sql(compiled.sql, arguments).rowcount)
+        else:
+            count = unit.run(connection, compiled.sql, arguments, many, rows=False)[0]
+        if check is not None:
+            check(count)
+
+    def _arguments(
+        self, dialect: sa.Dialect, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> tuple[_Compiled, Any, bool]:
+        """The statement compiled for ``parameters``, its arguments as the driver takes them, and whether
+        they go as one ``executemany``."""
         if not isinstance(parameters, (dict, Mapping)):  # a dict is answered without the ABC's check
             if not parameters:
                 raise ValueError("no parameters to execute with")
             if len(parameters) == 1:
                 parameters = parameters[0]
-        many = False
         if isinstance(parameters, (dict, Mapping)):
-            compiled = self._for(connection.dialect, parameters)
-            arguments: Any = compiled.arguments(parameters)
-        elif (keys := self._inserts_rows(connection.dialect, parameters)) is not None:
-            compiled = self._rows_for(connection.dialect, keys, len(parameters))
-            arguments = compiled.arguments(_rows_parameters(parameters))
-        else:
-            compiled = self._for(connection.dialect, parameters[0])
-            arguments = [compiled.arguments(row) for row in parameters]
-            many = True
-        unit = _straight(connection)
-        if unit is None:
-            return int(connection.exec_driver_sql(compiled.sql, arguments).rowcount)
-        return _on_cursor(connection, unit, compiled.sql, arguments, many, rows=False)[0]
+            compiled = self._for(dialect, parameters)
+            return compiled, compiled.arguments(parameters), False
+        if (keys := self._inserts_rows(dialect, parameters)) is not None:
+            compiled = self._rows_for(dialect, keys, len(parameters))
+            return compiled, compiled.arguments(_rows_parameters(parameters)), False
+        compiled = self._for(dialect, parameters[0])
+        return compiled, [compiled.arguments(row) for row in parameters], True
 
     def mappings(self, connection: sa.Connection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run a ``SELECT`` with ``parameters``; its rows as dictionaries keyed by result column, values converted."""
         compiled = self._for(connection.dialect, parameters)
         arguments = compiled.arguments(parameters)
-        unit = _straight(connection)
+        unit = straight(connection)
         if unit is None:
             fetched: list[Any] = list(connection.exec_driver_sql(compiled.sql, arguments).fetchall())
         else:
-            fetched = _on_cursor(connection, unit, compiled.sql, arguments, False, rows=True)[1] or []
+            fetched = unit.run(connection, compiled.sql, arguments, False, rows=True)[1] or []
         keys, converters = compiled.keys, compiled.results
         found = []
         for row in fetched:

@@ -99,7 +99,7 @@ _INSERT_EVENTS = Prepared(sa.insert(payment_events), by_columns=True)
 _INSERT_RECEIPTS = Prepared(sa.insert(webhook_receipts), by_columns=True)
 _INSERT_PAYMENT = Prepared(sa.insert(payments), by_columns=True)
 _INSERT_REFERENCES = Prepared(sa.insert(payment_references), by_columns=True)
-_DELETE_REFUNDS = sa.delete(refunds).where(refunds.c.payment_id == sa.bindparam("payment_id"))
+_DELETE_REFUNDS = Prepared(sa.delete(refunds).where(refunds.c.payment_id == sa.bindparam("payment_id")))
 _REFERENCE_PARAMETERS = {
     name: sa.bindparam(name, type_=payment_references.c[name].type)
     for name in ("provider", "tenant", "reference", "payment_id")
@@ -417,6 +417,8 @@ class SqlPaymentRepository:
         """
         try:
             return await self.database.run(work, write=True)
+        except _RowMissed as missed:
+            raise await self._lost_race(missed.payment) from None
         except exc.IntegrityError as error:
             _refuse_bad_input(error)
             payment = written()
@@ -427,6 +429,15 @@ class SqlPaymentRepository:
         except exc.StatementError as error:
             _refuse_bad_input(error)
             raise
+
+    async def _lost_race(self, payment: Payment) -> PaymentNotFound | ConcurrentUpdate:
+        """Why no row matched ``payment``'s ``UPDATE``: the payment is gone, or at another version."""
+        version = await self.database.run(lambda c: c.execute(_VERSION_OF, {"payment_id": payment.id}).scalar())
+        if version is None:
+            return PaymentNotFound(f"no payment {payment.id!r}")
+        return ConcurrentUpdate(
+            f"payment {payment.id} is at version {version}; a write of version {payment.version} lost a race"
+        )
 
     async def _reference_taken(self, payment: Payment) -> DuplicateExternalId:
         """The refusal of ``payment``, naming the references another payment of its tenant holds."""
@@ -582,9 +593,9 @@ def _inserting(
             if _insert_unless_stored(tuple(row), len(unless_stored)).execute(connection, parameters) != 1:
                 return False
         else:
-            _INSERT_PAYMENT.execute(connection, row)
+            _INSERT_PAYMENT.send(connection, row)
         if reference_list:
-            _INSERT_REFERENCES.execute(connection, reference_list)
+            _INSERT_REFERENCES.send(connection, reference_list)
         _insert_rows(connection, refund_list, event_list)
         return True
 
@@ -622,24 +633,24 @@ def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | Non
     if adds_references:
         reference_list = reference_rows(payment)
         if reference_list:
-            _HOLD_REFERENCE.execute(connection, reference_list)
+            _HOLD_REFERENCE.send(connection, reference_list)
     refund_list: list[dict[str, Any]] = []
     if stored is None or stored.refunds != payment.refunds:
         in_place = _refunds_in_place(stored, payment)
         if in_place is None:
-            connection.execute(_DELETE_REFUNDS, {"payment_id": payment.id})
+            _DELETE_REFUNDS.send(connection, {"payment_id": payment.id})
             refund_list = refund_rows(payment)
         else:
             refund_list, updates = in_place
             for statement, row in updates:
-                statement.execute(connection, row)
+                statement.send(connection, row)
     event_list = [event_row(e) for e in write.events]
     _insert_rows(connection, refund_list, event_list, [receipt_row(r) for r in write.receipts])
     completion = write.completion
     if completion is not None:
         keys = completion.store
         assert isinstance(keys, SqlIdempotencyStore)  # a completion comes only for a store completes_keys_of accepts
-        completion.completed = keys.complete_in(connection, completion)
+        keys.send_completion(connection, completion)
 
 
 def _matching(row: dict[str, Any], payment: Payment) -> dict[str, Any]:
@@ -651,15 +662,24 @@ def _matching(row: dict[str, Any], payment: Payment) -> dict[str, Any]:
 
 
 def _update(connection: sa.Connection, statement: Prepared, row: dict[str, Any], payment: Payment) -> None:
-    """Run the payment's ``UPDATE``; :class:`ConcurrentUpdate` (or :class:`PaymentNotFound`) if no row matched."""
-    if statement.execute(connection, row) == 1:
-        return
-    version = connection.execute(_VERSION_OF, {"payment_id": payment.id}).scalar()
-    if version is None:
-        raise PaymentNotFound(f"no payment {payment.id!r}")
-    raise ConcurrentUpdate(
-        f"payment {payment.id} is at version {version}; a write of version {payment.version} lost a race"
-    )
+    """Send the payment's ``UPDATE``; :class:`ConcurrentUpdate` (or :class:`PaymentNotFound`) if no row matched,
+    once its answer comes (:meth:`Prepared.send`), before the unit commits."""
+
+    def check(count: int) -> None:
+        if count != 1:
+            raise _RowMissed(payment)
+
+    statement.send(connection, row, check)
+
+
+class _RowMissed(Exception):
+    """No row matched a payment's ``UPDATE``: its unit rolls back, then :meth:`SqlPaymentRepository._writing`
+    reads why (gone, or at another version). Raised without reading, since the statements sent after the
+    ``UPDATE`` may have failed too and left the transaction unable to read."""
+
+    def __init__(self, payment: Payment) -> None:
+        super().__init__(payment.id)
+        self.payment = payment
 
 
 def _refunds_in_place(
@@ -688,10 +708,10 @@ def _insert_rows(
     events: list[dict[str, Any]],
     receipts: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Insert a payment's refund, event and receipt rows (each kind in one executemany)."""
+    """Send a payment's refund, event and receipt rows (each kind in one statement)."""
     for statement, rows in ((_INSERT_REFUNDS, refunds), (_INSERT_EVENTS, events), (_INSERT_RECEIPTS, receipts)):
         if rows:
-            statement.execute(connection, rows)
+            statement.send(connection, rows)
 
 
 def _is_reference_taken(error: exc.IntegrityError) -> bool:
