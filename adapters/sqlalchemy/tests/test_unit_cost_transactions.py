@@ -23,11 +23,11 @@ from attrs import evolve
 from psycopg import pq
 from sqlalchemy import event
 
-from paycore.errors import ConcurrentUpdate
+from paycore.errors import ConcurrentUpdate, IdempotencyInProgress
 from paycore.records import Payment
-from paycore.storage import PaymentLookup, PaymentWrite
+from paycore.storage import KeyClaim, PaymentLookup, PaymentWrite
 from paycore.testing.records import make_event, make_receipt, rich_payment
-from paycore_sqlalchemy import SqlPaymentRepository
+from paycore_sqlalchemy import SqlIdempotencyStore, SqlPaymentRepository
 from paycore_sqlalchemy.codec import payment_row, receipt_row
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.prepared import Prepared
@@ -265,3 +265,21 @@ def test_a_unit_that_fails_after_sending_writes_changes_nothing(database: Databa
         assert database.run_sync(lambda c: COUNT_RECEIPTS.mappings(c, {})) == [{"n": 0}]
     database.run_sync(lambda c: INSERT_RECEIPT.send(c, _receipt("evt-kept")), write=True)
     assert database.run_sync(lambda c: COUNT_RECEIPTS.mappings(c, {})) == [{"n": 1}]
+
+
+@pytest.mark.anyio
+async def test_a_keyed_write_sends_its_claim_with_its_read(
+    database: Database, repository: SqlPaymentRepository
+) -> None:
+    store = SqlIdempotencyStore(database)
+    stored = await repository.get(PAYMENT.id)
+    write = _next(stored, "Pastels — comptoir")
+    claim = KeyClaim(scope="t:chez-awa", key="refund-1", fingerprint="f", lease_seconds=60)
+    with sent_to_the_server(database) as sent:
+        held, found, written = await repository.claim_and_update(store, claim, PAYMENT.id, lambda _: write)
+        assert sent.round_trips() == 3  # BEGIN, the claim and the read; the writes; COMMIT
+    assert held.token is not None
+    assert (found, written) == ([stored], write)
+    with pytest.raises(IdempotencyInProgress):  # the claim was made and committed with the write
+        await repository.claim_and_update(store, claim, PAYMENT.id, lambda _: None)
+    assert await repository.get(PAYMENT.id) == write.payment

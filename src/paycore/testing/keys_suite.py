@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 
 from paycore.errors import ConcurrentUpdate, DuplicatePayment, IdempotencyInProgress, IdempotencyKeyReused
@@ -244,6 +245,30 @@ class KeysConformance:
         held, found, written = await repository.claim_and_update(store, missing, "pay_missing", asked.append)
         assert held.token is not None
         assert (found, written, asked) == ([], None, []), "decide is not asked about a payment that does not exist"
+
+    async def test_claim_and_update_takes_over_an_expired_lease_and_decides_on_the_payment_as_it_is(
+        self, repository: Any, keys_store: Any
+    ) -> None:
+        store = self._claiming(repository, keys_store)
+        payment = make_payment()
+        await repository.add(payment, [])
+        crashed = await store.claim(scope="", key="k-crashed", fingerprint="f", lease_seconds=0.2)
+        moved = next_version(payment, description="written by the request that crashed")
+        await repository.save(moved, [make_event(payment, 2)])
+        await anyio.sleep(0.4)
+        seen: list[Payment] = []
+
+        def decide(current: Payment) -> PaymentWrite:
+            seen.append(current)
+            return PaymentWrite(next_version(current, description="refund started"), [make_event(current, 3)])
+
+        claim = KeyClaim(scope="", key="k-crashed", fingerprint="f", lease_seconds=60)
+        held, found, written = await repository.claim_and_update(store, claim, payment.id, decide)
+        assert held.token not in (None, crashed.token)
+        assert held.taken_over
+        assert (found, seen) == ([moved], [moved])
+        assert written is not None
+        assert await repository.get(payment.id) == written.payment
 
     async def test_a_refused_update_leaves_the_key_unclaimed_and_the_payment_as_it_was(
         self, repository: Any, keys_store: Any

@@ -28,6 +28,7 @@ from paycore.storage import IdempotencyClaim, KeyClaim, KeyCompletion
 from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.prepared import Prepared
 from paycore_sqlalchemy.schema import idempotency_keys as keys
+from paycore_sqlalchemy.straight import collect
 
 __all__ = ["SqlIdempotencyStore"]
 
@@ -125,32 +126,50 @@ class SqlIdempotencyStore:
     def claim_in(self, connection: sa.Connection, claim: KeyClaim) -> IdempotencyClaim:
         """:meth:`claim` on ``connection``, inside a unit of work already running (each statement is atomic).
 
-        The SQL repository claims a key this way in the unit that also reads the
-        request's payment (:class:`~paycore.storage.ClaimingRepository`).
+        The SQL repository claims a key this way in the unit that also stores the
+        request's new payment (:class:`~paycore.storage.ClaimingRepository`).
+        """
+        return self.send_claim(connection, claim)()[0]
+
+    def send_claim(self, connection: sa.Connection, claim: KeyClaim) -> Callable[[], tuple[IdempotencyClaim, bool]]:
+        """:meth:`claim_in`, its first statement sent without waiting for its answer (:meth:`Prepared.send`).
+
+        The function returned gives the claim, and whether that first statement took
+        the key (it was free) rather than the statements that follow it (a replay, a
+        takeover). Its answer comes with the unit's next statement that waits for one,
+        so the SQL repository sends the claim, reads the request's payment, and then
+        asks: one round trip for both. Asked before, it waits for the answer itself.
         """
         scope, key, fingerprint = claim.scope, claim.key, claim.fingerprint
         token, now, expires_at = lease_terms(self._clock, claim.lease_seconds)
-        for _ in range(_ATTEMPTS):
-            inserted = self._insert.execute(
-                connection,
-                {
-                    "scope": scope,
-                    "key": key,
-                    "fingerprint": fingerprint,
-                    "token": token,
-                    "result": None,
-                    "expires_at": expires_at,
-                },
-            )
-            if inserted == 1:
-                return IdempotencyClaim(token=token)
-            row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
-            if row is None:
-                continue  # released between our insert and our read: insert again
-            taken = self._decide(connection, tuple(row), scope, key, fingerprint, token, now, expires_at)
-            if taken is not None:
-                return taken
-        raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
+        parameters = {
+            "scope": scope,
+            "key": key,
+            "fingerprint": fingerprint,
+            "token": token,
+            "result": None,
+            "expires_at": expires_at,
+        }
+        counts: list[int] = []
+        self._insert.send(connection, parameters, counts.append)
+
+        def claimed() -> tuple[IdempotencyClaim, bool]:
+            if not counts:
+                collect(connection)
+            if counts == [1]:
+                return IdempotencyClaim(token=token), True
+            for attempt in range(_ATTEMPTS):
+                if attempt and self._insert.execute(connection, parameters) == 1:
+                    return IdempotencyClaim(token=token), False
+                row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
+                if row is None:
+                    continue  # released between our insert and our read: insert again
+                taken = self._decide(connection, tuple(row), scope, key, fingerprint, token, now, expires_at)
+                if taken is not None:
+                    return taken, False
+            raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
+
+        return claimed
 
     @staticmethod
     def _decide(

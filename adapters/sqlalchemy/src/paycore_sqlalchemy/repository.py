@@ -355,6 +355,16 @@ class SqlPaymentRepository:
         wanted = list(dict.fromkeys(payment_ids))
 
         def work(connection: sa.Connection) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
+            if add is None and wanted:
+                # The read is harmless whoever holds the key: it goes with the claim, in one round trip.
+                claimed = store.send_claim(connection, claim)
+                found = _get_many(connection, wanted)
+                answer, free = claimed()
+                if answer.token is None:
+                    return answer, [], None
+                if not free:  # taken over from an expired lease: read after it, as a claim then a read would
+                    found = _get_many(connection, wanted)
+                return answer, found, _update_found(connection, found, update, decided)
             answer = store.claim_in(connection, claim)
             if answer.token is None:
                 return answer, [], None
@@ -369,11 +379,7 @@ class SqlPaymentRepository:
                     decided.pop()
             found = _get_many(connection, wanted) if wanted else []
             if update is not None:
-                written = update(found[0]) if found else None
-                if written is not None:
-                    decided.append(written)
-                    _write(connection, written, stored=found[0])
-                return answer, found, written
+                return answer, found, _update_found(connection, found, update, decided)
             new = add(found) if add is not None else None
             if new is not None:
                 decided.append(new)
@@ -600,6 +606,20 @@ def _inserting(
         return True
 
     return insert
+
+
+def _update_found(
+    connection: sa.Connection,
+    found: list[Payment],
+    update: Callable[[Payment], PaymentWrite | None] | None,
+    decided: list[PaymentWrite],
+) -> PaymentWrite | None:
+    """Write what ``update`` decides on the first payment of ``found`` (kept in ``decided``); what it wrote."""
+    written = update(found[0]) if update is not None and found else None
+    if written is not None:
+        decided.append(written)
+        _write(connection, written, stored=found[0])
+    return written
 
 
 def _write(connection: sa.Connection, write: PaymentWrite, stored: Payment | None = None) -> None:

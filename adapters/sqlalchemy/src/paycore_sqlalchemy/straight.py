@@ -50,7 +50,7 @@ import sqlalchemy as sa
 
 from paycore_sqlalchemy.engine import driver_error, use_autocommit
 
-__all__ = ["Check", "Unit", "run_unit", "straight"]
+__all__ = ["Check", "Unit", "collect", "run_unit", "straight"]
 
 T = TypeVar("T")
 
@@ -359,6 +359,14 @@ def _begin_command(driver: Any) -> str:
     if driver.deferrable is not None:
         parts.append("DEFERRABLE" if driver.deferrable else "NOT DEFERRABLE")
     return " ".join(parts)
+
+
+def collect(connection: sa.Connection) -> None:
+    """Wait for the answers of the statements ``connection``'s unit queued, and run their checks
+    (:meth:`Unit.collect`); nothing if none are queued."""
+    unit = _UNITS.get(connection)
+    if unit is not None and unit.pipeline is not None:
+        unit.collect(connection)
 
 
 def run_unit(connection: sa.Connection, work: Callable[[sa.Connection], T]) -> T:
