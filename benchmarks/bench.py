@@ -389,7 +389,7 @@ async def _paycore_counts(url: str) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def _traced(connections: Callable[[Callable[[Any], None]], Callable[[], None]]) -> Iterator[Callable[[], int]]:
+def _libpq_trace(connections: Callable[[Callable[[Any], None]], Callable[[], None]]) -> Iterator[Callable[[], int]]:
     """The round trips to PostgreSQL of the driver connections ``connections`` hands a tracer to, from libpq's
     trace: each ``Sync`` (the end of a statement, or of a pipeline of them) and each simple ``Query``
     (``BEGIN``, ``COMMIT``) is a wait for the server's answer. ``connections`` returns what stops it, which
@@ -445,7 +445,7 @@ async def _paycore_round_trips(url: str) -> int:
 
             return stop
 
-        with _traced(every_pooled_connection) as round_trips:
+        with _libpq_trace(every_pooled_connection) as round_trips:
             await _lifecycle(flow, "trips")
             return round_trips()
 
@@ -457,7 +457,7 @@ async def _floor_round_trips(floor: sql_floor.SqlFloor) -> int:
         tracer(floor.connection)
         return floor.connection.pgconn.untrace  # type: ignore[no-any-return]
 
-    with _traced(its_connection) as round_trips:
+    with _libpq_trace(its_connection) as round_trips:
         await sql_floor.lifecycle(floor, "trips")
         return round_trips()
 
