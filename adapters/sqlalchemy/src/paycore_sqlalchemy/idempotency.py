@@ -30,7 +30,7 @@ from paycore_sqlalchemy.prepared import Prepared
 from paycore_sqlalchemy.schema import idempotency_keys as keys
 from paycore_sqlalchemy.straight import collect
 
-__all__ = ["SqlIdempotencyStore"]
+__all__ = ["SentClaim", "SqlIdempotencyStore"]
 
 _ATTEMPTS: Final = 5
 """Rounds of insert-or-inspect before giving up (a row can vanish between them by ``release``)."""
@@ -86,6 +86,34 @@ def _insert_if_absent(dialect: str) -> sa.Executable:
     return statement.execution_options(preserve_rowcount=True)
 
 
+class SentClaim:
+    """A claim whose first statement was sent (:meth:`SqlIdempotencyStore.send_claim`)."""
+
+    def __init__(
+        self, store: SqlIdempotencyStore, connection: sa.Connection, parameters: dict[str, Any], now: float
+    ) -> None:
+        self._store = store
+        self._connection = connection
+        self._parameters = parameters
+        self._now = now
+        self.counts: list[int] = []
+        """The rows the first statement inserted, once its answer came."""
+
+    @property
+    def answered(self) -> bool:
+        """Whether the first statement's answer came already (it was not sent without waiting)."""
+        return bool(self.counts)
+
+    def result(self) -> tuple[IdempotencyClaim, bool]:
+        """The claim, and whether the first statement took the key (it was free) rather than the ones
+        after it (a replay, a takeover). Asked before the answer came, it waits for it."""
+        if not self.counts:
+            collect(self._connection)
+        if self.counts == [1]:
+            return IdempotencyClaim(token=self._parameters["token"]), True
+        return self._store._settle(self._connection, self._parameters, self._now), False
+
+
 class SqlIdempotencyStore:
     """An :class:`~paycore.storage.IdempotencyStore` in the ``paycore_idempotency_keys`` table.
 
@@ -129,47 +157,43 @@ class SqlIdempotencyStore:
         The SQL repository claims a key this way in the unit that also stores the
         request's new payment (:class:`~paycore.storage.ClaimingRepository`).
         """
-        return self.send_claim(connection, claim)()[0]
+        return self.send_claim(connection, claim).result()[0]
 
-    def send_claim(self, connection: sa.Connection, claim: KeyClaim) -> Callable[[], tuple[IdempotencyClaim, bool]]:
+    def send_claim(self, connection: sa.Connection, claim: KeyClaim) -> SentClaim:
         """:meth:`claim_in`, its first statement sent without waiting for its answer (:meth:`Prepared.send`).
 
-        The function returned gives the claim, and whether that first statement took
-        the key (it was free) rather than the statements that follow it (a replay, a
-        takeover). Its answer comes with the unit's next statement that waits for one,
-        so the SQL repository sends the claim, reads the request's payment, and then
-        asks: one round trip for both. Asked before, it waits for the answer itself.
+        Where statements wait for no answer (psycopg, in a transaction), the answer
+        comes with the unit's next statement that waits for one: the SQL repository
+        sends the claim, reads the request's payment, and then asks
+        :meth:`SentClaim.result`, one round trip for both.
         """
-        scope, key, fingerprint = claim.scope, claim.key, claim.fingerprint
         token, now, expires_at = lease_terms(self._clock, claim.lease_seconds)
         parameters = {
-            "scope": scope,
-            "key": key,
-            "fingerprint": fingerprint,
+            "scope": claim.scope,
+            "key": claim.key,
+            "fingerprint": claim.fingerprint,
             "token": token,
             "result": None,
             "expires_at": expires_at,
         }
-        counts: list[int] = []
-        self._insert.send(connection, parameters, counts.append)
+        sent = SentClaim(self, connection, parameters, now)
+        self._insert.send(connection, parameters, sent.counts.append)
+        return sent
 
-        def claimed() -> tuple[IdempotencyClaim, bool]:
-            if not counts:
-                collect(connection)
-            if counts == [1]:
-                return IdempotencyClaim(token=token), True
-            for attempt in range(_ATTEMPTS):
-                if attempt and self._insert.execute(connection, parameters) == 1:
-                    return IdempotencyClaim(token=token), False
-                row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
-                if row is None:
-                    continue  # released between our insert and our read: insert again
-                taken = self._decide(connection, tuple(row), scope, key, fingerprint, token, now, expires_at)
-                if taken is not None:
-                    return taken, False
-            raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
-
-        return claimed
+    def _settle(self, connection: sa.Connection, parameters: dict[str, Any], now: float) -> IdempotencyClaim:
+        """The claim after its first insert took nothing: replay, take over, or insert again."""
+        scope, key, fingerprint = parameters["scope"], parameters["key"], parameters["fingerprint"]
+        token, expires_at = parameters["token"], parameters["expires_at"]
+        for attempt in range(_ATTEMPTS):
+            if attempt and self._insert.execute(connection, parameters) == 1:
+                return IdempotencyClaim(token=token)
+            row = connection.execute(_ROW, {"scope": scope, "key": key}).first()
+            if row is None:
+                continue  # released between our insert and our read: insert again
+            taken = self._decide(connection, tuple(row), scope, key, fingerprint, token, now, expires_at)
+            if taken is not None:
+                return taken
+        raise IdempotencyInProgress(f"idempotency key {key!r}: too much contention; retry")
 
     @staticmethod
     def _decide(

@@ -356,14 +356,14 @@ class SqlPaymentRepository:
 
         def work(connection: sa.Connection) -> tuple[IdempotencyClaim, list[Payment], PaymentWrite | None]:
             if add is None and wanted:
-                # The read is harmless whoever holds the key: it goes with the claim, in one round trip.
                 claimed = store.send_claim(connection, claim)
-                found = _get_many(connection, wanted)
-                answer, free = claimed()
+                # Still on its way, the claim's answer comes with the read's (harmless whoever holds the key).
+                early = None if claimed.answered else _get_many(connection, wanted)
+                answer, free = claimed.result()
                 if answer.token is None:
                     return answer, [], None
-                if not free:  # taken over from an expired lease: read after it, as a claim then a read would
-                    found = _get_many(connection, wanted)
+                # Read after the claim when it came first, or took the key over from an expired lease.
+                found = early if early is not None and free else _get_many(connection, wanted)
                 return answer, found, _update_found(connection, found, update, decided)
             answer = store.claim_in(connection, claim)
             if answer.token is None:
