@@ -237,8 +237,12 @@ async def test_claim_and_get_reads_only_for_the_request_that_holds_the_key(sqlit
         with pytest.raises(IdempotencyKeyReused):
             await repository.claim_and_get(store, evolve(claim, fingerprint="f2"), [payment.id])
         await store.complete(scope="", key="k", token=held.token, result={"value": 1}, ttl_seconds=60)
-        replayed, read = await repository.claim_and_get(store, claim, [payment.id])
+        with _transactions(repository.database.engine) as units:
+            replayed, read = await repository.claim_and_get(store, claim, [payment.id])
         assert (replayed.token, replayed.result, read) == (None, {"value": 1}, [])
+        statements = [statement for unit in units for statement in unit]
+        assert statements  # the claim's
+        assert not any("FROM paycore_payments" in s for s in statements), "a replay reads no payment"
     finally:
         await store.aclose()
         await repository.aclose()
