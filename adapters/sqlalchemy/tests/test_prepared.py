@@ -3,6 +3,7 @@ whether its statements go straight to the driver (nothing listens) or through SQ
 
 from __future__ import annotations
 
+import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -423,3 +424,34 @@ async def test_a_statement_through_sqlalchemy_after_sent_ones_sees_what_they_wro
     assert counts == [1, 1]
     rows = await repository.database.run(lambda c: RECEIPT_IDS.mappings(c, {"payment_id": payment.id}))
     assert rows == [{"event_id": "evt-sent"}, {"event_id": "evt-then"}]
+
+
+async def test_a_refusal_that_arrives_while_later_statements_are_sent_is_raised_and_changes_nothing(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    receipt = receipt_row(make_receipt(payment, "evt-first"))
+    await repository.database.run(lambda connection: INSERT_RECEIPTS.send(connection, receipt), write=True)
+    changed = evolve(payment, description="Akara — comptoir", version=payment.version + 1)
+    row = payment_row(changed)
+    row["b_id"] = row.pop("id")
+
+    def refused_then_more(connection: sa.Connection) -> None:
+        INSERT_RECEIPTS.send(connection, receipt)  # a duplicate: the server refuses it
+        time.sleep(0.2)  # its refusal is back before the next statement goes
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-later")))
+
+    def missed_then_refused(connection: sa.Connection) -> None:
+        UPDATE.send(connection, {**row, "b_id": "pay_none"}, _exactly_one)  # matches no row
+        INSERT_RECEIPTS.send(connection, receipt)
+        time.sleep(0.2)
+        UPDATE.send(connection, row, _exactly_one)
+
+    with pytest.raises(exc.IntegrityError):
+        await repository.database.run(refused_then_more, write=True)
+    with pytest.raises(Refused, match="0 rows"):  # the first failure in the unit's order is what is raised
+        await repository.database.run(missed_then_refused, write=True)
+    rows = await repository.database.run(lambda c: RECEIPT_IDS.mappings(c, {"payment_id": payment.id}))
+    assert rows == [{"event_id": "evt-first"}]
+    assert await repository.get(payment.id) == payment
