@@ -388,78 +388,42 @@ async def _paycore_counts(url: str) -> dict[str, int]:
         return tally
 
 
-@contextlib.contextmanager
-def _libpq_trace(connections: Callable[[Callable[[Any], None]], Callable[[], None]]) -> Iterator[Callable[[], int]]:
-    """The round trips to PostgreSQL of the driver connections ``connections`` hands a tracer to, from libpq's
-    trace: each ``Sync`` (the end of a statement, or of a pipeline of them) and each simple ``Query``
-    (``BEGIN``, ``COMMIT``) is a wait for the server's answer. ``connections`` returns what stops it, which
-    the count calls first (libpq writes its trace when it stops)."""
-    from psycopg import pq
-
-    with tempfile.TemporaryFile() as trace:
-
-        def tracer(dbapi_connection: Any) -> None:
-            dbapi_connection.pgconn.trace(os.dup(trace.fileno()))  # libpq closes its copy at untrace
-            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-
-        stopped = False
-
-        def stop_once() -> None:
-            nonlocal stopped
-            if not stopped:
-                stopped = True
-                stop()
-
-        def round_trips() -> int:
-            stop_once()
-            trace.seek(0)
-            messages = [line.split("\t") for line in trace.read().decode(errors="replace").splitlines()]
-            return sum(1 for m in messages if len(m) > 2 and m[0] == "F" and m[2].strip() in ("Sync", "Query"))
-
-        stop = connections(tracer)
-        try:
-            yield round_trips
-        finally:
-            stop_once()
-
-
 async def _paycore_round_trips(url: str) -> int:
     """The round trips to PostgreSQL of one lifecycle of a warm flow (nothing listens to its statements)."""
+    from paycore.testing.postgres import LibpqTrace
+
     async with _flow(url) as flow:
         await _lifecycle(flow, "trips-warm")
+        with LibpqTrace() as trace:
 
-        def every_pooled_connection(tracer: Callable[[Any], None]) -> Callable[[], None]:
             def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-                tracer(dbapi_connection)
+                trace.start(dbapi_connection)
 
             def checkin(dbapi_connection: Any, record: Any) -> None:
                 if dbapi_connection is not None:
-                    dbapi_connection.pgconn.untrace()
+                    trace.stop(dbapi_connection)
 
             event.listen(sa.pool.Pool, "checkout", checkout)
             event.listen(sa.pool.Pool, "checkin", checkin)
-
-            def stop() -> None:
+            try:
+                await _lifecycle(flow, "trips")
+            finally:
                 event.remove(sa.pool.Pool, "checkout", checkout)
                 event.remove(sa.pool.Pool, "checkin", checkin)
-
-            return stop
-
-        with _libpq_trace(every_pooled_connection) as round_trips:
-            await _lifecycle(flow, "trips")
-            return round_trips()
+            return trace.round_trips()
 
 
 async def _floor_round_trips(floor: sql_floor.SqlFloor) -> int:
     """The round trips to PostgreSQL of one lifecycle of the floor."""
+    from paycore.testing.postgres import LibpqTrace
 
-    def its_connection(tracer: Callable[[Any], None]) -> Callable[[], None]:
-        tracer(floor.connection)
-        return floor.connection.pgconn.untrace  # type: ignore[no-any-return]
-
-    with _libpq_trace(its_connection) as round_trips:
-        await sql_floor.lifecycle(floor, "trips")
-        return round_trips()
+    with LibpqTrace() as trace:
+        trace.start(floor.connection)
+        try:
+            await sql_floor.lifecycle(floor, "trips")
+        finally:
+            trace.stop(floor.connection)
+        return trace.round_trips()
 
 
 async def _timed_rounds(lifecycle: Callable[[str], Awaitable[None]], count: int, tag: str) -> float:

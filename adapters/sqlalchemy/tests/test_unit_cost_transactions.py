@@ -9,9 +9,7 @@ receives is read from libpq's trace of the connection.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,12 +18,12 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from attrs import evolve
-from psycopg import pq
 from sqlalchemy import event
 
 from paycore.errors import ConcurrentUpdate, IdempotencyInProgress
 from paycore.records import Payment
 from paycore.storage import KeyClaim, PaymentLookup, PaymentWrite
+from paycore.testing.postgres import LibpqTrace
 from paycore.testing.records import make_event, make_receipt, rich_payment
 from paycore_sqlalchemy import SqlIdempotencyStore, SqlPaymentRepository
 from paycore_sqlalchemy.codec import payment_row, receipt_row
@@ -46,43 +44,37 @@ _BEGIN = re.compile(r'"(BEGIN[^"]*)"')
 class Sent:
     """What the database's pooled connections sent the server (libpq's trace of them)."""
 
-    def __init__(self, trace: Any, drivers: set[int]) -> None:
+    def __init__(self, trace: LibpqTrace, drivers: set[int]) -> None:
         self._trace = trace
         self._drivers = drivers
 
-    def messages(self) -> list[list[str]]:
-        """The messages sent so far, each as its trace line's fields; checks that every unit ran on one and
-        the same driver connection."""
+    def _trace_of_one_connection(self) -> LibpqTrace:
         assert len(self._drivers) == 1, "every unit should have run on the one pooled connection"
-        self._trace.seek(0)
-        lines = self._trace.read().decode().splitlines()
-        fields = [line.split("\t") for line in lines]
-        return [message for message in fields if message[0] == "F" and len(message) > 2]  # not a SQL's next line
+        return self._trace
 
     def begins(self) -> list[str]:
         """The ``BEGIN`` commands sent."""
-        return [found for message in self.messages() for found in _BEGIN.findall("\t".join(message))]
+        messages = self._trace_of_one_connection().messages()
+        return [found for message in messages for found in _BEGIN.findall("\t".join(message))]
 
     def round_trips(self) -> int:
-        """The waits for the server's answers: a ``Sync`` ends statements sent together, a ``Query`` is one
-        simple command (``COMMIT``)."""
-        return sum(1 for message in self.messages() if message[2].strip() in ("Sync", "Query"))
+        """The waits for the server's answers (:meth:`LibpqTrace.round_trips`)."""
+        return self._trace_of_one_connection().round_trips()
 
 
 @contextmanager
 def sent_to_the_server(database: Database) -> Iterator[Sent]:
     """What the database's pooled connections send while this is open (libpq's trace)."""
     drivers: set[int] = set()
-    with tempfile.TemporaryFile() as trace:
+    with LibpqTrace() as trace:
 
         def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             drivers.add(id(dbapi_connection))
-            dbapi_connection.pgconn.trace(os.dup(trace.fileno()))  # libpq closes its copy at untrace
-            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            trace.start(dbapi_connection)
 
         def checkin(dbapi_connection: Any, record: Any) -> None:
             if dbapi_connection is not None:
-                dbapi_connection.pgconn.untrace()
+                trace.stop(dbapi_connection)
 
         event.listen(database.engine, "checkout", checkout)
         event.listen(database.engine, "checkin", checkin)

@@ -17,7 +17,8 @@ binaries are found in ``$PAYCORE_PG_BIN``, then the newest
 Test suites share two fixtures' worth of work: :func:`session_server` (one
 server per session, with a migrated template database) and
 :func:`scratch_databases` (databases of one test, copied from the template,
-dropped afterwards).
+dropped afterwards). :class:`LibpqTrace` reads what psycopg connections send
+the server, to count the round trips a unit of work waits for.
 """
 
 from __future__ import annotations
@@ -34,11 +35,18 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import IO, Any, ClassVar, Final
 
 from paycore.testing.servers import HOST, LoopbackServer, ServerError, start_for_test
 
-__all__ = ["PostgresServer", "PostgresServerError", "postgres_bin_dir", "scratch_databases", "session_server"]
+__all__ = [
+    "LibpqTrace",
+    "PostgresServer",
+    "PostgresServerError",
+    "postgres_bin_dir",
+    "scratch_databases",
+    "session_server",
+]
 
 SUPERUSER: Final = "paycore"
 """The cluster's superuser (trust authentication on loopback, no password)."""
@@ -252,3 +260,50 @@ def scratch_databases(server: PostgresServer, *, template: str, prefix: str = "t
     finally:
         for name in made:
             server.drop_database(name)
+
+
+class LibpqTrace:
+    """What psycopg connections send PostgreSQL, from libpq's own trace of them, kept in a temporary file.
+
+    :meth:`start` tracing a connection, run what is measured, :meth:`stop` (libpq
+    writes its trace out when it stops), then read :meth:`messages` or
+    :meth:`round_trips`::
+
+        with LibpqTrace() as trace:
+            trace.start(connection)
+            ...
+            trace.stop(connection)
+            assert trace.round_trips() == 2
+    """
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 -- closed by __exit__
+
+    def __enter__(self) -> LibpqTrace:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._file.close()
+
+    def start(self, connection: Any) -> None:
+        """Trace what the psycopg ``connection`` sends and receives from now on."""
+        from psycopg import pq
+
+        connection.pgconn.trace(os.dup(self._file.fileno()))  # libpq closes its copy at untrace
+        connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+    @staticmethod
+    def stop(connection: Any) -> None:
+        """Stop tracing the psycopg ``connection``; what it sent is then in the trace."""
+        connection.pgconn.untrace()
+
+    def messages(self) -> list[list[str]]:
+        """The messages sent so far, each as its trace line's fields (``F``, length, type, ...)."""
+        self._file.seek(0)
+        lines = [line.split("\t") for line in self._file.read().decode(errors="replace").splitlines()]
+        return [fields for fields in lines if fields[0] == "F" and len(fields) > 2]  # not a SQL text's next line
+
+    def round_trips(self) -> int:
+        """The waits for the server's answers: each ``Sync`` (the end of a statement, or of statements sent
+        together in pipeline mode) and each simple ``Query`` (``BEGIN``, ``COMMIT``)."""
+        return sum(1 for fields in self.messages() if fields[2].strip() in ("Sync", "Query"))
