@@ -37,7 +37,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from paycore_sqlalchemy.straight import Check, straight
+from paycore_sqlalchemy.straight import Check, Unit, straight
 
 __all__ = ["Prepared"]
 
@@ -54,6 +54,13 @@ _MOST_ROWS_AT_ONCE = 64
 def _rows_parameters(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A multi-row ``INSERT``'s parameters (:meth:`Prepared._rows_for`): row i's ``column`` as ``r<i>_<column>``."""
     return {f"r{number}_{key}": value for number, row in enumerate(rows) for key, value in row.items()}
+
+
+def _count(connection: sa.Connection, unit: Unit | None, sql: str, arguments: Any, many: bool) -> int:
+    """Run ``sql`` now, straight on ``unit`` or (without one) through SQLAlchemy; the rows it affected."""
+    if unit is None:
+        return int(connection.exec_driver_sql(sql, arguments).rowcount)
+    return unit.run(connection, sql, arguments, many, rows=False)[0]
 
 
 class _Compiled:
@@ -152,10 +159,7 @@ class Prepared:
         The statements :meth:`send` queued before it go in the same round trip.
         """
         compiled, arguments, many = self._arguments(connection.dialect, parameters)
-        unit = straight(connection)
-        if unit is None:
-            return int(connection.exec_driver_sql(compiled.sql, arguments).rowcount)
-        return unit.run(connection, compiled.sql, arguments, many, rows=False)[0]
+        return _count(connection, straight(connection), compiled.sql, arguments, many)
 
     def send(
         self,
@@ -175,10 +179,7 @@ class Prepared:
         if unit is not None and unit.pipelining:
             unit.queue(connection, compiled.sql, arguments, many, check)
             return
-        if unit is None:
-            count = int(connection.exec_driver_sql(compiled.sql, arguments).rowcount)
-        else:
-            count = unit.run(connection, compiled.sql, arguments, many, rows=False)[0]
+        count = _count(connection, unit, compiled.sql, arguments, many)
         if check is not None:
             check(count)
 

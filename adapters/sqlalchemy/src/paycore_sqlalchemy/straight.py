@@ -120,7 +120,7 @@ class Unit:
         same round trip, and their checks run before its answer is read.
         """
         if self.pipelining and (self.queued or not self.begun):
-            cursor = self._send(connection, sql, arguments, many, None)
+            cursor = self.queue(connection, sql, arguments, many, None)
             self.collect(connection)  # the answers of all, in one round trip
             return cursor.rowcount, (cursor.fetchall() if rows else None)
         cursor = self._cursor(connection, sql)
@@ -135,18 +135,6 @@ class Unit:
             if isinstance(error, connection.dialect.loaded_dbapi.Error):
                 raise driver_error(connection, error, sql, arguments, cursor=cursor, many=many) from error
             raise
-
-    def queue(self, connection: sa.Connection, sql: str, arguments: Any, many: bool, check: Check | None) -> None:
-        """Send ``sql`` without waiting for its answer; ``check`` its row count when the answer comes.
-
-        Without a pipeline the statement runs now and is checked at once.
-        """
-        if not self.pipelining:
-            count = self.run(connection, sql, arguments, many, rows=False)[0]
-            if check is not None:
-                check(count)
-            return
-        self._send(connection, sql, arguments, many, check)
 
     def collect(self, connection: sa.Connection) -> None:
         """Wait for the answers of the queued statements (one round trip) and run their checks in order."""
@@ -178,9 +166,12 @@ class Unit:
             driver.cursor_factory = factory
             self.cursor_factory = None
 
-    def _send(self, connection: sa.Connection, sql: str, arguments: Any, many: bool, check: Check | None) -> Any:
-        """Queue ``sql`` on a cursor of its own, opening the pipeline (and the transaction) first if this is
-        the queue's first statement; the cursor its answer will be on."""
+    def queue(self, connection: sa.Connection, sql: str, arguments: Any, many: bool, check: Check | None) -> Any:
+        """Send ``sql`` without waiting for its answer, on a cursor of its own; ``check`` its row count when
+        the answer comes. The pipeline (and the transaction) opens with the queue's first statement.
+
+        Only for a unit that :attr:`pipelining`; the cursor its answer will be on.
+        """
         try:
             if self.pipeline is None:
                 self._open(connection)
@@ -365,7 +356,7 @@ def collect(connection: sa.Connection) -> None:
     """Wait for the answers of the statements ``connection``'s unit queued, and run their checks
     (:meth:`Unit.collect`); nothing if none are queued."""
     unit = _UNITS.get(connection)
-    if unit is not None and unit.pipeline is not None:
+    if unit is not None:
         unit.collect(connection)
 
 
@@ -380,6 +371,5 @@ def run_unit(connection: sa.Connection, work: Callable[[sa.Connection], T]) -> T
     except BaseException:
         unit.abandon()
         raise
-    if unit.pipeline is not None:
-        unit.collect(connection)
+    unit.collect(connection)
     return result
