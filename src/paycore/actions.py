@@ -27,7 +27,7 @@ from paycore.hookcalls import validate_payment
 from paycore.idempotency import IdempotentRunner
 from paycore.keys import KeyBinding, KeyCompleter, scope_of
 from paycore.money import Money
-from paycore.provider_calls import ProviderCalls
+from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
 from paycore.records import Checkout, Customer, LineItem, Payment, ProviderUpdate, Refund, RefundUpdate, new_id
 from paycore.refunding import RefundRequest
@@ -315,11 +315,11 @@ class PaymentActions:
             answer = await self.calls.ask(
                 chosen.refund(started, started.refund(refund_id)), started, call, provider=chosen
             )
-            update = (
-                ProviderUpdate(refunds=(evolve(answer, refund_id=refund_id),))
-                if isinstance(answer, RefundUpdate)
-                else answer
-            )
+            if isinstance(answer, RefundUpdate):  # the answer is about this refund, whatever id it names
+                named = answer if answer.refund_id == refund_id else evolve(answer, refund_id=refund_id)
+                update: ProviderUpdate | Unknown = ProviderUpdate(refunds=(named,))
+            else:
+                update = answer
             return await self.calls.conclude(
                 payment_id,
                 call,

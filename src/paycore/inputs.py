@@ -85,7 +85,7 @@ def check_customer(value: object) -> Customer | None:
 
 def check_items(value: object) -> tuple[LineItem, ...]:
     """``value`` as a tuple of :class:`LineItem`: a name, a positive whole quantity, a price of zero or more."""
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+    if type(value) is not tuple and (isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence)):
         raise ValidationError(f"items must be a sequence of LineItem, not {type(value).__name__}")
     items = tuple(value)
     for item in items:

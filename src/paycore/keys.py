@@ -16,7 +16,7 @@ window. :mod:`paycore.idempotency` runs requests under keys with them.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, TypeVar
 
@@ -58,11 +58,38 @@ def scope_of(tenant: str | None) -> str:
 _CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)  # keys sorted, no spaces
 
 
+def _canonical_chunks() -> Callable[[object, int], Sequence[str]] | None:
+    """``_CANONICAL``'s C encoder, built once (``JSONEncoder.encode`` builds one per call); ``None`` without it.
+
+    No check for cycles: what is fingerprinted passed :func:`paycore.inputs.json_document` or is paycore's own.
+    """
+    try:
+        from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+
+        made: Callable[[object, int], Sequence[str]] = c_make_encoder(
+            None, str, encode_basestring_ascii, None, ":", ",", True, False, True
+        )
+    except (ImportError, TypeError):  # an interpreter without the C accelerator, or a changed signature
+        return None
+    return made
+
+
+_ENCODE_CANONICAL: Final = _canonical_chunks()
+
+
 def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
-    """The SHA-256 hex digest of ``operation`` and its canonical JSON ``arguments``."""
+    """The SHA-256 hex digest of ``operation`` and its canonical JSON ``arguments``.
+
+    The canonical JSON is ``json.dumps(..., sort_keys=True, separators=(",", ":"), default=str)``'s:
+    stored fingerprints stay valid from one release to the next, so a retry after an upgrade still replays.
+    """
     from hashlib import sha256  # loaded on first use: importing paycore stays cheap
 
-    canonical = _CANONICAL.encode({"operation": operation, "arguments": arguments})
+    document = {"operation": operation, "arguments": arguments}
+    if _ENCODE_CANONICAL is not None:
+        canonical = "".join(_ENCODE_CANONICAL(document, 0))
+    else:
+        canonical = _CANONICAL.encode(document)
     return sha256(canonical.encode()).hexdigest()
 
 
@@ -79,9 +106,13 @@ def derived_id(prefix: str, scope: str, key: str) -> str:
     """
     from hashlib import sha256  # loaded on first use: importing paycore stays cheap
 
-    digest = sha256(f"{prefix}\x00{scope}\x00{key}".encode()).digest()
-    bits = int.from_bytes(digest[:15], "big")
-    return f"{prefix}_" + "".join([_BASE32_PAIRS[(bits >> shift) & 1023] for shift in range(110, -1, -10)])
+    bits = int.from_bytes(sha256(f"{prefix}\x00{scope}\x00{key}".encode()).digest()[:15], "big")
+    pair = _BASE32_PAIRS  # the 120 bits as twelve pairs of letters, the highest ten bits first
+    return (
+        f"{prefix}_{pair[bits >> 110]}{pair[bits >> 100 & 1023]}{pair[bits >> 90 & 1023]}{pair[bits >> 80 & 1023]}"
+        f"{pair[bits >> 70 & 1023]}{pair[bits >> 60 & 1023]}{pair[bits >> 50 & 1023]}{pair[bits >> 40 & 1023]}"
+        f"{pair[bits >> 30 & 1023]}{pair[bits >> 20 & 1023]}{pair[bits >> 10 & 1023]}{pair[bits & 1023]}"
+    )
 
 
 @define(eq=False)
@@ -166,8 +197,8 @@ class KeyBinding:
     runner could (:meth:`~paycore.storage.ClaimingRepository.claim_and_update`); else ``None``."""
     _ids: dict[tuple[str, int], str] = field(factory=dict, eq=False, repr=False)
     """The ids worked out so far (an operation asks for the same one more than once)."""
-    _window: int = field(init=False, eq=False, repr=False)
-    """The number of the window of ``ttl`` that ``now`` falls in."""
+    _window: int = field(eq=False, repr=False)
+    """The number of the window of ``ttl`` that ``now`` falls in (worked out from them unless given)."""
 
     @_window.default
     def _window_of_now(self) -> int:
@@ -192,6 +223,7 @@ class KeyBinding:
             added=added,
             updated=updated,
             ids=self._ids,
+            window=self._window,
         )
 
     def _id(self, prefix: str, window: int) -> str:

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import frozen
 
 from paycore import operations
 from paycore.calls import CallOperation
-from paycore.changes import Change
+from paycore.changes import Change, replace_refund
 from paycore.errors import PaycoreError
 from paycore.keys import KeyBinding
 from paycore.money import Money
@@ -66,7 +66,7 @@ class RefundRequest:
         """The change that adds ``refund`` to ``payment`` and writes its call down (re-checked on ``payment``)."""
 
         def add_refund(change: Change) -> None:
-            added = evolve(refund, created_at=change.now, updated_at=change.now)
+            added = replace_refund(refund, {"created_at": change.now, "updated_at": change.now})
             # A failed attempt under the same key (not sent) is replaced by this one, not kept beside it.
             others = tuple(r for r in change.value("refunds") if r.id != refund.id)
             change.set(refunds=(*others, added))

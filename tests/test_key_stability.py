@@ -1,0 +1,49 @@
+"""What a key stores stays valid from one release of paycore to the next.
+
+A request fingerprint and a key-bound id are kept (in the idempotency store, as
+payment and refund ids): a retry made after an upgrade must compute the same
+ones, or it would be refused as a reused key, or make a second payment where
+its first attempt's should be found. Each is checked against its definition
+and against a value pinned when it was defined.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from paycore.keys import derived_id, fingerprint
+
+REFUND_ARGUMENTS: dict[str, Any] = {
+    "payment_id": "pay_1",
+    "amount": {"minor_units": 1500, "currency": "XOF"},
+    "reason": "plat froid",
+    "metadata": {"till": "caisse-2", "note": "café", "covers": [2, 2.5, None, True], "\u2028": {}},
+}
+
+
+def test_a_fingerprint_is_the_sha256_of_the_sorted_compact_json_of_the_request() -> None:
+    canonical = json.dumps(
+        {"operation": "refund", "arguments": REFUND_ARGUMENTS}, sort_keys=True, separators=(",", ":"), default=str
+    )
+    assert fingerprint("refund", REFUND_ARGUMENTS) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_fingerprint_does_not_depend_on_the_order_of_the_arguments() -> None:
+    reordered = dict(reversed(list(REFUND_ARGUMENTS.items())))
+    assert fingerprint("refund", reordered) == fingerprint("refund", REFUND_ARGUMENTS)
+    assert fingerprint("capture", REFUND_ARGUMENTS) != fingerprint("refund", REFUND_ARGUMENTS)
+
+
+def test_a_fingerprint_is_the_one_pinned() -> None:
+    arguments = {k: v for k, v in REFUND_ARGUMENTS.items() if k != "metadata"}
+    arguments["metadata"] = {"till": "caisse-2", "note": "café"}
+    assert fingerprint("refund", arguments) == "8b9fd39a925f92f43ad4e93e68aea78d14396f673460b9bed291111ddfd9d76d"
+
+
+def test_a_key_bound_id_is_120_bits_of_sha256_in_lower_case_base32() -> None:
+    digest = hashlib.sha256(b"pay\x00t:chez-awa\x00order-42\x0020427").digest()
+    expected = "pay_" + base64.b32encode(digest[:15]).decode().lower()
+    assert derived_id("pay", "t:chez-awa", "order-42\x0020427") == expected == "pay_4drwywwjr5cktmg6wf4fcsnc"
