@@ -14,6 +14,9 @@ import hashlib
 import json
 from typing import Any
 
+import pytest
+
+from paycore import keys
 from paycore.keys import derived_id, fingerprint
 
 REFUND_ARGUMENTS: dict[str, Any] = {
@@ -29,6 +32,12 @@ def test_a_fingerprint_is_the_sha256_of_the_sorted_compact_json_of_the_request()
         {"operation": "refund", "arguments": REFUND_ARGUMENTS}, sort_keys=True, separators=(",", ":"), default=str
     )
     assert fingerprint("refund", REFUND_ARGUMENTS) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_fingerprint_is_the_same_without_the_json_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    accelerated = fingerprint("refund", REFUND_ARGUMENTS)
+    monkeypatch.setattr(keys, "_ENCODE_CANONICAL", None)
+    assert fingerprint("refund", REFUND_ARGUMENTS) == accelerated
 
 
 def test_a_fingerprint_does_not_depend_on_the_order_of_the_arguments() -> None:

@@ -69,9 +69,12 @@ def _canonical_chunks() -> Callable[[object, int], Sequence[str]] | None:
         made: Callable[[object, int], Sequence[str]] = c_make_encoder(
             None, str, encode_basestring_ascii, None, ":", ",", True, False, True
         )
-    except (ImportError, TypeError):  # an interpreter without the C accelerator, or a changed signature
-        return None
-    return made
+        sample = {"b": [1, 2.5, None, True, "\u00e9"], "a": {"c": {}}}
+        if "".join(made(sample, 0)) == _CANONICAL.encode(sample):
+            return made
+    except (ImportError, TypeError, ValueError):  # an interpreter without the C accelerator, or another signature
+        pass
+    return None  # JSONEncoder.encode, then: the same text
 
 
 _ENCODE_CANONICAL: Final = _canonical_chunks()
