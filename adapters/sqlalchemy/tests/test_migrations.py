@@ -201,3 +201,24 @@ async def test_downgrading_the_references_keeps_every_payment_and_its_external_i
         assert (await repository.get_by_external_id("fake", "chez-awa", "cs-1")).id == payment.id
     finally:
         await repository.aclose()
+
+
+@pytest.mark.postgres
+def test_postgresql_gets_the_function_with_which_a_write_refuses_its_unit(request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("fresh_postgres_database")(migrated=False)
+    migrate.upgrade(url)
+    lease = acquire_engine(url)
+    try:
+        with lease.engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT paycore_expect_one_row(1)")).scalar() == 1
+        for changed in (0, 2):
+            with lease.engine.connect() as connection, pytest.raises(sa.exc.DBAPIError) as refused:
+                connection.execute(sa.text(f"SELECT paycore_expect_one_row({changed})"))
+            assert getattr(refused.value.orig, "sqlstate", None) == "PC001"
+            assert f"changed {changed} rows where it must change one" in str(refused.value)
+        migrate.downgrade(url, "0003")
+        with lease.engine.connect() as connection:
+            found = connection.execute(sa.text("SELECT count(*) FROM pg_proc WHERE proname = 'paycore_expect_one_row'"))
+            assert found.scalar() == 0
+    finally:
+        lease.release()

@@ -7,7 +7,7 @@ import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio.to_thread
 import pytest
@@ -454,4 +454,63 @@ async def test_a_refusal_that_arrives_while_later_statements_are_sent_is_raised_
         await repository.database.run(missed_then_refused, write=True)
     rows = await repository.database.run(lambda c: RECEIPT_IDS.mappings(c, {"payment_id": payment.id}))
     assert rows == [{"event_id": "evt-first"}]
+    assert await repository.get(payment.id) == payment
+
+
+def _missed() -> NoReturn:
+    raise Refused("missed its row")
+
+
+async def test_a_statement_that_must_change_one_row_and_changes_none_refuses_its_unit(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    changed = evolve(payment, description="Ceebu jën — table 2", version=payment.version + 1)
+    row = payment_row(changed)
+    row["b_id"] = row.pop("id")
+
+    def missing(connection: sa.Connection) -> None:
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-before")))
+        UPDATE.send_one(connection, {**row, "b_id": "pay_none"}, _missed)  # no such row
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-after")))
+
+    def found(connection: sa.Connection) -> None:
+        UPDATE.send_one(connection, row, _missed)
+        INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-kept")))
+
+    for _ in range(2):  # the connection the refusal happened on runs the next unit
+        with pytest.raises(Refused, match="missed its row"):
+            await repository.database.run(missing, write=True)
+        assert await repository.get(payment.id) == payment
+        for event_id in ("evt-before", "evt-after"):
+            assert not await repository.has_receipt(payment.provider, payment.tenant, event_id)
+    await repository.database.run(found, write=True)
+    assert await repository.get(payment.id) == changed
+    assert await repository.has_receipt(payment.provider, payment.tenant, "evt-kept")
+
+
+async def test_a_refusal_after_a_statement_that_changed_its_one_row_undoes_that_row_too(
+    repository: SqlPaymentRepository, listened: list[str]
+) -> None:
+    payment = rich_payment()
+    await repository.add(payment, [])
+    receipt = receipt_row(make_receipt(payment, "evt-once"))
+    await repository.database.run(lambda connection: INSERT_RECEIPTS.send(connection, receipt), write=True)
+    changed = evolve(payment, description="Thiakry — table 4", version=payment.version + 1)
+    row = payment_row(changed)
+    row["b_id"] = row.pop("id")
+
+    def changed_then_refused(connection: sa.Connection) -> None:
+        UPDATE.send_one(connection, row, _missed)
+        INSERT_RECEIPTS.send(connection, receipt)  # a duplicate: the server refuses it
+
+    def missed_then_refused(connection: sa.Connection) -> None:
+        UPDATE.send_one(connection, {**row, "b_id": "pay_none"}, _missed)
+        INSERT_RECEIPTS.send(connection, receipt)
+
+    with pytest.raises(exc.IntegrityError):
+        await repository.database.run(changed_then_refused, write=True)
+    with pytest.raises(Refused, match="missed its row"):  # the first failure in the unit's order
+        await repository.database.run(missed_then_refused, write=True)
     assert await repository.get(payment.id) == payment

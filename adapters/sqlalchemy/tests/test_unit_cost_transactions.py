@@ -1,6 +1,7 @@
 """What a unit of work sends PostgreSQL around its statements: a plain ``BEGIN`` for a unit that writes,
 nothing for one that does not need a transaction, the isolation the connection was given, kept, and
-the round trips it waits for: a write's statements go together with its ``BEGIN``, then ``COMMIT``.
+the round trips it waits for: a write's statements go together with its ``BEGIN`` and its ``COMMIT``
+(the payment's version checked by the server), unless a check must see an answer before the commit.
 
 A unit without ``BEGIN`` and ``COMMIT`` (a single-statement read, a compare-and-set
 unit) switches its pooled connection to autocommit and back. What the server
@@ -183,15 +184,15 @@ def _next(payment: Payment, description: str, *receipts: str) -> PaymentWrite:
 
 
 @pytest.mark.anyio
-async def test_a_write_of_the_payment_in_hand_reaches_the_server_in_two_round_trips(
+async def test_a_write_of_the_payment_in_hand_reaches_the_server_in_one_round_trip(
     database: Database, repository: SqlPaymentRepository
 ) -> None:
     stored = await repository.get(PAYMENT.id)
     write = _next(stored, "Yassa — table 3", "evt-paid")
     with sent_to_the_server(database) as sent:
         await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda _: write, known=stored)
-        # BEGIN, the payment's UPDATE, its event and its receipt together; then COMMIT.
-        assert sent.round_trips() == 2
+        # BEGIN, the payment's UPDATE (its version checked by the server), its event, its receipt and COMMIT.
+        assert sent.round_trips() == 1
         assert sent.begins() == ["BEGIN"]
     assert await repository.get(PAYMENT.id) == write.payment
     assert [e.sequence for e in await repository.list_events(PAYMENT.id)] == [write.payment.version]
@@ -206,7 +207,7 @@ async def test_a_read_then_write_waits_for_the_read_then_sends_the_writes_togeth
     write = _next(stored, "Mafé — table 8", "evt-read-first")
     with sent_to_the_server(database) as sent:
         found, written = await repository.update(PaymentLookup.by_id(PAYMENT.id), lambda read: write)
-        assert sent.round_trips() == 3  # BEGIN with the read; the writes; COMMIT
+        assert sent.round_trips() == 2  # BEGIN with the read; the writes with COMMIT
     assert (found, written) == (stored, write)
     assert await repository.get(PAYMENT.id) == write.payment
 
@@ -259,6 +260,31 @@ def test_a_unit_that_fails_after_sending_writes_changes_nothing(database: Databa
     assert database.run_sync(lambda c: COUNT_RECEIPTS.mappings(c, {})) == [{"n": 1}]
 
 
+def test_a_check_that_must_see_its_answer_before_the_commit_keeps_the_commit_waiting(database: Database) -> None:
+    counts: list[int] = []
+
+    def write(connection: sa.Connection) -> None:
+        INSERT_RECEIPT.send(connection, _receipt("evt-checked"), counts.append)
+
+    with sent_to_the_server(database) as sent:
+        database.run_sync(write, write=True)
+        assert sent.round_trips() == 2  # BEGIN and the insert; COMMIT once the check ran
+    assert counts == [1]
+
+
+def test_an_observation_of_a_sent_statement_lets_the_commit_go_with_it(database: Database) -> None:
+    counts: list[int] = []
+
+    def write(connection: sa.Connection) -> None:
+        INSERT_RECEIPT.send(connection, _receipt("evt-observed"), counts.append, observes=True)
+
+    with sent_to_the_server(database) as sent:
+        database.run_sync(write, write=True)
+        assert sent.round_trips() == 1  # BEGIN, the insert and COMMIT
+    assert counts == [1]
+    assert database.run_sync(lambda c: COUNT_RECEIPTS.mappings(c, {})) == [{"n": 1}]
+
+
 @pytest.mark.anyio
 async def test_a_keyed_write_sends_its_claim_with_its_read(
     database: Database, repository: SqlPaymentRepository
@@ -269,7 +295,7 @@ async def test_a_keyed_write_sends_its_claim_with_its_read(
     claim = KeyClaim(scope="t:chez-awa", key="refund-1", fingerprint="f", lease_seconds=60)
     with sent_to_the_server(database) as sent:
         held, found, written = await repository.claim_and_update(store, claim, PAYMENT.id, lambda _: write)
-        assert sent.round_trips() == 3  # BEGIN, the claim and the read; the writes; COMMIT
+        assert sent.round_trips() == 2  # BEGIN, the claim and the read; the writes with COMMIT
     assert held.token is not None
     assert (found, written) == ([stored], write)
     with pytest.raises(IdempotencyInProgress):  # the claim was made and committed with the write

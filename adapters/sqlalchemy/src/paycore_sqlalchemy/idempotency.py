@@ -238,7 +238,7 @@ class SqlIdempotencyStore:
 
     def send_completion(self, connection: sa.Connection, completion: KeyCompletion) -> None:
         """:meth:`complete_in`, sent with the unit's other writes (:meth:`Prepared.send`): ``completion.completed``
-        is set when its answer comes, before the unit commits.
+        is set when its answer comes (which may be with the unit's ``COMMIT``).
 
         The SQL repository completes a key this way in the transaction of the
         operation's last write (:class:`~paycore.storage.CompletingRepository`).
@@ -247,7 +247,7 @@ class SqlIdempotencyStore:
         def completed(count: int) -> None:
             completion.completed = count == 1
 
-        _COMPLETE.send(connection, self._completing(completion), completed)
+        _COMPLETE.send(connection, self._completing(completion), completed, observes=True)
 
     def _completing(self, completion: KeyCompletion) -> dict[str, Any]:
         """The parameters of the ``UPDATE`` that completes ``completion``'s key."""

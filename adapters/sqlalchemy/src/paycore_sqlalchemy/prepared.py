@@ -37,7 +37,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from paycore_sqlalchemy.straight import Check, Unit, straight
+from paycore_sqlalchemy.straight import GUARDED, Check, Missed, Unit, straight
 
 __all__ = ["Prepared"]
 
@@ -81,6 +81,8 @@ class _Compiled:
             (name, self.processors.get(name)) for name in self.names
         )
         """Each parameter, in order, with the converter its type gives it (``None``: taken as it is)."""
+        self.guarded = GUARDED.format(sql=self.sql)
+        """An ``UPDATE``'s SQL as the server refuses it when it changes no row, or more than one."""
         self.keys: tuple[str, ...] = ()
         """A read's result columns, in order (an empty tuple for a write)."""
         self.results: tuple[tuple[int, Processor], ...] = ()
@@ -166,6 +168,8 @@ class Prepared:
         connection: sa.Connection,
         parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         check: Check | None = None,
+        *,
+        observes: bool = False,
     ) -> None:
         """Run the statement as :meth:`execute` does, without waiting for its answer where the driver can
         (:mod:`paycore_sqlalchemy.straight`); ``check`` its row count when the answer comes.
@@ -173,15 +177,39 @@ class Prepared:
         The answer comes with the unit's next statement that needs one, or before the
         unit commits; ``check`` (and a refusal of the database) raises then, and the
         unit rolls back. Where statements cannot wait, it runs and is checked now.
+        ``observes``: ``check`` only takes note of the count, never raises, and may
+        run once the unit committed (so the unit's ``COMMIT`` need not wait for it).
         """
         compiled, arguments, many = self._arguments(connection.dialect, parameters)
         unit = straight(connection)
         if unit is not None and unit.pipelining:
-            unit.queue(connection, compiled.sql, arguments, many, check)
+            unit.queue(connection, compiled.sql, arguments, many, check, observes=observes)
             return
         count = _count(connection, unit, compiled.sql, arguments, many)
         if check is not None:
             check(count)
+
+    def send_one(self, connection: sa.Connection, parameters: Mapping[str, Any], missed: Missed) -> None:
+        """Send the statement (an ``UPDATE``) as :meth:`send` does; it must change exactly one row, else
+        ``missed`` raises, and the unit rolls back.
+
+        Where statements wait for no answer (psycopg, in a transaction), the server
+        itself refuses the statement when it changes another number of rows
+        (:data:`~paycore_sqlalchemy.straight.GUARDED`), so that no check holds back the
+        unit's ``COMMIT``, which then goes with its last writes; elsewhere the row count is checked here.
+        """
+        compiled, arguments, many = self._arguments(connection.dialect, parameters)
+        assert not many, "one statement, one row"
+        unit = straight(connection)
+        if unit is not None and unit.pipelining:
+            unit.queue(connection, compiled.guarded, arguments, False, None, missed=missed)
+            return
+
+        def check(count: int) -> None:
+            if count != 1:
+                missed()
+
+        check(_count(connection, unit, compiled.sql, arguments, False))
 
     def _arguments(
         self, dialect: sa.Dialect, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -682,14 +682,13 @@ def _matching(row: dict[str, Any], payment: Payment) -> dict[str, Any]:
 
 
 def _update(connection: sa.Connection, statement: Prepared, row: dict[str, Any], payment: Payment) -> None:
-    """Send the payment's ``UPDATE``; :class:`ConcurrentUpdate` (or :class:`PaymentNotFound`) if no row matched,
-    once its answer comes (:meth:`Prepared.send`), before the unit commits."""
+    """Send the payment's ``UPDATE``; :class:`ConcurrentUpdate` (or :class:`PaymentNotFound`) if no row matched
+    (:meth:`Prepared.send_one`: on PostgreSQL the server refuses the unit itself), and nothing of the unit commits."""
 
-    def check(count: int) -> None:
-        if count != 1:
-            raise _RowMissed(payment)
+    def missed() -> NoReturn:
+        raise _RowMissed(payment)
 
-    statement.send(connection, row, check)
+    statement.send_one(connection, row, missed)
 
 
 class _RowMissed(Exception):

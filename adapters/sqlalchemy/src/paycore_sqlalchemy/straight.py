@@ -30,7 +30,19 @@ statement: the driver connection is switched to autocommit (and back when it is
 checked in, as :func:`~paycore_sqlalchemy.engine.use_autocommit` does) and the
 unit sends ``BEGIN`` itself, with the isolation, read-only and deferrable
 settings the driver connection has; psycopg would otherwise send it alone and
-wait. ``COMMIT`` stays a round trip of its own: it must follow the checks.
+wait.
+
+**``COMMIT`` with the last writes.** A check that runs here must see its
+answer before the unit commits, so while one is queued, ``COMMIT`` waits for
+it: a round trip of its own. A payment's version check does not need to run
+here: the ``UPDATE`` is sent guarded (:meth:`Unit.queue`'s ``missed``; the SQL
+of :data:`GUARDED`), so the server itself refuses the transaction when the
+row is not at the version the write follows (the function
+``paycore_expect_one_row`` of migration ``0004``, SQLSTATE :data:`GUARD_SQLSTATE`),
+and nothing sent after it commits. When the queue holds no check that must
+run first (an observation, such as whether a key's completion matched, may
+come after), :func:`run_unit` sends ``COMMIT`` with the unit's last writes:
+a unit that writes a payment it holds costs one round trip.
 
 A unit on SQLite, a unit without a transaction, and a unit whose statements
 anything listens to run every statement at once, its check right after it: the
@@ -50,12 +62,21 @@ import sqlalchemy as sa
 
 from paycore_sqlalchemy.engine import driver_error, use_autocommit
 
-__all__ = ["Check", "Unit", "collect", "run_unit", "straight"]
+__all__ = ["GUARDED", "GUARD_SQLSTATE", "Check", "Missed", "Sent", "Unit", "collect", "run_unit", "straight"]
 
 T = TypeVar("T")
 
 Check = Callable[[int], None]
 """A check of the rows a queued statement affected; it raises to refuse the unit."""
+
+Missed = Callable[[], NoReturn]
+"""What a guarded statement raises when the server refused it for changing no row (or more than one)."""
+
+GUARD_SQLSTATE = "PC001"
+"""The SQLSTATE ``paycore_expect_one_row`` raises (migration ``0004``)."""
+
+GUARDED = "WITH paycore_changed AS ({sql} RETURNING 1) SELECT paycore_expect_one_row(count(*)) FROM paycore_changed"
+"""An ``UPDATE`` (``sql``) that must change exactly one row, as the server refuses it otherwise."""
 
 _STATEMENT_LOG = logging.getLogger("sqlalchemy.engine.Engine")
 """SQLAlchemy's statement log (``echo=True``, or its level set to ``INFO``)."""
@@ -106,8 +127,8 @@ class Unit:
         """The driver's pipeline while statements are queued in it."""
         self.cursor_factory: tuple[Any, Any] | None = None
         """The driver connection in pipeline mode with its own cursor factory, while the pipeline's stands in."""
-        self.queued: list[tuple[Any, Check | None, str, Any]] = []
-        """The queued statements: each one's cursor, check, SQL and arguments."""
+        self.queued: list[Sent] = []
+        """The queued statements, in the order they were sent."""
         self.taken: dict[str, int] = {}
         """How many cursors of each statement the queue holds (each queued statement keeps its own answer)."""
 
@@ -146,9 +167,16 @@ class Unit:
             pipeline.__exit__(None, None, None)  # sends a sync, reads every answer, leaves pipeline mode
         except BaseException as error:
             self._refuse(connection, error, queued)
-        for cursor, check, _, _ in queued:
-            if check is not None:
-                check(cursor.rowcount)
+        for sent in queued:
+            if sent.check is not None:
+                sent.check(sent.cursor.rowcount)
+
+    def finish(self, connection: sa.Connection) -> None:
+        """:meth:`collect` at the end of the unit; with ``COMMIT`` in the same round trip when no check of the
+        queue must run before it (see the module docstring)."""
+        if self.pipeline is not None and all(sent.check is None or sent.observes for sent in self.queued):
+            self.queue(connection, _COMMIT, None, False, None)
+        self.collect(connection)
 
     def abandon(self) -> None:
         """Leave the pipeline after an error ended the unit: its answers are read and dropped."""
@@ -166,11 +194,24 @@ class Unit:
             driver.cursor_factory = factory
             self.cursor_factory = None
 
-    def queue(self, connection: sa.Connection, sql: str, arguments: Any, many: bool, check: Check | None) -> Any:
+    def queue(
+        self,
+        connection: sa.Connection,
+        sql: str,
+        arguments: Any,
+        many: bool,
+        check: Check | None,
+        *,
+        observes: bool = False,
+        missed: Missed | None = None,
+    ) -> Any:
         """Send ``sql`` without waiting for its answer, on a cursor of its own; ``check`` its row count when
         the answer comes. The pipeline (and the transaction) opens with the queue's first statement.
 
-        Only for a unit that :attr:`pipelining`; the cursor its answer will be on.
+        ``observes``: ``check`` only takes note of the count and may run after the unit
+        committed. ``missed``: ``sql`` is guarded (:data:`GUARDED`), and ``missed`` raises
+        what the server's refusal of it means. Only for a unit that :attr:`pipelining`;
+        the cursor its answer will be on.
         """
         try:
             if self.pipeline is None:
@@ -182,28 +223,34 @@ class Unit:
                 cursor.execute(sql, arguments)
         except BaseException as error:
             # Sending reads the answers already there: one of them may be a refusal of a statement before.
-            queued = [*self.queued, (None, None, sql, arguments)]
+            queued = [*self.queued, Sent(None, None, sql, arguments, missed=missed)]
             self.abandon()
             self._refuse(connection, error, queued)
-        self.queued.append((cursor, check, sql, arguments))
+        self.queued.append(Sent(cursor, check, sql, arguments, observes=observes, missed=missed))
         return cursor
 
-    def _refuse(self, connection: sa.Connection, error: BaseException, queued: list[Any]) -> NoReturn:
+    def _refuse(self, connection: sa.Connection, error: BaseException, queued: list[Sent]) -> NoReturn:
         """Raise ``error``, which ended the queue ``queued``, as SQLAlchemy's error.
 
         The statements answered before the refused one are checked first: a check that
         fails explains the refusal better (a version check's ``UPDATE`` that missed its
-        row, then its event refused as a duplicate).
+        row, then its event refused as a duplicate). A guarded statement the server
+        refused raises what its ``missed`` says.
         """
-        answered = [(check, c.rowcount) for c, check, _, _ in queued if check is not None and c.pgresult is not None]
+        answered = [(sent.check, sent.cursor.rowcount) for sent in queued if sent.check is not None and sent.answered]
         self._drop_cursors(connection)
         if not isinstance(error, connection.dialect.loaded_dbapi.Error):
             raise error
         for check, count in answered:
             check(count)
+        if getattr(error, "sqlstate", None) == GUARD_SQLSTATE:
+            # The first guarded statement without an answer is the refused one: none after it ran.
+            refused = next((sent.missed for sent in queued if sent.missed is not None and not sent.answered), None)
+            if refused is not None:
+                refused()
         # Which statement was refused, the driver does not say: the message names them all.
-        sql = "; ".join(statement for _, _, statement, _ in queued)
-        arguments = [given for _, _, _, given in queued]
+        sql = "; ".join(sent.sql for sent in queued)
+        arguments = [sent.arguments for sent in queued]
         raise driver_error(connection, error, sql, arguments) from error
 
     def _open(self, connection: sa.Connection) -> None:
@@ -223,7 +270,7 @@ class Unit:
         if begin is not None:
             cursor = self._queue_cursor(connection, begin)
             cursor.execute(begin)
-            self.queued.append((cursor, None, begin, None))
+            self.queued.append(Sent(cursor, None, begin, None))
 
     def _queue_cursor(self, connection: sa.Connection, sql: str) -> Any:
         """A cursor of ``sql`` no statement of the queue holds."""
@@ -261,6 +308,40 @@ class Unit:
         self.cursors, self.driver = {}, None
         if kept is not None:
             _close([cursor for of_sql in kept[1].values() for cursor in of_sql])
+
+
+class Sent:
+    """A statement sent on a :class:`Unit`'s pipeline, waiting for its answer."""
+
+    __slots__ = ("arguments", "check", "cursor", "missed", "observes", "sql")
+
+    def __init__(
+        self,
+        cursor: Any,
+        check: Check | None,
+        sql: str,
+        arguments: Any,
+        *,
+        observes: bool = False,
+        missed: Missed | None = None,
+    ) -> None:
+        self.cursor = cursor
+        """The cursor its answer comes on (``None``: it could not be sent)."""
+        self.check = check
+        self.sql = sql
+        self.arguments = arguments
+        self.observes = observes
+        """Whether ``check`` only takes note of the count (it may run after the unit committed)."""
+        self.missed = missed
+        """For a guarded statement, what raises when the server refused it (see :data:`GUARDED`)."""
+
+    @property
+    def answered(self) -> bool:
+        """Whether its answer came (and was not an error)."""
+        return self.cursor is not None and self.cursor.pgresult is not None
+
+
+_COMMIT = "COMMIT"
 
 
 def _collecting_first(unit: Unit, connection: sa.Connection, factory: Any, driver: Any, **options: Any) -> Any:
@@ -371,5 +452,5 @@ def run_unit(connection: sa.Connection, work: Callable[[sa.Connection], T]) -> T
     except BaseException:
         unit.abandon()
         raise
-    unit.collect(connection)
+    unit.finish(connection)
     return result
