@@ -26,6 +26,7 @@ from paycore import PaymentFlow, hookimpl
 from paycore.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
+    PaycoreError,
     PaymentNotFound,
     RefundExceedsCaptured,
     ValidationError,
@@ -308,6 +309,39 @@ async def test_identical_keyed_creates_at_once_store_one_payment_and_reach_the_p
         assert all(checkout == checkouts[0] for checkout in checkouts), "the others replayed it, or were told to wait"
         assert [call for call in fake.calls if call[0] == "initiate"] == [("initiate", checkouts[0].payment.id)]
         assert [payment.id for payment in await flow.list_payments(order_id="T13")] == [checkouts[0].payment.id]
+
+
+async def test_refunds_at_once_never_refund_more_than_was_captured_nor_send_one_twice(database_url: str) -> None:
+    async with _flow(database_url) as flow:
+        fake = _fake(flow)
+        fake.script("initiate", "pending")
+        checkout = await flow.create_payment(amount=AMOUNT, provider="fake", order_id="T14", idempotency_key="c14")
+        payment_id = checkout.payment.id
+        fake.settle(payment_id, Outcome.SUCCEEDED)
+        await flow.handle_webhook("fake", *fake.webhook(payment_id))
+        refunds: dict[str, set[str]] = {}
+
+        async def refund(number: int) -> None:
+            key = f"r14-{number % 8}"  # eight requests, each sent three times
+            try:
+                made = await flow.refund(payment_id, amount=Money.of("1000", "XOF"), idempotency_key=key)
+            except PaycoreError:  # busy, in progress, or nothing left to refund: nothing was sent
+                return
+            refunds.setdefault(key, set()).add(made.id)
+
+        for _ in range(10):  # a busy payment refuses at once: the requests are sent again, as a till would
+            async with anyio.create_task_group() as group:
+                for number in range(24):
+                    group.start_soon(refund, number)
+            if (await flow.get_payment(payment_id)).refunded_amount == AMOUNT:
+                break
+        stored = await flow.get_payment(payment_id)
+        assert stored.refunded_amount == AMOUNT, "five refunds of 1000 XOF took all of it, and no more"
+        assert [r.status for r in stored.refunds] == [RefundStatus.SUCCEEDED] * 5
+        assert all(len(ids) == 1 for ids in refunds.values()), "a key answered with one refund, always the same"
+        assert {i for ids in refunds.values() for i in ids} == {r.id for r in stored.refunds}
+        sent = [call for call in fake.calls if call[0] == "refund"]
+        assert len(sent) == 5, "the provider was asked for each stored refund once"
 
 
 class _Policy:
