@@ -16,6 +16,7 @@ from attrs import evolve
 from sqlalchemy import event, exc
 
 from paycore.errors import StorageUnavailable
+from paycore.records import Payment
 from paycore.testing.records import make_event, make_payment, make_receipt, rich_payment
 from paycore_sqlalchemy import SqlPaymentRepository
 from paycore_sqlalchemy.codec import event_row, payment_row, receipt_row
@@ -36,6 +37,13 @@ INSERT_RECEIPTS = Prepared(sa.insert(webhook_receipts), by_columns=True)
 GET = Prepared(sa.select(payments).where(payments.c.id == sa.bindparam("payment_id")))
 
 
+def _update_row(payment: Payment) -> dict[str, Any]:
+    """The parameters with which ``UPDATE`` writes ``payment`` over the row of its id."""
+    row = payment_row(payment)
+    row["b_id"] = row.pop("id")
+    return row
+
+
 @pytest.fixture
 async def repository(database_url: str) -> AsyncIterator[SqlPaymentRepository]:
     repository = SqlPaymentRepository(database_url)
@@ -49,8 +57,7 @@ async def test_a_prepared_update_stores_every_field_as_the_repository_reads_it(
     payment = rich_payment()
     await repository.add(payment, [])
     changed = evolve(payment, description="Dîner — table 9", metadata={"table": 9, "nested": {"ok": None}})
-    row = payment_row(changed)
-    row["b_id"] = row.pop("id")
+    row = _update_row(changed)
 
     def work(connection: sa.Connection) -> int:
         return UPDATE.execute(connection, row)
@@ -142,8 +149,7 @@ async def test_both_paths_write_and_read_the_same_values(repository: SqlPaymentR
     payment = rich_payment()
     await repository.add(payment, [])
     changed = evolve(payment, description="Attiéké — table 4", metadata={"split": [1, 2]}, version=payment.version + 1)
-    row = payment_row(changed)
-    row["b_id"] = row.pop("id")
+    row = _update_row(changed)
 
     def work(connection: sa.Connection) -> tuple[int, list[dict[str, Any]]]:
         return UPDATE.execute(connection, row), GET.mappings(connection, {"payment_id": payment.id})
@@ -200,8 +206,7 @@ async def test_outside_a_transaction_sqlalchemy_begins_and_ends_it(repository: S
     payment = rich_payment()
     await repository.add(payment, [])
     changed = evolve(payment, description="Café Touba — comptoir", version=payment.version + 1)
-    row = payment_row(changed)
-    row["b_id"] = row.pop("id")
+    row = _update_row(changed)
     with repository.database.engine.connect() as connection:
         assert not connection.in_transaction()
         assert UPDATE.execute(connection, row) == 1
@@ -262,8 +267,7 @@ async def test_each_statement_of_a_unit_gets_its_own_rows_and_count(
     await repository.add(first, [])
     await repository.add(second, [])
     changed = evolve(first, description="Thiéboudienne — table 2", version=first.version + 1)
-    row = payment_row(changed)
-    row["b_id"] = row.pop("id")
+    row = _update_row(changed)
     receipts = [receipt_row(make_receipt(second, event_id)) for event_id in ("evt-1", "evt-2", "evt-3")]
 
     def work(connection: sa.Connection) -> list[Any]:
@@ -351,8 +355,7 @@ async def test_a_sent_statement_is_checked_before_its_unit_commits(
     payment = rich_payment()
     await repository.add(payment, [])
     changed = evolve(payment, description="Soupe kandia — table 6", version=payment.version + 1)
-    row = payment_row(changed)
-    row["b_id"] = row.pop("id")
+    row = _update_row(changed)
 
     def work(connection: sa.Connection) -> None:
         INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-before")))
@@ -434,8 +437,7 @@ async def test_a_refusal_that_arrives_while_later_statements_are_sent_is_raised_
     receipt = receipt_row(make_receipt(payment, "evt-first"))
     await repository.database.run(lambda connection: INSERT_RECEIPTS.send(connection, receipt), write=True)
     changed = evolve(payment, description="Akara — comptoir", version=payment.version + 1)
-    row = payment_row(changed)
-    row["b_id"] = row.pop("id")
+    row = _update_row(changed)
 
     def refused_then_more(connection: sa.Connection) -> None:
         INSERT_RECEIPTS.send(connection, receipt)  # a duplicate: the server refuses it
@@ -467,8 +469,7 @@ async def test_a_statement_that_must_change_one_row_and_changes_none_refuses_its
     payment = rich_payment()
     await repository.add(payment, [])
     changed = evolve(payment, description="Ceebu jën — table 2", version=payment.version + 1)
-    row = payment_row(changed)
-    row["b_id"] = row.pop("id")
+    row = _update_row(changed)
 
     def missing(connection: sa.Connection) -> None:
         INSERT_RECEIPTS.send(connection, receipt_row(make_receipt(payment, "evt-before")))
@@ -498,8 +499,7 @@ async def test_a_refusal_after_a_statement_that_changed_its_one_row_undoes_that_
     receipt = receipt_row(make_receipt(payment, "evt-once"))
     await repository.database.run(lambda connection: INSERT_RECEIPTS.send(connection, receipt), write=True)
     changed = evolve(payment, description="Thiakry — table 4", version=payment.version + 1)
-    row = payment_row(changed)
-    row["b_id"] = row.pop("id")
+    row = _update_row(changed)
 
     def changed_then_refused(connection: sa.Connection) -> None:
         UPDATE.send_one(connection, row, _missed)

@@ -32,6 +32,7 @@ statement: about a quarter of a SQLite lifecycle's instructions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -81,8 +82,6 @@ class _Compiled:
             (name, self.processors.get(name)) for name in self.names
         )
         """Each parameter, in order, with the converter its type gives it (``None``: taken as it is)."""
-        self.guarded = GUARDED.format(sql=self.sql)
-        """An ``UPDATE``'s SQL as the server refuses it when it changes no row, or more than one."""
         self.keys: tuple[str, ...] = ()
         """A read's result columns, in order (an empty tuple for a write)."""
         self.results: tuple[tuple[int, Processor], ...] = ()
@@ -92,6 +91,11 @@ class _Compiled:
             self.keys = tuple(column.key for column in columns)
             converters = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
             self.results = tuple((i, convert) for i, convert in enumerate(converters) if convert is not None)
+
+    @functools.cached_property
+    def guarded(self) -> str:
+        """An ``UPDATE``'s SQL as the server refuses it when it changes no row, or more than one."""
+        return GUARDED.format(sql=self.sql)
 
     def arguments(self, parameters: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """``parameters`` (one value for each of the statement's) as the driver takes them: converted,
@@ -198,18 +202,13 @@ class Prepared:
         (:data:`~paycore_sqlalchemy.straight.GUARDED`), so that no check holds back the
         unit's ``COMMIT``, which then goes with its last writes; elsewhere the row count is checked here.
         """
-        compiled, arguments, many = self._arguments(connection.dialect, parameters)
-        assert not many, "one statement, one row"
+        compiled = self._for(connection.dialect, parameters)
+        arguments = compiled.arguments(parameters)
         unit = straight(connection)
         if unit is not None and unit.pipelining:
             unit.queue(connection, compiled.guarded, arguments, False, None, missed=missed)
-            return
-
-        def check(count: int) -> None:
-            if count != 1:
-                missed()
-
-        check(_count(connection, unit, compiled.sql, arguments, False))
+        elif _count(connection, unit, compiled.sql, arguments, False) != 1:
+            missed()
 
     def _arguments(
         self, dialect: sa.Dialect, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]

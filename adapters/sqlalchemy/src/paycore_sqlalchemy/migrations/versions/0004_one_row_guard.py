@@ -3,8 +3,8 @@
 A payment's ``UPDATE`` matches its row only at the version the write follows
 (the version check). On PostgreSQL the adapter sends a unit's writes and its
 ``COMMIT`` together, in one round trip, so the check cannot wait for the row
-count to come back: the ``UPDATE`` is sent as ``WITH changed AS (UPDATE ...
-RETURNING 1) SELECT paycore_expect_one_row(count(*)) FROM changed``, and this
+count to come back: the ``UPDATE`` is sent as ``WITH paycore_changed AS (UPDATE
+... RETURNING 1) SELECT paycore_expect_one_row(count(*)) FROM paycore_changed``, and this
 function raises (SQLSTATE ``PC001``) when the count is not one. The error
 aborts the transaction, so nothing the unit sent after it commits. Other
 databases check the row count in the adapter, and need nothing here.
