@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
             "adapters",
             "unit_of_work",
             "provider_calls",
+            "awaiting",
             "webhooks",
             "reaper",
             "refunding",

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 from attrs import frozen
 
+from paycore.awaiting import within
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.errors import PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
@@ -185,15 +186,12 @@ class ProviderCalls:
     async def _answer(
         self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, what: str, seen: Observation | None
     ) -> T | Unknown:
-        """``await request`` under the timeout (``anyio.fail_after``'s rule, without its context-manager generator);
-        classify how it ended (see :meth:`ask`)."""
+        """``await request`` under the timeout (:func:`~paycore.awaiting.within`); classify how it ended."""
         try:
-            with anyio.CancelScope(deadline=anyio.current_time() + self.timeout):
-                answer = await request
-                if seen is not None:
-                    seen.answered(answer)
-                return answer
-            reason = f"no answer within {self.timeout:g}s"  # the deadline cancelled the request
+            answer = await within(request, self.timeout)
+            if seen is not None:
+                seen.answered(answer)
+            return answer
         except InvalidReport as error:
             reason = f"the provider's answer was invalid: {error}"
         except (ProviderNotSent, ValidationError):

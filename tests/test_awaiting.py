@@ -1,0 +1,128 @@
+"""``paycore.awaiting.within``: a provider request's time limit, under asyncio and trio.
+
+A request that answers without waiting is never timed; one that waits runs
+under a deadline counted from its start, nested around any scope it opens, and
+everything the event loop sends or throws reaches it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from paycore.awaiting import within
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_request_that_answers_without_waiting_gives_its_answer() -> None:
+    async def answer() -> str:
+        time.sleep(0.05)  # noqa: ASYNC251  # longer than the limit, but nothing waits: nothing could end it
+        return "paid"
+
+    assert await within(answer(), 0.01) == "paid"
+
+
+async def test_a_request_that_waits_and_answers_in_time_gives_its_answer() -> None:
+    async def answer() -> str:
+        await anyio.lowlevel.checkpoint()
+        await anyio.sleep(0.01)
+        return "paid"
+
+    assert await within(answer(), 5) == "paid"
+
+
+async def test_what_the_event_loop_sends_reaches_the_request() -> None:
+    send, receive = anyio.create_memory_object_stream[str](1)
+
+    async def answer() -> str:
+        async with receive:
+            return await receive.receive()  # waits until the other task sends
+
+    async def gateway() -> None:
+        await anyio.sleep(0.01)
+        async with send:
+            await send.send("captured")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(gateway)
+        assert await within(answer(), 5) == "captured"
+
+
+async def test_a_request_still_waiting_at_the_deadline_ends_in_timeout_error_and_cleans_up() -> None:
+    cleaned = []
+
+    async def answer() -> str:
+        try:
+            await anyio.sleep(10)
+            return "late"
+        finally:
+            cleaned.append("closed")
+
+    with pytest.raises(TimeoutError, match=r"no answer within 0\.05s"):
+        await within(answer(), 0.05)
+    assert cleaned == ["closed"]
+
+
+async def test_the_deadline_counts_the_time_the_request_ran_before_it_waited() -> None:
+    async def answer() -> str:
+        time.sleep(0.2)  # noqa: ASYNC251  # 0.2s of work before the first wait ...
+        await anyio.sleep(0.2)  # ... then 0.2s of waiting: 0.4s in all, past the 0.3s limit
+        return "late"
+
+    with pytest.raises(TimeoutError):
+        await within(answer(), 0.3)
+
+
+async def test_a_scope_the_request_opens_before_waiting_nests_inside_the_deadline() -> None:
+    async def gives_up_first() -> str:
+        with anyio.move_on_after(0.01):  # the request's own, shorter limit
+            await anyio.sleep(10)
+        return "gave up"
+
+    async def outlives_its_own_limit() -> str:
+        with anyio.move_on_after(10):
+            await anyio.sleep(10)
+        return "late"
+
+    assert await within(gives_up_first(), 5) == "gave up"
+    with pytest.raises(TimeoutError):
+        await within(outlives_its_own_limit(), 0.05)
+    await anyio.lowlevel.checkpoint()  # the task's scopes are intact: it still waits and is woken normally
+
+
+async def test_an_outer_cancellation_reaches_the_waiting_request_and_is_not_a_timeout() -> None:
+    seen = []
+
+    async def answer() -> str:
+        try:
+            await anyio.sleep(10)
+        except anyio.get_cancelled_exc_class():
+            seen.append("cancelled")
+            raise
+        return "late"
+
+    with anyio.move_on_after(0.05) as outer:
+        await within(answer(), 5)
+    assert outer.cancelled_caught
+    assert seen == ["cancelled"]
+
+
+async def test_an_error_the_request_raises_after_waiting_comes_out_as_it_is() -> None:
+    async def answer() -> str:
+        await anyio.lowlevel.checkpoint()
+        raise ConnectionResetError("the gateway hung up")
+
+    with pytest.raises(ConnectionResetError, match="hung up"):
+        await within(answer(), 5)
+
+
+async def test_an_error_the_request_raises_before_waiting_comes_out_as_it_is() -> None:
+    async def answer() -> str:
+        raise ConnectionRefusedError("no route to the gateway")
+
+    with pytest.raises(ConnectionRefusedError, match="no route"):
+        await within(answer(), 5)
