@@ -18,7 +18,20 @@ CORE = ROOT / "src" / "paycore"
 LAYERS: dict[str, int] = {
     # 0 values: what everything else is made of
     **dict.fromkeys(
-        ["errors", "clock", "currencies", "status", "money", "secrets", "wire", "calls", "records", "serialization"], 0
+        [
+            "errors",
+            "clock",
+            "currencies",
+            "status",
+            "money",
+            "secrets",
+            "wire",
+            "calls",
+            "records",
+            "builders",
+            "serialization",
+        ],
+        0,
     ),
     # 1 contracts: what plugins implement and how they are configured
     **dict.fromkeys(

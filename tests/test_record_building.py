@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 import pytest
 
-from paycore import changes
-from paycore.changes import compile_builder, replace_refund
+from paycore import builders
+from paycore.builders import compile_builder, compile_replace
+from paycore.calls import CallOperation, CallState, ProviderCall
+from paycore.changes import replace_refund
+from paycore.keys import KeyBinding
 from paycore.money import Money
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
 from paycore.status import PaymentStatus, RefundStatus
@@ -40,7 +43,7 @@ def _event_fields() -> dict[str, Any]:
 def slow_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both ways of filling a record: a draft class (Python 3.12+) and each slot's setter (older Pythons)."""
     if request.param == "setters":
-        monkeypatch.setattr(changes, "_draft", lambda cls: None)
+        monkeypatch.setattr(builders, "_draft", lambda cls: None)
 
 
 @pytest.mark.usefixtures("slow_path")
@@ -57,7 +60,7 @@ def test_a_built_record_equals_one_made_by_its_class() -> None:
 
 @pytest.mark.usefixtures("slow_path")
 def test_a_replaced_record_equals_evolve_and_converts_only_what_changed() -> None:
-    replace = changes._compile_replace(Payment)
+    replace = compile_replace(Payment)
     payment = make_payment(id="pay_1", metadata={"a": "1"})
     replaced = replace(payment, {"status": PaymentStatus.PROCESSING, "version": 4, "metadata": {"b": "2"}})
     assert type(replaced) is Payment
@@ -89,3 +92,41 @@ def test_a_class_with_a_check_to_run_gets_no_builder() -> None:
 
     with pytest.raises(AssertionError):
         compile_builder(Checked)
+
+
+def test_a_key_binding_built_for_now_equals_one_made_by_its_class() -> None:
+    ttl = timedelta(hours=24)
+    made = KeyBinding("order", "k-1", NOW, ttl)
+    built = KeyBinding.at("order", "k-1", NOW, ttl)
+    assert type(built) is KeyBinding
+    assert built == made
+    assert built.candidate_ids("pay") == made.candidate_ids("pay")  # the same window, so the same ids
+    assert built.new_id("pay") == made.new_id("pay")
+
+
+def test_a_claimed_binding_keeps_its_window_and_the_ids_worked_out() -> None:
+    binding = KeyBinding.at("order", "k-1", NOW, timedelta(hours=24))
+    first = binding.new_id("pay")
+    claimed = binding.with_claim(completer=None, prefetched={})
+    assert claimed == binding
+    assert claimed.prefetched == {}
+    assert claimed.candidate_ids("pay") == binding.candidate_ids("pay")
+    assert claimed.new_id("pay") is first  # worked out once, not again
+
+
+def test_a_started_provider_call_equals_one_made_by_its_class() -> None:
+    call = ProviderCall.start(
+        CallOperation.REFUND, now=NOW, lease=timedelta(seconds=30), amount=Money.of("500", "XOF"), refund_id="re_1"
+    )
+    assert type(call) is ProviderCall
+    made = ProviderCall(
+        id=call.id,
+        operation=CallOperation.REFUND,
+        started_at=NOW,
+        lease_until=NOW + timedelta(seconds=30),
+        amount=Money.of("500", "XOF"),
+        refund_id="re_1",
+    )
+    assert call == made
+    assert (call.state, call.reason, call.cause) == (CallState.SUBMITTING, "", "api")
+    assert call.id != ProviderCall.start(CallOperation.REFUND, now=NOW, lease=timedelta(seconds=30)).id

@@ -37,6 +37,7 @@ from enum import StrEnum
 
 from attrs import frozen
 
+from paycore.builders import compile_builder
 from paycore.errors import PaymentBusy
 from paycore.money import Money
 
@@ -112,13 +113,15 @@ class ProviderCall:
         cause: str = "api",
     ) -> ProviderCall:
         """A new call of ``operation`` written down ``now``, owned for ``lease``."""
-        return cls(
+        return _build_call(
             id=new_call_id(),
             operation=operation,
             started_at=now,
             lease_until=now + lease,
             amount=amount,
             refund_id=refund_id,
+            state=CallState.SUBMITTING,
+            reason="",
             cause=cause,
         )
 
@@ -145,3 +148,7 @@ class ProviderCall:
         return PaymentBusy(
             f"payment {payment_id} is busy: its {self.operation.value} call is in progress; retry when it is settled"
         )
+
+
+_build_call = compile_builder(ProviderCall)
+"""``ProviderCall(**fields)``, with every field given."""

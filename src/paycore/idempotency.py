@@ -196,7 +196,7 @@ class IdempotentRunner:
 
     def binding(self, scope: str, key: str) -> KeyBinding:
         """The ids ``key`` names in ``scope`` now."""
-        return KeyBinding(scope, check_key(key), self.clock(), timedelta(seconds=self.ttl_seconds))
+        return KeyBinding.at(scope, check_key(key), self.clock(), timedelta(seconds=self.ttl_seconds))
 
     async def run(
         self,

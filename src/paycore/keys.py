@@ -23,6 +23,7 @@ from typing import Any, Final, Protocol, TypeVar
 from attrs import define, field, frozen
 
 from paycore import serialization
+from paycore.builders import compile_builder
 from paycore.errors import ValidationError
 from paycore.records import Payment
 from paycore.storage import IdempotencyStore, KeyCompletion, PaymentWrite
@@ -205,7 +206,23 @@ class KeyBinding:
 
     @_window.default
     def _window_of_now(self) -> int:
-        return int(self.now.timestamp() // max(self.ttl.total_seconds(), 1e-6))
+        return _window_of(self.now, self.ttl)
+
+    @classmethod
+    def at(cls, scope: str, key: str, now: datetime, ttl: timedelta) -> KeyBinding:
+        """The binding of ``key`` in ``scope`` at ``now``: ``KeyBinding(scope, key, now, ttl)``, built faster."""
+        return _build_binding(
+            scope=scope,
+            key=key,
+            now=now,
+            ttl=ttl,
+            completer=None,
+            prefetched=None,
+            added=None,
+            updated=None,
+            _ids={},
+            _window=_window_of(now, ttl),
+        )
 
     def with_claim(
         self,
@@ -216,7 +233,7 @@ class KeyBinding:
         updated: PaymentWrite | None = None,
     ) -> KeyBinding:
         """This binding once its key is claimed, with what the claim gave (the ids worked out so far are kept)."""
-        return KeyBinding(
+        return _build_binding(
             scope=self.scope,
             key=self.key,
             now=self.now,
@@ -225,8 +242,8 @@ class KeyBinding:
             prefetched=prefetched,
             added=added,
             updated=updated,
-            ids=self._ids,
-            window=self._window,
+            _ids=self._ids,
+            _window=self._window,
         )
 
     def _id(self, prefix: str, window: int) -> str:
@@ -259,3 +276,12 @@ class KeyBinding:
                 if record.id == candidate and self.binds(record.created_at):
                     return record
         return None
+
+
+def _window_of(now: datetime, ttl: timedelta) -> int:
+    """The number of the window of ``ttl`` that ``now`` falls in."""
+    return int(now.timestamp() // max(ttl.total_seconds(), 1e-6))
+
+
+_build_binding = compile_builder(KeyBinding)
+"""``KeyBinding(**fields)``, with every field given (its defaults not run)."""

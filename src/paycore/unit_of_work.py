@@ -19,7 +19,8 @@ import anyio
 import pluggy
 from attrs import evolve, frozen
 
-from paycore.changes import Change, compile_builder
+from paycore.builders import compile_builder
+from paycore.changes import Change
 from paycore.errors import ConcurrentUpdate, PaycoreError, PaymentNotFound
 from paycore.hookcalls import notify_observers
 from paycore.inputs import check_payment_id
