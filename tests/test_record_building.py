@@ -85,6 +85,20 @@ def test_a_receipt_is_built_with_every_field() -> None:
         build(*fields.values())  # by keyword only: a field added or moved cannot take another's value
 
 
+def test_a_field_with_a_plain_default_may_be_left_out_and_a_worked_out_one_may_not() -> None:
+    @attrs.frozen
+    class Tab:
+        table: str
+        covers: int = 2
+        orders: list[str] = attrs.Factory(list)
+
+    build = compile_builder(Tab)
+    assert build(table="T4", orders=[]) == Tab("T4")
+    assert build(table="T4", covers=6, orders=["thiebou"]) == Tab("T4", 6, ["thiebou"])
+    with pytest.raises(TypeError):
+        build(table="T4")  # a factory's value is never shared between records: it must be given
+
+
 def test_a_class_with_a_check_to_run_gets_no_builder() -> None:
     @attrs.frozen
     class Checked:

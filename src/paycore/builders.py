@@ -4,7 +4,7 @@ A frozen attrs class sets each field through a call (its ``__setattr__`` refuses
 plain stores), and runs its defaults and factories. Where a record is built on
 every operation and has nothing to check (no converter, validator or post-init
 to run), :func:`compile_builder` gives a constructor that fills in a plain
-slotted draft and turns it into the record, with every field given;
+slotted draft and turns it into the record, its fields given by keyword;
 :func:`compile_replace` does what ``attrs.evolve`` does, as straight-line code.
 A record built either way equals the one its class would build.
 """
@@ -64,15 +64,26 @@ def _compile(cls: type, name: str, parameters: str, values: dict[str, str], name
 
 
 def compile_builder(cls: type[T]) -> Callable[..., T]:
-    """A constructor of ``cls`` taking every field by keyword, without running ``__init__``.
+    """A constructor of ``cls`` taking its fields by keyword, without running ``__init__``.
 
     Only for a frozen slotted attrs class whose fields have no converter, no
     validator and no post-init to run: the record built equals ``cls(**fields)``.
+    A field with a plain default may be left out and gets that default; one whose
+    default is worked out (a factory, a method) must be given.
     """
     fields = attrs.fields(cls)
     assert not any(f.converter for f in fields), f"a {cls.__name__} field has a converter to run"
+    namespace: dict[str, Any] = {}
+    parameters = []
+    for f in fields:
+        # attrs.Factory is a class, which its stubs type as a function.
+        if f.default is attrs.NOTHING or isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            parameters.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            parameters.append(f"{f.name}=_default_{f.name}")
     names = [f.name for f in fields]
-    build: Callable[..., T] = _compile(cls, "build", "*, " + ", ".join(names), {n: n for n in names}, {})
+    build: Callable[..., T] = _compile(cls, "build", "*, " + ", ".join(parameters), {n: n for n in names}, namespace)
     return build
 
 

@@ -120,8 +120,6 @@ class ProviderCall:
             lease_until=now + lease,
             amount=amount,
             refund_id=refund_id,
-            state=CallState.SUBMITTING,
-            reason="",
             cause=cause,
         )
 
@@ -151,4 +149,4 @@ class ProviderCall:
 
 
 _build_call = compile_builder(ProviderCall)
-"""``ProviderCall(**fields)``, with every field given."""
+"""``ProviderCall(**fields)``, without running ``__init__``."""

@@ -211,18 +211,7 @@ class KeyBinding:
     @classmethod
     def at(cls, scope: str, key: str, now: datetime, ttl: timedelta) -> KeyBinding:
         """The binding of ``key`` in ``scope`` at ``now``: ``KeyBinding(scope, key, now, ttl)``, built faster."""
-        return _build_binding(
-            scope=scope,
-            key=key,
-            now=now,
-            ttl=ttl,
-            completer=None,
-            prefetched=None,
-            added=None,
-            updated=None,
-            _ids={},
-            _window=_window_of(now, ttl),
-        )
+        return _build_binding(scope=scope, key=key, now=now, ttl=ttl, _ids={}, _window=_window_of(now, ttl))
 
     def with_claim(
         self,
@@ -284,4 +273,4 @@ def _window_of(now: datetime, ttl: timedelta) -> int:
 
 
 _build_binding = compile_builder(KeyBinding)
-"""``KeyBinding(**fields)``, with every field given (its defaults not run)."""
+"""``KeyBinding(**fields)``, without running ``__init__`` (the ids and the window are given)."""
