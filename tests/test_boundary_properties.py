@@ -1,5 +1,8 @@
 """Operations, polls and webhooks interleave at random with a slow provider that keeps its own books.
 
+Webhooks may be delivered late (after operations that followed them at the
+provider) and polls may answer slowly (with the books as they were when asked).
+
 Whatever the interleaving, once every outcome is settled by asking the provider:
 the provider's captured and refunded totals equal paycore's, the provider never
 refunds more than it captured, and no capture or refund ever reaches it twice.
@@ -27,7 +30,9 @@ from paycore.testing.ledger import LedgerProvider
 
 CODE = "ledger"
 
-_operation = st.sampled_from(["capture", "partial_capture", "cancel", "refund", "refresh", "webhook"])
+_operation = st.sampled_from(
+    ["capture", "partial_capture", "cancel", "refund", "refresh", "webhook", "hold_webhook", "late_webhook"]
+)
 _step = st.tuples(_operation, st.integers(min_value=1, max_value=6), st.floats(min_value=0, max_value=0.02))
 
 
@@ -46,6 +51,8 @@ class BoundaryMachine(RuleBasedStateMachine):
         assert isinstance(provider, LedgerProvider)
         self.provider = provider
         self.keys = 0
+        self.held: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
+        """Deliveries the provider sent that are still on their way, oldest first, by payment."""
 
     async def _open_flow(self) -> PaymentFlow:
         flow = PaymentFlow.from_config(
@@ -92,11 +99,18 @@ class BoundaryMachine(RuleBasedStateMachine):
         steps=st.lists(_step, min_size=1, max_size=5),
         latency=st.floats(min_value=0, max_value=0.01),
         lose=st.sampled_from([None, "capture", "refund", "cancel"]),
+        poll_latency=st.sampled_from([0.0, 0.01]),
     )
     def concurrent_batch(
-        self, payment_id: str, steps: list[tuple[str, int, float]], latency: float, lose: str | None
+        self,
+        payment_id: str,
+        steps: list[tuple[str, int, float]],
+        latency: float,
+        lose: str | None,
+        poll_latency: float,
     ) -> None:
         self.provider.latency = latency
+        self.provider.poll_latency = poll_latency
         if lose is not None:
             self.provider.lose_next(lose)
 
@@ -106,7 +120,7 @@ class BoundaryMachine(RuleBasedStateMachine):
                     tasks.start_soon(self._one, payment_id, operation, units, delay)
 
         self._run(batch)
-        self.provider.latency = 0.0
+        self.provider.latency = self.provider.poll_latency = 0.0
 
     async def _one(self, payment_id: str, operation: str, units: int, delay: float) -> None:
         await anyio.sleep(delay)
@@ -122,7 +136,14 @@ class BoundaryMachine(RuleBasedStateMachine):
                 await self.flow.refund(payment_id, amount=amount, idempotency_key=self._key())
             elif operation == "refresh":
                 await self.flow.refresh(payment_id)
-            elif payment_id in self.provider.accounts:
+            elif payment_id not in self.provider.accounts:
+                return
+            elif operation == "hold_webhook":  # sent now, delivered by a later step: older than what follows
+                self.held.setdefault(payment_id, []).append(self.provider.delivery(payment_id))
+            elif operation == "late_webhook":
+                if self.held.get(payment_id):
+                    await self.flow.handle_webhook(CODE, *self.held[payment_id].pop(0))
+            else:
                 body, headers = self.provider.delivery(payment_id)
                 await self.flow.handle_webhook(CODE, body, headers)
         except PaycoreError:

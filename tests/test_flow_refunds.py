@@ -12,12 +12,13 @@ from paycore.errors import (
     CurrencyMismatch,
     InvalidAmount,
     InvalidTransition,
+    PaymentBusy,
     ProviderNotSent,
     RefundExceedsCaptured,
     UnsupportedOperation,
 )
 from paycore.flow import PaymentFlow
-from paycore.status import PaymentStatus, RefundStatus, ReviewReason
+from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 
 pytestmark = pytest.mark.anyio
@@ -139,6 +140,42 @@ async def test_a_refund_the_provider_made_elsewhere_is_recorded(
     (refund,) = after.refunds
     assert (refund.amount, refund.status) == (xof(500), RefundStatus.SUCCEEDED)
     assert after.status is PaymentStatus.PARTIALLY_REFUNDED
+
+
+@pytest.mark.parametrize(
+    "reports",
+    [
+        [(RefundStatus.PENDING, "evt-created"), (RefundStatus.SUCCEEDED, "evt-succeeded")],
+        [(RefundStatus.SUCCEEDED, "evt-1"), (RefundStatus.SUCCEEDED, "evt-2")],
+    ],
+    ids=["pending-then-succeeded", "sent-again-under-a-new-event-id"],
+)
+async def test_a_refund_made_elsewhere_reported_twice_by_the_id_the_provider_gave_is_recorded_once(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], reports: list[tuple[RefundStatus, str]]
+) -> None:
+    payment = await pay()
+    for status, event_id in reports:
+        refund = RefundUpdate(status, "dashboard-1", amount=xof(2500))  # the provider's id only, no external id
+        (after,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[refund], event_id=event_id))
+    (refund,) = after.refunds
+    assert (refund.amount, refund.status, refund.external_id) == (xof(2500), RefundStatus.SUCCEEDED, "dashboard-1")
+    assert (after.refunded_amount, after.status) == (xof(2500), PaymentStatus.PARTIALLY_REFUNDED)
+
+
+async def test_a_refund_reported_before_the_capture_it_refunds_waits_for_it_and_is_then_recorded(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider="fake", order_id="T-7")).payment
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(2000))
+    early = fake.webhook(payment.id, outcome=Outcome.PENDING, refunds=[made], event_id="evt-refund")
+    with pytest.raises(PaymentBusy, match="deliver it again later"):  # HTTP 503: the gateway sends it again
+        await flow.handle_webhook("fake", *early)
+    assert await flow.get_payment(payment.id) == payment
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    await flow.handle_webhook("fake", *fake.webhook(payment.id, event_id="evt-paid"))
+    (after,) = await flow.handle_webhook("fake", *early)  # delivered again, after the capture's event
+    assert (after.refunded_amount, after.status) == (xof(2000), PaymentStatus.PARTIALLY_REFUNDED)
 
 
 async def test_a_payment_not_captured_cannot_be_refunded(flow: PaymentFlow, authorized: Callable[..., Any]) -> None:

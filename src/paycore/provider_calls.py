@@ -80,14 +80,7 @@ Answer = ProviderUpdate | Unknown
 class ProviderCalls:
     """Writes provider calls down, sends them, settles them; see the module docstring."""
 
-    def __init__(
-        self,
-        writer: PaymentWriter,
-        *,
-        timeout: float,
-        lease: float,
-        clock: Callable[[], datetime],
-    ) -> None:
+    def __init__(self, writer: PaymentWriter, *, timeout: float, lease: float, clock: Callable[[], datetime]) -> None:
         self.writer = writer
         self.timeout = timeout
         self.lease = timedelta(seconds=lease)
@@ -348,6 +341,8 @@ class ProviderCalls:
     ) -> tuple[Payment, Answer]:
         """Ask the provider for the payment's state and apply the answer as a report; return both. ``confirming``:
         it asks what a report of money left unsaid, and an answer that the payment did not pay only flags it."""
+        asked = payment.pending_call  # only a call out of its owner's hands when the poll asks can it settle
+        asked_about = asked.id if asked is not None and asked.settled_by_reports(self.clock()) else None
         answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
 
         def build(current: Payment) -> Change:
@@ -364,16 +359,21 @@ class ProviderCalls:
                 ):
                     change.flag(ReviewReason.UNKNOWN_OUTCOME, f"polling could not settle it: {answer.reason}")
                 return change
-            applied = self.apply_report(change, answer, provider)
+            applied = self.apply_report(change, answer, provider, asked_about=asked_about)
             if applied.missing_amount:
                 flag_missing_amount(change, "the provider's status named no amount for the money it reports")
             return change
 
         return await self.writer.mutate(payment.id, build, known=payment), answer
 
-    def apply_report(self, change: Change, update: ProviderUpdate, provider: Provider) -> Applied:
-        """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries."""
+    def apply_report(
+        self, change: Change, update: ProviderUpdate, provider: Provider, *, asked_about: str | None = None
+    ) -> Applied:
+        """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries.
+
+        ``asked_about``: the id of the call a poll was asked after (see :func:`~paycore.updates.settles_call`)."""
         call: ProviderCall | None = change.value("pending_call")
+        lists_refunds = provider.capabilities.polls_report_refunds
         in_flight = call is not None and call.in_flight(change.now)
         applied = apply_report(
             change,
@@ -386,7 +386,7 @@ class ProviderCalls:
             call is not None
             and not in_flight
             and not applied.missing_amount
-            and settles_call(call, update, change, lists_refunds=provider.capabilities.polls_report_refunds)
+            and settles_call(call, update, change, lists_refunds=lists_refunds, fresh=call.id == asked_about)
         ):
             change.set(pending_call=None)
         return applied

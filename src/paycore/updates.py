@@ -15,10 +15,9 @@ under the correctness rules:
 * a stale or out-of-order report never moves a payment backwards: a trigger
   the state machine does not allow from the current status is ignored; the
   customer's next action is kept only while the payment awaits the customer;
-* while another caller's provider call is in flight (``settle=False``), facts
-  of money the provider holds are recorded, but negative outcomes (failed,
-  canceled, expired, not found) and the failure of that call's refund wait:
-  :attr:`Applied.deferred` says one waited;
+* while another caller's provider call is in flight (``settle=False``), facts of money are
+  recorded, but negative outcomes (failed, canceled, expired, not found) and the failure of
+  that call's refund wait, as does a refund reported before its capture (:attr:`Applied.deferred`);
 * a confirmation of money after the payment expired, failed or was canceled
   here moves it to ``succeeded`` (the money is real) and flags it for review;
   a late *authorization* is recorded and flagged, without moving it;
@@ -70,7 +69,7 @@ class Applied:
     missing_amount: bool = False
     """A money outcome came without its amount: flag the payment, or refuse the report."""
     deferred: bool = False
-    """A negative outcome waited for the provider call in flight to be settled by its owner."""
+    """A fact waited: a negative outcome for the call in flight, or a refund for its capture's report."""
 
 
 def apply_report(
@@ -106,7 +105,7 @@ def apply_report(
         change.set_fraud(update.fraud_status, update.fraud_message)
 
     outcome = update.outcome
-    if outcome in NEGATIVE_OUTCOMES and not settle:
+    if outcome in NEGATIVE_OUTCOMES and not settle and change.can(_TRIGGERS.get(outcome, "expire")):  # could apply
         applied.deferred = True
     elif outcome is Outcome.PENDING:
         if change.can("send"):
@@ -130,7 +129,7 @@ def apply_report(
         ):
             applied.deferred = True
             continue
-        applied.missing_amount |= _refund(change, refund_update)
+        applied.missing_amount |= _refund(change, refund_update, applied)
     sync_refund_status(change)
     return applied
 
@@ -238,7 +237,7 @@ def _not_found(change: Change, update: ProviderUpdate) -> None:
         change.fire("expire", message=update.message or "the provider has no record of this payment")
 
 
-def _refund(change: Change, update: RefundUpdate) -> bool:
+def _refund(change: Change, update: RefundUpdate, applied: Applied) -> bool:
     refunds: tuple[Refund, ...] = change.value("refunds")
     refund = None
     for candidate in refunds:
@@ -247,8 +246,10 @@ def _refund(change: Change, update: RefundUpdate) -> bool:
         ):
             refund = candidate
             break
+    if refund is None and update.external_id is None and update.refund_id is not None:  # see _refund_made_elsewhere
+        refund = next((r for r in refunds if r.external_id == update.refund_id), None)
     if refund is None:
-        return _refund_made_elsewhere(change, update)
+        return _refund_made_elsewhere(change, update, applied)
     changes: dict[str, Any] = {}
     if update.external_id and refund.external_id is None:
         changes["external_id"] = update.external_id
@@ -273,10 +274,14 @@ def _refund(change: Change, update: RefundUpdate) -> bool:
     return False
 
 
-def _refund_made_elsewhere(change: Change, update: RefundUpdate) -> bool:
-    """A refund the provider made without paycore (from its dashboard): record it if it fits."""
+def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applied) -> bool:
+    """A refund the provider made without paycore (from its dashboard): recorded if it fits, under the
+    provider's id for it (its external id, else the refund id it gave), which its later reports match."""
     payment = change.payment
-    if update.status is RefundStatus.FAILED or payment.status not in fsm.CAPTURED:
+    if update.status is RefundStatus.FAILED:
+        return False
+    if payment.status not in fsm.CAPTURED:  # reported before the capture it refunds: it waits for that report
+        applied.deferred = True
         return False
     if update.amount is None:
         return update.status is RefundStatus.SUCCEEDED
@@ -297,7 +302,7 @@ def _refund_made_elsewhere(change: Change, update: RefundUpdate) -> bool:
         amount=update.amount,
         status=update.status,
         reason="made at the provider",
-        external_id=update.external_id,
+        external_id=update.external_id or update.refund_id,
         created_at=change.now,
         updated_at=change.now,
     )
@@ -341,14 +346,17 @@ def fail_refund(change: Change, refund: Refund, message: str) -> None:
     )
 
 
-def settles_call(call: ProviderCall, update: ProviderUpdate, change: Change, *, lists_refunds: bool) -> bool:
+def settles_call(
+    call: ProviderCall, update: ProviderUpdate, change: Change, *, lists_refunds: bool, fresh: bool
+) -> bool:
     """True when a report (a poll or a webhook) answers the recorded ``call`` definitively.
 
-    Only for a call that reports may settle (:meth:`ProviderCall.settled_by_reports`).
-    A refund call is answered once its refund is no longer pending, or once the
-    provider reports the refund at all; a poll of a provider that lists every
-    refund (``lists_refunds``) and does not list it means the refund never
-    arrived: it is failed, and its amount is refundable again.
+    Only for a call reports may settle (:meth:`ProviderCall.settled_by_reports`). A ``fresh`` report is a
+    poll asked once the call was out of its owner's hands. Any other (a webhook, an older poll) may
+    predate the call, so it settles it only by what no earlier state says: the refund named, the capture
+    or cancel shown done or made impossible; else the call would be sent again. A refund call is answered
+    once its refund is no longer pending or is reported at all; a fresh poll of a provider that lists
+    every refund (``lists_refunds``) and omits it means it never arrived: failed, refundable again.
     """
     if call.operation is CallOperation.REFUND:
         refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
@@ -356,18 +364,20 @@ def settles_call(call: ProviderCall, update: ProviderUpdate, change: Change, *, 
             return True
         if any(_names(u, call.refund_id, change) for u in update.refunds):
             return True
-        if update.outcome is None:
+        if update.outcome is None or not fresh:
             return False
         if lists_refunds:
             fail_refund(change, refund, "the provider has no record of this refund")
         else:
-            # The provider's status cannot say: the refund stays pending (its amount reserved)
-            # until its own answer or webhook settles it, and an operator is told.
+            # The status cannot say: the refund stays pending (reserved) until its own report; an operator is told.
             change.flag(ReviewReason.UNKNOWN_OUTCOME, f"the outcome of refund {refund.id} is unknown")
         return True
-    if call.operation is CallOperation.CAPTURE:
-        return update.outcome is not None and update.outcome is not Outcome.PENDING
-    return update.outcome is not None
+    outcome = update.outcome
+    if call.operation is CallOperation.INITIATE or outcome is None:
+        return outcome is not None  # any report of the payment: the provider has it
+    if fresh:
+        return call.operation is not CallOperation.CAPTURE or outcome is not Outcome.PENDING
+    return outcome is Outcome.SUCCEEDED or outcome in NEGATIVE_OUTCOMES
 
 
 def answer_to(call: ProviderCall, update: ProviderUpdate) -> ProviderUpdate:

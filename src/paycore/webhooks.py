@@ -159,7 +159,8 @@ class WebhookReceiver:
             applied = self.calls.apply_report(change, update, chosen)
             if applied.deferred:
                 raise PaymentBusy(
-                    f"payment {current.id} has a provider call in flight; deliver this event again once it is settled"
+                    f"payment {current.id} cannot take this event yet (a provider call in flight, or a refund "
+                    "reported before its capture); deliver it again later"
                 )
             needs_poll = applied.missing_amount and chosen.capabilities.polling
             if applied.missing_amount and not needs_poll:

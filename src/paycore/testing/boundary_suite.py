@@ -286,3 +286,90 @@ class ProviderBoundaryConformance(StorageUnderTest):
         assert provider.refunded_total == final.refunded_amount.minor_units
         assert final.refunded_amount == Money.of("9800", "XOF")
         assert final.pending_refund_amount.is_zero()
+
+    # -- reports older than the call they meet: only what they prove settles it ------------
+
+    async def test_a_webhook_older_than_an_unknown_capture_never_lets_a_second_capture_through(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        payment = await self._create(boundary_flow, capture=False)
+        older = provider.delivery(payment.id)  # the authorization's webhook, delivered late
+        provider.lose_next("capture")
+        lost = await boundary_flow.capture(payment.id, idempotency_key="capture-1")
+        assert lost.pending_call is not None
+        (late,) = await boundary_flow.handle_webhook(CODE, *older)
+        assert late.pending_call is not None, "a report older than the capture settled it"
+        with pytest.raises(InvalidTransition):
+            await boundary_flow.capture(payment.id, idempotency_key="capture-2")
+        await self._assert_captured_once(boundary_flow, provider, payment.id)
+
+    async def test_a_webhook_older_than_an_unknown_refund_never_fails_it(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        payment = await self._create(boundary_flow)
+        older = provider.delivery(payment.id)  # the payment's webhook, listing no refund, delivered late
+        provider.lose_next("refund")
+        await boundary_flow.refund(payment.id, idempotency_key="refund-1")
+        (late,) = await boundary_flow.handle_webhook(CODE, *older)
+        (pending,) = late.refunds
+        assert pending.status is RefundStatus.PENDING, "a report older than the refund failed it"
+        assert late.refundable_amount.is_zero()
+        with pytest.raises(InvalidTransition):  # settled by asking first: refunded in full
+            await boundary_flow.refund(payment.id, idempotency_key="refund-2")
+        await self._assert_refunded_once(boundary_flow, provider, payment.id)
+
+    async def test_a_poll_asked_before_an_unknown_capture_never_settles_it(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        payment = await self._create(boundary_flow, capture=False)
+        provider.poll_latency = 0.3
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(boundary_flow.refresh, payment.id)
+            await self._poll_asked(provider)
+            provider.lose_next("capture")
+            assert (await boundary_flow.capture(payment.id, idempotency_key="capture-1")).pending_call is not None
+        stale = await boundary_flow.get_payment(payment.id)
+        assert stale.pending_call is not None, "a poll asked before the capture settled it"
+        provider.poll_latency = 0.0
+        with pytest.raises(InvalidTransition):
+            await boundary_flow.capture(payment.id, idempotency_key="capture-2")
+        await self._assert_captured_once(boundary_flow, provider, payment.id)
+
+    async def test_a_poll_asked_before_an_unknown_refund_never_fails_it(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        payment = await self._create(boundary_flow)
+        provider.poll_latency = 0.3
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(boundary_flow.refresh, payment.id)
+            await self._poll_asked(provider)
+            provider.lose_next("refund")
+            await boundary_flow.refund(payment.id, idempotency_key="refund-1")
+        (pending,) = (await boundary_flow.get_payment(payment.id)).refunds
+        assert pending.status is RefundStatus.PENDING, "a poll asked before the refund failed it"
+        provider.poll_latency = 0.0
+        with pytest.raises(InvalidTransition):  # settled by asking first: refunded in full
+            await boundary_flow.refund(payment.id, idempotency_key="refund-2")
+        await self._assert_refunded_once(boundary_flow, provider, payment.id)
+
+    async def _poll_asked(self, provider: LedgerProvider) -> None:
+        async def asked() -> bool:
+            return provider.polls > 0
+
+        await _until(asked)
+
+    async def _assert_captured_once(self, flow: PaymentFlow, provider: LedgerProvider, payment_id: str) -> None:
+        final = await flow.get_payment(payment_id)
+        assert [r[0] for r in provider.received].count("capture") == 1, "a capture reached the provider twice"
+        assert final.status is PaymentStatus.SUCCEEDED
+        assert final.pending_call is None
+        assert final.captured_amount is not None
+        assert final.captured_amount.minor_units == provider.captured_total
+
+    async def _assert_refunded_once(self, flow: PaymentFlow, provider: LedgerProvider, payment_id: str) -> None:
+        final = await flow.get_payment(payment_id)
+        assert [r[0] for r in provider.received].count("refund") == 1, "a refund reached the provider twice"
+        assert provider.refunded_total == 10000
+        assert final.refunded_amount == Money.of("10000", "XOF")
+        assert final.status is PaymentStatus.REFUNDED
+        assert final.pending_call is None

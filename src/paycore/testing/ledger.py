@@ -106,6 +106,10 @@ class LedgerProvider(Provider):
         """Seconds between a request's arrival (when it acts) and its answer's return."""
         self.transit = 0.0
         """Seconds a request travels before it arrives."""
+        self.poll_latency = 0.0
+        """Seconds a status answer travels back: it tells the books as they were when it was asked."""
+        self.polls = 0
+        """How many status polls were asked."""
         self.accounts: dict[str, LedgerAccount] = {}
         self.received: list[tuple[str, str, str | None]] = []
         self._lose: set[str] = set()
@@ -177,11 +181,16 @@ class LedgerProvider(Provider):
         return await self._answer("refund", update)  # type: ignore[no-any-return]
 
     async def check_status(self, payment: Payment) -> ProviderUpdate:
-        """The books' truth about ``payment``."""
+        """The books' truth about ``payment`` when asked, :attr:`poll_latency` seconds later."""
+        self.polls += 1
         account = self.accounts.get(payment.id)
         if account is None:
-            return ProviderUpdate(outcome=Outcome.NOT_FOUND, payment_id=payment.id)
-        return account.report(payment.id)
+            answer = ProviderUpdate(outcome=Outcome.NOT_FOUND, payment_id=payment.id)
+        else:
+            answer = account.report(payment.id)
+        if self.poll_latency:
+            await anyio.sleep(self.poll_latency)
+        return answer
 
     def delivery(self, payment_id: str) -> tuple[bytes, dict[str, str]]:
         """A webhook delivery reporting the account of ``payment_id`` as it stands."""
