@@ -13,8 +13,15 @@ from typing import Any
 import pytest
 
 from paycore import Money
-from paycore.errors import InvalidTransition, ProviderNotSent, ProviderOutcomeUnknown, UnsupportedOperation
+from paycore.errors import (
+    IdempotencyKeyReused,
+    InvalidTransition,
+    ProviderNotSent,
+    ProviderOutcomeUnknown,
+    UnsupportedOperation,
+)
 from paycore.flow import PaymentFlow
+from paycore.records import Customer, LineItem
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 
@@ -54,6 +61,34 @@ async def test_retrying_a_create_that_was_not_sent_sends_once_more_for_the_same_
     assert checkout.payment.status is PaymentStatus.SUCCEEDED
     assert fake.calls == [("initiate", first.id), ("initiate", first.id)]
     assert len(await flow.list_payments()) == 1
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"capture": False},
+        {"description": "Table 9"},
+        {"metadata": {"table": 9}},
+        {"return_url": "https://chez-awa.example/other"},
+        {"customer": Customer(phone="+221770000000")},
+        {"items": (LineItem("thieboudienne", 1, XOF_5000),)},
+    ],
+    ids=lambda changed: next(iter(changed)),
+)
+async def test_a_create_that_was_not_sent_retried_with_another_request_under_its_key_is_refused(
+    flow: PaymentFlow, fake: FakeProvider, changed: dict[str, Any]
+) -> None:
+    fake.script("initiate", "not_sent")
+    with pytest.raises(ProviderNotSent):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    (first,) = await flow.list_payments()
+    with pytest.raises(IdempotencyKeyReused):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k", **changed)
+    assert await flow.list_payments() == [first]
+    assert fake.calls == [("initiate", first.id)]  # the refused retry sent nothing
+    resumed = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    assert resumed.payment.id == first.id
+    assert resumed.payment.status is PaymentStatus.SUCCEEDED
 
 
 async def test_a_capture_that_was_not_sent_changes_nothing_and_may_be_retried(

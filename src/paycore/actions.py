@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from operator import attrgetter
+from typing import Any, Final, TypeVar
 
 import pluggy
 from attrs import evolve
@@ -101,10 +102,9 @@ class PaymentActions:
             "return_url": return_url,
         }
 
-        async def build(binding: KeyBinding | None) -> PaymentWrite:
-            """The new payment with its first event and its provider call, checked by the provider and policies."""
-            now = self.now()
-            draft = Payment(
+        def requested(binding: KeyBinding | None, now: datetime) -> Payment:
+            """The payment this request asks for, unchecked."""
+            return Payment(
                 id=binding.new_id("pay") if binding is not None else new_id("pay"),
                 provider=provider,
                 order_id=order_id,
@@ -119,6 +119,11 @@ class PaymentActions:
                 created_at=now,
                 updated_at=now,
             )
+
+        async def build(binding: KeyBinding | None) -> PaymentWrite:
+            """The new payment with its first event and its provider call, checked by the provider and policies."""
+            now = self.now()
+            draft = requested(binding, now)
             await chosen.check_payment(draft)
             await validate_payment(self.plugin_manager, payment=draft)
             change = Change(draft, cause="api", now=now)
@@ -131,7 +136,7 @@ class PaymentActions:
         async def execute(binding: KeyBinding | None) -> Checkout:
             existing = await self._earlier_payment(binding)
             if existing is not None:
-                return await self._resume_create(existing, chosen, amount, order_id, tenant, binding)
+                return await self._resume_create(existing, requested(binding, existing.created_at), chosen, binding)
             added = binding.added if binding is not None else None
             if added is None:
                 added = await build(binding)
@@ -165,21 +170,11 @@ class PaymentActions:
         return binding.earlier("pay", found.values())
 
     async def _resume_create(
-        self,
-        existing: Payment,
-        chosen: Provider,
-        amount: Money,
-        order_id: str,
-        tenant: str | None,
-        binding: KeyBinding | None,
+        self, existing: Payment, requested: Payment, chosen: Provider, binding: KeyBinding | None
     ) -> Checkout:
-        """Carry on a create whose first attempt stored the payment (crash, or not sent)."""
-        if (existing.amount, existing.provider, existing.order_id, existing.tenant) != (
-            amount,
-            chosen.code,
-            order_id,
-            tenant,
-        ):
+        """Carry on a create whose first attempt stored the payment (crash, or not sent), when the
+        request is that attempt's in every field the caller gives; else the key was reused."""
+        if _request_of(existing) != _request_of(requested):
             raise IdempotencyKeyReused(f"idempotency key of payment {existing.id} was used for a different payment")
         if existing.pending_call is not None:
             existing = await self.calls.settle(existing, chosen)
@@ -376,6 +371,12 @@ class PaymentActions:
             updates=updates,
         )
         return result
+
+
+_request_of: Final = attrgetter(
+    "tenant", "provider", "order_id", "amount", "capture", "description", "customer", "items", "metadata", "return_url"
+)
+"""What the caller of ``create_payment`` gave for a payment: a retry under its key must give the same."""
 
 
 def _earlier_payment_ids(binding: KeyBinding) -> tuple[str, str]:
