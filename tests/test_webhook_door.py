@@ -17,6 +17,7 @@ from paycore.hookspecs import ProviderRegistrar
 from paycore.money import Money
 from paycore.providers import Capabilities
 from paycore.records import ProviderUpdate
+from paycore.status import Outcome
 from paycore.testing.fake import SIGNATURE_HEADER, FakeProvider, sign
 from paycore.wire import MAX_JSON_DEPTH, InvalidReport, load_json_object
 
@@ -244,3 +245,34 @@ async def test_a_declared_length_above_the_limit_is_refused_before_the_body_is_r
         await app(scope, receive, send)
         assert sent[0]["status"] == 413
         assert received == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        pytest.param(
+            lambda body: body.replace(b'"outcome": "succeeded"', b'"outcome": "failed", "outcome": "succeeded"'),
+            id="duplicate-key",
+        ),
+        pytest.param(
+            lambda body: body.replace(b'"refunds": []', b'"refunds": [], "note": "\\ud800"'), id="lone-surrogate"
+        ),
+    ],
+)
+async def test_the_fake_providers_deliveries_are_read_as_strictly_as_every_providers(
+    door: tuple[PaymentFlow, httpx.AsyncClient], rewrite: Callable[[bytes], bytes]
+) -> None:
+    flow, client = door
+    fake = flow.provider("fake")
+    assert isinstance(fake, FakeProvider)
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="T-1")).payment
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    body, _ = fake.webhook(payment.id)  # paid, as the delivery's last word
+    rewritten = rewrite(body)  # re-signed: only the reading is under test
+    assert rewritten != body
+    body = rewritten
+    response = await client.post("/fake", content=body, headers={SIGNATURE_HEADER: sign(body, "whsec-test")})
+    assert response.status_code == 400
+    assert await flow.get_payment(payment.id) == payment

@@ -24,6 +24,7 @@ from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
 from paycore.status import Outcome, RefundStatus
+from paycore.wire import load_json_object
 
 __all__ = ["FakeLedgerEntry", "FakeProvider", "mobile_money_lifecycle", "paycore_register_providers", "sign"]
 
@@ -256,8 +257,7 @@ class FakeProvider(Provider):
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
         """Read the JSON body into one update."""
         try:
-            # From its UTF-8 text, as it was sent (a UnicodeDecodeError is a ValueError).
-            data = json.loads(body.decode() if type(body) is bytes else body)
+            data = load_json_object(body, what="fake webhook body")  # strict: no duplicate keys, lone surrogates...
             entry = self.ledger.get(data["payment_id"])
             currency = entry.amount.currency if entry else "XOF"
             captured = data.get("captured")
