@@ -216,3 +216,16 @@ def test_each_provider_is_told_where_its_webhooks_go(
     )
     assert flow.provider("wave", tenant="chez-awa").context.webhook_url == tenant_url
     assert flow.provider("fake").context.webhook_url == default_url
+
+
+@pytest.mark.parametrize("field", ["description", "order_id", "return_url", "metadata"])
+async def test_an_integer_too_long_to_print_is_refused_like_any_bad_input(
+    flow: PaymentFlow, fake: FakeProvider, field: str
+) -> None:
+    request: dict[str, Any] = {"amount": XOF_5000, "provider": "fake", "order_id": "T-1", field: 10**5000}
+    if field == "metadata":
+        request[field] = {"table": 10**5000}
+    with pytest.raises(ValidationError):
+        await flow.create_payment(**request)
+    assert await flow.list_payments() == []
+    assert fake.calls == []

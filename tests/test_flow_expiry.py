@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from paycore import Money
-from paycore.errors import ProviderNotSent
+from paycore.errors import ProviderNotSent, ValidationError
 from paycore.flow import PaymentFlow
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, ReviewReason
@@ -207,3 +207,13 @@ async def test_a_payment_the_provider_cannot_cancel_expires_on_the_polls_word(
     (expired,) = await flow.expire_stale(HOUR)
     assert expired.status is PaymentStatus.EXPIRED
     assert ("cancel", payment.id) not in fake.calls
+
+
+@pytest.mark.parametrize(
+    "older_than", [float("inf"), float("nan"), -1, timedelta(seconds=-5), True, "an hour", 10**400]
+)
+async def test_an_age_that_is_no_age_is_refused_and_expires_nothing(flow: PaymentFlow, older_than: object) -> None:
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T-1")
+    with pytest.raises(ValidationError, match="an age must be"):
+        await flow.expire_stale(older_than)  # type: ignore[arg-type]
+    assert await flow.get_payment(checkout.payment.id) == checkout.payment

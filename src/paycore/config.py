@@ -32,9 +32,11 @@ from typing import Any, Final
 
 from attrs import field, frozen
 
+from paycore import config_sources, wire
 from paycore.config_sources import ENV_PREFIX, apply_environment, deep_copy, read_toml
-from paycore.errors import ConfigurationError
+from paycore.errors import ConfigurationError, InvalidReport
 from paycore.secrets import Settings, redact_url
+from paycore.wire import shown
 
 __all__ = [
     "DEFAULT_IDEMPOTENCY_LEASE",
@@ -42,10 +44,16 @@ __all__ = [
     "DEFAULT_PAYMENT_TTL",
     "DEFAULT_PROVIDER_TIMEOUT",
     "DEFAULT_WEBHOOK_MAX_BYTES",
+    "MAX_CODE_LENGTH",
+    "MAX_IDEMPOTENCY_LEASE",
+    "MAX_IDEMPOTENCY_TTL",
+    "MAX_PAYMENT_TTL",
+    "MAX_PROVIDER_TIMEOUT",
     "AdapterConfig",
     "PaycoreConfig",
     "ProviderConfig",
     "TenantConfig",
+    "is_code",
     "load_config",
     "store_settings",
     "url_scheme",
@@ -63,6 +71,16 @@ DEFAULT_PAYMENT_TTL: Final = 3_600.0
 """Seconds before an unfinished payment is stale by default (``payment_ttl``)."""
 DEFAULT_WEBHOOK_MAX_BYTES: Final = 1_048_576
 """Largest webhook body accepted by default, in bytes (``webhook_max_bytes``)."""
+MAX_PROVIDER_TIMEOUT: Final = 86_400.0
+"""The longest ``provider_timeout``: a day (no single call to a provider should take longer)."""
+MAX_IDEMPOTENCY_LEASE: Final = 604_800.0
+"""The longest ``idempotency_lease``: a week (a crashed request blocks retries of its key for its whole lease)."""
+MAX_IDEMPOTENCY_TTL: Final = 315_360_000.0
+"""The longest ``idempotency_ttl``: ten years of 365 days (far within what dates and every store can hold)."""
+MAX_PAYMENT_TTL: Final = 315_360_000.0
+"""The longest ``payment_ttl``: ten years of 365 days (far within what dates and every store can hold)."""
+MAX_CODE_LENGTH: Final = 64
+"""The longest tenant name or provider code: every store keeps them in columns of 64 characters."""
 
 
 @frozen
@@ -210,6 +228,13 @@ _TOP_LEVEL: Final = {
     "idempotency_required",
 }
 
+_DURATIONS: Final = {  # each duration setting: its default, its largest value, that value in words
+    "provider_timeout": (DEFAULT_PROVIDER_TIMEOUT, MAX_PROVIDER_TIMEOUT, "a day"),
+    "idempotency_lease": (DEFAULT_IDEMPOTENCY_LEASE, MAX_IDEMPOTENCY_LEASE, "a week"),
+    "idempotency_ttl": (DEFAULT_IDEMPOTENCY_TTL, MAX_IDEMPOTENCY_TTL, "ten years"),
+    "payment_ttl": (DEFAULT_PAYMENT_TTL, MAX_PAYMENT_TTL, "ten years"),
+}
+
 
 def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
     if not isinstance(data, Mapping):
@@ -225,27 +250,26 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
         raise ConfigurationError("tenants must be a table of tenant tables")
     tenants = {}
     for name, tenant in tenants_raw.items():
+        _check_code(name, "a tenant name", "tenants")
         if not isinstance(tenant, Mapping) or set(tenant) - {"providers"}:
             raise ConfigurationError(f"tenant {name!r} must be a table with only a 'providers' table")
         tenants[name] = TenantConfig(name, _providers(tenant.get("providers", {}), f"tenant {name!r}"))
-    provider_timeout = _seconds(data, "provider_timeout", DEFAULT_PROVIDER_TIMEOUT)
-    idempotency_lease = _seconds(data, "idempotency_lease", DEFAULT_IDEMPOTENCY_LEASE)
-    idempotency_ttl = _seconds(data, "idempotency_ttl", DEFAULT_IDEMPOTENCY_TTL)
-    _check_durations(provider_timeout, idempotency_lease, idempotency_ttl)
+    seconds = {key: config_sources.read_seconds(data, key, *limits) for key, limits in _DURATIONS.items()}
+    _check_durations(seconds["provider_timeout"], seconds["idempotency_lease"], seconds["idempotency_ttl"])
     return PaycoreConfig(
         repository=repository,
         idempotency=stores,
         idempotency_settings=extra,
         providers=_providers(data.get("providers", {}), "the default tenant"),
         tenants=tenants,
-        provider_timeout=provider_timeout,
-        idempotency_lease=idempotency_lease,
-        idempotency_ttl=idempotency_ttl,
-        payment_ttl=_seconds(data, "payment_ttl", DEFAULT_PAYMENT_TTL),
-        webhook_url=data.get("webhook_url"),
-        webhook_max_bytes=_positive_int(data, "webhook_max_bytes", DEFAULT_WEBHOOK_MAX_BYTES),
-        plugins_blocked=tuple(data.get("plugins_blocked", ())),
-        idempotency_required=_flag(data, "idempotency_required"),
+        provider_timeout=seconds["provider_timeout"],
+        idempotency_lease=seconds["idempotency_lease"],
+        idempotency_ttl=seconds["idempotency_ttl"],
+        payment_ttl=seconds["payment_ttl"],
+        webhook_url=_webhook_url(data.get("webhook_url")),
+        webhook_max_bytes=config_sources.read_positive_int(data, "webhook_max_bytes", DEFAULT_WEBHOOK_MAX_BYTES),
+        plugins_blocked=config_sources.read_names(data, "plugins_blocked", "entry point names"),
+        idempotency_required=config_sources.read_flag(data, "idempotency_required"),
     )
 
 
@@ -262,42 +286,31 @@ def _check_durations(timeout: float, lease: float, ttl: float) -> None:
         )
 
 
-def _flag(data: Mapping[str, Any], key: str) -> bool:
-    raw = data.get(key, False)
-    if isinstance(raw, str) and raw.strip().lower() in ("true", "1", "yes", "false", "0", "no", ""):
-        return raw.strip().lower() in ("true", "1", "yes")
-    if not isinstance(raw, bool):
-        raise ConfigurationError(f"{key} must be true or false, not {raw!r}")
-    return raw
-
-
-def _positive_int(data: Mapping[str, Any], key: str, default: int) -> int:
-    raw = data.get(key, default)
-    if isinstance(raw, bool):
-        raise ConfigurationError(f"{key} must be a positive whole number, not {raw!r}")
-    if isinstance(raw, str):
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ConfigurationError(f"{key} must be a positive whole number, not {raw!r}") from None
-    elif isinstance(raw, int):
-        value = raw
-    else:
-        raise ConfigurationError(f"{key} must be a positive whole number, not {raw!r}")
-    if value <= 0:
-        raise ConfigurationError(f"{key} must be a positive whole number, not {raw!r}")
-    return value
-
-
-def _seconds(data: Mapping[str, Any], key: str, default: float) -> float:
-    raw = data.get(key, default)
+def _webhook_url(raw: Any) -> str | None:
+    """``webhook_url``: unset, an absolute http(s) base URL, or one with ``{code}`` (and maybe ``{tenant}``)."""
+    if raw is None:
+        return None
     try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{key} must be a number of seconds, not {raw!r}") from None
-    if not value > 0 or value != value:
-        raise ConfigurationError(f"{key} must be a positive number of seconds, not {raw!r}")
-    return value
+        url = wire.check_url(raw, what="webhook_url")
+    except InvalidReport as error:
+        raise ConfigurationError(str(error)) from None
+    if "{" in url and ("{code}" not in url or re.search("[{}]", re.sub(r"\{(tenant|code)\}", "", url))):
+        raise ConfigurationError(
+            f"webhook_url {url!r}: a template holds {{code}}, may hold {{tenant}}, no other braces"
+        )
+    return url
+
+
+def is_code(value: object) -> bool:
+    """True when ``value`` may be a tenant's name or a provider's code: a non-empty ``str`` of at most
+    :data:`MAX_CODE_LENGTH` characters without control characters (what every store keeps)."""
+    return isinstance(value, str) and len(value) <= MAX_CODE_LENGTH and wire.is_id(value)
+
+
+def _check_code(value: object, what: str, where: str) -> None:
+    if not is_code(value):
+        limits = f"a non-empty string of at most {MAX_CODE_LENGTH} characters without control characters"
+        raise ConfigurationError(f"{where}: {shown(value)} is not {what}; it must be {limits}")
 
 
 def _adapter(raw: Any, what: str) -> AdapterConfig:
@@ -373,6 +386,7 @@ def _providers(raw: Any, owner: str) -> dict[str, ProviderConfig]:
         raise ConfigurationError(f"providers of {owner} must be a table of provider tables")
     providers = {}
     for code, table in raw.items():
+        _check_code(code, "a provider code", f"providers of {owner}")
         if not isinstance(table, Mapping):
             raise ConfigurationError(f"provider {code!r} of {owner} must be a table with a 'type'")
         settings = dict(table)

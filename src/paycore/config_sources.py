@@ -1,10 +1,12 @@
-"""Where configuration comes from: a TOML file and ``PAYCORE_*`` environment variables.
+"""Where configuration comes from: a TOML file and ``PAYCORE_*`` environment variables;
+and how a setting is read from either (a TOML value, or a variable's text).
 
 Environment variables nest with a double underscore and override the file or
 mapping they are applied to: ``PAYCORE_REPOSITORY=sqlite:///x.db``,
 ``PAYCORE_IDEMPOTENCY=redis,sqlalchemy``, ``PAYCORE_PROVIDERS__CASH__TYPE=cash``;
-``PAYCORE_CONFIG`` names a TOML file. :func:`paycore.config.load_config` puts
-them together.
+``PAYCORE_CONFIG`` names a TOML file. The lists ``idempotency`` and
+``plugins_blocked`` are written separated by commas. :func:`paycore.config.load_config`
+puts them together.
 """
 
 from __future__ import annotations
@@ -13,9 +15,20 @@ import os
 from collections.abc import Mapping
 from typing import Any, Final
 
+from paycore import secrets
 from paycore.errors import ConfigurationError
+from paycore.wire import shown
 
-__all__ = ["ENV_PREFIX", "apply_environment", "deep_copy", "read_toml"]
+__all__ = [
+    "ENV_PREFIX",
+    "apply_environment",
+    "deep_copy",
+    "read_flag",
+    "read_names",
+    "read_positive_int",
+    "read_seconds",
+    "read_toml",
+]
 
 ENV_PREFIX: Final = "PAYCORE_"
 """The prefix of paycore's environment variables."""
@@ -27,7 +40,8 @@ def deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A TOML configuration file as a dict; :class:`ConfigurationError` if missing or invalid."""
+    """A TOML configuration file as a dict; :class:`ConfigurationError` naming ``path`` if it is
+    missing, unreadable (a directory, no permission), not UTF-8 or not valid TOML."""
     import tomllib  # loaded on first use: a flow built from a mapping never needs it
     from pathlib import Path
 
@@ -36,6 +50,11 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
             return tomllib.load(file)
     except FileNotFoundError:
         raise ConfigurationError(f"configuration file {str(path)!r} does not exist") from None
+    except OSError as error:  # a directory, no permission, a read error
+        reason = error.strerror or type(error).__name__
+        raise ConfigurationError(f"configuration file {str(path)!r} cannot be read: {reason}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"configuration file {str(path)!r} is not UTF-8 text (TOML must be)") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError(f"configuration file {str(path)!r} is not valid TOML: {error}") from None
 
@@ -60,7 +79,44 @@ def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             target[part] = existing
             target = existing
         leaf = path[-1]
-        if path == ["idempotency"]:
+        if path in (["idempotency"], ["plugins_blocked"]):  # lists: comma-separated
             target[leaf] = [part.strip() for part in value.split(",") if part.strip()]
         else:
             target[leaf] = value
+
+
+def read_flag(data: Mapping[str, Any], key: str) -> bool:
+    """Setting ``key`` of ``data``: ``true``/``false`` (from text: also ``1``/``0``, ``yes``/``no``); unset, false."""
+    raw = data.get(key, False)
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "1", "yes", "false", "0", "no", ""):
+        return raw.strip().lower() in ("true", "1", "yes")
+    if not isinstance(raw, bool):
+        raise ConfigurationError(f"{key} must be true or false, not {shown(raw)}")
+    return raw
+
+
+def read_positive_int(data: Mapping[str, Any], key: str, default: int) -> int:
+    """Setting ``key`` of ``data``: a positive whole number, or its text."""
+    raw = data.get(key, default)
+    value = raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
+    if isinstance(raw, str):
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            value = 0
+    if value <= 0:
+        raise ConfigurationError(f"{key} must be a positive whole number, not {shown(raw)}")
+    return value
+
+
+def read_seconds(data: Mapping[str, Any], key: str, default: float, most: float, in_words: str) -> float:
+    """Setting ``key`` of ``data``: a duration, a positive number of seconds (or its text) up to ``most``."""
+    return secrets.read_seconds(data.get(key, default), what=key, most=most, in_words=in_words)
+
+
+def read_names(data: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
+    """Setting ``key`` of ``data``: a list of non-empty names (in the environment, separated by commas)."""
+    raw = data.get(key, [])
+    if not isinstance(raw, list | tuple) or not all(isinstance(name, str) and name.strip() for name in raw):
+        raise ConfigurationError(f'{key} must be a list of {what}, like ["dummy"], not {shown(raw)}')
+    return tuple(name.strip() for name in raw)

@@ -365,9 +365,10 @@ class PaymentFlow:
         answer, or a provider that cannot be polled, flags it for review instead.
         Returns the payments that changed.
         """
-        if older_than is None:
-            older_than = self.config.payment_ttl
-        age = older_than if isinstance(older_than, timedelta) else timedelta(seconds=older_than)
+        from paycore.config import MAX_PAYMENT_TTL  # loaded with the flow: importing this module stays cheap
+        from paycore.inputs import check_age
+
+        age = check_age(self.config.payment_ttl if older_than is None else older_than, most=MAX_PAYMENT_TTL)
         return await self._parts.reaper.expire_stale(age, limit=limit)
 
     # -- operator actions ------------------------------------------------------------------

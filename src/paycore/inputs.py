@@ -6,21 +6,26 @@ characters or lone surrogates, metadata that is not JSON, a price that is not
 :class:`~paycore.money.Money`) is refused here, before any key is claimed or
 anything stored, with a :class:`~paycore.errors.ValidationError` (an amount:
 :class:`~paycore.errors.InvalidAmount`). The limits are those of
-:mod:`paycore.wire`, which checks what providers report the same way.
+:mod:`paycore.wire`, which checks what providers report the same way; a tenant's
+name is at most :data:`~paycore.config.MAX_CODE_LENGTH` characters, as in the
+configuration.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from paycore import wire
+from paycore.config import is_code
 from paycore.errors import InvalidAmount, InvalidReport, PaymentNotFound, ValidationError
 from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.records import Customer, LineItem
 
 __all__ = [
+    "check_age",
     "check_capture",
     "check_customer",
     "check_items",
@@ -34,9 +39,9 @@ __all__ = [
 
 
 def check_payment_id(value: object, tenant: object = None) -> str:
-    """``value`` if it could be a payment's id, seen by ``tenant`` (``None`` or a tenant's code);
-    :class:`PaymentNotFound` otherwise, as for any payment that does not exist."""
-    if not wire.is_id(value) or not (tenant is None or wire.is_id(tenant)):
+    """``value`` if it could be a payment's id, seen by ``tenant`` (``None`` or a tenant's name, see
+    :func:`~paycore.config.is_code`); :class:`PaymentNotFound` otherwise, as for any payment that does not exist."""
+    if not wire.is_id(value) or not (tenant is None or is_code(tenant)):
         raise PaymentNotFound("no payment with that id" + ("" if tenant is None else " for that tenant"))
     return value  # type: ignore[return-value]  # is_id: a str
 
@@ -60,13 +65,22 @@ def check_money(value: object, *, what: str) -> Money | None:
     """``value`` if it is ``None`` or :class:`Money`; :class:`InvalidAmount` otherwise."""
     if value is None or isinstance(value, Money):
         return value
-    raise InvalidAmount(f"{what} must be a Money, not {type(value).__name__}: {wire._show(value)}")
+    raise InvalidAmount(f"{what} must be a Money, not {type(value).__name__}: {wire.shown(value)}")
+
+
+def check_age(value: object, *, most: float) -> timedelta:
+    """``value`` (a ``timedelta`` or a number of seconds, from 0 to ``most``) as a ``timedelta``;
+    :class:`ValidationError` otherwise (a bool, NaN, infinity, a negative age)."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= most:
+        raise ValidationError(f"an age must be a timedelta or seconds from 0 to {most:g}, not {wire.shown(value)}")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
 
 
 def check_capture(value: object) -> bool:
     """``value`` if it is a ``bool``: whether to capture at once."""
     if type(value) is not bool:
-        raise ValidationError(f"capture must be True or False, not {wire._show(value)}")
+        raise ValidationError(f"capture must be True or False, not {wire.shown(value)}")
     return value
 
 
@@ -75,7 +89,7 @@ def check_customer(value: object) -> Customer | None:
     if value is None:
         return None
     if not isinstance(value, Customer):
-        raise ValidationError(f"customer must be a Customer, not {type(value).__name__}: {wire._show(value)}")
+        raise ValidationError(f"customer must be a Customer, not {type(value).__name__}: {wire.shown(value)}")
     for name in ("email", "name", "phone"):
         field = getattr(value, name)
         if field is not None:
@@ -90,7 +104,7 @@ def check_items(value: object) -> tuple[LineItem, ...]:
     items = tuple(value)
     for item in items:
         if not isinstance(item, LineItem):
-            raise ValidationError(f"items must be LineItem records, not {type(item).__name__}: {wire._show(item)}")
+            raise ValidationError(f"items must be LineItem records, not {type(item).__name__}: {wire.shown(item)}")
         check_text(item.name, what="a line item's name")
         if type(item.quantity) is not int or item.quantity <= 0:
             raise ValidationError(f"line item {item.name!r} needs a positive int quantity, not {item.quantity!r}")

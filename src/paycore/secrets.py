@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from paycore.errors import ConfigurationError
+from paycore.wire import shown
 
-__all__ = ["SECRET_MARKERS", "Secret", "Settings", "redact_url"]
+__all__ = ["SECRET_MARKERS", "Secret", "Settings", "read_seconds", "redact_url"]
 
 SECRET_MARKERS: Final = (
     "secret",
@@ -129,3 +131,29 @@ class Settings(Mapping[str, Any]):
                 return default
             raise ConfigurationError(f"{self._owner}: missing required secret {key!r}")
         return value.reveal() if isinstance(value, Secret) else str(value)
+
+    def seconds(self, key: str, default: float, *, most: float = 86_400.0) -> float:
+        """Setting ``key`` as a number of seconds (``default`` when unset); see :func:`read_seconds`."""
+        return read_seconds(self._data.get(key, default), what=f"{self._owner}: {key!r}", most=most)
+
+
+def read_seconds(value: object, *, what: str, most: float, in_words: str = "") -> float:
+    """``value`` as a number of seconds above 0 and at most ``most``: a number, or the text of one
+    (from the environment). Anything else (a bool, NaN, infinity, a negative, an integer beyond
+    any float) is a :class:`ConfigurationError` that names the setting (``what``)."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise ConfigurationError(f"{what} must be a number of seconds, not {shown(value)}")
+    try:
+        number = float(number)
+    except OverflowError:  # an integer beyond any float
+        number = math.inf
+    if not 0 < number <= most:  # NaN and infinity too
+        limit = f"{most:.0f} ({in_words})" if in_words else f"{most:.0f}"
+        raise ConfigurationError(f"{what} must be a positive number of seconds, at most {limit}, not {shown(value)}")
+    return number

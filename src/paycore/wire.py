@@ -49,6 +49,7 @@ __all__ = [
     "is_id",
     "is_text",
     "load_json_object",
+    "shown",
 ]
 
 MAX_ID_LENGTH: Final = 255
@@ -73,9 +74,12 @@ _shown.maxother = 40
 _shown.maxlevel = 2
 
 
-def _show(value: object) -> str:
-    """A short repr of a reported value, for error messages (never the whole of a large value)."""
-    return _shown.repr(value)
+def shown(value: object) -> str:
+    """A short repr of a value, for error messages (never the whole of a large value)."""
+    try:
+        return _shown.repr(value)
+    except ValueError:  # an integer of more digits than Python spells out
+        return f"a {type(value).__name__} too large to show"
 
 
 def is_id(value: object) -> bool:
@@ -98,10 +102,10 @@ def check_id(value: object, *, what: str) -> str:
     :data:`MAX_ID_LENGTH` characters without control characters or lone surrogates."""
     if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
         raise InvalidReport(
-            f"{what} must be a non-empty string of at most {MAX_ID_LENGTH} characters, not {_show(value)}"
+            f"{what} must be a non-empty string of at most {MAX_ID_LENGTH} characters, not {shown(value)}"
         )
     if _NOT_IN_IDS.search(value):
-        raise InvalidReport(f"{what} must not hold control characters or lone surrogates: {_show(value)}")
+        raise InvalidReport(f"{what} must not hold control characters or lone surrogates: {shown(value)}")
     return value
 
 
@@ -109,9 +113,9 @@ def check_text(value: object, *, what: str, limit: int = MAX_TEXT_LENGTH) -> str
     """``value`` if it is text paycore can store: a ``str`` of at most ``limit`` characters,
     with no lone surrogates and no control characters other than tab and line breaks."""
     if not isinstance(value, str) or len(value) > limit:
-        raise InvalidReport(f"{what} must be a string of at most {limit} characters, not {_show(value)}")
+        raise InvalidReport(f"{what} must be a string of at most {limit} characters, not {shown(value)}")
     if _NOT_IN_TEXT.search(value):
-        raise InvalidReport(f"{what} must not hold control characters or lone surrogates: {_show(value)}")
+        raise InvalidReport(f"{what} must not hold control characters or lone surrogates: {shown(value)}")
     return value
 
 
@@ -119,10 +123,10 @@ def check_url(value: object, *, what: str) -> str:
     """``value`` if it is an absolute ``http``/``https`` URL with a host, of at most
     :data:`MAX_URL_LENGTH` characters, without spaces or control characters."""
     if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
-        raise InvalidReport(f"{what} must be a URL string of at most {MAX_URL_LENGTH} characters, not {_show(value)}")
+        raise InvalidReport(f"{what} must be a URL string of at most {MAX_URL_LENGTH} characters, not {shown(value)}")
     if _NOT_IN_URLS.search(value) or not _URL_START.match(value):
         raise InvalidReport(
-            f"{what} must be an absolute http(s) URL such as 'https://pay.example/c/1', not {_show(value)}"
+            f"{what} must be an absolute http(s) URL such as 'https://pay.example/c/1', not {shown(value)}"
         )
     return value
 
@@ -130,7 +134,7 @@ def check_url(value: object, *, what: str) -> str:
 def check_amount(value: object, *, what: str) -> Money:
     """``value`` if it is :class:`~paycore.money.Money` between zero and :data:`~paycore.money.MAX_MINOR_UNITS`."""
     if not isinstance(value, Money):
-        raise InvalidReport(f"{what} must be Money, not {type(value).__name__}: {_show(value)}")
+        raise InvalidReport(f"{what} must be Money, not {type(value).__name__}: {shown(value)}")
     if value.minor_units < 0:
         raise InvalidReport(f"{what} must not be negative: {value}")
     if value.minor_units > MAX_MINOR_UNITS:
@@ -177,7 +181,7 @@ def _object(pairs: Sequence[tuple[str, Any]], what: str) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise MalformedWebhook(f"{what} repeats the key {_show(key)} in one object")
+                raise MalformedWebhook(f"{what} repeats the key {shown(key)} in one object")
             seen.add(key)
     return result
 
@@ -189,7 +193,7 @@ def _no_constant(constant: str, what: str) -> Any:
 def _finite_float(number: str, what: str) -> float:
     value = float(number)
     if value in (float("inf"), float("-inf")):
-        raise MalformedWebhook(f"{what} holds a number too large for a float: {_show(number)}")
+        raise MalformedWebhook(f"{what} holds a number too large for a float: {shown(number)}")
     return value
 
 
@@ -213,7 +217,7 @@ def _check_tree(root: dict[str, Any], what: str) -> None:
 
 def _check_string(value: str, what: str) -> None:
     if _SURROGATE.search(value):
-        raise MalformedWebhook(f"{what} holds a lone surrogate ({_show(value)}), which is not text")
+        raise MalformedWebhook(f"{what} holds a lone surrogate ({shown(value)}), which is not text")
 
 
 MAX_REFERENCES: Final = 16

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+import paycore_dummy.plugin
 from paycore.asgi import create_app
-from paycore.errors import InvalidSignature, MalformedWebhook
+from paycore.errors import ConfigurationError, InvalidSignature, MalformedWebhook
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
@@ -159,3 +160,24 @@ def test_the_providers_secrets_never_show_in_reprs(flow_factory: Callable[..., P
     assert secret[6:] not in shown
     assert rotated_in[6:] not in shown
     assert "sk_test_dummy" not in shown
+
+
+@pytest.mark.parametrize("setting", ["webhook_tolerance", "timeout"])
+@pytest.mark.parametrize("value", ["nan", float("inf"), -300, 0, True, "soon"])
+def test_a_setting_of_seconds_that_is_not_a_usable_number_is_a_configuration_error(setting: str, value: object) -> None:
+    # NaN would turn the replay window off: every old delivery would pass the timestamp check.
+    with pytest.raises(ConfigurationError, match=f"'{setting}' must be a (positive )?number of seconds"):
+        PaymentFlow.from_config(
+            {
+                "providers": {
+                    "wave": {
+                        "type": "dummy",
+                        "api_key": "sk_test_chez_awa",
+                        "base_url": "http://127.0.0.1:9",
+                        "webhook_secret": generate_secret(),
+                        setting: value,
+                    }
+                }
+            },
+            plugins=[paycore_dummy.plugin],
+        )

@@ -273,3 +273,13 @@ async def test_a_stale_delivery_changes_nothing(
     assert await flow.get_payment(checkout.payment.id) == before
     await flow.handle_webhook("wave", genuine.body, genuine.headers)
     assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("setting", ["webhook_tolerance", "timeout"])
+@pytest.mark.parametrize("value", ["nan", float("inf"), -300, 0, True, "soon"])
+def test_a_setting_of_seconds_that_is_not_a_usable_number_is_a_configuration_error(
+    simulator: WaveSimulator, flow_factory: Callable[..., PaymentFlow], setting: str, value: object
+) -> None:
+    # NaN would turn the replay window off: every old delivery would pass the timestamp check.
+    with pytest.raises(ConfigurationError, match=f"'{setting}' must be a (positive )?number of seconds"):
+        flow_factory(simulator, **{setting: value})

@@ -122,8 +122,8 @@ class DummyProvider(Provider):
             raise ConfigurationError(
                 f"provider {context.code!r}: method must be 'card' or 'mobile_money', not {self.method!r}"
             )
-        self.timeout = float(settings.get("timeout", 10.0))
-        self.webhook_tolerance = float(settings.get("webhook_tolerance", DEFAULT_TOLERANCE))
+        self.timeout = settings.seconds("timeout", 10.0)
+        self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE)
         self._client: httpx.AsyncClient | None = None
 
     # -- HTTP -------------------------------------------------------------------------------

@@ -119,10 +119,8 @@ class StripeProvider(Provider):
                 f"provider {code!r} (stripe): payment_method_types must be a list of names such as ['card']"
             )
         self.payment_method_types: list[str] | None = None if methods is None else list(methods)
-        self.timeout = _positive(settings.get("timeout", 30.0), "timeout", code)
-        self.webhook_tolerance = _positive(
-            settings.get("webhook_tolerance", DEFAULT_TOLERANCE), "webhook_tolerance", code
-        )
+        self.timeout = settings.seconds("timeout", 30.0, most=3600)
+        self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE, most=3600)
         retries = settings.get("max_network_retries", 2)
         if type(retries) is not int or not 0 <= retries <= 5:
             raise ConfigurationError(f"provider {code!r} (stripe): max_network_retries must be 0 to 5, not {retries!r}")
@@ -456,12 +454,6 @@ class StripeProvider(Provider):
                 return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe holds nothing for this payment")
             starting_after = items[-1].get("id") if isinstance(items[-1], dict) else None
         raise ProviderOutcomeUnknown(f"too many Stripe objects since the payment was created to find {payment.id}")
-
-
-def _positive(value: Any, name: str, code: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 3600:
-        raise ConfigurationError(f"provider {code!r} (stripe): {name} must be a number of seconds, not {value!r:.40}")
-    return float(value)
 
 
 def _checked(build: Callable[..., ProviderUpdate], *args: Any, **kwargs: Any) -> ProviderUpdate:

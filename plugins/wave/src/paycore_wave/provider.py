@@ -97,11 +97,11 @@ class WaveProvider(Provider):
         self.error_url: str | None = _optional_url(settings.get("error_url"), f"{where}: error_url")
         self.aggregated_merchant_id: str | None = settings.get("aggregated_merchant_id")
         self.restrict_payer = _flag(settings.get("restrict_payer", False), f"{where}: restrict_payer")
-        self.webhook_tolerance = float(settings.get("webhook_tolerance", DEFAULT_TOLERANCE))
+        self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE)
         self.client = WaveClient(
             Secret(settings.secret("api_key")),
             base_url=str(settings.get("base_url", DEFAULT_BASE_URL)),
-            timeout=float(settings.get("timeout", 15.0)),
+            timeout=settings.seconds("timeout", 15.0),
             transport=settings.get("transport"),
         )
 

@@ -1,0 +1,280 @@
+"""The limits of the configuration: durations, plugins_blocked, webhook_url, TOML files, tenant and provider codes.
+
+A value out of its limits is refused when the configuration is read, with a
+:class:`ConfigurationError` naming the setting, never later, and never as a
+bare ``OverflowError``, ``TypeError`` or store error.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import paycore.testing.fake
+import paycore_memory.plugin
+import paycore_sqlalchemy.plugin
+from paycore import Money
+from paycore.config import (
+    MAX_CODE_LENGTH,
+    MAX_IDEMPOTENCY_LEASE,
+    MAX_IDEMPOTENCY_TTL,
+    MAX_PAYMENT_TTL,
+    MAX_PROVIDER_TIMEOUT,
+    load_config,
+)
+from paycore.errors import ConfigurationError, PaymentNotFound, ProviderNotEnabled
+from paycore.flow import PaymentFlow
+from paycore.testing.fake import FakeProvider
+
+from .conftest import SECRET, XOF_5000, Clock
+
+FAKE = {"type": "fake", "webhook_secret": SECRET}
+ROOT = Path(__file__).resolve().parent.parent
+
+MOST = {
+    "provider_timeout": (MAX_PROVIDER_TIMEOUT, "a day"),
+    "idempotency_lease": (MAX_IDEMPOTENCY_LEASE, "a week"),
+    "idempotency_ttl": (MAX_IDEMPOTENCY_TTL, "ten years"),
+    "payment_ttl": (MAX_PAYMENT_TTL, "ten years"),
+}
+"""Each duration setting: its largest value, in seconds and in words."""
+
+LONGEST = {
+    "provider_timeout": MAX_PROVIDER_TIMEOUT,
+    "idempotency_lease": MAX_IDEMPOTENCY_LEASE,
+    "idempotency_ttl": MAX_IDEMPOTENCY_TTL,
+    "payment_ttl": MAX_PAYMENT_TTL,
+}
+"""Every duration at its largest, together a valid configuration."""
+
+
+def _flow(config: dict[str, Any], clock: Clock, repository: str = "memory") -> PaymentFlow:
+    return PaymentFlow.from_config(
+        {"repository": repository, **config},
+        plugins=[paycore.testing.fake, paycore_memory.plugin, paycore_sqlalchemy.plugin],
+        entry_points=False,
+        environ={},
+        clock=clock,
+    )
+
+
+# -- durations ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", sorted(MOST))
+@pytest.mark.parametrize(
+    "raw",
+    [
+        float("inf"),
+        "inf",
+        "-inf",
+        1e300,
+        "1e400",
+        pytest.param(10**400, id="10**400"),
+        pytest.param(10**5000, id="10**5000"),
+    ],
+)
+def test_a_duration_beyond_its_limit_is_refused_naming_the_setting_and_its_range(key: str, raw: object) -> None:
+    most, in_words = MOST[key]
+    with pytest.raises(ConfigurationError) as raised:
+        load_config({key: raw}, environ={})
+    message = str(raised.value)
+    assert message.startswith(f"{key} must be a positive number of seconds, at most {most:.0f} ({in_words}), not ")
+    assert len(message) < 200
+
+
+@pytest.mark.parametrize("key", sorted(MOST))
+def test_a_duration_beyond_its_limit_is_refused_from_the_environment(key: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"^{key} must be a positive number of seconds, at most"):
+        load_config(None, environ={f"PAYCORE_{key.upper()}": "1e400"})
+
+
+@pytest.mark.parametrize("raw", [True, False, None, [1], {"s": 1}])
+def test_a_duration_that_is_not_a_number_is_refused(raw: object) -> None:
+    with pytest.raises(
+        ConfigurationError, match=f"^payment_ttl must be a number of seconds, not {re.escape(repr(raw))}"
+    ):
+        load_config({"payment_ttl": raw}, environ={})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("repository", ["memory", "sqlite"])
+async def test_every_duration_at_its_limit_is_accepted_and_keyed_calls_work(
+    repository: str, clock: Clock, tmp_path: Path
+) -> None:
+    url = "memory" if repository == "memory" else f"sqlite:///{tmp_path / 'limits.db'}"
+    async with _flow({"providers": {"fake": FAKE}, **LONGEST}, clock, url) as flow:
+        assert (flow.config.provider_timeout, flow.config.idempotency_ttl) == (86_400.0, 10 * 365 * 86_400.0)
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        fake.script("initiate", "pending")
+        first = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o-1", idempotency_key="k")
+        again = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o-1", idempotency_key="k")
+        assert again.payment.id == first.payment.id
+        clock.advance(days=3649)
+        assert await flow.expire_stale() == []
+        clock.advance(days=2)
+        assert [payment.id for payment in await flow.expire_stale()] == [first.payment.id]
+
+
+# -- plugins_blocked ----------------------------------------------------------------------
+
+
+def test_the_environment_blocks_plugins_listed_with_commas() -> None:
+    config = load_config(None, environ={"PAYCORE_PLUGINS_BLOCKED": "dummy, stripe"})
+    assert config.plugins_blocked == ("dummy", "stripe")
+    assert load_config(None, environ={"PAYCORE_PLUGINS_BLOCKED": "dummy"}).plugins_blocked == ("dummy",)
+
+
+def test_a_blocked_plugin_named_in_the_environment_is_not_loaded() -> None:
+    flow = PaymentFlow.from_config({}, environ={"PAYCORE_PLUGINS_BLOCKED": "dummy"})
+    assert "dummy" not in flow.registry.providers
+
+
+def test_plugins_blocked_is_a_list_in_a_mapping_or_a_file(tmp_path: Path) -> None:
+    assert load_config({"plugins_blocked": ["dummy"]}, environ={}).plugins_blocked == ("dummy",)
+    path = tmp_path / "paycore.toml"
+    path.write_text('plugins_blocked = ["dummy", "wave"]\n')
+    assert load_config(path, environ={}).plugins_blocked == ("dummy", "wave")
+
+
+@pytest.mark.parametrize("raw", ["dummy", 5, None, [5], [""], {"dummy": True}])
+def test_plugins_blocked_of_another_shape_is_refused_naming_the_setting(raw: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"^plugins_blocked must be a list of entry point names"):
+        load_config({"plugins_blocked": raw}, environ={})
+
+
+# -- webhook_url --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        5,
+        b"https://shop.example/hooks",
+        "",
+        "shop.example/hooks",
+        "ftp://shop.example/hooks",
+        "https://shop.example/a b",
+    ],
+)
+def test_a_webhook_url_that_is_not_an_absolute_http_url_is_refused(raw: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"^webhook_url must be"):
+        load_config({"webhook_url": raw}, environ={})
+
+
+@pytest.mark.parametrize(
+    "raw", ["https://shop.example/hooks/{tenant}", "https://shop.example/{tenant}/{cod}", "https://shop.example/{code"]
+)
+def test_a_webhook_url_template_needs_code_and_no_other_braces(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^webhook_url '.*': a template holds \{code\}"):
+        load_config({"webhook_url": raw}, environ={})
+
+
+def test_a_webhook_url_from_the_environment_is_checked_too() -> None:
+    config = load_config(None, environ={"PAYCORE_WEBHOOK_URL": "https://shop.example/in/{code}"})
+    assert config.webhook_url == "https://shop.example/in/{code}"
+    with pytest.raises(ConfigurationError, match=r"^webhook_url must be"):
+        load_config(None, environ={"PAYCORE_WEBHOOK_URL": "nowhere"})
+
+
+# -- TOML files ---------------------------------------------------------------------------
+
+
+def test_a_directory_given_as_the_toml_file_is_refused_by_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(f"configuration file '{tmp_path}' cannot be read: ")):
+        load_config(tmp_path, environ={})
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        load_config(None, environ={"PAYCORE_CONFIG": str(tmp_path)})
+
+
+def test_a_toml_file_that_is_not_utf8_is_refused_by_path(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'webhook_url = "https://caf\xe9.example/hooks"\n')
+    with pytest.raises(ConfigurationError, match=re.escape(f"configuration file '{path}' is not UTF-8")):
+        load_config(path, environ={})
+
+
+# -- tenant names and provider codes ------------------------------------------------------
+
+
+def test_a_tenant_name_and_a_provider_code_of_the_longest_length_are_accepted() -> None:
+    name, code = "t" * MAX_CODE_LENGTH, "p" * MAX_CODE_LENGTH
+    config = load_config({"providers": {code: FAKE}, "tenants": {name: {"providers": {code: FAKE}}}}, environ={})
+    assert set(config.provider_configs(name)) == set(config.provider_configs(None)) == {code}
+
+
+@pytest.mark.parametrize("name", ["t" * (MAX_CODE_LENGTH + 1), "", "chez\nawa", 5])
+def test_a_tenant_name_no_store_could_keep_is_refused(name: object) -> None:
+    with pytest.raises(
+        ConfigurationError, match=rf"^tenants: .* is not a tenant name; .* {MAX_CODE_LENGTH} characters"
+    ):
+        load_config({"tenants": {name: {"providers": {"fake": FAKE}}}}, environ={})
+
+
+@pytest.mark.parametrize("code", ["p" * (MAX_CODE_LENGTH + 1), "", "pa\x00y", 5])
+def test_a_provider_code_no_store_could_keep_is_refused(code: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"^providers of the default tenant: .* is not a provider code"):
+        load_config({"providers": {code: FAKE}}, environ={})
+    with pytest.raises(ConfigurationError, match=r"^providers of tenant 'chez-awa': .* is not a provider code"):
+        load_config({"tenants": {"chez-awa": {"providers": {code: FAKE}}}}, environ={})
+
+
+def test_a_long_tenant_from_the_environment_is_refused() -> None:
+    variable = f"PAYCORE_TENANTS__{'T' * (MAX_CODE_LENGTH + 1)}__PROVIDERS__FAKE__TYPE"
+    with pytest.raises(ConfigurationError, match=r"^tenants: .* is not a tenant name"):
+        load_config(None, environ={variable: "fake"})
+
+
+@pytest.mark.anyio
+async def test_a_call_naming_a_tenant_longer_than_any_stored_finds_nothing_and_changes_nothing(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    long_tenant = "t" * (MAX_CODE_LENGTH + 1)
+    async with make_flow() as flow:
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o-1")).payment
+        with pytest.raises(ProviderNotEnabled):
+            await flow.create_payment(
+                amount=XOF_5000, provider="fake", order_id="o-2", tenant=long_tenant, idempotency_key="k"
+            )
+        for call in (flow.get_payment, flow.cancel, flow.capture, flow.refund):
+            with pytest.raises(PaymentNotFound, match="for that tenant"):
+                await call(payment.id, tenant=long_tenant)
+        assert await flow.list_payments() == [payment]
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_the_longest_tenant_and_provider_code_are_stored_by_postgresql(postgres_url: str, clock: Clock) -> None:
+    name, code = "t" * MAX_CODE_LENGTH, "p" * MAX_CODE_LENGTH
+    config = {"tenants": {name: {"providers": {code: FAKE}}}}
+    async with _flow(config, clock, postgres_url) as flow:
+        checkout = await flow.create_payment(
+            amount=Money.of("100", "XOF"), provider=code, order_id="o-1", tenant=name, idempotency_key="k"
+        )
+        assert (await flow.get_payment(checkout.payment.id, tenant=name)).provider == code
+
+
+def test_the_limit_is_the_size_every_store_keeps_a_tenant_and_a_provider_code_in() -> None:
+    """:data:`MAX_CODE_LENGTH` is the stores' column size: the SQL adapter's and the cash drawers' tables,
+    the Django models; a key's scope (``"t:" + tenant``) fits its column too."""
+    from paycore_cash.backends import sql_schema as cash_schema
+    from paycore_sqlalchemy import schema
+
+    tables = [*schema.metadata.tables.values(), *cash_schema.metadata.tables.values()]
+    columns = [column for table in tables for column in table.c if column.name in ("tenant", "provider")]
+    assert len(columns) >= 8
+    assert {column.type.length for column in columns} == {MAX_CODE_LENGTH}  # type: ignore[attr-defined]
+    assert schema.idempotency_keys.c.scope.type.length >= len("t:") + MAX_CODE_LENGTH  # type: ignore[attr-defined]
+    models = ROOT / "adapters" / "django" / "src" / "paycore_django" / "models.py"
+    sizes = {
+        node.target.id: ast.literal_eval(node.value)
+        for node in ast.parse(models.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None
+    }
+    assert sizes["CODE_LENGTH"] == MAX_CODE_LENGTH
