@@ -157,12 +157,9 @@ def load_json_object(body: bytes, *, what: str) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise MalformedWebhook(f"{what} is not UTF-8 (invalid byte at offset {error.start})") from None
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=lambda pairs: _object(pairs, what),
-            parse_constant=lambda constant: _no_constant(constant, what),
-            parse_float=lambda number: _finite_float(number, what),
-        )
+        value = _DECODER.decode(text)
+    except _Refused as refusal:
+        raise MalformedWebhook(f"{what} {refusal}") from None
     except RecursionError:
         raise MalformedWebhook(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
     except json.JSONDecodeError as error:
@@ -171,30 +168,41 @@ def load_json_object(body: bytes, *, what: str) -> dict[str, Any]:
         raise MalformedWebhook(f"{what} is not JSON paycore reads: {error}") from None
     if not isinstance(value, dict):
         raise MalformedWebhook(f"{what} must be a JSON object, not a JSON {_JSON_TYPES.get(type(value), 'null')}")
-    _check_tree(value, what)
+    # Decoded UTF-8 holds no surrogate: only a \u escape can make one. And a text with fewer brackets
+    # than the depth limit cannot nest deeper. Most bodies need no walk at all.
+    if "\\u" in text or text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+        _check_tree(value, what)
     return value
 
 
-def _object(pairs: Sequence[tuple[str, Any]], what: str) -> dict[str, Any]:
+class _Refused(Exception):
+    """What a parse hook refuses, said after the body's name."""
+
+
+def _object(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise MalformedWebhook(f"{what} repeats the key {shown(key)} in one object")
+                raise _Refused(f"repeats the key {shown(key)} in one object")
             seen.add(key)
     return result
 
 
-def _no_constant(constant: str, what: str) -> Any:
-    raise MalformedWebhook(f"{what} holds {constant}, which is not JSON")
+def _no_constant(constant: str) -> Any:
+    raise _Refused(f"holds {constant}, which is not JSON")
 
 
-def _finite_float(number: str, what: str) -> float:
+def _finite_float(number: str) -> float:
     value = float(number)
     if value in (float("inf"), float("-inf")):
-        raise MalformedWebhook(f"{what} holds a number too large for a float: {shown(number)}")
+        raise _Refused(f"holds a number too large for a float: {shown(number)}")
     return value
+
+
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_no_constant, parse_float=_finite_float)
+"""One decoder with the strict hooks, built once (``json.loads`` with hooks builds one per call)."""
 
 
 def _check_tree(root: dict[str, Any], what: str) -> None:
