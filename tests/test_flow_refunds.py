@@ -178,6 +178,25 @@ async def test_a_refund_reported_before_the_capture_it_refunds_waits_for_it_and_
     assert (after.refunded_amount, after.status) == (xof(2000), PaymentStatus.PARTIALLY_REFUNDED)
 
 
+async def test_a_refund_reported_failed_after_it_succeeded_flags_the_payment_once_and_moves_no_money(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    refund = await flow.refund(payment.id, amount=xof(2000))
+    refunded = await flow.get_payment(payment.id)
+    reversed_ = RefundUpdate(RefundStatus.FAILED, refund.id, amount=xof(2000))
+    for event_id in ("evt-refund-failed", "evt-refund-failed-again"):
+        (after,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[reversed_], event_id=event_id))
+    assert (after.needs_review, after.review_reason) == (True, ReviewReason.REFUND_REVERSED)
+    assert (after.refunds, after.refunded_amount, after.status) == (
+        refunded.refunds,
+        xof(2000),
+        PaymentStatus.PARTIALLY_REFUNDED,
+    )
+    kinds = [event.kind for event in await flow.list_events(payment.id)]
+    assert (kinds.count("refund_reversed"), kinds.count("flagged_for_review")) == (1, 1)
+
+
 async def test_a_payment_not_captured_cannot_be_refunded(flow: PaymentFlow, authorized: Callable[..., Any]) -> None:
     payment = await authorized()
     with pytest.raises(InvalidTransition, match="it is authorized, not succeeded"):

@@ -39,19 +39,10 @@ from paycore.money import Money
 from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate
+from paycore.settling import answer_to, capture_of, mark_unknown, settles_call
 from paycore.status import ReviewReason
 from paycore.unit_of_work import PaymentWriter
-from paycore.updates import (
-    NEGATIVE_OUTCOMES,
-    Applied,
-    answer_to,
-    apply_report,
-    capture_of,
-    fail_refund,
-    flag_missing_amount,
-    mark_unknown,
-    settles_call,
-)
+from paycore.updates import NEGATIVE_OUTCOMES, Applied, apply_report, fail_refund, flag_missing_amount
 from paycore.wire import InvalidReport
 
 if TYPE_CHECKING:
@@ -371,7 +362,7 @@ class ProviderCalls:
     ) -> Applied:
         """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries.
 
-        ``asked_about``: the id of the call a poll was asked after (see :func:`~paycore.updates.settles_call`)."""
+        ``asked_about``: the id of the call a poll was asked after (see :func:`~paycore.settling.settles_call`)."""
         call: ProviderCall | None = change.value("pending_call")
         lists_refunds = provider.capabilities.polls_report_refunds
         in_flight = call is not None and call.in_flight(change.now)

@@ -66,6 +66,8 @@ class ReviewReason(StrEnum):
     """A provider call's outcome stayed unknown and polling could not settle it."""
     FRAUD = "fraud"
     """The fraud status asks for a review."""
+    REFUND_REVERSED = "refund_reversed"
+    """The provider reports a refund failed after it had succeeded: its money went back to the merchant."""
 
 
 class Outcome(StrEnum):

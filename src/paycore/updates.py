@@ -22,19 +22,18 @@ under the correctness rules:
   here moves it to ``succeeded`` (the money is real) and flags it for review;
   a late *authorization* is recorded and flagged, without moving it;
 * refunds are settled from the refunds' own reports, and the payment's status
-  follows their total.
+  follows their total; a refund reported failed after it succeeded flags the payment.
 
-:func:`settles_call` says whether a report answers a written-down provider call.
+Whether a report settles a written-down provider call is :mod:`paycore.settling`'s.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from attrs import define, evolve
+from attrs import define
 
 from paycore import fsm
-from paycore.calls import CallOperation, CallState, ProviderCall
 from paycore.changes import Change, replace_refund
 from paycore.money import Money
 from paycore.records import MAX_REFERENCES, ProviderUpdate, Refund, RefundUpdate, new_id
@@ -43,13 +42,10 @@ from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 __all__ = [
     "NEGATIVE_OUTCOMES",
     "Applied",
-    "answer_to",
     "apply_report",
-    "capture_of",
     "fail_refund",
     "flag_missing_amount",
-    "mark_unknown",
-    "settles_call",
+    "names_refund",
     "sync_refund_status",
 ]
 
@@ -125,7 +121,7 @@ def apply_report(
         if (
             not settle
             and refund_update.status is RefundStatus.FAILED
-            and _names(refund_update, protected_refund, change)
+            and names_refund(refund_update, protected_refund, change)
         ):
             applied.deferred = True
             continue
@@ -149,7 +145,8 @@ def _record_references(change: Change, update: ProviderUpdate) -> None:
         change.set(references=(*known, *new)[:MAX_REFERENCES])
 
 
-def _names(update: RefundUpdate, refund_id: str | None, change: Change) -> bool:
+def names_refund(update: RefundUpdate, refund_id: str | None, change: Change) -> bool:
+    """True when ``update`` reports the refund ``refund_id`` of the payment (by its id or its external id)."""
     if refund_id is None:
         return False
     if update.refund_id == refund_id:
@@ -250,6 +247,9 @@ def _refund(change: Change, update: RefundUpdate, applied: Applied) -> bool:
         refund = next((r for r in refunds if r.external_id == update.refund_id), None)
     if refund is None:
         return _refund_made_elsewhere(change, update, applied)
+    if refund.status is RefundStatus.SUCCEEDED and update.status is RefundStatus.FAILED:
+        _refund_reversed(change, refund)
+        return False
     changes: dict[str, Any] = {}
     if update.external_id and refund.external_id is None:
         changes["external_id"] = update.external_id
@@ -272,6 +272,18 @@ def _refund(change: Change, update: RefundUpdate, applied: Applied) -> bool:
         replaced = replace_refund(refund, changes)
         change.set(refunds=tuple(replaced if r.id == refund.id else r for r in refunds))
     return False
+
+
+def _refund_reversed(change: Change, refund: Refund) -> None:
+    """A refund the provider reports failed after it succeeded (a card that could not take it back).
+
+    Its record stays as it was, and with it the payment's refunded amount and status, which never
+    move backwards; an operator is told, once, that the customer was not paid back after all."""
+    if change.value("needs_review") and change.value("review_reason") is ReviewReason.REFUND_REVERSED:
+        return
+    message = f"the provider reports refund {refund.id} of {refund.amount} failed after it succeeded"
+    change.event("refund_reversed", amount=refund.amount, refund_id=refund.id, message=message)
+    change.flag(ReviewReason.REFUND_REVERSED, message)
 
 
 def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applied) -> bool:
@@ -344,57 +356,3 @@ def fail_refund(change: Change, refund: Refund, message: str) -> None:
         refund_id=refund.id,
         message=message,
     )
-
-
-def settles_call(
-    call: ProviderCall, update: ProviderUpdate, change: Change, *, lists_refunds: bool, fresh: bool
-) -> bool:
-    """True when a report (a poll or a webhook) answers the recorded ``call`` definitively.
-
-    Only for a call reports may settle (:meth:`ProviderCall.settled_by_reports`). A ``fresh`` report is a
-    poll asked once the call was out of its owner's hands. Any other (a webhook, an older poll) may
-    predate the call, so it settles it only by what no earlier state says: the refund named, the capture
-    or cancel shown done or made impossible; else the call would be sent again. A refund call is answered
-    once its refund is no longer pending or is reported at all; a fresh poll of a provider that lists
-    every refund (``lists_refunds``) and omits it means it never arrived: failed, refundable again.
-    """
-    if call.operation is CallOperation.REFUND:
-        refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
-        if refund is None or refund.status is not RefundStatus.PENDING:
-            return True
-        if any(_names(u, call.refund_id, change) for u in update.refunds):
-            return True
-        if update.outcome is None or not fresh:
-            return False
-        if lists_refunds:
-            fail_refund(change, refund, "the provider has no record of this refund")
-        else:
-            # The status cannot say: the refund stays pending (reserved) until its own report; an operator is told.
-            change.flag(ReviewReason.UNKNOWN_OUTCOME, f"the outcome of refund {refund.id} is unknown")
-        return True
-    outcome = update.outcome
-    if call.operation is CallOperation.INITIATE or outcome is None:
-        return outcome is not None  # any report of the payment: the provider has it
-    if fresh:
-        return call.operation is not CallOperation.CAPTURE or outcome is not Outcome.PENDING
-    return outcome is Outcome.SUCCEEDED or outcome in NEGATIVE_OUTCOMES
-
-
-def answer_to(call: ProviderCall, update: ProviderUpdate) -> ProviderUpdate:
-    """``update`` read as the answer to ``call``: the reaper's cancel, once done, means "expired"."""
-    if call.closes_abandoned_payment and update.outcome is Outcome.CANCELED:
-        return evolve(update, outcome=Outcome.EXPIRED, message=update.message or "abandoned; canceled at the provider")
-    return update
-
-
-def capture_of(call: ProviderCall | None) -> Money | None:
-    """What ``call`` asked to capture, when it is a capture (a report of less is a partial capture's answer)."""
-    if call is not None and call.operation is CallOperation.CAPTURE:
-        return call.amount
-    return None
-
-
-def mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:
-    """Mark ``call`` (the payment's) unknown, and record why: only asking the provider settles it now."""
-    change.set(pending_call=evolve(call, state=CallState.UNKNOWN, reason=reason))
-    change.event("provider_call_unknown", refund_id=call.refund_id, message=f"{call.operation.value}: {reason}")

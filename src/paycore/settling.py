@@ -1,0 +1,78 @@
+"""How reports settle a written-down provider call: the rules of :mod:`paycore.calls` applied to a payment.
+
+A money-moving call is written on its payment before it is sent
+(:class:`~paycore.calls.ProviderCall`); once it is out of its owner's hands
+(its outcome unknown, or its lease run out), a report may settle it.
+:func:`settles_call` says when one does: a poll asked after the call with any
+definitive answer, any other report (a webhook, an older poll) only by what no
+earlier state could say. The other helpers read a report as the answer to a
+call (:func:`answer_to`, :func:`capture_of`) or mark a call unknown
+(:func:`mark_unknown`).
+"""
+
+from __future__ import annotations
+
+from attrs import evolve
+
+from paycore.calls import CallOperation, CallState, ProviderCall
+from paycore.changes import Change
+from paycore.money import Money
+from paycore.records import ProviderUpdate
+from paycore.status import Outcome, RefundStatus, ReviewReason
+from paycore.updates import NEGATIVE_OUTCOMES, fail_refund, names_refund
+
+__all__ = ["answer_to", "capture_of", "mark_unknown", "settles_call"]
+
+
+def settles_call(
+    call: ProviderCall, update: ProviderUpdate, change: Change, *, lists_refunds: bool, fresh: bool
+) -> bool:
+    """True when a report (a poll or a webhook) answers the recorded ``call`` definitively.
+
+    Only for a call reports may settle (:meth:`ProviderCall.settled_by_reports`). A ``fresh`` report is a
+    poll asked once the call was out of its owner's hands. Any other (a webhook, an older poll) may
+    predate the call, so it settles it only by what no earlier state says: the refund named, the capture
+    or cancel shown done or made impossible; else the call would be sent again. A refund call is answered
+    once its refund is no longer pending or is reported at all; a fresh poll of a provider that lists
+    every refund (``lists_refunds``) and omits it means it never arrived: failed, refundable again.
+    """
+    if call.operation is CallOperation.REFUND:
+        refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
+        if refund is None or refund.status is not RefundStatus.PENDING:
+            return True
+        if any(names_refund(u, call.refund_id, change) for u in update.refunds):
+            return True
+        if update.outcome is None or not fresh:
+            return False
+        if lists_refunds:
+            fail_refund(change, refund, "the provider has no record of this refund")
+        else:
+            # The status cannot say: the refund stays pending (reserved) until its own report; an operator is told.
+            change.flag(ReviewReason.UNKNOWN_OUTCOME, f"the outcome of refund {refund.id} is unknown")
+        return True
+    outcome = update.outcome
+    if call.operation is CallOperation.INITIATE or outcome is None:
+        return outcome is not None  # any report of the payment: the provider has it
+    if fresh:
+        return call.operation is not CallOperation.CAPTURE or outcome is not Outcome.PENDING
+    return outcome is Outcome.SUCCEEDED or outcome in NEGATIVE_OUTCOMES
+
+
+def answer_to(call: ProviderCall, update: ProviderUpdate) -> ProviderUpdate:
+    """``update`` read as the answer to ``call``: the reaper's cancel, once done, means "expired"."""
+    if call.closes_abandoned_payment and update.outcome is Outcome.CANCELED:
+        return evolve(update, outcome=Outcome.EXPIRED, message=update.message or "abandoned; canceled at the provider")
+    return update
+
+
+def capture_of(call: ProviderCall | None) -> Money | None:
+    """What ``call`` asked to capture, when it is a capture (a report of less is a partial capture's answer)."""
+    if call is not None and call.operation is CallOperation.CAPTURE:
+        return call.amount
+    return None
+
+
+def mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:
+    """Mark ``call`` (the payment's) unknown, and record why: only asking the provider settles it now."""
+    change.set(pending_call=evolve(call, state=CallState.UNKNOWN, reason=reason))
+    change.event("provider_call_unknown", refund_id=call.refund_id, message=f"{call.operation.value}: {reason}")
