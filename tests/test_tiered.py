@@ -16,6 +16,7 @@ from paycore.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
     IdempotencyLeaseLost,
+    StorageUnavailable,
 )
 from paycore.storage import IdempotencyClaim, IdempotencyStore
 from paycore.testing import IdempotencyStoreConformance
@@ -268,3 +269,50 @@ async def test_a_token_this_store_did_not_give_is_refused(
 def test_a_tiered_store_needs_two_stores() -> None:
     with pytest.raises(ConfigurationError, match="at least two stores"):
         TieredIdempotencyStore([MemoryIdempotencyStore()])
+
+
+class Stalling(Recording):
+    """A cache whose ``complete`` or ``release`` fails (a stalled Redis): it keeps the claim it gave."""
+
+    def __init__(self, store: IdempotencyStore, failing: str) -> None:
+        super().__init__(store)
+        self.failing = failing
+
+    async def complete(
+        self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
+    ) -> None:
+        if self.failing == "complete":
+            raise StorageUnavailable("redis stalled")
+        await super().complete(scope=scope, key=key, token=token, result=result, ttl_seconds=ttl_seconds)
+
+    async def release(self, *, scope: str, key: str, token: str) -> None:
+        if self.failing == "release":
+            raise StorageUnavailable("redis stalled")
+        await super().release(scope=scope, key=key, token=token)
+
+
+async def test_a_result_the_cache_missed_is_replayed_from_the_durable_store_not_refused(
+    shared_redis: RedisServer,
+) -> None:
+    fast = Stalling(RedisIdempotencyStore.from_url(shared_redis.url, prefix=f"tiered{next(_prefixes)}:"), "complete")
+    store = TieredIdempotencyStore([fast, MemoryIdempotencyStore()], names=["redis", "memory"], retry_after=0.0)
+    await _run_once(store, "k", {"id": "pay_1"})  # the cache still holds the request's claim
+    replay = await store.claim(scope="", key="k", fingerprint="f", lease_seconds=LEASE)
+    assert replay.result == {"id": "pay_1"}
+    with pytest.raises(IdempotencyKeyReused):
+        await store.claim(scope="", key="k", fingerprint="another request", lease_seconds=LEASE)
+    await store.aclose()
+
+
+async def test_a_key_released_while_the_cache_stalled_can_be_claimed_again(shared_redis: RedisServer) -> None:
+    fast = Stalling(RedisIdempotencyStore.from_url(shared_redis.url, prefix=f"tiered{next(_prefixes)}:"), "release")
+    store = TieredIdempotencyStore([fast, MemoryIdempotencyStore()], names=["redis", "memory"], retry_after=0.0)
+    first = await store.claim(scope="", key="k", fingerprint="f", lease_seconds=LEASE)
+    assert first.token is not None
+    await store.release(scope="", key="k", token=first.token)  # refused by validation: nothing ran
+    fast.failing = ""
+    second = await store.claim(scope="", key="k", fingerprint="f", lease_seconds=LEASE)
+    assert second.token is not None
+    await store.complete(scope="", key="k", token=second.token, result={"id": "pay_2"}, ttl_seconds=LEASE)
+    assert (await store.claim(scope="", key="k", fingerprint="f", lease_seconds=LEASE)).result == {"id": "pay_2"}
+    await store.aclose()

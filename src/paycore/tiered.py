@@ -17,8 +17,11 @@ are caches that answer the common retry in one round trip.
   store. One warning is logged on logger ``paycore.tiered`` when a cache goes
   down and one message when it is back; while down it is tried again at most
   every ``retry_after`` seconds, so an outage costs no time per request.
-* ``IdempotencyKeyReused`` and ``IdempotencyInProgress`` from any tier are
-  raised to the caller (after releasing what this call had claimed).
+* ``IdempotencyKeyReused`` and ``IdempotencyInProgress`` from the durable store
+  are raised to the caller (after releasing what this call had claimed). From a
+  cache they are not the last word: a cache keeps the claim of a request whose
+  result reached only the durable store (the cache was down or slow then) until
+  its lease ends, so the durable store is asked, and its claim decides.
 
 The token handed out is composite: one token per tier (``None`` for a cache
 that was skipped), as JSON text.
@@ -35,7 +38,13 @@ from typing import Any
 import anyio
 
 from paycore.config import DEFAULT_IDEMPOTENCY_TTL
-from paycore.errors import ConfigurationError, IdempotencyLeaseLost, StorageError
+from paycore.errors import (
+    ConfigurationError,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    IdempotencyLeaseLost,
+    StorageError,
+)
 from paycore.storage import IdempotencyClaim, IdempotencyStore
 
 __all__ = ["TieredIdempotencyStore"]
@@ -120,6 +129,11 @@ class TieredIdempotencyStore:
                     )
                 except StorageError as error:
                     self._failed(cache, error)
+                    continue
+                except (IdempotencyInProgress, IdempotencyKeyReused):
+                    # A cache may keep a claim whose result only reached the durable store (it was down
+                    # or slow then): its refusal is not the last word, the durable store's claim decides.
+                    self._succeeded(cache)
                     continue
                 self._succeeded(cache)
                 if answer.result is not None:
