@@ -10,7 +10,7 @@ import anyio.lowlevel
 import pytest
 
 from paycore import Money, hookimpl
-from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaymentRejected
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaymentRejected, StorageUnavailable
 from paycore.flow import PaymentFlow
 from paycore.records import Payment
 from paycore.status import PaymentStatus, RefundStatus
@@ -250,3 +250,29 @@ async def test_a_forgotten_key_reused_for_another_payment_is_refused(flow: Payme
         await _create(flow, amount=Money.of("100", "XOF"))
     assert await flow.list_payments() == [first.payment]
     assert len(fake.calls) == 1
+
+
+async def test_a_storage_failure_before_anything_was_sent_frees_the_key_for_the_retry(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await authorized()
+    repository = flow.repository
+    failures = iter([StorageUnavailable("the database went away")])
+
+    def failing_once(write: Callable[..., Any]) -> Callable[..., Any]:
+        async def attempt(*args: Any, **kwargs: Any) -> Any:
+            failure = next(failures, None)
+            if failure is not None:
+                raise failure
+            return await write(*args, **kwargs)
+
+        return attempt
+
+    for name in ("update", "save"):  # whichever write the capture's call goes down with
+        monkeypatch.setattr(repository, name, failing_once(getattr(repository, name)))
+    with pytest.raises(StorageUnavailable):
+        await flow.capture(payment.id, idempotency_key="cap-1")
+    assert await flow.get_payment(payment.id) == payment
+    captured = await flow.capture(payment.id, idempotency_key="cap-1")  # at once: no lease to wait out
+    assert captured.status is PaymentStatus.SUCCEEDED
+    assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]

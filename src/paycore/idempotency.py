@@ -24,6 +24,7 @@ from paycore.errors import (
     NotFound,
     PaymentBusy,
     ProviderError,
+    StorageError,
     ValidationError,
 )
 from paycore.keys import (
@@ -72,11 +73,14 @@ RELEASE_ON: Final[tuple[type[BaseException], ...]] = (
     PaymentBusy,
     IdempotencyError,
     ConcurrentUpdate,
+    StorageError,
 )
 """Errors after which nothing new is left unsettled, so the key is released for a retry.
 
 A provider call that reached the provider stays written down on its payment, so a
-retry settles it by asking the provider before anything else: it is never sent twice."""
+retry settles it by asking the provider before anything else: it is never sent twice.
+A storage failure leaves nothing half-written (a unit of work is all or nothing), so
+it releases the key too: a retry need not wait for the lease of a request that ended."""
 
 
 KEPT_AS_RECORDS: Final = frozenset({Checkout, Payment, Refund})
