@@ -193,9 +193,17 @@ async def test_a_signed_event_of_money_without_its_amount_is_answered_400(
         assert response.json()["error"] == "malformed_webhook"
 
 
-async def test_only_post_is_accepted(client: httpx.AsyncClient) -> None:
-    response = await client.get("/fake")
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
+async def test_only_post_is_accepted_and_the_refusal_names_it(client: httpx.AsyncClient, method: str) -> None:
+    response = await client.request(method, "/fake")
     assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"] == "method_not_allowed"
+
+
+async def test_a_head_request_gets_the_headers_without_a_body(client: httpx.AsyncClient) -> None:
+    response = await client.head("/fake")
+    assert (response.status_code, response.headers["allow"], response.content) == (405, "POST", b"")
 
 
 @pytest.mark.parametrize("path", ["/", "/a/b/c"])

@@ -145,7 +145,13 @@ class WebhookApp:
         except _Disconnected:
             return
         except _Refusal as refusal:
-            await _respond(send, refusal.status, {"error": refusal.error, "detail": refusal.detail})
+            await _respond(
+                send,
+                refusal.status,
+                {"error": refusal.error, "detail": refusal.detail},
+                allow=refusal.status == 405,
+                head=scope.get("method") == "HEAD",
+            )
             return
         except Exception as error:
             status, name, detail = classify_webhook_error(error, provider)
@@ -257,7 +263,17 @@ def _short(detail: str) -> str:
     return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 3] + "..."
 
 
-async def _respond(send: Send, status: int, body: dict[str, Any], *, retry_after: bool = False) -> None:
+async def _respond(
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    *,
+    retry_after: bool = False,
+    allow: bool = False,
+    head: bool = False,
+) -> None:
+    """Send ``body`` as JSON with ``status``; ``allow``: name POST, the one method (a 405 must);
+    ``head``: the headers alone, as a HEAD request is answered."""
     payload = json.dumps(body).encode()
     headers = [
         (b"content-type", b"application/json"),
@@ -266,5 +282,7 @@ async def _respond(send: Send, status: int, body: dict[str, Any], *, retry_after
     ]
     if retry_after:
         headers.append((b"retry-after", b"1"))
+    if allow:
+        headers.append((b"allow", b"POST"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": "http.response.body", "body": b"" if head else payload})
