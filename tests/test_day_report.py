@@ -76,7 +76,13 @@ async def test_the_report_renders_as_a_table_and_as_json(demo_flow: PaymentFlow)
 
 
 @pytest.mark.parametrize(
-    ("day", "zone", "wrong"), [("04/12/2026", "UTC", "04/12/2026"), ("2026-12-04", "Mars/Base", "Mars/Base")]
+    ("day", "zone", "wrong"),
+    [
+        ("04/12/2026", "UTC", "04/12/2026"),
+        ("2026-12-04", "Mars/Base", "Mars/Base"),
+        ("9999-12-31", "Pacific/Kiritimati", "9999-12-31"),
+        ("0001-01-01", "Pacific/Pago_Pago", "0001-01-01"),
+    ],
 )
 async def test_a_bad_day_or_time_zone_is_refused_naming_it(
     demo_flow: PaymentFlow, day: str, zone: str, wrong: str

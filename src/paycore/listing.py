@@ -28,11 +28,15 @@ from attrs import frozen
 from paycore.errors import ValidationError
 from paycore.records import Payment
 from paycore.status import PaymentStatus
+from paycore.wire import shown
 
 if TYPE_CHECKING:
     from paycore.storage import PaymentRepository
 
-__all__ = ["ListingPosition", "PaymentListing", "PaymentPage", "read_page"]
+__all__ = ["MAX_LIMIT", "ListingPosition", "PaymentListing", "PaymentPage", "read_page"]
+
+MAX_LIMIT: Final = 1_000_000_000
+"""The largest ``limit`` of a listing or page: far above any page, within every store's integers."""
 
 _CURSOR_VERSION: Final = 1
 _CHECK_LENGTH: Final = 16
@@ -109,8 +113,8 @@ class PaymentListing:
         Raises :class:`ValidationError` for a naive time, a negative limit, a
         cursor that is damaged or edited, or one issued for another listing.
         """
-        if limit is not None and limit < 0:
-            raise ValidationError(f"limit must be 0 or more; not {limit}")
+        if limit is not None:
+            _check_limit(limit, 0)
         listing = cls(
             tenant=tenant,
             order_id=order_id,
@@ -224,8 +228,7 @@ async def read_page(
     It asks for one payment more than ``limit``: the next cursor is given only
     when a next page has at least one payment.
     """
-    if limit < 1:
-        raise ValidationError(f"limit must be at least 1 for a page; not {limit}")
+    _check_limit(limit, 1)
     filters: dict[str, Any] = {
         "tenant": tenant,
         "order_id": order_id,
@@ -239,3 +242,9 @@ async def read_page(
         return PaymentPage(items=found)
     items = found[:limit]
     return PaymentPage(items=items, next_cursor=PaymentListing.build(**filters).cursor_after(items[-1]))
+
+
+def _check_limit(limit: object, least: int) -> None:
+    """Refuse a ``limit`` that is not a whole number from ``least`` to :data:`MAX_LIMIT`."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not least <= limit <= MAX_LIMIT:
+        raise ValidationError(f"limit must be a whole number from {least} to {MAX_LIMIT}; not {shown(limit)}")

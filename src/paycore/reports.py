@@ -60,6 +60,10 @@ The window starts this long before the day's first instant (inclusive): a refund
 made on the day of a payment created earlier than that is not counted.
 """
 
+_FIRST_DAY: Final = date.min + REFUND_LOOKBACK + timedelta(days=2)
+_LAST_DAY: Final = date.max - timedelta(days=2)
+"""The days a report covers: its window, in any time zone, and its refund lookback stay within datetime's range."""
+
 _PAGE: Final = 200
 
 
@@ -204,6 +208,8 @@ def day_window(day: date | str, timezone: str = "UTC") -> tuple[date, datetime, 
             day = date.fromisoformat(day)
         except ValueError:
             raise ValidationError(f"day must be a date as YYYY-MM-DD (2026-12-04); not {day!r}") from None
+    if not isinstance(day, date) or not _FIRST_DAY <= day <= _LAST_DAY:
+        raise ValidationError(f"day must be a date from {_FIRST_DAY} to {_LAST_DAY}; not {day}")
     zone = time_zone(timezone)
     starts_at = datetime.combine(day, time(), tzinfo=zone)
     ends_at = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)

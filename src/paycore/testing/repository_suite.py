@@ -312,6 +312,16 @@ class RepositoryConformance(UpdateConformance, KeysConformance):
         with pytest.raises(ValidationError, match="another listing"):
             await repository.list_payments(tenant="chez-awa", newest_first=True, after=cursor)
 
+    async def test_a_limit_that_is_no_count_is_refused(self, repository: PaymentRepository) -> None:
+        await self._seed_listing(repository)
+        for limit in (-1, 10**20, 2.5, "10", True):
+            with pytest.raises(ValidationError, match="limit must be a whole number"):
+                await repository.list_payments(limit=limit)  # type: ignore[arg-type]
+            with pytest.raises(ValidationError, match="limit must be a whole number"):
+                await read_page(repository, limit=limit)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="limit must be a whole number from 1"):
+            await read_page(repository, limit=0)
+
     async def test_a_naive_creation_time_bound_is_refused(self, repository: PaymentRepository) -> None:
         with pytest.raises(ValidationError, match=r"created_from .* no time zone"):
             await repository.list_payments(created_from=datetime(2026, 12, 4))
