@@ -167,6 +167,30 @@ async def test_a_three_decimal_amount_is_sent_with_its_trailing_zero(flow: Payme
     assert (sent["amount"], sent["currency"]) == ("5120", "kwd")
 
 
+async def test_an_idr_amount_of_more_than_eight_digits_is_sent_as_stripe_allows_up_to_twelve(
+    flow: PaymentFlow,
+) -> None:
+    with respx.mock:
+        route = respx.post(f"{API}/payment_intents").respond(200, json=intent(amount=100_000_000, currency="idr"))
+        await flow.create_payment(amount=Money.of("1000000.00", "IDR"), provider="card", order_id="I-1")
+    sent = httpx.QueryParams(route.calls.last.request.content.decode())
+    assert (sent["amount"], sent["currency"]) == ("100000000", "idr")
+
+
+@pytest.mark.parametrize(
+    ("amount", "digits"), [(Money.of("10000000000.00", "IDR"), "twelve"), (Money.of("1000000.00", "EUR"), "eight")]
+)
+async def test_an_amount_of_more_digits_than_stripe_takes_is_refused_before_anything_is_sent(
+    flow: PaymentFlow, amount: Money, digits: str
+) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(f"{API}/payment_intents")
+        with pytest.raises(AmountNotAccepted, match=f"at most {digits} digits"):
+            await flow.create_payment(amount=amount, provider="card", order_id="I-2")
+    assert not route.called
+    assert await flow.list_payments(order_id="I-2") == []
+
+
 async def test_a_poll_lists_every_refund_page_by_page(flow: PaymentFlow) -> None:
     with respx.mock:
         respx.post(f"{API}/payment_intents").respond(200, json=intent())

@@ -84,3 +84,65 @@ async def test_a_declined_attempt_leaves_the_payment_open_for_another_card(conne
         assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.PROCESSING
         await simulator.pay(checkout.payment.external_id)
         assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.SUCCEEDED
+
+
+async def test_a_checkout_paid_by_a_delayed_method_that_fails_ends_failed(connected: Any) -> None:
+    async with connected("checkout") as (flow, simulator):
+        checkout = await flow.create_payment(amount=Money.of("12.34", "EUR"), provider=CODE, order_id="T-6")
+        session_id = checkout.payment.external_id
+        await simulator.pay(session_id, delayed=True)
+        assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.PROCESSING
+        sent = await simulator.settle(session_id, paid=False)
+        assert [event.type for event in sent] == [
+            "payment_intent.payment_failed",
+            "checkout.session.async_payment_failed",
+        ]
+        failed = await flow.get_payment(checkout.payment.id)
+        assert (failed.status, failed.captured_amount) == (PaymentStatus.FAILED, None)
+        assert (await flow.refresh(failed.id)).status is PaymentStatus.FAILED
+
+
+async def test_a_checkout_whose_delayed_method_failed_unseen_is_failed_by_a_poll(
+    flow_with: Any, simulator: Any
+) -> None:
+    """No webhook arrives: the poll sees the completed session's intent back to requires_payment_method."""
+    async with flow_with(simulator=simulator, mode="checkout", success_url="https://shop.test/paid") as flow:
+        checkout = await flow.create_payment(amount=Money.of("12.34", "EUR"), provider=CODE, order_id="T-7")
+        session_id = checkout.payment.external_id
+        await simulator.pay(session_id, delayed=True)
+        assert (await flow.refresh(checkout.payment.id)).status is PaymentStatus.PROCESSING
+        await simulator.settle(session_id, paid=False)
+        failed = await flow.refresh(checkout.payment.id)
+        assert (failed.status, failed.captured_amount) == (PaymentStatus.FAILED, None)
+        (change,) = [e for e in await flow.list_events(failed.id) if e.to_status == "failed"]
+        assert (change.cause, change.message) == ("poll", "payment_intent_payment_attempt_failed")
+
+
+async def test_a_checkout_whose_delayed_method_succeeds_is_paid_by_the_session_event_alone(
+    flow_with: Any, simulator: Any
+) -> None:
+    async with flow_with(simulator=simulator, mode="checkout", success_url="https://shop.test/paid") as flow:
+        checkout = await flow.create_payment(amount=Money.of("12.34", "EUR"), provider=CODE, order_id="T-8")
+        session_id = checkout.payment.external_id
+        for event in await simulator.pay(session_id, delayed=True):
+            await flow.handle_webhook(CODE, event.body, event.headers)
+        assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.PROCESSING
+        sent = await simulator.settle(session_id)
+        (paid_event,) = [e for e in sent if e.type == "checkout.session.async_payment_succeeded"]
+        await flow.handle_webhook(CODE, paid_event.body, paid_event.headers)
+        paid = await flow.get_payment(checkout.payment.id)
+        assert (paid.status, paid.captured_amount) == (PaymentStatus.SUCCEEDED, Money.of("12.34", "EUR"))
+        assert not paid.needs_review
+
+
+async def test_a_delayed_method_that_fails_in_payment_intent_mode_leaves_the_payment_open(connected: Any) -> None:
+    """Outside Checkout, an intent back to requires_payment_method takes another payment method: not a failure."""
+    async with connected("payment_intent") as (flow, simulator):
+        checkout = await flow.create_payment(amount=Money.of("12.34", "EUR"), provider=CODE, order_id="T-9")
+        intent_id = checkout.payment.external_id
+        await simulator.pay(intent_id, delayed=True)
+        await simulator.settle(intent_id, paid=False)
+        assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.PROCESSING
+        assert (await flow.refresh(checkout.payment.id)).status is PaymentStatus.PROCESSING
+        await simulator.pay(intent_id)
+        assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.SUCCEEDED

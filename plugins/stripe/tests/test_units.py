@@ -49,7 +49,16 @@ def test_a_currency_stripe_does_not_take_is_refused(currency: str) -> None:
         stripe_currency(currency)
 
 
-def test_more_than_eight_digits_is_refused() -> None:
-    assert to_stripe(Money.minor(MAX_STRIPE_AMOUNT, "XOF")) == MAX_STRIPE_AMOUNT
-    with pytest.raises(AmountNotAccepted, match="eight digits"):
-        to_stripe(Money.minor(MAX_STRIPE_AMOUNT + 1, "XOF"))
+@pytest.mark.parametrize("currency", ["XOF", "EUR", "JPY", "USD"])
+def test_more_than_eight_digits_is_refused(currency: str) -> None:
+    assert to_stripe(Money.minor(MAX_STRIPE_AMOUNT, currency)) == MAX_STRIPE_AMOUNT
+    with pytest.raises(AmountNotAccepted, match=f"{currency} amounts of at most eight digits"):
+        to_stripe(Money.minor(MAX_STRIPE_AMOUNT + 1, currency))
+
+
+def test_idr_takes_up_to_twelve_digits() -> None:
+    """Stripe's one documented exception: 9,999,999,999.99 IDR is 999999999999."""
+    assert to_stripe(Money.of("1000000.00", "IDR")) == 100_000_000
+    assert to_stripe(Money.of("9999999999.99", "IDR")) == 999_999_999_999
+    with pytest.raises(AmountNotAccepted, match="IDR amounts of at most twelve digits"):
+        to_stripe(Money.of("10000000000.00", "IDR"))

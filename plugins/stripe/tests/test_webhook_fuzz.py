@@ -1,15 +1,15 @@
 """Fuzzed, correctly signed Stripe deliveries: refused with a paycore error and changing nothing, or consistent.
 
-Each example takes a fresh payment through the flow against the Stripe
-simulator to the point where Stripe sends one of its real events (an intent
-paid, authorized, captured or declined, a refund, a Checkout Session completed
-or expired), breaks that event (fields of another JSON type, fields missing or
-added, amounts negative, zero, fractional, enormous or strings, currencies
-foreign or unknown, ids empty, huge or holding control characters and lone
-surrogates, deep nesting, the event type swapped, bodies that are not JSON or
-not UTF-8) and signs the result again as Stripe documents it, so the parser is
-fuzzed and not only the signature check. A few examples break the
-``Stripe-Signature`` header instead.
+Each example takes a fresh payment through the flow against the Stripe simulator
+to the point where Stripe sends one of its real events (an intent paid,
+authorized, captured or declined, a refund, a Checkout Session completed or
+expired, a delayed payment of one succeeded or failed), breaks that event
+(fields of another JSON type, fields missing or added, amounts negative, zero,
+fractional, enormous or strings, currencies foreign or unknown, ids empty, huge
+or holding control characters and lone surrogates, deep nesting, the event type
+swapped, bodies that are not JSON or not UTF-8) and signs the result again as
+Stripe documents it, so the parser is fuzzed and not only the signature check. A
+few examples break the ``Stripe-Signature`` header instead.
 
 The rule: the provider and the flow refuse what they cannot accept with a
 :class:`~paycore.errors.PaycoreError` (the HTTP endpoint with a 4xx, never a
@@ -77,6 +77,8 @@ SCENARIOS: Final = {
     "session_completed": ("checkout", "checkout.session.completed", S.PROCESSING),
     "session_paid": ("checkout", "payment_intent.succeeded", S.SUCCEEDED),
     "session_expired": ("checkout", "checkout.session.expired", S.EXPIRED),
+    "session_delayed_paid": ("checkout", "checkout.session.async_payment_succeeded", S.SUCCEEDED),
+    "session_delayed_failed": ("checkout", "checkout.session.async_payment_failed", S.FAILED),
 }
 """Where a payment is taken before the event is sent: the provider's mode, the event fuzzed, and the status
 the genuine event leaves the payment in."""
@@ -98,8 +100,8 @@ REACHABLE: Final = {
     "refund.failed": set(),
     "charge.refunded": {S.SUCCEEDED, *REFUNDED},
     "checkout.session.completed": {S.PROCESSING},
-    "checkout.session.async_payment_succeeded": {S.PROCESSING},
-    "checkout.session.async_payment_failed": {S.PROCESSING},
+    "checkout.session.async_payment_succeeded": {S.SUCCEEDED},
+    "checkout.session.async_payment_failed": {S.FAILED},
     "checkout.session.expired": {S.EXPIRED},
 }
 """Where an accepted event of each type may take a payment (besides leaving its status): the type decides."""
@@ -319,6 +321,10 @@ async def prepare(flow: PaymentFlow, simulator: StripeSimulator, plan: dict[str,
         return payment_id, the(await simulator.decline(stripe_id), event_type)
     if scenario == "session_expired":
         return payment_id, the(await simulator.expire(stripe_id), event_type)
+    if scenario in ("session_delayed_paid", "session_delayed_failed"):
+        for genuine in await simulator.pay(stripe_id, delayed=True):
+            await flow.handle_webhook(CODE, genuine.body, genuine.headers)
+        return payment_id, the(await simulator.settle(stripe_id, paid=scenario == "session_delayed_paid"), event_type)
     paid = await simulator.pay(stripe_id)
     if scenario in ("paid", "authorized", "session_completed", "session_paid"):
         return payment_id, the(paid, event_type)

@@ -156,6 +156,52 @@ def test_an_intent_whose_status_is_not_a_string_is_malformed(status: object) -> 
         parse_event(event("payment_intent.succeeded", {**intent("succeeded", amount_received=5000), "status": status}))
 
 
+def session(payment_status: str, **fields: Any) -> dict[str, Any]:
+    """A complete Checkout Session paid (or not yet) by a delayed payment method."""
+    data = {
+        "id": "cs_test_1",
+        "object": "checkout.session",
+        "amount_subtotal": 1234,
+        "amount_total": 1234,
+        "client_reference_id": "pay_1",
+        "currency": "eur",
+        "metadata": {"paycore_payment_id": "pay_1"},
+        "payment_intent": "pi_1",
+        "payment_status": payment_status,
+        "status": "complete",
+    }
+    return {**data, **fields}
+
+
+def test_a_delayed_payment_that_succeeded_reports_the_session_total_as_captured() -> None:
+    (update,) = parse_event(event("checkout.session.async_payment_succeeded", session("paid")))
+    assert (update.outcome, update.captured) == (Outcome.SUCCEEDED, Money.of("12.34", "EUR"))
+    assert (update.external_id, update.references, update.payment_id) == ("cs_test_1", ("pi_1",), "pay_1")
+
+
+def test_a_delayed_payment_that_failed_reports_the_payment_failed() -> None:
+    (update,) = parse_event(event("checkout.session.async_payment_failed", session("unpaid")))
+    assert (update.outcome, update.captured) == (Outcome.FAILED, None)
+    assert (update.external_id, update.references) == ("cs_test_1", ("pi_1",))
+
+
+@pytest.mark.parametrize(
+    ("event_type", "obj"),
+    [
+        ("checkout.session.async_payment_failed", session("paid")),
+        ("checkout.session.async_payment_succeeded", session("unpaid")),
+        ("checkout.session.async_payment_succeeded", session("paid", status="open")),
+        ("checkout.session.async_payment_succeeded", session("paid", amount_total=None)),
+        ("checkout.session.async_payment_failed", session(["unpaid"])),
+    ],
+)
+def test_a_delayed_payment_event_whose_session_contradicts_it_is_malformed(
+    event_type: str, obj: dict[str, Any]
+) -> None:
+    with pytest.raises(MalformedWebhook, match=event_type):
+        parse_event(event(event_type, obj))
+
+
 def refund_object(status: str) -> dict[str, Any]:
     """A Refund object made at Stripe (no paycore id in its metadata), in ``status``."""
     return {

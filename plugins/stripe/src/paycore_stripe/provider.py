@@ -55,6 +55,7 @@ from paycore_stripe.reports import (
     PAYMENT_ID_KEY,
     REFUND_ID_KEY,
     client_secret_action,
+    read_checkout,
     read_intent,
     read_refund,
     read_session,
@@ -267,17 +268,18 @@ class StripeProvider(Provider):
         state = self.state(payment)
         if state is None:
             return await self._lost_create(payment)
-        session_update: ProviderUpdate | None = None
+        session: dict[str, Any] | None = None
         intent_id = state.payment_intent_id
         if state.mode == "checkout" and state.session_id is not None:
             try:
-                session = await self._ask(
+                answer = await self._ask(
                     "retrieving a Checkout Session",
                     lambda c: c.v1.checkout.sessions.retrieve_async(state.session_id),
                 )
             except NotAtStripe:
                 return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe has no such Checkout Session")
-            session_update = _checked(lambda: read_session(answer_dict(session, "a session retrieve")))
+            session = answer_dict(answer, "a session retrieve")
+            session_update = _checked(read_session, session)
             intent_id = intent_id or (session_update.references[0] if session_update.references else None)
             if intent_id is None:
                 return session_update
@@ -290,22 +292,10 @@ class StripeProvider(Provider):
         except NotAtStripe:
             return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe has no such PaymentIntent")
         refunds = await self._refunds_of(intent_id)
-        update = _checked(lambda: read_intent(answer_dict(intent, "a retrieve"), refunds=refunds))
-        if session_update is None:
-            return update
-        return _checked(
-            lambda: ProviderUpdate(
-                outcome=update.outcome,
-                external_id=session_update.external_id,
-                references=(intent_id,),
-                provider_state=session_update.provider_state,
-                payment_id=update.payment_id,
-                authorized=update.authorized,
-                captured=update.captured,
-                refunds=update.refunds,
-                message=update.message,
-            )
-        )
+        intent_data = answer_dict(intent, "a retrieve")
+        if session is None:
+            return _checked(read_intent, intent_data, refunds=refunds)
+        return _checked(read_checkout, session, intent_data, refunds=refunds)
 
     # -- webhooks ----------------------------------------------------------------------------
 

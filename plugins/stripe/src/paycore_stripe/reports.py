@@ -16,6 +16,9 @@ into an unknown outcome for an API answer.
 | PaymentIntent ``canceled`` | ``CANCELED`` |
 | Checkout Session ``open`` / ``complete`` | ``PENDING`` (its PaymentIntent carries the money) |
 | Checkout Session ``expired`` | ``EXPIRED`` |
+| Checkout Session ``complete`` whose PaymentIntent is back to ``requires_payment_method`` | ``FAILED`` |
+| ``checkout.session.async_payment_succeeded`` (session ``paid``) | ``SUCCEEDED``, with ``amount_total`` |
+| ``checkout.session.async_payment_failed`` (session ``unpaid``) | ``FAILED`` |
 | Refund ``pending``, ``requires_action`` | refund ``PENDING`` |
 | Refund ``succeeded`` | refund ``SUCCEEDED`` with its ``amount`` |
 | Refund ``failed``, ``canceled`` | refund ``FAILED`` |
@@ -40,6 +43,8 @@ __all__ = [
     "REFUND_STATUSES",
     "client_secret_action",
     "read_charge",
+    "read_checkout",
+    "read_delayed_payment",
     "read_intent",
     "read_refund",
     "read_session",
@@ -69,6 +74,7 @@ REFUND_STATUSES: Final = {
 }
 """A Refund's ``status`` as a paycore refund status."""
 _SESSION_OUTCOMES: Final = {"open": Outcome.PENDING, "complete": Outcome.PENDING, "expired": Outcome.EXPIRED}
+_DELAYED_FAILURE: Final = "the payment method failed after the customer completed Stripe Checkout"
 
 
 def _field(data: Mapping[str, Any], name: str, kind: type, *, what: str, optional: bool = False) -> Any:
@@ -190,6 +196,74 @@ def read_session(data: Any, *, what: str = "checkout.session") -> ProviderUpdate
         references=(intent_id,) if intent_id else (),
         payment_id=payment_id,
         provider_state=StripeState(mode="checkout", session_id=session.get("id"), payment_intent_id=intent_id),
+    )
+
+
+def read_delayed_payment(data: Any, *, succeeded: bool, what: str = "checkout.session") -> ProviderUpdate:
+    """A complete Checkout Session whose delayed payment method finally succeeded or failed.
+
+    What ``checkout.session.async_payment_succeeded`` and ``..._failed`` carry:
+    ``SUCCEEDED`` with the session's ``amount_total`` as captured (its
+    ``payment_status`` must be ``paid``), or ``FAILED`` (``unpaid``). Refunds
+    and other amounts come with the PaymentIntent's own events.
+    """
+    update = read_session(data, what=what)
+    session: Mapping[str, Any] = data
+    expected = "paid" if succeeded else "unpaid"
+    if session.get("status") != "complete" or session.get("payment_status") != expected:
+        shown = session.get("payment_status")
+        raise InvalidReport(f"{what} must be complete and {expected}, not {shown!r:.40}")
+    if not succeeded:
+        return ProviderUpdate(
+            outcome=Outcome.FAILED,
+            external_id=update.external_id,
+            references=update.references,
+            payment_id=update.payment_id,
+            provider_state=update.provider_state,
+            message=_DELAYED_FAILURE,
+        )
+    currency = _field(session, "currency", str, what=what)
+    return ProviderUpdate(
+        outcome=Outcome.SUCCEEDED,
+        external_id=update.external_id,
+        references=update.references,
+        payment_id=update.payment_id,
+        provider_state=update.provider_state,
+        captured=_amount(session, "amount_total", currency, what=what),
+    )
+
+
+def read_checkout(
+    session_data: Any, intent_data: Any, *, refunds: Iterable[Any] = (), what: str = "checkout.session"
+) -> ProviderUpdate:
+    """A Checkout Session and its PaymentIntent, retrieved together (a poll), as one report about the payment.
+
+    The intent reports the outcome, the money and the refunds; the session is
+    the payment's first reference and its state, the intent the second. A
+    complete session whose intent is back to ``requires_payment_method`` is
+    ``FAILED``: its delayed payment method failed, and a completed session
+    takes no other payment method (in ``payment_intent`` mode that status lets
+    the customer try another card, and stays ``PENDING``).
+    """
+    session = read_session(session_data, what=what)
+    intent = read_intent(intent_data, refunds=refunds, what=f"{what}.payment_intent")
+    outcome, message = intent.outcome, intent.message
+    # Stripe's PaymentIntent lifecycle: a failed attempt returns the intent to requires_payment_method "so that
+    # the payment can be retried", which only a session still open offers. Once it is complete, this state is
+    # what checkout.session.async_payment_failed announces (a delayed payment method failed), and Stripe's
+    # fulfillment guide has the merchant ask the customer to retry their order: with a new session.
+    if session_data.get("status") == "complete" and intent_data.get("status") == "requires_payment_method":
+        outcome, message = Outcome.FAILED, message or _DELAYED_FAILURE
+    return ProviderUpdate(
+        outcome=outcome,
+        external_id=session.external_id,
+        references=(intent.external_id,) if intent.external_id else session.references,
+        payment_id=intent.payment_id,
+        provider_state=session.provider_state,
+        authorized=intent.authorized,
+        captured=intent.captured,
+        refunds=intent.refunds,
+        message=message,
     )
 
 

@@ -8,8 +8,10 @@ the key is refused), and signs the events it emits with the SDK's own
 ``Stripe-Signature`` helper. Reach it with ``httpx.ASGITransport(app=simulator)``
 (the provider's ``simulator`` setting) or serve it on loopback (``api_base``).
 
-What the customer or the merchant's Dashboard does is a method: :meth:`pay`,
-:meth:`decline`, :meth:`capture_in_dashboard`, :meth:`expire`. Each event is
+What the customer or the merchant's Dashboard does is a method: :meth:`pay`
+(``delayed=True``: with a payment method that settles later, such as a bank
+debit), :meth:`settle` (that payment succeeds or fails), :meth:`decline`,
+:meth:`capture_in_dashboard`, :meth:`expire`. Each event is
 kept in :attr:`events` as a :class:`SignedEvent`, and posted to
 ``webhook_transport`` when one is given. Faults for tests: :meth:`refuse_next`
 (the connection is refused: nothing reaches the simulator) and
@@ -123,9 +125,15 @@ class StripeSimulator:
 
     # -- what customers and the Dashboard do ---------------------------------------------------
 
-    async def pay(self, object_id: str) -> list[SignedEvent]:
-        """The customer pays a PaymentIntent (``pi_...``) or a Checkout Session (``cs_...``); the events sent."""
+    async def pay(self, object_id: str, *, delayed: bool = False) -> list[SignedEvent]:
+        """The customer pays a PaymentIntent (``pi_...``) or a Checkout Session (``cs_...``); the events sent.
+
+        ``delayed``: with a payment method whose outcome comes later (a SEPA or
+        ACH debit): the intent is ``processing`` (a session completes ``unpaid``)
+        until :meth:`settle`.
+        """
         already = len(self.events)
+        confirm = self._process if delayed else self._authorize
         if object_id in self.sessions:
             session = self.sessions[object_id]
             if session["status"] != "open":
@@ -138,7 +146,7 @@ class StripeSimulator:
                 metadata=data.get("metadata", {}),
                 description=None,
             )
-            self._authorize(intent)
+            confirm(intent)
             session.update(
                 status="complete",
                 payment_intent=intent["id"],
@@ -150,21 +158,41 @@ class StripeSimulator:
             intent = self._intent(object_id)
             if intent["status"] not in _OPEN_INTENT:
                 raise ValueError(f"intent {object_id} is {intent['status']}, it cannot be paid")
+            confirm(intent)
+        await self._post(self.events[already:])
+        return self.events[already:]
+
+    async def settle(self, object_id: str, *, paid: bool = True) -> list[SignedEvent]:
+        """A delayed payment (:meth:`pay` with ``delayed=True``) of an intent or a session succeeds or fails.
+
+        Failed, the intent is back to ``requires_payment_method`` (``payment_intent.payment_failed``) and a
+        session's ``checkout.session.async_payment_failed`` follows; succeeded, ``payment_intent.succeeded``
+        and ``checkout.session.async_payment_succeeded``.
+        """
+        already = len(self.events)
+        session = self.sessions.get(object_id)
+        intent = self._intent(session["payment_intent"] if session is not None else object_id)
+        if intent["status"] != "processing":
+            raise ValueError(f"intent {intent['id']} is {intent['status']}, not processing")
+        if paid:
             self._authorize(intent)
+        else:
+            self._fail(intent, {"type": "invalid_request_error", "code": "payment_intent_payment_attempt_failed"})
+        if session is not None:
+            if intent["status"] == "succeeded":
+                session["payment_status"] = "paid"
+                self._emit("checkout.session.async_payment_succeeded", session)
+            elif not paid:
+                self._emit("checkout.session.async_payment_failed", session)
         await self._post(self.events[already:])
         return self.events[already:]
 
     async def decline(self, intent_id: str) -> list[SignedEvent]:
         """The customer's card is declined: the intent asks for another payment method."""
         already = len(self.events)
-        intent = self._intent(intent_id)
-        intent["last_payment_error"] = {
-            "type": "card_error",
-            "code": "card_declined",
-            "decline_code": "generic_decline",
-        }
-        intent["status"] = "requires_payment_method"
-        self._emit("payment_intent.payment_failed", intent)
+        self._fail(
+            self._intent(intent_id), {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline"}
+        )
         await self._post(self.events[already:])
         return self.events[already:]
 
@@ -231,6 +259,14 @@ class StripeSimulator:
         else:
             intent.update(status="succeeded", amount_received=intent["amount"])
             self._emit("payment_intent.succeeded", intent)
+
+    def _process(self, intent: dict[str, Any]) -> None:
+        intent.update(status="processing", last_payment_error=None, latest_charge=_new_id("ch"))
+        self._emit("payment_intent.processing", intent)
+
+    def _fail(self, intent: dict[str, Any], error: dict[str, Any]) -> None:
+        intent.update(status="requires_payment_method", last_payment_error=error, amount_capturable=0)
+        self._emit("payment_intent.payment_failed", intent)
 
     def _capture(self, intent: dict[str, Any], amount: int) -> None:
         if intent["status"] != "requires_capture":

@@ -16,7 +16,8 @@ its own exceptions to ISO 4217 (Stripe's "Supported currencies" page):
 * every other currency is sent in its ISO 4217 minor units (cents).
 
 Currencies whose ISO exponent is neither of these (``IQD``, ``LYD``, ``CLF``...)
-are refused: Stripe does not take them.
+are refused: Stripe does not take them. An amount has at most eight digits in
+Stripe's units, twelve in ``IDR`` (:func:`max_stripe_amount`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from paycore.money import Money, currency_exponent
 
 __all__ = [
     "MAX_STRIPE_AMOUNT",
+    "MAX_STRIPE_AMOUNTS",
     "THREE_DECIMAL_CURRENCIES",
     "ZERO_DECIMAL_CURRENCIES",
     "AmountNotAccepted",
     "from_stripe",
+    "max_stripe_amount",
     "stripe_currency",
     "to_stripe",
 ]
@@ -45,11 +48,23 @@ THREE_DECIMAL_CURRENCIES: Final = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 _TWO_DECIMALS_FOR_WHOLE_UNITS: Final = frozenset({"ISK"})
 """Zero-decimal currencies Stripe still takes with two (zero) decimals."""
 MAX_STRIPE_AMOUNT: Final = 99_999_999
-"""The largest ``amount`` Stripe takes: eight digits."""
+"""The largest ``amount`` Stripe takes in a currency not in :data:`MAX_STRIPE_AMOUNTS`: eight digits."""
+MAX_STRIPE_AMOUNTS: Final = {"IDR": 999_999_999_999}
+"""The currencies whose largest ``amount`` is not eight digits, and that amount.
+
+Stripe's "Minimum and maximum charge amounts": up to twelve digits for IDR, up to
+eight for all other currencies (card networks may allow less).
+"""
+_DIGITS: Final = {8: "eight", 12: "twelve"}
 
 
 class AmountNotAccepted(ValidationError):
-    """An amount Stripe cannot take exactly (``5.124 KWD``, a fraction of an ariary, more than eight digits)."""
+    """An amount Stripe cannot take exactly (``5.124 KWD``, a fraction of an ariary, too many digits)."""
+
+
+def max_stripe_amount(currency: str) -> int:
+    """The largest ``amount`` Stripe takes in ``currency`` (an ISO code, upper case), in Stripe's units."""
+    return MAX_STRIPE_AMOUNTS.get(currency, MAX_STRIPE_AMOUNT)
 
 
 def _scale(currency: str) -> int:
@@ -94,9 +109,12 @@ def to_stripe(amount: Money) -> int:
             f"Stripe takes {amount.currency} amounts whose last (thousandth) digit is 0, not {amount}: "
             f"use {rounded} or {rounded + Money.minor(10, amount.currency)}"
         )
-    if not 0 <= units <= MAX_STRIPE_AMOUNT:
+    most = max_stripe_amount(amount.currency)
+    if not 0 <= units <= most:
+        digits = len(str(most))
         raise AmountNotAccepted(
-            f"Stripe takes amounts of at most eight digits ({MAX_STRIPE_AMOUNT} in its units), not {amount}"
+            f"Stripe takes {amount.currency} amounts of at most {_DIGITS.get(digits, digits)} digits "
+            f"({most} in its units), not {amount}"
         )
     return units
 

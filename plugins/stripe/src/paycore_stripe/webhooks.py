@@ -12,6 +12,14 @@ and maps :data:`EVENT_TYPES` to reports, with the event's ``id`` as the report's
 ``provider_event_id`` (a repeated delivery is a no-op). The event's type decides
 what the object must be: a ``payment_intent.succeeded`` whose intent is not
 ``succeeded`` is malformed.
+
+In checkout mode a delayed payment method (a bank debit, a voucher) settles after
+the session completed: ``checkout.session.async_payment_succeeded`` reports the
+payment ``SUCCEEDED`` with the session's ``amount_total``, and
+``checkout.session.async_payment_failed`` reports it ``FAILED``. A
+``payment_intent.payment_failed`` alone stays ``PENDING``: its intent, back to
+``requires_payment_method``, may still be paid with another method unless it
+came from a completed Checkout Session, which the intent does not say.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from attrs import evolve
 from paycore.errors import InvalidSignature, MalformedWebhook, MoneyError, ValidationError
 from paycore.records import ProviderUpdate
 from paycore.wire import InvalidReport, load_json_object
-from paycore_stripe.reports import read_charge, read_intent, read_refund, read_session
+from paycore_stripe.reports import read_charge, read_delayed_payment, read_intent, read_refund, read_session
 
 __all__ = ["DEFAULT_TOLERANCE", "EVENT_TYPES", "SIGNATURE_HEADER", "parse_event", "verify"]
 
@@ -54,11 +62,17 @@ _REFUND_EVENTS: Final = {
 """Refund events and the refund statuses each may carry (``None``: any)."""
 _SESSION_EVENTS: Final = {
     "checkout.session.completed": "complete",
-    "checkout.session.async_payment_succeeded": "complete",
-    "checkout.session.async_payment_failed": "complete",
     "checkout.session.expired": "expired",
 }
-EVENT_TYPES: Final = frozenset({*_INTENT_EVENTS, *_REFUND_EVENTS, *_SESSION_EVENTS, "charge.refunded"})
+"""Checkout Session events and the session status each carries."""
+_DELAYED_PAYMENT_EVENTS: Final = {
+    "checkout.session.async_payment_succeeded": True,
+    "checkout.session.async_payment_failed": False,
+}
+"""A complete session's delayed payment method settled: whether it succeeded."""
+EVENT_TYPES: Final = frozenset(
+    {*_INTENT_EVENTS, *_REFUND_EVENTS, *_SESSION_EVENTS, *_DELAYED_PAYMENT_EVENTS, "charge.refunded"}
+)
 """The event types paycore reads; subscribe the webhook endpoint to these."""
 
 
@@ -131,6 +145,8 @@ def _read(event_type: str, obj: Any) -> ProviderUpdate:
         if status != _SESSION_EVENTS[event_type]:
             raise InvalidReport(f"a {event_type} event's session must be {_SESSION_EVENTS[event_type]!r}")
         return read_session(obj, what=event_type)
+    if event_type in _DELAYED_PAYMENT_EVENTS:
+        return read_delayed_payment(obj, succeeded=_DELAYED_PAYMENT_EVENTS[event_type], what=event_type)
     if event_type == "charge.refunded":
         return read_charge(obj, what=event_type)
     allowed = _REFUND_EVENTS[event_type]
