@@ -96,6 +96,17 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return make()
 
 
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def repository_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs on the memory adapter, on SQLite and on a fresh PostgreSQL database."""
+    if request.param == "memory":
+        return "memory"
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    make: Callable[..., str] = request.getfixturevalue("fresh_postgres_database")
+    return make()
+
+
 # -- Django ------------------------------------------------------------------------------------
 
 _django_directory: Path | None = None

@@ -22,6 +22,17 @@ def config(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.fixture(params=["configured currency", "currency of the float"])
+def any_config(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A configuration whose cash provider fixes the currency, then one whose drawers take their float's."""
+    path = tmp_path / "any.toml"
+    currency = 'currency = "XOF"\n' if request.param == "configured currency" else ""
+    path.write_text(
+        f'repository = "sqlite:///{tmp_path / "any.db"}"\n[tenants.chez-awa.providers.cash]\ntype = "cash"\n{currency}'
+    )
+    return str(path)
+
+
 def drawer(config: str, *args: str) -> list[str]:
     return ["drawer", args[0], "--config", config, "--tenant", "chez-awa", *args[1:]]
 
@@ -83,3 +94,57 @@ def test_the_help_warns_that_the_default_forgets_drawers(capsys: pytest.CaptureF
     with pytest.raises(SystemExit):
         main(["drawer", "open", "--help"])
     assert "forgets them" in capsys.readouterr().out
+
+
+def test_a_keyed_close_retried_after_it_went_through_replays_it(
+    any_config: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(drawer(any_config, "open", "--till", "T1", "--float", "10000", "--currency", "XOF", "--by", "Awa"))
+    close = drawer(any_config, "close", "--till", "T1", "--counted", "9500", "--by", "Awa", "--key", "close-T1")
+    capsys.readouterr()
+    assert main(close) == 0
+    first = capsys.readouterr().out
+    assert main(close) == 0  # the answer was lost: the cashier runs it again
+    assert capsys.readouterr().out == first
+    assert "Variance -500 XOF (short)" in " ".join(first.split())
+    main(drawer(any_config, "list", "--json"))
+    assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["closed"]
+    # another count under the key is refused, and an unkeyed close of a closed till still is
+    recount = drawer(any_config, "close", "--till", "T1", "--counted", "9000", "--by", "Awa", "--key", "close-T1")
+    assert main(recount) == 1
+    assert "close-T1" in capsys.readouterr().err
+    assert main(drawer(any_config, "close", "--till", "T1", "--counted", "9500", "--by", "Awa")) == 1
+    assert "no open cash drawer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("action", ["pay-in", "pay-out"])
+def test_a_keyed_pay_in_or_out_retried_after_the_close_replays_it(
+    any_config: str, action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(drawer(any_config, "open", "--till", "T1", "--float", "10000", "--currency", "XOF", "--by", "Awa"))
+    pay = drawer(any_config, action, "--till", "T1", "--amount", "2000", "--reason", "r", "--by", "Awa", "--key", "p1")
+    capsys.readouterr()
+    assert main(pay) == 0
+    first = capsys.readouterr().out
+    main(drawer(any_config, "close", "--till", "T1", "--counted", "0", "--by", "Awa"))
+    capsys.readouterr()
+    assert main(pay) == 0
+    assert capsys.readouterr().out == first
+    main(drawer(any_config, "report", "--till", "T1", "--json"))
+    movements = json.loads(capsys.readouterr().out)["movements"]
+    assert [m["kind"] for m in movements] == [action.replace("-", "_")]
+    unkeyed = drawer(any_config, action, "--till", "T1", "--amount", "2000", "--reason", "r", "--by", "Awa")
+    assert main(unkeyed) == 1
+    assert "no open cash drawer" in capsys.readouterr().err
+
+
+def test_a_till_never_opened_is_refused_without_a_configured_currency(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bare.toml"
+    path.write_text(
+        f'repository = "sqlite:///{tmp_path / "bare.db"}"\n[tenants.chez-awa.providers.cash]\ntype = "cash"\n'
+    )
+    argv = drawer(str(path), "pay-in", "--till", "T9", "--amount", "1", "--reason", "r", "--by", "A", "--key", "k")
+    assert main(argv) == 1
+    assert "till 'T9' has no open cash drawer" in capsys.readouterr().err

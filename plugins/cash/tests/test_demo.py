@@ -38,3 +38,20 @@ async def test_the_cash_demo_day_closes_the_drawer_and_prints_its_report() -> No
     text = "\n".join(printed)
     assert "Variance" in text
     assert "(short)" in text
+
+
+async def test_the_cash_demo_day_runs_again_on_storage_that_keeps_the_last_run(database_url: str) -> None:
+    config: dict[str, Any] = {
+        "repository": database_url,
+        "tenants": {"chez-awa": {"providers": {"cash": {"type": "cash", "currency": "XOF"}}}},
+    }
+    for run in (1, 2):
+        printed: list[str] = []
+        async with PaymentFlow.from_config(config) as flow:
+            context = DemoContext(flow=flow, tenant="chez-awa", echo=printed.append)
+            await run_cash_day(context)  # order numbers T1-0001..T1-0005 again
+            drawers = CashDrawers(flow, tenant="chez-awa")
+            session = await drawers.get(context.shared["cash_session"])
+            assert len(await drawers.sessions("T1")) == run
+        assert session.variance == Money.of("-500", "XOF")
+        assert "the second hands over 5 000 XOF for the 4 000 XOF due, change 1 000 XOF" in "\n".join(printed)

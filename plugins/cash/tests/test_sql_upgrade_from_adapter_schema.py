@@ -182,7 +182,8 @@ def build_database_as_shipped(url: str) -> None:
 
 
 async def read_everything_back(url: str) -> None:
-    config = {"repository": url, "providers": {"cash": {"type": "cash", "currency": "XOF"}}}
+    cash = {"type": "cash", "currency": "XOF"}
+    config = {"repository": url, "providers": {"cash": cash}, "tenants": {"chez-awa": {"providers": {"cash": cash}}}}
     async with PaymentFlow.from_config(config) as flow:
         awa, default = CashDrawers(flow, tenant="chez-awa"), CashDrawers(flow)
         assert await awa.sessions() == [CLOSED]

@@ -21,6 +21,7 @@ from paycore_cash.blocking import BlockingCashDrawers
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
     CashError,
+    CashNotEnabled,
     DrawerAlreadyOpen,
     DrawerClosed,
     DrawerNotFound,
@@ -42,6 +43,7 @@ __all__ = [
     "CashDrawers",
     "CashError",
     "CashMovement",
+    "CashNotEnabled",
     "CashProvider",
     "CashSale",
     "DrawerAlreadyOpen",

@@ -20,7 +20,7 @@ import anyio
 from paycore.errors import PaycoreError
 from paycore.money import Money
 from paycore_cash.drawers import CashDrawers
-from paycore_cash.errors import DrawerNotFound, InvalidCashRequest
+from paycore_cash.errors import DrawerNotFound, InvalidCashRequest, NoOpenDrawer
 from paycore_cash.records import CashMovement, DrawerSession
 from paycore_cash.report import format_money
 
@@ -125,8 +125,23 @@ def _money(raw: str, currency: str | None, what: str) -> Money:
 
 
 async def _currency_of(drawers: CashDrawers, till: str) -> str:
-    session = await drawers.require_open(till)
-    return session.currency
+    """The currency to read ``till``'s amounts in: its open session's, else the drawers' configured one,
+    else its latest session's.
+
+    The till need not be open: a retry under the ``--key`` of a pay-in, pay-out or
+    close that went through replays it after the drawer was closed. Whether the
+    till is open is the library call's to check (:class:`NoOpenDrawer` if it is
+    not, and the call is no replay).
+    """
+    session = await drawers.current(till)
+    if session is not None:
+        return session.currency
+    if drawers.currency is not None:
+        return drawers.currency
+    sessions = await drawers.sessions(till)
+    if sessions:
+        return sessions[-1].currency
+    raise NoOpenDrawer(f"till {till!r} has no open cash drawer; open one first (paycore drawer open --till {till})")
 
 
 async def _open(drawers: CashDrawers, args: argparse.Namespace) -> int:

@@ -15,7 +15,11 @@ def register_steps(register: DemoStepRegistrar) -> None:
 
 
 async def run_cash_day(context: Any) -> None:
-    """Open till T1, sell for cash with change (one bill split), refund one sale, drop cash, close, report."""
+    """Open till T1, sell for cash with change (one bill split), refund one sale, drop cash, close, report.
+
+    Runs again on storage that keeps the previous run's drawers and payments: the
+    till is closed at the end of each run, and order numbers restart with each session.
+    """
     from paycore.money import Money
     from paycore_cash.drawers import CashDrawers
     from paycore_cash.report import format_money as fmt
@@ -61,7 +65,9 @@ async def run_cash_day(context: Any) -> None:
         f"  order T1-0005: {fmt(bill)} shared by two friends; the first pays {fmt(first.tendered)}, "
         f"{fmt(first.balance_due)} still due"
     )
-    rest = await order_balance(flow, order_id="T1-0005", total=bill, tenant=tenant)
+    # Order numbers restart with each drawer session (a rerun of the demo on kept storage numbers
+    # its orders from T1-0001 again): the balance counts only this session's T1-0005.
+    rest = await order_balance(flow, order_id="T1-0005", total=bill, tenant=tenant, since=session.opened_at)
     second = await take_cash(
         flow,
         amount=rest,

@@ -47,7 +47,7 @@ from paycore_cash.records import (
 from paycore_cash.report import DrawerReport
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import DrawerTotals, drawer_totals
-from paycore_cash.validation import check_amount, check_name, check_session_id, check_till
+from paycore_cash.validation import check_amount, check_name, check_session_id, check_tenant, check_till
 
 if TYPE_CHECKING:
     import pluggy
@@ -109,6 +109,11 @@ def _money(amount: Money) -> dict[str, Any]:
 class CashDrawers:
     """The cash drawers of one tenant (``None``: the tenant-less default).
 
+    ``tenant`` must be ``None`` or the name of a tenant the flow's configuration
+    names and that enables the cash provider; any other (``""``, a typo, a
+    tenant without cash) is refused with :class:`~paycore_cash.errors.CashNotEnabled`
+    (a :class:`~paycore.errors.ProviderNotEnabled`) before anything is read or stored.
+
     ``currency`` fixes the drawers' currency (default: the ``currency``
     setting of the tenant's cash provider; if neither, a drawer takes the
     currency of its opening float). A session is found by its till while open
@@ -117,7 +122,7 @@ class CashDrawers:
 
     def __init__(self, flow: FlowLike, *, tenant: str | None = None, currency: str | None = None) -> None:
         self.flow = flow
-        self.tenant = tenant
+        self.tenant = check_tenant(flow.config, tenant)
         settings = cash_settings(flow, tenant)
         configured = currency if currency is not None else settings.get("currency")
         if configured is not None:

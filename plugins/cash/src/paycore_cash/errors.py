@@ -2,15 +2,17 @@
 
 Each also subclasses the core class that says how to handle it: a
 ``ValidationError`` was refused before anything changed, a ``NotFound`` names
-something that does not exist in the caller's scope.
+something that does not exist in the caller's scope, a ``ProviderNotEnabled``
+names a tenant that does not enable the cash provider.
 """
 
 from __future__ import annotations
 
-from paycore.errors import NotFound, PaycoreError, ValidationError
+from paycore.errors import NotFound, PaycoreError, ProviderNotEnabled, ValidationError
 
 __all__ = [
     "CashError",
+    "CashNotEnabled",
     "DrawerAlreadyOpen",
     "DrawerClosed",
     "DrawerNotFound",
@@ -24,6 +26,14 @@ __all__ = [
 
 class CashError(PaycoreError):
     """The root of the cash plugin's errors."""
+
+
+class CashNotEnabled(CashError, ProviderNotEnabled):
+    """The tenant is not one the configuration names, or it does not enable the cash provider.
+
+    Raised before anything is read or stored, as the flow raises
+    :class:`~paycore.errors.ProviderNotEnabled` for a provider a tenant does not enable.
+    """
 
 
 class DrawerNotFound(CashError, NotFound):

@@ -17,11 +17,17 @@ cashier. A refund whose sale's till is closed and that names no other till is
 refused with :class:`~paycore_cash.errors.NoOpenDrawer`, naming the open tills.
 Cash leaves a drawer only at the session version its check read
 (``expected_version``), so concurrent refunds and pay-outs never overdraw it.
+
+A SALE or REFUND movement is dated by the flow's clock, as drawer operations
+and payments are: the time the flow wrote the call down just before making it
+(``payment.pending_call.started_at``), so under an injected clock movements,
+sessions and payments share one timeline (and one day in the reports).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import ClassVar, TypeVar
 
 from paycore.errors import (
@@ -33,7 +39,7 @@ from paycore.errors import (
 )
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
-from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate, utcnow
+from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
 from paycore.status import Outcome, RefundStatus
 from paycore_cash.backends import drawer_storage
 from paycore_cash.errors import (
@@ -215,7 +221,7 @@ class CashProvider(Provider):
             session_id=session.id,
             kind=MovementKind.SALE,
             amount=payment.amount,
-            at=utcnow(),
+            at=_call_time(payment),
             actor=cashier_of(payment),
             reason=f"order {payment.order_id}",
             payment_id=payment.id,
@@ -246,7 +252,7 @@ class CashProvider(Provider):
                 session_id=session.id,
                 kind=MovementKind.REFUND,
                 amount=refund.amount,
-                at=utcnow(),
+                at=_call_time(payment),
                 actor=cashier,
                 reason=reason if till == sale_till else f"{reason} (sold at till {sale_till})",
                 payment_id=payment.id,
@@ -329,6 +335,18 @@ class CashProvider(Provider):
             raise ProviderOutcomeUnknown(
                 f"cash drawer storage failed while recording a {movement.kind.value}: {type(error).__name__}"
             ) from error
+
+
+def _call_time(payment: Payment) -> datetime:
+    """When the flow started the provider call ``payment`` carries, by the flow's clock.
+
+    The flow writes a call down (``payment.pending_call``, its ``started_at``
+    read from the flow's clock) just before it asks the provider, so this is
+    "now" for the flow, injected clock included; a payment carrying no call
+    gives its last update, also the flow's clock.
+    """
+    call = payment.pending_call
+    return call.started_at if call is not None else payment.updated_at
 
 
 def _text(value: object) -> str:

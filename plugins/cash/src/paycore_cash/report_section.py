@@ -2,16 +2,21 @@
 
 One row per session (till, who opened it, opening float, cash in, cash out,
 expected, counted, variance), from :meth:`CashDrawers.report`. A session still
-open shows what it should hold now, and no count or variance.
+open shows what it should hold now, and no count or variance. A tenant with
+no cash drawers (one that does not enable the cash provider, or that the
+configuration does not name: a typo, ``""``) has no section, as the day report
+of such a tenant reports nothing; it never shows another tenant's drawers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from paycore.config import is_code
 from paycore.reports import ReportScope, ReportSection
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.report import format_money
+from paycore_cash.validation import enables_cash
 
 __all__ = ["COLUMNS", "drawer_section", "register_section"]
 
@@ -21,6 +26,11 @@ COLUMNS = ("till", "opened", "by", "float", "cash in", "cash out", "expected", "
 
 async def drawer_section(scope: ReportScope) -> ReportSection | None:
     """The drawer sessions of ``scope``'s tenant opened during its day; ``None`` when there are none."""
+    tenant = scope.tenant
+    if tenant is not None and not (is_code(tenant) and tenant in scope.flow.config.tenants):
+        return None  # not a configured tenant: it has no drawers (CashDrawers would refuse it)
+    if not enables_cash(scope.flow.config, tenant):
+        return None
     drawers = CashDrawers(scope.flow, tenant=scope.tenant)
     rows: list[tuple[str, ...]] = []
     for session in await drawers.sessions():

@@ -5,7 +5,8 @@
 drawer. With ``split_tender=True`` a customer may hand over less than is due:
 the cash pays part of the order and :attr:`CashSale.balance_due` says what is
 left, to be paid by more payments (cash or another provider) for the same
-``order_id``; :func:`order_balance` tells what remains of an order's total.
+``order_id``; :func:`order_balance` tells what remains of an order's total
+(of the orders made ``since`` a moment, for order numbers that restart daily).
 
 :func:`refund_cash` gives cash back: out of the sale's till by default, or
 out of another open till the caller names, by the cashier who hands it over.
@@ -15,6 +16,7 @@ paid; any other refund gives money back for the order, which is then owed again.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
@@ -22,7 +24,8 @@ from attrs import frozen
 from paycore.money import Money
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
-from paycore_cash.errors import InsufficientTender
+from paycore.wire import shown
+from paycore_cash.errors import InsufficientTender, InvalidCashRequest
 from paycore_cash.validation import check_amount, check_name, check_till
 
 if TYPE_CHECKING:
@@ -153,7 +156,14 @@ async def refund_cash(
     )
 
 
-async def order_balance(flow: PaymentFlow, *, order_id: str, total: Money, tenant: str | None = None) -> Money:
+async def order_balance(
+    flow: PaymentFlow,
+    *,
+    order_id: str,
+    total: Money,
+    tenant: str | None = None,
+    since: datetime | None = None,
+) -> Money:
     """What remains to pay of ``order_id``'s ``total``: ``total - paid``, never below zero.
 
     ``paid`` sums, over the order's payments of any provider (a bill split
@@ -162,10 +172,21 @@ async def order_balance(flow: PaymentFlow, *, order_id: str, total: Money, tenan
     refunded order is owed again. A refund marked goodwill (:func:`is_goodwill`,
     ``refund_cash(..., goodwill=True)``) is a gesture: it does not re-open the
     order. Pending refunds count once they succeed.
+
+    ``order_id`` names one order of ``tenant``: every payment of the tenant
+    with that ``order_id`` counts, whenever it was made. When order numbers
+    restart (each day, each shift: ``T1-0005`` again tomorrow), pass ``since``,
+    the moment the numbering restarted (a timezone-aware datetime: the start of
+    the business day, or the drawer session's ``opened_at``); only payments
+    created at or after it count. Or make order ids unique (``2026-12-05/T1-0005``).
+    A ``since`` that is not a timezone-aware datetime is refused with
+    :class:`~paycore_cash.errors.InvalidCashRequest`.
     """
     check_amount(total, "order total", currency=None)
+    if since is not None and (not isinstance(since, datetime) or since.utcoffset() is None):
+        raise InvalidCashRequest(f"since must be a timezone-aware datetime, not {shown(since)}")
     paid = Money.zero(total.currency)
-    for payment in await flow.list_payments(order_id=order_id, tenant=tenant):
+    for payment in await flow.list_payments(order_id=order_id, tenant=tenant, created_from=since):
         if payment.tenant != tenant:
             continue
         if payment.status in _PAID and payment.currency == total.currency and payment.captured_amount:

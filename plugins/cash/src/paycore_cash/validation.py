@@ -1,13 +1,25 @@
-"""Checks on what cashiers type: names, amounts and currencies, refused before anything changes."""
+"""Checks on what cashiers type: names, amounts, currencies and tenants, refused before anything changes."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+from paycore.config import PaycoreConfig, is_code
 from paycore.money import MAX_MINOR_UNITS, Money
-from paycore_cash.errors import DrawerNotFound, ForeignCurrency, InvalidCashRequest
+from paycore.wire import shown
+from paycore_cash.errors import CashNotEnabled, DrawerNotFound, ForeignCurrency, InvalidCashRequest
 
-__all__ = ["MAX_ID", "MAX_TILL", "check_amount", "check_name", "check_session_id", "check_till", "is_name"]
+__all__ = [
+    "MAX_ID",
+    "MAX_TILL",
+    "check_amount",
+    "check_name",
+    "check_session_id",
+    "check_tenant",
+    "check_till",
+    "enables_cash",
+    "is_name",
+]
 
 _MAX_NAME = 200
 MAX_TILL: Final = 64
@@ -61,3 +73,31 @@ def check_amount(value: Any, what: str, *, currency: str | None, allow_zero: boo
     if currency is not None and value.currency != currency:
         raise ForeignCurrency(f"{what} {value} is not in the drawer's currency {currency}")
     return value
+
+
+def enables_cash(config: PaycoreConfig, tenant: str | None) -> bool:
+    """True if ``tenant`` (``None``: the tenant-less default) enables a provider of type ``cash``."""
+    return any(provider.type == "cash" for provider in config.provider_configs(tenant).values())
+
+
+def check_tenant(config: PaycoreConfig, tenant: Any) -> str | None:
+    """Return ``tenant`` if it is ``None`` (the tenant-less default) or the name of a tenant ``config``
+    names that enables the cash provider; :class:`CashNotEnabled` otherwise.
+
+    An empty name, a typo or a tenant without cash is refused: it never reaches
+    another tenant's drawers (SQL storage keeps the tenant-less default as ``''``)
+    nor opens drawers for a tenant the configuration does not know.
+    """
+    if tenant is None:
+        return None
+    if not is_code(tenant):
+        raise CashNotEnabled(
+            f"tenant must be the name of a configured tenant (or None for no tenant), not {shown(tenant)}"
+        )
+    name = str(tenant)
+    if name not in config.tenants:
+        raise CashNotEnabled(f"tenant {name!r} is not configured: check its name ([tenants.NAME] in the configuration)")
+    if not enables_cash(config, name):
+        enabled = ", ".join(sorted(config.provider_configs(name))) or "none"
+        raise CashNotEnabled(f"the cash provider is not enabled for tenant {name!r}; enabled: {enabled}")
+    return name
