@@ -229,3 +229,22 @@ async def test_an_integer_too_long_to_print_is_refused_like_any_bad_input(
         await flow.create_payment(**request)
     assert await flow.list_payments() == []
     assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        {"email": "awa.diop@example.sn", "phone": "+221770001122"},
+        Customer(email="awa.diop@example.sn\x00", phone="+221770001122"),
+        Customer(email="awa.diop@example.sn", phone="+221770001122\x1b"),
+    ],
+    ids=["not-a-customer", "email-with-a-nul", "phone-with-an-escape"],
+)
+async def test_a_refused_customer_is_never_quoted_in_the_error(
+    flow: PaymentFlow, fake: FakeProvider, customer: Any
+) -> None:
+    with pytest.raises(ValidationError, match="customer") as refused:
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T-1", customer=customer)
+    assert "awa.diop" not in str(refused.value)
+    assert "770001122" not in str(refused.value)
+    assert await flow.list_payments() == []

@@ -77,3 +77,26 @@ def test_signing_keys_are_masked_and_other_keys_are_not() -> None:
     assert "k1" not in shown
     assert settings["counter_key"] == "paycore:calls", "a key *name* is not a secret"
     assert settings.secret("signing_key") == "sk-123"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://paycore@127.0.0.1:1/db?password=s3cret",
+        "postgresql://paycore:s3cret@db.internal/pos?sslmode=require&sslpassword=s3cret",
+        "redis://127.0.0.1:6379/0?password=s3cret&db=1",
+        "rediss://:s3cret@cache.internal:6380/0",
+    ],
+)
+def test_a_database_or_redis_password_is_hidden_in_the_user_part_or_the_query(url: str) -> None:
+    from paycore.secrets import redact_url
+    from paycore_sqlalchemy.engine import safe_url
+
+    shown = [redact_url(url)]
+    if url.startswith("postgresql"):
+        shown.append(safe_url(url))
+        config = PaymentFlow.from_config({"repository": url}, environ={}).config
+        shown.append(repr(config))
+    for text in shown:
+        assert "s3cret" not in text
+        assert "***" in text

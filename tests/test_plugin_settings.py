@@ -1,4 +1,4 @@
-"""A plugin's settings of seconds (timeouts, webhook tolerances): numbers in range, or a clear refusal."""
+"""A plugin's settings read through ``Settings``: seconds (timeouts, tolerances) and credentials (API keys)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ OWNER = "provider 'wave' of tenant 'chez-awa'"
 @pytest.mark.parametrize("value", ["nan", float("nan"), float("inf"), "inf", -1, 0, True, "soon", None, [5], 86_401])
 def test_a_setting_of_seconds_out_of_range_or_not_a_number_is_refused_by_name(value: object) -> None:
     settings = Settings({"webhook_tolerance": value}, owner=OWNER)
-    with pytest.raises(ConfigurationError, match=f"^{OWNER}: 'webhook_tolerance' must be a (positive )?number of seconds"):
+    with pytest.raises(
+        ConfigurationError, match=f"^{OWNER}: 'webhook_tolerance' must be a (positive )?number of seconds"
+    ):
         settings.seconds("webhook_tolerance", 300)
 
 
@@ -28,3 +30,29 @@ def test_an_unset_setting_of_seconds_is_its_default_and_a_bound_can_be_lowered()
     assert Settings({}, owner=OWNER).seconds("timeout", 10) == 10.0
     with pytest.raises(ConfigurationError, match="at most 3600"):
         Settings({"timeout": 7200}, owner=OWNER).seconds("timeout", 30, most=3600)
+
+
+@pytest.mark.parametrize(
+    "key", ["sk_test_chez_awa\n", " sk_test_chez_awa", "sk_test chez_awa", "sk_test_\x00awa", "", "   "]
+)
+def test_a_credential_with_a_space_a_line_break_or_a_control_character_is_refused_unshown(key: str) -> None:
+    settings = Settings({"api_key": key}, owner=OWNER)
+    with pytest.raises(ConfigurationError, match=f"^{OWNER}: secret 'api_key' must be a non-empty string") as refused:
+        settings.credential("api_key")
+    assert "chez_awa" not in str(refused.value)
+
+
+def test_a_credential_is_given_revealed() -> None:
+    assert Settings({"api_key": "sk_test_chez_awa"}, owner=OWNER).credential("api_key") == "sk_test_chez_awa"
+
+
+@pytest.mark.parametrize("provider", ["dummy", "wave", "stripe"])
+def test_every_gateway_refuses_an_api_key_with_a_trailing_newline_at_start_up(provider: str) -> None:
+    from paycore.flow import PaymentFlow
+
+    settings: dict[str, object] = {"type": provider, "api_key": "sk_test_chez_awa\n", "webhook_secret": "whsec_x"}
+    if provider == "dummy":
+        settings.update(base_url="http://127.0.0.1:9", webhook_secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    with pytest.raises(ConfigurationError, match="secret 'api_key' must be") as refused:
+        PaymentFlow.from_config({"providers": {"pay": settings}}, environ={})
+    assert "chez_awa" not in str(refused.value)

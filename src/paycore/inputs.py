@@ -85,15 +85,20 @@ def check_capture(value: object) -> bool:
 
 
 def check_customer(value: object) -> Customer | None:
-    """``value`` if it is ``None`` or a :class:`Customer` whose fields are text."""
+    """``value`` if it is ``None`` or a :class:`Customer` whose fields are text.
+
+    A refusal never quotes what was given: a customer's details are personal data."""
     if value is None:
         return None
     if not isinstance(value, Customer):
-        raise ValidationError(f"customer must be a Customer, not {type(value).__name__}: {wire.shown(value)}")
+        raise ValidationError(f"customer must be a Customer, not {type(value).__name__}")
     for name in ("email", "name", "phone"):
         field = getattr(value, name)
-        if field is not None:
-            check_text(field, what=f"customer {name}")
+        if field is not None and not wire.is_text(field):
+            raise ValidationError(
+                f"customer {name} must be a string of at most {wire.MAX_TEXT_LENGTH} characters "
+                "without control characters or lone surrogates"
+            )
     return value
 
 

@@ -27,15 +27,21 @@ SECRET_MARKERS: Final = (
 
 
 _URL_PASSWORD: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
+_QUERY_SECRET: Final = re.compile(
+    r"(?P<head>[?&;][^=&#;\s]*(?:pass|pwd|secret|token|key|credential|auth)[^=&#;\s]*=)[^&#;\s]+", re.IGNORECASE
+)
+"""A query parameter that carries a secret: ``?password=``, ``&sslpassword=``, ``?api_key=``..."""
 
 
 def redact_url(text: str) -> str:
-    """``text`` with the password of every URL in it shown as ``***``.
+    """``text`` with the password of every URL in it, and every secret query parameter, shown as ``***``.
 
     >>> redact_url("postgresql://paycore:s3cret@db.internal/paycore")
     'postgresql://paycore:***@db.internal/paycore'
+    >>> redact_url("redis://127.0.0.1:6379/0?password=s3cret&db=1")
+    'redis://127.0.0.1:6379/0?password=***&db=1'
     """
-    return _URL_PASSWORD.sub(lambda match: f"{match['head']}***@", text)
+    return _QUERY_SECRET.sub(r"\g<head>***", _URL_PASSWORD.sub(lambda match: f"{match['head']}***@", text))
 
 
 class Secret:
@@ -131,6 +137,20 @@ class Settings(Mapping[str, Any]):
                 return default
             raise ConfigurationError(f"{self._owner}: missing required secret {key!r}")
         return value.reveal() if isinstance(value, Secret) else str(value)
+
+    def credential(self, key: str) -> str:
+        """The revealed value of secret ``key``, a credential sent in a header (an API key).
+
+        Refused with a :class:`ConfigurationError` that does not show it when it is empty or holds
+        a space, a line break or a control character (a copy-paste's trailing newline), which an
+        HTTP client would refuse later, quoting the key in its error."""
+        value = self.secret(key)
+        if not value or not all(character.isprintable() and not character.isspace() for character in value):
+            raise ConfigurationError(
+                f"{self._owner}: secret {key!r} must be a non-empty string without spaces, line breaks "
+                "or control characters"
+            )
+        return value
 
     def seconds(self, key: str, default: float, *, most: float = 86_400.0) -> float:
         """Setting ``key`` as a number of seconds (``default`` when unset); see :func:`read_seconds`."""

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 from attrs import field, frozen
 
 from paycore.errors import ConfigurationError
-from paycore.secrets import Secret
+from paycore.secrets import Secret, redact_url  # redact_url: also hides a ?password= query parameter
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "TRANSPORTS", "RedisStoreSettings", "SentinelTarget", "redact_url"]
 
@@ -47,16 +47,6 @@ _KNOWN: Final = (
     "transport",
 )
 TRANSPORTS: Final = ("auto", "threads")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for reprs, logs and errors)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    hosts = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()
 
 
 @frozen

@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from paycore.errors import ConfigurationError
+from paycore.secrets import redact_url
 
 __all__ = [
     "WRITE_OPTION",
@@ -63,8 +64,8 @@ def parse_url(url: str | URL) -> URL:
 
 
 def safe_url(url: str | URL) -> str:
-    """The URL with its password masked, for messages and reprs."""
-    return parse_url(url).render_as_string(hide_password=True)
+    """The URL with its password masked (in its user part or as a query parameter), for messages and reprs."""
+    return redact_url(parse_url(url).render_as_string(hide_password=True))
 
 
 def is_sqlite(url: str | URL) -> bool:

@@ -104,10 +104,12 @@ class DummyProvider(Provider):
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         settings = context.settings
-        settings.secret("api_key")  # required: a clear error now rather than at the first call
-        self._api_key = Secret(settings.secret("api_key"))
+        self._api_key = Secret(settings.credential("api_key"))  # required: a clear error now, not at the first call
         raw_secrets = settings.secret("webhook_secret")
-        self._secrets = WebhookSecret.parse_many(raw_secrets)
+        try:
+            self._secrets = WebhookSecret.parse_many(raw_secrets)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"provider {context.code!r} (dummy): 'webhook_secret': {error}") from None
         self._gateway_setting: Any = settings.get("gateway")
         self._base_url: str | None = settings.get("base_url")
         if (self._gateway_setting is None) == (self._base_url is None):
@@ -171,15 +173,19 @@ class DummyProvider(Provider):
             httpx.PoolTimeout,
             httpx.UnsupportedProtocol,
             httpx.InvalidURL,
+            httpx.LocalProtocolError,
         ) as exc:
-            # The request never left this process: nothing happened at the gateway.
+            # The request never left this process (or left it unfinished, so the gateway could not
+            # act on it: a header httpx refuses to send): nothing happened at the gateway.
             raise ProviderNotSent(f"dummy gateway at {client.base_url} not reached: {type(exc).__name__}") from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderOutcomeUnknown(
                 f"dummy gateway did not answer {method} {path} within {self.timeout:g}s"
             ) from exc
         except httpx.TransportError as exc:
-            raise ProviderOutcomeUnknown(f"dummy gateway connection failed during {method} {path}: {exc!r}") from exc
+            # The error's name only: its text may quote a header, and so the API key.
+            reason = f"dummy gateway connection failed during {method} {path}: {type(exc).__name__}"
+            raise ProviderOutcomeUnknown(reason) from exc
         if response.status_code >= 500:
             raise ProviderOutcomeUnknown(f"dummy gateway answered {response.status_code} to {method} {path}")
         try:

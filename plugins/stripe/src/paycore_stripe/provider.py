@@ -96,7 +96,7 @@ class StripeProvider(Provider):
         super().__init__(context)
         settings = context.settings
         code = context.code
-        api_key = settings.secret("api_key")
+        api_key = settings.credential("api_key")
         if not api_key.startswith(_KEY_PREFIXES):
             raise ConfigurationError(
                 f"provider {code!r} (stripe): api_key must be a secret key (sk_...) or a restricted key (rk_...)"

@@ -100,7 +100,7 @@ class WaveProvider(Provider):
         self.restrict_payer = _flag(settings.get("restrict_payer", False), f"{where}: restrict_payer")
         self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE)
         self.client = WaveClient(
-            Secret(settings.secret("api_key")),
+            Secret(settings.credential("api_key")),
             base_url=str(settings.get("base_url", DEFAULT_BASE_URL)),
             timeout=settings.seconds("timeout", 15.0),
             transport=settings.get("transport"),
