@@ -56,6 +56,7 @@ async def test_another_day_or_another_tenant_reports_nothing(demo_flow: PaymentF
     for report in (
         await day_report(demo_flow, tenant=DEMO_TENANT, day=yesterday),
         await day_report(demo_flow, tenant="le-baobab", day=utcnow().date()),
+        await day_report(demo_flow, tenant=None, day=utcnow().date()),  # no tenant's day: the demo's are chez-awa's
     ):
         assert (report.payment_count, report.by_provider_status, report.captured) == (0, (), ())
         assert (report.refund_count, report.refunded) == (0, ())

@@ -35,11 +35,15 @@ __all__ = ["configure_payments", "configure_report", "run_payments", "run_report
 _PAYMENT_COLUMNS: Final = ("id", "created", "order", "provider", "amount", "status", "review")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+_ANY_TENANT: Final = "the tenant (restaurant) to act within; default: none, any payment by id (list: every tenant's)"
+_ONE_TENANT: Final = "the tenant (restaurant) whose day it is; default: the payments and drawers of no tenant"
+
+
+def _common(parser: argparse.ArgumentParser, tenant_help: str = _ANY_TENANT) -> None:
     parser.add_argument(
         "--config", dest="command_config", metavar="PATH", help="TOML configuration (default: --config before it)"
     )
-    parser.add_argument("--tenant", default=None, help="the tenant (restaurant); default: the tenant-less one")
+    parser.add_argument("--tenant", default=None, help=tenant_help)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
         "--backend", choices=["asyncio", "trio"], default="asyncio", help="the async library to run on (asyncio)"
@@ -48,7 +52,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def configure_report(parser: argparse.ArgumentParser) -> None:
     """Add ``paycore report``'s options to ``parser``."""
-    _common(parser)
+    _common(parser, _ONE_TENANT)
     parser.add_argument("--day", required=True, help="the day as YYYY-MM-DD")
     parser.add_argument("--timezone", default="UTC", help="where the day is midnight to midnight (default UTC)")
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from attrs import frozen
 
+from paycore.config import is_code
 from paycore.errors import ValidationError
 from paycore.records import Payment
 from paycore.status import PaymentStatus
@@ -115,6 +116,8 @@ class PaymentListing:
         """
         if limit is not None:
             _check_limit(limit, 0)
+        if tenant is not None and not is_code(tenant):
+            raise ValidationError(f"tenant must be a tenant's name (see paycore.config.is_code), not {shown(tenant)}")
         listing = cls(
             tenant=tenant,
             order_id=order_id,

@@ -258,6 +258,8 @@ async def day_report(flow: PaymentFlow, *, tenant: str | None, day: date | str, 
             tenant=tenant, created_from=starts_at - REFUND_LOOKBACK, created_before=ends_at, limit=_PAGE, after=cursor
         )
         for payment in page.items:
+            if payment.tenant != tenant:  # tenant=None lists every tenant's; the report is of no tenant's
+                continue
             refunds_window.append(payment)
             if payment.created_at >= starts_at:
                 of_day.append(payment)

@@ -322,6 +322,14 @@ class RepositoryConformance(UpdateConformance, KeysConformance):
         with pytest.raises(ValidationError, match="limit must be a whole number from 1"):
             await read_page(repository, limit=0)
 
+    async def test_a_tenant_that_is_no_name_is_refused_not_read_as_no_tenant(
+        self, repository: PaymentRepository
+    ) -> None:
+        await self._seed_listing(repository)
+        for tenant in ("", "chez\tawa", "x" * 65):
+            with pytest.raises(ValidationError, match="tenant must be"):
+                await repository.list_payments(tenant=tenant)
+
     async def test_a_naive_creation_time_bound_is_refused(self, repository: PaymentRepository) -> None:
         with pytest.raises(ValidationError, match=r"created_from .* no time zone"):
             await repository.list_payments(created_from=datetime(2026, 12, 4))
