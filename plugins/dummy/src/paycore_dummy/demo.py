@@ -74,6 +74,9 @@ async def run_online_orders(context: Any) -> None:
     def xof(amount: str) -> Money:
         return Money.of(amount, "XOF")
 
+    # The gateway lives in this process only, so each run's keys are its own: a rerun on kept
+    # storage must not replay the payments of a gateway that is gone.
+    run = secrets.token_hex(4)
     try:
         async with gateway:
             orders = [
@@ -89,7 +92,7 @@ async def run_online_orders(context: Any) -> None:
                     order_id=order_id,
                     tenant=tenant,
                     metadata={"dummy_method": method},
-                    idempotency_key=f"demo-{order_id}",
+                    idempotency_key=f"demo-{run}-{order_id}",
                 )
                 action = checkout.action
                 shown = action.message if action and action.message else f"redirect to {action.url if action else '?'}"
@@ -103,7 +106,10 @@ async def run_online_orders(context: Any) -> None:
                 echo(f"    -> {payment.status.value}{via}")
                 done[order_id] = payment
             refund = await flow.refund(
-                done["W-0002"].id, amount=xof("2500"), reason="a side dish was missing", idempotency_key="demo-r1"
+                done["W-0002"].id,
+                amount=xof("2500"),
+                reason="a side dish was missing",
+                idempotency_key=f"demo-{run}-r1",
             )
             echo(f"  refund of {refund.amount.display()} on order W-0002 through the gateway: {refund.status.value}")
             with anyio.fail_after(10):
