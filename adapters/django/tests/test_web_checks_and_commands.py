@@ -78,6 +78,62 @@ def test_a_webhook_provider_without_its_secret_is_e003() -> None:
     assert ids(found) == ["paycore_django.E003"]
 
 
+@pytest.mark.parametrize("secret", ["", "   ", "\n"])
+def test_an_empty_webhook_secret_is_e003(secret: str) -> None:
+    found = checked({"providers": {"fake": {"type": "fake", "webhook_secret": secret}}}, FAKE_PLUGIN)
+    assert ids(found) == ["paycore_django.E003"]
+    assert "'webhook_secret'" in found[0].msg
+
+
+def dummy(**settings: Any) -> dict[str, Any]:
+    """A dummy provider's settings: valid, but for ``settings`` (``None`` removes one)."""
+    provider = {"type": "dummy", "base_url": "http://127.0.0.1:9", "api_key": "sk_test_key", "webhook_secret": SECRET}
+    provider.update(settings)
+    return {key: value for key, value in provider.items() if value is not None}
+
+
+def test_a_valid_dummy_provider_passes_without_reaching_its_gateway() -> None:
+    assert checked({"tenants": {"chez-awa": {"providers": {"wave": dummy()}}}}) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"webhook_secret": "not-a-whsec-secret"}, "'webhook_secret'"),
+        ({"base_url": None}, "'base_url'"),
+        ({"gateway": "in-process"}, "'base_url'"),
+        ({"api_key": None}, "'api_key'"),
+        ({"method": "cheque"}, "method"),
+        ({"timeout": -1}, "'timeout'"),
+    ],
+)
+def test_provider_settings_the_flow_refuses_are_e004_naming_tenant_provider_and_setting(
+    settings: dict[str, Any], named: str
+) -> None:
+    found = checked({"tenants": {"chez-awa": {"providers": {"wave": dummy(**settings)}}}})
+    assert ids(found) == ["paycore_django.E004"]
+    assert "'wave'" in found[0].msg
+    assert "'chez-awa'" in found[0].msg
+    assert named in found[0].msg
+    assert SECRET not in found[0].msg
+    assert "sk_test_key" not in found[0].msg
+
+
+def test_each_refused_provider_is_reported() -> None:
+    paycore = {
+        "providers": {"wave": dummy(base_url=None), "fake": {"type": "fake", "webhook_secret": " "}},
+        "tenants": {"chez-awa": {"providers": {"wave": dummy(api_key=None), "ok": dummy()}}},
+    }
+    found = checked(paycore, FAKE_PLUGIN)
+    assert sorted(ids(found)) == ["paycore_django.E003", "paycore_django.E004", "paycore_django.E004"]
+
+
+def test_an_unknown_repository_type_is_e001() -> None:
+    found = checked({"repository": "djagno"})
+    assert ids(found) == ["paycore_django.E001"]
+    assert "djagno" in found[0].msg
+
+
 def test_a_provider_without_webhooks_needs_no_secret() -> None:
     assert checked({"providers": {"cash": {"type": "cash"}}}) == []
 
@@ -93,6 +149,15 @@ def test_the_checks_run_with_manage_py_check() -> None:
     with override_settings(PAYCORE={"providers": {"x": {"type": "wavee"}}}), pytest.raises(SystemCheckError) as error:
         call_command("check")
     assert "paycore_django.E002" in str(error.value)
+
+
+def test_manage_py_check_fails_on_provider_settings_the_flow_refuses() -> None:
+    from django.core.management.base import SystemCheckError
+
+    bad = {"providers": {"wave": dummy(webhook_secret="whsec_")}}
+    with override_settings(PAYCORE=bad), pytest.raises(SystemCheckError) as error:
+        call_command("check")
+    assert "paycore_django.E004" in str(error.value)
 
 
 def test_unapplied_migrations_are_w001(transactional_db: None) -> None:

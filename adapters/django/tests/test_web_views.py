@@ -353,3 +353,89 @@ def test_the_providers_tag_renders_one_button_per_provider(flow: BlockingPayment
     assert 'action="/payments/pay/T4-17/"' in html
     assert 'value="fake">Card</button>' in html
     assert 'value="wave">Wave</button>' in html
+
+
+# -- requests without a tenant ----------------------------------------------------------------------
+
+
+KNOWN_HOSTS = {"chez-awa.example": TENANT}
+
+
+def resolve_unknown_host(request: HttpRequest) -> str | None:
+    """A resolver by host; the test client's ``testserver`` is a host it does not know."""
+    return KNOWN_HOSTS.get(request.get_host())
+
+
+@pytest.fixture(params=["no resolver", "resolver answers None"])
+def no_tenant(request: pytest.FixtureRequest, flow: BlockingPaymentFlow) -> Iterator[None]:
+    """Requests resolved to no tenant: without ``TENANT_RESOLVER``, or with one that answers ``None``."""
+    options: dict[str, Any] = {"ORDER_RESOLVER": resolve_order}
+    if request.param == "resolver answers None":
+        options["TENANT_RESOLVER"] = resolve_unknown_host
+    with override_settings(PAYCORE_DJANGO=options):
+        yield
+
+
+@pytest.mark.parametrize("page", ["", "success/", "failure/"])
+def test_a_request_without_a_tenant_does_not_see_a_tenants_payment(
+    flow: BlockingPaymentFlow, no_tenant: None, page: str
+) -> None:
+    payment_id = pending_payment(flow)
+    fake(flow).settle(payment_id, Outcome.SUCCEEDED)
+    response = Client().get(f"/payments/{payment_id}/{page}")
+    assert response.status_code == 404
+    assert payment_id.encode() not in response.content
+    assert flow.get_payment(payment_id).status is PaymentStatus.PROCESSING  # not polled either
+
+
+def test_a_request_without_a_tenant_does_not_see_a_tenants_order(flow: BlockingPaymentFlow, no_tenant: None) -> None:
+    pending_payment(flow)
+    assert Client().get("/payments/orders/T4-17/return/").status_code == 404
+
+
+def test_without_tenants_a_payment_without_a_tenant_is_shown(flow: BlockingPaymentFlow, no_tenant: None) -> None:
+    payment_id = pending_payment(flow, tenant=None)
+    fake(flow, None).settle(payment_id, Outcome.SUCCEEDED)
+    response = Client().get(f"/payments/{payment_id}/")
+    assert response.status_code == 200
+    assert b'data-status="succeeded"' in response.content
+
+
+def test_without_tenants_the_order_return_shows_the_payment_without_a_tenant(
+    flow: BlockingPaymentFlow, no_tenant: None
+) -> None:
+    own = pending_payment(flow, tenant=None)
+    pending_payment(flow)  # a restaurant's later payment for an order with the same id
+    response = Client().get("/payments/orders/T4-17/return/")
+    assert response.status_code == 200
+    assert response.context["payment"].id == own
+
+
+def test_without_tenants_an_order_is_paid_with_the_providers_without_a_tenant(
+    flow: BlockingPaymentFlow, no_tenant: None
+) -> None:
+    client = Client()
+    page, key = pay_page(client)
+    assert list(dict(page.context["form"].fields["provider"].choices)) == ["fake"]
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key}, follow=True)
+    assert response.status_code == 200
+    payment = response.context["payment"]
+    assert payment.tenant is None
+    assert payment.status is PaymentStatus.SUCCEEDED
+
+
+def test_an_orders_payments_are_those_of_its_tenant_only(flow: BlockingPaymentFlow) -> None:
+    from paycore_django.orders import PaycoreOrderMixin
+
+    class Order(PaycoreOrderMixin):
+        pk = "T4-17"
+
+        def paycore_total(self) -> Money:
+            return Money.of("12500", "XOF")
+
+    pending_payment(flow)  # the restaurant's payment for its own order "T4-17"
+    order = Order()
+    assert order.payments() == []
+    assert order.balance_due() == Money.of("12500", "XOF")
+    own = pending_payment(flow, tenant=None)
+    assert [payment.id for payment in order.payments()] == [own]

@@ -113,6 +113,28 @@ async def test_approving_on_the_checkout_page_redirects_to_the_return_url(client
     assert response.headers["location"] == "https://shop.test/done?o=1&payment=pay_1&status=succeeded"
 
 
+@pytest.mark.parametrize(
+    "return_url",
+    [
+        "javascript:alert(1)",
+        "//evil.example/x",
+        "data:text/html,<script>alert(1)</script>",
+        "/done",
+        "ftp://shop.test/done",
+        "https://shop.test/done\r\nSet-Cookie: a=b",
+        "",
+        17,
+    ],
+)
+async def test_a_return_url_that_is_not_an_absolute_http_url_is_refused_with_400(
+    client: httpx.AsyncClient, gateway: DummyGateway, return_url: object
+) -> None:
+    response = await client.post("/v1/payments", json=payment_body(return_url=return_url))
+    assert response.status_code == 400
+    assert "'return_url'" in response.json()["error"]["message"]
+    assert gateway.payments == {}
+
+
 async def test_an_authorized_payment_captures_part_and_reports_it(client: httpx.AsyncClient) -> None:
     created = (await client.post("/v1/payments", json=payment_body(capture=False))).json()
     await client.post(f"/checkout/{created['id']}", data={"action": "approve"})

@@ -15,7 +15,9 @@ any other key is refused):
 ``ORDER_RESOLVER``
     ``(request, order_id) -> (Money, description) | None``: what an order costs.
 ``TENANT_RESOLVER``
-    ``(request) -> str | None``: the tenant of a request.
+    ``(request) -> str | None``: the tenant of a request; ``None`` (or no
+    resolver) is "no tenant": the views show such a request only payments
+    without a tenant, never every tenant's.
 ``PAYMENT_METADATA``
     ``(request, order_id, provider_code) -> dict``: metadata of a payment the views start.
 ``WEBHOOK_ALLOWED_IPS``
@@ -56,6 +58,7 @@ __all__ = [
     "blocking_flow",
     "django_options",
     "flow",
+    "flow_plugins",
     "paycore_config",
     "reset",
 ]
@@ -230,10 +233,15 @@ def paycore_config() -> PaycoreConfig:
     return load_config(data)
 
 
-def _build_flow(options: DjangoOptions) -> PaymentFlow:
+def flow_plugins(options: DjangoOptions) -> tuple[object, ...]:
+    """The plugins registered in code with the process's flow: the ``django`` adapter and ``PLUGINS``."""
     from paycore_django import plugin
 
-    return PaymentFlow.from_config(paycore_config(), plugins=(plugin, *options.plugins))
+    return (plugin, *options.plugins)
+
+
+def _build_flow(options: DjangoOptions) -> PaymentFlow:
+    return PaymentFlow.from_config(paycore_config(), plugins=flow_plugins(options))
 
 
 @frozen

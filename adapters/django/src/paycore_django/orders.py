@@ -116,16 +116,25 @@ class PaycoreOrderMixin:
         return f"Order {self.paycore_order_id()}"
 
     def payments(self) -> list[Payment]:
-        """Every payment made for this order, oldest first."""
+        """Every payment made for this order, oldest first.
+
+        Only the payments of the order's tenant: for an order without one
+        (:meth:`paycore_tenant` is ``None``), the payments without a tenant,
+        never another tenant's payments that carry the same order id.
+        """
         from paycore_django import blocking_flow
 
-        return blocking_flow().list_payments(order_id=self.paycore_order_id(), tenant=self.paycore_tenant())
+        tenant = self.paycore_tenant()
+        found = blocking_flow().list_payments(order_id=self.paycore_order_id(), tenant=tenant)
+        return [payment for payment in found if payment.tenant == tenant]
 
     async def apayments(self) -> list[Payment]:
-        """Every payment made for this order, oldest first (async)."""
+        """Every payment made for this order, oldest first (async); the same payments as :meth:`payments`."""
         from paycore_django import flow
 
-        return await flow().list_payments(order_id=self.paycore_order_id(), tenant=self.paycore_tenant())
+        tenant = self.paycore_tenant()
+        found = await flow().list_payments(order_id=self.paycore_order_id(), tenant=tenant)
+        return [payment for payment in found if payment.tenant == tenant]
 
     def paid_amount(self) -> Money:
         """What was captured for this order, refunds not deducted."""

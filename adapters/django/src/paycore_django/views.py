@@ -14,6 +14,13 @@
   :func:`order_return` (where providers send the customer back) ask a
   pollable provider for the payment's state before showing it: the page
   shows what is true, whatever URL the customer came back to.
+
+A view never acts unscoped. Every request belongs to the tenant
+``TENANT_RESOLVER`` gives it, and ``None`` (no resolver, or one that does not
+know the request, e.g. an unknown host) is "no tenant": the request sees only
+payments stored without a tenant, never every tenant's (which is what
+``tenant=None`` means to :class:`~paycore.flow.PaymentFlow`, for trusted
+server-side code). Another tenant's payment is not found (404).
 """
 
 from __future__ import annotations
@@ -41,7 +48,16 @@ from paycore_django.conf import IpNetwork, django_options
 from paycore_django.forms import PaymentMethodForm
 from paycore_django.orders import resolve_order
 
-__all__ = ["client_ip", "order_return", "pay", "payment_status", "tenant_of", "webhook", "webhook_allowed"]
+__all__ = [
+    "belongs_to",
+    "client_ip",
+    "order_return",
+    "pay",
+    "payment_status",
+    "tenant_of",
+    "webhook",
+    "webhook_allowed",
+]
 
 log = logging.getLogger("paycore_django.views")
 
@@ -52,12 +68,25 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def tenant_of(request: HttpRequest) -> str | None:
-    """The request's tenant, from the ``TENANT_RESOLVER`` callable (``None`` without one)."""
+    """The request's tenant, from the ``TENANT_RESOLVER`` callable (``None`` without one).
+
+    ``None`` means "no tenant": the request may see only payments without a
+    tenant (:func:`belongs_to`), not every tenant's.
+    """
     resolver = django_options().tenant_resolver
     if resolver is None:
         return None
     tenant = resolver(request)
     return None if tenant is None else str(tenant)
+
+
+def belongs_to(payment: Payment, tenant: str | None) -> bool:
+    """Whether a request of ``tenant`` may see ``payment``: it is that tenant's, or, for ``None``, has no tenant.
+
+    The views read with ``tenant=tenant`` and check this as well, since the
+    flow reads ``tenant=None`` unscoped.
+    """
+    return payment.tenant == tenant
 
 
 def _parse_ip(value: str) -> IpAddress | None:
@@ -221,10 +250,13 @@ _TITLES = {"return": "Your payment", "success": "Payment received", "failure": "
 @require_GET
 def payment_status(request: HttpRequest, payment_id: str, page: str = "return") -> HttpResponse:
     """Payment ``payment_id`` as its provider now reports it (polled when it can be and is not settled)."""
+    tenant = tenant_of(request)
     flow = paycore_django.blocking_flow()
     try:
-        payment = flow.get_payment(payment_id, tenant=tenant_of(request))
+        payment = flow.get_payment(payment_id, tenant=tenant)
     except PaymentNotFound:
+        payment = None
+    if payment is None or not belongs_to(payment, tenant):
         return render(request, "paycore_django/not_found.html", {"what": "payment"}, status=404)
     return _show(request, flow, payment, page)
 
@@ -232,9 +264,11 @@ def payment_status(request: HttpRequest, payment_id: str, page: str = "return") 
 @require_GET
 def order_return(request: HttpRequest, order_id: str) -> HttpResponse:
     """Where a provider sends the customer back: the order's latest payment, polled when it can be."""
+    tenant = tenant_of(request)
     order = resolve_order(request, order_id)
     flow = paycore_django.blocking_flow()
-    payments = flow.list_payments(order_id=order.order_id, tenant=tenant_of(request))
+    listed = flow.list_payments(order_id=order.order_id, tenant=tenant)
+    payments = [payment for payment in listed if belongs_to(payment, tenant)]
     if not payments:
         return render(request, "paycore_django/not_found.html", {"what": "payment for this order"}, status=404)
     return _show(request, flow, payments[-1], "return")

@@ -19,6 +19,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from paycore.errors import ConfigurationError, ValidationError
+from paycore.inputs import check_url
 from paycore.secrets import Secret
 from paycore_dummy.delivery import DeliveryAttempt, GatewayEvent, RetryPolicy, WebhookSender
 from paycore_dummy.errors import GatewayAlreadyRunning, GatewayApiError, GatewayNotRunning
@@ -57,6 +58,17 @@ def _optional_str(body: Mapping[str, Any], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise GatewayApiError(400, "invalid_request", f"{key!r} must be a string, not {value!r}")
     return value
+
+
+def _return_url(body: Mapping[str, Any]) -> str | None:
+    """The body's ``return_url``: absent, or an absolute http(s) URL (the customer is redirected to it)."""
+    value = body.get("return_url")
+    if value is None:
+        return None
+    try:
+        return check_url(value, what="'return_url'")
+    except ValidationError as exc:
+        raise GatewayApiError(400, "invalid_request", str(exc)) from None
 
 
 def _items(value: Any) -> list[dict[str, Any]]:
@@ -224,7 +236,12 @@ class DummyGateway:
     # -- the API's operations --------------------------------------------------------------
 
     def create_payment(self, body: Mapping[str, Any]) -> GatewayPayment:
-        """Create a payment awaiting the customer; 400 on bad input, 503 in ``gateway_error``."""
+        """Create a payment awaiting the customer; 400 on bad input, 503 in ``gateway_error``.
+
+        A ``return_url`` (where the checkout page redirects the customer) must be an
+        absolute http(s) URL: ``javascript:``, ``data:``, scheme-relative and relative
+        URLs are refused with 400, and nothing is recorded.
+        """
         self._require_running()
         amount = _require_int(body, "amount")
         currency = body.get("currency")
@@ -239,6 +256,7 @@ class DummyGateway:
         method = body.get("method", "card")
         if method not in METHODS:
             raise GatewayApiError(400, "invalid_request", f"'method' must be one of {METHODS}, not {method!r}")
+        return_url = _return_url(body)
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise GatewayApiError(400, "invalid_request", "'metadata' must be an object")
@@ -262,7 +280,7 @@ class DummyGateway:
             method=method,
             scenario=scenario,
             description=_optional_str(body, "description") or "",
-            return_url=_optional_str(body, "return_url"),
+            return_url=return_url,
             webhook_url=_optional_str(body, "webhook_url") or self.webhook_url,
             metadata=metadata,
             items=_items(body.get("items")),
