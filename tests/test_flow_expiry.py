@@ -159,12 +159,63 @@ async def test_a_provider_that_cannot_be_reached_leaves_the_payment_for_the_next
 ) -> None:
     payment = await _processing(flow, fake)
     fake.poll_answer = "not_sent"
-    clock.advance(hours=2)
+    clock.advance(minutes=90)  # past its deadline, not yet twice past it
     assert await flow.expire_stale(HOUR) == []
     assert await flow.get_payment(payment.id) == payment
     fake.poll_answer = None
     (expired,) = await flow.expire_stale(HOUR)
     assert expired.status is PaymentStatus.EXPIRED
+
+
+@pytest.mark.parametrize("refused", ["check_status", "cancel"])
+async def test_a_provider_that_stays_unreachable_twice_past_the_deadline_gets_the_payment_flagged(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, refused: str
+) -> None:
+    payment = await _processing(flow, fake)
+    if refused == "check_status":
+        fake.poll_answer = "not_sent"
+    else:
+        fake.script("cancel", *["not_sent"] * 5)
+    clock.advance(minutes=90)
+    assert await flow.expire_stale(HOUR) == []
+    clock.advance(hours=2)  # still unreachable, created more than twice the deadline ago: someone must be told
+    (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.status, flagged.needs_review) == (PaymentStatus.PROCESSING, True)
+    assert flagged.review_reason is ReviewReason.UNKNOWN_OUTCOME
+    assert "not sent" in (flagged.review_message or "") or "could not be asked" in (flagged.review_message or "")
+    assert await flow.expire_stale(HOUR) == [], "flagged, it is the operator's; the reaper does not ask again"
+    assert (await flow.get_payment(payment.id)).version == flagged.version
+
+
+async def test_payments_left_to_an_operator_never_hold_up_the_stale_ones_behind_them(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    first = await _processing(flow, fake)
+    fake.poll_answer = "lost"  # the provider's answers keep getting lost
+    clock.advance(hours=2)
+    (flagged,) = await flow.expire_stale(HOUR, limit=1)
+    assert (flagged.id, flagged.review_reason) == (first.id, ReviewReason.UNKNOWN_OUTCOME)
+    second = await _processing(flow, fake)
+    clock.advance(hours=2)  # both stale, the flagged one the oldest
+    (next_one,) = await flow.expire_stale(HOUR, limit=1)
+    assert next_one.id == second.id, "the run moved past the payment an operator already has"
+    assert (await flow.get_payment(first.id)).version == flagged.version
+
+
+async def test_an_unknown_outcome_at_a_provider_that_cannot_be_polled_gets_the_payment_flagged(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paycore.providers import Capabilities
+
+    monkeypatch.setattr(type(fake), "capabilities", Capabilities(cancel=True, refund=True, webhooks=True))
+    fake.script("initiate", "lost")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    assert payment.pending_call is not None
+    clock.advance(hours=2)
+    (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.status, flagged.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
+    assert "initiate call is unknown" in (flagged.review_message or "")
+    assert ("cancel", payment.id) not in fake.calls
 
 
 async def test_an_unpaid_payment_is_canceled_at_the_provider_before_it_expires(

@@ -21,6 +21,7 @@ from paycore import fsm
 from paycore.calls import CallOperation
 from paycore.changes import Change
 from paycore.errors import InvalidTransition, PaycoreError, PaymentBusy, ProviderNotSent, ValidationError
+from paycore.listing import MAX_LIMIT
 from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
@@ -55,28 +56,43 @@ class Reaper:
         self.clock = clock
 
     async def expire_stale(self, older_than: timedelta, *, limit: int) -> list[Payment]:
-        """Expire (or flag) up to ``limit`` payments unfinished for longer than ``older_than``.
+        """Expire (or flag) up to ``limit`` payments unfinished for longer than ``older_than``, oldest first.
 
-        Returns the payments that changed. A payment that cannot be settled now
-        is logged and left for the next run.
+        Returns the payments that changed. A payment already flagged because its outcome
+        is unknown is left to the operator (a refresh or a webhook still settles it), and
+        the run reads on past it, so such payments never hold up the ones behind them.
         """
-        stale = await self.writer.repository.list_stale(
-            statuses=tuple(sorted(fsm.OPEN)),
-            updated_before=self.clock() - older_than,
-            limit=limit,
-        )
-        changed = []
-        for payment in stale:
-            try:
-                result = await self._expire_one(payment)
-            except PaycoreError as error:
-                log.warning("could not expire payment %s: %s", payment.id, error)
-                continue
-            if result.version != payment.version:
-                changed.append(result)
+        deadline = self.clock() - older_than
+        changed: list[Payment] = []
+        visited: set[str] = set()
+        tried, window = 0, limit
+        while tried < limit:
+            stale = await self.writer.repository.list_stale(
+                statuses=tuple(sorted(fsm.OPEN)), updated_before=deadline, limit=window
+            )
+            for payment in stale:
+                if payment.id in visited or _left_to_operator(payment):
+                    visited.add(payment.id)
+                    continue
+                visited.add(payment.id)
+                tried += 1
+                try:
+                    result = await self._expire_one(payment, deadline - older_than)
+                except PaycoreError as error:
+                    log.warning("could not expire payment %s: %s", payment.id, error)
+                    result = payment
+                if result.version != payment.version:
+                    changed.append(result)
+                if tried == limit:
+                    break
+            if len(stale) < window:
+                break
+            window = min(window * 2, MAX_LIMIT)
         return changed
 
-    async def _expire_one(self, payment: Payment) -> Payment:
+    async def _expire_one(self, payment: Payment, give_up_before: datetime) -> Payment:
+        """Settle ``payment`` as its provider says; one the provider cannot be asked about is left for the
+        next run, and flagged once it was created before ``give_up_before`` (twice its deadline ago)."""
         call = payment.pending_call
         if call is not None and call.in_flight(self.clock()):
             return payment
@@ -84,31 +100,34 @@ class Reaper:
             return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=False))
         chosen = self.providers(payment.provider, payment.tenant)
         if chosen.capabilities.polling:
-            polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
+            try:
+                polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
+            except ProviderNotSent as error:
+                return await self._unreachable(payment, give_up_before, f"the provider could not be asked: {error}")
             if isinstance(answer, Unknown) or answer.outcome is None:
                 reason = answer.reason if isinstance(answer, Unknown) else "the provider does not know it"
-                return await self.writer.mutate(
-                    payment.id, lambda p: self._flag(p, f"unfinished past its deadline: {reason}")
-                )
-            if answer.outcome not in _UNPAID or polled.pending_call is not None or polled.status not in fsm.OPEN:
+                return await self._flagged(payment, f"unfinished past its deadline: {reason}")
+            if polled.pending_call is not None:
+                return await self._flagged(polled, _unknown_call(polled, "asking the provider did not settle it"))
+            if answer.outcome not in _UNPAID or polled.status not in fsm.OPEN:
                 return polled  # paid, failed or expired at the provider: the poll applied it
             payment = polled
+        elif call is not None:
+            return await self._flagged(payment, _unknown_call(payment, "the provider cannot be polled"))
         if chosen.capabilities.cancel:
-            return await self._cancel_at_provider(payment, chosen)
+            return await self._cancel_at_provider(payment, chosen, give_up_before)
         if not chosen.capabilities.polling:
-            return await self.writer.mutate(
-                payment.id,
-                lambda p: self._flag(
-                    p, "unfinished past its deadline; the provider can be neither polled nor canceled"
-                ),
+            return await self._flagged(
+                payment, "unfinished past its deadline; the provider can be neither polled nor canceled"
             )
         return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=True))
 
-    async def _cancel_at_provider(self, payment: Payment, chosen: Provider) -> Payment:
+    async def _cancel_at_provider(self, payment: Payment, chosen: Provider, give_up_before: datetime) -> Payment:
         """Close the payment at the provider first, through an owned call, so the customer cannot pay it later.
 
         The provider's definitive "canceled" expires it here; "paid" pays it; an
-        unknown answer leaves the call unknown for the next run to settle by asking.
+        unknown answer leaves the call unknown for the next run to settle by asking;
+        a cancel that could not be sent is tried again by the next run (see :meth:`_unreachable`).
         """
         try:
             started, call = await self.calls.begin(payment.id, CallOperation.CANCEL, _still_open, cause="reaper")
@@ -117,9 +136,20 @@ class Reaper:
         try:
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
         except (ProviderNotSent, ValidationError) as error:
-            log.warning("could not cancel stale payment %s at its provider: %s", payment.id, error)
-            return await self.writer.load(payment.id)
+            return await self._unreachable(payment, give_up_before, f"its cancel was not sent: {error}")
         return await self.calls.finish(payment.id, call, answer, chosen)
+
+    async def _unreachable(self, payment: Payment, give_up_before: datetime, reason: str) -> Payment:
+        """A payment the provider could not be reached about: left for the next run, flagged once it was
+        created before ``give_up_before`` (twice its deadline ago), so no outcome stays open untold."""
+        log.warning("could not settle stale payment %s: %s", payment.id, reason)
+        if payment.created_at >= give_up_before:
+            return payment
+        return await self._flagged(payment, f"unfinished past its deadline; {reason}")
+
+    async def _flagged(self, payment: Payment, message: str) -> Payment:
+        """The payment flagged for an operator (its outcome unknown), unless it is already."""
+        return await self.writer.mutate(payment.id, lambda p: self._flag(p, message))
 
     def _expire(self, payment: Payment, *, asked: bool) -> Change | None:
         if payment.status not in fsm.OPEN or payment.pending_call is not None:
@@ -138,6 +168,18 @@ class Reaper:
         change = Change(payment, cause="reaper", now=self.clock())
         change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
         return change
+
+
+def _left_to_operator(payment: Payment) -> bool:
+    """True for a payment already flagged because its outcome is unknown: an operator has it now."""
+    return payment.needs_review and payment.review_reason is ReviewReason.UNKNOWN_OUTCOME
+
+
+def _unknown_call(payment: Payment, why: str) -> str:
+    """Why a payment whose provider call stays unknown is flagged."""
+    call = payment.pending_call
+    operation = call.operation.value if call is not None else "provider"
+    return f"unfinished past its deadline; the outcome of its {operation} call is unknown and {why}"
 
 
 def _still_open(payment: Payment) -> None:
