@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import logging
 import sys
 import types
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -35,14 +38,29 @@ def _module(monkeypatch: pytest.MonkeyPatch, name: str, **attributes: Any) -> ty
     return module
 
 
-def _entry_points(monkeypatch: pytest.MonkeyPatch, *points: tuple[str, str]) -> None:
-    found = [importlib.metadata.EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in points]
+def _entry_points(monkeypatch: pytest.MonkeyPatch, *points: tuple[str, str] | importlib.metadata.EntryPoint) -> None:
+    found = [
+        point
+        if isinstance(point, importlib.metadata.EntryPoint)
+        else importlib.metadata.EntryPoint(*point, ENTRY_POINT_GROUP)
+        for point in points
+    ]
 
     def entry_points(**selection: str) -> list[importlib.metadata.EntryPoint]:
         assert selection == {"group": ENTRY_POINT_GROUP}
         return found
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+
+def _distribution(root: Path, name: str, **points: str) -> list[importlib.metadata.EntryPoint]:
+    """The ``paycore`` entry points of an installed distribution ``name`` 1.0 (a dist-info under ``root``)."""
+    info = root / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    lines = "".join(f"{entry} = {value}\n" for entry, value in points.items())
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}")
+    return list(importlib.metadata.PathDistribution(info).entry_points)
 
 
 def _provider_named(name: str) -> type[Provider]:
@@ -165,6 +183,125 @@ def test_a_registration_hook_that_raises_names_the_plugin() -> None:
         PluginLoadError, match="plugin 'exploding' failed in paycore_register_providers: RuntimeError: boom"
     ):
         collect_registry(create_plugin_manager([plugin], entry_points=False))
+
+
+def test_two_distributions_declaring_one_entry_point_name_are_both_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _module(monkeypatch, "acme_pay", paycore_register_providers=_registering(_provider_named("acme")))
+    _module(monkeypatch, "zeta_pay", paycore_register_providers=_registering(_provider_named("zeta")))
+    _entry_points(
+        monkeypatch,
+        *_distribution(tmp_path / "a", "acme-pay", pay="acme_pay"),
+        *_distribution(tmp_path / "z", "zeta-pay", pay="zeta_pay"),
+    )
+    with pytest.raises(DuplicateRegistration, match="share the entry point name 'pay'") as raised:
+        create_plugin_manager()
+    assert "acme-pay 1.0" in str(raised.value)
+    assert "zeta-pay 1.0" in str(raised.value)
+
+
+def test_one_distribution_seen_twice_is_loaded_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _module(monkeypatch, "acme_pay", paycore_register_providers=_registering(_provider_named("acme")))
+    _entry_points(  # a sys.path entry listed twice, or an editable install beside a built one
+        monkeypatch,
+        *_distribution(tmp_path / "site", "acme-pay", acme="acme_pay"),
+        *_distribution(tmp_path / "src", "acme_pay", acme="acme_pay"),
+    )
+    registry = collect_registry(create_plugin_manager())
+    assert registry.origins["provider", "acme"] == "acme"
+
+
+@pytest.mark.parametrize("error", [RuntimeError("no config dir"), ValueError("bad default")])
+def test_an_addhooks_that_raises_names_the_entry_point_and_the_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: Exception
+) -> None:
+    @hookimpl
+    def paycore_addhooks(plugin_manager: object) -> None:
+        raise error
+
+    _module(monkeypatch, "acme_pay", paycore_addhooks=paycore_addhooks)
+    _entry_points(monkeypatch, *_distribution(tmp_path, "acme-pay", acme="acme_pay"))
+    with pytest.raises(PluginLoadError) as raised:  # a ValueError is no "registered twice"
+        create_plugin_manager()
+    assert str(raised.value) == (
+        f"entry point 'acme' (acme_pay) of acme-pay 1.0 failed in paycore_addhooks: {type(error).__name__}: {error}"
+    )
+
+
+def test_a_plugin_registered_twice_under_one_name_is_a_duplicate() -> None:
+    first, second = types.ModuleType("twin_plugin"), types.ModuleType("twin_plugin")
+    with pytest.raises(DuplicateRegistration, match="under the name 'twin_plugin', which plugin 'twin_plugin' has"):
+        create_plugin_manager([first, second], entry_points=False)
+
+
+@pytest.mark.parametrize("hook_name", ["paycore_addhooks", "paycore_register_providers"])
+def test_an_async_hook_is_refused_naming_the_plugin_and_never_warns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hook_name: str
+) -> None:
+    @hookimpl
+    async def paycore_addhooks(plugin_manager: object) -> None:
+        raise AssertionError("never run")
+
+    @hookimpl
+    async def paycore_register_providers(register: ProviderRegistrar) -> None:
+        register(_provider_named("acme"))
+
+    hooks = {"paycore_addhooks": paycore_addhooks, "paycore_register_providers": paycore_register_providers}
+    _module(monkeypatch, "acme_pay", **{hook_name: hooks[hook_name]})
+    _entry_points(monkeypatch, *_distribution(tmp_path, "acme-pay", acme="acme_pay"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(PluginLoadError, match=r"plain function \(def, not async def\)") as raised:
+            collect_registry(create_plugin_manager())
+        gc.collect()
+    assert "'acme'" in str(raised.value)
+    assert "acme-pay 1.0" in str(raised.value)
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+def test_a_registration_hook_that_raises_names_the_distribution(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    @hookimpl
+    def paycore_register_providers(register: ProviderRegistrar) -> None:
+        raise KeyError("api_key")
+
+    _module(monkeypatch, "acme_pay", paycore_register_providers=paycore_register_providers)
+    _entry_points(monkeypatch, *_distribution(tmp_path, "acme-pay", acme="acme_pay"))
+    with pytest.raises(
+        PluginLoadError, match=r"plugin 'acme' \(acme-pay 1.0\) failed in paycore_register_providers: KeyError"
+    ):
+        collect_registry(create_plugin_manager())
+
+
+def test_a_plugin_calling_sys_exit_at_import_is_a_load_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "exiting_plugin_xyz.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _entry_points(monkeypatch, ("exiting", "exiting_plugin_xyz"))
+    with pytest.raises(PluginLoadError, match=r"entry point 'exiting' .* failed to load: SystemExit: .*sys.exit\(3\)"):
+        create_plugin_manager()
+
+
+def test_a_registration_hook_calling_sys_exit_is_a_load_error() -> None:
+    @hookimpl
+    def paycore_register_providers(register: ProviderRegistrar) -> None:
+        sys.exit("no licence")
+
+    plugin = types.ModuleType("quitter")
+    plugin.paycore_register_providers = paycore_register_providers  # type: ignore[attr-defined]
+    with pytest.raises(PluginLoadError, match="plugin 'quitter' failed in paycore_register_providers: SystemExit"):
+        collect_registry(create_plugin_manager([plugin], entry_points=False))
+
+
+def test_ctrl_c_while_a_plugin_imports_stays_a_keyboard_interrupt(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "interrupted_plugin_xyz.py").write_text("raise KeyboardInterrupt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _entry_points(monkeypatch, ("interrupted", "interrupted_plugin_xyz"))
+    with pytest.raises(KeyboardInterrupt):
+        create_plugin_manager()
 
 
 # -- paycore_validate_payment ------------------------------------------------------------

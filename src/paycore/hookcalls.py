@@ -4,9 +4,10 @@ pluggy calls a hook's implementations in turn and stops at the first exception.
 paycore needs one policy per kind of hook:
 
 * registration hooks (``paycore_register_*``, ``paycore_demo_steps``,
-  ``paycore_report_sections``): a failure stops loading (or the report) with a
-  :class:`~paycore.errors.PluginLoadError` naming the plugin, and ``register``
-  knows which plugin is calling it (:func:`current_plugin`);
+  ``paycore_report_sections``): a failure (``sys.exit()`` included) stops loading
+  (or the report) with a :class:`~paycore.errors.PluginLoadError` naming the
+  plugin, as does an ``async def`` implementation (its coroutine is closed, never
+  run); ``register`` knows which plugin is calling it (:func:`current_plugin`);
 * observers (``paycore_payment_event``): a failure is logged naming the plugin and
   the other observers still run; an awaitable an observer returns is awaited with
   the same isolation;
@@ -27,7 +28,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
@@ -41,7 +43,10 @@ if TYPE_CHECKING:
 __all__ = [
     "REGISTRATION_HOOKS",
     "call_registration_hook",
+    "close_unawaited",
     "current_plugin",
+    "describe_failure",
+    "note_distribution",
     "notify_observers",
     "validate_payment",
 ]
@@ -84,14 +89,16 @@ def call_registration_hook(plugin_manager: pluggy.PluginManager, hook_name: str,
     """Call registration hook ``hook_name`` of every plugin with ``register``, through the relay.
 
     ``register`` finds the calling plugin with :func:`current_plugin`. A plugin
-    that raises stops loading with a :class:`PluginLoadError` naming it
+    that raises (``SystemExit`` included; a ``KeyboardInterrupt`` propagates), or
+    whose implementation is an ``async def``, stops loading with a
+    :class:`PluginLoadError` naming it and its distribution
     (:class:`DuplicateRegistration` and :class:`PluginLoadError` raised by
     ``register`` propagate as they are).
     """
     if hook_name not in REGISTRATION_HOOKS:
         raise ValueError(f"{hook_name!r} is not a registration hook; expected one of {sorted(REGISTRATION_HOOKS)}")
     hook = getattr(plugin_manager.hook, hook_name)
-    _apply_policy(hook, "registration", _attributed_registration)
+    _apply_policy(hook, "registration", _attributed_registration(_distributions.get(plugin_manager, {})))
     hook(register=register)
 
 
@@ -159,9 +166,7 @@ def _call_relay(hook: pluggy.HookCaller, **arguments: object) -> list[object]:
         return list(hook(**arguments))
     except BaseException:
         for awaitable in started:
-            close = getattr(awaitable, "close", None)
-            if inspect.iscoroutine(awaitable) and callable(close):
-                close()
+            close_unawaited(awaitable)
         raise
     finally:
         _started.reset(token)
@@ -185,24 +190,59 @@ def _apply_policy(hook: pluggy.HookCaller, name: str, policy: Policy) -> None:
         impl.function = wrapped  # type: ignore[misc]
 
 
-def _attributed_registration(
-    function: Callable[..., object], plugin: str, argnames: Sequence[str]
-) -> Callable[..., object]:
-    @functools.wraps(function)
-    def attributed(*args: object) -> object:
-        token = _current_plugin.set(plugin)
-        try:
-            return function(*args)
-        except (DuplicateRegistration, PluginLoadError):
-            raise
-        except Exception as error:
-            raise PluginLoadError(
-                f"plugin {plugin!r} failed in {function.__name__}: {type(error).__name__}: {error}"
-            ) from error
-        finally:
-            _current_plugin.reset(token)
+def _attributed_registration(distributions: Mapping[str, str]) -> Policy:
+    """The registration policy; ``distributions`` names the distribution of each plugin, for messages."""
 
-    return attributed
+    def policy(function: Callable[..., object], plugin: str, argnames: Sequence[str]) -> Callable[..., object]:
+        who = f"plugin {plugin!r}"
+        if plugin in distributions:
+            who += f" ({distributions[plugin]})"
+
+        @functools.wraps(function)
+        def attributed(*args: object) -> object:
+            token = _current_plugin.set(plugin)
+            try:
+                result = function(*args)
+            except (DuplicateRegistration, PluginLoadError):
+                raise
+            except (Exception, SystemExit) as error:  # a KeyboardInterrupt stays one
+                raise PluginLoadError(f"{who} failed in {function.__name__}: {describe_failure(error)}") from error
+            finally:
+                _current_plugin.reset(token)
+            if inspect.isawaitable(result):
+                close_unawaited(result)
+                raise PluginLoadError(
+                    f"{who} implements {function.__name__} as a coroutine, which registered nothing; "
+                    "a registration hook must be a plain function (def, not async def)"
+                )
+            return result
+
+        return attributed
+
+    return policy
+
+
+def describe_failure(error: BaseException) -> str:
+    """``"RuntimeError: boom"``, for a message naming the plugin that raised ``error``."""
+    if isinstance(error, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({error.code!r})"
+    return f"{type(error).__name__}: {error}"
+
+
+def close_unawaited(awaitable: object) -> None:
+    """Close ``awaitable`` (a coroutine) that will never be awaited, so no RuntimeWarning says so."""
+    close = getattr(awaitable, "close", None)
+    if inspect.iscoroutine(awaitable) and callable(close):
+        close()
+
+
+def note_distribution(plugin_manager: pluggy.PluginManager, plugin: str, distribution: str) -> None:
+    """Record that ``plugin`` of ``plugin_manager`` came from ``distribution`` (``"acme-pay 1.0"``)."""
+    _distributions.setdefault(plugin_manager, {})[plugin] = distribution
+
+
+_distributions: weakref.WeakKeyDictionary[pluggy.PluginManager, dict[str, str]] = weakref.WeakKeyDictionary()
+"""The distribution each entry-point plugin came from, by manager and plugin name."""
 
 
 def _isolated_observer(function: Callable[..., object], plugin: str, argnames: Sequence[str]) -> Callable[..., object]:

@@ -8,6 +8,7 @@ fails loudly. Every failure names the plugin at fault.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
@@ -17,12 +18,19 @@ from attrs import define, field, frozen
 
 from paycore import hookspecs
 from paycore.errors import DuplicateRegistration, PluginLoadError
-from paycore.hookcalls import call_registration_hook, current_plugin
+from paycore.hookcalls import (
+    call_registration_hook,
+    close_unawaited,
+    current_plugin,
+    describe_failure,
+    note_distribution,
+)
 from paycore.hookspecs import IdempotencyStoreFactory, RepositoryFactory
 from paycore.providers import Provider
 
 if TYPE_CHECKING:
     import argparse
+    import importlib.metadata
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -131,7 +139,7 @@ def create_plugin_manager(
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
-    manager.hook.paycore_addhooks.call_historic(kwargs={"plugin_manager": manager})
+    manager.hook.paycore_addhooks.call_historic(_refuse_awaitable, kwargs={"plugin_manager": manager})
     for name in blocked:
         manager.set_blocked(name)
     for plugin in plugins:
@@ -146,35 +154,89 @@ def create_plugin_manager(
 
 
 def _describe(plugin: object) -> str:
-    return getattr(plugin, "__name__", None) or type(plugin).__name__
+    return f"plugin {getattr(plugin, '__name__', None) or type(plugin).__name__!r}"
+
+
+def _refuse_awaitable(result: object) -> None:
+    """Result callback of ``paycore_addhooks``: an ``async def`` implementation never runs; refuse it."""
+    if inspect.isawaitable(result):
+        close_unawaited(result)
+        raise PluginLoadError(
+            "its paycore_addhooks returned a coroutine; the hook must be a plain function (def, not async def)"
+        )
+
+
+def _raised_in(error: BaseException, function_name: str) -> bool:
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_name == function_name:
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 def _register(manager: pluggy.PluginManager, plugin: object, *, name: str | None, origin: str) -> None:
+    """Register ``plugin`` (which runs its ``paycore_addhooks``); every failure names ``origin``.
+
+    A ``KeyboardInterrupt`` propagates as is; a ``SystemExit`` is a failure of the plugin.
+    """
     if manager.is_registered(plugin):
         return
+    # pluggy refuses a name or a plugin registered twice with a ValueError, before running
+    # any hook; checked here so that a ValueError a hook raises is not mistaken for one.
+    plugin_name = name or manager.get_canonical_name(plugin)
+    holder = manager.get_plugin(plugin_name)
+    if holder is not None:
+        raise DuplicateRegistration(
+            f"{origin} is registered under the name {plugin_name!r}, which {_describe(holder)} has"
+        )
     try:
         manager.register(plugin, name=name)
-    except ValueError as error:
-        raise DuplicateRegistration(f"plugin {origin!r} is registered twice: {error}") from error
     except pluggy.PluginValidationError as error:
-        raise PluginLoadError(f"plugin {origin!r} has an invalid hook implementation: {error}") from error
+        raise PluginLoadError(f"{origin} has an invalid hook implementation: {error}") from error
+    except PluginLoadError as error:  # from _refuse_awaitable
+        raise PluginLoadError(f"{origin} cannot be loaded: {error}") from error
+    except (Exception, SystemExit) as error:
+        where = "in paycore_addhooks" if _raised_in(error, "paycore_addhooks") else "while being registered"
+        raise PluginLoadError(f"{origin} failed {where}: {describe_failure(error)}") from error
+
+
+def _distribution_key(entry_point: importlib.metadata.EntryPoint) -> str:
+    """Who declared ``entry_point``: its distribution's normalized name, or its value if unknown."""
+    name = getattr(getattr(entry_point, "dist", None), "name", None)
+    if not isinstance(name, str) or not name:
+        return f"module {entry_point.value}"
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _load_entry_points(manager: pluggy.PluginManager) -> None:
     import importlib.metadata  # at discovery only: it costs a tenth of paycore's import
 
+    loaded: dict[str, tuple[str, str]] = {}  # entry point name -> (distribution key, where)
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if manager.is_blocked(entry_point.name) or manager.get_plugin(entry_point.name) is not None:
-            continue
         distribution = getattr(entry_point, "dist", None)
         where = f"entry point {entry_point.name!r} ({entry_point.value})"
         if distribution is not None:
             where += f" of {distribution.name} {distribution.version}"
+        key = _distribution_key(entry_point)
+        if entry_point.name in loaded:
+            first_key, first = loaded[entry_point.name]
+            if first_key == key:
+                continue  # the same distribution seen twice (a sys.path entry listed twice)
+            raise DuplicateRegistration(
+                f"{first} and {where} share the entry point name {entry_point.name!r} in group "
+                f"{ENTRY_POINT_GROUP!r}; uninstall one of the two distributions"
+            )
+        if manager.is_blocked(entry_point.name) or manager.get_plugin(entry_point.name) is not None:
+            continue  # blocked, or a plugin given in code under that name
+        loaded[entry_point.name] = (key, where)
         try:
             plugin = entry_point.load()
-        except Exception as error:
-            raise PluginLoadError(f"{where} failed to load: {type(error).__name__}: {error}") from error
+        except (Exception, SystemExit) as error:
+            raise PluginLoadError(f"{where} failed to load: {describe_failure(error)}") from error
         _register(manager, plugin, name=entry_point.name, origin=where)
+        if distribution is not None:
+            note_distribution(manager, entry_point.name, f"{distribution.name} {distribution.version}")
         _DISTRIBUTIONS[id(plugin)] = PluginInfo(
             name=entry_point.name,
             distribution=distribution.name if distribution is not None else None,
