@@ -16,7 +16,7 @@ import pytest
 
 import paycore.testing.fake
 from paycore.cli import main
-from paycore.errors import ProviderNotEnabled
+from paycore.errors import ProviderNotEnabled, ValidationError
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.reports import day_report
@@ -85,12 +85,18 @@ async def test_the_default_and_configured_tenants_keep_their_own_drawers(flow: P
     assert (await awa.require_open("T1")).opened_by == "Binta"
 
 
-@pytest.mark.parametrize("tenant", ["", "no-such-restaurant", "le-baobab"])
+@pytest.mark.parametrize("tenant", ["no-such-restaurant", "le-baobab"])
 async def test_the_day_report_of_a_tenant_without_drawers_never_shows_anothers(flow: PaymentFlow, tenant: str) -> None:
     opened = await CashDrawers(flow).open(till="T1", opening_float=xof(5_000), opened_by="Awa")
     day = opened.opened_at.date()
     assert [s.title for s in (await day_report(flow, tenant=None, day=day)).sections] == ["Cash drawers"]
     assert (await day_report(flow, tenant=tenant, day=day)).sections == ()
+
+
+async def test_the_day_report_of_an_empty_tenant_name_is_refused_not_read_as_no_tenant(flow: PaymentFlow) -> None:
+    opened = await CashDrawers(flow).open(till="T1", opening_float=xof(5_000), opened_by="Awa")
+    with pytest.raises(ValidationError, match="tenant must be"):
+        await day_report(flow, tenant="", day=opened.opened_at.date())
 
 
 # -- the command line ---------------------------------------------------------------------------
