@@ -386,6 +386,31 @@ async def test_event_hooks_hear_every_event_in_order_after_commit(
     assert [seq for seq, _, _ in recorder.seen] == list(range(1, len(events) + 1))
 
 
+class SlowRecorder(Recorder):
+    """An async observer slower than its caller's patience."""
+
+    @hookimpl
+    async def paycore_payment_event(self, event: PaymentEvent, payment: Payment) -> None:
+        await anyio.sleep(0.02)
+        self.seen.append((event.sequence, event.kind, payment.version))
+
+
+async def test_a_caller_cancelled_while_an_observer_runs_still_has_every_committed_event_told(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    recorder, plain = SlowRecorder(), SyncRecorder()
+    async with make_flow(plugins=(recorder, plain)) as flow:
+        recorder.flow = flow
+        with anyio.move_on_after(0.01) as waited:  # lands in the observer of the first committed write
+            await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o-1")
+        assert waited.cancel_called
+        (payment,) = await flow.list_payments()
+        committed = [(e.sequence, e.kind) for e in await flow.list_events(payment.id)]
+    assert committed, "the create's first write committed its events"
+    assert [(seq, kind) for seq, kind, _ in recorder.seen] == committed
+    assert [(seq, kind) for seq, kind, _ in plain.seen] == committed
+
+
 class Failing:
     @hookimpl
     def paycore_payment_event(self, event: PaymentEvent, payment: Payment) -> None:

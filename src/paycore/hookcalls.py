@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import pluggy
 
 from paycore.errors import DuplicateRegistration, PaycoreError, PaymentRejected, PluginLoadError
@@ -108,8 +109,9 @@ async def notify_observers(
     """Tell every ``paycore_payment_event`` observer about each of ``events``, in order; no failure escapes.
 
     An observer that raises, or whose awaitable raises, is logged naming it; the
-    others still run. Cancellation is not an error and propagates. Whether any
-    observer listens is asked once for all of ``events``.
+    others still run. The events are committed: an async observer runs to its end
+    even when the caller is cancelled (the cancellation comes after it), so no
+    observer misses one. Whether any observer listens is asked once for all of ``events``.
     """
     hook = plugin_manager.hook.paycore_payment_event
     if not events or not hook.get_hookimpls():
@@ -124,7 +126,8 @@ async def notify_observers(
         for result in results:
             if inspect.isawaitable(result):
                 try:
-                    await result
+                    with anyio.CancelScope(shield=True):  # a committed event is told whole, even to a cancelled caller
+                        await result
                 except Exception:
                     log.exception(
                         "an awaitable from a paycore_payment_event wrapper failed on event %s of payment %s",
