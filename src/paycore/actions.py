@@ -26,7 +26,7 @@ from paycore.changes import Change
 from paycore.errors import IdempotencyKeyReused, PaymentBusy
 from paycore.hookcalls import validate_payment
 from paycore.idempotency import IdempotentRunner
-from paycore.keys import KeyBinding, KeyCompleter, scope_of
+from paycore.keys import KeyBinding, call_id_of, call_ids_of, completer_of, scope_of
 from paycore.money import Money
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
@@ -197,7 +197,7 @@ class PaymentActions:
             chosen,
             lambda finished: Checkout(finished, action or finished.next_action),
             known=payment,
-            completer=_completer(binding),
+            completer=completer_of(binding),
         )
 
     async def capture(
@@ -212,7 +212,9 @@ class PaymentActions:
         amount = inputs.check_money(amount, what="a capture amount")
 
         async def execute(binding: KeyBinding | None) -> Payment:
-            payment, chosen = await self._settled(payment_id, tenant, binding)
+            payment, chosen, own = await self._settled(payment_id, tenant, binding, CallOperation.CAPTURE)
+            if own:
+                return payment  # this key's first attempt reached the provider: settled by asking, never sent again
             wanted = operations.capture_amount(payment, chosen, amount)
             await chosen.check_capture(payment, wanted)
             started, call = await self.calls.begin(
@@ -221,10 +223,11 @@ class PaymentActions:
                 lambda p: operations.capture_amount(p, chosen, wanted),
                 amount=wanted,
                 known=payment,
+                call_id=call_id_of(binding),
             )
             answer = await self.calls.ask(chosen.capture(started, wanted), started, call, provider=chosen)
             return await self.calls.conclude(
-                payment_id, call, answer, chosen, _itself, known=started, completer=_completer(binding)
+                payment_id, call, answer, chosen, _itself, known=started, completer=completer_of(binding)
             )
 
         arguments = {"payment_id": payment_id, "amount": serialization.unstructure(amount)}
@@ -236,7 +239,9 @@ class PaymentActions:
         """Cancel a payment that is not captured; one never sent is canceled here alone."""
 
         async def execute(binding: KeyBinding | None) -> Payment:
-            payment, chosen = await self._settled(payment_id, tenant, binding)
+            payment, chosen, own = await self._settled(payment_id, tenant, binding, CallOperation.CANCEL)
+            if own:
+                return payment  # as for a capture: the first attempt's cancel, settled by asking
             operations.check_cancel(payment, chosen, local=True)
             if operations.was_never_sent(payment):
                 return await self.writer.mutate(payment_id, lambda p: self._cancel_locally(p, chosen), known=payment)
@@ -245,10 +250,11 @@ class PaymentActions:
                 CallOperation.CANCEL,
                 lambda p: operations.check_cancel(p, chosen, local=False),
                 known=payment,
+                call_id=call_id_of(binding),
             )
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
             return await self.calls.conclude(
-                payment_id, call, answer, chosen, _itself, known=started, completer=_completer(binding)
+                payment_id, call, answer, chosen, _itself, known=started, completer=completer_of(binding)
             )
 
         return await self._run(
@@ -297,7 +303,7 @@ class PaymentActions:
                 assert call.refund_id is not None
                 refund_id = call.refund_id
             else:
-                payment, chosen = await self._settled(payment_id, tenant, binding)
+                payment, chosen, _ = await self._settled(payment_id, tenant, binding)
                 earlier = binding.earlier("re", payment.refunds) if binding is not None else None
                 if earlier is not None and earlier.status is not RefundStatus.FAILED:
                     return earlier  # a first attempt under this key got that far: never refund twice
@@ -322,7 +328,7 @@ class PaymentActions:
                 chosen,
                 lambda finished: finished.refund(refund_id),
                 known=started,
-                completer=_completer(binding),
+                completer=completer_of(binding),
             )
 
         arguments = {
@@ -336,9 +342,10 @@ class PaymentActions:
         )
 
     async def _settled(
-        self, payment_id: str, tenant: str | None, binding: KeyBinding | None
-    ) -> tuple[Payment, Provider]:
-        """The payment and its provider, once any earlier provider call of it is settled.
+        self, payment_id: str, tenant: str | None, binding: KeyBinding | None, operation: CallOperation | None = None
+    ) -> tuple[Payment, Provider, bool]:
+        """The payment and its provider once any earlier provider call of it is settled, and whether that call
+        was this key's own ``operation`` call (:func:`~paycore.keys.call_id_of`: a first attempt that reached it).
 
         A payment read with the operation's idempotency key (:attr:`KeyBinding.prefetched`) is not read again.
         """
@@ -346,7 +353,9 @@ class PaymentActions:
             payment_id, tenant, prefetched=binding.prefetched if binding is not None else None
         )
         chosen = self.provider(payment.provider, tenant=payment.tenant)
-        return await self.calls.settle(payment, chosen), chosen
+        call = payment.pending_call
+        own = call is not None and call.operation is operation and call.id in call_ids_of(binding)
+        return await self.calls.settle(payment, chosen), chosen, own
 
     async def _run(
         self,
@@ -387,8 +396,3 @@ def _earlier_payment_ids(binding: KeyBinding) -> tuple[str, str]:
 def _itself(payment: Payment) -> Payment:
     """The result of an operation that returns the payment it leaves."""
     return payment
-
-
-def _completer(binding: KeyBinding | None) -> KeyCompleter | None:
-    """What completes the operation's key with its last write, if anything can."""
-    return binding.completer if binding is not None else None

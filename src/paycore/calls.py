@@ -111,10 +111,11 @@ class ProviderCall:
         amount: Money | None = None,
         refund_id: str | None = None,
         cause: str = "api",
+        call_id: str | None = None,
     ) -> ProviderCall:
-        """A new call of ``operation`` written down ``now``, owned for ``lease``."""
+        """A new call of ``operation`` written down ``now``, owned for ``lease`` (``call_id``, else a new id)."""
         return _build_call(
-            id=new_call_id(),
+            id=call_id or new_call_id(),
             operation=operation,
             started_at=now,
             lease_until=now + lease,

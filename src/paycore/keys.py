@@ -32,7 +32,10 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "KeyBinding",
     "KeyCompleter",
+    "call_id_of",
+    "call_ids_of",
     "check_key",
+    "completer_of",
     "derived_id",
     "fingerprint",
     "scope_of",
@@ -274,3 +277,18 @@ def _window_of(now: datetime, ttl: timedelta) -> int:
 
 _build_binding = compile_builder(KeyBinding)
 """``KeyBinding(**fields)``, without running ``__init__`` (the ids and the window are given)."""
+
+
+def completer_of(binding: KeyBinding | None) -> KeyCompleter | None:
+    """What completes an operation's key with its last write, if anything can."""
+    return binding.completer if binding is not None else None
+
+
+def call_id_of(binding: KeyBinding | None) -> str | None:
+    """The id of the provider call a keyed operation writes down: the key's, so a retry knows its own call."""
+    return binding.new_id("call") if binding is not None else None
+
+
+def call_ids_of(binding: KeyBinding | None) -> tuple[str, ...]:
+    """The ids an earlier attempt under the binding's key may have given its provider call."""
+    return binding.candidate_ids("call") if binding is not None else ()

@@ -87,9 +87,12 @@ class ProviderCalls:
         amount: Money | None = None,
         refund_id: str | None = None,
         cause: str = "api",
+        call_id: str | None = None,
     ) -> ProviderCall:
         """A new call of ``operation``, owned for the configured lease from ``now``."""
-        return ProviderCall.start(operation, now=now, lease=self.lease, amount=amount, refund_id=refund_id, cause=cause)
+        return ProviderCall.start(
+            operation, now=now, lease=self.lease, amount=amount, refund_id=refund_id, cause=cause, call_id=call_id
+        )
 
     async def begin(
         self,
@@ -100,14 +103,18 @@ class ProviderCalls:
         amount: Money | None = None,
         cause: str = "api",
         known: Payment | None = None,
+        call_id: str | None = None,
     ) -> tuple[Payment, ProviderCall]:
         """Write a call down before it is sent, re-checking ``check`` on the freshest payment.
 
-        ``known`` is the caller's copy of the payment (see :meth:`PaymentWriter.mutate`).
+        ``known`` is the caller's copy of the payment (see :meth:`PaymentWriter.mutate`); ``call_id``
+        names the call (a keyed operation's, derived from its key), else it gets a new id.
         An operation whose first change is more than its call (a refund's record)
         writes it with :meth:`first_change`.
         """
-        build = partial(self.first_change, operation=operation, check=check, amount=amount, cause=cause)
+        build = partial(
+            self.first_change, operation=operation, check=check, amount=amount, cause=cause, call_id=call_id
+        )
         started = await self.writer.mutate(payment_id, build, known=known)
         assert started.pending_call is not None
         return started, started.pending_call
@@ -122,13 +129,14 @@ class ProviderCalls:
         refund_id: str | None = None,
         also: Callable[[Change], None] | None = None,
         cause: str = "api",
+        call_id: str | None = None,
     ) -> Change:
         """The change that writes a call of ``operation`` down on ``payment`` (see :meth:`begin`), or its refusal."""
         if payment.pending_call is not None:
             raise payment.pending_call.busy(payment.id)
         check(payment)
         change = Change(payment, cause=cause, now=self.clock())
-        call = self.start(operation, now=change.now, amount=amount, refund_id=refund_id, cause=cause)
+        call = self.start(operation, now=change.now, amount=amount, refund_id=refund_id, cause=cause, call_id=call_id)
         change.set(pending_call=call)
         if also is not None:
             also(change)

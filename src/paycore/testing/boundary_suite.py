@@ -14,8 +14,7 @@ provide two fixtures:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -24,43 +23,16 @@ import pytest
 from paycore.errors import InvalidTransition, PaymentBusy, RefundExceedsCaptured
 from paycore.flow import PaymentFlow
 from paycore.money import Money
-from paycore.records import Payment
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.testing import ledger as ledger_plugin
+from paycore.testing.late_answers import CODE, LEASE, LateAnswerScenarios, SettableClock, until
 from paycore.testing.ledger import LedgerProvider
 from paycore.testing.storage_under_test import StorageUnderTest
 
 __all__ = ["CODE", "ProviderBoundaryConformance", "SettableClock"]
 
-CODE = "ledger"
-"""The code the suite enables the ledger provider under."""
 
-LEASE = 30.0
-"""The suite's idempotency lease (and so a provider call's lease), in seconds."""
-
-
-class SettableClock:
-    """A UTC clock a test moves forward by hand (a millisecond passes at each reading)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock ``seconds`` forward."""
-        self.now += timedelta(seconds=seconds)
-
-
-async def _until(condition: Callable[[], Awaitable[bool]], *, timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not await condition():  # noqa: ASYNC110 - the condition reads storage, nothing to wait on
-            await anyio.sleep(0.005)
-
-
-class ProviderBoundaryConformance(StorageUnderTest):
+class ProviderBoundaryConformance(LateAnswerScenarios, StorageUnderTest):
     """The provider-boundary rules, proven on a storage backend (see the module docstring)."""
 
     @pytest.fixture
@@ -92,26 +64,6 @@ class ProviderBoundaryConformance(StorageUnderTest):
         found = boundary_flow.provider(CODE)
         assert isinstance(found, LedgerProvider)
         return found
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    async def _create(
-        self, flow: PaymentFlow, amount: str = "10000", *, capture: bool = True, key: str = ""
-    ) -> Payment:
-        checkout = await flow.create_payment(
-            amount=Money.of(amount, "XOF"),
-            provider=CODE,
-            order_id=key or "order-1",
-            capture=capture,
-            idempotency_key=key or None,
-        )
-        return checkout.payment
-
-    async def _carrying_call(self, flow: PaymentFlow, payment_id: str) -> None:
-        async def written() -> bool:
-            return (await flow.get_payment(payment_id)).pending_call is not None
-
-        await _until(written)
 
     # -- the scenarios ---------------------------------------------------------------------
 
@@ -166,7 +118,7 @@ class ProviderBoundaryConformance(StorageUnderTest):
             async def stored() -> bool:
                 return bool(await boundary_flow.list_payments(order_id="T1-0001"))
 
-            await _until(stored)
+            await until(stored)
             (created,) = await boundary_flow.list_payments(order_id="T1-0001")
             polled = await boundary_flow.refresh(created.id)
             assert polled.status is PaymentStatus.PENDING
@@ -186,7 +138,7 @@ class ProviderBoundaryConformance(StorageUnderTest):
             async def captured_at_provider() -> bool:
                 return provider.captured_total > 0
 
-            await _until(captured_at_provider)
+            await until(captured_at_provider)
             body, headers = provider.delivery(payment.id)
             (during,) = await boundary_flow.handle_webhook(CODE, body, headers)
             assert during.status is PaymentStatus.SUCCEEDED
@@ -240,7 +192,7 @@ class ProviderBoundaryConformance(StorageUnderTest):
             async def arrived() -> bool:
                 return provider.captured_total > 0
 
-            await _until(arrived)
+            await until(arrived)
             boundary_clock.advance(LEASE + 1)  # the owner looks dead: anyone may settle by asking
             settled = await boundary_flow.refresh(payment.id)
             assert settled.pending_call is None
@@ -286,90 +238,3 @@ class ProviderBoundaryConformance(StorageUnderTest):
         assert provider.refunded_total == final.refunded_amount.minor_units
         assert final.refunded_amount == Money.of("9800", "XOF")
         assert final.pending_refund_amount.is_zero()
-
-    # -- reports older than the call they meet: only what they prove settles it ------------
-
-    async def test_a_webhook_older_than_an_unknown_capture_never_lets_a_second_capture_through(
-        self, boundary_flow: PaymentFlow, provider: LedgerProvider
-    ) -> None:
-        payment = await self._create(boundary_flow, capture=False)
-        older = provider.delivery(payment.id)  # the authorization's webhook, delivered late
-        provider.lose_next("capture")
-        lost = await boundary_flow.capture(payment.id, idempotency_key="capture-1")
-        assert lost.pending_call is not None
-        (late,) = await boundary_flow.handle_webhook(CODE, *older)
-        assert late.pending_call is not None, "a report older than the capture settled it"
-        with pytest.raises(InvalidTransition):
-            await boundary_flow.capture(payment.id, idempotency_key="capture-2")
-        await self._assert_captured_once(boundary_flow, provider, payment.id)
-
-    async def test_a_webhook_older_than_an_unknown_refund_never_fails_it(
-        self, boundary_flow: PaymentFlow, provider: LedgerProvider
-    ) -> None:
-        payment = await self._create(boundary_flow)
-        older = provider.delivery(payment.id)  # the payment's webhook, listing no refund, delivered late
-        provider.lose_next("refund")
-        await boundary_flow.refund(payment.id, idempotency_key="refund-1")
-        (late,) = await boundary_flow.handle_webhook(CODE, *older)
-        (pending,) = late.refunds
-        assert pending.status is RefundStatus.PENDING, "a report older than the refund failed it"
-        assert late.refundable_amount.is_zero()
-        with pytest.raises(InvalidTransition):  # settled by asking first: refunded in full
-            await boundary_flow.refund(payment.id, idempotency_key="refund-2")
-        await self._assert_refunded_once(boundary_flow, provider, payment.id)
-
-    async def test_a_poll_asked_before_an_unknown_capture_never_settles_it(
-        self, boundary_flow: PaymentFlow, provider: LedgerProvider
-    ) -> None:
-        payment = await self._create(boundary_flow, capture=False)
-        provider.poll_latency = 0.3
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(boundary_flow.refresh, payment.id)
-            await self._poll_asked(provider)
-            provider.lose_next("capture")
-            assert (await boundary_flow.capture(payment.id, idempotency_key="capture-1")).pending_call is not None
-        stale = await boundary_flow.get_payment(payment.id)
-        assert stale.pending_call is not None, "a poll asked before the capture settled it"
-        provider.poll_latency = 0.0
-        with pytest.raises(InvalidTransition):
-            await boundary_flow.capture(payment.id, idempotency_key="capture-2")
-        await self._assert_captured_once(boundary_flow, provider, payment.id)
-
-    async def test_a_poll_asked_before_an_unknown_refund_never_fails_it(
-        self, boundary_flow: PaymentFlow, provider: LedgerProvider
-    ) -> None:
-        payment = await self._create(boundary_flow)
-        provider.poll_latency = 0.3
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(boundary_flow.refresh, payment.id)
-            await self._poll_asked(provider)
-            provider.lose_next("refund")
-            await boundary_flow.refund(payment.id, idempotency_key="refund-1")
-        (pending,) = (await boundary_flow.get_payment(payment.id)).refunds
-        assert pending.status is RefundStatus.PENDING, "a poll asked before the refund failed it"
-        provider.poll_latency = 0.0
-        with pytest.raises(InvalidTransition):  # settled by asking first: refunded in full
-            await boundary_flow.refund(payment.id, idempotency_key="refund-2")
-        await self._assert_refunded_once(boundary_flow, provider, payment.id)
-
-    async def _poll_asked(self, provider: LedgerProvider) -> None:
-        async def asked() -> bool:
-            return provider.polls > 0
-
-        await _until(asked)
-
-    async def _assert_captured_once(self, flow: PaymentFlow, provider: LedgerProvider, payment_id: str) -> None:
-        final = await flow.get_payment(payment_id)
-        assert [r[0] for r in provider.received].count("capture") == 1, "a capture reached the provider twice"
-        assert final.status is PaymentStatus.SUCCEEDED
-        assert final.pending_call is None
-        assert final.captured_amount is not None
-        assert final.captured_amount.minor_units == provider.captured_total
-
-    async def _assert_refunded_once(self, flow: PaymentFlow, provider: LedgerProvider, payment_id: str) -> None:
-        final = await flow.get_payment(payment_id)
-        assert [r[0] for r in provider.received].count("refund") == 1, "a refund reached the provider twice"
-        assert provider.refunded_total == 10000
-        assert final.refunded_amount == Money.of("10000", "XOF")
-        assert final.status is PaymentStatus.REFUNDED
-        assert final.pending_call is None

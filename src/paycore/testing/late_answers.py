@@ -1,0 +1,197 @@
+"""Scenarios of answers and reports that come late, for ``ProviderBoundaryConformance`` on every storage.
+
+A report may be older than the provider call it meets (a webhook sent before a
+capture, a poll asked before a refund): only what it proves settles the call. A
+caller may be cancelled while its call's answer travels back: a retry under its
+key after the call's lease settles that call by asking and returns what it left,
+never sends it again. :class:`LateAnswerScenarios` holds these scenarios and the
+suite's shared helpers; :class:`~paycore.testing.boundary_suite.ProviderBoundaryConformance`
+runs them with its fixtures (``boundary_flow``, ``provider``; ``storage_config`` and ``storage_plugins``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+from paycore.errors import InvalidTransition
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore.records import Payment
+from paycore.status import PaymentStatus, RefundStatus
+from paycore.testing import ledger as ledger_plugin
+from paycore.testing.ledger import LedgerProvider
+
+__all__ = ["CODE", "LEASE", "LateAnswerScenarios", "SettableClock", "until"]
+
+CODE = "ledger"
+"""The code the suite enables the ledger provider under."""
+
+LEASE = 30.0
+"""The suite's idempotency lease (and so a provider call's lease), in seconds."""
+
+
+class SettableClock:
+    """A UTC clock a test moves forward by hand (a millisecond passes at each reading)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward."""
+        self.now += timedelta(seconds=seconds)
+
+
+async def until(condition: Callable[[], Awaitable[bool]], *, timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds (it is read every 5 ms), for at most ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while not await condition():  # noqa: ASYNC110 - the condition reads storage, nothing to wait on
+            await anyio.sleep(0.005)
+
+
+class LateAnswerScenarios:
+    """Late reports and cancelled callers on the storage under test (see the module docstring)."""
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _create(
+        self, flow: PaymentFlow, amount: str = "10000", *, capture: bool = True, key: str = ""
+    ) -> Payment:
+        checkout = await flow.create_payment(
+            amount=Money.of(amount, "XOF"),
+            provider=CODE,
+            order_id=key or "order-1",
+            capture=capture,
+            idempotency_key=key or None,
+        )
+        return checkout.payment
+
+    async def _carrying_call(self, flow: PaymentFlow, payment_id: str) -> None:
+        async def written() -> bool:
+            return (await flow.get_payment(payment_id)).pending_call is not None
+
+        await until(written)
+
+    # -- reports older than the call they meet: only what they prove settles it ------------
+
+    async def test_a_webhook_older_than_an_unknown_capture_never_lets_a_second_capture_through(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        payment = await self._create(boundary_flow, capture=False)
+        older = provider.delivery(payment.id)  # the authorization's webhook, delivered late
+        provider.lose_next("capture")
+        lost = await boundary_flow.capture(payment.id, idempotency_key="capture-1")
+        assert lost.pending_call is not None
+        (late,) = await boundary_flow.handle_webhook(CODE, *older)
+        assert late.pending_call is not None, "a report older than the capture settled it"
+        with pytest.raises(InvalidTransition):
+            await boundary_flow.capture(payment.id, idempotency_key="capture-2")
+        await self._assert_captured_once(boundary_flow, provider, payment.id)
+
+    async def test_a_webhook_older_than_an_unknown_refund_never_fails_it(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        payment = await self._create(boundary_flow)
+        older = provider.delivery(payment.id)  # the payment's webhook, listing no refund, delivered late
+        provider.lose_next("refund")
+        await boundary_flow.refund(payment.id, idempotency_key="refund-1")
+        (late,) = await boundary_flow.handle_webhook(CODE, *older)
+        (pending,) = late.refunds
+        assert pending.status is RefundStatus.PENDING, "a report older than the refund failed it"
+        assert late.refundable_amount.is_zero()
+        with pytest.raises(InvalidTransition):  # settled by asking first: refunded in full
+            await boundary_flow.refund(payment.id, idempotency_key="refund-2")
+        await self._assert_refunded_once(boundary_flow, provider, payment.id)
+
+    async def test_a_poll_asked_before_an_unknown_capture_never_settles_it(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        payment = await self._create(boundary_flow, capture=False)
+        provider.poll_latency = 0.3
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(boundary_flow.refresh, payment.id)
+            await self._poll_asked(provider)
+            provider.lose_next("capture")
+            assert (await boundary_flow.capture(payment.id, idempotency_key="capture-1")).pending_call is not None
+        stale = await boundary_flow.get_payment(payment.id)
+        assert stale.pending_call is not None, "a poll asked before the capture settled it"
+        provider.poll_latency = 0.0
+        with pytest.raises(InvalidTransition):
+            await boundary_flow.capture(payment.id, idempotency_key="capture-2")
+        await self._assert_captured_once(boundary_flow, provider, payment.id)
+
+    async def test_a_poll_asked_before_an_unknown_refund_never_fails_it(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        payment = await self._create(boundary_flow)
+        provider.poll_latency = 0.3
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(boundary_flow.refresh, payment.id)
+            await self._poll_asked(provider)
+            provider.lose_next("refund")
+            await boundary_flow.refund(payment.id, idempotency_key="refund-1")
+        (pending,) = (await boundary_flow.get_payment(payment.id)).refunds
+        assert pending.status is RefundStatus.PENDING, "a poll asked before the refund failed it"
+        provider.poll_latency = 0.0
+        with pytest.raises(InvalidTransition):  # settled by asking first: refunded in full
+            await boundary_flow.refund(payment.id, idempotency_key="refund-2")
+        await self._assert_refunded_once(boundary_flow, provider, payment.id)
+
+    async def _poll_asked(self, provider: LedgerProvider) -> None:
+        async def asked() -> bool:
+            return provider.polls > 0
+
+        await until(asked)
+
+    async def _assert_captured_once(self, flow: PaymentFlow, provider: LedgerProvider, payment_id: str) -> None:
+        final = await flow.get_payment(payment_id)
+        assert [r[0] for r in provider.received].count("capture") == 1, "a capture reached the provider twice"
+        assert final.status is PaymentStatus.SUCCEEDED
+        assert final.pending_call is None
+        assert final.captured_amount is not None
+        assert final.captured_amount.minor_units == provider.captured_total
+
+    async def _assert_refunded_once(self, flow: PaymentFlow, provider: LedgerProvider, payment_id: str) -> None:
+        final = await flow.get_payment(payment_id)
+        assert [r[0] for r in provider.received].count("refund") == 1, "a refund reached the provider twice"
+        assert provider.refunded_total == 10000
+        assert final.refunded_amount == Money.of("10000", "XOF")
+        assert final.status is PaymentStatus.REFUNDED
+        assert final.pending_call is None
+
+    # -- a caller cancelled while its answer travels: its retry settles, never sends again ---
+
+    @pytest.mark.parametrize("operation", ["capture", "cancel"])
+    async def test_a_retry_of_a_caller_cancelled_mid_call_returns_what_its_call_left(
+        self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object], operation: str
+    ) -> None:
+        config = {
+            **storage_config,
+            "providers": {CODE: {"type": "ledger", "webhook_secret": "ledger-secret"}},
+            "provider_timeout": 0.4,
+            "idempotency_lease": 0.5,  # the key's and the call's: short, so the test waits them out
+        }
+        plugins = [ledger_plugin, *storage_plugins]
+        async with PaymentFlow.from_config(config, plugins=plugins, entry_points=False, environ={}) as flow:
+            provider = flow.provider(CODE)
+            assert isinstance(provider, LedgerProvider)
+            payment = await self._create(flow, capture=False)
+            provider.latency = 0.3  # the request acts at once; its answer is slow
+            act = flow.capture if operation == "capture" else flow.cancel
+            with anyio.move_on_after(0.1):  # the caller gives up while the answer travels
+                await act(payment.id, idempotency_key=f"{operation}-1")
+            provider.latency = 0.0
+            await anyio.sleep(0.6)  # past the key's and the call's lease: the retry takes them over
+            again = await act(payment.id, idempotency_key=f"{operation}-1")
+            wanted = PaymentStatus.SUCCEEDED if operation == "capture" else PaymentStatus.CANCELED
+            assert (again.status, again.pending_call) == (wanted, None)
+            assert [r[0] for r in provider.received].count(operation) == 1, f"a {operation} reached the provider twice"
+            assert await act(payment.id, idempotency_key=f"{operation}-1") == again  # and replays from then on
