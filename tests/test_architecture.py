@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
             "status",
             "money",
             "secrets",
+            "frozen",
             "wire",
             "calls",
             "records",

@@ -225,6 +225,16 @@ def test_allocate_follows_the_ratios() -> None:
     assert parts == (Money.of("2.50", "EUR"), Money.of("7.50", "EUR"))
 
 
+def test_a_part_of_ratio_zero_gets_nothing_and_the_remainder_goes_to_the_first_positive_parts() -> None:
+    assert Money.of("101", "XOF").allocate([0, 1, 1]) == (
+        Money.zero("XOF"),
+        Money.of("51", "XOF"),
+        Money.of("50", "XOF"),
+    )
+    assert [p.minor_units for p in Money.minor(-5, "EUR").allocate([1, 0, 1, 0, 1])] == [-2, 0, -2, 0, -1]
+    assert [p.minor_units for p in Money.minor(1, "XOF").allocate([0, 0, 3])] == [0, 0, 1]
+
+
 @pytest.mark.parametrize("ratios", [[], [0, 0], [1, -1], [1.5, 1]])
 def test_allocate_refuses_ratios_that_cannot_split(ratios: list[object]) -> None:
     with pytest.raises(InvalidAmount, match="allocate needs non-negative int ratios"):
@@ -255,6 +265,21 @@ def test_allocate_never_loses_or_invents_a_minor_unit(units: int, currency: str,
         exact = abs(units) * ratio / total
         assert abs(abs(part.minor_units) - exact) < len(ratios) + 1
         assert part.minor_units == 0 or (part.minor_units > 0) == (units > 0)
+
+
+@given(units=units, currency=currencies, ratios=st.lists(st.integers(0, 1000), min_size=1, max_size=12))
+def test_allocate_gives_each_part_its_share_rounded_down_or_one_unit_more_and_ratio_zero_nothing(
+    units: int, currency: str, ratios: list[int]
+) -> None:
+    if sum(ratios) == 0:
+        ratios = [*ratios, 1]
+    parts = Money.minor(units, currency).allocate(ratios)
+    total = sum(ratios)
+    extra = [abs(part.minor_units) - abs(units) * ratio // total for part, ratio in zip(parts, ratios, strict=True)]
+    assert all(unit == 0 for unit, ratio in zip(extra, ratios, strict=True) if ratio == 0)
+    positive = [unit for unit, ratio in zip(extra, ratios, strict=True) if ratio > 0]
+    assert set(positive) <= {0, 1}
+    assert positive == sorted(positive, reverse=True)  # the extra units go to the first parts, by index
 
 
 @given(units=units, currency=currencies, count=st.integers(1, 50))
@@ -308,3 +333,23 @@ def test_repr_is_the_expression_that_builds_it() -> None:
 )
 def test_display_groups_thousands_for_people(amount: Money, signed: bool, text: str) -> None:
     assert amount.display(signed=signed) == text
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (Money.minor(10**29 + 1, "XOF"), "100 000 000 000 000 000 000 000 000 001 XOF"),
+        (Money.minor(-(10**29 + 1), "EUR"), "-1 000 000 000 000 000 000 000 000 000.01 EUR"),
+        (Money.minor(10**30 - 1, "CLF"), "99 999 999 999 999 999 999 999 999.9999 CLF"),
+    ],
+)
+def test_display_is_exact_beyond_the_28_digits_of_decimals_default_context(amount: Money, text: str) -> None:
+    assert amount.display() == text
+
+
+@given(units=any_units, currency=currencies, signed=st.booleans())
+def test_display_reads_back_as_the_same_amount(units: int, currency: str, signed: bool) -> None:
+    amount = Money.minor(units, currency)
+    number, code = amount.display(signed=signed).rsplit(" ", 1)
+    assert code == currency
+    assert Money.of(number.replace(" ", ""), code) == amount

@@ -197,9 +197,11 @@ class Money:
     def allocate(self, ratios: Sequence[int]) -> tuple[Money, ...]:
         """Split into parts proportional to integer ``ratios``, losing no minor unit.
 
-        The remainder goes one unit at a time to the first parts, so the parts
-        always add up to exactly ``self``:
-        ``Money.of("100", "XOF").allocate([1, 1, 1])`` gives 34, 33 and 33 XOF.
+        Each part gets its share rounded down; the minor units left over go one
+        at a time to the first parts whose ratio is positive, so the parts always
+        add up to exactly ``self`` and a part of ratio 0 gets nothing:
+        ``Money.of("100", "XOF").allocate([1, 1, 1])`` gives 34, 33 and 33 XOF,
+        ``Money.of("101", "XOF").allocate([0, 1, 1])`` 0, 51 and 50 XOF.
         """
         if not ratios or any(type(r) is not int or r < 0 for r in ratios) or sum(ratios) == 0:
             raise InvalidAmount(f"allocate needs non-negative int ratios with a positive sum, not {list(ratios)!r}")
@@ -207,9 +209,9 @@ class Money:
         sign = -1 if self.minor_units < 0 else 1
         units = abs(self.minor_units)
         parts = [units * r // total for r in ratios]
-        remainder = units - sum(parts)
-        for index in range(remainder):
-            parts[index % len(parts)] += 1
+        remainder = units - sum(parts)  # fewer than the parts of positive ratio: each lost less than one unit
+        for index in [i for i, r in enumerate(ratios) if r > 0][:remainder]:
+            parts[index] += 1
         return tuple(Money(sign * p, self.currency) for p in parts)
 
     def split(self, count: int) -> tuple[Money, ...]:
@@ -233,7 +235,9 @@ class Money:
         ``1 500 XOF``, ``-12.50 EUR``, ``+200 XOF`` when ``signed``.
         """
         sign = "-" if self.minor_units < 0 else ("+" if signed and self.minor_units > 0 else "")
-        whole, _, fraction = f"{abs(self.amount):f}".partition(".")
+        exponent = self.exponent
+        digits = str(abs(self.minor_units)).rjust(exponent + 1, "0")  # exact at any size, unlike Decimal's context
+        whole, fraction = (digits[:-exponent], digits[-exponent:]) if exponent else (digits, "")
         groups: list[str] = []
         while len(whole) > 3:
             groups.insert(0, whole[-3:])

@@ -3,6 +3,11 @@
 A :class:`Payment` is the aggregate: it holds its refunds, so one write with one
 version check covers a payment and every refund of it. :class:`PaymentEvent`
 rows are the append-only history of every change.
+
+Records are immutable all the way down, so they may be shared (the memory stores
+keep and return them as they are): the JSON documents they keep (metadata,
+provider state, a next action's fields) are frozen by :mod:`paycore.frozen`, and
+every record pickles, deep-copies and hashes.
 """
 
 from __future__ import annotations
@@ -10,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, Final
 
 from attrs import field, frozen
 
 from paycore.calls import ProviderCall, random_token
 from paycore.clock import utcnow
+from paycore.frozen import EMPTY, FrozenDict, freeze_object
 from paycore.money import Money
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.wire import (
@@ -69,14 +74,6 @@ def event_id(payment_id: str, sequence: int) -> str:
     return f"evt_{payment_id.removeprefix('pay_')}_{sequence}"
 
 
-_EMPTY_MAPPING: Final[Mapping[str, Any]] = MappingProxyType({})
-
-
-def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """A read-only copy of ``value``; every empty mapping is one shared read-only empty mapping."""
-    return MappingProxyType(dict(value)) if value else _EMPTY_MAPPING
-
-
 # -- what a provider reports is checked where it is built (see paycore.wire) -------------------
 
 
@@ -86,14 +83,14 @@ def _not_member(what: str, enum: type[Enum], value: object) -> InvalidReport:
 
 
 def _action_fields(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    if value is None or (type(value) is dict and not value):
-        return _EMPTY_MAPPING
+    if value is None or value is EMPTY or (type(value) is dict and not value):
+        return EMPTY
     if not isinstance(value, Mapping):
         raise InvalidReport(f"NextAction.fields must be a mapping of strings, not {type(value).__name__}")
     for name, text in value.items():
         check_id(name, what="NextAction.fields name")
         check_text(text, what=f"NextAction.fields[{name!r}]")
-    return MappingProxyType(dict(value))
+    return value if type(value) is FrozenDict else FrozenDict(value)
 
 
 def _refund_updates(value: Iterable[RefundUpdate]) -> tuple[RefundUpdate, ...]:
@@ -151,7 +148,7 @@ class NextAction:
     url: str | None = None
     """An absolute ``http``/``https`` URL; required by ``redirect`` and ``form_post``."""
     method: str = "GET"
-    fields: Mapping[str, str] = field(factory=dict, converter=_action_fields)
+    fields: Mapping[str, str] = field(default=EMPTY, converter=_action_fields)
     data: str | None = None
     """What a ``qr`` code shows or a ``ussd`` code to dial; required by ``qr``."""
     message: str | None = None
@@ -186,7 +183,7 @@ class Refund:
     status: RefundStatus = RefundStatus.PENDING
     reason: str = ""
     external_id: str | None = None
-    metadata: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    metadata: Mapping[str, Any] = field(default=EMPTY, converter=freeze_object)
     """What the caller said about the refund for its provider: who pays it out, from which
     till (``{"till": "T2", "cashier": "Awa"}`` for cash), an operator's ticket..."""
     created_at: datetime = field(factory=utcnow)
@@ -213,7 +210,7 @@ class Payment:
     references: tuple[str, ...] = ()
     """Every reference the provider reported for the payment (``external_id`` first); a webhook
     finds the payment by any of them (a checkout session's id, then its payment intent's)."""
-    provider_state: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    provider_state: Mapping[str, Any] = field(default=EMPTY, converter=freeze_object)
     """The provider's own data for later calls (a session id, a token), as it reported it: see
     :meth:`paycore.providers.Provider.state`. Never shown to the customer."""
     capture: bool = True
@@ -221,7 +218,7 @@ class Payment:
     description: str = ""
     customer: Customer | None = None
     items: tuple[LineItem, ...] = ()
-    metadata: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    metadata: Mapping[str, Any] = field(default=EMPTY, converter=freeze_object)
     return_url: str | None = None
     next_action: NextAction | None = None
     fraud_status: FraudStatus = FraudStatus.UNKNOWN

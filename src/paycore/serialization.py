@@ -2,8 +2,10 @@
 
 Money is ``{"minor_units": 1250, "currency": "EUR"}``; datetimes are ISO 8601
 strings with their offset; enums are their values; mappings and tuples become
-dicts and lists. Adapters that store records as JSON and the idempotency stores
-(which keep results as JSON) use :data:`converter`, so a record survives any
+dicts and lists, and the frozen JSON documents records keep (:mod:`paycore.frozen`)
+plain dicts and lists again (a ``Mapping[str, Any]`` is read back frozen).
+Adapters that store records as JSON and the idempotency stores (which keep
+results as JSON) use :data:`converter`, so a record survives any
 round trip exactly. The converter is built when first used, so importing
 paycore does not import ``cattrs``.
 """
@@ -18,6 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from paycore.calls import CallState, ProviderCall
+from paycore.frozen import FrozenDict, FrozenList, freeze_object, thaw
 from paycore.money import Money
 
 if TYPE_CHECKING:
@@ -50,7 +53,9 @@ def _converters() -> tuple[cattrs.Converter, cattrs.Converter]:
         datetime, lambda value, _: value if isinstance(value, datetime) else datetime.fromisoformat(value)
     )
     built.register_unstructure_hook(MappingProxyType, lambda value: {k: value[k] for k in value})
-    built.register_structure_hook_func(lambda cls: cls == Mapping[str, Any], lambda value, _: dict(value))
+    built.register_unstructure_hook(FrozenDict, thaw)
+    built.register_unstructure_hook(FrozenList, thaw)
+    built.register_structure_hook_func(lambda cls: cls == Mapping[str, Any], lambda value, _: freeze_object(value))
     structure_call = cattrs.gen.make_dict_structure_fn(ProviderCall, built)
 
     def structure_provider_call(data: Any, _: Any) -> ProviderCall:

@@ -22,13 +22,13 @@ import json
 import re
 import reprlib
 from collections.abc import Iterable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
 
 from paycore import serialization
 from paycore.errors import InvalidReport, MalformedWebhook
+from paycore.frozen import FrozenDict
 from paycore.money import MAX_MINOR_UNITS, Money
 
 __all__ = [
@@ -250,7 +250,9 @@ def check_references(value: Iterable[str]) -> tuple[str, ...]:
 
 
 def check_provider_state(value: object) -> Mapping[str, Any] | None:
-    """A provider's own data for a payment as a frozen JSON object (an attrs instance is unstructured)."""
+    """A provider's own data for a payment as a :class:`~paycore.frozen.FrozenDict` (an attrs instance is
+    unstructured), exactly as a store gives it back once stored: frozen all the way down, every array (a list or
+    a tuple) a :class:`~paycore.frozen.FrozenList`, every key a string, an enum its plain value."""
     if value is None:
         return None
     if attrs.has(type(value)):
@@ -260,9 +262,11 @@ def check_provider_state(value: object) -> Mapping[str, Any] | None:
             f"provider_state must be an attrs record or a mapping of strings, not {type(value).__name__}"
         )
     try:
-        size = len(json.dumps(dict(value), separators=(",", ":"), allow_nan=False))
-    except (TypeError, ValueError) as error:
+        text = json.dumps(value if isinstance(value, dict) else dict(value), separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:
         raise InvalidReport(f"provider_state must be plain JSON data: {error}") from None
-    if size > MAX_PROVIDER_STATE_BYTES:
+    if len(text) > MAX_PROVIDER_STATE_BYTES:
+        size = len(text)
         raise InvalidReport(f"provider_state may hold at most {MAX_PROVIDER_STATE_BYTES} bytes of JSON, not {size}")
-    return MappingProxyType(dict(value))
+    # Read back as a store reads it: a tuple is an array, a key or an enum is a plain string...
+    return value if type(value) is FrozenDict else FrozenDict(json.loads(text))
