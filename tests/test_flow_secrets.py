@@ -95,8 +95,8 @@ def test_a_database_or_redis_password_is_hidden_in_the_user_part_or_the_query(ur
     shown = [redact_url(url)]
     if url.startswith("postgresql"):
         shown.append(safe_url(url))
-        config = PaymentFlow.from_config({"repository": url}, environ={}).config
-        shown.append(repr(config))
+    if url.startswith("postgresql+psycopg"):  # the driver the workspace installs
+        shown.append(repr(PaymentFlow.from_config({"repository": url}, environ={}).config))
     for text in shown:
         assert "s3cret" not in text
         assert "***" in text

@@ -181,3 +181,15 @@ def test_a_setting_of_seconds_that_is_not_a_usable_number_is_a_configuration_err
             },
             plugins=[paycore_dummy.plugin],
         )
+
+
+def test_an_api_key_with_a_trailing_newline_is_refused_at_start_up_unshown() -> None:
+    settings = {
+        "type": "dummy",
+        "api_key": "sk_test_chez_awa\n",
+        "base_url": "http://127.0.0.1:9",
+        "webhook_secret": generate_secret(),
+    }
+    with pytest.raises(ConfigurationError, match="secret 'api_key' must be") as refused:
+        PaymentFlow.from_config({"providers": {"pay": settings}}, plugins=[paycore_dummy.plugin], environ={})
+    assert "chez_awa" not in str(refused.value)

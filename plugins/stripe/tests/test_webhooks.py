@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 import stripe
 
-from paycore.errors import InvalidSignature, MalformedWebhook
+import paycore_stripe.plugin
+from paycore.errors import ConfigurationError, InvalidSignature, MalformedWebhook
+from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import Outcome, RefundStatus
 from paycore_stripe.webhooks import parse_event, verify
@@ -256,3 +258,10 @@ def test_an_event_without_its_id_is_malformed() -> None:
     body = json.dumps({"object": "event", "type": "payment_intent.succeeded", "data": {"object": intent("succeeded")}})
     with pytest.raises(MalformedWebhook, match="id"):
         parse_event(body.encode())
+
+
+def test_an_api_key_with_a_trailing_newline_is_refused_at_start_up_unshown() -> None:
+    settings = {"type": "stripe", "api_key": "sk_test_chez_awa\n", "webhook_secret": "whsec_x"}
+    with pytest.raises(ConfigurationError, match="secret 'api_key' must be") as refused:
+        PaymentFlow.from_config({"providers": {"pay": settings}}, plugins=[paycore_stripe.plugin], environ={})
+    assert "chez_awa" not in str(refused.value)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import paycore_wave.plugin
 from paycore.errors import ConfigurationError, InvalidSignature, MalformedWebhook
 from paycore.flow import PaymentFlow
 from paycore.money import Money
@@ -318,3 +319,10 @@ def test_a_setting_of_seconds_that_is_not_a_usable_number_is_a_configuration_err
     # NaN would turn the replay window off: every old delivery would pass the timestamp check.
     with pytest.raises(ConfigurationError, match=f"'{setting}' must be a (positive )?number of seconds"):
         flow_factory(simulator, **{setting: value})
+
+
+def test_an_api_key_with_a_trailing_newline_is_refused_at_start_up_unshown() -> None:
+    settings = {"type": "wave", "api_key": "wave_sn_chez_awa\n", "webhook_secret": SECRET}
+    with pytest.raises(ConfigurationError, match="secret 'api_key' must be") as refused:
+        PaymentFlow.from_config({"providers": {"pay": settings}}, plugins=[paycore_wave.plugin], environ={})
+    assert "chez_awa" not in str(refused.value)
