@@ -55,6 +55,8 @@ def _converters() -> tuple[cattrs.Converter, cattrs.Converter]:
     built.register_unstructure_hook(MappingProxyType, lambda value: {k: value[k] for k in value})
     built.register_unstructure_hook(FrozenDict, thaw)
     built.register_unstructure_hook(FrozenList, thaw)
+    # A field declared Mapping[str, Any]: thawed whole, as cattrs before 24 does not unstructure Any by its class.
+    built.register_unstructure_hook_func(lambda cls: cls == Mapping[str, Any], lambda value: thaw(dict(value)))
     built.register_structure_hook_func(lambda cls: cls == Mapping[str, Any], lambda value, _: freeze_object(value))
     structure_call = cattrs.gen.make_dict_structure_fn(ProviderCall, built)
 
