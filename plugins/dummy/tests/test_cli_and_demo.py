@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -86,13 +85,3 @@ async def test_the_demo_takes_online_orders_confirmed_by_signed_webhooks() -> No
     assert re.search(r"^W-0003 +wave +4 001 XOF +failed ", text, re.MULTILINE)
     assert "succeeded by signed webhook evt_" in text
     assert "net taken by wave: 17 000 XOF" in text
-
-
-@pytest.mark.anyio
-async def test_the_whole_demo_runs_again_on_storage_that_keeps_the_last_run(tmp_path: Path) -> None:
-    config = {"repository": f"sqlite:///{tmp_path / 'pos.db'}"}
-    for run in (1, 2):
-        lines: list[str] = []
-        assert await run_demo(config, echo=lines.append) == 0, f"run {run}:\n" + "\n".join(lines[-20:])
-        text = "\n".join(lines)
-        assert re.search(r"^W-0001 +wave +7 500 XOF +succeeded ", text, re.MULTILINE), f"run {run}"
