@@ -276,3 +276,36 @@ async def test_a_storage_failure_before_anything_was_sent_frees_the_key_for_the_
     captured = await flow.capture(payment.id, idempotency_key="cap-1")  # at once: no lease to wait out
     assert captured.status is PaymentStatus.SUCCEEDED
     assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]
+
+
+class SlowToComplete:
+    """An idempotency store that keeps results as data and takes its time writing one (a remote store)."""
+
+    def __init__(self) -> None:
+        self.store = MemoryIdempotencyStore()
+
+    async def claim(self, **claim: Any) -> Any:
+        return await self.store.claim(**claim)
+
+    async def complete(self, **completion: Any) -> None:
+        await anyio.sleep(0.05)
+        await self.store.complete(**completion)
+
+    async def release(self, **release: Any) -> None:
+        await self.store.release(**release)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+async def test_a_caller_cancelled_while_its_key_is_completed_leaves_the_key_completed(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    flow.idempotency_store = SlowToComplete()  # type: ignore[assignment]
+    with anyio.move_on_after(0.01) as waited:  # lands while the capture's result is being kept
+        await flow.capture(payment.id, idempotency_key="cap-1")
+    assert waited.cancel_called
+    replay = await flow.capture(payment.id, idempotency_key="cap-1")  # at once: the key holds the result
+    assert replay.status is PaymentStatus.SUCCEEDED
+    assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]

@@ -265,10 +265,15 @@ class IdempotentRunner:
                 await self.store.complete_record(  # type: ignore[attr-defined]  # a RecordKeepingStore
                     scope=scope, key=key, token=claim.token, record=result, ttl_seconds=self.ttl_seconds
                 )
-            else:
-                await self.store.complete(
-                    scope=scope, key=key, token=claim.token, result=stored_result(result), ttl_seconds=self.ttl_seconds
-                )
+            else:  # the operation is done: a caller cancelled now still leaves its key completed
+                with anyio.CancelScope(shield=True):
+                    await self.store.complete(
+                        scope=scope,
+                        key=key,
+                        token=claim.token,
+                        result=stored_result(result),
+                        ttl_seconds=self.ttl_seconds,
+                    )
         except IdempotencyLeaseLost:
             log.warning("idempotency key %r was taken over before %s finished; its result is kept", key, operation)
         return result
