@@ -71,10 +71,11 @@ class Reaper:
                 statuses=tuple(sorted(fsm.OPEN)), updated_before=deadline, limit=window
             )
             for payment in stale:
-                if payment.id in visited or _left_to_operator(payment):
-                    visited.add(payment.id)
+                if payment.id in visited:
                     continue
                 visited.add(payment.id)
+                if _left_to_operator(payment):
+                    continue
                 tried += 1
                 try:
                     result = await self._expire_one(payment, deadline - older_than)

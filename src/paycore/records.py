@@ -21,7 +21,7 @@ from attrs import field, frozen
 
 from paycore.calls import ProviderCall, random_token
 from paycore.clock import utcnow
-from paycore.frozen import EMPTY, FrozenDict, freeze_object
+from paycore.frozen import EMPTY, freeze_object
 from paycore.money import Money
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.wire import (
@@ -90,7 +90,7 @@ def _action_fields(value: Mapping[str, str] | None) -> Mapping[str, str]:
     for name, text in value.items():
         check_id(name, what="NextAction.fields name")
         check_text(text, what=f"NextAction.fields[{name!r}]")
-    return value if type(value) is FrozenDict else FrozenDict(value)
+    return freeze_object(value)
 
 
 def _refund_updates(value: Iterable[RefundUpdate]) -> tuple[RefundUpdate, ...]:

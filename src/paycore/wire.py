@@ -265,8 +265,8 @@ def check_provider_state(value: object) -> Mapping[str, Any] | None:
         text = json.dumps(value if isinstance(value, dict) else dict(value), separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as error:
         raise InvalidReport(f"provider_state must be plain JSON data: {error}") from None
-    if len(text) > MAX_PROVIDER_STATE_BYTES:
-        size = len(text)
+    size = len(text)
+    if size > MAX_PROVIDER_STATE_BYTES:
         raise InvalidReport(f"provider_state may hold at most {MAX_PROVIDER_STATE_BYTES} bytes of JSON, not {size}")
     # Read back as a store reads it: a tuple is an array, a key or an enum is a plain string...
     return value if type(value) is FrozenDict else FrozenDict(json.loads(text))

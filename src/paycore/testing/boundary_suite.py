@@ -24,8 +24,7 @@ from paycore.errors import InvalidTransition, PaymentBusy, RefundExceedsCaptured
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import PaymentStatus, RefundStatus
-from paycore.testing import ledger as ledger_plugin
-from paycore.testing.late_answers import CODE, LEASE, LateAnswerScenarios, SettableClock, until
+from paycore.testing.late_answers import CODE, LEASE, LateAnswerScenarios, SettableClock, ledger_flow, until
 from paycore.testing.ledger import LedgerProvider
 from paycore.testing.storage_under_test import StorageUnderTest
 
@@ -45,17 +44,9 @@ class ProviderBoundaryConformance(LateAnswerScenarios, StorageUnderTest):
         self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object], boundary_clock: SettableClock
     ) -> AsyncIterator[PaymentFlow]:
         """A flow on the storage under test with the ledger provider enabled as ``"ledger"``."""
-        config = {
-            **storage_config,
-            "providers": {CODE: {"type": "ledger", "webhook_secret": "ledger-secret"}},
-            "provider_timeout": 10,
-            "idempotency_lease": LEASE,
-            "idempotency_ttl": 3600,
-        }
-        flow = PaymentFlow.from_config(
-            config, plugins=[ledger_plugin, *storage_plugins], entry_points=False, environ={}, clock=boundary_clock
-        )
-        async with flow:
+        async with ledger_flow(
+            storage_config, storage_plugins, provider_timeout=10, lease=LEASE, clock=boundary_clock
+        ) as flow:
             yield flow
 
     @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
+from paycore.clock import utcnow
 from paycore.errors import InvalidTransition
 from paycore.flow import PaymentFlow
 from paycore.money import Money
@@ -26,7 +27,7 @@ from paycore.status import PaymentStatus, RefundStatus
 from paycore.testing import ledger as ledger_plugin
 from paycore.testing.ledger import LedgerProvider
 
-__all__ = ["CODE", "LEASE", "LateAnswerScenarios", "SettableClock", "until"]
+__all__ = ["CODE", "LEASE", "LateAnswerScenarios", "SettableClock", "ledger_flow", "until"]
 
 CODE = "ledger"
 """The code the suite enables the ledger provider under."""
@@ -55,6 +56,26 @@ async def until(condition: Callable[[], Awaitable[bool]], *, timeout: float = 5.
     with anyio.fail_after(timeout):
         while not await condition():  # noqa: ASYNC110 - the condition reads storage, nothing to wait on
             await anyio.sleep(0.005)
+
+
+def ledger_flow(
+    storage_config: Mapping[str, Any],
+    storage_plugins: Sequence[object],
+    *,
+    provider_timeout: float,
+    lease: float,
+    clock: Callable[[], datetime] = utcnow,
+) -> PaymentFlow:
+    """A flow (not yet open) on the storage under test with the ledger provider enabled as :data:`CODE`."""
+    config = {
+        **storage_config,
+        "providers": {CODE: {"type": "ledger", "webhook_secret": "ledger-secret"}},
+        "provider_timeout": provider_timeout,
+        "idempotency_lease": lease,
+        "idempotency_ttl": 3600,
+    }
+    plugins = [ledger_plugin, *storage_plugins]
+    return PaymentFlow.from_config(config, plugins=plugins, entry_points=False, environ={}, clock=clock)
 
 
 class LateAnswerScenarios:
@@ -173,14 +194,8 @@ class LateAnswerScenarios:
     async def test_a_retry_of_a_caller_cancelled_mid_call_returns_what_its_call_left(
         self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object], operation: str
     ) -> None:
-        config = {
-            **storage_config,
-            "providers": {CODE: {"type": "ledger", "webhook_secret": "ledger-secret"}},
-            "provider_timeout": 0.4,
-            "idempotency_lease": 0.5,  # the key's and the call's: short, so the test waits them out
-        }
-        plugins = [ledger_plugin, *storage_plugins]
-        async with PaymentFlow.from_config(config, plugins=plugins, entry_points=False, environ={}) as flow:
+        # The key's and the call's lease short, so the test waits them out.
+        async with ledger_flow(storage_config, storage_plugins, provider_timeout=0.4, lease=0.5) as flow:
             provider = flow.provider(CODE)
             assert isinstance(provider, LedgerProvider)
             payment = await self._create(flow, capture=False)

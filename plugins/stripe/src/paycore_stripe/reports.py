@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from attrs import evolve
+
 from paycore.money import Money
 from paycore.records import NextAction, ProviderUpdate, RefundUpdate
 from paycore.status import Outcome, RefundStatus
@@ -214,23 +216,9 @@ def read_delayed_payment(data: Any, *, succeeded: bool, what: str = "checkout.se
         shown = session.get("payment_status")
         raise InvalidReport(f"{what} must be complete and {expected}, not {shown!r:.40}")
     if not succeeded:
-        return ProviderUpdate(
-            outcome=Outcome.FAILED,
-            external_id=update.external_id,
-            references=update.references,
-            payment_id=update.payment_id,
-            provider_state=update.provider_state,
-            message=_DELAYED_FAILURE,
-        )
+        return evolve(update, outcome=Outcome.FAILED, message=_DELAYED_FAILURE)
     currency = _field(session, "currency", str, what=what)
-    return ProviderUpdate(
-        outcome=Outcome.SUCCEEDED,
-        external_id=update.external_id,
-        references=update.references,
-        payment_id=update.payment_id,
-        provider_state=update.provider_state,
-        captured=_amount(session, "amount_total", currency, what=what),
-    )
+    return evolve(update, outcome=Outcome.SUCCEEDED, captured=_amount(session, "amount_total", currency, what=what))
 
 
 def read_checkout(
