@@ -397,3 +397,11 @@ def test_an_adapter_that_fails_to_build_never_shows_its_url_password() -> None:
             environ={},
         )
     assert "s3cret" not in str(raised.value)
+
+
+def test_webhook_max_bytes_has_a_ceiling_since_a_body_is_read_whole() -> None:
+    most = 64 * 1_048_576
+    assert load_config({"webhook_max_bytes": most}, environ={}).webhook_max_bytes == most
+    for raw in (most + 1, str(10**30)):
+        with pytest.raises(ConfigurationError, match=f"webhook_max_bytes must be at most {most}"):
+            load_config({"webhook_max_bytes": raw}, environ={})

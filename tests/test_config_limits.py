@@ -278,3 +278,17 @@ def test_the_limit_is_the_size_every_store_keeps_a_tenant_and_a_provider_code_in
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None
     }
     assert sizes["CODE_LENGTH"] == MAX_CODE_LENGTH
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://pos:hunter2-very-long-secret-" + "x" * 60 + "@shop.example/a b",  # refused, and long enough to be cut
+        "https://pos:hunter2-very-long-secret@shop.example/{tenant}",  # a template without {code}
+    ],
+)
+def test_a_refused_webhook_url_never_shows_its_password(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^webhook_url") as refused:
+        load_config({"webhook_url": raw}, environ={})
+    assert "hunter2" not in str(refused.value)
+    assert "pos:***@" in str(refused.value)

@@ -49,6 +49,7 @@ __all__ = [
     "MAX_IDEMPOTENCY_TTL",
     "MAX_PAYMENT_TTL",
     "MAX_PROVIDER_TIMEOUT",
+    "MOST_WEBHOOK_MAX_BYTES",
     "AdapterConfig",
     "PaycoreConfig",
     "ProviderConfig",
@@ -71,6 +72,8 @@ DEFAULT_PAYMENT_TTL: Final = 3_600.0
 """Seconds before an unfinished payment is stale by default (``payment_ttl``)."""
 DEFAULT_WEBHOOK_MAX_BYTES: Final = 1_048_576
 """Largest webhook body accepted by default, in bytes (``webhook_max_bytes``)."""
+MOST_WEBHOOK_MAX_BYTES: Final = 64 * 1_048_576
+"""The highest ``webhook_max_bytes`` may be set (64 MiB): a body is read whole into memory before it is verified."""
 MAX_PROVIDER_TIMEOUT: Final = 86_400.0
 """The longest ``provider_timeout``: a day (no single call to a provider should take longer)."""
 MAX_IDEMPOTENCY_LEASE: Final = 604_800.0
@@ -267,7 +270,9 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
         idempotency_ttl=seconds["idempotency_ttl"],
         payment_ttl=seconds["payment_ttl"],
         webhook_url=_webhook_url(data.get("webhook_url")),
-        webhook_max_bytes=config_sources.read_positive_int(data, "webhook_max_bytes", DEFAULT_WEBHOOK_MAX_BYTES),
+        webhook_max_bytes=config_sources.read_positive_int(
+            data, "webhook_max_bytes", DEFAULT_WEBHOOK_MAX_BYTES, most=MOST_WEBHOOK_MAX_BYTES
+        ),
         plugins_blocked=config_sources.read_names(data, "plugins_blocked", "entry point names"),
         idempotency_required=config_sources.read_flag(data, "idempotency_required"),
     )
@@ -292,11 +297,16 @@ def _webhook_url(raw: Any) -> str | None:
         return None
     try:
         url = wire.check_url(raw, what="webhook_url")
-    except InvalidReport as error:
-        raise ConfigurationError(str(error)) from None
+    except InvalidReport:
+        # quoted redacted before it is cut short: a password's first characters never show
+        quoted = shown(redact_url(raw) if isinstance(raw, str) else raw)
+        raise ConfigurationError(
+            f"webhook_url must be an absolute http(s) URL of at most {wire.MAX_URL_LENGTH} characters"
+            f" without spaces or control characters, such as 'https://pos.example/webhooks', not {quoted}"
+        ) from None
     if "{" in url and ("{code}" not in url or re.search("[{}]", re.sub(r"\{(tenant|code)\}", "", url))):
         raise ConfigurationError(
-            f"webhook_url {url!r}: a template holds {{code}}, may hold {{tenant}}, no other braces"
+            f"webhook_url {redact_url(url)!r}: a template holds {{code}}, may hold {{tenant}}, no other braces"
         )
     return url
 

@@ -95,8 +95,8 @@ def read_flag(data: Mapping[str, Any], key: str) -> bool:
     return raw
 
 
-def read_positive_int(data: Mapping[str, Any], key: str, default: int) -> int:
-    """Setting ``key`` of ``data``: a positive whole number, or its text."""
+def read_positive_int(data: Mapping[str, Any], key: str, default: int, *, most: int | None = None) -> int:
+    """Setting ``key`` of ``data``: a positive whole number (at most ``most``), or its text."""
     raw = data.get(key, default)
     value = raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
     if isinstance(raw, str):
@@ -106,6 +106,8 @@ def read_positive_int(data: Mapping[str, Any], key: str, default: int) -> int:
             value = 0
     if value <= 0:
         raise ConfigurationError(f"{key} must be a positive whole number, not {shown(raw)}")
+    if most is not None and value > most:
+        raise ConfigurationError(f"{key} must be at most {most}, not {value}")
     return value
 
 
