@@ -309,3 +309,52 @@ async def test_a_caller_cancelled_while_its_key_is_completed_leaves_the_key_comp
     replay = await flow.capture(payment.id, idempotency_key="cap-1")  # at once: the key holds the result
     assert replay.status is PaymentStatus.SUCCEEDED
     assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]
+
+
+class KeptApart:
+    """An idempotency store that keeps results apart from the payments (a remote store): a plain memory store."""
+
+    def __init__(self) -> None:
+        self.store = MemoryIdempotencyStore()
+
+    async def claim(self, **claim: Any) -> Any:
+        return await self.store.claim(**claim)
+
+    async def complete(self, **completion: Any) -> None:
+        await self.store.complete(**completion)
+
+    async def release(self, **release: Any) -> None:
+        await self.store.release(**release)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+@pytest.mark.parametrize("operation", ["capture", "cancel", "refund"])
+async def test_a_caller_cancelled_as_its_answer_is_written_gets_the_settled_result_on_retry(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], operation: str
+) -> None:
+    payment = await authorized()
+    if operation == "refund":
+        payment = await flow.capture(payment.id)
+    flow.idempotency_store = KeptApart()  # type: ignore[assignment]
+    repository: Any = flow.repository
+    write = repository.update
+    writes = 0
+
+    async def slow_second_write(*args: Any, **kwargs: Any) -> Any:
+        nonlocal writes
+        writes += 1
+        written = await write(*args, **kwargs)
+        if writes == 2:  # the answer's write has landed; the caller's deadline falls now
+            await anyio.sleep(0.05)
+        return written
+
+    repository.update = slow_second_write
+    with anyio.move_on_after(0.01) as waited:
+        await getattr(flow, operation)(payment.id, idempotency_key="op-1")
+    assert waited.cancel_called
+    retried = await getattr(flow, operation)(payment.id, idempotency_key="op-1")
+    expected = {"capture": PaymentStatus.SUCCEEDED, "cancel": PaymentStatus.CANCELED, "refund": RefundStatus.SUCCEEDED}
+    assert retried.status is expected[operation]
+    assert [call for call in fake.calls if call[0] == operation] == [(operation, payment.id)]

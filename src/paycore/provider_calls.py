@@ -243,8 +243,9 @@ class ProviderCalls:
                 change.set(pending_call=None)
             return change
 
-        try:
-            finished = await self.writer.mutate(payment_id, build, known=known, complete=complete)
+        try:  # shielded: a caller cancelled now still has the answer written, and its key completed after it
+            with anyio.CancelScope(shield=True):
+                finished = await self.writer.mutate(payment_id, build, known=known, complete=complete)
         except BaseException:
             log.error("could not record the answer to %s of payment %s", call.operation.value, payment_id)
             raise
