@@ -26,7 +26,7 @@ from paycore.changes import Change
 from paycore.errors import IdempotencyKeyReused, PaymentBusy
 from paycore.hookcalls import validate_payment
 from paycore.idempotency import IdempotentRunner
-from paycore.keys import KeyBinding, call_id_of, call_ids_of, completer_of, scope_of
+from paycore.keys import KeyBinding, call_id_of, call_ids_of, scope_of
 from paycore.money import Money
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
@@ -197,7 +197,7 @@ class PaymentActions:
             chosen,
             lambda finished: Checkout(finished, action or finished.next_action),
             known=payment,
-            completer=completer_of(binding),
+            binding=binding,
         )
 
     async def capture(
@@ -226,9 +226,7 @@ class PaymentActions:
                 call_id=call_id_of(binding),
             )
             answer = await self.calls.ask(chosen.capture(started, wanted), started, call, provider=chosen)
-            return await self.calls.conclude(
-                payment_id, call, answer, chosen, _itself, known=started, completer=completer_of(binding)
-            )
+            return await self.calls.conclude(payment_id, call, answer, chosen, _itself, known=started, binding=binding)
 
         arguments = {"payment_id": payment_id, "amount": serialization.unstructure(amount)}
         return await self._run("capture", payment_id, tenant, idempotency_key, arguments, execute, Payment)
@@ -253,9 +251,7 @@ class PaymentActions:
                 call_id=call_id_of(binding),
             )
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
-            return await self.calls.conclude(
-                payment_id, call, answer, chosen, _itself, known=started, completer=completer_of(binding)
-            )
+            return await self.calls.conclude(payment_id, call, answer, chosen, _itself, known=started, binding=binding)
 
         return await self._run(
             "cancel", payment_id, tenant, idempotency_key, {"payment_id": payment_id}, execute, Payment
@@ -328,7 +324,7 @@ class PaymentActions:
                 chosen,
                 lambda finished: finished.refund(refund_id),
                 known=started,
-                completer=completer_of(binding),
+                binding=binding,
             )
 
         arguments = {

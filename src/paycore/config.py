@@ -34,7 +34,7 @@ from attrs import field, frozen
 
 from paycore import config_sources, wire
 from paycore.config_sources import ENV_PREFIX, apply_environment, deep_copy, read_toml
-from paycore.errors import ConfigurationError, InvalidReport
+from paycore.errors import ConfigurationError
 from paycore.secrets import Settings, redact_url
 from paycore.wire import shown
 
@@ -269,7 +269,7 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
         idempotency_lease=seconds["idempotency_lease"],
         idempotency_ttl=seconds["idempotency_ttl"],
         payment_ttl=seconds["payment_ttl"],
-        webhook_url=_webhook_url(data.get("webhook_url")),
+        webhook_url=config_sources.read_webhook_url(data.get("webhook_url")),
         webhook_max_bytes=config_sources.read_positive_int(
             data, "webhook_max_bytes", DEFAULT_WEBHOOK_MAX_BYTES, most=MOST_WEBHOOK_MAX_BYTES
         ),
@@ -289,26 +289,6 @@ def _check_durations(timeout: float, lease: float, ttl: float) -> None:
             f"idempotency_ttl ({ttl:g}s) must be at least idempotency_lease ({lease:g}s): "
             "a key's result, and the payment id bound to it, must outlive any lease on the key"
         )
-
-
-def _webhook_url(raw: Any) -> str | None:
-    """``webhook_url``: unset, an absolute http(s) base URL, or one with ``{code}`` (and maybe ``{tenant}``)."""
-    if raw is None:
-        return None
-    try:
-        url = wire.check_url(raw, what="webhook_url")
-    except InvalidReport:
-        # quoted redacted before it is cut short: a password's first characters never show
-        quoted = shown(redact_url(raw) if isinstance(raw, str) else raw)
-        raise ConfigurationError(
-            f"webhook_url must be an absolute http(s) URL of at most {wire.MAX_URL_LENGTH} characters"
-            f" without spaces or control characters, such as 'https://pos.example/webhooks', not {quoted}"
-        ) from None
-    if "{" in url and ("{code}" not in url or re.search("[{}]", re.sub(r"\{(tenant|code)\}", "", url))):
-        raise ConfigurationError(
-            f"webhook_url {redact_url(url)!r}: a template holds {{code}}, may hold {{tenant}}, no other braces"
-        )
-    return url
 
 
 def is_code(value: object) -> bool:

@@ -12,11 +12,12 @@ puts them together.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from paycore import secrets
-from paycore.errors import ConfigurationError
+from paycore import secrets, wire
+from paycore.errors import ConfigurationError, InvalidReport
 from paycore.wire import shown
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "read_positive_int",
     "read_seconds",
     "read_toml",
+    "read_webhook_url",
 ]
 
 ENV_PREFIX: Final = "PAYCORE_"
@@ -122,3 +124,23 @@ def read_names(data: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
     if not isinstance(raw, list | tuple) or not all(isinstance(name, str) and name.strip() for name in raw):
         raise ConfigurationError(f'{key} must be a list of {what}, like ["dummy"], not {shown(raw)}')
     return tuple(name.strip() for name in raw)
+
+
+def read_webhook_url(raw: Any) -> str | None:
+    """``webhook_url``: unset, an absolute http(s) base URL, or one with ``{code}`` (and maybe ``{tenant}``)."""
+    if raw is None:
+        return None
+    try:
+        url = wire.check_url(raw, what="webhook_url")
+    except InvalidReport:
+        # quoted redacted before it is cut short: a password's first characters never show
+        quoted = shown(secrets.redact_url(raw) if isinstance(raw, str) else raw)
+        raise ConfigurationError(
+            f"webhook_url must be an absolute http(s) URL of at most {wire.MAX_URL_LENGTH} characters"
+            f" without spaces or control characters, such as 'https://pos.example/webhooks', not {quoted}"
+        ) from None
+    if "{" in url and ("{code}" not in url or re.search("[{}]", re.sub(r"\{(tenant|code)\}", "", url))):
+        raise ConfigurationError(
+            f"webhook_url {secrets.redact_url(url)!r}: a template holds {{code}}, may hold {{tenant}}, no other braces"
+        )
+    return url

@@ -35,7 +35,6 @@ __all__ = [
     "call_id_of",
     "call_ids_of",
     "check_key",
-    "completer_of",
     "derived_id",
     "fingerprint",
     "scope_of",
@@ -277,11 +276,6 @@ def _window_of(now: datetime, ttl: timedelta) -> int:
 
 _build_binding = compile_builder(KeyBinding)
 """``KeyBinding(**fields)``, without running ``__init__`` (the ids and the window are given)."""
-
-
-def completer_of(binding: KeyBinding | None) -> KeyCompleter | None:
-    """What completes an operation's key with its last write, if anything can."""
-    return binding.completer if binding is not None else None
 
 
 def call_id_of(binding: KeyBinding | None) -> str | None:

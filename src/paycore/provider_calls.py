@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -46,7 +47,7 @@ from paycore.updates import NEGATIVE_OUTCOMES, Applied, apply_report, fail_refun
 from paycore.wire import InvalidReport
 
 if TYPE_CHECKING:
-    from paycore.keys import KeyCompleter
+    from paycore.keys import KeyBinding
     from paycore.storage import KeyCompletion
 
 __all__ = ["Answer", "ProviderCalls", "Unknown"]
@@ -243,9 +244,8 @@ class ProviderCalls:
                 change.set(pending_call=None)
             return change
 
-        try:  # shielded: a caller cancelled now still has the answer written, and its key completed after it
-            with anyio.CancelScope(shield=True):
-                finished = await self.writer.mutate(payment_id, build, known=known, complete=complete)
+        try:
+            finished = await self.writer.mutate(payment_id, build, known=known, complete=complete)
         except BaseException:
             log.error("could not record the answer to %s of payment %s", call.operation.value, payment_id)
             raise
@@ -263,17 +263,19 @@ class ProviderCalls:
         result: Callable[[Payment], R],
         *,
         known: Payment | None = None,
-        completer: KeyCompleter | None = None,
+        binding: KeyBinding | None = None,
     ) -> R:
         """:meth:`finish` an operation's call and return the operation's ``result`` of the payment it leaves.
 
-        With a ``completer`` (the operation's idempotency key, see
-        :class:`~paycore.idempotency.KeyCompleter`), the write that records the
-        answer also completes the key with that result, when it is the
-        operation's last write: one unit of work fewer.
+        ``binding`` is the operation's idempotency key. When its store can (:class:`~paycore.idempotency.KeyCompleter`),
+        the write recording the answer, if the operation's last, also completes the key with that result. A key kept
+        apart is completed after it, so that write is shielded: a caller cancelled meanwhile still leaves its key
+        completed, and its retry replays.
         """
+        completer = binding.completer if binding is not None else None
         if completer is None:
-            return result(await self.finish(payment_id, call, answer, provider, known=known))
+            with anyio.CancelScope(shield=True) if binding is not None else nullcontext():
+                return result(await self.finish(payment_id, call, answer, provider, known=known))
         last: tuple[Payment, R] | None = None  # the latest write decided with a completion, and its result
 
         def complete(written: Payment) -> KeyCompletion | None:
