@@ -52,7 +52,7 @@ LAYERS: dict[str, int] = {
         1,
     ),
     # 2 rules: pure decisions on payments
-    **dict.fromkeys(["fsm", "changes", "updates", "settling", "operations", "inputs"], 2),
+    **dict.fromkeys(["fsm", "changes", "reviews", "updates", "refund_reports", "settling", "operations", "inputs"], 2),
     # 3 machinery: plugins, storage writes, provider calls
     **dict.fromkeys(
         [

@@ -104,7 +104,9 @@ def test_the_workspace_readmes_are_pages_of_the_site(site: Path, package: str) -
 def _event_kinds() -> set[str]:
     kinds: set[str] = set()
     for source in (ROOT / "src" / "paycore").rglob("*.py"):
-        kinds.update(re.findall(r"\.event\(\s*\"(\w+)\"", source.read_text(encoding="utf-8")))
+        text = source.read_text(encoding="utf-8")
+        kinds.update(re.findall(r"\.event\(\s*\"(\w+)\"", text))
+        kinds.update(re.findall(r"flag_once\(\s*\w+,\s*[\w.]+,\s*\"(\w+)\"", text))  # an event and its flag
     return kinds
 
 

@@ -155,6 +155,47 @@ async def test_a_delivery_with_one_report_of_money_without_its_amount_applies_no
     assert await flow.get_payment(second.id) == second
 
 
+def _one_event(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, *deliveries: tuple[bytes, Any]) -> None:
+    """Make ``fake`` read any delivery as the reports of ``deliveries``, all under one event id (a batch)."""
+    parse = fake.parse_webhook
+
+    async def batch(body: bytes, headers: Any) -> list[Any]:
+        reports = [report for delivery, _ in deliveries for report in await parse(delivery, headers)]
+        return [attrs.evolve(report, provider_event_id="evt_batch_1") for report in reports]
+
+    monkeypatch.setattr(fake, "parse_webhook", batch)
+
+
+async def test_every_report_of_a_delivery_under_one_event_id_is_applied_once(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = await _processing(flow, fake), await _processing(flow, fake)
+    fake.settle(first.id, Outcome.SUCCEEDED)
+    fake.settle(second.id, Outcome.SUCCEEDED)
+    _one_event(fake, monkeypatch, fake.webhook(first.id), fake.webhook(second.id))
+    body, headers = fake.webhook(first.id)
+    touched = await flow.handle_webhook("fake", body, headers)
+    assert [(p.id, p.status) for p in touched] == [
+        (first.id, PaymentStatus.SUCCEEDED),
+        (second.id, PaymentStatus.SUCCEEDED),
+    ]
+    events = [len(await flow.list_events(p.id)) for p in (first, second)]
+    await flow.handle_webhook("fake", body, headers)  # delivered again: nothing new
+    assert [len(await flow.list_events(p.id)) for p in (first, second)] == events
+
+
+async def test_a_payment_paid_and_refunded_in_one_delivery_takes_both_reports(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await _processing(flow, fake)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    refunded = RefundUpdate(RefundStatus.SUCCEEDED, "re_dash_1", amount=Money.of("1000", "XOF"))  # made at the provider
+    _one_event(fake, monkeypatch, fake.webhook(payment.id), fake.webhook(payment.id, refunds=[refunded]))
+    body, headers = fake.webhook(payment.id)
+    *_, after = await flow.handle_webhook("fake", body, headers)
+    assert (after.status, after.refunded_amount) == (PaymentStatus.PARTIALLY_REFUNDED, Money.of("1000", "XOF"))
+
+
 class QuietProvider(FakeProvider):
     """A fake provider whose gateway's notifications never carry amounts: the flow confirms them by polling."""
 
@@ -276,3 +317,15 @@ async def test_another_tenants_payment_is_reported_exactly_as_an_unknown_one(
             await flow.handle_webhook("wave", body, headers, tenant="le-baobab")
         assert str(foreign.value) == str(unknown.value).replace("pay_nobody", theirs.id)
         assert await flow.get_payment(theirs.id) == theirs
+
+
+def test_each_report_under_one_event_id_gets_a_receipt_of_its_own_that_every_store_keeps() -> None:
+    from paycore.webhooks import receipt_ids
+    from paycore.wire import MAX_ID_LENGTH
+
+    assert receipt_ids(["evt_1", None, "evt_1", "evt_2", "evt_1"]) == ["evt_1", None, "evt_1#2", "evt_2", "evt_1#3"]
+    longest = "e" * MAX_ID_LENGTH
+    first, second, third = receipt_ids([longest] * 3)
+    assert first == longest
+    assert len({first, second, third}) == 3
+    assert max(len(second), len(third)) <= MAX_ID_LENGTH

@@ -20,8 +20,9 @@ provider, or flags the payment when it cannot be polled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from hashlib import sha256
 
 from paycore.changes import Change
 from paycore.errors import (
@@ -39,13 +40,13 @@ from paycore.money import Money
 from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate
+from paycore.reviews import flag_missing_amount
 from paycore.status import Outcome, RefundStatus
 from paycore.storage import PaymentLookup
 from paycore.unit_of_work import Delivery, PaymentWriter
-from paycore.updates import flag_missing_amount
-from paycore.wire import InvalidReport
+from paycore.wire import MAX_ID_LENGTH, InvalidReport
 
-__all__ = ["WebhookReceiver", "money_without_amount", "webhook_body"]
+__all__ = ["WebhookReceiver", "money_without_amount", "receipt_ids", "webhook_body"]
 
 log = logging.getLogger("paycore.webhooks")
 
@@ -67,6 +68,29 @@ def webhook_body(body: object, *, max_bytes: int) -> bytes:
 
 def _unaccounted(amount: Money | None) -> bool:
     return amount is None or not amount.is_positive()
+
+
+def receipt_ids(event_ids: Sequence[str | None]) -> list[str | None]:
+    """The receipt of each report of one delivery: its event id, or, for a report after the first that
+    carries the same one (a delivery of several reports under one event), that id with ``#<n>``.
+
+    Each report is then applied once, and a delivery again applies only what a first one left undone.
+    """
+    seen: dict[str, int] = {}
+    receipts: list[str | None] = []
+    for event_id in event_ids:
+        if event_id is None:
+            receipts.append(None)
+            continue
+        seen[event_id] = count = seen.get(event_id, 0) + 1
+        if count == 1:
+            receipts.append(event_id)
+            continue
+        receipt = f"{event_id}#{count}"
+        if len(receipt) > MAX_ID_LENGTH:  # still one id per report, within what every store keeps
+            receipt = f"{event_id[: MAX_ID_LENGTH - 24]}#{sha256(receipt.encode()).hexdigest()[:22]}"
+        receipts.append(receipt)
+    return receipts
 
 
 def money_without_amount(update: ProviderUpdate) -> str | None:
@@ -136,7 +160,11 @@ class WebhookReceiver:
             unaccounted = money_without_amount(update) if chosen.capabilities.webhook_amounts else None
             if unaccounted is not None:
                 raise MalformedWebhook(f"provider {chosen.code!r} reported {unaccounted} without its amount")
-        return [await self._apply(chosen, tenant, update) for update in updates]
+        receipts = receipt_ids([update.provider_event_id for update in updates])
+        return [
+            await self._apply(chosen, tenant, update, receipt)
+            for update, receipt in zip(updates, receipts, strict=True)
+        ]
 
     def _lookup(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> PaymentLookup:
         if update.payment_id is not None:
@@ -145,10 +173,12 @@ class WebhookReceiver:
             return PaymentLookup.by_reference(chosen.code, tenant, update.external_id)
         raise MalformedWebhook(f"a webhook of provider {chosen.code!r} names no payment")
 
-    async def _apply(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> Payment:
+    async def _apply(
+        self, chosen: Provider, tenant: str | None, update: ProviderUpdate, receipt: str | None
+    ) -> Payment:
         lookup = self._lookup(chosen, tenant, update)
         event_id = update.provider_event_id
-        delivery = Delivery(chosen.code, tenant, event_id, self.clock()) if event_id else None
+        delivery = Delivery(chosen.code, tenant, receipt, self.clock()) if receipt else None
         needs_poll = False
 
         def build(current: Payment) -> Change:

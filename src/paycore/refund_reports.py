@@ -1,0 +1,209 @@
+"""How a provider's report about a refund changes the payment's refunds: the rules of refund facts.
+
+:func:`apply_refund_update` applies one :class:`~paycore.records.RefundUpdate` of a report
+(:func:`paycore.updates.apply_report` calls it for each), under the correctness rules:
+
+* a refund is matched by paycore's id for it or by the provider's (its external id);
+* a pending refund settles as reported; succeeded needs its amount, which must be the refund's;
+* a refund reported failed after it succeeded keeps its record (a status never moves
+  backwards) and flags the payment: the customer was not paid back after all;
+* a refund that failed here (declined, or not found by a poll) and is reported succeeded after
+  all succeeds, if it still fits what was captured, and flags the payment; if it no longer fits
+  (it was made again meanwhile), nothing is recorded beyond the captured amount, and the payment
+  is flagged: the money went back twice;
+* a refund the provider made on its own (from its dashboard) is recorded if it fits what is
+  refundable and names itself; one reported before the capture it refunds waits for that report.
+
+:func:`sync_refund_status` then moves the payment to ``partially_refunded`` or ``refunded`` as
+its succeeded refunds say.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from paycore import fsm
+from paycore.changes import Change, replace_refund
+from paycore.money import Money
+from paycore.records import Refund, RefundUpdate, new_id
+from paycore.reviews import flag_once, mismatch
+from paycore.status import PaymentStatus, RefundStatus, ReviewReason
+
+if TYPE_CHECKING:
+    from paycore.updates import Applied
+
+__all__ = ["apply_refund_update", "fail_refund", "names_refund", "sync_refund_status"]
+
+
+def names_refund(update: RefundUpdate, refund_id: str | None, change: Change) -> bool:
+    """True when ``update`` reports the refund ``refund_id`` of the payment (by its id or its external id)."""
+    if refund_id is None:
+        return False
+    if update.refund_id == refund_id:
+        return True
+    external = next((r.external_id for r in change.value("refunds") if r.id == refund_id), None)
+    return external is not None and update.external_id == external
+
+
+def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied) -> bool:
+    """Apply what ``update`` says of one refund; True when it reported money without its amount."""
+    refunds: tuple[Refund, ...] = change.value("refunds")
+    refund = None
+    for candidate in refunds:
+        if (update.refund_id is not None and candidate.id == update.refund_id) or (
+            update.external_id is not None and candidate.external_id == update.external_id
+        ):
+            refund = candidate
+            break
+    if refund is None and update.external_id is None and update.refund_id is not None:  # see _refund_made_elsewhere
+        refund = next((r for r in refunds if r.external_id == update.refund_id), None)
+    if refund is None:
+        return _refund_made_elsewhere(change, update, applied)
+    if refund.status is RefundStatus.SUCCEEDED and update.status is RefundStatus.FAILED:
+        _refund_reversed(change, refund)
+        return False
+    if refund.status is RefundStatus.FAILED and update.status is RefundStatus.SUCCEEDED:
+        return _refund_confirmed_late(change, refund, update)
+    if refund.status is RefundStatus.SUCCEEDED and update.amount is not None and update.amount != refund.amount:
+        message = f"refund {refund.id} amount: expected {refund.amount}, reported {update.amount}"
+        flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=update.amount)
+        return False
+    changes: dict[str, Any] = {}
+    if update.external_id and refund.external_id is None:
+        changes["external_id"] = update.external_id
+    if refund.status is RefundStatus.PENDING and update.status is not RefundStatus.PENDING:
+        if update.status is RefundStatus.SUCCEEDED:
+            if update.amount is None:
+                return True
+            if mismatch(change, refund.amount, update.amount, f"refund {refund.id} amount"):
+                return False
+        changes["status"] = update.status
+        changes["updated_at"] = change.now
+        change.event(
+            "refund_status_changed",
+            from_status=refund.status._value_,  # the member's value, without Enum.value's Python-level call
+            to_status=update.status._value_,
+            amount=refund.amount,
+            refund_id=refund.id,
+        )
+    if changes:
+        replaced = replace_refund(refund, changes)
+        change.set(refunds=tuple(replaced if r.id == refund.id else r for r in refunds))
+    return False
+
+
+def _refund_reversed(change: Change, refund: Refund) -> None:
+    """A refund the provider reports failed after it succeeded (a card that could not take it back).
+
+    Its record stays as it was, and with it the payment's refunded amount and status, which never
+    move backwards; an operator is told, once, that the customer was not paid back after all."""
+    message = f"the provider reports refund {refund.id} of {refund.amount} failed after it succeeded"
+    flag_once(
+        change, ReviewReason.REFUND_REVERSED, "refund_reversed", message, amount=refund.amount, refund_id=refund.id
+    )
+
+
+def _refund_confirmed_late(change: Change, refund: Refund, update: RefundUpdate) -> bool:
+    """A refund that failed here (declined, or not found by a poll) the provider reports succeeded after all.
+
+    The customer was paid back: the refund succeeds, if it still fits what is refundable, and an operator
+    is told. If it no longer fits (it was made again meanwhile), the money went back twice at the provider:
+    nothing is recorded beyond what was captured, and an operator is told, once."""
+    if update.amount is None:
+        return True
+    if mismatch(change, refund.amount, update.amount, f"refund {refund.id} amount"):
+        return False
+    captured: Money = change.value("captured_amount") or Money.zero(refund.amount.currency)
+    refunds: tuple[Refund, ...] = change.value("refunds")
+    held = Money.sum((r.amount for r in refunds if r.status is not RefundStatus.FAILED), captured.currency)
+    if refund.amount > captured - held:
+        message = f"provider confirmed refund {refund.id} of {refund.amount} after it failed here, beyond the captured"
+        flag_once(
+            change, ReviewReason.LATE_CONFIRMATION, "late_refund", message, amount=refund.amount, refund_id=refund.id
+        )
+        return False
+    replaced = replace_refund(refund, {"status": RefundStatus.SUCCEEDED, "updated_at": change.now})
+    change.set(refunds=tuple(replaced if r.id == refund.id else r for r in refunds))
+    change.event(
+        "refund_status_changed", from_status="failed", to_status="succeeded", amount=refund.amount, refund_id=refund.id
+    )
+    change.flag(
+        ReviewReason.LATE_CONFIRMATION, f"provider confirmed refund {refund.id} of {refund.amount} after it failed here"
+    )
+    return False
+
+
+def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applied) -> bool:
+    """A refund the provider made without paycore (from its dashboard): recorded if it fits, under the
+    provider's id for it (its external id, else the refund id it gave), which its later reports match."""
+    payment = change.payment
+    if update.status is RefundStatus.FAILED:
+        return False
+    if payment.status not in fsm.CAPTURED:  # reported before the capture it refunds: it waits for that report
+        applied.deferred = True
+        return False
+    if update.amount is None:
+        return update.status is RefundStatus.SUCCEEDED
+    if update.external_id is None and update.refund_id is None:  # no later report could match it: told, not kept
+        message = f"provider reported a refund of {update.amount} without its id: not recorded"
+        flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=update.amount)
+        return False
+    if (
+        update.amount.currency != payment.currency
+        or not update.amount.is_positive()
+        or update.amount > payment.refundable_amount
+    ):
+        change.event("amount_mismatch", amount=update.amount, message="refund above the refundable amount")
+        change.flag(
+            ReviewReason.AMOUNT_MISMATCH,
+            f"provider reported a refund of {update.amount}; only {payment.refundable_amount} was refundable",
+        )
+        return False
+    refund = Refund(
+        id=new_id("re"),
+        payment_id=payment.id,
+        amount=update.amount,
+        status=update.status,
+        reason="made at the provider",
+        external_id=update.external_id or update.refund_id,
+        created_at=change.now,
+        updated_at=change.now,
+    )
+    change.set(refunds=(*payment.refunds, refund))
+    change.event("refund_created", to_status=refund.status.value, amount=refund.amount, refund_id=refund.id)
+    return False
+
+
+def sync_refund_status(change: Change) -> None:
+    """Move the payment to ``partially_refunded``/``refunded`` as its succeeded refunds say."""
+    if not change.can("refund_partially"):
+        return
+    captured: Money | None = change.value("captured_amount")
+    succeeded = [r.amount for r in change.value("refunds") if r.status is RefundStatus.SUCCEEDED]
+    if captured is None or not succeeded:
+        return
+    refunded = Money.sum(succeeded, change.original.currency)
+    if not refunded.is_positive():
+        return
+    if refunded >= captured:
+        change.fire("refund_fully", amount=refunded)
+    elif change.status is PaymentStatus.SUCCEEDED:
+        change.fire("refund_partially", amount=refunded)
+
+
+def fail_refund(change: Change, refund: Refund, message: str) -> None:
+    """Mark ``refund`` failed (its amount becomes refundable again) and record why."""
+    change.set(
+        refunds=tuple(
+            replace_refund(r, {"status": RefundStatus.FAILED, "updated_at": change.now}) if r.id == refund.id else r
+            for r in change.value("refunds")
+        )
+    )
+    change.event(
+        "refund_status_changed",
+        from_status=refund.status.value,
+        to_status=RefundStatus.FAILED.value,
+        amount=refund.amount,
+        refund_id=refund.id,
+        message=message,
+    )

@@ -1,0 +1,41 @@
+"""What a report raises for an operator: an event that says what was seen, and the payment flagged for review.
+
+A report paycore cannot take as it stands (an amount other than expected, money without its
+amount, a refund it cannot account for) never moves money: it is recorded as an event, and the
+payment is flagged (:attr:`~paycore.records.Payment.needs_review`, with its
+:class:`~paycore.status.ReviewReason`). The same fact reported again (another delivery, the
+next poll) flags nothing new: an operator is told once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paycore.changes import Change
+from paycore.money import Money
+from paycore.status import ReviewReason
+
+__all__ = ["flag_missing_amount", "flag_once", "mismatch"]
+
+
+def flag_once(change: Change, reason: ReviewReason, kind: str, message: str, **event: Any) -> None:
+    """The event ``kind`` (with ``message`` and ``event``'s fields) and a flag for ``reason``, unless the
+    payment awaits review for that reason already."""
+    if change.value("needs_review") and change.value("review_reason") is reason:
+        return
+    change.event(kind, message=message, **event)
+    change.flag(reason, message)
+
+
+def flag_missing_amount(change: Change, message: str) -> None:
+    """Flag the payment: the provider reported money without saying how much."""
+    flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_missing", message)
+
+
+def mismatch(change: Change, expected: Money, reported: Money, what: str) -> bool:
+    """True, with an ``amount_mismatch`` event and the payment flagged, when ``reported`` is not ``expected``."""
+    if reported.currency == expected.currency and reported == expected:
+        return False
+    change.event("amount_mismatch", amount=reported, message=f"{what}: expected {expected}, reported {reported}")
+    change.flag(ReviewReason.AMOUNT_MISMATCH, f"provider reported {what} {reported}, expected {expected}")
+    return True

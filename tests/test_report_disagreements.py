@@ -1,0 +1,155 @@
+"""Reports that disagree with what paycore recorded: checked, flagged for an operator once, never paid.
+
+A report that repeats a recorded fact is a quiet no-op. One whose amount or currency differs from
+what was recorded (an authorization, a capture, a refund) flags the payment, whatever state it is in.
+A refund that failed here and is reported succeeded after all is money that went back: recorded if it
+fits what was captured, flagged either way. A refund the provider made without an id can never be
+matched by a later report: it is flagged, not recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from paycore import Money
+from paycore.flow import PaymentFlow
+from paycore.records import Payment, RefundUpdate
+from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
+from paycore.testing.fake import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+
+async def _deliver(flow: PaymentFlow, fake: FakeProvider, payment_id: str, **report: Any) -> Payment:
+    (payment,) = await flow.handle_webhook("fake", *fake.webhook(payment_id, **report))
+    return payment
+
+
+async def _kinds(flow: PaymentFlow, payment_id: str) -> list[str]:
+    return [event.kind for event in await flow.list_events(payment_id)]
+
+
+# -- a recorded amount reported otherwise -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "captured", [Money.of("4000", "XOF"), Money.of("5000", "EUR")], ids=["other-amount", "other-currency"]
+)
+async def test_a_captured_payment_reported_captured_otherwise_is_flagged_once(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], captured: Money
+) -> None:
+    payment = await pay()
+    before = await _kinds(flow, payment.id)
+    for _ in range(2):  # two deliveries of the same disagreement
+        after = await _deliver(flow, fake, payment.id, outcome=Outcome.SUCCEEDED, captured=captured)
+    assert (after.status, after.captured_amount) == (PaymentStatus.SUCCEEDED, XOF_5000)
+    assert after.needs_review
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+    assert (await _kinds(flow, payment.id))[len(before) :] == ["amount_mismatch", "flagged_for_review"]
+
+
+async def test_a_captured_payment_reported_captured_again_changes_nothing(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    before = await _kinds(flow, payment.id)
+    again = await _deliver(flow, fake, payment.id, outcome=Outcome.SUCCEEDED, captured=XOF_5000)
+    assert (again.status, again.captured_amount, again.needs_review) == (PaymentStatus.SUCCEEDED, XOF_5000, False)
+    assert await _kinds(flow, payment.id) == before
+
+
+async def test_an_authorized_payment_reported_authorized_for_another_amount_is_flagged(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    before = await _kinds(flow, payment.id)
+    same = await _deliver(flow, fake, payment.id, outcome=Outcome.AUTHORIZED, authorized=XOF_5000)
+    assert (same.status, same.needs_review) == (PaymentStatus.AUTHORIZED, False)
+    assert await _kinds(flow, payment.id) == before
+    other = await _deliver(flow, fake, payment.id, outcome=Outcome.AUTHORIZED, authorized=Money.of("7000", "XOF"))
+    assert (other.status, other.authorized_amount) == (PaymentStatus.AUTHORIZED, XOF_5000)
+    assert other.review_reason is ReviewReason.AMOUNT_MISMATCH
+
+
+async def test_a_late_repeat_of_a_recorded_authorization_is_no_news_after_a_cancel(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    late = fake.webhook(payment.id, outcome=Outcome.AUTHORIZED, authorized=XOF_5000)  # sent before the cancel
+    await flow.cancel(payment.id)
+    before = await _kinds(flow, payment.id)
+    (after,) = await flow.handle_webhook("fake", *late)
+    assert (after.status, after.needs_review) == (PaymentStatus.CANCELED, False)
+    assert await _kinds(flow, payment.id) == before
+
+
+async def test_a_succeeded_refund_reported_for_another_amount_is_flagged(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    refund = await flow.refund(payment.id, amount=Money.of("3000", "XOF"))
+    other = RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=Money.of("4000", "XOF"))
+    after = await _deliver(flow, fake, payment.id, refunds=[other])
+    assert after.refunded_amount == Money.of("3000", "XOF")
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+
+
+# -- a refund that failed here, reported succeeded after all ----------------------------------
+
+
+async def test_a_declined_refund_reported_succeeded_after_all_is_recorded_and_flagged(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "decline")
+    declined = await flow.refund(payment.id, amount=XOF_5000)
+    assert declined.status is RefundStatus.FAILED
+    succeeded = RefundUpdate(RefundStatus.SUCCEEDED, declined.id, amount=XOF_5000)
+    for _ in range(2):
+        after = await _deliver(flow, fake, payment.id, refunds=[succeeded])
+    assert after.refund(declined.id).status is RefundStatus.SUCCEEDED
+    assert (after.status, after.refunded_amount) == (PaymentStatus.REFUNDED, XOF_5000)
+    assert after.refundable_amount.is_zero()  # the customer is not paid back a second time
+    assert after.review_reason is ReviewReason.LATE_CONFIRMATION
+    (late,) = [e for e in await flow.list_events(payment.id) if e.from_status == "failed"]
+    assert (late.kind, late.to_status, late.refund_id) == ("refund_status_changed", "succeeded", declined.id)
+
+
+async def test_a_failed_refund_reported_succeeded_once_refunded_again_is_flagged_not_recorded(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "decline")
+    declined = await flow.refund(payment.id, amount=XOF_5000)
+    again = await flow.refund(payment.id, amount=XOF_5000)  # the operator refunds again: it succeeds
+    assert again.status is RefundStatus.SUCCEEDED
+    before = await _kinds(flow, payment.id)
+    succeeded = RefundUpdate(RefundStatus.SUCCEEDED, declined.id, amount=XOF_5000)
+    for _ in range(2):
+        after = await _deliver(flow, fake, payment.id, refunds=[succeeded])
+    assert after.refund(declined.id).status is RefundStatus.FAILED
+    assert after.refunded_amount == XOF_5000  # never more than was captured
+    assert after.review_reason is ReviewReason.LATE_CONFIRMATION
+    assert (await _kinds(flow, payment.id))[len(before) :] == ["late_refund", "flagged_for_review"]
+
+
+# -- a refund made at the provider without an id ----------------------------------------------
+
+
+async def test_a_refund_made_at_the_provider_without_an_id_is_flagged_not_recorded(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    nameless = RefundUpdate(RefundStatus.SUCCEEDED, amount=Money.of("1000", "XOF"))
+    before = await _kinds(flow, payment.id)
+    for _ in range(3):  # three deliveries of the same state: never three refunds
+        after = await _deliver(flow, fake, payment.id, refunds=[nameless])
+    assert after.refunds == ()
+    assert after.refundable_amount == XOF_5000
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+    assert (await _kinds(flow, payment.id))[len(before) :] == ["amount_mismatch", "flagged_for_review"]
