@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -10,7 +11,14 @@ import anyio.lowlevel
 import pytest
 
 from paycore import Money, hookimpl
-from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaymentRejected, StorageUnavailable
+from paycore.errors import (
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    PaymentBusy,
+    PaymentRejected,
+    ProviderNotSent,
+    StorageUnavailable,
+)
 from paycore.flow import PaymentFlow
 from paycore.records import Payment
 from paycore.status import PaymentStatus, RefundStatus
@@ -358,3 +366,104 @@ async def test_a_caller_cancelled_as_its_answer_is_written_gets_the_settled_resu
     expected = {"capture": PaymentStatus.SUCCEEDED, "cancel": PaymentStatus.CANCELED, "refund": RefundStatus.SUCCEEDED}
     assert retried.status is expected[operation]
     assert [call for call in fake.calls if call[0] == operation] == [(operation, payment.id)]
+
+
+def _held_after_first_write(flow: PaymentFlow, clock: Any, *, seconds: float) -> anyio.Event:
+    """Hold up the caller whose write comes next, after it (a slow observer, a paused process): the flow's clock
+    moves ``seconds`` on, and the caller sleeps a little longer than that in real time. Set once it slept."""
+    repository: Any = flow.repository
+    write = repository.update
+    woke = anyio.Event()
+    held = False
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        nonlocal held
+        written = await write(*args, **kwargs)
+        if not held:
+            held = True
+            clock.advance(seconds=seconds)
+            await anyio.sleep(seconds + 0.2)
+            woke.set()
+        return written
+
+    repository.update = slow
+    return woke
+
+
+async def test_a_caller_held_up_past_its_calls_lease_never_sends_it(
+    make_flow: Callable[..., PaymentFlow], clock: Any
+) -> None:
+    async with make_flow(provider_timeout=0.2, idempotency_lease=0.5) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        payment = (await _create(flow, capture=True)).payment
+        _held_after_first_write(flow, clock, seconds=0.5)
+        with pytest.raises(ProviderNotSent, match="held up past its call's lease"):
+            await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="refund-1")
+        assert [call for call in fake.calls if call[0] == "refund"] == []
+        (refund,) = (await flow.get_payment(payment.id)).refunds
+        assert refund.status is RefundStatus.FAILED  # not sent: its amount is refundable again
+        retried = await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="refund-1")
+        assert retried.status is RefundStatus.SUCCEEDED
+        assert [call for call in fake.calls if call[0] == "refund"] == [("refund", payment.id)]
+
+
+async def test_a_retry_that_takes_over_a_held_up_callers_key_sends_once(
+    make_flow: Callable[..., PaymentFlow], clock: Any
+) -> None:
+    async with make_flow(provider_timeout=0.2, idempotency_lease=0.5) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        payment = (await _create(flow, capture=True)).payment
+        woke = _held_after_first_write(flow, clock, seconds=0.5)
+        outcomes: list[object] = []
+
+        async def first() -> None:
+            try:
+                outcomes.append(await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r-1"))
+            except ProviderNotSent as error:
+                outcomes.append(error)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(first)
+            await anyio.sleep(0.6)  # the key's lease ran out while its first holder is held up
+            retried = await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r-1")
+            await woke.wait()
+        assert retried.status is RefundStatus.SUCCEEDED
+        assert [call for call in fake.calls if call[0] == "refund"] == [("refund", payment.id)]
+        after = await flow.get_payment(payment.id)
+        assert after.refunded_amount == Money.of("1000", "XOF")
+        assert await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r-1") == retried
+
+
+async def test_a_key_let_go_by_the_request_that_took_it_over_keeps_its_first_holders_result(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    async with make_flow(provider_timeout=0.4, idempotency_lease=0.5) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)).payment
+        repository: Any = flow.repository
+        write, capture = repository.update, fake.capture
+        slowed = False
+
+        async def slow_first_write(*args: Any, **kwargs: Any) -> Any:
+            nonlocal slowed
+            if not slowed:
+                slowed = True
+                await anyio.sleep(0.4)  # the key was claimed; its call is written late
+            return await write(*args, **kwargs)
+
+        async def slow_capture(*args: Any) -> Any:
+            await anyio.sleep(0.3)  # answered within the timeout, after the key's lease ran out
+            return await capture(*args)
+
+        repository.update, fake.capture = slow_first_write, slow_capture
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(flow.capture, payment.id, idempotency_key="cap-1"))
+            await anyio.sleep(0.58)  # the key's lease ran out; the capture is on its way
+            with pytest.raises(PaymentBusy):  # the retry took the key over, then let it go
+                await flow.capture(payment.id, idempotency_key="cap-1")
+        replay = await flow.capture(payment.id, idempotency_key="cap-1")  # the first holder's result, kept
+        assert replay.status is PaymentStatus.SUCCEEDED
+        assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]

@@ -8,7 +8,7 @@ the request is never sent twice.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +24,9 @@ from paycore.flow import PaymentFlow
 from paycore.records import Customer, LineItem
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
+
+if TYPE_CHECKING:
+    from .conftest import Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -185,17 +188,25 @@ async def test_a_refund_after_a_lost_refund_answer_polls_first_and_never_refunds
     assert operations[operations.index("refund") + 1] == "check_status"
 
 
-async def test_a_refund_the_provider_never_received_is_failed_by_the_poll(
-    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+async def test_a_refund_the_provider_never_received_is_failed_by_a_poll_once_its_lease_ran_out(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
 ) -> None:
     payment = await pay()
     fake.script("refund", "lost")
     refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
-    fake.ledger[payment.id].refunds.clear()  # the request died on its way: the provider has no record of it
+    fake.ledger[payment.id].refunds.clear()  # the provider has no record of it: not yet, or never
+    early = await flow.refresh(payment.id)  # the request may still be on its way: nothing is concluded
+    assert early.refund(refund.id).status is RefundStatus.PENDING
+    assert early.pending_call is not None
+    assert early.pending_call.unknown
+    with pytest.raises(ProviderOutcomeUnknown, match="still unknown"):
+        await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+    clock.advance(seconds=flow.config.idempotency_lease)  # no request is still on its way after the lease
     after = await flow.refresh(payment.id)
     assert after.refund(refund.id).status is RefundStatus.FAILED
     assert after.pending_call is None
     assert after.refundable_amount == Money.of("5000", "XOF")
+    assert _count(fake, "refund") == 1
 
 
 async def test_an_unknown_outcome_that_polling_cannot_settle_is_flagged_and_blocks_new_operations(

@@ -258,7 +258,7 @@ class IdempotentRunner:
         completed = completer.completed(result) if completer is not None else None
         if completed is not None:
             if not completed:
-                log.warning("idempotency key %r was taken over before %s finished; its result is kept", key, operation)
+                await self._keep_after_takeover(scope, key, request, result, operation)
             return result  # the operation's last write completed the key
         try:
             if self._keeps_records and type(result) in KEPT_AS_RECORDS:
@@ -275,8 +275,32 @@ class IdempotentRunner:
                         ttl_seconds=self.ttl_seconds,
                     )
         except IdempotencyLeaseLost:
-            log.warning("idempotency key %r was taken over before %s finished; its result is kept", key, operation)
+            await self._keep_after_takeover(scope, key, request, result, operation)
         return result
+
+    async def _keep_after_takeover(self, scope: str, key: str, request: str, result: object, operation: str) -> None:
+        """Keep ``result`` for a key taken over while its request ran, once the key is free again.
+
+        The request that took it over may have been refused and let it go (this one's call was
+        still in flight: :class:`~paycore.errors.PaymentBusy`); the key is then claimed anew and
+        completed, so a retry replays this result instead of finding the operation done. A key
+        completed or held by another request meanwhile is left to it.
+        """
+        taken = "idempotency key %r was taken over before %s finished"
+        with anyio.CancelScope(shield=True):
+            try:
+                claim = await self.store.claim(
+                    scope=scope, key=key, fingerprint=request, lease_seconds=self.lease_seconds
+                )
+            except IdempotencyError:  # held by another request, or reused for another: it is theirs
+                log.warning(taken + "; its result is not kept: the key is another request's", key, operation)
+                return
+            if claim.token is None:
+                return  # completed meanwhile: it replays that
+            await self.store.complete(
+                scope=scope, key=key, token=claim.token, result=stored_result(result), ttl_seconds=self.ttl_seconds
+            )
+        log.warning(taken + "; its result is kept", key, operation)
 
 
 def _replayed(claim: IdempotencyClaim, result_type: type[T]) -> T:

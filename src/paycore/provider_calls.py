@@ -5,29 +5,27 @@ The rules of a call's life are in :mod:`paycore.calls`; this module runs them:
 1. :meth:`ProviderCalls.begin` writes the call on the payment (or :meth:`ProviderCalls.first_change`
    with the operation's first change) after re-checking the operation on the freshest copy;
    a payment that carries a call already is :class:`~paycore.errors.PaymentBusy`;
-2. :meth:`ProviderCalls.ask` sends it under the flow's timeout and classifies
-   the ending: an answer, *not sent* (nothing happened: the call is undone), or
-   :class:`Unknown`;
-3. :meth:`ProviderCalls.finish` applies the answer and clears the call, only if
-   the payment still carries *this* call (the owner's right); an unknown ending
-   marks the call unknown;
-4. :meth:`ProviderCalls.settle` runs before any new operation: a call in
-   flight refuses it, an unknown (or abandoned) call is settled by asking the
-   provider, never by sending again.
+2. :meth:`ProviderCalls.ask` sends it under the flow's timeout, if it can still be answered within
+   its lease, and classifies the ending: an answer, *not sent* (nothing happened: the call is
+   undone), or :class:`Unknown`;
+3. :meth:`ProviderCalls.finish` applies the answer and clears the call, only if the payment still
+   carries *this* call (the owner's right); an unknown ending marks the call unknown;
+4. :meth:`ProviderCalls.settle` runs before any new operation: a call in flight refuses it, an unknown
+   (or abandoned) call is settled by asking the provider, never by sending again.
 
-Polls and webhooks are reports: :meth:`ProviderCalls.apply_report` applies one
-under the call's rules, and :meth:`ProviderCalls.poll` asks for one.
+Polls and webhooks are reports: :meth:`ProviderCalls.apply_report` applies one under the call's rules,
+and :meth:`ProviderCalls.poll` asks for one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import anyio
 from attrs import frozen
@@ -40,10 +38,12 @@ from paycore.money import Money
 from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate
+from paycore.refund_reports import fail_refund
+from paycore.reviews import flag_missing_amount
 from paycore.settling import answer_to, capture_of, mark_unknown, settles_call
 from paycore.status import ReviewReason
 from paycore.unit_of_work import PaymentWriter
-from paycore.updates import NEGATIVE_OUTCOMES, Applied, apply_report, fail_refund, flag_missing_amount
+from paycore.updates import NEGATIVE_OUTCOMES, Applied, apply_report
 from paycore.wire import InvalidReport
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ log = logging.getLogger("paycore.provider_calls")
 
 T = TypeVar("T")
 R = TypeVar("R")
+Request: TypeAlias = Coroutine[Any, Any, T]  # a provider request not yet awaited: one never sent is closed
 
 
 @frozen
@@ -108,11 +109,9 @@ class ProviderCalls:
     ) -> tuple[Payment, ProviderCall]:
         """Write a call down before it is sent, re-checking ``check`` on the freshest payment.
 
-        ``known`` is the caller's copy of the payment (see :meth:`PaymentWriter.mutate`); ``call_id``
-        names the call (a keyed operation's, derived from its key), else it gets a new id.
-        An operation whose first change is more than its call (a refund's record)
-        writes it with :meth:`first_change`.
-        """
+        ``known`` is the caller's copy of the payment (see :meth:`PaymentWriter.mutate`); ``call_id`` names the call
+        (a keyed operation's, derived from its key), else it gets a new id. An operation whose first change is more
+        than its call (a refund's record) writes it with :meth:`first_change`."""
         build = partial(
             self.first_change, operation=operation, check=check, amount=amount, cause=cause, call_id=call_id
         )
@@ -144,17 +143,18 @@ class ProviderCalls:
         return change
 
     async def ask(
-        self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, *, provider: Provider | None = None
+        self, request: Request[T], payment: Payment, call: ProviderCall | None, *, provider: Provider | None = None
     ) -> T | Unknown:
         """Await a provider request under the timeout; classify how it ended.
 
-        ``call`` is the written-down call the request is (``None`` for a poll):
-        if the request never left (:class:`ProviderNotSent`, or a refusal before
-        sending), the call is undone and the error re-raised. ``provider``, when
-        given, names the provider type in the call's span and metrics
-        (:mod:`paycore.observability`).
-        """
+        ``call`` is the written-down call the request is (``None`` for a poll): if the request never left
+        (:class:`ProviderNotSent`, a refusal before sending, or too late to be answered within the call's lease),
+        the call is undone and the error raised. ``provider`` names the provider type in spans and metrics."""
         what = call.operation.value if call is not None else "check_status"
+        if call is not None and not call.answers_in_time(self.clock(), self.timeout):
+            request.close()  # held up (a slow observer, a paused process) past the time to be answered: never sent
+            await self.undo(payment.id, call)
+            raise ProviderNotSent(f"the {what} of payment {payment.id} was held up past its call's lease: not sent")
         provider_type = provider.name if provider is not None else None
         if quiet(provider_call_log):  # nothing to record but a failure: no span, no Observation
             started = time.perf_counter()
@@ -218,8 +218,7 @@ class ProviderCalls:
         If someone settled the call meanwhile (its lease had run out), the answer
         is applied as any report would be, and the payment's current call is left alone.
         ``known`` is the payment as the call was written down (see :meth:`PaymentWriter.mutate`);
-        ``complete`` gives the idempotency key the write completes (see :meth:`conclude`).
-        """
+        ``complete`` gives the idempotency key the write completes (see :meth:`conclude`)."""
 
         def build(payment: Payment) -> Change | None:
             change = Change(payment, cause="api", now=self.clock())
@@ -294,7 +293,8 @@ class ProviderCalls:
         """Undo a written-down call whose request never left: nothing happened."""
 
         def build(payment: Payment) -> Change | None:
-            if payment.pending_call is None or payment.pending_call.id != call.id:
+            mine = payment.pending_call
+            if mine is None or mine.id != call.id or mine.started_at != call.started_at:  # not a retry's, same id
                 return None
             change = Change(payment, cause="api", now=self.clock())
             change.set(pending_call=None)
@@ -379,7 +379,7 @@ class ProviderCalls:
         in_flight = call is not None and call.in_flight(change.now)
         applied = apply_report(
             change,
-            update if call is None or in_flight else answer_to(call, update),
+            update if call is None or in_flight else answer_to(call, update, change.now),
             settle=not in_flight,
             expected_capture=capture_of(call),
             protected_refund=call.refund_id if call is not None and in_flight else None,

@@ -12,14 +12,17 @@ call (:func:`answer_to`, :func:`capture_of`) or mark a call unknown
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from attrs import evolve
 
 from paycore.calls import CallOperation, CallState, ProviderCall
 from paycore.changes import Change
 from paycore.money import Money
 from paycore.records import ProviderUpdate
+from paycore.refund_reports import fail_refund, names_refund
 from paycore.status import Outcome, RefundStatus, ReviewReason
-from paycore.updates import NEGATIVE_OUTCOMES, fail_refund, names_refund
+from paycore.updates import NEGATIVE_OUTCOMES
 
 __all__ = ["answer_to", "capture_of", "mark_unknown", "settles_call"]
 
@@ -35,7 +38,12 @@ def settles_call(
     or cancel shown done or made impossible; else the call would be sent again. A refund call is answered
     once its refund is no longer pending or is reported at all; a fresh poll of a provider that lists
     every refund (``lists_refunds``) and omits it means it never arrived: failed, refundable again.
+
+    That a request never arrived is known only once the call's lease has run out: until then it may still
+    be on its way (its owner stopped waiting, the network did not), so until then a fresh poll too
+    settles the call only by what shows the request took effect, or can no longer take effect.
     """
+    fresh = fresh and change.now >= call.lease_until
     if call.operation is CallOperation.REFUND:
         refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
         if refund is None or refund.status is not RefundStatus.PENDING:
@@ -52,16 +60,25 @@ def settles_call(
         return True
     outcome = update.outcome
     if call.operation is CallOperation.INITIATE or outcome is None:
-        return outcome is not None  # any report of the payment: the provider has it
+        # any report of the payment: the provider has it; that it has none is known only once it is fresh
+        return outcome is not None and (outcome is not Outcome.NOT_FOUND or fresh)
     if fresh:
         return call.operation is not CallOperation.CAPTURE or outcome is not Outcome.PENDING
     return outcome is Outcome.SUCCEEDED or outcome in NEGATIVE_OUTCOMES
 
 
-def answer_to(call: ProviderCall, update: ProviderUpdate) -> ProviderUpdate:
-    """``update`` read as the answer to ``call``: the reaper's cancel, once done, means "expired"."""
+def answer_to(call: ProviderCall, update: ProviderUpdate, now: datetime | None = None) -> ProviderUpdate:
+    """``update`` read as the answer to ``call``: the reaper's cancel, once done, means "expired"; a
+    create the provider has no record of while its lease runs (``now``) may be on its way: no fact yet."""
     if call.closes_abandoned_payment and update.outcome is Outcome.CANCELED:
         return evolve(update, outcome=Outcome.EXPIRED, message=update.message or "abandoned; canceled at the provider")
+    if (
+        update.outcome is Outcome.NOT_FOUND
+        and call.operation is CallOperation.INITIATE
+        and now is not None
+        and now < call.lease_until
+    ):
+        return evolve(update, outcome=None)
     return update
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 import respx
 
 import paycore_wave.plugin
+from paycore.clock import utcnow
 from paycore.errors import (
     InvalidAmount,
     ProviderError,
@@ -65,7 +67,7 @@ def wave() -> Iterator[respx.MockRouter]:
         yield router
 
 
-def make_flow(**settings: Any) -> PaymentFlow:
+def make_flow(*, clock: Callable[[], datetime] = utcnow, **settings: Any) -> PaymentFlow:
     provider = {
         "type": "wave",
         "api_key": API_KEY,
@@ -75,7 +77,7 @@ def make_flow(**settings: Any) -> PaymentFlow:
         "timeout": 1.0,
         **settings,
     }
-    return PaymentFlow.from_config({"providers": {"wave": provider}}, plugins=[paycore_wave.plugin])
+    return PaymentFlow.from_config({"providers": {"wave": provider}}, plugins=[paycore_wave.plugin], clock=clock)
 
 
 @pytest.fixture
@@ -237,15 +239,20 @@ async def test_a_create_without_a_usable_answer_is_unknown_and_settled_by_asking
     assert create_route.call_count == 1
 
 
-async def test_a_create_whose_session_wave_never_made_expires_when_asked(
-    flow: PaymentFlow, wave: respx.MockRouter
+async def test_a_create_whose_session_wave_never_made_expires_when_asked_once_its_lease_ran_out(
+    wave: respx.MockRouter,
 ) -> None:
+    now = [datetime.now(UTC)]
     wave.post("/v1/checkout/sessions").mock(side_effect=httpx.ReadTimeout("no answer"))
     wave.get("/v1/checkout/sessions/search").respond(200, json={"result": []})
-    with contextlib.suppress(ProviderOutcomeUnknown):
-        await create(flow)
-    (payment,) = await flow.list_payments(order_id="T7")
-    assert (await flow.refresh(payment.id)).status is PaymentStatus.EXPIRED
+    async with make_flow(clock=lambda: now[0]) as flow:
+        with contextlib.suppress(ProviderOutcomeUnknown):
+            await create(flow)
+        (payment,) = await flow.list_payments(order_id="T7")
+        # Wave has no such session yet: the request may still be on its way, so nothing is concluded
+        assert (await flow.refresh(payment.id)).status is PaymentStatus.PROCESSING
+        now[0] += timedelta(seconds=flow.config.idempotency_lease)
+        assert (await flow.refresh(payment.id)).status is PaymentStatus.EXPIRED
 
 
 # -- polling -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from paycore.clock import utcnow
-from paycore.errors import InvalidTransition
+from paycore.errors import InvalidTransition, ProviderOutcomeUnknown
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
@@ -188,6 +188,64 @@ class LateAnswerScenarios:
         assert final.status is PaymentStatus.REFUNDED
         assert final.pending_call is None
 
+    # -- a request still on its way when its caller stopped waiting: never taken for lost ---
+
+    @pytest.mark.parametrize("operation", ["capture", "refund"])
+    async def test_a_request_still_on_its_way_is_never_sent_again(
+        self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object], operation: str
+    ) -> None:
+        async with (
+            ledger_flow(storage_config, storage_plugins, provider_timeout=0.1, lease=LEASE) as flow,
+            anyio.create_task_group() as network,
+        ):
+            provider = flow.provider(CODE)
+            assert isinstance(provider, LedgerProvider)
+            payment = await self._create(flow, capture=operation == "refund")
+            provider.network, provider.transit = network, 0.4  # it travels longer than its caller waits
+            act = flow.capture if operation == "capture" else flow.refund
+            await act(payment.id, idempotency_key=f"{operation}-1")
+            assert (await flow.get_payment(payment.id)).pending_call is not None
+            with pytest.raises(ProviderOutcomeUnknown):  # asked first: the provider has not received it yet
+                await act(payment.id, idempotency_key=f"{operation}-2")
+            provider.transit = 0.0
+
+            async def arrived() -> bool:
+                return len(provider.received) == 2
+
+            await until(arrived)
+            await flow.refresh(payment.id)
+            with pytest.raises(InvalidTransition):  # now settled by what arrived: nothing left to do
+                await act(payment.id, idempotency_key=f"{operation}-3")
+            if operation == "capture":
+                await self._assert_captured_once(flow, provider, payment.id)
+            else:
+                await self._assert_refunded_once(flow, provider, payment.id)
+
+    async def test_a_create_still_on_its_way_is_never_taken_for_one_the_provider_has_not(
+        self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object]
+    ) -> None:
+        async with (
+            ledger_flow(storage_config, storage_plugins, provider_timeout=0.1, lease=LEASE) as flow,
+            anyio.create_task_group() as network,
+        ):
+            provider = flow.provider(CODE)
+            assert isinstance(provider, LedgerProvider)
+            provider.network, provider.transit = network, 0.4
+            payment = await self._create(flow, key="order-1")
+            early = await flow.refresh(payment.id)  # "no such payment", while the request is on its way
+            assert early.status is not PaymentStatus.EXPIRED
+            assert early.pending_call is not None
+            assert early.pending_call.unknown
+
+            async def arrived() -> bool:
+                return len(provider.received) == 1
+
+            await until(arrived)
+            paid = await flow.refresh(payment.id)
+            assert (paid.status, paid.pending_call) == (PaymentStatus.SUCCEEDED, None)
+            assert paid.captured_amount is not None
+            assert paid.captured_amount.minor_units == provider.captured_total
+
     # -- a caller cancelled while its answer travels: its retry settles, never sends again ---
 
     @pytest.mark.parametrize("operation", ["capture", "cancel"])
@@ -195,7 +253,7 @@ class LateAnswerScenarios:
         self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object], operation: str
     ) -> None:
         # The key's and the call's lease short, so the test waits them out.
-        async with ledger_flow(storage_config, storage_plugins, provider_timeout=0.4, lease=0.5) as flow:
+        async with ledger_flow(storage_config, storage_plugins, provider_timeout=0.4, lease=0.8) as flow:
             provider = flow.provider(CODE)
             assert isinstance(provider, LedgerProvider)
             payment = await self._create(flow, capture=False)
@@ -204,7 +262,7 @@ class LateAnswerScenarios:
             with anyio.move_on_after(0.1):  # the caller gives up while the answer travels
                 await act(payment.id, idempotency_key=f"{operation}-1")
             provider.latency = 0.0
-            await anyio.sleep(0.6)  # past the key's and the call's lease: the retry takes them over
+            await anyio.sleep(0.9)  # past the key's and the call's lease: the retry takes them over
             again = await act(payment.id, idempotency_key=f"{operation}-1")
             wanted = PaymentStatus.SUCCEEDED if operation == "capture" else PaymentStatus.CANCELED
             assert (again.status, again.pending_call) == (wanted, None)

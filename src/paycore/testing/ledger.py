@@ -3,7 +3,9 @@
 Where :class:`~paycore.testing.fake.FakeProvider` scripts answers, this one
 models a gateway in time: each request is received (and, once received, acted
 on) before its answer travels back after :attr:`LedgerProvider.latency`
-seconds; an answer may be lost on the way (:meth:`LedgerProvider.lose_next`).
+seconds; an answer may be lost on the way (:meth:`LedgerProvider.lose_next`), and
+a request may travel first (:attr:`LedgerProvider.transit`), on a network that
+carries it on when its caller stops waiting (:attr:`LedgerProvider.network`).
 Its books say what really happened at the provider: how many times each
 request arrived, what it captured and refunded. Tests compare them with what
 paycore recorded: the provider's captured and refunded totals must equal
@@ -20,10 +22,11 @@ import hashlib
 import hmac
 import itertools
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 from attrs import define, evolve, field
 
 from paycore import serialization
@@ -37,6 +40,8 @@ from paycore.status import Outcome, RefundStatus
 __all__ = ["LedgerAccount", "LedgerProvider", "paycore_register_providers"]
 
 _counter = itertools.count(1)
+
+T = TypeVar("T")
 
 
 @define
@@ -108,6 +113,8 @@ class LedgerProvider(Provider):
         """Seconds a request travels before it arrives."""
         self.poll_latency = 0.0
         """Seconds a status answer travels back: it tells the books as they were when it was asked."""
+        self.network: TaskGroup | None = None
+        """A task group requests travel on, when set: a request then outlives a caller that stops waiting."""
         self.polls = 0
         """How many status polls were asked."""
         self.accounts: dict[str, LedgerAccount] = {}
@@ -128,12 +135,36 @@ class LedgerProvider(Provider):
         """Minor units refunded across every account."""
         return sum(a.refunded.minor_units for a in self.accounts.values())
 
-    async def _arrive(self, operation: str, payment_id: str, refund_id: str | None = None) -> None:
+    async def _request(self, operation: str, payment_id: str, refund_id: str | None, act: Callable[[], T]) -> T:
+        """Send a request: it travels (:attr:`transit`), arrives and ``act`` s, then its answer comes back.
+
+        On :attr:`network` the journey is the network's: a caller that stops waiting (its timeout, its
+        cancellation) does not stop its request, which still arrives and acts."""
+        if self.network is None:
+            return await self._answer(operation, await self._arrive(operation, payment_id, refund_id, act))
+        arrived = anyio.Event()
+        outcome: list[Any] = []
+
+        async def journey() -> None:
+            try:
+                outcome.append(await self._arrive(operation, payment_id, refund_id, act))
+            except Exception as error:  # the provider's refusal travels back to the caller
+                outcome.append(error)
+            arrived.set()
+
+        self.network.start_soon(journey)
+        await arrived.wait()
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return await self._answer(operation, outcome[0])
+
+    async def _arrive(self, operation: str, payment_id: str, refund_id: str | None, act: Callable[[], T]) -> T:
         if self.transit:
             await anyio.sleep(self.transit)
         self.received.append((operation, payment_id, refund_id))
+        return act()
 
-    async def _answer(self, operation: str, update: Any) -> Any:
+    async def _answer(self, operation: str, update: T) -> T:
         if self.latency:
             await anyio.sleep(self.latency)
         if operation in self._lose:
@@ -149,36 +180,47 @@ class LedgerProvider(Provider):
 
     async def initiate(self, payment: Payment) -> ProviderUpdate:
         """Receive the payment, then authorize or capture its whole amount."""
-        await self._arrive("initiate", payment.id)
-        account = self.accounts.setdefault(payment.id, LedgerAccount(f"led_{next(_counter)}", payment.amount))
-        account.authorized = payment.amount
-        if payment.capture:
-            account.captured = payment.amount
-        return await self._answer("initiate", account.report(payment.id))  # type: ignore[no-any-return]
+
+        def act() -> ProviderUpdate:
+            account = self.accounts.setdefault(payment.id, LedgerAccount(f"led_{next(_counter)}", payment.amount))
+            account.authorized = payment.amount
+            if payment.capture:
+                account.captured = payment.amount
+            return account.report(payment.id)
+
+        return await self._request("initiate", payment.id, None, act)
 
     async def capture(self, payment: Payment, amount: Money) -> ProviderUpdate:
         """Capture ``amount`` of an authorization (a second capture is refused at the provider)."""
-        await self._arrive("capture", payment.id)
-        account = self._account(payment)
-        if account.captured is None and not account.canceled:
-            account.captured = amount
-        return await self._answer("capture", account.report(payment.id))  # type: ignore[no-any-return]
+
+        def act() -> ProviderUpdate:
+            account = self._account(payment)
+            if account.captured is None and not account.canceled:
+                account.captured = amount
+            return account.report(payment.id)
+
+        return await self._request("capture", payment.id, None, act)
 
     async def cancel(self, payment: Payment) -> ProviderUpdate:
         """Void an authorization that was not captured."""
-        await self._arrive("cancel", payment.id)
-        account = self._account(payment)
-        if account.captured is None:
-            account.canceled = True
-        return await self._answer("cancel", account.report(payment.id))  # type: ignore[no-any-return]
+
+        def act() -> ProviderUpdate:
+            account = self._account(payment)
+            if account.captured is None:
+                account.canceled = True
+            return account.report(payment.id)
+
+        return await self._request("cancel", payment.id, None, act)
 
     async def refund(self, payment: Payment, refund: Refund) -> RefundUpdate:
         """Pay ``refund.amount`` back, once per refund id."""
-        await self._arrive("refund", payment.id, refund.id)
-        account = self._account(payment)
-        account.refunds.setdefault(refund.id, refund.amount)
-        update = RefundUpdate(RefundStatus.SUCCEEDED, refund_id=refund.id, amount=account.refunds[refund.id])
-        return await self._answer("refund", update)  # type: ignore[no-any-return]
+
+        def act() -> RefundUpdate:
+            account = self._account(payment)
+            account.refunds.setdefault(refund.id, refund.amount)
+            return RefundUpdate(RefundStatus.SUCCEEDED, refund_id=refund.id, amount=account.refunds[refund.id])
+
+        return await self._request("refund", payment.id, refund.id, act)
 
     async def check_status(self, payment: Payment) -> ProviderUpdate:
         """The books' truth about ``payment`` when asked, :attr:`poll_latency` seconds later."""
