@@ -30,6 +30,8 @@ input, now refused as the rule says (under asyncio and trio, as everything here)
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import os
 import string
@@ -964,6 +966,15 @@ def _deep(depth: int = 5000) -> list[Any]:
 
 
 DEEP: Final = _deep()
+
+
+def _forged_deep_cursor(depth: int = 100_000) -> str:
+    """A cursor whose checksum is right (it is not keyed) and whose body is JSON nested ``depth`` deep."""
+    body = base64.urlsafe_b64encode(("[" * depth).encode()).decode().rstrip("=")
+    return f"{body}.{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+
+
+FORGED_DEEP_CURSOR: Final = _forged_deep_cursor()
 XOF_5000: Final = Money.of("5000", "XOF")
 REFUSALS: Final = (ValidationError, MoneyError, PaymentNotFound)
 """What the rule says each case below must be refused with (not ``DuplicatePayment`` or ``ConcurrentUpdate``)."""
@@ -992,6 +1003,13 @@ FOUND: Final = {
     "UnicodeEncodeError",
     "sql-not-null-misreported": "a None the schema's NOT NULL refuses is reported as DuplicatePayment (create, "
     "SqlPaymentRepository._adding) or ConcurrentUpdate (refund)",
+    "operator-text-unchecked": "set_fraud_status's message and resolve_review's note were not checked: stored as "
+    "given (memory); SQLite's driver raised ProgrammingError (a list) or UnicodeEncodeError (a lone surrogate)",
+    "listing-unchecked": "list_payments/page_payments filters and cursors of the wrong type reached the listing: "
+    "TypeError (after=123), AttributeError (a created_from that is not a datetime), UnicodeEncodeError (a cursor "
+    "with a lone surrogate), RecursionError (a forged cursor nested deep); an order_id list matched nothing",
+    "expire-limit-unchecked": "expire_stale's limit was not checked: TypeError ('<' not supported between int and "
+    "None or str), a float slice index (memory); a negative one listed nothing without a word",
 }
 """What each case did before it was refused: where, and how it broke the rule."""
 
@@ -1002,7 +1020,9 @@ class Case:
 
     operation: str
     """``create`` (of 5 000 XOF, order ``T-1``, on ``fake``), ``refund`` (of a captured payment),
-    ``capture`` (of an authorized one), ``get`` (``get_payment``) or ``refund-id`` (``refund`` of an odd id)."""
+    ``capture`` (of an authorized one), ``get`` (``get_payment``), ``refund-id`` (``refund`` of an odd id),
+    ``fraud`` (``set_fraud_status`` of the captured one to ``review``), ``resolve`` (``resolve_review`` of it),
+    ``list`` (``list_payments``), ``page`` (``page_payments``) or ``expire`` (``expire_stale``)."""
     arguments: Mapping[str, Any]
     """The call's arguments; an ``idempotency_key`` is made a key of the example."""
 
@@ -1054,6 +1074,29 @@ ACCEPTED: Final = [
         "items-unchecked"),
 ]
 """Bad arguments every repository accepted and stored (run on memory and on SQLite)."""
+
+OPERATOR_AND_LISTING: Final = [
+    found("fraud-message-int", "fraud", {"message": 123}, "operator-text-unchecked"),
+    found("fraud-message-bytes", "fraud", {"message": b"raw"}, "operator-text-unchecked"),
+    found("fraud-message-list", "fraud", {"message": ["x"]}, "operator-text-unchecked"),
+    found("fraud-message-control", "fraud", {"message": "a\x00b\x1b[31m"}, "operator-text-unchecked"),
+    found("fraud-message-surrogate", "fraud", {"message": "\ud800"}, "operator-text-unchecked"),
+    found("resolve-note-escape", "resolve", {"note": "\x1b[31m"}, "operator-text-unchecked"),
+    found("resolve-note-int", "resolve", {"note": 5}, "operator-text-unchecked"),
+    found("list-after-int", "list", {"after": 123}, "listing-unchecked"),
+    found("page-after-surrogate", "page", {"after": "\udcff"}, "listing-unchecked"),
+    found("page-after-forged-deep", "page", {"after": FORGED_DEEP_CURSOR}, "listing-unchecked"),
+    found("list-created-from-text", "list", {"created_from": "2026-01-01"}, "listing-unchecked"),
+    found("list-created-before-int", "list", {"created_before": 1700000000}, "listing-unchecked"),
+    found("list-order-id-list", "list", {"order_id": ["o1"]}, "listing-unchecked"),
+    found("list-order-id-surrogate", "list", {"order_id": "\ud800"}, "listing-unchecked"),
+    found("expire-limit-none", "expire", {"limit": None}, "expire-limit-unchecked"),
+    found("expire-limit-text", "expire", {"limit": "10"}, "expire-limit-unchecked"),
+    found("expire-limit-float", "expire", {"limit": 1.5}, "expire-limit-unchecked"),
+    found("expire-limit-negative", "expire", {"limit": -1}, "expire-limit-unchecked"),
+    found("expire-limit-bool", "expire", {"limit": True}, "expire-limit-unchecked"),
+]
+"""Operator actions, listings and the reaper's run with a bad argument (run on memory and on SQLite)."""
 
 MEMORY_ONLY: Final = [
     found("create-order-id-surrogate", "create", {"order_id": "T-\ud800"}, "text-unchecked"),
@@ -1111,6 +1154,11 @@ async def run_case(world: World, case: Case) -> None:
         "capture": _call(flow.capture, authorized.payment.id, **arguments),
         "get": _call(flow.get_payment, **arguments),
         "refund-id": _call(flow.refund, **arguments),
+        "fraud": _call(flow.set_fraud_status, paid.id, "review", **arguments),
+        "resolve": _call(flow.resolve_review, paid.id, **arguments),
+        "list": _call(flow.list_payments, **arguments),
+        "page": _call(flow.page_payments, **arguments),
+        "expire": _call(flow.expire_stale, 0, **arguments),
     }
     try:
         await world.refused(calls[case.operation], REFUSALS)
@@ -1134,13 +1182,13 @@ def _innermost(error: Exception, frames: int = 12) -> Exception:
     return error.with_traceback(tracebacks[-frames] if len(tracebacks) > frames else error.__traceback__)
 
 
-@pytest.mark.parametrize("case", IN_THE_CORE + ACCEPTED + MEMORY_ONLY)
+@pytest.mark.parametrize("case", IN_THE_CORE + ACCEPTED + OPERATOR_AND_LISTING + MEMORY_ONLY)
 async def test_a_bad_argument_the_fuzz_found_is_refused_on_memory(memory_world: World, case: Case) -> None:
     """A bad argument the fuzz found is refused on the memory repository, and nothing changes."""
     await run_case(memory_world, case)
 
 
-@pytest.mark.parametrize("case", ACCEPTED + SQLITE_ONLY)
+@pytest.mark.parametrize("case", ACCEPTED + OPERATOR_AND_LISTING + SQLITE_ONLY)
 async def test_a_bad_argument_the_fuzz_found_is_refused_on_sqlite(sqlite_world: World, case: Case) -> None:
     """A bad argument the fuzz found is refused on SQLite, and nothing changes."""
     await run_case(sqlite_world, case)

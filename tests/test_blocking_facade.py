@@ -11,7 +11,7 @@ import pytest
 
 import paycore_memory.plugin
 from paycore import BlockingPaymentFlow, Money, PaymentStatus
-from paycore.errors import IdempotencyKeyReused, PaycoreError
+from paycore.errors import ConfigurationError, IdempotencyKeyReused, PaycoreError
 from paycore.testing import fake
 
 CONFIG = {"providers": {"fake": {"type": "fake", "webhook_secret": "whsec-blocking"}}}
@@ -70,6 +70,17 @@ def test_a_closed_facade_says_how_to_open_it() -> None:
     flow = BlockingPaymentFlow.from_config(CONFIG, plugins=[fake, paycore_memory.plugin], entry_points=False)
     with pytest.raises(PaycoreError, match="not open"):
         flow.list_payments()
+
+
+@pytest.mark.parametrize("backend", ["curio", "", None, "ASYNCIO"])
+def test_an_unknown_backend_is_a_configuration_error_when_the_facade_is_built(backend: object) -> None:
+    with pytest.raises(ConfigurationError, match="backend must be 'asyncio' or 'trio'"):
+        BlockingPaymentFlow.from_config(
+            CONFIG,
+            plugins=[fake, paycore_memory.plugin],
+            entry_points=False,
+            backend=backend,  # type: ignore[arg-type]
+        )
 
 
 def test_a_facade_left_open_does_not_hang_the_interpreter_at_exit() -> None:

@@ -79,6 +79,17 @@ def test_signing_keys_are_masked_and_other_keys_are_not() -> None:
     assert settings.secret("signing_key") == "sk-123"
 
 
+@pytest.mark.parametrize("value", [["whsec-a", "whsec-b"], 1234, True, {"key": "whsec-a"}])
+def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: object) -> None:
+    from paycore.secrets import Settings
+
+    settings = Settings({"webhook_secret": value}, owner="provider 'wave'")
+    with pytest.raises(ConfigurationError, match=r"^provider 'wave': secret 'webhook_secret' must be a string") as bad:
+        settings.secret("webhook_secret")
+    assert "whsec-a" not in str(bad.value)
+    assert "1234" not in str(bad.value)
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -29,12 +29,13 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from paycore.clock import utcnow
 from paycore.config import PaycoreConfig
-from paycore.errors import PaycoreError
+from paycore.errors import ConfigurationError, PaycoreError
 from paycore.flow import PaymentFlow
 from paycore.listing import PaymentPage
 from paycore.money import Money
 from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund
 from paycore.status import FraudStatus, PaymentStatus
+from paycore.wire import shown
 
 __all__ = ["BlockingPaymentFlow"]
 
@@ -50,6 +51,8 @@ class BlockingPaymentFlow:
     """
 
     def __init__(self, flow: PaymentFlow, *, backend: str = "asyncio") -> None:
+        if backend not in ("asyncio", "trio"):
+            raise ConfigurationError(f"backend must be 'asyncio' or 'trio', not {shown(backend)}")
         self.flow = flow
         self.backend = backend
         self._lock = threading.Lock()

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import pluggy
 
+from paycore import inputs
 from paycore.actions import PaymentActions
 from paycore.assembly import Parts, assemble, build_providers
 from paycore.changes import Change
@@ -166,6 +167,7 @@ class FlowParts(PaymentActions):
         self, payment_id: str, verdict: FraudStatus, message: str, tenant: str | None
     ) -> Payment:
         """Record an operator's fraud verdict (``review``/``rejected`` also flag the payment)."""
+        message = inputs.check_text(message, what="a fraud verdict's message")
         await self.writer.load(payment_id, tenant)
 
         def apply(payment: Payment) -> Change:
@@ -177,6 +179,7 @@ class FlowParts(PaymentActions):
 
     async def resolve_review(self, payment_id: str, note: str, tenant: str | None) -> Payment:
         """Clear the needs-review flag, saying how it was dealt with (no change if it is not set)."""
+        note = inputs.check_text(note, what="a review's note")
         await self.writer.load(payment_id, tenant)
 
         def apply(payment: Payment) -> Change | None:

@@ -29,12 +29,12 @@ from paycore.config import is_code
 from paycore.errors import ValidationError
 from paycore.records import Payment
 from paycore.status import PaymentStatus
-from paycore.wire import shown
+from paycore.wire import is_id, shown
 
 if TYPE_CHECKING:
     from paycore.storage import PaymentRepository
 
-__all__ = ["MAX_LIMIT", "ListingPosition", "PaymentListing", "PaymentPage", "read_page"]
+__all__ = ["MAX_LIMIT", "ListingPosition", "PaymentListing", "PaymentPage", "check_limit", "read_page"]
 
 MAX_LIMIT: Final = 1_000_000_000
 """The largest ``limit`` of a listing or page: far above any page, within every store's integers."""
@@ -60,6 +60,8 @@ class PaymentPage:
 
 
 def _aware(value: datetime | None, what: str) -> datetime | None:
+    if value is not None and not isinstance(value, datetime):
+        raise ValidationError(f"{what} must be a timezone-aware datetime, not {shown(value)}")
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
         raise ValidationError(f"{what} {value.isoformat()} has no time zone; pass a timezone-aware datetime")
     return value
@@ -115,9 +117,11 @@ class PaymentListing:
         cursor that is damaged or edited, or one issued for another listing.
         """
         if limit is not None:
-            _check_limit(limit, 0)
+            check_limit(limit, 0)
         if tenant is not None and not is_code(tenant):
             raise ValidationError(f"tenant must be a tenant's name (see paycore.config.is_code), not {shown(tenant)}")
+        if order_id is not None and not is_id(order_id):
+            raise ValidationError(f"order_id must be an order's reference (plain text), not {shown(order_id)}")
         listing = cls(
             tenant=tenant,
             order_id=order_id,
@@ -161,24 +165,26 @@ class PaymentListing:
 
     def position_of(self, cursor: str) -> ListingPosition:
         """The position ``cursor`` names; :class:`ValidationError` if it is not one of this listing's."""
-        shown = cursor if len(cursor) <= 40 else cursor[:37] + "..."
+        quoted = shown(cursor) if not isinstance(cursor, str) or len(cursor) > 40 else repr(cursor)
         damaged = ValidationError(
-            f"cursor {shown!r} is not one paycore issued (damaged or edited); "
+            f"cursor {quoted} is not one paycore issued (damaged or edited); "
             "pass the next_cursor of the previous page unchanged"
         )
+        if not isinstance(cursor, str) or not cursor.isascii():  # every cursor paycore issues is ASCII
+            raise damaged
         body, _, check = cursor.partition(".")
         if not body or check != _checksum(body):
             raise damaged
         try:
             version, created_at, payment_id, scope = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
             at = datetime.fromisoformat(created_at)
-        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
+        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError, RecursionError):
             raise damaged from None
         if version != _CURSOR_VERSION or not isinstance(payment_id, str) or at.tzinfo is None:
             raise damaged
         if scope != self.scope():
             raise ValidationError(
-                f"cursor {shown!r} belongs to another listing (another tenant, filter or order); "
+                f"cursor {quoted} belongs to another listing (another tenant, filter or order); "
                 "a cursor continues only the listing that issued it"
             )
         return ListingPosition(at, payment_id)
@@ -231,7 +237,7 @@ async def read_page(
     It asks for one payment more than ``limit``: the next cursor is given only
     when a next page has at least one payment.
     """
-    _check_limit(limit, 1)
+    check_limit(limit, 1)
     filters: dict[str, Any] = {
         "tenant": tenant,
         "order_id": order_id,
@@ -247,7 +253,7 @@ async def read_page(
     return PaymentPage(items=items, next_cursor=PaymentListing.build(**filters).cursor_after(items[-1]))
 
 
-def _check_limit(limit: object, least: int) -> None:
+def check_limit(limit: object, least: int) -> None:
     """Refuse a ``limit`` that is not a whole number from ``least`` to :data:`MAX_LIMIT`."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not least <= limit <= MAX_LIMIT:
         raise ValidationError(f"limit must be a whole number from {least} to {MAX_LIMIT}; not {shown(limit)}")

@@ -112,7 +112,7 @@ class Money:
     @classmethod
     def zero(cls, currency: str) -> Money:
         """The zero amount of ``currency``."""
-        zero = _ZEROS.get(currency) if cls is Money else None
+        zero = _ZEROS.get(currency) if cls is Money and type(currency) is str else None
         if zero is None:
             zero = cls(0, currency)
             if cls is Money:

@@ -21,7 +21,7 @@ from paycore import fsm
 from paycore.calls import CallOperation
 from paycore.changes import Change
 from paycore.errors import InvalidTransition, PaycoreError, PaymentBusy, ProviderNotSent, ValidationError
-from paycore.listing import MAX_LIMIT
+from paycore.listing import MAX_LIMIT, check_limit
 from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
@@ -62,6 +62,7 @@ class Reaper:
         is unknown is left to the operator (a refresh or a webhook still settles it), and
         the run reads on past it, so such payments never hold up the ones behind them.
         """
+        check_limit(limit, 1)
         deadline = self.clock() - older_than
         changed: list[Payment] = []
         visited: set[str] = set()

@@ -136,7 +136,12 @@ class Settings(Mapping[str, Any]):
             if default is not None:
                 return default
             raise ConfigurationError(f"{self._owner}: missing required secret {key!r}")
-        return value.reveal() if isinstance(value, Secret) else str(value)
+        if isinstance(value, Secret):
+            return value.reveal()
+        if isinstance(value, str):
+            return value
+        # never str() of it: a list's text would pass for a secret (the value itself is not shown)
+        raise ConfigurationError(f"{self._owner}: secret {key!r} must be a string, not a {type(value).__name__}")
 
     def credential(self, key: str) -> str:
         """The revealed value of secret ``key``, a credential sent in a header (an API key).
