@@ -59,7 +59,15 @@ async def test_a_wrong_api_key_is_refused_with_401(client: httpx.AsyncClient, ga
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("amount", 0), ("amount", "5000"), ("currency", "francs"), ("reference", None), ("capture", "yes")],
+    [
+        ("amount", 0),
+        ("amount", "5000"),
+        ("currency", "francs"),
+        ("reference", None),
+        ("reference", "pay_\x00"),
+        ("reference", "p" * 256),
+        ("capture", "yes"),
+    ],
 )
 async def test_a_bad_field_is_refused_with_400_naming_it(
     client: httpx.AsyncClient, gateway: DummyGateway, field: str, value: object
@@ -77,6 +85,38 @@ async def test_the_same_idempotency_key_replays_the_first_answer(
     again = await client.post("/v1/payments", json=payment_body(), headers={"idempotency-key": "k1"})
     assert again.json()["id"] == first.json()["id"]
     assert len(gateway.payments) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b'{"a":' * 3000 + b"1" + b"}" * 3000, b'{"a":' * 65 + b"1" + b"}" * 65],
+    ids=["100000-arrays", "3000-objects", "65-objects"],
+)
+async def test_a_body_nested_too_deeply_is_refused_with_400_invalid_json(
+    client: httpx.AsyncClient, gateway: DummyGateway, body: bytes
+) -> None:
+    response = await client.post("/v1/payments", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == {"code": "invalid_json", "message": "the body nests deeper than 64 levels"}
+    assert gateway.payments == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"amount": 5000, "currency": "XOF", "reference": "\\ud800"}',
+        b'{"amount": 5000, "currency": "XOF", "reference": "pay_1", "reference": "pay_2"}',
+        b'{"amount": NaN, "currency": "XOF", "reference": "pay_1"}',
+    ],
+    ids=["lone-surrogate", "duplicate-key", "nan"],
+)
+async def test_a_body_a_strict_reader_would_not_read_the_same_way_is_refused_with_400(
+    client: httpx.AsyncClient, gateway: DummyGateway, body: bytes
+) -> None:
+    response = await client.post("/v1/payments", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert gateway.payments == {}
 
 
 async def test_an_idempotency_key_reused_for_another_body_is_refused(client: httpx.AsyncClient) -> None:
@@ -161,6 +201,18 @@ async def test_refunds_beyond_the_captured_amount_are_refused(client: httpx.Asyn
     second = await client.post(f"/v1/payments/{created['id']}/refunds", json={"amount": 3000, "reference": "re_2"})
     assert (first.status_code, second.status_code) == (201, 400)
     assert "refundable 2000" in second.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("reference", [["re_1"], {"id": "re_1"}, 17, "", "re_\x00"], ids=repr)
+async def test_a_refund_reference_that_is_not_an_id_is_refused_with_400(
+    client: httpx.AsyncClient, gateway: DummyGateway, reference: object
+) -> None:
+    created = (await client.post("/v1/payments", json=payment_body())).json()
+    await client.post(f"/checkout/{created['id']}", data={"action": "approve"})
+    response = await client.post(f"/v1/payments/{created['id']}/refunds", json={"amount": 1000, "reference": reference})
+    assert response.status_code == 400
+    assert "'reference'" in response.json()["error"]["message"]
+    assert gateway.payments[created["id"]].refunds == []
 
 
 async def test_the_customer_cannot_act_twice(client: httpx.AsyncClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -33,6 +34,19 @@ def test_signatures_of_the_reference_library_verify_here() -> None:
     signature = Webhook(raw).sign("evt_9", datetime.fromtimestamp(now, UTC), BODY.decode())
     headers = {"webhook-id": "evt_9", "webhook-timestamp": str(now), "webhook-signature": signature}
     assert verify(BODY, headers, secrets=[WebhookSecret(raw)]) == "evt_9"
+
+
+@pytest.mark.parametrize("msg_id", ["evt_\u00e9", "evt_\u20ac", "evt_\u65e5\u672c"])
+def test_a_utf8_webhook_id_read_as_latin1_by_an_asgi_server_verifies(msg_id: str) -> None:
+    raw = generate_secret()
+    now = int(time.time())
+    signature = Webhook(raw).sign(msg_id, datetime.fromtimestamp(now, UTC), BODY.decode())
+    # The header's UTF-8 bytes, decoded as latin-1: what uvicorn, hypercorn and Django hand over.
+    as_served = msg_id.encode("utf-8").decode("latin-1")
+    headers = {"webhook-id": as_served, "webhook-timestamp": str(now), "webhook-signature": signature}
+    assert verify(BODY, headers, secrets=[WebhookSecret(raw)]) == msg_id
+    # The same id given as the text it is (a framework decoding headers as UTF-8) verifies too.
+    assert verify(BODY, headers | {"webhook-id": msg_id}, secrets=[WebhookSecret(raw)]) == msg_id
 
 
 def test_a_tampered_body_is_refused() -> None:

@@ -198,6 +198,17 @@ async def test_a_refund_event_without_its_refund_is_answered_400(
     await assert_unchanged(flow, waiting)
 
 
+async def test_a_refund_naming_neither_its_id_nor_its_reference_is_malformed(
+    in_process: Setup, waiting: Payment, secret: str
+) -> None:
+    # It could not be told from another refund of the same amount: each delivery would add one.
+    flow, gateway = in_process
+    refund = {"status": "succeeded", "amount": 1000}
+    body = event(gateway, waiting, "refund.succeeded", status="succeeded", refund=refund, refunds=[refund])
+    with pytest.raises(MalformedWebhook, match="neither its 'id' nor its 'reference'"):
+        await parse(flow, secret, body)
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -214,6 +225,10 @@ async def test_a_refund_event_without_its_refund_is_answered_400(
             id="refund-ref-list",
         ),
         pytest.param({"refunds": [{"id": "gr_1", "amount": 500, "status": ["succeeded"]}]}, id="refund-status-list"),
+        pytest.param({"refunds": [{"amount": 500, "status": "succeeded"}]}, id="refund-without-id-or-reference"),
+        pytest.param(
+            {"refunds": [{"id": None, "reference": None, "amount": 500, "status": "succeeded"}]}, id="refund-null-ids"
+        ),
         pytest.param({"refunds": {"gr_1": 500}}, id="refunds-object"),
         pytest.param({"id": "\ud800"}, id="id-lone-surrogate"),
         pytest.param({"id": "gp_\x00"}, id="id-nul"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 import paycore_dummy.plugin
 from paycore.asgi import create_app
@@ -67,6 +69,25 @@ async def test_a_correctly_signed_event_is_accepted(
     response = await post(merchant, body, signature_headers(body, msg_id="evt_1", secrets=[WebhookSecret(secret)]))
     assert response.status_code == 200
     assert (await flow.get_payment(waiting.id)).status is PaymentStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("msg_id", ["evt_\u00e9", "evt_\u20ac"])
+async def test_an_event_with_a_utf8_id_signed_by_the_reference_library_is_accepted_under_that_id(
+    in_process: Setup, waiting: Payment, merchant: httpx.AsyncClient, secret: str, msg_id: str
+) -> None:
+    flow, gateway = in_process
+    body = success_event(gateway, waiting)
+    now = int(time.time())
+    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(now, UTC), body.decode())
+    headers = [
+        (b"webhook-id", msg_id.encode("utf-8")),
+        (b"webhook-timestamp", str(now).encode()),
+        (b"webhook-signature", signature.encode()),
+    ]
+    response = await merchant.post("/chez-awa/wave", content=body, headers=headers)
+    assert response.status_code == 200
+    assert (await flow.get_payment(waiting.id)).status is PaymentStatus.SUCCEEDED
+    assert msg_id in {event.provider_event_id for event in await flow.list_events(waiting.id)}
 
 
 async def test_a_tampered_body_is_refused_with_401(

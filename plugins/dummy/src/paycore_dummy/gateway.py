@@ -18,9 +18,10 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from paycore.errors import ConfigurationError, ValidationError
+from paycore.errors import ConfigurationError, InvalidReport, ValidationError
 from paycore.inputs import check_url
 from paycore.secrets import Secret
+from paycore.wire import check_id
 from paycore_dummy.delivery import DeliveryAttempt, GatewayEvent, RetryPolicy, WebhookSender
 from paycore_dummy.errors import GatewayAlreadyRunning, GatewayApiError, GatewayNotRunning
 from paycore_dummy.records import GatewayPayment, GatewayRefund
@@ -58,6 +59,14 @@ def _optional_str(body: Mapping[str, Any], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise GatewayApiError(400, "invalid_request", f"{key!r} must be a string, not {value!r}")
     return value
+
+
+def _reference(value: object) -> str:
+    """A merchant's reference: an id paycore can read back (non-empty, no control characters); 400 otherwise."""
+    try:
+        return check_id(value, what="'reference'")
+    except InvalidReport as exc:
+        raise GatewayApiError(400, "invalid_request", str(exc)) from None
 
 
 def _return_url(body: Mapping[str, Any]) -> str | None:
@@ -247,9 +256,9 @@ class DummyGateway:
         currency = body.get("currency")
         if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
             raise GatewayApiError(400, "invalid_request", f"'currency' must be an ISO 4217 code, not {currency!r}")
-        reference = _optional_str(body, "reference")
-        if not reference:
+        if body.get("reference") is None:
             raise GatewayApiError(400, "invalid_request", "'reference' (the merchant's payment id) is required")
+        reference = _reference(body["reference"])
         capture = body.get("capture", True)
         if not isinstance(capture, bool):
             raise GatewayApiError(400, "invalid_request", f"'capture' must be true or false, not {capture!r}")
@@ -349,10 +358,15 @@ class DummyGateway:
         return payment
 
     def refund(self, payment_id: str, amount: int | None, reference: str | None, reason: str) -> GatewayRefund:
-        """Refund ``amount`` (default: what is left) of a captured payment; one refund per ``reference``."""
+        """Refund ``amount`` (default: what is left) of a captured payment; one refund per ``reference``.
+
+        A ``reference`` that is not an id (a list, an empty string, control
+        characters) is refused with 400, and nothing is recorded.
+        """
         self._require_running()
         payment = self.payment(payment_id)
         if reference is not None:
+            reference = _reference(reference)
             for existing in payment.refunds:
                 if existing.reference == reference:
                     return existing

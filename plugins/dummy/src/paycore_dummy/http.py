@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import anyio
 from attrs import frozen
 
+from paycore.errors import MalformedWebhook
+from paycore.wire import load_json_object, shown
 from paycore_dummy import pages
 from paycore_dummy.errors import GatewayApiError, GatewayNotRunning
 from paycore_dummy.scenarios import Scenario
@@ -53,16 +55,18 @@ class Request:
     root_path: str = ""
 
     def json(self) -> dict[str, Any]:
-        """The body as a JSON object; 400 otherwise."""
+        """The body as a JSON object; 400 ``invalid_json`` otherwise.
+
+        The body is read as strictly as paycore reads a gateway's answers
+        (:func:`paycore.wire.load_json_object`): invalid UTF-8, deep nesting,
+        duplicate keys, ``NaN`` and lone surrogates are refused too.
+        """
         if not self.body:
             return {}
         try:
-            data = json.loads(self.body)
-        except ValueError:
-            raise GatewayApiError(400, "invalid_json", "the body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise GatewayApiError(400, "invalid_json", "the body must be a JSON object")
-        return data
+            return load_json_object(self.body, what="the body")
+        except MalformedWebhook as exc:
+            raise GatewayApiError(400, "invalid_json", str(exc)) from None
 
     def form(self) -> dict[str, str]:
         """The body as an HTML form."""
@@ -237,10 +241,10 @@ class GatewayApp:
         if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
             raise GatewayApiError(400, "invalid_request", f"'amount' must be an integer, not {amount!r}")
         reference = body.get("reference")
-        reason = body.get("reason") or ""
+        reason = _optional_text(body, "reason") or ""
 
         def refund() -> tuple[int, dict[str, Any]]:
-            made = self.gateway.refund(match["id"], amount, reference, str(reason))
+            made = self.gateway.refund(match["id"], amount, reference, reason)
             return 201, made.to_json()
 
         return await self._idempotent(request, f"refund:{match['id']}", refund)
@@ -256,6 +260,14 @@ class GatewayApp:
         if payment.return_url and match["page"] == "checkout":
             return Response.redirect(_with_query(payment.return_url, payment=payment.reference, status=payment.status))
         return Response.redirect(f"{request.root_path}/{match['page']}/{payment.id}")
+
+
+def _optional_text(body: dict[str, Any], key: str) -> str | None:
+    """The body's ``key``: absent (``None``) or a string; 400 otherwise."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise GatewayApiError(400, "invalid_request", f"{key!r} must be a string, not {shown(value)}")
+    return value
 
 
 def _with_query(url: str, **params: str) -> str:

@@ -7,7 +7,7 @@ it, and reports what the gateway said as :class:`~paycore.records.ProviderUpdate
 Settings (``[providers.wave]`` with ``type = "dummy"``):
 
 ``base_url``
-    The gateway's address (``http://127.0.0.1:8765``); or, instead,
+    The gateway's address, an absolute http(s) URL (``http://127.0.0.1:8765``); or, instead,
 ``gateway``
     a :class:`~paycore_dummy.gateway.DummyGateway` object, or the name under
     which one was registered with :func:`~paycore_dummy.inprocess.register_gateway`:
@@ -40,6 +40,7 @@ import httpx
 from attrs import evolve
 
 from paycore.config import webhook_url_for
+from paycore.config_sources import read_webhook_url
 from paycore.errors import (
     ConfigurationError,
     InvalidSignature,
@@ -51,11 +52,11 @@ from paycore.errors import (
 from paycore.money import Money, currency_exponent
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import Secret
+from paycore.secrets import Secret, redact_url
 from paycore.status import Outcome, RefundStatus
-from paycore.wire import InvalidReport, load_json_object
+from paycore.wire import InvalidReport, check_url, load_json_object, shown
 from paycore_dummy.errors import GatewayRefused
-from paycore_dummy.signing import DEFAULT_TOLERANCE, WebhookSecret, verify
+from paycore_dummy.signing import DEFAULT_TOLERANCE, WebhookSecret, header_text, verify
 
 __all__ = ["DummyProvider"]
 
@@ -110,19 +111,20 @@ class DummyProvider(Provider):
             self._secrets = WebhookSecret.parse_many(raw_secrets)
         except ConfigurationError as error:
             raise ConfigurationError(f"provider {context.code!r} (dummy): 'webhook_secret': {error}") from None
-        self._gateway_setting: Any = settings.get("gateway")
-        self._base_url: str | None = settings.get("base_url")
+        self._gateway_setting: Any = _gateway_setting(settings.get("gateway"), context.code)
+        self._base_url: str | None = _base_url(settings.get("base_url"), context.code)
         if (self._gateway_setting is None) == (self._base_url is None):
             raise ConfigurationError(
                 f"provider {context.code!r} (dummy): set exactly one of 'base_url' (HTTP) or 'gateway' (in-process)"
             )
         self.webhook_url: str | None = (
-            webhook_url_for(settings.get("webhook_url"), context.tenant, context.code) or context.webhook_url
+            webhook_url_for(_webhook_url(settings.get("webhook_url"), context.code), context.tenant, context.code)
+            or context.webhook_url
         )
         self.method: str = settings.get("method", "card")
         if self.method not in ("card", "mobile_money"):
             raise ConfigurationError(
-                f"provider {context.code!r}: method must be 'card' or 'mobile_money', not {self.method!r}"
+                f"provider {context.code!r}: method must be 'card' or 'mobile_money', not {shown(self.method)}"
             )
         self.timeout = settings.seconds("timeout", 10.0)
         self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE)
@@ -308,7 +310,8 @@ class DummyProvider(Provider):
         currency, reference = data.get("currency"), data.get("reference")
         if not isinstance(currency, str) or not isinstance(reference, str):
             raise MalformedWebhook("dummy webhook data names no payment reference or currency")
-        event_id = headers.get("webhook-id") or event.get("id")
+        raw_event_id = headers.get("webhook-id")
+        event_id = header_text(raw_event_id) if isinstance(raw_event_id, str) and raw_event_id else event.get("id")
         try:
             update = _read_payment(data, currency, with_next_action=False)
             return [evolve(update, payment_id=reference, provider_event_id=event_id)]
@@ -334,6 +337,43 @@ class DummyProvider(Provider):
             return _read_refund(data, currency)
         except (InvalidReport, MoneyError) as exc:
             raise ProviderOutcomeUnknown(f"dummy gateway answered something unreadable: {exc}") from None
+
+
+def _base_url(value: Any, code: str) -> str | None:
+    """The ``base_url`` setting: unset, or an absolute http(s) URL; :class:`ConfigurationError` otherwise."""
+    if value is None:
+        return None
+    try:
+        return check_url(value, what="'base_url'")
+    except InvalidReport:
+        # Redacted before it is cut short: a password in the URL never shows.
+        quoted = shown(redact_url(value)) if isinstance(value, str) else type(value).__name__
+        raise ConfigurationError(
+            f"provider {code!r} (dummy): 'base_url' must be an absolute http(s) URL without spaces or credentials, "
+            f"such as 'http://127.0.0.1:8765', not {quoted}"
+        ) from None
+
+
+def _webhook_url(value: Any, code: str) -> str | None:
+    """The ``webhook_url`` setting, checked as the configuration's own ``webhook_url`` is."""
+    try:
+        return read_webhook_url(value)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"provider {code!r} (dummy): {error}") from None
+
+
+def _gateway_setting(value: Any, code: str) -> Any:
+    """The ``gateway`` setting: unset, a registered name or a gateway object (resolved at the first call)."""
+    if value is None or (isinstance(value, str) and value):
+        return value
+    from paycore_dummy.gateway import DummyGateway
+
+    if isinstance(value, DummyGateway):
+        return value
+    raise ConfigurationError(
+        f"provider {code!r} (dummy): 'gateway' must be a DummyGateway or the non-empty name it was "
+        f"registered under, not {shown(value) if isinstance(value, str) else type(value).__name__}"
+    )
 
 
 def _read_payment(data: Any, fallback_currency: str, *, with_next_action: bool) -> ProviderUpdate:
@@ -363,9 +403,16 @@ def _read_payment(data: Any, fallback_currency: str, *, with_next_action: bool) 
 
 
 def _read_refund(data: Any, currency: str) -> RefundUpdate:
-    """A gateway refund object as a :class:`RefundUpdate`."""
+    """A gateway refund object as a :class:`RefundUpdate`.
+
+    A refund naming neither its gateway ``id`` nor paycore's ``reference`` is
+    refused: it could not be told from another refund of the same amount, so
+    each delivery of it would count as a new one.
+    """
     if not isinstance(data, dict) or _status_of(data) not in _REFUND_STATUSES:
         raise InvalidReport(f"dummy gateway refund has an unknown status {_raw_status(data)!r:.40}")
+    if data.get("id") is None and data.get("reference") is None:
+        raise InvalidReport("dummy gateway refund names neither its 'id' nor its 'reference'")
     return RefundUpdate(
         status=_REFUND_STATUSES[data["status"]],
         refund_id=data.get("reference"),

@@ -31,6 +31,7 @@ __all__ = [
     "SECRET_PREFIX",
     "WebhookSecret",
     "generate_secret",
+    "header_text",
     "sign",
     "signature_headers",
     "verify",
@@ -85,13 +86,48 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(32)).decode("ascii")
 
 
-def _signed_content(msg_id: str, timestamp: int, body: bytes) -> bytes:
-    return f"{msg_id}.{timestamp}.".encode() + body
+def _signed_content(msg_id: bytes, timestamp: int, body: bytes) -> bytes:
+    return msg_id + f".{timestamp}.".encode() + body
+
+
+def header_text(value: str) -> str:
+    """A header's value as the text its sender wrote.
+
+    ASGI servers and Django decode header bytes as latin-1, so a UTF-8 value
+    (``msg_é``) reaches the application as ``msg_Ã©``: its latin-1 bytes are
+    read again as UTF-8. A value that is not such a decoding (ASCII, real
+    Unicode such as ``msg_€``, bytes that are not UTF-8) is returned as it is.
+    """
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def _signed_ids(msg_id: str) -> list[bytes]:
+    """The bytes a sender may have signed for a ``webhook-id`` header read as ``msg_id``.
+
+    Signers sign the id's UTF-8 (the Standard Webhooks libraries) or the
+    header's bytes as sent; a server that decoded the header as latin-1 gives
+    those bytes back with ``.encode("latin-1")``. Both are tried. Raises
+    :class:`~paycore.errors.InvalidSignature` when ``msg_id`` is neither.
+    """
+    candidates: list[bytes] = []
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            encoded = msg_id.encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        if encoded not in candidates:
+            candidates.append(encoded)
+    if not candidates:
+        raise InvalidSignature("webhook refused: the 'webhook-id' header is not text")
+    return candidates
 
 
 def sign(body: bytes, *, msg_id: str, timestamp: int, secrets: Iterable[WebhookSecret]) -> str:
-    """The ``webhook-signature`` value: one ``v1,...`` signature per secret."""
-    content = _signed_content(msg_id, timestamp, body)
+    """The ``webhook-signature`` value: one ``v1,...`` signature per secret (the id signed as UTF-8)."""
+    content = _signed_content(msg_id.encode(), timestamp, body)
     return " ".join("v1," + base64.b64encode(secret.digest(content)).decode("ascii") for secret in secrets)
 
 
@@ -122,8 +158,10 @@ def verify(
     tolerance: float = DEFAULT_TOLERANCE,
     now: float | None = None,
 ) -> str:
-    """Check a delivery's signature; return its ``webhook-id``.
+    """Check a delivery's signature; return its ``webhook-id`` (as :func:`header_text` reads it).
 
+    A ``webhook-id`` decoded as latin-1 (as ASGI servers and Django decode
+    headers) verifies as well as one given as the text it was signed as.
     Raises :class:`~paycore.errors.InvalidSignature` naming what is wrong: a
     missing header, a timestamp outside ``tolerance`` seconds, or no signature
     that matches any of ``secrets``. Nothing of the body is parsed.
@@ -155,12 +193,10 @@ def verify(
             continue
     if not candidates:
         raise InvalidSignature("webhook refused: 'webhook-signature' holds no 'v1,<base64>' signature")
-    try:
-        content = _signed_content(msg_id, timestamp, body)
-    except UnicodeEncodeError:
-        raise InvalidSignature("webhook refused: the 'webhook-id' header is not text") from None
+    contents = [_signed_content(signed_id, timestamp, body) for signed_id in _signed_ids(msg_id)]
     for secret in secrets:
-        expected = secret.digest(content)
-        if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
-            return msg_id
+        for content in contents:
+            expected = secret.digest(content)
+            if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+                return header_text(msg_id)
     raise InvalidSignature("webhook refused: no signature matches the configured webhook secret(s)")
