@@ -105,6 +105,25 @@ async def test_split_tender_pays_part_and_leaves_the_rest_due(flow: PaymentFlow,
     assert await order_balance(flow, order_id="T1-9", total=total, tenant=TENANT) == xof(0)
 
 
+@pytest.mark.parametrize("split_tender", ["no", "False", 1, 0, None])
+async def test_a_split_tender_that_is_not_true_or_false_is_refused_and_stores_nothing(
+    flow: PaymentFlow, drawers: CashDrawers, split_tender: Any
+) -> None:
+    session_id = await open_till(drawers)
+    with pytest.raises(InvalidCashRequest, match="split_tender must be True or False"):
+        await take_cash(
+            flow,
+            amount=xof(1_000),
+            tendered=xof(400),
+            till="T1",
+            order_id="o",
+            tenant=TENANT,
+            split_tender=split_tender,
+        )
+    assert await flow.list_payments(tenant=TENANT) == []
+    assert await drawers.movements(session_id) == []
+
+
 async def test_taking_cash_with_no_open_drawer_is_refused_and_stores_nothing(
     flow: PaymentFlow, drawers: CashDrawers
 ) -> None:

@@ -81,6 +81,12 @@ async def test_drawers_without_a_configured_currency_take_the_floats(cash_config
     assert totals.expected == Money.of("170.75", "EUR")
 
 
+@pytest.mark.parametrize("currency", [["XOF"], {"XOF": 1}, 5, "xof", "ZZZ"])
+async def test_a_currency_that_is_not_a_currency_code_is_refused(flow: PaymentFlow, currency: object) -> None:
+    with pytest.raises(InvalidCashRequest, match="currency must be an ISO 4217 currency code"):
+        CashDrawers(flow, tenant="chez-awa", currency=currency)  # type: ignore[arg-type]
+
+
 async def test_pay_ins_and_pay_outs_change_what_the_drawer_should_hold(drawers: CashDrawers) -> None:
     session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
     await drawers.pay_in(till="T1", amount=xof(5_000), reason="float top-up", actor="Moussa")

@@ -85,6 +85,27 @@ async def test_a_partial_refund_not_marked_goodwill_is_owed_again(flow: PaymentF
     assert await due(flow, 5_000) == xof(1_000)
 
 
+@pytest.mark.parametrize("goodwill", ["False", "no", 1, None])
+async def test_a_goodwill_that_is_not_true_or_false_is_refused_and_refunds_nothing(
+    flow: PaymentFlow, till: str, goodwill: Any
+) -> None:
+    payment_id = await pay(flow, 5_000)
+    with pytest.raises(InvalidCashRequest, match="goodwill must be True or False"):
+        await refund_cash(flow, payment_id, amount=xof(1_000), goodwill=goodwill, tenant=TENANT)
+    assert (await flow.get_payment(payment_id, tenant=TENANT)).refunds == ()
+    assert await due(flow, 5_000) == xof(0)
+
+
+@pytest.mark.parametrize("goodwill", ["False", "true", 1])
+async def test_a_goodwill_mark_through_the_flow_that_is_not_true_or_false_is_refused(
+    flow: PaymentFlow, till: str, goodwill: Any
+) -> None:
+    payment_id = await pay(flow, 5_000)
+    with pytest.raises(InvalidCashRequest, match=r"metadata\['goodwill'\] must be True or False"):
+        await flow.refund(payment_id, amount=xof(1_000), metadata={"goodwill": goodwill}, tenant=TENANT)
+    assert (await flow.get_payment(payment_id, tenant=TENANT)).refunds == ()
+
+
 async def test_other_orders_and_tenants_do_not_count(flow: PaymentFlow, till: str) -> None:
     await pay(flow, 5_000, order_id="T1-8")
     assert await due(flow, 5_000) == xof(5_000)

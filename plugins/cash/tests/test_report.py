@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from paycore.money import Money
+from paycore_cash.errors import InvalidCashRequest
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
 from paycore_cash.report import DrawerReport, format_money
 
@@ -34,6 +35,12 @@ def test_amounts_are_written_in_their_currency_with_thousands_grouped(amount: Mo
 def test_a_signed_amount_shows_its_plus_sign() -> None:
     assert format_money(Money.of("200", "XOF"), signed=True) == "+200 XOF"
     assert format_money(Money.of("-200", "XOF"), signed=True) == "-200 XOF"
+
+
+@pytest.mark.parametrize("signed", ["no", "False", 1, None])
+def test_a_signed_that_is_not_true_or_false_is_refused(signed: object) -> None:
+    with pytest.raises(InvalidCashRequest, match="signed must be True or False"):
+        format_money(Money.of("200", "XOF"), signed=signed)  # type: ignore[arg-type]
 
 
 def _session(**fields: object) -> DrawerSession:

@@ -77,6 +77,17 @@ async def test_the_refusal_says_which_tenant_and_why(flow: PaymentFlow) -> None:
         CashDrawers(flow, tenant="")
 
 
+async def test_no_tenant_is_refused_when_only_tenants_enable_cash() -> None:
+    config = {"repository": "memory", "tenants": {"chez-awa": {"providers": {"cash": dict(CASH)}}}}
+    async with PaymentFlow.from_config(config) as flow:
+        with pytest.raises(CashNotEnabled, match=r"no-tenant default has no cash provider.*tenant="):
+            CashDrawers(flow)
+        awa = CashDrawers(flow, tenant="chez-awa")
+        await awa.open(till="T1", opening_float=xof(5_000), opened_by="Awa")
+        assert [s.tenant for s in await awa.sessions()] == ["chez-awa"]
+        assert await awa.storage.list_sessions(None) == []
+
+
 async def test_the_default_and_configured_tenants_keep_their_own_drawers(flow: PaymentFlow) -> None:
     await CashDrawers(flow).open(till="T1", opening_float=xof(5_000), opened_by="Awa")
     awa = CashDrawers(flow, tenant="chez-awa")
@@ -141,3 +152,22 @@ def test_the_command_line_refuses_a_bad_tenant_with_a_message_and_changes_nothin
     assert (report["status"], report["expected"]) == ("open", {"amount": "5000", "currency": "XOF"})
     assert main(drawer(toml, "list", "--tenant", "chez-awa")) == 0
     assert capsys.readouterr().out.strip() == "no drawer sessions"
+
+
+def test_the_command_line_without_a_tenant_is_refused_when_only_tenants_enable_cash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "paycore.toml"
+    path.write_text(
+        f'repository = "sqlite:///{tmp_path / "paycore.db"}"\n'
+        '[tenants.chez-awa.providers.cash]\ntype = "cash"\ncurrency = "XOF"\n'
+    )
+    toml = str(path)
+    assert main(drawer(toml, "open", "--till", "T1", "--float", "5000", "--by", "Awa")) == 1
+    refusal = capsys.readouterr().err
+    assert refusal.startswith("paycore drawer open: the no-tenant default has no cash provider")
+    assert "--tenant" in refusal
+    assert main(drawer(toml, "open", "--tenant", "chez-awa", "--till", "T1", "--float", "5000", "--by", "Awa")) == 0
+    capsys.readouterr()
+    assert main(drawer(toml, "list", "--tenant", "chez-awa")) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1

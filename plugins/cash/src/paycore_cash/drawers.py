@@ -47,7 +47,14 @@ from paycore_cash.records import (
 from paycore_cash.report import DrawerReport
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import DrawerTotals, drawer_totals
-from paycore_cash.validation import check_amount, check_name, check_session_id, check_tenant, check_till
+from paycore_cash.validation import (
+    check_amount,
+    check_currency,
+    check_name,
+    check_session_id,
+    check_tenant,
+    check_till,
+)
 
 if TYPE_CHECKING:
     import pluggy
@@ -110,14 +117,17 @@ class CashDrawers:
     """The cash drawers of one tenant (``None``: the tenant-less default).
 
     ``tenant`` must be ``None`` or the name of a tenant the flow's configuration
-    names and that enables the cash provider; any other (``""``, a typo, a
-    tenant without cash) is refused with :class:`~paycore_cash.errors.CashNotEnabled`
-    (a :class:`~paycore.errors.ProviderNotEnabled`) before anything is read or stored.
+    names, and it must enable the cash provider; any other (``""``, a typo, a
+    tenant without cash, ``None`` when cash is enabled only for tenants) is
+    refused with :class:`~paycore_cash.errors.CashNotEnabled` (a
+    :class:`~paycore.errors.ProviderNotEnabled`) before anything is read or stored.
 
     ``currency`` fixes the drawers' currency (default: the ``currency``
     setting of the tenant's cash provider; if neither, a drawer takes the
-    currency of its opening float). A session is found by its till while open
-    and by its id always; sessions of other tenants are invisible.
+    currency of its opening float); a currency that is not an ISO 4217 code
+    (``"xof"``, ``["XOF"]``) is refused with
+    :class:`~paycore_cash.errors.InvalidCashRequest`. A session is found by its
+    till while open and by its id always; sessions of other tenants are invisible.
     """
 
     def __init__(self, flow: FlowLike, *, tenant: str | None = None, currency: str | None = None) -> None:
@@ -126,7 +136,7 @@ class CashDrawers:
         settings = cash_settings(flow, tenant)
         configured = currency if currency is not None else settings.get("currency")
         if configured is not None:
-            Money.zero(configured)  # refuses an unknown code
+            configured = check_currency(configured, "currency")
         self.currency: str | None = configured
         self.storage: DrawerStorage = drawer_storage(flow.plugin_manager, flow.repository)
         self.idempotency: IdempotentRunner = runner_for(flow)

@@ -32,6 +32,7 @@ from typing import ClassVar, TypeVar
 
 from paycore.errors import (
     ConcurrentUpdate,
+    ConfigurationError,
     InvalidAmount,
     ProviderNotSent,
     ProviderOutcomeUnknown,
@@ -41,6 +42,7 @@ from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
 from paycore.status import Outcome, RefundStatus
+from paycore.wire import shown
 from paycore_cash.backends import drawer_storage
 from paycore_cash.errors import (
     CashError,
@@ -52,9 +54,10 @@ from paycore_cash.errors import (
     NoOpenDrawer,
 )
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind, new_movement_id
+from paycore_cash.sales import GOODWILL
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import drawer_totals
-from paycore_cash.validation import MAX_TILL, check_amount, is_name
+from paycore_cash.validation import MAX_TILL, check_amount, is_currency, is_name
 
 __all__ = ["CashProvider", "cashier_of", "refund_cashier_of", "refund_till_of", "tendered_of", "till_of"]
 
@@ -129,7 +132,9 @@ def tendered_of(payment: Payment) -> Money:
 class CashProvider(Provider):
     """Cash at a till: succeeds at once, refunds pay out of the drawer.
 
-    Settings: ``currency`` (optional) fixes the drawers' currency.
+    Settings: ``currency`` (optional) fixes the drawers' currency: an ISO 4217
+    code such as ``"XOF"``; any other value is refused with
+    :class:`~paycore.errors.ConfigurationError` when the flow is built.
     """
 
     name: ClassVar[str] = "cash"
@@ -138,6 +143,7 @@ class CashProvider(Provider):
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
+        _check_currency_setting(context)
         self._storage: DrawerStorage | None = None
         if context.repository is not None:
             # Fail when the flow is built, not at the first sale, if drawers cannot be kept beside the repository.
@@ -157,8 +163,15 @@ class CashProvider(Provider):
     async def check_refund(self, payment: Payment, refund: Refund) -> None:
         """Refuse a cash refund its till's open drawer cannot pay out, before the flow stores it.
 
-        The till is the one ``refund.metadata["till"]`` names, else the sale's.
+        The till is the one ``refund.metadata["till"]`` names, else the sale's. A
+        ``metadata["goodwill"]`` that is not ``True`` or ``False`` is refused with
+        :class:`InvalidCashRequest`.
         """
+        goodwill = refund.metadata.get(GOODWILL)
+        if goodwill is not None and type(goodwill) is not bool:
+            raise InvalidCashRequest(
+                f"refund {refund.id}: metadata[{GOODWILL!r}] must be True or False, not {shown(goodwill)}"
+            )
         refund_cashier_of(payment, refund)
         await self._drawer_for_refund(payment, refund)
 
@@ -335,6 +348,17 @@ class CashProvider(Provider):
             raise ProviderOutcomeUnknown(
                 f"cash drawer storage failed while recording a {movement.kind.value}: {type(error).__name__}"
             ) from error
+
+
+def _check_currency_setting(context: ProviderContext) -> None:
+    """Refuse a ``currency`` setting that is neither left out nor an ISO 4217 code, naming the setting."""
+    currency = context.settings.get("currency")
+    if currency is not None and not is_currency(currency):
+        owner = "the no-tenant default" if context.tenant is None else f"tenant {context.tenant!r}"
+        raise ConfigurationError(
+            f"provider {context.code!r} of {owner}: the cash setting 'currency' must be an ISO 4217 code "
+            f"such as 'XOF' (or left out), not {shown(currency)}"
+        )
 
 
 def _call_time(payment: Payment) -> datetime:

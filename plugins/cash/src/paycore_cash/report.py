@@ -15,6 +15,7 @@ from attrs import frozen
 from paycore.money import Money
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind
 from paycore_cash.totals import DrawerTotals, drawer_totals
+from paycore_cash.validation import check_flag
 
 __all__ = ["DrawerReport", "format_money"]
 
@@ -27,8 +28,11 @@ _KIND_LABELS = {
 
 
 def format_money(amount: Money, *, signed: bool = False) -> str:
-    """``amount`` as a cashier writes it (:meth:`Money.display`): ``1 500 XOF``, ``+200 XOF`` if ``signed``."""
-    return amount.display(signed=signed)
+    """``amount`` as a cashier writes it (:meth:`Money.display`): ``1 500 XOF``, ``+200 XOF`` if ``signed``.
+
+    ``signed`` must be ``True`` or ``False`` (anything else: :class:`~paycore_cash.errors.InvalidCashRequest`).
+    """
+    return amount.display(signed=check_flag(signed, "signed"))
 
 
 def _when(moment: datetime | None) -> str:

@@ -26,7 +26,7 @@ from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.wire import shown
 from paycore_cash.errors import InsufficientTender, InvalidCashRequest
-from paycore_cash.validation import check_amount, check_name, check_till
+from paycore_cash.validation import check_amount, check_flag, check_name, check_till
 
 if TYPE_CHECKING:
     from paycore.flow import PaymentFlow
@@ -77,8 +77,10 @@ async def take_cash(
     unless ``split_tender`` is true; then the payment is for the tendered cash
     and the rest of ``amount`` stays due. Refused, with nothing stored, if the
     till's drawer is not open. ``provider`` is the code the tenant enabled
-    the cash provider under.
+    the cash provider under. ``split_tender`` must be ``True`` or ``False``
+    (anything else is refused with :class:`InvalidCashRequest`).
     """
+    split_tender = check_flag(split_tender, "split_tender")
     amount = check_amount(amount, "amount due", currency=None)
     tendered = check_amount(tendered, "tendered cash", currency=amount.currency)
     till = check_till(till)
@@ -136,9 +138,11 @@ async def refund_cash(
     holding less than ``amount`` refuses it with
     :class:`~paycore_cash.errors.InsufficientDrawerCash`. Nothing is stored
     when it is refused. ``goodwill=True`` marks a gesture that leaves the
-    order paid (:func:`order_balance`). The same as ``flow.refund(...,
-    metadata={"till": ..., "cashier": ..., "goodwill": True})``.
+    order paid (:func:`order_balance`); ``goodwill`` must be ``True`` or
+    ``False`` (anything else is refused with :class:`InvalidCashRequest`). The
+    same as ``flow.refund(..., metadata={"till": ..., "cashier": ..., "goodwill": True})``.
     """
+    goodwill = check_flag(goodwill, "goodwill")
     metadata: dict[str, Any] = {}
     if till is not None:
         metadata["till"] = check_till(till)

@@ -1,11 +1,12 @@
-"""Checks on what cashiers type: names, amounts, currencies and tenants, refused before anything changes."""
+"""Checks on what cashiers type: names, amounts, currencies, flags and tenants, refused before anything changes."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
 from paycore.config import PaycoreConfig, is_code
-from paycore.money import MAX_MINOR_UNITS, Money
+from paycore.errors import UnknownCurrency
+from paycore.money import MAX_MINOR_UNITS, Money, currency_exponent
 from paycore.wire import shown
 from paycore_cash.errors import CashNotEnabled, DrawerNotFound, ForeignCurrency, InvalidCashRequest
 
@@ -13,11 +14,14 @@ __all__ = [
     "MAX_ID",
     "MAX_TILL",
     "check_amount",
+    "check_currency",
+    "check_flag",
     "check_name",
     "check_session_id",
     "check_tenant",
     "check_till",
     "enables_cash",
+    "is_currency",
     "is_name",
 ]
 
@@ -75,6 +79,35 @@ def check_amount(value: Any, what: str, *, currency: str | None, allow_zero: boo
     return value
 
 
+def is_currency(value: Any) -> bool:
+    """True if ``value`` is a currency code :class:`~paycore.money.Money` accepts (``"XOF"``, ``"EUR"``)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        currency_exponent(value)
+    except UnknownCurrency:
+        return False
+    return True
+
+
+def check_currency(value: Any, what: str) -> str:
+    """Return ``value`` if it is a currency code :class:`~paycore.money.Money` accepts; :class:`InvalidCashRequest`
+    otherwise (a list, a number, a lower-case or unknown code)."""
+    if not is_currency(value):
+        raise InvalidCashRequest(f"{what} must be an ISO 4217 currency code such as 'XOF', not {shown(value)}")
+    return str(value)
+
+
+def check_flag(value: Any, what: str) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``; :class:`InvalidCashRequest` otherwise.
+
+    A flag is never read from its truthiness: ``"no"``, ``"False"`` or ``1`` are refused, not taken as true.
+    """
+    if type(value) is not bool:
+        raise InvalidCashRequest(f"{what} must be True or False, not {shown(value)}")
+    return value
+
+
 def enables_cash(config: PaycoreConfig, tenant: str | None) -> bool:
     """True if ``tenant`` (``None``: the tenant-less default) enables a provider of type ``cash``."""
     return any(provider.type == "cash" for provider in config.provider_configs(tenant).values())
@@ -82,13 +115,16 @@ def enables_cash(config: PaycoreConfig, tenant: str | None) -> bool:
 
 def check_tenant(config: PaycoreConfig, tenant: Any) -> str | None:
     """Return ``tenant`` if it is ``None`` (the tenant-less default) or the name of a tenant ``config``
-    names that enables the cash provider; :class:`CashNotEnabled` otherwise.
+    names, and it enables the cash provider; :class:`CashNotEnabled` otherwise.
 
     An empty name, a typo or a tenant without cash is refused: it never reaches
     another tenant's drawers (SQL storage keeps the tenant-less default as ``''``)
-    nor opens drawers for a tenant the configuration does not know.
+    nor opens drawers for a tenant the configuration does not know. ``None`` is
+    refused too when the configuration enables no cash provider outside its tenants:
+    no cash payment could use the tenant-less default's drawers.
     """
     if tenant is None:
+        _check_default(config)
         return None
     if not is_code(tenant):
         raise CashNotEnabled(
@@ -101,3 +137,13 @@ def check_tenant(config: PaycoreConfig, tenant: Any) -> str | None:
         enabled = ", ".join(sorted(config.provider_configs(name))) or "none"
         raise CashNotEnabled(f"the cash provider is not enabled for tenant {name!r}; enabled: {enabled}")
     return name
+
+
+def _check_default(config: PaycoreConfig) -> None:
+    """Refuse the tenant-less default with :class:`CashNotEnabled` unless it enables the cash provider."""
+    if not enables_cash(config, None):
+        enabled = ", ".join(sorted(config.provider_configs(None))) or "none"
+        raise CashNotEnabled(
+            f"the no-tenant default has no cash provider (enabled: {enabled}); name the tenant whose "
+            "drawers these are (tenant=..., or --tenant on the command line)"
+        )
