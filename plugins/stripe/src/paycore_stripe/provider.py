@@ -33,11 +33,16 @@ Settings (``[providers.card]`` with ``type = "stripe"``):
 ``api_base``, ``simulator``
     Testing: another API address (a :class:`~paycore_stripe.simulator.StripeSimulator`
     served on loopback), or a simulator object reached in process.
+
+Each setting is checked when the flow is built: a URL that is not an absolute http(s) URL,
+an account id that is not ``acct_...``, or any value of the wrong type is a
+:class:`~paycore.errors.ConfigurationError` naming the setting (never showing a secret).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final, TypeVar, cast
 
@@ -48,8 +53,9 @@ from paycore.errors import ConfigurationError, MoneyError, ProviderNotSent, Prov
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
+from paycore.secrets import redact_url
 from paycore.status import Outcome
-from paycore.wire import InvalidReport
+from paycore.wire import MAX_URL_LENGTH, InvalidReport, check_url, is_id, shown
 from paycore_stripe.calls import NotAtStripe, answer_dict, ask
 from paycore_stripe.reports import (
     PAYMENT_ID_KEY,
@@ -70,6 +76,7 @@ T = TypeVar("T")
 IN_PROCESS_API_BASE: Final = "http://stripe-simulator.invalid"
 _MODES: Final = ("payment_intent", "checkout")
 _KEY_PREFIXES: Final = ("sk_", "rk_")
+_ACCOUNT_ID: Final = re.compile(r"acct_[A-Za-z0-9]{1,250}")
 _LOOKBACK_SECONDS: Final = 600
 """How long before a payment's creation a lost create is searched for (clock skew)."""
 _MAX_LOOKUP_PAGES: Final = 20
@@ -95,43 +102,40 @@ class StripeProvider(Provider):
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         settings = context.settings
-        code = context.code
+        where = f"provider {context.code!r} (stripe)"
         api_key = settings.credential("api_key")
         if not api_key.startswith(_KEY_PREFIXES):
-            raise ConfigurationError(
-                f"provider {code!r} (stripe): api_key must be a secret key (sk_...) or a restricted key (rk_...)"
-            )
+            raise ConfigurationError(f"{where}: api_key must be a secret key (sk_...) or a restricted key (rk_...)")
         self._secrets = tuple(settings.secret("webhook_secret").split())
         if not self._secrets or not all(s.startswith("whsec_") for s in self._secrets):
-            raise ConfigurationError(
-                f"provider {code!r} (stripe): webhook_secret must be the endpoint's signing secret (whsec_...)"
-            )
+            raise ConfigurationError(f"{where}: webhook_secret must be the endpoint's signing secret (whsec_...)")
         mode = settings.get("mode", "payment_intent")
         if mode not in _MODES:
-            raise ConfigurationError(f"provider {code!r} (stripe): mode must be one of {_MODES}, not {mode!r:.40}")
+            raise ConfigurationError(f"{where}: mode must be one of {_MODES}, not {shown(mode)}")
         self.mode: Mode = mode
-        self.success_url: str | None = settings.get("success_url")
-        self.cancel_url: str | None = settings.get("cancel_url")
-        methods = settings.get("payment_method_types")
-        if methods is not None and (
-            isinstance(methods, str) or not all(isinstance(m, str) and m for m in methods) or not methods
-        ):
-            raise ConfigurationError(
-                f"provider {code!r} (stripe): payment_method_types must be a list of names such as ['card']"
-            )
-        self.payment_method_types: list[str] | None = None if methods is None else list(methods)
+        self.success_url: str | None = _optional_url(settings.get("success_url"), f"{where}: success_url")
+        self.cancel_url: str | None = _optional_url(settings.get("cancel_url"), f"{where}: cancel_url")
+        self.payment_method_types: list[str] | None = _method_types(
+            settings.get("payment_method_types"), f"{where}: payment_method_types"
+        )
         self.timeout = settings.seconds("timeout", 30.0, most=3600)
         self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE, most=3600)
         retries = settings.get("max_network_retries", 2)
         if type(retries) is not int or not 0 <= retries <= 5:
-            raise ConfigurationError(f"provider {code!r} (stripe): max_network_retries must be 0 to 5, not {retries!r}")
+            raise ConfigurationError(f"{where}: max_network_retries must be 0 to 5, not {shown(retries)}")
         self.max_network_retries = retries
         simulator = settings.get("simulator")
+        if simulator is not None and not callable(simulator):
+            raise ConfigurationError(
+                f"{where}: simulator must be an ASGI app such as a StripeSimulator, "
+                f"not a value of type {type(simulator).__name__}"
+            )
         self._transport: httpx.AsyncBaseTransport | None = (
             None if simulator is None else httpx.ASGITransport(app=simulator)
         )
-        self._api_base: str | None = IN_PROCESS_API_BASE if simulator is not None else settings.get("api_base")
-        self._stripe_account: str | None = settings.get("stripe_account")
+        api_base = _optional_url(settings.get("api_base"), f"{where}: api_base")
+        self._api_base: str | None = IN_PROCESS_API_BASE if simulator is not None else api_base
+        self._stripe_account: str | None = _optional_account(settings.get("stripe_account"), f"{where}: stripe_account")
         self._api_key = api_key
         self._client: stripe.StripeClient | None = None
         self._http: stripe.HTTPXClient | None = None
@@ -444,6 +448,40 @@ class StripeProvider(Provider):
                 return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe holds nothing for this payment")
             starting_after = items[-1].get("id") if isinstance(items[-1], dict) else None
         raise ProviderOutcomeUnknown(f"too many Stripe objects since the payment was created to find {payment.id}")
+
+
+def _optional_url(value: object, what: str) -> str | None:
+    """``value`` if it is an absolute http(s) URL (``None`` when unset); the error hides a password in it."""
+    if value is None:
+        return None
+    try:
+        return check_url(value, what=what)
+    except InvalidReport:
+        pass
+    quoted = shown(redact_url(value)) if isinstance(value, str) else f"a value of type {type(value).__name__}"
+    raise ConfigurationError(
+        f"{what} must be an absolute http(s) URL with a host and no credentials, of at most {MAX_URL_LENGTH} "
+        f"characters (such as 'https://shop.example/paid'), not {quoted}"
+    )
+
+
+def _optional_account(value: object, what: str) -> str | None:
+    """``value`` if it is a connected account id (``acct_...``); ``None`` when unset."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or _ACCOUNT_ID.fullmatch(value) is None:
+        quoted = shown(value) if isinstance(value, str) else f"a value of type {type(value).__name__}"
+        raise ConfigurationError(f"{what} must be a connected account id such as 'acct_1Nv0FG...', not {quoted}")
+    return value
+
+
+def _method_types(value: object, what: str) -> list[str] | None:
+    """``value`` as a list of payment method names (``["card"]``); ``None`` when unset."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value or not all(isinstance(m, str) and is_id(m) for m in value):
+        raise ConfigurationError(f"{what} must be a non-empty list of names such as ['card'], not {shown(value)}")
+    return list(value)
 
 
 def _checked(build: Callable[..., ProviderUpdate], *args: Any, **kwargs: Any) -> ProviderUpdate:

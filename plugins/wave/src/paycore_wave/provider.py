@@ -28,6 +28,10 @@ Settings (``[providers.wave]``, ``type = "wave"``):
 ``timeout``
     Seconds to wait for Wave (default 15); ``webhook_tolerance``: seconds of
     clock skew a webhook may have (default 300).
+
+Each setting is checked when the flow is built: a URL that is not an absolute http(s) URL,
+an id with control characters, or any value of the wrong type is a
+:class:`~paycore.errors.ConfigurationError` naming the setting (never showing a secret).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
+import httpx
 from attrs import evolve
 
 from paycore.errors import (
@@ -45,9 +50,9 @@ from paycore.errors import (
 )
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import Secret
+from paycore.secrets import Secret, redact_url
 from paycore.status import Outcome, RefundStatus
-from paycore.wire import InvalidReport, check_id, check_url, load_json_object
+from paycore.wire import MAX_URL_LENGTH, InvalidReport, check_id, check_url, load_json_object, shown
 from paycore_wave.client import DEFAULT_BASE_URL, WaveClient, WaveRefused
 from paycore_wave.sessions import WaveSession, format_amount, session_update
 from paycore_wave.signing import DEFAULT_TOLERANCE, parse_secrets, verify
@@ -96,14 +101,16 @@ class WaveProvider(Provider):
         self._secrets = parse_secrets(settings.secret("webhook_secret"))
         self.success_url: str | None = _optional_url(settings.get("success_url"), f"{where}: success_url")
         self.error_url: str | None = _optional_url(settings.get("error_url"), f"{where}: error_url")
-        self.aggregated_merchant_id: str | None = settings.get("aggregated_merchant_id")
+        self.aggregated_merchant_id: str | None = _optional_id(
+            settings.get("aggregated_merchant_id"), f"{where}: aggregated_merchant_id"
+        )
         self.restrict_payer = _flag(settings.get("restrict_payer", False), f"{where}: restrict_payer")
         self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE)
         self.client = WaveClient(
             Secret(settings.credential("api_key")),
-            base_url=str(settings.get("base_url", DEFAULT_BASE_URL)),
+            base_url=_optional_url(settings.get("base_url"), f"{where}: base_url") or DEFAULT_BASE_URL,
             timeout=settings.seconds("timeout", 15.0),
-            transport=settings.get("transport"),
+            transport=_transport(settings.get("transport"), f"{where}: transport"),
         )
 
     async def aclose(self) -> None:
@@ -254,13 +261,39 @@ def _flag(value: object, what: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ConfigurationError(f"{what} must be true or false, not {value!r:.40}")
+    raise ConfigurationError(f"{what} must be true or false, not {shown(value)}")
 
 
 def _optional_url(value: object, what: str) -> str | None:
+    """``value`` if it is an absolute http(s) URL (``None`` when unset); the error hides a password in it."""
     if value is None:
         return None
     try:
         return check_url(value, what=what)
+    except InvalidReport:
+        pass
+    quoted = shown(redact_url(value)) if isinstance(value, str) else f"a value of type {type(value).__name__}"
+    raise ConfigurationError(
+        f"{what} must be an absolute http(s) URL with a host and no credentials, of at most {MAX_URL_LENGTH} "
+        f"characters (such as 'https://shop.example/paid'), not {quoted}"
+    )
+
+
+def _optional_id(value: object, what: str) -> str | None:
+    """``value`` if it is a non-empty id without control characters; ``None`` when unset."""
+    if value is None:
+        return None
+    try:
+        return check_id(value, what=what)
     except InvalidReport as error:
         raise ConfigurationError(str(error)) from None
+
+
+def _transport(value: object, what: str) -> httpx.AsyncBaseTransport | None:
+    """``value`` if it is an httpx async transport (the simulator's, in tests); ``None`` when unset."""
+    if value is None or isinstance(value, httpx.AsyncBaseTransport):
+        return value
+    raise ConfigurationError(
+        f"{what} must be an httpx.AsyncBaseTransport such as httpx.ASGITransport(app=WaveSimulator(...)), "
+        f"not a value of type {type(value).__name__}"
+    )

@@ -1,0 +1,61 @@
+"""Settings the provider cannot use are refused when the flow is built, naming the setting and the provider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from paycore.errors import ConfigurationError
+from paycore.flow import PaymentFlow
+
+FlowWith = Callable[..., PaymentFlow]
+
+
+@pytest.mark.parametrize("setting", ["api_base", "success_url", "cancel_url"])
+@pytest.mark.parametrize(
+    "value", [123, ["https://shop.example/paid"], "not a url", "shop.example/paid", "ftp://x.example"]
+)
+def test_a_url_setting_that_is_not_an_http_url_is_refused_when_the_flow_is_built(
+    flow_with: FlowWith, setting: str, value: object
+) -> None:
+    """Not at the first payment, which would be stored and then sent nowhere."""
+    with pytest.raises(ConfigurationError, match=rf"provider 'card' \(stripe\): {setting} must be an absolute http"):
+        flow_with(mode="checkout", **{setting: value})
+
+
+def test_an_api_base_with_a_password_is_refused_without_showing_the_password(flow_with: FlowWith) -> None:
+    with pytest.raises(ConfigurationError, match="api_base") as refused:
+        flow_with(api_base="https://m:s3cret@api.stripe.com")
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("value", [42, ["acct_1Nv0FGQ9RK"], "", "cus_1Nv0FGQ9RK", "acct_1Nv0FGQ9RK\n"])
+def test_a_stripe_account_that_is_not_an_account_id_is_refused_when_the_flow_is_built(
+    flow_with: FlowWith, value: object
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"provider 'card' \(stripe\): stripe_account must be"):
+        flow_with(stripe_account=value)
+
+
+@pytest.mark.parametrize("value", [5, {"card": True}])
+def test_payment_method_types_that_are_not_a_list_of_names_are_refused_when_the_flow_is_built(
+    flow_with: FlowWith, value: object
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"provider 'card' \(stripe\): payment_method_types must be"):
+        flow_with(payment_method_types=value)
+
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1:12111", 5])
+def test_a_simulator_that_is_not_an_asgi_app_is_refused_when_the_flow_is_built(
+    flow_with: FlowWith, value: object
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"provider 'card' \(stripe\): simulator must be an ASGI app"):
+        flow_with(simulator=value)
+
+
+@pytest.mark.parametrize("setting", ["mode", "max_network_retries"])
+def test_a_value_too_large_to_show_is_refused_when_the_flow_is_built(flow_with: FlowWith, setting: str) -> None:
+    """An integer of more digits than Python spells out is refused like any other value of the wrong kind."""
+    with pytest.raises(ConfigurationError, match=rf"provider 'card' \(stripe\): {setting} must be"):
+        flow_with(**{setting: 10**5000})

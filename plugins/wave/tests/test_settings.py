@@ -1,0 +1,54 @@
+"""Settings the provider cannot use are refused when the flow is built, naming the setting and the provider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from paycore.errors import ConfigurationError
+from paycore.flow import PaymentFlow
+from paycore_wave import WaveSimulator
+
+BuildFlow = Callable[..., PaymentFlow]
+
+
+@pytest.mark.parametrize("value", [["https://api.wave.com"], 443, "", "api.wave.com", "ftp://api.wave.com"])
+def test_a_base_url_that_is_not_an_http_url_is_refused_when_the_flow_is_built(
+    simulator: WaveSimulator, flow_factory: BuildFlow, value: object
+) -> None:
+    """Not at the first payment, which would be stored and then sent nowhere."""
+    with pytest.raises(ConfigurationError, match=r"provider 'wave' \(wave\): base_url must be an absolute http"):
+        flow_factory(simulator, base_url=value)
+
+
+def test_a_base_url_with_a_password_is_refused_without_showing_the_password(
+    simulator: WaveSimulator, flow_factory: BuildFlow
+) -> None:
+    with pytest.raises(ConfigurationError, match="base_url") as refused:
+        flow_factory(simulator, base_url="https://m:s3cret@api.wave.com")
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("value", [42, ["am-7wbj1"], "", "am-7wbj1\n"])
+def test_an_aggregated_merchant_id_that_is_not_an_id_is_refused_when_the_flow_is_built(
+    simulator: WaveSimulator, flow_factory: BuildFlow, value: object
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"provider 'wave' \(wave\): aggregated_merchant_id must"):
+        flow_factory(simulator, aggregated_merchant_id=value)
+
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1:8000", object()])
+def test_a_transport_that_is_not_an_httpx_transport_is_refused_when_the_flow_is_built(
+    simulator: WaveSimulator, flow_factory: BuildFlow, value: object
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"provider 'wave' \(wave\): transport must be an httpx"):
+        flow_factory(simulator, transport=value)
+
+
+def test_a_restrict_payer_too_large_to_show_is_refused_when_the_flow_is_built(
+    simulator: WaveSimulator, flow_factory: BuildFlow
+) -> None:
+    """An integer of more digits than Python spells out is refused like any other value that is not a flag."""
+    with pytest.raises(ConfigurationError, match=r"provider 'wave' \(wave\): restrict_payer must be true or false"):
+        flow_factory(simulator, restrict_payer=10**5000)
