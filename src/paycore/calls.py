@@ -138,10 +138,10 @@ class ProviderCall:
         """True while the call's owner is still talking to the provider (and only it may settle it)."""
         return self.state is CallState.SUBMITTING and now < self.lease_until
 
-    def answers_in_time(self, now: datetime, timeout: float) -> bool:
+    def answers_in_time(self, now: datetime, timeout: timedelta) -> bool:
         """True when a request sent ``now`` is answered, or given up on, within the call's lease
-        (``timeout`` seconds away at most): so no one settles the call by asking while it travels."""
-        return now + timedelta(seconds=timeout) < self.lease_until
+        (``timeout`` away at most): so no one settles the call by asking while it travels."""
+        return now + timeout < self.lease_until
 
     def settled_by_reports(self, now: datetime) -> bool:
         """True when a poll or a webhook may settle the call: its outcome is unknown or its lease ran out."""

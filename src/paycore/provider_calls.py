@@ -75,7 +75,7 @@ class ProviderCalls:
 
     def __init__(self, writer: PaymentWriter, *, timeout: float, lease: float, clock: Callable[[], datetime]) -> None:
         self.writer = writer
-        self.timeout = timeout
+        self.timeout, self.answered_within = timeout, timedelta(seconds=timeout)
         self.lease = timedelta(seconds=lease)
         self.clock = clock
 
@@ -151,7 +151,7 @@ class ProviderCalls:
         (:class:`ProviderNotSent`, a refusal before sending, or too late to be answered within the call's lease),
         the call is undone and the error raised. ``provider`` names the provider type in spans and metrics."""
         what = call.operation.value if call is not None else "check_status"
-        if call is not None and not call.answers_in_time(self.clock(), self.timeout):
+        if call is not None and not call.answers_in_time(self.clock(), self.answered_within):
             request.close()  # held up (a slow observer, a paused process) past the time to be answered: never sent
             await self.undo(payment.id, call)
             raise ProviderNotSent(f"the {what} of payment {payment.id} was held up past its call's lease: not sent")
