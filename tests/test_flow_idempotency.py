@@ -287,16 +287,19 @@ async def test_a_storage_failure_before_anything_was_sent_frees_the_key_for_the_
 
 
 class SlowToComplete:
-    """An idempotency store that keeps results as data and takes its time writing one (a remote store)."""
+    """An idempotency store that keeps results as data, apart from the payments (a remote store), and takes
+    ``delay`` seconds to write one."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.05) -> None:
         self.store = MemoryIdempotencyStore()
+        self.delay = delay
 
     async def claim(self, **claim: Any) -> Any:
         return await self.store.claim(**claim)
 
     async def complete(self, **completion: Any) -> None:
-        await anyio.sleep(0.05)
+        if self.delay:
+            await anyio.sleep(self.delay)
         await self.store.complete(**completion)
 
     async def release(self, **release: Any) -> None:
@@ -319,25 +322,6 @@ async def test_a_caller_cancelled_while_its_key_is_completed_leaves_the_key_comp
     assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]
 
 
-class KeptApart:
-    """An idempotency store that keeps results apart from the payments (a remote store): a plain memory store."""
-
-    def __init__(self) -> None:
-        self.store = MemoryIdempotencyStore()
-
-    async def claim(self, **claim: Any) -> Any:
-        return await self.store.claim(**claim)
-
-    async def complete(self, **completion: Any) -> None:
-        await self.store.complete(**completion)
-
-    async def release(self, **release: Any) -> None:
-        await self.store.release(**release)
-
-    async def aclose(self) -> None:
-        await self.store.aclose()
-
-
 @pytest.mark.parametrize("operation", ["capture", "cancel", "refund"])
 async def test_a_caller_cancelled_as_its_answer_is_written_gets_the_settled_result_on_retry(
     flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], operation: str
@@ -345,7 +329,7 @@ async def test_a_caller_cancelled_as_its_answer_is_written_gets_the_settled_resu
     payment = await authorized()
     if operation == "refund":
         payment = await flow.capture(payment.id)
-    flow.idempotency_store = KeptApart()  # type: ignore[assignment]
+    flow.idempotency_store = SlowToComplete(delay=0)  # type: ignore[assignment]
     repository: Any = flow.repository
     write = repository.update
     writes = 0

@@ -44,3 +44,22 @@ def test_a_credential_with_a_space_a_line_break_or_a_control_character_is_refuse
 
 def test_a_credential_is_given_revealed() -> None:
     assert Settings({"api_key": "sk_test_chez_awa"}, owner=OWNER).credential("api_key") == "sk_test_chez_awa"
+
+
+def test_a_url_setting_is_an_absolute_http_url_or_unset() -> None:
+    settings = Settings({"base_url": "http://127.0.0.1:8765", "success_url": "https://shop.example/paid"})
+    assert settings.url("base_url") == "http://127.0.0.1:8765"
+    assert settings.url("success_url") == "https://shop.example/paid"
+    assert settings.url("error_url") is None
+
+
+@pytest.mark.parametrize("value", [123, ["https://x.example"], "", "x.example/paid", "ftp://x.example", "https://a b"])
+def test_a_url_setting_of_another_kind_is_refused_by_name(value: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"^provider 'pay': 'base_url' must be an absolute http\(s\) URL"):
+        Settings({"base_url": value}, owner="provider 'pay'").url("base_url")
+
+
+def test_a_refused_url_setting_never_shows_a_password_in_it() -> None:
+    with pytest.raises(ConfigurationError, match="'base_url'") as refused:
+        Settings({"base_url": "https://m:hunter2@x.example/ a"}, owner="provider 'pay'").url("base_url")
+    assert "hunter2" not in str(refused.value)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from paycore.errors import ConfigurationError
-from paycore.wire import shown
+from paycore.wire import MAX_URL_LENGTH, InvalidReport, check_url, shown
 
 __all__ = ["SECRET_MARKERS", "Secret", "Settings", "read_seconds", "redact_url"]
 
@@ -156,6 +156,21 @@ class Settings(Mapping[str, Any]):
                 "or control characters"
             )
         return value
+
+    def url(self, key: str) -> str | None:
+        """Setting ``key`` as an absolute http(s) URL (``None`` when unset); a :class:`ConfigurationError` naming
+        the setting otherwise, which shows a password in the URL as ``***`` and a value not text by its type."""
+        value = self._data.get(key)
+        if value is None:
+            return None
+        try:
+            return check_url(value, what=key)
+        except InvalidReport:
+            quoted = shown(redact_url(value)) if isinstance(value, str) else f"a value of type {type(value).__name__}"
+        raise ConfigurationError(
+            f"{self._owner}: {key!r} must be an absolute http(s) URL with a host, of at most {MAX_URL_LENGTH} "
+            f"characters without spaces (such as 'https://shop.example/paid'), not {quoted}"
+        )
 
     def seconds(self, key: str, default: float, *, most: float = 86_400.0) -> float:
         """Setting ``key`` as a number of seconds (``default`` when unset); see :func:`read_seconds`."""

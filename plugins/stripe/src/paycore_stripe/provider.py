@@ -53,9 +53,8 @@ from paycore.errors import ConfigurationError, MoneyError, ProviderNotSent, Prov
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import redact_url
 from paycore.status import Outcome
-from paycore.wire import MAX_URL_LENGTH, InvalidReport, check_url, is_id, shown
+from paycore.wire import InvalidReport, is_id, shown
 from paycore_stripe.calls import NotAtStripe, answer_dict, ask
 from paycore_stripe.reports import (
     PAYMENT_ID_KEY,
@@ -113,8 +112,8 @@ class StripeProvider(Provider):
         if mode not in _MODES:
             raise ConfigurationError(f"{where}: mode must be one of {_MODES}, not {shown(mode)}")
         self.mode: Mode = mode
-        self.success_url: str | None = _optional_url(settings.get("success_url"), f"{where}: success_url")
-        self.cancel_url: str | None = _optional_url(settings.get("cancel_url"), f"{where}: cancel_url")
+        self.success_url: str | None = settings.url("success_url")
+        self.cancel_url: str | None = settings.url("cancel_url")
         self.payment_method_types: list[str] | None = _method_types(
             settings.get("payment_method_types"), f"{where}: payment_method_types"
         )
@@ -133,7 +132,7 @@ class StripeProvider(Provider):
         self._transport: httpx.AsyncBaseTransport | None = (
             None if simulator is None else httpx.ASGITransport(app=simulator)
         )
-        api_base = _optional_url(settings.get("api_base"), f"{where}: api_base")
+        api_base = settings.url("api_base")
         self._api_base: str | None = IN_PROCESS_API_BASE if simulator is not None else api_base
         self._stripe_account: str | None = _optional_account(settings.get("stripe_account"), f"{where}: stripe_account")
         self._api_key = api_key
@@ -448,21 +447,6 @@ class StripeProvider(Provider):
                 return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe holds nothing for this payment")
             starting_after = items[-1].get("id") if isinstance(items[-1], dict) else None
         raise ProviderOutcomeUnknown(f"too many Stripe objects since the payment was created to find {payment.id}")
-
-
-def _optional_url(value: object, what: str) -> str | None:
-    """``value`` if it is an absolute http(s) URL (``None`` when unset); the error hides a password in it."""
-    if value is None:
-        return None
-    try:
-        return check_url(value, what=what)
-    except InvalidReport:
-        pass
-    quoted = shown(redact_url(value)) if isinstance(value, str) else f"a value of type {type(value).__name__}"
-    raise ConfigurationError(
-        f"{what} must be an absolute http(s) URL with a host and no credentials, of at most {MAX_URL_LENGTH} "
-        f"characters (such as 'https://shop.example/paid'), not {quoted}"
-    )
 
 
 def _optional_account(value: object, what: str) -> str | None:

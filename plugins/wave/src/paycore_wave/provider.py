@@ -50,9 +50,9 @@ from paycore.errors import (
 )
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import Secret, redact_url
+from paycore.secrets import Secret
 from paycore.status import Outcome, RefundStatus
-from paycore.wire import MAX_URL_LENGTH, InvalidReport, check_id, check_url, load_json_object, shown
+from paycore.wire import InvalidReport, check_id, load_json_object, shown
 from paycore_wave.client import DEFAULT_BASE_URL, WaveClient, WaveRefused
 from paycore_wave.sessions import WaveSession, format_amount, session_update
 from paycore_wave.signing import DEFAULT_TOLERANCE, parse_secrets, verify
@@ -99,8 +99,8 @@ class WaveProvider(Provider):
         settings = context.settings
         where = f"provider {context.code!r} (wave)"
         self._secrets = parse_secrets(settings.secret("webhook_secret"))
-        self.success_url: str | None = _optional_url(settings.get("success_url"), f"{where}: success_url")
-        self.error_url: str | None = _optional_url(settings.get("error_url"), f"{where}: error_url")
+        self.success_url: str | None = settings.url("success_url")
+        self.error_url: str | None = settings.url("error_url")
         self.aggregated_merchant_id: str | None = _optional_id(
             settings.get("aggregated_merchant_id"), f"{where}: aggregated_merchant_id"
         )
@@ -108,7 +108,7 @@ class WaveProvider(Provider):
         self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE)
         self.client = WaveClient(
             Secret(settings.credential("api_key")),
-            base_url=_optional_url(settings.get("base_url"), f"{where}: base_url") or DEFAULT_BASE_URL,
+            base_url=settings.url("base_url") or DEFAULT_BASE_URL,
             timeout=settings.seconds("timeout", 15.0),
             transport=_transport(settings.get("transport"), f"{where}: transport"),
         )
@@ -262,21 +262,6 @@ def _flag(value: object, what: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise ConfigurationError(f"{what} must be true or false, not {shown(value)}")
-
-
-def _optional_url(value: object, what: str) -> str | None:
-    """``value`` if it is an absolute http(s) URL (``None`` when unset); the error hides a password in it."""
-    if value is None:
-        return None
-    try:
-        return check_url(value, what=what)
-    except InvalidReport:
-        pass
-    quoted = shown(redact_url(value)) if isinstance(value, str) else f"a value of type {type(value).__name__}"
-    raise ConfigurationError(
-        f"{what} must be an absolute http(s) URL with a host and no credentials, of at most {MAX_URL_LENGTH} "
-        f"characters (such as 'https://shop.example/paid'), not {quoted}"
-    )
 
 
 def _optional_id(value: object, what: str) -> str | None:
