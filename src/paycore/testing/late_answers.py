@@ -11,7 +11,8 @@ runs them with its fixtures (``boundary_flow``, ``provider``; ``storage_config``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,6 +77,21 @@ def ledger_flow(
     }
     plugins = [ledger_plugin, *storage_plugins]
     return PaymentFlow.from_config(config, plugins=plugins, entry_points=False, environ={}, clock=clock)
+
+
+@asynccontextmanager
+async def _on_a_slow_network(
+    storage_config: Mapping[str, Any], storage_plugins: Sequence[object]
+) -> AsyncIterator[tuple[PaymentFlow, LedgerProvider]]:
+    """A ledger flow whose requests travel 0.4 s on a network that outlives their caller (timeout: 0.1 s)."""
+    async with (
+        ledger_flow(storage_config, storage_plugins, provider_timeout=0.1, lease=LEASE) as flow,
+        anyio.create_task_group() as network,
+    ):
+        provider = flow.provider(CODE)
+        assert isinstance(provider, LedgerProvider)
+        provider.network, provider.transit = network, 0.4
+        yield flow, provider
 
 
 class LateAnswerScenarios:
@@ -194,14 +210,10 @@ class LateAnswerScenarios:
     async def test_a_request_still_on_its_way_is_never_sent_again(
         self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object], operation: str
     ) -> None:
-        async with (
-            ledger_flow(storage_config, storage_plugins, provider_timeout=0.1, lease=LEASE) as flow,
-            anyio.create_task_group() as network,
-        ):
-            provider = flow.provider(CODE)
-            assert isinstance(provider, LedgerProvider)
+        async with _on_a_slow_network(storage_config, storage_plugins) as (flow, provider):
+            provider.transit = 0.0
             payment = await self._create(flow, capture=operation == "refund")
-            provider.network, provider.transit = network, 0.4  # it travels longer than its caller waits
+            provider.transit = 0.4  # it travels longer than its caller waits
             act = flow.capture if operation == "capture" else flow.refund
             await act(payment.id, idempotency_key=f"{operation}-1")
             assert (await flow.get_payment(payment.id)).pending_call is not None
@@ -224,13 +236,7 @@ class LateAnswerScenarios:
     async def test_a_create_still_on_its_way_is_never_taken_for_one_the_provider_has_not(
         self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object]
     ) -> None:
-        async with (
-            ledger_flow(storage_config, storage_plugins, provider_timeout=0.1, lease=LEASE) as flow,
-            anyio.create_task_group() as network,
-        ):
-            provider = flow.provider(CODE)
-            assert isinstance(provider, LedgerProvider)
-            provider.network, provider.transit = network, 0.4
+        async with _on_a_slow_network(storage_config, storage_plugins) as (flow, provider):
             payment = await self._create(flow, key="order-1")
             early = await flow.refresh(payment.id)  # "no such payment", while the request is on its way
             assert early.status is not PaymentStatus.EXPIRED
