@@ -153,3 +153,36 @@ async def test_a_refund_made_at_the_provider_without_an_id_is_flagged_not_record
     assert after.refundable_amount == XOF_5000
     assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
     assert (await _kinds(flow, payment.id))[len(before) :] == ["amount_mismatch", "flagged_for_review"]
+
+
+# -- an operator is told of each fact, once -------------------------------------------------
+
+
+async def test_two_facts_for_one_reason_are_both_told_and_neither_twice(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    first = await flow.refund(payment.id, amount=Money.of("3000", "XOF"))
+    second = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+    for refund in (first, second, first, second):  # one event per refund, each delivered twice
+        reversed_ = RefundUpdate(RefundStatus.FAILED, refund.id, amount=refund.amount)
+        after = await _deliver(flow, fake, payment.id, refunds=[reversed_])
+    told = [e.refund_id for e in await flow.list_events(payment.id) if e.kind == "refund_reversed"]
+    assert told == [first.id, second.id]
+    assert after.review_reason is ReviewReason.REFUND_REVERSED
+    assert first.id in after.review_message
+    assert second.id in after.review_message
+
+
+async def test_a_report_with_two_disagreements_delivered_again_tells_nothing_new(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    refund = await flow.refund(payment.id, amount=Money.of("1000", "XOF"))
+    reversed_ = RefundUpdate(RefundStatus.FAILED, refund.id, amount=refund.amount)
+    report = {"outcome": Outcome.SUCCEEDED, "captured": Money.of("4000", "XOF"), "refunds": [reversed_]}
+    await _deliver(flow, fake, payment.id, **report)
+    told = await _kinds(flow, payment.id)
+    assert told[-4:] == ["amount_mismatch", "flagged_for_review", "refund_reversed", "flagged_for_review"]
+    await _deliver(flow, fake, payment.id, **report)  # the same state, under a new event id
+    assert await _kinds(flow, payment.id) == told

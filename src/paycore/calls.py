@@ -138,6 +138,11 @@ class ProviderCall:
         """True while the call's owner is still talking to the provider (and only it may settle it)."""
         return self.state is CallState.SUBMITTING and now < self.lease_until
 
+    def is_the_same(self, other: ProviderCall) -> bool:
+        """True when ``other`` is this very call: the same id (a retry under the same key gives its
+        call the same one) written down at the same time, whatever its state since."""
+        return self.id == other.id and self.started_at == other.started_at
+
     def answers_in_time(self, now: datetime, timeout: timedelta) -> bool:
         """True when a request sent ``now`` is answered, or given up on, within the call's lease
         (``timeout`` away at most): so no one settles the call by asking while it travels."""

@@ -293,8 +293,7 @@ class ProviderCalls:
         """Undo a written-down call whose request never left: nothing happened."""
 
         def build(payment: Payment) -> Change | None:
-            mine = payment.pending_call
-            if mine is None or mine.id != call.id or mine.started_at != call.started_at:  # not a retry's, same id
+            if payment.pending_call is None or not payment.pending_call.is_the_same(call):  # a retry's has its id
                 return None
             change = Change(payment, cause="api", now=self.clock())
             change.set(pending_call=None)
@@ -343,8 +342,8 @@ class ProviderCalls:
     ) -> tuple[Payment, Answer]:
         """Ask the provider for the payment's state and apply the answer as a report; return both. ``confirming``:
         it asks what a report of money left unsaid, and an answer that the payment did not pay only flags it."""
-        asked = payment.pending_call  # only a call out of its owner's hands when the poll asks can it settle
-        asked_about = asked.id if asked is not None and asked.settled_by_reports(self.clock()) else None
+        asked = payment.pending_call  # only a call whose lease had run out when the poll was asked can it settle
+        asked_after = asked if asked is not None and self.clock() >= asked.lease_until else None
         answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
 
         def build(current: Payment) -> Change:
@@ -361,7 +360,7 @@ class ProviderCalls:
                 ):
                     change.flag(ReviewReason.UNKNOWN_OUTCOME, f"polling could not settle it: {answer.reason}")
                 return change
-            applied = self.apply_report(change, answer, provider, asked_about=asked_about)
+            applied = self.apply_report(change, answer, provider, asked_after=asked_after)
             if applied.missing_amount:
                 flag_missing_amount(change, "the provider's status named no amount for the money it reports")
             return change
@@ -369,17 +368,18 @@ class ProviderCalls:
         return await self.writer.mutate(payment.id, build, known=payment), answer
 
     def apply_report(
-        self, change: Change, update: ProviderUpdate, provider: Provider, *, asked_about: str | None = None
+        self, change: Change, update: ProviderUpdate, provider: Provider, *, asked_after: ProviderCall | None = None
     ) -> Applied:
         """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries.
 
-        ``asked_about``: the id of the call a poll was asked after (see :func:`~paycore.settling.settles_call`)."""
+        ``asked_after``: the call whose lease had run out when a poll was asked (see ``settling.settles_call``)."""
         call: ProviderCall | None = change.value("pending_call")
         lists_refunds = provider.capabilities.polls_report_refunds
         in_flight = call is not None and call.in_flight(change.now)
+        fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
         applied = apply_report(
             change,
-            update if call is None or in_flight else answer_to(call, update, change.now),
+            update if call is None or in_flight else answer_to(call, update, fresh=fresh),
             settle=not in_flight,
             expected_capture=capture_of(call),
             protected_refund=call.refund_id if call is not None and in_flight else None,
@@ -388,7 +388,7 @@ class ProviderCalls:
             call is not None
             and not in_flight
             and not applied.missing_amount
-            and settles_call(call, update, change, lists_refunds=lists_refunds, fresh=call.id == asked_about)
+            and settles_call(call, update, change, lists_refunds=lists_refunds, fresh=fresh)
         ):
             change.set(pending_call=None)
         return applied

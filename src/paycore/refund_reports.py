@@ -64,9 +64,11 @@ def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied) 
         return False
     if refund.status is RefundStatus.FAILED and update.status is RefundStatus.SUCCEEDED:
         return _refund_confirmed_late(change, refund, update)
-    if refund.status is RefundStatus.SUCCEEDED and update.amount is not None and update.amount != refund.amount:
-        message = f"refund {refund.id} amount: expected {refund.amount}, reported {update.amount}"
-        flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=update.amount)
+    if (
+        refund.status is RefundStatus.SUCCEEDED
+        and update.amount is not None
+        and mismatch(change, refund.amount, update.amount, f"refund {refund.id} amount")  # told once
+    ):
         return False
     changes: dict[str, Any] = {}
     if update.external_id and refund.external_id is None:
@@ -153,11 +155,8 @@ def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applie
         or not update.amount.is_positive()
         or update.amount > payment.refundable_amount
     ):
-        change.event("amount_mismatch", amount=update.amount, message="refund above the refundable amount")
-        change.flag(
-            ReviewReason.AMOUNT_MISMATCH,
-            f"provider reported a refund of {update.amount}; only {payment.refundable_amount} was refundable",
-        )
+        message = f"provider reported a refund of {update.amount}; only {payment.refundable_amount} was refundable"
+        flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=update.amount)
         return False
     refund = Refund(
         id=new_id("re"),

@@ -4,7 +4,7 @@ A report paycore cannot take as it stands (an amount other than expected, money 
 amount, a refund it cannot account for) never moves money: it is recorded as an event, and the
 payment is flagged (:attr:`~paycore.records.Payment.needs_review`, with its
 :class:`~paycore.status.ReviewReason`). The same fact reported again (another delivery, the
-next poll) flags nothing new: an operator is told once.
+next poll) flags nothing new: an operator is told once of each fact.
 """
 
 from __future__ import annotations
@@ -14,17 +14,22 @@ from typing import Any
 from paycore.changes import Change
 from paycore.money import Money
 from paycore.status import ReviewReason
+from paycore.wire import MAX_TEXT_LENGTH
 
 __all__ = ["flag_missing_amount", "flag_once", "mismatch"]
 
 
 def flag_once(change: Change, reason: ReviewReason, kind: str, message: str, **event: Any) -> None:
     """The event ``kind`` (with ``message`` and ``event``'s fields) and a flag for ``reason``, unless the
-    payment awaits review for that reason already."""
-    if change.value("needs_review") and change.value("review_reason") is reason:
+    payment awaits review for this very fact already (its ``message`` is in the review's).
+
+    A payment flagged for another fact meanwhile keeps it: the review's message lists both (the newest
+    last, the oldest dropped past :data:`~paycore.wire.MAX_TEXT_LENGTH`), so no fact goes untold."""
+    told: str = change.value("review_message") if change.value("needs_review") else ""
+    if message in told:
         return
     change.event(kind, message=message, **event)
-    change.flag(reason, message)
+    change.flag(reason, f"{told}; {message}"[-MAX_TEXT_LENGTH:] if told else message)
 
 
 def flag_missing_amount(change: Change, message: str) -> None:
@@ -33,9 +38,9 @@ def flag_missing_amount(change: Change, message: str) -> None:
 
 
 def mismatch(change: Change, expected: Money, reported: Money, what: str) -> bool:
-    """True, with an ``amount_mismatch`` event and the payment flagged, when ``reported`` is not ``expected``."""
+    """True, with an ``amount_mismatch`` event and the payment flagged (once), when ``reported`` is not ``expected``."""
     if reported.currency == expected.currency and reported == expected:
         return False
-    change.event("amount_mismatch", amount=reported, message=f"{what}: expected {expected}, reported {reported}")
-    change.flag(ReviewReason.AMOUNT_MISMATCH, f"provider reported {what} {reported}, expected {expected}")
+    message = f"{what}: expected {expected}, reported {reported}"
+    flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=reported)
     return True

@@ -12,8 +12,6 @@ call (:func:`answer_to`, :func:`capture_of`) or mark a call unknown
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from attrs import evolve
 
 from paycore.calls import CallOperation, CallState, ProviderCall
@@ -33,17 +31,16 @@ def settles_call(
     """True when a report (a poll or a webhook) answers the recorded ``call`` definitively.
 
     Only for a call reports may settle (:meth:`ProviderCall.settled_by_reports`). A ``fresh`` report is a
-    poll asked once the call was out of its owner's hands. Any other (a webhook, an older poll) may
+    poll asked once the call's lease had run out. Any other (a webhook, an older poll) may
     predate the call, so it settles it only by what no earlier state says: the refund named, the capture
     or cancel shown done or made impossible; else the call would be sent again. A refund call is answered
     once its refund is no longer pending or is reported at all; a fresh poll of a provider that lists
     every refund (``lists_refunds``) and omits it means it never arrived: failed, refundable again.
 
     That a request never arrived is known only once the call's lease has run out: until then it may still
-    be on its way (its owner stopped waiting, the network did not), so until then a fresh poll too
-    settles the call only by what shows the request took effect, or can no longer take effect.
+    be on its way (its owner stopped waiting, the network did not). So only a poll *asked* after the lease
+    ran out is fresh (one asked before and answered after read the provider's books too early).
     """
-    fresh = fresh and change.now >= call.lease_until
     if call.operation is CallOperation.REFUND:
         refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
         if refund is None or refund.status is not RefundStatus.PENDING:
@@ -67,17 +64,13 @@ def settles_call(
     return outcome is Outcome.SUCCEEDED or outcome in NEGATIVE_OUTCOMES
 
 
-def answer_to(call: ProviderCall, update: ProviderUpdate, now: datetime | None = None) -> ProviderUpdate:
+def answer_to(call: ProviderCall, update: ProviderUpdate, *, fresh: bool = True) -> ProviderUpdate:
     """``update`` read as the answer to ``call``: the reaper's cancel, once done, means "expired"; a
-    create the provider has no record of while its lease runs (``now``) may be on its way: no fact yet."""
+    create the provider has no record of may be on its way, unless a ``fresh`` poll says so (see
+    :func:`settles_call`): no fact yet."""
     if call.closes_abandoned_payment and update.outcome is Outcome.CANCELED:
         return evolve(update, outcome=Outcome.EXPIRED, message=update.message or "abandoned; canceled at the provider")
-    if (
-        update.outcome is Outcome.NOT_FOUND
-        and call.operation is CallOperation.INITIATE
-        and now is not None
-        and now < call.lease_until
-    ):
+    if update.outcome is Outcome.NOT_FOUND and call.operation is CallOperation.INITIATE and not fresh:
         return evolve(update, outcome=None)
     return update
 

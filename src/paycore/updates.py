@@ -38,7 +38,7 @@ from paycore.changes import Change
 from paycore.money import Money
 from paycore.records import MAX_REFERENCES, ProviderUpdate
 from paycore.refund_reports import apply_refund_update, names_refund, sync_refund_status
-from paycore.reviews import flag_once, mismatch
+from paycore.reviews import mismatch
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
 __all__ = ["NEGATIVE_OUTCOMES", "Applied", "apply_report"]
@@ -144,9 +144,8 @@ def _authorized(change: Change, update: ProviderUpdate) -> bool:
     reported = update.authorized
     recorded: Money | None = change.value("authorized_amount")
     if recorded is not None and not change.can("authorize"):  # authorized here before: a known fact, or a mismatch
-        if reported is not None and not (reported.currency == recorded.currency and reported == recorded):
-            message = f"authorized amount: expected {recorded}, reported {reported}"
-            flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=reported)
+        if reported is not None:
+            mismatch(change, recorded, reported, "authorized amount")
         return False
     if payment.status in fsm.CLOSED:
         if not change.can("authorize") and payment.review_reason is not ReviewReason.LATE_CONFIRMATION:
@@ -206,10 +205,8 @@ def _succeeded(change: Change, update: ProviderUpdate, expected_capture: Money |
 def _captured_again(change: Change, reported: Money | None) -> None:
     """A captured payment reported captured again: the same amount is a known fact, another one is flagged, once."""
     captured: Money | None = change.value("captured_amount")
-    if reported is None or captured is None or (reported.currency == captured.currency and reported == captured):
-        return
-    message = f"captured amount: expected {captured}, reported {reported}"
-    flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=reported)
+    if reported is not None and captured is not None:
+        mismatch(change, captured, reported, "captured amount")
 
 
 def _not_found(change: Change, update: ProviderUpdate) -> None:

@@ -81,11 +81,11 @@ def ledger_flow(
 
 @asynccontextmanager
 async def _on_a_slow_network(
-    storage_config: Mapping[str, Any], storage_plugins: Sequence[object]
+    storage_config: Mapping[str, Any], storage_plugins: Sequence[object], clock: Callable[[], datetime] = utcnow
 ) -> AsyncIterator[tuple[PaymentFlow, LedgerProvider]]:
     """A ledger flow whose requests travel 0.4 s on a network that outlives their caller (timeout: 0.1 s)."""
     async with (
-        ledger_flow(storage_config, storage_plugins, provider_timeout=0.1, lease=LEASE) as flow,
+        ledger_flow(storage_config, storage_plugins, provider_timeout=0.1, lease=LEASE, clock=clock) as flow,
         anyio.create_task_group() as network,
     ):
         provider = flow.provider(CODE)
@@ -251,6 +251,38 @@ class LateAnswerScenarios:
             assert (paid.status, paid.pending_call) == (PaymentStatus.SUCCEEDED, None)
             assert paid.captured_amount is not None
             assert paid.captured_amount.minor_units == provider.captured_total
+
+    @pytest.mark.parametrize("operation", ["capture", "refund"])
+    async def test_a_poll_asked_before_the_lease_ran_out_never_takes_a_request_on_its_way_for_lost(
+        self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object], operation: str
+    ) -> None:
+        clock = SettableClock()
+        async with _on_a_slow_network(storage_config, storage_plugins, clock) as (flow, provider):
+            provider.transit = 0.0
+            payment = await self._create(flow, capture=operation == "refund")
+            provider.transit = 0.5
+            act = flow.capture if operation == "capture" else flow.refund
+            await act(payment.id, idempotency_key=f"{operation}-1")  # its caller gave up; it is on its way
+            clock.advance(LEASE - 1)  # just before the call's lease runs out
+            provider.poll_latency = 0.08  # within the timeout
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(flow.refresh, payment.id)
+                await self._poll_asked(provider)
+                clock.advance(2)  # the lease runs out while the poll's answer travels back
+            assert (await flow.get_payment(payment.id)).pending_call is not None, "a poll asked too early settled it"
+            provider.poll_latency = 0.0
+
+            async def arrived() -> bool:
+                return len(provider.received) == 2
+
+            await until(arrived)
+            await flow.refresh(payment.id)  # asked after the lease: the books say what happened
+            with pytest.raises(InvalidTransition):
+                await act(payment.id, idempotency_key=f"{operation}-2")
+            if operation == "capture":
+                await self._assert_captured_once(flow, provider, payment.id)
+            else:
+                await self._assert_refunded_once(flow, provider, payment.id)
 
     # -- a caller cancelled while its answer travels: its retry settles, never sends again ---
 
