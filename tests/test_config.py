@@ -260,10 +260,15 @@ def test_a_malformed_configuration_is_refused_saying_what_is_wrong(config: dict[
         load_config(config, environ={})
 
 
-@pytest.mark.parametrize(("timeout", "lease"), [(30, 30), (30, 10)])
+@pytest.mark.parametrize(("timeout", "lease"), [(30, 30), (30, 10), (30, 30.01), (30, 32.9)])
 def test_a_lease_not_longer_than_the_provider_timeout_is_refused(timeout: int, lease: int) -> None:
     with pytest.raises(ConfigurationError, match=r"idempotency_lease .* must exceed provider_timeout"):
         load_config({"provider_timeout": timeout, "idempotency_lease": lease}, environ={})
+
+
+def test_a_lease_a_tenth_longer_than_the_provider_timeout_is_accepted() -> None:
+    config = load_config({"provider_timeout": 30, "idempotency_lease": 33}, environ={})
+    assert (config.provider_timeout, config.idempotency_lease) == (30.0, 33.0)
 
 
 @pytest.mark.parametrize(("lease", "ttl"), [(120, 60), (600, 599.5)])

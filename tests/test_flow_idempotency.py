@@ -14,6 +14,9 @@ from paycore import Money, hookimpl
 from paycore.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
+    IdempotencyLeaseLost,
+    InvalidTransition,
+    PaycoreError,
     PaymentBusy,
     PaymentRejected,
     ProviderNotSent,
@@ -405,7 +408,7 @@ async def test_a_retry_that_takes_over_a_held_up_callers_key_sends_once(
         async def first() -> None:
             try:
                 outcomes.append(await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r-1"))
-            except ProviderNotSent as error:
+            except PaycoreError as error:
                 outcomes.append(error)
 
         async with anyio.create_task_group() as tasks:
@@ -415,6 +418,10 @@ async def test_a_retry_that_takes_over_a_held_up_callers_key_sends_once(
             await woke.wait()
         assert retried.status is RefundStatus.SUCCEEDED
         assert [call for call in fake.calls if call[0] == "refund"] == [("refund", payment.id)]
+        # told its key was taken over, never "not sent" (which would invite a retry under a new key)
+        (told,) = outcomes
+        assert isinstance(told, IdempotencyLeaseLost)
+        assert "retry with the same idempotency key" in str(told)
         after = await flow.get_payment(payment.id)
         assert after.refunded_amount == Money.of("1000", "XOF")
         assert await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r-1") == retried
@@ -449,5 +456,44 @@ async def test_a_key_let_go_by_the_request_that_took_it_over_keeps_its_first_hol
             with pytest.raises(PaymentBusy):  # the retry took the key over, then let it go
                 await flow.capture(payment.id, idempotency_key="cap-1")
         replay = await flow.capture(payment.id, idempotency_key="cap-1")  # the first holder's result, kept
+        assert replay.status is PaymentStatus.SUCCEEDED
+        assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]
+
+
+class SlowToAnswerClaims(SlowToComplete):
+    """A remote store whose next claims answer late, by ``delays`` seconds each (the claim itself is made at once)."""
+
+    def __init__(self, *delays: float) -> None:
+        super().__init__(delay=0)
+        self.delays = list(delays)
+
+    async def claim(self, **claim: Any) -> Any:
+        answer = await self.store.claim(**claim)
+        if self.delays:
+            await anyio.sleep(self.delays.pop(0))
+        return answer
+
+
+async def test_a_key_still_held_by_the_request_that_took_it_over_keeps_its_first_holders_result_once_let_go(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    async with make_flow(provider_timeout=0.3, idempotency_lease=0.5) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)).payment
+        flow.idempotency_store = SlowToAnswerClaims(0.3, 0.15)  # type: ignore[assignment]
+        capture = fake.capture
+
+        async def slow_capture(*args: Any) -> Any:
+            await anyio.sleep(0.25)
+            return await capture(*args)
+
+        fake.capture = slow_capture  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(flow.capture, payment.id, idempotency_key="cap-1"))
+            await anyio.sleep(0.52)  # the key's lease ran out; the first holder is about to finish
+            with pytest.raises(InvalidTransition):  # the first holder finished while this one held the key
+                await flow.capture(payment.id, idempotency_key="cap-1")
+        replay = await flow.capture(payment.id, idempotency_key="cap-1")  # kept once the key was let go
         assert replay.status is PaymentStatus.SUCCEEDED
         assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]

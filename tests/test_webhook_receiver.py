@@ -319,13 +319,17 @@ async def test_another_tenants_payment_is_reported_exactly_as_an_unknown_one(
         assert await flow.get_payment(theirs.id) == theirs
 
 
-def test_each_report_under_one_event_id_gets_a_receipt_of_its_own_that_every_store_keeps() -> None:
+def test_each_report_under_one_event_id_gets_a_receipt_named_by_the_report_not_its_place() -> None:
     from paycore.webhooks import receipt_ids
     from paycore.wire import MAX_ID_LENGTH
 
-    assert receipt_ids(["evt_1", None, "evt_1", "evt_2", "evt_1"]) == ["evt_1", None, "evt_1#2", "evt_2", "evt_1#3"]
-    longest = "e" * MAX_ID_LENGTH
-    first, second, third = receipt_ids([longest] * 3)
-    assert first == longest
-    assert len({first, second, third}) == 3
-    assert max(len(second), len(third)) <= MAX_ID_LENGTH
+    paid = ProviderUpdate(outcome=Outcome.SUCCEEDED, payment_id="pay_1", captured=XOF_5000, provider_event_id="e_1")
+    refunded = attrs.evolve(paid, refunds=(RefundUpdate(RefundStatus.SUCCEEDED, "re_1", amount=XOF_5000),))
+    alone = attrs.evolve(paid, provider_event_id="e_2")
+    receipts = receipt_ids([paid, refunded, alone])
+    assert receipts[2] == "e_2"  # one report to its event: the event id itself
+    assert len({*receipts}) == 3
+    assert receipt_ids([refunded, paid, alone]) == [receipts[1], receipts[0], "e_2"]  # in any order
+    assert receipt_ids([paid, paid]) == [receipts[0], receipts[0]]  # the same report twice is one fact
+    longest = [attrs.evolve(report, provider_event_id="e" * MAX_ID_LENGTH) for report in (paid, refunded)]
+    assert all(len(receipt or "") <= MAX_ID_LENGTH for receipt in receipt_ids(longest))

@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_PAYMENT_TTL",
     "DEFAULT_PROVIDER_TIMEOUT",
     "DEFAULT_WEBHOOK_MAX_BYTES",
+    "LEASE_OVER_TIMEOUT",
     "MAX_CODE_LENGTH",
     "MAX_IDEMPOTENCY_LEASE",
     "MAX_IDEMPOTENCY_TTL",
@@ -66,6 +67,8 @@ DEFAULT_PROVIDER_TIMEOUT: Final = 30.0
 """Seconds a provider call may take by default (``provider_timeout``)."""
 DEFAULT_IDEMPOTENCY_LEASE: Final = 120.0
 """Seconds an unfinished request holds its key by default (``idempotency_lease``)."""
+LEASE_OVER_TIMEOUT: Final = 1.1
+"""``idempotency_lease`` is at least this many times ``provider_timeout``: room to write a call down and send it."""
 DEFAULT_IDEMPOTENCY_TTL: Final = 86_400.0
 """Seconds a completed request's result is replayed by default (``idempotency_ttl``)."""
 DEFAULT_PAYMENT_TTL: Final = 3_600.0
@@ -279,10 +282,11 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
 
 
 def _check_durations(timeout: float, lease: float, ttl: float) -> None:
-    if lease <= timeout:
+    if lease < timeout * LEASE_OVER_TIMEOUT:
         raise ConfigurationError(
-            f"idempotency_lease ({lease:g}s) must exceed provider_timeout ({timeout:g}s), "
-            "or a key could be taken over while its request still runs"
+            f"idempotency_lease ({lease:g}s) must exceed provider_timeout ({timeout:g}s) by a tenth at least "
+            f"(>= {timeout * LEASE_OVER_TIMEOUT:g}s): a key could be taken over while its request still runs, "
+            "and a call is sent only while its answer can come back within its lease"
         )
     if ttl < lease:
         raise ConfigurationError(

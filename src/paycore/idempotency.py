@@ -19,6 +19,7 @@ from paycore import serialization
 from paycore.errors import (
     ConcurrentUpdate,
     IdempotencyError,
+    IdempotencyInProgress,
     IdempotencyLeaseLost,
     MoneyError,
     NotFound,
@@ -83,6 +84,8 @@ A storage failure leaves nothing half-written (a unit of work is all or nothing)
 it releases the key too: a retry need not wait for the lease of a request that ended."""
 
 
+_KEEP_PAUSES: Final = (0.02, 0.05, 0.1, 0.2, 0.4, 0.0)
+"""Pauses between claims of a key taken over, to keep its first holder's result (under a second in all)."""
 KEPT_AS_RECORDS: Final = frozenset({Checkout, Payment, Refund})
 """Results a :class:`~paycore.storage.RecordKeepingStore` keeps as they are: paycore's immutable records."""
 
@@ -288,11 +291,18 @@ class IdempotentRunner:
         """
         taken = "idempotency key %r was taken over before %s finished"
         with anyio.CancelScope(shield=True):
-            try:
-                claim = await self.store.claim(
-                    scope=scope, key=key, fingerprint=request, lease_seconds=self.lease_seconds
-                )
-            except IdempotencyError:  # held by another request, or reused for another: it is theirs
+            claim: IdempotencyClaim | None = None
+            for pause in _KEEP_PAUSES:
+                try:
+                    claim = await self.store.claim(
+                        scope=scope, key=key, fingerprint=request, lease_seconds=self.lease_seconds
+                    )
+                    break
+                except IdempotencyInProgress:  # the request that took it over may let it go: it is refused at once
+                    await anyio.sleep(pause)
+                except IdempotencyError:  # reused for another request: it is theirs
+                    break
+            if claim is None:
                 log.warning(taken + "; its result is not kept: the key is another request's", key, operation)
                 return
             if claim.token is None:

@@ -13,8 +13,8 @@ The rules of a call's life are in :mod:`paycore.calls`; this module runs them:
 4. :meth:`ProviderCalls.settle` runs before any new operation: a call in flight refuses it, an unknown
    (or abandoned) call is settled by asking the provider, never by sending again.
 
-Polls and webhooks are reports: :meth:`ProviderCalls.apply_report` applies one under the call's rules,
-and :meth:`ProviderCalls.poll` asks for one.
+Polls and webhooks are reports: :func:`~paycore.settling.apply_under_call` applies one under the call's
+rules, and :meth:`ProviderCalls.poll` asks for one.
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ from attrs import frozen
 from paycore.awaiting import within
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
-from paycore.errors import PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
+from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
 from paycore.money import Money
 from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate
 from paycore.refund_reports import fail_refund
 from paycore.reviews import flag_missing_amount
-from paycore.settling import answer_to, capture_of, mark_unknown, settles_call
+from paycore.settling import answer_to, apply_under_call, capture_of, mark_unknown
 from paycore.status import ReviewReason
 from paycore.unit_of_work import PaymentWriter
-from paycore.updates import NEGATIVE_OUTCOMES, Applied, apply_report
+from paycore.updates import NEGATIVE_OUTCOMES, apply_report
 from paycore.wire import InvalidReport
 
 if TYPE_CHECKING:
@@ -153,8 +153,12 @@ class ProviderCalls:
         what = call.operation.value if call is not None else "check_status"
         if call is not None and not call.answers_in_time(self.clock(), self.answered_within):
             request.close()  # held up (a slow observer, a paused process) past the time to be answered: never sent
-            await self.undo(payment.id, call)
-            raise ProviderNotSent(f"the {what} of payment {payment.id} was held up past its call's lease: not sent")
+            if await self.undo(payment.id, call):
+                raise ProviderNotSent(f"the {what} of payment {payment.id} was held up past its call's lease: not sent")
+            raise IdempotencyLeaseLost(
+                f"the {what} of payment {payment.id} was held up past its call's lease and taken over: retry with "
+                "the same idempotency key for what it did"
+            )
         provider_type = provider.name if provider is not None else None
         if quiet(provider_call_log):  # nothing to record but a failure: no span, no Observation
             started = time.perf_counter()
@@ -232,7 +236,7 @@ class ProviderCalls:
                 mark_unknown(change, current, answer.reason)  # type: ignore[arg-type]
                 return change
             if not ours:
-                self.apply_report(change, answer, provider)
+                apply_under_call(change, answer, lists_refunds=provider.capabilities.polls_report_refunds)
                 return change
             applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call))
             if call.operation is CallOperation.INITIATE and answer.outcome is None and change.can("send"):
@@ -289,11 +293,15 @@ class ProviderCalls:
             return last[1]  # the very result the write stored for the key
         return result(finished)
 
-    async def undo(self, payment_id: str, call: ProviderCall, *, known: Payment | None = None) -> None:
-        """Undo a written-down call whose request never left: nothing happened."""
+    async def undo(self, payment_id: str, call: ProviderCall, *, known: Payment | None = None) -> bool:
+        """Undo a written-down call whose request never left: nothing happened. False if the payment no longer
+        carries that very call (someone settled it, or a retry under its key wrote its own, of the same id)."""
+        undone = False
 
         def build(payment: Payment) -> Change | None:
-            if payment.pending_call is None or not payment.pending_call.is_the_same(call):  # a retry's has its id
+            nonlocal undone
+            undone = payment.pending_call is not None and payment.pending_call.is_the_same(call)
+            if not undone:
                 return None
             change = Change(payment, cause="api", now=self.clock())
             change.set(pending_call=None)
@@ -303,6 +311,7 @@ class ProviderCalls:
 
         with anyio.CancelScope(shield=True):
             await self.writer.mutate(payment_id, build, known=known)
+        return undone
 
     # -- settling -------------------------------------------------------------------------
 
@@ -360,38 +369,13 @@ class ProviderCalls:
                 ):
                     change.flag(ReviewReason.UNKNOWN_OUTCOME, f"polling could not settle it: {answer.reason}")
                 return change
-            applied = self.apply_report(change, answer, provider, asked_after=asked_after)
+            lists_refunds = provider.capabilities.polls_report_refunds
+            applied = apply_under_call(change, answer, lists_refunds=lists_refunds, asked_after=asked_after)
             if applied.missing_amount:
                 flag_missing_amount(change, "the provider's status named no amount for the money it reports")
             return change
 
         return await self.writer.mutate(payment.id, build, known=payment), answer
-
-    def apply_report(
-        self, change: Change, update: ProviderUpdate, provider: Provider, *, asked_after: ProviderCall | None = None
-    ) -> Applied:
-        """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries.
-
-        ``asked_after``: the call whose lease had run out when a poll was asked (see ``settling.settles_call``)."""
-        call: ProviderCall | None = change.value("pending_call")
-        lists_refunds = provider.capabilities.polls_report_refunds
-        in_flight = call is not None and call.in_flight(change.now)
-        fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
-        applied = apply_report(
-            change,
-            update if call is None or in_flight else answer_to(call, update, fresh=fresh),
-            settle=not in_flight,
-            expected_capture=capture_of(call),
-            protected_refund=call.refund_id if call is not None and in_flight else None,
-        )
-        if (
-            call is not None
-            and not in_flight
-            and not applied.missing_amount
-            and settles_call(call, update, change, lists_refunds=lists_refunds, fresh=fresh)
-        ):
-            change.set(pending_call=None)
-        return applied
 
 
 def _asks_again(payment: Payment, call: ProviderCall, answer: Answer) -> bool:

@@ -20,9 +20,37 @@ from paycore.money import Money
 from paycore.records import ProviderUpdate
 from paycore.refund_reports import fail_refund, names_refund
 from paycore.status import Outcome, RefundStatus, ReviewReason
-from paycore.updates import NEGATIVE_OUTCOMES
+from paycore.updates import NEGATIVE_OUTCOMES, Applied, apply_report
 
-__all__ = ["answer_to", "capture_of", "mark_unknown", "settles_call"]
+__all__ = ["answer_to", "apply_under_call", "capture_of", "mark_unknown", "settles_call"]
+
+
+def apply_under_call(
+    change: Change, update: ProviderUpdate, *, lists_refunds: bool, asked_after: ProviderCall | None = None
+) -> Applied:
+    """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries, and clear
+    the call if the report settles it (:func:`settles_call`).
+
+    ``lists_refunds``: the provider's polls list every refund (``Capabilities.polls_report_refunds``);
+    ``asked_after``: the call whose lease had run out when a poll was asked (what makes it fresh)."""
+    call: ProviderCall | None = change.value("pending_call")
+    in_flight = call is not None and call.in_flight(change.now)
+    fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
+    applied = apply_report(
+        change,
+        update if call is None or in_flight else answer_to(call, update, fresh=fresh),
+        settle=not in_flight,
+        expected_capture=capture_of(call),
+        protected_refund=call.refund_id if call is not None and in_flight else None,
+    )
+    if (
+        call is not None
+        and not in_flight
+        and not applied.missing_amount
+        and settles_call(call, update, change, lists_refunds=lists_refunds, fresh=fresh)
+    ):
+        change.set(pending_call=None)
+    return applied
 
 
 def settles_call(

@@ -2,7 +2,7 @@
 
 The order never varies: the body's type and size are checked, the provider
 verifies the signature before anything is parsed, the parsed reports are
-applied one payment at a time as reports (:meth:`ProviderCalls.apply_report`)
+applied one payment at a time as reports (:func:`paycore.settling.apply_under_call`)
 with the provider's event id recorded in the same write, so a repeated delivery
 is a no-op. Every refusal is a :class:`~paycore.errors.PaycoreError` and changes
 nothing: a provider that crashes while verifying refuses the delivery
@@ -19,11 +19,16 @@ provider, or flags the payment when it cannot be polled.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from hashlib import sha256
 
+from attrs import evolve
+
+from paycore import serialization
 from paycore.changes import Change
 from paycore.errors import (
     DuplicateExternalId,
@@ -41,6 +46,7 @@ from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate
 from paycore.reviews import flag_missing_amount
+from paycore.settling import apply_under_call
 from paycore.status import Outcome, RefundStatus
 from paycore.storage import PaymentLookup
 from paycore.unit_of_work import Delivery, PaymentWriter
@@ -70,26 +76,24 @@ def _unaccounted(amount: Money | None) -> bool:
     return amount is None or not amount.is_positive()
 
 
-def receipt_ids(event_ids: Sequence[str | None]) -> list[str | None]:
-    """The receipt of each report of one delivery: its event id, or, for a report after the first that
-    carries the same one (a delivery of several reports under one event), that id with ``#<n>``.
+def receipt_ids(updates: Sequence[ProviderUpdate]) -> list[str | None]:
+    """The receipt of each report of one delivery: its event id; or, when several reports carry the same
+    one (a delivery of several reports under one event), that id with ``#`` and a digest of the report.
 
-    Each report is then applied once, and a delivery again applies only what a first one left undone.
+    A receipt names the report, not its place: each report is applied once, and a delivery again (in any
+    order) applies only what a first one left undone. Two identical reports are one fact, one receipt.
     """
-    seen: dict[str, int] = {}
+    if len(updates) == 1:
+        return [updates[0].provider_event_id]
+    counts = Counter(update.provider_event_id for update in updates)
     receipts: list[str | None] = []
-    for event_id in event_ids:
-        if event_id is None:
-            receipts.append(None)
-            continue
-        seen[event_id] = count = seen.get(event_id, 0) + 1
-        if count == 1:
+    for update in updates:
+        event_id = update.provider_event_id
+        if event_id is None or counts[event_id] == 1:
             receipts.append(event_id)
             continue
-        receipt = f"{event_id}#{count}"
-        if len(receipt) > MAX_ID_LENGTH:  # still one id per report, within what every store keeps
-            receipt = f"{event_id[: MAX_ID_LENGTH - 24]}#{sha256(receipt.encode()).hexdigest()[:22]}"
-        receipts.append(receipt)
+        report = json.dumps(serialization.unstructure(evolve(update, provider_event_id=None)), sort_keys=True)
+        receipts.append(f"{event_id[: MAX_ID_LENGTH - 25]}#{sha256(report.encode()).hexdigest()[:24]}")
     return receipts
 
 
@@ -160,7 +164,7 @@ class WebhookReceiver:
             unaccounted = money_without_amount(update) if chosen.capabilities.webhook_amounts else None
             if unaccounted is not None:
                 raise MalformedWebhook(f"provider {chosen.code!r} reported {unaccounted} without its amount")
-        receipts = receipt_ids([update.provider_event_id for update in updates])
+        receipts = receipt_ids(updates)
         return [
             await self._apply(chosen, tenant, update, receipt)
             for update, receipt in zip(updates, receipts, strict=True)
@@ -186,7 +190,7 @@ class WebhookReceiver:
             if current.tenant != tenant or current.provider != chosen.code:
                 raise PaymentNotFound(f"no payment {lookup}")  # another tenant's, or another provider's
             change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
-            applied = self.calls.apply_report(change, update, chosen)
+            applied = apply_under_call(change, update, lists_refunds=chosen.capabilities.polls_report_refunds)
             if applied.deferred:
                 raise PaymentBusy(
                     f"payment {current.id} cannot take this event yet (a provider call in flight, or a refund "
