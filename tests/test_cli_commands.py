@@ -31,6 +31,17 @@ def test_check_accepts_a_valid_configuration_and_hides_secrets(
     assert "sk-live-do-not-print" not in out
 
 
+def test_check_of_a_configuration_given_in_code_never_prints_its_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    config = {
+        "repository": "memory",
+        "providers": {"till": {"type": "cash", "api_key": "sk-live-do-not-print"}},
+    }
+    assert main(["check"], config=config) == 0
+    out = capsys.readouterr().out
+    assert "configuration OK: the configuration given in code" in out
+    assert "sk-live-do-not-print" not in out
+
+
 def test_check_refuses_a_broken_configuration_with_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from paycore import Money, observability
-from paycore.errors import CaptureExceedsAuthorized, ProviderNotSent
+from paycore.errors import CaptureExceedsAuthorized, ProviderNotEnabled, ProviderNotSent
 from paycore.flow import PaymentFlow
 from paycore.status import Outcome
 from paycore.testing.fake import FakeProvider
@@ -208,6 +208,28 @@ async def test_metric_labels_carry_no_id_and_no_amount(
             assert set(labels) <= observability.METRIC_LABELS
             assert payment_id not in labels.values()
             assert "5000" not in " ".join(map(str, labels.values()))
+
+
+async def test_a_provider_code_the_flow_does_not_have_never_becomes_a_metric_label(
+    flow: PaymentFlow, telemetry: Telemetry
+) -> None:
+    for code in (f"probe-{n}" for n in range(20)):  # what anyone can send to the webhook door
+        with pytest.raises(ProviderNotEnabled):
+            await flow.handle_webhook(code, b"{}", {})
+    codes = {labels.get("paycore.provider.code") for labels, _ in telemetry.points(observability.OPERATION_COUNTER)}
+    assert codes == {None}
+
+
+async def test_a_callers_text_in_a_log_line_is_quoted_and_forges_no_field_or_line(
+    flow: PaymentFlow, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "cash outcome=ok\nINFO paycore.operation operation=refund payment_id=pay_victim outcome=ok"
+    with caplog.at_level(logging.INFO, logger="paycore"), pytest.raises(ProviderNotEnabled):
+        await flow.handle_webhook("fake", b"{}", {}, tenant=forged)
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "paycore.flow"]
+    assert "\n" not in line
+    assert "tenant='cash outcome=ok\\nINFO" in line  # one quoted value, its line break shown, not made
+    assert line.endswith("outcome=ProviderNotEnabled duration_ms=" + line.rsplit("duration_ms=", 1)[1])
 
 
 async def test_each_operation_logs_one_line_with_its_event_name_and_payment(

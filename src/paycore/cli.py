@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -28,12 +29,19 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _origin(config: object) -> str:
+    """Where the configuration came from, never its contents (they may hold secrets): a file, or code."""
+    if config is None:
+        return "embedded default (PAYCORE_* applied)"
+    return str(config) if isinstance(config, str | os.PathLike) else "the configuration given in code"
+
+
 def _check(args: argparse.Namespace) -> int:
     from paycore.flow import PaymentFlow
 
     flow = PaymentFlow.from_config(args.config, plugins=getattr(args, "plugins", ()))
     config = flow.config
-    print(f"configuration OK: {args.config or 'embedded default (PAYCORE_* applied)'}")
+    print(f"configuration OK: {_origin(args.config)}")
     print(f"  repository   {config.repository.type} {config.repository.settings!r}")
     for store in config.idempotency:
         print(f"  idempotency  {store.type} {store.settings!r}")

@@ -1,21 +1,18 @@
 """Logs, traces and metrics of the flow's operations and of every provider call.
 
-Logging needs nothing: each operation and each provider call ends with one log
-line under the logger of the module it belongs to (``paycore.flow``,
-``paycore.provider_calls``). The line starts with a stable event name
-(``paycore.operation``, ``paycore.provider_call``) followed by ``key=value``
-pairs, and carries the same values in ``extra`` (``paycore_event``,
-``paycore_operation``, ``paycore_payment_id``, ``paycore_outcome``...) for
-structured handlers. It names the payment, never a secret, an amount or a body.
+Logging needs nothing: each operation and each provider call ends with one log line under the logger of
+the module it belongs to (``paycore.flow``, ``paycore.provider_calls``). The line starts with a stable
+event name (``paycore.operation``, ``paycore.provider_call``) followed by ``key=value`` pairs (a value
+that is not a plain word quoted), and carries the same values in ``extra`` (``paycore_event``,
+``paycore_operation``, ``paycore_payment_id``, ``paycore_outcome``...) for structured handlers. It names
+the payment, never a secret, an amount or a body.
 
-Traces and metrics go through OpenTelemetry's API when it is installed
-(``pip install paycore[otel]``); without it, or with no SDK set up, they are
-skipped at no cost, and nothing here imports it until the first operation. paycore installs no SDK: the
-application's tracer and meter providers receive everything (or those given to
-:func:`use`). Each operation is a span ``paycore.<operation>`` with the
-provider calls it made as child spans ``paycore.provider.<operation>``. Metric
-labels are bounded: operation, outcome, provider code and type, currency;
-payment ids are span attributes only, amounts are nowhere.
+Traces and metrics go through OpenTelemetry's API when it is installed (``pip install paycore[otel]``);
+without it, or with no SDK set up, they are skipped at no cost, and nothing here imports it until the
+first operation. paycore installs no SDK: the application's tracer and meter providers receive everything
+(or those given to :func:`use`). Each operation is a span ``paycore.<operation>`` with the provider calls
+it made as child spans ``paycore.provider.<operation>``. Metric labels are bounded: operation, outcome,
+provider code (one the flow has) and type, currency; payment ids are span attributes only, amounts nowhere.
 """
 
 from __future__ import annotations
@@ -23,12 +20,13 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, ParamSpec, TypeVar
 
-from paycore.errors import ConfigurationError, PaycoreError, ProviderNotSent, ValidationError
+from paycore.errors import ConfigurationError, PaycoreError, ProviderNotEnabled, ProviderNotSent, ValidationError
 
 __all__ = [
     "OPERATION_COUNTER",
@@ -62,7 +60,7 @@ METRIC_LABELS: Final = frozenset(
     {"paycore.operation", "paycore.outcome", "paycore.provider.code", "paycore.provider.type", "paycore.currency"}
 )
 """The only attributes that become metric labels: each takes few values (no id, no amount)."""
-
+_PLAIN: Final = re.compile(r"[\w.:@/+-]{1,200}")  # a value a log line shows unquoted: no space, "=" or line break
 GLOBAL_PROVIDERS_RECHECK: Final = 1.0
 """Seconds between two looks at OpenTelemetry's global providers: an SDK set up at run time is used from then on."""
 
@@ -257,6 +255,8 @@ def _observe(
         yield observation
     except BaseException as raised:
         error = raised
+        if isinstance(raised, ProviderNotEnabled):  # the caller's text names no provider: never a metric label
+            observation.attributes.pop("paycore.provider.code", None)
         if observation.outcome is None:
             observation.outcome = (
                 NOT_SENT
@@ -304,9 +304,14 @@ def _log(log: logging.Logger, event: str, attributes: Mapping[str, str | int], s
         level = logging.WARNING
     if not log.isEnabledFor(level):
         return
-    pairs = " ".join(f"{key.removeprefix('paycore.')}={value}" for key, value in attributes.items())
+    pairs = " ".join(f"{key.removeprefix('paycore.')}={_plain(value)}" for key, value in attributes.items())
     extra = {key.replace(".", "_"): value for key, value in attributes.items()}
     log.log(level, "%s %s duration_ms=%.1f", event, pairs, seconds * 1000, extra={"paycore_event": event, **extra})
+
+
+def _plain(value: str | int) -> str | int:
+    """``value`` as a log line shows it: a plain word as it is, else quoted: a caller's text never forges a field."""
+    return value if not isinstance(value, str) or _PLAIN.fullmatch(value) else repr(value[:200])
 
 
 def observed_operation(

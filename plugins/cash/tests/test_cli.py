@@ -148,3 +148,19 @@ def test_a_till_never_opened_is_refused_without_a_configured_currency(
     argv = drawer(str(path), "pay-in", "--till", "T9", "--amount", "1", "--reason", "r", "--by", "A", "--key", "k")
     assert main(argv) == 1
     assert "till 'T9' has no open cash drawer" in capsys.readouterr().err
+
+
+def test_the_drawer_commands_use_the_plugins_the_command_was_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import paycore.testing.fake
+
+    path = tmp_path / "with-fake.toml"
+    path.write_text(  # a provider only a plugin given in code provides, beside the cash drawer
+        f'repository = "sqlite:///{tmp_path / "fake.db"}"\n'
+        '[tenants.chez-awa.providers.cash]\ntype = "cash"\ncurrency = "XOF"\n'
+        '[tenants.chez-awa.providers.card]\ntype = "fake"\nwebhook_secret = "whsec-test"\n'
+    )
+    opened = drawer(str(path), "open", "--till", "T1", "--float", "10000", "--by", "Awa")
+    assert main(opened, plugins=[paycore.testing.fake]) == 0
+    assert "float 10 000 XOF" in capsys.readouterr().out

@@ -114,7 +114,7 @@ async def _with_drawers(args: argparse.Namespace, handler: Callable[[CashDrawers
     from paycore.flow import PaymentFlow
 
     config = args.drawer_config or getattr(args, "config", None)
-    async with PaymentFlow.from_config(config) as flow:
+    async with PaymentFlow.from_config(config, plugins=getattr(args, "plugins", ())) as flow:
         return await handler(CashDrawers(flow, tenant=args.drawer_tenant), args)
 
 
