@@ -220,3 +220,25 @@ def test_staff_without_the_permission_cannot_refund(flow: BlockingPaymentFlow) -
     client = staff_client()
     act(client, "refund_payments", payment_id, apply="1", amount="2500", token="t4")
     assert flow.get_payment(payment_id).refunds == ()
+
+
+@pytest.fixture
+def atomic_requests(flow: BlockingPaymentFlow, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``ATOMIC_REQUESTS`` on the SQLite ``default`` database, which begins its transactions ``IMMEDIATE``."""
+    from django.db import connections
+
+    database = connections["default"].settings_dict
+    assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    monkeypatch.setitem(database, "ATOMIC_REQUESTS", True)
+    monkeypatch.setitem(database["OPTIONS"], "timeout", 1)  # a wait that fails, fails fast
+    connections["default"].close()
+    yield
+    connections["default"].close()
+
+
+@pytest.mark.usefixtures("atomic_requests")
+def test_the_actions_work_under_atomic_requests_on_sqlite(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    response = act(superuser_client, "refund_payments", payment_id, apply="1", amount="2500", reason="x", token="t")
+    assert "Refunded 1 payment(s)." in response.content.decode()
+    assert flow.get_payment(payment_id).refunded_amount == Money.of("2500", "XOF")

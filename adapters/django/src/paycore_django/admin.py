@@ -19,6 +19,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import transaction
 from django.db.models import Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -156,6 +157,12 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "resolve_reviews",
         "set_fraud_status",
     )
+
+    @transaction.non_atomic_requests
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The list, where the actions run: outside ``ATOMIC_REQUESTS``' transaction, since the actions write
+        through the flow on connections of its own, which the request's open transaction would lock out."""
+        return super().changelist_view(request, extra_context)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         """Every field: a payment changes only through the flow."""

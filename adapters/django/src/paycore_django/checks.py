@@ -8,7 +8,13 @@
 ``paycore_django.E004``    a provider's settings are refused when the flow builds it (a
                            ``ConfigurationError``: a malformed secret, a missing ``api_key``,
                            neither ``base_url`` nor ``gateway``...)
+``paycore_django.E005``    a provider cannot keep its data beside the flow's Django repository
+                           (a Django app it needs is not in ``INSTALLED_APPS``: the cash
+                           drawers' ``paycore_cash.backends.django``)
 ``paycore_django.W001``    paycore's migrations are not applied (``check --database default``)
+``paycore_django.W002``    a SQLite database paycore writes to has ``ATOMIC_REQUESTS`` with
+                           ``transaction_mode`` ``IMMEDIATE`` (or ``EXCLUSIVE``): every request
+                           holds its write lock, so your views that call paycore fail
 =========================  ===================================================================
 
 A bad configuration is reported here, at start-up, rather than at the
@@ -17,8 +23,15 @@ first payment. The check reads ``PAYCORE`` as the flow will
 against them) and builds every provider with the code that builds the flow's
 (:func:`paycore.assembly.build_providers`), one provider at a time so each
 refusal is reported with its tenant and code. Providers open no connection
-when built; the repository and idempotency stores are not built (they may
-connect to a database or a cache), so providers are built without storage.
+when built. Of the storage, only a repository of this adapter's own type
+``django`` is built (it opens no connection either), and the providers are
+built beside it as the flow builds them: a provider that keeps data of its own
+there (the cash drawers, in a Django app of the cash plugin) says so now. Other
+repositories and the idempotency stores are not built (they may connect to a
+database or a cache); providers are then built without storage.
+
+:func:`migration_warnings` is the W001 of any app: the cash plugin's Django app
+reports its own unapplied migrations with it (``paycore_cash.W001``).
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from attrs import evolve
+from attrs import evolve, frozen
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
@@ -37,6 +50,7 @@ from paycore.assembly import build_providers, mask_declared_secrets
 from paycore.config import PaycoreConfig, ProviderConfig
 from paycore.errors import PaycoreError
 from paycore.plugins import Registry, collect_registry, create_plugin_manager
+from paycore.secrets import Settings
 
 if TYPE_CHECKING:
     import pluggy
@@ -44,9 +58,13 @@ if TYPE_CHECKING:
     from paycore.providers import Provider
     from paycore.storage import PaymentRepository
 
-__all__ = ["check_migrations", "check_paycore_settings"]
+__all__ = ["check_atomic_requests", "check_migrations", "check_paycore_settings", "migration_warnings"]
 
 APP_LABEL = "paycore_django"
+DJANGO_STORAGE = "django"
+"""The repository and idempotency store type of this adapter."""
+LOCKING_TRANSACTION_MODES = frozenset({"IMMEDIATE", "EXCLUSIVE"})
+"""SQLite ``transaction_mode`` values that take the database's write lock at ``BEGIN``."""
 WEBHOOK_SECRET_SETTING = "webhook_secret"
 """The setting a webhook provider verifies deliveries with, unless its class names another
 (``webhook_secret_setting`` class attribute)."""
@@ -88,6 +106,33 @@ class _InvalidSetting(Exception):
         self.hint = hint
 
 
+@frozen
+class _AdapterContext:
+    """What a repository factory is called with (:class:`paycore.hookspecs.AdapterContext`)."""
+
+    settings: Settings
+    plugin_manager: pluggy.PluginManager
+
+
+def _django_repository(
+    config: PaycoreConfig, registry: Registry, manager: pluggy.PluginManager
+) -> PaymentRepository | None:
+    """The flow's repository if it is this adapter's (built as the flow builds it; it opens no connection).
+
+    ``None`` for any other type, which may connect when built. An
+    :class:`_InvalidSetting` when the flow would refuse its settings (an unknown
+    ``using`` alias, ``USE_TZ`` off...).
+    """
+    factory = registry.repositories.get(DJANGO_STORAGE)
+    if config.repository.type != DJANGO_STORAGE or factory is None:
+        return None
+    try:
+        repository: PaymentRepository = factory(_AdapterContext(config.repository.settings, manager))
+    except PaycoreError as error:
+        raise _InvalidSetting("PAYCORE", "its repository 'django' takes 'using', an alias of DATABASES") from error
+    return repository
+
+
 def _scopes(config: PaycoreConfig) -> Iterable[tuple[str | None, ProviderConfig]]:
     for provider in config.providers.values():
         yield None, provider
@@ -120,14 +165,18 @@ def _build_refusal(
     manager: pluggy.PluginManager,
     tenant: str | None,
     provider: ProviderConfig,
+    repository: PaymentRepository | None,
     built: list[Provider],
 ) -> PaycoreError | None:
-    """What building ``provider`` as the flow does raises (``None``: it builds, and is added to ``built``)."""
-    # Built without storage: the repository is not built here (it may connect), and a
-    # provider that keeps data beside it (the cash drawers) finds it when the flow is built.
-    no_repository = cast("PaymentRepository", None)
+    """What building ``provider`` beside ``repository`` as the flow does raises (``None``: it builds, and
+    is added to ``built``).
+
+    Without a repository (``None``: the flow's is not built by the check), a
+    provider that keeps data beside it (the cash drawers) finds it when the flow is built.
+    """
+    beside = cast("PaymentRepository", repository)
     try:
-        instances = build_providers(_alone(config, tenant, provider), registry, manager, no_repository)
+        instances = build_providers(_alone(config, tenant, provider), registry, manager, beside)
     except PaycoreError as error:
         return error
     built.extend(instances.values())
@@ -156,9 +205,11 @@ def _close(providers: list[Provider]) -> None:
 @register(Tags.compatibility)
 def check_paycore_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """E001 invalid ``PAYCORE`` or ``PAYCORE_DJANGO``; E002 unknown provider type; E003 webhook provider
-    without a secret; E004 provider settings the flow would refuse."""
+    without a secret; E004 provider settings the flow would refuse; E005 a provider that cannot keep its
+    data beside the flow's Django repository."""
     try:
         config, registry, manager = _load()
+        repository = _django_repository(config, registry, manager)
     except _InvalidSetting as invalid:
         return [
             Error(
@@ -169,16 +220,20 @@ def check_paycore_settings(app_configs: Sequence[AppConfig] | None = None, **kwa
         ]
     built: list[Provider] = []
     try:
-        return _check_providers(config, registry, manager, built)
+        return _check_providers(config, registry, manager, repository, built)
     finally:
         if built:
             _close(built)
 
 
 def _check_providers(
-    config: PaycoreConfig, registry: Registry, manager: pluggy.PluginManager, built: list[Provider]
+    config: PaycoreConfig,
+    registry: Registry,
+    manager: pluggy.PluginManager,
+    repository: PaymentRepository | None,
+    built: list[Provider],
 ) -> list[CheckMessage]:
-    """E002, E003 and E004 for every provider of ``config``; the providers it builds are added to ``built``."""
+    """E002 to E005 for every provider of ``config``; the providers it builds are added to ``built``."""
     found: list[CheckMessage] = []
     for tenant, provider in _scopes(config):
         provider_class = registry.providers.get(provider.type)
@@ -204,17 +259,38 @@ def _check_providers(
                 )
             )
             continue
-        refused = _build_refusal(config, registry, manager, tenant, provider, built)
+        refused = _build_refusal(config, registry, manager, tenant, provider, repository, built)
         if refused is not None:
-            found.append(
-                Error(
-                    f"{_where(tenant, provider)} ({provider.type}) cannot be built from its settings: {refused}",
-                    hint="Fix that setting in its PAYCORE settings: the flow refuses it, so the site would fail "
-                    "at its first payment.",
-                    id=f"{APP_LABEL}.E004",
-                )
-            )
+            found.append(_refusal(config, registry, manager, tenant, provider, repository, refused, built))
     return found
+
+
+def _refusal(
+    config: PaycoreConfig,
+    registry: Registry,
+    manager: pluggy.PluginManager,
+    tenant: str | None,
+    provider: ProviderConfig,
+    repository: PaymentRepository | None,
+    refused: PaycoreError,
+    built: list[Provider],
+) -> CheckMessage:
+    """E004 if ``provider`` is refused even without storage (its settings), else E005 (the storage beside it)."""
+    alone = refused if repository is None else _build_refusal(config, registry, manager, tenant, provider, None, built)
+    if alone is not None:
+        return Error(
+            f"{_where(tenant, provider)} ({provider.type}) cannot be built from its settings: {alone}",
+            hint="Fix that setting in its PAYCORE settings: the flow refuses it, so the site would fail "
+            "at its first payment.",
+            id=f"{APP_LABEL}.E004",
+        )
+    return Error(
+        f"{_where(tenant, provider)} ({provider.type}) cannot keep its data beside the flow's Django "
+        f"repository: {refused}",
+        hint="Add the Django app it names to INSTALLED_APPS and run migrate: the flow is built with every "
+        "provider, so until then no payment can be taken, whatever its provider.",
+        id=f"{APP_LABEL}.E005",
+    )
 
 
 @register(Tags.database)
@@ -222,6 +298,14 @@ def check_migrations(
     app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """W001: a database paycore uses has migrations of ``paycore_django`` not applied."""
+    return migration_warnings(APP_LABEL, databases, f"{APP_LABEL}.W001")
+
+
+def migration_warnings(app_label: str, databases: Sequence[str] | None, check_id: str) -> list[CheckMessage]:
+    """A Warning ``check_id`` for each of ``databases`` that lacks migrations of app ``app_label``.
+
+    A database that cannot be reached is skipped: Django's own checks say so.
+    """
     from django.db import DatabaseError, connections
     from django.db.migrations.executor import MigrationExecutor
 
@@ -229,19 +313,82 @@ def check_migrations(
     for alias in databases or ():
         try:
             executor = MigrationExecutor(connections[alias])
-            targets = [node for node in executor.loader.graph.leaf_nodes() if node[0] == APP_LABEL]
+            targets = [node for node in executor.loader.graph.leaf_nodes() if node[0] == app_label]
             missing = [
-                migration for migration, _ in executor.migration_plan(targets) if migration.app_label == APP_LABEL
+                migration for migration, _ in executor.migration_plan(targets) if migration.app_label == app_label
             ]
         except DatabaseError:
-            continue  # unreachable: Django's own checks say so
+            continue
         if missing:
             found.append(
                 Warning(
-                    f"database {alias!r} lacks {len(missing)} migration(s) of paycore_django "
+                    f"database {alias!r} lacks {len(missing)} migration(s) of {app_label} "
                     f"({', '.join(m.name for m in missing)})",
-                    hint=f"Run: python manage.py migrate paycore_django --database {alias}",
-                    id=f"{APP_LABEL}.W001",
+                    hint=f"Run: python manage.py migrate {app_label} --database {alias}",
+                    id=check_id,
+                )
+            )
+    return found
+
+
+# -- ATOMIC_REQUESTS on SQLite -----------------------------------------------------------------
+
+
+def _paycore_aliases(config: PaycoreConfig) -> set[str]:
+    """The database aliases paycore writes to: those of its ``django`` repository and idempotency stores."""
+    adapters = (config.repository, *config.idempotency)
+    return {str(adapter.settings.get("using", "default")) for adapter in adapters if adapter.type == DJANGO_STORAGE}
+
+
+def _sqlite_file(alias: str) -> str | None:
+    """The database file of ``alias`` when it is a SQLite database (``None`` otherwise, or unknown)."""
+    from django.conf import settings
+    from django.db import connections
+
+    if alias not in settings.DATABASES or connections[alias].vendor != "sqlite":
+        return None
+    return str(settings.DATABASES[alias].get("NAME"))
+
+
+def _locks_every_request(alias: str) -> str | None:
+    """The ``transaction_mode`` of ``alias`` when it has ``ATOMIC_REQUESTS`` and that mode locks at ``BEGIN``."""
+    from django.conf import settings
+
+    database = settings.DATABASES[alias]
+    mode = str((database.get("OPTIONS") or {}).get("transaction_mode") or "").upper()
+    return mode if database.get("ATOMIC_REQUESTS") and mode in LOCKING_TRANSACTION_MODES else None
+
+
+@register(Tags.compatibility)
+def check_atomic_requests(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """W002: a SQLite database paycore writes to is locked by every request (``ATOMIC_REQUESTS``, ``IMMEDIATE``).
+
+    A unit of work of paycore runs on a worker thread, on a connection of its
+    own: it waits for the request's lock until SQLite's timeout, then fails
+    ("database is locked"). paycore's views and its admin are exempt
+    (``transaction.non_atomic_requests``); the project's own views that call paycore are not.
+    """
+    from django.conf import settings
+
+    try:
+        config, _, _ = _load()
+    except _InvalidSetting:
+        return []  # E001 says so
+    files = {_sqlite_file(alias) for alias in _paycore_aliases(config)} - {None}
+    found: list[CheckMessage] = []
+    for alias in settings.DATABASES:
+        mode = _locks_every_request(alias) if _sqlite_file(alias) in files else None
+        if mode is not None:
+            found.append(
+                Warning(
+                    f"database {alias!r} is SQLite with ATOMIC_REQUESTS and transaction_mode {mode!r}: every "
+                    "request holds its write lock from its start, so paycore, which writes on a connection of "
+                    "its own, waits for it and fails with 'database is locked' (in your views that call "
+                    "paycore)",
+                    hint=f"Set ATOMIC_REQUESTS = False for {alias!r} and wrap the views that need it in "
+                    "transaction.atomic(), or mark each view that calls paycore with "
+                    "@transaction.non_atomic_requests (paycore's own views and admin are). See docs/django.md.",
+                    id=f"{APP_LABEL}.W002",
                 )
             )
     return found

@@ -21,6 +21,12 @@ know the request, e.g. an unknown host) is "no tenant": the request sees only
 payments stored without a tenant, never every tenant's (which is what
 ``tenant=None`` means to :class:`~paycore.flow.PaymentFlow`, for trusted
 server-side code). Another tenant's payment is not found (404).
+
+No view runs inside a request-wide transaction (``ATOMIC_REQUESTS``): each is
+marked ``transaction.non_atomic_requests``. paycore's units of work run on a
+worker thread, on a connection of their own, and commit there; under the
+request's ``atomic()`` they would only wait for its locks (SQLite in
+``IMMEDIATE`` mode takes its write lock at ``BEGIN``: "database is locked").
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 import paycore_django
 from paycore.asgi import classify_webhook_error
 from paycore.blocking import BlockingPaymentFlow
-from paycore.errors import PaycoreError, PaymentNotFound
+from paycore.errors import PaycoreError, PaymentNotFound, ValidationError
 from paycore.records import Checkout, Payment
 from paycore.status import PaymentStatus
 from paycore_django.conf import IpNetwork, django_options
@@ -171,6 +177,8 @@ async def webhook(request: HttpRequest, code: str, tenant: str | None = None) ->
         body = request.body
     except RequestDataTooBig:
         return _refusal(413, "body_too_large", too_large)
+    except ValueError:  # Django reads Content-Length with int(): "abc" and "1e3" end here
+        return _refusal(400, "malformed_webhook", "the Content-Length header is not a number of bytes")
     if len(body) > limit:
         return _refusal(413, "body_too_large", too_large)
     headers = {str(name).lower(): str(value) for name, value in request.headers.items()}
@@ -190,6 +198,7 @@ async def webhook(request: HttpRequest, code: str, tenant: str | None = None) ->
 
 
 @require_http_methods(["GET", "POST"])
+@transaction.non_atomic_requests
 def pay(request: HttpRequest, order_id: str) -> HttpResponse:
     """Choose how to pay order ``order_id``; on POST, start the payment and go where the provider says."""
     tenant = tenant_of(request)
@@ -248,6 +257,7 @@ _TITLES = {"return": "Your payment", "success": "Payment received", "failure": "
 
 
 @require_GET
+@transaction.non_atomic_requests
 def payment_status(request: HttpRequest, payment_id: str, page: str = "return") -> HttpResponse:
     """Payment ``payment_id`` as its provider now reports it (polled when it can be and is not settled)."""
     tenant = tenant_of(request)
@@ -262,12 +272,16 @@ def payment_status(request: HttpRequest, payment_id: str, page: str = "return") 
 
 
 @require_GET
+@transaction.non_atomic_requests
 def order_return(request: HttpRequest, order_id: str) -> HttpResponse:
     """Where a provider sends the customer back: the order's latest payment, polled when it can be."""
     tenant = tenant_of(request)
     order = resolve_order(request, order_id)
     flow = paycore_django.blocking_flow()
-    listed = flow.list_payments(order_id=order.order_id, tenant=tenant)
+    try:
+        listed = flow.list_payments(order_id=order.order_id, tenant=tenant)
+    except ValidationError:  # an order id or a tenant paycore refuses has no payment
+        listed = []
     payments = [payment for payment in listed if belongs_to(payment, tenant)]
     if not payments:
         return render(request, "paycore_django/not_found.html", {"what": "payment for this order"}, status=404)

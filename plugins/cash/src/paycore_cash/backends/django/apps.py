@@ -14,3 +14,7 @@ class PaycoreCashConfig(AppConfig):  # type: ignore[misc]
     label = "paycore_cash"
     verbose_name = "Cash drawers"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Register the system checks (:mod:`paycore_cash.backends.django.checks`)."""
+        from paycore_cash.backends.django import checks  # noqa: F401 (registers the checks)

@@ -8,7 +8,10 @@ and closes the thread's old connections before and after, as Django's request
 cycle does. Drawers therefore live in the same database as the payments.
 
 The tables are the cash plugin's own app (:mod:`paycore_cash.backends.django.models`,
-app label ``paycore_cash``, its own migrations). The database enforces the
+app label ``paycore_cash``, its own migrations). The models are imported only
+once the app is known to be installed, so a project that lacks it gets a
+:class:`~paycore.errors.ConfigurationError` naming the app, not Django's error
+about a model outside ``INSTALLED_APPS``. The database enforces the
 rules that matter under concurrency: a conditional unique constraint allows one
 open session per till (tenant ``None`` stored as ``""``), and others one SALE
 movement per payment and one REFUND movement per refund. A movement bumps its
@@ -18,14 +21,14 @@ a close computed before it fails its version check.
 
 from __future__ import annotations
 
-from typing import Any, Final
+import functools
+from typing import TYPE_CHECKING, Any, Final
 
 from django.apps import apps
 from django.db import IntegrityError
 from django.db.models import F, Q, QuerySet
 
 from paycore.errors import ConcurrentUpdate, ConfigurationError, StorageError
-from paycore_cash.backends.django import models
 from paycore_cash.backends.rows import (
     movement_from_values,
     movement_values,
@@ -38,6 +41,9 @@ from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, Move
 from paycore_django.databases import check_database
 from paycore_django.storage import run_unit
 
+if TYPE_CHECKING:
+    from paycore_cash.backends.django import models
+
 __all__ = ["APP", "DjangoDrawerStorage"]
 
 APP: Final = "paycore_cash.backends.django"
@@ -47,9 +53,31 @@ _ATTEMPTS: Final = 3
 """Rounds of ``add_movement`` when a concurrent writer stores the same sale or refund first."""
 
 _OPEN: Final = DrawerStatus.OPEN.value
-_SESSION_COLUMNS: Final = tuple(field.attname for field in models.DrawerSession._meta.concrete_fields)
-_MOVEMENT_COLUMNS: Final = tuple(field.attname for field in models.CashMovement._meta.concrete_fields)
 _CLOSE_COLUMNS: Final = ("status", "closed_by", "closed_at", "counted", "expected", "variance", "close_id", "version")
+
+
+def _session_model() -> type[models.DrawerSession]:
+    """The drawer session model (importing the models needs the app installed: :func:`_using_of` checks it)."""
+    from paycore_cash.backends.django.models import DrawerSession
+
+    return DrawerSession
+
+
+def _movement_model() -> type[models.CashMovement]:
+    """The cash movement model (imported as :func:`_session_model` is)."""
+    from paycore_cash.backends.django.models import CashMovement
+
+    return CashMovement
+
+
+@functools.cache
+def _session_columns() -> tuple[str, ...]:
+    return tuple(field.attname for field in _session_model()._meta.concrete_fields)
+
+
+@functools.cache
+def _movement_columns() -> tuple[str, ...]:
+    return tuple(field.attname for field in _movement_model()._meta.concrete_fields)
 
 
 def _same_movement(movement: CashMovement) -> Q:
@@ -94,10 +122,10 @@ class DjangoDrawerStorage:
         return f"<DjangoDrawerStorage using={self.using!r}>"
 
     def _sessions(self) -> QuerySet[models.DrawerSession]:
-        return models.DrawerSession.objects.using(self.using)
+        return _session_model().objects.using(self.using)
 
     def _movements(self) -> QuerySet[models.CashMovement]:
-        return models.CashMovement.objects.using(self.using)
+        return _movement_model().objects.using(self.using)
 
     async def open_session(self, session: DrawerSession) -> None:
         """Store a new open session; :class:`DrawerAlreadyOpen` if its id or its till's open slot is taken."""
@@ -105,7 +133,7 @@ class DjangoDrawerStorage:
             raise DrawerClosed(f"session {session.id} must be opened with status 'open', not {session.status}")
         row = session_values(session)
         try:
-            await run_unit(self.using, lambda: self._sessions().bulk_create([models.DrawerSession(**row)]))
+            await run_unit(self.using, lambda: self._sessions().bulk_create([_session_model()(**row)]))
         except IntegrityError:
             raise DrawerAlreadyOpen(
                 f"till {session.till!r} of tenant {session.tenant!r} already has an open drawer session "
@@ -114,7 +142,7 @@ class DjangoDrawerStorage:
 
     async def get_session(self, session_id: str) -> DrawerSession:
         """The session with ``session_id``; :class:`DrawerNotFound` if none."""
-        query = self._sessions().filter(pk=session_id).values(*_SESSION_COLUMNS)
+        query = self._sessions().filter(pk=session_id).values(*_session_columns())
         row = await run_unit(self.using, query.first, atomic=False)
         if row is None:
             raise DrawerNotFound(f"no drawer session {session_id!r}")
@@ -122,7 +150,8 @@ class DjangoDrawerStorage:
 
     async def get_open_session(self, tenant: str | None, till: str) -> DrawerSession | None:
         """The open session of ``till`` in ``tenant``, if any."""
-        query = self._sessions().filter(tenant=store_tenant(tenant), till=till, status=_OPEN).values(*_SESSION_COLUMNS)
+        query = self._sessions().filter(tenant=store_tenant(tenant), till=till, status=_OPEN)
+        query = query.values(*_session_columns())
         row = await run_unit(self.using, query.first, atomic=False)
         return None if row is None else session_from_values(row)
 
@@ -131,7 +160,7 @@ class DjangoDrawerStorage:
         query = self._sessions().filter(tenant=store_tenant(tenant))
         if till is not None:
             query = query.filter(till=till)
-        rows = query.order_by("opened_at", "id").values(*_SESSION_COLUMNS)
+        rows = query.order_by("opened_at", "id").values(*_session_columns())
         return [session_from_values(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
 
     async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
@@ -141,7 +170,7 @@ class DjangoDrawerStorage:
         target = Q(status=_OPEN) if expected_version is None else Q(status=_OPEN, version=expected_version)
 
         def work() -> CashMovement:
-            stored = self._movements().filter(same).order_by("position").values(*_MOVEMENT_COLUMNS).first()
+            stored = self._movements().filter(same).order_by("position").values(*_movement_columns()).first()
             if stored is not None:
                 return movement_from_values(stored)
             session = self._sessions().filter(pk=movement.session_id)
@@ -156,7 +185,7 @@ class DjangoDrawerStorage:
                     "it changed since it was read; read it again and check again"
                 )
             position = session.values_list("version", flat=True).get()
-            self._movements().bulk_create([models.CashMovement(**movement_values(movement, position))])
+            self._movements().bulk_create([_movement_model()(**movement_values(movement, position))])
             return movement
 
         for attempt in range(_ATTEMPTS):
@@ -182,13 +211,13 @@ class DjangoDrawerStorage:
             query = query.filter(payment_id=payment_id)
         if refund_id is not None:
             query = query.filter(refund_id=refund_id)
-        found = query.order_by("at", "position", "id").values(*_MOVEMENT_COLUMNS)
+        found = query.order_by("at", "position", "id").values(*_movement_columns())
         row = await run_unit(self.using, found.first, atomic=False)
         return None if row is None else movement_from_values(row)
 
     async def list_movements(self, session_id: str) -> list[CashMovement]:
         """The session's movements in the order they were added."""
-        rows = self._movements().filter(session_id=session_id).order_by("position").values(*_MOVEMENT_COLUMNS)
+        rows = self._movements().filter(session_id=session_id).order_by("position").values(*_movement_columns())
         return [movement_from_values(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
 
     async def close_session(self, session: DrawerSession) -> None:

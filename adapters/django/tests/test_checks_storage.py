@@ -1,0 +1,178 @@
+"""System checks of what paycore's storage needs from the project: W002, E005, and E001 for the repository.
+
+* ``paycore_django.W002``: ``ATOMIC_REQUESTS`` on the SQLite database paycore
+  writes to, with a ``transaction_mode`` that locks it at ``BEGIN``.
+* ``paycore_django.E005``: a provider that keeps data of its own beside the
+  flow's Django repository (as the cash drawers do, in a Django app of their
+  own) and cannot; here a provider of the test's own plugin, which needs a
+  Django app.
+* ``paycore_django.E001``: the repository ``django`` names a database alias the
+  project does not have.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any, Final
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage
+from django.core.management import call_command
+from django.test import override_settings
+
+from paycore import hookimpl
+from paycore.errors import ConfigurationError
+from paycore.hookspecs import ProviderRegistrar
+from paycore.providers import Provider, ProviderContext
+from paycore_django.checks import check_atomic_requests, check_paycore_settings
+
+TILL_APP: Final = "shop.tills"
+"""The Django app the ``till`` provider keeps its data in (not installed in the test project)."""
+
+
+class TillProvider(Provider):
+    """A provider that keeps data of its own beside the flow's Django repository, in the app its ``app`` names.
+
+    Built without a repository (as the checks build providers for their
+    settings), it needs nothing; a ``currency`` other than XOF is refused.
+    """
+
+    name = "till"
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        if context.settings.get("currency", "XOF") != "XOF":
+            raise ConfigurationError(f"provider {context.code!r}: currency must be 'XOF'")
+        app = context.settings.get("app", TILL_APP)
+        if context.repository is not None and not apps.is_installed(app):
+            raise ConfigurationError(f"tills are kept by the Django app {app!r}: add it to INSTALLED_APPS")
+
+
+class TillPlugin:
+    """Registers provider type ``till``."""
+
+    @hookimpl
+    def paycore_register_providers(self, register: ProviderRegistrar) -> None:
+        register(TillProvider)
+
+
+TILL_PLUGIN = {"PLUGINS": [TillPlugin()]}
+
+
+def ids(messages: list[CheckMessage]) -> list[str]:
+    return [str(message.id) for message in messages]
+
+
+def checked(paycore: Any) -> list[CheckMessage]:
+    with override_settings(PAYCORE=paycore, PAYCORE_DJANGO=TILL_PLUGIN):
+        return check_paycore_settings()
+
+
+# -- E005: data beside the repository ----------------------------------------------------------
+
+
+def test_a_provider_that_cannot_keep_its_data_beside_the_django_repository_is_e005() -> None:
+    found = checked({"tenants": {"chez-awa": {"providers": {"counter": {"type": "till"}}}}})
+    assert ids(found) == ["paycore_django.E005"]
+    assert "'counter'" in found[0].msg
+    assert "chez-awa" in found[0].msg
+    assert repr(TILL_APP) in found[0].msg
+    assert "INSTALLED_APPS" in str(found[0].hint)
+
+
+def test_manage_py_check_fails_on_a_provider_whose_django_app_is_missing() -> None:
+    from django.core.management.base import SystemCheckError
+
+    paycore = {"providers": {"counter": {"type": "till"}}}
+    with override_settings(PAYCORE=paycore, PAYCORE_DJANGO=TILL_PLUGIN), pytest.raises(SystemCheckError) as error:
+        call_command("check")
+    assert "paycore_django.E005" in str(error.value)
+
+
+def test_once_its_django_app_is_installed_the_provider_passes() -> None:
+    missing = {"providers": {"counter": {"type": "till"}}}
+    installed = {"providers": {"counter": {"type": "till", "app": "paycore_django"}}}
+    assert (ids(checked(missing)), checked(installed)) == (["paycore_django.E005"], [])
+
+
+def test_settings_the_provider_refuses_anyway_are_e004_and_only_the_storage_is_e005() -> None:
+    providers = {"bad": {"type": "till", "currency": "EUR"}, "counter": {"type": "till"}}
+    found = checked({"providers": providers})
+    assert ids(found) == ["paycore_django.E004", "paycore_django.E005"]
+    assert "'bad'" in found[0].msg
+    assert "'counter'" in found[1].msg
+
+
+def test_beside_another_repository_type_the_provider_is_built_without_storage() -> None:
+    providers = {"counter": {"type": "till"}}
+    on_memory = checked({"repository": "memory", "providers": providers})
+    on_django = checked({"repository": "django", "providers": providers})
+    assert (on_memory, ids(on_django)) == ([], ["paycore_django.E005"])
+
+
+def test_a_django_repository_on_an_unknown_database_is_e001() -> None:
+    found = checked({"repository": {"type": "django", "using": "payments"}})
+    assert ids(found) == ["paycore_django.E001"]
+    assert "'payments'" in found[0].msg
+
+
+# -- W002: ATOMIC_REQUESTS on SQLite -----------------------------------------------------------
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The ``default`` database (SQLite, ``IMMEDIATE``) with ``ATOMIC_REQUESTS``; tests may change it further."""
+    database: dict[str, Any] = settings.DATABASES["default"]
+    assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    monkeypatch.setitem(database, "ATOMIC_REQUESTS", True)
+    monkeypatch.setitem(database, "OPTIONS", dict(database["OPTIONS"]))
+    return database
+
+
+def atomic_warnings(paycore: Any) -> list[CheckMessage]:
+    with override_settings(PAYCORE=paycore):
+        return check_atomic_requests()
+
+
+def test_atomic_requests_on_the_immediate_sqlite_database_paycore_writes_to_is_w002(
+    atomic_requests: dict[str, Any],
+) -> None:
+    found = atomic_warnings({})
+    assert ids(found) == ["paycore_django.W002"]
+    assert "'default'" in found[0].msg
+    assert "IMMEDIATE" in found[0].msg
+    assert "ATOMIC_REQUESTS" in str(found[0].hint)
+
+
+@pytest.mark.parametrize("mode", ["immediate", "EXCLUSIVE"])
+def test_every_mode_that_locks_at_begin_is_w002(atomic_requests: dict[str, Any], mode: str) -> None:
+    atomic_requests["OPTIONS"]["transaction_mode"] = mode
+    assert ids(atomic_warnings({})) == ["paycore_django.W002"]
+
+
+def test_w002_needs_atomic_requests_a_locking_mode_and_paycore_writing_there(
+    atomic_requests: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = {"locked": ids(atomic_warnings({}))}
+    found["paycore in memory"] = ids(atomic_warnings({"repository": "memory", "idempotency": "memory"}))
+    found["paycore on PostgreSQL"] = ids(atomic_warnings({"repository": {"type": "django", "using": "postgres"}}))
+    monkeypatch.delitem(atomic_requests["OPTIONS"], "transaction_mode")
+    found["deferred"] = ids(atomic_warnings({}))
+    monkeypatch.setitem(atomic_requests, "ATOMIC_REQUESTS", False)
+    found["no ATOMIC_REQUESTS"] = ids(atomic_warnings({}))
+    assert found == {
+        "locked": ["paycore_django.W002"],
+        "paycore in memory": [],
+        "paycore on PostgreSQL": [],
+        "deferred": [],
+        "no ATOMIC_REQUESTS": [],
+    }
+
+
+def test_manage_py_check_shows_w002(atomic_requests: dict[str, Any]) -> None:
+    out, err = StringIO(), StringIO()
+    with override_settings(PAYCORE={}):
+        call_command("check", stdout=out, stderr=err)
+    assert "paycore_django.W002" in out.getvalue() + err.getvalue()
