@@ -9,16 +9,25 @@ provider cannot cancel expires on the poll's definitive "not paid". An unknown
 answer, or a provider that can be neither polled nor canceled, flags it for
 review instead: time alone never turns an unknown outcome into a failure. A
 provider call in flight is left to its owner.
+
+A provider call whose answer was lost on a payment in any other status (a
+capture of an authorized payment, a refund of a paid one) is settled the same
+way once its lease has run out, when the repository can list the payments that
+carry a call (:class:`~paycore.storage.CallListingRepository`): the provider is
+asked, never sent the request again; a call that asking leaves unknown, or that
+no one can ask about, gets its payment flagged for review once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from attrs import define, field
+
 from paycore import fsm
-from paycore.calls import CallOperation
+from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.errors import InvalidTransition, PaycoreError, PaymentBusy, ProviderNotSent, ValidationError
 from paycore.listing import MAX_LIMIT, check_limit
@@ -27,6 +36,7 @@ from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, ReviewReason
+from paycore.storage import CallListingRepository
 from paycore.unit_of_work import PaymentWriter
 
 __all__ = ["Reaper"]
@@ -37,6 +47,31 @@ ProviderLookup = Callable[[str, "str | None"], Provider]
 
 _UNPAID = frozenset({Outcome.PENDING, Outcome.NOT_FOUND})
 """What the provider says of a payment it holds no money for and has not given up on itself."""
+
+_CALLS_PAGE = 100
+"""The fewest payments carrying a call read at once: a run reads on past those it leaves alone."""
+
+
+@define
+class _Run:
+    """One run of the reaper: how many payments it may still try, those it saw, those that changed."""
+
+    limit: int
+    tried: int = 0
+    seen: set[str] = field(factory=set)
+    changed: list[Payment] = field(factory=list)
+
+    @property
+    def done(self) -> bool:
+        """True once ``limit`` payments were tried."""
+        return self.tried >= self.limit
+
+    def first_sight(self, payment: Payment) -> bool:
+        """True the first time the run meets ``payment`` (a payment it changed may be listed again)."""
+        if payment.id in self.seen:
+            return False
+        self.seen.add(payment.id)
+        return True
 
 
 class Reaper:
@@ -54,43 +89,111 @@ class Reaper:
         self.calls = calls
         self.providers = providers
         self.clock = clock
+        self._said_calls_unlisted = False
+        """True once this reaper warned that its repository cannot list the payments carrying a call."""
 
     async def expire_stale(self, older_than: timedelta, *, limit: int) -> list[Payment]:
         """Expire (or flag) up to ``limit`` payments unfinished for longer than ``older_than``, oldest first.
 
-        Returns the payments that changed. A payment already flagged because its outcome
-        is unknown is left to the operator (a refresh or a webhook still settles it), and
-        the run reads on past it, so such payments never hold up the ones behind them.
+        Then, within the same ``limit``, settle the provider calls whose answer was lost and whose lease
+        has run out, on payments of any status (see :meth:`_settle_calls`). Returns the payments that
+        changed. A payment already flagged because its outcome is unknown is left to the operator (a
+        refresh or a webhook still settles it), and the run reads on past it, so such payments never
+        hold up the ones behind them.
         """
         check_limit(limit, 1)
         deadline = self.clock() - older_than
-        changed: list[Payment] = []
-        visited: set[str] = set()
-        tried, window = 0, limit
-        while tried < limit:
+        run = _Run(limit)
+        await self._expire_open(run, deadline, deadline - older_than)
+        if not run.done:
+            await self._settle_calls(run, deadline)
+        return run.changed
+
+    async def _expire_open(self, run: _Run, deadline: datetime, give_up_before: datetime) -> None:
+        """Expire (or flag) the open payments not updated since ``deadline``, oldest first."""
+        window = run.limit
+        while not run.done:
             stale = await self.writer.repository.list_stale(
                 statuses=tuple(sorted(fsm.OPEN)), updated_before=deadline, limit=window
             )
             for payment in stale:
-                if payment.id in visited:
-                    continue
-                visited.add(payment.id)
-                if _left_to_operator(payment):
-                    continue
-                tried += 1
-                try:
-                    result = await self._expire_one(payment, deadline - older_than)
-                except PaycoreError as error:
-                    log.warning("could not expire payment %s: %s", payment.id, error)
-                    result = payment
-                if result.version != payment.version:
-                    changed.append(result)
-                if tried == limit:
-                    break
+                if run.first_sight(payment) and not _left_to_operator(payment):
+                    await _attempt(run, payment, self._expire_one(payment, give_up_before))
+                    if run.done:
+                        break
             if len(stale) < window:
                 break
             window = min(window * 2, MAX_LIMIT)
-        return changed
+
+    async def _settle_calls(self, run: _Run, deadline: datetime) -> None:
+        """Settle, oldest first, the provider calls out of their owners' hands whose lease has run out.
+
+        Whatever the payment's status: an authorized payment whose capture's answer was lost, a
+        paid one whose refund's was. Calls still in flight, or within their lease, are left alone.
+        """
+        repository = self.writer.repository
+        if not isinstance(repository, CallListingRepository):
+            if not self._said_calls_unlisted:
+                self._said_calls_unlisted = True
+                _cannot_list_calls(repository)
+            return
+        page_size = max(run.limit, _CALLS_PAGE)
+        after: tuple[datetime, str] | None = None
+        while not run.done:
+            page = await repository.list_with_calls(limit=page_size, after=after)
+            for payment in page:
+                if run.first_sight(payment) and self._call_due(payment) and not _left_to_operator(payment):
+                    await _attempt(run, payment, self._settle_call(payment, deadline))
+                    if run.done:
+                        break
+            if len(page) < page_size:
+                break
+            after = (page[-1].updated_at, page[-1].id)
+
+    def _call_due(self, payment: Payment) -> bool:
+        """True when the payment's call is out of its owner's hands and its lease has run out."""
+        call, now = payment.pending_call, self.clock()
+        return call is not None and call.settled_by_reports(now) and now >= call.lease_until
+
+    async def _settle_call(self, payment: Payment, deadline: datetime) -> Payment:
+        """Settle the payment's call by asking the provider, never by sending it again; flag it when it stays unknown.
+
+        A call no one can ask about (the provider cannot be polled, or cannot be reached) is left to a
+        webhook until its lease ran out before ``deadline``, then flagged.
+        """
+        call = payment.pending_call
+        assert call is not None
+        chosen = self.providers(payment.provider, payment.tenant)
+        if not chosen.capabilities.polling:
+            return await self._call_unasked(payment, call, deadline, "the provider cannot be polled")
+        try:
+            polled, _ = await self.calls.poll(payment, chosen, cause="reaper")
+        except ProviderNotSent as error:
+            log.warning("could not settle the %s call of payment %s: %s", call.operation.value, payment.id, error)
+            return await self._call_unasked(payment, call, deadline, f"the provider could not be asked: {error}")
+        if not _carries(polled, call):
+            return polled
+        return await self._flag_call(polled, call, "asking the provider did not settle it")
+
+    async def _call_unasked(self, payment: Payment, call: ProviderCall, deadline: datetime, why: str) -> Payment:
+        """A call no one could ask about: left for a webhook or the next run, flagged once its lease ran out
+        before ``deadline`` (``older_than`` ago), so no outcome stays open untold."""
+        if call.lease_until > deadline:
+            return payment
+        return await self._flag_call(payment, call, why)
+
+    async def _flag_call(self, payment: Payment, call: ProviderCall, why: str) -> Payment:
+        """The payment flagged for an operator while it still carries ``call``, unless it is flagged already."""
+        message = f"the outcome of its {call.operation.value} call is unknown and {why}"
+
+        def build(current: Payment) -> Change | None:
+            if not _carries(current, call) or _left_to_operator(current):
+                return None
+            change = Change(current, cause="reaper", now=self.clock())
+            change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
+            return change
+
+        return await self.writer.mutate(payment.id, build, known=payment)
 
     async def _expire_one(self, payment: Payment, give_up_before: datetime) -> Payment:
         """Settle ``payment`` as its provider says; one the provider cannot be asked about is left for the
@@ -170,6 +273,33 @@ class Reaper:
         change = Change(payment, cause="reaper", now=self.clock())
         change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
         return change
+
+
+async def _attempt(run: _Run, payment: Payment, work: Awaitable[Payment]) -> None:
+    """Count ``work`` on ``payment`` toward the run's limit; keep the payment it leaves if it changed."""
+    run.tried += 1
+    try:
+        result = await work
+    except PaycoreError as error:
+        log.warning("could not settle stale payment %s: %s", payment.id, error)
+        result = payment
+    if result.version != payment.version:
+        run.changed.append(result)
+
+
+def _cannot_list_calls(repository: object) -> None:
+    """Say that the reaper leaves lost answers on payments no longer open to the next operation."""
+    log.warning(
+        "%s cannot list the payments that carry a provider call (paycore.storage.CallListingRepository): "
+        "the reaper leaves a lost capture or refund answer to the next operation, a refresh or a webhook",
+        type(repository).__name__,
+    )
+
+
+def _carries(payment: Payment, call: ProviderCall) -> bool:
+    """True while ``payment`` still carries ``call`` itself: its id, written down at the same time
+    (a retry under the same idempotency key writes a call of the same id)."""
+    return payment.pending_call is not None and payment.pending_call.is_the_same(call)
 
 
 def _left_to_operator(payment: Payment) -> bool:

@@ -19,21 +19,10 @@ from paycore.records import Payment, PaymentEvent, WebhookReceipt
 from paycore.status import PaymentStatus
 
 __all__ = [
-    "ClaimingRepository",
-    "CompletingRepository",
-    "Decide",
-    "IdempotencyClaim",
-    "IdempotencyStore",
-    "KeyClaim",
-    "KeyCompletion",
-    "PaymentLookup",
-    "PaymentRepository",
-    "PaymentWrite",
-    "RecordKeepingStore",
-    "UpdatingRepository",
-    "followed_copy",
-    "refund_changes",
-]
+    "CallListingRepository", "ClaimingRepository", "CompletingRepository", "Decide", "IdempotencyClaim",
+    "IdempotencyStore", "KeyClaim", "KeyCompletion", "PaymentLookup", "PaymentRepository", "PaymentWrite",
+    "RecordKeepingStore", "UpdatingRepository", "followed_copy", "refund_changes",
+]  # fmt: skip
 
 
 @runtime_checkable
@@ -202,10 +191,9 @@ def followed_copy(stored: Payment | None, payment: Payment) -> Payment | None:
 def refund_changes(stored: Payment | None, payment: Payment) -> tuple[list[int], list[int]] | None:
     """Where ``payment``'s refunds differ from ``stored``'s: the positions of those added and of those changed.
 
-    For a store that keeps refunds as rows numbered by position: it inserts the
-    added ones and updates the changed ones in place. ``None`` when it cannot:
-    ``stored`` is not known, or one of its refunds moved or is gone (the rows
-    are then written again, as the positions could clash).
+    For a store that keeps refunds as rows numbered by position: it inserts the added ones and updates
+    the changed ones in place. ``None`` when it cannot: ``stored`` is not known, or one of its refunds
+    moved or is gone (the rows are then written again, as the positions could clash).
     """
     if stored is None:
         return None
@@ -229,9 +217,8 @@ def refund_changes(stored: Payment | None, payment: Payment) -> tuple[list[int],
 class UpdatingRepository(Protocol):
     """A repository that reads, decides and writes a payment in one unit of work (optional).
 
-    The flow uses it, when a repository has it, for changes whose payment it
-    does not hold yet (a webhook, a status poll): one transaction and one
-    worker-thread hop instead of a read and a write.
+    The flow uses it, when a repository has it, for changes whose payment it does not hold yet
+    (a webhook, a status poll): one transaction and one worker-thread hop instead of a read and a write.
     """
 
     async def update(
@@ -255,12 +242,26 @@ class UpdatingRepository(Protocol):
 
 
 @runtime_checkable
+class CallListingRepository(Protocol):
+    """A repository that lists the payments carrying a provider call, whatever their status (optional).
+
+    The reaper settles with it the calls whose answer was lost on payments no listing of unfinished
+    ones finds (a capture of an authorized payment, a refund); without it, only the next operation does.
+    """
+
+    async def list_with_calls(self, *, limit: int, after: tuple[datetime, str] | None = None) -> list[Payment]:
+        """Up to ``limit`` payments whose ``pending_call`` is set, by ``(updated_at, id)``, oldest first, strictly
+        after ``after`` (the previous page's last ``(updated_at, id)``). Few payments carry a call: read an index
+        of those alone (a partial index), so the cost follows ``limit``, not how many payments are stored."""
+        ...
+
+
+@runtime_checkable
 class CompletingRepository(Protocol):
     """A repository that can complete idempotency keys in its own writes (optional).
 
-    When the idempotency store keeps its keys in the repository's database, an
-    operation's last write and the completion of its key can be one
-    transaction: one unit of work fewer per keyed request.
+    When the idempotency store keeps its keys in the repository's database, an operation's last
+    write and the completion of its key can be one transaction: one unit of work fewer per keyed request.
     """
 
     def completes_keys_of(self, store: IdempotencyStore) -> bool:

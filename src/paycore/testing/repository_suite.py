@@ -31,6 +31,7 @@ from paycore.money import Money
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import PaymentRepository
+from paycore.testing.call_listing_suite import CallListingConformance
 from paycore.testing.keys_suite import KeysConformance
 from paycore.testing.records import BASE_TIME, make_event, make_payment, make_receipt, next_version, rich_payment
 from paycore.testing.update_suite import UpdateConformance
@@ -38,8 +39,9 @@ from paycore.testing.update_suite import UpdateConformance
 __all__ = ["RepositoryConformance"]
 
 
-class RepositoryConformance(UpdateConformance, KeysConformance):
-    """Conformance tests for a :class:`~paycore.storage.PaymentRepository` (and its optional ``update``)."""
+class RepositoryConformance(UpdateConformance, KeysConformance, CallListingConformance):
+    """Conformance tests for a :class:`~paycore.storage.PaymentRepository` (and its optional ``update``,
+    key completion and listing of the payments that carry a provider call)."""
 
     pytestmark = pytest.mark.anyio
 

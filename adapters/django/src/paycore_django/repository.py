@@ -485,6 +485,20 @@ class DjangoPaymentRepository:
         where = Q(status__in=[PaymentStatus(s).value for s in statuses], updated_at__lt=updated_before)
         return await self._page(where, ("updated_at", "id"), limit)
 
+    async def list_with_calls(self, *, limit: int, after: tuple[datetime, str] | None = None) -> list[Payment]:
+        """Up to ``limit`` payments carrying a provider call, by ``(updated_at, id)`` after ``after``, oldest first.
+
+        One range of the partial index ``paycore_payment_calls`` (the rows whose
+        ``pending_call`` is set, alone): the cost follows ``limit``.
+        """
+        if limit <= 0:
+            return []
+        where = Q(pending_call__isnull=False)
+        if after is not None:
+            at, payment_id = after
+            where &= Q(updated_at__gt=at) | Q(updated_at=at, id__gt=payment_id)
+        return await self._page(where, ("updated_at", "id"), limit)
+
     async def _page(self, where: Q, order: tuple[str, ...], limit: int | None) -> list[Payment]:
         """The payments matching ``where`` in ``order``, at most ``limit`` of them, with their refunds."""
         query = self._payments().filter(where)

@@ -205,6 +205,16 @@ class MemoryRepository:
         found.sort(key=lambda p: (p.updated_at, p.id))
         return found[:limit]
 
+    async def list_with_calls(self, *, limit: int, after: tuple[datetime, str] | None = None) -> list[Payment]:
+        """Up to ``limit`` payments carrying a provider call, by ``(updated_at, id)`` after ``after``, oldest first."""
+        found = [
+            p
+            for p in list(self._payments.values())
+            if p.pending_call is not None and (after is None or (p.updated_at, p.id) > after)
+        ]
+        found.sort(key=lambda p: (p.updated_at, p.id))
+        return found[: max(limit, 0)]
+
     async def list_events(self, payment_id: str) -> list[PaymentEvent]:
         """The payment's events in sequence order."""
         return [_event(payment_id, stored) for stored in self._events.get(payment_id, ())]

@@ -519,6 +519,24 @@ class SqlPaymentRepository:
         order = (payments.c.updated_at, payments.c.id)
         return await self.database.run(lambda c: self._join_page(c, page, order))
 
+    async def list_with_calls(self, *, limit: int, after: tuple[datetime, str] | None = None) -> list[Payment]:
+        """Up to ``limit`` payments carrying a provider call, by ``(updated_at, id)`` after ``after``, oldest first.
+
+        One range of the partial index ``ix_paycore_payments_pending_call``, which holds
+        only the rows whose ``pending_call`` is set: the cost follows ``limit``.
+        """
+        if limit <= 0:
+            return []
+        where: list[sa.ColumnElement[bool]] = [payments.c.pending_call.is_not(None)]
+        if after is not None:
+            mark = sa.tuple_(
+                sa.bindparam("after_updated_at", after[0], type_=UTCDateTime()),
+                sa.bindparam("after_id", after[1], type_=payments.c.id.type),
+            )
+            where.append(sa.tuple_(payments.c.updated_at, payments.c.id) > mark)
+        order = (payments.c.updated_at, payments.c.id)
+        return await self.database.run(lambda c: self._page(c, where, order, limit))
+
     @staticmethod
     def _page(
         connection: sa.Connection,

@@ -92,11 +92,20 @@ payments = sa.Table(
     sa.Index("ix_paycore_payments_status_updated", "status", "updated_at", "id"),
     sa.Index("ix_paycore_payments_status_created", "status", "created_at", "id"),
     sa.Index("ix_paycore_payments_tenant_status_created", "tenant", "status", "created_at", "id"),
+    sa.Index(
+        "ix_paycore_payments_pending_call",
+        "updated_at",
+        "id",
+        postgresql_where=sa.text("pending_call IS NOT NULL"),
+        sqlite_where=sa.text("pending_call IS NOT NULL"),
+    ),
 )
 """One row per payment; ``version`` is the optimistic-concurrency counter.
 
 ``provider_references`` is the payment's ``references`` as it holds them (in order);
-lookups by reference go through :data:`payment_references`."""
+lookups by reference go through :data:`payment_references`. ``ix_paycore_payments_pending_call``
+holds only the rows that carry a provider call (a partial index on PostgreSQL and SQLite): the
+reaper's listing of them reads a few entries, whatever the table holds."""
 
 payment_references = sa.Table(
     "paycore_payment_references",

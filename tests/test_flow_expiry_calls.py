@@ -1,0 +1,197 @@
+"""The reaper settles provider calls whose answer was lost, whatever their payment's status.
+
+A capture of an authorized payment, a refund of a paid one: if no caller acts
+on that payment again, ``expire_stale`` is what learns the provider's truth
+(by asking, never by sending again) or tells an operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from paycore import Money, hookimpl
+from paycore.flow import PaymentFlow
+from paycore.hookspecs import AdapterContext, RepositoryRegistrar
+from paycore.providers import Capabilities
+from paycore.records import Payment
+from paycore.status import PaymentStatus, RefundStatus, ReviewReason
+from paycore.testing.fake import FakeProvider
+from paycore_memory import MemoryRepository
+
+from .conftest import base_config
+
+if TYPE_CHECKING:
+    from .conftest import Clock
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+HOUR = timedelta(hours=1)
+
+
+async def _lost_capture(flow: PaymentFlow, fake: FakeProvider) -> Payment:
+    """An authorized payment whose capture reached the provider and whose answer was lost."""
+    authorized = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)).payment
+    fake.script("capture", "lost")
+    payment = await flow.capture(authorized.id)
+    assert payment.status is PaymentStatus.AUTHORIZED
+    assert payment.pending_call is not None
+    assert payment.pending_call.unknown
+    return payment
+
+
+def _past_the_lease(flow: PaymentFlow, clock: Clock) -> None:
+    clock.advance(seconds=flow.config.idempotency_lease + 1)
+
+
+def _sent(fake: FakeProvider, operation: str, payment: Payment) -> int:
+    return fake.calls.count((operation, payment.id))
+
+
+async def test_a_lost_capture_answer_is_settled_by_asking_once_its_lease_has_run_out(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _lost_capture(flow, fake)
+    _past_the_lease(flow, clock)
+    (settled,) = await flow.expire_stale(HOUR)
+    assert (settled.id, settled.status, settled.captured_amount) == (payment.id, PaymentStatus.SUCCEEDED, XOF_5000)
+    assert settled.pending_call is None
+    assert not settled.needs_review
+    assert fake.ledger[payment.id].captured == XOF_5000
+    assert _sent(fake, "capture", payment) == 1, "the capture is settled by asking, never sent again"
+    assert _sent(fake, "check_status", payment) == 1
+    assert [e.cause for e in await flow.list_events(payment.id)][-1] == "reaper"
+    assert await flow.expire_stale(HOUR) == []
+
+
+async def test_a_lost_refund_answer_is_settled_by_asking_once_its_lease_has_run_out(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    paid = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    fake.script("refund", "lost")
+    refund = await flow.refund(paid.id)
+    assert refund.status is RefundStatus.PENDING
+    _past_the_lease(flow, clock)
+    (settled,) = await flow.expire_stale(HOUR)
+    assert settled.status is PaymentStatus.REFUNDED
+    assert [(r.id, r.status) for r in settled.refunds] == [(refund.id, RefundStatus.SUCCEEDED)]
+    assert settled.pending_call is None
+    assert not settled.needs_review
+    assert _sent(fake, "refund", paid) == 1, "the refund is settled by asking, never sent again"
+
+
+async def test_a_call_within_its_lease_is_left_alone(flow: PaymentFlow, fake: FakeProvider, clock: Clock) -> None:
+    payment = await _lost_capture(flow, fake)
+    clock.advance(seconds=flow.config.idempotency_lease - 5)  # the request may still be on its way
+    assert await flow.expire_stale(timedelta(0)) == []
+    assert await flow.get_payment(payment.id) == payment
+    assert _sent(fake, "check_status", payment) == 0
+
+
+async def test_a_lost_answer_at_a_provider_that_cannot_be_polled_is_flagged_once(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    webhooks_only = Capabilities(authorize_capture=True, cancel=True, refund=True, webhooks=True)
+    monkeypatch.setattr(type(fake), "capabilities", webhooks_only)
+    payment = await _lost_capture(flow, fake)
+    _past_the_lease(flow, clock)
+    assert await flow.expire_stale(HOUR) == [], "its webhook may still come: not flagged before older_than"
+    clock.advance(hours=1)
+    (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.id, flagged.status, flagged.needs_review) == (payment.id, PaymentStatus.AUTHORIZED, True)
+    assert flagged.review_reason is ReviewReason.UNKNOWN_OUTCOME
+    assert "capture call is unknown" in flagged.review_message
+    assert flagged.pending_call == payment.pending_call, "flagged, not settled: its webhook still settles it"
+    clock.advance(hours=5)
+    assert await flow.expire_stale(HOUR) == [], "flagged once: a second run adds nothing"
+    assert (await flow.get_payment(payment.id)).version == flagged.version
+    assert (_sent(fake, "capture", payment), _sent(fake, "check_status", payment)) == (1, 0)
+
+
+async def test_a_lost_answer_that_polling_cannot_settle_is_flagged_once(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _lost_capture(flow, fake)
+    fake.poll_answer = "lost"
+    _past_the_lease(flow, clock)
+    (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.status, flagged.review_reason) == (PaymentStatus.AUTHORIZED, ReviewReason.UNKNOWN_OUTCOME)
+    clock.advance(hours=2)
+    assert await flow.expire_stale(HOUR) == []
+    flagged_events = [e for e in await flow.list_events(payment.id) if e.kind == "flagged_for_review"]
+    assert len(flagged_events) == 1
+    assert _sent(fake, "capture", payment) == 1
+
+
+async def test_a_lost_answer_whose_provider_cannot_be_reached_waits_then_is_flagged(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    payment = await _lost_capture(flow, fake)
+    fake.poll_answer = "not_sent"
+    _past_the_lease(flow, clock)
+    assert await flow.expire_stale(HOUR) == [], "left for the next run while the provider may come back"
+    clock.advance(hours=1)
+    (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.id, flagged.review_reason) == (payment.id, ReviewReason.UNKNOWN_OUTCOME)
+    assert "could not be asked" in flagged.review_message
+    fake.poll_answer = None
+    settled = await flow.refresh(payment.id)
+    assert (settled.status, settled.pending_call) == (PaymentStatus.SUCCEEDED, None), "a refresh still settles it"
+    assert _sent(fake, "capture", payment) == 1
+
+
+async def test_settled_calls_count_toward_the_limit(flow: PaymentFlow, fake: FakeProvider, clock: Clock) -> None:
+    first = await _lost_capture(flow, fake)
+    clock.advance(seconds=1)
+    second = await _lost_capture(flow, fake)
+    _past_the_lease(flow, clock)
+    assert [p.id for p in await flow.expire_stale(HOUR, limit=1)] == [first.id], "oldest first"
+    assert [p.id for p in await flow.expire_stale(HOUR, limit=1)] == [second.id]
+
+
+class PlainRepository:
+    """A third party's repository written against the contract before ``list_with_calls``."""
+
+    CONTRACT = frozenset({"add", "get", "get_many", "get_by_external_id", "save", "list_payments", "list_stale",
+                          "list_events", "has_receipt", "aclose"})  # fmt: skip
+
+    def __init__(self) -> None:
+        self._inner = MemoryRepository()
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.CONTRACT:
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+class PlainPlugin:
+    """Registers :class:`PlainRepository` as ``plain``."""
+
+    @hookimpl
+    def paycore_register_repositories(self, register: RepositoryRegistrar) -> None:
+        def build(context: AdapterContext) -> PlainRepository:
+            return PlainRepository()
+
+        register("plain", build)
+
+
+async def test_a_repository_that_cannot_list_calls_still_gets_its_stale_payments_expired(
+    make_flow: Callable[..., PaymentFlow], clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with make_flow(base_config(repository="plain", idempotency="memory"), plugins=(PlainPlugin(),)) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        lost = await _lost_capture(flow, fake)
+        fake.script("initiate", "pending")
+        walked_away = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o2")).payment
+        clock.advance(hours=2)
+        with caplog.at_level(logging.WARNING, logger="paycore.reaper"):
+            (expired,) = await flow.expire_stale(HOUR)
+        assert (expired.id, expired.status) == (walked_away.id, PaymentStatus.EXPIRED)
+        assert await flow.get_payment(lost.id) == lost
+        assert "CallListingRepository" in caplog.text
