@@ -248,3 +248,18 @@ async def test_a_refused_customer_is_never_quoted_in_the_error(
     assert "awa.diop" not in str(refused.value)
     assert "770001122" not in str(refused.value)
     assert await flow.list_payments() == []
+
+
+async def test_a_slow_policy_check_does_not_use_up_the_lease_of_the_call_it_precedes(
+    make_flow: Callable[..., PaymentFlow], clock: Any
+) -> None:
+    class SlowRiskCheck:
+        """A policy that asks a remote risk score: it takes longer than the lease leaves beyond the timeout."""
+
+        @hookimpl
+        async def paycore_validate_payment(self, payment: Payment) -> None:
+            clock.advance(seconds=2)
+
+    async with make_flow(plugins=(SlowRiskCheck(),), provider_timeout=10, idempotency_lease=11) as flow:
+        checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="T-1")
+        assert checkout.payment.status is PaymentStatus.SUCCEEDED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from paycore import Money, ProviderUpdate
@@ -78,3 +80,32 @@ def test_a_providers_fraud_report_is_recorded_and_flags_a_review() -> None:
     assert payment.fraud_status is FraudStatus.REVIEW
     assert payment.review_reason is ReviewReason.FRAUD
     assert [e.kind for e in change.events] == ["fraud_status_changed", "flagged_for_review"]
+
+
+def _flagged(reason: ReviewReason, message: str) -> Any:
+    return make_payment(needs_review=True, review_reason=reason, review_message=message)
+
+
+def test_a_second_flag_keeps_the_first_facts_and_the_more_pressing_reason() -> None:
+    change = Change(_flagged(ReviewReason.FRAUD, "velocity: 5 cards"), cause="webhook", now=BASE_TIME)
+    change.flag(ReviewReason.AMOUNT_MISMATCH, "captured amount: expected 5000 XOF, reported 4000 XOF")
+    payment = change.result()
+    assert payment is not None
+    assert payment.review_reason is ReviewReason.FRAUD
+    assert payment.review_message == "velocity: 5 cards; captured amount: expected 5000 XOF, reported 4000 XOF"
+    (event,) = change.events
+    assert event.message == "amount_mismatch: captured amount: expected 5000 XOF, reported 4000 XOF"
+
+
+def test_an_unknown_outcome_is_the_reason_a_payment_keeps_whatever_else_is_flagged() -> None:
+    change = Change(_flagged(ReviewReason.UNKNOWN_OUTCOME, "polling could not settle it"), cause="api", now=BASE_TIME)
+    change.flag(ReviewReason.FRAUD, "stolen card")
+    first = change.result()
+    assert first is not None
+    assert first.review_reason is ReviewReason.UNKNOWN_OUTCOME  # the reaper leaves it to the operator still
+    later = Change(_flagged(ReviewReason.FRAUD, "stolen card"), cause="reaper", now=BASE_TIME)
+    later.flag(ReviewReason.UNKNOWN_OUTCOME, "the provider cannot be polled")
+    second = later.result()
+    assert second is not None
+    assert second.review_reason is ReviewReason.UNKNOWN_OUTCOME
+    assert second.review_message == "stolen card; the provider cannot be polled"

@@ -127,7 +127,7 @@ class PaymentActions:
             await chosen.check_payment(draft)
             await validate_payment(self.plugin_manager, payment=draft)
             change = Change(draft, cause="api", now=now)
-            change.set(pending_call=self.calls.start(CallOperation.INITIATE, now=now))
+            change.set(pending_call=self.calls.start(CallOperation.INITIATE, now=self.now()))  # its lease: from now
             change.event("created", to_status=PaymentStatus.PENDING.value, amount=amount)
             payment = change.result()
             assert payment is not None

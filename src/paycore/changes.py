@@ -15,7 +15,8 @@ from paycore import fsm
 from paycore.builders import compile_builder, compile_replace
 from paycore.money import Money
 from paycore.records import Payment, PaymentEvent, Refund, event_id
-from paycore.status import FraudStatus, PaymentStatus, ReviewReason
+from paycore.status import REVIEW_ORDER, FraudStatus, PaymentStatus, ReviewReason
+from paycore.wire import MAX_TEXT_LENGTH
 
 __all__ = ["Change", "replace_refund"]
 
@@ -122,8 +123,16 @@ class Change:
         self.event("status_changed", from_status=before_value, to_status=after_value, amount=amount, message=message)
 
     def flag(self, reason: ReviewReason, message: str) -> None:
-        """Flag the payment for an operator's review, with why."""
-        self.set(needs_review=True, review_reason=reason, review_message=message)
+        """Flag the payment for an operator's review, with why.
+
+        A payment that awaits review already keeps what it was flagged for: its message lists both (the
+        oldest dropped past :data:`~paycore.wire.MAX_TEXT_LENGTH`), and its reason is the more pressing
+        of the two (:data:`REVIEW_ORDER`: an unknown outcome first, which blocks the payment)."""
+        told: str = self.value("review_message") if self.value("needs_review") else ""
+        held: ReviewReason | None = self.value("review_reason") if told else None
+        kept = reason if held is None or REVIEW_ORDER[reason] <= REVIEW_ORDER[held] else held
+        text = message if not told else told if message in told else f"{told}; {message}"[-MAX_TEXT_LENGTH:]
+        self.set(needs_review=True, review_reason=kept, review_message=text)
         self.event("flagged_for_review", message=f"{reason.value}: {message}")
 
     def set_fraud(self, status: FraudStatus, message: str) -> None:

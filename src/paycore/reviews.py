@@ -14,22 +14,20 @@ from typing import Any
 from paycore.changes import Change
 from paycore.money import Money
 from paycore.status import ReviewReason
-from paycore.wire import MAX_TEXT_LENGTH
 
 __all__ = ["flag_missing_amount", "flag_once", "mismatch"]
 
 
-def flag_once(change: Change, reason: ReviewReason, kind: str, message: str, **event: Any) -> None:
-    """The event ``kind`` (with ``message`` and ``event``'s fields) and a flag for ``reason``, unless the
-    payment awaits review for this very fact already (its ``message`` is in the review's).
+def flag_once(change: Change, reason: ReviewReason, kind: str | None, message: str, **event: Any) -> None:
+    """The event ``kind`` (with ``message`` and ``event``'s fields; ``None``: none) and a flag for ``reason``,
+    unless the payment awaits review for this very fact already (its ``message`` is in the review's).
 
-    A payment flagged for another fact meanwhile keeps it: the review's message lists both (the newest
-    last, the oldest dropped past :data:`~paycore.wire.MAX_TEXT_LENGTH`), so no fact goes untold."""
-    told: str = change.value("review_message") if change.value("needs_review") else ""
-    if message in told:
+    A payment flagged for another fact meanwhile keeps it (see :meth:`~paycore.changes.Change.flag`)."""
+    if change.value("needs_review") and message in change.value("review_message"):
         return
-    change.event(kind, message=message, **event)
-    change.flag(reason, f"{told}; {message}"[-MAX_TEXT_LENGTH:] if told else message)
+    if kind is not None:
+        change.event(kind, message=message, **event)
+    change.flag(reason, message)
 
 
 def flag_missing_amount(change: Change, message: str) -> None:

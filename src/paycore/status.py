@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
 
-__all__ = ["FraudStatus", "Outcome", "PaymentStatus", "RefundStatus", "ReviewReason"]
+__all__ = ["REVIEW_ORDER", "FraudStatus", "Outcome", "PaymentStatus", "RefundStatus", "ReviewReason"]
 
 
 class PaymentStatus(StrEnum):
@@ -68,6 +71,19 @@ class ReviewReason(StrEnum):
     """The fraud status asks for a review."""
     REFUND_REVERSED = "refund_reversed"
     """The provider reports a refund failed after it had succeeded: its money went back to the merchant."""
+
+
+REVIEW_ORDER: Final[Mapping[ReviewReason, int]] = MappingProxyType(
+    {
+        ReviewReason.UNKNOWN_OUTCOME: 0,
+        ReviewReason.FRAUD: 1,
+        ReviewReason.REFUND_REVERSED: 2,
+        ReviewReason.LATE_CONFIRMATION: 3,
+        ReviewReason.AMOUNT_MISMATCH: 4,
+    }
+)
+"""Which reason a payment flagged for two keeps, the more pressing first: an unknown outcome blocks the payment
+until an operator (or the provider) settles it, so the reaper leaves it to them whatever else was flagged."""
 
 
 class Outcome(StrEnum):
