@@ -284,6 +284,32 @@ class LateAnswerScenarios:
             else:
                 await self._assert_refunded_once(flow, provider, payment.id)
 
+    # -- the reaper settles an answer lost on a payment no longer open ----------------------
+
+    async def test_the_reaper_settles_answers_lost_on_payments_no_longer_open_once_their_lease_ran_out(
+        self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object]
+    ) -> None:
+        clock = SettableClock()
+        async with ledger_flow(storage_config, storage_plugins, provider_timeout=5, lease=LEASE, clock=clock) as flow:
+            provider = flow.provider(CODE)
+            assert isinstance(provider, LedgerProvider)
+            authorized = await self._create(flow, capture=False, key="order-a")
+            provider.lose_next("capture")
+            await flow.capture(authorized.id)
+            paid = await self._create(flow, key="order-b")
+            provider.lose_next("refund")
+            refund = await flow.refund(paid.id)
+            assert await flow.expire_stale(3600) == [], "within their lease the calls are their owners'"
+            clock.advance(LEASE + 1)
+            changed = {payment.id: payment for payment in await flow.expire_stale(3600)}
+            assert changed[authorized.id].status is PaymentStatus.SUCCEEDED
+            assert changed[paid.id].status is PaymentStatus.REFUNDED
+            assert [(r.id, r.status) for r in changed[paid.id].refunds] == [(refund.id, RefundStatus.SUCCEEDED)]
+            assert all(p.pending_call is None and not p.needs_review for p in changed.values())
+            assert [r[0] for r in provider.received].count("capture") == 1
+            assert [r[0] for r in provider.received].count("refund") == 1
+            assert await flow.expire_stale(3600) == [], "settled once: the next run has nothing to do"
+
     # -- a caller cancelled while its answer travels: its retry settles, never sends again ---
 
     @pytest.mark.parametrize("operation", ["capture", "cancel"])
