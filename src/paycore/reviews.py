@@ -18,15 +18,14 @@ from paycore.status import ReviewReason
 __all__ = ["flag_missing_amount", "flag_once", "mismatch"]
 
 
-def flag_once(change: Change, reason: ReviewReason, kind: str | None, message: str, **event: Any) -> None:
-    """The event ``kind`` (with ``message`` and ``event``'s fields; ``None``: none) and a flag for ``reason``,
-    unless the payment awaits review for this very fact already (its ``message`` is in the review's).
+def flag_once(change: Change, reason: ReviewReason, kind: str, message: str, **event: Any) -> None:
+    """The event ``kind`` (with ``message`` and ``event``'s fields) and a flag for ``reason``, unless the
+    payment awaits review for this very fact already (its ``message`` is in the review's).
 
     A payment flagged for another fact meanwhile keeps it (see :meth:`~paycore.changes.Change.flag`)."""
     if change.value("needs_review") and message in change.value("review_message"):
         return
-    if kind is not None:
-        change.event(kind, message=message, **event)
+    change.event(kind, message=message, **event)
     change.flag(reason, message)
 
 

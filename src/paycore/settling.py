@@ -3,9 +3,10 @@
 A money-moving call is written on its payment before it is sent
 (:class:`~paycore.calls.ProviderCall`); once it is out of its owner's hands
 (its outcome unknown, or its lease run out), a report may settle it.
-:func:`settles_call` says when one does: a poll asked after the call with any
-definitive answer, any other report (a webhook, an older poll) only by what no
-earlier state could say. The other helpers read a report as the answer to a
+:func:`settles_call` says when one does: a poll asked after the call's lease ran
+out with any definitive answer, any other report (a webhook, an older poll) only
+by what no earlier state could say; :func:`apply_under_call` applies a report
+under those rules. The other helpers read a report as the answer to a
 call (:func:`answer_to`, :func:`capture_of`) or mark a call unknown
 (:func:`mark_unknown`).
 """
