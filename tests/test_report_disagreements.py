@@ -186,3 +186,18 @@ async def test_a_report_with_two_disagreements_delivered_again_tells_nothing_new
     assert told[-4:] == ["amount_mismatch", "flagged_for_review", "refund_reversed", "flagged_for_review"]
     await _deliver(flow, fake, payment.id, **report)  # the same state, under a new event id
     assert await _kinds(flow, payment.id) == told
+
+
+async def test_a_late_authorization_delivered_again_is_told_once_beside_another_review(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    await flow.set_fraud_status(payment.id, "review", message="velocity: 5 cards")
+    await flow.cancel(payment.id)
+    for _ in range(2):  # two deliveries of an authorization the payment never had here
+        after = await _deliver(flow, fake, payment.id, outcome=Outcome.AUTHORIZED, authorized=XOF_5000)
+    assert [e.kind for e in await flow.list_events(payment.id)].count("late_authorization") == 1
+    assert after.review_reason is ReviewReason.FRAUD  # the more pressing reason is kept
+    assert "velocity: 5 cards" in after.review_message
+    assert "provider authorized 5000 XOF after the payment was canceled" in after.review_message

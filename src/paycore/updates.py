@@ -38,7 +38,7 @@ from paycore.changes import Change
 from paycore.money import Money
 from paycore.records import MAX_REFERENCES, ProviderUpdate
 from paycore.refund_reports import apply_refund_update, names_refund, sync_refund_status
-from paycore.reviews import mismatch
+from paycore.reviews import flag_once, mismatch
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
 __all__ = ["NEGATIVE_OUTCOMES", "Applied", "apply_report"]
@@ -148,12 +148,9 @@ def _authorized(change: Change, update: ProviderUpdate) -> bool:
             mismatch(change, recorded, reported, "authorized amount")
         return False
     if payment.status in fsm.CLOSED:
-        if not change.can("authorize") and payment.review_reason is not ReviewReason.LATE_CONFIRMATION:
-            change.event("late_authorization", amount=reported, message=update.message)
-            change.flag(
-                ReviewReason.LATE_CONFIRMATION,
-                f"provider authorized {reported or 'an unknown amount'} after the payment was {payment.status.value}",
-            )
+        if not change.can("authorize"):  # told once, whatever else the payment awaits review for
+            message = f"provider authorized {reported or 'an unknown amount'} after the payment was {payment.status}"
+            flag_once(change, ReviewReason.LATE_CONFIRMATION, "late_authorization", message, amount=reported)
         return False
     if not change.can("authorize"):
         return False
