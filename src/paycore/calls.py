@@ -143,6 +143,11 @@ class ProviderCall:
         call the same one) written down at the same time, whatever its state since."""
         return self.id == other.id and self.started_at == other.started_at
 
+    def lease_ran_out(self, now: datetime) -> bool:
+        """True once the call's lease has run out: no request of it can still be on its way, so a poll
+        asked now may settle it by what it does not show, and anyone settles it by asking."""
+        return now >= self.lease_until
+
     def answers_in_time(self, now: datetime, timeout: timedelta) -> bool:
         """True when a request sent ``now`` is answered, or given up on, within the call's lease
         (``timeout`` away at most): so no one settles the call by asking while it travels."""

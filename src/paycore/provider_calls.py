@@ -352,7 +352,7 @@ class ProviderCalls:
         """Ask the provider for the payment's state and apply the answer as a report; return both. ``confirming``:
         it asks what a report of money left unsaid, and an answer that the payment did not pay only flags it."""
         asked = payment.pending_call  # only a call whose lease had run out when the poll was asked can it settle
-        asked_after = asked if asked is not None and self.clock() >= asked.lease_until else None
+        asked_after = asked if asked is not None and asked.lease_ran_out(self.clock()) else None
         answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
 
         def build(current: Payment) -> Change:

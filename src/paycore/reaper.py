@@ -151,9 +151,9 @@ class Reaper:
             after = (page[-1].updated_at, page[-1].id)
 
     def _call_due(self, payment: Payment) -> bool:
-        """True when the payment's call is out of its owner's hands and its lease has run out."""
-        call, now = payment.pending_call, self.clock()
-        return call is not None and call.settled_by_reports(now) and now >= call.lease_until
+        """True when the payment's call has run out of its lease (and so is out of its owner's hands)."""
+        call = payment.pending_call
+        return call is not None and call.lease_ran_out(self.clock())
 
     async def _settle_call(self, payment: Payment, deadline: datetime) -> Payment:
         """Settle the payment's call by asking the provider, never by sending it again; flag it when it stays unknown.

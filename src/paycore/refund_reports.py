@@ -115,17 +115,14 @@ def _refund_confirmed_late(change: Change, refund: Refund, update: RefundUpdate)
         return True
     if mismatch(change, refund.amount, update.amount, f"refund {refund.id} amount"):
         return False
-    captured: Money = change.value("captured_amount") or Money.zero(refund.amount.currency)
-    refunds: tuple[Refund, ...] = change.value("refunds")
-    held = Money.sum((r.amount for r in refunds if r.status is not RefundStatus.FAILED), captured.currency)
-    if refund.amount > captured - held:
+    if refund.amount > change.payment.refundable_amount:  # as changed so far: the failed refund holds nothing
         message = f"provider confirmed refund {refund.id} of {refund.amount} after it failed here, beyond the captured"
         flag_once(
             change, ReviewReason.LATE_CONFIRMATION, "late_refund", message, amount=refund.amount, refund_id=refund.id
         )
         return False
     replaced = replace_refund(refund, {"status": RefundStatus.SUCCEEDED, "updated_at": change.now})
-    change.set(refunds=tuple(replaced if r.id == refund.id else r for r in refunds))
+    change.set(refunds=tuple(replaced if r.id == refund.id else r for r in change.value("refunds")))
     change.event(
         "refund_status_changed", from_status="failed", to_status="succeeded", amount=refund.amount, refund_id=refund.id
     )
