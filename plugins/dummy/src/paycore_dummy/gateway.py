@@ -21,14 +21,14 @@ from anyio.abc import TaskGroup
 from paycore.errors import ConfigurationError, InvalidReport, ValidationError
 from paycore.inputs import check_url
 from paycore.secrets import Secret
-from paycore.wire import check_id
+from paycore.wire import check_id, shown
 from paycore_dummy.delivery import DeliveryAttempt, GatewayEvent, RetryPolicy, WebhookSender
 from paycore_dummy.errors import GatewayAlreadyRunning, GatewayApiError, GatewayNotRunning
 from paycore_dummy.records import GatewayPayment, GatewayRefund
 from paycore_dummy.scenarios import Scenario, scenario_for
 from paycore_dummy.signing import WebhookSecret
 
-__all__ = ["CUSTOMER_ACTIONS", "DummyGateway", "GatewayPayment", "GatewayRefund"]
+__all__ = ["CUSTOMER_ACTIONS", "DummyGateway", "GatewayPayment", "GatewayRefund", "optional_text"]
 
 CUSTOMER_ACTIONS: Final = ("approve", "decline", "abandon")
 """What a customer can do on the hosted checkout page or the phone page."""
@@ -54,10 +54,11 @@ def _require_int(body: Mapping[str, Any], key: str, *, positive: bool = True) ->
     return value
 
 
-def _optional_str(body: Mapping[str, Any], key: str) -> str | None:
+def optional_text(body: Mapping[str, Any], key: str) -> str | None:
+    """A request body's ``key``: absent (``None``) or a string; 400 ``invalid_request`` otherwise."""
     value = body.get(key)
     if value is not None and not isinstance(value, str):
-        raise GatewayApiError(400, "invalid_request", f"{key!r} must be a string, not {value!r}")
+        raise GatewayApiError(400, "invalid_request", f"{key!r} must be a string, not {shown(value)}")
     return value
 
 
@@ -288,12 +289,12 @@ class DummyGateway:
             capture=capture,
             method=method,
             scenario=scenario,
-            description=_optional_str(body, "description") or "",
+            description=optional_text(body, "description") or "",
             return_url=return_url,
-            webhook_url=_optional_str(body, "webhook_url") or self.webhook_url,
+            webhook_url=optional_text(body, "webhook_url") or self.webhook_url,
             metadata=metadata,
             items=_items(body.get("items")),
-            phone=_optional_str(body, "phone"),
+            phone=optional_text(body, "phone"),
         )
         self.payments[payment.id] = payment
         if scenario is Scenario.TIMEOUT:

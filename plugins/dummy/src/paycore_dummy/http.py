@@ -25,9 +25,10 @@ import anyio
 from attrs import frozen
 
 from paycore.errors import MalformedWebhook
-from paycore.wire import load_json_object, shown
+from paycore.wire import load_json_object
 from paycore_dummy import pages
 from paycore_dummy.errors import GatewayApiError, GatewayNotRunning
+from paycore_dummy.gateway import optional_text
 from paycore_dummy.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -241,7 +242,7 @@ class GatewayApp:
         if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
             raise GatewayApiError(400, "invalid_request", f"'amount' must be an integer, not {amount!r}")
         reference = body.get("reference")
-        reason = _optional_text(body, "reason") or ""
+        reason = optional_text(body, "reason") or ""
 
         def refund() -> tuple[int, dict[str, Any]]:
             made = self.gateway.refund(match["id"], amount, reference, reason)
@@ -260,14 +261,6 @@ class GatewayApp:
         if payment.return_url and match["page"] == "checkout":
             return Response.redirect(_with_query(payment.return_url, payment=payment.reference, status=payment.status))
         return Response.redirect(f"{request.root_path}/{match['page']}/{payment.id}")
-
-
-def _optional_text(body: dict[str, Any], key: str) -> str | None:
-    """The body's ``key``: absent (``None``) or a string; 400 otherwise."""
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise GatewayApiError(400, "invalid_request", f"{key!r} must be a string, not {shown(value)}")
-    return value
 
 
 def _with_query(url: str, **params: str) -> str:
