@@ -196,6 +196,88 @@ async def test_a_payment_paid_and_refunded_in_one_delivery_takes_both_reports(
     assert (after.status, after.refunded_amount) == (PaymentStatus.PARTIALLY_REFUNDED, Money.of("1000", "XOF"))
 
 
+TENANTS = {"providers": {"fake": {"type": "fake", "webhook_secret": "whsec-test"}},
+           "tenants": {"t1": {"providers": {"fake": {"type": "fake", "webhook_secret": "whsec-test"}}}}}  # fmt: skip
+
+
+@pytest.mark.parametrize("refused", ["an unknown payment", "another tenant's payment", "another payment's reference"])
+async def test_a_delivery_with_one_refused_report_is_refused_whole_and_changes_nothing(
+    make_flow: Callable[..., PaymentFlow], monkeypatch: pytest.MonkeyPatch, refused: str
+) -> None:
+    async with make_flow(TENANTS) as flow:
+        fake, theirs = flow.provider("fake"), flow.provider("fake", tenant="t1")
+        assert isinstance(fake, FakeProvider)
+        assert isinstance(theirs, FakeProvider)
+        first, second = await _processing(flow, fake), await _processing(flow, fake)
+        theirs.script("initiate", "pending")
+        other = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", tenant="t1")).payment
+        paid = ProviderUpdate(
+            outcome=Outcome.SUCCEEDED, payment_id=first.id, captured=XOF_5000, provider_event_id="evt_b"
+        )
+
+        def failed(**named: Any) -> ProviderUpdate:
+            return ProviderUpdate(outcome=Outcome.FAILED, provider_event_id="evt_b", **named)
+
+        second_report = {
+            "an unknown payment": failed(payment_id="pay_none"),
+            "another tenant's payment": failed(payment_id=other.id),
+            "another payment's reference": failed(payment_id=second.id, external_id=first.external_id),
+        }[refused]
+
+        async def batch(body: bytes, headers: Any) -> list[ProviderUpdate]:
+            return [paid, second_report]
+
+        monkeypatch.setattr(fake, "parse_webhook", batch)
+        body, headers = fake.webhook(first.id)
+        with pytest.raises((PaymentNotFound, MalformedWebhook)):
+            await flow.handle_webhook("fake", body, headers)
+        assert [await flow.get_payment(p.id) for p in (first, second)] == [first, second], "nothing was applied"
+        assert await flow.get_payment(other.id, tenant="t1") == other
+
+
+class _WithoutUpdate:
+    """A repository keeping to the required contract only (no ``update``): every write is read, decide, save."""
+
+    def __init__(self) -> None:
+        from paycore_memory.repository import MemoryRepository
+
+        self._inner = MemoryRepository()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("update", "list_with_calls"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+class _WithoutUpdatePlugin:
+    @hookimpl
+    def paycore_register_repositories(self, register: Any) -> None:
+        register("without-update", lambda context: _WithoutUpdate())
+
+
+async def test_an_event_id_seen_before_naming_another_tenants_payment_is_not_found(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    config = {**TENANTS, "tenants": {"t2": TENANTS["tenants"]["t1"], **TENANTS["tenants"]}}
+    async with make_flow(
+        {**config, "repository": "without-update", "idempotency": "memory"}, plugins=(_WithoutUpdatePlugin(),)
+    ) as flow:
+        ours, theirs = flow.provider("fake", tenant="t2"), flow.provider("fake", tenant="t1")
+        assert isinstance(ours, FakeProvider)
+        assert isinstance(theirs, FakeProvider)
+        ours.script("initiate", "pending")
+        theirs.script("initiate", "pending")
+        mine = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="m", tenant="t2")).payment
+        other = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", tenant="t1")).payment
+        ours.settle(mine.id, Outcome.SUCCEEDED)
+        await flow.handle_webhook("fake", *ours.webhook(mine.id, event_id="evt_seen"), tenant="t2")
+        theirs.settle(other.id, Outcome.SUCCEEDED)
+        body, _ = theirs.webhook(other.id, event_id="evt_seen")  # signed with t2's secret, naming t1's payment
+        with pytest.raises(PaymentNotFound):
+            await flow.handle_webhook("fake", body, {SIGNATURE_HEADER: sign(body, "whsec-test")}, tenant="t2")
+        assert await flow.get_payment(other.id, tenant="t1") == other
+
+
 class QuietProvider(FakeProvider):
     """A fake provider whose gateway's notifications never carry amounts: the flow confirms them by polling."""
 

@@ -165,10 +165,31 @@ class WebhookReceiver:
             if unaccounted is not None:
                 raise MalformedWebhook(f"provider {chosen.code!r} reported {unaccounted} without its amount")
         receipts = receipt_ids(updates)
+        if len(updates) > 1:  # refused whole or applied report by report: each refusal found before any write
+            for update in updates:
+                await self._check_target(chosen, tenant, update)
         return [
             await self._apply(chosen, tenant, update, receipt)
             for update, receipt in zip(updates, receipts, strict=True)
         ]
+
+    async def _check_target(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> None:
+        """Refuse ``update`` as :meth:`_apply` would for its payment (unknown, another tenant's or provider's)
+        or for a reference another payment holds; checked before a delivery of several reports writes any."""
+        lookup = self._lookup(chosen, tenant, update)
+        try:
+            payment = await self.writer.find(lookup)
+        except PaymentNotFound:
+            raise PaymentNotFound(f"no payment {lookup}") from None
+        if payment.tenant != tenant or payment.provider != chosen.code:
+            raise PaymentNotFound(f"no payment {lookup}")
+        if update.external_id is not None and update.payment_id is not None:
+            try:
+                holder = await self.writer.find(PaymentLookup.by_reference(chosen.code, tenant, update.external_id))
+            except PaymentNotFound:
+                return
+            if holder.id != payment.id:
+                raise MalformedWebhook(f"provider {chosen.code!r} reported a reference of another payment")
 
     def _lookup(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> PaymentLookup:
         if update.payment_id is not None:
@@ -207,6 +228,8 @@ class WebhookReceiver:
             raise PaymentNotFound(f"no payment {lookup}") from None
         except DuplicateExternalId:  # nothing was stored: the report contradicts what is
             raise MalformedWebhook(f"provider {chosen.code!r} reported a reference of another payment") from None
+        if applied_payment.tenant != tenant or applied_payment.provider != chosen.code:
+            raise PaymentNotFound(f"no payment {lookup}")  # a delivery seen before, naming another's payment now
         if not needs_poll:
             return applied_payment
         try:
