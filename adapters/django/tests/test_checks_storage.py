@@ -26,7 +26,7 @@ from paycore import hookimpl
 from paycore.errors import ConfigurationError
 from paycore.hookspecs import ProviderRegistrar
 from paycore.providers import Provider, ProviderContext
-from paycore_django.checks import check_atomic_requests, check_paycore_settings
+from paycore_django.checks import check_atomic_requests, check_paycore_settings, check_sqlite_transaction_mode
 
 TILL_APP: Final = "shop.tills"
 """The Django app the ``till`` provider keeps its data in (not installed in the test project)."""
@@ -176,3 +176,39 @@ def test_manage_py_check_shows_w002(atomic_requests: dict[str, Any]) -> None:
     with override_settings(PAYCORE={}):
         call_command("check", stdout=out, stderr=err)
     assert "paycore_django.W002" in out.getvalue() + err.getvalue()
+
+
+# -- W003: SQLite's default (deferred) transactions ---------------------------------------------
+
+
+@pytest.fixture
+def sqlite_options(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The ``default`` database's OPTIONS (SQLite, ``IMMEDIATE``), a copy tests may change."""
+    database: dict[str, Any] = settings.DATABASES["default"]
+    options = dict(database["OPTIONS"])
+    monkeypatch.setitem(database, "OPTIONS", options)
+    return options
+
+
+def mode_warnings(paycore: Any) -> list[CheckMessage]:
+    with override_settings(PAYCORE=paycore):
+        return check_sqlite_transaction_mode()
+
+
+def test_sqlite_left_deferred_where_paycore_writes_is_w003(sqlite_options: dict[str, Any]) -> None:
+    found = {"immediate": ids(mode_warnings({}))}
+    sqlite_options["transaction_mode"] = "exclusive"
+    found["exclusive"] = ids(mode_warnings({}))
+    del sqlite_options["transaction_mode"]
+    found["deferred"] = ids(mode_warnings({}))
+    found["paycore in memory"] = ids(mode_warnings({"repository": "memory", "idempotency": "memory"}))
+    sqlite_options["transaction_mode"] = "DEFERRED"
+    found["deferred, named"] = ids(mode_warnings({}))
+    assert found == {
+        "immediate": [],
+        "exclusive": [],
+        "deferred": ["paycore_django.W003"],
+        "paycore in memory": [],
+        "deferred, named": ["paycore_django.W003"],
+    }
+    assert "IMMEDIATE" in str(mode_warnings({})[0].hint)

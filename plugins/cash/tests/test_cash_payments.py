@@ -16,6 +16,8 @@ from paycore.status import Outcome, PaymentStatus, RefundStatus
 from paycore_cash.backends.memory import MemoryDrawerStorage
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
+    CashSaleFailed,
+    CashSaleUnsettled,
     ForeignCurrency,
     InsufficientDrawerCash,
     InsufficientTender,
@@ -218,13 +220,17 @@ async def test_a_refund_is_paid_from_the_tills_current_session(flow: PaymentFlow
 
 
 class _LosesAnswers(MemoryDrawerStorage):
-    """Drawer storage that stores a movement, then fails as if the answer was lost."""
+    """Drawer storage that stores a movement, then fails as if the answer was lost (or fails before storing it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.lose_next = False
+        self.fail_next = False
 
     async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+        if self.fail_next:
+            self.fail_next = False
+            raise StorageUnavailable("database is locked")
         stored = await super().add_movement(movement, expected_version=expected_version)
         if self.lose_next:
             self.lose_next = False
@@ -271,6 +277,38 @@ async def test_a_sale_whose_answer_was_lost_is_settled_by_polling_the_drawer(cas
     assert settled.status is PaymentStatus.SUCCEEDED
     assert settled.captured_amount == xof(3_000)
     assert settled.pending_call is None
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["recorded, answer lost", "never recorded"])
+async def test_a_sale_the_drawer_did_not_confirm_gives_no_change_until_it_is_settled(
+    cash_config: Any, stored: bool
+) -> None:
+    plugin = _LossyPlugin()
+    async with PaymentFlow.from_config(_lossy_config(cash_config), plugins=[plugin]) as flow:
+        drawers = CashDrawers(flow, tenant=TENANT)
+        await open_till(drawers)
+        sale = {"amount": xof(9_000), "tendered": xof(10_000), "till": "T1", "order_id": "o", "tenant": TENANT}
+        if stored:
+            plugin.storage.lose_next = True
+        else:
+            plugin.storage.fail_next = True
+        with pytest.raises(CashSaleUnsettled) as unsettled:
+            await take_cash(flow, **sale, idempotency_key="sale-1")
+        assert await order_balance(flow, order_id="o", total=xof(9_000), tenant=TENANT) == xof(9_000)
+        await flow.refresh(unsettled.value.payment_id, tenant=TENANT)
+        if stored:
+            taken = await take_cash(flow, **sale, idempotency_key="sale-1")  # the same sale, now settled
+            assert (taken.payment.status, taken.change, taken.balance_due) == (
+                PaymentStatus.SUCCEEDED,
+                xof(1_000),
+                xof(0),
+            )
+        else:
+            with pytest.raises(CashSaleFailed):
+                await take_cash(flow, **sale, idempotency_key="sale-1")
+            taken = await take_cash(flow, **sale, idempotency_key="sale-2")
+            assert taken.change == xof(1_000)
+        assert await order_balance(flow, order_id="o", total=xof(9_000), tenant=TENANT) == xof(0)
 
 
 async def test_a_refund_whose_answer_was_lost_is_settled_without_paying_twice(cash_config: Any) -> None:

@@ -15,6 +15,9 @@
 ``paycore_django.W002``    a SQLite database paycore writes to has ``ATOMIC_REQUESTS`` with
                            ``transaction_mode`` ``IMMEDIATE`` (or ``EXCLUSIVE``): every request
                            holds its write lock, so your views that call paycore fail
+``paycore_django.W003``    a SQLite database paycore writes to keeps SQLite's default
+                           (deferred) ``transaction_mode``: concurrent writers fail at once
+                           with "database is locked" instead of waiting their turn
 =========================  ===================================================================
 
 A bad configuration is reported here, at start-up, rather than at the
@@ -58,7 +61,13 @@ if TYPE_CHECKING:
     from paycore.providers import Provider
     from paycore.storage import PaymentRepository
 
-__all__ = ["check_atomic_requests", "check_migrations", "check_paycore_settings", "migration_warnings"]
+__all__ = [
+    "check_atomic_requests",
+    "check_migrations",
+    "check_paycore_settings",
+    "check_sqlite_transaction_mode",
+    "migration_warnings",
+]
 
 APP_LABEL = "paycore_django"
 DJANGO_STORAGE = "django"
@@ -389,6 +398,42 @@ def check_atomic_requests(app_configs: Sequence[AppConfig] | None = None, **kwar
                     "transaction.atomic(), or mark each view that calls paycore with "
                     "@transaction.non_atomic_requests (paycore's own views and admin are). See docs/django.md.",
                     id=f"{APP_LABEL}.W002",
+                )
+            )
+    return found
+
+
+@register(Tags.compatibility)
+def check_sqlite_transaction_mode(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """W003: a SQLite database paycore writes to begins its transactions deferred (SQLite's default).
+
+    A deferred transaction reads first and asks for the write lock only at its
+    first write; two such writers each holding a read cannot both upgrade, and
+    SQLite fails one at once ("database is locked", its ``timeout`` does not
+    apply). A payment written so is left with its outcome unknown until it is
+    refreshed. ``IMMEDIATE`` takes the write lock at ``BEGIN``, so concurrent
+    writers wait for each other instead.
+    """
+    from django.conf import settings
+
+    try:
+        config, _, _ = _load()
+    except _InvalidSetting:
+        return []  # E001 says so
+    found: list[CheckMessage] = []
+    for alias in sorted(_paycore_aliases(config)):
+        if _sqlite_file(alias) is None:
+            continue
+        mode = str((settings.DATABASES[alias].get("OPTIONS") or {}).get("transaction_mode") or "").upper()
+        if mode not in LOCKING_TRANSACTION_MODES:
+            found.append(
+                Warning(
+                    f"database {alias!r} is SQLite with transaction_mode {mode or 'DEFERRED'!r}: paycore's "
+                    "concurrent writes (two tills, a webhook during a sale) fail at once with 'database is "
+                    "locked', leaving payments whose outcome is unknown",
+                    hint=f'Set DATABASES[{alias!r}]["OPTIONS"]["transaction_mode"] = "IMMEDIATE" (and a '
+                    '"timeout" of some seconds). See docs/django.md.',
+                    id=f"{APP_LABEL}.W003",
                 )
             )
     return found

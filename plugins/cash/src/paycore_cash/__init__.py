@@ -22,6 +22,8 @@ from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
     CashError,
     CashNotEnabled,
+    CashSaleFailed,
+    CashSaleUnsettled,
     DrawerAlreadyOpen,
     DrawerClosed,
     DrawerNotFound,
@@ -46,6 +48,8 @@ __all__ = [
     "CashNotEnabled",
     "CashProvider",
     "CashSale",
+    "CashSaleFailed",
+    "CashSaleUnsettled",
     "DrawerAlreadyOpen",
     "DrawerClosed",
     "DrawerNotFound",

@@ -8,11 +8,13 @@ names a tenant that does not enable the cash provider.
 
 from __future__ import annotations
 
-from paycore.errors import NotFound, PaycoreError, ProviderNotEnabled, ValidationError
+from paycore.errors import NotFound, PaycoreError, ProviderNotEnabled, ProviderOutcomeUnknown, ValidationError
 
 __all__ = [
     "CashError",
     "CashNotEnabled",
+    "CashSaleFailed",
+    "CashSaleUnsettled",
     "DrawerAlreadyOpen",
     "DrawerClosed",
     "DrawerNotFound",
@@ -66,3 +68,22 @@ class ForeignCurrency(CashError, ValidationError):
 
 class InvalidCashRequest(CashError, ValidationError):
     """A drawer or cash request is malformed: a missing till, a blank name, a negative amount."""
+
+
+class CashSaleUnsettled(CashError, ProviderOutcomeUnknown):
+    """A cash sale's recording in the drawer did not answer: no change is due and the order is not paid yet.
+
+    ``payment_id`` names the payment; ``PaymentFlow.refresh`` settles it (it was recorded, or it failed).
+    """
+
+    def __init__(self, message: str, *, payment_id: str) -> None:
+        super().__init__(message)
+        self.payment_id = payment_id
+
+
+class CashSaleFailed(CashError):
+    """A cash sale ended without being recorded in the drawer: take the cash again, under a new idempotency key."""
+
+    def __init__(self, message: str, *, payment_id: str) -> None:
+        super().__init__(message)
+        self.payment_id = payment_id

@@ -25,7 +25,7 @@ from paycore.money import Money
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.wire import shown
-from paycore_cash.errors import InsufficientTender, InvalidCashRequest
+from paycore_cash.errors import CashSaleFailed, CashSaleUnsettled, InsufficientTender, InvalidCashRequest
 from paycore_cash.validation import check_amount, check_flag, check_name, check_till
 
 if TYPE_CHECKING:
@@ -79,6 +79,14 @@ async def take_cash(
     till's drawer is not open. ``provider`` is the code the tenant enabled
     the cash provider under. ``split_tender`` must be ``True`` or ``False``
     (anything else is refused with :class:`InvalidCashRequest`).
+
+    The sale is returned only once its payment succeeded, so the change it names
+    is due. When recording it in the drawer gave no answer (the store failed
+    mid-sale), :class:`~paycore_cash.errors.CashSaleUnsettled` (a
+    :class:`~paycore.errors.ProviderOutcomeUnknown`) names the payment:
+    ``flow.refresh`` settles it, and the same call with the same
+    ``idempotency_key`` then returns the sale or raises
+    :class:`~paycore_cash.errors.CashSaleFailed` (take the cash again, under a new key).
     """
     split_tender = check_flag(split_tender, "split_tender")
     amount = check_amount(amount, "amount due", currency=None)
@@ -108,8 +116,24 @@ async def take_cash(
         metadata=metadata,
         idempotency_key=idempotency_key,
     )
+    payment = checkout.payment
+    if payment.status is not PaymentStatus.SUCCEEDED:  # a replayed sale may have been settled since: as it is now
+        payment = await flow.get_payment(payment.id, tenant=tenant)
+    if payment.status not in _PAID:
+        if payment.pending_call is not None:
+            raise CashSaleUnsettled(
+                f"the cash sale of payment {payment.id} was not confirmed by the drawer "
+                f"({payment.pending_call.reason or 'no answer'}); give no change yet: flow.refresh "
+                "settles it",
+                payment_id=payment.id,
+            )
+        raise CashSaleFailed(
+            f"the cash sale of payment {payment.id} was not recorded (payment {payment.status.value}); "
+            "take the cash again under a new idempotency key",
+            payment_id=payment.id,
+        )
     return CashSale(
-        payment=checkout.payment,
+        payment=checkout.payment if checkout.payment is payment else payment,
         tendered=tendered,
         change=tendered - paid,
         balance_due=amount - paid,
