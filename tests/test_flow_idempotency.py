@@ -427,6 +427,38 @@ async def test_a_retry_that_takes_over_a_held_up_callers_key_sends_once(
         assert await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r-1") == retried
 
 
+@pytest.mark.parametrize(
+    ("operation", "done"), [("capture", PaymentStatus.SUCCEEDED), ("cancel", PaymentStatus.CANCELED)]
+)
+async def test_a_retry_that_takes_over_a_held_up_capture_or_cancel_sends_it_once(
+    make_flow: Callable[..., PaymentFlow], clock: Any, operation: str, done: PaymentStatus
+) -> None:
+    async with make_flow(provider_timeout=0.2, idempotency_lease=0.5) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        payment = (await _create(flow, capture=False)).payment
+        assert payment.status is PaymentStatus.AUTHORIZED
+        woke = _held_after_first_write(flow, clock, seconds=0.5)
+        outcomes: list[object] = []
+
+        async def first() -> None:
+            try:
+                outcomes.append(await getattr(flow, operation)(payment.id, idempotency_key="op-1"))
+            except PaycoreError as error:
+                outcomes.append(error)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(first)
+            await anyio.sleep(0.6)  # the key's lease ran out while its first holder, its call written, is held up
+            retried = await getattr(flow, operation)(payment.id, idempotency_key="op-1")
+            await woke.wait()
+        assert retried.status is done, "the held-up call never left: the retry sends it"
+        assert [call for call in fake.calls if call[0] == operation] == [(operation, payment.id)]
+        (told,) = outcomes
+        assert isinstance(told, IdempotencyLeaseLost)
+        assert await getattr(flow, operation)(payment.id, idempotency_key="op-1") == retried
+
+
 async def test_a_key_let_go_by_the_request_that_took_it_over_keeps_its_first_holders_result(
     make_flow: Callable[..., PaymentFlow],
 ) -> None:

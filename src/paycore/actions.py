@@ -24,6 +24,7 @@ from paycore import inputs, operations, serialization
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.errors import IdempotencyKeyReused, PaymentBusy
+from paycore.fsm import allowed
 from paycore.hookcalls import validate_payment
 from paycore.idempotency import IdempotentRunner
 from paycore.keys import KeyBinding, call_id_of, call_ids_of, scope_of
@@ -213,7 +214,7 @@ class PaymentActions:
 
         async def execute(binding: KeyBinding | None) -> Payment:
             payment, chosen, own = await self._settled(payment_id, tenant, binding, CallOperation.CAPTURE)
-            if own:
+            if own and not allowed(payment.status, "capture"):
                 return payment  # this key's first attempt reached the provider: settled by asking, never sent again
             wanted = operations.capture_amount(payment, chosen, amount)
             await chosen.check_capture(payment, wanted)
@@ -238,7 +239,7 @@ class PaymentActions:
 
         async def execute(binding: KeyBinding | None) -> Payment:
             payment, chosen, own = await self._settled(payment_id, tenant, binding, CallOperation.CANCEL)
-            if own:
+            if own and not allowed(payment.status, "cancel"):
                 return payment  # as for a capture: the first attempt's cancel, settled by asking
             operations.check_cancel(payment, chosen, local=True)
             if operations.was_never_sent(payment):
@@ -341,7 +342,10 @@ class PaymentActions:
         self, payment_id: str, tenant: str | None, binding: KeyBinding | None, operation: CallOperation | None = None
     ) -> tuple[Payment, Provider, bool]:
         """The payment and its provider once any earlier provider call of it is settled, and whether that call
-        was this key's own ``operation`` call (:func:`~paycore.keys.call_id_of`: a first attempt that reached it).
+        was this key's own ``operation`` call (:func:`~paycore.keys.call_id_of`: a first attempt that got as far
+        as writing it down). Settled by asking, such a call either took effect (the payment shows it, or can no
+        longer take the operation: its answer stands) or never did (the operation is still possible: it is sent
+        now, under the same call id, once; the first attempt, past its lease, sends nothing).
 
         A payment read with the operation's idempotency key (:attr:`KeyBinding.prefetched`) is not read again.
         """
