@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from paycore import Money, hookimpl
+from paycore.errors import PaycoreError
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import AdapterContext, RepositoryRegistrar
 from paycore.providers import Capabilities
@@ -195,3 +196,59 @@ async def test_a_repository_that_cannot_list_calls_still_gets_its_stale_payments
         assert (expired.id, expired.status) == (walked_away.id, PaymentStatus.EXPIRED)
         assert await flow.get_payment(lost.id) == lost
         assert "CallListingRepository" in caplog.text
+
+
+@pytest.mark.parametrize("provider_answers", ["canceled", "declined"])
+async def test_a_call_made_while_the_reaper_asks_is_left_to_its_owner_unflagged(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch, provider_answers: str
+) -> None:
+    import anyio
+
+    fake.script("initiate", "pending")
+    stale = (await flow.create_payment(amount=Money.of("10000", "XOF"), provider="fake", order_id="o")).payment
+    clock.advance(hours=2)
+    asked, answer, cancel_now = anyio.Event(), anyio.Event(), anyio.Event()
+    check_status, cancel = fake.check_status, fake.cancel
+
+    async def slow_status(payment: Payment) -> Any:
+        asked.set()
+        await answer.wait()
+        return await check_status(payment)
+
+    async def held_cancel(payment: Payment) -> Any:
+        await cancel_now.wait()
+        if provider_answers == "declined":
+            from paycore.errors import InvalidTransition
+
+            raise InvalidTransition("the provider declines the cancel")
+        return await cancel(payment)
+
+    monkeypatch.setattr(fake, "check_status", slow_status)
+    monkeypatch.setattr(fake, "cancel", held_cancel)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(flow.expire_stale, HOUR)
+        await asked.wait()
+        monkeypatch.setattr(fake, "check_status", check_status)
+
+        async def caller() -> None:
+            try:
+                await flow.cancel(stale.id, idempotency_key="c-1")
+            except PaycoreError:  # a declined cancel: the payment stays as it was
+                pass
+
+        tasks.start_soon(caller)
+        while (await flow.get_payment(stale.id)).pending_call is None:  # noqa: ASYNC110  until its call is written
+            await anyio.sleep(0.001)
+        answer.set()  # the reaper's answer comes back while the caller's cancel is in flight
+        await anyio.sleep(0.05)
+        assert not (await flow.get_payment(stale.id)).needs_review, "a call in flight is not an unknown outcome"
+        cancel_now.set()
+    after = await flow.get_payment(stale.id)
+    assert not after.needs_review
+    if provider_answers == "declined":  # still open and unflagged: a later run asks and expires it
+        monkeypatch.setattr(fake, "cancel", cancel)
+        clock.advance(hours=2)
+        (expired,) = await flow.expire_stale(HOUR)
+        assert expired.status is PaymentStatus.EXPIRED
+    else:
+        assert after.status is PaymentStatus.CANCELED

@@ -213,6 +213,8 @@ class Reaper:
                 reason = answer.reason if isinstance(answer, Unknown) else "the provider does not know it"
                 return await self._flagged(payment, f"unfinished past its deadline: {reason}")
             if polled.pending_call is not None:
+                if call is None or not _carries(polled, call):
+                    return polled  # a call someone made meanwhile: its owner settles it
                 return await self._flagged(polled, _unknown_call(polled, "asking the provider did not settle it"))
             if answer.outcome not in _UNPAID or polled.status not in fsm.OPEN:
                 return polled  # paid, failed or expired at the provider: the poll applied it
@@ -270,6 +272,8 @@ class Reaper:
             return None
         if payment.needs_review and payment.review_reason is ReviewReason.UNKNOWN_OUTCOME:
             return None
+        if payment.pending_call is not None and payment.pending_call.in_flight(self.clock()):
+            return None  # its owner is talking to the provider right now: nothing is unknown yet
         change = Change(payment, cause="reaper", now=self.clock())
         change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
         return change
