@@ -312,11 +312,20 @@ class SlowToComplete:
         await self.store.aclose()
 
 
+class SlowToKeep(SlowToComplete):
+    """:class:`SlowToComplete` keeping paycore's own records as they are (a ``RecordKeepingStore``), slowly."""
+
+    async def complete_record(self, **completion: Any) -> None:
+        await anyio.sleep(self.delay)
+        await self.store.complete_record(**completion)
+
+
+@pytest.mark.parametrize("store", [SlowToComplete, SlowToKeep])
 async def test_a_caller_cancelled_while_its_key_is_completed_leaves_the_key_completed(
-    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], store: type[SlowToComplete]
 ) -> None:
     payment = await authorized()
-    flow.idempotency_store = SlowToComplete()  # type: ignore[assignment]
+    flow.idempotency_store = store()  # type: ignore[assignment]
     with anyio.move_on_after(0.01) as waited:  # lands while the capture's result is being kept
         await flow.capture(payment.id, idempotency_key="cap-1")
     assert waited.cancel_called

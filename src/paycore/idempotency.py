@@ -264,12 +264,12 @@ class IdempotentRunner:
                 await self._keep_after_takeover(scope, key, request, result, operation)
             return result  # the operation's last write completed the key
         try:
-            if self._keeps_records and type(result) in KEPT_AS_RECORDS:
-                await self.store.complete_record(  # type: ignore[attr-defined]  # a RecordKeepingStore
-                    scope=scope, key=key, token=claim.token, record=result, ttl_seconds=self.ttl_seconds
-                )
-            else:  # the operation is done: a caller cancelled now still leaves its key completed
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):  # done: a caller cancelled now still leaves its key completed
+                if self._keeps_records and type(result) in KEPT_AS_RECORDS:
+                    await self.store.complete_record(  # type: ignore[attr-defined]  # a RecordKeepingStore
+                        scope=scope, key=key, token=claim.token, record=result, ttl_seconds=self.ttl_seconds
+                    )
+                else:
                     await self.store.complete(
                         scope=scope,
                         key=key,

@@ -271,9 +271,9 @@ class ProviderCalls:
         """:meth:`finish` an operation's call and return the operation's ``result`` of the payment it leaves.
 
         ``binding`` is the operation's idempotency key. When its store can (:class:`~paycore.idempotency.KeyCompleter`),
-        the write recording the answer, if the operation's last, also completes the key with that result. A key kept
-        apart is completed after it, so that write is shielded: a caller cancelled meanwhile still leaves its key
-        completed, and its retry replays.
+        the write recording the answer, if the operation's last, also completes the key with that result; a key kept
+        apart is completed after it. Either way that write is shielded: the provider has answered, so a caller
+        cancelled meanwhile still leaves the answer recorded and its key completed, and its retry replays.
         """
         completer = binding.completer if binding is not None else None
         if completer is None:
@@ -288,7 +288,8 @@ class ProviderCalls:
             last = (written, result(written))
             return completer.completing(last[1])
 
-        finished = await self.finish(payment_id, call, answer, provider, known=known, complete=complete)
+        with anyio.CancelScope(shield=True):
+            finished = await self.finish(payment_id, call, answer, provider, known=known, complete=complete)
         if last is not None and last[0] is finished:
             return last[1]  # the very result the write stored for the key
         return result(finished)

@@ -332,3 +332,43 @@ class LateAnswerScenarios:
             assert (again.status, again.pending_call) == (wanted, None)
             assert [r[0] for r in provider.received].count(operation) == 1, f"a {operation} reached the provider twice"
             assert await act(payment.id, idempotency_key=f"{operation}-1") == again  # and replays from then on
+
+    @pytest.mark.parametrize("operation", ["capture", "cancel", "refund"])
+    async def test_a_caller_cancelled_as_its_answer_arrives_leaves_it_recorded_and_its_key_completed(
+        self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object], operation: str
+    ) -> None:
+        async with ledger_flow(storage_config, storage_plugins, provider_timeout=5, lease=10) as flow:
+            provider = flow.provider(CODE)
+            assert isinstance(provider, LedgerProvider)
+            payment = await self._create(flow, capture=operation == "refund")
+            send = getattr(provider, operation)
+
+            async def act() -> Any:
+                if operation == "refund":
+                    return await flow.refund(payment.id, amount=Money.of("4000", "XOF"), idempotency_key="op-1")
+                return await getattr(flow, operation)(payment.id, idempotency_key="op-1")
+
+            with anyio.CancelScope() as caller:
+
+                async def answered_as_the_caller_gives_up(*args: Any) -> Any:
+                    answer = await send(*args)
+                    caller.cancel()  # lands at the next wait: the write recording the answer
+                    return answer
+
+                setattr(provider, operation, answered_as_the_caller_gives_up)
+                try:
+                    await act()
+                finally:
+                    delattr(provider, operation)
+            assert caller.cancel_called  # caught, on a store whose write waits; too late to land, on one that does not
+            stored = await flow.get_payment(payment.id)
+            assert stored.pending_call is None, "the provider answered: its answer is recorded"
+            with anyio.fail_after(2):  # the key was completed: the retry replays at once, no lease to wait out
+                again = await act()
+            done = {
+                "capture": PaymentStatus.SUCCEEDED,
+                "cancel": PaymentStatus.CANCELED,
+                "refund": RefundStatus.SUCCEEDED,
+            }
+            assert again.status is done[operation]
+            assert [r[0] for r in provider.received].count(operation) == 1
