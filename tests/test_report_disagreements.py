@@ -16,7 +16,7 @@ import pytest
 
 from paycore import Money
 from paycore.flow import PaymentFlow
-from paycore.records import Payment, RefundUpdate
+from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 
@@ -201,3 +201,32 @@ async def test_a_late_authorization_delivered_again_is_told_once_beside_another_
     assert after.review_reason is ReviewReason.FRAUD  # the more pressing reason is kept
     assert "velocity: 5 cards" in after.review_message
     assert "provider authorized 5000 XOF after the payment was canceled" in after.review_message
+
+
+async def test_a_refund_reported_under_another_refunds_reference_is_flagged_and_neither_moves(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await pay()
+    first = await flow.refund(payment.id, amount=Money.of("1000", "XOF"))
+    fake.script("refund", "pending")
+    second = await flow.refund(payment.id, amount=Money.of("1000", "XOF"))
+    assert (first.status, second.status) == (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
+    reused = RefundUpdate(
+        RefundStatus.SUCCEEDED, refund_id=second.id, external_id=first.external_id, amount=Money.of("1000", "XOF")
+    )
+
+    async def reports(body: bytes, headers: Any) -> list[ProviderUpdate]:
+        return [ProviderUpdate(provider_event_id="evt_reused", payment_id=payment.id, refunds=(reused,))]
+
+    monkeypatch.setattr(fake, "parse_webhook", reports)
+    for _ in range(2):  # delivered again: told once
+        (after,) = await flow.handle_webhook("fake", *fake.webhook(payment.id))
+    assert [(r.id, r.status) for r in after.refunds] == [
+        (first.id, RefundStatus.SUCCEEDED),
+        (second.id, RefundStatus.PENDING),
+    ], "which refund moved is not certain: neither is changed"
+    assert (after.refunded_amount, after.refundable_amount) == (Money.of("1000", "XOF"), Money.of("3000", "XOF"))
+    assert after.needs_review
+    assert second.id in after.review_message
+    assert first.id in after.review_message
+    assert (await _kinds(flow, payment.id)).count("refund_reference_mismatch") == 1

@@ -3,7 +3,9 @@
 :func:`apply_refund_update` applies one :class:`~paycore.records.RefundUpdate` of a report
 (:func:`paycore.updates.apply_report` calls it for each), under the correctness rules:
 
-* a refund is matched by paycore's id for it or by the provider's (its external id);
+* a refund is matched by paycore's id for it, else by the provider's (its external id); a report naming
+  a refund by a reference the provider gave another of its refunds (or another than it gave this one)
+  changes neither, and flags the payment;
 * a pending refund settles as reported; succeeded needs its amount, which must be the refund's;
 * a refund reported failed after it succeeded keeps its record (a status never moves
   backwards) and flags the payment: the customer was not paid back after all;
@@ -48,17 +50,21 @@ def names_refund(update: RefundUpdate, refund_id: str | None, change: Change) ->
 def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied) -> bool:
     """Apply what ``update`` says of one refund; True when it reported money without its amount."""
     refunds: tuple[Refund, ...] = change.value("refunds")
-    refund = None
-    for candidate in refunds:
-        if (update.refund_id is not None and candidate.id == update.refund_id) or (
-            update.external_id is not None and candidate.external_id == update.external_id
-        ):
-            refund = candidate
-            break
+    refund = None  # paycore's own id for it names it first: a provider may give two refunds one reference
+    if update.refund_id is not None:
+        refund = next((r for r in refunds if r.id == update.refund_id), None)
+    if refund is None and update.external_id is not None:
+        refund = next((r for r in refunds if r.external_id == update.external_id), None)
     if refund is None and update.external_id is None and update.refund_id is not None:  # see _refund_made_elsewhere
         refund = next((r for r in refunds if r.external_id == update.refund_id), None)
     if refund is None:
         return _refund_made_elsewhere(change, update, applied)
+    if (
+        update.external_id is not None
+        and refund.external_id != update.external_id
+        and _reference_reused(change, refunds, refund, update.external_id)
+    ):
+        return False
     if refund.status is RefundStatus.SUCCEEDED and update.status is RefundStatus.FAILED:
         _refund_reversed(change, refund)
         return False
@@ -92,6 +98,20 @@ def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied) 
         replaced = replace_refund(refund, changes)
         change.set(refunds=tuple(replaced if r.id == refund.id else r for r in refunds))
     return False
+
+
+def _reference_reused(change: Change, refunds: tuple[Refund, ...], refund: Refund, reference: str) -> bool:
+    """True, with the payment flagged (once), when the provider names ``refund`` by a reference it gave
+    another of its refunds, or another one than it gave it: which refund moved is not certain, so none is."""
+    holder = next((r for r in refunds if r.external_id == reference and r.id != refund.id), None)
+    if holder is None and refund.external_id is None:
+        return False
+    if holder is not None:
+        message = f"the provider reports refund {refund.id} under reference {reference!r}, refund {holder.id}'s"
+    else:
+        message = f"the provider reports refund {refund.id} under reference {reference!r}, not {refund.external_id!r}"
+    flag_once(change, ReviewReason.AMOUNT_MISMATCH, "refund_reference_mismatch", message, refund_id=refund.id)
+    return True
 
 
 def _refund_reversed(change: Change, refund: Refund) -> None:
