@@ -62,9 +62,36 @@ async def test_resolving_a_review_clears_the_flag_and_records_the_note(flow: Pay
     resolved = await flow.resolve_review(payment.id, note="customer paid the rest in cash")
     assert not resolved.needs_review
     assert resolved.review_reason is None
-    assert resolved.review_message == ""
+    assert "4000 XOF" in resolved.review_message, "what the operator was told is kept"
     last = (await flow.list_events(payment.id))[-1]
     assert (last.kind, last.message, last.cause) == ("review_resolved", "customer paid the rest in cash", "operator")
+
+
+@pytest.mark.parametrize("told", ["amount", "late authorization"])
+async def test_a_fact_reported_again_after_its_review_was_resolved_is_not_told_again(
+    flow: PaymentFlow, fake: FakeProvider, told: str
+) -> None:
+    fake.script("initiate", "pending" if told == "amount" else "decline")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    report = (
+        {"outcome": Outcome.SUCCEEDED, "captured": Money.of("4000", "XOF")}
+        if told == "amount"
+        else {"outcome": Outcome.AUTHORIZED, "authorized": XOF_5000}
+    )
+    await flow.handle_webhook("fake", *fake.webhook(payment.id, **report))
+    resolved = await flow.resolve_review(payment.id, note="looked at it")
+    kinds = [event.kind for event in await flow.list_events(payment.id)]
+    (again,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, **report))  # a new delivery of it
+    assert not again.needs_review
+    assert (again.status, again.review_message) == (resolved.status, resolved.review_message)
+    assert [event.kind for event in await flow.list_events(payment.id)] == kinds
+    fake.script("initiate", "pending")
+    other = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o2")).payment
+    await flow.handle_webhook("fake", *fake.webhook(other.id, outcome=Outcome.SUCCEEDED, captured=XOF_5000))
+    await flow.set_fraud_status(payment.id, "review", message="velocity")  # a new fact is told
+    flagged = await flow.get_payment(payment.id)
+    assert (flagged.needs_review, flagged.review_reason) == (True, ReviewReason.FRAUD)
+    assert flagged.review_message.endswith("velocity")
 
 
 async def test_resolving_a_payment_that_needs_no_review_changes_nothing(flow: PaymentFlow) -> None:

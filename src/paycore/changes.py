@@ -125,11 +125,11 @@ class Change:
     def flag(self, reason: ReviewReason, message: str) -> None:
         """Flag the payment for an operator's review, with why.
 
-        A payment that awaits review already keeps what it was flagged for: its message lists both (the
-        oldest dropped past :data:`~paycore.wire.MAX_TEXT_LENGTH`), and its reason is the more pressing
-        of the two (:data:`REVIEW_ORDER`: an unknown outcome first, which blocks the payment)."""
-        told: str = self.value("review_message") if self.value("needs_review") else ""
-        held: ReviewReason | None = self.value("review_reason") if told else None
+        The review's message lists every fact told (the oldest dropped past :data:`~paycore.wire.MAX_TEXT_LENGTH`),
+        those of a review resolved since included; a payment that awaits review already keeps its reason if more
+        pressing (:data:`REVIEW_ORDER`: an unknown outcome first, which blocks the payment)."""
+        told: str = self.value("review_message")
+        held: ReviewReason | None = self.value("review_reason") if self.value("needs_review") else None
         kept = reason if held is None or REVIEW_ORDER[reason] <= REVIEW_ORDER[held] else held
         text = message if not told else told if message in told else f"{told}; {message}"[-MAX_TEXT_LENGTH:]
         self.set(needs_review=True, review_reason=kept, review_message=text)

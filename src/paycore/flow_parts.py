@@ -178,7 +178,10 @@ class FlowParts(PaymentActions):
         return await self.writer.mutate(payment_id, apply)
 
     async def resolve_review(self, payment_id: str, note: str, tenant: str | None) -> Payment:
-        """Clear the needs-review flag, saying how it was dealt with (no change if it is not set)."""
+        """Clear the needs-review flag, saying how it was dealt with (no change if it is not set).
+
+        The review's message, what the operator was told, is kept: the same fact reported again
+        (the next poll, another delivery) is not told again."""
         note = inputs.check_text(note, what="a review's note")
         await self.writer.load(payment_id, tenant)
 
@@ -186,7 +189,7 @@ class FlowParts(PaymentActions):
             if not payment.needs_review:
                 return None
             change = Change(payment, cause="operator", now=self.now())
-            change.set(needs_review=False, review_reason=None, review_message="")
+            change.set(needs_review=False, review_reason=None)
             change.event("review_resolved", message=note)
             return change
 

@@ -19,11 +19,11 @@ __all__ = ["flag_missing_amount", "flag_once", "mismatch"]
 
 
 def flag_once(change: Change, reason: ReviewReason, kind: str, message: str, **event: Any) -> None:
-    """The event ``kind`` (with ``message`` and ``event``'s fields) and a flag for ``reason``, unless the
-    payment awaits review for this very fact already (its ``message`` is in the review's).
+    """The event ``kind`` (with ``message`` and ``event``'s fields) and a flag for ``reason``, unless an
+    operator was told this very fact already (its ``message`` is in the review's, resolved or not).
 
     A payment flagged for another fact meanwhile keeps it (see :meth:`~paycore.changes.Change.flag`)."""
-    if change.value("needs_review") and message in change.value("review_message"):
+    if message in change.value("review_message"):
         return
     change.event(kind, message=message, **event)
     change.flag(reason, message)
