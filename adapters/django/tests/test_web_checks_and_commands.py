@@ -109,6 +109,9 @@ def test_a_valid_dummy_provider_passes_without_reaching_its_gateway() -> None:
         ({"api_key": None}, "'api_key'"),
         ({"method": "cheque"}, "method"),
         ({"timeout": -1}, "'timeout'"),
+        ({"webhook_secret": 12345}, "'webhook_secret'"),
+        ({"webhook_secret": ["whsec_a", "whsec_b"]}, "'webhook_secret'"),
+        ({"webhook_secret": b"whsec_bytes"}, "'webhook_secret'"),
     ],
 )
 def test_provider_settings_the_flow_refuses_are_e004_naming_tenant_provider_and_setting(

@@ -51,7 +51,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from paycore.adapters import resolve_config
 from paycore.assembly import build_providers, mask_declared_secrets
 from paycore.config import PaycoreConfig, ProviderConfig
-from paycore.errors import PaycoreError
+from paycore.errors import ConfigurationError, PaycoreError
 from paycore.plugins import Registry, collect_registry, create_plugin_manager
 from paycore.secrets import Settings
 
@@ -156,8 +156,13 @@ def _where(tenant: str | None, provider: ProviderConfig) -> str:
 
 
 def _has_secret(provider: ProviderConfig, setting: str) -> bool:
-    """Whether ``setting`` holds a secret: set, and not empty or only spaces (a ``Secret`` is always truthy)."""
-    return bool(provider.settings.secret(setting, "").strip())
+    """Whether ``setting`` holds a secret: set, and not empty or only spaces (a ``Secret`` is always truthy).
+
+    A value that is not text counts as set: building the provider refuses it (E004), saying why."""
+    try:
+        return bool(provider.settings.secret(setting, "").strip())
+    except ConfigurationError:
+        return True
 
 
 def _alone(config: PaycoreConfig, tenant: str | None, provider: ProviderConfig) -> PaycoreConfig:
