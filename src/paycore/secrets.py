@@ -26,7 +26,8 @@ SECRET_MARKERS: Final = (
 """A setting whose name contains one of these is wrapped in :class:`Secret` on load."""
 
 
-_URL_PASSWORD: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
+_URL_PASSWORD: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^\s?#]+@(?=[^@/\s]*(?:[/?#\s]|$))")
+"""A URL's password: after ``user:``, up to the last ``@`` before the host (a password may hold ``/`` or ``@``)."""
 _QUERY_SECRET: Final = re.compile(
     r"(?P<head>[?&;][^=&#;\s]*(?:pass|pwd|secret|token|key|credential|auth)[^=&#;\s]*=)[^&#;\s]+", re.IGNORECASE
 )
