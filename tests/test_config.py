@@ -129,6 +129,19 @@ def test_double_underscores_nest_environment_variables() -> None:
     assert config.provider_configs("chez_awa")["wave"].type == "dummy"
 
 
+def test_an_environment_variable_reaches_a_tenant_or_provider_named_in_another_case() -> None:
+    tenants = {"ChezAwa": {"providers": {"Cash": {"type": "cash", "currency": "XOF"}}}}
+    config = load_config({"tenants": tenants}, environ={"PAYCORE_TENANTS__CHEZAWA__PROVIDERS__CASH__CURRENCY": "EUR"})
+    assert set(config.tenants) == {"ChezAwa"}, "no second tenant spelled otherwise"
+    assert config.provider_configs("ChezAwa")["Cash"].settings["currency"] == "EUR"
+
+
+def test_an_environment_variable_naming_keys_that_differ_only_in_case_is_refused() -> None:
+    tenants = {"ChezAwa": {"providers": {}}, "CHEZAWA": {"providers": {}}}
+    with pytest.raises(ConfigurationError, match=r"PAYCORE_TENANTS__CHEZAWA__PROVIDERS__CASH__TYPE .*ambiguous"):
+        load_config({"tenants": tenants}, environ={"PAYCORE_TENANTS__CHEZAWA__PROVIDERS__CASH__TYPE": "cash"})
+
+
 def test_environment_lists_idempotency_stores_separated_by_commas() -> None:
     config = load_config(None, environ={"PAYCORE_IDEMPOTENCY": "redis, sqlalchemy"})
     assert [store.type for store in config.idempotency] == ["redis", "sqlalchemy"]

@@ -70,7 +70,8 @@ def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         if not all(path):
             raise ConfigurationError(f"environment variable {name} has an empty part")
         target = data
-        for part in path[:-1]:
+        for lowered in path[:-1]:
+            part = _existing_key(target, lowered, name)
             existing = target.get(part)
             if isinstance(existing, str) and part in ("repository",):
                 existing = {"url": existing} if "://" in existing else {"type": existing}
@@ -80,11 +81,23 @@ def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
                     raise ConfigurationError(f"environment variable {name} sets inside a non-table")
             target[part] = existing
             target = existing
-        leaf = path[-1]
+        leaf = _existing_key(target, path[-1], name)
         if path in (["idempotency"], ["plugins_blocked"]):  # lists: comma-separated
             target[leaf] = [part.strip() for part in value.split(",") if part.strip()]
         else:
             target[leaf] = value
+
+
+def _existing_key(table: Mapping[str, Any], lowered: str, variable: str) -> str:
+    """The key of ``table`` that ``lowered`` (a part of a variable's name, which is upper case) names:
+    the one spelled alike whatever its case (``ChezAwa`` for ``CHEZAWA``), else ``lowered`` itself."""
+    found = [key for key in table if isinstance(key, str) and key.lower() == lowered]
+    if len(found) > 1:
+        raise ConfigurationError(
+            f"environment variable {variable} names {lowered!r}, which is ambiguous here: "
+            f"{', '.join(sorted(map(repr, found)))} differ only in case"
+        )
+    return found[0] if found else lowered
 
 
 def read_flag(data: Mapping[str, Any], key: str) -> bool:
