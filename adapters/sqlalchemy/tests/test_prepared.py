@@ -202,6 +202,38 @@ async def test_a_lost_connection_is_reported_and_never_handed_out_again(postgres
         await repository.aclose()
 
 
+@pytest.mark.postgres
+async def test_after_the_server_ends_every_connection_one_unit_fails_not_one_per_pooled_connection(
+    postgres_url: str,
+) -> None:
+    repository = SqlPaymentRepository(postgres_url)
+    admin = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
+    try:
+        payment = rich_payment()
+        await repository.add(payment, [])
+        async with anyio.create_task_group() as tasks:  # several connections in the pool
+            for _ in range(6):
+                tasks.start_soon(repository.get, payment.id)
+        assert repository.database.engine.pool.checkedin() > 1
+        with admin.connect() as connection:  # what a restart or a failover does to them
+            connection.execute(
+                sa.text(
+                    "select pg_terminate_backend(pid) from pg_stat_activity "
+                    "where datname = current_database() and pid <> pg_backend_pid()"
+                )
+            )
+        failed = 0
+        for _ in range(8):
+            try:
+                assert await repository.get(payment.id) == payment
+            except StorageUnavailable:
+                failed += 1
+        assert failed <= 1
+    finally:
+        admin.dispose()
+        await repository.aclose()
+
+
 async def test_outside_a_transaction_sqlalchemy_begins_and_ends_it(repository: SqlPaymentRepository) -> None:
     payment = rich_payment()
     await repository.add(payment, [])

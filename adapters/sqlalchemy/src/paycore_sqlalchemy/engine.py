@@ -168,7 +168,8 @@ def driver_error(
     For what paycore sends to the driver itself: the error is SQLAlchemy's
     class for it (``IntegrityError``, ``OperationalError``...), its message
     hides the parameters when the engine does, and a lost connection is
-    invalidated first, so the pool never hands it out again.
+    invalidated first, with every connection the pool made before it (the
+    server restarted, or failed over), so the pool hands none of them out again.
     """
     dialect = connection.dialect
     dbapi_connection = connection.connection.dbapi_connection
@@ -183,7 +184,8 @@ def driver_error(
         dialect=dialect,
         ismulti=many,
     )
-    if lost:
+    if lost:  # as SQLAlchemy does: every connection the pool made before it is stale too (a restart, a failover)
+        connection.engine.pool._invalidate(connection.connection, error)
         connection.invalidate(error)
     return translated
 
