@@ -642,8 +642,8 @@ class DrawerMachine(RuleBasedStateMachine):
                 accepted = False
             else:
                 accepted = amount <= tendered and tendered.minor_units <= MAX_MINOR_UNITS
-        if isinstance(cashier, str) and not cashier.isprintable():
-            accepted = False
+        if cashier is not None and name_of(cashier, NAME_LIMIT) is None:
+            accepted = False  # a cashier named is a name, as a refund's is: never recorded as no one, or cut
         if not is_json(metadata):
             accepted = False  # what no store keeps as JSON (a lone surrogate), whoever refuses it
         accepted = accepted and session is not None and session.currency == amount.currency
@@ -693,7 +693,7 @@ class DrawerMachine(RuleBasedStateMachine):
             ok = ok and (till is None or name_of(till, TILL_LIMIT) is not None)
             ok = ok and (not cashier or name_of(cashier, NAME_LIMIT) is not None)
         else:
-            ok = ok and (cashier is None or name_of(cashier, 10**9) is not None)
+            ok = ok and (cashier is None or name_of(cashier, NAME_LIMIT) is not None)
         till_name = sale.till if till is None else name_of(till, TILL_LIMIT)
         paying = self._session_at(sale.tenant, till_name)
         ok = ok and paying is not None and paying.currency == sale.currency and units is not None

@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
+import paycore_stripe.plugin
 from paycore.errors import ConfigurationError
 from paycore.flow import PaymentFlow
+from paycore_stripe import StripeProvider
 
 FlowWith = Callable[..., PaymentFlow]
 
@@ -59,3 +61,40 @@ def test_a_value_too_large_to_show_is_refused_when_the_flow_is_built(flow_with: 
     """An integer of more digits than Python spells out is refused like any other value of the wrong kind."""
     with pytest.raises(ConfigurationError, match=rf"provider 'card' \(stripe\): {setting} must be"):
         flow_with(**{setting: 10**5000})
+
+
+def _flow_from_environment(**variables: str) -> PaymentFlow:
+    """A flow whose ``card`` provider is configured by ``PAYCORE_PROVIDERS__CARD__*`` variables alone."""
+    prefix = "PAYCORE_PROVIDERS__CARD__"
+    environ = {f"{prefix}TYPE": "stripe", f"{prefix}API_KEY": "sk_test_51paycore", f"{prefix}WEBHOOK_SECRET": "whsec_x"}
+    environ.update({f"{prefix}{name.upper()}": value for name, value in variables.items()})
+    return PaymentFlow.from_config(None, environ=environ, plugins=[paycore_stripe.plugin])
+
+
+@pytest.mark.parametrize(("text", "retries"), [("3", 3), (" 0 ", 0), ("5", 5), ("05", 5)])
+def test_max_network_retries_set_in_the_environment_takes_effect(text: str, retries: int) -> None:
+    """An environment variable is text: its digits are the number of retries the SDK makes."""
+    provider = _flow_from_environment(max_network_retries=text).providers()["card"]
+    assert isinstance(provider, StripeProvider)
+    assert provider.max_network_retries == retries
+
+
+@pytest.mark.parametrize("text", ["6", "-1", "3.0", "1e0", "", " ", "three", "true", "\u0663", "9" * 5000])
+def test_max_network_retries_in_the_environment_that_is_not_0_to_5_is_refused(text: str) -> None:
+    """Not read as 0, nor as the default: each is refused, naming the setting."""
+    refusal = r"^provider 'card' \(stripe\): max_network_retries must be 0 to 5, not"
+    with pytest.raises(ConfigurationError, match=refusal):
+        _flow_from_environment(max_network_retries=text)
+
+
+@pytest.mark.parametrize("value", [True, False, 2.0, -1, 6, [3]])
+def test_max_network_retries_that_is_not_a_whole_number_0_to_5_is_refused(flow_with: FlowWith, value: object) -> None:
+    """A bool or a float is not a number of retries, even one equal to a whole number."""
+    with pytest.raises(ConfigurationError, match=r"provider 'card' \(stripe\): max_network_retries must be 0 to 5"):
+        flow_with(max_network_retries=value)
+
+
+def test_a_long_run_of_digits_for_max_network_retries_is_refused_shortened() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        _flow_from_environment(max_network_retries="9" * 5000)
+    assert len(str(refused.value)) < 200

@@ -65,6 +65,8 @@ T = TypeVar("T")
 
 _WRITE_ATTEMPTS = 50
 """How many times a refund is checked again when cash moved between its check and its write."""
+_MAX_CASHIER = 200
+"""The longest cashier name a sale or a refund records (as :func:`~paycore_cash.sales.take_cash` checks it)."""
 
 
 def till_of(payment: Payment) -> str:
@@ -73,7 +75,7 @@ def till_of(payment: Payment) -> str:
     if not is_name(till, limit=MAX_TILL):
         raise InvalidCashRequest(
             f"cash payment {payment.id} needs metadata['till'] naming the till it is taken at "
-            f"(printable, at most {MAX_TILL} characters), not {till!r}"
+            f"(printable, at most {MAX_TILL} characters), not {shown(till)}"
         )
     return str(till).strip()
 
@@ -86,35 +88,40 @@ def refund_till_of(refund: Refund) -> str | None:
     if not is_name(till, limit=MAX_TILL):
         raise InvalidCashRequest(
             f"refund {refund.id}: metadata['till'] must name the open till that pays it out "
-            f"(printable, at most {MAX_TILL} characters), not {till!r}"
+            f"(printable, at most {MAX_TILL} characters), not {shown(till)}"
         )
     return str(till).strip()
 
 
 def refund_cashier_of(payment: Payment, refund: Refund) -> str:
-    """Who pays a refund out (``refund.metadata["cashier"]``); by default the cashier who took the sale."""
+    """Who pays a refund out (``refund.metadata["cashier"]``, checked as :func:`cashier_of` checks a sale's);
+    by default the cashier who took the sale."""
     cashier = refund.metadata.get("cashier")
     if cashier is None:
         return _text(payment.metadata.get("cashier"))
-    if not isinstance(cashier, str) or not cashier.strip() or not cashier.isprintable():
-        raise InvalidCashRequest(
-            f"refund {refund.id}: metadata['cashier'] must name who pays it out (printable), not {cashier!r}"
-        )
-    return _text(cashier)
+    return _cashier(cashier, f"refund {refund.id}", "pays it out")
 
 
 def cashier_of(payment: Payment) -> str:
-    """Who took a cash payment (``metadata["cashier"]``; ``""`` if it names no one).
+    """Who took a cash payment (``metadata["cashier"]``, stripped; ``""`` if the metadata names no one).
 
-    A name that is not printable (a control character, a lone surrogate, which no
-    database stores as text) is refused with :class:`InvalidCashRequest`.
+    A cashier that is not a non-blank printable string of at most 200 characters (a number,
+    a blank, a control character, a lone surrogate, which no database stores as text, or a
+    longer name) is refused with :class:`InvalidCashRequest`, as a refund's cashier is and
+    :func:`~paycore_cash.sales.take_cash` refuses it: never recorded as no one or cut short.
     """
     cashier = payment.metadata.get("cashier")
-    if isinstance(cashier, str) and not cashier.isprintable():
+    return "" if cashier is None else _cashier(cashier, f"cash payment {payment.id}", "took it")
+
+
+def _cashier(value: object, where: str, role: str) -> str:
+    """``value`` stripped if it names a cashier: a non-blank printable string of at most 200 characters."""
+    if not is_name(value, limit=_MAX_CASHIER):
         raise InvalidCashRequest(
-            f"cash payment {payment.id}: metadata['cashier'] must be printable text, not {cashier!r}"
+            f"{where}: metadata['cashier'] must name who {role} "
+            f"(printable, at most {_MAX_CASHIER} characters), not {shown(value)}"
         )
-    return _text(cashier)
+    return str(value).strip()
 
 
 def tendered_of(payment: Payment) -> Money:

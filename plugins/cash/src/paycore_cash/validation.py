@@ -45,7 +45,7 @@ def check_name(value: Any, what: str, *, limit: int = _MAX_NAME) -> str:
     """Return ``value`` stripped if it is a non-blank printable string of at most ``limit`` characters."""
     if not is_name(value, limit=limit):
         raise InvalidCashRequest(
-            f"{what} must be a non-blank printable string of at most {limit} characters, not {value!r}"
+            f"{what} must be a non-blank printable string of at most {limit} characters, not {shown(value)}"
         )
     return str(value).strip()
 
@@ -58,7 +58,7 @@ def check_till(value: Any) -> str:
 def check_session_id(value: Any) -> str:
     """Return ``value`` if it can name a drawer session; :class:`DrawerNotFound` if it cannot."""
     if not isinstance(value, str) or not value or len(value) > MAX_ID or not value.isprintable():
-        raise DrawerNotFound(f"no drawer session {value!r}")
+        raise DrawerNotFound(f"no drawer session {shown(value)}")
     return value
 
 
@@ -67,7 +67,7 @@ def check_amount(value: Any, what: str, *, currency: str | None, allow_zero: boo
     of at most :data:`~paycore.money.MAX_MINOR_UNITS` minor units (what every storage can hold)."""
     if not isinstance(value, Money):
         raise InvalidCashRequest(
-            f"{what} must be a Money amount (Money.of('1500', 'XOF')), not {type(value).__name__} {value!r}"
+            f"{what} must be a Money amount (Money.of('1500', 'XOF')), not {type(value).__name__} {shown(value)}"
         )
     if value.is_negative() or (value.is_zero() and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"

@@ -1,16 +1,33 @@
-"""``paycore dummy serve``: run the dummy gateway on a port, under uvicorn."""
+"""``paycore dummy serve``: run the dummy gateway on a port, under uvicorn.
+
+Arguments the gateway cannot run with (no delivery attempt, a delay that is not a
+number of seconds, a port beyond 65535, a host that resolves to no address, a
+webhook URL that is not one) are refused with a
+:class:`~paycore.errors.ConfigurationError` before anything starts: ``paycore``
+prints it on one line (``paycore: error: ...``) and exits with status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import socket
 import sys
+from typing import Final
 
+from paycore.config_sources import read_webhook_url
+from paycore.errors import ConfigurationError
+from paycore.secrets import redact_url
+from paycore.wire import shown
 from paycore_dummy.delivery import RetryPolicy
 from paycore_dummy.gateway import DummyGateway
 from paycore_dummy.signing import generate_secret
 
 __all__ = ["configure", "run"]
+
+MOST_PORT: Final = 65535
+"""The highest TCP port; ``--port`` is 1 to this (0, any free port, would not be the one printed)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     commands.required = True
     serve = commands.add_parser("serve", help="run the dummy gateway (REST API, checkout page, webhooks)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
+    serve.add_argument("--port", type=int, default=8765, help="port to listen on, 1 to 65535 (default 8765)")
     serve.add_argument(
         "--api-key",
         default=os.environ.get("PAYCORE_DUMMY_API_KEY"),
@@ -39,7 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve the gateway until interrupted."""
+    """Serve the gateway until interrupted, once :func:`check_arguments` found nothing to refuse."""
+    webhook_url = check_arguments(args)
     try:
         import uvicorn
     except ImportError:
@@ -53,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     gateway = DummyGateway(
         api_key=api_key,
         webhook_secrets=secrets,
-        webhook_url=args.webhook_url,
+        webhook_url=webhook_url,
         retry=RetryPolicy(attempts=args.attempts),
         timeout_delay=args.timeout_delay,
         scenario_delay=args.scenario_delay,
@@ -69,3 +87,51 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     uvicorn.run(gateway, host=args.host, port=args.port, lifespan="on", log_level="info")
     return 0
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """Refuse ``serve`` arguments the gateway cannot run with; the checked webhook URL (``None``: unset).
+
+    Each refusal is a :class:`~paycore.errors.ConfigurationError` naming the option.
+    """
+    if args.attempts < 1:
+        raise ConfigurationError(
+            f"--attempts must be at least 1 (delivery attempts in all), not {shown(args.attempts)}"
+        )
+    _check_delay("--timeout-delay", args.timeout_delay)
+    _check_delay("--scenario-delay", args.scenario_delay)
+    if not 1 <= args.port <= MOST_PORT:
+        raise ConfigurationError(f"--port must be 1 to {MOST_PORT}, not {shown(args.port)}")
+    _check_host(args.host, args.port)
+    return _webhook_url(args.webhook_url)
+
+
+def _check_delay(option: str, seconds: float) -> None:
+    """Refuse a delay that is not a number of seconds: NaN, infinite or negative."""
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ConfigurationError(f"{option} must be a number of seconds, 0 or more, not {shown(seconds)}")
+
+
+def _check_host(host: str, port: int) -> None:
+    """Refuse a host that resolves to no address to listen on (``999.1.1.1``, ``nohost.invalid``)."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else None
+        raise ConfigurationError(
+            f"--host must be an address or a name to listen on, not {shown(host)}: {reason or 'not a host name'}"
+        ) from None
+
+
+def _webhook_url(raw: str | None) -> str | None:
+    """``--webhook-url`` checked as the configuration's ``webhook_url`` is; the gateway posts to it as given."""
+    try:
+        url = read_webhook_url(raw)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"--webhook-url: {error}") from None
+    if url is not None and "{" in url:
+        raise ConfigurationError(
+            "--webhook-url is where the gateway posts webhooks as given: a URL, not a template, "
+            f"not {shown(redact_url(url))}"
+        )
+    return url

@@ -27,8 +27,9 @@ Settings (``[providers.card]`` with ``type = "stripe"``):
     Optional connected account id (``acct_...``) to act for (Stripe Connect).
 ``timeout``
     Seconds per HTTP request (default 30); ``max_network_retries`` the SDK's
-    retries of a failed connection or a 5xx (default 2: safe, every mutating
-    request carries an idempotency key); ``webhook_tolerance`` seconds of
+    retries of a failed connection or a 5xx, 0 to 5 (or its digits, from the
+    environment; default 2: safe, every mutating request carries an
+    idempotency key); ``webhook_tolerance`` seconds of
     clock skew a webhook may have (default 300).
 ``api_base``, ``simulator``
     Testing: another API address (a :class:`~paycore_stripe.simulator.StripeSimulator`
@@ -79,6 +80,8 @@ _ACCOUNT_ID: Final = re.compile(r"acct_[A-Za-z0-9]{1,250}")
 _LOOKBACK_SECONDS: Final = 600
 """How long before a payment's creation a lost create is searched for (clock skew)."""
 _MAX_LOOKUP_PAGES: Final = 20
+_MOST_RETRIES: Final = 5
+"""The most retries ``max_network_retries`` may ask of the SDK."""
 
 
 class StripeProvider(Provider):
@@ -119,10 +122,7 @@ class StripeProvider(Provider):
         )
         self.timeout = settings.seconds("timeout", 30.0, most=3600)
         self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE, most=3600)
-        retries = settings.get("max_network_retries", 2)
-        if type(retries) is not int or not 0 <= retries <= 5:
-            raise ConfigurationError(f"{where}: max_network_retries must be 0 to 5, not {shown(retries)}")
-        self.max_network_retries = retries
+        self.max_network_retries = _retries(settings.get("max_network_retries", 2), f"{where}: max_network_retries")
         simulator = settings.get("simulator")
         if simulator is not None and not callable(simulator):
             raise ConfigurationError(
@@ -457,6 +457,17 @@ def _optional_account(value: object, what: str) -> str | None:
         quoted = shown(value) if isinstance(value, str) else f"a value of type {type(value).__name__}"
         raise ConfigurationError(f"{what} must be a connected account id such as 'acct_1Nv0FG...', not {quoted}")
     return value
+
+
+def _retries(value: object, what: str) -> int:
+    """``value`` as a number of retries, 0 to 5: a whole number, or its decimal digits (from the environment)."""
+    number = value
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= 10:  # longer: refused, never converted
+        number = int(text)
+    if type(number) is not int or not 0 <= number <= _MOST_RETRIES:
+        raise ConfigurationError(f"{what} must be 0 to {_MOST_RETRIES}, not {shown(value)}")
+    return number
 
 
 def _method_types(value: object, what: str) -> list[str] | None:
