@@ -23,7 +23,7 @@ from attrs import evolve
 from paycore import inputs, operations, serialization
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
-from paycore.errors import IdempotencyKeyReused, PaymentBusy
+from paycore.errors import FlowClosed, IdempotencyKeyReused, PaymentBusy
 from paycore.fsm import allowed
 from paycore.hookcalls import validate_payment
 from paycore.idempotency import IdempotentRunner
@@ -54,10 +54,17 @@ class PaymentActions:
     calls: ProviderCalls
     idempotency: IdempotentRunner
     plugin_manager: pluggy.PluginManager
+    closed: bool = False
+    """Set once the flow is closed: every action is refused (:class:`~paycore.errors.FlowClosed`)."""
 
     def provider(self, code: str, *, tenant: str | None = None) -> Provider:
         """The provider ``tenant`` enabled under ``code`` (the flow provides it)."""
         raise NotImplementedError
+
+    def check_open(self) -> None:
+        """:class:`~paycore.errors.FlowClosed` once the flow is closed."""
+        if self.closed:
+            raise FlowClosed
 
     def now(self) -> datetime:
         """The flow's clock (the flow provides it)."""
@@ -155,7 +162,7 @@ class PaymentActions:
             arguments=arguments,
             execute=execute,
             result_type=Checkout,
-            prefetch=_earlier_payment_ids,
+            prefetch=lambda binding: binding.candidate_ids("pay"),  # an earlier attempt's payment
             adds=build,
         )
 
@@ -342,10 +349,8 @@ class PaymentActions:
         self, payment_id: str, tenant: str | None, binding: KeyBinding | None, operation: CallOperation | None = None
     ) -> tuple[Payment, Provider, bool]:
         """The payment and its provider once any earlier provider call of it is settled, and whether that call
-        was this key's own ``operation`` call (:func:`~paycore.keys.call_id_of`: a first attempt that got as far
-        as writing it down). Settled by asking, such a call either took effect (the payment shows it, or can no
-        longer take the operation: its answer stands) or never did (the operation is still possible: it is sent
-        now, under the same call id, once; the first attempt, past its lease, sends nothing).
+        was this key's own ``operation`` call (:func:`~paycore.keys.call_id_of`). Settled by asking, it took
+        effect, or the operation is still possible and is sent now, once (its first attempt sent nothing).
 
         A payment read with the operation's idempotency key (:attr:`KeyBinding.prefetched`) is not read again.
         """
@@ -368,6 +373,7 @@ class PaymentActions:
         result_type: type[T],
         updates: Callable[[KeyBinding, Payment], PaymentWrite | None] | None = None,
     ) -> T:
+        self.check_open()
         inputs.check_payment_id(payment_id, tenant)
         result: T = await self.idempotency.run(
             operation=operation,
@@ -386,11 +392,6 @@ _request_of: Final = attrgetter(
     "tenant", "provider", "order_id", "amount", "capture", "description", "customer", "items", "metadata", "return_url"
 )
 """What the caller of ``create_payment`` gave for a payment: a retry under its key must give the same."""
-
-
-def _earlier_payment_ids(binding: KeyBinding) -> tuple[str, str]:
-    """The ids of the payment an earlier create under the binding's key may have stored."""
-    return binding.candidate_ids("pay")
 
 
 def _itself(payment: Payment) -> Payment:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from paycore.config import DEFAULT_WEBHOOK_MAX_BYTES
 from paycore.errors import (
     ConcurrentUpdate,
+    FlowClosed,
     IdempotencyInProgress,
     InvalidSignature,
     MoneyError,
@@ -246,6 +247,8 @@ def classify_webhook_error(error: Exception, provider: str) -> tuple[int, str, s
         return 400, "refused", _short(str(error))
     if isinstance(error, StorageError):
         return 503, "storage_unavailable", "storage is unavailable; retry later"
+    if isinstance(error, FlowClosed):
+        return 503, "closed", "the service is shutting down; retry later"
     if isinstance(error, PaymentBusy | ConcurrentUpdate | IdempotencyInProgress):
         return 503, "busy", "the payment is busy; retry later"
     return 500, "internal_error", "the webhook could not be processed; retry later"

@@ -167,3 +167,10 @@ class StorageError(PaycoreError):
 
 class StorageUnavailable(StorageError):
     """The storage backend cannot be reached; nothing was committed."""
+
+
+class FlowClosed(PaycoreError):
+    """The :class:`~paycore.flow.PaymentFlow` was closed: nothing is sent or stored through it any more."""
+
+    def __init__(self, message: str = "this PaymentFlow was closed: it sends and stores nothing more") -> None:
+        super().__init__(message)

@@ -159,7 +159,7 @@ class PaymentFlow:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close providers, the idempotency store and the repository."""
+        """Close providers, the idempotency store and the repository; then the flow refuses to send or store."""
         await self._parts.aclose()
 
     def now(self) -> datetime:
@@ -368,6 +368,7 @@ class PaymentFlow:
         from paycore.config import MAX_PAYMENT_TTL  # loaded with the flow: importing this module stays cheap
         from paycore.inputs import check_age
 
+        self._parts.check_open()
         age = check_age(self.config.payment_ttl if older_than is None else older_than, most=MAX_PAYMENT_TTL)
         return await self._parts.reaper.expire_stale(age, limit=limit)
 

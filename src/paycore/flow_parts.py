@@ -98,7 +98,11 @@ class FlowParts(PaymentActions):
         return assemble(load_config(config, environ=environ), plugins=plugins, entry_points=entry_points)
 
     def provider(self, code: str, *, tenant: str | None = None) -> Provider:
-        """The provider ``tenant`` enabled under ``code``; :class:`~paycore.errors.ProviderNotEnabled` if none."""
+        """The provider ``tenant`` enabled under ``code``; :class:`~paycore.errors.ProviderNotEnabled` if none.
+
+        Every operation that talks to a provider asks for it first: once the flow is closed,
+        :class:`~paycore.errors.FlowClosed` refuses it before anything is stored or sent."""
+        self.check_open()
         try:
             found = self.providers.get((tenant, code))
         except TypeError:  # an unhashable code or tenant names no provider
@@ -121,6 +125,7 @@ class FlowParts(PaymentActions):
 
     async def aclose(self) -> None:
         """Close the providers, the idempotency store and the repository, even when cancelled."""
+        self.closed = True
         with anyio.CancelScope(shield=True):
             for provider in self.providers.values():
                 await provider.aclose()
@@ -167,6 +172,7 @@ class FlowParts(PaymentActions):
         self, payment_id: str, verdict: FraudStatus, message: str, tenant: str | None
     ) -> Payment:
         """Record an operator's fraud verdict (``review``/``rejected`` also flag the payment)."""
+        self.check_open()
         message = inputs.check_text(message, what="a fraud verdict's message")
         await self.writer.load(payment_id, tenant)
 
@@ -182,6 +188,7 @@ class FlowParts(PaymentActions):
 
         The review's message, what the operator was told, is kept: the same fact reported again
         (the next poll, another delivery) is not told again."""
+        self.check_open()
         note = inputs.check_text(note, what="a review's note")
         await self.writer.load(payment_id, tenant)
 

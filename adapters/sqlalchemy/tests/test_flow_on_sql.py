@@ -8,7 +8,7 @@ import pytest
 
 import paycore.testing.fake
 from paycore import PaymentFlow
-from paycore.errors import StorageUnavailable
+from paycore.errors import PaymentNotFound, StorageUnavailable
 from paycore.money import Money
 from paycore.status import Outcome, PaymentStatus
 from paycore.testing.fake import FakeProvider
@@ -66,3 +66,17 @@ async def test_an_unreachable_database_is_storage_unavailable_without_its_passwo
         assert "hunter2-secret" not in str(raised.value)
     finally:
         await repository.aclose()
+
+
+async def test_a_closed_repository_opens_no_connection_again(database_url: str) -> None:
+    from paycore.errors import StorageError
+
+    repository = SqlPaymentRepository(database_url)
+    with pytest.raises(PaymentNotFound):
+        await repository.get("pay_none")
+    engine = repository.database.engine
+    await repository.aclose()
+    with pytest.raises(StorageError, match="was closed"):
+        await repository.get("pay_none")
+    assert engine.pool.checkedout() == 0
+    assert engine.pool.checkedin() == 0, "no connection was taken from the disposed engine"

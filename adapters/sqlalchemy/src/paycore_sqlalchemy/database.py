@@ -20,7 +20,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from paycore.errors import ConcurrentUpdate, StorageUnavailable
+from paycore.errors import ConcurrentUpdate, StorageError, StorageUnavailable
 from paycore_sqlalchemy.engine import (
     WRITE_OPTION,
     acquire_engine,
@@ -117,7 +117,12 @@ class Database:
         return await anyio.to_thread.run_sync(run)
 
     def run_sync(self, work: Callable[[sa.Connection], T], *, write: bool = False, compare_and_set: bool = False) -> T:
-        """Run ``work(connection)`` in one transaction on the calling thread (see :meth:`run`)."""
+        """Run ``work(connection)`` in one transaction on the calling thread (see :meth:`run`).
+
+        Refused once the database is closed: its engine may be disposed of, and a connection taken
+        from it now would never be closed."""
+        if self._closed:
+            raise StorageError(f"database {self.url} was closed: open a new repository to use it")
         if not self._ready:
             self._prepare()
         return self._transaction(work, write=write, compare_and_set=compare_and_set)

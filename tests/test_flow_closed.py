@@ -1,0 +1,48 @@
+"""A closed flow sends and stores nothing more: every operation that would is refused with ``FlowClosed``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from paycore import Money
+from paycore.errors import FlowClosed
+from paycore.flow import PaymentFlow
+from paycore.status import Outcome
+from paycore.testing.fake import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+XOF_5000 = Money.of("5000", "XOF")
+
+OPERATIONS: dict[str, Callable[[PaymentFlow, str, FakeProvider], Awaitable[Any]]] = {
+    "create_payment": lambda flow, _, __: flow.create_payment(amount=XOF_5000, provider="fake", order_id="o2"),
+    "capture": lambda flow, payment_id, _: flow.capture(payment_id, idempotency_key="k"),
+    "cancel": lambda flow, payment_id, _: flow.cancel(payment_id),
+    "refund": lambda flow, payment_id, _: flow.refund(payment_id, amount=Money.of("1", "XOF")),
+    "refresh": lambda flow, payment_id, _: flow.refresh(payment_id),
+    "handle_webhook": lambda flow, payment_id, fake: flow.handle_webhook("fake", *fake.webhook(payment_id)),
+    "expire_stale": lambda flow, _, __: flow.expire_stale(0),
+    "set_fraud_status": lambda flow, payment_id, _: flow.set_fraud_status(payment_id, "review", message="m"),
+    "resolve_review": lambda flow, payment_id, _: flow.resolve_review(payment_id, note="n"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+async def test_every_operation_of_a_closed_flow_is_refused_and_changes_nothing(
+    make_flow: Callable[..., PaymentFlow], operation: str
+) -> None:
+    flow = make_flow()
+    fake = flow.provider("fake")
+    assert isinstance(fake, FakeProvider)
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)).payment
+    fake.settle(payment.id, Outcome.AUTHORIZED)
+    sent = list(fake.calls)
+    await flow.aclose()
+    with pytest.raises(FlowClosed, match="closed"):
+        await OPERATIONS[operation](flow, payment.id, fake)
+    assert fake.calls == sent, "nothing reached the provider"
+    assert await flow.get_payment(payment.id) == payment, "nothing was stored"
