@@ -244,14 +244,12 @@ def test_a_forged_left_entry_behind_a_trusted_proxy_does_not_pass(flow: Blocking
 # -- paying for an order -------------------------------------------------------------------------
 
 
-def pay_page(client: Client, order_id: str = "T4-17") -> tuple[Any, str]:
-    page = client.get(f"/payments/pay/{order_id}/")
-    key = page.context["form"]["idempotency_key"].value()
-    return page, key
+def pay_page(client: Client, order_id: str = "T4-17") -> Any:
+    return client.get(f"/payments/pay/{order_id}/")
 
 
 def test_the_pay_page_offers_the_tenants_providers_for_the_orders_currency(flow: BlockingPaymentFlow) -> None:
-    page, _ = pay_page(Client())
+    page = pay_page(Client())
     assert page.status_code == 200
     assert dict(page.context["form"].fields["provider"].choices) == {"fake": "Card", "wave": "Wave"}
     assert Money.of("12500", "XOF").display() in page.content.decode()
@@ -263,11 +261,11 @@ def test_an_order_the_resolver_does_not_know_is_404(flow: BlockingPaymentFlow) -
 
 def test_the_amount_comes_from_the_order_never_from_the_form(flow: BlockingPaymentFlow) -> None:
     client = Client()
-    _, key = pay_page(client)
+    pay_page(client)
     fake(flow).script("initiate", "pending")
     response = client.post(
         "/payments/pay/T4-17/",
-        {"provider": "fake", "idempotency_key": key, "amount": "1", "currency": "EUR"},
+        {"provider": "fake", "amount": "1", "currency": "EUR"},
     )
     assert response.status_code == 302
     assert response["Location"].startswith("https://fake.invalid/pay/")
@@ -278,26 +276,26 @@ def test_the_amount_comes_from_the_order_never_from_the_form(flow: BlockingPayme
 
 def test_submitting_the_same_form_twice_starts_one_payment(flow: BlockingPaymentFlow) -> None:
     client = Client()
-    _, key = pay_page(client)
+    pay_page(client)
     fake(flow).script("initiate", "pending", "pending")
-    first = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key})
-    second = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key})
+    first = client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    second = client.post("/payments/pay/T4-17/", {"provider": "fake"})
     assert first["Location"] == second["Location"]
     assert len(flow.list_payments(order_id="T4-17")) == 1
 
 
 def test_a_provider_not_offered_is_refused(flow: BlockingPaymentFlow) -> None:
     client = Client()
-    _, key = pay_page(client)
-    response = client.post("/payments/pay/T4-17/", {"provider": "cash", "idempotency_key": key})
+    pay_page(client)
+    response = client.post("/payments/pay/T4-17/", {"provider": "cash"})
     assert response.status_code == 400
     assert flow.list_payments(order_id="T4-17") == []
 
 
 def test_a_payment_without_a_next_action_goes_to_its_confirmation_page(flow: BlockingPaymentFlow) -> None:
     client = Client()
-    _, key = pay_page(client)
-    response = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key}, follow=True)
+    pay_page(client)
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake"}, follow=True)
     assert response.status_code == 200
     status = response.context["payment"].status
     assert status is PaymentStatus.SUCCEEDED
@@ -306,11 +304,182 @@ def test_a_payment_without_a_next_action_goes_to_its_confirmation_page(flow: Blo
 
 def test_a_declined_payment_shows_the_form_again_with_no_error_500(flow: BlockingPaymentFlow) -> None:
     client = Client()
-    _, key = pay_page(client)
+    pay_page(client)
     fake(flow).script("initiate", "not_sent")
-    response = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key})
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake"})
     assert response.status_code == 400
     assert b"connection refused" in response.content
+
+
+# -- paying an order once ------------------------------------------------------------------------
+
+
+def paid_payment(flow: BlockingPaymentFlow, amount: str = "12500", tenant: str | None = TENANT) -> str:
+    """A payment of order ``T4-17`` that the fake provider captured at once."""
+    checkout = flow.create_payment(amount=Money.of(amount, "XOF"), provider="fake", order_id="T4-17", tenant=tenant)
+    assert checkout.payment.status is PaymentStatus.SUCCEEDED
+    return checkout.payment.id
+
+
+def test_a_second_tab_on_a_paid_order_charges_nothing(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    pay_page(client)
+    pay_page(client)  # the same bill open in a second tab
+    assert client.post("/payments/pay/T4-17/", {"provider": "fake"}).status_code == 302
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    assert response.status_code == 400
+    assert b'data-testid="paid"' in response.content
+    assert b"Pay 12" not in response.content
+    (payment,) = flow.list_payments(order_id="T4-17", tenant=TENANT)
+    assert payment.status is PaymentStatus.SUCCEEDED
+
+
+def test_the_pay_page_of_a_paid_order_says_so_and_offers_no_button(flow: BlockingPaymentFlow) -> None:
+    paid_payment(flow)
+    page = Client().get("/payments/pay/T4-17/")
+    assert page.status_code == 200
+    assert b"This order is paid: nothing is left to pay." in page.content
+    assert b"<form" not in page.content
+    assert b"Pay 12" not in page.content
+
+
+def test_a_second_tab_while_a_payment_is_under_way_goes_on_with_that_payment(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    pay_page(client)
+    pay_page(client)
+    fake(flow).script("initiate", "pending", "pending")
+    first = client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    second = client.post("/payments/pay/T4-17/", {"provider": "wave"})
+    assert second.status_code == 302
+    assert second["Location"] == first["Location"]  # the checkout page of the payment under way
+    (payment,) = flow.list_payments(order_id="T4-17", tenant=TENANT)
+    page = client.get("/payments/pay/T4-17/")
+    assert b'data-testid="under-way"' in page.content
+    assert f'href="/payments/{payment.id}/"'.encode() in page.content
+    assert b"<form" not in page.content
+
+
+def test_an_authorized_payment_sends_a_second_tab_to_its_page(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    pay_page(client)
+    fake(flow).script("initiate", "authorize")
+    payment_id = flow.create_payment(
+        amount=Money.of("12500", "XOF"), provider="fake", order_id="T4-17", tenant=TENANT
+    ).payment.id
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    assert response.status_code == 302
+    assert response["Location"] == f"/payments/{payment_id}/"
+    assert len(flow.list_payments(order_id="T4-17", tenant=TENANT)) == 1
+
+
+def stale_listing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The pay view sees the order without payments, as two requests do that check it at the same instant.
+
+    Returns the order ids it was asked for.
+    """
+    asked: list[str] = []
+
+    def no_payments_yet(flow: BlockingPaymentFlow, order_id: str, tenant: str | None) -> list[Any]:
+        asked.append(order_id)
+        return []
+
+    monkeypatch.setattr(views, "_payments_of", no_payments_yet, raising=False)
+    return asked
+
+
+def test_two_tabs_posting_at_once_with_one_provider_share_one_payment(
+    flow: BlockingPaymentFlow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Client()
+    pay_page(client)
+    pay_page(client)
+    asked = stale_listing(monkeypatch)
+    fake(flow).script("initiate", "pending", "pending")
+    first = client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    second = client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    assert second.status_code == 302
+    assert second["Location"] == first["Location"]  # the first one's checkout, replayed
+    assert len(flow.list_payments(order_id="T4-17", tenant=TENANT)) == 1
+    assert asked == ["T4-17", "T4-17"]  # both requests checked the order before either started a payment
+
+
+def test_two_tabs_posting_at_once_with_two_providers_start_one_payment(
+    flow: BlockingPaymentFlow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Client()
+    pay_page(client)
+    pay_page(client)
+    asked = stale_listing(monkeypatch)
+    fake(flow).script("initiate", "pending")
+    assert client.post("/payments/pay/T4-17/", {"provider": "fake"}).status_code == 302
+    second = client.post("/payments/pay/T4-17/", {"provider": "wave"})
+    assert second.status_code == 400
+    assert b"A payment for this order was just started." in second.content
+    assert len(flow.list_payments(order_id="T4-17", tenant=TENANT)) == 1
+    assert asked == ["T4-17", "T4-17"]  # both requests checked the order before either started a payment
+
+
+def test_a_partly_paid_order_is_charged_what_is_left(flow: BlockingPaymentFlow) -> None:
+    paid_payment(flow, "10000")
+    client = Client()
+    page = pay_page(client)
+    assert b"Pay 2 500 XOF" in page.content
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    assert response.status_code == 302
+    _, second = flow.list_payments(order_id="T4-17", tenant=TENANT)
+    assert second.amount == Money.of("2500", "XOF")
+
+
+def test_what_was_refunded_is_due_again(flow: BlockingPaymentFlow) -> None:
+    payment_id = paid_payment(flow)
+    flow.refund(payment_id, amount=Money.of("2500", "XOF"), tenant=TENANT)
+    client = Client()
+    pay_page(client)
+    client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    amounts = [payment.amount for payment in flow.list_payments(order_id="T4-17", tenant=TENANT)]
+    assert amounts == [Money.of("12500", "XOF"), Money.of("2500", "XOF")]
+
+
+def test_after_a_declined_payment_the_order_can_be_paid_again(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    pay_page(client)
+    fake(flow).script("initiate", "decline")
+    client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    pay_page(client)
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake"}, follow=True)
+    assert b'data-status="succeeded"' in response.content
+    statuses = [payment.status for payment in flow.list_payments(order_id="T4-17", tenant=TENANT)]
+    assert statuses == [PaymentStatus.FAILED, PaymentStatus.SUCCEEDED]
+
+
+def test_a_payment_the_provider_never_received_does_not_hold_the_order(flow: BlockingPaymentFlow) -> None:
+    client = Client()
+    pay_page(client)
+    fake(flow).script("initiate", "not_sent")
+    assert client.post("/payments/pay/T4-17/", {"provider": "fake"}).status_code == 400
+    page = pay_page(client)
+    assert b"Pay 12 500 XOF" in page.content
+    response = client.post("/payments/pay/T4-17/", {"provider": "wave"}, follow=True)
+    assert b'data-status="succeeded"' in response.content
+    never_sent, paid = flow.list_payments(order_id="T4-17", tenant=TENANT)
+    assert (never_sent.status, never_sent.external_id) == (PaymentStatus.PENDING, None)  # the reaper expires it
+    assert (paid.provider, paid.status) == ("wave", PaymentStatus.SUCCEEDED)
+
+
+def test_the_pay_view_and_the_order_mixin_agree_on_what_is_due(flow: BlockingPaymentFlow) -> None:
+    from paycore_django.orders import PaycoreOrderMixin
+
+    class Order(PaycoreOrderMixin):
+        pk = "T4-17"
+        paycore_tenant_field = "restaurant"
+        restaurant = TENANT
+
+        def paycore_total(self) -> Money:
+            return Money.of("12500", "XOF")
+
+    flow.refund(paid_payment(flow, "10000"), amount=Money.of("1000", "XOF"), tenant=TENANT)
+    page = pay_page(Client())
+    assert Order().balance_due() == page.context["due"] == Money.of("3500", "XOF")
 
 
 # -- coming back ----------------------------------------------------------------------------------
@@ -338,6 +507,49 @@ def test_the_order_return_url_shows_the_orders_latest_payment(flow: BlockingPaym
     response = Client().get("/payments/orders/T4-17/return/")
     assert response.context["payment"].id == payment_id
     assert b'data-status="succeeded"' in response.content
+
+
+def paid_then_left_open(flow: BlockingPaymentFlow) -> tuple[str, str]:
+    """Order ``T4-17`` paid by one payment while a later one was left open (e.g. in a second tab)."""
+    paid = paid_payment(flow)
+    return paid, pending_payment(flow)
+
+
+def test_the_order_return_shows_the_payment_its_url_names(flow: BlockingPaymentFlow) -> None:
+    paid, _ = paid_then_left_open(flow)
+    response = Client().get(f"/payments/orders/T4-17/return/?payment={paid}&status=succeeded")
+    assert response.context["payment"].id == paid
+    assert b"Paid: 12 500 XOF" in response.content
+
+
+def test_the_order_return_without_a_named_payment_prefers_the_paid_one(flow: BlockingPaymentFlow) -> None:
+    paid, _ = paid_then_left_open(flow)
+    response = Client().get("/payments/orders/T4-17/return/")
+    assert response.context["payment"].id == paid
+    assert b"Waiting" not in response.content
+
+
+def test_the_order_return_takes_the_status_from_the_store_not_the_url(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    response = Client().get(f"/payments/orders/T4-17/return/?payment={payment_id}&status=succeeded")
+    assert response.context["payment"].id == payment_id
+    assert b"Waiting for the payment to be confirmed." in response.content
+    fake(flow).settle(payment_id, Outcome.FAILED)
+    response = Client().get(f"/payments/orders/T4-17/return/?payment={payment_id}&status=succeeded")
+    assert b'data-status="failed"' in response.content  # polled, as without payment=
+
+
+@pytest.mark.parametrize("other", ["another tenant's", "another order's"])
+def test_the_order_return_ignores_a_named_payment_not_of_this_order(flow: BlockingPaymentFlow, other: str) -> None:
+    own = paid_payment(flow)
+    if other == "another tenant's":
+        named = pending_payment(flow, tenant=None)
+    else:
+        named = flow.create_payment(amount=Money.of("9.90", "EUR"), provider="fake", order_id="EU-1", tenant=TENANT)
+        named = named.payment.id
+    response = Client().get(f"/payments/orders/T4-17/return/?payment={named}")
+    assert response.context["payment"].id == own
+    assert named.encode() not in response.content
 
 
 def test_another_tenants_payment_is_not_shown(flow: BlockingPaymentFlow) -> None:
@@ -415,9 +627,9 @@ def test_without_tenants_an_order_is_paid_with_the_providers_without_a_tenant(
     flow: BlockingPaymentFlow, no_tenant: None
 ) -> None:
     client = Client()
-    page, key = pay_page(client)
+    page = pay_page(client)
     assert list(dict(page.context["form"].fields["provider"].choices)) == ["fake"]
-    response = client.post("/payments/pay/T4-17/", {"provider": "fake", "idempotency_key": key}, follow=True)
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake"}, follow=True)
     assert response.status_code == 200
     payment = response.context["payment"]
     assert payment.tenant is None

@@ -1,19 +1,18 @@
 """``PaymentMethodForm``: the customer picks how to pay; nothing else comes from the browser.
 
 The form offers the providers a tenant enabled that accept the order's
-currency. It has no amount field on purpose: the amount is the order's, as
-the shop's ``ORDER_RESOLVER`` states it. A hidden one-time key makes a double
-click (or a resubmitted form) reuse the first payment instead of starting two.
+currency. It has no amount field on purpose: the amount is what the order
+still owes, of the total the shop's ``ORDER_RESOLVER`` states. Nor does it carry
+an idempotency key: :func:`paycore_django.views.pay` derives one from the order,
+so a double click, a resubmitted form and a second tab share one payment.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.core.validators import RegexValidator
 
 from paycore.providers import Provider
 
@@ -39,12 +38,6 @@ class PaymentMethodForm(forms.Form):
     """Choose one of ``providers`` that accepts ``currency``."""
 
     provider = forms.ChoiceField(label="Pay with", widget=forms.RadioSelect)
-    idempotency_key = forms.CharField(
-        widget=forms.HiddenInput,
-        min_length=16,
-        max_length=64,
-        validators=[RegexValidator(r"^[A-Za-z0-9_-]+$", "the form's key is malformed; reload the page")],
-    )
 
     def __init__(self, data: Any = None, *, providers: Mapping[str, Provider], currency: str, **kwargs: Any) -> None:
         super().__init__(data, **kwargs)
@@ -55,4 +48,3 @@ class PaymentMethodForm(forms.Form):
         field.choices = [(code, provider_label(provider)) for code, provider in self.offered.items()]
         if len(self.offered) == 1:
             field.initial = next(iter(self.offered))
-        self.fields["idempotency_key"].initial = f"pay_{secrets.token_urlsafe(18)}"

@@ -6,7 +6,8 @@ string), and the shop tells paycore what an order costs through the
 read by :func:`paycore_django.conf.django_options`),
 a callable ``(request, order_id) -> (amount, description)`` that returns
 ``None`` (or raises :class:`django.http.Http404`) for an order the request
-may not pay. The payment views take the amount from it, never from the browser.
+may not pay. ``amount`` is the order's total; the payment views charge what
+:func:`balance_due` says is still to pay of it, never an amount from the browser.
 
 :class:`PaycoreOrderMixin` adds ``payments()``, ``paid_amount()`` and
 ``refunded_amount()`` to the shop's Order model (no swappable model):
@@ -25,7 +26,7 @@ and :func:`model_order_resolver` turns such a model into an ``ORDER_RESOLVER``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from attrs import frozen
@@ -40,7 +41,10 @@ from paycore_django.conf import django_options
 __all__ = [
     "OrderSummary",
     "PaycoreOrderMixin",
+    "balance_due",
+    "captured_amount",
     "model_order_resolver",
+    "refunded_amount",
     "resolve_order",
 ]
 
@@ -56,6 +60,25 @@ class OrderSummary:
     order_id: str
     amount: Money
     description: str = ""
+
+
+def captured_amount(payments: Iterable[Payment], currency: str) -> Money:
+    """What ``payments`` captured, refunds not deducted: the payments that succeeded, refunded or not."""
+    return Money.sum(
+        (p.captured_amount for p in payments if p.status in _PAID and p.captured_amount is not None), currency
+    )
+
+
+def refunded_amount(payments: Iterable[Payment], currency: str) -> Money:
+    """What was refunded of ``payments`` (succeeded refunds only)."""
+    return Money.sum((p.refunded_amount for p in payments), currency)
+
+
+def balance_due(total: Money, payments: Iterable[Payment]) -> Money:
+    """What is still to pay of an order costing ``total`` with ``payments``: the total minus what was
+    captured plus what was refunded. Zero or less when nothing is; payments under way do not count."""
+    settled = list(payments)
+    return total - captured_amount(settled, total.currency) + refunded_amount(settled, total.currency)
 
 
 def resolve_order(request: HttpRequest, order_id: str) -> OrderSummary:
@@ -138,34 +161,23 @@ class PaycoreOrderMixin:
 
     def paid_amount(self) -> Money:
         """What was captured for this order, refunds not deducted."""
-        return self._paid(self.payments())
+        return captured_amount(self.payments(), self.paycore_total().currency)
 
     def refunded_amount(self) -> Money:
         """What was refunded of this order's payments (succeeded refunds only)."""
-        return self._refunded(self.payments())
+        return refunded_amount(self.payments(), self.paycore_total().currency)
 
     def balance_due(self) -> Money:
-        """What is still to pay: the total minus what was captured plus what was refunded."""
-        payments = self.payments()
-        return self.paycore_total() - self._paid(payments) + self._refunded(payments)
+        """What is still to pay: the total minus what was captured plus what was refunded (:func:`balance_due`)."""
+        return balance_due(self.paycore_total(), self.payments())
 
     async def apaid_amount(self) -> Money:
         """:meth:`paid_amount`, async."""
-        return self._paid(await self.apayments())
+        return captured_amount(await self.apayments(), self.paycore_total().currency)
 
     async def arefunded_amount(self) -> Money:
         """:meth:`refunded_amount`, async."""
-        return self._refunded(await self.apayments())
-
-    def _paid(self, payments: list[Payment]) -> Money:
-        currency = self.paycore_total().currency
-        return Money.sum(
-            (p.captured_amount for p in payments if p.status in _PAID and p.captured_amount is not None), currency
-        )
-
-    def _refunded(self, payments: list[Payment]) -> Money:
-        currency = self.paycore_total().currency
-        return Money.sum((p.refunded_amount for p in payments), currency)
+        return refunded_amount(await self.apayments(), self.paycore_total().currency)
 
 
 def model_order_resolver(model: type[Any] | str) -> OrderResolver:

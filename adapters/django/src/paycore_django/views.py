@@ -8,10 +8,13 @@
   ``Retry-After``), 500 otherwise; 403 from an address outside
   ``WEBHOOK_ALLOWED_IPS`` when that allowlist is set.
 * :func:`pay` shows the :class:`~paycore_django.forms.PaymentMethodForm` for an
-  order and starts the payment with the amount ``ORDER_RESOLVER`` gives, never
-  one from the browser; then sends the customer to the provider's next action.
+  order and starts a payment of what is still due of the total ``ORDER_RESOLVER``
+  gives, never an amount from the browser; then sends the customer to the
+  provider's next action. An order with a payment under way gets no second
+  one, and a paid order none.
 * :func:`payment_status` (the return, success and failure pages) and
-  :func:`order_return` (where providers send the customer back) ask a
+  :func:`order_return` (where providers send the customer back: the payment
+  its ``payment=`` names, else the order's paid or latest one) ask a
   pollable provider for the payment's state before showing it: the page
   shows what is true, whatever URL the customer came back to.
 
@@ -41,18 +44,21 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 import paycore_django
 from paycore.asgi import classify_webhook_error
 from paycore.blocking import BlockingPaymentFlow
-from paycore.errors import PaycoreError, PaymentNotFound, ValidationError
+from paycore.errors import IdempotencyError, PaycoreError, PaymentNotFound, ValidationError
+from paycore.money import Money
+from paycore.operations import was_never_sent
 from paycore.records import Checkout, Payment
 from paycore.status import PaymentStatus
 from paycore_django.conf import IpNetwork, django_options
 from paycore_django.forms import PaymentMethodForm
-from paycore_django.orders import resolve_order
+from paycore_django.orders import OrderSummary, balance_due, resolve_order
 
 __all__ = [
     "belongs_to",
@@ -196,46 +202,121 @@ async def webhook(request: HttpRequest, code: str, tenant: str | None = None) ->
 
 # -- paying for an order -----------------------------------------------------------------------
 
+_OPEN = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+"""A payment the customer may still be completing at its provider."""
+
+_UNDER_WAY = (*_OPEN, PaymentStatus.AUTHORIZED)
+"""A payment not ended yet: money may still move."""
+
 
 @require_http_methods(["GET", "POST"])
 @transaction.non_atomic_requests
 def pay(request: HttpRequest, order_id: str) -> HttpResponse:
-    """Choose how to pay order ``order_id``; on POST, start the payment and go where the provider says."""
+    """Choose how to pay order ``order_id``; on POST, start the payment and go where the provider says.
+
+    The payment is of what is still due (:func:`~paycore_django.orders.balance_due`).
+    An order with a payment under way gets no other one: a POST sends the
+    customer on with that one. A paid order offers nothing to pay.
+    """
     tenant = tenant_of(request)
     order = resolve_order(request, order_id)
     flow = paycore_django.blocking_flow()
+    payments = _payments_of(flow, order.order_id, tenant)
+    under_way = _under_way(payments)
+    if request.method == "POST" and under_way is not None:
+        return _next_step(request, _resumed(under_way))
+    due = balance_due(order.amount, payments)
     form = PaymentMethodForm(
         request.POST if request.method == "POST" else None,
         providers=flow.flow.providers(tenant=tenant),
         currency=order.amount.currency,
     )
     error = ""
-    if request.method == "POST" and form.is_valid():
-        code = form.cleaned_data["provider"]
-        metadata_for = django_options().payment_metadata
-        metadata = dict(metadata_for(request, order_id, code) or {}) if metadata_for is not None else {}
+    if request.method == "POST" and due.is_positive() and form.is_valid():
         try:
-            checkout = flow.create_payment(
-                amount=order.amount,
-                provider=code,
-                order_id=order.order_id,
-                tenant=tenant,
-                description=order.description,
-                metadata=metadata,
-                return_url=request.build_absolute_uri(
-                    reverse("paycore_django:order_return", kwargs={"order_id": order.order_id})
-                ),
-                idempotency_key=form.cleaned_data["idempotency_key"],
-            )
+            checkout = _start_payment(request, flow, form, order, due, tenant=tenant, count=len(payments))
+        except IdempotencyError:  # another request of this order holds the key: two tabs posting at once
+            error = "A payment for this order was just started. Wait a moment, then reload this page."
         except PaycoreError as refused:
             error = str(refused)
         else:
             return _next_step(request, checkout)
+    rejected = request.method == "POST" and (bool(error) or not due.is_positive() or not form.is_valid())
     return render(
         request,
         "paycore_django/pay.html",
-        {"form": form, "order": order, "error": error},
-        status=400 if error or (request.method == "POST" and not form.is_valid()) else 200,
+        {"form": form, "order": order, "due": due, "under_way": under_way, "error": error},
+        status=400 if rejected else 200,
+    )
+
+
+def _payments_of(flow: BlockingPaymentFlow, order_id: str, tenant: str | None) -> list[Payment]:
+    """The payments of order ``order_id`` that ``tenant`` may see, oldest first (none for an id paycore refuses)."""
+    try:
+        listed = flow.list_payments(order_id=order_id, tenant=tenant)
+    except ValidationError:  # an order id or a tenant paycore refuses has no payment
+        return []
+    return [payment for payment in listed if belongs_to(payment, tenant)]
+
+
+def _under_way(payments: list[Payment]) -> Payment | None:
+    """The latest of ``payments`` that has not ended (pending, processing or authorized), if any.
+
+    A payment its provider never received ("not sent", and no request is
+    sending it) does not count: no money can move for it, and the reaper
+    expires it.
+    """
+    return next((payment for payment in reversed(payments) if _moving(payment)), None)
+
+
+def _moving(payment: Payment) -> bool:
+    """True while money may still move for ``payment``: it has not ended, and was sent or is being sent."""
+    return payment.status in _UNDER_WAY and not (was_never_sent(payment) and payment.pending_call is None)
+
+
+def _resumed(payment: Payment) -> Checkout:
+    """``payment`` again, as paycore replays its checkout: with its next action while the customer may act on it."""
+    return Checkout(payment, payment.next_action if payment.status in _OPEN else None)
+
+
+def _order_key(order_id: str, count: int, due: Money) -> str:
+    """The idempotency key of paying ``due`` of an order that has ``count`` payments so far.
+
+    Requests that saw the order alike (two tabs posting at once, a double
+    click) share it: paycore replays the first one's checkout, or refuses the
+    others if they ask for another provider. It is an HMAC under the project's
+    ``SECRET_KEY``, of any length of order id: the payment id paycore derives
+    from the key cannot be worked out from the order.
+    """
+    message = f"{order_id}\x00{count}\x00{due.minor_units}\x00{due.currency}".encode("utf-8", "surrogatepass")
+    return "pay-" + salted_hmac("paycore_django.views.pay", message, algorithm="sha256").hexdigest()
+
+
+def _start_payment(
+    request: HttpRequest,
+    flow: BlockingPaymentFlow,
+    form: PaymentMethodForm,
+    order: OrderSummary,
+    due: Money,
+    *,
+    tenant: str | None,
+    count: int,
+) -> Checkout:
+    """Start paying ``due`` of ``order``, which has ``count`` payments, with the provider chosen in ``form``."""
+    code = form.cleaned_data["provider"]
+    metadata_for = django_options().payment_metadata
+    metadata = dict(metadata_for(request, order.order_id, code) or {}) if metadata_for is not None else {}
+    return flow.create_payment(
+        amount=due,
+        provider=code,
+        order_id=order.order_id,
+        tenant=tenant,
+        description=order.description,
+        metadata=metadata,
+        return_url=request.build_absolute_uri(
+            reverse("paycore_django:order_return", kwargs={"order_id": order.order_id})
+        ),
+        idempotency_key=_order_key(order.order_id, count, due),
     )
 
 
@@ -274,18 +355,28 @@ def payment_status(request: HttpRequest, payment_id: str, page: str = "return") 
 @require_GET
 @transaction.non_atomic_requests
 def order_return(request: HttpRequest, order_id: str) -> HttpResponse:
-    """Where a provider sends the customer back: the order's latest payment, polled when it can be."""
+    """Where a provider sends the customer back: the order's payment, polled when it can be.
+
+    The payment the query's ``payment=`` names, if it is one of this order's;
+    else the latest that succeeded or is authorized; else the latest. Its
+    state is the store's (and the provider's), never the query's.
+    """
     tenant = tenant_of(request)
     order = resolve_order(request, order_id)
     flow = paycore_django.blocking_flow()
-    try:
-        listed = flow.list_payments(order_id=order.order_id, tenant=tenant)
-    except ValidationError:  # an order id or a tenant paycore refuses has no payment
-        listed = []
-    payments = [payment for payment in listed if belongs_to(payment, tenant)]
+    payments = _payments_of(flow, order.order_id, tenant)
     if not payments:
         return render(request, "paycore_django/not_found.html", {"what": "payment for this order"}, status=404)
-    return _show(request, flow, payments[-1], "return")
+    return _show(request, flow, _returned_payment(payments, request.GET.get("payment", "")), "return")
+
+
+def _returned_payment(payments: list[Payment], named: str) -> Payment:
+    """The payment of ``payments`` (oldest first) a customer coming back with ``payment=named`` sees."""
+    for payment in payments:
+        if payment.id == named:
+            return payment
+    paid = [payment for payment in payments if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.AUTHORIZED)]
+    return (paid or payments)[-1]
 
 
 def _show(request: HttpRequest, flow: BlockingPaymentFlow, payment: Payment, page: str) -> HttpResponse:
@@ -305,7 +396,7 @@ def _show(request: HttpRequest, flow: BlockingPaymentFlow, payment: Payment, pag
 
 def _refreshed(flow: BlockingPaymentFlow, payment: Payment) -> Payment:
     """``payment`` after asking its provider, when it can be polled and is not settled yet."""
-    if payment.status not in (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.AUTHORIZED):
+    if payment.status not in _UNDER_WAY:
         return payment
     try:
         if not flow.flow.provider(payment.provider, tenant=payment.tenant).capabilities.polling:
