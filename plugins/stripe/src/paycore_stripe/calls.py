@@ -17,6 +17,17 @@ into what paycore's flow needs to know (see :mod:`paycore.providers`):
   idempotency key still running at Stripe), a timeout, or an answer paycore
   cannot read: :class:`~paycore.errors.ProviderOutcomeUnknown`.
 
+The SDK retries a failed request itself (``max_network_retries``) under the
+same idempotency key, and raises only its **last** attempt's error. So that
+error says nothing of the earlier attempts: one of them may have reached Stripe
+and done the work (a reset or a 5xx after Stripe made the refund) before a
+retry failed to connect or was refused. The SDK's HTTP client (see
+:mod:`paycore_stripe.client`) records each attempt of the call :func:`ask`
+runs in its :class:`Attempts`; once an attempt of a mutating request may have
+reached Stripe, a later "not sent" ending is
+:class:`~paycore.errors.ProviderOutcomeUnknown`, never
+:class:`~paycore.errors.ProviderNotSent`.
+
 Messages name the operation and Stripe's error code and type, never the API key
 or the request's parameters.
 """
@@ -24,15 +35,16 @@ or the request's parameters.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, Final, TypeVar
 
 import anyio
 import httpx
 import stripe
 
-from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown
+from paycore.errors import ProviderError, ProviderNotSent, ProviderOutcomeUnknown
 
-__all__ = ["NotAtStripe", "answer_dict", "ask"]
+__all__ = ["Attempts", "NotAtStripe", "answer_dict", "ask", "record_attempt"]
 
 T = TypeVar("T")
 
@@ -58,10 +70,51 @@ class NotAtStripe(ProviderNotSent):
     """Stripe has no such object (404 ``resource_missing``)."""
 
 
-def _described(operation: str, error: stripe.StripeError) -> str:
+class Attempts:
+    """The HTTP attempts of one SDK call, as its HTTP client saw them (the SDK retries some itself)."""
+
+    def __init__(self) -> None:
+        self._reached: list[bool] = []
+
+    def record(self, method: str, failure: BaseException | None) -> None:
+        """One attempt of a ``method`` request ended: answered (``failure`` is ``None``) or with ``failure``.
+
+        It may have changed something at Stripe unless it was a read (``GET``)
+        or failed before a byte of it left this process.
+        """
+        self._reached.append(method.lower() != "get" and not isinstance(failure, _NEVER_SENT))
+
+    @property
+    def earlier_reached(self) -> bool:
+        """True when an attempt before the last may have reached Stripe and done the work."""
+        return any(self._reached[:-1])
+
+
+_ATTEMPTS: ContextVar[Attempts | None] = ContextVar("paycore_stripe_attempts", default=None)
+"""The attempts of the SDK call :func:`ask` is running in this task (the SDK calls its HTTP client in it)."""
+
+
+def record_attempt(method: str, failure: BaseException | None) -> None:
+    """Record an attempt of the SDK call :func:`ask` is running (see :meth:`Attempts.record`); else nothing."""
+    attempts = _ATTEMPTS.get()
+    if attempts is not None:
+        attempts.record(method, failure)
+
+
+def _answered(error: stripe.StripeError) -> str:
+    """Stripe's answer as its status, the SDK's error class and Stripe's error code: ``429 RateLimitError``."""
     code = f" ({error.code})" if isinstance(error.code, str) and error.code else ""
-    status = f" {error.http_status}" if error.http_status else ""
-    return f"Stripe answered{status} {type(error).__name__}{code} to {operation}"
+    status = f"{error.http_status} " if error.http_status else ""
+    return f"{status}{type(error).__name__}{code}"
+
+
+def _described(operation: str, error: stripe.StripeError) -> str:
+    return f"Stripe answered {_answered(error)} to {operation}"
+
+
+def _cause(error: stripe.APIConnectionError) -> str:
+    """The name of the httpx error behind a connection error."""
+    return type(error.__cause__).__name__ if error.__cause__ is not None else "connection error"
 
 
 async def ask(operation: str, call: Callable[[], Awaitable[T]], *, deadline: float | None) -> T:
@@ -69,32 +122,53 @@ async def ask(operation: str, call: Callable[[], Awaitable[T]], *, deadline: flo
 
     ``deadline`` bounds the whole call (the SDK's retries included) in seconds:
     past it the call's outcome is unknown. A :class:`stripe.CardError` is
-    raised as it is: the caller reports the decline.
+    raised as it is: the caller reports the decline. The last attempt's "not
+    sent" is unknown when an earlier attempt may have reached Stripe.
     """
+    attempts = Attempts()
+    token = _ATTEMPTS.set(attempts)
     try:
         with anyio.fail_after(deadline):
             return await call()
     except stripe.CardError:
         raise
-    except stripe.APIConnectionError as error:
+    except (stripe.StripeError, TimeoutError) as error:
+        raise _ending(operation, error, deadline, attempts) from None
+    finally:
+        _ATTEMPTS.reset(token)
+
+
+def _ending(
+    operation: str, error: stripe.StripeError | TimeoutError, deadline: float | None, attempts: Attempts
+) -> ProviderError:
+    """The paycore error for how the call ended: :func:`_last_ending`, unless an earlier attempt may have done it."""
+    ending = _last_ending(operation, error, deadline)
+    if isinstance(error, TimeoutError) or not isinstance(ending, ProviderNotSent) or not attempts.earlier_reached:
+        return ending
+    last = _cause(error) if isinstance(error, stripe.APIConnectionError) else _answered(error)
+    return ProviderOutcomeUnknown(
+        f"an earlier attempt of {operation} may have reached Stripe before the SDK's retry of it "
+        f"failed ({last}): only a poll can tell"
+    )
+
+
+def _last_ending(operation: str, error: stripe.StripeError | TimeoutError, deadline: float | None) -> ProviderError:
+    """The paycore error for the call's last attempt alone (see the module's docstring)."""
+    if isinstance(error, TimeoutError):
+        return ProviderOutcomeUnknown(f"Stripe did not answer {operation} within {deadline:g}s")
+    if isinstance(error, stripe.APIConnectionError):
         if isinstance(error.__cause__, _NEVER_SENT):
-            raise ProviderNotSent(
-                f"Stripe was not reached for {operation} ({type(error.__cause__).__name__}): nothing was sent"
-            ) from None
-        cause = type(error.__cause__).__name__ if error.__cause__ is not None else "connection error"
-        raise ProviderOutcomeUnknown(
-            f"the connection to Stripe failed after {operation} was sent ({cause}): only a poll can tell"
-        ) from None
-    except _REFUSED as error:
+            return ProviderNotSent(f"Stripe was not reached for {operation} ({_cause(error)}): nothing was sent")
+        return ProviderOutcomeUnknown(
+            f"the connection to Stripe failed after {operation} was sent ({_cause(error)}): only a poll can tell"
+        )
+    if isinstance(error, _REFUSED):
         if error.http_status == 409:
-            raise ProviderOutcomeUnknown(_described(operation, error) + ": an earlier attempt may be running") from None
+            return ProviderOutcomeUnknown(_described(operation, error) + ": an earlier attempt may be running")
         if error.http_status == 404:
-            raise NotAtStripe(_described(operation, error)) from None
-        raise ProviderNotSent(_described(operation, error) + ": Stripe refused it and created nothing") from None
-    except stripe.StripeError as error:
-        raise ProviderOutcomeUnknown(_described(operation, error) + ": its outcome is unknown") from None
-    except TimeoutError:
-        raise ProviderOutcomeUnknown(f"Stripe did not answer {operation} within {deadline:g}s") from None
+            return NotAtStripe(_described(operation, error))
+        return ProviderNotSent(_described(operation, error) + ": Stripe refused it and created nothing")
+    return ProviderOutcomeUnknown(_described(operation, error) + ": its outcome is unknown")
 
 
 def answer_dict(answer: Any, operation: str) -> dict[str, Any]:

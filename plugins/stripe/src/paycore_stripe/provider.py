@@ -1,9 +1,10 @@
 """``StripeProvider``: Stripe PaymentIntents (or Checkout Sessions) as a paycore provider.
 
 It calls Stripe with the official SDK's async client over httpx, with an
-idempotency key derived from paycore's payment or refund id on every mutating
-request, verifies each webhook with the SDK's ``Stripe-Signature`` check before
-reading it, and reports what Stripe said (see :mod:`paycore_stripe.reports`).
+idempotency key derived from paycore's ids on every mutating request (see
+:func:`_idempotency_key`), verifies each webhook with the SDK's
+``Stripe-Signature`` check before reading it, and reports what Stripe said
+(see :mod:`paycore_stripe.reports`).
 
 Settings (``[providers.card]`` with ``type = "stripe"``):
 
@@ -218,7 +219,7 @@ class StripeProvider(Provider):
         """Capture ``amount`` of the authorized PaymentIntent (Stripe releases the rest)."""
         intent_id = await self._intent_id(payment)
         units = to_stripe(amount)
-        options: stripe.RequestOptions = {"idempotency_key": f"paycore-{payment.id}-capture-{units}"}
+        options = _idempotency_key(payment, f"capture-{units}")
         try:
             intent = await self._ask(
                 "capturing a PaymentIntent",
@@ -231,17 +232,18 @@ class StripeProvider(Provider):
     async def cancel(self, payment: Payment) -> ProviderUpdate:
         """Cancel the PaymentIntent; in checkout mode, expire a session the customer has not paid."""
         state = self._state_of(payment)
-        options: stripe.RequestOptions = {"idempotency_key": f"paycore-{payment.id}-cancel"}
         if state.mode == "checkout" and state.session_id is not None:
             intent_id = state.payment_intent_id or await self._session_intent(state.session_id)
             if intent_id is None:
+                expiry = _idempotency_key(payment, "expire")
                 session = await self._ask(
                     "expiring a Checkout Session",
-                    lambda c: c.v1.checkout.sessions.expire_async(state.session_id or "", None, options),
+                    lambda c: c.v1.checkout.sessions.expire_async(state.session_id or "", None, expiry),
                 )
                 update = _checked(lambda: read_session(answer_dict(session, "a session expiry")))
                 return ProviderUpdate(outcome=Outcome.CANCELED) if update.outcome is Outcome.EXPIRED else update
         intent_id = await self._intent_id(payment)
+        options = _idempotency_key(payment, "cancel")
         intent = await self._ask(
             "canceling a PaymentIntent", lambda c: c.v1.payment_intents.cancel_async(intent_id, None, options)
         )
@@ -447,6 +449,22 @@ class StripeProvider(Provider):
                 return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe holds nothing for this payment")
             starting_after = items[-1].get("id") if isinstance(items[-1], dict) else None
         raise ProviderOutcomeUnknown(f"too many Stripe objects since the payment was created to find {payment.id}")
+
+
+def _idempotency_key(payment: Payment, request: str) -> stripe.RequestOptions:
+    """The Stripe idempotency key of ``request`` (``cancel``, ``expire``, ``capture-3000``) for ``payment``.
+
+    It names paycore's call being made (``payment.pending_call``) as well as the
+    payment: a retry of that call (the same id) is the same request at Stripe,
+    and a new call, made only after a definite "not sent", gets a new key, so
+    that Stripe neither replays an earlier refusal nor refuses the key as spent
+    on another request (an expire refused because the customer just paid, then
+    the cancel of the intent). Without a call (the provider used directly), the
+    payment's id alone.
+    """
+    call = payment.pending_call
+    made_by = payment.id if call is None else f"{payment.id}-{call.id}"
+    return {"idempotency_key": f"paycore-{made_by}-{request}"}
 
 
 def _optional_account(value: object, what: str) -> str | None:
