@@ -233,6 +233,34 @@ async def test_a_refusal_closes_the_coroutines_other_validators_returned() -> No
     assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.mark.parametrize(
+    ("answer", "told"),
+    [
+        (False, "validation plugin 'limits_service' refused payment pay_1: it returned False"),
+        ("over the 10 000 XOF limit", "validation plugin 'limits_service' refused payment pay_1: 'over the 10 000"),
+        (PaymentRejected("over the limit"), "over the limit"),
+        (0, "it returned 0"),
+    ],
+)
+async def test_a_validator_that_returns_its_refusal_instead_of_raising_it_still_refuses(
+    asynchronous: bool, answer: object, told: str
+) -> None:
+    def refuse(payment: Payment) -> object:
+        if asynchronous:
+
+            async def later() -> object:
+                return answer
+
+            return later()
+        return answer
+
+    plugin = _named("limits_service", paycore_validate_payment=hookimpl(refuse))
+    with pytest.raises(PaymentRejected) as raised:
+        await validate_payment(_manager(plugin), payment=PAYMENT)
+    assert str(raised.value).startswith(told) or told in str(raised.value)
+
+
 async def test_validators_pass_a_payment_they_all_accept() -> None:
     calls: list[str] = []
     await validate_payment(_manager(Validator("a", calls), Validator("b", calls, asynchronous=True)), payment=PAYMENT)

@@ -37,6 +37,7 @@ import anyio
 import pluggy
 
 from paycore.errors import DuplicateRegistration, PaycoreError, PaymentRejected, PluginLoadError
+from paycore.wire import shown
 
 if TYPE_CHECKING:
     from paycore.records import Payment, PaymentEvent
@@ -298,18 +299,31 @@ def _fail_closed_validator(
             checked = _await_fail_closed(result, plugin, payment_id)
             _track(checked)
             return checked
-        return result
+        _returned(result, plugin, payment_id)
+        return None
 
     return fail_closed
 
 
 async def _await_fail_closed(awaitable: Awaitable[object], plugin: str, payment_id: str) -> None:
     try:
-        await awaitable
+        result = await awaitable
     except PaycoreError:
         raise
     except Exception as error:
         raise _refusal(plugin, payment_id, error) from error
+    _returned(result, plugin, payment_id)
+
+
+def _returned(result: object, plugin: str, payment_id: str) -> None:
+    """A policy says yes by returning ``None``; anything else it returns refuses the payment (fail closed):
+    a :class:`~paycore.errors.PaycoreError` is raised as it is, any other value as a refusal naming the plugin."""
+    if result is None:
+        return
+    if isinstance(result, PaycoreError):
+        raise result
+    reason = shown(result) if isinstance(result, str) and result.strip() else f"it returned {shown(result)}"
+    raise PaymentRejected(f"validation plugin {plugin!r} refused payment {payment_id}: {reason}")
 
 
 def _refusal(plugin: str, payment_id: str, error: Exception) -> PaymentRejected:
