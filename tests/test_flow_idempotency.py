@@ -21,6 +21,7 @@ from paycore.errors import (
     PaymentRejected,
     ProviderNotSent,
     StorageUnavailable,
+    ValidationError,
 )
 from paycore.flow import PaymentFlow
 from paycore.records import Payment
@@ -538,3 +539,9 @@ async def test_a_key_still_held_by_the_request_that_took_it_over_keeps_its_first
         replay = await flow.capture(payment.id, idempotency_key="cap-1")  # kept once the key was let go
         assert replay.status is PaymentStatus.SUCCEEDED
         assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]
+
+
+async def test_a_key_too_long_is_refused_quoting_it_shortened(flow: PaymentFlow) -> None:
+    with pytest.raises(ValidationError, match="idempotency_key must be") as refused:
+        await _create(flow, key="k" * 10_000)
+    assert len(str(refused.value)) < 200

@@ -456,3 +456,20 @@ async def test_a_crashing_validation_plugin_refuses_the_payment_and_frees_the_ke
             amount=Money.of("100", "XOF"), provider="fake", order_id="o", idempotency_key="k"
         )
         assert checkout.payment.status.value == "succeeded"
+
+
+class NotAProvider:
+    """A plugin object given in code that registers something that is not a Provider."""
+
+    @hookimpl
+    def paycore_register_providers(self, register: ProviderRegistrar) -> None:
+        register("p1")  # type: ignore[arg-type]
+
+
+def test_a_plugin_object_given_in_code_is_named_by_its_class_never_its_id() -> None:
+    with pytest.raises(PluginLoadError) as raised:
+        collect_registry(create_plugin_manager([NotAProvider(), NotAProvider()], entry_points=False))
+    named = f"{__name__}.NotAProvider"
+    assert named in str(raised.value)
+    manager = create_plugin_manager([NotAProvider(), NotAProvider()], entry_points=False)
+    assert {name for name, _ in manager.list_name_plugin()} >= {named, f"{named}#2"}

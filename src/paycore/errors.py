@@ -154,7 +154,11 @@ class ProviderNotSent(ProviderError):
 
 
 class ProviderOutcomeUnknown(ProviderError):
-    """The request was sent but no usable answer came back.
+    """A request was sent but no usable answer came back, and asking the provider has not settled it yet.
+
+    The operation whose answer was lost returns what it left, its call marked unknown
+    (``payment.pending_call.unknown``); the next operation on the payment, or a refresh,
+    raises this while the call stays unknown. A provider raises it from a request it sent.
 
     The payment stays as it was with the call recorded; only asking the provider
     (``PaymentFlow.refresh``) settles it, never sending the request again.

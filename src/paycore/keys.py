@@ -27,6 +27,7 @@ from paycore.builders import compile_builder
 from paycore.errors import ValidationError
 from paycore.records import Payment
 from paycore.storage import IdempotencyStore, KeyCompletion, PaymentWrite
+from paycore.wire import shown
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -48,7 +49,7 @@ def check_key(key: object) -> str:
     """Return ``key`` if it is a usable idempotency key; refuse it otherwise."""
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationError(
-            f"idempotency_key must be a printable string of 1 to {MAX_KEY_LENGTH} characters, not {key!r}"
+            f"idempotency_key must be a printable string of 1 to {MAX_KEY_LENGTH} characters, not {shown(key)}"
         )
     return key
 

@@ -143,7 +143,7 @@ def create_plugin_manager(
     for name in blocked:
         manager.set_blocked(name)
     for plugin in plugins:
-        _register(manager, plugin, name=None, origin=_describe(plugin))
+        _register(manager, plugin, name=_name_in_code(manager, plugin), origin=_describe(plugin))
     if entry_points:
         _load_entry_points(manager)
     try:
@@ -151,6 +151,20 @@ def create_plugin_manager(
     except pluggy.PluginValidationError as error:
         raise PluginLoadError(f"plugin {error.plugin!r} implements an unknown hook: {error}") from error
     return manager
+
+
+def _name_in_code(manager: pluggy.PluginManager, plugin: object) -> str | None:
+    """The name a plugin given in code is registered under: a module's own (pluggy's), an object's
+    class path (``shop.policies.Limits``, then ``#2``... for another object of it), never its ``id()``."""
+    if inspect.ismodule(plugin) or manager.is_registered(plugin):
+        return None
+    kind = type(plugin)
+    base = f"{kind.__module__}.{kind.__qualname__}"
+    name, number = base, 1
+    while manager.get_plugin(name) is not None:
+        number += 1
+        name = f"{base}#{number}"
+    return name
 
 
 def _describe(plugin: object) -> str:
