@@ -46,3 +46,23 @@ async def test_every_operation_of_a_closed_flow_is_refused_and_changes_nothing(
         await OPERATIONS[operation](flow, payment.id, fake)
     assert fake.calls == sent, "nothing reached the provider"
     assert await flow.get_payment(payment.id) == payment, "nothing was stored"
+
+
+async def test_a_closed_flow_is_not_opened_again(make_flow: Callable[..., PaymentFlow]) -> None:
+    flow = make_flow()
+    async with flow:
+        pass
+    with pytest.raises(FlowClosed):
+        async with flow:
+            pass
+
+
+def test_a_closed_blocking_flow_is_not_opened_again(make_flow: Callable[..., PaymentFlow]) -> None:
+    from paycore.blocking import BlockingPaymentFlow
+
+    blocking = BlockingPaymentFlow(make_flow())
+    with blocking:
+        pass
+    with pytest.raises(FlowClosed), blocking:
+        pass
+    assert "closed" in repr(blocking)

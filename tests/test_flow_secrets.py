@@ -100,6 +100,8 @@ def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: obje
         "postgresql+psycopg://paycore:ab/s3cret@db.internal/pos",  # a generated password: base64 holds "/"
         "rediss://:p@s3cret@cache.internal:6380/0",
         "redis://:x/s3cret@cache.internal:6380/0?db=1",
+        "postgresql://paycore:s3cr#t-s3cret@db.internal:5432/pos",
+        "redis://:ab?s3cret@cache.internal:6379/0",
     ],
 )
 def test_a_database_or_redis_password_is_hidden_in_the_user_part_or_the_query(url: str) -> None:

@@ -415,3 +415,48 @@ def test_each_report_under_one_event_id_gets_a_receipt_named_by_the_report_not_i
     assert receipt_ids([paid, paid]) == [receipts[0], receipts[0]]  # the same report twice is one fact
     longest = [attrs.evolve(report, provider_event_id="e" * MAX_ID_LENGTH) for report in (paid, refunded)]
     assert all(len(receipt or "") <= MAX_ID_LENGTH for receipt in receipt_ids(longest))
+
+
+async def test_a_new_fact_told_in_the_words_of_a_resolved_one_is_told_again(
+    quiet_flow: tuple[PaymentFlow, QuietProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow, quiet = quiet_flow
+    payment = await _quiet_processing(flow, quiet)
+    quiet.settle(payment.id, Outcome.SUCCEEDED)
+    quiet.poll_answer = "lost"  # the paid notice carries no amount, and asking fails: flagged
+    body, headers = quiet.webhook(payment.id, amounts=False)
+    (flagged,) = await flow.handle_webhook("quiet", body, headers)
+    assert flagged.needs_review
+    quiet.poll_answer = None
+    await flow.refresh(payment.id)
+    await flow.resolve_review(payment.id, note="checked: paid 5000")
+    quiet.poll_answer = "lost"  # later: a refund made at the provider, its notice without amount, asking fails
+
+    async def refund_notice(body: bytes, headers: Any) -> list[ProviderUpdate]:
+        refunded = RefundUpdate(RefundStatus.SUCCEEDED, external_id="dash_re_1")
+        return [ProviderUpdate(payment_id=payment.id, provider_event_id="evt_refund_1", refunds=(refunded,))]
+
+    monkeypatch.setattr(quiet, "parse_webhook", refund_notice)
+    (after,) = await flow.handle_webhook("quiet", body, headers)
+    assert after.needs_review, "a refund paycore could not record is told, whatever was resolved before"
+    kinds = [event.kind for event in await flow.list_events(payment.id)]
+    assert kinds.count("amount_missing") == 2
+
+
+async def test_a_report_naming_a_payment_by_the_reference_an_earlier_report_of_the_delivery_gives_it_is_applied(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await _processing(flow, fake)
+    given = ProviderUpdate(
+        outcome=Outcome.PENDING, payment_id=payment.id, external_id="fk_attempt_2", provider_event_id="evt_b"
+    )
+    paid = ProviderUpdate(
+        outcome=Outcome.SUCCEEDED, external_id="fk_attempt_2", captured=XOF_5000, provider_event_id="evt_b"
+    )
+
+    async def batch(body: bytes, headers: Any) -> list[ProviderUpdate]:
+        return [given, paid]
+
+    monkeypatch.setattr(fake, "parse_webhook", batch)
+    *_, after = await flow.handle_webhook("fake", *fake.webhook(payment.id))
+    assert (after.id, after.status) == (payment.id, PaymentStatus.SUCCEEDED)

@@ -142,12 +142,11 @@ class PaymentFlow:
         )
 
     def __repr__(self) -> str:
-        return (
-            f"<PaymentFlow repository={type(self.repository).__name__} "
-            f"idempotency={type(self.idempotency_store).__name__} providers={len(self._parts.providers)}>"
-        )
+        repository, keys = type(self.repository).__name__, type(self.idempotency_store).__name__
+        return f"<PaymentFlow repository={repository} idempotency={keys} providers={len(self._parts.providers)}>"
 
     async def __aenter__(self) -> PaymentFlow:
+        self._parts.check_open()  # a closed flow is not opened again: its storage is closed
         return self
 
     async def __aexit__(

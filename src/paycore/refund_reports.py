@@ -110,7 +110,9 @@ def _reference_reused(change: Change, refunds: tuple[Refund, ...], refund: Refun
         message = f"the provider reports refund {refund.id} under reference {reference!r}, refund {holder.id}'s"
     else:
         message = f"the provider reports refund {refund.id} under reference {reference!r}, not {refund.external_id!r}"
-    flag_once(change, ReviewReason.AMOUNT_MISMATCH, "refund_reference_mismatch", message, refund_id=refund.id)
+    flag_once(
+        change, ReviewReason.AMOUNT_MISMATCH, "refund_reference_mismatch", message, unique=True, refund_id=refund.id
+    )
     return True
 
 
@@ -121,7 +123,13 @@ def _refund_reversed(change: Change, refund: Refund) -> None:
     move backwards; an operator is told, once, that the customer was not paid back after all."""
     message = f"the provider reports refund {refund.id} of {refund.amount} failed after it succeeded"
     flag_once(
-        change, ReviewReason.REFUND_REVERSED, "refund_reversed", message, amount=refund.amount, refund_id=refund.id
+        change,
+        ReviewReason.REFUND_REVERSED,
+        "refund_reversed",
+        message,
+        unique=True,
+        amount=refund.amount,
+        refund_id=refund.id,
     )
 
 
@@ -138,7 +146,13 @@ def _refund_confirmed_late(change: Change, refund: Refund, update: RefundUpdate)
     if refund.amount > change.payment.refundable_amount:  # as changed so far: the failed refund holds nothing
         message = f"provider confirmed refund {refund.id} of {refund.amount} after it failed here, beyond the captured"
         flag_once(
-            change, ReviewReason.LATE_CONFIRMATION, "late_refund", message, amount=refund.amount, refund_id=refund.id
+            change,
+            ReviewReason.LATE_CONFIRMATION,
+            "late_refund",
+            message,
+            unique=True,
+            amount=refund.amount,
+            refund_id=refund.id,
         )
         return False
     replaced = replace_refund(refund, {"status": RefundStatus.SUCCEEDED, "updated_at": change.now})

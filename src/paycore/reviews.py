@@ -18,12 +18,18 @@ from paycore.status import ReviewReason
 __all__ = ["flag_missing_amount", "flag_once", "mismatch"]
 
 
-def flag_once(change: Change, reason: ReviewReason, kind: str, message: str, **event: Any) -> None:
-    """The event ``kind`` (with ``message`` and ``event``'s fields) and a flag for ``reason``, unless an
-    operator was told this very fact already (its ``message`` is in the review's, resolved or not).
+def flag_once(
+    change: Change, reason: ReviewReason, kind: str, message: str, *, unique: bool = False, **event: Any
+) -> None:
+    """The event ``kind`` (with ``message`` and ``event``'s fields) and a flag for ``reason``, unless the
+    payment awaits review for this very fact already (its ``message`` is in the review's).
 
-    A payment flagged for another fact meanwhile keeps it (see :meth:`~paycore.changes.Change.flag`)."""
-    if message in change.value("review_message"):
+    ``unique``: the message names a fact that can happen once to the payment (its captured amount,
+    refund ``re_...``'s): told once ever, a review resolved since included. Any other message
+    (money reported without its amount) may be a new fact in the same words, told again once
+    the review it was told in is resolved. A payment flagged for another fact meanwhile keeps it
+    (see :meth:`~paycore.changes.Change.flag`)."""
+    if message in change.value("review_message") and (unique or change.value("needs_review")):
         return
     change.event(kind, message=message, **event)
     change.flag(reason, message)
@@ -39,5 +45,5 @@ def mismatch(change: Change, expected: Money, reported: Money, what: str) -> boo
     if reported.currency == expected.currency and reported == expected:
         return False
     message = f"{what}: expected {expected}, reported {reported}"
-    flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=reported)
+    flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, unique=True, amount=reported)
     return True

@@ -26,8 +26,9 @@ SECRET_MARKERS: Final = (
 """A setting whose name contains one of these is wrapped in :class:`Secret` on load."""
 
 
-_URL_PASSWORD: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^\s?#]+@(?=[^@/\s]*(?:[/?#\s]|$))")
-"""A URL's password: after ``user:``, up to the last ``@`` before the host (a password may hold ``/`` or ``@``)."""
+_URL_PASSWORD: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)\S+@(?=[^@/?#\s]*(?:[/?#\s]|$))")
+"""A URL's password: after ``user:``, up to the last ``@`` before a host (a password may hold ``/@?#``; a query
+holding an ``@`` is hidden with it: never too little)."""
 _QUERY_SECRET: Final = re.compile(
     r"(?P<head>[?&;][^=&#;\s]*(?:pass|pwd|secret|token|key|credential|auth)[^=&#;\s]*=)[^&#;\s]+", re.IGNORECASE
 )

@@ -150,7 +150,9 @@ def _authorized(change: Change, update: ProviderUpdate) -> bool:
     if payment.status in fsm.CLOSED:
         if not change.can("authorize"):  # told once, whatever else the payment awaits review for
             message = f"provider authorized {reported or 'an unknown amount'} after the payment was {payment.status}"
-            flag_once(change, ReviewReason.LATE_CONFIRMATION, "late_authorization", message, amount=reported)
+            flag_once(
+                change, ReviewReason.LATE_CONFIRMATION, "late_authorization", message, unique=True, amount=reported
+            )
         return False
     if not change.can("authorize"):
         return False

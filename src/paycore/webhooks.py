@@ -166,30 +166,41 @@ class WebhookReceiver:
                 raise MalformedWebhook(f"provider {chosen.code!r} reported {unaccounted} without its amount")
         receipts = receipt_ids(updates)
         if len(updates) > 1:  # refused whole or applied report by report: each refusal found before any write
+            given: dict[str, str] = {}  # the references earlier reports of the delivery give their payments
             for update in updates:
-                await self._check_target(chosen, tenant, update)
+                await self._check_target(chosen, tenant, update, given)
         return [
             await self._apply(chosen, tenant, update, receipt)
             for update, receipt in zip(updates, receipts, strict=True)
         ]
 
-    async def _check_target(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> None:
+    async def _check_target(
+        self, chosen: Provider, tenant: str | None, update: ProviderUpdate, given: dict[str, str]
+    ) -> None:
         """Refuse ``update`` as :meth:`_apply` would for its payment (unknown, another tenant's or provider's)
-        or for a reference another payment holds; checked before a delivery of several reports writes any."""
+        or for a reference another payment holds; checked before a delivery of several reports writes any.
+        ``given`` holds the references the delivery's earlier reports give their payments (and gets this one's)."""
         lookup = self._lookup(chosen, tenant, update)
+        if lookup.payment_id is None and lookup.reference in given:
+            lookup = PaymentLookup.by_id(given[lookup.reference])  # named by what an earlier report gives it
         try:
             payment = await self.writer.find(lookup)
         except PaymentNotFound:
             raise PaymentNotFound(f"no payment {lookup}") from None
         if payment.tenant != tenant or payment.provider != chosen.code:
             raise PaymentNotFound(f"no payment {lookup}")
-        if update.external_id is not None and update.payment_id is not None:
-            try:
-                holder = await self.writer.find(PaymentLookup.by_reference(chosen.code, tenant, update.external_id))
-            except PaymentNotFound:
-                return
-            if holder.id != payment.id:
+        for reference in (update.external_id, *update.references) if update.payment_id is not None else ():
+            if reference is None:
+                continue
+            holder = given.get(reference)
+            if holder is None:
+                try:
+                    holder = (await self.writer.find(PaymentLookup.by_reference(chosen.code, tenant, reference))).id
+                except PaymentNotFound:
+                    holder = payment.id
+            if holder != payment.id:
                 raise MalformedWebhook(f"provider {chosen.code!r} reported a reference of another payment")
+            given[reference] = payment.id
 
     def _lookup(self, chosen: Provider, tenant: str | None, update: ProviderUpdate) -> PaymentLookup:
         if update.payment_id is not None:
