@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 XOF_5000 = Money.of("5000", "XOF")
+XOF_1000 = Money.of("1000", "XOF")
 HOUR = timedelta(hours=1)
 
 
@@ -268,3 +270,46 @@ async def test_an_age_that_is_no_age_is_refused_and_expires_nothing(flow: Paymen
     with pytest.raises(ValidationError, match="an age must be"):
         await flow.expire_stale(older_than)  # type: ignore[arg-type]
     assert await flow.get_payment(checkout.payment.id) == checkout.payment
+
+
+async def _stale(flow: PaymentFlow, code: str, count: int) -> list[Payment]:
+    provider = flow.provider(code)
+    assert isinstance(provider, FakeProvider)
+    made = []
+    for number in range(count):
+        provider.script("initiate", "pending")
+        made.append((await flow.create_payment(amount=XOF_1000, provider=code, order_id=f"{code}-{number}")).payment)
+    return made
+
+
+async def test_open_payments_awaiting_review_never_hold_up_the_ones_behind_them(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    underpaid = await _stale(flow, "fake", 3)
+    for payment in underpaid:  # each customer paid 900 of 1000: flagged, left open for an operator
+        fake.settle(payment.id, Outcome.SUCCEEDED, captured=Money.of("900", "XOF"))
+        body, headers = fake.webhook(payment.id)
+        (flagged,) = await flow.handle_webhook("fake", body, headers)
+        assert flagged.needs_review
+    abandoned = await _stale(flow, "fake", 3)
+    clock.advance(hours=2)
+    expired = await flow.expire_stale(HOUR, limit=3)
+    assert sorted(p.id for p in expired) == sorted(p.id for p in abandoned)
+    assert [(await flow.get_payment(p.id)).status for p in underpaid] == [PaymentStatus.PROCESSING] * 3
+
+
+async def test_a_provider_that_cannot_be_asked_never_holds_up_the_others(
+    make_flow: Callable[..., PaymentFlow], clock: Clock
+) -> None:
+    config = {"providers": {code: {"type": "fake", "webhook_secret": "whsec-test"} for code in ("down", "up")}}
+    async with make_flow(config) as flow:
+        down = await _stale(flow, "down", 3)
+        up = await _stale(flow, "up", 3)
+        provider = flow.provider("down")
+        assert isinstance(provider, FakeProvider)
+        provider.poll_answer = "not_sent"
+        clock.advance(minutes=90)  # past the deadline, not yet twice past it: not flagged, left for the next run
+        expired = await flow.expire_stale(HOUR, limit=3)
+        assert sorted(p.id for p in expired) == sorted(p.id for p in up)
+        assert len([c for c in provider.calls if c[0] == "check_status"]) == 1, "asked once in the run, not thrice"
+        assert [(await flow.get_payment(p.id)).status for p in down] == [PaymentStatus.PROCESSING] * 3

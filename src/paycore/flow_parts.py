@@ -159,6 +159,7 @@ class FlowParts(PaymentActions):
 
     async def refresh(self, payment_id: str, tenant: str | None) -> Payment:
         """Poll the payment's provider and apply its answer; see :meth:`paycore.flow.PaymentFlow.refresh`."""
+        self.check_open()
         payment = await self.writer.load(payment_id, tenant)
         chosen = self.provider(payment.provider, tenant=payment.tenant)
         if not chosen.capabilities.polling:

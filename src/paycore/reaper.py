@@ -60,6 +60,8 @@ class _Run:
     tried: int = 0
     seen: set[str] = field(factory=set)
     changed: list[Payment] = field(factory=list)
+    down: set[tuple[str, str | None]] = field(factory=set)
+    """The providers (code, tenant) that could not be asked in this run: their payments wait for the next."""
 
     @property
     def done(self) -> bool:
@@ -97,16 +99,17 @@ class Reaper:
 
         Then, within the same ``limit``, settle the provider calls whose answer was lost and whose lease
         has run out, on payments of any status (see :meth:`_settle_calls`). Returns the payments that
-        changed. A payment already flagged because its outcome is unknown is left to the operator (a
-        refresh or a webhook still settles it), and the run reads on past it, so such payments never
-        hold up the ones behind them.
+        changed. What the run leaves alone is read past without counting toward ``limit``, so it never
+        holds up the payments behind it: an open payment that awaits review (an operator has it; a
+        refresh or a webhook still settles it), one whose call is in flight, and, once its provider could
+        not be asked in this run, that provider's other payments (left for the next run, flagged only
+        past twice their deadline). Settling lost answers has ``limit`` payments of its own.
         """
         check_limit(limit, 1)
         deadline = self.clock() - older_than
         run = _Run(limit)
         await self._expire_open(run, deadline, deadline - older_than)
-        if not run.done:
-            await self._settle_calls(run, deadline)
+        await self._settle_calls(_Run(limit, seen=run.seen, changed=run.changed, down=run.down), deadline)
         return run.changed
 
     async def _expire_open(self, run: _Run, deadline: datetime, give_up_before: datetime) -> None:
@@ -117,8 +120,8 @@ class Reaper:
                 statuses=tuple(sorted(fsm.OPEN)), updated_before=deadline, limit=window
             )
             for payment in stale:
-                if run.first_sight(payment) and not _left_to_operator(payment):
-                    await _attempt(run, payment, self._expire_one(payment, give_up_before))
+                if run.first_sight(payment) and self._to_expire(run, payment, give_up_before):
+                    await _attempt(run, payment, self._expire_one(run, payment, give_up_before))
                     if run.done:
                         break
             if len(stale) < window:
@@ -143,19 +146,29 @@ class Reaper:
             page = await repository.list_with_calls(limit=page_size, after=after)
             for payment in page:
                 if run.first_sight(payment) and self._call_due(payment) and not _left_to_operator(payment):
-                    await _attempt(run, payment, self._settle_call(payment, deadline))
+                    if (payment.provider, payment.tenant) in run.down and _lease_of(payment) > deadline:
+                        continue  # its provider could not be asked in this run: the next run asks
+                    await _attempt(run, payment, self._settle_call(run, payment, deadline))
                     if run.done:
                         break
             if len(page) < page_size:
                 break
             after = (page[-1].updated_at, page[-1].id)
 
+    def _to_expire(self, run: _Run, payment: Payment, give_up_before: datetime) -> bool:
+        """True for an open payment the run takes up: not one awaiting review, nor one whose call is in
+        flight, nor, while its provider is down in this run, one it would not flag yet."""
+        call = payment.pending_call
+        if payment.needs_review or (call is not None and call.in_flight(self.clock())):
+            return False
+        return (payment.provider, payment.tenant) not in run.down or payment.created_at < give_up_before
+
     def _call_due(self, payment: Payment) -> bool:
         """True when the payment's call has run out of its lease (and so is out of its owner's hands)."""
         call = payment.pending_call
         return call is not None and call.lease_ran_out(self.clock())
 
-    async def _settle_call(self, payment: Payment, deadline: datetime) -> Payment:
+    async def _settle_call(self, run: _Run, payment: Payment, deadline: datetime) -> Payment:
         """Settle the payment's call by asking the provider, never by sending it again; flag it when it stays unknown.
 
         A call no one can ask about (the provider cannot be polled, or cannot be reached) is left to a
@@ -166,10 +179,13 @@ class Reaper:
         chosen = self.providers(payment.provider, payment.tenant)
         if not chosen.capabilities.polling:
             return await self._call_unasked(payment, call, deadline, "the provider cannot be polled")
+        if (payment.provider, payment.tenant) in run.down:
+            return await self._call_unasked(payment, call, deadline, "the provider could not be asked")
         try:
             polled, _ = await self.calls.poll(payment, chosen, cause="reaper")
         except ProviderNotSent as error:
             log.warning("could not settle the %s call of payment %s: %s", call.operation.value, payment.id, error)
+            run.down.add((payment.provider, payment.tenant))
             return await self._call_unasked(payment, call, deadline, f"the provider could not be asked: {error}")
         if not _carries(polled, call):
             return polled
@@ -195,7 +211,7 @@ class Reaper:
 
         return await self.writer.mutate(payment.id, build, known=payment)
 
-    async def _expire_one(self, payment: Payment, give_up_before: datetime) -> Payment:
+    async def _expire_one(self, run: _Run, payment: Payment, give_up_before: datetime) -> Payment:
         """Settle ``payment`` as its provider says; one the provider cannot be asked about is left for the
         next run, and flagged once it was created before ``give_up_before`` (twice its deadline ago)."""
         call = payment.pending_call
@@ -204,10 +220,13 @@ class Reaper:
         if was_never_sent(payment) and call is None:
             return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=False))
         chosen = self.providers(payment.provider, payment.tenant)
+        if (payment.provider, payment.tenant) in run.down:
+            return await self._unreachable(payment, give_up_before, "the provider could not be asked in this run")
         if chosen.capabilities.polling:
             try:
                 polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
             except ProviderNotSent as error:
+                run.down.add((payment.provider, payment.tenant))
                 return await self._unreachable(payment, give_up_before, f"the provider could not be asked: {error}")
             if isinstance(answer, Unknown) or answer.outcome is None:
                 reason = answer.reason if isinstance(answer, Unknown) else "the provider does not know it"
@@ -222,14 +241,16 @@ class Reaper:
         elif call is not None:
             return await self._flagged(payment, _unknown_call(payment, "the provider cannot be polled"))
         if chosen.capabilities.cancel:
-            return await self._cancel_at_provider(payment, chosen, give_up_before)
+            return await self._cancel_at_provider(run, payment, chosen, give_up_before)
         if not chosen.capabilities.polling:
             return await self._flagged(
                 payment, "unfinished past its deadline; the provider can be neither polled nor canceled"
             )
         return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=True))
 
-    async def _cancel_at_provider(self, payment: Payment, chosen: Provider, give_up_before: datetime) -> Payment:
+    async def _cancel_at_provider(
+        self, run: _Run, payment: Payment, chosen: Provider, give_up_before: datetime
+    ) -> Payment:
         """Close the payment at the provider first, through an owned call, so the customer cannot pay it later.
 
         The provider's definitive "canceled" expires it here; "paid" pays it; an
@@ -243,6 +264,8 @@ class Reaper:
         try:
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
         except (ProviderNotSent, ValidationError) as error:
+            if isinstance(error, ProviderNotSent):
+                run.down.add((payment.provider, payment.tenant))
             return await self._unreachable(payment, give_up_before, f"its cancel was not sent: {error}")
         return await self.calls.finish(payment.id, call, answer, chosen)
 
@@ -280,8 +303,9 @@ class Reaper:
 
 
 async def _attempt(run: _Run, payment: Payment, work: Awaitable[Payment]) -> None:
-    """Count ``work`` on ``payment`` toward the run's limit; keep the payment it leaves if it changed."""
-    run.tried += 1
+    """Count ``work`` on ``payment`` toward the run's limit; keep the payment it leaves if it changed.
+
+    A payment left as it was because its provider could not be asked is not counted: the run reads on."""
     try:
         result = await work
     except PaycoreError as error:
@@ -289,6 +313,9 @@ async def _attempt(run: _Run, payment: Payment, work: Awaitable[Payment]) -> Non
         result = payment
     if result.version != payment.version:
         run.changed.append(result)
+    elif (payment.provider, payment.tenant) in run.down:
+        return
+    run.tried += 1
 
 
 def _cannot_list_calls(repository: object) -> None:
@@ -304,6 +331,12 @@ def _carries(payment: Payment, call: ProviderCall) -> bool:
     """True while ``payment`` still carries ``call`` itself: its id, written down at the same time
     (a retry under the same idempotency key writes a call of the same id)."""
     return payment.pending_call is not None and payment.pending_call.is_the_same(call)
+
+
+def _lease_of(payment: Payment) -> datetime:
+    """When the lease of the payment's call ran out (it carries one)."""
+    assert payment.pending_call is not None
+    return payment.pending_call.lease_until
 
 
 def _left_to_operator(payment: Payment) -> bool:
