@@ -27,7 +27,10 @@ install it does not stop the run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
+import io
 import os
 import shutil
 import subprocess
@@ -72,15 +75,63 @@ def digest_of(names: list[str]) -> str:
     return digest.hexdigest()
 
 
+def has_pip(python: Path) -> bool:
+    """Whether ``python`` runs and imports pip (a venv made without ensurepip has a python but no pip)."""
+    try:
+        done = subprocess.run([str(python), "-c", "import pip"], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def has_ensurepip() -> bool:
+    """Whether this Python can put pip into a venv (Debian and Ubuntu leave ensurepip to python3-venv)."""
+    try:
+        return importlib.util.find_spec("ensurepip.__main__") is not None
+    except ImportError:
+        return False
+
+
+NO_ENSUREPIP = (
+    "dev.py: cannot make {venv} with pip: this Python has no ensurepip; "
+    "on Debian or Ubuntu run `apt-get install python3-venv` (as root), then run dev.py again"
+)
+
+
+def make_venv(venv_dir: Path) -> Path:
+    """Make ``venv_dir`` with pip unless its python already imports pip; return its python.
+
+    A half-made venv (a python but no pip, as ``python3 -m venv`` leaves on Debian
+    without python3-venv) is made again from scratch. When this Python cannot
+    give a venv pip (no ensurepip), exit with one line saying what to install.
+    """
+    python = venv_dir / BIN.name / PYTHON.name
+    if python.exists():
+        if has_pip(python):
+            return python
+        print(f"{venv_dir.name} has a python but no pip (made without ensurepip?): making it again", flush=True)
+    said = io.StringIO()  # Debian's venv prints a page and exits when ensurepip is missing: one line instead
+    try:
+        with contextlib.redirect_stdout(said):
+            venv.EnvBuilder(clear=True, with_pip=True).create(venv_dir)
+    except (subprocess.CalledProcessError, SystemExit) as error:
+        if not has_ensurepip():
+            sys.exit(NO_ENSUREPIP.format(venv=venv_dir.name))
+        print(said.getvalue(), end="", flush=True)
+        if isinstance(error, subprocess.CalledProcessError) and error.output:
+            print(error.output if isinstance(error.output, str) else error.output.decode(errors="replace"))
+        raise
+    return python
+
+
 def ensure_venv(venv_dir: Path = VENV) -> Path:
     """Make ``venv_dir`` (``.venv``) and install the whole workspace with its development tools; its python."""
     python = venv_dir / BIN.name / PYTHON.name
     stamp = venv_dir / STAMP.name
-    if not python.exists():
-        venv.EnvBuilder(with_pip=True).create(venv_dir)
     wanted = digest_of(INSTALL_INPUTS)
-    if stamp.exists() and stamp.read_text() == wanted:
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
+    make_venv(venv_dir)
     run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     run(python, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt")
     stamp.write_text(wanted)
@@ -89,13 +140,12 @@ def ensure_venv(venv_dir: Path = VENV) -> Path:
 
 def ensure_demo_venv() -> None:
     """Make ``.venv`` with only what the demo runs (nothing when the full install is current)."""
-    if STAMP.exists() and STAMP.read_text() == digest_of(INSTALL_INPUTS):
+    if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == digest_of(INSTALL_INPUTS):
         return
-    if not PYTHON.exists():
-        venv.EnvBuilder(with_pip=True).create(VENV)
     wanted = digest_of([f"{package}/pyproject.toml".removeprefix("./") for package in DEMO_PACKAGES])
-    if DEMO_STAMP.exists() and DEMO_STAMP.read_text() == wanted:
+    if PYTHON.exists() and DEMO_STAMP.exists() and DEMO_STAMP.read_text() == wanted:
         return
+    make_venv(VENV)
     editable = [argument for package in DEMO_PACKAGES for argument in ("-e", package)]
     run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *editable)
     DEMO_STAMP.write_text(wanted)
@@ -181,13 +231,13 @@ def ensure_bench_venv() -> Path:
 
     ``.venv`` when it runs Python >= 3.12 (before it exists: when ``dev.py``
     does); else ``.venv-bench``, made with :func:`find_bench_python`'s
-    interpreter (once: an existing ``.venv-bench`` on Python >= 3.12 is kept);
+    interpreter (once: an existing ``.venv-bench`` on Python >= 3.12 with pip is kept);
     else, with no such Python, ``.venv``.
     """
     if (python_version(PYTHON) or sys.version_info[:2]) >= BENCH_PYTHON:
         return ensure_venv()
     made = BENCH_VENV / BIN.name / PYTHON.name
-    if (python_version(made) or (0, 0)) < BENCH_PYTHON:
+    if (python_version(made) or (0, 0)) < BENCH_PYTHON or not has_pip(made):
         base = find_bench_python()
         if base is None:
             print("(no Python >= 3.12 found: the benchmarks run on .venv, without the peer)", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,49 @@ def test_states_prints_the_state_machine(capsys: pytest.CaptureFixture[str]) -> 
 def test_the_states_page_of_the_docs_matches_the_machine() -> None:
     page = (Path(__file__).parents[1] / "docs" / "states.md").read_text()
     assert fsm.mermaid() in page, "regenerate docs/states.md with `paycore states`"
+
+
+def test_check_names_the_file_paycore_config_points_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "paycore.toml"
+    config.write_text('repository = "memory"\n[providers.till]\ntype = "cash"\n')
+    monkeypatch.setenv("PAYCORE_CONFIG", str(config))
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert f"configuration OK: {config} (PAYCORE_CONFIG; PAYCORE_* applied)" in out
+    assert "embedded default" not in out
+    assert "till" in out
+
+
+def test_check_without_paycore_config_says_embedded_default(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PAYCORE_CONFIG", raising=False)
+    assert main(["check"]) == 0
+    assert "configuration OK: embedded default (PAYCORE_* applied)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--backend", "trio"],
+        ["report", "--backend", "trio", "--day", "2026-12-04"],
+        ["payments", "list", "--backend", "trio"],
+    ],
+    ids=["demo", "report", "payments"],
+)
+def test_backend_trio_without_trio_installed_is_a_one_line_error(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from anyio._core import _eventloop
+
+    monkeypatch.setitem(sys.modules, "trio", None)  # `import trio` raises ImportError, as when it is not installed
+    monkeypatch.setitem(sys.modules, "anyio._backends._trio", None)
+    if hasattr(_eventloop, "loaded_backends"):  # forget a trio backend an earlier test loaded
+        loaded = {name: backend for name, backend in _eventloop.loaded_backends.items() if name != "trio"}
+        monkeypatch.setattr(_eventloop, "loaded_backends", loaded)
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "paycore: error: --backend trio needs trio: pip install 'paycore[trio]'\n"
+    assert captured.out == ""

@@ -32,7 +32,8 @@ def _plugins(args: argparse.Namespace) -> int:
 def _origin(config: object) -> str:
     """Where the configuration came from, never its contents (they may hold secrets): a file, or code."""
     if config is None:
-        return "embedded default (PAYCORE_* applied)"
+        path = os.environ.get("PAYCORE_CONFIG")  # what load_config reads when no configuration is given
+        return f"{path} (PAYCORE_CONFIG; PAYCORE_* applied)" if path else "embedded default (PAYCORE_* applied)"
     return str(config) if isinstance(config, str | os.PathLike) else "the configuration given in code"
 
 
@@ -61,7 +62,7 @@ def _demo(args: argparse.Namespace) -> int:
     from paycore.demo import run_demo
 
     mapping = read_toml(args.config) if args.config else None
-    return int(anyio.run(lambda: run_demo(mapping), backend=args.backend))
+    return int(cli_payments.run_on_backend(args.backend, run_demo, mapping))
 
 
 def _states(args: argparse.Namespace) -> int:

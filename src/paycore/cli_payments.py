@@ -15,6 +15,7 @@ imported only when a command runs, so ``paycore --help`` stays cheap.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from paycore.errors import ValidationError
+from paycore.errors import ConfigurationError, ValidationError
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.serialization import unstructure
@@ -30,7 +31,7 @@ from paycore.serialization import unstructure
 if TYPE_CHECKING:
     from paycore.flow import PaymentFlow
 
-__all__ = ["configure_payments", "configure_report", "run_payments", "run_report"]
+__all__ = ["configure_payments", "configure_report", "run_on_backend", "run_payments", "run_report"]
 
 _PAYMENT_COLUMNS: Final = ("id", "created", "order", "provider", "amount", "status", "review")
 
@@ -87,14 +88,29 @@ def configure_payments(parser: argparse.ArgumentParser) -> None:
     resolve.add_argument("--note", required=True, help="what the operator found")
 
 
+def run_on_backend(backend: str, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """``anyio.run(func, *args)`` on ``--backend``; a backend whose library is not installed is a one-line error.
+
+    Raises :class:`~paycore.errors.ConfigurationError` naming the extra to install
+    (``paycore: error: --backend trio needs trio: pip install 'paycore[trio]'``)
+    rather than anyio's traceback.
+    """
+    if backend != "asyncio":
+        try:
+            importlib.import_module(backend)
+        except ImportError:
+            raise ConfigurationError(f"--backend {backend} needs {backend}: pip install 'paycore[{backend}]'") from None
+    return anyio.run(func, *args, backend=backend)
+
+
 def run_report(args: argparse.Namespace) -> int:
     """Carry out ``paycore report``."""
-    return int(anyio.run(_with_flow, args, _report, backend=args.backend))
+    return int(run_on_backend(args.backend, _with_flow, args, _report))
 
 
 def run_payments(args: argparse.Namespace) -> int:
     """Carry out ``paycore payments ACTION``."""
-    return int(anyio.run(_with_flow, args, _ACTIONS[args.payments_action], backend=args.backend))
+    return int(run_on_backend(args.backend, _with_flow, args, _ACTIONS[args.payments_action]))
 
 
 async def _with_flow(args: argparse.Namespace, action: Callable[[PaymentFlow, Any], Awaitable[int]]) -> int:

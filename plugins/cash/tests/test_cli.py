@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,28 @@ def test_the_drawer_commands_use_the_plugins_the_command_was_given(
     opened = drawer(str(path), "open", "--till", "T1", "--float", "10000", "--by", "Awa")
     assert main(opened, plugins=[paycore.testing.fake]) == 0
     assert "float 10 000 XOF" in capsys.readouterr().out
+
+
+def test_the_help_examples_run_in_order_and_balance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The configuration and the commands ``paycore drawer --help`` shows, run as a user copies them."""
+    with pytest.raises(SystemExit):
+        main(["drawer", "--help"])
+    help_text = capsys.readouterr().out
+    config = textwrap.dedent(help_text.split("holding\n", 1)[1].split("\nExamples:", 1)[0]).strip()
+    examples = [shlex.split(line)[1:] for line in help_text.split("Examples:\n", 1)[1].splitlines() if line.strip()]
+    assert config.startswith('repository = "sqlite:///paycore.db"')
+    actions = ("open", "pay-out", "close", "report")
+    assert [example[:2] for example in examples] == [["drawer", action] for action in actions]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "paycore.toml").write_text(config + "\n")
+    outputs = []
+    for example in examples:
+        assert main(example) == 0, f"{shlex.join(example)}: {capsys.readouterr().err}"
+        outputs.append([" ".join(line.split()) for line in capsys.readouterr().out.splitlines()])
+    assert "the drawer should hold 30 000 XOF" in outputs[1][0]
+    for report in outputs[2:]:  # the close prints the report, as the report command does
+        assert "Expected in drawer 30 000 XOF" in report
+        assert "Counted 30 000 XOF" in report
+        assert "Variance 0 XOF (balanced)" in report

@@ -39,9 +39,9 @@ for example a paycore.toml holding
     currency = "XOF"
 
 Examples:
-  paycore drawer open --config paycore.toml --till T1 --float 10000 --currency XOF --by Awa
+  paycore drawer open --config paycore.toml --till T1 --float 50000 --currency XOF --by Awa
   paycore drawer pay-out --config paycore.toml --till T1 --amount 20000 --reason "drop to safe" --by Awa
-  paycore drawer close --config paycore.toml --till T1 --counted 61500 --by Awa
+  paycore drawer close --config paycore.toml --till T1 --counted 30000 --by Awa
   paycore drawer report --config paycore.toml --till T1
 """
 
