@@ -21,6 +21,9 @@ __all__ = ["IdempotencyStoreConformance"]
 LEASE = 60.0
 SHORT = 0.3
 """Seconds: long enough for a slow store call, short enough to wait out in a test."""
+PAST_A_SECOND = 1.0 + SHORT
+"""Seconds a long lease or retention must outlast: a store that reads seconds as milliseconds, or
+caps either at a second, has let the key go by then."""
 
 
 class IdempotencyStoreConformance:
@@ -141,6 +144,41 @@ class IdempotencyStoreConformance:
         fresh = await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
         assert fresh.token
         assert fresh.result is None
+
+    async def test_a_long_lease_and_a_long_retention_hold(self, idempotency_store: IdempotencyStore) -> None:
+        """A lease and a retention of ``LEASE`` seconds still hold a while later (one wait for both: fast)."""
+        await idempotency_store.claim(scope="", key="held", fingerprint="f1", lease_seconds=LEASE)
+        done = await idempotency_store.claim(scope="", key="done", fingerprint="f1", lease_seconds=LEASE)
+        await idempotency_store.complete(
+            scope="", key="done", token=done.token or "", result={"v": 1}, ttl_seconds=LEASE
+        )
+        keeping = idempotency_store if isinstance(idempotency_store, RecordKeepingStore) else None
+        record = make_payment()
+        if keeping is not None:
+            kept = await idempotency_store.claim(scope="", key="kept", fingerprint="f1", lease_seconds=LEASE)
+            await keeping.complete_record(
+                scope="", key="kept", token=kept.token or "", record=record, ttl_seconds=LEASE
+            )
+        await anyio.sleep(PAST_A_SECOND)
+        try:
+            taken = await idempotency_store.claim(scope="", key="held", fingerprint="f1", lease_seconds=LEASE)
+        except IdempotencyInProgress:
+            pass
+        else:
+            pytest.fail(
+                f"a lease of {LEASE:.0f} s ended within {PAST_A_SECOND} s: the key was taken again "
+                f"(taken_over={taken.taken_over}); is the lease read as milliseconds, or capped?"
+            )
+        replay = await idempotency_store.claim(scope="", key="done", fingerprint="f1", lease_seconds=LEASE)
+        assert (replay.token, replay.result) == (None, {"v": 1}), (
+            f"a result kept for {LEASE:.0f} s was forgotten within {PAST_A_SECOND} s: "
+            "is the retention read as milliseconds, or capped?"
+        )
+        if keeping is not None:
+            again = await idempotency_store.claim(scope="", key="kept", fingerprint="f1", lease_seconds=LEASE)
+            assert (again.token, again.record) == (None, record), (
+                f"a record kept for {LEASE:.0f} s was forgotten within {PAST_A_SECOND} s"
+            )
 
     async def test_scopes_do_not_share_keys(self, idempotency_store: IdempotencyStore) -> None:
         ours = await idempotency_store.claim(scope="t:chez-awa", key="k1", fingerprint="f1", lease_seconds=LEASE)

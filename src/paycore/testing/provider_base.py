@@ -283,11 +283,31 @@ class ProviderSuiteBase:
         assert payment.status is PaymentStatus.SUCCEEDED
         assert payment.captured_amount == amount
 
-    async def _settled_refund(self, flow: PaymentFlow, payment_id: str, refund_id: str) -> RefundStatus:
-        """The refund's status, polling once if the provider answered "pending"."""
+    async def _settled_refund(
+        self, flow: PaymentFlow, payment_id: str, refund_id: str, asked: Money | None = None
+    ) -> RefundStatus:
+        """The refund's status, polling once if the provider answered "pending".
+
+        With ``asked`` (the amount the refund asked for), the provider's answer, then a poll (made
+        whatever the answer, when the provider can be polled) must report that amount: the refund
+        keeps it and the payment does not need review after each.
+        """
         payment = await flow.get_payment(payment_id)
         status = payment.refund(refund_id).status
-        if status is RefundStatus.PENDING and self._capabilities(flow).polling:
+        if asked is not None:
+            self._assert_refund_as_asked(payment, refund_id, asked, "the provider's answer to the refund")
+        if self._capabilities(flow).polling and (status is RefundStatus.PENDING or asked is not None):
             payment = await flow.refresh(payment_id)
             status = payment.refund(refund_id).status
+            if asked is not None:
+                self._assert_refund_as_asked(payment, refund_id, asked, "a poll of the refunded payment")
         return status
+
+    def _assert_refund_as_asked(self, payment: Payment, refund_id: str, asked: Money, after: str) -> None:
+        """``payment``'s refund ``refund_id`` holds the amount asked, and nothing needs review (after ``after``)."""
+        reason = payment.review_reason.value if payment.review_reason is not None else None
+        assert not payment.needs_review, (
+            f"after {after} (of {asked}), the payment needs review ({reason}: {payment.review_message})"
+        )
+        recorded = payment.refund(refund_id).amount
+        assert recorded == asked, f"after {after}, the refund records {recorded}, not the {asked} asked"

@@ -13,6 +13,7 @@ from paycore.errors import (
 from paycore.flow import PaymentFlow
 from paycore.money import Money, currency_exponent
 from paycore.providers import Capabilities
+from paycore.secrets import SECRET_MARKERS
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.testing.provider_base import (
     CODE,
@@ -36,9 +37,14 @@ class PaymentTests(ProviderSuiteBase):
             assert provider.currencies, "a provider accepting no currency can take no payment"
             for code in provider.currencies:
                 currency_exponent(code)
-        assert "Secret('***')" in repr(provider.settings) or not any(
-            marker in key for key in provider.settings for marker in ("secret", "key", "token", "password")
-        )
+        declared = type(provider).secret_settings
+        for key, value in provider.settings.items():
+            if key in declared or any(marker in key.lower() for marker in SECRET_MARKERS):
+                for item in value if isinstance(value, (list, tuple)) else (value,):
+                    assert not isinstance(item, str), (
+                        f"setting {key!r} is a secret (by its name or the provider's secret_settings), "
+                        "yet it is kept as plain text, not a Secret"
+                    )
 
     async def test_a_currency_the_provider_refuses_is_refused_before_anything_is_stored(
         self, flow: PaymentFlow
@@ -72,7 +78,21 @@ class PaymentTests(ProviderSuiteBase):
         payment = await self._paid(flow, amount)
         refreshed = await flow.refresh(payment.id)
         assert refreshed.status is PaymentStatus.SUCCEEDED
+        assert refreshed.captured_amount == amount
+        assert not refreshed.needs_review, f"{refreshed.review_reason}: {refreshed.review_message}"
         assert refreshed.event_count == payment.event_count
+        if not self._capabilities(flow).refund:
+            return
+        # and a partly refunded one (wholly, for a provider that refunds only in full)
+        part = amount.allocate([1, 2])[0] if self._capabilities(flow).partial_refund else amount
+        refund = await flow.refund(payment.id, amount=part)
+        assert await self._settled_refund(flow, payment.id, refund.id, part) is RefundStatus.SUCCEEDED
+        refunded = await flow.get_payment(payment.id)
+        refreshed = await flow.refresh(payment.id)
+        self._assert_refund_as_asked(refreshed, refund.id, part, "a poll of the settled refund")
+        assert refreshed.refunds == refunded.refunds
+        assert (refreshed.status, refreshed.refunded_amount) == (refunded.status, part)
+        assert refreshed.event_count == refunded.event_count
 
     # -- capture and cancel ------------------------------------------------------------------
 
@@ -131,7 +151,7 @@ class PaymentTests(ProviderSuiteBase):
         payment = await self._paid(flow, amount)
         refund = await flow.refund(payment.id, reason="conformance")
         assert refund.amount == amount
-        settled = await self._settled_refund(flow, payment.id, refund.id)
+        settled = await self._settled_refund(flow, payment.id, refund.id, amount)
         assert settled is RefundStatus.SUCCEEDED
         assert (await flow.get_payment(payment.id)).status is PaymentStatus.REFUNDED
 
@@ -142,7 +162,7 @@ class PaymentTests(ProviderSuiteBase):
         first, second = amount.allocate([1, 2])
         for part in (first, second):
             refund = await flow.refund(payment.id, amount=part)
-            assert await self._settled_refund(flow, payment.id, refund.id) is RefundStatus.SUCCEEDED
+            assert await self._settled_refund(flow, payment.id, refund.id, part) is RefundStatus.SUCCEEDED
         final = await flow.get_payment(payment.id)
         assert final.refunded_amount == amount
         assert final.status is PaymentStatus.REFUNDED
@@ -153,13 +173,13 @@ class PaymentTests(ProviderSuiteBase):
         one_unit = Money.minor(1, amount.currency)
         first, rest = amount.allocate([2, 1])
         refund = await flow.refund(payment.id, amount=first)
-        assert await self._settled_refund(flow, payment.id, refund.id) is RefundStatus.SUCCEEDED
+        assert await self._settled_refund(flow, payment.id, refund.id, first) is RefundStatus.SUCCEEDED
         before = await self._snapshot(flow, payment.id)
         with pytest.raises(RefundExceedsCaptured):
             await flow.refund(payment.id, amount=rest + one_unit)
         assert await self._snapshot(flow, payment.id) == before
         refund = await flow.refund(payment.id, amount=rest)
-        assert await self._settled_refund(flow, payment.id, refund.id) is RefundStatus.SUCCEEDED
+        assert await self._settled_refund(flow, payment.id, refund.id, rest) is RefundStatus.SUCCEEDED
         before = await self._snapshot(flow, payment.id)
         with pytest.raises((RefundExceedsCaptured, InvalidTransition)):
             await flow.refund(payment.id, amount=one_unit)

@@ -95,6 +95,26 @@ class RepositoryConformance(UpdateConformance, KeysConformance, CallListingConfo
         assert await repository.get(payment.id) == changed
         assert [e.sequence for e in await repository.list_events(payment.id)] == [1, 2]
 
+    async def test_a_save_stores_every_event_it_carries(self, repository: PaymentRepository) -> None:
+        """A save may carry several events (a refund, its status, the payment's): each is stored."""
+        payment = make_payment()
+        events = [make_event(payment, 1, "created")]
+        await repository.add(payment, events)
+        current = payment
+        for kinds in (
+            ("refund_created", "status_changed"),
+            ("refund_created", "refund_status_changed", "status_changed"),
+        ):
+            carried = [make_event(payment, current.event_count + offset, kind) for offset, kind in enumerate(kinds, 1)]
+            current = next_version(current, event_count=current.event_count + len(carried))
+            await repository.save(current, carried)
+            events += carried
+            assert await repository.get(payment.id) == current
+            assert [e.sequence for e in await repository.list_events(payment.id)] == list(
+                range(1, current.event_count + 1)
+            ), f"a save carrying {len(carried)} events did not store every one"
+            assert await repository.list_events(payment.id) == events
+
     async def test_a_stale_write_is_refused_and_changes_nothing(self, repository: PaymentRepository) -> None:
         payment = make_payment()
         await repository.add(payment, [make_event(payment, 1, "created")])

@@ -14,9 +14,9 @@ import anyio.lowlevel
 import pytest
 from attrs import evolve
 
-from paycore.errors import ConcurrentUpdate, PaymentNotFound, ValidationError
+from paycore.errors import ConcurrentUpdate, DuplicateExternalId, PaymentNotFound, ValidationError
 from paycore.money import Money
-from paycore.records import Payment, Refund
+from paycore.records import Payment, PaymentEvent, Refund
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import PaymentLookup, PaymentWrite, UpdatingRepository
 from paycore.testing.records import make_event, make_payment, make_receipt, next_version, rich_payment
@@ -70,6 +70,64 @@ class UpdateConformance:
         ):
             with pytest.raises(PaymentNotFound):
                 await updating.update(lookup, keep)
+
+    async def test_an_update_stores_every_event_it_carries(self, repository: Any) -> None:
+        """An update may carry several events (a refund, its status, the payment's): each is stored."""
+        updating = _updating(repository)
+        payment = make_payment()
+        events = [make_event(payment, 1, "created")]
+        await repository.add(payment, events)
+        writes = [
+            (False, ("refund_created", "refund_status_changed")),  # read by the repository
+            (True, ("refund_created", "refund_status_changed", "status_changed")),  # over the copy in hand
+        ]
+        for over_known, kinds in writes:
+            held = await repository.get(payment.id)
+            carried = [make_event(held, held.event_count + offset, kind) for offset, kind in enumerate(kinds, 1)]
+
+            def decide(current: Payment, carried: list[PaymentEvent] = carried) -> PaymentWrite:
+                return PaymentWrite(next_version(current, event_count=current.event_count + len(carried)), carried)
+
+            known = held if over_known else None
+            _, written = await updating.update(PaymentLookup.by_id(payment.id), decide, known=known)
+            assert written is not None
+            events += carried
+            stored = await repository.get(payment.id)
+            assert stored == written.payment
+            assert [e.sequence for e in await repository.list_events(payment.id)] == list(
+                range(1, stored.event_count + 1)
+            ), f"an update carrying {len(carried)} events did not store every one"
+            assert await repository.list_events(payment.id) == events
+
+    async def test_an_update_giving_a_reference_another_payment_holds_is_refused_and_changes_nothing(
+        self, repository: Any
+    ) -> None:
+        """``update`` keeps the rule of ``save``: a reference belongs to one payment per provider and tenant."""
+        updating = _updating(repository)
+        first = make_payment(tenant="chez-awa", external_id="pi_1", references=("pi_1",))
+        second = make_payment(tenant="chez-awa", external_id="pi_2", references=("pi_2",))
+        await repository.add(first, [make_event(first, 1, "created")])
+        await repository.add(second, [make_event(second, 1, "created")])
+        events = await repository.list_events(second.id)
+        takes: list[dict[str, Any]] = [
+            {"references": ("pi_2", "pi_1")},  # another reference it learns
+            {"external_id": "pi_1", "references": ("pi_1",)},  # the gateway's id it reports
+        ]
+        for known in (None, second):
+            for fields in takes:
+
+                def decide(current: Payment, fields: dict[str, Any] = fields) -> PaymentWrite:
+                    changed = next_version(current, event_count=2, **fields)
+                    return PaymentWrite(changed, [make_event(current, 2)], [make_receipt(current, "evt-taken")])
+
+                with pytest.raises(DuplicateExternalId):
+                    await updating.update(PaymentLookup.by_id(second.id), decide, known=known)
+                assert await repository.get(second.id) == second
+                assert await repository.list_events(second.id) == events
+                assert not await repository.has_receipt(second.provider, second.tenant, "evt-taken")
+                assert await repository.get_by_external_id("fake", "chez-awa", "pi_1") == first
+                assert await repository.get_by_external_id("fake", "chez-awa", "pi_2") == second
+        assert await repository.get(first.id) == first
 
     async def test_a_decision_that_raises_writes_nothing(self, repository: Any) -> None:
         updating = _updating(repository)
