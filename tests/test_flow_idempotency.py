@@ -412,7 +412,7 @@ async def test_a_retry_that_takes_over_a_held_up_callers_key_sends_once(
         fake = flow.provider("fake")
         assert isinstance(fake, FakeProvider)
         payment = (await _create(flow, capture=True)).payment
-        woke = _held_after_first_write(flow, clock, seconds=0.5)
+        woke = _held_after_first_write(flow, clock, seconds=0.8)  # past the lease by more than a timeout
         outcomes: list[object] = []
 
         async def first() -> None:
@@ -423,7 +423,7 @@ async def test_a_retry_that_takes_over_a_held_up_callers_key_sends_once(
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(first)
-            await anyio.sleep(0.6)  # the key's lease ran out while its first holder is held up
+            await anyio.sleep(0.9)  # the key's lease ran out while its first holder is held up
             retried = await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r-1")
             await woke.wait()
         assert retried.status is RefundStatus.SUCCEEDED
@@ -448,7 +448,7 @@ async def test_a_retry_that_takes_over_a_held_up_capture_or_cancel_sends_it_once
         assert isinstance(fake, FakeProvider)
         payment = (await _create(flow, capture=False)).payment
         assert payment.status is PaymentStatus.AUTHORIZED
-        woke = _held_after_first_write(flow, clock, seconds=0.5)
+        woke = _held_after_first_write(flow, clock, seconds=0.8)  # past the lease by more than a timeout
         outcomes: list[object] = []
 
         async def first() -> None:
@@ -459,7 +459,7 @@ async def test_a_retry_that_takes_over_a_held_up_capture_or_cancel_sends_it_once
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(first)
-            await anyio.sleep(0.6)  # the key's lease ran out while its first holder, its call written, is held up
+            await anyio.sleep(0.9)  # the key's lease ran out while its first holder, its call written, is held up
             retried = await getattr(flow, operation)(payment.id, idempotency_key="op-1")
             await woke.wait()
         assert retried.status is done, "the held-up call never left: the retry sends it"

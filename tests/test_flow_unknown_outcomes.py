@@ -201,7 +201,9 @@ async def test_a_refund_the_provider_never_received_is_failed_by_a_poll_once_its
     assert early.pending_call.unknown
     with pytest.raises(ProviderOutcomeUnknown, match="still unknown"):
         await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
-    clock.advance(seconds=flow.config.idempotency_lease)  # no request is still on its way after the lease
+    clock.advance(seconds=flow.config.idempotency_lease)  # the lease ran out: still within a timeout of it
+    assert (await flow.refresh(payment.id)).refund(refund.id).status is RefundStatus.PENDING
+    clock.advance(seconds=flow.config.provider_timeout)  # and a timeout more: no request is still on its way
     after = await flow.refresh(payment.id)
     assert after.refund(refund.id).status is RefundStatus.FAILED
     assert after.pending_call is None

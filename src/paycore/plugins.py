@@ -154,10 +154,10 @@ def create_plugin_manager(
 
 
 def _name_in_code(manager: pluggy.PluginManager, plugin: object) -> str | None:
-    """The name a plugin given in code is registered under: a module's own (pluggy's), an object's
-    class path (``shop.policies.Limits``, then ``#2``... for another object of it), never its ``id()``."""
-    if inspect.ismodule(plugin) or manager.is_registered(plugin):
-        return None
+    """The name a plugin given in code is registered under: its ``__name__`` (pluggy's: a module's), else
+    its class path (``shop.policies.Limits``, then ``#2``... for another object of it), never its ``id()``."""
+    if isinstance(getattr(plugin, "__name__", None), str) or manager.is_registered(plugin):
+        return None  # a module, or an object that names itself: pluggy takes its __name__
     kind = type(plugin)
     base = f"{kind.__module__}.{kind.__qualname__}"
     name, number = base, 1

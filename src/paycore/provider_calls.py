@@ -352,8 +352,10 @@ class ProviderCalls:
     ) -> tuple[Payment, Answer]:
         """Ask the provider for the payment's state and apply the answer as a report; return both. ``confirming``:
         it asks what a report of money left unsaid, and an answer that the payment did not pay only flags it."""
-        asked = payment.pending_call  # only a call whose lease had run out when the poll was asked can it settle
-        asked_after = asked if asked is not None and asked.lease_ran_out(self.clock()) else None
+        # Only a call whose lease ran out a timeout before the poll was asked can it settle by what it does not
+        # show: the margin is for clocks that differ between the hosts that send and those that ask.
+        asked = payment.pending_call
+        asked_after = asked if asked is not None and asked.lease_ran_out(self.clock() - self.answered_within) else None
         answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
 
         def build(current: Payment) -> Change:
