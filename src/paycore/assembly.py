@@ -89,7 +89,7 @@ def _build_adapter(registry: Registry, what: str, adapter: AdapterConfig, manage
             f"install the package that provides it, e.g. paycore-{adapter.type}"
         )
     try:
-        return factory(_AdapterContext(adapter.settings, manager))
+        built = factory(_AdapterContext(adapter.settings, manager))
     except PaycoreError:
         raise
     except Exception as error:
@@ -97,6 +97,19 @@ def _build_adapter(registry: Registry, what: str, adapter: AdapterConfig, manage
         raise ConfigurationError(
             f"{what} {adapter.type!r} could not be built: {type(error).__name__}: {redact_url(str(error))}"
         ) from None
+    protocol: type = PaymentRepository if what == "repository" else IdempotencyStore
+    if not isinstance(built, protocol):  # checked now, not at the first payment's AttributeError
+        missing = sorted(name for name in _protocol_methods(protocol) if not callable(getattr(built, name, None)))
+        raise ConfigurationError(
+            f"{what} type {adapter.type!r} built a {type(built).__name__}, which is no {protocol.__name__} "
+            f"(missing: {', '.join(missing) or 'none'}); a plugin bug: report it to the package providing it"
+        )
+    return built
+
+
+def _protocol_methods(protocol: type) -> list[str]:
+    """The methods a runtime-checkable protocol asks for."""
+    return [name for name in dir(protocol) if not name.startswith("_")]
 
 
 def build_providers(

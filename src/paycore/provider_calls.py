@@ -37,7 +37,7 @@ from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, P
 from paycore.money import Money
 from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
 from paycore.providers import Provider
-from paycore.records import Payment, ProviderUpdate
+from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import fail_refund
 from paycore.reviews import flag_missing_amount
 from paycore.settling import answer_to, apply_under_call, capture_of, mark_unknown
@@ -186,6 +186,9 @@ class ProviderCalls:
         """``await request`` under the timeout (:func:`~paycore.awaiting.within`); classify how it ended."""
         try:
             answer = await within(request, self.timeout)
+            expected = RefundUpdate if call is not None and call.operation is CallOperation.REFUND else ProviderUpdate
+            if not isinstance(answer, expected):  # a provider's bug: whatever it did, its answer says nothing
+                raise InvalidReport(f"{type(answer).__name__} where a {expected.__name__} was due")
             if seen is not None:
                 seen.answered(answer)
             return answer
