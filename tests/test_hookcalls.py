@@ -261,6 +261,12 @@ async def test_a_validator_that_returns_its_refusal_instead_of_raising_it_still_
     assert str(raised.value).startswith(told) or told in str(raised.value)
 
 
+@pytest.mark.parametrize("answer", [None, True])
+async def test_a_validator_that_returns_none_or_true_lets_the_payment_through(answer: object) -> None:
+    plugin = _named("limits_service", paycore_validate_payment=hookimpl(lambda payment: answer))
+    await validate_payment(_manager(plugin), payment=PAYMENT)
+
+
 async def test_validators_pass_a_payment_they_all_accept() -> None:
     calls: list[str] = []
     await validate_payment(_manager(Validator("a", calls), Validator("b", calls, asynchronous=True)), payment=PAYMENT)

@@ -316,9 +316,9 @@ async def _await_fail_closed(awaitable: Awaitable[object], plugin: str, payment_
 
 
 def _returned(result: object, plugin: str, payment_id: str) -> None:
-    """A policy says yes by returning ``None``; anything else it returns refuses the payment (fail closed):
-    a :class:`~paycore.errors.PaycoreError` is raised as it is, any other value as a refusal naming the plugin."""
-    if result is None:
+    """A policy says yes by returning ``None`` (or ``True``); anything else it returns refuses the payment (fail
+    closed): a :class:`~paycore.errors.PaycoreError` is raised as it is, any other value as a refusal naming it."""
+    if result is None or result is True:
         return
     if isinstance(result, PaycoreError):
         raise result

@@ -173,7 +173,7 @@ def paycore_validate_payment(payment: Payment) -> Awaitable[None] | None:
 
     Raise :class:`~paycore.errors.PaymentRejected` (or another
     :class:`~paycore.errors.ValidationError`) to refuse it; nothing is stored
-    then. Return ``None`` (or an awaitable of ``None``) to let it through. Fail
+    then. Return ``None`` or ``True`` (or an awaitable of it) to let it through. Fail
     closed: any other exception, or any other value returned (``False``, a
     reason as text, an error instance), refuses the payment with a
     :class:`~paycore.errors.PaymentRejected` naming the plugin.
