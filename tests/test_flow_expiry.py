@@ -313,3 +313,15 @@ async def test_a_provider_that_cannot_be_asked_never_holds_up_the_others(
         assert sorted(p.id for p in expired) == sorted(p.id for p in up)
         assert len([c for c in provider.calls if c[0] == "check_status"]) == 1, "asked once in the run, not thrice"
         assert [(await flow.get_payment(p.id)).status for p in down] == [PaymentStatus.PROCESSING] * 3
+
+
+async def test_a_cancel_refused_for_one_payment_never_holds_up_its_providers_others(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    stale = await _stale(flow, "fake", 3)
+    fake.script("cancel", "not_sent")  # the first cancel is refused; the provider answers the others
+    clock.advance(minutes=90)
+    expired = await flow.expire_stale(HOUR, limit=3)
+    assert len(expired) == 2
+    assert [c[0] for c in fake.calls].count("check_status") == 3, "every payment was asked about"
+    assert [(await flow.get_payment(p.id)).status for p in stale].count(PaymentStatus.EXPIRED) == 2

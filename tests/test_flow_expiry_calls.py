@@ -47,7 +47,8 @@ async def _lost_capture(flow: PaymentFlow, fake: FakeProvider) -> Payment:
 
 
 def _past_the_lease(flow: PaymentFlow, clock: Clock) -> None:
-    clock.advance(seconds=flow.config.idempotency_lease + 1)
+    """Past the call's lease and a provider timeout more: a poll asked now settles the call, whatever it says."""
+    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
 
 
 def _sent(fake: FakeProvider, operation: str, payment: Payment) -> int:
@@ -252,3 +253,34 @@ async def test_a_call_made_while_the_reaper_asks_is_left_to_its_owner_unflagged(
         assert expired.status is PaymentStatus.EXPIRED
     else:
         assert after.status is PaymentStatus.CANCELED
+
+
+async def test_a_lost_refund_is_left_alone_until_a_poll_can_settle_it_never_flagged_early(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
+) -> None:
+    payment = await pay()
+    fake.script("refund", "lost")
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+    fake.ledger[payment.id].refunds.clear()  # it never reached the provider
+    clock.advance(seconds=flow.config.idempotency_lease + 5)  # the lease ran out, a provider timeout has not
+    assert await flow.expire_stale(HOUR) == []
+    early = await flow.get_payment(payment.id)
+    assert (early.needs_review, early.refund(refund.id).status) == (False, RefundStatus.PENDING)
+    clock.advance(seconds=flow.config.provider_timeout)
+    (settled,) = await flow.expire_stale(HOUR)
+    assert (settled.needs_review, settled.refund(refund.id).status) == (False, RefundStatus.FAILED)
+
+
+async def test_a_flagged_open_payment_whose_answer_was_lost_still_has_it_settled(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=Money.of("1000", "XOF"), provider="fake", order_id="o")).payment
+    await flow.set_fraud_status(payment.id, "review", message="velocity")
+    fake.script("cancel", "lost")
+    cancelled = await flow.cancel(payment.id)
+    assert cancelled.pending_call is not None
+    _past_the_lease(flow, clock)
+    clock.advance(hours=2)  # stale too: the open pass leaves it to the operator, the lost answers' pass settles it
+    (settled,) = await flow.expire_stale(HOUR)
+    assert (settled.id, settled.status, settled.pending_call) == (payment.id, PaymentStatus.CANCELED, None)

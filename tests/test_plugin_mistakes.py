@@ -101,3 +101,29 @@ def test_a_factory_that_builds_the_wrong_thing_is_refused_when_the_flow_is_built
 ) -> None:
     with pytest.raises(ConfigurationError, match=told.replace("(", r"\(")):
         make_flow(base_config(**config), plugins=(Misbuilt(),))
+
+
+class Traced:
+    """A repository that delegates every call through ``__getattr__`` (a tracing proxy)."""
+
+    def __init__(self) -> None:
+        from paycore_memory import MemoryRepository
+
+        self._inner = MemoryRepository()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class TracedPlugin:
+    @hookimpl
+    def paycore_register_repositories(self, register: RepositoryRegistrar) -> None:
+        register("traced", lambda context: Traced())
+
+
+async def test_a_repository_that_delegates_through_getattr_is_accepted(make_flow: Callable[..., PaymentFlow]) -> None:
+    async with make_flow(base_config(repository="traced", idempotency="memory"), plugins=(TracedPlugin(),)) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+        assert checkout.payment.status is PaymentStatus.SUCCEEDED

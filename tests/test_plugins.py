@@ -473,3 +473,12 @@ def test_a_plugin_object_given_in_code_is_named_by_its_class_never_its_id() -> N
     assert named in str(raised.value)
     manager = create_plugin_manager([NotAProvider(), NotAProvider()], entry_points=False)
     assert {name for name, _ in manager.list_name_plugin()} >= {named, f"{named}#2"}
+
+
+def test_two_plugin_classes_of_one_name_from_two_modules_both_register() -> None:
+    def policies(module: str) -> type:
+        return type("Policies", (), {"__module__": module})
+
+    manager = create_plugin_manager([policies("shop_a.policies"), policies("shop_b.policies")], entry_points=False)
+    names = {name for name, _ in manager.list_name_plugin()}
+    assert {"shop_a.policies.Policies", "shop_b.policies.Policies"} <= names

@@ -98,11 +98,13 @@ def _build_adapter(registry: Registry, what: str, adapter: AdapterConfig, manage
             f"{what} {adapter.type!r} could not be built: {type(error).__name__}: {redact_url(str(error))}"
         ) from None
     protocol: type = PaymentRepository if what == "repository" else IdempotencyStore
-    if not isinstance(built, protocol):  # checked now, not at the first payment's AttributeError
-        missing = sorted(name for name in _protocol_methods(protocol) if not callable(getattr(built, name, None)))
+    # Checked now, not at the first payment's AttributeError; by asking for each method, as a proxy that
+    # delegates through __getattr__ answers (isinstance looks methods up statically from Python 3.12).
+    missing = sorted(name for name in _protocol_methods(protocol) if not callable(getattr(built, name, None)))
+    if missing:
         raise ConfigurationError(
             f"{what} type {adapter.type!r} built a {type(built).__name__}, which is no {protocol.__name__} "
-            f"(missing: {', '.join(missing) or 'none'}); a plugin bug: report it to the package providing it"
+            f"(missing: {', '.join(missing)}); a plugin bug: report it to the package providing it"
         )
     return built
 

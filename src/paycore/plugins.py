@@ -154,12 +154,18 @@ def create_plugin_manager(
 
 
 def _name_in_code(manager: pluggy.PluginManager, plugin: object) -> str | None:
-    """The name a plugin given in code is registered under: its ``__name__`` (pluggy's: a module's), else
-    its class path (``shop.policies.Limits``, then ``#2``... for another object of it), never its ``id()``."""
-    if isinstance(getattr(plugin, "__name__", None), str) or manager.is_registered(plugin):
-        return None  # a module, or an object that names itself: pluggy takes its __name__
-    kind = type(plugin)
-    base = f"{kind.__module__}.{kind.__qualname__}"
+    """The name a plugin given in code is registered under, never its ``id()``: a module's ``__name__``; a
+    class's path, an object's own ``__name__`` or its class's path (``shop.policies.Limits``), then ``#2``...
+    when that name is taken."""
+    if inspect.ismodule(plugin) or manager.is_registered(plugin):
+        return None  # a module: pluggy takes its __name__
+    own = getattr(plugin, "__name__", None)
+    if inspect.isclass(plugin):
+        base = f"{plugin.__module__}.{plugin.__qualname__}"
+    elif isinstance(own, str) and own:
+        base = own  # an object that names itself
+    else:
+        base = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
     name, number = base, 1
     while manager.get_plugin(name) is not None:
         number += 1

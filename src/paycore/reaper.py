@@ -61,7 +61,7 @@ class _Run:
     seen: set[str] = field(factory=set)
     changed: list[Payment] = field(factory=list)
     down: set[tuple[str, str | None]] = field(factory=set)
-    """The providers (code, tenant) that could not be asked in this run: their payments wait for the next."""
+    """The providers (code, tenant) a status poll could not reach in this run: their payments wait for the next."""
 
     @property
     def done(self) -> bool:
@@ -119,8 +119,8 @@ class Reaper:
             stale = await self.writer.repository.list_stale(
                 statuses=tuple(sorted(fsm.OPEN)), updated_before=deadline, limit=window
             )
-            for payment in stale:
-                if run.first_sight(payment) and self._to_expire(run, payment, give_up_before):
+            for payment in stale:  # one it leaves alone stays unseen: the lost answers' pass may take it up
+                if self._to_expire(run, payment, give_up_before) and run.first_sight(payment):
                     await _attempt(run, payment, self._expire_one(run, payment, give_up_before))
                     if run.done:
                         break
@@ -159,14 +159,19 @@ class Reaper:
         """True for an open payment the run takes up: not one awaiting review, nor one whose call is in
         flight, nor, while its provider is down in this run, one it would not flag yet."""
         call = payment.pending_call
-        if payment.needs_review or (call is not None and call.in_flight(self.clock())):
+        if payment.needs_review or (call is not None and not self._settleable(call)):
             return False
         return (payment.provider, payment.tenant) not in run.down or payment.created_at < give_up_before
 
     def _call_due(self, payment: Payment) -> bool:
-        """True when the payment's call has run out of its lease (and so is out of its owner's hands)."""
+        """True when the payment's call is out of its owner's hands and a poll can settle it (:meth:`_settleable`)."""
         call = payment.pending_call
-        return call is not None and call.lease_ran_out(self.clock())
+        return call is not None and self._settleable(call)
+
+    def _settleable(self, call: ProviderCall) -> bool:
+        """True once ``call``'s lease ran out a provider timeout ago: a poll asked now settles it whatever it says
+        (:meth:`ProviderCalls.poll`); before that the call is left alone, in flight or not."""
+        return call.lease_ran_out(self.clock() - self.calls.answered_within)
 
     async def _settle_call(self, run: _Run, payment: Payment, deadline: datetime) -> Payment:
         """Settle the payment's call by asking the provider, never by sending it again; flag it when it stays unknown.
@@ -263,9 +268,7 @@ class Reaper:
             return await self.writer.load(payment.id)
         try:
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
-        except (ProviderNotSent, ValidationError) as error:
-            if isinstance(error, ProviderNotSent):
-                run.down.add((payment.provider, payment.tenant))
+        except (ProviderNotSent, ValidationError) as error:  # a refusal of this cancel: the provider is not down
             return await self._unreachable(payment, give_up_before, f"its cancel was not sent: {error}")
         return await self.calls.finish(payment.id, call, answer, chosen)
 

@@ -301,6 +301,8 @@ class LateAnswerScenarios:
             refund = await flow.refund(paid.id)
             assert await flow.expire_stale(3600) == [], "within their lease the calls are their owners'"
             clock.advance(LEASE + 1)
+            assert await flow.expire_stale(3600) == [], "within a provider timeout of it, a poll could not settle them"
+            clock.advance(5)
             changed = {payment.id: payment for payment in await flow.expire_stale(3600)}
             assert changed[authorized.id].status is PaymentStatus.SUCCEEDED
             assert changed[paid.id].status is PaymentStatus.REFUNDED
