@@ -28,6 +28,7 @@ from paycore.idempotency import IdempotentRunner
 from paycore.keys import KeyBinding, scope_of
 from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.secrets import Settings
+from paycore.wire import shown
 from paycore_cash.backends import drawer_storage
 from paycore_cash.errors import (
     DrawerClosed,
@@ -367,6 +368,12 @@ class CashDrawers:
         the drawer should hold more than ``MAX_MINOR_UNITS`` (no storage can
         record that: pay the excess out first).
 
+        ``till`` names the session open at that till when the close is asked:
+        if a movement lands while the drawer is counted, that session is
+        counted again and closed, and if someone closes it meanwhile the close
+        is refused with :class:`DrawerClosed`; it never closes a session the
+        till opened after it was asked.
+
         A keyed close is bound to the session it closed: the session keeps an
         id derived from the key (``close_id``), so a retry under the key
         replays that close whatever the till's state now, even after a crash
@@ -383,12 +390,11 @@ class CashDrawers:
             session_id = check_session_id(session_id)
 
         async def execute(binding: KeyBinding | None) -> DrawerSession:
-            if binding is None:
-                return await self._close(counted, closed_by, till, session_id, close_id=None)
-            earlier = await self._earlier_close(till, session_id, binding)
-            if earlier is not None:
-                return _same_close(earlier, counted, closed_by, binding.key)
-            return await self._close(counted, closed_by, till, session_id, close_id=binding.new_id("cls"))
+            if binding is not None:
+                earlier = await self._earlier_close(till, session_id, binding)
+                if earlier is not None:
+                    return _same_close(earlier, counted, closed_by, binding.key)
+            return await self._close(counted, closed_by, till, session_id, binding)
 
         return await self.idempotency.run(
             operation="cash.drawer.close",
@@ -418,16 +424,24 @@ class CashDrawers:
         return None
 
     async def _close(
-        self, counted: Money, closed_by: str, till: str | None, session_id: str | None, *, close_id: str | None
+        self, counted: Money, closed_by: str, till: str | None, session_id: str | None, binding: KeyBinding | None
     ) -> DrawerSession:
+        """Close the session ``session_id``, or the one open at ``till`` now, with ``counted``.
+
+        The session is resolved once: when a movement (or another close) lands between the count and its
+        write, only that session is read and closed again. If it was closed meanwhile, the close is refused
+        with :class:`DrawerClosed` (or replayed, if an earlier attempt under the key closed it), never
+        turned into a close of a session the till opened since.
+        """
+        close_id = None if binding is None else binding.new_id("cls")
+        session = await self.get(session_id) if session_id is not None else await self.require_open(till or "")
         for _ in range(_CLOSE_ATTEMPTS):
-            session = await self.get(session_id) if session_id is not None else await self.require_open(till or "")
             if session.status is DrawerStatus.CLOSED:
-                raise DrawerClosed(
-                    f"drawer session {session.id} of till {session.till!r} was closed already "
-                    f"by {session.closed_by} at {session.closed_at:%Y-%m-%d %H:%M}; "
-                    "a closed session never changes"
-                )
+                if binding is not None:
+                    earlier = await self._earlier_close(None, session.id, binding)
+                    if earlier is not None:
+                        return _same_close(earlier, counted, closed_by, binding.key)
+                raise _closed_already(session)
             check_amount(counted, "counted cash", currency=session.currency, allow_zero=True)
             movements = await self.storage.list_movements(session.id)
             expected = drawer_totals(session, movements).expected
@@ -450,10 +464,24 @@ class CashDrawers:
             )
             try:
                 await self.storage.close_session(closed)
-            except ConcurrentUpdate:
-                continue  # a movement landed meanwhile: count it and try again
+            except (ConcurrentUpdate, DrawerClosed):
+                # A movement landed meanwhile (count it and try again), or someone closed it: read this very
+                # session again, never the one its till has open now (a close counted one drawer, not the next).
+                session = await self.get(session.id)
+                continue
             return closed
-        raise ConcurrentUpdate(f"drawer of till {till!r} kept changing while it was being closed; try again")
+        raise ConcurrentUpdate(
+            f"drawer session {session.id} of till {shown(session.till)} kept changing while it was being closed; "
+            "try again"
+        )
+
+
+def _closed_already(session: DrawerSession) -> DrawerClosed:
+    return DrawerClosed(
+        f"drawer session {session.id} of till {session.till!r} was closed already "
+        f"by {session.closed_by} at {session.closed_at:%Y-%m-%d %H:%M}; "
+        "a closed session never changes"
+    )
 
 
 def _no_open_drawer(till: str) -> NoOpenDrawer:

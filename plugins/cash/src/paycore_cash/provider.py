@@ -2,7 +2,9 @@
 
 A cash payment succeeds at once: :meth:`CashProvider.initiate` checks the
 tender, records a SALE movement (tendered and change) in the open session of
-the payment's till and reports the payment captured. A refund pays cash out of
+the payment's till and reports the payment captured; a drawer that closed
+after the payment was checked and stored, before the sale was recorded, fails
+it (no cash recorded, nothing left pending). A refund pays cash out of
 the till's open drawer as a REFUND movement. Both are idempotent per payment
 and per refund, and :meth:`CashProvider.check_status` reads the drawer to
 settle a call whose answer was lost.
@@ -54,7 +56,7 @@ from paycore_cash.errors import (
     NoOpenDrawer,
 )
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind, new_movement_id
-from paycore_cash.sales import GOODWILL
+from paycore_cash.sales import GOODWILL, drawer_closed_before_the_sale
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import drawer_totals
 from paycore_cash.validation import MAX_TILL, check_amount, is_currency, is_name
@@ -217,25 +219,26 @@ class CashProvider(Provider):
         """Refuse a cash payment that cannot be taken: no till, too little tender, drawer closed.
 
         Returns the till, the cash tendered and the till's open session.
-        Called before the payment is stored (so a refused payment leaves no
-        trace) and again when it is initiated.
+        Called before the payment is stored, so a refused payment leaves no trace.
         """
-        till = till_of(payment)
-        tendered = tendered_of(payment)
-        cashier_of(payment)
-        if tendered < payment.amount:
-            raise InsufficientTender(
-                f"{tendered} tendered is less than the {payment.amount} due; take more cash, "
-                "or pay the rest another way (take_cash(..., split_tender=True))"
-            )
+        till, tendered = _tender(payment)
         return till, tendered, await self._open_session(payment, till)
 
     async def initiate(self, payment: Payment) -> ProviderUpdate:
-        """Record the cash sale in the till's open drawer; the payment is captured at once."""
+        """Record the cash sale in the till's open drawer; the payment is captured at once.
+
+        A drawer found closed now (it closed after :meth:`check_payment` let the
+        payment be stored) is the drawer's answer: no cash was recorded, and the
+        payment fails with a message saying the drawer closed first.
+        """
         stored = await self._read(self.storage.find_movement(kind=MovementKind.SALE, payment_id=payment.id))
         if stored is not None:
             return _sale_update(stored)
-        till, tendered, session = await self._accept(payment)
+        till, tendered = _tender(payment)
+        session = await self._read(self.storage.get_open_session(payment.tenant, till))
+        if session is None:
+            return _closed_before_the_sale(till)
+        self._check_currency(payment, session)
         movement = CashMovement(
             id=new_movement_id(),
             session_id=session.id,
@@ -248,7 +251,10 @@ class CashProvider(Provider):
             tendered=tendered,
             change=tendered - payment.amount,
         )
-        return _sale_update(await self._write(movement, till))
+        try:
+            return _sale_update(await self._write(movement))
+        except DrawerClosed:  # closed between the read and the write: the sale was not recorded
+            return _closed_before_the_sale(till)
 
     async def refund(self, payment: Payment, refund: Refund) -> RefundUpdate:
         """Pay ``refund.amount`` out of the open drawer of the till the refund names (default: the sale's).
@@ -279,7 +285,9 @@ class CashProvider(Provider):
                 refund_id=refund.id,
             )
             try:
-                return _refund_update(await self._write(movement, till, expected_version=session.version), refund)
+                return _refund_update(await self._write(movement, expected_version=session.version), refund)
+            except DrawerClosed:
+                raise NoOpenDrawer(f"the drawer of till {till!r} was closed; open it before paying out cash") from None
             except ConcurrentUpdate:
                 continue  # cash moved since the check: read the drawer again and check again
         raise ProviderNotSent(f"the drawer of the till paying out refund {refund.id} kept changing; try again")
@@ -337,18 +345,15 @@ class CashProvider(Provider):
         except (StorageError, OSError) as error:
             raise ProviderNotSent(f"cash drawer storage unavailable: {type(error).__name__}") from error
 
-    async def _write(self, movement: CashMovement, till: str, *, expected_version: int | None = None) -> CashMovement:
+    async def _write(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
         """Store a movement; a storage failure leaves it unknown (settled by check_status).
 
         :class:`~paycore.errors.ConcurrentUpdate` (the session moved past
-        ``expected_version``) stored nothing: the caller checks again.
+        ``expected_version``) and :class:`~paycore_cash.errors.DrawerClosed`
+        (the session closed since it was read) stored nothing: the caller says what follows.
         """
         try:
             return await self.storage.add_movement(movement, expected_version=expected_version)
-        except DrawerClosed:
-            raise NoOpenDrawer(
-                f"the drawer of till {till!r} was closed; open it before taking or paying out cash"
-            ) from None
         except CashError:
             raise
         except (StorageError, OSError) as error:
@@ -366,6 +371,24 @@ def _check_currency_setting(context: ProviderContext) -> None:
             f"provider {context.code!r} of {owner}: the cash setting 'currency' must be an ISO 4217 code "
             f"such as 'XOF' (or left out), not {shown(currency)}"
         )
+
+
+def _tender(payment: Payment) -> tuple[str, Money]:
+    """The till and the cash tendered of a cash payment that can be taken; refuse one with too little tender."""
+    till = till_of(payment)
+    tendered = tendered_of(payment)
+    cashier_of(payment)
+    if tendered < payment.amount:
+        raise InsufficientTender(
+            f"{tendered} tendered is less than the {payment.amount} due; take more cash, "
+            "or pay the rest another way (take_cash(..., split_tender=True))"
+        )
+    return till, tendered
+
+
+def _closed_before_the_sale(till: str) -> ProviderUpdate:
+    """The drawer's answer for a sale its till's drawer closed before: failed, no cash recorded."""
+    return ProviderUpdate(outcome=Outcome.FAILED, message=drawer_closed_before_the_sale(till))
 
 
 def _call_time(payment: Payment) -> datetime:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
+from paycore.errors import StorageError
 from paycore.money import Money
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
@@ -37,6 +38,11 @@ _PAID = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatu
 
 GOODWILL = "goodwill"
 """The refund metadata key that marks a goodwill refund (``metadata={"goodwill": True}``)."""
+
+
+def drawer_closed_before_the_sale(till: str) -> str:
+    """What a cash payment that failed because its till's drawer closed before its sale was recorded says."""
+    return f"the drawer of till {shown(till)} was closed before the sale was recorded"
 
 
 def is_goodwill(refund: Refund) -> bool:
@@ -75,14 +81,19 @@ async def take_cash(
 
     Tendering less than ``amount`` is refused with :class:`InsufficientTender`
     unless ``split_tender`` is true; then the payment is for the tendered cash
-    and the rest of ``amount`` stays due. Refused, with nothing stored, if the
+    and the rest of ``amount`` stays due. Refused with
+    :class:`~paycore_cash.errors.NoOpenDrawer`, with nothing stored, if the
     till's drawer is not open. ``provider`` is the code the tenant enabled
     the cash provider under. ``split_tender`` must be ``True`` or ``False``
     (anything else is refused with :class:`InvalidCashRequest`).
 
     The sale is returned only once its payment succeeded, so the change it names
-    is due. When recording it in the drawer gave no answer (the store failed
-    mid-sale), :class:`~paycore_cash.errors.CashSaleUnsettled` (a
+    is due. If the drawer closed after the payment was stored but before the
+    sale was recorded in it, the payment fails (no cash recorded, nothing
+    left pending) and :class:`~paycore_cash.errors.CashSaleFailed` names it
+    and says the drawer closed: open the drawer and take the cash again,
+    under a new key. When recording it in the drawer gave no answer (the
+    store failed mid-sale), :class:`~paycore_cash.errors.CashSaleUnsettled` (a
     :class:`~paycore.errors.ProviderOutcomeUnknown`) names the payment:
     ``flow.refresh`` settles it, and the same call with the same
     ``idempotency_key`` then returns the sale or raises
@@ -127,16 +138,31 @@ async def take_cash(
                 "settles it",
                 payment_id=payment.id,
             )
-        raise CashSaleFailed(
-            f"the cash sale of payment {payment.id} was not recorded (payment {payment.status.value}); "
-            "take the cash again under a new idempotency key",
-            payment_id=payment.id,
-        )
+        raise CashSaleFailed(await _not_recorded(flow, payment, till), payment_id=payment.id)
     return CashSale(
         payment=checkout.payment if checkout.payment is payment else payment,
         tendered=tendered,
         change=tendered - paid,
         balance_due=amount - paid,
+    )
+
+
+async def _not_recorded(flow: PaymentFlow, payment: Payment, till: str) -> str:
+    """Why the cash sale of ``payment`` (ended unpaid) was not recorded, and what the cashier does now."""
+    try:
+        events = await flow.list_events(payment.id, tenant=payment.tenant)
+    except StorageError:  # the payment's history cannot be read now: the sale failed all the same
+        events = []
+    reason = next((e.message for e in reversed(events) if e.to_status == payment.status.value and e.message), "")
+    if reason == drawer_closed_before_the_sale(till):
+        return (
+            f"the cash sale of payment {payment.id} was not recorded (payment {payment.status.value}): {reason}; "
+            f"open the drawer of till {shown(till)} and take the cash again under a new idempotency key"
+        )
+    because = f": {reason}" if reason else ""
+    return (
+        f"the cash sale of payment {payment.id} was not recorded (payment {payment.status.value}{because}); "
+        "take the cash again under a new idempotency key"
     )
 
 

@@ -16,17 +16,30 @@ Every test runs under asyncio and trio.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 import anyio
 import pytest
 from attrs import evolve
 
 from paycore.errors import ConcurrentUpdate
+from paycore.flow import PaymentFlow
+from paycore.hookspecs import RepositoryRegistrar, hookimpl
 from paycore.money import Money
+from paycore.status import PaymentStatus
 from paycore_cash.drawers import CashDrawers
-from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound, InsufficientDrawerCash
+from paycore_cash.errors import (
+    CashSaleFailed,
+    DrawerAlreadyOpen,
+    DrawerClosed,
+    DrawerNotFound,
+    InsufficientDrawerCash,
+)
+from paycore_cash.hookspecs import DrawerBackendRegistrar
 from paycore_cash.records import (
     CashMovement,
     DrawerSession,
@@ -35,12 +48,23 @@ from paycore_cash.records import (
     new_movement_id,
     new_session_id,
 )
+from paycore_cash.sales import take_cash
 from paycore_cash.storage import DrawerStorage
 from paycore_cash.totals import drawer_totals
 
-__all__ = ["DrawerStorageConformance", "closed_record", "make_movement", "make_session", "pay_out_concurrently"]
+__all__ = [
+    "DrawerStorageConformance",
+    "RacedStorage",
+    "closed_record",
+    "flow_on",
+    "make_movement",
+    "make_session",
+    "pay_out_concurrently",
+]
 
 _START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+_T = TypeVar("_T")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def make_session(
@@ -109,6 +133,106 @@ async def pay_out_concurrently(drawers: CashDrawers, *, till: str, amount: Money
         for index in range(times):
             group.start_soon(pay_out, index)
     return sorted(outcomes)
+
+
+_TENANT = "chez-awa"
+_BACKEND = "drawer-storage-under-test"
+
+
+class _StorageUnderTest:
+    """A repository type of its own (payments in memory) whose cash drawers are kept in one given storage."""
+
+    def __init__(self, storage: DrawerStorage) -> None:
+        self.storage = storage
+
+    @hookimpl
+    def paycore_register_repositories(self, register: RepositoryRegistrar) -> None:
+        from paycore_memory import MemoryRepository
+
+        class Repository(MemoryRepository):
+            storage_backend = _BACKEND
+
+        register(_BACKEND, lambda context: Repository())
+
+    @hookimpl
+    def paycore_cash_drawer_backends(self, register: DrawerBackendRegistrar) -> None:
+        register(_BACKEND, lambda repository: self.storage)
+
+
+@asynccontextmanager
+async def flow_on(storage: DrawerStorage) -> AsyncIterator[PaymentFlow]:
+    """A flow with the cash provider for tenant ``chez-awa``, its payments in memory (``paycore-memory``) and
+    its cash drawers (the provider's and :class:`CashDrawers`') in ``storage``."""
+    cash = {"type": "cash"}
+    config = {"repository": _BACKEND, "idempotency": "memory", "tenants": {_TENANT: {"providers": {"cash": cash}}}}
+    async with PaymentFlow.from_config(config, plugins=[_StorageUnderTest(storage)]) as flow:
+        yield flow
+
+
+_Hook = Callable[..., Awaitable[None]]
+"""What happens around a storage call: given the call's arguments."""
+
+
+class RacedStorage:
+    """``storage``, where other callers act around the first call of chosen methods.
+
+    ``before[name]`` runs just before the first call of the method ``name``,
+    ``after[name]`` just after it (whether it stored or was refused); each is
+    given that call's arguments. Every other call goes straight to ``storage``.
+    """
+
+    def __init__(
+        self, storage: DrawerStorage, *, before: Mapping[str, _Hook] = _EMPTY, after: Mapping[str, _Hook] = _EMPTY
+    ) -> None:
+        self.storage = storage
+        self.before = dict(before)
+        self.after = dict(after)
+
+    async def _call(self, name: str, call: Callable[..., Awaitable[_T]], *args: Any, **kwargs: Any) -> _T:
+        before, after = self.before.pop(name, None), self.after.pop(name, None)
+        if before is not None:
+            await before(*args, **kwargs)
+        try:
+            return await call(*args, **kwargs)
+        finally:
+            if after is not None:
+                await after(*args, **kwargs)
+
+    async def open_session(self, session: DrawerSession) -> None:
+        """As ``storage`` does."""
+        await self._call("open_session", self.storage.open_session, session)
+
+    async def get_session(self, session_id: str) -> DrawerSession:
+        """As ``storage`` does."""
+        return await self._call("get_session", self.storage.get_session, session_id)
+
+    async def get_open_session(self, tenant: str | None, till: str) -> DrawerSession | None:
+        """As ``storage`` does."""
+        return await self._call("get_open_session", self.storage.get_open_session, tenant, till)
+
+    async def list_sessions(self, tenant: str | None, till: str | None = None) -> list[DrawerSession]:
+        """As ``storage`` does."""
+        return await self._call("list_sessions", self.storage.list_sessions, tenant, till)
+
+    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+        """As ``storage`` does."""
+        return await self._call("add_movement", self.storage.add_movement, movement, expected_version=expected_version)
+
+    async def find_movement(
+        self, *, kind: MovementKind, payment_id: str | None = None, refund_id: str | None = None
+    ) -> CashMovement | None:
+        """As ``storage`` does."""
+        return await self._call(
+            "find_movement", self.storage.find_movement, kind=kind, payment_id=payment_id, refund_id=refund_id
+        )
+
+    async def list_movements(self, session_id: str) -> list[CashMovement]:
+        """As ``storage`` does."""
+        return await self._call("list_movements", self.storage.list_movements, session_id)
+
+    async def close_session(self, session: DrawerSession) -> None:
+        """As ``storage`` does."""
+        await self._call("close_session", self.storage.close_session, session)
 
 
 class DrawerStorageConformance:
@@ -479,3 +603,92 @@ class DrawerStorageConformance:
     async def test_closing_an_unknown_session_is_not_found(self, drawer_storage: DrawerStorage) -> None:
         with pytest.raises(DrawerNotFound):
             await drawer_storage.close_session(closed_record(make_session()))
+
+    # -- what CashDrawers and the cash provider make of it ---------------------------------------
+
+    @pytest.mark.parametrize("key", [None, "close-T1-evening"], ids=["unkeyed", "keyed"])
+    async def test_a_close_raced_by_a_sale_never_closes_the_session_its_till_opened_since(
+        self, drawer_storage: DrawerStorage, key: str | None
+    ) -> None:
+        """A manager counts 777 000 in drawer T1; a sale lands before the count is stored, and before it is
+        counted again another manager closes that session and a cashier opens T1 again. The first close is
+        refused: it never closes the fresh drawer with a count made of another one."""
+        first = make_session(float_="1000")
+        await drawer_storage.open_session(first)
+        second = make_session(float_="5000", opened_by="Moussa", opened_at=_START + timedelta(hours=1))
+
+        async def sale_lands(closing: DrawerSession) -> None:
+            await drawer_storage.add_movement(make_movement(first, MovementKind.SALE, "2000", payment_id="pay_1"))
+
+        async def closed_and_opened_again(closing: DrawerSession) -> None:
+            latest = await drawer_storage.get_session(first.id)
+            await drawer_storage.close_session(evolve(closed_record(latest, counted="3000"), closed_by="Binta"))
+            await drawer_storage.open_session(second)
+
+        raced = RacedStorage(
+            drawer_storage, before={"close_session": sale_lands}, after={"close_session": closed_and_opened_again}
+        )
+        async with flow_on(raced) as flow:
+            drawers = CashDrawers(flow, tenant=_TENANT)
+            with pytest.raises(DrawerClosed, match=f"{first.id} of till 'T1' was closed already by Binta"):
+                await drawers.close(till="T1", counted=Money.of("777000", "XOF"), closed_by="Awa", idempotency_key=key)
+            assert await drawers.current("T1") == second
+        assert await drawer_storage.get_session(second.id) == second
+        closed = await drawer_storage.get_session(first.id)
+        assert (closed.closed_by, closed.counted) == ("Binta", Money.of("3000", "XOF"))
+
+    async def test_a_keyed_close_whose_session_the_same_key_closed_meanwhile_replays_that_close(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """A keyed close stalls past its lease and a retry under the key closes the session first. The stalled
+        close's write is refused, and it answers with the close the key made, not with DrawerClosed."""
+        session = make_session(float_="1000")
+        await drawer_storage.open_session(session)
+        stored: list[DrawerSession] = []
+
+        async def retry_under_the_key_closes_it(closing: DrawerSession) -> None:
+            await drawer_storage.close_session(closing)
+            stored.append(closing)
+
+        raced = RacedStorage(drawer_storage, before={"close_session": retry_under_the_key_closes_it})
+        async with flow_on(raced) as flow:
+            closed = await CashDrawers(flow, tenant=_TENANT).close(
+                till="T1", counted=Money.of("1000", "XOF"), closed_by="Awa", idempotency_key="close-T1-evening"
+            )
+        assert closed == stored[0] == await drawer_storage.get_session(session.id)
+        assert closed.close_id is not None
+
+    @pytest.mark.parametrize("closed_before", ["find_movement", "add_movement"], ids=["read", "write"])
+    async def test_a_sale_whose_drawer_closed_before_it_was_recorded_fails_and_says_so(
+        self, drawer_storage: DrawerStorage, closed_before: str
+    ) -> None:
+        """The sale passed the drawer check and its payment was stored; the manager closed the drawer before
+        the sale was recorded in it (before the provider read the drawer, or between that read and its
+        write). The payment fails, none is left pending, the drawer holds no sale, and the cashier is told
+        the drawer closed: once it is open again, the cash is taken."""
+        session = make_session(float_="1000")
+        await drawer_storage.open_session(session)
+        xof = Money.of("1000", "XOF")
+
+        async def manager_closes_the_drawer(*args: Any, **kwargs: Any) -> None:
+            await drawer_storage.close_session(closed_record(await drawer_storage.get_session(session.id)))
+
+        raced = RacedStorage(drawer_storage, before={closed_before: manager_closes_the_drawer})
+        async with flow_on(raced) as flow:
+            with pytest.raises(CashSaleFailed) as failed:
+                await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
+            assert str(failed.value).endswith(
+                "the drawer of till 'T1' was closed before the sale was recorded; "
+                "open the drawer of till 'T1' and take the cash again under a new idempotency key"
+            )
+            [payment] = await flow.list_payments(tenant=_TENANT)
+            assert (payment.id, payment.status, payment.pending_call) == (
+                failed.value.payment_id,
+                PaymentStatus.FAILED,
+                None,
+            )
+            assert await drawer_storage.list_movements(session.id) == []
+            reopened = await CashDrawers(flow, tenant=_TENANT).open(till="T1", opening_float=xof, opened_by="Awa")
+            sale = await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
+            assert sale.payment.status is PaymentStatus.SUCCEEDED
+            assert [m.payment_id for m in await drawer_storage.list_movements(reopened.id)] == [sale.payment.id]
