@@ -251,7 +251,9 @@ async def test_a_create_whose_session_wave_never_made_expires_when_asked_once_it
         (payment,) = await flow.list_payments(order_id="T7")
         # Wave has no such session yet: the request may still be on its way, so nothing is concluded
         assert (await flow.refresh(payment.id)).status is PaymentStatus.PROCESSING
-        now[0] += timedelta(seconds=flow.config.idempotency_lease)
+        now[0] += timedelta(seconds=flow.config.idempotency_lease)  # the lease ran out: a timeout more to wait
+        assert (await flow.refresh(payment.id)).status is PaymentStatus.PROCESSING
+        now[0] += timedelta(seconds=flow.config.provider_timeout)
         assert (await flow.refresh(payment.id)).status is PaymentStatus.EXPIRED
 
 
