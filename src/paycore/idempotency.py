@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -132,6 +133,7 @@ class IdempotentRunner:
     def store(self, store: IdempotencyStore) -> None:
         self._store = store
         self._keeps_records = isinstance(store, RecordKeepingStore)
+        self._keeps_at_once = getattr(store, "completes_without_waiting", False) is True
         self._completed_by_writes = self._completes_keys_of is not None and self._completes_keys_of(store)
         self._claims_with = self._claiming if self._completed_by_writes else None
 
@@ -264,8 +266,11 @@ class IdempotentRunner:
                 await self._keep_after_takeover(scope, key, request, result, operation)
             return result  # the operation's last write completed the key
         try:
-            with anyio.CancelScope(shield=True):  # done: a caller cancelled now still leaves its key completed
-                if self._keeps_records and type(result) in KEPT_AS_RECORDS:
+            keeps = self._keeps_records and type(result) in KEPT_AS_RECORDS
+            # The operation is done: a caller cancelled now still leaves its key completed. A store that completes
+            # without waiting needs no shield: no cancellation lands where nothing waits.
+            with nullcontext() if keeps and self._keeps_at_once else anyio.CancelScope(shield=True):
+                if keeps:
                     await self.store.complete_record(  # type: ignore[attr-defined]  # a RecordKeepingStore
                         scope=scope, key=key, token=claim.token, record=result, ttl_seconds=self.ttl_seconds
                     )

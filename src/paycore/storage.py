@@ -389,12 +389,12 @@ class IdempotencyStore(Protocol):
 class RecordKeepingStore(Protocol):
     """An idempotency store that can keep a result as the record itself (optional; in-process stores).
 
-    The flow completes a key this way when the store offers it and the result
-    is one of paycore's immutable records (a ``Checkout``, ``Payment`` or
-    ``Refund``): no serialization when the request completes, none when it is
-    replayed, and a replay returns the record in :attr:`IdempotencyClaim.record`.
+    The flow completes a key this way when the store offers it and the result is one of paycore's immutable
+    records (a ``Checkout``, ``Payment`` or ``Refund``): no serialization when the request completes, none
+    when it is replayed, and a replay returns the record in :attr:`IdempotencyClaim.record`.
     """
 
     async def complete_record(self, *, scope: str, key: str, token: str, record: object, ttl_seconds: float) -> None:
-        """Keep ``record`` as the key's result, as :meth:`IdempotencyStore.complete` keeps a mapping."""
+        """Keep ``record`` as the key's result, as :meth:`IdempotencyStore.complete` keeps a mapping. A store whose
+        ``complete_record`` never waits may say so (``completes_without_waiting = True``): it is called unshielded."""
         ...

@@ -233,6 +233,20 @@ class IdempotencyStoreConformance:
         with pytest.raises(IdempotencyInProgress):
             await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
 
+    async def test_a_store_that_completes_without_waiting_keeps_a_record_for_a_caller_already_cancelled(
+        self, idempotency_store: IdempotencyStore
+    ) -> None:
+        keeping = _keeping(idempotency_store)
+        if getattr(keeping, "completes_without_waiting", False) is not True:
+            pytest.skip(f"{type(keeping).__name__} does not say its complete_record never waits (it is shielded)")
+        record = make_payment()
+        claim = await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        with anyio.CancelScope() as cancelled:
+            cancelled.cancel()  # the flow calls it unshielded: a wait inside it would end it here
+            await keeping.complete_record(scope="", key="k1", token=claim.token or "", record=record, ttl_seconds=LEASE)
+        assert not cancelled.cancelled_caught, "complete_record waited: it may not say completes_without_waiting"
+        assert (await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)).record == record
+
     async def test_a_kept_record_is_forgotten_after_its_retention(self, idempotency_store: IdempotencyStore) -> None:
         keeping = _keeping(idempotency_store)
         claim = await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)

@@ -17,7 +17,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from attrs import define
 
@@ -73,6 +73,9 @@ class MemoryIdempotencyStore:
     ``clock`` (seconds, monotonic) is injectable so lease expiry can be tested
     without sleeping.
     """
+
+    completes_without_waiting: ClassVar[bool] = True
+    """Its ``complete_record`` never waits (a lock, no ``await``): the flow needs no shield around it."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
