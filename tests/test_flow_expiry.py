@@ -325,3 +325,28 @@ async def test_a_cancel_refused_for_one_payment_never_holds_up_its_providers_oth
     assert len(expired) == 2
     assert [c[0] for c in fake.calls].count("check_status") == 3, "every payment was asked about"
     assert [(await flow.get_payment(p.id)).status for p in stale].count(PaymentStatus.EXPIRED) == 2
+
+
+@pytest.mark.parametrize("behind_another", [False, True], ids=["alone", "behind another payment"])
+async def test_an_open_payment_with_a_lost_call_at_a_provider_down_waits_for_the_next_run(
+    make_flow: Callable[..., PaymentFlow], clock: Clock, behind_another: bool
+) -> None:
+    config = {"providers": {"down": {"type": "fake", "webhook_secret": "whsec-test"}}}
+    async with make_flow(config) as flow:
+        down = flow.provider("down")
+        assert isinstance(down, FakeProvider)
+        if behind_another:  # polled first in the run, it finds the provider down
+            await _stale(flow, "down", 1)
+            clock.advance(seconds=1)
+        (lost,) = await _stale(flow, "down", 1)
+        down.script("cancel", "lost")
+        assert (await flow.cancel(lost.id)).pending_call is not None
+        down.poll_answer = "not_sent"
+        clock.advance(minutes=90)  # past the deadline, not yet twice past it
+        await flow.expire_stale(HOUR, limit=10)
+        assert not (await flow.get_payment(lost.id)).needs_review, "left for the next run, as the open pass does"
+        down.poll_answer = None
+        clock.advance(minutes=5)
+        await flow.expire_stale(HOUR, limit=10)
+        settled = await flow.get_payment(lost.id)
+        assert (settled.status, settled.pending_call, settled.needs_review) == (PaymentStatus.CANCELED, None, False)

@@ -62,6 +62,8 @@ class _Run:
     changed: list[Payment] = field(factory=list)
     down: set[tuple[str, str | None]] = field(factory=set)
     """The providers (code, tenant) a status poll could not reach in this run: their payments wait for the next."""
+    give_up_before: datetime | None = None
+    """An open payment created before this no one could ask about is flagged rather than left (twice the deadline)."""
 
     @property
     def done(self) -> bool:
@@ -109,7 +111,8 @@ class Reaper:
         deadline = self.clock() - older_than
         run = _Run(limit)
         await self._expire_open(run, deadline, deadline - older_than)
-        await self._settle_calls(_Run(limit, seen=run.seen, changed=run.changed, down=run.down), deadline)
+        calls = _Run(limit, seen=run.seen, changed=run.changed, down=run.down, give_up_before=deadline - older_than)
+        await self._settle_calls(calls, deadline)
         return run.changed
 
     async def _expire_open(self, run: _Run, deadline: datetime, give_up_before: datetime) -> None:
@@ -146,7 +149,7 @@ class Reaper:
             page = await repository.list_with_calls(limit=page_size, after=after)
             for payment in page:
                 if run.first_sight(payment) and self._call_due(payment) and not _left_to_operator(payment):
-                    if (payment.provider, payment.tenant) in run.down and _lease_of(payment) > deadline:
+                    if (payment.provider, payment.tenant) in run.down and not _past_waiting(run, payment, deadline):
                         continue  # its provider could not be asked in this run: the next run asks
                     await _attempt(run, payment, self._settle_call(run, payment, deadline))
                     if run.done:
@@ -183,23 +186,25 @@ class Reaper:
         assert call is not None
         chosen = self.providers(payment.provider, payment.tenant)
         if not chosen.capabilities.polling:
-            return await self._call_unasked(payment, call, deadline, "the provider cannot be polled")
+            return await self._call_unasked(run, payment, call, deadline, "the provider cannot be polled")
         if (payment.provider, payment.tenant) in run.down:
-            return await self._call_unasked(payment, call, deadline, "the provider could not be asked")
+            return await self._call_unasked(run, payment, call, deadline, "the provider could not be asked")
         try:
             polled, _ = await self.calls.poll(payment, chosen, cause="reaper")
         except ProviderNotSent as error:
             log.warning("could not settle the %s call of payment %s: %s", call.operation.value, payment.id, error)
             run.down.add((payment.provider, payment.tenant))
-            return await self._call_unasked(payment, call, deadline, f"the provider could not be asked: {error}")
+            return await self._call_unasked(run, payment, call, deadline, f"the provider could not be asked: {error}")
         if not _carries(polled, call):
             return polled
         return await self._flag_call(polled, call, "asking the provider did not settle it")
 
-    async def _call_unasked(self, payment: Payment, call: ProviderCall, deadline: datetime, why: str) -> Payment:
-        """A call no one could ask about: left for a webhook or the next run, flagged once its lease ran out
-        before ``deadline`` (``older_than`` ago), so no outcome stays open untold."""
-        if call.lease_until > deadline:
+    async def _call_unasked(
+        self, run: _Run, payment: Payment, call: ProviderCall, deadline: datetime, why: str
+    ) -> Payment:
+        """A call no one could ask about: left for a webhook or the next run, flagged once it waited long enough
+        (:func:`_past_waiting`), so no outcome stays open untold."""
+        if not _past_waiting(run, payment, deadline):
             return payment
         return await self._flag_call(payment, call, why)
 
@@ -336,10 +341,15 @@ def _carries(payment: Payment, call: ProviderCall) -> bool:
     return payment.pending_call is not None and payment.pending_call.is_the_same(call)
 
 
-def _lease_of(payment: Payment) -> datetime:
-    """When the lease of the payment's call ran out (it carries one)."""
+def _past_waiting(run: _Run, payment: Payment, deadline: datetime) -> bool:
+    """True when a payment no one could ask about is flagged rather than left for the next run: its call's
+    lease ran out before ``deadline`` and, if it is still open, it was created before the run's
+    ``give_up_before`` (the open payments' own rule: twice the deadline)."""
     assert payment.pending_call is not None
-    return payment.pending_call.lease_until
+    if payment.pending_call.lease_until > deadline:
+        return False
+    give_up = run.give_up_before
+    return payment.status not in fsm.OPEN or give_up is None or payment.created_at < give_up
 
 
 def _left_to_operator(payment: Payment) -> bool:
