@@ -25,7 +25,7 @@ from paycore.testing.storage_under_test import StorageUnderTest
 
 __all__ = ["TTL", "KeyLifetimeConformance"]
 
-TTL = 0.6
+TTL = 1.0
 """The suite's ``idempotency_ttl`` in seconds (short, so the suite can outlive it)."""
 
 
@@ -41,7 +41,7 @@ class KeyLifetimeConformance(StorageUnderTest):
             **storage_config,
             "providers": {"ledger": {"type": "ledger"}},
             "provider_timeout": 0.1,  # a call is sent at once, well within its lease
-            "idempotency_lease": 0.4,
+            "idempotency_lease": 0.9,  # time to write the call down first on a busy database
             "idempotency_ttl": TTL,
         }
         flow = PaymentFlow.from_config(
