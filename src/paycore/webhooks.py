@@ -109,6 +109,12 @@ def money_without_amount(update: ProviderUpdate) -> str | None:
     return None
 
 
+def _delivered_for(payment: Payment, chosen: Provider, tenant: str | None) -> bool:
+    """True when a delivery to ``chosen`` of ``tenant`` may name ``payment``: another tenant's payment, or
+    another provider's, is one it does not know (answered as a payment that does not exist)."""
+    return payment.tenant == tenant and payment.provider == chosen.code
+
+
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:
     if type(headers) is not dict and not isinstance(headers, Mapping):  # a dict is a Mapping, without the ABC check
         raise MalformedWebhook(f"webhook headers must be a mapping, not {type(headers).__name__}")
@@ -187,7 +193,7 @@ class WebhookReceiver:
             payment = await self.writer.find(lookup)
         except PaymentNotFound:
             raise PaymentNotFound(f"no payment {lookup}") from None
-        if payment.tenant != tenant or payment.provider != chosen.code:
+        if not _delivered_for(payment, chosen, tenant):
             raise PaymentNotFound(f"no payment {lookup}")
         for reference in (update.external_id, *update.references) if update.payment_id is not None else ():
             if reference is None:
@@ -219,7 +225,7 @@ class WebhookReceiver:
 
         def build(current: Payment) -> Change:
             nonlocal needs_poll
-            if current.tenant != tenant or current.provider != chosen.code:
+            if not _delivered_for(current, chosen, tenant):
                 raise PaymentNotFound(f"no payment {lookup}")  # another tenant's, or another provider's
             change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
             applied = apply_under_call(change, update, lists_refunds=chosen.capabilities.polls_report_refunds)
@@ -239,7 +245,7 @@ class WebhookReceiver:
             raise PaymentNotFound(f"no payment {lookup}") from None
         except DuplicateExternalId:  # nothing was stored: the report contradicts what is
             raise MalformedWebhook(f"provider {chosen.code!r} reported a reference of another payment") from None
-        if applied_payment.tenant != tenant or applied_payment.provider != chosen.code:
+        if not _delivered_for(applied_payment, chosen, tenant):
             raise PaymentNotFound(f"no payment {lookup}")  # a delivery seen before, naming another's payment now
         if not needs_poll:
             return applied_payment

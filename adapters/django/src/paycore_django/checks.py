@@ -368,9 +368,15 @@ def _locks_every_request(alias: str) -> str | None:
     """The ``transaction_mode`` of ``alias`` when it has ``ATOMIC_REQUESTS`` and that mode locks at ``BEGIN``."""
     from django.conf import settings
 
-    database = settings.DATABASES[alias]
-    mode = str((database.get("OPTIONS") or {}).get("transaction_mode") or "").upper()
-    return mode if database.get("ATOMIC_REQUESTS") and mode in LOCKING_TRANSACTION_MODES else None
+    mode = _transaction_mode(alias)
+    return mode if settings.DATABASES[alias].get("ATOMIC_REQUESTS") and mode in LOCKING_TRANSACTION_MODES else None
+
+
+def _transaction_mode(alias: str) -> str:
+    """The ``transaction_mode`` option of database ``alias``, upper case (``""``: SQLite's default, deferred)."""
+    from django.conf import settings
+
+    return str((settings.DATABASES[alias].get("OPTIONS") or {}).get("transaction_mode") or "").upper()
 
 
 @register(Tags.compatibility)
@@ -419,7 +425,6 @@ def check_sqlite_transaction_mode(app_configs: Sequence[AppConfig] | None = None
     refreshed. ``IMMEDIATE`` takes the write lock at ``BEGIN``, so concurrent
     writers wait for each other instead.
     """
-    from django.conf import settings
 
     try:
         config, _, _ = _load()
@@ -429,7 +434,7 @@ def check_sqlite_transaction_mode(app_configs: Sequence[AppConfig] | None = None
     for alias in sorted(_paycore_aliases(config)):
         if _sqlite_file(alias) is None:
             continue
-        mode = str((settings.DATABASES[alias].get("OPTIONS") or {}).get("transaction_mode") or "").upper()
+        mode = _transaction_mode(alias)
         if mode not in LOCKING_TRANSACTION_MODES:
             found.append(
                 Warning(
