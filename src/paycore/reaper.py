@@ -224,9 +224,7 @@ class Reaper:
     async def _expire_one(self, run: _Run, payment: Payment, give_up_before: datetime) -> Payment:
         """Settle ``payment`` as its provider says; one the provider cannot be asked about is left for the
         next run, and flagged once it was created before ``give_up_before`` (twice its deadline ago)."""
-        call = payment.pending_call
-        if call is not None and call.in_flight(self.clock()):
-            return payment
+        call = payment.pending_call  # none in flight: the run takes up only calls a poll can settle (_to_expire)
         if was_never_sent(payment) and call is None:
             return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=False))
         chosen = self.providers(payment.provider, payment.tenant)
