@@ -20,6 +20,7 @@ from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.plugins import collect_registry, create_plugin_manager
 from paycore_cash.drawers import CashDrawers
+from paycore_cash.errors import DrawerClosed
 from paycore_memory import MemoryIdempotencyStore, MemoryRepository
 
 pytestmark = pytest.mark.anyio
@@ -210,6 +211,31 @@ async def test_a_keyed_close_retried_after_the_till_reopened_replays_the_first_c
     assert resumed == await drawers.get(first.id)
     assert resumed.variance == xof(-1_000)
     assert await drawers.current("T1") == second
+
+
+async def test_a_keyed_close_that_lost_its_session_to_another_close_is_refused_again_after_the_till_reopened(
+    drawers: CashDrawers,
+) -> None:
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    storage = drawers.storage
+    real_list = storage.list_movements
+
+    async def list_then_close_elsewhere(session_id: str) -> Any:
+        found = await real_list(session_id)
+        del storage.list_movements  # once: the other close counts with the real one
+        await drawers.close(till="T1", counted=xof(10_000), closed_by="Binta")
+        return found
+
+    storage.list_movements = list_then_close_elsewhere
+    with pytest.raises(DrawerClosed, match=f"drawer session {first.id} .* was closed already by Binta"):
+        await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
+    second = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Moussa")
+    # The refusal's answer was lost: the till's retry under its key is refused the same way, never closing the
+    # drawer opened since with the count of the first.
+    with pytest.raises(DrawerClosed, match=f"drawer session {first.id} .* was closed already by Binta"):
+        await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
+    assert await drawers.current("T1") == second
+    assert (await drawers.get(first.id)).counted == xof(10_000)
 
 
 async def test_a_close_key_whose_record_was_lost_refuses_another_count_and_closes_nothing(

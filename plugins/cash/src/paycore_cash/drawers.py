@@ -378,7 +378,9 @@ class CashDrawers:
         id derived from the key (``close_id``), so a retry under the key
         replays that close whatever the till's state now, even after a crash
         before the answer was stored, or after the till was opened again; it
-        never closes another session.
+        never closes another session. A keyed close refused because someone
+        else closed its session keeps that answer too: a retry under the key
+        is refused again, however the till stands by then.
         """
         if (till is None) == (session_id is None):
             raise InvalidCashRequest("close needs exactly one of till= and session_id=")
@@ -396,7 +398,7 @@ class CashDrawers:
                     return _same_close(earlier, counted, closed_by, binding.key)
             return await self._close(counted, closed_by, till, session_id, binding)
 
-        return await self.idempotency.run(
+        closed = await self.idempotency.run(
             operation="cash.drawer.close",
             scope=self._scope,
             key=idempotency_key,
@@ -404,6 +406,15 @@ class CashDrawers:
             execute=execute,
             result_type=DrawerSession,
         )
+        if idempotency_key is not None and not self._closed_under(closed, idempotency_key):
+            # Someone else closed the session this close counted: the key keeps that answer, so a retry (its
+            # first answer lost) is refused again instead of closing the session the till opened since.
+            raise _closed_already(closed)
+        return closed
+
+    def _closed_under(self, session: DrawerSession, key: str) -> bool:
+        """True when ``session`` was closed by a close under ``key`` (it carries the key's ``close_id``)."""
+        return session.close_id in self.idempotency.binding(self._scope, key).candidate_ids("cls")
 
     async def _earlier_close(
         self, till: str | None, session_id: str | None, binding: KeyBinding
@@ -441,6 +452,7 @@ class CashDrawers:
                     earlier = await self._earlier_close(None, session.id, binding)
                     if earlier is not None:
                         return _same_close(earlier, counted, closed_by, binding.key)
+                    return session  # closed by someone else: the key keeps it, and close() refuses it
                 raise _closed_already(session)
             check_amount(counted, "counted cash", currency=session.currency, allow_zero=True)
             movements = await self.storage.list_movements(session.id)
