@@ -211,6 +211,41 @@ async def test_a_crashed_holders_key_is_taken_over_after_its_lease_and_settled_b
         assert [op for op, _ in fake.calls] == ["initiate", "check_status"]
 
 
+async def test_a_create_whose_holder_crashed_before_sending_is_sent_by_its_retry_not_expired(
+    make_flow: Callable[..., PaymentFlow], clock: Any
+) -> None:
+    async with make_flow(idempotency_lease=120) as flow:
+        leases = MonotonicClock()
+        flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        original = fake.initiate
+        reached = anyio.Event()
+
+        async def crash_before_sending(payment: Payment) -> Any:
+            reached.set()
+            await anyio.sleep_forever()  # the process dies before the request leaves
+
+        fake.initiate = crash_before_sending  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_create, flow)
+            await reached.wait()
+            tasks.cancel_scope.cancel()
+        fake.initiate = original  # type: ignore[method-assign]
+        (crashed,) = await flow.list_payments()
+        assert crashed.pending_call is not None
+
+        waited = 120 + flow.config.provider_timeout + 1  # a poll now says for sure the create never arrived
+        leases.now += waited
+        clock.advance(seconds=waited)
+        resumed = await _create(flow)
+        assert resumed.payment.id == crashed.id
+        assert resumed.payment.status is not PaymentStatus.EXPIRED
+        assert resumed.payment.pending_call is None
+        assert [op for op, _ in fake.calls] == ["check_status", "initiate"]
+        assert await _create(flow) == resumed  # replayed: sent once
+
+
 async def test_a_refund_resumed_after_a_crash_is_settled_not_sent_again(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any
 ) -> None:

@@ -319,8 +319,9 @@ class ProviderCalls:
 
     # -- settling -------------------------------------------------------------------------
 
-    async def settle(self, payment: Payment, provider: Provider) -> Payment:
-        """Before a new operation: refuse while a call is in flight; settle an unknown one by asking."""
+    async def settle(self, payment: Payment, provider: Provider, *, resending_create: bool = False) -> Payment:
+        """Before a new operation: refuse while a call is in flight; settle an unknown one by asking
+        (``resending_create``: a create that never arrived leaves its payment pending, to be sent again)."""
         call = payment.pending_call
         if call is None:
             return payment
@@ -331,7 +332,7 @@ class ProviderCalls:
                 f"payment {payment.id}: the outcome of its {call.operation.value} call is unknown and provider "
                 f"{provider.code!r} cannot be polled; wait for its webhook"
             )
-        settled, _ = await self.poll(payment, provider)
+        settled, _ = await self.poll(payment, provider, resending_create=resending_create)
         remaining = settled.pending_call
         if remaining is not None:
             if remaining.id != call.id and remaining.in_flight(self.clock()):
@@ -351,7 +352,13 @@ class ProviderCalls:
             return await self.writer.load(payment.id)
 
     async def poll(
-        self, payment: Payment, provider: Provider, *, cause: str = "poll", confirming: bool = False
+        self,
+        payment: Payment,
+        provider: Provider,
+        *,
+        cause: str = "poll",
+        confirming: bool = False,
+        resending_create: bool = False,
     ) -> tuple[Payment, Answer]:
         """Ask the provider for the payment's state and apply the answer as a report; return both. ``confirming``:
         it asks what a report of money left unsaid, and an answer that the payment did not pay only flags it."""
@@ -376,7 +383,9 @@ class ProviderCalls:
                     change.flag(ReviewReason.UNKNOWN_OUTCOME, f"polling could not settle it: {answer.reason}")
                 return change
             lists_refunds = provider.capabilities.polls_report_refunds
-            applied = apply_under_call(change, answer, lists_refunds=lists_refunds, asked_after=asked_after)
+            applied = apply_under_call(
+                change, answer, lists_refunds=lists_refunds, asked_after=asked_after, resending_create=resending_create
+            )
             if applied.missing_amount:
                 flag_missing_amount(change, "the provider's status named no amount for the money it reports")
             return change

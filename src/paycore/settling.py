@@ -27,19 +27,25 @@ __all__ = ["answer_to", "apply_under_call", "capture_of", "mark_unknown", "settl
 
 
 def apply_under_call(
-    change: Change, update: ProviderUpdate, *, lists_refunds: bool, asked_after: ProviderCall | None = None
+    change: Change,
+    update: ProviderUpdate,
+    *,
+    lists_refunds: bool,
+    asked_after: ProviderCall | None = None,
+    resending_create: bool = False,
 ) -> Applied:
     """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries, and clear
     the call if the report settles it (:func:`settles_call`).
 
     ``lists_refunds``: the provider's polls list every refund (``Capabilities.polls_report_refunds``);
-    ``asked_after``: the call whose lease had run out when a poll was asked (what makes it fresh)."""
+    ``asked_after``: the call whose lease had run out when a poll was asked (what makes it fresh);
+    ``resending_create``: the poll is a retried create's, which sends its create again if it never arrived."""
     call: ProviderCall | None = change.value("pending_call")
     in_flight = call is not None and call.in_flight(change.now)
     fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
     applied = apply_report(
         change,
-        update if call is None or in_flight else answer_to(call, update, fresh=fresh),
+        update if call is None or in_flight else answer_to(call, update, fresh=fresh, resending=resending_create),
         settle=not in_flight,
         expected_capture=capture_of(call),
         protected_refund=call.refund_id if call is not None and in_flight else None,
@@ -93,13 +99,16 @@ def settles_call(
     return outcome is Outcome.SUCCEEDED or outcome in NEGATIVE_OUTCOMES
 
 
-def answer_to(call: ProviderCall, update: ProviderUpdate, *, fresh: bool = True) -> ProviderUpdate:
+def answer_to(
+    call: ProviderCall, update: ProviderUpdate, *, fresh: bool = True, resending: bool = False
+) -> ProviderUpdate:
     """``update`` read as the answer to ``call``: the reaper's cancel, once done, means "expired"; a
     create the provider has no record of may be on its way, unless a ``fresh`` poll says so (see
-    :func:`settles_call`): no fact yet."""
+    :func:`settles_call`): no fact yet. Nor is it one when its create is ``resending``: it never arrived,
+    and the create retried under its key sends it now, so the payment stays pending."""
     if call.closes_abandoned_payment and update.outcome is Outcome.CANCELED:
         return evolve(update, outcome=Outcome.EXPIRED, message=update.message or "abandoned; canceled at the provider")
-    if update.outcome is Outcome.NOT_FOUND and call.operation is CallOperation.INITIATE and not fresh:
+    if update.outcome is Outcome.NOT_FOUND and call.operation is CallOperation.INITIATE and (resending or not fresh):
         return evolve(update, outcome=None)
     return update
 
