@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -229,6 +230,21 @@ async def test_a_provider_without_partial_refunds_refuses_one(flow: PaymentFlow)
     with pytest.raises(UnsupportedOperation, match="cannot refund part"):
         await flow.refund(payment.id, amount=xof(1000))
     assert (await flow.refund(payment.id)).status is RefundStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(("answer", "retry_key"), [("decline", "r-2"), ("not_sent", "r-1")])
+async def test_a_provider_without_partial_refunds_refunds_in_full_after_a_refund_that_failed(
+    flow: PaymentFlow, answer: str, retry_key: str
+) -> None:
+    limited = flow.provider("limited")
+    assert isinstance(limited, FakeProvider)
+    payment = (await flow.create_payment(amount=xof(5000), provider="limited", order_id="o")).payment
+    limited.script("refund", answer)
+    with contextlib.suppress(ProviderNotSent):
+        assert (await flow.refund(payment.id, idempotency_key="r-1")).status is RefundStatus.FAILED
+    # A failed refund moved nothing: the whole payment is still the one refund this provider can make.
+    assert (await flow.refund(payment.id, idempotency_key=retry_key)).status is RefundStatus.SUCCEEDED
+    assert (await flow.get_payment(payment.id)).refunded_amount == xof(5000)
 
 
 async def test_a_refund_that_was_not_sent_is_sent_again_when_retried_with_its_key(

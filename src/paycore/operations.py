@@ -23,7 +23,7 @@ from paycore.inputs import check_reference
 from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.providers import Provider
 from paycore.records import LineItem, Payment
-from paycore.status import PaymentStatus
+from paycore.status import PaymentStatus, RefundStatus
 
 __all__ = [
     "capture_amount",
@@ -132,7 +132,8 @@ def refund_amount(payment: Payment, provider: Provider, amount: Money | None) ->
             f"pending {payment.pending_refund_amount})"
         )
     captured = payment.captured_amount
-    if (wanted != captured or payment.refunds) and not provider.capabilities.partial_refund:
+    held = any(refund.status is not RefundStatus.FAILED for refund in payment.refunds)  # a failed one moved nothing
+    if (wanted != captured or held) and not provider.capabilities.partial_refund:
         raise UnsupportedOperation(
             f"provider {provider.code!r} ({provider.name}) cannot refund part ({wanted}) of {captured}"
         )
