@@ -1,12 +1,11 @@
 """``PaymentActions``: create, capture, cancel and refund, each an idempotent provider call.
 
-Each action runs at most once per idempotency key (:mod:`paycore.idempotency`),
-settles any earlier call of the payment first, checks the operation's rules
-(:mod:`paycore.operations`), writes its provider call down, sends it and
-settles it with the answer (:mod:`paycore.provider_calls`). Records created
-under a key get ids bound to it, so a retried or taken-over request finds what
-its first attempt stored instead of making a second payment or refund.
-:class:`~paycore.flow.PaymentFlow` offers them as its own methods.
+Each action runs at most once per idempotency key (:mod:`paycore.idempotency`), settles any earlier
+call of the payment first, checks the operation's rules (:mod:`paycore.operations`), writes its
+provider call down, sends it and settles it with the answer (:mod:`paycore.provider_calls`). Records
+created under a key get ids bound to it, so a retried or taken-over request finds what its first
+attempt stored instead of making a second payment or refund. :class:`~paycore.flow.PaymentFlow`
+offers them as its own methods.
 """
 
 from __future__ import annotations
@@ -299,12 +298,15 @@ class PaymentActions:
         async def execute(binding: KeyBinding | None) -> Refund:
             written = binding.updated if binding is not None else None
             if written is not None:  # stored with the key's claim
-                started = written.payment
-                chosen = self.provider(started.provider, tenant=started.tenant)
-                await self.writer.notify(written.events, started)
-                call = started.pending_call
+                started, call = written.payment, written.payment.pending_call
                 assert call is not None
                 assert call.refund_id is not None
+                try:
+                    chosen = self.provider(started.provider, tenant=started.tenant)
+                except FlowClosed:  # closed since the claim: the refund written with it was never sent
+                    await self.calls.undo(payment_id, call, known=started)
+                    raise
+                await self.writer.notify(written.events, started)
                 refund_id = call.refund_id
             else:
                 payment, chosen, _ = await self._settled(payment_id, tenant, binding)
@@ -335,12 +337,8 @@ class PaymentActions:
                 binding=binding,
             )
 
-        arguments = {
-            "payment_id": payment_id,
-            "amount": serialization.unstructure(amount),
-            "reason": reason,
-            "metadata": dict(metadata or {}),
-        }
+        money = serialization.unstructure(amount)
+        arguments = {"payment_id": payment_id, "amount": money, "reason": reason, "metadata": dict(metadata or {})}
         return await self._run(
             "refund", payment_id, tenant, idempotency_key, arguments, execute, Refund, request.first_write
         )

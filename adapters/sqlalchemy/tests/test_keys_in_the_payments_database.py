@@ -24,6 +24,7 @@ from sqlalchemy import event
 import paycore.testing.fake
 from paycore import PaymentFlow, hookimpl
 from paycore.errors import (
+    FlowClosed,
     IdempotencyInProgress,
     IdempotencyKeyReused,
     PaycoreError,
@@ -455,3 +456,29 @@ async def test_a_keyed_refund_over_what_remains_changes_nothing_and_leaves_the_k
         refund = await flow.refund(payment.id, amount=Money.of("5000", "XOF"), idempotency_key="r14")
         assert refund.amount == Money.of("5000", "XOF"), "the refused request left its key free"
         assert (await flow.get_payment(payment.id)).refunded_amount == Money.of("5000", "XOF")
+
+
+async def test_a_flow_closed_after_a_keyed_refund_was_written_with_its_claim_undoes_it_and_sends_nothing(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with _flow(database_url) as flow:
+        repository = flow.repository
+        assert isinstance(repository, SqlPaymentRepository)
+        payment = await _paid(flow, "T15")
+        claim_and_update = repository.claim_and_update
+
+        async def claim_then_close(*args: Any, **kwargs: Any) -> Any:
+            claimed = await claim_and_update(*args, **kwargs)
+            flow._parts.closed = True  # the flow's close begins while the claim's unit answers
+            return claimed
+
+        monkeypatch.setattr(repository, "claim_and_update", claim_then_close)
+        sent = len(_fake(flow).calls)
+        with pytest.raises(FlowClosed):
+            await flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="r15")
+        flow._parts.closed = False  # to read what was left
+        after = await flow.get_payment(payment.id)
+        assert len(_fake(flow).calls) == sent, "a closed flow sends nothing"
+        assert after.pending_call is None, "the refund written with the claim is undone, not left 'submitting'"
+        assert after.refundable_amount == AMOUNT
+        assert [refund.status for refund in after.refunds] == [RefundStatus.FAILED]
