@@ -11,7 +11,7 @@ import pytest
 from paycore import Money
 from paycore.errors import ProviderNotSent, ValidationError
 from paycore.flow import PaymentFlow
-from paycore.records import Payment
+from paycore.records import Payment, ProviderUpdate
 from paycore.status import Outcome, PaymentStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 
@@ -303,7 +303,7 @@ async def test_a_provider_that_cannot_be_asked_never_holds_up_the_others(
 ) -> None:
     config = {"providers": {code: {"type": "fake", "webhook_secret": "whsec-test"} for code in ("down", "up")}}
     async with make_flow(config) as flow:
-        down = await _stale(flow, "down", 3)
+        down = await _stale(flow, "down", 6)
         up = await _stale(flow, "up", 3)
         provider = flow.provider("down")
         assert isinstance(provider, FakeProvider)
@@ -311,8 +311,28 @@ async def test_a_provider_that_cannot_be_asked_never_holds_up_the_others(
         clock.advance(minutes=90)  # past the deadline, not yet twice past it: not flagged, left for the next run
         expired = await flow.expire_stale(HOUR, limit=3)
         assert sorted(p.id for p in expired) == sorted(p.id for p in up)
-        assert len([c for c in provider.calls if c[0] == "check_status"]) == 1, "asked once in the run, not thrice"
-        assert [(await flow.get_payment(p.id)).status for p in down] == [PaymentStatus.PROCESSING] * 3
+        polls = len([c for c in provider.calls if c[0] == "check_status"])
+        assert polls == 3, "asked until three polls in a row failed, not six times"
+        assert [(await flow.get_payment(p.id)).status for p in down] == [PaymentStatus.PROCESSING] * 6
+
+
+async def test_a_status_poll_refused_for_one_payment_never_holds_up_its_providers_others(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    refused, *others = await _stale(flow, "fake", 5)
+    check_status = fake.check_status
+
+    async def refuse_one(payment: Payment) -> ProviderUpdate:
+        if payment.id == refused.id:
+            raise ProviderNotSent(f"the gateway refused to look up {payment.id}")
+        return await check_status(payment)
+
+    fake.check_status = refuse_one  # type: ignore[method-assign]
+    clock.advance(minutes=90)
+    expired = await flow.expire_stale(HOUR, limit=10)
+    assert sorted(p.id for p in expired) == sorted(p.id for p in others)
+    assert all(p.status is PaymentStatus.EXPIRED for p in expired)
+    assert not (await flow.get_payment(refused.id)).needs_review, "left for the next run"
 
 
 async def test_a_cancel_refused_for_one_payment_never_holds_up_its_providers_others(

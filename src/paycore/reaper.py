@@ -50,6 +50,9 @@ _UNPAID = frozenset({Outcome.PENDING, Outcome.NOT_FOUND})
 
 _CALLS_PAGE = 100
 """The fewest payments carrying a call read at once: a run reads on past those it leaves alone."""
+_DOWN_AFTER = 3
+"""Status polls refused in a row that make a run take a provider for down (one refusal may be one payment's)."""
+_DOWN = f"its provider failed {_DOWN_AFTER} status polls in a row in this run, so it was not asked"
 
 
 @define
@@ -61,7 +64,11 @@ class _Run:
     seen: set[str] = field(factory=set)
     changed: list[Payment] = field(factory=list)
     down: set[tuple[str, str | None]] = field(factory=set)
-    """The providers (code, tenant) a status poll could not reach in this run: their payments wait for the next."""
+    """The providers (code, tenant) whose status polls kept failing in this run: their payments wait for the next."""
+    refused: dict[tuple[str, str | None], int] = field(factory=dict)
+    """How many status polls of each provider (code, tenant) failed in a row in this run."""
+    unasked: set[str] = field(factory=set)
+    """The payments whose status poll failed in this run: not counted toward its limit."""
     give_up_before: datetime | None = None
     """An open payment created before this no one could ask about is flagged rather than left (twice the deadline)."""
 
@@ -69,6 +76,18 @@ class _Run:
     def done(self) -> bool:
         """True once ``limit`` payments were tried."""
         return self.tried >= self.limit
+
+    def poll_failed(self, payment: Payment) -> None:
+        """A status poll about ``payment`` could not be sent: after ``_DOWN_AFTER`` in a row its provider is down."""
+        provider = (payment.provider, payment.tenant)
+        self.unasked.add(payment.id)
+        self.refused[provider] = self.refused.get(provider, 0) + 1
+        if self.refused[provider] >= _DOWN_AFTER:
+            self.down.add(provider)
+
+    def poll_answered(self, payment: Payment) -> None:
+        """A status poll about ``payment`` was answered: its provider is up."""
+        self.refused.pop((payment.provider, payment.tenant), None)
 
     def first_sight(self, payment: Payment) -> bool:
         """True the first time the run meets ``payment`` (a payment it changed may be listed again)."""
@@ -188,13 +207,14 @@ class Reaper:
         if not chosen.capabilities.polling:
             return await self._call_unasked(run, payment, call, deadline, "the provider cannot be polled")
         if (payment.provider, payment.tenant) in run.down:
-            return await self._call_unasked(run, payment, call, deadline, "the provider could not be asked")
+            return await self._call_unasked(run, payment, call, deadline, _DOWN)
         try:
             polled, _ = await self.calls.poll(payment, chosen, cause="reaper")
         except ProviderNotSent as error:
             log.warning("could not settle the %s call of payment %s: %s", call.operation.value, payment.id, error)
-            run.down.add((payment.provider, payment.tenant))
+            run.poll_failed(payment)
             return await self._call_unasked(run, payment, call, deadline, f"the provider could not be asked: {error}")
+        run.poll_answered(payment)
         if not _carries(polled, call):
             return polled
         return await self._flag_call(polled, call, "asking the provider did not settle it")
@@ -229,13 +249,14 @@ class Reaper:
             return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=False))
         chosen = self.providers(payment.provider, payment.tenant)
         if (payment.provider, payment.tenant) in run.down:
-            return await self._unreachable(payment, give_up_before, "the provider could not be asked in this run")
+            return await self._unreachable(payment, give_up_before, _DOWN)
         if chosen.capabilities.polling:
             try:
                 polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
             except ProviderNotSent as error:
-                run.down.add((payment.provider, payment.tenant))
+                run.poll_failed(payment)
                 return await self._unreachable(payment, give_up_before, f"the provider could not be asked: {error}")
+            run.poll_answered(payment)
             if isinstance(answer, Unknown) or answer.outcome is None:
                 reason = answer.reason if isinstance(answer, Unknown) else "the provider does not know it"
                 return await self._flagged(payment, f"unfinished past its deadline: {reason}")
@@ -311,7 +332,7 @@ class Reaper:
 async def _attempt(run: _Run, payment: Payment, work: Awaitable[Payment]) -> None:
     """Count ``work`` on ``payment`` toward the run's limit; keep the payment it leaves if it changed.
 
-    A payment left as it was because its provider could not be asked is not counted: the run reads on."""
+    A payment left as it was because its provider could not be asked about it is not counted: the run reads on."""
     try:
         result = await work
     except PaycoreError as error:
@@ -319,7 +340,7 @@ async def _attempt(run: _Run, payment: Payment, work: Awaitable[Payment]) -> Non
         result = payment
     if result.version != payment.version:
         run.changed.append(result)
-    elif (payment.provider, payment.tenant) in run.down:
+    elif (payment.provider, payment.tenant) in run.down or payment.id in run.unasked:
         return
     run.tried += 1
 
