@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from paycore import Money
+from paycore.errors import ProviderOutcomeUnknown
 from paycore.flow import PaymentFlow
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
@@ -230,3 +231,71 @@ async def test_a_refund_reported_under_another_refunds_reference_is_flagged_and_
     assert second.id in after.review_message
     assert first.id in after.review_message
     assert (await _kinds(flow, payment.id)).count("refund_reference_mismatch") == 1
+
+
+# -- a report about another payment -----------------------------------------------------------
+
+
+async def _pending(flow: PaymentFlow, fake: FakeProvider, order_id: str) -> Payment:
+    fake.script("initiate", "pending")
+    return (await flow.create_payment(amount=XOF_5000, provider="fake", order_id=order_id)).payment
+
+
+async def test_a_poll_answered_for_another_payment_is_not_recorded_and_flags_the_payment(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked, other = await _pending(flow, fake, "o-1"), await _pending(flow, fake, "o-2")
+
+    async def about_the_other(payment: Payment) -> ProviderUpdate:
+        return ProviderUpdate(outcome=Outcome.SUCCEEDED, payment_id=other.id, captured=XOF_5000)
+
+    monkeypatch.setattr(fake, "check_status", about_the_other)
+    for _ in range(2):
+        polled = await flow.refresh(asked.id)
+    assert (polled.status, polled.captured_amount) == (asked.status, None)
+    assert (polled.needs_review, polled.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
+    assert f"names payment {other.id}" in (polled.review_message or "")
+    assert (await _kinds(flow, asked.id)).count("report_of_another_payment") == 1
+    assert await flow.get_payment(other.id) == other
+
+
+async def test_a_create_answered_for_another_payment_leaves_its_call_unknown_and_flags_it(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = await _pending(flow, fake, "o-1")
+
+    async def about_the_other(payment: Payment) -> ProviderUpdate:
+        return ProviderUpdate(outcome=Outcome.SUCCEEDED, payment_id=other.id, captured=XOF_5000)
+
+    monkeypatch.setattr(fake, "initiate", about_the_other)
+    monkeypatch.setattr(fake, "check_status", about_the_other)
+    created = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o-2")).payment
+    assert created.status is PaymentStatus.PROCESSING, "the create reached the provider"
+    assert created.pending_call is not None
+    assert created.pending_call.unknown
+    assert (created.needs_review, created.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
+    assert created.captured_amount is None
+
+
+async def test_an_answer_giving_a_reference_another_payment_holds_is_not_recorded_and_flags_the_payment(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    holder = await _pending(flow, fake, "o-1")
+    assert holder.external_id is not None
+
+    async def its_reference(payment: Payment) -> ProviderUpdate:
+        return ProviderUpdate(outcome=Outcome.SUCCEEDED, external_id=holder.external_id, captured=XOF_5000)
+
+    monkeypatch.setattr(fake, "initiate", its_reference)
+    monkeypatch.setattr(fake, "check_status", its_reference)
+    with pytest.raises(ProviderOutcomeUnknown, match="reference another payment holds"):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o-2", idempotency_key="k-2")
+    (created,) = [p for p in await flow.list_payments() if p.id != holder.id]
+    assert created.pending_call is not None
+    assert created.pending_call.unknown, "the provider is asked again before anything else"
+    assert (created.needs_review, created.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
+    assert (created.status, created.external_id) == (PaymentStatus.PROCESSING, None), "it reached the provider"
+    with pytest.raises(ProviderOutcomeUnknown):
+        await flow.refresh(created.id)
+    assert (await _kinds(flow, created.id)).count("report_of_another_payment") == 1
+    assert await flow.get_payment(holder.id) == holder

@@ -2,16 +2,15 @@
 
 The rules of a call's life are in :mod:`paycore.calls`; this module runs them:
 
-1. :meth:`ProviderCalls.begin` writes the call on the payment (or :meth:`ProviderCalls.first_change`
-   with the operation's first change) after re-checking the operation on the freshest copy;
-   a payment that carries a call already is :class:`~paycore.errors.PaymentBusy`;
-2. :meth:`ProviderCalls.ask` sends it under the flow's timeout, if it can still be answered within
-   its lease, and classifies the ending: an answer, *not sent* (nothing happened: the call is
-   undone), or :class:`Unknown`;
-3. :meth:`ProviderCalls.finish` applies the answer and clears the call, only if the payment still
-   carries *this* call (the owner's right); an unknown ending marks the call unknown;
-4. :meth:`ProviderCalls.settle` runs before any new operation: a call in flight refuses it, an unknown
-   (or abandoned) call is settled by asking the provider, never by sending again.
+1. :meth:`ProviderCalls.begin` writes the call on the payment (or :meth:`ProviderCalls.first_change` with the
+   operation's first change) after re-checking the operation on the freshest copy; a payment that carries a
+   call already is :class:`~paycore.errors.PaymentBusy`;
+2. :meth:`ProviderCalls.ask` sends it under the flow's timeout, if it can still be answered within its lease,
+   and classifies the ending: an answer, *not sent* (nothing happened: the call is undone), or :class:`Unknown`;
+3. :meth:`ProviderCalls.finish` applies the answer and clears the call, only if the payment still carries
+   *this* call (the owner's right); an unknown ending marks the call unknown;
+4. :meth:`ProviderCalls.settle` runs before any new operation: a call in flight refuses it, an unknown (or
+   abandoned) call is settled by asking the provider, never by sending again.
 
 Polls and webhooks are reports: :func:`~paycore.settling.apply_under_call` applies one under the call's
 rules, and :meth:`ProviderCalls.poll` asks for one.
@@ -222,10 +221,9 @@ class ProviderCalls:
     ) -> Payment:
         """Apply the answer to ``call`` and clear it, if the payment still carries it.
 
-        If someone settled the call meanwhile (its lease had run out), the answer
-        is applied as any report would be, and the payment's current call is left alone.
-        ``known`` is the payment as the call was written down (see :meth:`PaymentWriter.mutate`);
-        ``complete`` gives the idempotency key the write completes (see :meth:`conclude`)."""
+        If someone settled the call meanwhile (its lease had run out), the answer is applied as any report would be,
+        and the payment's current call is left alone. ``known`` is the payment as the call was written down (see
+        :meth:`PaymentWriter.mutate`); ``complete`` gives the idempotency key the write completes (:meth:`conclude`)."""
 
         def build(payment: Payment) -> Change | None:
             change = Change(payment, cause="api", now=self.clock())
@@ -242,16 +240,18 @@ class ProviderCalls:
                 apply_under_call(change, answer, lists_refunds=provider.capabilities.polls_report_refunds)
                 return change
             applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call))
-            if call.operation is CallOperation.INITIATE and answer.outcome is None and change.can("send"):
+            reached = call.operation is CallOperation.INITIATE and (answer.outcome is None or applied.foreign)
+            if reached and change.can("send"):  # the create reached the provider: pending there
                 change.fire("send")
-            if applied.missing_amount:
-                mark_unknown(change, current, "the answer did not say how much")  # type: ignore[arg-type]
-            else:
+            if applied.whole:
                 change.set(pending_call=None)
+            else:
+                why = "the answer named another payment" if applied.foreign else "the answer did not say how much"
+                mark_unknown(change, current, why)  # type: ignore[arg-type]
             return change
 
         try:
-            finished = await self.writer.mutate(payment_id, build, known=known, complete=complete)
+            finished = await self.writer.record(payment_id, build, call, self.clock, known=known, complete=complete)
         except BaseException:
             log.error("could not record the answer to %s of payment %s", call.operation.value, payment_id)
             raise
@@ -390,7 +390,7 @@ class ProviderCalls:
                 flag_missing_amount(change, "the provider's status named no amount for the money it reports")
             return change
 
-        return await self.writer.mutate(payment.id, build, known=payment), answer
+        return await self.writer.record(payment.id, build, None, self.clock, known=payment, cause=cause), answer
 
 
 def _asks_again(payment: Payment, call: ProviderCall, answer: Answer) -> bool:

@@ -15,7 +15,7 @@ from paycore.changes import Change
 from paycore.money import Money
 from paycore.status import ReviewReason
 
-__all__ = ["flag_missing_amount", "flag_once", "mismatch"]
+__all__ = ["flag_missing_amount", "flag_once", "flag_other_payments_report", "mismatch"]
 
 
 def flag_once(
@@ -38,6 +38,11 @@ def flag_once(
 def flag_missing_amount(change: Change, message: str) -> None:
     """Flag the payment: the provider reported money without saying how much."""
     flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_missing", message)
+
+
+def flag_other_payments_report(change: Change, message: str) -> None:
+    """Flag the payment: the provider's report names another payment, or a reference another payment holds."""
+    flag_once(change, ReviewReason.UNKNOWN_OUTCOME, "report_of_another_payment", message, unique=True)
 
 
 def mismatch(change: Change, expected: Money, reported: Money, what: str) -> bool:

@@ -13,17 +13,20 @@ call (:func:`answer_to`, :func:`capture_of`) or mark a call unknown
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from attrs import evolve
 
 from paycore.calls import CallOperation, CallState, ProviderCall
 from paycore.changes import Change
 from paycore.money import Money
-from paycore.records import ProviderUpdate
+from paycore.records import Payment, ProviderUpdate
 from paycore.refund_reports import fail_refund, names_refund
+from paycore.reviews import flag_other_payments_report
 from paycore.status import Outcome, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, apply_report
 
-__all__ = ["answer_to", "apply_under_call", "capture_of", "mark_unknown", "settles_call"]
+__all__ = ["answer_to", "apply_under_call", "capture_of", "held_by_another", "mark_unknown", "settles_call"]
 
 
 def apply_under_call(
@@ -53,7 +56,7 @@ def apply_under_call(
     if (
         call is not None
         and not in_flight
-        and not applied.missing_amount
+        and applied.whole
         and settles_call(call, update, change, lists_refunds=lists_refunds, fresh=fresh)
     ):
         change.set(pending_call=None)
@@ -118,6 +121,20 @@ def capture_of(call: ProviderCall | None) -> Money | None:
     if call is not None and call.operation is CallOperation.CAPTURE:
         return call.amount
     return None
+
+
+def held_by_another(call: ProviderCall | None, message: str, payment: Payment, *, now: datetime, cause: str) -> Change:
+    """The change that records a report of ``payment`` the store refused, for it gave a reference another
+    payment holds: nothing of it is kept, ``call`` (the one it answered) is marked unknown if the payment
+    still carries it, and the payment is flagged (:func:`~paycore.reviews.flag_other_payments_report`)."""
+    change = Change(payment, cause=cause, now=now)
+    current = payment.pending_call
+    if call is not None and current is not None and current.id == call.id and not current.unknown:
+        if call.operation is CallOperation.INITIATE and change.can("send"):
+            change.fire("send", message="sent; the provider's answer could not be recorded")
+        mark_unknown(change, current, message)
+    flag_other_payments_report(change, message)
+    return change
 
 
 def mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:

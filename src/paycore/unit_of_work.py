@@ -13,18 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Final, cast
+from functools import partial
+from typing import Any, Final, cast
 
 import anyio
 import pluggy
 from attrs import evolve, frozen
 
 from paycore.builders import compile_builder
+from paycore.calls import ProviderCall
 from paycore.changes import Change
-from paycore.errors import ConcurrentUpdate, PaycoreError, PaymentNotFound
+from paycore.errors import ConcurrentUpdate, DuplicateExternalId, PaycoreError, PaymentNotFound, ProviderOutcomeUnknown
 from paycore.hookcalls import notify_observers
 from paycore.inputs import check_payment_id
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
+from paycore.settling import held_by_another
 from paycore.storage import (
     CompletingRepository,
     IdempotencyStore,
@@ -158,6 +161,28 @@ class PaymentWriter:
             await self.notify(write.events, write.payment)
             return write.payment
         raise ConcurrentUpdate(f"payment {payment_id} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+
+    async def record(
+        self,
+        payment_id: str,
+        build: Build,
+        call: ProviderCall | None,
+        clock: Callable[[], datetime],
+        *,
+        cause: str = "api",
+        **write: Any,
+    ) -> Payment:
+        """Record a provider's report, as :meth:`mutate` writes a change (``call``: the call it answers, if any).
+
+        When the store refuses it for a reference another payment holds (:class:`~paycore.errors.DuplicateExternalId`),
+        nothing of it is kept: the payment is flagged and ``call`` marked unknown instead
+        (:func:`~paycore.settling.held_by_another`), and :class:`~paycore.errors.ProviderOutcomeUnknown` is raised."""
+        try:
+            return await self.mutate(payment_id, build, **write)
+        except DuplicateExternalId as error:
+            message = f"the provider's report gave a reference another payment holds ({error})"
+            await self.mutate(payment_id, partial(held_by_another, call, message, now=clock(), cause=cause))
+            raise ProviderOutcomeUnknown(f"payment {payment_id}: {message}") from error
 
     async def mutate_found(self, lookup: PaymentLookup, build: Build, *, delivery: Delivery | None = None) -> Payment:
         """Change the payment ``lookup`` names (a webhook's): find, change, store, as :meth:`mutate`.

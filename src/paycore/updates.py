@@ -22,7 +22,9 @@ under the correctness rules:
   here moves it to ``succeeded`` (the money is real) and flags it for review;
   a late *authorization* is recorded and flagged, without moving it;
 * refunds are settled from the refunds' own reports, and the payment's status
-  follows their total; a refund reported failed after it succeeded flags the payment.
+  follows their total; a refund reported failed after it succeeded flags the payment;
+* a report that names another payment (``payment_id``) is not applied at all: the
+  payment is flagged (:attr:`Applied.foreign`).
 
 Whether a report settles a written-down provider call is :mod:`paycore.settling`'s.
 """
@@ -38,7 +40,7 @@ from paycore.changes import Change
 from paycore.money import Money
 from paycore.records import MAX_REFERENCES, ProviderUpdate
 from paycore.refund_reports import apply_refund_update, names_refund, sync_refund_status
-from paycore.reviews import flag_once, mismatch
+from paycore.reviews import flag_once, flag_other_payments_report, mismatch
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
 __all__ = ["NEGATIVE_OUTCOMES", "Applied", "apply_report"]
@@ -60,6 +62,13 @@ class Applied:
     """A money outcome came without its amount: flag the payment, or refuse the report."""
     deferred: bool = False
     """A fact waited: a negative outcome for the call in flight, or a refund for its capture's report."""
+    foreign: bool = False
+    """The report named another payment: nothing of it was applied, and the payment was flagged."""
+
+    @property
+    def whole(self) -> bool:
+        """True when every fact of the report was applied or waited: it may settle a provider call."""
+        return not (self.missing_amount or self.foreign)
 
 
 def apply_report(
@@ -79,6 +88,11 @@ def apply_report(
     flight, which only its owner may fail.
     """
     applied = Applied()
+    named = update.payment_id
+    if named is not None and named != change.original.id:
+        flag_other_payments_report(change, f"the provider's report names payment {named}")
+        applied.foreign = True
+        return applied
     # Fields are read from the change (``change.value``), never from a copy of the payment as changed so far:
     # the unit of work copies the payment once, when it builds the version to store.
     if update.external_id is not None or update.references:
