@@ -23,6 +23,7 @@ from attrs import evolve
 
 import paycore_sqlalchemy.plugin
 from paycore import Money, serialization
+from paycore.errors import ValidationError
 from paycore.flow import PaymentFlow
 from paycore.frozen import EMPTY, FrozenDict, FrozenList, freeze, thaw
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund
@@ -254,3 +255,19 @@ async def test_a_tuple_in_a_provider_state_survives_storage_and_replay(flow: Pay
     assert again == first
     assert stored == first.payment
     assert type(stored.provider_state["steps"]) is type(first.payment.provider_state["steps"]) is FrozenList
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("metadata", [{"note": "a\x00b"}, {"a\x00": 1}, {"deep": [["\x00"]]}])
+async def test_metadata_holding_a_nul_character_is_refused_and_stores_nothing(
+    flow: PaymentFlow, metadata: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError, match="NUL character"):
+        await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="fake", order_id="o", metadata=metadata, idempotency_key="k"
+        )
+    assert await flow.list_payments() == []
+    payment = (await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="o")).payment
+    with pytest.raises(ValidationError, match="NUL character"):
+        await flow.refund(payment.id, amount=Money.of("100", "XOF"), metadata=metadata)
+    assert await flow.get_payment(payment.id) == payment

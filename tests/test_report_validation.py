@@ -179,3 +179,18 @@ def test_the_message_of_a_refused_report_shows_only_the_start_of_a_large_value()
     with pytest.raises(InvalidReport) as refused:
         ProviderUpdate(external_id="A" * 100_000)
     assert len(str(refused.value)) < 300
+
+
+@pytest.mark.parametrize(
+    "state",
+    [{"note": "a\x00b"}, {"a\x00": 1}, {"deep": [{"x": "\x00"}]}],
+    ids=["value", "key", "nested"],
+)
+def test_a_provider_state_holding_a_nul_character_is_refused(state: dict[str, Any]) -> None:
+    # PostgreSQL keeps no U+0000 in text or jsonb: refused as built, the same on every store.
+    with pytest.raises(InvalidReport, match="NUL character"):
+        ProviderUpdate(provider_state=state)
+
+
+def test_a_provider_state_holding_an_escaped_nul_in_its_text_is_kept() -> None:
+    assert ProviderUpdate(provider_state={"note": "\\u0000"}).provider_state == {"note": "\\u0000"}

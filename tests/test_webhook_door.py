@@ -55,6 +55,8 @@ def test_nesting_up_to_the_bound_is_read() -> None:
         pytest.param(b'{"id": "\\ud800"}', "lone surrogate", id="surrogate-value"),
         pytest.param(b'{"\\udfff": 1}', "lone surrogate", id="surrogate-key"),
         pytest.param(b'{"a": [{"b": "x\\ud83d"}]}', "lone surrogate", id="nested-surrogate"),
+        pytest.param(b'{"state": {"note": "a\\u0000b"}}', "NUL character", id="nul-value"),
+        pytest.param(b'{"\\u0000": 1}', "NUL character", id="nul-key"),
         pytest.param(b'{"amount": NaN}', "NaN, which is not JSON", id="nan"),
         pytest.param(b'{"amount": -Infinity}', "-Infinity", id="infinity"),
         pytest.param(b'{"amount": 1e999}', "too large for a float", id="huge-float"),

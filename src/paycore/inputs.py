@@ -122,7 +122,7 @@ def check_items(value: object) -> tuple[LineItem, ...]:
 def json_document(value: object, *, what: str) -> dict[str, Any]:
     """``value`` (``None``: empty) as a JSON object paycore keeps: a copy, so the caller's later changes to it
     change nothing stored. Its keys must be strings; its values JSON (no ``NaN``, no sets or other objects,
-    no lone surrogates), nested at most :data:`~paycore.wire.MAX_JSON_DEPTH` deep."""
+    no lone surrogates or NUL characters), nested at most :data:`~paycore.wire.MAX_JSON_DEPTH` deep."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -136,6 +136,8 @@ def json_document(value: object, *, what: str) -> dict[str, Any]:
         copy = json.loads(text)
     except (TypeError, ValueError, RecursionError) as error:  # UnicodeEncodeError is a ValueError
         raise ValidationError(f"{what} must be JSON data: {type(error).__name__}") from None
+    if "\\u0000" in text and wire.holds_nul(copy):  # JSON escapes it; no store keeps it as text
+        raise ValidationError(f"{what} holds a NUL character (U+0000), which no store keeps as text")
     return copy  # type: ignore[no-any-return]  # a JSON object read back
 
 

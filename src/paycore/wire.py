@@ -45,6 +45,7 @@ __all__ = [
     "check_references",
     "check_text",
     "check_url",
+    "holds_nul",
     "is_amount",
     "is_id",
     "is_text",
@@ -64,7 +65,8 @@ MAX_JSON_DEPTH: Final = 64
 _NOT_IN_IDS: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NOT_IN_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _NOT_IN_URLS: Final = re.compile("[\x00-\x20\x7f-\x9f\ud800-\udfff]")
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_NOT_JSON_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
+"""What a JSON string may escape but no store keeps as text: NUL (PostgreSQL refuses it), lone surrogates."""
 _URL_START: Final = re.compile(r"https?://[^/?#@:][^/?#@]*(?:[/?#]|$)", re.IGNORECASE)
 _JSON_TYPES: Final = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
@@ -206,7 +208,7 @@ _DECODER: Final = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_no
 
 
 def _check_tree(root: dict[str, Any], what: str) -> None:
-    """Refuse nesting deeper than :data:`MAX_JSON_DEPTH` and strings with lone surrogates (no recursion)."""
+    """Refuse nesting deeper than :data:`MAX_JSON_DEPTH` and strings with NUL or lone surrogates (no recursion)."""
     stack: list[tuple[Any, int]] = [(root, 1)]
     while stack:
         value, depth = stack.pop()
@@ -224,8 +226,26 @@ def _check_tree(root: dict[str, Any], what: str) -> None:
 
 
 def _check_string(value: str, what: str) -> None:
-    if _SURROGATE.search(value):
-        raise MalformedWebhook(f"{what} holds a lone surrogate ({shown(value)}), which is not text")
+    found = _NOT_JSON_TEXT.search(value)
+    if found is not None:
+        character = "a NUL character (U+0000)" if found.group() == "\x00" else "a lone surrogate"
+        raise MalformedWebhook(f"{what} holds {character} ({shown(value)}), which is not text")
+
+
+def holds_nul(value: object) -> bool:
+    """True when a string of the JSON data ``value`` (a key included) holds U+0000, which no store keeps as text."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 MAX_REFERENCES: Final = 16
@@ -265,6 +285,8 @@ def check_provider_state(value: object) -> Mapping[str, Any] | None:
         text = json.dumps(value if isinstance(value, dict) else dict(value), separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as error:
         raise InvalidReport(f"provider_state must be plain JSON data: {error}") from None
+    if "\\u0000" in text and holds_nul(value):
+        raise InvalidReport("provider_state holds a NUL character (U+0000), which no store keeps as text")
     size = len(text)
     if size > MAX_PROVIDER_STATE_BYTES:
         raise InvalidReport(f"provider_state may hold at most {MAX_PROVIDER_STATE_BYTES} bytes of JSON, not {size}")

@@ -112,7 +112,9 @@ class PostgresServer(LoopbackServer):
         "shared_buffers": "128MB",
         "timezone": "UTC",
     }
-    """Server settings for tests: fast, not durable."""
+    """Server settings for tests: fast, not durable. A commit PostgreSQL acknowledged may be lost when the server
+    is killed (:meth:`kill`): a crash test that counts on committed writes surviving it sets ``fsync`` and
+    ``synchronous_commit`` to ``"on"`` in a subclass's ``settings``, or it sees writes paycore made vanish."""
 
     def __init__(self, *, bin_dir: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
