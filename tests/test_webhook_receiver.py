@@ -200,7 +200,15 @@ TENANTS = {"providers": {"fake": {"type": "fake", "webhook_secret": "whsec-test"
            "tenants": {"t1": {"providers": {"fake": {"type": "fake", "webhook_secret": "whsec-test"}}}}}  # fmt: skip
 
 
-@pytest.mark.parametrize("refused", ["an unknown payment", "another tenant's payment", "another payment's reference"])
+@pytest.mark.parametrize(
+    "refused",
+    [
+        "an unknown payment",
+        "another tenant's payment",
+        "another payment's reference",
+        "another payment's reference, found by its own",
+    ],
+)
 async def test_a_delivery_with_one_refused_report_is_refused_whole_and_changes_nothing(
     make_flow: Callable[..., PaymentFlow], monkeypatch: pytest.MonkeyPatch, refused: str
 ) -> None:
@@ -222,6 +230,9 @@ async def test_a_delivery_with_one_refused_report_is_refused_whole_and_changes_n
             "an unknown payment": failed(payment_id="pay_none"),
             "another tenant's payment": failed(payment_id=other.id),
             "another payment's reference": failed(payment_id=second.id, external_id=first.external_id),
+            "another payment's reference, found by its own": failed(
+                external_id=second.external_id, references=(first.external_id,)
+            ),
         }[refused]
 
         async def batch(body: bytes, headers: Any) -> list[ProviderUpdate]:

@@ -195,7 +195,7 @@ class WebhookReceiver:
             raise PaymentNotFound(f"no payment {lookup}") from None
         if not _delivered_for(payment, chosen, tenant):
             raise PaymentNotFound(f"no payment {lookup}")
-        for reference in (update.external_id, *update.references) if update.payment_id is not None else ():
+        for reference in (update.external_id, *update.references):  # however the lookup found the payment
             if reference is None:
                 continue
             holder = given.get(reference)
