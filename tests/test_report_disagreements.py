@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 
 from paycore import Money
-from paycore.errors import ProviderOutcomeUnknown
+from paycore.errors import MalformedWebhook, ProviderOutcomeUnknown
 from paycore.flow import PaymentFlow
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
@@ -299,3 +300,31 @@ async def test_an_answer_giving_a_reference_another_payment_holds_is_not_recorde
         await flow.refresh(created.id)
     assert (await _kinds(flow, created.id)).count("report_of_another_payment") == 1
     assert await flow.get_payment(holder.id) == holder
+
+
+async def test_a_report_of_another_object_at_a_provider_with_one_id_per_payment_is_not_recorded(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await _pending(flow, fake, "o-1")
+    assert payment.external_id is not None
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, one_id_per_payment=True))
+    parse, check_status = fake.parse_webhook, fake.check_status
+
+    async def delivered(body: bytes, headers: Any) -> list[ProviderUpdate]:
+        return [attrs.evolve(report, external_id="fk_second_checkout") for report in await parse(body, headers)]
+
+    async def polled(asked: Payment) -> ProviderUpdate:
+        return attrs.evolve(await check_status(asked), external_id="fk_second_checkout")
+
+    monkeypatch.setattr(fake, "parse_webhook", delivered)
+    monkeypatch.setattr(fake, "check_status", polled)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    with pytest.raises(MalformedWebhook, match="fk_second_checkout"):  # at the door: refused, nothing changes
+        await _deliver(flow, fake, payment.id)
+    assert await flow.get_payment(payment.id) == payment
+    after = await flow.refresh(payment.id)  # a poll's answer: not recorded, the payment flagged for an operator
+    assert (after.status, after.captured_amount, after.external_id) == (payment.status, None, payment.external_id)
+    assert "fk_second_checkout" not in after.references
+    assert (after.needs_review, after.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
+    monkeypatch.setattr(fake, "parse_webhook", parse)
+    assert (await _deliver(flow, fake, payment.id)).status is PaymentStatus.SUCCEEDED, "its own id: recorded"

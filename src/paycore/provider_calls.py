@@ -237,9 +237,10 @@ class ProviderCalls:
                 mark_unknown(change, current, answer.reason)  # type: ignore[arg-type]
                 return change
             if not ours:
-                apply_under_call(change, answer, lists_refunds=provider.capabilities.polls_report_refunds)
+                apply_under_call(change, answer, capabilities=provider.capabilities)
                 return change
-            applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call))
+            one_id = provider.capabilities.one_id_per_payment
+            applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call), one_id=one_id)
             reached = call.operation is CallOperation.INITIATE and (answer.outcome is None or applied.foreign)
             if reached and change.can("send"):  # the create reached the provider: pending there
                 change.fire("send")
@@ -382,9 +383,9 @@ class ProviderCalls:
                 ):
                     change.flag(ReviewReason.UNKNOWN_OUTCOME, f"polling could not settle it: {answer.reason}")
                 return change
-            lists_refunds = provider.capabilities.polls_report_refunds
+            capabilities = provider.capabilities
             applied = apply_under_call(
-                change, answer, lists_refunds=lists_refunds, asked_after=asked_after, resending_create=resending_create
+                change, answer, capabilities=capabilities, asked_after=asked_after, resending_create=resending_create
             )
             if applied.missing_amount:
                 flag_missing_amount(change, "the provider's status named no amount for the money it reports")

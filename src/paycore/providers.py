@@ -60,6 +60,11 @@ class Capabilities:
     """Webhooks carry the amounts of the money outcomes they report, so a report of money
     without its amount is refused as malformed. A provider whose notifications never carry
     amounts sets ``False`` (and must poll): the flow then confirms such a report by polling."""
+    one_id_per_payment: bool = False
+    """The provider names a payment by one id all its life (the ``external_id`` its create
+    answered with: a Wave checkout session). A report that names the payment with another is
+    about another object at the provider (a second checkout made for the same payment), so
+    nothing of it is applied and the payment is flagged for an operator."""
 
 
 @frozen

@@ -20,6 +20,7 @@ from attrs import evolve
 from paycore.calls import CallOperation, CallState, ProviderCall
 from paycore.changes import Change
 from paycore.money import Money
+from paycore.providers import Capabilities
 from paycore.records import Payment, ProviderUpdate
 from paycore.refund_reports import fail_refund, names_refund
 from paycore.reviews import flag_other_payments_report
@@ -33,14 +34,14 @@ def apply_under_call(
     change: Change,
     update: ProviderUpdate,
     *,
-    lists_refunds: bool,
+    capabilities: Capabilities,
     asked_after: ProviderCall | None = None,
     resending_create: bool = False,
 ) -> Applied:
     """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries, and clear
     the call if the report settles it (:func:`settles_call`).
 
-    ``lists_refunds``: the provider's polls list every refund (``Capabilities.polls_report_refunds``);
+    ``capabilities``: the provider's (whether its polls list every refund, whether it names a payment by one id);
     ``asked_after``: the call whose lease had run out when a poll was asked (what makes it fresh);
     ``resending_create``: the poll is a retried create's, which sends its create again if it never arrived."""
     call: ProviderCall | None = change.value("pending_call")
@@ -52,7 +53,9 @@ def apply_under_call(
         settle=not in_flight,
         expected_capture=capture_of(call),
         protected_refund=call.refund_id if call is not None and in_flight else None,
+        one_id=capabilities.one_id_per_payment,
     )
+    lists_refunds = capabilities.polls_report_refunds
     if (
         call is not None
         and not in_flight

@@ -43,7 +43,7 @@ from paycore.refund_reports import apply_refund_update, names_refund, sync_refun
 from paycore.reviews import flag_once, flag_other_payments_report, mismatch
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
-__all__ = ["NEGATIVE_OUTCOMES", "Applied", "apply_report"]
+__all__ = ["NEGATIVE_OUTCOMES", "Applied", "about_another", "apply_report"]
 
 NEGATIVE_OUTCOMES: Final = frozenset({Outcome.FAILED, Outcome.CANCELED, Outcome.EXPIRED, Outcome.NOT_FOUND})
 """What a provider reports of a payment that did not pay."""
@@ -78,6 +78,7 @@ def apply_report(
     settle: bool = True,
     expected_capture: Money | None = None,
     protected_refund: str | None = None,
+    one_id: bool = False,
 ) -> Applied:
     """Apply ``update`` to ``change``; return what was left unapplied.
 
@@ -85,14 +86,16 @@ def apply_report(
     :mod:`paycore.calls`); ``expected_capture`` is what was asked to be
     captured when a capture call is outstanding (a partial capture captures
     less than authorized); ``protected_refund`` is the refund of the call in
-    flight, which only its owner may fail.
+    flight, which only its owner may fail; ``one_id``: the provider names a payment by one id all its life
+    (:attr:`~paycore.providers.Capabilities.one_id_per_payment`).
     """
     applied = Applied()
-    named = update.payment_id
-    if named is not None and named != change.original.id:
-        flag_other_payments_report(change, f"the provider's report names payment {named}")
-        applied.foreign = True
-        return applied
+    if one_id or (update.payment_id is not None and update.payment_id != change.original.id):
+        foreign = about_another(change.original.id, change.value("external_id"), update, one_id=one_id)
+        if foreign is not None:
+            flag_other_payments_report(change, foreign)
+            applied.foreign = True
+            return applied
     # Fields are read from the change (``change.value``), never from a copy of the payment as changed so far:
     # the unit of work copies the payment once, when it builds the version to store.
     if update.external_id is not None or update.references:
@@ -136,6 +139,17 @@ def apply_report(
         applied.missing_amount |= apply_refund_update(change, refund_update, applied)
     sync_refund_status(change)
     return applied
+
+
+def about_another(payment_id: str, known: str | None, update: ProviderUpdate, *, one_id: bool) -> str | None:
+    """Why ``update`` is not about payment ``payment_id`` (whose provider reference is ``known``) but another, or
+    another object at a provider that names a payment by one id (``one_id``); ``None``: it is about this one."""
+    named = update.payment_id
+    if named is not None and named != payment_id:
+        return f"the provider's report names payment {named}"
+    if one_id and known is not None and update.external_id is not None and update.external_id != known:
+        return f"the provider's report is about {update.external_id}, not this payment's {known}"
+    return None
 
 
 def _record_references(change: Change, update: ProviderUpdate) -> None:

@@ -50,6 +50,7 @@ from paycore.settling import apply_under_call
 from paycore.status import Outcome, RefundStatus
 from paycore.storage import PaymentLookup
 from paycore.unit_of_work import Delivery, PaymentWriter
+from paycore.updates import about_another
 from paycore.wire import MAX_ID_LENGTH, InvalidReport
 
 __all__ = ["WebhookReceiver", "money_without_amount", "receipt_ids", "webhook_body"]
@@ -195,6 +196,7 @@ class WebhookReceiver:
             raise PaymentNotFound(f"no payment {lookup}") from None
         if not _delivered_for(payment, chosen, tenant):
             raise PaymentNotFound(f"no payment {lookup}")
+        _check_about(payment, chosen, update)
         for reference in (update.external_id, *update.references):  # however the lookup found the payment
             if reference is None:
                 continue
@@ -227,8 +229,9 @@ class WebhookReceiver:
             nonlocal needs_poll
             if not _delivered_for(current, chosen, tenant):
                 raise PaymentNotFound(f"no payment {lookup}")  # another tenant's, or another provider's
+            _check_about(current, chosen, update)
             change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
-            applied = apply_under_call(change, update, lists_refunds=chosen.capabilities.polls_report_refunds)
+            applied = apply_under_call(change, update, capabilities=chosen.capabilities)
             if applied.deferred:
                 raise PaymentBusy(
                     f"payment {current.id} cannot take this event yet (a provider call in flight, or a refund "
@@ -263,3 +266,11 @@ class WebhookReceiver:
             return change
 
         return await self.writer.mutate(applied_payment.id, flag)
+
+
+def _check_about(payment: Payment, chosen: Provider, update: ProviderUpdate) -> None:
+    """Refuse a delivered report about another object at the provider than ``payment`` (a second checkout made
+    for it, at a provider that names a payment by one id): :class:`MalformedWebhook`, nothing changes."""
+    foreign = about_another(payment.id, payment.external_id, update, one_id=chosen.capabilities.one_id_per_payment)
+    if foreign is not None:
+        raise MalformedWebhook(f"provider {chosen.code!r}: {foreign}")

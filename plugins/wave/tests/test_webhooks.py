@@ -326,3 +326,18 @@ def test_an_api_key_with_a_trailing_newline_is_refused_at_start_up_unshown() -> 
     with pytest.raises(ConfigurationError, match="secret 'api_key' must be") as refused:
         PaymentFlow.from_config({"providers": {"pay": settings}}, plugins=[paycore_wave.plugin], environ={})
     assert "chez_awa" not in str(refused.value)
+
+
+async def test_a_completed_event_of_another_session_for_the_payment_is_refused_and_changes_nothing(
+    flow: PaymentFlow, simulator: WaveSimulator, wave_signature: Signer
+) -> None:
+    checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="wave", order_id="T14")
+    own = checkout.payment.external_id
+    assert own is not None
+    event = completed_event(id="cos-another-session", client_reference=checkout.payment.id)  # a second checkout
+    body = body_of(event)
+    with pytest.raises(MalformedWebhook, match="cos-another-session"):
+        await flow.handle_webhook("wave", body, {"wave-signature": wave_signature(SECRET, int(time.time()), body)})
+    after = await flow.get_payment(checkout.payment.id)
+    assert after == checkout.payment, "neither paid by another session's report nor pointed at that session"
+    assert simulator.session(own)["checkout_status"] == "open"

@@ -90,6 +90,7 @@ class WaveProvider(Provider):
         partial_refund=False,
         webhooks=True,
         polling=True,
+        one_id_per_payment=True,  # one checkout session per payment: a report of another session is not its
     )
     secret_settings: ClassVar[frozenset[str]] = frozenset({"api_key", "webhook_secret"})
     state_type: ClassVar[type[Any] | None] = WaveSession
