@@ -246,6 +246,36 @@ async def test_a_create_whose_holder_crashed_before_sending_is_sent_by_its_retry
         assert await _create(flow) == resumed  # replayed: sent once
 
 
+async def test_a_create_sent_whose_answer_was_lost_and_never_arrived_expires_on_its_retry(
+    make_flow: Callable[..., PaymentFlow], clock: Any
+) -> None:
+    async with make_flow(idempotency_lease=120) as flow:
+        leases = MonotonicClock()
+        store = MemoryIdempotencyStore(clock=leases)
+        flow.idempotency_store = store
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        fake.script("initiate", "lost")
+
+        async def crash(**_: Any) -> None:  # the process dies before it keeps the key's result
+            raise StorageUnavailable("the process died")
+
+        store.complete_record = crash  # type: ignore[method-assign]
+        store.complete = crash  # type: ignore[method-assign]
+        with pytest.raises(StorageUnavailable):
+            await _create(flow)
+        del store.complete_record, store.complete
+        (sent,) = await flow.list_payments()
+        assert sent.status is PaymentStatus.PROCESSING
+        fake.ledger.clear()  # it never reached the provider after all
+        waited = 120 + flow.config.provider_timeout + 1
+        leases.now += waited
+        clock.advance(seconds=waited)
+        retried = await _create(flow)
+        assert (retried.payment.id, retried.payment.status) == (sent.id, PaymentStatus.EXPIRED), "a true, final state"
+        assert [op for op, _ in fake.calls].count("initiate") == 1
+
+
 async def test_a_refund_resumed_after_a_crash_is_settled_not_sent_again(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any
 ) -> None:

@@ -183,8 +183,9 @@ class PaymentActions:
         request is that attempt's in every field the caller gives; else the key was reused."""
         if _request_of(existing) != _request_of(requested):
             raise IdempotencyKeyReused(f"idempotency key of payment {existing.id} was used for a different payment")
-        if existing.pending_call is not None:  # a create that never arrived is sent now, once
-            existing = await self.calls.settle(existing, chosen, resending_create=True)
+        if existing.pending_call is not None:  # a create that never left pending and never arrived is sent now, once
+            resending = existing.status is PaymentStatus.PENDING
+            existing = await self.calls.settle(existing, chosen, resending_create=resending)
         if existing.status is PaymentStatus.PENDING and existing.pending_call is None:
             started, call = await self.calls.begin(
                 existing.id, CallOperation.INITIATE, operations.require_unsent, known=existing
