@@ -610,3 +610,16 @@ async def test_a_key_too_long_is_refused_quoting_it_shortened(flow: PaymentFlow)
     with pytest.raises(ValidationError, match="idempotency_key must be") as refused:
         await _create(flow, key="k" * 10_000)
     assert len(str(refused.value)) < 200
+
+
+async def test_a_released_refund_key_used_again_for_another_payment_names_another_refund(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    first, second = await pay(), await pay()
+    fake.script("refund", "not_sent")
+    with pytest.raises(ProviderNotSent):  # refused: its key is free again
+        await flow.refund(first.id, amount=Money.of("500", "XOF"), idempotency_key="refund-1")
+    refund = await flow.refund(second.id, amount=Money.of("500", "XOF"), idempotency_key="refund-1")
+    (failed,) = (await flow.get_payment(first.id)).refunds
+    assert refund.id != failed.id, "one refund id on two payments: a report of one could settle the other"
+    assert (await flow.get_payment(second.id)).refunded_amount == Money.of("500", "XOF")

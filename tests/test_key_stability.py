@@ -56,3 +56,15 @@ def test_a_key_bound_id_is_120_bits_of_sha256_in_lower_case_base32() -> None:
     digest = hashlib.sha256(b"pay\x00t:chez-awa\x00order-42\x0020427").digest()
     expected = "pay_" + base64.b32encode(digest[:15]).decode().lower()
     assert derived_id("pay", "t:chez-awa", "order-42\x0020427") == expected == "pay_4drwywwjr5cktmg6wf4fcsnc"
+
+
+def test_a_keyed_refund_id_names_its_payment_and_a_retry_still_finds_one_named_before() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    binding = keys.KeyBinding.at("t:chez-awa", "refund-1", datetime(2026, 12, 5, 12, tzinfo=UTC), timedelta(days=1))
+    window = int(datetime(2026, 12, 5, 12, tzinfo=UTC).timestamp() // 86400)
+    mine, theirs = binding.new_id("re", within="pay_a"), binding.new_id("re", within="pay_b")
+    assert mine == derived_id("re", "t:chez-awa", f"refund-1\x00{window}\x00pay_a") != theirs
+    named_before = derived_id("re", "t:chez-awa", f"refund-1\x00{window}")  # a refund stored by an earlier release
+    assert binding.candidate_ids("re", within="pay_a")[0] == mine
+    assert named_before in binding.candidate_ids("re", within="pay_a")

@@ -311,7 +311,7 @@ class PaymentActions:
                 refund_id = call.refund_id
             else:
                 payment, chosen, _ = await self._settled(payment_id, tenant, binding)
-                earlier = binding.earlier("re", payment.refunds) if binding is not None else None
+                earlier = binding.earlier("re", payment.refunds, within=payment.id) if binding is not None else None
                 if earlier is not None and earlier.status is not RefundStatus.FAILED:
                     return earlier  # a first attempt under this key got that far: never refund twice
                 refund = request.draft(payment, chosen, binding, earlier)

@@ -202,7 +202,7 @@ class KeyBinding:
     updated: PaymentWrite | None = field(default=None, eq=False, repr=False)
     """The operation's first write on the payment it works on, stored with the claim when the
     runner could (:meth:`~paycore.storage.ClaimingRepository.claim_and_update`); else ``None``."""
-    _ids: dict[tuple[str, int], str] = field(factory=dict, eq=False, repr=False)
+    _ids: dict[tuple[str, int, str], str] = field(factory=dict, eq=False, repr=False)
     """The ids worked out so far (an operation asks for the same one more than once)."""
     _window: int = field(eq=False, repr=False)
     """The number of the window of ``ttl`` that ``now`` falls in (worked out from them unless given)."""
@@ -238,32 +238,43 @@ class KeyBinding:
             _window=self._window,
         )
 
-    def _id(self, prefix: str, window: int) -> str:
-        found = self._ids.get((prefix, window))
+    def _id(self, prefix: str, window: int, within: str = "") -> str:
+        found = self._ids.get((prefix, window, within))
         if found is None:
-            found = self._ids[prefix, window] = derived_id(prefix, self.scope, f"{self.key}\x00{window}")
+            name = f"{self.key}\x00{window}\x00{within}" if within else f"{self.key}\x00{window}"
+            found = self._ids[prefix, window, within] = derived_id(prefix, self.scope, name)
         return found
 
-    def new_id(self, prefix: str) -> str:
-        """The id a record created now under this key gets."""
-        return self._id(prefix, self._window)
+    def new_id(self, prefix: str, *, within: str = "") -> str:
+        """The id a record created now under this key gets. ``within`` names what the record belongs to (a
+        refund's payment): a key used again for another payment's refund, once released, names another refund."""
+        return self._id(prefix, self._window, within)
 
-    def candidate_ids(self, prefix: str) -> tuple[str, str]:
-        """The ids an earlier attempt under this key may have used, newest first."""
-        return self._id(prefix, self._window), self._id(prefix, self._window - 1)
+    def candidate_ids(self, prefix: str, *, within: str = "") -> tuple[str, ...]:
+        """The ids an earlier attempt under this key may have used, newest first; with ``within``, then the ids
+        such records got before their ids named what they belong to (a retry after an upgrade finds them)."""
+        window = self._window
+        if not within:
+            return self._id(prefix, window), self._id(prefix, window - 1)
+        return (
+            self._id(prefix, window, within),
+            self._id(prefix, window - 1, within),
+            self._id(prefix, window),
+            self._id(prefix, window - 1),
+        )
 
     def binds(self, created_at: datetime) -> bool:
         """True when a record created at ``created_at`` under this key is still the key's record."""
         return self.now - created_at < self.ttl
 
-    def earlier(self, prefix: str, records: Collection[C]) -> C | None:
+    def earlier(self, prefix: str, records: Collection[C], *, within: str = "") -> C | None:
         """The record among ``records`` an earlier attempt under this key created, while the key binds it.
 
-        ``prefix`` is the kind of record's id prefix (``"pay"``, ``"re"``).
+        ``prefix`` is the kind of record's id prefix (``"pay"``, ``"re"``); ``within`` as for :meth:`new_id`.
         """
         if not records:
             return None
-        for candidate in self.candidate_ids(prefix):  # the newest window first
+        for candidate in self.candidate_ids(prefix, within=within):  # the newest window first
             for record in records:
                 if record.id == candidate and self.binds(record.created_at):
                     return record

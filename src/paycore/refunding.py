@@ -55,7 +55,7 @@ class RefundRequest:
         if earlier is not None:
             refund_id = earlier.id
         elif binding is not None:
-            refund_id = binding.new_id("re")
+            refund_id = binding.new_id("re", within=self.payment_id)
         else:
             refund_id = new_id("re")
         return Refund(
@@ -92,7 +92,10 @@ class RefundRequest:
             return None
         try:
             chosen = self.provider(payment.provider, tenant=payment.tenant)
-            if not checks_nothing(chosen, "check_refund") or binding.earlier("re", payment.refunds) is not None:
+            if (
+                not checks_nothing(chosen, "check_refund")
+                or binding.earlier("re", payment.refunds, within=payment.id) is not None
+            ):
                 return None
             change = self.first_change(payment, chosen, self.draft(payment, chosen, binding, None))
         except PaycoreError:

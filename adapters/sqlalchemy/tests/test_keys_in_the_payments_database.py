@@ -29,6 +29,7 @@ from paycore.errors import (
     IdempotencyKeyReused,
     PaycoreError,
     PaymentNotFound,
+    ProviderNotSent,
     RefundExceedsCaptured,
     ValidationError,
 )
@@ -482,3 +483,14 @@ async def test_a_flow_closed_after_a_keyed_refund_was_written_with_its_claim_und
         assert after.pending_call is None, "the refund written with the claim is undone, not left 'submitting'"
         assert after.refundable_amount == AMOUNT
         assert [refund.status for refund in after.refunds] == [RefundStatus.FAILED]
+
+
+async def test_a_released_refund_key_used_again_for_another_payment_refunds_it(database_url: str) -> None:
+    async with _flow(database_url) as flow:
+        first, second = await _paid(flow, "T16"), await _paid(flow, "T17")
+        _fake(flow).script("refund", "not_sent")
+        with pytest.raises(ProviderNotSent):  # refused: its key is free again
+            await flow.refund(first.id, amount=Money.of("500", "XOF"), idempotency_key="r16")
+        refund = await flow.refund(second.id, amount=Money.of("500", "XOF"), idempotency_key="r16")
+        assert (await flow.get_payment(second.id)).refund(refund.id) == refund
+        assert [r.status for r in (await flow.get_payment(first.id)).refunds] == [RefundStatus.FAILED]

@@ -10,12 +10,26 @@ the key is refused), and signs the events it emits with the SDK's own
 
 What the customer or the merchant's Dashboard does is a method: :meth:`pay`
 (``delayed=True``: with a payment method that settles later, such as a bank
-debit), :meth:`settle` (that payment succeeds or fails), :meth:`decline`,
-:meth:`capture_in_dashboard`, :meth:`expire`. Each event is
+debit), :meth:`settle` (that payment succeeds or fails), :meth:`decline` (of
+an intent, or on a Checkout Session's hosted page), :meth:`capture_in_dashboard`,
+:meth:`expire`, :meth:`expire_authorization`. Each event is
 kept in :attr:`events` as a :class:`SignedEvent`, and posted to
 ``webhook_transport`` when one is given. Faults for tests: :meth:`refuse_next`
 (the connection is refused: nothing reaches the simulator) and
 :meth:`drop_next_answer` (the work is done, then the connection resets).
+
+As Stripe does, it cancels a Checkout Session's PaymentIntent directly only
+while it is ``requires_capture`` (otherwise the session must be expired, which
+cancels its intent), and makes that intent only when the customer confirms (a
+declined card leaves it ``requires_payment_method`` in a session still open).
+
+``api_version`` is the webhook endpoint's API version its events are shaped for
+(:data:`API_VERSION` by default). Before ``2025-03-31.basil``, Stripe records
+the uncaptured money an authorization releases as a Refund: the remainder of a
+partial capture (reason ``partial_capture``), the whole of a canceled
+authorization (reason ``expired_uncaptured_charge`` when it expired on its own,
+none when it was canceled), each with ``refund.created`` and
+``charge.refunded``; before ``2022-11-15`` a charge lists its refunds.
 """
 
 from __future__ import annotations
@@ -38,7 +52,18 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-API_VERSION: Final = "2025-01-27.acacia"
+API_VERSION: Final = "2025-03-31.basil"
+"""The API version the simulator's events are shaped for, unless told another."""
+BASIL: Final = "2025-03-31"
+"""From this API version on, releasing uncaptured money creates no Refund (nor ``charge.refunded``)."""
+CHARGE_REFUNDS_LISTED_BEFORE: Final = "2022-11-15"
+"""Before this API version, a charge lists its refunds (``charge.refunds``)."""
+SESSION_CANCEL_REFUSED: Final = (
+    "You can directly cancel the PaymentIntent for a Checkout Session only when the PaymentIntent has a status of "
+    "requires_capture. Otherwise, you must expire the Checkout Session."
+)
+_RELEASE_REASONS: Final = frozenset({"partial_capture", "expired_uncaptured_charge"})
+"""Reasons of the Refunds that record released uncaptured money (before basil), not money paid back."""
 _OPEN_INTENT: Final = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
 
 
@@ -93,8 +118,10 @@ class StripeSimulator:
         webhook_transport: httpx.AsyncBaseTransport | None = None,
         webhook_url: str = "http://merchant.invalid/webhooks/stripe",
         checkout_base: str = "https://checkout.stripe.test/c/pay",
+        api_version: str = API_VERSION,
     ) -> None:
         self.api_key = api_key
+        self.api_version = api_version
         self.webhook_secret = webhook_secret
         self.webhook_transport = webhook_transport
         self.webhook_url = webhook_url
@@ -138,14 +165,7 @@ class StripeSimulator:
             session = self.sessions[object_id]
             if session["status"] != "open":
                 raise ValueError(f"session {object_id} is {session['status']}, not open")
-            data = session.pop("_intent_data")
-            intent = self._create_intent(
-                amount=session["amount_total"],
-                currency=session["currency"],
-                capture_method=data.get("capture_method", "automatic"),
-                metadata=data.get("metadata", {}),
-                description=None,
-            )
+            intent = self._confirmed_session_intent(session)
             confirm(intent)
             session.update(
                 status="complete",
@@ -187,12 +207,22 @@ class StripeSimulator:
         await self._post(self.events[already:])
         return self.events[already:]
 
-    async def decline(self, intent_id: str) -> list[SignedEvent]:
-        """The customer's card is declined: the intent asks for another payment method."""
+    async def decline(self, object_id: str) -> list[SignedEvent]:
+        """The customer's card is declined: the intent (``pi_...``) asks for another payment method.
+
+        On a Checkout Session (``cs_...``), still open: Stripe makes its PaymentIntent as the customer
+        confirms, the decline leaves it ``requires_payment_method``, and the session stays open for
+        another card, naming that intent.
+        """
         already = len(self.events)
-        self._fail(
-            self._intent(intent_id), {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline"}
-        )
+        if object_id in self.sessions:
+            session = self.sessions[object_id]
+            if session["status"] != "open":
+                raise ValueError(f"session {object_id} is {session['status']}, not open")
+            intent = self._confirmed_session_intent(session)
+        else:
+            intent = self._intent(object_id)
+        self._fail(intent, {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline"})
         await self._post(self.events[already:])
         return self.events[already:]
 
@@ -205,9 +235,19 @@ class StripeSimulator:
         return self.events[already:]
 
     async def expire(self, session_id: str) -> list[SignedEvent]:
-        """An open Checkout Session expires (the customer never paid)."""
+        """An open Checkout Session expires (the customer never paid); Stripe cancels its PaymentIntent, if any."""
         already = len(self.events)
         self._expire(self._session(session_id))
+        await self._post(self.events[already:])
+        return self.events[already:]
+
+    async def expire_authorization(self, intent_id: str) -> list[SignedEvent]:
+        """An authorization nobody captured expires (after seven days for cards): Stripe cancels the intent."""
+        already = len(self.events)
+        intent = self._intent(intent_id)
+        if intent["status"] != "requires_capture":
+            raise ValueError(f"intent {intent_id} is {intent['status']}, not requires_capture")
+        self._void(intent, cancellation_reason="automatic", refund_reason="expired_uncaptured_charge")
         await self._post(self.events[already:])
         return self.events[already:]
 
@@ -250,6 +290,30 @@ class StripeSimulator:
         self.intents[ident] = intent
         return intent
 
+    def _confirmed_session_intent(self, session: dict[str, Any]) -> dict[str, Any]:
+        """The PaymentIntent of a session the customer confirms: the one an earlier attempt made, or a new one."""
+        if session.get("payment_intent"):
+            return self._intent(session["payment_intent"])
+        data = session.pop("_intent_data")
+        intent = self._create_intent(
+            amount=session["amount_total"],
+            currency=session["currency"],
+            capture_method=data.get("capture_method", "automatic"),
+            metadata=data.get("metadata", {}),
+            description=None,
+        )
+        session["payment_intent"] = intent["id"]
+        return intent
+
+    @property
+    def records_released_money_as_refunds(self) -> bool:
+        """Whether the events are shaped for an API version before ``2025-03-31.basil``.
+
+        There, the uncaptured money an authorization releases (a partial capture's
+        remainder, a canceled authorization) is a Refund with ``charge.refunded``.
+        """
+        return self.api_version < BASIL
+
     def _authorize(self, intent: dict[str, Any]) -> None:
         intent["last_payment_error"] = None
         intent["latest_charge"] = _new_id("ch")
@@ -276,34 +340,51 @@ class StripeSimulator:
             )
         if not 0 < amount <= intent["amount_capturable"]:
             raise _invalid("amount_too_large", "The amount to capture is greater than the amount capturable.")
+        released = intent["amount_capturable"] - amount
         intent.update(status="succeeded", amount_received=amount, amount_capturable=0)
         self._emit("payment_intent.succeeded", intent)
+        if released and self.records_released_money_as_refunds:
+            self._record_release(intent, released, reason="partial_capture")
 
     def _cancel(self, intent: dict[str, Any]) -> None:
+        """The merchant's cancel: refused for a Checkout Session's intent unless it is ``requires_capture``."""
         if intent["status"] in ("succeeded", "canceled"):
             raise _invalid(
                 "payment_intent_unexpected_state",
                 f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}.",
             )
-        intent.update(status="canceled", amount_capturable=0, cancellation_reason="requested_by_customer")
+        in_session = any(s.get("payment_intent") == intent["id"] for s in self.sessions.values())
+        if in_session and intent["status"] != "requires_capture":
+            raise _invalid("payment_intent_unexpected_state", SESSION_CANCEL_REFUSED)
+        self._void(intent, cancellation_reason="requested_by_customer", refund_reason=None)
+
+    def _void(self, intent: dict[str, Any], *, cancellation_reason: str, refund_reason: str | None) -> None:
+        """Cancel the intent; before basil, the authorization it releases is recorded as a Refund."""
+        released = intent["amount_capturable"] if intent["status"] == "requires_capture" else 0
+        intent.update(status="canceled", amount_capturable=0, cancellation_reason=cancellation_reason)
         self._emit("payment_intent.canceled", intent)
+        if released and self.records_released_money_as_refunds:
+            self._record_release(intent, released, reason=refund_reason)
 
     def _expire(self, session: dict[str, Any]) -> None:
+        """Expire an open session; Stripe then cancels the PaymentIntent a failed attempt left in it."""
         if session["status"] != "open":
             raise _invalid("checkout_session_unexpected_state", f"This Checkout Session is {session['status']}.")
         session.update(status="expired", url=None)
         self._emit("checkout.session.expired", session)
+        intent = self.intents.get(session.get("payment_intent") or "")
+        if intent is not None and intent["status"] not in ("succeeded", "canceled"):
+            self._void(intent, cancellation_reason="abandoned", refund_reason=None)
 
-    def _refund(self, intent: dict[str, Any], amount: int | None, metadata: Mapping[str, Any]) -> dict[str, Any]:
-        if intent["status"] != "succeeded":
-            raise _invalid("charge_not_captured", "This PaymentIntent has no captured charge to refund.")
-        refunded = sum(r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"])
-        remaining = intent["amount_received"] - refunded
-        amount = remaining if amount is None else amount
-        if remaining <= 0:
-            raise _invalid("charge_already_refunded", "This charge has already been refunded.")
-        if not 0 < amount <= remaining:
-            raise _invalid("amount_too_large", f"Refund amount ({amount}) is greater than unrefunded amount.")
+    def _record_release(self, intent: dict[str, Any], amount: int, *, reason: str | None) -> None:
+        """Before basil: uncaptured money released as a Refund (no paycore id), with its events."""
+        refund = self._new_refund(intent, amount, metadata={}, reason=reason)
+        self._emit("refund.created", refund)
+        self._emit("charge.refunded", self._charge(intent))
+
+    def _new_refund(
+        self, intent: dict[str, Any], amount: int, *, metadata: Mapping[str, Any], reason: str | None
+    ) -> dict[str, Any]:
         refund = {
             "id": _new_id("re"),
             "object": "refund",
@@ -313,27 +394,50 @@ class StripeSimulator:
             "currency": intent["currency"],
             "metadata": dict(metadata),
             "payment_intent": intent["id"],
-            "reason": None,
+            "reason": reason,
             "status": "succeeded",
         }
         self.refunds[refund["id"]] = refund
+        return refund
+
+    def _refunds_of(self, intent: dict[str, Any]) -> list[dict[str, Any]]:
+        return [r for r in self.refunds.values() if r["payment_intent"] == intent["id"]]
+
+    def _charge(self, intent: dict[str, Any]) -> dict[str, Any]:
+        """The intent's charge as ``charge.refunded`` carries it, in the shape of :attr:`api_version`."""
+        refunds = self._refunds_of(intent)
+        returned = sum(r["amount"] for r in refunds)
+        captured = intent["amount_received"]
+        charge = {
+            "id": intent["latest_charge"],
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_captured": captured,
+            "amount_refunded": returned,
+            "captured": captured > 0,
+            "currency": intent["currency"],
+            "metadata": dict(intent["metadata"]),
+            "payment_intent": intent["id"],
+            "refunded": returned == (intent["amount"] if self.records_released_money_as_refunds else captured),
+            "status": "succeeded",
+        }
+        if self.api_version < CHARGE_REFUNDS_LISTED_BEFORE:
+            charge["refunds"] = {"object": "list", "data": refunds, "has_more": False, "total_count": len(refunds)}
+        return charge
+
+    def _refund(self, intent: dict[str, Any], amount: int | None, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        if intent["status"] != "succeeded":
+            raise _invalid("charge_not_captured", "This PaymentIntent has no captured charge to refund.")
+        refunded = sum(r["amount"] for r in self._refunds_of(intent) if r["reason"] not in _RELEASE_REASONS)
+        remaining = intent["amount_received"] - refunded
+        amount = remaining if amount is None else amount
+        if remaining <= 0:
+            raise _invalid("charge_already_refunded", "This charge has already been refunded.")
+        if not 0 < amount <= remaining:
+            raise _invalid("amount_too_large", f"Refund amount ({amount}) is greater than unrefunded amount.")
+        refund = self._new_refund(intent, amount, metadata=metadata, reason=None)
         self._emit("refund.created", refund)
-        self._emit(
-            "charge.refunded",
-            {
-                "id": intent["latest_charge"],
-                "object": "charge",
-                "amount": intent["amount"],
-                "amount_captured": intent["amount_received"],
-                "amount_refunded": refunded + amount,
-                "captured": True,
-                "currency": intent["currency"],
-                "metadata": dict(intent["metadata"]),
-                "payment_intent": intent["id"],
-                "refunded": refunded + amount == intent["amount_received"],
-                "status": "succeeded",
-            },
-        )
+        self._emit("charge.refunded", self._charge(intent))
         return refund
 
     def _emit(self, event_type: str, obj: Mapping[str, Any]) -> None:
@@ -342,7 +446,7 @@ class StripeSimulator:
         event = {
             "id": event_id,
             "object": "event",
-            "api_version": API_VERSION,
+            "api_version": self.api_version,
             "created": self._now(),
             "data": {"object": json.loads(json.dumps(public))},
             "livemode": False,
@@ -472,7 +576,7 @@ class StripeSimulator:
             case "GET", ["v1", "checkout", "sessions"]:
                 return self._list(self.sessions, params, "/v1/checkout/sessions")
             case "GET", ["v1", "checkout", "sessions", ident]:
-                return self._public(self._session(ident))
+                return self._expanded(self._public(self._session(ident)), params)
             case "POST", ["v1", "checkout", "sessions", ident, "expire"]:
                 session = self._session(ident)
                 self._expire(session)
@@ -484,6 +588,14 @@ class StripeSimulator:
     @staticmethod
     def _public(obj: Mapping[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in obj.items() if not key.startswith("_")}
+
+    def _expanded(self, session: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+        """The session with its PaymentIntent object in place of its id when ``expand[]=payment_intent`` asks."""
+        expand = params.get("expand")
+        wanted = expand if isinstance(expand, list) else [expand]
+        if "payment_intent" in wanted and session.get("payment_intent") in self.intents:
+            session["payment_intent"] = dict(self.intents[session["payment_intent"]])
+        return session
 
     def _list(self, objects: Mapping[str, dict[str, Any]], params: Mapping[str, Any], url: str) -> dict[str, Any]:
         """A Stripe list: newest first, ``limit`` per page, ``starting_after`` and ``created[gte]``."""
