@@ -134,6 +134,24 @@ async def test_a_tenant_path_reaches_the_tenants_provider(flow: PaymentFlow, cli
     assert (await flow.get_payment(payment.id)).status is PaymentStatus.SUCCEEDED
 
 
+@pytest.mark.parametrize("tenant", ["le baobab", "a?b", "a#b", "%2F", "café"])
+async def test_a_webhook_reaches_a_tenant_named_with_what_a_url_escapes_at_the_url_its_provider_was_given(
+    make_flow: Callable[..., PaymentFlow], tenant: str
+) -> None:
+    fake = {"type": "fake", "webhook_secret": SECRET}
+    config = {"webhook_url": "https://pos.example/hooks", "tenants": {tenant: {"providers": {"fake": fake}}}}
+    async with make_flow(config) as flow:
+        payment, provider = await waiting_payment(flow, tenant=tenant)
+        given = httpx.URL(provider.context.webhook_url or "")
+        assert given.host == "pos.example"
+        body, headers = provider.webhook(payment.id)
+        app = create_app(flow, prefix="/hooks", manage_flow=False)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pos.example") as http:
+            response = await http.post(given.raw_path.decode(), content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        assert (await flow.get_payment(payment.id, tenant=tenant)).status is PaymentStatus.SUCCEEDED
+
+
 async def test_a_tenants_payment_is_not_found_on_another_tenants_path(
     flow: PaymentFlow, client: httpx.AsyncClient
 ) -> None:

@@ -209,16 +209,16 @@ def test_a_tenant_name_and_a_provider_code_of_the_longest_length_are_accepted() 
     assert set(config.provider_configs(name)) == set(config.provider_configs(None)) == {code}
 
 
-@pytest.mark.parametrize("name", ["t" * (MAX_CODE_LENGTH + 1), "", "chez\nawa", 5])
-def test_a_tenant_name_no_store_could_keep_is_refused(name: object) -> None:
+@pytest.mark.parametrize("name", ["t" * (MAX_CODE_LENGTH + 1), "", "chez\nawa", 5, "a/b", "a\\b", ".", ".."])
+def test_a_tenant_name_no_store_or_webhook_path_could_keep_is_refused(name: object) -> None:
     with pytest.raises(
         ConfigurationError, match=rf"^tenants: .* is not a tenant name; .* {MAX_CODE_LENGTH} characters"
     ):
         load_config({"tenants": {name: {"providers": {"fake": FAKE}}}}, environ={})
 
 
-@pytest.mark.parametrize("code", ["p" * (MAX_CODE_LENGTH + 1), "", "pa\x00y", 5])
-def test_a_provider_code_no_store_could_keep_is_refused(code: object) -> None:
+@pytest.mark.parametrize("code", ["p" * (MAX_CODE_LENGTH + 1), "", "pa\x00y", 5, "wa/ve", ".."])
+def test_a_provider_code_no_store_or_webhook_path_could_keep_is_refused(code: object) -> None:
     with pytest.raises(ConfigurationError, match=r"^providers of the default tenant: .* is not a provider code"):
         load_config({"providers": {code: FAKE}}, environ={})
     with pytest.raises(ConfigurationError, match=r"^providers of tenant 'chez-awa': .* is not a provider code"):

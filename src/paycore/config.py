@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import quote
 
 from attrs import field, frozen
 
@@ -181,6 +182,8 @@ def webhook_url_for(template: str | None, tenant: str | None, code: str) -> str 
     'https://shop.example/webhooks/chez-awa/wave'
     >>> webhook_url_for("https://shop.example/hooks/{tenant}/{code}", None, "wave")
     'https://shop.example/hooks/wave'
+    >>> webhook_url_for("https://shop.example/webhooks", "le baobab?", "wave")
+    'https://shop.example/webhooks/le%20baobab%3F/wave'
     """
     if template is None:
         return None
@@ -188,7 +191,7 @@ def webhook_url_for(template: str | None, tenant: str | None, code: str) -> str 
         template = template.rstrip("/") + "/{tenant}/{code}"
     if tenant is None:
         template = template.replace("{tenant}/", "").replace("/{tenant}", "")
-    return template.replace("{tenant}", tenant or "").replace("{code}", code)
+    return template.replace("{tenant}", quote(tenant or "", safe="")).replace("{code}", quote(code, safe=""))
 
 
 def load_config(
@@ -295,16 +298,22 @@ def _check_durations(timeout: float, lease: float, ttl: float) -> None:
         )
 
 
+_NOT_ONE_SEGMENT: Final = re.compile(r"[/\\]|^\.\.?$")  # what keeps a name from being one segment of a path
+
+
 def is_code(value: object) -> bool:
     """True when ``value`` may be a tenant's name or a provider's code: a non-empty ``str`` of at most
-    :data:`MAX_CODE_LENGTH` characters without control characters (what every store keeps)."""
-    return isinstance(value, str) and len(value) <= MAX_CODE_LENGTH and wire.is_id(value)
+    :data:`MAX_CODE_LENGTH` characters without control characters (what every store keeps), that can be one
+    segment of a webhook URL's path (no ``/`` or ``\\``, not ``.`` or ``..``)."""
+    if not isinstance(value, str) or len(value) > MAX_CODE_LENGTH:
+        return False
+    return wire.is_id(value) and _NOT_ONE_SEGMENT.search(value) is None
 
 
 def _check_code(value: object, what: str, where: str) -> None:
     if not is_code(value):
-        limits = f"a non-empty string of at most {MAX_CODE_LENGTH} characters without control characters"
-        raise ConfigurationError(f"{where}: {shown(value)} is not {what}; it must be {limits}")
+        limits = f"a non-empty string of at most {MAX_CODE_LENGTH} characters without control characters, '/' or '\\'"
+        raise ConfigurationError(f"{where}: {shown(value)} is not {what}; it must be {limits}, and not '.' or '..'")
 
 
 def _adapter(raw: Any, what: str) -> AdapterConfig:

@@ -651,3 +651,25 @@ def test_an_orders_payments_are_those_of_its_tenant_only(flow: BlockingPaymentFl
     assert order.balance_due() == Money.of("12500", "XOF")
     own = pending_payment(flow, tenant=None)
     assert [payment.id for payment in order.payments()] == [own]
+
+
+def test_a_tenant_named_with_a_space_is_reached_at_its_escaped_url(
+    transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {**CONFIG, "webhook_url": "https://pos.example/payments/webhooks"}
+    config["tenants"] = {"le baobab": {"providers": {"fake": {"type": "fake", "webhook_secret": SECRET}}}}
+    blocking = BlockingPaymentFlow.from_config(config, plugins=[paycore.testing.fake]).open()
+    monkeypatch.setattr(paycore_django, "blocking_flow", lambda: blocking, raising=False)
+    monkeypatch.setattr(paycore_django, "flow", lambda: blocking.flow, raising=False)
+    try:
+        with override_settings(**WEB_SETTINGS):
+            payment_id = pending_payment(blocking, tenant="le baobab")
+            provider = fake(blocking, tenant="le baobab")
+            url = provider.context.webhook_url or ""
+            assert url == "https://pos.example/payments/webhooks/le%20baobab/fake"
+            body, headers = provider.webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+            response = post_webhook(Client(), url.removeprefix("https://pos.example"), body, headers)
+            assert response.status_code == 200, response.content
+            assert blocking.get_payment(payment_id, tenant="le baobab").status is PaymentStatus.SUCCEEDED
+    finally:
+        blocking.close()

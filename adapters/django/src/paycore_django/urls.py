@@ -31,7 +31,7 @@ __all__ = ["app_name", "urlpatterns"]
 
 app_name = "paycore_django"
 
-_SEGMENT = r"[A-Za-z0-9_.~-]+"
+_SEGMENT = r"[^/]+"  # a tenant's or a provider's name, as the path decodes it (paycore.config.is_code)
 
 urlpatterns: list[URLPattern] = [
     re_path(rf"^webhooks/(?P<tenant>{_SEGMENT})/(?P<code>{_SEGMENT})/?$", views.webhook, name="webhook"),
