@@ -230,19 +230,57 @@ class StripeProvider(Provider):
         return _checked(lambda: read_intent(answer_dict(intent, "a capture")))
 
     async def cancel(self, payment: Payment) -> ProviderUpdate:
-        """Cancel the PaymentIntent; in checkout mode, expire a session the customer has not paid."""
+        """Cancel the PaymentIntent; in checkout mode, expire the session while it is open.
+
+        Stripe cancels a Checkout Session's PaymentIntent directly only when it is
+        ``requires_capture``; an open session (with no intent yet, or one a declined
+        card left ``requires_payment_method``) is expired instead, and Stripe
+        cancels its intent (see :meth:`_cancel_checkout`).
+        """
         state = self._state_of(payment)
         if state.mode == "checkout" and state.session_id is not None:
-            intent_id = state.payment_intent_id or await self._session_intent(state.session_id)
-            if intent_id is None:
-                expiry = _idempotency_key(payment, "expire")
-                session = await self._ask(
-                    "expiring a Checkout Session",
-                    lambda c: c.v1.checkout.sessions.expire_async(state.session_id or "", None, expiry),
-                )
-                update = _checked(lambda: read_session(answer_dict(session, "a session expiry")))
-                return ProviderUpdate(outcome=Outcome.CANCELED) if update.outcome is Outcome.EXPIRED else update
-        intent_id = await self._intent_id(payment)
+            return await self._cancel_checkout(payment, state.session_id)
+        return await self._cancel_intent(payment, await self._intent_id(payment))
+
+    async def _cancel_checkout(self, payment: Payment, session_id: str) -> ProviderUpdate:
+        """Retrieve the session (its intent expanded), then expire it, or cancel its authorized intent.
+
+        An open session is expired (reported ``CANCELED``); an expired one is
+        reported as it is. A complete session's intent is canceled only when it is
+        ``requires_capture``: in any other status Stripe refuses, so nothing is sent.
+        """
+        answer = await self._ask(
+            "retrieving a Checkout Session",
+            lambda c: c.v1.checkout.sessions.retrieve_async(session_id, {"expand": ["payment_intent"]}),
+        )
+        session = answer_dict(answer, "a session retrieve")
+        update = _checked(read_session, session)
+        status = session.get("status")
+        if status == "open":
+            return await self._expire_session(payment, session_id)
+        if status != "complete":
+            return update
+        intent = session.get("payment_intent")
+        intent_status = intent.get("status") if isinstance(intent, Mapping) else None
+        if not update.references or intent_status != "requires_capture":
+            raise ProviderNotSent(
+                f"payment {payment.id}: its Checkout Session is complete and its PaymentIntent is "
+                f"{shown(intent_status)}; Stripe cancels it only while requires_capture"
+            )
+        return await self._cancel_intent(payment, update.references[0])
+
+    async def _expire_session(self, payment: Payment, session_id: str) -> ProviderUpdate:
+        """Expire the open session: the payment is ``CANCELED`` (Stripe cancels the session's intent, if any)."""
+        expiry = _idempotency_key(payment, "expire")
+        session = await self._ask(
+            "expiring a Checkout Session",
+            lambda c: c.v1.checkout.sessions.expire_async(session_id, None, expiry),
+        )
+        update = _checked(lambda: read_session(answer_dict(session, "a session expiry")))
+        return ProviderUpdate(outcome=Outcome.CANCELED) if update.outcome is Outcome.EXPIRED else update
+
+    async def _cancel_intent(self, payment: Payment, intent_id: str) -> ProviderUpdate:
+        """Cancel the PaymentIntent ``intent_id`` (void its authorization)."""
         options = _idempotency_key(payment, "cancel")
         intent = await self._ask(
             "canceling a PaymentIntent", lambda c: c.v1.payment_intents.cancel_async(intent_id, None, options)

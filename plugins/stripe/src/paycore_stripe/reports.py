@@ -22,6 +22,15 @@ into an unknown outcome for an API answer.
 | Refund ``pending``, ``requires_action`` | refund ``PENDING`` |
 | Refund ``succeeded`` | refund ``SUCCEEDED`` with its ``amount`` |
 | Refund ``failed``, ``canceled`` | refund ``FAILED`` |
+| Refund with reason ``partial_capture`` or ``expired_uncaptured_charge`` | nothing: uncaptured money released |
+| Charge not ``captured`` (``charge.refunded`` of a canceled authorization) | no refunds |
+
+Before API version ``2025-03-31.basil``, Stripe records the uncaptured money an
+authorization releases as a Refund: the remainder of a partial capture (reason
+``partial_capture``), an authorization that expired (``expired_uncaptured_charge``)
+or was canceled. No money the customer paid goes back, so such a refund is no
+refund of the payment: :func:`releases_uncaptured` tells them, and the readers
+leave them out.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ __all__ = [
     "PAYMENT_ID_KEY",
     "REFUND_ID_KEY",
     "REFUND_STATUSES",
+    "RELEASE_REASONS",
     "client_secret_action",
     "read_charge",
     "read_checkout",
@@ -50,6 +60,7 @@ __all__ = [
     "read_intent",
     "read_refund",
     "read_session",
+    "releases_uncaptured",
 ]
 
 PAYMENT_ID_KEY: Final = "paycore_payment_id"
@@ -75,6 +86,9 @@ REFUND_STATUSES: Final = {
     "canceled": RefundStatus.FAILED,
 }
 """A Refund's ``status`` as a paycore refund status."""
+RELEASE_REASONS: Final = frozenset({"partial_capture", "expired_uncaptured_charge"})
+"""Refund reasons Stripe gives (before ``2025-03-31.basil``) to uncaptured money an authorization released:
+the remainder of a partial capture, an authorization that expired uncaptured."""
 _SESSION_OUTCOMES: Final = {"open": Outcome.PENDING, "complete": Outcome.PENDING, "expired": Outcome.EXPIRED}
 _DELAYED_FAILURE: Final = "the payment method failed after the customer completed Stripe Checkout"
 
@@ -125,6 +139,21 @@ def _failure_message(data: Mapping[str, Any]) -> str:
     return ": ".join(parts)[:500]
 
 
+def releases_uncaptured(data: Any) -> bool:
+    """Whether the Refund ``data`` records uncaptured money an authorization released (its reason says so).
+
+    Such a Refund (an API version before ``2025-03-31.basil`` has them) paid
+    nothing back: the money was never captured.
+    """
+    reason = data.get("reason") if isinstance(data, Mapping) else None
+    return isinstance(reason, str) and reason in RELEASE_REASONS
+
+
+def _captured_money_refunds(refunds: Iterable[Any], *, what: str) -> tuple[RefundUpdate, ...]:
+    """The listed refunds that pay captured money back (not those releasing an authorization), read."""
+    return tuple(read_refund(refund, what=what) for refund in refunds if not releases_uncaptured(refund))
+
+
 def read_refund(data: Any, *, what: str = "refund") -> RefundUpdate:
     """A Stripe Refund object as a :class:`~paycore.records.RefundUpdate` (paycore's id from its metadata)."""
     refund = _object(data, "refund")
@@ -165,7 +194,7 @@ def read_intent(
         provider_state=state,
         authorized=authorized if outcome is Outcome.AUTHORIZED else None,
         captured=received if outcome is Outcome.SUCCEEDED else None,
-        refunds=tuple(read_refund(refund, what=f"{what} refund") for refund in refunds),
+        refunds=_captured_money_refunds(refunds, what=f"{what} refund"),
         message=_failure_message(intent),
     )
 
@@ -256,23 +285,30 @@ def read_checkout(
 
 
 def read_charge(data: Any, *, what: str = "charge") -> ProviderUpdate:
-    """A Charge (``charge.refunded``) as a report about its PaymentIntent: what it captured, its listed refunds."""
+    """A Charge (``charge.refunded``) as a report about its PaymentIntent: what it captured, its listed refunds.
+
+    A charge not ``captured`` reports no refund: what an older API version lists
+    for it (a canceled authorization) released money never captured. Of a
+    captured charge, the refunds releasing a partial capture's remainder are
+    left out too (:func:`releases_uncaptured`).
+    """
     charge = _object(data, "charge")
     currency = _field(charge, "currency", str, what=what)
     _amount(charge, "amount", currency, what=what)
     _amount(charge, "amount_refunded", currency, what=what)
-    captured = _amount(charge, "amount_captured", currency, what=what)
+    amount_captured = _amount(charge, "amount_captured", currency, what=what)
     intent = _field(charge, "payment_intent", str, what=what)
     listed = charge.get("refunds")
     refunds = listed.get("data", []) if isinstance(listed, Mapping) else []
     if not isinstance(refunds, list):
         raise InvalidReport(f"{what}.refunds.data must be a list, not {type(refunds).__name__}")
+    captured = charge.get("captured") is True
     return ProviderUpdate(
-        outcome=Outcome.SUCCEEDED if charge.get("captured") is True else None,
+        outcome=Outcome.SUCCEEDED if captured else None,
         external_id=intent,
         payment_id=_metadata_id(charge, PAYMENT_ID_KEY, what=what),
-        captured=captured if charge.get("captured") is True else None,
-        refunds=tuple(read_refund(refund, what=f"{what} refund") for refund in refunds),
+        captured=amount_captured if captured else None,
+        refunds=_captured_money_refunds(refunds, what=f"{what} refund") if captured else (),
     )
 
 

@@ -13,6 +13,13 @@ and maps :data:`EVENT_TYPES` to reports, with the event's ``id`` as the report's
 what the object must be: a ``payment_intent.succeeded`` whose intent is not
 ``succeeded`` is malformed.
 
+Endpoints on any API version are read. Before ``2025-03-31.basil`` Stripe records
+the uncaptured money an authorization releases as a Refund (a partial capture's
+remainder, reason ``partial_capture``; an expired authorization,
+``expired_uncaptured_charge``) and sends ``charge.refunded`` for it: a ``refund.*``
+event for such a refund reports nothing, and a ``charge.refunded`` lists no
+refund of them, nor any of a charge never captured (a canceled authorization).
+
 In checkout mode a delayed payment method (a bank debit, a voucher) settles after
 the session completed: ``checkout.session.async_payment_succeeded`` reports the
 payment ``SUCCEEDED`` with the session's ``amount_total``, and
@@ -34,7 +41,14 @@ from attrs import evolve
 from paycore.errors import InvalidSignature, MalformedWebhook, MoneyError, ValidationError
 from paycore.records import ProviderUpdate
 from paycore.wire import InvalidReport, load_json_object
-from paycore_stripe.reports import read_charge, read_delayed_payment, read_intent, read_refund, read_session
+from paycore_stripe.reports import (
+    read_charge,
+    read_delayed_payment,
+    read_intent,
+    read_refund,
+    read_session,
+    releases_uncaptured,
+)
 
 __all__ = ["DEFAULT_TOLERANCE", "EVENT_TYPES", "SIGNATURE_HEADER", "parse_event", "verify"]
 
@@ -128,12 +142,13 @@ def parse_event(body: bytes) -> list[ProviderUpdate]:
         return []
     try:
         update = _read(event_type, data.get("object"))
-        return [evolve(update, provider_event_id=event_id)]
     except (InvalidReport, MoneyError, ValidationError) as error:
         raise MalformedWebhook(f"Stripe event {event_type} is unreadable: {error}") from None
+    return [] if update is None else [evolve(update, provider_event_id=event_id)]
 
 
-def _read(event_type: str, obj: Any) -> ProviderUpdate:
+def _read(event_type: str, obj: Any) -> ProviderUpdate | None:
+    """The report of one event's object; ``None`` when it says nothing about the payment's money."""
     if event_type in _INTENT_EVENTS:
         allowed = _INTENT_EVENTS[event_type]
         status = obj.get("status") if isinstance(obj, dict) else None
@@ -149,6 +164,11 @@ def _read(event_type: str, obj: Any) -> ProviderUpdate:
         return read_delayed_payment(obj, succeeded=_DELAYED_PAYMENT_EVENTS[event_type], what=event_type)
     if event_type == "charge.refunded":
         return read_charge(obj, what=event_type)
+    return _read_refund_event(event_type, obj)
+
+
+def _read_refund_event(event_type: str, obj: Any) -> ProviderUpdate | None:
+    """A ``refund.*`` event's report; ``None`` for a refund releasing uncaptured money (paid nothing back)."""
     allowed = _REFUND_EVENTS[event_type]
     status = obj.get("status") if isinstance(obj, dict) else None
     if allowed is not None and (not isinstance(status, str) or status not in allowed):
@@ -157,5 +177,7 @@ def _read(event_type: str, obj: Any) -> ProviderUpdate:
     intent = obj.get("payment_intent")
     if not isinstance(intent, str):
         raise InvalidReport(f"a {event_type} event's refund must name its payment_intent, not {intent!r:.40}")
+    if releases_uncaptured(obj):
+        return None
     payment_id = obj.get("metadata", {}).get("paycore_payment_id") if isinstance(obj.get("metadata"), dict) else None
     return ProviderUpdate(external_id=intent, payment_id=payment_id, refunds=(refund,))
