@@ -32,6 +32,7 @@ from paycore_cash.errors import (
     InsufficientTender,
     InvalidCashRequest,
     NoOpenDrawer,
+    RefundIdTaken,
 )
 from paycore_cash.provider import CashProvider
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
@@ -64,6 +65,7 @@ __all__ = [
     "InvalidCashRequest",
     "MovementKind",
     "NoOpenDrawer",
+    "RefundIdTaken",
     "format_money",
     "order_balance",
     "refund_cash",

@@ -23,6 +23,7 @@ __all__ = [
     "InsufficientTender",
     "InvalidCashRequest",
     "NoOpenDrawer",
+    "RefundIdTaken",
 ]
 
 
@@ -52,6 +53,14 @@ class DrawerClosed(CashError, ValidationError):
 
 class NoOpenDrawer(CashError, ValidationError):
     """Cash was taken or paid out at a till whose drawer is not open."""
+
+
+class RefundIdTaken(CashError, ValidationError):
+    """The drawer paid out another payment's refund under this refund's id: it pays out nothing under it again.
+
+    Refunds stored by a release whose refund ids named only their idempotency key could share an id across
+    payments; refund again under a new idempotency key.
+    """
 
 
 class InsufficientTender(CashError, ValidationError):

@@ -4,10 +4,13 @@ A cash payment succeeds at once: :meth:`CashProvider.initiate` checks the
 tender, records a SALE movement (tendered and change) in the open session of
 the payment's till and reports the payment captured; a drawer that closed
 after the payment was checked and stored, before the sale was recorded, fails
-it (no cash recorded, nothing left pending). A refund pays cash out of
-the till's open drawer as a REFUND movement. Both are idempotent per payment
-and per refund, and :meth:`CashProvider.check_status` reads the drawer to
-settle a call whose answer was lost.
+it (no cash recorded, nothing left pending), even when the till was opened
+again meanwhile: the sale never goes into the till's next session. A refund
+pays cash out of the till's open drawer as a REFUND movement. Both are
+idempotent per payment and per refund (a REFUND movement another payment's
+refund stored under the same refund id is never taken for this payment's),
+and :meth:`CashProvider.check_status` reads the drawer to settle a call whose
+answer was lost.
 
 The payment's ``metadata`` carries the till (``"till"``, required), the cash
 tendered (``"tendered"``, a decimal string; default: exactly the amount) and
@@ -23,7 +26,9 @@ Cash leaves a drawer only at the session version its check read
 A SALE or REFUND movement is dated by the flow's clock, as drawer operations
 and payments are: the time the flow wrote the call down just before making it
 (``payment.pending_call.started_at``), so under an injected clock movements,
-sessions and payments share one timeline (and one day in the reports).
+sessions and payments share one timeline (and one day in the reports). A
+refund paid out of a drawer opened after its call started is dated when that
+drawer opened: no movement is dated before its session opened.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from paycore_cash.errors import (
     InsufficientTender,
     InvalidCashRequest,
     NoOpenDrawer,
+    RefundIdTaken,
 )
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind, new_movement_id
 from paycore_cash.sales import GOODWILL, drawer_closed_before_the_sale
@@ -229,14 +235,16 @@ class CashProvider(Provider):
 
         A drawer found closed now (it closed after :meth:`check_payment` let the
         payment be stored) is the drawer's answer: no cash was recorded, and the
-        payment fails with a message saying the drawer closed first.
+        payment fails with a message saying the drawer closed first. So is a
+        session of the till opened after the payment was made: the drawer the
+        sale was checked against closed, and the till was opened again since.
         """
         stored = await self._read(self.storage.find_movement(kind=MovementKind.SALE, payment_id=payment.id))
         if stored is not None:
             return _sale_update(stored)
         till, tendered = _tender(payment)
         session = await self._read(self.storage.get_open_session(payment.tenant, till))
-        if session is None:
+        if session is None or not _open_when_made(session, payment):
             return _closed_before_the_sale(till)
         self._check_currency(payment, session)
         movement = CashMovement(
@@ -262,9 +270,11 @@ class CashProvider(Provider):
         The movement names who paid it out (the refund's cashier, default the
         sale's) and is stored only at the session version the "drawer holds
         enough" check read: if cash moved meanwhile, the drawer is read and
-        checked again.
+        checked again. It is dated when the call started, or when the drawer
+        opened if that is later. A refund whose id another payment's refund was
+        paid out under is refused with :class:`RefundIdTaken`: nothing is paid out.
         """
-        stored = await self._read(self.storage.find_movement(kind=MovementKind.REFUND, refund_id=refund.id))
+        stored = await self._paid_out(payment, refund)
         if stored is not None:
             return _refund_update(stored, refund)
         movement_id = new_movement_id()
@@ -278,31 +288,32 @@ class CashProvider(Provider):
                 session_id=session.id,
                 kind=MovementKind.REFUND,
                 amount=refund.amount,
-                at=_call_time(payment),
+                at=_paid_out_at(payment, session),
                 actor=cashier,
                 reason=reason if till == sale_till else f"{reason} (sold at till {sale_till})",
                 payment_id=payment.id,
                 refund_id=refund.id,
             )
             try:
-                return _refund_update(await self._write(movement, expected_version=session.version), refund)
+                paid = await self._write(movement, expected_version=session.version)
             except DrawerClosed:
                 raise NoOpenDrawer(f"the drawer of till {till!r} was closed; open it before paying out cash") from None
             except ConcurrentUpdate:
                 continue  # cash moved since the check: read the drawer again and check again
+            return _refund_update(_paid_for(payment, refund, paid), refund)
         raise ProviderNotSent(f"the drawer of the till paying out refund {refund.id} kept changing; try again")
 
     async def check_status(self, payment: Payment) -> ProviderUpdate:
         """What the drawer holds for ``payment``: its sale and the refunds paid out.
 
         The drawer is the truth: no SALE movement means no cash was taken
-        (failed), a pending refund with no REFUND movement was not paid out.
+        (failed), a pending refund with no REFUND movement of this payment was
+        not paid out (another payment's refund stored under its id is not it).
         """
-        storage = self.storage
-        sale = await self._read(storage.find_movement(kind=MovementKind.SALE, payment_id=payment.id))
+        sale = await self._read(self.storage.find_movement(kind=MovementKind.SALE, payment_id=payment.id))
         refunds = []
         for refund in payment.refunds:
-            paid = await self._read(storage.find_movement(kind=MovementKind.REFUND, refund_id=refund.id))
+            paid = await self._paid_out(payment, refund)
             if paid is not None:
                 refunds.append(_refund_update(paid, refund))
             elif refund.status is RefundStatus.PENDING:
@@ -320,6 +331,13 @@ class CashProvider(Provider):
             external_id=update.external_id,
             refunds=tuple(refunds),
         )
+
+    async def _paid_out(self, payment: Payment, refund: Refund) -> CashMovement | None:
+        """The REFUND movement that paid out ``refund`` of ``payment``, if any; never another payment's."""
+        found = await self._read(
+            self.storage.find_movement(kind=MovementKind.REFUND, payment_id=payment.id, refund_id=refund.id)
+        )
+        return found if found is not None and found.payment_id == payment.id else None
 
     async def _open_session(self, payment: Payment, till: str) -> DrawerSession:
         session = await self._read(self.storage.get_open_session(payment.tenant, till))
@@ -389,6 +407,35 @@ def _tender(payment: Payment) -> tuple[str, Money]:
 def _closed_before_the_sale(till: str) -> ProviderUpdate:
     """The drawer's answer for a sale its till's drawer closed before: failed, no cash recorded."""
     return ProviderUpdate(outcome=Outcome.FAILED, message=drawer_closed_before_the_sale(till))
+
+
+def _open_when_made(session: DrawerSession, payment: Payment) -> bool:
+    """True when ``session`` was open when ``payment`` was made, so it is the one its sale was checked against.
+
+    The flow makes the payment (``created_at``, by its clock), has :meth:`CashProvider.check_payment` read the
+    till's open session, then calls :meth:`CashProvider.initiate`, at once or on a retry under the payment's key.
+    A session opened after the payment was made is the till's next one: the drawer the cash was taken at closed.
+    """
+    return session.opened_at <= payment.created_at
+
+
+def _paid_for(payment: Payment, refund: Refund, movement: CashMovement) -> CashMovement:
+    """``movement``, the REFUND the drawer holds under ``refund.id``, if it paid out ``payment``'s refund.
+
+    Refunds stored before refund ids named their payment could share an id; the drawer keeps one REFUND per
+    refund id, so another payment's is refused with :class:`RefundIdTaken` (nothing was paid out for this one).
+    """
+    if movement.payment_id != payment.id:
+        raise RefundIdTaken(
+            f"refund {refund.id} of payment {payment.id} was not paid out: the drawer paid out a refund of "
+            f"payment {movement.payment_id} under this refund id; refund again under a new idempotency key"
+        )
+    return movement
+
+
+def _paid_out_at(payment: Payment, session: DrawerSession) -> datetime:
+    """When a refund is paid out of ``session``: when its call started, or when the session opened if later."""
+    return max(_call_time(payment), session.opened_at)
 
 
 def _call_time(payment: Payment) -> datetime:

@@ -26,11 +26,11 @@ import anyio
 import pytest
 from attrs import evolve
 
-from paycore.errors import ConcurrentUpdate
+from paycore.errors import ConcurrentUpdate, StorageError
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import RepositoryRegistrar, hookimpl
 from paycore.money import Money
-from paycore.status import PaymentStatus
+from paycore.status import PaymentStatus, RefundStatus
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
     CashSaleFailed,
@@ -38,6 +38,7 @@ from paycore_cash.errors import (
     DrawerClosed,
     DrawerNotFound,
     InsufficientDrawerCash,
+    RefundIdTaken,
 )
 from paycore_cash.hookspecs import DrawerBackendRegistrar
 from paycore_cash.records import (
@@ -692,3 +693,111 @@ class DrawerStorageConformance:
             sale = await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
             assert sale.payment.status is PaymentStatus.SUCCEEDED
             assert [m.payment_id for m in await drawer_storage.list_movements(reopened.id)] == [sale.payment.id]
+
+    async def test_a_sale_whose_drawer_closed_and_opened_again_before_it_was_recorded_fails(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """The sale passed the drawer check and its payment was stored; the manager counted and closed that
+        drawer and the next shift opened the till again before the sale was recorded. The sale went into the
+        next shift's drawer, dated before it opened, while the count it belonged to lacked it. The payment
+        fails and the cashier is told the drawer closed; neither drawer holds the sale."""
+        raced = RacedStorage(drawer_storage)
+        xof = Money.of("1000", "XOF")
+        async with flow_on(raced) as flow:
+            drawers = CashDrawers(flow, tenant=_TENANT)
+            first = await drawers.open(till="T1", opening_float=xof, opened_by="Awa")
+            reopened: list[DrawerSession] = []
+
+            async def closed_and_opened_again(*args: Any, **kwargs: Any) -> None:
+                await drawers.close(till="T1", counted=xof, closed_by="Awa")
+                reopened.append(await drawers.open(till="T1", opening_float=xof, opened_by="Binta"))
+
+            raced.before["find_movement"] = closed_and_opened_again  # the sale's first drawer read
+            with pytest.raises(CashSaleFailed, match="the drawer of till 'T1' was closed before the sale was recorded"):
+                await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
+            [payment] = await flow.list_payments(tenant=_TENANT)
+        assert (payment.status, payment.pending_call) == (PaymentStatus.FAILED, None)
+        assert await drawer_storage.list_movements(reopened[0].id) == []
+        assert await drawer_storage.list_movements(first.id) == []
+
+    async def test_a_refund_paid_out_of_a_drawer_opened_after_it_started_is_not_dated_before_that(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """The refund was checked against the till's drawer; that drawer was closed and the till opened again
+        before the cash was paid out. It is paid out of the drawer open now, but was dated when the refund
+        started: the next shift's report showed cash leaving before the shift began."""
+        raced = RacedStorage(drawer_storage)
+        xof = Money.of("1000", "XOF")
+        async with flow_on(raced) as flow:
+            drawers = CashDrawers(flow, tenant=_TENANT)
+            await drawers.open(till="T1", opening_float=xof, opened_by="Awa")
+            sale = await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
+            reopened: list[DrawerSession] = []
+
+            async def closed_and_opened_again(*args: Any, **kwargs: Any) -> None:
+                await drawers.close(till="T1", counted=xof + xof, closed_by="Awa")
+                reopened.append(await drawers.open(till="T1", opening_float=xof, opened_by="Binta"))
+
+            raced.before["find_movement"] = closed_and_opened_again  # the refund's first drawer read
+            refund = await flow.refund(sale.payment.id, amount=Money.of("500", "XOF"), tenant=_TENANT)
+        [paid] = await drawer_storage.list_movements(reopened[0].id)
+        assert (refund.status, paid.refund_id) == (RefundStatus.SUCCEEDED, refund.id)
+        assert paid.at >= reopened[0].opened_at
+
+    @pytest.mark.parametrize("paid_before", ["find_movement", "add_movement"], ids=["read", "write"])
+    async def test_a_refund_whose_id_paid_out_another_payments_refund_is_refused_and_pays_nothing(
+        self, drawer_storage: DrawerStorage, paid_before: str
+    ) -> None:
+        """Refunds stored before refund ids named their payment could share an id across two payments. Payment
+        B's refund was paid out under the id of payment A's refund (before the drawer was read for A's, or
+        between that read and its write), and A's refund was reported paid with B's cash. It is refused and
+        fails; the drawer pays out nothing for it."""
+        raced = RacedStorage(drawer_storage)
+        xof = Money.of("1000", "XOF")
+        async with flow_on(raced) as flow:
+            session = await CashDrawers(flow, tenant=_TENANT).open(till="T1", opening_float=xof, opened_by="Awa")
+            a = await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="A", tenant=_TENANT)
+            b = await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="B", tenant=_TENANT)
+
+            async def b_refund_paid_out_under_the_same_id(*args: Any, **kwargs: Any) -> None:
+                refund_id = args[0].refund_id if args else kwargs["refund_id"]
+                b_refund = make_movement(
+                    session, MovementKind.REFUND, "700", payment_id=b.payment.id, refund_id=refund_id
+                )
+                await drawer_storage.add_movement(b_refund)
+
+            raced.before[paid_before] = b_refund_paid_out_under_the_same_id
+            with pytest.raises(
+                RefundIdTaken, match=f"was not paid out: the drawer paid out a refund of payment {b.payment.id}"
+            ):
+                await flow.refund(a.payment.id, amount=Money.of("500", "XOF"), tenant=_TENANT)
+            after = await flow.get_payment(a.payment.id, tenant=_TENANT)
+        assert ([r.status for r in after.refunds], after.refundable_amount) == ([RefundStatus.FAILED], xof)
+        refunds = [m for m in await drawer_storage.list_movements(session.id) if m.kind is MovementKind.REFUND]
+        assert [(m.payment_id, m.amount) for m in refunds] == [(b.payment.id, Money.of("700", "XOF"))]
+
+    async def test_a_refund_paid_out_for_another_payment_under_its_id_is_not_settled_as_paid(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """Payment A's refund was being paid out when payment B's refund was paid out under the same id (ids
+        stored before refund ids named their payment), and A's write gave no answer. Settling A took B's cash
+        for A's refund: succeeded, with nothing paid out for it. It fails: the drawer holds no refund of A."""
+        raced = RacedStorage(drawer_storage)
+        xof = Money.of("1000", "XOF")
+        async with flow_on(raced) as flow:
+            session = await CashDrawers(flow, tenant=_TENANT).open(till="T1", opening_float=xof, opened_by="Awa")
+            a = await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="A", tenant=_TENANT)
+            b = await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="B", tenant=_TENANT)
+
+            async def b_paid_out_then_the_write_is_lost(movement: CashMovement, **kwargs: Any) -> None:
+                b_refund = make_movement(
+                    session, MovementKind.REFUND, "700", payment_id=b.payment.id, refund_id=movement.refund_id
+                )
+                await drawer_storage.add_movement(b_refund)
+                raise StorageError("the drawer's database went away")
+
+            raced.before["add_movement"] = b_paid_out_then_the_write_is_lost
+            pending = await flow.refund(a.payment.id, amount=Money.of("500", "XOF"), tenant=_TENANT)
+            settled = await flow.refresh(a.payment.id, tenant=_TENANT)
+        assert pending.status is RefundStatus.PENDING
+        assert ([r.status for r in settled.refunds], settled.refundable_amount) == ([RefundStatus.FAILED], xof)
