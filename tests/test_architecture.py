@@ -69,6 +69,7 @@ LAYERS: dict[str, int] = {
             "assembly",
             "flow_parts",
             "observability",
+            "in_flight",
         ],
         3,
     ),

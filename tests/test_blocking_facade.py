@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -70,6 +73,34 @@ def test_a_closed_facade_says_how_to_open_it() -> None:
     flow = BlockingPaymentFlow.from_config(CONFIG, plugins=[fake, paycore_memory.plugin], entry_points=False)
     with pytest.raises(PaycoreError, match="not open"):
         flow.list_payments()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_a_facade_opened_before_a_fork_refuses_in_the_child_instead_of_hanging(
+    blocking_flow: BlockingPaymentFlow,
+) -> None:
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: a worker forked from a preloaded app
+        try:
+            blocking_flow.list_payments()
+        except PaycoreError as error:
+            os.write(write, f"refused: {error}".encode())
+        except BaseException as error:
+            os.write(write, f"other: {error!r}".encode())
+        else:
+            os.write(write, b"answered")
+        blocking_flow.close()  # the parent's to close: nothing happens here
+        os._exit(0)
+    os.close(write)
+    answered, _, _ = select.select([read], [], [], 10)
+    if not answered:
+        os.kill(child, signal.SIGKILL)
+    with os.fdopen(read, "rb") as pipe:
+        told = pipe.read().decode() if answered else "no answer within 10 s: the call hung"
+    os.waitpid(child, 0)
+    assert told.startswith("refused: this BlockingPaymentFlow was opened in process"), told
+    assert blocking_flow.list_payments() == [], "the parent's flow still works"
 
 
 @pytest.mark.parametrize("backend", ["curio", "", None, "ASYNCIO"])

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+import paycore_sqlalchemy.plugin
 from paycore import Money
 from paycore.errors import FlowClosed
 from paycore.flow import PaymentFlow
-from paycore.status import Outcome
+from paycore.status import Outcome, PaymentStatus
 from paycore.testing.fake import FakeProvider
 
 pytestmark = pytest.mark.anyio
@@ -66,3 +69,43 @@ def test_a_closed_blocking_flow_is_not_opened_again(make_flow: Callable[..., Pay
     with pytest.raises(FlowClosed), blocking:
         pass
     assert "closed" in repr(blocking)
+
+
+async def test_closing_a_flow_lets_a_create_under_way_record_its_answer_first(
+    make_flow: Callable[..., PaymentFlow], tmp_path: Path
+) -> None:
+    config = {
+        "repository": f"sqlite:///{tmp_path}/shop.db",  # a store that refuses everything once closed
+        "idempotency": "memory",
+        "providers": {"fake": {"type": "fake", "webhook_secret": "whsec-test"}},
+    }
+    flow = make_flow(config, plugins=(paycore_sqlalchemy.plugin,))
+    async with flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        initiate, charged = fake.initiate, anyio.Event()
+
+        async def charge_then_answer_late(payment: Any) -> Any:
+            answer = await initiate(payment)
+            charged.set()
+            await anyio.sleep(0.2)  # the customer is charged; the answer is on its way back
+            return answer
+
+        fake.initiate = charge_then_answer_late  # type: ignore[method-assign]
+        created: list[Any] = []
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(
+                lambda: _append(created, flow.create_payment(amount=XOF_5000, provider="fake", order_id="o"))
+            )
+            await charged.wait()
+            await flow.aclose()  # the server shuts down while the create is under way
+            assert flow.in_flight.count == 0
+    (checkout,) = created
+    assert checkout.payment.status is PaymentStatus.SUCCEEDED, "the caller got the provider's answer"
+    async with make_flow(config, plugins=(paycore_sqlalchemy.plugin,)) as reopened:
+        stored = await reopened.get_payment(checkout.payment.id)
+    assert (stored.status, stored.pending_call) == (PaymentStatus.SUCCEEDED, None), "and it was stored"
+
+
+async def _append(results: list[Any], operation: Awaitable[Any]) -> None:
+    results.append(await operation)

@@ -58,6 +58,8 @@ class BlockingPaymentFlow:
         self._lock = threading.Lock()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
+        self._opened_in = 0
+        """The process that opened it: its event loop's thread is in no other (``os.fork``)."""
 
     @classmethod
     def from_config(
@@ -89,12 +91,15 @@ class BlockingPaymentFlow:
                 except BaseException:
                     manager.__exit__(None, None, None)
                     raise
-                self._portal_cm, self._portal = manager, portal
+                self._portal_cm, self._portal, self._opened_in = manager, portal, os.getpid()
                 _close_before_exit(self)
         return self
 
     def close(self) -> None:
-        """Close the flow and stop the background event loop."""
+        """Close the flow and stop the background event loop (in the process that opened it: a forked copy
+        leaves them to it, and keeps them, since letting go of its loop waits for a thread it does not have)."""
+        if self._portal is not None and self._opened_in != os.getpid():
+            return
         with self._lock:
             portal, manager = self._portal, self._portal_cm
             self._portal = self._portal_cm = None
@@ -116,6 +121,11 @@ class BlockingPaymentFlow:
         portal = self._portal
         if portal is None:
             raise PaycoreError("BlockingPaymentFlow is not open: use it in a with block or call open() first")
+        if self._opened_in != os.getpid():  # its event loop's thread was not copied by fork: a call would hang
+            raise PaycoreError(
+                f"this BlockingPaymentFlow was opened in process {self._opened_in}: build and open one in each "
+                "process after a fork (a flow's connections and its event loop belong to the process that opened it)"
+            )
         return portal.call(functools.partial(method, *args, **kwargs))
 
     def create_payment(

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from paycore.clock import utcnow
 from paycore.errors import ValidationError
-from paycore.observability import observed_operation
+from paycore.in_flight import flow_operation
 from paycore.status import FraudStatus, PaymentStatus
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from paycore.config import PaycoreConfig
     from paycore.flow_parts import FlowParts
+    from paycore.in_flight import InFlight
     from paycore.listing import PaymentPage
     from paycore.money import Money
     from paycore.plugins import Registry
@@ -114,6 +115,11 @@ class PaymentFlow:
     @idempotency_store.setter
     def idempotency_store(self, store: IdempotencyStore) -> None:
         self.idempotency.store = store
+
+    @property
+    def in_flight(self) -> InFlight:
+        """The operations under way on this flow, which closing it lets finish first."""
+        return self._parts.in_flight
 
     @classmethod
     def from_config(
@@ -247,7 +253,7 @@ class PaymentFlow:
 
     # -- money-moving actions (paycore.actions), observed ---------------------------------
 
-    @observed_operation("create_payment")
+    @flow_operation("create_payment")
     async def create_payment(
         self,
         *,
@@ -282,7 +288,7 @@ class PaymentFlow:
             idempotency_key=idempotency_key,
         )
 
-    @observed_operation("capture")
+    @flow_operation("capture")
     async def capture(
         self,
         payment_id: str,
@@ -294,14 +300,14 @@ class PaymentFlow:
         """Capture an authorized payment: all of it, or ``amount`` (the rest is released)."""
         return await self._parts.capture(payment_id, amount=amount, idempotency_key=idempotency_key, tenant=tenant)
 
-    @observed_operation("cancel")
+    @flow_operation("cancel")
     async def cancel(
         self, payment_id: str, *, idempotency_key: str | None = None, tenant: str | None = None
     ) -> Payment:
         """Cancel a payment that is not captured; one never sent is canceled here alone."""
         return await self._parts.cancel(payment_id, idempotency_key=idempotency_key, tenant=tenant)
 
-    @observed_operation("refund")
+    @flow_operation("refund")
     async def refund(
         self,
         payment_id: str,
@@ -320,17 +326,12 @@ class PaymentFlow:
         ``till`` it is paid out of and the ``cashier`` who pays it).
         """
         return await self._parts.refund(
-            payment_id,
-            amount=amount,
-            reason=reason,
-            idempotency_key=idempotency_key,
-            tenant=tenant,
-            metadata=metadata,
+            payment_id, amount=amount, reason=reason, idempotency_key=idempotency_key, tenant=tenant, metadata=metadata
         )
 
     # -- reports ---------------------------------------------------------------------------
 
-    @observed_operation("refresh")
+    @flow_operation("refresh")
     async def refresh(self, payment_id: str, *, tenant: str | None = None) -> Payment:
         """Poll the provider and apply what it says (settles unknown outcomes).
 
@@ -342,7 +343,7 @@ class PaymentFlow:
         """
         return await self._parts.refresh(payment_id, tenant)
 
-    @observed_operation("handle_webhook")
+    @flow_operation("handle_webhook")
     async def handle_webhook(
         self, provider: str, body: bytes, headers: Mapping[str, str], *, tenant: str | None = None
     ) -> list[Payment]:
@@ -355,7 +356,7 @@ class PaymentFlow:
         """
         return await self._parts.webhooks.receive(provider, body, headers, tenant=tenant)
 
-    @observed_operation("expire_stale")
+    @flow_operation("expire_stale")
     async def expire_stale(self, older_than: timedelta | float | None = None, *, limit: int = 100) -> list[Payment]:
         """Expire payments left unfinished for longer than ``older_than`` (default: ``payment_ttl``).
 
@@ -373,7 +374,7 @@ class PaymentFlow:
 
     # -- operator actions ------------------------------------------------------------------
 
-    @observed_operation("set_fraud_status")
+    @flow_operation("set_fraud_status")
     async def set_fraud_status(
         self, payment_id: str, status: FraudStatus | str, *, message: str = "", tenant: str | None = None
     ) -> Payment:
@@ -381,7 +382,7 @@ class PaymentFlow:
         verdict = _member(FraudStatus, status, "fraud status")
         return await self._parts.set_fraud_status(payment_id, verdict, message, tenant)
 
-    @observed_operation("resolve_review")
+    @flow_operation("resolve_review")
     async def resolve_review(self, payment_id: str, *, note: str, tenant: str | None = None) -> Payment:
         """Clear the needs-review flag once an operator has dealt with it, saying how."""
         return await self._parts.resolve_review(payment_id, note, tenant)

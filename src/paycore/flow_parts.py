@@ -17,6 +17,7 @@ imported when the first flow is built (see :mod:`paycore.flow`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,7 @@ from paycore.changes import Change
 from paycore.config import PaycoreConfig, load_config
 from paycore.errors import ProviderNotEnabled, ProviderOutcomeUnknown, UnsupportedOperation
 from paycore.idempotency import IdempotentRunner
+from paycore.in_flight import InFlight
 from paycore.listing import PaymentPage, read_page
 from paycore.plugins import Registry
 from paycore.provider_calls import ProviderCalls, Unknown
@@ -43,6 +45,8 @@ from paycore.unit_of_work import PaymentWriter
 from paycore.webhooks import WebhookReceiver
 
 __all__ = ["FlowParts"]
+
+log = logging.getLogger("paycore.flow")
 
 
 class FlowParts(PaymentActions):
@@ -61,6 +65,9 @@ class FlowParts(PaymentActions):
         self.plugin_manager = plugin_manager
         self.repository = repository
         self._clock = clock
+        self.in_flight = InFlight()
+        """The operations under way (:mod:`paycore.in_flight`): closing the flow lets them finish first."""
+        self._drain_seconds = config.idempotency_lease
         self.writer = PaymentWriter(repository, plugin_manager)
         """Loads, changes and stores payments."""
         self.idempotency = IdempotentRunner(
@@ -124,9 +131,13 @@ class FlowParts(PaymentActions):
         return self._clock()
 
     async def aclose(self) -> None:
-        """Close the providers, the idempotency store and the repository, even when cancelled."""
+        """Refuse new operations; let those under way finish (for up to ``idempotency_lease``, the longest a
+        provider call may take to be answered); then close the providers, the idempotency store and the
+        repository, even when cancelled."""
         self.closed = True
         with anyio.CancelScope(shield=True):
+            if not await self.in_flight.wait_idle(self._drain_seconds):
+                log.warning("closing the flow with %d operations still under way", self.in_flight.count)
             for provider in self.providers.values():
                 await provider.aclose()
             await self.idempotency.store.aclose()
