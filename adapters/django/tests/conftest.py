@@ -15,9 +15,13 @@ database (units of work run on worker threads, which must see committed rows).
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -117,6 +121,51 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Delete the SQLite files of the session."""
     if _directory is not None:
         shutil.rmtree(_directory, ignore_errors=True)
+
+
+EXAMPLE_POS: Final = TESTS.parents[2] / "examples" / "django_pos"
+"""The restaurant POS example, served by :func:`pos_site`."""
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def pos_site(tmp_path: Path) -> Iterator[str]:
+    """The POS example (``manage.py demo``: Django and the dummy gateway) on a free loopback port; its base URL."""
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "POS_PORT": str(port), "POS_DATABASE": str(tmp_path / "pos.sqlite3")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLE_POS / "manage.py"), "demo"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the example did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
 
 
 @pytest.fixture(scope="session")

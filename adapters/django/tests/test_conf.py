@@ -101,6 +101,7 @@ def test_sync_code_pays_through_the_blocking_flow() -> None:
         ({"PAYCORE_DJANGO": {"ORDER_RESOLVER": "shop.no_such.resolve"}}, r"\['ORDER_RESOLVER'\] = 'shop.no_such"),
         ({"PAYCORE_DJANGO": {"TENANT_RESOLVER": 42}}, r"\['TENANT_RESOLVER'\] must be a callable .*not 42"),
         ({"PAYCORE_DJANGO": {"PAYMENT_METADATA": "os.sep"}}, r"\['PAYMENT_METADATA'\] must be a callable"),
+        ({"PAYCORE_DJANGO": {"PROVIDER_FILTER": ["cash"]}}, r"\['PROVIDER_FILTER'\] must be a callable"),
         ({"PAYCORE_DJANGO": {"WEBHOOK_ALLOWED_IPS": "10.0.0.1"}}, r"\['WEBHOOK_ALLOWED_IPS'\] must be a list"),
         ({"PAYCORE_DJANGO": {"TRUSTED_PROXIES": ["10.0.0.0/8", "proxy"]}}, r"holds 'proxy', which is not an IP"),
     ],

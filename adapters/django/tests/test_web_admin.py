@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.contrib import messages
 from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client, override_settings
@@ -143,6 +144,79 @@ def test_a_refused_action_names_the_payment_and_the_reason(flow: BlockingPayment
     response = act(superuser_client, "capture_payments", payment_id)
     assert f"Not captured: {payment_id}" in response.content.decode()
     assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
+
+
+def told(response: Any) -> list[tuple[int, str]]:
+    """The messages the admin showed after an action, with their levels."""
+    return [(message.level, str(message)) for message in response.context["messages"]]
+
+
+def fake(flow: BlockingPaymentFlow) -> paycore.testing.fake.FakeProvider:
+    provider = flow.flow.provider("fake")
+    assert isinstance(provider, paycore.testing.fake.FakeProvider)
+    return provider
+
+
+@pytest.mark.parametrize(
+    ("action", "operation", "refused"),
+    [("capture_payments", "capture", "Not captured"), ("cancel_payments", "cancel", "Not canceled")],
+)
+def test_a_declined_capture_or_cancel_is_told_declined_not_done(
+    flow: BlockingPaymentFlow, superuser_client: Client, action: str, operation: str, refused: str
+) -> None:
+    payment_id = paid(flow, capture=False)
+    fake(flow).script(operation, "decline")
+    shown = told(act(superuser_client, action, payment_id))
+    assert shown == [
+        (messages.ERROR, f"{refused}: {payment_id}: the provider declined the {operation}; the payment is authorized.")
+    ]
+    assert flow.get_payment(payment_id).status is PaymentStatus.AUTHORIZED
+
+
+@pytest.mark.parametrize(("action", "operation"), [("capture_payments", "capture"), ("cancel_payments", "cancel")])
+def test_a_lost_answer_is_told_unknown_and_a_refresh_settles_it(
+    flow: BlockingPaymentFlow, superuser_client: Client, action: str, operation: str
+) -> None:
+    payment_id = paid(flow, capture=False)
+    fake(flow).script(operation, "lost")
+    ((level, text),) = told(act(superuser_client, action, payment_id))
+    assert level == messages.WARNING
+    assert text.startswith(f"The {operation} of {payment_id} was sent, but its outcome is unknown")
+    assert "it will be checked with the provider" in text
+    assert told(act(superuser_client, "refresh_payments", payment_id)) == [
+        (messages.SUCCESS, "Refreshed 1 payment(s).")
+    ]
+    settled = PaymentStatus.SUCCEEDED if operation == "capture" else PaymentStatus.CANCELED
+    assert flow.get_payment(payment_id).status is settled
+
+
+@pytest.mark.parametrize(
+    ("answer", "level", "says"),
+    [
+        ("decline", messages.ERROR, "Not refunded: {id}: the provider declined the refund of 2 500 XOF."),
+        ("pending", messages.WARNING, "The refund of 2 500 XOF of {id} was sent, awaiting the provider."),
+        ("lost", messages.WARNING, "The refund of 2 500 XOF of {id} was sent, but its outcome is unknown"),
+    ],
+)
+def test_a_refund_not_done_is_told_what_happened(
+    flow: BlockingPaymentFlow, superuser_client: Client, answer: str, level: int, says: str
+) -> None:
+    payment_id = paid(flow)
+    fake(flow).script("refund", answer)
+    response = act(superuser_client, "refund_payments", payment_id, apply="1", amount="2500", token=answer)
+    ((shown_level, text),) = told(response)
+    assert shown_level == level
+    assert text.startswith(says.format(id=payment_id))
+    assert flow.get_payment(payment_id).refunded_amount == Money.of("0", "XOF")
+
+
+def test_of_several_payments_only_those_done_are_counted(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    captured, declined = paid(flow, capture=False), paid(flow, capture=False)
+    fake(flow).script("capture", "approve", "decline")  # the oldest is captured first
+    shown = told(act(superuser_client, "capture_payments", captured, declined))
+    assert shown[0] == (messages.SUCCESS, "Captured 1 payment(s).")
+    assert shown[1][0] == messages.ERROR
+    assert shown[1][1].startswith(f"Not captured: {declined}: the provider declined the capture")
 
 
 def test_cancel_releases_an_authorization(flow: BlockingPaymentFlow, superuser_client: Client) -> None:

@@ -69,6 +69,12 @@ def test_a_django_option_with_a_wrong_value_is_e001() -> None:
     assert "'not-an-address'" in found[0].msg
 
 
+def test_a_provider_filter_that_is_not_callable_is_e001() -> None:
+    found = checked({}, {"PROVIDER_FILTER": {"cash": False}})
+    assert ids(found) == ["paycore_django.E001"]
+    assert "PAYCORE_DJANGO['PROVIDER_FILTER'] must be a callable" in found[0].msg
+
+
 def test_an_unknown_provider_type_is_e002_naming_the_tenant() -> None:
     found = checked({"tenants": {"chez-awa": {"providers": {"wave": {"type": "wavee"}}}}})
     assert ids(found) == ["paycore_django.E002"]

@@ -9,62 +9,17 @@ webhook marks it paid, and an admin refunds part of it with the admin action.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "django_pos"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[str]:
-    """The example served on a free loopback port; its base URL."""
-    port = free_port()
-    env = {**os.environ, "POS_PORT": str(port), "POS_DATABASE": str(tmp_path / "pos.sqlite3")}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, str(EXAMPLE / "manage.py"), "demo"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the example did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
-            time.sleep(0.2)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-
-
-def test_an_order_paid_on_the_gateway_page_is_refunded_from_the_admin(site: str) -> None:
+def test_an_order_paid_on_the_gateway_page_is_refunded_from_the_admin(pos_site: str) -> None:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
     from playwright.sync_api import expect, sync_playwright
@@ -73,13 +28,13 @@ def test_an_order_paid_on_the_gateway_page_is_refunded_from_the_admin(site: str)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.goto(f"{site}/orders/2/")
+            page.goto(f"{pos_site}/orders/2/")
             expect(page.get_by_test_id("order-paid")).to_have_attribute("data-paid", "no")
             page.get_by_role("button", name="Card (hosted page)").click()
             page.get_by_role("button", name="Pay").click()
             expect(page.get_by_test_id("status")).to_have_attribute("data-status", "succeeded", timeout=10_000)
 
-            page.goto(f"{site}/orders/2/")
+            page.goto(f"{pos_site}/orders/2/")
             for _ in range(50):  # the webhook lands in the background
                 if page.get_by_test_id("order-paid").get_attribute("data-paid") == "yes":
                     break
@@ -87,7 +42,7 @@ def test_an_order_paid_on_the_gateway_page_is_refunded_from_the_admin(site: str)
                 page.reload()
             expect(page.get_by_test_id("order-paid")).to_have_attribute("data-paid", "yes")
 
-            page.goto(f"{site}/admin/login/?next=/admin/paycore_django/payment/")
+            page.goto(f"{pos_site}/admin/login/?next=/admin/paycore_django/payment/")
             page.fill("#id_username", "admin")
             page.fill("#id_password", "admin")
             page.get_by_role("button", name="Log in").click()

@@ -10,6 +10,7 @@ asyncio and trio.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -480,6 +481,92 @@ def test_the_pay_view_and_the_order_mixin_agree_on_what_is_due(flow: BlockingPay
     flow.refund(paid_payment(flow, "10000"), amount=Money.of("1000", "XOF"), tenant=TENANT)
     page = pay_page(Client())
     assert Order().balance_due() == page.context["due"] == Money.of("3500", "XOF")
+
+
+# -- an order whose payments are in another currency ---------------------------------------------
+
+
+def xof_payment_of_the_euro_order(flow: BlockingPaymentFlow, initiate: str = "approve") -> str:
+    """A payment in XOF of order ``EU-1``, whose total the resolver now gives in EUR."""
+    fake(flow).script("initiate", initiate)
+    checkout = flow.create_payment(amount=Money.of("12500", "XOF"), provider="fake", order_id="EU-1", tenant=TENANT)
+    return checkout.payment.id
+
+
+def test_an_order_paid_in_another_currency_is_409_and_charged_nothing(flow: BlockingPaymentFlow) -> None:
+    xof_payment_of_the_euro_order(flow)
+    client = Client()
+    for response in (client.get("/payments/pay/EU-1/"), client.post("/payments/pay/EU-1/", {"provider": "fake"})):
+        assert response.status_code == 409
+        assert b"This order has payments in XOF, but its total is in EUR" in response.content
+        assert b"<form" not in response.content
+    assert len(flow.list_payments(order_id="EU-1", tenant=TENANT)) == 1
+
+
+def test_a_declined_payment_in_another_currency_does_not_hold_the_order(flow: BlockingPaymentFlow) -> None:
+    xof_payment_of_the_euro_order(flow, initiate="decline")
+    page = Client().get("/payments/pay/EU-1/")
+    assert page.status_code == 200
+    assert page.context["due"] == Money.of("9.90", "EUR")
+
+
+def test_the_order_mixin_names_the_currencies_it_cannot_add_up(flow: BlockingPaymentFlow) -> None:
+    from paycore_django.orders import OrderCurrencyMismatch, PaycoreOrderMixin
+
+    class Order(PaycoreOrderMixin):
+        pk = "EU-1"
+        paycore_tenant_field = "restaurant"
+        restaurant = TENANT
+
+        def paycore_total(self) -> Money:
+            return Money.of("9.90", "EUR")
+
+    payment_id = xof_payment_of_the_euro_order(flow)
+    said = re.escape(f"order 'EU-1' costs EUR but has payments in XOF ({payment_id})")
+    for amount in (Order().balance_due, Order().paid_amount, Order().refunded_amount):
+        with pytest.raises(OrderCurrencyMismatch, match=said):
+            amount()
+
+
+# -- PROVIDER_FILTER --------------------------------------------------------------------------------
+
+
+def card_only_for_customers(request: HttpRequest, providers: dict[str, Any]) -> dict[str, Any]:
+    """A PROVIDER_FILTER: ``wave`` for staff only (the test client is an anonymous customer)."""
+    if request.headers.get("X-Staff") == "yes":
+        return providers
+    return {code: provider for code, provider in providers.items() if code != "wave"}
+
+
+@pytest.fixture
+def provider_filter(flow: BlockingPaymentFlow) -> Iterator[None]:
+    options = {**WEB_SETTINGS["PAYCORE_DJANGO"], "PROVIDER_FILTER": card_only_for_customers}
+    with override_settings(PAYCORE_DJANGO=options):
+        yield
+
+
+@pytest.mark.usefixtures("provider_filter")
+def test_the_pay_page_offers_only_the_providers_the_filter_keeps(flow: BlockingPaymentFlow) -> None:
+    assert dict(pay_page(Client()).context["form"].fields["provider"].choices) == {"fake": "Card"}
+    staff = Client(HTTP_X_STAFF="yes")
+    assert dict(pay_page(staff).context["form"].fields["provider"].choices) == {"fake": "Card", "wave": "Wave"}
+
+
+@pytest.mark.usefixtures("provider_filter")
+def test_a_provider_the_filter_leaves_out_is_refused_when_posted(flow: BlockingPaymentFlow) -> None:
+    response = Client().post("/payments/pay/T4-17/", {"provider": "wave"})
+    assert response.status_code == 400
+    assert flow.list_payments(order_id="T4-17", tenant=TENANT) == []
+
+
+@pytest.mark.usefixtures("provider_filter")
+def test_the_providers_tag_shows_only_the_providers_the_filter_keeps(flow: BlockingPaymentFlow) -> None:
+    from django.template import Context, Template
+
+    request = RequestFactory().get("/")
+    html = Template("{% load paycore %}{% paycore_providers 'T4-17' %}").render(Context({"request": request}))
+    assert 'value="fake">Card</button>' in html
+    assert 'value="wave"' not in html
 
 
 # -- coming back ----------------------------------------------------------------------------------

@@ -85,7 +85,8 @@ PAYCORE = {
                     "method": "mobile_money",
                 },
                 # Cash at the restaurant's till: succeeds at once, into the till's open drawer
-                # (PAYMENT_METADATA names the till; `manage.py demo` opens its drawer).
+                # (PAYMENT_METADATA names the till; `manage.py demo` opens its drawer). Only staff
+                # are offered it (PROVIDER_FILTER): a customer's browser cannot say cash was paid.
                 "cash": {"type": "cash", "label": "Cash", "currency": "XOF"},
             }
         }
@@ -95,4 +96,5 @@ PAYCORE_DJANGO = {
     "ORDER_RESOLVER": "pos.views.resolve_order",
     "TENANT_RESOLVER": "pos.views.tenant_of",
     "PAYMENT_METADATA": "pos.views.payment_metadata",
+    "PROVIDER_FILTER": "pos.views.provider_filter",  # cash (in person) is offered to staff only
 }

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Final
+
 from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from paycore.providers import Provider
 from paycore_django.orders import model_order_resolver
 from pos.models import Order
 
@@ -25,11 +29,35 @@ def tenant_of(request: HttpRequest) -> str:
     return RESTAURANT
 
 
+IN_PERSON: Final = frozenset({"cash"})
+"""Provider types taken in person at the till: a cashier records them, never a customer's browser."""
+
+
+def is_staff(request: HttpRequest) -> bool:
+    """Whether ``request`` comes from a logged-in member of staff (a cashier)."""
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_staff)
+
+
+def provider_filter(request: HttpRequest, providers: Mapping[str, Provider]) -> dict[str, Provider]:
+    """PROVIDER_FILTER: cash only for staff; customers pay by card or mobile money.
+
+    Whoever records a cash payment says the money is in the drawer, and the
+    order is marked paid: a customer's browser must not be able to say so.
+    """
+    if is_staff(request):
+        return dict(providers)
+    return {code: provider for code, provider in providers.items() if provider.name not in IN_PERSON}
+
+
 def payment_metadata(request: HttpRequest, order_id: str, provider_code: str) -> dict[str, str]:
-    """PAYMENT_METADATA: a cash payment names the till it is taken at, and who took it."""
+    """PAYMENT_METADATA: a cash payment names the till it is taken at, and the cashier who took it.
+
+    Only staff are offered cash (:func:`provider_filter`), so the cashier is a logged-in user.
+    """
     if provider_code != "cash":
         return {}
-    return {"till": TILL, "cashier": request.user.get_username() or "counter staff"}
+    return {"till": TILL, "cashier": request.user.get_username()}
 
 
 class OrderForm(forms.ModelForm):  # type: ignore[type-arg]

@@ -7,7 +7,9 @@ refresh from the provider, resolve a review, set the fraud status) call
 the provider and the idempotency store like any other call. Each action
 needs its own permission on the Payment model (``capture_payment``,
 ``cancel_payment``, ``refund_payment``, ``refresh_payment``,
-``review_payment``); superusers have them all.
+``review_payment``); superusers have them all. An action counts a payment
+done only when the flow's result says so (:mod:`paycore_django.admin_outcomes`):
+a declined capture, a refund still pending or an answer lost is told as such.
 """
 
 from __future__ import annotations
@@ -19,16 +21,20 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.db import transaction
 from django.db.models import Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 import paycore_django
+from paycore.blocking import BlockingPaymentFlow
 from paycore.errors import PaycoreError
 from paycore.money import Money
 from paycore.records import Payment as PaymentRecord
 from paycore.status import FraudStatus, RefundStatus
+from paycore_django.admin_outcomes import ActionOutcome, cancel_outcome, capture_outcome, completed, refund_outcome
 from paycore_django.models import Payment, PaymentEvent, Refund
 
 __all__ = ["PaymentAdmin", "PaymentEventInline", "RefundInline"]
@@ -41,6 +47,14 @@ PERMISSIONS = {
     "review": "review_payment",
 }
 """Action permission name -> codename of the permission on the Payment model."""
+
+
+def _read_after(flow: BlockingPaymentFlow, payment: Payment) -> PaymentRecord | None:
+    """``payment`` as stored after an action, or ``None`` when it cannot be read (the action's own result stands)."""
+    try:
+        return flow.get_payment(payment.id, tenant=payment.tenant)
+    except PaycoreError:
+        return None
 
 
 def _money(minor_units: int | None, currency: str | None) -> str:
@@ -172,6 +186,22 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "refunded_display",
         ]
 
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        """The list as the query string filters it; a filter value holding a NUL (which PostgreSQL refuses
+        in a query) is refused as Django refuses a lookup it cannot use: the list again, with ``?e=1``."""
+        if any("\x00" in value for key, values in request.GET.lists() if key != SEARCH_VAR for value in values):
+            raise IncorrectLookupParameters("a filter value holds a NUL character")
+        found: ChangeList = super().get_changelist_instance(request)
+        return found
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Payment | None:
+        """The payment ``object_id`` names; ``None`` (Django's "not found") for an id holding a NUL,
+        which no payment has and PostgreSQL refuses in a query."""
+        if "\x00" in object_id:
+            return None
+        found: Payment | None = super().get_object(request, object_id, from_field)
+        return found
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
         """Payments with their succeeded refunds summed."""
         return (
@@ -244,21 +274,22 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         request: HttpRequest,
         queryset: QuerySet[Payment],
         verb: str,
-        run: Callable[[Payment], PaymentRecord | object],
+        run: Callable[[Payment], ActionOutcome],
     ) -> None:
-        """Run ``run`` for each selected payment; report what happened to each."""
-        done, refused = 0, []
+        """Run ``run`` for each selected payment; count those it did, and tell what happened to the others."""
+        done, told = 0, []
         for payment in queryset.order_by("created_at", "id"):
             try:
-                run(payment)
+                outcome = run(payment)
             except PaycoreError as error:
-                refused.append(f"{payment.id}: {error}")
-            else:
-                done += 1
+                outcome = ActionOutcome(False, f"Not {verb.lower()}: {payment.id}: {error}", messages.ERROR)
+            done += outcome.done
+            if outcome.message:
+                told.append(outcome)
         if done:
             self.message_user(request, f"{verb} {done} payment(s).", messages.SUCCESS)
-        for line in refused:
-            self.message_user(request, f"Not {verb.lower()}: {line}", messages.ERROR)
+        for outcome in told:
+            self.message_user(request, outcome.message, outcome.level)
 
     @staticmethod
     def _key(action: str, payment: Payment) -> str:
@@ -273,7 +304,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             request,
             queryset,
             "Captured",
-            lambda p: flow.capture(p.id, idempotency_key=self._key("capture", p), tenant=p.tenant),
+            lambda p: capture_outcome(flow.capture(p.id, idempotency_key=self._key("capture", p), tenant=p.tenant)),
         )
 
     @admin.action(description="Cancel selected payments", permissions=["cancel"])
@@ -284,14 +315,14 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             request,
             queryset,
             "Canceled",
-            lambda p: flow.cancel(p.id, idempotency_key=self._key("cancel", p), tenant=p.tenant),
+            lambda p: cancel_outcome(flow.cancel(p.id, idempotency_key=self._key("cancel", p), tenant=p.tenant)),
         )
 
     @admin.action(description="Refresh selected payments from their provider", permissions=["refresh"])
     def refresh_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
         """Ask each payment's provider for its state and apply it."""
         flow = paycore_django.blocking_flow()
-        self._each(request, queryset, "Refreshed", lambda p: flow.refresh(p.id, tenant=p.tenant))
+        self._each(request, queryset, "Refreshed", lambda p: completed(flow.refresh(p.id, tenant=p.tenant)))
 
     @admin.action(description="Refund selected payments…", permissions=["refund"])
     def refund_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
@@ -303,15 +334,16 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         token = str(request.POST.get("token", ""))[:64] or secrets.token_urlsafe(12)
         raw_amount = form.cleaned_data["amount"].strip()
 
-        def refund(payment: Payment) -> object:
+        def refund(payment: Payment) -> ActionOutcome:
             amount = Money.of(raw_amount, payment.currency) if raw_amount else None
-            return flow.refund(
+            made = flow.refund(
                 payment.id,
                 amount=amount,
                 reason=form.cleaned_data["reason"],
                 idempotency_key=f"admin:refund:{token}:{payment.id}",
                 tenant=payment.tenant,
             )
+            return refund_outcome(made, _read_after(flow, payment))
 
         self._each(request, queryset, "Refunded", refund)
         return None
@@ -324,7 +356,9 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return self._ask(request, queryset, form, "resolve_reviews", "Resolve reviews")
         flow = paycore_django.blocking_flow()
         note = form.cleaned_data["note"]
-        self._each(request, queryset, "Resolved", lambda p: flow.resolve_review(p.id, note=note, tenant=p.tenant))
+        self._each(
+            request, queryset, "Resolved", lambda p: completed(flow.resolve_review(p.id, note=note, tenant=p.tenant))
+        )
         return None
 
     @admin.action(description="Set the fraud status of selected payments…", permissions=["review"])
@@ -339,7 +373,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             request,
             queryset,
             "Updated",
-            lambda p: flow.set_fraud_status(p.id, verdict, message=message, tenant=p.tenant),
+            lambda p: completed(flow.set_fraud_status(p.id, verdict, message=message, tenant=p.tenant)),
         )
         return None
 

@@ -20,6 +20,10 @@ any other key is refused):
     without a tenant, never every tenant's.
 ``PAYMENT_METADATA``
     ``(request, order_id, provider_code) -> dict``: metadata of a payment the views start.
+``PROVIDER_FILTER``
+    ``(request, providers) -> providers``: of the tenant's providers (a dict by
+    code), those this request may pay with; the pay form and the
+    ``paycore_providers`` tag offer only these (e.g. cash, taken in person, for staff only).
 ``WEBHOOK_ALLOWED_IPS``
     Addresses or networks allowed to deliver webhooks (unset: any sender).
 ``TRUSTED_PROXIES``
@@ -71,6 +75,7 @@ OPTION_KEYS: Final = (
     "ORDER_RESOLVER",
     "PAYMENT_METADATA",
     "PLUGINS",
+    "PROVIDER_FILTER",
     "TENANT_RESOLVER",
     "TRUSTED_PROXIES",
     "WEBHOOK_ALLOWED_IPS",
@@ -98,6 +103,8 @@ class DjangoOptions:
     """``(request) -> str | None``; ``None``: requests have no tenant."""
     payment_metadata: Callable[..., Any] | None = None
     """``(request, order_id, provider_code) -> dict``; ``None``: no metadata."""
+    provider_filter: Callable[..., Any] | None = None
+    """``(request, providers) -> providers``; ``None``: every provider of the tenant is offered."""
     webhook_allowed_ips: tuple[IpNetwork, ...] | None = None
     """The networks allowed to deliver webhooks; ``None``: any sender."""
     trusted_proxies: tuple[IpNetwork, ...] = ()
@@ -205,6 +212,7 @@ def django_options() -> DjangoOptions:
         order_resolver=_callable(options, "ORDER_RESOLVER"),
         tenant_resolver=_callable(options, "TENANT_RESOLVER"),
         payment_metadata=_callable(options, "PAYMENT_METADATA"),
+        provider_filter=_callable(options, "PROVIDER_FILTER"),
         webhook_allowed_ips=_networks(options, "WEBHOOK_ALLOWED_IPS"),
         trusted_proxies=_networks(options, "TRUSTED_PROXIES") or (),
     )

@@ -1,8 +1,9 @@
 """``PaymentMethodForm``: the customer picks how to pay; nothing else comes from the browser.
 
 The form offers the providers a tenant enabled that accept the order's
-currency. It has no amount field on purpose: the amount is what the order
-still owes, of the total the shop's ``ORDER_RESOLVER`` states. Nor does it carry
+currency and that ``PROVIDER_FILTER`` lets the request use
+(:func:`offered_providers`). It has no amount field on purpose: the amount is
+what the order still owes, of the total the shop's ``ORDER_RESOLVER`` states. Nor does it carry
 an idempotency key: :func:`paycore_django.views.pay` derives one from the order,
 so a double click, a resubmitted form and a second tab share one payment.
 """
@@ -13,10 +14,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.http import HttpRequest
 
+from paycore.errors import ConfigurationError
 from paycore.providers import Provider
+from paycore_django.conf import django_options
 
-__all__ = ["PaymentMethodForm", "provider_label", "providers_for_currency"]
+__all__ = ["PaymentMethodForm", "offered_providers", "provider_label", "providers_for_currency"]
+
+
+def offered_providers(request: HttpRequest, providers: Mapping[str, Provider]) -> dict[str, Provider]:
+    """The providers of ``providers`` (by code) that ``request`` may pay with.
+
+    All of them, unless ``PAYCORE_DJANGO["PROVIDER_FILTER"]`` is set: then those
+    of its answer, a mapping by code, that are among ``providers`` (a filter
+    can leave providers out, never add one).
+    """
+    choose = django_options().provider_filter
+    if choose is None:
+        return dict(providers)
+    chosen = choose(request, dict(providers))
+    if not isinstance(chosen, Mapping):
+        raise ConfigurationError(
+            f"PAYCORE_DJANGO['PROVIDER_FILTER'] must return the providers it keeps, a dict by code, not {chosen!r}"
+        )
+    return {code: provider for code, provider in providers.items() if code in chosen}
 
 
 def providers_for_currency(providers: Mapping[str, Provider], currency: str) -> dict[str, Provider]:

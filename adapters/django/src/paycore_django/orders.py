@@ -26,19 +26,20 @@ and :func:`model_order_resolver` turns such a model into an ``ORDER_RESOLVER``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from attrs import frozen
 from django.http import Http404, HttpRequest
 
-from paycore.errors import ConfigurationError
+from paycore.errors import ConfigurationError, CurrencyMismatch
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.status import PaymentStatus
 from paycore_django.conf import django_options
 
 __all__ = [
+    "OrderCurrencyMismatch",
     "OrderSummary",
     "PaycoreOrderMixin",
     "balance_due",
@@ -62,21 +63,68 @@ class OrderSummary:
     description: str = ""
 
 
+class OrderCurrencyMismatch(CurrencyMismatch):
+    """An order has payments that moved money in another currency than its total: what is due cannot be told.
+
+    ``currency`` is the total's, ``payment_currencies`` the others, ``payment_ids``
+    the payments in them.
+    """
+
+    def __init__(self, order_id: str, currency: str, others: Sequence[Payment]) -> None:
+        self.order_id = order_id
+        self.currency = currency
+        self.payment_currencies = tuple(sorted({payment.currency for payment in others}))
+        self.payment_ids = tuple(payment.id for payment in others)
+        super().__init__(
+            f"order {order_id!r} costs {currency} but has payments in {', '.join(self.payment_currencies)} "
+            f"({', '.join(self.payment_ids)}): what it paid and what is due cannot be added up in one currency; "
+            "refund those payments, or give the order's total in their currency"
+        )
+
+
+def _moved_money(payment: Payment) -> bool:
+    """True when ``payment`` counts towards what its order paid: money was captured, or refunded."""
+    captured = payment.status in _PAID and payment.captured_amount is not None
+    return captured or not payment.refunded_amount.is_zero()
+
+
+def _counted(payments: Iterable[Payment], currency: str) -> list[Payment]:
+    """The payments of ``payments`` that moved money; :class:`OrderCurrencyMismatch` if any is not in ``currency``.
+
+    A payment that moved nothing (failed, expired, canceled, still under way) is
+    left out, whatever its currency.
+    """
+    counted = [payment for payment in payments if _moved_money(payment)]
+    others = [payment for payment in counted if payment.currency != currency]
+    if others:
+        raise OrderCurrencyMismatch(others[0].order_id, currency, others)
+    return counted
+
+
 def captured_amount(payments: Iterable[Payment], currency: str) -> Money:
-    """What ``payments`` captured, refunds not deducted: the payments that succeeded, refunded or not."""
-    return Money.sum(
-        (p.captured_amount for p in payments if p.status in _PAID and p.captured_amount is not None), currency
-    )
+    """What ``payments`` captured, refunds not deducted: the payments that succeeded, refunded or not.
+
+    Raises :class:`OrderCurrencyMismatch` when one that moved money is in another currency.
+    """
+    captured = [payment.captured_amount for payment in _counted(payments, currency) if payment.status in _PAID]
+    return Money.sum((amount for amount in captured if amount is not None), currency)
 
 
 def refunded_amount(payments: Iterable[Payment], currency: str) -> Money:
-    """What was refunded of ``payments`` (succeeded refunds only)."""
-    return Money.sum((p.refunded_amount for p in payments), currency)
+    """What was refunded of ``payments`` (succeeded refunds only).
+
+    Raises :class:`OrderCurrencyMismatch` when one that moved money is in another currency.
+    """
+    return Money.sum((p.refunded_amount for p in _counted(payments, currency)), currency)
 
 
 def balance_due(total: Money, payments: Iterable[Payment]) -> Money:
     """What is still to pay of an order costing ``total`` with ``payments``: the total minus what was
-    captured plus what was refunded. Zero or less when nothing is; payments under way do not count."""
+    captured plus what was refunded. Zero or less when nothing is; payments under way do not count.
+
+    Raises :class:`OrderCurrencyMismatch` when a payment that moved money is in
+    another currency than ``total``.
+    """
     settled = list(payments)
     return total - captured_amount(settled, total.currency) + refunded_amount(settled, total.currency)
 
@@ -110,6 +158,8 @@ class PaycoreOrderMixin:
     :meth:`paycore_order_id` (default: the primary key as a string),
     :meth:`paycore_description` and :meth:`paycore_tenant` (default: the
     attribute named by :attr:`paycore_tenant_field`, else ``None``).
+    The amounts raise :class:`OrderCurrencyMismatch` when a payment that moved
+    money is in another currency than :meth:`paycore_total`.
     The sync methods go through ``paycore_django.blocking_flow()``; call the
     ``a``-prefixed twins from async code.
     """
@@ -190,6 +240,8 @@ def model_order_resolver(model: type[Any] | str) -> OrderResolver:
 
         from paycore_django.views import tenant_of
 
+        if "\x00" in order_id:
+            return None  # no order id holds a NUL, and PostgreSQL refuses one in a query
         order_model = apps.get_model(model) if isinstance(model, str) else model
         try:
             order = order_model._default_manager.filter(pk=order_id).first()

@@ -57,8 +57,8 @@ from paycore.operations import was_never_sent
 from paycore.records import Checkout, Payment
 from paycore.status import PaymentStatus
 from paycore_django.conf import IpNetwork, django_options
-from paycore_django.forms import PaymentMethodForm
-from paycore_django.orders import OrderSummary, balance_due, resolve_order
+from paycore_django.forms import PaymentMethodForm, offered_providers
+from paycore_django.orders import OrderCurrencyMismatch, OrderSummary, balance_due, resolve_order
 
 __all__ = [
     "belongs_to",
@@ -225,10 +225,13 @@ def pay(request: HttpRequest, order_id: str) -> HttpResponse:
     under_way = _under_way(payments)
     if request.method == "POST" and under_way is not None:
         return _next_step(request, _resumed(under_way))
-    due = balance_due(order.amount, payments)
+    try:
+        due = balance_due(order.amount, payments)
+    except OrderCurrencyMismatch as mismatch:
+        return _currency_conflict(request, order, mismatch)
     form = PaymentMethodForm(
         request.POST if request.method == "POST" else None,
-        providers=flow.flow.providers(tenant=tenant),
+        providers=offered_providers(request, flow.flow.providers(tenant=tenant)),
         currency=order.amount.currency,
     )
     error = ""
@@ -248,6 +251,16 @@ def pay(request: HttpRequest, order_id: str) -> HttpResponse:
         {"form": form, "order": order, "due": due, "under_way": under_way, "error": error},
         status=400 if rejected else 200,
     )
+
+
+def _currency_conflict(request: HttpRequest, order: OrderSummary, mismatch: OrderCurrencyMismatch) -> HttpResponse:
+    """The pay page of an order whose payments are in another currency than its total: 409, nothing to pay."""
+    log.warning("order %r cannot be paid: %s", order.order_id, mismatch)
+    conflict = (
+        f"This order has payments in {', '.join(mismatch.payment_currencies)}, but its total is in "
+        f"{mismatch.currency}: it cannot be paid here. Please contact us."
+    )
+    return render(request, "paycore_django/pay.html", {"order": order, "conflict": conflict}, status=409)
 
 
 def _payments_of(flow: BlockingPaymentFlow, order_id: str, tenant: str | None) -> list[Payment]:

@@ -1,7 +1,8 @@
 """Template tags of paycore: ``{% load paycore %}``.
 
 ``{% paycore_providers order %}`` renders one button per provider the
-request's tenant enabled for the order's currency; each posts to the ``pay``
+request's tenant enabled for the order's currency (and ``PROVIDER_FILTER``
+lets the request use); each posts to the ``pay``
 view, which takes the amount from ``ORDER_RESOLVER``. ``order`` is a
 :class:`~paycore_django.orders.PaycoreOrderMixin` instance or an order id.
 """
@@ -13,7 +14,7 @@ from typing import Any
 from django import template
 
 import paycore_django
-from paycore_django.forms import PaymentMethodForm
+from paycore_django.forms import PaymentMethodForm, offered_providers
 from paycore_django.orders import OrderSummary, PaycoreOrderMixin, resolve_order
 from paycore_django.views import tenant_of
 
@@ -30,6 +31,6 @@ def paycore_providers(context: template.Context, order: Any) -> dict[str, Any]:
         summary = OrderSummary(order.paycore_order_id(), order.paycore_total(), order.paycore_description())
     else:
         summary = resolve_order(request, str(order))
-    providers = paycore_django.blocking_flow().flow.providers(tenant=tenant_of(request))
+    providers = offered_providers(request, paycore_django.blocking_flow().flow.providers(tenant=tenant_of(request)))
     form = PaymentMethodForm(providers=providers, currency=summary.amount.currency)
     return {"form": form, "order": summary, "request": request, "csrf_token": context.get("csrf_token")}
