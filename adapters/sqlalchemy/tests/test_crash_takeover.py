@@ -87,12 +87,12 @@ def test_a_key_held_by_a_killed_process_is_taken_over_after_its_lease_and_never_
             with pytest.raises(ProviderOutcomeUnknown):  # within a provider timeout of the lease: not concluded
                 await _create(flow)
             await anyio.sleep(1.1)  # the worker's provider_timeout past the lease: no request still on its way
-            # The call may have left: the provider is asked, not sent it again. It never saw it: expired.
-            assert await _create(flow) is PaymentStatus.EXPIRED
-            assert await _create(flow) is PaymentStatus.EXPIRED
+            # The call may have left: the provider is asked first. It never saw it, so the create is sent now, once.
+            assert await _create(flow) is PaymentStatus.SUCCEEDED
+            assert await _create(flow) is PaymentStatus.SUCCEEDED
             payments = await flow.list_payments(order_id=ORDER)
-            assert [p.status for p in payments] == [PaymentStatus.EXPIRED]
-            assert provider.calls == [("check_status", payments[0].id)] * 2
+            assert [p.status for p in payments] == [PaymentStatus.SUCCEEDED]
+            assert provider.calls == [("check_status", payments[0].id)] * 2 + [("initiate", payments[0].id)]
             events = await flow.repository.list_events(payments[0].id)
             assert [e.kind for e in events].count("created") == 1
 

@@ -64,7 +64,6 @@ async def test_a_wrong_api_key_is_refused_with_401(client: httpx.AsyncClient, ga
         ("amount", "5000"),
         ("currency", "francs"),
         ("reference", None),
-        ("reference", "pay_\x00"),
         ("reference", "p" * 256),
         ("capture", "yes"),
     ],
@@ -76,6 +75,20 @@ async def test_a_bad_field_is_refused_with_400_naming_it(
     assert response.status_code == 400
     assert repr(field) in response.json()["error"]["message"]
     assert gateway.payments == {}
+
+
+async def test_a_body_holding_a_nul_character_is_refused_with_400_and_changes_nothing(
+    client: httpx.AsyncClient, gateway: DummyGateway
+) -> None:
+    response = await client.post("/v1/payments", json=payment_body(reference="pay_\x00"))
+    assert response.status_code == 400
+    assert "NUL character" in response.json()["error"]["message"]
+    assert gateway.payments == {}
+    created = (await client.post("/v1/payments", json=payment_body())).json()
+    await client.post(f"/checkout/{created['id']}", data={"action": "approve"})
+    refund = await client.post(f"/v1/payments/{created['id']}/refunds", json={"amount": 1000, "reference": "re_\x00"})
+    assert refund.status_code == 400
+    assert gateway.payments[created["id"]].refunds == []
 
 
 async def test_the_same_idempotency_key_replays_the_first_answer(
@@ -203,7 +216,7 @@ async def test_refunds_beyond_the_captured_amount_are_refused(client: httpx.Asyn
     assert "refundable 2000" in second.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("reference", [["re_1"], {"id": "re_1"}, 17, "", "re_\x00"], ids=repr)
+@pytest.mark.parametrize("reference", [["re_1"], {"id": "re_1"}, 17, ""], ids=repr)
 async def test_a_refund_reference_that_is_not_an_id_is_refused_with_400(
     client: httpx.AsyncClient, gateway: DummyGateway, reference: object
 ) -> None:
