@@ -248,3 +248,31 @@ def test_the_installed_adapters_declare_their_schemes_and_the_memory_default() -
     assert set(registry.idempotency_store_types["redis"].url_schemes) == {"redis", "rediss", "unix", "redis+sentinel"}
     config = resolve_config(registry, load_config({"idempotency": ["redis+sentinel://h/pos", "memory"]}, environ={}))
     assert [store.type for store in config.idempotency] == ["redis", "memory"]
+
+
+@pytest.mark.parametrize(
+    ("store", "match"),
+    [
+        ({"type": "memory", "bogus": 1}, r"repository 'memory': no setting 'bogus'; it has none"),
+        (
+            {"type": "sqlalchemy", "url": "sqlite:///:memory:", "pool_szie": 2},
+            r"repository 'sqlalchemy': no setting 'pool_szie'; it reads auto_upgrade, max_overflow",
+        ),
+        ({"type": "sqlalchemy", "url": "sqlite:///:memory:", "pool_timeout": "nan"}, r"pool_timeout must be a finite"),
+    ],
+    ids=["memory", "sqlalchemy", "sqlalchemy-nan"],
+)
+def test_a_setting_an_adapter_does_not_read_or_cannot_use_is_refused_naming_it(
+    store: dict[str, Any], match: str
+) -> None:
+    import paycore_memory.plugin
+    import paycore_sqlalchemy.plugin
+    from paycore.flow import PaymentFlow
+
+    with pytest.raises(ConfigurationError, match=match):
+        PaymentFlow.from_config(
+            {"repository": store},
+            plugins=[paycore_memory.plugin, paycore_sqlalchemy.plugin],
+            entry_points=False,
+            environ={},
+        )

@@ -19,12 +19,18 @@ def test_plugins_lists_installed_plugins_with_versions(capsys: pytest.CaptureFix
     assert "repository memory" in out
 
 
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+DUMMY = {"type": "dummy", "base_url": "http://127.0.0.1:9", "webhook_secret": WEBHOOK_SECRET}
+"""A dummy gateway's provider (a plugin the core's tests install) with the secrets it reads."""
+
+
 def test_check_accepts_a_valid_configuration_and_hides_secrets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "paycore.toml"
-    config.write_text('repository = "memory"\n[tenants.chez-awa.providers.till]\ntype = "cash"\n'
-                      'api_key = "sk-live-do-not-print"\n')  # fmt: skip
+    config.write_text('repository = "memory"\n[tenants.chez-awa.providers.till]\ntype = "dummy"\n'
+                      'base_url = "http://127.0.0.1:9"\napi_key = "sk-live-do-not-print"\n'
+                      f'webhook_secret = "{WEBHOOK_SECRET}"\n')  # fmt: skip
     assert main(["--config", str(config), "check"]) == 0
     out = capsys.readouterr().out
     assert "chez-awa" in out
@@ -35,7 +41,7 @@ def test_check_accepts_a_valid_configuration_and_hides_secrets(
 def test_check_of_a_configuration_given_in_code_never_prints_its_secrets(capsys: pytest.CaptureFixture[str]) -> None:
     config = {
         "repository": "memory",
-        "providers": {"till": {"type": "cash", "api_key": "sk-live-do-not-print"}},
+        "providers": {"till": {**DUMMY, "api_key": "sk-live-do-not-print"}},
     }
     assert main(["check"], config=config) == 0
     out = capsys.readouterr().out
@@ -50,6 +56,16 @@ def test_check_refuses_a_broken_configuration_with_a_clear_error(
     config.write_text('repository = "memory"\nprovider_timout = 3\n')
     assert main(["--config", str(config), "check"]) == 1
     assert "unknown configuration key(s) ['provider_timout']" in capsys.readouterr().err
+
+
+def test_check_refuses_a_setting_its_provider_does_not_read_without_showing_its_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = {"repository": "memory", "providers": {"till": {"type": "cash", "api_kye": "sk-live-do-not-print"}}}
+    assert main(["check"], config=config) == 1
+    err = capsys.readouterr().err
+    assert "no setting 'api_kye'; it reads currency, label" in err
+    assert "sk-live-do-not-print" not in err
 
 
 def test_states_prints_the_state_machine(capsys: pytest.CaptureFixture[str]) -> None:

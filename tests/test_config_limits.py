@@ -18,7 +18,7 @@ import pytest
 import paycore.testing.fake
 import paycore_memory.plugin
 import paycore_sqlalchemy.plugin
-from paycore import Money
+from paycore import Money, hookimpl
 from paycore.config import (
     MAX_CODE_LENGTH,
     MAX_IDEMPOTENCY_LEASE,
@@ -292,3 +292,39 @@ def test_a_refused_webhook_url_never_shows_its_password(raw: str) -> None:
         load_config({"webhook_url": raw}, environ={})
     assert "hunter2" not in str(refused.value)
     assert "pos:***@" in str(refused.value)
+
+
+# -- settings a provider does not read ----------------------------------------------------------
+
+
+def test_a_setting_the_provider_does_not_read_is_refused_naming_it_and_those_it_reads() -> None:
+    config = {"providers": {"fake": {**FAKE, "webhook_secrt": "whsec-typo"}}}
+    with pytest.raises(ConfigurationError, match=r"provider 'fake' \(fake\).*no setting 'webhook_secrt'; it reads"):
+        PaymentFlow.from_config(
+            config, plugins=[paycore.testing.fake, paycore_memory.plugin], entry_points=False, environ={}
+        )
+
+
+def test_a_label_is_a_setting_of_every_provider() -> None:
+    config = {"providers": {"fake": {**FAKE, "label": "Card"}}}
+    flow = PaymentFlow.from_config(
+        config, plugins=[paycore.testing.fake, paycore_memory.plugin], entry_points=False, environ={}
+    )
+    assert flow.provider("fake").settings["label"] == "Card"
+
+
+def test_a_provider_that_does_not_say_which_settings_it_reads_takes_any() -> None:
+    class Undeclared(paycore.testing.fake.FakeProvider):
+        name = "undeclared"
+        settings_names = None
+
+    class Registers:
+        @hookimpl
+        def paycore_register_providers(self, register: Any) -> None:
+            register(Undeclared)
+
+    config = {"providers": {"p": {"type": "undeclared", "webhook_secret": "whsec-x", "anything": 1}}}
+    flow = PaymentFlow.from_config(
+        config, plugins=[paycore.testing.fake, paycore_memory.plugin, Registers()], entry_points=False, environ={}
+    )
+    assert flow.provider("p").settings["anything"] == 1

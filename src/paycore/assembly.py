@@ -10,7 +10,7 @@ password.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import pluggy
 from attrs import evolve, frozen
@@ -130,6 +130,7 @@ def build_providers(
                     f"provider {code!r} of tenant {tenant!r} has type {provider_config.type!r}, "
                     f"which no installed plugin provides (installed: {known})"
                 )
+            _check_setting_names(provider_class, provider_config, tenant)
             capabilities = provider_class.capabilities
             if capabilities.webhooks and not capabilities.webhook_amounts and not capabilities.polling:
                 raise ConfigurationError(
@@ -154,3 +155,20 @@ def build_providers(
                     f"could not be built: {type(error).__name__}: {error}"
                 ) from error
     return built
+
+
+_EVERY_PROVIDERS_SETTINGS: Final = frozenset({"label"})
+"""Settings any provider may be given: a name to show customers (the framework adapters read it)."""
+
+
+def _check_setting_names(provider_class: type[Provider], config: ProviderConfig, tenant: str | None) -> None:
+    """Refuse a setting the provider type does not read (a misspelling), when the type says which it reads."""
+    known = provider_class.settings_names
+    if known is None:
+        return
+    unknown = sorted(set(config.settings) - known - _EVERY_PROVIDERS_SETTINGS)
+    if unknown:
+        raise ConfigurationError(
+            f"provider {config.code!r} ({config.type}) of tenant {tenant!r}: no setting "
+            f"{', '.join(map(repr, unknown))}; it reads {', '.join(sorted(known | _EVERY_PROVIDERS_SETTINGS))}"
+        )

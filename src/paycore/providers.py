@@ -106,6 +106,11 @@ class Provider:
     capabilities: ClassVar[Capabilities] = Capabilities()
     currencies: ClassVar[frozenset[str] | None] = None
     """Accepted ISO 4217 codes; ``None`` accepts any."""
+    settings_names: ClassVar[frozenset[str] | None] = None
+    """The settings this provider reads. A configuration giving it any other (a misspelled
+    ``curency``) is refused with a :class:`~paycore.errors.ConfigurationError` naming it and
+    these, besides ``label`` (a name to show customers, read by the framework adapters).
+    ``None``: not declared, and any setting is accepted."""
     secret_settings: ClassVar[frozenset[str]] = frozenset()
     """Settings that are secrets whatever their names (``crc_key``, ``second_key``): they are
     masked in every repr, log line and error, as names with a secret marker already are."""

@@ -14,7 +14,7 @@ import hmac
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from attrs import define, field
 
@@ -70,6 +70,7 @@ class FakeProvider(Provider):
     """
 
     name = "fake"
+    settings_names: ClassVar[frozenset[str] | None] = frozenset({"webhook_secret"})
     capabilities = Capabilities(
         authorize_capture=True,
         partial_capture=True,

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from paycore import hookimpl
+from paycore.errors import ConfigurationError
 from paycore.hookspecs import AdapterContext, IdempotencyStoreRegistrar, RepositoryRegistrar
 from paycore_memory.idempotency import MemoryIdempotencyStore
 from paycore_memory.repository import MemoryRepository
 
 
+def _no_settings(context: AdapterContext, owner: str) -> None:
+    """The memory adapter has no settings: one given is a mistake (a misspelled key of another adapter)."""
+    if context.settings:
+        raise ConfigurationError(f"{owner}: no setting {', '.join(map(repr, sorted(context.settings)))}; it has none")
+
+
 def _repository(context: AdapterContext) -> MemoryRepository:
+    _no_settings(context, "repository 'memory'")
     return MemoryRepository()
 
 
 def _idempotency_store(context: AdapterContext) -> MemoryIdempotencyStore:
+    _no_settings(context, "idempotency store 'memory'")
     return MemoryIdempotencyStore()
 
 

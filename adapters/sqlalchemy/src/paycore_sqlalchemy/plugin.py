@@ -17,11 +17,12 @@ from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.idempotency import SqlIdempotencyStore
 from paycore_sqlalchemy.repository import SqlPaymentRepository
 from paycore_sqlalchemy.schemas import registered_schemas
-from paycore_sqlalchemy.settings import auto_upgrade_setting, engine_options, url_setting
+from paycore_sqlalchemy.settings import auto_upgrade_setting, check_setting_names, engine_options, url_setting
 
 
 def _database(context: AdapterContext, owner: str) -> Database:
     settings = context.settings
+    check_setting_names(settings, owner)
     return Database(
         url_setting(settings, owner),
         auto_upgrade=auto_upgrade_setting(settings),

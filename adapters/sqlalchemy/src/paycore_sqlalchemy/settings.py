@@ -7,13 +7,32 @@ from typing import Any, Final
 
 from paycore.errors import ConfigurationError
 
-__all__ = ["ENGINE_OPTIONS", "auto_upgrade_setting", "engine_options", "url_setting"]
+__all__ = [
+    "ENGINE_OPTIONS",
+    "SETTING_NAMES",
+    "auto_upgrade_setting",
+    "check_setting_names",
+    "engine_options",
+    "url_setting",
+]
 
 ENGINE_OPTIONS: Final = ("pool_size", "max_overflow", "pool_timeout", "pool_pre_ping")
 """Settings passed on to the engine's connection pool."""
 
+SETTING_NAMES: Final = frozenset({"url", "auto_upgrade", *ENGINE_OPTIONS})
+"""Every setting the adapter reads."""
+
 _TRUE: Final = {"1", "true", "yes", "on"}
 _FALSE: Final = {"0", "false", "no", "off"}
+
+
+def check_setting_names(settings: Mapping[str, Any], owner: str) -> None:
+    """Refuse a setting the adapter does not read (a misspelled ``pool_szie``), naming it and those it reads."""
+    unknown = sorted(set(settings) - SETTING_NAMES)
+    if unknown:
+        raise ConfigurationError(
+            f"{owner}: no setting {', '.join(map(repr, unknown))}; it reads {', '.join(sorted(SETTING_NAMES))}"
+        )
 
 
 def url_setting(settings: Mapping[str, Any], owner: str) -> str:
@@ -58,7 +77,7 @@ def engine_options(settings: Mapping[str, Any]) -> dict[str, Any]:
             number = float(raw) if name == "pool_timeout" else int(raw)
         except (TypeError, ValueError):
             raise ConfigurationError(f"sqlalchemy: {name} must be a number, not {raw!r}") from None
-        if number < 0:
-            raise ConfigurationError(f"sqlalchemy: {name} must not be negative, not {raw!r}")
+        if not 0 <= number < float("inf"):  # NaN compares false: refused too
+            raise ConfigurationError(f"sqlalchemy: {name} must be a finite number of zero or more, not {raw!r}")
         options[name] = number
     return options

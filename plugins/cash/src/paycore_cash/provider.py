@@ -155,6 +155,7 @@ class CashProvider(Provider):
     name: ClassVar[str] = "cash"
     capabilities: ClassVar[Capabilities] = Capabilities(refund=True, partial_refund=True, polling=True)
     currencies: ClassVar[frozenset[str] | None] = None
+    settings_names: ClassVar[frozenset[str] | None] = frozenset({"currency"})
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)

@@ -92,6 +92,9 @@ class DummyProvider(Provider):
     """The dummy gateway as a paycore provider: authorize/capture, cancel, refunds, webhooks, polling."""
 
     name: ClassVar[str] = "dummy"
+    settings_names: ClassVar[frozenset[str] | None] = frozenset(
+        {"api_key", "base_url", "gateway", "method", "timeout", "webhook_secret", "webhook_tolerance", "webhook_url"}
+    )
     capabilities: ClassVar[Capabilities] = Capabilities(
         authorize_capture=True,
         partial_capture=True,

@@ -100,6 +100,22 @@ class StripeProvider(Provider):
         polls_report_refunds=True,
     )
     secret_settings: ClassVar[frozenset[str]] = frozenset({"api_key", "webhook_secret"})
+    settings_names: ClassVar[frozenset[str] | None] = frozenset(
+        {
+            "api_base",
+            "api_key",
+            "cancel_url",
+            "max_network_retries",
+            "mode",
+            "payment_method_types",
+            "simulator",
+            "stripe_account",
+            "success_url",
+            "timeout",
+            "webhook_secret",
+            "webhook_tolerance",
+        }
+    )
     state_type: ClassVar[type[Any] | None] = StripeState
 
     def __init__(self, context: ProviderContext) -> None:

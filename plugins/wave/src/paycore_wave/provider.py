@@ -93,6 +93,20 @@ class WaveProvider(Provider):
         one_id_per_payment=True,  # one checkout session per payment: a report of another session is not its
     )
     secret_settings: ClassVar[frozenset[str]] = frozenset({"api_key", "webhook_secret"})
+    settings_names: ClassVar[frozenset[str] | None] = frozenset(
+        {
+            "aggregated_merchant_id",
+            "api_key",
+            "base_url",
+            "error_url",
+            "restrict_payer",
+            "success_url",
+            "timeout",
+            "transport",
+            "webhook_secret",
+            "webhook_tolerance",
+        }
+    )
     state_type: ClassVar[type[Any] | None] = WaveSession
 
     def __init__(self, context: ProviderContext) -> None:
