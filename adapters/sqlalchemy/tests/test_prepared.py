@@ -211,9 +211,12 @@ async def test_after_the_server_ends_every_connection_one_unit_fails_not_one_per
     try:
         payment = rich_payment()
         await repository.add(payment, [])
-        async with anyio.create_task_group() as tasks:  # several connections in the pool
+        async def hold_a_connection() -> None:  # each unit keeps its connection a moment: the pool opens several
+            await repository.database.run(lambda connection: connection.exec_driver_sql("select pg_sleep(0.2)"))
+
+        async with anyio.create_task_group() as tasks:
             for _ in range(6):
-                tasks.start_soon(repository.get, payment.id)
+                tasks.start_soon(hold_a_connection)
         assert repository.database.engine.pool.checkedin() > 1
         with admin.connect() as connection:  # what a restart or a failover does to them
             connection.execute(
