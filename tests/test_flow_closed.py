@@ -109,3 +109,34 @@ async def test_closing_a_flow_lets_a_create_under_way_record_its_answer_first(
 
 async def _append(results: list[Any], operation: Awaitable[Any]) -> None:
     results.append(await operation)
+
+
+async def test_two_closes_at_once_both_return_once_the_operation_under_way_ends(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    flow = make_flow(idempotency_lease=60)  # a close waits for up to the lease: far longer than the operation
+    async with flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        initiate, started = fake.initiate, anyio.Event()
+
+        async def answer_in_a_moment(payment: Any) -> Any:
+            started.set()
+            await anyio.sleep(0.2)
+            return await initiate(payment)
+
+        fake.initiate = answer_in_a_moment  # type: ignore[method-assign]
+        closed_at: list[float] = []
+
+        async def close() -> None:
+            await flow.aclose()
+            closed_at.append(anyio.current_time())
+
+        begun = anyio.current_time()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(lambda: flow.create_payment(amount=XOF_5000, provider="fake", order_id="o"))
+            await started.wait()
+            tasks.start_soon(close)
+            tasks.start_soon(close)  # the app's shutdown and the server's lifespan, say
+    assert len(closed_at) == 2
+    assert max(closed_at) - begun < 5, "neither close waited out the lease"

@@ -68,6 +68,7 @@ class FlowParts(PaymentActions):
         self.in_flight = InFlight()
         """The operations under way (:mod:`paycore.in_flight`): closing the flow lets them finish first."""
         self._drain_seconds = config.idempotency_lease
+        self._closing: anyio.Event | None = None
         self.writer = PaymentWriter(repository, plugin_manager)
         """Loads, changes and stores payments."""
         self.idempotency = IdempotentRunner(
@@ -133,15 +134,26 @@ class FlowParts(PaymentActions):
     async def aclose(self) -> None:
         """Refuse new operations; let those under way finish (for up to ``idempotency_lease``, the longest a
         provider call may take to be answered); then close the providers, the idempotency store and the
-        repository, even when cancelled."""
-        self.closed = True
+        repository, even when cancelled. A second close waits for the first."""
+        if self._closing is not None:
+            with anyio.CancelScope(shield=True):
+                await self._closing.wait()
+            return
+        self._closing = anyio.Event()
+        self.closed = self.in_flight.closed = True
         with anyio.CancelScope(shield=True):
-            if not await self.in_flight.wait_idle(self._drain_seconds):
-                log.warning("closing the flow with %d operations still under way", self.in_flight.count)
-            for provider in self.providers.values():
-                await provider.aclose()
-            await self.idempotency.store.aclose()
-            await self.repository.aclose()
+            try:
+                await self._close_parts()
+            finally:
+                self._closing.set()
+
+    async def _close_parts(self) -> None:
+        if not await self.in_flight.wait_idle(self._drain_seconds):
+            log.warning("closing the flow with %d operations still under way", self.in_flight.count)
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.idempotency.store.aclose()
+        await self.repository.aclose()
 
     async def page(
         self,

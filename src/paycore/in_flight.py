@@ -16,6 +16,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from paycore.errors import FlowClosed
 from paycore.observability import observed_operation
 
 if TYPE_CHECKING:
@@ -28,30 +29,42 @@ R = TypeVar("R")
 
 
 class InFlight:
-    """How many operations are under way on one flow; :meth:`wait_idle` waits until none is."""
+    """The operations under way on one flow, counted in and out by ``with in_flight:``; once the flow is closed
+    (:attr:`closed`), entering refuses with :class:`~paycore.errors.FlowClosed`. :meth:`wait_idle` waits until
+    none is under way. A plugin's operation on the flow's stores (a cash drawer's) enters it too."""
 
-    __slots__ = ("_idle", "count")
+    __slots__ = ("_idle", "closed", "count")
 
     def __init__(self) -> None:
         self.count = 0
         """The operations under way."""
+        self.closed = False
+        """Set once the flow is closing: no operation starts any more."""
         self._idle: anyio.Event | None = None
 
-    def leave(self) -> None:
-        """One operation ended."""
+    def __enter__(self) -> None:
+        if self.closed:
+            raise FlowClosed
+        self.count += 1
+
+    def __exit__(self, *exc_info: object) -> None:
         self.count -= 1
-        if self.count == 0 and self._idle is not None:
-            self._idle.set()
+        idle = self._idle
+        if self.count == 0 and idle is not None:
+            self._idle = None
+            idle.set()
 
     async def wait_idle(self, seconds: float) -> bool:
-        """Wait up to ``seconds`` until no operation is under way; ``False`` if some still were."""
+        """Wait up to ``seconds`` until no operation is under way; ``False`` if some still were. Any number of
+        callers may wait at once: the last operation to end wakes them all."""
         import anyio
 
-        with anyio.move_on_after(seconds):
-            while self.count:
+        if self.count:
+            if self._idle is None:
                 self._idle = anyio.Event()
-                await self._idle.wait()
-        self._idle = None
+            idle = self._idle
+            with anyio.move_on_after(seconds):
+                await idle.wait()
         return self.count == 0
 
 
@@ -80,12 +93,8 @@ def flow_operation(
 
         @functools.wraps(method)
         async def counted(flow: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            in_flight = flow.in_flight
-            in_flight.count += 1
-            try:
+            with flow.in_flight:
                 return await observed(flow, *args, **kwargs)
-            finally:
-                in_flight.leave()
 
         return counted
 

@@ -316,3 +316,16 @@ def test_the_actions_work_under_atomic_requests_on_sqlite(flow: BlockingPaymentF
     response = act(superuser_client, "refund_payments", payment_id, apply="1", amount="2500", reason="x", token="t")
     assert "Refunded 1 payment(s)." in response.content.decode()
     assert flow.get_payment(payment_id).refunded_amount == Money.of("2500", "XOF")
+
+
+@pytest.mark.parametrize("status", [PaymentStatus.EXPIRED, PaymentStatus.FAILED])
+def test_a_cancel_that_finds_the_payment_ended_unpaid_is_told_there_was_nothing_to_cancel(
+    status: PaymentStatus,
+) -> None:
+    from paycore.testing.records import make_payment
+    from paycore_django.admin_outcomes import cancel_outcome
+
+    payment = make_payment(status=status)
+    outcome = cancel_outcome(payment)
+    assert (outcome.done, outcome.level) == (True, messages.INFO)
+    assert outcome.message == f"{payment.id}: nothing to cancel: the payment is {status.value}."

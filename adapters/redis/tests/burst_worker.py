@@ -38,6 +38,7 @@ class CountingProvider(FakeProvider):
     """The fake provider, counting each payment it receives in Redis and answering slowly."""
 
     name = "counting"
+    settings_names = frozenset({"webhook_secret", "counter_url", "counter_key"})
 
     async def initiate(self, payment: Payment) -> ProviderUpdate:
         """Count the call where every process sees it, take a while, then approve."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
-from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused
+from paycore.errors import FlowClosed, IdempotencyInProgress, IdempotencyKeyReused
 from paycore.flow import PaymentFlow
 from paycore.money import MAX_MINOR_UNITS, Money
+from paycore.status import PaymentStatus
+from paycore_cash import take_cash
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
     DrawerAlreadyOpen,
@@ -19,6 +23,8 @@ from paycore_cash.errors import (
     NoOpenDrawer,
 )
 from paycore_cash.records import DrawerStatus, MovementKind
+
+from .conftest import cash_config
 
 pytestmark = pytest.mark.anyio
 
@@ -335,3 +341,53 @@ async def test_listing_the_sessions_of_a_till_that_cannot_be_named_is_refused(
     """``sessions(till)`` listed nothing for a bad till (and raised a database error for a list on SQL)."""
     with pytest.raises(InvalidCashRequest, match="till"):
         await drawers.sessions(till)  # type: ignore[arg-type]
+
+
+async def test_a_closed_flow_changes_no_drawer(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    await flow.aclose()
+    with pytest.raises(FlowClosed):
+        await drawers.pay_in(till="T1", amount=xof(1_000), reason="top-up", actor="Awa", idempotency_key="p1")
+    with pytest.raises(FlowClosed):
+        await drawers.close(till="T1", counted=xof(10_000), closed_by="Awa")
+    assert (await drawers.get(session.id)).status is DrawerStatus.OPEN
+
+
+async def test_a_drawer_opened_while_a_sale_is_checked_takes_the_sale(flow: PaymentFlow, drawers: CashDrawers) -> None:
+    provider = flow.provider("cash", tenant=drawers.tenant)
+    check_payment = provider.check_payment
+
+    async def open_then_check(payment: Any) -> None:  # the manager opens the till as the cashier rings up
+        await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+        await check_payment(payment)
+
+    provider.check_payment = open_then_check  # type: ignore[method-assign]
+    sale = await take_cash(
+        flow, amount=xof(2_500), tendered=xof(5_000), till="T1", order_id="o1", tenant=drawers.tenant
+    )
+    assert sale.payment.status is PaymentStatus.SUCCEEDED
+    provider.check_payment = check_payment  # type: ignore[method-assign]
+
+
+async def test_closing_the_flow_lets_a_drawer_change_under_way_finish(sqlite_url: str) -> None:
+    config = {**cash_config(currency="XOF"), "repository": sqlite_url}  # a store that refuses all once closed
+    flow = PaymentFlow.from_config(config)
+    async with flow:
+        drawers = CashDrawers(flow, tenant="chez-awa")
+        session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+        storage = drawers.storage
+        add_movement, adding = storage.add_movement, anyio.Event()
+
+        async def slow_add(*args: Any, **kwargs: Any) -> Any:
+            adding.set()
+            await anyio.sleep(0.2)
+            return await add_movement(*args, **kwargs)
+
+        storage.add_movement = slow_add  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(lambda: drawers.pay_in(till="T1", amount=xof(1_000), reason="top-up", actor="Awa"))
+            await adding.wait()
+            await flow.aclose()  # waits for the pay-in before it closes the stores
+    async with PaymentFlow.from_config(config) as reopened:
+        movements = await CashDrawers(reopened, tenant="chez-awa").movements(session.id)
+    assert [movement.amount for movement in movements] == [xof(1_000)]

@@ -57,10 +57,19 @@ def capture_outcome(payment: Payment) -> ActionOutcome:
     return _not_done(payment, CallOperation.CAPTURE, "Not captured")
 
 
+ENDED_UNPAID: Final = frozenset({PaymentStatus.EXPIRED, PaymentStatus.FAILED})
+"""Final statuses of a payment that took no money: a cancel that finds one ended has nothing left to do."""
+
+
 def cancel_outcome(payment: Payment) -> ActionOutcome:
-    """What a cancel did, from the payment it returned: done only once the payment is canceled."""
+    """What a cancel did, from the payment it returned: done once the payment is canceled, or found ended
+    without money (expired or failed at the provider: nothing to cancel, which the operator is told)."""
     if payment.status is PaymentStatus.CANCELED:
         return _done(payment, "canceled")
+    if payment.status in ENDED_UNPAID and payment.pending_call is None:
+        return ActionOutcome(
+            True, f"{payment.id}: nothing to cancel: the payment is {payment.status.value}.", messages.INFO
+        )
     return _not_done(payment, CallOperation.CANCEL, "Not canceled")
 
 

@@ -18,6 +18,7 @@ lease on the key has passed) finds what its first attempt wrote. After
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -141,6 +142,10 @@ class CashDrawers:
         self.currency: str | None = configured
         self.storage: DrawerStorage = drawer_storage(flow.plugin_manager, flow.repository)
         self.idempotency: IdempotentRunner = runner_for(flow)
+        in_flight = getattr(flow, "in_flight", None)
+        self._in_flight: AbstractContextManager[None] = in_flight if in_flight is not None else nullcontext()
+        """The flow's operations under way (:mod:`paycore.in_flight`): a drawer's change counts among them, so
+        closing the flow waits for it, and once the flow is closed none starts (:class:`~paycore.errors.FlowClosed`)."""
 
     def __repr__(self) -> str:
         return f"<CashDrawers tenant={self.tenant!r} currency={self.currency!r}>"
@@ -219,14 +224,15 @@ class CashDrawers:
         async def execute(binding: KeyBinding | None) -> DrawerSession:
             return await self._open(till, opening_float, opened_by, binding)
 
-        return await self.idempotency.run(
-            operation="cash.drawer.open",
-            scope=self._scope,
-            key=idempotency_key,
-            arguments={"till": till, "opening_float": _money(opening_float), "opened_by": opened_by},
-            execute=execute,
-            result_type=DrawerSession,
-        )
+        with self._in_flight:
+            return await self.idempotency.run(
+                operation="cash.drawer.open",
+                scope=self._scope,
+                key=idempotency_key,
+                arguments={"till": till, "opening_float": _money(opening_float), "opened_by": opened_by},
+                execute=execute,
+                result_type=DrawerSession,
+            )
 
     async def _open(self, till: str, opening_float: Money, opened_by: str, binding: KeyBinding | None) -> DrawerSession:
         session = DrawerSession(
@@ -291,14 +297,15 @@ class CashDrawers:
         async def execute(binding: KeyBinding | None) -> CashMovement:
             return await self._record(kind, till, amount, reason, actor, binding)
 
-        return await self.idempotency.run(
-            operation=f"cash.drawer.{kind.value}",
-            scope=self._scope,
-            key=idempotency_key,
-            arguments={"till": till, "amount": _money(amount), "reason": reason, "actor": actor},
-            execute=execute,
-            result_type=CashMovement,
-        )
+        with self._in_flight:
+            return await self.idempotency.run(
+                operation=f"cash.drawer.{kind.value}",
+                scope=self._scope,
+                key=idempotency_key,
+                arguments={"till": till, "amount": _money(amount), "reason": reason, "actor": actor},
+                execute=execute,
+                result_type=CashMovement,
+            )
 
     async def _record(
         self, kind: MovementKind, till: str, amount: Money, reason: str, actor: str, binding: KeyBinding | None
@@ -398,14 +405,15 @@ class CashDrawers:
                     return _same_close(earlier, counted, closed_by, binding.key)
             return await self._close(counted, closed_by, till, session_id, binding)
 
-        closed = await self.idempotency.run(
-            operation="cash.drawer.close",
-            scope=self._scope,
-            key=idempotency_key,
-            arguments={"till": till, "session_id": session_id, "counted": _money(counted), "closed_by": closed_by},
-            execute=execute,
-            result_type=DrawerSession,
-        )
+        with self._in_flight:
+            closed = await self.idempotency.run(
+                operation="cash.drawer.close",
+                scope=self._scope,
+                key=idempotency_key,
+                arguments={"till": till, "session_id": session_id, "counted": _money(counted), "closed_by": closed_by},
+                execute=execute,
+                result_type=DrawerSession,
+            )
         if idempotency_key is not None and not self._closed_under(closed, idempotency_key):
             # Someone else closed the session this close counted: the key keeps that answer, so a retry (its
             # first answer lost) is refused again instead of closing the session the till opened since.

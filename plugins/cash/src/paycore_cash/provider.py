@@ -411,13 +411,15 @@ def _closed_before_the_sale(till: str) -> ProviderUpdate:
 
 
 def _open_when_made(session: DrawerSession, payment: Payment) -> bool:
-    """True when ``session`` was open when ``payment`` was made, so it is the one its sale was checked against.
+    """True when ``session`` was open when the flow wrote the sale's call down, so it is the one its sale was
+    checked against.
 
-    The flow makes the payment (``created_at``, by its clock), has :meth:`CashProvider.check_payment` read the
-    till's open session, then calls :meth:`CashProvider.initiate`, at once or on a retry under the payment's key.
-    A session opened after the payment was made is the till's next one: the drawer the cash was taken at closed.
+    The flow has :meth:`CashProvider.check_payment` read the till's open session, then writes the call down
+    (its ``started_at``, by the flow's clock) and calls :meth:`CashProvider.initiate`. A session opened after
+    the call started is the till's next one: the drawer the cash was taken at closed meanwhile. (A drawer opened
+    while the sale was being checked was open before the call started: the sale is its.)
     """
-    return session.opened_at <= payment.created_at
+    return session.opened_at <= _call_time(payment)
 
 
 def _paid_for(payment: Payment, refund: Refund, movement: CashMovement) -> CashMovement:
