@@ -211,6 +211,7 @@ async def test_after_the_server_ends_every_connection_one_unit_fails_not_one_per
     try:
         payment = rich_payment()
         await repository.add(payment, [])
+
         async def hold_a_connection() -> None:  # each unit keeps its connection a moment: the pool opens several
             await repository.database.run(lambda connection: connection.exec_driver_sql("select pg_sleep(0.2)"))
 
