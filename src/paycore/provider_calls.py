@@ -39,7 +39,7 @@ from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import fail_refund
 from paycore.reviews import flag_missing_amount
-from paycore.settling import answer_to, apply_under_call, capture_of, mark_unknown
+from paycore.settling import answer_to, apply_under_call, capture_of, create_reached, mark_unknown
 from paycore.status import ReviewReason
 from paycore.unit_of_work import PaymentWriter
 from paycore.updates import NEGATIVE_OUTCOMES, apply_report
@@ -232,8 +232,7 @@ class ProviderCalls:
             if isinstance(answer, Unknown):
                 if not ours:
                     return None
-                if call.operation is CallOperation.INITIATE and change.can("send"):
-                    change.fire("send", message="sent; the provider's answer was lost")
+                create_reached(change, call, "sent; the provider's answer was lost")
                 mark_unknown(change, current, answer.reason)  # type: ignore[arg-type]
                 return change
             if not ours:
@@ -241,13 +240,13 @@ class ProviderCalls:
                 return change
             one_id = provider.capabilities.one_id_per_payment
             applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call), one_id=one_id)
-            reached = call.operation is CallOperation.INITIATE and (answer.outcome is None or applied.foreign)
-            if reached and change.can("send"):  # the create reached the provider: pending there
-                change.fire("send")
+            if answer.outcome is None or applied.foreign is not None:
+                create_reached(change, call)
             if applied.whole:
                 change.set(pending_call=None)
             else:
-                why = "the answer named another payment" if applied.foreign else "the answer did not say how much"
+                foreign = applied.foreign is not None
+                why = "the answer named another payment" if foreign else "the answer did not say how much"
                 mark_unknown(change, current, why)  # type: ignore[arg-type]
             return change
 

@@ -270,16 +270,14 @@ class Reaper:
         elif call is not None:
             return await self._flagged(payment, _unknown_call(payment, "the provider cannot be polled"))
         if chosen.capabilities.cancel:
-            return await self._cancel_at_provider(run, payment, chosen, give_up_before)
+            return await self._cancel_at_provider(payment, chosen, give_up_before)
         if not chosen.capabilities.polling:
             return await self._flagged(
                 payment, "unfinished past its deadline; the provider can be neither polled nor canceled"
             )
         return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=True))
 
-    async def _cancel_at_provider(
-        self, run: _Run, payment: Payment, chosen: Provider, give_up_before: datetime
-    ) -> Payment:
+    async def _cancel_at_provider(self, payment: Payment, chosen: Provider, give_up_before: datetime) -> Payment:
         """Close the payment at the provider first, through an owned call, so the customer cannot pay it later.
 
         The provider's definitive "canceled" expires it here; "paid" pays it; an

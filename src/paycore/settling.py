@@ -27,7 +27,15 @@ from paycore.reviews import flag_other_payments_report
 from paycore.status import Outcome, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, apply_report
 
-__all__ = ["answer_to", "apply_under_call", "capture_of", "held_by_another", "mark_unknown", "settles_call"]
+__all__ = [
+    "answer_to",
+    "apply_under_call",
+    "capture_of",
+    "create_reached",
+    "held_by_another",
+    "mark_unknown",
+    "settles_call",
+]
 
 
 def apply_under_call(
@@ -133,11 +141,17 @@ def held_by_another(call: ProviderCall | None, message: str, payment: Payment, *
     change = Change(payment, cause=cause, now=now)
     current = payment.pending_call
     if call is not None and current is not None and current.id == call.id and not current.unknown:
-        if call.operation is CallOperation.INITIATE and change.can("send"):
-            change.fire("send", message="sent; the provider's answer could not be recorded")
+        create_reached(change, call, "sent; the provider's answer could not be recorded")
         mark_unknown(change, current, message)
     flag_other_payments_report(change, message)
     return change
+
+
+def create_reached(change: Change, call: ProviderCall, message: str = "") -> None:
+    """When ``call`` is a create that reached the provider, the payment is pending there: ``processing`` here
+    (unless it moved on already); any other call changes no status."""
+    if call.operation is CallOperation.INITIATE and change.can("send"):
+        change.fire("send", message=message)
 
 
 def mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:

@@ -23,8 +23,9 @@ under the correctness rules:
   a late *authorization* is recorded and flagged, without moving it;
 * refunds are settled from the refunds' own reports, and the payment's status
   follows their total; a refund reported failed after it succeeded flags the payment;
-* a report that names another payment (``payment_id``) is not applied at all: the
-  payment is flagged (:attr:`Applied.foreign`).
+* a report about another payment (its ``payment_id``), or at a provider that names a
+  payment by one id about another object there, is not applied at all: the payment is
+  flagged (:attr:`Applied.foreign` says why).
 
 Whether a report settles a written-down provider call is :mod:`paycore.settling`'s.
 """
@@ -62,13 +63,14 @@ class Applied:
     """A money outcome came without its amount: flag the payment, or refuse the report."""
     deferred: bool = False
     """A fact waited: a negative outcome for the call in flight, or a refund for its capture's report."""
-    foreign: bool = False
-    """The report named another payment: nothing of it was applied, and the payment was flagged."""
+    foreign: str | None = None
+    """Why the report is about another payment (:func:`about_another`): nothing of it was applied, and the
+    payment was flagged."""
 
     @property
     def whole(self) -> bool:
         """True when every fact of the report was applied or waited: it may settle a provider call."""
-        return not (self.missing_amount or self.foreign)
+        return not self.missing_amount and self.foreign is None
 
 
 def apply_report(
@@ -90,11 +92,10 @@ def apply_report(
     (:attr:`~paycore.providers.Capabilities.one_id_per_payment`).
     """
     applied = Applied()
-    if one_id or (update.payment_id is not None and update.payment_id != change.original.id):
-        foreign = about_another(change.original.id, change.value("external_id"), update, one_id=one_id)
-        if foreign is not None:
-            flag_other_payments_report(change, foreign)
-            applied.foreign = True
+    if one_id or update.payment_id is not None:
+        applied.foreign = about_another(change.original.id, change.value("external_id"), update, one_id=one_id)
+        if applied.foreign is not None:
+            flag_other_payments_report(change, applied.foreign)
             return applied
     # Fields are read from the change (``change.value``), never from a copy of the payment as changed so far:
     # the unit of work copies the payment once, when it builds the version to store.

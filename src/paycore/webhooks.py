@@ -229,9 +229,10 @@ class WebhookReceiver:
             nonlocal needs_poll
             if not _delivered_for(current, chosen, tenant):
                 raise PaymentNotFound(f"no payment {lookup}")  # another tenant's, or another provider's
-            _check_about(current, chosen, update)
             change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
             applied = apply_under_call(change, update, capabilities=chosen.capabilities)
+            if applied.foreign is not None:  # refused at the door, nothing written: the flag goes with the change
+                raise _about_another(chosen, applied.foreign)
             if applied.deferred:
                 raise PaymentBusy(
                     f"payment {current.id} cannot take this event yet (a provider call in flight, or a refund "
@@ -273,4 +274,8 @@ def _check_about(payment: Payment, chosen: Provider, update: ProviderUpdate) -> 
     for it, at a provider that names a payment by one id): :class:`MalformedWebhook`, nothing changes."""
     foreign = about_another(payment.id, payment.external_id, update, one_id=chosen.capabilities.one_id_per_payment)
     if foreign is not None:
-        raise MalformedWebhook(f"provider {chosen.code!r}: {foreign}")
+        raise _about_another(chosen, foreign)
+
+
+def _about_another(chosen: Provider, why: str) -> MalformedWebhook:
+    return MalformedWebhook(f"provider {chosen.code!r}: {why}")
