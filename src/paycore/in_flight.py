@@ -12,8 +12,8 @@ Importing this module loads neither anyio nor attrs: the flow's module imports i
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Coroutine
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from paycore.errors import FlowClosed
@@ -89,13 +89,6 @@ def flow_operation(
     def decorate(
         method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
     ) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
-        observed = observed_operation(operation)(method)
-
-        @functools.wraps(method)
-        async def counted(flow: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            with flow.in_flight:
-                return await observed(flow, *args, **kwargs)
-
-        return counted
+        return observed_operation(operation, within=attrgetter("in_flight"))(method)
 
     return decorate

@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final, ParamSpec, TypeVar
 
 from paycore.errors import ConfigurationError, PaycoreError, ProviderNotEnabled, ProviderNotSent, ValidationError
@@ -315,14 +315,12 @@ def _plain(value: str | int) -> str | int:
 
 
 def observed_operation(
-    operation: str,
+    operation: str, *, within: Callable[[Any], AbstractContextManager[object]] = lambda _: nullcontext()
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
-    """Decorate an async method of the flow so that each call is observed as ``operation``.
-
-    The arguments name the payment (``payment_id``), the provider
-    (``provider``), the currency (``amount``) and the tenant; the result adds
-    what it tells (the payment's id, provider, currency and status).
-    """
+    """Decorate an async method of the flow so that each call is observed as ``operation``, inside the context
+    ``within(self)`` gives (where :func:`paycore.in_flight.flow_operation` counts it). The arguments name the payment
+    (``payment_id``), the provider (``provider``), the currency (``amount``) and the tenant; the result adds what it
+    tells (the payment's id, provider, currency and status)."""
 
     def decorate(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         positional = [
@@ -336,18 +334,19 @@ def observed_operation(
 
         @functools.wraps(method)
         async def observed(*args: P.args, **kwargs: P.kwargs) -> R:
-            if quiet(operation_log):
-                started = time.perf_counter()
-                try:
-                    return await method(*args, **kwargs)
-                except BaseException as error:
-                    attributes = {"paycore.operation": operation, **attributes_of(args, kwargs)}
-                    log_failure(operation_log, "paycore.operation", attributes, started, error, internal=True)
-                    raise
-            with observe_operation(operation, attributes_of(args, kwargs)) as observation:
-                result = await method(*args, **kwargs)
-                observation.returned(result)
-                return result
+            with within(args[0]):
+                if quiet(operation_log):
+                    started = time.perf_counter()
+                    try:
+                        return await method(*args, **kwargs)
+                    except BaseException as error:
+                        attributes = {"paycore.operation": operation, **attributes_of(args, kwargs)}
+                        log_failure(operation_log, "paycore.operation", attributes, started, error, internal=True)
+                        raise
+                with observe_operation(operation, attributes_of(args, kwargs)) as observation:
+                    result = await method(*args, **kwargs)
+                    observation.returned(result)
+                    return result
 
         return observed
 
