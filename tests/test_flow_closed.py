@@ -140,3 +140,44 @@ async def test_two_closes_at_once_both_return_once_the_operation_under_way_ends(
             tasks.start_soon(close)  # the app's shutdown and the server's lifespan, say
     assert len(closed_at) == 2
     assert max(closed_at) - begun < 5, "neither close waited out the lease"
+
+
+KEYED: dict[str, Callable[[PaymentFlow, str], Awaitable[Any]]] = {
+    "create_payment": lambda flow, _: flow.create_payment(
+        amount=XOF_5000, provider="fake", order_id="o2", idempotency_key="k"
+    ),
+    "capture": lambda flow, payment_id: flow.capture(payment_id, idempotency_key="k"),
+    "cancel": lambda flow, payment_id: flow.cancel(payment_id, idempotency_key="k"),
+    "refund": lambda flow, payment_id: flow.refund(payment_id, amount=Money.of("1", "XOF"), idempotency_key="k"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(KEYED))
+async def test_a_keyed_operation_under_way_when_closing_begins_finishes_before_the_stores_close(
+    make_flow: Callable[..., PaymentFlow], operation: str
+) -> None:
+    flow = make_flow()
+    fake = flow.provider("fake")
+    assert isinstance(fake, FakeProvider)
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)).payment
+    if operation == "refund":
+        payment = await flow.capture(payment.id)
+    store, claimed = flow.idempotency_store, anyio.Event()
+    claim = store.claim
+
+    async def claim_then_wait(**arguments: Any) -> Any:
+        held = await claim(**arguments)
+        claimed.set()
+        await anyio.sleep(0.05)  # the key is claimed; the operation waits on its store while closing begins
+        return held
+
+    store.claim = claim_then_wait  # type: ignore[method-assign]
+    done: list[Any] = []
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lambda: _append(done, KEYED[operation](flow, payment.id)))
+        await claimed.wait()
+        tasks.start_soon(flow.aclose)
+    (result,) = done  # it finished: a FlowClosed would have left its key claimed until the lease ran out
+    sent = "initiate" if operation == "create_payment" else operation
+    assert [name for name, _ in fake.calls].count(sent) == (2 if sent == "initiate" else 1), "sent once"
+    assert flow.in_flight.count == 0

@@ -152,8 +152,8 @@ class PaymentFlow:
         return f"<PaymentFlow repository={repository} idempotency={keys} providers={len(self._parts.providers)}>"
 
     async def __aenter__(self) -> PaymentFlow:
-        self._parts.check_open()  # a closed flow is not opened again: its storage is closed
-        return self
+        with self._parts.in_flight:  # FlowClosed once closing began: a closed flow is not opened again
+            return self
 
     async def __aexit__(
         self,

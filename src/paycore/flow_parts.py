@@ -140,7 +140,7 @@ class FlowParts(PaymentActions):
                 await self._closing.wait()
             return
         self._closing = anyio.Event()
-        self.closed = self.in_flight.closed = True
+        self.in_flight.closed = True  # refused at the door from now on; those under way go on to the end
         with anyio.CancelScope(shield=True):
             try:
                 await self._close_parts()
@@ -150,6 +150,7 @@ class FlowParts(PaymentActions):
     async def _close_parts(self) -> None:
         if not await self.in_flight.wait_idle(self._drain_seconds):
             log.warning("closing the flow with %d operations still under way", self.in_flight.count)
+        self.closed = True
         for provider in self.providers.values():
             await provider.aclose()
         await self.idempotency.store.aclose()
