@@ -328,3 +328,25 @@ async def test_a_report_of_another_object_at_a_provider_with_one_id_per_payment_
     assert (after.needs_review, after.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
     monkeypatch.setattr(fake, "parse_webhook", parse)
     assert (await _deliver(flow, fake, payment.id)).status is PaymentStatus.SUCCEEDED, "its own id: recorded"
+
+
+async def test_a_delivery_whose_later_report_is_about_another_object_than_an_earlier_one_gives_is_refused_whole(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.script("initiate", "lost")  # the create's answer is lost: the payment holds no provider id yet
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o-1")).payment
+    assert (payment.status, payment.external_id) == (PaymentStatus.PROCESSING, None)
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, one_id_per_payment=True))
+
+    async def two_checkouts(body: bytes, headers: Any) -> list[ProviderUpdate]:
+        return [
+            ProviderUpdate(outcome=Outcome.PENDING, payment_id=payment.id, external_id="fk_first"),
+            ProviderUpdate(
+                outcome=Outcome.SUCCEEDED, payment_id=payment.id, external_id="fk_second", captured=XOF_5000
+            ),
+        ]
+
+    monkeypatch.setattr(fake, "parse_webhook", two_checkouts)
+    with pytest.raises(MalformedWebhook, match="fk_second"):
+        await _deliver(flow, fake, payment.id)
+    assert await flow.get_payment(payment.id) == payment, "refused whole: the first report was not written either"

@@ -174,19 +174,26 @@ class WebhookReceiver:
         receipts = receipt_ids(updates)
         if len(updates) > 1:  # refused whole or applied report by report: each refusal found before any write
             given: dict[str, str] = {}  # the references earlier reports of the delivery give their payments
+            firsts: dict[str, str] = {}  # the provider id an earlier report gives a payment that had none
             for update in updates:
-                await self._check_target(chosen, tenant, update, given)
+                await self._check_target(chosen, tenant, update, given, firsts)
         return [
             await self._apply(chosen, tenant, update, receipt)
             for update, receipt in zip(updates, receipts, strict=True)
         ]
 
     async def _check_target(
-        self, chosen: Provider, tenant: str | None, update: ProviderUpdate, given: dict[str, str]
+        self,
+        chosen: Provider,
+        tenant: str | None,
+        update: ProviderUpdate,
+        given: dict[str, str],
+        firsts: dict[str, str],
     ) -> None:
-        """Refuse ``update`` as :meth:`_apply` would for its payment (unknown, another tenant's or provider's)
-        or for a reference another payment holds; checked before a delivery of several reports writes any.
-        ``given`` holds the references the delivery's earlier reports give their payments (and gets this one's)."""
+        """Refuse ``update`` as :meth:`_apply` would for its payment (unknown, another tenant's or provider's,
+        about another object at the provider) or for a reference another payment holds; checked before a delivery
+        of several reports writes any. ``given`` holds the references the delivery's earlier reports give their
+        payments, ``firsts`` the provider id they give a payment that had none (and both get this one's)."""
         lookup = self._lookup(chosen, tenant, update)
         if lookup.payment_id is None and lookup.reference in given:
             lookup = PaymentLookup.by_id(given[lookup.reference])  # named by what an earlier report gives it
@@ -196,7 +203,11 @@ class WebhookReceiver:
             raise PaymentNotFound(f"no payment {lookup}") from None
         if not _delivered_for(payment, chosen, tenant):
             raise PaymentNotFound(f"no payment {lookup}")
-        _check_about(payment, chosen, update)
+        known = payment.external_id or firsts.get(payment.id)
+        _check_about(payment.id, known, chosen, update)
+        reported = [reference for reference in (update.external_id, *update.references) if reference]
+        if known is None and reported:
+            firsts[payment.id] = reported[0]  # what the report's write will make the payment's provider id
         for reference in (update.external_id, *update.references):  # however the lookup found the payment
             if reference is None:
                 continue
@@ -269,10 +280,10 @@ class WebhookReceiver:
         return await self.writer.mutate(applied_payment.id, flag)
 
 
-def _check_about(payment: Payment, chosen: Provider, update: ProviderUpdate) -> None:
-    """Refuse a delivered report about another object at the provider than ``payment`` (a second checkout made
-    for it, at a provider that names a payment by one id): :class:`MalformedWebhook`, nothing changes."""
-    foreign = about_another(payment.id, payment.external_id, update, one_id=chosen.capabilities.one_id_per_payment)
+def _check_about(payment_id: str, known: str | None, chosen: Provider, update: ProviderUpdate) -> None:
+    """Refuse a delivered report about another object at the provider than payment ``payment_id``'s (``known``:
+    a second checkout made for it, at a provider that names a payment by one id): :class:`MalformedWebhook`."""
+    foreign = about_another(payment_id, known, update, one_id=chosen.capabilities.one_id_per_payment)
     if foreign is not None:
         raise _about_another(chosen, foreign)
 
