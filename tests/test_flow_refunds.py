@@ -179,6 +179,63 @@ async def test_a_refund_reported_before_the_capture_it_refunds_waits_for_it_and_
     assert (after.refunded_amount, after.status) == (xof(2000), PaymentStatus.PARTIALLY_REFUNDED)
 
 
+async def test_a_refund_made_elsewhere_reported_while_ours_is_pending_waits_for_ours_to_fail_and_is_then_recorded(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    ours = await flow.refund(payment.id)  # the whole 5000 held by our refund, pending at the provider
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(5000))  # ours failed; made by hand
+    early = fake.webhook(payment.id, refunds=[made], event_id="evt-dashboard")
+    held = await flow.get_payment(payment.id)
+    with pytest.raises(PaymentBusy, match="deliver it again later"):  # HTTP 503: the gateway sends it again
+        await flow.handle_webhook("fake", *early)
+    assert await flow.get_payment(payment.id) == held, "nothing recorded, nothing flagged yet"
+    failed = RefundUpdate(RefundStatus.FAILED, ours.id, amount=xof(5000))
+    await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[failed], event_id="evt-ours-failed"))
+    (after,) = await flow.handle_webhook("fake", *early)  # delivered again
+    assert (after.refunded_amount, after.refundable_amount, after.status) == (xof(5000), xof(0), PaymentStatus.REFUNDED)
+    assert not after.needs_review
+
+
+@pytest.mark.parametrize("ours_first", [True, False], ids=["ours-listed-first", "made-elsewhere-listed-first"])
+async def test_one_report_of_our_refund_failed_and_one_made_elsewhere_records_both_in_any_order(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], ours_first: bool
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    ours = await flow.refund(payment.id, amount=xof(4000))
+    told = [
+        RefundUpdate(RefundStatus.FAILED, ours.id, amount=xof(4000)),
+        RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(3000)),
+    ]
+    report = told if ours_first else told[::-1]  # a gateway listing its refunds newest first
+    (after,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=report))
+    assert [(r.amount, r.status) for r in after.refunds] == [
+        (xof(4000), RefundStatus.FAILED),
+        (xof(3000), RefundStatus.SUCCEEDED),
+    ]
+    assert (after.refunded_amount, after.status, after.needs_review) == (
+        xof(3000),
+        PaymentStatus.PARTIALLY_REFUNDED,
+        False,
+    )
+
+
+async def test_a_refund_made_elsewhere_beyond_what_ours_pending_could_leave_is_flagged_not_deferred(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    await flow.refund(payment.id, amount=xof(2000))  # succeeded: 3000 left
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(3500))
+    (after,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[made]))
+    assert (after.refunded_amount, after.needs_review, after.review_reason) == (
+        xof(2000),
+        True,
+        ReviewReason.AMOUNT_MISMATCH,
+    )
+
+
 async def test_a_refund_reported_failed_after_it_succeeded_flags_the_payment_once_and_moves_no_money(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
 ) -> None:

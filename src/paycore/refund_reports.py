@@ -14,7 +14,9 @@
   (it was made again meanwhile), nothing is recorded beyond the captured amount, and the payment
   is flagged: the money went back twice;
 * a refund the provider made on its own (from its dashboard) is recorded if it fits what is
-  refundable and names itself; one reported before the capture it refunds waits for that report.
+  refundable and names itself; one reported before the capture it refunds waits for that report,
+  and one that fits only if a refund of paycore's still pending fails waits for that refund's report
+  (a report's refunds that paycore knows are applied before those made without it).
 
 :func:`sync_refund_status` then moves the payment to ``partially_refunded`` or ``refunded`` as
 its succeeded refunds say.
@@ -34,7 +36,7 @@ from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 if TYPE_CHECKING:
     from paycore.updates import Applied
 
-__all__ = ["apply_refund_update", "fail_refund", "names_refund", "sync_refund_status"]
+__all__ = ["apply_refund_update", "fail_refund", "names_refund", "reported_refund", "sync_refund_status"]
 
 
 def names_refund(update: RefundUpdate, refund_id: str | None, change: Change) -> bool:
@@ -47,9 +49,8 @@ def names_refund(update: RefundUpdate, refund_id: str | None, change: Change) ->
     return external is not None and update.external_id == external
 
 
-def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied) -> bool:
-    """Apply what ``update`` says of one refund; True when it reported money without its amount."""
-    refunds: tuple[Refund, ...] = change.value("refunds")
+def reported_refund(refunds: tuple[Refund, ...], update: RefundUpdate) -> Refund | None:
+    """The refund of ``refunds`` that ``update`` reports; ``None``: one the provider made without paycore."""
     refund = None  # paycore's own id for it names it first: a provider may give two refunds one reference
     if update.refund_id is not None:
         refund = next((r for r in refunds if r.id == update.refund_id), None)
@@ -57,6 +58,13 @@ def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied) 
         refund = next((r for r in refunds if r.external_id == update.external_id), None)
     if refund is None and update.external_id is None and update.refund_id is not None:  # see _refund_made_elsewhere
         refund = next((r for r in refunds if r.external_id == update.refund_id), None)
+    return refund
+
+
+def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied) -> bool:
+    """Apply what ``update`` says of one refund; True when it reported money without its amount."""
+    refunds: tuple[Refund, ...] = change.value("refunds")
+    refund = reported_refund(refunds, update)
     if refund is None:
         return _refund_made_elsewhere(change, update, applied)
     if (
@@ -187,6 +195,11 @@ def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applie
         or update.amount > payment.refundable_amount
     ):
         message = f"provider reported a refund of {update.amount}; only {payment.refundable_amount} was refundable"
+        if update.amount.currency == payment.currency and update.amount <= (
+            payment.refundable_amount + payment.pending_refund_amount
+        ):  # it fits if a refund of paycore's still pending fails: a delivery waits for that (a poll is told)
+            message += f" while {payment.pending_refund_amount} of refunds are pending"
+            applied.deferred = True
         flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=update.amount)
         return False
     refund = Refund(

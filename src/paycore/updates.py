@@ -40,7 +40,7 @@ from paycore import fsm
 from paycore.changes import Change
 from paycore.money import Money
 from paycore.records import MAX_REFERENCES, ProviderUpdate
-from paycore.refund_reports import apply_refund_update, names_refund, sync_refund_status
+from paycore.refund_reports import apply_refund_update, names_refund, reported_refund, sync_refund_status
 from paycore.reviews import flag_once, flag_other_payments_report, mismatch
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
@@ -129,7 +129,11 @@ def apply_report(
         if change.can(trigger):
             change.fire(trigger, message=update.message)
 
-    for refund_update in update.refunds:
+    refund_updates = update.refunds
+    if len(refund_updates) > 1:  # those of refunds paycore knows first: one failing leaves room for one made elsewhere
+        refunds = change.value("refunds")
+        refund_updates = tuple(sorted(refund_updates, key=lambda told: reported_refund(refunds, told) is None))
+    for refund_update in refund_updates:
         if (
             not settle
             and refund_update.status is RefundStatus.FAILED

@@ -246,8 +246,8 @@ class WebhookReceiver:
                 raise _about_another(chosen, applied.foreign)
             if applied.deferred:
                 raise PaymentBusy(
-                    f"payment {current.id} cannot take this event yet (a provider call in flight, or a refund "
-                    "reported before its capture); deliver it again later"
+                    f"payment {current.id} cannot take this event yet (a provider call in flight, a refund reported "
+                    "before its capture or while one of ours is pending); deliver it again later"
                 )
             needs_poll = applied.missing_amount and chosen.capabilities.polling
             if applied.missing_amount and not needs_poll:
