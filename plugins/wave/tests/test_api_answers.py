@@ -21,6 +21,7 @@ from paycore.errors import (
     ProviderOutcomeUnknown,
     UnsupportedCurrency,
     UnsupportedOperation,
+    ValidationError,
 )
 from paycore.flow import PaymentFlow
 from paycore.money import Money
@@ -138,6 +139,30 @@ async def test_an_aggregator_and_a_restricted_payer_are_sent_when_configured(wav
         await create(flow, customer=Customer(phone="+221761110001"))
     assert sent_json(route)["aggregated_merchant_id"] == "am-7wbj1"
     assert sent_json(route)["restrict_payer_mobile"] == "+221761110001"
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        None,
+        Customer(email="awa@example.com"),
+        Customer(phone="0761110001"),
+        Customer(phone="221761110001"),
+        Customer(phone="+221 76 111 00 01"),
+        Customer(phone="+0761110001"),
+        Customer(phone="+221761110001\n"),
+    ],
+    ids=["no-customer", "no-phone", "national", "no-plus", "spaces", "leading-zero", "trailing-newline"],
+)
+async def test_a_restricted_payer_without_an_e164_phone_is_refused_before_anything_is_stored(
+    wave: respx.MockRouter, customer: Customer | None
+) -> None:
+    wave.post("/v1/checkout/sessions").respond(200, json=session())
+    async with make_flow(restrict_payer=True) as flow:
+        with pytest.raises(ValidationError, match="restrict_payer"):
+            await create(flow, customer=customer)
+        assert await flow.list_payments(order_id="T7") == []
+    assert not wave.calls
 
 
 async def test_a_payment_with_nowhere_to_send_the_customer_back_is_refused_before_anything_is_stored(
@@ -266,7 +291,7 @@ async def test_a_create_whose_session_wave_never_made_expires_when_asked_once_it
         ("open", "processing", PaymentStatus.PROCESSING),
         ("complete", "processing", PaymentStatus.PROCESSING),
         ("complete", "succeeded", PaymentStatus.SUCCEEDED),
-        ("open", "cancelled", PaymentStatus.FAILED),
+        ("open", "cancelled", PaymentStatus.PROCESSING),  # a failed attempt: the session is still payable
         ("complete", "cancelled", PaymentStatus.FAILED),
         ("expired", "processing", PaymentStatus.EXPIRED),
         ("expired", "cancelled", PaymentStatus.EXPIRED),
@@ -308,6 +333,26 @@ async def test_a_session_wave_does_not_know_expires_the_payment(flow: PaymentFlo
     checkout = await create(flow)
     wave.get(f"/v1/checkout/sessions/{SESSION_ID}").mock(return_value=error(404, "checkout-session-not-found"))
     assert (await flow.refresh(checkout.payment.id)).status is PaymentStatus.EXPIRED
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.Response(404, html="<html><body>Not Found</body></html>"), error(404, "not-found")],
+    ids=["a-proxy-s-html-page", "another-code"],
+)
+async def test_a_404_that_is_not_wave_s_no_such_session_leaves_the_payment_as_it_was(
+    flow: PaymentFlow, wave: respx.MockRouter, answer: httpx.Response
+) -> None:
+    wave.post("/v1/checkout/sessions").respond(200, json=session())
+    checkout = await create(flow)
+    retrieve = wave.get(f"/v1/checkout/sessions/{SESSION_ID}").mock(return_value=answer)
+    before = await flow.get_payment(checkout.payment.id)
+    with pytest.raises(ProviderNotSent, match="404"):
+        await flow.refresh(checkout.payment.id)
+    assert await flow.get_payment(checkout.payment.id) == before
+    paid = session(checkout_status="complete", payment_status="succeeded", transaction_id="T_3")
+    retrieve.mock(return_value=httpx.Response(200, json=paid))
+    assert (await flow.refresh(checkout.payment.id)).status is PaymentStatus.SUCCEEDED
 
 
 # -- cancel and refund -----------------------------------------------------------------------------

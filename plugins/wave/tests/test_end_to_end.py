@@ -91,6 +91,51 @@ async def test_a_canceled_payment_expires_its_session_so_it_can_no_longer_be_pai
     assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.CANCELED
 
 
+async def test_a_customer_who_pays_after_a_failed_attempt_ends_paid_without_review(
+    flow: PaymentFlow, simulator: WaveSimulator
+) -> None:
+    checkout = await flow.create_payment(amount=Money.of("3000", "XOF"), provider="wave", order_id="T27")
+    session_id = checkout.payment.external_id
+    assert session_id is not None
+    failed_attempt = simulator.fail(session_id, keep_open=True)
+    await flow.handle_webhook("wave", failed_attempt.body, failed_attempt.headers)
+    assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.PROCESSING
+    paid = simulator.pay(session_id)  # the customer tops up and pays the same session
+    await flow.handle_webhook("wave", paid.body, paid.headers)
+    after = await flow.get_payment(checkout.payment.id)
+    assert (after.status, after.captured_amount) == (PaymentStatus.SUCCEEDED, Money.of("3000", "XOF"))
+    assert not after.needs_review
+
+
+async def test_a_payment_canceled_after_a_failed_attempt_expires_its_session_so_it_can_no_longer_be_paid(
+    flow: PaymentFlow, simulator: WaveSimulator
+) -> None:
+    checkout = await flow.create_payment(amount=Money.of("3000", "XOF"), provider="wave", order_id="T28")
+    assert checkout.payment.external_id is not None
+    failed_attempt = simulator.fail(checkout.payment.external_id, keep_open=True)
+    await flow.handle_webhook("wave", failed_attempt.body, failed_attempt.headers)
+    canceled = await flow.cancel(checkout.payment.id)
+    assert canceled.status is PaymentStatus.CANCELED
+    assert simulator.sessions[checkout.payment.external_id]["checkout_status"] == "expired"
+    assert checkout.action is not None
+    assert checkout.action.url is not None
+    async with browser(simulator) as customer:
+        answer = await customer.post(checkout.action.url, data={"action": "pay"})
+    assert answer.status_code == 409
+    assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.CANCELED
+
+
+async def test_a_poll_after_a_failed_attempt_leaves_the_payment_pending_while_the_session_is_open(
+    flow: PaymentFlow, simulator: WaveSimulator
+) -> None:
+    checkout = await flow.create_payment(amount=Money.of("3000", "XOF"), provider="wave", order_id="T29")
+    assert checkout.payment.external_id is not None
+    simulator.fail(checkout.payment.external_id, keep_open=True)  # its webhook is never delivered
+    polled = await flow.refresh(checkout.payment.id)
+    assert polled.status is PaymentStatus.PROCESSING
+    assert simulator.sessions[checkout.payment.external_id]["checkout_status"] == "open"
+
+
 async def test_a_session_that_ran_out_is_expired_by_the_reaper(flow: PaymentFlow, simulator: WaveSimulator) -> None:
     checkout = await flow.create_payment(amount=Money.of("3000", "XOF"), provider="wave", order_id="T24")
     assert checkout.payment.external_id is not None

@@ -205,6 +205,17 @@ async def test_a_failed_payment_reports_failed_with_wave_s_error_code(flow: Paym
     assert update.message.startswith("insufficient-funds")
 
 
+async def test_a_failed_attempt_on_a_session_still_open_reports_pending_with_wave_s_error_code(
+    flow: PaymentFlow,
+) -> None:
+    """Wave keeps the session open after an attempt the customer may retry: it is still payable."""
+    event = failed_event()
+    event["data"].update(checkout_status="open", when_completed=None)
+    (update,) = await (await provider_of(flow)).parse_webhook(body_of(event), {})
+    assert update.outcome is Outcome.PENDING
+    assert update.message.startswith("insufficient-funds")
+
+
 @pytest.mark.parametrize("event_type", ["b2b.payment_received", "merchant.payment_received", "test.test_event"])
 async def test_events_about_no_checkout_session_report_nothing(flow: PaymentFlow, event_type: str) -> None:
     body = body_of({"id": "AE_6", "type": event_type, "data": {"id": "T_1", "amount": "100"}})

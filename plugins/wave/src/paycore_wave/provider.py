@@ -21,7 +21,8 @@ Settings (``[providers.wave]``, ``type = "wave"``):
     For aggregators: the sub-merchant the sessions are for (optional).
 ``restrict_payer``
     ``true``: only the Wave account of the customer's phone
-    (``Customer.phone``, E.164) may pay (``restrict_payer_mobile``).
+    (``Customer.phone``, E.164) may pay (``restrict_payer_mobile``); a payment
+    without such a phone is refused before anything is stored.
 ``base_url``
     Wave's API (default ``https://api.wave.com``); ``transport``: an
     ``httpx.AsyncBaseTransport`` instead of the network (the simulator's, in tests).
@@ -36,6 +37,7 @@ an id with control characters, or any value of the wrong type is a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
@@ -64,7 +66,8 @@ EVENT_TYPES: Final = {
     "checkout.session.payment_failed": Outcome.FAILED,
 }
 """The checkout events and the outcome each stands for: the type decides, and a session
-in the body that says otherwise makes the delivery malformed."""
+in the body that says otherwise makes the delivery malformed. A failed attempt on a session
+still ``open`` is reported PENDING instead: the customer may still pay that session."""
 IGNORED_EVENT_TYPES: Final = frozenset(
     {"b2b.payment_received", "b2b.payment_failed", "merchant.payment_received", "test.test_event"}
 )
@@ -73,6 +76,9 @@ portal's test button): verified, then acknowledged without touching any payment,
 every other type paycore does not read."""
 _CONFLICT: Final = 409
 _NOT_FOUND: Final = 404
+_NO_SUCH_SESSION: Final = "checkout-session-not-found"
+"""Wave's error code for a session it does not hold; any other 404 says nothing about the session."""
+_E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 class MissingRedirectUrl(ValidationError):
@@ -144,9 +150,31 @@ class WaveProvider(Provider):
             )
         return success, error
 
+    def _restricted_payer(self, payment: Payment) -> str | None:
+        """The phone only whose Wave account may pay (``restrict_payer``); ``None`` when anyone may."""
+        if not self.restrict_payer:
+            return None
+        phone = payment.customer.phone if payment.customer is not None else None
+        if phone is None:
+            raise ValidationError(
+                f"provider {self.code!r} (wave) has restrict_payer on: the payment needs the customer's phone "
+                "(Customer.phone, E.164 such as '+221761234567'), or any Wave account could pay it"
+            )
+        if not isinstance(phone, str) or not _E164.fullmatch(phone):
+            raise ValidationError(
+                f"provider {self.code!r} (wave) has restrict_payer on: Customer.phone must be E.164 "
+                f"('+' then 7 to 15 digits, such as '+221761234567'), not {phone!r:.40}"
+            )
+        return phone
+
     async def check_payment(self, payment: Payment) -> None:
-        """Refuse, before anything is stored, a payment Wave could not take (no URL to send the customer back to)."""
+        """Refuse, before anything is stored, a payment Wave could not take.
+
+        No URL to send the customer back to, or, with ``restrict_payer`` on, no
+        customer phone in E.164 (Wave would refuse it, or let anyone pay).
+        """
         self._redirects(payment)
+        self._restricted_payer(payment)
 
     # -- operations --------------------------------------------------------------------------
 
@@ -168,8 +196,9 @@ class WaveProvider(Provider):
         }
         if self.aggregated_merchant_id:
             body["aggregated_merchant_id"] = self.aggregated_merchant_id
-        if self.restrict_payer and payment.customer is not None and payment.customer.phone:
-            body["restrict_payer_mobile"] = payment.customer.phone
+        payer = self._restricted_payer(payment)
+        if payer is not None:
+            body["restrict_payer_mobile"] = payer
         data = await self.client.request("POST", "/v1/checkout/sessions", body=body)
         return session_update(data, with_launch_url=True)
 
@@ -206,7 +235,7 @@ class WaveProvider(Provider):
             try:
                 data = await self.client.request("GET", f"/v1/checkout/sessions/{session_id}")
             except WaveRefused as refused:
-                if refused.status == _NOT_FOUND:
+                if refused.status == _NOT_FOUND and refused.code == _NO_SUCH_SESSION:
                     return ProviderUpdate(
                         outcome=Outcome.NOT_FOUND, message=f"Wave has no checkout session {session_id}"
                     )
@@ -260,15 +289,23 @@ class WaveProvider(Provider):
             shown = update.outcome.value if update.outcome is not None else "unknown"
             raise MalformedWebhook(f"Wave webhook {event_type!r} describes a session that is {shown}")
         if expected is Outcome.FAILED:
-            update = _as_failed(update)
+            still_open = isinstance(data, dict) and data.get("checkout_status") == "open"
+            update = _as_failed(update, session_open=still_open)
         return [update]
 
 
-def _as_failed(update: ProviderUpdate) -> ProviderUpdate:
-    """``update`` as the failure its event type says (an expired session's failed attempt included)."""
+def _as_failed(update: ProviderUpdate, *, session_open: bool) -> ProviderUpdate:
+    """``update`` as the failed attempt its event type says.
+
+    While the session is open the customer may still pay it (Wave keeps it open
+    after, say, insufficient funds): the payment stays PENDING. A session no
+    longer open (complete, or expired after its failed attempt) fails it. The
+    attempt's ``last_payment_error`` is the message either way.
+    """
     state = dict(update.provider_state) if update.provider_state is not None else None
     message = update.message or "the customer's Wave payment failed"
-    return evolve(update, outcome=Outcome.FAILED, message=message, provider_state=state)
+    outcome = Outcome.PENDING if session_open else Outcome.FAILED
+    return evolve(update, outcome=outcome, message=message, provider_state=state)
 
 
 def _flag(value: object, what: str) -> bool:

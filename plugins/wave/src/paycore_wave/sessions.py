@@ -11,9 +11,14 @@ any                ``succeeded``       SUCCEEDED     paid; ``amount`` is what wa
 ``expired``        not ``succeeded``   EXPIRED       the session ran out (or was expired) unpaid
 ``open``           ``processing``      PENDING       awaiting the customer in the Wave app
 ``complete``       ``processing``      PENDING       the payment is still being processed
-``open``           ``cancelled``       FAILED        the customer's payment attempt failed
+``open``           ``cancelled``       PENDING       an attempt failed; the session is still payable
 ``complete``       ``cancelled``       FAILED        the payment failed (``last_payment_error``)
 =================  ==================  ============  ==========================================
+
+``last_payment_error`` is the reason for the *last* failed attempt: a customer
+may try again on the same session (after topping up, say) for as long as it is
+open, so only a session that is no longer open ends the payment. The reason is
+the update's message either way.
 
 Amounts are strings in the currency's major unit: whole francs for XOF
 (``"5000"``). Any other status, a malformed amount or id is refused with
@@ -95,9 +100,9 @@ def outcome_of(checkout_status: object, payment_status: object) -> Outcome:
         return Outcome.SUCCEEDED
     if checkout_status == "expired":
         return Outcome.EXPIRED
-    if payment_status == "cancelled":
+    if payment_status == "cancelled" and checkout_status == "complete":
         return Outcome.FAILED
-    return Outcome.PENDING
+    return Outcome.PENDING  # awaiting the customer, who may retry a failed attempt while the session is open
 
 
 def _payment_error(data: dict[str, Any]) -> str:

@@ -133,15 +133,24 @@ class WaveSimulator:
         )
         return self._event("checkout.session.completed", session)
 
-    def fail(self, session_id: str, code: str = "insufficient-funds", message: str = "Insufficient funds") -> Delivery:
-        """The customer's payment fails (``code`` is one of Wave's payment error codes); returns the webhook."""
+    def fail(
+        self,
+        session_id: str,
+        code: str = "insufficient-funds",
+        message: str = "Insufficient funds",
+        *,
+        keep_open: bool = False,
+    ) -> Delivery:
+        """The customer's payment fails (``code`` is one of Wave's payment error codes); returns the webhook.
+
+        The session completes as ``cancelled``; with ``keep_open`` it stays ``open`` instead, as Wave
+        leaves it after an attempt the customer may retry (insufficient funds, say): it can still be
+        paid, failed again or expired.
+        """
         session = self._open(session_id)
-        session.update(
-            checkout_status="complete",
-            payment_status="cancelled",
-            when_completed=_now(),
-            last_payment_error={"code": code, "message": message},
-        )
+        session.update(payment_status="cancelled", last_payment_error={"code": code, "message": message})
+        if not keep_open:
+            session.update(checkout_status="complete", when_completed=_now())
         return self._event("checkout.session.payment_failed", session)
 
     def time_out(self, session_id: str) -> None:
