@@ -89,17 +89,39 @@ async def test_a_sent_payment_the_provider_reports_paid_succeeds_instead_of_expi
     assert not after.needs_review
 
 
-async def test_a_poll_without_answer_flags_the_payment_instead_of_expiring_it(
+async def test_a_poll_without_answer_leaves_the_payment_for_the_next_run_then_flags_it_never_expires_it(
     flow: PaymentFlow, fake: FakeProvider, clock: Clock
 ) -> None:
     payment = await _processing(flow, fake)
-    fake.poll_answer = "lost"
-    clock.advance(hours=2)
+    fake.poll_answer = "lost"  # the status read timed out, or the provider answered 503
+    clock.advance(minutes=90)
+    assert await flow.expire_stale(HOUR) == []
+    assert await flow.get_payment(payment.id) == payment, "left for the next run: the read says nothing of the money"
+    clock.advance(hours=1)  # created more than twice the deadline ago: an operator is told
     await flow.expire_stale(HOUR)
     after = await flow.get_payment(payment.id)
     assert after.status is PaymentStatus.PROCESSING
-    assert after.needs_review
-    assert after.review_reason is ReviewReason.UNKNOWN_OUTCOME
+    assert (after.needs_review, after.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
+
+
+@pytest.mark.parametrize("paid", [True, False], ids=["paid-meanwhile", "never-paid"])
+async def test_stale_payments_polled_during_an_outage_are_settled_by_the_first_run_after_it(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, paid: bool
+) -> None:
+    payments = [await _processing(flow, fake) for _ in range(4)]
+    if paid:
+        for payment in payments:
+            fake.settle(payment.id, Outcome.SUCCEEDED)  # paid at the provider; every webhook lost
+    fake.poll_answer = "lost"  # the provider's status reads fail for a while
+    clock.advance(minutes=61)
+    assert await flow.expire_stale(HOUR) == []
+    fake.poll_answer = None  # back
+    settled = await flow.expire_stale(HOUR)
+    assert {p.id for p in settled} == {p.id for p in payments}
+    expected = PaymentStatus.SUCCEEDED if paid else PaymentStatus.EXPIRED
+    for payment in payments:
+        after = await flow.get_payment(payment.id)
+        assert (after.status, after.needs_review) == (expected, False)
 
 
 async def test_a_lost_answer_past_its_deadline_is_never_failed_by_time(
@@ -231,6 +253,8 @@ async def test_an_unpaid_payment_is_canceled_at_the_provider_before_it_expires(
     assert [op for op, _ in fake.calls][-2:] == ["check_status", "cancel"]
     assert fake.ledger[payment.id].outcome is Outcome.CANCELED, "the customer can no longer pay it at the gateway"
     assert not expired.needs_review
+    events = await flow.list_events(payment.id)
+    assert [(e.kind, e.cause) for e in events][-1] == ("status_changed", "reaper"), "the reaper's doing, not the api's"
 
 
 async def test_a_lost_cancel_answer_leaves_the_payment_open_until_the_provider_says(

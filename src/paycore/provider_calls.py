@@ -226,7 +226,7 @@ class ProviderCalls:
         :meth:`PaymentWriter.mutate`); ``complete`` gives the idempotency key the write completes (:meth:`conclude`)."""
 
         def build(payment: Payment) -> Change | None:
-            change = Change(payment, cause="api", now=self.clock())
+            change = Change(payment, cause=call.cause, now=self.clock())  # the reaper's own cancel: "reaper"
             current = payment.pending_call
             ours = current is not None and current.id == call.id
             if isinstance(answer, Unknown):
@@ -307,7 +307,7 @@ class ProviderCalls:
             undone = payment.pending_call is not None and payment.pending_call.is_the_same(call)
             if not undone:
                 return None
-            change = Change(payment, cause="api", now=self.clock())
+            change = Change(payment, cause=call.cause, now=self.clock())
             change.set(pending_call=None)
             if call.refund_id is not None:
                 fail_refund(change, payment.refund(call.refund_id), "not sent: the request never reached the provider")

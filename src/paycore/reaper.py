@@ -209,14 +209,17 @@ class Reaper:
         if (payment.provider, payment.tenant) in run.down:
             return await self._call_unasked(run, payment, call, deadline, _DOWN)
         try:
-            polled, _ = await self.calls.poll(payment, chosen, cause="reaper")
+            polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
         except ProviderNotSent as error:
             log.warning("could not settle the %s call of payment %s: %s", call.operation.value, payment.id, error)
             run.poll_failed(payment)
             return await self._call_unasked(run, payment, call, deadline, f"the provider could not be asked: {error}")
-        run.poll_answered(payment)
         if not _carries(polled, call):
             return polled
+        if isinstance(answer, Unknown):  # a status read the provider did not serve (a timeout, a 503): as unasked
+            run.poll_failed(payment)
+            return await self._call_unasked(run, polled, call, deadline, f"asking the provider failed: {answer.reason}")
+        run.poll_answered(payment)
         return await self._flag_call(polled, call, "asking the provider did not settle it")
 
     async def _call_unasked(
@@ -256,10 +259,12 @@ class Reaper:
             except ProviderNotSent as error:
                 run.poll_failed(payment)
                 return await self._unreachable(payment, give_up_before, f"the provider could not be asked: {error}")
+            if isinstance(answer, Unknown):  # a status read the provider did not serve (a timeout, a 503)
+                run.poll_failed(payment)
+                return await self._unreachable(polled, give_up_before, f"asking the provider failed: {answer.reason}")
             run.poll_answered(payment)
-            if isinstance(answer, Unknown) or answer.outcome is None:
-                reason = answer.reason if isinstance(answer, Unknown) else "the provider does not know it"
-                return await self._flagged(payment, f"unfinished past its deadline: {reason}")
+            if answer.outcome is None:
+                return await self._flagged(payment, "unfinished past its deadline: the provider does not know it")
             if polled.pending_call is not None:
                 if call is None or not _carries(polled, call):
                     return polled  # a call someone made meanwhile: its owner settles it
