@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 
 from paycore import Money, RefundUpdate
@@ -21,6 +23,9 @@ from paycore.errors import (
 from paycore.flow import PaymentFlow
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
+
+if TYPE_CHECKING:
+    from .conftest import Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -220,6 +225,46 @@ async def test_one_report_of_our_refund_failed_and_one_made_elsewhere_records_bo
         PaymentStatus.PARTIALLY_REFUNDED,
         False,
     )
+
+
+async def test_a_poll_that_omits_a_lost_refund_of_ours_records_the_refund_made_elsewhere_in_its_room(
+    make_flow: Callable[..., PaymentFlow], clock: Clock
+) -> None:
+    flow = make_flow(provider_timeout=1.0, idempotency_lease=2.0)
+    fake = flow.provider("fake")
+    assert isinstance(fake, FakeProvider)
+    payment = (await flow.create_payment(amount=xof(10000), provider="fake", order_id="o")).payment
+    fake.script("refund", "lost")
+    ours = await flow.refund(payment.id, amount=xof(6000))
+    fake.ledger[payment.id].refunds.pop(ours.id)  # it never arrived
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(5000))
+    fake.ledger[payment.id].refunds["dashboard-1"] = made
+    with pytest.raises(PaymentBusy):  # waits for ours, which the reaper's poll settles
+        await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[made]))
+    clock.advance(seconds=60)
+    await flow.expire_stale(timedelta(seconds=30))  # a fresh poll: it lists every refund, and not ours
+    after = await flow.get_payment(payment.id)
+    assert [(r.amount, r.status) for r in after.refunds] == [
+        (xof(6000), RefundStatus.FAILED),
+        (xof(5000), RefundStatus.SUCCEEDED),
+    ], "one poll: ours failed, and the one made elsewhere recorded in the room it left"
+    assert (after.status, after.needs_review) == (PaymentStatus.PARTIALLY_REFUNDED, False)
+
+
+async def test_a_refund_made_elsewhere_never_waits_on_a_lost_refund_no_report_can_settle(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
+    payment = await pay(xof(10000))
+    fake.script("refund", "lost")
+    ours = await flow.refund(payment.id, amount=xof(6000))
+    assert ours.status is RefundStatus.PENDING  # its outcome unknown: no poll can say, only an operator
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(5000))
+    (flagged,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[made]))  # 200, not 503
+    assert (flagged.needs_review, flagged.review_reason) == (True, ReviewReason.AMOUNT_MISMATCH)
+    fits = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-2", amount=xof(1000))
+    (after,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[made, fits]))
+    assert after.refunded_amount == xof(1000), "a later delivery's other facts are not held up for ever"
 
 
 async def test_a_refund_made_elsewhere_beyond_what_ours_pending_could_leave_is_flagged_not_deferred(

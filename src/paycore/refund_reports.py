@@ -61,12 +61,14 @@ def reported_refund(refunds: tuple[Refund, ...], update: RefundUpdate) -> Refund
     return refund
 
 
-def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied) -> bool:
-    """Apply what ``update`` says of one refund; True when it reported money without its amount."""
+def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied, *, may_wait: bool = False) -> bool:
+    """Apply what ``update`` says of one refund; True when it reported money without its amount. ``may_wait``:
+    the payment's pending refunds will be reported settled on their own, so a refund made elsewhere that fits
+    only once they fail may wait for that (see :func:`_refund_made_elsewhere`)."""
     refunds: tuple[Refund, ...] = change.value("refunds")
     refund = reported_refund(refunds, update)
     if refund is None:
-        return _refund_made_elsewhere(change, update, applied)
+        return _refund_made_elsewhere(change, update, applied, may_wait=may_wait)
     if (
         update.external_id is not None
         and refund.external_id != update.external_id
@@ -174,9 +176,12 @@ def _refund_confirmed_late(change: Change, refund: Refund, update: RefundUpdate)
     return False
 
 
-def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applied) -> bool:
+def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applied, *, may_wait: bool) -> bool:
     """A refund the provider made without paycore (from its dashboard): recorded if it fits, under the
-    provider's id for it (its external id, else the refund id it gave), which its later reports match."""
+    provider's id for it (its external id, else the refund id it gave), which its later reports match.
+
+    One that fits only once refunds of paycore's still pending fail is flagged; when those will be reported
+    settled on their own (``may_wait``), a delivery of it also waits for that report (answered 503)."""
     payment = change.payment
     if update.status is RefundStatus.FAILED:
         return False
@@ -197,9 +202,9 @@ def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applie
         message = f"provider reported a refund of {update.amount}; only {payment.refundable_amount} was refundable"
         if update.amount.currency == payment.currency and update.amount <= (
             payment.refundable_amount + payment.pending_refund_amount
-        ):  # it fits if a refund of paycore's still pending fails: a delivery waits for that (a poll is told)
+        ):  # it fits if a refund of paycore's still pending fails
             message += f" while {payment.pending_refund_amount} of refunds are pending"
-            applied.deferred = True
+            applied.deferred = may_wait
         flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, amount=update.amount)
         return False
     refund = Refund(

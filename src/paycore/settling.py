@@ -25,13 +25,14 @@ from paycore.records import Payment, ProviderUpdate
 from paycore.refund_reports import fail_refund, names_refund
 from paycore.reviews import flag_other_payments_report
 from paycore.status import Outcome, RefundStatus, ReviewReason
-from paycore.updates import NEGATIVE_OUTCOMES, Applied, apply_report
+from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report
 
 __all__ = [
     "answer_to",
     "apply_under_call",
     "capture_of",
     "create_reached",
+    "fail_omitted_refund",
     "held_by_another",
     "mark_unknown",
     "settles_call",
@@ -55,6 +56,15 @@ def apply_under_call(
     call: ProviderCall | None = change.value("pending_call")
     in_flight = call is not None and call.in_flight(change.now)
     fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
+    lists_refunds = capabilities.polls_report_refunds
+    if (
+        call is not None
+        and about_another(
+            change.original.id, change.value("external_id"), update, one_id=capabilities.one_id_per_payment
+        )
+        is None
+    ):  # before the report's refunds: one made elsewhere may fit only once this one failed
+        fail_omitted_refund(call, update, change, lists_refunds=lists_refunds, fresh=fresh)
     applied = apply_report(
         change,
         update if call is None or in_flight else answer_to(call, update, fresh=fresh, resending=resending_create),
@@ -62,8 +72,8 @@ def apply_under_call(
         expected_capture=capture_of(call),
         protected_refund=call.refund_id if call is not None and in_flight else None,
         one_id=capabilities.one_id_per_payment,
+        lists_refunds=lists_refunds,
     )
-    lists_refunds = capabilities.polls_report_refunds
     if (
         call is not None
         and not in_flight
@@ -98,9 +108,7 @@ def settles_call(
             return True
         if update.outcome is None or not fresh:
             return False
-        if lists_refunds:
-            fail_refund(change, refund, "the provider has no record of this refund")
-        else:
+        if not fail_omitted_refund(call, update, change, lists_refunds=lists_refunds, fresh=fresh):
             # The status cannot say: the refund stays pending (reserved) until its own report; an operator is told.
             change.flag(ReviewReason.UNKNOWN_OUTCOME, f"the outcome of refund {refund.id} is unknown")
         return True
@@ -111,6 +119,22 @@ def settles_call(
     if fresh:
         return call.operation is not CallOperation.CAPTURE or outcome is not Outcome.PENDING
     return outcome is Outcome.SUCCEEDED or outcome in NEGATIVE_OUTCOMES
+
+
+def fail_omitted_refund(
+    call: ProviderCall, update: ProviderUpdate, change: Change, *, lists_refunds: bool, fresh: bool
+) -> bool:
+    """Fail the pending refund of a refund ``call`` that a ``fresh`` poll of a provider that lists every refund
+    (``lists_refunds``) omits: it never arrived, and is refundable again. True when it did."""
+    if call.operation is not CallOperation.REFUND or not (fresh and lists_refunds) or update.outcome is None:
+        return False
+    refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
+    if refund is None or refund.status is not RefundStatus.PENDING:
+        return False
+    if any(names_refund(u, call.refund_id, change) for u in update.refunds):
+        return False
+    fail_refund(change, refund, "the provider has no record of this refund")
+    return True
 
 
 def answer_to(

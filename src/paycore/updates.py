@@ -81,6 +81,7 @@ def apply_report(
     expected_capture: Money | None = None,
     protected_refund: str | None = None,
     one_id: bool = False,
+    lists_refunds: bool = False,
 ) -> Applied:
     """Apply ``update`` to ``change``; return what was left unapplied.
 
@@ -89,7 +90,8 @@ def apply_report(
     captured when a capture call is outstanding (a partial capture captures
     less than authorized); ``protected_refund`` is the refund of the call in
     flight, which only its owner may fail; ``one_id``: the provider names a payment by one id all its life
-    (:attr:`~paycore.providers.Capabilities.one_id_per_payment`).
+    (:attr:`~paycore.providers.Capabilities.one_id_per_payment`); ``lists_refunds``: its polls list every refund
+    (:attr:`~paycore.providers.Capabilities.polls_report_refunds`).
     """
     applied = Applied()
     if one_id or update.payment_id is not None:
@@ -130,6 +132,7 @@ def apply_report(
             change.fire(trigger, message=update.message)
 
     refund_updates = update.refunds
+    may_wait = bool(refund_updates) and _refunds_settle_themselves(change, lists_refunds=lists_refunds)
     if len(refund_updates) > 1:  # those of refunds paycore knows first: one failing leaves room for one made elsewhere
         refunds = change.value("refunds")
         refund_updates = tuple(sorted(refund_updates, key=lambda told: reported_refund(refunds, told) is None))
@@ -141,9 +144,23 @@ def apply_report(
         ):
             applied.deferred = True
             continue
-        applied.missing_amount |= apply_refund_update(change, refund_update, applied)
+        applied.missing_amount |= apply_refund_update(change, refund_update, applied, may_wait=may_wait)
     sync_refund_status(change)
     return applied
+
+
+def _refunds_settle_themselves(change: Change, *, lists_refunds: bool) -> bool:
+    """True when each of the payment's pending refunds will be reported settled without an operator: the provider
+    acknowledged it (gave its id: a report follows), or it is the refund of the call the payment carries, in flight
+    or one a poll that lists every refund settles (``lists_refunds``). One whose request was lost at a provider that
+    cannot be asked about it stays pending until an operator acts: a fact waiting on it would wait for ever."""
+    call = change.value("pending_call")
+    for refund in change.value("refunds"):
+        if refund.status is not RefundStatus.PENDING or refund.external_id is not None:
+            continue
+        if call is None or call.refund_id != refund.id or not (lists_refunds or call.in_flight(change.now)):
+            return False
+    return True
 
 
 def about_another(payment_id: str, known: str | None, update: ProviderUpdate, *, one_id: bool) -> str | None:
