@@ -81,6 +81,7 @@ async def test_the_report_renders_as_a_table_and_as_json(demo_flow: PaymentFlow)
     [
         ("04/12/2026", "UTC", "04/12/2026"),
         ("2026-12-04", "Mars/Base", "Mars/Base"),
+        ("2026-12-04", "Africa", "Africa"),  # a folder of the zone database, not a zone
         ("9999-12-31", "Pacific/Kiritimati", "9999-12-31"),
         ("0001-01-01", "Pacific/Pago_Pago", "0001-01-01"),
     ],

@@ -194,7 +194,7 @@ def time_zone(name: str) -> ZoneInfo:
     """The IANA time zone ``name``; :class:`ValidationError` if there is none of that name."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("Africa"), a name too long
         raise ValidationError(f"unknown time zone {name!r}; use an IANA name such as Africa/Dakar or UTC") from None
 
 

@@ -4,7 +4,8 @@ Each subcommand builds a flow from ``--config PATH`` (or ``PAYCORE_CONFIG``,
 or the embedded default) and acts on the drawers of ``--tenant``. The
 embedded default keeps everything in memory and forgets it when the command
 ends, so point ``--config`` at a file whose repository is SQLite or another
-database to keep drawers from one command to the next.
+database to keep drawers from one command to the next. ``close`` and ``report``
+take ``--timezone NAME`` to show the report's times in that zone, not UTC.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 
-from paycore.errors import PaycoreError
+from paycore.errors import PaycoreError, ValidationError
 from paycore.money import Money
+from paycore.reports import time_zone
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import DrawerNotFound, InvalidCashRequest, NoOpenDrawer
 from paycore_cash.records import CashMovement, DrawerSession
@@ -88,21 +91,47 @@ def configure(parser: argparse.ArgumentParser) -> None:
     closing.add_argument("--counted", required=True, help="the cash counted in the drawer")
     closing.add_argument("--by", required=True, help="who counted it")
     closing.add_argument("--key", help="idempotency key: a retry with it closes nothing new")
+    _add_timezone(closing)
 
     report = action("report", "print a session's report (default: the till's latest session)")
     chosen = report.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--till")
     chosen.add_argument("--session", help="a session id")
-    report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument("--json", action="store_true", help="machine-readable output (times in UTC)")
+    _add_timezone(report)
 
     listing = action("list", "list sessions, oldest first")
     listing.add_argument("--till")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _add_timezone(parser: argparse.ArgumentParser) -> None:
+    """Add ``--timezone NAME`` (the zone the report's times are shown in) to ``parser``."""
+    parser.add_argument(
+        "--timezone",
+        dest="drawer_timezone",
+        metavar="NAME",
+        help="show times in this IANA time zone, e.g. Africa/Porto-Novo (default: UTC)",
+    )
+
+
+def _time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``; :class:`InvalidCashRequest` if there is none of that name."""
+    try:
+        return time_zone(name)
+    except ValidationError as error:
+        raise InvalidCashRequest(str(error)) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    """Carry out ``paycore drawer ACTION``; 0 on success, 1 when paycore refused."""
+    """Carry out ``paycore drawer ACTION``; 0 on success, 1 when paycore refused, 2 for an unknown ``--timezone``."""
     handler = _HANDLERS[args.drawer_action]
+    try:
+        name = getattr(args, "drawer_timezone", None)
+        args.drawer_zone = None if name is None else _time_zone(name)
+    except InvalidCashRequest as error:  # a bad argument, as argparse's own: exit status 2
+        print(f"paycore drawer {args.drawer_action}: {error}", file=sys.stderr)
+        return 2
     try:
         return anyio.run(_with_drawers, args, handler)
     except PaycoreError as error:
@@ -183,7 +212,7 @@ async def _close(drawers: CashDrawers, args: argparse.Namespace) -> int:
         closed_by=args.by,
         idempotency_key=args.key,
     )
-    print((await drawers.report(session.id)).render(), end="")
+    print((await drawers.report(session.id)).render(timezone=args.drawer_zone), end="")
     return 0
 
 
@@ -200,7 +229,7 @@ async def _report(drawers: CashDrawers, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print(report.render(), end="")
+        print(report.render(timezone=args.drawer_zone), end="")
     return 0
 
 

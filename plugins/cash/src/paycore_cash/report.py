@@ -2,17 +2,20 @@
 
 Opening float, each movement, then expected, counted and variance. Amounts are
 written in their currency with thousands grouped: ``1 500 XOF``, ``12.50 EUR``.
+Times are shown as stored (UTC), or in the time zone the reader asks for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from attrs import frozen
 
 from paycore.money import Money
+from paycore.wire import shown
+from paycore_cash.errors import InvalidCashRequest
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind
 from paycore_cash.totals import DrawerTotals, drawer_totals
 from paycore_cash.validation import check_flag
@@ -35,8 +38,24 @@ def format_money(amount: Money, *, signed: bool = False) -> str:
     return amount.display(signed=check_flag(signed, "signed"))
 
 
-def _when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M %Z").rstrip()
+def _check_timezone(value: Any) -> tzinfo | None:
+    """Return ``value`` if it is ``None`` or a :class:`datetime.tzinfo`; :class:`InvalidCashRequest` otherwise."""
+    if value is not None and not isinstance(value, tzinfo):
+        raise InvalidCashRequest(
+            "timezone must be a datetime.tzinfo such as ZoneInfo('Africa/Porto-Novo'), or None for the stored UTC, "
+            f"not {type(value).__name__} {shown(value)}"
+        )
+    return value
+
+
+def _local(moment: datetime, zone: tzinfo | None) -> datetime:
+    """``moment`` in ``zone``; as stored when ``zone`` is ``None``."""
+    return moment if zone is None else moment.astimezone(zone)
+
+
+def _when(moment: datetime | None, zone: tzinfo | None) -> str:
+    """``moment`` as a date and time naming its zone (``2026-03-02 08:30 WAT``); ``""`` for ``None``."""
+    return "" if moment is None else _local(moment, zone).strftime("%Y-%m-%d %H:%M %Z").rstrip()
 
 
 @frozen
@@ -67,25 +86,33 @@ class DrawerReport:
         """Counted minus expected (negative: cash is missing); ``None`` while open."""
         return self.session.variance
 
-    def render(self) -> str:
-        """The report as plain text, one movement a line."""
+    def render(self, *, timezone: tzinfo | None = None) -> str:
+        """The report as plain text, one movement a line.
+
+        Times are shown as stored (UTC) unless ``timezone`` is given (``ZoneInfo("Africa/Porto-Novo")``):
+        then the opening, the closing and each movement are shown in that zone, and the opening and
+        closing lines name it (``WAT``). Anything but a :class:`datetime.tzinfo` or ``None`` is refused
+        with :class:`~paycore_cash.errors.InvalidCashRequest`.
+        """
+        zone = _check_timezone(timezone)
         session = self.session
         tenant = f" ({session.tenant})" if session.tenant else ""
+        opened = _when(session.opened_at, zone)
         lines = [
             f"Cash drawer {session.till}{tenant}, session {session.id}",
-            f"Opened {_when(session.opened_at)} by {session.opened_by}, float {format_money(session.opening_float)}",
+            f"Opened {opened} by {session.opened_by}, float {format_money(session.opening_float)}",
         ]
         if session.is_open:
             lines.append("Still open")
         else:
-            lines.append(f"Closed {_when(session.closed_at)} by {session.closed_by}")
+            lines.append(f"Closed {_when(session.closed_at, zone)} by {session.closed_by}")
         lines.append("")
         rows = [("#", "time", "kind", "amount", "by", "note")]
         for number, movement in enumerate(self.movements, start=1):
             rows.append(
                 (
                     str(number),
-                    movement.at.strftime("%H:%M"),
+                    _local(movement.at, zone).strftime("%H:%M"),
                     _KIND_LABELS[movement.kind],
                     format_money(movement.signed_amount, signed=True),
                     movement.actor,
