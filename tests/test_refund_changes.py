@@ -7,7 +7,7 @@ from attrs import evolve
 from paycore.money import Money
 from paycore.records import Refund
 from paycore.status import RefundStatus
-from paycore.storage import refund_changes
+from paycore.row_changes import refund_changes
 from paycore.testing.records import make_payment
 
 

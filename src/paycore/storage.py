@@ -21,7 +21,7 @@ from paycore.status import PaymentStatus
 __all__ = [
     "CallListingRepository", "ClaimingRepository", "CompletingRepository", "Decide", "IdempotencyClaim",
     "IdempotencyStore", "KeyClaim", "KeyCompletion", "PaymentLookup", "PaymentRepository", "PaymentWrite",
-    "RecordKeepingStore", "UpdatingRepository", "followed_copy", "refund_changes",
+    "RecordKeepingStore", "RefundListingRepository", "UpdatingRepository",
 ]  # fmt: skip
 
 
@@ -178,41 +178,6 @@ Decide = Callable[[Payment], "PaymentWrite | None"]
 """Decides, without I/O, what to write over the payment just read (``None``: nothing)."""
 
 
-def followed_copy(stored: Payment | None, payment: Payment) -> Payment | None:
-    """``stored`` when ``payment`` is its next version, else ``None``.
-
-    A store that writes only what changed since the copy a write follows may
-    trust that copy only when it is the version the write's check requires the
-    row to hold (``payment.version - 1``); any other copy says nothing of the row.
-    """
-    return stored if stored is not None and stored.version == payment.version - 1 else None
-
-
-def refund_changes(stored: Payment | None, payment: Payment) -> tuple[list[int], list[int]] | None:
-    """Where ``payment``'s refunds differ from ``stored``'s: the positions of those added and of those changed.
-
-    For a store that keeps refunds as rows numbered by position: it inserts the added ones and updates
-    the changed ones in place. ``None`` when it cannot: ``stored`` is not known, or one of its refunds
-    moved or is gone (the rows are then written again, as the positions could clash).
-    """
-    if stored is None:
-        return None
-    before = {refund.id: (position, refund) for position, refund in enumerate(stored.refunds)}
-    added: list[int] = []
-    changed: list[int] = []
-    for position, refund in enumerate(payment.refunds):
-        old = before.get(refund.id)
-        if old is None:
-            added.append(position)
-        elif old[0] != position:
-            return None
-        elif old[1] != refund:
-            changed.append(position)
-    if len(payment.refunds) - len(added) != len(before):
-        return None
-    return added, changed
-
-
 @runtime_checkable
 class UpdatingRepository(Protocol):
     """A repository that reads, decides and writes a payment in one unit of work (optional).
@@ -253,6 +218,24 @@ class CallListingRepository(Protocol):
         """Up to ``limit`` payments whose ``pending_call`` is set, by ``(updated_at, id)``, oldest first, strictly
         after ``after`` (the previous page's last ``(updated_at, id)``). Few payments carry a call: read an index
         of those alone (a partial index), so the cost follows ``limit``, not how many payments are stored."""
+        ...
+
+
+@runtime_checkable
+class RefundListingRepository(Protocol):
+    """A repository that lists the payments holding a refund still pending at the provider (optional).
+
+    The reaper asks about those whose refund has waited too long for its report (a webhook lost), and flags
+    those no one can ask about; without it, such a refund waits for its report, a refresh or an operator.
+    """
+
+    async def list_with_pending_refunds(
+        self, *, updated_before: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Payment]:
+        """Up to ``limit`` payments holding a refund whose status is ``pending`` and whose ``updated_at`` is before
+        ``updated_before``, each once, by the payment's ``(updated_at, id)``, oldest first, strictly after ``after``
+        (the previous page's last). Few refunds are pending: read an index of those alone (a partial index), so
+        the cost follows ``limit``, not how many payments or refunds are stored."""
         ...
 
 

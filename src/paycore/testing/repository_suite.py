@@ -34,14 +34,15 @@ from paycore.storage import PaymentRepository
 from paycore.testing.call_listing_suite import CallListingConformance
 from paycore.testing.keys_suite import KeysConformance
 from paycore.testing.records import BASE_TIME, make_event, make_payment, make_receipt, next_version, rich_payment
+from paycore.testing.refund_listing_suite import RefundListingConformance
 from paycore.testing.update_suite import UpdateConformance
 
 __all__ = ["RepositoryConformance"]
 
 
-class RepositoryConformance(UpdateConformance, KeysConformance, CallListingConformance):
+class RepositoryConformance(UpdateConformance, KeysConformance, CallListingConformance, RefundListingConformance):
     """Conformance tests for a :class:`~paycore.storage.PaymentRepository` (and its optional ``update``,
-    key completion and listing of the payments that carry a provider call)."""
+    key completion, and listings of the payments that carry a provider call or hold a pending refund)."""
 
     pytestmark = pytest.mark.anyio
 

@@ -36,6 +36,7 @@ from paycore.errors import (
 )
 from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
+from paycore.row_changes import followed_copy, refund_changes
 from paycore.rows import (
     EVENT_COLUMNS,
     PAYMENT_COLUMNS,
@@ -58,8 +59,6 @@ from paycore.storage import (
     KeyClaim,
     PaymentLookup,
     PaymentWrite,
-    followed_copy,
-    refund_changes,
 )
 from paycore_django import models
 from paycore_django.databases import check_database

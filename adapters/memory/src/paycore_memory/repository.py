@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from paycore.errors import ConcurrentUpdate, DuplicateExternalId, DuplicatePayment, PaymentNotFound
 from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, WebhookReceipt, event_id
-from paycore.status import PaymentStatus
+from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import Decide, PaymentLookup, PaymentWrite
 
 __all__ = ["MemoryRepository"]
@@ -202,6 +202,20 @@ class MemoryRepository:
         """Up to ``limit`` payments in ``statuses`` not updated since ``updated_before``."""
         wanted = set(statuses)
         found = [p for p in list(self._payments.values()) if p.status in wanted and p.updated_at < updated_before]
+        found.sort(key=lambda p: (p.updated_at, p.id))
+        return found[:limit]
+
+    async def list_with_pending_refunds(
+        self, *, updated_before: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Payment]:
+        """Up to ``limit`` payments holding a refund pending since before ``updated_before``, by ``(updated_at, id)``
+        after ``after``, oldest first."""
+        found = [
+            p
+            for p in list(self._payments.values())
+            if (after is None or (p.updated_at, p.id) > after)
+            and any(r.status is RefundStatus.PENDING and r.updated_at < updated_before for r in p.refunds)
+        ]
         found.sort(key=lambda p: (p.updated_at, p.id))
         return found[:limit]
 

@@ -1,0 +1,142 @@
+"""``RefundListingConformance``: the rules of a repository's listing of the payments holding a pending refund.
+
+Part of :class:`~paycore.testing.repository_suite.RepositoryConformance`: a
+repository that offers :class:`~paycore.storage.RefundListingRepository` runs these;
+one that does not skips them, since the reaper then leaves a refund pending at the
+provider to its report, a refresh or an operator.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from attrs import evolve
+
+from paycore.money import Money
+from paycore.records import Payment, Refund, new_id
+from paycore.status import PaymentStatus, RefundStatus
+from paycore.storage import PaymentLookup, PaymentWrite, RefundListingRepository, UpdatingRepository
+from paycore.testing.records import BASE_TIME, make_payment, next_version
+
+__all__ = ["RefundListingConformance"]
+
+XOF_5000 = Money.of("5000", "XOF")
+LATER = BASE_TIME + timedelta(hours=1)
+"""A time after every refund the tests make: the listing's ``updated_before``."""
+
+
+def _listing(repository: Any) -> RefundListingRepository:
+    if not isinstance(repository, RefundListingRepository):
+        pytest.skip(f"{type(repository).__name__} has no list_with_pending_refunds(): refunds wait for their report")
+    return repository
+
+
+def _refund(payment_id: str, status: RefundStatus, *, minutes: int = 0, amount: str = "1000") -> Refund:
+    at = BASE_TIME + timedelta(minutes=minutes)
+    return Refund(
+        id=new_id("re"),
+        payment_id=payment_id,
+        amount=Money.of(amount, "XOF"),
+        status=status,
+        reason="",
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def _paid(*statuses: RefundStatus, minutes: int = 0, **fields: Any) -> Payment:
+    """A captured payment updated ``minutes`` after :data:`BASE_TIME`, with a refund of each of ``statuses``."""
+    payment = make_payment(
+        status=PaymentStatus.SUCCEEDED,
+        authorized_amount=XOF_5000,
+        captured_amount=XOF_5000,
+        updated_at=BASE_TIME + timedelta(minutes=minutes),
+        **fields,
+    )
+    refunds = tuple(_refund(payment.id, status, minutes=minutes) for status in statuses)
+    return evolve(payment, refunds=refunds)
+
+
+async def _all_pages(listing: RefundListingRepository, limit: int) -> list[str]:
+    """The ids of every payment holding a pending refund, read ``limit`` at a time through the ``after`` position."""
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await listing.list_with_pending_refunds(updated_before=LATER, limit=limit, after=after)
+        seen += [p.id for p in page]
+        if len(page) < limit:
+            return seen
+        after = (page[-1].updated_at, page[-1].id)
+
+
+class RefundListingConformance:
+    """Conformance tests for :meth:`~paycore.storage.RefundListingRepository.list_with_pending_refunds`."""
+
+    async def test_only_payments_holding_a_pending_refund_are_listed_each_once_oldest_first(
+        self, repository: Any
+    ) -> None:
+        listing = _listing(repository)
+        two_pending = _paid(RefundStatus.PENDING, RefundStatus.PENDING, minutes=3)
+        pending = _paid(RefundStatus.SUCCEEDED, RefundStatus.PENDING, minutes=1)
+        for payment in (
+            two_pending,
+            pending,
+            _paid(RefundStatus.SUCCEEDED, minutes=0),
+            _paid(RefundStatus.FAILED, minutes=2),
+            _paid(minutes=4),
+        ):
+            await repository.add(payment, [])
+        found = await listing.list_with_pending_refunds(updated_before=LATER, limit=10)
+        assert [p.id for p in found] == [pending.id, two_pending.id], "each once, by (updated_at, id)"
+        assert found[0] == pending, "listed payments read back whole, their refunds included"
+        assert [p.id for p in await listing.list_with_pending_refunds(updated_before=LATER, limit=1)] == [pending.id]
+
+    async def test_a_refund_updated_since_the_bound_is_not_listed(self, repository: Any) -> None:
+        listing = _listing(repository)
+        old, recent = _paid(RefundStatus.PENDING, minutes=0), _paid(RefundStatus.PENDING, minutes=30)
+        await repository.add(old, [])
+        await repository.add(recent, [])
+        bound = BASE_TIME + timedelta(minutes=10)
+        assert [p.id for p in await listing.list_with_pending_refunds(updated_before=bound, limit=10)] == [old.id]
+
+    async def test_a_payment_leaves_the_listing_when_its_refund_settles_and_joins_it_when_one_is_pending(
+        self, repository: Any
+    ) -> None:
+        listing = _listing(repository)
+        settling, idle = _paid(RefundStatus.PENDING), _paid(minutes=1)
+        await repository.add(settling, [])
+        await repository.add(idle, [])
+        assert [p.id for p in await listing.list_with_pending_refunds(updated_before=LATER, limit=10)] == [settling.id]
+        at = BASE_TIME + timedelta(minutes=5)
+        (refund,) = settling.refunds
+        succeeded = evolve(refund, status=RefundStatus.SUCCEEDED, updated_at=at)
+        await _write(repository, settling, next_version(settling, refunds=(succeeded,), updated_at=at))
+        refunding = next_version(idle, refunds=(_refund(idle.id, RefundStatus.PENDING, minutes=5),), updated_at=at)
+        await _write(repository, idle, refunding)
+        assert [p.id for p in await listing.list_with_pending_refunds(updated_before=LATER, limit=10)] == [idle.id]
+
+    async def test_pages_after_a_position_list_every_payment_once_in_order(self, repository: Any) -> None:
+        listing = _listing(repository)
+        made = []
+        for index in range(7):  # pairs share an update time: the id breaks the tie
+            payment = _paid(RefundStatus.PENDING, RefundStatus.PENDING, minutes=index // 2)
+            await repository.add(payment, [])
+            made.append(payment)
+        await repository.add(_paid(RefundStatus.SUCCEEDED), [])
+        expected = [p.id for p in sorted(made, key=lambda p: (p.updated_at, p.id))]
+        for limit in (1, 2, 3, 7, 8):
+            assert await _all_pages(listing, limit) == expected
+        last = max(made, key=lambda p: (p.updated_at, p.id))
+        after = (last.updated_at, last.id)
+        assert await listing.list_with_pending_refunds(updated_before=LATER, limit=5, after=after) == []
+
+
+async def _write(repository: Any, stored: Payment, payment: Payment) -> None:
+    """Store ``payment`` over ``stored``: through ``update`` with the copy in hand when the repository has it
+    (a store may then write only what changed), else ``save``."""
+    if isinstance(repository, UpdatingRepository):
+        await repository.update(PaymentLookup.by_id(stored.id), lambda _: PaymentWrite(payment), known=stored)
+    else:
+        await repository.save(payment, [])
