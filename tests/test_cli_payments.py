@@ -298,3 +298,19 @@ def test_a_payment_of_another_tenant_is_not_found_without_a_traceback(
 def test_an_edited_cursor_is_an_error_naming_the_cursor(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     assert shop.run("payments", "list", "--tenant", DEMO_TENANT, "--after", "abc.def") == 1
     assert "cursor 'abc.def'" in capsys.readouterr().err
+
+
+def test_resolve_refund_settles_only_a_pending_refund(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
+    cash = payment_of_order(shop, "T1-0002", capsys)
+    open_till(shop)
+    argv = ["payments", "refund", cash["id"], "--tenant", DEMO_TENANT, "--amount", "1500", "--reason", "cold soup"]
+    assert shop.run(*argv) == 0
+    refund_id = capsys.readouterr().out.split()[1]
+    settle = ["payments", "resolve-refund", cash["id"], refund_id, "--tenant", DEMO_TENANT, "--note", "seen"]
+    assert shop.run(*settle, "--outcome", "failed") == 1
+    assert f"refund {refund_id} is succeeded: only a pending one is resolved" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        shop.run(*settle, "--outcome", "refunded")
+    assert usage.value.code == 2
+    assert shop.run("payments", "show", cash["id"], "--tenant", DEMO_TENANT) == 0
+    assert "status    partially_refunded" in capsys.readouterr().out, "nothing changed"

@@ -6,8 +6,8 @@ from attrs import evolve
 
 from paycore.money import Money
 from paycore.records import Refund
-from paycore.status import RefundStatus
 from paycore.row_changes import refund_changes
+from paycore.status import RefundStatus
 from paycore.testing.records import make_payment
 
 

@@ -34,7 +34,7 @@ from paycore.flow import PaymentFlow
 from paycore.listing import PaymentPage
 from paycore.money import Money
 from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund
-from paycore.status import FraudStatus, PaymentStatus
+from paycore.status import FraudStatus, PaymentStatus, RefundStatus
 from paycore.wire import shown
 
 __all__ = ["BlockingPaymentFlow"]
@@ -285,6 +285,15 @@ class BlockingPaymentFlow:
     ) -> Payment:
         """See :meth:`PaymentFlow.set_fraud_status`."""
         result: Payment = self._call(self.flow.set_fraud_status, payment_id, status, message=message, tenant=tenant)
+        return result
+
+    def resolve_refund(
+        self, payment_id: str, refund_id: str, *, outcome: RefundStatus | str, note: str, tenant: str | None = None
+    ) -> Payment:
+        """See :meth:`PaymentFlow.resolve_refund`."""
+        result: Payment = self._call(
+            self.flow.resolve_refund, payment_id, refund_id, outcome=outcome, note=note, tenant=tenant
+        )
         return result
 
     def resolve_review(self, payment_id: str, *, note: str, tenant: str | None = None) -> Payment:

@@ -9,7 +9,7 @@ imported only when a command runs, so ``paycore --help`` stays cheap.
 * ``paycore report --tenant T --day 2026-12-04 [--timezone Africa/Dakar] [--json]``
 * ``paycore payments list [--status S] [--order O] [--from T] [--before T] [--newest] [--limit N] [--after CURSOR]``
 * ``paycore payments show|refresh ID``, ``refund ID [--amount A] --reason R [--key K]``,
-  ``resolve ID --note N``
+  ``resolve ID --note N``, ``resolve-refund ID REFUND --outcome succeeded|failed --note N``
 """
 
 from __future__ import annotations
@@ -86,6 +86,12 @@ def configure_payments(parser: argparse.ArgumentParser) -> None:
     _common(resolve)
     resolve.add_argument("payment_id")
     resolve.add_argument("--note", required=True, help="what the operator found")
+    settle = actions.add_parser("resolve-refund", help="settle a refund left pending, as found at the provider")
+    _common(settle)
+    settle.add_argument("payment_id")
+    settle.add_argument("refund_id")
+    settle.add_argument("--outcome", required=True, choices=["succeeded", "failed"], help="what the provider shows")
+    settle.add_argument("--note", required=True, help="what the operator found")
 
 
 def run_on_backend(backend: str, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -258,10 +264,18 @@ async def _resolve(flow: PaymentFlow, args: argparse.Namespace) -> int:
     return _done(await flow.resolve_review(args.payment_id, note=args.note, tenant=args.tenant), args)
 
 
+async def _resolve_refund(flow: PaymentFlow, args: argparse.Namespace) -> int:
+    resolved = await flow.resolve_refund(
+        args.payment_id, args.refund_id, outcome=args.outcome, note=args.note, tenant=args.tenant
+    )
+    return _done(resolved, args)
+
+
 _ACTIONS: Final[dict[str, Callable[[PaymentFlow, Any], Awaitable[int]]]] = {
     "list": _list,
     "show": _show,
     "refresh": _refresh,
     "refund": _refund,
     "resolve": _resolve,
+    "resolve-refund": _resolve_refund,
 }

@@ -29,12 +29,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from paycore.clock import utcnow
-from paycore.errors import ValidationError
 from paycore.in_flight import flow_operation
-from paycore.status import FraudStatus, PaymentStatus
+from paycore.status import FraudStatus, PaymentStatus, RefundStatus, member_of
 
 if TYPE_CHECKING:
     import pluggy
@@ -204,7 +203,7 @@ class PaymentFlow:
         ``created_from`` is inclusive and ``created_before`` exclusive; ``after``
         is the ``next_cursor`` of a page of the same listing (:meth:`page_payments`).
         """
-        wanted = _member(PaymentStatus, status, "status") if status is not None else None
+        wanted = member_of(PaymentStatus, status, "status") if status is not None else None
         return await self.repository.list_payments(
             tenant=tenant,
             order_id=order_id,
@@ -234,7 +233,7 @@ class PaymentFlow:
         next page; payments created meanwhile never repeat or shift a page. A
         cursor of another listing (another tenant's) is a :class:`ValidationError`.
         """
-        wanted = _member(PaymentStatus, status, "status") if status is not None else None
+        wanted = member_of(PaymentStatus, status, "status") if status is not None else None
         return await self._parts.page(
             limit=limit,
             after=after,
@@ -379,22 +378,19 @@ class PaymentFlow:
         self, payment_id: str, status: FraudStatus | str, *, message: str = "", tenant: str | None = None
     ) -> Payment:
         """Record an operator's fraud verdict (``review``/``rejected`` also flag the payment)."""
-        verdict = _member(FraudStatus, status, "fraud status")
+        verdict = member_of(FraudStatus, status, "fraud status")
         return await self._parts.set_fraud_status(payment_id, verdict, message, tenant)
+
+    @flow_operation("resolve_refund")
+    async def resolve_refund(
+        self, payment_id: str, refund_id: str, *, outcome: RefundStatus | str, note: str, tenant: str | None = None
+    ) -> Payment:
+        """Settle a refund left pending (its outcome unknown, or its report lost) as an operator found it at the
+        provider: ``succeeded`` or ``failed`` (refundable again). Refused for a refund no longer pending."""
+        settled = member_of(RefundStatus, outcome, "a refund's outcome")
+        return await self._parts.resolve_refund(payment_id, refund_id, settled, note, tenant)
 
     @flow_operation("resolve_review")
     async def resolve_review(self, payment_id: str, *, note: str, tenant: str | None = None) -> Payment:
         """Clear the needs-review flag once an operator has dealt with it, saying how."""
         return await self._parts.resolve_review(payment_id, note, tenant)
-
-
-E = TypeVar("E", PaymentStatus, FraudStatus)
-
-
-def _member(kind: type[E], value: str, what: str) -> E:
-    """``kind(value)``, or a :class:`ValidationError` naming the value and the accepted ones."""
-    try:
-        return kind(value)
-    except ValueError:
-        accepted = ", ".join(member.value for member in kind)
-        raise ValidationError(f"{what} must be one of {accepted}; not {value!r}") from None

@@ -30,7 +30,14 @@ from paycore.actions import PaymentActions
 from paycore.assembly import Parts, assemble, build_providers
 from paycore.changes import Change
 from paycore.config import PaycoreConfig, load_config
-from paycore.errors import ProviderNotEnabled, ProviderOutcomeUnknown, UnsupportedOperation
+from paycore.errors import (
+    InvalidTransition,
+    PaymentBusy,
+    ProviderNotEnabled,
+    ProviderOutcomeUnknown,
+    UnsupportedOperation,
+    ValidationError,
+)
 from paycore.idempotency import IdempotentRunner
 from paycore.in_flight import InFlight
 from paycore.listing import PaymentPage, read_page
@@ -39,7 +46,8 @@ from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
 from paycore.reaper import Reaper
 from paycore.records import Payment
-from paycore.status import FraudStatus, PaymentStatus
+from paycore.refund_reports import fail_refund, succeed_refund, sync_refund_status
+from paycore.status import FraudStatus, PaymentStatus, RefundStatus
 from paycore.storage import ClaimingRepository, IdempotencyStore, PaymentRepository
 from paycore.unit_of_work import PaymentWriter
 from paycore.webhooks import WebhookReceiver
@@ -204,6 +212,37 @@ class FlowParts(PaymentActions):
         def apply(payment: Payment) -> Change:
             change = Change(payment, cause="operator", now=self.now())
             change.set_fraud(verdict, message)
+            return change
+
+        return await self.writer.mutate(payment_id, apply)
+
+    async def resolve_refund(
+        self, payment_id: str, refund_id: str, outcome: RefundStatus, note: str, tenant: str | None
+    ) -> Payment:
+        """Settle a refund left pending as an operator found it at the provider; see
+        :meth:`paycore.flow.PaymentFlow.resolve_refund`."""
+        self.check_open()
+        note = inputs.check_text(note, what="a refund's resolution note")
+        if outcome not in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
+            raise ValidationError(f"a pending refund is resolved as succeeded or failed, not {outcome.value}")
+        await self.writer.load(payment_id, tenant)
+
+        def apply(payment: Payment) -> Change:
+            refund = payment.refund(refund_id)
+            if refund.status is not RefundStatus.PENDING:
+                raise InvalidTransition(f"refund {refund_id} is {refund.status.value}: only a pending one is resolved")
+            call = payment.pending_call
+            ours = call is not None and call.refund_id == refund_id
+            if ours and call is not None and call.in_flight(self.now()):
+                raise PaymentBusy(
+                    f"payment {payment_id}: the call of refund {refund_id} is in flight; its answer settles it"
+                )
+            change = Change(payment, cause="operator", now=self.now())
+            if ours:
+                change.set(pending_call=None)
+            settle = succeed_refund if outcome is RefundStatus.SUCCEEDED else fail_refund
+            settle(change, refund, note)
+            sync_refund_status(change)
             return change
 
         return await self.writer.mutate(payment_id, apply)

@@ -21,22 +21,21 @@ no one can ask about, gets its payment flagged for review once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
-
-from attrs import define, field
 
 from paycore import fsm
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
-from paycore.errors import InvalidTransition, PaycoreError, PaymentBusy, ProviderNotSent, ValidationError
+from paycore.errors import InvalidTransition, PaymentBusy, ProviderNotSent, ValidationError
 from paycore.listing import MAX_LIMIT, check_limit
 from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
+from paycore.reaper_run import DOWN, Run, attempt
 from paycore.records import Payment
-from paycore.status import Outcome, PaymentStatus, ReviewReason
-from paycore.storage import CallListingRepository
+from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
+from paycore.storage import CallListingRepository, RefundListingRepository
 from paycore.unit_of_work import PaymentWriter
 
 __all__ = ["Reaper"]
@@ -50,51 +49,6 @@ _UNPAID = frozenset({Outcome.PENDING, Outcome.NOT_FOUND})
 
 _CALLS_PAGE = 100
 """The fewest payments carrying a call read at once: a run reads on past those it leaves alone."""
-_DOWN_AFTER = 3
-"""Status polls refused in a row that make a run take a provider for down (one refusal may be one payment's)."""
-_DOWN = f"its provider failed {_DOWN_AFTER} status polls in a row in this run, so it was not asked"
-
-
-@define
-class _Run:
-    """One run of the reaper: how many payments it may still try, those it saw, those that changed."""
-
-    limit: int
-    tried: int = 0
-    seen: set[str] = field(factory=set)
-    changed: list[Payment] = field(factory=list)
-    down: set[tuple[str, str | None]] = field(factory=set)
-    """The providers (code, tenant) whose status polls kept failing in this run: their payments wait for the next."""
-    refused: dict[tuple[str, str | None], int] = field(factory=dict)
-    """How many status polls of each provider (code, tenant) failed in a row in this run."""
-    unasked: set[str] = field(factory=set)
-    """The payments whose status poll failed in this run: not counted toward its limit."""
-    give_up_before: datetime | None = None
-    """An open payment created before this no one could ask about is flagged rather than left (twice the deadline)."""
-
-    @property
-    def done(self) -> bool:
-        """True once ``limit`` payments were tried."""
-        return self.tried >= self.limit
-
-    def poll_failed(self, payment: Payment) -> None:
-        """A status poll about ``payment`` could not be sent: after ``_DOWN_AFTER`` in a row its provider is down."""
-        provider = (payment.provider, payment.tenant)
-        self.unasked.add(payment.id)
-        self.refused[provider] = self.refused.get(provider, 0) + 1
-        if self.refused[provider] >= _DOWN_AFTER:
-            self.down.add(provider)
-
-    def poll_answered(self, payment: Payment) -> None:
-        """A status poll about ``payment`` was answered: its provider is up."""
-        self.refused.pop((payment.provider, payment.tenant), None)
-
-    def first_sight(self, payment: Payment) -> bool:
-        """True the first time the run meets ``payment`` (a payment it changed may be listed again)."""
-        if payment.id in self.seen:
-            return False
-        self.seen.add(payment.id)
-        return True
 
 
 class Reaper:
@@ -124,17 +78,20 @@ class Reaper:
         holds up the payments behind it: an open payment that awaits review (an operator has it; a
         refresh or a webhook still settles it), one whose call is in flight, and, once its provider could
         not be asked in this run, that provider's other payments (left for the next run, flagged only
-        past twice their deadline). Settling lost answers has ``limit`` payments of its own.
+        past twice their deadline). Settling lost answers has ``limit`` payments of its own, and so has
+        asking about refunds left pending at the provider since ``older_than`` (see :meth:`_settle_refunds`).
         """
         check_limit(limit, 1)
         deadline = self.clock() - older_than
-        run = _Run(limit)
+        run = Run(limit)
         await self._expire_open(run, deadline, deadline - older_than)
-        calls = _Run(limit, seen=run.seen, changed=run.changed, down=run.down, give_up_before=deadline - older_than)
+        calls = Run(limit, seen=run.seen, changed=run.changed, down=run.down, give_up_before=deadline - older_than)
         await self._settle_calls(calls, deadline)
+        refunds = Run(limit, seen=run.seen, changed=run.changed, down=run.down, give_up_before=calls.give_up_before)
+        await self._settle_refunds(refunds, deadline)
         return run.changed
 
-    async def _expire_open(self, run: _Run, deadline: datetime, give_up_before: datetime) -> None:
+    async def _expire_open(self, run: Run, deadline: datetime, give_up_before: datetime) -> None:
         """Expire (or flag) the open payments not updated since ``deadline``, oldest first."""
         window = run.limit
         while not run.done:
@@ -143,14 +100,14 @@ class Reaper:
             )
             for payment in stale:  # one it leaves alone stays unseen: the lost answers' pass may take it up
                 if self._to_expire(run, payment, give_up_before) and run.first_sight(payment):
-                    await _attempt(run, payment, self._expire_one(run, payment, give_up_before))
+                    await attempt(run, payment, self._expire_one(run, payment, give_up_before))
                     if run.done:
                         break
             if len(stale) < window:
                 break
             window = min(window * 2, MAX_LIMIT)
 
-    async def _settle_calls(self, run: _Run, deadline: datetime) -> None:
+    async def _settle_calls(self, run: Run, deadline: datetime) -> None:
         """Settle, oldest first, the provider calls out of their owners' hands whose lease has run out.
 
         Whatever the payment's status: an authorized payment whose capture's answer was lost, a
@@ -170,14 +127,73 @@ class Reaper:
                 if run.first_sight(payment) and self._call_due(payment) and not _left_to_operator(payment):
                     if (payment.provider, payment.tenant) in run.down and not _past_waiting(run, payment, deadline):
                         continue  # its provider could not be asked in this run: the next run asks
-                    await _attempt(run, payment, self._settle_call(run, payment, deadline))
+                    await attempt(run, payment, self._settle_call(run, payment, deadline))
                     if run.done:
                         break
             if len(page) < page_size:
                 break
             after = (page[-1].updated_at, page[-1].id)
 
-    def _to_expire(self, run: _Run, payment: Payment, give_up_before: datetime) -> bool:
+    async def _settle_refunds(self, run: Run, deadline: datetime) -> None:
+        """Ask, oldest first, about the payments holding a refund pending at the provider since before ``deadline``
+        (its report lost), when the repository can list them (:class:`~paycore.storage.RefundListingRepository`)."""
+        repository = self.writer.repository
+        if not isinstance(repository, RefundListingRepository):
+            return
+        page_size = max(run.limit, _CALLS_PAGE)
+        after: tuple[datetime, str] | None = None
+        while not run.done:
+            page = await repository.list_with_pending_refunds(updated_before=deadline, limit=page_size, after=after)
+            for payment in page:  # one carrying a call is its owner's, or the lost answers' pass's
+                if run.first_sight(payment) and payment.pending_call is None and not _left_to_operator(payment):
+                    await attempt(run, payment, self._settle_refund(run, payment))
+                    if run.done:
+                        break
+            if len(page) < page_size:
+                break
+            after = (page[-1].updated_at, page[-1].id)
+
+    async def _settle_refund(self, run: Run, payment: Payment) -> Payment:
+        """Ask the provider about ``payment``'s pending refunds, when its polls list every refund: the poll settles
+        each as the provider says (one it still holds pending is known, and left to it). One no one can ask about
+        is flagged once it has been pending since before twice the deadline, so no refund stays pending untold."""
+        chosen = self.providers(payment.provider, payment.tenant)
+        if not (chosen.capabilities.polling and chosen.capabilities.polls_report_refunds):
+            return await self._refund_unasked(run, payment, "the provider cannot be asked about its refunds")
+        if (payment.provider, payment.tenant) in run.down:
+            return await self._refund_unasked(run, payment, DOWN)
+        try:
+            polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
+        except ProviderNotSent as error:
+            run.poll_failed(payment)
+            return await self._refund_unasked(run, payment, f"the provider could not be asked: {error}")
+        if isinstance(answer, Unknown):
+            run.poll_failed(payment)
+            return await self._refund_unasked(run, polled, f"asking the provider failed: {answer.reason}")
+        run.poll_answered(payment)
+        return polled
+
+    async def _refund_unasked(self, run: Run, payment: Payment, why: str) -> Payment:
+        """``payment`` flagged for an operator (who settles it: :meth:`~paycore.flow.PaymentFlow.resolve_refund`)
+        when a refund of it no one could ask about has been pending since before the run's ``give_up_before``."""
+        give_up = run.give_up_before
+        assert give_up is not None  # set by expire_stale for each of its passes but the first
+        refund = next((r for r in payment.refunds if r.status is RefundStatus.PENDING and r.updated_at < give_up), None)
+        if refund is None:
+            return payment
+        message = f"refund {refund.id} of {refund.amount} has been pending at the provider since {refund.updated_at}"
+
+        def build(current: Payment) -> Change | None:
+            pending = any(r.id == refund.id and r.status is RefundStatus.PENDING for r in current.refunds)
+            if not pending or current.pending_call is not None or _left_to_operator(current):
+                return None
+            change = Change(current, cause="reaper", now=self.clock())
+            change.flag(ReviewReason.UNKNOWN_OUTCOME, f"{message} and {why}")
+            return change
+
+        return await self.writer.mutate(payment.id, build, known=payment)
+
+    def _to_expire(self, run: Run, payment: Payment, give_up_before: datetime) -> bool:
         """True for an open payment the run takes up: not one awaiting review, nor one whose call is in
         flight, nor, while its provider is down in this run, one it would not flag yet."""
         call = payment.pending_call
@@ -195,7 +211,7 @@ class Reaper:
         (:meth:`ProviderCalls.poll`); before that the call is left alone, in flight or not."""
         return call.lease_ran_out(self.clock() - self.calls.answered_within)
 
-    async def _settle_call(self, run: _Run, payment: Payment, deadline: datetime) -> Payment:
+    async def _settle_call(self, run: Run, payment: Payment, deadline: datetime) -> Payment:
         """Settle the payment's call by asking the provider, never by sending it again; flag it when it stays unknown.
 
         A call no one can ask about (the provider cannot be polled, or cannot be reached) is left to a
@@ -207,7 +223,7 @@ class Reaper:
         if not chosen.capabilities.polling:
             return await self._call_unasked(run, payment, call, deadline, "the provider cannot be polled")
         if (payment.provider, payment.tenant) in run.down:
-            return await self._call_unasked(run, payment, call, deadline, _DOWN)
+            return await self._call_unasked(run, payment, call, deadline, DOWN)
         try:
             polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
         except ProviderNotSent as error:
@@ -223,7 +239,7 @@ class Reaper:
         return await self._flag_call(polled, call, "asking the provider did not settle it")
 
     async def _call_unasked(
-        self, run: _Run, payment: Payment, call: ProviderCall, deadline: datetime, why: str
+        self, run: Run, payment: Payment, call: ProviderCall, deadline: datetime, why: str
     ) -> Payment:
         """A call no one could ask about: left for a webhook or the next run, flagged once it waited long enough
         (:func:`_past_waiting`), so no outcome stays open untold."""
@@ -244,7 +260,7 @@ class Reaper:
 
         return await self.writer.mutate(payment.id, build, known=payment)
 
-    async def _expire_one(self, run: _Run, payment: Payment, give_up_before: datetime) -> Payment:
+    async def _expire_one(self, run: Run, payment: Payment, give_up_before: datetime) -> Payment:
         """Settle ``payment`` as its provider says; one the provider cannot be asked about is left for the
         next run, and flagged once it was created before ``give_up_before`` (twice its deadline ago)."""
         call = payment.pending_call  # none in flight: the run takes up only calls a poll can settle (_to_expire)
@@ -252,7 +268,7 @@ class Reaper:
             return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=False))
         chosen = self.providers(payment.provider, payment.tenant)
         if (payment.provider, payment.tenant) in run.down:
-            return await self._unreachable(payment, give_up_before, _DOWN)
+            return await self._unreachable(payment, give_up_before, DOWN)
         if chosen.capabilities.polling:
             try:
                 polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
@@ -332,22 +348,6 @@ class Reaper:
         return change
 
 
-async def _attempt(run: _Run, payment: Payment, work: Awaitable[Payment]) -> None:
-    """Count ``work`` on ``payment`` toward the run's limit; keep the payment it leaves if it changed.
-
-    A payment left as it was because its provider could not be asked about it is not counted: the run reads on."""
-    try:
-        result = await work
-    except PaycoreError as error:
-        log.warning("could not settle stale payment %s: %s", payment.id, error)
-        result = payment
-    if result.version != payment.version:
-        run.changed.append(result)
-    elif (payment.provider, payment.tenant) in run.down or payment.id in run.unasked:
-        return
-    run.tried += 1
-
-
 def _cannot_list_calls(repository: object) -> None:
     """Say that the reaper leaves lost answers on payments no longer open to the next operation."""
     log.warning(
@@ -363,7 +363,7 @@ def _carries(payment: Payment, call: ProviderCall) -> bool:
     return payment.pending_call is not None and payment.pending_call.is_the_same(call)
 
 
-def _past_waiting(run: _Run, payment: Payment, deadline: datetime) -> bool:
+def _past_waiting(run: Run, payment: Payment, deadline: datetime) -> bool:
     """True when a payment no one could ask about is flagged rather than left for the next run: its call's
     lease ran out before ``deadline`` and, if it is still open, it was created before the run's
     ``give_up_before`` (the open payments' own rule: twice the deadline)."""

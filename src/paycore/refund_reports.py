@@ -36,7 +36,14 @@ from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 if TYPE_CHECKING:
     from paycore.updates import Applied
 
-__all__ = ["apply_refund_update", "fail_refund", "names_refund", "reported_refund", "sync_refund_status"]
+__all__ = [
+    "apply_refund_update",
+    "fail_refund",
+    "names_refund",
+    "reported_refund",
+    "succeed_refund",
+    "sync_refund_status",
+]
 
 
 def names_refund(update: RefundUpdate, refund_id: str | None, change: Change) -> bool:
@@ -251,6 +258,25 @@ def fail_refund(change: Change, refund: Refund, message: str) -> None:
         "refund_status_changed",
         from_status=refund.status.value,
         to_status=RefundStatus.FAILED.value,
+        amount=refund.amount,
+        refund_id=refund.id,
+        message=message,
+    )
+
+
+def succeed_refund(change: Change, refund: Refund, message: str) -> None:
+    """Mark the pending ``refund`` succeeded (an operator found it done at the provider) and record why; the
+    payment's status follows from :func:`sync_refund_status`."""
+    change.set(
+        refunds=tuple(
+            replace_refund(r, {"status": RefundStatus.SUCCEEDED, "updated_at": change.now}) if r.id == refund.id else r
+            for r in change.value("refunds")
+        )
+    )
+    change.event(
+        "refund_status_changed",
+        from_status=refund.status.value,
+        to_status=RefundStatus.SUCCEEDED.value,
         amount=refund.amount,
         refund_id=refund.id,
         message=message,

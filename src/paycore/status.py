@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import Final, TypeVar
 
-__all__ = ["REVIEW_ORDER", "FraudStatus", "Outcome", "PaymentStatus", "RefundStatus", "ReviewReason"]
+from paycore.errors import ValidationError
+
+__all__ = ["REVIEW_ORDER", "FraudStatus", "Outcome", "PaymentStatus", "RefundStatus", "ReviewReason", "member_of"]
 
 
 class PaymentStatus(StrEnum):
@@ -102,3 +104,15 @@ class Outcome(StrEnum):
 
     While the payment's initiate call is in flight this is no decline; once that
     call's outcome is unknown or its lease has run out, it means "never paid"."""
+
+
+S = TypeVar("S", bound=StrEnum)
+
+
+def member_of(kind: type[S], value: str, what: str) -> S:
+    """``kind(value)``, or a :class:`~paycore.errors.ValidationError` naming the value and the accepted ones."""
+    try:
+        return kind(value)
+    except ValueError:
+        accepted = ", ".join(member.value for member in kind)
+        raise ValidationError(f"{what} must be one of {accepted}; not {value!r}") from None

@@ -235,7 +235,7 @@ class RefundListingRepository(Protocol):
         """Up to ``limit`` payments holding a refund whose status is ``pending`` and whose ``updated_at`` is before
         ``updated_before``, each once, by the payment's ``(updated_at, id)``, oldest first, strictly after ``after``
         (the previous page's last). Few refunds are pending: read an index of those alone (a partial index), so
-        the cost follows ``limit``, not how many payments or refunds are stored."""
+        the cost follows ``limit`` and how many are pending, not how many payments or refunds are stored."""
         ...
 
 

@@ -161,6 +161,12 @@ class Refund(models.Model):
             *_non_negative("refund", "amount"),
             models.UniqueConstraint(fields=("payment", "position"), name="paycore_refund_position_uniq"),
         ]
+        indexes = [
+            # Only the pending refunds: the reaper's listing of the payments holding one reads a few entries.
+            models.Index(
+                fields=("updated_at", "payment"), condition=Q(status="pending"), name="paycore_refund_pending"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"

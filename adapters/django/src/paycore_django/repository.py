@@ -51,7 +51,7 @@ from paycore.rows import (
     refund_from_values,
     refund_values,
 )
-from paycore.status import PaymentStatus
+from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import (
     Decide,
     IdempotencyClaim,
@@ -493,6 +493,27 @@ class DjangoPaymentRepository:
         if limit <= 0:
             return []
         where = Q(pending_call__isnull=False)
+        if after is not None:
+            at, payment_id = after
+            where &= Q(updated_at__gt=at) | Q(updated_at=at, id__gt=payment_id)
+        return await self._page(where, ("updated_at", "id"), limit)
+
+    async def list_with_pending_refunds(
+        self, *, updated_before: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Payment]:
+        """Up to ``limit`` payments holding a refund pending since before ``updated_before``, by ``(updated_at, id)``
+        after ``after``, oldest first.
+
+        The payments whose id is among the refunds that one range of the partial
+        index ``paycore_refund_pending`` (the pending refunds alone) selects, each
+        once: the cost follows how many refunds are pending, not how many are stored.
+        """
+        if limit <= 0:
+            return []
+        pending = models.Refund.objects.using(self.using).filter(
+            status=RefundStatus.PENDING.value, updated_at__lt=updated_before
+        )
+        where = Q(id__in=pending.values("payment_id"))
         if after is not None:
             at, payment_id = after
             where &= Q(updated_at__gt=at) | Q(updated_at=at, id__gt=payment_id)

@@ -41,17 +41,9 @@ from paycore.errors import (
 )
 from paycore.listing import PaymentListing
 from paycore.records import Payment, PaymentEvent, Refund, WebhookReceipt
-from paycore.status import PaymentStatus
-from paycore.storage import (
-    Decide,
-    IdempotencyClaim,
-    IdempotencyStore,
-    KeyClaim,
-    PaymentLookup,
-    PaymentWrite,
-    followed_copy,
-    refund_changes,
-)
+from paycore.row_changes import followed_copy, refund_changes
+from paycore.status import PaymentStatus, RefundStatus
+from paycore.storage import Decide, IdempotencyClaim, IdempotencyStore, KeyClaim, PaymentLookup, PaymentWrite
 from paycore_sqlalchemy.codec import (
     event_row,
     payment_from_row,
@@ -124,6 +116,9 @@ _EVENTS_OF = (
     .where(payment_events.c.payment_id == sa.bindparam("payment_id"))
     .order_by(payment_events.c.sequence)
 )
+_IS_PENDING = refunds.c.status == sa.literal_column(f"'{RefundStatus.PENDING.value}'", refunds.c.status.type)
+"""``status = 'pending'`` with the value written out, as the partial index ``ix_paycore_refunds_pending`` has it: a
+generic plan of PostgreSQL (for a statement the driver prepared) cannot use the index for a bound value, any status."""
 _HAS_RECEIPT = sa.select(sa.literal(1)).where(
     webhook_receipts.c.provider == sa.bindparam("provider"),
     webhook_receipts.c.tenant == sa.bindparam("tenant"),
@@ -527,13 +522,25 @@ class SqlPaymentRepository:
         """
         if limit <= 0:
             return []
-        where: list[sa.ColumnElement[bool]] = [payments.c.pending_call.is_not(None)]
-        if after is not None:
-            mark = sa.tuple_(
-                sa.bindparam("after_updated_at", after[0], type_=UTCDateTime()),
-                sa.bindparam("after_id", after[1], type_=payments.c.id.type),
-            )
-            where.append(sa.tuple_(payments.c.updated_at, payments.c.id) > mark)
+        where = [payments.c.pending_call.is_not(None), *_updated_after(after)]
+        order = (payments.c.updated_at, payments.c.id)
+        return await self.database.run(lambda c: self._page(c, where, order, limit))
+
+    async def list_with_pending_refunds(
+        self, *, updated_before: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Payment]:
+        """Up to ``limit`` payments holding a refund pending since before ``updated_before``, by ``(updated_at, id)``
+        after ``after``, oldest first.
+
+        The payments whose id is among those of the refunds one range of the partial index
+        ``ix_paycore_refunds_pending`` (the pending refunds alone) selects, each once; ``limit`` of them
+        are read whole. The cost follows ``limit`` and how many refunds are pending, not how many
+        payments or refunds are stored.
+        """
+        if limit <= 0:
+            return []
+        pending = sa.select(refunds.c.payment_id).where(_IS_PENDING, refunds.c.updated_at < updated_before)
+        where = [payments.c.id.in_(pending), *_updated_after(after)]
         order = (payments.c.updated_at, payments.c.id)
         return await self.database.run(lambda c: self._page(c, where, order, limit))
 
@@ -755,6 +762,18 @@ def _is_reference_taken(error: exc.IntegrityError) -> bool:
     """True when ``error`` broke the uniqueness of a provider reference (not a payment id or receipt)."""
     where = violated(error)
     return "payment_references" in where or "external_id" in where
+
+
+def _updated_after(after: tuple[datetime, str] | None) -> list[sa.ColumnElement[bool]]:
+    """The ``WHERE`` condition of a page by the payments' ``(updated_at, id)`` that starts strictly after ``after``
+    (none for the first page)."""
+    if after is None:
+        return []
+    mark = sa.tuple_(
+        sa.bindparam("after_updated_at", after[0], type_=UTCDateTime()),
+        sa.bindparam("after_id", after[1], type_=payments.c.id.type),
+    )
+    return [sa.tuple_(payments.c.updated_at, payments.c.id) > mark]
 
 
 def _listing_filters(listing: PaymentListing) -> list[sa.ColumnElement[bool]]:

@@ -136,8 +136,19 @@ refunds = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     *_non_negative("amount"),
     sa.UniqueConstraint("payment_id", "position", name="uq_paycore_refunds_position"),
+    sa.Index(
+        "ix_paycore_refunds_pending",
+        "updated_at",
+        "payment_id",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    ),
 )
-"""A payment's refunds, in the order the payment holds them."""
+"""A payment's refunds, in the order the payment holds them.
+
+``ix_paycore_refunds_pending`` holds only the refunds still pending at the provider (a partial
+index on PostgreSQL and SQLite): the reaper's listing of the payments holding one reads those
+entries alone, however many refunds are stored."""
 
 payment_events = sa.Table(
     "paycore_payment_events",

@@ -1,0 +1,84 @@
+"""``Run``: what one run of the reaper has done, and how it counts toward its limit.
+
+A run tries up to ``limit`` payments. It remembers those it saw (a payment it changed may be listed again),
+those it changed (what :meth:`~paycore.reaper.Reaper.expire_stale` returns), and the providers whose status
+polls kept failing: their payments wait for the next run, and do not count toward the limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from datetime import datetime
+
+from attrs import define, field
+
+from paycore.errors import PaycoreError
+from paycore.records import Payment
+
+__all__ = ["DOWN", "DOWN_AFTER", "Run", "attempt"]
+
+log = logging.getLogger("paycore.reaper")
+
+DOWN_AFTER = 3
+"""Status polls refused in a row that make a run take a provider for down (one refusal may be one payment's)."""
+DOWN = f"its provider failed {DOWN_AFTER} status polls in a row in this run, so it was not asked"
+"""Why a payment of a provider a run took for down was not asked about."""
+
+
+@define
+class Run:
+    """One run of the reaper: how many payments it may still try, those it saw, those that changed."""
+
+    limit: int
+    tried: int = 0
+    seen: set[str] = field(factory=set)
+    changed: list[Payment] = field(factory=list)
+    down: set[tuple[str, str | None]] = field(factory=set)
+    """The providers (code, tenant) whose status polls kept failing in this run: their payments wait for the next."""
+    refused: dict[tuple[str, str | None], int] = field(factory=dict)
+    """How many status polls of each provider (code, tenant) failed in a row in this run."""
+    unasked: set[str] = field(factory=set)
+    """The payments whose status poll failed in this run: not counted toward its limit."""
+    give_up_before: datetime | None = None
+    """An open payment created before this no one could ask about is flagged rather than left (twice the deadline)."""
+
+    @property
+    def done(self) -> bool:
+        """True once ``limit`` payments were tried."""
+        return self.tried >= self.limit
+
+    def poll_failed(self, payment: Payment) -> None:
+        """A status poll about ``payment`` could not be sent: after ``DOWN_AFTER`` in a row its provider is down."""
+        provider = (payment.provider, payment.tenant)
+        self.unasked.add(payment.id)
+        self.refused[provider] = self.refused.get(provider, 0) + 1
+        if self.refused[provider] >= DOWN_AFTER:
+            self.down.add(provider)
+
+    def poll_answered(self, payment: Payment) -> None:
+        """A status poll about ``payment`` was answered: its provider is up."""
+        self.refused.pop((payment.provider, payment.tenant), None)
+
+    def first_sight(self, payment: Payment) -> bool:
+        """True the first time the run meets ``payment`` (a payment it changed may be listed again)."""
+        if payment.id in self.seen:
+            return False
+        self.seen.add(payment.id)
+        return True
+
+
+async def attempt(run: Run, payment: Payment, work: Awaitable[Payment]) -> None:
+    """Count ``work`` on ``payment`` toward the run's limit; keep the payment it leaves if it changed.
+
+    A payment left as it was because its provider could not be asked about it is not counted: the run reads on."""
+    try:
+        result = await work
+    except PaycoreError as error:
+        log.warning("could not settle stale payment %s: %s", payment.id, error)
+        result = payment
+    if result.version != payment.version:
+        run.changed.append(result)
+    elif (payment.provider, payment.tenant) in run.down or payment.id in run.unasked:
+        return
+    run.tried += 1

@@ -1,0 +1,138 @@
+"""A refund left pending at the provider ends somewhere: the reaper asks, or an operator settles it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pytest
+
+from paycore import Money, RefundUpdate
+from paycore.errors import InvalidTransition, ProviderOutcomeUnknown, RefundNotFound, ValidationError
+from paycore.flow import PaymentFlow
+from paycore.records import Payment, Refund
+from paycore.status import PaymentStatus, RefundStatus, ReviewReason
+from paycore.testing.fake import FakeProvider
+
+if TYPE_CHECKING:
+    from .conftest import Clock
+
+pytestmark = pytest.mark.anyio
+
+HOUR = timedelta(hours=1)
+
+
+def xof(amount: int) -> Money:
+    return Money.minor(amount, "XOF")
+
+
+async def test_a_refund_whose_report_was_lost_is_settled_by_the_reapers_poll(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    refund = await flow.refund(payment.id, amount=xof(2000))
+    pending = fake.ledger[payment.id].refunds[refund.id]
+    fake.ledger[payment.id].refunds[refund.id] = attrs.evolve(pending, status=RefundStatus.SUCCEEDED)  # webhook lost
+    clock.advance(minutes=30)
+    assert await flow.expire_stale(HOUR) == [], "within the deadline its report may still come"
+    clock.advance(minutes=31)
+    (settled,) = await flow.expire_stale(HOUR)
+    assert (settled.id, settled.refunded_amount, settled.status) == (
+        payment.id,
+        xof(2000),
+        PaymentStatus.PARTIALLY_REFUNDED,
+    )
+    assert not settled.needs_review
+    events = await flow.list_events(payment.id)
+    assert [(e.kind, e.cause) for e in events][-2:] == [
+        ("refund_status_changed", "reaper"),
+        ("status_changed", "reaper"),
+    ]
+
+
+async def test_a_refund_the_provider_still_holds_pending_is_asked_about_again_and_never_flagged(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    await flow.refund(payment.id, amount=xof(2000))
+    for _ in range(3):
+        clock.advance(hours=2)
+        await flow.expire_stale(HOUR)
+    after = await flow.get_payment(payment.id)
+    assert (after.refunds[0].status, after.needs_review) == (RefundStatus.PENDING, False), "known, and the provider's"
+    assert [op for op, _ in fake.calls].count("check_status") == 3
+
+
+async def test_a_pending_refund_no_one_can_ask_about_is_flagged_past_twice_the_deadline_then_settled_by_an_operator(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
+    payment = await pay()
+    fake.script("refund", "pending")
+    refund = await flow.refund(payment.id, amount=xof(2000))
+    clock.advance(minutes=90)
+    await flow.expire_stale(HOUR)
+    assert not (await flow.get_payment(payment.id)).needs_review, "its webhook may still come"
+    clock.advance(minutes=31)
+    (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.needs_review, flagged.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
+    assert refund.id in (flagged.review_message or "")
+    assert await flow.expire_stale(HOUR) == [], "flagged once: an operator has it"
+    resolved = await flow.resolve_refund(payment.id, refund.id, outcome="succeeded", note="done, per the dashboard")
+    assert (resolved.refunded_amount, resolved.status) == (xof(2000), PaymentStatus.PARTIALLY_REFUNDED)
+    event = (await flow.list_events(payment.id))[-2]
+    assert (event.kind, event.cause, event.message) == ("refund_status_changed", "operator", "done, per the dashboard")
+    assert not (await flow.resolve_review(payment.id, note="refund checked")).needs_review
+
+
+async def test_an_operator_fails_a_refund_whose_outcome_is_unknown_and_it_is_refundable_again(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
+    payment = await pay()
+    refund_at_provider = fake.refund
+
+    async def lost(asked: Payment, refund: Refund) -> RefundUpdate:
+        raise ProviderOutcomeUnknown("connection reset after the request was sent")
+
+    monkeypatch.setattr(fake, "refund", lost)
+    refund = await flow.refund(payment.id)  # the whole amount, outcome unknown
+    assert refund.status is RefundStatus.PENDING
+    with pytest.raises(ProviderOutcomeUnknown):  # nothing more is refunded while one's outcome is unknown
+        await flow.refund(payment.id, amount=xof(1000))
+    monkeypatch.setattr(fake, "refund", refund_at_provider)
+    failed = await flow.resolve_refund(payment.id, refund.id, outcome="failed", note="never reached the gateway")
+    assert (failed.refunds[0].status, failed.pending_call, failed.refundable_amount) == (
+        RefundStatus.FAILED,
+        None,
+        xof(5000),
+    )
+    again = await flow.refund(payment.id, amount=xof(1000))
+    assert again.status is RefundStatus.SUCCEEDED
+
+
+async def test_only_a_pending_refund_is_resolved_and_only_as_succeeded_or_failed(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    done = await flow.refund(payment.id, amount=xof(1000))
+    fake.script("refund", "pending")
+    pending = await flow.refund(payment.id, amount=xof(1000))
+    before = await flow.get_payment(payment.id)
+    with pytest.raises(InvalidTransition, match="succeeded"):
+        await flow.resolve_refund(payment.id, done.id, outcome="failed", note="n")
+    with pytest.raises(ValidationError, match="succeeded or failed"):
+        await flow.resolve_refund(payment.id, pending.id, outcome="pending", note="n")
+    with pytest.raises(ValidationError, match="outcome"):
+        await flow.resolve_refund(payment.id, pending.id, outcome="refunded", note="n")
+    with pytest.raises(RefundNotFound):
+        await flow.resolve_refund(payment.id, "re_unknown", outcome="failed", note="n")
+    assert await flow.get_payment(payment.id) == before, "nothing changed"
+    late = RefundUpdate(RefundStatus.FAILED, pending.id, amount=xof(1000))
+    resolved = await flow.resolve_refund(payment.id, pending.id, outcome="succeeded", note="seen done")
+    (after,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[late]))  # the provider disagrees
+    assert (after.refunded_amount, after.review_reason) == (resolved.refunded_amount, ReviewReason.REFUND_REVERSED)
