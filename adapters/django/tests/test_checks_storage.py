@@ -1,4 +1,4 @@
-"""System checks of what paycore's storage needs from the project: W002, E005, and E001 for the repository.
+"""System checks of what paycore's storage needs from the project: W002, E005, and E001 for the storage.
 
 * ``paycore_django.W002``: ``ATOMIC_REQUESTS`` on the SQLite database paycore
   writes to, with a ``transaction_mode`` that locks it at ``BEGIN``.
@@ -6,8 +6,8 @@
   flow's Django repository (as the cash drawers do, in a Django app of their
   own) and cannot; here a provider of the test's own plugin, which needs a
   Django app.
-* ``paycore_django.E001``: the repository ``django`` names a database alias the
-  project does not have.
+* ``paycore_django.E001``: the repository ``django``, or an idempotency store
+  ``django``, names a database alias the project does not have.
 """
 
 from __future__ import annotations
@@ -116,6 +116,25 @@ def test_a_django_repository_on_an_unknown_database_is_e001() -> None:
     found = checked({"repository": {"type": "django", "using": "payments"}})
     assert ids(found) == ["paycore_django.E001"]
     assert "'payments'" in found[0].msg
+
+
+def test_a_django_idempotency_store_on_an_unknown_database_is_e001() -> None:
+    found = checked({"idempotency": {"type": "django", "using": "nope"}})
+    assert ids(found) == ["paycore_django.E001"]
+    assert "idempotency store 'django'" in found[0].msg
+    assert "'nope'" in found[0].msg
+    assert "PAYCORE['idempotency']" in str(found[0].hint)
+
+
+def test_a_django_idempotency_store_behind_another_one_is_checked_too() -> None:
+    found = checked({"repository": "memory", "idempotency": ["memory", {"type": "django", "using": "nope"}]})
+    assert ids(found) == ["paycore_django.E001"]
+    assert "'nope'" in found[0].msg
+
+
+def test_a_django_idempotency_store_on_a_known_database_passes() -> None:
+    stores = ["django", {"type": "django", "using": "postgres"}]
+    assert [checked({"idempotency": store}) for store in stores] == [[], []]
 
 
 # -- W002: ATOMIC_REQUESTS on SQLite -----------------------------------------------------------

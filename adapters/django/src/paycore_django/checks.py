@@ -2,6 +2,8 @@
 
 =========================  ===================================================================
 ``paycore_django.E001``    ``settings.PAYCORE`` or ``settings.PAYCORE_DJANGO`` is not valid
+                           (among them, a ``django`` repository or idempotency store
+                           whose ``using`` is no alias of ``DATABASES``)
 ``paycore_django.E002``    a provider's ``type`` is not provided by any installed plugin
 ``paycore_django.E003``    a provider that confirms payments by webhook has no webhook secret
                            (unset, empty or only spaces)
@@ -26,12 +28,15 @@ first payment. The check reads ``PAYCORE`` as the flow will
 against them) and builds every provider with the code that builds the flow's
 (:func:`paycore.assembly.build_providers`), one provider at a time so each
 refusal is reported with its tenant and code. Providers open no connection
-when built. Of the storage, only a repository of this adapter's own type
-``django`` is built (it opens no connection either), and the providers are
-built beside it as the flow builds them: a provider that keeps data of its own
-there (the cash drawers, in a Django app of the cash plugin) says so now. Other
-repositories and the idempotency stores are not built (they may connect to a
-database or a cache); providers are then built without storage.
+when built. Of the storage, only the repository and the idempotency stores of
+this adapter's own type ``django`` are built, as the flow builds them (they
+open no connection either), so settings the flow would refuse (an unknown
+``using`` alias, ``USE_TZ`` off) are E001 now, not an error at the first
+payment; and the providers are built beside that repository as the flow builds
+them: a provider that keeps data of its own there (the cash drawers, in a
+Django app of the cash plugin) says so now. Repositories and idempotency stores
+of other types are not built (they may connect to a database or a cache);
+providers are then built without storage.
 
 :func:`migration_warnings` is the W001 of any app: the cash plugin's Django app
 reports its own unapplied migrations with it (``paycore_cash.W001``).
@@ -142,6 +147,29 @@ def _django_repository(
     return repository
 
 
+def _check_django_stores(config: PaycoreConfig, registry: Registry, manager: pluggy.PluginManager) -> None:
+    """Build the flow's idempotency stores of this adapter's type as the flow builds them (they open no connection).
+
+    Stores of any other type are not built: they may connect when built. An
+    :class:`_InvalidSetting` when the flow would refuse the settings of one (an
+    unknown ``using`` alias, ``USE_TZ`` off...).
+    """
+    factory = registry.idempotency_stores.get(DJANGO_STORAGE)
+    if factory is None:
+        return
+    for store in config.idempotency:
+        if store.type != DJANGO_STORAGE:
+            continue
+        try:
+            factory(_AdapterContext(store.settings, manager))
+        except PaycoreError as error:
+            raise _InvalidSetting(
+                "PAYCORE",
+                "the idempotency store 'django' of PAYCORE['idempotency'] takes 'using' (there, or in "
+                "PAYCORE['idempotency_settings']['django']), an alias of DATABASES",
+            ) from error
+
+
 def _scopes(config: PaycoreConfig) -> Iterable[tuple[str | None, ProviderConfig]]:
     for provider in config.providers.values():
         yield None, provider
@@ -218,12 +246,13 @@ def _close(providers: list[Provider]) -> None:
 
 @register(Tags.compatibility)
 def check_paycore_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001 invalid ``PAYCORE`` or ``PAYCORE_DJANGO``; E002 unknown provider type; E003 webhook provider
-    without a secret; E004 provider settings the flow would refuse; E005 a provider that cannot keep its
-    data beside the flow's Django repository."""
+    """E001 invalid ``PAYCORE`` or ``PAYCORE_DJANGO`` (its ``django`` repository and idempotency stores included);
+    E002 unknown provider type; E003 webhook provider without a secret; E004 provider settings the flow would
+    refuse; E005 a provider that cannot keep its data beside the flow's Django repository."""
     try:
         config, registry, manager = _load()
         repository = _django_repository(config, registry, manager)
+        _check_django_stores(config, registry, manager)
     except _InvalidSetting as invalid:
         return [
             Error(
