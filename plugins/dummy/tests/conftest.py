@@ -6,6 +6,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -41,12 +42,13 @@ def build_gateway(secret: str | list[str], **options: Any) -> DummyGateway:
     return DummyGateway(api_key=API_KEY, webhook_secrets=secret, **options)
 
 
-def build_flow(**provider_settings: Any) -> PaymentFlow:
-    """An in-memory flow with a ``wave`` dummy provider for tenant ``chez-awa``."""
+def build_flow(*, clock: Callable[[], datetime] | None = None, **provider_settings: Any) -> PaymentFlow:
+    """An in-memory flow with a ``wave`` dummy provider for tenant ``chez-awa`` (on ``clock``, if given)."""
     settings = {"type": "dummy", "api_key": API_KEY, "timeout": 1.0, **provider_settings}
-    return PaymentFlow.from_config(
-        {"tenants": {"chez-awa": {"providers": {"wave": settings}}}}, plugins=[paycore_dummy.plugin]
-    )
+    config = {"tenants": {"chez-awa": {"providers": {"wave": settings}}}}
+    if clock is None:
+        return PaymentFlow.from_config(config, plugins=[paycore_dummy.plugin])
+    return PaymentFlow.from_config(config, plugins=[paycore_dummy.plugin], clock=clock)
 
 
 @pytest.fixture
@@ -55,11 +57,12 @@ def make_gateway(secret: str) -> Callable[..., DummyGateway]:
     return partial(build_gateway, secret)
 
 
-@pytest.fixture
-async def in_process(secret: str) -> AsyncIterator[tuple[PaymentFlow, DummyGateway]]:
-    """A flow and a gateway talking in the same process: API over ASGITransport, webhooks back the same way."""
+@asynccontextmanager
+async def _in_process(
+    secret: str, clock: Callable[[], datetime] | None
+) -> AsyncIterator[tuple[PaymentFlow, DummyGateway]]:
     name = f"test-{uuid.uuid4().hex}"
-    flow = build_flow(gateway=name, webhook_secret=secret, webhook_url="http://merchant/{tenant}/{code}")
+    flow = build_flow(clock=clock, gateway=name, webhook_secret=secret, webhook_url="http://merchant/{tenant}/{code}")
     gateway = build_gateway(secret, webhook_transport=httpx.ASGITransport(app=create_app(flow, manage_flow=False)))
     register_gateway(name, gateway)
     try:
@@ -67,6 +70,40 @@ async def in_process(secret: str) -> AsyncIterator[tuple[PaymentFlow, DummyGatew
             yield flow, gateway
     finally:
         unregister_gateway(name)
+
+
+@pytest.fixture
+async def in_process(secret: str) -> AsyncIterator[tuple[PaymentFlow, DummyGateway]]:
+    """A flow and a gateway talking in the same process: API over ASGITransport, webhooks back the same way."""
+    async with _in_process(secret, None) as setup:
+        yield setup
+
+
+class MovedClock:
+    """A clock that reads the time now plus what a test moved it by (:meth:`advance`)."""
+
+    def __init__(self) -> None:
+        self.moved = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.moved
+
+    def advance(self, **delta: float) -> None:
+        """Move the clock forward by ``timedelta(**delta)``."""
+        self.moved += timedelta(**delta)
+
+
+@pytest.fixture
+def moved_clock() -> MovedClock:
+    """The flow's clock in :func:`in_process_on_clock`."""
+    return MovedClock()
+
+
+@pytest.fixture
+async def in_process_on_clock(secret: str, moved_clock: MovedClock) -> AsyncIterator[tuple[PaymentFlow, DummyGateway]]:
+    """:func:`in_process` with the flow on :func:`moved_clock`, which a test moves forward (the reaper's deadlines)."""
+    async with _in_process(secret, moved_clock) as setup:
+        yield setup
 
 
 async def wait_for_status(

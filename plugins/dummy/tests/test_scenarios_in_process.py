@@ -9,12 +9,13 @@ import anyio
 import httpx
 import pytest
 
-from paycore.errors import ProviderNotSent
+from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore_dummy import DummyGateway, GatewayRefused
 from paycore_dummy.errors import GatewayApiError
+from paycore_dummy.provider import DummyProvider
 
 pytestmark = pytest.mark.anyio
 
@@ -221,3 +222,29 @@ async def test_a_wrong_api_key_is_refused_by_the_gateway_and_changes_nothing(
     assert (payment.status, payment.pending_call) == (S.PENDING, None)
     assert gateway.payments == {}
     assert "sk_test_wrong" not in str(refused.value)
+
+
+async def test_a_refund_that_never_reached_the_gateway_is_failed_by_the_reapers_poll(
+    in_process_on_clock: Setup, moved_clock: Any, wait_for: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow, gateway = in_process_on_clock
+    checkout = await pay(flow)
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    paid = await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+    sent = DummyProvider._call
+
+    async def lost_before_leaving(provider: DummyProvider, method: str, path: str, **options: Any) -> Any:
+        if path.endswith("/refunds"):
+            raise ProviderOutcomeUnknown("no answer within 1s")  # and the gateway never got it
+        return await sent(provider, method, path, **options)
+
+    monkeypatch.setattr(DummyProvider, "_call", lost_before_leaving)
+    refund = await flow.refund(paid.id, amount=Money.of("2000", "XOF"))
+    monkeypatch.setattr(DummyProvider, "_call", sent)
+    assert refund.status is RefundStatus.PENDING
+    assert gateway.payments[paid.external_id].refunds == []
+    moved_clock.advance(hours=1)
+    await flow.expire_stale(older_than=1800)  # its fresh poll lists every refund, and not this one
+    after = await flow.get_payment(paid.id)
+    assert (after.refunds[0].status, after.pending_call, after.needs_review) == (RefundStatus.FAILED, None, False)
+    assert (await flow.refund(paid.id)).amount == Money.of("5000", "XOF"), "all of it refundable again"

@@ -103,6 +103,7 @@ class DummyProvider(Provider):
         partial_refund=True,
         webhooks=True,
         polling=True,
+        polls_report_refunds=True,  # the gateway's payment object lists every refund it holds, by paycore's id
     )
 
     def __init__(self, context: ProviderContext) -> None:
