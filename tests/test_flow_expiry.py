@@ -104,6 +104,22 @@ async def test_a_poll_without_answer_leaves_the_payment_for_the_next_run_then_fl
     assert (after.needs_review, after.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
 
 
+async def test_a_create_whose_answer_was_lost_is_settled_after_an_outage_of_status_reads_not_flagged(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    fake.script("initiate", "lost")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    fake.settle(payment.id, Outcome.SUCCEEDED)  # the customer paid; every webhook lost
+    fake.poll_answer = "lost"
+    clock.advance(minutes=61)
+    await flow.expire_stale(HOUR)
+    assert not (await flow.get_payment(payment.id)).needs_review, "a read not served says nothing of the money"
+    fake.poll_answer = None
+    clock.advance(minutes=15)
+    (settled,) = await flow.expire_stale(HOUR)
+    assert (settled.status, settled.pending_call, settled.needs_review) == (PaymentStatus.SUCCEEDED, None, False)
+
+
 @pytest.mark.parametrize("paid", [True, False], ids=["paid-meanwhile", "never-paid"])
 async def test_stale_payments_polled_during_an_outage_are_settled_by_the_first_run_after_it(
     flow: PaymentFlow, fake: FakeProvider, clock: Clock, paid: bool

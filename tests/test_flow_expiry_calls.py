@@ -115,12 +115,14 @@ async def test_a_lost_answer_at_a_provider_that_cannot_be_polled_is_flagged_once
     assert (_sent(fake, "capture", payment), _sent(fake, "check_status", payment)) == (1, 0)
 
 
-async def test_a_lost_answer_that_polling_cannot_settle_is_flagged_once(
+async def test_a_lost_answer_that_polling_cannot_settle_waits_then_is_flagged_once(
     flow: PaymentFlow, fake: FakeProvider, clock: Clock
 ) -> None:
     payment = await _lost_capture(flow, fake)
-    fake.poll_answer = "lost"
+    fake.poll_answer = "lost"  # the status reads time out too: they say nothing of the capture
     _past_the_lease(flow, clock)
+    assert await flow.expire_stale(HOUR) == [], "left for the next run while the provider may come back"
+    clock.advance(hours=1)
     (flagged,) = await flow.expire_stale(HOUR)
     assert (flagged.status, flagged.review_reason) == (PaymentStatus.AUTHORIZED, ReviewReason.UNKNOWN_OUTCOME)
     clock.advance(hours=2)

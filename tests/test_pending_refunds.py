@@ -136,3 +136,42 @@ async def test_only_a_pending_refund_is_resolved_and_only_as_succeeded_or_failed
     resolved = await flow.resolve_refund(payment.id, pending.id, outcome="succeeded", note="seen done")
     (after,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[late]))  # the provider disagrees
     assert (after.refunded_amount, after.review_reason) == (resolved.refunded_amount, ReviewReason.REFUND_REVERSED)
+
+
+async def test_refunds_the_provider_holds_pending_for_days_never_starve_the_others_of_their_poll(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
+) -> None:
+    fake.script("refund", "pending", "pending", "pending")
+    held = [await pay(order_id=f"held-{n}") for n in range(2)]
+    for payment in held:
+        await flow.refund(payment.id, amount=xof(1000))  # a slow refund method: pending at the provider for days
+    clock.advance(minutes=1)
+    last = await pay(order_id="last")
+    refund = await flow.refund(last.id, amount=xof(1000))
+    done = fake.ledger[last.id].refunds[refund.id]
+    fake.ledger[last.id].refunds[refund.id] = attrs.evolve(done, status=RefundStatus.SUCCEEDED)  # its webhook lost
+    for _ in range(3):
+        clock.advance(days=1)
+        await flow.expire_stale(HOUR, limit=2)
+    after = await flow.get_payment(last.id)
+    assert (after.refunded_amount, after.needs_review) == (xof(1000), False), "asked about within a few runs"
+
+
+async def test_one_failed_status_read_never_hands_a_refund_the_provider_holds_pending_to_an_operator(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    refund = await flow.refund(payment.id, amount=xof(2000))
+    clock.advance(days=3)
+    await flow.expire_stale(HOUR)  # asked: still pending at the provider
+    fake.poll_answer = "lost"
+    clock.advance(days=1)
+    await flow.expire_stale(HOUR)  # one read times out
+    assert not (await flow.get_payment(payment.id)).needs_review
+    fake.poll_answer = None
+    held = fake.ledger[payment.id].refunds[refund.id]
+    fake.ledger[payment.id].refunds[refund.id] = attrs.evolve(held, status=RefundStatus.SUCCEEDED)  # webhook lost
+    clock.advance(days=1)
+    (settled,) = await flow.expire_stale(HOUR)
+    assert (settled.refunded_amount, settled.needs_review) == (xof(2000), False)

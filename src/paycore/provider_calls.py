@@ -377,6 +377,7 @@ class ProviderCalls:
             if isinstance(answer, Unknown):
                 if (
                     call is not None
+                    and cause != "reaper"  # which flags by its own rule: a read not served is asked again first
                     and call.settled_by_reports(change.now)
                     and current.review_reason is not ReviewReason.UNKNOWN_OUTCOME
                 ):

@@ -68,6 +68,8 @@ class Reaper:
         self.clock = clock
         self._said_calls_unlisted = False
         """True once this reaper warned that its repository cannot list the payments carrying a call."""
+        self._refunds_from: tuple[datetime, str] | None = None
+        """Where the last run's pass over pending refunds stopped for its limit: the next one starts there."""
 
     async def expire_stale(self, older_than: timedelta, *, limit: int) -> list[Payment]:
         """Expire (or flag) up to ``limit`` payments unfinished for longer than ``older_than``, oldest first.
@@ -141,35 +143,41 @@ class Reaper:
         if not isinstance(repository, RefundListingRepository):
             return
         page_size = max(run.limit, _CALLS_PAGE)
-        after: tuple[datetime, str] | None = None
-        while not run.done:
+        after, wrapped = self._refunds_from, self._refunds_from is None
+        while True:  # from where the last run stopped, round to it: refunds held pending long never starve the rest
             page = await repository.list_with_pending_refunds(updated_before=deadline, limit=page_size, after=after)
             for payment in page:  # one carrying a call is its owner's, or the lost answers' pass's
                 if run.first_sight(payment) and payment.pending_call is None and not _left_to_operator(payment):
                     await attempt(run, payment, self._settle_refund(run, payment))
                     if run.done:
-                        break
-            if len(page) < page_size:
+                        self._refunds_from = (payment.updated_at, payment.id)
+                        return
+            if len(page) == page_size:
+                after = (page[-1].updated_at, page[-1].id)
+            elif wrapped:
                 break
-            after = (page[-1].updated_at, page[-1].id)
+            else:
+                after, wrapped = None, True
+        self._refunds_from = None
 
     async def _settle_refund(self, run: Run, payment: Payment) -> Payment:
-        """Ask the provider about ``payment``'s pending refunds, when its polls list every refund: the poll settles
-        each as the provider says (one it still holds pending is known, and left to it). One no one can ask about
-        is flagged once it has been pending since before twice the deadline, so no refund stays pending untold."""
+        """Ask the provider about ``payment``'s pending refunds, when its polls list every refund: the poll settles each
+        as the provider says (one still held pending is known, and left to it; one not asked now, to the next run). At a
+        provider that cannot be asked about refunds, one pending since before twice the deadline is flagged."""
         chosen = self.providers(payment.provider, payment.tenant)
         if not (chosen.capabilities.polling and chosen.capabilities.polls_report_refunds):
             return await self._refund_unasked(run, payment, "the provider cannot be asked about its refunds")
         if (payment.provider, payment.tenant) in run.down:
-            return await self._refund_unasked(run, payment, DOWN)
+            return payment  # asked again by the next run: a provider down for a while holds its refunds as they were
         try:
             polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
         except ProviderNotSent as error:
+            log.warning("could not ask about the refunds of payment %s: %s", payment.id, error)
             run.poll_failed(payment)
-            return await self._refund_unasked(run, payment, f"the provider could not be asked: {error}")
+            return payment
         if isinstance(answer, Unknown):
             run.poll_failed(payment)
-            return await self._refund_unasked(run, polled, f"asking the provider failed: {answer.reason}")
+            return polled
         run.poll_answered(payment)
         return polled
 
