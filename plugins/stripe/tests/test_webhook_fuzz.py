@@ -98,6 +98,7 @@ REACHABLE: Final = {
     "refund.created": REFUNDED,
     "refund.updated": REFUNDED,
     "refund.failed": set(),
+    "charge.refund.updated": REFUNDED,
     "charge.refunded": {S.SUCCEEDED, *REFUNDED},
     "checkout.session.completed": {S.PROCESSING},
     "checkout.session.async_payment_succeeded": {S.SUCCEEDED},
@@ -105,7 +106,7 @@ REACHABLE: Final = {
     "checkout.session.expired": {S.EXPIRED},
 }
 """Where an accepted event of each type may take a payment (besides leaving its status): the type decides."""
-REFUNDING: Final = {"refund.created", "refund.updated", "charge.refunded"}
+REFUNDING: Final = {"refund.created", "refund.updated", "charge.refund.updated", "charge.refunded"}
 """The event types that may report a refund succeeded; no other accepted event changes what was refunded."""
 
 OBJECT_FIELDS: Final = [

@@ -233,6 +233,20 @@ def test_a_refund_failed_event_reports_the_refund_failed(status: str) -> None:
     assert (reported.external_id, reported.amount) == ("re_dashboard", Money.of("2000", "XOF"))
 
 
+@pytest.mark.parametrize(
+    ("status", "reported"), [("succeeded", RefundStatus.SUCCEEDED), ("failed", RefundStatus.FAILED)]
+)
+def test_a_charge_refund_updated_event_reports_its_refund_as_refund_updated_does(
+    status: str, reported: RefundStatus
+) -> None:
+    """Before 2024-10-28.acacia, only charge.refund.updated tells that a refund of a payment settled."""
+    (update,) = parse_event(event("charge.refund.updated", refund_object(status)))
+    assert [update] == parse_event(event("refund.updated", refund_object(status)))
+    (refund,) = update.refunds
+    assert (refund.status, refund.external_id, refund.amount) == (reported, "re_dashboard", Money.of("2000", "XOF"))
+    assert (update.external_id, update.payment_id) == ("pi_1", "pay_1")
+
+
 def test_a_refund_event_reports_the_refund_with_paycores_ids() -> None:
     refund = {
         "id": "re_1",
@@ -267,7 +281,7 @@ def test_an_api_key_with_a_trailing_newline_is_refused_at_start_up_unshown() -> 
     assert "chez_awa" not in str(refused.value)
 
 
-@pytest.mark.parametrize("event_type", ["refund.created", "refund.updated"])
+@pytest.mark.parametrize("event_type", ["refund.created", "refund.updated", "charge.refund.updated"])
 @pytest.mark.parametrize("reason", ["partial_capture", "expired_uncaptured_charge"])
 def test_a_refund_event_of_released_uncaptured_money_is_acknowledged_and_reports_nothing(
     event_type: str, reason: str

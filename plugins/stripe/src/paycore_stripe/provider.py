@@ -51,7 +51,15 @@ from typing import Any, ClassVar, Final, TypeVar, cast
 import httpx
 import stripe
 
-from paycore.errors import ConfigurationError, MoneyError, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
+from paycore.errors import (
+    ConfigurationError,
+    MoneyError,
+    PaymentBusy,
+    ProviderError,
+    ProviderNotSent,
+    ProviderOutcomeUnknown,
+    ValidationError,
+)
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
@@ -69,7 +77,7 @@ from paycore_stripe.reports import (
 )
 from paycore_stripe.state import Mode, StripeState
 from paycore_stripe.units import stripe_currency, to_stripe
-from paycore_stripe.webhooks import DEFAULT_TOLERANCE, parse_event, verify
+from paycore_stripe.webhooks import DEFAULT_TOLERANCE, load_event, read_event, unlisted_refunds, verify
 
 __all__ = ["StripeProvider"]
 
@@ -363,8 +371,28 @@ class StripeProvider(Provider):
         verify(body, headers, secrets=self._secrets, tolerance=self.webhook_tolerance)
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
-        """The reports of a verified event (see :mod:`paycore_stripe.webhooks`)."""
-        return parse_event(body)
+        """The reports of a verified event (see :mod:`paycore_stripe.webhooks`).
+
+        A ``charge.refunded`` whose charge does not list every refund (from API
+        version ``2022-11-15`` on it lists none) reports every refund of its
+        PaymentIntent, listed through the API as a poll lists them. When Stripe
+        cannot be asked, the delivery is refused with
+        :class:`~paycore.errors.PaymentBusy` (the webhook endpoint answers 503)
+        for Stripe to send it again: it is never read as refunding nothing.
+        """
+        event = load_event(body)
+        updates = read_event(event)
+        intent_id = unlisted_refunds(event)
+        if intent_id is None:
+            return updates
+        try:
+            refunds = await self._refunds_of(intent_id)
+        except ProviderError as error:
+            raise PaymentBusy(
+                f"Stripe event {event.id} ({event.type}) does not list every refund, and listing those of {intent_id} "
+                f"failed: {error}; deliver it again later"
+            ) from None
+        return read_event(event, refunds=refunds)
 
     # -- helpers -----------------------------------------------------------------------------
 

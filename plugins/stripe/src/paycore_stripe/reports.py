@@ -24,6 +24,7 @@ into an unknown outcome for an API answer.
 | Refund ``failed``, ``canceled`` | refund ``FAILED`` |
 | Refund with reason ``partial_capture`` or ``expired_uncaptured_charge`` | nothing: uncaptured money released |
 | Charge not ``captured`` (``charge.refunded`` of a canceled authorization) | no refunds |
+| Charge ``captured`` with ``amount_refunded``, its ``refunds`` missing or cut | those the API lists (``refunds``) |
 
 Before API version ``2025-03-31.basil``, Stripe records the uncaptured money an
 authorization releases as a Refund: the remainder of a partial capture (reason
@@ -54,6 +55,7 @@ __all__ = [
     "REFUND_STATUSES",
     "RELEASE_REASONS",
     "client_secret_action",
+    "lists_every_refund",
     "read_charge",
     "read_checkout",
     "read_delayed_payment",
@@ -284,13 +286,15 @@ def read_checkout(
     )
 
 
-def read_charge(data: Any, *, what: str = "charge") -> ProviderUpdate:
-    """A Charge (``charge.refunded``) as a report about its PaymentIntent: what it captured, its listed refunds.
+def read_charge(data: Any, *, refunds: Iterable[Any] | None = None, what: str = "charge") -> ProviderUpdate:
+    """A Charge (``charge.refunded``) as a report about its PaymentIntent: what it captured, its refunds.
 
-    A charge not ``captured`` reports no refund: what an older API version lists
-    for it (a canceled authorization) released money never captured. Of a
-    captured charge, the refunds releasing a partial capture's remainder are
-    left out too (:func:`releases_uncaptured`).
+    Its refunds are those it lists, or ``refunds`` when given: every refund of
+    its PaymentIntent, listed through the API because the charge does not list
+    them all (:func:`lists_every_refund`). A charge not ``captured`` reports no
+    refund: what an older API version lists for it (a canceled authorization)
+    released money never captured. Of a captured charge, the refunds releasing a
+    partial capture's remainder are left out too (:func:`releases_uncaptured`).
     """
     charge = _object(data, "charge")
     currency = _field(charge, "currency", str, what=what)
@@ -299,17 +303,30 @@ def read_charge(data: Any, *, what: str = "charge") -> ProviderUpdate:
     amount_captured = _amount(charge, "amount_captured", currency, what=what)
     intent = _field(charge, "payment_intent", str, what=what)
     listed = charge.get("refunds")
-    refunds = listed.get("data", []) if isinstance(listed, Mapping) else []
-    if not isinstance(refunds, list):
-        raise InvalidReport(f"{what}.refunds.data must be a list, not {type(refunds).__name__}")
+    own = listed.get("data", []) if isinstance(listed, Mapping) else []
+    if not isinstance(own, list):
+        raise InvalidReport(f"{what}.refunds.data must be a list, not {type(own).__name__}")
     captured = charge.get("captured") is True
     return ProviderUpdate(
         outcome=Outcome.SUCCEEDED if captured else None,
         external_id=intent,
         payment_id=_metadata_id(charge, PAYMENT_ID_KEY, what=what),
         captured=amount_captured if captured else None,
-        refunds=_captured_money_refunds(refunds, what=f"{what} refund") if captured else (),
+        refunds=_captured_money_refunds(own if refunds is None else refunds, what=f"{what} refund") if captured else (),
     )
+
+
+def lists_every_refund(data: Mapping[str, Any]) -> bool:
+    """Whether a Charge read by :func:`read_charge` reports every refund of it without the API's help.
+
+    False for a captured charge with money refunded (``amount_refunded``) whose
+    ``refunds`` list is missing (API versions from ``2022-11-15`` leave it out)
+    or has more pages (``has_more``): its refunds must be listed through the API.
+    """
+    listed = data.get("refunds")
+    if data.get("captured") is not True or not data.get("amount_refunded"):
+        return True
+    return isinstance(listed, Mapping) and listed.get("has_more") is not True
 
 
 def client_secret_action(intent: Mapping[str, Any]) -> NextAction:

@@ -12,7 +12,8 @@ What the customer or the merchant's Dashboard does is a method: :meth:`pay`
 (``delayed=True``: with a payment method that settles later, such as a bank
 debit), :meth:`settle` (that payment succeeds or fails), :meth:`decline` (of
 an intent, or on a Checkout Session's hosted page), :meth:`capture_in_dashboard`,
-:meth:`expire`, :meth:`expire_authorization`. Each event is
+:meth:`refund_in_dashboard`, :meth:`settle_refund` (a pending refund succeeds or
+fails), :meth:`expire`, :meth:`expire_authorization`. Each event is
 kept in :attr:`events` as a :class:`SignedEvent`, and posted to
 ``webhook_transport`` when one is given. Faults for tests: :meth:`refuse_next`
 (the connection is refused: nothing reaches the simulator) and
@@ -23,13 +24,20 @@ while it is ``requires_capture`` (otherwise the session must be expired, which
 cancels its intent), and makes that intent only when the customer confirms (a
 declined card leaves it ``requires_payment_method`` in a session still open).
 
+``refund_status`` is the status a new refund starts in: ``succeeded`` (the
+default), or ``pending`` or ``requires_action`` until :meth:`settle_refund`. As
+at Stripe, a refund that failed or was canceled gives its money back to the
+charge: it no longer counts in ``amount_refunded``, and may be refunded again.
+
 ``api_version`` is the webhook endpoint's API version its events are shaped for
 (:data:`API_VERSION` by default). Before ``2025-03-31.basil``, Stripe records
 the uncaptured money an authorization releases as a Refund: the remainder of a
 partial capture (reason ``partial_capture``), the whole of a canceled
 authorization (reason ``expired_uncaptured_charge`` when it expired on its own,
-none when it was canceled), each with ``refund.created`` and
-``charge.refunded``; before ``2022-11-15`` a charge lists its refunds.
+none when it was canceled), each with ``charge.refunded``. Before
+``2024-10-28.acacia``, a refund of a charge sends no ``refund.*`` event: only
+``charge.refunded`` when it is made and ``charge.refund.updated`` when it
+settles. Before ``2022-11-15`` a charge lists its refunds.
 """
 
 from __future__ import annotations
@@ -56,6 +64,9 @@ API_VERSION: Final = "2025-03-31.basil"
 """The API version the simulator's events are shaped for, unless told another."""
 BASIL: Final = "2025-03-31"
 """From this API version on, releasing uncaptured money creates no Refund (nor ``charge.refunded``)."""
+ACACIA: Final = "2024-10-28"
+"""From this API version on, ``refund.created``, ``refund.updated`` and ``refund.failed`` are sent for every refund;
+before it, for none of a charge (``charge.refunded`` and ``charge.refund.updated`` only)."""
 CHARGE_REFUNDS_LISTED_BEFORE: Final = "2022-11-15"
 """Before this API version, a charge lists its refunds (``charge.refunds``)."""
 SESSION_CANCEL_REFUSED: Final = (
@@ -64,6 +75,10 @@ SESSION_CANCEL_REFUSED: Final = (
 )
 _RELEASE_REASONS: Final = frozenset({"partial_capture", "expired_uncaptured_charge"})
 """Reasons of the Refunds that record released uncaptured money (before basil), not money paid back."""
+_REFUNDING: Final = frozenset({"pending", "requires_action", "succeeded"})
+"""Statuses of the refunds that hold the charge's money; a failed or canceled refund gave it back."""
+_SETTLED_REFUND: Final = frozenset({"succeeded", "failed", "canceled"})
+"""What a pending refund may become."""
 _OPEN_INTENT: Final = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
 
 
@@ -119,9 +134,14 @@ class StripeSimulator:
         webhook_url: str = "http://merchant.invalid/webhooks/stripe",
         checkout_base: str = "https://checkout.stripe.test/c/pay",
         api_version: str = API_VERSION,
+        refund_status: str = "succeeded",
     ) -> None:
+        if refund_status not in _REFUNDING:
+            raise ValueError(f"refund_status must be one of {sorted(_REFUNDING)}, not {refund_status!r}")
         self.api_key = api_key
         self.api_version = api_version
+        self.refund_status = refund_status
+        """The status a new refund starts in: ``succeeded``, or ``pending``/``requires_action`` until settled."""
         self.webhook_secret = webhook_secret
         self.webhook_transport = webhook_transport
         self.webhook_url = webhook_url
@@ -234,6 +254,37 @@ class StripeSimulator:
         await self._post(self.events[already:])
         return self.events[already:]
 
+    async def refund_in_dashboard(self, intent_id: str, amount: int | None = None) -> list[SignedEvent]:
+        """The merchant refunds ``amount`` (Stripe's units; all that is left by default) from the Dashboard."""
+        already = len(self.events)
+        self._refund(self._intent(intent_id), amount, metadata={})
+        await self._post(self.events[already:])
+        return self.events[already:]
+
+    async def settle_refund(self, refund_id: str, status: str = "succeeded") -> list[SignedEvent]:
+        """A pending (or ``requires_action``) refund ends ``succeeded``, ``failed`` or ``canceled``; the events sent.
+
+        A failed or canceled refund gives its money back to the charge. From
+        ``2024-10-28.acacia`` on, ``refund.updated`` (``refund.failed`` for a
+        refund that failed or was canceled) is sent; before it,
+        ``charge.refund.updated``.
+        """
+        if status not in _SETTLED_REFUND:
+            raise ValueError(f"a refund settles {sorted(_SETTLED_REFUND)}, not {status!r}")
+        if refund_id not in self.refunds:
+            raise _missing("refund", refund_id)
+        refund = self.refunds[refund_id]
+        if refund["status"] not in ("pending", "requires_action"):
+            raise ValueError(f"refund {refund_id} is {refund['status']}, not pending")
+        already = len(self.events)
+        refund.update(status=status, failure_reason="expired_or_canceled_card" if status == "failed" else None)
+        if not self.sends_refund_events_for_charges:
+            self._emit("charge.refund.updated", refund)
+        else:
+            self._emit("refund.updated" if status == "succeeded" else "refund.failed", refund)
+        await self._post(self.events[already:])
+        return self.events[already:]
+
     async def expire(self, session_id: str) -> list[SignedEvent]:
         """An open Checkout Session expires (the customer never paid); Stripe cancels its PaymentIntent, if any."""
         already = len(self.events)
@@ -314,6 +365,11 @@ class StripeSimulator:
         """
         return self.api_version < BASIL
 
+    @property
+    def sends_refund_events_for_charges(self) -> bool:
+        """Whether ``refund.*`` events are sent for a refund of a charge (from ``2024-10-28.acacia`` on)."""
+        return self.api_version >= ACACIA
+
     def _authorize(self, intent: dict[str, Any]) -> None:
         intent["last_payment_error"] = None
         intent["latest_charge"] = _new_id("ch")
@@ -378,12 +434,17 @@ class StripeSimulator:
 
     def _record_release(self, intent: dict[str, Any], amount: int, *, reason: str | None) -> None:
         """Before basil: uncaptured money released as a Refund (no paycore id), with its events."""
-        refund = self._new_refund(intent, amount, metadata={}, reason=reason)
-        self._emit("refund.created", refund)
+        refund = self._new_refund(intent, amount, metadata={}, reason=reason, status="succeeded")
+        self._announce(intent, refund)
+
+    def _announce(self, intent: dict[str, Any], refund: dict[str, Any]) -> None:
+        """The events of a refund just made: ``refund.created`` (from acacia on), then ``charge.refunded``."""
+        if self.sends_refund_events_for_charges:
+            self._emit("refund.created", refund)
         self._emit("charge.refunded", self._charge(intent))
 
     def _new_refund(
-        self, intent: dict[str, Any], amount: int, *, metadata: Mapping[str, Any], reason: str | None
+        self, intent: dict[str, Any], amount: int, *, metadata: Mapping[str, Any], reason: str | None, status: str
     ) -> dict[str, Any]:
         refund = {
             "id": _new_id("re"),
@@ -395,7 +456,7 @@ class StripeSimulator:
             "metadata": dict(metadata),
             "payment_intent": intent["id"],
             "reason": reason,
-            "status": "succeeded",
+            "status": status,
         }
         self.refunds[refund["id"]] = refund
         return refund
@@ -406,7 +467,7 @@ class StripeSimulator:
     def _charge(self, intent: dict[str, Any]) -> dict[str, Any]:
         """The intent's charge as ``charge.refunded`` carries it, in the shape of :attr:`api_version`."""
         refunds = self._refunds_of(intent)
-        returned = sum(r["amount"] for r in refunds)
+        returned = sum(r["amount"] for r in refunds if r["status"] in _REFUNDING)
         captured = intent["amount_received"]
         charge = {
             "id": intent["latest_charge"],
@@ -428,16 +489,19 @@ class StripeSimulator:
     def _refund(self, intent: dict[str, Any], amount: int | None, metadata: Mapping[str, Any]) -> dict[str, Any]:
         if intent["status"] != "succeeded":
             raise _invalid("charge_not_captured", "This PaymentIntent has no captured charge to refund.")
-        refunded = sum(r["amount"] for r in self._refunds_of(intent) if r["reason"] not in _RELEASE_REASONS)
+        refunded = sum(
+            r["amount"]
+            for r in self._refunds_of(intent)
+            if r["status"] in _REFUNDING and r["reason"] not in _RELEASE_REASONS
+        )
         remaining = intent["amount_received"] - refunded
         amount = remaining if amount is None else amount
         if remaining <= 0:
             raise _invalid("charge_already_refunded", "This charge has already been refunded.")
         if not 0 < amount <= remaining:
             raise _invalid("amount_too_large", f"Refund amount ({amount}) is greater than unrefunded amount.")
-        refund = self._new_refund(intent, amount, metadata=metadata, reason=None)
-        self._emit("refund.created", refund)
-        self._emit("charge.refunded", self._charge(intent))
+        refund = self._new_refund(intent, amount, metadata=metadata, reason=None, status=self.refund_status)
+        self._announce(intent, refund)
         return refund
 
     def _emit(self, event_type: str, obj: Mapping[str, Any]) -> None:

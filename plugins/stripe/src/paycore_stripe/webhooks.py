@@ -7,11 +7,20 @@ the SDK checks, or in the future) is :class:`~paycore.errors.InvalidSignature`.
 During a secret rotation, several ``whsec_`` secrets may be configured; a
 delivery verifying with any of them is accepted.
 
-:func:`parse_event` reads the verified body with :func:`paycore.wire.load_json_object`
-and maps :data:`EVENT_TYPES` to reports, with the event's ``id`` as the report's
-``provider_event_id`` (a repeated delivery is a no-op). The event's type decides
-what the object must be: a ``payment_intent.succeeded`` whose intent is not
-``succeeded`` is malformed.
+:func:`load_event` reads the verified body with :func:`paycore.wire.load_json_object`
+and :func:`read_event` maps :data:`EVENT_TYPES` to reports, with the event's ``id``
+as the report's ``provider_event_id`` (a repeated delivery is a no-op). The event's
+type decides what the object must be: a ``payment_intent.succeeded`` whose intent
+is not ``succeeded`` is malformed.
+
+Before ``2024-10-28.acacia``, Stripe sends ``refund.created``, ``refund.updated`` and
+``refund.failed`` only for refunds without a charge: a refund of a payment (made by
+paycore or in the Dashboard) comes with ``charge.refunded`` when it is made and
+``charge.refund.updated`` when it changes (a pending refund succeeds or fails).
+``charge.refund.updated`` carries the Refund and is read as ``refund.updated`` is.
+From ``2022-11-15`` on, the Charge of ``charge.refunded`` lists no refunds:
+:func:`unlisted_refunds` names the PaymentIntent whose refunds the provider then
+lists through the API, and :func:`read_event` reports those instead.
 
 Endpoints on any API version are read. Before ``2025-03-31.basil`` Stripe records
 the uncaptured money an authorization releases as a Refund (a partial capture's
@@ -32,16 +41,17 @@ came from a completed Checkout Session, which the intent does not say.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import stripe
-from attrs import evolve
+from attrs import evolve, frozen
 
 from paycore.errors import InvalidSignature, MalformedWebhook, MoneyError, ValidationError
 from paycore.records import ProviderUpdate
 from paycore.wire import InvalidReport, load_json_object
 from paycore_stripe.reports import (
+    lists_every_refund,
     read_charge,
     read_delayed_payment,
     read_intent,
@@ -50,7 +60,17 @@ from paycore_stripe.reports import (
     releases_uncaptured,
 )
 
-__all__ = ["DEFAULT_TOLERANCE", "EVENT_TYPES", "SIGNATURE_HEADER", "parse_event", "verify"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "EVENT_TYPES",
+    "SIGNATURE_HEADER",
+    "StripeEvent",
+    "load_event",
+    "parse_event",
+    "read_event",
+    "unlisted_refunds",
+    "verify",
+]
 
 SIGNATURE_HEADER: Final = "stripe-signature"
 """The header that carries ``t=<timestamp>,v1=<hex HMAC-SHA256>``."""
@@ -72,8 +92,10 @@ _REFUND_EVENTS: Final = {
     "refund.created": None,
     "refund.updated": None,
     "refund.failed": frozenset({"failed", "canceled"}),
+    "charge.refund.updated": None,
 }
-"""Refund events and the refund statuses each may carry (``None``: any)."""
+"""Refund events and the refund statuses each may carry (``None``: any). Before ``2024-10-28.acacia``
+only ``charge.refund.updated`` tells of a change to a refund of a charge."""
 _SESSION_EVENTS: Final = {
     "checkout.session.completed": "complete",
     "checkout.session.expired": "expired",
@@ -126,28 +148,68 @@ def _stamped_recently(header: str, tolerance: float) -> bool:
     return abs(time.time() - int(stamps[0])) <= tolerance
 
 
-def parse_event(body: bytes) -> list[ProviderUpdate]:
-    """The reports of a verified Stripe event; :class:`~paycore.errors.MalformedWebhook` if unreadable.
+@frozen
+class StripeEvent:
+    """A verified delivery's Stripe event: its ``id``, its ``type`` and its ``data.object``."""
 
-    An event type paycore does not read is reported as nothing (``[]``): the
-    delivery is acknowledged and changes nothing.
-    """
+    id: str
+    type: str
+    object: Any
+
+
+def load_event(body: bytes) -> StripeEvent:
+    """The event of a verified body; :class:`~paycore.errors.MalformedWebhook` if it is not a Stripe event."""
     event = load_json_object(body, what="Stripe webhook body")
     event_id, event_type, data = event.get("id"), event.get("type"), event.get("data")
     if event.get("object") != "event" or not isinstance(event_type, str) or not isinstance(data, dict):
         raise MalformedWebhook("a Stripe webhook must be an event object with 'id', 'type' and 'data'")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedWebhook("a Stripe webhook event must carry its id")
-    if event_type not in EVENT_TYPES:
+    return StripeEvent(event_id, event_type, data.get("object"))
+
+
+def read_event(event: StripeEvent, *, refunds: Iterable[Any] | None = None) -> list[ProviderUpdate]:
+    """The reports of an event; :class:`~paycore.errors.MalformedWebhook` if its object is unreadable.
+
+    An event type paycore does not read is reported as nothing (``[]``): the
+    delivery is acknowledged and changes nothing. ``refunds``: every refund of a
+    ``charge.refunded``'s PaymentIntent, listed through the API (see
+    :func:`unlisted_refunds`), reported in place of those its charge lists.
+    """
+    if event.type not in EVENT_TYPES:
         return []
     try:
-        update = _read(event_type, data.get("object"))
+        update = _read(event.type, event.object, refunds=refunds)
     except (InvalidReport, MoneyError, ValidationError) as error:
-        raise MalformedWebhook(f"Stripe event {event_type} is unreadable: {error}") from None
-    return [] if update is None else [evolve(update, provider_event_id=event_id)]
+        raise MalformedWebhook(f"Stripe event {event.type} is unreadable: {error}") from None
+    return [] if update is None else [evolve(update, provider_event_id=event.id)]
 
 
-def _read(event_type: str, obj: Any) -> ProviderUpdate | None:
+def unlisted_refunds(event: StripeEvent) -> str | None:
+    """The PaymentIntent whose refunds a ``charge.refunded`` does not list, to list through the API; else ``None``.
+
+    Call it on an event :func:`read_event` read. From API version ``2022-11-15``
+    on, a Charge lists no refunds (and an older one lists the first page only):
+    a captured charge with money refunded that does not list every refund (see
+    :func:`~paycore_stripe.reports.lists_every_refund`) names its PaymentIntent.
+    """
+    charge = event.object
+    if event.type != "charge.refunded" or not isinstance(charge, Mapping) or lists_every_refund(charge):
+        return None
+    intent = charge.get("payment_intent")
+    return intent if isinstance(intent, str) else None
+
+
+def parse_event(body: bytes) -> list[ProviderUpdate]:
+    """The reports of a verified body as the event alone tells them (:func:`load_event`, :func:`read_event`).
+
+    A ``charge.refunded`` reports the refunds its charge lists: the provider
+    lists the others through the API (:func:`unlisted_refunds`).
+    """
+    return read_event(load_event(body))
+
+
+def _read(event_type: str, obj: Any, *, refunds: Iterable[Any] | None) -> ProviderUpdate | None:
     """The report of one event's object; ``None`` when it says nothing about the payment's money."""
     if event_type in _INTENT_EVENTS:
         allowed = _INTENT_EVENTS[event_type]
@@ -163,12 +225,15 @@ def _read(event_type: str, obj: Any) -> ProviderUpdate | None:
     if event_type in _DELAYED_PAYMENT_EVENTS:
         return read_delayed_payment(obj, succeeded=_DELAYED_PAYMENT_EVENTS[event_type], what=event_type)
     if event_type == "charge.refunded":
-        return read_charge(obj, what=event_type)
+        return read_charge(obj, refunds=refunds, what=event_type)
     return _read_refund_event(event_type, obj)
 
 
 def _read_refund_event(event_type: str, obj: Any) -> ProviderUpdate | None:
-    """A ``refund.*`` event's report; ``None`` for a refund releasing uncaptured money (paid nothing back)."""
+    """A ``refund.*`` or ``charge.refund.updated`` event's report.
+
+    ``None`` for a refund releasing uncaptured money (it paid nothing back).
+    """
     allowed = _REFUND_EVENTS[event_type]
     status = obj.get("status") if isinstance(obj, dict) else None
     if allowed is not None and (not isinstance(status, str) or status not in allowed):
