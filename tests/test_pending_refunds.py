@@ -164,14 +164,82 @@ async def test_one_failed_status_read_never_hands_a_refund_the_provider_holds_pe
     fake.script("refund", "pending")
     refund = await flow.refund(payment.id, amount=xof(2000))
     clock.advance(days=3)
-    await flow.expire_stale(HOUR)  # asked: still pending at the provider
+    await flow.expire_stale(HOUR)  # asked: still pending at the provider, heard of now
     fake.poll_answer = "lost"
-    clock.advance(days=1)
+    clock.advance(minutes=61)
     await flow.expire_stale(HOUR)  # one read times out
-    assert not (await flow.get_payment(payment.id)).needs_review
+    assert not (await flow.get_payment(payment.id)).needs_review, "heard of an hour ago: asked again next run"
     fake.poll_answer = None
     held = fake.ledger[payment.id].refunds[refund.id]
     fake.ledger[payment.id].refunds[refund.id] = attrs.evolve(held, status=RefundStatus.SUCCEEDED)  # webhook lost
-    clock.advance(days=1)
+    clock.advance(minutes=15)
     (settled,) = await flow.expire_stale(HOUR)
     assert (settled.refunded_amount, settled.needs_review) == (xof(2000), False)
+
+
+async def test_a_refund_at_a_provider_never_reached_again_is_flagged_once_unheard_of_for_twice_the_deadline(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    refund = await flow.refund(payment.id, amount=xof(2000))
+    fake.poll_answer = "not_sent"  # the provider down for good
+    clock.advance(minutes=90)
+    await flow.expire_stale(HOUR)
+    assert not (await flow.get_payment(payment.id)).needs_review
+    clock.advance(minutes=31)
+    (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.review_reason, flagged.refunds[0].status) == (ReviewReason.UNKNOWN_OUTCOME, RefundStatus.PENDING)
+    assert refund.id in (flagged.review_message or "")
+
+
+async def test_refunds_whose_reads_keep_failing_never_keep_their_providers_other_refunds_from_being_asked(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.script("refund", *["pending"] * 5)
+    failing = [await pay(order_id=f"failing-{n}") for n in range(3)]
+    for payment in failing:
+        await flow.refund(payment.id, amount=xof(1000))
+    clock.advance(minutes=1)
+    behind = [await pay(order_id=f"behind-{n}") for n in range(2)]
+    for payment in behind:
+        refund = await flow.refund(payment.id, amount=xof(1000))
+        held = fake.ledger[payment.id].refunds[refund.id]
+        fake.ledger[payment.id].refunds[refund.id] = attrs.evolve(held, status=RefundStatus.SUCCEEDED)  # lost
+    read = fake.check_status
+    unreadable = {payment.id for payment in failing}
+
+    async def failing_for_some(payment: Payment) -> Any:
+        if payment.id in unreadable:
+            raise ProviderOutcomeUnknown("the gateway answered 500")
+        return await read(payment)
+
+    monkeypatch.setattr(fake, "check_status", failing_for_some)
+    for _ in range(3):  # the second run is the first they are overdue in: the third starts behind the failing ones
+        clock.advance(minutes=45)
+        await flow.expire_stale(HOUR)
+    for payment in behind:
+        assert (await flow.get_payment(payment.id)).refunded_amount == xof(1000), "asked behind the failing ones"
+
+
+async def test_a_cancel_that_never_reaches_the_provider_is_not_sent_run_after_run(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider="fake", order_id="o")).payment
+
+    async def lost_on_the_way(asked: Payment) -> Any:
+        fake.calls.append(("cancel", asked.id))
+        raise ProviderOutcomeUnknown("the load balancer answered 504")  # the gateway never got it
+
+    monkeypatch.setattr(fake, "cancel", lost_on_the_way)
+    for _ in range(24):
+        clock.advance(hours=1)
+        await flow.expire_stale(HOUR)
+    after = await flow.get_payment(payment.id)
+    assert (after.status, after.needs_review, after.review_reason) == (
+        PaymentStatus.PROCESSING,
+        True,
+        ReviewReason.UNKNOWN_OUTCOME,
+    )
+    assert [op for op, _ in fake.calls].count("cancel") <= 2, "an operator is told instead of a cancel every run"

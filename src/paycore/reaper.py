@@ -32,7 +32,7 @@ from paycore.listing import MAX_LIMIT, check_limit
 from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
-from paycore.reaper_run import DOWN, Run, attempt
+from paycore.reaper_run import DOWN, Run, attempt, left_to_operator
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.storage import CallListingRepository, RefundListingRepository
@@ -126,7 +126,7 @@ class Reaper:
         while not run.done:
             page = await repository.list_with_calls(limit=page_size, after=after)
             for payment in page:
-                if run.first_sight(payment) and self._call_due(payment) and not _left_to_operator(payment):
+                if run.first_sight(payment) and self._call_due(payment) and not left_to_operator(payment):
                     if (payment.provider, payment.tenant) in run.down and not _past_waiting(run, payment, deadline):
                         continue  # its provider could not be asked in this run: the next run asks
                     await attempt(run, payment, self._settle_call(run, payment, deadline))
@@ -143,58 +143,57 @@ class Reaper:
         if not isinstance(repository, RefundListingRepository):
             return
         page_size = max(run.limit, _CALLS_PAGE)
-        after, wrapped = self._refunds_from, self._refunds_from is None
-        while True:  # from where the last run stopped, round to it: refunds held pending long never starve the rest
+        after, wrapped, tried = self._refunds_from, self._refunds_from is None, None
+        while not run.done:  # from where the last run stopped, round to it: no refund holds up the ones behind it
             page = await repository.list_with_pending_refunds(updated_before=deadline, limit=page_size, after=after)
             for payment in page:  # one carrying a call is its owner's, or the lost answers' pass's
-                if run.first_sight(payment) and payment.pending_call is None and not _left_to_operator(payment):
+                if run.first_sight(payment) and payment.pending_call is None and not left_to_operator(payment):
+                    asked = (payment.provider, payment.tenant) not in run.down
                     await attempt(run, payment, self._settle_refund(run, payment))
+                    tried = (payment.updated_at, payment.id) if asked else tried
                     if run.done:
-                        self._refunds_from = (payment.updated_at, payment.id)
-                        return
-            if len(page) == page_size:
-                after = (page[-1].updated_at, page[-1].id)
+                        break
+            if run.done or len(page) == page_size:
+                after = (page[-1].updated_at, page[-1].id) if page else None
             elif wrapped:
                 break
             else:
                 after, wrapped = None, True
-        self._refunds_from = None
+        self._refunds_from = tried if run.done or run.down else None  # a provider down: its next run starts behind
 
     async def _settle_refund(self, run: Run, payment: Payment) -> Payment:
         """Ask the provider about ``payment``'s pending refunds, when its polls list every refund: the poll settles each
-        as the provider says (one still held pending is known, and left to it; one not asked now, to the next run). At a
-        provider that cannot be asked about refunds, one pending since before twice the deadline is flagged."""
+        as the provider says (one it still holds pending is stamped heard of). One no one could ask about, or could not
+        reach, is left for the next run, and flagged once not heard of since before twice the deadline."""
         chosen = self.providers(payment.provider, payment.tenant)
         if not (chosen.capabilities.polling and chosen.capabilities.polls_report_refunds):
             return await self._refund_unasked(run, payment, "the provider cannot be asked about its refunds")
         if (payment.provider, payment.tenant) in run.down:
-            return payment  # asked again by the next run: a provider down for a while holds its refunds as they were
+            return payment  # asked by the next run, which starts behind those that failed in this one
         try:
             polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
         except ProviderNotSent as error:
-            log.warning("could not ask about the refunds of payment %s: %s", payment.id, error)
             run.poll_failed(payment)
-            return payment
+            return await self._refund_unasked(run, payment, f"the provider could not be asked: {error}")
         if isinstance(answer, Unknown):
             run.poll_failed(payment)
-            return polled
+            return await self._refund_unasked(run, polled, f"asking the provider failed: {answer.reason}")
         run.poll_answered(payment)
         return polled
 
     async def _refund_unasked(self, run: Run, payment: Payment, why: str) -> Payment:
         """``payment`` flagged for an operator (who settles it: :meth:`~paycore.flow.PaymentFlow.resolve_refund`)
-        when a refund of it no one could ask about has been pending since before the run's ``give_up_before``."""
+        when a refund of it not heard of since before the run's ``give_up_before`` could not be asked about now."""
         give_up = run.give_up_before
         assert give_up is not None  # set by expire_stale for each of its passes but the first
         refund = next((r for r in payment.refunds if r.status is RefundStatus.PENDING and r.updated_at < give_up), None)
         if refund is None:
             return payment
-        message = f"refund {refund.id} of {refund.amount} has been pending at the provider since {refund.updated_at}"
+        message = f"refund {refund.id} of {refund.amount} is pending, unheard of since {refund.updated_at}"
 
         def build(current: Payment) -> Change | None:
-            pending = any(r.id == refund.id and r.status is RefundStatus.PENDING for r in current.refunds)
-            if not pending or current.pending_call is not None or _left_to_operator(current):
-                return None
+            if refund not in current.refunds or current.pending_call is not None or left_to_operator(current):
+                return None  # heard of since, settled, or taken up by an operator or a call
             change = Change(current, cause="reaper", now=self.clock())
             change.flag(ReviewReason.UNKNOWN_OUTCOME, f"{message} and {why}")
             return change
@@ -260,7 +259,7 @@ class Reaper:
         message = f"the outcome of its {call.operation.value} call is unknown and {why}"
 
         def build(current: Payment) -> Change | None:
-            if not _carries(current, call) or _left_to_operator(current):
+            if not _carries(current, call) or left_to_operator(current):
                 return None
             change = Change(current, cause="reaper", now=self.clock())
             change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
@@ -295,6 +294,8 @@ class Reaper:
                 return await self._flagged(polled, _unknown_call(polled, "asking the provider did not settle it"))
             if answer.outcome not in _UNPAID or polled.status not in fsm.OPEN:
                 return polled  # paid, failed or expired at the provider: the poll applied it
+            if call is not None and call.closes_abandoned_payment and payment.created_at < give_up_before:
+                return await self._flagged(polled, "past its deadline; its cancel never reached the provider")
             payment = polled
         elif call is not None:
             return await self._flagged(payment, _unknown_call(payment, "the provider cannot be polled"))
@@ -359,8 +360,8 @@ class Reaper:
 def _cannot_list_calls(repository: object) -> None:
     """Say that the reaper leaves lost answers on payments no longer open to the next operation."""
     log.warning(
-        "%s cannot list the payments that carry a provider call (paycore.storage.CallListingRepository): "
-        "the reaper leaves a lost capture or refund answer to the next operation, a refresh or a webhook",
+        "%s cannot list the payments that carry a provider call (paycore.storage.CallListingRepository): the reaper "
+        "leaves a lost capture or refund answer to the next operation, refresh or webhook",
         type(repository).__name__,
     )
 
@@ -380,11 +381,6 @@ def _past_waiting(run: Run, payment: Payment, deadline: datetime) -> bool:
         return False
     give_up = run.give_up_before
     return payment.status not in fsm.OPEN or give_up is None or payment.created_at < give_up
-
-
-def _left_to_operator(payment: Payment) -> bool:
-    """True for a payment already flagged because its outcome is unknown: an operator has it now."""
-    return payment.needs_review and payment.review_reason is ReviewReason.UNKNOWN_OUTCOME
 
 
 def _unknown_call(payment: Payment, why: str) -> str:

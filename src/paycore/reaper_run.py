@@ -15,8 +15,9 @@ from attrs import define, field
 
 from paycore.errors import PaycoreError
 from paycore.records import Payment
+from paycore.status import ReviewReason
 
-__all__ = ["DOWN", "DOWN_AFTER", "Run", "attempt"]
+__all__ = ["DOWN", "DOWN_AFTER", "Run", "attempt", "left_to_operator"]
 
 log = logging.getLogger("paycore.reaper")
 
@@ -82,3 +83,8 @@ async def attempt(run: Run, payment: Payment, work: Awaitable[Payment]) -> None:
     elif (payment.provider, payment.tenant) in run.down or payment.id in run.unasked:
         return
     run.tried += 1
+
+
+def left_to_operator(payment: Payment) -> bool:
+    """True for a payment already flagged because its outcome is unknown: an operator has it now, and runs leave it."""
+    return payment.needs_review and payment.review_reason is ReviewReason.UNKNOWN_OUTCOME

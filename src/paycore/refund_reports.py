@@ -96,6 +96,9 @@ def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied, 
     changes: dict[str, Any] = {}
     if update.external_id and refund.external_id is None:
         changes["external_id"] = update.external_id
+    still_pending = refund.status is RefundStatus.PENDING and update.status is RefundStatus.PENDING
+    if still_pending and refund.updated_at < change.now:
+        changes["updated_at"] = change.now  # heard of: a refund the provider holds pending is asked about later again
     if refund.status is RefundStatus.PENDING and update.status is not RefundStatus.PENDING:
         if update.status is RefundStatus.SUCCEEDED:
             if update.amount is None:
