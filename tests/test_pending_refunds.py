@@ -222,8 +222,9 @@ async def test_refunds_whose_reads_keep_failing_never_keep_their_providers_other
         assert (await flow.get_payment(payment.id)).refunded_amount == xof(1000), "asked behind the failing ones"
 
 
+@pytest.mark.parametrize("every", [60, 10], ids=["hourly-runs", "runs-every-10-minutes"])
 async def test_a_cancel_that_never_reaches_the_provider_is_not_sent_run_after_run(
-    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch, every: int
 ) -> None:
     fake.script("initiate", "pending")
     payment = (await flow.create_payment(amount=xof(5000), provider="fake", order_id="o")).payment
@@ -233,8 +234,8 @@ async def test_a_cancel_that_never_reaches_the_provider_is_not_sent_run_after_ru
         raise ProviderOutcomeUnknown("the load balancer answered 504")  # the gateway never got it
 
     monkeypatch.setattr(fake, "cancel", lost_on_the_way)
-    for _ in range(24):
-        clock.advance(hours=1)
+    for _ in range(24 * 60 // every):
+        clock.advance(minutes=every)
         await flow.expire_stale(HOUR)
     after = await flow.get_payment(payment.id)
     assert (after.status, after.needs_review, after.review_reason) == (

@@ -32,7 +32,7 @@ from paycore.listing import MAX_LIMIT, check_limit
 from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
-from paycore.reaper_run import DOWN, Run, attempt, left_to_operator
+from paycore.reaper_run import DOWN, Run, attempt, carries, left_to_operator, past_waiting
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.storage import CallListingRepository, RefundListingRepository
@@ -47,6 +47,7 @@ ProviderLookup = Callable[[str, "str | None"], Provider]
 _UNPAID = frozenset({Outcome.PENDING, Outcome.NOT_FOUND})
 """What the provider says of a payment it holds no money for and has not given up on itself."""
 
+_CANCEL_LOST = "past its deadline; its cancel never reached the provider"
 _CALLS_PAGE = 100
 """The fewest payments carrying a call read at once: a run reads on past those it leaves alone."""
 
@@ -127,7 +128,7 @@ class Reaper:
             page = await repository.list_with_calls(limit=page_size, after=after)
             for payment in page:
                 if run.first_sight(payment) and self._call_due(payment) and not left_to_operator(payment):
-                    if (payment.provider, payment.tenant) in run.down and not _past_waiting(run, payment, deadline):
+                    if (payment.provider, payment.tenant) in run.down and not past_waiting(run, payment, deadline):
                         continue  # its provider could not be asked in this run: the next run asks
                     await attempt(run, payment, self._settle_call(run, payment, deadline))
                     if run.done:
@@ -237,7 +238,9 @@ class Reaper:
             log.warning("could not settle the %s call of payment %s: %s", call.operation.value, payment.id, error)
             run.poll_failed(payment)
             return await self._call_unasked(run, payment, call, deadline, f"the provider could not be asked: {error}")
-        if not _carries(polled, call):
+        if not carries(polled, call):
+            if _cancel_never_arrived(call, polled, run.give_up_before):
+                return await self._flagged(polled, _CANCEL_LOST)
             return polled
         if isinstance(answer, Unknown):  # a status read the provider did not serve (a timeout, a 503): as unasked
             run.poll_failed(payment)
@@ -250,7 +253,7 @@ class Reaper:
     ) -> Payment:
         """A call no one could ask about: left for a webhook or the next run, flagged once it waited long enough
         (:func:`_past_waiting`), so no outcome stays open untold."""
-        if not _past_waiting(run, payment, deadline):
+        if not past_waiting(run, payment, deadline):
             return payment
         return await self._flag_call(payment, call, why)
 
@@ -259,7 +262,7 @@ class Reaper:
         message = f"the outcome of its {call.operation.value} call is unknown and {why}"
 
         def build(current: Payment) -> Change | None:
-            if not _carries(current, call) or left_to_operator(current):
+            if not carries(current, call) or left_to_operator(current):
                 return None
             change = Change(current, cause="reaper", now=self.clock())
             change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
@@ -289,13 +292,13 @@ class Reaper:
             if answer.outcome is None:
                 return await self._flagged(payment, "unfinished past its deadline: the provider does not know it")
             if polled.pending_call is not None:
-                if call is None or not _carries(polled, call):
+                if call is None or not carries(polled, call):
                     return polled  # a call someone made meanwhile: its owner settles it
                 return await self._flagged(polled, _unknown_call(polled, "asking the provider did not settle it"))
             if answer.outcome not in _UNPAID or polled.status not in fsm.OPEN:
                 return polled  # paid, failed or expired at the provider: the poll applied it
-            if call is not None and call.closes_abandoned_payment and payment.created_at < give_up_before:
-                return await self._flagged(polled, "past its deadline; its cancel never reached the provider")
+            if _cancel_never_arrived(call, polled, give_up_before):
+                return await self._flagged(polled, _CANCEL_LOST)
             payment = polled
         elif call is not None:
             return await self._flagged(payment, _unknown_call(payment, "the provider cannot be polled"))
@@ -366,28 +369,19 @@ def _cannot_list_calls(repository: object) -> None:
     )
 
 
-def _carries(payment: Payment, call: ProviderCall) -> bool:
-    """True while ``payment`` still carries ``call`` itself: its id, written down at the same time
-    (a retry under the same idempotency key writes a call of the same id)."""
-    return payment.pending_call is not None and payment.pending_call.is_the_same(call)
-
-
-def _past_waiting(run: Run, payment: Payment, deadline: datetime) -> bool:
-    """True when a payment no one could ask about is flagged rather than left for the next run: its call's
-    lease ran out before ``deadline`` and, if it is still open, it was created before the run's
-    ``give_up_before`` (the open payments' own rule: twice the deadline)."""
-    assert payment.pending_call is not None
-    if payment.pending_call.lease_until > deadline:
-        return False
-    give_up = run.give_up_before
-    return payment.status not in fsm.OPEN or give_up is None or payment.created_at < give_up
-
-
 def _unknown_call(payment: Payment, why: str) -> str:
     """Why a payment whose provider call stays unknown is flagged."""
     call = payment.pending_call
     operation = call.operation.value if call is not None else "provider"
     return f"unfinished past its deadline; the outcome of its {operation} call is unknown and {why}"
+
+
+def _cancel_never_arrived(call: ProviderCall | None, polled: Payment, give_up_before: datetime | None) -> bool:
+    """True when a poll found that the reaper's own cancel (``call``) of a payment created before ``give_up_before``
+    never reached the provider: still open, it is flagged rather than sent a cancel again (and again)."""
+    if call is None or not call.closes_abandoned_payment or polled.pending_call is not None:
+        return False
+    return polled.status in fsm.OPEN and give_up_before is not None and polled.created_at < give_up_before
 
 
 def _still_open(payment: Payment) -> None:

@@ -1,4 +1,4 @@
-"""``Run``: what one run of the reaper has done, and how it counts toward its limit.
+"""``Run``: what one run of the reaper has done, how it counts toward its limit, and what it leaves for later.
 
 A run tries up to ``limit`` payments. It remembers those it saw (a payment it changed may be listed again),
 those it changed (what :meth:`~paycore.reaper.Reaper.expire_stale` returns), and the providers whose status
@@ -13,11 +13,13 @@ from datetime import datetime
 
 from attrs import define, field
 
+from paycore import fsm
+from paycore.calls import ProviderCall
 from paycore.errors import PaycoreError
 from paycore.records import Payment
 from paycore.status import ReviewReason
 
-__all__ = ["DOWN", "DOWN_AFTER", "Run", "attempt", "left_to_operator"]
+__all__ = ["DOWN", "DOWN_AFTER", "Run", "attempt", "carries", "left_to_operator", "past_waiting"]
 
 log = logging.getLogger("paycore.reaper")
 
@@ -88,3 +90,20 @@ async def attempt(run: Run, payment: Payment, work: Awaitable[Payment]) -> None:
 def left_to_operator(payment: Payment) -> bool:
     """True for a payment already flagged because its outcome is unknown: an operator has it now, and runs leave it."""
     return payment.needs_review and payment.review_reason is ReviewReason.UNKNOWN_OUTCOME
+
+
+def carries(payment: Payment, call: ProviderCall) -> bool:
+    """True while ``payment`` still carries ``call`` itself: its id, written down at the same time
+    (a retry under the same idempotency key writes a call of the same id)."""
+    return payment.pending_call is not None and payment.pending_call.is_the_same(call)
+
+
+def past_waiting(run: Run, payment: Payment, deadline: datetime) -> bool:
+    """True when a payment no one could ask about is flagged rather than left for the next run: its call's
+    lease ran out before ``deadline`` and, if it is still open, it was created before the run's
+    ``give_up_before`` (the open payments' own rule: twice the deadline)."""
+    assert payment.pending_call is not None
+    if payment.pending_call.lease_until > deadline:
+        return False
+    give_up = run.give_up_before
+    return payment.status not in fsm.OPEN or give_up is None or payment.created_at < give_up
