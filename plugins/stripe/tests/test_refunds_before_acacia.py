@@ -119,6 +119,27 @@ async def test_a_charge_refunded_whose_refunds_cannot_be_listed_is_answered_503_
     assert (refunded.status, refunded.refunded_amount) == (PaymentStatus.REFUNDED, Money.of("100.00", EUR))
 
 
+async def test_a_charge_refunded_of_a_payment_not_paycores_asks_stripe_nothing_and_is_not_found(
+    flow_with: Callable[..., PaymentFlow],
+) -> None:
+    """A charge another system made on the same Stripe account: its event is answered 404 at once, even while
+    Stripe cannot be asked, instead of listing its refunds (and answering 503 until Stripe can be asked)."""
+    simulator = simulator_on("2024-06-20")
+    async with flow_with(simulator=simulator) as flow:
+        payment = await paid(flow, simulator)
+        (sent,) = await simulator.refund_in_dashboard(payment.external_id or "")
+        event = json.loads(sent.body)
+        event["data"]["object"]["metadata"] = {}  # no paycore payment: another system's charge
+        event["data"]["object"]["payment_intent"] = "pi_of_another_system"
+        foreign = resigned(sent, json.dumps(event).encode())
+        transport = httpx.ASGITransport(app=create_app(flow, manage_flow=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as merchant:
+            simulator.refuse_next()  # had it asked Stripe, it would have been refused
+            answer = await merchant.post(f"/{CODE}", content=foreign.body, headers=dict(foreign.headers))
+        assert answer.status_code == 404
+        assert await flow.get_payment(payment.id) == payment
+
+
 async def test_a_pending_refund_that_fails_told_by_charge_refund_updated_may_be_refunded_again(
     flow_with: Callable[..., PaymentFlow],
 ) -> None:

@@ -51,6 +51,7 @@ from paycore.errors import InvalidSignature, MalformedWebhook, MoneyError, Valid
 from paycore.records import ProviderUpdate
 from paycore.wire import InvalidReport, load_json_object
 from paycore_stripe.reports import (
+    PAYMENT_ID_KEY,
     lists_every_refund,
     read_charge,
     read_delayed_payment,
@@ -191,11 +192,15 @@ def unlisted_refunds(event: StripeEvent) -> str | None:
     Call it on an event :func:`read_event` read. From API version ``2022-11-15``
     on, a Charge lists no refunds (and an older one lists the first page only):
     a captured charge with money refunded that does not list every refund (see
-    :func:`~paycore_stripe.reports.lists_every_refund`) names its PaymentIntent.
+    :func:`~paycore_stripe.reports.lists_every_refund`) names its PaymentIntent,
+    when it is a charge of paycore's (its metadata names a paycore payment).
     """
     charge = event.object
     if event.type != "charge.refunded" or not isinstance(charge, Mapping) or lists_every_refund(charge):
         return None
+    metadata = charge.get("metadata")
+    if not isinstance(metadata, Mapping) or not metadata.get(PAYMENT_ID_KEY):
+        return None  # not a charge of paycore's (Stripe copies its PaymentIntent's metadata): nothing to ask Stripe
     intent = charge.get("payment_intent")
     return intent if isinstance(intent, str) else None
 
