@@ -302,6 +302,20 @@ async def test_a_payment_the_provider_cannot_cancel_expires_on_the_polls_word(
     assert ("cancel", payment.id) not in fake.calls
 
 
+async def test_a_payment_the_provider_can_neither_cancel_nor_tell_of_is_flagged_not_expired(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paycore.providers import Capabilities
+
+    monkeypatch.setattr(type(fake), "capabilities", Capabilities(refund=True, webhooks=False, polling=True))
+    payment = await _processing(flow, fake)
+    clock.advance(hours=2)
+    (flagged,) = await flow.expire_stale(HOUR)  # still payable there, and no webhook would tell of a payment
+    assert (flagged.status, flagged.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
+    fake.settle(payment.id, Outcome.SUCCEEDED)  # the customer pays later
+    assert (await flow.refresh(payment.id)).status is PaymentStatus.SUCCEEDED
+
+
 @pytest.mark.parametrize(
     "older_than", [float("inf"), float("nan"), -1, timedelta(seconds=-5), True, "an hour", 10**400]
 )

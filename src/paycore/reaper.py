@@ -5,7 +5,8 @@ about (when the provider can be polled): a payment paid or failed meanwhile is
 recorded as such. One still unpaid is closed at the provider when the provider
 can cancel, through an owned provider call like any operation, so the customer
 cannot pay it later, and expires on the provider's definitive answer; one whose
-provider cannot cancel expires on the poll's definitive "not paid". An unknown
+provider cannot cancel expires on the poll's definitive "not paid" when a webhook
+would tell of a later payment (else it is flagged). An unknown
 answer, or a provider that can be neither polled nor canceled, flags it for
 review instead: time alone never turns an unknown outcome into a failure. A
 provider call in flight is left to its owner.
@@ -308,6 +309,8 @@ class Reaper:
             return await self._flagged(
                 payment, "unfinished past its deadline; the provider can be neither polled nor canceled"
             )
+        if not chosen.capabilities.webhooks:  # still payable there, and nothing would tell of a later payment
+            return await self._flagged(payment, "unpaid past its deadline; the provider can neither cancel nor tell")
         return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=True))
 
     async def _cancel_at_provider(self, payment: Payment, chosen: Provider, give_up_before: datetime) -> Payment:
