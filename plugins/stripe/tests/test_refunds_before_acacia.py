@@ -17,7 +17,9 @@ import httpx
 import pytest
 import stripe
 
+import paycore_stripe.plugin
 from paycore.asgi import create_app
+from paycore.errors import PaymentBusy
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
@@ -138,6 +140,30 @@ async def test_a_charge_refunded_of_a_payment_not_paycores_asks_stripe_nothing_a
             answer = await merchant.post(f"/{CODE}", content=foreign.body, headers=dict(foreign.headers))
         assert answer.status_code == 404
         assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_charge_refunded_of_another_tenants_payment_asks_stripe_nothing_at_this_tenants_door() -> None:
+    """Two restaurants on one Stripe account: one's event sent to the other's door is not found, at once, even while
+    Stripe cannot be asked (it used to list that payment's refunds with this tenant's key, or answer 503)."""
+    simulator = simulator_on("2024-06-20")
+    card = {"type": "stripe", "api_key": API_KEY, "webhook_secret": WEBHOOK_SECRET, "max_network_retries": 0}
+    card["simulator"] = simulator
+    config = {"tenants": {"t1": {"providers": {CODE: card}}, "t2": {"providers": {CODE: card}}}}
+    async with PaymentFlow.from_config(config, plugins=[paycore_stripe.plugin]) as flow:
+        checkout = await flow.create_payment(amount=Money.of("50.00", EUR), provider=CODE, order_id="B", tenant="t2")
+        for event in await simulator.pay(checkout.payment.external_id or ""):
+            await flow.handle_webhook(CODE, event.body, event.headers, tenant="t2")
+        (sent,) = await simulator.refund_in_dashboard(checkout.payment.external_id or "")
+        asked = len(simulator.requests)
+        simulator.refuse_next()  # had it asked Stripe, it would have been refused
+        transport = httpx.ASGITransport(app=create_app(flow, manage_flow=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as merchant:
+            elsewhere = await merchant.post(f"/t1/{CODE}", content=sent.body, headers=dict(sent.headers))
+        assert (elsewhere.status_code, simulator.requests[asked:]) == (404, [])
+        with pytest.raises(PaymentBusy):  # at its own door it asks Stripe: the refusal not used above meets it
+            await flow.handle_webhook(CODE, sent.body, sent.headers, tenant="t2")
+        (refunded,) = await flow.handle_webhook(CODE, sent.body, sent.headers, tenant="t2")
+    assert refunded.refunded_amount == Money.of("50.00", EUR), "at its own door, every refund is listed"
 
 
 async def test_a_pending_refund_that_fails_told_by_charge_refund_updated_may_be_refunded_again(

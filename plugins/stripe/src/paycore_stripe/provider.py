@@ -69,6 +69,7 @@ from paycore_stripe.calls import NotAtStripe, answer_dict, ask
 from paycore_stripe.reports import (
     PAYMENT_ID_KEY,
     REFUND_ID_KEY,
+    TENANT_KEY,
     client_secret_action,
     read_checkout,
     read_intent,
@@ -382,7 +383,7 @@ class StripeProvider(Provider):
         """
         event = load_event(body)
         updates = read_event(event)
-        intent_id = unlisted_refunds(event)
+        intent_id = unlisted_refunds(event, tenant=self.context.tenant)
         if intent_id is None:
             return updates
         try:
@@ -397,7 +398,10 @@ class StripeProvider(Provider):
     # -- helpers -----------------------------------------------------------------------------
 
     def _metadata(self, payment: Payment) -> dict[str, str]:
-        return {PAYMENT_ID_KEY: payment.id, "paycore_order_id": payment.order_id[:500]}
+        metadata = {PAYMENT_ID_KEY: payment.id, "paycore_order_id": payment.order_id[:500]}
+        if payment.tenant is not None:  # whose payment it is, for restaurants sharing one Stripe account
+            metadata[TENANT_KEY] = payment.tenant
+        return metadata
 
     def _intent_params(self, payment: Payment) -> stripe.params.PaymentIntentCreateParams:
         params: stripe.params.PaymentIntentCreateParams = {

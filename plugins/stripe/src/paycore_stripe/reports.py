@@ -54,6 +54,7 @@ __all__ = [
     "REFUND_ID_KEY",
     "REFUND_STATUSES",
     "RELEASE_REASONS",
+    "TENANT_KEY",
     "client_secret_action",
     "lists_every_refund",
     "read_charge",
@@ -69,6 +70,8 @@ PAYMENT_ID_KEY: Final = "paycore_payment_id"
 """The metadata key under which paycore's payment id travels on Stripe objects."""
 REFUND_ID_KEY: Final = "paycore_refund_id"
 """The metadata key under which paycore's refund id travels on a Stripe refund."""
+TENANT_KEY: Final = "paycore_tenant"
+"""The metadata key under which a payment's tenant travels on its PaymentIntent (none for a payment without one)."""
 
 INTENT_OUTCOMES: Final = {
     "requires_payment_method": Outcome.PENDING,

@@ -52,6 +52,7 @@ from paycore.records import ProviderUpdate
 from paycore.wire import InvalidReport, load_json_object
 from paycore_stripe.reports import (
     PAYMENT_ID_KEY,
+    TENANT_KEY,
     lists_every_refund,
     read_charge,
     read_delayed_payment,
@@ -186,14 +187,15 @@ def read_event(event: StripeEvent, *, refunds: Iterable[Any] | None = None) -> l
     return [] if update is None else [evolve(update, provider_event_id=event.id)]
 
 
-def unlisted_refunds(event: StripeEvent) -> str | None:
+def unlisted_refunds(event: StripeEvent, *, tenant: str | None = None) -> str | None:
     """The PaymentIntent whose refunds a ``charge.refunded`` does not list, to list through the API; else ``None``.
 
     Call it on an event :func:`read_event` read. From API version ``2022-11-15``
     on, a Charge lists no refunds (and an older one lists the first page only):
     a captured charge with money refunded that does not list every refund (see
     :func:`~paycore_stripe.reports.lists_every_refund`) names its PaymentIntent,
-    when it is a charge of paycore's (its metadata names a paycore payment).
+    when it is a charge of paycore's (its metadata names a paycore payment) and not of a tenant other than
+    ``tenant`` (the tenant the metadata names, when it names one: restaurants may share a Stripe account).
     """
     charge = event.object
     if event.type != "charge.refunded" or not isinstance(charge, Mapping) or lists_every_refund(charge):
@@ -201,6 +203,8 @@ def unlisted_refunds(event: StripeEvent) -> str | None:
     metadata = charge.get("metadata")
     if not isinstance(metadata, Mapping) or not metadata.get(PAYMENT_ID_KEY):
         return None  # not a charge of paycore's (Stripe copies its PaymentIntent's metadata): nothing to ask Stripe
+    if TENANT_KEY in metadata and metadata[TENANT_KEY] != tenant:
+        return None  # another tenant's payment: not found here, nothing to ask Stripe
     intent = charge.get("payment_intent")
     return intent if isinstance(intent, str) else None
 
