@@ -251,35 +251,26 @@ def sync_refund_status(change: Change) -> None:
 
 def fail_refund(change: Change, refund: Refund, message: str) -> None:
     """Mark ``refund`` failed (its amount becomes refundable again) and record why."""
-    change.set(
-        refunds=tuple(
-            replace_refund(r, {"status": RefundStatus.FAILED, "updated_at": change.now}) if r.id == refund.id else r
-            for r in change.value("refunds")
-        )
-    )
-    change.event(
-        "refund_status_changed",
-        from_status=refund.status.value,
-        to_status=RefundStatus.FAILED.value,
-        amount=refund.amount,
-        refund_id=refund.id,
-        message=message,
-    )
+    _settle_refund(change, refund, RefundStatus.FAILED, message)
 
 
 def succeed_refund(change: Change, refund: Refund, message: str) -> None:
     """Mark the pending ``refund`` succeeded (an operator found it done at the provider) and record why; the
     payment's status follows from :func:`sync_refund_status`."""
+    _settle_refund(change, refund, RefundStatus.SUCCEEDED, message)
+
+
+def _settle_refund(change: Change, refund: Refund, status: RefundStatus, message: str) -> None:
     change.set(
         refunds=tuple(
-            replace_refund(r, {"status": RefundStatus.SUCCEEDED, "updated_at": change.now}) if r.id == refund.id else r
+            replace_refund(r, {"status": status, "updated_at": change.now}) if r.id == refund.id else r
             for r in change.value("refunds")
         )
     )
     change.event(
         "refund_status_changed",
         from_status=refund.status.value,
-        to_status=RefundStatus.SUCCEEDED.value,
+        to_status=status.value,
         amount=refund.amount,
         refund_id=refund.id,
         message=message,
