@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from attrs import frozen
@@ -62,9 +62,14 @@ class PaymentPage:
 def _aware(value: datetime | None, what: str) -> datetime | None:
     if value is not None and not isinstance(value, datetime):
         raise ValidationError(f"{what} must be a timezone-aware datetime, not {shown(value)}")
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{what} {value.isoformat()} has no time zone; pass a timezone-aware datetime")
-    return value
+    try:
+        return value.astimezone(UTC)  # the instant every store compares, in the zone every store keeps
+    except OverflowError:
+        raise ValidationError(f"{what} {value.isoformat()} is out of range once in UTC") from None
 
 
 def _encode(data: Any) -> str:
