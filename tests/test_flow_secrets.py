@@ -102,6 +102,8 @@ def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: obje
         "redis://:x/s3cret@cache.internal:6380/0?db=1",
         "postgresql://paycore:s3cr#t-s3cret@db.internal:5432/pos",
         "redis://:ab?s3cret@cache.internal:6379/0",
+        "postgresql+psycopg://paycore:pass word s3cret@db.internal/paycore",  # a space: the URL still works
+        "redis://127.0.0.1:6379/0?password=a b s3cret&db=1",
     ],
 )
 def test_a_database_or_redis_password_is_hidden_in_the_user_part_or_the_query(url: str) -> None:
@@ -116,3 +118,23 @@ def test_a_database_or_redis_password_is_hidden_in_the_user_part_or_the_query(ur
     for text in shown:
         assert "s3cret" not in text
         assert "***" in text
+
+
+@pytest.mark.parametrize("where", ["repository", "idempotency"], ids=["a repository", "an idempotency store"])
+@pytest.mark.parametrize("value", ["paycore:s3cret@db.internal/paycore", ":s3cret@127.0.0.1:6379/0"])
+def test_a_url_without_its_scheme_is_refused_without_showing_it(where: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match="nor a URL with its scheme") as bad:
+        PaymentFlow.from_config({where: value}, environ={})
+    assert "s3cret" not in str(bad.value)
+
+
+def test_a_secret_given_as_a_table_is_masked_in_the_configurations_repr() -> None:
+    from paycore.config import PaycoreConfig
+
+    config = PaycoreConfig.from_mapping(
+        {
+            "providers": {"fake": {"type": "fake", "api_key": {"live": "s3cret"}, "webhook_secret": "whsec-s3cret"}},
+            "repository": {"type": "memory", "connect": {"password": "s3cret"}},
+        }
+    )
+    assert "s3cret" not in repr(config)

@@ -321,8 +321,8 @@ def _adapter(raw: Any, what: str) -> AdapterConfig:
     if isinstance(raw, str):
         if "://" in raw:
             return AdapterConfig(None, Settings({"url": _url(raw, what)}, owner=f"{what} {redact_url(raw)!r}"))
-        if not raw:
-            raise ConfigurationError(f"{what}: an empty adapter name")
+        if not raw or any(character in raw for character in "@:/\\ "):  # not quoted: maybe a URL without its scheme
+            raise ConfigurationError(f"{what}: neither an adapter's name (such as 'memory') nor a URL with its scheme")
         return AdapterConfig(raw, Settings(owner=f"{what} {raw!r}"))
     if isinstance(raw, Mapping):
         settings = dict(raw)

@@ -26,11 +26,13 @@ SECRET_MARKERS: Final = (
 """A setting whose name contains one of these is wrapped in :class:`Secret` on load."""
 
 
-_URL_PASSWORD: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)\S+@(?=[^@/?#\s]*(?:[/?#\s]|$))")
-"""A URL's password: after ``user:``, up to the last ``@`` before a host (a password may hold ``/@?#``; a query
+_URL_PASSWORD: Final = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^\n]+?@(?=[^@/?#\s]*(?:[/?#\s'\"]|$))"
+)
+"""A URL's password: after ``user:``, up to the ``@`` before a host (a password may hold ``/@?#`` and spaces; a query
 holding an ``@`` is hidden with it: never too little)."""
 _QUERY_SECRET: Final = re.compile(
-    r"(?P<head>[?&;][^=&#;\s]*(?:pass|pwd|secret|token|key|credential|auth)[^=&#;\s]*=)[^&#;\s]+", re.IGNORECASE
+    r"(?P<head>[?&;][^=&#;\s]*(?:pass|pwd|secret|token|key|credential|auth)[^=&#;\s]*=)[^&#;\n]+", re.IGNORECASE
 )
 """A query parameter that carries a secret: ``?password=``, ``&sslpassword=``, ``?api_key=``..."""
 
@@ -87,6 +89,23 @@ def _wrap_secret(value: Any) -> Any:
     return value
 
 
+def _masked(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` as a repr may show it: a secret-named value ``'***'`` whatever its type (a table given where a
+    string belongs), URLs without their passwords, and the same within nested tables."""
+    shown: dict[str, Any] = {}
+    for key, value in data.items():
+        if _is_secret_name(str(key)) and type(value) is tuple:
+            value = tuple(item if isinstance(item, Secret) else "***" for item in value)
+        elif _is_secret_name(str(key)) and not isinstance(value, Secret):
+            value = "***"
+        elif isinstance(value, Mapping):
+            value = _masked(value)
+        elif isinstance(value, str):
+            value = redact_url(value)
+        shown[key] = value
+    return shown
+
+
 class Settings(Mapping[str, Any]):
     """A read-only mapping of a plugin's settings whose secret-named values are masked.
 
@@ -112,8 +131,7 @@ class Settings(Mapping[str, Any]):
         return len(self._data)
 
     def __repr__(self) -> str:
-        shown = {key: redact_url(value) if isinstance(value, str) else value for key, value in self._data.items()}
-        return f"Settings({shown!r})"
+        return f"Settings({_masked(self._data)!r})"
 
     def with_secrets(self, names: Iterable[str]) -> Settings:
         """These settings with the values of ``names`` masked too (a provider's declared secrets)."""
