@@ -34,7 +34,7 @@ from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
 from paycore.reaper_run import DOWN, Run, attempt, carries, left_to_operator, past_waiting
-from paycore.records import Payment
+from paycore.records import Payment, ProviderUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.storage import CallListingRepository, RefundListingRepository
 from paycore.unit_of_work import PaymentWriter
@@ -129,7 +129,7 @@ class Reaper:
             page = await repository.list_with_calls(limit=page_size, after=after)
             for payment in page:
                 if run.first_sight(payment) and self._call_due(payment) and not left_to_operator(payment):
-                    if (payment.provider, payment.tenant) in run.down and not past_waiting(run, payment, deadline):
+                    if run.provider_down(payment) and not past_waiting(run, payment, deadline):
                         continue  # its provider could not be asked in this run: the next run asks
                     await attempt(run, payment, self._settle_call(run, payment, deadline))
                     if run.done:
@@ -150,7 +150,7 @@ class Reaper:
             page = await repository.list_with_pending_refunds(updated_before=deadline, limit=page_size, after=after)
             for payment in page:  # one carrying a call is its owner's, or the lost answers' pass's
                 if run.first_sight(payment) and payment.pending_call is None and not left_to_operator(payment):
-                    asked = (payment.provider, payment.tenant) not in run.down
+                    asked = not run.provider_down(payment)
                     await attempt(run, payment, self._settle_refund(run, payment))
                     tried = (payment.updated_at, payment.id) if asked else tried
                     if run.done:
@@ -170,18 +170,10 @@ class Reaper:
         chosen = self.providers(payment.provider, payment.tenant)
         if not (chosen.capabilities.polling and chosen.capabilities.polls_report_refunds):
             return await self._refund_unasked(run, payment, "the provider cannot be asked about its refunds")
-        if (payment.provider, payment.tenant) in run.down:
+        if run.provider_down(payment):
             return payment  # asked by the next run, which starts behind those that failed in this one
-        try:
-            polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
-        except ProviderNotSent as error:
-            run.poll_failed(payment)
-            return await self._refund_unasked(run, payment, f"the provider could not be asked: {error}")
-        if isinstance(answer, Unknown):
-            run.poll_failed(payment)
-            return await self._refund_unasked(run, polled, f"asking the provider failed: {answer.reason}")
-        run.poll_answered(payment)
-        return polled
+        polled, answer, why = await self._poll(run, payment, chosen)
+        return polled if answer is not None else await self._refund_unasked(run, polled, why)
 
     async def _refund_unasked(self, run: Run, payment: Payment, why: str) -> Payment:
         """``payment`` flagged for an operator (who settles it: :meth:`~paycore.flow.PaymentFlow.resolve_refund`)
@@ -208,7 +200,7 @@ class Reaper:
         call = payment.pending_call
         if payment.needs_review or (call is not None and not self._settleable(call)):
             return False
-        return (payment.provider, payment.tenant) not in run.down or payment.created_at < give_up_before
+        return not run.provider_down(payment) or payment.created_at < give_up_before
 
     def _call_due(self, payment: Payment) -> bool:
         """True when the payment's call is out of its owner's hands and a poll can settle it (:meth:`_settleable`)."""
@@ -219,6 +211,21 @@ class Reaper:
         """True once ``call``'s lease ran out a provider timeout ago: a poll asked now settles it whatever it says
         (:meth:`ProviderCalls.poll`); before that the call is left alone, in flight or not."""
         return call.lease_ran_out(self.clock() - self.calls.answered_within)
+
+    async def _poll(self, run: Run, payment: Payment, chosen: Provider) -> tuple[Payment, ProviderUpdate | None, str]:
+        """Ask ``chosen`` about ``payment`` as the reaper (the poll's answer applied); the payment as it left, the
+        answer, and why there is none. A read that could not be sent, or that the provider did not serve (a timeout,
+        a 503), says nothing of the money: no answer, and it counts toward taking the provider for down this run."""
+        try:
+            polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
+        except ProviderNotSent as error:
+            run.poll_failed(payment)
+            return payment, None, f"the provider could not be asked: {error}"
+        if isinstance(answer, Unknown):
+            run.poll_failed(payment)
+            return polled, None, f"asking the provider failed: {answer.reason}"
+        run.poll_answered(payment)
+        return polled, answer, ""
 
     async def _settle_call(self, run: Run, payment: Payment, deadline: datetime) -> Payment:
         """Settle the payment's call by asking the provider, never by sending it again; flag it when it stays unknown.
@@ -231,22 +238,16 @@ class Reaper:
         chosen = self.providers(payment.provider, payment.tenant)
         if not chosen.capabilities.polling:
             return await self._call_unasked(run, payment, call, deadline, "the provider cannot be polled")
-        if (payment.provider, payment.tenant) in run.down:
+        if run.provider_down(payment):
             return await self._call_unasked(run, payment, call, deadline, DOWN)
-        try:
-            polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
-        except ProviderNotSent as error:
-            log.warning("could not settle the %s call of payment %s: %s", call.operation.value, payment.id, error)
-            run.poll_failed(payment)
-            return await self._call_unasked(run, payment, call, deadline, f"the provider could not be asked: {error}")
+        polled, answer, why = await self._poll(run, payment, chosen)
         if not carries(polled, call):
             if _cancel_never_arrived(call, polled, run.give_up_before):
                 return await self._flagged(polled, _CANCEL_LOST)
             return polled
-        if isinstance(answer, Unknown):  # a status read the provider did not serve (a timeout, a 503): as unasked
-            run.poll_failed(payment)
-            return await self._call_unasked(run, polled, call, deadline, f"asking the provider failed: {answer.reason}")
-        run.poll_answered(payment)
+        if answer is None:
+            log.warning("could not settle the %s call of payment %s: %s", call.operation.value, payment.id, why)
+            return await self._call_unasked(run, polled, call, deadline, why)
         return await self._flag_call(polled, call, "asking the provider did not settle it")
 
     async def _call_unasked(
@@ -278,18 +279,12 @@ class Reaper:
         if was_never_sent(payment) and call is None:
             return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=False))
         chosen = self.providers(payment.provider, payment.tenant)
-        if (payment.provider, payment.tenant) in run.down:
+        if run.provider_down(payment):
             return await self._unreachable(payment, give_up_before, DOWN)
         if chosen.capabilities.polling:
-            try:
-                polled, answer = await self.calls.poll(payment, chosen, cause="reaper")
-            except ProviderNotSent as error:
-                run.poll_failed(payment)
-                return await self._unreachable(payment, give_up_before, f"the provider could not be asked: {error}")
-            if isinstance(answer, Unknown):  # a status read the provider did not serve (a timeout, a 503)
-                run.poll_failed(payment)
-                return await self._unreachable(polled, give_up_before, f"asking the provider failed: {answer.reason}")
-            run.poll_answered(payment)
+            polled, answer, why = await self._poll(run, payment, chosen)
+            if answer is None:
+                return await self._unreachable(polled, give_up_before, why)
             if answer.outcome is None:
                 return await self._flagged(payment, "unfinished past its deadline: the provider does not know it")
             if polled.pending_call is not None:

@@ -63,6 +63,10 @@ class Run:
         """A status poll about ``payment`` was answered: its provider is up."""
         self.refused.pop((payment.provider, payment.tenant), None)
 
+    def provider_down(self, payment: Payment) -> bool:
+        """True once ``payment``'s provider (its code and tenant) was taken for down in this run."""
+        return (payment.provider, payment.tenant) in self.down
+
     def first_sight(self, payment: Payment) -> bool:
         """True the first time the run meets ``payment`` (a payment it changed may be listed again)."""
         if payment.id in self.seen:
@@ -82,7 +86,7 @@ async def attempt(run: Run, payment: Payment, work: Awaitable[Payment]) -> None:
         result = payment
     if result.version != payment.version:
         run.changed.append(result)
-    elif (payment.provider, payment.tenant) in run.down or payment.id in run.unasked:
+    elif run.provider_down(payment) or payment.id in run.unasked:
         return
     run.tried += 1
 

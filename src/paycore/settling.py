@@ -58,7 +58,9 @@ def apply_under_call(
     fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
     lists_refunds = capabilities.polls_report_refunds
     if (
-        call is not None
+        fresh
+        and call is not None
+        and call.refund_id is not None
         and about_another(
             change.original.id, change.value("external_id"), update, one_id=capabilities.one_id_per_payment
         )

@@ -208,9 +208,7 @@ class WebhookReceiver:
         reported = [reference for reference in (update.external_id, *update.references) if reference]
         if known is None and reported:
             firsts[payment.id] = reported[0]  # what the report's write will make the payment's provider id
-        for reference in (update.external_id, *update.references):  # however the lookup found the payment
-            if reference is None:
-                continue
+        for reference in reported:  # however the lookup found the payment
             holder = given.get(reference)
             if holder is None:
                 try:
