@@ -8,6 +8,7 @@ unfinished payments (lost answers on paid ones wait for the next operation).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from paycore.status import PaymentStatus
 from paycore.storage import CallListingRepository, PaymentLookup, PaymentWrite, UpdatingRepository
 from paycore.testing.records import BASE_TIME, make_payment, next_version
 
-__all__ = ["CallListingConformance"]
+__all__ = ["CallListingConformance", "all_pages", "write_over"]
 
 XOF_5000 = Money.of("5000", "XOF")
 
@@ -52,12 +53,13 @@ def _paid(**fields: Any) -> Payment:
     return make_payment(status=PaymentStatus.SUCCEEDED, authorized_amount=XOF_5000, captured_amount=XOF_5000, **fields)
 
 
-async def _all_pages(listing: CallListingRepository, limit: int) -> list[str]:
-    """The ids of every payment carrying a call, read ``limit`` at a time through the ``after`` position."""
+async def all_pages(read: Callable[..., Awaitable[list[Payment]]], limit: int) -> list[str]:
+    """The ids of every payment a reaper's listing ``read(limit=, after=)`` lists, ``limit`` at a time through the
+    ``after`` position (the previous page's last ``(updated_at, id)``)."""
     seen: list[str] = []
     after = None
     while True:
-        page = await listing.list_with_calls(limit=limit, after=after)
+        page = await read(limit=limit, after=after)
         seen += [p.id for p in page]
         if len(page) < limit:
             return seen
@@ -100,9 +102,9 @@ class CallListingConformance:
         await repository.add(idle, [])
         assert [p.id for p in await listing.list_with_calls(limit=10)] == [settled.id]
         later = BASE_TIME + timedelta(minutes=5)
-        await _write(repository, settled, next_version(settled, pending_call=None, updated_at=later))
+        await write_over(repository, settled, next_version(settled, pending_call=None, updated_at=later))
         captured = next_version(idle, pending_call=_call(CallOperation.REFUND, minutes=5), updated_at=later)
-        await _write(repository, idle, captured)
+        await write_over(repository, idle, captured)
         assert [p.id for p in await listing.list_with_calls(limit=10)] == [idle.id]
 
     async def test_pages_after_a_position_list_every_payment_once_in_order(self, repository: Any) -> None:
@@ -117,12 +119,12 @@ class CallListingConformance:
         await repository.add(_paid(updated_at=BASE_TIME), [])
         expected = [p.id for p in sorted(made, key=lambda p: (p.updated_at, p.id))]
         for limit in (1, 2, 3, 7, 8):
-            assert await _all_pages(listing, limit) == expected
+            assert await all_pages(listing.list_with_calls, limit) == expected
         last = max(made, key=lambda p: (p.updated_at, p.id))
         assert await listing.list_with_calls(limit=5, after=(last.updated_at, last.id)) == []
 
 
-async def _write(repository: Any, stored: Payment, payment: Payment) -> None:
+async def write_over(repository: Any, stored: Payment, payment: Payment) -> None:
     """Store ``payment`` over ``stored``: through ``update`` with the copy in hand when the repository has it
     (a store may then write only what changed), else ``save``."""
     if isinstance(repository, UpdatingRepository):

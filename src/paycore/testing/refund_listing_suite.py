@@ -9,6 +9,7 @@ provider to its report, a refresh or an operator.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ from attrs import evolve
 from paycore.money import Money
 from paycore.records import Payment, Refund, new_id
 from paycore.status import PaymentStatus, RefundStatus
-from paycore.storage import PaymentLookup, PaymentWrite, RefundListingRepository, UpdatingRepository
+from paycore.storage import RefundListingRepository
+from paycore.testing.call_listing_suite import all_pages, write_over
 from paycore.testing.records import BASE_TIME, make_payment, next_version
 
 __all__ = ["RefundListingConformance"]
@@ -57,18 +59,6 @@ def _paid(*statuses: RefundStatus, minutes: int = 0, **fields: Any) -> Payment:
     )
     refunds = tuple(_refund(payment.id, status, minutes=minutes) for status in statuses)
     return evolve(payment, refunds=refunds)
-
-
-async def _all_pages(listing: RefundListingRepository, limit: int) -> list[str]:
-    """The ids of every payment holding a pending refund, read ``limit`` at a time through the ``after`` position."""
-    seen: list[str] = []
-    after = None
-    while True:
-        page = await listing.list_with_pending_refunds(updated_before=LATER, limit=limit, after=after)
-        seen += [p.id for p in page]
-        if len(page) < limit:
-            return seen
-        after = (page[-1].updated_at, page[-1].id)
 
 
 class RefundListingConformance:
@@ -112,9 +102,9 @@ class RefundListingConformance:
         at = BASE_TIME + timedelta(minutes=5)
         (refund,) = settling.refunds
         succeeded = evolve(refund, status=RefundStatus.SUCCEEDED, updated_at=at)
-        await _write(repository, settling, next_version(settling, refunds=(succeeded,), updated_at=at))
+        await write_over(repository, settling, next_version(settling, refunds=(succeeded,), updated_at=at))
         refunding = next_version(idle, refunds=(_refund(idle.id, RefundStatus.PENDING, minutes=5),), updated_at=at)
-        await _write(repository, idle, refunding)
+        await write_over(repository, idle, refunding)
         assert [p.id for p in await listing.list_with_pending_refunds(updated_before=LATER, limit=10)] == [idle.id]
 
     async def test_pages_after_a_position_list_every_payment_once_in_order(self, repository: Any) -> None:
@@ -127,16 +117,7 @@ class RefundListingConformance:
         await repository.add(_paid(RefundStatus.SUCCEEDED), [])
         expected = [p.id for p in sorted(made, key=lambda p: (p.updated_at, p.id))]
         for limit in (1, 2, 3, 7, 8):
-            assert await _all_pages(listing, limit) == expected
+            assert await all_pages(partial(listing.list_with_pending_refunds, updated_before=LATER), limit) == expected
         last = max(made, key=lambda p: (p.updated_at, p.id))
         after = (last.updated_at, last.id)
         assert await listing.list_with_pending_refunds(updated_before=LATER, limit=5, after=after) == []
-
-
-async def _write(repository: Any, stored: Payment, payment: Payment) -> None:
-    """Store ``payment`` over ``stored``: through ``update`` with the copy in hand when the repository has it
-    (a store may then write only what changed), else ``save``."""
-    if isinstance(repository, UpdatingRepository):
-        await repository.update(PaymentLookup.by_id(stored.id), lambda _: PaymentWrite(payment), known=stored)
-    else:
-        await repository.save(payment, [])
