@@ -193,6 +193,23 @@ async def test_a_refund_at_a_provider_never_reached_again_is_flagged_once_unhear
     assert refund.id in (flagged.review_message or "")
 
 
+async def test_a_refund_is_flagged_once_unheard_of_for_twice_the_deadline_while_the_reads_of_other_payments_fail(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    refund = await flow.refund(payment.id, amount=xof(2000))  # acknowledged pending; its webhook is then lost
+    fake.poll_answer = "not_sent"  # status reads down, payments still made: abandoned checkouts keep coming
+    for number in range(18):  # three hours, a run every ten minutes: each run takes the provider for down first
+        fake.script("initiate", "pending")
+        await flow.create_payment(amount=xof(1000), provider="fake", order_id=f"abandoned-{number}")
+        clock.advance(minutes=10)
+        await flow.expire_stale(HOUR)
+    flagged = await flow.get_payment(payment.id)
+    assert (flagged.review_reason, flagged.refunds[0].status) == (ReviewReason.UNKNOWN_OUTCOME, RefundStatus.PENDING)
+    assert refund.id in (flagged.review_message or "")
+
+
 async def test_refunds_whose_reads_keep_failing_never_keep_their_providers_other_refunds_from_being_asked(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

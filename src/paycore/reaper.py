@@ -170,8 +170,8 @@ class Reaper:
         chosen = self.providers(payment.provider, payment.tenant)
         if not (chosen.capabilities.polling and chosen.capabilities.polls_report_refunds):
             return await self._refund_unasked(run, payment, "the provider cannot be asked about its refunds")
-        if run.provider_down(payment):
-            return payment  # asked by the next run, which starts behind those that failed in this one
+        if run.provider_down(payment):  # asked by the next run, which starts behind those that failed in this one
+            return await self._refund_unasked(run, payment, DOWN)  # unless unheard of for too long already
         polled, answer, why = await self._poll(run, payment, chosen)
         return polled if answer is not None else await self._refund_unasked(run, polled, why)
 
