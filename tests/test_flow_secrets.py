@@ -104,6 +104,8 @@ def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: obje
         "redis://:ab?s3cret@cache.internal:6379/0",
         "postgresql+psycopg://paycore:pass word s3cret@db.internal/paycore",  # a space: the URL still works
         "redis://127.0.0.1:6379/0?password=a b s3cret&db=1",
+        "postgresql+psycopg://shop:Pa55@w0rd/s3cret@127.0.0.1:1/pos",  # an "@" then a "/" in the password
+        "redis://:tok@en/x@s3cret@cache.internal:6379/0",
     ],
 )
 def test_a_database_or_redis_password_is_hidden_in_the_user_part_or_the_query(url: str) -> None:
@@ -138,3 +140,21 @@ def test_a_secret_given_as_a_table_is_masked_in_the_configurations_repr() -> Non
         }
     )
     assert "s3cret" not in repr(config)
+
+
+def test_secrets_within_arrays_are_masked_in_the_configurations_repr() -> None:
+    from paycore.config import PaycoreConfig
+
+    config = PaycoreConfig.from_mapping(
+        {
+            "repository": {
+                "type": "memory",
+                "nodes": [{"host": "h1", "password": "s3cret"}, [{"token": "s3cret"}]],
+                "replicas": ["postgresql://u:s3cret@r1/db"],
+            },
+        }
+    )
+    shown = repr(config)
+    assert "s3cret" not in shown
+    assert "'host': 'h1'" in shown
+    assert "postgresql://u:***@r1/db" in shown

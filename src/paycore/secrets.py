@@ -27,10 +27,12 @@ SECRET_MARKERS: Final = (
 
 
 _URL_PASSWORD: Final = re.compile(
-    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^\n]+?@(?=[^@/?#\s]*(?:[/?#\s'\"]|$))"
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)"
+    r"(?:\S+|(?:(?![A-Za-z][A-Za-z0-9+.-]*://)[^\n])+?)@(?=[^@/?#\s]*(?:[/?#\s'\"]|$))"
 )
-"""A URL's password: after ``user:``, up to the ``@`` before a host (a password may hold ``/@?#`` and spaces; a query
-holding an ``@`` is hidden with it: never too little)."""
+"""A URL's password: after ``user:``, up to the last ``@`` before a host (a password may hold ``/@?#``; a query
+holding an ``@`` is hidden with it: never too little); a password holding a space, up to the first such ``@``
+before another URL begins."""
 _QUERY_SECRET: Final = re.compile(
     r"(?P<head>[?&;][^=&#;\s]*(?:pass|pwd|secret|token|key|credential|auth)[^=&#;\s]*=)[^&#;\n]+", re.IGNORECASE
 )
@@ -91,19 +93,28 @@ def _wrap_secret(value: Any) -> Any:
 
 def _masked(data: Mapping[str, Any]) -> dict[str, Any]:
     """``data`` as a repr may show it: a secret-named value ``'***'`` whatever its type (a table given where a
-    string belongs), URLs without their passwords, and the same within nested tables."""
+    string belongs), URLs without their passwords, and the same within nested tables and arrays of them."""
     shown: dict[str, Any] = {}
     for key, value in data.items():
         if _is_secret_name(str(key)) and type(value) is tuple:
             value = tuple(item if isinstance(item, Secret) else "***" for item in value)
         elif _is_secret_name(str(key)) and not isinstance(value, Secret):
             value = "***"
-        elif isinstance(value, Mapping):
-            value = _masked(value)
-        elif isinstance(value, str):
-            value = redact_url(value)
+        else:
+            value = _masked_value(value)
         shown[key] = value
     return shown
+
+
+def _masked_value(value: Any) -> Any:
+    """A value under a name that is not a secret's, as a repr may show it (see :func:`_masked`)."""
+    if isinstance(value, Mapping):
+        return _masked(value)
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked_value(item) for item in value)
+    return value
 
 
 class Settings(Mapping[str, Any]):

@@ -64,8 +64,12 @@ def parse_url(url: str | URL) -> URL:
 
 
 def safe_url(url: str | URL) -> str:
-    """The URL with its password masked (in its user part or as a query parameter), for messages and reprs."""
-    return redact_url(parse_url(url).render_as_string(hide_password=True))
+    """The URL with its password masked (in its user part or as a query parameter), for messages and reprs.
+
+    The text is masked before SQLAlchemy reads it too: a password holding an unencoded ``@`` and ``/``
+    is read by SQLAlchemy as ending at the first ``@``, and the rest of it would show as host and database.
+    """
+    return redact_url(parse_url(redact_url(url) if isinstance(url, str) else url).render_as_string(hide_password=True))
 
 
 def is_sqlite(url: str | URL) -> bool:
