@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from paycore.errors import ConfigurationError
@@ -22,8 +24,51 @@ def test_socket_timeout_is_read_and_the_connect_timeout_follows_it() -> None:
 
 @pytest.mark.parametrize("value", [0, -1, "soon", True, float("inf")])
 def test_a_timeout_that_is_not_a_positive_number_is_refused(value: object) -> None:
-    with pytest.raises(ConfigurationError, match="socket_timeout must be a positive number"):
+    with pytest.raises(ConfigurationError, match=r"socket_timeout must be a (positive )?number of seconds"):
         RedisStoreSettings.from_mapping({"socket_timeout": value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "limit"),
+    [
+        ("socket_timeout", 1e10, "3600 (an hour)"),
+        ("connect_timeout", "3601", "3600 (an hour)"),
+        ("abandoned_retention", 1e300, "315360000 (ten years)"),
+    ],
+)
+def test_a_duration_beyond_what_a_socket_or_redis_takes_is_refused_when_read(
+    name: str, value: object, limit: str
+) -> None:
+    # Accepted, such a value failed every keyed call: OverflowError from the socket, or Redis refusing the expiry.
+    with pytest.raises(ConfigurationError, match=rf"redis store: {name} .* at most {re.escape(limit)}"):
+        RedisStoreSettings.from_mapping({name: value})
+    assert RedisStoreSettings.from_mapping({name: 3600}).socket_timeout > 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"url": "default:SEKRET42@cache.internal:6379/0"},
+        {"url": ":SEKRET42@cache:6379/0"},
+    ],
+)
+def test_a_url_without_a_scheme_is_refused_without_quoting_its_password(raw: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError, match="url must be a redis:// URL") as refused:
+        RedisStoreSettings.from_mapping(raw)
+    assert "SEKRET42" not in str(refused.value)
+
+
+def test_a_url_without_a_scheme_in_the_configuration_is_refused_without_its_password() -> None:
+    import paycore_memory.plugin
+    import paycore_redis.plugin
+    from paycore.flow import PaymentFlow
+
+    raw = {"idempotency": "redis", "idempotency_settings": {"redis": {"url": "user:SEKRET42@cache:6379/0"}}}
+    with pytest.raises(ConfigurationError, match="url must be a redis:// URL") as refused:
+        PaymentFlow.from_config(
+            raw, plugins=[paycore_memory.plugin, paycore_redis.plugin], entry_points=False, environ={}
+        )
+    assert "SEKRET42" not in str(refused.value)
 
 
 def test_an_unknown_setting_is_refused_by_name() -> None:

@@ -4,8 +4,8 @@ Settings (the ``[idempotency_settings.redis]`` table)::
 
     url = "redis://127.0.0.1:6379/0"   # redis://, rediss:// (TLS), unix://, redis+sentinel://
     prefix = "paycore:idem:"           # so several apps share one Redis
-    socket_timeout = 2.0               # seconds per command; past it the store is unavailable
-    connect_timeout = 2.0              # seconds to open a connection (default: socket_timeout)
+    socket_timeout = 2.0               # seconds per command; past it the store is unavailable (at most 3600)
+    connect_timeout = 2.0              # seconds to open a connection (default: socket_timeout; at most 3600)
     abandoned_retention = 86400        # seconds an expired lease's record is kept (see the store)
     cluster = false                    # true: the URL names a node of a Redis Cluster
     transport = "auto"                 # "auto": asyncio client under asyncio, threads under trio;
@@ -19,15 +19,15 @@ A Sentinel URL lists the sentinels and names the monitored service:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from attrs import field, frozen
 
+from paycore.config import MAX_IDEMPOTENCY_TTL
 from paycore.errors import ConfigurationError
-from paycore.secrets import Secret, redact_url  # redact_url: also hides a ?password= query parameter
+from paycore.secrets import Secret, read_seconds, redact_url  # redact_url: also hides a ?password= query parameter
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "TRANSPORTS", "RedisStoreSettings", "SentinelTarget", "redact_url"]
 
@@ -35,6 +35,8 @@ DEFAULT_URL: Final = "redis://127.0.0.1:6379/0"
 DEFAULT_PREFIX: Final = "paycore:idem:"
 SENTINEL_SCHEME: Final = "redis+sentinel"
 _SENTINEL_PORT: Final = 26379
+MAX_SOCKET_TIMEOUT: Final = 3600.0
+"""The longest ``socket_timeout`` or ``connect_timeout``: an hour (a longer one overflows a socket's timer)."""
 _SCHEMES: Final = ("redis", "rediss", "unix", SENTINEL_SCHEME)
 _KNOWN: Final = (
     "url",
@@ -93,16 +95,10 @@ class SentinelTarget:
         return cls(tuple(sentinels), unquote(path[0]), db, username, password)
 
 
-def _seconds(raw: Mapping[str, Any], name: str, default: float) -> float:
-    value = raw.get(name, default)
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"redis store: {name} must be a positive number of seconds, not {value!r}")
-    return float(value)
+def _seconds(raw: Mapping[str, Any], name: str, default: float, most: float, in_words: str) -> float:
+    """The setting ``name`` as seconds above 0 and at most ``most``: beyond what a socket or Redis
+    takes, a value would be accepted here and fail every keyed call (an ``OverflowError``)."""
+    return read_seconds(raw.get(name, default), what=f"redis store: {name}", most=most, in_words=in_words)
 
 
 def _flag(raw: Mapping[str, Any], name: str) -> bool:
@@ -151,8 +147,9 @@ class RedisStoreSettings:
         if unknown:
             raise ConfigurationError(f"redis store: unknown setting(s) {unknown}; known: {sorted(_KNOWN)}")
         url = raw.get("url", DEFAULT_URL)
-        if not isinstance(url, str) or "://" not in url:
-            raise ConfigurationError(f"redis store: url must be a redis:// URL, not {url!r}")
+        if not isinstance(url, str) or "://" not in url:  # never quoted: without a scheme a password cannot be found
+            given = "a URL without a scheme" if isinstance(url, str) else f"a {type(url).__name__}"
+            raise ConfigurationError(f"redis store: url must be a redis:// URL, not {given}")
         scheme = url.split("://", 1)[0].lower()
         if scheme not in _SCHEMES:
             raise ConfigurationError(
@@ -161,7 +158,7 @@ class RedisStoreSettings:
         prefix = raw.get("prefix", DEFAULT_PREFIX)
         if not isinstance(prefix, str):
             raise ConfigurationError(f"redis store: prefix must be a string, not {prefix!r}")
-        socket_timeout = _seconds(raw, "socket_timeout", 2.0)
+        socket_timeout = _seconds(raw, "socket_timeout", 2.0, MAX_SOCKET_TIMEOUT, "an hour")
         cluster = _flag(raw, "cluster")
         transport = raw.get("transport", "auto")
         if transport not in TRANSPORTS:
@@ -170,8 +167,8 @@ class RedisStoreSettings:
             url=url,
             prefix=prefix,
             socket_timeout=socket_timeout,
-            connect_timeout=_seconds(raw, "connect_timeout", socket_timeout),
-            abandoned_retention=_seconds(raw, "abandoned_retention", 86_400.0),
+            connect_timeout=_seconds(raw, "connect_timeout", socket_timeout, MAX_SOCKET_TIMEOUT, "an hour"),
+            abandoned_retention=_seconds(raw, "abandoned_retention", 86_400.0, MAX_IDEMPOTENCY_TTL, "ten years"),
             cluster=cluster,
             transport=transport,
             password=_password(raw.get("password")),
