@@ -93,6 +93,21 @@ async def test_a_bad_day_or_time_zone_is_refused_naming_it(
         await day_report(demo_flow, tenant=DEMO_TENANT, day=day, timezone=zone)
 
 
+async def test_a_time_zone_given_as_a_tzinfo_reports_the_same_day_as_its_name(demo_flow: PaymentFlow) -> None:
+    from zoneinfo import ZoneInfo
+
+    by_name = await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow().date(), timezone="Africa/Dakar")
+    by_zone = await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow().date(), timezone=ZoneInfo("Africa/Dakar"))
+    assert by_zone == by_name
+    assert "(Africa/Dakar)" in by_zone.render()
+
+
+@pytest.mark.parametrize("zone", [None, 1, b"UTC"])
+async def test_a_time_zone_neither_a_name_nor_a_tzinfo_is_refused(demo_flow: PaymentFlow, zone: object) -> None:
+    with pytest.raises(ValidationError, match="a time zone is an IANA name"):
+        await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow().date(), timezone=zone)  # type: ignore[arg-type]
+
+
 # -- refunds of earlier days' payments -----------------------------------------------------------
 
 DAY = date(2026, 12, 4)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -190,15 +190,21 @@ def render_table(
     return [line(columns), *(line(row) for row in rows)]
 
 
-def time_zone(name: str) -> ZoneInfo:
-    """The IANA time zone ``name``; :class:`ValidationError` if there is none of that name."""
+def time_zone(name: str | tzinfo) -> tzinfo:
+    """The IANA time zone ``name`` (a ``tzinfo`` is taken as it is); :class:`ValidationError` if there is none."""
+    if isinstance(name, tzinfo):
+        return name
+    if not isinstance(name, str):
+        raise ValidationError(
+            f"a time zone is an IANA name such as Africa/Dakar, or a tzinfo; not a {type(name).__name__}"
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("Africa"), a name too long
         raise ValidationError(f"unknown time zone {name!r}; use an IANA name such as Africa/Dakar or UTC") from None
 
 
-def day_window(day: date | str, timezone: str = "UTC") -> tuple[date, datetime, datetime]:
+def day_window(day: date | str, timezone: str | tzinfo = "UTC") -> tuple[date, datetime, datetime]:
     """``day`` (a date or ``YYYY-MM-DD``) and its first instant and the next day's, in ``timezone``.
 
     Raises :class:`ValidationError` for a day that is not a date or an unknown time zone.
@@ -247,9 +253,12 @@ def collect_report_sections(flow: PaymentFlow) -> list[tuple[str, SectionBuilder
     return [(plugin, build) for _order, _name, plugin, build in sorted(found, key=lambda f: (f[0], f[1]))]
 
 
-async def day_report(flow: PaymentFlow, *, tenant: str | None, day: date | str, timezone: str = "UTC") -> DayReport:
-    """The day report of ``tenant`` for ``day`` (midnight to midnight in ``timezone``)."""
+async def day_report(
+    flow: PaymentFlow, *, tenant: str | None, day: date | str, timezone: str | tzinfo = "UTC"
+) -> DayReport:
+    """The day report of ``tenant`` for ``day`` (midnight to midnight in ``timezone``: an IANA name or a tzinfo)."""
     day, starts_at, ends_at = day_window(day, timezone)
+    timezone = timezone if isinstance(timezone, str) else str(starts_at.tzinfo)
     of_day: list[Payment] = []
     refunds_window: list[Payment] = []
     cursor: str | None = None
