@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import attrs
 import pytest
 
 from paycore.money import Money
@@ -122,6 +123,17 @@ def test_a_balanced_drawer_says_so() -> None:
     lines = _lines(DrawerReport.build(session, []).render())
     assert lines["Variance"] == "Variance 0 XOF (balanced)"
     assert "No cash movements." in lines
+
+
+def test_a_reason_given_with_line_breaks_prints_on_its_movements_one_line() -> None:
+    forged = "cold soup\n\nVariance  0 XOF  (balanced)\r\nCounted\u2028 9 999 XOF"
+    refund = CashMovement("mov_9", "drw_1", MovementKind.REFUND, Money.of("500", "XOF"), AT, actor="Awa", reason=forged)
+    text = DrawerReport.build(_session(), [refund]).render()
+    assert "cold soup Variance 0 XOF (balanced) Counted 9 999 XOF" in text
+    assert "Variance" not in _lines(text), "no line of the summary is forged"
+    assert "Counted" not in _lines(text)
+    plain = DrawerReport.build(_session(), [attrs.evolve(refund, reason="cold soup")]).render()
+    assert len(text.splitlines()) == len(plain.splitlines())
 
 
 def test_the_report_as_data_keeps_exact_amounts() -> None:

@@ -203,7 +203,9 @@ def _verdict(variance: Money) -> str:
 
 
 def _note(movement: CashMovement) -> str:
-    parts = [movement.reason] if movement.reason else []
+    """The movement's reason and tendered cash, on one line: a reason given with line breaks (a refund's, from
+    any door) never prints lines of its own in the table, such as a forged summary."""
+    parts = [" ".join(movement.reason.split())] if movement.reason else []
     if movement.tendered is not None:
         parts.append(f"tendered {format_money(movement.tendered)}")
     if movement.change is not None and movement.change.is_positive():
