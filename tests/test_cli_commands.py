@@ -122,3 +122,15 @@ def test_backend_trio_without_trio_installed_is_a_one_line_error(
     captured = capsys.readouterr()
     assert captured.err == "paycore: error: --backend trio needs trio: pip install 'paycore[trio]'\n"
     assert captured.out == ""
+
+
+def test_output_to_a_reader_that_stopped_early_ends_quietly() -> None:
+    import subprocess
+
+    command = [sys.executable, "-m", "paycore.cli", "states"]
+    shell = f"{' '.join(command)} | true"  # ``| head``: the reader is gone before the table is written
+    ended = subprocess.run(["bash", "-c", f"set -o pipefail; {shell}"], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in ended.stderr
+    assert "Exception ignored" not in ended.stderr
+    assert ended.stderr == ""
+    assert ended.returncode in (0, 141), "141 (as a command ended by SIGPIPE) when the write found the reader gone"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -127,10 +128,31 @@ def main(
         if args.config is None and config is not None and args.command not in OWN_CONFIG_COMMANDS:
             args.config = config
         args.plugins = extra
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
+        sys.stdout.flush()  # here, where a reader that stopped early (``| head``) is caught, not at exit
+        return status
     except PaycoreError as error:
         print(f"paycore: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        _quiet_stdout()
+        return SIGPIPE_STATUS
+
+
+SIGPIPE_STATUS: Final = 141
+"""The exit status when the reader of the output went away: a shell's for a command ended by SIGPIPE."""
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at the null device, so flushing what is left at exit raises nothing more."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a file (a caller's buffer): nothing to flush at exit
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover
