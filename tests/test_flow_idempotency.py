@@ -305,6 +305,61 @@ async def test_a_refund_resumed_after_a_crash_is_settled_not_sent_again(
     assert [op for op, _ in fake.calls].count("refund") == 1
 
 
+async def _refund_cut_short(flow: PaymentFlow, fake: FakeProvider, payment: Payment, leases: MonotonicClock) -> None:
+    """A keyed refund of 2 000 XOF whose caller is gone once the provider has it, before its answer is kept."""
+    original = fake.refund
+    sent = anyio.Event()
+
+    async def answer_late(paid: Payment, refund: Any) -> Any:
+        answer = await original(paid, refund)
+        sent.set()
+        await anyio.sleep_forever()
+        return answer
+
+    fake.refund = answer_late  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lambda: flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7"))
+        await sent.wait()
+        tasks.cancel_scope.cancel()
+    fake.refund = original  # type: ignore[method-assign]
+    leases.now += flow.config.idempotency_lease + 1
+
+
+@pytest.mark.parametrize("polled_first", [False, True], ids=["retried", "polled-then-retried"])
+async def test_a_refund_the_provider_declined_is_the_keys_answer_even_when_its_caller_was_cut_short(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any, polled_first: bool
+) -> None:
+    payment = await pay()
+    leases = MonotonicClock()
+    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+    fake.script("refund", "decline")
+    await _refund_cut_short(flow, fake, payment, leases)
+    clock.advance(seconds=flow.config.idempotency_lease + 1)
+    if polled_first:
+        await flow.refresh(payment.id)
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
+    assert refund.status is RefundStatus.FAILED, "declined: the same answer as for a caller that lived to hear it"
+    assert [op for op, _ in fake.calls].count("refund") == 1, "never sent again"
+    after = await flow.get_payment(payment.id)
+    assert [r.status for r in after.refunds] == [RefundStatus.FAILED]
+    assert after.refunded_amount.is_zero()
+
+
+async def test_a_refund_that_never_arrived_is_sent_again_by_the_retry_under_its_key(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any
+) -> None:
+    payment = await pay()
+    leases = MonotonicClock()
+    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+    await _refund_cut_short(flow, fake, payment, leases)
+    fake.ledger[payment.id].refunds.clear()  # it never reached the provider after all
+    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)  # a poll now settles it
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
+    assert refund.status is RefundStatus.SUCCEEDED
+    assert [op for op, _ in fake.calls].count("refund") == 2, "the lost request, then the one that arrived"
+    assert (await flow.get_payment(payment.id)).refunded_amount == Money.of("2000", "XOF")
+
+
 async def test_a_key_the_store_has_forgotten_still_names_the_same_payment(
     flow: PaymentFlow, fake: FakeProvider
 ) -> None:

@@ -32,7 +32,7 @@ from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
 from paycore.records import Checkout, Customer, LineItem, Payment, ProviderUpdate, Refund, RefundUpdate, new_id
 from paycore.refunding import RefundRequest
-from paycore.status import PaymentStatus, RefundStatus
+from paycore.status import PaymentStatus
 from paycore.storage import PaymentWrite
 from paycore.unit_of_work import PaymentWriter
 
@@ -312,7 +312,7 @@ class PaymentActions:
             else:
                 payment, chosen, _ = await self._settled(payment_id, tenant, binding)
                 earlier = binding.earlier("re", payment.refunds, within=payment.id) if binding is not None else None
-                if earlier is not None and earlier.status is not RefundStatus.FAILED:
+                if earlier is not None and not await request.sends_again(earlier, self.writer.repository):
                     return earlier  # a first attempt under this key got that far: never refund twice
                 refund = request.draft(payment, chosen, binding, earlier)
                 await chosen.check_refund(payment, refund)

@@ -37,7 +37,7 @@ from paycore.money import Money
 from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
-from paycore.refund_reports import fail_refund
+from paycore.refund_reports import NOT_SENT, fail_refund
 from paycore.reviews import flag_missing_amount
 from paycore.settling import answer_to, apply_under_call, capture_of, create_reached, mark_unknown
 from paycore.status import ReviewReason
@@ -310,7 +310,7 @@ class ProviderCalls:
             change = Change(payment, cause=call.cause, now=self.clock())
             change.set(pending_call=None)
             if call.refund_id is not None:
-                fail_refund(change, payment.refund(call.refund_id), "not sent: the request never reached the provider")
+                fail_refund(change, payment.refund(call.refund_id), NOT_SENT)
             return change
 
         with anyio.CancelScope(shield=True):

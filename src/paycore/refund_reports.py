@@ -24,12 +24,13 @@ its succeeded refunds say.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from paycore import fsm
 from paycore.changes import Change, replace_refund
 from paycore.money import Money
-from paycore.records import Refund, RefundUpdate, new_id
+from paycore.records import PaymentEvent, Refund, RefundUpdate, new_id
 from paycore.reviews import flag_once, mismatch
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 
@@ -37,13 +38,31 @@ if TYPE_CHECKING:
     from paycore.updates import Applied
 
 __all__ = [
+    "NEVER_ARRIVED",
+    "NOT_SENT",
     "apply_refund_update",
     "fail_refund",
     "names_refund",
+    "never_reached",
     "reported_refund",
     "succeed_refund",
     "sync_refund_status",
 ]
+
+
+NOT_SENT: Final = "not sent: the request never reached the provider"
+"""Why a refund whose request could not be sent failed (:meth:`~paycore.provider_calls.ProviderCalls.undo`)."""
+NEVER_ARRIVED: Final = "the provider has no record of this refund"
+"""Why a refund that a fresh poll of a provider listing every refund omits failed: it never arrived."""
+
+
+def never_reached(events: Sequence[PaymentEvent], refund_id: str) -> bool:
+    """True when the refund ``refund_id`` last failed, in the payment's ``events``, for never reaching its provider
+    (:data:`NOT_SENT`, :data:`NEVER_ARRIVED`), not for the provider's decline or an operator's word."""
+    for event in reversed(events):
+        if event.kind == "refund_status_changed" and event.refund_id == refund_id:
+            return event.to_status == RefundStatus.FAILED.value and event.message in (NOT_SENT, NEVER_ARRIVED)
+    return False
 
 
 def names_refund(update: RefundUpdate, refund_id: str | None, change: Change) -> bool:

@@ -25,8 +25,9 @@ from paycore.money import Money
 from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider, checks_nothing
 from paycore.records import Payment, Refund, new_id
+from paycore.refund_reports import never_reached
 from paycore.status import RefundStatus
-from paycore.storage import PaymentWrite
+from paycore.storage import PaymentRepository, PaymentWrite
 
 __all__ = ["RefundRequest"]
 
@@ -61,6 +62,15 @@ class RefundRequest:
         return Refund(
             id=refund_id, payment_id=self.payment_id, amount=wanted, reason=self.reason, metadata=self.metadata
         )
+
+    async def sends_again(self, earlier: Refund, repository: PaymentRepository) -> bool:
+        """True when ``earlier``, the refund a first attempt under the same key wrote down, is to be sent again:
+        only one that failed for never reaching its provider. One the provider declined (or an operator found
+        failed) is the key's answer, as it is when the first attempt lived to tell it; pending or succeeded, it
+        is never sent twice."""
+        if earlier.status is not RefundStatus.FAILED:
+            return False
+        return never_reached(await repository.list_events(self.payment_id), earlier.id)
 
     def first_change(self, payment: Payment, chosen: Provider, refund: Refund) -> Change:
         """The change that adds ``refund`` to ``payment`` and writes its call down (re-checked on ``payment``)."""

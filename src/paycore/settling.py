@@ -22,7 +22,7 @@ from paycore.changes import Change
 from paycore.money import Money
 from paycore.providers import Capabilities
 from paycore.records import Payment, ProviderUpdate
-from paycore.refund_reports import fail_refund, names_refund
+from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund
 from paycore.reviews import flag_other_payments_report
 from paycore.status import Outcome, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report
@@ -135,7 +135,7 @@ def fail_omitted_refund(
         return False
     if any(names_refund(u, call.refund_id, change) for u in update.refunds):
         return False
-    fail_refund(change, refund, "the provider has no record of this refund")
+    fail_refund(change, refund, NEVER_ARRIVED)
     return True
 
 
