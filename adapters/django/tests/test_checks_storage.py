@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage
 from django.core.management import call_command
 from django.test import override_settings
+from paycore_django_test_databases import SECOND_ALIAS, atomic_requests_on
 
 from paycore import hookimpl
 from paycore.errors import ConfigurationError
@@ -163,6 +164,13 @@ def test_atomic_requests_on_the_immediate_sqlite_database_paycore_writes_to_is_w
     assert "'default'" in found[0].msg
     assert "IMMEDIATE" in found[0].msg
     assert "ATOMIC_REQUESTS" in str(found[0].hint)
+
+
+def test_w002_of_a_second_alias_names_the_decorator_that_exempts_a_view_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    with atomic_requests_on(SECOND_ALIAS, monkeypatch, 30):
+        found = atomic_warnings({})
+    assert [message.msg.split(" is SQLite")[0] for message in found] == [f"database {SECOND_ALIAS!r}"]
+    assert f"@transaction.non_atomic_requests(using={SECOND_ALIAS!r})" in str(found[0].hint)
 
 
 @pytest.mark.parametrize("mode", ["immediate", "EXCLUSIVE"])

@@ -1,19 +1,29 @@
-"""``paycore_django.flow()`` and ``blocking_flow()``: one flow per process, built from Django settings."""
+"""``paycore_django.flow()`` (one per event loop) and ``blocking_flow()`` (one per process), from Django settings."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import http.server
 import os
 import subprocess
 import sys
 import threading
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
-from django.test import override_settings
+from django.http import HttpRequest, JsonResponse
+from django.test import Client, override_settings
+from django.urls import path
 
+import paycore
 import paycore.testing.fake
 import paycore_django
 from paycore.errors import ConfigurationError
+from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import PaymentStatus
 from paycore_django import conf
@@ -172,3 +182,96 @@ def test_building_a_django_repository_without_django_set_up_says_how_to_fix_it()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYCORE_", "DJANGO_"))}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.startswith("ConfigurationError repository 'django': Django is not set up")
+
+
+# -- one flow per event loop -------------------------------------------------------------------
+
+
+class _Gateway(http.server.BaseHTTPRequestHandler):
+    """A payment gateway that accepts every payment, and keeps the connection open (HTTP/1.1)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+class GatewayProvider(paycore.testing.fake.FakeProvider):
+    """The fake provider, which first tells a gateway over HTTP with one ``httpx.AsyncClient`` it keeps open,
+    as the real providers do: the client's connections belong to the event loop they were opened on."""
+
+    name = "gateway"
+    settings_names = frozenset({"webhook_secret", "base_url"})
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.client: httpx.AsyncClient | None = None
+
+    async def initiate(self, payment: Any) -> Any:
+        if self.client is None:
+            self.client = httpx.AsyncClient(base_url=str(self.settings["base_url"]))
+        (await self.client.post("/payments", json={"id": payment.id})).raise_for_status()
+        return await super().initiate(payment)
+
+
+class GatewayPlugin:
+    """Registers :class:`GatewayProvider`."""
+
+    @staticmethod
+    @paycore.hookimpl
+    def paycore_register_providers(register: Any) -> None:
+        register(GatewayProvider)
+
+
+async def pay_order(request: HttpRequest, order_id: str) -> JsonResponse:
+    """An async view of the project paying an order through ``paycore_django.flow()``."""
+    checkout = await paycore_django.flow().create_payment(
+        amount=Money.of("2500", "XOF"), provider="gateway", order_id=order_id
+    )
+    return JsonResponse({"status": checkout.payment.status.value})
+
+
+urlpatterns = [path("pay/<str:order_id>/", pay_order)]
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    """A gateway on a free loopback port, served by a thread; its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_async_view_served_by_wsgi_pays_on_each_request(gateway: str) -> None:
+    config = {"providers": {"gateway": {"type": "gateway", "webhook_secret": SECRET, "base_url": gateway}}}
+    with override_settings(ROOT_URLCONF=__name__, PAYCORE=config, PAYCORE_DJANGO={"PLUGINS": [GatewayPlugin()]}):
+        client = Client(raise_request_exception=False)  # WSGI: each request runs the view on a new event loop
+        answers = [client.get(f"/pay/T{number}/") for number in range(3)]
+        assert [(answer.status_code, answer.json()) for answer in answers] == [(200, {"status": "succeeded"})] * 3
+        assert [p.status for p in paycore_django.blocking_flow().list_payments()] == [PaymentStatus.SUCCEEDED] * 3
+
+
+def test_each_event_loop_gets_its_flow_and_that_of_a_closed_loop_is_let_go() -> None:
+    async def on_this_loop() -> tuple[PaymentFlow, PaymentFlow]:
+        return paycore_django.flow(), paycore_django.flow()
+
+    first, again = asyncio.run(on_this_loop())
+    assert first is again
+    gone = weakref.ref(first)
+    del first, again
+    second, _ = asyncio.run(on_this_loop())
+    gc.collect()
+    assert gone() is None
+    assert second is not None

@@ -1,9 +1,9 @@
 """The views under a request-wide transaction, and requests that must not end in a 500.
 
 * ``ATOMIC_REQUESTS`` on the test project's SQLite database (``transaction_mode``
-  ``IMMEDIATE``, as the README recommends): ``pay``, ``payment`` and
-  ``order_return`` still reach paycore, whose units of work run on a worker
-  thread with a connection of their own.
+  ``IMMEDIATE``, as the README recommends), or on a second alias of it: the
+  webhook, ``pay``, ``payment`` and ``order_return`` still reach paycore, whose
+  units of work run on a worker thread with a connection of their own.
 * A webhook whose ``Content-Length`` is not a number is ``400``, as Django's
   server hands it over; an order id or a tenant paycore refuses is ``404`` on
   the return page; an order id as long as paycore allows, or with a no-break
@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.http import HttpRequest
 from django.test import Client, override_settings
 from django.urls import include, path
+from paycore_django_test_databases import SECOND_ALIAS, atomic_requests_on
 
 import paycore.testing.fake
 import paycore_django
@@ -69,16 +69,13 @@ def flow(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bl
     blocking.close()
 
 
-@pytest.fixture
-def atomic_requests(flow: BlockingPaymentFlow, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``ATOMIC_REQUESTS`` on the SQLite ``default`` database, which begins its transactions ``IMMEDIATE``."""
-    database = connections["default"].settings_dict
-    assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
-    monkeypatch.setitem(database, "ATOMIC_REQUESTS", True)
-    monkeypatch.setitem(database["OPTIONS"], "timeout", LOCK_TIMEOUT)
-    connections["default"].close()  # reopened with the short timeout
-    yield
-    connections["default"].close()  # not kept with the short timeout
+@pytest.fixture(params=["default", SECOND_ALIAS], ids=["default", "second alias"])
+def atomic_requests(
+    flow: BlockingPaymentFlow, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """``ATOMIC_REQUESTS`` on the SQLite ``default`` database (``IMMEDIATE``), or on a second alias of its file."""
+    with atomic_requests_on(request.param, monkeypatch, LOCK_TIMEOUT):
+        yield
 
 
 def fake(flow: BlockingPaymentFlow) -> FakeProvider:
@@ -113,6 +110,16 @@ def test_the_return_page_under_atomic_requests_stores_what_the_provider_reports(
     fake(flow).settle(payment_id, Outcome.SUCCEEDED)
     response = Client().get(f"/payments/{payment_id}/")
     assert b'data-status="succeeded"' in response.content
+    assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
+
+
+@pytest.mark.usefixtures("atomic_requests")
+def test_a_webhook_under_atomic_requests_is_received(flow: BlockingPaymentFlow) -> None:
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=TOTAL)
+    extra = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
+    response = Client().post("/payments/webhooks/fake/", data=body, content_type="application/json", **extra)
+    assert response.status_code == 200, response.content.decode()[:500]
     assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client, override_settings
 from django.urls import path
+from paycore_django_test_databases import SECOND_ALIAS, atomic_requests_on
 
 import paycore.testing.fake
 import paycore_django
@@ -296,18 +298,13 @@ def test_staff_without_the_permission_cannot_refund(flow: BlockingPaymentFlow) -
     assert flow.get_payment(payment_id).refunds == ()
 
 
-@pytest.fixture
-def atomic_requests(flow: BlockingPaymentFlow, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``ATOMIC_REQUESTS`` on the SQLite ``default`` database, which begins its transactions ``IMMEDIATE``."""
-    from django.db import connections
-
-    database = connections["default"].settings_dict
-    assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
-    monkeypatch.setitem(database, "ATOMIC_REQUESTS", True)
-    monkeypatch.setitem(database["OPTIONS"], "timeout", 1)  # a wait that fails, fails fast
-    connections["default"].close()
-    yield
-    connections["default"].close()
+@pytest.fixture(params=["default", SECOND_ALIAS], ids=["default", "second alias"])
+def atomic_requests(
+    flow: BlockingPaymentFlow, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """``ATOMIC_REQUESTS`` on the SQLite ``default`` database (``IMMEDIATE``), or on a second alias of its file."""
+    with atomic_requests_on(request.param, monkeypatch, 1):
+        yield
 
 
 @pytest.mark.usefixtures("atomic_requests")
@@ -329,3 +326,121 @@ def test_a_cancel_that_finds_the_payment_ended_unpaid_is_told_there_was_nothing_
     outcome = cancel_outcome(payment)
     assert (outcome.done, outcome.level) == (True, messages.INFO)
     assert outcome.message == f"{payment.id}: nothing to cancel: the payment is {status.value}."
+
+
+# -- confirmation pages act on what they listed ------------------------------------------------
+
+
+class _HiddenInputs(HTMLParser):
+    """The hidden inputs of a page's forms, as a browser posts them back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "input" and found.get("type") == "hidden" and found.get("name"):
+            self.fields.append((str(found["name"]), found.get("value") or ""))
+
+
+def confirm(client: Client, page: Any, url: str, **form: str) -> Any:
+    """Fill ``form`` into the confirmation ``page`` and apply it, as the operator's browser does."""
+    assert page.status_code == 200
+    parser = _HiddenInputs()
+    parser.feed(page.content.decode())
+    data: dict[str, list[str]] = {}
+    for name, value in parser.fields:
+        data.setdefault(name, []).append(value)
+    return client.post(url, {**data, **form}, follow=True)
+
+
+def select_all(client: Client, action: str, shown: str, url: str = CHANGELIST) -> Any:
+    """Tick ``shown``, then "select all N payments" (``select_across``), and run ``action``: its confirmation page."""
+    return client.post(url, {"action": action, "select_across": "1", "_selected_action": [shown], "index": "0"})
+
+
+def flagged(flow: BlockingPaymentFlow) -> str:
+    payment_id = paid(flow)
+    flow.set_fraud_status(payment_id, FraudStatus.REVIEW)
+    return payment_id
+
+
+CONFIRMED_ACTIONS = [
+    ("refund_payments", {"amount": "", "reason": "cold soup"}, lambda p: p.refunds != ()),
+    ("resolve_reviews", {"note": "called the customer"}, lambda p: not p.needs_review),
+    ("set_fraud_status", {"fraud_status": "rejected"}, lambda p: p.fraud_status is FraudStatus.REJECTED),
+]
+
+
+@pytest.mark.parametrize(("action", "form", "acted_on"), CONFIRMED_ACTIONS, ids=[a[0] for a in CONFIRMED_ACTIONS])
+def test_select_all_acts_only_on_the_payments_the_confirmation_page_listed(
+    flow: BlockingPaymentFlow, superuser_client: Client, action: str, form: dict[str, str], acted_on: Any
+) -> None:
+    shown = [flagged(flow), flagged(flow)]
+    page = select_all(superuser_client, action, shown[0])
+    assert all(payment_id in page.content.decode() for payment_id in shown)
+    late = flagged(flow)  # a customer pays while the operator reads the page
+    confirm(superuser_client, page, CHANGELIST, **form)
+    assert [acted_on(flow.get_payment(payment_id)) for payment_id in [*shown, late]] == [True, True, False]
+
+
+def test_nothing_is_done_when_a_listed_payment_left_the_list_before_apply(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    url = f"{CHANGELIST}?status__exact=succeeded"
+    stays, leaves = paid(flow), paid(flow)
+    page = select_all(superuser_client, "refund_payments", stays, url)
+    flow.refund(leaves)  # refunded elsewhere meanwhile: no longer "succeeded"
+    response = confirm(superuser_client, page, url, amount="", reason="")
+    ((level, text),) = told(response)
+    assert level == messages.ERROR
+    assert text.startswith("Nothing was done: the payments are not those the confirmation page listed")
+    assert leaves in text
+    assert flow.get_payment(stays).refunds == ()
+
+
+@override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=9)
+def test_more_payments_than_a_confirmation_page_can_post_back_are_refused_up_front(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    shown = [paid(flow) for _ in range(3)]  # 3 ids, 2 form fields and 5 of the page's own: 10 fields
+    response = select_all(superuser_client, "refund_payments", shown[0])
+    ((level, text),) = told(superuser_client.get(response.url))
+    assert level == messages.ERROR
+    assert "3 payments are selected, more than a confirmation page can list" in text
+    assert all(flow.get_payment(payment_id).refunds == () for payment_id in shown)
+
+
+# -- payments on another database --------------------------------------------------------------
+
+POSTGRES = "postgres"
+"""The test project's second database (conftest.py)."""
+
+ON_POSTGRES = {
+    **CONFIG,
+    "repository": {"type": "django", "using": POSTGRES},
+    "idempotency": {"type": "django", "using": POSTGRES},
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, databases=["default", POSTGRES])
+def test_the_admin_shows_and_acts_on_payments_stored_on_another_database() -> None:
+    settings = {"PAYCORE": ON_POSTGRES, "PAYCORE_DJANGO": {"PLUGINS": ["paycore.testing.fake"]}}
+    with override_settings(ROOT_URLCONF=__name__, **settings):
+        flow = paycore_django.blocking_flow()
+        payment_id = paid(flow)
+        refund = flow.refund(payment_id, amount=Money.of("2500", "XOF"))
+        client = Client()
+        client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+        listed = client.get(CHANGELIST)
+        assert listed.context["cl"].result_count == 1
+        assert payment_id in listed.content.decode()
+        page = client.get(f"{CHANGELIST}{payment_id}/change/")
+        assert page.status_code == 200
+        assert refund.id in page.content.decode()  # the refunds inline
+        response = act(client, "refund_payments", payment_id, apply="1", amount="1000", token="pg")
+        assert told(response) == [(messages.SUCCESS, "Refunded 1 payment(s).")]
+        assert flow.get_payment(payment_id).refunded_amount == Money.of("3500", "XOF")
+    assert not PaymentRow.objects.using("default").exists()

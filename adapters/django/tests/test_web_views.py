@@ -176,6 +176,13 @@ def test_a_get_is_405(flow: BlockingPaymentFlow) -> None:
     assert Client().get(HOOK).status_code == 405
 
 
+@pytest.mark.parametrize("method", ["get", "head", "put", "patch", "delete", "options"])
+def test_a_webhook_not_posted_is_405_naming_post_as_the_allowed_method(flow: BlockingPaymentFlow, method: str) -> None:
+    response = getattr(Client(), method)(HOOK)
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+
+
 def test_webhooks_need_no_csrf_token(flow: BlockingPaymentFlow) -> None:
     payment_id = pending_payment(flow)
     body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))

@@ -1,4 +1,4 @@
-"""paycore for Django: payments kept by the Django ORM, one flow per process, signals, admin and views.
+"""paycore for Django: payments kept by the Django ORM, one flow per event loop, signals, admin and views.
 
 .. code-block:: python
 
@@ -26,7 +26,11 @@ __all__ = ["blocking_flow", "flow"]
 
 
 def flow() -> PaymentFlow:
-    """The process's :class:`~paycore.flow.PaymentFlow`, built from settings on first use (async code)."""
+    """The running event loop's :class:`~paycore.flow.PaymentFlow`, built from settings on its first use (async code).
+
+    One per event loop (a provider's connections belong to the loop they were
+    opened on): call it inside the async code that uses it; see :func:`paycore_django.conf.flow`.
+    """
     from paycore_django.conf import flow as process_flow
 
     return process_flow()

@@ -10,6 +10,11 @@ needs its own permission on the Payment model (``capture_payment``,
 ``review_payment``); superusers have them all. An action counts a payment
 done only when the flow's result says so (:mod:`paycore_django.admin_outcomes`):
 a declined capture, a refund still pending or an answer lost is told as such.
+
+Payments are read from the database of paycore's ``django`` repository (its
+``using``). An action with a confirmation page (refund, resolve reviews, set
+the fraud status) acts on exactly the payments that page listed, even after
+"select all": never on one that arrived since.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
-from django.db import transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Model, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -35,6 +40,8 @@ from paycore.money import Money
 from paycore.records import Payment as PaymentRecord
 from paycore.status import FraudStatus, RefundStatus
 from paycore_django.admin_outcomes import ActionOutcome, cancel_outcome, capture_outcome, completed, refund_outcome
+from paycore_django.conf import repository_database
+from paycore_django.databases import non_atomic_requests
 from paycore_django.models import Payment, PaymentEvent, Refund
 
 __all__ = ["PaymentAdmin", "PaymentEventInline", "RefundInline"]
@@ -64,11 +71,16 @@ def _money(minor_units: int | None, currency: str | None) -> str:
 
 
 class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
-    """An inline that shows rows and changes none."""
+    """An inline that shows rows and changes none, read from the database paycore stores payments in."""
 
     extra = 0
     can_delete = False
     show_change_link = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Model]:
+        """The rows, from the database of paycore's repository (:func:`~paycore_django.conf.repository_database`)."""
+        found: QuerySet[Model] = super().get_queryset(request).using(repository_database())
+        return found
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Rows are written by the flow only."""
@@ -172,10 +184,11 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "set_fraud_status",
     )
 
-    @transaction.non_atomic_requests
+    @non_atomic_requests
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        """The list, where the actions run: outside ``ATOMIC_REQUESTS``' transaction, since the actions write
-        through the flow on connections of its own, which the request's open transaction would lock out."""
+        """The list, where the actions run: outside ``ATOMIC_REQUESTS``' transaction on every database, since
+        the actions write through the flow on connections of its own, which the request's open transaction
+        would lock out."""
         return super().changelist_view(request, extra_context)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -203,10 +216,12 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return found
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
-        """Payments with their succeeded refunds summed."""
+        """Payments with their succeeded refunds summed, from the database of paycore's repository (the list,
+        a payment's page and the actions all read there; :func:`~paycore_django.conf.repository_database`)."""
         return (
             super()
             .get_queryset(request)
+            .using(repository_database())
             .annotate(refunded_total=Sum("refunds__amount", filter=Q(refunds__status=RefundStatus.SUCCEEDED.value)))
         )
 
@@ -326,10 +341,13 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Refund selected payments…", permissions=["refund"])
     def refund_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
-        """Ask how much to refund, then refund each selected payment."""
+        """Ask how much to refund, then refund each payment the confirmation page listed."""
         form = RefundForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self._ask(request, queryset, form, "refund_payments", "Refund payments")
+        return self._confirmed(
+            request, queryset, form, "refund_payments", "Refund payments", lambda: self._refund(request, queryset, form)
+        )
+
+    def _refund(self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form) -> None:
         flow = paycore_django.blocking_flow()
         token = str(request.POST.get("token", ""))[:64] or secrets.token_urlsafe(12)
         raw_amount = form.cleaned_data["amount"].strip()
@@ -346,27 +364,41 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return refund_outcome(made, _read_after(flow, payment))
 
         self._each(request, queryset, "Refunded", refund)
-        return None
 
     @admin.action(description="Resolve the review of selected payments…", permissions=["review"])
     def resolve_reviews(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
-        """Clear the needs-review flag, with a note saying how it was settled."""
+        """Clear the needs-review flag of the payments the confirmation page listed, noting how it was settled."""
         form = ReviewForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self._ask(request, queryset, form, "resolve_reviews", "Resolve reviews")
+        return self._confirmed(
+            request,
+            queryset,
+            form,
+            "resolve_reviews",
+            "Resolve reviews",
+            lambda: self._resolve(request, queryset, form),
+        )
+
+    def _resolve(self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form) -> None:
         flow = paycore_django.blocking_flow()
         note = form.cleaned_data["note"]
         self._each(
             request, queryset, "Resolved", lambda p: completed(flow.resolve_review(p.id, note=note, tenant=p.tenant))
         )
-        return None
 
     @admin.action(description="Set the fraud status of selected payments…", permissions=["review"])
     def set_fraud_status(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
-        """Record an operator's fraud verdict."""
+        """Record an operator's fraud verdict on the payments the confirmation page listed."""
         form = FraudForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self._ask(request, queryset, form, "set_fraud_status", "Set fraud status")
+        return self._confirmed(
+            request,
+            queryset,
+            form,
+            "set_fraud_status",
+            "Set fraud status",
+            lambda: self._set_fraud(request, queryset, form),
+        )
+
+    def _set_fraud(self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form) -> None:
         flow = paycore_django.blocking_flow()
         verdict, message = form.cleaned_data["fraud_status"], form.cleaned_data["message"]
         self._each(
@@ -375,21 +407,85 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "Updated",
             lambda p: completed(flow.set_fraud_status(p.id, verdict, message=message, tenant=p.tenant)),
         )
+
+    def _confirmed(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Payment],
+        form: forms.Form,
+        action: str,
+        title: str,
+        run: Callable[[], None],
+    ) -> HttpResponse | None:
+        """Show ``action``'s confirmation page until it is applied with ``form`` valid; then ``run()``.
+
+        The page posts back the payments it listed (never "all that match the
+        filter", which could take in a payment that arrived since), so Apply
+        acts on those; if they are no longer exactly what the list holds (one
+        is gone or left the filter), nothing is done and the operator is told.
+        """
+        if "apply" in request.POST:
+            changed = _listing_changed(request, queryset)
+            if changed:
+                self.message_user(request, changed, messages.ERROR)
+                return None
+        if not form.is_valid():
+            return self._ask(request, queryset, form, action, title)
+        run()
         return None
 
     def _ask(
         self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form, action: str, title: str
-    ) -> TemplateResponse:
-        """The intermediate page of an action that needs more input."""
+    ) -> TemplateResponse | None:
+        """The intermediate page of an action that needs more input, listing the payments it will act on (``None``,
+        the operator told why, when they are more than one page can post back)."""
+        payments = list(queryset)
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        if limit is not None and len(payments) + len(form.fields) + _PAGE_FIELDS > limit:
+            self.message_user(
+                request,
+                f"Nothing was done: {len(payments)} payments are selected, more than a confirmation page can list "
+                f"(DATA_UPLOAD_MAX_NUMBER_FIELDS = {limit}). Filter the list down, or select fewer.",
+                messages.ERROR,
+            )
+            return None
         context = {
             **self.admin_site.each_context(request),
             "title": title,
             "opts": self.opts,
             "form": form,
             "action": action,
-            "payments": list(queryset),
-            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across", "0"),
+            "payments": payments,
+            "selected": [str(payment.pk) for payment in payments],
             "token": request.POST.get("token") or secrets.token_urlsafe(12),
         }
         return TemplateResponse(request, "admin/paycore_django/payment/action_form.html", context)
+
+
+_PAGE_FIELDS = 5
+"""The fields a confirmation page posts besides its form's and the payments': CSRF token, select_across,
+action, token, apply."""
+
+
+def _listing_changed(request: HttpRequest, queryset: QuerySet[Payment]) -> str:
+    """Why the payments an applied confirmation page would act on are not those it listed (``""`` when they are)."""
+    listed = set(request.POST.getlist(ACTION_CHECKBOX_NAME))
+    found = {str(pk) for pk in queryset.values_list("pk", flat=True)}
+    if found == listed:
+        return ""
+    changes = []
+    if listed - found:
+        changes.append(f"no longer in the list: {_some(listed - found)}")
+    if found - listed:
+        changes.append(f"not on the page: {_some(found - listed)}")
+    return (
+        f"Nothing was done: the payments are not those the confirmation page listed ({'; '.join(changes)}). "
+        "Select the payments again."
+    )
+
+
+def _some(ids: set[str], shown: int = 5) -> str:
+    """Up to ``shown`` of ``ids``, in order, and how many more."""
+    named = sorted(ids)
+    more = f" and {len(named) - shown} more" if len(named) > shown else ""
+    return ", ".join(named[:shown]) + more

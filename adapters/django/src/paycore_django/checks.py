@@ -414,8 +414,11 @@ def check_atomic_requests(app_configs: Sequence[AppConfig] | None = None, **kwar
 
     A unit of work of paycore runs on a worker thread, on a connection of its
     own: it waits for the request's lock until SQLite's timeout, then fails
-    ("database is locked"). paycore's views and its admin are exempt
-    (``transaction.non_atomic_requests``); the project's own views that call paycore are not.
+    ("database is locked"). paycore's views and its admin are exempt on every
+    database (:func:`~paycore_django.databases.non_atomic_requests`); the
+    project's own views that call paycore are not: the hint names the alias
+    to give ``transaction.non_atomic_requests(using=...)``, which without it
+    exempts ``default`` only.
     """
     from django.conf import settings
 
@@ -436,7 +439,8 @@ def check_atomic_requests(app_configs: Sequence[AppConfig] | None = None, **kwar
                     "paycore)",
                     hint=f"Set ATOMIC_REQUESTS = False for {alias!r} and wrap the views that need it in "
                     "transaction.atomic(), or mark each view that calls paycore with "
-                    "@transaction.non_atomic_requests (paycore's own views and admin are). See docs/django.md.",
+                    f"@transaction.non_atomic_requests(using={alias!r}) (paycore's own views and admin are "
+                    "exempt on every database). See docs/django.md.",
                     id=f"{APP_LABEL}.W002",
                 )
             )

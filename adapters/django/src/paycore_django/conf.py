@@ -31,22 +31,28 @@ any other key is refused):
 
 The callables may be given as dotted paths.
 
-:func:`flow` (async code: ASGI views, tasks) and :func:`blocking_flow` (sync
-views, management commands) build their flow lazily, once per process: they are
-thread-safe, and a process forked after building one (a pre-forking server)
-builds its own instead of sharing its parent's. Changing ``PAYCORE`` or
-``PAYCORE_DJANGO`` with ``override_settings`` forgets them (tests).
+:func:`flow` (async code: async views, tasks) builds a flow for each event loop
+that asks, since a provider's connections belong to the loop they were opened
+on: one per process under ASGI, one per request under WSGI, where Django runs
+each async view on a new loop; the flow of a loop that closed is dropped.
+:func:`blocking_flow` (sync views, management commands) builds one per process.
+Both read the settings once, build lazily and are thread-safe, and a process
+forked after building one (a pre-forking server) builds its own instead of
+sharing its parent's. Changing ``PAYCORE`` or ``PAYCORE_DJANGO`` with
+``override_settings`` forgets them (tests).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, cast
 
-from attrs import frozen
+from attrs import define, field, frozen
 
 from paycore.blocking import BlockingPaymentFlow
 from paycore.config import PaycoreConfig, load_config
@@ -64,6 +70,7 @@ __all__ = [
     "flow",
     "flow_plugins",
     "paycore_config",
+    "repository_database",
     "reset",
 ]
 
@@ -248,16 +255,21 @@ def flow_plugins(options: DjangoOptions) -> tuple[object, ...]:
     return (plugin, *options.plugins)
 
 
-def _build_flow(options: DjangoOptions) -> PaymentFlow:
-    return PaymentFlow.from_config(paycore_config(), plugins=flow_plugins(options))
+def _build_flow(options: DjangoOptions, config: PaycoreConfig) -> PaymentFlow:
+    return PaymentFlow.from_config(config, plugins=flow_plugins(options))
 
 
-@frozen
+@define
 class _Flows:
-    """The flows of one process."""
+    """The flows of one process, and the settings they are built from (read once)."""
 
     pid: int
-    flow: PaymentFlow | None = None
+    options: DjangoOptions | None = None
+    """``PAYCORE_DJANGO``, read and checked on first use."""
+    config: PaycoreConfig | None = None
+    """``PAYCORE``, read and checked on first use."""
+    by_loop: dict[object, PaymentFlow] = field(factory=dict)
+    """The flow of each event loop (:func:`_running_loop`; ``None``: code outside any loop)."""
     blocking: BlockingPaymentFlow | None = None
 
 
@@ -273,19 +285,86 @@ def _current() -> _Flows:
     return _flows
 
 
+def _settings(current: _Flows) -> tuple[DjangoOptions, PaycoreConfig]:
+    """The options and configuration ``current``'s flows are built from, read on first use (under ``_lock``)."""
+    return _options(current), _config(current)
+
+
+def _options(current: _Flows) -> DjangoOptions:
+    if current.options is None:
+        current.options = django_options()
+    return current.options
+
+
+def _config(current: _Flows) -> PaycoreConfig:
+    if current.config is None:
+        current.config = paycore_config()
+    return current.config
+
+
+def _running_loop() -> object | None:
+    """The event loop running in this thread: an asyncio loop, a trio run's token; ``None`` outside async code."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return None
+    try:
+        token: object = trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
+    return token
+
+
+def _ended(loop: object) -> bool:
+    """Whether ``loop`` (of :func:`_running_loop`) is gone for good: a closed asyncio loop, a finished trio run."""
+    if loop is None:
+        return False
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        return loop.is_closed()
+    import trio
+
+    try:
+        cast("trio.lowlevel.TrioToken", loop).run_sync_soon(_nothing)
+    except trio.RunFinishedError:
+        return True
+    return False
+
+
+def _nothing() -> None:
+    """What :func:`_ended` asks a trio run to do, to learn whether it still runs."""
+
+
+def _forget_ended_loops(current: _Flows) -> None:
+    """Drop the flows of loops that are gone (under ``_lock``): their providers' connections went with them."""
+    for loop in [loop for loop in current.by_loop if _ended(loop)]:
+        del current.by_loop[loop]
+
+
 def flow() -> PaymentFlow:
-    """The process's :class:`PaymentFlow`, built from settings on first use (for async code)."""
-    found = _current().flow
+    """The :class:`PaymentFlow` of the running event loop, built from settings on its first use (for async code).
+
+    A provider's connections (an ``httpx.AsyncClient``) belong to the event loop
+    they were opened on, so each loop gets a flow of its own: one for the whole
+    process under ASGI, one per request under WSGI (Django runs each async view
+    on a new loop there), one per ``asyncio.run`` of a task. The settings are
+    read once; the flow of a loop that has closed is dropped when a new loop
+    asks for one. Called outside any running loop, it returns the flow of code
+    outside loops (one per process), which must then be used on one loop only.
+    """
+    loop = _running_loop()
+    found = _current().by_loop.get(loop)
     if found is not None:
         return found
-    global _flows
     with _lock:
         current = _current()
-        if current.flow is None:
-            current = _Flows(current.pid, _build_flow(django_options()), current.blocking)
-            _flows = current
-        assert current.flow is not None
-        return current.flow
+        found = current.by_loop.get(loop)
+        if found is None:
+            _forget_ended_loops(current)
+            found = current.by_loop[loop] = _build_flow(*_settings(current))
+        return found
 
 
 def blocking_flow() -> BlockingPaymentFlow:
@@ -297,16 +376,13 @@ def blocking_flow() -> BlockingPaymentFlow:
     found = _current().blocking
     if found is not None:
         return found
-    global _flows
     with _lock:
         current = _current()
         if current.blocking is None:
-            options = django_options()
-            blocking = BlockingPaymentFlow(_build_flow(options), backend=options.blocking_backend).open()
+            options, config = _settings(current)
+            blocking = BlockingPaymentFlow(_build_flow(options, config), backend=options.blocking_backend).open()
             _close_at_exit(blocking)
-            current = _Flows(current.pid, current.flow, blocking)
-            _flows = current
-        assert current.blocking is not None
+            current.blocking = blocking
         return current.blocking
 
 
@@ -325,6 +401,16 @@ def _close_at_exit(blocking: BlockingPaymentFlow) -> None:
         atexit.register(close)
     else:
         register(close)
+
+
+def repository_database() -> str:
+    """The database alias of the ``django`` repository ``PAYCORE`` configures (its ``using``, ``"default"``
+    unless set); ``"default"`` when the repository is of another type. The admin reads payments there."""
+    with _lock:
+        repository = _config(_current()).repository
+    if repository.type != DEFAULT_REPOSITORY:
+        return "default"
+    return str(repository.settings.get("using", "default"))
 
 
 def reset() -> None:

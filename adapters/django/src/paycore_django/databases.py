@@ -1,8 +1,13 @@
-"""Checks that a Django database alias can hold paycore's tables, before anything uses it."""
+"""Database aliases: checking one can hold paycore's tables, and keeping paycore's views out of request transactions."""
 
 from __future__ import annotations
 
-__all__ = ["check_database"]
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["EveryAlias", "check_database", "non_atomic_requests"]
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 def check_database(using: object, owner: str) -> str:
@@ -31,3 +36,32 @@ def check_database(using: object, owner: str) -> str:
     if not settings.USE_TZ:
         raise ConfigurationError(f"{owner}: paycore stores timezone-aware times; set USE_TZ = True in your settings")
     return using
+
+
+class EveryAlias(set[str]):
+    """The database aliases a view is exempt from ``ATOMIC_REQUESTS`` on: every one, whatever ``DATABASES`` holds.
+
+    Django asks ``alias in view._non_atomic_requests`` for each database with
+    ``ATOMIC_REQUESTS``, when the request comes; this answers yes for any alias,
+    including one added to ``settings.DATABASES`` after the view was decorated.
+    ``add`` (what ``transaction.non_atomic_requests(using=...)`` calls on top) still works.
+    """
+
+    def __contains__(self, alias: object) -> bool:
+        """Every alias is exempt."""
+        return True
+
+    def __repr__(self) -> str:
+        return "EveryAlias()"
+
+
+def non_atomic_requests(view: View) -> View:
+    """Mark ``view`` to run outside any request-wide transaction, on every database (``ATOMIC_REQUESTS``).
+
+    A bare ``@transaction.non_atomic_requests`` exempts the ``default``
+    database only: an async view would be refused ("You cannot use
+    ATOMIC_REQUESTS with async views") when another database has
+    ``ATOMIC_REQUESTS``, and a sync one would run inside its transaction.
+    """
+    setattr(view, "_non_atomic_requests", EveryAlias())  # noqa: B010 (the attribute Django reads)
+    return view

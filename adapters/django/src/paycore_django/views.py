@@ -4,7 +4,7 @@
   provider's delivery to ``flow().handle_webhook`` and answers exactly as
   :mod:`paycore.asgi` does: 200 once the event is committed (a repeated
   delivery too), 401 bad signature, 400 unreadable, 404 unknown provider or
-  payment, 405 not POST, 413 too large, 503 busy or storage down (with
+  payment, 405 not POST (with ``Allow: POST``), 413 too large, 503 busy or storage down (with
   ``Retry-After``), 500 otherwise; 403 from an address outside
   ``WEBHOOK_ALLOWED_IPS`` when that allowlist is set.
 * :func:`pay` shows the :class:`~paycore_django.forms.PaymentMethodForm` for an
@@ -25,11 +25,13 @@ payments stored without a tenant, never every tenant's (which is what
 ``tenant=None`` means to :class:`~paycore.flow.PaymentFlow`, for trusted
 server-side code). Another tenant's payment is not found (404).
 
-No view runs inside a request-wide transaction (``ATOMIC_REQUESTS``): each is
-marked ``transaction.non_atomic_requests``. paycore's units of work run on a
-worker thread, on a connection of their own, and commit there; under the
-request's ``atomic()`` they would only wait for its locks (SQLite in
-``IMMEDIATE`` mode takes its write lock at ``BEGIN``: "database is locked").
+No view runs inside a request-wide transaction (``ATOMIC_REQUESTS``), on any
+database: each is marked :func:`~paycore_django.databases.non_atomic_requests`
+(Django's bare ``transaction.non_atomic_requests`` exempts ``default`` only, and
+refuses an async view when another database has ``ATOMIC_REQUESTS``). paycore's
+units of work run on a worker thread, on a connection of their own, and commit
+there; under the request's ``atomic()`` they would only wait for its locks
+(SQLite in ``IMMEDIATE`` mode takes its write lock at ``BEGIN``: "database is locked").
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -57,6 +58,7 @@ from paycore.operations import was_never_sent
 from paycore.records import Checkout, Payment
 from paycore.status import PaymentStatus
 from paycore_django.conf import IpNetwork, django_options
+from paycore_django.databases import non_atomic_requests
 from paycore_django.forms import PaymentMethodForm, offered_providers
 from paycore_django.orders import OrderCurrencyMismatch, OrderSummary, balance_due, resolve_order
 
@@ -165,11 +167,13 @@ def _declared_length(request: HttpRequest) -> int | None:
 
 
 @csrf_exempt
-@transaction.non_atomic_requests
+@non_atomic_requests
 async def webhook(request: HttpRequest, code: str, tenant: str | None = None) -> HttpResponse:
     """Receive provider ``code``'s webhook (for ``tenant``, if the URL names one)."""
     if request.method != "POST":
-        return _refusal(405, "method_not_allowed", "webhooks are delivered with POST")
+        refused = _refusal(405, "method_not_allowed", "webhooks are delivered with POST")
+        refused["Allow"] = "POST"
+        return refused
     if not webhook_allowed(request):
         log.warning("webhook %s refused: address not in WEBHOOK_ALLOWED_IPS", request.path)
         return _refusal(403, "forbidden", "this address may not deliver webhooks")
@@ -210,7 +214,7 @@ _UNDER_WAY = (*_OPEN, PaymentStatus.AUTHORIZED)
 
 
 @require_http_methods(["GET", "POST"])
-@transaction.non_atomic_requests
+@non_atomic_requests
 def pay(request: HttpRequest, order_id: str) -> HttpResponse:
     """Choose how to pay order ``order_id``; on POST, start the payment and go where the provider says.
 
@@ -351,7 +355,7 @@ _TITLES = {"return": "Your payment", "success": "Payment received", "failure": "
 
 
 @require_GET
-@transaction.non_atomic_requests
+@non_atomic_requests
 def payment_status(request: HttpRequest, payment_id: str, page: str = "return") -> HttpResponse:
     """Payment ``payment_id`` as its provider now reports it (polled when it can be and is not settled)."""
     tenant = tenant_of(request)
@@ -366,7 +370,7 @@ def payment_status(request: HttpRequest, payment_id: str, page: str = "return") 
 
 
 @require_GET
-@transaction.non_atomic_requests
+@non_atomic_requests
 def order_return(request: HttpRequest, order_id: str) -> HttpResponse:
     """Where a provider sends the customer back: the order's payment, polled when it can be.
 
