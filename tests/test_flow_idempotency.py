@@ -360,6 +360,36 @@ async def test_a_refund_that_never_arrived_is_sent_again_by_the_retry_under_its_
     assert (await flow.get_payment(payment.id)).refunded_amount == Money.of("2000", "XOF")
 
 
+async def test_a_refund_reported_made_while_its_retry_decides_is_the_keys_answer_never_sent_again(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await pay()
+    leases = MonotonicClock()
+    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+    await _refund_cut_short(flow, fake, payment, leases)
+    made = fake.ledger[payment.id].refunds
+    lost = dict(made)
+    made.clear()  # not there when asked: failed as never arrived, so the retry under the key may send it again
+    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
+    (failed,) = (await flow.refresh(payment.id)).refunds
+    assert failed.status is RefundStatus.FAILED
+    read_events = flow.writer.repository.list_events
+
+    async def late_report_as_the_retry_decides(payment_id: str) -> Any:
+        events = await read_events(payment_id)
+        made.update(lost)  # the provider had it after all, and says so now
+        await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=list(lost.values())))
+        return events
+
+    monkeypatch.setattr(flow.writer.repository, "list_events", late_report_as_the_retry_decides)
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
+    assert (refund.id, refund.status) == (failed.id, RefundStatus.SUCCEEDED)
+    assert [op for op, _ in fake.calls].count("refund") == 1, "never sent again"
+    after = await flow.get_payment(payment.id)
+    assert [r.status for r in after.refunds] == [RefundStatus.SUCCEEDED]
+    assert after.refunded_amount == Money.of("2000", "XOF")
+
+
 async def test_a_key_the_store_has_forgotten_still_names_the_same_payment(
     flow: PaymentFlow, fake: FakeProvider
 ) -> None:

@@ -121,6 +121,16 @@ def test_a_refund_update_needs_a_refund_status() -> None:
 
 
 @pytest.mark.parametrize(
+    ("status", "never_arrived"),
+    [(RefundStatus.SUCCEEDED, True), (RefundStatus.PENDING, True), (RefundStatus.FAILED, 1), (RefundStatus.FAILED, "")],
+)
+def test_never_arrived_is_true_only_of_a_failed_refund(status: RefundStatus, never_arrived: object) -> None:
+    with pytest.raises(InvalidReport, match=r"RefundUpdate\.never_arrived"):
+        RefundUpdate(status, "re_1", never_arrived=never_arrived)  # type: ignore[arg-type]
+    assert RefundUpdate(RefundStatus.FAILED, "re_1", never_arrived=True).never_arrived is True
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "javascript:alert(1)",

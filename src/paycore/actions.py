@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from operator import attrgetter
 from typing import Any, Final, TypeVar
 
@@ -316,9 +315,10 @@ class PaymentActions:
                     return earlier  # a first attempt under this key got that far: never refund twice
                 refund = request.draft(payment, chosen, binding, earlier)
                 await chosen.check_refund(payment, refund)
-                build = partial(request.first_change, chosen=chosen, refund=refund)
-                started = await self.writer.mutate(payment_id, build, known=payment)
-                call, refund_id = started.pending_call, refund.id
+                written_down = await request.write_down(self.writer, payment, chosen, refund)
+                if isinstance(written_down, Refund):
+                    return written_down  # the first attempt's refund, reported made as this one was written: not sent
+                started, call, refund_id = written_down, written_down.pending_call, refund.id
                 assert call is not None
             answer = await self.calls.ask(
                 chosen.refund(started, started.refund(refund_id)), started, call, provider=chosen

@@ -300,6 +300,9 @@ class WebhookReceipt:
     received_at: datetime = field(factory=utcnow)
 
 
+_FAILED_REFUND: Final = RefundStatus.FAILED
+
+
 @frozen
 class RefundUpdate:
     """What a provider reports about one refund."""
@@ -310,10 +313,17 @@ class RefundUpdate:
     external_id: str | None = None
     amount: Money | None = None
     """What was refunded: never negative, at most :data:`~paycore.money.MAX_MINOR_UNITS`."""
+    never_arrived: bool = False
+    """With ``FAILED``: the provider has no record of the refund; it never reached it, so nothing moved, and a
+    retry under the refund's idempotency key sends it again (a refund the provider declined is never resent)."""
 
     def __attrs_post_init__(self) -> None:
         if type(self.status) is not RefundStatus:
             raise _not_member("RefundUpdate.status", RefundStatus, self.status)
+        if self.never_arrived is not False and (self.never_arrived is not True or self.status is not _FAILED_REFUND):
+            raise InvalidReport(
+                f"RefundUpdate.never_arrived is True (only with FAILED) or False, not {self.never_arrived!r:.60}"
+            )
         if self.refund_id is not None and not is_id(self.refund_id):
             check_id(self.refund_id, what="RefundUpdate.refund_id")
         if self.external_id is not None and not is_id(self.external_id):

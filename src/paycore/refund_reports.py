@@ -58,7 +58,8 @@ NEVER_ARRIVED: Final = "the provider has no record of this refund"
 
 def never_reached(events: Sequence[PaymentEvent], refund_id: str) -> bool:
     """True when the refund ``refund_id`` last failed, in the payment's ``events``, for never reaching its provider
-    (:data:`NOT_SENT`, :data:`NEVER_ARRIVED`), not for the provider's decline or an operator's word."""
+    (:data:`NOT_SENT`, :data:`NEVER_ARRIVED`: not sent, omitted by a fresh poll of a provider listing every refund,
+    or reported :attr:`~paycore.records.RefundUpdate.never_arrived`), not for its decline or an operator's word."""
     for event in reversed(events):
         if event.kind == "refund_status_changed" and event.refund_id == refund_id:
             return event.to_status == RefundStatus.FAILED.value and event.message in (NOT_SENT, NEVER_ARRIVED)
@@ -132,6 +133,7 @@ def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied, 
             to_status=update.status._value_,
             amount=refund.amount,
             refund_id=refund.id,
+            message=NEVER_ARRIVED if update.never_arrived else "",
         )
     if changes:
         replaced = replace_refund(refund, changes)

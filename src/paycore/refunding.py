@@ -28,8 +28,17 @@ from paycore.records import Payment, Refund, new_id
 from paycore.refund_reports import never_reached
 from paycore.status import RefundStatus
 from paycore.storage import PaymentRepository, PaymentWrite
+from paycore.unit_of_work import PaymentWriter
 
 __all__ = ["RefundRequest"]
+
+
+class _MadeMeanwhile(Exception):  # not an error: the refund a write found, which ends the operation
+    """The refund of the id a write was to replace, found not failed: made after all."""
+
+    def __init__(self, refund: Refund) -> None:
+        super().__init__(refund.id)
+        self.refund = refund
 
 
 @frozen
@@ -72,12 +81,30 @@ class RefundRequest:
             return False
         return never_reached(await repository.list_events(self.payment_id), earlier.id)
 
+    async def write_down(
+        self, writer: PaymentWriter, payment: Payment, chosen: Provider, refund: Refund
+    ) -> Payment | Refund:
+        """``payment`` with ``refund`` and its call written down, to be sent; or, when a refund of its id was
+        reported made meanwhile (the late report of a first attempt under the same key, which failed here), that
+        refund: the key's answer, never sent again."""
+        try:
+            return await writer.mutate(
+                self.payment_id, partial(self.first_change, chosen=chosen, refund=refund), known=payment
+            )
+        except _MadeMeanwhile as made:
+            return made.refund
+
     def first_change(self, payment: Payment, chosen: Provider, refund: Refund) -> Change:
-        """The change that adds ``refund`` to ``payment`` and writes its call down (re-checked on ``payment``)."""
+        """The change that adds ``refund`` to ``payment`` and writes its call down (re-checked on ``payment``).
+
+        A failed attempt under the same key (never sent) is replaced by it; a refund of its id in any other state
+        (reported succeeded after all, as the change was decided) is never replaced: :class:`_MadeMeanwhile`."""
 
         def add_refund(change: Change) -> None:
             added = replace_refund(refund, {"created_at": change.now, "updated_at": change.now})
-            # A failed attempt under the same key (not sent) is replaced by this one, not kept beside it.
+            held = next((r for r in change.value("refunds") if r.id == refund.id), None)
+            if held is not None and held.status is not RefundStatus.FAILED:
+                raise _MadeMeanwhile(held)
             others = tuple(r for r in change.value("refunds") if r.id != refund.id)
             change.set(refunds=(*others, added))
             change.event(

@@ -197,3 +197,43 @@ async def test_a_refund_naming_a_till_or_cashier_no_storage_can_keep_is_refused_
         await flow.refund(sale.payment.id, amount=xof(1_000), metadata=metadata, tenant=TENANT)
     assert (await flow.get_payment(sale.payment.id)).refunds == ()
     assert [m.kind for m in await drawers.movements(session.id)] == [MovementKind.SALE]
+
+
+async def test_a_keyed_refund_whose_till_app_died_before_paying_out_is_paid_out_once_by_its_retry() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from paycore_memory import MemoryIdempotencyStore
+
+    now = [datetime(2026, 3, 2, 12, 0, tzinfo=UTC)]
+    leases = [1000.0]
+    config = {"tenants": {"chez-awa": {"providers": {"cash": {"type": "cash", "currency": "XOF"}}}}}
+    async with PaymentFlow.from_config(config, clock=lambda: now[0], environ={}) as flow:
+        flow.idempotency_store = MemoryIdempotencyStore(clock=lambda: leases[0])
+        drawers = CashDrawers(flow, tenant="chez-awa")
+        session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+        sale = await take_cash(flow, amount=xof(3_000), tendered=xof(3_000), till="T1", order_id="A", tenant="chez-awa")
+        cash = flow.provider("cash", tenant="chez-awa")
+        paying_out = anyio.Event()
+
+        async def dies_before_paying_out(*_: object) -> None:
+            paying_out.set()
+            await anyio.sleep_forever()
+
+        pays_out = cash.refund
+        cash.refund = dies_before_paying_out  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(
+                lambda: refund_cash(flow, sale.payment.id, amount=xof(1_000), tenant="chez-awa", idempotency_key="r-1")
+            )
+            await paying_out.wait()
+            tasks.cancel_scope.cancel()  # the till app dies before the drawer's movement is written
+        cash.refund = pays_out  # type: ignore[method-assign]
+        waited = flow.config.idempotency_lease + flow.config.provider_timeout + 1
+        leases[0] += waited
+        now[0] += timedelta(seconds=waited)
+        retried = await refund_cash(flow, sale.payment.id, amount=xof(1_000), tenant="chez-awa", idempotency_key="r-1")
+        again = await refund_cash(flow, sale.payment.id, amount=xof(1_000), tenant="chez-awa", idempotency_key="r-1")
+        paid_out = [m for m in await drawers.movements(session.id) if m.kind is MovementKind.REFUND]
+    assert retried.status is RefundStatus.SUCCEEDED, "it never reached the drawer: the retry pays it out"
+    assert again == retried
+    assert [m.amount for m in paid_out] == [xof(1_000)]

@@ -318,7 +318,7 @@ class CashProvider(Provider):
             if paid is not None:
                 refunds.append(_refund_update(paid, refund))
             elif refund.status is RefundStatus.PENDING:
-                refunds.append(RefundUpdate(status=RefundStatus.FAILED, refund_id=refund.id))
+                refunds.append(RefundUpdate(status=RefundStatus.FAILED, refund_id=refund.id, never_arrived=True))
         if sale is None:
             return ProviderUpdate(
                 outcome=Outcome.FAILED,
