@@ -105,6 +105,7 @@ def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: obje
         "postgresql+psycopg://paycore:pass word s3cret@db.internal/paycore",  # a space: the URL still works
         "redis://127.0.0.1:6379/0?password=a b s3cret&db=1",
         "postgresql+psycopg://shop:Pa55@w0rd/s3cret@127.0.0.1:1/pos",  # an "@" then a "/" in the password
+        "postgresql+psycopg://paycore:p@ss word s3cret@db.internal/paycore",  # an "@", then a space
         "redis://:tok@en/x@s3cret@cache.internal:6379/0",
     ],
 )
@@ -158,3 +159,28 @@ def test_secrets_within_arrays_are_masked_in_the_configurations_repr() -> None:
     assert "s3cret" not in shown
     assert "'host': 'h1'" in shown
     assert "postgresql://u:***@r1/db" in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("a://b: " + "a" * 100_000 + "@", "a://b:***@"),
+        ("a://b:" + "x" * 100_000, "a://b:" + "x" * 100_000),
+        ("?a" * 50_000, "?a" * 50_000),
+        ("a" * 100_000, "a" * 100_000),
+        ("a://b:c@" * 12_000, "a://b:***@" * 12_000),
+    ],
+    ids=["spaces-then-an-at", "no-at", "many-queries", "a-blob", "many-urls"],
+)
+def test_secrets_in_a_long_text_are_hidden_in_time_linear_in_its_length(text: str, shown: str) -> None:
+    # Each of these took seconds to minutes (a pattern backtracking over the whole text from every start).
+    from paycore.secrets import redact_url
+
+    assert redact_url(text) == shown
+
+
+def test_a_secret_query_parameter_inside_another_ones_value_is_hidden() -> None:
+    from paycore.secrets import redact_url
+
+    shown = redact_url("https://pos.example/cb?next=/back?api_key=s3cret&table=4")
+    assert shown == "https://pos.example/cb?next=/back?api_key=***&table=4"
