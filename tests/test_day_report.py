@@ -102,6 +102,21 @@ async def test_a_time_zone_given_as_a_tzinfo_reports_the_same_day_as_its_name(de
     assert "(Africa/Dakar)" in by_zone.render()
 
 
+async def test_a_time_zone_without_a_name_is_shown_by_its_offset(demo_flow: PaymentFlow) -> None:
+    from datetime import timezone
+
+    report = await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow().date(), timezone=timezone(timedelta(hours=1)))
+    assert report.timezone == "UTC+01:00"
+    assert json.loads(report.to_json())["timezone"] == "UTC+01:00"
+
+
+async def test_a_tzinfo_that_gives_no_offset_is_refused(demo_flow: PaymentFlow) -> None:
+    from datetime import tzinfo
+
+    with pytest.raises(ValidationError, match="gives no offset from UTC"):
+        await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow().date(), timezone=tzinfo())
+
+
 @pytest.mark.parametrize("zone", [None, 1, b"UTC"])
 async def test_a_time_zone_neither_a_name_nor_a_tzinfo_is_refused(demo_flow: PaymentFlow, zone: object) -> None:
     with pytest.raises(ValidationError, match="a time zone is an IANA name"):

@@ -51,6 +51,7 @@ __all__ = [
     "day_window",
     "render_table",
     "time_zone",
+    "zone_name",
 ]
 
 REFUND_LOOKBACK: Final = timedelta(days=7)
@@ -193,6 +194,14 @@ def render_table(
 def time_zone(name: str | tzinfo) -> tzinfo:
     """The IANA time zone ``name`` (a ``tzinfo`` is taken as it is); :class:`ValidationError` if there is none."""
     if isinstance(name, tzinfo):
+        try:
+            usable = isinstance(name.utcoffset(datetime(2000, 1, 1, tzinfo=name)), timedelta)
+        except Exception:  # a tzinfo's own code: any failure means it cannot place a day
+            usable = False
+        if not usable:
+            raise ValidationError(
+                f"time zone {name!r:.60} gives no offset from UTC; use an IANA name such as Africa/Dakar"
+            )
         return name
     if not isinstance(name, str):
         raise ValidationError(
@@ -202,6 +211,13 @@ def time_zone(name: str | tzinfo) -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("Africa"), a name too long
         raise ValidationError(f"unknown time zone {name!r}; use an IANA name such as Africa/Dakar or UTC") from None
+
+
+def zone_name(moment: datetime) -> str:
+    """The name of ``moment``'s time zone, for a report: its IANA key, else its abbreviation or offset there."""
+    zone = moment.tzinfo
+    key = getattr(zone, "key", None)
+    return key if isinstance(key, str) and key else moment.tzname() or moment.strftime("UTC%z")
 
 
 def day_window(day: date | str, timezone: str | tzinfo = "UTC") -> tuple[date, datetime, datetime]:
@@ -258,7 +274,7 @@ async def day_report(
 ) -> DayReport:
     """The day report of ``tenant`` for ``day`` (midnight to midnight in ``timezone``: an IANA name or a tzinfo)."""
     day, starts_at, ends_at = day_window(day, timezone)
-    timezone = timezone if isinstance(timezone, str) else str(starts_at.tzinfo)
+    timezone = timezone if isinstance(timezone, str) else zone_name(starts_at)
     of_day: list[Payment] = []
     refunds_window: list[Payment] = []
     cursor: str | None = None
