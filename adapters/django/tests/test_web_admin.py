@@ -444,3 +444,25 @@ def test_the_admin_shows_and_acts_on_payments_stored_on_another_database() -> No
         assert told(response) == [(messages.SUCCESS, "Refunded 1 payment(s).")]
         assert flow.get_payment(payment_id).refunded_amount == Money.of("3500", "XOF")
     assert not PaymentRow.objects.using("default").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, databases=["default", POSTGRES])
+@pytest.mark.parametrize(
+    ("action", "fields"),
+    [("capture_payments", {}), ("refund_payments", {}), ("refund_payments", {"apply": "1", "amount": ""})],
+    ids=["capture", "refund-page", "refund-applied"],
+)
+def test_an_action_posted_with_an_id_holding_a_nul_does_nothing_and_says_so(
+    action: str, fields: dict[str, str]
+) -> None:
+    settings = {"PAYCORE": ON_POSTGRES, "PAYCORE_DJANGO": {"PLUGINS": ["paycore.testing.fake"]}}
+    with override_settings(ROOT_URLCONF=__name__, **settings):
+        flow = paycore_django.blocking_flow()
+        payment_id = paid(flow)
+        client = Client()
+        client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+        response = act(client, action, payment_id, "pay\x00x", **fields)  # PostgreSQL refuses a NUL: it was a 500
+        assert response.status_code == 200
+        assert [text for _, text in told(response)] == ["Nothing was done: a selected id is not a payment's id."]
+        assert flow.get_payment(payment_id).refunds == ()
