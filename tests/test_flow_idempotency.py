@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import attrs
 import pytest
 
 from paycore import Money, hookimpl
@@ -305,8 +306,10 @@ async def test_a_refund_resumed_after_a_crash_is_settled_not_sent_again(
     assert [op for op, _ in fake.calls].count("refund") == 1
 
 
-async def _refund_cut_short(flow: PaymentFlow, fake: FakeProvider, payment: Payment, leases: MonotonicClock) -> None:
-    """A keyed refund of 2 000 XOF whose caller is gone once the provider has it, before its answer is kept."""
+async def _refund_cut_short(
+    flow: PaymentFlow, fake: FakeProvider, payment: Payment, leases: MonotonicClock, amount: str = "2000"
+) -> None:
+    """A keyed refund (2 000 XOF) whose caller is gone once the provider has it, before its answer is kept."""
     original = fake.refund
     sent = anyio.Event()
 
@@ -318,7 +321,7 @@ async def _refund_cut_short(flow: PaymentFlow, fake: FakeProvider, payment: Paym
 
     fake.refund = answer_late  # type: ignore[method-assign]
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(lambda: flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7"))
+        tasks.start_soon(lambda: flow.refund(payment.id, amount=Money.of(amount, "XOF"), idempotency_key="re-7"))
         await sent.wait()
         tasks.cancel_scope.cancel()
     fake.refund = original  # type: ignore[method-assign]
@@ -360,13 +363,19 @@ async def test_a_refund_that_never_arrived_is_sent_again_by_the_retry_under_its_
     assert (await flow.get_payment(payment.id)).refunded_amount == Money.of("2000", "XOF")
 
 
+@pytest.mark.parametrize("amount", ["2000", "5000"], ids=["in-part", "whole"])
 async def test_a_refund_reported_made_while_its_retry_decides_is_the_keys_answer_never_sent_again(
-    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any, monkeypatch: pytest.MonkeyPatch
+    flow: PaymentFlow,
+    fake: FakeProvider,
+    pay: Callable[..., Any],
+    clock: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    amount: str,
 ) -> None:
     payment = await pay()
     leases = MonotonicClock()
     flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
-    await _refund_cut_short(flow, fake, payment, leases)
+    await _refund_cut_short(flow, fake, payment, leases, amount)
     made = fake.ledger[payment.id].refunds
     lost = dict(made)
     made.clear()  # not there when asked: failed as never arrived, so the retry under the key may send it again
@@ -382,12 +391,34 @@ async def test_a_refund_reported_made_while_its_retry_decides_is_the_keys_answer
         return events
 
     monkeypatch.setattr(flow.writer.repository, "list_events", late_report_as_the_retry_decides)
-    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
-    assert (refund.id, refund.status) == (failed.id, RefundStatus.SUCCEEDED)
+    refund = await flow.refund(payment.id, amount=Money.of(amount, "XOF"), idempotency_key="re-7")
+    assert (refund.id, refund.status) == (failed.id, RefundStatus.SUCCEEDED), "whole: it once raised InvalidTransition"
     assert [op for op, _ in fake.calls].count("refund") == 1, "never sent again"
     after = await flow.get_payment(payment.id)
     assert [r.status for r in after.refunds] == [RefundStatus.SUCCEEDED]
-    assert after.refunded_amount == Money.of("2000", "XOF")
+    assert after.refunded_amount == Money.of(amount, "XOF")
+    assert await flow.refund(payment.id, amount=Money.of(amount, "XOF"), idempotency_key="re-7") == refund
+
+
+@pytest.mark.parametrize("reported", [RefundStatus.FAILED, RefundStatus.PENDING], ids=["declined", "held-pending"])
+async def test_a_refund_taken_for_never_arrived_that_the_provider_names_after_all_is_not_sent_again(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any, reported: RefundStatus
+) -> None:
+    payment = await pay()
+    leases = MonotonicClock()
+    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+    await _refund_cut_short(flow, fake, payment, leases)
+    made = fake.ledger[payment.id].refunds
+    lost = dict(made)
+    made.clear()
+    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
+    (failed,) = (await flow.refresh(payment.id)).refunds  # no record at the provider: never arrived
+    (late,) = (attrs.evolve(update, status=reported) for update in lost.values())
+    made.update({failed.id: late})  # it was on its way all the same, and the provider names it now
+    await flow.refresh(payment.id)
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
+    assert (refund.id, refund.status, refund.external_id) == (failed.id, RefundStatus.FAILED, late.external_id)
+    assert [op for op, _ in fake.calls].count("refund") == 1, "it reached the provider: never sent again"
 
 
 async def test_a_key_the_store_has_forgotten_still_names_the_same_payment(

@@ -77,8 +77,8 @@ class RefundRequest:
         only one that failed for never reaching its provider. One the provider declined (or an operator found
         failed) is the key's answer, as it is when the first attempt lived to tell it; pending or succeeded, it
         is never sent twice."""
-        if earlier.status is not RefundStatus.FAILED:
-            return False
+        if earlier.status is not RefundStatus.FAILED or earlier.external_id is not None:
+            return False  # the provider named it (its external id), so it reached the provider after all
         return never_reached(await repository.list_events(self.payment_id), earlier.id)
 
     async def write_down(
@@ -98,13 +98,14 @@ class RefundRequest:
         """The change that adds ``refund`` to ``payment`` and writes its call down (re-checked on ``payment``).
 
         A failed attempt under the same key (never sent) is replaced by it; a refund of its id in any other state
-        (reported succeeded after all, as the change was decided) is never replaced: :class:`_MadeMeanwhile`."""
+        (reported succeeded after all, as the change was decided) is never replaced: :class:`_MadeMeanwhile`,
+        before any check of the payment (which that refund may have refunded whole since)."""
+        held = next((r for r in payment.refunds if r.id == refund.id), None)
+        if held is not None and held.status is not RefundStatus.FAILED:
+            raise _MadeMeanwhile(held)
 
         def add_refund(change: Change) -> None:
             added = replace_refund(refund, {"created_at": change.now, "updated_at": change.now})
-            held = next((r for r in change.value("refunds") if r.id == refund.id), None)
-            if held is not None and held.status is not RefundStatus.FAILED:
-                raise _MadeMeanwhile(held)
             others = tuple(r for r in change.value("refunds") if r.id != refund.id)
             change.set(refunds=(*others, added))
             change.event(
