@@ -306,10 +306,11 @@ async def test_a_refund_resumed_after_a_crash_is_settled_not_sent_again(
     assert [op for op, _ in fake.calls].count("refund") == 1
 
 
-async def _refund_cut_short(
-    flow: PaymentFlow, fake: FakeProvider, payment: Payment, leases: MonotonicClock, amount: str = "2000"
-) -> None:
-    """A keyed refund (2 000 XOF) whose caller is gone once the provider has it, before its answer is kept."""
+async def _refund_cut_short(flow: PaymentFlow, fake: FakeProvider, payment: Payment, amount: str = "2000") -> None:
+    """A keyed refund (2 000 XOF) whose caller is gone once the provider has it, before its answer is kept; then
+    its key's lease runs out (on a store of leases the test moves)."""
+    leases = MonotonicClock()
+    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
     original = fake.refund
     sent = anyio.Event()
 
@@ -333,10 +334,8 @@ async def test_a_refund_the_provider_declined_is_the_keys_answer_even_when_its_c
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any, polled_first: bool
 ) -> None:
     payment = await pay()
-    leases = MonotonicClock()
-    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
     fake.script("refund", "decline")
-    await _refund_cut_short(flow, fake, payment, leases)
+    await _refund_cut_short(flow, fake, payment)
     clock.advance(seconds=flow.config.idempotency_lease + 1)
     if polled_first:
         await flow.refresh(payment.id)
@@ -352,9 +351,7 @@ async def test_a_refund_that_never_arrived_is_sent_again_by_the_retry_under_its_
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any
 ) -> None:
     payment = await pay()
-    leases = MonotonicClock()
-    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
-    await _refund_cut_short(flow, fake, payment, leases)
+    await _refund_cut_short(flow, fake, payment)
     fake.ledger[payment.id].refunds.clear()  # it never reached the provider after all
     clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)  # a poll now settles it
     refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
@@ -373,9 +370,7 @@ async def test_a_refund_reported_made_while_its_retry_decides_is_the_keys_answer
     amount: str,
 ) -> None:
     payment = await pay()
-    leases = MonotonicClock()
-    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
-    await _refund_cut_short(flow, fake, payment, leases, amount)
+    await _refund_cut_short(flow, fake, payment, amount)
     made = fake.ledger[payment.id].refunds
     lost = dict(made)
     made.clear()  # not there when asked: failed as never arrived, so the retry under the key may send it again
@@ -405,9 +400,7 @@ async def test_a_refund_taken_for_never_arrived_that_the_provider_names_after_al
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any, reported: RefundStatus
 ) -> None:
     payment = await pay()
-    leases = MonotonicClock()
-    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
-    await _refund_cut_short(flow, fake, payment, leases)
+    await _refund_cut_short(flow, fake, payment)
     made = fake.ledger[payment.id].refunds
     lost = dict(made)
     made.clear()
