@@ -210,3 +210,43 @@ class TestRedisStoreConformance(IdempotencyStoreConformance):
         store = RedisIdempotencyStore.from_url(redis_server.url, prefix=prefix)
         yield store
         await store.aclose()
+
+
+@pytest.mark.parametrize("transport", ["auto", "threads"])
+async def test_a_redis_too_slow_to_answer_is_asked_once_and_the_store_is_unavailable(
+    own_redis_server: RedisServer, transport: str
+) -> None:
+    store = RedisIdempotencyStore.from_url(own_redis_server.url, socket_timeout=0.3, transport=transport)
+    admin = _admin(own_redis_server)
+    try:
+        await store.claim(scope="", key="warm", fingerprint="f", lease_seconds=30)  # the connection is open
+        connected = int(admin.info("stats")["total_connections_received"])
+        admin.execute_command("CLIENT", "PAUSE", "1000", "ALL")  # every command waits a second, past the timeout
+        with pytest.raises(StorageUnavailable):
+            await store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+        await anyio.sleep(1.2)  # the pause ends
+        reconnected = int(admin.info("stats")["total_connections_received"]) - connected
+    finally:
+        await store.aclose()
+    assert reconnected == 0, "a timed-out script is not sent again on a new connection (the caller waited twice)"
+
+
+async def test_a_store_used_from_many_event_loops_keeps_the_clients_of_open_loops_only(
+    own_redis_server: RedisServer,
+) -> None:
+    import asyncio
+    import gc
+
+    store = RedisIdempotencyStore.from_url(own_redis_server.url)
+
+    async def claim(number: int) -> None:
+        await store.claim(scope="", key=f"k{number}", fingerprint="f", lease_seconds=30)
+
+    try:
+        for number in range(20):
+            await anyio.to_thread.run_sync(asyncio.run, claim(number))  # a loop of its own each time, then closed
+        gc.collect()
+        clients = int(_admin(own_redis_server).info("clients")["connected_clients"])
+    finally:
+        await store.aclose()
+    assert clients <= 3, "the closed loops' connections were kept open"

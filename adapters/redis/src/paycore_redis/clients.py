@@ -57,10 +57,12 @@ _UNAVAILABLE = (
 def _retry(asyncio_client: bool) -> redis.retry.Retry | redis.asyncio.retry.Retry:
     # One immediate retry on a broken connection: a pooled connection broken by
     # a Redis restart is replaced at once, while a Redis that is down fails
-    # fast. The scripts are safe to run twice.
+    # fast. The scripts are safe to run twice. Never on a timeout: a Redis that
+    # is slow would hold the caller a second socket_timeout.
+    broken = (redis.exceptions.ConnectionError,)
     if asyncio_client:
-        return redis.asyncio.retry.Retry(NoBackoff(), 1)
-    return redis.retry.Retry(NoBackoff(), 1)
+        return redis.asyncio.retry.Retry(NoBackoff(), 1, supported_errors=broken)
+    return redis.retry.Retry(NoBackoff(), 1, supported_errors=broken)
 
 
 class _Bound:
@@ -141,6 +143,10 @@ class RedisClients:
         loop = asyncio.get_running_loop()
         bound = self._per_loop.get(loop)
         if bound is None:
+            # A client's connections refer to their loop, so a closed loop's entry never leaves the weak mapping
+            # on its own: dropped here, its connections are closed when they are collected.
+            for ended in [other for other in self._per_loop if other.is_closed()]:
+                del self._per_loop[ended]
             bound = self._per_loop[loop] = _Bound(self._open_asyncio(), self._scripts)
         return bound
 
