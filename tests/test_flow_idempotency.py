@@ -414,6 +414,86 @@ async def test_a_refund_taken_for_never_arrived_that_the_provider_names_after_al
     assert [op for op, _ in fake.calls].count("refund") == 1, "it reached the provider: never sent again"
 
 
+async def test_a_refund_the_provider_names_declined_while_its_retry_decides_is_the_keys_answer(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await pay()
+    await _refund_cut_short(flow, fake, payment)
+    made = fake.ledger[payment.id].refunds
+    lost = dict(made)
+    made.clear()
+    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
+    (failed,) = (await flow.refresh(payment.id)).refunds  # no record at the provider: never arrived
+    read_events = flow.writer.repository.list_events
+
+    async def declined_as_the_retry_decides(payment_id: str) -> Any:
+        events = await read_events(payment_id)
+        made.update({key: attrs.evolve(update, status=RefundStatus.FAILED) for key, update in lost.items()})
+        await flow.refresh(payment.id)  # it reached the provider after all, which declined it and names it
+        return events
+
+    monkeypatch.setattr(flow.writer.repository, "list_events", declined_as_the_retry_decides)
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
+    (declined,) = lost.values()
+    assert (refund.id, refund.status, refund.external_id) == (failed.id, RefundStatus.FAILED, declined.external_id)
+    assert [op for op, _ in fake.calls].count("refund") == 1, "declined: never sent again"
+
+
+async def test_a_retry_that_took_the_key_over_from_a_slow_first_attempt_waits_for_its_call(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment = await pay()
+    leases = MonotonicClock()
+    flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+    first_checks, second_checks, first_sent = anyio.Event(), anyio.Event(), anyio.Event()
+    first_goes_on, retry_goes_on, answer = anyio.Event(), anyio.Event(), anyio.Event()
+    retried = anyio.Event()
+    checks = 0
+
+    async def slow_check(*_: Any) -> None:
+        nonlocal checks
+        checks += 1
+        (first_checks if checks == 1 else second_checks).set()
+        await (first_goes_on if checks == 1 else retry_goes_on).wait()
+
+    refund = fake.refund
+
+    async def slow_answer(*arguments: Any) -> Any:
+        first_sent.set()
+        await answer.wait()
+        return await refund(*arguments)
+
+    monkeypatch.setattr(fake, "check_refund", slow_check)
+    monkeypatch.setattr(fake, "refund", slow_answer)
+    answers: dict[str, Any] = {}
+
+    async def attempt(name: str) -> None:
+        try:
+            answers[name] = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
+        except PaycoreError as refused:
+            answers[name] = refused
+        if name == "retry":
+            retried.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(attempt, "first")
+        await first_checks.wait()
+        leases.now += flow.config.idempotency_lease + 1  # the first attempt is slow, not gone: its key is taken over
+        tasks.start_soon(attempt, "retry")
+        await second_checks.wait()  # the retry read the payment before the first attempt wrote its refund
+        first_goes_on.set()
+        await first_sent.wait()  # the first attempt's refund and call are written; it waits for the provider
+        retry_goes_on.set()
+        with anyio.fail_after(5):
+            await retried.wait()
+        answer.set()
+    assert isinstance(answers["retry"], PaymentBusy), "its call under way: busy, never its answer of the moment"
+    final = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
+    assert final.status is RefundStatus.SUCCEEDED
+    assert (await flow.get_payment(payment.id)).refunds == (final,)
+    assert [op for op, _ in fake.calls].count("refund") == 1
+
+
 async def test_a_key_the_store_has_forgotten_still_names_the_same_payment(
     flow: PaymentFlow, fake: FakeProvider
 ) -> None:

@@ -82,26 +82,32 @@ class RefundRequest:
         return never_reached(await repository.list_events(self.payment_id), earlier.id)
 
     async def write_down(
-        self, writer: PaymentWriter, payment: Payment, chosen: Provider, refund: Refund
+        self, writer: PaymentWriter, payment: Payment, chosen: Provider, refund: Refund, earlier: Refund | None
     ) -> Payment | Refund:
-        """``payment`` with ``refund`` and its call written down, to be sent; or, when a refund of its id was
-        reported made meanwhile (the late report of a first attempt under the same key, which failed here), that
-        refund: the key's answer, never sent again."""
+        """``payment`` with ``refund`` and its call written down, to be sent; or, when the refund of its id is no
+        longer ``earlier`` (the failed attempt under the same key it replaces, or none), that refund: the first
+        attempt's, written or reported since, which is the key's answer and is never sent again."""
         try:
             return await writer.mutate(
-                self.payment_id, partial(self.first_change, chosen=chosen, refund=refund), known=payment
+                self.payment_id,
+                partial(self.first_change, chosen=chosen, refund=refund, earlier=earlier),
+                known=payment,
             )
         except _MadeMeanwhile as made:
             return made.refund
 
-    def first_change(self, payment: Payment, chosen: Provider, refund: Refund) -> Change:
+    def first_change(self, payment: Payment, chosen: Provider, refund: Refund, earlier: Refund | None = None) -> Change:
         """The change that adds ``refund`` to ``payment`` and writes its call down (re-checked on ``payment``).
 
-        A failed attempt under the same key (never sent) is replaced by it; a refund of its id in any other state
-        (reported succeeded after all, as the change was decided) is never replaced: :class:`_MadeMeanwhile`,
-        before any check of the payment (which that refund may have refunded whole since)."""
+        It replaces ``earlier``, a failed attempt under the same key found never to have reached the provider.
+        A refund of its id that is anything else now (written by that first attempt since, or reported succeeded,
+        declined or named by the provider) is never replaced: while its call is under way the payment is busy,
+        as for any call; after, :class:`_MadeMeanwhile`, before any check of the payment (which that refund may
+        have refunded whole since)."""
         held = next((r for r in payment.refunds if r.id == refund.id), None)
-        if held is not None and held.status is not RefundStatus.FAILED:
+        if held is not None and held != earlier:
+            if payment.pending_call is not None:
+                raise payment.pending_call.busy(payment.id)
             raise _MadeMeanwhile(held)
 
         def add_refund(change: Change) -> None:
