@@ -191,13 +191,16 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         would lock out."""
         return super().changelist_view(request, extra_context)
 
-    def response_action(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Payment], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
         """Run the posted action, unless a selected id could name no payment (it holds a NUL, which
-        PostgreSQL refuses in any query): then nothing is done and the operator is told."""
+        PostgreSQL refuses in any query): then nothing is done and the operator is told. (Django 6.1
+        passes more arguments, which go on to Django's own.)"""
         if any("\x00" in selected for selected in request.POST.getlist(ACTION_CHECKBOX_NAME)):
             self.message_user(request, "Nothing was done: a selected id is not a payment's id.", messages.ERROR)
             return None
-        return super().response_action(request, queryset)
+        return super().response_action(request, queryset, *args, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         """Every field: a payment changes only through the flow."""

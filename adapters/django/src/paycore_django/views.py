@@ -39,7 +39,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -159,10 +159,18 @@ def _refusal(status: int, error: str, detail: str) -> JsonResponse:
     return _answer(status, {"error": error, "detail": detail})
 
 
+_NOT_A_LENGTH: Final = -1
+"""What :func:`_declared_length` gives for a Content-Length that is not a number of bytes."""
+
+
 def _declared_length(request: HttpRequest) -> int | None:
+    """The Content-Length the request declares; ``None`` without one; :data:`_NOT_A_LENGTH` for one that is
+    not a number of bytes ("abc", "1e3": Django before 6.1 raised reading the body, 6.1 reads none)."""
     value = str(request.META.get("CONTENT_LENGTH") or "").strip()
-    if not value.isascii() or not value.isdigit():
+    if not value:
         return None
+    if not value.isascii() or not value.isdigit():
+        return _NOT_A_LENGTH
     return int(value) if len(value) <= 20 else 10**20
 
 
@@ -181,6 +189,8 @@ async def webhook(request: HttpRequest, code: str, tenant: str | None = None) ->
     limit = flow.config.webhook_max_bytes
     too_large = f"webhook bodies are limited to {limit} bytes"
     declared = _declared_length(request)
+    if declared == _NOT_A_LENGTH:
+        return _refusal(400, "malformed_webhook", "the Content-Length header is not a number of bytes")
     if declared is not None and declared > limit:
         return _refusal(413, "body_too_large", too_large)  # refused unread
     try:
