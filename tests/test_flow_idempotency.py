@@ -25,7 +25,7 @@ from paycore.errors import (
     ValidationError,
 )
 from paycore.flow import PaymentFlow
-from paycore.records import Payment
+from paycore.records import Payment, Refund, RefundUpdate
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.testing.fake import FakeProvider
 from paycore_memory import MemoryIdempotencyStore
@@ -360,6 +360,21 @@ async def test_a_refund_that_never_arrived_is_sent_again_by_the_retry_under_its_
     assert (await flow.get_payment(payment.id)).refunded_amount == Money.of("2000", "XOF")
 
 
+async def _taken_for_never_arrived(
+    flow: PaymentFlow, fake: FakeProvider, payment: Payment, clock: Any, amount: str = "2000"
+) -> tuple[Refund, RefundUpdate]:
+    """A keyed refund cut short that the provider then shows no record of, so a fresh poll fails it as never
+    arrived; the refund, and what the provider had made of it (for a test to show later)."""
+    await _refund_cut_short(flow, fake, payment, amount)
+    made = fake.ledger[payment.id].refunds
+    (lost,) = made.values()
+    made.clear()
+    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
+    (failed,) = (await flow.refresh(payment.id)).refunds
+    assert failed.status is RefundStatus.FAILED
+    return failed, lost
+
+
 @pytest.mark.parametrize("amount", ["2000", "5000"], ids=["in-part", "whole"])
 async def test_a_refund_reported_made_while_its_retry_decides_is_the_keys_answer_never_sent_again(
     flow: PaymentFlow,
@@ -370,19 +385,13 @@ async def test_a_refund_reported_made_while_its_retry_decides_is_the_keys_answer
     amount: str,
 ) -> None:
     payment = await pay()
-    await _refund_cut_short(flow, fake, payment, amount)
-    made = fake.ledger[payment.id].refunds
-    lost = dict(made)
-    made.clear()  # not there when asked: failed as never arrived, so the retry under the key may send it again
-    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
-    (failed,) = (await flow.refresh(payment.id)).refunds
-    assert failed.status is RefundStatus.FAILED
+    failed, lost = await _taken_for_never_arrived(flow, fake, payment, clock, amount)  # so the retry may send it
     read_events = flow.writer.repository.list_events
 
     async def late_report_as_the_retry_decides(payment_id: str) -> Any:
         events = await read_events(payment_id)
-        made.update(lost)  # the provider had it after all, and says so now
-        await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=list(lost.values())))
+        fake.ledger[payment.id].refunds[failed.id] = lost  # the provider had it after all, and says so now
+        await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[lost]))
         return events
 
     monkeypatch.setattr(flow.writer.repository, "list_events", late_report_as_the_retry_decides)
@@ -400,14 +409,9 @@ async def test_a_refund_taken_for_never_arrived_that_the_provider_names_after_al
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any, reported: RefundStatus
 ) -> None:
     payment = await pay()
-    await _refund_cut_short(flow, fake, payment)
-    made = fake.ledger[payment.id].refunds
-    lost = dict(made)
-    made.clear()
-    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
-    (failed,) = (await flow.refresh(payment.id)).refunds  # no record at the provider: never arrived
-    (late,) = (attrs.evolve(update, status=reported) for update in lost.values())
-    made.update({failed.id: late})  # it was on its way all the same, and the provider names it now
+    failed, lost = await _taken_for_never_arrived(flow, fake, payment, clock)
+    late = attrs.evolve(lost, status=reported)
+    fake.ledger[payment.id].refunds[failed.id] = late  # it was on its way all the same, and the provider names it
     await flow.refresh(payment.id)
     refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
     assert (refund.id, refund.status, refund.external_id) == (failed.id, RefundStatus.FAILED, late.external_id)
@@ -418,24 +422,18 @@ async def test_a_refund_the_provider_names_declined_while_its_retry_decides_is_t
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     payment = await pay()
-    await _refund_cut_short(flow, fake, payment)
-    made = fake.ledger[payment.id].refunds
-    lost = dict(made)
-    made.clear()
-    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
-    (failed,) = (await flow.refresh(payment.id)).refunds  # no record at the provider: never arrived
+    failed, lost = await _taken_for_never_arrived(flow, fake, payment, clock)
     read_events = flow.writer.repository.list_events
 
     async def declined_as_the_retry_decides(payment_id: str) -> Any:
         events = await read_events(payment_id)
-        made.update({key: attrs.evolve(update, status=RefundStatus.FAILED) for key, update in lost.items()})
+        fake.ledger[payment.id].refunds[failed.id] = attrs.evolve(lost, status=RefundStatus.FAILED)
         await flow.refresh(payment.id)  # it reached the provider after all, which declined it and names it
         return events
 
     monkeypatch.setattr(flow.writer.repository, "list_events", declined_as_the_retry_decides)
     refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
-    (declined,) = lost.values()
-    assert (refund.id, refund.status, refund.external_id) == (failed.id, RefundStatus.FAILED, declined.external_id)
+    assert (refund.id, refund.status, refund.external_id) == (failed.id, RefundStatus.FAILED, lost.external_id)
     assert [op for op, _ in fake.calls].count("refund") == 1, "declined: never sent again"
 
 
