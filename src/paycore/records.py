@@ -300,9 +300,6 @@ class WebhookReceipt:
     received_at: datetime = field(factory=utcnow)
 
 
-_FAILED_REFUND: Final = RefundStatus.FAILED
-
-
 @frozen
 class RefundUpdate:
     """What a provider reports about one refund."""
@@ -320,7 +317,9 @@ class RefundUpdate:
     def __attrs_post_init__(self) -> None:
         if type(self.status) is not RefundStatus:
             raise _not_member("RefundUpdate.status", RefundStatus, self.status)
-        if self.never_arrived is not False and (self.never_arrived is not True or self.status is not _FAILED_REFUND):
+        if self.never_arrived is not False and (
+            self.never_arrived is not True or self.status is not RefundStatus.FAILED
+        ):
             raise InvalidReport(
                 f"RefundUpdate.never_arrived is True (only with FAILED) or False, not {self.never_arrived!r:.60}"
             )

@@ -101,13 +101,11 @@ class RefundRequest:
 
         It replaces ``earlier``, a failed attempt under the same key found never to have reached the provider.
         A refund of its id that is anything else now (written by that first attempt since, or reported succeeded,
-        declined or named by the provider) is never replaced: while its call is under way the payment is busy,
-        as for any call; after, :class:`_MadeMeanwhile`, before any check of the payment (which that refund may
-        have refunded whole since)."""
+        declined or named by the provider) is never replaced: while a call is under way the payment is busy, as
+        for any call (:meth:`~paycore.provider_calls.ProviderCalls.first_change`); after, :class:`_MadeMeanwhile`,
+        before any check of the payment (which that refund may have refunded whole since)."""
         held = next((r for r in payment.refunds if r.id == refund.id), None)
-        if held is not None and held != earlier:
-            if payment.pending_call is not None:
-                raise payment.pending_call.busy(payment.id)
+        if held is not None and held != earlier and payment.pending_call is None:
             raise _MadeMeanwhile(held)
 
         def add_refund(change: Change) -> None:
