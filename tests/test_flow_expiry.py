@@ -289,14 +289,22 @@ async def test_a_lost_cancel_answer_leaves_the_payment_open_until_the_provider_s
     assert [op for op, _ in fake.calls].count("cancel") == 1, "the cancel is settled by asking, never sent again"
 
 
+async def _stale_where_no_cancel(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch, *, webhooks: bool
+) -> Payment:
+    """A payment left processing past the deadline at a provider that cannot cancel (and sends ``webhooks``)."""
+    from paycore.providers import Capabilities
+
+    monkeypatch.setattr(type(fake), "capabilities", Capabilities(refund=True, webhooks=webhooks, polling=True))
+    payment = await _processing(flow, fake)
+    clock.advance(hours=2)
+    return payment
+
+
 async def test_a_payment_the_provider_cannot_cancel_expires_on_the_polls_word(
     flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from paycore.providers import Capabilities
-
-    monkeypatch.setattr(type(fake), "capabilities", Capabilities(refund=True, webhooks=True, polling=True))
-    payment = await _processing(flow, fake)
-    clock.advance(hours=2)
+    payment = await _stale_where_no_cancel(flow, fake, clock, monkeypatch, webhooks=True)
     (expired,) = await flow.expire_stale(HOUR)
     assert expired.status is PaymentStatus.EXPIRED
     assert ("cancel", payment.id) not in fake.calls
@@ -305,11 +313,7 @@ async def test_a_payment_the_provider_cannot_cancel_expires_on_the_polls_word(
 async def test_a_payment_the_provider_can_neither_cancel_nor_tell_of_is_flagged_not_expired(
     flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from paycore.providers import Capabilities
-
-    monkeypatch.setattr(type(fake), "capabilities", Capabilities(refund=True, webhooks=False, polling=True))
-    payment = await _processing(flow, fake)
-    clock.advance(hours=2)
+    payment = await _stale_where_no_cancel(flow, fake, clock, monkeypatch, webhooks=False)
     (flagged,) = await flow.expire_stale(HOUR)  # still payable there, and no webhook would tell of a payment
     assert (flagged.status, flagged.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
     fake.settle(payment.id, Outcome.SUCCEEDED)  # the customer pays later
