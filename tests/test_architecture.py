@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         [
             "plugins",
+            "installed",
             "hookcalls",
             "adapters",
             "unit_of_work",

@@ -304,6 +304,60 @@ def test_ctrl_c_while_a_plugin_imports_stays_a_keyboard_interrupt(
         create_plugin_manager()
 
 
+# -- reading what is installed once -----------------------------------------------------
+
+
+def _counting_entry_points(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count the scans of installed distributions (the real ones) from now on."""
+    scans: list[str] = []
+    real = importlib.metadata.entry_points
+
+    def entry_points(**selection: str) -> Any:
+        scans.append(selection["group"])
+        return real(**selection)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    return scans
+
+
+def test_flows_built_one_after_another_read_the_installed_distributions_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    scans = _counting_entry_points(monkeypatch)
+    first = collect_registry(create_plugin_manager())
+    second = collect_registry(create_plugin_manager())
+    assert scans == [ENTRY_POINT_GROUP]
+    assert set(second.providers) == set(first.providers)
+    assert "memory" in second.repositories
+
+
+def test_a_distribution_installed_or_uninstalled_later_is_seen_by_the_next_flow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    _module(monkeypatch, "acme_pay", paycore_register_providers=_registering(_provider_named("acme")))
+    scans = _counting_entry_points(monkeypatch)
+    assert "acme" not in collect_registry(create_plugin_manager()).providers
+
+    _distribution(site, "acme-pay", acme="acme_pay")  # pip install acme-pay
+    assert "acme" in collect_registry(create_plugin_manager()).providers
+    assert "acme" in collect_registry(create_plugin_manager()).providers
+
+    for item in (site / "acme_pay-1.0.dist-info").iterdir():  # pip uninstall acme-pay
+        item.unlink()
+    (site / "acme_pay-1.0.dist-info").rmdir()
+    assert "acme" not in collect_registry(create_plugin_manager()).providers
+    assert len(scans) == 3
+
+
+def test_a_folder_added_to_the_path_later_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _module(monkeypatch, "acme_pay", paycore_register_providers=_registering(_provider_named("acme")))
+    _distribution(tmp_path, "acme-pay", acme="acme_pay")
+    assert "acme" not in collect_registry(create_plugin_manager()).providers
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "acme" in collect_registry(create_plugin_manager()).providers
+
+
 # -- paycore_validate_payment ------------------------------------------------------------
 
 

@@ -26,11 +26,11 @@ from paycore.hookcalls import (
     note_distribution,
 )
 from paycore.hookspecs import IdempotencyStoreFactory, RepositoryFactory
+from paycore.installed import declared_entry_points
 from paycore.providers import Provider
 
 if TYPE_CHECKING:
     import argparse
-    import importlib.metadata
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -221,24 +221,13 @@ def _register(manager: pluggy.PluginManager, plugin: object, *, name: str | None
         raise PluginLoadError(f"{origin} failed {where}: {describe_failure(error)}") from error
 
 
-def _distribution_key(entry_point: importlib.metadata.EntryPoint) -> str:
-    """Who declared ``entry_point``: its distribution's normalized name, or its value if unknown."""
-    name = getattr(getattr(entry_point, "dist", None), "name", None)
-    if not isinstance(name, str) or not name:
-        return f"module {entry_point.value}"
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _load_entry_points(manager: pluggy.PluginManager) -> None:
-    import importlib.metadata  # at discovery only: it costs a tenth of paycore's import
-
     loaded: dict[str, tuple[str, str]] = {}  # entry point name -> (distribution key, where)
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        distribution = getattr(entry_point, "dist", None)
+    for found in declared_entry_points(ENTRY_POINT_GROUP):
+        entry_point, key = found.entry_point, found.key
         where = f"entry point {entry_point.name!r} ({entry_point.value})"
-        if distribution is not None:
-            where += f" of {distribution.name} {distribution.version}"
-        key = _distribution_key(entry_point)
+        if found.distribution is not None:
+            where += f" of {found.distribution} {found.version}"
         if entry_point.name in loaded:
             first_key, first = loaded[entry_point.name]
             if first_key == key:
@@ -255,12 +244,10 @@ def _load_entry_points(manager: pluggy.PluginManager) -> None:
         except (Exception, SystemExit) as error:
             raise PluginLoadError(f"{where} failed to load: {describe_failure(error)}") from error
         _register(manager, plugin, name=entry_point.name, origin=where)
-        if distribution is not None:
-            note_distribution(manager, entry_point.name, f"{distribution.name} {distribution.version}")
+        if found.distribution is not None:
+            note_distribution(manager, entry_point.name, f"{found.distribution} {found.version}")
         _DISTRIBUTIONS[id(plugin)] = PluginInfo(
-            name=entry_point.name,
-            distribution=distribution.name if distribution is not None else None,
-            version=distribution.version if distribution is not None else None,
+            name=entry_point.name, distribution=found.distribution, version=found.version
         )
 
 
