@@ -132,6 +132,11 @@ async def test_an_unknown_payment_is_not_found(flow: PaymentFlow) -> None:
         ({"amount": Money.of("0", "XOF")}, InvalidAmount, "must be positive, not 0 XOF"),
         ({"amount": Money.of("-5", "XOF")}, InvalidAmount, "must be positive"),
         ({"amount": 5000}, InvalidAmount, "amount must be a Money, not int"),
+        (
+            {"amount": Money.of("9223372036854775.808", "KWD")},
+            InvalidAmount,
+            r"at most 9223372036854775807 minor units, not 9223372036854775808 \(9223372036854775.808 KWD\)",
+        ),
         ({"order_id": ""}, ValidationError, "order_id must be a non-empty string"),
         (
             {"items": (LineItem("Menu", 1, Money.of("5", "EUR")),)},

@@ -55,7 +55,9 @@ def check_new_payment(
     if not amount.is_positive():
         raise InvalidAmount(f"a payment amount must be positive, not {amount}")
     if amount.minor_units > MAX_MINOR_UNITS:
-        raise InvalidAmount(f"a payment amount must be at most {MAX_MINOR_UNITS} minor units, not {amount}")
+        raise InvalidAmount(
+            f"a payment amount must be at most {MAX_MINOR_UNITS} minor units, not {amount.minor_units} ({amount})"
+        )
     check_reference(order_id, what="order_id")
     if provider.currencies is not None and amount.currency not in provider.currencies:
         raise UnsupportedCurrency(
