@@ -107,6 +107,9 @@ def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: obje
         "postgresql+psycopg://shop:Pa55@w0rd/s3cret@127.0.0.1:1/pos",  # an "@" then a "/" in the password
         "postgresql+psycopg://paycore:p@ss word s3cret@db.internal/paycore",  # an "@", then a space
         "redis://:tok@en/x@s3cret@cache.internal:6379/0",
+        "redis://default:ab://s3cret@cache.internal:6379/0",  # a scheme-like "x://" inside the password
+        "postgresql+psycopg://paycore:x1+://s3cret@db.internal/paycore",
+        "redis://127.0.0.1:6379/0?p%61ssword=s3cret&db=1",  # a parameter name percent-encoded
     ],
 )
 def test_a_database_or_redis_password_is_hidden_in_the_user_part_or_the_query(url: str) -> None:
@@ -168,9 +171,21 @@ def test_secrets_within_arrays_are_masked_in_the_configurations_repr() -> None:
         ("a://b:" + "x" * 100_000, "a://b:" + "x" * 100_000),
         ("?a" * 50_000, "?a" * 50_000),
         ("a" * 100_000, "a" * 100_000),
-        ("a://b:c@" * 12_000, "a://b:***@" * 12_000),
+        ("a://b:c@h " * 12_000, "a://b:***@h " * 12_000),
+        ("a://b:c@" * 12_000, "a://b:***@"),  # URLs run together: one password up to the last "@", never too little
+        ("a://b:" + "a://" * 25_000, "a://b:" + "a://" * 25_000),
+        ("a://a:" * 16_000, "a://a:" * 16_000),
     ],
-    ids=["spaces-then-an-at", "no-at", "many-queries", "a-blob", "many-urls"],
+    ids=[
+        "spaces-then-an-at",
+        "no-at",
+        "many-queries",
+        "a-blob",
+        "many-urls",
+        "many-urls-run-together",
+        "schemes-run-together",
+        "users-run-together",
+    ],
 )
 def test_secrets_in_a_long_text_are_hidden_in_time_linear_in_its_length(text: str, shown: str) -> None:
     # Each of these took seconds to minutes (a pattern backtracking over the whole text from every start).

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
+from urllib.parse import unquote
 
 from paycore.errors import ConfigurationError
 from paycore.wire import MAX_URL_LENGTH, InvalidReport, check_url, shown
@@ -27,13 +29,54 @@ SECRET_MARKERS: Final = (
 
 
 _SCHEME: Final = r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://"
-"""Where a URL starts: a scheme of at most 32 characters, not inside a longer word (linear time on any text)."""
-_URL_PASSWORD: Final = re.compile(
-    rf"(?P<head>{_SCHEME}[^:/@\s]*:)(?:(?!{_SCHEME})[^\n])+@(?=[^@/?#\s]*(?:[/?#\s'\"]|$))"
-)
-"""A URL's password: after ``user:``, up to the last ``@`` before a host on its line, short of another URL (a
-password may hold ``/@?#`` and spaces; a query holding an ``@``, or text after the URL holding one, is hidden
-with it: never too little)."""
+"""Where a URL starts: a scheme of at most 32 characters, not inside a longer word."""
+_USER: Final = re.compile(rf"{_SCHEME}[^:/@\s]*:")
+"""A URL up to the ``:`` after its user, where a password starts."""
+_PASSWORD_STOP: Final = re.compile(rf"\n|(?<=[\s,;'\"]){_SCHEME}")
+"""Where a password cannot reach: the end of its line, another URL after a space, comma, semicolon or quote."""
+_HOST_AFTER: Final = re.compile(r"[^@/?#\s]*(?:[/?#\s'\"]|$)")
+"""A host after a password's ``@``: no ``@`` up to a ``/?#``, a space, a quote or the end."""
+
+
+def _hide_passwords(text: str) -> str:
+    """``text`` with every URL's password shown as ``***``, in time linear in its length.
+
+    A password runs from after ``user:`` to the last ``@`` before a host, short of a stop
+    (:data:`_PASSWORD_STOP`): it may hold ``/@?#``, spaces and ``x://``. A query holding an ``@``, or text
+    after the URL holding one, is hidden with it: never too little. The last ``@`` before each stop is found
+    once, however many URLs start before it.
+    """
+    if "://" not in text:
+        return text
+    stops = [stop.start() for stop in _PASSWORD_STOP.finditer(text)]
+    stops.append(len(text))
+    last_at: dict[int, int] = {}  # a stop -> the last "@" before it (after the stop before) with a host after it
+    kept: list[str] = []
+    done = position = 0
+    while (user := _USER.search(text, position)) is not None:
+        start = user.end()
+        index = bisect.bisect_left(stops, start)
+        stop = stops[index]
+        if stop not in last_at:
+            last_at[stop] = _last_at(text, stops[index - 1] if index else 0, stop)
+        at = last_at[stop]
+        if at <= start:  # no password: the next URL may start inside this one
+            position = user.start() + 1
+            continue
+        kept += (text[done:start], "***")
+        done = at
+        position = at + 1
+    return "".join((*kept, text[done:])) if kept else text
+
+
+def _last_at(text: str, low: int, high: int) -> int:
+    """The last ``@`` of ``text[low:high]`` a host follows; ``-1`` if none."""
+    at = text.rfind("@", low, high)
+    while at >= 0 and not _HOST_AFTER.match(text, at + 1):
+        at = text.rfind("@", low, at)
+    return at
+
+
 _QUERY_NAME: Final = re.compile(r"[?&;]([^=&#;?\s]{1,128})=")
 """A query parameter's name, up to its ``=`` (not its value: a parameter may sit in another's value)."""
 _SECRET_NAME: Final = re.compile(r"pass|pwd|secret|token|key|credential|auth", re.IGNORECASE)
@@ -46,7 +89,7 @@ def _hide_query_secrets(text: str) -> str:
     kept: list[str] = []
     done = 0
     for name in _QUERY_NAME.finditer(text):
-        if name.start() < done or not _SECRET_NAME.search(name[1]):
+        if name.start() < done or not _SECRET_NAME.search(unquote(name[1])):  # ?p%61ssword= is ?password=
             continue
         value = _QUERY_VALUE.match(text, name.end())
         if value is not None:
@@ -63,7 +106,7 @@ def redact_url(text: str) -> str:
     >>> redact_url("redis://127.0.0.1:6379/0?password=s3cret&db=1")
     'redis://127.0.0.1:6379/0?password=***&db=1'
     """
-    return _hide_query_secrets(_URL_PASSWORD.sub(lambda match: f"{match['head']}***@", text))
+    return _hide_query_secrets(_hide_passwords(text))
 
 
 class Secret:
