@@ -173,6 +173,49 @@ async def test_a_refund_made_today_of_an_earlier_days_payment_counts_today_withi
         assert (oldest.payment_count, oldest.captured, oldest.refund_count) == (1, (xof("9000"),), 0)
 
 
+async def test_a_late_confirmation_stays_in_its_days_report_once_resolved_and_under_a_more_pressing_review(
+    repository: str, clock: Clock
+) -> None:
+    fake_settings = {"type": "fake", "webhook_secret": SECRET}
+    config = {
+        "repository": repository,
+        "payment_ttl": 1800,
+        "tenants": {DEMO_TENANT: {"providers": {"fake": fake_settings}}},
+    }
+    clock.now = _at(DAY, 12)
+    async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake], clock=clock) as flow:
+        fake = flow.provider("fake", tenant=DEMO_TENANT)
+        assert isinstance(fake, paycore.testing.fake.FakeProvider)
+        late, plain = [], []
+        for order in ("T4-17", "T4-18"):
+            fake.script("initiate", "pending")
+            checkout = await flow.create_payment(
+                amount=xof("7500"), provider="fake", order_id=order, tenant=DEMO_TENANT, idempotency_key=order
+            )
+            late.append(checkout.payment.id)
+        fake.script("initiate", "pending")
+        checkout = await flow.create_payment(amount=xof("2000"), provider="fake", order_id="T4-19", tenant=DEMO_TENANT)
+        plain.append(checkout.payment.id)
+        clock.advance(hours=1)
+        await flow.expire_stale()
+        for payment_id in late:  # the customer paid after all: confirmed after the payment expired here
+            fake.settle(payment_id, paycore.testing.fake.Outcome.SUCCEEDED)
+            body, headers = fake.webhook(payment_id)
+            await flow.handle_webhook("fake", body, headers, tenant=DEMO_TENANT)
+        await flow.resolve_review(late[0], note="customer served; payment kept", tenant=DEMO_TENANT)
+        await flow.set_fraud_status(late[1], "review", message="card seen at two tills", tenant=DEMO_TENANT)
+
+        report = await day_report(flow, tenant=DEMO_TENANT, day=DAY)
+        items = {item.payment_id: item for item in report.late_confirmations}
+        assert list(items) == late
+        assert [(item.reason, item.resolved) for item in items.values()] == [
+            ("late_confirmation", True),
+            ("late_confirmation", False),
+        ]
+        assert "provider confirmed 7500 XOF after the payment was expired here" in items[late[0]].message
+        assert "late_confirmation (resolved)" in report.render()
+
+
 # -- sections from plugins -----------------------------------------------------------------------
 
 

@@ -88,6 +88,8 @@ class ReviewItem:
     amount: Money
     reason: str
     message: str
+    resolved: bool = False
+    """An operator has dealt with it since (``resolve_review``); still listed, the fact being the day's."""
 
 
 @frozen
@@ -158,7 +160,8 @@ class DayReport:
         for title, items in (("Late confirmations", self.late_confirmations),
                              ("Waiting for review", self.waiting_for_review)):  # fmt: skip
             lines += ["", f"{title} ({len(items)})"]
-            review_rows = [(i.payment_id, i.order_id, i.provider, i.amount.display(), i.reason, i.message)
+            review_rows = [(i.payment_id, i.order_id, i.provider, i.amount.display(),
+                            f"{i.reason} (resolved)" if i.resolved else i.reason, i.message)
                            for i in items]  # fmt: skip
             columns = ("payment", "order", "provider", "amount", "reason", "message")
             lines += render_table(columns, review_rows, right=(3,)) or ["  none"]
@@ -250,6 +253,35 @@ def _review_item(payment: Payment) -> ReviewItem:
     return ReviewItem(payment.id, payment.order_id, payment.provider, payment.amount, reason, payment.review_message)
 
 
+_LATE: Final = f"{ReviewReason.LATE_CONFIRMATION.value}: "
+"""How a ``flagged_for_review`` event of a late confirmation begins (:meth:`~paycore.changes.Change.flag`)."""
+
+
+async def _late_confirmations(flow: PaymentFlow, payments: Iterable[Payment]) -> tuple[ReviewItem, ...]:
+    """The payments a provider confirmed after they had closed here, from their histories: once flagged for it,
+    whether or not the review is resolved since or a more pressing review holds the payment meanwhile. Only a
+    payment ever flagged (a review message kept) has its events read."""
+    found = []
+    for payment in payments:
+        if not payment.review_message:
+            continue
+        told = [
+            event.message.removeprefix(_LATE)
+            for event in await flow.repository.list_events(payment.id)
+            if event.kind == "flagged_for_review" and event.message.startswith(_LATE)
+        ]
+        if told:
+            reason = ReviewReason.LATE_CONFIRMATION.value
+            message = "; ".join(told)
+            found.append(
+                ReviewItem(
+                    payment.id, payment.order_id, payment.provider, payment.amount, reason, message,
+                    resolved=not payment.needs_review,
+                )
+            )  # fmt: skip
+    return tuple(found)
+
+
 SectionBuilder = Callable[[ReportScope], Awaitable[ReportSection | None]]
 
 
@@ -322,7 +354,7 @@ async def day_report(
         refund_count=len(refunded),
         pending_refunds=_totals(r.amount for r in pending),
         pending_refund_count=len(pending),
-        late_confirmations=tuple(_review_item(p) for p in of_day if p.review_reason == ReviewReason.LATE_CONFIRMATION),
+        late_confirmations=await _late_confirmations(flow, of_day),
         waiting_for_review=tuple(_review_item(p) for p in refunds_window if p.needs_review),
         sections=tuple(sections),
     )
