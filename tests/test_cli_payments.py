@@ -105,6 +105,7 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str) -> 
         "webhook_secret": _WEBHOOK_SECRET,
         "method": "mobile_money",
     }
+    config["tenants"]["le-baobab"] = {"providers": {"online": config["tenants"][DEMO_TENANT]["providers"]["online"]}}
     shop = Shop(config, plugins, anyio_backend)
 
     async def day() -> None:
@@ -291,8 +292,27 @@ def test_a_payment_of_another_tenant_is_not_found_without_a_traceback(
     payment = json_out(capsys)["items"][0]
     assert shop.run("payments", "show", payment["id"], "--tenant", "le-baobab") == 1
     err = capsys.readouterr().err
-    assert err.startswith("paycore: error:")
+    assert err == f"paycore: error: no payment {payment['id']!r} for tenant 'le-baobab'\n"
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("report", "--day", "2026-12-04"),
+        ("payments", "list"),
+        ("payments", "show", "pay_x"),
+    ],
+    ids=["report", "list", "show"],
+)
+def test_a_tenant_not_configured_is_an_error_not_an_empty_day(
+    shop: Shop, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+) -> None:
+    assert shop.run(*command, "--tenant", "chez-aw") == 1  # a mistyped chez-awa
+    captured = capsys.readouterr()
+    assert captured.err.startswith("paycore: error: tenant 'chez-aw' is not configured")
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
 
 
 def test_an_edited_cursor_is_an_error_naming_the_cursor(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:

@@ -124,6 +124,11 @@ async def _with_flow(args: argparse.Namespace, action: Callable[[PaymentFlow, An
 
     config = args.command_config or getattr(args, "config", None)
     async with PaymentFlow.from_config(config, plugins=getattr(args, "plugins", ())) as flow:
+        tenant = getattr(args, "tenant", None)
+        if tenant is not None and tenant not in flow.config.tenants:  # a mistyped name reads as an empty day
+            raise ValidationError(
+                f"tenant {tenant!r} is not configured: check its name ([tenants.NAME] in the configuration)"
+            )
         return await action(flow, args)
 
 
