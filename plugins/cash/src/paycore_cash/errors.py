@@ -46,6 +46,20 @@ class DrawerNotFound(CashError, NotFound):
 class DrawerAlreadyOpen(CashError, ValidationError):
     """The till already has an open session: close it before opening another."""
 
+    @classmethod
+    def of_till(cls, till: str, tenant: str | None, open_session_id: str | None) -> DrawerAlreadyOpen:
+        """The refusal of a session of ``till``, naming the session open there (``None``: closed since)."""
+        of_tenant = f" of tenant {tenant!r}" if tenant is not None else ""
+        held = f" ({open_session_id})" if open_session_id is not None else ", closed since"
+        return cls(
+            f"till {till!r}{of_tenant} already has an open drawer session{held}; close it before opening another"
+        )
+
+    @classmethod
+    def of_id(cls, session_id: str) -> DrawerAlreadyOpen:
+        """The refusal of a session whose id is taken."""
+        return cls(f"drawer session {session_id} exists already")
+
 
 class DrawerClosed(CashError, ValidationError):
     """The session is closed: it takes no cash and cannot be closed again."""

@@ -267,8 +267,11 @@ class DrawerStorageConformance:
     async def test_a_second_open_session_of_a_till_is_refused(self, drawer_storage: DrawerStorage) -> None:
         first = make_session()
         await drawer_storage.open_session(first)
-        with pytest.raises(DrawerAlreadyOpen):
-            await drawer_storage.open_session(make_session())
+        second = make_session()
+        with pytest.raises(DrawerAlreadyOpen) as refused:
+            await drawer_storage.open_session(second)
+        assert first.id in str(refused.value)  # the cashier is told which session to close
+        assert second.id not in str(refused.value)
         assert await drawer_storage.list_sessions("chez-awa") == [first]
 
     async def test_a_session_id_is_never_stored_twice(self, drawer_storage: DrawerStorage) -> None:
@@ -320,9 +323,12 @@ class DrawerStorageConformance:
     async def test_the_tenantless_default_also_has_one_open_session_per_till(
         self, drawer_storage: DrawerStorage
     ) -> None:
-        await drawer_storage.open_session(make_session(tenant=None))
-        with pytest.raises(DrawerAlreadyOpen):
+        first = make_session(tenant=None)
+        await drawer_storage.open_session(first)
+        with pytest.raises(DrawerAlreadyOpen) as refused:
             await drawer_storage.open_session(make_session(tenant=None))
+        assert first.id in str(refused.value)
+        assert "tenant" not in str(refused.value)
 
     async def test_sessions_list_oldest_first_filtered_by_till(self, drawer_storage: DrawerStorage) -> None:
         late = make_session(till="T2", opened_at=_START + timedelta(hours=2))

@@ -61,13 +61,10 @@ class MemoryDrawerStorage:
             raise DrawerClosed(f"session {session.id} must be opened with status 'open', not {session.status}")
         with self._lock:
             if session.id in self._sessions:
-                raise DrawerAlreadyOpen(f"drawer session {session.id} exists already")
+                raise DrawerAlreadyOpen.of_id(session.id)
             key = (session.tenant, session.till)
             if key in self._open:
-                raise DrawerAlreadyOpen(
-                    f"till {session.till!r} already has an open drawer session ({self._open[key]}); "
-                    "close it before opening another"
-                )
+                raise DrawerAlreadyOpen.of_till(session.till, session.tenant, self._open[key])
             self._sessions[session.id] = session
             self._open[key] = session.id
             self._by_session[session.id] = []

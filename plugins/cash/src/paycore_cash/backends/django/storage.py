@@ -135,10 +135,16 @@ class DjangoDrawerStorage:
         try:
             await run_unit(self.using, lambda: self._sessions().bulk_create([_session_model()(**row)]))
         except IntegrityError:
-            raise DrawerAlreadyOpen(
-                f"till {session.till!r} of tenant {session.tenant!r} already has an open drawer session "
-                f"(or session id {session.id!r} exists); close it before opening another"
-            ) from None
+            raise await self._refusal(session) from None
+
+    async def _refusal(self, session: DrawerSession) -> DrawerAlreadyOpen:
+        """Why ``session`` could not be stored: its id is taken, or its till has an open session (named)."""
+        try:
+            await self.get_session(session.id)
+        except DrawerNotFound:
+            held = await self.get_open_session(session.tenant, session.till)
+            return DrawerAlreadyOpen.of_till(session.till, session.tenant, held.id if held is not None else None)
+        return DrawerAlreadyOpen.of_id(session.id)
 
     async def get_session(self, session_id: str) -> DrawerSession:
         """The session with ``session_id``; :class:`DrawerNotFound` if none."""
