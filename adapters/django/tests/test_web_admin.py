@@ -18,6 +18,7 @@ import paycore.testing.fake
 import paycore_django
 from paycore.blocking import BlockingPaymentFlow
 from paycore.money import Money
+from paycore.records import RefundUpdate
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus
 from paycore_django.models import Payment as PaymentRow
 
@@ -410,6 +411,241 @@ def test_more_payments_than_a_confirmation_page_can_post_back_are_refused_up_fro
     assert level == messages.ERROR
     assert "3 payments are selected, more than a confirmation page can list" in text
     assert all(flow.get_payment(payment_id).refunds == () for payment_id in shown)
+
+
+# -- settling pending refunds -------------------------------------------------------------------
+
+SETTLE = "settle_pending_refunds"
+
+
+def pending_refund(flow: BlockingPaymentFlow, payment_id: str, amount: str = "2500") -> str:
+    """A refund of ``amount`` XOF the provider accepted as pending: its outcome awaits a report."""
+    fake(flow).script("refund", "pending")
+    refund = flow.refund(payment_id, amount=Money.of(amount, "XOF"))
+    assert refund.status is RefundStatus.PENDING
+    return refund.id
+
+
+def listed_refunds(page: Any) -> list[str]:
+    """The refund ids a confirmation page posts back on Apply."""
+    parser = _HiddenInputs()
+    parser.feed(page.content.decode())
+    return [value for name, value in parser.fields if name == "_listed_refund"]
+
+
+def refund_statuses(flow: BlockingPaymentFlow, payment_id: str) -> dict[str, RefundStatus]:
+    return {refund.id: refund.status for refund in flow.get_payment(payment_id).refunds}
+
+
+def test_settling_lists_the_pending_refunds_only_and_names_the_payments_without_one(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    holding, without = paid(flow), paid(flow)
+    done = flow.refund(holding, amount=Money.of("1000", "XOF")).id
+    pending = pending_refund(flow, holding)
+    page = act(superuser_client, SETTLE, holding, without)
+    html = page.content.decode()
+    assert listed_refunds(page) == [pending]
+    assert pending in html
+    assert Money.of("2500", "XOF").display() in html
+    assert done not in html
+    assert f"No pending refund, skipped: {without}" in html
+    assert 'name="note"' in html
+    assert 'name="outcome"' in html
+    assert refund_statuses(flow, holding) == {done: RefundStatus.SUCCEEDED, pending: RefundStatus.PENDING}
+
+
+def test_settling_when_no_selected_payment_has_a_pending_refund_names_them_skipped(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    flow.refund(payment_id, amount=Money.of("1000", "XOF"))
+    response = act(superuser_client, SETTLE, payment_id)
+    assert told(response) == [(messages.INFO, f"Nothing to settle. Skipped, no pending refund: {payment_id}.")]
+
+
+def test_a_pending_refund_settled_as_succeeded_is_refunded_with_the_operators_note(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    holding, without = paid(flow), paid(flow)
+    refund_id = pending_refund(flow, holding)
+    page = act(superuser_client, SETTLE, holding, without)
+    response = confirm(superuser_client, page, CHANGELIST, outcome="succeeded", note="done, per the dashboard")
+    assert told(response) == [
+        (messages.SUCCESS, "Settled 1 refund(s) as succeeded."),
+        (messages.INFO, f"Skipped, no pending refund: {without}."),
+    ]
+    payment = flow.get_payment(holding)
+    assert (payment.refunds[0].status, payment.refunded_amount, payment.status) == (
+        RefundStatus.SUCCEEDED,
+        Money.of("2500", "XOF"),
+        PaymentStatus.PARTIALLY_REFUNDED,
+    )
+    settled = [e for e in flow.list_events(holding) if e.kind == "refund_status_changed"]
+    assert [(e.refund_id, e.cause, e.message) for e in settled] == [(refund_id, "operator", "done, per the dashboard")]
+    assert flow.get_payment(without).refunds == ()
+
+
+def test_a_pending_refund_settled_as_failed_leaves_its_amount_refundable_again(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    refund_id = pending_refund(flow, payment_id, "12500")
+    page = act(superuser_client, SETTLE, payment_id)
+    response = confirm(superuser_client, page, CHANGELIST, outcome="failed", note="never reached the gateway")
+    assert told(response) == [(messages.SUCCESS, "Settled 1 refund(s) as failed.")]
+    payment = flow.get_payment(payment_id)
+    assert (payment.refunds[0].status, payment.refunded_amount, payment.refundable_amount) == (
+        RefundStatus.FAILED,
+        Money.of("0", "XOF"),
+        Money.of("12500", "XOF"),
+    )
+    assert payment.status is PaymentStatus.SUCCEEDED
+    response = act(superuser_client, "refund_payments", payment_id, apply="1", amount="", token="again")
+    assert told(response) == [(messages.SUCCESS, "Refunded 1 payment(s).")]
+    (again,) = (r for r in flow.get_payment(payment_id).refunds if r.id != refund_id)
+    assert (again.amount, again.status) == (Money.of("12500", "XOF"), RefundStatus.SUCCEEDED)
+
+
+def test_a_listed_refund_a_webhook_settled_before_apply_is_told_and_left_alone(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    reported, still_pending = pending_refund(flow, payment_id), pending_refund(flow, payment_id)
+    page = act(superuser_client, SETTLE, payment_id)
+    assert listed_refunds(page) == [reported, still_pending]
+    report = RefundUpdate(RefundStatus.SUCCEEDED, reported, amount=Money.of("2500", "XOF"))
+    flow.handle_webhook("fake", *fake(flow).webhook(payment_id, refunds=[report]))  # while the operator reads
+    response = confirm(superuser_client, page, CHANGELIST, outcome="failed", note="not at the provider")
+    assert told(response) == [
+        (messages.SUCCESS, "Settled 1 refund(s) as failed."),
+        (
+            messages.WARNING,
+            f"Not settled: refund {reported} of {payment_id} is succeeded, no longer pending: left as it is.",
+        ),
+    ]
+    assert refund_statuses(flow, payment_id) == {reported: RefundStatus.SUCCEEDED, still_pending: RefundStatus.FAILED}
+    assert flow.get_payment(payment_id).refunded_amount == Money.of("2500", "XOF")
+
+
+def test_a_refund_made_pending_after_the_page_was_shown_is_left_pending(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    listed = pending_refund(flow, payment_id)
+    page = act(superuser_client, SETTLE, payment_id)
+    late = pending_refund(flow, payment_id)  # another refund while the operator reads the page
+    response = confirm(superuser_client, page, CHANGELIST, outcome="succeeded", note="seen done")
+    assert told(response) == [
+        (messages.SUCCESS, "Settled 1 refund(s) as succeeded."),
+        (
+            messages.WARNING,
+            f"Left pending: refund {late} of {payment_id} was not on the confirmation page; "
+            "select the payment again to settle it.",
+        ),
+    ]
+    assert refund_statuses(flow, payment_id) == {listed: RefundStatus.SUCCEEDED, late: RefundStatus.PENDING}
+
+
+def test_settling_a_refund_of_a_payment_flagged_for_review_says_the_flag_stays(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    refund_id = pending_refund(flow, payment_id)
+    flow.set_fraud_status(payment_id, FraudStatus.REVIEW, message="odd card")
+    page = act(superuser_client, SETTLE, payment_id)
+    shown = told(confirm(superuser_client, page, CHANGELIST, outcome="succeeded", note="seen done"))
+    assert shown == [
+        (messages.SUCCESS, "Settled 1 refund(s) as succeeded."),
+        (
+            messages.WARNING,
+            f"Refund {refund_id} of {payment_id} was settled, but the payment still needs review: odd card "
+            "(Resolve the review of selected payments… clears it).",
+        ),
+    ]
+    assert flow.get_payment(payment_id).needs_review
+
+
+def test_select_all_settles_only_the_refunds_of_the_payments_the_page_listed(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    shown = [paid(flow), paid(flow)]
+    refunds = [pending_refund(flow, payment_id) for payment_id in shown]
+    page = select_all(superuser_client, SETTLE, shown[0])
+    assert sorted(listed_refunds(page)) == sorted(refunds)
+    late = paid(flow)
+    late_refund = pending_refund(flow, late)
+    response = confirm(superuser_client, page, CHANGELIST, outcome="succeeded", note="seen done")
+    assert told(response) == [(messages.SUCCESS, "Settled 2 refund(s) as succeeded.")]
+    assert refund_statuses(flow, late) == {late_refund: RefundStatus.PENDING}
+
+
+def test_settling_without_a_note_is_refused_with_the_form_error_and_changes_nothing(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    refund_id = pending_refund(flow, payment_id)
+    page = act(superuser_client, SETTLE, payment_id)
+    response = confirm(superuser_client, page, CHANGELIST, outcome="succeeded", note="")
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"note": ["This field is required."]}
+    assert listed_refunds(response) == [refund_id]
+    assert refund_statuses(flow, payment_id) == {refund_id: RefundStatus.PENDING}
+    assert flow.get_payment(payment_id).refunded_amount == Money.of("0", "XOF")
+
+
+def test_settling_pending_refunds_needs_the_review_permission(flow: BlockingPaymentFlow) -> None:
+    payment_id = paid(flow)
+    refund_id = pending_refund(flow, payment_id)
+    client = staff_client("refund_payment", "capture_payment", "cancel_payment", "refresh_payment")
+    assert SETTLE not in action_names(client)
+    act(client, SETTLE, payment_id, apply="1", outcome="succeeded", note="n", _listed_refund=refund_id)
+    assert refund_statuses(flow, payment_id) == {refund_id: RefundStatus.PENDING}
+    User.objects.filter(username="clerk").delete()
+    assert action_names(staff_client("review_payment")) == {"resolve_reviews", "set_fraud_status", SETTLE}
+
+
+def test_a_posted_refund_of_a_payment_not_selected_is_not_settled(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    selected, other = paid(flow), paid(flow)
+    other_refund = pending_refund(flow, other)
+    data = {"apply": "1", "outcome": "succeeded", "note": "n", "_listed_refund": other_refund}
+    response = act(superuser_client, SETTLE, selected, **data)
+    assert told(response) == [
+        (messages.ERROR, f"Not settled: {other_refund}: not refunds of the listed payments."),
+        (messages.INFO, f"Skipped, no pending refund: {selected}."),
+    ]
+    assert refund_statuses(flow, other) == {other_refund: RefundStatus.PENDING}
+
+
+def test_a_listed_refund_id_holding_a_nul_does_nothing_and_says_so(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    refund_id = pending_refund(flow, payment_id)
+    data = {"apply": "1", "outcome": "succeeded", "note": "n"}
+    response = superuser_client.post(
+        CHANGELIST,
+        {"action": SETTLE, "_selected_action": [payment_id], "_listed_refund": [refund_id, "re\x00x"], **data},
+        follow=True,
+    )
+    assert [text for _, text in told(response)] == ["Nothing was done: a listed refund id is not a refund's id."]
+    assert refund_statuses(flow, payment_id) == {refund_id: RefundStatus.PENDING}
+
+
+@override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=11)
+def test_more_pending_refunds_than_a_confirmation_page_can_post_back_are_refused_up_front(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    shown = [paid(flow), paid(flow)]
+    for payment_id in (shown[0], *shown):
+        pending_refund(flow, payment_id)
+    response = select_all(superuser_client, SETTLE, shown[0])  # 2 ids, 3 refunds, 2 form fields, 5 more: 12
+    ((level, text),) = told(superuser_client.get(response.url))
+    assert level == messages.ERROR
+    assert "2 payments with 3 pending refunds are selected, more than a confirmation page can list" in text
+    assert all(status is RefundStatus.PENDING for p in shown for status in refund_statuses(flow, p).values())
 
 
 # -- payments on another database --------------------------------------------------------------

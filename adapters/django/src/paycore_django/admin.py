@@ -2,26 +2,29 @@
 
 Nothing here can set a status or an amount: every field is read-only, rows
 cannot be added or deleted, and the actions (capture, cancel, refund,
-refresh from the provider, resolve a review, set the fraud status) call
+refresh from the provider, resolve a review, set the fraud status, settle
+pending refunds) call
 ``paycore_django.blocking_flow()``, so they go through the state machine,
 the provider and the idempotency store like any other call. Each action
 needs its own permission on the Payment model (``capture_payment``,
 ``cancel_payment``, ``refund_payment``, ``refresh_payment``,
-``review_payment``); superusers have them all. An action counts a payment
+``review_payment``, which settling pending refunds needs too); superusers have them all. An action counts a payment
 done only when the flow's result says so (:mod:`paycore_django.admin_outcomes`):
 a declined capture, a refund still pending or an answer lost is told as such.
 
 Payments are read from the database of paycore's ``django`` repository (its
 ``using``). An action with a confirmation page (refund, resolve reviews, set
-the fraud status) acts on exactly the payments that page listed, even after
-"select all": never on one that arrived since.
+the fraud status, settle pending refunds) acts on exactly the payments that
+page listed, even after "select all": never on one that arrived since; and
+settling pending refunds settles exactly the refunds its page listed.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django import forms
 from django.conf import settings
@@ -39,7 +42,16 @@ from paycore.errors import PaycoreError
 from paycore.money import Money
 from paycore.records import Payment as PaymentRecord
 from paycore.status import FraudStatus, RefundStatus
-from paycore_django.admin_outcomes import ActionOutcome, cancel_outcome, capture_outcome, completed, refund_outcome
+from paycore_django.admin_outcomes import (
+    ActionOutcome,
+    cancel_outcome,
+    capture_outcome,
+    completed,
+    refund_not_listed,
+    refund_not_pending,
+    refund_outcome,
+    settle_outcome,
+)
 from paycore_django.conf import repository_database
 from paycore_django.databases import non_atomic_requests
 from paycore_django.models import Payment, PaymentEvent, Refund
@@ -54,6 +66,9 @@ PERMISSIONS = {
     "review": "review_payment",
 }
 """Action permission name -> codename of the permission on the Payment model."""
+
+LISTED_REFUND = "_listed_refund"
+"""The field in which the confirmation page of "Settle pending refunds" posts back each refund it listed."""
 
 
 def _read_after(flow: BlockingPaymentFlow, payment: Payment) -> PaymentRecord | None:
@@ -146,6 +161,20 @@ class ReviewForm(forms.Form):
     note = forms.CharField(max_length=500, help_text="What was checked and decided.")
 
 
+class SettleRefundForm(forms.Form):
+    """How pending refunds ended at the provider, as its dashboard shows them, and what was checked."""
+
+    outcome = forms.ChoiceField(
+        choices=[
+            (RefundStatus.SUCCEEDED.value, "succeeded"),
+            (RefundStatus.FAILED.value, "failed (its amount is refundable again)"),
+        ],
+        widget=forms.RadioSelect,
+        help_text="As the provider's dashboard shows the refunds.",
+    )
+    note = forms.CharField(max_length=500, help_text="What was checked at the provider.")
+
+
 class FraudForm(forms.Form):
     """An operator's fraud verdict."""
 
@@ -182,6 +211,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "refresh_payments",
         "resolve_reviews",
         "set_fraud_status",
+        "settle_pending_refunds",
     )
 
     @non_atomic_requests
@@ -199,6 +229,9 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         passes more arguments, which go on to Django's own.)"""
         if any("\x00" in selected for selected in request.POST.getlist(ACTION_CHECKBOX_NAME)):
             self.message_user(request, "Nothing was done: a selected id is not a payment's id.", messages.ERROR)
+            return None
+        if any("\x00" in listed for listed in request.POST.getlist(LISTED_REFUND)):
+            self.message_user(request, "Nothing was done: a listed refund id is not a refund's id.", messages.ERROR)
             return None
         return super().response_action(request, queryset, *args, **kwargs)
 
@@ -270,7 +303,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return self._may(request, "refresh")
 
     def has_review_permission(self, request: HttpRequest) -> bool:
-        """May resolve reviews and set fraud statuses."""
+        """May resolve reviews, set fraud statuses and settle pending refunds."""
         return self._may(request, "review")
 
     # -- columns -------------------------------------------------------------------------------
@@ -419,6 +452,69 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             lambda p: completed(flow.set_fraud_status(p.id, verdict, message=message, tenant=p.tenant)),
         )
 
+    @admin.action(description="Settle pending refunds of selected payments…", permissions=["review"])
+    def settle_pending_refunds(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
+        """Settle the pending refunds the confirmation page listed as succeeded or failed, as the provider's
+        dashboard shows them, noting what was checked."""
+        form = SettleRefundForm(request.POST if "apply" in request.POST else None)
+        return self._confirmed(
+            request,
+            queryset,
+            form,
+            "settle_pending_refunds",
+            "Settle pending refunds",
+            lambda: self._settle(request, queryset, form),
+            refunds=True,
+        )
+
+    def _settle(self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form) -> None:
+        """Settle each refund the page listed that is still pending; tell what happened to the others."""
+        flow = paycore_django.blocking_flow()
+        outcome, note = form.cleaned_data["outcome"], form.cleaned_data["note"]
+        listed = set(request.POST.getlist(LISTED_REFUND))
+        unknown = set(listed)
+        settled, told, skipped = 0, [], []
+        for payment in queryset.order_by("created_at", "id").prefetch_related("refunds"):
+            refunds = list(payment.refunds.all())
+            unknown -= {refund.id for refund in refunds}
+            if not any(refund.id in listed or _pending(refund) for refund in refunds):
+                skipped.append(payment.id)
+            for refund in refunds:
+                if refund.id in listed:
+                    said = self._settle_one(flow, payment, refund, outcome, note)
+                elif _pending(refund):
+                    said = refund_not_listed(payment.id, refund.id)
+                else:
+                    continue
+                settled += said.done
+                if said.message:
+                    told.append(said)
+        if unknown:
+            told.append(
+                ActionOutcome(
+                    False, f"Not settled: {_some(unknown)}: not refunds of the listed payments.", messages.ERROR
+                )
+            )
+        if settled:
+            self.message_user(request, f"Settled {settled} refund(s) as {outcome}.", messages.SUCCESS)
+        for said in told:
+            self.message_user(request, said.message, said.level)
+        if skipped:
+            self.message_user(request, _skipped(skipped), messages.INFO)
+
+    @staticmethod
+    def _settle_one(
+        flow: BlockingPaymentFlow, payment: Payment, refund: Refund, outcome: str, note: str
+    ) -> ActionOutcome:
+        """Settle ``refund``, listed as pending, unless it no longer is (a webhook or a refresh settled it since)."""
+        if not _pending(refund):
+            return refund_not_pending(payment.id, refund.id, refund.status)
+        try:
+            after = flow.resolve_refund(payment.id, refund.id, outcome=outcome, note=note, tenant=payment.tenant)
+        except PaycoreError as error:
+            return ActionOutcome(False, f"Not settled: refund {refund.id} of {payment.id}: {error}", messages.ERROR)
+        return settle_outcome(after, refund.id)
+
     def _confirmed(
         self,
         request: HttpRequest,
@@ -427,6 +523,8 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         action: str,
         title: str,
         run: Callable[[], None],
+        *,
+        refunds: bool = False,
     ) -> HttpResponse | None:
         """Show ``action``'s confirmation page until it is applied with ``form`` valid; then ``run()``.
 
@@ -434,6 +532,8 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         filter", which could take in a payment that arrived since), so Apply
         acts on those; if they are no longer exactly what the list holds (one
         is gone or left the filter), nothing is done and the operator is told.
+        With ``refunds``, the page lists the payments' pending refunds too, and
+        posts them back (:data:`LISTED_REFUND`).
         """
         if "apply" in request.POST:
             changed = _listing_changed(request, queryset)
@@ -441,24 +541,45 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 self.message_user(request, changed, messages.ERROR)
                 return None
         if not form.is_valid():
-            return self._ask(request, queryset, form, action, title)
+            return self._ask(request, queryset, form, action, title, refunds=refunds)
         run()
         return None
 
     def _ask(
-        self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form, action: str, title: str
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Payment],
+        form: forms.Form,
+        action: str,
+        title: str,
+        *,
+        refunds: bool = False,
     ) -> TemplateResponse | None:
         """The intermediate page of an action that needs more input, listing the payments it will act on (``None``,
-        the operator told why, when they are more than one page can post back)."""
-        payments = list(queryset)
+        the operator told why, when they are more than one page can post back). With ``refunds``, it lists their
+        pending refunds and names the payments without one as skipped (``None``, the operator told, when no
+        payment has one)."""
+        payments = list(queryset.prefetch_related("refunds") if refunds else queryset)
+        pending = [
+            _ListedRefund(refund.id, _money(refund.amount, refund.currency), refund.created_at, payment.id)
+            for payment in (payments if refunds else [])
+            for refund in payment.refunds.all()
+            if _pending(refund)
+        ]
+        holding = {refund.payment_id for refund in pending}
+        skipped = [payment.id for payment in payments if refunds and payment.id not in holding]
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
-        if limit is not None and len(payments) + len(form.fields) + _PAGE_FIELDS > limit:
+        if limit is not None and len(payments) + len(pending) + len(form.fields) + _PAGE_FIELDS > limit:
+            selected = f"{len(payments)} payments" + (f" with {len(pending)} pending refunds" if refunds else "")
             self.message_user(
                 request,
-                f"Nothing was done: {len(payments)} payments are selected, more than a confirmation page can list "
+                f"Nothing was done: {selected} are selected, more than a confirmation page can list "
                 f"(DATA_UPLOAD_MAX_NUMBER_FIELDS = {limit}). Filter the list down, or select fewer.",
                 messages.ERROR,
             )
+            return None
+        if refunds and not pending:
+            self.message_user(request, f"Nothing to settle. {_skipped(skipped)}", messages.INFO)
             return None
         context = {
             **self.admin_site.each_context(request),
@@ -468,9 +589,31 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "action": action,
             "payments": payments,
             "selected": [str(payment.pk) for payment in payments],
+            "refunds": pending if refunds else None,
+            "skipped": skipped,
+            "refund_field": LISTED_REFUND,
             "token": request.POST.get("token") or secrets.token_urlsafe(12),
         }
         return TemplateResponse(request, "admin/paycore_django/payment/action_form.html", context)
+
+
+class _ListedRefund(NamedTuple):
+    """A pending refund as a confirmation page lists it."""
+
+    id: str
+    amount: str
+    created_at: datetime
+    payment_id: str
+
+
+def _pending(refund: Refund) -> bool:
+    """Whether ``refund``'s row says it awaits its outcome."""
+    return bool(refund.status == RefundStatus.PENDING.value)
+
+
+def _skipped(payment_ids: list[str]) -> str:
+    """The message naming the payments a settling of pending refunds skipped."""
+    return f"Skipped, no pending refund: {', '.join(payment_ids)}."
 
 
 _PAGE_FIELDS = 5

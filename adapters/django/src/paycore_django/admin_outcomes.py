@@ -6,7 +6,9 @@ authorized (a lost answer leaves the call written down as unknown), or the
 refund failed or pending. So the admin counts an action done only when its
 result says so, and tells the operator what happened to each other payment:
 declined, outcome unknown (it will be checked with the provider), awaiting
-the provider, or flagged for review.
+the provider, or flagged for review. Settling a pending refund is told per
+refund: settled, no longer pending (settled meanwhile), or left pending for
+not having been on the confirmation page.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from paycore.calls import CallOperation, ProviderCall
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
 
-__all__ = ["DONE", "ActionOutcome", "cancel_outcome", "capture_outcome", "completed", "refund_outcome"]
+__all__ = [
+    "DONE",
+    "ActionOutcome",
+    "cancel_outcome",
+    "capture_outcome",
+    "completed",
+    "refund_not_listed",
+    "refund_not_pending",
+    "refund_outcome",
+    "settle_outcome",
+]
 
 CAPTURED_STATUSES: Final = frozenset(
     {PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
@@ -93,6 +105,39 @@ def refund_outcome(refund: Refund, payment: Payment | None) -> ActionOutcome:
         return _unknown(f"The refund of {amount} of {refund.payment_id}", call)
     return ActionOutcome(
         False, f"The refund of {amount} of {refund.payment_id} was sent, awaiting the provider.", messages.WARNING
+    )
+
+
+def settle_outcome(payment: Payment, refund_id: str) -> ActionOutcome:
+    """What settling the pending refund ``refund_id`` did, from the payment the flow returned: done (the flow
+    settles it or raises); with a warning when the payment still needs review, which settling does not clear."""
+    if not payment.needs_review:
+        return DONE
+    return ActionOutcome(
+        True,
+        f"Refund {refund_id} of {payment.id} was settled, but the payment still needs review: {_review(payment)} "
+        "(Resolve the review of selected payments… clears it).",
+        messages.WARNING,
+    )
+
+
+def refund_not_pending(payment_id: str, refund_id: str, status: str) -> ActionOutcome:
+    """A refund the confirmation page listed as pending that is ``status`` by Apply (a webhook or a refresh
+    settled it meanwhile): left as it is."""
+    return ActionOutcome(
+        False,
+        f"Not settled: refund {refund_id} of {payment_id} is {status}, no longer pending: left as it is.",
+        messages.WARNING,
+    )
+
+
+def refund_not_listed(payment_id: str, refund_id: str) -> ActionOutcome:
+    """A refund pending by Apply that the confirmation page did not list (it was made since): left pending."""
+    return ActionOutcome(
+        False,
+        f"Left pending: refund {refund_id} of {payment_id} was not on the confirmation page; "
+        "select the payment again to settle it.",
+        messages.WARNING,
     )
 
 
