@@ -79,7 +79,9 @@ LAYERS: dict[str, int] = {
     # 4 the façade
     "flow": 4,
     # 5 doors: ways into the flow
-    **dict.fromkeys(["blocking", "asgi", "cli", "cli_payments", "reports", "demo", "__init__", "testing"], 5),
+    **dict.fromkeys(
+        ["blocking", "asgi", "cli", "cli_payments", "reports", "demo", "__init__", "__main__", "testing"], 5
+    ),
 }
 
 NAME_OF_LAYER = {0: "values", 1: "contracts", 2: "rules", 3: "machinery", 4: "façade", 5: "doors"}

@@ -134,3 +134,14 @@ def test_output_to_a_reader_that_stopped_early_ends_quietly() -> None:
     assert "Exception ignored" not in ended.stderr
     assert ended.stderr == ""
     assert ended.returncode in (0, 141), "141 (as a command ended by SIGPIPE) when the write found the reader gone"
+
+
+def test_python_dash_m_paycore_runs_the_command() -> None:
+    import subprocess
+
+    ended = subprocess.run([sys.executable, "-m", "paycore", "states"], capture_output=True, text=True, timeout=60)
+    assert ended.returncode == 0, ended.stderr
+    assert ended.stdout.startswith("stateDiagram-v2")
+    wrong = subprocess.run([sys.executable, "-m", "paycore", "nope"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith("usage: python -m paycore")
