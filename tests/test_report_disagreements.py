@@ -78,6 +78,33 @@ async def test_an_authorized_payment_reported_authorized_for_another_amount_is_f
     assert other.review_reason is ReviewReason.AMOUNT_MISMATCH
 
 
+@pytest.mark.parametrize(
+    "told", [Money.of("1", "XOF"), Money.of("50.00", "EUR")], ids=["other-amount", "other-currency"]
+)
+async def test_a_paid_report_whose_authorization_contradicts_it_is_flagged_and_never_paid(
+    flow: PaymentFlow, fake: FakeProvider, told: Money
+) -> None:
+    fake.script("initiate", "pending")
+    waiting = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T4-17")).payment
+    after = await _deliver(flow, fake, waiting.id, outcome=Outcome.SUCCEEDED, captured=XOF_5000, authorized=told)
+    assert (after.status, after.captured_amount) == (PaymentStatus.PROCESSING, None)
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+    assert f"authorized amount: expected 5000 XOF, reported {told}" in after.review_message
+    agreeing = await _deliver(flow, fake, waiting.id, outcome=Outcome.SUCCEEDED, captured=XOF_5000, authorized=XOF_5000)
+    assert (agreeing.status, agreeing.captured_amount) == (PaymentStatus.SUCCEEDED, XOF_5000)
+
+
+async def test_a_capture_report_whose_authorization_contradicts_the_recorded_one_is_flagged_and_never_paid(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    after = await _deliver(
+        flow, fake, payment.id, outcome=Outcome.SUCCEEDED, captured=XOF_5000, authorized=Money.of("9000", "XOF")
+    )
+    assert (after.status, after.captured_amount) == (PaymentStatus.AUTHORIZED, None)
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+
+
 async def test_a_late_repeat_of_a_recorded_authorization_is_no_news_after_a_cancel(
     flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
 ) -> None:

@@ -233,11 +233,16 @@ def _succeeded(change: Change, update: ProviderUpdate, expected_capture: Money |
             return False
         if expected_capture is not None and mismatch(change, expected_capture, reported, "captured amount"):
             return False
+        if update.authorized is not None and mismatch(change, authorized, update.authorized, "authorized amount"):
+            return False  # the report contradicts itself: told, never paid
         change.set(captured_amount=reported)
         change.fire("capture", amount=reported, message=update.message)
         return False
     if mismatch(change, amount, reported, "paid amount"):
         return False
+    told = update.authorized
+    if told is not None and mismatch(change, authorized_amount or amount, told, "authorized amount"):
+        return False  # the report contradicts itself: told, never paid
     change.set(captured_amount=reported, authorized_amount=authorized_amount or reported)
     if status in fsm.CLOSED:
         before = status.value
