@@ -5,9 +5,11 @@ from __future__ import annotations
 import gc
 import importlib.metadata
 import logging
+import os
 import sys
 import types
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -348,6 +350,49 @@ def test_a_distribution_installed_or_uninstalled_later_is_seen_by_the_next_flow(
     (site / "acme_pay-1.0.dist-info").rmdir()
     assert "acme" not in collect_registry(create_plugin_manager()).providers
     assert len(scans) == 3
+
+
+def test_a_legacy_editable_installs_entry_points_rewritten_in_place_are_read_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _module(monkeypatch, "acme_pay", paycore_register_providers=_registering(_provider_named("acme")))
+    _module(monkeypatch, "acme_pay_two", paycore_register_providers=_registering(_provider_named("acme2")))
+    info = tmp_path / "acme_pay.egg-info"  # setup.py develop: the metadata beside the sources
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: acme-pay\nVersion: 1.0\n")
+    points = info / "entry_points.txt"
+    points.write_text(f"[{ENTRY_POINT_GROUP}]\nacme = acme_pay\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "acme" in collect_registry(create_plugin_manager()).providers
+    folder_time = tmp_path.stat().st_mtime_ns
+    points.write_text(f"[{ENTRY_POINT_GROUP}]\nacme = acme_pay_two\n")  # setup.py egg_info again
+    later = points.stat().st_mtime_ns + 1_000_000_000
+    os.utime(points, ns=(later, later))  # a second later, whatever the file system's clock granularity
+    os.utime(tmp_path, ns=(folder_time, folder_time))  # the folder itself unchanged
+    providers = collect_registry(create_plugin_manager()).providers
+    assert ("acme2" in providers, "acme" in providers) == (True, False)
+
+
+def test_a_zip_on_the_path_replaced_is_read_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _module(monkeypatch, "acme_pay", paycore_register_providers=_registering(_provider_named("acme")))
+    _module(monkeypatch, "acme_pay_two", paycore_register_providers=_registering(_provider_named("acme2")))
+    archive = tmp_path / "plugins.zip"
+
+    def zipped(value: str, version: str) -> None:
+        with zipfile.ZipFile(archive, "w") as written:
+            written.writestr(
+                "acme_pay-1.0.dist-info/METADATA", f"Metadata-Version: 2.1\nName: acme-pay\nVersion: {version}\n"
+            )
+            written.writestr("acme_pay-1.0.dist-info/entry_points.txt", f"[{ENTRY_POINT_GROUP}]\nacme = {value}\n")
+
+    zipped("acme_pay", "1.0")
+    monkeypatch.syspath_prepend(str(archive))
+    assert "acme" in collect_registry(create_plugin_manager()).providers
+    before = archive.stat().st_mtime_ns
+    zipped("acme_pay_two", "1.1")
+    os.utime(archive, ns=(before + 1_000_000_000, before + 1_000_000_000))
+    providers = collect_registry(create_plugin_manager()).providers
+    assert ("acme2" in providers, "acme" in providers) == (True, False)
 
 
 def test_a_folder_added_to_the_path_later_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -7,15 +7,18 @@ once its modification time changes, a scan is kept until ``sys.path``, the
 modification time of one of its folders or the distributions' metadata
 folders (``*.dist-info``, ``*.egg-info``) in one of them change: a ``pip
 install``, ``upgrade`` or ``uninstall`` into a folder on the path changes them.
+A legacy editable install's ``*.egg-info/entry_points.txt`` rewritten in
+place, and a zip file on the path replaced, are seen by their own times.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from attrs import frozen
 
@@ -51,28 +54,50 @@ class _Scan:
     group: str
     source: Callable[..., object]
     """``importlib.metadata.entry_points`` as it was when scanned (a test may put another in its place)."""
-    paths: tuple[tuple[str, int | None, frozenset[str]], ...]
+    paths: tuple[tuple[str, int | None, frozenset[tuple[str, int | None]]], ...]
     """:func:`_path_stamps` when scanned: an install or uninstall changes a folder's time and listing."""
     declared: tuple[Declared, ...]
 
 
 _last_scan: _Scan | None = None
-_METADATA_FOLDERS = (".dist-info", ".egg-info")
+_METADATA: Final = (".dist-info", ".egg-info")
 
 
-def _path_stamps() -> tuple[tuple[str, int | None, frozenset[str]], ...]:
-    """``sys.path``: each entry with its modification time and the distributions' metadata folders in it."""
-    stamps = []
+def _path_stamps() -> tuple[tuple[str, int | None, frozenset[tuple[str, int | None]]], ...]:
+    """``sys.path``: each entry with its modification time and the distributions' metadata in it.
+
+    A folder's metadata is its ``*.dist-info`` and ``*.egg-info`` folders by name, an ``*.egg-info`` with the time
+    of its ``entry_points.txt`` too (a legacy editable install rewrites it in place); a file (a zip) is stamped
+    by its time and size.
+    """
+    stamps: list[tuple[str, int | None, frozenset[tuple[str, int | None]]]] = []
     for entry in sys.path:
+        found: frozenset[tuple[str, int | None]] = frozenset()
         try:
-            folder = entry or "."
-            modified = os.stat(folder).st_mtime_ns
-            with os.scandir(folder) as listing:
-                found = frozenset(item.name for item in listing if item.name.endswith(_METADATA_FOLDERS))
+            status = os.stat(entry or ".")
         except (OSError, ValueError):
-            modified, found = None, frozenset()
-        stamps.append((entry, modified, found))
+            stamps.append((entry, None, found))
+            continue
+        if stat.S_ISDIR(status.st_mode):
+            try:
+                with os.scandir(entry or ".") as listing:
+                    found = frozenset(_metadata_stamp(item) for item in listing if item.name.endswith(_METADATA))
+            except OSError:
+                pass
+        else:
+            found = frozenset({("", status.st_size)})
+        stamps.append((entry, status.st_mtime_ns, found))
     return tuple(stamps)
+
+
+def _metadata_stamp(item: os.DirEntry[str]) -> tuple[str, int | None]:
+    """A metadata folder's name, with the time of its ``entry_points.txt`` for an ``*.egg-info``."""
+    if not item.name.endswith(".egg-info"):
+        return item.name, None
+    try:
+        return item.name, os.stat(os.path.join(item.path, "entry_points.txt")).st_mtime_ns
+    except OSError:
+        return item.name, None
 
 
 def declared_entry_points(group: str) -> tuple[Declared, ...]:
