@@ -110,6 +110,7 @@ def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: obje
         "redis://default:ab://s3cret@cache.internal:6379/0",  # a scheme-like "x://" inside the password
         "postgresql+psycopg://paycore:x1+://s3cret@db.internal/paycore",
         "redis://127.0.0.1:6379/0?p%61ssword=s3cret&db=1",  # a parameter name percent-encoded
+        "postgresql+psycopg://admin@pos-server:s3cret@pos-server.example.net/paycore",  # a user holding "@"
     ],
 )
 def test_a_database_or_redis_password_is_hidden_in_the_user_part_or_the_query(url: str) -> None:

@@ -30,8 +30,8 @@ SECRET_MARKERS: Final = (
 
 _SCHEME: Final = r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://"
 """Where a URL starts: a scheme of at most 32 characters, not inside a longer word."""
-_USER: Final = re.compile(rf"{_SCHEME}[^:/@\s]*:")
-"""A URL up to the ``:`` after its user, where a password starts."""
+_USER: Final = re.compile(rf"{_SCHEME}[^:/\s]*:")
+"""A URL up to the ``:`` after its user, where a password starts (a user may hold ``@``: ``admin@server``)."""
 _PASSWORD_STOP: Final = re.compile(rf"\n|(?<=[\s,;'\"]){_SCHEME}")
 """Where a password cannot reach: the end of its line, another URL after a space, comma, semicolon or quote."""
 _HOST_AFTER: Final = re.compile(r"[^@/?#\s]*(?:[/?#\s'\"]|$)")
