@@ -173,7 +173,7 @@ async def test_a_refund_made_today_of_an_earlier_days_payment_counts_today_withi
         assert (oldest.payment_count, oldest.captured, oldest.refund_count) == (1, (xof("9000"),), 0)
 
 
-async def test_a_late_confirmation_stays_in_its_days_report_once_resolved_and_under_a_more_pressing_review(
+async def test_a_late_confirmation_stays_in_its_days_report_resolved_or_not_beside_a_more_pressing_review(
     repository: str, clock: Clock
 ) -> None:
     fake_settings = {"type": "fake", "webhook_secret": SECRET}
@@ -203,6 +203,7 @@ async def test_a_late_confirmation_stays_in_its_days_report_once_resolved_and_un
             body, headers = fake.webhook(payment_id)
             await flow.handle_webhook("fake", body, headers, tenant=DEMO_TENANT)
         await flow.resolve_review(late[0], note="customer served; payment kept", tenant=DEMO_TENANT)
+        await flow.set_fraud_status(late[0], "review", message="refund asked at another till", tenant=DEMO_TENANT)
         await flow.set_fraud_status(late[1], "review", message="card seen at two tills", tenant=DEMO_TENANT)
 
         report = await day_report(flow, tenant=DEMO_TENANT, day=DAY)

@@ -89,7 +89,8 @@ class ReviewItem:
     reason: str
     message: str
     resolved: bool = False
-    """An operator has dealt with it since (``resolve_review``); still listed, the fact being the day's."""
+    """An operator resolved the payment's review since it was last flagged for this (``resolve_review``); still
+    listed, the fact being the day's."""
 
 
 @frozen
@@ -265,18 +266,21 @@ async def _late_confirmations(flow: PaymentFlow, payments: Iterable[Payment]) ->
     for payment in payments:
         if not payment.review_message:
             continue
-        told = [
-            event.message.removeprefix(_LATE)
-            for event in await flow.repository.list_events(payment.id)
-            if event.kind == "flagged_for_review" and event.message.startswith(_LATE)
-        ]
+        told: list[str] = []
+        resolved = False  # since the last of them
+        for event in await flow.repository.list_events(payment.id):
+            if event.kind == "flagged_for_review" and event.message.startswith(_LATE):
+                told.append(event.message.removeprefix(_LATE))
+                resolved = False
+            elif event.kind == "review_resolved":
+                resolved = True
         if told:
             reason = ReviewReason.LATE_CONFIRMATION.value
             message = "; ".join(told)
             found.append(
                 ReviewItem(
                     payment.id, payment.order_id, payment.provider, payment.amount, reason, message,
-                    resolved=not payment.needs_review,
+                    resolved=resolved,
                 )
             )  # fmt: skip
     return tuple(found)
