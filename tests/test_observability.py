@@ -220,6 +220,43 @@ async def test_a_provider_code_the_flow_does_not_have_never_becomes_a_metric_lab
     assert codes == {None}
 
 
+@pytest.mark.parametrize("body", [b"x" * 2_000_000, "not bytes"], ids=["too-large", "not-bytes"])
+async def test_a_refused_body_posted_under_a_made_up_provider_code_never_labels_a_metric(
+    flow: PaymentFlow, telemetry: Telemetry, body: object
+) -> None:
+    for code in (f"probe-{n}" for n in range(5)):
+        with pytest.raises(ProviderNotEnabled):
+            await flow.handle_webhook(code, body, {})  # type: ignore[arg-type]
+    codes = {labels.get("paycore.provider.code") for labels, _ in telemetry.points(observability.OPERATION_COUNTER)}
+    assert codes == {None}
+
+
+async def test_a_provider_call_cut_short_is_counted_as_unknown_and_warned_of(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    import anyio
+
+    fake.script("initiate", "hang")  # the provider has the request; its answer is slow to come
+    with anyio.move_on_after(0.05):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    (call,) = telemetry.spans("paycore.provider.initiate")
+    assert dict(call.attributes or {})["paycore.outcome"] == "unknown"
+    outcomes = {labels["paycore.outcome"] for labels, _ in telemetry.points(observability.PROVIDER_CALL_COUNTER)}
+    assert outcomes == {"unknown"}
+    assert [r.levelno for r in caplog.records if r.name == "paycore.provider_calls"] == [logging.WARNING]
+
+
+async def test_a_list_of_one_payment_names_it_on_the_span_but_never_splits_the_metric_series(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry
+) -> None:
+    payment_id = await _paid_and_refunded(flow, fake)
+    (webhook,) = telemetry.spans("paycore.handle_webhook")
+    assert dict(webhook.attributes or {})["paycore.payment_id"] == payment_id
+    labels = [labels for labels, _ in telemetry.points(observability.OPERATION_COUNTER)
+              if labels["paycore.operation"] == "handle_webhook"]  # fmt: skip
+    assert labels == [{"paycore.operation": "handle_webhook", "paycore.provider.code": "fake", "paycore.outcome": "ok"}]
+
+
 async def test_a_callers_text_in_a_log_line_is_quoted_and_forges_no_field_or_line(
     flow: PaymentFlow, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -26,7 +26,14 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final, ParamSpec, TypeVar
 
-from paycore.errors import ConfigurationError, PaycoreError, ProviderNotEnabled, ProviderNotSent, ValidationError
+from paycore.errors import (
+    ConfigurationError,
+    FlowClosed,
+    PaycoreError,
+    ProviderNotEnabled,
+    ProviderNotSent,
+    ValidationError,
+)
 
 __all__ = [
     "OPERATION_COUNTER",
@@ -77,18 +84,20 @@ operation_log = logging.getLogger("paycore.flow")
 provider_call_log = logging.getLogger("paycore.provider_calls")
 
 
-def outcome_of(error: BaseException) -> str:
+def outcome_of(error: BaseException, *, provider_call: bool = False) -> str:
     """The outcome label of an operation that raised ``error``.
 
-    A :class:`~paycore.errors.PaycoreError` is named by its class
-    (``PaymentBusy``, ``IdempotencyKeyReused``...); anything else is ``error``,
-    and a cancellation is ``cancelled``: a bounded set of labels.
+    A :class:`~paycore.errors.PaycoreError` is named by its class (``PaymentBusy``, ``IdempotencyKeyReused``...);
+    anything else is ``error``, and a cancellation is ``cancelled``: a bounded set of labels. A ``provider_call``
+    refused before it was sent is ``not_sent``, and one cut short is ``unknown``.
     """
+    if provider_call and isinstance(error, ProviderNotSent | ValidationError):
+        return NOT_SENT
     if isinstance(error, PaycoreError):
         return type(error).__name__
     if isinstance(error, Exception):
         return "error"
-    return "cancelled"
+    return UNKNOWN if provider_call else "cancelled"  # a call cut short may have reached the provider
 
 
 class Observation:
@@ -159,8 +168,7 @@ class _Telemetry:
         if self.explicit:
             return True
         now = time.monotonic()
-        if now >= self._recheck_at:
-            # Looking the global providers up reads the environment: do it at most once per interval.
+        if now >= self._recheck_at:  # looking the global providers up reads the environment: once per interval
             self._recording = not isinstance(
                 self.trace.get_tracer_provider(), self._silent_tracer_providers
             ) or not isinstance(self.metrics.get_meter_provider(), self._silent_meter_providers)
@@ -176,9 +184,8 @@ _telemetry: object = _NOT_BUILT
 def use(*, tracer_provider: Any = None, meter_provider: Any = None) -> None:
     """Send paycore's spans and metrics to these providers instead of OpenTelemetry's global ones.
 
-    Either may be ``None`` for the global one. Raises
-    :class:`~paycore.errors.ConfigurationError` when OpenTelemetry is not
-    installed (``pip install paycore[otel]``).
+    Either may be ``None`` for the global one. Raises :class:`~paycore.errors.ConfigurationError` when
+    OpenTelemetry is not installed (``pip install paycore[otel]``).
     """
     global _telemetry
     try:
@@ -216,9 +223,8 @@ def observe_provider_call(
 ) -> AbstractContextManager[Observation]:
     """Observe one provider call: a client span, its duration and count, and one log line.
 
-    A call that raised :class:`~paycore.errors.ProviderNotSent` (or was refused
-    before sending) is ``not_sent``; the observed code marks the others
-    :meth:`~Observation.answered` or :meth:`~Observation.unknown`.
+    A call refused before sending (:class:`~paycore.errors.ProviderNotSent`) is ``not_sent``, one cut short
+    ``unknown``; the observed code marks the others :meth:`~Observation.answered` or :meth:`~Observation.unknown`.
     """
     attributes: dict[str, str | int] = {
         "paycore.operation": operation,
@@ -255,14 +261,10 @@ def _observe(
         yield observation
     except BaseException as raised:
         error = raised
-        if isinstance(raised, ProviderNotEnabled):  # the caller's text names no provider: never a metric label
+        if isinstance(raised, ProviderNotEnabled | FlowClosed):  # a caller's text, never looked up: no metric label
             observation.attributes.pop("paycore.provider.code", None)
         if observation.outcome is None:
-            observation.outcome = (
-                NOT_SENT
-                if isinstance(raised, ProviderNotSent | ValidationError) and not internal
-                else outcome_of(raised)
-            )
+            observation.outcome = outcome_of(raised, provider_call=not internal)
         raise
     finally:
         outcome = observation.outcome or (OK if internal else ANSWERED)
@@ -294,13 +296,13 @@ def log_failure(log: logging.Logger, event: str, attributes: Mapping[str, str | 
                 error: BaseException, *, internal: bool) -> None:  # fmt: skip
     """Log ``error`` as :func:`observe_operation` (``internal``) or :func:`observe_provider_call` would, for code
     run without them because :func:`quiet` (``started``: its :func:`time.perf_counter` at the start)."""
-    outcome = NOT_SENT if not internal and isinstance(error, ProviderNotSent | ValidationError) else outcome_of(error)
+    outcome = outcome_of(error, provider_call=not internal)
     _log(log, event, {**attributes, "paycore.outcome": outcome}, time.perf_counter() - started, failed=True)
 
 
 def _log(log: logging.Logger, event: str, attributes: Mapping[str, str | int], seconds: float, *, failed: bool) -> None:
     level = logging.INFO
-    if failed and attributes.get("paycore.outcome") in {"error", "cancelled"}:
+    if failed and attributes.get("paycore.outcome") in {"error", "cancelled", UNKNOWN}:
         level = logging.WARNING
     if not log.isEnabledFor(level):
         return
@@ -383,6 +385,7 @@ def _result_attributes(result: object) -> dict[str, str | int]:
             "paycore.provider.code": result.provider,
             "paycore.currency": result.amount.currency,
             "paycore.payment.status": result.status.value,
+            **({"paycore.tenant": result.tenant} if result.tenant is not None else {}),
         }
     if isinstance(result, Refund):
         return {
@@ -391,9 +394,7 @@ def _result_attributes(result: object) -> dict[str, str | int]:
             "paycore.currency": result.amount.currency,
             "paycore.refund.status": result.status.value,
         }
-    if isinstance(result, list):
-        found: dict[str, str | int] = {"paycore.payments": len(result)}
-        if len(result) == 1:
-            found.update(_result_attributes(result[0]))
-        return found
+    if isinstance(result, list):  # one payment's id on the span and line; its labels never split the series
+        told = _result_attributes(result[0]).items() if len(result) == 1 else ()
+        return {"paycore.payments": len(result), **{key: value for key, value in told if key not in METRIC_LABELS}}
     return {}

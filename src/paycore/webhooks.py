@@ -144,8 +144,8 @@ class WebhookReceiver:
         self, provider: str, body: object, headers: Mapping[str, str], *, tenant: str | None
     ) -> list[Payment]:
         """Verify, parse and apply one delivery; return the payments it touched."""
+        chosen = self.providers(provider, tenant)  # first: a refusal of the body names a provider the flow has
         raw = webhook_body(body, max_bytes=self.max_bytes)
-        chosen = self.providers(provider, tenant)
         if not chosen.capabilities.webhooks:
             raise UnsupportedOperation(f"provider {provider!r} ({chosen.name}) does not send webhooks")
         lowered = _headers(headers)
