@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -227,6 +228,17 @@ async def test_a_head_request_gets_the_headers_without_a_body(client: httpx.Asyn
 @pytest.mark.parametrize("path", ["/", "/a/b/c"])
 async def test_paths_other_than_provider_or_tenant_and_provider_are_404(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.post(path, content=b"{}")).status_code == 404
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("POST", "/a/b/c", 404), ("GET", "/fake", 405)])
+async def test_a_delivery_the_door_refuses_is_logged_naming_its_path(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, method: str, path: str, status: int
+) -> None:
+    caplog.set_level(logging.INFO, logger="paycore.asgi")
+    response = await client.request(method, path, content=b"{}")
+    assert response.status_code == status
+    (record,) = [r for r in caplog.records if r.name == "paycore.asgi"]
+    assert (record.levelno, record.getMessage().split(" refused: ")[0]) == (logging.INFO, f"webhook {path!r}")
 
 
 async def test_a_body_above_the_limit_is_answered_413(flow: PaymentFlow) -> None:

@@ -145,7 +145,8 @@ class WebhookApp:
             payments = await self.flow.handle_webhook(provider, body, headers, tenant=tenant)
         except _Disconnected:
             return
-        except _Refusal as refusal:
+        except _Refusal as refusal:  # the door's own refusal, before the flow saw the delivery
+            log.info("webhook %r refused: %s %s", scope.get("path", "")[:200], refusal.status, refusal.error)
             await _respond(
                 send,
                 refusal.status,
