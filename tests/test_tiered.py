@@ -146,6 +146,25 @@ async def test_a_result_found_only_in_the_durable_store_is_replayed_and_copied_i
     assert replay.result == from_redis.result == {"id": "pay_1"}
 
 
+async def test_a_result_copied_back_into_redis_is_not_kept_longer_than_the_durable_store_keeps_it(
+    redis_server: RedisServer, tiers: tuple[TieredIdempotencyStore, Recording, Recording]
+) -> None:
+    store, _, _ = tiers
+    claim = await store.claim(scope="", key="T4-0017", fingerprint="f", lease_seconds=LEASE)
+    assert claim.token is not None
+    await store.complete(scope="", key="T4-0017", token=claim.token, result={"id": "pay_1"}, ttl_seconds=1.0)
+    redis_server.restart()  # Redis loses its copy
+    await anyio.sleep(0.6)
+    replay = await store.claim(scope="", key="T4-0017", fingerprint="f", lease_seconds=LEASE)
+    assert replay.result == {"id": "pay_1"}  # from the durable store, copied back into Redis
+    assert replay.expires_in is not None
+    assert replay.expires_in <= 0.4 + 0.05
+    await anyio.sleep(0.6)  # past the key's idempotency_ttl: free again in every tier (the next day's order T4-0017)
+    again = await store.claim(scope="", key="T4-0017", fingerprint="f", lease_seconds=LEASE)
+    assert again.token is not None
+    assert again.result is None
+
+
 async def test_a_request_running_when_redis_restarts_empty_is_not_run_again(
     redis_server: RedisServer, tiers: tuple[TieredIdempotencyStore, Recording, Recording]
 ) -> None:

@@ -335,6 +335,9 @@ class IdempotencyClaim:
     """True when the key was taken from a holder whose lease expired."""
     record: object | None = None
     """The completed request's result itself, as :meth:`RecordKeepingStore.complete_record` kept it."""
+    expires_in: float | None = None
+    """With a ``result`` or ``record``: the seconds the store keeps it before the key is free again (``None``: the
+    store does not say). A copy elsewhere, such as a cache in front of it, must not outlive it."""
 
 
 @runtime_checkable
@@ -346,7 +349,8 @@ class IdempotencyStore(Protocol):
 
         * unknown key, or a holder's lease has expired: take it (atomically; of
           many concurrent callers exactly one wins) and return a fresh ``token``;
-        * completed with the same fingerprint: return its ``result``;
+        * completed with the same fingerprint: return its ``result``, with the seconds it is still kept
+          (``expires_in``; a tiered store copies it into a cache for no longer);
         * used with another fingerprint: raise :class:`~paycore.errors.IdempotencyKeyReused`;
         * held by a live lease: raise :class:`~paycore.errors.IdempotencyInProgress`.
         """

@@ -9,7 +9,9 @@ are caches that answer the common retry in one round trip.
   claim decides. So a cache that lost its data (restarted empty) or is down
   never lets a request run twice.
 * A result found only in the durable store is written back into the caches
-  that were claimed on the way (they are filled again).
+  that were claimed on the way (they are filled again), kept there no longer
+  than the durable store keeps it (:attr:`~paycore.storage.IdempotencyClaim.expires_in`):
+  a key is free again after ``idempotency_ttl`` in every tier.
 * ``complete`` writes the durable store first, then the caches; ``release``
   releases the durable store first, then the caches.
 * A cache that fails (:class:`~paycore.errors.StorageError`, such as
@@ -137,8 +139,8 @@ class TieredIdempotencyStore:
                     continue
                 self._succeeded(cache)
                 if answer.result is not None:
-                    await self._refill(scope, key, held, answer.result)
-                    return IdempotencyClaim(result=answer.result)
+                    await self._refill(scope, key, held, answer)
+                    return IdempotencyClaim(result=answer.result, expires_in=answer.expires_in)
                 held[index] = answer.token
             answer = await self._durable.claim(
                 scope=scope, key=key, fingerprint=fingerprint, lease_seconds=lease_seconds
@@ -149,7 +151,7 @@ class TieredIdempotencyStore:
             await self._release_caches(scope, key, held)
             raise
         if answer.result is not None:
-            await self._refill(scope, key, held, answer.result)
+            await self._refill(scope, key, held, answer)
             return answer
         return IdempotencyClaim(token=json.dumps([*held, answer.token]), taken_over=answer.taken_over)
 
@@ -197,8 +199,16 @@ class TieredIdempotencyStore:
             raise IdempotencyLeaseLost(_LOST.format(key=key) + " (the token is not one this store gave)")
         return tokens[:-1], tokens[-1]
 
-    async def _refill(self, scope: str, key: str, held: Sequence[str | None], result: Mapping[str, Any]) -> None:
-        await self._complete_caches(scope, key, held, result, self._refill_ttl)
+    async def _refill(self, scope: str, key: str, held: Sequence[str | None], answer: IdempotencyClaim) -> None:
+        """Copy the replayed result into the caches claimed on the way, for no longer than the tier that had it
+        keeps it: a copy outliving it would replay the result after the key is free again (``idempotency_ttl``).
+        A result kept for no known time, or none left, is not copied: the claims are given back."""
+        assert answer.result is not None
+        kept = answer.expires_in
+        if kept is None or kept <= 0:
+            await self._release_caches(scope, key, held)
+        else:
+            await self._complete_caches(scope, key, held, answer.result, min(self._refill_ttl, kept))
 
     async def _complete_caches(
         self,

@@ -55,6 +55,22 @@ class IdempotencyStoreConformance:
         assert replay.token is None
         assert replay.result == result
 
+    async def test_a_replayed_result_is_said_to_be_kept_no_longer_than_its_retention(
+        self, idempotency_store: IdempotencyStore
+    ) -> None:
+        claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        await idempotency_store.complete(
+            scope="", key="k1", token=claim.token or "", result={"v": 1}, ttl_seconds=LEASE
+        )
+        first = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        await anyio.sleep(0.05)
+        later = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        if first.expires_in is None:  # the store does not say: a cache in front of it keeps no copy
+            assert later.expires_in is None
+            return
+        assert later.expires_in is not None
+        assert 0 < later.expires_in < first.expires_in <= LEASE  # counted from the completion, never renewed
+
     async def test_a_completed_key_used_for_another_request_is_refused(
         self, idempotency_store: IdempotencyStore
     ) -> None:

@@ -126,7 +126,7 @@ class DjangoIdempotencyStore:
         changed meanwhile, try again."""
         move = claim_move(row, key=key, fingerprint=fingerprint, now=now)
         if move is ClaimMove.REPLAY:
-            return IdempotencyClaim(result=row.result)
+            return IdempotencyClaim(result=row.result, expires_in=row.expires_at - now)
         lapsed = self._records().filter(scope=scope, key=key, expires_at__lte=now)
         if move is ClaimMove.REPLACE_EXPIRED_RESULT:
             replaced = lapsed.filter(token__isnull=True).update(

@@ -97,9 +97,10 @@ class MemoryIdempotencyStore:
                 if entry.fingerprint != _digest(fingerprint):
                     raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
                 if entry.record is not None:
-                    return IdempotencyClaim(record=entry.record)
+                    return IdempotencyClaim(record=entry.record, expires_in=entry.expires_at - now)
                 if entry.result is not None:
-                    return IdempotencyClaim(result=json.loads(zlib.decompress(entry.result, _WINDOW_BITS)))
+                    result = json.loads(zlib.decompress(entry.result, _WINDOW_BITS))
+                    return IdempotencyClaim(result=result, expires_in=entry.expires_at - now)
                 if entry.expires_at > now:
                     raise IdempotencyInProgress(f"idempotency key {key!r}: the first request with it is still running")
             token = os.urandom(16).hex()  # secrets.token_hex(16), without its two calls

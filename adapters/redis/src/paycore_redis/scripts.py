@@ -35,7 +35,7 @@ if f then
     return {'reused'}
   end
   if r then
-    return {'result', r}
+    return {'result', r, redis.call('PTTL', KEYS[1])}
   end
   if t == ARGV[2] then
     return {'token', tonumber(o or '0')}
@@ -52,7 +52,7 @@ return {'token', taken_over}
 """
 """Take the key (new, or from an expired lease), replay its result, or refuse.
 
-Returns ``{'token', taken_over}``, ``{'result', json}``, ``{'reused'}`` or
+Returns ``{'token', taken_over}``, ``{'result', json, milliseconds_kept}``, ``{'reused'}`` or
 ``{'busy', milliseconds_left}``.
 """
 

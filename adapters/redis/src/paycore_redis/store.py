@@ -93,7 +93,8 @@ class RedisIdempotencyStore:
         if kind == "token":
             return IdempotencyClaim(token=token, taken_over=bool(int(reply[1])))
         if kind == "result":
-            return IdempotencyClaim(result=json.loads(reply[1]))
+            kept = int(reply[2]) if len(reply) > 2 else -1  # PTTL: -1 kept for ever, -2 gone
+            return IdempotencyClaim(result=json.loads(reply[1]), expires_in=kept / 1000 if kept >= 0 else None)
         if kind == "reused":
             raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
         if kind == "busy":

@@ -209,7 +209,7 @@ class SqlIdempotencyStore:
         stored = KeyRow(fingerprint=row[0], token=row[1], result=row[2], expires_at=row[3])
         move = claim_move(stored, key=key, fingerprint=fingerprint, now=now)
         if move is ClaimMove.REPLAY:
-            return IdempotencyClaim(result=stored.result)
+            return IdempotencyClaim(result=stored.result, expires_in=stored.expires_at - now)
         where = {"b_scope": scope, "b_key": key, "b_now": now}
         if move is ClaimMove.REPLACE_EXPIRED_RESULT:
             replaced = connection.execute(
