@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from paycore_cash.errors import DrawerAlreadyOpen, DrawerNotFound
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind
 
-__all__ = ["DrawerStorage"]
+__all__ = ["DrawerStorage", "open_refused"]
 
 
 @runtime_checkable
@@ -103,3 +104,14 @@ class DrawerStorage(Protocol):
         ``add_movement`` into the session raises ``DrawerClosed``: a closed
         session and its movements never change.
         """
+
+
+async def open_refused(storage: DrawerStorage, session: DrawerSession) -> DrawerAlreadyOpen:
+    """Why ``storage`` could not store ``session`` (its database refused the row): its id is taken, or its till
+    has an open session, named (for a backend whose database enforces both rules and says only that one broke)."""
+    try:
+        await storage.get_session(session.id)
+    except DrawerNotFound:
+        held = await storage.get_open_session(session.tenant, session.till)
+        return DrawerAlreadyOpen.of_till(session.till, session.tenant, held.id if held is not None else None)
+    return DrawerAlreadyOpen.of_id(session.id)

@@ -30,8 +30,9 @@ from paycore_cash.backends.rows import (
 from paycore_cash.backends.sql_schema import CASH_SCHEMA
 from paycore_cash.backends.sql_schema import cash_movements as movements
 from paycore_cash.backends.sql_schema import drawer_sessions as sessions
-from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound
+from paycore_cash.errors import DrawerClosed, DrawerNotFound
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
+from paycore_cash.storage import open_refused
 from paycore_sqlalchemy import Database, SqlPaymentRepository
 
 __all__ = ["SqlDrawerStorage", "storage_for"]
@@ -115,16 +116,7 @@ class SqlDrawerStorage:
         try:
             await self.database.run(lambda c: c.execute(_INSERT_SESSION, row), write=True)
         except exc.IntegrityError:
-            raise await self._refusal(session) from None
-
-    async def _refusal(self, session: DrawerSession) -> DrawerAlreadyOpen:
-        """Why ``session`` could not be stored: its id is taken, or its till has an open session (named)."""
-        try:
-            await self.get_session(session.id)
-        except DrawerNotFound:
-            held = await self.get_open_session(session.tenant, session.till)
-            return DrawerAlreadyOpen.of_till(session.till, session.tenant, held.id if held is not None else None)
-        return DrawerAlreadyOpen.of_id(session.id)
+            raise await open_refused(self, session) from None
 
     async def get_session(self, session_id: str) -> DrawerSession:
         """The session with ``session_id``; :class:`DrawerNotFound` if none."""

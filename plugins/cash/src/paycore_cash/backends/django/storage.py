@@ -36,8 +36,9 @@ from paycore_cash.backends.rows import (
     session_values,
     store_tenant,
 )
-from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound
+from paycore_cash.errors import DrawerClosed, DrawerNotFound
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
+from paycore_cash.storage import open_refused
 from paycore_django.databases import check_database
 from paycore_django.storage import run_unit
 
@@ -135,16 +136,7 @@ class DjangoDrawerStorage:
         try:
             await run_unit(self.using, lambda: self._sessions().bulk_create([_session_model()(**row)]))
         except IntegrityError:
-            raise await self._refusal(session) from None
-
-    async def _refusal(self, session: DrawerSession) -> DrawerAlreadyOpen:
-        """Why ``session`` could not be stored: its id is taken, or its till has an open session (named)."""
-        try:
-            await self.get_session(session.id)
-        except DrawerNotFound:
-            held = await self.get_open_session(session.tenant, session.till)
-            return DrawerAlreadyOpen.of_till(session.till, session.tenant, held.id if held is not None else None)
-        return DrawerAlreadyOpen.of_id(session.id)
+            raise await open_refused(self, session) from None
 
     async def get_session(self, session_id: str) -> DrawerSession:
         """The session with ``session_id``; :class:`DrawerNotFound` if none."""
