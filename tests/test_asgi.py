@@ -265,6 +265,16 @@ async def test_storage_down_is_answered_503_so_the_sender_retries_and_the_retry_
     assert (await flow.get_payment(payment.id)).status is PaymentStatus.SUCCEEDED
 
 
+async def test_a_503_logged_for_a_path_holding_a_line_break_forges_no_line(
+    flow: PaymentFlow, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    await flow.aclose()  # shutting down: every delivery is answered 503, whatever its path
+    response = await client.post("/fake%0ACRITICAL paycore refund approved", content=b"{}")
+    assert response.status_code == 503
+    (logged,) = [record.getMessage() for record in caplog.records if record.name == "paycore.asgi"]
+    assert logged == "webhook '/fake\\nCRITICAL paycore refund approved' answered 503: FlowClosed"
+
+
 async def test_an_unexpected_error_is_answered_500_without_details(
     flow: PaymentFlow, client: httpx.AsyncClient, repository: SwitchableRepository
 ) -> None:

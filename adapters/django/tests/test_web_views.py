@@ -10,6 +10,7 @@ asyncio and trio.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -214,6 +215,18 @@ def test_an_address_outside_the_allowlist_is_403_and_changes_nothing(flow: Block
         response = post_webhook(Client(REMOTE_ADDR="198.51.100.9"), HOOK, body, headers)
     assert response.status_code == 403
     assert flow.get_payment(payment_id).status is PaymentStatus.PROCESSING
+
+
+def test_a_refused_address_posting_a_forged_line_in_its_path_writes_one_quoted_log_line(
+    flow: BlockingPaymentFlow, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = f"/payments/webhooks/{TENANT}/fake%0ACRITICAL paycore refund approved/"
+    with allowlist(WEBHOOK_ALLOWED_IPS=["203.0.113.0/24"]), caplog.at_level(logging.WARNING):
+        response = post_webhook(Client(REMOTE_ADDR="198.51.100.9"), forged, b"{}", {})
+    assert response.status_code == 403
+    (refused,) = [record.getMessage() for record in caplog.records if record.name == "paycore_django.views"]
+    assert refused.startswith("webhook '/payments/webhooks/")
+    assert "\n" not in refused
 
 
 def test_an_address_inside_the_allowlist_is_served(flow: BlockingPaymentFlow) -> None:
