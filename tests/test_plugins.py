@@ -352,6 +352,20 @@ def test_a_distribution_installed_or_uninstalled_later_is_seen_by_the_next_flow(
     assert len(scans) == 3
 
 
+def test_other_files_coming_and_going_on_the_path_do_not_read_the_distributions_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))  # the project's folder, beside manage.py
+    scans = _counting_entry_points(monkeypatch)
+    collect_registry(create_plugin_manager())
+    journal = tmp_path / "db.sqlite3-journal"  # SQLite writes one beside its database on every write
+    journal.write_bytes(b"x")
+    collect_registry(create_plugin_manager())
+    journal.unlink()
+    collect_registry(create_plugin_manager())
+    assert scans == [ENTRY_POINT_GROUP]
+
+
 def test_a_legacy_editable_installs_entry_points_rewritten_in_place_are_read_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -3,12 +3,11 @@
 Reading every distribution's metadata costs about 10 ms, which a process that
 builds a flow per event loop (Django's async views under WSGI) would otherwise
 pay per request. Like Python's own import system, which lists a folder again
-once its modification time changes, a scan is kept until ``sys.path``, the
-modification time of one of its folders or the distributions' metadata
-folders (``*.dist-info``, ``*.egg-info``) in one of them change: a ``pip
-install``, ``upgrade`` or ``uninstall`` into a folder on the path changes them.
-A legacy editable install's ``*.egg-info/entry_points.txt`` rewritten in
-place, and a zip file on the path replaced, are seen by their own times.
+once it changes, a scan is kept until ``sys.path`` or the distributions'
+metadata in one of its folders change (:func:`_path_stamps`): a ``pip
+install``, ``upgrade`` or ``uninstall`` into a folder on the path, a legacy
+editable install rewriting its ``entry_points.txt``, a zip on the path
+replaced. Other files coming and going beside them change nothing.
 """
 
 from __future__ import annotations
@@ -18,14 +17,14 @@ import re
 import stat
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from attrs import frozen
 
 if TYPE_CHECKING:
     import importlib.metadata
 
-__all__ = ["Declared", "declared_entry_points"]
+__all__ = ["Declared", "PathStamp", "declared_entry_points"]
 
 
 def _distribution_key(entry_point: importlib.metadata.EntryPoint) -> str:
@@ -42,9 +41,16 @@ class Declared:
 
     entry_point: importlib.metadata.EntryPoint
     distribution: str | None
+    """The name of the distribution that declares it; ``None`` when unknown."""
     version: str | None
+    """That distribution's version; ``None`` when unknown."""
     key: str
-    """:func:`_distribution_key`."""
+    """Who declares it: the distribution's normalized name (``acme-pay``), or ``module <value>`` when unknown; two
+    entry points of one name and one key are one plugin seen twice (a ``sys.path`` entry listed twice)."""
+
+
+PathStamp: TypeAlias = tuple[str, int | None, frozenset[tuple[str, int | None]]]
+"""A ``sys.path`` entry: its text; for a file (a zip) its time; the distributions' metadata found in it."""
 
 
 @frozen
@@ -54,8 +60,8 @@ class _Scan:
     group: str
     source: Callable[..., object]
     """``importlib.metadata.entry_points`` as it was when scanned (a test may put another in its place)."""
-    paths: tuple[tuple[str, int | None, frozenset[tuple[str, int | None]]], ...]
-    """:func:`_path_stamps` when scanned: an install or uninstall changes a folder's time and listing."""
+    paths: tuple[PathStamp, ...]
+    """:func:`_path_stamps` when scanned."""
     declared: tuple[Declared, ...]
 
 
@@ -63,14 +69,15 @@ _last_scan: _Scan | None = None
 _METADATA: Final = (".dist-info", ".egg-info")
 
 
-def _path_stamps() -> tuple[tuple[str, int | None, frozenset[tuple[str, int | None]]], ...]:
-    """``sys.path``: each entry with its modification time and the distributions' metadata in it.
+def _path_stamps() -> tuple[PathStamp, ...]:
+    """``sys.path``, each entry stamped by what an install, upgrade or uninstall changes there.
 
-    A folder's metadata is its ``*.dist-info`` and ``*.egg-info`` folders by name, an ``*.egg-info`` with the time
-    of its ``entry_points.txt`` too (a legacy editable install rewrites it in place); a file (a zip) is stamped
-    by its time and size.
+    A folder is stamped by its ``*.dist-info`` and ``*.egg-info`` folders, each by name and by the time of its
+    ``entry_points.txt`` (what the scan reads; a legacy editable install rewrites it in place), never by the
+    folder's own time: other files come and go there (a SQLite journal beside ``manage.py``). A file (a zip)
+    is stamped by its time and size.
     """
-    stamps: list[tuple[str, int | None, frozenset[tuple[str, int | None]]]] = []
+    stamps: list[PathStamp] = []
     for entry in sys.path:
         found: frozenset[tuple[str, int | None]] = frozenset()
         try:
@@ -84,16 +91,14 @@ def _path_stamps() -> tuple[tuple[str, int | None, frozenset[tuple[str, int | No
                     found = frozenset(_metadata_stamp(item) for item in listing if item.name.endswith(_METADATA))
             except OSError:
                 pass
+            stamps.append((entry, None, found))
         else:
-            found = frozenset({("", status.st_size)})
-        stamps.append((entry, status.st_mtime_ns, found))
+            stamps.append((entry, status.st_mtime_ns, frozenset({("", status.st_size)})))
     return tuple(stamps)
 
 
 def _metadata_stamp(item: os.DirEntry[str]) -> tuple[str, int | None]:
-    """A metadata folder's name, with the time of its ``entry_points.txt`` for an ``*.egg-info``."""
-    if not item.name.endswith(".egg-info"):
-        return item.name, None
+    """A metadata folder's name, with the time of its ``entry_points.txt`` (``None``: it has none)."""
     try:
         return item.name, os.stat(os.path.join(item.path, "entry_points.txt")).st_mtime_ns
     except OSError:
