@@ -18,7 +18,7 @@ from paycore.records import Payment, PaymentEvent, Refund, event_id
 from paycore.status import REVIEW_ORDER, FraudStatus, PaymentStatus, ReviewReason
 from paycore.wire import MAX_TEXT_LENGTH
 
-__all__ = ["Change", "replace_refund"]
+__all__ = ["Change", "flagged_for", "replace_refund"]
 
 
 _replace = compile_replace(Payment)
@@ -133,7 +133,7 @@ class Change:
         kept = reason if held is None or REVIEW_ORDER[reason] <= REVIEW_ORDER[held] else held
         text = message if not told else told if message in told else f"{told}; {message}"[-MAX_TEXT_LENGTH:]
         self.set(needs_review=True, review_reason=kept, review_message=text)
-        self.event("flagged_for_review", message=f"{reason.value}: {message}")
+        self.event(_FLAGGED, message=f"{reason.value}{_FLAG_SEPARATOR}{message}")
 
     def set_fraud(self, status: FraudStatus, message: str) -> None:
         """Record a fraud verdict; ``review``/``rejected`` also flag the payment."""
@@ -163,3 +163,15 @@ class Change:
                 "event_count": self._event_count,
             },
         )
+
+
+_FLAGGED = "flagged_for_review"
+_FLAG_SEPARATOR = ": "
+
+
+def flagged_for(event: PaymentEvent, reason: ReviewReason) -> str | None:
+    """What ``event`` flagged its payment for ``reason`` with (:meth:`Change.flag`); ``None``: it is no such flag."""
+    if event.kind != _FLAGGED:
+        return None
+    told, separator, message = event.message.partition(_FLAG_SEPARATOR)
+    return message if separator and told == reason.value else None

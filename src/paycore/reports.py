@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from attrs import frozen
 
+from paycore.changes import flagged_for
 from paycore.errors import ValidationError
 from paycore.flow import PaymentFlow
 from paycore.hookcalls import call_registration_hook, current_plugin
@@ -254,10 +255,6 @@ def _review_item(payment: Payment) -> ReviewItem:
     return ReviewItem(payment.id, payment.order_id, payment.provider, payment.amount, reason, payment.review_message)
 
 
-_LATE: Final = f"{ReviewReason.LATE_CONFIRMATION.value}: "
-"""How a ``flagged_for_review`` event of a late confirmation begins (:meth:`~paycore.changes.Change.flag`)."""
-
-
 async def _late_confirmations(flow: PaymentFlow, payments: Iterable[Payment]) -> tuple[ReviewItem, ...]:
     """The payments a provider confirmed after they had closed here, from their histories: once flagged for it,
     whether or not the review is resolved since or a more pressing review holds the payment meanwhile. Only a
@@ -269,8 +266,9 @@ async def _late_confirmations(flow: PaymentFlow, payments: Iterable[Payment]) ->
         told: list[str] = []
         resolved = False  # since the last of them
         for event in await flow.repository.list_events(payment.id):
-            if event.kind == "flagged_for_review" and event.message.startswith(_LATE):
-                told.append(event.message.removeprefix(_LATE))
+            fact = flagged_for(event, ReviewReason.LATE_CONFIRMATION)
+            if fact is not None:
+                told.append(fact)
                 resolved = False
             elif event.kind == "review_resolved":
                 resolved = True
