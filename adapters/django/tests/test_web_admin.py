@@ -472,6 +472,17 @@ def test_settling_when_no_selected_payment_has_a_pending_refund_names_them_skipp
     assert told(response) == [(messages.INFO, f"Nothing to settle. Skipped, no pending refund: {payment_id}.")]
 
 
+def test_many_payments_skipped_are_named_by_a_few_and_counted(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    holding, without = paid(flow), sorted(paid(flow) for _ in range(7))
+    pending_refund(flow, holding)
+    page = act(superuser_client, SETTLE, holding, *without)
+    assert f"No pending refund, skipped: {', '.join(without[:5])} and 2 more" in page.content.decode()
+    response = confirm(superuser_client, page, CHANGELIST, outcome="succeeded", note="n")
+    assert (messages.INFO, f"Skipped, no pending refund: {', '.join(without[:5])} and 2 more.") in told(response)
+
+
 def test_a_pending_refund_settled_as_succeeded_is_refunded_with_the_operators_note(
     flow: BlockingPaymentFlow, superuser_client: Client
 ) -> None:
@@ -602,15 +613,15 @@ def test_settling_without_a_note_is_refused_with_the_form_error_and_changes_noth
     assert flow.get_payment(payment_id).refunded_amount == Money.of("0", "XOF")
 
 
-def test_settling_pending_refunds_needs_the_review_permission(flow: BlockingPaymentFlow) -> None:
+def test_settling_pending_refunds_needs_the_refund_permission(flow: BlockingPaymentFlow) -> None:
     payment_id = paid(flow)
     refund_id = pending_refund(flow, payment_id)
-    client = staff_client("refund_payment", "capture_payment", "cancel_payment", "refresh_payment")
+    client = staff_client("review_payment", "capture_payment", "cancel_payment", "refresh_payment")
     assert SETTLE not in action_names(client)
     act(client, SETTLE, payment_id, apply="1", outcome="succeeded", note="n", _listed_refund=refund_id)
     assert refund_statuses(flow, payment_id) == {refund_id: RefundStatus.PENDING}
     User.objects.filter(username="clerk").delete()
-    assert action_names(staff_client("review_payment")) == {"resolve_reviews", "set_fraud_status", SETTLE}
+    assert action_names(staff_client("refund_payment")) == {"refund_payments", SETTLE}
 
 
 def test_a_posted_refund_of_a_payment_not_selected_is_not_settled(

@@ -3,12 +3,12 @@
 Nothing here can set a status or an amount: every field is read-only, rows
 cannot be added or deleted, and the actions (capture, cancel, refund,
 refresh from the provider, resolve a review, set the fraud status, settle
-pending refunds) call
-``paycore_django.blocking_flow()``, so they go through the state machine,
-the provider and the idempotency store like any other call. Each action
-needs its own permission on the Payment model (``capture_payment``,
-``cancel_payment``, ``refund_payment``, ``refresh_payment``,
-``review_payment``, which settling pending refunds needs too); superusers have them all. An action counts a payment
+pending refunds) call ``paycore_django.blocking_flow()``, so they go through
+the state machine, the provider and the idempotency store like any other
+call. Each action needs its own permission on the Payment model
+(``capture_payment``, ``cancel_payment``, ``refund_payment``,
+``refresh_payment``, ``review_payment``; settling pending refunds is a refund
+decision: ``refund_payment``); superusers have them all. An action counts a payment
 done only when the flow's result says so (:mod:`paycore_django.admin_outcomes`):
 a declined capture, a refund still pending or an answer lost is told as such.
 
@@ -295,7 +295,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return self._may(request, "cancel")
 
     def has_refund_permission(self, request: HttpRequest) -> bool:
-        """May refund captured payments."""
+        """May refund captured payments, and settle refunds left pending."""
         return self._may(request, "refund")
 
     def has_refresh_permission(self, request: HttpRequest) -> bool:
@@ -303,7 +303,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return self._may(request, "refresh")
 
     def has_review_permission(self, request: HttpRequest) -> bool:
-        """May resolve reviews, set fraud statuses and settle pending refunds."""
+        """May resolve reviews and set fraud statuses."""
         return self._may(request, "review")
 
     # -- columns -------------------------------------------------------------------------------
@@ -452,7 +452,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             lambda p: completed(flow.set_fraud_status(p.id, verdict, message=message, tenant=p.tenant)),
         )
 
-    @admin.action(description="Settle pending refunds of selected payments…", permissions=["review"])
+    @admin.action(description="Settle pending refunds of selected payments…", permissions=["refund"])
     def settle_pending_refunds(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
         """Settle the pending refunds the confirmation page listed as succeeded or failed, as the provider's
         dashboard shows them, noting what was checked."""
@@ -590,7 +590,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "payments": payments,
             "selected": [str(payment.pk) for payment in payments],
             "refunds": pending if refunds else None,
-            "skipped": skipped,
+            "skipped": _some(set(skipped)),
             "refund_field": LISTED_REFUND,
             "token": request.POST.get("token") or secrets.token_urlsafe(12),
         }
@@ -612,8 +612,8 @@ def _pending(refund: Refund) -> bool:
 
 
 def _skipped(payment_ids: list[str]) -> str:
-    """The message naming the payments a settling of pending refunds skipped."""
-    return f"Skipped, no pending refund: {', '.join(payment_ids)}."
+    """The message naming the payments a settling of pending refunds skipped (a few, and how many more)."""
+    return f"Skipped, no pending refund: {_some(set(payment_ids))}."
 
 
 _PAGE_FIELDS = 5
