@@ -75,6 +75,8 @@ class Recording:
 class TestRedisInFrontOfMemory(IdempotencyStoreConformance):
     """The shared idempotency rules hold for Redis tiered in front of the memory store."""
 
+    says_how_long_results_are_kept = True
+
     @pytest.fixture
     async def idempotency_store(self, shared_redis: RedisServer) -> AsyncIterator[TieredIdempotencyStore]:
         """A fresh tiered store under a prefix of its own."""
@@ -86,6 +88,8 @@ class TestRedisInFrontOfMemory(IdempotencyStoreConformance):
 
 class TestRedisInFrontOfSqlite(IdempotencyStoreConformance):
     """The shared idempotency rules hold for Redis tiered in front of the SQLite store."""
+
+    says_how_long_results_are_kept = True
 
     @pytest.fixture
     async def idempotency_store(

@@ -26,6 +26,8 @@ class TestDjangoRepository(RepositoryConformance):
 
 
 class TestDjangoIdempotencyStore(IdempotencyStoreConformance):
+    says_how_long_results_are_kept = True
+
     @pytest.fixture
     async def idempotency_store(self, using: str) -> AsyncIterator[DjangoIdempotencyStore]:
         store = DjangoIdempotencyStore(using)

@@ -19,6 +19,8 @@ class TestMemoryRepository(RepositoryConformance):
 
 
 class TestMemoryIdempotencyStore(IdempotencyStoreConformance):
+    says_how_long_results_are_kept = True
+
     @pytest.fixture
     async def idempotency_store(self) -> AsyncIterator[MemoryIdempotencyStore]:
         store = MemoryIdempotencyStore()

@@ -204,6 +204,8 @@ async def test_a_closed_store_refuses_calls(redis_server: RedisServer, prefix: s
 class TestRedisStoreConformance(IdempotencyStoreConformance):
     """The shared idempotency rules, against a real redis-server."""
 
+    says_how_long_results_are_kept = True
+
     @pytest.fixture
     async def idempotency_store(self, redis_server: RedisServer, prefix: str) -> AsyncIterator[RedisIdempotencyStore]:
         """A store under a prefix of its own on the shared server."""

@@ -26,6 +26,8 @@ class TestSqlRepository(RepositoryConformance):
 
 
 class TestSqlIdempotencyStore(IdempotencyStoreConformance):
+    says_how_long_results_are_kept = True
+
     @pytest.fixture
     async def idempotency_store(self, database_url: str) -> AsyncIterator[SqlIdempotencyStore]:
         store = SqlIdempotencyStore(database_url)
