@@ -48,7 +48,7 @@ from paycore.errors import (
     WebhookError,
     WebhookTooLarge,
 )
-from paycore.wire import InvalidReport
+from paycore.wire import InvalidReport, quoted
 
 if TYPE_CHECKING:
     from paycore.flow import PaymentFlow
@@ -146,7 +146,7 @@ class WebhookApp:
         except _Disconnected:
             return
         except _Refusal as refusal:  # the door's own refusal, before the flow saw the delivery
-            log.info("webhook %r refused: %s %s", _shown_path(scope), refusal.status, refusal.error)
+            log.info("webhook %s refused: %s %s", quoted(scope.get("path", "")), refusal.status, refusal.error)
             await _respond(
                 send,
                 refusal.status,
@@ -158,9 +158,9 @@ class WebhookApp:
         except Exception as error:
             status, name, detail = classify_webhook_error(error, provider)
             if status == 500:
-                log.exception("webhook %r failed", _shown_path(scope))
+                log.exception("webhook %s failed", quoted(scope.get("path", "")))
             elif status == 503:
-                log.warning("webhook %r answered 503: %s", _shown_path(scope), type(error).__name__)
+                log.warning("webhook %s answered 503: %s", quoted(scope.get("path", "")), type(error).__name__)
             await _respond(send, status, {"error": name, "detail": detail}, retry_after=status == 503)
             return
         await _respond(send, 200, {"received": True, "payments": [p.id for p in payments]})
@@ -265,11 +265,6 @@ def _declared_size(content_length: str | None) -> int | None:
 
 def _short(detail: str) -> str:
     return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 3] + "..."
-
-
-def _shown_path(scope: Scope) -> str:
-    """The request's path as a log line shows it (with ``%r``: quoted, so a caller's ``%0A`` forges no line)."""
-    return str(scope.get("path", ""))[:200]
 
 
 async def _respond(

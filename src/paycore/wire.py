@@ -50,6 +50,7 @@ __all__ = [
     "is_id",
     "is_text",
     "load_json_object",
+    "quoted",
     "shown",
 ]
 
@@ -82,6 +83,12 @@ def shown(value: object) -> str:
         return _shown.repr(value)
     except ValueError:  # an integer of more digits than Python spells out
         return f"a {type(value).__name__} too large to show"
+
+
+def quoted(text: str, limit: int = 200) -> str:
+    """A caller's text as a log line shows it: quoted as Python writes it (a line break as ``\\n``: no line is
+    forged) and cut to ``limit`` characters, its start kept (a path's tenant and provider)."""
+    return repr(text[:limit])
 
 
 def is_id(value: object) -> bool:

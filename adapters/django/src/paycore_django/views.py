@@ -57,6 +57,7 @@ from paycore.money import Money
 from paycore.operations import was_never_sent
 from paycore.records import Checkout, Payment
 from paycore.status import PaymentStatus
+from paycore.wire import quoted
 from paycore_django.conf import IpNetwork, django_options
 from paycore_django.databases import non_atomic_requests
 from paycore_django.forms import PaymentMethodForm, offered_providers
@@ -183,7 +184,7 @@ async def webhook(request: HttpRequest, code: str, tenant: str | None = None) ->
         refused["Allow"] = "POST"
         return refused
     if not webhook_allowed(request):
-        log.warning("webhook %r refused: address not in WEBHOOK_ALLOWED_IPS", request.path[:200])  # quoted
+        log.warning("webhook %s refused: address not in WEBHOOK_ALLOWED_IPS", quoted(request.path))
         return _refusal(403, "forbidden", "this address may not deliver webhooks")
     flow = paycore_django.flow()
     limit = flow.config.webhook_max_bytes
@@ -205,9 +206,9 @@ async def webhook(request: HttpRequest, code: str, tenant: str | None = None) ->
     except Exception as error:
         status, name, detail = classify_webhook_error(error, code)
         if status == 500:
-            log.exception("webhook %r failed", request.path[:200])
+            log.exception("webhook %s failed", quoted(request.path))
         elif status == 503:
-            log.warning("webhook %r answered 503: %s", request.path[:200], type(error).__name__)
+            log.warning("webhook %s answered 503: %s", quoted(request.path), type(error).__name__)
         return _answer(status, {"error": name, "detail": detail}, retry_after=status == 503)
     return _answer(200, {"received": True, "payments": [payment.id for payment in payments]})
 
