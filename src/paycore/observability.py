@@ -394,7 +394,7 @@ def _result_attributes(result: object) -> dict[str, str | int]:
             "paycore.currency": result.amount.currency,
             "paycore.refund.status": result.status.value,
         }
-    if isinstance(result, list):  # one payment's id on the span and line; its labels never split the series
+    if isinstance(result, list):  # one payment's id and status on the span and line; not its labels: one series
         told = _result_attributes(result[0]).items() if len(result) == 1 else ()
         return {"paycore.payments": len(result), **{key: value for key, value in told if key not in METRIC_LABELS}}
     return {}

@@ -93,7 +93,7 @@ class RedisIdempotencyStore:
         if kind == "token":
             return IdempotencyClaim(token=token, taken_over=bool(int(reply[1])))
         if kind == "result":
-            kept = int(reply[2]) if len(reply) > 2 else -1  # PTTL: -1 kept for ever, -2 gone
+            kept = int(reply[2]) if len(reply) > 2 else -1  # PTTL; -1 (no expiry) and -2 (gone) give no time
             return IdempotencyClaim(result=json.loads(reply[1]), expires_in=kept / 1000 if kept >= 0 else None)
         if kind == "reused":
             raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
