@@ -195,6 +195,15 @@ def test_secrets_in_a_long_text_are_hidden_in_time_linear_in_its_length(text: st
     assert redact_url(text) == shown
 
 
+def test_a_user_holding_an_at_hides_more_of_a_line_never_less() -> None:
+    # A password may follow a user holding "@" (admin@server:s3cret@host), so a URL without a password whose line
+    # goes on to an "@" has the text up to it hidden: never too little, at the cost of the port and database here.
+    from paycore.secrets import redact_url
+
+    line = "connecting to postgresql://admin@db.internal:5432/pos as admin@example.com"
+    assert redact_url(line) == "connecting to postgresql://admin@db.internal:***@example.com"
+
+
 def test_a_secret_query_parameter_inside_another_ones_value_is_hidden() -> None:
     from paycore.secrets import redact_url
 
