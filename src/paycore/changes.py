@@ -133,7 +133,7 @@ class Change:
         kept = reason if held is None or REVIEW_ORDER[reason] <= REVIEW_ORDER[held] else held
         text = message if not told else told if message in told else f"{told}; {message}"[-MAX_TEXT_LENGTH:]
         self.set(needs_review=True, review_reason=kept, review_message=text)
-        self.event(_FLAGGED, message=f"{reason.value}{_FLAG_SEPARATOR}{message}")
+        self.event("flagged_for_review", message=f"{reason.value}{_FLAG_SEPARATOR}{message}")
 
     def set_fraud(self, status: FraudStatus, message: str) -> None:
         """Record a fraud verdict; ``review``/``rejected`` also flag the payment."""
@@ -165,13 +165,12 @@ class Change:
         )
 
 
-_FLAGGED = "flagged_for_review"
 _FLAG_SEPARATOR = ": "
 
 
 def flagged_for(event: PaymentEvent, reason: ReviewReason) -> str | None:
     """What ``event`` flagged its payment for ``reason`` with (:meth:`Change.flag`); ``None``: it is no such flag."""
-    if event.kind != _FLAGGED:
+    if event.kind != "flagged_for_review":
         return None
     told, separator, message = event.message.partition(_FLAG_SEPARATOR)
     return message if separator and told == reason.value else None
