@@ -272,6 +272,8 @@ class DrawerMachine(RuleBasedStateMachine):
         self.tills: set[tuple[str, str]] = set()
         self.sales: dict[str, ModelSale] = {}
         self.keyed: dict[tuple[str, str], Keyed] = {}
+        self.refused_keyed: dict[tuple[str, str], tuple[Any, ...]] = {}
+        """Keys a refusal keeps (a keyed close of a session someone else closed): the request each is bound to."""
         self.orders = itertools.count(1)
         self.unchanged = False
         self.last: dict[str, TenantState] | None = None
@@ -337,12 +339,18 @@ class DrawerMachine(RuleBasedStateMachine):
         request: tuple[Any, ...],
         accepted: Callable[[], bool],
         apply: Callable[[Any], None],
+        keeps_key: Callable[[], bool] = lambda: False,
     ) -> None:
         """A drawer mutation: ``valid`` is whether it passes the checks made before its key is looked at,
-        ``accepted()`` whether the drawers let it through; ``apply`` records its result in the model."""
+        ``accepted()`` whether the drawers let it through; ``apply`` records its result in the model.
+        ``keeps_key()``: a refusal of it that its key keeps as its answer (refused again on a retry)."""
         function = getattr(self.drawers[tenant], method)
         if not (valid and is_key(key)):
             self.expect(False, function, **kwargs)
+            return
+        refused = None if key is None else self.refused_keyed.get((tenant, key))
+        if refused is not None:
+            self.expect(False, function, **({} if refused == request else {"refusal": IdempotencyKeyReused}), **kwargs)
             return
         earlier = None if key is None else self.keyed.get((tenant, key))
         if earlier is not None:
@@ -358,6 +366,8 @@ class DrawerMachine(RuleBasedStateMachine):
             apply(result)
             if key is not None:
                 self.keyed[(tenant, key)] = Keyed(method, request, kwargs, result)
+        elif key is not None and keeps_key():
+            self.refused_keyed[(tenant, key)] = request
 
     def _currency_at(self, tenant: str, till: str | None) -> str:
         session = self._session_at(tenant, till)
@@ -540,6 +550,8 @@ class DrawerMachine(RuleBasedStateMachine):
             request=("close", till_name, session_id, valid and money_of(counted), who),
             accepted=accepted,
             apply=apply,
+            # A keyed close of a session someone else closed keeps that answer: a retry is refused again.
+            keeps_key=lambda: by == "session" and target is not None and target.closed is not None,
         )
 
     @precondition(lambda self: self.keyed)
