@@ -28,7 +28,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from paycore.changes import flagged_for
 from paycore.errors import ValidationError
@@ -273,14 +273,8 @@ async def _late_confirmations(flow: PaymentFlow, payments: Iterable[Payment]) ->
             elif event.kind == "review_resolved":
                 resolved = True
         if told:
-            reason = ReviewReason.LATE_CONFIRMATION.value
-            message = "; ".join(told)
-            found.append(
-                ReviewItem(
-                    payment.id, payment.order_id, payment.provider, payment.amount, reason, message,
-                    resolved=resolved,
-                )
-            )  # fmt: skip
+            late = ReviewReason.LATE_CONFIRMATION.value
+            found.append(evolve(_review_item(payment), reason=late, message="; ".join(told), resolved=resolved))
     return tuple(found)
 
 
