@@ -53,7 +53,7 @@ from paycore.wire import InvalidReport, quoted
 if TYPE_CHECKING:
     from paycore.flow import PaymentFlow
 
-__all__ = ["MAX_BODY_BYTES", "WebhookApp", "classify_webhook_error", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "WebhookApp", "classify_webhook_error", "create_app", "declared_body_size"]
 
 log = logging.getLogger("paycore.asgi")
 
@@ -186,7 +186,7 @@ class WebhookApp:
     async def _body(self, receive: Receive, declared_length: str | None) -> bytes:
         limit = self.max_body_bytes
         too_large = _Refusal(413, "body_too_large", f"webhook bodies are limited to {limit} bytes")
-        declared = _declared_size(declared_length)
+        declared = declared_body_size(declared_length)
         if declared is not None and declared > limit:
             raise too_large  # refused unread
         chunks: list[bytes] = []
@@ -255,8 +255,9 @@ def classify_webhook_error(error: Exception, provider: str) -> tuple[int, str, s
     return 500, "internal_error", "the webhook could not be processed; retry later"
 
 
-def _declared_size(content_length: str | None) -> int | None:
-    """The body size a ``content-length`` header declares, or None when it declares none that is readable."""
+def declared_body_size(content_length: str | None) -> int | None:
+    """The body size a ``content-length`` header declares, or None when it declares none that is readable
+    (absent, or not a number of bytes); a size past any limit reads as ``10**20``."""
     value = (content_length or "").strip()
     if not value.isascii() or not value.isdigit():
         return None

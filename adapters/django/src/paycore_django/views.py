@@ -50,7 +50,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 import paycore_django
-from paycore.asgi import classify_webhook_error
+from paycore.asgi import classify_webhook_error, declared_body_size
 from paycore.blocking import BlockingPaymentFlow
 from paycore.errors import IdempotencyError, PaycoreError, PaymentNotFound, ValidationError
 from paycore.money import Money
@@ -170,9 +170,8 @@ def _declared_length(request: HttpRequest) -> int | None:
     value = str(request.META.get("CONTENT_LENGTH") or "").strip()
     if not value:
         return None
-    if not value.isascii() or not value.isdigit():
-        return _NOT_A_LENGTH
-    return int(value) if len(value) <= 20 else 10**20
+    size = declared_body_size(value)
+    return _NOT_A_LENGTH if size is None else size
 
 
 @csrf_exempt
