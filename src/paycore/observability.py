@@ -34,7 +34,6 @@ from paycore.errors import (
     ProviderNotSent,
     ValidationError,
 )
-from paycore.wire import quoted
 
 __all__ = [
     "OPERATION_COUNTER",
@@ -138,7 +137,8 @@ class _Telemetry:
         self.metrics = metrics
         self.explicit = tracer_provider is not None or meter_provider is not None
         self._silent_tracer_providers = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-        self._silent_meter_providers: tuple[type, ...] = (metrics.NoOpMeterProvider,)  # record nothing (+ proxy below)
+        # The meter provider types that record nothing: the API's no-op one and its global proxy.
+        self._silent_meter_providers: tuple[type, ...] = (metrics.NoOpMeterProvider,)
         try:
             from opentelemetry.metrics._internal import _ProxyMeterProvider
         except ImportError:  # pragma: no cover - another API layout: its proxy counts as recording
@@ -313,7 +313,7 @@ def _log(log: logging.Logger, event: str, attributes: Mapping[str, str | int], s
 
 def _plain(value: str | int) -> str | int:
     """``value`` as a log line shows it: a plain word as it is, else quoted: a caller's text never forges a field."""
-    return value if not isinstance(value, str) or _PLAIN.fullmatch(value) else quoted(value)
+    return value if not isinstance(value, str) or _PLAIN.fullmatch(value) else repr(value[:200])
 
 
 def observed_operation(
