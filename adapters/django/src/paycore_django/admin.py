@@ -23,25 +23,31 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.db.models import Model, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 
 import paycore_django
 from paycore.blocking import BlockingPaymentFlow
 from paycore.errors import PaycoreError
 from paycore.money import Money
 from paycore.records import Payment as PaymentRecord
-from paycore.status import FraudStatus, RefundStatus
+from paycore.status import RefundStatus
+from paycore_django.admin_confirmation import (
+    LISTED_REFUND,
+    ConfirmationPages,
+    is_pending,
+    money_text,
+    skipped_message,
+    some,
+)
+from paycore_django.admin_forms import FraudForm, RefundForm, ReviewForm, SettleRefundForm
 from paycore_django.admin_outcomes import (
     ActionOutcome,
     cancel_outcome,
@@ -67,9 +73,6 @@ PERMISSIONS = {
 }
 """Action permission name -> codename of the permission on the Payment model."""
 
-LISTED_REFUND = "_listed_refund"
-"""The field in which the confirmation page of "Settle pending refunds" posts back each refund it listed."""
-
 
 def _read_after(flow: BlockingPaymentFlow, payment: Payment) -> PaymentRecord | None:
     """``payment`` as stored after an action, or ``None`` when it cannot be read (the action's own result stands)."""
@@ -77,12 +80,6 @@ def _read_after(flow: BlockingPaymentFlow, payment: Payment) -> PaymentRecord | 
         return flow.get_payment(payment.id, tenant=payment.tenant)
     except PaycoreError:
         return None
-
-
-def _money(minor_units: int | None, currency: str | None) -> str:
-    if minor_units is None or not currency:
-        return "-"
-    return Money.minor(minor_units, currency).display()
 
 
 class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -119,7 +116,7 @@ class RefundInline(_ReadOnlyInline):
     @admin.display(description="amount")
     def refund_amount(self, refund: Refund) -> str:
         """The refund's amount in its currency."""
-        return _money(refund.amount, refund.currency)
+        return money_text(refund.amount, refund.currency)
 
 
 class PaymentEventInline(_ReadOnlyInline):
@@ -143,47 +140,11 @@ class PaymentEventInline(_ReadOnlyInline):
     @admin.display(description="amount")
     def event_amount(self, event: PaymentEvent) -> str:
         """The amount the event moved, if any."""
-        return _money(event.amount, event.currency)
-
-
-class RefundForm(forms.Form):
-    """How much to refund (blank: everything still refundable) and why."""
-
-    amount = forms.CharField(
-        required=False, help_text="In major units (e.g. 2500 XOF, 12.50 EUR); blank refunds all that is left."
-    )
-    reason = forms.CharField(required=False, max_length=500)
-
-
-class ReviewForm(forms.Form):
-    """How the review was settled."""
-
-    note = forms.CharField(max_length=500, help_text="What was checked and decided.")
-
-
-class SettleRefundForm(forms.Form):
-    """How pending refunds ended at the provider, as its dashboard shows them, and what was checked."""
-
-    outcome = forms.ChoiceField(
-        choices=[
-            (RefundStatus.SUCCEEDED.value, "succeeded"),
-            (RefundStatus.FAILED.value, "failed (its amount is refundable again)"),
-        ],
-        widget=forms.RadioSelect,
-        help_text="As the provider's dashboard shows the refunds.",
-    )
-    note = forms.CharField(max_length=500, help_text="What was checked at the provider.")
-
-
-class FraudForm(forms.Form):
-    """An operator's fraud verdict."""
-
-    fraud_status = forms.ChoiceField(choices=[(s.value, s.value) for s in FraudStatus], label="Fraud status")
-    message = forms.CharField(required=False, max_length=500)
+        return money_text(event.amount, event.currency)
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-arg]
     """Payments: searchable and filterable; changed only by the actions, through the flow."""
 
     list_display = (
@@ -311,12 +272,12 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, payment: Payment) -> str:
         """What the payment is for."""
-        return _money(payment.amount, payment.currency)
+        return money_text(payment.amount, payment.currency)
 
     @admin.display(description="captured", ordering="captured")
     def captured_display(self, payment: Payment) -> str:
         """What was captured."""
-        return _money(payment.captured, payment.currency)
+        return money_text(payment.captured, payment.currency)
 
     @admin.display(description="refunded")
     def refunded_display(self, payment: Payment) -> str:
@@ -324,7 +285,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         total = getattr(payment, "refunded_total", None)
         if total is None:
             total = sum(r.amount for r in payment.refunds.all() if r.status == RefundStatus.SUCCEEDED.value)
-        return _money(total or None, payment.currency) if total else "-"
+        return money_text(total or None, payment.currency) if total else "-"
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -477,12 +438,12 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         for payment in queryset.order_by("created_at", "id").prefetch_related("refunds"):
             refunds = list(payment.refunds.all())
             unknown -= {refund.id for refund in refunds}
-            if not any(refund.id in listed or _pending(refund) for refund in refunds):
+            if not any(refund.id in listed or is_pending(refund) for refund in refunds):
                 skipped.append(payment.id)
             for refund in refunds:
                 if refund.id in listed:
                     said = self._settle_one(flow, payment, refund, outcome, note)
-                elif _pending(refund):
+                elif is_pending(refund):
                     said = refund_not_listed(payment.id, refund.id)
                 else:
                     continue
@@ -492,7 +453,7 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if unknown:
             told.append(
                 ActionOutcome(
-                    False, f"Not settled: {_some(unknown)}: not refunds of the listed payments.", messages.ERROR
+                    False, f"Not settled: {some(unknown)}: not refunds of the listed payments.", messages.ERROR
                 )
             )
         if settled:
@@ -500,146 +461,17 @@ class PaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         for said in told:
             self.message_user(request, said.message, said.level)
         if skipped:
-            self.message_user(request, _skipped(skipped), messages.INFO)
+            self.message_user(request, skipped_message(skipped), messages.INFO)
 
     @staticmethod
     def _settle_one(
         flow: BlockingPaymentFlow, payment: Payment, refund: Refund, outcome: str, note: str
     ) -> ActionOutcome:
         """Settle ``refund``, listed as pending, unless it no longer is (a webhook or a refresh settled it since)."""
-        if not _pending(refund):
+        if not is_pending(refund):
             return refund_not_pending(payment.id, refund.id, refund.status)
         try:
             after = flow.resolve_refund(payment.id, refund.id, outcome=outcome, note=note, tenant=payment.tenant)
         except PaycoreError as error:
             return ActionOutcome(False, f"Not settled: refund {refund.id} of {payment.id}: {error}", messages.ERROR)
         return settle_outcome(after, refund.id)
-
-    def _confirmed(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Payment],
-        form: forms.Form,
-        action: str,
-        title: str,
-        run: Callable[[], None],
-        *,
-        refunds: bool = False,
-    ) -> HttpResponse | None:
-        """Show ``action``'s confirmation page until it is applied with ``form`` valid; then ``run()``.
-
-        The page posts back the payments it listed (never "all that match the
-        filter", which could take in a payment that arrived since), so Apply
-        acts on those; if they are no longer exactly what the list holds (one
-        is gone or left the filter), nothing is done and the operator is told.
-        With ``refunds``, the page lists the payments' pending refunds too, and
-        posts them back (:data:`LISTED_REFUND`).
-        """
-        if "apply" in request.POST:
-            changed = _listing_changed(request, queryset)
-            if changed:
-                self.message_user(request, changed, messages.ERROR)
-                return None
-        if not form.is_valid():
-            return self._ask(request, queryset, form, action, title, refunds=refunds)
-        run()
-        return None
-
-    def _ask(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Payment],
-        form: forms.Form,
-        action: str,
-        title: str,
-        *,
-        refunds: bool = False,
-    ) -> TemplateResponse | None:
-        """The intermediate page of an action that needs more input, listing the payments it will act on (``None``,
-        the operator told why, when they are more than one page can post back). With ``refunds``, it lists their
-        pending refunds and names the payments without one as skipped (``None``, the operator told, when no
-        payment has one)."""
-        payments = list(queryset.prefetch_related("refunds") if refunds else queryset)
-        pending = [
-            _ListedRefund(refund.id, _money(refund.amount, refund.currency), refund.created_at, payment.id)
-            for payment in (payments if refunds else [])
-            for refund in payment.refunds.all()
-            if _pending(refund)
-        ]
-        holding = {refund.payment_id for refund in pending}
-        skipped = [payment.id for payment in payments if refunds and payment.id not in holding]
-        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
-        if limit is not None and len(payments) + len(pending) + len(form.fields) + _PAGE_FIELDS > limit:
-            selected = f"{len(payments)} payments" + (f" with {len(pending)} pending refunds" if refunds else "")
-            self.message_user(
-                request,
-                f"Nothing was done: {selected} are selected, more than a confirmation page can list "
-                f"(DATA_UPLOAD_MAX_NUMBER_FIELDS = {limit}). Filter the list down, or select fewer.",
-                messages.ERROR,
-            )
-            return None
-        if refunds and not pending:
-            self.message_user(request, f"Nothing to settle. {_skipped(skipped)}", messages.INFO)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.opts,
-            "form": form,
-            "action": action,
-            "payments": payments,
-            "selected": [str(payment.pk) for payment in payments],
-            "refunds": pending if refunds else None,
-            "skipped": _some(set(skipped)),
-            "refund_field": LISTED_REFUND,
-            "token": request.POST.get("token") or secrets.token_urlsafe(12),
-        }
-        return TemplateResponse(request, "admin/paycore_django/payment/action_form.html", context)
-
-
-class _ListedRefund(NamedTuple):
-    """A pending refund as a confirmation page lists it."""
-
-    id: str
-    amount: str
-    created_at: datetime
-    payment_id: str
-
-
-def _pending(refund: Refund) -> bool:
-    """Whether ``refund``'s row says it awaits its outcome."""
-    return bool(refund.status == RefundStatus.PENDING.value)
-
-
-def _skipped(payment_ids: list[str]) -> str:
-    """The message naming the payments a settling of pending refunds skipped (a few, and how many more)."""
-    return f"Skipped, no pending refund: {_some(set(payment_ids))}."
-
-
-_PAGE_FIELDS = 5
-"""The fields a confirmation page posts besides its form's and the payments': CSRF token, select_across,
-action, token, apply."""
-
-
-def _listing_changed(request: HttpRequest, queryset: QuerySet[Payment]) -> str:
-    """Why the payments an applied confirmation page would act on are not those it listed (``""`` when they are)."""
-    listed = set(request.POST.getlist(ACTION_CHECKBOX_NAME))
-    found = {str(pk) for pk in queryset.values_list("pk", flat=True)}
-    if found == listed:
-        return ""
-    changes = []
-    if listed - found:
-        changes.append(f"no longer in the list: {_some(listed - found)}")
-    if found - listed:
-        changes.append(f"not on the page: {_some(found - listed)}")
-    return (
-        f"Nothing was done: the payments are not those the confirmation page listed ({'; '.join(changes)}). "
-        "Select the payments again."
-    )
-
-
-def _some(ids: set[str], shown: int = 5) -> str:
-    """Up to ``shown`` of ``ids``, in order, and how many more."""
-    named = sorted(ids)
-    more = f" and {len(named) - shown} more" if len(named) > shown else ""
-    return ", ".join(named[:shown]) + more

@@ -1,0 +1,176 @@
+"""The confirmation page of the admin actions that need more input (refund, resolve reviews, set the fraud
+status, settle pending refunds), as a mixin of :class:`paycore_django.admin.PaymentAdmin`.
+
+The page lists the payments the action will act on and posts them back; Apply acts on exactly those, never
+on "all that match the filter", which could take in a payment that arrived since, and does nothing when
+they are no longer what the list holds. The page of "Settle pending refunds" also lists the payments'
+pending refunds and posts them back (:data:`LISTED_REFUND`), so that exactly those are settled.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from paycore.money import Money
+from paycore.status import RefundStatus
+from paycore_django.models import Payment, Refund
+
+__all__ = ["LISTED_REFUND", "ConfirmationPages", "is_pending", "money_text", "skipped_message", "some"]
+
+LISTED_REFUND = "_listed_refund"
+"""The field in which the confirmation page of "Settle pending refunds" posts back each refund it listed."""
+
+
+def money_text(minor_units: int | None, currency: str | None) -> str:
+    """An amount stored in minor units as an operator reads it (``-`` for none)."""
+    if minor_units is None or not currency:
+        return "-"
+    return Money.minor(minor_units, currency).display()
+
+
+class ConfirmationPages:
+    """The confirmation page of a :class:`~django.contrib.admin.ModelAdmin` of payments: mixed into one."""
+
+    admin_site: Any
+    opts: Any
+    message_user: Callable[..., None]
+
+    def _confirmed(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Payment],
+        form: forms.Form,
+        action: str,
+        title: str,
+        run: Callable[[], None],
+        *,
+        refunds: bool = False,
+    ) -> HttpResponse | None:
+        """Show ``action``'s confirmation page until it is applied with ``form`` valid; then ``run()``.
+
+        The page posts back the payments it listed (never "all that match the
+        filter", which could take in a payment that arrived since), so Apply
+        acts on those; if they are no longer exactly what the list holds (one
+        is gone or left the filter), nothing is done and the operator is told.
+        With ``refunds``, the page lists the payments' pending refunds too, and
+        posts them back (:data:`LISTED_REFUND`).
+        """
+        if "apply" in request.POST:
+            changed = _listing_changed(request, queryset)
+            if changed:
+                self.message_user(request, changed, messages.ERROR)
+                return None
+        if not form.is_valid():
+            return self._ask(request, queryset, form, action, title, refunds=refunds)
+        run()
+        return None
+
+    def _ask(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Payment],
+        form: forms.Form,
+        action: str,
+        title: str,
+        *,
+        refunds: bool = False,
+    ) -> TemplateResponse | None:
+        """The intermediate page of an action that needs more input, listing the payments it will act on (``None``,
+        the operator told why, when they are more than one page can post back). With ``refunds``, it lists their
+        pending refunds and names the payments without one as skipped (``None``, the operator told, when no
+        payment has one)."""
+        payments = list(queryset.prefetch_related("refunds") if refunds else queryset)
+        pending = [
+            _ListedRefund(refund.id, money_text(refund.amount, refund.currency), refund.created_at, payment.id)
+            for payment in (payments if refunds else [])
+            for refund in payment.refunds.all()
+            if is_pending(refund)
+        ]
+        holding = {refund.payment_id for refund in pending}
+        skipped = [payment.id for payment in payments if refunds and payment.id not in holding]
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        if limit is not None and len(payments) + len(pending) + len(form.fields) + _PAGE_FIELDS > limit:
+            selected = f"{len(payments)} payments" + (f" with {len(pending)} pending refunds" if refunds else "")
+            self.message_user(
+                request,
+                f"Nothing was done: {selected} are selected, more than a confirmation page can list "
+                f"(DATA_UPLOAD_MAX_NUMBER_FIELDS = {limit}). Filter the list down, or select fewer.",
+                messages.ERROR,
+            )
+            return None
+        if refunds and not pending:
+            self.message_user(request, f"Nothing to settle. {skipped_message(skipped)}", messages.INFO)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "form": form,
+            "action": action,
+            "payments": payments,
+            "selected": [str(payment.pk) for payment in payments],
+            "refunds": pending if refunds else None,
+            "skipped": some(set(skipped)),
+            "refund_field": LISTED_REFUND,
+            "token": request.POST.get("token") or secrets.token_urlsafe(12),
+        }
+        return TemplateResponse(request, "admin/paycore_django/payment/action_form.html", context)
+
+
+class _ListedRefund(NamedTuple):
+    """A pending refund as a confirmation page lists it."""
+
+    id: str
+    amount: str
+    created_at: datetime
+    payment_id: str
+
+
+def is_pending(refund: Refund) -> bool:
+    """Whether ``refund``'s row says it awaits its outcome."""
+    return bool(refund.status == RefundStatus.PENDING.value)
+
+
+def skipped_message(payment_ids: list[str]) -> str:
+    """The message naming the payments a settling of pending refunds skipped (a few, and how many more)."""
+    return f"Skipped, no pending refund: {some(set(payment_ids))}."
+
+
+_PAGE_FIELDS = 5
+"""The fields a confirmation page posts besides its form's and the payments': CSRF token, select_across,
+action, token, apply."""
+
+
+def _listing_changed(request: HttpRequest, queryset: QuerySet[Payment]) -> str:
+    """Why the payments an applied confirmation page would act on are not those it listed (``""`` when they are)."""
+    listed = set(request.POST.getlist(ACTION_CHECKBOX_NAME))
+    found = {str(pk) for pk in queryset.values_list("pk", flat=True)}
+    if found == listed:
+        return ""
+    changes = []
+    if listed - found:
+        changes.append(f"no longer in the list: {some(listed - found)}")
+    if found - listed:
+        changes.append(f"not on the page: {some(found - listed)}")
+    return (
+        f"Nothing was done: the payments are not those the confirmation page listed ({'; '.join(changes)}). "
+        "Select the payments again."
+    )
+
+
+def some(ids: set[str], shown: int = 5) -> str:
+    """Up to ``shown`` of ``ids``, in order, and how many more."""
+    named = sorted(ids)
+    more = f" and {len(named) - shown} more" if len(named) > shown else ""
+    return ", ".join(named[:shown]) + more
