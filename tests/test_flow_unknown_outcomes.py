@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 from paycore import Money
@@ -22,7 +23,7 @@ from paycore.errors import (
 )
 from paycore.flow import PaymentFlow
 from paycore.records import Customer, LineItem
-from paycore.status import PaymentStatus, RefundStatus, ReviewReason
+from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 
 if TYPE_CHECKING:
@@ -262,3 +263,53 @@ async def test_refreshing_a_payment_at_a_provider_that_cannot_be_polled_is_refus
     payment = (await flow.create_payment(amount=XOF_5000, provider="limited", order_id="o")).payment
     with pytest.raises(UnsupportedOperation, match="cannot be polled"):
         await flow.refresh(payment.id)
+
+
+# -- polls older than the call they met ------------------------------------------------
+
+
+async def test_a_poll_that_read_the_books_before_the_create_arrived_declines_nothing_once_answered_later(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh asked while the create travels reads "no such payment"; its answer comes back after the
+    create's own answer cleared the call. It is older than that answer: the payment stays open, never expired,
+    and the customer's payment later is an ordinary one, not a late confirmation."""
+    fake.script("initiate", "pending")
+    sent, read, created = anyio.Event(), anyio.Event(), anyio.Event()
+    initiate, check_status = fake.initiate, fake.check_status
+    seen: dict[str, Any] = {}
+
+    async def initiate_once_the_books_were_read(payment: Any) -> Any:
+        seen["id"] = payment.id
+        sent.set()
+        await read.wait()
+        return await initiate(payment)
+
+    async def answer_once_the_create_was_answered(payment: Any) -> Any:
+        answer = await check_status(payment)
+        read.set()
+        await created.wait()
+        return answer
+
+    monkeypatch.setattr(fake, "initiate", initiate_once_the_books_were_read)
+    monkeypatch.setattr(fake, "check_status", answer_once_the_create_was_answered)
+
+    async def create() -> None:
+        seen["created"] = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+        created.set()
+
+    async def refresh() -> None:
+        await sent.wait()
+        seen["refreshed"] = await flow.refresh(seen["id"])
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(create)
+        group.start_soon(refresh)
+    assert seen["created"].status is PaymentStatus.PROCESSING
+    assert seen["refreshed"].status is PaymentStatus.PROCESSING
+    stored = await flow.get_payment(seen["id"])
+    assert (stored.status, stored.pending_call, stored.needs_review) == (PaymentStatus.PROCESSING, None, False)
+    monkeypatch.undo()
+    fake.settle(stored.id, Outcome.SUCCEEDED)
+    (paid,) = await flow.handle_webhook("fake", *fake.webhook(stored.id))
+    assert (paid.status, paid.needs_review) == (PaymentStatus.SUCCEEDED, False)

@@ -367,6 +367,7 @@ class ProviderCalls:
         asked = payment.pending_call
         asked_after = asked if asked is not None and asked.lease_ran_out(self.clock() - self.answered_within) else None
         answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
+        apply = partial(apply_under_call, asked_after=asked_after, asked_under=asked, resending_create=resending_create)
 
         def build(current: Payment) -> Change:
             change = Change(current, cause=cause, now=self.clock())
@@ -383,10 +384,7 @@ class ProviderCalls:
                 ):
                     change.flag(ReviewReason.UNKNOWN_OUTCOME, f"polling could not settle it: {answer.reason}")
                 return change
-            capabilities = provider.capabilities
-            applied = apply_under_call(
-                change, answer, capabilities=capabilities, asked_after=asked_after, resending_create=resending_create
-            )
+            applied = apply(change, answer, capabilities=provider.capabilities)
             if applied.missing_amount:
                 flag_missing_amount(change, "the provider's status named no amount for the money it reports")
             return change

@@ -45,6 +45,7 @@ def apply_under_call(
     *,
     capabilities: Capabilities,
     asked_after: ProviderCall | None = None,
+    asked_under: ProviderCall | None = None,
     resending_create: bool = False,
 ) -> Applied:
     """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries, and clear
@@ -52,10 +53,14 @@ def apply_under_call(
 
     ``capabilities``: the provider's (whether its polls list every refund, whether it names a payment by one id);
     ``asked_after``: the call whose lease had run out when a poll was asked (what makes it fresh);
+    ``asked_under``: the call the payment carried when a poll was asked. Once settled since by someone else
+    (its owner's answer), the poll may have read the provider's books before that call reached them: it
+    proves no decline, and its negative outcome waits as it would under the call (unless it was fresh);
     ``resending_create``: the poll is a retried create's, which sends its create again if it never arrived."""
     call: ProviderCall | None = change.value("pending_call")
     in_flight = call is not None and call.in_flight(change.now)
     fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
+    older = asked_under is not None and asked_after is None and (call is None or not call.is_the_same(asked_under))
     lists_refunds = capabilities.polls_report_refunds
     if (
         fresh
@@ -70,7 +75,7 @@ def apply_under_call(
     applied = apply_report(
         change,
         update if call is None or in_flight else answer_to(call, update, fresh=fresh, resending=resending_create),
-        settle=not in_flight,
+        settle=not (in_flight or older),
         expected_capture=capture_of(call),
         protected_refund=call.refund_id if call is not None and in_flight else None,
         one_id=capabilities.one_id_per_payment,

@@ -132,14 +132,17 @@ async def test_a_timeout_leaves_the_outcome_unknown_until_polling_finds_it(
 
 
 async def test_a_gateway_5xx_leaves_the_outcome_unknown_and_polling_finds_it_was_never_made(
-    in_process: Setup,
+    in_process_on_clock: Setup, moved_clock: Any
 ) -> None:
-    flow, gateway = in_process
+    flow, gateway = in_process_on_clock
     checkout = await pay(flow, "5004")
     assert checkout.payment.pending_call is not None
     assert checkout.payment.pending_call.unknown
-    payment = await flow.refresh(checkout.payment.id)
-    assert payment.status is S.FAILED
+    early = await flow.refresh(checkout.payment.id)  # the create may still be on its way: nothing is concluded
+    assert (early.status, early.pending_call) == (S.PROCESSING, checkout.payment.pending_call)
+    moved_clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
+    payment = await flow.refresh(checkout.payment.id)  # no create can still arrive: it never will
+    assert (payment.status, payment.pending_call) == (S.EXPIRED, None)
     assert gateway.payments == {}
 
 

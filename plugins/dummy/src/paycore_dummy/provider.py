@@ -267,7 +267,8 @@ class DummyProvider(Provider):
         return self._refund_update(data, payment.currency)
 
     async def check_status(self, payment: Payment) -> ProviderUpdate:
-        """Ask the gateway: by its id when known, else by paycore's payment id (a lost create)."""
+        """Ask the gateway: by its id when known, else by paycore's payment id (a lost create, or one still on its
+        way: :attr:`~paycore.status.Outcome.NOT_FOUND` when the gateway has none)."""
         if payment.external_id:
             data = await self._call("GET", f"/v1/payments/{payment.external_id}")
             return self._update(data, payment)
@@ -275,10 +276,8 @@ class DummyProvider(Provider):
         matches = found.get("data") if isinstance(found, dict) else None
         if not isinstance(matches, list):
             raise ProviderOutcomeUnknown("dummy gateway answered a search without a 'data' list")
-        if not matches:
-            return ProviderUpdate(
-                outcome=Outcome.FAILED, message="the gateway has no payment with this reference: it was never created"
-            )
+        if not matches:  # not yet, or never: the core concludes "never" only once no create can still arrive
+            return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="the gateway has no payment with this reference")
         return self._update(matches[-1], payment)
 
     # -- webhooks ---------------------------------------------------------------------------
