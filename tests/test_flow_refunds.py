@@ -184,6 +184,30 @@ async def test_a_refund_reported_before_the_capture_it_refunds_waits_for_it_and_
     assert (after.refunded_amount, after.status) == (xof(2000), PaymentStatus.PARTIALLY_REFUNDED)
 
 
+@pytest.mark.parametrize("ended", [Outcome.CANCELED, Outcome.FAILED, Outcome.EXPIRED])
+async def test_a_refund_reported_of_a_payment_that_ended_without_its_money_is_told_not_waited_for(
+    flow: PaymentFlow, fake: FakeProvider, ended: Outcome
+) -> None:
+    """No capture will come to a payment that ended without its money (but a late one): a refund reported of it
+    is acknowledged, never refused again and again, records nothing, and is told to an operator, once."""
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider="fake", order_id="T-8")).payment
+    fake.settle(payment.id, ended)
+    (closed,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, event_id="evt-ended"))
+    assert closed.status.value == ended.value
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(2000))
+    for attempt in ("evt-refund", "evt-refund-again"):
+        (after,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[made], event_id=attempt))
+    assert (after.status, after.refunds, after.refunded_amount) == (closed.status, (), xof(0))
+    assert after.review_reason is ReviewReason.LATE_CONFIRMATION
+    assert "dashboard-1" in after.review_message
+    told = [event for event in await flow.list_events(payment.id) if event.kind == "refund_of_uncaptured"]
+    assert len(told) == 1
+    fake.settle(payment.id, Outcome.SUCCEEDED)  # the provider took the money after all: its late confirmation
+    (late,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[made], event_id="evt-late"))
+    assert (late.status, late.refunded_amount) == (PaymentStatus.PARTIALLY_REFUNDED, xof(2000))
+
+
 async def test_a_refund_made_elsewhere_reported_while_ours_is_pending_waits_for_ours_to_fail_and_is_then_recorded(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
 ) -> None:

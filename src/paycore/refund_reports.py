@@ -216,6 +216,9 @@ def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applie
     payment = change.payment
     if update.status is RefundStatus.FAILED:
         return False
+    if payment.status in fsm.CLOSED:  # no capture will come, but a late one: told, not waited for
+        _refund_of_uncaptured(change, update)
+        return False
     if payment.status not in fsm.CAPTURED:  # reported before the capture it refunds: it waits for that report
         applied.deferred = True
         return False
@@ -251,6 +254,28 @@ def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applie
     change.set(refunds=(*payment.refunds, refund))
     change.event("refund_created", to_status=refund.status.value, amount=refund.amount, refund_id=refund.id)
     return False
+
+
+def _refund_of_uncaptured(change: Change, update: RefundUpdate) -> None:
+    """A refund the provider reports of a payment that ended here without its money (expired, failed, canceled).
+
+    Waiting for the capture it refunds could mean waiting for ever (a delivery refused again and again), so
+    nothing is recorded and an operator is told, once per refund: the provider may have taken the money after
+    all, and its late confirmation, when it comes, records the capture (a poll then lists the refund too)."""
+    payment = change.payment
+    named = update.external_id or update.refund_id
+    message = (
+        f"provider reported refund {named or '(no id)'} of {update.amount or 'an unknown amount'} of a payment "
+        f"{payment.status.value} here, whose capture it never reported: not recorded"
+    )
+    flag_once(
+        change,
+        ReviewReason.LATE_CONFIRMATION,
+        "refund_of_uncaptured",
+        message,
+        unique=named is not None,
+        amount=update.amount,
+    )
 
 
 def sync_refund_status(change: Change) -> None:
