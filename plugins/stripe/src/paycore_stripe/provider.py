@@ -54,8 +54,6 @@ import stripe
 from paycore.errors import (
     ConfigurationError,
     MoneyError,
-    PaymentBusy,
-    ProviderError,
     ProviderNotSent,
     ProviderOutcomeUnknown,
     ValidationError,
@@ -66,6 +64,7 @@ from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundU
 from paycore.status import Outcome
 from paycore.wire import InvalidReport, is_id, shown
 from paycore_stripe.calls import NotAtStripe, answer_dict, ask
+from paycore_stripe.event_refunds import webhook_reports
 from paycore_stripe.reports import (
     PAYMENT_ID_KEY,
     REFUND_ID_KEY,
@@ -78,7 +77,7 @@ from paycore_stripe.reports import (
 )
 from paycore_stripe.state import Mode, StripeState
 from paycore_stripe.units import stripe_currency, to_stripe
-from paycore_stripe.webhooks import DEFAULT_TOLERANCE, load_event, read_event, unlisted_refunds, verify
+from paycore_stripe.webhooks import DEFAULT_TOLERANCE, load_event, verify
 
 __all__ = ["StripeProvider"]
 
@@ -374,26 +373,22 @@ class StripeProvider(Provider):
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
         """The reports of a verified event (see :mod:`paycore_stripe.webhooks`).
 
-        A ``charge.refunded`` whose charge does not list every refund (from API
-        version ``2022-11-15`` on it lists none) reports every refund of its
-        PaymentIntent, listed through the API as a poll lists them. When Stripe
-        cannot be asked, the delivery is refused with
-        :class:`~paycore.errors.PaymentBusy` (the webhook endpoint answers 503)
-        for Stripe to send it again: it is never read as refunding nothing.
+        An event that does not tell every refund of its PaymentIntent (a
+        ``charge.refunded``: from API version ``2022-11-15`` on its charge lists
+        none), or that is rendered before ``2025-03-31.basil`` and shows a refund
+        paycore did not make (it may release uncaptured money), reports every
+        refund of the intent, listed through the API as a poll lists them (see
+        :mod:`paycore_stripe.event_refunds`). When Stripe cannot be asked, the
+        delivery is refused with :class:`~paycore.errors.PaymentBusy` (the
+        webhook endpoint answers 503) for Stripe to send it again: it is never
+        read as refunding nothing.
         """
-        event = load_event(body)
-        updates = read_event(event)
-        intent_id = unlisted_refunds(event, tenant=self.context.tenant)
-        if intent_id is None:
-            return updates
-        try:
-            refunds = await self._refunds_of(intent_id)
-        except ProviderError as error:
-            raise PaymentBusy(
-                f"Stripe event {event.id} ({event.type}) does not list every refund, and listing those of {intent_id} "
-                f"failed: {error}; deliver it again later"
-            ) from None
-        return read_event(event, refunds=refunds)
+        return await webhook_reports(
+            load_event(body),
+            tenant=self.context.tenant,
+            list_refunds=self._refunds_of,
+            retrieve_intent=self._intent_if_any,
+        )
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -484,6 +479,16 @@ class StripeProvider(Provider):
         )
         update = _checked(lambda: read_session(answer_dict(session, "a session retrieve")))
         return update.references[0] if update.references else None
+
+    async def _intent_if_any(self, intent_id: str) -> dict[str, Any] | None:
+        """The PaymentIntent ``intent_id`` as Stripe has it; ``None`` when Stripe has no such intent."""
+        try:
+            intent = await self._ask(
+                "retrieving a PaymentIntent", lambda c: c.v1.payment_intents.retrieve_async(intent_id)
+            )
+        except NotAtStripe:
+            return None
+        return answer_dict(intent, "a retrieve")
 
     async def _refund_page(self, params: stripe.params.RefundListParams) -> Any:
         return await self._ask("listing Refunds", lambda c: c.v1.refunds.list_async(params))

@@ -22,16 +22,21 @@ into an unknown outcome for an API answer.
 | Refund ``pending``, ``requires_action`` | refund ``PENDING`` |
 | Refund ``succeeded`` | refund ``SUCCEEDED`` with its ``amount`` |
 | Refund ``failed``, ``canceled`` | refund ``FAILED`` |
-| Refund with reason ``partial_capture`` or ``expired_uncaptured_charge`` | nothing: uncaptured money released |
+| Refund with reason ``expired_uncaptured_charge`` | nothing: uncaptured money released |
 | Charge not ``captured`` (``charge.refunded`` of a canceled authorization) | no refunds |
 | Charge ``captured`` with ``amount_refunded``, its ``refunds`` missing or cut | those the API lists (``refunds``) |
 
 Before API version ``2025-03-31.basil``, Stripe records the uncaptured money an
-authorization releases as a Refund: the remainder of a partial capture (reason
-``partial_capture``), an authorization that expired (``expired_uncaptured_charge``)
-or was canceled. No money the customer paid goes back, so such a refund is no
-refund of the payment: :func:`releases_uncaptured` tells them, and the readers
-leave them out.
+authorization releases as a Refund: the remainder of a partial capture, an
+authorization canceled by a request (both with reason null, as a refund made in
+the Dashboard) or one that expired (reason ``expired_uncaptured_charge``). No
+money the customer paid goes back, so such a refund is no refund of the
+payment. Only the expiry's reason tells one apart (:func:`releases_uncaptured`);
+the others are told by where they are not: the API, on the version the SDK pins
+(after basil), never lists them. So a webhook event rendered for an older
+version is not trusted with a refund paycore did not make (:func:`made_by_paycore`):
+the provider lists the PaymentIntent's refunds through the API and reports those
+(see :mod:`paycore_stripe.webhooks`).
 """
 
 from __future__ import annotations
@@ -57,11 +62,13 @@ __all__ = [
     "TENANT_KEY",
     "client_secret_action",
     "lists_every_refund",
+    "made_by_paycore",
     "read_charge",
     "read_checkout",
     "read_delayed_payment",
     "read_intent",
     "read_refund",
+    "read_refunds",
     "read_session",
     "releases_uncaptured",
 ]
@@ -91,9 +98,10 @@ REFUND_STATUSES: Final = {
     "canceled": RefundStatus.FAILED,
 }
 """A Refund's ``status`` as a paycore refund status."""
-RELEASE_REASONS: Final = frozenset({"partial_capture", "expired_uncaptured_charge"})
-"""Refund reasons Stripe gives (before ``2025-03-31.basil``) to uncaptured money an authorization released:
-the remainder of a partial capture, an authorization that expired uncaptured."""
+RELEASE_REASONS: Final = frozenset({"expired_uncaptured_charge"})
+"""Refund reasons (of Stripe's published ``Refund.reason`` enum) that tell uncaptured money an authorization
+released (a Refund before ``2025-03-31.basil``): an authorization that expired uncaptured. A partial capture's
+remainder and a canceled authorization have no reason of their own (null, as a Dashboard refund)."""
 _SESSION_OUTCOMES: Final = {"open": Outcome.PENDING, "complete": Outcome.PENDING, "expired": Outcome.EXPIRED}
 _DELAYED_FAILURE: Final = "the payment method failed after the customer completed Stripe Checkout"
 
@@ -145,17 +153,30 @@ def _failure_message(data: Mapping[str, Any]) -> str:
 
 
 def releases_uncaptured(data: Any) -> bool:
-    """Whether the Refund ``data`` records uncaptured money an authorization released (its reason says so).
+    """Whether the Refund ``data`` says it records uncaptured money an authorization released (its reason).
 
     Such a Refund (an API version before ``2025-03-31.basil`` has them) paid
-    nothing back: the money was never captured.
+    nothing back: the money was never captured. Only an expired authorization's
+    says so (``expired_uncaptured_charge``); a partial capture's remainder and a
+    canceled authorization have reason null, as a refund made in the Dashboard.
     """
     reason = data.get("reason") if isinstance(data, Mapping) else None
     return isinstance(reason, str) and reason in RELEASE_REASONS
 
 
-def _captured_money_refunds(refunds: Iterable[Any], *, what: str) -> tuple[RefundUpdate, ...]:
-    """The listed refunds that pay captured money back (not those releasing an authorization), read."""
+def made_by_paycore(data: Any) -> bool:
+    """Whether the Refund ``data`` is one paycore made: its metadata carries paycore's refund id.
+
+    Stripe never releases an authorization under paycore's id, so such a refund
+    paid captured money back, whatever the API version of the event showing it.
+    """
+    metadata = data.get("metadata") if isinstance(data, Mapping) else None
+    value = metadata.get(REFUND_ID_KEY) if isinstance(metadata, Mapping) else None
+    return isinstance(value, str) and bool(value)
+
+
+def read_refunds(refunds: Iterable[Any], *, what: str = "refund") -> tuple[RefundUpdate, ...]:
+    """The refunds (as listed) that pay captured money back, read: those releasing an authorization left out."""
     return tuple(read_refund(refund, what=what) for refund in refunds if not releases_uncaptured(refund))
 
 
@@ -199,7 +220,7 @@ def read_intent(
         provider_state=state,
         authorized=authorized if outcome is Outcome.AUTHORIZED else None,
         captured=received if outcome is Outcome.SUCCEEDED else None,
-        refunds=_captured_money_refunds(refunds, what=f"{what} refund"),
+        refunds=read_refunds(refunds, what=f"{what} refund"),
         message=_failure_message(intent),
     )
 
@@ -294,10 +315,12 @@ def read_charge(data: Any, *, refunds: Iterable[Any] | None = None, what: str = 
 
     Its refunds are those it lists, or ``refunds`` when given: every refund of
     its PaymentIntent, listed through the API because the charge does not list
-    them all (:func:`lists_every_refund`). A charge not ``captured`` reports no
-    refund: what an older API version lists for it (a canceled authorization)
-    released money never captured. Of a captured charge, the refunds releasing a
-    partial capture's remainder are left out too (:func:`releases_uncaptured`).
+    them all (:func:`lists_every_refund`) or, on an API version before basil,
+    may list a release of uncaptured money (see
+    :func:`~paycore_stripe.webhooks.unlisted_refunds`). A charge not ``captured``
+    reports no refund: what an older API version lists for it (a canceled
+    authorization) released money never captured. Refunds whose reason says they
+    release an authorization are left out (:func:`releases_uncaptured`).
     """
     charge = _object(data, "charge")
     currency = _field(charge, "currency", str, what=what)
@@ -315,7 +338,7 @@ def read_charge(data: Any, *, refunds: Iterable[Any] | None = None, what: str = 
         external_id=intent,
         payment_id=_metadata_id(charge, PAYMENT_ID_KEY, what=what),
         captured=amount_captured if captured else None,
-        refunds=_captured_money_refunds(own if refunds is None else refunds, what=f"{what} refund") if captured else (),
+        refunds=read_refunds(own if refunds is None else refunds, what=f"{what} refund") if captured else (),
     )
 
 

@@ -32,9 +32,12 @@ charge: it no longer counts in ``amount_refunded``, and may be refunded again.
 ``api_version`` is the webhook endpoint's API version its events are shaped for
 (:data:`API_VERSION` by default). Before ``2025-03-31.basil``, Stripe records
 the uncaptured money an authorization releases as a Refund: the remainder of a
-partial capture (reason ``partial_capture``), the whole of a canceled
-authorization (reason ``expired_uncaptured_charge`` when it expired on its own,
-none when it was canceled), each with ``charge.refunded``. Before
+partial capture and the whole of an authorization canceled by a request (reason
+null, as a refund made in the Dashboard: Stripe's ``Refund.reason`` enum has no
+value of their own), or of one that expired on its own (reason
+``expired_uncaptured_charge``), each with ``charge.refunded`` (and ``refund.created``
+from acacia on). The API, on the version the SDK pins (after basil), never
+shows them: the refund list leaves them out, whatever ``api_version``. Before
 ``2024-10-28.acacia``, a refund of a charge sends no ``refund.*`` event: only
 ``charge.refunded`` when it is made and ``charge.refund.updated`` when it
 settles. Before ``2022-11-15`` a charge lists its refunds.
@@ -73,8 +76,8 @@ SESSION_CANCEL_REFUSED: Final = (
     "You can directly cancel the PaymentIntent for a Checkout Session only when the PaymentIntent has a status of "
     "requires_capture. Otherwise, you must expire the Checkout Session."
 )
-_RELEASE_REASONS: Final = frozenset({"partial_capture", "expired_uncaptured_charge"})
-"""Reasons of the Refunds that record released uncaptured money (before basil), not money paid back."""
+_RELEASE: Final = "_release"
+"""The private mark of a Refund recording released uncaptured money (before basil), not money paid back."""
 _REFUNDING: Final = frozenset({"pending", "requires_action", "succeeded"})
 """Statuses of the refunds that hold the charge's money; a failed or canceled refund gave it back."""
 _SETTLED_REFUND: Final = frozenset({"succeeded", "failed", "canceled"})
@@ -400,7 +403,7 @@ class StripeSimulator:
         intent.update(status="succeeded", amount_received=amount, amount_capturable=0)
         self._emit("payment_intent.succeeded", intent)
         if released and self.records_released_money_as_refunds:
-            self._record_release(intent, released, reason="partial_capture")
+            self._record_release(intent, released, reason=None)
 
     def _cancel(self, intent: dict[str, Any]) -> None:
         """The merchant's cancel: refused for a Checkout Session's intent unless it is ``requires_capture``."""
@@ -433,8 +436,12 @@ class StripeSimulator:
             self._void(intent, cancellation_reason="abandoned", refund_reason=None)
 
     def _record_release(self, intent: dict[str, Any], amount: int, *, reason: str | None) -> None:
-        """Before basil: uncaptured money released as a Refund (no paycore id), with its events."""
+        """Before basil: uncaptured money released as a Refund (no paycore id), with its events.
+
+        Marked as a release: the API's refund list (on the version the SDK pins) never shows it.
+        """
         refund = self._new_refund(intent, amount, metadata={}, reason=reason, status="succeeded")
+        refund[_RELEASE] = True
         self._announce(intent, refund)
 
     def _announce(self, intent: dict[str, Any], refund: dict[str, Any]) -> None:
@@ -483,16 +490,15 @@ class StripeSimulator:
             "status": "succeeded",
         }
         if self.api_version < CHARGE_REFUNDS_LISTED_BEFORE:
-            charge["refunds"] = {"object": "list", "data": refunds, "has_more": False, "total_count": len(refunds)}
+            listed = [self._public(r) for r in refunds]
+            charge["refunds"] = {"object": "list", "data": listed, "has_more": False, "total_count": len(refunds)}
         return charge
 
     def _refund(self, intent: dict[str, Any], amount: int | None, metadata: Mapping[str, Any]) -> dict[str, Any]:
         if intent["status"] != "succeeded":
             raise _invalid("charge_not_captured", "This PaymentIntent has no captured charge to refund.")
         refunded = sum(
-            r["amount"]
-            for r in self._refunds_of(intent)
-            if r["status"] in _REFUNDING and r["reason"] not in _RELEASE_REASONS
+            r["amount"] for r in self._refunds_of(intent) if r["status"] in _REFUNDING and not r.get(_RELEASE)
         )
         remaining = intent["amount_received"] - refunded
         amount = remaining if amount is None else amount
@@ -632,9 +638,7 @@ class StripeSimulator:
                 amount = _integer(params, "amount") if "amount" in params else None
                 return self._refund(intent, amount, params.get("metadata", {}))
             case "GET", ["v1", "refunds"]:
-                intent_id = params.get("payment_intent")
-                chosen = {k: r for k, r in self.refunds.items() if intent_id in (None, r["payment_intent"])}
-                return self._list(chosen, params, "/v1/refunds")
+                return self._list(self._listed_refunds(params.get("payment_intent")), params, "/v1/refunds")
             case "POST", ["v1", "checkout", "sessions"]:
                 return self._create_session(params)
             case "GET", ["v1", "checkout", "sessions"]:
@@ -648,6 +652,18 @@ class StripeSimulator:
         raise StripeApiError(
             404, "invalid_request_error", "url_invalid", f"Unrecognized request URL ({method}: {path})."
         )
+
+    def _listed_refunds(self, intent_id: object) -> dict[str, dict[str, Any]]:
+        """The refunds the API lists (of ``intent_id``, if given): never one releasing an authorization.
+
+        The SDK pins an API version after ``2025-03-31.basil``, where no Refund
+        records released uncaptured money: Stripe lists none of those made before.
+        """
+        return {
+            key: refund
+            for key, refund in self.refunds.items()
+            if intent_id in (None, refund["payment_intent"]) and not refund.get(_RELEASE)
+        }
 
     @staticmethod
     def _public(obj: Mapping[str, Any]) -> dict[str, Any]:

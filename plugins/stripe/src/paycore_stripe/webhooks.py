@@ -22,12 +22,21 @@ From ``2022-11-15`` on, the Charge of ``charge.refunded`` lists no refunds:
 :func:`unlisted_refunds` names the PaymentIntent whose refunds the provider then
 lists through the API, and :func:`read_event` reports those instead.
 
-Endpoints on any API version are read. Before ``2025-03-31.basil`` Stripe records
-the uncaptured money an authorization releases as a Refund (a partial capture's
-remainder, reason ``partial_capture``; an expired authorization,
-``expired_uncaptured_charge``) and sends ``charge.refunded`` for it: a ``refund.*``
-event for such a refund reports nothing, and a ``charge.refunded`` lists no
-refund of them, nor any of a charge never captured (a canceled authorization).
+Endpoints on any API version are read; each event carries the ``api_version``
+it is rendered for (:attr:`StripeEvent.api_version`). Before ``2025-03-31.basil``
+Stripe records the uncaptured money an authorization releases as a Refund, sent
+with ``charge.refunded`` (and ``refund.created`` from acacia on): a partial
+capture's remainder and an authorization canceled by a request, with reason null
+as a refund made in the Dashboard, and an expired authorization, with reason
+``expired_uncaptured_charge``. The API, on the version the SDK pins, never lists
+them. So an event rendered before basil is not trusted with a refund paycore did
+not make (no ``paycore_refund_id`` in its metadata): :func:`unlisted_refunds`
+names the PaymentIntent of such a ``charge.refunded`` (or of a partial capture's),
+:func:`untrusted_refund` that of such a ``refund.*`` or ``charge.refund.updated``,
+and the provider lists its refunds through the API for :func:`read_event` to
+report. A refund event whose reason says it released an authorization reports
+nothing, and a charge never captured (a canceled authorization) no refund. An
+event without a readable ``api_version`` is read as one of the current version.
 
 In checkout mode a delayed payment method (a bank debit, a voucher) settles after
 the session completed: ``checkout.session.async_payment_succeeded`` reports the
@@ -40,6 +49,7 @@ came from a completed Checkout Session, which the intent does not say.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -54,23 +64,29 @@ from paycore_stripe.reports import (
     PAYMENT_ID_KEY,
     TENANT_KEY,
     lists_every_refund,
+    made_by_paycore,
     read_charge,
     read_delayed_payment,
     read_intent,
     read_refund,
+    read_refunds,
     read_session,
     releases_uncaptured,
 )
 
 __all__ = [
+    "BASIL",
     "DEFAULT_TOLERANCE",
     "EVENT_TYPES",
     "SIGNATURE_HEADER",
     "StripeEvent",
+    "before_basil",
     "load_event",
+    "of_paycore_and_tenant",
     "parse_event",
     "read_event",
     "unlisted_refunds",
+    "untrusted_refund",
     "verify",
 ]
 
@@ -78,6 +94,9 @@ SIGNATURE_HEADER: Final = "stripe-signature"
 """The header that carries ``t=<timestamp>,v1=<hex HMAC-SHA256>``."""
 DEFAULT_TOLERANCE: Final = 300
 """Seconds a delivery's timestamp may be away from now (Stripe's default)."""
+BASIL: Final = "2025-03-31"
+"""From this API version on, Stripe records no Refund for uncaptured money an authorization releases."""
+_API_VERSION: Final = re.compile(r"(\d{4}-\d{2}-\d{2})(\.[a-z]+)?")
 
 _INTENT_EVENTS: Final = {
     "payment_intent.created": None,
@@ -152,11 +171,16 @@ def _stamped_recently(header: str, tolerance: float) -> bool:
 
 @frozen
 class StripeEvent:
-    """A verified delivery's Stripe event: its ``id``, its ``type`` and its ``data.object``."""
+    """A verified delivery's Stripe event: its ``id``, its ``type``, its ``data.object`` and its ``api_version``.
+
+    ``api_version`` is the version the event is rendered for (the webhook
+    endpoint's), ``None`` when the event names none paycore can read.
+    """
 
     id: str
     type: str
     object: Any
+    api_version: str | None = None
 
 
 def load_event(body: bytes) -> StripeEvent:
@@ -167,16 +191,39 @@ def load_event(body: bytes) -> StripeEvent:
         raise MalformedWebhook("a Stripe webhook must be an event object with 'id', 'type' and 'data'")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedWebhook("a Stripe webhook event must carry its id")
-    return StripeEvent(event_id, event_type, data.get("object"))
+    version = event.get("api_version")
+    readable = isinstance(version, str) and _API_VERSION.fullmatch(version) is not None
+    return StripeEvent(event_id, event_type, data.get("object"), version if readable else None)
+
+
+def before_basil(event: StripeEvent) -> bool:
+    """Whether ``event`` is rendered for an API version before ``2025-03-31.basil``.
+
+    There, uncaptured money an authorization releases is a Refund. An event
+    without a readable version is taken as one of the current version: ``False``.
+    """
+    return event.api_version is not None and event.api_version[: len(BASIL)] < BASIL
+
+
+def of_paycore_and_tenant(metadata: object, tenant: str | None) -> bool:
+    """Whether ``metadata`` (a PaymentIntent's, or its Charge's copy) names a paycore payment of ``tenant``.
+
+    A payment names its tenant when it has one (restaurants may share a Stripe
+    account): one naming a tenant other than ``tenant`` is another's, as one
+    without a paycore payment id is another system's.
+    """
+    if not isinstance(metadata, Mapping) or not metadata.get(PAYMENT_ID_KEY):
+        return False
+    return TENANT_KEY not in metadata or metadata[TENANT_KEY] == tenant
 
 
 def read_event(event: StripeEvent, *, refunds: Iterable[Any] | None = None) -> list[ProviderUpdate]:
     """The reports of an event; :class:`~paycore.errors.MalformedWebhook` if its object is unreadable.
 
     An event type paycore does not read is reported as nothing (``[]``): the
-    delivery is acknowledged and changes nothing. ``refunds``: every refund of a
-    ``charge.refunded``'s PaymentIntent, listed through the API (see
-    :func:`unlisted_refunds`), reported in place of those its charge lists.
+    delivery is acknowledged and changes nothing. ``refunds``: every refund of
+    the event's PaymentIntent, listed through the API (see :func:`unlisted_refunds`
+    and :func:`untrusted_refund`), reported in place of those the event shows.
     """
     if event.type not in EVENT_TYPES:
         return []
@@ -188,24 +235,64 @@ def read_event(event: StripeEvent, *, refunds: Iterable[Any] | None = None) -> l
 
 
 def unlisted_refunds(event: StripeEvent, *, tenant: str | None = None) -> str | None:
-    """The PaymentIntent whose refunds a ``charge.refunded`` does not list, to list through the API; else ``None``.
+    """The PaymentIntent whose refunds a ``charge.refunded`` does not tell, to list through the API; else ``None``.
 
     Call it on an event :func:`read_event` read. From API version ``2022-11-15``
     on, a Charge lists no refunds (and an older one lists the first page only):
     a captured charge with money refunded that does not list every refund (see
-    :func:`~paycore_stripe.reports.lists_every_refund`) names its PaymentIntent,
-    when it is a charge of paycore's (its metadata names a paycore payment) and not of a tenant other than
-    ``tenant`` (the tenant the metadata names, when it names one: restaurants may share a Stripe account).
+    :func:`~paycore_stripe.reports.lists_every_refund`) names its PaymentIntent.
+    So does, before ``2025-03-31.basil`` (:func:`before_basil`), a captured
+    charge that lists a refund paycore did not make (it may release uncaptured
+    money, with reason null) or that was captured in part (``amount_captured``
+    below ``amount``: Stripe released the rest as a Refund). Only a charge of
+    paycore's and of ``tenant`` does (:func:`of_paycore_and_tenant`: Stripe
+    copies its PaymentIntent's metadata); another's asks Stripe nothing.
     """
     charge = event.object
-    if event.type != "charge.refunded" or not isinstance(charge, Mapping) or lists_every_refund(charge):
+    if event.type != "charge.refunded" or not isinstance(charge, Mapping):
         return None
-    metadata = charge.get("metadata")
-    if not isinstance(metadata, Mapping) or not metadata.get(PAYMENT_ID_KEY):
-        return None  # not a charge of paycore's (Stripe copies its PaymentIntent's metadata): nothing to ask Stripe
-    if TENANT_KEY in metadata and metadata[TENANT_KEY] != tenant:
-        return None  # another tenant's payment: not found here, nothing to ask Stripe
+    if lists_every_refund(charge) and not (before_basil(event) and _may_list_a_release(charge)):
+        return None
+    if not of_paycore_and_tenant(charge.get("metadata"), tenant):
+        return None  # another system's or another tenant's payment: not found here, nothing to ask Stripe
     intent = charge.get("payment_intent")
+    return intent if isinstance(intent, str) else None
+
+
+def _may_list_a_release(charge: Mapping[str, Any]) -> bool:
+    """Whether a captured charge (rendered before basil) may hold a Refund releasing uncaptured money."""
+    if charge.get("captured") is not True:
+        return False  # its refunds are not reported (read_charge): nothing to list
+    amount, captured = charge.get("amount"), charge.get("amount_captured")
+    if type(amount) is int and type(captured) is int and captured < amount:
+        return True
+    listed = charge.get("refunds")
+    shown = listed.get("data") if isinstance(listed, Mapping) else None
+    return isinstance(shown, list) and not all(made_by_paycore(refund) for refund in shown)
+
+
+def untrusted_refund(event: StripeEvent, *, tenant: str | None = None) -> str | None:
+    """The PaymentIntent of a refund event's refund the event alone is not trusted with; else ``None``.
+
+    Call it on an event :func:`read_event` read. Before ``2025-03-31.basil``
+    (:func:`before_basil`), a ``refund.*`` or ``charge.refund.updated`` event
+    whose refund paycore did not make (:func:`~paycore_stripe.reports.made_by_paycore`)
+    may tell uncaptured money released (a partial capture's remainder, a canceled
+    authorization: reason null, as a Dashboard refund): it names its PaymentIntent,
+    whose refunds the provider lists through the API once it knows the intent is
+    paycore's and of ``tenant`` (:func:`of_paycore_and_tenant`). One whose reason
+    says it released an authorization (reported as nothing), or whose metadata
+    names a tenant other than ``tenant``, names none.
+    """
+    refund = event.object
+    if event.type not in _REFUND_EVENTS or not before_basil(event) or not isinstance(refund, Mapping):
+        return None
+    if made_by_paycore(refund) or releases_uncaptured(refund):
+        return None
+    metadata = refund.get("metadata")
+    if isinstance(metadata, Mapping) and TENANT_KEY in metadata and metadata[TENANT_KEY] != tenant:
+        return None  # another tenant's payment: not found here, nothing to ask Stripe
+    intent = refund.get("payment_intent")
     return intent if isinstance(intent, str) else None
 
 
@@ -235,13 +322,13 @@ def _read(event_type: str, obj: Any, *, refunds: Iterable[Any] | None) -> Provid
         return read_delayed_payment(obj, succeeded=_DELAYED_PAYMENT_EVENTS[event_type], what=event_type)
     if event_type == "charge.refunded":
         return read_charge(obj, refunds=refunds, what=event_type)
-    return _read_refund_event(event_type, obj)
+    return _read_refund_event(event_type, obj, refunds=refunds)
 
 
-def _read_refund_event(event_type: str, obj: Any) -> ProviderUpdate | None:
-    """A ``refund.*`` or ``charge.refund.updated`` event's report.
+def _read_refund_event(event_type: str, obj: Any, *, refunds: Iterable[Any] | None) -> ProviderUpdate | None:
+    """A ``refund.*`` or ``charge.refund.updated`` event's report: its refund, or ``refunds`` (listed) instead.
 
-    ``None`` for a refund releasing uncaptured money (it paid nothing back).
+    ``None`` for a refund whose reason says it released uncaptured money (it paid nothing back).
     """
     allowed = _REFUND_EVENTS[event_type]
     status = obj.get("status") if isinstance(obj, dict) else None
@@ -254,4 +341,5 @@ def _read_refund_event(event_type: str, obj: Any) -> ProviderUpdate | None:
     if releases_uncaptured(obj):
         return None
     payment_id = obj.get("metadata", {}).get("paycore_payment_id") if isinstance(obj.get("metadata"), dict) else None
-    return ProviderUpdate(external_id=intent, payment_id=payment_id, refunds=(refund,))
+    reported = (refund,) if refunds is None else read_refunds(refunds, what=f"{event_type} listed refund")
+    return ProviderUpdate(external_id=intent, payment_id=payment_id, refunds=reported)

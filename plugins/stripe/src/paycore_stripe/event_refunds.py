@@ -1,0 +1,78 @@
+"""A webhook event's reports, with the refunds it does not tell (or is not trusted with) listed through the API.
+
+:func:`webhook_reports` reads a verified event (:func:`~paycore_stripe.webhooks.read_event`)
+and, when the event does not tell every refund of its PaymentIntent or may show
+a Refund that released uncaptured money (an event rendered before
+``2025-03-31.basil``), lists the intent's refunds through the API and reports
+those instead: on the version the SDK pins, the API never lists such a release.
+
+* A ``charge.refunded`` (see :func:`~paycore_stripe.webhooks.unlisted_refunds`)
+  names its PaymentIntent only when its charge, a copy of the intent's metadata,
+  names a paycore payment of this tenant: another's asks Stripe nothing.
+* A ``refund.*`` or ``charge.refund.updated`` of a refund paycore did not make
+  (see :func:`~paycore_stripe.webhooks.untrusted_refund`) carries no such copy:
+  its PaymentIntent is retrieved first, and its refunds listed only when its
+  metadata names a paycore payment of this tenant. Of an intent Stripe does not
+  have, or another's, the event is read as it is (no payment of this tenant has
+  that intent: the flow does not find it).
+
+When Stripe cannot be asked, the delivery is refused with
+:class:`~paycore.errors.PaymentBusy` (the webhook endpoint answers 503) for
+Stripe to send it again: it is never read as refunding nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from paycore.errors import PaymentBusy, ProviderError
+from paycore.records import ProviderUpdate
+from paycore_stripe.webhooks import (
+    StripeEvent,
+    of_paycore_and_tenant,
+    read_event,
+    unlisted_refunds,
+    untrusted_refund,
+)
+
+__all__ = ["IntentRetriever", "RefundLister", "webhook_reports"]
+
+T = TypeVar("T")
+
+RefundLister = Callable[[str], Awaitable[list[dict[str, Any]]]]
+"""Every refund of a PaymentIntent (by its id), listed through the API."""
+IntentRetriever = Callable[[str], Awaitable[dict[str, Any] | None]]
+"""A PaymentIntent (by its id) retrieved through the API; ``None`` when Stripe has no such intent."""
+
+
+async def webhook_reports(
+    event: StripeEvent, *, tenant: str | None, list_refunds: RefundLister, retrieve_intent: IntentRetriever
+) -> list[ProviderUpdate]:
+    """The reports of ``event``, delivered at ``tenant``'s door, with refunds listed through the API when needed.
+
+    :class:`~paycore.errors.MalformedWebhook` if the event is unreadable;
+    :class:`~paycore.errors.PaymentBusy` if Stripe had to be asked and could not be.
+    """
+    updates = read_event(event)
+    intent_id = unlisted_refunds(event, tenant=tenant)
+    if intent_id is None:
+        intent_id = untrusted_refund(event, tenant=tenant)
+        if intent_id is None:
+            return updates
+        intent = await _asked(event, f"retrieving {intent_id}", retrieve_intent(intent_id))
+        if intent is None or not of_paycore_and_tenant(intent.get("metadata"), tenant):
+            return updates  # another system's or another tenant's intent: not found here
+    refunds = await _asked(event, f"listing the refunds of {intent_id}", list_refunds(intent_id))
+    return read_event(event, refunds=refunds)
+
+
+async def _asked(event: StripeEvent, what: str, answer: Awaitable[T]) -> T:
+    """``answer``, awaited; a provider error refuses the delivery with :class:`~paycore.errors.PaymentBusy`."""
+    try:
+        return await answer
+    except ProviderError as error:
+        raise PaymentBusy(
+            f"Stripe event {event.id} ({event.type}) does not tell every refund (or cannot be trusted with them), "
+            f"and {what} failed: {error}; deliver it again later"
+        ) from None
