@@ -208,6 +208,28 @@ async def test_a_refund_reported_of_a_payment_that_ended_without_its_money_is_to
     assert (late.status, late.refunded_amount) == (PaymentStatus.PARTIALLY_REFUNDED, xof(2000))
 
 
+async def test_a_refund_told_before_a_late_capture_is_recorded_once_the_capture_comes_without_it(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    """A refund reported of an expired payment is told, not recorded; the provider's late capture, reported by an
+    event that lists no refund, is a late confirmation: paycore asks the provider for the rest, refunds included."""
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider="fake", order_id="T-9")).payment
+    fake.settle(payment.id, Outcome.EXPIRED)
+    await flow.handle_webhook("fake", *fake.webhook(payment.id, event_id="evt-expired"))
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(2000))
+    await flow.handle_webhook("fake", *fake.webhook(payment.id, refunds=[made], event_id="evt-refund"))
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    fake.ledger[payment.id].refunds["dashboard-1"] = made  # the provider's books: captured, then refunded 2000
+    (late,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, event_id="evt-captured"))
+    assert (late.status, late.captured_amount, late.refunded_amount) == (
+        PaymentStatus.PARTIALLY_REFUNDED,
+        xof(5000),
+        xof(2000),
+    )
+    assert late.review_reason is ReviewReason.LATE_CONFIRMATION
+
+
 async def test_a_refund_made_elsewhere_reported_while_ours_is_pending_waits_for_ours_to_fail_and_is_then_recorded(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
 ) -> None:

@@ -313,3 +313,52 @@ async def test_a_poll_that_read_the_books_before_the_create_arrived_declines_not
     fake.settle(stored.id, Outcome.SUCCEEDED)
     (paid,) = await flow.handle_webhook("fake", *fake.webhook(stored.id))
     assert (paid.status, paid.needs_review) == (PaymentStatus.SUCCEEDED, False)
+
+
+async def test_a_poll_older_than_a_lost_capture_settles_nothing_and_no_capture_is_sent_twice(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh asked while the create travels reads "no such payment"; before it comes back, the create is
+    answered (authorized) and a capture is sent whose answer is lost. The old "not found" proves nothing of the
+    capture: its call stays unknown, and the next capture asks the provider (captured) instead of capturing again."""
+    sent, read, release = anyio.Event(), anyio.Event(), anyio.Event()
+    initiate, check_status = fake.initiate, fake.check_status
+    seen: dict[str, Any] = {}
+
+    async def initiate_once_the_books_were_read(payment: Any) -> Any:
+        seen["id"] = payment.id
+        sent.set()
+        await read.wait()
+        return await initiate(payment)
+
+    async def answer_once_released(payment: Any) -> Any:
+        answer = await check_status(payment)
+        read.set()
+        await release.wait()
+        return answer
+
+    monkeypatch.setattr(fake, "initiate", initiate_once_the_books_were_read)
+    monkeypatch.setattr(fake, "check_status", answer_once_released)
+
+    async def create_then_capture() -> None:
+        created = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)).payment
+        fake.script("capture", "lost")
+        seen["captured"] = await flow.capture(created.id)
+        release.set()
+
+    async def refresh() -> None:
+        await sent.wait()
+        await flow.refresh(seen["id"])
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(create_then_capture)
+        group.start_soon(refresh)
+    monkeypatch.undo()
+    stored = await flow.get_payment(seen["id"])
+    assert stored.status is PaymentStatus.AUTHORIZED
+    assert stored.pending_call is not None
+    assert stored.pending_call.unknown, "the capture's call is still the provider's to settle"
+    with pytest.raises(InvalidTransition, match="succeeded"):  # asks first: the provider captured already
+        await flow.capture(stored.id)
+    assert (await flow.get_payment(stored.id)).status is PaymentStatus.SUCCEEDED
+    assert _count(fake, "capture") == 1

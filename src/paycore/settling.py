@@ -55,7 +55,8 @@ def apply_under_call(
     ``asked_after``: the call whose lease had run out when a poll was asked (what makes it fresh);
     ``asked_under``: the call the payment carried when a poll was asked. Once settled since by someone else
     (its owner's answer), the poll may have read the provider's books before that call reached them: it
-    proves no decline, and its negative outcome waits as it would under the call (unless it was fresh);
+    proves no decline, and its negative outcome waits as it would under the call (unless it was fresh), nor
+    settles the call the payment carries now;
     ``resending_create``: the poll is a retried create's, which sends its create again if it never arrived."""
     call: ProviderCall | None = change.value("pending_call")
     in_flight = call is not None and call.in_flight(change.now)
@@ -85,6 +86,7 @@ def apply_under_call(
         call is not None
         and not in_flight
         and applied.whole
+        and not (older and update.outcome in NEGATIVE_OUTCOMES)  # held back: it proves no call's end either
         and settles_call(call, update, change, lists_refunds=lists_refunds, fresh=fresh)
     ):
         change.set(pending_call=None)

@@ -28,7 +28,7 @@ from hashlib import sha256
 
 from attrs import evolve
 
-from paycore import serialization
+from paycore import fsm, serialization
 from paycore.changes import Change
 from paycore.errors import (
     DuplicateExternalId,
@@ -232,10 +232,10 @@ class WebhookReceiver:
         lookup = self._lookup(chosen, tenant, update)
         event_id = update.provider_event_id
         delivery = Delivery(chosen.code, tenant, receipt, self.clock()) if receipt else None
-        needs_poll = False
+        needs_poll = late = False
 
         def build(current: Payment) -> Change:
-            nonlocal needs_poll
+            nonlocal needs_poll, late
             if not _delivered_for(current, chosen, tenant):
                 raise PaymentNotFound(f"no payment {lookup}")  # another tenant's, or another provider's
             change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
@@ -248,6 +248,9 @@ class WebhookReceiver:
                     "before its capture or while one of ours is pending); deliver it again later"
                 )
             needs_poll = applied.missing_amount and chosen.capabilities.polling
+            # A late confirmation: what paycore knew of the payment was wrong, its refunds (told, not recorded,
+            # while it had no capture) too. The provider is asked for the rest once the capture is written.
+            late = current.status in fsm.CLOSED and change.status in fsm.CAPTURED and chosen.capabilities.polling
             if applied.missing_amount and not needs_poll:
                 flag_missing_amount(change, "a webhook reported money without its amount")
             return change
@@ -260,6 +263,11 @@ class WebhookReceiver:
             raise MalformedWebhook(f"provider {chosen.code!r} reported a reference of another payment") from None
         if not _delivered_for(applied_payment, chosen, tenant):
             raise PaymentNotFound(f"no payment {lookup}")  # a delivery seen before, naming another's payment now
+        if late and not needs_poll:
+            try:
+                return (await self.calls.poll(applied_payment, chosen, cause="webhook"))[0]
+            except (ProviderError, DuplicateExternalId) as error:  # the late confirmation stands, flagged
+                log.warning("could not poll payment %s after its late confirmation: %s", applied_payment.id, error)
         if not needs_poll:
             return applied_payment
         try:
