@@ -72,16 +72,18 @@ def charge(*, captured: int, refunds: list[dict[str, Any]], tenant: str | None =
     [
         ("2024-12-18.acacia", "2024-12-18.acacia", True),
         ("2024-06-20", "2024-06-20", True),
+        ("2024-06-20; checkout_server_update_beta=v1", "2024-06-20; checkout_server_update_beta=v1", True),
         ("2025-03-31.basil", "2025-03-31.basil", False),
         ("2025-09-30.clover", "2025-09-30.clover", False),
+        ("2026-10-28.endive; some_beta=v2", "2026-10-28.endive; some_beta=v2", False),
         (MISSING, None, False),
         (None, None, False),
-        (20240620, None, False),
-        ("acacia", None, False),
-        ("2024-06-20 or so", None, False),
+        (20240620, "20240620", True),
+        ("acacia", "acacia", True),
+        ("2024-06-20 or so", "2024-06-20 or so", True),
     ],
 )
-def test_an_events_api_version_is_read_and_an_unreadable_one_is_taken_as_the_current_one(
+def test_an_events_api_version_is_read_beta_flags_aside_and_an_unreadable_one_is_not_trusted(
     shown: object, read: str | None, before: bool
 ) -> None:
     event = load_event(body("refund.created", refund(), shown))

@@ -34,8 +34,15 @@ API_KEY = "sk_test_51paycoreSimulated"  # conftest's flows use this key and secr
 WEBHOOK_SECRET = "whsec_paycoreSimulatedSigningSecret"
 CODE = "card"
 EUR = "EUR"
-VERSIONS = ["2024-06-20", "2024-12-18.acacia", "2020-08-27", "2025-03-31.basil"]
-"""No refund.* event for a charge's refund; refund.created for each; the charge lists its refunds; basil (control)."""
+VERSIONS = [
+    "2024-06-20",
+    "2024-12-18.acacia",
+    "2020-08-27",
+    "2024-12-18.acacia; checkout_server_update_beta=v1",
+    "2025-03-31.basil",
+]
+"""No refund.* event for a charge's refund; refund.created for each; the charge lists its refunds; an endpoint with
+a beta flag (its events name the version with the flag after a ``;``); basil (control)."""
 PUBLISHED_REASONS = {None, "duplicate", "expired_uncaptured_charge", "fraudulent", "requested_by_customer"}
 """Stripe's Refund.reason enum: what a Refund in an event may say."""
 

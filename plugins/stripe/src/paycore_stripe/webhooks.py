@@ -174,7 +174,7 @@ class StripeEvent:
     """A verified delivery's Stripe event: its ``id``, its ``type``, its ``data.object`` and its ``api_version``.
 
     ``api_version`` is the version the event is rendered for (the webhook
-    endpoint's), ``None`` when the event names none paycore can read.
+    endpoint's, as the event names it: see :func:`before_basil`), ``None`` when it names none.
     """
 
     id: str
@@ -192,17 +192,23 @@ def load_event(body: bytes) -> StripeEvent:
     if not isinstance(event_id, str) or not event_id:
         raise MalformedWebhook("a Stripe webhook event must carry its id")
     version = event.get("api_version")
-    readable = isinstance(version, str) and _API_VERSION.fullmatch(version) is not None
-    return StripeEvent(event_id, event_type, data.get("object"), version if readable else None)
+    return StripeEvent(event_id, event_type, data.get("object"), None if version is None else str(version)[:100])
 
 
 def before_basil(event: StripeEvent) -> bool:
     """Whether ``event`` is rendered for an API version before ``2025-03-31.basil``.
 
-    There, uncaptured money an authorization releases is a Refund. An event
-    without a readable version is taken as one of the current version: ``False``.
+    There, uncaptured money an authorization releases is a Refund. The version is
+    read before any ``;`` (an endpoint with beta flags is on
+    ``2024-06-20; some_beta=v1``). An event naming no version is taken as one of the
+    current version (``False``); one naming a version paycore cannot read, as one
+    before basil (``True``): its refunds are then listed through the API, which
+    costs a call, never money.
     """
-    return event.api_version is not None and event.api_version[: len(BASIL)] < BASIL
+    if event.api_version is None:
+        return False
+    version = _API_VERSION.fullmatch(event.api_version.split(";", 1)[0].strip())
+    return version is None or version.group(1) < BASIL
 
 
 def of_paycore_and_tenant(metadata: object, tenant: str | None) -> bool:
