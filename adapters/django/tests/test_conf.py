@@ -275,3 +275,42 @@ def test_each_event_loop_gets_its_flow_and_that_of_a_closed_loop_is_let_go() -> 
     gc.collect()
     assert gone() is None
     assert second is not None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"PLUGINS": ["paycore.testing.fake", ""]}, r"\['PLUGINS'\]\[1\] = '' is not a dotted path"),
+        ({"PLUGINS": [".relative"]}, r"\['PLUGINS'\]\[0\] = '.relative' is not a dotted path"),
+        ({"ORDER_RESOLVER": ".x.y"}, r"\['ORDER_RESOLVER'\] = '.x.y' is not a dotted path"),
+        ({"TENANT_RESOLVER": "shop..tenant"}, r"\['TENANT_RESOLVER'\] = 'shop..tenant' is not a dotted path"),
+    ],
+)
+def test_a_setting_that_is_no_dotted_path_is_a_configuration_error(options: dict[str, Any], message: str) -> None:
+    # These were a raw ValueError or TypeError from importlib.
+    with override_settings(PAYCORE_DJANGO=options), pytest.raises(ConfigurationError, match=message):
+        paycore_django.flow()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("PLUGINS", ["paycore_boom_at_import"], r"\['PLUGINS'\]\[0\] = 'paycore_boom_at_import'"),
+        ("PLUGINS", ["paycore_boom_at_import.plugin"], r"\['PLUGINS'\]\[0\] = 'paycore_boom_at_import.plugin'"),
+        (
+            "ORDER_RESOLVER",
+            "paycore_boom_at_import.resolve",
+            r"\['ORDER_RESOLVER'\] = 'paycore_boom_at_import.resolve'",
+        ),
+    ],
+)
+def test_a_module_that_raises_while_imported_is_a_configuration_error_naming_the_setting(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, setting: str, value: object, named: str
+) -> None:
+    (tmp_path / "paycore_boom_at_import.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with (
+        override_settings(PAYCORE_DJANGO={setting: value}),
+        pytest.raises(ConfigurationError, match=rf"{named} cannot be imported: importing it raised RuntimeError: boom"),
+    ):
+        paycore_django.flow()

@@ -260,3 +260,21 @@ def test_expire_stale_leaves_fresh_payments(flow: BlockingPaymentFlow, capsys: p
 def test_expire_stale_refuses_a_bad_duration() -> None:
     with pytest.raises(CommandError, match="positive"):
         call_command("paycore_expire_stale", "--older-than", "-5")
+
+
+def test_a_plugin_path_that_is_no_dotted_path_is_e001() -> None:
+    # A ValueError ('') or TypeError ('.relative') from importlib came out of 'manage.py check'.
+    for path in ("", ".relative"):
+        found = checked({}, {"PLUGINS": [path]})
+        assert ids(found) == ["paycore_django.E001"]
+        assert f"PAYCORE_DJANGO['PLUGINS'][0] = {path!r} is not a dotted path" in found[0].msg
+
+
+def test_a_plugin_module_that_raises_while_imported_is_e001(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "paycore_boom_at_import.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = checked({}, {"PLUGINS": ["paycore_boom_at_import"]})
+    assert ids(found) == ["paycore_django.E001"]
+    assert (
+        "'paycore_boom_at_import' cannot be imported: importing it raised RuntimeError: boom at import" in found[0].msg
+    )

@@ -138,3 +138,71 @@ def test_a_transport_other_than_auto_or_threads_is_refused() -> None:
     assert RedisStoreSettings.from_mapping({"transport": "threads"}).transport == "threads"
     with pytest.raises(ConfigurationError, match=r"transport must be one of \['auto', 'threads'\]"):
         RedisStoreSettings.from_mapping({"transport": "uvloop"})
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("redis://:SEKRET42@cache:99999/0", "Port out of range"),
+        ("redis://:SEKRET42@cache:-5/0", "Port could not be cast to integer"),
+        ("redis://:SEKRET42@cache:0/0", "port 0 is not from 1 to 65535"),
+        ("redis://:SEKRET42@cache:6379/0?health_check_interval=abc", "Invalid value for 'health_check_interval'"),
+        ("redis://:SEKRET42@cache:6379/notadb", "database 'notadb' is not a number"),
+        ("redis://:SEKRET42@cache:6379/0?db=-1", "database -1 is negative"),
+        ("unix://", "must name the socket"),
+    ],
+)
+def test_a_url_redis_cannot_use_is_refused_when_read_without_its_password(url: str, reason: str) -> None:
+    # Accepted, such a URL passed 'paycore check' and every keyed call raised a raw ValueError (or used database 0).
+    with pytest.raises(ConfigurationError, match=re.escape(reason)) as refused:
+        RedisStoreSettings.from_mapping({"url": url})
+    assert f"redis store: url {redact_url(url)!r}" in str(refused.value)
+    assert "SEKRET42" not in str(refused.value)
+
+
+def test_a_url_whose_host_part_python_cannot_read_is_refused_without_its_password() -> None:
+    # urllib's error quotes the URL's host part, user and password included.
+    with pytest.raises(ConfigurationError, match="invalid characters under NFKC normalization") as refused:
+        RedisStoreSettings.from_mapping({"url": "redis://app:SEKRET42@cache\uff03x:6379/0"})
+    assert "SEKRET42" not in str(refused.value)
+
+
+def test_a_url_redis_cannot_use_is_refused_when_the_flow_is_built() -> None:
+    import paycore_memory.plugin
+    import paycore_redis.plugin
+    from paycore.flow import PaymentFlow
+
+    raw = {"idempotency": "redis", "idempotency_settings": {"redis": {"url": "redis://:SEKRET42@cache:99999/0"}}}
+    with pytest.raises(ConfigurationError, match="url 'redis://:\\*\\*\\*@cache:99999/0' cannot be used") as refused:
+        PaymentFlow.from_config(
+            raw, plugins=[paycore_memory.plugin, paycore_redis.plugin], entry_points=False, environ={}
+        )
+    assert "SEKRET42" not in str(refused.value)
+
+
+def test_a_sentinel_port_out_of_range_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"sentinel port '99999' .* is not a number from 1 to 65535"):
+        RedisStoreSettings.from_mapping({"url": "redis+sentinel://s1:99999/main"})
+
+
+def test_a_cluster_url_naming_a_database_other_than_0_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="a Redis Cluster has database 0 only, not 3"):
+        RedisStoreSettings.from_mapping({"url": "redis://cache:7000/3", "cluster": True})
+    for url in (  # what redis-py reads is still accepted
+        "redis://cache",
+        "redis://cache:6379/",
+        "redis://cache:6379/3",
+        "redis://cache:6379/0?db=2&health_check_interval=30",
+        "rediss://:pw@cache:6380/1?ssl_cert_reqs=none",
+        "unix:///run/redis.sock?db=1",
+    ):
+        assert RedisStoreSettings.from_mapping({"url": url}).url == url
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("cluster", "redis://:SEKRET42@cache/0"), ("transport", "rediss://:SEKRET42@c/0")]
+)
+def test_a_url_under_another_setting_is_quoted_without_its_password(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"redis store: {name} must be") as refused:
+        RedisStoreSettings.from_mapping({name: value})
+    assert "SEKRET42" not in str(refused.value)

@@ -222,3 +222,50 @@ def test_postgresql_gets_the_function_with_which_a_write_refuses_its_unit(reques
             assert found.scalar() == 0
     finally:
         lease.release()
+
+
+@pytest.mark.parametrize("where", ["--url", "--config"])
+def test_paycore_db_reports_a_url_whose_port_is_not_a_number_without_a_traceback(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://paycore:s3cret-pw@127.0.0.1:notaport/paycore"
+    config = tmp_path / "paycore.toml"
+    config.write_text(f'repository = "{url}"\n')
+    assert _db("current", where, url if where == "--url" else str(config)) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("paycore db: sqlalchemy: 'url' 'postgresql://paycore:***@127.0.0.1:notaport/paycore'")
+    assert "its port is not a number" in error
+    assert error.count("\n") == 1
+    assert "s3cret-pw" not in error
+
+
+def test_paycore_db_refuses_an_unknown_revision_before_opening_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "never.db"
+    assert _db("upgrade", "--url", f"sqlite:///{database}", "--revision", "nonsense") == 2
+    error = capsys.readouterr().err
+    assert error.startswith("paycore db: --revision 'nonsense' is no revision of the installed schemas")
+    assert f"the heads are {', '.join(migrate.head_revisions())}" in error
+    assert not database.exists()
+
+
+def test_paycore_db_reports_a_relative_revision_alembic_refuses_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert _db("upgrade", "--url", url, "--revision", "nonsense+1") == 2
+    error = capsys.readouterr().err
+    assert error == "paycore db: upgrade failed: Can't locate revision identified by 'nonsense'\n"
+    assert migrate.current(url) == ()
+
+
+def test_paycore_db_refuses_an_empty_url_instead_of_migrating_the_default_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An unset "$DATABASE_URL" gives --url "": it created and migrated ./paycore.db, exit 0.
+    monkeypatch.chdir(tmp_path)
+    for action in ("upgrade", "current", "check"):
+        assert _db(action, "--url", "") == 2
+        assert capsys.readouterr().err.startswith("paycore db: --url is empty")
+    assert list(tmp_path.iterdir()) == []

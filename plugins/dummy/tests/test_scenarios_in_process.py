@@ -251,3 +251,35 @@ async def test_a_refund_that_never_reached_the_gateway_is_failed_by_the_reapers_
     after = await flow.get_payment(paid.id)
     assert (after.refunds[0].status, after.pending_call, after.needs_review) == (RefundStatus.FAILED, None, False)
     assert (await flow.refund(paid.id)).amount == Money.of("5000", "XOF"), "all of it refundable again"
+
+
+async def test_a_request_that_cannot_be_built_was_not_sent_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+    flow_factory: Callable[..., PaymentFlow],
+    make_gateway: Callable[..., DummyGateway],
+    secret: str,
+) -> None:
+    """An error raised while the request is built (a header value httpx cannot encode) is "not sent": it was
+    "outcome unknown", which left the payment processing until a refresh that failed the same way, for ever."""
+    import uuid
+
+    from paycore.secrets import Settings
+    from paycore_dummy import register_gateway, unregister_gateway
+
+    # The core refuses such an API key when the flow is built; here it gets through, as a key that cannot be
+    # sent in a header would if that check missed it.
+    monkeypatch.setattr(Settings, "credential", Settings.secret)
+    name = f"test-{uuid.uuid4().hex}"
+    gateway = make_gateway()
+    register_gateway(name, gateway)
+    try:
+        flow = flow_factory(gateway=name, webhook_secret=secret, api_key="sk_test_caf\u00e9")
+        async with flow, gateway:
+            with pytest.raises(ProviderNotSent, match="could not be built: UnicodeEncodeError") as refused:
+                await pay(flow)
+            assert "caf" not in str(refused.value)
+            [payment] = await flow.list_payments(tenant="chez-awa")
+            assert (payment.status, payment.pending_call, payment.external_id) == (S.PENDING, None, None)
+            assert gateway.payments == {}
+    finally:
+        unregister_gateway(name)

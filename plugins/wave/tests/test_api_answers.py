@@ -231,6 +231,26 @@ async def test_an_unreachable_wave_is_a_call_not_sent(flow: PaymentFlow, wave: r
         await create(flow)
 
 
+async def test_a_request_that_cannot_be_built_was_not_sent_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch, wave: respx.MockRouter
+) -> None:
+    """An error raised while the request is built (a header value httpx cannot encode) is "not sent": it was
+    "outcome unknown", which left the payment processing until a refresh that failed the same way, for ever."""
+    from paycore.secrets import Settings
+
+    # The core refuses such an API key when the flow is built; here it gets through, as a key that cannot be
+    # sent in a header would if that check missed it.
+    monkeypatch.setattr(Settings, "credential", Settings.secret)
+    route = wave.post("/v1/checkout/sessions").respond(200, json=session())
+    async with make_flow(api_key="wave_sn_prod_caf\u00e9") as flow:
+        with pytest.raises(ProviderNotSent, match="could not be built: UnicodeEncodeError") as refused:
+            await create(flow)
+        assert "caf" not in str(refused.value)
+        (stored,) = await flow.list_payments(order_id="T7")
+    assert (stored.status, stored.external_id, stored.pending_call) == (PaymentStatus.PENDING, None, None)
+    assert route.call_count == 0
+
+
 @pytest.mark.parametrize(
     "answer",
     [

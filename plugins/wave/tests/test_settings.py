@@ -52,3 +52,32 @@ def test_a_restrict_payer_too_large_to_show_is_refused_when_the_flow_is_built(
     """An integer of more digits than Python spells out is refused like any other value that is not a flag."""
     with pytest.raises(ConfigurationError, match=r"provider 'wave' \(wave\): restrict_payer must be true or false"):
         flow_factory(simulator, restrict_payer=10**5000)
+
+
+def test_a_webhook_secret_with_a_byte_that_is_not_utf8_is_refused_when_the_flow_is_built() -> None:
+    """Set through a PAYCORE_* variable, such a byte reaches Python as a lone surrogate: accepted, every delivery
+    was then refused 401 'could not verify (UnicodeEncodeError)'."""
+    import os
+
+    import paycore_wave.plugin
+
+    environ = {
+        "PAYCORE_PROVIDERS__W__TYPE": "wave",
+        "PAYCORE_PROVIDERS__W__API_KEY": "wave_sn_prod_abc",
+        "PAYCORE_PROVIDERS__W__WEBHOOK_SECRET": os.fsdecode(b"wave_sn_WHS_ab\xe9cd"),
+        "PAYCORE_PROVIDERS__W__SUCCESS_URL": "https://shop.example/ok",
+    }
+    with pytest.raises(ConfigurationError, match=r"^provider 'w' \(wave\): the Wave webhook_secret setting holds") as e:
+        PaymentFlow.from_config(None, plugins=[paycore_wave.plugin], environ=environ)
+    assert "wave_sn_WHS" not in str(e.value)
+
+
+@pytest.mark.parametrize("secret", ["wave_sn_WHS_a\x00b", "old_secret wave_sn_WHS_\x1bnew"])
+def test_a_webhook_secret_with_a_control_character_is_refused_when_the_flow_is_built(
+    simulator: WaveSimulator, flow_factory: BuildFlow, secret: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="webhook_secret setting holds a control character") as refused:
+        flow_factory(simulator, webhook_secret=secret)
+    assert "wave_sn_WHS" not in str(refused.value)
+    assert "old_secret" not in str(refused.value)
+    flow_factory(simulator, webhook_secret="wave_sn_WHS_caf\u00e9")  # text UTF-8 encodes is a secret still

@@ -59,6 +59,7 @@ from paycore.config import PaycoreConfig, load_config
 from paycore.config_sources import read_toml
 from paycore.errors import ConfigurationError
 from paycore.flow import PaymentFlow
+from paycore.secrets import redact_url
 
 __all__ = [
     "BLOCKING_BACKENDS",
@@ -129,24 +130,46 @@ def _raw_options() -> Mapping[str, Any]:
     return options
 
 
-def _plugin(value: object, index: int) -> object:
-    """A ``PLUGINS`` entry: an object as is, a dotted path imported (a module, else an object in one)."""
-    if not isinstance(value, str):
-        return value
+def _imported(path: str, where: str, hint: str, *, module: bool = False) -> object:
+    """What the dotted ``path`` of the setting ``where`` names: (``module``: a module, else) an object in a module.
+
+    A path that is no dotted path (``""``, ``".relative"``), a module that is not there and a module whose code
+    raises while imported are each a :class:`ConfigurationError` naming the setting, never the import's own error
+    (a ``ValueError``, a ``TypeError``, whatever the module raised), which a system check would not report.
+    """
     import importlib
 
     from django.utils.module_loading import import_string
 
+    if not all(path.split(".")):
+        raise ConfigurationError(f"{where} is not a dotted path (a name, or names joined by dots); {hint}")
+    missing: ImportError | None = None
     try:
-        return importlib.import_module(value)
-    except ImportError as module_error:
-        try:
-            return import_string(value)
-        except ImportError:
-            raise ConfigurationError(
-                f"PAYCORE_DJANGO['PLUGINS'][{index}] = {value!r} cannot be imported ({module_error}); "
-                "give a plugin module's dotted path, e.g. 'myshop.paycore_plugin'"
-            ) from None
+        if module:
+            try:
+                return importlib.import_module(path)
+            except ImportError as error:
+                missing = error
+        return import_string(path)
+    except ImportError as error:
+        raise ConfigurationError(f"{where} cannot be imported ({missing or error}); {hint}") from None
+    except Exception as error:  # the module's own code raised while it was imported
+        raise ConfigurationError(
+            f"{where} cannot be imported: importing it raised {type(error).__name__}: "
+            f"{redact_url(str(error))[:200]}; {hint}"
+        ) from error
+
+
+def _plugin(value: object, index: int) -> object:
+    """A ``PLUGINS`` entry: an object as is, a dotted path imported (a module, else an object in one)."""
+    if not isinstance(value, str):
+        return value
+    return _imported(
+        value,
+        f"PAYCORE_DJANGO['PLUGINS'][{index}] = {value!r}",
+        "give a plugin module's dotted path, e.g. 'myshop.paycore_plugin'",
+        module=True,
+    )
 
 
 def _callable(options: Mapping[str, Any], name: str) -> Callable[..., Any] | None:
@@ -155,15 +178,11 @@ def _callable(options: Mapping[str, Any], name: str) -> Callable[..., Any] | Non
     if value is None:
         return None
     if isinstance(value, str):
-        from django.utils.module_loading import import_string
-
-        try:
-            value = import_string(value)
-        except ImportError as error:
-            raise ConfigurationError(
-                f"PAYCORE_DJANGO[{name!r}] = {value!r} cannot be imported ({error}); "
-                "give a callable or its dotted path, e.g. 'shop.payments.resolve_order'"
-            ) from None
+        value = _imported(
+            value,
+            f"PAYCORE_DJANGO[{name!r}] = {value!r}",
+            "give a callable or its dotted path, e.g. 'shop.payments.resolve_order'",
+        )
     if not callable(value):
         raise ConfigurationError(f"PAYCORE_DJANGO[{name!r}] must be a callable or its dotted path, not {value!r}")
     found: Callable[..., Any] = value

@@ -23,11 +23,14 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
+import redis.asyncio.connection
+import redis.connection
 from attrs import field, frozen
 
 from paycore.config import MAX_IDEMPOTENCY_TTL
 from paycore.errors import ConfigurationError
 from paycore.secrets import Secret, read_seconds, redact_url  # redact_url: also hides a ?password= query parameter
+from paycore.wire import shown as short
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "TRANSPORTS", "RedisStoreSettings", "SentinelTarget", "redact_url"]
 
@@ -38,6 +41,7 @@ _SENTINEL_PORT: Final = 26379
 MAX_SOCKET_TIMEOUT: Final = 3600.0
 """The longest ``socket_timeout`` or ``connect_timeout``: an hour (a longer one overflows a socket's timer)."""
 _SCHEMES: Final = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+_PORTS: Final = range(1, 65536)
 _KNOWN: Final = (
     "url",
     "prefix",
@@ -79,20 +83,78 @@ class SentinelTarget:
             name, _, port = host.strip().rpartition(":") if ":" in host else (host.strip(), "", "")
             if not name:
                 raise ConfigurationError(f"redis store: an empty sentinel host in {shown!r}")
-            try:
-                sentinels.append((name, int(port) if port else _SENTINEL_PORT))
-            except ValueError:
-                raise ConfigurationError(f"redis store: sentinel port {port!r} in {shown!r} is not a number") from None
+            if port and not (port.isascii() and port.isdigit() and int(port) in _PORTS):
+                raise ConfigurationError(
+                    f"redis store: sentinel port {port!r} in {shown!r} is not a number from 1 to 65535"
+                )
+            sentinels.append((name, int(port) if port else _SENTINEL_PORT))
         path = [piece for piece in parts.path.split("/") if piece]
         if not path or len(path) > 2:
             raise ConfigurationError(
                 f"redis store: {shown!r} must name the monitored service: redis+sentinel://host:26379/SERVICE[/DB]"
             )
-        try:
-            db = int(path[1]) if len(path) == 2 else 0
-        except ValueError:
-            raise ConfigurationError(f"redis store: database {path[1]!r} in {shown!r} is not a number") from None
+        if len(path) == 2 and not (path[1].isascii() and path[1].isdigit()):
+            raise ConfigurationError(f"redis store: database {short(path[1])} in {shown!r} is not a number")
+        db = int(path[1]) if len(path) == 2 else 0
         return cls(tuple(sentinels), unquote(path[0]), db, username, password)
+
+
+def _quoted(value: object) -> str:
+    """A setting's value as an error quotes it: short, text without the password of a URL in it, and a value
+    that is neither text nor a number named by its type (a URL put under ``cluster`` shows no password)."""
+    if isinstance(value, str):
+        return short(redact_url(value))
+    if value is None or isinstance(value, (bool, int, float)):
+        return short(value)
+    return f"a {type(value).__name__}"
+
+
+def _check_url(url: str, scheme: str, cluster: bool) -> None:
+    """Refuse a URL redis-py cannot use, naming it without its password.
+
+    Accepted, such a URL failed every keyed call with a raw ``ValueError`` (a port out of range, a query value
+    that is not a number), or used another database than the one written (``/notadb`` was database 0).
+    """
+    where = f"redis store: url {redact_url(url)!r}"
+    if scheme == SENTINEL_SCHEME:  # redis-py reads no sentinel URL: SentinelTarget does
+        SentinelTarget.parse(url)
+        return
+    options: dict[str, Any] = {}
+    for parse in (redis.connection.parse_url, redis.asyncio.connection.parse_url):  # the blocking and asyncio clients
+        try:
+            options = dict(parse(url))
+        except (ValueError, TypeError) as error:
+            raise ConfigurationError(f"{where} cannot be used: {_reason(error, url)}") from None
+    if scheme == "unix":
+        if not options.get("path"):
+            raise ConfigurationError(f"{where} must name the socket: unix:///path/to/redis.sock")
+        return
+    port = options.get("port")
+    if port is not None and port not in _PORTS:
+        raise ConfigurationError(f"{where}: port {port} is not from 1 to 65535")
+    path = unquote(urlsplit(url).path).replace("/", "")  # as redis-py reads the database from the path
+    if "db" in options:  # ?db= wins over the path
+        database = options["db"]
+    elif not path:
+        database = 0
+    elif path.isascii() and path.isdigit():
+        database = int(path)
+    else:
+        raise ConfigurationError(f"{where}: database {short(path)} is not a number (like redis://host:6379/0)")
+    if database < 0:
+        raise ConfigurationError(f"{where}: database {database} is negative")
+    if cluster and database != 0:
+        raise ConfigurationError(f"{where}: a Redis Cluster has database 0 only, not {database}")
+
+
+def _reason(error: Exception, url: str) -> str:
+    """Why redis-py refused ``url``, without the URL's credentials (an error may quote the URL's host part)."""
+    reason = redact_url(str(error))[:200]
+    credentials = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
+    for secret in (credentials, credentials.partition(":")[2]):
+        if secret:
+            reason = reason.replace(secret, "***")
+    return reason or type(error).__name__
 
 
 def _seconds(raw: Mapping[str, Any], name: str, default: float, most: float, in_words: str) -> float:
@@ -106,7 +168,7 @@ def _flag(raw: Mapping[str, Any], name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
         return value.lower() in ("true", "1", "yes")
     if not isinstance(value, bool):
-        raise ConfigurationError(f"redis store: {name} must be true or false, not {value!r}")
+        raise ConfigurationError(f"redis store: {name} must be true or false, not {_quoted(value)}")
     return value
 
 
@@ -157,12 +219,14 @@ class RedisStoreSettings:
             )
         prefix = raw.get("prefix", DEFAULT_PREFIX)
         if not isinstance(prefix, str):
-            raise ConfigurationError(f"redis store: prefix must be a string, not {prefix!r}")
+            raise ConfigurationError(f"redis store: prefix must be a string, not {_quoted(prefix)}")
         socket_timeout = _seconds(raw, "socket_timeout", 2.0, MAX_SOCKET_TIMEOUT, "an hour")
         cluster = _flag(raw, "cluster")
         transport = raw.get("transport", "auto")
         if transport not in TRANSPORTS:
-            raise ConfigurationError(f"redis store: transport must be one of {list(TRANSPORTS)}, not {transport!r}")
+            raise ConfigurationError(
+                f"redis store: transport must be one of {list(TRANSPORTS)}, not {_quoted(transport)}"
+            )
         settings = cls(
             url=url,
             prefix=prefix,
@@ -177,8 +241,7 @@ class RedisStoreSettings:
             raise ConfigurationError(
                 f"redis store: cluster = true needs a redis:// or rediss:// node URL, not {scheme}://"
             )
-        if scheme == SENTINEL_SCHEME:
-            SentinelTarget.parse(url)
+        _check_url(url, scheme, cluster)
         return settings
 
 

@@ -20,9 +20,9 @@ import argparse
 import sys
 from typing import Final
 
-from paycore.errors import PaycoreError
+from paycore.errors import ConfigurationError, PaycoreError
 
-__all__ = ["DEFAULT_URL", "HELP", "configure", "run"]
+__all__ = ["DEFAULT_URL", "HELP", "check_revision", "configure", "resolve_url", "run"]
 
 HELP: Final = "create or upgrade the SQL tables (the migrations of paycore-sqlalchemy and its plugins)"
 DEFAULT_URL: Final = "sqlite:///paycore.db"
@@ -47,9 +47,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_url(args: argparse.Namespace) -> str:
-    """The database URL the command acts on."""
-    if getattr(args, "db_url", None):
-        return str(args.db_url)
+    """The database URL the command acts on; an empty ``--url`` (an unset ``"$DATABASE_URL"``) is refused."""
+    url = getattr(args, "db_url", None)
+    if url is not None:
+        if not str(url).strip():
+            raise ConfigurationError(
+                "--url is empty (an unset variable?): give a database URL such as 'sqlite:///paycore.db', "
+                "or leave --url out to use the configured repository"
+            )
+        return str(url)
     from paycore.config import load_config
     from paycore_sqlalchemy.settings import url_setting
 
@@ -65,8 +71,33 @@ def _revisions(revisions: tuple[str, ...], none: str = "none") -> str:
     return ", ".join(revisions) or none
 
 
+def check_revision(revision: str) -> None:
+    """Refuse, before the database is opened, an upgrade target that no installed schema has.
+
+    A relative target (``+1``, ``0003+1``) is left to Alembic: it is read against the database's revisions.
+    """
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from paycore_sqlalchemy import migrate
+
+    if not revision.strip():
+        raise ConfigurationError("--revision is empty: give a revision, or 'heads' (every schema's head)")
+    if "+" in revision or revision in ("head", "heads"):
+        return
+    try:
+        ScriptDirectory.from_config(migrate.alembic_config()).get_revisions(revision)
+    except CommandError as error:
+        raise ConfigurationError(
+            f"--revision {revision!r} is no revision of the installed schemas ({error}); "
+            f"the heads are {_revisions(migrate.head_revisions())}"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out ``paycore db ACTION``; return the exit status."""
+    from alembic.util import CommandError
+
     from paycore_sqlalchemy import migrate
     from paycore_sqlalchemy.engine import safe_url
 
@@ -74,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         url = resolve_url(args)
         shown = safe_url(url)
         if args.db_action == "upgrade":
+            check_revision(args.db_revision)
             before, after = migrate.upgrade(url, args.db_revision)
             if before == after:
                 print(f"{shown}: already at revision {_revisions(after)}")
@@ -97,4 +129,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     except PaycoreError as error:
         print(f"paycore db: {error}", file=sys.stderr)
+        return 2
+    except CommandError as error:  # Alembic refused the command (a relative --revision it cannot reach)
+        print(f"paycore db: {args.db_action} failed: {error}", file=sys.stderr)
         return 2

@@ -23,6 +23,8 @@ from sqlalchemy.pool import StaticPool
 
 from paycore.errors import ConfigurationError
 from paycore.secrets import redact_url
+from paycore.wire import quoted
+from paycore_sqlalchemy.settings import quoted_setting
 
 __all__ = [
     "WRITE_OPTION",
@@ -52,14 +54,15 @@ def parse_url(url: str | URL) -> URL:
         return url
     if not isinstance(url, str) or not url:
         raise ConfigurationError(
-            f"sqlalchemy: 'url' must be a database URL such as 'sqlite:///paycore.db', not {url!r}"
+            f"sqlalchemy: 'url' must be a database URL such as 'sqlite:///paycore.db', not {quoted_setting(url)}"
         )
     try:
         return make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number (int() of it)
+        reason = " (its port is not a number)" if isinstance(error, ValueError) else ""
         raise ConfigurationError(
-            "sqlalchemy: 'url' is not a database URL; expected e.g. 'sqlite:///paycore.db' "
-            "or 'postgresql+psycopg://user@host/db'"
+            f"sqlalchemy: 'url' {quoted(redact_url(url))} is not a database URL{reason}; "
+            "expected e.g. 'sqlite:///paycore.db' or 'postgresql+psycopg://user@host/db'"
         ) from None
 
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from paycore.errors import ConfigurationError
+from paycore.secrets import redact_url
+from paycore.wire import shown
 
 __all__ = [
     "ENGINE_OPTIONS",
@@ -13,6 +15,7 @@ __all__ = [
     "auto_upgrade_setting",
     "check_setting_names",
     "engine_options",
+    "quoted_setting",
     "url_setting",
 ]
 
@@ -24,6 +27,19 @@ SETTING_NAMES: Final = frozenset({"url", "auto_upgrade", *ENGINE_OPTIONS})
 
 _TRUE: Final = {"1", "true", "yes", "on"}
 _FALSE: Final = {"0", "false", "no", "off"}
+
+
+def quoted_setting(value: object) -> str:
+    """A setting's value as an error message quotes it: short, and text without the password of a URL in it.
+
+    A database URL put under the wrong key (``pool_size``) is quoted ``'postgresql://app:***@db/paycore'``;
+    a value that is neither text nor a number is named by its type.
+    """
+    if isinstance(value, str):
+        return shown(redact_url(value))
+    if value is None or isinstance(value, (bool, int, float)):
+        return shown(value)
+    return f"a {type(value).__name__}"
 
 
 def check_setting_names(settings: Mapping[str, Any], owner: str) -> None:
@@ -54,7 +70,7 @@ def _boolean(value: Any, name: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise ConfigurationError(f"sqlalchemy: {name} must be true or false, not {value!r}")
+    raise ConfigurationError(f"sqlalchemy: {name} must be true or false, not {quoted_setting(value)}")
 
 
 def auto_upgrade_setting(settings: Mapping[str, Any]) -> bool | None:
@@ -76,8 +92,10 @@ def engine_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         try:
             number = float(raw) if name == "pool_timeout" else int(raw)
         except (TypeError, ValueError):
-            raise ConfigurationError(f"sqlalchemy: {name} must be a number, not {raw!r}") from None
+            raise ConfigurationError(f"sqlalchemy: {name} must be a number, not {quoted_setting(raw)}") from None
         if not 0 <= number < float("inf"):  # NaN compares false: refused too
-            raise ConfigurationError(f"sqlalchemy: {name} must be a finite number of zero or more, not {raw!r}")
+            raise ConfigurationError(
+                f"sqlalchemy: {name} must be a finite number of zero or more, not {quoted_setting(raw)}"
+            )
         options[name] = number
     return options

@@ -166,13 +166,21 @@ class DummyProvider(Provider):
         headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
         try:
             client = self._http()
+            request = client.build_request(method, path, json=body, headers=headers, params=params)
         except ConfigurationError as exc:
             raise ProviderNotSent(str(exc)) from None
+        except Exception as exc:
+            # Raised while the request was built, before anything was sent (a header value httpx cannot
+            # encode, a body it cannot write): nothing happened at the gateway. The error's name only: its
+            # text, and the error itself, may hold a header (the API key).
+            raise ProviderNotSent(
+                f"the request {method} {path} to the dummy gateway could not be built: {type(exc).__name__}"
+            ) from None
         try:
             # Over HTTP, httpx's timeouts tell a connect timeout (not sent) from a read timeout
             # (unknown); the in-process transport ignores them, so the call is bounded here.
             with anyio.fail_after(self.timeout if self._base_url is None else None):
-                response = await client.request(method, path, json=body, headers=headers, params=params)
+                response = await client.send(request)
         except (
             httpx.ConnectError,
             httpx.ConnectTimeout,

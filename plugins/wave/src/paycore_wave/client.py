@@ -1,7 +1,7 @@
 """``WaveClient``: calls to Wave's API, each ending in an answer or in an error that says whether it was sent.
 
-* The request never left (connection refused, DNS failure, a connect timeout):
-  :class:`~paycore.errors.ProviderNotSent`.
+* The request never left (connection refused, DNS failure, a connect timeout, or it could not be built:
+  a header value httpx cannot encode): :class:`~paycore.errors.ProviderNotSent`.
 * Wave refused it before doing anything (a documented ``4xx`` error code:
   ``request-validation-error``, ``invalid-auth``, ``api-key-revoked``,
   ``unauthorized-wallet``, ``rate-limit-exceeded``...): :class:`WaveRefused`,
@@ -85,11 +85,18 @@ class WaveClient:
     ) -> dict[str, Any] | None:
         """One API call: Wave's JSON answer, ``None`` for an empty ``2xx`` body, or an error (see the module)."""
         what = f"{method} {path}"
-        client = self._http()
+        try:
+            client = self._http()
+            request = client.build_request(method, path, json=body, params=params)
+        except Exception as error:
+            # Raised while the request was built, before anything was sent (a header value httpx cannot encode,
+            # a body it cannot write): Wave saw nothing. The error's name only: its text, and the error itself,
+            # may hold a header (the API key).
+            raise ProviderNotSent(f"the request {what} to Wave could not be built: {type(error).__name__}") from None
         try:
             # An in-process transport ignores httpx's timeouts: the call is bounded here too.
             with anyio.fail_after(self.timeout + 1.0):
-                response = await client.request(method, path, json=body, params=params)
+                response = await client.send(request)
         except _NOT_SENT_ERRORS as error:
             raise ProviderNotSent(f"Wave at {self.base_url} not reached for {what}: {type(error).__name__}") from error
         except (httpx.TimeoutException, TimeoutError) as error:

@@ -119,7 +119,11 @@ class WaveProvider(Provider):
         super().__init__(context)
         settings = context.settings
         where = f"provider {context.code!r} (wave)"
-        self._secrets = parse_secrets(settings.secret("webhook_secret"))
+        webhook_secret = settings.secret("webhook_secret")
+        try:
+            self._secrets = parse_secrets(webhook_secret)
+        except ConfigurationError as error:  # name the provider: a project may have several Wave accounts
+            raise ConfigurationError(f"{where}: {error}") from None
         self.success_url: str | None = settings.url("success_url")
         self.error_url: str | None = settings.url("error_url")
         self.aggregated_merchant_id: str | None = _optional_id(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
@@ -36,15 +37,29 @@ DEFAULT_TOLERANCE: Final = 300.0
 """Seconds a delivery's timestamp may be away from this side's clock."""
 _MAX_HEADER: Final = 4096
 _MAX_SIGNATURES: Final = 8
+_NOT_IN_SECRETS: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters, and lone surrogates (which UTF-8 cannot encode)."""
 
 
 def parse_secrets(value: str) -> tuple[str, ...]:
-    """The webhook secrets of a setting: one secret, or several separated by whitespace (a rotation)."""
+    """The webhook secrets of a setting: one secret, or several separated by whitespace (a rotation).
+
+    A secret holding a control character, or a character UTF-8 cannot encode (a byte of a ``PAYCORE_*``
+    environment variable that is not UTF-8 reaches Python as a lone surrogate), is refused: it could never
+    verify a delivery, and every webhook would be answered 401. The message never shows the secret.
+    """
     found = tuple(value.split())
     if not found:
         raise ConfigurationError(
             "the Wave webhook_secret setting is empty: set the secret the Wave Business Portal shows for the webhook"
         )
+    for secret in found:
+        if _NOT_IN_SECRETS.search(secret) is not None:
+            raise ConfigurationError(
+                "the Wave webhook_secret setting holds a control character or a character that is not text "
+                "(a byte that is not UTF-8, from an environment variable?): set the secret the Wave Business "
+                "Portal shows for the webhook"
+            )
     return found
 
 
