@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
         [
             "providers",
             "storage",
+            "disposal",
             "hookspecs",
             "keys",
             "idempotency",

@@ -68,6 +68,21 @@ def test_check_refuses_a_setting_its_provider_does_not_read_without_showing_its_
     assert "sk-live-do-not-print" not in err
 
 
+@pytest.mark.parametrize(
+    "argv", [["check"], ["payments", "list"], ["report", "--day", "2026-12-04"]], ids=["check", "payments", "report"]
+)
+def test_a_configuration_file_nested_too_deeply_is_a_one_line_error(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "deep.toml"
+    config.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert main(["--config", str(config), *argv]) == 1
+    captured = capsys.readouterr()
+    refused = f"configuration file '{config}' nests arrays or tables too deeply to be read"
+    assert captured.err == f"paycore: error: {refused}\n"
+    assert captured.out == ""
+
+
 def test_states_prints_the_state_machine(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["states"]) == 0
     assert capsys.readouterr().out == fsm.mermaid()

@@ -200,6 +200,72 @@ def test_a_toml_file_that_is_not_utf8_is_refused_by_path(tmp_path: Path) -> None
         load_config(path, environ={})
 
 
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, "{ a = " * 5000 + "1" + " }" * 5000])
+def test_a_toml_file_nested_deeper_than_it_can_be_read_is_refused_by_path(tmp_path: Path, nested: str) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text(f"x = {nested}\n")
+    refused = re.escape(f"configuration file '{path}' nests arrays or tables too deeply to be read")
+    with pytest.raises(ConfigurationError, match=refused):
+        load_config(path, environ={})
+    with pytest.raises(ConfigurationError, match=refused):
+        load_config(None, environ={"PAYCORE_CONFIG": str(path)})
+
+
+def test_a_toml_file_with_an_integer_of_more_digits_than_python_reads_is_refused_by_path(tmp_path: Path) -> None:
+    path = tmp_path / "digits.toml"
+    path.write_text(f"webhook_max_bytes = 1{'0' * 5000}\n")
+    with pytest.raises(ConfigurationError, match=re.escape(f"configuration file '{path}' is not valid TOML: ")):
+        load_config(path, environ={})
+
+
+def test_a_toml_path_holding_a_nul_is_refused_naming_it() -> None:
+    refused = re.escape("configuration file '/etc/paycore\\x00.toml' is no file's name: it holds a NUL character")
+    with pytest.raises(ConfigurationError, match=refused):
+        load_config("/etc/paycore\x00.toml", environ={})
+    with pytest.raises(ConfigurationError, match=refused):
+        load_config(None, environ={"PAYCORE_CONFIG": "/etc/paycore\x00.toml"})
+
+
+def test_tables_given_in_code_nested_deeper_than_python_follows_are_refused() -> None:
+    nested: dict[str, Any] = {}
+    for _ in range(5000):
+        nested = {"a": nested}
+    with pytest.raises(ConfigurationError, match="the configuration's tables nest too deeply to be read"):
+        load_config({"repository": {"type": "memory", "options": nested}}, environ={})
+
+
+# -- names of settings ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "where"),
+    [
+        ({"providers": {"till": {"type": "fake", 1: "x"}}}, "provider 'till' of the default tenant"),
+        ({"tenants": {"chez-awa": {"providers": {"till": {"type": "fake", b"k": 1}}}}}, "provider 'till' of tenant"),
+        ({"repository": {"type": "memory", 1: "x"}}, "repository 'memory'"),
+        ({"repository": {"url": "sqlite:///p.db", None: "x"}}, "repository 'sqlite:///p.db'"),
+        ({"idempotency_settings": {"memory": {None: "x"}}}, "idempotency store 'memory'"),
+        ({"idempotency": {"type": "memory", 2.5: "x"}}, "idempotency 'memory'"),
+    ],
+    ids=["provider", "tenant's provider", "repository", "repository by url", "idempotency_settings", "idempotency"],
+)
+def test_a_setting_whose_name_is_not_a_string_is_refused_naming_where(config: dict[Any, Any], where: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"^{re.escape(where)}.*: a setting's name must be a string, not "):
+        load_config(config, environ={})
+
+
+@pytest.mark.parametrize(
+    ("config", "refused"),
+    [
+        ({"x": 1, 2: 3}, "unknown configuration key(s) [2, 'x']"),
+        ({"repository": {"x": 1, 2: 3}}, "repository: a table needs a 'type' (or a 'url'), got [2, 'x']"),
+    ],
+)
+def test_unknown_keys_of_mixed_types_are_refused_by_name(config: dict[Any, Any], refused: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(refused)):
+        load_config(config, environ={})
+
+
 # -- tenant names and provider codes ------------------------------------------------------
 
 

@@ -61,6 +61,56 @@ def test_a_configuration_error_never_shows_a_secret(make_flow: Callable[..., Pay
     assert SECRET not in repr(raised.value)
 
 
+URL = "redis://:s3cret@cache/0"
+"""A URL with its password, short enough to be quoted whole."""
+
+
+@pytest.mark.parametrize(
+    ("config", "environ"),
+    [
+        ({"repository": {"type": URL}}, {}),
+        ({"idempotency": {"type": URL}}, {}),
+        ({"providers": {"till": {"type": URL}}}, {}),
+        ({"providers": {"till": {"type": [URL]}}}, {}),
+        ({"tenants": {URL: {}}}, {}),
+        ({"webhook_max_bytes": URL}, {}),
+        ({"plugins_blocked": [URL, 1]}, {}),
+        ({"idempotency_settings": {URL: {1: "x"}}}, {}),
+        ({}, {"PAYCORE_PROVIDER_TIMEOUT": URL}),
+        ({}, {"PAYCORE_IDEMPOTENCY_REQUIRED": URL}),
+        (URL, {}),
+        (None, {"PAYCORE_CONFIG": URL}),
+    ],
+    ids=[
+        "repository type",
+        "idempotency type",
+        "provider type",
+        "provider type in a list",
+        "tenant name",
+        "webhook_max_bytes",
+        "plugins_blocked",
+        "idempotency_settings name",
+        "provider_timeout",
+        "idempotency_required",
+        "file",
+        "PAYCORE_CONFIG",
+    ],
+)
+def test_a_url_under_the_wrong_key_is_quoted_without_its_password(config: object, environ: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        PaymentFlow.from_config(config, environ=environ)  # type: ignore[arg-type]  # what a user may give
+    assert "s3cret" not in str(refused.value)
+    assert "redis://:***@cache/0" in str(refused.value)
+
+
+def test_a_plugins_setting_of_seconds_given_a_url_is_quoted_without_its_password() -> None:
+    from paycore.secrets import Settings
+
+    with pytest.raises(ConfigurationError, match="'timeout' must be a number of seconds") as refused:
+        Settings({"timeout": URL}, owner="provider 'wave'").seconds("timeout", 30)
+    assert "s3cret" not in str(refused.value)
+
+
 async def test_settings_given_to_a_provider_keep_the_secret_masked(flow: PaymentFlow) -> None:
     settings = flow.provider("fake").settings
     assert SECRET not in repr(settings)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from paycore.errors import ConfigurationError
+from paycore.flow import PaymentFlow
 from paycore.secrets import Settings
 
 OWNER = "provider 'wave' of tenant 'chez-awa'"
@@ -39,6 +42,28 @@ def test_a_credential_with_a_space_a_line_break_or_a_control_character_is_refuse
     settings = Settings({"api_key": key}, owner=OWNER)
     with pytest.raises(ConfigurationError, match=f"^{OWNER}: secret 'api_key' must be a non-empty string") as refused:
         settings.credential("api_key")
+    assert "chez_awa" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["sk_test_caf\u00e9_chez_awa", "sk_test_chez_awa\u00a0", os.fsdecode(b"sk_test_chez_awa\xe9"), "sk_\u2028chez_awa"],
+    ids=["accented letter", "no-break space", "non-UTF-8 byte of an environment variable", "line separator"],
+)
+def test_a_credential_with_a_character_that_is_not_ascii_is_refused_unshown(key: str) -> None:
+    settings = Settings({"api_key": key}, owner=OWNER)
+    with pytest.raises(
+        ConfigurationError, match=f"^{OWNER}: secret 'api_key' must be a non-empty string of ASCII .* is not ASCII"
+    ) as refused:
+        settings.credential("api_key")
+    assert "chez_awa" not in str(refused.value)
+
+
+def test_a_provider_given_an_api_key_that_is_not_ascii_is_refused_when_the_flow_is_built() -> None:
+    provider = {"type": "dummy", "base_url": "http://127.0.0.1:9", "api_key": "sk_test_caf\u00e9_chez_awa",
+                "webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}  # fmt: skip
+    with pytest.raises(ConfigurationError, match=r"secret 'api_key' .* is not ASCII") as refused:
+        PaymentFlow.from_config({"providers": {"till": provider}}, environ={})
     assert "chez_awa" not in str(refused.value)
 
 

@@ -10,16 +10,18 @@ store into a registered type with its settings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Final
 
 from attrs import evolve
 
 from paycore.config import AdapterConfig, PaycoreConfig, store_settings, url_scheme
 from paycore.errors import ConfigurationError
 from paycore.plugins import IDEMPOTENCY_STORE, REPOSITORY, AdapterRegistration, Registry
-from paycore.secrets import Settings, redact_url
+from paycore.secrets import Settings, redact_url, shown_setting
 
-__all__ = ["EMBEDDED_DEFAULT_PACKAGE", "resolve_adapter", "resolve_config"]
+__all__ = ["EMBEDDED_DEFAULT_PACKAGE", "not_installed", "resolve_adapter", "resolve_config"]
 
 EMBEDDED_DEFAULT_PACKAGE = "paycore-memory"
 """The distribution that provides the embedded default, named when no adapter offers one."""
@@ -72,10 +74,7 @@ def _resolved_type(registry: Registry, adapter: AdapterConfig, kind: str) -> str
     key = _CONFIG_KEY[kind]
     if adapter.type is not None:
         if adapter.type not in registered:
-            raise ConfigurationError(
-                f"no {kind} type {adapter.type!r} is installed (installed: {_names(registered)}); "
-                f"install the package that provides it, e.g. paycore-{adapter.type}"
-            )
+            raise ConfigurationError(not_installed(kind, adapter.type, _names(registered)))
         return adapter.type
     url = adapter.settings.get("url")
     if url is None:
@@ -85,6 +84,21 @@ def _resolved_type(registry: Registry, adapter: AdapterConfig, kind: str) -> str
     else:
         raise ConfigurationError(f"{key}: the url setting must be a string, not {type(url).__name__}")
     return chosen.name
+
+
+_PACKAGE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def not_installed(kind: str, adapter_type: str, installed: str) -> str:
+    """Why no ``kind`` (``"repository"``, ``"idempotency store"``) of type ``adapter_type`` can be built, and what
+    to do: the type quoted short and without a password (a URL given as the type), ``installed`` listed."""
+    if "://" in adapter_type:
+        advice = "a URL is given as the 'url' setting, not as the 'type'"
+    elif _PACKAGE_NAME.fullmatch(adapter_type):
+        advice = f"install the package that provides it, e.g. paycore-{adapter_type}"
+    else:
+        advice = "install the package that provides it"
+    return f"no {kind} type {shown_setting(adapter_type)} is installed (installed: {installed}); {advice}"
 
 
 def _default_store(registry: Registry, repository_type: str) -> AdapterConfig:

@@ -4,23 +4,26 @@
 store(s) the configuration names (a list of stores is tiered, fastest first)
 and one provider instance per (tenant, code). Every failure is a
 :class:`~paycore.errors.ConfigurationError` that names what was wrong, never a
-password.
+password; the parts built before the refused one are disposed of
+(:mod:`paycore.disposal`), so a refused configuration leaves nothing open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Final
 
 import pluggy
 from attrs import evolve, frozen
 
-from paycore.adapters import resolve_config
+from paycore.adapters import not_installed, resolve_config
 from paycore.config import AdapterConfig, PaycoreConfig, ProviderConfig, webhook_url_for
+from paycore.disposal import dispose
 from paycore.errors import ConfigurationError, PaycoreError
 from paycore.plugins import Registry, collect_registry, create_plugin_manager
 from paycore.providers import Provider, ProviderContext
-from paycore.secrets import Settings, redact_url
+from paycore.secrets import Settings, redact_url, shown_setting
 from paycore.storage import IdempotencyStore, PaymentRepository
 
 __all__ = ["Parts", "assemble", "build_providers", "mask_declared_secrets"]
@@ -37,6 +40,16 @@ class Parts:
     repository: PaymentRepository
     idempotency_store: IdempotencyStore
 
+    @contextmanager
+    def disposed_on_error(self) -> Iterator[None]:
+        """Dispose of the repository and the idempotency store (:mod:`paycore.disposal`) if the block raises:
+        the flow built on them was refused (a provider's setting), and nothing else will close them."""
+        try:
+            yield
+        except BaseException:
+            dispose(self.idempotency_store, self.repository)
+            raise
+
 
 @frozen
 class _AdapterContext:
@@ -50,15 +63,20 @@ def assemble(config: PaycoreConfig, *, plugins: Iterable[object] = (), entry_poi
     registry = collect_registry(manager)
     config = mask_declared_secrets(resolve_config(registry, config), registry)
     repository = _build_adapter(registry, "repository", config.repository, manager)
-    stores = [_build_adapter(registry, "idempotency store", store, manager) for store in config.idempotency]
-    if len(stores) == 1:
-        store = stores[0]
-    else:
-        from paycore.tiered import TieredIdempotencyStore
+    stores: list[IdempotencyStore] = []
+    try:  # a refused store leaves nothing open: what was built before it is disposed of
+        stores += (_build_adapter(registry, "idempotency store", store, manager) for store in config.idempotency)
+        if len(stores) == 1:
+            store = stores[0]
+        else:
+            from paycore.tiered import TieredIdempotencyStore
 
-        store = TieredIdempotencyStore(
-            stores, names=[str(s.type) for s in config.idempotency], refill_ttl=config.idempotency_ttl
-        )
+            store = TieredIdempotencyStore(
+                stores, names=[str(s.type) for s in config.idempotency], refill_ttl=config.idempotency_ttl
+            )
+    except BaseException:
+        dispose(*reversed(stores), repository)
+        raise
     return Parts(
         config=config, plugin_manager=manager, registry=registry, repository=repository, idempotency_store=store
     )
@@ -83,11 +101,7 @@ def _build_adapter(registry: Registry, what: str, adapter: AdapterConfig, manage
     factories: Mapping[str, Any] = registry.repositories if what == "repository" else registry.idempotency_stores
     factory = factories.get(str(adapter.type))
     if factory is None:
-        known = ", ".join(sorted(factories)) or "none"
-        raise ConfigurationError(
-            f"no {what} type {adapter.type!r} is installed (installed: {known}); "
-            f"install the package that provides it, e.g. paycore-{adapter.type}"
-        )
+        raise ConfigurationError(not_installed(what, str(adapter.type), ", ".join(sorted(factories)) or "none"))
     try:
         built = factory(_AdapterContext(adapter.settings, manager))
     except PaycoreError:
@@ -102,6 +116,7 @@ def _build_adapter(registry: Registry, what: str, adapter: AdapterConfig, manage
     # delegates through __getattr__ answers (isinstance looks methods up statically from Python 3.12).
     missing = sorted(name for name in _protocol_methods(protocol) if not callable(getattr(built, name, None)))
     if missing:
+        dispose(built)
         raise ConfigurationError(
             f"{what} type {adapter.type!r} built a {type(built).__name__}, which is no {protocol.__name__} "
             f"(missing: {', '.join(missing)}); a plugin bug: report it to the package providing it"
@@ -119,6 +134,21 @@ def build_providers(
 ) -> dict[tuple[str | None, str], Provider]:
     """One provider instance per tenant and code the configuration enables."""
     built: dict[tuple[str | None, str], Provider] = {}
+    try:
+        _build_providers(config, registry, manager, repository, built)
+    except BaseException:  # the providers built before the refused one are never used: dispose of them
+        dispose(*built.values())
+        raise
+    return built
+
+
+def _build_providers(
+    config: PaycoreConfig,
+    registry: Registry,
+    manager: pluggy.PluginManager,
+    repository: PaymentRepository,
+    built: dict[tuple[str | None, str], Provider],
+) -> None:
     scopes: list[tuple[str | None, Mapping[str, Any]]] = [(None, config.providers)]
     scopes += [(name, tenant.providers) for name, tenant in config.tenants.items()]
     for tenant, providers in scopes:
@@ -127,7 +157,7 @@ def build_providers(
             if provider_class is None:
                 known = ", ".join(sorted(registry.providers)) or "none"
                 raise ConfigurationError(
-                    f"provider {code!r} of tenant {tenant!r} has type {provider_config.type!r}, "
+                    f"provider {code!r} of tenant {tenant!r} has type {shown_setting(provider_config.type)}, "
                     f"which no installed plugin provides (installed: {known})"
                 )
             _check_setting_names(provider_class, provider_config, tenant)
@@ -150,11 +180,11 @@ def build_providers(
             except PaycoreError:
                 raise
             except Exception as error:
+                # Not chained, as an adapter's: the original exception may quote a URL or a key with its secret.
                 raise ConfigurationError(
                     f"provider {code!r} ({provider_config.type}) of tenant {tenant!r} "
-                    f"could not be built: {type(error).__name__}: {error}"
-                ) from error
-    return built
+                    f"could not be built: {type(error).__name__}: {redact_url(str(error))}"
+                ) from None
 
 
 _EVERY_PROVIDERS_SETTINGS: Final = frozenset({"label"})

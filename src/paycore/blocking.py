@@ -34,12 +34,18 @@ from paycore.flow import PaymentFlow
 from paycore.listing import PaymentPage
 from paycore.money import Money
 from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund
+from paycore.secrets import shown_setting
 from paycore.status import FraudStatus, PaymentStatus, RefundStatus
-from paycore.wire import shown
 
 __all__ = ["BlockingPaymentFlow"]
 
 T = TypeVar("T")
+
+
+def _checked_backend(backend: str) -> str:
+    if backend not in ("asyncio", "trio"):
+        raise ConfigurationError(f"backend must be 'asyncio' or 'trio', not {shown_setting(backend)}")
+    return backend
 
 
 class BlockingPaymentFlow:
@@ -51,10 +57,8 @@ class BlockingPaymentFlow:
     """
 
     def __init__(self, flow: PaymentFlow, *, backend: str = "asyncio") -> None:
-        if backend not in ("asyncio", "trio"):
-            raise ConfigurationError(f"backend must be 'asyncio' or 'trio', not {shown(backend)}")
         self.flow = flow
-        self.backend = backend
+        self.backend = _checked_backend(backend)
         self._lock = threading.Lock()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
@@ -73,6 +77,7 @@ class BlockingPaymentFlow:
         backend: str = "asyncio",
     ) -> BlockingPaymentFlow:
         """Build the flow as :meth:`PaymentFlow.from_config` does, wrapped for sync callers."""
+        _checked_backend(backend)  # before the flow is built: a refused backend leaves no flow open
         flow = PaymentFlow.from_config(config, plugins=plugins, entry_points=entry_points, environ=environ, clock=clock)
         return cls(flow, backend=backend)
 

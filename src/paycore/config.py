@@ -36,8 +36,7 @@ from attrs import field, frozen
 from paycore import config_sources, wire
 from paycore.config_sources import ENV_PREFIX, apply_environment, deep_copy, read_toml
 from paycore.errors import ConfigurationError
-from paycore.secrets import Settings, redact_url
-from paycore.wire import shown
+from paycore.secrets import Settings, redact_url, shown_setting
 
 __all__ = [
     "DEFAULT_IDEMPOTENCY_LEASE",
@@ -250,7 +249,9 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
         raise ConfigurationError(f"configuration must be a table, not {type(data).__name__}")
     unknown = set(data) - _TOP_LEVEL
     if unknown:
-        raise ConfigurationError(f"unknown configuration key(s) {sorted(unknown)}; known: {sorted(_TOP_LEVEL)}")
+        raise ConfigurationError(
+            f"unknown configuration key(s) {sorted(unknown, key=str)}; known: {sorted(_TOP_LEVEL)}"
+        )
     repository = _adapter(data["repository"], "repository") if "repository" in data else AdapterConfig()
     extra = _store_settings_by_type(data.get("idempotency_settings", {}))
     stores = _stores(data["idempotency"], extra) if "idempotency" in data else ()
@@ -264,7 +265,7 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
             raise ConfigurationError(f"tenant {name!r} must be a table with only a 'providers' table")
         tenants[name] = TenantConfig(name, _providers(tenant.get("providers", {}), f"tenant {name!r}"))
     seconds = {key: config_sources.read_seconds(data, key, *limits) for key, limits in _DURATIONS.items()}
-    _check_durations(seconds["provider_timeout"], seconds["idempotency_lease"], seconds["idempotency_ttl"])
+    config_sources.check_durations(seconds, lease_over_timeout=LEASE_OVER_TIMEOUT)
     return PaycoreConfig(
         repository=repository,
         idempotency=stores,
@@ -284,20 +285,6 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
     )
 
 
-def _check_durations(timeout: float, lease: float, ttl: float) -> None:
-    if lease < timeout * LEASE_OVER_TIMEOUT:
-        raise ConfigurationError(
-            f"idempotency_lease ({lease:g}s) must exceed provider_timeout ({timeout:g}s) by a tenth at least "
-            f"(>= {timeout * LEASE_OVER_TIMEOUT:g}s): a key could be taken over while its request still runs, "
-            "and a call is sent only while its answer can come back within its lease"
-        )
-    if ttl < lease:
-        raise ConfigurationError(
-            f"idempotency_ttl ({ttl:g}s) must be at least idempotency_lease ({lease:g}s): "
-            "a key's result, and the payment id bound to it, must outlive any lease on the key"
-        )
-
-
 _NOT_ONE_SEGMENT: Final = re.compile(r"[/\\]|^\.\.?$")  # what keeps a name from being one segment of a path
 
 
@@ -313,7 +300,9 @@ def is_code(value: object) -> bool:
 def _check_code(value: object, what: str, where: str) -> None:
     if not is_code(value):
         limits = f"a non-empty string of at most {MAX_CODE_LENGTH} characters without control characters, '/' or '\\'"
-        raise ConfigurationError(f"{where}: {shown(value)} is not {what}; it must be {limits}, and not '.' or '..'")
+        raise ConfigurationError(
+            f"{where}: {shown_setting(value)} is not {what}; it must be {limits}, and not '.' or '..'"
+        )
 
 
 def _adapter(raw: Any, what: str) -> AdapterConfig:
@@ -331,8 +320,8 @@ def _adapter(raw: Any, what: str) -> AdapterConfig:
             url = _url(settings["url"], what)
             return AdapterConfig(None, Settings(settings, owner=f"{what} {redact_url(url)!r}"))
         if not isinstance(kind, str) or not kind:
-            raise ConfigurationError(f"{what}: a table needs a 'type' (or a 'url'), got {sorted(raw)}")
-        return AdapterConfig(kind, Settings(settings, owner=f"{what} {kind!r}"))
+            raise ConfigurationError(f"{what}: a table needs a 'type' (or a 'url'), got {sorted(raw, key=str)}")
+        return AdapterConfig(kind, Settings(settings, owner=f"{what} {shown_setting(kind)}"))
     raise ConfigurationError(f"{what} must be a name, a URL or a table, not {type(raw).__name__}")
 
 
@@ -356,7 +345,7 @@ def url_scheme(url: str) -> str:
 def _store_settings_by_type(raw: Any) -> dict[str, Settings]:
     if not isinstance(raw, Mapping) or not all(isinstance(table, Mapping) for table in raw.values()):
         raise ConfigurationError("idempotency_settings must be a table of tables")
-    return {name: Settings(table, owner=f"idempotency store {name!r}") for name, table in raw.items()}
+    return {name: Settings(table, owner=f"idempotency store {shown_setting(name)}") for name, table in raw.items()}
 
 
 def _stores(raw: Any, extra: Mapping[str, Settings]) -> tuple[AdapterConfig, ...]:
@@ -395,6 +384,6 @@ def _providers(raw: Any, owner: str) -> dict[str, ProviderConfig]:
         settings = dict(table)
         kind = settings.pop("type", code)
         if not isinstance(kind, str) or not kind:
-            raise ConfigurationError(f"provider {code!r} of {owner} has an invalid type {kind!r}")
+            raise ConfigurationError(f"provider {code!r} of {owner} has an invalid type {shown_setting(kind)}")
         providers[code] = ProviderConfig(code, kind, Settings(settings, owner=f"provider {code!r} of {owner}"))
     return providers

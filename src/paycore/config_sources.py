@@ -18,11 +18,12 @@ from typing import Any, Final
 
 from paycore import secrets, wire
 from paycore.errors import ConfigurationError, InvalidReport
-from paycore.wire import shown
+from paycore.secrets import shown_setting
 
 __all__ = [
     "ENV_PREFIX",
     "apply_environment",
+    "check_durations",
     "deep_copy",
     "read_flag",
     "read_names",
@@ -37,28 +38,43 @@ ENV_PREFIX: Final = "PAYCORE_"
 
 
 def deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A mutable copy of ``data`` with every nested mapping copied too."""
-    return {k: deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    """A mutable copy of ``data`` with every nested mapping copied too; :class:`ConfigurationError` if its
+    tables nest deeper than Python can follow (a mapping built in code: no configuration nests so deep)."""
+    try:
+        return _copy(data)
+    except RecursionError:
+        raise ConfigurationError("the configuration's tables nest too deeply to be read") from None
+
+
+def _copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A TOML configuration file as a dict; :class:`ConfigurationError` naming ``path`` if it is
-    missing, unreadable (a directory, no permission), not UTF-8 or not valid TOML."""
+    missing, unreadable (a directory, no permission), not UTF-8, not valid TOML or nested deeper than
+    it can be read, or if ``path`` holds a NUL (no file has such a name)."""
     import tomllib  # loaded on first use: a flow built from a mapping never needs it
     from pathlib import Path
 
+    text = os.fsdecode(path)
+    name = repr(secrets.redact_url(text))  # a URL given where a file belongs shows without its password
+    if "\x00" in text:  # open() would refuse it with a ValueError
+        raise ConfigurationError(f"configuration file {name} is no file's name: it holds a NUL character")
     try:
         with Path(path).open("rb") as file:
             return tomllib.load(file)
     except FileNotFoundError:
-        raise ConfigurationError(f"configuration file {str(path)!r} does not exist") from None
+        raise ConfigurationError(f"configuration file {name} does not exist") from None
     except OSError as error:  # a directory, no permission, a read error
         reason = error.strerror or type(error).__name__
-        raise ConfigurationError(f"configuration file {str(path)!r} cannot be read: {reason}") from None
+        raise ConfigurationError(f"configuration file {name} cannot be read: {reason}") from None
     except UnicodeDecodeError:
-        raise ConfigurationError(f"configuration file {str(path)!r} is not UTF-8 text (TOML must be)") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(f"configuration file {str(path)!r} is not valid TOML: {error}") from None
+        raise ConfigurationError(f"configuration file {name} is not UTF-8 text (TOML must be)") from None
+    except ValueError as error:  # TOMLDecodeError; or an integer of more digits than Python reads
+        raise ConfigurationError(f"configuration file {name} is not valid TOML: {error}") from None
+    except RecursionError:  # arrays or inline tables nested thousands deep: the reader recurses per level
+        raise ConfigurationError(f"configuration file {name} nests arrays or tables too deeply to be read") from None
 
 
 def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -106,7 +122,7 @@ def read_flag(data: Mapping[str, Any], key: str) -> bool:
     if isinstance(raw, str) and raw.strip().lower() in ("true", "1", "yes", "false", "0", "no", ""):
         return raw.strip().lower() in ("true", "1", "yes")
     if not isinstance(raw, bool):
-        raise ConfigurationError(f"{key} must be true or false, not {shown(raw)}")
+        raise ConfigurationError(f"{key} must be true or false, not {shown_setting(raw)}")
     return raw
 
 
@@ -120,7 +136,7 @@ def read_positive_int(data: Mapping[str, Any], key: str, default: int, *, most: 
         except ValueError:
             value = 0
     if value <= 0:
-        raise ConfigurationError(f"{key} must be a positive whole number, not {shown(raw)}")
+        raise ConfigurationError(f"{key} must be a positive whole number, not {shown_setting(raw)}")
     if most is not None and value > most:
         raise ConfigurationError(f"{key} must be at most {most}, not {value}")
     return value
@@ -131,11 +147,28 @@ def read_seconds(data: Mapping[str, Any], key: str, default: float, most: float,
     return secrets.read_seconds(data.get(key, default), what=key, most=most, in_words=in_words)
 
 
+def check_durations(seconds: Mapping[str, float], *, lease_over_timeout: float) -> None:
+    """Refuse durations that do not fit together: ``idempotency_lease`` at least ``lease_over_timeout`` times
+    ``provider_timeout``, ``idempotency_ttl`` at least ``idempotency_lease``."""
+    timeout, lease, ttl = seconds["provider_timeout"], seconds["idempotency_lease"], seconds["idempotency_ttl"]
+    if lease < timeout * lease_over_timeout:
+        raise ConfigurationError(
+            f"idempotency_lease ({lease:g}s) must exceed provider_timeout ({timeout:g}s) by a tenth at least "
+            f"(>= {timeout * lease_over_timeout:g}s): a key could be taken over while its request still runs, "
+            "and a call is sent only while its answer can come back within its lease"
+        )
+    if ttl < lease:
+        raise ConfigurationError(
+            f"idempotency_ttl ({ttl:g}s) must be at least idempotency_lease ({lease:g}s): "
+            "a key's result, and the payment id bound to it, must outlive any lease on the key"
+        )
+
+
 def read_names(data: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
     """Setting ``key`` of ``data``: a list of non-empty names (in the environment, separated by commas)."""
     raw = data.get(key, [])
     if not isinstance(raw, list | tuple) or not all(isinstance(name, str) and name.strip() for name in raw):
-        raise ConfigurationError(f'{key} must be a list of {what}, like ["dummy"], not {shown(raw)}')
+        raise ConfigurationError(f'{key} must be a list of {what}, like ["dummy"], not {shown_setting(raw)}')
     return tuple(name.strip() for name in raw)
 
 
@@ -147,7 +180,7 @@ def read_webhook_url(raw: Any) -> str | None:
         url = wire.check_url(raw, what="webhook_url")
     except InvalidReport:
         # quoted redacted before it is cut short: a password's first characters never show
-        quoted = shown(secrets.redact_url(raw) if isinstance(raw, str) else raw)
+        quoted = shown_setting(raw)
         raise ConfigurationError(
             f"webhook_url must be an absolute http(s) URL of at most {wire.MAX_URL_LENGTH} characters"
             f" without spaces or control characters, such as 'https://pos.example/webhooks', not {quoted}"

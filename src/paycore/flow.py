@@ -137,14 +137,15 @@ class PaymentFlow:
         configuration raises :class:`~paycore.errors.ConfigurationError`.
         """
         built = _flow_parts().assemble(config, plugins=plugins, entry_points=entry_points, environ=environ)
-        return cls(
-            config=built.config,
-            plugin_manager=built.plugin_manager,
-            registry=built.registry,
-            repository=built.repository,
-            idempotency_store=built.idempotency_store,
-            clock=clock,
-        )
+        with built.disposed_on_error():  # a provider refused: the repository and stores are not left open
+            return cls(
+                config=built.config,
+                plugin_manager=built.plugin_manager,
+                registry=built.registry,
+                repository=built.repository,
+                idempotency_store=built.idempotency_store,
+                clock=clock,
+            )
 
     def __repr__(self) -> str:
         repository, keys = type(self.repository).__name__, type(self.idempotency_store).__name__

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 from paycore.errors import ConfigurationError
 from paycore.wire import MAX_URL_LENGTH, InvalidReport, check_url, shown
 
-__all__ = ["SECRET_MARKERS", "Secret", "Settings", "read_seconds", "redact_url"]
+__all__ = ["SECRET_MARKERS", "Secret", "Settings", "read_seconds", "redact_url", "shown_setting"]
 
 SECRET_MARKERS: Final = (
     "secret",
@@ -176,6 +176,18 @@ def _masked_value(value: Any) -> Any:
     return value
 
 
+def shown_setting(value: object) -> str:
+    """A configuration value as an error message quotes it: short (:func:`~paycore.wire.shown`), after the
+    password of every URL in it, and every secret-named value of a table in it, is hidden (see :func:`_masked`).
+
+    A database URL put under the wrong key is quoted without its password:
+
+    >>> shown_setting("redis://:s3cret@cache/0")
+    "'redis://:***@cache/0'"
+    """
+    return shown(_masked_value(value))
+
+
 class Settings(Mapping[str, Any]):
     """A read-only mapping of a plugin's settings whose secret-named values are masked.
 
@@ -187,9 +199,11 @@ class Settings(Mapping[str, Any]):
 
     def __init__(self, data: Mapping[str, Any] | None = None, *, owner: str = "settings") -> None:
         self._owner = owner
-        self._data = {
-            key: _wrap_secret(value) if _is_secret_name(key) else value for key, value in (data or {}).items()
-        }
+        data = data or {}
+        wrong = [key for key in data if not isinstance(key, str)]
+        if wrong:  # a mapping given in code, or Django's settings.PAYCORE (TOML and the environment name with text)
+            raise ConfigurationError(f"{owner}: a setting's name must be a string, not {shown_setting(wrong[0])}")
+        self._data = {key: _wrap_secret(value) if _is_secret_name(key) else value for key, value in data.items()}
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -237,13 +251,18 @@ class Settings(Mapping[str, Any]):
         """The revealed value of secret ``key``, a credential sent in a header (an API key).
 
         Refused with a :class:`ConfigurationError` that does not show it when it is empty or holds
-        a space, a line break or a control character (a copy-paste's trailing newline), which an
-        HTTP client would refuse later, quoting the key in its error."""
+        a space, a line break or a control character (a copy-paste's trailing newline), or a character
+        that is not ASCII (a pasted ``é``, a non-UTF-8 byte of an environment variable): an HTTP header
+        holds ASCII only, and an HTTP client would refuse it at every call, quoting the key in its error."""
         value = self.secret(key)
-        if not value or not all(character.isprintable() and not character.isspace() for character in value):
+        wrong = next((character for character in value if not "!" <= character <= "~"), None)
+        if not value or wrong is not None:  # never the value, nor the character: it may be part of the secret
+            found = "is empty" if wrong is None else "holds a space, a line break or a control character"
+            if wrong is not None and not wrong.isascii():
+                found = "holds a character that is not ASCII (an HTTP header holds ASCII only)"
             raise ConfigurationError(
-                f"{self._owner}: secret {key!r} must be a non-empty string without spaces, line breaks "
-                "or control characters"
+                f"{self._owner}: secret {key!r} must be a non-empty string of ASCII letters, digits and punctuation, "
+                f"without spaces, line breaks or control characters; it {found}"
             )
         return value
 
@@ -278,12 +297,14 @@ def read_seconds(value: object, *, what: str, most: float, in_words: str = "") -
         except ValueError:
             pass
     if isinstance(number, bool) or not isinstance(number, int | float):
-        raise ConfigurationError(f"{what} must be a number of seconds, not {shown(value)}")
+        raise ConfigurationError(f"{what} must be a number of seconds, not {shown_setting(value)}")
     try:
         number = float(number)
     except OverflowError:  # an integer beyond any float
         number = math.inf
     if not 0 < number <= most:  # NaN and infinity too
         limit = f"{most:.0f} ({in_words})" if in_words else f"{most:.0f}"
-        raise ConfigurationError(f"{what} must be a positive number of seconds, at most {limit}, not {shown(value)}")
+        raise ConfigurationError(
+            f"{what} must be a positive number of seconds, at most {limit}, not {shown_setting(value)}"
+        )
     return number

@@ -40,6 +40,7 @@ from typing import Any
 import anyio
 
 from paycore.config import DEFAULT_IDEMPOTENCY_TTL
+from paycore.disposal import dispose
 from paycore.errors import (
     ConfigurationError,
     IdempotencyInProgress,
@@ -183,6 +184,10 @@ class TieredIdempotencyStore:
         with anyio.CancelScope(shield=True):
             for store in self.stores:
                 await store.aclose()
+
+    def dispose(self) -> None:
+        """Dispose of every tier that can be (:mod:`paycore.disposal`): a flow built on them was refused."""
+        dispose(*self.stores)
 
     def _tokens(self, key: str, token: str) -> tuple[list[str | None], str]:
         """The caches' tokens and the durable store's token inside a composite ``token``."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from paycore.errors import ConfigurationError
 from paycore.flow import PaymentFlow
+from paycore_sqlalchemy import engine
 
 PASSWORD = "S3cretPw"
 URL = f"postgresql://paycore:{PASSWORD}@db.internal/paycore"
@@ -41,3 +44,33 @@ def test_a_url_whose_port_is_not_a_number_is_a_configuration_error_without_its_p
     assert "'url' 'postgresql://paycore:***@db.internal:notaport/paycore' is not a database URL" in message
     assert "its port is not a number" in message
     assert PASSWORD not in message
+
+
+@pytest.mark.parametrize("refused", ["provider", "idempotency store"])
+def test_a_refused_flow_gives_back_its_share_of_the_database_engine(
+    tmp_path: Path, refused: str, anyio_backend: str
+) -> None:
+    """A flow refused after its SQL repository (and store) were built holds no engine: a later flow on the same
+    database is the engine's only user, and closing it closes the database's connections."""
+    url = f"sqlite:///{tmp_path / 'pos.db'}"
+    config: dict[str, Any] = {"repository": url}
+    if refused == "provider":
+        config["providers"] = {"cash": {"type": "cash", "no_such_setting": 1}}
+    else:
+        config["idempotency"] = ["sqlalchemy", "redis"]
+        config["idempotency_settings"] = {"redis": {"url": "redis://127.0.0.1/0", "transport": "bogus"}}
+
+    def held() -> list[int]:  # the shares of this database's engine that flows hold
+        return [count for key, (_, count, _) in engine._ENGINES.items() if str(tmp_path) in key[0]]
+
+    for _ in range(3):
+        with pytest.raises(ConfigurationError):
+            PaymentFlow.from_config(config, environ={})
+    assert held() == [], "a refused flow kept a share of the engine"
+
+    async def use() -> None:
+        async with PaymentFlow.from_config({"repository": url}, environ={}) as flow:
+            await flow.list_payments()
+
+    anyio.run(use, backend=anyio_backend)
+    assert held() == [], "the good flow's close left the engine open"

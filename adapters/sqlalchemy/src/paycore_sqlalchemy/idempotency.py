@@ -271,5 +271,10 @@ class SqlIdempotencyStore:
 
     async def aclose(self) -> None:
         """Give back the database connection pool share."""
+        self.dispose()
+
+    def dispose(self) -> None:
+        """Give back the database connection pool share at once (:class:`paycore.disposal.Disposable`): the flow
+        built on it was refused. Idempotent: a later :meth:`aclose` does no harm."""
         if self._owns_database:
             self.database.close()

@@ -591,6 +591,11 @@ class SqlPaymentRepository:
 
     async def aclose(self) -> None:
         """Give back the database connection pool share."""
+        self.dispose()
+
+    def dispose(self) -> None:
+        """Give back the database connection pool share at once (:class:`paycore.disposal.Disposable`): the flow
+        built on it was refused. Idempotent: a later :meth:`aclose` does no harm."""
         if self._owns_database:
             self.database.close()
 
