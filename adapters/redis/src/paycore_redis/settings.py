@@ -29,7 +29,12 @@ from attrs import field, frozen
 
 from paycore.config import MAX_IDEMPOTENCY_TTL
 from paycore.errors import ConfigurationError
-from paycore.secrets import Secret, read_seconds, redact_url  # redact_url: also hides a ?password= query parameter
+from paycore.secrets import (  # redact_url: also hides a ?password= query parameter
+    Secret,
+    read_seconds,
+    redact_url,
+    shown_setting,
+)
 from paycore.wire import shown as short
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "TRANSPORTS", "RedisStoreSettings", "SentinelTarget", "redact_url"]
@@ -99,16 +104,6 @@ class SentinelTarget:
         return cls(tuple(sentinels), unquote(path[0]), db, username, password)
 
 
-def _quoted(value: object) -> str:
-    """A setting's value as an error quotes it: short, text without the password of a URL in it, and a value
-    that is neither text nor a number named by its type (a URL put under ``cluster`` shows no password)."""
-    if isinstance(value, str):
-        return short(redact_url(value))
-    if value is None or isinstance(value, (bool, int, float)):
-        return short(value)
-    return f"a {type(value).__name__}"
-
-
 def _check_url(url: str, scheme: str, cluster: bool) -> None:
     """Refuse a URL redis-py cannot use, naming it without its password.
 
@@ -168,7 +163,7 @@ def _flag(raw: Mapping[str, Any], name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
         return value.lower() in ("true", "1", "yes")
     if not isinstance(value, bool):
-        raise ConfigurationError(f"redis store: {name} must be true or false, not {_quoted(value)}")
+        raise ConfigurationError(f"redis store: {name} must be true or false, not {shown_setting(value)}")
     return value
 
 
@@ -219,13 +214,13 @@ class RedisStoreSettings:
             )
         prefix = raw.get("prefix", DEFAULT_PREFIX)
         if not isinstance(prefix, str):
-            raise ConfigurationError(f"redis store: prefix must be a string, not {_quoted(prefix)}")
+            raise ConfigurationError(f"redis store: prefix must be a string, not {shown_setting(prefix)}")
         socket_timeout = _seconds(raw, "socket_timeout", 2.0, MAX_SOCKET_TIMEOUT, "an hour")
         cluster = _flag(raw, "cluster")
         transport = raw.get("transport", "auto")
         if transport not in TRANSPORTS:
             raise ConfigurationError(
-                f"redis store: transport must be one of {list(TRANSPORTS)}, not {_quoted(transport)}"
+                f"redis store: transport must be one of {list(TRANSPORTS)}, not {shown_setting(transport)}"
             )
         settings = cls(
             url=url,

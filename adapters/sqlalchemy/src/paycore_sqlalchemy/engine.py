@@ -22,9 +22,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from paycore.errors import ConfigurationError
-from paycore.secrets import redact_url
+from paycore.secrets import redact_url, shown_setting
 from paycore.wire import quoted
-from paycore_sqlalchemy.settings import quoted_setting
 
 __all__ = [
     "WRITE_OPTION",
@@ -54,7 +53,7 @@ def parse_url(url: str | URL) -> URL:
         return url
     if not isinstance(url, str) or not url:
         raise ConfigurationError(
-            f"sqlalchemy: 'url' must be a database URL such as 'sqlite:///paycore.db', not {quoted_setting(url)}"
+            f"sqlalchemy: 'url' must be a database URL such as 'sqlite:///paycore.db', not {shown_setting(url)}"
         )
     try:
         return make_url(url)

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from paycore.errors import ConfigurationError
-from paycore.secrets import redact_url
-from paycore.wire import shown
+from paycore.secrets import shown_setting
 
 __all__ = [
     "ENGINE_OPTIONS",
@@ -15,7 +14,6 @@ __all__ = [
     "auto_upgrade_setting",
     "check_setting_names",
     "engine_options",
-    "quoted_setting",
     "url_setting",
 ]
 
@@ -27,19 +25,6 @@ SETTING_NAMES: Final = frozenset({"url", "auto_upgrade", *ENGINE_OPTIONS})
 
 _TRUE: Final = {"1", "true", "yes", "on"}
 _FALSE: Final = {"0", "false", "no", "off"}
-
-
-def quoted_setting(value: object) -> str:
-    """A setting's value as an error message quotes it: short, and text without the password of a URL in it.
-
-    A database URL put under the wrong key (``pool_size``) is quoted ``'postgresql://app:***@db/paycore'``;
-    a value that is neither text nor a number is named by its type.
-    """
-    if isinstance(value, str):
-        return shown(redact_url(value))
-    if value is None or isinstance(value, (bool, int, float)):
-        return shown(value)
-    return f"a {type(value).__name__}"
 
 
 def check_setting_names(settings: Mapping[str, Any], owner: str) -> None:
@@ -70,7 +55,7 @@ def _boolean(value: Any, name: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise ConfigurationError(f"sqlalchemy: {name} must be true or false, not {quoted_setting(value)}")
+    raise ConfigurationError(f"sqlalchemy: {name} must be true or false, not {shown_setting(value)}")
 
 
 def auto_upgrade_setting(settings: Mapping[str, Any]) -> bool | None:
@@ -92,10 +77,10 @@ def engine_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         try:
             number = float(raw) if name == "pool_timeout" else int(raw)
         except (TypeError, ValueError):
-            raise ConfigurationError(f"sqlalchemy: {name} must be a number, not {quoted_setting(raw)}") from None
+            raise ConfigurationError(f"sqlalchemy: {name} must be a number, not {shown_setting(raw)}") from None
         if not 0 <= number < float("inf"):  # NaN compares false: refused too
             raise ConfigurationError(
-                f"sqlalchemy: {name} must be a finite number of zero or more, not {quoted_setting(raw)}"
+                f"sqlalchemy: {name} must be a finite number of zero or more, not {shown_setting(raw)}"
             )
         options[name] = number
     return options
