@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from paycore.errors import PaycoreError
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.reports import day_report
 from paycore_cash.drawers import CashDrawers
+from paycore_cash.provider import CashProvider
 from paycore_cash.records import MovementKind
 from paycore_cash.sales import refund_cash, take_cash
 
@@ -76,3 +78,32 @@ async def test_sales_and_refunds_are_dated_by_the_flows_clock(repository_url: st
     (section,) = day.sections
     assert section.rows[0][:2] == ("T1", "09:30")
     assert day.captured == (xof(3_500),)
+
+
+async def test_on_a_clock_that_does_not_move_a_sale_never_lands_in_the_tills_next_drawer(
+    repository_url: str, cash_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The till is closed and opened again between a sale's check and its recording, all at one instant (a frozen
+    or coarse clock): which drawer the sale was checked against cannot be told from the times, so it fails, as it
+    does when the clock moves, rather than add cash the next drawer never took. A sale on that clock before any
+    close is the open drawer's."""
+    clock = Clock()
+    config = cash_config(currency="XOF") | {"repository": repository_url}
+    async with PaymentFlow.from_config(config, clock=clock.now) as flow:
+        drawers = CashDrawers(flow, tenant=TENANT)
+        first = await drawers.open(till="T1", opening_float=xof(1_000), opened_by="Awa")
+        kept = await take_cash(flow, amount=xof(500), tendered=xof(500), till="T1", order_id="T1-0001", tenant=TENANT)
+        checked = CashProvider.check_payment
+        reopened: dict[str, Any] = {}
+
+        async def check_then_close_and_reopen(provider: CashProvider, payment: Any) -> None:
+            await checked(provider, payment)
+            await drawers.close(till="T1", counted=xof(1_500), closed_by="Awa")
+            reopened["session"] = await drawers.open(till="T1", opening_float=xof(0), opened_by="Binta")
+
+        monkeypatch.setattr(CashProvider, "check_payment", check_then_close_and_reopen)
+        with pytest.raises(PaycoreError, match="closed before the sale was recorded"):
+            await take_cash(flow, amount=xof(700), tendered=xof(700), till="T1", order_id="T1-0002", tenant=TENANT)
+        monkeypatch.undo()
+        assert await drawers.movements(reopened["session"].id) == []
+        assert [m.payment_id for m in await drawers.movements(first.id)] == [kept.payment.id]

@@ -245,7 +245,7 @@ class CashProvider(Provider):
             return _sale_update(stored)
         till, tendered = _tender(payment)
         session = await self._read(self.storage.get_open_session(payment.tenant, till))
-        if session is None or not _open_when_made(session, payment):
+        if session is None or not await self._open_when_made(session, payment):
             return _closed_before_the_sale(till)
         self._check_currency(payment, session)
         movement = CashMovement(
@@ -333,6 +333,24 @@ class CashProvider(Provider):
             refunds=tuple(refunds),
         )
 
+    async def _open_when_made(self, session: DrawerSession, payment: Payment) -> bool:
+        """True when ``session`` was open when the flow wrote the sale's call down, so it is the one its sale was
+        checked against.
+
+        The flow has :meth:`check_payment` read the till's open session, then writes the call down (its
+        ``started_at``, by the flow's clock) and calls :meth:`initiate`. A session opened after the call started
+        is the till's next one: the drawer the cash was taken at closed meanwhile. (A drawer opened while the
+        sale was being checked was open before the call started: the sale is its.) One opened at the very instant
+        the call started (a clock that did not move: frozen, or coarse) is the sale's only if no session of the
+        till closed at that instant or later: else which drawer the sale was checked against cannot be told, and
+        the sale fails rather than land in the next one.
+        """
+        made = _call_time(payment)
+        if session.opened_at != made:
+            return session.opened_at < made
+        sessions = await self._read(self.storage.list_sessions(payment.tenant, session.till))
+        return not any(other.closed_at is not None and other.closed_at >= made for other in sessions)
+
     async def _paid_out(self, payment: Payment, refund: Refund) -> CashMovement | None:
         """The REFUND movement that paid out ``refund`` of ``payment``, if any; never another payment's."""
         found = await self._read(
@@ -408,18 +426,6 @@ def _tender(payment: Payment) -> tuple[str, Money]:
 def _closed_before_the_sale(till: str) -> ProviderUpdate:
     """The drawer's answer for a sale its till's drawer closed before: failed, no cash recorded."""
     return ProviderUpdate(outcome=Outcome.FAILED, message=drawer_closed_before_the_sale(till))
-
-
-def _open_when_made(session: DrawerSession, payment: Payment) -> bool:
-    """True when ``session`` was open when the flow wrote the sale's call down, so it is the one its sale was
-    checked against.
-
-    The flow has :meth:`CashProvider.check_payment` read the till's open session, then writes the call down
-    (its ``started_at``, by the flow's clock) and calls :meth:`CashProvider.initiate`. A session opened after
-    the call started is the till's next one: the drawer the cash was taken at closed meanwhile. (A drawer opened
-    while the sale was being checked was open before the call started: the sale is its.)
-    """
-    return session.opened_at <= _call_time(payment)
 
 
 def _paid_for(payment: Payment, refund: Refund, movement: CashMovement) -> CashMovement:
