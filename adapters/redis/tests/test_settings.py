@@ -206,3 +206,19 @@ def test_a_url_under_another_setting_is_quoted_without_its_password(name: str, v
     with pytest.raises(ConfigurationError, match=f"redis store: {name} must be") as refused:
         RedisStoreSettings.from_mapping({name: value})
     assert "SEKRET42" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rediss://:Xk3vQ9rTz8Lm/Pq2WnB7y+Hs4=@paycore.redis.cache.windows.net:6380/0",
+        "redis://app:Xk3vQ9rTz8Lm#Pq2WnB7y@cache:6379/0",
+        "redis+sentinel://default:Xk3vQ9rTz8Lm/Pq2WnB7y@s1:26379,s2:26379/mymaster/0",
+    ],
+)
+def test_a_password_holding_a_raw_slash_or_hash_shows_no_part_of_it_and_says_to_encode_it(url: str) -> None:
+    # redis-py took the password up to its '/' for the port, and quoted it in its error.
+    with pytest.raises(ConfigurationError, match="must be percent-encoded") as refused:
+        RedisStoreSettings.from_mapping({"url": url})
+    assert "Xk3vQ9rTz8Lm" not in str(refused.value)
+    assert "Pq2WnB7y" not in str(refused.value)

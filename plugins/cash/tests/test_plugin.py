@@ -100,3 +100,9 @@ def test_a_drawer_currency_setting_that_is_not_a_currency_code_is_refused_when_t
     with pytest.raises(ConfigurationError, match=r"provider 'till' of tenant 'chez-awa': .*'currency'") as refused:
         PaymentFlow.from_config(config)
     assert repr(currency) in str(refused.value)
+
+
+def test_a_url_under_the_currency_setting_is_quoted_without_its_password() -> None:
+    with pytest.raises(ConfigurationError, match=r"redis://:\*\*\*@h/0") as refused:
+        PaymentFlow.from_config({"providers": {"cash": {"type": "cash", "currency": "redis://:Zx9Pw@h/0"}}}, environ={})
+    assert "Zx9Pw" not in str(refused.value)

@@ -42,3 +42,16 @@ def test_a_webhook_url_that_is_not_an_absolute_http_url_is_refused_at_start_up(w
 def test_a_gateway_that_is_neither_a_gateway_nor_a_name_is_refused_at_start_up(gateway: object) -> None:
     with pytest.raises(ConfigurationError, match="provider 'pay' \\(dummy\\): 'gateway' must be a DummyGateway"):
         build(gateway=gateway)
+
+
+def test_a_url_under_a_setting_is_quoted_without_its_password() -> None:
+    table = {
+        "type": "dummy",
+        "api_key": "sk_test",
+        "webhook_secret": generate_secret(),
+        "base_url": "http://127.0.0.1:9",
+        "method": "redis://:Zx9Pw@h/0",
+    }
+    with pytest.raises(ConfigurationError, match=r"redis://:\*\*\*@h/0") as refused:
+        PaymentFlow.from_config({"providers": {"wave": table}}, plugins=[paycore_dummy.plugin], environ={})
+    assert "Zx9Pw" not in str(refused.value)

@@ -98,3 +98,11 @@ def test_a_long_run_of_digits_for_max_network_retries_is_refused_shortened() -> 
     with pytest.raises(ConfigurationError) as refused:
         _flow_from_environment(max_network_retries="9" * 5000)
     assert len(str(refused.value)) < 200
+
+
+@pytest.mark.parametrize("name", ["mode", "stripe_account", "payment_method_types", "max_network_retries"])
+def test_a_url_under_a_setting_is_quoted_without_its_password(name: str) -> None:
+    table = {"type": "stripe", "api_key": "sk_live_x", "webhook_secret": "whsec_a", name: "redis://:Zx9Pw@h/0"}
+    with pytest.raises(ConfigurationError, match=r"redis://:\*\*\*@h/0") as refused:
+        PaymentFlow.from_config({"providers": {"card": table}}, environ={})
+    assert "Zx9Pw" not in str(refused.value)

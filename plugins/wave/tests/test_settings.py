@@ -81,3 +81,10 @@ def test_a_webhook_secret_with_a_control_character_is_refused_when_the_flow_is_b
     assert "wave_sn_WHS" not in str(refused.value)
     assert "old_secret" not in str(refused.value)
     flow_factory(simulator, webhook_secret="wave_sn_WHS_caf\u00e9")  # text UTF-8 encodes is a secret still
+
+
+def test_a_url_under_a_setting_is_quoted_without_its_password() -> None:
+    table = {"type": "wave", "api_key": "wave_sn_prod_x", "webhook_secret": "s", "restrict_payer": "redis://:Zx9Pw@h/0"}
+    with pytest.raises(ConfigurationError, match=r"redis://:\*\*\*@h/0") as refused:
+        PaymentFlow.from_config({"providers": {"wave": table}}, environ={})
+    assert "Zx9Pw" not in str(refused.value)

@@ -47,6 +47,8 @@ MAX_SOCKET_TIMEOUT: Final = 3600.0
 """The longest ``socket_timeout`` or ``connect_timeout``: an hour (a longer one overflows a socket's timer)."""
 _SCHEMES: Final = ("redis", "rediss", "unix", SENTINEL_SCHEME)
 _PORTS: Final = range(1, 65536)
+_ENCODE_HINT: Final = "; a '/', '#', '?' or '@' in a user name or password must be percent-encoded (%2F, %23, %3F, %40)"
+"""Said where a URL with credentials cannot be read: redis-py reads a raw '/' in a password as the path."""
 _KNOWN: Final = (
     "url",
     "prefix",
@@ -89,8 +91,10 @@ class SentinelTarget:
             if not name:
                 raise ConfigurationError(f"redis store: an empty sentinel host in {shown!r}")
             if port and not (port.isascii() and port.isdigit() and int(port) in _PORTS):
+                said = f"{_ENCODE_HINT}" if "@" in url else ""  # a password's raw '/' puts part of it here
                 raise ConfigurationError(
-                    f"redis store: sentinel port {port!r} in {shown!r} is not a number from 1 to 65535"
+                    f"redis store: sentinel port {'' if said else f'{port!r} '}in {shown!r} is not a number from 1 "
+                    f"to 65535{said}"
                 )
             sentinels.append((name, int(port) if port else _SENTINEL_PORT))
         path = [piece for piece in parts.path.split("/") if piece]
@@ -143,10 +147,14 @@ def _check_url(url: str, scheme: str, cluster: bool) -> None:
 
 
 def _reason(error: Exception, url: str) -> str:
-    """Why redis-py refused ``url``, without the URL's credentials (an error may quote the URL's host part)."""
+    """Why redis-py refused ``url``, without the URL's credentials. In its own words, but for a URL whose user
+    or password holds a raw ``/``, ``#`` or ``?``: redis-py then takes part of the password for the port, and
+    quotes it."""
+    credentials = url.split("://", 1)[-1].rpartition("@")[0]
+    if any(character in credentials for character in "/#?"):
+        return f"redis-py cannot read it ({type(error).__name__}){_ENCODE_HINT}"
     reason = redact_url(str(error))[:200]
-    credentials = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
-    for secret in (credentials, credentials.partition(":")[2]):
+    for secret in (credentials, credentials.partition(":")[2]):  # urllib's errors quote the host part
         if secret:
             reason = reason.replace(secret, "***")
     return reason or type(error).__name__

@@ -48,6 +48,7 @@ from paycore.errors import (
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
+from paycore.secrets import shown_setting
 from paycore.status import Outcome, RefundStatus
 from paycore.wire import shown
 from paycore_cash.backends import drawer_storage
@@ -406,7 +407,7 @@ def _check_currency_setting(context: ProviderContext) -> None:
         owner = "the no-tenant default" if context.tenant is None else f"tenant {context.tenant!r}"
         raise ConfigurationError(
             f"provider {context.code!r} of {owner}: the cash setting 'currency' must be an ISO 4217 code "
-            f"such as 'XOF' (or left out), not {shown(currency)}"
+            f"such as 'XOF' (or left out), not {shown_setting(currency)}"
         )
 
 

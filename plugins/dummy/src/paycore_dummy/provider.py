@@ -52,7 +52,7 @@ from paycore.errors import (
 from paycore.money import Money, currency_exponent
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import Secret
+from paycore.secrets import Secret, shown_setting
 from paycore.status import Outcome, RefundStatus
 from paycore.wire import InvalidReport, load_json_object, shown
 from paycore_dummy.errors import GatewayRefused
@@ -128,7 +128,7 @@ class DummyProvider(Provider):
         self.method: str = settings.get("method", "card")
         if self.method not in ("card", "mobile_money"):
             raise ConfigurationError(
-                f"provider {context.code!r}: method must be 'card' or 'mobile_money', not {shown(self.method)}"
+                f"provider {context.code!r}: method must be 'card' or 'mobile_money', not {shown_setting(self.method)}"
             )
         self.timeout = settings.seconds("timeout", 10.0)
         self.webhook_tolerance = settings.seconds("webhook_tolerance", DEFAULT_TOLERANCE)

@@ -61,6 +61,7 @@ from paycore.errors import (
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
+from paycore.secrets import shown_setting
 from paycore.status import Outcome
 from paycore.wire import InvalidReport, is_id, shown
 from paycore_stripe.calls import NotAtStripe, answer_dict, ask
@@ -138,7 +139,7 @@ class StripeProvider(Provider):
             raise ConfigurationError(f"{where}: webhook_secret must be the endpoint's signing secret (whsec_...)")
         mode = settings.get("mode", "payment_intent")
         if mode not in _MODES:
-            raise ConfigurationError(f"{where}: mode must be one of {_MODES}, not {shown(mode)}")
+            raise ConfigurationError(f"{where}: mode must be one of {_MODES}, not {shown_setting(mode)}")
         self.mode: Mode = mode
         self.success_url: str | None = settings.url("success_url")
         self.cancel_url: str | None = settings.url("cancel_url")
@@ -563,7 +564,7 @@ def _optional_account(value: object, what: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or _ACCOUNT_ID.fullmatch(value) is None:
-        quoted = shown(value) if isinstance(value, str) else f"a value of type {type(value).__name__}"
+        quoted = shown_setting(value) if isinstance(value, str) else f"a value of type {type(value).__name__}"
         raise ConfigurationError(f"{what} must be a connected account id such as 'acct_1Nv0FG...', not {quoted}")
     return value
 
@@ -575,7 +576,7 @@ def _retries(value: object, what: str) -> int:
     if text.isascii() and text.isdigit() and len(text) <= 10:  # longer: refused, never converted
         number = int(text)
     if type(number) is not int or not 0 <= number <= _MOST_RETRIES:
-        raise ConfigurationError(f"{what} must be 0 to {_MOST_RETRIES}, not {shown(value)}")
+        raise ConfigurationError(f"{what} must be 0 to {_MOST_RETRIES}, not {shown_setting(value)}")
     return number
 
 
@@ -584,7 +585,9 @@ def _method_types(value: object, what: str) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list | tuple) or not value or not all(isinstance(m, str) and is_id(m) for m in value):
-        raise ConfigurationError(f"{what} must be a non-empty list of names such as ['card'], not {shown(value)}")
+        raise ConfigurationError(
+            f"{what} must be a non-empty list of names such as ['card'], not {shown_setting(value)}"
+        )
     return list(value)
 
 

@@ -36,7 +36,8 @@ names the PaymentIntent of such a ``charge.refunded`` (or of a partial capture's
 and the provider lists its refunds through the API for :func:`read_event` to
 report. A refund event whose reason says it released an authorization reports
 nothing, and a charge never captured (a canceled authorization) no refund. An
-event without a readable ``api_version`` is read as one of the current version.
+event naming no ``api_version`` is read as one of the current version, one naming a version paycore
+cannot read (beta flags after a ``;`` aside) as one before basil.
 
 In checkout mode a delayed payment method (a bank debit, a voucher) settles after
 the session completed: ``checkout.session.async_payment_succeeded`` reports the

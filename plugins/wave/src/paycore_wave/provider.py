@@ -52,9 +52,9 @@ from paycore.errors import (
 )
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import Secret
+from paycore.secrets import Secret, shown_setting
 from paycore.status import Outcome, RefundStatus
-from paycore.wire import InvalidReport, check_id, load_json_object, shown
+from paycore.wire import InvalidReport, check_id, load_json_object
 from paycore_wave.client import DEFAULT_BASE_URL, WaveClient, WaveRefused
 from paycore_wave.sessions import WaveSession, format_amount, session_update
 from paycore_wave.signing import DEFAULT_TOLERANCE, parse_secrets, verify
@@ -317,7 +317,7 @@ def _flag(value: object, what: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ConfigurationError(f"{what} must be true or false, not {shown(value)}")
+    raise ConfigurationError(f"{what} must be true or false, not {shown_setting(value)}")
 
 
 def _optional_id(value: object, what: str) -> str | None:
