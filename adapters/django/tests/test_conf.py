@@ -284,6 +284,8 @@ def test_each_event_loop_gets_its_flow_and_that_of_a_closed_loop_is_let_go() -> 
         ({"PLUGINS": [".relative"]}, r"\['PLUGINS'\]\[0\] = '.relative' is not a dotted path"),
         ({"ORDER_RESOLVER": ".x.y"}, r"\['ORDER_RESOLVER'\] = '.x.y' is not a dotted path"),
         ({"TENANT_RESOLVER": "shop..tenant"}, r"\['TENANT_RESOLVER'\] = 'shop..tenant' is not a dotted path"),
+        ({"PLUGINS": ["paycore.testing.fake", None]}, r"\['PLUGINS'\]\[1\] = None is neither"),
+        ({"PLUGINS": [3]}, r"\['PLUGINS'\]\[0\] = 3 is neither"),
     ],
 )
 def test_a_setting_that_is_no_dotted_path_is_a_configuration_error(options: dict[str, Any], message: str) -> None:

@@ -59,7 +59,7 @@ from paycore.config import PaycoreConfig, load_config
 from paycore.config_sources import read_toml
 from paycore.errors import ConfigurationError
 from paycore.flow import PaymentFlow
-from paycore.secrets import redact_url
+from paycore.secrets import redact_url, shown_setting
 
 __all__ = [
     "BLOCKING_BACKENDS",
@@ -162,6 +162,11 @@ def _imported(path: str, where: str, hint: str, *, module: bool = False) -> obje
 
 def _plugin(value: object, index: int) -> object:
     """A ``PLUGINS`` entry: an object as is, a dotted path imported (a module, else an object in one)."""
+    if value is None or isinstance(value, bool | int | float | bytes):  # a slip: no plugin is one of these
+        raise ConfigurationError(
+            f"PAYCORE_DJANGO['PLUGINS'][{index}] = {shown_setting(value)} is neither a plugin module's dotted path "
+            "nor a plugin object; give a dotted path, e.g. 'myshop.paycore_plugin'"
+        )
     if not isinstance(value, str):
         return value
     return _imported(
