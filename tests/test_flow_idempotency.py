@@ -810,3 +810,63 @@ async def test_a_released_refund_key_used_again_for_another_payment_names_anothe
     (failed,) = (await flow.get_payment(first.id)).refunds
     assert refund.id != failed.id, "one refund id on two payments: a report of one could settle the other"
     assert (await flow.get_payment(second.id)).refunded_amount == Money.of("500", "XOF")
+
+
+async def test_a_poll_asked_after_a_lease_ran_out_settles_no_call_made_since_and_no_capture_is_sent_twice(
+    make_flow: Callable[..., PaymentFlow], clock: Any
+) -> None:
+    """A create's holder dies before sending; once its lease ran out, a refresh reads "not found" (true then) and
+    answers slowly. Meanwhile the key's retry sends the create (authorized) and a capture is sent whose answer is
+    lost. The old "not found" is older than both: the capture's call stays the provider's to tell, and the next
+    capture asks the provider instead of capturing again."""
+    async with make_flow(idempotency_lease=120) as flow:
+        leases = MonotonicClock()
+        flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        initiate, check_status = fake.initiate, fake.check_status
+        reached, read, release = anyio.Event(), anyio.Event(), anyio.Event()
+
+        async def crash_before_sending(payment: Payment) -> Any:
+            reached.set()
+            await anyio.sleep_forever()
+
+        fake.initiate = crash_before_sending  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(_create, flow, capture=False))
+            await reached.wait()
+            tasks.cancel_scope.cancel()
+        fake.initiate = initiate  # type: ignore[method-assign]
+        (crashed,) = await flow.list_payments()
+        waited = 120 + flow.config.provider_timeout + 1
+        leases.now += waited
+        clock.advance(seconds=waited)
+
+        async def answer_the_first_poll_late(payment: Payment) -> Any:
+            answer = await check_status(payment)
+            if not read.is_set():
+                read.set()
+                await release.wait()
+            return answer
+
+        fake.check_status = answer_the_first_poll_late  # type: ignore[method-assign]
+
+        async def retry_then_capture() -> None:
+            await read.wait()
+            assert (await _create(flow, capture=False)).payment.status is PaymentStatus.AUTHORIZED
+            fake.script("capture", "lost")
+            lost = await flow.capture(crashed.id)
+            assert lost.pending_call is not None
+            assert lost.pending_call.unknown
+            release.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(flow.refresh, crashed.id)
+            group.start_soon(retry_then_capture)
+        fake.check_status = check_status  # type: ignore[method-assign]
+        stored = await flow.get_payment(crashed.id)
+        assert stored.pending_call is not None
+        assert stored.pending_call.unknown, "the lost capture's call is still the provider's to tell"
+        with pytest.raises(InvalidTransition, match="succeeded"):  # asks first: the provider captured
+            await flow.capture(crashed.id)
+        assert [op for op, _ in fake.calls].count("capture") == 1

@@ -230,6 +230,31 @@ async def test_a_refund_told_before_a_late_capture_is_recorded_once_the_capture_
     assert late.review_reason is ReviewReason.LATE_CONFIRMATION
 
 
+async def test_at_a_provider_whose_polls_list_no_refunds_a_refund_of_an_ended_payment_waits_for_its_late_capture(
+    flow: PaymentFlow,
+) -> None:
+    """Told and acknowledged, the refund would be recorded by nothing (no poll lists it): its delivery waits for
+    the capture instead, as one of an open payment does, and is recorded when delivered again after it."""
+    limited = flow.provider("limited")  # webhooks, no polling
+    assert isinstance(limited, FakeProvider)
+    limited.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider="limited", order_id="T-10")).payment
+    limited.settle(payment.id, Outcome.EXPIRED)
+    await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-expired"))
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(5000))
+    early = limited.webhook(payment.id, refunds=[made], event_id="evt-refund")
+    with pytest.raises(PaymentBusy, match="deliver it again later"):
+        await flow.handle_webhook("limited", *early)
+    limited.settle(payment.id, Outcome.SUCCEEDED)
+    await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-captured"))
+    (after,) = await flow.handle_webhook("limited", *early)  # delivered again, after the capture's event
+    assert (after.status, after.refunded_amount, after.refundable_amount) == (
+        PaymentStatus.REFUNDED,
+        xof(5000),
+        xof(0),
+    )
+
+
 async def test_a_refund_made_elsewhere_reported_while_ours_is_pending_waits_for_ours_to_fail_and_is_then_recorded(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
 ) -> None:

@@ -88,14 +88,18 @@ def reported_refund(refunds: tuple[Refund, ...], update: RefundUpdate) -> Refund
     return refund
 
 
-def apply_refund_update(change: Change, update: RefundUpdate, applied: Applied, *, may_wait: bool = False) -> bool:
+def apply_refund_update(
+    change: Change, update: RefundUpdate, applied: Applied, *, may_wait: bool = False, lists_refunds: bool = False
+) -> bool:
     """Apply what ``update`` says of one refund; True when it reported money without its amount. ``may_wait``:
     the payment's pending refunds will be reported settled on their own, so a refund made elsewhere that fits
-    only once they fail may wait for that (see :func:`_refund_made_elsewhere`)."""
+    only once they fail may wait for that (see :func:`_refund_made_elsewhere`); ``lists_refunds``: the
+    provider's polls list every refund, so one it reports of a payment without its capture may be told now
+    and found again by a poll."""
     refunds: tuple[Refund, ...] = change.value("refunds")
     refund = reported_refund(refunds, update)
     if refund is None:
-        return _refund_made_elsewhere(change, update, applied, may_wait=may_wait)
+        return _refund_made_elsewhere(change, update, applied, may_wait=may_wait, lists_refunds=lists_refunds)
     if (
         update.external_id is not None
         and refund.external_id != update.external_id
@@ -207,7 +211,9 @@ def _refund_confirmed_late(change: Change, refund: Refund, update: RefundUpdate)
     return False
 
 
-def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applied, *, may_wait: bool) -> bool:
+def _refund_made_elsewhere(
+    change: Change, update: RefundUpdate, applied: Applied, *, may_wait: bool, lists_refunds: bool
+) -> bool:
     """A refund the provider made without paycore (from its dashboard): recorded if it fits, under the
     provider's id for it (its external id, else the refund id it gave), which its later reports match.
 
@@ -216,7 +222,7 @@ def _refund_made_elsewhere(change: Change, update: RefundUpdate, applied: Applie
     payment = change.payment
     if update.status is RefundStatus.FAILED:
         return False
-    if payment.status in fsm.CLOSED:  # no capture will come, but a late one: told, not waited for
+    if payment.status in fsm.CLOSED and lists_refunds:  # no capture will come but a late one, whose poll finds it
         _refund_of_uncaptured(change, update)
         return False
     if payment.status not in fsm.CAPTURED:  # reported before the capture it refunds: it waits for that report
@@ -261,7 +267,9 @@ def _refund_of_uncaptured(change: Change, update: RefundUpdate) -> None:
 
     Waiting for the capture it refunds could mean waiting for ever (a delivery refused again and again), so
     nothing is recorded and an operator is told, once per refund: the provider may have taken the money after
-    all, and its late confirmation, when it comes, records the capture (a poll then lists the refund too)."""
+    all, and its late confirmation, when it comes, records the capture, and the poll that follows it the refund.
+    Only at a provider whose polls list every refund: at another, the report waits for the capture as one of an
+    open payment does, since nothing else would record the refund."""
     payment = change.payment
     named = update.external_id or update.refund_id
     message = (

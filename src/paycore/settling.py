@@ -54,14 +54,14 @@ def apply_under_call(
     ``capabilities``: the provider's (whether its polls list every refund, whether it names a payment by one id);
     ``asked_after``: the call whose lease had run out when a poll was asked (what makes it fresh);
     ``asked_under``: the call the payment carried when a poll was asked. Once settled since by someone else
-    (its owner's answer), the poll may have read the provider's books before that call reached them: it
-    proves no decline, and its negative outcome waits as it would under the call (unless it was fresh), nor
-    settles the call the payment carries now;
+    (its owner's answer, a retry that sent it again), the poll may have read the provider's books before that
+    call reached them, fresh or not: it proves no decline, its negative outcome waits as it would under the
+    call, and it settles no call the payment carries now;
     ``resending_create``: the poll is a retried create's, which sends its create again if it never arrived."""
     call: ProviderCall | None = change.value("pending_call")
     in_flight = call is not None and call.in_flight(change.now)
     fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
-    older = asked_under is not None and asked_after is None and (call is None or not call.is_the_same(asked_under))
+    older = asked_under is not None and (call is None or not call.is_the_same(asked_under))
     lists_refunds = capabilities.polls_report_refunds
     if (
         fresh

@@ -144,7 +144,9 @@ def apply_report(
         ):
             applied.deferred = True
             continue
-        applied.missing_amount |= apply_refund_update(change, refund_update, applied, may_wait=may_wait)
+        applied.missing_amount |= apply_refund_update(
+            change, refund_update, applied, may_wait=may_wait, lists_refunds=lists_refunds
+        )
     sync_refund_status(change)
     return applied
 

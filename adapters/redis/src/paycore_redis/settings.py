@@ -127,6 +127,9 @@ def _check_url(url: str, scheme: str, cluster: bool) -> None:
     if scheme == "unix":
         if not options.get("path"):
             raise ConfigurationError(f"{where} must name the socket: unix:///path/to/redis.sock")
+        parts = urlsplit(url)
+        if (parts.netloc and "@" not in parts.netloc) or "@" in parts.path:  # a password's raw '/' cut it short
+            raise ConfigurationError(f"{where} cannot be used: its credentials run into the socket path{_ENCODE_HINT}")
         return
     port = options.get("port")
     if port is not None and port not in _PORTS:
