@@ -154,6 +154,8 @@ def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: obje
         "redis://:ab?s3cret@cache.internal:6379/0",
         "postgresql+psycopg://paycore:pass word s3cret@db.internal/paycore",  # a space: the URL still works
         "redis://127.0.0.1:6379/0?password=a b s3cret&db=1",
+        "redis://127.0.0.1:6379/0?password=ab#s3cret",  # a raw '#' in the password: no fragment of it shows
+        "redis://127.0.0.1:6379/0?password=ab;s3cret&db=1",
         "postgresql+psycopg://shop:Pa55@w0rd/s3cret@127.0.0.1:1/pos",  # an "@" then a "/" in the password
         "postgresql+psycopg://paycore:p@ss word s3cret@db.internal/paycore",  # an "@", then a space
         "redis://:tok@en/x@s3cret@cache.internal:6379/0",

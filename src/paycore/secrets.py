@@ -81,7 +81,9 @@ _QUERY_NAME: Final = re.compile(r"[?&;]([^=&#;?\s]{1,128})=")
 """A query parameter's name, up to its ``=`` (not its value: a parameter may sit in another's value)."""
 _SECRET_NAME: Final = re.compile(r"pass|pwd|secret|token|key|credential|auth", re.IGNORECASE)
 """A query parameter name that carries a secret: ``?password=``, ``&sslpassword=``, ``?api_key=``..."""
-_QUERY_VALUE: Final = re.compile(r"[^&#;\n]+")
+_QUERY_VALUE: Final = re.compile(r"[^&\n]+")
+"""A secret parameter's value: to the next ``&`` or the end of the line. A raw ``#``, ``;`` or space in a
+password is hidden with it: too much hidden of a text that follows a URL, never too little of a password."""
 
 
 def _hide_query_secrets(text: str) -> str:

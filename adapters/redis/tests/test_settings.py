@@ -215,6 +215,7 @@ def test_a_url_under_another_setting_is_quoted_without_its_password(name: str, v
         "redis://app:Xk3vQ9rTz8Lm#Pq2WnB7y@cache:6379/0",
         "redis+sentinel://default:Xk3vQ9rTz8Lm/Pq2WnB7y@s1:26379,s2:26379/mymaster/0",
         "unix://:Xk3vQ9rTz8Lm/Pq2WnB7y@/run/redis/redis.sock",
+        "redis://cache.example:6379/2?password=Xk3vQ9rTz8Lm#Pq2WnB7y",  # redis-py connected with the first part
     ],
 )
 def test_a_password_holding_a_raw_slash_or_hash_shows_no_part_of_it_and_says_to_encode_it(url: str) -> None:

@@ -115,6 +115,8 @@ def _check_url(url: str, scheme: str, cluster: bool) -> None:
     that is not a number), or used another database than the one written (``/notadb`` was database 0).
     """
     where = f"redis store: url {redact_url(url)!r}"
+    if "#" in url:  # no Redis URL has a fragment: a password's raw '#' would end it short, and redis-py use the rest
+        raise ConfigurationError(f"{where} cannot be used: it holds a raw '#'{_ENCODE_HINT}")
     if scheme == SENTINEL_SCHEME:  # redis-py reads no sentinel URL: SentinelTarget does
         SentinelTarget.parse(url)
         return
