@@ -107,3 +107,24 @@ async def test_on_a_clock_that_does_not_move_a_sale_never_lands_in_the_tills_nex
         monkeypatch.undo()
         assert await drawers.movements(reopened["session"].id) == []
         assert [m.payment_id for m in await drawers.movements(first.id)] == [kept.payment.id]
+
+
+async def test_on_a_clock_that_does_not_move_a_sale_after_a_shift_change_goes_into_the_new_drawer(
+    repository_url: str, cash_config: Any
+) -> None:
+    """A drawer closed and the till opened again at one instant (a shift change), then sales: each is the new
+    drawer's, whose session the sale was checked against, whatever the clock cannot tell."""
+    clock = Clock()
+    config = cash_config(currency="XOF") | {"repository": repository_url}
+    async with PaymentFlow.from_config(config, clock=clock.now) as flow:
+        drawers = CashDrawers(flow, tenant=TENANT)
+        await drawers.open(till="T1", opening_float=xof(1_000), opened_by="Awa")
+        await drawers.close(till="T1", counted=xof(1_000), closed_by="Awa")
+        second = await drawers.open(till="T1", opening_float=xof(0), opened_by="Binta")
+        sales = [
+            await take_cash(flow, amount=xof(700), tendered=xof(700), till="T1", order_id=f"T1-{n}", tenant=TENANT)
+            for n in range(3)
+        ]
+        moved = await drawers.movements(second.id)
+    assert [sale.payment.status.value for sale in sales] == ["succeeded"] * 3
+    assert [m.payment_id for m in moved] == [sale.payment.id for sale in sales]

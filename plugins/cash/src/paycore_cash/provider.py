@@ -33,6 +33,7 @@ drawer opened: no movement is dated before its session opened.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import ClassVar, TypeVar
@@ -162,6 +163,7 @@ class CashProvider(Provider):
         super().__init__(context)
         _check_currency_setting(context)
         self._storage: DrawerStorage | None = None
+        self._checked: OrderedDict[str, str] = OrderedDict()  # payment id -> the session its sale was checked against
         if context.repository is not None:
             # Fail when the flow is built, not at the first sale, if drawers cannot be kept beside the repository.
             self._storage = drawer_storage(context.plugin_manager, context.repository)
@@ -174,8 +176,12 @@ class CashProvider(Provider):
         return self._storage
 
     async def check_payment(self, payment: Payment) -> None:
-        """Refuse a cash payment that cannot be taken, before the flow stores it."""
-        await self._accept(payment)
+        """Refuse a cash payment that cannot be taken, before the flow stores it; remember the drawer session it
+        was checked against, the one :meth:`initiate` records its sale in."""
+        _, _, session = await self._accept(payment)
+        self._checked[payment.id] = session.id
+        while len(self._checked) > _CHECKED_KEPT:  # sales checked and never sent: the oldest are forgotten
+            self._checked.popitem(last=False)
 
     async def check_refund(self, payment: Payment, refund: Refund) -> None:
         """Refuse a cash refund its till's open drawer cannot pay out, before the flow stores it.
@@ -335,18 +341,20 @@ class CashProvider(Provider):
         )
 
     async def _open_when_made(self, session: DrawerSession, payment: Payment) -> bool:
-        """True when ``session`` was open when the flow wrote the sale's call down, so it is the one its sale was
-        checked against.
+        """True when ``session`` is the drawer session the sale was checked against, so it records the sale.
 
         The flow has :meth:`check_payment` read the till's open session, then writes the call down (its
-        ``started_at``, by the flow's clock) and calls :meth:`initiate`. A session opened after the call started
-        is the till's next one: the drawer the cash was taken at closed meanwhile. (A drawer opened while the
-        sale was being checked was open before the call started: the sale is its.) One opened at the very instant
-        the call started (a clock that did not move: frozen, or coarse) is the sale's only if no session of the
-        till closed at that instant or later: else which drawer the sale was checked against cannot be told, and
-        the sale fails rather than land in the next one.
+        ``started_at``, by the flow's clock) and calls :meth:`initiate`. The session checked is remembered, and
+        only it is the sale's: another is the till's next one, the drawer the cash was taken at closed meanwhile.
+        Without it (the sale was checked by a process that stopped since), the times tell: a session opened after
+        the call started is the next one, and one opened at the very instant the call started (a clock that did
+        not move: frozen, or coarse) is the sale's only if no session of the till closed at that instant or later;
+        else the sale fails rather than land in the next drawer.
         """
-        made = _call_time(payment)
+        checked = self._checked.pop(payment.id, None)
+        if checked is not None:  # checked by this process: that very drawer, whatever the clock says
+            return session.id == checked
+        made = _call_time(payment)  # checked elsewhere (a create retried after a crash): by the clock
         if session.opened_at != made:
             return session.opened_at < made
         sessions = await self._read(self.storage.list_sessions(payment.tenant, session.till))
@@ -398,6 +406,10 @@ class CashProvider(Provider):
             raise ProviderOutcomeUnknown(
                 f"cash drawer storage failed while recording a {movement.kind.value}: {type(error).__name__}"
             ) from error
+
+
+_CHECKED_KEPT = 4096
+"""How many checked sales a provider remembers the drawer of until they are sent (a till sends each at once)."""
 
 
 def _check_currency_setting(context: ProviderContext) -> None:
