@@ -233,8 +233,9 @@ async def test_a_refund_told_before_a_late_capture_is_recorded_once_the_capture_
 async def test_at_a_provider_whose_polls_list_no_refunds_a_refund_of_an_ended_payment_waits_for_its_late_capture(
     flow: PaymentFlow,
 ) -> None:
-    """Told and acknowledged, the refund would be recorded by nothing (no poll lists it): its delivery waits for
-    the capture instead, as one of an open payment does, and is recorded when delivered again after it."""
+    """Acknowledged, the refund would be recorded by nothing (no poll lists it): its delivery waits for the
+    capture instead, as one of an open payment does, and is recorded when delivered again after it. An operator
+    is told at once, and once, in case the capture never comes."""
     limited = flow.provider("limited")  # webhooks, no polling
     assert isinstance(limited, FakeProvider)
     limited.script("initiate", "pending")
@@ -243,8 +244,18 @@ async def test_at_a_provider_whose_polls_list_no_refunds_a_refund_of_an_ended_pa
     await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-expired"))
     made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(5000))
     early = limited.webhook(payment.id, refunds=[made], event_id="evt-refund")
-    with pytest.raises(PaymentBusy, match="deliver it again later"):
-        await flow.handle_webhook("limited", *early)
+    for _ in range(3):
+        with pytest.raises(PaymentBusy, match="deliver it again later"):
+            await flow.handle_webhook("limited", *early)
+    told = await flow.get_payment(payment.id)
+    assert (told.status, told.refunds, told.review_reason) == (
+        PaymentStatus.EXPIRED,
+        (),
+        ReviewReason.LATE_CONFIRMATION,
+    )
+    assert "dashboard-1" in told.review_message
+    kinds = [event.kind for event in await flow.list_events(payment.id)]
+    assert kinds.count("refund_of_uncaptured") == 1
     limited.settle(payment.id, Outcome.SUCCEEDED)
     await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-captured"))
     (after,) = await flow.handle_webhook("limited", *early)  # delivered again, after the capture's event

@@ -47,6 +47,7 @@ __all__ = [
     "reported_refund",
     "succeed_refund",
     "sync_refund_status",
+    "tell_refund_of_uncaptured",
 ]
 
 
@@ -222,8 +223,11 @@ def _refund_made_elsewhere(
     payment = change.payment
     if update.status is RefundStatus.FAILED:
         return False
-    if payment.status in fsm.CLOSED and lists_refunds:  # no capture will come but a late one, whose poll finds it
-        _refund_of_uncaptured(change, update)
+    if payment.status in fsm.CLOSED:  # no capture will come but a late one: told, whatever follows
+        tell_refund_of_uncaptured(change, update)
+        if not lists_refunds:  # no poll will find it: it waits for the late capture, told meanwhile
+            applied.deferred = True
+            applied.told += (update,)
         return False
     if payment.status not in fsm.CAPTURED:  # reported before the capture it refunds: it waits for that report
         applied.deferred = True
@@ -262,14 +266,15 @@ def _refund_made_elsewhere(
     return False
 
 
-def _refund_of_uncaptured(change: Change, update: RefundUpdate) -> None:
-    """A refund the provider reports of a payment that ended here without its money (expired, failed, canceled).
+def tell_refund_of_uncaptured(change: Change, update: RefundUpdate) -> None:
+    """Tell an operator, once per refund, of a refund the provider reports of a payment that ended here without
+    its money (expired, failed, canceled): the provider may have taken the money after all. Nothing is recorded.
 
-    Waiting for the capture it refunds could mean waiting for ever (a delivery refused again and again), so
-    nothing is recorded and an operator is told, once per refund: the provider may have taken the money after
-    all, and its late confirmation, when it comes, records the capture, and the poll that follows it the refund.
-    Only at a provider whose polls list every refund: at another, the report waits for the capture as one of an
-    open payment does, since nothing else would record the refund."""
+    Waiting silently for the capture it refunds could mean waiting for ever (a delivery refused again and
+    again). At a provider whose polls list every refund, the report is acknowledged: a late confirmation, when
+    it comes, records the capture, and the poll that follows it the refund. At another, nothing else would
+    record the refund, so the report still waits for the capture, told meanwhile
+    (:attr:`~paycore.updates.Applied.told`)."""
     payment = change.payment
     named = update.external_id or update.refund_id
     message = (

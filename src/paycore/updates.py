@@ -39,7 +39,7 @@ from attrs import define
 from paycore import fsm
 from paycore.changes import Change
 from paycore.money import Money
-from paycore.records import MAX_REFERENCES, ProviderUpdate
+from paycore.records import MAX_REFERENCES, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import apply_refund_update, names_refund, reported_refund, sync_refund_status
 from paycore.reviews import flag_once, flag_other_payments_report, mismatch
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
@@ -66,6 +66,9 @@ class Applied:
     foreign: str | None = None
     """Why the report is about another payment (:func:`about_another`): nothing of it was applied, and the
     payment was flagged."""
+    told: tuple[RefundUpdate, ...] = ()
+    """Refunds of a payment that ended without its money, flagged for an operator while they wait for its late
+    capture: a caller that refuses the report (a webhook answered 503) still writes the flag on its own."""
 
     @property
     def whole(self) -> bool:

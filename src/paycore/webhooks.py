@@ -24,6 +24,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from hashlib import sha256
 
 from attrs import evolve
@@ -44,7 +45,8 @@ from paycore.errors import (
 from paycore.money import Money
 from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
-from paycore.records import Payment, ProviderUpdate
+from paycore.records import Payment, ProviderUpdate, RefundUpdate
+from paycore.refund_reports import tell_refund_of_uncaptured
 from paycore.reviews import flag_missing_amount
 from paycore.settling import apply_under_call
 from paycore.status import Outcome, RefundStatus
@@ -233,15 +235,17 @@ class WebhookReceiver:
         event_id = update.provider_event_id
         delivery = Delivery(chosen.code, tenant, receipt, self.clock()) if receipt else None
         needs_poll = late = False
+        told: tuple[RefundUpdate, ...] = ()
 
         def build(current: Payment) -> Change:
-            nonlocal needs_poll, late
+            nonlocal needs_poll, late, told
             if not _delivered_for(current, chosen, tenant):
                 raise PaymentNotFound(f"no payment {lookup}")  # another tenant's, or another provider's
             change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
             applied = apply_under_call(change, update, capabilities=chosen.capabilities)
             if applied.foreign is not None:  # refused at the door, nothing written: the flag goes with the change
                 raise _about_another(chosen, applied.foreign)
+            told = applied.told
             if applied.deferred:
                 raise PaymentBusy(
                     f"payment {current.id} cannot take this event yet (a provider call in flight, a refund reported "
@@ -257,6 +261,10 @@ class WebhookReceiver:
 
         try:
             applied_payment = await self.writer.mutate_found(lookup, build, delivery=delivery)
+        except PaymentBusy:
+            if told:  # the refunds wait for the payment's late capture: an operator is told meanwhile, once
+                await self.writer.mutate_found(lookup, partial(self._tell, told, event_id))
+            raise
         except PaymentNotFound:
             raise PaymentNotFound(f"no payment {lookup}") from None
         except DuplicateExternalId:  # nothing was stored: the report contradicts what is
@@ -284,6 +292,14 @@ class WebhookReceiver:
             return change
 
         return await self.writer.mutate(applied_payment.id, flag)
+
+    def _tell(self, told: tuple[RefundUpdate, ...], event_id: str | None, current: Payment) -> Change:
+        """The change that flags ``current`` for ``told``, the refunds its refused delivery waits with (no receipt:
+        the delivery comes again)."""
+        change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
+        for refund in told:
+            tell_refund_of_uncaptured(change, refund)
+        return change
 
 
 def _check_about(payment_id: str, known: str | None, chosen: Provider, update: ProviderUpdate) -> None:
