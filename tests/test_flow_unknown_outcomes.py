@@ -268,14 +268,13 @@ async def test_refreshing_a_payment_at_a_provider_that_cannot_be_polled_is_refus
 # -- polls older than the call they met ------------------------------------------------
 
 
-async def test_a_poll_that_read_the_books_before_the_create_arrived_declines_nothing_once_answered_later(
-    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A refresh asked while the create travels reads "no such payment"; its answer comes back after the
-    create's own answer cleared the call. It is older than that answer: the payment stays open, never expired,
-    and the customer's payment later is an ordinary one, not a late confirmation."""
-    fake.script("initiate", "pending")
-    sent, read, created = anyio.Event(), anyio.Event(), anyio.Event()
+def _create_arriving_after_a_poll_read_the_books(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, *, answer_once: anyio.Event
+) -> tuple[dict[str, Any], anyio.Event]:
+    """Make a create's request reach ``fake`` only once a poll has read its books ("no such payment" then), and
+    that poll answer only once ``answer_once`` is set. Returns what was seen (``"id"``: the payment's) and the
+    event set when the create was sent."""
+    sent, read = anyio.Event(), anyio.Event()
     initiate, check_status = fake.initiate, fake.check_status
     seen: dict[str, Any] = {}
 
@@ -285,14 +284,26 @@ async def test_a_poll_that_read_the_books_before_the_create_arrived_declines_not
         await read.wait()
         return await initiate(payment)
 
-    async def answer_once_the_create_was_answered(payment: Any) -> Any:
+    async def answer_late(payment: Any) -> Any:
         answer = await check_status(payment)
         read.set()
-        await created.wait()
+        await answer_once.wait()
         return answer
 
     monkeypatch.setattr(fake, "initiate", initiate_once_the_books_were_read)
-    monkeypatch.setattr(fake, "check_status", answer_once_the_create_was_answered)
+    monkeypatch.setattr(fake, "check_status", answer_late)
+    return seen, sent
+
+
+async def test_a_poll_that_read_the_books_before_the_create_arrived_declines_nothing_once_answered_later(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh asked while the create travels reads "no such payment"; its answer comes back after the
+    create's own answer cleared the call. It is older than that answer: the payment stays open, never expired,
+    and the customer's payment later is an ordinary one, not a late confirmation."""
+    fake.script("initiate", "pending")
+    created = anyio.Event()
+    seen, sent = _create_arriving_after_a_poll_read_the_books(fake, monkeypatch, answer_once=created)
 
     async def create() -> None:
         seen["created"] = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
@@ -321,24 +332,8 @@ async def test_a_poll_older_than_a_lost_capture_settles_nothing_and_no_capture_i
     """A refresh asked while the create travels reads "no such payment"; before it comes back, the create is
     answered (authorized) and a capture is sent whose answer is lost. The old "not found" proves nothing of the
     capture: its call stays unknown, and the next capture asks the provider (captured) instead of capturing again."""
-    sent, read, release = anyio.Event(), anyio.Event(), anyio.Event()
-    initiate, check_status = fake.initiate, fake.check_status
-    seen: dict[str, Any] = {}
-
-    async def initiate_once_the_books_were_read(payment: Any) -> Any:
-        seen["id"] = payment.id
-        sent.set()
-        await read.wait()
-        return await initiate(payment)
-
-    async def answer_once_released(payment: Any) -> Any:
-        answer = await check_status(payment)
-        read.set()
-        await release.wait()
-        return answer
-
-    monkeypatch.setattr(fake, "initiate", initiate_once_the_books_were_read)
-    monkeypatch.setattr(fake, "check_status", answer_once_released)
+    release = anyio.Event()
+    seen, sent = _create_arriving_after_a_poll_read_the_books(fake, monkeypatch, answer_once=release)
 
     async def create_then_capture() -> None:
         created = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)).payment
