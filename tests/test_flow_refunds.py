@@ -266,6 +266,60 @@ async def test_at_a_provider_whose_polls_list_no_refunds_a_refund_of_an_ended_pa
     )
 
 
+async def test_many_refunds_of_an_ended_payment_waiting_for_its_capture_are_told_once_over_every_delivery(
+    flow: PaymentFlow,
+) -> None:
+    """The review's text keeps its last 2 000 characters; the refunds are told once each all the same, however
+    often the refused delivery comes back (no event, no version per delivery)."""
+    limited = flow.provider("limited")
+    assert isinstance(limited, FakeProvider)
+    limited.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider="limited", order_id="T-11")).payment
+    limited.settle(payment.id, Outcome.EXPIRED)
+    await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-expired"))
+    made = [RefundUpdate(RefundStatus.SUCCEEDED, f"r{n}-" + "x" * 240, amount=xof(500)) for n in range(6)]
+    delivery = limited.webhook(payment.id, refunds=made, event_id="evt-refunds")
+    seen = []
+    for _ in range(4):
+        with pytest.raises(PaymentBusy):
+            await flow.handle_webhook("limited", *delivery)
+        events = await flow.list_events(payment.id)
+        seen.append(([event.kind for event in events].count("refund_of_uncaptured"), len(events)))
+    assert seen == [seen[0]] * 4
+    assert seen[0][0] == 6
+
+
+async def test_a_refund_waiting_for_a_capture_that_came_meanwhile_is_not_told_as_unrecorded(
+    flow: PaymentFlow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late capture applied (by another worker) between the refusal of the refund's delivery and its flag: the
+    payment has its money now, the delivery applies when it comes again, and nothing says the refund was lost."""
+    limited = flow.provider("limited")
+    assert isinstance(limited, FakeProvider)
+    limited.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider="limited", order_id="T-12")).payment
+    limited.settle(payment.id, Outcome.EXPIRED)
+    await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-expired"))
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(5000))
+    delivery = limited.webhook(payment.id, refunds=[made], event_id="evt-refund")
+    listed = flow.repository.list_events
+
+    async def capture_lands_first(payment_id: str) -> Any:
+        monkeypatch.setattr(flow.repository, "list_events", listed)
+        limited.settle(payment.id, Outcome.SUCCEEDED)
+        await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-captured"))
+        return await listed(payment_id)
+
+    monkeypatch.setattr(flow.repository, "list_events", capture_lands_first)
+    with pytest.raises(PaymentBusy):
+        await flow.handle_webhook("limited", *delivery)
+    captured = await flow.get_payment(payment.id)
+    assert captured.status is PaymentStatus.SUCCEEDED
+    assert "not recorded" not in captured.review_message
+    (after,) = await flow.handle_webhook("limited", *delivery)  # delivered again
+    assert (after.status, after.refunded_amount) == (PaymentStatus.REFUNDED, xof(5000))
+
+
 async def test_a_refund_made_elsewhere_reported_while_ours_is_pending_waits_for_ours_to_fail_and_is_then_recorded(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
 ) -> None:

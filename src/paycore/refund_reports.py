@@ -24,7 +24,7 @@ its succeeded refunds say.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from paycore import fsm
@@ -266,7 +266,7 @@ def _refund_made_elsewhere(
     return False
 
 
-def tell_refund_of_uncaptured(change: Change, update: RefundUpdate) -> None:
+def tell_refund_of_uncaptured(change: Change, update: RefundUpdate, *, told_before: Collection[str] = ()) -> None:
     """Tell an operator, once per refund, of a refund the provider reports of a payment that ended here without
     its money (expired, failed, canceled): the provider may have taken the money after all. Nothing is recorded.
 
@@ -274,13 +274,16 @@ def tell_refund_of_uncaptured(change: Change, update: RefundUpdate) -> None:
     again). At a provider whose polls list every refund, the report is acknowledged: a late confirmation, when
     it comes, records the capture, and the poll that follows it the refund. At another, nothing else would
     record the refund, so the report still waits for the capture, told meanwhile
-    (:attr:`~paycore.updates.Applied.told`)."""
+    (:attr:`~paycore.updates.Applied.told`). ``told_before``: the messages of the payment's earlier
+    ``refund_of_uncaptured`` events, for a caller that tells again at each delivery of the report."""
     payment = change.payment
     named = update.external_id or update.refund_id
     message = (
         f"provider reported refund {named or '(no id)'} of {update.amount or 'an unknown amount'} of a payment "
         f"{payment.status.value} here, whose capture it never reported: not recorded"
     )
+    if message in told_before:
+        return
     flag_once(
         change,
         ReviewReason.LATE_CONFIRMATION,

@@ -24,7 +24,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from hashlib import sha256
 
 from attrs import evolve
@@ -263,7 +262,7 @@ class WebhookReceiver:
             applied_payment = await self.writer.mutate_found(lookup, build, delivery=delivery)
         except PaymentBusy:
             if told:  # the refunds wait for the payment's late capture: an operator is told meanwhile, once
-                await self.writer.mutate_found(lookup, partial(self._tell, told, event_id))
+                await self._tell(lookup, told, event_id)
             raise
         except PaymentNotFound:
             raise PaymentNotFound(f"no payment {lookup}") from None
@@ -293,13 +292,22 @@ class WebhookReceiver:
 
         return await self.writer.mutate(applied_payment.id, flag)
 
-    def _tell(self, told: tuple[RefundUpdate, ...], event_id: str | None, current: Payment) -> Change:
-        """The change that flags ``current`` for ``told``, the refunds its refused delivery waits with (no receipt:
-        the delivery comes again)."""
-        change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
-        for refund in told:
-            tell_refund_of_uncaptured(change, refund)
-        return change
+    async def _tell(self, lookup: PaymentLookup, told: tuple[RefundUpdate, ...], event_id: str | None) -> None:
+        """Flag the payment for ``told``, the refunds its refused delivery waits with, in a write of its own (no
+        receipt: the delivery comes again). Each is told once, as its events say (the review's text is cut at
+        2 000 characters), and only while the payment is still closed without its money."""
+        payment = await self.writer.find(lookup)
+        events = await self.writer.repository.list_events(payment.id)
+        before = {event.message for event in events if event.kind == "refund_of_uncaptured"}
+
+        def tell(current: Payment) -> Change:
+            change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
+            if current.status in fsm.CLOSED:  # a capture since: the delivery will apply when it comes again
+                for refund in told:
+                    tell_refund_of_uncaptured(change, refund, told_before=before)
+            return change
+
+        await self.writer.mutate(payment.id, tell)
 
 
 def _check_about(payment_id: str, known: str | None, chosen: Provider, update: ProviderUpdate) -> None:
