@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import pytest
 
-from paycore import Money, RefundUpdate
+from paycore import Money, Payment, RefundUpdate
 from paycore.errors import (
     CurrencyMismatch,
     InvalidAmount,
@@ -230,18 +230,24 @@ async def test_a_refund_told_before_a_late_capture_is_recorded_once_the_capture_
     assert late.review_reason is ReviewReason.LATE_CONFIRMATION
 
 
+async def _expired_at_a_provider_without_polls(flow: PaymentFlow, order_id: str) -> tuple[FakeProvider, Payment]:
+    """A payment of 5000 XOF at the ``limited`` provider (webhooks, no polling), expired by its webhook."""
+    limited = flow.provider("limited")
+    assert isinstance(limited, FakeProvider)
+    limited.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider="limited", order_id=order_id)).payment
+    limited.settle(payment.id, Outcome.EXPIRED)
+    await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-expired"))
+    return limited, payment
+
+
 async def test_at_a_provider_whose_polls_list_no_refunds_a_refund_of_an_ended_payment_waits_for_its_late_capture(
     flow: PaymentFlow,
 ) -> None:
     """Acknowledged, the refund would be recorded by nothing (no poll lists it): its delivery waits for the
     capture instead, as one of an open payment does, and is recorded when delivered again after it. An operator
     is told at once, and once, in case the capture never comes."""
-    limited = flow.provider("limited")  # webhooks, no polling
-    assert isinstance(limited, FakeProvider)
-    limited.script("initiate", "pending")
-    payment = (await flow.create_payment(amount=xof(5000), provider="limited", order_id="T-10")).payment
-    limited.settle(payment.id, Outcome.EXPIRED)
-    await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-expired"))
+    limited, payment = await _expired_at_a_provider_without_polls(flow, "T-10")
     made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(5000))
     early = limited.webhook(payment.id, refunds=[made], event_id="evt-refund")
     for _ in range(3):
@@ -271,12 +277,7 @@ async def test_many_refunds_of_an_ended_payment_waiting_for_its_capture_are_told
 ) -> None:
     """The review's text keeps its last 2 000 characters; the refunds are told once each all the same, however
     often the refused delivery comes back (no event, no version per delivery)."""
-    limited = flow.provider("limited")
-    assert isinstance(limited, FakeProvider)
-    limited.script("initiate", "pending")
-    payment = (await flow.create_payment(amount=xof(5000), provider="limited", order_id="T-11")).payment
-    limited.settle(payment.id, Outcome.EXPIRED)
-    await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-expired"))
+    limited, payment = await _expired_at_a_provider_without_polls(flow, "T-11")
     made = [RefundUpdate(RefundStatus.SUCCEEDED, f"r{n}-" + "x" * 240, amount=xof(500)) for n in range(6)]
     delivery = limited.webhook(payment.id, refunds=made, event_id="evt-refunds")
     seen = []
@@ -294,12 +295,7 @@ async def test_a_refund_waiting_for_a_capture_that_came_meanwhile_is_not_told_as
 ) -> None:
     """A late capture applied (by another worker) between the refusal of the refund's delivery and its flag: the
     payment has its money now, the delivery applies when it comes again, and nothing says the refund was lost."""
-    limited = flow.provider("limited")
-    assert isinstance(limited, FakeProvider)
-    limited.script("initiate", "pending")
-    payment = (await flow.create_payment(amount=xof(5000), provider="limited", order_id="T-12")).payment
-    limited.settle(payment.id, Outcome.EXPIRED)
-    await flow.handle_webhook("limited", *limited.webhook(payment.id, event_id="evt-expired"))
+    limited, payment = await _expired_at_a_provider_without_polls(flow, "T-12")
     made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(5000))
     delivery = limited.webhook(payment.id, refunds=[made], event_id="evt-refund")
     listed = flow.repository.list_events
