@@ -133,7 +133,7 @@ def _check_url(url: str, scheme: str, cluster: bool) -> None:
         if (parts.netloc and "@" not in parts.netloc) or "@" in parts.path:  # a password's raw '/' cut it short
             raise ConfigurationError(f"{where} cannot be used: its credentials run into the socket path{_ENCODE_HINT}")
         return
-    port = options.get("port")
+    port = urlsplit(url).port  # as written: redis-py 5.0 drops a port 0 from its options and connects to 6379
     if port is not None and port not in _PORTS:
         raise ConfigurationError(f"{where}: port {port} is not from 1 to 65535")
     path = unquote(urlsplit(url).path).replace("/", "")  # as redis-py reads the database from the path
