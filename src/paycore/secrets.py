@@ -259,8 +259,11 @@ class Settings(Mapping[str, Any]):
         value = self.secret(key)
         wrong = next((character for character in value if not "!" <= character <= "~"), None)
         if not value or wrong is not None:  # never the value, nor the character: it may be part of the secret
-            found = "is empty" if wrong is None else "holds a space, a line break or a control character"
-            if wrong is not None and not wrong.isascii():
+            if wrong is None:
+                found = "is empty"
+            elif wrong.isascii():
+                found = "holds a space, a line break or a control character"
+            else:
                 found = "holds a character that is not ASCII (an HTTP header holds ASCII only)"
             raise ConfigurationError(
                 f"{self._owner}: secret {key!r} must be a non-empty string of ASCII letters, digits and punctuation, "

@@ -126,17 +126,17 @@ def _check_url(url: str, scheme: str, cluster: bool) -> None:
             options = dict(parse(url))
         except (ValueError, TypeError) as error:
             raise ConfigurationError(f"{where} cannot be used: {_reason(error, url)}") from None
+    parts = urlsplit(url)
     if scheme == "unix":
         if not options.get("path"):
             raise ConfigurationError(f"{where} must name the socket: unix:///path/to/redis.sock")
-        parts = urlsplit(url)
         if (parts.netloc and "@" not in parts.netloc) or "@" in parts.path:  # a password's raw '/' cut it short
             raise ConfigurationError(f"{where} cannot be used: its credentials run into the socket path{_ENCODE_HINT}")
         return
-    port = urlsplit(url).port  # as written: redis-py 5.0 drops a port 0 from its options and connects to 6379
+    port = parts.port  # as written: redis-py 5.0 drops a port 0 from its options and connects to 6379
     if port is not None and port not in _PORTS:
         raise ConfigurationError(f"{where}: port {port} is not from 1 to 65535")
-    path = unquote(urlsplit(url).path).replace("/", "")  # as redis-py reads the database from the path
+    path = unquote(parts.path).replace("/", "")  # as redis-py reads the database from the path
     if "db" in options:  # ?db= wins over the path
         database = options["db"]
     elif not path:
