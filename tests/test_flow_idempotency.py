@@ -181,6 +181,10 @@ class MonotonicClock:
         return self.now
 
 
+class ProcessDied(BaseException):
+    """The process stops where this is raised: nothing after it runs, nothing is cleaned up."""
+
+
 async def test_a_crashed_holders_key_is_taken_over_after_its_lease_and_settled_by_asking(
     make_flow: Callable[..., PaymentFlow], clock: Any
 ) -> None:
@@ -189,15 +193,16 @@ async def test_a_crashed_holders_key_is_taken_over_after_its_lease_and_settled_b
         flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
         fake = flow.provider("fake")
         assert isinstance(fake, FakeProvider)
-        fake.script("initiate", "hang")
-        sent = _reached(fake, "initiate")
-        with anyio.move_on_after(5) as scope:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_create, flow)
-                await sent.wait()
-                await anyio.lowlevel.checkpoint()
-                tasks.cancel_scope.cancel()  # the process dies while the provider has the request
-        assert not scope.cancelled_caught
+        initiate = fake.initiate
+
+        async def die_once_the_provider_has_it(payment: Payment) -> Any:
+            await initiate(payment)
+            raise ProcessDied
+
+        fake.initiate = die_once_the_provider_has_it  # type: ignore[method-assign]
+        with pytest.raises(ProcessDied):
+            await _create(flow)
+        fake.initiate = initiate  # type: ignore[method-assign]
         (crashed,) = await flow.list_payments()
         assert crashed.pending_call is not None
         assert not crashed.pending_call.unknown
@@ -210,6 +215,60 @@ async def test_a_crashed_holders_key_is_taken_over_after_its_lease_and_settled_b
         assert resumed.payment.id == crashed.id
         assert resumed.payment.status is PaymentStatus.SUCCEEDED
         assert [op for op, _ in fake.calls] == ["initiate", "check_status"]
+
+
+async def test_a_caller_cancelled_while_the_provider_has_its_create_frees_its_key_and_its_retry_asks_at_once(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    """Cancelled (a client gone, a till's timeout): no one will hear the answer, so the call is marked unknown
+    and the key let go. The retry asks the provider at once, finds the payment paid and sends nothing twice."""
+    async with make_flow(idempotency_lease=120) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        fake.script("initiate", "hang")
+        sent = _reached(fake, "initiate")
+        with anyio.move_on_after(5) as scope:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_create, flow)
+                await sent.wait()
+                await anyio.lowlevel.checkpoint()
+                tasks.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+        (cut,) = await flow.list_payments()
+        assert cut.status is PaymentStatus.PENDING
+        assert cut.pending_call is not None
+        assert cut.pending_call.unknown
+        assert "cancelled" in cut.pending_call.reason
+        resumed = await _create(flow)
+        assert (resumed.payment.id, resumed.payment.status) == (cut.id, PaymentStatus.SUCCEEDED)
+        assert resumed.payment.pending_call is None
+        assert [op for op, _ in fake.calls] == ["initiate", "check_status"]
+        assert await _create(flow) == resumed
+
+
+async def test_a_caller_cancelled_while_its_refund_travels_frees_its_key_and_its_retry_refunds_nothing_twice(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    original = fake.refund
+    sent = anyio.Event()
+
+    async def answer_never(paid: Payment, refund: Any) -> Any:
+        await original(paid, refund)
+        sent.set()
+        await anyio.sleep_forever()
+
+    fake.refund = answer_never  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lambda: flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-5"))
+        await sent.wait()
+        tasks.cancel_scope.cancel()
+    fake.refund = original  # type: ignore[method-assign]
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-5")
+    assert refund.status is RefundStatus.SUCCEEDED
+    after = await flow.get_payment(payment.id)
+    assert (after.refunded_amount, after.pending_call) == (Money.of("2000", "XOF"), None)
+    assert [op for op, _ in fake.calls].count("refund") == 1
 
 
 async def test_a_create_whose_holder_crashed_before_sending_is_sent_by_its_retry_not_expired(

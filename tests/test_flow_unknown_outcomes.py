@@ -357,3 +357,50 @@ async def test_a_poll_older_than_a_lost_capture_settles_nothing_and_no_capture_i
         await flow.capture(stored.id)
     assert (await flow.get_payment(stored.id)).status is PaymentStatus.SUCCEEDED
     assert _count(fake, "capture") == 1
+
+
+async def test_a_poll_that_read_the_books_before_a_retried_create_was_sent_again_declines_nothing(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create was not sent: its payment is pending with no call. A refresh reads "no such payment"; before it
+    comes back, the create is retried under its key, sent again and accepted. The old "not found" is older than
+    that retry: the payment the provider accepted stays open, never expired."""
+    fake.script("initiate", "not_sent", "pending")
+    with pytest.raises(ProviderNotSent):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    (pending,) = await flow.list_payments()
+    assert (pending.status, pending.pending_call) == (PaymentStatus.PENDING, None)
+    read, retried = anyio.Event(), anyio.Event()
+    check_status = fake.check_status
+
+    async def answer_after_the_retry(payment: Any) -> Any:
+        answer = await check_status(payment)
+        read.set()
+        await retried.wait()
+        return answer
+
+    monkeypatch.setattr(fake, "check_status", answer_after_the_retry)
+    seen: dict[str, Any] = {}
+
+    async def refresh() -> None:
+        seen["refreshed"] = await flow.refresh(pending.id)
+
+    async def retry() -> None:
+        await read.wait()
+        retry = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+        seen["retried"] = retry.payment
+        retried.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(refresh)
+        group.start_soon(retry)
+    assert seen["retried"].id == pending.id
+    assert seen["retried"].status is PaymentStatus.PROCESSING
+    assert seen["refreshed"].status is PaymentStatus.PROCESSING
+    stored = await flow.get_payment(pending.id)
+    assert (stored.status, stored.pending_call, stored.needs_review) == (PaymentStatus.PROCESSING, None, False)
+    assert _count(fake, "initiate") == 2
+    monkeypatch.undo()
+    fake.settle(stored.id, Outcome.SUCCEEDED)
+    (paid,) = await flow.handle_webhook("fake", *fake.webhook(stored.id))
+    assert (paid.status, paid.needs_review) == (PaymentStatus.SUCCEEDED, False)

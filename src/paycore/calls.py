@@ -41,7 +41,7 @@ from paycore.builders import compile_builder
 from paycore.errors import PaymentBusy
 from paycore.money import Money
 
-__all__ = ["CallOperation", "CallState", "ProviderCall", "new_call_id", "random_token"]
+__all__ = ["CallOperation", "CallState", "ProviderCall", "Unknown", "new_call_id", "random_token"]
 
 
 class CallOperation(StrEnum):
@@ -166,3 +166,11 @@ class ProviderCall:
 
 _build_call = compile_builder(ProviderCall)
 """``ProviderCall(**fields)``, without running ``__init__``."""
+
+
+@frozen
+class Unknown:
+    """How a provider call ended that was sent (or may have been) and got no usable answer: only asking the
+    provider settles it now."""
+
+    reason: str

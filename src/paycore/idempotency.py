@@ -256,9 +256,12 @@ class IdempotentRunner:
             binding = binding.with_claim(completer=completer, prefetched=None)
         try:
             result = await execute(binding)
-        except release_on:
-            with anyio.CancelScope(shield=True):
-                await self.store.release(scope=scope, key=key, token=claim.token)
+        except BaseException as error:
+            # A refusal, or a caller cancelled: what the operation stored says where it stands, and a retry carries
+            # it on from there at once. Only a crash keeps the key, for its lease, until a retry takes it over.
+            if isinstance(error, (*release_on, anyio.get_cancelled_exc_class())):
+                with anyio.CancelScope(shield=True):
+                    await self.store.release(scope=scope, key=key, token=claim.token)
             raise
         completed = completer.completed(result) if completer is not None else None
         if completed is not None:

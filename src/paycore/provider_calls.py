@@ -21,16 +21,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import anyio
-from attrs import frozen
 
+from paycore import errors
 from paycore.awaiting import within
-from paycore.calls import CallOperation, ProviderCall
+from paycore.calls import CallOperation, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
 from paycore.money import Money
@@ -39,7 +39,7 @@ from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import NOT_SENT, fail_refund
 from paycore.reviews import flag_missing_amount
-from paycore.settling import answer_to, apply_under_call, capture_of, create_reached, mark_unknown
+from paycore.settling import abandoned, answer_to, apply_under_call, capture_of, create_reached, mark_unknown
 from paycore.status import ReviewReason
 from paycore.unit_of_work import PaymentWriter
 from paycore.updates import NEGATIVE_OUTCOMES, apply_report
@@ -56,13 +56,6 @@ log = logging.getLogger("paycore.provider_calls")
 T = TypeVar("T")
 R = TypeVar("R")
 Request: TypeAlias = Coroutine[Any, Any, T]  # a provider request not yet awaited: one never sent is closed
-
-
-@frozen
-class Unknown:
-    """A provider call that was sent and got no usable answer."""
-
-    reason: str
 
 
 Answer = ProviderUpdate | Unknown
@@ -196,6 +189,11 @@ class ProviderCalls:
         except (ProviderNotSent, ValidationError):
             if call is not None:
                 await self.undo(payment.id, call, known=payment)
+            raise
+        except anyio.get_cancelled_exc_class():
+            if call is not None:  # no one will hear its answer now: unknown, settled by asking, never sent again
+                with anyio.CancelScope(shield=True), suppress(errors.PaycoreError):  # else in flight to its lease end
+                    await self.writer.mutate(payment.id, partial(abandoned, call, now=self.clock()))
             raise
         except ProviderOutcomeUnknown as error:
             reason = str(error) or "no usable answer"
@@ -367,7 +365,7 @@ class ProviderCalls:
         asked = payment.pending_call
         asked_after = asked if asked is not None and asked.lease_ran_out(self.clock() - self.answered_within) else None
         answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
-        apply = partial(apply_under_call, asked_after=asked_after, asked_under=asked, resending_create=resending_create)
+        apply = partial(apply_under_call, asked_after=asked_after, asked_on=payment, resending_create=resending_create)
 
         def build(current: Payment) -> Change:
             change = Change(current, cause=cause, now=self.clock())

@@ -28,6 +28,7 @@ from paycore.status import Outcome, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report
 
 __all__ = [
+    "abandoned",
     "answer_to",
     "apply_under_call",
     "capture_of",
@@ -45,7 +46,7 @@ def apply_under_call(
     *,
     capabilities: Capabilities,
     asked_after: ProviderCall | None = None,
-    asked_under: ProviderCall | None = None,
+    asked_on: Payment | None = None,
     resending_create: bool = False,
 ) -> Applied:
     """Apply a poll's or a webhook's ``update`` under the rules of the call the payment carries, and clear
@@ -53,15 +54,16 @@ def apply_under_call(
 
     ``capabilities``: the provider's (whether its polls list every refund, whether it names a payment by one id);
     ``asked_after``: the call whose lease had run out when a poll was asked (what makes it fresh);
-    ``asked_under``: the call the payment carried when a poll was asked. Once settled since by someone else
-    (its owner's answer, a retry that sent it again), the poll may have read the provider's books before that
-    call reached them, fresh or not: it proves no decline, its negative outcome waits as it would under the
-    call, and it settles no call the payment carries now;
+    ``asked_on``: the payment as a poll was asked on it. Once written since, the poll may have read the provider's
+    books before what that write recorded reached them (the call the payment carried, settled since by its owner's
+    answer or by a retry that sent it again; a call written down, sent and answered since, as a retried create's),
+    fresh or not: it proves no decline, its negative outcome waits as it would under a call, and it settles no
+    call the payment carries now;
     ``resending_create``: the poll is a retried create's, which sends its create again if it never arrived."""
     call: ProviderCall | None = change.value("pending_call")
     in_flight = call is not None and call.in_flight(change.now)
     fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
-    older = asked_under is not None and (call is None or not call.is_the_same(asked_under))
+    older = asked_on is not None and change.original.version != asked_on.version
     lists_refunds = capabilities.polls_report_refunds
     if (
         fresh
@@ -185,6 +187,18 @@ def create_reached(change: Change, call: ProviderCall, message: str = "") -> Non
     (unless it moved on already); any other call changes no status."""
     if call.operation is CallOperation.INITIATE and change.can("send"):
         change.fire("send", message=message)
+
+
+def abandoned(call: ProviderCall, payment: Payment, *, now: datetime) -> Change | None:
+    """The change that marks ``call`` unknown once its caller was cancelled while its request travelled, if the
+    payment still carries it in flight: no one will hear its answer, so only asking the provider settles it. It
+    may or may not have reached the provider: a create's payment stays as it was (``pending``)."""
+    current = payment.pending_call
+    if current is None or not current.is_the_same(call) or current.state is not CallState.SUBMITTING:
+        return None
+    change = Change(payment, cause=call.cause, now=now)
+    mark_unknown(change, current, "its caller was cancelled before the provider answered")
+    return change
 
 
 def mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:
