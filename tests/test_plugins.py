@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import gc
 import importlib.metadata
 import logging
@@ -174,6 +175,29 @@ def test_registering_something_that_is_not_a_provider_is_refused() -> None:
         collect_registry(create_plugin_manager([plugin], entry_points=False))
 
 
+@pytest.mark.parametrize(
+    ("plugin", "named"),
+    [
+        (decimal, "decimal"),  # a module with no hook: a package given for its plugin module
+        (decimal.Decimal, "Decimal"),
+        (("paycore.testing.fake",), "tuple"),
+        (None, "NoneType"),
+        (3, "int"),
+    ],
+)
+def test_a_plugin_given_in_code_that_implements_no_hook_is_refused(plugin: object, named: str) -> None:
+    """It would be registered doing nothing: the payments it was meant to serve would fail far from the slip."""
+    with pytest.raises(PluginLoadError, match=rf"plugin '{named}' implements no paycore hook"):
+        create_plugin_manager([plugin], entry_points=False)
+
+
+def test_an_entry_point_naming_a_module_without_hooks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _module(monkeypatch, "acme_pay_package")
+    _entry_points(monkeypatch, ("acme", "acme_pay_package"))
+    with pytest.raises(PluginLoadError, match=r"entry point 'acme' \(acme_pay_package\) implements no paycore hook"):
+        create_plugin_manager()
+
+
 def test_a_registration_hook_that_raises_names_the_plugin() -> None:
     @hookimpl
     def paycore_register_providers(register: ProviderRegistrar) -> None:
@@ -233,6 +257,8 @@ def test_an_addhooks_that_raises_names_the_entry_point_and_the_error(
 
 def test_a_plugin_registered_twice_under_one_name_is_a_duplicate() -> None:
     first, second = types.ModuleType("twin_plugin"), types.ModuleType("twin_plugin")
+    for twin in (first, second):
+        twin.paycore_register_providers = _registering(_provider_named("twin"))  # type: ignore[attr-defined]
     with pytest.raises(DuplicateRegistration, match="under the name 'twin_plugin', which plugin 'twin_plugin' has"):
         create_plugin_manager([first, second], entry_points=False)
 
@@ -589,8 +615,14 @@ def test_a_plugin_object_given_in_code_is_named_by_its_class_never_its_id() -> N
 
 
 def test_two_plugin_classes_of_one_name_from_two_modules_both_register() -> None:
+    @hookimpl
+    def paycore_validate_payment(payment: Payment) -> None:
+        """Refuses nothing."""
+
     def policies(module: str) -> type:
-        return type("Policies", (), {"__module__": module})
+        return type(
+            "Policies", (), {"__module__": module, "paycore_validate_payment": staticmethod(paycore_validate_payment)}
+        )
 
     manager = create_plugin_manager([policies("shop_a.policies"), policies("shop_b.policies")], entry_points=False)
     names = {name for name, _ in manager.list_name_plugin()}

@@ -42,6 +42,7 @@ __all__ = [
     "Registry",
     "collect_registry",
     "create_plugin_manager",
+    "implements_a_hook",
     "plugin_infos",
 ]
 
@@ -195,13 +196,36 @@ def _raised_in(error: BaseException, function_name: str) -> bool:
     return False
 
 
+def implements_a_hook(plugin: object) -> bool:
+    """Whether ``plugin`` (a module, a class, an object) has an attribute marked ``@paycore.hookimpl``.
+
+    Anything else registered as a plugin would do nothing, silently: a package given for its plugin module,
+    a tuple, a number."""
+    marker = f"{hookspecs.PROJECT_NAME}_impl"
+    for name in dir(plugin):
+        if name.startswith("__"):
+            continue
+        try:
+            if hasattr(getattr(plugin, name, None), marker):
+                return True
+        except Exception:  # an attribute that raises when read: no hook
+            continue
+    return False
+
+
 def _register(manager: pluggy.PluginManager, plugin: object, *, name: str | None, origin: str) -> None:
     """Register ``plugin`` (which runs its ``paycore_addhooks``); every failure names ``origin``.
 
-    A ``KeyboardInterrupt`` propagates as is; a ``SystemExit`` is a failure of the plugin.
+    A plugin that implements no paycore hook is refused: it would do nothing. A ``KeyboardInterrupt``
+    propagates as is; a ``SystemExit`` is a failure of the plugin.
     """
     if manager.is_registered(plugin):
         return
+    if not implements_a_hook(plugin):
+        raise PluginLoadError(
+            f"{origin} implements no paycore hook (no attribute marked @paycore.hookimpl): give the module, "
+            "class or object that holds the hook implementations"
+        )
     # pluggy refuses a name or a plugin registered twice with a ValueError, before running
     # any hook; checked here so that a ValueError a hook raises is not mistaken for one.
     plugin_name = name or manager.get_canonical_name(plugin)

@@ -289,6 +289,9 @@ def test_each_event_loop_gets_its_flow_and_that_of_a_closed_loop_is_let_go() -> 
         ({"PLUGINS": [("paycore.testing.fake",)]}, r"\['PLUGINS'\]\[0\] = \('paycore.testing.fake',\) is neither"),
         ({"PLUGINS": [{"myshop": "plugin"}]}, r"\['PLUGINS'\]\[0\] = \{'myshop': 'plugin'\} is neither"),
         ({"PLUGINS": [object()]}, r"\['PLUGINS'\]\[0\] = .* is neither"),
+        ({"PLUGINS": ["decimal"]}, r"\['PLUGINS'\]\[0\] = 'decimal' names .* which implements no paycore hook"),
+        ({"PLUGINS": ["decimal.Decimal"]}, r"\['PLUGINS'\]\[0\] = 'decimal.Decimal' names .* implements no paycore"),
+        ({"PLUGINS": [dict]}, r"\['PLUGINS'\]\[0\] = .* is neither"),
     ],
 )
 def test_a_setting_that_is_no_dotted_path_is_a_configuration_error(options: dict[str, Any], message: str) -> None:

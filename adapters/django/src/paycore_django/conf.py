@@ -50,7 +50,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from types import ModuleType
 from typing import Any, Final, TypeAlias, cast
 
 from attrs import define, field, frozen
@@ -60,7 +59,7 @@ from paycore.config import PaycoreConfig, load_config
 from paycore.config_sources import read_toml
 from paycore.errors import ConfigurationError
 from paycore.flow import PaymentFlow
-from paycore.hookspecs import PROJECT_NAME
+from paycore.plugins import implements_a_hook
 from paycore.secrets import redact_url, shown_setting
 
 __all__ = [
@@ -162,36 +161,27 @@ def _imported(path: str, where: str, hint: str, *, module: bool = False) -> obje
         ) from error
 
 
-def _implements_a_hook(value: object) -> bool:
-    """Whether ``value`` has an attribute marked ``@paycore.hookimpl``: a plugin object pluggy can register."""
-    marker = f"{PROJECT_NAME}_impl"
-    for name in dir(value):
-        try:
-            if not name.startswith("__") and hasattr(getattr(value, name, None), marker):
-                return True
-        except Exception:  # a property that raises: not a hook
-            continue
-    return False
-
-
 def _plugin(value: object, index: int) -> object:
     """A ``PLUGINS`` entry: a module, a class or an object with a paycore hook implementation as is; a dotted
-    path imported (a module, else an object in one). Anything else (a tuple, a list, a number) is a slip, which
-    pluggy would register as a plugin doing nothing: refused."""
-    if isinstance(value, ModuleType | type) or _implements_a_hook(value):
+    path imported (a module, else an object in one), which must name such a plugin. Anything else (a tuple, a
+    number, an app's package given for its plugin module) is a slip, which would register a plugin doing
+    nothing: refused."""
+    where = f"PAYCORE_DJANGO['PLUGINS'][{index}]"
+    if implements_a_hook(value):
         return value
     if not isinstance(value, str):
         raise ConfigurationError(
-            f"PAYCORE_DJANGO['PLUGINS'][{index}] = {shown_setting(value)} is neither a plugin module's dotted path "
-            "nor a plugin (a module, a class, or an object with @paycore.hookimpl methods); give a dotted path, "
-            "e.g. 'myshop.paycore_plugin'"
+            f"{where} = {shown_setting(value)} is neither a plugin module's dotted path nor a plugin (a module, a "
+            "class, or an object with @paycore.hookimpl methods); give a dotted path, e.g. 'myshop.paycore_plugin'"
         )
-    return _imported(
-        value,
-        f"PAYCORE_DJANGO['PLUGINS'][{index}] = {value!r}",
-        "give a plugin module's dotted path, e.g. 'myshop.paycore_plugin'",
-        module=True,
-    )
+    hint = "give a plugin module's dotted path, e.g. 'myshop.paycore_plugin'"
+    plugin = _imported(value, f"{where} = {value!r}", hint, module=True)
+    if not implements_a_hook(plugin):
+        raise ConfigurationError(
+            f"{where} = {value!r} names {shown_setting(plugin)}, which implements no paycore hook (nothing in it "
+            f"is marked @paycore.hookimpl); {hint}"
+        )
+    return plugin
 
 
 def _callable(options: Mapping[str, Any], name: str) -> Callable[..., Any] | None:
