@@ -10,6 +10,7 @@ import pytest
 from paycore import Money, RefundUpdate, serialization
 from paycore.errors import ConfigurationError, PaycoreError
 from paycore.flow import PaymentFlow
+from paycore.secrets import Secret, hide_secrets
 from paycore.status import Outcome, RefundStatus
 from paycore.testing.fake import FakeProvider
 
@@ -261,3 +262,11 @@ def test_a_secret_query_parameter_inside_another_ones_value_is_hidden() -> None:
 
     shown = redact_url("https://pos.example/cb?next=/back?api_key=s3cret&table=4")
     assert shown == "https://pos.example/cb?next=/back?api_key=***&table=4"
+
+
+def test_a_gateway_s_text_echoing_secrets_is_quoted_with_each_hidden_even_one_inside_another() -> None:
+    key, longer = Secret("sk_live_abc"), Secret("sk_live_abc123")
+    text = "API key sk_live_abc123 was revoked; key sk_live_abc too; sk_live_ab is no secret"
+    assert hide_secrets(text, [key, longer, Secret("")]) == (
+        "API key *** was revoked; key *** too; sk_live_ab is no secret"
+    )

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 from paycore.errors import ConfigurationError
 from paycore.wire import MAX_URL_LENGTH, InvalidReport, check_url, shown
 
-__all__ = ["SECRET_MARKERS", "Secret", "Settings", "read_seconds", "redact_url", "shown_setting"]
+__all__ = ["SECRET_MARKERS", "Secret", "Settings", "hide_secrets", "read_seconds", "redact_url", "shown_setting"]
 
 SECRET_MARKERS: Final = (
     "secret",
@@ -137,6 +137,17 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
+
+
+def hide_secrets(text: str, secrets: Iterable[Secret]) -> str:
+    """``text`` with every occurrence of each of ``secrets`` shown as ``***``, the longest first.
+
+    For what a gateway wrote back (an error's text may echo the API key it was shown): it is quoted to an
+    operator, never with a secret in it."""
+    for value in sorted((secret.reveal() for secret in secrets), key=len, reverse=True):
+        if value:
+            text = text.replace(value, "***")
+    return text
 
 
 def _is_secret_name(name: str) -> bool:

@@ -283,3 +283,27 @@ async def test_a_request_that_cannot_be_built_was_not_sent_and_changes_nothing(
             assert gateway.payments == {}
     finally:
         unregister_gateway(name)
+
+
+async def test_a_refusal_echoing_the_api_key_or_the_webhook_secret_shows_neither(
+    in_process_on_clock: Setup, moved_clock: Any, monkeypatch: pytest.MonkeyPatch, api_key: str, secret: str
+) -> None:
+    """A gateway may quote the key it was shown ("API key ... was revoked"): its text is kept, the secrets not."""
+    flow, gateway = in_process_on_clock
+    checkout = await pay(flow)
+
+    def revoked(presented: str | None) -> None:
+        raise GatewayApiError(401, "revoked", f"API key {presented} was revoked; webhooks stay signed with {secret}")
+
+    monkeypatch.setattr(gateway, "check_api_key", revoked)
+    with pytest.raises(GatewayRefused, match=r"API key \*\*\* was revoked") as refused:
+        await flow.refresh(checkout.payment.id)
+    moved_clock.advance(hours=5)
+    await flow.expire_stale(older_than=1800)
+    payment = await flow.get_payment(checkout.payment.id)
+    events = await flow.list_events(checkout.payment.id)
+    assert payment.needs_review
+    assert "was revoked" in payment.review_message
+    for shown in (str(refused.value), repr(refused.value), repr(payment), *map(repr, events)):
+        assert api_key not in shown
+        assert secret not in shown

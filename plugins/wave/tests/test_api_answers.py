@@ -33,6 +33,7 @@ pytestmark = pytest.mark.anyio
 
 API = "https://api.wave.com"
 API_KEY = "wave_sn_prod_YhUNb9dRespxKeyi4bA6"
+WEBHOOK_SECRET = "wave_sn_WHS_respx"
 SESSION_ID = "cos-18qq25rgr100a"
 
 
@@ -72,7 +73,7 @@ def make_flow(*, clock: Callable[[], datetime] = utcnow, **settings: Any) -> Pay
     provider = {
         "type": "wave",
         "api_key": API_KEY,
-        "webhook_secret": "wave_sn_WHS_respx",
+        "webhook_secret": WEBHOOK_SECRET,
         "success_url": "https://chez-awa.example/paid",
         "error_url": "https://chez-awa.example/not-paid",
         "timeout": 1.0,
@@ -165,6 +166,17 @@ async def test_a_restricted_payer_without_an_e164_phone_is_refused_before_anythi
     assert not wave.calls
 
 
+@pytest.mark.parametrize("phone", ["+221 76 111 00 01", "0761110001", "+221761110001\n"])
+async def test_a_refused_restricted_payer_phone_is_not_quoted_in_the_refusal(
+    wave: respx.MockRouter, phone: str
+) -> None:
+    async with make_flow(restrict_payer=True) as flow:
+        with pytest.raises(ValidationError, match=r"E\.164") as refused:
+            await create(flow, customer=Customer(phone=phone))
+    assert "761110001" not in str(refused.value)
+    assert "111 00 01" not in str(refused.value)
+
+
 async def test_a_payment_with_nowhere_to_send_the_customer_back_is_refused_before_anything_is_stored(
     wave: respx.MockRouter,
 ) -> None:
@@ -223,6 +235,32 @@ async def test_a_create_wave_refused_was_not_sent_and_may_be_retried(
     retried = await create(flow, idempotency_key="T7-create")
     assert retried.payment.status is PaymentStatus.PROCESSING
     assert route.call_count == 2
+
+
+def revoked(request: httpx.Request) -> httpx.Response:
+    """Wave refusing a revoked key, quoting the key it was shown (and, carelessly, the webhook secret)."""
+    key = request.headers["authorization"].removeprefix("Bearer ")
+    message = f"API key {key} was revoked; webhooks are still signed with {WEBHOOK_SECRET}"
+    return httpx.Response(401, json={"code": f"api-key-revoked:{key}", "message": message})
+
+
+async def test_wave_s_error_text_is_quoted_without_the_api_key_or_the_webhook_secret(wave: respx.MockRouter) -> None:
+    now = [datetime.now(UTC)]
+    wave.post("/v1/checkout/sessions").mock(side_effect=[revoked, httpx.Response(200, json=session())])
+    wave.get(f"/v1/checkout/sessions/{SESSION_ID}").mock(side_effect=revoked)
+    async with make_flow(clock=lambda: now[0]) as flow:
+        with pytest.raises(ProviderNotSent, match=r"API key \*\*\* was revoked") as refused:
+            await create(flow, idempotency_key="T7-create")
+        checkout = await create(flow, idempotency_key="T7-create")
+        now[0] += timedelta(hours=5)
+        await flow.expire_stale(older_than=1800)  # the reaper asks Wave, which refuses: the payment needs review
+        payment = await flow.get_payment(checkout.payment.id)
+        events = await flow.list_events(payment.id)
+    assert payment.needs_review
+    assert "was revoked" in payment.review_message
+    for shown in (str(refused.value), repr(refused.value), repr(payment), *map(repr, events)):
+        assert API_KEY not in shown
+        assert WEBHOOK_SECRET not in shown
 
 
 async def test_an_unreachable_wave_is_a_call_not_sent(flow: PaymentFlow, wave: respx.MockRouter) -> None:

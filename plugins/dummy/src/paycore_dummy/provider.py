@@ -52,7 +52,7 @@ from paycore.errors import (
 from paycore.money import Money, currency_exponent
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import Secret, shown_setting
+from paycore.secrets import Secret, hide_secrets, shown_setting
 from paycore.status import Outcome, RefundStatus
 from paycore.wire import InvalidReport, load_json_object, shown
 from paycore_dummy.errors import GatewayRefused
@@ -115,6 +115,7 @@ class DummyProvider(Provider):
             self._secrets = WebhookSecret.parse_many(raw_secrets)
         except ConfigurationError as error:
             raise ConfigurationError(f"provider {context.code!r} (dummy): 'webhook_secret': {error}") from None
+        self._hidden = (self._api_key, *_secret_texts(raw_secrets))  # never quoted from the gateway's answers
         self._gateway_setting: Any = _gateway_setting(settings.get("gateway"), context.code)
         self._base_url: str | None = settings.url("base_url")
         if (self._gateway_setting is None) == (self._base_url is None):
@@ -209,10 +210,13 @@ class DummyProvider(Provider):
         if response.status_code >= 400:
             error = data.get("error")
             error = error if isinstance(error, dict) else {}
-            raise GatewayRefused(
-                response.status_code, str(error.get("code", ""))[:100], str(error.get("message", ""))[:500]
-            )
+            code, message = self._quoted(error, "code", 100), self._quoted(error, "message", 500)
+            raise GatewayRefused(response.status_code, code, message)
         return data
+
+    def _quoted(self, error: Mapping[str, Any], field: str, limit: int) -> str:
+        """A ``field`` of the gateway's error, at most ``limit`` characters, with every secret shown as ``***``."""
+        return hide_secrets(str(error.get(field, "")), self._hidden)[:limit]
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -348,6 +352,11 @@ class DummyProvider(Provider):
             return _read_refund(data, currency)
         except (InvalidReport, MoneyError) as exc:
             raise ProviderOutcomeUnknown(f"dummy gateway answered something unreadable: {exc}") from None
+
+
+def _secret_texts(raw: str) -> tuple[Secret, ...]:
+    """Each ``whsec_`` secret of the ``webhook_secret`` setting as written (the gateway knows them too)."""
+    return tuple(Secret(value) for value in raw.replace(",", " ").split())
 
 
 def _webhook_url(value: Any, code: str) -> str | None:

@@ -10,19 +10,21 @@
   as ``internal-server-error`` or ``service-unavailable``, a body that is not
   JSON): :class:`~paycore.errors.ProviderOutcomeUnknown`.
 
-The API key goes in the ``Authorization`` header only; no message quotes it.
+The API key goes in the ``Authorization`` header only; no message quotes it. Wave's own error text is
+quoted (it helps an operator), with every occurrence of a secret the client holds shown as ``***``: a
+gateway may echo the key it was shown ("API key ... was revoked").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import anyio
 import httpx
 
 from paycore.errors import MalformedWebhook, ProviderNotSent, ProviderOutcomeUnknown
-from paycore.secrets import Secret
+from paycore.secrets import Secret, hide_secrets
 from paycore.wire import load_json_object
 
 __all__ = ["DEFAULT_BASE_URL", "WaveClient", "WaveRefused"]
@@ -60,8 +62,11 @@ class WaveClient:
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        hidden: Iterable[Secret] = (),
     ) -> None:
+        """``hidden``: other secrets (the webhook secrets) that Wave's error text must never carry into a message."""
         self._api_key = api_key
+        self._hidden = (api_key, *hidden)
         self.base_url = base_url
         self.timeout = timeout
         self._transport = transport
@@ -106,9 +111,11 @@ class WaveClient:
                 f"the connection to Wave failed during {what}: {type(error).__name__}"
             ) from error
         if response.status_code >= 500:
-            raise ProviderOutcomeUnknown(f"Wave answered {response.status_code} {_code(response)} to {what}".rstrip())
+            code = self._quoted(response, "code", 100)
+            raise ProviderOutcomeUnknown(f"Wave answered {response.status_code} {code} to {what}".rstrip())
         if response.status_code >= 400:
-            raise WaveRefused(response.status_code, _code(response), _message(response), what)
+            code, message = self._quoted(response, "code", 100), self._quoted(response, "message", 300)
+            raise WaveRefused(response.status_code, code, message, what)
         if not response.content.strip():
             return None
         try:
@@ -117,6 +124,11 @@ class WaveClient:
             raise ProviderOutcomeUnknown(
                 f"Wave answered {response.status_code} to {what}, unreadable: {error}"
             ) from None
+
+    def _quoted(self, response: httpx.Response, field: str, limit: int) -> str:
+        """A text ``field`` of Wave's error answer, at most ``limit`` characters, with no secret of this client."""
+        value = _error(response).get(field)
+        return hide_secrets(value, self._hidden)[:limit] if isinstance(value, str) else ""
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -133,13 +145,3 @@ def _error(response: httpx.Response) -> dict[str, Any]:
         return {}
     nested = data.get("error")
     return nested if isinstance(nested, dict) else data
-
-
-def _code(response: httpx.Response) -> str:
-    code = _error(response).get("code")
-    return code[:100] if isinstance(code, str) else ""
-
-
-def _message(response: httpx.Response) -> str:
-    message = _error(response).get("message")
-    return message[:300] if isinstance(message, str) else ""

@@ -136,6 +136,7 @@ class WaveProvider(Provider):
             base_url=settings.url("base_url") or DEFAULT_BASE_URL,
             timeout=settings.seconds("timeout", 15.0),
             transport=_transport(settings.get("transport"), f"{where}: transport"),
+            hidden=[Secret(secret) for secret in self._secrets],
         )
 
     async def aclose(self) -> None:
@@ -166,8 +167,8 @@ class WaveProvider(Provider):
             )
         if not isinstance(phone, str) or not _E164.fullmatch(phone):
             raise ValidationError(
-                f"provider {self.code!r} (wave) has restrict_payer on: Customer.phone must be E.164 "
-                f"('+' then 7 to 15 digits, such as '+221761234567'), not {phone!r:.40}"
+                f"provider {self.code!r} (wave) has restrict_payer on: Customer.phone is not E.164; it must be "
+                "'+' then 7 to 15 digits, the first not 0, with no space or other character (such as '+221761234567')"
             )
         return phone
 
