@@ -274,6 +274,58 @@ def test_an_amount_the_currency_cannot_hold_is_refused(flow: BlockingPaymentFlow
     assert flow.get_payment(payment_id).refunds == ()
 
 
+def paid_in_eur(flow: BlockingPaymentFlow) -> str:
+    return flow.create_payment(amount=Money.of("3000.00", "EUR"), provider="fake", order_id="web-9").payment.id
+
+
+def refunded(flow: BlockingPaymentFlow, *payment_ids: str) -> list[Money]:
+    return [flow.get_payment(payment_id).refunded_amount for payment_id in payment_ids]
+
+
+def test_the_refund_page_says_which_currency_the_amount_is_in(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    one = act(superuser_client, "refund_payments", paid(flow), paid(flow)).content.decode()
+    assert "Amount (XOF)" in one
+    assert "In XOF, in major units" in one
+    several = act(superuser_client, "refund_payments", paid(flow), paid_in_eur(flow)).content.decode()
+    assert "The payments are in EUR and XOF: an amount can be typed only for payments of one currency." in several
+
+
+def test_an_amount_typed_for_payments_in_several_currencies_refunds_none(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    xof, eur = paid(flow), paid_in_eur(flow)
+    response = act(superuser_client, "refund_payments", xof, eur, apply="1", amount="2500", token="t5")
+    assert told(response) == [
+        (
+            messages.ERROR,
+            "Nothing was refunded: the selected payments are in EUR and XOF, and an amount is in one currency. "
+            "Select payments of one currency, or leave the amount blank to refund all that is left of each payment.",
+        )
+    ]
+    assert flow.get_payment(xof).refunds == flow.get_payment(eur).refunds == ()
+
+
+def test_an_amount_typed_for_payments_in_one_currency_refunds_it_from_each(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    first, second = paid(flow), paid(flow)
+    response = act(superuser_client, "refund_payments", first, second, apply="1", amount="2500", token="t6")
+    assert (messages.SUCCESS, "Refunded 2 payment(s).") in told(response)
+    assert refunded(flow, first, second) == [Money.of("2500", "XOF")] * 2
+
+
+def test_a_blank_amount_refunds_what_is_left_of_each_payment_in_its_currency(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    xof, eur = paid(flow), paid_in_eur(flow)
+    flow.refund(xof, amount=Money.of("2500", "XOF"))
+    response = act(superuser_client, "refund_payments", xof, eur, apply="1", amount="", token="t7")
+    assert (messages.SUCCESS, "Refunded 2 payment(s).") in told(response)
+    assert refunded(flow, xof, eur) == [Money.of("12500", "XOF"), Money.of("3000.00", "EUR")]
+
+
 def test_refresh_asks_the_provider(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
     fake = flow.flow.provider("fake")
     assert isinstance(fake, paycore.testing.fake.FakeProvider)

@@ -24,6 +24,7 @@ import paycore.testing.fake
 import paycore_django
 from paycore.asgi import MAX_BODY_BYTES
 from paycore.blocking import BlockingPaymentFlow
+from paycore.errors import ProviderNotSent, StorageUnavailable, UnsupportedOperation
 from paycore.money import Money
 from paycore.status import Outcome, PaymentStatus
 from paycore.testing.fake import FakeProvider
@@ -323,13 +324,76 @@ def test_a_payment_without_a_next_action_goes_to_its_confirmation_page(flow: Blo
     assert b'data-status="succeeded"' in response.content
 
 
+NOT_STARTED = b"The payment could not be started. Please try again later."
+
+
 def test_a_declined_payment_shows_the_form_again_with_no_error_500(flow: BlockingPaymentFlow) -> None:
     client = Client()
     pay_page(client)
     fake(flow).script("initiate", "not_sent")
     response = client.post("/payments/pay/T4-17/", {"provider": "fake"})
     assert response.status_code == 400
-    assert b"connection refused" in response.content
+    assert NOT_STARTED in response.content
+    assert b"<form" in response.content
+
+
+GATEWAY_TEXT = "key sk_live_51HxSECRETxyz refused: dummy gateway at http://10.20.0.7:8443/v1/charges not reached"
+
+
+def pay_failing_with(client: Client, caplog: pytest.LogCaptureFixture) -> Any:
+    """Post the pay form of order T4-17, capturing what the views log."""
+    pay_page(client)
+    with caplog.at_level(logging.WARNING, logger="paycore_django.views"):
+        return client.post("/payments/pay/T4-17/", {"provider": "fake"})
+
+
+def assert_told_generically(response: Any, caplog: pytest.LogCaptureFixture, detail: str) -> None:
+    """The customer read only the generic sentence; the operator's log holds ``detail``."""
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert NOT_STARTED.decode() in page
+    for hidden in ("sk_live_51HxSECRETxyz", "10.20.0.7", "dummy gateway", "postgres://"):
+        assert hidden not in page
+    logged = [r.getMessage() for r in caplog.records if r.name == "paycore_django.views"]
+    assert any(detail in message for message in logged)
+    assert {r.levelno for r in caplog.records if r.name == "paycore_django.views"} == {logging.WARNING}
+
+
+def test_a_providers_error_text_is_logged_not_shown_to_the_customer(
+    flow: BlockingPaymentFlow, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreachable(payment: Any) -> None:
+        raise ProviderNotSent(GATEWAY_TEXT)
+
+    monkeypatch.setattr(fake(flow), "initiate", unreachable)
+    response = pay_failing_with(Client(), caplog)
+    assert_told_generically(response, caplog, "sk_live_51HxSECRETxyz")
+
+
+def test_a_storage_error_text_is_logged_not_shown_to_the_customer(
+    flow: BlockingPaymentFlow, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(**_: Any) -> None:
+        raise StorageUnavailable("postgres://paycore@10.20.0.7:5432/pay: connection timed out")
+
+    monkeypatch.setattr(flow, "create_payment", down)
+    response = pay_failing_with(Client(), caplog)
+    assert_told_generically(response, caplog, "10.20.0.7:5432")
+
+
+def test_a_refusal_of_the_payment_itself_is_still_told_to_the_customer(
+    flow: BlockingPaymentFlow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refusing(payment: Any) -> None:
+        raise UnsupportedOperation("Card takes no payment above 10 000 XOF")
+
+    monkeypatch.setattr(fake(flow), "initiate", refusing)
+    client = Client()
+    pay_page(client)
+    response = client.post("/payments/pay/T4-17/", {"provider": "fake"})
+    assert response.status_code == 400
+    assert b"Card takes no payment above 10 000 XOF" in response.content
+    assert NOT_STARTED not in response.content
 
 
 # -- paying an order once ------------------------------------------------------------------------

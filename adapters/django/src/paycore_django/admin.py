@@ -346,13 +346,17 @@ class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-ar
 
     @admin.action(description="Refund selected payments…", permissions=["refund"])
     def refund_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
-        """Ask how much to refund, then refund each payment the confirmation page listed."""
-        form = RefundForm(request.POST if "apply" in request.POST else None)
+        """Ask how much to refund (an amount only for payments of one currency), then refund each listed payment."""
+        currencies = queryset.order_by().values_list("currency", flat=True).distinct()
+        form = RefundForm(request.POST if "apply" in request.POST else None, currencies=currencies)
         return self._confirmed(
             request, queryset, form, "refund_payments", "Refund payments", lambda: self._refund(request, queryset, form)
         )
 
-    def _refund(self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form) -> None:
+    def _refund(self, request: HttpRequest, queryset: QuerySet[Payment], form: RefundForm) -> None:
+        if refused := form.refusal():
+            self.message_user(request, refused, messages.ERROR)
+            return
         flow = paycore_django.blocking_flow()
         token = str(request.POST.get("token", ""))[:64] or secrets.token_urlsafe(12)
         raw_amount = form.cleaned_data["amount"].strip()

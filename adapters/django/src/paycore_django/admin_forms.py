@@ -3,6 +3,9 @@ pending refund was settled, and an operator's fraud verdict (:mod:`paycore_djang
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django import forms
 
 from paycore.status import FraudStatus, RefundStatus
@@ -11,12 +14,49 @@ __all__ = ["FraudForm", "RefundForm", "ReviewForm", "SettleRefundForm"]
 
 
 class RefundForm(forms.Form):
-    """How much to refund (blank: everything still refundable) and why."""
+    """How much to refund (blank: everything still refundable) and why.
+
+    A typed amount is in the currency of the payments refunded, so it is allowed only when they all have
+    the same one (:meth:`refusal`); the field names that currency, or says there are several.
+    """
 
     amount = forms.CharField(
-        required=False, help_text="In major units (e.g. 2500 XOF, 12.50 EUR); blank refunds all that is left."
+        required=False,
+        help_text="In the payments' currency, in major units (e.g. 2500 XOF, 12.50 EUR); "
+        "blank refunds all that is left of each.",
     )
     reason = forms.CharField(required=False, max_length=500)
+
+    def __init__(self, *args: Any, currencies: Iterable[str] = (), **kwargs: Any) -> None:
+        """The form for refunding payments in ``currencies`` (their codes; without any, the field's help is general)."""
+        super().__init__(*args, **kwargs)
+        self.currencies = sorted(set(currencies))
+        field = self.fields["amount"]
+        if len(self.currencies) == 1:
+            (currency,) = self.currencies
+            field.label = f"Amount ({currency})"
+            field.help_text = f"In {currency}, in major units; blank refunds all that is left of each payment."
+        elif self.currencies:
+            field.help_text = (
+                f"The payments are in {_listed(self.currencies)}: an amount can be typed only for payments of "
+                "one currency. Leave it blank to refund all that is left of each payment."
+            )
+
+    def refusal(self) -> str:
+        """Why the refund cannot be made as asked (``""`` when it can): an amount typed for payments in several
+        currencies, which would be read as so much of each."""
+        if not self.cleaned_data["amount"].strip() or len(self.currencies) < 2:
+            return ""
+        return (
+            f"Nothing was refunded: the selected payments are in {_listed(self.currencies)}, and an amount is in "
+            "one currency. Select payments of one currency, or leave the amount blank to refund all that is left "
+            "of each payment."
+        )
+
+
+def _listed(currencies: list[str]) -> str:
+    """Two or more currencies as a sentence names them: ``["EUR", "USD", "XOF"]`` as ``"EUR, USD and XOF"``."""
+    return ", ".join(currencies[:-1]) + f" and {currencies[-1]}"
 
 
 class ReviewForm(forms.Form):

@@ -11,7 +11,8 @@
   order and starts a payment of what is still due of the total ``ORDER_RESOLVER``
   gives, never an amount from the browser; then sends the customer to the
   provider's next action. An order with a payment under way gets no second
-  one, and a paid order none.
+  one, and a paid order none. A payment the provider or the storage failed to
+  start is told to the customer in a generic sentence, and logged for the operator.
 * :func:`payment_status` (the return, success and failure pages) and
   :func:`order_return` (where providers send the customer back: the payment
   its ``payment=`` names, else the order's paid or latest one) ask a
@@ -52,7 +53,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 import paycore_django
 from paycore.asgi import classify_webhook_error, declared_body_size
 from paycore.blocking import BlockingPaymentFlow
-from paycore.errors import IdempotencyError, PaycoreError, PaymentNotFound, ValidationError
+from paycore.errors import IdempotencyError, MoneyError, PaycoreError, PaymentNotFound, ValidationError
 from paycore.money import Money
 from paycore.operations import was_never_sent
 from paycore.records import Checkout, Payment
@@ -253,7 +254,7 @@ def pay(request: HttpRequest, order_id: str) -> HttpResponse:
         except IdempotencyError:  # another request of this order holds the key: two tabs posting at once
             error = "A payment for this order was just started. Wait a moment, then reload this page."
         except PaycoreError as refused:
-            error = str(refused)
+            error = _refusal_text(refused, order.order_id)
         else:
             return _next_step(request, checkout)
     rejected = request.method == "POST" and (bool(error) or not due.is_positive() or not form.is_valid())
@@ -263,6 +264,27 @@ def pay(request: HttpRequest, order_id: str) -> HttpResponse:
         {"form": form, "order": order, "due": due, "under_way": under_way, "error": error},
         status=400 if rejected else 200,
     )
+
+
+_NOT_STARTED: Final = "The payment could not be started. Please try again later."
+"""What the pay page tells the customer when starting a payment failed on paycore's side (the provider, the
+storage, the configuration): the details are logged for the operator, never shown."""
+
+
+def _refusal_text(refused: PaycoreError, order_id: str) -> str:
+    """What the pay page tells the customer of ``refused``, raised starting a payment of order ``order_id``.
+
+    A refusal of the request itself (:class:`~paycore.errors.ValidationError`: the provider chosen does not
+    take the currency, a policy refused the payment...; :class:`~paycore.errors.MoneyError`) is told as it
+    is. Any other failure (the provider's or the storage's, whose text may hold a gateway's words or an
+    internal address) is told as :data:`_NOT_STARTED`, and logged at WARNING for the operator.
+    """
+    if isinstance(refused, ValidationError | MoneyError):
+        return str(refused)
+    log.warning(
+        "payment of order %s not started: %s: %s", quoted(order_id), type(refused).__name__, quoted(str(refused), 1000)
+    )
+    return _NOT_STARTED
 
 
 def _currency_conflict(request: HttpRequest, order: OrderSummary, mismatch: OrderCurrencyMismatch) -> HttpResponse:
