@@ -420,3 +420,21 @@ async def test_a_till_or_cashier_no_storage_can_keep_is_refused_before_anything_
         await flow.create_payment(amount=xof(1_000), provider="cash", order_id="o", tenant=TENANT, metadata=metadata)
     assert await flow.list_payments(tenant=TENANT) == []
     assert await drawers.movements(session_id) == []
+
+
+async def test_an_order_paid_in_part_in_another_currency_has_no_balance_in_its_totals(cash_config: Any) -> None:
+    """15.24 EUR paid of a 10 000 XOF order cannot be counted in francs: the till is told so, never asked for the
+    whole total again as if nothing had been paid."""
+    import paycore.testing.fake
+    from paycore.errors import CurrencyMismatch
+
+    config = cash_config(currency="XOF")
+    config["tenants"][TENANT]["providers"]["card"] = {"type": "fake", "webhook_secret": "whsec-test"}
+    async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake]) as flow:
+        card = await flow.create_payment(
+            amount=Money.of("15.24", "EUR"), provider="card", order_id="T1-7", tenant=TENANT
+        )
+        assert card.payment.status is PaymentStatus.SUCCEEDED
+        with pytest.raises(CurrencyMismatch, match=rf"order 'T1-7' .* {card.payment.id} \(15.24 EUR\)"):
+            await order_balance(flow, order_id="T1-7", total=xof(10_000), tenant=TENANT)
+        assert await order_balance(flow, order_id="T1-8", total=xof(10_000), tenant=TENANT) == xof(10_000)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from paycore.errors import StorageError
+from paycore.errors import CurrencyMismatch, StorageError
 from paycore.money import Money
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
@@ -221,7 +221,7 @@ async def order_balance(
     """What remains to pay of ``order_id``'s ``total``: ``total - paid``, never below zero.
 
     ``paid`` sums, over the order's payments of any provider (a bill split
-    between cash and mobile money) in ``total``'s currency, what was captured
+    between cash and mobile money), what was captured
     minus the succeeded refunds that gave money back for the order: a
     refunded order is owed again. A refund marked goodwill (:func:`is_goodwill`,
     ``refund_cash(..., goodwill=True)``) is a gesture: it does not re-open the
@@ -234,17 +234,27 @@ async def order_balance(
     the business day, or the drawer session's ``opened_at``); only payments
     created at or after it count. Or make order ids unique (``2026-12-05/T1-0005``).
     A ``since`` that is not a timezone-aware datetime is refused with
-    :class:`~paycore_cash.errors.InvalidCashRequest`.
+    :class:`~paycore_cash.errors.InvalidCashRequest`; an order paid in part in
+    another currency than ``total``'s, with :class:`~paycore.errors.CurrencyMismatch`
+    (what it paid cannot be counted against the total).
     """
     check_amount(total, "order total", currency=None)
     if since is not None and (not isinstance(since, datetime) or since.utcoffset() is None):
         raise InvalidCashRequest(f"since must be a timezone-aware datetime, not {shown(since)}")
     paid = Money.zero(total.currency)
+    foreign: list[Payment] = []
     for payment in await flow.list_payments(order_id=order_id, tenant=tenant, created_from=since):
-        if payment.tenant != tenant:
-            continue
-        if payment.status in _PAID and payment.currency == total.currency and payment.captured_amount:
+        if payment.tenant != tenant or payment.status not in _PAID or not payment.captured_amount:
+            continue  # it moved no money for the order
+        if payment.currency != total.currency:
+            foreign.append(payment)
+        else:
             paid = paid + payment.captured_amount - _returned(payment)
+    if foreign:  # what they paid cannot be counted in the total's currency: the order's balance is not known
+        paid_in = ", ".join(f"{payment.id} ({payment.captured_amount})" for payment in foreign)
+        raise CurrencyMismatch(
+            f"order {order_id!r} was paid in part in another currency than its total's {total.currency}: {paid_in}"
+        )
     remaining = total - paid
     return remaining if remaining.is_positive() else Money.zero(total.currency)
 
