@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Final
 
-from paycore_dummy.records import GatewayPayment
+from paycore_dummy.records import GatewayPayment, shown_amount
 
 __all__ = ["checkout_page", "index_page", "phone_page"]
 
@@ -41,13 +41,13 @@ def _document(title: str, body: str, *, main_class: str = "") -> str:
 def _summary(payment: GatewayPayment) -> str:
     description = f"<p class='muted'>{escape(payment.description)}</p>" if payment.description else ""
     lines = "".join(
-        f"<li>{item['quantity']} x {escape(item['name'])}: {item['unit_price'] * item['quantity']} "
-        f"{escape(payment.currency)}</li>"
+        f"<li>{item['quantity']} x {escape(item['name'])}: "
+        f"{escape(shown_amount(item['unit_price'] * item['quantity'], payment.currency))}</li>"
         for item in payment.items
     )
     basket = f"<ul class='items' data-testid='items'>{lines}</ul>" if lines else ""
     return (
-        f"<div class='amount' data-testid='amount'>{payment.amount} {escape(payment.currency)}</div>"
+        f"<div class='amount' data-testid='amount'>{escape(shown_amount(payment.amount, payment.currency))}</div>"
         f"{description}{basket}<p class='muted'>Reference {escape(payment.reference)}</p>"
     )
 
@@ -102,7 +102,7 @@ def index_page(payments: list[GatewayPayment], root_path: str = "") -> str:
     """The gateway's home: recent payments, with links to their pages."""
     rows = "".join(
         f"<li><a href='{escape(root_path)}/{'phone' if p.method == 'mobile_money' else 'checkout'}/{escape(p.id)}'>"
-        f"{escape(p.id)}</a> {p.amount} {escape(p.currency)}: {escape(p.status)}</li>"
+        f"{escape(p.id)}</a> {escape(shown_amount(p.amount, p.currency))}: {escape(p.status)}</li>"
         for p in reversed(payments[-50:])
     )
     return _document("Dummy Gateway", f"<h1>Dummy Gateway</h1><ul>{rows or '<li>No payments yet.</li>'}</ul>")

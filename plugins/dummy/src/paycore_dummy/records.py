@@ -7,13 +7,26 @@ from typing import Any
 
 from attrs import define, field
 
+from paycore.errors import MoneyError
+from paycore.money import Money
 from paycore_dummy.scenarios import Scenario
 
-__all__ = ["GatewayPayment", "GatewayRefund"]
+__all__ = ["GatewayPayment", "GatewayRefund", "shown_amount"]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def shown_amount(minor_units: int, currency: str) -> str:
+    """An amount in minor units as a customer reads it: ``1250``, ``"EUR"`` is ``12.50 EUR``.
+
+    A currency paycore does not know (the gateway takes any three letters) is shown as its minor units.
+    """
+    try:
+        return str(Money.minor(minor_units, currency))
+    except MoneyError:
+        return f"{minor_units} {currency}"
 
 
 @define
@@ -105,7 +118,7 @@ class GatewayPayment:
                     "type": "approve_on_phone",
                     "url": f"{base_url}/phone/{self.id}",
                     "ussd_code": f"*144*{self.id[-6:]}#",
-                    "message": f"Approve the payment of {self.amount} {self.currency} on your phone",
+                    "message": f"Approve the payment of {shown_amount(self.amount, self.currency)} on your phone",
                 }
             else:
                 data["next_action"] = {"type": "redirect", "url": f"{base_url}/checkout/{self.id}"}
