@@ -250,21 +250,8 @@ async def test_a_caller_cancelled_while_its_refund_travels_frees_its_key_and_its
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
 ) -> None:
     payment = await pay()
-    original = fake.refund
-    sent = anyio.Event()
-
-    async def answer_never(paid: Payment, refund: Any) -> Any:
-        await original(paid, refund)
-        sent.set()
-        await anyio.sleep_forever()
-
-    fake.refund = answer_never  # type: ignore[method-assign]
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(lambda: flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-5"))
-        await sent.wait()
-        tasks.cancel_scope.cancel()
-    fake.refund = original  # type: ignore[method-assign]
-    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-5")
+    await _refund_cut_short(flow, fake, payment, lease_runs_out=False)
+    refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-7")
     assert refund.status is RefundStatus.SUCCEEDED
     after = await flow.get_payment(payment.id)
     assert (after.refunded_amount, after.pending_call) == (Money.of("2000", "XOF"), None)
@@ -343,19 +330,17 @@ async def test_a_refund_resumed_after_a_crash_is_settled_not_sent_again(
     leases = MonotonicClock()
     flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
     original = fake.refund
-    sent = anyio.Event()
 
     async def crash_after_sending(paid: Payment, refund: Any) -> Any:
         await original(paid, refund)
-        sent.set()
-        await anyio.sleep_forever()
+        raise ProcessDied
 
     fake.refund = crash_after_sending  # type: ignore[method-assign]
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(lambda: flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9"))
-        await sent.wait()
-        tasks.cancel_scope.cancel()
+    with pytest.raises(ProcessDied):
+        await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
     fake.refund = original  # type: ignore[method-assign]
+    with pytest.raises(IdempotencyInProgress):
+        await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
     leases.now += flow.config.idempotency_lease + 1
     clock.advance(seconds=flow.config.idempotency_lease + 1)
     refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
@@ -365,9 +350,11 @@ async def test_a_refund_resumed_after_a_crash_is_settled_not_sent_again(
     assert [op for op, _ in fake.calls].count("refund") == 1
 
 
-async def _refund_cut_short(flow: PaymentFlow, fake: FakeProvider, payment: Payment, amount: str = "2000") -> None:
-    """A keyed refund (2 000 XOF) whose caller is gone once the provider has it, before its answer is kept; then
-    its key's lease runs out (on a store of leases the test moves)."""
+async def _refund_cut_short(
+    flow: PaymentFlow, fake: FakeProvider, payment: Payment, amount: str = "2000", *, lease_runs_out: bool = True
+) -> None:
+    """A keyed refund (2 000 XOF, key ``re-7``) whose caller is cancelled once the provider has it, before its
+    answer is kept; then (``lease_runs_out``) its key's lease runs out (on a store of leases the test moves)."""
     leases = MonotonicClock()
     flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
     original = fake.refund
@@ -385,7 +372,8 @@ async def _refund_cut_short(flow: PaymentFlow, fake: FakeProvider, payment: Paym
         await sent.wait()
         tasks.cancel_scope.cancel()
     fake.refund = original  # type: ignore[method-assign]
-    leases.now += flow.config.idempotency_lease + 1
+    if lease_runs_out:
+        leases.now += flow.config.idempotency_lease + 1
 
 
 @pytest.mark.parametrize("polled_first", [False, True], ids=["retried", "polled-then-retried"])

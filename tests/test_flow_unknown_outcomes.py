@@ -268,14 +268,31 @@ async def test_refreshing_a_payment_at_a_provider_that_cannot_be_polled_is_refus
 # -- polls older than the call they met ------------------------------------------------
 
 
+def _polls_answering_late(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, *, answer_once: anyio.Event
+) -> anyio.Event:
+    """Make ``fake``'s polls read its books at once and answer only once ``answer_once`` is set; returns the event
+    set when a poll has read them."""
+    read, check_status = anyio.Event(), fake.check_status
+
+    async def answer_late(payment: Any) -> Any:
+        answer = await check_status(payment)
+        read.set()
+        await answer_once.wait()
+        return answer
+
+    monkeypatch.setattr(fake, "check_status", answer_late)
+    return read
+
+
 def _create_arriving_after_a_poll_read_the_books(
     fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, *, answer_once: anyio.Event
 ) -> tuple[dict[str, Any], anyio.Event]:
     """Make a create's request reach ``fake`` only once a poll has read its books ("no such payment" then), and
     that poll answer only once ``answer_once`` is set. Returns what was seen (``"id"``: the payment's) and the
     event set when the create was sent."""
-    sent, read = anyio.Event(), anyio.Event()
-    initiate, check_status = fake.initiate, fake.check_status
+    sent, initiate = anyio.Event(), fake.initiate
+    read = _polls_answering_late(fake, monkeypatch, answer_once=answer_once)
     seen: dict[str, Any] = {}
 
     async def initiate_once_the_books_were_read(payment: Any) -> Any:
@@ -284,14 +301,7 @@ def _create_arriving_after_a_poll_read_the_books(
         await read.wait()
         return await initiate(payment)
 
-    async def answer_late(payment: Any) -> Any:
-        answer = await check_status(payment)
-        read.set()
-        await answer_once.wait()
-        return answer
-
     monkeypatch.setattr(fake, "initiate", initiate_once_the_books_were_read)
-    monkeypatch.setattr(fake, "check_status", answer_late)
     return seen, sent
 
 
@@ -370,16 +380,8 @@ async def test_a_poll_that_read_the_books_before_a_retried_create_was_sent_again
         await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
     (pending,) = await flow.list_payments()
     assert (pending.status, pending.pending_call) == (PaymentStatus.PENDING, None)
-    read, retried = anyio.Event(), anyio.Event()
-    check_status = fake.check_status
-
-    async def answer_after_the_retry(payment: Any) -> Any:
-        answer = await check_status(payment)
-        read.set()
-        await retried.wait()
-        return answer
-
-    monkeypatch.setattr(fake, "check_status", answer_after_the_retry)
+    retried = anyio.Event()
+    read = _polls_answering_late(fake, monkeypatch, answer_once=retried)
     seen: dict[str, Any] = {}
 
     async def refresh() -> None:
