@@ -99,6 +99,17 @@ async def test_resolving_a_payment_that_needs_no_review_changes_nothing(flow: Pa
     assert await flow.resolve_review(payment.id, note="nothing to do") == payment
 
 
+@pytest.mark.parametrize("note", ["", "   ", "\n\t"])
+async def test_a_review_is_not_resolved_without_a_word_of_how(flow: PaymentFlow, fake: FakeProvider, note: str) -> None:
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    fake.settle(payment.id, Outcome.SUCCEEDED, captured=Money.of("4000", "XOF"))
+    (flagged,) = await flow.handle_webhook("fake", *fake.webhook(payment.id))
+    assert flagged.needs_review
+    with pytest.raises(ValidationError, match="must say what was found"):
+        await flow.resolve_review(payment.id, note=note)
+    assert await flow.get_payment(payment.id) == flagged
+
+
 def test_a_providers_fraud_report_is_recorded_and_flags_a_review() -> None:
     change = Change(make_payment(), cause="webhook", now=BASE_TIME)
     apply_report(change, ProviderUpdate(fraud_status=FraudStatus.REVIEW, fraud_message="3-D Secure skipped"))

@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from paycore import Money, RefundUpdate
-from paycore.errors import InvalidTransition, ProviderOutcomeUnknown, RefundNotFound, ValidationError
+from paycore.errors import InvalidTransition, PaymentBusy, ProviderOutcomeUnknown, RefundNotFound, ValidationError
 from paycore.flow import PaymentFlow
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
@@ -90,8 +90,10 @@ async def test_a_pending_refund_no_one_can_ask_about_is_flagged_past_twice_the_d
 
 
 async def test_an_operator_fails_a_refund_whose_outcome_is_unknown_and_it_is_refundable_again(
-    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> None:
+    """Only once its request can no longer reach the provider: failed before, it would be asked again and the
+    customer paid twice."""
     monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
     payment = await pay()
     refund_at_provider = fake.refund
@@ -105,6 +107,12 @@ async def test_an_operator_fails_a_refund_whose_outcome_is_unknown_and_it_is_ref
     with pytest.raises(ProviderOutcomeUnknown):  # nothing more is refunded while one's outcome is unknown
         await flow.refund(payment.id, amount=xof(1000))
     monkeypatch.setattr(fake, "refund", refund_at_provider)
+    unknown = await flow.get_payment(payment.id)
+    assert unknown.pending_call is not None
+    with pytest.raises(PaymentBusy, match="may still reach the provider"):
+        await flow.resolve_refund(payment.id, refund.id, outcome="failed", note="not on the dashboard yet")
+    assert await flow.get_payment(payment.id) == unknown, "nothing changed"
+    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout)
     failed = await flow.resolve_refund(payment.id, refund.id, outcome="failed", note="never reached the gateway")
     assert (failed.refunds[0].status, failed.pending_call, failed.refundable_amount) == (
         RefundStatus.FAILED,
@@ -131,6 +139,9 @@ async def test_only_a_pending_refund_is_resolved_and_only_as_succeeded_or_failed
         await flow.resolve_refund(payment.id, pending.id, outcome="refunded", note="n")
     with pytest.raises(RefundNotFound):
         await flow.resolve_refund(payment.id, "re_unknown", outcome="failed", note="n")
+    for blank in ("", "   ", "\n\t"):
+        with pytest.raises(ValidationError, match="must say what was found"):
+            await flow.resolve_refund(payment.id, pending.id, outcome="failed", note=blank)
     assert await flow.get_payment(payment.id) == before, "nothing changed"
     late = RefundUpdate(RefundStatus.FAILED, pending.id, amount=xof(1000))
     resolved = await flow.resolve_refund(payment.id, pending.id, outcome="succeeded", note="seen done")

@@ -387,7 +387,8 @@ class PaymentFlow:
         self, payment_id: str, refund_id: str, *, outcome: RefundStatus | str, note: str, tenant: str | None = None
     ) -> Payment:
         """Settle a refund left pending (its outcome unknown, or its report lost) as an operator found it at the
-        provider: ``succeeded`` or ``failed`` (refundable again). Refused for a refund no longer pending."""
+        provider: ``succeeded`` or ``failed`` (refundable again), with a ``note`` that says what was found. Refused
+        for a refund no longer pending, and as ``failed`` while its request may still reach the provider."""
         settled = member_of(RefundStatus, outcome, "a refund's outcome")
         return await self._parts.resolve_refund(payment_id, refund_id, settled, note, tenant)
 

@@ -222,22 +222,29 @@ class FlowParts(PaymentActions):
         """Settle a refund left pending as an operator found it at the provider; see
         :meth:`paycore.flow.PaymentFlow.resolve_refund`."""
         self.check_open()
-        note = inputs.check_text(note, what="a refund's resolution note")
+        note = inputs.check_note(note, what="a refund's resolution note")
         if outcome not in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
             raise ValidationError(f"a pending refund is resolved as succeeded or failed, not {outcome.value}")
         await self.writer.load(payment_id, tenant)
+        margin = self.calls.answered_within  # a request may take this long to arrive (a clock's skew: as much)
 
         def apply(payment: Payment) -> Change:
             refund = payment.refund(refund_id)
             if refund.status is not RefundStatus.PENDING:
                 raise InvalidTransition(f"refund {refund_id} is {refund.status.value}: only a pending one is resolved")
-            call = payment.pending_call
+            call, now = payment.pending_call, self.now()
             ours = call is not None and call.refund_id == refund_id
-            if ours and call is not None and call.in_flight(self.now()):
+            if ours and call is not None and call.in_flight(now):
                 raise PaymentBusy(
                     f"payment {payment_id}: the call of refund {refund_id} is in flight; its answer settles it"
                 )
-            change = Change(payment, cause="operator", now=self.now())
+            if ours and call is not None and outcome is RefundStatus.FAILED and not call.lease_ran_out(now - margin):
+                # Its request may still reach the provider: failed now, the refund would be asked again and paid twice.
+                raise PaymentBusy(
+                    f"payment {payment_id}: the request of refund {refund_id} may still reach the provider until "
+                    f"{(call.lease_until + margin).isoformat(timespec='seconds')}; refresh the payment to ask it"
+                )
+            change = Change(payment, cause="operator", now=now)
             if ours:
                 change.set(pending_call=None)
             settle = succeed_refund if outcome is RefundStatus.SUCCEEDED else fail_refund
@@ -253,7 +260,7 @@ class FlowParts(PaymentActions):
         The review's message, what the operator was told, is kept: the same fact reported again
         (the next poll, another delivery) is not told again."""
         self.check_open()
-        note = inputs.check_text(note, what="a review's note")
+        note = inputs.check_note(note, what="a review's note")
         await self.writer.load(payment_id, tenant)
 
         def apply(payment: Payment) -> Change | None:

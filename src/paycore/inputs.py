@@ -30,6 +30,7 @@ __all__ = [
     "check_customer",
     "check_items",
     "check_money",
+    "check_note",
     "check_payment_id",
     "check_reference",
     "check_text",
@@ -54,6 +55,15 @@ def check_reference(value: object, *, what: str) -> str:
 def check_text(value: object, *, what: str) -> str:
     """``value`` if it is text paycore can store (a description, a reason); :class:`ValidationError` otherwise."""
     return _checked(wire.check_text, value, what)
+
+
+def check_note(value: object, *, what: str) -> str:
+    """``value`` if it is text paycore can store that says something (an operator's note: what was found, and
+    where); :class:`ValidationError` for blank text too, as a resolution without a word leaves no trail."""
+    note = check_text(value, what=what)
+    if not note.strip():
+        raise ValidationError(f"{what} must say what was found (it is blank)")
+    return note
 
 
 def check_url(value: object, *, what: str) -> str | None:
