@@ -16,8 +16,9 @@ from paycore.errors import PluginLoadError, ValidationError
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import ReportSectionRegistrar
 from paycore.money import Money
-from paycore.records import utcnow
+from paycore.records import RefundUpdate, utcnow
 from paycore.reports import REFUND_LOOKBACK, DayReport, ReportScope, ReportSection, day_report
+from paycore.status import RefundStatus
 from paycore.testing.demo_day import check_demo_day_report, demo_config, run_demo_day
 
 from .conftest import SECRET, Clock
@@ -171,6 +172,33 @@ async def test_a_refund_made_today_of_an_earlier_days_payment_counts_today_withi
 
         oldest = await day_report(flow, tenant=DEMO_TENANT, day=(look_back_starts - timedelta(hours=1)).date())
         assert (oldest.payment_count, oldest.captured, oldest.refund_count) == (1, (xof("9000"),), 0)
+
+
+async def test_a_refund_confirmed_after_midnight_counts_once_on_the_day_it_succeeded(
+    repository: str, clock: Clock
+) -> None:
+    """Asked at 23:50, pending at the day's close, confirmed at 00:10: the next day's report has it, and the first
+    day's, printed again, still does not: no day is told of it twice, none never."""
+    fake = {"type": "fake", "webhook_secret": SECRET}
+    config = {"repository": repository, "tenants": {DEMO_TENANT: {"providers": {"fake": fake}}}}
+    async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake], clock=clock) as flow:
+        provider = flow.provider("fake", tenant=DEMO_TENANT)
+        assert isinstance(provider, paycore.testing.fake.FakeProvider)
+        clock.now = _at(DAY, 20)
+        checkout = await flow.create_payment(amount=xof("8000"), provider="fake", order_id="T1-9", tenant=DEMO_TENANT)
+        clock.now = _at(DAY, 23, 50)
+        provider.script("refund", "pending")
+        refund = await flow.refund(checkout.payment.id, amount=xof("3000"), tenant=DEMO_TENANT)
+        closing = await day_report(flow, tenant=DEMO_TENANT, day=DAY)
+        assert (closing.refund_count, closing.pending_refund_count) == (0, 1)
+        clock.now = _at(DAY + timedelta(days=1), 0, 10)
+        confirmed = RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=xof("3000"))
+        delivery = provider.webhook(checkout.payment.id, refunds=[confirmed])
+        await flow.handle_webhook("fake", *delivery, tenant=DEMO_TENANT)
+        next_day = await day_report(flow, tenant=DEMO_TENANT, day=DAY + timedelta(days=1))
+        assert (next_day.refund_count, next_day.refunded, next_day.pending_refund_count) == (1, (xof("3000"),), 0)
+        again = await day_report(flow, tenant=DEMO_TENANT, day=DAY)
+        assert (again.refund_count, again.refunded, again.pending_refund_count) == (0, (), 0)
 
 
 async def test_a_late_confirmation_stays_in_its_days_report_resolved_or_not_beside_a_more_pressing_review(

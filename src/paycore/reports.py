@@ -9,8 +9,9 @@ report). It never reads the whole table.
 
 * payments of the day by provider code and status: count and amount asked;
 * captured: what the day's payments captured;
-* refunded: the succeeded refunds created that day; pending refunds: those still
-  pending (created by the day's end);
+* refunded: the refunds that succeeded that day (asked that day or before: one
+  asked at 23:50 and confirmed at 00:10 counts the next day, once, whenever the
+  report is printed); pending refunds: those still pending (asked by the day's end);
 * late confirmations (payments of the day a provider confirmed after they
   expired or were canceled here) and payments waiting for an operator's review;
 * sections contributed by plugins through ``paycore_report_sections`` (the cash
@@ -327,7 +328,8 @@ async def day_report(
         for (provider, status, currency), found in sorted(groups.items())
     )
     refunds = [refund for payment in refunds_window for refund in payment.refunds]
-    refunded = [r for r in refunds if r.status is RefundStatus.SUCCEEDED and starts_at <= r.created_at < ends_at]
+    # A refund's updated_at is when its status last changed: for a succeeded one, when it succeeded.
+    refunded = [r for r in refunds if r.status is RefundStatus.SUCCEEDED and starts_at <= r.updated_at < ends_at]
     pending = [r for r in refunds if r.status is RefundStatus.PENDING and r.created_at < ends_at]
     scope = ReportScope(flow=flow, tenant=tenant, day=day, timezone=timezone, starts_at=starts_at, ends_at=ends_at)
     sections: list[ReportSection] = []
