@@ -594,6 +594,17 @@ def test_a_declined_payment_in_another_currency_does_not_hold_the_order(flow: Bl
     assert page.context["due"] == Money.of("9.90", "EUR")
 
 
+def test_a_payment_in_another_currency_refunded_in_full_does_not_hold_the_order(flow: BlockingPaymentFlow) -> None:
+    """Paid in the wrong currency by mistake, then given back: the order is paid as if it never was."""
+    payment_id = xof_payment_of_the_euro_order(flow)
+    flow.refund(payment_id, amount=Money.of("5000", "XOF"))
+    assert Client().get("/payments/pay/EU-1/").status_code == 409, "7 500 XOF still kept for it"
+    flow.refund(payment_id)
+    page = Client().get("/payments/pay/EU-1/")
+    assert page.status_code == 200
+    assert page.context["due"] == Money.of("9.90", "EUR")
+
+
 def test_the_order_mixin_names_the_currencies_it_cannot_add_up(flow: BlockingPaymentFlow) -> None:
     from paycore_django.orders import OrderCurrencyMismatch, PaycoreOrderMixin
 

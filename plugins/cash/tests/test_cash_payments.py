@@ -438,3 +438,8 @@ async def test_an_order_paid_in_part_in_another_currency_has_no_balance_in_its_t
         with pytest.raises(CurrencyMismatch, match=rf"order 'T1-7' .* {card.payment.id} \(15.24 EUR\)"):
             await order_balance(flow, order_id="T1-7", total=xof(10_000), tenant=TENANT)
         assert await order_balance(flow, order_id="T1-8", total=xof(10_000), tenant=TENANT) == xof(10_000)
+        await flow.refund(card.payment.id, amount=Money.of("5.00", "EUR"), tenant=TENANT)
+        with pytest.raises(CurrencyMismatch, match=r"\(15\.24 EUR\)"):  # 10.24 EUR of it still kept for the order
+            await order_balance(flow, order_id="T1-7", total=xof(10_000), tenant=TENANT)
+        await flow.refund(card.payment.id, tenant=TENANT)  # given back in full: it paid nothing
+        assert await order_balance(flow, order_id="T1-7", total=xof(10_000), tenant=TENANT) == xof(10_000)

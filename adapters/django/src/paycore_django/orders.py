@@ -88,17 +88,24 @@ def _moved_money(payment: Payment) -> bool:
     return captured or not payment.refunded_amount.is_zero()
 
 
-def _counted(payments: Iterable[Payment], currency: str) -> list[Payment]:
-    """The payments of ``payments`` that moved money; :class:`OrderCurrencyMismatch` if any is not in ``currency``.
+def _holds_money(payment: Payment) -> bool:
+    """True when ``payment`` keeps money for its order: it captured more than was refunded of it."""
+    captured = payment.captured_amount if payment.status in _PAID else None
+    return captured is not None and (captured - payment.refunded_amount).is_positive()
 
-    A payment that moved nothing (failed, expired, canceled, still under way) is
-    left out, whatever its currency.
+
+def _counted(payments: Iterable[Payment], currency: str) -> list[Payment]:
+    """The payments of ``payments`` in ``currency`` that moved money; :class:`OrderCurrencyMismatch` if one in
+    another currency keeps money for the order.
+
+    A payment that moved nothing (failed, expired, canceled, still under way), or
+    one in another currency refunded in full, is left out.
     """
     counted = [payment for payment in payments if _moved_money(payment)]
-    others = [payment for payment in counted if payment.currency != currency]
+    others = [payment for payment in counted if payment.currency != currency and _holds_money(payment)]
     if others:
         raise OrderCurrencyMismatch(others[0].order_id, currency, others)
-    return counted
+    return [payment for payment in counted if payment.currency == currency]
 
 
 def captured_amount(payments: Iterable[Payment], currency: str) -> Money:

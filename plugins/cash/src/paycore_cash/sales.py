@@ -236,7 +236,8 @@ async def order_balance(
     A ``since`` that is not a timezone-aware datetime is refused with
     :class:`~paycore_cash.errors.InvalidCashRequest`; an order paid in part in
     another currency than ``total``'s, with :class:`~paycore.errors.CurrencyMismatch`
-    (what it paid cannot be counted against the total).
+    (what it paid cannot be counted against the total); one refunded in full there
+    paid nothing, and is left out.
     """
     check_amount(total, "order total", currency=None)
     if since is not None and (not isinstance(since, datetime) or since.utcoffset() is None):
@@ -247,7 +248,8 @@ async def order_balance(
         if payment.tenant != tenant or payment.status not in _PAID or not payment.captured_amount:
             continue  # it moved no money for the order
         if payment.currency != total.currency:
-            foreign.append(payment)
+            if (payment.captured_amount - _returned(payment)).is_positive():  # not given back in full
+                foreign.append(payment)
         else:
             paid = paid + payment.captured_amount - _returned(payment)
     if foreign:  # what they paid cannot be counted in the total's currency: the order's balance is not known
