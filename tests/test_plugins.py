@@ -191,6 +191,15 @@ def test_a_plugin_given_in_code_that_implements_no_hook_is_refused(plugin: objec
         create_plugin_manager([plugin], entry_points=False)
 
 
+def test_a_plugin_whose_attributes_cannot_be_listed_is_a_load_error_naming_it() -> None:
+    class Lazy:
+        def __dir__(self) -> list[str]:
+            raise RuntimeError("lazy plugin setup failed: settings not configured")
+
+    with pytest.raises(PluginLoadError, match=r"plugin 'Lazy' failed while being registered: .*settings not config"):
+        create_plugin_manager([Lazy()], entry_points=False)
+
+
 def test_an_entry_point_naming_a_module_without_hooks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     _module(monkeypatch, "acme_pay_package")
     _entry_points(monkeypatch, ("acme", "acme_pay_package"))

@@ -221,7 +221,11 @@ def _register(manager: pluggy.PluginManager, plugin: object, *, name: str | None
     """
     if manager.is_registered(plugin):
         return
-    if not implements_a_hook(plugin):
+    try:
+        hooked = implements_a_hook(plugin)
+    except Exception as error:  # its attributes cannot be listed (a lazy object whose setup fails)
+        raise PluginLoadError(f"{origin} failed while being registered: {describe_failure(error)}") from error
+    if not hooked:
         raise PluginLoadError(
             f"{origin} implements no paycore hook (no attribute marked @paycore.hookimpl): give the module, "
             "class or object that holds the hook implementations"

@@ -277,6 +277,13 @@ def test_each_event_loop_gets_its_flow_and_that_of_a_closed_loop_is_let_go() -> 
     assert second is not None
 
 
+class Unlistable:
+    """A lazy object whose setup fails when its attributes are listed."""
+
+    def __dir__(self) -> list[str]:
+        raise RuntimeError("lazy plugin setup failed: settings not configured")
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -292,6 +299,7 @@ def test_each_event_loop_gets_its_flow_and_that_of_a_closed_loop_is_let_go() -> 
         ({"PLUGINS": ["decimal"]}, r"\['PLUGINS'\]\[0\] = 'decimal' names .* which implements no paycore hook"),
         ({"PLUGINS": ["decimal.Decimal"]}, r"\['PLUGINS'\]\[0\] = 'decimal.Decimal' names .* implements no paycore"),
         ({"PLUGINS": [dict]}, r"\['PLUGINS'\]\[0\] = .* is neither"),
+        ({"PLUGINS": [Unlistable()]}, r"\['PLUGINS'\]\[0\] cannot be read as a plugin: .* settings not configured"),
     ],
 )
 def test_a_setting_that_is_no_dotted_path_is_a_configuration_error(options: dict[str, Any], message: str) -> None:

@@ -161,13 +161,25 @@ def _imported(path: str, where: str, hint: str, *, module: bool = False) -> obje
         ) from error
 
 
+def _hooked(value: object, where: str) -> bool:
+    """Whether ``value`` implements a paycore hook; :class:`ConfigurationError` naming the setting ``where`` when its
+    attributes cannot be listed (a lazy object whose setup fails)."""
+    try:
+        return implements_a_hook(value)
+    except Exception as error:
+        raise ConfigurationError(
+            f"{where} cannot be read as a plugin: listing its attributes raised {type(error).__name__}: "
+            f"{redact_url(str(error))[:200]}"
+        ) from error
+
+
 def _plugin(value: object, index: int) -> object:
     """A ``PLUGINS`` entry: a module, a class or an object with a paycore hook implementation as is; a dotted
     path imported (a module, else an object in one), which must name such a plugin. Anything else (a tuple, a
     number, an app's package given for its plugin module) is a slip, which would register a plugin doing
     nothing: refused."""
     where = f"PAYCORE_DJANGO['PLUGINS'][{index}]"
-    if implements_a_hook(value):
+    if _hooked(value, where):
         return value
     if not isinstance(value, str):
         raise ConfigurationError(
@@ -176,7 +188,7 @@ def _plugin(value: object, index: int) -> object:
         )
     hint = "give a plugin module's dotted path, e.g. 'myshop.paycore_plugin'"
     plugin = _imported(value, f"{where} = {value!r}", hint, module=True)
-    if not implements_a_hook(plugin):
+    if not _hooked(plugin, f"{where} = {value!r}"):
         raise ConfigurationError(
             f"{where} = {value!r} names {shown_setting(plugin)}, which implements no paycore hook (nothing in it "
             f"is marked @paycore.hookimpl); {hint}"
