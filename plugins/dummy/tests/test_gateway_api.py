@@ -251,7 +251,8 @@ async def test_the_checkout_page_shows_the_amount_and_the_buttons(client: httpx.
         (1250, "EUR", "12.50 EUR", "2 x Soup: 25.00 EUR"),
         (5120, "KWD", "5.120 KWD", "2 x Soup: 10.240 KWD"),
         (5000, "XOF", "5000 XOF", "2 x Soup: 10000 XOF"),
-        (1250, "ZZZ", "1250 ZZZ", "2 x Soup: 2500 ZZZ"),  # a code paycore does not know: as the API wrote it
+        (1250, "ZZZ", "1250 ZZZ (minor units)", "2 x Soup: 2500 ZZZ (minor units)"),  # a code paycore does not know
+        (10**30, "EUR", f"{10**30} EUR (minor units)", f"2 x Soup: {2 * 10**30} EUR (minor units)"),  # too many digits
     ],
 )
 async def test_the_customer_s_pages_show_the_amount_in_the_currency_s_major_units(

@@ -21,12 +21,13 @@ def _now() -> datetime:
 def shown_amount(minor_units: int, currency: str) -> str:
     """An amount in minor units as a customer reads it: ``1250``, ``"EUR"`` is ``12.50 EUR``.
 
-    A currency paycore does not know (the gateway takes any three letters) is shown as its minor units.
+    An amount paycore cannot show (a currency it does not know: the gateway takes any three letters; more
+    digits than it keeps) is shown in minor units, saying so.
     """
     try:
         return str(Money.minor(minor_units, currency))
     except MoneyError:
-        return f"{minor_units} {currency}"
+        return f"{minor_units} {currency} (minor units)"
 
 
 @define
