@@ -1,4 +1,5 @@
-"""Awaiting a request under a time limit whose deadline is set only once the request waits.
+"""Awaiting a request under a time limit whose deadline is set only once the request waits; running work that
+must end whatever befalls its caller.
 
 A provider call runs under a timeout. The deadline (a timer on the event loop)
 costs about as much as a whole answer from an in-process provider: a cash
@@ -19,12 +20,15 @@ from __future__ import annotations
 
 import time
 import types
-from collections.abc import Awaitable, Generator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-__all__ = ["within"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["run_shielded", "run_to_end", "within"]
 
 T = TypeVar("T")
 
@@ -64,3 +68,64 @@ def _resumed(steps: Generator[Any, Any, T], waiting_on: Any) -> Generator[Any, A
         return answered.value  # type: ignore[no-any-return]  # the request's own result, of type T
     finally:
         steps.close()  # nothing once the request has ended; a request abandoned midway is closed
+
+
+async def run_to_end(work: Callable[[], Awaitable[T]]) -> T:
+    """``await work()`` to its end even if the caller is cancelled meanwhile; the cancellation is raised once it
+    has ended.
+
+    For what must not stop half-way once begun: the record of an answer the provider gave, a key's
+    completion or release. anyio's shielded cancel scope keeps out anyio's and trio's cancellations, but
+    not asyncio's own ``Task.cancel()`` (``asyncio.wait_for``, ``asyncio.timeout``, a server cancelling its
+    handler): under asyncio the work runs in a task of its own, which the caller waits for to its end.
+    """
+    import asyncio  # loaded with anyio's asyncio backend already
+
+    with anyio.CancelScope(shield=True):
+        if anyio.get_cancelled_exc_class() is asyncio.CancelledError:
+            result = await _waited_for(asyncio.ensure_future(work()))
+        else:  # trio: its shield holds
+            result = await work()
+    return result
+
+
+async def run_shielded(work: Callable[[], Awaitable[T]], *, ended: Callable[[T], object] | None = None) -> T:
+    """``await work()`` in a shielded cancel scope; should asyncio's own ``Task.cancel()`` get through the shield
+    and stop it midway, ``work()`` runs again to its end (:func:`run_to_end`) before the cancellation is raised.
+
+    For work that may run twice and must end: a write that reads what it changes afresh (a provider's
+    answer recorded, a key released or completed). It costs what a shielded scope costs until a cancellation
+    comes; what the second run raises gives way to the cancellation (the first run's outcome stands, or a
+    lease settles it). ``ended`` is told the second run's result before the cancellation is raised.
+    """
+    try:
+        with anyio.CancelScope(shield=True):
+            result = await work()
+    except anyio.get_cancelled_exc_class():
+        try:
+            again = await run_to_end(work)
+        except Exception:  # the first run's write stands (a key completed already), or a lease settles it
+            pass
+        else:
+            if ended is not None:
+                ended(again)
+        raise
+    return result
+
+
+async def _waited_for(task: asyncio.Future[T]) -> T:
+    """``task``'s result, once it has ended however often the caller is cancelled meanwhile (then raised after)."""
+    import asyncio
+
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():  # the work itself was cancelled
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import suppress
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final, TypeVar
 
 import anyio
 
 from paycore import serialization
+from paycore.awaiting import run_shielded, run_to_end
 from paycore.errors import (
     ConcurrentUpdate,
     IdempotencyError,
@@ -199,8 +201,7 @@ class IdempotentRunner:
             claim, _ = await self._claim(binding, fingerprint, None)  # the store's own claim
             if claim.token is None:
                 return None, claim
-            with anyio.CancelScope(shield=True):
-                await self.store.release(scope=binding.scope, key=binding.key, token=claim.token)
+            await run_shielded(partial(self.store.release, scope=binding.scope, key=binding.key, token=claim.token))
             raise
 
     def binding(self, scope: str, key: str) -> KeyBinding:
@@ -257,37 +258,48 @@ class IdempotentRunner:
         try:
             result = await execute(binding)
         except BaseException as error:
-            # A refusal, or a caller cancelled: what the operation stored says where it stands, and a retry carries
-            # it on from there at once. Only a crash keeps the key, for its lease, until a retry takes it over.
-            if isinstance(error, (*release_on, anyio.get_cancelled_exc_class())):
-                with anyio.CancelScope(shield=True):
-                    await self.store.release(scope=scope, key=key, token=claim.token)
+            cancelled = isinstance(error, anyio.get_cancelled_exc_class())
+            if cancelled and binding.concluded:  # the provider's answer was recorded: the key keeps the result
+                (concluded,) = binding.concluded
+                keep = partial(self._keep, scope, key, request, claim.token, concluded, completer, operation)
+                with suppress(Exception):  # else the key waits out its lease, and a retry takes it over
+                    await run_to_end(keep)
+            elif cancelled or isinstance(error, release_on):
+                # A refusal, or a caller cancelled before the answer: what the operation stored says where it
+                # stands, and a retry carries it on from there at once. A crash keeps the key for its lease.
+                await run_shielded(partial(self.store.release, scope=scope, key=key, token=claim.token))
             raise
+        await self._keep(scope, key, request, claim.token, result, completer, operation)
+        return result
+
+    async def _keep(
+        self,
+        scope: str,
+        key: str,
+        request: str,
+        token: str,
+        result: object,
+        completer: KeyCompleter | None,
+        operation: str,
+    ) -> None:
+        """Complete the key held by ``token`` with ``result``, unless the operation's last write did already."""
         completed = completer.completed(result) if completer is not None else None
         if completed is not None:
             if not completed:
                 await self._keep_after_takeover(scope, key, request, result, operation)
-            return result  # the operation's last write completed the key
+            return  # the operation's last write completed the key
         try:
             keeps = self._keeps_records and type(result) in KEPT_AS_RECORDS
             # The operation is done: a caller cancelled now still leaves its key completed. A store that completes
             # without waiting needs no shield: no cancellation lands where nothing waits.
-            with nullcontext() if keeps and self._keeps_at_once else anyio.CancelScope(shield=True):
-                if keeps:
-                    await self.store.complete_record(  # type: ignore[attr-defined]  # a RecordKeepingStore
-                        scope=scope, key=key, token=claim.token, record=result, ttl_seconds=self.ttl_seconds
-                    )
-                else:
-                    await self.store.complete(
-                        scope=scope,
-                        key=key,
-                        token=claim.token,
-                        result=stored_result(result),
-                        ttl_seconds=self.ttl_seconds,
-                    )
+            if keeps:
+                complete = partial(self.store.complete_record, record=result)  # type: ignore[attr-defined]
+            else:
+                complete = partial(self.store.complete, result=stored_result(result))
+            complete = partial(complete, scope=scope, key=key, token=token, ttl_seconds=self.ttl_seconds)
+            await (complete() if keeps and self._keeps_at_once else run_shielded(complete))
         except IdempotencyLeaseLost:
             await self._keep_after_takeover(scope, key, request, result, operation)
-        return result
 
     async def _keep_after_takeover(self, scope: str, key: str, request: str, result: object, operation: str) -> None:
         """Keep ``result`` for a key taken over while its request ran, once the key is free again.

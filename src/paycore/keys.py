@@ -202,6 +202,8 @@ class KeyBinding:
     updated: PaymentWrite | None = field(default=None, eq=False, repr=False)
     """The operation's first write on the payment it works on, stored with the claim when the
     runner could (:meth:`~paycore.storage.ClaimingRepository.claim_and_update`); else ``None``."""
+    _concluded: list[object] = field(factory=list, eq=False, repr=False)
+    """The operation's result once its provider's answer was recorded (:meth:`conclude`)."""
     _ids: dict[tuple[str, int, str], str] = field(factory=dict, eq=False, repr=False)
     """The ids worked out so far (an operation asks for the same one more than once)."""
     _window: int = field(eq=False, repr=False)
@@ -214,7 +216,8 @@ class KeyBinding:
     @classmethod
     def at(cls, scope: str, key: str, now: datetime, ttl: timedelta) -> KeyBinding:
         """The binding of ``key`` in ``scope`` at ``now``: ``KeyBinding(scope, key, now, ttl)``, built faster."""
-        return _build_binding(scope=scope, key=key, now=now, ttl=ttl, _ids={}, _window=_window_of(now, ttl))
+        window = _window_of(now, ttl)
+        return _build_binding(scope=scope, key=key, now=now, ttl=ttl, _concluded=[], _ids={}, _window=window)
 
     def with_claim(
         self,
@@ -234,9 +237,21 @@ class KeyBinding:
             prefetched=prefetched,
             added=added,
             updated=updated,
+            _concluded=self._concluded,
             _ids=self._ids,
             _window=self._window,
         )
+
+    def conclude(self, result: object) -> None:
+        """Note ``result``, the operation's, once the write recording its provider's answer ran: should its caller be
+        cancelled before the key keeps it (asyncio's own cancellation goes through anyio's shields), the key keeps
+        it all the same, so a retry replays it."""
+        self._concluded[:] = [result]
+
+    @property
+    def concluded(self) -> tuple[object, ...]:
+        """``(result,)`` once :meth:`conclude` noted one, else ``()``."""
+        return tuple(self._concluded)
 
     def _id(self, prefix: str, window: int, within: str = "") -> str:
         found = self._ids.get((prefix, window, within))

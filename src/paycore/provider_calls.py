@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import anyio
 
 from paycore import errors
-from paycore.awaiting import within
+from paycore.awaiting import run_shielded, within
 from paycore.calls import CallOperation, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
@@ -273,13 +273,15 @@ class ProviderCalls:
 
         ``binding`` is the operation's idempotency key. When its store can (:class:`~paycore.idempotency.KeyCompleter`),
         the write recording the answer, if the operation's last, also completes the key with that result; a key kept
-        apart is completed after it. Either way that write is shielded: the provider has answered, so a caller
-        cancelled meanwhile still leaves the answer recorded and its key completed, and its retry replays.
+        apart is completed after it. Either way that write is shielded (:func:`~paycore.awaiting.run_shielded`): the
+        provider has answered, so a caller cancelled meanwhile still leaves the answer recorded and its key completed.
         """
-        completer = binding.completer if binding is not None else None
+        if binding is None:
+            return result(await self.finish(payment_id, call, answer, provider, known=known))
+        completer, conclude = binding.completer, binding.conclude  # the result, for a key a cancel left unkept
         if completer is None:
-            with anyio.CancelScope(shield=True) if binding is not None else nullcontext():
-                return result(await self.finish(payment_id, call, answer, provider, known=known))
+            finish = partial(self.finish, payment_id, call, answer, provider, known=known)
+            return result(await run_shielded(finish, ended=lambda finished: conclude(result(finished))))
         last: tuple[Payment, R] | None = None  # the latest write decided with a completion, and its result
 
         def complete(written: Payment) -> KeyCompletion | None:
@@ -289,11 +291,11 @@ class ProviderCalls:
             last = (written, result(written))
             return completer.completing(last[1])
 
-        with anyio.CancelScope(shield=True):
-            finished = await self.finish(payment_id, call, answer, provider, known=known, complete=complete)
-        if last is not None and last[0] is finished:
-            return last[1]  # the very result the write stored for the key
-        return result(finished)
+        def outcome(finished: Payment) -> R:  # the very result the write stored for the key, if it did
+            return last[1] if last is not None and last[0] is finished else result(finished)
+
+        finish = partial(self.finish, payment_id, call, answer, provider, known=known, complete=complete)
+        return outcome(await run_shielded(finish, ended=lambda finished: conclude(outcome(finished))))
 
     async def undo(self, payment_id: str, call: ProviderCall, *, known: Payment | None = None) -> bool:
         """Undo a written-down call whose request never left: nothing happened. False if the payment no longer

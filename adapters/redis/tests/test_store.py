@@ -252,3 +252,31 @@ async def test_a_store_used_from_many_event_loops_keeps_the_clients_of_open_loop
     finally:
         await store.aclose()
     assert clients <= 3, "the closed loops' connections were kept open"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_claim_whose_caller_is_cancelled_while_it_travels_leaves_the_key_free(
+    redis_store: RedisIdempotencyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio's own Task.cancel() reaches through anyio's shield: the claim may have run at Redis, its token lost
+    with the caller. The key is let go, not held for its lease by a request that will never use it."""
+    import asyncio
+
+    run, sent = redis_store._clients.run, anyio.Event()
+
+    async def claim_then_wait(name: str, keys: list[str], args: list[object]) -> object:
+        reply = await run(name, keys, args)
+        if name == "claim":
+            sent.set()
+            await asyncio.sleep(1)  # the reply travels back: the caller is cancelled here
+        return reply
+
+    monkeypatch.setattr(redis_store._clients, "run", claim_then_wait)
+    task = asyncio.ensure_future(redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30))
+    await sent.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    monkeypatch.undo()
+    again = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    assert again.token is not None, "the key was free for the retry at once"

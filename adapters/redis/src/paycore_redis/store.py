@@ -13,10 +13,13 @@ import json
 import math
 import secrets
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
+import anyio
 from attrs import evolve
 
+from paycore.awaiting import run_to_end
 from paycore.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
@@ -84,11 +87,17 @@ class RedisIdempotencyStore:
     async def claim(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
         """Take the key, replay its result, or refuse (see the protocol); one round trip."""
         token = secrets.token_hex(16)
-        reply = await self._clients.run(
-            "claim",
-            [self.record_key(scope, key)],
-            [fingerprint, token, _milliseconds(lease_seconds, "lease_seconds"), self._retention_ms],
-        )
+        try:
+            reply = await self._clients.run(
+                "claim",
+                [self.record_key(scope, key)],
+                [fingerprint, token, _milliseconds(lease_seconds, "lease_seconds"), self._retention_ms],
+            )
+        except anyio.get_cancelled_exc_class():
+            # Cancelled while the script travelled (asyncio's own Task.cancel goes through anyio's shield): the key
+            # may be held by a token no one will use. Let it go (compare-and-delete: nothing if it was not taken).
+            await run_to_end(partial(self.release, scope=scope, key=key, token=token))
+            raise
         kind = reply[0]
         if kind == "token":
             return IdempotencyClaim(token=token, taken_over=bool(int(reply[1])))

@@ -1,0 +1,118 @@
+"""asyncio's own ``Task.cancel()`` (``asyncio.wait_for``, ``asyncio.timeout``, a server cancelling its handler) goes
+through anyio's shielded scopes: what must end once begun still ends, and a retry finds it done."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore.records import Payment
+from paycore.status import PaymentStatus
+from paycore.testing.fake import FakeProvider
+from paycore_memory import MemoryIdempotencyStore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
+
+
+def _count(fake: FakeProvider, operation: str) -> int:
+    return [op for op, _ in fake.calls].count(operation)
+
+
+async def _cancelled_once(started: anyio.Event, operation: Callable[[], Any]) -> None:
+    """Run ``operation`` in a task of its own; cancel that task the asyncio way once ``started`` is set."""
+    task = asyncio.ensure_future(operation())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_capture_cancelled_while_its_answer_is_written_still_records_it(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payment: Payment = await authorized()
+    answered, update = anyio.Event(), flow.repository.update
+    capture = fake.capture
+
+    async def capture_then_say(paid: Payment, amount: Any) -> Any:
+        answer = await capture(paid, amount)
+        answered.set()
+        return answer
+
+    async def slow_update(*args: Any, **kwargs: Any) -> Any:
+        if answered.is_set():
+            await asyncio.sleep(0.05)  # the write of the answer waits: the caller is cancelled here
+        return await update(*args, **kwargs)
+
+    monkeypatch.setattr(fake, "capture", capture_then_say)
+    monkeypatch.setattr(flow.repository, "update", slow_update)
+    await _cancelled_once(answered, lambda: flow.capture(payment.id, idempotency_key="cap-1"))
+    stored = await flow.get_payment(payment.id)
+    assert (stored.status, stored.pending_call) == (PaymentStatus.SUCCEEDED, None), "the answer was recorded"
+    assert await flow.capture(payment.id, idempotency_key="cap-1") == stored, "replayed at once"
+    assert _count(fake, "capture") == 1
+
+
+class SlowToComplete:
+    """An idempotency store kept apart from the payments that takes a moment to keep a result."""
+
+    def __init__(self) -> None:
+        self.store = MemoryIdempotencyStore()
+        self.completing = anyio.Event()
+
+    async def claim(self, **claim: Any) -> Any:
+        return await self.store.claim(**claim)
+
+    async def complete(self, **completion: Any) -> None:
+        self.completing.set()
+        await asyncio.sleep(0.05)  # the caller is cancelled here
+        await self.store.complete(**completion)
+
+    async def release(self, **release: Any) -> None:
+        await self.store.release(**release)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+async def test_a_refund_cancelled_while_its_key_is_completed_leaves_the_key_completed(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any]
+) -> None:
+    payment = await pay()
+    store = SlowToComplete()
+    flow.idempotency_store = store  # type: ignore[assignment]
+    refund = lambda: flow.refund(payment.id, amount=Money.of("1000", "XOF"), idempotency_key="re-1")  # noqa: E731
+    await _cancelled_once(store.completing, refund)
+    made = await refund()  # replayed: neither IdempotencyInProgress nor a second refund
+    assert made.status.value == "succeeded"
+    assert _count(fake, "refund") == 1
+
+
+async def test_a_create_cancelled_while_the_provider_has_it_is_asked_about_by_its_retry_at_once(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    sent, initiate = anyio.Event(), fake.initiate
+
+    async def never_answered(payment: Payment) -> Any:
+        await initiate(payment)
+        sent.set()
+        await asyncio.sleep(3600)
+
+    fake.initiate = never_answered  # type: ignore[method-assign]
+    create = lambda: flow.create_payment(  # noqa: E731
+        amount=Money.of("5000", "XOF"), provider="fake", order_id="o", idempotency_key="k"
+    )
+    await _cancelled_once(sent, create)
+    fake.initiate = initiate  # type: ignore[method-assign]
+    (cut,) = await flow.list_payments()
+    assert cut.pending_call is not None
+    assert cut.pending_call.unknown
+    retried = await create()
+    assert (retried.payment.id, retried.payment.status) == (cut.id, PaymentStatus.SUCCEEDED)
+    assert [op for op, _ in fake.calls] == ["initiate", "check_status"]
