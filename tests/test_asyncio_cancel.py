@@ -10,9 +10,10 @@ from typing import Any
 import anyio
 import pytest
 
+from paycore import hookimpl
 from paycore.flow import PaymentFlow
 from paycore.money import Money
-from paycore.records import Payment
+from paycore.records import Payment, PaymentEvent
 from paycore.status import PaymentStatus
 from paycore.testing.fake import FakeProvider
 from paycore_memory import MemoryIdempotencyStore
@@ -116,3 +117,33 @@ async def test_a_create_cancelled_while_the_provider_has_it_is_asked_about_by_it
     retried = await create()
     assert (retried.payment.id, retried.payment.status) == (cut.id, PaymentStatus.SUCCEEDED)
     assert [op for op, _ in fake.calls] == ["initiate", "check_status"]
+
+
+class SlowObserver:
+    """Hears every committed event; the first of a refund's confirmation takes a moment."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+        self.hearing = anyio.Event()
+
+    @hookimpl
+    async def paycore_payment_event(self, event: PaymentEvent, payment: Payment) -> None:
+        if event.kind == "refund_status_changed" and not self.hearing.is_set():
+            self.hearing.set()
+            await asyncio.sleep(0.05)  # the caller is cancelled here
+        self.heard.append(event.kind)
+
+
+async def test_an_observer_cut_by_a_cancel_still_hears_every_committed_event(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    observer = SlowObserver()
+    async with make_flow(plugins=(observer,)) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        payment = (await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="o")).payment
+        refund = lambda: flow.refund(payment.id, amount=Money.of("5000", "XOF"), idempotency_key="re-1")  # noqa: E731
+        await _cancelled_once(observer.hearing, refund)
+        committed = [event.kind for event in await flow.list_events(payment.id)]
+        assert observer.heard == committed[-len(observer.heard) :]
+        assert observer.heard[-2:] == ["refund_status_changed", "status_changed"], "told whole, in order"

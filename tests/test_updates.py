@@ -127,3 +127,24 @@ def test_nothing_new_changes_nothing() -> None:
     change = Change(paid, cause="webhook", now=BASE_TIME)
     apply_report(change, ProviderUpdate(outcome=Outcome.SUCCEEDED, captured=XOF_5000))
     assert change.result() is None
+
+
+def test_a_call_marked_unknown_again_for_the_same_reason_changes_nothing() -> None:
+    """The same answer applied twice (its write run again after a cancel) tells no second ``provider_call_unknown``."""
+    from datetime import timedelta
+
+    from paycore.calls import CallOperation, ProviderCall
+    from paycore.settling import mark_unknown
+
+    call = ProviderCall.start(CallOperation.CAPTURE, now=BASE_TIME, lease=timedelta(seconds=30))
+    first = Change(make_payment(status=PaymentStatus.AUTHORIZED, pending_call=call), cause="api", now=BASE_TIME)
+    mark_unknown(first, call, "the answer did not say how much")
+    marked = first.result()
+    assert marked is not None
+    assert marked.pending_call is not None
+    again = Change(marked, cause="api", now=BASE_TIME)
+    mark_unknown(again, marked.pending_call, "the answer did not say how much")
+    assert (again.result(), again.events) == (None, [])
+    other = Change(marked, cause="api", now=BASE_TIME)
+    mark_unknown(other, marked.pending_call, "no answer within 30s")
+    assert [event.kind for event in other.events] == ["provider_call_unknown"]

@@ -33,9 +33,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
-import anyio
 import pluggy
 
+from paycore.awaiting import run_to_end
 from paycore.errors import DuplicateRegistration, PaycoreError, PaymentRejected, PluginLoadError
 from paycore.wire import shown
 
@@ -118,6 +118,12 @@ async def notify_observers(
     if not events or not hook.get_hookimpls():
         return  # nobody listens: nothing to wrap or call
     _apply_policy(hook, "observer", _isolated_observer)
+    # Told whole, even to a cancelled caller: asyncio's own Task.cancel() goes through anyio's shields too.
+    await run_to_end(functools.partial(_tell, hook, events, payment))
+
+
+async def _tell(hook: Any, events: Sequence[PaymentEvent], payment: Payment) -> None:
+    """Each of ``events`` told to every observer of ``hook``, in order (see :func:`notify_observers`)."""
     for event in events:
         try:
             results = _call_relay(hook, event=event, payment=payment)
@@ -127,8 +133,7 @@ async def notify_observers(
         for result in results:
             if inspect.isawaitable(result):
                 try:
-                    with anyio.CancelScope(shield=True):  # a committed event is told whole, even to a cancelled caller
-                        await result
+                    await result
                 except Exception:
                     log.exception(
                         "an awaitable from a paycore_payment_event wrapper failed on event %s of payment %s",

@@ -202,6 +202,9 @@ def abandoned(call: ProviderCall, payment: Payment, *, now: datetime) -> Change 
 
 
 def mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:
-    """Mark ``call`` (the payment's) unknown, and record why: only asking the provider settles it now."""
+    """Mark ``call`` (the payment's) unknown, and record why: only asking the provider settles it now. Marked so
+    already for the same reason (an answer applied again), nothing changes: no event is told twice."""
+    if call.state is CallState.UNKNOWN and call.reason == reason:
+        return
     change.set(pending_call=evolve(call, state=CallState.UNKNOWN, reason=reason))
     change.event("provider_call_unknown", refund_id=call.refund_id, message=f"{call.operation.value}: {reason}")

@@ -37,6 +37,7 @@ import redis.sentinel
 import sniffio
 from redis.backoff import NoBackoff
 
+from paycore.awaiting import run_to_end
 from paycore.errors import StorageError, StorageUnavailable
 from paycore_redis.settings import RedisStoreSettings, redact_url
 
@@ -100,17 +101,20 @@ class RedisClients:
         if self._closed:
             raise StorageError(f"the Redis idempotency store at {self.where} is closed")
         try:
-            with anyio.CancelScope(shield=True):
-                if self._native and sniffio.current_async_library() == "asyncio":
-                    script = self._asyncio_bound().scripts[name]
-                    return await script(keys=list(keys), args=list(args))
-                return await anyio.to_thread.run_sync(partial(self._run_blocking, name, list(keys), list(args)))
+            # To its end, even under asyncio's own Task.cancel(), which goes through anyio's shields: a script
+            # sent is never abandoned half-way, its reply unread or its worker thread still running.
+            return await run_to_end(partial(self._run, name, list(keys), list(args)))
         except _UNAVAILABLE as error:
             raise StorageUnavailable(
                 f"Redis at {self.where} is unavailable ({type(error).__name__}: {error})"
             ) from error
         except redis.exceptions.RedisError as error:
             raise StorageError(f"Redis at {self.where} failed: {type(error).__name__}: {error}") from error
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        if self._native and sniffio.current_async_library() == "asyncio":
+            return await self._asyncio_bound().scripts[name](keys=keys, args=args)
+        return await anyio.to_thread.run_sync(partial(self._run_blocking, name, keys, args))
 
     def _run_blocking(self, name: str, keys: list[str], args: list[Any]) -> Any:
         # In the worker thread: opening a cluster client connects at once.

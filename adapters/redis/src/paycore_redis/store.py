@@ -94,8 +94,8 @@ class RedisIdempotencyStore:
                 [fingerprint, token, _milliseconds(lease_seconds, "lease_seconds"), self._retention_ms],
             )
         except anyio.get_cancelled_exc_class():
-            # Cancelled while the script travelled (asyncio's own Task.cancel goes through anyio's shield): the key
-            # may be held by a token no one will use. Let it go (compare-and-delete: nothing if it was not taken).
+            # Cancelled while the script travelled (asyncio's own Task.cancel): the script ran to its end, and the
+            # key may be held by a token no one will use. Let it go (compare-and-delete: nothing if not taken).
             await run_to_end(partial(self.release, scope=scope, key=key, token=token))
             raise
         kind = reply[0]
