@@ -275,8 +275,11 @@ def test_a_tenant_name_and_a_provider_code_of_the_longest_length_are_accepted() 
     assert set(config.provider_configs(name)) == set(config.provider_configs(None)) == {code}
 
 
-@pytest.mark.parametrize("name", ["t" * (MAX_CODE_LENGTH + 1), "", "chez\nawa", 5, "a/b", "a\\b", ".", ".."])
+@pytest.mark.parametrize(
+    "name", ["t" * (MAX_CODE_LENGTH + 1), "", "chez\nawa", 5, "a/b", "a\\b", ".", "..", "awa|cash-drawers"]
+)
 def test_a_tenant_name_no_store_or_webhook_path_could_keep_is_refused(name: object) -> None:
+    """``awa|cash-drawers`` would name the key space of tenant ``awa``'s cash drawers: its keys would refuse theirs."""
     with pytest.raises(
         ConfigurationError, match=rf"^tenants: .* is not a tenant name; .* {MAX_CODE_LENGTH} characters"
     ):

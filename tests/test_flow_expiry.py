@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -428,3 +429,33 @@ async def test_an_open_payment_with_a_lost_call_at_a_provider_down_waits_for_the
         await flow.expire_stale(HOUR, limit=10)
         settled = await flow.get_payment(lost.id)
         assert (settled.status, settled.pending_call, settled.needs_review) == (PaymentStatus.CANCELED, None, False)
+
+
+async def test_the_stale_payments_of_a_tenant_no_longer_served_never_hold_up_the_others(
+    make_flow: Callable[..., PaymentFlow], clock: Clock, tmp_path: Path
+) -> None:
+    """A restaurant that left keeps its open payments in the database; no provider of its can be asked now. A run
+    reads on past them, as past a provider that is down, and reaches the tenants still served."""
+    import paycore_sqlalchemy.plugin
+
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    fake = {"type": "fake", "webhook_secret": "whsec-test"}
+    served = {"awa": {"providers": {"fake": fake}}}
+    config = {"repository": url, "idempotency": url, "tenants": {**served, "gone": {"providers": {"fake": fake}}}}
+    async with make_flow(config, plugins=(paycore_sqlalchemy.plugin,)) as flow:
+        for number in range(3):
+            flow.provider("fake", tenant="gone").script("initiate", "pending")
+            await flow.create_payment(amount=XOF_5000, provider="fake", order_id=f"G{number}", tenant="gone")
+        clock.advance(minutes=1)
+        awa = flow.provider("fake", tenant="awa")
+        assert isinstance(awa, FakeProvider)
+        awa.script("initiate", "pending")
+        stale = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="A1", tenant="awa")).payment
+        books = awa.ledger
+    clock.advance(hours=3)
+    async with make_flow({**config, "tenants": served}, plugins=(paycore_sqlalchemy.plugin,)) as flow:
+        awa = flow.provider("fake", tenant="awa")
+        assert isinstance(awa, FakeProvider)
+        awa.ledger.update(books)  # the provider's books outlive the process
+        (expired,) = await flow.expire_stale(HOUR, limit=3)
+        assert (expired.id, expired.status) == (stale.id, PaymentStatus.EXPIRED)

@@ -285,13 +285,16 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
     )
 
 
-_NOT_ONE_SEGMENT: Final = re.compile(r"[/\\]|^\.\.?$")  # what keeps a name from being one segment of a path
+_NOT_ONE_SEGMENT: Final = re.compile(r"[/\\|]|^\.\.?$")
+"""What keeps a name from being one segment of a path, or a tenant's name from being only its own: ``|`` parts a
+tenant's key spaces (its payments' ``t:NAME``, its cash drawers' ``t:NAME|cash-drawers``)."""
 
 
 def is_code(value: object) -> bool:
     """True when ``value`` may be a tenant's name or a provider's code: a non-empty ``str`` of at most
     :data:`MAX_CODE_LENGTH` characters without control characters (what every store keeps), that can be one
-    segment of a webhook URL's path (no ``/`` or ``\\``, not ``.`` or ``..``)."""
+    segment of a webhook URL's path (no ``/`` or ``\\``, not ``.`` or ``..``), without the ``|`` that parts a
+    tenant's key spaces."""
     if not isinstance(value, str) or len(value) > MAX_CODE_LENGTH:
         return False
     return wire.is_id(value) and _NOT_ONE_SEGMENT.search(value) is None
@@ -299,7 +302,8 @@ def is_code(value: object) -> bool:
 
 def _check_code(value: object, what: str, where: str) -> None:
     if not is_code(value):
-        limits = f"a non-empty string of at most {MAX_CODE_LENGTH} characters without control characters, '/' or '\\'"
+        limits = f"a non-empty string of at most {MAX_CODE_LENGTH} characters without control characters, '/', '\\'"
+        limits += " or '|'"
         raise ConfigurationError(
             f"{where}: {shown_setting(value)} is not {what}; it must be {limits}, and not '.' or '..'"
         )

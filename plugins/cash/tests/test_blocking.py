@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from paycore.blocking import BlockingPaymentFlow
+from paycore.errors import PaymentNotFound
 from paycore.money import Money
 from paycore_cash.blocking import BlockingCashDrawers
 from paycore_cash.errors import NoOpenDrawer
@@ -51,3 +52,20 @@ def test_a_refund_from_sync_code_is_paid_out_of_the_till_it_names(cash_config: A
         [paid] = drawers.movements(t2.id)
         assert (paid.refund_id, paid.actor, paid.amount) == (refund.id, "Moussa", xof(1_000))
         assert drawers.totals(t2.id).expected == xof(1_000)
+
+
+def test_the_drawers_of_no_tenant_do_not_refund_another_tenant_s_sale(cash_config: Any) -> None:
+    """Their tills take the no-tenant default's payments only: refunding a restaurant's sale from them would hand
+    out their cash and book it out of the restaurant's drawer."""
+    with BlockingPaymentFlow.from_config(cash_config(currency="XOF")) as flow:
+        awa, nobody = BlockingCashDrawers(flow, tenant="chez-awa"), BlockingCashDrawers(flow)
+        awa_till = awa.open(till="T1", opening_float=xof(5_000), opened_by="Awa")
+        nobody.open(till="T1", opening_float=xof(5_000), opened_by="Night desk")
+        sale = awa.take_cash(amount=xof(3_500), tendered=xof(3_500), till="T1", order_id="T1-1")
+        own = nobody.take_cash(amount=xof(1_500), tendered=xof(1_500), till="T1", order_id="N-1")
+        before = flow.get_payment(sale.payment.id)
+        with pytest.raises(PaymentNotFound, match="no tenant"):
+            nobody.refund_cash(sale.payment.id, amount=xof(2_000))
+        assert flow.get_payment(sale.payment.id) == before
+        assert [m.kind.value for m in awa.movements(awa_till.id)] == ["sale"]
+        assert nobody.refund_cash(own.payment.id).amount == xof(1_500), "its own are refunded"

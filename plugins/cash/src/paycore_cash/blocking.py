@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from paycore.errors import PaymentNotFound
 from paycore.money import Money
 from paycore.records import Refund
 from paycore_cash.drawers import CashDrawers
@@ -170,7 +171,12 @@ class BlockingCashDrawers:
         tenant: str | None = None,
         idempotency_key: str | None = None,
     ) -> Refund:
-        """:func:`~paycore_cash.sales.refund_cash` on this flow; ``tenant`` defaults to the drawers' tenant."""
+        """:func:`~paycore_cash.sales.refund_cash` on this flow; ``tenant`` defaults to the drawers' tenant.
+
+        The drawers of no tenant refund the payments of no tenant only, as their tills take them: another
+        tenant's payment is not found (a ``tenant=None`` given to the flow would name every tenant's)."""
+        if tenant is None and self.drawers.tenant is None and self.blocking_flow.get_payment(payment_id).tenant:
+            raise PaymentNotFound(f"no payment {payment_id!r} for the drawers of no tenant")
         result: Refund = self._run(
             functools.partial(refund_cash, self.blocking_flow.flow, payment_id),
             amount=amount,
