@@ -139,7 +139,7 @@ async def test_a_refund_made_today_of_an_earlier_days_payment_counts_today_withi
 ) -> None:
     fake = {"type": "fake", "webhook_secret": SECRET}
     config = {"repository": repository, "tenants": {DEMO_TENANT: {"providers": {"fake": fake}}}}
-    look_back_starts = _at(DAY, 0) - REFUND_LOOKBACK  # seven days before the day's first instant
+    look_back_starts = _at(DAY, 0) - REFUND_LOOKBACK  # a month before the day's first instant
     paid: dict[str, str] = {}
     async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake], clock=clock) as flow:
         for order, moment, amount in [
@@ -199,6 +199,30 @@ async def test_a_refund_confirmed_after_midnight_counts_once_on_the_day_it_succe
         assert (next_day.refund_count, next_day.refunded, next_day.pending_refund_count) == (1, (xof("3000"),), 0)
         again = await day_report(flow, tenant=DEMO_TENANT, day=DAY)
         assert (again.refund_count, again.refunded, again.pending_refund_count) == (0, (), 0)
+
+
+async def test_a_refund_a_gateway_holds_pending_for_days_counts_on_the_day_it_is_confirmed(
+    repository: str, clock: Clock
+) -> None:
+    """Paid on the 1st, refunded on the 7th, confirmed by the bank on the 9th: the 9th's report has it."""
+    fake = {"type": "fake", "webhook_secret": SECRET}
+    config = {"repository": repository, "tenants": {DEMO_TENANT: {"providers": {"fake": fake}}}}
+    async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake], clock=clock) as flow:
+        provider = flow.provider("fake", tenant=DEMO_TENANT)
+        assert isinstance(provider, paycore.testing.fake.FakeProvider)
+        clock.now = _at(DAY - timedelta(days=8), 12)
+        checkout = await flow.create_payment(amount=xof("8000"), provider="fake", order_id="T1-2", tenant=DEMO_TENANT)
+        clock.now = _at(DAY - timedelta(days=2), 12)
+        provider.script("refund", "pending")
+        refund = await flow.refund(checkout.payment.id, amount=xof("3000"), tenant=DEMO_TENANT)
+        clock.now = _at(DAY, 9)
+        confirmed = RefundUpdate(RefundStatus.SUCCEEDED, refund.id, amount=xof("3000"))
+        await flow.handle_webhook(
+            "fake", *provider.webhook(checkout.payment.id, refunds=[confirmed]), tenant=DEMO_TENANT
+        )
+        reports = [await day_report(flow, tenant=DEMO_TENANT, day=DAY - timedelta(days=n)) for n in range(9)]
+        assert [report.refund_count for report in reports] == [1, 0, 0, 0, 0, 0, 0, 0, 0]
+        assert reports[0].refunded == (xof("3000"),)
 
 
 async def test_a_late_confirmation_stays_in_its_days_report_resolved_or_not_beside_a_more_pressing_review(

@@ -19,6 +19,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+import paycore.testing.fake
 from paycore import Money, hookimpl
 from paycore.errors import DuplicateRegistration, PaymentRejected, PluginLoadError
 from paycore.flow import PaymentFlow
@@ -198,6 +199,30 @@ def test_a_plugin_whose_attributes_cannot_be_listed_is_a_load_error_naming_it() 
 
     with pytest.raises(PluginLoadError, match=r"plugin 'Lazy' failed while being registered: .*settings not config"):
         create_plugin_manager([Lazy()], entry_points=False)
+
+
+class _NamelessProxy:
+    """A proxy whose set-up fails at the first attribute read, even its name."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError("setup failed reading " + name)
+
+
+class _Incomparable:
+    @hookimpl
+    def paycore_validate_payment(self, payment: Payment) -> None:
+        """Refuses nothing."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("cannot compare")
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize("plugin", [_NamelessProxy(), _Incomparable()], ids=["nameless", "incomparable"])
+def test_a_plugin_given_in_code_that_breaks_when_read_is_a_load_error(plugin: object) -> None:
+    with pytest.raises(PluginLoadError, match=r"cannot be registered: RuntimeError"):
+        create_plugin_manager([paycore.testing.fake, plugin], entry_points=False)
 
 
 def test_an_entry_point_naming_a_module_without_hooks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

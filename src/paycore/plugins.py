@@ -144,7 +144,12 @@ def create_plugin_manager(
     for name in blocked:
         manager.set_blocked(name)
     for plugin in plugins:
-        _register(manager, plugin, name=_name_in_code(manager, plugin), origin=_describe(plugin))
+        try:
+            named, origin = _name_in_code(manager, plugin), _describe(plugin)
+        except Exception as error:  # its name cannot be read, or it cannot be compared (a lazy object, a proxy)
+            where = f"a plugin given in code ({type(plugin).__name__})"
+            raise PluginLoadError(f"{where} cannot be registered: {describe_failure(error)}") from error
+        _register(manager, plugin, name=named, origin=origin)
     if entry_points:
         _load_entry_points(manager)
     try:
@@ -219,11 +224,11 @@ def _register(manager: pluggy.PluginManager, plugin: object, *, name: str | None
     A plugin that implements no paycore hook is refused: it would do nothing. A ``KeyboardInterrupt``
     propagates as is; a ``SystemExit`` is a failure of the plugin.
     """
-    if manager.is_registered(plugin):
-        return
     try:
+        if manager.is_registered(plugin):
+            return
         hooked = implements_a_hook(plugin)
-    except Exception as error:  # its attributes cannot be listed (a lazy object whose setup fails)
+    except Exception as error:  # it cannot be compared, or its attributes listed (a lazy object whose setup fails)
         raise PluginLoadError(f"{origin} failed while being registered: {describe_failure(error)}") from error
     if not hooked:
         raise PluginLoadError(

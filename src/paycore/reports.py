@@ -56,11 +56,13 @@ __all__ = [
     "zone_name",
 ]
 
-REFUND_LOOKBACK: Final = timedelta(days=7)
-"""How far before the day the report looks for payments whose refunds were made that day.
+REFUND_LOOKBACK: Final = timedelta(days=31)
+"""How far before the day the report looks for payments whose refunds succeeded that day.
 
 The window starts this long before the day's first instant (inclusive): a refund
-made on the day of a payment created earlier than that is not counted.
+that succeeded on the day of a payment created earlier than that is not counted.
+A month: a refund a gateway holds pending for days (a bank's) still counts on
+the day it is confirmed.
 """
 
 _FIRST_DAY: Final = date.min + REFUND_LOOKBACK + timedelta(days=2)
