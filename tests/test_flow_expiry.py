@@ -435,7 +435,8 @@ async def test_the_stale_payments_of_a_tenant_no_longer_served_never_hold_up_the
     make_flow: Callable[..., PaymentFlow], clock: Clock, tmp_path: Path
 ) -> None:
     """A restaurant that left keeps its open payments in the database; no provider of its can be asked now. A run
-    reads on past them, as past a provider that is down, and reaches the tenants still served."""
+    reads on past them, as past a provider that is down, and reaches the tenants still served; a payment of its
+    never sent expires, and the others are flagged for an operator once twice their deadline old."""
     import paycore_sqlalchemy.plugin
 
     url = f"sqlite:///{tmp_path / 'shop.db'}"
@@ -443,19 +444,31 @@ async def test_the_stale_payments_of_a_tenant_no_longer_served_never_hold_up_the
     served = {"awa": {"providers": {"fake": fake}}}
     config = {"repository": url, "idempotency": url, "tenants": {**served, "gone": {"providers": {"fake": fake}}}}
     async with make_flow(config, plugins=(paycore_sqlalchemy.plugin,)) as flow:
+        gone = flow.provider("fake", tenant="gone")
+        assert isinstance(gone, FakeProvider)
         for number in range(3):
-            flow.provider("fake", tenant="gone").script("initiate", "pending")
+            gone.script("initiate", "pending")
             await flow.create_payment(amount=XOF_5000, provider="fake", order_id=f"G{number}", tenant="gone")
+        gone.script("initiate", "not_sent")
+        with pytest.raises(ProviderNotSent):
+            await flow.create_payment(amount=XOF_5000, provider="fake", order_id="G-unsent", tenant="gone")
         clock.advance(minutes=1)
         awa = flow.provider("fake", tenant="awa")
         assert isinstance(awa, FakeProvider)
         awa.script("initiate", "pending")
         stale = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="A1", tenant="awa")).payment
         books = awa.ledger
-    clock.advance(hours=3)
+    clock.advance(minutes=90)  # past the deadline, not yet twice it
     async with make_flow({**config, "tenants": served}, plugins=(paycore_sqlalchemy.plugin,)) as flow:
         awa = flow.provider("fake", tenant="awa")
         assert isinstance(awa, FakeProvider)
         awa.ledger.update(books)  # the provider's books outlive the process
-        (expired,) = await flow.expire_stale(HOUR, limit=3)
-        assert (expired.id, expired.status) == (stale.id, PaymentStatus.EXPIRED)
+        changed = {payment.order_id: payment.status for payment in await flow.expire_stale(HOUR, limit=3)}
+        assert changed == {"A1": PaymentStatus.EXPIRED, "G-unsent": PaymentStatus.EXPIRED}
+        assert (await flow.get_payment(stale.id)).status is PaymentStatus.EXPIRED
+        clock.advance(hours=1)
+        flagged = await flow.expire_stale(HOUR, limit=3)
+        assert sorted(payment.order_id for payment in flagged) == ["G0", "G1", "G2"]
+        for payment in flagged:
+            assert (payment.status, payment.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
+            assert "no longer enabled for its tenant" in payment.review_message

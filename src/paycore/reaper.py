@@ -28,12 +28,12 @@ from datetime import datetime, timedelta
 from paycore import fsm
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
-from paycore.errors import InvalidTransition, PaymentBusy, ProviderNotSent, ValidationError
+from paycore.errors import InvalidTransition, PaymentBusy, ProviderNotEnabled, ProviderNotSent, ValidationError
 from paycore.listing import MAX_LIMIT, check_limit
 from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
-from paycore.reaper_run import DOWN, Run, attempt, carries, left_to_operator, past_waiting
+from paycore.reaper_run import Run, attempt, carries, left_to_operator, past_waiting
 from paycore.records import Payment, ProviderUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.storage import CallListingRepository, RefundListingRepository
@@ -167,11 +167,11 @@ class Reaper:
         """Ask the provider about ``payment``'s pending refunds, when its polls list every refund: the poll settles each
         as the provider says (one it still holds pending is stamped heard of). One no one could ask about, or could not
         reach, is left for the next run, and flagged once not heard of since before twice the deadline."""
-        chosen = self.providers(payment.provider, payment.tenant)
+        chosen = self._provider(run, payment)
+        if chosen is None:  # asked by the next run, which starts behind those that failed in this one
+            return await self._refund_unasked(run, payment, run.why_down(payment))  # unless unheard of for too long
         if not (chosen.capabilities.polling and chosen.capabilities.polls_report_refunds):
             return await self._refund_unasked(run, payment, "the provider cannot be asked about its refunds")
-        if run.provider_down(payment):  # asked by the next run, which starts behind those that failed in this one
-            return await self._refund_unasked(run, payment, DOWN)  # unless unheard of for too long already
         polled, answer, why = await self._poll(run, payment, chosen)
         return polled if answer is not None else await self._refund_unasked(run, polled, why)
 
@@ -200,6 +200,8 @@ class Reaper:
         call = payment.pending_call
         if payment.needs_review or (call is not None and not self._settleable(call)):
             return False
+        if call is None and was_never_sent(payment):
+            return True  # expired without asking any provider
         return not run.provider_down(payment) or payment.created_at < give_up_before
 
     def _call_due(self, payment: Payment) -> bool:
@@ -235,11 +237,11 @@ class Reaper:
         """
         call = payment.pending_call
         assert call is not None
-        chosen = self.providers(payment.provider, payment.tenant)
+        chosen = self._provider(run, payment)
+        if chosen is None:
+            return await self._call_unasked(run, payment, call, deadline, run.why_down(payment))
         if not chosen.capabilities.polling:
             return await self._call_unasked(run, payment, call, deadline, "the provider cannot be polled")
-        if run.provider_down(payment):
-            return await self._call_unasked(run, payment, call, deadline, DOWN)
         polled, answer, why = await self._poll(run, payment, chosen)
         if not carries(polled, call):
             if _cancel_never_arrived(call, polled, run.give_up_before):
@@ -278,9 +280,9 @@ class Reaper:
         call = payment.pending_call  # none in flight: the run takes up only calls a poll can settle (_to_expire)
         if was_never_sent(payment) and call is None:
             return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=False))
-        chosen = self.providers(payment.provider, payment.tenant)
-        if run.provider_down(payment):
-            return await self._unreachable(payment, give_up_before, DOWN)
+        chosen = self._provider(run, payment)
+        if chosen is None:
+            return await self._unreachable(payment, give_up_before, run.why_down(payment))
         if chosen.capabilities.polling:
             polled, answer, why = await self._poll(run, payment, chosen)
             if answer is None:
@@ -324,6 +326,15 @@ class Reaper:
         except (ProviderNotSent, ValidationError) as error:  # a refusal of this cancel: the provider is not down
             return await self._unreachable(payment, give_up_before, f"its cancel was not sent: {error}")
         return await self.calls.finish(payment.id, call, answer, chosen)
+
+    def _provider(self, run: Run, payment: Payment) -> Provider | None:
+        """``payment``'s provider, or ``None`` while it is down in this run (no longer enabled: down from now on)."""
+        if not run.provider_down(payment):
+            try:
+                return self.providers(payment.provider, payment.tenant)
+            except ProviderNotEnabled:
+                run.not_enabled_for(payment)
+        return None
 
     async def _unreachable(self, payment: Payment, give_up_before: datetime, reason: str) -> Payment:
         """A payment the provider could not be reached about: left for the next run, flagged once it was

@@ -19,7 +19,7 @@ from paycore.errors import PaycoreError, ProviderNotEnabled
 from paycore.records import Payment
 from paycore.status import ReviewReason
 
-__all__ = ["DOWN", "DOWN_AFTER", "Run", "attempt", "carries", "left_to_operator", "past_waiting"]
+__all__ = ["DOWN", "DOWN_AFTER", "NOT_ENABLED", "Run", "attempt", "carries", "left_to_operator", "past_waiting"]
 
 log = logging.getLogger("paycore.reaper")
 
@@ -27,6 +27,8 @@ DOWN_AFTER = 3
 """Status polls refused in a row that make a run take a provider for down (one refusal may be one payment's)."""
 DOWN = f"its provider failed {DOWN_AFTER} status polls in a row in this run, so it was not asked"
 """Why a payment of a provider a run took for down was not asked about."""
+NOT_ENABLED = "its provider is no longer enabled for its tenant, so it could not be asked"
+"""Why a payment of a provider the configuration no longer enables (a tenant no longer served) was not asked about."""
 
 
 @define
@@ -41,6 +43,8 @@ class Run:
     """The providers (code, tenant) whose status polls kept failing in this run: their payments wait for the next."""
     refused: dict[tuple[str, str | None], int] = field(factory=dict)
     """How many status polls of each provider (code, tenant) failed in a row in this run."""
+    not_enabled: set[tuple[str, str | None]] = field(factory=set)
+    """The providers (code, tenant) of ``down`` the configuration no longer enables."""
     unasked: set[str] = field(factory=set)
     """The payments whose status poll failed in this run: not counted toward its limit."""
     give_up_before: datetime | None = None
@@ -67,6 +71,15 @@ class Run:
         """True once ``payment``'s provider (its code and tenant) was taken for down in this run."""
         return (payment.provider, payment.tenant) in self.down
 
+    def not_enabled_for(self, payment: Payment) -> None:
+        """``payment``'s provider is no longer enabled for its tenant: down for the run, as one that fails."""
+        self.not_enabled.add((payment.provider, payment.tenant))
+        self.down.add((payment.provider, payment.tenant))
+
+    def why_down(self, payment: Payment) -> str:
+        """Why a payment of a provider down in this run was not asked about."""
+        return NOT_ENABLED if (payment.provider, payment.tenant) in self.not_enabled else DOWN
+
     def first_sight(self, payment: Payment) -> bool:
         """True the first time the run meets ``payment`` (a payment it changed may be listed again)."""
         if payment.id in self.seen:
@@ -86,7 +99,7 @@ async def attempt(run: Run, payment: Payment, work: Awaitable[Payment]) -> None:
     except PaycoreError as error:
         log.warning("could not settle stale payment %s: %s", payment.id, error)
         if isinstance(error, ProviderNotEnabled):
-            run.down.add((payment.provider, payment.tenant))
+            run.not_enabled_for(payment)
         result = payment
     if result.version != payment.version:
         run.changed.append(result)
