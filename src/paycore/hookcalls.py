@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import pluggy
 
 from paycore.awaiting import run_to_end
@@ -112,34 +113,60 @@ async def notify_observers(
     An observer that raises, or whose awaitable raises, is logged naming it; the
     others still run. The events are committed: an async observer runs to its end
     even when the caller is cancelled (the cancellation comes after it), so no
-    observer misses one. Whether any observer listens is asked once for all of ``events``.
+    observer misses one; under asyncio its awaitable runs in a task of its own (with a
+    copy of the caller's context), which asyncio's own ``Task.cancel()`` cannot cut short.
+    Whether any observer listens is asked once for all of ``events``.
     """
     hook = plugin_manager.hook.paycore_payment_event
     if not events or not hook.get_hookimpls():
         return  # nobody listens: nothing to wrap or call
     _apply_policy(hook, "observer", _isolated_observer)
-    # Told whole, even to a cancelled caller: asyncio's own Task.cancel() goes through anyio's shields too.
-    await run_to_end(functools.partial(_tell, hook, events, payment))
+    telling = _Telling(hook, events, payment)
+    try:
+        with anyio.CancelScope(shield=True):  # a committed event is told whole, even to a cancelled caller
+            await telling.tell()
+    except anyio.get_cancelled_exc_class():
+        # asyncio's own Task.cancel() goes through the shield: the observer it met ran to its end all the same,
+        # and what is left is told in a task of its own before the cancel is raised.
+        await run_to_end(telling.tell)
+        raise
 
 
-async def _tell(hook: Any, events: Sequence[PaymentEvent], payment: Payment) -> None:
-    """Each of ``events`` told to every observer of ``hook``, in order (see :func:`notify_observers`)."""
-    for event in events:
+class _Telling:
+    """The events to tell observers, and where the telling stands (the observers' awaitables of one event)."""
+
+    def __init__(self, hook: Any, events: Sequence[PaymentEvent], payment: Payment) -> None:
+        self.hook, self.payment = hook, payment
+        self.events = list(events)
+        self.waiting: list[Awaitable[Any]] = []
+        self.event: PaymentEvent | None = None
+
+    async def tell(self) -> None:
+        """Tell what is left: the awaitables of the event being told, then each event after it, in order."""
+        while True:
+            while self.waiting:
+                await self._awaited(self.waiting.pop(0))
+            if not self.events:
+                return
+            self.event = event = self.events.pop(0)
+            try:
+                results = _call_relay(self.hook, event=event, payment=self.payment)
+            except Exception:
+                log.exception("a paycore_payment_event wrapper failed on event %s of payment %s", event.kind,
+                              self.payment.id)  # fmt: skip
+                continue
+            self.waiting = [result for result in results if inspect.isawaitable(result)]
+
+    async def _awaited(self, result: Awaitable[Any]) -> None:
         try:
-            results = _call_relay(hook, event=event, payment=payment)
+            await run_to_end(lambda: result)  # under asyncio in a task of its own: no cancellation cuts it short
         except Exception:
-            log.exception("a paycore_payment_event wrapper failed on event %s of payment %s", event.kind, payment.id)
-            continue
-        for result in results:
-            if inspect.isawaitable(result):
-                try:
-                    await result
-                except Exception:
-                    log.exception(
-                        "an awaitable from a paycore_payment_event wrapper failed on event %s of payment %s",
-                        event.kind,
-                        payment.id,
-                    )
+            assert self.event is not None
+            log.exception(
+                "an awaitable from a paycore_payment_event wrapper failed on event %s of payment %s",
+                self.event.kind,
+                self.payment.id,
+            )
 
 
 async def validate_payment(plugin_manager: pluggy.PluginManager, *, payment: Payment) -> None:

@@ -163,7 +163,9 @@ def paycore_payment_event(event: PaymentEvent, payment: Payment) -> Awaitable[No
     order. May return an awaitable. An exception (raised, or raised by the
     awaitable) is logged naming the plugin; it does not undo the change (it is
     committed already) nor keep the other observers from running.
-    ``@hookimpl(wrapper=True)`` wraps the other observers' calls.
+    ``@hookimpl(wrapper=True)`` wraps the other observers' calls. A returned
+    awaitable runs to its end even if the caller is cancelled; under asyncio in
+    a task of its own, with a copy of the caller's context.
     """
 
 
