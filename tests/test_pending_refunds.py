@@ -139,7 +139,7 @@ async def test_only_a_pending_refund_is_resolved_and_only_as_succeeded_or_failed
         await flow.resolve_refund(payment.id, pending.id, outcome="refunded", note="n")
     with pytest.raises(RefundNotFound):
         await flow.resolve_refund(payment.id, "re_unknown", outcome="failed", note="n")
-    for blank in ("", "   ", "\n\t", "\u200b", "\u3164 \u2800"):
+    for blank in ("", "   ", "\n\t", "\u200b", "\u3164 \u2800", "\u034f", "\ufe0f\U000e0100", "\u17b4"):
         with pytest.raises(ValidationError, match="must say what was found"):
             await flow.resolve_refund(payment.id, pending.id, outcome="failed", note=blank)
     assert await flow.get_payment(payment.id) == before, "nothing changed"

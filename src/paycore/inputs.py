@@ -14,6 +14,7 @@ configuration.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final
@@ -61,16 +62,15 @@ def check_note(value: object, *, what: str) -> str:
     """``value`` if it is text paycore can store that says something (an operator's note: what was found, and
     where); :class:`ValidationError` for blank text too, as a resolution without a word leaves no trail."""
     note = check_text(value, what=what)
-    if not any(
-        character.isprintable() and not character.isspace() and character not in _INVISIBLE for character in note
-    ):
+    if not any(unicodedata.category(character)[0] in "LNPS" and character not in _INVISIBLE for character in note):
         raise ValidationError(f"{what} must say what was found (it is blank)")
     return note
 
 
 _INVISIBLE: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-"""Letters that show as nothing (the Hangul fillers, the blank Braille pattern); format characters (a zero-width
-space) are not printable already."""
+"""Letters and symbols that show as nothing (the Hangul fillers, the blank Braille pattern); a note needs a letter,
+digit, punctuation or symbol besides them (marks, spaces, format characters such as a zero-width space show nothing
+alone)."""
 
 
 def check_url(value: object, *, what: str) -> str | None:

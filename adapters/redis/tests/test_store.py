@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import anyio
 import pytest
@@ -254,6 +256,51 @@ async def test_a_store_used_from_many_event_loops_keeps_the_clients_of_open_loop
     assert clients <= 3, "the closed loops' connections were kept open"
 
 
+async def _claim_cut_short(store: RedisIdempotencyStore, started: Callable[[], Awaitable[object]]) -> None:
+    """Claim key ``k`` in a task of its own; cancel that task the asyncio way once ``started()`` has returned."""
+    import asyncio
+
+    task = asyncio.ensure_future(store.claim(scope="", key="k", fingerprint="f", lease_seconds=30))
+    await started()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("transport", ["auto", "threads"])
+async def test_a_claim_cut_off_in_its_worker_thread_runs_to_its_end_and_the_key_is_left_free(
+    redis_server: RedisServer, prefix: str, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio's own Task.cancel() lands while the claim's script runs (its worker thread goes on): the script is
+    waited for, then the key it took is let go, so the retry takes it at once."""
+    import asyncio
+    import time
+
+    store = RedisIdempotencyStore.from_url(redis_server.url, prefix=prefix, transport=transport)
+    running, run_blocking, run = threading.Event(), store._clients._run_blocking, store._clients._run
+
+    def slow_blocking(name: str, keys: list[str], args: list[object]) -> object:
+        running.set()
+        time.sleep(0.2)  # the caller is cancelled meanwhile
+        return run_blocking(name, keys, args)
+
+    async def slow(name: str, keys: list[str], args: list[object]) -> object:
+        running.set()
+        await asyncio.sleep(0.2)
+        return await run(name, keys, args)
+
+    monkeypatch.setattr(store._clients, "_run_blocking", slow_blocking)
+    monkeypatch.setattr(store._clients, "_run", slow if transport == "auto" else run)
+    try:
+        await _claim_cut_short(store, partial(anyio.to_thread.run_sync, running.wait))
+        monkeypatch.undo()
+        again = await store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+        assert again.token is not None, "the key was free for the retry at once"
+    finally:
+        await store.aclose()
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_a_claim_whose_caller_is_cancelled_while_it_travels_leaves_the_key_free(
     redis_store: RedisIdempotencyStore, monkeypatch: pytest.MonkeyPatch
@@ -272,11 +319,7 @@ async def test_a_claim_whose_caller_is_cancelled_while_it_travels_leaves_the_key
         return reply
 
     monkeypatch.setattr(redis_store._clients, "run", claim_then_wait)
-    task = asyncio.ensure_future(redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30))
-    await sent.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await _claim_cut_short(redis_store, sent.wait)
     monkeypatch.undo()
     again = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
     assert again.token is not None, "the key was free for the retry at once"
