@@ -147,3 +147,28 @@ async def test_an_observer_cut_by_a_cancel_still_hears_every_committed_event(
         committed = [event.kind for event in await flow.list_events(payment.id)]
         assert observer.heard == committed[-len(observer.heard) :]
         assert observer.heard[-2:] == ["refund_status_changed", "status_changed"], "told whole, in order"
+
+
+class SelfCancellingObserver:
+    """An async observer awaiting a future something else cancelled (a client shutting down)."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    @hookimpl
+    async def paycore_payment_event(self, event: PaymentEvent, payment: Payment) -> None:
+        self.heard.append(event.kind)
+        cancelled = asyncio.get_running_loop().create_future()
+        cancelled.cancel()
+        await cancelled
+
+
+async def test_an_observer_that_cancels_itself_is_a_failing_observer_not_a_cancelled_caller(
+    make_flow: Callable[..., PaymentFlow], caplog: pytest.LogCaptureFixture
+) -> None:
+    observer = SelfCancellingObserver()
+    async with make_flow(plugins=(observer,)) as flow:
+        checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="o")
+        assert checkout.payment.status is PaymentStatus.SUCCEEDED, "the create went on to the provider"
+        assert observer.heard == [event.kind for event in await flow.list_events(checkout.payment.id)]
+    assert "cancelled by something other than its caller" in caplog.text

@@ -472,3 +472,15 @@ async def test_the_stale_payments_of_a_tenant_no_longer_served_never_hold_up_the
         for payment in flagged:
             assert (payment.status, payment.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
             assert "no longer enabled for its tenant" in payment.review_message
+
+
+def test_each_pass_of_a_run_shares_what_it_took_for_down_and_why() -> None:
+    from paycore.reaper_run import NOT_ENABLED, Run
+    from paycore.testing.records import make_payment
+
+    first, gone = Run(3), make_payment(tenant="gone")
+    first.not_enabled_for(gone)
+    later = first.next_pass(give_up_before=None).next_pass(give_up_before=None)
+    assert later.provider_down(gone)
+    assert later.why_down(gone) == NOT_ENABLED
+    assert (later.tried, later.seen is first.seen, later.changed is first.changed) == (0, True, True)

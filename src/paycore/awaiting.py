@@ -28,9 +28,14 @@ import anyio
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["run_shielded", "run_to_end", "within"]
+__all__ = ["WorkCancelled", "run_shielded", "run_to_end", "within"]
 
 T = TypeVar("T")
+
+
+class WorkCancelled(Exception):  # it says what happened to the work
+    """Raised by :func:`run_to_end` under asyncio when the work was cancelled by something other than its caller
+    (it awaited a future someone else cancelled): a failure of the work, which its caller handles as any other."""
 
 
 async def within(request: Awaitable[T], seconds: float) -> T:
@@ -123,9 +128,13 @@ async def _waited_for(task: asyncio.Future[T]) -> T:
             result = await asyncio.shield(task)
             break
         except asyncio.CancelledError:
-            if task.done():  # the work itself was cancelled
+            if not task.done():
+                cancelled = True  # the caller's: wait for the work, then raise it
+                continue
+            if cancelled:
                 raise
-            cancelled = True
+            # The work cancelled itself (it awaited what something else cancelled): its failure, not the caller's.
+            raise WorkCancelled("the work was cancelled by something other than its caller") from None
     if cancelled:
         raise asyncio.CancelledError
     return result

@@ -89,9 +89,9 @@ class Reaper:
         deadline = self.clock() - older_than
         run = Run(limit)
         await self._expire_open(run, deadline, deadline - older_than)
-        calls = Run(limit, seen=run.seen, changed=run.changed, down=run.down, give_up_before=deadline - older_than)
+        calls = run.next_pass(give_up_before=deadline - older_than)
         await self._settle_calls(calls, deadline)
-        refunds = Run(limit, seen=run.seen, changed=run.changed, down=run.down, give_up_before=calls.give_up_before)
+        refunds = calls.next_pass(give_up_before=calls.give_up_before)
         await self._settle_refunds(refunds, deadline)
         return run.changed
 

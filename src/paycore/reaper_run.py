@@ -50,6 +50,13 @@ class Run:
     give_up_before: datetime | None = None
     """An open payment created before this no one could ask about is flagged rather than left (twice the deadline)."""
 
+    def next_pass(self, *, give_up_before: datetime | None) -> Run:
+        """A run of the next pass: its own count toward the same limit; what this one saw, changed and took for down."""
+        seen, changed, down, not_enabled = self.seen, self.changed, self.down, self.not_enabled
+        return Run(
+            self.limit, seen=seen, changed=changed, down=down, not_enabled=not_enabled, give_up_before=give_up_before
+        )
+
     @property
     def done(self) -> bool:
         """True once ``limit`` payments were tried."""
