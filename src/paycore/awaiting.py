@@ -33,7 +33,7 @@ __all__ = ["WorkCancelled", "run_shielded", "run_to_end", "within"]
 T = TypeVar("T")
 
 
-class WorkCancelled(Exception):  # it says what happened to the work
+class WorkCancelled(Exception):
     """Raised by :func:`run_to_end` under asyncio when the work was cancelled by something other than its caller
     (it awaited a future someone else cancelled): a failure of the work, which its caller handles as any other."""
 

@@ -226,7 +226,6 @@ class FlowParts(PaymentActions):
         if outcome not in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
             raise ValidationError(f"a pending refund is resolved as succeeded or failed, not {outcome.value}")
         await self.writer.load(payment_id, tenant)
-        margin = self.calls.answered_within  # a request may take this long to arrive (a clock's skew: as much)
 
         def apply(payment: Payment) -> Change:
             refund = payment.refund(refund_id)
@@ -238,11 +237,12 @@ class FlowParts(PaymentActions):
                 raise PaymentBusy(
                     f"payment {payment_id}: the call of refund {refund_id} is in flight; its answer settles it"
                 )
-            if ours and call is not None and outcome is RefundStatus.FAILED and not call.lease_ran_out(now - margin):
+            if ours and call is not None and outcome is RefundStatus.FAILED and not self.calls.past_arriving(call):
                 # Its request may still reach the provider: failed now, the refund would be asked again and paid twice.
+                until = call.lease_until + self.calls.answered_within
                 raise PaymentBusy(
                     f"payment {payment_id}: the request of refund {refund_id} may still reach the provider until "
-                    f"{(call.lease_until + margin).isoformat(timespec='seconds')}; refresh the payment to ask it"
+                    f"{until.isoformat(timespec='seconds')}; refresh the payment to ask it"
                 )
             change = Change(payment, cause="operator", now=now)
             if ours:

@@ -297,6 +297,10 @@ class ProviderCalls:
         finish = partial(self.finish, payment_id, call, answer, provider, known=known, complete=complete)
         return outcome(await run_shielded(finish, ended=lambda finished: conclude(outcome(finished))))
 
+    def past_arriving(self, call: ProviderCall) -> bool:
+        """True once no request of ``call`` can reach the provider: its lease ran out a timeout ago (clocks differ)."""
+        return call.lease_ran_out(self.clock() - self.answered_within)
+
     async def undo(self, payment_id: str, call: ProviderCall, *, known: Payment | None = None) -> bool:
         """Undo a written-down call whose request never left: nothing happened. False if the payment no longer
         carries that very call (someone settled it, or a retry under its key wrote its own, of the same id)."""
@@ -362,10 +366,8 @@ class ProviderCalls:
     ) -> tuple[Payment, Answer]:
         """Ask the provider for the payment's state and apply the answer as a report; return both. ``confirming``:
         it asks what a report of money left unsaid, and an answer that the payment did not pay only flags it."""
-        # Only a call whose lease ran out a timeout before the poll was asked can it settle by what it does not
-        # show: the margin is for clocks that differ between the hosts that send and those that ask.
-        asked = payment.pending_call
-        asked_after = asked if asked is not None and asked.lease_ran_out(self.clock() - self.answered_within) else None
+        asked = payment.pending_call  # only a call no request of which can still arrive is settled by omission
+        asked_after = asked if asked is not None and self.past_arriving(asked) else None
         answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
         apply = partial(apply_under_call, asked_after=asked_after, asked_on=payment, resending_create=resending_create)
 

@@ -212,7 +212,7 @@ class Reaper:
     def _settleable(self, call: ProviderCall) -> bool:
         """True once ``call``'s lease ran out a provider timeout ago: a poll asked now settles it whatever it says
         (:meth:`ProviderCalls.poll`); before that the call is left alone, in flight or not."""
-        return call.lease_ran_out(self.clock() - self.calls.answered_within)
+        return self.calls.past_arriving(call)
 
     async def _poll(self, run: Run, payment: Payment, chosen: Provider) -> tuple[Payment, ProviderUpdate | None, str]:
         """Ask ``chosen`` about ``payment`` as the reaper (the poll's answer applied); the payment as it left, the

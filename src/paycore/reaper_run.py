@@ -15,7 +15,7 @@ from attrs import define, field
 
 from paycore import fsm
 from paycore.calls import ProviderCall
-from paycore.errors import PaycoreError, ProviderNotEnabled
+from paycore.errors import PaycoreError
 from paycore.records import Payment
 from paycore.status import ReviewReason
 
@@ -98,15 +98,12 @@ class Run:
 async def attempt(run: Run, payment: Payment, work: Awaitable[Payment]) -> None:
     """Count ``work`` on ``payment`` toward the run's limit; keep the payment it leaves if it changed.
 
-    A payment left as it was because its provider could not be asked about it is not counted: the run reads on. Nor
-    is one whose provider is no longer enabled (a tenant removed from the configuration, a provider code disabled):
-    its provider is down for the run, and the stale payments of the tenants still served are reached."""
+    A payment left as it was because its provider could not be asked about it (down, or no longer enabled: a tenant
+    removed from the configuration) is not counted: the run reads on."""
     try:
         result = await work
     except PaycoreError as error:
         log.warning("could not settle stale payment %s: %s", payment.id, error)
-        if isinstance(error, ProviderNotEnabled):
-            run.not_enabled_for(payment)
         result = payment
     if result.version != payment.version:
         run.changed.append(result)

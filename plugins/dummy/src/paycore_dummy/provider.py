@@ -56,7 +56,7 @@ from paycore.secrets import Secret, hide_secrets, shown_setting
 from paycore.status import Outcome, RefundStatus
 from paycore.wire import InvalidReport, load_json_object, shown
 from paycore_dummy.errors import GatewayRefused
-from paycore_dummy.signing import DEFAULT_TOLERANCE, WebhookSecret, header_text, verify
+from paycore_dummy.signing import DEFAULT_TOLERANCE, WebhookSecret, header_text, secret_texts, verify
 
 __all__ = ["DummyProvider"]
 
@@ -115,7 +115,7 @@ class DummyProvider(Provider):
             self._secrets = WebhookSecret.parse_many(raw_secrets)
         except ConfigurationError as error:
             raise ConfigurationError(f"provider {context.code!r} (dummy): 'webhook_secret': {error}") from None
-        self._hidden = (self._api_key, *_secret_texts(raw_secrets))  # never quoted from the gateway's answers
+        self._hidden = (self._api_key, *map(Secret, secret_texts(raw_secrets)))  # never quoted from the gateway
         self._gateway_setting: Any = _gateway_setting(settings.get("gateway"), context.code)
         self._base_url: str | None = settings.url("base_url")
         if (self._gateway_setting is None) == (self._base_url is None):
@@ -352,11 +352,6 @@ class DummyProvider(Provider):
             return _read_refund(data, currency)
         except (InvalidReport, MoneyError) as exc:
             raise ProviderOutcomeUnknown(f"dummy gateway answered something unreadable: {exc}") from None
-
-
-def _secret_texts(raw: str) -> tuple[Secret, ...]:
-    """Each ``whsec_`` secret of the ``webhook_secret`` setting as written (the gateway knows them too)."""
-    return tuple(Secret(value) for value in raw.replace(",", " ").split())
 
 
 def _webhook_url(value: Any, code: str) -> str | None:

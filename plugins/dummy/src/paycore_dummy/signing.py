@@ -32,6 +32,7 @@ __all__ = [
     "WebhookSecret",
     "generate_secret",
     "header_text",
+    "secret_texts",
     "sign",
     "signature_headers",
     "verify",
@@ -42,6 +43,11 @@ DEFAULT_TOLERANCE: Final = 300.0
 """Seconds a delivery's timestamp may differ from the receiver's clock."""
 _TIMESTAMP: Final = re.compile(r"[0-9]{1,12}")
 """Whole Unix seconds as ASCII digits: no sign, no fraction, no exponent, at most 12 digits."""
+
+
+def secret_texts(values: str | Iterable[str]) -> list[str]:
+    """The secrets ``values`` names, as written: one string (several separated by spaces or commas) or a list."""
+    return values.replace(",", " ").split() if isinstance(values, str) else list(values)
 
 
 class WebhookSecret:
@@ -66,9 +72,7 @@ class WebhookSecret:
     @classmethod
     def parse_many(cls, values: str | Iterable[str]) -> tuple[WebhookSecret, ...]:
         """Secrets from one string (several separated by spaces or commas) or a list of strings."""
-        if isinstance(values, str):
-            values = values.replace(",", " ").split()
-        parsed = tuple(cls(value) for value in values)
+        parsed = tuple(cls(value) for value in secret_texts(values))
         if not parsed:
             raise ConfigurationError("at least one webhook secret ('whsec_...') is required")
         return parsed
