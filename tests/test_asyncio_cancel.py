@@ -1,5 +1,7 @@
-"""asyncio's own ``Task.cancel()`` (``asyncio.wait_for``, ``asyncio.timeout``, a server cancelling its handler) goes
-through anyio's shielded scopes: what must end once begun still ends, and a retry finds it done."""
+"""A caller cancelled while what must end once begun runs: it still ends, and a retry finds it done.
+
+Under asyncio the cut is asyncio's own ``Task.cancel()`` (``asyncio.wait_for``, ``asyncio.timeout``, a server
+cancelling its handler), which goes through anyio's shielded scopes; under trio, a cancel scope's."""
 
 from __future__ import annotations
 
@@ -18,20 +20,31 @@ from paycore.status import PaymentStatus
 from paycore.testing.fake import FakeProvider
 from paycore_memory import MemoryIdempotencyStore
 
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
+pytestmark = pytest.mark.anyio
 
 
 def _count(fake: FakeProvider, operation: str) -> int:
     return [op for op, _ in fake.calls].count(operation)
 
 
+def _on_asyncio() -> bool:
+    return anyio.get_cancelled_exc_class() is asyncio.CancelledError
+
+
 async def _cancelled_once(started: anyio.Event, operation: Callable[[], Any]) -> None:
-    """Run ``operation`` in a task of its own; cancel that task the asyncio way once ``started`` is set."""
-    task = asyncio.ensure_future(operation())
-    await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    """Run ``operation`` in a task of its own; cancel it once ``started`` is set: the asyncio way under asyncio,
+    by the cancel scope of its task group under trio."""
+    if _on_asyncio():
+        task = asyncio.ensure_future(operation())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return
+    async with anyio.create_task_group() as group:
+        group.start_soon(operation)
+        await started.wait()
+        group.cancel_scope.cancel()
 
 
 async def test_a_capture_cancelled_while_its_answer_is_written_still_records_it(
@@ -48,7 +61,7 @@ async def test_a_capture_cancelled_while_its_answer_is_written_still_records_it(
 
     async def slow_update(*args: Any, **kwargs: Any) -> Any:
         if answered.is_set():
-            await asyncio.sleep(0.05)  # the write of the answer waits: the caller is cancelled here
+            await anyio.sleep(0.05)  # the write of the answer waits: the caller is cancelled here
         return await update(*args, **kwargs)
 
     monkeypatch.setattr(fake, "capture", capture_then_say)
@@ -72,7 +85,7 @@ class SlowToComplete:
 
     async def complete(self, **completion: Any) -> None:
         self.completing.set()
-        await asyncio.sleep(0.05)  # the caller is cancelled here
+        await anyio.sleep(0.05)  # the caller is cancelled here
         await self.store.complete(**completion)
 
     async def release(self, **release: Any) -> None:
@@ -103,7 +116,7 @@ async def test_a_create_cancelled_while_the_provider_has_it_is_asked_about_by_it
     async def never_answered(payment: Payment) -> Any:
         await initiate(payment)
         sent.set()
-        await asyncio.sleep(3600)
+        await anyio.sleep_forever()
 
     fake.initiate = never_answered  # type: ignore[method-assign]
     create = lambda: flow.create_payment(  # noqa: E731
@@ -130,7 +143,7 @@ class SlowObserver:
     async def paycore_payment_event(self, event: PaymentEvent, payment: Payment) -> None:
         if event.kind == "refund_status_changed" and not self.hearing.is_set():
             self.hearing.set()
-            await asyncio.sleep(0.05)  # the caller is cancelled here
+            await anyio.sleep(0.05)  # the caller is cancelled here
         self.heard.append(event.kind)
 
 
@@ -158,9 +171,13 @@ class SelfCancellingObserver:
     @hookimpl
     async def paycore_payment_event(self, event: PaymentEvent, payment: Payment) -> None:
         self.heard.append(event.kind)
-        cancelled = asyncio.get_running_loop().create_future()
-        cancelled.cancel()
-        await cancelled
+        if _on_asyncio():
+            cancelled = asyncio.get_running_loop().create_future()
+            cancelled.cancel()
+            await cancelled  # its CancelledError is the observer's failure
+        with anyio.CancelScope() as own:  # trio: a scope of its own, cancelled, ends there
+            own.cancel()
+            await anyio.sleep(1)
 
 
 async def test_an_observer_that_cancels_itself_is_a_failing_observer_not_a_cancelled_caller(
@@ -171,4 +188,5 @@ async def test_an_observer_that_cancels_itself_is_a_failing_observer_not_a_cance
         checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="o")
         assert checkout.payment.status is PaymentStatus.SUCCEEDED, "the create went on to the provider"
         assert observer.heard == [event.kind for event in await flow.list_events(checkout.payment.id)]
-    assert "cancelled by something other than its caller" in caplog.text
+    if _on_asyncio():
+        assert "cancelled by something other than its caller" in caplog.text
