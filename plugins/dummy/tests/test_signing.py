@@ -84,6 +84,14 @@ def test_a_timestamp_from_the_future_is_refused() -> None:
         verify(BODY, headers, secrets=[secret])
 
 
+@pytest.mark.parametrize(("skew", "said"), [(301, "301s ahead"), (-301, "302s old")])  # 300.5s, 301.5s: rounded up
+def test_a_refused_timestamp_says_how_far_off_it_is_and_which_way(skew: int, said: str) -> None:
+    secret, now = WebhookSecret(generate_secret()), 1_800_000_000.5  # a clock between two whole seconds
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret], timestamp=int(now) + skew)
+    with pytest.raises(InvalidSignature, match=f"its timestamp is {said}, outside the tolerance of 300s"):
+        verify(BODY, headers, secrets=[secret], now=now)
+
+
 def test_the_tolerance_window_is_configurable() -> None:
     secret = WebhookSecret(generate_secret())
     headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret], timestamp=int(time.time()) - 30)

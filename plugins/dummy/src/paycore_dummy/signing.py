@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import re
 import secrets as _secrets
 import time
@@ -182,10 +183,12 @@ def verify(
     timestamp = int(raw_timestamp)
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
-        raise InvalidSignature(
-            f"webhook refused: its timestamp is {int(current - timestamp)}s from now, "
-            f"outside the tolerance of {int(tolerance)}s"
+        off = (
+            f"{math.ceil(timestamp - current)}s ahead"
+            if timestamp > current
+            else f"{math.ceil(current - timestamp)}s old"
         )
+        raise InvalidSignature(f"webhook refused: its timestamp is {off}, outside the tolerance of {tolerance:g}s")
     candidates: list[bytes] = []
     for item in raw_signatures.split():
         version, _, encoded = item.partition(",")
