@@ -16,7 +16,7 @@ from paycore import hookimpl
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment, PaymentEvent
-from paycore.status import PaymentStatus
+from paycore.status import PaymentStatus, RefundStatus
 from paycore.testing.fake import FakeProvider
 from paycore_memory import MemoryIdempotencyStore
 
@@ -47,8 +47,13 @@ async def _cancelled_once(started: anyio.Event, operation: Callable[[], Any]) ->
         group.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("key", ["cap-1", None], ids=["keyed", "keyless"])
 async def test_a_capture_cancelled_while_its_answer_is_written_still_records_it(
-    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    flow: PaymentFlow,
+    fake: FakeProvider,
+    authorized: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    key: str | None,
 ) -> None:
     payment: Payment = await authorized()
     answered, update = anyio.Event(), flow.repository.update
@@ -66,10 +71,11 @@ async def test_a_capture_cancelled_while_its_answer_is_written_still_records_it(
 
     monkeypatch.setattr(fake, "capture", capture_then_say)
     monkeypatch.setattr(flow.repository, "update", slow_update)
-    await _cancelled_once(answered, lambda: flow.capture(payment.id, idempotency_key="cap-1"))
+    await _cancelled_once(answered, lambda: flow.capture(payment.id, idempotency_key=key))
     stored = await flow.get_payment(payment.id)
     assert (stored.status, stored.pending_call) == (PaymentStatus.SUCCEEDED, None), "the answer was recorded"
-    assert await flow.capture(payment.id, idempotency_key="cap-1") == stored, "replayed at once"
+    if key is not None:
+        assert await flow.capture(payment.id, idempotency_key=key) == stored, "replayed at once"
     assert _count(fake, "capture") == 1
 
 
@@ -190,3 +196,91 @@ async def test_an_observer_that_cancels_itself_is_a_failing_observer_not_a_cance
         assert observer.heard == [event.kind for event in await flow.list_events(checkout.payment.id)]
     if _on_asyncio():
         assert "cancelled by something other than its caller" in caplog.text
+
+
+class FailingAfterTheCutWrapper:
+    """An observer wrapper that adds, to a payment's ``created`` event, an awaitable failing a moment later."""
+
+    def __init__(self) -> None:
+        self.hearing = anyio.Event()
+
+    @hookimpl(wrapper=True)
+    def paycore_payment_event(self, event: PaymentEvent, payment: Payment) -> Any:
+        results = yield
+
+        async def audit() -> None:
+            self.hearing.set()
+            await anyio.sleep(0.05)  # the caller is cancelled here
+            raise RuntimeError("the audit sink is down")
+
+        return [*results, audit()] if event.kind == "created" else results
+
+
+async def test_a_caller_cancelled_while_an_observers_awaitable_fails_stays_cancelled(
+    make_flow: Callable[..., PaymentFlow], caplog: pytest.LogCaptureFixture
+) -> None:
+    observer = FailingAfterTheCutWrapper()
+    returned: list[Any] = []
+    async with make_flow(plugins=(observer,)) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+
+        async def create() -> None:
+            returned.append(await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="o"))
+
+        await _cancelled_once(observer.hearing, create)
+        assert returned == [], "the caller's cancellation outlived the observer's failure"
+        assert _count(fake, "initiate") == 0, "nothing was sent for a caller that is gone"
+    assert "the audit sink is down" in caplog.text
+
+
+class SlowToHearItsCall:
+    """Hears the event of the write that carries a call (``created``, ``refund_created``) slowly: a caller cut
+    there has its call written down and not yet sent."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind, self.hearing = kind, anyio.Event()
+
+    @hookimpl
+    async def paycore_payment_event(self, event: PaymentEvent, payment: Payment) -> None:
+        if event.kind == self.kind and not self.hearing.is_set():
+            self.hearing.set()
+            await anyio.sleep(0.05)  # the caller is cancelled here
+
+
+async def test_a_create_cut_before_its_request_left_is_sent_by_its_retry_at_once(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    observer = SlowToHearItsCall("created")
+    async with make_flow(plugins=(observer,)) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        create = lambda: flow.create_payment(  # noqa: E731
+            amount=Money.of("5000", "XOF"), provider="fake", order_id="o", idempotency_key="sale-1"
+        )
+        await _cancelled_once(observer.hearing, create)
+        (cut,) = await flow.list_payments()
+        assert (cut.status, cut.pending_call, _count(fake, "initiate")) == (PaymentStatus.PENDING, None, 0)
+        retried = await create()
+        assert (retried.payment.id, retried.payment.status) == (cut.id, PaymentStatus.SUCCEEDED)
+        assert _count(fake, "initiate") == 1
+
+
+async def test_a_refund_cut_before_its_request_left_fails_unsent_and_its_retry_sends_it_once(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    observer = SlowToHearItsCall("refund_created")
+    async with make_flow(plugins=(observer,)) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        payment = (await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="o")).payment
+        refund = lambda: flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-1")  # noqa: E731
+        await _cancelled_once(observer.hearing, refund)
+        cut = await flow.get_payment(payment.id)
+        assert cut.pending_call is None, "nothing travels: the payment is not busy"
+        assert [r.status for r in cut.refunds] == [RefundStatus.FAILED], "never sent: refundable again"
+        assert _count(fake, "refund") == 0
+        made = await refund()
+        assert made.status is RefundStatus.SUCCEEDED
+        assert _count(fake, "refund") == 1
+        assert (await flow.get_payment(payment.id)).refundable_amount == Money.of("3000", "XOF")

@@ -1,4 +1,5 @@
-"""``paycore.awaiting.within``: a provider request's time limit, under asyncio and trio.
+"""``paycore.awaiting``: a provider request's time limit (``within``), under asyncio and trio; work that
+must end, run to its end (``run_to_end``) whatever asyncio's own ``Task.cancel()`` does to its caller.
 
 A request that answers without waiting is never timed; one that waits runs
 under a deadline counted from its start, nested around any scope it opens, and
@@ -7,13 +8,15 @@ everything the event loop sends or throws reaches it.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from paycore.awaiting import within
+from paycore.awaiting import WorkCancelled, run_to_end, within
 
 pytestmark = pytest.mark.anyio
 
@@ -126,3 +129,57 @@ async def test_an_error_the_request_raises_before_waiting_comes_out_as_it_is() -
 
     with pytest.raises(ConnectionRefusedError, match="no route"):
         await within(answer(), 5)
+
+
+def _cut_as_the_work_ends(work_result: Callable[[], object]) -> BaseException | object:
+    """Under asyncio: what a caller of ``run_to_end`` gets when its own ``Task.cancel()`` lands in the loop turn
+    its work ends in (returning ``work_result()``, or raising what it raises)."""
+
+    async def main() -> BaseException | object:
+        holder: dict[str, asyncio.Task[object]] = {}
+
+        async def work() -> object:
+            asyncio.get_running_loop().call_soon(holder["caller"].cancel)
+            return work_result()
+
+        async def caller() -> object:
+            return await run_to_end(work)
+
+        holder["caller"] = asyncio.ensure_future(caller())
+        try:
+            return await holder["caller"]
+        except BaseException as ended:  # what the caller's task ended with is the subject
+            return ended
+
+    return asyncio.run(main())
+
+
+def test_a_caller_cancelled_as_its_work_returns_is_cancelled_not_told_the_work_failed() -> None:
+    ended = _cut_as_the_work_ends(lambda: "done")
+    assert isinstance(ended, asyncio.CancelledError), ended
+    assert not isinstance(ended, WorkCancelled)
+
+
+def test_a_caller_cancelled_as_its_work_fails_is_cancelled_with_the_failure_as_cause() -> None:
+    def fail() -> object:
+        raise RuntimeError("the work failed")
+
+    ended = _cut_as_the_work_ends(fail)
+    assert isinstance(ended, asyncio.CancelledError), ended
+    assert isinstance(ended.__cause__, RuntimeError)
+
+
+def test_work_that_cancels_itself_is_a_failure_of_the_work_not_a_cut_caller() -> None:
+    async def main() -> BaseException | None:
+        async def work() -> None:
+            cancelled = asyncio.get_running_loop().create_future()
+            cancelled.cancel()
+            await cancelled
+
+        try:
+            await run_to_end(work)
+        except BaseException as ended:
+            return ended
+        return None
+
+    assert isinstance(asyncio.run(main()), WorkCancelled)

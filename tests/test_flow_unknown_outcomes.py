@@ -8,6 +8,7 @@ the request is never sent twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,7 +24,7 @@ from paycore.errors import (
 )
 from paycore.flow import PaymentFlow
 from paycore.records import Customer, LineItem
-from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
+from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 
 if TYPE_CHECKING:
@@ -367,6 +368,33 @@ async def test_a_poll_older_than_a_lost_capture_settles_nothing_and_no_capture_i
         await flow.capture(stored.id)
     assert (await flow.get_payment(stored.id)).status is PaymentStatus.SUCCEEDED
     assert _count(fake, "capture") == 1
+
+
+async def test_a_fresh_poll_settles_its_call_though_an_operator_wrote_the_payment_while_it_travelled(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel's answer was lost; once its lease has run out, the reaper's poll reads "canceled". An operator's
+    fraud verdict is written while the poll travels: it sent nothing to the provider, the payment carried the
+    same call throughout, so the poll still settles the call (the payment is canceled, nobody is asked to look)."""
+    created = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)).payment
+    fake.script("cancel", "lost")
+    lost = await flow.cancel(created.id)
+    assert lost.pending_call is not None
+    assert lost.pending_call.unknown
+    clock.advance(minutes=10)
+    asked = fake.check_status
+
+    async def check_status_while_an_operator_writes(payment: Any) -> Any:
+        answer = await asked(payment)
+        await flow.set_fraud_status(created.id, FraudStatus.ACCEPTED, message="checked by the manager")
+        return answer
+
+    monkeypatch.setattr(fake, "check_status", check_status_while_an_operator_writes)
+    await flow.expire_stale(timedelta(minutes=5))
+    stored = await flow.get_payment(created.id)
+    assert (stored.status, stored.pending_call, stored.needs_review) == (PaymentStatus.CANCELED, None, False)
+    assert stored.fraud_status is FraudStatus.ACCEPTED
+    assert _count(fake, "cancel") == 1
 
 
 async def test_a_poll_that_read_the_books_before_a_retried_create_was_sent_again_declines_nothing(

@@ -146,12 +146,13 @@ class PaymentActions:
             added = binding.added if binding is not None else None
             if added is None:
                 added = await build(binding)
-                await self.writer.add(added.payment, added.events)
+                telling = self.writer.add(added.payment, added.events)
             else:  # stored with the key's claim
-                await self.writer.notify(added.events, added.payment)
-            payment = added.payment
-            assert payment.pending_call is not None
-            return await self._initiate(payment, payment.pending_call, chosen, binding)
+                telling = self.writer.notify(added.events, added.payment)
+            payment, call = added.payment, added.payment.pending_call
+            assert call is not None
+            await self.calls.unless_cut(telling, payment.id, lambda: call)
+            return await self._initiate(payment, call, chosen, binding)
 
         return await self.idempotency.run(
             operation="create_payment",
@@ -306,7 +307,7 @@ class PaymentActions:
                 except FlowClosed:  # closed since the claim: the refund written with it was never sent
                     await self.calls.undo(payment_id, call, known=started)
                     raise
-                await self.writer.notify(written.events, started)
+                await self.calls.unless_cut(self.writer.notify(written.events, started), payment_id, lambda: call)
                 refund_id = call.refund_id
             else:
                 payment, chosen, _ = await self._settled(payment_id, tenant, binding)

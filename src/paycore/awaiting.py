@@ -77,7 +77,7 @@ def _resumed(steps: Generator[Any, Any, T], waiting_on: Any) -> Generator[Any, A
 
 async def run_to_end(work: Callable[[], Awaitable[T]]) -> T:
     """``await work()`` to its end even if the caller is cancelled meanwhile; the cancellation is raised once it
-    has ended.
+    has ended, whether it returned or failed (its failure is then the cancellation's cause).
 
     For what must not stop half-way once begun: the record of an answer the provider gave, a key's
     completion or release. anyio's shielded cancel scope keeps out anyio's and trio's cancellations, but
@@ -131,10 +131,27 @@ async def _waited_for(task: asyncio.Future[T]) -> T:
             if not task.done():
                 cancelled = True  # the caller's: wait for the work, then raise it
                 continue
-            if cancelled:
-                raise
-            # The work cancelled itself (it awaited what something else cancelled): its failure, not the caller's.
-            raise WorkCancelled("the work was cancelled by something other than its caller") from None
+            if task.cancelled() and not (cancelled or _cancelling()):
+                # The work cancelled itself (it awaited what something else cancelled): its failure, not the caller's.
+                raise WorkCancelled("the work was cancelled by something other than its caller") from None
+            # The caller's, landing as the work ended: the work has ended, so it is raised now.
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                raise asyncio.CancelledError from failure
+            raise
+        except BaseException as failure:
+            if cancelled:  # the work failed once its caller was cancelled: the cancellation is still the caller's
+                raise asyncio.CancelledError from failure
+            raise
     if cancelled:
         raise asyncio.CancelledError
     return result
+
+
+def _cancelling() -> bool:
+    """Whether the running task was asked to cancel (Python 3.11+; on 3.10 a cut is told only by its exception)."""
+    import asyncio
+
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is not None and cancelling() > 0

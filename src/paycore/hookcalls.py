@@ -160,13 +160,21 @@ class _Telling:
     async def _awaited(self, result: Awaitable[Any]) -> None:
         try:
             await run_to_end(lambda: result)  # under asyncio in a task of its own: no cancellation cuts it short
-        except Exception:
-            assert self.event is not None
-            log.exception(
-                "an awaitable from a paycore_payment_event wrapper failed on event %s of payment %s",
-                self.event.kind,
-                self.payment.id,
-            )
+        except Exception as failure:
+            self._failed(failure)
+        except BaseException as cut:  # the caller's cancellation, raised once the awaitable ended, maybe failing
+            if isinstance(cut.__cause__, Exception):
+                self._failed(cut.__cause__)
+            raise
+
+    def _failed(self, failure: Exception) -> None:
+        assert self.event is not None
+        log.error(
+            "an awaitable from a paycore_payment_event wrapper failed on event %s of payment %s",
+            self.event.kind,
+            self.payment.id,
+            exc_info=failure,
+        )
 
 
 async def validate_payment(plugin_manager: pluggy.PluginManager, *, payment: Payment) -> None:

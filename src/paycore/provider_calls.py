@@ -5,8 +5,10 @@ The rules of a call's life are in :mod:`paycore.calls`; this module runs them:
 1. :meth:`ProviderCalls.begin` writes the call on the payment (or :meth:`ProviderCalls.first_change` with the
    operation's first change) after re-checking the operation on the freshest copy; a payment that carries a
    call already is :class:`~paycore.errors.PaymentBusy`;
-2. :meth:`ProviderCalls.ask` sends it under the flow's timeout, if it can still be answered within its lease,
-   and classifies the ending: an answer, *not sent* (nothing happened: the call is undone), or :class:`Unknown`;
+2. :meth:`ProviderCalls.ask` sends it under the flow's timeout, if its caller is still there and it can still be
+   answered within its lease, and classifies the ending: an answer, *not sent* (nothing happened: the call is
+   undone, as for a caller cancelled between the write and the send, :meth:`ProviderCalls.unless_cut`), or
+   :class:`Unknown`;
 3. :meth:`ProviderCalls.finish` applies the answer and clears the call, only if the payment still carries
    *this* call (the owner's right); an unknown ending marks the call unknown;
 4. :meth:`ProviderCalls.settle` runs before any new operation: a call in flight refuses it, an unknown (or
@@ -27,9 +29,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from paycore import errors
-from paycore.awaiting import run_shielded, within
+from paycore.awaiting import run_shielded, run_to_end, within
 from paycore.calls import CallOperation, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
@@ -38,11 +41,8 @@ from paycore.observability import Observation, log_failure, observe_provider_cal
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import NOT_SENT, fail_refund
-from paycore.reviews import flag_missing_amount
-from paycore.settling import abandoned, answer_to, apply_under_call, capture_of, create_reached, mark_unknown
-from paycore.status import ReviewReason
+from paycore.settling import abandoned, apply_answer, apply_poll
 from paycore.unit_of_work import PaymentWriter
-from paycore.updates import NEGATIVE_OUTCOMES, apply_report
 from paycore.wire import InvalidReport
 
 if TYPE_CHECKING:
@@ -104,10 +104,15 @@ class ProviderCalls:
         ``known`` is the caller's copy of the payment (see :meth:`PaymentWriter.mutate`); ``call_id`` names the call
         (a keyed operation's, derived from its key), else it gets a new id. An operation whose first change is more
         than its call (a refund's record) writes it with :meth:`first_change`."""
-        build = partial(
-            self.first_change, operation=operation, check=check, amount=amount, cause=cause, call_id=call_id
-        )
-        started = await self.writer.mutate(payment_id, build, known=known)
+        built: list[Change] = []
+
+        def build(payment: Payment) -> Change:
+            change = self.first_change(payment, operation, check, amount=amount, cause=cause, call_id=call_id)
+            built.append(change)
+            return change
+
+        written = lambda: built[-1].value("pending_call") if built else None  # noqa: E731
+        started = await self.unless_cut(self.writer.mutate(payment_id, build, known=known), payment_id, written)
         assert started.pending_call is not None
         return started, started.pending_call
 
@@ -143,6 +148,12 @@ class ProviderCalls:
         (:class:`ProviderNotSent`, a refusal before sending, or too late to be answered within the call's lease),
         the call is undone and the error raised. ``provider`` names the provider type in spans and metrics."""
         what = call.operation.value if call is not None else "check_status"
+        if call is not None:  # a caller cancelled (a cancel scope's, trio's) before the request leaves: never sent
+            try:
+                await self.unless_cut(anyio.lowlevel.checkpoint_if_cancelled(), payment.id, lambda: call)
+            except BaseException:
+                request.close()
+                raise
         if call is not None and not call.answers_in_time(self.clock(), self.answered_within):
             request.close()  # held up (a slow observer, a paused process) past the time to be answered: never sent
             if await self.undo(payment.id, call):
@@ -223,34 +234,10 @@ class ProviderCalls:
         and the payment's current call is left alone. ``known`` is the payment as the call was written down (see
         :meth:`PaymentWriter.mutate`); ``complete`` gives the idempotency key the write completes (:meth:`conclude`)."""
 
-        def build(payment: Payment) -> Change | None:
-            change = Change(payment, cause=call.cause, now=self.clock())  # the reaper's own cancel: "reaper"
-            current = payment.pending_call
-            ours = current is not None and current.id == call.id
-            if isinstance(answer, Unknown):
-                if not ours:
-                    return None
-                create_reached(change, call, "sent; the provider's answer was lost")
-                mark_unknown(change, current, answer.reason)  # type: ignore[arg-type]
-                return change
-            if not ours:
-                apply_under_call(change, answer, capabilities=provider.capabilities)
-                return change
-            one_id = provider.capabilities.one_id_per_payment
-            applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call), one_id=one_id)
-            if answer.outcome is None or applied.foreign is not None:
-                create_reached(change, call)
-            if applied.whole:
-                change.set(pending_call=None)
-            else:
-                foreign = applied.foreign is not None
-                why = "the answer named another payment" if foreign else "the answer did not say how much"
-                mark_unknown(change, current, why)  # type: ignore[arg-type]
-            return change
-
+        build = partial(apply_answer, call=call, answer=answer, capabilities=provider.capabilities, clock=self.clock)
         try:
             finished = await self.writer.record(payment_id, build, call, self.clock, known=known, complete=complete)
-        except BaseException:
+        except Exception:  # a cancellation is not logged: the write ends anyway (conclude's run_shielded)
             log.error("could not record the answer to %s of payment %s", call.operation.value, payment_id)
             raise
         if _asks_again(finished, call, answer):
@@ -273,11 +260,11 @@ class ProviderCalls:
 
         ``binding`` is the operation's idempotency key. When its store can (:class:`~paycore.idempotency.KeyCompleter`),
         the write recording the answer, if the operation's last, also completes the key with that result; a key kept
-        apart is completed after it. Either way that write is shielded (:func:`~paycore.awaiting.run_shielded`): the
-        provider has answered, so a caller cancelled meanwhile still leaves the answer recorded and its key completed.
+        apart is completed after it. Keyed or not, that write is shielded (:func:`~paycore.awaiting.run_shielded`): the
+        provider has answered, so a caller cancelled meanwhile still leaves the answer recorded (and its key completed).
         """
         if binding is None:
-            return result(await self.finish(payment_id, call, answer, provider, known=known))
+            return result(await run_shielded(partial(self.finish, payment_id, call, answer, provider, known=known)))
         completer, conclude = binding.completer, binding.conclude  # the result, for a key a cancel left unkept
         if completer is None:
             finish = partial(self.finish, payment_id, call, answer, provider, known=known)
@@ -320,6 +307,19 @@ class ProviderCalls:
         with anyio.CancelScope(shield=True):
             await self.writer.mutate(payment_id, build, known=known)
         return undone
+
+    async def unless_cut(self, writing: Awaitable[T], payment_id: str, written: Callable[[], ProviderCall | None]) -> T:
+        """``await writing`` (the write of a call, the telling of its events); a caller cancelled meanwhile has the
+        call ``written`` undone (:meth:`undo`) to its end before the cancellation goes on: it was never sent, and
+        its key's retry sends it at once."""
+        try:
+            return await writing
+        except anyio.get_cancelled_exc_class():
+            call = written()
+            if call is not None:
+                with suppress(errors.PaycoreError):  # unwritable now: the call's lease settles it
+                    await run_to_end(partial(self.undo, payment_id, call))
+            raise
 
     # -- settling -------------------------------------------------------------------------
 
@@ -369,28 +369,17 @@ class ProviderCalls:
         asked = payment.pending_call  # only a call no request of which can still arrive is settled by omission
         asked_after = asked if asked is not None and self.past_arriving(asked) else None
         answer = await self.ask(provider.check_status(payment), payment, None, provider=provider)
-        apply = partial(apply_under_call, asked_after=asked_after, asked_on=payment, resending_create=resending_create)
-
-        def build(current: Payment) -> Change:
-            change = Change(current, cause=cause, now=self.clock())
-            if confirming and isinstance(answer, ProviderUpdate) and answer.outcome in NEGATIVE_OUTCOMES:
-                flag_missing_amount(change, f"money was reported without its amount, then {answer.outcome.value}")
-                return change
-            call = current.pending_call
-            if isinstance(answer, Unknown):
-                if (
-                    call is not None
-                    and cause != "reaper"  # which flags by its own rule: a read not served is asked again first
-                    and call.settled_by_reports(change.now)
-                    and current.review_reason is not ReviewReason.UNKNOWN_OUTCOME
-                ):
-                    change.flag(ReviewReason.UNKNOWN_OUTCOME, f"polling could not settle it: {answer.reason}")
-                return change
-            applied = apply(change, answer, capabilities=provider.capabilities)
-            if applied.missing_amount:
-                flag_missing_amount(change, "the provider's status named no amount for the money it reports")
-            return change
-
+        build = partial(
+            apply_poll,
+            answer=answer,
+            cause=cause,
+            clock=self.clock,
+            capabilities=provider.capabilities,
+            confirming=confirming,
+            asked_after=asked_after,
+            asked_on=payment,
+            resending_create=resending_create,
+        )
         return await self.writer.record(payment.id, build, None, self.clock, known=payment, cause=cause), answer
 
 

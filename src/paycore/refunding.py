@@ -87,11 +87,16 @@ class RefundRequest:
         """``payment`` with ``refund`` and its call written down, to be sent; or, when the refund of its id is no
         longer ``earlier`` (the failed attempt under the same key it replaces, or none), that refund: the first
         attempt's, written or reported since, which is the key's answer and is never sent again."""
-        try:
-            return await writer.mutate(
-                self.payment_id,
-                partial(self.first_change, chosen=chosen, refund=refund, earlier=earlier),
-                known=payment,
+        built: list[Change] = []
+
+        def build(current: Payment) -> Change:
+            built.append(self.first_change(current, chosen, refund, earlier))
+            return built[-1]
+
+        written = lambda: built[-1].value("pending_call") if built else None  # noqa: E731
+        try:  # cut before the refund is sent, it fails as never sent
+            return await self.calls.unless_cut(
+                writer.mutate(self.payment_id, build, known=payment), self.payment_id, written
             )
         except _MadeMeanwhile as made:
             return made.refund

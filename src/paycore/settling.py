@@ -13,23 +13,26 @@ call (:func:`answer_to`, :func:`capture_of`) or mark a call unknown
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from attrs import evolve
 
-from paycore.calls import CallOperation, CallState, ProviderCall
+from paycore.calls import CallOperation, CallState, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.money import Money
 from paycore.providers import Capabilities
 from paycore.records import Payment, ProviderUpdate
 from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund
-from paycore.reviews import flag_other_payments_report
+from paycore.reviews import flag_missing_amount, flag_other_payments_report
 from paycore.status import Outcome, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report
 
 __all__ = [
     "abandoned",
     "answer_to",
+    "apply_answer",
+    "apply_poll",
     "apply_under_call",
     "capture_of",
     "create_reached",
@@ -58,12 +61,16 @@ def apply_under_call(
     books before what that write recorded reached them (the call the payment carried, settled since by its owner's
     answer or by a retry that sent it again; a call written down, sent and answered since, as a retried create's),
     fresh or not: it proves no decline, its negative outcome waits as it would under a call, and it settles no
-    call the payment carries now;
+    call the payment carries now. A payment that carried one call from the question to the answer sent nothing
+    else meanwhile (a call keeps it busy): its other writes (a fraud verdict, a webhook's receipt) do not make
+    the poll older;
     ``resending_create``: the poll is a retried create's, which sends its create again if it never arrived."""
     call: ProviderCall | None = change.value("pending_call")
     in_flight = call is not None and call.in_flight(change.now)
     fresh = call is not None and asked_after is not None and call.is_the_same(asked_after)
-    older = asked_on is not None and change.original.version != asked_on.version
+    older = (
+        asked_on is not None and asked_on.version != change.original.version and not _carried_throughout(call, asked_on)
+    )
     lists_refunds = capabilities.polls_report_refunds
     if (
         fresh
@@ -93,6 +100,91 @@ def apply_under_call(
     ):
         change.set(pending_call=None)
     return applied
+
+
+def _carried_throughout(call: ProviderCall | None, asked_on: Payment) -> bool:
+    """True when the payment carries now the very call it carried when a poll was asked on it (``asked_on``):
+    while a call is carried no other is written down or sent, so the poll read what that call left."""
+    asked_under = asked_on.pending_call
+    return call is not None and asked_under is not None and call.is_the_same(asked_under)
+
+
+def apply_answer(
+    payment: Payment,
+    *,
+    call: ProviderCall,
+    answer: ProviderUpdate | Unknown,
+    capabilities: Capabilities,
+    clock: Callable[[], datetime],
+) -> Change | None:
+    """The change the answer to ``call`` (or its lack, :class:`Unknown`) makes to ``payment``
+    (:meth:`~paycore.provider_calls.ProviderCalls.finish`): applied and the call cleared if the payment still
+    carries it; else applied as any report would be, the payment's current call left alone. An answer that
+    named another payment, or no amount, leaves the call unknown: only asking the provider settles it."""
+    change = Change(payment, cause=call.cause, now=clock())  # the reaper's own cancel: "reaper"
+    current = payment.pending_call
+    if current is None or current.id != call.id:
+        if isinstance(answer, Unknown):
+            return None
+        apply_under_call(change, answer, capabilities=capabilities)
+        return change
+    if isinstance(answer, Unknown):
+        create_reached(change, call, "sent; the provider's answer was lost")
+        mark_unknown(change, current, answer.reason)
+        return change
+    one_id = capabilities.one_id_per_payment
+    applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call), one_id=one_id)
+    if answer.outcome is None or applied.foreign is not None:
+        create_reached(change, call)
+    if applied.whole:
+        change.set(pending_call=None)
+    else:
+        why = "the answer named another payment" if applied.foreign is not None else "the answer did not say how much"
+        mark_unknown(change, current, why)
+    return change
+
+
+def apply_poll(
+    current: Payment,
+    *,
+    answer: ProviderUpdate | Unknown,
+    cause: str,
+    clock: Callable[[], datetime],
+    capabilities: Capabilities,
+    confirming: bool,
+    asked_after: ProviderCall | None,
+    asked_on: Payment,
+    resending_create: bool,
+) -> Change:
+    """The change a poll's ``answer`` makes to ``current`` (:meth:`~paycore.provider_calls.ProviderCalls.poll`):
+    applied under the call the payment carries (:func:`apply_under_call`); an answer that says nothing flags a call
+    no report can settle any more (unless the reaper asks, which flags by its own rule). ``confirming``: the poll
+    asks what a report of money left unsaid, and an answer that the payment did not pay only flags it."""
+    change = Change(current, cause=cause, now=clock())
+    if confirming and isinstance(answer, ProviderUpdate) and answer.outcome in NEGATIVE_OUTCOMES:
+        flag_missing_amount(change, f"money was reported without its amount, then {answer.outcome.value}")
+        return change
+    call = current.pending_call
+    if isinstance(answer, Unknown):
+        if (
+            call is not None
+            and cause != "reaper"  # which flags by its own rule: a read not served is asked again first
+            and call.settled_by_reports(change.now)
+            and current.review_reason is not ReviewReason.UNKNOWN_OUTCOME
+        ):
+            change.flag(ReviewReason.UNKNOWN_OUTCOME, f"polling could not settle it: {answer.reason}")
+        return change
+    applied = apply_under_call(
+        change,
+        answer,
+        capabilities=capabilities,
+        asked_after=asked_after,
+        asked_on=asked_on,
+        resending_create=resending_create,
+    )
+    if applied.missing_amount:
+        flag_missing_amount(change, "the provider's status named no amount for the money it reports")
+    return change
 
 
 def settles_call(

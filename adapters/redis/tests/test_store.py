@@ -323,3 +323,29 @@ async def test_a_claim_whose_caller_is_cancelled_while_it_travels_leaves_the_key
     monkeypatch.undo()
     again = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
     assert again.token is not None, "the key was free for the retry at once"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_claim_whose_reply_the_client_cut_off_is_a_storage_error_and_leaves_the_key_free(
+    redis_store: RedisIdempotencyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client itself cancels the wait for a claim's reply (its connection closing) after the script ran: the
+    caller gets StorageUnavailable, a PaycoreError, and the key the script took is let go."""
+    import asyncio
+
+    run = redis_store._clients._run
+
+    async def claim_then_cut(name: str, keys: list[str], args: list[object]) -> object:
+        reply = await run(name, keys, args)
+        if name == "claim":
+            cut = asyncio.get_running_loop().create_future()
+            cut.cancel()
+            await cut  # the reply's wait, cancelled by the client, not by the caller
+        return reply
+
+    monkeypatch.setattr(redis_store._clients, "_run", claim_then_cut)
+    with pytest.raises(StorageUnavailable, match="cut off"):
+        await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    monkeypatch.undo()
+    again = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
+    assert again.token is not None, "the key was free for the retry at once"

@@ -37,7 +37,7 @@ import redis.sentinel
 import sniffio
 from redis.backoff import NoBackoff
 
-from paycore.awaiting import run_to_end
+from paycore.awaiting import WorkCancelled, run_to_end
 from paycore.errors import StorageError, StorageUnavailable
 from paycore_redis.settings import RedisStoreSettings, redact_url
 
@@ -110,6 +110,8 @@ class RedisClients:
             ) from error
         except redis.exceptions.RedisError as error:
             raise StorageError(f"Redis at {self.where} failed: {type(error).__name__}: {error}") from error
+        except WorkCancelled as error:  # the client cancelled the reply's wait itself (its connection closing)
+            raise StorageUnavailable(f"Redis at {self.where}: the reply to script {name!r} was cut off") from error
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         if self._native and sniffio.current_async_library() == "asyncio":

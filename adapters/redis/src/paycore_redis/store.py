@@ -13,18 +13,21 @@ import json
 import math
 import secrets
 from collections.abc import Mapping
+from contextlib import suppress
 from functools import partial
 from typing import Any
 
 import anyio
 from attrs import evolve
 
-from paycore.awaiting import run_to_end
+from paycore.awaiting import WorkCancelled, run_to_end
 from paycore.errors import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
     IdempotencyLeaseLost,
+    PaycoreError,
     StorageError,
+    StorageUnavailable,
     ValidationError,
 )
 from paycore.storage import IdempotencyClaim
@@ -97,6 +100,11 @@ class RedisIdempotencyStore:
             # Cancelled while the script travelled (asyncio's own Task.cancel): the script ran to its end, and the
             # key may be held by a token no one will use. Let it go (compare-and-delete: nothing if not taken).
             await run_to_end(partial(self.release, scope=scope, key=key, token=token))
+            raise
+        except StorageUnavailable as error:
+            if isinstance(error.__cause__, WorkCancelled):  # its reply cut off: the script may have taken the key
+                with suppress(PaycoreError):
+                    await run_to_end(partial(self.release, scope=scope, key=key, token=token))
             raise
         kind = reply[0]
         if kind == "token":
