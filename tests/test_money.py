@@ -79,7 +79,7 @@ def test_a_bool_is_not_an_amount(value: bool) -> None:
         Money.of(value, "EUR")
 
 
-@pytest.mark.parametrize("text", ["", "twelve", "12,50", "1.2.3"])
+@pytest.mark.parametrize("text", ["", "twelve", "12,50", "1.2.3", "1 000", "12_50", "1_000", "1_0.00", "_1"])
 def test_text_that_is_not_a_number_is_refused(text: str) -> None:
     with pytest.raises(InvalidAmount, match="not a number"):
         Money.of(text, "EUR")

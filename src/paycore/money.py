@@ -68,6 +68,9 @@ class Money:
     def of(cls, amount: str | int | Decimal, currency: str) -> Money:
         """Parse ``amount`` in major units; refuse floats and inexact amounts.
 
+        Text is a decimal number as :class:`~decimal.Decimal` reads it, but for ``_``: ``"12_50"`` is refused,
+        not read as 1250, and so are ``"1,000"`` and ``"1 000"`` (a separator means nothing to an amount).
+
         >>> Money.of("12.50", "EUR")
         Money.of('12.50', 'EUR')
         """
@@ -79,6 +82,8 @@ class Money:
             )
         if isinstance(amount, int) and abs(amount) >= _LIMIT:
             raise InvalidAmount(f"Money.of(<an int>, {currency!r}): more than {_MAX_DIGITS} digits")
+        if isinstance(amount, str) and "_" in amount:  # Decimal reads "12_50" as 1250: a separator, never a digit
+            raise InvalidAmount(f"Money.of({amount!r}, {currency!r}): not a number ('_' separates no digits here)")
         try:
             value = Decimal(amount.strip() if isinstance(amount, str) else amount)
         except InvalidOperation:

@@ -274,6 +274,29 @@ def test_an_amount_the_currency_cannot_hold_is_refused(flow: BlockingPaymentFlow
     assert flow.get_payment(payment_id).refunds == ()
 
 
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("1,000", "'1,000' is not an amount of XOF (not a number): type digits and at most one '.', as in 2500."),
+        ("12_50", "'12_50' is not an amount of XOF (not a number ('_' separates no digits here))"),
+        ("10.5", "'10.5' is not an amount of XOF (XOF has no minor unit)"),
+        ("0", "A refund is more than zero XOF; leave it blank to refund all."),
+        ("-2500", "A refund is more than zero XOF"),
+    ],
+)
+def test_a_typed_amount_that_is_no_refund_of_the_currency_is_a_form_error_and_refunds_nothing(
+    flow: BlockingPaymentFlow, superuser_client: Client, typed: str, said: str
+) -> None:
+    payment_id = paid(flow)
+    page = act(superuser_client, "refund_payments", payment_id)
+    response = confirm(superuser_client, page, CHANGELIST, amount=typed, reason="")
+    assert response.status_code == 200
+    (error,) = response.context["form"].errors["amount"]
+    assert error.startswith(said)
+    assert told(response) == []
+    assert flow.get_payment(payment_id).refunds == ()
+
+
 def paid_in_eur(flow: BlockingPaymentFlow) -> str:
     return flow.create_payment(amount=Money.of("3000.00", "EUR"), provider="fake", order_id="web-9").payment.id
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from django import forms
 
+from paycore.errors import MoneyError
+from paycore.money import Money, currency_exponent
 from paycore.status import FraudStatus, RefundStatus
 
 __all__ = ["FraudForm", "RefundForm", "ReviewForm", "SettleRefundForm"]
@@ -41,6 +43,25 @@ class RefundForm(forms.Form):
                 f"The payments are in {_listed(self.currencies)}: an amount can be typed only for payments of "
                 "one currency. Leave it blank to refund all that is left of each payment."
             )
+
+    def clean_amount(self) -> str:
+        """The typed amount, checked as an amount of the payments' one currency: a field error, before anything is
+        refunded, for text that is no amount of it (``"1,000"``, ``"12.505"`` of EUR) or is not above zero."""
+        typed = str(self.cleaned_data["amount"]).strip()
+        if not typed or len(self.currencies) != 1:
+            return typed  # blank: all that is left; several currencies: refused whole (:meth:`refusal`)
+        (currency,) = self.currencies
+        example = "2500" if currency_exponent(currency) == 0 else f"12.{'5' + '0' * (currency_exponent(currency) - 1)}"
+        try:
+            amount = Money.of(typed, currency)
+        except MoneyError as error:
+            why = str(error).partition("): ")[2] or str(error)
+            raise forms.ValidationError(
+                f"{typed!r} is not an amount of {currency} ({why}): type digits and at most one '.', as in {example}."
+            ) from None
+        if amount.minor_units <= 0:
+            raise forms.ValidationError(f"A refund is more than zero {currency}; leave it blank to refund all.")
+        return typed
 
     def refusal(self) -> str:
         """Why the refund cannot be made as asked (``""`` when it can): an amount typed for payments in several
