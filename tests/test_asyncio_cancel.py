@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -284,3 +285,29 @@ async def test_a_refund_cut_before_its_request_left_fails_unsent_and_its_retry_s
         assert made.status is RefundStatus.SUCCEEDED
         assert _count(fake, "refund") == 1
         assert (await flow.get_payment(payment.id)).refundable_amount == Money.of("3000", "XOF")
+
+
+async def test_a_reaper_cut_while_its_cancels_answer_is_written_still_records_it(
+    flow: PaymentFlow, fake: FakeProvider, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="o")).payment
+    clock.advance(hours=3)
+    answered, update, cancel = anyio.Event(), flow.repository.update, fake.cancel
+
+    async def cancel_then_say(*args: Any) -> Any:
+        answer = await cancel(*args)
+        answered.set()
+        return answer
+
+    async def slow_update(*args: Any, **kwargs: Any) -> Any:
+        if answered.is_set():
+            await anyio.sleep(0.05)  # the write of the answer waits: the reaper is cut here
+        return await update(*args, **kwargs)
+
+    monkeypatch.setattr(fake, "cancel", cancel_then_say)
+    monkeypatch.setattr(flow.repository, "update", slow_update)
+    await _cancelled_once(answered, lambda: flow.expire_stale(timedelta(hours=1)))
+    stored = await flow.get_payment(payment.id)
+    assert (stored.status, stored.pending_call) == (PaymentStatus.EXPIRED, None), "the provider's cancel was recorded"
+    assert _count(fake, "cancel") == 1

@@ -325,7 +325,7 @@ class Reaper:
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
         except (ProviderNotSent, ValidationError) as error:  # a refusal of this cancel: the provider is not down
             return await self._unreachable(payment, give_up_before, f"its cancel was not sent: {error}")
-        return await self.calls.finish(payment.id, call, answer, chosen)
+        return await self.calls.conclude(payment.id, call, answer, chosen, lambda finished: finished)  # shielded
 
     def _provider(self, run: Run, payment: Payment) -> Provider | None:
         """``payment``'s provider, or ``None`` while it is down in this run (no longer enabled: down from now on)."""
