@@ -28,6 +28,13 @@ reached Stripe, a later "not sent" ending is
 :class:`~paycore.errors.ProviderOutcomeUnknown`, never
 :class:`~paycore.errors.ProviderNotSent`.
 
+A call whose every attempt was a read (``GET``: a retrieve, a list) asked
+Stripe to change nothing: however it ended (its answer lost, a 5xx, a
+timeout), it is :class:`~paycore.errors.ProviderNotSent`, never unknown. So an
+operation that reads before it asks for a change (a cancel that retrieves the
+Checkout Session before expiring it) and loses that read's answer has sent
+nothing: the flow undoes its call, and a retry sends at once.
+
 Messages name the operation and Stripe's error code and type, never the API key
 or the request's parameters.
 """
@@ -75,6 +82,7 @@ class Attempts:
 
     def __init__(self) -> None:
         self._reached: list[bool] = []
+        self._reads: list[bool] = []
 
     def record(self, method: str, failure: BaseException | None) -> None:
         """One attempt of a ``method`` request ended: answered (``failure`` is ``None``) or with ``failure``.
@@ -82,12 +90,19 @@ class Attempts:
         It may have changed something at Stripe unless it was a read (``GET``)
         or failed before a byte of it left this process.
         """
-        self._reached.append(method.lower() != "get" and not isinstance(failure, _NEVER_SENT))
+        read = method.lower() == "get"
+        self._reads.append(read)
+        self._reached.append(not read and not isinstance(failure, _NEVER_SENT))
 
     @property
     def earlier_reached(self) -> bool:
         """True when an attempt before the last may have reached Stripe and done the work."""
         return any(self._reached[:-1])
+
+    @property
+    def only_read(self) -> bool:
+        """True when the call made attempts and every one was a read (``GET``): Stripe was asked to change nothing."""
+        return bool(self._reads) and all(self._reads)
 
 
 _ATTEMPTS: ContextVar[Attempts | None] = ContextVar("paycore_stripe_attempts", default=None)
@@ -123,7 +138,8 @@ async def ask(operation: str, call: Callable[[], Awaitable[T]], *, deadline: flo
     ``deadline`` bounds the whole call (the SDK's retries included) in seconds:
     past it the call's outcome is unknown. A :class:`stripe.CardError` is
     raised as it is: the caller reports the decline. The last attempt's "not
-    sent" is unknown when an earlier attempt may have reached Stripe.
+    sent" is unknown when an earlier attempt may have reached Stripe; a call
+    that only read (``GET``) is never unknown: it sent nothing that changes Stripe.
     """
     attempts = Attempts()
     token = _ATTEMPTS.set(attempts)
@@ -141,8 +157,14 @@ async def ask(operation: str, call: Callable[[], Awaitable[T]], *, deadline: flo
 def _ending(
     operation: str, error: stripe.StripeError | TimeoutError, deadline: float | None, attempts: Attempts
 ) -> ProviderError:
-    """The paycore error for how the call ended: :func:`_last_ending`, unless an earlier attempt may have done it."""
+    """The paycore error for how the call ended: :func:`_last_ending`, unless an earlier attempt may have done it.
+
+    A call that only read (every attempt a ``GET``) and whose outcome would be unknown was not sent
+    (:func:`_read_ending`): nothing it asked can have changed anything at Stripe.
+    """
     ending = _last_ending(operation, error, deadline)
+    if isinstance(ending, ProviderOutcomeUnknown) and attempts.only_read:
+        return _read_ending(operation, error, deadline)
     if isinstance(error, TimeoutError) or not isinstance(ending, ProviderNotSent) or not attempts.earlier_reached:
         return ending
     last = _cause(error) if isinstance(error, stripe.APIConnectionError) else _answered(error)
@@ -150,6 +172,17 @@ def _ending(
         f"an earlier attempt of {operation} may have reached Stripe before the SDK's retry of it "
         f"failed ({last}): only a poll can tell"
     )
+
+
+def _read_ending(operation: str, error: stripe.StripeError | TimeoutError, deadline: float | None) -> ProviderNotSent:
+    """A read's failure (its answer lost, a 5xx, no answer in time): nothing was asked of Stripe to change."""
+    if isinstance(error, TimeoutError):
+        failure = f"Stripe did not answer {operation} within {deadline:g}s"
+    elif isinstance(error, stripe.APIConnectionError):
+        failure = f"the answer to {operation} was lost ({_cause(error)})"
+    else:
+        failure = _described(operation, error)
+    return ProviderNotSent(f"{failure}, but it only reads: nothing was asked of Stripe to change")
 
 
 def _last_ending(operation: str, error: stripe.StripeError | TimeoutError, deadline: float | None) -> ProviderError:

@@ -50,6 +50,7 @@ from typing import Any, ClassVar, Final, TypeVar, cast
 
 import httpx
 import stripe
+from attrs import evolve
 
 from paycore.errors import (
     ConfigurationError,
@@ -92,6 +93,8 @@ _LOOKBACK_SECONDS: Final = 600
 _MAX_LOOKUP_PAGES: Final = 20
 _MOST_RETRIES: Final = 5
 """The most retries ``max_network_retries`` may ask of the SDK."""
+_AWAITING_CUSTOMER: Final = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+"""The PaymentIntent statuses in which it waits for the customer to confirm it with Stripe.js."""
 
 
 class StripeProvider(Provider):
@@ -331,7 +334,11 @@ class StripeProvider(Provider):
         """Retrieve the PaymentIntent (and every refund of it), or the session first in checkout mode.
 
         A payment whose create was lost (no Stripe id known) is looked up among
-        the intents or sessions created since; none found is ``NOT_FOUND``.
+        the intents or sessions created since; none found is ``NOT_FOUND``. An
+        intent or a session still awaiting the customer carries the customer's
+        next action as the create's answer does (the client secret; a redirect to
+        the session's page), so that a customer whose create answer was lost can
+        still be sent to pay.
         """
         state = self.state(payment)
         if state is None:
@@ -347,7 +354,7 @@ class StripeProvider(Provider):
             except NotAtStripe:
                 return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe has no such Checkout Session")
             session = answer_dict(answer, "a session retrieve")
-            session_update = _checked(read_session, session)
+            session_update = _checked(_polled_session, session)
             intent_id = intent_id or (session_update.references[0] if session_update.references else None)
             if intent_id is None:
                 return session_update
@@ -362,8 +369,8 @@ class StripeProvider(Provider):
         refunds = await self._refunds_of(intent_id)
         intent_data = answer_dict(intent, "a retrieve")
         if session is None:
-            return _checked(read_intent, intent_data, refunds=refunds)
-        return _checked(read_checkout, session, intent_data, refunds=refunds)
+            return _checked(_polled_intent, intent_data, refunds=refunds)
+        return _checked(_polled_checkout, session, intent_data, refunds=refunds)
 
     # -- webhooks ----------------------------------------------------------------------------
 
@@ -535,8 +542,8 @@ class StripeProvider(Provider):
                 metadata = item.get("metadata") if isinstance(item, dict) else None
                 if isinstance(metadata, dict) and metadata.get(PAYMENT_ID_KEY) == payment.id:
                     if checkout:
-                        return _checked(read_session, item)
-                    return _checked(read_intent, item, state=StripeState(payment_intent_id=item.get("id")))
+                        return _checked(_polled_session, item)
+                    return _checked(_polled_intent, item, state=StripeState(payment_intent_id=item.get("id")))
             if data.get("has_more") is not True or not items:
                 return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe holds nothing for this payment")
             starting_after = items[-1].get("id") if isinstance(items[-1], dict) else None
@@ -599,17 +606,55 @@ def _checked(build: Callable[..., ProviderUpdate], *args: Any, **kwargs: Any) ->
         raise ProviderOutcomeUnknown(f"Stripe answered something paycore cannot read: {error}") from None
 
 
-def _with_action(update: ProviderUpdate, action: NextAction) -> ProviderUpdate:
-    if update.outcome is not Outcome.PENDING:
+def _with_action(update: ProviderUpdate, action: NextAction | None) -> ProviderUpdate:
+    """``update`` carrying the customer's next ``action`` while the payment is pending; a settled one needs none."""
+    if action is None or update.outcome is not Outcome.PENDING:
         return update
-    return ProviderUpdate(
-        outcome=update.outcome,
-        external_id=update.external_id,
-        payment_id=update.payment_id,
-        provider_state=update.provider_state,
-        next_action=action,
-        message=update.message,
-    )
+    return evolve(update, next_action=action)
+
+
+def _intent_action(intent: Mapping[str, Any]) -> NextAction | None:
+    """The customer's next action on a PaymentIntent found by a poll: its client secret while it awaits them.
+
+    ``None`` once the customer is done with it (processing, authorized, paid or canceled), or when
+    Stripe shows no client secret.
+    """
+    if intent.get("status") not in _AWAITING_CUSTOMER or intent.get("client_secret") is None:
+        return None
+    return client_secret_action(intent)
+
+
+def _session_action(session: Mapping[str, Any]) -> NextAction | None:
+    """The customer's next action on a Checkout Session found by a poll: a redirect to its page while it is open.
+
+    ``None`` for a complete or expired session (Stripe takes no more payment there), or one without a ``url``.
+    """
+    url = session.get("url")
+    if session.get("status") != "open" or url is None:
+        return None
+    return NextAction(kind="redirect", url=url)
+
+
+def _polled_intent(intent: Any, *, refunds: Sequence[Any] = (), state: StripeState | None = None) -> ProviderUpdate:
+    """A PaymentIntent found by a poll (:func:`read_intent`), with the next action while it awaits the customer."""
+    update = read_intent(intent, refunds=refunds, state=state)
+    return _with_action(update, _intent_action(intent))
+
+
+def _polled_session(session: Any) -> ProviderUpdate:
+    """A Checkout Session found by a poll, read (:func:`read_session`), with a redirect to its page while it is open."""
+    update = read_session(session)
+    return _with_action(update, _session_action(session))
+
+
+def _polled_checkout(session: Any, intent: Any, *, refunds: Sequence[Any] = ()) -> ProviderUpdate:
+    """A Checkout Session and its PaymentIntent found by a poll (:func:`read_checkout`), with a redirect while open.
+
+    An open session whose intent a declined card left ``requires_payment_method`` still takes another card
+    on its page: the redirect, never the intent's client secret.
+    """
+    update = read_checkout(session, intent, refunds=refunds)
+    return _with_action(update, _session_action(session))
 
 
 def _declined(error: stripe.CardError) -> ProviderUpdate:

@@ -234,7 +234,11 @@ class WaveProvider(Provider):
         return RefundUpdate(RefundStatus.SUCCEEDED, refund_id=refund.id, amount=refund.amount)
 
     async def check_status(self, payment: Payment) -> ProviderUpdate:
-        """Retrieve the session; without its id (a create whose answer was lost), search by ``client_reference``."""
+        """Retrieve the session; without its id (a create whose answer was lost), search by ``client_reference``.
+
+        A session still open carries the customer's next action, its ``wave_launch_url``, as a create's
+        answer does: a customer whose create answer was lost can still be sent to pay.
+        """
         session_id = self._session_id(payment)
         if session_id is not None:
             try:
@@ -245,7 +249,7 @@ class WaveProvider(Provider):
                         outcome=Outcome.NOT_FOUND, message=f"Wave has no checkout session {session_id}"
                     )
                 raise
-            return session_update(data)
+            return _polled(data)
         return await self._search(payment)
 
     async def _search(self, payment: Payment) -> ProviderUpdate:
@@ -258,7 +262,7 @@ class WaveProvider(Provider):
         if not sessions:
             return ProviderUpdate(outcome=Outcome.NOT_FOUND, message=f"Wave has no checkout session for {payment.id}")
         paid = [s for s in sessions if isinstance(s, dict) and s.get("payment_status") == "succeeded"]
-        return session_update(paid[0] if paid else sessions[-1])
+        return _polled(paid[0] if paid else sessions[-1])
 
     # -- webhooks ----------------------------------------------------------------------------
 
@@ -297,6 +301,15 @@ class WaveProvider(Provider):
             still_open = isinstance(data, dict) and data.get("checkout_status") == "open"
             update = _as_failed(update, session_open=still_open)
         return [update]
+
+
+def _polled(data: object) -> ProviderUpdate:
+    """A session a poll found, as a report: while it awaits the customer, with its launch URL as the next action.
+
+    A session Wave shows without a ``wave_launch_url`` is still reported, with no next action.
+    """
+    offers_launch_url = isinstance(data, dict) and data.get("wave_launch_url") is not None
+    return session_update(data, with_launch_url=offers_launch_url)
 
 
 def _as_failed(update: ProviderUpdate, *, session_open: bool) -> ProviderUpdate:

@@ -42,6 +42,7 @@ __all__ = [
     "CHECKOUT_STATUSES",
     "PAYMENT_STATUSES",
     "WaveSession",
+    "awaits_customer",
     "format_amount",
     "outcome_of",
     "parse_amount",
@@ -105,6 +106,15 @@ def outcome_of(checkout_status: object, payment_status: object) -> Outcome:
     return Outcome.PENDING  # awaiting the customer, who may retry a failed attempt while the session is open
 
 
+def awaits_customer(data: dict[str, Any]) -> bool:
+    """Whether the session still waits for the customer to pay it: ``open`` and not paid.
+
+    Such a session is payable at its ``wave_launch_url`` (after a failed attempt too);
+    a complete or expired one is not.
+    """
+    return data.get("checkout_status") == "open" and data.get("payment_status") != "succeeded"
+
+
 def _payment_error(data: dict[str, Any]) -> str:
     error = data.get("last_payment_error")
     if error is None:
@@ -129,9 +139,11 @@ def session_update(
     The session id is the external id and the transaction id, once there is
     one, a second reference; ``client_reference`` (paycore's payment id) is
     echoed as ``payment_id``. A succeeded session reports its ``amount`` as
-    captured; one without an amount reports none. ``with_launch_url``: the
-    customer's next action is the session's ``wave_launch_url`` (the answer to
-    a create, while the session awaits the customer).
+    captured; one without an amount reports none. ``with_launch_url``: while
+    the session awaits the customer (:func:`awaits_customer`), the customer's
+    next action is its ``wave_launch_url`` (the answer to a create, or a poll
+    of a session whose create answer was lost); a session that no longer
+    awaits the customer has none.
     """
     if not isinstance(data, dict):
         raise InvalidReport(f"a Wave checkout session must be a JSON object, not {type(data).__name__}")
@@ -143,7 +155,7 @@ def session_update(
     if outcome is Outcome.SUCCEEDED and data.get("amount") is not None:
         captured = parse_amount(data.get("amount"), data.get("currency"))
     next_action = None
-    if with_launch_url and outcome is Outcome.PENDING:
+    if with_launch_url and awaits_customer(data):
         next_action = NextAction(kind="redirect", url=data.get("wave_launch_url"))
     return ProviderUpdate(
         outcome=outcome,
