@@ -187,6 +187,23 @@ def test_idempotency_settings_reach_a_store_given_by_url() -> None:
     assert dict(config.idempotency[0].settings) == {"prefix": "pos:", "url": "cache://h/0"}
 
 
+def test_idempotency_settings_of_a_store_type_not_installed_are_refused_not_ignored() -> None:
+    """A misspelled ``[idempotency_settings.Cache]`` would leave the cache store on its defaults, silently."""
+    cache = ToyAdapter("cache", url_schemes=("cache",))
+    with pytest.raises(
+        ConfigurationError,
+        match=r"\[idempotency_settings\.'Cache'\]: no idempotency store of that type is installed "
+        r"\(installed: cache, embedded\)",
+    ):
+        _resolve({"idempotency": "cache", "idempotency_settings": {"Cache": {"prefix": "pos:"}}}, EMBEDDED, cache)
+
+
+def test_idempotency_settings_of_an_installed_store_not_in_use_are_accepted() -> None:
+    cache = ToyAdapter("cache", url_schemes=("cache",))
+    config = _resolve({"idempotency": "embedded", "idempotency_settings": {"cache": {"prefix": "p:"}}}, EMBEDDED, cache)
+    assert [store.type for store in config.idempotency] == ["embedded"]
+
+
 def test_a_store_listed_by_url_and_by_name_is_listed_twice() -> None:
     cache = ToyAdapter("cache", url_schemes=("cache",))
     with pytest.raises(ConfigurationError, match=r"idempotency lists a store twice: \['cache', 'cache'\]"):

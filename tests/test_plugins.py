@@ -7,6 +7,7 @@ import gc
 import importlib.metadata
 import logging
 import os
+import re
 import sys
 import types
 import warnings
@@ -150,8 +151,9 @@ def test_a_misspelt_hook_fails_loudly() -> None:
 
     plugin = types.ModuleType("typo_plugin")
     plugin.paycore_register_provider = paycore_register_provider  # type: ignore[attr-defined]
-    with pytest.raises(PluginLoadError, match="unknown hook"):
+    with pytest.raises(PluginLoadError, match="plugin 'typo_plugin' implements an unknown hook") as raised:
         create_plugin_manager([plugin], entry_points=False)
+    assert "\n" not in str(raised.value)
 
 
 def test_a_hook_with_a_wrong_argument_names_the_plugin() -> None:
@@ -161,8 +163,9 @@ def test_a_hook_with_a_wrong_argument_names_the_plugin() -> None:
 
     plugin = types.ModuleType("wrong_args")
     plugin.paycore_register_providers = paycore_register_providers  # type: ignore[attr-defined]
-    with pytest.raises(PluginLoadError, match="plugin 'wrong_args' has an invalid hook implementation"):
+    with pytest.raises(PluginLoadError, match="plugin 'wrong_args' has an invalid hook implementation") as raised:
         create_plugin_manager([plugin], entry_points=False)
+    assert "\n" not in str(raised.value), "one line, as the command line prints it"
 
 
 def test_registering_something_that_is_not_a_provider_is_refused() -> None:
@@ -173,6 +176,32 @@ def test_registering_something_that_is_not_a_provider_is_refused() -> None:
     plugin = types.ModuleType("not_a_provider")
     plugin.paycore_register_providers = paycore_register_providers  # type: ignore[attr-defined]
     with pytest.raises(PluginLoadError, match=r"plugin 'not_a_provider' registered .* not a Provider subclass"):
+        collect_registry(create_plugin_manager([plugin], entry_points=False))
+
+
+@pytest.mark.parametrize(
+    ("declared", "said"),
+    [
+        ({"settings_names": ["region"]}, "settings_names is ['region']: a frozenset of names or None"),
+        ({"settings_names": "region"}, "settings_names is 'region'"),
+        ({"secret_settings": None}, "secret_settings is None: a frozenset of names"),
+        ({"currencies": frozenset({978})}, "currencies is frozenset({978})"),
+        ({"capabilities": {"refunds": True}}, "capabilities is {'refunds': True}, not a paycore Capabilities"),
+    ],
+)
+def test_a_provider_class_declaring_its_attributes_wrongly_is_refused_naming_the_plugin(
+    declared: dict[str, object], said: str
+) -> None:
+    """The flow reads these when it builds the provider: a wrong one would fail there, as a bare TypeError."""
+    provider = type("Misdeclared", (paycore.testing.fake.FakeProvider,), {"name": "misdeclared", **declared})
+
+    @hookimpl
+    def paycore_register_providers(register: ProviderRegistrar) -> None:
+        register(provider)
+
+    plugin = types.ModuleType("misdeclaring")
+    plugin.paycore_register_providers = paycore_register_providers  # type: ignore[attr-defined]
+    with pytest.raises(PluginLoadError, match=re.escape(f"plugin 'misdeclaring' registered Misdeclared whose {said}")):
         collect_registry(create_plugin_manager([plugin], entry_points=False))
 
 
@@ -661,3 +690,48 @@ def test_two_plugin_classes_of_one_name_from_two_modules_both_register() -> None
     manager = create_plugin_manager([policies("shop_a.policies"), policies("shop_b.policies")], entry_points=False)
     names = {name for name, _ in manager.list_name_plugin()}
     assert {"shop_a.policies.Policies", "shop_b.policies.Policies"} <= names
+
+
+# -- the command line: plugins it must get past ------------------------------------------------
+
+
+def test_the_command_line_obeys_the_plugins_blocked_by_its_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broken plugin breaks every command; the error says to block it in the configuration, which then works."""
+    from paycore.cli import main
+
+    _entry_points(monkeypatch, ("memory", "paycore_memory.plugin"), ("broken", "paycore_no_such_module_xyz"))
+    monkeypatch.delenv("PAYCORE_CONFIG", raising=False)
+    assert main(["plugins"]) == 1
+    assert "entry point 'broken'" in capsys.readouterr().err
+    blocking = tmp_path / "paycore.toml"
+    blocking.write_text('plugins_blocked = ["broken"]\n')
+    assert main(["--config", str(blocking), "plugins"]) == 0
+    assert "memory" in capsys.readouterr().out
+    assert main(["report", "--day", "2026-12-06", "--config", str(blocking)]) == 0  # a command's own --config
+    monkeypatch.setenv("PAYCORE_PLUGINS_BLOCKED", "broken")
+    assert main(["plugins"]) == 0
+
+
+def test_a_plugin_command_that_cannot_be_set_up_is_one_line_naming_the_plugin(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from paycore.cli import main
+
+    class TakesReport:
+        @hookimpl
+        def paycore_register_commands(self, register: Any) -> None:
+            register("report", help="our own report", configure=lambda parser: None, run=lambda args: 0)
+
+    class FailsToConfigure:
+        @hookimpl
+        def paycore_register_commands(self, register: Any) -> None:
+            register("till", help="tills", configure=lambda parser: parser.add_argument("-h"), run=lambda args: 0)
+
+    for plugin, command in ((TakesReport(), "report"), (FailsToConfigure(), "till")):
+        assert main(["--help"], plugins=[plugin]) == 1
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1, error
+        assert f"{type(plugin).__name__}' registered the command {command!r}, which cannot be set up" in error
+        assert "plugins_blocked" in error

@@ -39,6 +39,13 @@ def resolve_config(registry: Registry, config: PaycoreConfig) -> PaycoreConfig:
     even one given by URL. Resolving a resolved config changes nothing.
     :class:`ConfigurationError` names what is wrong and what is installed.
     """
+    registered_stores = registry.adapter_types(IDEMPOTENCY_STORE)
+    for named in config.idempotency_settings:
+        if named not in registered_stores:  # a misspelled table would leave its store on its defaults, silently
+            raise ConfigurationError(
+                f"[idempotency_settings.{shown_setting(named)}]: no idempotency store of that type is installed "
+                f"(installed: {_names(registered_stores)})"
+            )
     repository_type = _resolved_type(registry, config.repository, REPOSITORY)
     repository = AdapterConfig(
         repository_type, Settings(config.repository.settings, owner=f"repository {repository_type!r}")

@@ -12,15 +12,16 @@ from typing import Any, Final
 import anyio
 
 from paycore import __version__, cli_payments, fsm
-from paycore.config import PaycoreConfig
-from paycore.errors import PaycoreError
+from paycore.config import PaycoreConfig, load_config
+from paycore.errors import PaycoreError, PluginLoadError
+from paycore.hookcalls import describe_failure
 from paycore.plugins import Registry, collect_registry, create_plugin_manager, plugin_infos
 
 __all__ = ["OWN_CONFIG_COMMANDS", "build_parser", "main"]
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    manager = create_plugin_manager()
+    manager = create_plugin_manager(args.plugins, blocked=args.blocked)
     registry = collect_registry(manager)
     print(f"paycore {__version__}")
     for info in plugin_infos(manager):
@@ -92,10 +93,30 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     cli_payments.configure_payments(payments)
     payments.set_defaults(run=cli_payments.run_payments)
     for command in registry.commands.values():
-        sub = commands.add_parser(command.name, help=f"{command.help} [{command.plugin}]")
-        command.configure(sub)
+        try:
+            sub = commands.add_parser(command.name, help=f"{command.help} [{command.plugin}]")
+            command.configure(sub)
+        except Exception as error:  # a name taken, an option that clashes, a configure that fails
+            raise PluginLoadError(
+                f"plugin {command.plugin!r} registered the command {command.name!r}, which cannot be set up: "
+                f"{describe_failure(error)}; block the plugin with plugins_blocked = [...] in the configuration"
+            ) from error
         sub.set_defaults(run=command.run)
     return parser
+
+
+def _blocked(argv: Sequence[str] | None, config: PaycoreConfig | Mapping[str, Any] | str | None) -> tuple[str, ...]:
+    """The entry points blocked (``plugins_blocked``) by the configuration the command runs on, read before any
+    plugin loads (``--config`` anywhere in ``argv``, else ``config``, else ``PAYCORE_CONFIG``): a plugin that
+    breaks every command can be blocked as the error says. None when that configuration cannot be read: the
+    command then says what is wrong with it."""
+    given = argparse.ArgumentParser(add_help=False)
+    given.add_argument("--config", default=None)
+    found, _ = given.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return load_config(found.config if found.config is not None else config).plugins_blocked
+    except PaycoreError:
+        return ()
 
 
 OWN_CONFIG_COMMANDS: Final = frozenset({"demo"})
@@ -118,7 +139,8 @@ def main(
     """
     extra = tuple(plugins)
     try:
-        registry = collect_registry(create_plugin_manager(extra))
+        blocked = _blocked(argv, config)
+        registry = collect_registry(create_plugin_manager(extra, blocked=blocked))
         parser = build_parser(registry)
         parser.prog = prog
         args = parser.parse_args(argv)
@@ -127,7 +149,7 @@ def main(
             return 2
         if args.config is None and config is not None and args.command not in OWN_CONFIG_COMMANDS:
             args.config = config
-        args.plugins = extra
+        args.plugins, args.blocked = extra, blocked
         status = int(args.run(args) or 0)
         sys.stdout.flush()  # here, where a reader that stopped early (``| head``) is caught, not at exit
         return status

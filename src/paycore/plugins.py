@@ -27,7 +27,7 @@ from paycore.hookcalls import (
 )
 from paycore.hookspecs import IdempotencyStoreFactory, RepositoryFactory
 from paycore.installed import declared_entry_points
-from paycore.providers import Provider
+from paycore.providers import Capabilities, Provider
 
 if TYPE_CHECKING:
     import argparse
@@ -155,7 +155,8 @@ def create_plugin_manager(
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as error:
-        raise PluginLoadError(f"plugin {error.plugin!r} implements an unknown hook: {error}") from error
+        named = manager.get_name(error.plugin) or repr(error.plugin)
+        raise PluginLoadError(f"plugin {named!r} implements an unknown hook: {_one_line(error)}") from error
     return manager
 
 
@@ -177,6 +178,11 @@ def _name_in_code(manager: pluggy.PluginManager, plugin: object) -> str | None:
         number += 1
         name = f"{base}#{number}"
     return name
+
+
+def _one_line(error: BaseException) -> str:
+    """pluggy's message on one line (it spreads a signature over several)."""
+    return " ".join(str(error).split())
 
 
 def _describe(plugin: object) -> str:
@@ -246,7 +252,7 @@ def _register(manager: pluggy.PluginManager, plugin: object, *, name: str | None
     try:
         manager.register(plugin, name=name)
     except pluggy.PluginValidationError as error:
-        raise PluginLoadError(f"{origin} has an invalid hook implementation: {error}") from error
+        raise PluginLoadError(f"{origin} has an invalid hook implementation: {_one_line(error)}") from error
     except PluginLoadError as error:  # from _refuse_awaitable
         raise PluginLoadError(f"{origin} cannot be loaded: {error}") from error
     except (Exception, SystemExit) as error:
@@ -310,6 +316,8 @@ def collect_registry(manager: pluggy.PluginManager) -> Registry:
         plugin = current_plugin()
         if not (isinstance(provider_class, type) and issubclass(provider_class, Provider)):
             raise PluginLoadError(f"plugin {plugin!r} registered {provider_class!r}, which is not a Provider subclass")
+        if wrong := _ill_declared(provider_class):
+            raise PluginLoadError(f"plugin {plugin!r} registered {provider_class.__name__} whose {wrong}")
         registry._claim("provider", provider_class.name, plugin)
         registry.providers[provider_class.name] = provider_class
 
@@ -348,6 +356,20 @@ def collect_registry(manager: pluggy.PluginManager) -> Registry:
 
 
 _SCHEME: Final = re.compile(r"[a-z][a-z0-9+.\-]*")
+
+
+def _ill_declared(provider_class: type[Provider]) -> str:
+    """What ``provider_class`` declares wrongly (``""``: nothing): the class attributes the flow reads."""
+    for attribute, optional in (("currencies", True), ("settings_names", True), ("secret_settings", False)):
+        value = getattr(provider_class, attribute)
+        if (value is None and optional) or (
+            isinstance(value, set | frozenset) and all(isinstance(v, str) for v in value)
+        ):
+            continue
+        return f"{attribute} is {value!r:.60}: a frozenset of names{' or None' if optional else ''}"
+    if not isinstance(provider_class.capabilities, Capabilities):
+        return f"capabilities is {provider_class.capabilities!r:.60}, not a paycore Capabilities"
+    return ""
 
 
 def _adapter_registration(
