@@ -708,7 +708,9 @@ def test_the_command_line_obeys_the_plugins_blocked_by_its_configuration(
     blocking = tmp_path / "paycore.toml"
     blocking.write_text('plugins_blocked = ["broken"]\n')
     assert main(["--config", str(blocking), "plugins"]) == 0
-    assert "memory" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "memory" in listed
+    assert "broken" not in listed, "a blocked plugin is not listed as one registered in code"
     assert main(["report", "--day", "2026-12-06", "--config", str(blocking)]) == 0  # a command's own --config
     monkeypatch.setenv("PAYCORE_PLUGINS_BLOCKED", "broken")
     assert main(["plugins"]) == 0
@@ -729,9 +731,24 @@ def test_a_plugin_command_that_cannot_be_set_up_is_one_line_naming_the_plugin(
         def paycore_register_commands(self, register: Any) -> None:
             register("till", help="tills", configure=lambda parser: parser.add_argument("-h"), run=lambda args: 0)
 
-    for plugin, command in ((TakesReport(), "report"), (FailsToConfigure(), "till")):
+    class ExitsInConfigure:
+        @hookimpl
+        def paycore_register_commands(self, register: Any) -> None:
+            register("safe", help="the safe", configure=lambda parser: parser.error("nope"), run=lambda args: 0)
+
+    cases = ((TakesReport(), "report"), (FailsToConfigure(), "till"), (ExitsInConfigure(), "safe"))
+    for plugin, command in cases:
         assert main(["--help"], plugins=[plugin]) == 1
         error = capsys.readouterr().err
         assert error.count("\n") == 1, error
         assert f"{type(plugin).__name__}' registered the command {command!r}, which cannot be set up" in error
         assert "plugins_blocked" in error
+
+
+def test_a_config_option_without_its_path_is_told_by_the_command_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    from paycore.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["payments", "list", "--config"])
+    assert exited.value.code == 2
+    assert "paycore payments list: error: argument --config: expected one argument" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
@@ -93,14 +94,19 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     cli_payments.configure_payments(payments)
     payments.set_defaults(run=cli_payments.run_payments)
     for command in registry.commands.values():
+        said = io.StringIO()  # what argparse prints when the plugin calls parser.error() while configuring
         try:
-            sub = commands.add_parser(command.name, help=f"{command.help} [{command.plugin}]")
-            command.configure(sub)
-        except Exception as error:  # a name taken, an option that clashes, a configure that fails
+            with contextlib.redirect_stderr(said):
+                sub = commands.add_parser(command.name, help=f"{command.help} [{command.plugin}]")
+                command.configure(sub)
+        except (Exception, SystemExit) as error:  # a name taken, a clashing option, a configure that fails or exits
+            lines = said.getvalue().strip().splitlines()
             raise PluginLoadError(
                 f"plugin {command.plugin!r} registered the command {command.name!r}, which cannot be set up: "
-                f"{describe_failure(error)}; block the plugin with plugins_blocked = [...] in the configuration"
+                f"{lines[-1] if lines else describe_failure(error)}; block the plugin with plugins_blocked = [...] "
+                "in the configuration"
             ) from error
+        sys.stderr.write(said.getvalue())
         sub.set_defaults(run=command.run)
     return parser
 
@@ -110,12 +116,13 @@ def _blocked(argv: Sequence[str] | None, config: PaycoreConfig | Mapping[str, An
     plugin loads (``--config`` anywhere in ``argv``, else ``config``, else ``PAYCORE_CONFIG``): a plugin that
     breaks every command can be blocked as the error says. None when that configuration cannot be read: the
     command then says what is wrong with it."""
-    given = argparse.ArgumentParser(add_help=False)
+    given = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     given.add_argument("--config", default=None)
-    found, _ = given.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     try:
+        with contextlib.redirect_stderr(io.StringIO()):  # a mistake in the arguments is the command's to tell
+            found, _ = given.parse_known_args(list(sys.argv[1:] if argv is None else argv))
         return load_config(found.config if found.config is not None else config).plugins_blocked
-    except PaycoreError:
+    except (argparse.ArgumentError, SystemExit, PaycoreError):
         return ()
 
 

@@ -297,7 +297,7 @@ def plugin_infos(manager: pluggy.PluginManager) -> list[PluginInfo]:
     """The loaded plugins with the distribution and version each came from."""
     infos = []
     for name, plugin in manager.list_name_plugin():
-        if plugin is hookspecs:
+        if plugin is hookspecs or plugin is None:  # None: a name blocked (plugins_blocked), nothing loaded
             continue
         info = _DISTRIBUTIONS.get(id(plugin))
         infos.append(info if info is not None else PluginInfo(name=name))
