@@ -540,12 +540,13 @@ def sqlite_rows(settings: Settings) -> list[Row]:
             floor.close()
 
 
-def postgres_rows(settings: Settings) -> list[Row]:
-    """PostgreSQL on a throwaway server (``fsync=off``): paycore against the floor, each in its own database."""
+@contextlib.contextmanager
+def postgres_contenders() -> Iterator[tuple[str, sql_floor.SqlFloor]]:
+    """A throwaway PostgreSQL server (``fsync=off``) with paycore's database (its URL, migrated) and the floor's
+    (connected, its schema made), each its own."""
     from paycore.testing.postgres import PostgresServer
     from paycore_sqlalchemy import migrate
 
-    _progress("starting a throwaway PostgreSQL server")
     with PostgresServer() as server:
         url = server.create_database("paycore_bench")
         migrate.upgrade(url)
@@ -553,9 +554,16 @@ def postgres_rows(settings: Settings) -> list[Row]:
         floor = sql_floor.SqlFloor.postgres(server.dsn("floor_bench"))
         floor.create_schema()
         try:
-            return _sql_rows("PostgreSQL", url, floor, settings, trio=False, ratio_limit=1.6)
+            yield url, floor
         finally:
             floor.close()
+
+
+def postgres_rows(settings: Settings) -> list[Row]:
+    """PostgreSQL on a throwaway server: paycore against the floor, each in its own database."""
+    _progress("starting a throwaway PostgreSQL server")
+    with postgres_contenders() as (url, floor):
+        return _sql_rows("PostgreSQL", url, floor, settings, trio=False, ratio_limit=1.6)
 
 
 # -- import time ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Where a PostgreSQL lifecycle's time goes: paycore's, split by where it is spent, beside the floor's.
 
 Not a target of ``bench.py``: an analysis to run when the PostgreSQL ratio is to be
-explained. On a throwaway server (``fsync=off``), paycore's flow (kept warm, as in
+explained. On a throwaway server (``fsync=off``, ``bench.postgres_contenders``), paycore's flow (kept warm, as in
 ``bench.py``) runs the mobile-money lifecycle; its time is split, per lifecycle, into
 
 * the flow on the event loop (everything but waiting for its units of work),
@@ -28,10 +28,9 @@ from typing import Any
 
 import anyio
 import sql_floor
-from bench import _flow, _lifecycle
+from bench import _flow, _lifecycle, postgres_contenders
 
-from paycore.testing.postgres import PostgresServer
-from paycore_sqlalchemy import database, migrate
+from paycore_sqlalchemy import database
 
 PARTS = ("flow on the event loop", "thread hops", "waiting for the server", "adapter, pool, driver")
 
@@ -127,16 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=300, help="lifecycles per round")
     parser.add_argument("--rounds", type=int, default=3)
     arguments = parser.parse_args(argv)
-    with PostgresServer() as server:
-        url = server.create_database("paycore_anatomy")
-        migrate.upgrade(url)
-        server.create_database("floor_anatomy")
-        floor = sql_floor.SqlFloor.postgres(server.dsn("floor_anatomy"))
-        floor.create_schema()
-        try:
-            seen = anyio.run(_paycore_round, url, arguments.count, arguments.rounds, floor)
-        finally:
-            floor.close()
+    with postgres_contenders() as (url, floor):
+        seen = anyio.run(_paycore_round, url, arguments.count, arguments.rounds, floor)
     whole = statistics.median(seen["paycore"])
     print(f"PostgreSQL lifecycle, medians of {arguments.rounds} rounds of {arguments.count} (ms per lifecycle)")
     for name in PARTS:

@@ -48,6 +48,28 @@ async def _cancelled_once(started: anyio.Event, operation: Callable[[], Any]) ->
         group.cancel_scope.cancel()
 
 
+def _writes_slowly_once_answered(
+    monkeypatch: pytest.MonkeyPatch, flow: PaymentFlow, fake: FakeProvider, operation: str
+) -> anyio.Event:
+    """``fake``'s ``operation`` sets the event returned once it has answered; from then on the flow's writes wait a
+    moment (a slow database), so a caller cut then is cut while the provider's answer is written."""
+    answered, update, asked = anyio.Event(), flow.repository.update, getattr(fake, operation)
+
+    async def answer_then_say(*args: Any) -> Any:
+        answer = await asked(*args)
+        answered.set()
+        return answer
+
+    async def slow_update(*args: Any, **kwargs: Any) -> Any:
+        if answered.is_set():
+            await anyio.sleep(0.05)  # the caller is cut here
+        return await update(*args, **kwargs)
+
+    monkeypatch.setattr(fake, operation, answer_then_say)
+    monkeypatch.setattr(flow.repository, "update", slow_update)
+    return answered
+
+
 @pytest.mark.parametrize("key", ["cap-1", None], ids=["keyed", "keyless"])
 async def test_a_capture_cancelled_while_its_answer_is_written_still_records_it(
     flow: PaymentFlow,
@@ -57,21 +79,7 @@ async def test_a_capture_cancelled_while_its_answer_is_written_still_records_it(
     key: str | None,
 ) -> None:
     payment: Payment = await authorized()
-    answered, update = anyio.Event(), flow.repository.update
-    capture = fake.capture
-
-    async def capture_then_say(paid: Payment, amount: Any) -> Any:
-        answer = await capture(paid, amount)
-        answered.set()
-        return answer
-
-    async def slow_update(*args: Any, **kwargs: Any) -> Any:
-        if answered.is_set():
-            await anyio.sleep(0.05)  # the write of the answer waits: the caller is cancelled here
-        return await update(*args, **kwargs)
-
-    monkeypatch.setattr(fake, "capture", capture_then_say)
-    monkeypatch.setattr(flow.repository, "update", slow_update)
+    answered = _writes_slowly_once_answered(monkeypatch, flow, fake, "capture")
     await _cancelled_once(answered, lambda: flow.capture(payment.id, idempotency_key=key))
     stored = await flow.get_payment(payment.id)
     assert (stored.status, stored.pending_call) == (PaymentStatus.SUCCEEDED, None), "the answer was recorded"
@@ -293,20 +301,7 @@ async def test_a_reaper_cut_while_its_cancels_answer_is_written_still_records_it
     fake.script("initiate", "pending")
     payment = (await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="o")).payment
     clock.advance(hours=3)
-    answered, update, cancel = anyio.Event(), flow.repository.update, fake.cancel
-
-    async def cancel_then_say(*args: Any) -> Any:
-        answer = await cancel(*args)
-        answered.set()
-        return answer
-
-    async def slow_update(*args: Any, **kwargs: Any) -> Any:
-        if answered.is_set():
-            await anyio.sleep(0.05)  # the write of the answer waits: the reaper is cut here
-        return await update(*args, **kwargs)
-
-    monkeypatch.setattr(fake, "cancel", cancel_then_say)
-    monkeypatch.setattr(flow.repository, "update", slow_update)
+    answered = _writes_slowly_once_answered(monkeypatch, flow, fake, "cancel")
     await _cancelled_once(answered, lambda: flow.expire_stale(timedelta(hours=1)))
     stored = await flow.get_payment(payment.id)
     assert (stored.status, stored.pending_call) == (PaymentStatus.EXPIRED, None), "the provider's cancel was recorded"
