@@ -73,6 +73,7 @@ LAYERS: dict[str, int] = {
             "assembly",
             "flow_parts",
             "observability",
+            "telemetry",
             "in_flight",
         ],
         3,

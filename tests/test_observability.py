@@ -349,3 +349,81 @@ def test_the_core_imports_and_runs_a_payment_without_opentelemetry() -> None:
     assert lines[0] == "succeeded"
     assert lines[1].startswith("refused:")
     assert "paycore[otel]" in lines[1]
+
+
+# -- what records an operation never changes it -------------------------------------------------------------
+
+
+class Broken(Exception):
+    """What a broken log handler, span processor or instrument raises."""
+
+
+class RaisingHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        raise Broken(f"the handler of {record.name} is broken")
+
+
+class RaisingSpanProcessor(SimpleSpanProcessor):
+    def __init__(self, where: str) -> None:
+        super().__init__(InMemorySpanExporter())
+        self.where = where
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if self.where == "start":
+            raise Broken("on_start is broken")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.where == "end":
+            raise Broken("on_end is broken")
+
+
+class RaisingInstrument:
+    def record(self, *args: object, **kwargs: object) -> None:
+        raise Broken("the histogram is broken")
+
+    def add(self, *args: object, **kwargs: object) -> None:
+        raise Broken("the counter is broken")
+
+
+class RaisingMeterProvider:
+    def get_meter(self, *args: object, **kwargs: object) -> Any:
+        return type("Meter", (), {"create_histogram": lambda *a, **k: RaisingInstrument(),
+                                   "create_counter": lambda *a, **k: RaisingInstrument()})()  # fmt: skip
+
+
+@pytest.fixture(params=["log handler", "span start", "span end", "instruments"])
+def broken_recording(request: pytest.FixtureRequest) -> Iterator[str]:
+    """One part of what records paycore's operations raises whenever it is used."""
+    handler = RaisingHandler()
+    if request.param == "log handler":
+        for name in ("paycore.flow", "paycore.provider_calls"):
+            logging.getLogger(name).addHandler(handler)
+            logging.getLogger(name).setLevel(logging.INFO)
+    elif request.param.startswith("span"):
+        provider = TracerProvider()
+        provider.add_span_processor(RaisingSpanProcessor(request.param.removeprefix("span ")))
+        observability.use(tracer_provider=provider)
+    else:
+        observability.use(meter_provider=RaisingMeterProvider())
+    yield request.param
+    for name in ("paycore.flow", "paycore.provider_calls"):
+        logging.getLogger(name).removeHandler(handler)
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    observability.reset()
+
+
+async def test_a_broken_log_handler_exporter_or_meter_changes_no_operation(
+    flow: PaymentFlow, fake: FakeProvider, broken_recording: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The provider has done the work: what should only have recorded it never turns it into a failure."""
+    payment_id = await _paid_and_refunded(flow, fake)
+    stored = await flow.get_payment(payment_id)
+    assert stored.pending_call is None, "every answer was recorded"
+    assert [(refund.amount, refund.status.value) for refund in stored.refunds] == [
+        (Money.of("1000", "XOF"), "succeeded")
+    ]
+    replayed = await flow.refund(payment_id, amount=Money.of("1000", "XOF"), idempotency_key="refund-T1")
+    assert replayed.status.value == "succeeded", "the key kept its result"
+    assert [op for op, _ in fake.calls].count("refund") == 1
+    if broken_recording != "log handler":
+        assert "paycore could not" in caplog.text, "the failure is told where it can be"

@@ -34,6 +34,14 @@ from paycore.errors import (
     ProviderNotSent,
     ValidationError,
 )
+from paycore.telemetry import (
+    METRIC_LABELS,
+    OPERATION_COUNTER,
+    OPERATION_DURATION,
+    PROVIDER_CALL_COUNTER,
+    PROVIDER_CALL_DURATION,
+    Telemetry,
+)
 
 __all__ = [
     "OPERATION_COUNTER",
@@ -54,22 +62,7 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 
-OPERATION_DURATION: Final = "paycore.operation.duration"
-"""Histogram of a flow operation's duration, in seconds."""
-OPERATION_COUNTER: Final = "paycore.operations"
-"""Counter of flow operations, labelled by outcome."""
-PROVIDER_CALL_DURATION: Final = "paycore.provider.call.duration"
-"""Histogram of a provider call's duration, in seconds."""
-PROVIDER_CALL_COUNTER: Final = "paycore.provider.calls"
-"""Counter of provider calls, labelled by outcome."""
-
-METRIC_LABELS: Final = frozenset(
-    {"paycore.operation", "paycore.outcome", "paycore.provider.code", "paycore.provider.type", "paycore.currency"}
-)
-"""The only attributes that become metric labels: each takes few values (no id, no amount)."""
 _PLAIN: Final = re.compile(r"[\w.:@/+-]{1,200}")  # a value a log line shows unquoted: no space, "=" or line break
-GLOBAL_PROVIDERS_RECHECK: Final = 1.0
-"""Seconds between two looks at OpenTelemetry's global providers: an SDK set up at run time is used from then on."""
 
 OK: Final = "ok"
 """The outcome of an operation that returned."""
@@ -125,57 +118,6 @@ class Observation:
         self.outcome = UNKNOWN
 
 
-class _Telemetry:
-    """The tracer and the four instruments, from one tracer provider and one meter provider."""
-
-    def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
-        from opentelemetry import metrics, trace
-
-        from paycore import __version__
-
-        self.trace = trace
-        self.metrics = metrics
-        self.explicit = tracer_provider is not None or meter_provider is not None
-        self._silent_tracer_providers = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-        # The meter provider types that record nothing: the API's no-op one and its global proxy.
-        self._silent_meter_providers: tuple[type, ...] = (metrics.NoOpMeterProvider,)
-        try:
-            from opentelemetry.metrics._internal import _ProxyMeterProvider
-        except ImportError:  # pragma: no cover - another API layout: its proxy counts as recording
-            pass
-        else:
-            self._silent_meter_providers += (_ProxyMeterProvider,)
-        self._recording = False
-        self._recheck_at = 0.0
-        self.tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("paycore", __version__)
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter("paycore", __version__)
-        self.operation_duration = meter.create_histogram(
-            OPERATION_DURATION, unit="s", description="How long a paycore flow operation took"
-        )
-        self.operations = meter.create_counter(
-            OPERATION_COUNTER, unit="{operation}", description="paycore flow operations, by outcome"
-        )
-        self.provider_call_duration = meter.create_histogram(
-            PROVIDER_CALL_DURATION, unit="s", description="How long a call to a payment provider took"
-        )
-        self.provider_calls = meter.create_counter(
-            PROVIDER_CALL_COUNTER, unit="{call}", description="Calls to payment providers, by outcome"
-        )
-
-    @property
-    def recording(self) -> bool:
-        """True when spans or metrics go somewhere: providers given to :func:`use`, or global SDK ones."""
-        if self.explicit:
-            return True
-        now = time.monotonic()
-        if now >= self._recheck_at:  # looking the global providers up reads the environment: once per interval
-            self._recording = not isinstance(
-                self.trace.get_tracer_provider(), self._silent_tracer_providers
-            ) or not isinstance(self.metrics.get_meter_provider(), self._silent_meter_providers)
-            self._recheck_at = now + GLOBAL_PROVIDERS_RECHECK
-        return self._recording
-
-
 _NOT_BUILT: Final = object()
 _telemetry: object = _NOT_BUILT
 """The telemetry in use: built at first use, ``None`` when OpenTelemetry is absent."""
@@ -189,7 +131,7 @@ def use(*, tracer_provider: Any = None, meter_provider: Any = None) -> None:
     """
     global _telemetry
     try:
-        _telemetry = _Telemetry(tracer_provider, meter_provider)
+        _telemetry = Telemetry(tracer_provider, meter_provider)
     except ImportError as error:
         raise ConfigurationError(
             f"paycore.observability.use() needs OpenTelemetry's API ({error}); install paycore[otel]"
@@ -202,14 +144,17 @@ def reset() -> None:
     _telemetry = _NOT_BUILT
 
 
-def _current() -> _Telemetry | None:
+def _current() -> Telemetry | None:
     global _telemetry
     if _telemetry is _NOT_BUILT:
         try:
-            _telemetry = _Telemetry(None, None)
+            _telemetry = Telemetry(None, None)
         except ImportError:
             _telemetry = None
-    return _telemetry if isinstance(_telemetry, _Telemetry) and _telemetry.recording else None
+        except Exception:  # the application's providers fail to make paycore's tracer or instruments
+            _telemetry = None
+            _failed("set up its OpenTelemetry tracer and instruments")
+    return _telemetry if isinstance(_telemetry, Telemetry) and _telemetry.recording else None
 
 
 def observe_operation(operation: str, attributes: Mapping[str, str | int]) -> AbstractContextManager[Observation]:
@@ -253,9 +198,13 @@ def _observe(
     span: Any = None
     span_context: Any = None
     if telemetry is not None:
-        kind = telemetry.trace.SpanKind.INTERNAL if internal else telemetry.trace.SpanKind.CLIENT
-        span_context = telemetry.tracer.start_as_current_span(name, kind=kind, end_on_exit=True)
-        span = span_context.__enter__()
+        try:
+            kind = telemetry.trace.SpanKind.INTERNAL if internal else telemetry.trace.SpanKind.CLIENT
+            span_context = telemetry.tracer.start_as_current_span(name, kind=kind, end_on_exit=True)
+            span = span_context.__enter__()
+        except Exception:
+            span = span_context = None
+            _failed(f"start the span {name}")
     error: BaseException | None = None
     try:
         yield observation
@@ -270,20 +219,20 @@ def _observe(
         outcome = observation.outcome or (OK if internal else ANSWERED)
         seconds = time.perf_counter() - started
         observation.attributes["paycore.outcome"] = outcome
-        if telemetry is not None:
-            labels = {key: value for key, value in observation.attributes.items() if key in METRIC_LABELS}
-            duration, counter = (
-                (telemetry.operation_duration, telemetry.operations)
-                if internal
-                else (telemetry.provider_call_duration, telemetry.provider_calls)
-            )
-            duration.record(seconds, labels)
-            counter.add(1, labels)
-            span.set_attributes(observation.attributes)
-            if error is not None:
-                span.set_attribute("paycore.error", type(error).__name__)
-                span.set_status(telemetry.trace.Status(telemetry.trace.StatusCode.ERROR, type(error).__name__))
-            span_context.__exit__(None, None, None)
+        if telemetry is not None:  # what records it never changes what the operation did, nor what it says
+            try:
+                telemetry.record(seconds, observation.attributes, internal=internal)
+            except Exception:
+                _failed(f"record the metrics of {name}")
+            if span is not None:
+                try:
+                    telemetry.describe(span, observation.attributes, error)
+                except Exception:
+                    _failed(f"describe the span {name}")
+                try:
+                    span_context.__exit__(None, None, None)
+                except Exception:
+                    _failed(f"end the span {name}")
         _log(log, event, observation.attributes, seconds, failed=error is not None)
 
 
@@ -308,7 +257,22 @@ def _log(log: logging.Logger, event: str, attributes: Mapping[str, str | int], s
         return
     pairs = " ".join(f"{key.removeprefix('paycore.')}={_plain(value)}" for key, value in attributes.items())
     extra = {key.replace(".", "_"): value for key, value in attributes.items()}
-    log.log(level, "%s %s duration_ms=%.1f", event, pairs, seconds * 1000, extra={"paycore_event": event, **extra})
+    try:
+        log.log(level, "%s %s duration_ms=%.1f", event, pairs, seconds * 1000, extra={"paycore_event": event, **extra})
+    except Exception:  # a handler that raises: the operation's outcome stands
+        _failed(f"log {event}")
+
+
+_own_log = logging.getLogger("paycore.observability")
+
+
+def _failed(what: str) -> None:
+    """Tell, if anything still can, that paycore could not ``what`` (a handler, an exporter, an instrument
+    raised); the operation goes on as if it had."""
+    try:
+        _own_log.error("paycore could not %s; the operation went on", what, exc_info=True)
+    except Exception:  # the handler that failed may be this logger's too
+        pass
 
 
 def _plain(value: str | int) -> str | int:
