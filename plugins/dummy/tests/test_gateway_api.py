@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import anyio
 import httpx
@@ -22,17 +24,44 @@ async def gateway(make_gateway: Callable[..., DummyGateway]) -> AsyncIterator[Du
         yield running
 
 
+def api_client(gateway: DummyGateway, api_key: str) -> httpx.AsyncClient:
+    """A client of ``gateway``'s API in the same process, authenticated with ``api_key``."""
+    transport = httpx.ASGITransport(app=gateway)
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://gateway.test", headers={"authorization": f"Bearer {api_key}"}
+    )
+
+
 @pytest.fixture
 async def client(gateway: DummyGateway, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=gateway)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://gateway.test", headers={"authorization": f"Bearer {api_key}"}
-    ) as http:
+    async with api_client(gateway, api_key) as http:
         yield http
 
 
 def payment_body(amount: int = 5000, **extra: object) -> dict[str, object]:
     return {"amount": amount, "currency": "XOF", "reference": "pay_1", **extra}
+
+
+async def post_cut_short(gateway: DummyGateway, path: str, body: bytes, arrived: int, api_key: str) -> list[Any]:
+    """POST ``body`` to ``path`` from a client that goes away after ``arrived`` bytes; what the gateway sent back."""
+    messages = [{"type": "http.request", "body": body[:arrived], "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"host", b"gateway.test"),
+        (b"authorization", f"Bearer {api_key}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "headers": headers}
+    await gateway(scope, receive, send)
+    return sent
 
 
 async def test_creating_a_payment_answers_201_with_a_checkout_url(client: httpx.AsyncClient) -> None:
@@ -63,6 +92,8 @@ async def test_a_wrong_api_key_is_refused_with_401(client: httpx.AsyncClient, ga
         ("amount", 0),
         ("amount", "5000"),
         ("currency", "francs"),
+        ("currency", "ßab"),  # upper-cased, four letters: 'SSAB'
+        ("currency", "ééé"),
         ("reference", None),
         ("reference", "p" * 256),
         ("capture", "yes"),
@@ -166,8 +197,9 @@ async def test_approving_on_the_checkout_page_redirects_to_the_return_url(client
     assert response.headers["location"] == "https://shop.test/done?o=1&payment=pay_1&status=succeeded"
 
 
+@pytest.mark.parametrize("field", ["return_url", "webhook_url"])
 @pytest.mark.parametrize(
-    "return_url",
+    "url",
     [
         "javascript:alert(1)",
         "//evil.example/x",
@@ -179,13 +211,27 @@ async def test_approving_on_the_checkout_page_redirects_to_the_return_url(client
         17,
     ],
 )
-async def test_a_return_url_that_is_not_an_absolute_http_url_is_refused_with_400(
-    client: httpx.AsyncClient, gateway: DummyGateway, return_url: object
+async def test_a_return_or_webhook_url_that_is_not_an_absolute_http_url_is_refused_with_400(
+    client: httpx.AsyncClient, gateway: DummyGateway, field: str, url: object
 ) -> None:
-    response = await client.post("/v1/payments", json=payment_body(return_url=return_url))
+    response = await client.post("/v1/payments", json=payment_body(**{field: url}))
     assert response.status_code == 400
-    assert "'return_url'" in response.json()["error"]["message"]
+    assert repr(field) in response.json()["error"]["message"]
     assert gateway.payments == {}
+
+
+@pytest.mark.parametrize("arrived", [0, 5], ids=["no-byte", "part"])
+@pytest.mark.parametrize("operation", ["capture", "refunds"])
+async def test_a_capture_or_refund_whose_client_leaves_before_its_body_ends_changes_nothing_and_gets_no_answer(
+    client: httpx.AsyncClient, gateway: DummyGateway, api_key: str, operation: str, arrived: int
+) -> None:
+    created = (await client.post("/v1/payments", json=payment_body(capture=operation == "refunds"))).json()
+    await client.post(f"/checkout/{created['id']}", data={"action": "approve"})
+    before = (await client.get(f"/v1/payments/{created['id']}")).json()
+    body = json.dumps({"amount": 100, "reference": "re_1"}).encode()
+    sent = await post_cut_short(gateway, f"/v1/payments/{created['id']}/{operation}", body, arrived, api_key)
+    assert sent == []
+    assert (await client.get(f"/v1/payments/{created['id']}")).json() == before
 
 
 async def test_an_authorized_payment_captures_part_and_reports_it(client: httpx.AsyncClient) -> None:
@@ -378,6 +424,18 @@ async def test_a_merchant_that_recovers_gets_the_event_on_a_later_attempt(secret
         gateway.customer_action(gateway.create_payment(payment_body()).id, "approve")
         await eventually(lambda: any(a.delivered for a in gateway.deliveries))
     assert [(a.attempt, a.status_code) for a in gateway.deliveries] == [(1, 500), (2, 200)]
+
+
+@pytest.mark.parametrize("webhook_url", ["http://[::1", "http://merchant.test:port/hook"])
+async def test_a_webhook_url_httpx_refuses_fails_its_deliveries_and_the_gateway_keeps_serving(
+    make_gateway: Callable[..., DummyGateway], api_key: str, eventually: Eventually, webhook_url: str
+) -> None:
+    async with make_gateway(webhook_url=webhook_url) as gateway, api_client(gateway, api_key) as client:
+        created = (await client.post("/v1/payments", json=payment_body())).json()
+        await client.post(f"/checkout/{created['id']}", data={"action": "approve"})
+        await eventually(lambda: len(gateway.deliveries) == gateway.retry.attempts)
+        assert all(a.error is not None and a.error.startswith("InvalidURL") for a in gateway.deliveries)
+        assert (await client.post("/v1/payments", json=payment_body(reference="pay_2"))).status_code == 201
 
 
 async def test_a_gateway_that_is_not_running_refuses_to_take_payments(

@@ -110,7 +110,7 @@ class WebhookSender:
             with anyio.fail_after(self.policy.timeout):
                 response = await self._client.post(url, content=body, headers=headers)
             status = response.status_code
-        except (httpx.HTTPError, TimeoutError) as exc:
+        except Exception as exc:  # whatever stops one attempt (a URL httpx refuses too) fails it, not the gateway
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         result = DeliveryAttempt(
             event_id=event.id,

@@ -70,13 +70,23 @@ def _reference(value: object) -> str:
         raise GatewayApiError(400, "invalid_request", str(exc)) from None
 
 
-def _return_url(body: Mapping[str, Any]) -> str | None:
-    """The body's ``return_url``: absent, or an absolute http(s) URL (the customer is redirected to it)."""
-    value = body.get("return_url")
+def _currency(body: Mapping[str, Any]) -> str:
+    """The body's ``currency``: three ASCII letters, upper-cased (``"eur"`` is ``"EUR"``); 400 otherwise."""
+    value = body.get("currency")
+    if not isinstance(value, str) or len(value) != 3 or not (value.isascii() and value.isalpha()):
+        raise GatewayApiError(
+            400, "invalid_request", f"'currency' must be an ISO 4217 code of three letters A-Z, not {shown(value)}"
+        )
+    return value.upper()
+
+
+def _http_url(body: Mapping[str, Any], key: str) -> str | None:
+    """The body's ``key``: absent, or an absolute http(s) URL (the gateway sends someone to it); 400 otherwise."""
+    value = body.get(key)
     if value is None:
         return None
     try:
-        return check_url(value, what="'return_url'")
+        return check_url(value, what=repr(key))
     except ValidationError as exc:
         raise GatewayApiError(400, "invalid_request", str(exc)) from None
 
@@ -248,15 +258,15 @@ class DummyGateway:
     def create_payment(self, body: Mapping[str, Any]) -> GatewayPayment:
         """Create a payment awaiting the customer; 400 on bad input, 503 in ``gateway_error``.
 
-        A ``return_url`` (where the checkout page redirects the customer) must be an
-        absolute http(s) URL: ``javascript:``, ``data:``, scheme-relative and relative
-        URLs are refused with 400, and nothing is recorded.
+        A ``return_url`` (where the checkout page redirects the customer) and a
+        ``webhook_url`` (where this payment's webhooks go) must be absolute http(s)
+        URLs: ``javascript:``, ``data:``, scheme-relative and relative URLs are
+        refused with 400, and nothing is recorded. So is a ``currency`` that is not
+        three ASCII letters.
         """
         self._require_running()
         amount = _require_int(body, "amount")
-        currency = body.get("currency")
-        if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
-            raise GatewayApiError(400, "invalid_request", f"'currency' must be an ISO 4217 code, not {currency!r}")
+        currency = _currency(body)
         if body.get("reference") is None:
             raise GatewayApiError(400, "invalid_request", "'reference' (the merchant's payment id) is required")
         reference = _reference(body["reference"])
@@ -266,7 +276,8 @@ class DummyGateway:
         method = body.get("method", "card")
         if method not in METHODS:
             raise GatewayApiError(400, "invalid_request", f"'method' must be one of {METHODS}, not {method!r}")
-        return_url = _return_url(body)
+        return_url = _http_url(body, "return_url")
+        webhook_url = _http_url(body, "webhook_url")
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise GatewayApiError(400, "invalid_request", "'metadata' must be an object")
@@ -285,13 +296,13 @@ class DummyGateway:
             id=_gateway_id("gpay"),
             reference=reference,
             amount=amount,
-            currency=currency.upper(),
+            currency=currency,
             capture=capture,
             method=method,
             scenario=scenario,
             description=optional_text(body, "description") or "",
             return_url=return_url,
-            webhook_url=optional_text(body, "webhook_url") or self.webhook_url,
+            webhook_url=webhook_url or self.webhook_url,
             metadata=metadata,
             items=_items(body.get("items")),
             phone=optional_text(body, "phone"),

@@ -102,6 +102,10 @@ class Response:
 Handler = Callable[[Request, "re.Match[str]"], Awaitable[Response]]
 
 
+class _Disconnected(Exception):
+    """The client went away before its body was complete: the request is neither dispatched nor answered."""
+
+
 class GatewayApp:
     """ASGI app serving a :class:`DummyGateway` (with lifespan: starts and stops the gateway)."""
 
@@ -129,6 +133,8 @@ class GatewayApp:
         try:
             request = await _read_request(scope, receive)
             response = await self._dispatch(request)
+        except _Disconnected:
+            return
         except GatewayApiError as exc:
             response = Response.json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
         except GatewayNotRunning as exc:
@@ -270,12 +276,13 @@ def _with_query(url: str, **params: str) -> str:
 
 
 async def _read_request(scope: MutableMapping[str, Any], receive: Receive) -> Request:
+    """The request, its body read whole; :class:`_Disconnected` if the client left before the body's end."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
