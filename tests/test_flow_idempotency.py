@@ -305,11 +305,11 @@ async def test_a_create_sent_whose_answer_was_lost_and_never_arrived_expires_on_
         fake.script("initiate", "lost")
 
         async def crash(**_: Any) -> None:  # the process dies before it keeps the key's result
-            raise StorageUnavailable("the process died")
+            raise ProcessDied
 
         store.complete_record = crash  # type: ignore[method-assign]
         store.complete = crash  # type: ignore[method-assign]
-        with pytest.raises(StorageUnavailable):
+        with pytest.raises(ProcessDied):
             await _create(flow)
         del store.complete_record, store.complete
         (sent,) = await flow.list_payments()
@@ -917,3 +917,36 @@ async def test_a_poll_asked_after_a_lease_ran_out_settles_no_call_made_since_and
         with pytest.raises(InvalidTransition, match="succeeded"):  # asks first: the provider captured
             await flow.capture(crashed.id)
         assert [op for op, _ in fake.calls].count("capture") == 1
+
+
+class UnreachableAtCompletion:
+    """A store kept apart from the payments whose server stops answering once an operation is done, as its result
+    is kept."""
+
+    def __init__(self) -> None:
+        self.store = MemoryIdempotencyStore()
+
+    async def claim(self, **claim: Any) -> Any:
+        return await self.store.claim(**claim)
+
+    async def complete(self, **completion: Any) -> None:
+        raise StorageUnavailable("the idempotency store is unavailable (TimeoutError)")
+
+    async def release(self, **release: Any) -> None:
+        await self.store.release(**release)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+async def test_an_operation_done_whose_result_cannot_be_kept_still_returns_it(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The capture is made and stored: a caller told "nothing was committed" would be told wrong."""
+    payment = await authorized()
+    flow.idempotency_store = UnreachableAtCompletion()  # type: ignore[assignment]
+    captured = await flow.capture(payment.id, idempotency_key="cap-1")
+    assert captured.status is PaymentStatus.SUCCEEDED
+    assert (await flow.get_payment(payment.id)).status is PaymentStatus.SUCCEEDED
+    assert [op for op, _ in fake.calls].count("capture") == 1
+    assert "its result could not be kept" in caplog.text

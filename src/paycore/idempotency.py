@@ -300,6 +300,14 @@ class IdempotentRunner:
             await (complete() if keeps and self._keeps_at_once else run_shielded(complete))
         except IdempotencyLeaseLost:
             await self._keep_after_takeover(scope, key, request, result, operation)
+        except StorageError as error:  # done and stored: the caller hears so; the key waits out its lease
+            log.warning(
+                "idempotency key %r: %s was done but its result could not be kept (%s); a retry after the key's "
+                "lease carries it on from what was stored",
+                key,
+                operation,
+                error,
+            )
 
     async def _keep_after_takeover(self, scope: str, key: str, request: str, result: object, operation: str) -> None:
         """Keep ``result`` for a key taken over while its request ran, once the key is free again.

@@ -150,12 +150,22 @@ def json_document(value: object, *, what: str) -> dict[str, Any]:
     try:
         text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")  # a lone surrogate cannot be
-        copy = json.loads(text)
+        copy = json.loads(text, parse_float=_number_as_kept)
     except (TypeError, ValueError, RecursionError) as error:  # UnicodeEncodeError is a ValueError
         raise ValidationError(f"{what} must be JSON data: {type(error).__name__}") from None
     if "\\u0000" in text and wire.holds_nul(copy):  # JSON escapes it; no store keeps it as text
         raise ValidationError(f"{what} holds a NUL character (U+0000), which no store keeps as text")
     return copy  # type: ignore[no-any-return]  # a JSON object read back
+
+
+def _number_as_kept(text: str) -> float | int:
+    """A JSON number with a fraction or an exponent as every store gives it back: a whole float that JSON writes
+    with an exponent (``1e+23``) as the very integer it is, which PostgreSQL's ``jsonb`` would keep instead of the
+    float (and read back from the exponent's text as another integer); so a payment reads back equal on any store."""
+    number = float(text)
+    if ("e" in text or "E" in text) and number.is_integer():
+        return int(number)
+    return number
 
 
 def _check_tree(root: Mapping[Any, Any], what: str) -> None:

@@ -19,13 +19,8 @@ import anyio
 import pytest
 from attrs import evolve
 
-from paycore.errors import (
-    ConcurrentUpdate,
-    DuplicateExternalId,
-    DuplicatePayment,
-    PaymentNotFound,
-    ValidationError,
-)
+from paycore.errors import ConcurrentUpdate, DuplicateExternalId, DuplicatePayment, PaymentNotFound, ValidationError
+from paycore.inputs import json_document
 from paycore.listing import read_page
 from paycore.money import Money
 from paycore.records import Payment, Refund
@@ -41,8 +36,8 @@ __all__ = ["RepositoryConformance"]
 
 
 class RepositoryConformance(UpdateConformance, KeysConformance, CallListingConformance, RefundListingConformance):
-    """Conformance tests for a :class:`~paycore.storage.PaymentRepository` (and its optional ``update``,
-    key completion, and listings of the payments that carry a provider call or hold a pending refund)."""
+    """Conformance tests for a :class:`~paycore.storage.PaymentRepository` and its optional parts (``update``,
+    key completion, listings of the payments that carry a provider call or hold a pending refund)."""
 
     pytestmark = pytest.mark.anyio
 
@@ -59,6 +54,11 @@ class RepositoryConformance(UpdateConformance, KeysConformance, CallListingConfo
     async def test_an_added_payment_reads_back_identical(self, repository: PaymentRepository) -> None:
         payment = rich_payment()
         await repository.add(payment, [make_event(payment, 1, "created")])
+        assert await repository.get(payment.id) == payment
+
+    async def test_metadata_the_flow_accepted_reads_back_equal(self, repository: PaymentRepository) -> None:
+        metadata = json_document({"zz": 1, "fx": 1e23, "huge": 1.5e300, "neg": -0.0}, what="m")  # jsonb rewrites
+        await repository.add(payment := make_payment(metadata=metadata), [])
         assert await repository.get(payment.id) == payment
 
     async def test_amounts_keep_their_currency_exponent(self, repository: PaymentRepository) -> None:
