@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
             "builders",
             "serialization",
             "awaiting",
+            "logs",
         ],
         0,
     ),

@@ -950,3 +950,49 @@ async def test_an_operation_done_whose_result_cannot_be_kept_still_returns_it(
     assert (await flow.get_payment(payment.id)).status is PaymentStatus.SUCCEEDED
     assert [op for op, _ in fake.calls].count("capture") == 1
     assert "its result could not be kept" in caplog.text
+
+
+async def test_a_large_whole_float_in_metadata_is_kept_as_its_integer_and_fingerprinted_as_given(
+    flow: PaymentFlow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept as the integer it is (so it reads back equal from PostgreSQL's jsonb too); fingerprinted as the caller
+    gave it, as releases before kept it: a faithful retry across an upgrade still replays."""
+    import paycore.idempotency
+
+    fingerprinted: list[Any] = []
+    fingerprint = paycore.idempotency.fingerprint
+
+    def watching(operation: str, arguments: Any) -> str:
+        fingerprinted.append(arguments.get("metadata"))
+        return fingerprint(operation, arguments)
+
+    monkeypatch.setattr(paycore.idempotency, "fingerprint", watching)
+    first = await _create(flow, metadata={"fx": 1e23, "rate": 0.5})
+    assert first.payment.metadata == {"fx": 10**23 - 8388608, "rate": 0.5}  # the float 1e23's own integer
+    assert type(first.payment.metadata["fx"]) is int
+    assert type(fingerprinted[0]["fx"]) is float, "the request as given"
+    again = await _create(flow, metadata={"fx": 1e23, "rate": 0.5})
+    assert again.payment == first.payment
+
+
+class TakenOverThenUnreachable(UnreachableAtCompletion):
+    """Its key taken over while the operation ran; then the store stops answering."""
+
+    async def complete(self, **completion: Any) -> None:
+        raise IdempotencyLeaseLost("the key was taken over")
+
+    async def claim(self, **claim: Any) -> Any:
+        if getattr(self, "answered_once", False):
+            raise StorageUnavailable("the idempotency store is unavailable (TimeoutError)")
+        self.answered_once = True
+        return await self.store.claim(**claim)
+
+
+async def test_an_operation_done_whose_key_was_taken_over_and_cannot_be_kept_still_returns_it(
+    flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
+) -> None:
+    payment = await authorized()
+    flow.idempotency_store = TakenOverThenUnreachable()  # type: ignore[assignment]
+    captured = await flow.capture(payment.id, idempotency_key="cap-1")
+    assert captured.status is PaymentStatus.SUCCEEDED
+    assert [op for op, _ in fake.calls].count("capture") == 1

@@ -427,3 +427,21 @@ async def test_a_broken_log_handler_exporter_or_meter_changes_no_operation(
     assert [op for op, _ in fake.calls].count("refund") == 1
     if broken_recording != "log handler":
         assert "paycore could not" in caplog.text, "the failure is told where it can be"
+
+
+async def test_a_log_handler_that_raises_on_every_paycore_line_changes_no_operation(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    """Also the lines paycore's modules write of their own (an unknown outcome's warning, a failure's traceback)."""
+    handler, root = RaisingHandler(), logging.getLogger("paycore")
+    root.addHandler(handler)
+    try:
+        payment_id = await _paid_and_refunded(flow, fake)
+        fake.script("refund", "lost")
+        lost = await flow.refund(payment_id, amount=Money.of("1000", "XOF"), idempotency_key="refund-2")
+        assert lost.status.value == "pending"
+        stored = await flow.get_payment(payment_id)
+        assert stored.pending_call is not None
+        assert stored.pending_call.unknown, "the lost answer was recorded as unknown, not left in flight"
+    finally:
+        root.removeHandler(handler)

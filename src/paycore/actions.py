@@ -120,7 +120,7 @@ class PaymentActions:
                 description=description,
                 customer=customer,
                 items=items,
-                metadata=metadata,
+                metadata=inputs.as_kept(metadata),
                 return_url=return_url,
                 created_at=now,
                 updated_at=now,
@@ -294,7 +294,7 @@ class PaymentActions:
         amount = inputs.check_money(amount, what="a refund amount")
         reason = inputs.check_text(reason, what="reason")
         document = inputs.json_document(metadata, what="refund metadata")
-        request = RefundRequest(payment_id, amount, reason, document, tenant, self.calls, self.provider)
+        request = RefundRequest(payment_id, amount, reason, inputs.as_kept(document), tenant, self.calls, self.provider)
 
         async def execute(binding: KeyBinding | None) -> Refund:
             written = binding.updated if binding is not None else None

@@ -28,7 +28,6 @@ flow (``async with flow``), for servers that send lifespan events.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,6 +47,7 @@ from paycore.errors import (
     WebhookError,
     WebhookTooLarge,
 )
+from paycore.logs import guarded_logger
 from paycore.wire import InvalidReport, quoted
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_BODY_BYTES", "WebhookApp", "classify_webhook_error", "create_app", "declared_body_size"]
 
-log = logging.getLogger("paycore.asgi")
+log = guarded_logger("paycore.asgi")
 
 MAX_BODY_BYTES: Final = DEFAULT_WEBHOOK_MAX_BYTES
 """The default largest webhook body (1 MiB); the flow's ``webhook_max_bytes`` sets it, larger ones get 413."""

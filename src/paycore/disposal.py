@@ -15,12 +15,13 @@ the garbage collector.
 from __future__ import annotations
 
 import inspect
-import logging
 from typing import Protocol, runtime_checkable
+
+from paycore.logs import guarded_logger
 
 __all__ = ["Disposable", "dispose"]
 
-log = logging.getLogger("paycore.flow")
+log = guarded_logger("paycore.flow")
 
 
 @runtime_checkable

@@ -17,7 +17,6 @@ imported when the first flow is built (see :mod:`paycore.flow`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -41,6 +40,7 @@ from paycore.errors import (
 from paycore.idempotency import IdempotentRunner
 from paycore.in_flight import InFlight
 from paycore.listing import PaymentPage, read_page
+from paycore.logs import guarded_logger
 from paycore.plugins import Registry
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
@@ -54,7 +54,7 @@ from paycore.webhooks import WebhookReceiver
 
 __all__ = ["FlowParts"]
 
-log = logging.getLogger("paycore.flow")
+log = guarded_logger("paycore.flow")
 
 
 class FlowParts(PaymentActions):

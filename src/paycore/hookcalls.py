@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -38,6 +37,7 @@ import pluggy
 
 from paycore.awaiting import run_to_end
 from paycore.errors import DuplicateRegistration, PaycoreError, PaymentRejected, PluginLoadError
+from paycore.logs import guarded_logger
 from paycore.wire import shown
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ __all__ = [
     "validate_payment",
 ]
 
-log = logging.getLogger(__name__)
+log = guarded_logger(__name__)
 
 REGISTRATION_HOOKS: Final = frozenset(
     {

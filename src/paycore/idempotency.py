@@ -8,7 +8,6 @@ a key binds are :mod:`paycore.keys`' (and are importable from here too).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
@@ -41,6 +40,7 @@ from paycore.keys import (
     scope_of,
     stored_result,
 )
+from paycore.logs import guarded_logger
 from paycore.records import Checkout, Payment, Refund
 from paycore.storage import (
     ClaimingRepository,
@@ -65,7 +65,7 @@ __all__ = [
     "stored_result",
 ]
 
-log = logging.getLogger("paycore.idempotency")
+log = guarded_logger("paycore.idempotency")
 
 T = TypeVar("T")
 
@@ -283,6 +283,27 @@ class IdempotentRunner:
         operation: str,
     ) -> None:
         """Complete the key held by ``token`` with ``result``, unless the operation's last write did already."""
+        try:
+            await self._completed(scope, key, request, token, result, completer, operation)
+        except StorageError as error:  # done and stored: the caller hears so; the key waits out its lease
+            log.warning(
+                "idempotency key %r: %s was done but its result could not be kept (%s); a retry after the key's "
+                "lease carries it on from what was stored",
+                key,
+                operation,
+                error,
+            )
+
+    async def _completed(
+        self,
+        scope: str,
+        key: str,
+        request: str,
+        token: str,
+        result: object,
+        completer: KeyCompleter | None,
+        operation: str,
+    ) -> None:
         completed = completer.completed(result) if completer is not None else None
         if completed is not None:
             if not completed:
@@ -300,14 +321,6 @@ class IdempotentRunner:
             await (complete() if keeps and self._keeps_at_once else run_shielded(complete))
         except IdempotencyLeaseLost:
             await self._keep_after_takeover(scope, key, request, result, operation)
-        except StorageError as error:  # done and stored: the caller hears so; the key waits out its lease
-            log.warning(
-                "idempotency key %r: %s was done but its result could not be kept (%s); a retry after the key's "
-                "lease carries it on from what was stored",
-                key,
-                operation,
-                error,
-            )
 
     async def _keep_after_takeover(self, scope: str, key: str, request: str, result: object, operation: str) -> None:
         """Keep ``result`` for a key taken over while its request ran, once the key is free again.

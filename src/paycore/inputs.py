@@ -26,6 +26,7 @@ from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.records import Customer, LineItem
 
 __all__ = [
+    "as_kept",
     "check_age",
     "check_capture",
     "check_customer",
@@ -150,7 +151,7 @@ def json_document(value: object, *, what: str) -> dict[str, Any]:
     try:
         text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")  # a lone surrogate cannot be
-        copy = json.loads(text, parse_float=_number_as_kept)
+        copy = json.loads(text)
     except (TypeError, ValueError, RecursionError) as error:  # UnicodeEncodeError is a ValueError
         raise ValidationError(f"{what} must be JSON data: {type(error).__name__}") from None
     if "\\u0000" in text and wire.holds_nul(copy):  # JSON escapes it; no store keeps it as text
@@ -158,14 +159,22 @@ def json_document(value: object, *, what: str) -> dict[str, Any]:
     return copy  # type: ignore[no-any-return]  # a JSON object read back
 
 
-def _number_as_kept(text: str) -> float | int:
-    """A JSON number with a fraction or an exponent as every store gives it back: a whole float that JSON writes
-    with an exponent (``1e+23``) as the very integer it is, which PostgreSQL's ``jsonb`` would keep instead of the
-    float (and read back from the exponent's text as another integer); so a payment reads back equal on any store."""
-    number = float(text)
-    if ("e" in text or "E" in text) and number.is_integer():
-        return int(number)
-    return number
+def as_kept(value: Any) -> Any:
+    """``value`` (a :func:`json_document` or a part of one) as a record keeps it: a whole float that JSON writes
+    with an exponent (``1e+23``, any whole float from 1e16) as the integer it is, which is how PostgreSQL's
+    ``jsonb`` would hold it, and would give back another integer read from the exponent's digits; so a record
+    reads back equal from any store. What a request is fingerprinted on stays the document as given."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) >= _EXPONENT_FROM else value
+    if isinstance(value, dict):
+        return {key: as_kept(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_kept(item) for item in value]
+    return value
+
+
+_EXPONENT_FROM: Final = 1e16
+"""From this size on Python's JSON writes a float with an exponent."""
 
 
 def _check_tree(root: Mapping[Any, Any], what: str) -> None:

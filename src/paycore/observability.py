@@ -34,6 +34,7 @@ from paycore.errors import (
     ProviderNotSent,
     ValidationError,
 )
+from paycore.logs import report_failure
 from paycore.telemetry import (
     METRIC_LABELS,
     OPERATION_COUNTER,
@@ -153,7 +154,7 @@ def _current() -> Telemetry | None:
             _telemetry = None
         except Exception:  # the application's providers fail to make paycore's tracer or instruments
             _telemetry = None
-            _failed("set up its OpenTelemetry tracer and instruments")
+            report_failure("set up its OpenTelemetry tracer and instruments")
     return _telemetry if isinstance(_telemetry, Telemetry) and _telemetry.recording else None
 
 
@@ -204,7 +205,7 @@ def _observe(
             span = span_context.__enter__()
         except Exception:
             span = span_context = None
-            _failed(f"start the span {name}")
+            report_failure(f"start the span {name}")
     error: BaseException | None = None
     try:
         yield observation
@@ -223,16 +224,16 @@ def _observe(
             try:
                 telemetry.record(seconds, observation.attributes, internal=internal)
             except Exception:
-                _failed(f"record the metrics of {name}")
+                report_failure(f"record the metrics of {name}")
             if span is not None:
                 try:
                     telemetry.describe(span, observation.attributes, error)
                 except Exception:
-                    _failed(f"describe the span {name}")
+                    report_failure(f"describe the span {name}")
                 try:
                     span_context.__exit__(None, None, None)
                 except Exception:
-                    _failed(f"end the span {name}")
+                    report_failure(f"end the span {name}")
         _log(log, event, observation.attributes, seconds, failed=error is not None)
 
 
@@ -260,19 +261,7 @@ def _log(log: logging.Logger, event: str, attributes: Mapping[str, str | int], s
     try:
         log.log(level, "%s %s duration_ms=%.1f", event, pairs, seconds * 1000, extra={"paycore_event": event, **extra})
     except Exception:  # a handler that raises: the operation's outcome stands
-        _failed(f"log {event}")
-
-
-_own_log = logging.getLogger("paycore.observability")
-
-
-def _failed(what: str) -> None:
-    """Tell, if anything still can, that paycore could not ``what`` (a handler, an exporter, an instrument
-    raised); the operation goes on as if it had."""
-    try:
-        _own_log.error("paycore could not %s; the operation went on", what, exc_info=True)
-    except Exception:  # the handler that failed may be this logger's too
-        pass
+        report_failure(f"log {event}")
 
 
 def _plain(value: str | int) -> str | int:

@@ -20,7 +20,6 @@ rules, and :meth:`ProviderCalls.poll` asks for one.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
@@ -36,8 +35,15 @@ from paycore.awaiting import run_shielded, run_to_end, within
 from paycore.calls import CallOperation, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
+from paycore.logs import guarded_logger
 from paycore.money import Money
-from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
+from paycore.observability import (
+    Observation,
+    log_failure,
+    observe_provider_call,
+    provider_call_log,
+    quiet,
+)
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import NOT_SENT, fail_refund
@@ -51,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Answer", "ProviderCalls", "Unknown"]
 
-log = logging.getLogger("paycore.provider_calls")
+log = guarded_logger("paycore.provider_calls")
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -21,7 +21,6 @@ no one can ask about, gets its payment flagged for review once.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -30,6 +29,7 @@ from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.errors import InvalidTransition, PaymentBusy, ProviderNotEnabled, ProviderNotSent, ValidationError
 from paycore.listing import MAX_LIMIT, check_limit
+from paycore.logs import guarded_logger
 from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
@@ -41,7 +41,7 @@ from paycore.unit_of_work import PaymentWriter
 
 __all__ = ["Reaper"]
 
-log = logging.getLogger("paycore.reaper")
+log = guarded_logger("paycore.reaper")
 
 ProviderLookup = Callable[[str, "str | None"], Provider]
 

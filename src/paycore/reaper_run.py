@@ -7,7 +7,6 @@ polls kept failing: their payments wait for the next run, and do not count towar
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable
 from datetime import datetime
 
@@ -16,12 +15,13 @@ from attrs import define, field
 from paycore import fsm
 from paycore.calls import ProviderCall
 from paycore.errors import PaycoreError
+from paycore.logs import guarded_logger
 from paycore.records import Payment
 from paycore.status import ReviewReason
 
 __all__ = ["DOWN", "DOWN_AFTER", "NOT_ENABLED", "Run", "attempt", "carries", "left_to_operator", "past_waiting"]
 
-log = logging.getLogger("paycore.reaper")
+log = guarded_logger("paycore.reaper")
 
 DOWN_AFTER = 3
 """Status polls refused in a row that make a run take a provider for down (one refusal may be one payment's)."""

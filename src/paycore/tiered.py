@@ -32,7 +32,6 @@ that was skipped), as JSON text.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -48,11 +47,12 @@ from paycore.errors import (
     IdempotencyLeaseLost,
     StorageError,
 )
+from paycore.logs import guarded_logger
 from paycore.storage import IdempotencyClaim, IdempotencyStore
 
 __all__ = ["TieredIdempotencyStore"]
 
-logger = logging.getLogger("paycore.tiered")
+logger = guarded_logger("paycore.tiered")
 
 _LOST = "idempotency key {key!r}: this request's lease expired and another request took it over"
 

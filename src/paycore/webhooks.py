@@ -20,7 +20,6 @@ provider, or flags the payment when it cannot be polled.
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -41,6 +40,7 @@ from paycore.errors import (
     UnsupportedOperation,
     WebhookTooLarge,
 )
+from paycore.logs import guarded_logger
 from paycore.money import Money
 from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
@@ -56,7 +56,7 @@ from paycore.wire import MAX_ID_LENGTH, InvalidReport
 
 __all__ = ["WebhookReceiver", "money_without_amount", "receipt_ids", "webhook_body"]
 
-log = logging.getLogger("paycore.webhooks")
+log = guarded_logger("paycore.webhooks")
 
 ProviderLookup = Callable[[str, "str | None"], Provider]
 
