@@ -445,3 +445,14 @@ async def test_a_log_handler_that_raises_on_every_paycore_line_changes_no_operat
         assert stored.pending_call.unknown, "the lost answer was recorded as unknown, not left in flight"
     finally:
         root.removeHandler(handler)
+
+
+async def test_a_line_paycore_writes_names_the_function_that_wrote_it(
+    flow: PaymentFlow, fake: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its guarded logger is no frame of the record: %(funcName)s and %(pathname)s point into the code that logged."""
+    fake.script("initiate", "lost")
+    with caplog.at_level(logging.WARNING, logger="paycore.provider_calls"):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T9")
+    (record,) = [record for record in caplog.records if record.getMessage().startswith("outcome of initiate")]
+    assert (record.funcName, record.pathname.rsplit("/", 1)[-1]) == ("_answer", "provider_calls.py")

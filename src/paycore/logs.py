@@ -8,11 +8,16 @@ still can, and the operation goes on: a provider's answer is still recorded, a k
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, Final
 
 __all__ = ["GuardedLogger", "guarded_logger", "report_failure"]
 
 _own_log = logging.getLogger("paycore.observability")
+
+_OWN_FRAMES: Final = 1 if sys.version_info >= (3, 11) else 2
+"""Frames of this module between paycore's code and the logging call, as ``stacklevel`` counts them (before 3.11
+it counts logging's own frames too, which it skips since)."""
 
 if TYPE_CHECKING:
     _Adapter = logging.LoggerAdapter[logging.Logger]
@@ -39,6 +44,7 @@ class GuardedLogger(_Adapter):
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         """Log as :meth:`logging.Logger.log` does; a handler's failure is told, never raised."""
+        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + _OWN_FRAMES  # the record names paycore's caller
         try:
             super().log(level, msg, *args, **kwargs)
         except Exception:
