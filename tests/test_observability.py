@@ -425,8 +425,9 @@ async def test_a_broken_log_handler_exporter_or_meter_changes_no_operation(
     replayed = await flow.refund(payment_id, amount=Money.of("1000", "XOF"), idempotency_key="refund-T1")
     assert replayed.status.value == "succeeded", "the key kept its result"
     assert [op for op, _ in fake.calls].count("refund") == 1
-    if broken_recording != "log handler":
-        assert "paycore could not" in caplog.text, "the failure is told where it can be"
+    assert "paycore could not" in caplog.text, "the failure is told where it can be"
+    if broken_recording == "log handler":
+        assert "paycore could not log paycore.operation" in caplog.text, "which line was lost"
 
 
 async def test_a_log_handler_that_raises_on_every_paycore_line_changes_no_operation(
@@ -456,3 +457,16 @@ async def test_a_line_paycore_writes_names_the_function_that_wrote_it(
         await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T9")
     (record,) = [record for record in caplog.records if record.getMessage().startswith("outcome of initiate")]
     assert (record.funcName, record.pathname.rsplit("/", 1)[-1]) == ("_answer", "provider_calls.py")
+
+
+def test_a_line_a_handler_lost_is_named_by_its_template(caplog: pytest.LogCaptureFixture) -> None:
+    from paycore.logs import guarded_logger
+
+    handler, logger = RaisingHandler(), logging.getLogger("paycore.provider_calls")
+    logger.addHandler(handler)
+    try:
+        guarded_logger("paycore.provider_calls").warning("outcome of %s is unknown: %s", "refund", "a secret reason")
+    finally:
+        logger.removeHandler(handler)
+    assert "could not log a WARNING line on paycore.provider_calls ('outcome of %s is unknown: %s')" in caplog.text
+    assert "a secret reason" not in caplog.text.split("Traceback")[0], "its template, never its values"

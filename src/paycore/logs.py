@@ -48,7 +48,8 @@ class GuardedLogger(_Adapter):
         try:
             super().log(level, msg, *args, **kwargs)
         except Exception:
-            report_failure(f"log on {self.logger.name}")
+            # The line itself is lost to every handler after the failing one: say which (its template, not its values).
+            report_failure(f"log a {logging.getLevelName(level)} line on {self.logger.name} ({str(msg)[:200]!r})")
 
 
 def guarded_logger(name: str) -> GuardedLogger:
