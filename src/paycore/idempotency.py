@@ -282,10 +282,27 @@ class IdempotentRunner:
         completer: KeyCompleter | None,
         operation: str,
     ) -> None:
-        """Complete the key held by ``token`` with ``result``, unless the operation's last write did already."""
+        """Complete the key held by ``token`` with ``result``, unless the operation's last write did already; a key
+        the store cannot keep now waits out its lease (the operation was done and stored: the caller hears so)."""
         try:
-            await self._completed(scope, key, request, token, result, completer, operation)
-        except StorageError as error:  # done and stored: the caller hears so; the key waits out its lease
+            completed = completer.completed(result) if completer is not None else None
+            if completed is not None:
+                if not completed:
+                    await self._keep_after_takeover(scope, key, request, result, operation)
+                return  # the operation's last write completed the key
+            try:
+                keeps = self._keeps_records and type(result) in KEPT_AS_RECORDS
+                # The operation is done: a caller cancelled now still leaves its key completed. A store that completes
+                # without waiting needs no shield: no cancellation lands where nothing waits.
+                if keeps:
+                    complete = partial(self.store.complete_record, record=result)  # type: ignore[attr-defined]
+                else:
+                    complete = partial(self.store.complete, result=stored_result(result))
+                complete = partial(complete, scope=scope, key=key, token=token, ttl_seconds=self.ttl_seconds)
+                await (complete() if keeps and self._keeps_at_once else run_shielded(complete))
+            except IdempotencyLeaseLost:
+                await self._keep_after_takeover(scope, key, request, result, operation)
+        except StorageError as error:
             log.warning(
                 "idempotency key %r: %s was done but its result could not be kept (%s); a retry after the key's "
                 "lease carries it on from what was stored",
@@ -293,34 +310,6 @@ class IdempotentRunner:
                 operation,
                 error,
             )
-
-    async def _completed(
-        self,
-        scope: str,
-        key: str,
-        request: str,
-        token: str,
-        result: object,
-        completer: KeyCompleter | None,
-        operation: str,
-    ) -> None:
-        completed = completer.completed(result) if completer is not None else None
-        if completed is not None:
-            if not completed:
-                await self._keep_after_takeover(scope, key, request, result, operation)
-            return  # the operation's last write completed the key
-        try:
-            keeps = self._keeps_records and type(result) in KEPT_AS_RECORDS
-            # The operation is done: a caller cancelled now still leaves its key completed. A store that completes
-            # without waiting needs no shield: no cancellation lands where nothing waits.
-            if keeps:
-                complete = partial(self.store.complete_record, record=result)  # type: ignore[attr-defined]
-            else:
-                complete = partial(self.store.complete, result=stored_result(result))
-            complete = partial(complete, scope=scope, key=key, token=token, ttl_seconds=self.ttl_seconds)
-            await (complete() if keeps and self._keeps_at_once else run_shielded(complete))
-        except IdempotencyLeaseLost:
-            await self._keep_after_takeover(scope, key, request, result, operation)
 
     async def _keep_after_takeover(self, scope: str, key: str, request: str, result: object, operation: str) -> None:
         """Keep ``result`` for a key taken over while its request ran, once the key is free again.
