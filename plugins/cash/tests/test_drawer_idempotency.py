@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from paycore.config import load_config
-from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, StorageUnavailable
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.plugins import collect_registry, create_plugin_manager
@@ -51,6 +51,10 @@ class Clock:
         self.seconds += seconds
 
 
+class ProcessDied(BaseException):
+    """The process stops where this is raised: nothing after it runs, nothing is cleaned up."""
+
+
 class CrashingStore(MemoryIdempotencyStore):
     """Loses the holder before it can store its result, once: the request wrote, the key stays held."""
 
@@ -67,7 +71,7 @@ class CrashingStore(MemoryIdempotencyStore):
             self.crash_next = False
             if self.forget_on_crash:
                 await super().release(scope=scope, key=key, token=token)
-            raise StorageUnavailable("the process died before storing the result")
+            raise ProcessDied  # before storing the result
         await super().complete(scope=scope, key=key, token=token, result=result, ttl_seconds=ttl_seconds)
 
 
@@ -149,7 +153,7 @@ async def test_an_open_whose_holder_crashed_is_resumed_after_the_lease_without_a
     drawers: CashDrawers, clock: Clock, store: CrashingStore
 ) -> None:
     store.crash_next = True
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(ProcessDied):
         await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa", idempotency_key="k")
     written = await drawers.sessions()
     with pytest.raises(IdempotencyInProgress):
@@ -164,7 +168,7 @@ async def test_a_pay_out_whose_holder_crashed_is_resumed_after_the_lease_without
 ) -> None:
     session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
     store.crash_next = True
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(ProcessDied):
         await drawers.pay_out(till="T1", amount=xof(4_000), reason="drop", actor="Awa", idempotency_key="d")
     clock.advance(LEASE + 1)
     resumed = await drawers.pay_out(till="T1", amount=xof(4_000), reason="drop", actor="Awa", idempotency_key="d")
@@ -177,7 +181,7 @@ async def test_a_close_whose_holder_crashed_is_resumed_after_the_lease_and_retur
 ) -> None:
     session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
     store.crash_next = True
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(ProcessDied):
         await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="c")
     clock.advance(LEASE + 1)
     resumed = await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="c")
@@ -190,7 +194,7 @@ async def test_a_close_by_session_whose_holder_crashed_replays_that_close_instea
 ) -> None:
     session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
     store.crash_next = True
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(ProcessDied):
         await drawers.close(session_id=session.id, counted=xof(10_500), closed_by="Awa", idempotency_key="c")
     clock.advance(LEASE + 1)
     resumed = await drawers.close(session_id=session.id, counted=xof(10_500), closed_by="Awa", idempotency_key="c")
@@ -203,7 +207,7 @@ async def test_a_keyed_close_retried_after_the_till_reopened_replays_the_first_c
 ) -> None:
     first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
     store.crash_next = True
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(ProcessDied):
         await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
     second = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Binta")
     clock.advance(LEASE + 1)
@@ -243,7 +247,7 @@ async def test_a_close_key_whose_record_was_lost_refuses_another_count_and_close
 ) -> None:
     first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
     store.crash_next = store.forget_on_crash = True
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(ProcessDied):
         await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
     second = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Binta")
     with pytest.raises(IdempotencyKeyReused, match=f"close drawer session {first.id} with 9000 XOF counted by Awa"):
