@@ -316,7 +316,7 @@ class PaymentActions:
                     return earlier  # a first attempt under this key got that far: never refund twice
                 refund = request.draft(payment, chosen, binding, earlier)
                 await chosen.check_refund(payment, refund)
-                written_down = await request.write_down(self.writer, payment, chosen, refund, earlier)
+                written_down = await request.write_down(payment, chosen, refund, earlier)
                 if isinstance(written_down, Refund):
                     return written_down  # the first attempt's refund, reported made as this one was written: not sent
                 started, call, refund_id = written_down, written_down.pending_call, refund.id

@@ -2,13 +2,11 @@
 
 The rules of a call's life are in :mod:`paycore.calls`; this module runs them:
 
-1. :meth:`ProviderCalls.begin` writes the call on the payment (or :meth:`ProviderCalls.first_change` with the
-   operation's first change) after re-checking the operation on the freshest copy; a payment that carries a
-   call already is :class:`~paycore.errors.PaymentBusy`;
-2. :meth:`ProviderCalls.ask` sends it under the flow's timeout, if its caller is still there and it can still be
-   answered within its lease, and classifies the ending: an answer, *not sent* (nothing happened: the call is
-   undone, as for a caller cancelled between the write and the send, :meth:`ProviderCalls.unless_cut`), or
-   :class:`Unknown`;
+1. :meth:`ProviderCalls.begin` (:meth:`ProviderCalls.write_down`, with the operation's first change) writes the call
+   on the payment after re-checking the operation on the freshest copy (a payment carrying one is ``PaymentBusy``);
+2. :meth:`ProviderCalls.ask` sends it under the flow's timeout if its caller is there and it can still be answered
+   within its lease, and classifies the ending: an answer, *not sent* (nothing happened: the call is undone, as
+   for a caller cut between write and send, :meth:`ProviderCalls.unless_cut`), or :class:`Unknown`;
 3. :meth:`ProviderCalls.finish` applies the answer and clears the call, only if the payment still carries
    *this* call (the owner's right); an unknown ending marks the call unknown;
 4. :meth:`ProviderCalls.settle` runs before any new operation: a call in flight refuses it, an unknown (or
@@ -109,16 +107,11 @@ class ProviderCalls:
 
         ``known`` is the caller's copy of the payment (see :meth:`PaymentWriter.mutate`); ``call_id`` names the call
         (a keyed operation's, derived from its key), else it gets a new id. An operation whose first change is more
-        than its call (a refund's record) writes it with :meth:`first_change`."""
-        built: list[Change] = []
-
-        def build(payment: Payment) -> Change:
-            change = self.first_change(payment, operation, check, amount=amount, cause=cause, call_id=call_id)
-            built.append(change)
-            return change
-
-        written = lambda: built[-1].value("pending_call") if built else None  # noqa: E731
-        started = await self.unless_cut(self.writer.mutate(payment_id, build, known=known), payment_id, written)
+        than its call (a refund's record) writes it with :meth:`write_down` and :meth:`first_change`."""
+        build = partial(
+            self.first_change, operation=operation, check=check, amount=amount, cause=cause, call_id=call_id
+        )
+        started = await self.write_down(payment_id, build, known=known)
         assert started.pending_call is not None
         return started, started.pending_call
 
@@ -144,6 +137,19 @@ class ProviderCalls:
         if also is not None:
             also(change)
         return change
+
+    async def write_down(
+        self, payment_id: str, build: Callable[[Payment], Change], *, known: Payment | None = None
+    ) -> Payment:
+        """The payment with the call ``build`` writes down (:meth:`first_change`); undone if cut before it is sent."""
+        built: list[Change] = []
+
+        def building(payment: Payment) -> Change:
+            built.append(build(payment))
+            return built[-1]
+
+        writing = self.writer.mutate(payment_id, building, known=known)
+        return await self.unless_cut(writing, payment_id, lambda: built[-1].value("pending_call") if built else None)
 
     async def ask(
         self, request: Request[T], payment: Payment, call: ProviderCall | None, *, provider: Provider | None = None
@@ -315,9 +321,8 @@ class ProviderCalls:
         return undone
 
     async def unless_cut(self, writing: Awaitable[T], payment_id: str, written: Callable[[], ProviderCall | None]) -> T:
-        """``await writing`` (the write of a call, the telling of its events); a caller cancelled meanwhile has the
-        call ``written`` undone (:meth:`undo`) to its end before the cancellation goes on: it was never sent, and
-        its key's retry sends it at once."""
+        """``await writing`` (a call's write, the telling of its events); a caller cancelled meanwhile has the call
+        ``written`` undone (:meth:`undo`) to its end first: never sent, its key's retry sends it at once."""
         try:
             return await writing
         except anyio.get_cancelled_exc_class():

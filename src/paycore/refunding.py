@@ -28,7 +28,6 @@ from paycore.records import Payment, Refund, new_id
 from paycore.refund_reports import never_reached
 from paycore.status import RefundStatus
 from paycore.storage import PaymentRepository, PaymentWrite
-from paycore.unit_of_work import PaymentWriter
 
 __all__ = ["RefundRequest"]
 
@@ -82,22 +81,15 @@ class RefundRequest:
         return never_reached(await repository.list_events(self.payment_id), earlier.id)
 
     async def write_down(
-        self, writer: PaymentWriter, payment: Payment, chosen: Provider, refund: Refund, earlier: Refund | None
+        self, payment: Payment, chosen: Provider, refund: Refund, earlier: Refund | None
     ) -> Payment | Refund:
         """``payment`` with ``refund`` and its call written down, to be sent; or, when the refund of its id is no
         longer ``earlier`` (the failed attempt under the same key it replaces, or none), that refund: the first
-        attempt's, written or reported since, which is the key's answer and is never sent again."""
-        built: list[Change] = []
-
-        def build(current: Payment) -> Change:
-            built.append(self.first_change(current, chosen, refund, earlier))
-            return built[-1]
-
-        written = lambda: built[-1].value("pending_call") if built else None  # noqa: E731
-        try:  # cut before the refund is sent, it fails as never sent
-            return await self.calls.unless_cut(
-                writer.mutate(self.payment_id, build, known=payment), self.payment_id, written
-            )
+        attempt's, written or reported since, which is the key's answer and is never sent again. Cut before it is
+        sent, the refund fails as never sent (:meth:`~paycore.provider_calls.ProviderCalls.write_down`)."""
+        build = partial(self.first_change, chosen=chosen, refund=refund, earlier=earlier)
+        try:
+            return await self.calls.write_down(self.payment_id, build, known=payment)
         except _MadeMeanwhile as made:
             return made.refund
 
