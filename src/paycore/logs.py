@@ -49,7 +49,7 @@ class GuardedLogger(_Adapter):
             super().log(level, msg, *args, **kwargs)
         except Exception:
             # The line itself is lost to every handler after the failing one: say which (its template, not its values).
-            report_failure(f"log a {logging.getLevelName(level)} line on {self.logger.name} ({str(msg)[:200]!r})")
+            report_failure(f"log a line at {logging.getLevelName(level)} on {self.logger.name} ({str(msg)[:200]!r})")
 
 
 def guarded_logger(name: str) -> GuardedLogger:

@@ -34,7 +34,7 @@ from paycore.errors import (
     ProviderNotSent,
     ValidationError,
 )
-from paycore.logs import report_failure
+from paycore.logs import GuardedLogger, guarded_logger, report_failure
 from paycore.telemetry import (
     METRIC_LABELS,
     OPERATION_COUNTER,
@@ -74,8 +74,8 @@ UNKNOWN: Final = "unknown"
 NOT_SENT: Final = "not_sent"
 """The outcome of a provider call whose request never left."""
 
-operation_log = logging.getLogger("paycore.flow")
-provider_call_log = logging.getLogger("paycore.provider_calls")
+operation_log = guarded_logger("paycore.flow")
+provider_call_log = guarded_logger("paycore.provider_calls")
 
 
 def outcome_of(error: BaseException, *, provider_call: bool = False) -> str:
@@ -190,7 +190,7 @@ def _observe(
     attributes: Mapping[str, str | int],
     *,
     internal: bool,
-    log: logging.Logger,
+    log: GuardedLogger,
     event: str,
 ) -> Iterator[Observation]:
     observation = Observation(attributes)
@@ -237,12 +237,12 @@ def _observe(
         _log(log, event, observation.attributes, seconds, failed=error is not None)
 
 
-def quiet(log: logging.Logger) -> bool:
+def quiet(log: GuardedLogger) -> bool:
     """True when nothing records spans or metrics and ``log`` writes no INFO line: only failures are logged then."""
     return _current() is None and not log.isEnabledFor(logging.INFO)
 
 
-def log_failure(log: logging.Logger, event: str, attributes: Mapping[str, str | int], started: float,
+def log_failure(log: GuardedLogger, event: str, attributes: Mapping[str, str | int], started: float,
                 error: BaseException, *, internal: bool) -> None:  # fmt: skip
     """Log ``error`` as :func:`observe_operation` (``internal``) or :func:`observe_provider_call` would, for code
     run without them because :func:`quiet` (``started``: its :func:`time.perf_counter` at the start)."""
@@ -250,7 +250,7 @@ def log_failure(log: logging.Logger, event: str, attributes: Mapping[str, str | 
     _log(log, event, {**attributes, "paycore.outcome": outcome}, time.perf_counter() - started, failed=True)
 
 
-def _log(log: logging.Logger, event: str, attributes: Mapping[str, str | int], seconds: float, *, failed: bool) -> None:
+def _log(log: GuardedLogger, event: str, attributes: Mapping[str, str | int], seconds: float, *, failed: bool) -> None:
     level = logging.INFO
     if failed and attributes.get("paycore.outcome") in {"error", "cancelled", UNKNOWN}:
         level = logging.WARNING
@@ -258,10 +258,7 @@ def _log(log: logging.Logger, event: str, attributes: Mapping[str, str | int], s
         return
     pairs = " ".join(f"{key.removeprefix('paycore.')}={_plain(value)}" for key, value in attributes.items())
     extra = {key.replace(".", "_"): value for key, value in attributes.items()}
-    try:
-        log.log(level, "%s %s duration_ms=%.1f", event, pairs, seconds * 1000, extra={"paycore_event": event, **extra})
-    except Exception:  # a handler that raises: the operation's outcome stands
-        report_failure(f"log {event}")
+    log.log(level, "%s %s duration_ms=%.1f", event, pairs, seconds * 1000, extra={"paycore_event": event, **extra})
 
 
 def _plain(value: str | int) -> str | int:
