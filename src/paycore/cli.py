@@ -22,8 +22,7 @@ __all__ = ["OWN_CONFIG_COMMANDS", "build_parser", "main"]
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    manager = create_plugin_manager(args.plugins, blocked=args.blocked)
-    registry = collect_registry(manager)
+    manager, registry = args.plugin_manager, args.registry  # what the command line itself loaded
     print(f"paycore {__version__}")
     for info in plugin_infos(manager):
         origin = f"{info.distribution} {info.version}" if info.distribution else "registered in code"
@@ -146,8 +145,8 @@ def main(
     """
     extra = tuple(plugins)
     try:
-        blocked = _blocked(argv, config)
-        registry = collect_registry(create_plugin_manager(extra, blocked=blocked))
+        manager = create_plugin_manager(extra, blocked=_blocked(argv, config))
+        registry = collect_registry(manager)
         parser = build_parser(registry)
         parser.prog = prog
         args = parser.parse_args(argv)
@@ -156,7 +155,7 @@ def main(
             return 2
         if args.config is None and config is not None and args.command not in OWN_CONFIG_COMMANDS:
             args.config = config
-        args.plugins, args.blocked = extra, blocked
+        args.plugins, args.plugin_manager, args.registry = extra, manager, registry
         status = int(args.run(args) or 0)
         sys.stdout.flush()  # here, where a reader that stopped early (``| head``) is caught, not at exit
         return status
