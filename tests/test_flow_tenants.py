@@ -135,3 +135,48 @@ async def test_a_webhook_reaches_the_payment_of_its_own_tenant(flow: PaymentFlow
     (after,) = await flow.handle_webhook("wave", body, headers, tenant="chez-awa")
     assert after.id == payment.id
     assert after.status is PaymentStatus.SUCCEEDED
+
+
+def _same_storage(flow: PaymentFlow) -> PaymentFlow:
+    """Another flow on ``flow``'s storage and providers, as another process would be: it has read no payment yet."""
+    return PaymentFlow(
+        config=flow.config,
+        plugin_manager=flow.plugin_manager,
+        registry=flow.registry,
+        repository=flow.repository,
+        idempotency_store=flow.idempotency.store,
+    )
+
+
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["same-flow", "another-flow"])
+@pytest.mark.parametrize("named_first", [True, False], ids=["tenant-named-first", "tenant-named-on-retry"])
+async def test_a_keyed_refund_retried_with_or_without_its_tenant_refunds_once(
+    flow: PaymentFlow, named_first: bool, elsewhere: bool
+) -> None:
+    payment = await _paid(flow, "chez-awa")
+    retrying = _same_storage(flow) if elsewhere else flow
+    first = await flow.refund(
+        payment.id, amount=Money.of("1000", "XOF"), idempotency_key="R1", tenant="chez-awa" if named_first else None
+    )
+    again = await retrying.refund(
+        payment.id, amount=Money.of("1000", "XOF"), idempotency_key="R1", tenant=None if named_first else "chez-awa"
+    )
+    assert again == first
+    assert (await flow.get_payment(payment.id)).refunded_amount == Money.of("1000", "XOF")
+    assert [call[0] for call in _wave(flow, "chez-awa").calls].count("refund") == 1
+
+
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["same-flow", "another-flow"])
+async def test_a_key_of_payments_without_a_tenant_does_not_reach_an_unscoped_call_on_a_tenants_payment(
+    make_flow: Callable[..., PaymentFlow], elsewhere: bool
+) -> None:
+    async with make_flow(tenants=TENANTS) as flow:
+        plain = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T1")).payment
+        awa = await _paid(flow, "chez-awa")
+        await flow.refund(plain.id, amount=Money.of("1000", "XOF"), idempotency_key="R1")
+        retrying = _same_storage(flow) if elsewhere else flow
+        _wave(retrying, "chez-awa").ledger[awa.id] = _wave(flow, "chez-awa").ledger[awa.id]
+        refund = await retrying.refund(awa.id, amount=Money.of("2000", "XOF"), idempotency_key="R1")
+        assert refund.payment_id == awa.id
+        assert (await flow.get_payment(awa.id)).refunded_amount == Money.of("2000", "XOF")
+        assert (await flow.get_payment(plain.id)).refunded_amount == Money.of("1000", "XOF")

@@ -43,9 +43,8 @@ T = TypeVar("T")
 class PaymentActions:
     """The money-moving actions on payments; see the module docstring.
 
-    :class:`~paycore.flow.PaymentFlow` is built on it and gives it its parts:
-    the payment writer, the provider-call protocol, the idempotency runner,
-    the plugin manager, the providers and the clock.
+    :class:`~paycore.flow.PaymentFlow` is built on it and gives it its parts: the payment writer, the
+    provider-call protocol, the idempotency runner, the plugin manager, the providers and the clock.
     """
 
     writer: PaymentWriter
@@ -151,6 +150,7 @@ class PaymentActions:
                 telling = self.writer.notify(added.events, added.payment)
             payment, call = added.payment, added.payment.pending_call
             assert call is not None
+            self.writer.remember(payment)
             await self.calls.unless_cut(telling, payment.id, lambda: call)
             return await self._initiate(payment, call, chosen, binding)
 
@@ -261,9 +261,8 @@ class PaymentActions:
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
             return await self.calls.conclude(payment_id, call, answer, chosen, _itself, known=started, binding=binding)
 
-        return await self._run(
-            "cancel", payment_id, tenant, idempotency_key, {"payment_id": payment_id}, execute, Payment
-        )
+        arguments = {"payment_id": payment_id}
+        return await self._run("cancel", payment_id, tenant, idempotency_key, arguments, execute, Payment)
 
     def _cancel_locally(self, payment: Payment, chosen: Provider) -> Change:
         operations.check_cancel(payment, chosen, local=True)
@@ -375,9 +374,11 @@ class PaymentActions:
     ) -> T:
         self.check_open()
         inputs.check_payment_id(payment_id, tenant)
+        # A key lives in the key space of its payment's tenant, whether the caller names the tenant or not.
+        owner = tenant if tenant is not None or key is None else await self.writer.tenant_of(payment_id)
         result: T = await self.idempotency.run(
             operation=operation,
-            scope=scope_of(tenant),
+            scope=scope_of(owner),
             key=key,
             arguments=arguments,
             execute=execute,

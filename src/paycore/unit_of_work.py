@@ -38,10 +38,13 @@ from paycore.storage import (
     UpdatingRepository,
 )
 
-__all__ = ["MAX_ATTEMPTS", "Delivery", "PaymentWriter"]
+__all__ = ["MAX_ATTEMPTS", "TENANTS_REMEMBERED", "Delivery", "PaymentWriter"]
 
 MAX_ATTEMPTS: Final = 25
 """Reload-and-reapply attempts before a write that keeps losing races gives up."""
+
+TENANTS_REMEMBERED: Final = 16_384
+"""The most payments whose tenant :meth:`PaymentWriter.tenant_of` remembers; past that it forgets them all."""
 
 Build = Callable[[Payment], "Change | None"]
 """Builds the change to store from the freshest payment (``None``: nothing to change)."""
@@ -63,6 +66,8 @@ class PaymentWriter:
         self.repository = repository
         self.plugin_manager = plugin_manager
         self._updates = isinstance(repository, UpdatingRepository)
+        self._tenants: dict[str, str | None] = {}
+        """The tenant of each payment read or stored lately (a payment's tenant never changes)."""
 
     def completes_keys_of(self, store: IdempotencyStore) -> bool:
         """True when a write can complete an idempotency key of ``store`` in its own unit of work."""
@@ -92,7 +97,23 @@ class PaymentWriter:
                 raise missing from None
         if tenant is not None and payment.tenant != tenant:
             raise missing
+        self.remember(payment)
         return payment
+
+    def remember(self, payment: Payment) -> None:
+        """Remember ``payment``'s tenant for :meth:`tenant_of`."""
+        tenants = self._tenants
+        if len(tenants) >= TENANTS_REMEMBERED:
+            tenants.clear()
+        tenants[payment.id] = payment.tenant
+
+    async def tenant_of(self, payment_id: str) -> str | None:
+        """The tenant of payment ``payment_id`` (``None``: it has none); :class:`PaymentNotFound` if there is no
+        such payment. Read once, then remembered: a payment's tenant never changes."""
+        tenants = self._tenants
+        if payment_id in tenants:
+            return tenants[payment_id]
+        return (await self.load(payment_id)).tenant
 
     async def add(self, payment: Payment, events: Sequence[PaymentEvent]) -> None:
         """Store a new payment with its first events, then tell observers."""
