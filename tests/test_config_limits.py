@@ -84,14 +84,32 @@ def test_a_duration_beyond_its_limit_is_refused_naming_the_setting_and_its_range
     with pytest.raises(ConfigurationError) as raised:
         load_config({key: raw}, environ={})
     message = str(raised.value)
-    assert message.startswith(f"{key} must be a positive number of seconds, at most {most:.0f} ({in_words}), not ")
+    assert message.startswith(
+        f"{key} must be a positive number of seconds, at least 0.001 and at most {most:.0f} ({in_words}), not "
+    )
     assert len(message) < 200
 
 
 @pytest.mark.parametrize("key", sorted(MOST))
 def test_a_duration_beyond_its_limit_is_refused_from_the_environment(key: str) -> None:
-    with pytest.raises(ConfigurationError, match=f"^{key} must be a positive number of seconds, at most"):
+    with pytest.raises(
+        ConfigurationError, match=f"^{key} must be a positive number of seconds, at least 0.001 and at most"
+    ):
         load_config(None, environ={f"PAYCORE_{key.upper()}": "1e400"})
+
+
+@pytest.mark.parametrize("key", sorted(MOST))
+@pytest.mark.parametrize("raw", [1e-7, "5e-7", 0.0009, 1e-300, 5e-324])
+def test_a_duration_shorter_than_a_millisecond_is_refused(key: str, raw: object) -> None:
+    # It would become no time at all once made a timedelta (a payment_ttl of 1e-7 expired every payment at once).
+    with pytest.raises(
+        ConfigurationError, match=f"^{key} must be a positive number of seconds, at least 0.001 and at most"
+    ):
+        load_config({key: raw}, environ={})
+
+
+def test_a_duration_of_a_millisecond_is_accepted() -> None:
+    assert load_config({"payment_ttl": "0.001"}, environ={}).payment_ttl == 0.001
 
 
 @pytest.mark.parametrize("raw", [True, False, None, [1], {"s": 1}])

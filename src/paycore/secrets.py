@@ -302,10 +302,14 @@ class Settings(Mapping[str, Any]):
         return read_seconds(self._data.get(key, default), what=f"{self._owner}: {key!r}", most=most)
 
 
+LEAST_SECONDS: Final = 0.001
+"""The shortest duration a setting may give: one millisecond (a shorter one would act as none at all)."""
+
+
 def read_seconds(value: object, *, what: str, most: float, in_words: str = "") -> float:
-    """``value`` as a number of seconds above 0 and at most ``most``: a number, or the text of one
-    (from the environment). Anything else (a bool, NaN, infinity, a negative, an integer beyond
-    any float) is a :class:`ConfigurationError` that names the setting (``what``)."""
+    """``value`` as a number of seconds from :data:`LEAST_SECONDS` to ``most``: a number, or the text of one
+    (from the environment). Anything else (a bool, NaN, infinity, a negative, zero or less than a millisecond,
+    an integer beyond any float) is a :class:`ConfigurationError` that names the setting (``what``)."""
     number = value
     if isinstance(value, str):
         try:
@@ -318,9 +322,10 @@ def read_seconds(value: object, *, what: str, most: float, in_words: str = "") -
         number = float(number)
     except OverflowError:  # an integer beyond any float
         number = math.inf
-    if not 0 < number <= most:  # NaN and infinity too
+    if not LEAST_SECONDS <= number <= most:  # NaN and infinity too
         limit = f"{most:.0f} ({in_words})" if in_words else f"{most:.0f}"
         raise ConfigurationError(
-            f"{what} must be a positive number of seconds, at most {limit}, not {shown_setting(value)}"
+            f"{what} must be a positive number of seconds, at least {LEAST_SECONDS:g} and at most {limit}, "
+            f"not {shown_setting(value)}"
         )
     return number
