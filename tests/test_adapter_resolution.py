@@ -275,7 +275,10 @@ def test_the_installed_adapters_declare_their_schemes_and_the_memory_default() -
             {"type": "sqlalchemy", "url": "sqlite:///:memory:", "pool_szie": 2},
             r"repository 'sqlalchemy': no setting 'pool_szie'; it reads auto_upgrade, max_overflow",
         ),
-        ({"type": "sqlalchemy", "url": "sqlite:///:memory:", "pool_timeout": "nan"}, r"pool_timeout must be a finite"),
+        (
+            {"type": "sqlalchemy", "url": "sqlite:///:memory:", "pool_timeout": "nan"},
+            r"pool_timeout must be a positive",
+        ),
     ],
     ids=["memory", "sqlalchemy", "sqlalchemy-nan"],
 )

@@ -27,7 +27,7 @@ def _refused(repository: dict[str, Any]) -> str:
     [
         ("pool_size", "must be a number"),
         ("max_overflow", "must be a number"),
-        ("pool_timeout", "must be a number"),
+        ("pool_timeout", "must be a number of seconds"),
         ("auto_upgrade", "must be true or false"),
         ("pool_pre_ping", "must be true or false"),
     ],
@@ -36,6 +36,21 @@ def test_a_url_under_another_setting_is_quoted_without_its_password(name: str, e
     message = _refused({"url": "sqlite://", name: URL})
     assert f"sqlalchemy: {name} {expected}, not 'postgresql://" in message
     assert PASSWORD not in message
+
+
+@pytest.mark.parametrize("raw", [0, 1e-7, "0.0009", 3601, 1e300, "nan", -1])
+def test_a_pool_timeout_outside_a_millisecond_to_an_hour_is_refused(raw: object) -> None:
+    # 1e300 overflowed the pool's wait (a raw OverflowError as connections ran short); 1e-7 never waited.
+    assert _refused({"url": "sqlite://", "pool_timeout": raw}).startswith(
+        "sqlalchemy: pool_timeout must be a positive number of seconds, at least 0.001 and at most 3600 (an hour)"
+    )
+
+
+@pytest.mark.parametrize("raw", [0.001, "30", 3600])
+def test_a_pool_timeout_within_its_range_is_taken(raw: object) -> None:
+    from paycore_sqlalchemy.settings import engine_options
+
+    assert engine_options({"pool_timeout": raw}) == {"pool_timeout": float(raw)}
 
 
 def test_a_url_whose_port_is_not_a_number_is_a_configuration_error_without_its_password() -> None:

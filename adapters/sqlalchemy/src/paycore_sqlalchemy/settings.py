@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from paycore.errors import ConfigurationError
-from paycore.secrets import shown_setting
+from paycore.secrets import read_seconds, shown_setting
 
 __all__ = [
     "ENGINE_OPTIONS",
@@ -22,6 +22,9 @@ ENGINE_OPTIONS: Final = ("pool_size", "max_overflow", "pool_timeout", "pool_pre_
 
 SETTING_NAMES: Final = frozenset({"url", "auto_upgrade", *ENGINE_OPTIONS})
 """Every setting the adapter reads."""
+
+MAX_POOL_TIMEOUT: Final = 3600.0
+"""The longest ``pool_timeout``: an hour (a wait beyond what a thread's lock can wait overflowed)."""
 
 _TRUE: Final = {"1", "true", "yes", "on"}
 _FALSE: Final = {"0", "false", "no", "off"}
@@ -74,8 +77,11 @@ def engine_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         if name == "pool_pre_ping":
             options[name] = _boolean(raw, name)
             continue
+        if name == "pool_timeout":  # a duration as every other: from a millisecond to an hour
+            options[name] = read_seconds(raw, what=f"sqlalchemy: {name}", most=MAX_POOL_TIMEOUT, in_words="an hour")
+            continue
         try:
-            number = float(raw) if name == "pool_timeout" else int(raw)
+            number = int(raw)
         except (TypeError, ValueError):
             raise ConfigurationError(f"sqlalchemy: {name} must be a number, not {shown_setting(raw)}") from None
         if not 0 <= number < float("inf"):  # NaN compares false: refused too
