@@ -68,6 +68,19 @@ async def test_an_unreachable_database_is_storage_unavailable_without_its_passwo
         await repository.aclose()
 
 
+async def test_a_file_that_is_not_a_database_is_storage_unavailable_saying_so(tmp_path: Path) -> None:
+    # It was SQLAlchemy's own DatabaseError (a traceback at the command line), not a PaycoreError.
+    junk = tmp_path / "pos.db"
+    junk.write_bytes(b"a till's receipt printer log, not a database" * 4)
+    repository = SqlPaymentRepository(f"sqlite:///{junk}")
+    try:
+        with pytest.raises(StorageUnavailable, match=r"pos\.db failed: file is not a database"):
+            await repository.get("pay_1")
+    finally:
+        await repository.aclose()
+    assert junk.read_bytes().startswith(b"a till's receipt printer log")
+
+
 async def test_a_closed_repository_opens_no_connection_again(database_url: str) -> None:
     from paycore.errors import StorageError
 

@@ -11,6 +11,7 @@ one flow share it, and the last one to close disposes of it.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Mapping
 from typing import Any, Final
@@ -21,7 +22,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from paycore.errors import ConfigurationError
+from paycore.errors import ConfigurationError, StorageUnavailable
 from paycore.secrets import redact_url, shown_setting
 from paycore.wire import quoted
 
@@ -149,11 +150,15 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
         # Let SQLAlchemy's "begin" event, not the sqlite3 module, start transactions.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        try:
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as error:  # "file is not a database": no unit of work could run on it
+            raise StorageUnavailable(f"database {safe_url(engine.url)} failed: {error}") from error
+        finally:
+            cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
