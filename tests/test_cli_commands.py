@@ -160,3 +160,24 @@ def test_python_dash_m_paycore_runs_the_command() -> None:
     wrong = subprocess.run([sys.executable, "-m", "paycore", "nope"], capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2
     assert wrong.stderr.startswith("usage: python -m paycore")
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="needs /dev/fd (a pipe named by path, as a shell's <(...))")
+def test_a_configuration_read_from_a_pipe_is_the_one_the_command_runs_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ``--config <(decrypt paycore.toml)``: read twice, the pipe was empty the second time, and the command ran on the
+    # embedded default without a word.
+    import os
+
+    text = f'repository = "sqlite:///{tmp_path / "pos.db"}"\n[providers.till]\ntype = "cash"\n'
+    reading, writing = os.pipe()
+    os.write(writing, text.encode())
+    os.close(writing)
+    try:
+        assert main(["--config", f"/dev/fd/{reading}", "check"]) == 0
+    finally:
+        os.close(reading)
+    out = capsys.readouterr().out
+    assert "repository   sqlalchemy" in out
+    assert "till" in out

@@ -120,7 +120,12 @@ def _blocked(argv: Sequence[str] | None, config: PaycoreConfig | Mapping[str, An
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # a mistake in the arguments is the command's to tell
             found, _ = given.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-        return load_config(found.config if found.config is not None else config).plugins_blocked
+        chosen = found.config if found.config is not None else config
+        if chosen is None:
+            chosen = os.environ.get("PAYCORE_CONFIG") or None
+        if isinstance(chosen, str | os.PathLike) and not os.path.isfile(chosen):
+            return ()  # a pipe (``--config <(...)``) is read once, by the command: read here, it would find it empty
+        return load_config(chosen).plugins_blocked
     except (argparse.ArgumentError, SystemExit, PaycoreError):
         return ()
 
