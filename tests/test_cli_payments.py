@@ -334,3 +334,27 @@ def test_resolve_refund_settles_only_a_pending_refund(shop: Shop, capsys: pytest
     assert usage.value.code == 2
     assert shop.run("payments", "show", cash["id"], "--tenant", DEMO_TENANT) == 0
     assert "status    partially_refunded" in capsys.readouterr().out, "nothing changed"
+
+
+def test_resolve_payment_records_what_the_operator_found_at_the_provider(
+    shop: Shop, gateway: DummyGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def order_left_processing() -> str:
+        async with gateway, shop.flow() as flow:
+            checkout = await flow.create_payment(
+                amount=xof("6500"), provider="online", order_id="W-0101", tenant=DEMO_TENANT, idempotency_key="W-0101"
+            )
+            return checkout.payment.id
+
+    payment_id = shop.call(order_left_processing)
+    settle = ["payments", "resolve-payment", payment_id, "--tenant", DEMO_TENANT, "--note", "5 000 sent by phone"]
+    assert shop.run(*settle, "--outcome", "failed", "--captured", "5000") == 1
+    assert "a captured amount is given only with outcome succeeded" in capsys.readouterr().err
+    assert shop.run(*settle, "--outcome", "succeeded", "--captured", "6501") == 1
+    assert "cannot record 6501 XOF captured on a payment of 6500 XOF" in capsys.readouterr().err
+    assert shown(shop, payment_id, capsys)["payment"]["status"] == "processing", "nothing changed"
+    assert shop.run(*settle, "--outcome", "succeeded", "--captured", "5000", "--json") == 0
+    resolved = json_out(capsys)
+    assert (resolved["status"], resolved["captured_amount"]["minor_units"]) == ("succeeded", 5000)
+    assert shop.run(*settle, "--outcome", "succeeded") == 1
+    assert "only a pending or processing payment is resolved" in capsys.readouterr().err

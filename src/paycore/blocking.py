@@ -301,6 +301,21 @@ class BlockingPaymentFlow:
         )
         return result
 
+    def resolve_payment(
+        self,
+        payment_id: str,
+        *,
+        outcome: PaymentStatus | str,
+        note: str,
+        captured: Money | None = None,
+        tenant: str | None = None,
+    ) -> Payment:
+        """See :meth:`PaymentFlow.resolve_payment`."""
+        result: Payment = self._call(
+            self.flow.resolve_payment, payment_id, outcome=outcome, note=note, captured=captured, tenant=tenant
+        )
+        return result
+
     def resolve_review(self, payment_id: str, *, note: str, tenant: str | None = None) -> Payment:
         """See :meth:`PaymentFlow.resolve_review`."""
         result: Payment = self._call(self.flow.resolve_review, payment_id, note=note, tenant=tenant)

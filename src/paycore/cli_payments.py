@@ -9,7 +9,8 @@ imported only when a command runs, so ``paycore --help`` stays cheap.
 * ``paycore report --tenant T --day 2026-12-04 [--timezone Africa/Dakar] [--json]``
 * ``paycore payments list [--status S] [--order O] [--from T] [--before T] [--newest] [--limit N] [--after CURSOR]``
 * ``paycore payments show|refresh ID``, ``refund ID [--amount A] --reason R [--key K]``,
-  ``resolve ID --note N``, ``resolve-refund ID REFUND --outcome succeeded|failed --note N``
+  ``resolve ID --note N``, ``resolve-refund ID REFUND --outcome succeeded|failed --note N``,
+  ``resolve-payment ID --outcome succeeded|failed [--captured A] --note N``
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ def configure_payments(parser: argparse.ArgumentParser) -> None:
     settle.add_argument("refund_id")
     settle.add_argument("--outcome", required=True, choices=["succeeded", "failed"], help="what the provider shows")
     settle.add_argument("--note", required=True, help="what the operator found")
+    paid = actions.add_parser("resolve-payment", help="settle an open payment, as found at the provider")
+    _common(paid)
+    paid.add_argument("payment_id")
+    paid.add_argument("--outcome", required=True, choices=["succeeded", "failed"], help="what the provider shows")
+    paid.add_argument("--captured", help="what the provider holds, in the payment's currency (default: its amount)")
+    paid.add_argument("--note", required=True, help="what the operator found")
 
 
 def run_on_backend(backend: str, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -276,6 +283,15 @@ async def _resolve_refund(flow: PaymentFlow, args: argparse.Namespace) -> int:
     return _done(resolved, args)
 
 
+async def _resolve_payment(flow: PaymentFlow, args: argparse.Namespace) -> int:
+    payment = await flow.get_payment(args.payment_id, tenant=args.tenant)
+    captured = None if args.captured is None else Money.of(args.captured, payment.currency)
+    resolved = await flow.resolve_payment(
+        payment.id, outcome=args.outcome, captured=captured, note=args.note, tenant=args.tenant
+    )
+    return _done(resolved, args)
+
+
 _ACTIONS: Final[dict[str, Callable[[PaymentFlow, Any], Awaitable[int]]]] = {
     "list": _list,
     "show": _show,
@@ -283,4 +299,5 @@ _ACTIONS: Final[dict[str, Callable[[PaymentFlow, Any], Awaitable[int]]]] = {
     "refund": _refund,
     "resolve": _resolve,
     "resolve-refund": _resolve_refund,
+    "resolve-payment": _resolve_payment,
 }

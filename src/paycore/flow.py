@@ -17,11 +17,8 @@ parts with one job each:
 It uses anyio only, so it behaves the same under asyncio and trio;
 :class:`paycore.blocking.BlockingPaymentFlow` runs this same flow for sync callers.
 
-Importing this module loads only what the class definition needs: the
-statuses, the default clock and the observability decorator. What a flow runs
-on (:mod:`paycore.flow_parts` and, through it, everything above) is imported
-when the first flow is built, by ``_flow_parts()``; the types the flow's
-signatures name are imported for type checkers only.
+Importing this module loads only what the class definition needs; what a flow runs on
+(:mod:`paycore.flow_parts`, and through it everything above) is imported when the first flow is built.
 """
 
 from __future__ import annotations
@@ -52,14 +49,9 @@ __all__ = ["PaymentFlow"]
 
 
 def _flow_parts() -> type[FlowParts]:
-    """:class:`~paycore.flow_parts.FlowParts`, imported when a flow is built rather than with this module.
-
-    Importing it loads the machinery a flow runs on (actions, idempotency,
-    provider calls, storage contracts, configuration, plugins, anyio, pluggy).
-    ``from paycore import PaymentFlow`` stays cheap for a command-line tool or
-    a serverless function that may never build a flow (``tests/test_import_cost.py``);
-    after the first flow, this is a look-up in ``sys.modules``.
-    """
+    """:class:`~paycore.flow_parts.FlowParts`, imported when a flow is built rather than with this module: it loads
+    the machinery a flow runs on, and ``from paycore import PaymentFlow`` stays cheap for a command-line tool or a
+    serverless function that may never build a flow (``tests/test_import_cost.py``)."""
     from paycore.flow_parts import FlowParts
 
     return FlowParts
@@ -318,13 +310,9 @@ class PaymentFlow:
         tenant: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Refund:
-        """Refund ``amount`` (default: all that remains) of a captured payment.
-
-        Succeeded plus pending refunds never exceed the captured amount:
-        :class:`~paycore.errors.RefundExceedsCaptured` otherwise, and nothing changes.
-        ``metadata`` travels with the refund to its provider (for cash: the
-        ``till`` it is paid out of and the ``cashier`` who pays it).
-        """
+        """Refund ``amount`` (default: all that remains) of a captured payment. Succeeded plus pending refunds never
+        exceed the captured amount: :class:`~paycore.errors.RefundExceedsCaptured` otherwise, and nothing changes.
+        ``metadata`` travels with the refund to its provider (for cash: the ``till`` and the ``cashier``)."""
         return await self._parts.refund(
             payment_id, amount=amount, reason=reason, idempotency_key=idempotency_key, tenant=tenant, metadata=metadata
         )
@@ -333,14 +321,10 @@ class PaymentFlow:
 
     @flow_operation("refresh")
     async def refresh(self, payment_id: str, *, tenant: str | None = None) -> Payment:
-        """Poll the provider and apply what it says (settles unknown outcomes).
-
-        A provider call in flight is left to its owner: the poll only records
-        the money the provider reports. Raises
-        :class:`~paycore.errors.ProviderOutcomeUnknown` when the provider gave no
-        usable answer (a payment whose call stays unknown is flagged for
-        review), :class:`~paycore.errors.ProviderNotSent` when it could not be reached.
-        """
+        """Poll the provider and apply what it says (settles unknown outcomes). A provider call in flight is left to
+        its owner: the poll only records the money the provider reports. Raises
+        :class:`~paycore.errors.ProviderOutcomeUnknown` when the provider gave no usable answer (a payment whose call
+        stays unknown is flagged for review), :class:`~paycore.errors.ProviderNotSent` when it could not be reached."""
         return await self._parts.refresh(payment_id, tenant)
 
     @flow_operation("handle_webhook")
@@ -391,6 +375,23 @@ class PaymentFlow:
         for a refund no longer pending, and as ``failed`` while its request may still reach the provider."""
         settled = member_of(RefundStatus, outcome, "a refund's outcome")
         return await self._parts.resolve_refund(payment_id, refund_id, settled, note, tenant)
+
+    @flow_operation("resolve_payment")
+    async def resolve_payment(
+        self,
+        payment_id: str,
+        *,
+        outcome: PaymentStatus | str,
+        note: str,
+        captured: Money | None = None,
+        tenant: str | None = None,
+    ) -> Payment:
+        """Settle an open (pending or processing) payment as an operator found it at the provider, when its reports
+        cannot settle it: ``succeeded`` with ``captured`` (default: its amount; less for an underpaid transfer the
+        shop keeps or refunds), or ``failed``. ``note`` says what was found. Refused while its last provider call may
+        still act (in flight, or its request may still arrive); a flag awaiting review is cleared."""
+        settled = member_of(PaymentStatus, outcome, "a payment's outcome")
+        return await self._parts.resolve_payment(payment_id, settled, captured, note, tenant)
 
     @flow_operation("resolve_review")
     async def resolve_review(self, payment_id: str, *, note: str, tenant: str | None = None) -> Payment:

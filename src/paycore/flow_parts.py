@@ -24,9 +24,10 @@ from typing import Any
 import anyio
 import pluggy
 
-from paycore import inputs
+from paycore import inputs, operations
 from paycore.actions import PaymentActions
 from paycore.assembly import Parts, assemble, build_providers
+from paycore.calls import ProviderCall
 from paycore.changes import Change
 from paycore.config import PaycoreConfig, load_config
 from paycore.errors import (
@@ -41,6 +42,7 @@ from paycore.idempotency import IdempotentRunner
 from paycore.in_flight import InFlight
 from paycore.listing import PaymentPage, read_page
 from paycore.logs import guarded_logger
+from paycore.money import Money
 from paycore.plugins import Registry
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
@@ -253,6 +255,54 @@ class FlowParts(PaymentActions):
             return change
 
         return await self.writer.mutate(payment_id, apply)
+
+    async def resolve_payment(
+        self, payment_id: str, outcome: PaymentStatus, captured: Money | None, note: str, tenant: str | None
+    ) -> Payment:
+        """Settle an open payment as an operator found it at the provider; see
+        :meth:`paycore.flow.PaymentFlow.resolve_payment`."""
+        self.check_open()
+        note = inputs.check_note(note, what="a payment's resolution note")
+        if outcome not in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED):
+            raise ValidationError(f"an open payment is resolved as succeeded or failed, not {outcome.value}")
+        captured = inputs.check_money(captured, what="a captured amount")
+        if captured is not None and outcome is not PaymentStatus.SUCCEEDED:
+            raise ValidationError("a captured amount is given only with outcome succeeded")
+        await self.writer.load(payment_id, tenant)
+
+        def apply(payment: Payment) -> Change:
+            paid = operations.resolved_amount(payment, captured)
+            call, now = payment.pending_call, self.now()
+            if call is not None:
+                self._check_call_ended(payment, call, now)
+            change = Change(payment, cause="operator", now=now)
+            if call is not None:
+                change.set(pending_call=None)
+            if outcome is PaymentStatus.SUCCEEDED:
+                change.set(captured_amount=paid, authorized_amount=payment.authorized_amount or paid)
+                change.fire("succeed", amount=paid, message=note)
+            else:
+                change.fire("fail", message=note)
+            if payment.needs_review:
+                change.set(needs_review=False, review_reason=None)
+                change.event("review_resolved", message=note)
+            return change
+
+        return await self.writer.mutate(payment_id, apply)
+
+    def _check_call_ended(self, payment: Payment, call: ProviderCall, now: datetime) -> None:
+        """Refuse an operator's word on a payment whose last provider call may still act: in flight, or its request
+        still able to reach the provider (a cancel arriving after "paid" would take the money back)."""
+        if call.in_flight(now):
+            raise PaymentBusy(
+                f"payment {payment.id}: its {call.operation.value} call is in flight; its answer settles it"
+            )
+        if not self.calls.past_arriving(call):
+            until = call.lease_until + self.calls.answered_within
+            raise PaymentBusy(
+                f"payment {payment.id}: the request of its {call.operation.value} call may still reach the provider "
+                f"until {until.isoformat(timespec='seconds')}; refresh the payment to ask it"
+            )
 
     async def resolve_review(self, payment_id: str, note: str, tenant: str | None) -> Payment:
         """Clear the needs-review flag, saying how it was dealt with (no change if it is not set).

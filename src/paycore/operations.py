@@ -97,6 +97,24 @@ def capture_amount(payment: Payment, provider: Provider, amount: Money | None) -
     return amount
 
 
+def resolved_amount(payment: Payment, captured: Money | None) -> Money:
+    """What an operator's word that an open payment was paid records as captured (``None``: its whole amount):
+    in its currency, positive, and at most its amount (an underpaid transfer records less)."""
+    if not fsm.allowed(payment.status, "succeed"):
+        raise InvalidTransition(
+            f"payment {payment.id} is {payment.status.value}: only a pending or processing payment is resolved"
+        )
+    if captured is None:
+        return payment.amount
+    if captured.currency != payment.currency:
+        raise CurrencyMismatch(f"cannot record {captured} captured on a payment in {payment.currency}")
+    if not captured.is_positive():
+        raise InvalidAmount(f"a captured amount must be positive, not {captured}")
+    if captured > payment.amount:
+        raise InvalidAmount(f"cannot record {captured} captured on a payment of {payment.amount}")
+    return captured
+
+
 def check_cancel(payment: Payment, provider: Provider, *, local: bool) -> None:
     """Refuse a cancel the status or the provider does not allow.
 

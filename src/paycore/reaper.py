@@ -1,22 +1,17 @@
 """``Reaper``: expires payments left unfinished, without ever guessing an outcome.
 
-A payment never sent is expired at once. One that was sent is first asked
-about (when the provider can be polled): a payment paid or failed meanwhile is
-recorded as such. One still unpaid is closed at the provider when the provider
-can cancel, through an owned provider call like any operation, so the customer
-cannot pay it later, and expires on the provider's definitive answer; one whose
-provider cannot cancel expires on the poll's definitive "not paid" when a webhook
-would tell of a later payment (else it is flagged). An unknown
-answer, or a provider that can be neither polled nor canceled, flags it for
-review instead: time alone never turns an unknown outcome into a failure. A
+A payment never sent is expired at once. One that was sent is first asked about (when the provider can be polled):
+a payment paid or failed meanwhile is recorded as such. One still unpaid is closed at the provider when the provider
+can cancel, through an owned provider call like any operation, so the customer cannot pay it later, and expires on
+the provider's definitive answer; one whose provider cannot cancel expires on the poll's definitive "not paid" when a
+webhook would tell of a later payment (else it is flagged). An unknown answer, or a provider that can be neither
+polled nor canceled, flags it for review instead: time alone never turns an unknown outcome into a failure. A
 provider call in flight is left to its owner.
 
-A provider call whose answer was lost on a payment in any other status (a
-capture of an authorized payment, a refund of a paid one) is settled the same
-way once its lease has run out, when the repository can list the payments that
-carry a call (:class:`~paycore.storage.CallListingRepository`): the provider is
-asked, never sent the request again; a call that asking leaves unknown, or that
-no one can ask about, gets its payment flagged for review once.
+A provider call whose answer was lost on a payment in any other status (a capture of an authorized payment, a refund
+of a paid one) is settled the same way once its lease has run out, when the repository can list the payments that
+carry a call (:class:`~paycore.storage.CallListingRepository`): the provider is asked, never sent the request again;
+a call that asking leaves unknown, or that no one can ask about, gets its payment flagged for review once.
 """
 
 from __future__ import annotations
@@ -49,6 +44,9 @@ _UNPAID = frozenset({Outcome.PENDING, Outcome.NOT_FOUND})
 """What the provider says of a payment it holds no money for and has not given up on itself."""
 
 _CANCEL_LOST = "past its deadline; its cancel never reached the provider"
+
+_UNRECORDABLE = "the provider reports it {} in a report paycore cannot record: settle it with resolve_payment"
+
 _CALLS_PAGE = 100
 """The fewest payments carrying a call read at once: a run reads on past those it leaves alone."""
 
@@ -57,12 +55,7 @@ class Reaper:
     """Finds stale unfinished payments and settles each as the provider says."""
 
     def __init__(
-        self,
-        writer: PaymentWriter,
-        calls: ProviderCalls,
-        providers: ProviderLookup,
-        *,
-        clock: Callable[[], datetime],
+        self, writer: PaymentWriter, calls: ProviderCalls, providers: ProviderLookup, *, clock: Callable[[], datetime]
     ) -> None:
         self.writer = writer
         self.calls = calls
@@ -293,6 +286,10 @@ class Reaper:
                 if call is None or not carries(polled, call):
                     return polled  # a call someone made meanwhile: its owner settles it
                 return await self._flagged(polled, _unknown_call(polled, "asking the provider did not settle it"))
+            if polled.status in fsm.OPEN and polled.version == payment.version and answer.outcome not in _UNPAID:
+                return await self._flagged(
+                    polled, _UNRECORDABLE.format(answer.outcome.value)
+                )  # else polled every run, first in line
             if answer.outcome not in _UNPAID or polled.status not in fsm.OPEN:
                 return polled  # paid, failed or expired at the provider: the poll applied it
             if _cancel_never_arrived(call, polled, give_up_before):
