@@ -716,6 +716,48 @@ def test_the_command_line_obeys_the_plugins_blocked_by_its_configuration(
     assert main(["plugins"]) == 0
 
 
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="needs /dev/fd (a pipe named by path, as a shell's <(...))")
+@pytest.mark.parametrize("given", ["--config", "PAYCORE_CONFIG"])
+def test_a_configuration_given_as_a_pipe_blocks_its_plugins_and_is_read_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    """``--config <(decrypt paycore.toml)``: its plugins_blocked is obeyed, and the command runs on what it says."""
+    import os
+
+    from paycore.cli import main
+
+    _entry_points(monkeypatch, ("memory", "paycore_memory.plugin"), ("broken", "paycore_no_such_module_xyz"))
+    reading, writing = os.pipe()
+    os.write(writing, b'plugins_blocked = ["broken"]\nrepository = "memory"\n[providers.till]\ntype = "memory-fake"\n')
+    os.close(writing)
+    argv = ["check"]
+    if given == "--config":
+        monkeypatch.delenv("PAYCORE_CONFIG", raising=False)
+        argv = ["--config", f"/dev/fd/{reading}", "check"]
+    else:
+        monkeypatch.setenv("PAYCORE_CONFIG", f"/dev/fd/{reading}")
+    try:
+        assert main(argv) == 1  # its provider's type is no installed plugin's: the pipe's contents were read
+    finally:
+        os.close(reading)
+    error = capsys.readouterr().err
+    assert "memory-fake" in error
+    assert "broken" not in error
+
+
+def test_a_broken_plugin_blocked_in_a_configuration_that_cannot_be_read_says_both(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from paycore.cli import main
+
+    _entry_points(monkeypatch, ("memory", "paycore_memory.plugin"), ("broken", "paycore_no_such_module_xyz"))
+    assert main(["--config", str(tmp_path / "missing.toml"), "check"]) == 1
+    error = capsys.readouterr().err
+    assert "entry point 'broken'" in error
+    assert "(and the configuration could not be read: configuration file" in error
+    assert "missing.toml' does not exist)" in error
+
+
 def test_a_plugin_command_that_cannot_be_set_up_is_one_line_naming_the_plugin(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -44,7 +44,7 @@ def _check(args: argparse.Namespace) -> int:
 
     flow = PaymentFlow.from_config(args.config, plugins=getattr(args, "plugins", ()))
     config = flow.config
-    print(f"configuration OK: {_origin(args.config)}")
+    print(f"configuration OK: {getattr(args, 'config_origin', None) or _origin(args.config)}")
     print(f"  repository   {config.repository.type} {config.repository.settings!r}")
     for store in config.idempotency:
         print(f"  idempotency  {store.type} {store.settings!r}")
@@ -63,7 +63,7 @@ def _demo(args: argparse.Namespace) -> int:
     from paycore.config_sources import read_toml
     from paycore.demo import run_demo
 
-    mapping = read_toml(args.config) if args.config else None
+    mapping = args.config if isinstance(args.config, Mapping) else read_toml(args.config) if args.config else None
     return int(cli_payments.run_on_backend(args.backend, run_demo, mapping))
 
 
@@ -110,24 +110,45 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     return parser
 
 
-def _blocked(argv: Sequence[str] | None, config: PaycoreConfig | Mapping[str, Any] | str | None) -> tuple[str, ...]:
-    """The entry points blocked (``plugins_blocked``) by the configuration the command runs on, read before any
-    plugin loads (``--config`` anywhere in ``argv``, else ``config``, else ``PAYCORE_CONFIG``): a plugin that
-    breaks every command can be blocked as the error says. None when that configuration cannot be read: the
-    command then says what is wrong with it."""
+Source = PaycoreConfig | Mapping[str, Any] | str | None
+"""A configuration as the command line is given it: ready, a mapping, a TOML file's path, or none."""
+
+
+def _chosen(argv: Sequence[str] | None, config: Source) -> Source:
+    """The configuration the command runs on, as given: ``--config`` anywhere in ``argv``, else ``config``, else the
+    file ``PAYCORE_CONFIG`` names (``None``: the embedded default). Read before any plugin loads."""
     given = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     given.add_argument("--config", default=None)
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # a mistake in the arguments is the command's to tell
             found, _ = given.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-        chosen = found.config if found.config is not None else config
-        if chosen is None:
-            chosen = os.environ.get("PAYCORE_CONFIG") or None
-        if isinstance(chosen, str | os.PathLike) and not os.path.isfile(chosen):
-            return ()  # a pipe (``--config <(...)``) is read once, by the command: read here, it would find it empty
-        return load_config(chosen).plugins_blocked
-    except (argparse.ArgumentError, SystemExit, PaycoreError):
-        return ()
+    except (argparse.ArgumentError, SystemExit):
+        found = argparse.Namespace(config=None)
+    if found.config is not None:
+        return str(found.config)
+    return config if config is not None else os.environ.get("PAYCORE_CONFIG") or None
+
+
+def _read_once(chosen: Source) -> dict[str, Any] | None:
+    """A configuration file that is not a regular file (a pipe: ``--config <(...)``) read now, once: read a second
+    time it would be empty, and the command would run on the embedded default. ``None`` for any other source."""
+    if not isinstance(chosen, str) or not os.path.exists(chosen) or os.path.isfile(chosen):
+        return None
+    if os.path.isdir(chosen):
+        return None  # the command says what is wrong with it
+    from paycore.config_sources import read_toml
+
+    return read_toml(chosen)
+
+
+def _blocked(source: Source) -> tuple[tuple[str, ...], str | None]:
+    """The entry points blocked (``plugins_blocked``) by the configuration ``source``, read before any plugin loads,
+    so that a plugin that breaks every command can be blocked as the error says; with what is wrong with that
+    configuration when it cannot be read (the command says it again, if a plugin does not fail first)."""
+    try:
+        return load_config(source).plugins_blocked, None
+    except PaycoreError as error:
+        return (), str(error)
 
 
 OWN_CONFIG_COMMANDS: Final = frozenset({"demo"})
@@ -150,7 +171,15 @@ def main(
     """
     extra = tuple(plugins)
     try:
-        manager = create_plugin_manager(extra, blocked=_blocked(argv, config))
+        chosen = _chosen(argv, config)
+        piped = _read_once(chosen)
+        blocked, unreadable = _blocked(chosen if piped is None else piped)
+        try:
+            manager = create_plugin_manager(extra, blocked=blocked)
+        except PluginLoadError as error:
+            if unreadable is None:
+                raise
+            raise PluginLoadError(f"{error} (and the configuration could not be read: {unreadable})") from error
         registry = collect_registry(manager)
         parser = build_parser(registry)
         parser.prog = prog
@@ -160,6 +189,10 @@ def main(
             return 2
         if args.config is None and config is not None and args.command not in OWN_CONFIG_COMMANDS:
             args.config = config
+        from_environment = args.config is None and config is None and args.command not in OWN_CONFIG_COMMANDS
+        if piped is not None and (args.config == chosen or from_environment):
+            args.config_origin = _origin(args.config)  # the pipe's name; its contents, read once, stand in for it
+            args.config = piped
         args.plugins, args.plugin_manager, args.registry = extra, manager, registry
         status = int(args.run(args) or 0)
         sys.stdout.flush()  # here, where a reader that stopped early (``| head``) is caught, not at exit
