@@ -25,8 +25,8 @@ def _refused(repository: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("pool_size", "must be a number"),
-        ("max_overflow", "must be a number"),
+        ("pool_size", "must be a whole number of zero or more"),
+        ("max_overflow", "must be a whole number of zero or more"),
         ("pool_timeout", "must be a number of seconds"),
         ("auto_upgrade", "must be true or false"),
         ("pool_pre_ping", "must be true or false"),
@@ -44,6 +44,22 @@ def test_a_pool_timeout_outside_a_millisecond_to_an_hour_is_refused(raw: object)
     assert _refused({"url": "sqlite://", "pool_timeout": raw}).startswith(
         "sqlalchemy: pool_timeout must be a positive number of seconds, at least 0.001 and at most 3600 (an hour)"
     )
+
+
+@pytest.mark.parametrize("name", ["pool_size", "max_overflow"])
+@pytest.mark.parametrize("raw", [True, 1.9, "1.5", float("inf"), "1e400", "nan", -1, "-3", "ten", None])
+def test_a_pool_size_that_is_not_a_whole_number_of_zero_or_more_is_refused_naming_it(name: str, raw: object) -> None:
+    # inf was "could not be built: OverflowError"; True and 1.9 were taken as 1.
+    assert _refused({"url": "sqlite://", name: raw}).startswith(
+        f"sqlalchemy: {name} must be a whole number of zero or more, not "
+    )
+
+
+@pytest.mark.parametrize(("raw", "taken"), [(0, 0), (5, 5), ("12", 12), ("10.0", 10), (20.0, 20)])
+def test_a_pool_size_that_is_a_whole_number_is_taken(raw: object, taken: int) -> None:
+    from paycore_sqlalchemy.settings import engine_options
+
+    assert engine_options({"pool_size": raw, "max_overflow": raw}) == {"pool_size": taken, "max_overflow": taken}
 
 
 @pytest.mark.parametrize("raw", [0.001, "30", 3600])

@@ -67,6 +67,21 @@ def auto_upgrade_setting(settings: Mapping[str, Any]) -> bool | None:
     return None if value is None else _boolean(value, "auto_upgrade")
 
 
+def _whole(raw: object) -> int | None:
+    """``raw`` as a whole number (an int, a float without a fraction, or the text of either); ``None`` if it is not one
+    (a bool, ``1.9``, NaN, infinity, anything else)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = float(raw) if any(mark in raw.lower() for mark in ".e") else int(raw)
+        except ValueError:
+            return None
+    if isinstance(raw, float):
+        return int(raw) if raw.is_integer() else None
+    return raw if isinstance(raw, int) else None
+
+
 def engine_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The pool settings among ``settings``, checked."""
     options: dict[str, Any] = {}
@@ -80,13 +95,10 @@ def engine_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         if name == "pool_timeout":  # a duration as every other: from a millisecond to an hour
             options[name] = read_seconds(raw, what=f"sqlalchemy: {name}", most=MAX_POOL_TIMEOUT, in_words="an hour")
             continue
-        try:
-            number = int(raw)
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"sqlalchemy: {name} must be a number, not {shown_setting(raw)}") from None
-        if not 0 <= number < float("inf"):  # NaN compares false: refused too
+        number = _whole(raw)
+        if number is None or number < 0:
             raise ConfigurationError(
-                f"sqlalchemy: {name} must be a finite number of zero or more, not {shown_setting(raw)}"
+                f"sqlalchemy: {name} must be a whole number of zero or more, not {shown_setting(raw)}"
             )
         options[name] = number
     return options
