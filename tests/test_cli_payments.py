@@ -348,12 +348,12 @@ def test_resolve_payment_records_what_the_operator_found_at_the_provider(
 
     payment_id = shop.call(order_left_processing)
     settle = ["payments", "resolve-payment", payment_id, "--tenant", DEMO_TENANT, "--note", "5 000 sent by phone"]
-    assert shop.run(*settle, "--outcome", "failed", "--captured", "5000") == 1
-    assert "a captured amount is given only with outcome succeeded" in capsys.readouterr().err
-    assert shop.run(*settle, "--outcome", "succeeded", "--captured", "6501") == 1
-    assert "cannot record 6501 XOF captured on a payment of 6500 XOF" in capsys.readouterr().err
+    assert shop.run(*settle, "--outcome", "failed", "--amount", "5000") == 1
+    assert "an amount is given only with outcome succeeded or authorized" in capsys.readouterr().err
+    assert shop.run(*settle, "--outcome", "succeeded", "--amount", "6501") == 1
+    assert "cannot record 6501 XOF held on a payment of 6500 XOF" in capsys.readouterr().err
     assert shown(shop, payment_id, capsys)["payment"]["status"] == "processing", "nothing changed"
-    assert shop.run(*settle, "--outcome", "succeeded", "--captured", "5000", "--json") == 0
+    assert shop.run(*settle, "--outcome", "succeeded", "--amount", "5000", "--json") == 0
     resolved = json_out(capsys)
     assert (resolved["status"], resolved["captured_amount"]["minor_units"]) == ("succeeded", 5000)
     assert shop.run(*settle, "--outcome", "succeeded") == 1

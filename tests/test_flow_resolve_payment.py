@@ -54,15 +54,14 @@ async def test_an_underpaid_payment_resolved_as_paid_records_what_the_provider_h
 ) -> None:
     payment = await _underpaid(flow, fake)
     note = "the customer sent 8 000; the rest was paid in cash"
-    resolved = await flow.resolve_payment(payment.id, outcome="succeeded", captured=XOF_8000, note=note)
+    resolved = await flow.resolve_payment(payment.id, outcome="succeeded", amount=XOF_8000, note=note)
     assert resolved.status is PaymentStatus.SUCCEEDED
     assert resolved.captured_amount == XOF_8000
-    assert not resolved.needs_review
-    events = (await flow.list_events(payment.id))[-2:]
-    assert [(e.kind, e.cause, e.message) for e in events] == [
-        ("status_changed", "operator", note),
-        ("review_resolved", "operator", note),
-    ]
+    assert resolved.needs_review, "the flag stays until the operator closes it: a report that came meanwhile shows"
+    (event,) = (await flow.list_events(payment.id))[-1:]
+    assert (event.kind, event.cause, event.message, event.amount) == ("status_changed", "operator", note, XOF_8000)
+    closed = await flow.resolve_review(payment.id, note="kept; the rest was paid in cash")
+    assert not closed.needs_review
     with pytest.raises(RefundExceedsCaptured):
         await flow.refund(payment.id, amount=Money.of("8001", "XOF"))
     refund = await flow.refund(payment.id)
@@ -84,6 +83,31 @@ async def test_an_open_payment_resolved_as_failed_takes_a_later_payment_as_a_lat
     assert late.review_reason is ReviewReason.LATE_CONFIRMATION
 
 
+async def test_a_partial_authorization_resolved_as_authorized_is_captured_or_released_as_usual(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    # A card-like provider held 8 000 of 10 000 (flagged): "succeeded" would record money never captured.
+    payment = await _processing(flow, fake, capture=False)
+    fake.settle(payment.id, Outcome.AUTHORIZED)
+    (flagged,) = await flow.handle_webhook("fake", *fake.webhook(payment.id, authorized=XOF_8000))
+    assert (flagged.status, flagged.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.AMOUNT_MISMATCH)
+    held = await flow.resolve_payment(payment.id, outcome="authorized", amount=XOF_8000, note="8 000 held on the card")
+    assert (held.status, held.authorized_amount, held.captured_amount) == (PaymentStatus.AUTHORIZED, XOF_8000, None)
+    captured = await flow.capture(payment.id)
+    assert (captured.status, captured.captured_amount) == (PaymentStatus.SUCCEEDED, XOF_8000)
+
+
+async def test_a_report_that_comes_while_the_operator_decides_is_not_hidden(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    # The operator saw nothing at the provider and resolves "failed"; the customer's 8 000 arrived just before.
+    payment = await _underpaid(flow, fake)
+    failed = await flow.resolve_payment(payment.id, outcome="failed", note="nothing in the dashboard")
+    assert failed.status is PaymentStatus.FAILED
+    assert failed.needs_review
+    assert failed.review_message == payment.review_message
+
+
 async def test_resolved_as_paid_without_an_amount_records_the_whole_amount(
     flow: PaymentFlow, fake: FakeProvider
 ) -> None:
@@ -97,13 +121,13 @@ async def test_resolved_as_paid_without_an_amount_records_the_whole_amount(
     [
         ({"outcome": "refunded", "note": "n"}, ValidationError),
         ({"outcome": "sideways", "note": "n"}, ValidationError),
-        ({"outcome": "failed", "note": "n", "captured": XOF_8000}, ValidationError),
+        ({"outcome": "failed", "note": "n", "amount": XOF_8000}, ValidationError),
         ({"outcome": "succeeded", "note": "  "}, ValidationError),
-        ({"outcome": "succeeded", "note": "n", "captured": Money.of("8000", "EUR")}, CurrencyMismatch),
-        ({"outcome": "succeeded", "note": "n", "captured": Money.of("0", "XOF")}, InvalidAmount),
-        ({"outcome": "succeeded", "note": "n", "captured": Money.of("-1", "XOF")}, InvalidAmount),
-        ({"outcome": "succeeded", "note": "n", "captured": Money.of("10001", "XOF")}, InvalidAmount),
-        ({"outcome": "succeeded", "note": "n", "captured": 8000}, InvalidAmount),
+        ({"outcome": "succeeded", "note": "n", "amount": Money.of("8000", "EUR")}, CurrencyMismatch),
+        ({"outcome": "succeeded", "note": "n", "amount": Money.of("0", "XOF")}, InvalidAmount),
+        ({"outcome": "succeeded", "note": "n", "amount": Money.of("-1", "XOF")}, InvalidAmount),
+        ({"outcome": "succeeded", "note": "n", "amount": Money.of("10001", "XOF")}, InvalidAmount),
+        ({"outcome": "succeeded", "note": "n", "amount": 8000}, InvalidAmount),
         ({"outcome": "succeeded", "note": "n", "tenant": "chez-awa"}, PaymentNotFound),
     ],
     ids=lambda value: value.__name__ if isinstance(value, type) else None,

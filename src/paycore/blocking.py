@@ -307,12 +307,12 @@ class BlockingPaymentFlow:
         *,
         outcome: PaymentStatus | str,
         note: str,
-        captured: Money | None = None,
+        amount: Money | None = None,
         tenant: str | None = None,
     ) -> Payment:
         """See :meth:`PaymentFlow.resolve_payment`."""
         result: Payment = self._call(
-            self.flow.resolve_payment, payment_id, outcome=outcome, note=note, captured=captured, tenant=tenant
+            self.flow.resolve_payment, payment_id, outcome=outcome, note=note, amount=amount, tenant=tenant
         )
         return result
 

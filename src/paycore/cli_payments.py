@@ -10,7 +10,7 @@ imported only when a command runs, so ``paycore --help`` stays cheap.
 * ``paycore payments list [--status S] [--order O] [--from T] [--before T] [--newest] [--limit N] [--after CURSOR]``
 * ``paycore payments show|refresh ID``, ``refund ID [--amount A] --reason R [--key K]``,
   ``resolve ID --note N``, ``resolve-refund ID REFUND --outcome succeeded|failed --note N``,
-  ``resolve-payment ID --outcome succeeded|failed [--captured A] --note N``
+  ``resolve-payment ID --outcome succeeded|authorized|failed [--amount A] --note N``
 """
 
 from __future__ import annotations
@@ -96,8 +96,10 @@ def configure_payments(parser: argparse.ArgumentParser) -> None:
     paid = actions.add_parser("resolve-payment", help="settle an open payment, as found at the provider")
     _common(paid)
     paid.add_argument("payment_id")
-    paid.add_argument("--outcome", required=True, choices=["succeeded", "failed"], help="what the provider shows")
-    paid.add_argument("--captured", help="what the provider holds, in the payment's currency (default: its amount)")
+    paid.add_argument(
+        "--outcome", required=True, choices=["succeeded", "authorized", "failed"], help="what the provider shows"
+    )
+    paid.add_argument("--amount", help="what the provider holds, in the payment's currency (default: its amount)")
     paid.add_argument("--note", required=True, help="what the operator found")
 
 
@@ -285,9 +287,9 @@ async def _resolve_refund(flow: PaymentFlow, args: argparse.Namespace) -> int:
 
 async def _resolve_payment(flow: PaymentFlow, args: argparse.Namespace) -> int:
     payment = await flow.get_payment(args.payment_id, tenant=args.tenant)
-    captured = None if args.captured is None else Money.of(args.captured, payment.currency)
+    amount = None if args.amount is None else Money.of(args.amount, payment.currency)
     resolved = await flow.resolve_payment(
-        payment.id, outcome=args.outcome, captured=captured, note=args.note, tenant=args.tenant
+        payment.id, outcome=args.outcome, amount=amount, note=args.note, tenant=args.tenant
     )
     return _done(resolved, args)
 

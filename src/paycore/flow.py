@@ -383,15 +383,15 @@ class PaymentFlow:
         *,
         outcome: PaymentStatus | str,
         note: str,
-        captured: Money | None = None,
+        amount: Money | None = None,
         tenant: str | None = None,
     ) -> Payment:
         """Settle an open (pending or processing) payment as an operator found it at the provider, when its reports
-        cannot settle it: ``succeeded`` with ``captured`` (default: its amount; less for an underpaid transfer the
-        shop keeps or refunds), or ``failed``. ``note`` says what was found. Refused while its last provider call may
-        still act (in flight, or its request may still arrive); a flag awaiting review is cleared."""
+        cannot settle it: ``succeeded`` (captured), ``authorized`` (held: capture or cancel follow) with ``amount``
+        (default: its amount; less for an underpaid transfer), or ``failed``; ``note`` says what was found. Refused
+        while its last provider call may still act; a flag awaiting review stays, for ``resolve_review``."""
         settled = member_of(PaymentStatus, outcome, "a payment's outcome")
-        return await self._parts.resolve_payment(payment_id, settled, captured, note, tenant)
+        return await self._parts.resolve_payment(payment_id, settled, amount, note, tenant)
 
     @flow_operation("resolve_review")
     async def resolve_review(self, payment_id: str, *, note: str, tenant: str | None = None) -> Payment:

@@ -56,6 +56,9 @@ from paycore.webhooks import WebhookReceiver
 
 __all__ = ["FlowParts"]
 
+_RESOLVED_BY = {PaymentStatus.SUCCEEDED: "succeed", PaymentStatus.AUTHORIZED: "authorize", PaymentStatus.FAILED: "fail"}
+"""The transition an operator's word fires on an open payment, by the outcome found at the provider."""
+
 log = guarded_logger("paycore.flow")
 
 
@@ -257,21 +260,24 @@ class FlowParts(PaymentActions):
         return await self.writer.mutate(payment_id, apply)
 
     async def resolve_payment(
-        self, payment_id: str, outcome: PaymentStatus, captured: Money | None, note: str, tenant: str | None
+        self, payment_id: str, outcome: PaymentStatus, amount: Money | None, note: str, tenant: str | None
     ) -> Payment:
         """Settle an open payment as an operator found it at the provider; see
         :meth:`paycore.flow.PaymentFlow.resolve_payment`."""
         self.check_open()
         note = inputs.check_note(note, what="a payment's resolution note")
-        if outcome not in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED):
-            raise ValidationError(f"an open payment is resolved as succeeded or failed, not {outcome.value}")
-        captured = inputs.check_money(captured, what="a captured amount")
-        if captured is not None and outcome is not PaymentStatus.SUCCEEDED:
-            raise ValidationError("a captured amount is given only with outcome succeeded")
+        trigger = _RESOLVED_BY.get(outcome)
+        if trigger is None:
+            raise ValidationError(
+                f"an open payment is resolved as succeeded, authorized or failed, not {outcome.value}"
+            )
+        amount = inputs.check_money(amount, what="the amount the provider holds")
+        if amount is not None and outcome is PaymentStatus.FAILED:
+            raise ValidationError("an amount is given only with outcome succeeded or authorized")
         await self.writer.load(payment_id, tenant)
 
         def apply(payment: Payment) -> Change:
-            paid = operations.resolved_amount(payment, captured)
+            held = operations.resolved_amount(payment, amount)
             call, now = payment.pending_call, self.now()
             if call is not None:
                 self._check_call_ended(payment, call, now)
@@ -279,14 +285,11 @@ class FlowParts(PaymentActions):
             if call is not None:
                 change.set(pending_call=None)
             if outcome is PaymentStatus.SUCCEEDED:
-                change.set(captured_amount=paid, authorized_amount=payment.authorized_amount or paid)
-                change.fire("succeed", amount=paid, message=note)
-            else:
-                change.fire("fail", message=note)
-            if payment.needs_review:
-                change.set(needs_review=False, review_reason=None)
-                change.event("review_resolved", message=note)
-            return change
+                change.set(captured_amount=held, authorized_amount=payment.authorized_amount or held)
+            elif outcome is PaymentStatus.AUTHORIZED:
+                change.set(authorized_amount=held)
+            change.fire(trigger, amount=None if outcome is PaymentStatus.FAILED else held, message=note)
+            return change  # a flag stays: a report that came meanwhile is not hidden (resolve_review closes it)
 
         return await self.writer.mutate(payment_id, apply)
 

@@ -97,22 +97,22 @@ def capture_amount(payment: Payment, provider: Provider, amount: Money | None) -
     return amount
 
 
-def resolved_amount(payment: Payment, captured: Money | None) -> Money:
-    """What an operator's word that an open payment was paid records as captured (``None``: its whole amount):
-    in its currency, positive, and at most its amount (an underpaid transfer records less)."""
-    if not fsm.allowed(payment.status, "succeed"):
+def resolved_amount(payment: Payment, held: Money | None) -> Money:
+    """What an operator's word on an open payment records as held at the provider (captured or authorized; ``None``:
+    its whole amount): in its currency, positive, and at most its amount (an underpaid transfer records less)."""
+    if payment.status not in fsm.OPEN:
         raise InvalidTransition(
             f"payment {payment.id} is {payment.status.value}: only a pending or processing payment is resolved"
         )
-    if captured is None:
+    if held is None:
         return payment.amount
-    if captured.currency != payment.currency:
-        raise CurrencyMismatch(f"cannot record {captured} captured on a payment in {payment.currency}")
-    if not captured.is_positive():
-        raise InvalidAmount(f"a captured amount must be positive, not {captured}")
-    if captured > payment.amount:
-        raise InvalidAmount(f"cannot record {captured} captured on a payment of {payment.amount}")
-    return captured
+    if held.currency != payment.currency:
+        raise CurrencyMismatch(f"cannot record {held} held on a payment in {payment.currency}")
+    if not held.is_positive():
+        raise InvalidAmount(f"an amount held must be positive, not {held}")
+    if held > payment.amount:
+        raise InvalidAmount(f"cannot record {held} held on a payment of {payment.amount}")
+    return held
 
 
 def check_cancel(payment: Payment, provider: Provider, *, local: bool) -> None:
