@@ -212,6 +212,25 @@ class IdempotencyStoreConformance:
         with pytest.raises(IdempotencyInProgress):
             await idempotency_store.claim(scope="t:le-baobab", key="k1", fingerprint="f2", lease_seconds=LEASE)
 
+    @pytest.mark.parametrize("kept_as", ["result", "record"])
+    async def test_a_request_completed_in_one_scope_is_new_in_another(
+        self, idempotency_store: IdempotencyStore, kept_as: str
+    ) -> None:
+        """Two restaurants send the same key with the same request (the same fingerprint): each its own."""
+        ours = await idempotency_store.claim(scope="t:chez-awa", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        if kept_as == "record":
+            await _keeping(idempotency_store).complete_record(
+                scope="t:chez-awa", key="k1", token=ours.token or "", record=make_payment(), ttl_seconds=LEASE
+            )
+        else:
+            await idempotency_store.complete(
+                scope="t:chez-awa", key="k1", token=ours.token or "", result={"v": "awa"}, ttl_seconds=LEASE
+            )
+        for scope in ("t:le-baobab", ""):
+            theirs = await idempotency_store.claim(scope=scope, key="k1", fingerprint="f1", lease_seconds=LEASE)
+            assert theirs.token, f"scope {scope!r} was answered with another scope's result"
+            assert (theirs.result, getattr(theirs, "record", None)) == (None, None)
+
     async def test_of_many_concurrent_claims_exactly_one_takes_the_key(
         self, idempotency_store: IdempotencyStore
     ) -> None:

@@ -25,6 +25,7 @@ from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.status import PaymentStatus, RefundStatus
+from paycore.storage import CallListingRepository
 from paycore.testing import ledger as ledger_plugin
 from paycore.testing.ledger import LedgerProvider
 
@@ -76,7 +77,8 @@ def ledger_flow(
         "idempotency_ttl": 3600,
     }
     plugins = [ledger_plugin, *storage_plugins]
-    return PaymentFlow.from_config(config, plugins=plugins, entry_points=False, environ={}, clock=clock)
+    # No storage plugins given: entry points find them (a third party's installed package).
+    return PaymentFlow.from_config(config, plugins=plugins, entry_points=not storage_plugins, environ={}, clock=clock)
 
 
 @asynccontextmanager
@@ -291,6 +293,8 @@ class LateAnswerScenarios:
     ) -> None:
         clock = SettableClock()
         async with ledger_flow(storage_config, storage_plugins, provider_timeout=5, lease=LEASE, clock=clock) as flow:
+            if not isinstance(flow.repository, CallListingRepository):
+                pytest.skip(f"{type(flow.repository).__name__} cannot list the payments that carry a call (optional)")
             provider = flow.provider(CODE)
             assert isinstance(provider, LedgerProvider)
             authorized = await self._create(flow, capture=False, key="order-a")

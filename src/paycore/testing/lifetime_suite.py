@@ -44,9 +44,8 @@ class KeyLifetimeConformance(StorageUnderTest):
             "idempotency_lease": 0.9,  # time to write the call down first on a busy database
             "idempotency_ttl": TTL,
         }
-        flow = PaymentFlow.from_config(
-            config, plugins=[ledger_plugin, *storage_plugins], entry_points=False, environ={}
-        )
+        plugins = [ledger_plugin, *storage_plugins]  # none given: entry points find them
+        flow = PaymentFlow.from_config(config, plugins=plugins, entry_points=not storage_plugins, environ={})
         async with flow:
             yield flow
 

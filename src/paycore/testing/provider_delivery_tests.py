@@ -17,7 +17,7 @@ from paycore.errors import (
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment, ProviderUpdate
-from paycore.status import Outcome, PaymentStatus
+from paycore.status import Outcome, PaymentStatus, RefundStatus
 from paycore.testing.provider_base import (
     _PAID,
     _STALE_SECONDS,
@@ -278,3 +278,27 @@ class DeliveryTests(ProviderSuiteBase):
             "the payment was sent to the provider twice"
         )
         assert [p.id for p in await flow.list_payments(order_id="unknown-1")] == [payment.id]
+
+    async def test_a_refund_whose_answer_was_lost_is_settled_by_asking_never_by_sending_again(
+        self, flow: PaymentFlow, amount: Money
+    ) -> None:
+        """The provider's poll names the caller's refund, so the poll settles it: one refund, paid once."""
+        self._require(flow, "refund", "the provider cannot refund")
+        self._require(flow, "polls_report_refunds", "the provider's polls do not report refunds")
+        paid = await self._paid(flow, amount, "unknown-refund-1")
+        try:
+            await self.make_next_call_unknown(flow)
+        except NotImplementedError:
+            pytest.skip("the test class cannot make the provider's next call's answer get lost")
+        with _recorded_calls(flow.provider(CODE)) as calls:
+            with contextlib.suppress(ProviderOutcomeUnknown):
+                await flow.refund(paid.id, idempotency_key="unknown-refund-1")
+            (refund,) = (await flow.get_payment(paid.id)).refunds
+            refreshed = await flow.refresh(paid.id)
+            again = await flow.refund(paid.id, idempotency_key="unknown-refund-1")
+        assert [operation for operation, _ in calls].count("refund") == 1, "the refund was sent to the provider twice"
+        assert [(r.id, r.status, r.amount) for r in refreshed.refunds] == [
+            (refund.id, RefundStatus.SUCCEEDED, refund.amount)
+        ], "the poll did not settle the caller's own refund (does it report paycore's refund id?)"
+        assert refreshed.pending_call is None
+        assert again.id == refund.id, "a retry under the refund's key made another refund"
