@@ -184,6 +184,22 @@ async def test_a_refund_made_at_the_provider_without_an_id_is_flagged_not_record
     assert (await _kinds(flow, payment.id))[len(before) :] == ["amount_mismatch", "flagged_for_review"]
 
 
+async def test_a_refund_made_elsewhere_while_a_refunds_answer_is_lost_is_recorded_and_flagged(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No poll lists every refund: nothing would tell whether the caller's lost refund and the reported one are one.
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
+    payment = await pay()
+    fake.script("refund", "lost")
+    lost = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+    assert lost.status is RefundStatus.PENDING
+    theirs = RefundUpdate(RefundStatus.SUCCEEDED, "gw_refund_77", amount=Money.of("2000", "XOF"))
+    after = await _deliver(flow, fake, payment.id, refunds=[theirs])
+    assert [r.external_id for r in after.refunds if r.id != lost.id] == ["gw_refund_77"]
+    assert after.review_reason is ReviewReason.UNKNOWN_OUTCOME
+    assert f"while the answer to refund {lost.id} was lost" in after.review_message
+
+
 # -- an operator is told of each fact, once -------------------------------------------------
 
 

@@ -263,6 +263,13 @@ def _refund_made_elsewhere(
     )
     change.set(refunds=(*payment.refunds, refund))
     change.event("refund_created", to_status=refund.status.value, amount=refund.amount, refund_id=refund.id)
+    lost = payment.pending_call  # its answer lost, at a provider whose polls cannot tell whether the two are one
+    if not lists_refunds and lost is not None and lost.refund_id is not None and lost.settled_by_reports(change.now):
+        change.flag(
+            ReviewReason.UNKNOWN_OUTCOME,
+            f"provider reported a refund of {update.amount} paycore did not make while the answer to refund "
+            f"{lost.refund_id} was lost: check they are not the same before refunding again",
+        )
     return False
 
 
