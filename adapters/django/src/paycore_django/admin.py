@@ -3,20 +3,25 @@
 Nothing here can set a status or an amount: every field is read-only, rows
 cannot be added or deleted, and the actions (capture, cancel, refund,
 refresh from the provider, resolve a review, set the fraud status, settle
-pending refunds) call ``paycore_django.blocking_flow()``, so they go through
-the state machine, the provider and the idempotency store like any other
-call. Each action needs its own permission on the Payment model
+pending refunds, settle open payments) call ``paycore_django.blocking_flow()``,
+so they go through the state machine, the provider and the idempotency store
+like any other call. Each action needs its own permission on the Payment model
 (``capture_payment``, ``cancel_payment``, ``refund_payment``,
 ``refresh_payment``, ``review_payment``; settling pending refunds is a refund
-decision: ``refund_payment``); superusers have them all. An action counts a payment
-done only when the flow's result says so (:mod:`paycore_django.admin_outcomes`):
-a declined capture, a refund still pending or an answer lost is told as such.
+decision: ``refund_payment``; settling open payments is an operator's verdict
+on a payment its reports left open and records its money: ``review_payment`` and
+``refund_payment``); superusers have them all. An action counts a payment done only when the flow's result says
+so (:mod:`paycore_django.admin_outcomes`): a declined capture, a refund still
+pending or an answer lost is told as such. Every payment an action changed gets
+an entry in the admin's log naming the staff user and what was done
+(:mod:`paycore_django.admin_audit`).
 
 Payments are read from the database of paycore's ``django`` repository (its
 ``using``). An action with a confirmation page (refund, resolve reviews, set
-the fraud status, settle pending refunds) acts on exactly the payments that
-page listed, even after "select all": never on one that arrived since; and
-settling pending refunds settles exactly the refunds its page listed.
+the fraud status, settle pending refunds, settle open payments) acts on exactly
+the payments that page listed, even after "select all": never on one that
+arrived since; and settling pending refunds settles exactly the refunds its
+page listed (:mod:`paycore_django.admin_settling`).
 """
 
 from __future__ import annotations
@@ -39,25 +44,19 @@ from paycore.errors import PaycoreError
 from paycore.money import Money
 from paycore.records import Payment as PaymentRecord
 from paycore.status import RefundStatus
-from paycore_django.admin_confirmation import (
-    LISTED_REFUND,
-    ConfirmationPages,
-    is_pending,
-    money_text,
-    skipped_message,
-    some,
+from paycore_django.admin_audit import (
+    audited,
+    cancel_change,
+    capture_change,
+    fraud_change,
+    refresh_change,
+    refund_audited,
+    review_change,
 )
-from paycore_django.admin_forms import FraudForm, RefundForm, ReviewForm, SettleRefundForm
-from paycore_django.admin_outcomes import (
-    ActionOutcome,
-    cancel_outcome,
-    capture_outcome,
-    completed,
-    refund_not_listed,
-    refund_not_pending,
-    refund_outcome,
-    settle_outcome,
-)
+from paycore_django.admin_confirmation import LISTED_REFUND, money_text
+from paycore_django.admin_forms import FraudForm, RefundForm, ReviewForm
+from paycore_django.admin_outcomes import ActionOutcome, cancel_outcome, capture_outcome, completed, refund_outcome
+from paycore_django.admin_settling import SettlingActions
 from paycore_django.conf import repository_database
 from paycore_django.databases import non_atomic_requests
 from paycore_django.models import Payment, PaymentEvent, Refund
@@ -144,7 +143,7 @@ class PaymentEventInline(_ReadOnlyInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-arg]
+class PaymentAdmin(SettlingActions, admin.ModelAdmin):  # type: ignore[type-arg]
     """Payments: searchable and filterable; changed only by the actions, through the flow."""
 
     list_display = (
@@ -173,6 +172,7 @@ class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-ar
         "resolve_reviews",
         "set_fraud_status",
         "settle_pending_refunds",
+        "settle_open_payments",
     )
 
     @non_atomic_requests
@@ -267,6 +267,12 @@ class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-ar
         """May resolve reviews and set fraud statuses."""
         return self._may(request, "review")
 
+    def has_settle_permission(self, request: HttpRequest) -> bool:
+        """May settle open payments as found at the provider: an operator's verdict on a payment its reports left
+        open (as resolving a review is) that records the money the provider holds (then refundable, as settling a
+        refund does), so it needs both the review and the refund permissions."""
+        return self._may(request, "review") and self._may(request, "refund")
+
     # -- columns -------------------------------------------------------------------------------
 
     @admin.display(description="amount", ordering="amount")
@@ -296,13 +302,15 @@ class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-ar
         verb: str,
         run: Callable[[Payment], ActionOutcome],
     ) -> None:
-        """Run ``run`` for each selected payment; count those it did, and tell what happened to the others."""
+        """Run ``run`` for each selected payment; count those it did, record those it changed in the audit trail,
+        and tell what happened to the others."""
         done, told = 0, []
         for payment in queryset.order_by("created_at", "id"):
             try:
                 outcome = run(payment)
             except PaycoreError as error:
                 outcome = ActionOutcome(False, f"Not {verb.lower()}: {payment.id}: {error}", messages.ERROR)
+            self._audit(request, payment, outcome.change)
             done += outcome.done
             if outcome.message:
                 told.append(outcome)
@@ -320,29 +328,34 @@ class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-ar
     def capture_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
         """Capture the whole authorized amount."""
         flow = paycore_django.blocking_flow()
-        self._each(
-            request,
-            queryset,
-            "Captured",
-            lambda p: capture_outcome(flow.capture(p.id, idempotency_key=self._key("capture", p), tenant=p.tenant)),
-        )
+
+        def capture(payment: Payment) -> ActionOutcome:
+            after = flow.capture(payment.id, idempotency_key=self._key("capture", payment), tenant=payment.tenant)
+            return audited(capture_outcome(after), payment, after, capture_change(after))
+
+        self._each(request, queryset, "Captured", capture)
 
     @admin.action(description="Cancel selected payments", permissions=["cancel"])
     def cancel_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
         """Cancel payments not captured (releases authorizations)."""
         flow = paycore_django.blocking_flow()
-        self._each(
-            request,
-            queryset,
-            "Canceled",
-            lambda p: cancel_outcome(flow.cancel(p.id, idempotency_key=self._key("cancel", p), tenant=p.tenant)),
-        )
+
+        def cancel(payment: Payment) -> ActionOutcome:
+            after = flow.cancel(payment.id, idempotency_key=self._key("cancel", payment), tenant=payment.tenant)
+            return audited(cancel_outcome(after), payment, after, cancel_change(after))
+
+        self._each(request, queryset, "Canceled", cancel)
 
     @admin.action(description="Refresh selected payments from their provider", permissions=["refresh"])
     def refresh_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
         """Ask each payment's provider for its state and apply it."""
         flow = paycore_django.blocking_flow()
-        self._each(request, queryset, "Refreshed", lambda p: completed(flow.refresh(p.id, tenant=p.tenant)))
+
+        def refresh(payment: Payment) -> ActionOutcome:
+            after = flow.refresh(payment.id, tenant=payment.tenant)
+            return audited(completed(after), payment, after, refresh_change(after))
+
+        self._each(request, queryset, "Refreshed", refresh)
 
     @admin.action(description="Refund selected payments…", permissions=["refund"])
     def refund_payments(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
@@ -363,6 +376,7 @@ class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-ar
 
         def refund(payment: Payment) -> ActionOutcome:
             amount = Money.of(raw_amount, payment.currency) if raw_amount else None
+            known = {row.id for row in payment.refunds.all()}  # a resubmitted form replays one of them
             made = flow.refund(
                 payment.id,
                 amount=amount,
@@ -370,7 +384,7 @@ class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-ar
                 idempotency_key=f"admin:refund:{token}:{payment.id}",
                 tenant=payment.tenant,
             )
-            return refund_outcome(made, _read_after(flow, payment))
+            return refund_audited(refund_outcome(made, _read_after(flow, payment)), made, known)
 
         self._each(request, queryset, "Refunded", refund)
 
@@ -390,9 +404,12 @@ class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-ar
     def _resolve(self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form) -> None:
         flow = paycore_django.blocking_flow()
         note = form.cleaned_data["note"]
-        self._each(
-            request, queryset, "Resolved", lambda p: completed(flow.resolve_review(p.id, note=note, tenant=p.tenant))
-        )
+
+        def resolve(payment: Payment) -> ActionOutcome:
+            after = flow.resolve_review(payment.id, note=note, tenant=payment.tenant)
+            return audited(completed(after), payment, after, review_change(note))
+
+        self._each(request, queryset, "Resolved", resolve)
 
     @admin.action(description="Set the fraud status of selected payments…", permissions=["review"])
     def set_fraud_status(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
@@ -410,72 +427,9 @@ class PaymentAdmin(ConfirmationPages, admin.ModelAdmin):  # type: ignore[type-ar
     def _set_fraud(self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form) -> None:
         flow = paycore_django.blocking_flow()
         verdict, message = form.cleaned_data["fraud_status"], form.cleaned_data["message"]
-        self._each(
-            request,
-            queryset,
-            "Updated",
-            lambda p: completed(flow.set_fraud_status(p.id, verdict, message=message, tenant=p.tenant)),
-        )
 
-    @admin.action(description="Settle pending refunds of selected payments…", permissions=["refund"])
-    def settle_pending_refunds(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
-        """Settle the pending refunds the confirmation page listed as succeeded or failed, as the provider's
-        dashboard shows them, noting what was checked."""
-        form = SettleRefundForm(request.POST if "apply" in request.POST else None)
-        return self._confirmed(
-            request,
-            queryset,
-            form,
-            "settle_pending_refunds",
-            "Settle pending refunds",
-            lambda: self._settle(request, queryset, form),
-            refunds=True,
-        )
+        def set_fraud(payment: Payment) -> ActionOutcome:
+            after = flow.set_fraud_status(payment.id, verdict, message=message, tenant=payment.tenant)
+            return audited(completed(after), payment, after, fraud_change(after, message))
 
-    def _settle(self, request: HttpRequest, queryset: QuerySet[Payment], form: forms.Form) -> None:
-        """Settle each refund the page listed that is still pending; tell what happened to the others."""
-        flow = paycore_django.blocking_flow()
-        outcome, note = form.cleaned_data["outcome"], form.cleaned_data["note"]
-        listed = set(request.POST.getlist(LISTED_REFUND))
-        unknown = set(listed)
-        settled, told, skipped = 0, [], []
-        for payment in queryset.order_by("created_at", "id").prefetch_related("refunds"):
-            refunds = list(payment.refunds.all())
-            unknown -= {refund.id for refund in refunds}
-            if not any(refund.id in listed or is_pending(refund) for refund in refunds):
-                skipped.append(payment.id)
-            for refund in refunds:
-                if refund.id in listed:
-                    said = self._settle_one(flow, payment, refund, outcome, note)
-                elif is_pending(refund):
-                    said = refund_not_listed(payment.id, refund.id)
-                else:
-                    continue
-                settled += said.done
-                if said.message:
-                    told.append(said)
-        if unknown:
-            told.append(
-                ActionOutcome(
-                    False, f"Not settled: {some(unknown)}: not refunds of the listed payments.", messages.ERROR
-                )
-            )
-        if settled:
-            self.message_user(request, f"Settled {settled} refund(s) as {outcome}.", messages.SUCCESS)
-        for said in told:
-            self.message_user(request, said.message, said.level)
-        if skipped:
-            self.message_user(request, skipped_message(skipped), messages.INFO)
-
-    @staticmethod
-    def _settle_one(
-        flow: BlockingPaymentFlow, payment: Payment, refund: Refund, outcome: str, note: str
-    ) -> ActionOutcome:
-        """Settle ``refund``, listed as pending, unless it no longer is (a webhook or a refresh settled it since)."""
-        if not is_pending(refund):
-            return refund_not_pending(payment.id, refund.id, refund.status)
-        try:
-            after = flow.resolve_refund(payment.id, refund.id, outcome=outcome, note=note, tenant=payment.tenant)
-        except PaycoreError as error:
-            return ActionOutcome(False, f"Not settled: refund {refund.id} of {payment.id}: {error}", messages.ERROR)
-        return settle_outcome(after, refund.id)
+        self._each(request, queryset, "Updated", set_fraud)

@@ -1,10 +1,11 @@
 """The confirmation page of the admin actions that need more input (refund, resolve reviews, set the fraud
-status, settle pending refunds), as a mixin of :class:`paycore_django.admin.PaymentAdmin`.
+status, settle pending refunds, settle open payments), as a mixin of :class:`paycore_django.admin.PaymentAdmin`.
 
 The page lists the payments the action will act on and posts them back; Apply acts on exactly those, never
 on "all that match the filter", which could take in a payment that arrived since, and does nothing when
 they are no longer what the list holds. The page of "Settle pending refunds" also lists the payments'
-pending refunds and posts them back (:data:`LISTED_REFUND`), so that exactly those are settled.
+pending refunds and posts them back (:data:`LISTED_REFUND`), so that exactly those are settled. The page of
+"Settle open payments" lists the open ones with their amount and review, and names the others, skipped.
 """
 
 from __future__ import annotations
@@ -23,10 +24,19 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from paycore.money import Money
-from paycore.status import RefundStatus
+from paycore.status import PaymentStatus, RefundStatus
 from paycore_django.models import Payment, Refund
 
-__all__ = ["LISTED_REFUND", "ConfirmationPages", "is_pending", "money_text", "skipped_message", "some"]
+__all__ = [
+    "LISTED_REFUND",
+    "ConfirmationPages",
+    "is_open",
+    "is_pending",
+    "money_text",
+    "not_open_message",
+    "skipped_message",
+    "some",
+]
 
 LISTED_REFUND = "_listed_refund"
 """The field in which the confirmation page of "Settle pending refunds" posts back each refund it listed."""
@@ -56,6 +66,7 @@ class ConfirmationPages:
         run: Callable[[], None],
         *,
         refunds: bool = False,
+        open_payments: bool = False,
     ) -> HttpResponse | None:
         """Show ``action``'s confirmation page until it is applied with ``form`` valid; then ``run()``.
 
@@ -64,7 +75,8 @@ class ConfirmationPages:
         acts on those; if they are no longer exactly what the list holds (one
         is gone or left the filter), nothing is done and the operator is told.
         With ``refunds``, the page lists the payments' pending refunds too, and
-        posts them back (:data:`LISTED_REFUND`).
+        posts them back (:data:`LISTED_REFUND`); with ``open_payments``, it
+        lists the open ones apart and names the others, skipped.
         """
         if "apply" in request.POST:
             changed = _listing_changed(request, queryset)
@@ -72,7 +84,7 @@ class ConfirmationPages:
                 self.message_user(request, changed, messages.ERROR)
                 return None
         if not form.is_valid():
-            return self._ask(request, queryset, form, action, title, refunds=refunds)
+            return self._ask(request, queryset, form, action, title, refunds=refunds, open_payments=open_payments)
         run()
         return None
 
@@ -85,12 +97,15 @@ class ConfirmationPages:
         title: str,
         *,
         refunds: bool = False,
+        open_payments: bool = False,
     ) -> TemplateResponse | None:
         """The intermediate page of an action that needs more input, listing the payments it will act on (``None``,
         the operator told why, when they are more than one page can post back). With ``refunds``, it lists their
         pending refunds and names the payments without one as skipped (``None``, the operator told, when no
-        payment has one)."""
+        payment has one). With ``open_payments``, it lists the open payments with their amount and review, and
+        names the others as skipped (``None``, the operator told, when none is open)."""
         payments = list(queryset.prefetch_related("refunds") if refunds else queryset)
+        ended = [payment for payment in payments if open_payments and not is_open(payment)]
         pending = [
             _ListedRefund(refund.id, money_text(refund.amount, refund.currency), refund.created_at, payment.id)
             for payment in (payments if refunds else [])
@@ -112,6 +127,9 @@ class ConfirmationPages:
         if refunds and not pending:
             self.message_user(request, f"Nothing to settle. {skipped_message(skipped)}", messages.INFO)
             return None
+        if open_payments and len(ended) == len(payments):
+            self.message_user(request, f"Nothing to settle. {not_open_message(ended)}", messages.INFO)
+            return None
         context = {
             **self.admin_site.each_context(request),
             "title": title,
@@ -121,7 +139,10 @@ class ConfirmationPages:
             "payments": payments,
             "selected": [str(payment.pk) for payment in payments],
             "refunds": pending if refunds else None,
-            "skipped": some(set(skipped)),
+            "open_payments": [_listed_payment(payment) for payment in payments if is_open(payment)]
+            if open_payments
+            else None,
+            "skipped": _ended(ended) if open_payments else some(set(skipped)),
             "refund_field": LISTED_REFUND,
             "token": request.POST.get("token") or secrets.token_urlsafe(12),
         }
@@ -135,6 +156,46 @@ class _ListedRefund(NamedTuple):
     amount: str
     created_at: datetime
     payment_id: str
+
+
+class _ListedPayment(NamedTuple):
+    """An open payment as a confirmation page lists it."""
+
+    id: str
+    status: str
+    amount: str
+    order_id: str
+    review: str
+
+
+def _listed_payment(payment: Payment) -> _ListedPayment:
+    """``payment`` as a confirmation page lists it: with its amount, and why it is flagged for review, if it is."""
+    review = ""
+    if payment.needs_review:
+        review = payment.review_message or (payment.review_reason or "flagged").replace("_", " ")
+    return _ListedPayment(
+        payment.id, payment.status, money_text(payment.amount, payment.currency), payment.order_id, review
+    )
+
+
+OPEN_STATUSES = frozenset({PaymentStatus.PENDING.value, PaymentStatus.PROCESSING.value})
+"""The statuses of a payment its provider may still settle, which an operator may settle in its place."""
+
+
+def is_open(payment: Payment) -> bool:
+    """Whether ``payment``'s row says it is open: pending or processing."""
+    return payment.status in OPEN_STATUSES
+
+
+def not_open_message(payments: list[Payment]) -> str:
+    """The message naming the payments a settling of open payments skipped, with their status (a few, and how
+    many more)."""
+    return f"Skipped, no longer open: {_ended(payments)}."
+
+
+def _ended(payments: list[Payment]) -> str:
+    """Up to a few of ``payments`` with their status, as ``pay_1 (succeeded)``, and how many more."""
+    return some({f"{payment.id} ({payment.status})" for payment in payments})
 
 
 def is_pending(refund: Refund) -> bool:

@@ -1,5 +1,5 @@
-"""The forms of the admin actions that ask for more than a click: how much to refund, how a review or a
-pending refund was settled, and an operator's fraud verdict (:mod:`paycore_django.admin`)."""
+"""The forms of the admin actions that ask for more than a click: how much to refund, how a review, a
+pending refund or an open payment was settled, and an operator's fraud verdict (:mod:`paycore_django.admin`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from django import forms
 
 from paycore.errors import MoneyError
 from paycore.money import Money, currency_exponent
-from paycore.status import FraudStatus, RefundStatus
+from paycore.status import FraudStatus, PaymentStatus, RefundStatus
 
-__all__ = ["FraudForm", "RefundForm", "ReviewForm", "SettleRefundForm"]
+__all__ = ["FraudForm", "RefundForm", "ReviewForm", "SettlePaymentForm", "SettleRefundForm"]
 
 
 class RefundForm(forms.Form):
@@ -51,15 +51,7 @@ class RefundForm(forms.Form):
         if not typed or len(self.currencies) != 1:
             return typed  # blank: all that is left; several currencies: refused whole (:meth:`refusal`)
         (currency,) = self.currencies
-        example = "2500" if currency_exponent(currency) == 0 else f"12.{'5' + '0' * (currency_exponent(currency) - 1)}"
-        try:
-            amount = Money.of(typed, currency)
-        except MoneyError as error:
-            why = str(error).partition("): ")[2] or str(error)
-            raise forms.ValidationError(
-                f"{typed!r} is not an amount of {currency} ({why}): type digits and at most one '.', as in {example}."
-            ) from None
-        if amount.minor_units <= 0:
+        if _typed_money(typed, currency).minor_units <= 0:
             raise forms.ValidationError(f"A refund is more than zero {currency}; leave it blank to refund all.")
         return typed
 
@@ -73,6 +65,19 @@ class RefundForm(forms.Form):
             "one currency. Select payments of one currency, or leave the amount blank to refund all that is left "
             "of each payment."
         )
+
+
+def _typed_money(typed: str, currency: str) -> Money:
+    """``typed`` read as an amount of ``currency`` with :meth:`Money.of`: a field error, before anything is done, for
+    text that is no amount of it (``"1,000"``, ``"12_50"``, ``"12.505"`` of EUR, ``"10.5"`` of XOF)."""
+    example = "2500" if currency_exponent(currency) == 0 else f"12.{'5' + '0' * (currency_exponent(currency) - 1)}"
+    try:
+        return Money.of(typed, currency)
+    except MoneyError as error:
+        why = str(error).partition("): ")[2] or str(error)
+        raise forms.ValidationError(
+            f"{typed!r} is not an amount of {currency} ({why}): type digits and at most one '.', as in {example}."
+        ) from None
 
 
 def _listed(currencies: list[str]) -> str:
@@ -98,6 +103,77 @@ class SettleRefundForm(forms.Form):
         help_text="As the provider's dashboard shows the refunds.",
     )
     note = forms.CharField(max_length=500, help_text="What was checked at the provider.")
+
+
+class SettlePaymentForm(forms.Form):
+    """How open payments ended at the provider, as its dashboard shows them: succeeded (the money captured),
+    authorized (a hold, captured or canceled afterwards as usual) or failed; the amount the provider holds (blank:
+    each payment's whole amount); and what was checked.
+
+    An amount is in the currency of the payments settled, so it can be typed only when they all have the same one:
+    for payments in several currencies it is a field error (as is one given with ``failed``).
+    """
+
+    outcome = forms.ChoiceField(
+        choices=[
+            (PaymentStatus.SUCCEEDED.value, "succeeded (the provider captured the money)"),
+            (PaymentStatus.AUTHORIZED.value, "authorized (the provider holds it: capture or cancel it afterwards)"),
+            (PaymentStatus.FAILED.value, "failed (no money was taken)"),
+        ],
+        widget=forms.RadioSelect,
+        help_text="As the provider's dashboard shows the payments.",
+    )
+    amount = forms.CharField(
+        required=False,
+        label="Amount held",
+        help_text="What the provider holds of each payment, in major units (e.g. 8000 XOF, 12.50 EUR); "
+        "blank records each payment's whole amount.",
+    )
+    note = forms.CharField(max_length=500, help_text="What was checked at the provider.")
+
+    def __init__(self, *args: Any, currencies: Iterable[str] = (), **kwargs: Any) -> None:
+        """The form for settling payments in ``currencies`` (their codes; without any, the field's help is general)."""
+        super().__init__(*args, **kwargs)
+        self.currencies = sorted(set(currencies))
+        field = self.fields["amount"]
+        if len(self.currencies) == 1:
+            (currency,) = self.currencies
+            field.label = f"Amount held ({currency})"
+            field.help_text = (
+                f"What the provider holds of each payment, in {currency}, in major units (less than the payment's "
+                "amount for an underpaid transfer); blank records each payment's whole amount."
+            )
+        elif self.currencies:
+            field.help_text = (
+                f"The payments are in {_listed(self.currencies)}: an amount can be typed only for payments of "
+                "one currency. Leave it blank to record each payment's whole amount."
+            )
+
+    def clean_amount(self) -> str:
+        """The typed amount, checked as an amount of the payments' one currency: a field error, before anything is
+        settled, for text that is no amount of it, an amount not above zero, or payments in several currencies."""
+        typed = str(self.cleaned_data["amount"]).strip()
+        if not typed:
+            return typed  # each payment's whole amount
+        if len(self.currencies) != 1:
+            raise forms.ValidationError(
+                f"The selected payments are in {_listed(self.currencies) if self.currencies else 'no currency'}, "
+                "and an amount is in one currency: select payments of one currency, or leave it blank to record "
+                "each payment's whole amount."
+            )
+        (currency,) = self.currencies
+        if _typed_money(typed, currency).minor_units <= 0:
+            raise forms.ValidationError(f"An amount held is more than zero {currency}; choose failed if none is.")
+        return typed
+
+    def clean(self) -> dict[str, Any]:
+        """The form's data; an amount typed for payments that failed is a field error (a failed payment holds none)."""
+        cleaned: dict[str, Any] = super().clean()
+        if cleaned.get("outcome") == PaymentStatus.FAILED.value and cleaned.get("amount"):
+            self.add_error(
+                "amount", "A failed payment holds nothing: leave the amount blank, or choose another outcome."
+            )
+        return cleaned
 
 
 class FraudForm(forms.Form):

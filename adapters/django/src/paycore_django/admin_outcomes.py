@@ -8,7 +8,8 @@ result says so, and tells the operator what happened to each other payment:
 declined, outcome unknown (it will be checked with the provider), awaiting
 the provider, or flagged for review. Settling a pending refund is told per
 refund: settled, no longer pending (settled meanwhile), or left pending for
-not having been on the confirmation page.
+not having been on the confirmation page. Settling an open payment leaves a
+flag for review as it was: the operator is told to resolve it once checked.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "cancel_outcome",
     "capture_outcome",
     "completed",
+    "payment_settled_outcome",
     "refund_not_listed",
     "refund_not_pending",
     "refund_outcome",
@@ -45,12 +47,16 @@ class ActionOutcome:
     """What one admin action did to one payment.
 
     ``done`` counts it in the "Captured N payment(s)." line; ``message``, when
-    not empty, is told to the operator on its own, at ``level``.
+    not empty, is told to the operator on its own, at ``level``; ``change``,
+    when not empty, is what the audit trail records the staff user did to the
+    payment (:mod:`paycore_django.admin_audit`): empty when the payment was not
+    changed.
     """
 
     done: bool
     message: str = ""
     level: int = messages.SUCCESS
+    change: str = ""
 
 
 DONE: Final = ActionOutcome(done=True)
@@ -117,6 +123,20 @@ def settle_outcome(payment: Payment, refund_id: str) -> ActionOutcome:
         True,
         f"Refund {refund_id} of {payment.id} was settled, but the payment still needs review: {_review(payment)} "
         "(Resolve the review of selected payments… clears it).",
+        messages.WARNING,
+    )
+
+
+def payment_settled_outcome(payment: Payment) -> ActionOutcome:
+    """What settling an open payment did, from the payment the flow returned: done (the flow settles it or raises);
+    with a warning when the payment still needs review, which settling leaves for the operator to close (a report
+    that came while they decided stays seen)."""
+    if not payment.needs_review:
+        return DONE
+    return ActionOutcome(
+        True,
+        f"{payment.id} was settled as {payment.status.value}, but it still needs review: {_review(payment)} "
+        "(Resolve the review of selected payments… clears it once checked).",
         messages.WARNING,
     )
 

@@ -1,0 +1,238 @@
+"""The admin's audit trail: a Django admin LogEntry per payment an action changed, naming the staff user and
+what was done; none for a payment an action did not change; and a trail that cannot be written never undoes
+nor hides what was done to the money."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from django.contrib import messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
+from django.db import DatabaseError
+from django.test import Client
+from test_web_admin import (
+    CHANGELIST,
+    CONFIG,
+    act,
+    confirm,
+    fake,
+    flagged,
+    page_of,
+    paid,
+    pending_refund,
+    staff_client,
+    told,
+)
+
+import paycore.testing.fake
+import paycore_django
+from paycore.blocking import BlockingPaymentFlow
+from paycore.money import Money
+from paycore.status import FraudStatus, Outcome, PaymentStatus
+from paycore_django.admin import PaymentAdmin
+from paycore_django.models import Payment as PaymentRow
+
+XOF_8000 = Money.of("8000", "XOF")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def flow(
+    transactional_db: None, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[BlockingPaymentFlow]:
+    """A blocking flow on the Django ORM, its portal on asyncio or trio, served as the process's flow to the admin."""
+    blocking = BlockingPaymentFlow.from_config(CONFIG, plugins=[paycore.testing.fake], backend=request.param).open()
+    monkeypatch.setattr(paycore_django, "blocking_flow", lambda: blocking)
+    monkeypatch.setattr(paycore_django, "flow", lambda: blocking.flow)
+    yield blocking
+    blocking.close()
+
+
+@pytest.fixture
+def superuser_client(flow: BlockingPaymentFlow) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+    return client
+
+
+def entries(payment_id: str) -> list[tuple[str, int, str]]:
+    """The admin log's entries on a payment, oldest first: who, which flag, and what was done."""
+    found = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(PaymentRow), object_id=payment_id
+    ).order_by("action_time", "id")
+    return [(entry.user.get_username(), entry.action_flag, entry.get_change_message()) for entry in found]
+
+
+def underpaid(flow: BlockingPaymentFlow) -> str:
+    """A 10 000 XOF payment of which the customer sent 8 000: flagged, and left processing."""
+    fake(flow).script("initiate", "pending")
+    payment_id = flow.create_payment(amount=Money.of("10000", "XOF"), provider="fake", order_id="T7").payment.id
+    fake(flow).settle(payment_id, Outcome.SUCCEEDED, captured=XOF_8000)
+    flow.handle_webhook("fake", *fake(flow).webhook(payment_id))
+    assert flow.get_payment(payment_id).status is PaymentStatus.PROCESSING
+    return payment_id
+
+
+def test_a_refund_is_recorded_with_the_user_the_amount_the_refund_and_the_reason(flow: BlockingPaymentFlow) -> None:
+    payment_id = paid(flow)
+    client = staff_client("refund_payment")
+    response = act(client, "refund_payments", payment_id, apply="1", amount="2500", reason="cold soup", token="t1")
+    assert told(response) == [(messages.SUCCESS, "Refunded 1 payment(s).")]
+    (refund,) = flow.get_payment(payment_id).refunds
+    amount = Money.of("2500", "XOF").display()
+    assert entries(payment_id) == [("clerk", CHANGE, f"Refunded {amount} (refund {refund.id}): cold soup")]
+
+
+def test_a_refund_form_submitted_twice_is_recorded_once(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = paid(flow)
+    for _ in range(2):
+        act(superuser_client, "refund_payments", payment_id, apply="1", amount="2500", token="same")
+    assert len(flow.get_payment(payment_id).refunds) == 1
+    assert [flag for _, flag, _ in entries(payment_id)] == [CHANGE]
+
+
+def test_a_refund_awaiting_the_provider_is_recorded_as_sent(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    fake(flow).script("refund", "pending")
+    act(superuser_client, "refund_payments", payment_id, apply="1", amount="2500", token="t2")
+    (refund,) = flow.get_payment(payment_id).refunds
+    amount = Money.of("2500", "XOF").display()
+    assert entries(payment_id) == [
+        ("boss", CHANGE, f"Refund of {amount} (refund {refund.id}) sent, awaiting the provider")
+    ]
+
+
+def test_a_resolved_review_is_recorded_with_its_note_and_one_not_flagged_is_not(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    flagged_id, clear = flagged(flow), paid(flow)
+    act(superuser_client, "resolve_reviews", flagged_id, clear, apply="1", note="called the customer")
+    assert entries(flagged_id) == [("boss", CHANGE, "Resolved review: called the customer")]
+    assert entries(clear) == []
+
+
+def test_a_settled_pending_refund_is_recorded_once_per_payment(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    first, second = pending_refund(flow, payment_id), pending_refund(flow, payment_id)
+    page = act(superuser_client, "settle_pending_refunds", payment_id)
+    confirm(superuser_client, page, CHANGELIST, outcome="succeeded", note="done, per the dashboard")
+    assert entries(payment_id) == [
+        ("boss", CHANGE, f"Settled refunds {first}, {second} as succeeded: done, per the dashboard")
+    ]
+
+
+def test_a_settled_open_payment_is_recorded_with_what_was_captured(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    succeeded, held, failed, ended = underpaid(flow), underpaid(flow), underpaid(flow), paid(flow)
+    for payment_id, outcome, amount in [
+        (succeeded, "succeeded", "8000"),
+        (held, "authorized", ""),
+        (failed, "failed", ""),
+    ]:
+        page = act(superuser_client, "settle_open_payments", payment_id, ended)
+        confirm(superuser_client, page, CHANGELIST, outcome=outcome, amount=amount, note="seen in the dashboard")
+    assert entries(succeeded) == [
+        ("boss", CHANGE, f"Settled as succeeded, {XOF_8000.display()} captured: seen in the dashboard")
+    ]
+    held_amount = Money.of("10000", "XOF").display()
+    assert entries(held) == [("boss", CHANGE, f"Settled as authorized, {held_amount} held: seen in the dashboard")]
+    assert entries(failed) == [("boss", CHANGE, "Settled as failed: seen in the dashboard")]
+    assert entries(ended) == []  # skipped: not open
+
+
+def test_capture_cancel_refresh_and_fraud_status_are_recorded(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    captured, canceled = paid(flow, capture=False), paid(flow, capture=False)
+    act(superuser_client, "capture_payments", captured)
+    act(superuser_client, "cancel_payments", canceled)
+    fake(flow).script("initiate", "pending")
+    refreshed = paid(flow)
+    fake(flow).settle(refreshed, Outcome.SUCCEEDED)
+    act(superuser_client, "refresh_payments", refreshed)
+    act(superuser_client, "set_fraud_status", captured, apply="1", fraud_status="review", message="odd card")
+    assert entries(captured) == [
+        ("boss", CHANGE, f"Captured {Money.of('12500', 'XOF').display()}"),
+        ("boss", CHANGE, "Set fraud status to review: odd card"),
+    ]
+    assert entries(canceled) == [("boss", CHANGE, "Canceled")]
+    assert entries(refreshed) == [("boss", CHANGE, "Refreshed from the provider: the payment is succeeded")]
+    act(superuser_client, "refresh_payments", refreshed)  # nothing new at the provider
+    assert len(entries(refreshed)) == 1
+
+
+def test_an_action_refused_records_nothing_and_only_the_one_done_is_recorded(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    shown = told(act(superuser_client, "capture_payments", payment_id))  # captured already
+    assert shown[0][1].startswith(f"Not captured: {payment_id}")
+    shown = told(act(superuser_client, "refund_payments", payment_id, apply="1", amount="20000", token="t3"))
+    assert shown[0][1].startswith(f"Not refunded: {payment_id}")
+    act(staff_client(), "refund_payments", payment_id, apply="1", amount="2500", token="t4")  # no permission
+    assert flow.get_payment(payment_id).refunds == ()
+    assert entries(payment_id) == []
+    act(superuser_client, "refund_payments", payment_id, apply="1", amount="2500", token="t5")
+    (refund,) = flow.get_payment(payment_id).refunds
+    amount = Money.of("2500", "XOF").display()
+    assert entries(payment_id) == [("boss", CHANGE, f"Refunded {amount} (refund {refund.id})")]
+
+
+def test_the_entries_show_on_the_payments_history_page(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
+    payment_id = flagged(flow)
+    act(superuser_client, "resolve_reviews", payment_id, apply="1", note="called the customer")
+    history = superuser_client.get(page_of(payment_id, "history"))
+    assert history.status_code == 200
+    assert "Resolved review: called the customer" in history.content.decode()
+
+
+def test_a_log_entry_that_cannot_be_written_is_a_warning_and_the_refund_stands(
+    flow: BlockingPaymentFlow,
+    superuser_client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    payment_id = paid(flow)
+
+    def unwritable(*args: object, **kwargs: object) -> None:
+        raise DatabaseError("the admin log's database is down")
+
+    monkeypatch.setattr(PaymentAdmin, "log_change", unwritable)
+    with caplog.at_level(logging.WARNING, logger="paycore_django.admin"):
+        response = act(superuser_client, "refund_payments", payment_id, apply="1", amount="2500", reason="x", token="t")
+    assert told(response) == [(messages.SUCCESS, "Refunded 1 payment(s).")]
+    assert flow.get_payment(payment_id).refunded_amount == Money.of("2500", "XOF")
+    assert entries(payment_id) == []
+    (record,) = [r for r in caplog.records if r.name == "paycore_django.admin"]
+    assert record.levelno == logging.WARNING
+    assert payment_id in record.getMessage()
+    assert "'boss'" in record.getMessage()
+    assert "Refunded" in record.getMessage()
+
+
+def test_a_fraud_verdict_on_a_payment_flagged_again_is_recorded(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    payment_id = paid(flow)
+    flow.set_fraud_status(payment_id, FraudStatus.REVIEW)
+    act(superuser_client, "set_fraud_status", payment_id, apply="1", fraud_status="rejected", message="")
+    assert entries(payment_id) == [("boss", CHANGE, "Set fraud status to rejected")]
+
+
+def test_a_capture_the_provider_declined_records_nothing_and_one_whose_answer_was_lost_is_recorded_as_sent(
+    flow: BlockingPaymentFlow, superuser_client: Client
+) -> None:
+    declined, lost = paid(flow, capture=False), paid(flow, capture=False)
+    fake(flow).script("capture", "decline", "lost")
+    act(superuser_client, "capture_payments", declined, lost)
+    assert entries(declined) == []
+    unknown = "its capture's outcome is unknown, to be checked with the provider"
+    assert entries(lost) == [("boss", CHANGE, f"Capture sent: the payment is authorized; {unknown}")]
