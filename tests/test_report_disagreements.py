@@ -9,9 +9,11 @@ matched by a later report: it is flagged, not recorded.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import attrs
 import pytest
 
@@ -198,6 +200,47 @@ async def test_a_refund_made_elsewhere_while_a_refunds_answer_is_lost_is_recorde
     assert [r.external_id for r in after.refunds if r.id != lost.id] == ["gw_refund_77"]
     assert after.review_reason is ReviewReason.UNKNOWN_OUTCOME
     assert f"while the answer to refund {lost.id} was lost" in after.review_message
+
+
+async def test_a_refund_made_elsewhere_reported_while_a_refund_travels_whose_answer_is_then_lost_is_flagged(
+    make_flow: Callable[..., PaymentFlow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other order: the provider's webhook names the refund its own way before the connection drops.
+    async with make_flow(provider_timeout=0.5, idempotency_lease=5) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
+        fake.script("initiate", "pending")
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+        fake.settle(payment.id, Outcome.SUCCEEDED)
+        await _deliver(flow, fake, payment.id)
+        fake.script("refund", "hang")
+        theirs = RefundUpdate(RefundStatus.SUCCEEDED, "gw_refund_77", amount=Money.of("2000", "XOF"))
+        async with anyio.create_task_group() as refunding:
+            refunding.start_soon(functools.partial(flow.refund, payment.id, amount=Money.of("2000", "XOF")))
+            await anyio.wait_all_tasks_blocked()  # the refund sent, its answer awaited
+            assert ("refund", payment.id) in fake.calls
+            travelling = await _deliver(flow, fake, payment.id, refunds=[theirs])
+            assert not travelling.needs_review, "its answer may yet come and name it"
+        after = await flow.get_payment(payment.id)
+    (ours,) = [r for r in after.refunds if r.external_id != "gw_refund_77"]
+    assert ours.status is RefundStatus.PENDING
+    assert after.review_reason is ReviewReason.UNKNOWN_OUTCOME
+    assert f"while the answer to refund {ours.id} was lost" in after.review_message
+
+
+async def test_a_report_naming_the_lost_refund_and_another_apart_flags_nothing(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
+    payment = await pay()
+    fake.script("refund", "lost")
+    ours = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+    named = RefundUpdate(RefundStatus.SUCCEEDED, ours.id, amount=Money.of("2000", "XOF"))
+    theirs = RefundUpdate(RefundStatus.SUCCEEDED, "gw_refund_78", amount=Money.of("1000", "XOF"))
+    after = await _deliver(flow, fake, payment.id, refunds=[named, theirs])
+    assert after.refunded_amount == Money.of("3000", "XOF")
+    assert not after.needs_review
 
 
 # -- an operator is told of each fact, once -------------------------------------------------

@@ -35,18 +35,22 @@ from paycore.reviews import flag_once, mismatch
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 
 if TYPE_CHECKING:
+    from paycore.calls import ProviderCall
     from paycore.updates import Applied
 
 __all__ = [
+    "MADE_ELSEWHERE",
     "NEVER_ARRIVED",
     "NOT_SENT",
     "apply_refund_update",
     "fail_refund",
+    "made_elsewhere",
     "names_refund",
     "never_reached",
     "reported_refund",
     "succeed_refund",
     "sync_refund_status",
+    "tell_possible_twin",
     "tell_refund_of_uncaptured",
 ]
 
@@ -55,6 +59,8 @@ NOT_SENT: Final = "not sent: the request never reached the provider"
 """Why a refund whose request could not be sent failed (:meth:`~paycore.provider_calls.ProviderCalls.undo`)."""
 NEVER_ARRIVED: Final = "the provider has no record of this refund"
 """Why a refund that a fresh poll of a provider listing every refund omits failed: it never arrived."""
+MADE_ELSEWHERE: Final = "made at the provider"
+"""The reason of a refund the provider reported that paycore did not make (from its dashboard)."""
 
 
 def never_reached(events: Sequence[PaymentEvent], refund_id: str) -> bool:
@@ -256,21 +262,37 @@ def _refund_made_elsewhere(
         payment_id=payment.id,
         amount=update.amount,
         status=update.status,
-        reason="made at the provider",
+        reason=MADE_ELSEWHERE,
         external_id=update.external_id or update.refund_id,
         created_at=change.now,
         updated_at=change.now,
     )
     change.set(refunds=(*payment.refunds, refund))
     change.event("refund_created", to_status=refund.status.value, amount=refund.amount, refund_id=refund.id)
-    lost = payment.pending_call  # its answer lost, at a provider whose polls cannot tell whether the two are one
-    if not lists_refunds and lost is not None and lost.refund_id is not None and lost.settled_by_reports(change.now):
-        change.flag(
-            ReviewReason.UNKNOWN_OUTCOME,
-            f"provider reported a refund of {update.amount} paycore did not make while the answer to refund "
-            f"{lost.refund_id} was lost: check they are not the same before refunding again",
-        )
+    lost = payment.pending_call
+    if not lists_refunds and lost is not None and lost.settled_by_reports(change.now):
+        tell_possible_twin(change, lost, refund)
     return False
+
+
+def tell_possible_twin(change: Change, lost: ProviderCall, made: Refund) -> None:
+    """Flag the payment when paycore's refund of ``lost``, a call whose answer was lost and still pending, and
+    ``made``, a refund the provider reports that paycore did not make, may be one refund: at a provider whose
+    polls do not list every refund, nothing else would tell (the provider named the refund its own way)."""
+    refunds: tuple[Refund, ...] = change.value("refunds")
+    ours = next((r for r in refunds if r.id == lost.refund_id), None)
+    if ours is None or ours.status is not RefundStatus.PENDING or made.status is RefundStatus.FAILED:
+        return
+    change.flag(
+        ReviewReason.UNKNOWN_OUTCOME,
+        f"provider reported a refund of {made.amount} paycore did not make while the answer to refund "
+        f"{ours.id} was lost: check they are not the same before refunding again",
+    )
+
+
+def made_elsewhere(refund: Refund) -> bool:
+    """True for a refund the provider reported that paycore did not make (from its dashboard)."""
+    return refund.reason == MADE_ELSEWHERE
 
 
 def tell_refund_of_uncaptured(change: Change, update: RefundUpdate, *, told_before: Collection[str] = ()) -> None:

@@ -23,7 +23,7 @@ from paycore.changes import Change
 from paycore.money import Money
 from paycore.providers import Capabilities
 from paycore.records import Payment, ProviderUpdate
-from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund
+from paycore.refund_reports import NEVER_ARRIVED, fail_refund, made_elsewhere, names_refund, tell_possible_twin
 from paycore.reviews import flag_missing_amount, flag_other_payments_report
 from paycore.status import Outcome, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report
@@ -131,6 +131,10 @@ def apply_answer(
     if isinstance(answer, Unknown):
         create_reached(change, call, "sent; the provider's answer was lost")
         mark_unknown(change, current, answer.reason)
+        if call.refund_id is not None and not capabilities.polls_report_refunds:
+            for made in payment.refunds:  # reported while the call travelled: maybe this very refund
+                if made_elsewhere(made) and made.created_at >= call.started_at:
+                    tell_possible_twin(change, call, made)
         return change
     one_id = capabilities.one_id_per_payment
     applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call), one_id=one_id)
