@@ -5,18 +5,12 @@ nor hides what was done to the money."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
+import admin_testing
 import pytest
-from django.contrib import messages
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.auth.models import User
-from django.contrib.contenttypes.models import ContentType
-from django.db import DatabaseError
-from django.test import Client
-from test_web_admin import (
+from admin_testing import (
     CHANGELIST,
-    CONFIG,
+    XOF_8000,
     act,
     confirm,
     fake,
@@ -27,35 +21,21 @@ from test_web_admin import (
     staff_client,
     told,
 )
+from django.contrib import messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import DatabaseError
+from django.test import Client
 
-import paycore.testing.fake
-import paycore_django
 from paycore.blocking import BlockingPaymentFlow
 from paycore.money import Money
 from paycore.status import FraudStatus, Outcome, PaymentStatus
 from paycore_django.admin import PaymentAdmin
 from paycore_django.models import Payment as PaymentRow
 
-XOF_8000 = Money.of("8000", "XOF")
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def flow(
-    transactional_db: None, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> Iterator[BlockingPaymentFlow]:
-    """A blocking flow on the Django ORM, its portal on asyncio or trio, served as the process's flow to the admin."""
-    blocking = BlockingPaymentFlow.from_config(CONFIG, plugins=[paycore.testing.fake], backend=request.param).open()
-    monkeypatch.setattr(paycore_django, "blocking_flow", lambda: blocking)
-    monkeypatch.setattr(paycore_django, "flow", lambda: blocking.flow)
-    yield blocking
-    blocking.close()
-
-
-@pytest.fixture
-def superuser_client(flow: BlockingPaymentFlow) -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
-    return client
+# The shared fixtures, registered here under these names: the flow on asyncio and on trio, and its superuser.
+flow = admin_testing.flow_on_each_backend
+superuser_client = admin_testing.superuser_client
 
 
 def entries(payment_id: str) -> list[tuple[str, int, str]]:

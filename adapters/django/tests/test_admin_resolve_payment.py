@@ -8,16 +8,13 @@ Django's test client on SQLite, with the blocking flow on asyncio and on trio.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
+import admin_testing
 import pytest
-from django.contrib import messages
-from django.contrib.auth.models import User
-from django.test import Client
-from test_web_admin import (
+from admin_testing import (
     CHANGELIST,
-    CONFIG,
+    XOF_8000,
     act,
     action_names,
     confirm,
@@ -28,36 +25,22 @@ from test_web_admin import (
     staff_client,
     told,
 )
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.test import Client
 
-import paycore.testing.fake
-import paycore_django
 from paycore.blocking import BlockingPaymentFlow
 from paycore.money import Money
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
 SETTLE = "settle_open_payments"
 XOF_10000 = Money.of("10000", "XOF")
-XOF_8000 = Money.of("8000", "XOF")
 NOTE = "the customer sent 8 000; the rest was paid in cash"
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def flow(
-    transactional_db: None, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> Iterator[BlockingPaymentFlow]:
-    """A blocking flow on the Django ORM, its portal on asyncio or trio, served as the process's flow to the admin."""
-    blocking = BlockingPaymentFlow.from_config(CONFIG, plugins=[paycore.testing.fake], backend=request.param).open()
-    monkeypatch.setattr(paycore_django, "blocking_flow", lambda: blocking)
-    monkeypatch.setattr(paycore_django, "flow", lambda: blocking.flow)
-    yield blocking
-    blocking.close()
-
-
-@pytest.fixture
-def superuser_client(flow: BlockingPaymentFlow) -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
-    return client
+# The shared fixtures, registered here under these names: the flow on asyncio and on trio, and its superuser.
+flow = admin_testing.flow_on_each_backend
+superuser_client = admin_testing.superuser_client
 
 
 def processing(flow: BlockingPaymentFlow, amount: Money = XOF_10000) -> str:

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from typing import Any
 
+import admin_testing
 import pytest
+from admin_testing import (
+    CHANGELIST,
+    CONFIG,
+    act,
+    action_names,
+    confirm,
+    fake,
+    flagged,
+    hidden_fields,
+    page_of,
+    paid,
+    paid_in_eur,
+    pending_refund,
+    select_all,
+    served_flow,
+    staff_client,
+    told,
+)
 from django.contrib import messages
-from django.contrib.admin.utils import quote
-from django.contrib.auth.models import Permission, User
-from django.contrib.contenttypes.models import ContentType
+from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.urls import path
 from paycore_django_test_databases import SECOND_ALIAS, atomic_requests_on
@@ -22,19 +38,6 @@ from paycore.money import Money
 from paycore.records import RefundUpdate
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus
 from paycore_django.models import Payment as PaymentRow
-
-SECRET = "whsec_fake_0123456789abcdef"
-CONFIG = {
-    "repository": "django",
-    "idempotency": "django",
-    "providers": {"fake": {"type": "fake", "webhook_secret": SECRET}},
-}
-CHANGELIST = "/admin/paycore_django/payment/"
-
-
-def page_of(payment_id: str, view: str = "change") -> str:
-    """The admin URL of a payment's ``view`` page: its id quoted as the admin quotes it (``_`` is its escape)."""
-    return f"{CHANGELIST}{quote(payment_id)}/{view}/"
 
 
 def admin_urls() -> list[Any]:
@@ -49,45 +52,11 @@ urlpatterns = admin_urls()
 @pytest.fixture
 def flow(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockingPaymentFlow]:
     """A blocking flow on the Django ORM, served as the process's flow to the admin."""
-    blocking = BlockingPaymentFlow.from_config(CONFIG, plugins=[paycore.testing.fake]).open()
-    monkeypatch.setattr(paycore_django, "blocking_flow", lambda: blocking)
-    monkeypatch.setattr(paycore_django, "flow", lambda: blocking.flow)
-    with override_settings(ROOT_URLCONF=__name__):
+    with served_flow(monkeypatch) as blocking, override_settings(ROOT_URLCONF=__name__):
         yield blocking
-    blocking.close()
 
 
-@pytest.fixture
-def superuser_client(flow: BlockingPaymentFlow) -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
-    return client
-
-
-def staff_client(*codenames: str) -> Client:
-    user = User.objects.create_user("clerk", "clerk@example.com", "pw", is_staff=True)
-    content_type = ContentType.objects.get_for_model(PaymentRow)
-    for codename in ("view_payment", *codenames):
-        user.user_permissions.add(Permission.objects.get(codename=codename, content_type=content_type))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def paid(flow: BlockingPaymentFlow, *, capture: bool = True) -> str:
-    checkout = flow.create_payment(amount=Money.of("12500", "XOF"), provider="fake", order_id="T4-17", capture=capture)
-    return checkout.payment.id
-
-
-def act(client: Client, action: str, *ids: str, **extra: str) -> Any:
-    return client.post(CHANGELIST, {"action": action, "_selected_action": list(ids), **extra}, follow=True)
-
-
-def action_names(client: Client) -> set[str]:
-    page = client.get(CHANGELIST)
-    assert page.status_code == 200
-    form = page.context["action_form"]
-    return {name for name, _ in form.fields["action"].choices if name}
+superuser_client = admin_testing.superuser_client  # the shared fixture, registered here under its name
 
 
 def test_the_list_shows_amounts_in_their_currency(flow: BlockingPaymentFlow, superuser_client: Client) -> None:
@@ -155,17 +124,6 @@ def test_a_refused_action_names_the_payment_and_the_reason(flow: BlockingPayment
     response = act(superuser_client, "capture_payments", payment_id)
     assert f"Not captured: {payment_id}" in response.content.decode()
     assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
-
-
-def told(response: Any) -> list[tuple[int, str]]:
-    """The messages the admin showed after an action, with their levels."""
-    return [(message.level, str(message)) for message in response.context["messages"]]
-
-
-def fake(flow: BlockingPaymentFlow) -> paycore.testing.fake.FakeProvider:
-    provider = flow.flow.provider("fake")
-    assert isinstance(provider, paycore.testing.fake.FakeProvider)
-    return provider
 
 
 @pytest.mark.parametrize(
@@ -297,10 +255,6 @@ def test_a_typed_amount_that_is_no_refund_of_the_currency_is_a_form_error_and_re
     assert flow.get_payment(payment_id).refunds == ()
 
 
-def paid_in_eur(flow: BlockingPaymentFlow) -> str:
-    return flow.create_payment(amount=Money.of("3000.00", "EUR"), provider="fake", order_id="web-9").payment.id
-
-
 def refunded(flow: BlockingPaymentFlow, *payment_ids: str) -> list[Money]:
     return [flow.get_payment(payment_id).refunded_amount for payment_id in payment_ids]
 
@@ -415,41 +369,6 @@ def test_a_cancel_that_finds_the_payment_ended_unpaid_is_told_there_was_nothing_
 # -- confirmation pages act on what they listed ------------------------------------------------
 
 
-class _HiddenInputs(HTMLParser):
-    """The hidden inputs of a page's forms, as a browser posts them back."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fields: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        if tag == "input" and found.get("type") == "hidden" and found.get("name"):
-            self.fields.append((str(found["name"]), found.get("value") or ""))
-
-
-def confirm(client: Client, page: Any, url: str, **form: str) -> Any:
-    """Fill ``form`` into the confirmation ``page`` and apply it, as the operator's browser does."""
-    assert page.status_code == 200
-    parser = _HiddenInputs()
-    parser.feed(page.content.decode())
-    data: dict[str, list[str]] = {}
-    for name, value in parser.fields:
-        data.setdefault(name, []).append(value)
-    return client.post(url, {**data, **form}, follow=True)
-
-
-def select_all(client: Client, action: str, shown: str, url: str = CHANGELIST) -> Any:
-    """Tick ``shown``, then "select all N payments" (``select_across``), and run ``action``: its confirmation page."""
-    return client.post(url, {"action": action, "select_across": "1", "_selected_action": [shown], "index": "0"})
-
-
-def flagged(flow: BlockingPaymentFlow) -> str:
-    payment_id = paid(flow)
-    flow.set_fraud_status(payment_id, FraudStatus.REVIEW)
-    return payment_id
-
-
 CONFIRMED_ACTIONS = [
     ("refund_payments", {"amount": "", "reason": "cold soup"}, lambda p: p.refunds != ()),
     ("resolve_reviews", {"note": "called the customer"}, lambda p: not p.needs_review),
@@ -501,19 +420,9 @@ def test_more_payments_than_a_confirmation_page_can_post_back_are_refused_up_fro
 SETTLE = "settle_pending_refunds"
 
 
-def pending_refund(flow: BlockingPaymentFlow, payment_id: str, amount: str = "2500") -> str:
-    """A refund of ``amount`` XOF the provider accepted as pending: its outcome awaits a report."""
-    fake(flow).script("refund", "pending")
-    refund = flow.refund(payment_id, amount=Money.of(amount, "XOF"))
-    assert refund.status is RefundStatus.PENDING
-    return refund.id
-
-
 def listed_refunds(page: Any) -> list[str]:
     """The refund ids a confirmation page posts back on Apply."""
-    parser = _HiddenInputs()
-    parser.feed(page.content.decode())
-    return [value for name, value in parser.fields if name == "_listed_refund"]
+    return [value for name, value in hidden_fields(page) if name == "_listed_refund"]
 
 
 def refund_statuses(flow: BlockingPaymentFlow, payment_id: str) -> dict[str, RefundStatus]:
