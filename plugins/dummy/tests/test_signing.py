@@ -132,6 +132,19 @@ def test_during_rotation_every_secret_signs_and_either_verifies() -> None:
     assert verify(BODY, headers, secrets=[new]) == "evt_1"
 
 
+@pytest.mark.parametrize("joined_with", [", ", ","], ids=["asgi", "django"])
+@pytest.mark.parametrize("valid_first", [True, False], ids=["valid-first", "valid-second"])
+def test_two_signature_headers_joined_by_the_server_verify_in_either_order(joined_with: str, valid_first: bool) -> None:
+    # A sender writing one header per secret: a server joins repeated headers with a comma, so the valid
+    # signature first read "v1,<base64>," and was refused.
+    ours, theirs = WebhookSecret(generate_secret()), WebhookSecret(generate_secret())
+    valid = signature_headers(BODY, msg_id="evt_1", secrets=[ours])
+    other = signature_headers(BODY, msg_id="evt_1", secrets=[theirs], timestamp=int(valid["webhook-timestamp"]))
+    both = [valid["webhook-signature"], other["webhook-signature"]]
+    valid["webhook-signature"] = joined_with.join(both if valid_first else both[::-1])
+    assert verify(BODY, valid, secrets=[ours]) == "evt_1"
+
+
 def test_a_receiver_holding_both_secrets_accepts_a_sender_still_on_the_old_one() -> None:
     old, new = WebhookSecret(generate_secret()), WebhookSecret(generate_secret())
     headers = signature_headers(BODY, msg_id="evt_1", secrets=[old])

@@ -45,6 +45,10 @@ DEFAULT_TOLERANCE: Final = 300.0
 _TIMESTAMP: Final = re.compile(r"[0-9]{1,12}")
 """Whole Unix seconds as ASCII digits: no sign, no fraction, no exponent, at most 12 digits."""
 
+_SIGNATURE_ENTRIES: Final = re.compile(r",?\s+|,(?=v[0-9]+,)")
+"""What separates the entries of ``webhook-signature``: spaces (the scheme's), or the comma with which a server
+joined two headers of it (``, `` or ``,``) before the next ``v<n>,``."""
+
 
 def secret_texts(values: str | Iterable[str]) -> list[str]:
     """The secrets ``values`` names, as written: one string (several separated by spaces or commas) or a list."""
@@ -190,7 +194,7 @@ def verify(
         )
         raise InvalidSignature(f"webhook refused: its timestamp is {off}, outside the tolerance of {tolerance:g}s")
     candidates: list[bytes] = []
-    for item in raw_signatures.split():
+    for item in _SIGNATURE_ENTRIES.split(raw_signatures.strip()):  # "v1,a v1,b"; two headers joined: "v1,a, v1,b"
         version, _, encoded = item.partition(",")
         if version != "v1":
             continue
