@@ -243,6 +243,74 @@ async def test_a_report_naming_the_lost_refund_and_another_apart_flags_nothing(
     assert not after.needs_review
 
 
+def _unlisted(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake's polls no longer list every refund (as Wave's and the cash drawer's do not)."""
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
+
+
+async def test_a_report_naming_the_lost_refund_pending_beside_another_flags_nothing(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _unlisted(fake, monkeypatch)
+    payment = await pay()
+    fake.script("refund", "lost")
+    ours = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+    named = RefundUpdate(RefundStatus.PENDING, ours.id, amount=Money.of("2000", "XOF"))
+    theirs = RefundUpdate(RefundStatus.SUCCEEDED, "gw_refund_79", amount=Money.of("1000", "XOF"))
+    after = await _deliver(flow, fake, payment.id, refunds=[theirs, named])
+    assert not after.needs_review, "the report named them apart"
+
+
+async def test_a_refund_made_elsewhere_after_the_lost_refunds_call_was_settled_unknown_is_flagged(
+    make_flow: Callable[..., PaymentFlow], clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with make_flow(provider_timeout=1.0, idempotency_lease=2.0) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        _unlisted(fake, monkeypatch)
+        fake.script("initiate", "pending")
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+        fake.settle(payment.id, Outcome.SUCCEEDED)
+        await _deliver(flow, fake, payment.id)
+        fake.script("refund", "lost")
+        ours = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+        fake.ledger[payment.id].refunds.pop(ours.id)  # the provider's poll says nothing of it
+        clock.advance(seconds=60)
+        polled = await flow.refresh(payment.id)
+        assert polled.pending_call is None
+        assert polled.refund(ours.id).status is RefundStatus.PENDING
+        theirs = RefundUpdate(RefundStatus.SUCCEEDED, "gw_refund_80", amount=Money.of("2000", "XOF"))
+        after = await _deliver(flow, fake, payment.id, refunds=[theirs])
+    assert f"while the answer to refund {ours.id} was lost" in after.review_message
+
+
+async def test_a_refund_made_elsewhere_while_a_refunds_caller_is_cut_off_is_flagged_once_cut(
+    make_flow: Callable[..., PaymentFlow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with make_flow(provider_timeout=30, idempotency_lease=60) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        _unlisted(fake, monkeypatch)
+        fake.script("initiate", "pending")
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+        fake.settle(payment.id, Outcome.SUCCEEDED)
+        await _deliver(flow, fake, payment.id)
+        fake.script("refund", "hang")
+        theirs = RefundUpdate(RefundStatus.SUCCEEDED, "gw_refund_81", amount=Money.of("2000", "XOF"))
+        async with anyio.create_task_group() as refunding:
+            refunding.start_soon(functools.partial(flow.refund, payment.id, amount=Money.of("2000", "XOF")))
+            await anyio.wait_all_tasks_blocked()
+            assert not (await _deliver(flow, fake, payment.id, refunds=[theirs])).needs_review
+            refunding.cancel_scope.cancel()  # the caller goes: no one will hear the answer
+        after = await flow.get_payment(payment.id)
+    (ours,) = [r for r in after.refunds if r.external_id != "gw_refund_81"]
+    assert after.pending_call is not None
+    assert after.pending_call.unknown
+    assert f"while the answer to refund {ours.id} was lost" in after.review_message
+    kinds = [e.message for e in await flow.list_events(payment.id) if e.kind == "flagged_for_review"]
+    assert len(kinds) == 1
+
+
 # -- an operator is told of each fact, once -------------------------------------------------
 
 

@@ -35,13 +35,7 @@ from paycore.changes import Change
 from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
 from paycore.logs import guarded_logger
 from paycore.money import Money
-from paycore.observability import (
-    Observation,
-    log_failure,
-    observe_provider_call,
-    provider_call_log,
-    quiet,
-)
+from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import NOT_SENT, fail_refund
@@ -178,7 +172,7 @@ class ProviderCalls:
         if quiet(provider_call_log):  # nothing to record but a failure: no span, no Observation
             started = time.perf_counter()
             try:
-                return await self._answer(request, payment, call, what, None)
+                return await self._answer(request, payment, call, what, None, provider)
             except BaseException as error:
                 attributes = {"paycore.operation": what, "paycore.payment_id": payment.id}
                 attributes |= {"paycore.provider.code": payment.provider, "paycore.currency": payment.currency}
@@ -193,12 +187,15 @@ class ProviderCalls:
             provider_type=provider_type,
             currency=payment.amount.currency,
         ) as observed:
-            return await self._answer(request, payment, call, what, observed)
+            return await self._answer(request, payment, call, what, observed, provider)
 
     async def _answer(
-        self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, what: str, seen: Observation | None
+        self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, what: str, *more: Any
     ) -> T | Unknown:
-        """``await request`` under the timeout (:func:`~paycore.awaiting.within`); classify how it ended."""
+        """``await request`` under the timeout (:func:`~paycore.awaiting.within`); classify how it ended. ``more``:
+        the :class:`Observation` that records it (or ``None``), and the provider (or ``None``)."""
+        seen: Observation | None = more[0]
+        provider: Provider | None = more[1]
         try:
             answer = await within(request, self.timeout)
             expected = RefundUpdate if call is not None and call.operation is CallOperation.REFUND else ProviderUpdate
@@ -216,7 +213,8 @@ class ProviderCalls:
         except anyio.get_cancelled_exc_class():
             if call is not None:  # no one will hear its answer now: unknown, settled by asking, never sent again
                 with anyio.CancelScope(shield=True), suppress(errors.PaycoreError):  # else in flight to its lease end
-                    await self.writer.mutate(payment.id, partial(abandoned, call, now=self.clock()))
+                    lists = provider is not None and provider.capabilities.polls_report_refunds
+                    await self.writer.mutate(payment.id, partial(abandoned, call, self.clock(), lists))
             raise
         except ProviderOutcomeUnknown as error:
             reason = str(error) or "no usable answer"

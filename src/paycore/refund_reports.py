@@ -52,6 +52,7 @@ __all__ = [
     "sync_refund_status",
     "tell_possible_twin",
     "tell_refund_of_uncaptured",
+    "tell_twins_of_lost_call",
 ]
 
 
@@ -107,6 +108,7 @@ def apply_refund_update(
     refund = reported_refund(refunds, update)
     if refund is None:
         return _refund_made_elsewhere(change, update, applied, may_wait=may_wait, lists_refunds=lists_refunds)
+    applied.named.add(refund.id)
     if (
         update.external_id is not None
         and refund.external_id != update.external_id
@@ -269,25 +271,42 @@ def _refund_made_elsewhere(
     )
     change.set(refunds=(*payment.refunds, refund))
     change.event("refund_created", to_status=refund.status.value, amount=refund.amount, refund_id=refund.id)
-    lost = payment.pending_call
-    if not lists_refunds and lost is not None and lost.settled_by_reports(change.now):
-        tell_possible_twin(change, lost, refund)
+    if not lists_refunds:
+        travelling = payment.pending_call  # its answer names its refund, or is lost: then tell_twins_of_lost_call
+        for ours in payment.refunds:
+            answering = travelling is not None and ours.id == travelling.refund_id and travelling.in_flight(change.now)
+            if not answering and ours.id not in applied.named:
+                tell_possible_twin(change, ours.id, refund)
     return False
 
 
-def tell_possible_twin(change: Change, lost: ProviderCall, made: Refund) -> None:
-    """Flag the payment when paycore's refund of ``lost``, a call whose answer was lost and still pending, and
-    ``made``, a refund the provider reports that paycore did not make, may be one refund: at a provider whose
-    polls do not list every refund, nothing else would tell (the provider named the refund its own way)."""
-    refunds: tuple[Refund, ...] = change.value("refunds")
-    ours = next((r for r in refunds if r.id == lost.refund_id), None)
-    if ours is None or ours.status is not RefundStatus.PENDING or made.status is RefundStatus.FAILED:
+def tell_twins_of_lost_call(change: Change, call: ProviderCall) -> None:
+    """Once the answer to a refund ``call`` is lost (or no one will hear it), tell of each refund the provider
+    reported meanwhile that paycore did not make (:func:`tell_possible_twin`). At a provider whose polls do not list
+    every refund only: one that does settles the call by its poll."""
+    if call.refund_id is None:
         return
-    change.flag(
-        ReviewReason.UNKNOWN_OUTCOME,
+    for made in change.value("refunds"):
+        if made_elsewhere(made) and made.created_at >= call.started_at:
+            tell_possible_twin(change, call.refund_id, made)
+
+
+def tell_possible_twin(change: Change, ours_id: str, made: Refund) -> None:
+    """Flag the payment when paycore's refund ``ours_id``, still pending and never named by the provider, and
+    ``made``, a refund the provider reports that paycore did not make, may be one refund: at a provider whose
+    polls do not list every refund, nothing else would tell (the provider named the refund its own way). Told
+    once per pair."""
+    ours = next((r for r in change.value("refunds") if r.id == ours_id), None)
+    if ours is None or made_elsewhere(ours) or ours.status is not RefundStatus.PENDING or ours.external_id:
+        return
+    if made.status is RefundStatus.FAILED:
+        return
+    message = (
         f"provider reported a refund of {made.amount} paycore did not make while the answer to refund "
-        f"{ours.id} was lost: check they are not the same before refunding again",
+        f"{ours.id} was lost: check they are not the same before refunding again"
     )
+    if message not in change.value("review_message"):
+        change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
 
 
 def made_elsewhere(refund: Refund) -> bool:

@@ -23,7 +23,7 @@ from paycore.changes import Change
 from paycore.money import Money
 from paycore.providers import Capabilities
 from paycore.records import Payment, ProviderUpdate
-from paycore.refund_reports import NEVER_ARRIVED, fail_refund, made_elsewhere, names_refund, tell_possible_twin
+from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund, tell_twins_of_lost_call
 from paycore.reviews import flag_missing_amount, flag_other_payments_report
 from paycore.status import Outcome, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report
@@ -131,10 +131,8 @@ def apply_answer(
     if isinstance(answer, Unknown):
         create_reached(change, call, "sent; the provider's answer was lost")
         mark_unknown(change, current, answer.reason)
-        if call.refund_id is not None and not capabilities.polls_report_refunds:
-            for made in payment.refunds:  # reported while the call travelled: maybe this very refund
-                if made_elsewhere(made) and made.created_at >= call.started_at:
-                    tell_possible_twin(change, call, made)
+        if not capabilities.polls_report_refunds:  # a refund reported while the call travelled may be this one
+            tell_twins_of_lost_call(change, call)
         return change
     one_id = capabilities.one_id_per_payment
     applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call), one_id=one_id)
@@ -218,6 +216,8 @@ def settles_call(
         if not fail_omitted_refund(call, update, change, lists_refunds=lists_refunds, fresh=fresh):
             # The status cannot say: the refund stays pending (reserved) until its own report; an operator is told.
             change.flag(ReviewReason.UNKNOWN_OUTCOME, f"the outcome of refund {refund.id} is unknown")
+            if not lists_refunds:
+                tell_twins_of_lost_call(change, call)
         return True
     outcome = update.outcome
     if call.operation is CallOperation.INITIATE or outcome is None:
@@ -285,7 +285,7 @@ def create_reached(change: Change, call: ProviderCall, message: str = "") -> Non
         change.fire("send", message=message)
 
 
-def abandoned(call: ProviderCall, payment: Payment, *, now: datetime) -> Change | None:
+def abandoned(call: ProviderCall, now: datetime, lists_refunds: bool, payment: Payment) -> Change | None:
     """The change that marks ``call`` unknown once its caller was cancelled while its request travelled, if the
     payment still carries it in flight: no one will hear its answer, so only asking the provider settles it. It
     may or may not have reached the provider: a create's payment stays as it was (``pending``)."""
@@ -294,6 +294,8 @@ def abandoned(call: ProviderCall, payment: Payment, *, now: datetime) -> Change 
         return None
     change = Change(payment, cause=call.cause, now=now)
     mark_unknown(change, current, "its caller was cancelled before the provider answered")
+    if not lists_refunds:
+        tell_twins_of_lost_call(change, current)
     return change
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from attrs import define
+from attrs import Factory, define
 
 from paycore import fsm
 from paycore.changes import Change
@@ -69,6 +69,8 @@ class Applied:
     told: tuple[RefundUpdate, ...] = ()
     """Refunds of a payment that ended without its money, flagged for an operator while they wait for its late
     capture: a caller that refuses the report (a webhook answered 503) still writes the flag on its own."""
+    named: set[str] = Factory(set)
+    """The ids of paycore's refunds the report named (those of refunds paycore knows are applied first)."""
 
     @property
     def whole(self) -> bool:
