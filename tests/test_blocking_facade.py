@@ -35,6 +35,29 @@ def test_a_payment_made_from_sync_code_succeeds(blocking_flow: BlockingPaymentFl
     assert blocking_flow.get_payment(checkout.payment.id) == checkout.payment
 
 
+def test_every_method_of_the_flow_is_a_method_of_the_facade_with_the_same_arguments() -> None:
+    # "the same method names and arguments": flow.provider("fake") raised AttributeError on the facade.
+    import inspect
+
+    from paycore import PaymentFlow
+
+    properties_on_flow = {"idempotency_store", "in_flight"}  # parts of the flow: blocking_flow.flow has them
+    lifecycle = {"aclose", "from_config"}  # the facade's own: close() and its own from_config
+    for name, member in inspect.getmembers(PaymentFlow):
+        if name.startswith("_") or name in properties_on_flow | lifecycle or not callable(member):
+            continue
+        ours = getattr(BlockingPaymentFlow, name, None)
+        assert ours is not None, f"BlockingPaymentFlow has no {name}"
+        theirs = list(inspect.signature(member).parameters)
+        assert list(inspect.signature(ours).parameters) == theirs, name
+
+
+def test_the_facade_reaches_the_flows_providers_and_clock(blocking_flow: BlockingPaymentFlow) -> None:
+    assert blocking_flow.provider("fake") is blocking_flow.flow.provider("fake")
+    assert blocking_flow.providers() == blocking_flow.flow.providers()
+    assert blocking_flow.now().tzinfo is not None
+
+
 def test_refunds_and_idempotency_behave_as_in_async_code(blocking_flow: BlockingPaymentFlow) -> None:
     paid = blocking_flow.create_payment(
         amount=Money.of("2500", "XOF"), provider="fake", order_id="T1-2", idempotency_key="k-2"

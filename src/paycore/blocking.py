@@ -8,8 +8,10 @@ call it at once.
 
 .. code-block:: python
 
+    # paycore.toml: [providers.wave] type = "wave" ... (see the configuration page)
     with BlockingPaymentFlow.from_config("paycore.toml") as flow:
-        checkout = flow.create_payment(amount=Money.of("5000", "XOF"), provider="cash", order_id="T4-17")
+        checkout = flow.create_payment(amount=Money.of("5000", "XOF"), provider="wave", order_id="T4-17")
+        print(checkout.payment.status, checkout.action)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from paycore.errors import ConfigurationError, PaycoreError
 from paycore.flow import PaymentFlow
 from paycore.listing import PaymentPage
 from paycore.money import Money
+from paycore.providers import Provider
 from paycore.records import Checkout, Customer, LineItem, Payment, PaymentEvent, Refund
 from paycore.secrets import shown_setting
 from paycore.status import FraudStatus, PaymentStatus, RefundStatus
@@ -49,7 +52,8 @@ def _checked_backend(backend: str) -> str:
 
 
 class BlockingPaymentFlow:
-    """A blocking facade over a :class:`PaymentFlow`, with the same method names and arguments.
+    """A blocking facade over a :class:`PaymentFlow`, with the same method names and arguments (its properties
+    that hold the flow's parts, such as ``idempotency_store`` and ``in_flight``, are on :attr:`flow`).
 
     Use it as a context manager, or call :meth:`open` at start-up and
     :meth:`close` at shutdown. ``backend`` is the event loop the portal runs
@@ -164,6 +168,18 @@ class BlockingPaymentFlow:
             idempotency_key=idempotency_key,
         )
         return result
+
+    def provider(self, code: str, *, tenant: str | None = None) -> Provider:
+        """See :meth:`PaymentFlow.provider` (no event loop needed: the providers are built)."""
+        return self.flow.provider(code, tenant=tenant)
+
+    def providers(self, *, tenant: str | None = None) -> dict[str, Provider]:
+        """See :meth:`PaymentFlow.providers`."""
+        return self.flow.providers(tenant=tenant)
+
+    def now(self) -> datetime:
+        """See :meth:`PaymentFlow.now`."""
+        return self.flow.now()
 
     def get_payment(self, payment_id: str, *, tenant: str | None = None) -> Payment:
         """See :meth:`PaymentFlow.get_payment`."""
