@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 MAX_KEY_LENGTH: Final = 255
+"""The longest idempotency key, in characters (a UUID, an order line and its attempt fit many times over)."""
 
 
 def check_key(key: object) -> str:
