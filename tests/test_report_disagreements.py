@@ -38,6 +38,24 @@ async def _kinds(flow: PaymentFlow, payment_id: str) -> list[str]:
     return [event.kind for event in await flow.list_events(payment_id)]
 
 
+def _unlisted(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake's polls no longer list every refund (as Wave's and the cash drawer's do not)."""
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
+
+
+async def _paid_where_polls_list_no_refunds(
+    flow: PaymentFlow, monkeypatch: pytest.MonkeyPatch
+) -> tuple[FakeProvider, Payment]:
+    """``flow``'s fake provider, its polls listing no refunds, and a payment of 5 000 XOF paid by webhook."""
+    fake = flow.provider("fake")
+    assert isinstance(fake, FakeProvider)
+    _unlisted(fake, monkeypatch)
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    return fake, await _deliver(flow, fake, payment.id)
+
+
 # -- a recorded amount reported otherwise -----------------------------------------------------
 
 
@@ -207,13 +225,7 @@ async def test_a_refund_made_elsewhere_reported_while_a_refund_travels_whose_ans
 ) -> None:
     # The other order: the provider's webhook names the refund its own way before the connection drops.
     async with make_flow(provider_timeout=0.5, idempotency_lease=5) as flow:
-        fake = flow.provider("fake")
-        assert isinstance(fake, FakeProvider)
-        monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
-        fake.script("initiate", "pending")
-        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
-        fake.settle(payment.id, Outcome.SUCCEEDED)
-        await _deliver(flow, fake, payment.id)
+        fake, payment = await _paid_where_polls_list_no_refunds(flow, monkeypatch)
         fake.script("refund", "hang")
         theirs = RefundUpdate(RefundStatus.SUCCEEDED, "gw_refund_77", amount=Money.of("2000", "XOF"))
         async with anyio.create_task_group() as refunding:
@@ -243,11 +255,6 @@ async def test_a_report_naming_the_lost_refund_and_another_apart_flags_nothing(
     assert not after.needs_review
 
 
-def _unlisted(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake's polls no longer list every refund (as Wave's and the cash drawer's do not)."""
-    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, polls_report_refunds=False))
-
-
 async def test_a_report_naming_the_lost_refund_pending_beside_another_flags_nothing(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,13 +272,7 @@ async def test_a_refund_made_elsewhere_after_the_lost_refunds_call_was_settled_u
     make_flow: Callable[..., PaymentFlow], clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with make_flow(provider_timeout=1.0, idempotency_lease=2.0) as flow:
-        fake = flow.provider("fake")
-        assert isinstance(fake, FakeProvider)
-        _unlisted(fake, monkeypatch)
-        fake.script("initiate", "pending")
-        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
-        fake.settle(payment.id, Outcome.SUCCEEDED)
-        await _deliver(flow, fake, payment.id)
+        fake, payment = await _paid_where_polls_list_no_refunds(flow, monkeypatch)
         fake.script("refund", "lost")
         ours = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
         fake.ledger[payment.id].refunds.pop(ours.id)  # the provider's poll says nothing of it
@@ -288,13 +289,7 @@ async def test_a_refund_made_elsewhere_while_a_refunds_caller_is_cut_off_is_flag
     make_flow: Callable[..., PaymentFlow], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with make_flow(provider_timeout=30, idempotency_lease=60) as flow:
-        fake = flow.provider("fake")
-        assert isinstance(fake, FakeProvider)
-        _unlisted(fake, monkeypatch)
-        fake.script("initiate", "pending")
-        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
-        fake.settle(payment.id, Outcome.SUCCEEDED)
-        await _deliver(flow, fake, payment.id)
+        fake, payment = await _paid_where_polls_list_no_refunds(flow, monkeypatch)
         fake.script("refund", "hang")
         theirs = RefundUpdate(RefundStatus.SUCCEEDED, "gw_refund_81", amount=Money.of("2000", "XOF"))
         async with anyio.create_task_group() as refunding:
