@@ -55,7 +55,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 Request: TypeAlias = Coroutine[Any, Any, T]  # a provider request not yet awaited: one never sent is closed
 
-
 Answer = ProviderUpdate | Unknown
 """How a provider call ended, once a *not sent* ending has been raised."""
 
@@ -148,11 +147,10 @@ class ProviderCalls:
     async def ask(
         self, request: Request[T], payment: Payment, call: ProviderCall | None, *, provider: Provider | None = None
     ) -> T | Unknown:
-        """Await a provider request under the timeout; classify how it ended.
-
-        ``call`` is the written-down call the request is (``None`` for a poll): if the request never left
-        (:class:`ProviderNotSent`, a refusal before sending, or too late to be answered within the call's lease),
-        the call is undone and the error raised. ``provider`` names the provider type in spans and metrics."""
+        """Await a provider request under the timeout; classify how it ended. ``call`` is the written-down call the
+        request is (``None`` for a poll): one that never left (:class:`ProviderNotSent`, a refusal before sending, or
+        too late to be answered within its lease) is undone and the error raised. ``provider``: its type in spans and
+        metrics, and whether its polls list every refund."""
         what = call.operation.value if call is not None else "check_status"
         if call is not None:  # a caller cancelled (a cancel scope's, trio's) before the request leaves: never sent
             try:
@@ -169,10 +167,11 @@ class ProviderCalls:
                 "the same idempotency key for what it did"
             )
         provider_type = provider.name if provider is not None else None
+        lists = provider is not None and provider.capabilities.polls_report_refunds
         if quiet(provider_call_log):  # nothing to record but a failure: no span, no Observation
             started = time.perf_counter()
             try:
-                return await self._answer(request, payment, call, what, None, provider)
+                return await self._answer(request, payment, call, what, None, lists)
             except BaseException as error:
                 attributes = {"paycore.operation": what, "paycore.payment_id": payment.id}
                 attributes |= {"paycore.provider.code": payment.provider, "paycore.currency": payment.currency}
@@ -187,15 +186,19 @@ class ProviderCalls:
             provider_type=provider_type,
             currency=payment.amount.currency,
         ) as observed:
-            return await self._answer(request, payment, call, what, observed, provider)
+            return await self._answer(request, payment, call, what, observed, lists)
 
     async def _answer(
-        self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, what: str, *more: Any
+        self,
+        request: Awaitable[T],
+        payment: Payment,
+        call: ProviderCall | None,
+        what: str,
+        seen: Observation | None,
+        lists: bool,
     ) -> T | Unknown:
-        """``await request`` under the timeout (:func:`~paycore.awaiting.within`); classify how it ended. ``more``:
-        the :class:`Observation` that records it (or ``None``), and the provider (or ``None``)."""
-        seen: Observation | None = more[0]
-        provider: Provider | None = more[1]
+        """``await request`` under the timeout (:func:`~paycore.awaiting.within`); classify how it ended. ``seen``
+        records it; ``lists``: the provider's polls list every refund."""
         try:
             answer = await within(request, self.timeout)
             expected = RefundUpdate if call is not None and call.operation is CallOperation.REFUND else ProviderUpdate
@@ -213,7 +216,6 @@ class ProviderCalls:
         except anyio.get_cancelled_exc_class():
             if call is not None:  # no one will hear its answer now: unknown, settled by asking, never sent again
                 with anyio.CancelScope(shield=True), suppress(errors.PaycoreError):  # else in flight to its lease end
-                    lists = provider is not None and provider.capabilities.polls_report_refunds
                     await self.writer.mutate(payment.id, partial(abandoned, call, self.clock(), lists))
             raise
         except ProviderOutcomeUnknown as error:
