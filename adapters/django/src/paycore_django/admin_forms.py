@@ -4,7 +4,7 @@ pending refund or an open payment was settled, and an operator's fraud verdict (
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 
@@ -15,7 +15,29 @@ from paycore.status import FraudStatus, PaymentStatus, RefundStatus
 __all__ = ["FraudForm", "RefundForm", "ReviewForm", "SettlePaymentForm", "SettleRefundForm"]
 
 
-class RefundForm(forms.Form):
+class _AmountInOneCurrency(forms.Form):
+    """A form whose ``amount`` is typed in the one currency of the payments it acts on (``currencies``, their codes):
+    the field is labelled with that currency, or says that there are several (without any, its help is general)."""
+
+    amount_label: ClassVar[str]
+    one_currency_help: ClassVar[str]
+    """The field's help for payments of one ``{currency}``."""
+    several_currencies_help: ClassVar[str]
+    """The field's help for payments in several ``{currencies}``."""
+
+    def __init__(self, *args: Any, currencies: Iterable[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.currencies = sorted(set(currencies))
+        field = self.fields["amount"]
+        if len(self.currencies) == 1:
+            (currency,) = self.currencies
+            field.label = f"{self.amount_label} ({currency})"
+            field.help_text = self.one_currency_help.format(currency=currency)
+        elif self.currencies:
+            field.help_text = self.several_currencies_help.format(currencies=_listed(self.currencies))
+
+
+class RefundForm(_AmountInOneCurrency):
     """How much to refund (blank: everything still refundable) and why.
 
     A typed amount is in the currency of the payments refunded, so it is allowed only when they all have
@@ -29,20 +51,12 @@ class RefundForm(forms.Form):
     )
     reason = forms.CharField(required=False, max_length=500)
 
-    def __init__(self, *args: Any, currencies: Iterable[str] = (), **kwargs: Any) -> None:
-        """The form for refunding payments in ``currencies`` (their codes; without any, the field's help is general)."""
-        super().__init__(*args, **kwargs)
-        self.currencies = sorted(set(currencies))
-        field = self.fields["amount"]
-        if len(self.currencies) == 1:
-            (currency,) = self.currencies
-            field.label = f"Amount ({currency})"
-            field.help_text = f"In {currency}, in major units; blank refunds all that is left of each payment."
-        elif self.currencies:
-            field.help_text = (
-                f"The payments are in {_listed(self.currencies)}: an amount can be typed only for payments of "
-                "one currency. Leave it blank to refund all that is left of each payment."
-            )
+    amount_label = "Amount"
+    one_currency_help = "In {currency}, in major units; blank refunds all that is left of each payment."
+    several_currencies_help = (
+        "The payments are in {currencies}: an amount can be typed only for payments of one currency. Leave it "
+        "blank to refund all that is left of each payment."
+    )
 
     def clean_amount(self) -> str:
         """The typed amount, checked as an amount of the payments' one currency: a field error, before anything is
@@ -105,7 +119,7 @@ class SettleRefundForm(forms.Form):
     note = forms.CharField(max_length=500, help_text="What was checked at the provider.")
 
 
-class SettlePaymentForm(forms.Form):
+class SettlePaymentForm(_AmountInOneCurrency):
     """How open payments ended at the provider, as its dashboard shows them: succeeded (the money captured),
     authorized (a hold, captured or canceled afterwards as usual) or failed; the amount the provider holds (blank:
     each payment's whole amount); and what was checked.
@@ -131,23 +145,15 @@ class SettlePaymentForm(forms.Form):
     )
     note = forms.CharField(max_length=500, help_text="What was checked at the provider.")
 
-    def __init__(self, *args: Any, currencies: Iterable[str] = (), **kwargs: Any) -> None:
-        """The form for settling payments in ``currencies`` (their codes; without any, the field's help is general)."""
-        super().__init__(*args, **kwargs)
-        self.currencies = sorted(set(currencies))
-        field = self.fields["amount"]
-        if len(self.currencies) == 1:
-            (currency,) = self.currencies
-            field.label = f"Amount held ({currency})"
-            field.help_text = (
-                f"What the provider holds of each payment, in {currency}, in major units (less than the payment's "
-                "amount for an underpaid transfer); blank records each payment's whole amount."
-            )
-        elif self.currencies:
-            field.help_text = (
-                f"The payments are in {_listed(self.currencies)}: an amount can be typed only for payments of "
-                "one currency. Leave it blank to record each payment's whole amount."
-            )
+    amount_label = "Amount held"
+    one_currency_help = (
+        "What the provider holds of each payment, in {currency}, in major units (less than the payment's amount for "
+        "an underpaid transfer); blank records each payment's whole amount."
+    )
+    several_currencies_help = (
+        "The payments are in {currencies}: an amount can be typed only for payments of one currency. Leave it "
+        "blank to record each payment's whole amount."
+    )
 
     def clean_amount(self) -> str:
         """The typed amount, checked as an amount of the payments' one currency: a field error, before anything is
