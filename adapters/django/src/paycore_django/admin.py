@@ -302,22 +302,9 @@ class PaymentAdmin(SettlingActions, admin.ModelAdmin):  # type: ignore[type-arg]
         verb: str,
         run: Callable[[Payment], ActionOutcome],
     ) -> None:
-        """Run ``run`` for each selected payment; count those it did, record those it changed in the audit trail,
-        and tell what happened to the others."""
-        done, told = 0, []
-        for payment in queryset.order_by("created_at", "id"):
-            try:
-                outcome = run(payment)
-            except PaycoreError as error:
-                outcome = ActionOutcome(False, f"Not {verb.lower()}: {payment.id}: {error}", messages.ERROR)
-            self._audit(request, payment, outcome.change)
-            done += outcome.done
-            if outcome.message:
-                told.append(outcome)
-        if done:
-            self.message_user(request, f"{verb} {done} payment(s).", messages.SUCCESS)
-        for outcome in told:
-            self.message_user(request, outcome.message, outcome.level)
+        """Run ``run`` for each selected payment, oldest first; count, record and tell as
+        :meth:`~paycore_django.admin_audit.AuditTrail._run_each` does."""
+        self._run_each(request, queryset.order_by("created_at", "id"), verb, run)
 
     @staticmethod
     def _key(action: str, payment: Payment) -> str:

@@ -18,12 +18,14 @@ user and the entry, and the action goes on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrs import evolve
+from django.contrib import messages
 from django.http import HttpRequest
 
+from paycore.errors import PaycoreError
 from paycore.records import Payment as PaymentRecord
 from paycore.records import Refund as RefundRecord
 from paycore.status import PaymentStatus, RefundStatus
@@ -51,6 +53,33 @@ class AuditTrail:
     """The audit trail of a :class:`~django.contrib.admin.ModelAdmin` of payments: mixed into one."""
 
     log_change: Callable[..., Any]
+    message_user: Callable[..., Any]
+
+    def _run_each(
+        self,
+        request: HttpRequest,
+        payments: Iterable[Payment],
+        verb: str,
+        run: Callable[[Payment], ActionOutcome],
+        *,
+        done_as: str = "",
+    ) -> None:
+        """Run ``run`` for each of ``payments``; count those it did ("``verb`` N payment(s)``done_as``."), record
+        those it changed in the audit trail, and tell what happened to the others."""
+        done, told = 0, []
+        for payment in payments:
+            try:
+                outcome = run(payment)
+            except PaycoreError as error:
+                outcome = ActionOutcome(False, f"Not {verb.lower()}: {payment.id}: {error}", messages.ERROR)
+            self._audit(request, payment, outcome.change)
+            done += outcome.done
+            if outcome.message:
+                told.append(outcome)
+        if done:
+            self.message_user(request, f"{verb} {done} payment(s){done_as}.", messages.SUCCESS)
+        for outcome in told:
+            self.message_user(request, outcome.message, outcome.level)
 
     def _audit(self, request: HttpRequest, payment: Payment, change: str) -> None:
         """Record that ``request``'s user did ``change`` to ``payment`` (nothing when ``change`` is empty). A failure

@@ -138,20 +138,15 @@ class SettlingActions(ConfirmationPages, AuditTrail):
         """Settle each listed payment still open; name the others, skipped (settled since, or never open)."""
         flow = paycore_django.blocking_flow()
         outcome, held, note = (form.cleaned_data[name] for name in ("outcome", "amount", "note"))
-        settled, told, ended = 0, [], []
-        for payment in queryset.order_by("created_at", "id"):
-            if not is_open(payment):
-                ended.append(payment)
-                continue
-            said = self._settle_payment(flow, payment, outcome, held, note)
-            self._audit(request, payment, said.change)
-            settled += said.done
-            if said.message:
-                told.append(said)
-        if settled:
-            self.message_user(request, f"Settled {settled} payment(s) as {outcome}.", messages.SUCCESS)
-        for said in told:
-            self.message_user(request, said.message, said.level)
+        payments = list(queryset.order_by("created_at", "id"))
+        self._run_each(
+            request,
+            [payment for payment in payments if is_open(payment)],
+            "Settled",
+            lambda payment: self._settle_payment(flow, payment, outcome, held, note),
+            done_as=f" as {outcome}",
+        )
+        ended = [payment for payment in payments if not is_open(payment)]
         if ended:
             self.message_user(request, not_open_message(ended), messages.INFO)
 
