@@ -280,11 +280,11 @@ def _refund_made_elsewhere(
     return False
 
 
-def tell_twins_of_lost_call(change: Change, call: ProviderCall) -> None:
+def tell_twins_of_lost_call(change: Change, call: ProviderCall, *, lists_refunds: bool) -> None:
     """Once the answer to a refund ``call`` is lost (or no one will hear it), tell of each refund the provider
-    reported meanwhile that paycore did not make (:func:`tell_possible_twin`). At a provider whose polls do not list
-    every refund only: one that does settles the call by its poll."""
-    if call.refund_id is None:
+    reported meanwhile that paycore did not make (:func:`tell_possible_twin`). Only at a provider whose polls do not
+    list every refund (``lists_refunds`` false): one that does settles the call by its poll."""
+    if call.refund_id is None or lists_refunds:
         return
     for made in change.value("refunds"):
         if made_elsewhere(made) and made.created_at >= call.started_at:

@@ -131,8 +131,7 @@ def apply_answer(
     if isinstance(answer, Unknown):
         create_reached(change, call, "sent; the provider's answer was lost")
         mark_unknown(change, current, answer.reason)
-        if not capabilities.polls_report_refunds:  # a refund reported while the call travelled may be this one
-            tell_twins_of_lost_call(change, call)
+        tell_twins_of_lost_call(change, call, lists_refunds=capabilities.polls_report_refunds)
         return change
     one_id = capabilities.one_id_per_payment
     applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call), one_id=one_id)
@@ -216,8 +215,7 @@ def settles_call(
         if not fail_omitted_refund(call, update, change, lists_refunds=lists_refunds, fresh=fresh):
             # The status cannot say: the refund stays pending (reserved) until its own report; an operator is told.
             change.flag(ReviewReason.UNKNOWN_OUTCOME, f"the outcome of refund {refund.id} is unknown")
-            if not lists_refunds:
-                tell_twins_of_lost_call(change, call)
+            tell_twins_of_lost_call(change, call, lists_refunds=lists_refunds)
         return True
     outcome = update.outcome
     if call.operation is CallOperation.INITIATE or outcome is None:
@@ -294,8 +292,7 @@ def abandoned(call: ProviderCall, now: datetime, lists_refunds: bool, payment: P
         return None
     change = Change(payment, cause=call.cause, now=now)
     mark_unknown(change, current, "its caller was cancelled before the provider answered")
-    if not lists_refunds:
-        tell_twins_of_lost_call(change, current)
+    tell_twins_of_lost_call(change, current, lists_refunds=lists_refunds)
     return change
 
 
