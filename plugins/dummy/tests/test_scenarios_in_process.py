@@ -253,6 +253,35 @@ async def test_a_refund_that_never_reached_the_gateway_is_failed_by_the_reapers_
     assert (await flow.refund(paid.id)).amount == Money.of("5000", "XOF"), "all of it refundable again"
 
 
+@pytest.mark.parametrize("status", [301, 307, 308, 101])
+async def test_a_refund_answered_with_a_redirect_is_unknown_until_a_poll_finds_it(
+    in_process: Setup, wait_for: Callable, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    """A redirect (a proxy's, or an address that moved: httpx follows none) carries no answer of the gateway's,
+    even with a body that reads like one: whether the refund was made is not known until the gateway is asked."""
+    flow, gateway = in_process
+    checkout = await pay(flow)
+    gateway.customer_action(checkout.payment.external_id, "approve")
+    paid = await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+    answer = DummyGateway.__call__
+
+    async def moved(self: DummyGateway, scope: Any, receive: Any, send: Any) -> None:
+        async def send_moved(message: Any) -> None:
+            if message["type"] == "http.response.start" and scope["path"].endswith("/refunds"):
+                message = {**message, "status": status}
+            await send(message)
+
+        await answer(self, scope, receive, send_moved)
+
+    monkeypatch.setattr(DummyGateway, "__call__", moved)
+    made = await flow.refund(paid.id, amount=Money.of("2000", "XOF"))
+    monkeypatch.setattr(DummyGateway, "__call__", answer)
+    (refund,) = (await flow.get_payment(paid.id)).refunds
+    assert made.status is refund.status is RefundStatus.PENDING, "a redirect is not the gateway's word"
+    polled = await flow.refresh(paid.id)  # the gateway did refund: its poll lists the refund
+    assert (polled.refund(refund.id).status, polled.refunded_amount) == (RefundStatus.SUCCEEDED, refund.amount)
+
+
 async def test_a_request_that_cannot_be_built_was_not_sent_and_changes_nothing(
     monkeypatch: pytest.MonkeyPatch,
     flow_factory: Callable[..., PaymentFlow],

@@ -503,3 +503,30 @@ async def test_a_poll_wave_refuses_changes_nothing(flow: PaymentFlow, wave: resp
     with pytest.raises(ProviderError):
         await flow.refresh(checkout.payment.id)
     assert await flow.get_payment(checkout.payment.id) == before
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308, 204])
+async def test_a_redirect_to_a_refund_or_a_cancel_is_never_read_as_done(
+    flow: PaymentFlow, wave: respx.MockRouter, status: int
+) -> None:
+    # A proxy, or an http:// base_url, answers with a redirect httpx does not follow: Wave never saw the call,
+    # or no one can tell. A 204 stays Wave's answer (an empty 2xx body) and is the control.
+    moved = {"location": "https://api.wave.com/elsewhere"} if status != 204 else {}
+    payment = await paid_payment(flow, wave)
+    wave.post(f"/v1/checkout/sessions/{SESSION_ID}/refund").respond(status, headers=moved)
+    if status == 204:
+        assert (await flow.refund(payment.id)).status is RefundStatus.SUCCEEDED
+        return
+    with contextlib.suppress(ProviderOutcomeUnknown):
+        await flow.refund(payment.id)
+    after = await flow.get_payment(payment.id)
+    assert (after.status, after.refunded_amount) == (PaymentStatus.SUCCEEDED, Money.of("0", "XOF"))
+    assert [refund.status for refund in after.refunds] == [RefundStatus.PENDING]
+
+    wave.post("/v1/checkout/sessions").respond(200, json=session(id="cos-open"))
+    checkout = await create(flow)
+    wave.post("/v1/checkout/sessions/cos-open/expire").respond(status, headers=moved)
+    wave.get("/v1/checkout/sessions/cos-open").respond(200, json=session(id="cos-open"))
+    with contextlib.suppress(ProviderOutcomeUnknown):
+        await flow.cancel(checkout.payment.id)
+    assert (await flow.get_payment(checkout.payment.id)).status is not PaymentStatus.CANCELED

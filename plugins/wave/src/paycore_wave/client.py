@@ -8,7 +8,9 @@
   a ``ProviderNotSent`` that carries Wave's status and code.
 * Sent, no usable answer (a read timeout, a reset connection, a ``5xx`` such
   as ``internal-server-error`` or ``service-unavailable``, a body that is not
-  JSON): :class:`~paycore.errors.ProviderOutcomeUnknown`.
+  JSON, or a status that is neither ``2xx`` nor an error, such as a redirect
+  from a proxy or an ``http://`` address, which httpx does not follow):
+  :class:`~paycore.errors.ProviderOutcomeUnknown`.
 
 The API key goes in the ``Authorization`` header only; no message quotes it. Wave's own error text is
 quoted (it helps an operator), with every occurrence of a secret the client holds shown as ``***``: a
@@ -116,6 +118,14 @@ class WaveClient:
         if response.status_code >= 400:
             code, message = self._quoted(response, "code", 100), self._quoted(response, "message", 300)
             raise WaveRefused(response.status_code, code, message, what)
+        if not 200 <= response.status_code < 300:
+            # A redirect (httpx follows none) or another answer that is not Wave's: a proxy or an http://
+            # base_url answered, and whether the call went on to Wave is not known. Never read as success.
+            where = hide_secrets(response.headers.get("location", ""), self._hidden)[:200]
+            raise ProviderOutcomeUnknown(
+                f"Wave answered {response.status_code} to {what}, not an answer of its API"
+                + (f" (sent on to {where!r}: is base_url Wave's https address?)" if where else "")
+            )
         if not response.content.strip():
             return None
         try:
