@@ -130,12 +130,22 @@ def test_signing_keys_are_masked_and_other_keys_are_not() -> None:
     assert settings.secret("signing_key") == "sk-123"
 
 
-@pytest.mark.parametrize("value", [["whsec-a", "whsec-b"], 1234, True, {"key": "whsec-a"}])
-def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: object) -> None:
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (["whsec-a", "whsec-b"], "a list"),
+        (1234, "a number"),
+        (12.5, "a number"),
+        (True, "true or false"),
+        ({"key": "whsec-a"}, "a table"),
+    ],
+)
+def test_a_secret_that_is_not_a_string_is_refused_without_showing_it(value: object, kind: str) -> None:
     from paycore.secrets import Settings
 
     settings = Settings({"webhook_secret": value}, owner="provider 'wave'")
-    with pytest.raises(ConfigurationError, match=r"^provider 'wave': secret 'webhook_secret' must be a string") as bad:
+    expected = rf"^provider 'wave': secret 'webhook_secret' must be a string, not {kind}$"
+    with pytest.raises(ConfigurationError, match=expected) as bad:  # named as the file wrote it, not as a tuple
         settings.secret("webhook_secret")
     assert "whsec-a" not in str(bad.value)
     assert "1234" not in str(bad.value)

@@ -120,7 +120,7 @@ class Secret:
         if isinstance(value, Secret):
             value = value.reveal()
         if not isinstance(value, str):
-            raise ConfigurationError(f"a secret must be a string, not {type(value).__name__}")
+            raise ConfigurationError(f"a secret must be a string, not {kind_of_setting(value)}")
         self._value = value
 
     def reveal(self) -> str:
@@ -187,6 +187,23 @@ def _masked_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_masked_value(item) for item in value)
     return value
+
+
+def kind_of_setting(value: object) -> str:
+    """What a configuration value is, in the words of the file it was written in (its value never shown).
+
+    >>> kind_of_setting(5), kind_of_setting(("whsec_a",)), kind_of_setting(True)
+    ('a number', 'a list', 'true or false')
+    """
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple):  # a configuration keeps a list as a tuple
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a table"
+    return f"a {type(value).__name__}"
 
 
 def shown_setting(value: object) -> str:
@@ -258,7 +275,7 @@ class Settings(Mapping[str, Any]):
         if isinstance(value, str):
             return value
         # never str() of it: a list's text would pass for a secret (the value itself is not shown)
-        raise ConfigurationError(f"{self._owner}: secret {key!r} must be a string, not a {type(value).__name__}")
+        raise ConfigurationError(f"{self._owner}: secret {key!r} must be a string, not {kind_of_setting(value)}")
 
     def credential(self, key: str) -> str:
         """The revealed value of secret ``key``, a credential sent in a header (an API key).
