@@ -8,7 +8,14 @@ import anyio
 import pytest
 from attrs import evolve
 
-from paycore.errors import IdempotencyInProgress, RefundExceedsCaptured, StorageUnavailable, ValidationError
+from paycore.errors import (
+    ConfigurationError,
+    IdempotencyInProgress,
+    RefundExceedsCaptured,
+    StorageUnavailable,
+    UnsupportedCurrency,
+    ValidationError,
+)
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import RepositoryRegistrar, hookimpl
 from paycore.money import MAX_MINOR_UNITS, Money
@@ -28,6 +35,8 @@ from paycore_cash.hookspecs import DrawerBackendRegistrar
 from paycore_cash.records import CashMovement, MovementKind
 from paycore_cash.sales import order_balance, take_cash
 from paycore_memory import MemoryRepository
+
+from .conftest import cash_config
 
 pytestmark = pytest.mark.anyio
 
@@ -146,15 +155,73 @@ async def test_taking_cash_after_the_drawer_closed_is_refused_and_changes_nothin
     assert await drawers.get(session_id) == closed
 
 
-async def test_a_payment_in_another_currency_than_the_drawer_is_refused(
+async def test_a_payment_in_another_currency_than_the_providers_is_refused(
     flow: PaymentFlow, drawers: CashDrawers
 ) -> None:
     await open_till(drawers)
-    with pytest.raises(ForeignCurrency):
+    with pytest.raises(UnsupportedCurrency, match="takes cash in XOF, not EUR"):
         await flow.create_payment(
             amount=Money.of("10", "EUR"), provider="cash", order_id="o", tenant=TENANT, metadata={"till": "T1"}
         )
     assert await flow.list_payments(tenant=TENANT) == []
+
+
+async def test_a_payment_in_another_currency_than_the_drawer_is_refused() -> None:
+    async with PaymentFlow.from_config(cash_config()) as flow:  # no currency setting: the drawer's decides
+        await open_till(CashDrawers(flow, tenant=TENANT))
+        with pytest.raises(ForeignCurrency, match="holds XOF"):
+            await flow.create_payment(
+                amount=Money.of("10", "EUR"), provider="cash", order_id="o", tenant=TENANT, metadata={"till": "T1"}
+            )
+        assert await flow.list_payments(tenant=TENANT) == []
+
+
+async def test_a_drawer_opened_in_another_currency_before_the_setting_takes_no_sale_in_it(sqlite_url: str) -> None:
+    """A shop that fixed its cash currency after a till was opened in another: that drawer takes no sale, since
+    the provider takes cash in its currency only."""
+    async with PaymentFlow.from_config(cash_config() | {"repository": sqlite_url}) as flow:
+        euros = await CashDrawers(flow, tenant=TENANT).open(
+            till="T1", opening_float=Money.of("50", "EUR"), opened_by="Awa"
+        )
+    async with PaymentFlow.from_config(cash_config(currency="XOF") | {"repository": sqlite_url}) as flow:
+        with pytest.raises(UnsupportedCurrency, match="takes cash in XOF, not EUR"):
+            await take_cash(
+                flow,
+                amount=Money.of("10", "EUR"),
+                tendered=Money.of("10", "EUR"),
+                till="T1",
+                order_id="o",
+                tenant=TENANT,
+            )
+        assert await flow.list_payments(tenant=TENANT) == []
+        assert await CashDrawers(flow, tenant=TENANT).movements(euros.id) == []
+
+
+async def test_drawers_in_another_currency_than_the_cash_providers_are_refused(flow: PaymentFlow) -> None:
+    with pytest.raises(ForeignCurrency, match="hold XOF, the currency its cash provider takes, not EUR"):
+        CashDrawers(flow, tenant=TENANT, currency="EUR")
+    assert CashDrawers(flow, tenant=TENANT, currency="XOF").currency == "XOF"
+
+
+@pytest.mark.parametrize(("first", "second"), [("XOF", "EUR"), ("XOF", None)])
+async def test_two_cash_providers_of_one_tenant_must_name_one_currency(first: str, second: str | None) -> None:
+    config = cash_config(currency=first)
+    config["tenants"][TENANT]["providers"]["cash-2"] = {"type": "cash"} | ({"currency": second} if second else {})
+    async with PaymentFlow.from_config(config) as flow:
+        with pytest.raises(ConfigurationError, match=r"tenant 'chez-awa' enables cash providers 'cash' \(XOF\)"):
+            CashDrawers(flow, tenant=TENANT)
+        CashDrawers(flow, tenant="chez-binta")  # another tenant's one cash provider is not in question
+
+
+async def test_two_cash_providers_of_one_tenant_in_one_currency_share_its_drawers() -> None:
+    config = cash_config(currency="XOF")
+    config["tenants"][TENANT]["providers"]["cash-tips"] = {"type": "cash", "currency": "XOF"}
+    async with PaymentFlow.from_config(config) as flow:
+        await open_till(CashDrawers(flow, tenant=TENANT))
+        sale = await take_cash(
+            flow, amount=xof(500), tendered=xof(500), till="T1", order_id="o", tenant=TENANT, provider="cash-tips"
+        )
+        assert sale.payment.status is PaymentStatus.SUCCEEDED
 
 
 async def test_a_cash_payment_without_a_till_is_refused(flow: PaymentFlow) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import evolve
 
-from paycore.errors import ConcurrentUpdate, IdempotencyKeyReused
+from paycore.errors import ConcurrentUpdate, ConfigurationError, IdempotencyKeyReused
 from paycore.idempotency import IdempotentRunner
 from paycore.keys import KeyBinding, scope_of
 from paycore.money import MAX_MINOR_UNITS, Money
@@ -34,6 +34,7 @@ from paycore_cash.backends import drawer_storage
 from paycore_cash.errors import (
     DrawerClosed,
     DrawerNotFound,
+    ForeignCurrency,
     InsufficientDrawerCash,
     InvalidCashRequest,
     NoOpenDrawer,
@@ -89,13 +90,28 @@ class FlowLike(Protocol):
 
 
 def cash_settings(flow: FlowLike, tenant: str | None) -> Settings:
-    """The settings of the provider of type ``cash`` the tenant enables (empty if none)."""
-    configs = flow.config.provider_configs(tenant)
-    for provider in configs.values():
-        if provider.type == "cash":
-            settings: Settings = provider.settings
-            return settings
-    return Settings(owner="cash")
+    """The settings of the provider of type ``cash`` the tenant enables (empty if none).
+
+    A tenant's drawers hold one currency, so two cash providers of one tenant whose ``currency`` settings
+    differ (one left out counts as differing) are refused with :class:`~paycore.errors.ConfigurationError`.
+    """
+    found = [
+        (code, provider.settings)
+        for code, provider in flow.config.provider_configs(tenant).items()
+        if provider.type == "cash"
+    ]
+    if not found:
+        return Settings(owner="cash")
+    currencies = {settings.get("currency") for _, settings in found}
+    if len(currencies) > 1:
+        owner = "the no-tenant default" if tenant is None else f"tenant {tenant!r}"
+        named = ", ".join(f"{code!r} ({settings.get('currency') or 'no currency'})" for code, settings in found)
+        raise ConfigurationError(
+            f"{owner} enables cash providers {named}: a till's drawer holds one currency, so they must all "
+            "name the same 'currency'"
+        )
+    settings: Settings = found[0][1]
+    return settings
 
 
 def runner_for(flow: FlowLike) -> IdempotentRunner:
@@ -135,10 +151,15 @@ class CashDrawers:
     def __init__(self, flow: FlowLike, *, tenant: str | None = None, currency: str | None = None) -> None:
         self.flow = flow
         self.tenant = check_tenant(flow.config, tenant)
-        settings = cash_settings(flow, tenant)
-        configured = currency if currency is not None else settings.get("currency")
+        fixed = cash_settings(flow, tenant).get("currency")
+        configured = currency if currency is not None else fixed
         if configured is not None:
             configured = check_currency(configured, "currency")
+        if fixed is not None and configured != fixed:
+            raise ForeignCurrency(
+                f"the drawers of {'the no-tenant default' if tenant is None else f'tenant {tenant!r}'} hold "
+                f"{fixed}, the currency its cash provider takes, not {configured}"
+            )
         self.currency: str | None = configured
         self.storage: DrawerStorage = drawer_storage(flow.plugin_manager, flow.repository)
         self.idempotency: IdempotentRunner = runner_for(flow)

@@ -45,6 +45,7 @@ from paycore.errors import (
     ProviderNotSent,
     ProviderOutcomeUnknown,
     StorageError,
+    UnsupportedCurrency,
 )
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
@@ -151,7 +152,9 @@ class CashProvider(Provider):
 
     Settings: ``currency`` (optional) fixes the drawers' currency: an ISO 4217
     code such as ``"XOF"``; any other value is refused with
-    :class:`~paycore.errors.ConfigurationError` when the flow is built.
+    :class:`~paycore.errors.ConfigurationError` when the flow is built. A
+    payment in another currency is then refused with
+    :class:`~paycore.errors.UnsupportedCurrency` before it is stored.
     """
 
     name: ClassVar[str] = "cash"
@@ -161,7 +164,8 @@ class CashProvider(Provider):
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
-        _check_currency_setting(context)
+        self.currency: str | None = _check_currency_setting(context)
+        """The one currency this provider takes (its ``currency`` setting), or ``None``: any, as its drawer holds."""
         self._storage: DrawerStorage | None = None
         self._checked: OrderedDict[str, str] = OrderedDict()  # payment id -> the session its sale was checked against
         if context.repository is not None:
@@ -178,6 +182,10 @@ class CashProvider(Provider):
     async def check_payment(self, payment: Payment) -> None:
         """Refuse a cash payment that cannot be taken, before the flow stores it; remember the drawer session it
         was checked against, the one :meth:`initiate` records its sale in."""
+        if self.currency is not None and payment.currency != self.currency:
+            raise UnsupportedCurrency(
+                f"provider {self.code!r} takes cash in {self.currency}, not {payment.currency} (its 'currency' setting)"
+            )
         _, _, session = await self._accept(payment)
         self._checked[payment.id] = session.id
         while len(self._checked) > _CHECKED_KEPT:  # sales checked and never sent: the oldest are forgotten
@@ -412,15 +420,16 @@ _CHECKED_KEPT = 4096
 """How many checked sales a provider remembers the drawer of until they are sent (a till sends each at once)."""
 
 
-def _check_currency_setting(context: ProviderContext) -> None:
-    """Refuse a ``currency`` setting that is neither left out nor an ISO 4217 code, naming the setting."""
+def _check_currency_setting(context: ProviderContext) -> str | None:
+    """The ``currency`` setting; refuse one that is neither left out nor an ISO 4217 code, naming the setting."""
     currency = context.settings.get("currency")
-    if currency is not None and not is_currency(currency):
-        owner = "the no-tenant default" if context.tenant is None else f"tenant {context.tenant!r}"
-        raise ConfigurationError(
-            f"provider {context.code!r} of {owner}: the cash setting 'currency' must be an ISO 4217 code "
-            f"such as 'XOF' (or left out), not {shown_setting(currency)}"
-        )
+    if currency is None or is_currency(currency):
+        return currency
+    owner = "the no-tenant default" if context.tenant is None else f"tenant {context.tenant!r}"
+    raise ConfigurationError(
+        f"provider {context.code!r} of {owner}: the cash setting 'currency' must be an ISO 4217 code "
+        f"such as 'XOF' (or left out), not {shown_setting(currency)}"
+    )
 
 
 def _tender(payment: Payment) -> tuple[str, Money]:
