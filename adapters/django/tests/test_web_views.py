@@ -230,6 +230,51 @@ def test_a_refused_address_posting_a_forged_line_in_its_path_writes_one_quoted_l
     assert "\n" not in refused
 
 
+class ShipperDown(logging.Handler):
+    """The application's log shipper, down: every line it is handed raises."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        raise OSError("log shipper unreachable")
+
+
+@pytest.fixture
+def shipper_down() -> Iterator[None]:
+    """A handler that raises on every line of paycore_django's loggers, as an application may configure one."""
+    handler, logger = ShipperDown(), logging.getLogger("paycore_django")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_log_handler_that_raises_changes_no_answer_of_the_views(
+    flow: BlockingPaymentFlow, shipper_down: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(**_: Any) -> None:
+        raise StorageUnavailable("the database is restarting")
+
+    with monkeypatch.context() as patched:  # the pay page logs the error and tells the customer generically
+        patched.setattr(flow, "create_payment", refused)
+        client = Client()
+        pay_page(client)
+        response = client.post("/payments/pay/T4-17/", {"provider": "fake"})
+        assert (response.status_code, NOT_STARTED in response.content) == (400, True)
+    payment_id = pending_payment(flow)
+    body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))
+    with allowlist(WEBHOOK_ALLOWED_IPS=["203.0.113.0/24"]):  # a refused address is logged, then answered 403
+        assert post_webhook(Client(REMOTE_ADDR="198.51.100.9"), HOOK, body, headers).status_code == 403
+
+    async def down(*_: Any, **__: Any) -> None:
+        raise StorageUnavailable("the database is restarting")
+
+    with monkeypatch.context() as patched:  # a delivery that cannot be stored is logged, then answered 503
+        patched.setattr(flow.flow, "handle_webhook", down)
+        assert post_webhook(Client(), HOOK, body, headers).status_code == 503
+    assert post_webhook(Client(), HOOK, body, headers).status_code == 200
+    assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
+
+
 def test_an_address_inside_the_allowlist_is_served(flow: BlockingPaymentFlow) -> None:
     payment_id = pending_payment(flow)
     body, headers = fake(flow).webhook(payment_id, outcome=Outcome.SUCCEEDED, captured=Money.of("12500", "XOF"))

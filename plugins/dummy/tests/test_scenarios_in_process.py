@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown
+from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown, StorageUnavailable
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
@@ -47,6 +48,41 @@ async def test_an_approved_payment_succeeds_by_signed_webhook(in_process: Setup,
     events = await flow.list_events(payment.id)
     assert events[-1].cause == "webhook"
     assert events[-1].provider_event_id == gateway.events[-1].id
+
+
+class _ShipperDown(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        raise OSError("log shipper unreachable")
+
+
+async def test_a_log_handler_that_raises_never_stops_the_gateways_webhooks(
+    in_process: Setup, wait_for: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway logs a delivery the merchant refused, then tries again: a handler raising on that line must
+    not end its retries."""
+    flow, gateway = in_process
+    handle = flow.handle_webhook
+    refusals = [StorageUnavailable("the database is restarting")]  # the merchant answers 503 once
+
+    async def once_unavailable(*args: Any, **kwargs: Any) -> Any:
+        if refusals:
+            raise refusals.pop()
+        return await handle(*args, **kwargs)
+
+    monkeypatch.setattr(flow, "handle_webhook", once_unavailable)
+    handler, logger = _ShipperDown(), logging.getLogger("paycore_dummy")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        checkout = await pay(flow)
+        gateway.customer_action(checkout.payment.external_id, "approve")  # each attempt is logged
+        payment = await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert payment.captured_amount == Money.of("5000", "XOF")
+    assert [attempt.status_code for attempt in gateway.deliveries] == [503, 200]
 
 
 async def test_an_amount_ending_in_01_is_declined(in_process: Setup, wait_for: Callable) -> None:

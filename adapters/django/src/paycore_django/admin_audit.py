@@ -17,7 +17,6 @@ user and the entry, and the action goes on.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,6 +25,7 @@ from django.contrib import messages
 from django.http import HttpRequest
 
 from paycore.errors import PaycoreError
+from paycore.logs import guarded_logger
 from paycore.records import Payment as PaymentRecord
 from paycore.records import Refund as RefundRecord
 from paycore.status import PaymentStatus, RefundStatus
@@ -46,7 +46,7 @@ __all__ = [
     "review_change",
 ]
 
-log = logging.getLogger("paycore_django.admin")
+log = guarded_logger("paycore_django.admin")  # a handler that raises never changes what this module answers
 
 
 class AuditTrail:

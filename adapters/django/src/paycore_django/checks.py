@@ -44,7 +44,6 @@ reports its own unapplied migrations with it (``paycore_cash.W001``).
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -57,6 +56,7 @@ from paycore.adapters import resolve_config
 from paycore.assembly import build_providers, mask_declared_secrets
 from paycore.config import PaycoreConfig, ProviderConfig
 from paycore.errors import ConfigurationError, PaycoreError
+from paycore.logs import guarded_logger
 from paycore.plugins import Registry, collect_registry, create_plugin_manager
 from paycore.secrets import Settings
 
@@ -84,7 +84,7 @@ WEBHOOK_SECRET_SETTING = "webhook_secret"
 (``webhook_secret_setting`` class attribute)."""
 
 
-log = logging.getLogger("paycore_django.checks")
+log = guarded_logger("paycore_django.checks")  # a handler that raises never changes what this module answers
 
 
 def _load() -> tuple[PaycoreConfig, Registry, pluggy.PluginManager]:

@@ -15,7 +15,6 @@ event has a receiver.
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from paycore import hookimpl
 from paycore.errors import ConfigurationError
 from paycore.hookspecs import AdapterContext, IdempotencyStoreRegistrar, RepositoryRegistrar
+from paycore.logs import guarded_logger
 from paycore.records import Payment, PaymentEvent
 from paycore_django.databases import check_database
 
@@ -36,7 +36,7 @@ __all__ = [
     "paycore_register_repositories",
 ]
 
-log = logging.getLogger("paycore_django")
+log = guarded_logger("paycore_django")  # a handler that raises never changes what this module answers
 
 SETTINGS: Final = frozenset({"using"})
 """The settings a ``django`` repository or idempotency store takes."""

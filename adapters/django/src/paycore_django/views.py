@@ -38,7 +38,6 @@ there; under the request's ``atomic()`` they would only wait for its locks
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -54,6 +53,7 @@ import paycore_django
 from paycore.asgi import classify_webhook_error, declared_body_size
 from paycore.blocking import BlockingPaymentFlow
 from paycore.errors import IdempotencyError, MoneyError, PaycoreError, PaymentNotFound, ValidationError
+from paycore.logs import guarded_logger
 from paycore.money import Money
 from paycore.operations import was_never_sent
 from paycore.records import Checkout, Payment
@@ -75,7 +75,7 @@ __all__ = [
     "webhook_allowed",
 ]
 
-log = logging.getLogger("paycore_django.views")
+log = guarded_logger("paycore_django.views")  # a handler that raises never changes what this module answers
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -12,11 +11,12 @@ import anyio
 import httpx
 from attrs import field, frozen
 
+from paycore.logs import guarded_logger
 from paycore_dummy.signing import WebhookSecret, signature_headers
 
 __all__ = ["DeliveryAttempt", "GatewayEvent", "RetryPolicy", "WebhookSender"]
 
-logger = logging.getLogger("paycore_dummy.delivery")
+logger = guarded_logger("paycore_dummy.delivery")  # a handler that raises never stops a delivery
 
 
 @frozen
