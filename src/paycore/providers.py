@@ -104,8 +104,10 @@ class Provider:
     name: ClassVar[str] = ""
     """The provider type, as written in configuration (``type = "cash"``)."""
     capabilities: ClassVar[Capabilities] = Capabilities()
-    currencies: ClassVar[frozenset[str] | None] = None
-    """Accepted ISO 4217 codes; ``None`` accepts any."""
+    currencies: frozenset[str] | None = None
+    """Accepted ISO 4217 codes; ``None`` accepts any. Set on the class; a provider whose settings narrow it
+    (a cash provider's ``currency``) sets it on the instance, so the flow and every listing of providers for a
+    currency follow what this one provider takes."""
     settings_names: ClassVar[frozenset[str] | None] = None
     """The settings this provider reads. A configuration giving it any other (a misspelled
     ``curency``) is refused with a :class:`~paycore.errors.ConfigurationError` naming it and

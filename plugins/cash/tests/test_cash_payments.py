@@ -159,11 +159,18 @@ async def test_a_payment_in_another_currency_than_the_providers_is_refused(
     flow: PaymentFlow, drawers: CashDrawers
 ) -> None:
     await open_till(drawers)
-    with pytest.raises(UnsupportedCurrency, match="takes cash in XOF, not EUR"):
+    with pytest.raises(UnsupportedCurrency, match="does not accept EUR; it accepts XOF"):
         await flow.create_payment(
             amount=Money.of("10", "EUR"), provider="cash", order_id="o", tenant=TENANT, metadata={"till": "T1"}
         )
     assert await flow.list_payments(tenant=TENANT) == []
+
+
+async def test_the_currency_setting_is_the_providers_one_currency_as_every_listing_reads_it(flow: PaymentFlow) -> None:
+    # a pay page lists the providers of an order's currency from this: an XOF till is no button on a EUR order
+    assert flow.provider("cash", tenant=TENANT).currencies == frozenset({"XOF"})
+    async with PaymentFlow.from_config(cash_config()) as any_currency:
+        assert any_currency.provider("cash", tenant=TENANT).currencies is None
 
 
 async def test_a_payment_in_another_currency_than_the_drawer_is_refused() -> None:
@@ -184,7 +191,7 @@ async def test_a_drawer_opened_in_another_currency_before_the_setting_takes_no_s
             till="T1", opening_float=Money.of("50", "EUR"), opened_by="Awa"
         )
     async with PaymentFlow.from_config(cash_config(currency="XOF") | {"repository": sqlite_url}) as flow:
-        with pytest.raises(UnsupportedCurrency, match="takes cash in XOF, not EUR"):
+        with pytest.raises(UnsupportedCurrency, match="does not accept EUR; it accepts XOF"):
             await take_cash(
                 flow,
                 amount=Money.of("10", "EUR"),
@@ -203,20 +210,26 @@ async def test_drawers_in_another_currency_than_the_cash_providers_are_refused(f
     assert CashDrawers(flow, tenant=TENANT, currency="XOF").currency == "XOF"
 
 
-@pytest.mark.parametrize(("first", "second"), [("XOF", "EUR"), ("XOF", None)])
-async def test_two_cash_providers_of_one_tenant_must_name_one_currency(first: str, second: str | None) -> None:
-    config = cash_config(currency=first)
-    config["tenants"][TENANT]["providers"]["cash-2"] = {"type": "cash"} | ({"currency": second} if second else {})
+async def test_two_cash_providers_of_one_tenant_must_name_one_currency() -> None:
+    config = cash_config(currency="XOF")
+    config["tenants"][TENANT]["providers"]["cash-2"] = {"type": "cash", "currency": "EUR"}
     async with PaymentFlow.from_config(config) as flow:
         with pytest.raises(ConfigurationError, match=r"tenant 'chez-awa' enables cash providers 'cash' \(XOF\)"):
             CashDrawers(flow, tenant=TENANT)
         CashDrawers(flow, tenant="chez-binta")  # another tenant's one cash provider is not in question
 
 
-async def test_two_cash_providers_of_one_tenant_in_one_currency_share_its_drawers() -> None:
+@pytest.mark.parametrize("tips", [{"currency": "XOF"}, {}], ids=["same-currency", "no-currency"])
+@pytest.mark.parametrize("listed_first", [False, True])
+async def test_two_cash_providers_of_one_tenant_in_one_currency_share_its_drawers(
+    tips: dict[str, str], listed_first: bool
+) -> None:
     config = cash_config(currency="XOF")
-    config["tenants"][TENANT]["providers"]["cash-tips"] = {"type": "cash", "currency": "XOF"}
+    providers = {"cash-tips": {"type": "cash", **tips}}
+    mine = config["tenants"][TENANT]["providers"]
+    config["tenants"][TENANT]["providers"] = {**providers, **mine} if listed_first else {**mine, **providers}
     async with PaymentFlow.from_config(config) as flow:
+        assert CashDrawers(flow, tenant=TENANT).currency == "XOF"  # the one set, whichever is listed first
         await open_till(CashDrawers(flow, tenant=TENANT))
         sale = await take_cash(
             flow, amount=xof(500), tendered=xof(500), till="T1", order_id="o", tenant=TENANT, provider="cash-tips"

@@ -90,27 +90,30 @@ class FlowLike(Protocol):
 
 
 def cash_settings(flow: FlowLike, tenant: str | None) -> Settings:
-    """The settings of the provider of type ``cash`` the tenant enables (empty if none).
+    """The settings of the provider of type ``cash`` the tenant enables (empty if none): of one that fixes a
+    ``currency``, when any does.
 
-    A tenant's drawers hold one currency, so two cash providers of one tenant whose ``currency`` settings
-    differ (one left out counts as differing) are refused with :class:`~paycore.errors.ConfigurationError`.
+    A tenant's drawers hold one currency, so two cash providers of one tenant fixing different ``currency``
+    settings are refused with :class:`~paycore.errors.ConfigurationError`; one that fixes none takes the cash
+    of the drawer it is given.
     """
     found = [
         (code, provider.settings)
         for code, provider in flow.config.provider_configs(tenant).items()
         if provider.type == "cash"
     ]
-    if not found:
-        return Settings(owner="cash")
-    currencies = {settings.get("currency") for _, settings in found}
-    if len(currencies) > 1:
+    fixing = [(code, settings) for code, settings in found if settings.get("currency") is not None]
+    if len({settings.get("currency") for _, settings in fixing}) > 1:
         owner = "the no-tenant default" if tenant is None else f"tenant {tenant!r}"
-        named = ", ".join(f"{code!r} ({settings.get('currency') or 'no currency'})" for code, settings in found)
+        named = ", ".join(f"{code!r} ({settings.get('currency')})" for code, settings in fixing)
         raise ConfigurationError(
-            f"{owner} enables cash providers {named}: a till's drawer holds one currency, so they must all "
-            "name the same 'currency'"
+            f"{owner} enables cash providers {named}: a till's drawer holds one currency, so they must name "
+            "the same 'currency' (or leave it out)"
         )
-    settings: Settings = found[0][1]
+    chosen = fixing or found
+    if not chosen:
+        return Settings(owner="cash")
+    settings: Settings = chosen[0][1]
     return settings
 
 

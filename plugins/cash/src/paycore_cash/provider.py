@@ -45,7 +45,6 @@ from paycore.errors import (
     ProviderNotSent,
     ProviderOutcomeUnknown,
     StorageError,
-    UnsupportedCurrency,
 )
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
@@ -159,13 +158,14 @@ class CashProvider(Provider):
 
     name: ClassVar[str] = "cash"
     capabilities: ClassVar[Capabilities] = Capabilities(refund=True, partial_refund=True, polling=True)
-    currencies: ClassVar[frozenset[str] | None] = None
     settings_names: ClassVar[frozenset[str] | None] = frozenset({"currency"})
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         self.currency: str | None = _check_currency_setting(context)
         """The one currency this provider takes (its ``currency`` setting), or ``None``: any, as its drawer holds."""
+        if self.currency is not None:
+            self.currencies = frozenset({self.currency})  # the flow refuses another before anything is stored
         self._storage: DrawerStorage | None = None
         self._checked: OrderedDict[str, str] = OrderedDict()  # payment id -> the session its sale was checked against
         if context.repository is not None:
@@ -182,10 +182,6 @@ class CashProvider(Provider):
     async def check_payment(self, payment: Payment) -> None:
         """Refuse a cash payment that cannot be taken, before the flow stores it; remember the drawer session it
         was checked against, the one :meth:`initiate` records its sale in."""
-        if self.currency is not None and payment.currency != self.currency:
-            raise UnsupportedCurrency(
-                f"provider {self.code!r} takes cash in {self.currency}, not {payment.currency} (its 'currency' setting)"
-            )
         _, _, session = await self._accept(payment)
         self._checked[payment.id] = session.id
         while len(self._checked) > _CHECKED_KEPT:  # sales checked and never sent: the oldest are forgotten

@@ -89,7 +89,7 @@ class WaveProvider(Provider):
     """Wave Checkout: hosted mobile-money payment in XOF, signed webhooks, polling, expiry, full refunds."""
 
     name: ClassVar[str] = "wave"
-    currencies: ClassVar[frozenset[str] | None] = frozenset({"XOF"})
+    currencies: frozenset[str] | None = frozenset({"XOF"})
     capabilities: ClassVar[Capabilities] = Capabilities(
         cancel=True,
         refund=True,
