@@ -19,7 +19,7 @@ from attrs import evolve
 from paycore.config import AdapterConfig, PaycoreConfig, store_settings, url_scheme
 from paycore.errors import ConfigurationError
 from paycore.plugins import IDEMPOTENCY_STORE, REPOSITORY, AdapterRegistration, Registry
-from paycore.secrets import Settings, redact_url, shown_setting
+from paycore.secrets import Settings, kind_of_setting, redact_url, shown_setting
 
 __all__ = ["EMBEDDED_DEFAULT_PACKAGE", "not_installed", "resolve_adapter", "resolve_config"]
 
@@ -89,7 +89,7 @@ def _resolved_type(registry: Registry, adapter: AdapterConfig, kind: str) -> str
     elif isinstance(url, str):
         chosen = _serving(registered, url, kind, key)
     else:
-        raise ConfigurationError(f"{key}: the url setting must be a string, not {type(url).__name__}")
+        raise ConfigurationError(f"{key}: the url setting must be a string, not {kind_of_setting(url)}")
     return chosen.name
 
 

@@ -36,7 +36,7 @@ from attrs import field, frozen
 from paycore import config_sources, wire
 from paycore.config_sources import ENV_PREFIX, apply_environment, deep_copy, read_toml
 from paycore.errors import ConfigurationError
-from paycore.secrets import Settings, redact_url, shown_setting
+from paycore.secrets import Settings, kind_of_setting, redact_url, shown_setting
 
 __all__ = [
     "DEFAULT_IDEMPOTENCY_LEASE",
@@ -246,7 +246,7 @@ _DURATIONS: Final = {  # each duration setting: its default, its largest value, 
 
 def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
     if not isinstance(data, Mapping):
-        raise ConfigurationError(f"configuration must be a table, not {type(data).__name__}")
+        raise ConfigurationError(f"configuration must be a table, not {kind_of_setting(data)}")
     unknown = set(data) - _TOP_LEVEL
     if unknown:
         raise ConfigurationError(
@@ -323,10 +323,13 @@ def _adapter(raw: Any, what: str) -> AdapterConfig:
         if kind is None and isinstance(settings.get("url"), str):
             url = _url(settings["url"], what)
             return AdapterConfig(None, Settings(settings, owner=f"{what} {redact_url(url)!r}"))
+        if kind is None and "url" in settings:
+            wrong = kind_of_setting(settings["url"])
+            raise ConfigurationError(f"{what}: the url setting must be a string, not {wrong}")
         if not isinstance(kind, str) or not kind:
             raise ConfigurationError(f"{what}: a table needs a 'type' (or a 'url'), got {sorted(raw, key=str)}")
         return AdapterConfig(kind, Settings(settings, owner=f"{what} {shown_setting(kind)}"))
-    raise ConfigurationError(f"{what} must be a name, a URL or a table, not {type(raw).__name__}")
+    raise ConfigurationError(f"{what} must be a name, a URL or a table, not {kind_of_setting(raw)}")
 
 
 def _url(raw: str, what: str) -> str:

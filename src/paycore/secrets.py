@@ -195,6 +195,8 @@ def kind_of_setting(value: object) -> str:
     >>> kind_of_setting(5), kind_of_setting(("whsec_a",)), kind_of_setting(True)
     ('a number', 'a list', 'true or false')
     """
+    if value is None:
+        return "nothing"
     if isinstance(value, bool):
         return "true or false"
     if isinstance(value, int | float):
