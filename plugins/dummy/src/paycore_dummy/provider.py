@@ -201,7 +201,7 @@ class DummyProvider(Provider):
             # The error's name only: its text may quote a header, and so the API key.
             reason = f"dummy gateway connection failed during {method} {path}: {type(exc).__name__}"
             raise ProviderOutcomeUnknown(reason) from exc
-        if response.status_code >= 500 or response.status_code < 200 or 300 <= response.status_code < 400:
+        if not (200 <= response.status_code < 300 or 400 <= response.status_code < 500):
             # A server error, or a redirect (httpx follows none) or another answer that is not the gateway's
             # own: whether the call went on to act is not known. Never read as success.
             raise ProviderOutcomeUnknown(f"dummy gateway answered {response.status_code} to {method} {path}")
