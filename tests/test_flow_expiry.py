@@ -79,6 +79,31 @@ async def test_a_sent_payment_expires_only_after_the_provider_says_it_is_unpaid(
     assert ("check_status", payment.id) in fake.calls
 
 
+@pytest.mark.parametrize("how", ["refresh", "reaper"])
+async def test_a_payment_the_provider_named_and_then_reports_unknown_is_flagged_not_expired(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, how: str
+) -> None:
+    """A provider answering "no such payment" about an id it gave (a key of another account, a purge, a fault):
+    expiring the payment would leave it payable there with no one told."""
+    payment = await _processing(flow, fake)
+    entry = fake.ledger.pop(payment.id)  # the provider reports no record of it, for now
+    clock.advance(hours=2)
+    if how == "refresh":
+        flagged = await flow.refresh(payment.id)
+    else:
+        (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.status, flagged.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
+    assert payment.external_id is not None
+    assert payment.external_id in flagged.review_message
+    assert ("cancel", payment.id) not in fake.calls
+    fake.ledger[payment.id] = entry
+    fake.settle(payment.id, Outcome.SUCCEEDED)  # the customer pays it there
+    assert await flow.expire_stale(HOUR) == [], "left to an operator, who asks again"
+    assert (await flow.refresh(payment.id)).status is PaymentStatus.SUCCEEDED
+    kinds = [event.kind for event in await flow.list_events(payment.id)]
+    assert kinds.count("provider_lost_payment") == 1
+
+
 async def test_a_sent_payment_the_provider_reports_paid_succeeds_instead_of_expiring(
     flow: PaymentFlow, fake: FakeProvider, clock: Clock
 ) -> None:

@@ -292,6 +292,8 @@ class Reaper:
                 )  # else polled every run, first in line
             if answer.outcome not in _UNPAID or polled.status not in fsm.OPEN:
                 return polled  # paid, failed or expired at the provider: the poll applied it
+            if polled.needs_review and not payment.needs_review:
+                return polled  # the poll flagged it (the provider lost a payment it named): an operator has it
             if _cancel_never_arrived(call, polled, give_up_before):
                 return await self._flagged(polled, _CANCEL_LOST)
             payment = polled

@@ -271,6 +271,19 @@ def _captured_again(change: Change, reported: Money | None) -> None:
 
 
 def _not_found(change: Change, update: ProviderUpdate) -> None:
-    """The provider has no record of the payment (and no call of ours is in flight)."""
-    if change.status in fsm.OPEN and change.can("expire"):
+    """The provider has no record of the payment (and no call of ours is in flight).
+
+    Of a payment the provider named by an id of its own, this contradicts what it said before: another account's
+    or mode's key, an object purged, a fault at the provider. Expiring it would leave it payable there with no
+    one told, so it is flagged for an operator instead (and the reaper leaves it to them)."""
+    if change.status not in fsm.OPEN or not change.can("expire"):
+        return
+    known: str | None = change.value("external_id")
+    if known is None:
         change.fire("expire", message=update.message or "the provider has no record of this payment")
+        return
+    message = (
+        f"the provider reports no record of {known}, its own id for this payment: check its account and keys, "
+        "then settle the payment with resolve_payment"
+    )
+    flag_once(change, ReviewReason.UNKNOWN_OUTCOME, "provider_lost_payment", message, unique=True)

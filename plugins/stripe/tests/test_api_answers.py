@@ -17,7 +17,7 @@ import respx
 from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown
 from paycore.flow import PaymentFlow
 from paycore.money import Money
-from paycore.status import PaymentStatus, RefundStatus
+from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore_stripe import AmountNotAccepted, StripeProvider
 
 pytestmark = pytest.mark.anyio
@@ -215,7 +215,7 @@ async def test_a_poll_lists_every_refund_page_by_page(flow: PaymentFlow) -> None
     assert update.captured == Money.of("5000", "XOF")
 
 
-async def test_a_poll_of_an_intent_stripe_does_not_know_reports_not_found(flow: PaymentFlow) -> None:
+async def test_a_poll_of_an_intent_stripe_made_and_no_longer_knows_flags_the_payment(flow: PaymentFlow) -> None:
     with respx.mock:
         respx.post(f"{API}/payment_intents").respond(200, json=intent())
         checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="card", order_id="A-1")
@@ -224,7 +224,9 @@ async def test_a_poll_of_an_intent_stripe_does_not_know_reports_not_found(flow: 
             404, json=error("invalid_request_error", "resource_missing")
         )
         payment = await flow.refresh(checkout.payment.id)
-    assert payment.status is PaymentStatus.EXPIRED
+    # Stripe made that intent: an unknown id now is a key of another account or mode, not a payment never made
+    assert (payment.status, payment.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
+    assert "no record of pi_3MtwBwLkdIwHu7ix28a3tqPa" in payment.review_message
 
 
 async def test_secrets_never_appear_in_a_repr(flow: PaymentFlow) -> None:

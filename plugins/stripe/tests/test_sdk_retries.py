@@ -21,7 +21,7 @@ from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
-from paycore.status import PaymentStatus, RefundStatus
+from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore_stripe import StripeSimulator
 
 pytestmark = pytest.mark.anyio
@@ -171,7 +171,7 @@ async def test_a_refund_no_attempt_of_which_could_connect_was_not_sent(flow: Pay
     assert after.pending_call is None
 
 
-async def test_a_read_stripe_answered_with_a_5xx_then_a_404_is_still_not_found(flow: PaymentFlow) -> None:
+async def test_a_read_stripe_answered_with_a_5xx_then_a_404_is_still_stripes_word_not_found(flow: PaymentFlow) -> None:
     """A retrieve changes nothing at Stripe: its earlier attempts cast no doubt on a later 404."""
     with respx.mock:
         respx.post(f"{API}/payment_intents").respond(200, json=intent())
@@ -180,7 +180,8 @@ async def test_a_read_stripe_answered_with_a_5xx_then_a_404_is_still_not_found(f
     with respx.mock:
         respx.get(f"{API}/payment_intents/{PI}").mock(side_effect=[SERVER_ERROR, missing])
         polled = await flow.refresh(checkout.payment.id)
-    assert polled.status is PaymentStatus.EXPIRED
+    assert (polled.status, polled.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
+    assert f"no record of {PI}" in polled.review_message  # Stripe's word, not an unknown outcome
 
 
 async def test_a_refund_stripe_made_before_the_sdk_retry_failed_is_never_made_twice(

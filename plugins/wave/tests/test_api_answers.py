@@ -26,7 +26,7 @@ from paycore.errors import (
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Customer
-from paycore.status import PaymentStatus, RefundStatus
+from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore_wave import MissingRedirectUrl
 
 pytestmark = pytest.mark.anyio
@@ -386,11 +386,15 @@ async def test_a_session_paid_for_less_is_flagged_for_review_not_marked_paid(
     assert polled.needs_review
 
 
-async def test_a_session_wave_does_not_know_expires_the_payment(flow: PaymentFlow, wave: respx.MockRouter) -> None:
+async def test_a_session_wave_says_it_does_not_know_is_flagged_not_expired(
+    flow: PaymentFlow, wave: respx.MockRouter
+) -> None:
     wave.post("/v1/checkout/sessions").respond(200, json=session())
     checkout = await create(flow)
     wave.get(f"/v1/checkout/sessions/{SESSION_ID}").mock(return_value=error(404, "checkout-session-not-found"))
-    assert (await flow.refresh(checkout.payment.id)).status is PaymentStatus.EXPIRED
+    polled = await flow.refresh(checkout.payment.id)  # Wave made that session: it is not a payment never made
+    assert (polled.status, polled.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
+    assert f"no record of {SESSION_ID}" in polled.review_message
 
 
 @pytest.mark.parametrize(
