@@ -59,6 +59,7 @@ from paycore.errors import (
     ProviderOutcomeUnknown,
     ValidationError,
 )
+from paycore.logs import guarded_logger
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
@@ -79,7 +80,7 @@ from paycore_stripe.reports import (
 )
 from paycore_stripe.state import Mode, StripeState
 from paycore_stripe.units import stripe_currency, to_stripe
-from paycore_stripe.webhooks import DEFAULT_TOLERANCE, load_event, verify
+from paycore_stripe.webhooks import ANOTHER_TENANT, DEFAULT_TOLERANCE, elsewhere, load_event, verify
 
 __all__ = ["StripeProvider"]
 
@@ -87,6 +88,10 @@ T = TypeVar("T")
 IN_PROCESS_API_BASE: Final = "http://stripe-simulator.invalid"
 _MODES: Final = ("payment_intent", "checkout")
 _KEY_PREFIXES: Final = ("sk_", "rk_")
+_LIVE_KEY_PREFIXES: Final = ("sk_live_", "rk_live_")
+_TEST_KEY_PREFIXES: Final = ("sk_test_", "rk_test_")
+
+log = guarded_logger("paycore_stripe")
 _ACCOUNT_ID: Final = re.compile(r"acct_[A-Za-z0-9]{1,250}")
 _LOOKBACK_SECONDS: Final = 600
 """How long before a payment's creation a lost create is searched for (clock skew)."""
@@ -165,6 +170,9 @@ class StripeProvider(Provider):
         self._api_base: str | None = IN_PROCESS_API_BASE if simulator is not None else api_base
         self._stripe_account: str | None = _optional_account(settings.get("stripe_account"), f"{where}: stripe_account")
         self._api_key = api_key
+        self._livemode: bool | None = _key_livemode(api_key)
+        """Whether the key is a live-mode one (``None``: its prefix does not say): events of the other mode are not
+        this provider's (see :func:`~paycore_stripe.webhooks.elsewhere`)."""
         self._client: stripe.StripeClient | None = None
         self._http: stripe.HTTPXClient | None = None
 
@@ -391,11 +399,14 @@ class StripeProvider(Provider):
         webhook endpoint answers 503) for Stripe to send it again: it is never
         read as refunding nothing.
         """
+        event = load_event(body)
+        why = elsewhere(event, livemode=self._livemode, account=self._stripe_account, tenant=self.context.tenant)
+        if why is not None:
+            if why is not ANOTHER_TENANT:  # every event of a shared account reaches each tenant's endpoint
+                log.info("Stripe event %s (%s) acknowledged, not read: %s", event.id, event.type, why)
+            return []
         return await webhook_reports(
-            load_event(body),
-            tenant=self.context.tenant,
-            list_refunds=self._refunds_of,
-            retrieve_intent=self._intent_if_any,
+            event, tenant=self.context.tenant, list_refunds=self._refunds_of, retrieve_intent=self._intent_if_any
         )
 
     # -- helpers -----------------------------------------------------------------------------
@@ -564,6 +575,13 @@ def _idempotency_key(payment: Payment, request: str) -> stripe.RequestOptions:
     call = payment.pending_call
     made_by = payment.id if call is None else f"{payment.id}-{call.id}"
     return {"idempotency_key": f"paycore-{made_by}-{request}"}
+
+
+def _key_livemode(api_key: str) -> bool | None:
+    """Whether ``api_key`` is a live-mode key, a test-mode one (``False``), or one its prefix does not tell."""
+    if api_key.startswith(_LIVE_KEY_PREFIXES):
+        return True
+    return False if api_key.startswith(_TEST_KEY_PREFIXES) else None
 
 
 def _optional_account(value: object, what: str) -> str | None:

@@ -29,6 +29,10 @@ default), or ``pending`` or ``requires_action`` until :meth:`settle_refund`. As
 at Stripe, a refund that failed or was canceled gives its money back to the
 charge: it no longer counts in ``amount_refunded``, and may be refunded again.
 
+``account`` makes it a connected account's Stripe (Connect): requests must name
+it in ``Stripe-Account`` (the provider's ``stripe_account``) and its events
+carry it, as a Connect endpoint receives them.
+
 ``api_version`` is the webhook endpoint's API version its events are shaped for
 (:data:`API_VERSION` by default). Before ``2025-03-31.basil``, Stripe records
 the uncaptured money an authorization releases as a Refund: the remainder of a
@@ -138,10 +142,17 @@ class StripeSimulator:
         checkout_base: str = "https://checkout.stripe.test/c/pay",
         api_version: str = API_VERSION,
         refund_status: str = "succeeded",
+        account: str | None = None,
     ) -> None:
         if refund_status not in _REFUNDING:
             raise ValueError(f"refund_status must be one of {sorted(_REFUNDING)}, not {refund_status!r}")
         self.api_key = api_key
+        self.account = account
+        """The connected account (``acct_...``) the simulated objects live on, as Stripe Connect keeps them: each
+        request must name it in its ``Stripe-Account`` header (one that names another, or none, is refused as
+        Stripe refuses a key without access), and each event carries it as ``account``. ``None``: the key's own."""
+        self.livemode = api_key.startswith(("sk_live_", "rk_live_"))
+        """Whether the objects and events are live-mode ones, as the API key's own mode."""
         self.api_version = api_version
         self.refund_status = refund_status
         """The status a new refund starts in: ``succeeded``, or ``pending``/``requires_action`` until settled."""
@@ -337,7 +348,7 @@ class StripeSimulator:
             "description": description,
             "last_payment_error": None,
             "latest_charge": None,
-            "livemode": False,
+            "livemode": self.livemode,
             "metadata": dict(metadata),
             "status": "requires_payment_method",
         }
@@ -519,7 +530,8 @@ class StripeSimulator:
             "api_version": self.api_version,
             "created": self._now(),
             "data": {"object": json.loads(json.dumps(public))},
-            "livemode": False,
+            "livemode": self.livemode,
+            **({"account": self.account} if self.account is not None else {}),
             "pending_webhooks": 1,
             "request": {"id": None, "idempotency_key": None},
             "type": event_type,
@@ -587,6 +599,12 @@ class StripeSimulator:
         self.requests.append((method, path, key))
         if headers.get("authorization") != f"Bearer {self.api_key}":
             error = StripeApiError(401, "invalid_request_error", "api_key_invalid", "Invalid API Key provided.")
+            return error.status, json.dumps(error.body).encode()
+        if headers.get("stripe-account") != self.account:
+            named = headers.get("stripe-account") or "the key's own account"
+            error = StripeApiError(
+                403, "invalid_request_error", "account_invalid", f"The provided key does not have access to {named}."
+            )
             return error.status, json.dumps(error.body).encode()
         params = decode_form(body.decode() if method == "POST" else query)
         fingerprint = f"{method} {path} {json.dumps(params, sort_keys=True)}"
@@ -716,7 +734,7 @@ class StripeSimulator:
             "created": self._now(),
             "currency": currency,
             "customer_email": params.get("customer_email"),
-            "livemode": False,
+            "livemode": self.livemode,
             "metadata": dict(params.get("metadata", {})),
             "mode": "payment",
             "payment_intent": None,

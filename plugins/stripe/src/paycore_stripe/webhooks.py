@@ -76,12 +76,14 @@ from paycore_stripe.reports import (
 )
 
 __all__ = [
+    "ANOTHER_TENANT",
     "BASIL",
     "DEFAULT_TOLERANCE",
     "EVENT_TYPES",
     "SIGNATURE_HEADER",
     "StripeEvent",
     "before_basil",
+    "elsewhere",
     "load_event",
     "of_paycore_and_tenant",
     "parse_event",
@@ -182,6 +184,10 @@ class StripeEvent:
     type: str
     object: Any
     api_version: str | None = None
+    livemode: bool | None = None
+    """Whether the event happened in live mode (``False``: test mode; ``None``: the event does not say)."""
+    account: str | None = None
+    """The connected account the event happened on (Connect: ``acct_...``); ``None``: the account of the endpoint."""
 
 
 def load_event(body: bytes) -> StripeEvent:
@@ -192,8 +198,50 @@ def load_event(body: bytes) -> StripeEvent:
         raise MalformedWebhook("a Stripe webhook must be an event object with 'id', 'type' and 'data'")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedWebhook("a Stripe webhook event must carry its id")
+    livemode, account = event.get("livemode"), event.get("account")
+    if livemode is not None and type(livemode) is not bool:
+        raise MalformedWebhook("a Stripe event's livemode must be true or false")
+    if account is not None and (not isinstance(account, str) or not account):
+        raise MalformedWebhook("a Stripe event's account must be a connected account's id")
     version = event.get("api_version")
-    return StripeEvent(event_id, event_type, data.get("object"), None if version is None else str(version)[:100])
+    return StripeEvent(
+        event_id,
+        event_type,
+        data.get("object"),
+        None if version is None else str(version)[:100],
+        livemode=livemode,
+        account=account,
+    )
+
+
+ANOTHER_TENANT: Final = "an event about a payment of another tenant sharing the Stripe account"
+"""What :func:`elsewhere` says of an event whose object names another tenant's payment."""
+
+
+def elsewhere(event: StripeEvent, *, livemode: bool | None, account: str | None, tenant: str | None) -> str | None:
+    """Why ``event``, verified at this endpoint, is not this provider's to read; ``None`` when it is.
+
+    An event of the other mode than the API key's (a live Connect endpoint receives its connected accounts'
+    test-mode events too), of another account than the one the provider acts on (``account``: its
+    ``stripe_account``, ``None`` for the key's own), or whose object's metadata names a payment of another tenant
+    sharing the Stripe account is acknowledged and changes nothing. Read anyway, a report about some other
+    intent that carries a copy of a payment's metadata would pay that payment. ``livemode`` ``None`` (a key
+    whose mode its prefix does not tell) leaves the mode unchecked.
+    """
+    if livemode is not None and event.livemode is not None and event.livemode != livemode:
+        return f"a {_mode(event.livemode)} event, and the API key is a {_mode(livemode)} key"
+    if event.account != account:
+        of = f"connected account {event.account!r}" if event.account else "the platform's own account"
+        acts_on = f"connected account {account!r}" if account else "the API key's own account"
+        return f"an event of {of}, and the provider acts on {acts_on}"
+    metadata = event.object.get("metadata") if isinstance(event.object, Mapping) else None
+    if isinstance(metadata, Mapping) and TENANT_KEY in metadata and metadata[TENANT_KEY] != tenant:
+        return ANOTHER_TENANT
+    return None
+
+
+def _mode(live: bool) -> str:
+    return "live-mode" if live else "test-mode"
 
 
 def before_basil(event: StripeEvent) -> bool:

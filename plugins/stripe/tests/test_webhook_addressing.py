@@ -1,0 +1,119 @@
+"""Events Stripe delivers that are not this provider's to read: another mode, another account, another tenant.
+
+A live Connect endpoint receives its connected accounts' test-mode events too, and every endpoint of an account
+every event of it. Read anyway, an event about some other PaymentIntent that carries a copy of a payment's
+metadata would pay that payment: each is acknowledged (200) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+import paycore_stripe.plugin
+from paycore.asgi import create_app
+from paycore.errors import ProviderNotSent
+from paycore.flow import PaymentFlow
+from paycore.money import Money
+from paycore.status import PaymentStatus
+from paycore_stripe import StripeSimulator
+
+from .conftest import API_KEY, CODE, WEBHOOK_SECRET
+
+pytestmark = pytest.mark.anyio
+
+EUR_50 = Money.of("50.00", "EUR")
+
+
+def signed_event(event_type: str, obj: dict[str, Any], **fields: Any) -> tuple[bytes, dict[str, str]]:
+    """An event as Stripe signs it, with ``fields`` (``livemode``, ``account``) at its top level."""
+    event = {
+        "id": f"evt_{time.time_ns()}",
+        "object": "event",
+        "api_version": "2025-03-31.basil",
+        "created": int(time.time()),
+        "data": {"object": obj},
+        "livemode": False,
+        "type": event_type,
+        **fields,
+    }
+    payload = json.dumps(event)
+    return payload.encode(), {
+        "stripe-signature": stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET)
+    }
+
+
+def flow_on(simulator: StripeSimulator, **settings: Any) -> PaymentFlow:
+    provider = {"type": "stripe", "api_key": simulator.api_key, "webhook_secret": WEBHOOK_SECRET}
+    provider |= {"max_network_retries": 0, "simulator": simulator, **settings}
+    return PaymentFlow.from_config({"providers": {CODE: provider}}, plugins=[paycore_stripe.plugin])
+
+
+def another_intent_naming(simulator: StripeSimulator, intent_id: str) -> dict[str, Any]:
+    """Some other PaymentIntent, paid, carrying a copy of the payment's metadata (as anyone who saw it can make)."""
+    other = copy.deepcopy(simulator.intents[intent_id])
+    other.update(id="pi_SomeoneElsesIntent00000", status="succeeded", amount_received=other["amount"])
+    return {key: value for key, value in other.items() if not key.startswith("_")}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"livemode": True}, {"account": "acct_SomeoneElse"}, {"livemode": True, "account": "acct_SomeoneElse"}],
+    ids=["live-mode", "connected-account", "both"],
+)
+async def test_an_event_of_another_mode_or_account_pays_nothing(fields: dict[str, Any]) -> None:
+    simulator = StripeSimulator(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+    async with flow_on(simulator) as flow:
+        payment = (await flow.create_payment(amount=EUR_50, provider=CODE, order_id="O-1")).payment
+        assert payment.external_id is not None
+        body, headers = signed_event(
+            "payment_intent.succeeded", another_intent_naming(simulator, payment.external_id), **fields
+        )
+        assert await flow.handle_webhook(CODE, body, headers) == []
+        after = await flow.get_payment(payment.id)
+        assert (after.status, after.captured_amount, after.version) == (PaymentStatus.PROCESSING, None, payment.version)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(flow)), base_url="http://s") as door:
+            answered = await door.post(f"/{CODE}", content=body, headers=headers)
+        assert (answered.status_code, answered.json()["payments"]) == (200, [])
+        for event in await simulator.pay(payment.external_id):  # its own events, of its mode and account, apply
+            await flow.handle_webhook(CODE, event.body, event.headers)
+        assert (await flow.get_payment(payment.id)).captured_amount == EUR_50
+
+
+@pytest.mark.parametrize("api_key", ["sk_live_51paycoreSimulated", "rk_live_51paycoreSimulated", API_KEY])
+async def test_events_of_the_keys_own_mode_are_read(api_key: str) -> None:
+    simulator = StripeSimulator(api_key=api_key, webhook_secret=WEBHOOK_SECRET)
+    async with flow_on(simulator) as flow:
+        payment = (await flow.create_payment(amount=EUR_50, provider=CODE, order_id="O-1")).payment
+        (event, *_) = await simulator.pay(payment.external_id or "")
+        assert json.loads(event.body)["livemode"] is api_key.startswith(("sk_live_", "rk_live_"))
+        (paid,) = await flow.handle_webhook(CODE, event.body, event.headers)
+        assert paid.status is PaymentStatus.SUCCEEDED
+
+
+async def test_a_provider_acting_for_a_connected_account_reads_that_accounts_events_only() -> None:
+    simulator = StripeSimulator(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET, account="acct_ChezAwa")
+    async with flow_on(simulator, stripe_account="acct_ChezAwa") as flow:
+        payment = (await flow.create_payment(amount=EUR_50, provider=CODE, order_id="O-1")).payment
+        assert payment.external_id is not None
+        other = another_intent_naming(simulator, payment.external_id)
+        for fields in ({}, {"account": "acct_SomeoneElse"}):  # the platform's own account's, another account's
+            body, headers = signed_event("payment_intent.succeeded", other, **fields)
+            assert await flow.handle_webhook(CODE, body, headers) == []
+        (event, *_) = await simulator.pay(payment.external_id)
+        assert json.loads(event.body)["account"] == "acct_ChezAwa"
+        (paid,) = await flow.handle_webhook(CODE, event.body, event.headers)
+        assert paid.captured_amount == EUR_50
+
+
+async def test_a_provider_without_the_connected_accounts_header_is_refused_by_the_simulator() -> None:
+    simulator = StripeSimulator(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET, account="acct_ChezAwa")
+    async with flow_on(simulator) as flow:
+        with pytest.raises(ProviderNotSent, match="403"):
+            await flow.create_payment(amount=EUR_50, provider=CODE, order_id="O-1")
