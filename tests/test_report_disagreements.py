@@ -479,6 +479,43 @@ async def test_a_report_of_another_object_at_a_provider_with_one_id_per_payment_
     assert (await _deliver(flow, fake, payment.id)).status is PaymentStatus.SUCCEEDED, "its own id: recorded"
 
 
+@pytest.mark.parametrize(
+    ("reported", "foreign"),
+    [("fk_another", True), ("cs_checkout", False), ("nokind", False)],
+    ids=["another-id-of-a-kind-it-holds", "an-id-of-another-kind", "an-id-of-no-kind"],
+)
+async def test_a_report_of_another_object_of_a_kind_the_payment_holds_is_not_recorded(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, reported: str, foreign: bool
+) -> None:
+    """At a provider naming a payment by one id of each kind (Stripe: one session, one intent), a report about
+    another intent that carries the payment's id (a copy of its metadata) must not pay it."""
+    payment = await _pending(flow, fake, "o-1")
+    assert payment.external_id is not None
+    assert payment.external_id.startswith("fk_")
+    monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, one_id_per_kind=True))
+    parse, check_status = fake.parse_webhook, fake.check_status
+
+    async def delivered(body: bytes, headers: Any) -> list[ProviderUpdate]:
+        return [attrs.evolve(report, external_id=reported) for report in await parse(body, headers)]
+
+    async def polled(asked: Payment) -> ProviderUpdate:
+        return attrs.evolve(await check_status(asked), external_id=reported)
+
+    monkeypatch.setattr(fake, "parse_webhook", delivered)
+    monkeypatch.setattr(fake, "check_status", polled)
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    if not foreign:  # another kind of id (a checkout session of the intent), or one of no kind: recorded
+        paid = await _deliver(flow, fake, payment.id)
+        assert (paid.status, paid.references) == (PaymentStatus.SUCCEEDED, (payment.external_id, reported))
+        return
+    with pytest.raises(MalformedWebhook, match=f"about {reported}, not this payment's {payment.external_id}"):
+        await _deliver(flow, fake, payment.id)
+    assert await flow.get_payment(payment.id) == payment
+    after = await flow.refresh(payment.id)
+    assert (after.status, after.captured_amount, after.references) == (payment.status, None, payment.references)
+    assert (after.needs_review, after.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
+
+
 async def test_a_delivery_whose_later_report_is_about_another_object_than_an_earlier_one_gives_is_refused_whole(
     flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:

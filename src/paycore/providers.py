@@ -65,6 +65,12 @@ class Capabilities:
     answered with: a Wave checkout session). A report that names the payment with another is
     about another object at the provider (a second checkout made for the same payment), so
     nothing of it is applied and the payment is flagged for an operator."""
+    one_id_per_kind: bool = False
+    """The provider names a payment by at most one id of each kind, an id's kind being what comes
+    before its first ``_`` (Stripe: one Checkout Session ``cs_...``, one PaymentIntent ``pi_...``).
+    A report naming the payment by an id of a kind the payment already holds under another id is
+    about another object at the provider (another intent carrying a copy of the payment's
+    metadata), and is treated as for :attr:`one_id_per_payment`."""
 
 
 @frozen

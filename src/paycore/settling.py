@@ -26,7 +26,7 @@ from paycore.records import Payment, ProviderUpdate
 from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund, tell_twins_of_lost_call
 from paycore.reviews import flag_missing_amount, flag_other_payments_report
 from paycore.status import Outcome, RefundStatus, ReviewReason
-from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report
+from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report, provider_ids
 
 __all__ = [
     "abandoned",
@@ -77,7 +77,11 @@ def apply_under_call(
         and call is not None
         and call.refund_id is not None
         and about_another(
-            change.original.id, change.value("external_id"), update, one_id=capabilities.one_id_per_payment
+            change.original.id,
+            provider_ids(change.value("external_id"), change.value("references")),
+            update,
+            one_id=capabilities.one_id_per_payment,
+            per_kind=capabilities.one_id_per_kind,
         )
         is None
     ):  # before the report's refunds: one made elsewhere may fit only once this one failed
@@ -89,6 +93,7 @@ def apply_under_call(
         expected_capture=capture_of(call),
         protected_refund=call.refund_id if call is not None and in_flight else None,
         one_id=capabilities.one_id_per_payment,
+        per_kind=capabilities.one_id_per_kind,
         lists_refunds=lists_refunds,
     )
     if (
@@ -133,8 +138,13 @@ def apply_answer(
         mark_unknown(change, current, answer.reason)
         tell_twins_of_lost_call(change, call, lists_refunds=capabilities.polls_report_refunds)
         return change
-    one_id = capabilities.one_id_per_payment
-    applied = apply_report(change, answer_to(call, answer), expected_capture=capture_of(call), one_id=one_id)
+    applied = apply_report(
+        change,
+        answer_to(call, answer),
+        expected_capture=capture_of(call),
+        one_id=capabilities.one_id_per_payment,
+        per_kind=capabilities.one_id_per_kind,
+    )
     if answer.outcome is None or applied.foreign is not None:
         create_reached(change, call)
     if applied.whole:

@@ -32,6 +32,7 @@ Whether a report settles a written-down provider call is :mod:`paycore.settling`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from attrs import Factory, define
@@ -44,7 +45,7 @@ from paycore.refund_reports import apply_refund_update, names_refund, reported_r
 from paycore.reviews import flag_once, flag_other_payments_report, mismatch
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
-__all__ = ["NEGATIVE_OUTCOMES", "Applied", "about_another", "apply_report"]
+__all__ = ["NEGATIVE_OUTCOMES", "Applied", "about_another", "apply_report", "id_kind", "provider_ids"]
 
 NEGATIVE_OUTCOMES: Final = frozenset({Outcome.FAILED, Outcome.CANCELED, Outcome.EXPIRED, Outcome.NOT_FOUND})
 """What a provider reports of a payment that did not pay."""
@@ -86,6 +87,7 @@ def apply_report(
     expected_capture: Money | None = None,
     protected_refund: str | None = None,
     one_id: bool = False,
+    per_kind: bool = False,
     lists_refunds: bool = False,
 ) -> Applied:
     """Apply ``update`` to ``change``; return what was left unapplied.
@@ -95,12 +97,14 @@ def apply_report(
     captured when a capture call is outstanding (a partial capture captures
     less than authorized); ``protected_refund`` is the refund of the call in
     flight, which only its owner may fail; ``one_id``: the provider names a payment by one id all its life
-    (:attr:`~paycore.providers.Capabilities.one_id_per_payment`); ``lists_refunds``: its polls list every refund
+    (:attr:`~paycore.providers.Capabilities.one_id_per_payment`), ``per_kind`` by one id of each kind
+    (:attr:`~paycore.providers.Capabilities.one_id_per_kind`); ``lists_refunds``: its polls list every refund
     (:attr:`~paycore.providers.Capabilities.polls_report_refunds`).
     """
     applied = Applied()
-    if one_id or update.payment_id is not None:
-        applied.foreign = about_another(change.original.id, change.value("external_id"), update, one_id=one_id)
+    if one_id or per_kind or update.payment_id is not None:
+        known = provider_ids(change.value("external_id"), change.value("references"))
+        applied.foreign = about_another(change.original.id, known, update, one_id=one_id, per_kind=per_kind)
         if applied.foreign is not None:
             flag_other_payments_report(change, applied.foreign)
             return applied
@@ -170,15 +174,35 @@ def _refunds_settle_themselves(change: Change, *, lists_refunds: bool) -> bool:
     return True
 
 
-def about_another(payment_id: str, known: str | None, update: ProviderUpdate, *, one_id: bool) -> str | None:
-    """Why ``update`` is not about payment ``payment_id`` (whose provider reference is ``known``) but another, or
-    another object at a provider that names a payment by one id (``one_id``); ``None``: it is about this one."""
+def about_another(
+    payment_id: str, known: Sequence[str], update: ProviderUpdate, *, one_id: bool, per_kind: bool = False
+) -> str | None:
+    """Why ``update`` is not about payment ``payment_id`` (whose provider ids are ``known``, its ``external_id``
+    first: :func:`provider_ids`) but another, or another object at a provider that names a payment by one id
+    (``one_id``) or by one id of each kind (``per_kind``: :func:`id_kind`); ``None``: it is about this one."""
     named = update.payment_id
     if named is not None and named != payment_id:
         return f"the provider's report names payment {named}"
-    if one_id and known is not None and update.external_id is not None and update.external_id != known:
-        return f"the provider's report is about {update.external_id}, not this payment's {known}"
+    if one_id and known and update.external_id is not None and update.external_id != known[0]:
+        return f"the provider's report is about {update.external_id}, not this payment's {known[0]}"
+    if per_kind:
+        for reported in (update.external_id, *update.references):
+            kind = id_kind(reported) if reported and reported not in known else None
+            held = next((held for held in known if id_kind(held) == kind), None) if kind else None
+            if held is not None:
+                return f"the provider's report is about {reported}, not this payment's {held}"
     return None
+
+
+def provider_ids(external_id: str | None, references: Sequence[str]) -> tuple[str, ...]:
+    """A payment's ids at its provider, its ``external_id`` first (its ``references`` hold it once they are kept)."""
+    return tuple(references) or ((external_id,) if external_id else ())
+
+
+def id_kind(identifier: str) -> str | None:
+    """The kind of a provider's id: what comes before its first ``_`` (``pi`` of ``pi_3Mtw...``); ``None``: none."""
+    kind, underscore, _ = identifier.partition("_")
+    return kind if underscore and kind.isalnum() else None
 
 
 def _record_references(change: Change, update: ProviderUpdate) -> None:

@@ -51,7 +51,7 @@ from paycore.settling import apply_under_call
 from paycore.status import Outcome, RefundStatus
 from paycore.storage import PaymentLookup
 from paycore.unit_of_work import Delivery, PaymentWriter
-from paycore.updates import about_another
+from paycore.updates import about_another, provider_ids
 from paycore.wire import MAX_ID_LENGTH, InvalidReport
 
 __all__ = ["WebhookReceiver", "money_without_amount", "receipt_ids", "webhook_body"]
@@ -204,10 +204,11 @@ class WebhookReceiver:
             raise PaymentNotFound(f"no payment {lookup}") from None
         if not _delivered_for(payment, chosen, tenant):
             raise PaymentNotFound(f"no payment {lookup}")
-        known = payment.external_id or firsts.get(payment.id)
+        first = firsts.get(payment.id)
+        known = provider_ids(payment.external_id, payment.references) or ((first,) if first else ())
         _check_about(payment.id, known, chosen, update)
         reported = [reference for reference in (update.external_id, *update.references) if reference]
-        if known is None and reported:
+        if not known and reported:
             firsts[payment.id] = reported[0]  # what the report's write will make the payment's provider id
         for reference in reported:  # however the lookup found the payment
             holder = given.get(reference)
@@ -310,10 +311,14 @@ class WebhookReceiver:
         await self.writer.mutate(payment.id, tell)
 
 
-def _check_about(payment_id: str, known: str | None, chosen: Provider, update: ProviderUpdate) -> None:
-    """Refuse a delivered report about another object at the provider than payment ``payment_id``'s (``known``:
-    a second checkout made for it, at a provider that names a payment by one id): :class:`MalformedWebhook`."""
-    foreign = about_another(payment_id, known, update, one_id=chosen.capabilities.one_id_per_payment)
+def _check_about(payment_id: str, known: tuple[str, ...], chosen: Provider, update: ProviderUpdate) -> None:
+    """Refuse a delivered report about another object at the provider than payment ``payment_id``'s (whose ids are
+    ``known``: a second checkout made for it, at a provider that names a payment by one id, or by one of each
+    kind): :class:`MalformedWebhook`."""
+    capabilities = chosen.capabilities
+    foreign = about_another(
+        payment_id, known, update, one_id=capabilities.one_id_per_payment, per_kind=capabilities.one_id_per_kind
+    )
     if foreign is not None:
         raise _about_another(chosen, foreign)
 

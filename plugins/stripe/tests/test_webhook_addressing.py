@@ -18,7 +18,7 @@ import stripe
 
 import paycore_stripe.plugin
 from paycore.asgi import create_app
-from paycore.errors import ProviderNotSent
+from paycore.errors import MalformedWebhook, ProviderNotSent
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import PaymentStatus
@@ -117,3 +117,20 @@ async def test_a_provider_without_the_connected_accounts_header_is_refused_by_th
     async with flow_on(simulator) as flow:
         with pytest.raises(ProviderNotSent, match="403"):
             await flow.create_payment(amount=EUR_50, provider=CODE, order_id="O-1")
+
+
+async def test_an_event_of_this_mode_and_account_about_another_intent_naming_the_payment_pays_nothing() -> None:
+    """Within one account and mode, a payment has one PaymentIntent: another one carrying a copy of its metadata is
+    another object, refused at the door (nothing changes), never the payment's money."""
+    simulator = StripeSimulator(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+    async with flow_on(simulator) as flow:
+        payment = (await flow.create_payment(amount=EUR_50, provider=CODE, order_id="O-1")).payment
+        assert payment.external_id is not None
+        body, headers = signed_event("payment_intent.succeeded", another_intent_naming(simulator, payment.external_id))
+        with pytest.raises(
+            MalformedWebhook, match=f"pi_SomeoneElsesIntent00000, not this payment's {payment.external_id}"
+        ):
+            await flow.handle_webhook(CODE, body, headers)
+        assert await flow.get_payment(payment.id) == payment
+        polled = await flow.refresh(payment.id)  # its own intent, unpaid
+        assert (polled.status, polled.captured_amount) == (PaymentStatus.PROCESSING, None)

@@ -115,6 +115,7 @@ class StripeProvider(Provider):
         webhooks=True,
         polling=True,
         polls_report_refunds=True,
+        one_id_per_kind=True,  # one Checkout Session (cs_), one PaymentIntent (pi_) per payment
     )
     secret_settings: ClassVar[frozenset[str]] = frozenset({"api_key", "webhook_secret"})
     settings_names: ClassVar[frozenset[str] | None] = frozenset(
