@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
             "frozen",
             "wire",
             "calls",
+            "disputes",
             "records",
             "builders",
             "serialization",

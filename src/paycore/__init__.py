@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from paycore.blocking import BlockingPaymentFlow
+    from paycore.disputes import DisputeUpdate
     from paycore.errors import PaycoreError
     from paycore.flow import PaymentFlow
     from paycore.hookspecs import hookimpl
@@ -33,6 +34,7 @@ __all__ = [
     "Capabilities",
     "Checkout",
     "Customer",
+    "DisputeUpdate",
     "FraudStatus",
     "LineItem",
     "Money",
@@ -61,6 +63,7 @@ _HOMES: Final = {
     "Capabilities": "paycore.providers",
     "Checkout": "paycore.records",
     "Customer": "paycore.records",
+    "DisputeUpdate": "paycore.disputes",
     "FraudStatus": "paycore.status",
     "LineItem": "paycore.records",
     "Money": "paycore.money",

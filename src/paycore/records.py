@@ -21,6 +21,7 @@ from attrs import field, frozen
 
 from paycore.calls import ProviderCall, random_token
 from paycore.clock import utcnow
+from paycore.disputes import DisputeUpdate
 from paycore.frozen import EMPTY, freeze_object
 from paycore.money import Money
 from paycore.status import FraudStatus, Outcome, PaymentStatus, RefundStatus, ReviewReason
@@ -361,6 +362,8 @@ class ProviderUpdate:
     fraud_status: FraudStatus | None = None
     fraud_message: str = ""
     message: str = ""
+    dispute: DisputeUpdate | None = None
+    """The payer disputed the payment with their bank (a chargeback), or how that dispute stands now."""
 
     def __attrs_post_init__(self) -> None:
         if self.outcome is not None and type(self.outcome) is not Outcome:
@@ -384,6 +387,8 @@ class ProviderUpdate:
             check_text(self.fraud_message, what="ProviderUpdate.fraud_message")
         if (self.message and not is_text(self.message)) or type(self.message) is not str:
             check_text(self.message, what="ProviderUpdate.message")
+        if self.dispute is not None and type(self.dispute) is not DisputeUpdate:
+            raise InvalidReport(f"ProviderUpdate.dispute must be a DisputeUpdate, not {type(self.dispute).__name__}")
 
 
 @frozen

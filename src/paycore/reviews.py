@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from paycore.changes import Change
+from paycore.disputes import DisputeUpdate
 from paycore.money import Money
 from paycore.status import ReviewReason
 
-__all__ = ["flag_missing_amount", "flag_once", "flag_other_payments_report", "mismatch"]
+__all__ = ["flag_missing_amount", "flag_once", "flag_other_payments_report", "mismatch", "tell_dispute"]
 
 
 def flag_once(
@@ -52,3 +53,15 @@ def mismatch(change: Change, expected: Money, reported: Money, what: str) -> boo
     message = f"{what}: expected {expected}, reported {reported}"
     flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, unique=True, amount=reported)
     return True
+
+
+def tell_dispute(change: Change, dispute: DisputeUpdate) -> None:
+    """Record what the provider says of a dispute of the payment and flag it for an operator, once for each state of
+    each dispute; no amount or status of the payment changes (see :mod:`paycore.disputes`)."""
+    disputed = f"{dispute.amount} " if dispute.amount is not None else ""
+    why = f", reason {dispute.reason}" if dispute.reason else ""
+    message = (
+        f"the payer disputed {disputed}with their bank: dispute {dispute.dispute_id} is {dispute.status}{why}; "
+        "answer it at the provider (paycore's amounts do not change)"
+    )
+    flag_once(change, ReviewReason.DISPUTE, "dispute", message, unique=True, amount=dispute.amount)

@@ -73,15 +73,18 @@ class ReviewReason(StrEnum):
     """The fraud status asks for a review."""
     REFUND_REVERSED = "refund_reversed"
     """The provider reports a refund failed after it had succeeded: its money went back to the merchant."""
+    DISPUTE = "dispute"
+    """The payer disputed the payment with their bank (a chargeback): the merchant answers it at the provider."""
 
 
 REVIEW_ORDER: Final[Mapping[ReviewReason, int]] = MappingProxyType(
     {
         ReviewReason.UNKNOWN_OUTCOME: 0,
         ReviewReason.FRAUD: 1,
-        ReviewReason.REFUND_REVERSED: 2,
-        ReviewReason.LATE_CONFIRMATION: 3,
-        ReviewReason.AMOUNT_MISMATCH: 4,
+        ReviewReason.DISPUTE: 2,
+        ReviewReason.REFUND_REVERSED: 3,
+        ReviewReason.LATE_CONFIRMATION: 4,
+        ReviewReason.AMOUNT_MISMATCH: 5,
     }
 )
 """Which reason a payment flagged for two keeps, the more pressing first: an unknown outcome blocks the payment

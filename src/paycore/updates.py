@@ -42,7 +42,7 @@ from paycore.changes import Change
 from paycore.money import Money
 from paycore.records import MAX_REFERENCES, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import apply_refund_update, names_refund, reported_refund, sync_refund_status
-from paycore.reviews import flag_once, flag_other_payments_report, mismatch
+from paycore.reviews import flag_once, flag_other_payments_report, mismatch, tell_dispute
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
 __all__ = ["NEGATIVE_OUTCOMES", "Applied", "about_another", "apply_report", "id_kind", "provider_ids"]
@@ -122,6 +122,8 @@ def apply_report(
         change.set(next_action=update.next_action)
     if update.fraud_status is not None:
         change.set_fraud(update.fraud_status, update.fraud_message)
+    if update.dispute is not None:
+        tell_dispute(change, update.dispute)
 
     outcome = update.outcome
     if outcome in NEGATIVE_OUTCOMES and not settle and change.can(_TRIGGERS.get(outcome, "expire")):  # could apply

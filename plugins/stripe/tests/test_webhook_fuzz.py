@@ -42,6 +42,7 @@ from paycore.records import Payment
 from paycore.status import PaymentStatus
 from paycore.testing.fuzz import TRICKY_VALUES, json_values, provider_refusal
 from paycore_stripe import StripeSimulator
+from paycore_stripe.disputes import DISPUTE_EVENTS
 from paycore_stripe.provider import StripeProvider
 from paycore_stripe.simulator import SignedEvent
 from paycore_stripe.webhooks import EVENT_TYPES
@@ -79,6 +80,7 @@ SCENARIOS: Final = {
     "session_expired": ("checkout", "checkout.session.expired", S.EXPIRED),
     "session_delayed_paid": ("checkout", "checkout.session.async_payment_succeeded", S.SUCCEEDED),
     "session_delayed_failed": ("checkout", "checkout.session.async_payment_failed", S.FAILED),
+    "disputed": ("payment_intent", "charge.dispute.created", S.SUCCEEDED),
 }
 """Where a payment is taken before the event is sent: the provider's mode, the event fuzzed, and the status
 the genuine event leaves the payment in."""
@@ -104,6 +106,7 @@ REACHABLE: Final = {
     "checkout.session.async_payment_succeeded": {S.SUCCEEDED},
     "checkout.session.async_payment_failed": {S.FAILED},
     "checkout.session.expired": {S.EXPIRED},
+    **{event_type: set() for event_type in DISPUTE_EVENTS},  # a dispute flags the payment; its status and amounts stay
 }
 """Where an accepted event of each type may take a payment (besides leaving its status): the type decides."""
 REFUNDING: Final = {"refund.created", "refund.updated", "charge.refund.updated", "charge.refunded"}
@@ -333,6 +336,8 @@ async def prepare(flow: PaymentFlow, simulator: StripeSimulator, plan: dict[str,
         await flow.handle_webhook(CODE, genuine.body, genuine.headers)
     if scenario == "captured":
         return payment_id, the(await simulator.capture_in_dashboard(stripe_id), event_type)
+    if scenario == "disputed":
+        return payment_id, the(await simulator.dispute(stripe_id), event_type)
     already = len(simulator.events)
     await flow.refund(payment_id, amount=part)
     return payment_id, the(simulator.events[already:], event_type)

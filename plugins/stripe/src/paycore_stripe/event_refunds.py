@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from paycore.errors import PaymentBusy, ProviderError
 from paycore.records import ProviderUpdate
+from paycore_stripe.disputes import disputed_intent
 from paycore_stripe.webhooks import (
     StripeEvent,
     of_paycore_and_tenant,
@@ -55,6 +56,10 @@ async def webhook_reports(
     :class:`~paycore.errors.PaymentBusy` if Stripe had to be asked and could not be.
     """
     updates = read_event(event)
+    disputed = disputed_intent(event.type, event.object) if updates else None
+    if disputed is not None:  # a Dispute carries no copy of paycore's metadata: its intent tells whose it is
+        intent = await _asked(event, f"retrieving {disputed}", retrieve_intent(disputed))
+        return updates if intent is not None and of_paycore_and_tenant(intent.get("metadata"), tenant) else []
     intent_id = unlisted_refunds(event, tenant=tenant)
     if intent_id is None:
         intent_id = untrusted_refund(event, tenant=tenant)
@@ -73,6 +78,6 @@ async def _asked(event: StripeEvent, what: str, answer: Awaitable[T]) -> T:
         return await answer
     except ProviderError as error:
         raise PaymentBusy(
-            f"Stripe event {event.id} ({event.type}) does not tell every refund (or cannot be trusted with them), "
-            f"and {what} failed: {error}; deliver it again later"
+            f"Stripe event {event.id} ({event.type}) cannot be read without asking Stripe (whose payment a dispute is, "
+            f"every refund of an intent), and {what} failed: {error}; deliver it again later"
         ) from None

@@ -13,7 +13,8 @@ What the customer or the merchant's Dashboard does is a method: :meth:`pay`
 debit), :meth:`settle` (that payment succeeds or fails), :meth:`decline` (of
 an intent, or on a Checkout Session's hosted page), :meth:`capture_in_dashboard`,
 :meth:`refund_in_dashboard`, :meth:`settle_refund` (a pending refund succeeds or
-fails), :meth:`expire`, :meth:`expire_authorization`. Each event is
+fails), :meth:`expire`, :meth:`expire_authorization`, :meth:`dispute` (the payer
+disputes the charge with their bank) and :meth:`close_dispute`. Each event is
 kept in :attr:`events` as a :class:`SignedEvent`, and posted to
 ``webhook_transport`` when one is given. Faults for tests: :meth:`refuse_next`
 (the connection is refused: nothing reaches the simulator) and
@@ -163,6 +164,7 @@ class StripeSimulator:
         self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
         self.events: list[SignedEvent] = []
         """Every event emitted, in order."""
         self.requests: list[tuple[str, str, str | None]] = []
@@ -313,6 +315,42 @@ class StripeSimulator:
         if intent["status"] != "requires_capture":
             raise ValueError(f"intent {intent_id} is {intent['status']}, not requires_capture")
         self._void(intent, cancellation_reason="automatic", refund_reason="expired_uncaptured_charge")
+        await self._post(self.events[already:])
+        return self.events[already:]
+
+    async def dispute(self, intent_id: str, *, reason: str = "fraudulent") -> list[SignedEvent]:
+        """The payer disputes a paid intent's charge with their bank: Stripe opens a Dispute of the amount received
+        (``charge.dispute.created``) and withdraws it from the balance (``charge.dispute.funds_withdrawn``)."""
+        intent = self._intent(intent_id)
+        if intent["status"] != "succeeded":
+            raise ValueError(f"intent {intent_id} is {intent['status']}, not succeeded: nothing to dispute")
+        already = len(self.events)
+        dispute = {
+            "id": _new_id("dp"),
+            "object": "dispute",
+            "amount": intent["amount_received"],
+            "currency": intent["currency"],
+            "charge": intent["latest_charge"],
+            "payment_intent": intent["id"],
+            "reason": reason,
+            "status": "needs_response",
+            "livemode": self.livemode,
+            "metadata": {},
+        }
+        self.disputes[dispute["id"]] = dispute
+        self._emit("charge.dispute.created", dispute)
+        self._emit("charge.dispute.funds_withdrawn", dispute)
+        await self._post(self.events[already:])
+        return self.events[already:]
+
+    async def close_dispute(self, dispute_id: str, *, won: bool) -> list[SignedEvent]:
+        """The bank decides a dispute (``charge.dispute.closed``); a dispute won has its funds reinstated."""
+        dispute = self.disputes[dispute_id]
+        already = len(self.events)
+        dispute["status"] = "won" if won else "lost"
+        self._emit("charge.dispute.closed", dispute)
+        if won:
+            self._emit("charge.dispute.funds_reinstated", dispute)
         await self._post(self.events[already:])
         return self.events[already:]
 

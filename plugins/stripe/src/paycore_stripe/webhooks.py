@@ -61,6 +61,7 @@ from attrs import evolve, frozen
 from paycore.errors import InvalidSignature, MalformedWebhook, MoneyError, ValidationError
 from paycore.records import ProviderUpdate
 from paycore.wire import InvalidReport, load_json_object
+from paycore_stripe.disputes import DISPUTE_EVENTS, read_dispute
 from paycore_stripe.reports import (
     PAYMENT_ID_KEY,
     TENANT_KEY,
@@ -131,7 +132,7 @@ _DELAYED_PAYMENT_EVENTS: Final = {
 }
 """A complete session's delayed payment method settled: whether it succeeded."""
 EVENT_TYPES: Final = frozenset(
-    {*_INTENT_EVENTS, *_REFUND_EVENTS, *_SESSION_EVENTS, *_DELAYED_PAYMENT_EVENTS, "charge.refunded"}
+    {*_INTENT_EVENTS, *_REFUND_EVENTS, *_SESSION_EVENTS, *_DELAYED_PAYMENT_EVENTS, *DISPUTE_EVENTS, "charge.refunded"}
 )
 """The event types paycore reads; subscribe the webhook endpoint to these."""
 
@@ -377,6 +378,8 @@ def _read(event_type: str, obj: Any, *, refunds: Iterable[Any] | None) -> Provid
         return read_delayed_payment(obj, succeeded=_DELAYED_PAYMENT_EVENTS[event_type], what=event_type)
     if event_type == "charge.refunded":
         return read_charge(obj, refunds=refunds, what=event_type)
+    if event_type in DISPUTE_EVENTS:
+        return read_dispute(event_type, obj)
     return _read_refund_event(event_type, obj, refunds=refunds)
 
 
