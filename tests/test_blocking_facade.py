@@ -9,12 +9,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+from typing import Any
 
 import pytest
+from anyio.from_thread import BlockingPortal
 
 import paycore_memory.plugin
 from paycore import BlockingPaymentFlow, Money, PaymentStatus
-from paycore.errors import ConfigurationError, IdempotencyKeyReused, PaycoreError
+from paycore.errors import ConfigurationError, FlowClosed, IdempotencyKeyReused, PaycoreError
 from paycore.testing import fake
 
 CONFIG = {"providers": {"fake": {"type": "fake", "webhook_secret": "whsec-blocking"}}}
@@ -96,6 +98,36 @@ def test_a_closed_facade_says_how_to_open_it() -> None:
     flow = BlockingPaymentFlow.from_config(CONFIG, plugins=[fake, paycore_memory.plugin], entry_points=False)
     with pytest.raises(PaycoreError, match="not open"):
         flow.list_payments()
+
+
+def test_a_call_from_the_facades_own_event_loop_is_refused_saying_what_to_do(
+    blocking_flow: BlockingPaymentFlow,
+) -> None:
+    async def observer_calling_back() -> None:  # as a sync hook or a function given to run() might
+        blocking_flow.list_payments()
+
+    with pytest.raises(PaycoreError, match=r"its own event loop .* await its flow's list_payments"):
+        blocking_flow.run(observer_calling_back)
+    assert blocking_flow.list_payments() == [], "the facade still serves its callers"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_call_meeting_a_close_made_by_another_thread_is_told_the_flow_closed(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow = BlockingPaymentFlow.from_config(
+        CONFIG, plugins=[fake, paycore_memory.plugin], entry_points=False, backend=backend
+    ).open()
+    call = BlockingPortal.call
+
+    def closed_meanwhile(portal: BlockingPortal, function: Any, *args: Any) -> Any:
+        monkeypatch.setattr(BlockingPortal, "call", call)
+        flow.close()  # another thread closes the facade after this caller found it open, before its call
+        return call(portal, function, *args)
+
+    monkeypatch.setattr(BlockingPortal, "call", closed_meanwhile)
+    with pytest.raises(FlowClosed):
+        flow.create_payment(amount=Money.of("2500", "XOF"), provider="fake", order_id="T1-1")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")

@@ -31,7 +31,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from paycore.clock import utcnow
 from paycore.config import PaycoreConfig
-from paycore.errors import ConfigurationError, PaycoreError
+from paycore.errors import ConfigurationError, FlowClosed, PaycoreError
 from paycore.flow import PaymentFlow
 from paycore.listing import PaymentPage
 from paycore.money import Money
@@ -68,6 +68,8 @@ class BlockingPaymentFlow:
         self._portal: BlockingPortal | None = None
         self._opened_in = 0
         """The process that opened it: its event loop's thread is in no other (``os.fork``)."""
+        self._loop_thread = 0
+        """The thread its event loop runs in: a call from there (an observer, a hook) would wait on itself."""
 
     @classmethod
     def from_config(
@@ -101,6 +103,7 @@ class BlockingPaymentFlow:
                     manager.__exit__(None, None, None)
                     raise
                 self._portal_cm, self._portal, self._opened_in = manager, portal, os.getpid()
+                self._loop_thread = portal.call(threading.get_ident)
                 _close_before_exit(self)
         return self
 
@@ -135,7 +138,17 @@ class BlockingPaymentFlow:
                 f"this BlockingPaymentFlow was opened in process {self._opened_in}: build and open one in each "
                 "process after a fork (a flow's connections and its event loop belong to the process that opened it)"
             )
-        return portal.call(functools.partial(method, *args, **kwargs))
+        if threading.get_ident() == self._loop_thread:
+            raise PaycoreError(
+                "a BlockingPaymentFlow cannot be called from its own event loop (an observer, a hook, a function "
+                f"given to run()): await its flow's {getattr(method, '__name__', 'method')}() there instead"
+            )
+        try:
+            return portal.call(functools.partial(method, *args, **kwargs))
+        except RuntimeError:
+            if self._portal is not portal:  # closed by another thread as the call started: nothing was sent
+                raise FlowClosed("this BlockingPaymentFlow was closed: it sends and stores nothing more") from None
+            raise
 
     def create_payment(
         self,
