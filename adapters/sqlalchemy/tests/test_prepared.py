@@ -3,6 +3,9 @@ whether its statements go straight to the driver (nothing listens) or through SQ
 
 from __future__ import annotations
 
+import gc
+import os
+import sqlite3
 import time
 import traceback
 import uuid
@@ -550,3 +553,46 @@ async def test_a_refusal_after_a_statement_that_changed_its_one_row_undoes_that_
     with pytest.raises(Refused, match="missed its row"):  # the first failure in the unit's order
         await repository.database.run(missed_then_refused, write=True)
     assert await repository.get(payment.id) == payment
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists the process's open files through /proc")
+async def test_a_sqlite_file_is_let_go_when_the_flow_closes_even_if_a_kept_cursor_is_still_held(
+    tmp_path: Any,
+) -> None:
+    """A unit's error can keep its cursors alive after the flow closes (its traceback, in a reference cycle until the
+    collector runs); a cursor whose statement is still open would keep the SQLite file open with it."""
+    import paycore.testing.fake
+    import paycore_sqlalchemy.plugin
+    from paycore.flow import PaymentFlow
+    from paycore.money import Money
+
+    database = str(tmp_path / "shop.db")
+    config = {"repository": f"sqlite:///{database}", "providers": {"fake": {"type": "fake", "webhook_secret": "w"}}}
+    flow = PaymentFlow.from_config(config, plugins=[paycore.testing.fake, paycore_sqlalchemy.plugin])
+    async with flow:
+        await flow.create_payment(amount=Money.of("1000", "XOF"), provider="fake", order_id="T1", idempotency_key="k")
+        held = [found for found in gc.get_objects() if isinstance(found, sqlite3.Cursor) and _on(found, database)]
+        assert held, "the pooled connection keeps its statements' cursors"
+        for cursor in held:
+            cursor.execute("SELECT 1 UNION ALL SELECT 2")  # a statement left open, as an error can leave one
+    still_open = [
+        target
+        for name in os.listdir("/proc/self/fd")
+        if (target := _link(f"/proc/self/fd/{name}")) is not None and target.startswith(database)
+    ]
+    assert still_open == []
+
+
+def _link(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed since it was listed
+        return None
+
+
+def _on(cursor: sqlite3.Cursor, database: str) -> bool:
+    """Whether ``cursor`` is one of a connection to the SQLite file ``database`` (not another test's)."""
+    try:
+        return any(row[2] == database for row in cursor.connection.execute("PRAGMA database_list"))
+    except sqlite3.Error:  # a closed connection
+        return False

@@ -107,6 +107,9 @@ def _create_engine(url: URL, options: Mapping[str, Any]) -> Engine:
         _configure_sqlite(engine, memory=_is_sqlite_memory(url))
     elif switches_autocommit(engine.dialect):
         event.listen(engine, "checkin", _end_autocommit)
+    from paycore_sqlalchemy.straight import close_kept_cursors  # it imports this module
+
+    event.listen(engine, "close", close_kept_cursors)
     return engine
 
 

@@ -62,7 +62,18 @@ import sqlalchemy as sa
 
 from paycore_sqlalchemy.engine import driver_error, use_autocommit
 
-__all__ = ["GUARDED", "GUARD_SQLSTATE", "Check", "Missed", "Sent", "Unit", "collect", "run_unit", "straight"]
+__all__ = [
+    "GUARDED",
+    "GUARD_SQLSTATE",
+    "Check",
+    "Missed",
+    "Sent",
+    "Unit",
+    "close_kept_cursors",
+    "collect",
+    "run_unit",
+    "straight",
+]
 
 T = TypeVar("T")
 
@@ -350,6 +361,17 @@ def _collecting_first(unit: Unit, connection: sa.Connection, factory: Any, drive
     first, and the pipeline is left before it is sent."""
     unit.collect(connection)
     return factory(driver, **options)
+
+
+def close_kept_cursors(dbapi_connection: Any, record: Any) -> None:
+    """Close the cursors a pooled connection keeps (:data:`_CURSORS`) as the pool closes it (its ``close`` event).
+
+    A cursor something else still holds (the frame of an error raised in a unit, kept in a reference cycle until
+    the collector runs) would otherwise keep its statement open, and SQLite its file, after the engine is disposed.
+    """
+    kept = record.info.pop(_CURSORS, None)
+    if kept is not None:
+        _close([cursor for of_sql in kept[1].values() for cursor in of_sql])
 
 
 def _close(cursors: list[Any]) -> None:
