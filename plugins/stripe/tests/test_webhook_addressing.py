@@ -134,3 +134,18 @@ async def test_an_event_of_this_mode_and_account_about_another_intent_naming_the
         assert await flow.get_payment(payment.id) == payment
         polled = await flow.refresh(payment.id)  # its own intent, unpaid
         assert (polled.status, polled.captured_amount) == (PaymentStatus.PROCESSING, None)
+
+
+async def test_an_event_about_another_systems_intent_on_the_account_is_acknowledged() -> None:
+    """The restaurant's online shop takes Stripe payments of its own on the same account: their events reach
+    paycore's endpoint too. Answered 404, each would be sent again for days, and an endpoint that keeps failing
+    may be disabled, paycore's own events with it."""
+    simulator = StripeSimulator(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+    async with flow_on(simulator) as flow:
+        payment = (await flow.create_payment(amount=EUR_50, provider=CODE, order_id="O-1")).payment
+        theirs = {**another_intent_naming(simulator, payment.external_id or ""), "metadata": {"shop_order": "W-88"}}
+        body, headers = signed_event("payment_intent.succeeded", theirs)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(flow)), base_url="http://s") as door:
+            answered = await door.post(f"/{CODE}", content=body, headers=headers)
+        assert (answered.status_code, answered.json()["payments"]) == (200, [])
+        assert await flow.get_payment(payment.id) == payment

@@ -80,7 +80,7 @@ from paycore_stripe.reports import (
 )
 from paycore_stripe.state import Mode, StripeState
 from paycore_stripe.units import stripe_currency, to_stripe
-from paycore_stripe.webhooks import ANOTHER_TENANT, DEFAULT_TOLERANCE, elsewhere, load_event, verify
+from paycore_stripe.webhooks import ANOTHER_SYSTEM, ANOTHER_TENANT, DEFAULT_TOLERANCE, elsewhere, load_event, verify
 
 __all__ = ["StripeProvider"]
 
@@ -403,7 +403,7 @@ class StripeProvider(Provider):
         event = load_event(body)
         why = elsewhere(event, livemode=self._livemode, account=self._stripe_account, tenant=self.context.tenant)
         if why is not None:
-            if why is not ANOTHER_TENANT:  # every event of a shared account reaches each tenant's endpoint
+            if why not in (ANOTHER_TENANT, ANOTHER_SYSTEM):  # every event of an account reaches each endpoint
                 log.info("Stripe event %s (%s) acknowledged, not read: %s", event.id, event.type, why)
             return []
         return await webhook_reports(

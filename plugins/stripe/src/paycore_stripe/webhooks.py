@@ -77,6 +77,7 @@ from paycore_stripe.reports import (
 )
 
 __all__ = [
+    "ANOTHER_SYSTEM",
     "ANOTHER_TENANT",
     "BASIL",
     "DEFAULT_TOLERANCE",
@@ -217,6 +218,10 @@ def load_event(body: bytes) -> StripeEvent:
 
 ANOTHER_TENANT: Final = "an event about a payment of another tenant sharing the Stripe account"
 """What :func:`elsewhere` says of an event whose object names another tenant's payment."""
+ANOTHER_SYSTEM: Final = "an event about an object another system made on the Stripe account"
+"""What :func:`elsewhere` says of an intent's or a session's event that names no paycore payment."""
+_OWN_OBJECT_EVENTS: Final = frozenset({*_INTENT_EVENTS, *_SESSION_EVENTS, *_DELAYED_PAYMENT_EVENTS})
+"""The events whose object paycore creates itself, with its metadata: one without it is another system's."""
 
 
 def elsewhere(event: StripeEvent, *, livemode: bool | None, account: str | None, tenant: str | None) -> str | None:
@@ -225,7 +230,10 @@ def elsewhere(event: StripeEvent, *, livemode: bool | None, account: str | None,
     An event of the other mode than the API key's (a live Connect endpoint receives its connected accounts'
     test-mode events too), of another account than the one the provider acts on (``account``: its
     ``stripe_account``, ``None`` for the key's own), or whose object's metadata names a payment of another tenant
-    sharing the Stripe account is acknowledged and changes nothing. Read anyway, a report about some other
+    sharing the Stripe account, or, for an intent or a Checkout Session (which paycore creates with its
+    metadata), that names no paycore payment (another system's on the same account), is acknowledged and changes
+    nothing: answered 404, Stripe would retry it for days, and may disable an endpoint that keeps failing. Read
+    anyway, a report about some other
     intent that carries a copy of a payment's metadata would pay that payment. ``livemode`` ``None`` (a key
     whose mode its prefix does not tell) leaves the mode unchecked.
     """
@@ -238,6 +246,8 @@ def elsewhere(event: StripeEvent, *, livemode: bool | None, account: str | None,
     metadata = event.object.get("metadata") if isinstance(event.object, Mapping) else None
     if isinstance(metadata, Mapping) and TENANT_KEY in metadata and metadata[TENANT_KEY] != tenant:
         return ANOTHER_TENANT
+    if event.type in _OWN_OBJECT_EVENTS and isinstance(metadata, Mapping) and not metadata.get(PAYMENT_ID_KEY):
+        return ANOTHER_SYSTEM
     return None
 
 
