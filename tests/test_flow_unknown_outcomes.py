@@ -213,6 +213,48 @@ async def test_a_refund_the_provider_never_received_is_failed_by_a_poll_once_its
     assert _count(fake, "refund") == 1
 
 
+@pytest.mark.parametrize("operation", ["refund", "capture"])
+async def test_a_provider_no_longer_knowing_a_payment_it_named_settles_no_lost_call(
+    flow: PaymentFlow,
+    fake: FakeProvider,
+    pay: Callable[..., Any],
+    authorized: Callable[..., Any],
+    clock: Clock,
+    operation: str,
+) -> None:
+    """ "No such payment" about an id the provider gave (a key of another account or mode, a fault) proves nothing
+    of a call whose answer was lost: failed as "never arrived", the refund it may have made would be refundable,
+    and paid, again."""
+    payment = await (pay() if operation == "refund" else authorized())
+    fake.script(operation, "lost")
+    if operation == "refund":
+        refund = await flow.refund(payment.id, amount=Money.of("2000", "XOF"))
+    else:
+        await flow.capture(payment.id)
+    entry = fake.ledger.pop(payment.id)  # the provider answers "no such payment" for now
+    clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout)
+    after = await flow.refresh(payment.id)  # a fresh poll: it would fail a refund it omits
+    assert after.pending_call is not None
+    assert after.pending_call.unknown
+    assert (after.needs_review, after.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
+    assert f"no record of {payment.external_id}" in after.review_message
+    if operation == "refund":
+        assert after.refund(refund.id).status is RefundStatus.PENDING
+        assert after.refundable_amount == Money.of("3000", "XOF"), "its amount stays reserved"
+    else:
+        assert after.status is PaymentStatus.AUTHORIZED
+    with pytest.raises(ProviderOutcomeUnknown, match="still unknown"):
+        await getattr(flow, operation)(payment.id)
+    fake.ledger[payment.id] = entry  # the provider answers again: its books settle the call
+    settled = await flow.refresh(payment.id)
+    assert settled.pending_call is None
+    if operation == "refund":
+        assert settled.refund(refund.id).status is RefundStatus.SUCCEEDED
+    else:
+        assert settled.status is PaymentStatus.SUCCEEDED
+    assert _count(fake, operation) == 1
+
+
 async def test_an_unknown_outcome_that_polling_cannot_settle_is_flagged_and_blocks_new_operations(
     flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
 ) -> None:

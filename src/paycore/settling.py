@@ -26,7 +26,7 @@ from paycore.records import Payment, ProviderUpdate
 from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund, tell_twins_of_lost_call
 from paycore.reviews import flag_missing_amount, flag_other_payments_report
 from paycore.status import Outcome, RefundStatus, ReviewReason
-from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report, provider_ids
+from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report, lost_by_provider, provider_ids
 
 __all__ = [
     "abandoned",
@@ -214,6 +214,8 @@ def settles_call(
     be on its way (its owner stopped waiting, the network did not). So only a poll *asked* after the lease
     ran out is fresh (one asked before and answered after read the provider's books too early).
     """
+    if lost_by_provider(update, change):  # it contradicts what the provider said: no call's end, none's failure
+        return False
     if call.operation is CallOperation.REFUND:
         refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
         if refund is None or refund.status is not RefundStatus.PENDING:
@@ -242,6 +244,8 @@ def fail_omitted_refund(
     """Fail the pending refund of a refund ``call`` that a ``fresh`` poll of a provider that lists every refund
     (``lists_refunds``) omits: it never arrived, and is refundable again. True when it did."""
     if call.operation is not CallOperation.REFUND or not (fresh and lists_refunds) or update.outcome is None:
+        return False
+    if lost_by_provider(update, change):
         return False
     refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
     if refund is None or refund.status is not RefundStatus.PENDING:

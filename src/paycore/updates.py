@@ -45,7 +45,15 @@ from paycore.refund_reports import apply_refund_update, names_refund, reported_r
 from paycore.reviews import flag_once, flag_other_payments_report, mismatch, tell_dispute
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
-__all__ = ["NEGATIVE_OUTCOMES", "Applied", "about_another", "apply_report", "id_kind", "provider_ids"]
+__all__ = [
+    "NEGATIVE_OUTCOMES",
+    "Applied",
+    "about_another",
+    "apply_report",
+    "id_kind",
+    "lost_by_provider",
+    "provider_ids",
+]
 
 NEGATIVE_OUTCOMES: Final = frozenset({Outcome.FAILED, Outcome.CANCELED, Outcome.EXPIRED, Outcome.NOT_FOUND})
 """What a provider reports of a payment that did not pay."""
@@ -296,20 +304,26 @@ def _captured_again(change: Change, reported: Money | None) -> None:
         mismatch(change, captured, reported, "captured amount")
 
 
+def lost_by_provider(update: ProviderUpdate, change: Change) -> bool:
+    """Whether ``update`` says the provider has no record of a payment it named by an id of its own: that
+    contradicts it (a key of another account or mode, a purge, a fault), so it proves nothing of any call, a
+    refund's arrival included, and the payment is flagged instead (:func:`_not_found`)."""
+    return update.outcome is Outcome.NOT_FOUND and change.value("external_id") is not None
+
+
 def _not_found(change: Change, update: ProviderUpdate) -> None:
     """The provider has no record of the payment (and no call of ours is in flight).
 
-    Of a payment the provider named by an id of its own, this contradicts what it said before: another account's
-    or mode's key, an object purged, a fault at the provider. Expiring it would leave it payable there with no
-    one told, so it is flagged for an operator instead (and the reaper leaves it to them)."""
-    if change.status not in fsm.OPEN or not change.can("expire"):
-        return
-    known: str | None = change.value("external_id")
-    if known is None:
+    Of a payment the provider named by an id of its own, whatever its status, this contradicts what it said before
+    (:func:`lost_by_provider`): another account's or mode's key, an object purged, a fault at the provider.
+    Expiring an open one would leave it payable there with no one told, and a call whose answer was lost would be
+    read as never arrived, so the payment is flagged for an operator instead (the reaper leaves it to them)."""
+    if lost_by_provider(update, change):
+        known: str = change.value("external_id")
+        message = (
+            f"the provider reports no record of {known}, its own id for this payment: check its account and keys, "
+            "then settle what it awaits (resolve_payment, resolve_refund)"
+        )
+        flag_once(change, ReviewReason.UNKNOWN_OUTCOME, "provider_lost_payment", message, unique=True)
+    elif change.status in fsm.OPEN and change.can("expire"):
         change.fire("expire", message=update.message or "the provider has no record of this payment")
-        return
-    message = (
-        f"the provider reports no record of {known}, its own id for this payment: check its account and keys, "
-        "then settle the payment with resolve_payment"
-    )
-    flag_once(change, ReviewReason.UNKNOWN_OUTCOME, "provider_lost_payment", message, unique=True)
