@@ -149,3 +149,25 @@ async def test_an_event_about_another_systems_intent_on_the_account_is_acknowled
             answered = await door.post(f"/{CODE}", content=body, headers=headers)
         assert (answered.status_code, answered.json()["payments"]) == (200, [])
         assert await flow.get_payment(payment.id) == payment
+
+
+async def test_refund_events_of_another_tenant_sharing_the_account_are_acknowledged() -> None:
+    """paycore writes a payment's id on its refunds, not its tenant, and a Dashboard refund names nothing: at a
+    tenant's door such an event's intent is retrieved first, and another tenant's is acknowledged."""
+    simulator = StripeSimulator(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+    card = {"type": "stripe", "api_key": API_KEY, "webhook_secret": WEBHOOK_SECRET, "max_network_retries": 0}
+    config = {"tenants": {t: {"providers": {CODE: {**card, "simulator": simulator}}} for t in ("t1", "t2")}}
+    async with PaymentFlow.from_config(config, plugins=[paycore_stripe.plugin]) as flow:
+        payment = (await flow.create_payment(amount=EUR_50, provider=CODE, order_id="B", tenant="t2")).payment
+        for event in await simulator.pay(payment.external_id or ""):
+            await flow.handle_webhook(CODE, event.body, event.headers, tenant="t2")
+        already = len(simulator.events)
+        await flow.refund(payment.id, amount=Money.of("10.00", "EUR"), tenant="t2")
+        ours = simulator.events[already:]
+        theirs = await simulator.refund_in_dashboard(payment.external_id or "", 500)
+        refund_events = [event for event in (*ours, *theirs) if event.type.startswith("refund.")]
+        assert refund_events
+        for event in refund_events:
+            assert await flow.handle_webhook(CODE, event.body, event.headers, tenant="t1") == []
+            (at_home,) = await flow.handle_webhook(CODE, event.body, event.headers, tenant="t2")
+        assert at_home.refunded_amount == Money.of("15.00", "EUR")

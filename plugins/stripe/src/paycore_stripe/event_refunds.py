@@ -9,6 +9,11 @@ those instead: on the version the SDK pins, the API never lists such a release.
 * A ``charge.refunded`` (see :func:`~paycore_stripe.webhooks.unlisted_refunds`)
   names its PaymentIntent only when its charge, a copy of the intent's metadata,
   names a paycore payment of this tenant: another's asks Stripe nothing.
+* At a tenant's endpoint, a ``refund.*`` or ``charge.refund.updated`` whose refund names
+  no tenant (see :func:`~paycore_stripe.webhooks.unmarked_refund`) has its PaymentIntent
+  retrieved first: another tenant's on a Stripe account they share, or another system's,
+  is acknowledged and changes nothing (answered 404, Stripe would send it again for days).
+  So is a dispute's (a Dispute carries no copy of paycore's metadata).
 * A ``refund.*`` or ``charge.refund.updated`` of a refund paycore did not make
   (see :func:`~paycore_stripe.webhooks.untrusted_refund`) carries no such copy:
   its PaymentIntent is retrieved first, and its refunds listed only when its
@@ -34,6 +39,7 @@ from paycore_stripe.webhooks import (
     of_paycore_and_tenant,
     read_event,
     unlisted_refunds,
+    unmarked_refund,
     untrusted_refund,
 )
 
@@ -56,16 +62,25 @@ async def webhook_reports(
     :class:`~paycore.errors.PaymentBusy` if Stripe had to be asked and could not be.
     """
     updates = read_event(event)
-    disputed = disputed_intent(event.type, event.object) if updates else None
+    if not updates:
+        return updates
+    intent: dict[str, Any] | None = None
+    disputed = disputed_intent(event.type, event.object)
     if disputed is not None:  # a Dispute carries no copy of paycore's metadata: its intent tells whose it is
         intent = await _asked(event, f"retrieving {disputed}", retrieve_intent(disputed))
         return updates if intent is not None and of_paycore_and_tenant(intent.get("metadata"), tenant) else []
+    unmarked = unmarked_refund(event) if tenant is not None else None
+    if unmarked is not None:  # at a tenant's door, a refund naming no tenant may be another's on a shared account
+        intent = await _asked(event, f"retrieving {unmarked}", retrieve_intent(unmarked))
+        if intent is not None and not of_paycore_and_tenant(intent.get("metadata"), tenant):
+            return []  # another tenant's or another system's: acknowledged, nothing changes
     intent_id = unlisted_refunds(event, tenant=tenant)
     if intent_id is None:
         intent_id = untrusted_refund(event, tenant=tenant)
         if intent_id is None:
             return updates
-        intent = await _asked(event, f"retrieving {intent_id}", retrieve_intent(intent_id))
+        if intent is None or intent.get("id") != intent_id:
+            intent = await _asked(event, f"retrieving {intent_id}", retrieve_intent(intent_id))
         if intent is None or not of_paycore_and_tenant(intent.get("metadata"), tenant):
             return updates  # another system's or another tenant's intent: not found here
     refunds = await _asked(event, f"listing the refunds of {intent_id}", list_refunds(intent_id))

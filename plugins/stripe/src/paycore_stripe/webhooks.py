@@ -91,6 +91,7 @@ __all__ = [
     "parse_event",
     "read_event",
     "unlisted_refunds",
+    "unmarked_refund",
     "untrusted_refund",
     "verify",
 ]
@@ -360,6 +361,23 @@ def untrusted_refund(event: StripeEvent, *, tenant: str | None = None) -> str | 
         return None  # another tenant's payment: not found here, nothing to ask Stripe
     intent = refund.get("payment_intent")
     return intent if isinstance(intent, str) else None
+
+
+def unmarked_refund(event: StripeEvent) -> str | None:
+    """The PaymentIntent of a refund event whose refund names no tenant (made in the Dashboard, or by paycore,
+    which writes its payment's id on a refund but not its tenant); ``None`` for any other event.
+
+    At a tenant's endpoint such an event may be another tenant's, on a Stripe account they share: the intent's
+    metadata tells (see :mod:`paycore_stripe.event_refunds`).
+    """
+    refund = event.object
+    if event.type not in _REFUND_EVENTS or not isinstance(refund, Mapping):
+        return None
+    metadata = refund.get("metadata")
+    if isinstance(metadata, Mapping) and TENANT_KEY in metadata:
+        return None
+    intent = refund.get("payment_intent")
+    return intent if isinstance(intent, str) and intent else None
 
 
 def parse_event(body: bytes) -> list[ProviderUpdate]:
