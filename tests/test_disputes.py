@@ -68,7 +68,7 @@ async def test_a_dispute_is_told_once_per_state_and_changes_no_amount(
     assert kinds.count("dispute") == 2
 
 
-async def test_a_dispute_outranks_a_late_confirmation_and_yields_to_an_unknown_outcome(
+async def test_a_dispute_is_the_reason_kept_beside_an_amount_mismatch(
     flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     payment = await _paid(flow, fake)
