@@ -235,6 +235,35 @@ async def test_a_redis_too_slow_to_answer_is_asked_once_and_the_store_is_unavail
     assert reconnected == 0, "a timed-out script is not sent again on a new connection (the caller waited twice)"
 
 
+@pytest.mark.parametrize("transport", ["auto", "threads"])
+async def test_a_retry_of_a_claim_whose_reply_never_came_holds_the_key_the_claim_took_meanwhile(
+    own_redis_server: RedisServer, transport: str
+) -> None:
+    """Redis stalls past the timeout: the claim's script waits in its buffer and takes the key when Redis resumes,
+    under a token no caller holds. A retry of the same request from this process holds the key then, instead of
+    being told for the whole lease that it is "still running" when nothing runs."""
+    store = RedisIdempotencyStore.from_url(own_redis_server.url, socket_timeout=0.3, transport=transport)
+    elsewhere = RedisIdempotencyStore.from_url(own_redis_server.url)  # another process's
+    try:
+        await store.claim(scope="", key="warm", fingerprint="f", lease_seconds=30)
+        own_redis_server.stall(1.0)
+        with pytest.raises(StorageUnavailable):
+            await store.claim(scope="", key="T4-17", fingerprint="f", lease_seconds=30)
+        await anyio.sleep(1.5)  # Redis runs again: the claim's script ran, and took the key
+        retried = await store.claim(scope="", key="T4-17", fingerprint="f", lease_seconds=30)
+        assert retried.token is not None, "the retry holds the key"
+        with pytest.raises(IdempotencyInProgress):  # one holder at a time, in this process as in another
+            await store.claim(scope="", key="T4-17", fingerprint="f", lease_seconds=30)
+        with pytest.raises(IdempotencyInProgress):
+            await elsewhere.claim(scope="", key="T4-17", fingerprint="f", lease_seconds=30)
+        await store.complete(scope="", key="T4-17", token=retried.token, result={"done": 1}, ttl_seconds=60)
+        replayed = await elsewhere.claim(scope="", key="T4-17", fingerprint="f", lease_seconds=30)
+        assert replayed.result == {"done": 1}
+    finally:
+        await store.aclose()
+        await elsewhere.aclose()
+
+
 async def test_a_store_used_from_many_event_loops_keeps_the_clients_of_open_loops_only(
     own_redis_server: RedisServer,
 ) -> None:

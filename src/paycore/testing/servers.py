@@ -18,12 +18,14 @@ fails the test saying why, it never skips it.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -135,6 +137,16 @@ class LoopbackServer:
     def running(self) -> bool:
         """True while the server process is alive."""
         return self._process is not None and self._process.poll() is None
+
+    def stall(self, seconds: float) -> None:
+        """Stop the server's process (``SIGSTOP``) for ``seconds``, then let it go on: a stalled server, whose
+        connections stay open and whose requests wait in its sockets until it runs again (unlike a paused one, which
+        drops the requests of a client that gave up meanwhile)."""
+        if self._process is None or self._process.poll() is not None:
+            raise self.error(f"the {self.program} server is not running")
+        pid = self._process.pid
+        os.kill(pid, signal.SIGSTOP)
+        threading.Timer(seconds, lambda: os.kill(pid, signal.SIGCONT)).start()
 
     @property
     def directory(self) -> Path:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import suppress
 from functools import partial
@@ -37,6 +39,9 @@ from paycore_redis.settings import RedisStoreSettings
 
 __all__ = ["RedisIdempotencyStore"]
 
+_UNANSWERED_KEPT = 4096
+"""How many unanswered claims a store remembers the token of (the oldest are forgotten past that)."""
+
 
 def _milliseconds(seconds: float, what: str) -> int:
     if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
@@ -55,12 +60,20 @@ class RedisIdempotencyStore:
     ``RedisIdempotencyStore.from_url("redis://127.0.0.1:6379/0", prefix="pos:")``
     or ``RedisIdempotencyStore(RedisStoreSettings(...))``. Connections open on
     first use. Redis out of reach raises
-    :class:`~paycore.errors.StorageUnavailable` (nothing was stored).
+    :class:`~paycore.errors.StorageUnavailable`. A claim whose reply never came
+    (Redis stalled past ``socket_timeout``) may still take the key when Redis
+    resumes: a retry of the same request from this process holds it then, one
+    from another process finds it in progress until the lease ends.
     """
 
     def __init__(self, settings: RedisStoreSettings | None = None) -> None:
         self._settings = settings if settings is not None else RedisStoreSettings()
         self._retention_ms = _milliseconds(self._settings.abandoned_retention, "abandoned_retention")
+        self._unanswered: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()
+        """The token of each claim whose reply never came (a timeout, a cut-off reply), by scope, key and
+        fingerprint, until its lease's end (monotonic): the script may have run, and taken the key with it.
+        The next claim of the same request in this process sends that token and, if the key is held by it, holds
+        it (the script answers its own token), instead of being refused as in progress for the whole lease."""
         self._clients = RedisClients(
             self._settings,
             {"claim": scripts.CLAIM, "complete": scripts.COMPLETE, "release": scripts.RELEASE},
@@ -89,19 +102,22 @@ class RedisIdempotencyStore:
 
     async def claim(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> IdempotencyClaim:
         """Take the key, replay its result, or refuse (see the protocol); one round trip."""
-        token = secrets.token_hex(16)
+        request = (scope, key, fingerprint)
+        token = self._unanswered_token(request) or secrets.token_hex(16)
+        lease_ms = _milliseconds(lease_seconds, "lease_seconds")
         try:
             reply = await self._clients.run(
-                "claim",
-                [self.record_key(scope, key)],
-                [fingerprint, token, _milliseconds(lease_seconds, "lease_seconds"), self._retention_ms],
+                "claim", [self.record_key(scope, key)], [fingerprint, token, lease_ms, self._retention_ms]
             )
         except anyio.get_cancelled_exc_class():
             # Cancelled while the script travelled (asyncio's own Task.cancel): the script ran to its end, and the
             # key may be held by a token no one will use. Let it go (compare-and-delete: nothing if not taken).
+            self._remember_unanswered(request, token, lease_seconds)
             await run_to_end(partial(self.release, scope=scope, key=key, token=token))
             raise
         except StorageUnavailable as error:
+            # No reply (a timeout, a connection that broke after sending): the script may still run and take the key.
+            self._remember_unanswered(request, token, lease_seconds)
             if isinstance(error.__cause__, WorkCancelled):  # its reply cut off: the script may have taken the key
                 with suppress(PaycoreError):
                     await run_to_end(partial(self.release, scope=scope, key=key, token=token))
@@ -120,6 +136,17 @@ class RedisIdempotencyStore:
                 f"(its lease ends in {int(reply[1]) / 1000:.1f}s)"
             )
         raise StorageError(f"Redis claim script gave an unexpected reply {reply!r}")
+
+    def _unanswered_token(self, request: tuple[str, str, str]) -> str | None:
+        """The token of ``request``'s unanswered claim while its lease may run, taken out: one retry sends it."""
+        found = self._unanswered.pop(request, None)
+        return found[0] if found is not None and found[1] > time.monotonic() else None
+
+    def _remember_unanswered(self, request: tuple[str, str, str], token: str, lease_seconds: float) -> None:
+        self._unanswered[request] = (token, time.monotonic() + lease_seconds)
+        self._unanswered.move_to_end(request)
+        while len(self._unanswered) > _UNANSWERED_KEPT:
+            self._unanswered.popitem(last=False)
 
     async def complete(
         self, *, scope: str, key: str, token: str, result: Mapping[str, Any], ttl_seconds: float
