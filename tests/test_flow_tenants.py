@@ -137,6 +137,23 @@ async def test_a_webhook_reaches_the_payment_of_its_own_tenant(flow: PaymentFlow
     assert after.status is PaymentStatus.SUCCEEDED
 
 
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["same-flow", "another-flow"])
+async def test_another_tenant_named_with_a_key_it_used_finds_no_payment_not_its_key(
+    flow: PaymentFlow, elsewhere: bool
+) -> None:
+    """A refund of chez-awa's payment naming chez-fatou, under a key chez-fatou used for a refund of its own: the
+    payment is not found (as with any other key), and chez-fatou's key is neither told of nor touched."""
+    awa, fatou = await _paid(flow, "chez-awa"), await _paid(flow, "chez-fatou", "T2")
+    mine = await flow.refund(fatou.id, amount=Money.of("1000", "XOF"), idempotency_key="R1", tenant="chez-fatou")
+    asking = _same_storage(flow) if elsewhere else flow
+    for key in ("R1", "R2"):
+        with pytest.raises(PaymentNotFound, match="chez-fatou"):
+            await asking.refund(awa.id, amount=Money.of("1000", "XOF"), idempotency_key=key, tenant="chez-fatou")
+    assert await flow.get_payment(awa.id) == awa
+    again = await flow.refund(fatou.id, amount=Money.of("1000", "XOF"), idempotency_key="R1", tenant="chez-fatou")
+    assert again == mine
+
+
 def _same_storage(flow: PaymentFlow) -> PaymentFlow:
     """Another flow on ``flow``'s storage and providers, as another process would be: it has read no payment yet."""
     return PaymentFlow(

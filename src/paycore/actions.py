@@ -353,9 +353,7 @@ class PaymentActions:
 
         A payment read with the operation's idempotency key (:attr:`KeyBinding.prefetched`) is not read again.
         """
-        payment = await self.writer.load(
-            payment_id, tenant, prefetched=binding.prefetched if binding is not None else None
-        )
+        payment = await self.writer.load(payment_id, tenant, prefetched=binding.prefetched if binding else None)
         chosen = self.provider(payment.provider, tenant=payment.tenant)
         call = payment.pending_call
         own = call is not None and call.operation is operation and call.id in call_ids_of(binding)
@@ -374,8 +372,10 @@ class PaymentActions:
     ) -> T:
         self.check_open()
         inputs.check_payment_id(payment_id, tenant)
-        # A key lives in the key space of its payment's tenant, whether the caller names the tenant or not.
-        owner = tenant if tenant is not None or key is None else await self.writer.tenant_of(payment_id)
+        # A key lives in the key space of its payment's tenant; another tenant named finds no payment (not its key).
+        owner = tenant if key is None else await self.writer.tenant_of(payment_id)
+        if owner != tenant and tenant is not None:
+            await self.writer.load(payment_id, tenant)  # raises PaymentNotFound, as for a payment that does not exist
         result: T = await self.idempotency.run(
             operation=operation,
             scope=scope_of(owner),
