@@ -373,8 +373,8 @@ class PaymentActions:
         self.check_open()
         inputs.check_payment_id(payment_id, tenant)
         # A key lives in the key space of its payment's tenant; another tenant named finds no payment (not its key).
-        owner = tenant if key is None else await self.writer.tenant_of(payment_id)
-        if owner != tenant and tenant is not None:
+        owner = tenant if tenant is not None or key is None else await self.writer.tenant_of(payment_id)
+        if key is not None and tenant is not None and self.writer.of_another_tenant(payment_id, tenant):
             await self.writer.load(payment_id, tenant)  # raises PaymentNotFound, as for a payment that does not exist
         result: T = await self.idempotency.run(
             operation=operation,

@@ -107,6 +107,11 @@ class PaymentWriter:
             tenants.clear()
         tenants[payment.id] = payment.tenant
 
+    def of_another_tenant(self, payment_id: str, tenant: str) -> bool:
+        """Whether payment ``payment_id`` is known to be of another tenant than ``tenant`` (nothing is read)."""
+        tenants = self._tenants
+        return payment_id in tenants and tenants[payment_id] != tenant
+
     async def tenant_of(self, payment_id: str) -> str | None:
         """The tenant of payment ``payment_id`` (``None``: it has none); :class:`PaymentNotFound` if there is no
         such payment. Read once, then remembered: a payment's tenant never changes."""

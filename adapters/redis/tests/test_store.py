@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
 from functools import partial
 
 import anyio
@@ -352,6 +353,40 @@ async def test_a_claim_whose_caller_is_cancelled_while_it_travels_leaves_the_key
     monkeypatch.undo()
     again = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
     assert again.token is not None, "the key was free for the retry at once"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_retry_racing_the_release_of_a_cancelled_claim_never_makes_two_holders(
+    redis_store: RedisIdempotencyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancelled claim's token is let go by a release still on its way: a retry sent meanwhile must not hold
+    the key with that token, or the release would free it under the retry and a third request would hold it too."""
+    import asyncio
+
+    run, first = redis_store._clients.run, [True]
+
+    async def claim_then_cut(name: str, keys: list[str], args: list[object]) -> object:
+        reply = await run(name, keys, args)
+        if name == "claim" and first:
+            first.clear()
+            await asyncio.sleep(10)  # the script took the key; the caller is cancelled before the reply
+        return reply
+
+    monkeypatch.setattr(redis_store._clients, "run", claim_then_cut)
+    request = {"scope": "", "key": "k", "fingerprint": "f", "lease_seconds": 30}
+    cut = asyncio.create_task(redis_store.claim(**request))
+    await asyncio.sleep(0.1)
+    cut.cancel()
+    await asyncio.sleep(0)  # the release of its token is sent now, on a task of its own
+    holders = []
+    for _ in range(2):  # a retry racing that release, then another request once it landed
+        try:
+            holders.append((await redis_store.claim(**request)).token)
+        except IdempotencyInProgress:
+            pass
+        with suppress(asyncio.CancelledError):
+            await cut
+    assert len(holders) <= 1, "one holder of a key at a time"
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])

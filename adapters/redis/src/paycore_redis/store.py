@@ -112,15 +112,15 @@ class RedisIdempotencyStore:
         except anyio.get_cancelled_exc_class():
             # Cancelled while the script travelled (asyncio's own Task.cancel): the script ran to its end, and the
             # key may be held by a token no one will use. Let it go (compare-and-delete: nothing if not taken).
-            self._remember_unanswered(request, token, lease_seconds)
             await run_to_end(partial(self.release, scope=scope, key=key, token=token))
             raise
         except StorageUnavailable as error:
-            # No reply (a timeout, a connection that broke after sending): the script may still run and take the key.
-            self._remember_unanswered(request, token, lease_seconds)
             if isinstance(error.__cause__, WorkCancelled):  # its reply cut off: the script may have taken the key
                 with suppress(PaycoreError):
                     await run_to_end(partial(self.release, scope=scope, key=key, token=token))
+            else:  # no reply in time: the script may still run, and take the key. Its token is never released (a
+                # late release would undo a retry's hold): the next claim of this request here holds with it.
+                self._remember_unanswered(request, token, lease_seconds)
             raise
         kind = reply[0]
         if kind == "token":
