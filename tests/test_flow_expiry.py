@@ -315,6 +315,24 @@ async def test_a_lost_cancel_answer_leaves_the_payment_open_until_the_provider_s
     assert [op for op, _ in fake.calls].count("cancel") == 1, "the cancel is settled by asking, never sent again"
 
 
+async def test_a_payment_its_provider_keeps_unfinished_after_each_cancel_is_flagged_past_twice_its_deadline(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock
+) -> None:
+    """Wave's session complete with its payment still processing: the expiry is refused and the session still
+    pending; every run would send one more expiry and tell no one, for ever."""
+    await _processing(flow, fake)
+    clock.advance(minutes=90)
+    fake.script("cancel", "decline", "decline")  # refused: the provider still holds the payment pending
+    (first,) = await flow.expire_stale(HOUR)
+    assert (first.status, first.needs_review) == (PaymentStatus.PROCESSING, False), "not yet twice its deadline"
+    clock.advance(hours=1)
+    (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.status, flagged.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
+    assert "unfinished after its cancel" in flagged.review_message
+    assert await flow.expire_stale(HOUR) == [], "left to an operator"
+    assert [op for op, _ in fake.calls].count("cancel") == 2
+
+
 async def _stale_where_no_cancel(
     flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch, *, webhooks: bool
 ) -> Payment:

@@ -312,10 +312,9 @@ class Reaper:
     async def _cancel_at_provider(self, payment: Payment, chosen: Provider, give_up_before: datetime) -> Payment:
         """Close the payment at the provider first, through an owned call, so the customer cannot pay it later.
 
-        The provider's definitive "canceled" expires it here; "paid" pays it; an
-        unknown answer leaves the call unknown for the next run to settle by asking;
-        a cancel that could not be sent is tried again by the next run (see :meth:`_unreachable`).
-        """
+        The provider's definitive "canceled" expires it here; "paid" pays it; an unknown answer leaves the call
+        unknown for the next run to settle by asking; a cancel that could not be sent, or that leaves the payment
+        unfinished at the provider (its money still on its way), waits for the next run (:meth:`_unreachable`)."""
         try:
             started, call = await self.calls.begin(payment.id, CallOperation.CANCEL, _still_open, cause="reaper")
         except (PaymentBusy, InvalidTransition):
@@ -324,7 +323,10 @@ class Reaper:
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
         except (ProviderNotSent, ValidationError) as error:  # a refusal of this cancel: the provider is not down
             return await self._unreachable(payment, give_up_before, f"its cancel was not sent: {error}")
-        return await self.calls.conclude(payment.id, call, answer, chosen, lambda finished: finished)  # shielded
+        done = await self.calls.conclude(payment.id, call, answer, chosen, lambda finished: finished)  # shielded
+        if done.status in fsm.OPEN and done.pending_call is None:  # still unfinished at the provider: told in time
+            return await self._unreachable(done, give_up_before, "the provider reports it unfinished after its cancel")
+        return done
 
     def _provider(self, run: Run, payment: Payment) -> Provider | None:
         """``payment``'s provider, or ``None`` while it is down in this run (no longer enabled: down from now on)."""
