@@ -287,6 +287,22 @@ async def test_a_known_event_whose_session_is_broken_is_still_refused(
     assert await flow.get_payment(before.id) == before
 
 
+@pytest.mark.parametrize("reference", ["ORDER-42", None, ""], ids=["another-systems-reference", "none", "empty"])
+async def test_a_session_another_system_made_on_the_account_is_acknowledged_and_changes_nothing(
+    flow: PaymentFlow, simulator: WaveSimulator, reference: str | None
+) -> None:
+    """The restaurant's other till software takes Wave payments on the same account: their sessions name no paycore
+    payment. Answered 404, Wave would send each again; even one paycore could not read is acknowledged."""
+    checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="wave", order_id="T15")
+    before = await flow.get_payment(checkout.payment.id)
+    event = json.loads(simulator.pay(before.external_id or "").body)
+    event["data"].update(id="cos-someone-else", client_reference=reference, amount="5000.5")
+    body = body_of(event)
+    assert await simulator.deliver(Delivery(body, simulator.sign(body))) == 200
+    assert await flow.handle_webhook("wave", body, simulator.sign(body)) == []
+    assert await flow.get_payment(before.id) == before
+
+
 async def test_a_session_without_its_amount_never_marks_the_payment_paid(flow: PaymentFlow) -> None:
     event = completed_event()
     del event["data"]["amount"]

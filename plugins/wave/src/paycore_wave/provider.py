@@ -289,6 +289,9 @@ class WaveProvider(Provider):
         expected = EVENT_TYPES.get(event_type)
         if expected is None:
             return []
+        reference = data.get("client_reference") if isinstance(data, dict) else _PAYCORE_PAYMENT
+        if not isinstance(reference, str) or not reference.startswith(_PAYCORE_PAYMENT):
+            return []  # a session another system made on the account: acknowledged (a 404 Wave would send again)
         try:
             event_id = check_id(event.get("id"), what="a Wave event's 'id'")
             update = session_update(data, provider_event_id=event_id)
@@ -301,6 +304,11 @@ class WaveProvider(Provider):
             still_open = isinstance(data, dict) and data.get("checkout_status") == "open"
             update = _as_failed(update, session_open=still_open)
         return [update]
+
+
+_PAYCORE_PAYMENT = "pay_"
+"""How paycore's payment ids begin (:func:`paycore.records.new_id`, :func:`paycore.keys.derived_id`): paycore
+names each session it makes by its payment (``client_reference``), so a session naming none is another system's."""
 
 
 def _polled(data: object) -> ProviderUpdate:
