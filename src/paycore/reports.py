@@ -13,7 +13,8 @@ report). It never reads the whole table.
   asked at 23:50 and confirmed at 00:10 counts the next day, once, whenever the
   report is printed); pending refunds: those still pending (asked by the day's end);
 * late confirmations (payments of the day a provider confirmed after they
-  expired or were canceled here) and payments waiting for an operator's review;
+  expired or were canceled here) and payments waiting for an operator's review
+  (of those read: one flagged later, as a chargeback months after, is not listed);
 * sections contributed by plugins through ``paycore_report_sections`` (the cash
   plugin's drawer sessions).
 
