@@ -68,3 +68,16 @@ def test_a_keyed_refund_id_names_its_payment_and_a_retry_still_finds_one_named_b
     named_before = derived_id("re", "t:chez-awa", f"refund-1\x00{window}")  # a refund stored by an earlier release
     assert binding.candidate_ids("re", within="pay_a")[0] == mine
     assert named_before in binding.candidate_ids("re", within="pay_a")
+
+
+def test_the_ids_paycore_makes_are_told_from_references_that_only_begin_as_theirs() -> None:
+    from paycore.keys import derived_id, is_record_id
+    from paycore.records import new_id
+
+    assert all(is_record_id("pay", new_id("pay")) for _ in range(500))
+    assert all(is_record_id("pay", derived_id("pay", "chez-awa", f"order-{n}")) for n in range(500))
+    assert not any(
+        is_record_id("pay", other)
+        for other in ("pay_8812", "pay_order 42/2024", "ORDER-42", "pay_", "ref_" + new_id("pay")[4:], "")
+    )
+    assert not is_record_id("ref", new_id("pay"))

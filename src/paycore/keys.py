@@ -38,6 +38,7 @@ __all__ = [
     "check_key",
     "derived_id",
     "fingerprint",
+    "is_record_id",
     "scope_of",
     "stored_result",
 ]
@@ -102,6 +103,8 @@ def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
 
 
 _BASE32: Final = "abcdefghijklmnopqrstuvwxyz234567"
+_URL_SAFE: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+"""The characters of URL-safe base64 (RFC 4648 section 5)."""
 _BASE32_PAIRS: Final = tuple(a + b for a in _BASE32 for b in _BASE32)
 """Every 10-bit value as two base32 letters (RFC 4648 alphabet, lower case)."""
 
@@ -121,6 +124,18 @@ def derived_id(prefix: str, scope: str, key: str) -> str:
         f"{pair[bits >> 70 & 1023]}{pair[bits >> 60 & 1023]}{pair[bits >> 50 & 1023]}{pair[bits >> 40 & 1023]}"
         f"{pair[bits >> 30 & 1023]}{pair[bits >> 20 & 1023]}{pair[bits >> 10 & 1023]}{pair[bits & 1023]}"
     )
+
+
+def is_record_id(prefix: str, text: str) -> bool:
+    """Whether ``text`` has the shape of an id paycore makes for a ``prefix`` record (``pay``): :func:`derived_id`'s
+    (24 base32 letters) or a random one's (20 URL-safe base64 characters: :func:`paycore.records.new_id`). Another
+    system's reference that only begins as one does (``pay_8812``) is not."""
+    head, underscore, rest = text.partition("_")
+    if head != prefix or not underscore:
+        return False
+    if len(rest) == 24:
+        return all(character in _BASE32 for character in rest)
+    return len(rest) == 20 and all(character in _URL_SAFE for character in rest)
 
 
 @define(eq=False)

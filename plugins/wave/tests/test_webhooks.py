@@ -22,6 +22,8 @@ pytestmark = pytest.mark.anyio
 
 SECRET = "wave_sn_WHS_xz4m6g8rjs9bshxy05xj4khcvjv7j3hcp4fbpvv6met0zdrjvezg"
 OTHER_SECRET = "wave_sn_WHS_00000000000000000000000000000000000000000000000000000"
+PAYMENT_ID = "pay_5hVqZk2rXw9LmN3bTy7d"
+"""A payment id as paycore makes them (``paycore.records.new_id``), the session's ``client_reference``."""
 
 Signer = Callable[[str, int, bytes], str]
 
@@ -42,7 +44,7 @@ def completed_event(**session: Any) -> dict[str, Any]:
         "when_completed": "2025-06-25T16:56:03Z",
         "checkout_status": "complete",
         "wave_launch_url": "https://pay.wave.com/c/cos-1ya2rewh0139m?a=5000&c=XOF&m=Chez%20Awa",
-        "client_reference": "pay_abc",
+        "client_reference": PAYMENT_ID,
         "last_payment_error": None,
         **session,
     }
@@ -193,7 +195,7 @@ async def test_a_completed_session_reports_its_amount_references_and_event_id(fl
     assert update.captured == Money.of("5000", "XOF")
     assert update.external_id == "cos-1ya2rewh0139m"
     assert update.references == ("TRG7XHH6UNR2SOACI",)
-    assert update.payment_id == "pay_abc"
+    assert update.payment_id == PAYMENT_ID
     assert update.provider_event_id == "AE_sn_H1N-vRZsWyU1"
     assert update.next_action is None
 
@@ -287,7 +289,11 @@ async def test_a_known_event_whose_session_is_broken_is_still_refused(
     assert await flow.get_payment(before.id) == before
 
 
-@pytest.mark.parametrize("reference", ["ORDER-42", None, ""], ids=["another-systems-reference", "none", "empty"])
+@pytest.mark.parametrize(
+    "reference",
+    ["ORDER-42", "pay_8812", "pay_order 42/2024", None, ""],
+    ids=["another-systems-reference", "one-that-begins-as-paycores", "free-text", "none", "empty"],
+)
 async def test_a_session_another_system_made_on_the_account_is_acknowledged_and_changes_nothing(
     flow: PaymentFlow, simulator: WaveSimulator, reference: str | None
 ) -> None:

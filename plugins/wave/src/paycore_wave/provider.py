@@ -50,6 +50,7 @@ from paycore.errors import (
     MalformedWebhook,
     ValidationError,
 )
+from paycore.keys import is_record_id
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
 from paycore.secrets import Secret, shown_setting
@@ -289,8 +290,7 @@ class WaveProvider(Provider):
         expected = EVENT_TYPES.get(event_type)
         if expected is None:
             return []
-        reference = data.get("client_reference") if isinstance(data, dict) else _PAYCORE_PAYMENT
-        if not isinstance(reference, str) or not reference.startswith(_PAYCORE_PAYMENT):
+        if isinstance(data, dict) and not is_record_id("pay", str(data.get("client_reference"))):
             return []  # a session another system made on the account: acknowledged (a 404 Wave would send again)
         try:
             event_id = check_id(event.get("id"), what="a Wave event's 'id'")
@@ -304,11 +304,6 @@ class WaveProvider(Provider):
             still_open = isinstance(data, dict) and data.get("checkout_status") == "open"
             update = _as_failed(update, session_open=still_open)
         return [update]
-
-
-_PAYCORE_PAYMENT = "pay_"
-"""How paycore's payment ids begin (:func:`paycore.records.new_id`, :func:`paycore.keys.derived_id`): paycore
-names each session it makes by its payment (``client_reference``), so a session naming none is another system's."""
 
 
 def _polled(data: object) -> ProviderUpdate:
