@@ -571,7 +571,7 @@ async def test_a_sqlite_file_is_let_go_when_the_flow_closes_even_if_a_kept_curso
     flow = PaymentFlow.from_config(config, plugins=[paycore.testing.fake, paycore_sqlalchemy.plugin])
     async with flow:
         await flow.create_payment(amount=Money.of("1000", "XOF"), provider="fake", order_id="T1", idempotency_key="k")
-        held = [found for found in gc.get_objects() if isinstance(found, sqlite3.Cursor) and _on(found, database)]
+        held = [found for found in gc.get_objects() if type(found) is sqlite3.Cursor and _on(found, database)]
         assert held, "the pooled connection keeps its statements' cursors"
         for cursor in held:
             cursor.execute("SELECT 1 UNION ALL SELECT 2")  # a statement left open, as an error can leave one
