@@ -18,6 +18,7 @@ from datetime import datetime
 
 from attrs import evolve
 
+from paycore import fsm
 from paycore.calls import CallOperation, CallState, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.money import Money
@@ -95,6 +96,7 @@ def apply_under_call(
         one_id=capabilities.one_id_per_payment,
         per_kind=capabilities.one_id_per_kind,
         lists_refunds=lists_refunds,
+        closed_since_asked=older and asked_on is not None and asked_on.status not in fsm.CLOSED,
     )
     if (
         call is not None
