@@ -538,13 +538,14 @@ async def test_a_delivery_whose_later_report_is_about_another_object_than_an_ear
     assert await flow.get_payment(payment.id) == payment, "refused whole: the first report was not written either"
 
 
-@pytest.mark.parametrize("asked", ["before-the-cancel", "after-the-cancel"])
+@pytest.mark.parametrize("asked", ["before-the-cancel", "after-the-cancel", "before-the-operator-failed-it"])
 async def test_a_hold_a_poll_saw_before_the_payment_was_canceled_is_not_told_as_late(
     flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, asked: str
 ) -> None:
     """The customer authorized at the provider; a poll reads that, the cancel commits (voiding the hold), then the
     poll's answer lands. The hold came before the cancel: nothing to tell. A poll asked after the cancel that still
-    reports a hold is told (the provider authorized after the payment was canceled here)."""
+    reports a hold is told (the provider authorized after the payment was canceled here), and so is one a poll saw
+    before an operator's word closed the payment: that voided nothing at the provider."""
     payment = await _pending(flow, fake, "o-1")
     fake.settle(payment.id, Outcome.AUTHORIZED)
     check_status, answered = fake.check_status, anyio.Event()
@@ -555,12 +556,15 @@ async def test_a_hold_a_poll_saw_before_the_payment_was_canceled_is_not_told_as_
         return held
 
     monkeypatch.setattr(fake, "check_status", slow_poll)
-    if asked == "before-the-cancel":
+    if asked.startswith("before"):
         async with anyio.create_task_group() as group:
             group.start_soon(flow.refresh, payment.id)
             await anyio.sleep(0.05)  # the poll is asked, its answer on its way
             monkeypatch.setattr(fake, "check_status", check_status)
-            canceled = await flow.cancel(payment.id)
+            if asked == "before-the-cancel":
+                canceled = await flow.cancel(payment.id)
+            else:
+                canceled = await flow.resolve_payment(payment.id, outcome="failed", note="the customer walked away")
             answered.set()
     else:
         monkeypatch.setattr(fake, "check_status", check_status)
@@ -568,7 +572,7 @@ async def test_a_hold_a_poll_saw_before_the_payment_was_canceled_is_not_told_as_
         monkeypatch.setattr(fake, "check_status", slow_poll)
         answered.set()
         await flow.refresh(payment.id)
-    assert canceled.status is PaymentStatus.CANCELED
     after = await flow.get_payment(payment.id)
-    assert after.status is PaymentStatus.CANCELED
-    assert after.needs_review is (asked == "after-the-cancel")
+    assert after.status is canceled.status
+    assert after.status in (PaymentStatus.CANCELED, PaymentStatus.FAILED)
+    assert after.needs_review is (asked != "before-the-cancel")

@@ -26,7 +26,7 @@ from paycore.providers import Capabilities
 from paycore.records import Payment, ProviderUpdate
 from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund, tell_twins_of_lost_call
 from paycore.reviews import flag_missing_amount, flag_other_payments_report
-from paycore.status import Outcome, RefundStatus, ReviewReason
+from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report, lost_by_provider, provider_ids
 
 __all__ = [
@@ -96,7 +96,10 @@ def apply_under_call(
         one_id=capabilities.one_id_per_payment,
         per_kind=capabilities.one_id_per_kind,
         lists_refunds=lists_refunds,
-        closed_since_asked=older and asked_on is not None and asked_on.status not in fsm.CLOSED,
+        canceled_since_asked=older
+        and asked_on is not None
+        and asked_on.status not in fsm.CLOSED
+        and change.status is PaymentStatus.CANCELED,
     )
     if (
         call is not None

@@ -97,7 +97,7 @@ def apply_report(
     one_id: bool = False,
     per_kind: bool = False,
     lists_refunds: bool = False,
-    closed_since_asked: bool = False,
+    canceled_since_asked: bool = False,
 ) -> Applied:
     """Apply ``update`` to ``change``; return what was left unapplied.
 
@@ -107,9 +107,9 @@ def apply_report(
     less than authorized); ``protected_refund`` is the refund of the call in
     flight, which only its owner may fail; ``one_id``: the provider names a payment by one id all its life
     (:attr:`~paycore.providers.Capabilities.one_id_per_payment`), ``per_kind`` by one id of each kind
-    (:attr:`~paycore.providers.Capabilities.one_id_per_kind`); ``closed_since_asked``: a poll asked while the
-    payment was open, which closed before the answer came (what it authorized came before); ``lists_refunds``: its
-    polls list every refund
+    (:attr:`~paycore.providers.Capabilities.one_id_per_kind`); ``canceled_since_asked``: a poll asked while
+    the payment was open, canceled (its hold voided at the provider) before the answer came: a hold it reports came
+    before; ``lists_refunds``: its polls list every refund
     (:attr:`~paycore.providers.Capabilities.polls_report_refunds`).
     """
     applied = Applied()
@@ -143,7 +143,7 @@ def apply_report(
         if change.can("send"):
             change.fire("send", message=update.message)
     elif outcome is Outcome.AUTHORIZED:
-        applied.missing_amount |= _authorized(change, update, closed_since_asked=closed_since_asked)
+        applied.missing_amount |= _authorized(change, update, canceled_since_asked=canceled_since_asked)
     elif outcome is Outcome.SUCCEEDED:
         applied.missing_amount |= _succeeded(change, update, expected_capture)
     elif outcome is Outcome.NOT_FOUND:
@@ -233,7 +233,7 @@ def _record_references(change: Change, update: ProviderUpdate) -> None:
         change.set(references=(*known, *new)[:MAX_REFERENCES])
 
 
-def _authorized(change: Change, update: ProviderUpdate, *, closed_since_asked: bool) -> bool:
+def _authorized(change: Change, update: ProviderUpdate, *, canceled_since_asked: bool) -> bool:
     payment = change.payment
     reported = update.authorized
     recorded: Money | None = change.value("authorized_amount")
@@ -242,8 +242,8 @@ def _authorized(change: Change, update: ProviderUpdate, *, closed_since_asked: b
             mismatch(change, recorded, reported, "authorized amount")
         return False
     if payment.status in fsm.CLOSED:
-        # told once, whatever else the payment awaits review for; not of a hold the poll saw before the close
-        if not change.can("authorize") and not closed_since_asked:
+        # told once, whatever else the payment awaits review for; not of a hold the poll saw before the cancel
+        if not change.can("authorize") and not canceled_since_asked:
             message = f"provider authorized {reported or 'an unknown amount'} after the payment was {payment.status}"
             flag_once(
                 change, ReviewReason.LATE_CONFIRMATION, "late_authorization", message, unique=True, amount=reported
