@@ -95,6 +95,7 @@ async def test_a_payment_the_provider_named_and_then_reports_unknown_is_flagged_
     assert (flagged.status, flagged.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.UNKNOWN_OUTCOME)
     assert payment.external_id is not None
     assert payment.external_id in flagged.review_message
+    assert "settle it with resolve_payment" in flagged.review_message
     assert ("cancel", payment.id) not in fake.calls
     fake.ledger[payment.id] = entry
     fake.settle(payment.id, Outcome.SUCCEEDED)  # the customer pays it there

@@ -238,6 +238,8 @@ async def test_a_provider_no_longer_knowing_a_payment_it_named_settles_no_lost_c
     assert after.pending_call.unknown
     assert (after.needs_review, after.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
     assert f"no record of {payment.external_id}" in after.review_message
+    told = "settle its refund with resolve_refund" if operation == "refund" else "once the provider answers for it"
+    assert told in after.review_message, "the flag names what the operator can do"
     if operation == "refund":
         assert after.refund(refund.id).status is RefundStatus.PENDING
         assert after.refundable_amount == Money.of("3000", "XOF"), "its amount stays reserved"

@@ -323,11 +323,15 @@ def _not_found(change: Change, update: ProviderUpdate) -> None:
     Expiring an open one would leave it payable there with no one told, and a call whose answer was lost would be
     read as never arrived, so the payment is flagged for an operator instead (the reaper leaves it to them)."""
     if lost_by_provider(update, change):
+        call = change.value("pending_call")
+        if change.status in fsm.OPEN:
+            then = "settle it with resolve_payment"
+        elif call is not None and call.refund_id is not None:
+            then = "settle its refund with resolve_refund"
+        else:  # its capture's or cancel's outcome waits for the provider's own word
+            then = "refresh it once the provider answers for it again"
         known: str = change.value("external_id")
-        message = (
-            f"the provider reports no record of {known}, its own id for this payment: check its account and keys, "
-            "then settle what it awaits (resolve_payment, resolve_refund)"
-        )
-        flag_once(change, ReviewReason.UNKNOWN_OUTCOME, "provider_lost_payment", message, unique=True)
+        message = f"the provider reports no record of {known}, its own id for this payment: check its account and keys"
+        flag_once(change, ReviewReason.UNKNOWN_OUTCOME, "provider_lost_payment", f"{message}, then {then}", unique=True)
     elif change.status in fsm.OPEN and change.can("expire"):
         change.fire("expire", message=update.message or "the provider has no record of this payment")
