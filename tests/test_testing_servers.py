@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -92,6 +94,19 @@ def test_a_started_server_accepts_connections_on_loopback_until_stopped() -> Non
     assert not server.running
     assert not directory.exists()
     assert not _connects(port)
+
+
+def test_a_server_killed_while_stalled_leaves_nothing_to_wake_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its stall's timer is cancelled with it: it would raise in its thread once the process is gone (or wake another
+    that got its pid), and hold the interpreter's exit until it fired."""
+    raised: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda hook: raised.append(hook.exc_value))
+    with ToyServer() as server:
+        server.stall(0.3)
+        server.kill()  # at once, stalled as it is
+        assert not server.running
+    time.sleep(0.6)  # when the stall would have ended
+    assert raised == []
 
 
 def test_a_killed_server_starts_again_on_the_same_port_without_preparing_again() -> None:

@@ -12,7 +12,16 @@ from urllib.parse import unquote
 from paycore.errors import ConfigurationError
 from paycore.wire import MAX_URL_LENGTH, InvalidReport, check_url, shown
 
-__all__ = ["SECRET_MARKERS", "Secret", "Settings", "hide_secrets", "read_seconds", "redact_url", "shown_setting"]
+__all__ = [
+    "SECRET_MARKERS",
+    "Secret",
+    "Settings",
+    "hide_secrets",
+    "kind_of_setting",
+    "read_seconds",
+    "redact_url",
+    "shown_setting",
+]
 
 SECRET_MARKERS: Final = (
     "secret",

@@ -18,6 +18,7 @@ fails the test saying why, it never skips it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -67,6 +68,13 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _resume(process: subprocess.Popen[bytes]) -> None:
+    """Let a stopped server process go on (``SIGCONT``), unless it has ended (its pid may be another's by then)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGCONT)
 
 
 def stop_process(process: subprocess.Popen[bytes] | None, how: signal.Signals, *, timeout: float) -> None:
@@ -121,6 +129,8 @@ class LoopbackServer:
         self._port = port
         self._process: subprocess.Popen[bytes] | None = None
         self._directory: Path | None = None
+        self._resume: threading.Timer | None = None
+        """The timer that lets a stalled server go on (:meth:`stall`)."""
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -144,9 +154,11 @@ class LoopbackServer:
         drops the requests of a client that gave up meanwhile)."""
         if self._process is None or self._process.poll() is not None:
             raise self.error(f"the {self.program} server is not running")
-        pid = self._process.pid
-        os.kill(pid, signal.SIGSTOP)
-        threading.Timer(seconds, lambda: os.kill(pid, signal.SIGCONT)).start()
+        process = self._process
+        os.kill(process.pid, signal.SIGSTOP)
+        self._resume = threading.Timer(seconds, _resume, (process,))
+        self._resume.daemon = True  # never holds the interpreter's exit
+        self._resume.start()
 
     @property
     def directory(self) -> Path:
@@ -209,6 +221,11 @@ class LoopbackServer:
 
     def _terminate(self, how: signal.Signals) -> None:
         process, self._process = self._process, None
+        resume, self._resume = self._resume, None
+        if resume is not None:  # a stalled server is let go first: it would hold its stop signal until then
+            resume.cancel()
+            if process is not None:
+                _resume(process)
         stop_process(process, how, timeout=self.stop_timeout)
 
     def kill(self) -> None:

@@ -16,6 +16,7 @@ Stripe account, or of a charge that is not paycore's, is acknowledged and change
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from paycore.disputes import DisputeUpdate
@@ -38,7 +39,7 @@ DISPUTE_EVENTS: Final = {
 def disputed_intent(event_type: str, dispute: Any) -> str | None:
     """The PaymentIntent a dispute event is about; ``None`` for another event, or a dispute of a charge without one
     (not paycore's: it makes every charge through a PaymentIntent)."""
-    if event_type not in DISPUTE_EVENTS or not isinstance(dispute, dict):
+    if event_type not in DISPUTE_EVENTS or not isinstance(dispute, Mapping):
         return None
     intent = dispute.get("payment_intent")
     return intent if isinstance(intent, str) and intent else None
@@ -49,7 +50,7 @@ def read_dispute(event_type: str, dispute: Any) -> ProviderUpdate | None:
 
     :class:`~paycore.wire.InvalidReport` when the Dispute is not one paycore can read.
     """
-    if not isinstance(dispute, dict) or dispute.get("object") != "dispute":
+    if not isinstance(dispute, Mapping) or dispute.get("object") != "dispute":
         raise InvalidReport(f"a {event_type} event must carry a Stripe dispute object")
     intent = disputed_intent(event_type, dispute)
     if intent is None:

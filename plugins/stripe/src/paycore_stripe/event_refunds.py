@@ -79,7 +79,7 @@ async def webhook_reports(
         intent_id = untrusted_refund(event, tenant=tenant)
         if intent_id is None:
             return updates
-        if intent is None or intent.get("id") != intent_id:
+        if intent_id != unmarked:  # not asked about above (asked, Stripe may have none: asked once)
             intent = await _asked(event, f"retrieving {intent_id}", retrieve_intent(intent_id))
         if intent is None or not of_paycore_and_tenant(intent.get("metadata"), tenant):
             return updates  # another system's or another tenant's intent: not found here

@@ -234,9 +234,8 @@ def elsewhere(event: StripeEvent, *, livemode: bool | None, account: str | None,
     sharing the Stripe account, or, for an intent or a Checkout Session (which paycore creates with its
     metadata), that names no paycore payment (another system's on the same account), is acknowledged and changes
     nothing: answered 404, Stripe would retry it for days, and may disable an endpoint that keeps failing. Read
-    anyway, a report about some other
-    intent that carries a copy of a payment's metadata would pay that payment. ``livemode`` ``None`` (a key
-    whose mode its prefix does not tell) leaves the mode unchecked.
+    anyway, a report about some other intent that carries a copy of a payment's metadata would pay that payment.
+    ``livemode`` ``None`` (a key whose mode its prefix does not tell) leaves the mode unchecked.
     """
     if livemode is not None and event.livemode is not None and event.livemode != livemode:
         return f"a {_mode(event.livemode)} event, and the API key is a {_mode(livemode)} key"

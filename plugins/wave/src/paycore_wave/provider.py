@@ -281,7 +281,9 @@ class WaveProvider(Provider):
         paycore cannot accept is :class:`~paycore.errors.MalformedWebhook`. A
         type paycore does not read (:data:`IGNORED_EVENT_TYPES`, or one Wave
         adds later) reports nothing: the delivery is acknowledged and changes
-        nothing, so Wave does not retry it.
+        nothing, so Wave does not retry it. So does a checkout event of a session
+        another system made on the account: its ``client_reference`` is not of
+        the shape of the ids paycore makes (:func:`paycore.keys.is_record_id`).
         """
         event = load_json_object(body, what="Wave webhook body")
         event_type, data = event.get("type"), event.get("data")
