@@ -374,8 +374,8 @@ class PaymentActions:
         inputs.check_payment_id(payment_id, tenant)
         # A key lives in the key space of its payment's tenant; another tenant named finds no payment (not its key).
         owner = tenant if tenant is not None or key is None else await self.writer.tenant_of(payment_id)
-        if key is not None and tenant is not None and self.writer.of_another_tenant(payment_id, tenant):
-            await self.writer.load(payment_id, tenant)  # raises PaymentNotFound, as for a payment that does not exist
+        if key is not None and tenant is not None:
+            self.writer.refuse_another_tenant(payment_id, tenant)  # as a payment that does not exist, nothing read
         result: T = await self.idempotency.run(
             operation=operation,
             scope=scope_of(owner),

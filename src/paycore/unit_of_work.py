@@ -84,7 +84,7 @@ class PaymentWriter:
         idempotency key's claim): the payment is taken from it instead of read again.
         """
         check_payment_id(payment_id, tenant)  # no payment has what is not an id: no store is asked
-        missing = PaymentNotFound(f"no payment {payment_id!r}" + (f" for tenant {tenant!r}" if tenant else ""))
+        missing = _not_visible(payment_id, tenant)
         if prefetched is not None:
             found = prefetched.get(payment_id)
             if found is None:
@@ -107,10 +107,12 @@ class PaymentWriter:
             tenants.clear()
         tenants[payment.id] = payment.tenant
 
-    def of_another_tenant(self, payment_id: str, tenant: str) -> bool:
-        """Whether payment ``payment_id`` is known to be of another tenant than ``tenant`` (nothing is read)."""
+    def refuse_another_tenant(self, payment_id: str, tenant: str) -> None:
+        """Raise :class:`PaymentNotFound`, as :meth:`load` would, when payment ``payment_id`` is known to be of another
+        tenant than ``tenant``; nothing is read (a payment not met yet is left to the load that reads it)."""
         tenants = self._tenants
-        return payment_id in tenants and tenants[payment_id] != tenant
+        if payment_id in tenants and tenants[payment_id] != tenant:
+            raise _not_visible(payment_id, tenant)
 
     async def tenant_of(self, payment_id: str) -> str | None:
         """The tenant of payment ``payment_id`` (``None``: it has none); :class:`PaymentNotFound` if there is no
@@ -318,3 +320,8 @@ def _write(
     completion = complete(updated) if complete is not None else None
     receipts = (receipt,) if receipt is not None else ()
     return _payment_write(payment=updated, events=events, receipts=receipts, completion=completion)
+
+
+def _not_visible(payment_id: str, tenant: str | None) -> PaymentNotFound:
+    """The error of a payment that does not exist, or is not ``tenant``'s: the same for both."""
+    return PaymentNotFound(f"no payment {payment_id!r}" + (f" for tenant {tenant!r}" if tenant else ""))
