@@ -24,7 +24,7 @@ from paycore import Money, hookimpl
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import ProviderRegistrar
 from paycore.providers import Capabilities
-from paycore.records import Payment
+from paycore.records import Payment, ProviderUpdate
 from paycore.status import Outcome
 from paycore.testing.fake import FakeProvider
 from paycore.testing.postgres import PostgresServer, scratch_databases, session_server
@@ -165,3 +165,20 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """The URL of a new, migrated PostgreSQL database of this test only; dropped afterwards."""
     with scratch_databases(postgres_server, template=POSTGRES_TEMPLATE) as make:
         yield make()
+
+
+def alter_reports(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, alter: Callable[[ProviderUpdate], ProviderUpdate]
+) -> None:
+    """Make ``fake``'s webhooks and polls report what ``alter`` makes of each of their reports: a provider that says
+    more (a dispute), or names another object at it (a second checkout)."""
+    parse, check_status = fake.parse_webhook, fake.check_status
+
+    async def delivered(body: bytes, headers: Any) -> list[ProviderUpdate]:
+        return [alter(report) for report in await parse(body, headers)]
+
+    async def polled(payment: Payment) -> ProviderUpdate:
+        return alter(await check_status(payment))
+
+    monkeypatch.setattr(fake, "parse_webhook", delivered)
+    monkeypatch.setattr(fake, "check_status", polled)

@@ -14,6 +14,8 @@ from paycore.status import Outcome, PaymentStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 from paycore.wire import InvalidReport
 
+from .conftest import alter_reports
+
 pytestmark = pytest.mark.anyio
 
 XOF_5000 = Money.of("5000", "XOF")
@@ -27,16 +29,7 @@ async def _paid(flow: PaymentFlow, fake: FakeProvider) -> Payment:
 
 def _reporting(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, disputes: list[DisputeUpdate]) -> None:
     """The fake provider's webhooks and polls carry ``disputes[0]`` (the dispute as it stands now)."""
-    parse, check_status = fake.parse_webhook, fake.check_status
-
-    async def delivered(body: bytes, headers: Any) -> list[ProviderUpdate]:
-        return [attrs.evolve(report, dispute=disputes[0]) for report in await parse(body, headers)]
-
-    async def polled(payment: Payment) -> ProviderUpdate:
-        return attrs.evolve(await check_status(payment), dispute=disputes[0])
-
-    monkeypatch.setattr(fake, "parse_webhook", delivered)
-    monkeypatch.setattr(fake, "check_status", polled)
+    alter_reports(fake, monkeypatch, lambda report: attrs.evolve(report, dispute=disputes[0]))
 
 
 async def test_a_dispute_is_told_once_per_state_and_changes_no_amount(

@@ -24,6 +24,8 @@ from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 
+from .conftest import alter_reports
+
 pytestmark = pytest.mark.anyio
 
 XOF_5000 = Money.of("5000", "XOF")
@@ -457,16 +459,8 @@ async def test_a_report_of_another_object_at_a_provider_with_one_id_per_payment_
     payment = await _pending(flow, fake, "o-1")
     assert payment.external_id is not None
     monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, one_id_per_payment=True))
-    parse, check_status = fake.parse_webhook, fake.check_status
-
-    async def delivered(body: bytes, headers: Any) -> list[ProviderUpdate]:
-        return [attrs.evolve(report, external_id="fk_second_checkout") for report in await parse(body, headers)]
-
-    async def polled(asked: Payment) -> ProviderUpdate:
-        return attrs.evolve(await check_status(asked), external_id="fk_second_checkout")
-
-    monkeypatch.setattr(fake, "parse_webhook", delivered)
-    monkeypatch.setattr(fake, "check_status", polled)
+    parse = fake.parse_webhook
+    alter_reports(fake, monkeypatch, lambda report: attrs.evolve(report, external_id="fk_second_checkout"))
     fake.settle(payment.id, Outcome.SUCCEEDED)
     with pytest.raises(MalformedWebhook, match="fk_second_checkout"):  # at the door: refused, nothing changes
         await _deliver(flow, fake, payment.id)
@@ -493,16 +487,7 @@ async def test_a_report_of_another_object_of_a_kind_the_payment_holds_is_not_rec
     assert payment.external_id is not None
     assert payment.external_id.startswith("fk_")
     monkeypatch.setattr(fake, "capabilities", attrs.evolve(fake.capabilities, one_id_per_kind=True))
-    parse, check_status = fake.parse_webhook, fake.check_status
-
-    async def delivered(body: bytes, headers: Any) -> list[ProviderUpdate]:
-        return [attrs.evolve(report, external_id=reported) for report in await parse(body, headers)]
-
-    async def polled(asked: Payment) -> ProviderUpdate:
-        return attrs.evolve(await check_status(asked), external_id=reported)
-
-    monkeypatch.setattr(fake, "parse_webhook", delivered)
-    monkeypatch.setattr(fake, "check_status", polled)
+    alter_reports(fake, monkeypatch, lambda report: attrs.evolve(report, external_id=reported))
     fake.settle(payment.id, Outcome.SUCCEEDED)
     if not foreign:  # another kind of id (a checkout session of the intent), or one of no kind: recorded
         paid = await _deliver(flow, fake, payment.id)
