@@ -79,3 +79,30 @@ def test_serve_runs_the_gateway_with_the_arguments_it_accepts(
     assert (call["host"], call["port"], gateway.retry.attempts, gateway.timeout_delay) == ("localhost", 65535, 1, 0.0)
     assert gateway.webhook_url == "https://shop.example/hooks"
     assert "dummy gateway on http://localhost:65535" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("separator", [" ", ",", ", "])
+@pytest.mark.parametrize("given_in", ["option", "environment"])
+def test_serve_signs_with_every_secret_of_a_rotation_written_as_the_providers_webhook_secret(
+    served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, separator: str, given_in: str
+) -> None:
+    """The old and new secrets in one value (as the provider's ``webhook_secret`` takes them) were read as one
+    secret and refused as "not valid base64", so a rotation could not be given through the environment."""
+    import paycore_dummy.cli
+
+    built: list[object] = []
+
+    def gateway(**settings: Any) -> DummyGateway:
+        built.append(settings["webhook_secrets"])
+        return DummyGateway(**settings)
+
+    monkeypatch.setattr(paycore_dummy.cli, "DummyGateway", gateway)
+    rotated_in = generate_secret()
+    both = f"{SECRET}{separator}{rotated_in}"
+    if given_in == "environment":
+        monkeypatch.setenv("PAYCORE_DUMMY_WEBHOOK_SECRET", both)
+        assert main(["dummy", "serve", "--api-key", "sk_test_cli_0123"]) == 0
+    else:
+        assert main(["dummy", "serve", "--api-key", "sk_test_cli_0123", "--webhook-secret", both]) == 0
+    assert built == [[SECRET, rotated_in]]
+    assert len(served) == 1

@@ -22,7 +22,7 @@ from paycore.secrets import redact_url
 from paycore.wire import shown
 from paycore_dummy.delivery import RetryPolicy
 from paycore_dummy.gateway import DummyGateway
-from paycore_dummy.signing import generate_secret
+from paycore_dummy.signing import generate_secret, secret_texts
 
 __all__ = ["configure", "run"]
 
@@ -46,8 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--webhook-secret",
         action="append",
         default=None,
-        help="whsec_ secret webhooks are signed with; repeat while rotating "
-        "(default: $PAYCORE_DUMMY_WEBHOOK_SECRET, else a fresh one)",
+        help="whsec_ secret webhooks are signed with; while rotating, repeat it or give several separated by "
+        "spaces or commas, as the provider's webhook_secret (default: $PAYCORE_DUMMY_WEBHOOK_SECRET, same form, "
+        "else a fresh one)",
     )
     serve.add_argument("--webhook-url", default=None, help="where webhooks go when a payment names no URL")
     serve.add_argument("--attempts", type=int, default=6, help="webhook delivery attempts (default 6)")
@@ -65,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     env_secret = os.environ.get("PAYCORE_DUMMY_WEBHOOK_SECRET")
     made_key = not args.api_key
-    made_secret = not (args.webhook_secret or env_secret)
     api_key = args.api_key or "sk_test_" + generate_secret()[len("whsec_") :][:24]
-    secrets = args.webhook_secret or [env_secret or generate_secret()]
+    # The option and the variable take the provider's webhook_secret form: several secrets, spaces or commas between.
+    given = [secret for value in args.webhook_secret or [env_secret or ""] for secret in secret_texts(value)]
+    made_secret = not given
+    secrets = given or [generate_secret()]
     gateway = DummyGateway(
         api_key=api_key,
         webhook_secrets=secrets,
