@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -415,3 +417,32 @@ def test_a_provider_that_does_not_say_which_settings_it_reads_takes_any() -> Non
         config, plugins=[paycore.testing.fake, paycore_memory.plugin, Registers()], entry_points=False, environ={}
     )
     assert flow.provider("p").settings["anything"] == 1
+
+
+def _raises_here() -> Any:
+    raise OSError("no clock source")
+
+
+@pytest.mark.parametrize(
+    ("clock", "refusal"),
+    [
+        (datetime.now, "it gave a naive datetime"),
+        (time.time, "it gave a float"),
+        (_raises_here, "the flow's clock failed when read: OSError: no clock source"),
+    ],
+)
+def test_a_clock_giving_no_timezone_aware_time_is_refused_when_the_flow_is_built(
+    clock: Callable[[], Any], refusal: str
+) -> None:
+    """``clock=datetime.now`` was taken: one store refused each payment's time as the caller's bad input, another
+    kept it and a listing then failed comparing naive and aware times; ``clock=time.time`` failed each operation
+    with a bare TypeError."""
+    with pytest.raises(ConfigurationError, match="clock") as refused:
+        PaymentFlow.from_config(
+            {"providers": {"fake": FAKE}},
+            plugins=[paycore.testing.fake, paycore_memory.plugin],
+            entry_points=False,
+            environ={},
+            clock=clock,
+        )
+    assert refusal in str(refused.value)

@@ -286,3 +286,60 @@ async def test_a_flagged_open_payment_whose_answer_was_lost_still_has_it_settled
     clock.advance(hours=2)  # stale too: the open pass leaves it to the operator, the lost answers' pass settles it
     (settled,) = await flow.expire_stale(HOUR)
     assert (settled.id, settled.status, settled.pending_call) == (payment.id, PaymentStatus.CANCELED, None)
+
+
+async def test_a_call_in_flight_stays_its_owners_when_the_wall_clock_steps_forward(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NTP stepping the clock forward by days (a resumed virtual machine) while a create's answer travels: the
+    reaper took the call's lease for run out, polled, cancelled a 0.1 s old payment and expired it, and the
+    create returned "expired" with a redirect to the checkout just cancelled."""
+    import anyio
+
+    fake.script("initiate", "pending")
+    initiate, sent = fake.initiate, anyio.Event()
+
+    async def travelling(payment: Payment) -> Any:
+        answer = await initiate(payment)
+        sent.set()
+        await anyio.sleep(0.1)  # the answer on its way back
+        return answer
+
+    monkeypatch.setattr(fake, "initiate", travelling)
+    reaped: list[Payment] = []
+    async with anyio.create_task_group() as tasks:
+
+        async def reaper() -> None:
+            await sent.wait()
+            clock.advance(days=2)
+            reaped.extend(await flow.expire_stale(HOUR))
+
+        tasks.start_soon(reaper)
+        checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+    assert reaped == []
+    assert [operation for operation, _ in fake.calls] == ["initiate"], "no poll, no cancel while its owner awaits"
+    assert checkout.payment.status is PaymentStatus.PROCESSING
+    assert checkout.action is not None
+    assert checkout.action.url == f"https://fake.invalid/pay/{fake.ledger[checkout.payment.id].external_id}"
+    clock.advance(days=2)  # its answer written, the payment is the reaper's like any other once stale
+    (expired,) = await flow.expire_stale(HOUR)
+    assert expired.status is PaymentStatus.EXPIRED
+
+
+async def test_a_create_whose_payment_ended_while_its_answer_travelled_returns_no_action(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer with a page to pay, recorded on a payment already ended: the shop was sent the customer to a
+    checkout nothing waits on."""
+    from paycore.records import NextAction, ProviderUpdate
+    from paycore.status import Outcome
+
+    async def failed_with_a_page(payment: Payment) -> ProviderUpdate:
+        fake.calls.append(("initiate", payment.id))
+        page = NextAction("redirect", url="https://fake.invalid/pay/late")
+        return ProviderUpdate(outcome=Outcome.FAILED, external_id="fk_late", next_action=page)
+
+    monkeypatch.setattr(fake, "initiate", failed_with_a_page)
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+    assert checkout.payment.status is PaymentStatus.FAILED
+    assert checkout.action is None

@@ -1,11 +1,10 @@
 """``PaymentActions``: create, capture, cancel and refund, each an idempotent provider call.
 
-Each action runs at most once per idempotency key (:mod:`paycore.idempotency`), settles any earlier
-call of the payment first, checks the operation's rules (:mod:`paycore.operations`), writes its
-provider call down, sends it and settles it with the answer (:mod:`paycore.provider_calls`). Records
-created under a key get ids bound to it, so a retried or taken-over request finds what its first
-attempt stored instead of making a second payment or refund. :class:`~paycore.flow.PaymentFlow`
-offers them as its own methods.
+Each action runs at most once per idempotency key (:mod:`paycore.idempotency`), settles any earlier call of
+the payment first, checks the operation's rules (:mod:`paycore.operations`), writes its provider call down,
+sends it and settles it with the answer (:mod:`paycore.provider_calls`). Records created under a key get ids
+bound to it, so a retried or taken-over request finds what its first attempt stored instead of making a
+second payment or refund. :class:`~paycore.flow.PaymentFlow` offers them as its own methods.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from paycore import inputs, operations, serialization
 from paycore.calls import CallOperation, ProviderCall
 from paycore.changes import Change
 from paycore.errors import FlowClosed, IdempotencyKeyReused, PaymentBusy
-from paycore.fsm import allowed
+from paycore.fsm import OPEN, allowed
 from paycore.hookcalls import validate_payment
 from paycore.idempotency import IdempotentRunner
 from paycore.keys import KeyBinding, call_id_of, call_ids_of, scope_of
@@ -203,7 +202,8 @@ class PaymentActions:
             call,
             answer,
             chosen,
-            lambda finished: Checkout(finished, action or finished.next_action),
+            # An action only for a payment still open: one a reaper ended meanwhile has nowhere to send the customer.
+            lambda finished: Checkout(finished, action or finished.next_action if finished.status in OPEN else None),
             known=payment,
             binding=binding,
         )

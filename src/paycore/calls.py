@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import binascii
 import os
+import time
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -41,7 +42,7 @@ from paycore.builders import compile_builder
 from paycore.errors import PaymentBusy
 from paycore.money import Money
 
-__all__ = ["CallOperation", "CallState", "ProviderCall", "Unknown", "new_call_id", "random_token"]
+__all__ = ["CallOperation", "CallState", "HeldCalls", "ProviderCall", "Unknown", "new_call_id", "random_token"]
 
 
 class CallOperation(StrEnum):
@@ -174,3 +175,46 @@ class Unknown:
     provider settles it now."""
 
     reason: str
+
+
+class HeldCalls:
+    """The calls this process wrote down and still awaits the answer of, each until its lease ends by the
+    monotonic clock.
+
+    A call's lease is kept in wall-clock time, which other processes read too; but a wall clock may step
+    forward (NTP correcting it, a virtual machine resumed) while a request travels. Within the process that
+    sent it, the call stays its owner's for its whole lease, measured by a clock that never steps: no reaper,
+    poll or operator of this process takes it up meanwhile. The owner lets it go (:meth:`release`) once its
+    answer, or the lack of one, is being written.
+    """
+
+    __slots__ = ("_limit", "_seconds", "_until")
+
+    def __init__(self, lease: timedelta) -> None:
+        self._seconds = lease.total_seconds()
+        self._until: dict[tuple[str, datetime], float] = {}  # a call (its id, when written) to its lease's end
+        self._limit = 1024
+
+    def hold(self, call: ProviderCall) -> ProviderCall:
+        """Hold ``call`` from now to its lease's end; ``call`` itself."""
+        until, now = self._until, time.monotonic()
+        if len(until) >= self._limit:  # the calls whose owners failed before letting go, once their lease ended
+            for held in [held for held, ends in until.items() if ends <= now]:
+                del until[held]
+            self._limit = max(1024, 2 * len(until))
+        until[call.id, call.started_at] = now + self._seconds
+        return call
+
+    def holds(self, call: ProviderCall) -> bool:
+        """True while this process awaits ``call``'s answer and its lease has not run out by the monotonic clock."""
+        ends = self._until.get((call.id, call.started_at))
+        return ends is not None and time.monotonic() < ends
+
+    def in_flight(self, call: ProviderCall, now: datetime) -> bool:
+        """True while ``call``'s owner talks to the provider: by its lease (:meth:`ProviderCall.in_flight`), or as
+        this process awaits it (:meth:`holds`)."""
+        return call.in_flight(now) or self.holds(call)
+
+    def release(self, call: ProviderCall) -> None:
+        """Let ``call`` go: its owner is writing what came of it (or undoing it)."""
+        self._until.pop((call.id, call.started_at), None)

@@ -9,11 +9,31 @@ the records.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-__all__ = ["utcnow"]
+__all__ = ["checked_clock", "utcnow"]
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def checked_clock(clock: Callable[[], datetime]) -> Callable[[], datetime]:
+    """``clock`` itself, once a reading of it is a timezone-aware datetime; else a
+    :class:`~paycore.errors.ConfigurationError`. A naive time (``datetime.now``) would be refused as a caller's
+    bad input by one store, kept by another and then compared with aware ones; a number (``time.time``) fails
+    deep inside the first operation."""
+    from paycore.errors import ConfigurationError
+
+    try:
+        now = clock()
+    except Exception as error:
+        raise ConfigurationError(f"the flow's clock failed when read: {type(error).__name__}: {error}") from None
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        what = "a naive datetime" if isinstance(now, datetime) else f"a {type(now).__name__}"
+        raise ConfigurationError(
+            f"the flow's clock must give a timezone-aware datetime, such as datetime.now(UTC); it gave {what}"
+        )
+    return clock

@@ -29,6 +29,7 @@ from paycore.actions import PaymentActions
 from paycore.assembly import Parts, assemble, build_providers
 from paycore.calls import ProviderCall
 from paycore.changes import Change
+from paycore.clock import checked_clock
 from paycore.config import PaycoreConfig, load_config
 from paycore.errors import (
     InvalidTransition,
@@ -77,7 +78,7 @@ class FlowParts(PaymentActions):
     ) -> None:
         self.plugin_manager = plugin_manager
         self.repository = repository
-        self._clock = clock
+        self._clock = clock = checked_clock(clock)
         self.in_flight = InFlight()
         """The operations under way (:mod:`paycore.in_flight`): closing the flow lets them finish first."""
         self._drain_seconds = config.idempotency_lease
@@ -238,7 +239,7 @@ class FlowParts(PaymentActions):
                 raise InvalidTransition(f"refund {refund_id} is {refund.status.value}: only a pending one is resolved")
             call, now = payment.pending_call, self.now()
             ours = call is not None and call.refund_id == refund_id
-            if ours and call is not None and call.in_flight(now):
+            if ours and call is not None and self.calls.held.in_flight(call, now):
                 raise PaymentBusy(
                     f"payment {payment_id}: the call of refund {refund_id} is in flight; its answer settles it"
                 )
@@ -296,7 +297,7 @@ class FlowParts(PaymentActions):
     def _check_call_ended(self, payment: Payment, call: ProviderCall, now: datetime) -> None:
         """Refuse an operator's word on a payment whose last provider call may still act: in flight, or its request
         still able to reach the provider (a cancel arriving after "paid" would take the money back)."""
-        if call.in_flight(now):
+        if self.calls.held.in_flight(call, now):
             raise PaymentBusy(
                 f"payment {payment.id}: its {call.operation.value} call is in flight; its answer settles it"
             )

@@ -12,8 +12,9 @@ The rules of a call's life are in :mod:`paycore.calls`; this module runs them:
 4. :meth:`ProviderCalls.settle` runs before any new operation: a call in flight refuses it, an unknown (or
    abandoned) call is settled by asking the provider, never by sending again.
 
-Polls and webhooks are reports: :func:`~paycore.settling.apply_under_call` applies one under the call's
-rules, and :meth:`ProviderCalls.poll` asks for one.
+Polls and webhooks are reports: :func:`~paycore.settling.apply_under_call` applies one under the call's rules, and
+:meth:`ProviderCalls.poll` asks for one. Within this process, a call is its owner's until its lease ends by the
+monotonic clock too (:class:`~paycore.calls.HeldCalls`): a wall clock stepping forward hands no call in flight over.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import anyio.lowlevel
 
 from paycore import errors
 from paycore.awaiting import run_shielded, run_to_end, within
-from paycore.calls import CallOperation, ProviderCall, Unknown
+from paycore.calls import CallOperation, HeldCalls, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
 from paycore.logs import guarded_logger
@@ -39,7 +40,7 @@ from paycore.observability import Observation, log_failure, observe_provider_cal
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import NOT_SENT, fail_refund
-from paycore.settling import abandoned, apply_answer, apply_poll
+from paycore.settling import abandoned, apply_answer, apply_poll, asks_again
 from paycore.unit_of_work import PaymentWriter
 from paycore.wire import InvalidReport
 
@@ -63,10 +64,10 @@ class ProviderCalls:
     """Writes provider calls down, sends them, settles them; see the module docstring."""
 
     def __init__(self, writer: PaymentWriter, *, timeout: float, lease: float, clock: Callable[[], datetime]) -> None:
-        self.writer = writer
+        self.writer, self.clock = writer, clock
         self.timeout, self.answered_within = timeout, timedelta(seconds=timeout)
         self.lease = timedelta(seconds=lease)
-        self.clock = clock
+        self.held = HeldCalls(self.lease)  # the calls of this process whose answer it awaits, by a steady clock
 
     # -- the owner's side -----------------------------------------------------------------
 
@@ -81,9 +82,8 @@ class ProviderCalls:
         call_id: str | None = None,
     ) -> ProviderCall:
         """A new call of ``operation``, owned for the configured lease from ``now``."""
-        return ProviderCall.start(
-            operation, now=now, lease=self.lease, amount=amount, refund_id=refund_id, cause=cause, call_id=call_id
-        )
+        started = partial(ProviderCall.start, amount=amount, refund_id=refund_id, cause=cause, call_id=call_id)
+        return self.held.hold(started(operation, now=now, lease=self.lease))
 
     async def begin(
         self,
@@ -215,6 +215,7 @@ class ProviderCalls:
             raise
         except anyio.get_cancelled_exc_class():
             if call is not None:  # no one will hear its answer now: unknown, settled by asking, never sent again
+                self.held.release(call)
                 with anyio.CancelScope(shield=True), suppress(errors.PaycoreError):  # else in flight to its lease end
                     await self.writer.mutate(payment.id, partial(abandoned, call, self.clock(), lists))
             raise
@@ -225,6 +226,10 @@ class ProviderCalls:
         except Exception as error:
             log.exception("provider %r failed during %s of %s", payment.provider, what, payment.id)
             reason = f"the provider call failed: {type(error).__name__}"
+        except BaseException:  # the process is going (an interrupt, an exit): no one here awaits the answer now
+            if call is not None:
+                self.held.release(call)
+            raise
         if seen is not None:
             seen.unknown()
         log.warning("outcome of %s of payment %s is unknown: %s", what, payment.id, reason)
@@ -245,14 +250,14 @@ class ProviderCalls:
         If someone settled the call meanwhile (its lease had run out), the answer is applied as any report would be,
         and the payment's current call is left alone. ``known`` is the payment as the call was written down (see
         :meth:`PaymentWriter.mutate`); ``complete`` gives the idempotency key the write completes (:meth:`conclude`)."""
-
+        self.held.release(call)
         build = partial(apply_answer, call=call, answer=answer, capabilities=provider.capabilities, clock=self.clock)
         try:
             finished = await self.writer.record(payment_id, build, call, self.clock, known=known, complete=complete)
         except Exception:  # a cancellation is not logged: the write ends anyway (conclude's run_shielded)
             log.error("could not record the answer to %s of payment %s", call.operation.value, payment_id)
             raise
-        if _asks_again(finished, call, answer):
+        if asks_again(finished, call, answer):
             # The answer named no amount: ask the provider for the amounts before anything else.
             finished = await self.settle_if_possible(finished, provider)
         return finished
@@ -285,7 +290,7 @@ class ProviderCalls:
 
         def complete(written: Payment) -> KeyCompletion | None:
             nonlocal last
-            if _asks_again(written, call, answer):
+            if asks_again(written, call, answer):
                 return None
             last = (written, result(written))
             return completer.completing(last[1])
@@ -298,12 +303,13 @@ class ProviderCalls:
 
     def past_arriving(self, call: ProviderCall) -> bool:
         """True once no request of ``call`` can reach the provider: its lease ran out a timeout ago (clocks differ)."""
-        return call.lease_ran_out(self.clock() - self.answered_within)
+        return not self.held.holds(call) and call.lease_ran_out(self.clock() - self.answered_within)
 
     async def undo(self, payment_id: str, call: ProviderCall, *, known: Payment | None = None) -> bool:
         """Undo a written-down call whose request never left: nothing happened. False if the payment no longer
         carries that very call (someone settled it, or a retry under its key wrote its own, of the same id)."""
         undone = False
+        self.held.release(call)
 
         def build(payment: Payment) -> Change | None:
             nonlocal undone
@@ -340,7 +346,7 @@ class ProviderCalls:
         call = payment.pending_call
         if call is None:
             return payment
-        if call.in_flight(self.clock()):
+        if self.held.in_flight(call, self.clock()):
             raise call.busy(payment.id)
         if not provider.capabilities.polling:
             raise ProviderOutcomeUnknown(
@@ -392,9 +398,3 @@ class ProviderCalls:
             resending_create=resending_create,
         )
         return await self.writer.record(payment.id, build, None, self.clock, known=payment, cause=cause), answer
-
-
-def _asks_again(payment: Payment, call: ProviderCall, answer: Answer) -> bool:
-    """True when the answer to ``call`` named no amount, so the provider is asked again at once."""
-    mine = payment.pending_call
-    return mine is not None and mine.id == call.id and mine.unknown and not isinstance(answer, Unknown)

@@ -363,7 +363,7 @@ class Reaper:
             return None
         if payment.needs_review and payment.review_reason is ReviewReason.UNKNOWN_OUTCOME:
             return None
-        if payment.pending_call is not None and payment.pending_call.in_flight(self.clock()):
+        if payment.pending_call is not None and self.calls.held.in_flight(payment.pending_call, self.clock()):
             return None  # its owner is talking to the provider right now: nothing is unknown yet
         change = Change(payment, cause="reaper", now=self.clock())
         change.flag(ReviewReason.UNKNOWN_OUTCOME, message)

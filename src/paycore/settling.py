@@ -35,6 +35,7 @@ __all__ = [
     "apply_answer",
     "apply_poll",
     "apply_under_call",
+    "asks_again",
     "capture_of",
     "create_reached",
     "fail_omitted_refund",
@@ -322,3 +323,10 @@ def mark_unknown(change: Change, call: ProviderCall, reason: str) -> None:
         return
     change.set(pending_call=evolve(call, state=CallState.UNKNOWN, reason=reason))
     change.event("provider_call_unknown", refund_id=call.refund_id, message=f"{call.operation.value}: {reason}")
+
+
+def asks_again(payment: Payment, call: ProviderCall, answer: ProviderUpdate | Unknown) -> bool:
+    """True when the answer to ``call`` named no amount (its owner wrote the call down unknown): the provider is
+    asked again at once."""
+    mine = payment.pending_call
+    return mine is not None and mine.id == call.id and mine.unknown and not isinstance(answer, Unknown)
