@@ -478,3 +478,53 @@ async def test_a_poll_that_read_the_books_before_a_retried_create_was_sent_again
     fake.settle(stored.id, Outcome.SUCCEEDED)
     (paid,) = await flow.handle_webhook("fake", *fake.webhook(stored.id))
     assert (paid.status, paid.needs_review) == (PaymentStatus.SUCCEEDED, False)
+
+
+@pytest.mark.parametrize("operation", ["create", "capture", "refund"])
+async def test_a_providers_answer_whose_first_write_meets_a_lost_connection_is_written_on_a_fresh_one(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """A database restarted while the provider answered: the answer's write failed, and the call stayed in
+    flight for its whole lease (every retry of the payment's operations "busy" for two minutes)."""
+    from paycore.errors import StorageUnavailable
+    from paycore.storage import UpdatingRepository
+
+    repository = flow.repository
+    assert isinstance(repository, UpdatingRepository)
+    update, answered = repository.update, []
+
+    async def first_write_after_an_answer_fails(*args: Any, **kwargs: Any) -> Any:
+        if answered and answered.pop():
+            raise StorageUnavailable("database: the connection was lost (server restarted)")
+        return await update(*args, **kwargs)
+
+    def answering(method: str) -> None:
+        original = getattr(fake, method)
+
+        async def answer(*args: Any) -> Any:
+            result = await original(*args)
+            answered.append(True)
+            return result
+
+        monkeypatch.setattr(fake, method, answer)
+
+    monkeypatch.setattr(repository, "update", first_write_after_an_answer_fails)
+    if operation == "create":
+        answering("initiate")
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+        assert payment.status is PaymentStatus.SUCCEEDED
+    elif operation == "capture":
+        held = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", capture=False)).payment
+        answering("capture")
+        payment = await flow.capture(held.id)
+        assert payment.captured_amount == XOF_5000
+    else:
+        paid = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")).payment
+        answering("refund")
+        refund = await flow.refund(paid.id, amount=Money.of("1000", "XOF"))
+        assert refund.status is RefundStatus.SUCCEEDED
+        payment = await flow.get_payment(paid.id)
+    assert answered == []  # the failing write was met
+    stored = await flow.get_payment(payment.id)
+    assert stored.pending_call is None
+    assert not stored.needs_review

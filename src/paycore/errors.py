@@ -170,7 +170,8 @@ class StorageError(PaycoreError):
 
 
 class StorageUnavailable(StorageError):
-    """The storage backend cannot be reached; nothing was committed."""
+    """The storage backend cannot be reached; the write that met it was not committed (an operation's earlier
+    writes, such as its provider call written down before sending, may have been)."""
 
 
 class FlowClosed(PaycoreError):

@@ -23,7 +23,14 @@ from attrs import evolve, frozen
 from paycore.builders import compile_builder
 from paycore.calls import ProviderCall
 from paycore.changes import Change
-from paycore.errors import ConcurrentUpdate, DuplicateExternalId, PaycoreError, PaymentNotFound, ProviderOutcomeUnknown
+from paycore.errors import (
+    ConcurrentUpdate,
+    DuplicateExternalId,
+    PaycoreError,
+    PaymentNotFound,
+    ProviderOutcomeUnknown,
+    StorageUnavailable,
+)
 from paycore.hookcalls import notify_observers
 from paycore.inputs import check_payment_id
 from paycore.records import Payment, PaymentEvent, WebhookReceipt
@@ -204,9 +211,15 @@ class PaymentWriter:
 
         When the store refuses it for a reference another payment holds (:class:`~paycore.errors.DuplicateExternalId`),
         nothing of it is kept: the payment is flagged and ``call`` marked unknown instead
-        (:func:`~paycore.settling.held_by_another`), and :class:`~paycore.errors.ProviderOutcomeUnknown` is raised."""
+        (:func:`~paycore.settling.held_by_another`), and :class:`~paycore.errors.ProviderOutcomeUnknown` is raised.
+        A write the store could not make (:class:`~paycore.errors.StorageUnavailable`: a connection lost as a
+        database restarted) is made once more, on a fresh connection: the provider has answered, and an answer lost
+        here would leave its call in flight, refusing the payment's every operation, until its lease ends."""
         try:
-            return await self.mutate(payment_id, build, **write)
+            try:
+                return await self.mutate(payment_id, build, **write)
+            except StorageUnavailable:
+                return await self.mutate(payment_id, build, **write)
         except DuplicateExternalId as error:
             message = f"the provider's report gave a reference another payment holds ({error})"
             await self.mutate(payment_id, partial(held_by_another, call, message, now=clock(), cause=cause))
