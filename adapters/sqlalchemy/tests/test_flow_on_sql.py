@@ -93,3 +93,37 @@ async def test_a_closed_repository_opens_no_connection_again(database_url: str) 
         await repository.get("pay_none")
     assert engine.pool.checkedout() == 0
     assert engine.pool.checkedin() == 0, "no connection was taken from the disposed engine"
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+async def test_a_sqlite_file_removed_or_replaced_under_an_open_flow_is_written_to_no_more(
+    tmp_path: Path, how: str
+) -> None:
+    """In WAL mode SQLite goes on writing a file unlinked under it: every later payment was acknowledged, read
+    back, and gone once the process ended (a new flow found an empty database, or never read a restored one)."""
+    import os
+    import shutil
+
+    path, backup = tmp_path / "pos.db", tmp_path / "backup.db"
+    xof = Money.of("5000", "XOF")
+    async with PaymentFlow.from_config(_config(f"sqlite:///{backup}"), plugins=[paycore.testing.fake]) as flow:
+        restored = (await flow.create_payment(amount=xof, provider="fake", order_id="restored")).payment
+    async with PaymentFlow.from_config(_config(f"sqlite:///{path}"), plugins=[paycore.testing.fake]) as flow:
+        kept = (await flow.create_payment(amount=xof, provider="fake", order_id="kept")).payment
+        for suffix in ("", "-wal", "-shm"):
+            os.remove(f"{path}{suffix}")  # a cleanup, or the first step of a restore
+        if how == "replaced":
+            shutil.copy(backup, path)
+        with pytest.raises(StorageUnavailable, match="removed or replaced"):
+            await flow.create_payment(amount=xof, provider="fake", order_id="lost")
+        if how == "removed":  # nothing to write to: refused, never acknowledged
+            with pytest.raises(StorageUnavailable):
+                await flow.create_payment(amount=xof, provider="fake", order_id="lost again")
+        else:  # the file now in place is the one read and written
+            assert (await flow.get_payment(restored.id)).order_id == "restored"
+            made = (await flow.create_payment(amount=xof, provider="fake", order_id="after")).payment
+            with pytest.raises(PaymentNotFound):
+                await flow.get_payment(kept.id)
+    if how == "replaced":
+        async with PaymentFlow.from_config(_config(f"sqlite:///{path}"), plugins=[paycore.testing.fake]) as again:
+            assert (await again.get_payment(made.id)).order_id == "after"

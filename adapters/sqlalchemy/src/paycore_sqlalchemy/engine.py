@@ -11,6 +11,7 @@ one flow share it, and the last one to close disposes of it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ SQLITE_BUSY_TIMEOUT: Final = 30.0
 """Seconds a SQLite writer waits for the database lock before giving up."""
 
 _AUTOCOMMIT_LENT: Final = "paycore_autocommit_lent"
+_SQLITE_FILE: Final = "paycore_sqlite_file"
+"""A pooled SQLite connection's info key: the file it opened (its path, device and inode)."""
 """Key (in a pooled connection's ``info``) marking a driver connection :func:`use_autocommit` switched."""
 
 
@@ -157,6 +160,7 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
             if not memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
+                record.info[_SQLITE_FILE] = _file_of(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as error:  # "file is not a database": no unit of work could run on it
             raise StorageUnavailable(f"database {safe_url(engine.url)} failed: {error}") from error
@@ -168,10 +172,35 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
         # Straight to the driver: BEGIN is not a statement of the unit, and going through
         # exec_driver_sql cost a whole statement's execution context per transaction.
         begin = "BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITE_OPTION, False) else "BEGIN"
+        opened = connection.connection.info.get(_SQLITE_FILE)
+        if opened is not None and _file_identity(opened[0]) != opened[1:]:
+            # In WAL mode SQLite goes on reading and writing a file removed or replaced under it (a backup
+            # restored, a cleanup): whatever it wrote would be lost. This connection is done with.
+            connection.invalidate()
+            raise StorageUnavailable(
+                f"database {safe_url(engine.url)}: its file was removed or replaced while paycore had it open; "
+                "nothing was written to it (check the file, then retry)"
+            )
         try:
             connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]  # sqlite3's
         except connection.dialect.loaded_dbapi.Error as error:
             raise driver_error(connection, error, begin, ()) from error
+
+
+def _file_of(cursor: Any) -> tuple[str, int, int] | None:
+    """The file an SQLite connection opened (as SQLite resolved its path), with its device and inode."""
+    path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
+    identity = _file_identity(path) if path else None
+    return None if identity is None else (path, *identity)
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path`` now; ``None`` if there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def driver_error(
