@@ -105,3 +105,27 @@ def test_a_refused_flow_gives_back_its_share_of_the_database_engine(
 
     anyio.run(use, backend=anyio_backend)
     assert held() == [], "the good flow's close left the engine open"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", {"connect_timeout": "10", "keepalives_idle": "30", "tcp_user_timeout": "30000"}),
+        ("?connect_timeout=3&tcp_user_timeout=5000", {"connect_timeout": "3", "tcp_user_timeout": "5000"}),
+    ],
+)
+def test_postgresql_connections_time_out_on_a_silent_server_unless_the_url_says_otherwise(
+    postgres_url: str, query: str, expected: dict[str, str]
+) -> None:
+    """Without them a partitioned or frozen server held each unit of work, its worker thread and its pooled
+    connection for the operating system's TCP timeouts (minutes to hours), whatever the caller's deadline."""
+    from paycore_sqlalchemy import Database
+
+    assert "?" not in postgres_url
+    database = Database(postgres_url + query)
+    try:
+        parameters = database.run_sync(lambda connection: connection.connection.dbapi_connection.info.get_parameters())
+    finally:
+        database.close()
+    assert {name: parameters.get(name) for name in expected} == expected

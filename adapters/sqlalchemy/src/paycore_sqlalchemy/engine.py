@@ -46,6 +46,19 @@ SQLITE_BUSY_TIMEOUT: Final = 30.0
 """Seconds a SQLite writer waits for the database lock before giving up."""
 
 _AUTOCOMMIT_LENT: Final = "paycore_autocommit_lent"
+LIBPQ_DRIVERS: Final = frozenset({"psycopg", "psycopg2"})
+LIBPQ_TIMEOUTS: Final[Mapping[str, int]] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+"""libpq's connection settings a PostgreSQL URL gets unless it sets them itself: a server that does not answer
+a connection within 10 s, or leaves what was sent to it unacknowledged for 30 s (a partition, a host frozen),
+fails the unit of work (``StorageUnavailable``) instead of holding its worker thread and pooled connection for the
+operating system's TCP timeouts (minutes to hours). Over a Unix socket libpq ignores the TCP ones."""
 _SQLITE_FILE: Final = "paycore_sqlite_file"
 """A pooled SQLite connection's info key: the file it opened (its path, device and inode)."""
 """Key (in a pooled connection's ``info``) marking a driver connection :func:`use_autocommit` switched."""
@@ -97,6 +110,8 @@ def _create_engine(url: URL, options: Mapping[str, Any]) -> Engine:
             kwargs["poolclass"] = StaticPool
         kwargs["connect_args"] = connect_args
     else:
+        if url.get_driver_name() in LIBPQ_DRIVERS:
+            kwargs["connect_args"] = {k: v for k, v in LIBPQ_TIMEOUTS.items() if k not in url.query}
         kwargs["pool_size"] = int(options.get("pool_size", 10))
         kwargs["max_overflow"] = int(options.get("max_overflow", 10))
         kwargs["pool_pre_ping"] = bool(options.get("pool_pre_ping", False))
