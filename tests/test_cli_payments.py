@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -169,6 +170,19 @@ def test_report_prints_the_tenants_day(shop: Shop, capsys: pytest.CaptureFixture
     data = json_out(capsys)
     assert (data["payment_count"], data["refund_count"]) == (9, 2)
     assert data["captured"] == [{"currency": "XOF", "minor_units": 53500}]
+
+
+def test_report_of_a_day_not_begun_yet_is_refused_as_a_mistyped_date(
+    shop: Shop, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--day 2062-03-10`` (for 2026) printed an empty day and exited 0: the operator was told nothing."""
+    tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
+    assert shop.run("report", "--tenant", DEMO_TENANT, "--day", tomorrow, "--timezone", "Etc/GMT+12") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"paycore: error: day {tomorrow} has not begun yet in Etc/GMT+12 (today is ")
+    assert "check the date" in err
+    far_east = (utcnow() + timedelta(hours=14)).date().isoformat()  # already today at UTC+14
+    assert shop.run("report", "--tenant", DEMO_TENANT, "--day", far_east, "--timezone", "Pacific/Kiritimati") == 0
 
 
 def test_payments_list_pages_with_the_printed_cursor(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:

@@ -146,9 +146,13 @@ def _print_json(data: Any) -> None:
 
 
 async def _report(flow: PaymentFlow, args: argparse.Namespace) -> int:
-    from paycore.reports import day_report
+    from paycore.reports import day_report, day_window
 
-    report = await day_report(flow, tenant=args.tenant, day=args.day, timezone=args.timezone)
+    day, starts_at, _ = day_window(args.day, args.timezone)
+    if starts_at > flow.now():  # a mistyped year reads as an empty day
+        today = flow.now().astimezone(starts_at.tzinfo).date()
+        raise ValidationError(f"day {day} has not begun yet in {args.timezone} (today is {today}): check the date")
+    report = await day_report(flow, tenant=args.tenant, day=day, timezone=args.timezone)
     print(json.dumps(json.loads(report.to_json()), indent=2, sort_keys=True) if args.json else report.render())
     return 0
 
