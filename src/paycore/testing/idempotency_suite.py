@@ -212,6 +212,43 @@ class IdempotencyStoreConformance:
         with pytest.raises(IdempotencyInProgress):
             await idempotency_store.claim(scope="t:le-baobab", key="k1", fingerprint="f2", lease_seconds=LEASE)
 
+    @pytest.mark.parametrize(
+        ("ours", "theirs"),
+        [
+            (("t:a", "b:k"), ("t:a:b", "k")),
+            (("", "t:x:k"), ("t:x", "k")),
+            (("t/a", "b/k"), ("t/a/b", "k")),
+            (("t|a", "b|k"), ("t|a|b", "k")),
+            (("t", "a:b"), ("t:a", "b")),
+            (("t%3Aa", "k"), ("t:a", "k")),
+        ],
+        ids=["colon", "empty-scope", "slash", "pipe", "split-key", "escaped-colon"],
+    )
+    async def test_a_scope_and_key_that_join_to_the_same_text_are_two_independent_keys(
+        self, idempotency_store: IdempotencyStore, ours: tuple[str, str], theirs: tuple[str, str]
+    ) -> None:
+        """Tenant ``"shop"`` with key ``"x:1"`` is not tenant ``"shop:x"`` with key ``"1"``: a store that keys its
+        records by ``scope + separator + key`` (or escapes the separator alone) replays one tenant's payment to
+        the other. Both are taken, and each replays its own result."""
+        claims = []
+        for scope, key in (ours, theirs):
+            try:
+                claim = await idempotency_store.claim(scope=scope, key=key, fingerprint="f1", lease_seconds=LEASE)
+            except (IdempotencyInProgress, IdempotencyKeyReused) as error:
+                pytest.fail(f"(scope={scope!r}, key={key!r}) was refused ({type(error).__name__}): it is not another "
+                            f"scope's key, yet the store holds it as taken")  # fmt: skip
+            assert claim.token, f"(scope={scope!r}, key={key!r}) replayed another scope's result"
+            assert (claim.result, getattr(claim, "record", None)) == (None, None)
+            claims.append(claim)
+        for (scope, key), claim in zip((ours, theirs), claims, strict=True):
+            await idempotency_store.complete(scope=scope, key=key, token=claim.token or "",
+                                             result={"scope": scope, "key": key}, ttl_seconds=LEASE)  # fmt: skip
+        for scope, key in (ours, theirs):
+            replay = await idempotency_store.claim(scope=scope, key=key, fingerprint="f1", lease_seconds=LEASE)
+            assert (replay.token, replay.result) == (None, {"scope": scope, "key": key}), (
+                f"(scope={scope!r}, key={key!r}) replayed another scope's result"
+            )
+
     @pytest.mark.parametrize("kept_as", ["result", "record"])
     async def test_a_request_completed_in_one_scope_is_new_in_another(
         self, idempotency_store: IdempotencyStore, kept_as: str

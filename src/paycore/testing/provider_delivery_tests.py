@@ -258,7 +258,10 @@ class DeliveryTests(ProviderSuiteBase):
     async def test_a_call_with_an_unknown_outcome_is_settled_by_asking_never_by_sending_again(
         self, flow: PaymentFlow, amount: Money
     ) -> None:
+        """A payment whose creation lost its answer is settled by a poll, never created twice; where the gateway
+        holds it awaiting the customer (as it holds one started the same way), the poll leaves it unpaid."""
         self._require(flow, "polling", "the provider cannot be polled")
+        answered = await self.start_payment(flow, amount, "unknown-0")  # started the same way, its answer kept
         try:
             await self.make_next_call_unknown(flow)
         except NotImplementedError:
@@ -272,6 +275,14 @@ class DeliveryTests(ProviderSuiteBase):
             assert payment.pending_call.unknown
             refreshed = await flow.refresh(payment.id)
             assert refreshed.pending_call is None
+            if answered.status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING):
+                # the gateway holds this payment as it holds the other: awaiting the customer, unpaid
+                assert refreshed.status not in _PAID, (
+                    f"a poll made a payment the customer has not paid {refreshed.status.value}"
+                )
+                assert (refreshed.captured_amount, refreshed.authorized_amount) == (None, None), (
+                    "a poll recorded money for a payment the customer has not paid"
+                )
             with contextlib.suppress(ProviderError):
                 await self.start_payment(flow, amount, "unknown-1", idempotency_key="unknown-1")
         assert [operation for operation, _ in calls].count("initiate") == 1, (

@@ -13,6 +13,7 @@ from paycore.errors import (
 from paycore.flow import PaymentFlow
 from paycore.money import Money, currency_exponent
 from paycore.providers import Capabilities
+from paycore.records import Payment
 from paycore.secrets import SECRET_MARKERS
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.testing.provider_base import (
@@ -21,6 +22,9 @@ from paycore.testing.provider_base import (
 )
 
 __all__ = ["PaymentTests"]
+
+_AWAITING = frozenset({PaymentStatus.PENDING, PaymentStatus.PROCESSING})
+"""The statuses of a payment the customer has not paid yet."""
 
 
 class PaymentTests(ProviderSuiteBase):
@@ -93,6 +97,37 @@ class PaymentTests(ProviderSuiteBase):
         assert refreshed.refunds == refunded.refunds
         assert (refreshed.status, refreshed.refunded_amount) == (refunded.status, part)
         assert refreshed.event_count == refunded.event_count
+
+    async def test_polling_a_payment_the_customer_has_not_paid_leaves_it_unpaid(
+        self, flow: PaymentFlow, amount: Money
+    ) -> None:
+        """A poll of a payment still awaiting the customer moves no money: the gateway's "pending" is not paid."""
+        self._require(flow, "polling", "the provider cannot be polled")
+        captures = (True, False) if self._capabilities(flow).authorize_capture else (True,)
+        for capture in captures:
+            payment = await self._awaiting_customer(flow, amount, f"unpaid-poll-{capture}", capture=capture)
+            refreshed = await flow.refresh(payment.id)
+            assert refreshed.status in _AWAITING, (
+                f"a poll of a payment the customer has not paid (capture={capture}) made it {refreshed.status.value}"
+            )
+            assert (refreshed.captured_amount, refreshed.authorized_amount) == (None, None), (
+                f"a poll of a payment the customer has not paid (capture={capture}) recorded money "
+                f"(captured {refreshed.captured_amount}, authorized {refreshed.authorized_amount})"
+            )
+            assert not refreshed.needs_review, f"{refreshed.review_reason}: {refreshed.review_message}"
+
+    async def _awaiting_customer(self, flow: PaymentFlow, amount: Money, order_id: str, *, capture: bool) -> Payment:
+        """A payment :meth:`start_payment` left awaiting the customer; skips where the provider leaves none so.
+
+        A provider with webhooks must leave it so (its webhook tests need it); one without may complete
+        the payment at once (cash at a drawer).
+        """
+        if self._capabilities(flow).webhooks:
+            return await self._processing(flow, amount, order_id, capture=capture)
+        payment = await self.start_payment(flow, amount, order_id, capture=capture)
+        if payment.status not in _AWAITING:
+            pytest.skip(f"start_payment() leaves no payment awaiting the customer (it is {payment.status.value})")
+        return payment
 
     # -- capture and cancel ------------------------------------------------------------------
 
