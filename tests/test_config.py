@@ -425,3 +425,39 @@ def test_webhook_max_bytes_has_a_ceiling_since_a_body_is_read_whole() -> None:
     for raw in (most + 1, str(10**30)):
         with pytest.raises(ConfigurationError, match=f"webhook_max_bytes must be at most {most}"):
             load_config({"webhook_max_bytes": raw}, environ={})
+
+
+# -- time zones ---------------------------------------------------------------------------
+
+
+def test_a_tenants_time_zone_is_its_own_else_the_configurations_else_utc() -> None:
+    config = load_config(
+        {
+            "timezone": "Africa/Abidjan",
+            "tenants": {"bogota": {"timezone": "America/Bogota"}, "dakar": {}},
+        },
+        environ={"PAYCORE_TENANTS__DAKAR__TIMEZONE": "Africa/Dakar"},
+    )
+    assert [config.timezone_of(t) for t in ("bogota", "dakar", None, "unknown")] == [
+        "America/Bogota",
+        "Africa/Dakar",
+        "Africa/Abidjan",
+        "Africa/Abidjan",
+    ]
+    assert load_config({}, environ={}).timezone_of(None) == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("data", "refusal"),
+    [
+        ({"timezone": "Mars/Olympus"}, "the configuration: unknown time zone 'Mars/Olympus'"),
+        ({"timezone": 1}, "the configuration: timezone must be an IANA name such as Africa/Dakar, not 1"),
+        ({"tenants": {"t": {"timezone": "Africa"}}}, "tenant 't': unknown time zone 'Africa'"),
+        ({"tenants": {"t": {"timezone": ["UTC"]}}}, "tenant 't': timezone must be an IANA name"),
+        ({"tenants": {"t": {"zone": "UTC"}}}, "tenant 't' must be a table with only a 'providers' table and a"),
+    ],
+)
+def test_an_unknown_time_zone_is_refused_naming_where(data: dict[str, Any], refusal: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        load_config(data, environ={})
+    assert refusal in str(refused.value)

@@ -304,3 +304,31 @@ async def test_a_plugin_failing_to_register_its_section_stops_the_report_naming_
     async with PaymentFlow.from_config(demo_config(), plugins=[TipsPlugin(fail=True)]) as flow:
         with pytest.raises(PluginLoadError, match=r"plugin 'tips' failed .*the tips table is missing"):
             await day_report(flow, tenant=DEMO_TENANT, day=utcnow().date())
+
+
+async def test_a_tenants_day_runs_in_its_own_time_zone_unless_the_report_names_another(
+    repository: str, clock: Clock
+) -> None:
+    """Without a time-zone setting every day ran midnight to midnight UTC: a Bogotá restaurant's 20:00 sale
+    was in the next day's report unless the operator gave ``--timezone`` every time."""
+    fake = {"type": "fake", "webhook_secret": SECRET}
+    config = {
+        "repository": repository,
+        "timezone": "Europe/Paris",
+        "tenants": {
+            "bogota": {"timezone": "America/Bogota", "providers": {"fake": fake}},
+            "paris": {"providers": {"fake": fake}},
+        },
+    }
+    evening = _at(DAY + timedelta(days=1), 1)  # 20:00 the day before in Bogotá, 02:00 in Paris
+    async with PaymentFlow.from_config(config, plugins=[paycore.testing.fake], clock=clock) as flow:
+        clock.now = evening
+        for tenant in ("bogota", "paris"):
+            await flow.create_payment(amount=xof("5000"), provider="fake", order_id="late", tenant=tenant)
+        clock.now = evening + timedelta(days=1)
+        bogota = await day_report(flow, tenant="bogota", day=DAY)
+        assert (bogota.timezone, bogota.payment_count, bogota.captured) == ("America/Bogota", 1, (xof("5000"),))
+        paris = await day_report(flow, tenant="paris", day=DAY + timedelta(days=1))
+        assert (paris.timezone, paris.payment_count) == ("Europe/Paris", 1)
+        named = await day_report(flow, tenant="bogota", day=DAY, timezone="UTC")
+        assert (named.timezone, named.payment_count) == ("UTC", 0)

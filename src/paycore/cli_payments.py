@@ -56,7 +56,9 @@ def configure_report(parser: argparse.ArgumentParser) -> None:
     """Add ``paycore report``'s options to ``parser``."""
     _common(parser, _ONE_TENANT)
     parser.add_argument("--day", required=True, help="the day as YYYY-MM-DD")
-    parser.add_argument("--timezone", default="UTC", help="where the day is midnight to midnight (default UTC)")
+    parser.add_argument(
+        "--timezone", help="where the day is midnight to midnight (default: the tenant's timezone setting, else UTC)"
+    )
 
 
 def configure_payments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +70,9 @@ def configure_payments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--order", help="only payments of this order id")
     listing.add_argument("--from", dest="created_from", help="created at or after (YYYY-MM-DD or ISO time)")
     listing.add_argument("--before", dest="created_before", help="created before (YYYY-MM-DD or ISO time)")
-    listing.add_argument("--timezone", default="UTC", help="time zone of --from/--before without one (UTC)")
+    listing.add_argument(
+        "--timezone", help="time zone of --from/--before without one (default: the tenant's setting, else UTC)"
+    )
     listing.add_argument("--newest", action="store_true", help="newest first")
     listing.add_argument("--limit", type=int, default=50, help="payments per page (default 50)")
     listing.add_argument("--after", help="the cursor a previous page printed")
@@ -148,11 +152,12 @@ def _print_json(data: Any) -> None:
 async def _report(flow: PaymentFlow, args: argparse.Namespace) -> int:
     from paycore.reports import day_report, day_window
 
-    day, starts_at, _ = day_window(args.day, args.timezone)
+    zone = args.timezone or flow.config.timezone_of(args.tenant)
+    day, starts_at, _ = day_window(args.day, zone)
     if starts_at > flow.now():  # a mistyped year reads as an empty day
         today = flow.now().astimezone(starts_at.tzinfo).date()
-        raise ValidationError(f"day {day} has not begun yet in {args.timezone} (today is {today}): check the date")
-    report = await day_report(flow, tenant=args.tenant, day=day, timezone=args.timezone)
+        raise ValidationError(f"day {day} has not begun yet in {zone} (today is {today}): check the date")
+    report = await day_report(flow, tenant=args.tenant, day=day, timezone=zone)
     print(json.dumps(json.loads(report.to_json()), indent=2, sort_keys=True) if args.json else report.render())
     return 0
 
@@ -181,12 +186,13 @@ def _row(payment: Payment) -> tuple[str, ...]:
 async def _list(flow: PaymentFlow, args: argparse.Namespace) -> int:
     from paycore.reports import render_table
 
+    zone = args.timezone or flow.config.timezone_of(args.tenant)
     page = await flow.page_payments(
         tenant=args.tenant,
         status=args.status,
         order_id=args.order,
-        created_from=_moment(args.created_from, args.timezone, "--from"),
-        created_before=_moment(args.created_before, args.timezone, "--before"),
+        created_from=_moment(args.created_from, zone, "--from"),
+        created_before=_moment(args.created_before, zone, "--before"),
         newest_first=args.newest,
         limit=args.limit,
         after=args.after,

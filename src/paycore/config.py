@@ -29,12 +29,11 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
-from urllib.parse import quote
 
 from attrs import field, frozen
 
 from paycore import config_sources, wire
-from paycore.config_sources import ENV_PREFIX, apply_environment, deep_copy, read_toml
+from paycore.config_sources import ENV_PREFIX, apply_environment, deep_copy, read_toml, webhook_url_for
 from paycore.errors import ConfigurationError
 from paycore.secrets import Settings, kind_of_setting, redact_url, shown_setting
 
@@ -118,6 +117,8 @@ class TenantConfig:
 
     name: str
     providers: Mapping[str, ProviderConfig]
+    timezone: str | None = None
+    """Where its day runs midnight to midnight (an IANA name); ``None``: the configuration's ``timezone``."""
 
 
 def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -155,6 +156,8 @@ class PaycoreConfig:
     idempotency_required: bool = False
     """Refuse every mutating call made without an ``idempotency_key`` (a retried call without
     one would run twice): on for web handlers, off for scripts and tests."""
+    timezone: str = "UTC"
+    """Where a day runs midnight to midnight (day reports), for payments of no tenant and tenants setting none."""
 
     def provider_configs(self, tenant: str | None) -> Mapping[str, ProviderConfig]:
         """The providers ``tenant`` enables (``None``: the tenant-less ones)."""
@@ -162,6 +165,11 @@ class PaycoreConfig:
             return self.providers
         found = self.tenants.get(tenant)
         return found.providers if found is not None else {}
+
+    def timezone_of(self, tenant: str | None) -> str:
+        """The time zone ``tenant``'s days run in: its own ``timezone``, else the configuration's."""
+        found = self.tenants.get(tenant) if tenant is not None else None
+        return found.timezone if found is not None and found.timezone is not None else self.timezone
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PaycoreConfig:
@@ -172,25 +180,6 @@ class PaycoreConfig:
     def from_toml(cls, path: str | os.PathLike[str]) -> PaycoreConfig:
         """Read a TOML file (``PAYCORE_*`` variables are not applied: see :func:`load_config`)."""
         return _parse(read_toml(path))
-
-
-def webhook_url_for(template: str | None, tenant: str | None, code: str) -> str | None:
-    """The webhook URL of provider ``code`` of ``tenant`` from a base URL or a template.
-
-    >>> webhook_url_for("https://shop.example/webhooks", "chez-awa", "wave")
-    'https://shop.example/webhooks/chez-awa/wave'
-    >>> webhook_url_for("https://shop.example/hooks/{tenant}/{code}", None, "wave")
-    'https://shop.example/hooks/wave'
-    >>> webhook_url_for("https://shop.example/webhooks", "le baobab?", "wave")
-    'https://shop.example/webhooks/le%20baobab%3F/wave'
-    """
-    if template is None:
-        return None
-    if "{" not in template:
-        template = template.rstrip("/") + "/{tenant}/{code}"
-    if tenant is None:
-        template = template.replace("{tenant}/", "").replace("/{tenant}", "")
-    return template.replace("{tenant}", quote(tenant or "", safe="")).replace("{code}", quote(code, safe=""))
 
 
 def load_config(
@@ -234,6 +223,7 @@ _TOP_LEVEL: Final = {
     "webhook_max_bytes",
     "plugins_blocked",
     "idempotency_required",
+    "timezone",
 }
 
 _DURATIONS: Final = {  # each duration setting: its default, its largest value, that value in words
@@ -261,9 +251,11 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
     tenants = {}
     for name, tenant in tenants_raw.items():
         _check_code(name, "a tenant name", "tenants")
-        if not isinstance(tenant, Mapping) or set(tenant) - {"providers"}:
-            raise ConfigurationError(f"tenant {name!r} must be a table with only a 'providers' table")
-        tenants[name] = TenantConfig(name, _providers(tenant.get("providers", {}), f"tenant {name!r}"))
+        if not isinstance(tenant, Mapping) or set(tenant) - {"providers", "timezone"}:
+            raise ConfigurationError(f"tenant {name!r} must be a table with only a 'providers' table and a 'timezone'")
+        where = f"tenant {name!r}"
+        zone = config_sources.read_time_zone(tenant.get("timezone"), where)
+        tenants[name] = TenantConfig(name, _providers(tenant.get("providers", {}), where), zone)
     seconds = {key: config_sources.read_seconds(data, key, *limits) for key, limits in _DURATIONS.items()}
     config_sources.check_durations(seconds, lease_over_timeout=LEASE_OVER_TIMEOUT)
     return PaycoreConfig(
@@ -282,6 +274,7 @@ def _parse(data: Mapping[str, Any]) -> PaycoreConfig:
         ),
         plugins_blocked=config_sources.read_names(data, "plugins_blocked", "entry point names"),
         idempotency_required=config_sources.read_flag(data, "idempotency_required"),
+        timezone=config_sources.read_time_zone(data.get("timezone"), "the configuration") or "UTC",
     )
 
 

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import quote
 
 from paycore import secrets, wire
 from paycore.errors import ConfigurationError, InvalidReport
@@ -29,8 +30,10 @@ __all__ = [
     "read_names",
     "read_positive_int",
     "read_seconds",
+    "read_time_zone",
     "read_toml",
     "read_webhook_url",
+    "webhook_url_for",
 ]
 
 ENV_PREFIX: Final = "PAYCORE_"
@@ -172,6 +175,24 @@ def read_names(data: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in raw)
 
 
+def read_time_zone(raw: Any, where: str) -> str | None:
+    """``timezone`` of ``where``: unset, or an IANA time zone name (``Africa/Dakar``) this machine knows."""
+    if raw is None:
+        return None
+    from paycore.errors import ValidationError
+    from paycore.reports import time_zone  # loaded only for a configuration that sets one
+
+    if not isinstance(raw, str):
+        raise ConfigurationError(
+            f"{where}: timezone must be an IANA name such as Africa/Dakar, not {shown_setting(raw)}"
+        )
+    try:
+        time_zone(raw)
+    except ValidationError as error:
+        raise ConfigurationError(f"{where}: {error}") from None
+    return raw
+
+
 def read_webhook_url(raw: Any) -> str | None:
     """``webhook_url``: unset, an absolute http(s) base URL, or one with ``{code}`` (and maybe ``{tenant}``)."""
     if raw is None:
@@ -190,3 +211,22 @@ def read_webhook_url(raw: Any) -> str | None:
             f"webhook_url {secrets.redact_url(url)!r}: a template holds {{code}}, may hold {{tenant}}, no other braces"
         )
     return url
+
+
+def webhook_url_for(template: str | None, tenant: str | None, code: str) -> str | None:
+    """The webhook URL of provider ``code`` of ``tenant`` from a base URL or a template.
+
+    >>> webhook_url_for("https://shop.example/webhooks", "chez-awa", "wave")
+    'https://shop.example/webhooks/chez-awa/wave'
+    >>> webhook_url_for("https://shop.example/hooks/{tenant}/{code}", None, "wave")
+    'https://shop.example/hooks/wave'
+    >>> webhook_url_for("https://shop.example/webhooks", "le baobab?", "wave")
+    'https://shop.example/webhooks/le%20baobab%3F/wave'
+    """
+    if template is None:
+        return None
+    if "{" not in template:
+        template = template.rstrip("/") + "/{tenant}/{code}"
+    if tenant is None:
+        template = template.replace("{tenant}/", "").replace("/{tenant}", "")
+    return template.replace("{tenant}", quote(tenant or "", safe="")).replace("{code}", quote(code, safe=""))

@@ -302,9 +302,12 @@ def collect_report_sections(flow: PaymentFlow) -> list[tuple[str, SectionBuilder
 
 
 async def day_report(
-    flow: PaymentFlow, *, tenant: str | None, day: date | str, timezone: str | tzinfo = "UTC"
+    flow: PaymentFlow, *, tenant: str | None, day: date | str, timezone: str | tzinfo | None = None
 ) -> DayReport:
-    """The day report of ``tenant`` for ``day`` (midnight to midnight in ``timezone``: an IANA name or a tzinfo)."""
+    """The day report of ``tenant`` for ``day`` (midnight to midnight in ``timezone``: an IANA name or a tzinfo;
+    by default the tenant's ``timezone`` setting, else the configuration's, else UTC)."""
+    if timezone is None:
+        timezone = flow.config.timezone_of(tenant)
     day, starts_at, ends_at = day_window(day, timezone)
     timezone = timezone if isinstance(timezone, str) else zone_name(starts_at)
     of_day: list[Payment] = []
