@@ -100,7 +100,8 @@ async def test_a_sqlite_file_removed_or_replaced_under_an_open_flow_is_written_t
     tmp_path: Path, how: str
 ) -> None:
     """In WAL mode SQLite goes on writing a file unlinked under it: every later payment was acknowledged, read
-    back, and gone once the process ended (a new flow found an empty database, or never read a restored one)."""
+    back, and gone once the process ended (a new flow found an empty database, or never read a restored one).
+    Nor may the flow open the file now at the path: it would read it through the old file's WAL, and corrupt it."""
     import os
     import shutil
 
@@ -109,21 +110,19 @@ async def test_a_sqlite_file_removed_or_replaced_under_an_open_flow_is_written_t
     async with PaymentFlow.from_config(_config(f"sqlite:///{backup}"), plugins=[paycore.testing.fake]) as flow:
         restored = (await flow.create_payment(amount=xof, provider="fake", order_id="restored")).payment
     async with PaymentFlow.from_config(_config(f"sqlite:///{path}"), plugins=[paycore.testing.fake]) as flow:
-        kept = (await flow.create_payment(amount=xof, provider="fake", order_id="kept")).payment
-        for suffix in ("", "-wal", "-shm"):
-            os.remove(f"{path}{suffix}")  # a cleanup, or the first step of a restore
-        if how == "replaced":
-            shutil.copy(backup, path)
+        await flow.create_payment(amount=xof, provider="fake", order_id="kept")
+        if how == "removed":
+            os.remove(path)  # a cleanup: its WAL stays, as the open connection keeps it
+        else:
+            shutil.copy(backup, tmp_path / "restoring.db")
+            os.replace(tmp_path / "restoring.db", path)  # a backup restored under the open flow
+            restored_bytes = path.read_bytes()
+        for order in ("lost", "lost again"):  # refused, never acknowledged
+            with pytest.raises(StorageUnavailable, match="removed or replaced"):
+                await flow.create_payment(amount=xof, provider="fake", order_id=order)
         with pytest.raises(StorageUnavailable, match="removed or replaced"):
-            await flow.create_payment(amount=xof, provider="fake", order_id="lost")
-        if how == "removed":  # nothing to write to: refused, never acknowledged
-            with pytest.raises(StorageUnavailable):
-                await flow.create_payment(amount=xof, provider="fake", order_id="lost again")
-        else:  # the file now in place is the one read and written
-            assert (await flow.get_payment(restored.id)).order_id == "restored"
-            made = (await flow.create_payment(amount=xof, provider="fake", order_id="after")).payment
-            with pytest.raises(PaymentNotFound):
-                await flow.get_payment(kept.id)
-    if how == "replaced":
-        async with PaymentFlow.from_config(_config(f"sqlite:///{path}"), plugins=[paycore.testing.fake]) as again:
-            assert (await again.get_payment(made.id)).order_id == "after"
+            await flow.get_payment(restored.id)
+    if how == "replaced":  # the restored file was neither read through the old WAL nor written
+        assert path.read_bytes() == restored_bytes
+    else:
+        assert not path.exists(), "no empty database was made in its place"

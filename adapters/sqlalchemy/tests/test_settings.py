@@ -129,3 +129,23 @@ def test_postgresql_connections_time_out_on_a_silent_server_unless_the_url_says_
     finally:
         database.close()
     assert {name: parameters.get(name) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "environ", "given"),
+    [
+        ("postgresql+psycopg://db/pay", {}, set(engine.LIBPQ_TIMEOUTS)),
+        ("postgresql+psycopg://db/pay?keepalives_idle=300", {}, set(engine.LIBPQ_TIMEOUTS) - {"keepalives_idle"}),
+        ("postgresql+psycopg:///?service=paydb", {}, set()),
+        ("postgresql+psycopg://db/pay", {"PGSERVICE": "paydb"}, set()),
+        ("postgresql+psycopg://db/pay", {"PGCONNECT_TIMEOUT": "45"}, set(engine.LIBPQ_TIMEOUTS) - {"connect_timeout"}),
+    ],
+)
+def test_libpq_timeouts_never_override_what_a_service_file_or_libpqs_environment_sets(
+    url: str, environ: dict[str, str], given: set[str]
+) -> None:
+    """Keywords given to libpq win over its service file and its environment variables: a pg_service.conf
+    asking 45 s to connect over a slow link got 10, and failed connects."""
+    from sqlalchemy.engine import make_url
+
+    assert set(engine.libpq_timeouts(make_url(url), environ)) == given

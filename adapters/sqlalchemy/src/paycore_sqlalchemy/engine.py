@@ -28,11 +28,13 @@ from paycore.secrets import redact_url, shown_setting
 from paycore.wire import quoted
 
 __all__ = [
+    "LIBPQ_TIMEOUTS",
     "WRITE_OPTION",
     "EngineLease",
     "acquire_engine",
     "driver_error",
     "is_sqlite",
+    "libpq_timeouts",
     "parse_url",
     "safe_url",
     "switches_autocommit",
@@ -59,6 +61,18 @@ LIBPQ_TIMEOUTS: Final[Mapping[str, int]] = {
 a connection within 10 s, or leaves what was sent to it unacknowledged for 30 s (a partition, a host frozen),
 fails the unit of work (``StorageUnavailable``) instead of holding its worker thread and pooled connection for the
 operating system's TCP timeouts (minutes to hours). Over a Unix socket libpq ignores the TCP ones."""
+
+
+def libpq_timeouts(url: URL, environ: Mapping[str, str]) -> dict[str, int]:
+    """The :data:`LIBPQ_TIMEOUTS` a connection to ``url`` is given: none that the URL sets, none at all for a URL
+    naming a libpq service (``?service=...``, ``PGSERVICE``: its file says), and no ``connect_timeout`` when
+    ``PGCONNECT_TIMEOUT`` does (a keyword given to libpq would win over both)."""
+    if "service" in url.query or environ.get("PGSERVICE"):
+        return {}
+    given = set(url.query) | ({"connect_timeout"} if environ.get("PGCONNECT_TIMEOUT") else set())
+    return {name: value for name, value in LIBPQ_TIMEOUTS.items() if name not in given}
+
+
 _SQLITE_FILE: Final = "paycore_sqlite_file"
 """A pooled SQLite connection's info key: the file it opened (its path, device and inode)."""
 """Key (in a pooled connection's ``info``) marking a driver connection :func:`use_autocommit` switched."""
@@ -111,7 +125,7 @@ def _create_engine(url: URL, options: Mapping[str, Any]) -> Engine:
         kwargs["connect_args"] = connect_args
     else:
         if url.get_driver_name() in LIBPQ_DRIVERS:
-            kwargs["connect_args"] = {k: v for k, v in LIBPQ_TIMEOUTS.items() if k not in url.query}
+            kwargs["connect_args"] = libpq_timeouts(url, os.environ)
         kwargs["pool_size"] = int(options.get("pool_size", 10))
         kwargs["max_overflow"] = int(options.get("max_overflow", 10))
         kwargs["pool_pre_ping"] = bool(options.get("pool_pre_ping", False))
@@ -166,6 +180,13 @@ def _end_autocommit(dbapi_connection: Any, record: Any) -> None:
 
 
 def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
+    lost: list[StorageUnavailable] = []  # once its file was removed or replaced: the engine's refusal of every unit
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connecting(*args: Any) -> None:
+        if lost:  # a new connection would make an empty file, or read a restored one through the old one's WAL
+            raise lost[0]
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event, not the sqlite3 module, start transactions.
@@ -188,14 +209,20 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
         # exec_driver_sql cost a whole statement's execution context per transaction.
         begin = "BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITE_OPTION, False) else "BEGIN"
         opened = connection.connection.info.get(_SQLITE_FILE)
-        if opened is not None and _file_identity(opened[0]) != opened[1:]:
+        if not lost and opened is not None and _file_identity(opened[0]) != opened[1:]:
             # In WAL mode SQLite goes on reading and writing a file removed or replaced under it (a backup
-            # restored, a cleanup): whatever it wrote would be lost. This connection is done with.
-            connection.invalidate()
-            raise StorageUnavailable(
-                f"database {safe_url(engine.url)}: its file was removed or replaced while paycore had it open; "
-                "nothing was written to it (check the file, then retry)"
+            # restored, a cleanup): whatever it wrote would be lost. A connection opened now would read a
+            # replacement through the old file's WAL, still at its path, and corrupt it: no unit runs any more.
+            lost.append(
+                StorageUnavailable(
+                    f"database {safe_url(engine.url)}: its file was removed or replaced while paycore had it open; "
+                    "nothing more is read or written through it: stop every process using it, check the file, "
+                    "and restore a backup only while no flow has it open"
+                )
             )
+        if lost:
+            connection.invalidate()
+            raise lost[0]
         try:
             connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]  # sqlite3's
         except connection.dialect.loaded_dbapi.Error as error:
