@@ -343,3 +343,56 @@ async def test_a_create_whose_payment_ended_while_its_answer_travelled_returns_n
     checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
     assert checkout.payment.status is PaymentStatus.FAILED
     assert checkout.action is None
+
+
+async def test_a_call_in_flight_is_left_alone_by_every_flow_of_its_process(
+    tmp_path: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Django site has a flow per event loop: the second flow's reaper, blind to the first flow's call in
+    flight, polled, cancelled and expired the payment whose create the first still awaited."""
+    import anyio
+
+    import paycore.testing.fake
+    import paycore_sqlalchemy.plugin
+
+    config = {
+        "repository": f"sqlite:///{tmp_path / 'pos.db'}",
+        "providers": {"fake": base_config()["providers"]["fake"]},
+    }
+
+    def build() -> PaymentFlow:
+        return PaymentFlow.from_config(
+            config,
+            plugins=[paycore.testing.fake, paycore_sqlalchemy.plugin],
+            entry_points=False,
+            environ={},
+            clock=clock,
+        )
+
+    async with build() as owner, build() as other:
+        fake, others_fake = owner.provider("fake"), other.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        assert isinstance(others_fake, FakeProvider)
+        fake.script("initiate", "pending")
+        initiate, sent = fake.initiate, anyio.Event()
+
+        async def travelling(payment: Payment) -> Any:
+            answer = await initiate(payment)
+            sent.set()
+            await anyio.sleep(0.1)
+            return answer
+
+        monkeypatch.setattr(fake, "initiate", travelling)
+        reaped: list[Payment] = []
+        async with anyio.create_task_group() as tasks:
+
+            async def reaper() -> None:
+                await sent.wait()
+                clock.advance(days=2)
+                reaped.extend(await other.expire_stale(HOUR))
+
+            tasks.start_soon(reaper)
+            checkout = await owner.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+        assert reaped == []
+        assert others_fake.calls == []
+        assert checkout.payment.status is PaymentStatus.PROCESSING

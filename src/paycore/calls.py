@@ -35,6 +35,7 @@ import os
 import time
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Final
 
 from attrs import frozen
 
@@ -42,7 +43,16 @@ from paycore.builders import compile_builder
 from paycore.errors import PaymentBusy
 from paycore.money import Money
 
-__all__ = ["CallOperation", "CallState", "HeldCalls", "ProviderCall", "Unknown", "new_call_id", "random_token"]
+__all__ = [
+    "HELD_CALLS",
+    "CallOperation",
+    "CallState",
+    "HeldCalls",
+    "ProviderCall",
+    "Unknown",
+    "new_call_id",
+    "random_token",
+]
 
 
 class CallOperation(StrEnum):
@@ -179,30 +189,30 @@ class Unknown:
 
 class HeldCalls:
     """The calls this process wrote down and still awaits the answer of, each until its lease ends by the
-    monotonic clock.
+    monotonic clock; one registry for every flow of the process (:data:`HELD_CALLS`).
 
     A call's lease is kept in wall-clock time, which other processes read too; but a wall clock may step
     forward (NTP correcting it, a virtual machine resumed) while a request travels. Within the process that
     sent it, the call stays its owner's for its whole lease, measured by a clock that never steps: no reaper,
-    poll or operator of this process takes it up meanwhile. The owner lets it go (:meth:`release`) once its
-    answer, or the lack of one, is being written.
+    poll or operator of this process (through any of its flows: a Django site has one per event loop) takes it
+    up meanwhile. The owner lets it go (:meth:`release`) once its answer, or the lack of one, is being written.
     """
 
-    __slots__ = ("_limit", "_seconds", "_until")
+    __slots__ = ("_limit", "_until")
 
-    def __init__(self, lease: timedelta) -> None:
-        self._seconds = lease.total_seconds()
+    def __init__(self) -> None:
         self._until: dict[tuple[str, datetime], float] = {}  # a call (its id, when written) to its lease's end
         self._limit = 1024
 
-    def hold(self, call: ProviderCall) -> ProviderCall:
-        """Hold ``call`` from now to its lease's end; ``call`` itself."""
+    def hold(self, call: ProviderCall, seconds: float) -> ProviderCall:
+        """Hold ``call`` from now for ``seconds`` (its lease); ``call`` itself. Safe from any thread."""
         until, now = self._until, time.monotonic()
         if len(until) >= self._limit:  # the calls whose owners failed before letting go, once their lease ended
-            for held in [held for held, ends in until.items() if ends <= now]:
-                del until[held]
+            for held, ends in list(until.items()):
+                if ends <= now:
+                    until.pop(held, None)
             self._limit = max(1024, 2 * len(until))
-        until[call.id, call.started_at] = now + self._seconds
+        until[call.id, call.started_at] = now + seconds
         return call
 
     def holds(self, call: ProviderCall) -> bool:
@@ -218,3 +228,7 @@ class HeldCalls:
     def release(self, call: ProviderCall) -> None:
         """Let ``call`` go: its owner is writing what came of it (or undoing it)."""
         self._until.pop((call.id, call.started_at), None)
+
+
+HELD_CALLS: Final = HeldCalls()
+"""The calls every flow of this process awaits the answer of (:class:`HeldCalls`)."""

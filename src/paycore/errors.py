@@ -170,8 +170,9 @@ class StorageError(PaycoreError):
 
 
 class StorageUnavailable(StorageError):
-    """The storage backend cannot be reached; the write that met it was not committed (an operation's earlier
-    writes, such as its provider call written down before sending, may have been)."""
+    """The storage backend cannot be reached. The write that met it is not known to be made (a connection lost
+    as it committed may have made it), and an operation's earlier writes, such as its provider call written down
+    before sending, may have been: retry under the same idempotency key to learn what stands."""
 
 
 class FlowClosed(PaycoreError):

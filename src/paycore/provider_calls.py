@@ -31,7 +31,7 @@ import anyio.lowlevel
 
 from paycore import errors
 from paycore.awaiting import run_shielded, run_to_end, within
-from paycore.calls import CallOperation, HeldCalls, ProviderCall, Unknown
+from paycore.calls import HELD_CALLS, CallOperation, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
 from paycore.logs import guarded_logger
@@ -67,7 +67,7 @@ class ProviderCalls:
         self.writer, self.clock = writer, clock
         self.timeout, self.answered_within = timeout, timedelta(seconds=timeout)
         self.lease = timedelta(seconds=lease)
-        self.held = HeldCalls(self.lease)  # the calls of this process whose answer it awaits, by a steady clock
+        self.held = HELD_CALLS  # the calls of this process whose answer it awaits, by a steady clock
 
     # -- the owner's side -----------------------------------------------------------------
 
@@ -83,7 +83,7 @@ class ProviderCalls:
     ) -> ProviderCall:
         """A new call of ``operation``, owned for the configured lease from ``now``."""
         started = partial(ProviderCall.start, amount=amount, refund_id=refund_id, cause=cause, call_id=call_id)
-        return self.held.hold(started(operation, now=now, lease=self.lease))
+        return self.held.hold(started(operation, now=now, lease=self.lease), self.lease.total_seconds())
 
     async def begin(
         self,

@@ -214,7 +214,9 @@ class PaymentWriter:
         (:func:`~paycore.settling.held_by_another`), and :class:`~paycore.errors.ProviderOutcomeUnknown` is raised.
         A write the store could not make (:class:`~paycore.errors.StorageUnavailable`: a connection lost as a
         database restarted) is made once more, on a fresh connection: the provider has answered, and an answer lost
-        here would leave its call in flight, refusing the payment's every operation, until its lease ends."""
+        here would leave its call in flight, refusing the payment's every operation, until its lease ends. (Had the
+        first write been made, its acknowledgement lost, the second finds the answer recorded and changes nothing:
+        the first write's events are stored, but not told to observers.)"""
         try:
             try:
                 return await self.mutate(payment_id, build, **write)
