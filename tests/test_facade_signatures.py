@@ -19,8 +19,9 @@ import pytest
 from paycore.blocking import BlockingPaymentFlow
 from paycore.flow import PaymentFlow
 
-FACADE_LIFECYCLE = frozenset({"open", "close", "run", "from_config"})
-"""The facade's own members: its event loop's lifecycle, running any coroutine, and its constructor."""
+FACADE_LIFECYCLE = frozenset({"open", "close", "run", "from_config", "around_call"})
+"""The facade's own members: its event loop's lifecycle, running any coroutine, its constructor, and what a
+subclass may wrap each call in."""
 ASYNC_LIFECYCLE = {"aclose": "close"}
 """Async lifecycle methods and the facade method that does their job."""
 

@@ -129,6 +129,12 @@ class BlockingPaymentFlow:
     ) -> None:
         self.close()
 
+    def around_call(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        """What runs on the event loop for a call of ``method`` (a flow's method), decided on the calling thread
+        before the call is handed over: ``method`` itself. A subclass may wrap it to carry something of the
+        calling thread into the call (the Django adapter: the caller's database transactions)."""
+        return method
+
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         portal = self._portal
         if portal is None:
@@ -144,7 +150,7 @@ class BlockingPaymentFlow:
                 f"given to run()): await its flow's {getattr(method, '__name__', 'method')}() there instead"
             )
         try:
-            return portal.call(functools.partial(method, *args, **kwargs))
+            return portal.call(functools.partial(self.around_call(method), *args, **kwargs))
         except RuntimeError:
             if self._portal is not portal:  # closed by another thread as the call started: nothing was sent
                 raise FlowClosed("this BlockingPaymentFlow was closed: it sends and stores nothing more") from None

@@ -8,6 +8,8 @@
   Django app.
 * ``paycore_django.E001``: the repository ``django``, or an idempotency store
   ``django``, names a database alias the project does not have.
+* ``paycore_django.W004`` and ``W005``: ``DATABASE_ROUTERS`` keep paycore's
+  models off the database paycore uses, or send them to another one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ from paycore import hookimpl
 from paycore.errors import ConfigurationError
 from paycore.hookspecs import ProviderRegistrar
 from paycore.providers import Provider, ProviderContext
-from paycore_django.checks import check_atomic_requests, check_paycore_settings, check_sqlite_transaction_mode
+from paycore_django.checks import (
+    check_atomic_requests,
+    check_database_routers,
+    check_paycore_settings,
+    check_sqlite_transaction_mode,
+)
 
 TILL_APP: Final = "shop.tills"
 """The Django app the ``till`` provider keeps its data in (not installed in the test project)."""
@@ -239,3 +246,77 @@ def test_sqlite_left_deferred_where_paycore_writes_is_w003(sqlite_options: dict[
         "deferred, named": ["paycore_django.W003"],
     }
     assert "IMMEDIATE" in str(mode_warnings({})[0].hint)
+
+
+# -- W004, W005: DATABASE_ROUTERS ----------------------------------------------------------------
+
+
+class PaymentsOn:
+    """A router keeping app ``paycore_django`` on database ``alias`` (and off every other), as a project
+    sending its payments to a database of their own writes it."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def db_for_read(self, model: type[Any], **hints: Any) -> str | None:
+        return self.alias if model._meta.app_label == "paycore_django" else None
+
+    def db_for_write(self, model: type[Any], **hints: Any) -> str | None:
+        return self.alias if model._meta.app_label == "paycore_django" else None
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
+        return db == self.alias if app_label == "paycore_django" else None
+
+
+class KeysOff:
+    """A router that migrates every model of paycore but its idempotency keys on database ``alias``."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any) -> bool | None:
+        return False if (db, model_name) == (self.alias, "idempotencyrecord") else None
+
+
+def routed(paycore: Any, *routers: object) -> list[CheckMessage]:
+    with override_settings(PAYCORE=paycore, DATABASE_ROUTERS=list(routers)):
+        return check_database_routers()
+
+
+def test_a_router_that_keeps_paycore_off_the_database_paycore_uses_is_w004_and_w005() -> None:
+    found = routed({}, PaymentsOn("postgres"))
+    assert ids(found) == ["paycore_django.W004", "paycore_django.W005"]
+    assert "'default'" in found[0].msg
+    assert "Payment, PaymentReference, Refund, PaymentEvent, WebhookReceipt, IdempotencyRecord" in found[0].msg
+    assert "migrate paycore_django --database default" in str(found[0].hint)
+    assert "'postgres'" in found[1].msg
+    assert "'default'" in found[1].msg
+    assert "'using': 'postgres'" in str(found[1].hint)
+
+
+def test_paycore_on_the_database_its_router_sends_it_to_passes() -> None:
+    assert routed({"repository": {"type": "django", "using": "postgres"}}, PaymentsOn("postgres")) == []
+
+
+def test_idempotency_keys_kept_off_their_database_are_w004_naming_that_model_only() -> None:
+    found = {
+        "keys beside the payments": routed({}, KeysOff("default")),
+        "keys elsewhere": routed({"idempotency": {"type": "django", "using": "postgres"}}, KeysOff("default")),
+    }
+    assert {case: ids(messages) for case, messages in found.items()} == {
+        "keys beside the payments": ["paycore_django.W004"],
+        "keys elsewhere": [],
+    }
+    assert "models IdempotencyRecord on database 'default'" in found["keys beside the payments"][0].msg
+
+
+def test_without_a_router_any_alias_paycore_uses_passes() -> None:
+    assert [routed(paycore) for paycore in ({}, {"repository": {"type": "django", "using": "postgres"}})] == [[], []]
+
+
+def test_manage_py_check_shows_the_router_warnings() -> None:
+    out, err = StringIO(), StringIO()
+    with override_settings(PAYCORE={}, DATABASE_ROUTERS=[PaymentsOn("postgres")]):
+        call_command("check", databases=[], stdout=out, stderr=err)
+    assert "paycore_django.W004" in out.getvalue() + err.getvalue()
+    assert "paycore_django.W005" in out.getvalue() + err.getvalue()

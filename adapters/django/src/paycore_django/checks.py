@@ -20,6 +20,11 @@
 ``paycore_django.W003``    a SQLite database paycore writes to keeps SQLite's default
                            (deferred) ``transaction_mode``: concurrent writers fail at once
                            with "database is locked" instead of waiting their turn
+``paycore_django.W004``    ``DATABASE_ROUTERS`` will not migrate paycore's models on the
+                           database paycore keeps them on: ``migrate`` records paycore's
+                           migrations there without creating its tables (so W001 is silent)
+``paycore_django.W005``    ``DATABASE_ROUTERS`` send paycore's models to another database than
+                           the one paycore writes to (``PAYCORE['repository']``'s ``using``)
 =========================  ===================================================================
 
 A bad configuration is reported here, at start-up, rather than at the
@@ -68,6 +73,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_atomic_requests",
+    "check_database_routers",
     "check_migrations",
     "check_paycore_settings",
     "check_sqlite_transaction_mode",
@@ -477,6 +483,97 @@ def check_sqlite_transaction_mode(app_configs: Sequence[AppConfig] | None = None
                     hint=f'Set DATABASES[{alias!r}]["OPTIONS"]["transaction_mode"] = "IMMEDIATE" (and a '
                     '"timeout" of some seconds). See docs/django.md.',
                     id=f"{APP_LABEL}.W003",
+                )
+            )
+    return found
+
+
+# -- DATABASE_ROUTERS --------------------------------------------------------------------------
+
+
+def _kept_models(config: PaycoreConfig) -> dict[str, list[type[Any]]]:
+    """paycore's models by the database alias paycore keeps them on: the payments' on its ``django``
+    repository's, the idempotency keys' on its ``django`` idempotency stores'."""
+    from paycore_django import models
+
+    kept: dict[str, list[type[Any]]] = {}
+    if config.repository.type == DJANGO_STORAGE:
+        alias = str(config.repository.settings.get("using", "default"))
+        kept.setdefault(alias, []).extend(
+            [models.Payment, models.PaymentReference, models.Refund, models.PaymentEvent, models.WebhookReceipt]
+        )
+    for store in config.idempotency:
+        if store.type == DJANGO_STORAGE:
+            alias = str(store.settings.get("using", "default"))
+            if models.IdempotencyRecord not in kept.setdefault(alias, []):
+                kept[alias].append(models.IdempotencyRecord)
+    return kept
+
+
+def _routed_write(model: type[Any]) -> str | None:
+    """The alias the first router of ``DATABASE_ROUTERS`` with an opinion sends writes of ``model`` to (as
+    ``router.db_for_write`` asks them); ``None`` when none has one (Django then falls back to ``default``,
+    which paycore does not use: it names its alias in every query)."""
+    from django.db import router
+
+    for each in router.routers:
+        method = getattr(each, "db_for_write", None)
+        chosen = method(model) if method is not None else None
+        if chosen:
+            return str(chosen)
+    return None
+
+
+@register(Tags.compatibility)
+def check_database_routers(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """W004: a router will not migrate paycore's models on the alias paycore keeps them on; W005: a router sends
+    writes of paycore's payments to another alias than its repository's.
+
+    ``migrate --database <alias>`` records paycore's migrations on an alias whose router refuses them, without
+    creating a table: W001 is then silent, and every call of paycore fails (``StorageUnavailable``, "lacks
+    paycore's tables"). A router that sends paycore's models elsewhere is usually meant to keep them on that
+    other database, which is not where paycore writes (it names its alias in every query).
+    """
+    from django.conf import settings
+    from django.db import router
+
+    from paycore_django.models import Payment
+
+    try:
+        config, _, _ = _load()
+    except _InvalidSetting:
+        return []  # E001 says so
+    found: list[CheckMessage] = []
+    kept = _kept_models(config)
+    for alias in sorted(kept):
+        if alias not in settings.DATABASES:
+            continue  # E001 says so
+        refused = [model.__name__ for model in kept[alias] if not router.allow_migrate_model(alias, model)]
+        if refused:
+            found.append(
+                Warning(
+                    f"DATABASE_ROUTERS will not migrate paycore's models {', '.join(refused)} on database "
+                    f"{alias!r}, where paycore keeps them: migrate records paycore's migrations there without "
+                    "creating its tables, and every payment fails",
+                    hint=f"Make your router's allow_migrate() answer True for app 'paycore_django' on {alias!r}, "
+                    f"then run: python manage.py migrate paycore_django --database {alias}; or point "
+                    "PAYCORE['repository'] ({'type': 'django', 'using': ...}) at the database the router "
+                    "migrates them on. See docs/django.md.",
+                    id=f"{APP_LABEL}.W004",
+                )
+            )
+    if config.repository.type == DJANGO_STORAGE:
+        alias = str(config.repository.settings.get("using", "default"))
+        routed = _routed_write(Payment)
+        if routed is not None and routed != alias:
+            found.append(
+                Warning(
+                    f"DATABASE_ROUTERS send writes of paycore's payments to database {routed!r}, but paycore "
+                    f"writes them to {alias!r} (PAYCORE['repository']): what your code reads with "
+                    "Payment.objects, and what migrate creates, is on another database than paycore's payments",
+                    hint=f"Set PAYCORE['repository'] = {{'type': 'django', 'using': {routed!r}}}, or make your "
+                    f"router send app 'paycore_django' to {alias!r}. See docs/django.md.",
+                    id=f"{APP_LABEL}.W005",
                 )
             )
     return found

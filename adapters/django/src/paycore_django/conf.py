@@ -61,10 +61,12 @@ from paycore.errors import ConfigurationError
 from paycore.flow import PaymentFlow
 from paycore.plugins import implements_a_hook
 from paycore.secrets import redact_url, shown_setting
+from paycore_django.callers import caller_transaction
 
 __all__ = [
     "BLOCKING_BACKENDS",
     "OPTION_KEYS",
+    "DjangoBlockingPaymentFlow",
     "DjangoOptions",
     "IpNetwork",
     "blocking_flow",
@@ -410,8 +412,25 @@ def flow() -> PaymentFlow:
         return found
 
 
+class DjangoBlockingPaymentFlow(BlockingPaymentFlow):
+    """The :class:`BlockingPaymentFlow` of :func:`blocking_flow`, aware of the caller's transactions.
+
+    A call made from a thread inside a transaction (``transaction.atomic()``,
+    ``ATOMIC_REQUESTS``) while ``payment_event`` has receivers is warned about
+    once, and waits for those receivers some seconds at most instead of for as
+    long as they run: one waiting for a row the caller's transaction holds would
+    otherwise hang the caller for good (:mod:`paycore_django.callers`).
+    """
+
+    def around_call(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        """``method``, run as a call made inside the calling thread's transactions when it is in any (with
+        ``payment_event`` receivers to tell): asked on the caller's thread, before every call."""
+        held = caller_transaction()
+        return method if held is None else held.around(method)
+
+
 def blocking_flow() -> BlockingPaymentFlow:
-    """The process's :class:`BlockingPaymentFlow`, opened on first use (for sync code).
+    """The process's :class:`DjangoBlockingPaymentFlow`, opened on first use (for sync code).
 
     It runs its own :class:`PaymentFlow` (same configuration as :func:`flow`)
     on an event loop in a background thread, closed when the interpreter exits.
@@ -423,7 +442,8 @@ def blocking_flow() -> BlockingPaymentFlow:
         current = _current()
         if current.blocking is None:
             options, config = _settings(current)
-            blocking = BlockingPaymentFlow(_build_flow(options, config), backend=options.blocking_backend).open()
+            blocking = DjangoBlockingPaymentFlow(_build_flow(options, config), backend=options.blocking_backend)
+            blocking.open()
             _close_at_exit(blocking)
             current.blocking = blocking
         return current.blocking

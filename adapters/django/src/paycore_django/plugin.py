@@ -24,6 +24,7 @@ from paycore.errors import ConfigurationError
 from paycore.hookspecs import AdapterContext, IdempotencyStoreRegistrar, RepositoryRegistrar
 from paycore.logs import guarded_logger
 from paycore.records import Payment, PaymentEvent
+from paycore_django.callers import held_by_caller
 from paycore_django.databases import check_database
 
 if TYPE_CHECKING:
@@ -91,9 +92,10 @@ def _listened_signal() -> tuple[Any, type[Any]] | None:
     return payment_event, PaymentModel
 
 
-def _send(signal: Any, sender: type[Any], event: PaymentEvent, payment: Payment) -> None:
-    """Send ``signal`` on this (worker) thread; log each receiver that fails, close old connections."""
-    from django.db import close_old_connections
+def _send(signal: Any, sender: type[Any], event: PaymentEvent, payment: Payment, *, last: bool = False) -> None:
+    """Send ``signal`` on this (worker) thread; log each receiver that fails, close old connections (``last``:
+    the thread ends after it, so close all of its connections, which no one would reuse)."""
+    from django.db import close_old_connections, connections
 
     try:
         for receiver, outcome in signal.send_robust(sender=sender, event=event, payment=payment):
@@ -106,7 +108,10 @@ def _send(signal: Any, sender: type[Any], event: PaymentEvent, payment: Payment)
                     exc_info=outcome,
                 )
     finally:
-        close_old_connections()
+        if last:
+            connections.close_all()
+        else:
+            close_old_connections()
 
 
 @hookimpl
@@ -114,12 +119,17 @@ def paycore_payment_event(event: PaymentEvent, payment: Payment) -> Awaitable[No
     """Send :data:`paycore_django.signals.payment_event` for a committed event, on a worker thread.
 
     Receivers are ordinary sync (or async) Django signal receivers and may use
-    the ORM; each one that raises is logged and the others still run.
+    the ORM; each one that raises is logged and the others still run. The
+    operation waits for them, except in a call made inside a transaction of the
+    caller's (:mod:`paycore_django.callers`): there, for some seconds at most.
     """
     found = _listened_signal()
     if found is None:
         return None
+    signal, sender = found
+    held = held_by_caller()
+    if held is not None:
+        return held.send(functools.partial(_send, signal, sender, event, payment, last=True), event.kind, payment.id)
     import anyio.to_thread
 
-    signal, sender = found
     return anyio.to_thread.run_sync(functools.partial(_send, signal, sender, event, payment))

@@ -19,6 +19,14 @@ the payment as it was right after that change:
 
 A receiver that raises is logged and does not undo the payment's change:
 the change is committed before the signal is sent.
+
+Receivers run on a worker thread, on database connections of their own, and
+the call that made the event waits for them. Called inside a transaction of
+yours (``transaction.atomic()``, ``ATOMIC_REQUESTS``), they do not see what it
+has not committed, and one writing a row it holds would wait for it while it
+waits for them: :func:`paycore_django.blocking_flow` then waits for them some
+seconds at most (:mod:`paycore_django.callers`). Call paycore once your
+transaction has committed (docs/django.md, "Receivers and your transactions").
 """
 
 from __future__ import annotations

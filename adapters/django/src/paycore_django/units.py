@@ -10,8 +10,16 @@ and no transaction is ever open while the flow talks to a provider.
 
 Worker threads are not request threads: each unit starts and ends with
 ``close_old_connections()``, as Django's request cycle does, so ``CONN_MAX_AGE``
-and ``CONN_HEALTH_CHECKS`` govern their connections exactly as they govern a
-view's (``CONN_MAX_AGE = 0``: a connection per unit; more: reused by the thread).
+and ``CONN_HEALTH_CHECKS`` govern their connections as they govern a view's
+(``CONN_MAX_AGE = 0``: a connection per unit; more: reused by the thread while
+it lives). anyio's worker threads end after some idle seconds (and with their
+event loop): a connection kept by one that ended is never reused, and is closed
+only when it is garbage-collected; docs/django.md, "Database connections".
+
+A database paycore's tables are missing from (never migrated, or a router that
+kept paycore's migrations off it) or that refuses them to its user is a
+:class:`StorageUnavailable` naming the alias and saying to run ``migrate``, on
+SQLite and PostgreSQL alike; any other ``ProgrammingError`` propagates as it is.
 """
 
 from __future__ import annotations
@@ -21,7 +29,14 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 import anyio.to_thread
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    close_old_connections,
+    transaction,
+)
 
 from paycore.errors import ConcurrentUpdate, StorageUnavailable
 
@@ -32,18 +47,58 @@ T = TypeVar("T")
 _LOST_RACE: Final = frozenset({"40001", "40P01"})
 """SQLSTATEs of a serialization failure and a deadlock: the transaction lost a race; nothing changed."""
 
+_NOT_MIGRATED: Final = frozenset({"42P01", "42703"})
+"""PostgreSQL SQLSTATEs of an undefined table and an undefined column: paycore's migrations are not applied there."""
+_NOT_GRANTED: Final = "42501"
+"""PostgreSQL's SQLSTATE of an insufficient privilege: the database user may not use paycore's tables."""
+_SQLITE_NOT_MIGRATED: Final = ("no such table", "no such column", "has no column named")
+"""How SQLite says a table or column of paycore's is missing (it gives no SQLSTATE)."""
+
+
+def _first_line(error: DatabaseError) -> str:
+    """The first line of the driver's message (the rest may quote the statement), or the error's class name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
 
 def unavailable(error: DatabaseError, using: str) -> StorageUnavailable:
     """A :class:`StorageUnavailable` naming the database alias and the driver's first line."""
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return StorageUnavailable(f"Django database {using!r} failed: {detail}")
+    return StorageUnavailable(f"Django database {using!r} failed: {_first_line(error)}")
+
+
+def _sqlstate(error: DatabaseError) -> str | None:
+    """The SQLSTATE of the driver's error behind ``error`` (psycopg 3's ``sqlstate``, psycopg2's ``pgcode``)."""
+    cause = error.__cause__
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return str(code) if code else None
+
+
+def _schema_refusal(error: DatabaseError, using: str) -> StorageUnavailable | None:
+    """A :class:`StorageUnavailable` when ``error`` says paycore's tables are missing on ``using`` (or refused to
+    its user); ``None`` for any other error."""
+    state = _sqlstate(error)
+    detail = _first_line(error)
+    text = detail.lower()
+    migrate = f"python manage.py migrate --database {using}"
+    if state in _NOT_MIGRATED or (state is None and any(words in text for words in _SQLITE_NOT_MIGRATED)):
+        return StorageUnavailable(
+            f"Django database {using!r} lacks paycore's tables ({detail}): run `{migrate}`, and let "
+            f"DATABASE_ROUTERS migrate paycore's apps on {using!r} (manage.py check: paycore_django.W004)"
+        )
+    if state == _NOT_GRANTED:
+        return StorageUnavailable(
+            f"Django database {using!r} refuses paycore's tables to its user ({detail}): grant that user "
+            f"access to them, or run `{migrate}` as it"
+        )
+    return None
 
 
 def run_unit_sync(using: str, work: Callable[[], T], *, atomic: bool = True) -> T:
     """Run ``work()`` on the calling thread, in ``transaction.atomic(using=using)`` unless ``atomic=False``.
 
     ``atomic=False`` is for a read of one statement, atomic by itself (no
-    ``BEGIN``/``COMMIT`` round trips).
+    ``BEGIN``/``COMMIT`` round trips). A lost connection is a :class:`StorageUnavailable`, as are paycore's
+    tables missing from the database (or refused to its user); a lost race is a :class:`ConcurrentUpdate`.
     """
     close_old_connections()
     try:
@@ -51,8 +106,13 @@ def run_unit_sync(using: str, work: Callable[[], T], *, atomic: bool = True) -> 
             return work()
         with transaction.atomic(using=using):
             return work()
-    except (OperationalError, InterfaceError) as error:
-        if getattr(error.__cause__, "sqlstate", None) in _LOST_RACE:
+    except (OperationalError, InterfaceError, ProgrammingError) as error:
+        refusal = _schema_refusal(error, using)
+        if refusal is not None:
+            raise refusal from error
+        if isinstance(error, ProgrammingError):
+            raise  # a programming error, not the database's state: shown as it is
+        if _sqlstate(error) in _LOST_RACE:
             raise ConcurrentUpdate(
                 f"Django database {using!r}: the transaction lost a race; nothing changed"
             ) from error
