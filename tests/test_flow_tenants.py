@@ -199,3 +199,38 @@ async def test_a_key_of_payments_without_a_tenant_does_not_reach_an_unscoped_cal
         assert refund.payment_id == awa.id
         assert (await flow.get_payment(awa.id)).refunded_amount == Money.of("2000", "XOF")
         assert (await flow.get_payment(plain.id)).refunded_amount == Money.of("1000", "XOF")
+
+
+async def test_a_store_mixing_tenants_key_spaces_never_hands_one_tenant_anothers_payment(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    """A third party's store keying records by ``scope + ":" + key`` answered tenant ``shop:x``'s key ``1`` with
+    tenant ``shop``'s payment of key ``x:1``: its customer sent to another restaurant's checkout, nothing stored."""
+    from paycore_memory import MemoryIdempotencyStore
+
+    class JoinsScopeAndKey(MemoryIdempotencyStore):
+        async def claim(self, *, scope: str, key: str, fingerprint: str, lease_seconds: float) -> Any:
+            return await super().claim(
+                scope="", key=f"{scope}:{key}", fingerprint=fingerprint, lease_seconds=lease_seconds
+            )
+
+        async def complete(self, *, scope: str, key: str, token: str, result: Any, ttl_seconds: float) -> None:
+            await super().complete(scope="", key=f"{scope}:{key}", token=token, result=result, ttl_seconds=ttl_seconds)
+
+        async def complete_record(self, *, scope: str, key: str, token: str, record: Any, ttl_seconds: float) -> None:
+            await super().complete_record(
+                scope="", key=f"{scope}:{key}", token=token, record=record, ttl_seconds=ttl_seconds
+            )
+
+    tenants = dict.fromkeys(("shop", "shop:x"), TENANTS["chez-awa"])
+    async with make_flow(tenants=tenants) as flow:
+        flow.idempotency_store = JoinsScopeAndKey()
+        ours = await flow.create_payment(
+            amount=XOF_5000, provider="wave", order_id="T1", tenant="shop", idempotency_key="x:1"
+        )
+        with pytest.raises(IdempotencyKeyReused, match="another tenant"):
+            await flow.create_payment(
+                amount=XOF_5000, provider="wave", order_id="T1", tenant="shop:x", idempotency_key="1"
+            )
+        assert await flow.list_payments(tenant="shop:x") == []
+        assert [p.id for p in await flow.list_payments(tenant="shop")] == [ours.payment.id]

@@ -22,6 +22,7 @@ from paycore.errors import (
     ConcurrentUpdate,
     IdempotencyError,
     IdempotencyInProgress,
+    IdempotencyKeyReused,
     IdempotencyLeaseLost,
     MoneyError,
     NotFound,
@@ -247,10 +248,10 @@ class IdempotentRunner:
         if adds is not None and self._claims_with is not None and prefetch is not None:
             new, answered = await self._first_payment(binding, request, adds, release_on)
             if answered is not None:
-                return _replayed(answered, result_type)
+                return _replayed(answered, result_type, scope)
         claim, binding = await self._claim(binding, request, prefetch, new, updates)
         if claim.token is None:
-            return _replayed(claim, result_type)
+            return _replayed(claim, result_type, scope)
         completer = binding.completer
         if completer is None and self._completed_by_writes:
             completer = KeyCompleter(self.store, scope, key, claim.token, self.ttl_seconds)
@@ -343,9 +344,19 @@ class IdempotentRunner:
         log.warning(taken + "; its result is kept", key, operation)
 
 
-def _replayed(claim: IdempotencyClaim, result_type: type[T]) -> T:
-    """The result a claim that did not take the key replays."""
+def _replayed(claim: IdempotencyClaim, result_type: type[T], scope: str) -> T:
+    """The result a claim that did not take the key replays; :class:`IdempotencyKeyReused` for a payment of
+    another tenant than ``scope``'s, which only a store mixing key spaces could give (a third party's: the
+    conformance suite checks it), never handed to the caller."""
     if claim.record is not None and type(claim.record) is result_type:
-        return claim.record  # narrowed by the type check above
-    assert claim.result is not None, "a claim without a token carries a result or a record"
-    return serialization.structure(claim.result["value"], result_type)
+        replayed: T = claim.record  # narrowed by the type check above
+    else:
+        assert claim.result is not None, "a claim without a token carries a result or a record"
+        replayed = serialization.structure(claim.result["value"], result_type)
+    payment = replayed.payment if isinstance(replayed, Checkout) else replayed
+    if isinstance(payment, Payment) and "|" not in scope and scope_of(payment.tenant) != scope:
+        raise IdempotencyKeyReused(
+            f"the idempotency store answered this key with a payment of another tenant ({payment.tenant!r}): it "
+            "mixes tenants' key spaces, and nothing is replayed from it"
+        )
+    return replayed
