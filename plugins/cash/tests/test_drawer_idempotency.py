@@ -163,13 +163,19 @@ async def test_an_open_whose_holder_crashed_is_resumed_after_the_lease_without_a
     assert [resumed] == written == await drawers.sessions()
 
 
+@pytest.mark.parametrize("shifts_since", [0, 4])
 async def test_a_pay_out_whose_holder_crashed_is_resumed_after_the_lease_without_paying_twice(
-    drawers: CashDrawers, clock: Clock, store: CrashingStore
+    drawers: CashDrawers, clock: Clock, store: CrashingStore, shifts_since: int
 ) -> None:
     session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
     store.crash_next = True
     with pytest.raises(ProcessDied):
         await drawers.pay_out(till="T1", amount=xof(4_000), reason="drop", actor="Awa", idempotency_key="d")
+    if shifts_since:
+        await drawers.close(till="T1", counted=xof(6_000), closed_by="Awa")
+    for _ in range(shifts_since):
+        await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Moussa")
+        await drawers.close(till="T1", counted=xof(5_000), closed_by="Moussa")
     clock.advance(LEASE + 1)
     resumed = await drawers.pay_out(till="T1", amount=xof(4_000), reason="drop", actor="Awa", idempotency_key="d")
     assert await drawers.movements(session.id) == [resumed]
@@ -202,13 +208,19 @@ async def test_a_close_by_session_whose_holder_crashed_replays_that_close_instea
     assert (resumed.counted, resumed.variance) == (xof(10_500), xof(500))
 
 
+@pytest.mark.parametrize("shifts_since", [0, 3, 6])
 async def test_a_keyed_close_retried_after_the_till_reopened_replays_the_first_close_and_leaves_the_new_drawer_open(
-    drawers: CashDrawers, clock: Clock, store: CrashingStore
+    drawers: CashDrawers, clock: Clock, store: CrashingStore, shifts_since: int
 ) -> None:
+    """Looked for among the till's three latest sessions only, the first close was not found after three more
+    shifts: the retry closed the next shift's drawer with the first close's count."""
     first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
     store.crash_next = True
     with pytest.raises(ProcessDied):
         await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
+    for shift in range(shifts_since):
+        await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Moussa")
+        await drawers.close(till="T1", counted=xof(5_000), closed_by="Moussa", idempotency_key=f"shift-{shift}")
     second = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Binta")
     clock.advance(LEASE + 1)
     resumed = await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")

@@ -67,8 +67,6 @@ __all__ = ["CashDrawers", "FlowLike", "cash_settings", "runner_for"]
 _CLOSE_ATTEMPTS = 20
 _WRITE_ATTEMPTS = 50
 """How many times a pay-out is checked again when cash moved between its check and its write."""
-_REPLAY_SESSIONS = 3
-"""How many of a till's latest sessions a keyed pay-in/out retry is looked for in."""
 
 
 class FlowLike(Protocol):
@@ -371,10 +369,13 @@ class CashDrawers:
         raise ConcurrentUpdate(f"the drawer of till {till!r} kept changing while {amount} was paid out; try again")
 
     async def _earlier_movement(self, till: str, binding: KeyBinding) -> CashMovement | None:
-        """The movement an earlier attempt under the key stored in one of the till's last sessions."""
+        """The movement an earlier attempt under the key stored, while the key binds it: in a session of the till
+        still open or closed since the key's window began, however many the till opened since."""
         candidates = set(binding.candidate_ids("mov"))
         sessions = await self.storage.list_sessions(self.tenant, till)
-        for session in reversed(sessions[-_REPLAY_SESSIONS:]):
+        for session in reversed(sessions):
+            if session.closed_at is not None and not binding.binds(session.closed_at):
+                continue  # closed before the window: it holds no movement the key binds
             for movement in await self.storage.list_movements(session.id):
                 if movement.id in candidates and binding.binds(movement.at):
                     return movement
@@ -452,14 +453,14 @@ class CashDrawers:
         self, till: str | None, session_id: str | None, binding: KeyBinding
     ) -> DrawerSession | None:
         """The session an earlier attempt under the key closed (it carries the key's ``close_id``), while the
-        key binds it: the session ``session_id``, or one of the latest sessions of ``till``."""
+        key binds it: the session ``session_id``, or any session of ``till``, however many it opened since."""
         if session_id is not None:
             try:
                 sessions = [await self.get(session_id)]
             except DrawerNotFound:
                 return None
         else:
-            sessions = list(reversed((await self.storage.list_sessions(self.tenant, till))[-_REPLAY_SESSIONS:]))
+            sessions = list(reversed(await self.storage.list_sessions(self.tenant, till)))
         close_ids = set(binding.candidate_ids("cls"))
         for session in sessions:
             if session.close_id in close_ids and session.closed_at is not None and binding.binds(session.closed_at):
