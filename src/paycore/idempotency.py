@@ -190,18 +190,23 @@ class IdempotentRunner:
         fingerprint: str,
         adds: Callable[[KeyBinding], Awaitable[PaymentWrite]],
         release_on: tuple[type[BaseException], ...],
-    ) -> tuple[PaymentWrite | None, IdempotencyClaim | None]:
+        prefetch: Callable[[KeyBinding], Sequence[str]],
+    ) -> tuple[PaymentWrite | None, IdempotencyClaim | None, tuple[IdempotencyClaim, KeyBinding] | None]:
         """The new payment ``adds`` builds and checks before the claim, to be stored with it.
 
-        When the checks refuse the request, the key still answers first: a request completed
-        before is replayed (its claim is returned), a key held by another says so, and a key
-        claimed here is released before the refusal is raised."""
+        When the checks refuse the request, the key still answers first: a request completed before is
+        replayed (its claim is returned second), a key held by another says so, and a key claimed here is
+        released before the refusal is raised; unless the key binds an earlier attempt's payment (its holder
+        crashed): then the claim and its binding are returned third, and that payment is carried on (settled
+        by asking its provider), not left pending behind a refusal that says nothing was stored."""
         try:
-            return await adds(binding), None
+            return await adds(binding), None, None
         except release_on:
-            claim, _ = await self._claim(binding, fingerprint, None)  # the store's own claim
+            claim, held = await self._claim(binding, fingerprint, prefetch)  # the store's own claim
             if claim.token is None:
-                return None, claim
+                return None, claim, None
+            if held.prefetched and held.earlier("pay", held.prefetched.values()) is not None:
+                return None, None, (claim, held)
             await run_shielded(partial(self.store.release, scope=binding.scope, key=binding.key, token=claim.token))
             raise
 
@@ -245,11 +250,12 @@ class IdempotentRunner:
         binding = self.binding(scope, key)
         request = fingerprint(operation, arguments)
         new: PaymentWrite | None = None
+        held: tuple[IdempotencyClaim, KeyBinding] | None = None
         if adds is not None and self._claims_with is not None and prefetch is not None:
-            new, answered = await self._first_payment(binding, request, adds, release_on)
+            new, answered, held = await self._first_payment(binding, request, adds, release_on, prefetch)
             if answered is not None:
                 return _replayed(answered, result_type, scope)
-        claim, binding = await self._claim(binding, request, prefetch, new, updates)
+        claim, binding = held or await self._claim(binding, request, prefetch, new, updates)
         if claim.token is None:
             return _replayed(claim, result_type, scope)
         completer = binding.completer

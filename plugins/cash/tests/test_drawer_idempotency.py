@@ -8,6 +8,7 @@ finds what it wrote instead of writing twice.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -275,3 +276,73 @@ async def test_the_same_close_key_after_its_ttl_closes_the_drawer_open_now(drawe
     closed = await drawers.close(till="T1", counted=xof(10_000), closed_by="Awa", idempotency_key="evening")
     assert closed.id == second.id != first.id
     assert await drawers.current("T1") is None
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def sql_or_memory_drawers(
+    request: pytest.FixtureRequest, clock: Clock, store: CrashingStore, tmp_path: Any
+) -> AsyncIterator[CashDrawers]:
+    """Drawers on the memory adapter, or on SQLite, whose repository claims keys in its own units of work."""
+    if request.param == "memory":
+        async with _drawers_on(clock, MemoryRepository(), store) as drawers:
+            yield drawers
+        return
+    from paycore_sqlalchemy import Database, SqlIdempotencyStore, SqlPaymentRepository
+
+    database = Database(f"sqlite:///{tmp_path / 'pos.db'}")
+    keys = SqlIdempotencyStore(database=database, clock=lambda: clock.seconds)
+    async with _drawers_on(clock, SqlPaymentRepository(database=database), keys) as drawers:
+        yield drawers
+
+
+@contextlib.asynccontextmanager
+async def _drawers_on(clock: Clock, repository: Any, keys: Any) -> AsyncIterator[CashDrawers]:
+    config = load_config(
+        {
+            "providers": {"cash": {"type": "cash", "currency": "XOF"}},
+            "provider_timeout": 1,
+            "idempotency_lease": LEASE,
+            "idempotency_ttl": TTL,
+        }
+    )
+    manager = create_plugin_manager()
+    flow = PaymentFlow(
+        config=config,
+        plugin_manager=manager,
+        registry=collect_registry(manager),
+        repository=repository,
+        idempotency_store=keys,
+        clock=clock.now,
+    )
+    async with flow:
+        yield CashDrawers(flow)
+
+
+async def test_a_sale_whose_holder_crashed_before_the_drawer_had_it_is_settled_by_its_retry_after_the_close(
+    sql_or_memory_drawers: CashDrawers, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry, refused "no open drawer" as a request that stored nothing, released its key and left the first
+    attempt's payment pending with its call for good (on a repository claiming keys in its own writes)."""
+    from paycore.status import PaymentStatus
+    from paycore_cash.errors import CashSaleFailed
+    from paycore_cash.sales import take_cash
+
+    drawers = sql_or_memory_drawers
+    await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    cash = drawers.flow.provider("cash")
+
+    async def dies(payment: Any) -> Any:
+        raise ProcessDied  # the payment and its call are stored; the drawer has nothing
+
+    monkeypatch.setattr(cash, "initiate", dies)
+    sale = {"amount": xof(3_000), "tendered": xof(5_000), "till": "T1", "order_id": "T1-7", "idempotency_key": "s"}
+    with pytest.raises(ProcessDied):
+        await take_cash(drawers.flow, **sale)
+    monkeypatch.undo()
+    await drawers.close(till="T1", counted=xof(10_000), closed_by="Awa")
+    clock.advance(LEASE + 1)
+    with pytest.raises(CashSaleFailed) as failed:
+        await take_cash(drawers.flow, **sale)
+    payment = await drawers.flow.get_payment(failed.value.payment_id)
+    assert (payment.status, payment.pending_call) == (PaymentStatus.FAILED, None)
+    assert await drawers.flow.list_payments() == [payment]
