@@ -53,7 +53,7 @@ def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     receivers still running from another test."""
     monkeypatch.setattr(callers, "RECEIVER_WAIT", WAIT)
     monkeypatch.setattr(callers, "_warned", threading.Event())
-    monkeypatch.setattr(callers, "_backlogs", threading.local())
+    monkeypatch.setattr(callers, "_chains", {})
 
 
 @pytest.fixture
@@ -135,18 +135,23 @@ def test_a_receiver_writing_a_row_the_callers_transaction_holds_no_longer_hangs_
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_events_after_a_stuck_receiver_are_sent_behind_it_in_order_and_not_waited_for(
+def test_a_payments_events_after_a_stuck_receiver_are_told_behind_it_in_order_from_any_thread(
     using: str,
     backend: str,
     outer: str,
     receiver: Callable[[Callable[..., None]], None],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The payment's later events, of the same call or of a later one made outside the transaction by another
+    thread (a webhook's request), are told after the stuck one: told first, a webhook's "succeeded" was then
+    overwritten on the order by the earlier events' "processing". Another payment's are not held back."""
     release = threading.Event()
     seen: list[tuple[str, str, int]] = []
+    stuck: list[str] = []
 
     def held_back(sender: Any, event: Any, payment: Any, **kwargs: Any) -> None:
-        if not seen:
+        if not stuck:
+            stuck.append(event.payment_id)
             release.wait(STUCK)  # waits for what the caller holds until it has committed
         seen.append((event.payment_id, event.kind, event.sequence))
 
@@ -159,17 +164,22 @@ def test_events_after_a_stuck_receiver_are_sent_behind_it_in_order_and_not_waite
         started = time.monotonic()
         with transaction.atomic(using=outer):
             checkout = flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="o-2")
-            body, headers = provider.webhook(checkout.payment.id, outcome=Outcome.SUCCEEDED)
-            flow.handle_webhook("fake", body, headers)
-        provider.script("initiate", "approve")
-        later = flow.create_payment(amount=Money.of("700", "XOF"), provider="fake", order_id="o-3")  # behind it too
         took = time.monotonic() - started
-        release.set()
-        events = [*flow.list_events(checkout.payment.id), *flow.list_events(later.payment.id)]
-        assert eventually(lambda: len(seen) == len(events))
+        body, headers = provider.webhook(checkout.payment.id, outcome=Outcome.SUCCEEDED)
+        webhook = threading.Thread(target=flow.handle_webhook, args=("fake", body, headers))
+        webhook.start()  # another request's thread, outside any transaction: told behind, and waits for it
+        provider.script("initiate", "approve")
+        other = flow.create_payment(amount=Money.of("700", "XOF"), provider="fake", order_id="o-3")
+        assert [p for p, _, _ in seen] == [other.payment.id] * other.payment.event_count  # not held back
+        release.set()  # the caller's transaction has ended
+        webhook.join(STUCK)
+        events = flow.list_events(checkout.payment.id)
+        assert eventually(lambda: len([p for p, _, _ in seen if p == checkout.payment.id]) == len(events))
     assert took < STUCK / 2
-    assert seen == [(event.payment_id, event.kind, event.sequence) for event in events]
-    assert caplog.text.count("still run after") == 1  # the later events were not waited for
+    assert [entry for entry in seen if entry[0] == checkout.payment.id] == [
+        (event.payment_id, event.kind, event.sequence) for event in events
+    ]
+    assert caplog.text.count("still run after") == 1
 
 
 def test_outside_a_transaction_receivers_are_waited_for_as_long_as_they_run(
@@ -212,3 +222,20 @@ def test_the_warning_needs_a_transaction_and_a_receiver_and_is_given_once(
     assert again is not None
     assert held.aliases == (OUTER,)
     assert caplog.text.count("paycore is called inside a transaction on database(s) 'outer'") == 1
+
+
+def test_the_threads_telling_a_payments_events_are_not_daemons_so_the_interpreter_lets_them_end() -> None:
+    """Started from the flow's event loop thread (a daemon), they were daemons too: a script or a worker ending
+    after a call made inside its transaction killed the receivers still running, and the events behind them."""
+    daemons: list[bool] = []
+
+    def start() -> None:
+        callers.send_in_order(lambda: None, "pay_x")  # nothing running for it: not started here
+        chain = callers._chain("pay_x")
+        chain.start(lambda: daemons.append(threading.current_thread().daemon), "test").wait(5)
+
+    starter = threading.Thread(target=start, daemon=True)
+    starter.start()
+    starter.join(5)
+    assert daemons == [False]
+    assert eventually(lambda: "pay_x" not in callers._chains)  # its last send ended: nothing kept

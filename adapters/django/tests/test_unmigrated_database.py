@@ -107,3 +107,16 @@ def test_a_table_refused_to_the_database_user_is_storage_unavailable_saying_so(e
 
     with pytest.raises(StorageUnavailable, match="refuses paycore's tables to its user"):
         run_unit_sync(empty_database, refused)
+
+
+@ON_POSTGRESQL
+def test_a_write_to_a_read_only_database_is_storage_unavailable_saying_so(empty_database: str) -> None:
+    """A hot standby after a failover (or default_transaction_read_only) raised Django's raw InternalError."""
+
+    def write_read_only() -> None:  # rolled back with the unit
+        with connections[empty_database].cursor() as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute("CREATE TABLE paycore_written (id integer)")
+
+    with pytest.raises(StorageUnavailable, match="is read-only"):
+        run_unit_sync(empty_database, write_read_only)

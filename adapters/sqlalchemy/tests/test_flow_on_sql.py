@@ -126,3 +126,13 @@ async def test_a_sqlite_file_removed_or_replaced_under_an_open_flow_is_written_t
         assert path.read_bytes() == restored_bytes
     else:
         assert not path.exists(), "no empty database was made in its place"
+
+
+@pytest.mark.postgres
+async def test_a_read_only_postgresql_database_is_storage_unavailable_saying_so(postgres_url: str) -> None:
+    """A hot standby after a failover (or default_transaction_read_only) raised SQLAlchemy's raw InternalError."""
+    read_only = postgres_url + "?options=-c%20default_transaction_read_only%3Don"
+    async with PaymentFlow.from_config(_config(read_only), plugins=[paycore.testing.fake]) as flow:
+        with pytest.raises(StorageUnavailable, match="is read-only"):
+            await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="T1")
+        assert await flow.list_payments() == []

@@ -20,9 +20,11 @@ process) and the call runs as a :class:`HeldTransaction`: the plugin sends the
 signal of each of its events on a thread of its own and waits for the receivers
 :data:`RECEIVER_WAIT` seconds at most. Receivers still running then are logged
 and left to finish, which they do once the caller's transaction has ended (its
-locks go with it); the caller's events after them are sent behind them, in
-order, and not waited for (so are those of its later calls, in a transaction
-or not, until they have ended). Nothing here imports Django until a call asks.
+locks go with it). A payment's events are told in order whatever thread makes
+them: while one is still being told, its later ones (of this call, or of any
+later call from any thread) are sent behind it (:func:`send_in_order`). The
+threads that tell them are not daemons, so the interpreter lets them end before
+it exits. Nothing here imports Django until a call asks.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "HeldTransaction",
     "caller_transaction",
     "held_by_caller",
+    "send_in_order",
     "transactions_held",
 ]
 
@@ -55,8 +58,10 @@ RECEIVER_WAIT: float = 5.0
 _held: ContextVar[HeldTransaction | None] = ContextVar("paycore_django_held_transaction", default=None)
 """The caller's transaction, in the event loop task running a call of the blocking flow made inside one."""
 
-_backlogs = threading.local()
-"""Each caller thread's :class:`Backlog` (attribute ``backlog``)."""
+_chains: dict[str, Backlog] = {}
+"""Each payment whose events are still being told on threads of their own, and its :class:`Backlog`."""
+_chains_lock = threading.Lock()
+"""Held while :data:`_chains` is read or changed."""
 
 _warned = threading.Event()
 """Set once the warning of :func:`caller_transaction` was logged (once per process)."""
@@ -65,12 +70,13 @@ _warning = threading.Lock()
 
 
 class Backlog:
-    """The ``payment_event`` sends of one caller thread made inside its transactions, each run on a thread of its
-    own after the one before it has ended: in order, even when one is left running."""
+    """The ``payment_event`` sends of one payment's events told on threads of their own, each run after the one
+    before it has ended: in order, even when one is left running."""
 
-    def __init__(self) -> None:
+    def __init__(self, payment_id: str = "") -> None:
         self._lock = threading.Lock()
         self._last: threading.Event | None = None
+        self.payment_id = payment_id
 
     def stuck(self) -> bool:
         """Whether a send started earlier is still running (its receivers wait, maybe for the caller)."""
@@ -91,19 +97,50 @@ class Backlog:
                 send()
             finally:
                 done.set()
+                with _chains_lock, self._lock:  # the payment's last send has ended: nothing to order behind
+                    if self._last is done and _chains.get(self.payment_id) is self:
+                        del _chains[self.payment_id]
 
-        threading.Thread(target=run, name=name).start()
+        # Not a daemon (a thread started by a daemon, the flow's event loop thread, would be one by default).
+        threading.Thread(target=run, name=name, daemon=False).start()
         return done
+
+
+def _chain(payment_id: str) -> Backlog:
+    """The :class:`Backlog` of ``payment_id``'s events, made if none is running."""
+    with _chains_lock:
+        found = _chains.get(payment_id)
+        if found is None:
+            found = _chains[payment_id] = Backlog(payment_id)
+        return found
+
+
+def send_in_order(send: Callable[[], None], payment_id: str) -> Awaitable[None] | None:
+    """Tell an event of ``payment_id`` made outside a caller's transaction (``send()``) behind its earlier events
+    still being told on threads of their own, if any; what to await then (its end, however long: the caller
+    holds nothing they could wait for). ``None``: none is, and the plugin tells it as usual."""
+    with _chains_lock:
+        found = _chains.get(payment_id)
+    if found is None or not found.stuck():
+        return None
+    done = found.start(send, f"paycore payment_event for {threading.current_thread().name}")
+    return _waited(done)
+
+
+async def _waited(done: threading.Event) -> None:
+    """Wait for ``done`` on a worker thread."""
+    import anyio.to_thread
+
+    await anyio.to_thread.run_sync(done.wait)
 
 
 @frozen
 class HeldTransaction:
     """A call of paycore made by thread ``thread`` inside its transactions on databases ``aliases``, while
-    ``payment_event`` has receivers; ``backlog`` holds that thread's sends."""
+    ``payment_event`` has receivers."""
 
     aliases: tuple[str, ...]
     thread: str
-    backlog: Backlog
 
     def around(self, method: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         """``method`` (a flow's method), made to run as this call: the plugin then finds it with
@@ -123,11 +160,12 @@ class HeldTransaction:
         return call
 
     def send(self, send: Callable[[], None], kind: str, payment_id: str) -> Awaitable[None] | None:
-        """Start ``send()`` (the signal of event ``kind`` of payment ``payment_id``) behind this thread's earlier
-        sends; what to await for it: its end, :data:`RECEIVER_WAIT` seconds at most. ``None`` (nothing to await)
-        when an earlier send is still running: waiting would only wait for that one again."""
-        behind = self.backlog.stuck()
-        done = self.backlog.start(send, f"paycore payment_event for {self.thread}")
+        """Start ``send()`` (the signal of event ``kind`` of payment ``payment_id``) behind the payment's earlier
+        events still being told; what to await for it: its end, :data:`RECEIVER_WAIT` seconds at most. ``None``
+        (nothing to await) when an earlier one is still running: waiting would only wait for that one again."""
+        chain = _chain(payment_id)
+        behind = chain.stuck()
+        done = chain.start(send, f"paycore payment_event for {self.thread}")
         if behind:
             log.info(
                 "payment_event for event %s of payment %s is sent once the receivers of an earlier event, still "
@@ -139,63 +177,51 @@ class HeldTransaction:
         return self._ended(done, kind, payment_id)
 
     async def _ended(self, done: threading.Event, kind: str, payment_id: str) -> None:
-        """Wait for ``done`` :data:`RECEIVER_WAIT` seconds at most (as long as it takes outside any transaction:
-        a call queued behind receivers that have ended since); log the receivers still running then."""
+        """Wait for ``done`` :data:`RECEIVER_WAIT` seconds at most; log the receivers still running then."""
         import anyio.to_thread
 
-        limit = RECEIVER_WAIT if self.aliases else None
-        if await anyio.to_thread.run_sync(done.wait, limit):
+        if await anyio.to_thread.run_sync(done.wait, RECEIVER_WAIT):
             return
         log.warning(
             "payment_event receivers of event %s of payment %s still run after %s s, while the caller (thread %s) "
             "holds a transaction on %s: paycore stops waiting for them and the call goes on (a receiver that "
             "waits for a row that transaction holds would otherwise wait for it forever). They finish once it "
-            "has ended, and this thread's later events are sent behind them, in order. See docs/django.md, "
+            "has ended, and the payment's later events are sent behind them, in order. See docs/django.md, "
             "'Receivers and your transactions'.",
             kind,
             payment_id,
-            limit,
+            RECEIVER_WAIT,
             self.thread,
             ", ".join(repr(alias) for alias in self.aliases),
         )
 
 
 def transactions_held() -> tuple[str, ...]:
-    """The database aliases on which the calling thread is inside a transaction (``atomic()``), in
-    ``DATABASES`` order (only those it has opened a connection to)."""
+    """The database aliases on which the calling thread is inside a transaction (``atomic()``, or autocommit
+    turned off with ``transaction.set_autocommit(False)``), in ``DATABASES`` order (only those it has opened a
+    connection to)."""
     from django.db import connections
 
     return tuple(
-        connection.alias for connection in connections.all(initialized_only=True) if connection.in_atomic_block
+        connection.alias
+        for connection in connections.all(initialized_only=True)
+        if connection.in_atomic_block or (connection.connection is not None and not connection.get_autocommit())
     )
-
-
-def _backlog() -> Backlog:
-    """The calling thread's :class:`Backlog`."""
-    found: Backlog | None = getattr(_backlogs, "backlog", None)
-    if found is None:
-        found = _backlogs.backlog = Backlog()
-    return found
 
 
 def caller_transaction() -> HeldTransaction | None:
     """The calling thread's transactions as a :class:`HeldTransaction`, when it is inside one on any database
-    and ``payment_event`` has receivers; ``None`` otherwise. The first time, a warning says what it risks.
-
-    Also one (maybe of no alias) while receivers of an earlier such call of this thread still run: the events of
-    this call are then sent behind them, in order.
-    """
+    and ``payment_event`` has receivers; ``None`` otherwise. The first time, a warning says what it risks."""
     aliases = transactions_held()
-    earlier: Backlog | None = getattr(_backlogs, "backlog", None)
     if not aliases:
-        return None if earlier is None or not earlier.stuck() else HeldTransaction((), _thread(), earlier)
+        return None
     from paycore_django.models import Payment
     from paycore_django.signals import payment_event
 
     if not payment_event.has_listeners(Payment):
         return None
     _warn_once(aliases)
-    return HeldTransaction(aliases, _thread(), _backlog())
+    return HeldTransaction(aliases, _thread())
 
 
 def _thread() -> str:

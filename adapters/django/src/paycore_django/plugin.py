@@ -24,7 +24,7 @@ from paycore.errors import ConfigurationError
 from paycore.hookspecs import AdapterContext, IdempotencyStoreRegistrar, RepositoryRegistrar
 from paycore.logs import guarded_logger
 from paycore.records import Payment, PaymentEvent
-from paycore_django.callers import held_by_caller
+from paycore_django.callers import held_by_caller, send_in_order
 from paycore_django.databases import check_database
 
 if TYPE_CHECKING:
@@ -128,8 +128,12 @@ def paycore_payment_event(event: PaymentEvent, payment: Payment) -> Awaitable[No
         return None
     signal, sender = found
     held = held_by_caller()
+    on_its_own = functools.partial(_send, signal, sender, event, payment, last=True)  # on a thread of its own
     if held is not None:
-        return held.send(functools.partial(_send, signal, sender, event, payment, last=True), event.kind, payment.id)
+        return held.send(on_its_own, event.kind, payment.id)
+    behind = send_in_order(on_its_own, payment.id)  # the payment's earlier events are still being told
+    if behind is not None:
+        return behind
     import anyio.to_thread
 
     return anyio.to_thread.run_sync(functools.partial(_send, signal, sender, event, payment))

@@ -32,6 +32,7 @@ import anyio.to_thread
 from django.db import (
     DatabaseError,
     InterfaceError,
+    InternalError,
     OperationalError,
     ProgrammingError,
     close_old_connections,
@@ -49,6 +50,8 @@ _LOST_RACE: Final = frozenset({"40001", "40P01"})
 
 _NOT_MIGRATED: Final = frozenset({"42P01", "42703"})
 """PostgreSQL SQLSTATEs of an undefined table and an undefined column: paycore's migrations are not applied there."""
+_READ_ONLY: Final = "25006"
+"""PostgreSQL's SQLSTATE of a write in a read-only transaction (a hot standby, ``default_transaction_read_only``)."""
 _NOT_GRANTED: Final = "42501"
 """PostgreSQL's SQLSTATE of an insufficient privilege: the database user may not use paycore's tables."""
 _SQLITE_NOT_MIGRATED: Final = ("no such table", "no such column", "has no column named")
@@ -106,6 +109,13 @@ def run_unit_sync(using: str, work: Callable[[], T], *, atomic: bool = True) -> 
             return work()
         with transaction.atomic(using=using):
             return work()
+    except InternalError as error:
+        if _sqlstate(error) != _READ_ONLY:
+            raise
+        raise StorageUnavailable(
+            f"Django database {using!r} is read-only (a standby after a failover, or default_transaction_read_only): "
+            "nothing was written; point it at the primary"
+        ) from error
     except (OperationalError, InterfaceError, ProgrammingError) as error:
         refusal = _schema_refusal(error, using)
         if refusal is not None:

@@ -34,12 +34,15 @@ from paycore_sqlalchemy.straight import run_unit
 if TYPE_CHECKING:
     from paycore_sqlalchemy.schemas import SqlSchema
 
-__all__ = ["UNAVAILABLE", "Database", "unavailable"]
+__all__ = ["READ_ONLY_SQLSTATE", "UNAVAILABLE", "Database", "unavailable"]
 
 T = TypeVar("T")
 
 UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
 """What a database that cannot be reached (or a pool that is exhausted) raises."""
+
+READ_ONLY_SQLSTATE: Final = "25006"
+"""PostgreSQL's SQLSTATE of a write in a read-only transaction (a hot standby, ``default_transaction_read_only``)."""
 
 _LOST_RACE: Final = frozenset({"40001", "40P01"})
 """SQLSTATEs of a serialization failure and a deadlock: the transaction lost a race, retrying is safe."""
@@ -138,6 +141,13 @@ class Database:
             if getattr(getattr(error, "orig", None), "sqlstate", None) in _LOST_RACE:
                 raise ConcurrentUpdate(f"database {self.url}: the transaction lost a race; nothing changed") from error
             raise unavailable(error, self.url) from error
+        except exc.InternalError as error:
+            if getattr(error.orig, "sqlstate", None) != READ_ONLY_SQLSTATE:
+                raise
+            raise StorageUnavailable(
+                f"database {self.url} is read-only (a standby after a failover, or default_transaction_read_only): "
+                "nothing was written; point paycore at the primary"
+            ) from error
 
     def _in_transaction(self, work: Callable[[sa.Connection], T], write: bool, compare_and_set: bool) -> T:
         if self._autocommit is not None and (not write or compare_and_set):
