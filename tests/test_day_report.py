@@ -118,7 +118,7 @@ async def test_a_tzinfo_that_gives_no_offset_is_refused(demo_flow: PaymentFlow) 
         await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow().date(), timezone=tzinfo())
 
 
-@pytest.mark.parametrize("zone", [None, 1, b"UTC"])
+@pytest.mark.parametrize("zone", [1, b"UTC", 1.5])
 async def test_a_time_zone_neither_a_name_nor_a_tzinfo_is_refused(demo_flow: PaymentFlow, zone: object) -> None:
     with pytest.raises(ValidationError, match="a time zone is an IANA name"):
         await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow().date(), timezone=zone)  # type: ignore[arg-type]

@@ -179,17 +179,18 @@ def read_time_zone(raw: Any, where: str) -> str | None:
     """``timezone`` of ``where``: unset, or an IANA time zone name (``Africa/Dakar``) this machine knows."""
     if raw is None:
         return None
-    from paycore.errors import ValidationError
-    from paycore.reports import time_zone  # loaded only for a configuration that sets one
-
     if not isinstance(raw, str):
         raise ConfigurationError(
             f"{where}: timezone must be an IANA name such as Africa/Dakar, not {shown_setting(raw)}"
         )
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # loaded only for a configuration that sets one
+
     try:
-        time_zone(raw)
-    except ValidationError as error:
-        raise ConfigurationError(f"{where}: {error}") from None
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("Africa"), a name too long
+        raise ConfigurationError(
+            f"{where}: unknown time zone {shown_setting(raw)}; use an IANA name such as Africa/Dakar or UTC"
+        ) from None
     return raw
 
 

@@ -1,0 +1,92 @@
+"""``SaveConformance``: a repository's ``save()`` stores the whole next version it is given.
+
+Part of :class:`~paycore.testing.repository_suite.RepositoryConformance`. A
+``save()`` that writes only some columns (an ``UPDATE`` forgetting what the
+``INSERT`` wrote) keeps stale values: a write-ahead call record that never
+reaches other processes lets a second one capture again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import attrs
+from attrs import evolve
+
+from paycore.records import Payment, Refund
+from paycore.storage import PaymentRepository
+from paycore.testing.records import BASE_TIME, make_event, next_version, rich_payment
+
+__all__ = ["SaveConformance"]
+
+
+class SaveConformance:
+    """Conformance tests for what :meth:`~paycore.storage.PaymentRepository.save` stores."""
+
+    async def test_a_save_stores_every_field_it_sets_and_every_field_it_clears(
+        self, repository: PaymentRepository
+    ) -> None:
+        """Each saved version reads back whole: what the flow sets (the write-ahead call record, a review, the
+        provider's state, refund metadata...) and, in a later version, what it puts back to its default."""
+        shape = rich_payment()
+        assert shape.pending_call is not None
+        plain = _as_created(shape, version=1, event_count=1, updated_at=shape.created_at)
+        await repository.add(plain, [make_event(plain, 1, "created")])
+        set_by_the_flow = {field: getattr(shape, field) for field in _SET_BY_THE_FLOW}
+        set_by_the_flow["pending_call"] = evolve(shape.pending_call, cause="reaper")  # not the default "api"
+        rich = next_version(plain, **set_by_the_flow, event_count=2, updated_at=BASE_TIME + timedelta(minutes=5))
+        await repository.save(rich, [make_event(plain, 2)])
+        assert await repository.get(rich.id) == rich, "a save did not store every field of the payment it was given"
+
+        later = BASE_TIME + timedelta(minutes=9)
+        cleared = _as_created(
+            rich,
+            refunds=tuple(_as_created_refund(refund, updated_at=later) for refund in rich.refunds),
+            version=rich.version + 1,
+            event_count=3,
+            updated_at=later,
+        )
+        await repository.save(cleared, [make_event(plain, 3)])
+        assert await repository.get(rich.id) == cleared, (
+            "a save that put fields back to their defaults (no call in flight, no review...) kept stale values"
+        )
+        assert [e.sequence for e in await repository.list_events(rich.id)] == [1, 2, 3]
+
+
+_SET_BY_THE_FLOW = (
+    "status",
+    "authorized_amount",
+    "captured_amount",
+    "refunds",
+    "external_id",
+    "references",
+    "provider_state",
+    "next_action",
+    "fraud_status",
+    "fraud_message",
+    "needs_review",
+    "review_reason",
+    "review_message",
+    "pending_call",
+)
+"""The fields of a payment the flow changes after creating it (besides ``version``, ``event_count`` and
+``updated_at``); the others keep what the payment was created with."""
+
+
+def _as_created(payment: Payment, **fields: Any) -> Payment:
+    """``payment`` with each field in :data:`_SET_BY_THE_FLOW` back to its default, then ``fields``."""
+    declared = attrs.fields_dict(Payment)
+    return evolve(payment, **{**{name: declared[name].default for name in _SET_BY_THE_FLOW}, **fields})
+
+
+def _as_created_refund(refund: Refund, **fields: Any) -> Refund:
+    """``refund`` with every optional field back to its default (its status pending), then ``fields``."""
+    plain = Refund(
+        id=refund.id,
+        payment_id=refund.payment_id,
+        amount=refund.amount,
+        created_at=refund.created_at,
+        updated_at=refund.updated_at,
+    )
+    return evolve(plain, **fields)
