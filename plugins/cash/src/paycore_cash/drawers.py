@@ -369,16 +369,11 @@ class CashDrawers:
         raise ConcurrentUpdate(f"the drawer of till {till!r} kept changing while {amount} was paid out; try again")
 
     async def _earlier_movement(self, till: str, binding: KeyBinding) -> CashMovement | None:
-        """The movement an earlier attempt under the key stored, while the key binds it: in a session of the till
-        still open or closed since the key's window began, however many the till opened since."""
-        candidates = set(binding.candidate_ids("mov"))
-        sessions = await self.storage.list_sessions(self.tenant, till)
-        for session in reversed(sessions):
-            if session.closed_at is not None and not binding.binds(session.closed_at):
-                continue  # closed before the window: it holds no movement the key binds
-            for movement in await self.storage.list_movements(session.id):
-                if movement.id in candidates and binding.binds(movement.at):
-                    return movement
+        """The movement an earlier attempt under the key stored at ``till``, while the key binds it, however many
+        sessions the till opened since (looked up by the ids the key derives)."""
+        for movement in await self.storage.get_movements(binding.candidate_ids("mov")):
+            if binding.binds(movement.at) and (await self.storage.get_session(movement.session_id)).till == till:
+                return movement
         return None
 
     # -- closing -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ pins down every rule stated here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from paycore_cash.errors import DrawerAlreadyOpen, DrawerNotFound
@@ -86,6 +87,11 @@ class DrawerStorage(Protocol):
     ) -> CashMovement | None:
         """The stored movement of ``kind`` for ``payment_id`` (a SALE) or ``refund_id``
         (a REFUND); ``None`` if there is none. Given both, both must match."""
+        ...
+
+    async def get_movements(self, movement_ids: Sequence[str]) -> list[CashMovement]:
+        """The stored movements among ``movement_ids`` (those there are, in any order): how a keyed operation's
+        retry finds what its first attempt stored, whatever session holds it."""
         ...
 
     async def list_movements(self, session_id: str) -> list[CashMovement]:

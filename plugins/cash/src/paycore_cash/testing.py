@@ -16,7 +16,7 @@ Every test runs under asyncio and trio.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -226,6 +226,10 @@ class RacedStorage:
         return await self._call(
             "find_movement", self.storage.find_movement, kind=kind, payment_id=payment_id, refund_id=refund_id
         )
+
+    async def get_movements(self, movement_ids: Sequence[str]) -> list[CashMovement]:
+        """As ``storage`` does."""
+        return await self._call("get_movements", self.storage.get_movements, movement_ids)
 
     async def list_movements(self, session_id: str) -> list[CashMovement]:
         """As ``storage`` does."""
@@ -529,6 +533,24 @@ class DrawerStorageConformance:
         assert await drawer_storage.find_movement(kind=MovementKind.REFUND, refund_id="ref_1") == refund
         assert await drawer_storage.find_movement(kind=MovementKind.SALE, payment_id="pay_2") is None
         assert await drawer_storage.find_movement(kind=MovementKind.REFUND, refund_id="ref_2") is None
+
+    async def test_get_movements_finds_the_stored_among_the_ids_in_any_session(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """How a keyed pay-in's retry finds its first attempt, however many sessions the till opened since."""
+        first = make_session()
+        await drawer_storage.open_session(first)
+        kept = make_movement(first, MovementKind.PAY_IN, "500")
+        await drawer_storage.add_movement(kept)
+        await drawer_storage.close_session(closed_record(await drawer_storage.get_session(first.id)))
+        later = make_session()
+        await drawer_storage.open_session(later)
+        other = make_movement(later, MovementKind.PAY_OUT, "200")
+        await drawer_storage.add_movement(other)
+        found = await drawer_storage.get_movements([other.id, "mov_missing", kept.id, kept.id])
+        assert sorted(found, key=lambda movement: movement.id) == sorted([kept, other], key=lambda m: m.id)
+        assert await drawer_storage.get_movements(["mov_missing"]) == []
+        assert await drawer_storage.get_movements([]) == []
 
     async def test_amounts_keep_their_currency_and_minor_units(self, drawer_storage: DrawerStorage) -> None:
         session = make_session(float_="150.25", currency="EUR")

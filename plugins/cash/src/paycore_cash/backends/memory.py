@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from anyio.lowlevel import checkpoint
@@ -125,6 +126,12 @@ class MemoryDrawerStorage:
         if existing_id is None and movement.kind is MovementKind.REFUND and movement.refund_id is not None:
             existing_id = self._refunds.get(movement.refund_id)
         return None if existing_id is None else self._movements[existing_id]
+
+    async def get_movements(self, movement_ids: Sequence[str]) -> list[CashMovement]:
+        """The stored movements among ``movement_ids``."""
+        await checkpoint()
+        with self._lock:
+            return [self._movements[i] for i in dict.fromkeys(movement_ids) if i in self._movements]
 
     async def find_movement(
         self,

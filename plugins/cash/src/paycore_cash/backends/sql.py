@@ -14,6 +14,7 @@ version check.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -193,6 +194,14 @@ class SqlDrawerStorage:
         query = query.order_by(movements.c.position).limit(1)
         row = await self.database.run(lambda c: c.execute(query).mappings().first())
         return None if row is None else movement_from_values(row)
+
+    async def get_movements(self, movement_ids: Sequence[str]) -> list[CashMovement]:
+        """The stored movements among ``movement_ids``."""
+        if not movement_ids:
+            return []
+        query = sa.select(movements).where(movements.c.id.in_(list(movement_ids)))
+        rows = await self.database.run(lambda c: c.execute(query).mappings().all())
+        return [movement_from_values(row) for row in rows]
 
     async def list_movements(self, session_id: str) -> list[CashMovement]:
         """The session's movements in the order they were added."""

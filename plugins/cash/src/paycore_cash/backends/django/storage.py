@@ -22,6 +22,7 @@ a close computed before it fails its version check.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from django.apps import apps
@@ -212,6 +213,13 @@ class DjangoDrawerStorage:
         found = query.order_by("at", "position", "id").values(*_movement_columns())
         row = await run_unit(self.using, found.first, atomic=False)
         return None if row is None else movement_from_values(row)
+
+    async def get_movements(self, movement_ids: Sequence[str]) -> list[CashMovement]:
+        """The stored movements among ``movement_ids``."""
+        if not movement_ids:
+            return []
+        rows = self._movements().filter(id__in=list(movement_ids)).values(*_movement_columns())
+        return [movement_from_values(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
 
     async def list_movements(self, session_id: str) -> list[CashMovement]:
         """The session's movements in the order they were added."""
