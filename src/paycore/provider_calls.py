@@ -356,7 +356,7 @@ class ProviderCalls:
         settled, _ = await self.poll(payment, provider, resending_create=resending_create)
         remaining = settled.pending_call
         if remaining is not None:
-            if remaining.id != call.id and remaining.in_flight(self.clock()):
+            if remaining.id != call.id and self.held.in_flight(remaining, self.clock()):
                 raise remaining.busy(settled.id)
             raise ProviderOutcomeUnknown(
                 f"payment {payment.id}: the outcome of its {call.operation.value} call is still unknown"

@@ -224,15 +224,33 @@ def test_the_warning_needs_a_transaction_and_a_receiver_and_is_given_once(
     assert caplog.text.count("paycore is called inside a transaction on database(s) 'outer'") == 1
 
 
+def test_a_transaction_begun_by_turning_autocommit_off_counts_as_one(outer: str, django_db_blocker: Any) -> None:
+    """Only ``atomic()`` blocks were seen: a caller that turned autocommit off waited for its receivers without
+    limit, one of them waiting for a row it held."""
+    with django_db_blocker.unblock():
+        connections[outer].ensure_connection()
+        transaction.set_autocommit(False, using=outer)
+        try:
+            held = callers.transactions_held()
+        finally:
+            transaction.rollback(using=outer)
+            transaction.set_autocommit(True, using=outer)
+        after = callers.transactions_held()
+    assert OUTER in held
+    assert OUTER not in after
+
+
 def test_the_threads_telling_a_payments_events_are_not_daemons_so_the_interpreter_lets_them_end() -> None:
     """Started from the flow's event loop thread (a daemon), they were daemons too: a script or a worker ending
     after a call made inside its transaction killed the receivers still running, and the events behind them."""
     daemons: list[bool] = []
 
     def start() -> None:
-        callers.send_in_order(lambda: None, "pay_x")  # nothing running for it: not started here
-        chain = callers._chain("pay_x")
-        chain.start(lambda: daemons.append(threading.current_thread().daemon), "test").wait(5)
+        assert callers.send_in_order(lambda: None, "pay_x") is None  # nothing running for it: not started here
+        record = lambda: daemons.append(threading.current_thread().daemon)  # noqa: E731
+        started = callers._enqueue("pay_x", record, only_behind=False)
+        assert started is not None
+        started[0].wait(5)
 
     starter = threading.Thread(target=start, daemon=True)
     starter.start()

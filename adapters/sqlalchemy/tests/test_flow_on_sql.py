@@ -117,9 +117,12 @@ async def test_a_sqlite_file_removed_or_replaced_under_an_open_flow_is_written_t
             shutil.copy(backup, tmp_path / "restoring.db")
             os.replace(tmp_path / "restoring.db", path)  # a backup restored under the open flow
             restored_bytes = path.read_bytes()
+        refusals = []
         for order in ("lost", "lost again"):  # refused, never acknowledged
-            with pytest.raises(StorageUnavailable, match="removed or replaced"):
+            with pytest.raises(StorageUnavailable, match="removed or replaced") as refused:
                 await flow.create_payment(amount=xof, provider="fake", order_id=order)
+            refusals.append(refused.value)
+        assert refusals[0] is not refusals[1], "one error raised again keeps every refused call's traceback"
         with pytest.raises(StorageUnavailable, match="removed or replaced"):
             await flow.get_payment(restored.id)
     if how == "replaced":  # the restored file was neither read through the old WAL nor written

@@ -106,3 +106,23 @@ def test_serve_signs_with_every_secret_of_a_rotation_written_as_the_providers_we
         assert main(["dummy", "serve", "--api-key", "sk_test_cli_0123", "--webhook-secret", both]) == 0
     assert built == [[SECRET, rotated_in]]
     assert len(served) == 1
+
+
+@pytest.mark.parametrize(("option", "variable"), [("", None), (" , ", None), (None, "  "), (None, "")])
+def test_serve_refuses_a_webhook_secret_given_empty(
+    served: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    option: str | None,
+    variable: str | None,
+) -> None:
+    """An unset shell variable in ``--webhook-secret "$SECRET"`` started a gateway with a secret made up for the
+    run, so the shop's webhooks all failed their signature."""
+    if variable is not None:
+        monkeypatch.setenv("PAYCORE_DUMMY_WEBHOOK_SECRET", variable)
+    else:
+        monkeypatch.delenv("PAYCORE_DUMMY_WEBHOOK_SECRET", raising=False)
+    given = [] if option is None else ["--webhook-secret", option]
+    assert main(["dummy", "serve", "--api-key", "sk_test_cli_0123", *given]) == 1
+    assert "holds no secret" in capsys.readouterr().err
+    assert served == []

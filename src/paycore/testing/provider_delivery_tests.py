@@ -15,6 +15,7 @@ from paycore.errors import (
     WebhookError,
 )
 from paycore.flow import PaymentFlow
+from paycore.fsm import OPEN
 from paycore.money import Money
 from paycore.records import Payment, ProviderUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus
@@ -270,12 +271,12 @@ class DeliveryTests(ProviderSuiteBase):
             with contextlib.suppress(ProviderOutcomeUnknown):
                 await self.start_payment(flow, amount, "unknown-1", idempotency_key="unknown-1")
             (payment,) = await flow.list_payments(order_id="unknown-1")
-            assert payment.status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+            assert payment.status in OPEN
             assert payment.pending_call is not None
             assert payment.pending_call.unknown
             refreshed = await flow.refresh(payment.id)
             assert refreshed.pending_call is None
-            if answered.status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING):
+            if answered.status in OPEN:
                 # the gateway holds this payment as it holds the other: awaiting the customer, unpaid
                 assert refreshed.status not in _PAID, (
                     f"a poll made a payment the customer has not paid {refreshed.status.value}"

@@ -11,6 +11,7 @@ from paycore.errors import (
     UnsupportedCurrency,
 )
 from paycore.flow import PaymentFlow
+from paycore.fsm import OPEN
 from paycore.money import Money, currency_exponent
 from paycore.providers import Capabilities
 from paycore.records import Payment
@@ -22,9 +23,6 @@ from paycore.testing.provider_base import (
 )
 
 __all__ = ["PaymentTests"]
-
-_AWAITING = frozenset({PaymentStatus.PENDING, PaymentStatus.PROCESSING})
-"""The statuses of a payment the customer has not paid yet."""
 
 
 class PaymentTests(ProviderSuiteBase):
@@ -107,7 +105,7 @@ class PaymentTests(ProviderSuiteBase):
         for capture in captures:
             payment = await self._awaiting_customer(flow, amount, f"unpaid-poll-{capture}", capture=capture)
             refreshed = await flow.refresh(payment.id)
-            assert refreshed.status in _AWAITING, (
+            assert refreshed.status in OPEN, (
                 f"a poll of a payment the customer has not paid (capture={capture}) made it {refreshed.status.value}"
             )
             assert (refreshed.captured_amount, refreshed.authorized_amount) == (None, None), (
@@ -125,7 +123,7 @@ class PaymentTests(ProviderSuiteBase):
         if self._capabilities(flow).webhooks:
             return await self._processing(flow, amount, order_id, capture=capture)
         payment = await self.start_payment(flow, amount, order_id, capture=capture)
-        if payment.status not in _AWAITING:
+        if payment.status not in OPEN:
             pytest.skip(f"start_payment() leaves no payment awaiting the customer (it is {payment.status.value})")
         return payment
 

@@ -34,7 +34,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Final
 
 from attrs import frozen
 
@@ -106,32 +106,45 @@ class Backlog:
         return done
 
 
-def _chain(payment_id: str) -> Backlog:
-    """The :class:`Backlog` of ``payment_id``'s events, made if none is running."""
+def _enqueue(payment_id: str, send: Callable[[], None], *, only_behind: bool) -> tuple[threading.Event, bool] | None:
+    """Start ``send()`` (an event of ``payment_id``) behind the payment's events still being told; its end, and
+    whether one was. ``only_behind``: start it only if one is (``None`` otherwise). One critical section: a send
+    ending meanwhile cannot drop the backlog this one joins."""
+    name = f"paycore payment_event for {threading.current_thread().name}"
     with _chains_lock:
         found = _chains.get(payment_id)
+        behind = found is not None and found.stuck()
+        if only_behind and not behind:
+            return None
         if found is None:
             found = _chains[payment_id] = Backlog(payment_id)
-        return found
+        return found.start(send, name), behind
 
 
 def send_in_order(send: Callable[[], None], payment_id: str) -> Awaitable[None] | None:
     """Tell an event of ``payment_id`` made outside a caller's transaction (``send()``) behind its earlier events
     still being told on threads of their own, if any; what to await then (its end, however long: the caller
     holds nothing they could wait for). ``None``: none is, and the plugin tells it as usual."""
-    with _chains_lock:
-        found = _chains.get(payment_id)
-    if found is None or not found.stuck():
-        return None
-    done = found.start(send, f"paycore payment_event for {threading.current_thread().name}")
-    return _waited(done)
+    started = _enqueue(payment_id, send, only_behind=True)
+    return None if started is None else _set(started[0], None)
 
 
-async def _waited(done: threading.Event) -> None:
-    """Wait for ``done`` on a worker thread."""
-    import anyio.to_thread
+async def _set(done: threading.Event, limit: float | None) -> bool:
+    """Whether ``done`` was set within ``limit`` seconds (``None``: however long it takes). Polled from the event
+    loop: a worker thread waiting for it would take one of those every unit of work needs."""
+    import anyio
 
-    await anyio.to_thread.run_sync(done.wait)
+    waited = 0.0
+    while not done.is_set():
+        if limit is not None and waited >= limit:
+            return False
+        await anyio.sleep(_POLL)
+        waited += _POLL
+    return True
+
+
+_POLL: Final = 0.01
+"""Seconds between two looks at whether a send told on a thread of its own has ended."""
 
 
 @frozen
@@ -163,9 +176,9 @@ class HeldTransaction:
         """Start ``send()`` (the signal of event ``kind`` of payment ``payment_id``) behind the payment's earlier
         events still being told; what to await for it: its end, :data:`RECEIVER_WAIT` seconds at most. ``None``
         (nothing to await) when an earlier one is still running: waiting would only wait for that one again."""
-        chain = _chain(payment_id)
-        behind = chain.stuck()
-        done = chain.start(send, f"paycore payment_event for {self.thread}")
+        started = _enqueue(payment_id, send, only_behind=False)
+        assert started is not None
+        done, behind = started
         if behind:
             log.info(
                 "payment_event for event %s of payment %s is sent once the receivers of an earlier event, still "
@@ -178,9 +191,7 @@ class HeldTransaction:
 
     async def _ended(self, done: threading.Event, kind: str, payment_id: str) -> None:
         """Wait for ``done`` :data:`RECEIVER_WAIT` seconds at most; log the receivers still running then."""
-        import anyio.to_thread
-
-        if await anyio.to_thread.run_sync(done.wait, RECEIVER_WAIT):
+        if await _set(done, RECEIVER_WAIT):
             return
         log.warning(
             "payment_event receivers of event %s of payment %s still run after %s s, while the caller (thread %s) "

@@ -48,7 +48,12 @@ SQLITE_BUSY_TIMEOUT: Final = 30.0
 """Seconds a SQLite writer waits for the database lock before giving up."""
 
 _AUTOCOMMIT_LENT: Final = "paycore_autocommit_lent"
+"""Key (in a pooled connection's ``info``) marking a driver connection :func:`use_autocommit` switched."""
+_SQLITE_FILE: Final = "paycore_sqlite_file"
+"""A pooled SQLite connection's info key: the file it opened (its path, device and inode)."""
+
 LIBPQ_DRIVERS: Final = frozenset({"psycopg", "psycopg2"})
+"""The PostgreSQL drivers built on libpq, whose connections take :data:`LIBPQ_TIMEOUTS`."""
 LIBPQ_TIMEOUTS: Final[Mapping[str, int]] = {
     "connect_timeout": 10,
     "keepalives": 1,
@@ -71,11 +76,6 @@ def libpq_timeouts(url: URL, environ: Mapping[str, str]) -> dict[str, int]:
         return {}
     given = set(url.query) | ({"connect_timeout"} if environ.get("PGCONNECT_TIMEOUT") else set())
     return {name: value for name, value in LIBPQ_TIMEOUTS.items() if name not in given}
-
-
-_SQLITE_FILE: Final = "paycore_sqlite_file"
-"""A pooled SQLite connection's info key: the file it opened (its path, device and inode)."""
-"""Key (in a pooled connection's ``info``) marking a driver connection :func:`use_autocommit` switched."""
 
 
 def parse_url(url: str | URL) -> URL:
@@ -180,12 +180,12 @@ def _end_autocommit(dbapi_connection: Any, record: Any) -> None:
 
 
 def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
-    lost: list[StorageUnavailable] = []  # once its file was removed or replaced: the engine's refusal of every unit
+    lost: list[str] = []  # once its file was removed or replaced: why the engine refuses every unit
 
     @event.listens_for(engine, "do_connect")
     def _before_connecting(*args: Any) -> None:
         if lost:  # a new connection would make an empty file, or read a restored one through the old one's WAL
-            raise lost[0]
+            raise StorageUnavailable(lost[0])  # a new error each time: one raised again would keep every traceback
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
@@ -214,15 +214,13 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
             # restored, a cleanup): whatever it wrote would be lost. A connection opened now would read a
             # replacement through the old file's WAL, still at its path, and corrupt it: no unit runs any more.
             lost.append(
-                StorageUnavailable(
-                    f"database {safe_url(engine.url)}: its file was removed or replaced while paycore had it open; "
-                    "nothing more is read or written through it: stop every process using it, check the file, "
-                    "and restore a backup only while no flow has it open"
-                )
+                f"database {safe_url(engine.url)}: its file was removed or replaced while paycore had it open; "
+                "nothing more is read or written through it: stop every process using it, check the file, "
+                "and restore a backup only while no flow has it open"
             )
         if lost:
             connection.invalidate()
-            raise lost[0]
+            raise StorageUnavailable(lost[0])
         try:
             connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]  # sqlite3's
         except connection.dialect.loaded_dbapi.Error as error:

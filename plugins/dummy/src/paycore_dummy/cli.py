@@ -68,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
     made_key = not args.api_key
     api_key = args.api_key or "sk_test_" + generate_secret()[len("whsec_") :][:24]
     # The option and the variable take the provider's webhook_secret form: several secrets, spaces or commas between.
-    given = [secret for value in args.webhook_secret or [env_secret or ""] for secret in secret_texts(value)]
-    made_secret = not given
+    values = args.webhook_secret if args.webhook_secret is not None else [] if env_secret is None else [env_secret]
+    given = [secret for value in values for secret in secret_texts(value)]
+    if values and not given:  # an unset shell variable, say: refused, never replaced by a secret made up
+        raise ConfigurationError("--webhook-secret (or $PAYCORE_DUMMY_WEBHOOK_SECRET) was given but holds no secret")
+    made_secret = not values
     secrets = given or [generate_secret()]
     gateway = DummyGateway(
         api_key=api_key,
