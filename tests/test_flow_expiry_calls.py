@@ -294,28 +294,7 @@ async def test_a_call_in_flight_stays_its_owners_when_the_wall_clock_steps_forwa
     """NTP stepping the clock forward by days (a resumed virtual machine) while a create's answer travels: the
     reaper took the call's lease for run out, polled, cancelled a 0.1 s old payment and expired it, and the
     create returned "expired" with a redirect to the checkout just cancelled."""
-    import anyio
-
-    fake.script("initiate", "pending")
-    initiate, sent = fake.initiate, anyio.Event()
-
-    async def travelling(payment: Payment) -> Any:
-        answer = await initiate(payment)
-        sent.set()
-        await anyio.sleep(0.1)  # the answer on its way back
-        return answer
-
-    monkeypatch.setattr(fake, "initiate", travelling)
-    reaped: list[Payment] = []
-    async with anyio.create_task_group() as tasks:
-
-        async def reaper() -> None:
-            await sent.wait()
-            clock.advance(days=2)
-            reaped.extend(await flow.expire_stale(HOUR))
-
-        tasks.start_soon(reaper)
-        checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+    checkout, reaped = await _create_while_the_clock_steps(flow, flow, fake, clock, monkeypatch)
     assert reaped == []
     assert [operation for operation, _ in fake.calls] == ["initiate"], "no poll, no cancel while its owner awaits"
     assert checkout.payment.status is PaymentStatus.PROCESSING
@@ -350,8 +329,6 @@ async def test_a_call_in_flight_is_left_alone_by_every_flow_of_its_process(
 ) -> None:
     """A Django site has a flow per event loop: the second flow's reaper, blind to the first flow's call in
     flight, polled, cancelled and expired the payment whose create the first still awaited."""
-    import anyio
-
     import paycore.testing.fake
     import paycore_sqlalchemy.plugin
 
@@ -373,26 +350,37 @@ async def test_a_call_in_flight_is_left_alone_by_every_flow_of_its_process(
         fake, others_fake = owner.provider("fake"), other.provider("fake")
         assert isinstance(fake, FakeProvider)
         assert isinstance(others_fake, FakeProvider)
-        fake.script("initiate", "pending")
-        initiate, sent = fake.initiate, anyio.Event()
-
-        async def travelling(payment: Payment) -> Any:
-            answer = await initiate(payment)
-            sent.set()
-            await anyio.sleep(0.1)
-            return answer
-
-        monkeypatch.setattr(fake, "initiate", travelling)
-        reaped: list[Payment] = []
-        async with anyio.create_task_group() as tasks:
-
-            async def reaper() -> None:
-                await sent.wait()
-                clock.advance(days=2)
-                reaped.extend(await other.expire_stale(HOUR))
-
-            tasks.start_soon(reaper)
-            checkout = await owner.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+        checkout, reaped = await _create_while_the_clock_steps(owner, other, fake, clock, monkeypatch)
         assert reaped == []
         assert others_fake.calls == []
         assert checkout.payment.status is PaymentStatus.PROCESSING
+
+
+async def _create_while_the_clock_steps(
+    owner: PaymentFlow, reaping: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, list[Payment]]:
+    """``owner`` creates a payment at ``fake``; while its answer travels back the wall clock steps two days
+    forward and ``reaping`` runs the reaper. The checkout, and what the reaper returned."""
+    import anyio
+
+    fake.script("initiate", "pending")
+    initiate, sent = fake.initiate, anyio.Event()
+
+    async def travelling(payment: Payment) -> Any:
+        answer = await initiate(payment)
+        sent.set()
+        await anyio.sleep(0.1)  # the answer on its way back
+        return answer
+
+    monkeypatch.setattr(fake, "initiate", travelling)
+    reaped: list[Payment] = []
+    async with anyio.create_task_group() as tasks:
+
+        async def reaper() -> None:
+            await sent.wait()
+            clock.advance(days=2)
+            reaped.extend(await reaping.expire_stale(HOUR))
+
+        tasks.start_soon(reaper)
+        checkout = await owner.create_payment(amount=XOF_5000, provider="fake", order_id="o")
+    return checkout, reaped

@@ -88,25 +88,8 @@ async def store(clock: Clock) -> CrashingStore:
 
 @pytest.fixture
 async def drawers(clock: Clock, store: CrashingStore) -> AsyncIterator[CashDrawers]:
-    config = load_config(
-        {
-            "providers": {"cash": {"type": "cash", "currency": "XOF"}},
-            "provider_timeout": 1,
-            "idempotency_lease": LEASE,
-            "idempotency_ttl": TTL,
-        }
-    )
-    manager = create_plugin_manager()
-    flow = PaymentFlow(
-        config=config,
-        plugin_manager=manager,
-        registry=collect_registry(manager),
-        repository=MemoryRepository(),
-        idempotency_store=store,
-        clock=clock.now,
-    )
-    async with flow:
-        yield CashDrawers(flow)
+    async with _drawers_on(clock, MemoryRepository(), store) as drawers:
+        yield drawers
 
 
 async def test_an_open_key_within_its_ttl_replays_and_refuses_another_float(drawers: CashDrawers, clock: Clock) -> None:
