@@ -329,3 +329,22 @@ async def test_a_sale_whose_holder_crashed_before_the_drawer_had_it_is_settled_b
     payment = await drawers.flow.get_payment(failed.value.payment_id)
     assert (payment.status, payment.pending_call) == (PaymentStatus.FAILED, None)
     assert await drawers.flow.list_payments() == [payment]
+
+
+@pytest.mark.parametrize("operation", ["pay_in", "pay_out"])
+async def test_a_movement_key_whose_record_was_lost_is_refused_at_another_till(
+    drawers: CashDrawers, clock: Clock, store: CrashingStore, operation: str
+) -> None:
+    """The same key sent for another till answered "done" with the first till's movement: nothing reached the
+    second till's drawer, and its close was then off by the amount."""
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    second = await drawers.open(till="T2", opening_float=xof(10_000), opened_by="Binta")
+    move = getattr(drawers, operation)
+    store.crash_next = store.forget_on_crash = True
+    with pytest.raises(ProcessDied):
+        await move(till="T1", amount=xof(4_000), reason="float", actor="Awa", idempotency_key="k")
+    clock.advance(LEASE + 1)
+    with pytest.raises(IdempotencyKeyReused, match="at till 'T1', not 'T2'"):
+        await move(till="T2", amount=xof(4_000), reason="float", actor="Awa", idempotency_key="k")
+    assert await drawers.movements(second.id) == []
+    assert len(await drawers.movements(first.id)) == 1

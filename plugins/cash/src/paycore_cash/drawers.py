@@ -365,16 +365,28 @@ class CashDrawers:
                 raise NoOpenDrawer(f"the drawer of till {till!r} was closed; open one first") from None
             except ConcurrentUpdate:
                 continue  # cash moved since the check: read the drawer again and check again
+            if binding is not None and stored.session_id != session.id:  # its id was already another session's
+                await self._check_till(stored, till, binding.key)
             return _same_movement(stored, kind, amount, reason, actor, None if binding is None else binding.key)
         raise ConcurrentUpdate(f"the drawer of till {till!r} kept changing while {amount} was paid out; try again")
 
     async def _earlier_movement(self, till: str, binding: KeyBinding) -> CashMovement | None:
         """The movement an earlier attempt under the key stored at ``till``, while the key binds it, however many
-        sessions the till opened since (looked up by the ids the key derives)."""
+        sessions the till opened since (looked up by the ids the key derives); :class:`IdempotencyKeyReused` for
+        one it stored at another till (the key's record lost: never taken for a movement of this one)."""
         for movement in await self.storage.get_movements(binding.candidate_ids("mov")):
-            if binding.binds(movement.at) and (await self.storage.get_session(movement.session_id)).till == till:
+            if binding.binds(movement.at):
+                await self._check_till(movement, till, binding.key)
                 return movement
         return None
+
+    async def _check_till(self, movement: CashMovement, till: str, key: str) -> None:
+        """Refuse ``key`` when ``movement``, stored under it, is of another till than ``till``."""
+        session = await self.storage.get_session(movement.session_id)
+        if session.till != till:
+            raise IdempotencyKeyReused(
+                f"idempotency key {key!r} was already used for a drawer movement at till {session.till!r}, not {till!r}"
+            )
 
     # -- closing -------------------------------------------------------------------------------
 
