@@ -28,7 +28,9 @@ import functools
 from collections.abc import Callable
 from typing import Final, TypeVar
 
+import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 from django.db import (
     DatabaseError,
     InterfaceError,
@@ -132,5 +134,26 @@ def run_unit_sync(using: str, work: Callable[[], T], *, atomic: bool = True) -> 
 
 
 async def run_unit(using: str, work: Callable[[], T], *, atomic: bool = True) -> T:
-    """Run ``work()`` as one unit of work on a worker thread; return its result (see :func:`run_unit_sync`)."""
-    return await anyio.to_thread.run_sync(functools.partial(run_unit_sync, using, work, atomic=atomic))
+    """Run ``work()`` as one unit of work on a worker thread; return its result (see :func:`run_unit_sync`).
+
+    Units count against a limit of their own (:data:`UNIT_THREADS` at once, per event loop), not anyio's default
+    one, which ``payment_event`` receivers share: receivers waiting for a row a caller's transaction holds could
+    otherwise take every thread, and that caller's next call, waiting for one, would never end."""
+    unit = functools.partial(run_unit_sync, using, work, atomic=atomic)
+    return await anyio.to_thread.run_sync(unit, limiter=_units_limiter())
+
+
+UNIT_THREADS: Final = 40
+"""How many units of work may run on worker threads at once, per event loop (anyio's default limit's size)."""
+
+_units_limiters: RunVar[anyio.CapacityLimiter] = RunVar("paycore_django_units")
+
+
+def _units_limiter() -> anyio.CapacityLimiter:
+    """The running event loop's limit of units of work at once."""
+    try:
+        return _units_limiters.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(UNIT_THREADS)
+        _units_limiters.set(limiter)
+        return limiter
