@@ -182,3 +182,26 @@ def alter_reports(
 
     monkeypatch.setattr(fake, "parse_webhook", delivered)
     monkeypatch.setattr(fake, "check_status", polled)
+
+
+SuiteOutcomes = dict[tuple[str, str], set[str]]
+"""``{(class, test): outcomes}`` of a run of a conformance suite's copy, parametrized cases together."""
+
+
+def run_suite_copy(pytester: pytest.Pytester, source: str, selection: str) -> tuple[SuiteOutcomes, str]:
+    """Run the tests of the module ``source`` (a conformance suite beside genuine and broken implementations)
+    that ``selection`` (``-k``) picks; their outcomes and the failures' text."""
+    from pathlib import Path
+
+    pytester.syspathinsert(Path(__file__).parent)
+    pytester.makepyfile(test_suite_copy=source)
+    recorder = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:django", "-k", selection)
+    outcomes: SuiteOutcomes = {}
+    failures: list[str] = []
+    for report in recorder.getreports("pytest_runtest_logreport"):
+        if report.when == "call" or report.outcome != "passed":
+            _, klass, test = report.nodeid.split("::")
+            outcomes.setdefault((klass, test.partition("[")[0]), set()).add(report.outcome)
+        if report.failed:
+            failures.append(report.longreprtext)
+    return outcomes, "\n".join(failures)

@@ -6,37 +6,19 @@ checks that it passes on the genuine one and fails on the copy, for the reason t
 
 * a repository whose ``save()`` drops or keeps stale values of the fields the flow sets (the
   write-ahead call record, a review, refund metadata);
-* an idempotency store that keys its records by ``scope``, a separator and ``key`` joined as text;
-* a provider whose poll reads the gateway's "pending" as paid, with the payment's own amount.
+* an idempotency store that keys its records by ``scope``, a separator and ``key`` joined as text.
+
+A provider whose poll reads the gateway's "pending" as paid is in ``test_provider_conformance_bites.py``,
+beside the suite's other broken providers.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from .conftest import run_suite_copy
+
 pytest_plugins = ["pytester"]
-
-Outcomes = dict[tuple[str, str], set[str]]
-"""``{(class, test): outcomes}`` of a run, parametrized cases together."""
-
-
-def _run(pytester: pytest.Pytester, source: str, selection: str) -> tuple[Outcomes, str]:
-    """Run the tests of ``source`` that ``selection`` (``-k``) picks; their outcomes and the failures' text."""
-    pytester.syspathinsert(Path(__file__).parent)
-    pytester.makepyfile(test_suite_copy=source)
-    recorder = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:django", "-k", selection)
-    outcomes: Outcomes = {}
-    failures: list[str] = []
-    for report in recorder.getreports("pytest_runtest_logreport"):
-        if report.when == "call" or report.outcome != "passed":
-            _, klass, test = report.nodeid.split("::")
-            outcomes.setdefault((klass, test.partition("[")[0]), set()).add(report.outcome)
-        if report.failed:
-            failures.append(report.longreprtext)
-    return outcomes, "\n".join(failures)
-
 
 # -- RepositoryConformance: save() stores every field it is given --------------------------------------
 
@@ -140,7 +122,7 @@ def test_the_repository_suite_fails_a_save_that_drops_or_keeps_stale_fields(
     pytester: pytest.Pytester, broken: str, message: str
 ) -> None:
     """Each broken ``save()`` stores a plain payment's next version as given; this test fails it."""
-    outcomes, failures = _run(pytester, _REPOSITORIES, f"{SAVE_TEST} and ({broken} or TestGenuine)")
+    outcomes, failures = run_suite_copy(pytester, _REPOSITORIES, f"{SAVE_TEST} and ({broken} or TestGenuine)")
     assert outcomes[("TestGenuine", SAVE_TEST)] == {"passed"}
     assert outcomes[(broken, SAVE_TEST)] == {"failed"}
     assert message in failures
@@ -233,65 +215,8 @@ def test_the_idempotency_suite_fails_a_store_that_joins_scope_and_key_into_one_t
     pytester: pytest.Pytester,
 ) -> None:
     """Whatever the separator, and with the separator escaped in the scope alone, the joined store fails."""
-    outcomes, failures = _run(pytester, _STORES, JOIN_TEST)
+    outcomes, failures = run_suite_copy(pytester, _STORES, JOIN_TEST)
     assert outcomes[("TestGenuine", JOIN_TEST)] == {"passed"}
     for broken in STORES:
         assert "failed" in outcomes[(broken, JOIN_TEST)], broken
     assert "was refused (IdempotencyInProgress): it is not another scope's key" in failures
-
-
-# -- ProviderConformance: a poll of an unpaid payment leaves it unpaid ----------------------------------
-
-_PROVIDERS = """
-from attrs import evolve
-
-from paycore import hookimpl
-from paycore.status import Outcome
-from paycore.testing import FakeProvider
-from test_provider_conformance import FakeConformance
-
-
-class Plugin:
-    def __init__(self, provider):
-        self.provider = provider
-
-    @hookimpl
-    def paycore_register_providers(self, register):
-        register(self.provider)
-
-
-class PendingReadAsPaid(FakeProvider):
-    '''check_status maps the gateway's "pending" to SUCCEEDED, with the payment's own amount.'''
-
-    name = "pending_read_as_paid"
-
-    async def check_status(self, payment):
-        update = await super().check_status(payment)
-        if update.outcome is Outcome.PENDING:
-            return evolve(update, outcome=Outcome.SUCCEEDED, captured=payment.amount)
-        return update
-
-
-class TestGenuine(FakeConformance):
-    pass
-
-
-class TestBroken(FakeConformance):
-    provider_type = "pending_read_as_paid"
-    extra_plugins = (Plugin(PendingReadAsPaid),)
-"""
-
-POLL_TESTS = (
-    "test_polling_a_payment_the_customer_has_not_paid_leaves_it_unpaid",
-    "test_a_call_with_an_unknown_outcome_is_settled_by_asking_never_by_sending_again",
-)
-
-
-def test_the_provider_suite_fails_a_provider_whose_poll_reads_pending_as_paid(pytester: pytest.Pytester) -> None:
-    """Both the poll of a payment awaiting the customer and the poll after a lost answer fail the broken one."""
-    outcomes, failures = _run(pytester, _PROVIDERS, " or ".join(POLL_TESTS))
-    for test in POLL_TESTS:
-        assert outcomes[("TestGenuine", test)] == {"passed"}, test
-        assert outcomes[("TestBroken", test)] == {"failed"}, test
-    assert "a poll of a payment the customer has not paid (capture=True) made it succeeded" in failures
-    assert "a poll made a payment the customer has not paid succeeded" in failures

@@ -7,9 +7,9 @@ that they pass on the genuine one and fail on the copy.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from .conftest import run_suite_copy
 
 pytest_plugins = ["pytester"]
 
@@ -74,17 +74,31 @@ class TestBroken(FakeConformance):
 )
 
 
-def _outcomes(pytester: pytest.Pytester, source: str, selection: str) -> dict[tuple[str, str], set[str]]:
-    """Run the tests of ``source`` that ``selection`` (``-k``) picks; ``{(class, test): outcomes}``."""
-    pytester.syspathinsert(Path(__file__).parent)
-    pytester.makepyfile(test_suite_copy=source)
-    recorder = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:django", "-k", selection)
-    outcomes: dict[tuple[str, str], set[str]] = {}
-    for report in recorder.getreports("pytest_runtest_logreport"):
-        if report.when == "call" or report.outcome != "passed":
-            _, klass, test = report.nodeid.split("::")
-            outcomes.setdefault((klass, test.partition("[")[0]), set()).add(report.outcome)
-    return outcomes
+READS_PENDING_AS_PAID = (
+    _PREAMBLE
+    + '''
+from attrs import evolve
+
+from paycore.status import Outcome
+
+
+class PendingReadAsPaid(FakeProvider):
+    """check_status maps the gateway's "pending" to SUCCEEDED, with the payment's own amount."""
+
+    name = "pending_read_as_paid"
+
+    async def check_status(self, payment):
+        update = await super().check_status(payment)
+        if update.outcome is Outcome.PENDING:
+            return evolve(update, outcome=Outcome.SUCCEEDED, captured=payment.amount)
+        return update
+
+
+class TestBroken(FakeConformance):
+    provider_type = "pending_read_as_paid"
+    extra_plugins = (Plugin(PendingReadAsPaid),)
+'''
+)
 
 
 SIGNATURE_TESTS = (
@@ -95,7 +109,7 @@ SIGNATURE_TESTS = (
 
 
 def test_the_suite_fails_a_provider_that_accepts_any_signature(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(pytester, ACCEPTS_ANY_SIGNATURE, " or ".join(SIGNATURE_TESTS))
+    outcomes, _ = run_suite_copy(pytester, ACCEPTS_ANY_SIGNATURE, " or ".join(SIGNATURE_TESTS))
     for test in SIGNATURE_TESTS:
         assert outcomes[("TestGenuine", test)] == {"passed"}, test
         assert outcomes[("TestBroken", test)] == {"failed"}, test
@@ -103,6 +117,22 @@ def test_the_suite_fails_a_provider_that_accepts_any_signature(pytester: pytest.
 
 def test_the_suite_fails_a_provider_that_accepts_negative_refund_amounts(pytester: pytest.Pytester) -> None:
     test = "test_a_report_with_a_negative_refund_amount_is_refused"
-    outcomes = _outcomes(pytester, ACCEPTS_NEGATIVE_REFUNDS, test)
+    outcomes, _ = run_suite_copy(pytester, ACCEPTS_NEGATIVE_REFUNDS, test)
     assert outcomes[("TestGenuine", test)] == {"passed"}
     assert outcomes[("TestBroken", test)] == {"failed"}
+
+
+POLL_TESTS = (
+    "test_polling_a_payment_the_customer_has_not_paid_leaves_it_unpaid",
+    "test_a_call_with_an_unknown_outcome_is_settled_by_asking_never_by_sending_again",
+)
+
+
+def test_the_suite_fails_a_provider_whose_poll_reads_pending_as_paid(pytester: pytest.Pytester) -> None:
+    """Both the poll of a payment awaiting the customer and the poll after a lost answer fail the broken one."""
+    outcomes, failures = run_suite_copy(pytester, READS_PENDING_AS_PAID, " or ".join(POLL_TESTS))
+    for test in POLL_TESTS:
+        assert outcomes[("TestGenuine", test)] == {"passed"}, test
+        assert outcomes[("TestBroken", test)] == {"failed"}, test
+    assert "a poll of a payment the customer has not paid (capture=True) made it succeeded" in failures
+    assert "a poll made a payment the customer has not paid succeeded" in failures

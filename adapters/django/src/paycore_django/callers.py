@@ -73,7 +73,7 @@ class Backlog:
     """The ``payment_event`` sends of one payment's events told on threads of their own, each run after the one
     before it has ended: in order, even when one is left running."""
 
-    def __init__(self, payment_id: str = "") -> None:
+    def __init__(self, payment_id: str) -> None:
         self._lock = threading.Lock()
         self._last: threading.Event | None = None
         self.payment_id = payment_id
