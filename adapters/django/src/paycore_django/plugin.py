@@ -126,9 +126,9 @@ def paycore_payment_event(event: PaymentEvent, payment: Payment) -> Awaitable[No
     found = _listened_signal()
     if found is None:
         return None
-    signal, sender = found
+    send = functools.partial(_send, *found, event, payment)
     held = held_by_caller()
-    on_its_own = functools.partial(_send, signal, sender, event, payment, last=True)  # on a thread of its own
+    on_its_own = functools.partial(send, last=True)  # on a thread of its own, which ends after it
     if held is not None:
         return held.send(on_its_own, event.kind, payment.id)
     behind = send_in_order(on_its_own, payment.id)  # the payment's earlier events are still being told
@@ -136,4 +136,4 @@ def paycore_payment_event(event: PaymentEvent, payment: Payment) -> Awaitable[No
         return behind
     import anyio.to_thread
 
-    return anyio.to_thread.run_sync(functools.partial(_send, signal, sender, event, payment))
+    return anyio.to_thread.run_sync(send)
