@@ -129,6 +129,28 @@ async def test_a_poll_of_a_session_no_longer_open_gives_no_next_action(
     assert (polled.status, polled.next_action) == (status, None)
 
 
+@pytest.mark.parametrize("mode", ["payment_intent", "checkout"])
+async def test_a_lost_create_is_found_on_an_account_busy_ever_since(
+    flow_with: Callable[..., PaymentFlow], simulator: StripeSimulator, mode: str
+) -> None:
+    """Stripe lists newest first: the objects an account made after the create could reach Stripe (here 2,500,
+    past the pages a lookup reads) are left out of the search, however many come after."""
+    async with flow_with(simulator=simulator, mode=mode, success_url="https://shop.test/paid") as flow:
+        lost = await _lost_create(flow, simulator, "L-6")
+        objects = simulator.sessions if mode == "checkout" else simulator.intents
+        (made,) = objects.values()
+        later = int(made["created"]) + 3 * 3600  # hours after: the create's lease and any clock skew long past
+        for number in range(2_500):
+            objects[f"{made['id']}_later_{number}"] = {**made, "id": f"{made['id']}_later_{number}", "metadata": {}}
+            objects[f"{made['id']}_later_{number}"]["created"] = later + number
+        found = await flow.refresh(lost.id)
+    assert found.external_id == made["id"]
+    assert found.pending_call is None
+    listed = ("/v1/payment_intents", "/v1/checkout/sessions")
+    lists = [path for method, path, _ in simulator.requests if method == "GET" and path.endswith(listed)]
+    assert len(lists) == 1, lists  # one page: the window holds the one object made then
+
+
 # -- a lost read: nothing was sent -----------------------------------------------------------------
 
 

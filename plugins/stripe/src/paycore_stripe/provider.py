@@ -94,7 +94,8 @@ _TEST_KEY_PREFIXES: Final = ("sk_test_", "rk_test_")
 log = guarded_logger("paycore_stripe")
 _ACCOUNT_ID: Final = re.compile(r"acct_[A-Za-z0-9]{1,250}")
 _LOOKBACK_SECONDS: Final = 600
-"""How long before a payment's creation a lost create is searched for (clock skew)."""
+"""How long before a payment's creation, and after its create could last reach Stripe, a lost create is searched
+for (the clocks of paycore and of Stripe may differ by that much)."""
 _MAX_LOOKUP_PAGES: Final = 20
 _MOST_RETRIES: Final = 5
 """The most retries ``max_network_retries`` may ask of the SDK."""
@@ -537,8 +538,19 @@ class StripeProvider(Provider):
         return await self._ask("listing PaymentIntents", lambda c: c.v1.payment_intents.list_async(intents))
 
     async def _lost_create(self, payment: Payment) -> ProviderUpdate:
-        """Look for the intent (or session) a lost create may have made, by paycore's id in its metadata."""
-        created = {"gte": math.floor(payment.created_at.timestamp()) - _LOOKBACK_SECONDS}
+        """Look for the intent (or session) a lost create may have made, by paycore's id in its metadata.
+
+        Only among those Stripe made while the create could reach it: from the payment's creation until its
+        call's lease ran out (no request of it travels later), or its last write when it carries no call, each
+        widened by :data:`_LOOKBACK_SECONDS`. Stripe lists newest first: unbounded, the window would grow with
+        every object the account makes, until the one sought lay past the last page read.
+        """
+        call = payment.pending_call
+        last = call.lease_until if call is not None else payment.updated_at
+        created = {
+            "gte": math.floor(payment.created_at.timestamp()) - _LOOKBACK_SECONDS,
+            "lte": math.ceil(max(last, payment.created_at).timestamp()) + _LOOKBACK_SECONDS,
+        }
         checkout = self.mode == "checkout"
         starting_after: str | None = None
         for _ in range(_MAX_LOOKUP_PAGES):
@@ -559,7 +571,9 @@ class StripeProvider(Provider):
             if data.get("has_more") is not True or not items:
                 return ProviderUpdate(outcome=Outcome.NOT_FOUND, message="Stripe holds nothing for this payment")
             starting_after = items[-1].get("id") if isinstance(items[-1], dict) else None
-        raise ProviderOutcomeUnknown(f"too many Stripe objects since the payment was created to find {payment.id}")
+        raise ProviderOutcomeUnknown(
+            f"too many Stripe objects created while the create of {payment.id} could reach Stripe to find it"
+        )
 
 
 def _idempotency_key(payment: Payment, request: str) -> stripe.RequestOptions:

@@ -734,11 +734,17 @@ class StripeSimulator:
         return session
 
     def _list(self, objects: Mapping[str, dict[str, Any]], params: Mapping[str, Any], url: str) -> dict[str, Any]:
-        """A Stripe list: newest first, ``limit`` per page, ``starting_after`` and ``created[gte]``."""
+        """A Stripe list: newest first, ``limit`` per page, ``starting_after``, ``created[gte]``, ``created[lte]``."""
         limit = _integer(params, "limit", 10)
         created = params.get("created")
-        since = _integer(created, "gte") if isinstance(created, dict) and "gte" in created else 0
-        items = sorted((o for o in objects.values() if o["created"] >= since), key=lambda o: o["created"], reverse=True)
+        bounds = created if isinstance(created, dict) else {}
+        since = _integer(bounds, "gte") if "gte" in bounds else 0
+        until = _integer(bounds, "lte") if "lte" in bounds else None
+        items = sorted(
+            (o for o in objects.values() if o["created"] >= since and (until is None or o["created"] <= until)),
+            key=lambda o: o["created"],
+            reverse=True,
+        )
         after = params.get("starting_after")
         if after is not None:
             ids = [o["id"] for o in items]
