@@ -11,6 +11,7 @@ import anyio.lowlevel
 import attrs
 import pytest
 
+import paycore.idempotency
 from paycore import Money, hookimpl
 from paycore.errors import (
     IdempotencyInProgress,
@@ -25,6 +26,7 @@ from paycore.errors import (
     ValidationError,
 )
 from paycore.flow import PaymentFlow
+from paycore.keys import KeyBinding, derived_id
 from paycore.records import Payment, Refund, RefundUpdate
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.testing.fake import FakeProvider
@@ -215,6 +217,62 @@ async def test_a_crashed_holders_key_is_taken_over_after_its_lease_and_settled_b
         assert resumed.payment.id == crashed.id
         assert resumed.payment.status is PaymentStatus.SUCCEEDED
         assert [op for op, _ in fake.calls] == ["initiate", "check_status"]
+
+
+async def test_a_retry_after_an_upgrade_finds_the_payment_its_first_attempt_stored_under_an_earlier_release(
+    make_flow: Callable[..., PaymentFlow], clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until December 2026 a keyed payment's id named no window of the key's ttl: a process of that release
+    died with its create sent, the upgraded one takes the retry. It must find that payment, not pay again."""
+    async with make_flow(idempotency_lease=120) as flow:
+        leases = MonotonicClock()
+        flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        initiate = fake.initiate
+
+        async def die_once_the_provider_has_it(payment: Payment) -> Any:
+            await initiate(payment)
+            raise ProcessDied
+
+        earlier_release = {"pay": derived_id("pay", "", "order-42")}  # the key without a window
+        with monkeypatch.context() as patched:
+            patched.setattr(KeyBinding, "new_id", lambda binding, prefix, within="": earlier_release[prefix])
+            fake.initiate = die_once_the_provider_has_it  # type: ignore[method-assign]
+            with pytest.raises(ProcessDied):
+                await _create(flow)
+            fake.initiate = initiate  # type: ignore[method-assign]
+        (crashed,) = await flow.list_payments()
+        assert crashed.id == earlier_release["pay"]
+
+        leases.now += 121
+        clock.advance(seconds=121)
+        resumed = await _create(flow)
+        assert (resumed.payment.id, resumed.payment.status) == (crashed.id, PaymentStatus.SUCCEEDED)
+        assert [op for op, _ in fake.calls] == ["initiate", "check_status"]
+        assert len(await flow.list_payments()) == 1
+
+
+async def test_a_refund_keyed_under_an_earlier_release_is_replayed_after_the_upgrade(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until December 2026 a refund's request was fingerprinted without its metadata (it had none): the same
+    request now carries it empty, and its retry must replay the refund, not be refused as another request."""
+    payment = await pay()
+    earlier_release = partial(_fingerprint_without_metadata, paycore.idempotency.fingerprint)
+    with monkeypatch.context() as patched:
+        patched.setattr(paycore.idempotency, "fingerprint", earlier_release)
+        first = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
+    again = await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
+    assert again == first
+    assert [op for op, _ in fake.calls].count("refund") == 1
+    with pytest.raises(IdempotencyKeyReused):  # another request still is one
+        await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9", metadata={"a": 1})
+    assert (await flow.get_payment(payment.id)).refunded_amount == Money.of("2000", "XOF")
+
+
+def _fingerprint_without_metadata(fingerprint: Callable[..., str], operation: str, arguments: Any) -> str:
+    return fingerprint(operation, {name: value for name, value in arguments.items() if name != "metadata"})
 
 
 async def test_a_caller_cancelled_while_the_provider_has_its_create_frees_its_key_and_its_retry_asks_at_once(

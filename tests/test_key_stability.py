@@ -81,3 +81,22 @@ def test_the_ids_paycore_makes_are_told_from_references_that_only_begin_as_their
         for other in ("pay_8812", "pay_order 42/2024", "ORDER-42", "pay_", "ref_" + new_id("pay")[4:], "")
     )
     assert not is_record_id("ref", new_id("pay"))
+
+
+def test_a_retry_still_finds_a_record_named_before_ids_named_their_window() -> None:
+    """Until December 2026 a key-bound id was ``derived_id(prefix, scope, key)``: a retry after the upgrade looks
+    for it last, for a payment and for a refund alike."""
+    from datetime import UTC, datetime, timedelta
+
+    binding = keys.KeyBinding.at("t:chez-awa", "order-42", datetime(2026, 12, 6, 12, tzinfo=UTC), timedelta(days=1))
+    named_before = derived_id("pay", "t:chez-awa", "order-42")
+    assert binding.candidate_ids("pay")[-1] == named_before == "pay_kacva3yjacbbn4aki7efw4xr"
+    assert binding.candidate_ids("re", within="pay_a")[-1] == derived_id("re", "t:chez-awa", "order-42")
+    assert binding.new_id("pay") != binding.candidate_ids("pay")[-1]  # a record made now names its window
+
+
+def test_a_refund_request_is_also_fingerprinted_as_before_it_carried_metadata() -> None:
+    arguments = {k: v for k, v in REFUND_ARGUMENTS.items() if k != "metadata"}
+    assert keys.earlier_forms("refund", {**arguments, "metadata": {}}) == (arguments,)
+    assert keys.earlier_forms("refund", REFUND_ARGUMENTS) == ()  # metadata given: no earlier release could
+    assert keys.earlier_forms("capture", {"payment_id": "pay_1", "metadata": {}}) == ()

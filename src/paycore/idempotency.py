@@ -37,6 +37,7 @@ from paycore.keys import (
     KeyCompleter,
     check_key,
     derived_id,
+    earlier_forms,
     fingerprint,
     scope_of,
     stored_result,
@@ -248,14 +249,20 @@ class IdempotentRunner:
                 raise ValidationError(f"{operation} needs an idempotency_key (idempotency_required is set)")
             return await execute(None)
         binding = self.binding(scope, key)
-        request = fingerprint(operation, arguments)
-        new: PaymentWrite | None = None
-        held: tuple[IdempotencyClaim, KeyBinding] | None = None
-        if adds is not None and self._claims_with is not None and prefetch is not None:
-            new, answered, held = await self._first_payment(binding, request, adds, release_on, prefetch)
-            if answered is not None:
-                return _replayed(answered, result_type, scope)
-        claim, binding = held or await self._claim(binding, request, prefetch, new, updates)
+        forms = (arguments, *earlier_forms(operation, arguments))
+        for form, request in enumerate(fingerprint(operation, given) for given in forms):
+            new: PaymentWrite | None = None
+            held: tuple[IdempotencyClaim, KeyBinding] | None = None
+            try:
+                if adds is not None and self._claims_with is not None and prefetch is not None:
+                    new, answered, held = await self._first_payment(binding, request, adds, release_on, prefetch)
+                    if answered is not None:
+                        return _replayed(answered, result_type, scope)
+                claim, binding = held or await self._claim(binding, request, prefetch, new, updates)
+                break
+            except IdempotencyKeyReused:  # unless an earlier release ran this very request under the key
+                if form == len(forms) - 1:
+                    raise
         if claim.token is None:
             return _replayed(claim, result_type, scope)
         completer = binding.completer

@@ -37,6 +37,7 @@ __all__ = [
     "call_ids_of",
     "check_key",
     "derived_id",
+    "earlier_forms",
     "fingerprint",
     "is_record_id",
     "scope_of",
@@ -100,6 +101,15 @@ def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
     else:
         canonical = _CANONICAL.encode(document)
     return sha256(canonical.encode()).hexdigest()
+
+
+def earlier_forms(operation: str, arguments: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """The forms earlier releases gave the same request's ``arguments`` when they fingerprinted it, newest first:
+    a retry of a request an earlier release ran still replays it after an upgrade. Before December 2026 a
+    refund's had no ``metadata``; the same request now carries it empty."""
+    if operation == "refund" and arguments.get("metadata") == {}:
+        return ({name: value for name, value in arguments.items() if name != "metadata"},)
+    return ()
 
 
 _BASE32: Final = "abcdefghijklmnopqrstuvwxyz234567"
@@ -220,7 +230,7 @@ class KeyBinding:
     runner could (:meth:`~paycore.storage.ClaimingRepository.claim_and_update`); else ``None``."""
     _concluded: list[object] = field(factory=list, eq=False, repr=False)
     """The operation's result once its provider's answer was recorded (:meth:`conclude`)."""
-    _ids: dict[tuple[str, int, str], str] = field(factory=dict, eq=False, repr=False)
+    _ids: dict[tuple[str, int | None, str], str] = field(factory=dict, eq=False, repr=False)
     """The ids worked out so far (an operation asks for the same one more than once)."""
     _window: int = field(eq=False, repr=False)
     """The number of the window of ``ttl`` that ``now`` falls in (worked out from them unless given)."""
@@ -269,10 +279,13 @@ class KeyBinding:
         """``(result,)`` once :meth:`conclude` noted one, else ``()``."""
         return tuple(self._concluded)
 
-    def _id(self, prefix: str, window: int, within: str = "") -> str:
+    def _id(self, prefix: str, window: int | None, within: str = "") -> str:
         found = self._ids.get((prefix, window, within))
         if found is None:
-            name = f"{self.key}\x00{window}\x00{within}" if within else f"{self.key}\x00{window}"
+            if window is None:  # the id a record got before ids named their window (November 2026)
+                name = self.key
+            else:
+                name = f"{self.key}\x00{window}\x00{within}" if within else f"{self.key}\x00{window}"
             found = self._ids[prefix, window, within] = derived_id(prefix, self.scope, name)
         return found
 
@@ -283,15 +296,17 @@ class KeyBinding:
 
     def candidate_ids(self, prefix: str, *, within: str = "") -> tuple[str, ...]:
         """The ids an earlier attempt under this key may have used, newest first; with ``within``, then the ids
-        such records got before their ids named what they belong to (a retry after an upgrade finds them)."""
+        such records got before their ids named what they belong to; last, the one a record got before ids
+        named their window. So a retry after an upgrade finds the record its first attempt made before it."""
         window = self._window
         if not within:
-            return self._id(prefix, window), self._id(prefix, window - 1)
+            return self._id(prefix, window), self._id(prefix, window - 1), self._id(prefix, None)
         return (
             self._id(prefix, window, within),
             self._id(prefix, window - 1, within),
             self._id(prefix, window),
             self._id(prefix, window - 1),
+            self._id(prefix, None),
         )
 
     def binds(self, created_at: datetime) -> bool:
