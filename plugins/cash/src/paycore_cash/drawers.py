@@ -26,11 +26,12 @@ from attrs import evolve
 
 from paycore.errors import ConcurrentUpdate, ConfigurationError, IdempotencyKeyReused
 from paycore.idempotency import IdempotentRunner
-from paycore.keys import KeyBinding, scope_of
+from paycore.keys import KeyBinding, check_key, scope_of
 from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.secrets import Settings
 from paycore.wire import shown
 from paycore_cash.backends import drawer_storage
+from paycore_cash.earlier_release import earlier_close, earlier_movement_id, earlier_session_id
 from paycore_cash.errors import (
     DrawerClosed,
     DrawerNotFound,
@@ -275,7 +276,7 @@ class CashDrawers:
 
     async def _earlier_open(self, binding: KeyBinding) -> DrawerSession | None:
         """The session an earlier attempt under the key opened, while the key still names it."""
-        for session_id in binding.candidate_ids("drw"):
+        for session_id in (*binding.candidate_ids("drw"), earlier_session_id(self.tenant, binding.key)):
             try:
                 session = await self.get(session_id)
             except DrawerNotFound:
@@ -374,7 +375,8 @@ class CashDrawers:
         """The movement an earlier attempt under the key stored at ``till``, while the key binds it, however many
         sessions the till opened since (looked up by the ids the key derives); :class:`IdempotencyKeyReused` for
         one it stored at another till (the key's record lost: never taken for a movement of this one)."""
-        for movement in await self.storage.get_movements(binding.candidate_ids("mov")):
+        ids = [*binding.candidate_ids("mov"), earlier_movement_id(self.tenant, binding.key)]
+        for movement in await self.storage.get_movements(ids):
             if binding.binds(movement.at):
                 await self._check_till(movement, till, binding.key)
                 return movement
@@ -438,6 +440,19 @@ class CashDrawers:
             return await self._close(counted, closed_by, till, session_id, binding)
 
         with self._in_flight:
+            if idempotency_key is not None:  # a close the release of November 2026 made under the key
+                closed_before = await earlier_close(
+                    self.idempotency.store,
+                    self.tenant,
+                    check_key(idempotency_key),
+                    till=till,
+                    session_id=session_id,
+                    counted=counted,
+                    closed_by=closed_by,
+                    lease_seconds=self.idempotency.lease_seconds,
+                )
+                if closed_before is not None:
+                    return await self.get(closed_before)
             closed = await self.idempotency.run(
                 operation="cash.drawer.close",
                 scope=self._scope,
