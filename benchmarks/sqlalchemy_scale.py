@@ -1,15 +1,18 @@
 """Per-operation time of the SQL adapter as the payments table grows from 1,000 to 1,000,000 rows.
 
-The table is seeded in bulk (``executemany`` on SQLite, ``COPY`` on PostgreSQL),
-one payment event per payment, 10% of payments left ``processing`` for the
-reaper to find; after each size is reached, every operation the flow makes is
-timed on randomly chosen payments: ``get``, ``get_by_external_id``, ``save`` (a
+Each size gets a database of its own, seeded in bulk (``executemany`` on SQLite,
+``COPY`` on PostgreSQL), one payment event per payment, 10% of payments left
+``processing`` for the reaper to find. Once every size is seeded, the sizes are
+measured in turns (smallest first, then largest first, and so on), so the
+machine's own drift over the minutes of a run falls on every size alike. Each
+turn times every operation the flow makes on randomly chosen payments: ``get``, ``get_by_external_id``, ``save`` (a
 new version with one event), ``has_receipt``, ``list_payments`` by order and by
 tenant (``limit=20``), ``list_stale`` (``limit=50``), and an idempotency
 ``claim`` + ``complete``. Every lookup goes through an index, so the figures
 must stay flat; the last column is the time at the largest size divided by the
-time at the smallest (the baseline, measured in the same run). Each figure is
-the best of three medians, so a busy machine does not pass for a slow query.
+time at the smallest (the baseline, measured in the same run, in turns with
+it). Each figure is the best of three turns' medians, so a busy machine does
+not pass for a slow query.
 
     .venv/bin/python benchmarks/sqlalchemy_scale.py            # 1k, 10k, 100k, 1M
     .venv/bin/python benchmarks/sqlalchemy_scale.py --quick    # 1k and 10k, in seconds
@@ -232,23 +235,52 @@ def _table(title: str, sizes: list[int], figures: dict[int, dict[str, float]]) -
     return "\n".join(lines)
 
 
-def _run(title: str, url: str, sizes: list[int], repeat: int, seed: Callable[[int, int], None]) -> str:
-    return _table(f"{title} (median per call)", sizes, _figures(title, url, sizes, repeat, seed))
+def _run(title: str, sizes: list[int], repeat: int, prepare: Callable[[int], str]) -> str:
+    return _table(f"{title} (median per call)", sizes, _figures(title, sizes, repeat, prepare))
 
 
-def _figures(
-    title: str, url: str, sizes: list[int], repeat: int, seed: Callable[[int, int], None]
-) -> dict[int, dict[str, float]]:
-    figures: dict[int, dict[str, float]] = {}
-    seeded = 0
-    for round_, size in enumerate(sizes):
+def _figures(title: str, sizes: list[int], repeat: int, prepare: Callable[[int], str]) -> dict[int, dict[str, float]]:
+    """Each operation's best median per size; ``prepare(size)`` makes and seeds the size's database, returns its URL.
+
+    Every size is seeded first, then measured in turns with the others, the order reversed each turn.
+    """
+    urls: dict[int, str] = {}
+    for size in sizes:
         started = time.perf_counter()
-        seed(seeded, size)
-        seeded = size
+        urls[size] = prepare(size)
         print(f"{title}: seeded {size:,} payments ({time.perf_counter() - started:.1f}s)", flush=True)
-        attempts = [anyio.run(_measure, url, size, repeat, round_ * 10 + attempt) for attempt in range(ATTEMPTS)]
-        figures[size] = {operation: min(a[operation] for a in attempts) for operation in attempts[0]}
-    return figures
+    attempts: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+    for attempt in range(ATTEMPTS):
+        for size in sizes if attempt % 2 == 0 else reversed(sizes):
+            attempts[size].append(anyio.run(_measure, urls[size], size, repeat, attempt))
+    return {
+        size: {operation: min(a[operation] for a in attempts[size]) for operation in attempts[size][0]}
+        for size in sizes
+    }
+
+
+def _sqlite_database(directory: str) -> Callable[[int], str]:
+    """A maker of one seeded SQLite file per size in ``directory``."""
+
+    def prepare(size: int) -> str:
+        path = str(Path(directory) / f"scale-{size}.db")
+        migrate.upgrade(f"sqlite:///{path}")
+        _seed_sqlite(path, 0, size)
+        return f"sqlite:///{path}"
+
+    return prepare
+
+
+def _postgres_database(server: PostgresServer) -> Callable[[int], str]:
+    """A maker of one seeded database per size on ``server``."""
+
+    def prepare(size: int) -> str:
+        url = server.create_database(f"scale_{size}")
+        migrate.upgrade(url)
+        _seed_postgres(server.dsn(f"scale_{size}"), 0, size)
+        return url
+
+    return prepare
 
 
 def measure(sizes: list[int], repeat: int, *, postgres: bool) -> dict[str, dict[int, dict[str, float]]]:
@@ -258,17 +290,10 @@ def measure(sizes: list[int], repeat: int, *, postgres: bool) -> dict[str, dict[
     """
     measured: dict[str, dict[int, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as directory:
-        path = str(Path(directory) / "scale.db")
-        migrate.upgrade(f"sqlite:///{path}")
-        measured["SQLite"] = _figures(
-            "SQLite", f"sqlite:///{path}", sizes, repeat, lambda a, b: _seed_sqlite(path, a, b)
-        )
+        measured["SQLite"] = _figures("SQLite", sizes, repeat, _sqlite_database(directory))
     if postgres:
         with PostgresServer() as server:
-            url = server.create_database("scale")
-            migrate.upgrade(url)
-            dsn = server.dsn("scale")
-            measured["PostgreSQL"] = _figures("PostgreSQL", url, sizes, repeat, lambda a, b: _seed_postgres(dsn, a, b))
+            measured["PostgreSQL"] = _figures("PostgreSQL", sizes, repeat, _postgres_database(server))
     return measured
 
 
@@ -282,15 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     repeat = 100 if arguments.quick else 300
     tables = []
     with tempfile.TemporaryDirectory() as directory:
-        path = str(Path(directory) / "scale.db")
-        migrate.upgrade(f"sqlite:///{path}")
-        tables.append(_run("SQLite", f"sqlite:///{path}", sizes, repeat, lambda a, b: _seed_sqlite(path, a, b)))
+        tables.append(_run("SQLite", sizes, repeat, _sqlite_database(directory)))
     if not arguments.no_postgres:
         with PostgresServer() as server:
-            url = server.create_database("scale")
-            migrate.upgrade(url)
-            dsn = server.dsn("scale")
-            tables.append(_run("PostgreSQL", url, sizes, repeat, lambda a, b: _seed_postgres(dsn, a, b)))
+            tables.append(_run("PostgreSQL", sizes, repeat, _postgres_database(server)))
     print()
     print("\n\n".join(tables))
     return 0
