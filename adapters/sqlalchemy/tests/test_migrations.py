@@ -12,7 +12,7 @@ from paycore.cli import main
 from paycore.errors import DuplicateExternalId
 from paycore.records import Payment
 from paycore.testing.records import make_payment, next_version
-from paycore_sqlalchemy import SchemaOutOfDate, SqlPaymentRepository, migrate
+from paycore_sqlalchemy import Database, SchemaOutOfDate, SqlPaymentRepository, migrate
 from paycore_sqlalchemy.codec import payment_row
 from paycore_sqlalchemy.engine import acquire_engine
 from paycore_sqlalchemy.schema import payments
@@ -269,3 +269,43 @@ def test_paycore_db_refuses_an_empty_url_instead_of_migrating_the_default_databa
         assert _db(action, "--url", "") == 2
         assert capsys.readouterr().err.startswith("paycore db: --url is empty")
     assert list(tmp_path.iterdir()) == []
+
+
+def _stamped_newer(url: str) -> None:
+    """The database as a newer release leaves it: at a revision this code does not ship."""
+    lease = acquire_engine(url)
+    try:
+        with lease.engine.begin() as connection:
+            connection.execute(sa.text(f"DELETE FROM {migrate.VERSION_TABLE}"))
+            connection.execute(sa.text(f"INSERT INTO {migrate.VERSION_TABLE} (version_num) VALUES ('0099')"))
+    finally:
+        lease.release()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("auto_upgrade", [False, True])
+async def test_a_database_newer_than_the_code_is_refused_as_newer_not_as_behind(
+    empty_url: str, auto_upgrade: bool
+) -> None:
+    """A rolled-back deploy: running `paycore db upgrade` with this code, as "behind" would tell, cannot help."""
+    migrate.upgrade(empty_url)
+    _stamped_newer(empty_url)
+    repository = SqlPaymentRepository(Database(empty_url, auto_upgrade=auto_upgrade))
+    try:
+        with pytest.raises(SchemaOutOfDate, match="0099, which none of the installed SQL schemas") as refused:
+            await repository.list_payments()
+        assert "run `paycore db upgrade`" not in str(refused.value)
+    finally:
+        await repository.aclose()
+    assert migrate.unknown(empty_url) == ["0099"]
+
+
+def test_paycore_db_current_says_a_database_newer_than_the_code_is_ahead(
+    empty_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrate.upgrade(empty_url)
+    _stamped_newer(empty_url)
+    assert _db("current", "--url", empty_url) == 1
+    out = capsys.readouterr().out
+    assert "ahead of this code: 0099" in out
+    assert "behind" not in out

@@ -115,8 +115,15 @@ def run(args: argparse.Namespace) -> int:
         if args.db_action == "current":
             at = migrate.current(url)
             heads = migrate.head_revisions()
+            ahead = migrate.unknown(url)
             current = set(heads) <= set(at)
             state = "up to date" if current else f"behind heads {_revisions(heads)}: run `paycore db upgrade`"
+            if ahead:
+                current = False
+                state = (
+                    f"ahead of this code: {_revisions(tuple(ahead))} belong to a newer paycore-sqlalchemy or to a "
+                    "plugin not installed here; do not upgrade it with this code"
+                )
             print(f"{shown}: revision {_revisions(at, 'none (empty database)')} ({state})")
             return 0 if current else 1
         differences = migrate.drift(url)

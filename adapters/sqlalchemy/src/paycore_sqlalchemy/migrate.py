@@ -81,7 +81,9 @@ def current_revisions(connection: sa.Connection) -> tuple[str, ...]:
     return tuple(sorted(context.get_current_heads()))
 
 
-def _unknown(connection: sa.Connection, schemas: Schemas) -> list[str]:
+def unknown_revisions(connection: sa.Connection, schemas: Schemas = None) -> list[str]:
+    """The revisions the database is at that none of ``schemas`` ships: a newer release's, or a plugin's not
+    installed (empty: every one is known)."""
     script = _script(schemas)
     unknown = []
     for revision in current_revisions(connection):
@@ -92,15 +94,19 @@ def _unknown(connection: sa.Connection, schemas: Schemas) -> list[str]:
     return unknown
 
 
-def upgrade_connection(connection: sa.Connection, revision: str = "heads", schemas: Schemas = None) -> None:
-    """Apply the migrations up to ``revision`` (default: every schema's head) inside ``connection``'s transaction."""
-    unknown = _unknown(connection, schemas)
+def _refuse_unknown(connection: sa.Connection, schemas: Schemas) -> None:
+    unknown = unknown_revisions(connection, schemas)
     if unknown:
         names = ", ".join(schema.name for schema in _resolve(schemas))
         raise SchemaOutOfDate(
             f"the database is at revision(s) {', '.join(unknown)}, which none of the installed SQL schemas "
             f"({names}) ships: install the plugin that owns them (or a paycore-sqlalchemy as new as the database)"
         )
+
+
+def upgrade_connection(connection: sa.Connection, revision: str = "heads", schemas: Schemas = None) -> None:
+    """Apply the migrations up to ``revision`` (default: every schema's head) inside ``connection``'s transaction."""
+    _refuse_unknown(connection, schemas)
     command.upgrade(alembic_config(connection, schemas), "heads" if revision == "head" else revision)
 
 
@@ -132,6 +138,12 @@ def current(url: str) -> tuple[str, ...]:
         return current_revisions(connection)
 
 
+def unknown(url: str) -> list[str]:
+    """:func:`unknown_revisions` of the database at ``url``."""
+    with _connection(url) as connection:
+        return unknown_revisions(connection)
+
+
 def missing_schemas(connection: sa.Connection, schemas: Schemas = None) -> list[str]:
     """The names of the schemas whose head revision the database is not at."""
     at = set(current_revisions(connection))
@@ -152,6 +164,7 @@ def ensure_current(connection: sa.Connection, *, upgrade: bool, url: str, schema
     if upgrade:
         upgrade_connection(connection, schemas=schemas)
         return
+    _refuse_unknown(connection, schemas)  # newer than the code: an upgrade is not what it needs
     at = ", ".join(current_revisions(connection)) or "none (empty)"
     raise SchemaOutOfDate(
         f"database {safe_url(url)} is at schema revision {at}; the SQL schema(s) {', '.join(missing)} "
