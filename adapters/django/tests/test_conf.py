@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from django.http import HttpRequest, JsonResponse
@@ -203,6 +204,10 @@ class _Gateway(http.server.BaseHTTPRequestHandler):
         """Quiet."""
 
 
+CLIENTS: list[GatewayProvider] = []
+"""Every :class:`GatewayProvider` built (one per flow)."""
+
+
 class GatewayProvider(paycore.testing.fake.FakeProvider):
     """The fake provider, which first tells a gateway over HTTP with one ``httpx.AsyncClient`` it keeps open,
     as the real providers do: the client's connections belong to the event loop they were opened on."""
@@ -213,6 +218,12 @@ class GatewayProvider(paycore.testing.fake.FakeProvider):
     def __init__(self, context: Any) -> None:
         super().__init__(context)
         self.client: httpx.AsyncClient | None = None
+        CLIENTS.append(self)
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+        await super().aclose()
 
     async def initiate(self, payment: Any) -> Any:
         if self.client is None:
@@ -258,9 +269,24 @@ def test_an_async_view_served_by_wsgi_pays_on_each_request(gateway: str) -> None
     config = {"providers": {"gateway": {"type": "gateway", "webhook_secret": SECRET, "base_url": gateway}}}
     with override_settings(ROOT_URLCONF=__name__, PAYCORE=config, PAYCORE_DJANGO={"PLUGINS": [GatewayPlugin()]}):
         client = Client(raise_request_exception=False)  # WSGI: each request runs the view on a new event loop
+        CLIENTS.clear()
         answers = [client.get(f"/pay/T{number}/") for number in range(3)]
         assert [(answer.status_code, answer.json()) for answer in answers] == [(200, {"status": "succeeded"})] * 3
         assert [p.status for p in paycore_django.blocking_flow().list_payments()] == [PaymentStatus.SUCCEEDED] * 3
+        # Each request's flow was closed on its loop as the loop ended: no connection left to the collector.
+        per_request = [provider for provider in CLIENTS if provider.client is not None]
+        assert len(per_request) == 3
+        assert all(provider.client is not None and provider.client.is_closed for provider in per_request)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_flow_of_an_event_loop_is_closed_on_it_as_its_runner_ends_the_loop(backend: str) -> None:
+    async def on_this_loop() -> PaymentFlow:
+        return paycore_django.flow()
+
+    built = anyio.run(on_this_loop, backend=backend)
+    assert built.in_flight.closed
+    assert all(flow is not built for flow in conf._current().by_loop.values())
 
 
 def test_each_event_loop_gets_its_flow_and_that_of_a_closed_loop_is_let_go() -> None:

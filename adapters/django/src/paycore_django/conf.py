@@ -62,6 +62,7 @@ from paycore.flow import PaymentFlow
 from paycore.plugins import implements_a_hook
 from paycore.secrets import redact_url, shown_setting
 from paycore_django.callers import caller_transaction
+from paycore_django.loop_ends import close_at_loop_end
 
 __all__ = [
     "BLOCKING_BACKENDS",
@@ -395,9 +396,11 @@ def flow() -> PaymentFlow:
     they were opened on, so each loop gets a flow of its own: one for the whole
     process under ASGI, one per request under WSGI (Django runs each async view
     on a new loop there), one per ``asyncio.run`` of a task. The settings are
-    read once; the flow of a loop that has closed is dropped when a new loop
-    asks for one. Called outside any running loop, it returns the flow of code
-    outside loops (one per process), which must then be used on one loop only.
+    read once. A loop's flow is closed on that loop as its runner winds it down
+    (``asyncio.run``, Django's ``async_to_sync``, a trio run ending:
+    :mod:`paycore_django.loop_ends`), and dropped. Called outside any running
+    loop, it returns the flow of code outside loops (one per process), which
+    must then be used on one loop only.
     """
     loop = _running_loop()
     found = _current().by_loop.get(loop)
@@ -409,7 +412,16 @@ def flow() -> PaymentFlow:
         if found is None:
             _forget_ended_loops(current)
             found = current.by_loop[loop] = _build_flow(*_settings(current))
+            close_at_loop_end(loop, found, lambda: _forget(loop, found))
         return found
+
+
+def _forget(loop: object, closed: PaymentFlow) -> None:
+    """Drop ``closed``, the flow of ``loop``, closed as the loop ended."""
+    with _lock:
+        current = _current()
+        if current.by_loop.get(loop) is closed:
+            del current.by_loop[loop]
 
 
 class DjangoBlockingPaymentFlow(BlockingPaymentFlow):
