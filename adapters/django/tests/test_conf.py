@@ -303,6 +303,23 @@ def test_each_event_loop_gets_its_flow_and_that_of_a_closed_loop_is_let_go() -> 
     assert second is not None
 
 
+def test_the_flow_of_a_loop_closed_as_it_stood_is_let_go_without_a_word(caplog: pytest.LogCaptureFixture) -> None:
+    """A runner that closes its loop without winding it down (``run_until_complete``, then ``close``) leaves the
+    closing task pending: neither it nor the flow may outlive the loop, and asyncio must not call it destroyed."""
+
+    async def on_this_loop() -> PaymentFlow:
+        return paycore_django.flow()
+
+    for _ in range(3):
+        loop = asyncio.new_event_loop()
+        gone = weakref.ref(loop.run_until_complete(on_this_loop()))
+        loop.close()
+    asyncio.run(on_this_loop())  # a new loop asks: those of the closed ones are let go
+    gc.collect()
+    assert gone() is None
+    assert "destroyed but it is pending" not in caplog.text
+
+
 class Unlistable:
     """A lazy object whose setup fails when its attributes are listed."""
 

@@ -62,7 +62,7 @@ from paycore.flow import PaymentFlow
 from paycore.plugins import implements_a_hook
 from paycore.secrets import redact_url, shown_setting
 from paycore_django.callers import caller_transaction
-from paycore_django.loop_ends import close_at_loop_end
+from paycore_django.loop_ends import close_at_loop_end, let_go
 
 __all__ = [
     "BLOCKING_BACKENDS",
@@ -387,6 +387,7 @@ def _forget_ended_loops(current: _Flows) -> None:
     """Drop the flows of loops that are gone (under ``_lock``): their providers' connections went with them."""
     for loop in [loop for loop in current.by_loop if _ended(loop)]:
         del current.by_loop[loop]
+        let_go(loop)
 
 
 def flow() -> PaymentFlow:

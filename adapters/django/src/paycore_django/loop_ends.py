@@ -7,50 +7,68 @@ provider's ``httpx.AsyncClient``), which only that loop can close. So the flow i
 closed on its loop as the loop ends: a task that waits for as long as the loop
 runs closes it when the loop's runner cancels what is left (``asyncio.run``,
 asgiref's ``async_to_sync``, an ASGI server stopping), or a trio system task when
-the run's main task returns. A loop ended some other way leaves its flow to the
-garbage collector, as before.
+the run's main task returns.
+
+A runner may also close its loop as it stands, leaving the task pending
+(``loop.run_until_complete()`` then ``loop.close()``). The task holds its flow only
+weakly, and once :func:`let_go` is told the loop ended, nothing holds the task: the
+flow and the task go to the garbage collector, as everything of that loop does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
-from typing import Any
 
 import anyio
 
 from paycore.flow import PaymentFlow
 
-__all__ = ["close_at_loop_end"]
+__all__ = ["close_at_loop_end", "let_go"]
 
 log = logging.getLogger("paycore_django")
 
-_waiting: set[Any] = set()
-"""The closing tasks that still wait (asyncio keeps only weak references to tasks: one not kept here could be
-collected before its loop ends, and its flow never closed)."""
+_waiting: dict[object, asyncio.Task[None]] = {}
+"""The closing task of each asyncio loop still running (asyncio keeps only weak references to tasks: one not
+kept here could be collected before its loop ends, and its flow never closed)."""
 
 
 def close_at_loop_end(loop: object, flow: PaymentFlow, forget: Callable[[], None]) -> None:
     """Have ``flow`` closed, then ``forget()`` called, when ``loop`` (the loop running now: an asyncio loop, or a
     trio run's token) is wound down by its runner."""
     if isinstance(loop, asyncio.AbstractEventLoop):
-        task = loop.create_task(_close_at_end(flow, forget), name="paycore_django: close this loop's flow at its end")
-        _waiting.add(task)
-        task.add_done_callback(_waiting.discard)
+        name = "paycore_django: close this loop's flow at its end"
+        task = _waiting[loop] = loop.create_task(_close_at_end(weakref.ref(flow), forget), name=name)
+        task.add_done_callback(lambda _: _waiting.pop(loop, None))
     elif loop is not None:
         import trio
 
-        trio.lowlevel.spawn_system_task(_close_at_end, flow, forget, name="paycore_django: close this run's flow")
+        name = "paycore_django: close this run's flow at its end"
+        trio.lowlevel.spawn_system_task(_close_at_end, weakref.ref(flow), forget, name=name)
 
 
-async def _close_at_end(flow: PaymentFlow, forget: Callable[[], None]) -> None:
+def let_go(loop: object) -> None:
+    """Drop the closing task of ``loop``, closed by its runner without being wound down: the task can never run
+    again, and is collected without a word (asyncio would log it as "destroyed but pending")."""
+    task = _waiting.pop(loop, None)
+    if task is not None:
+        setattr(task, "_log_destroy_pending", False)  # noqa: B010  # asyncio's own switch for such a task
+
+
+async def _close_at_end(flow: weakref.ref[PaymentFlow], forget: Callable[[], None]) -> None:
     try:
         await anyio.sleep_forever()
-    finally:
-        with anyio.CancelScope(shield=True):
-            try:
-                await flow.aclose()
-            except Exception:  # the loop ends all the same; what could not close goes to the garbage collector
-                log.warning("the flow of an ending event loop could not be closed", exc_info=True)
+    except GeneratorExit:  # collected after its loop was closed as it stood: nothing can run there any more
+        raise
+    except BaseException:  # the runner winds the loop down
+        kept = flow()
+        if kept is not None:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await kept.aclose()
+                except Exception:  # the loop ends all the same; what could not close goes to the garbage collector
+                    log.warning("the flow of an ending event loop could not be closed", exc_info=True)
         forget()
+        raise
