@@ -11,6 +11,7 @@ import anyio.lowlevel
 import attrs
 import pytest
 
+import paycore.actions
 import paycore.idempotency
 from paycore import Money, hookimpl
 from paycore.errors import (
@@ -29,7 +30,7 @@ from paycore.flow import PaymentFlow
 from paycore.keys import KeyBinding, derived_id
 from paycore.records import Payment, Refund, RefundUpdate
 from paycore.status import PaymentStatus, RefundStatus
-from paycore.testing.fake import FakeProvider
+from paycore.testing.fake import FakeProvider, Outcome
 from paycore_memory import MemoryIdempotencyStore
 
 pytestmark = pytest.mark.anyio
@@ -269,6 +270,30 @@ async def test_a_refund_keyed_under_an_earlier_release_is_replayed_after_the_upg
     with pytest.raises(IdempotencyKeyReused):  # another request still is one
         await flow.refund(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9", metadata={"a": 1})
     assert (await flow.get_payment(payment.id)).refunded_amount == Money.of("2000", "XOF")
+
+
+async def test_a_refund_keyed_without_its_tenant_under_an_earlier_release_is_found_after_the_upgrade(
+    make_flow: Callable[..., PaymentFlow], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until December 2026 a refund asked without ``tenant=`` was keyed in no tenant's key space, whatever its
+    payment's tenant, and named after the key alone; now it is keyed in its payment's tenant's. Its retry after
+    the upgrade must find that refund among the payment's, not send a second one."""
+    shop = {"providers": {"fake": {"type": "fake", "webhook_secret": "whsec-shop"}}}
+    async with make_flow(tenants={"shop": shop}) as flow:
+        fake = flow.provider("fake", tenant="shop")
+        assert isinstance(fake, FakeProvider)
+        checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T-1", tenant="shop")
+        fake.settle(checkout.payment.id, Outcome.SUCCEEDED)
+        await flow.handle_webhook("fake", *fake.webhook(checkout.payment.id), tenant="shop")
+        with monkeypatch.context() as earlier_release:
+            earlier_release.setattr(paycore.actions, "scope_of", lambda tenant: "")
+            earlier_release.setattr(KeyBinding, "new_id", lambda b, prefix, within="": derived_id(prefix, "", b.key))
+            first = await flow.refund(checkout.payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
+        assert first.id == derived_id("re", "", "re-9")
+        again = await flow.refund(checkout.payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
+        assert again.id == first.id
+        assert [op for op, _ in fake.calls].count("refund") == 1
+        assert (await flow.get_payment(checkout.payment.id)).refunded_amount == Money.of("2000", "XOF")
 
 
 def _fingerprint_without_metadata(fingerprint: Callable[..., str], operation: str, arguments: Any) -> str:

@@ -250,7 +250,8 @@ class IdempotentRunner:
             return await execute(None)
         binding = self.binding(scope, key)
         forms = (arguments, *earlier_forms(operation, arguments))
-        for form, request in enumerate(fingerprint(operation, given) for given in forms):
+        for form, given in enumerate(forms):
+            request = fingerprint(operation, given)
             new: PaymentWrite | None = None
             held: tuple[IdempotencyClaim, KeyBinding] | None = None
             try:

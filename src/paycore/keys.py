@@ -282,11 +282,12 @@ class KeyBinding:
     def _id(self, prefix: str, window: int | None, within: str = "") -> str:
         found = self._ids.get((prefix, window, within))
         if found is None:
+            scope = self.scope
             if window is None:  # the id a record got before ids named their window (November 2026)
-                name = self.key
+                name, scope = self.key, "" if within == _UNSCOPED else scope
             else:
                 name = f"{self.key}\x00{window}\x00{within}" if within else f"{self.key}\x00{window}"
-            found = self._ids[prefix, window, within] = derived_id(prefix, self.scope, name)
+            found = self._ids[prefix, window, within] = derived_id(prefix, scope, name)
         return found
 
     def new_id(self, prefix: str, *, within: str = "") -> str:
@@ -297,17 +298,20 @@ class KeyBinding:
     def candidate_ids(self, prefix: str, *, within: str = "") -> tuple[str, ...]:
         """The ids an earlier attempt under this key may have used, newest first; with ``within``, then the ids
         such records got before their ids named what they belong to; last, the one a record got before ids
-        named their window. So a retry after an upgrade finds the record its first attempt made before it."""
+        named their window (with ``within``, also the one it got keyed without a tenant, as that release keyed
+        a refund asked without ``tenant=``). So a retry after an upgrade finds the record its first attempt made.
+        """
         window = self._window
         if not within:
             return self._id(prefix, window), self._id(prefix, window - 1), self._id(prefix, None)
-        return (
+        ids = (
             self._id(prefix, window, within),
             self._id(prefix, window - 1, within),
             self._id(prefix, window),
             self._id(prefix, window - 1),
             self._id(prefix, None),
         )
+        return (*ids, self._id(prefix, None, _UNSCOPED)) if self.scope else ids
 
     def binds(self, created_at: datetime) -> bool:
         """True when a record created at ``created_at`` under this key is still the key's record."""
@@ -325,6 +329,10 @@ class KeyBinding:
                 if record.id == candidate and self.binds(record.created_at):
                     return record
         return None
+
+
+_UNSCOPED: Final = "\x00unscoped"
+"""For :meth:`KeyBinding._id`: the window-less id derived in no tenant's key space."""
 
 
 def _window_of(now: datetime, ttl: timedelta) -> int:
