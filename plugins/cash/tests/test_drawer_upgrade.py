@@ -10,7 +10,9 @@ again in the drawer open now, nor close that drawer.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+import anyio
 import pytest
 from attrs import evolve
 
@@ -101,3 +103,25 @@ async def test_another_close_under_an_earlier_release_s_key_is_refused_and_close
     with pytest.raises(IdempotencyKeyReused):
         await drawers.close(till="T1", counted=Money.of("9000", "XOF"), closed_by="Bo", idempotency_key="close-a")
     assert (await drawers.require_open("T1")).id == bo.id
+
+
+async def test_a_keyed_close_cancelled_while_it_asks_the_earlier_key_space_leaves_its_retry_free(
+    flow: PaymentFlow, drawers: CashDrawers
+) -> None:
+    """Looking for an earlier release's close takes its key there for a moment: a caller cancelled then (a client
+    gone) must not leave that key held for its lease, refusing every retry of the close meanwhile."""
+    await drawers.open(till="T1", opening_float=xof(20000), opened_by="Awa")
+    store = drawers.idempotency.store
+    release = store.release
+
+    async def over_the_network(**asked: Any) -> None:
+        await anyio.sleep(0.05)
+        await release(**asked)
+
+    store.release = over_the_network  # type: ignore[method-assign]
+    with anyio.move_on_after(0.02) as scope:
+        await drawers.close(till="T1", counted=xof(20000), closed_by="Awa", idempotency_key="close-a")
+    assert scope.cancelled_caught
+    store.release = release  # type: ignore[method-assign]
+    closed = await drawers.close(till="T1", counted=xof(20000), closed_by="Awa", idempotency_key="close-a")
+    assert (closed.status, closed.counted) == (DrawerStatus.CLOSED, xof(20000))

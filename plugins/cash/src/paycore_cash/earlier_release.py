@@ -14,8 +14,10 @@ or it would record the movement again in the next shift's drawer, or close it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
+from paycore.awaiting import run_shielded
 from paycore.keys import derived_id, fingerprint, scope_of
 
 if TYPE_CHECKING:
@@ -62,8 +64,8 @@ async def earlier_close(
     claim = await store.claim(
         scope=scope, key=key, fingerprint=fingerprint("cash.close", request), lease_seconds=lease_seconds
     )
-    if claim.token is not None:
-        await store.release(scope=scope, key=key, token=claim.token)
+    if claim.token is not None:  # let go even if the caller is cancelled meanwhile: its retry goes on at once
+        await run_shielded(partial(store.release, scope=scope, key=key, token=claim.token))
         return None
     result = claim.result
     found = result.get("session_id") if isinstance(result, Mapping) else None
