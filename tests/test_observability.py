@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from paycore import Money, observability
-from paycore.errors import CaptureExceedsAuthorized, ProviderNotEnabled, ProviderNotSent
+from paycore.errors import CaptureExceedsAuthorized, ProviderNotEnabled, ProviderNotSent, ProviderOutcomeUnknown
 from paycore.flow import PaymentFlow
 from paycore.status import Outcome
 from paycore.testing.fake import FakeProvider
@@ -457,6 +457,23 @@ async def test_a_line_paycore_writes_names_the_function_that_wrote_it(
         await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T9")
     (record,) = [record for record in caplog.records if record.getMessage().startswith("outcome of initiate")]
     assert (record.funcName, record.pathname.rsplit("/", 1)[-1]) == ("_answer", "provider_calls.py")
+
+
+async def test_a_gateway_s_text_with_line_breaks_forges_no_line_of_the_log(
+    flow: PaymentFlow, fake: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gateway's error message is another party's text: its line breaks are written escaped."""
+    forged = "INFO paycore.flow paycore.operation operation=refund outcome=ok"
+
+    async def garbled(payment: Any) -> Any:
+        raise ProviderOutcomeUnknown(f"the gateway answered 500 x\n{forged}\r\u2028")
+
+    fake.initiate = garbled  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="paycore"):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T10")
+    (unknown,) = [record for record in caplog.records if record.getMessage().startswith("outcome of initiate")]
+    assert unknown.getMessage().endswith(f"answered 500 x\\n{forged}\\r\\u2028")
+    assert all(len(record.getMessage().splitlines()) == 1 for record in caplog.records)
 
 
 def test_a_line_a_handler_lost_is_named_by_its_template(caplog: pytest.LogCaptureFixture) -> None:
