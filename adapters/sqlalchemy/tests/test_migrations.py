@@ -309,3 +309,19 @@ def test_paycore_db_current_says_a_database_newer_than_the_code_is_ahead(
     out = capsys.readouterr().out
     assert "ahead of this code: 0099" in out
     assert "behind" not in out
+
+
+@pytest.mark.parametrize(("repository", "said"), [("memory", "'memory'"), ("django", "manage.py migrate")])
+def test_paycore_db_refuses_a_repository_of_another_type_instead_of_migrating_a_file_of_its_own(
+    repository: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It upgraded ./paycore.db and said so, exit 0: an operator was told the project's database was migrated.
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "paycore.toml"
+    config.write_text(f'repository = "{repository}"\n')
+    for action in ("upgrade", "current", "check"):
+        assert _db(action, "--config", str(config)) == 2
+        error = capsys.readouterr().err
+        assert f"the configured repository is of type '{repository}', which `paycore db` does not migrate" in error
+        assert said in error
+    assert not (tmp_path / "paycore.db").exists()

@@ -11,7 +11,8 @@ through ``paycore_sqlalchemy_schemas`` (the cash plugin's drawer tables).
 
 Without ``--url``, the URL is the repository of ``--config FILE`` (given to
 ``paycore`` or to ``db ACTION``) or of the ``PAYCORE_*`` environment (``PAYCORE_REPOSITORY``, ``PAYCORE_CONFIG``), and
-failing those the embedded default ``sqlite:///paycore.db``.
+failing those the embedded default ``sqlite:///paycore.db``. A repository configured of another type (``memory``,
+``django``) is refused: its tables, if it has any, are not this command's.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def resolve_url(args: argparse.Namespace) -> str:
     # A repository given by URL has no type until the plugins resolve it: its URL is the database.
     if repository.type == "sqlalchemy" or (repository.type is None and "url" in repository.settings):
         return url_setting(repository.settings, "repository")
+    if repository.type is not None:  # another adapter's storage: a SQLite file of its own would be no help
+        django = " (paycore's Django tables are migrated by `manage.py migrate`)" if repository.type == "django" else ""
+        raise ConfigurationError(
+            f"the configured repository is of type {repository.type!r}, which `paycore db` does not migrate"
+            f"{django}: give --url to act on a SQL database"
+        )
     return DEFAULT_URL
 
 
