@@ -91,8 +91,24 @@ def test_a_retry_still_finds_a_record_named_before_ids_named_their_window() -> N
     binding = keys.KeyBinding.at("t:chez-awa", "order-42", datetime(2026, 12, 6, 12, tzinfo=UTC), timedelta(days=1))
     named_before = derived_id("pay", "t:chez-awa", "order-42")
     assert binding.candidate_ids("pay")[-1] == named_before == "pay_kacva3yjacbbn4aki7efw4xr"
-    assert binding.candidate_ids("re", within="pay_a")[-1] == derived_id("re", "t:chez-awa", "order-42")
+    assert derived_id("re", "t:chez-awa", "order-42") in binding.candidate_ids("re", within="pay_a")
     assert binding.new_id("pay") != binding.candidate_ids("pay")[-1]  # a record made now names its window
+
+
+def test_a_refund_s_retry_finds_one_its_first_attempt_keyed_in_no_tenant_s_key_space() -> None:
+    """Before December 2026 a refund asked without ``tenant=`` was keyed in no tenant's key space, under each
+    of the namings of its time (with its window and payment, with its window, with neither)."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    window = int(now.timestamp() // 86400)
+    binding = keys.KeyBinding.at("t:chez-awa", "re-9", now, timedelta(days=1))
+    candidates = binding.candidate_ids("re", within="pay_a")
+    for name in (f"re-9\x00{window}\x00pay_a", f"re-9\x00{window - 1}\x00pay_a", f"re-9\x00{window}", "re-9"):
+        assert derived_id("re", "", name) in candidates
+    assert candidates[0] == binding.new_id("re", within="pay_a")  # the newest naming first
+    unscoped = keys.KeyBinding.at("", "re-9", now, timedelta(days=1)).candidate_ids("re", within="pay_a")
+    assert len(set(unscoped)) == len(unscoped) == 5
 
 
 def test_a_refund_request_is_also_fingerprinted_as_before_it_carried_metadata() -> None:

@@ -230,7 +230,7 @@ class KeyBinding:
     runner could (:meth:`~paycore.storage.ClaimingRepository.claim_and_update`); else ``None``."""
     _concluded: list[object] = field(factory=list, eq=False, repr=False)
     """The operation's result once its provider's answer was recorded (:meth:`conclude`)."""
-    _ids: dict[tuple[str, int | None, str], str] = field(factory=dict, eq=False, repr=False)
+    _ids: dict[tuple[str, int | None, str, bool], str] = field(factory=dict, eq=False, repr=False)
     """The ids worked out so far (an operation asks for the same one more than once)."""
     _window: int = field(eq=False, repr=False)
     """The number of the window of ``ttl`` that ``now`` falls in (worked out from them unless given)."""
@@ -279,15 +279,15 @@ class KeyBinding:
         """``(result,)`` once :meth:`conclude` noted one, else ``()``."""
         return tuple(self._concluded)
 
-    def _id(self, prefix: str, window: int | None, within: str = "") -> str:
-        found = self._ids.get((prefix, window, within))
+    def _id(self, prefix: str, window: int | None, within: str = "", *, unscoped: bool = False) -> str:
+        cached = (prefix, window, within, unscoped)
+        found = self._ids.get(cached)
         if found is None:
-            scope = self.scope
             if window is None:  # the id a record got before ids named their window (November 2026)
-                name, scope = self.key, "" if within == _UNSCOPED else scope
+                name = self.key
             else:
                 name = f"{self.key}\x00{window}\x00{within}" if within else f"{self.key}\x00{window}"
-            found = self._ids[prefix, window, within] = derived_id(prefix, scope, name)
+            found = self._ids[cached] = derived_id(prefix, "" if unscoped else self.scope, name)
         return found
 
     def new_id(self, prefix: str, *, within: str = "") -> str:
@@ -298,20 +298,19 @@ class KeyBinding:
     def candidate_ids(self, prefix: str, *, within: str = "") -> tuple[str, ...]:
         """The ids an earlier attempt under this key may have used, newest first; with ``within``, then the ids
         such records got before their ids named what they belong to; last, the one a record got before ids
-        named their window (with ``within``, also the one it got keyed without a tenant, as that release keyed
-        a refund asked without ``tenant=``). So a retry after an upgrade finds the record its first attempt made.
+        named their window. So a retry after an upgrade finds the record its first attempt made.
+
+        With ``within`` (a refund, within its payment) in a tenant's key space, then each of those ids as derived
+        in no tenant's: before December 2026 a refund asked without ``tenant=`` was keyed there.
         """
         window = self._window
         if not within:
             return self._id(prefix, window), self._id(prefix, window - 1), self._id(prefix, None)
-        ids = (
-            self._id(prefix, window, within),
-            self._id(prefix, window - 1, within),
-            self._id(prefix, window),
-            self._id(prefix, window - 1),
-            self._id(prefix, None),
-        )
-        return (*ids, self._id(prefix, None, _UNSCOPED)) if self.scope else ids
+        forms = ((window, within), (window - 1, within), (window, ""), (window - 1, ""), (None, ""))
+        ids = tuple(self._id(prefix, number, named) for number, named in forms)
+        if not self.scope:
+            return ids
+        return ids + tuple(self._id(prefix, number, named, unscoped=True) for number, named in forms)
 
     def binds(self, created_at: datetime) -> bool:
         """True when a record created at ``created_at`` under this key is still the key's record."""
@@ -329,10 +328,6 @@ class KeyBinding:
                 if record.id == candidate and self.binds(record.created_at):
                     return record
         return None
-
-
-_UNSCOPED: Final = "\x00unscoped"
-"""For :meth:`KeyBinding._id`: the window-less id derived in no tenant's key space."""
 
 
 def _window_of(now: datetime, ttl: timedelta) -> int:
