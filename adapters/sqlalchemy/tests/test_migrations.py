@@ -325,3 +325,43 @@ def test_paycore_db_refuses_a_repository_of_another_type_instead_of_migrating_a_
         assert f"the configured repository is of type '{repository}', which `paycore db` does not migrate" in error
         assert said in error
     assert not (tmp_path / "paycore.db").exists()
+
+
+@pytest.mark.anyio
+async def test_a_repository_built_again_and_again_reads_the_migrations_once(tmp_path: Path) -> None:
+    """A flow built per request (Django under WSGI) checks its schema each time: Alembic keeps something of each
+    script directory it reads until the process exits (an ``atexit`` callback), so the process grew per request."""
+    import atexit
+
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+
+    async def one_more() -> None:
+        repository = SqlPaymentRepository(url)
+        try:
+            await repository.list_payments()
+        finally:
+            await repository.aclose()
+
+    await one_more()
+    before = atexit._ncallbacks()
+    for _ in range(20):
+        await one_more()
+    assert atexit._ncallbacks() == before
+
+
+@pytest.mark.parametrize(
+    ("where", "url"),
+    [("--url", "redis://:pw@127.0.0.1:6379/0"), ("--config", "mongodb://db.internal/x"), ("--url", "paycore.db")],
+)
+def test_paycore_db_refuses_a_url_no_sql_database_has_in_one_line(
+    where: str, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was SQLAlchemy's NoSuchModuleError with its traceback, exit 1.
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "paycore.toml"
+    config.write_text(f'[repository]\nurl = "{url}"\n')
+    assert _db("upgrade", where, url if where == "--url" else str(config)) == 2
+    error = capsys.readouterr().err
+    assert "is no database URL paycore-sqlalchemy serves" in error
+    assert error.count("\n") == 1
+    assert "pw" not in error

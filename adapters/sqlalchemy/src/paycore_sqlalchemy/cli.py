@@ -22,6 +22,7 @@ import sys
 from typing import Final
 
 from paycore.errors import ConfigurationError, PaycoreError
+from paycore_sqlalchemy.settings import check_database_url
 
 __all__ = ["DEFAULT_URL", "HELP", "check_revision", "configure", "resolve_url", "run"]
 
@@ -56,7 +57,7 @@ def resolve_url(args: argparse.Namespace) -> str:
                 "--url is empty (an unset variable?): give a database URL such as 'sqlite:///paycore.db', "
                 "or leave --url out to use the configured repository"
             )
-        return str(url)
+        return check_database_url(str(url), "--url")
     from paycore.config import load_config
     from paycore_sqlalchemy.settings import url_setting
 
@@ -64,7 +65,7 @@ def resolve_url(args: argparse.Namespace) -> str:
     repository = config.repository
     # A repository given by URL has no type until the plugins resolve it: its URL is the database.
     if repository.type == "sqlalchemy" or (repository.type is None and "url" in repository.settings):
-        return url_setting(repository.settings, "repository")
+        return check_database_url(url_setting(repository.settings, "repository"), "the configured repository")
     if repository.type is not None:  # another adapter's storage: a SQLite file of its own would be no help
         django = " (paycore's Django tables are migrated by `manage.py migrate`)" if repository.type == "django" else ""
         raise ConfigurationError(

@@ -10,6 +10,7 @@ those of every installed plugin.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -66,8 +67,23 @@ def alembic_config(connection: sa.Connection | None = None, schemas: Schemas = N
     return config
 
 
+_scripts: dict[tuple[str, ...], ScriptDirectory] = {}
+"""The migration scripts of each set of schemas, read once per process: a flow built per request (Django under
+WSGI) checks its database's schema each time, and Alembic keeps something of every script directory it reads
+until the process exits."""
+_scripts_lock = threading.Lock()
+
+
 def _script(schemas: Schemas) -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config(schemas=schemas))
+    resolved = _resolve(schemas)
+    locations = tuple(str(schema.versions) for schema in resolved)
+    with _scripts_lock:
+        found = _scripts.get(locations)
+        if found is None:
+            found = ScriptDirectory.from_config(alembic_config(schemas=resolved))
+            found.get_heads()  # reads every revision now, under the lock: threads only read it afterwards
+            _scripts[locations] = found
+        return found
 
 
 def head_revisions(schemas: Schemas = None) -> tuple[str, ...]:

@@ -17,7 +17,13 @@ from paycore_sqlalchemy.database import Database
 from paycore_sqlalchemy.idempotency import SqlIdempotencyStore
 from paycore_sqlalchemy.repository import SqlPaymentRepository
 from paycore_sqlalchemy.schemas import registered_schemas
-from paycore_sqlalchemy.settings import auto_upgrade_setting, check_setting_names, engine_options, url_setting
+from paycore_sqlalchemy.settings import (
+    URL_SCHEMES,
+    auto_upgrade_setting,
+    check_setting_names,
+    engine_options,
+    url_setting,
+)
 
 
 def _database(context: AdapterContext, owner: str) -> Database:
@@ -48,13 +54,13 @@ def paycore_addhooks(plugin_manager: pluggy.PluginManager) -> None:
 @hookimpl
 def paycore_register_repositories(register: RepositoryRegistrar) -> None:
     """Register repository type ``sqlalchemy``."""
-    register("sqlalchemy", _repository, url_schemes=("sqlite", "postgresql", "postgres", "mysql"))
+    register("sqlalchemy", _repository, url_schemes=URL_SCHEMES)
 
 
 @hookimpl
 def paycore_register_idempotency_stores(register: IdempotencyStoreRegistrar) -> None:
     """Register idempotency store type ``sqlalchemy``."""
-    register("sqlalchemy", _idempotency_store, url_schemes=("sqlite", "postgresql", "postgres", "mysql"))
+    register("sqlalchemy", _idempotency_store, url_schemes=URL_SCHEMES)
 
 
 @hookimpl

@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from paycore.errors import ConfigurationError
-from paycore.secrets import read_seconds, shown_setting
+from paycore.secrets import read_seconds, redact_url, shown_setting
 
 __all__ = [
     "ENGINE_OPTIONS",
     "SETTING_NAMES",
+    "URL_SCHEMES",
     "auto_upgrade_setting",
+    "check_database_url",
     "check_setting_names",
     "engine_options",
     "url_setting",
@@ -37,6 +39,21 @@ def check_setting_names(settings: Mapping[str, Any], owner: str) -> None:
         raise ConfigurationError(
             f"{owner}: no setting {', '.join(map(repr, unknown))}; it reads {', '.join(sorted(SETTING_NAMES))}"
         )
+
+
+URL_SCHEMES: Final = ("sqlite", "postgresql", "postgres", "mysql")
+"""The URL schemes of the databases this adapter serves (a driver may follow: ``postgresql+psycopg``)."""
+
+
+def check_database_url(url: str, what: str) -> str:
+    """``url`` if its scheme is one of :data:`URL_SCHEMES`; :class:`ConfigurationError` naming ``what`` if not."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower() if ":" in url else ""
+    if scheme not in URL_SCHEMES:
+        raise ConfigurationError(
+            f"{what} {redact_url(url)!r} is no database URL paycore-sqlalchemy serves (its scheme should be "
+            f"one of {', '.join(URL_SCHEMES)}, e.g. 'postgresql+psycopg://user@host/paycore')"
+        )
+    return url
 
 
 def url_setting(settings: Mapping[str, Any], owner: str) -> str:
