@@ -286,7 +286,36 @@ def test_the_flow_of_an_event_loop_is_closed_on_it_as_its_runner_ends_the_loop(b
 
     built = anyio.run(on_this_loop, backend=backend)
     assert built.in_flight.closed
+    anyio.run(on_this_loop, backend=backend)  # another loop asks: the ended one's flow is dropped
     assert all(flow is not built for flow in conf._current().by_loop.values())
+
+
+@pytest.mark.parametrize("steps", [0, 1, 5])
+def test_a_task_asking_for_the_flow_as_its_loop_winds_down_gets_the_loop_s_own(
+    steps: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a second flow, built on a loop that is ending, which no one would close."""
+    asked: list[PaymentFlow] = []
+
+    async def winding_down() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            asked.append(paycore_django.flow())
+            raise
+
+    async def serve() -> None:
+        asked.append(paycore_django.flow())
+        asyncio.get_running_loop().create_task(winding_down())
+        await asyncio.sleep(0.01)
+
+    asyncio.run(serve())
+    first, *then = asked
+    assert then == [first]
+    assert first.in_flight.closed
+    assert "destroyed but it is pending" not in caplog.text
 
 
 def test_each_event_loop_gets_its_flow_and_that_of_a_closed_loop_is_let_go() -> None:

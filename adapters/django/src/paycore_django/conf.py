@@ -399,7 +399,8 @@ def flow() -> PaymentFlow:
     on a new loop there), one per ``asyncio.run`` of a task. The settings are
     read once. A loop's flow is closed on that loop as its runner winds it down
     (``asyncio.run``, Django's ``async_to_sync``, a trio run ending:
-    :mod:`paycore_django.loop_ends`), and dropped. Called outside any running
+    :mod:`paycore_django.loop_ends`), and dropped once the loop has ended, when
+    another loop asks for its flow. Called outside any running
     loop, it returns the flow of code outside loops (one per process), which
     must then be used on one loop only.
     """
@@ -413,16 +414,8 @@ def flow() -> PaymentFlow:
         if found is None:
             _forget_ended_loops(current)
             found = current.by_loop[loop] = _build_flow(*_settings(current))
-            close_at_loop_end(loop, found, lambda: _forget(loop, found))
+            close_at_loop_end(loop, found)
         return found
-
-
-def _forget(loop: object, closed: PaymentFlow) -> None:
-    """Drop ``closed``, the flow of ``loop``, closed as the loop ended."""
-    with _lock:
-        current = _current()
-        if current.by_loop.get(loop) is closed:
-            del current.by_loop[loop]
 
 
 class DjangoBlockingPaymentFlow(BlockingPaymentFlow):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
 
 import anyio
 
@@ -35,18 +34,19 @@ _waiting: dict[object, asyncio.Task[None]] = {}
 kept here could be collected before its loop ends, and its flow never closed)."""
 
 
-def close_at_loop_end(loop: object, flow: PaymentFlow, forget: Callable[[], None]) -> None:
-    """Have ``flow`` closed, then ``forget()`` called, when ``loop`` (the loop running now: an asyncio loop, or a
-    trio run's token) is wound down by its runner."""
+def close_at_loop_end(loop: object, flow: PaymentFlow) -> None:
+    """Have ``flow`` closed when ``loop`` (the loop running now: an asyncio loop, or a trio run's token) is wound
+    down by its runner. The flow stays its loop's until the loop has ended (a task that asks for it as the loop
+    winds down gets it, closing or closed, and is refused there, rather than a new flow no one would close)."""
     if isinstance(loop, asyncio.AbstractEventLoop):
         name = "paycore_django: close this loop's flow at its end"
-        task = _waiting[loop] = loop.create_task(_close_at_end(weakref.ref(flow), forget), name=name)
-        task.add_done_callback(lambda _: _waiting.pop(loop, None))
+        task = _waiting[loop] = loop.create_task(_close_at_end(weakref.ref(flow)), name=name)
+        task.add_done_callback(lambda done: _waiting.pop(loop) if _waiting.get(loop) is done else None)
     elif loop is not None:
         import trio
 
         name = "paycore_django: close this run's flow at its end"
-        trio.lowlevel.spawn_system_task(_close_at_end, weakref.ref(flow), forget, name=name)
+        trio.lowlevel.spawn_system_task(_close_at_end, weakref.ref(flow), name=name)
 
 
 def let_go(loop: object) -> None:
@@ -57,7 +57,7 @@ def let_go(loop: object) -> None:
         setattr(task, "_log_destroy_pending", False)  # noqa: B010  # asyncio's own switch for such a task
 
 
-async def _close_at_end(flow: weakref.ref[PaymentFlow], forget: Callable[[], None]) -> None:
+async def _close_at_end(flow: weakref.ref[PaymentFlow]) -> None:
     try:
         await anyio.sleep_forever()
     except GeneratorExit:  # collected after its loop was closed as it stood: nothing can run there any more
@@ -70,5 +70,4 @@ async def _close_at_end(flow: weakref.ref[PaymentFlow], forget: Callable[[], Non
                     await kept.aclose()
                 except Exception:  # the loop ends all the same; what could not close goes to the garbage collector
                     log.warning("the flow of an ending event loop could not be closed", exc_info=True)
-        forget()
         raise
