@@ -476,6 +476,21 @@ async def test_a_gateway_s_text_with_line_breaks_forges_no_line_of_the_log(
     assert all(len(record.getMessage().splitlines()) == 1 for record in caplog.records)
 
 
+def test_an_exception_that_cannot_say_itself_fails_no_line_and_nothing_that_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from paycore.logs import guarded_logger
+
+    class Unsayable(Exception):
+        def __str__(self) -> str:
+            raise AttributeError("body")  # a gateway SDK's error reading an attribute it never set
+
+    with caplog.at_level(logging.WARNING, logger="paycore"):
+        guarded_logger("paycore.reaper").warning("could not settle stale payment %s: %s", "pay_1", Unsayable())
+        guarded_logger("paycore.reaper").warning("could not settle stale payment %s: %s", "pay_2", "x\ny")
+    assert "pay_2: x\\ny" in caplog.text
+
+
 def test_a_line_a_handler_lost_is_named_by_its_template(caplog: pytest.LogCaptureFixture) -> None:
     from paycore.logs import guarded_logger
 

@@ -6,7 +6,8 @@ still can, and the operation goes on: a provider's answer is still recorded, a k
 
 A line's values may be another party's text: a gateway's error message, a refusal's reason. A line break
 in one (``\n``, ``\r``, or any other a log reader splits lines at) is written escaped, as Python writes it,
-so that no gateway can make a line of paycore's log say something paycore did not.
+so that no gateway can make a line of paycore's log say something paycore did not. A traceback logged with a
+line (``exc_info``) is the formatter's to write, on lines of its own, the exception's text among them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def on_one_line(value: object) -> object:
     if isinstance(value, str):
         text = value
     elif isinstance(value, BaseException):
-        text = str(value)
+        try:
+            text = str(value)
+        except Exception:  # an exception that cannot say itself: logging says so, as for any argument
+            return value
     else:
         return value
     if _LINE_BREAKS.search(text) is None:
@@ -67,9 +71,9 @@ class GuardedLogger(_Adapter):
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         """Log as :meth:`logging.Logger.log` does; a handler's failure is told, never raised."""
         kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + _OWN_FRAMES  # the record names paycore's caller
-        if args and self.isEnabledFor(level):
-            args = tuple(on_one_line(arg) for arg in args)
         try:
+            if args and self.isEnabledFor(level):
+                args = tuple(on_one_line(arg) for arg in args)
             super().log(level, msg, *args, **kwargs)
         except Exception:
             # The line itself is lost to every handler after the failing one: say which (its template, not its values).
