@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from paycore_sqlalchemy import Database, SchemaOutOfDate, SqlPaymentRepository, 
 from paycore_sqlalchemy.codec import payment_row
 from paycore_sqlalchemy.engine import acquire_engine
 from paycore_sqlalchemy.schema import payments
+from paycore_sqlalchemy.schemas import SqlSchema
 
 
 def _empty_database(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -365,3 +367,40 @@ def test_paycore_db_refuses_a_url_no_sql_database_has_in_one_line(
     assert "is no database URL paycore-sqlalchemy serves" in error
     assert error.count("\n") == 1
     assert "pw" not in error
+
+
+@pytest.mark.parametrize("scheme", ["SQLITE", "Sqlite+PySqlite"])
+def test_a_url_s_scheme_is_read_whatever_its_case(
+    scheme: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was SQLAlchemy's NoSuchModuleError for "SQLITE" with its traceback, exit 1.
+    assert _db("upgrade", "--url", f"{scheme}:///{tmp_path / 'cased.db'}") == 0
+    assert migrate.current(f"sqlite:///{tmp_path / 'cased.db'}") == migrate.head_revisions()
+
+
+@pytest.mark.postgres
+def test_postgres_is_read_as_postgresql_as_libpq_and_hosts_write_it(
+    fresh_postgres_database: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = fresh_postgres_database(migrated=False)
+    assert _db("upgrade", "--url", url.replace("postgresql+psycopg://", "postgres+psycopg://")) == 0
+    assert migrate.current(url) == migrate.head_revisions()
+
+
+def test_paycore_db_names_a_driver_that_is_not_installed_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _db("current", "--url", "postgresql+nosuchdriver://u@127.0.0.1/x") == 2
+    error = capsys.readouterr().err
+    assert error.startswith("paycore db: sqlalchemy: cannot use postgresql+nosuchdriver://u@127.0.0.1/x")
+    assert error.count("\n") == 1
+
+
+def test_a_revision_added_to_a_schema_s_folder_is_seen(tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    revision = 'revision = "{new}"\ndown_revision = {old}\nbranch_labels = {labels}\n\n\ndef upgrade():\n    pass\n'
+    (versions / "notes_0001.py").write_text(revision.format(new="notes_0001", old="None", labels='("notes",)'))
+    notes = SqlSchema(name="notes", metadata=sa.MetaData(), versions=versions)
+    assert "notes_0001" in migrate.head_revisions([notes])
+    (versions / "notes_0002.py").write_text(revision.format(new="notes_0002", old='"notes_0001"', labels="None"))
+    os.utime(versions, ns=(versions.stat().st_atime_ns, versions.stat().st_mtime_ns + 1_000_000))
+    assert "notes_0002" in migrate.head_revisions([notes])

@@ -87,13 +87,18 @@ def parse_url(url: str | URL) -> URL:
             f"sqlalchemy: 'url' must be a database URL such as 'sqlite:///paycore.db', not {shown_setting(url)}"
         )
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number (int() of it)
         reason = " (its port is not a number)" if isinstance(error, ValueError) else ""
         raise ConfigurationError(
             f"sqlalchemy: 'url' {quoted(redact_url(url))} is not a database URL{reason}; "
             "expected e.g. 'sqlite:///paycore.db' or 'postgresql+psycopg://user@host/db'"
         ) from None
+    # A scheme is case-insensitive (RFC 3986), and ``postgres://`` is PostgreSQL's own short name for it (libpq,
+    # DATABASE_URL on many hosts), which SQLAlchemy no longer reads.
+    backend, plus, driver = parsed.drivername.lower().partition("+")
+    drivername = ("postgresql" if backend == "postgres" else backend) + plus + driver
+    return parsed if drivername == parsed.drivername else parsed.set(drivername=drivername)
 
 
 def safe_url(url: str | URL) -> str:
@@ -118,6 +123,10 @@ def _create_engine(url: URL, options: Mapping[str, Any]) -> Engine:
     # Every unit of work ends in COMMIT or ROLLBACK itself: the pool need not roll back again.
     # A statement's parameters (a customer's contact, a provider's session) stay out of error messages.
     kwargs: dict[str, Any] = {"pool_reset_on_return": None, "hide_parameters": True}
+    try:
+        url.get_dialect()  # a dialect SQLAlchemy has no module for, or a driver not installed
+    except (ArgumentError, ImportError) as error:
+        raise ConfigurationError(f"sqlalchemy: cannot use {safe_url(url)}: {error}") from None
     if url.get_backend_name() == "sqlite":
         connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
         if _is_sqlite_memory(url):

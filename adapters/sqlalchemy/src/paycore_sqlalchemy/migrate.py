@@ -67,16 +67,16 @@ def alembic_config(connection: sa.Connection | None = None, schemas: Schemas = N
     return config
 
 
-_scripts: dict[tuple[str, ...], ScriptDirectory] = {}
-"""The migration scripts of each set of schemas, read once per process: a flow built per request (Django under
-WSGI) checks its database's schema each time, and Alembic keeps something of every script directory it reads
-until the process exits."""
+_scripts: dict[tuple[tuple[str, int], ...], ScriptDirectory] = {}
+"""The migration scripts of each set of schemas, read once per process while their folders stay as they are: a
+flow built per request (Django under WSGI) checks its database's schema each time, and Alembic keeps something
+of every script directory it reads until the process exits. A folder a revision was added to is read again."""
 _scripts_lock = threading.Lock()
 
 
 def _script(schemas: Schemas) -> ScriptDirectory:
     resolved = _resolve(schemas)
-    locations = tuple(str(schema.versions) for schema in resolved)
+    locations = tuple((str(schema.versions), schema.versions.stat().st_mtime_ns) for schema in resolved)
     with _scripts_lock:
         found = _scripts.get(locations)
         if found is None:

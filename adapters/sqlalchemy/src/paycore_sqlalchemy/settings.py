@@ -47,7 +47,7 @@ URL_SCHEMES: Final = ("sqlite", "postgresql", "postgres", "mysql")
 
 def check_database_url(url: str, what: str) -> str:
     """``url`` if its scheme is one of :data:`URL_SCHEMES`; :class:`ConfigurationError` naming ``what`` if not."""
-    scheme = url.split(":", 1)[0].split("+", 1)[0].lower() if ":" in url else ""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower() if ":" in url else ""  # as parse_url reads it
     if scheme not in URL_SCHEMES:
         raise ConfigurationError(
             f"{what} {redact_url(url)!r} is no database URL paycore-sqlalchemy serves (its scheme should be "
