@@ -298,6 +298,8 @@ async def test_a_refund_keyed_without_its_tenant_under_an_earlier_release_is_fou
                 KeyBinding, "new_id", lambda b, prefix, within="": derived_id(prefix, "", named(b, within))
             )
             first = await flow.refund(checkout.payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
+        with pytest.raises(IdempotencyKeyReused):  # another request under the key is one still
+            await flow.refund(checkout.payment.id, amount=Money.of("3000", "XOF"), idempotency_key="re-9")
         again = await flow.refund(checkout.payment.id, amount=Money.of("2000", "XOF"), idempotency_key="re-9")
         assert again.id == first.id
         assert [op for op, _ in fake.calls].count("refund") == 1

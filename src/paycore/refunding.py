@@ -19,7 +19,7 @@ from attrs import frozen
 from paycore import operations
 from paycore.calls import CallOperation
 from paycore.changes import Change, replace_refund
-from paycore.errors import PaycoreError
+from paycore.errors import IdempotencyKeyReused, PaycoreError
 from paycore.keys import KeyBinding
 from paycore.money import Money
 from paycore.provider_calls import ProviderCalls
@@ -75,7 +75,17 @@ class RefundRequest:
         """True when ``earlier``, the refund a first attempt under the same key wrote down, is to be sent again:
         only one that failed for never reaching its provider. One the provider declined (or an operator found
         failed) is the key's answer, as it is when the first attempt lived to tell it; pending or succeeded, it
-        is never sent twice."""
+        is never sent twice.
+
+        :class:`~paycore.errors.IdempotencyKeyReused` when ``earlier`` is no refund of this request: one an
+        earlier release keyed where its key's record is not asked (another key space), for another amount,
+        reason or metadata (the key's record, asked, refuses such a request before it gets here)."""
+        if (
+            (self.amount is not None and earlier.amount != self.amount)
+            or earlier.reason != self.reason
+            or dict(earlier.metadata) != dict(self.metadata)
+        ):
+            raise IdempotencyKeyReused(f"idempotency key of refund {earlier.id} was used for a different refund")
         if earlier.status is not RefundStatus.FAILED or earlier.external_id is not None:
             return False  # the provider named it (its external id), so it reached the provider after all
         return never_reached(await repository.list_events(self.payment_id), earlier.id)
