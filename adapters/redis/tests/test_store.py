@@ -413,3 +413,22 @@ async def test_a_claim_whose_reply_the_client_cut_off_is_a_storage_error_and_lea
     monkeypatch.undo()
     again = await redis_store.claim(scope="", key="k", fingerprint="f", lease_seconds=30)
     assert again.token is not None, "the key was free for the retry at once"
+
+
+async def test_more_callers_at_once_than_connections_wait_for_one_instead_of_finding_redis_down(
+    redis_store: RedisIdempotencyStore,
+) -> None:
+    """redis-py's own pool refused the hundred-and-first call at once (MaxConnectionsError, a ConnectionError):
+    Redis was taken for down, and a tiered store went on without it."""
+    taken = await redis_store.claim(scope="s", key="k", fingerprint="f", lease_seconds=30)
+    assert taken.token is not None
+    await redis_store.complete(scope="s", key="k", token=taken.token, result={"v": 1}, ttl_seconds=60)
+    answers: list[object] = []
+
+    async def replay() -> None:
+        answers.append((await redis_store.claim(scope="s", key="k", fingerprint="f", lease_seconds=30)).result)
+
+    async with anyio.create_task_group() as callers:
+        for _ in range(250):
+            callers.start_soon(replay)
+    assert answers == [{"v": 1}] * 250

@@ -172,7 +172,8 @@ class RedisClients:
             )
         if settings.cluster:
             return redis.cluster.RedisCluster.from_url(settings.url, **options)
-        return redis.Redis.from_url(settings.url, **options)
+        pool = redis.BlockingConnectionPool.from_url(settings.url, **_waiting_pool(settings), **options)
+        return redis.Redis.from_pool(pool)  # closed with the client
 
     def _open_asyncio(self) -> Any:
         settings, options = self._settings, self._options(asyncio_client=True)
@@ -188,7 +189,8 @@ class RedisClients:
             return sentinel.master_for(target.service, db=target.db, **_sentinel_auth(target, options))
         if settings.cluster:
             return redis.asyncio.cluster.RedisCluster.from_url(settings.url, **options)
-        return redis.asyncio.Redis.from_url(settings.url, **options)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(settings.url, **_waiting_pool(settings), **options)
+        return redis.asyncio.Redis.from_pool(pool)  # closed with the client
 
     async def aclose(self) -> None:
         """Close the clients; connections of other event loops are dropped with their loop."""
@@ -203,6 +205,17 @@ class RedisClients:
                 await current.client.aclose()
             if blocking is not None:
                 await anyio.to_thread.run_sync(blocking.client.close)
+
+
+MAX_CONNECTIONS = 100
+"""The most connections a client keeps open to a Redis server (redis-py's own default)."""
+
+
+def _waiting_pool(settings: RedisStoreSettings) -> dict[str, Any]:
+    """A pool whose callers wait for a free connection (up to ``socket_timeout``) once :data:`MAX_CONNECTIONS` are
+    busy: redis-py's default pool refuses the call at once, which a store would take for Redis being down (a
+    hundred and one requests at once switched the tiered store's Redis off)."""
+    return {"max_connections": MAX_CONNECTIONS, "timeout": settings.socket_timeout}
 
 
 def _sentinel_auth(target: Any, options: dict[str, Any]) -> dict[str, Any]:
