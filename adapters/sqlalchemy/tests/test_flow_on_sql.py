@@ -139,3 +139,24 @@ async def test_a_read_only_postgresql_database_is_storage_unavailable_saying_so(
         with pytest.raises(StorageUnavailable, match="is read-only"):
             await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id="T1")
         assert await flow.list_payments() == []
+
+
+async def test_a_pool_whose_connections_all_stay_busy_is_storage_unavailable_saying_so(tmp_path: Path) -> None:
+    # It said "failed: TimeoutError", which reads as the server timing out.
+    from paycore_sqlalchemy import Database
+
+    database = Database(f"sqlite:///{tmp_path / 'busy.db'}", engine_options={"pool_timeout": 0.05})
+    repository = SqlPaymentRepository(database)
+    try:
+        await repository.list_payments()
+        held = [database.engine.connect() for _ in range(15)]  # the pool's five and its ten of overflow
+        try:
+            with pytest.raises(StorageUnavailable, match="every connection of paycore's pool stayed busy"):
+                await repository.list_payments()
+        finally:
+            for connection in held:
+                connection.close()
+        assert await repository.list_payments() == []
+    finally:
+        await repository.aclose()
+        database.close()

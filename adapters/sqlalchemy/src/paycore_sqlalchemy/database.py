@@ -52,6 +52,11 @@ def unavailable(error: Exception, url: str) -> StorageUnavailable:
     """A :class:`StorageUnavailable` naming the database (password masked) and the driver's first line."""
     if isinstance(error, exc.DBAPIError) and error.orig is not None:
         detail = str(error.orig).strip().splitlines()[0]
+    elif isinstance(error, exc.TimeoutError):  # every connection of the pool busy past pool_timeout: not the server
+        detail = (
+            "every connection of paycore's pool stayed busy past pool_timeout; raise pool_size, max_overflow or "
+            f"pool_timeout, or run fewer operations at once ({str(error).strip().splitlines()[0]})"
+        )
     else:
         detail = type(error).__name__
     return StorageUnavailable(f"database {url} failed: {detail}")
