@@ -188,24 +188,32 @@ class ProcessDied(BaseException):
     """The process stops where this is raised: nothing after it runs, nothing is cleaned up."""
 
 
+async def _create_dying_once_sent(flow: PaymentFlow) -> FakeProvider:
+    """A keyed create whose process dies once the provider has it: its key stays held, its call in flight."""
+    fake = flow.provider("fake")
+    assert isinstance(fake, FakeProvider)
+    initiate = fake.initiate
+
+    async def die_once_the_provider_has_it(payment: Payment) -> Any:
+        await initiate(payment)
+        raise ProcessDied
+
+    fake.initiate = die_once_the_provider_has_it  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ProcessDied):
+            await _create(flow)
+    finally:
+        fake.initiate = initiate  # type: ignore[method-assign]
+    return fake
+
+
 async def test_a_crashed_holders_key_is_taken_over_after_its_lease_and_settled_by_asking(
     make_flow: Callable[..., PaymentFlow], clock: Any
 ) -> None:
     async with make_flow(idempotency_lease=120) as flow:
         leases = MonotonicClock()
         flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
-        fake = flow.provider("fake")
-        assert isinstance(fake, FakeProvider)
-        initiate = fake.initiate
-
-        async def die_once_the_provider_has_it(payment: Payment) -> Any:
-            await initiate(payment)
-            raise ProcessDied
-
-        fake.initiate = die_once_the_provider_has_it  # type: ignore[method-assign]
-        with pytest.raises(ProcessDied):
-            await _create(flow)
-        fake.initiate = initiate  # type: ignore[method-assign]
+        fake = await _create_dying_once_sent(flow)
         (crashed,) = await flow.list_payments()
         assert crashed.pending_call is not None
         assert not crashed.pending_call.unknown
@@ -228,21 +236,10 @@ async def test_a_retry_after_an_upgrade_finds_the_payment_its_first_attempt_stor
     async with make_flow(idempotency_lease=120) as flow:
         leases = MonotonicClock()
         flow.idempotency_store = MemoryIdempotencyStore(clock=leases)
-        fake = flow.provider("fake")
-        assert isinstance(fake, FakeProvider)
-        initiate = fake.initiate
-
-        async def die_once_the_provider_has_it(payment: Payment) -> Any:
-            await initiate(payment)
-            raise ProcessDied
-
         earlier_release = {"pay": derived_id("pay", "", "order-42")}  # the key without a window
         with monkeypatch.context() as patched:
             patched.setattr(KeyBinding, "new_id", lambda binding, prefix, within="": earlier_release[prefix])
-            fake.initiate = die_once_the_provider_has_it  # type: ignore[method-assign]
-            with pytest.raises(ProcessDied):
-                await _create(flow)
-            fake.initiate = initiate  # type: ignore[method-assign]
+            fake = await _create_dying_once_sent(flow)
         (crashed,) = await flow.list_payments()
         assert crashed.id == earlier_release["pay"]
 

@@ -313,14 +313,20 @@ def test_paycore_db_current_says_a_database_newer_than_the_code_is_ahead(
     assert "behind" not in out
 
 
+def _config_file(folder: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> Path:
+    """A paycore TOML file holding ``text`` in ``folder``, the working directory from now on."""
+    monkeypatch.chdir(folder)
+    config = folder / "paycore.toml"
+    config.write_text(text)
+    return config
+
+
 @pytest.mark.parametrize(("repository", "said"), [("memory", "'memory'"), ("django", "manage.py migrate")])
 def test_paycore_db_refuses_a_repository_of_another_type_instead_of_migrating_a_file_of_its_own(
     repository: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # It upgraded ./paycore.db and said so, exit 0: an operator was told the project's database was migrated.
-    monkeypatch.chdir(tmp_path)
-    config = tmp_path / "paycore.toml"
-    config.write_text(f'repository = "{repository}"\n')
+    config = _config_file(tmp_path, monkeypatch, f'repository = "{repository}"\n')
     for action in ("upgrade", "current", "check"):
         assert _db(action, "--config", str(config)) == 2
         error = capsys.readouterr().err
@@ -359,9 +365,7 @@ def test_paycore_db_refuses_a_url_no_sql_database_has_in_one_line(
     where: str, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # It was SQLAlchemy's NoSuchModuleError with its traceback, exit 1.
-    monkeypatch.chdir(tmp_path)
-    config = tmp_path / "paycore.toml"
-    config.write_text(f'[repository]\nurl = "{url}"\n')
+    config = _config_file(tmp_path, monkeypatch, f'[repository]\nurl = "{url}"\n')
     assert _db("upgrade", where, url if where == "--url" else str(config)) == 2
     error = capsys.readouterr().err
     assert "is no database URL paycore-sqlalchemy serves" in error
