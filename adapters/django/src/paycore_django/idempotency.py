@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from importlib import import_module
 from typing import Any, ClassVar, Final
 
 from django.db import connections
@@ -36,6 +37,19 @@ _ATTEMPTS: Final = 5
 
 _VENDORS: Final = ("sqlite", "postgresql")
 """Databases with ``INSERT ... ON CONFLICT DO NOTHING``."""
+
+
+def _vendor_of(alias: str) -> str:
+    """The vendor of database ``alias``, read off its backend's class. Not ``connections[alias].vendor``: the
+    connection it makes in the calling thread, an event loop's (a store is built with its loop's flow), is kept
+    by asgiref for good after that loop ends, one per request of an async view under WSGI."""
+    engine = connections.settings[alias]["ENGINE"]
+    return str(import_module(f"{engine}.base").DatabaseWrapper.vendor)
+
+
+def _double_quoted(name: str) -> str:
+    """``name`` quoted as SQLite's and PostgreSQL's backends quote it (``ops.quote_name``)."""
+    return name if name.startswith('"') and name.endswith('"') else f'"{name}"'
 
 
 def _insert_if_absent(vendor_quote: Callable[[str], str]) -> str:
@@ -60,13 +74,13 @@ class DjangoIdempotencyStore:
     def __init__(self, using: str = "default", *, clock: Callable[[], float] = time.time) -> None:
         self.using = check_database(using, "DjangoIdempotencyStore")
         """The Django database alias every unit of work runs on."""
-        vendor = connections[self.using].vendor
+        vendor = _vendor_of(self.using)
         if vendor not in _VENDORS:
             raise ConfigurationError(
                 f"DjangoIdempotencyStore: database {self.using!r} is {vendor}, which has no insert-if-absent "
                 "here; use SQLite or PostgreSQL"
             )
-        self._insert = _insert_if_absent(connections[self.using].ops.quote_name)
+        self._insert = _insert_if_absent(_double_quoted)
         self._clock = clock
 
     def __repr__(self) -> str:
