@@ -42,18 +42,14 @@ from django.db import (
 )
 
 from paycore.errors import ConcurrentUpdate, StorageUnavailable
+from paycore.sqlstates import LOST_RACE, READ_ONLY
 
 __all__ = ["run_unit", "run_unit_sync", "unavailable"]
 
 T = TypeVar("T")
 
-_LOST_RACE: Final = frozenset({"40001", "40P01"})
-"""SQLSTATEs of a serialization failure and a deadlock: the transaction lost a race; nothing changed."""
-
 _NOT_MIGRATED: Final = frozenset({"42P01", "42703"})
 """PostgreSQL SQLSTATEs of an undefined table and an undefined column: paycore's migrations are not applied there."""
-_READ_ONLY: Final = "25006"
-"""PostgreSQL's SQLSTATE of a write in a read-only transaction (a hot standby, ``default_transaction_read_only``)."""
 _NOT_GRANTED: Final = "42501"
 """PostgreSQL's SQLSTATE of an insufficient privilege: the database user may not use paycore's tables."""
 _SQLITE_NOT_MIGRATED: Final = ("no such table", "no such column", "has no column named")
@@ -112,7 +108,7 @@ def run_unit_sync(using: str, work: Callable[[], T], *, atomic: bool = True) -> 
         with transaction.atomic(using=using):
             return work()
     except InternalError as error:
-        if _sqlstate(error) != _READ_ONLY:
+        if _sqlstate(error) != READ_ONLY:
             raise
         raise StorageUnavailable(
             f"Django database {using!r} is read-only (a standby after a failover, or default_transaction_read_only): "
@@ -124,7 +120,7 @@ def run_unit_sync(using: str, work: Callable[[], T], *, atomic: bool = True) -> 
             raise refusal from error
         if isinstance(error, ProgrammingError):
             raise  # a programming error, not the database's state: shown as it is
-        if _sqlstate(error) in _LOST_RACE:
+        if _sqlstate(error) in LOST_RACE:
             raise ConcurrentUpdate(
                 f"Django database {using!r}: the transaction lost a race; nothing changed"
             ) from error

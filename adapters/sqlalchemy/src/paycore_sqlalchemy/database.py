@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy import exc
 
 from paycore.errors import ConcurrentUpdate, StorageError, StorageUnavailable
+from paycore.sqlstates import LOST_RACE, READ_ONLY
 from paycore_sqlalchemy.engine import (
     WRITE_OPTION,
     acquire_engine,
@@ -34,18 +35,12 @@ from paycore_sqlalchemy.straight import run_unit
 if TYPE_CHECKING:
     from paycore_sqlalchemy.schemas import SqlSchema
 
-__all__ = ["READ_ONLY_SQLSTATE", "UNAVAILABLE", "Database", "unavailable"]
+__all__ = ["UNAVAILABLE", "Database", "unavailable"]
 
 T = TypeVar("T")
 
 UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
 """What a database that cannot be reached (or a pool that is exhausted) raises."""
-
-READ_ONLY_SQLSTATE: Final = "25006"
-"""PostgreSQL's SQLSTATE of a write in a read-only transaction (a hot standby, ``default_transaction_read_only``)."""
-
-_LOST_RACE: Final = frozenset({"40001", "40P01"})
-"""SQLSTATEs of a serialization failure and a deadlock: the transaction lost a race, retrying is safe."""
 
 
 def unavailable(error: Exception, url: str) -> StorageUnavailable:
@@ -143,11 +138,11 @@ class Database:
                     return self._in_transaction(work, write, compare_and_set)
             return self._in_transaction(work, write, compare_and_set)
         except UNAVAILABLE as error:
-            if getattr(getattr(error, "orig", None), "sqlstate", None) in _LOST_RACE:
+            if getattr(getattr(error, "orig", None), "sqlstate", None) in LOST_RACE:
                 raise ConcurrentUpdate(f"database {self.url}: the transaction lost a race; nothing changed") from error
             raise unavailable(error, self.url) from error
         except exc.InternalError as error:
-            if getattr(error.orig, "sqlstate", None) != READ_ONLY_SQLSTATE:
+            if getattr(error.orig, "sqlstate", None) != READ_ONLY:
                 raise
             raise StorageUnavailable(
                 f"database {self.url} is read-only (a standby after a failover, or default_transaction_read_only): "
