@@ -121,9 +121,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{shown}: upgraded from {_revisions(before, 'empty')} to {_revisions(after)}")
             return 0
         if args.db_action == "current":
-            at = migrate.current(url)
+            at, ahead = migrate.standing(url)
             heads = migrate.head_revisions()
-            ahead = migrate.unknown(url)
             current = set(heads) <= set(at)
             state = "up to date" if current else f"behind heads {_revisions(heads)}: run `paycore db upgrade`"
             if ahead:

@@ -38,6 +38,8 @@ __all__ = [
     "head_revisions",
     "missing_schemas",
     "schema_drift",
+    "standing",
+    "unknown_revisions",
     "upgrade",
     "upgrade_connection",
 ]
@@ -154,10 +156,11 @@ def current(url: str) -> tuple[str, ...]:
         return current_revisions(connection)
 
 
-def unknown(url: str) -> list[str]:
-    """:func:`unknown_revisions` of the database at ``url``."""
+def standing(url: str) -> tuple[tuple[str, ...], list[str]]:
+    """The revisions the database at ``url`` is at, and those of them no installed schema ships
+    (:func:`unknown_revisions`), read on one connection."""
     with _connection(url) as connection:
-        return unknown_revisions(connection)
+        return current_revisions(connection), unknown_revisions(connection)
 
 
 def missing_schemas(connection: sa.Connection, schemas: Schemas = None) -> list[str]:
