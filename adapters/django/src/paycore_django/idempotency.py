@@ -52,13 +52,13 @@ def _double_quoted(name: str) -> str:
     return name if name.startswith('"') and name.endswith('"') else f'"{name}"'
 
 
-def _insert_if_absent(vendor_quote: Callable[[str], str]) -> str:
+def _insert_if_absent() -> str:
     """The ``INSERT ... ON CONFLICT DO NOTHING`` statement of a key (both supported databases spell it alike)."""
     columns = ("scope", "key", "fingerprint", "token", "result", "expires_at")
-    table = vendor_quote(IdempotencyRecord._meta.db_table)
-    names = ", ".join(vendor_quote(column) for column in columns)
+    table = _double_quoted(IdempotencyRecord._meta.db_table)
+    names = ", ".join(_double_quoted(column) for column in columns)
     places = ", ".join(["%s"] * len(columns))
-    conflict = f"{vendor_quote('scope')}, {vendor_quote('key')}"
+    conflict = f"{_double_quoted('scope')}, {_double_quoted('key')}"
     return f"INSERT INTO {table} ({names}) VALUES ({places}) ON CONFLICT ({conflict}) DO NOTHING"
 
 
@@ -80,7 +80,7 @@ class DjangoIdempotencyStore:
                 f"DjangoIdempotencyStore: database {self.using!r} is {vendor}, which has no insert-if-absent "
                 "here; use SQLite or PostgreSQL"
             )
-        self._insert = _insert_if_absent(_double_quoted)
+        self._insert = _insert_if_absent()
         self._clock = clock
 
     def __repr__(self) -> str:
