@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
             "rows",
             "row_changes",
             "key_rows",
+            "sqlstates",
             "listing",
         ],
         1,
