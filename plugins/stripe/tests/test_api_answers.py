@@ -136,6 +136,8 @@ async def test_a_refused_connection_was_not_sent(flow: PaymentFlow) -> None:
         httpx.Response(500, json=error("api_error", "internal")),
         httpx.Response(409, json=error("idempotency_error", "idempotency_key_in_use")),
         httpx.Response(200, json=intent("succeeded", amount_received=-1)),
+        httpx.Response(200, json=intent("succeeded", amount_received=5000, currency="iqd")),
+        httpx.Response(200, json=intent("succeeded", amount=50050, amount_received=50050, currency="isk")),
     ],
 )
 async def test_a_request_without_a_usable_answer_has_an_unknown_outcome(flow: PaymentFlow, answer: Any) -> None:

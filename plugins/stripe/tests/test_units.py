@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paycore.errors import UnsupportedCurrency
+from paycore.errors import InvalidReport, UnsupportedCurrency
 from paycore.money import Money
 from paycore_stripe.units import MAX_STRIPE_AMOUNT, AmountNotAccepted, from_stripe, stripe_currency, to_stripe
 
@@ -39,8 +39,14 @@ def test_a_fraction_of_a_currency_stripe_takes_in_whole_units_is_refused() -> No
 def test_isk_is_sent_with_two_zero_decimals() -> None:
     assert to_stripe(Money.of("500", "ISK")) == 50000
     assert from_stripe(50000, "isk") == Money.of("500", "ISK")
-    with pytest.raises(AmountNotAccepted):
+    with pytest.raises(InvalidReport, match="not a whole number of ISK"):
         from_stripe(50050, "isk")
+
+
+@pytest.mark.parametrize("currency", ["iqd", "xts", "abc"])
+def test_an_amount_reported_in_a_currency_stripe_does_not_take_is_unreadable(currency: str) -> None:
+    with pytest.raises(InvalidReport, match=currency):
+        from_stripe(5000, currency)
 
 
 @pytest.mark.parametrize("currency", ["IQD", "LYD", "CLF"])

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from paycore.errors import UnsupportedCurrency, ValidationError
+from paycore.errors import InvalidReport, MoneyError, UnsupportedCurrency, ValidationError
 from paycore.money import Money, currency_exponent
 
 __all__ = [
@@ -120,17 +120,22 @@ def to_stripe(amount: Money) -> int:
 
 
 def from_stripe(units: int, currency: str) -> Money:
-    """Stripe's integer ``amount`` in ``currency`` (any case) as :class:`~paycore.money.Money`.
+    """Stripe's integer ``amount`` in ``currency`` (any case), as Stripe reported it, as :class:`~paycore.money.Money`.
 
-    Raises :class:`~paycore.errors.MoneyError` for an unknown currency,
-    :class:`UnsupportedCurrency` for one Stripe does not take, and
-    :class:`AmountNotAccepted` for an ISK amount that is not in whole krónur.
+    An amount paycore cannot read (a currency unknown to ISO 4217 or one Stripe
+    does not take, an ISK amount that is not in whole krónur) raises
+    :class:`~paycore.errors.InvalidReport`: Stripe's answer is unreadable, which
+    a provider call takes for an unknown outcome (settled by asking), never for
+    a request refused before it was sent.
     """
     code = currency.upper()
-    scale = _scale(code)
+    try:
+        scale = _scale(code)
+    except (ValidationError, MoneyError) as error:
+        raise InvalidReport(f"Stripe reported an amount in {currency!r:.12}: {error}") from None
     if scale >= 0:
         divisor = int(10**scale)
         if units % divisor:
-            raise AmountNotAccepted(f"Stripe reported {units} {code}, which is not a whole number of {code}")
+            raise InvalidReport(f"Stripe reported {units} {code}, which is not a whole number of {code}")
         return Money.minor(units // divisor, code)
     return Money.minor(units * int(10 ** (-scale)), code)
