@@ -204,6 +204,26 @@ async def test_a_refund_at_a_provider_never_reached_again_is_flagged_once_unhear
     assert refund.id in (flagged.review_message or "")
 
 
+async def test_a_refund_the_providers_poll_stops_listing_is_flagged_once_unheard_of_for_twice_the_deadline(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
+) -> None:
+    payment = await pay()
+    fake.script("refund", "pending")
+    refund = await flow.refund(payment.id, amount=xof(2000))  # acknowledged pending, with the provider's id
+    del fake.ledger[payment.id].refunds[refund.id]  # then lost at the provider: its polls answer, without it
+    clock.advance(minutes=90)
+    await flow.expire_stale(HOUR)
+    assert not (await flow.get_payment(payment.id)).needs_review, "its report may still come"
+    clock.advance(minutes=31)
+    (flagged,) = await flow.expire_stale(HOUR)
+    assert (flagged.review_reason, flagged.refunds[0].status) == (ReviewReason.UNKNOWN_OUTCOME, RefundStatus.PENDING)
+    assert refund.id in (flagged.review_message or "")
+    assert "left it out" in (flagged.review_message or "")
+    polls = [op for op, _ in fake.calls].count("check_status")
+    assert await flow.expire_stale(HOUR) == [], "flagged once: an operator has it"
+    assert [op for op, _ in fake.calls].count("check_status") == polls, "and it is not asked about run after run"
+
+
 async def test_a_refund_is_flagged_once_unheard_of_for_twice_the_deadline_while_the_reads_of_other_payments_fail(
     flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], clock: Clock
 ) -> None:

@@ -158,15 +158,15 @@ class Reaper:
 
     async def _settle_refund(self, run: Run, payment: Payment) -> Payment:
         """Ask the provider about ``payment``'s pending refunds, when its polls list every refund: the poll settles each
-        as the provider says (one it still holds pending is stamped heard of). One no one could ask about, or could not
-        reach, is left for the next run, and flagged once not heard of since before twice the deadline."""
+        as the provider says (one it still holds pending is stamped heard of). One no one could ask about or reach, or
+        one the answer left out, is flagged once not heard of since before twice the deadline."""
         chosen = self._provider(run, payment)
         if chosen is None:  # asked by the next run, which starts behind those that failed in this one
             return await self._refund_unasked(run, payment, run.why_down(payment))  # unless unheard of for too long
         if not (chosen.capabilities.polling and chosen.capabilities.polls_report_refunds):
             return await self._refund_unasked(run, payment, "the provider cannot be asked about its refunds")
         polled, answer, why = await self._poll(run, payment, chosen)
-        return polled if answer is not None else await self._refund_unasked(run, polled, why)
+        return await self._refund_unasked(run, polled, why if answer is None else "the provider's answer left it out")
 
     async def _refund_unasked(self, run: Run, payment: Payment, why: str) -> Payment:
         """``payment`` flagged for an operator (who settles it: :meth:`~paycore.flow.PaymentFlow.resolve_refund`)
