@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -182,6 +183,18 @@ def test_unapplied_migrations_are_w001(transactional_db: None) -> None:
         call_command("migrate", "paycore_django", verbosity=0)
     assert ids(found) == ["paycore_django.W001"]
     assert "migrate paycore_django" in str(found[0].hint)
+
+
+def test_migrate_applying_paycores_migrations_does_not_warn_they_are_missing(transactional_db: None) -> None:
+    call_command("migrate", "paycore_django", "zero", verbosity=0)
+    printed, errors = io.StringIO(), io.StringIO()
+    try:
+        call_command("migrate", "paycore_django", skip_checks=False, verbosity=1, stdout=printed, stderr=errors)
+    finally:
+        call_command("migrate", "paycore_django", verbosity=0)
+    assert "Applying paycore_django.0001" in printed.getvalue(), "the checks ran, then the migrations"
+    assert "W001" not in printed.getvalue() + errors.getvalue()
+    assert check_migrations(databases=["default"]) == [], "applied"
 
 
 # -- manage.py paycore -------------------------------------------------------------------------

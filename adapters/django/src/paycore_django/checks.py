@@ -13,7 +13,8 @@
 ``paycore_django.E005``    a provider cannot keep its data beside the flow's Django repository
                            (a Django app it needs is not in ``INSTALLED_APPS``: the cash
                            drawers' ``paycore_cash.backends.django``)
-``paycore_django.W001``    paycore's migrations are not applied (``check --database default``)
+``paycore_django.W001``    paycore's migrations are not applied (``check --database default``;
+                           not while ``migrate`` applies them)
 ``paycore_django.W002``    a SQLite database paycore writes to has ``ATOMIC_REQUESTS`` with
                            ``transaction_mode`` ``IMMEDIATE`` (or ``EXCLUSIVE``): every request
                            holds its write lock, so your views that call paycore fail
@@ -49,8 +50,10 @@ reports its own unapplied migrations with it (``paycore_cash.W001``).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterable, Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from attrs import evolve, frozen
@@ -353,8 +356,11 @@ def check_migrations(
 def migration_warnings(app_label: str, databases: Sequence[str] | None, check_id: str) -> list[CheckMessage]:
     """A Warning ``check_id`` for each of ``databases`` that lacks migrations of app ``app_label``.
 
-    A database that cannot be reached is skipped: Django's own checks say so.
+    A database that cannot be reached is skipped: Django's own checks say so. None is given while Django's
+    ``migrate`` runs its checks: the migrations the warning would ask for are the ones it is about to apply.
     """
+    if _inside_migrate():
+        return []
     from django.db import DatabaseError, connections
     from django.db.migrations.executor import MigrationExecutor
 
@@ -378,6 +384,19 @@ def migration_warnings(app_label: str, databases: Sequence[str] | None, check_id
                 )
             )
     return found
+
+
+def _inside_migrate() -> bool:
+    """True when Django's ``migrate`` command (or a command built on it) runs the checks: a frame of the
+    command's own methods, or of :class:`~django.core.management.base.BaseCommand`'s run for it, is on the stack."""
+    from django.core.management.commands.migrate import Command as MigrateCommand
+
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if isinstance(frame.f_locals.get("self"), MigrateCommand):
+            return True
+        frame = frame.f_back
+    return False
 
 
 # -- ATOMIC_REQUESTS on SQLite -----------------------------------------------------------------
