@@ -612,6 +612,27 @@ def test_the_pay_view_and_the_order_mixin_agree_on_what_is_due(flow: BlockingPay
     assert Order().balance_due() == page.context["due"] == Money.of("3500", "XOF")
 
 
+def test_an_order_whose_tenant_field_is_blank_has_the_payments_without_a_tenant(flow: BlockingPaymentFlow) -> None:
+    from paycore_django.orders import PaycoreOrderMixin
+
+    class Order(PaycoreOrderMixin):
+        pk = "TAKEAWAY-3"
+        paycore_tenant_field = "restaurant"
+        restaurant = ""  # a blank CharField: no restaurant
+
+        def paycore_total(self) -> Money:
+            return Money.of("2500", "XOF")
+
+    fake(flow).script("initiate", "approve")
+    flow.create_payment(amount=Money.of("2500", "XOF"), provider="fake", order_id="TAKEAWAY-3", tenant=TENANT)
+    assert Order().payments() == [], "another tenant's"
+    assert Order().balance_due() == Money.of("2500", "XOF")
+    fake(flow).script("initiate", "approve")
+    mine = flow.create_payment(amount=Money.of("2500", "XOF"), provider="fake", order_id="TAKEAWAY-3")
+    assert [payment.id for payment in Order().payments()] == [mine.payment.id]
+    assert Order().balance_due() == Money.of("0", "XOF")
+
+
 # -- an order whose payments are in another currency ---------------------------------------------
 
 

@@ -181,11 +181,12 @@ class PaycoreOrderMixin:
         return str(self.pk)
 
     def paycore_tenant(self) -> str | None:
-        """The tenant this order's payments belong to."""
+        """The tenant this order's payments belong to: the :attr:`paycore_tenant_field`'s value; ``None`` without one,
+        and for a blank one (``""``, what Django keeps in a blank text field): payments without a tenant."""
         if self.paycore_tenant_field is None:
             return None
         value = getattr(self, self.paycore_tenant_field)
-        return None if value is None else str(value)
+        return None if value is None or value == "" else str(value)
 
     def paycore_total(self) -> Money:
         """What the order costs; override it."""
