@@ -64,6 +64,13 @@ class FakeConformance(ProviderConformance):
         entry = provider.ledger[payment.id]
         return [Delivery(*provider.webhook(payment.id, captured=entry.captured, refunds=[entry.refunds[refund.id]]))]
 
+    async def decline_next_refund(self, flow: PaymentFlow) -> None:
+        self.fake(flow).script("refund", "decline")
+
+    async def underpaid_deliveries(self, flow: PaymentFlow, payment: Payment, paid: Money) -> Sequence[Delivery]:
+        self.fake(flow).settle(payment.id, Outcome.SUCCEEDED, captured=paid)
+        return [Delivery(*self.fake(flow).webhook(payment.id, captured=paid))]
+
     async def make_next_call_not_sent(self, flow: PaymentFlow) -> None:
         interrupt_next_call(self.fake(flow), sent=False)
 

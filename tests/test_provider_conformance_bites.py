@@ -138,3 +138,158 @@ def test_the_suite_fails_a_provider_whose_poll_reads_pending_as_paid(pytester: p
     _fails_only_the_broken(outcomes, POLL_TESTS)
     assert "a poll of a payment the customer has not paid (capture=True) made it succeeded" in failures
     assert "a poll made a payment the customer has not paid succeeded" in failures
+
+
+REPORTS_THE_AMOUNT_ASKED = (
+    _PREAMBLE
+    + '''
+from attrs import evolve
+
+
+class ReportsTheAmountAsked(FakeProvider):
+    """Reports the amount the payment asked for as captured, whatever the gateway moved."""
+
+    name = "reports_the_amount_asked"
+
+    async def parse_webhook(self, body, headers):
+        updates = await super().parse_webhook(body, headers)
+        return [
+            evolve(u, captured=self.ledger[u.payment_id].amount) if u.captured is not None else u for u in updates
+        ]
+
+
+class TestBroken(FakeConformance):
+    provider_type = "reports_the_amount_asked"
+    extra_plugins = (Plugin(ReportsTheAmountAsked),)
+'''
+)
+
+READS_A_DECLINED_REFUND_AS_SUCCEEDED = (
+    _PREAMBLE
+    + '''
+from attrs import evolve
+
+from paycore.status import RefundStatus
+
+
+class DeclinedRefundReadAsSucceeded(FakeProvider):
+    """Answers SUCCEEDED to a refund the gateway declined."""
+
+    name = "declined_refund_read_as_succeeded"
+
+    async def refund(self, payment, refund):
+        return evolve(await super().refund(payment, refund), status=RefundStatus.SUCCEEDED)
+
+
+class TestBroken(FakeConformance):
+    provider_type = "declined_refund_read_as_succeeded"
+    extra_plugins = (Plugin(DeclinedRefundReadAsSucceeded),)
+'''
+)
+
+READS_A_LOST_REFUND_ANSWER_AS_NOT_SENT = (
+    _PREAMBLE
+    + '''
+from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown
+
+
+class LostRefundAnswerReadAsNotSent(FakeProvider):
+    """Takes a refund whose answer was lost (its connection reset after sending) for one never sent."""
+
+    name = "lost_refund_answer_read_as_not_sent"
+
+    async def refund(self, payment, refund):
+        try:
+            return await super().refund(payment, refund)
+        except ProviderOutcomeUnknown as error:
+            raise ProviderNotSent(str(error)) from None
+
+
+class TestBroken(FakeConformance):
+    provider_type = "lost_refund_answer_read_as_not_sent"
+    extra_plugins = (Plugin(LostRefundAnswerReadAsNotSent),)
+
+    async def make_next_call_unknown(self, flow):
+        self.fake(flow).script("refund", "lost")  # the provider's own transport loses the answer
+'''
+)
+
+POLLS_WITHOUT_AMOUNTS = (
+    _PREAMBLE
+    + '''
+from attrs import evolve
+
+
+class PollsWithoutAmounts(FakeProvider):
+    """Its polls say a paid payment succeeded, without saying what it captured."""
+
+    name = "polls_without_amounts"
+
+    async def check_status(self, payment):
+        return evolve(await super().check_status(payment), captured=None)
+
+
+class TestBroken(FakeConformance):
+    provider_type = "polls_without_amounts"
+    extra_plugins = (Plugin(PollsWithoutAmounts),)
+'''
+)
+
+PARSE_RAISES_ANYTHING = (
+    _PREAMBLE
+    + '''
+
+class ParseRaisesAnything(FakeProvider):
+    """Reads its bodies without a care: a body that is no report raises whatever json or a lookup raises."""
+
+    name = "parse_raises_anything"
+
+    async def parse_webhook(self, body, headers):
+        json.loads(body)["payment_id"]
+        return await super().parse_webhook(body, headers)
+
+
+class TestBroken(FakeConformance):
+    provider_type = "parse_raises_anything"
+    extra_plugins = (Plugin(ParseRaisesAnything),)
+'''
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "test", "said"),
+    [
+        (
+            REPORTS_THE_AMOUNT_ASKED,
+            "test_a_payment_paid_short_is_never_recorded_as_paid_in_full",
+            "captured, but the customer paid",
+        ),
+        (
+            READS_A_DECLINED_REFUND_AS_SUCCEEDED,
+            "test_a_refund_the_provider_declines_is_failed_and_refundable_again",
+            "a refund the provider declined is succeeded",
+        ),
+        (
+            READS_A_LOST_REFUND_ANSWER_AS_NOT_SENT,
+            "test_a_refund_whose_answer_was_lost_is_never_sent_again",
+            "the refund was sent to the provider twice",
+        ),
+        (
+            POLLS_WITHOUT_AMOUNTS,
+            "test_a_payment_whose_deliveries_were_lost_is_settled_by_a_poll",
+            "the poll flagged the paid payment (amount_mismatch",
+        ),
+        (
+            PARSE_RAISES_ANYTHING,
+            "test_a_signed_delivery_the_provider_cannot_read_is_malformed",
+            "raise MalformedWebhook",
+        ),
+    ],
+    ids=["amount-asked", "declined-refund", "lost-refund-answer", "poll-without-amounts", "parse-raises"],
+)
+def test_the_suite_fails_a_provider_that_gets_a_failure_wrong(
+    pytester: pytest.Pytester, source: str, test: str, said: str
+) -> None:
+    outcomes, failures = run_suite_copy(pytester, source, test)
+    _fails_only_the_broken(outcomes, (test,))
+    assert said in failures

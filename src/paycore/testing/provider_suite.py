@@ -16,7 +16,10 @@ Subclass it and provide:
   amounts with :meth:`ProviderConformance.edit_amounts` (JSON by default);
 * optionally :meth:`ProviderConformance.make_next_call_not_sent` and
   :meth:`ProviderConformance.make_next_call_unknown` (see
-  :func:`interrupt_next_call`), which unlock the tests of failed calls;
+  :func:`interrupt_next_call`), which unlock the tests of failed calls, and
+  :meth:`ProviderConformance.decline_next_refund` and
+  :meth:`ProviderConformance.underpaid_deliveries`, which unlock the tests of a
+  declined refund and of a customer who paid less than asked;
 * :meth:`ProviderConformance.pay` only if paying takes more than creating the
   payment and delivering its ``SUCCEEDED`` deliveries (cash at a drawer), and
   :meth:`ProviderConformance.start_payment` if the provider must be told to
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 from paycore.testing.provider_base import CODE, AmountEdit, AmountKind
 from paycore.testing.provider_delivery_tests import DeliveryTests
+from paycore.testing.provider_failure_tests import FailureTests
 from paycore.testing.provider_payment_tests import PaymentTests
 from paycore.testing.scripting import OPERATIONS, ScriptedAnswers, interrupt_next_call
 
@@ -47,5 +51,5 @@ __all__ = [
 ]
 
 
-class ProviderConformance(PaymentTests, DeliveryTests):
+class ProviderConformance(PaymentTests, DeliveryTests, FailureTests):
     """Conformance tests for a :class:`~paycore.providers.Provider`, run through the flow (see the module docstring)."""
