@@ -101,7 +101,8 @@ class PaymentRepository(Protocol):
     async def list_stale(
         self, *, statuses: Sequence[PaymentStatus], updated_before: datetime, limit: int
     ) -> list[Payment]:
-        """Up to ``limit`` payments in ``statuses`` last updated before ``updated_before``."""
+        """Up to ``limit`` payments in ``statuses`` last updated before ``updated_before``, oldest first (by
+        ``(updated_at, id)``): the reaper takes up the longest-waiting ones first."""
         ...
 
     async def list_events(self, payment_id: str) -> list[PaymentEvent]:
