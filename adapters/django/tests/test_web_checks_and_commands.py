@@ -185,6 +185,28 @@ def test_unapplied_migrations_are_w001(transactional_db: None) -> None:
     assert "migrate paycore_django" in str(found[0].hint)
 
 
+def test_w001_looks_for_the_migrate_command_without_evaluating_what_callers_hold(transactional_db: None) -> None:
+    """A caller holding a lazy object as ``self`` (its factory fails) neither breaks the check nor hides W001."""
+    from django.utils.functional import SimpleLazyObject
+
+    evaluated: list[str] = []
+
+    def factory() -> object:
+        evaluated.append("factory")
+        raise LookupError("not configured")
+
+    def checked_by_a_caller_holding(self: object) -> list[CheckMessage]:
+        return check_migrations(databases=["default"])
+
+    call_command("migrate", "paycore_django", "zero", verbosity=0)
+    try:
+        found = checked_by_a_caller_holding(SimpleLazyObject(factory))
+    finally:
+        call_command("migrate", "paycore_django", verbosity=0)
+    assert ids(found) == ["paycore_django.W001"]
+    assert evaluated == []
+
+
 def test_migrate_applying_paycores_migrations_does_not_warn_they_are_missing(transactional_db: None) -> None:
     call_command("migrate", "paycore_django", "zero", verbosity=0)
     printed, errors = io.StringIO(), io.StringIO()

@@ -393,8 +393,11 @@ def _inside_migrate() -> bool:
 
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
-        if isinstance(frame.f_locals.get("self"), MigrateCommand):
-            return True
+        try:  # the type only: a lazy object or a proxy in ``self`` is never evaluated
+            if issubclass(type(frame.f_locals["self"]), MigrateCommand):
+                return True
+        except Exception:  # no ``self`` there, or locals that are no mapping (code run by exec)
+            pass
         frame = frame.f_back
     return False
 
