@@ -293,3 +293,77 @@ def test_the_suite_fails_a_provider_that_gets_a_failure_wrong(
     outcomes, failures = run_suite_copy(pytester, source, test)
     _fails_only_the_broken(outcomes, (test,))
     assert said in failures
+
+
+LETS_INVALID_REPORT_THROUGH = (
+    _PREAMBLE
+    + '''
+from paycore.errors import InvalidReport
+
+
+class LetsInvalidReportThrough(FakeProvider):
+    """Reads a body that is no report as docs/providers.md allows: InvalidReport (the flow: MalformedWebhook)."""
+
+    name = "lets_invalid_report_through"
+
+    async def parse_webhook(self, body, headers):
+        if body.strip() in (b"{}", b"[]", b"null"):
+            raise InvalidReport("no report in the body")
+        return await super().parse_webhook(body, headers)
+
+
+class TestAllowed(FakeConformance):
+    provider_type = "lets_invalid_report_through"
+    extra_plugins = (Plugin(LetsInvalidReportThrough),)
+'''
+)
+
+POLLS_LAG_BEHIND = (
+    _PREAMBLE
+    + '''
+import time
+
+from attrs import evolve
+
+from paycore.status import Outcome
+
+
+class PollsLagBehind(FakeProvider):
+    """Its status reads come from a replica half a second behind what it has sent."""
+
+    name = "polls_lag_behind"
+    settled_at = {}
+
+    def settle(self, payment_id, outcome, **kwargs):
+        self.settled_at[payment_id] = time.monotonic()
+        return super().settle(payment_id, outcome, **kwargs)
+
+    async def check_status(self, payment):
+        update = await super().check_status(payment)
+        if time.monotonic() - self.settled_at.get(payment.id, 0.0) < 0.5:
+            return evolve(update, outcome=Outcome.PENDING, captured=None)
+        return update
+
+
+class TestAllowed(FakeConformance):
+    provider_type = "polls_lag_behind"
+    extra_plugins = (Plugin(PollsLagBehind),)
+    poll_lag = 2.0
+'''
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "test"),
+    [
+        (LETS_INVALID_REPORT_THROUGH, "test_a_signed_delivery_the_provider_cannot_read_is_malformed"),
+        (POLLS_LAG_BEHIND, "test_a_payment_whose_deliveries_were_lost_is_settled_by_a_poll"),
+    ],
+    ids=["invalid-report", "polls-lag-behind"],
+)
+def test_the_suite_passes_a_provider_that_does_what_the_docs_allow(
+    pytester: pytest.Pytester, source: str, test: str
+) -> None:
+    outcomes, failures = run_suite_copy(pytester, source, test)
+    assert outcomes[("TestGenuine", test)] == {"passed"}
+    assert outcomes[("TestAllowed", test)] == {"passed"}, failures

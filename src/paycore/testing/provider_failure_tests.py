@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
+import anyio
 import pytest
 
-from paycore.errors import PaycoreError, ProviderError, WebhookError
+from paycore.errors import InvalidReport, PaycoreError, ProviderError, WebhookError
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
@@ -23,6 +24,10 @@ __all__ = ["FailureTests"]
 class FailureTests(ProviderSuiteBase):
     """Lost deliveries settled by a poll, lost refund answers never sent again, declines, short payments, and
     unreadable deliveries refused as malformed."""
+
+    poll_lag: float = 0.0
+    """Seconds the provider's status reads may lag behind what it has sent (a read replica): a poll that still
+    finds a paid payment awaiting its customer is made again within them."""
 
     # -- hooks a subclass may implement (each unlocks its test; without it the test is skipped) --------------------
 
@@ -48,6 +53,11 @@ class FailureTests(ProviderSuiteBase):
         payment = await self._processing(flow, amount, "lost-deliveries-1")
         await self._deliveries(flow, payment, Outcome.SUCCEEDED)  # sent, never received
         polled = await flow.refresh(payment.id)
+        waited = 0.0
+        while polled.status is PaymentStatus.PROCESSING and waited < self.poll_lag:  # its reads may lag: ask again
+            await anyio.sleep(0.1)
+            waited += 0.1
+            polled = await flow.refresh(payment.id)
         reason = polled.review_reason.value if polled.review_reason is not None else None
         assert not polled.needs_review, f"the poll flagged the paid payment ({reason}: {polled.review_message})"
         assert polled.status is PaymentStatus.SUCCEEDED, f"a poll of a paid payment left it {polled.status.value}"
@@ -137,9 +147,14 @@ class FailureTests(ProviderSuiteBase):
             delivery = self._resigned(flow, genuine, body=body)
             try:
                 await provider.verify_webhook(delivery.body, delivery.headers)
-                await provider.parse_webhook(delivery.body, delivery.headers)
-            except WebhookError:
+            except Exception:  # refused before it is read (a verifier may read the body too): not this test's
                 continue
+            try:
+                await provider.parse_webhook(delivery.body, delivery.headers)
+            except (WebhookError, InvalidReport):  # InvalidReport: the flow makes it MalformedWebhook
+                pass
             except Exception as error:  # what the test is about: any other exception
                 pytest.fail(f"parse_webhook({body[:20]!r}) raised {type(error).__name__}: raise MalformedWebhook")
-        assert await self._snapshot(flow, payment.id) == before
+            with contextlib.suppress(WebhookError):
+                await flow.handle_webhook(CODE, delivery.body, delivery.headers)
+        assert await self._snapshot(flow, payment.id) == before, "a delivery that is no report changed the payment"
