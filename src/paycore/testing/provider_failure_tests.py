@@ -97,9 +97,6 @@ class FailureTests(ProviderSuiteBase):
         with contextlib.suppress(PaycoreError):  # a provider may refuse it in its answer
             await flow.refund(paid.id)
         (refund,) = (await flow.get_payment(paid.id)).refunds
-        if refund.status is RefundStatus.PENDING and self._capabilities(flow).webhooks:
-            declined = await flow.get_payment(paid.id)
-            await self._deliver(flow, await self.refund_deliveries(flow, declined, refund))
         status = await self._settled_refund(flow, paid.id, refund.id)
         assert status is RefundStatus.FAILED, f"a refund the provider declined is {status.value}"
         after = await flow.get_payment(paid.id)
