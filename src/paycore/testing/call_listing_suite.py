@@ -21,9 +21,11 @@ from paycore.status import PaymentStatus
 from paycore.storage import CallListingRepository, PaymentLookup, PaymentWrite, UpdatingRepository
 from paycore.testing.records import BASE_TIME, make_payment, next_version
 
-__all__ = ["CallListingConformance", "all_pages", "write_over"]
+__all__ = ["NOT_EVERY_ONE", "CallListingConformance", "all_pages", "write_over"]
 
 XOF_5000 = Money.of("5000", "XOF")
+NOT_EVERY_ONE = "pages of {} did not list every payment once in (updated_at, id) order (a short page is the last)"
+"""What a listing's paging test says when the pages, joined, are not the listing."""
 
 
 def _listing(repository: Any) -> CallListingRepository:
@@ -55,11 +57,22 @@ def _paid(**fields: Any) -> Payment:
 
 async def all_pages(read: Callable[..., Awaitable[list[Payment]]], limit: int) -> list[str]:
     """The ids of every payment a reaper's listing ``read(limit=, after=)`` lists, ``limit`` at a time through the
-    ``after`` position (the previous page's last ``(updated_at, id)``)."""
+    ``after`` position (the previous page's last ``(updated_at, id)``), as the reaper pages: a short page is the last.
+
+    Fails, rather than loops for ever, on a page that lists a payment again (a store comparing ``after`` with
+    ``>=`` serves the same page for ever) or lists more than ``limit``."""
     seen: list[str] = []
     after = None
     while True:
         page = await read(limit=limit, after=after)
+        if len(page) > limit:
+            pytest.fail(f"a page of at most {limit} listed {len(page)} payments")
+        again = [p.id for p in page if p.id in seen]
+        if again or len({p.id for p in page}) < len(page):
+            pytest.fail(
+                f"the page of {limit} after {after} listed {again or 'a payment'} again: a page starts strictly "
+                f"after the previous page's last (updated_at, id); is `after` compared with >= ?"
+            )
         seen += [p.id for p in page]
         if len(page) < limit:
             return seen
@@ -119,7 +132,7 @@ class CallListingConformance:
         await repository.add(_paid(updated_at=BASE_TIME), [])
         expected = [p.id for p in sorted(made, key=lambda p: (p.updated_at, p.id))]
         for limit in (1, 2, 3, 7, 8):
-            assert await all_pages(listing.list_with_calls, limit) == expected
+            assert await all_pages(listing.list_with_calls, limit) == expected, NOT_EVERY_ONE.format(limit)
         last = max(made, key=lambda p: (p.updated_at, p.id))
         assert await listing.list_with_calls(limit=5, after=(last.updated_at, last.id)) == []
 

@@ -12,7 +12,9 @@ from typing import Any, Protocol
 import anyio
 import pytest
 
+from paycore.config import MAX_CODE_LENGTH
 from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, IdempotencyLeaseLost
+from paycore.keys import MAX_KEY_LENGTH, scope_of
 from paycore.storage import IdempotencyStore, RecordKeepingStore
 from paycore.testing.records import make_payment
 
@@ -24,6 +26,10 @@ SHORT = 0.3
 PAST_A_SECOND = 1.0 + SHORT
 """Seconds a long lease or retention must outlast: a store that reads seconds as milliseconds, or
 caps either at a second, has let the key go by then."""
+LONGEST_TENANT = ("chez-awa-" * 8)[:MAX_CODE_LENGTH]
+"""A tenant name as long as paycore takes."""
+LONGEST_KEY = ("T1-2026-11-22-order-0017-" * 11)[: MAX_KEY_LENGTH - 1]
+"""A key one character short of the longest paycore takes: a last character makes each of two keys whole."""
 
 
 class IdempotencyStoreConformance:
@@ -230,24 +236,35 @@ class IdempotencyStoreConformance:
         """Tenant ``"shop"`` with key ``"x:1"`` is not tenant ``"shop:x"`` with key ``"1"``: a store that keys its
         records by ``scope + separator + key`` (or escapes the separator alone) replays one tenant's payment to
         the other. Both are taken, and each replays its own result."""
-        claims = []
-        for scope, key in (ours, theirs):
-            try:
-                claim = await idempotency_store.claim(scope=scope, key=key, fingerprint="f1", lease_seconds=LEASE)
-            except (IdempotencyInProgress, IdempotencyKeyReused) as error:
-                pytest.fail(f"(scope={scope!r}, key={key!r}) was refused ({type(error).__name__}): it is not another "
-                            f"scope's key, yet the store holds it as taken")  # fmt: skip
-            assert claim.token, f"(scope={scope!r}, key={key!r}) replayed another scope's result"
-            assert (claim.result, getattr(claim, "record", None)) == (None, None)
-            claims.append(claim)
-        for (scope, key), claim in zip((ours, theirs), claims, strict=True):
-            await idempotency_store.complete(scope=scope, key=key, token=claim.token or "",
-                                             result={"scope": scope, "key": key}, ttl_seconds=LEASE)  # fmt: skip
-        for scope, key in (ours, theirs):
-            replay = await idempotency_store.claim(scope=scope, key=key, fingerprint="f1", lease_seconds=LEASE)
-            assert (replay.token, replay.result) == (None, {"scope": scope, "key": key}), (
-                f"(scope={scope!r}, key={key!r}) replayed another scope's result"
-            )
+        await _two_independent_keys(idempotency_store, ours, theirs)
+
+    @pytest.mark.parametrize(
+        ("ours", "theirs"),
+        [
+            ((scope_of(LONGEST_TENANT), LONGEST_KEY + "1"), (scope_of(LONGEST_TENANT), LONGEST_KEY + "2")),
+            ((scope_of(LONGEST_TENANT[:-1] + "1"), "k1"), (scope_of(LONGEST_TENANT[:-1] + "2"), "k1")),
+        ],
+        ids=["keys", "tenants"],
+    )
+    async def test_the_longest_keys_and_tenants_are_kept_whole(
+        self, idempotency_store: IdempotencyStore, ours: tuple[str, str], theirs: tuple[str, str]
+    ) -> None:
+        """paycore takes keys of up to ``MAX_KEY_LENGTH`` (255) characters and tenants of up to ``MAX_CODE_LENGTH``
+        (64): two keys of 255 characters that differ only in their last, or two tenants of 64, are two (a column
+        or a hash of the first 64 characters, or of the first 200, would make one request replay the other's)."""
+        await _two_independent_keys(idempotency_store, ours, theirs)
+
+    @pytest.mark.parametrize(
+        ("ours", "theirs"),
+        [(("", "Order-1"), ("", "order-1")), (("t:Chez-Awa", "k1"), ("t:chez-awa", "k1"))],
+        ids=["keys", "tenants"],
+    )
+    async def test_keys_and_scopes_differing_only_in_letter_case_are_two_independent_keys(
+        self, idempotency_store: IdempotencyStore, ours: tuple[str, str], theirs: tuple[str, str]
+    ) -> None:
+        """Key ``Order-1`` is not ``order-1``, tenant ``Chez-Awa`` is not ``chez-awa``: a store comparing them
+        without regard to case (a case-insensitive collation) replays one's result to the other."""
+        await _two_independent_keys(idempotency_store, ours, theirs)
 
     @pytest.mark.parametrize("kept_as", ["result", "record"])
     async def test_a_request_completed_in_one_scope_is_new_in_another(
@@ -335,6 +352,28 @@ class IdempotencyStoreConformance:
         again = await keeping.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
         assert again.token
         assert again.record is None
+
+
+async def _two_independent_keys(store: IdempotencyStore, ours: tuple[str, str], theirs: tuple[str, str]) -> None:
+    """Claim ``(scope, key)`` ``ours`` and ``theirs``: each is taken, and each replays its own result."""
+    claims = []
+    for scope, key in (ours, theirs):
+        try:
+            claim = await store.claim(scope=scope, key=key, fingerprint="f1", lease_seconds=LEASE)
+        except (IdempotencyInProgress, IdempotencyKeyReused) as error:
+            pytest.fail(f"(scope={scope!r}, key={key!r}) was refused ({type(error).__name__}): it is not another "
+                        f"scope's key, yet the store holds it as taken")  # fmt: skip
+        assert claim.token, f"(scope={scope!r}, key={key!r}) replayed another scope's result"
+        assert (claim.result, getattr(claim, "record", None)) == (None, None)
+        claims.append(claim)
+    for (scope, key), claim in zip((ours, theirs), claims, strict=True):
+        await store.complete(scope=scope, key=key, token=claim.token or "", result={"scope": scope, "key": key},
+                             ttl_seconds=LEASE)  # fmt: skip
+    for scope, key in (ours, theirs):
+        replay = await store.claim(scope=scope, key=key, fingerprint="f1", lease_seconds=LEASE)
+        assert (replay.token, replay.result) == (None, {"scope": scope, "key": key}), (
+            f"(scope={scope!r}, key={key!r}) replayed another scope's result"
+        )
 
 
 class _Keeping(IdempotencyStore, RecordKeepingStore, Protocol):

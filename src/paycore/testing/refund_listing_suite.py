@@ -19,7 +19,7 @@ from paycore.money import Money
 from paycore.records import Payment, Refund, new_id
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import RefundListingRepository
-from paycore.testing.call_listing_suite import all_pages, write_over
+from paycore.testing.call_listing_suite import NOT_EVERY_ONE, all_pages, write_over
 from paycore.testing.records import BASE_TIME, make_payment, next_version
 
 __all__ = ["RefundListingConformance"]
@@ -83,6 +83,22 @@ class RefundListingConformance:
         assert found[0] == pending, "listed payments read back whole, their refunds included"
         assert [p.id for p in await listing.list_with_pending_refunds(updated_before=LATER, limit=1)] == [pending.id]
 
+    async def test_a_pending_refund_followed_by_a_settled_one_is_listed(self, repository: Any) -> None:
+        """A partial refund still pending at the gateway, then a second one paid out at once: the payment holds a
+        pending refund whatever its last refund says, whether it was added with both or the second came later."""
+        listing = _listing(repository)
+        added = _paid(RefundStatus.PENDING, RefundStatus.SUCCEEDED, minutes=0)
+        written = _paid(RefundStatus.PENDING, minutes=1)
+        for payment in (added, written, _paid(RefundStatus.SUCCEEDED, minutes=2)):
+            await repository.add(payment, [])
+        at = BASE_TIME + timedelta(minutes=3)
+        refunds = (*written.refunds, _refund(written.id, RefundStatus.SUCCEEDED, minutes=3, amount="500"))
+        await write_over(repository, written, next_version(written, refunds=refunds, updated_at=at))
+        found = await listing.list_with_pending_refunds(updated_before=LATER, limit=10)
+        assert [p.id for p in found] == [added.id, written.id], (
+            "a payment whose pending refund is followed by a settled one was not listed: is only its last refund read?"
+        )
+
     async def test_a_refund_updated_since_the_bound_is_not_listed(self, repository: Any) -> None:
         listing = _listing(repository)
         old, recent = _paid(RefundStatus.PENDING, minutes=0), _paid(RefundStatus.PENDING, minutes=30)
@@ -107,7 +123,9 @@ class RefundListingConformance:
         await write_over(repository, idle, refunding)
         assert [p.id for p in await listing.list_with_pending_refunds(updated_before=LATER, limit=10)] == [idle.id]
 
-    async def test_pages_after_a_position_list_every_payment_once_in_order(self, repository: Any) -> None:
+    async def test_pages_after_a_position_list_every_payment_holding_a_pending_refund_once_in_order(
+        self, repository: Any
+    ) -> None:
         listing = _listing(repository)
         made = []
         for index in range(7):  # pairs share an update time: the id breaks the tie
@@ -117,7 +135,8 @@ class RefundListingConformance:
         await repository.add(_paid(RefundStatus.SUCCEEDED), [])
         expected = [p.id for p in sorted(made, key=lambda p: (p.updated_at, p.id))]
         for limit in (1, 2, 3, 7, 8):
-            assert await all_pages(partial(listing.list_with_pending_refunds, updated_before=LATER), limit) == expected
+            pages = await all_pages(partial(listing.list_with_pending_refunds, updated_before=LATER), limit)
+            assert pages == expected, NOT_EVERY_ONE.format(limit)
         last = max(made, key=lambda p: (p.updated_at, p.id))
         after = (last.updated_at, last.id)
         assert await listing.list_with_pending_refunds(updated_before=LATER, limit=5, after=after) == []

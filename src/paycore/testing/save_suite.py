@@ -12,13 +12,16 @@ from datetime import timedelta
 from typing import Any
 
 import attrs
+import pytest
 from attrs import evolve
 
+from paycore.errors import ConcurrentUpdate
 from paycore.records import Payment, Refund
+from paycore.status import FraudStatus, PaymentStatus
 from paycore.storage import PaymentRepository
-from paycore.testing.records import BASE_TIME, make_event, next_version, rich_payment
+from paycore.testing.records import BASE_TIME, make_event, make_payment, make_receipt, next_version, rich_payment
 
-__all__ = ["SaveConformance"]
+__all__ = ["SaveConformance", "as_created"]
 
 
 class SaveConformance:
@@ -31,7 +34,7 @@ class SaveConformance:
         provider's state, refund metadata...) and, in a later version, what it puts back to its default."""
         shape = rich_payment()
         assert shape.pending_call is not None
-        plain = _as_created(shape, version=1, event_count=1, updated_at=shape.created_at)
+        plain = as_created(shape, version=1, event_count=1, updated_at=shape.created_at)
         await repository.add(plain, [make_event(plain, 1, "created")])
         set_by_the_flow = {field: getattr(shape, field) for field in _SET_BY_THE_FLOW}
         set_by_the_flow["pending_call"] = evolve(shape.pending_call, cause="reaper")  # not the default "api"
@@ -40,7 +43,7 @@ class SaveConformance:
         assert await repository.get(rich.id) == rich, "a save did not store every field of the payment it was given"
 
         later = BASE_TIME + timedelta(minutes=9)
-        cleared = _as_created(
+        cleared = as_created(
             rich,
             refunds=tuple(_as_created_refund(refund, updated_at=later) for refund in rich.refunds),
             version=rich.version + 1,
@@ -52,6 +55,30 @@ class SaveConformance:
             "a save that put fields back to their defaults (no call in flight, no review...) kept stale values"
         )
         assert [e.sequence for e in await repository.list_events(rich.id)] == [1, 2, 3]
+
+    async def test_a_write_refused_for_a_receipt_seen_before_leaves_no_event_and_the_next_write_lands(
+        self, repository: PaymentRepository
+    ) -> None:
+        """A webhook delivered twice: the second delivery's write is refused whole, its events too (not written
+        before the receipt's unique key refused it), and the payment's next write, a poll's, is stored."""
+        payment = make_payment()
+        events = [make_event(payment, 1, "created")]
+        await repository.add(payment, events)
+        paid = next_version(payment, status=PaymentStatus.SUCCEEDED, captured_amount=payment.amount, event_count=2)
+        events.append(make_event(payment, 2, provider_event_id="evt-paid", cause="webhook"))
+        await repository.save(paid, events[1:], [make_receipt(payment, "evt-paid")])
+        again = next_version(paid, description="delivered twice", event_count=4)
+        refused = [make_event(payment, sequence, "status_changed", cause="webhook", provider_event_id="evt-paid")
+                   for sequence in (3, 4)]  # fmt: skip
+        with pytest.raises(ConcurrentUpdate):
+            await repository.save(again, refused, [make_receipt(payment, "evt-paid")])
+        assert await repository.get(payment.id) == paid
+        assert await repository.list_events(payment.id) == events, "a write refused for its receipt left events"
+        polled = next_version(paid, fraud_status=FraudStatus.ACCEPTED, event_count=3)
+        events.append(make_event(payment, 3, "fraud_status_changed", cause="poll"))  # the refused write's sequence
+        await repository.save(polled, events[2:])
+        assert await repository.get(payment.id) == polled, "the write after a refused one was not stored"
+        assert await repository.list_events(payment.id) == events
 
 
 _SET_BY_THE_FLOW = (
@@ -74,7 +101,7 @@ _SET_BY_THE_FLOW = (
 ``updated_at``); the others keep what the payment was created with."""
 
 
-def _as_created(payment: Payment, **fields: Any) -> Payment:
+def as_created(payment: Payment, **fields: Any) -> Payment:
     """``payment`` with each field in :data:`_SET_BY_THE_FLOW` back to its default, then ``fields``."""
     declared = attrs.fields_dict(Payment)
     return evolve(payment, **{**{name: declared[name].default for name in _SET_BY_THE_FLOW}, **fields})

@@ -17,11 +17,18 @@ from attrs import evolve
 from paycore.errors import ConcurrentUpdate, DuplicateExternalId, PaymentNotFound, ValidationError
 from paycore.money import Money
 from paycore.records import Payment, PaymentEvent, Refund
-from paycore.status import PaymentStatus, RefundStatus
+from paycore.status import FraudStatus, PaymentStatus, RefundStatus
 from paycore.storage import PaymentLookup, PaymentWrite, UpdatingRepository
 from paycore.testing.records import make_event, make_payment, make_receipt, next_version, rich_payment
 
 __all__ = ["UpdateConformance"]
+
+WRITERS = 8
+"""How many writers update one payment at once in the test of concurrent updates."""
+ATTEMPTS = 10 * WRITERS
+"""How many times each writer tries before it gives up (a correct store refuses it fewer than ``WRITERS`` times)."""
+CONCURRENT_SECONDS = 60.0
+"""How long those writers may take, together, before the test fails (a store that waits for ever)."""
 
 
 def _updating(repository: Any) -> UpdatingRepository:
@@ -143,41 +150,70 @@ class UpdateConformance:
         assert len(await repository.list_events(payment.id)) == 1
 
     async def test_an_update_with_a_receipt_seen_before_is_refused_and_changes_nothing(self, repository: Any) -> None:
+        """The refused update leaves no event behind, and the payment's next update is stored."""
         updating = _updating(repository)
         payment = make_payment()
-        await repository.add(payment, [])
-        second = next_version(payment)
-        await repository.save(second, [], [make_receipt(payment, "evt-1")])
+        events = [make_event(payment, 1, "created")]
+        await repository.add(payment, events)
+        second = next_version(payment, event_count=2)
+        events.append(make_event(payment, 2, provider_event_id="evt-1", cause="webhook"))
+        await repository.save(second, events[1:], [make_receipt(payment, "evt-1")])
 
         def again(current: Payment) -> PaymentWrite:
-            return PaymentWrite(next_version(current, description="again"), [], [make_receipt(current, "evt-1")])
+            carried = [make_event(current, 3, cause="webhook", provider_event_id="evt-1")]
+            return PaymentWrite(next_version(current, description="again", event_count=3), carried,
+                                [make_receipt(current, "evt-1")])  # fmt: skip
 
-        with pytest.raises(ConcurrentUpdate):
-            await updating.update(PaymentLookup.by_id(payment.id), again)
-        assert await repository.get(payment.id) == second
+        for known in (None, second):
+            with pytest.raises(ConcurrentUpdate):
+                await updating.update(PaymentLookup.by_id(payment.id), again, known=known)
+            assert await repository.get(payment.id) == second
+            assert await repository.list_events(payment.id) == events, "an update refused for its receipt left events"
+        polled = make_event(payment, 3, "fraud_status_changed", cause="poll")  # the refused update's sequence
+
+        def poll(current: Payment) -> PaymentWrite:
+            return PaymentWrite(next_version(current, fraud_status=FraudStatus.ACCEPTED, event_count=3), [polled])
+
+        _, written = await updating.update(PaymentLookup.by_id(payment.id), poll)
+        assert written is not None
+        assert await repository.get(payment.id) == written.payment, "the update after a refused one was not stored"
+        assert await repository.list_events(payment.id) == [*events, polled]
 
     async def test_concurrent_updates_lose_no_change(self, repository: Any) -> None:
-        """Each update decides on what it read; a write over a changed payment is refused, never lost."""
+        """Each update decides on what it read; a write over a changed payment is refused, never lost.
+
+        Each refusal means another writer won meanwhile, so a writer refused :data:`ATTEMPTS` times in a row gives
+        up: an update deciding on a stale read (a cache) is refused for ever, and the test fails saying so instead
+        of hanging; so does one that waits for ever."""
         updating = _updating(repository)
         payment = make_payment(description="0")
         await repository.add(payment, [])
+        gave_up: list[int] = []
 
         def add_one(current: Payment) -> PaymentWrite:
             return PaymentWrite(next_version(current, description=str(int(current.description) + 1)))
 
         async def writer() -> None:
-            while True:
+            for _ in range(ATTEMPTS):
                 try:
                     await updating.update(PaymentLookup.by_id(payment.id), add_one)
                     return
                 except ConcurrentUpdate:
                     await anyio.lowlevel.checkpoint()
+            gave_up.append(1)
 
-        async with anyio.create_task_group() as group:
-            for _ in range(8):
-                group.start_soon(writer)
+        with anyio.move_on_after(CONCURRENT_SECONDS) as bound:
+            async with anyio.create_task_group() as group:
+                for _ in range(WRITERS):
+                    group.start_soon(writer)
+        if bound.cancelled_caught:
+            pytest.fail(f"{WRITERS} concurrent updates of one payment did not all end within {CONCURRENT_SECONDS} s")
+        assert not gave_up, (
+            f"{len(gave_up)} of {WRITERS} writers were refused {ATTEMPTS} times in a row: does update() decide "
+            "on a stale read of the payment (a cached copy)?"
+        )
         stored = await repository.get(payment.id)
-        assert (stored.description, stored.version) == ("8", payment.version + 8)
+        assert (stored.description, stored.version) == (str(WRITERS), payment.version + WRITERS)
 
     async def test_an_update_over_the_copy_in_hand_writes_it_without_losing_what_it_did_not_change(
         self, repository: Any
