@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-from paycore.testing import IdempotencyStoreConformance, RepositoryConformance
+from paycore.testing import IdempotencyStoreConformance, ProviderConformance, RepositoryConformance
 
 from .conftest import run_suite_copy
 
@@ -277,7 +277,7 @@ def test_the_repository_suite_fails_a_save_that_drops_or_keeps_stale_fields(
     assert message in failures
 
 
-@pytest.mark.parametrize("conformance", [RepositoryConformance, IdempotencyStoreConformance])
+@pytest.mark.parametrize("conformance", [RepositoryConformance, IdempotencyStoreConformance, ProviderConformance])
 def test_no_suite_mixed_into_a_conformance_class_hides_another_ones_test(conformance: type) -> None:
     """Two suites mixed into one class that define a test of the same name run only one of them: the refund
     listing's paging test once hid behind the call listing's."""
