@@ -29,8 +29,13 @@ pytest_plugins = ["pytester"]
 # -- RepositoryConformance: save() stores every field it is given --------------------------------------
 
 _REPOSITORIES = """
+import time
+
+import anyio
 import pytest
 from attrs import evolve
+
+import paycore.testing.update_suite
 
 from paycore.errors import ConcurrentUpdate, PaymentNotFound
 from paycore.money import Money
@@ -38,6 +43,8 @@ from paycore.status import RefundStatus
 from paycore.testing import RepositoryConformance
 from paycore_memory import MemoryRepository
 from paycore_memory.repository import _stored
+
+paycore.testing.update_suite.CONCURRENT_SECONDS = 1.0  # the bound BlocksInAThread blocks past
 
 
 class DropsTheCallRecord(MemoryRepository):
@@ -161,6 +168,25 @@ class FoldsTenantCase(MemoryRepository):
         return await super().has_receipt(provider, None if tenant is None else tenant.lower(), event_id)
 
 
+class CutsTenantsShort(MemoryRepository):
+    '''Keeps webhook receipts by the first 32 characters of the tenant (a column narrower than paycore's names).'''
+
+    async def save(self, payment, events=(), receipts=()):
+        receipts = [evolve(r, tenant=None if r.tenant is None else r.tenant[:32]) for r in receipts]
+        await super().save(payment, events, receipts)
+
+    async def has_receipt(self, provider, tenant, event_id):
+        return await super().has_receipt(provider, None if tenant is None else tenant[:32], event_id)
+
+
+class BlocksInAThread(MemoryRepository):
+    '''update() blocks in a worker thread past the suite's bound (a driver that never times out), then updates.'''
+
+    async def update(self, lookup, decide, *, known=None):
+        await anyio.to_thread.run_sync(time.sleep, 2.5)
+        return await super().update(lookup, decide, known=known)
+
+
 class CachesWhatItRead(MemoryRepository):
     '''get_many() answers from a copy of each payment it read before (a read cache a save does not clear).'''
 
@@ -245,6 +271,14 @@ class TestKeepsAmountsAsFloats(Conformance):
 
 class TestFoldsTenantCase(Conformance):
     repository_type = FoldsTenantCase
+
+
+class TestCutsTenantsShort(Conformance):
+    repository_type = CutsTenantsShort
+
+
+class TestBlocksInAThread(Conformance):
+    repository_type = BlocksInAThread
 
 
 class TestCachesWhatItRead(Conformance):
@@ -332,6 +366,10 @@ def test_the_repository_suite_pages_pending_refunds_and_fails_a_store_that_pages
         ("TestCachesWhatItRead", "test_every_read_after_a_save_returns_the_payment_as_saved",
          "get_many after a save returned the payment with"),
         ("TestUpdatesACachedCopy", "test_concurrent_updates_lose_no_change", "does update() decide on a stale read"),
+        ("TestCutsTenantsShort",
+         "test_tenants_differing_only_in_letter_case_or_as_long_as_paycore_takes_are_each_their_own",
+         "are tenants compared without regard to case, or cut?"),
+        ("TestBlocksInAThread", "test_concurrent_updates_lose_no_change", "did not all end within 1.0 s"),
     ],
 )  # fmt: skip
 def test_the_repository_suite_fails_a_store_that_reads_back_other_than_it_was_given(
@@ -400,6 +438,13 @@ class CutsKeysShort(JoinsScopeAndKey):
         return scope[:64], key[:64]
 
 
+class CutsKeysToBytes(JoinsScopeAndKey):
+    '''Keeps the first 255 bytes of each key in UTF-8 (a VARBINARY(255) column).'''
+
+    def _joined(self, scope, key):
+        return scope, key.encode()[:255].decode(errors="ignore")
+
+
 class IgnoresCase(JoinsScopeAndKey):
     '''Compares keys and scopes without regard to case (a case-insensitive collation).'''
 
@@ -443,6 +488,10 @@ class TestCutsKeysShort(Conformance):
 
 class TestIgnoresCase(Conformance):
     store_type = IgnoresCase
+
+
+class TestCutsKeysToBytes(Conformance):
+    store_type = CutsKeysToBytes
 """
 
 JOIN_TEST = "test_a_scope_and_key_that_join_to_the_same_text_are_two_independent_keys"
@@ -457,13 +506,14 @@ def test_the_idempotency_suite_fails_a_store_that_joins_scope_and_key_into_one_t
     assert outcomes[("TestGenuine", JOIN_TEST)] == {"passed"}
     for broken in STORES:
         assert "failed" in outcomes[(broken, JOIN_TEST)], broken
-    assert "was refused (IdempotencyInProgress): it is not another scope's key" in failures
+    assert "was refused (IdempotencyInProgress): it is another key than" in failures
 
 
 @pytest.mark.parametrize(
     ("broken", "test", "cases"),
     [
-        ("TestCutsKeysShort", "test_the_longest_keys_and_tenants_are_kept_whole", {"keys", "tenants"}),
+        ("TestCutsKeysShort", "test_the_longest_keys_and_tenants_are_kept_whole",
+         {"keys", "tenants", "wide-keys", "wide-tenants"}),
         ("TestIgnoresCase", "test_keys_and_scopes_differing_only_in_letter_case_are_two_independent_keys",
          {"keys", "tenants"}),
     ],
@@ -476,4 +526,16 @@ def test_the_idempotency_suite_fails_a_store_that_cuts_keys_short_or_ignores_the
     outcomes, failures = run_suite_copy(pytester, _STORES, recorder_selection)
     assert outcomes[("TestGenuine", test)] == {"passed"}
     assert outcomes[(broken, test)] == {"failed"}
-    assert failures.count("was refused (IdempotencyInProgress): it is not another scope's key") == 2 * len(cases)
+    assert failures.count("was refused (IdempotencyInProgress): it is another key than") == 2 * len(cases)
+
+
+def test_the_idempotency_suite_fails_a_store_that_keeps_255_bytes_of_a_key_not_255_characters(
+    pytester: pytest.Pytester,
+) -> None:
+    """Keys of 255 characters that take two bytes each in UTF-8: the store that counts bytes fails those alone."""
+    test = "test_the_longest_keys_and_tenants_are_kept_whole"
+    outcomes, failures = run_suite_copy(pytester, _STORES, f"{test} and (TestCutsKeysToBytes or TestGenuine)")
+    assert outcomes[("TestGenuine", test)] == {"passed"}
+    assert outcomes[("TestCutsKeysToBytes", test)] == {"passed", "failed"}
+    assert failures.count("was refused (IdempotencyInProgress): it is another key than") == 2
+    assert "commande-à-emporter" in failures

@@ -30,6 +30,10 @@ LONGEST_TENANT = ("chez-awa-" * 8)[:MAX_CODE_LENGTH]
 """A tenant name as long as paycore takes."""
 LONGEST_KEY = ("T1-2026-11-22-order-0017-" * 11)[: MAX_KEY_LENGTH - 1]
 """A key one character short of the longest paycore takes: a last character makes each of two keys whole."""
+LONGEST_WIDE_TENANT = ("Café-Thiéboudienne-" * 4)[:MAX_CODE_LENGTH]
+"""A tenant name as long as paycore takes, of characters that take two bytes in UTF-8 (a store counting bytes)."""
+LONGEST_WIDE_KEY = ("commande-à-emporter-n°17-" * 11)[: MAX_KEY_LENGTH - 1]
+"""As :data:`LONGEST_KEY`, with characters that take two bytes in UTF-8."""
 
 
 class IdempotencyStoreConformance:
@@ -243,15 +247,21 @@ class IdempotencyStoreConformance:
         [
             ((scope_of(LONGEST_TENANT), LONGEST_KEY + "1"), (scope_of(LONGEST_TENANT), LONGEST_KEY + "2")),
             ((scope_of(LONGEST_TENANT[:-1] + "1"), "k1"), (scope_of(LONGEST_TENANT[:-1] + "2"), "k1")),
+            (
+                (scope_of(LONGEST_WIDE_TENANT), LONGEST_WIDE_KEY + "1"),
+                (scope_of(LONGEST_WIDE_TENANT), LONGEST_WIDE_KEY + "2"),
+            ),
+            ((scope_of(LONGEST_WIDE_TENANT[:-1] + "1"), "k1"), (scope_of(LONGEST_WIDE_TENANT[:-1] + "2"), "k1")),
         ],
-        ids=["keys", "tenants"],
+        ids=["keys", "tenants", "wide-keys", "wide-tenants"],
     )
     async def test_the_longest_keys_and_tenants_are_kept_whole(
         self, idempotency_store: IdempotencyStore, ours: tuple[str, str], theirs: tuple[str, str]
     ) -> None:
         """paycore takes keys of up to ``MAX_KEY_LENGTH`` (255) characters and tenants of up to ``MAX_CODE_LENGTH``
         (64): two keys of 255 characters that differ only in their last, or two tenants of 64, are two (a column
-        or a hash of the first 64 characters, or of the first 200, would make one request replay the other's)."""
+        or a hash of the first 64 characters, or of the first 200, or of 255 bytes, would make one request replay
+        the other's)."""
         await _two_independent_keys(idempotency_store, ours, theirs)
 
     @pytest.mark.parametrize(
@@ -361,8 +371,10 @@ async def _two_independent_keys(store: IdempotencyStore, ours: tuple[str, str], 
         try:
             claim = await store.claim(scope=scope, key=key, fingerprint="f1", lease_seconds=LEASE)
         except (IdempotencyInProgress, IdempotencyKeyReused) as error:
-            pytest.fail(f"(scope={scope!r}, key={key!r}) was refused ({type(error).__name__}): it is not another "
-                        f"scope's key, yet the store holds it as taken")  # fmt: skip
+            other = ours if (scope, key) != ours else theirs
+            pytest.fail(f"(scope={scope!r}, key={key!r}) was refused ({type(error).__name__}): it is another key "
+                        f"than {other}, yet the store holds it as taken; does it cut keys or scopes short, fold "
+                        "their case, or join them ambiguously?")  # fmt: skip
         assert claim.token, f"(scope={scope!r}, key={key!r}) replayed another scope's result"
         assert (claim.result, getattr(claim, "record", None)) == (None, None)
         claims.append(claim)

@@ -20,12 +20,14 @@ from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.records import Payment, Refund, new_id
 from paycore.status import PaymentStatus
 from paycore.storage import CallListingRepository, PaymentRepository, RefundListingRepository
-from paycore.testing.idempotency_suite import LONGEST_TENANT
+from paycore.testing.idempotency_suite import LONGEST_TENANT, LONGEST_WIDE_TENANT
 from paycore.testing.records import BASE_TIME, make_event, make_payment, make_receipt, next_version, rich_payment
 from paycore.testing.save_suite import as_created
 
 __all__ = ["ReadBackConformance"]
 
+LONGEST_TENANTS = (LONGEST_TENANT, LONGEST_WIDE_TENANT)
+"""Tenant names as long as paycore takes: of one byte, and of two bytes, per character in UTF-8."""
 LATER = BASE_TIME + timedelta(hours=1)
 """A time after every write the tests make: the reaper's listings' ``updated_before``."""
 
@@ -71,9 +73,9 @@ class ReadBackConformance:
         self, repository: PaymentRepository
     ) -> None:
         """``Chez-Awa`` and ``chez-awa`` are two restaurants, and so are two whose 64-character names differ only in
-        their last: each lists its own payments, finds its own by the gateway's id, and records its own receipt of
-        a webhook event the gateway numbered alike for each."""
-        tenants = ("Chez-Awa", "chez-awa", LONGEST_TENANT[:-1] + "1", LONGEST_TENANT[:-1] + "2")
+        their last (of one byte or two per character): each lists its own payments, finds its own by the gateway's
+        id, and records its own receipt of a webhook event the gateway numbered alike for each."""
+        tenants = ("Chez-Awa", "chez-awa", *(long[:-1] + last for long in LONGEST_TENANTS for last in "12"))
         made: dict[str, Payment] = {}
         for index, tenant in enumerate(tenants):
             payment = make_payment(tenant=tenant, external_id="gw-1", references=("gw-1",),
