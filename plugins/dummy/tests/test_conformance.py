@@ -68,7 +68,12 @@ class FlakyGateway(DummyGateway):
 
 
 class TestDummyProviderConformance(ProviderConformance):
-    """The dummy provider passes every conformance test."""
+    """The dummy provider passes every conformance test.
+
+    ``decline_next_refund`` and ``underpaid_deliveries`` are left out: the dummy gateway makes every refund of a
+    captured payment ``succeeded`` at once (it has no declined refund: its refund webhook is ``refund.succeeded``
+    only), and an approved ``capture=True`` payment is captured in full (``captured_amount`` is its ``amount``).
+    """
 
     @pytest.fixture
     async def flow(self) -> AsyncIterator[PaymentFlow]:

@@ -53,11 +53,19 @@ def _edit(value: Any, edit: AmountEdit, kind: str) -> Any:
 
 
 class StripeConformance(ProviderConformance):
-    """What both modes share: the simulator, Stripe's signature scheme and amount fields."""
+    """What both modes share: the simulator, Stripe's signature scheme and amount fields.
+
+    A declined refund is one Stripe answers ``pending`` and then fails (``refund.failed``, the card expired or
+    canceled), as card refunds do. ``underpaid_deliveries`` is left out: the suite's payments are captured
+    automatically, and Stripe then captures the whole amount or nothing (a PaymentIntent succeeds with
+    ``amount_received`` equal to its ``amount``; the simulator has no partial authorization either).
+    """
 
     mode = "payment_intent"
     signature_headers = ("stripe-signature",)
     timestamp_header = None  # Stripe's timestamp is inside Stripe-Signature: see timestamp_of
+    _declining = False
+    """Set by :meth:`decline_next_refund`: the next refund, made pending, fails once its deliveries are asked for."""
 
     @pytest.fixture
     def amount(self) -> Money:
@@ -98,7 +106,15 @@ class StripeConformance(ProviderConformance):
         stripe_refund = next(
             r for r in self.simulator.refunds.values() if r["metadata"].get("paycore_refund_id") == refund.id
         )
+        if self._declining and stripe_refund["status"] == "pending":  # the bank refuses it: Stripe fails it
+            self._declining, self.simulator.refund_status = False, "succeeded"
+            await self.simulator.settle_refund(stripe_refund["id"], "failed")
         return [Delivery(e.body, e.headers) for e in self.simulator.events_about(stripe_refund["id"])]
+
+    async def decline_next_refund(self, flow: PaymentFlow) -> None:
+        """Stripe accepts the next refund ``pending``; its deliveries then say it failed (:meth:`refund_deliveries`)."""
+        self.simulator.refund_status = "pending"
+        self._declining = True
 
     async def make_next_call_not_sent(self, flow: PaymentFlow) -> None:
         self.simulator.refuse_next()
