@@ -17,19 +17,20 @@ Every test runs under asyncio and trio.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 import pytest
 from attrs import evolve
 
 from paycore.errors import ConcurrentUpdate, StorageError
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import RepositoryRegistrar, hookimpl
-from paycore.money import Money
+from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.status import PaymentStatus, RefundStatus
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
@@ -829,3 +830,138 @@ class DrawerStorageConformance:
             settled = await flow.refresh(a.payment.id, tenant=_TENANT)
         assert pending.status is RefundStatus.PENDING
         assert ([r.status for r in settled.refunds], settled.refundable_amount) == ([RefundStatus.FAILED], xof)
+
+    # -- names, amounts and lists kept whole ---------------------------------------------------
+
+    async def test_a_movement_racing_a_close_is_refused_or_counted_in_it(self, drawer_storage: DrawerStorage) -> None:
+        """Cashiers keep selling while a manager closes (reads, sums, closes at the version read): every sale lands
+        before the close and is in its expected amount, or is refused as the drawer closed; none lands in a closed
+        session, uncounted (a storage that checks the session is open, then writes, with no check in the write)."""
+        for round_ in range(20):
+            session = make_session(till=f"R{round_}")
+            await drawer_storage.open_session(session)
+
+            async def cashier(number: int, session: DrawerSession = session) -> None:
+                for sale in range(30):
+                    for _ in range((number * 7 + sale * 3) % 6):  # cashiers out of step with each other
+                        await anyio.lowlevel.checkpoint()
+                    try:
+                        await drawer_storage.add_movement(
+                            make_movement(session, MovementKind.SALE, "100", payment_id=f"p{number}-{sale}")
+                        )
+                    except DrawerClosed:
+                        return
+
+            async def manager(session: DrawerSession = session) -> None:
+                for _ in range(500):
+                    current = await drawer_storage.get_session(session.id)
+                    expected = drawer_totals(current, await drawer_storage.list_movements(session.id)).expected
+                    try:
+                        await drawer_storage.close_session(evolve(closed_record(current), expected=expected))
+                        return
+                    except ConcurrentUpdate:
+                        continue
+
+            async with anyio.create_task_group() as group:
+                for number in range(3):
+                    group.start_soon(cashier, number)
+                group.start_soon(manager)
+            stored = await drawer_storage.get_session(session.id)
+            assert stored.status is DrawerStatus.CLOSED
+            movements = await drawer_storage.list_movements(session.id)
+            counted = drawer_totals(evolve(stored, status=DrawerStatus.OPEN), movements).expected
+            assert counted == stored.expected, (
+                f"a sale landed in the closed session: {counted}, closed at {stored.expected}"
+            )
+
+    @pytest.mark.parametrize("kind", ["refund", "movement-id"])
+    async def test_concurrent_writes_of_one_refund_or_movement_store_one(
+        self, drawer_storage: DrawerStorage, kind: str
+    ) -> None:
+        """Ten writes at once of one refund's pay-out (or of one movement id): one is stored, as for a sale."""
+        session = make_session()
+        await drawer_storage.open_session(session)
+        same = {"payment_id": "p", "refund_id": "r"} if kind == "refund" else {"id": new_movement_id()}
+        movement_kind = MovementKind.REFUND if kind == "refund" else MovementKind.PAY_IN
+
+        async def write() -> None:
+            with suppress(RefundIdTaken):
+                await drawer_storage.add_movement(make_movement(session, movement_kind, "700", **same))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(write)
+        assert len(await drawer_storage.list_movements(session.id)) == 1, "one write stored more than once"
+
+    @pytest.mark.parametrize("units", [2**53 + 1, MAX_MINOR_UNITS - 1], ids=["past-a-float", "largest"])
+    async def test_amounts_up_to_the_largest_paycore_takes_are_exact(
+        self, drawer_storage: DrawerStorage, units: int
+    ) -> None:
+        """Amounts are integers of minor units up to ``MAX_MINOR_UNITS`` (a ``BIGINT``), never a float."""
+        most = Money.minor(MAX_MINOR_UNITS, "XOF")
+        session = make_session(opening_float=Money.minor(units, "XOF"))
+        await drawer_storage.open_session(session)
+        sale = make_movement(
+            session,
+            MovementKind.SALE,
+            str(units),
+            payment_id="p",
+            tendered=most,
+            change=most - Money.minor(units, "XOF"),
+        )
+        await drawer_storage.add_movement(sale)
+        assert (await drawer_storage.get_session(session.id)).opening_float == Money.minor(units, "XOF")
+        assert await drawer_storage.list_movements(session.id) == [sale]
+        closed = evolve(
+            closed_record(await drawer_storage.get_session(session.id)),
+            counted=most,
+            expected=most,
+            variance=Money.minor(-MAX_MINOR_UNITS, "XOF"),
+        )
+        await drawer_storage.close_session(closed)
+        assert await drawer_storage.get_session(session.id) == closed, "an amount did not read back exact"
+
+    @pytest.mark.parametrize(
+        ("ours", "theirs"),
+        [
+            (("Chez-Awa", "T1"), ("chez-awa", "T1")),
+            (("chez-awa", "T1"), ("chez-awa", "t1")),
+            (("Café-" * 11 + "Thiéboud1", "T1"), ("Café-" * 11 + "Thiéboud2", "T1")),
+            (("chez-awa", "Caisse-" * 9 + "1"), ("chez-awa", "Caisse-" * 9 + "2")),
+        ],
+        ids=["tenant-case", "till-case", "longest-tenants", "longest-tills"],
+    )
+    async def test_tenants_and_tills_are_kept_exactly(
+        self, drawer_storage: DrawerStorage, ours: tuple[str, str], theirs: tuple[str, str]
+    ) -> None:
+        """Two tenants, or two tills, whose names differ only in case or in their 64th character are two: a
+        storage that folds case or cuts names would put one restaurant's sales in another's drawer."""
+        first, second = make_session(tenant=ours[0], till=ours[1]), make_session(tenant=theirs[0], till=theirs[1])
+        await drawer_storage.open_session(first)
+        assert await drawer_storage.get_open_session(*theirs) is None, f"{theirs} found {ours}'s open session"
+        await drawer_storage.open_session(second)
+        assert await drawer_storage.get_open_session(*ours) == first
+        assert await drawer_storage.get_open_session(*theirs) == second
+        assert await drawer_storage.list_sessions(theirs[0], theirs[1]) == [second]
+
+    async def test_listing_a_till_keeps_to_its_tenant(self, drawer_storage: DrawerStorage) -> None:
+        sessions = [make_session(tenant=tenant) for tenant in ("chez-awa", "chez-binta", None)]
+        for session in sessions:
+            await drawer_storage.open_session(session)
+        for session in sessions:
+            listed = await drawer_storage.list_sessions(session.tenant, "T1")
+            assert listed == [session], f"tenant {session.tenant!r}'s till T1 listed {[s.tenant for s in listed]}"
+
+    async def test_every_movement_and_every_session_is_listed_however_many(self, drawer_storage: DrawerStorage) -> None:
+        """No page limit: a busy session's 120 movements in the order added, and a tenant's 60 sessions."""
+        session = make_session()
+        await drawer_storage.open_session(session)
+        added = [make_movement(session, MovementKind.SALE, "100", payment_id=f"p{i}") for i in range(120)]
+        for movement in added:
+            await drawer_storage.add_movement(movement)
+        assert await drawer_storage.list_movements(session.id) == added
+        tills = [make_session(till=f"T{i:03d}") for i in range(60)]
+        for till in tills:
+            await drawer_storage.open_session(till)
+        listed = await drawer_storage.list_sessions("chez-awa")
+        assert len(listed) == 61, f"{len(listed)} of the tenant's 61 sessions listed"

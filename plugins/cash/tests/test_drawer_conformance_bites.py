@@ -1,0 +1,106 @@
+"""The drawer storage conformance suite fails a broken storage: broken copies of the memory storage, each with one
+bug that puts money in the wrong drawer or reads it back wrong, fail the suite's test of that bug (run apart, by
+pytester), and the memory storage passes it."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+_STORAGES = '''
+import pytest
+from attrs import evolve
+
+from paycore.money import Money
+from paycore_cash.backends.memory import MemoryDrawerStorage
+from paycore_cash.testing import DrawerStorageConformance
+
+
+class FoldsNameCase(MemoryDrawerStorage):
+    """Finds a till's open session without regard to case (a case-insensitive collation)."""
+
+    async def get_open_session(self, tenant, till):
+        for (named, name), session_id in list(self._open.items()):
+            if (named or "").lower() == (tenant or "").lower() and name.lower() == till.lower():
+                return self._sessions[session_id]
+        return None
+
+
+class KeepsAmountsAsFloats(MemoryDrawerStorage):
+    """Keeps the opening float as a float of minor units (a double precision column)."""
+
+    async def open_session(self, session):
+        blurred = Money.minor(int(float(session.opening_float.minor_units)), session.currency)
+        await super().open_session(evolve(session, opening_float=blurred))
+
+
+class ListsOnePage(MemoryDrawerStorage):
+    """Lists the first 25 movements of a session and the first 10 sessions (a next page never fetched)."""
+
+    async def list_movements(self, session_id):
+        return (await super().list_movements(session_id))[:25]
+
+    async def list_sessions(self, tenant, till=None):
+        return (await super().list_sessions(tenant, till))[:10]
+
+
+class ListsATillOfEveryTenant(MemoryDrawerStorage):
+    """Lists a till's sessions by the till's name alone."""
+
+    async def list_sessions(self, tenant, till=None):
+        if till is None:
+            return await super().list_sessions(tenant, till)
+        found = []
+        for name in ("chez-awa", "chez-binta", None):
+            found += await super().list_sessions(name, till)
+        return found
+
+
+class TestGenuine(DrawerStorageConformance):
+    storage_type = MemoryDrawerStorage
+
+    @pytest.fixture
+    async def drawer_storage(self):
+        return self.storage_type()
+
+
+class TestFoldsNameCase(TestGenuine):
+    storage_type = FoldsNameCase
+
+
+class TestKeepsAmountsAsFloats(TestGenuine):
+    storage_type = KeepsAmountsAsFloats
+
+
+class TestListsOnePage(TestGenuine):
+    storage_type = ListsOnePage
+
+
+class TestListsATillOfEveryTenant(TestGenuine):
+    storage_type = ListsATillOfEveryTenant
+'''
+
+
+@pytest.mark.parametrize(
+    ("broken", "test"),
+    [
+        ("TestFoldsNameCase", "test_tenants_and_tills_are_kept_exactly"),
+        ("TestKeepsAmountsAsFloats", "test_amounts_up_to_the_largest_paycore_takes_are_exact"),
+        ("TestListsOnePage", "test_every_movement_and_every_session_is_listed_however_many"),
+        ("TestListsATillOfEveryTenant", "test_listing_a_till_keeps_to_its_tenant"),
+    ],
+)
+def test_the_drawer_suite_fails_a_storage_that_loses_or_misplaces_money(
+    pytester: pytest.Pytester, broken: str, test: str
+) -> None:
+    pytester.makepyfile(test_storages=_STORAGES)
+    recorder = pytester.inline_run(
+        "-p", "no:cacheprovider", "-p", "no:django", "-k", f"{test} and ({broken} or TestGenuine)"
+    )
+    outcomes: dict[str, set[str]] = {}
+    for report in recorder.getreports("pytest_runtest_logreport"):
+        if report.when == "call" or report.outcome != "passed":
+            outcomes.setdefault(report.nodeid.split("::")[1], set()).add(report.outcome)
+    assert outcomes["TestGenuine"] == {"passed"}
+    assert "failed" in outcomes[broken]
