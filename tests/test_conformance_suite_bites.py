@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-from paycore.testing import IdempotencyStoreConformance, ProviderConformance, RepositoryConformance
+from paycore.testing import ProviderConformance, RepositoryConformance
 
 from .conftest import run_suite_copy
 
@@ -311,7 +311,7 @@ def test_the_repository_suite_fails_a_save_that_drops_or_keeps_stale_fields(
     assert message in failures
 
 
-@pytest.mark.parametrize("conformance", [RepositoryConformance, IdempotencyStoreConformance, ProviderConformance])
+@pytest.mark.parametrize("conformance", [RepositoryConformance, ProviderConformance])  # suites mixed into one
 def test_no_suite_mixed_into_a_conformance_class_hides_another_ones_test(conformance: type) -> None:
     """Two suites mixed into one class that define a test of the same name run only one of them: the refund
     listing's paging test once hid behind the call listing's."""
@@ -521,9 +521,9 @@ def test_the_idempotency_suite_fails_a_store_that_joins_scope_and_key_into_one_t
 def test_the_idempotency_suite_fails_a_store_that_cuts_keys_short_or_ignores_their_case(
     pytester: pytest.Pytester, broken: str, test: str, cases: set[str]
 ) -> None:
-    """Both cases of each test (two keys, two tenants) fail the broken store and pass the memory adapter."""
-    recorder_selection = f"{test} and ({broken} or TestGenuine)"
-    outcomes, failures = run_suite_copy(pytester, _STORES, recorder_selection)
+    """Every case of each test (``cases``: its parameters' ids) fails the broken store, under asyncio and trio, and
+    passes the memory adapter."""
+    outcomes, failures = run_suite_copy(pytester, _STORES, f"{test} and ({broken} or TestGenuine)")
     assert outcomes[("TestGenuine", test)] == {"passed"}
     assert outcomes[(broken, test)] == {"failed"}
     assert failures.count("was refused (IdempotencyInProgress): it is another key than") == 2 * len(cases)

@@ -65,6 +65,7 @@ class StripeConformance(ProviderConformance):
     signature_headers = ("stripe-signature",)
     timestamp_header = None  # Stripe's timestamp is inside Stripe-Signature: see timestamp_of
     _declining = False
+    _refund_status_before = "succeeded"
     """Set by :meth:`decline_next_refund`: the next refund, made pending, fails once its deliveries are asked for."""
 
     @pytest.fixture
@@ -107,12 +108,13 @@ class StripeConformance(ProviderConformance):
             r for r in self.simulator.refunds.values() if r["metadata"].get("paycore_refund_id") == refund.id
         )
         if self._declining and stripe_refund["status"] == "pending":  # the bank refuses it: Stripe fails it
-            self._declining, self.simulator.refund_status = False, "succeeded"
+            self._declining, self.simulator.refund_status = False, self._refund_status_before
             await self.simulator.settle_refund(stripe_refund["id"], "failed")
         return [Delivery(e.body, e.headers) for e in self.simulator.events_about(stripe_refund["id"])]
 
     async def decline_next_refund(self, flow: PaymentFlow) -> None:
         """Stripe accepts the next refund ``pending``; its deliveries then say it failed (:meth:`refund_deliveries`)."""
+        self._refund_status_before = self.simulator.refund_status
         self.simulator.refund_status = "pending"
         self._declining = True
 

@@ -28,12 +28,12 @@ PAST_A_SECOND = 1.0 + SHORT
 caps either at a second, has let the key go by then."""
 LONGEST_TENANT = ("chez-awa-" * 8)[:MAX_CODE_LENGTH]
 """A tenant name as long as paycore takes."""
-LONGEST_KEY = ("T1-2026-11-22-order-0017-" * 11)[: MAX_KEY_LENGTH - 1]
+LONGEST_KEY_STEM = ("T1-2026-11-22-order-0017-" * 11)[: MAX_KEY_LENGTH - 1]
 """A key one character short of the longest paycore takes: a last character makes each of two keys whole."""
 LONGEST_WIDE_TENANT = ("Café-Thiéboudienne-" * 4)[:MAX_CODE_LENGTH]
 """A tenant name as long as paycore takes, of characters that take two bytes in UTF-8 (a store counting bytes)."""
-LONGEST_WIDE_KEY = ("commande-à-emporter-n°17-" * 11)[: MAX_KEY_LENGTH - 1]
-"""As :data:`LONGEST_KEY`, with characters that take two bytes in UTF-8."""
+LONGEST_WIDE_KEY_STEM = ("commande-à-emporter-n°17-" * 11)[: MAX_KEY_LENGTH - 1]
+"""As :data:`LONGEST_KEY_STEM`, with characters that take two bytes in UTF-8."""
 
 
 class IdempotencyStoreConformance:
@@ -245,11 +245,11 @@ class IdempotencyStoreConformance:
     @pytest.mark.parametrize(
         ("ours", "theirs"),
         [
-            ((scope_of(LONGEST_TENANT), LONGEST_KEY + "1"), (scope_of(LONGEST_TENANT), LONGEST_KEY + "2")),
+            ((scope_of(LONGEST_TENANT), LONGEST_KEY_STEM + "1"), (scope_of(LONGEST_TENANT), LONGEST_KEY_STEM + "2")),
             ((scope_of(LONGEST_TENANT[:-1] + "1"), "k1"), (scope_of(LONGEST_TENANT[:-1] + "2"), "k1")),
             (
-                (scope_of(LONGEST_WIDE_TENANT), LONGEST_WIDE_KEY + "1"),
-                (scope_of(LONGEST_WIDE_TENANT), LONGEST_WIDE_KEY + "2"),
+                (scope_of(LONGEST_WIDE_TENANT), LONGEST_WIDE_KEY_STEM + "1"),
+                (scope_of(LONGEST_WIDE_TENANT), LONGEST_WIDE_KEY_STEM + "2"),
             ),
             ((scope_of(LONGEST_WIDE_TENANT[:-1] + "1"), "k1"), (scope_of(LONGEST_WIDE_TENANT[:-1] + "2"), "k1")),
         ],

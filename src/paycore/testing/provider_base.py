@@ -299,8 +299,10 @@ class ProviderSuiteBase:
         if asked is not None:
             self._assert_refund_as_asked(payment, refund_id, asked, "the provider's answer to the refund")
         if status is RefundStatus.PENDING and self._capabilities(flow).webhooks:
+            deliveries: Sequence[Delivery] = ()
             with contextlib.suppress(NotImplementedError):  # a test class without refund deliveries: polled alone
-                await self._deliver(flow, await self.refund_deliveries(flow, payment, payment.refund(refund_id)))
+                deliveries = await self.refund_deliveries(flow, payment, payment.refund(refund_id))
+            await self._deliver(flow, deliveries)
             payment = await flow.get_payment(payment_id)
             status = payment.refund(refund_id).status
         if self._capabilities(flow).polling and (status is RefundStatus.PENDING or asked is not None):

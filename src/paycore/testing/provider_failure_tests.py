@@ -119,8 +119,14 @@ class FailureTests(ProviderSuiteBase):
             deliveries = list(await self.underpaid_deliveries(flow, payment, paid))
         except NotImplementedError:
             pytest.skip("the test class cannot make a customer pay less than asked")
-        with contextlib.suppress(ProviderError, WebhookError):
-            await self._deliver(flow, deliveries)
+        assert deliveries, "underpaid_deliveries() returned no delivery"
+        refused = 0
+        for delivery in deliveries:
+            try:
+                await flow.handle_webhook(CODE, delivery.body, delivery.headers)
+            except (ProviderError, WebhookError):
+                refused += 1
+        assert refused < len(deliveries), "the provider refused every delivery it sent about a short payment"
         after = await flow.get_payment(payment.id)
         assert after.captured_amount in (None, paid), f"{after.captured_amount} captured, but the customer paid {paid}"
         assert after.status not in _PAID or after.needs_review, (
@@ -140,12 +146,14 @@ class FailureTests(ProviderSuiteBase):
         (genuine, *_) = await self._deliveries(flow, payment, Outcome.SUCCEEDED)
         provider = flow.provider(CODE)
         before = await self._snapshot(flow, payment.id)
+        parsed = 0
         for body in (b"null", b"[]", b"{}", b'"text"', b"\xff\xfe", genuine.body[: len(genuine.body) // 2]):
             delivery = self._resigned(flow, genuine, body=body)
             try:
                 await provider.verify_webhook(delivery.body, delivery.headers)
             except Exception:  # refused before it is read (a verifier may read the body too): not this test's
                 continue
+            parsed += 1
             try:
                 await provider.parse_webhook(delivery.body, delivery.headers)
             except (WebhookError, InvalidReport):  # InvalidReport: the flow makes it MalformedWebhook
@@ -154,4 +162,5 @@ class FailureTests(ProviderSuiteBase):
                 pytest.fail(f"parse_webhook({body[:20]!r}) raised {type(error).__name__}: raise MalformedWebhook")
             with contextlib.suppress(WebhookError):
                 await flow.handle_webhook(CODE, delivery.body, delivery.headers)
+        assert parsed, "the provider's verifier refused every re-signed body: parse_webhook was never reached"
         assert await self._snapshot(flow, payment.id) == before, "a delivery that is no report changed the payment"
