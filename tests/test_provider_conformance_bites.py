@@ -30,6 +30,12 @@ class Plugin:
         register(self.provider)
 
 
+def conformance_of(name, provider, **hooks):
+    '''The suite's test class ``name`` for ``provider``, a copy of FakeProvider: FakeConformance with it.'''
+    attributes = {"provider_type": provider.name, "extra_plugins": (Plugin(provider),), **hooks}
+    return type(name, (FakeConformance,), attributes)
+
+
 class TestGenuine(FakeConformance):
     pass
 """
@@ -45,9 +51,7 @@ class AcceptsAnySignature(FakeProvider):
         pass
 
 
-class TestBroken(FakeConformance):
-    provider_type = "accepts_any_signature"
-    extra_plugins = (Plugin(AcceptsAnySignature),)
+TestBroken = conformance_of("TestBroken", AcceptsAnySignature)
 """
 )
 
@@ -67,9 +71,7 @@ class AcceptsNegativeRefunds(FakeProvider):
         return await super().parse_webhook(json.dumps(data).encode(), headers)
 
 
-class TestBroken(FakeConformance):
-    provider_type = "accepts_negative_refunds"
-    extra_plugins = (Plugin(AcceptsNegativeRefunds),)
+TestBroken = conformance_of("TestBroken", AcceptsNegativeRefunds)
 '''
 )
 
@@ -94,9 +96,7 @@ class PendingReadAsPaid(FakeProvider):
         return update
 
 
-class TestBroken(FakeConformance):
-    provider_type = "pending_read_as_paid"
-    extra_plugins = (Plugin(PendingReadAsPaid),)
+TestBroken = conformance_of("TestBroken", PendingReadAsPaid)
 '''
 )
 
@@ -158,9 +158,7 @@ class ReportsTheAmountAsked(FakeProvider):
         ]
 
 
-class TestBroken(FakeConformance):
-    provider_type = "reports_the_amount_asked"
-    extra_plugins = (Plugin(ReportsTheAmountAsked),)
+TestBroken = conformance_of("TestBroken", ReportsTheAmountAsked)
 '''
 )
 
@@ -181,9 +179,7 @@ class DeclinedRefundReadAsSucceeded(FakeProvider):
         return evolve(await super().refund(payment, refund), status=RefundStatus.SUCCEEDED)
 
 
-class TestBroken(FakeConformance):
-    provider_type = "declined_refund_read_as_succeeded"
-    extra_plugins = (Plugin(DeclinedRefundReadAsSucceeded),)
+TestBroken = conformance_of("TestBroken", DeclinedRefundReadAsSucceeded)
 '''
 )
 
@@ -205,12 +201,11 @@ class LostRefundAnswerReadAsNotSent(FakeProvider):
             raise ProviderNotSent(str(error)) from None
 
 
-class TestBroken(FakeConformance):
-    provider_type = "lost_refund_answer_read_as_not_sent"
-    extra_plugins = (Plugin(LostRefundAnswerReadAsNotSent),)
+async def make_next_call_unknown(self, flow):
+    self.fake(flow).script("refund", "lost")  # the provider's own transport loses the answer
 
-    async def make_next_call_unknown(self, flow):
-        self.fake(flow).script("refund", "lost")  # the provider's own transport loses the answer
+
+TestBroken = conformance_of("TestBroken", LostRefundAnswerReadAsNotSent, make_next_call_unknown=make_next_call_unknown)
 '''
 )
 
@@ -229,9 +224,7 @@ class PollsWithoutAmounts(FakeProvider):
         return evolve(await super().check_status(payment), captured=None)
 
 
-class TestBroken(FakeConformance):
-    provider_type = "polls_without_amounts"
-    extra_plugins = (Plugin(PollsWithoutAmounts),)
+TestBroken = conformance_of("TestBroken", PollsWithoutAmounts)
 '''
 )
 
@@ -249,9 +242,7 @@ class ParseRaisesAnything(FakeProvider):
         return await super().parse_webhook(body, headers)
 
 
-class TestBroken(FakeConformance):
-    provider_type = "parse_raises_anything"
-    extra_plugins = (Plugin(ParseRaisesAnything),)
+TestBroken = conformance_of("TestBroken", ParseRaisesAnything)
 '''
 )
 
@@ -312,9 +303,7 @@ class LetsInvalidReportThrough(FakeProvider):
         return await super().parse_webhook(body, headers)
 
 
-class TestAllowed(FakeConformance):
-    provider_type = "lets_invalid_report_through"
-    extra_plugins = (Plugin(LetsInvalidReportThrough),)
+TestAllowed = conformance_of("TestAllowed", LetsInvalidReportThrough)
 '''
 )
 
@@ -345,10 +334,7 @@ class PollsLagBehind(FakeProvider):
         return update
 
 
-class TestAllowed(FakeConformance):
-    provider_type = "polls_lag_behind"
-    extra_plugins = (Plugin(PollsLagBehind),)
-    poll_lag = 2.0
+TestAllowed = conformance_of("TestAllowed", PollsLagBehind, poll_lag=2.0)
 '''
 )
 
