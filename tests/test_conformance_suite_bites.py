@@ -30,6 +30,7 @@ pytest_plugins = ["pytester"]
 
 _REPOSITORIES = """
 import time
+from datetime import timedelta
 
 import anyio
 import pytest
@@ -113,6 +114,25 @@ class ShortRefundPages(MemoryRepository):
 
     async def list_with_pending_refunds(self, *, updated_before, limit, after=None):
         return await super().list_with_pending_refunds(updated_before=updated_before, limit=min(limit, 2), after=after)
+
+
+class BoundsRefundsByTheirPayment(MemoryRepository):
+    '''list_with_pending_refunds() reads updated_before on the payment's updated_at, not the pending refund's.'''
+
+    async def list_with_pending_refunds(self, *, updated_before, limit, after=None):
+        a_year_on = updated_before + timedelta(days=365)
+        every = await super().list_with_pending_refunds(updated_before=a_year_on, limit=10**6)
+        found = [p for p in every if p.updated_at < updated_before]
+        return [p for p in found if after is None or (p.updated_at, p.id) > after][:limit]
+
+
+class BoundsRefundsInclusively(MemoryRepository):
+    '''list_with_pending_refunds() lists a refund heard of at updated_before itself (<= where < is due).'''
+
+    async def list_with_pending_refunds(self, *, updated_before, limit, after=None):
+        return await super().list_with_pending_refunds(
+            updated_before=updated_before + timedelta(microseconds=1), limit=limit, after=after
+        )
 
 
 class ReadsTheLastRefundAlone(MemoryRepository):
@@ -257,6 +277,14 @@ class TestShortRefundPages(Conformance):
     repository_type = ShortRefundPages
 
 
+class TestBoundsRefundsByTheirPayment(Conformance):
+    repository_type = BoundsRefundsByTheirPayment
+
+
+class TestBoundsRefundsInclusively(Conformance):
+    repository_type = BoundsRefundsInclusively
+
+
 class TestReadsTheLastRefundAlone(Conformance):
     repository_type = ReadsTheLastRefundAlone
 
@@ -354,6 +382,10 @@ def test_the_repository_suite_pages_pending_refunds_and_fails_a_store_that_pages
     [
         ("TestReadsTheLastRefundAlone", "test_a_pending_refund_followed_by_a_settled_one_is_listed",
          "is only its last refund read?"),
+        ("TestBoundsRefundsByTheirPayment", "test_the_bound_is_the_refunds_own_last_word_strictly_before_it",
+         "must read each pending refund's own updated_at"),
+        ("TestBoundsRefundsInclusively", "test_the_bound_is_the_refunds_own_last_word_strictly_before_it",
+         "strictly before updated_before"),
         ("TestKeepsRefusedEvents",
          "test_a_write_refused_for_a_receipt_seen_before_leaves_no_event_and_the_next_write_lands",
          "a write refused for its receipt left events"),

@@ -107,6 +107,26 @@ class RefundListingConformance:
         bound = BASE_TIME + timedelta(minutes=10)
         assert [p.id for p in await listing.list_with_pending_refunds(updated_before=bound, limit=10)] == [old.id]
 
+    async def test_the_bound_is_the_refunds_own_last_word_strictly_before_it(self, repository: Any) -> None:
+        """``updated_before`` is read on each pending refund's own ``updated_at`` (when it was last heard of), not
+        on its payment's, and strictly: a refund heard of at the bound itself is not listed yet."""
+        listing = _listing(repository)
+        bound = BASE_TIME + timedelta(minutes=10)
+        heard_of_lately = _paid(RefundStatus.PENDING, minutes=0)  # the payment is old, its refund heard of since
+        heard_of_lately = evolve(
+            heard_of_lately, refunds=(_refund(heard_of_lately.id, RefundStatus.PENDING, minutes=30),)
+        )
+        long_unheard = _paid(RefundStatus.PENDING, minutes=0)  # the refund is old, its payment written since
+        long_unheard = evolve(long_unheard, updated_at=BASE_TIME + timedelta(minutes=30))
+        at_the_bound = _paid(RefundStatus.PENDING, minutes=10)
+        for payment in (heard_of_lately, long_unheard, at_the_bound):
+            await repository.add(payment, [])
+        found = [p.id for p in await listing.list_with_pending_refunds(updated_before=bound, limit=10)]
+        assert found == [long_unheard.id], (
+            "the listing must read each pending refund's own updated_at, strictly before updated_before: "
+            f"listed {found}, where only the refund unheard of since before the bound is due"
+        )
+
     async def test_a_payment_leaves_the_listing_when_its_refund_settles_and_joins_it_when_one_is_pending(
         self, repository: Any
     ) -> None:
