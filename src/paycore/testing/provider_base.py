@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import pytest
@@ -220,6 +220,14 @@ class ProviderSuiteBase:
     def _require(self, flow: PaymentFlow, capability: str, reason: str) -> None:
         if not getattr(self._capabilities(flow), capability):
             pytest.skip(reason)
+
+    async def _unless_missing(self, hook: Awaitable[T], skip: str) -> T:
+        """``await hook``, a call of an optional hook; the test is skipped, saying ``skip``, when the test class does
+        not implement it."""
+        try:
+            return await hook
+        except NotImplementedError:
+            pytest.skip(skip)
 
     async def _deliveries(self, flow: PaymentFlow, payment: Payment, outcome: Outcome) -> list[Delivery]:
         try:

@@ -149,10 +149,10 @@ class DeliveryTests(ProviderSuiteBase):
         payment = await self._processing(flow, amount, "amountless-1")
         forged = await self._without_amounts(flow, payment)
         if self._capabilities(flow).polling:
-            try:
-                await self.make_next_call_unknown(flow)  # the provider cannot confirm the amounts either
-            except NotImplementedError:
-                pytest.skip("the test class cannot make the provider's next call unknown")
+            # the provider cannot confirm the amounts either
+            await self._unless_missing(
+                self.make_next_call_unknown(flow), "the test class cannot make the provider's next call unknown"
+            )
         with contextlib.suppress(ProviderError, WebhookError):
             await self._deliver(flow, forged)
         after = await flow.get_payment(payment.id)
@@ -241,10 +241,10 @@ class DeliveryTests(ProviderSuiteBase):
     async def test_a_call_that_was_not_sent_changes_nothing_and_may_be_retried(
         self, flow: PaymentFlow, amount: Money
     ) -> None:
-        try:
-            await self.make_next_call_not_sent(flow)
-        except NotImplementedError:
-            pytest.skip("the test class cannot make the provider's next call fail before it is sent")
+        await self._unless_missing(
+            self.make_next_call_not_sent(flow),
+            "the test class cannot make the provider's next call fail before it is sent",
+        )
         with pytest.raises(ProviderNotSent):
             await self.start_payment(flow, amount, "not-sent-1", idempotency_key="not-sent-1")
         for stored in await flow.list_payments(order_id="not-sent-1"):
@@ -263,10 +263,9 @@ class DeliveryTests(ProviderSuiteBase):
         holds it awaiting the customer (as it holds one started the same way), the poll leaves it unpaid."""
         self._require(flow, "polling", "the provider cannot be polled")
         answered = await self.start_payment(flow, amount, "unknown-0")  # started the same way, its answer kept
-        try:
-            await self.make_next_call_unknown(flow)
-        except NotImplementedError:
-            pytest.skip("the test class cannot make the provider's next call's answer get lost")
+        await self._unless_missing(
+            self.make_next_call_unknown(flow), "the test class cannot make the provider's next call's answer get lost"
+        )
         with _recorded_calls(flow.provider(CODE)) as calls:
             with contextlib.suppress(ProviderOutcomeUnknown):
                 await self.start_payment(flow, amount, "unknown-1", idempotency_key="unknown-1")
@@ -298,10 +297,9 @@ class DeliveryTests(ProviderSuiteBase):
         self._require(flow, "refund", "the provider cannot refund")
         self._require(flow, "polls_report_refunds", "the provider's polls do not report refunds")
         paid = await self._paid(flow, amount, "unknown-refund-1")
-        try:
-            await self.make_next_call_unknown(flow)
-        except NotImplementedError:
-            pytest.skip("the test class cannot make the provider's next call's answer get lost")
+        await self._unless_missing(
+            self.make_next_call_unknown(flow), "the test class cannot make the provider's next call's answer get lost"
+        )
         with _recorded_calls(flow.provider(CODE)) as calls:
             with contextlib.suppress(ProviderOutcomeUnknown):
                 await flow.refund(paid.id, idempotency_key="unknown-refund-1")
