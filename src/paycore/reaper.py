@@ -162,15 +162,15 @@ class Reaper:
         one the answer left out, is flagged once not heard of since before twice the deadline."""
         chosen = self._provider(run, payment)
         if chosen is None:  # asked by the next run, which starts behind those that failed in this one
-            return await self._refund_unasked(run, payment, run.why_down(payment))  # unless unheard of for too long
+            return await self._refund_unheard(run, payment, run.why_down(payment))  # unless unheard of for too long
         if not (chosen.capabilities.polling and chosen.capabilities.polls_report_refunds):
-            return await self._refund_unasked(run, payment, "the provider cannot be asked about its refunds")
+            return await self._refund_unheard(run, payment, "the provider cannot be asked about its refunds")
         polled, answer, why = await self._poll(run, payment, chosen)
-        return await self._refund_unasked(run, polled, why if answer is None else "the provider's answer left it out")
+        return await self._refund_unheard(run, polled, why if answer is None else "the provider's answer left it out")
 
-    async def _refund_unasked(self, run: Run, payment: Payment, why: str) -> Payment:
+    async def _refund_unheard(self, run: Run, payment: Payment, why: str) -> Payment:
         """``payment`` flagged for an operator (who settles it: :meth:`~paycore.flow.PaymentFlow.resolve_refund`)
-        when a refund of it not heard of since before the run's ``give_up_before`` could not be asked about now."""
+        when a refund of it not heard of since before the run's ``give_up_before`` was not heard of now either."""
         give_up = run.give_up_before
         assert give_up is not None  # set by expire_stale for each of its passes but the first
         refund = next((r for r in payment.refunds if r.status is RefundStatus.PENDING and r.updated_at < give_up), None)
