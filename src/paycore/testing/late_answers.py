@@ -322,8 +322,10 @@ class LateAnswerScenarios:
     async def test_a_retry_of_a_caller_cancelled_mid_call_returns_what_its_call_left(
         self, storage_config: Mapping[str, Any], storage_plugins: Sequence[object], operation: str
     ) -> None:
-        # The key's and the call's lease short, so the test waits them out.
-        async with ledger_flow(storage_config, storage_plugins, provider_timeout=0.4, lease=0.8) as flow:
+        # The key's lease is short, so the test waits it out; the call's lease is read on a clock the test
+        # moves, so a busy machine cannot hold the first request past it before it is sent.
+        clock = SettableClock()
+        async with ledger_flow(storage_config, storage_plugins, provider_timeout=0.4, lease=0.8, clock=clock) as flow:
             provider = flow.provider(CODE)
             assert isinstance(provider, LedgerProvider)
             payment = await self._create(flow, capture=False)
@@ -332,7 +334,8 @@ class LateAnswerScenarios:
             with anyio.move_on_after(0.1):  # the caller gives up while the answer travels
                 await act(payment.id, idempotency_key=f"{operation}-1")
             provider.latency = 0.0
-            await anyio.sleep(0.9)  # past the key's and the call's lease: the retry takes them over
+            clock.advance(2)  # past the call's lease and a timeout after it
+            await anyio.sleep(0.9)  # past the key's lease: the retry takes the key and the call over
             again = await act(payment.id, idempotency_key=f"{operation}-1")
             wanted = PaymentStatus.SUCCEEDED if operation == "capture" else PaymentStatus.CANCELED
             assert (again.status, again.pending_call) == (wanted, None)

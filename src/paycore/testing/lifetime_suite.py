@@ -25,8 +25,10 @@ from paycore.testing.storage_under_test import StorageUnderTest
 
 __all__ = ["TTL", "KeyLifetimeConformance"]
 
-TTL = 1.0
-"""The suite's ``idempotency_ttl`` in seconds (short, so the suite can outlive it)."""
+TTL = 2.0
+"""The suite's ``idempotency_ttl`` in seconds: short, so the suite can outlive it, and long enough that a busy
+machine (a slow disk's sync, another process on the cores) neither outlives it between a request and its
+replay nor holds a call past its lease between writing it down and sending it."""
 
 
 class KeyLifetimeConformance(StorageUnderTest):
@@ -41,7 +43,7 @@ class KeyLifetimeConformance(StorageUnderTest):
             **storage_config,
             "providers": {"ledger": {"type": "ledger"}},
             "provider_timeout": 0.1,  # a call is sent at once, well within its lease
-            "idempotency_lease": 0.9,  # time to write the call down first on a busy database
+            "idempotency_lease": TTL - 0.1,  # 1.8 s to write the call down and send it on a busy database
             "idempotency_ttl": TTL,
         }
         plugins = [ledger_plugin, *storage_plugins]  # none given: entry points find them
