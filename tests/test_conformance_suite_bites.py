@@ -6,9 +6,10 @@ checks that it passes on the genuine one and fails on the copy, for the reason t
 
 * a repository whose ``save()`` drops or keeps stale values of the fields the flow sets (the
   write-ahead call record, a review, refund metadata);
-* a repository that pages its pending refunds with ``>=``, on ``updated_at`` alone or in short pages, lists
-  only the payments whose last refund is pending, keeps a refused write's events, keeps amounts as floats,
-  compares tenants without regard to case, answers ``get_many`` or ``update`` from a copy cached before a save;
+* a repository that pages its payments on ``created_at`` alone, or its pending refunds with ``>=``, on
+  ``updated_at`` alone or in short pages, lists only the payments whose last refund is pending, keeps a
+  refused write's events, keeps amounts as floats, compares tenants without regard to case, answers
+  ``get_many`` or ``update`` from a copy cached before a save;
 * an idempotency store that keys its records by ``scope``, a separator and ``key`` joined as text, cuts keys
   to 64 characters, or compares keys and scopes without regard to case.
 
@@ -39,6 +40,7 @@ from attrs import evolve
 import paycore.testing.update_suite
 
 from paycore.errors import ConcurrentUpdate, PaymentNotFound
+from paycore.listing import PaymentListing
 from paycore.money import Money
 from paycore.status import RefundStatus
 from paycore.testing import RepositoryConformance
@@ -91,6 +93,17 @@ class ForgetsWhoSentTheCall(MemoryRepository):
         await super().save(
             evolve(payment, pending_call=None if call is None else evolve(call, cause="api")), events, receipts
         )
+
+
+class PagesPaymentsByTimeAlone(MemoryRepository):
+    '''list_payments() pages after the cursor's creation time, its id left out.'''
+
+    async def list_payments(self, *, limit=None, after=None, **filters):
+        found = await super().list_payments(**filters)
+        if after is not None:
+            mark = PaymentListing.build(after=after, **filters).after
+            found = [p for p in found if p.created_at > mark.created_at]
+        return found if limit is None else found[:limit]
 
 
 class PagesRefundsFromTheLastSeen(MemoryRepository):
@@ -265,6 +278,10 @@ class TestForgetsWhoSentTheCall(Conformance):
     repository_type = ForgetsWhoSentTheCall
 
 
+class TestPagesPaymentsByTimeAlone(Conformance):
+    repository_type = PagesPaymentsByTimeAlone
+
+
 class TestPagesRefundsFromTheLastSeen(Conformance):
     repository_type = PagesRefundsFromTheLastSeen
 
@@ -402,6 +419,8 @@ def test_the_repository_suite_pages_pending_refunds_and_fails_a_store_that_pages
          "test_tenants_differing_only_in_letter_case_or_as_long_as_paycore_takes_are_each_their_own",
          "are tenants compared without regard to case, or cut?"),
         ("TestBlocksInAThread", "test_concurrent_updates_lose_no_change", "did not all end within 1.0 s"),
+        ("TestPagesPaymentsByTimeAlone", "test_a_cursor_pages_through_every_payment_once_while_payments_are_added",
+         "its id after the cursor's, was skipped"),
     ],
 )  # fmt: skip
 def test_the_repository_suite_fails_a_store_that_reads_back_other_than_it_was_given(

@@ -37,6 +37,20 @@ from paycore.testing.update_suite import UpdateConformance
 __all__ = ["RepositoryConformance"]
 
 
+def _tied_with(payment: Payment) -> tuple[Payment, Payment]:
+    """Two payments of ``payment``'s tenant made at its very time: the first's id sorts before its id, the
+    second's after (ids are random: they are drawn until both sides have one)."""
+    before: Payment | None = None
+    after: Payment | None = None
+    while before is None or after is None:
+        drawn = make_payment(tenant=payment.tenant, created_at=payment.created_at)
+        if drawn.id < payment.id:
+            before = before or drawn
+        else:
+            after = after or drawn
+    return before, after
+
+
 class RepositoryConformance(
     SaveConformance, ReadBackConformance, UpdateConformance, KeysConformance, CallListingConformance,
     RefundListingConformance,
@@ -280,8 +294,8 @@ class RepositoryConformance(
         assert first.next_cursor is not None
         backdated = make_payment(tenant="chez-awa", created_at=BASE_TIME - timedelta(hours=1))
         later = make_payment(tenant="chez-awa", created_at=BASE_TIME + timedelta(hours=1))
-        same_time = make_payment(tenant="chez-awa", created_at=made[1].created_at)
-        for payment in (backdated, later, same_time):
+        tied = _tied_with(made[1])  # the cursor's own time: only the id tells which page each belongs to
+        for payment in (backdated, later, *tied):
             await repository.add(payment, [])
         seen = [p.id for p in first.items]
         cursor: str | None = first.next_cursor
@@ -289,12 +303,14 @@ class RepositoryConformance(
             page = await read_page(repository, limit=2, tenant="chez-awa", after=cursor)
             seen += [p.id for p in page.items]
             cursor = page.next_cursor
-        after_first = sorted([same_time, made[2], later], key=lambda p: (p.created_at, p.id))
+        after_first = sorted([*tied, made[2], later], key=lambda p: (p.created_at, p.id))
         expected = [
             made[0].id,
             made[1].id,
             *(p.id for p in after_first if (p.created_at, p.id) > (made[1].created_at, made[1].id)),
         ]
+        assert tied[0].id not in seen, "a payment made at the cursor's time, its id before the cursor's, came after it"
+        assert tied[1].id in seen, "a payment made at the cursor's time, its id after the cursor's, was skipped"
         assert seen == expected
         assert backdated.id not in seen
         assert len(seen) == len(set(seen))
