@@ -71,6 +71,50 @@ class Browser:
         future = self._executor.submit(self._click, url, button)
         return await anyio.to_thread.run_sync(future.result)
 
+    def _in_two_tabs(self, url: str, first: str, second: str) -> tuple[str, str, str]:
+        if self._browser is None:
+            self._launch()
+        page, stale = self._page, self._browser.new_page()
+        try:
+            page.goto(url)
+            stale.goto(url)
+            page.get_by_role("button", name=first).click()
+            page.get_by_test_id("status").wait_for(timeout=10_000)
+            stale.get_by_role("button", name=second).click()
+            refusal = stale.get_by_test_id("refusal")
+            refusal.wait_for(timeout=10_000)
+            told = refusal.inner_text()
+            stale.get_by_test_id("again").click()
+            status = stale.get_by_test_id("status")
+            status.wait_for(timeout=10_000)
+            return told, status.get_attribute("data-status") or "", status.inner_text()
+        finally:
+            page.goto("about:blank")
+            stale.close()
+
+    async def in_two_tabs(self, url: str, first: str, second: str) -> tuple[str, str, str]:
+        """Open ``url`` in two tabs, click ``first`` in one, then ``second`` in the other, stale one: what the
+        stale tab is told, then the status (data-status, text) its link to the payment shows."""
+        future = self._executor.submit(self._in_two_tabs, url, first, second)
+        return await anyio.to_thread.run_sync(future.result)
+
+    def _framed(self, url: str) -> int:
+        if self._browser is None:
+            self._launch()
+        page = self._browser.new_page()  # a new tab: none of the checkout's pages was ever open in it
+        try:
+            page.set_content(f"<iframe src='{url}' width='600' height='600'></iframe>")  # waits for its load
+            (frame,) = page.main_frame.child_frames
+            frame.wait_for_load_state("load")
+            return int(frame.locator("button").count())
+        finally:
+            page.close()
+
+    async def framed(self, url: str) -> int:
+        """The Pay buttons a page of another origin shows when it frames ``url``."""
+        future = self._executor.submit(self._framed, url)
+        return await anyio.to_thread.run_sync(future.result)
+
     def _close(self) -> None:
         if self._browser is not None:
             self._browser.close()
@@ -134,3 +178,21 @@ async def test_approving_on_the_phone_page_succeeds_a_mobile_money_payment(
         shown = await browser.click(checkout.action.url, "Approve")
         assert shown[0] == "succeeded"
         await wait_for(flow, checkout.payment.id, PaymentStatus.SUCCEEDED)
+
+
+async def test_a_stale_tab_is_told_nothing_changed_and_shown_the_payment_as_it_is(
+    live: Callable[..., Any], wait_for: Callable[..., Any], browser: Browser
+) -> None:
+    async with live() as (flow, _, _):
+        checkout = await pay(flow)
+        told, status, text = await browser.in_two_tabs(checkout.action.url, "Decline", "Pay")
+        assert "cannot act on it" in told
+        assert (status, text) == ("failed", "Payment declined.")
+        payment = await wait_for(flow, checkout.payment.id, PaymentStatus.FAILED)
+        assert payment.captured_amount is None
+
+
+async def test_another_site_cannot_frame_the_checkout_page(live: Callable[..., Any], browser: Browser) -> None:
+    async with live() as (flow, _, _):
+        checkout = await pay(flow)
+        assert await browser.framed(checkout.action.url) == 0

@@ -282,6 +282,51 @@ async def test_the_customer_cannot_act_twice(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/v1/payments/{created['id']}")).json()["status"] == "failed"
 
 
+BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+async def test_a_browser_refused_on_a_customer_s_page_gets_a_page_saying_why_and_an_api_client_json(
+    client: httpx.AsyncClient,
+) -> None:
+    created = (await client.post("/v1/payments", json=payment_body())).json()
+    page = f"/checkout/{created['id']}"
+    await client.post(page, data={"action": "decline"})
+    stale = await client.post(page, data={"action": "approve"}, headers=BROWSER)
+    assert (stale.status_code, stale.headers["content-type"]) == (409, "text/html; charset=utf-8")
+    assert "Nothing was changed" in stale.text
+    assert "is failed; the customer cannot act on it" in stale.text
+    assert f"href='{page}'" in stale.text  # to the page as it is now
+    assert (await client.get(f"/v1/payments/{created['id']}")).json()["status"] == "failed"
+    unknown = await client.get("/checkout/gpay_unknown", headers=BROWSER)
+    assert (unknown.status_code, unknown.headers["content-type"]) == (404, "text/html; charset=utf-8")
+    assert "data-testid='again'" not in unknown.text
+    api = await client.post(page, data={"action": "approve"})
+    assert (api.status_code, api.json()["error"]["code"]) == (409, "invalid_state")
+    refused = await client.post("/v1/payments", json={"amount": "lots"}, headers=BROWSER)  # not a customer's page
+    assert (refused.status_code, refused.headers["content-type"]) == (400, "application/json")
+
+
+async def test_the_customer_s_pages_may_not_be_framed_or_sniffed(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/payments", json=payment_body())).json()
+    for path in (f"/checkout/{created['id']}", f"/phone/{created['id']}", "/"):
+        headers = (await client.get(path)).headers
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "same-origin"
+    assert (await client.get(f"/v1/payments/{created['id']}")).headers["x-content-type-options"] == "nosniff"
+
+
+async def test_every_get_route_answers_head_with_its_headers_alone(client: httpx.AsyncClient) -> None:
+    created = (await client.post("/v1/payments", json=payment_body())).json()
+    for path in (f"/checkout/{created['id']}", f"/v1/payments/{created['id']}", "/health"):
+        got, head = await client.get(path), await client.head(path)
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == str(len(got.content))
+    assert (await client.head("/v1/payments/gpay_unknown")).status_code == 404
+
+
 async def test_the_checkout_page_shows_the_amount_and_the_buttons(client: httpx.AsyncClient) -> None:
     created = (await client.post("/v1/payments", json=payment_body(description="Thieboudienne <x2>"))).json()
     page = (await client.get(f"/checkout/{created['id']}")).text

@@ -9,7 +9,9 @@ REST API (JSON, ``Authorization: Bearer <api_key>``, optional ``Idempotency-Key`
     POST /v1/payments/{id}/cancel
     POST /v1/payments/{id}/refunds       {"amount": optional, "reference": ..., "reason": ...}
 
-Pages for the customer: ``GET/POST /checkout/{id}`` and ``GET/POST /phone/{id}``.
+Pages for the customer: ``GET/POST /checkout/{id}`` and ``GET/POST /phone/{id}``. A browser (asking for
+``text/html``) refused on them gets a page saying why, with the same status; API clients get JSON. Every
+``GET`` route answers ``HEAD`` too. Pages may not be framed by another site (``frame-ancestors 'none'``).
 """
 
 from __future__ import annotations
@@ -130,16 +132,17 @@ class GatewayApp:
             return
         if scope["type"] != "http":
             return
+        request: Request | None = None
         try:
             request = await _read_request(scope, receive)
             response = await self._dispatch(request)
         except _Disconnected:
             return
         except GatewayApiError as exc:
-            response = Response.json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+            response = _refusal(request, exc)
         except GatewayNotRunning as exc:
-            response = Response.json(503, {"error": {"code": "not_running", "message": str(exc)}})
-        await _send_response(send, response)
+            response = _refusal(request, GatewayApiError(503, "not_running", str(exc)))
+        await _send_response(send, response, head=scope.get("method") == "HEAD")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -157,11 +160,12 @@ class GatewayApp:
 
     async def _dispatch(self, request: Request) -> Response:
         allowed = False
+        wanted = "GET" if request.method == "HEAD" else request.method  # HEAD: a GET's answer without its body
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(request.path)
             if match is None:
                 continue
-            if method == request.method:
+            if method == wanted:
                 return await handler(request, match)
             allowed = True
         if allowed:
@@ -269,6 +273,21 @@ class GatewayApp:
         return Response.redirect(f"{request.root_path}/{match['page']}/{payment.id}")
 
 
+_CUSTOMER_PAGE: Final = re.compile(r"/(?:checkout|phone)/[\w-]+")
+
+
+def _refusal(request: Request | None, refused: GatewayApiError) -> Response:
+    """The answer to a refused request: a page saying why to a browser on a customer's page, else JSON."""
+    if (
+        request is not None
+        and _CUSTOMER_PAGE.fullmatch(request.path)
+        and "text/html" in request.headers.get("accept", "")
+    ):
+        again = f"{request.root_path}{request.path}" if refused.status == 409 else None  # a stale tab: show it as it is
+        return Response.html(pages.refusal_page(refused.message, again=again), refused.status)
+    return Response.json(refused.status, {"error": {"code": refused.code, "message": refused.message}})
+
+
 def _with_query(url: str, **params: str) -> str:
     parts = urlsplit(url)
     query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
@@ -311,13 +330,24 @@ async def _read_request(scope: MutableMapping[str, Any], receive: Receive) -> Re
     )
 
 
-async def _send_response(send: Send, response: Response) -> None:
+_PAGE_HEADERS: Final = [
+    (b"x-frame-options", b"DENY"),  # no other site frames the customer's buttons (clickjacking)
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"referrer-policy", b"same-origin"),  # the page's address is not sent to the merchant's return URL
+]
+
+
+async def _send_response(send: Send, response: Response, *, head: bool = False) -> None:
+    """Send ``response``; ``head``: its headers alone (the length its body would have)."""
     headers = [
         (b"content-type", response.content_type.encode()),
         (b"content-length", str(len(response.body)).encode()),
         (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
     ]
+    if response.content_type.startswith("text/html"):
+        headers += _PAGE_HEADERS
     if response.location is not None:
         headers.append((b"location", response.location.encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+    await send({"type": "http.response.body", "body": b"" if head else response.body})

@@ -7,7 +7,7 @@ from typing import Final
 
 from paycore_dummy.records import GatewayPayment, shown_amount
 
-__all__ = ["checkout_page", "index_page", "phone_page"]
+__all__ = ["checkout_page", "index_page", "phone_page", "refusal_page"]
 
 _STYLE: Final = """
 body{font-family:system-ui,sans-serif;background:#f4f5f7;margin:0;padding:2rem;color:#1d1f23}
@@ -106,3 +106,11 @@ def index_page(payments: list[GatewayPayment], root_path: str = "") -> str:
         for p in reversed(payments[-50:])
     )
     return _document("Dummy Gateway", f"<h1>Dummy Gateway</h1><ul>{rows or '<li>No payments yet.</li>'}</ul>")
+
+
+def refusal_page(message: str, *, again: str | None = None) -> str:
+    """What a customer's browser shows when the gateway refuses what it sent (a tab left open after the
+    payment ended, an unknown payment): why, and with ``again``, a link to the page as it is now."""
+    link = f"<p><a href='{escape(again)}' data-testid='again'>See the payment as it is now</a></p>" if again else ""
+    body = f"<h1>Nothing was changed</h1><p class='status' data-testid='refusal'>{escape(message)}</p>{link}"
+    return _document("Nothing was changed", body)
