@@ -218,6 +218,34 @@ def test_payments_show_refund_and_resolve(shop: Shop, capsys: pytest.CaptureFixt
     assert shop.run("payments", "resolve", cash["id"], "--tenant", DEMO_TENANT, "--note", "checked") == 0
 
 
+FORGED = "\n\nCaptured: 999 999 XOF\nRefunded (0): 0\n\nEvents (0)\n  none"
+"""Text with line breaks that, printed as it is, would read as a report's own lines."""
+
+
+def test_stored_text_with_line_breaks_never_prints_lines_of_its_own(
+    shop: Shop, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cash = payment_of_order(shop, "T1-0002", capsys)
+    open_till(shop)
+    argv = ["payments", "refund", cash["id"], "--tenant", DEMO_TENANT, "--amount", "500", "--metadata", "till=T1"]
+    assert shop.run(*argv, "--reason", f"cold soup{FORGED}") == 0
+
+    async def flagged() -> None:
+        async with shop.flow() as flow:
+            await flow.set_fraud_status(cash["id"], "review", message=f"card ok{FORGED}", tenant=DEMO_TENANT)
+
+    shop.call(flagged)
+    capsys.readouterr()
+    assert shop.run("payments", "show", cash["id"], "--tenant", DEMO_TENANT) == 0
+    assert shop.run("report", "--tenant", DEMO_TENANT, "--day", utcnow().date().isoformat()) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert not [line for line in lines if "999 999" in line and "card ok" not in line and "cold soup" not in line]
+    assert "cold soup Captured: 999 999 XOF Refunded (0): 0 Events (0) none" in out  # the reason, on its row
+    assert f"review    fraud: card ok {' '.join(FORGED.split())}" in lines
+    assert "Events (0)" not in lines
+
+
 def test_a_refund_is_stored_shown_and_replayed_under_its_key(shop: Shop, capsys: pytest.CaptureFixture[str]) -> None:
     cash = payment_of_order(shop, "T1-0002", capsys)
     assert (cash["status"], cash["amount"]["minor_units"]) == ("succeeded", 12000)

@@ -28,6 +28,7 @@ from paycore.errors import ConfigurationError, ValidationError
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.serialization import unstructure
+from paycore.wire import one_line
 
 if TYPE_CHECKING:
     from paycore.flow import PaymentFlow
@@ -241,7 +242,7 @@ def _describe(payment: Payment) -> str:
     ]
     if payment.needs_review:
         reason = payment.review_reason.value if payment.review_reason else ""
-        lines.append(f"review    {reason}: {payment.review_message}")
+        lines.append(f"review    {reason}: {one_line(payment.review_message)}")
     return "\n".join(lines)
 
 

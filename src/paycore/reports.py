@@ -40,6 +40,7 @@ from paycore.money import Money
 from paycore.records import Payment
 from paycore.serialization import unstructure
 from paycore.status import RefundStatus, ReviewReason
+from paycore.wire import one_line
 
 __all__ = [
     "REFUND_LOOKBACK",
@@ -184,8 +185,9 @@ def _amounts(amounts: tuple[Money, ...]) -> str:
 def render_table(
     columns: tuple[str, ...], rows: Iterable[tuple[str, ...]], *, right: tuple[int, ...] = ()
 ) -> list[str]:
-    """``rows`` under ``columns`` as aligned text lines (columns in ``right`` right-aligned); none: ``[]``."""
-    rows = list(rows)
+    """``rows`` under ``columns`` as aligned text lines (columns in ``right`` right-aligned), each cell on one
+    line (:func:`paycore.wire.one_line`); none: ``[]``."""
+    rows = [tuple(one_line(str(cell)) for cell in row) for row in rows]
     if not rows:
         return []
     widths = [max(len(str(cell)) for cell in column) for column in zip(columns, *rows, strict=False)]

@@ -50,6 +50,7 @@ __all__ = [
     "is_id",
     "is_text",
     "load_json_object",
+    "one_line",
     "quoted",
     "shown",
 ]
@@ -89,6 +90,13 @@ def quoted(text: str, limit: int = 200) -> str:
     """A caller's text as a log line shows it: quoted as Python writes it (a line break as ``\\n``: no line is
     forged) and cut to ``limit`` characters, its start kept (a path's tenant and provider)."""
     return repr(text[:limit])
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: each run of whitespace, line breaks included, as one space. Stored text (a refund's
+    reason from the till, a fraud check's message, an operator's note) may hold line breaks; printed as it is in
+    a report or a table, it would make lines of its own there, such as a forged total."""
+    return " ".join(text.split())
 
 
 def is_id(value: object) -> bool:

@@ -22,6 +22,7 @@ import anyio
 from paycore.errors import PaycoreError, ValidationError
 from paycore.money import Money
 from paycore.reports import time_zone
+from paycore.wire import one_line
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import DrawerNotFound, InvalidCashRequest, NoOpenDrawer
 from paycore_cash.records import CashMovement, DrawerSession
@@ -194,7 +195,7 @@ async def _movement(drawers: CashDrawers, args: argparse.Namespace) -> int:
     session = await drawers.get(movement.session_id)
     totals = await drawers.totals(session.id)
     print(
-        f"{args.drawer_action} {format_money(movement.amount)} at {session.till} ({movement.reason}); "
+        f"{args.drawer_action} {format_money(movement.amount)} at {session.till} ({one_line(movement.reason)}); "
         f"the drawer should hold {format_money(totals.expected)}"
     )
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 from attrs import frozen
 
 from paycore.money import Money
-from paycore.wire import shown
+from paycore.wire import one_line, shown
 from paycore_cash.errors import InvalidCashRequest
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind
 from paycore_cash.totals import DrawerTotals, drawer_totals
@@ -205,7 +205,7 @@ def _verdict(variance: Money) -> str:
 def _note(movement: CashMovement) -> str:
     """The movement's reason and tendered cash, on one line: a reason given with line breaks (a refund's, from
     any door) never prints lines of its own in the table, such as a forged summary."""
-    parts = [" ".join(movement.reason.split())] if movement.reason else []
+    parts = [one_line(movement.reason)] if movement.reason else []
     if movement.tendered is not None:
         parts.append(f"tendered {format_money(movement.tendered)}")
     if movement.change is not None and movement.change.is_positive():
