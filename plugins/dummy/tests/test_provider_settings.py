@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 import paycore_dummy.plugin
-from paycore.errors import ConfigurationError
+from paycore.errors import ConfigurationError, ProviderNotSent
 from paycore.flow import PaymentFlow
+from paycore.money import Money
 from paycore_dummy import generate_secret
 
 
@@ -55,3 +56,10 @@ def test_a_url_under_a_setting_is_quoted_without_its_password() -> None:
     with pytest.raises(ConfigurationError, match=r"redis://:\*\*\*@h/0") as refused:
         PaymentFlow.from_config({"providers": {"wave": table}}, plugins=[paycore_dummy.plugin], environ={})
     assert "Zx9Pw" not in str(refused.value)
+
+
+@pytest.mark.anyio
+async def test_a_token_in_the_base_url_s_query_is_not_quoted_when_the_gateway_is_not_reached() -> None:
+    async with build(base_url="http://127.0.0.1:1/?token=QUERYTOKEN") as flow:  # nothing listens on port 1
+        with pytest.raises(ProviderNotSent, match=r"at http://127\.0\.0\.1:1/\?token=\*\*\*/? not reached"):
+            await flow.create_payment(amount=Money.of("5000", "XOF"), provider="pay", order_id="T1-0001")

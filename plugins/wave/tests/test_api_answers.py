@@ -26,8 +26,10 @@ from paycore.errors import (
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Customer
+from paycore.secrets import Secret
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore_wave import MissingRedirectUrl
+from paycore_wave.client import WaveClient
 
 pytestmark = pytest.mark.anyio
 
@@ -261,6 +263,40 @@ async def test_wave_s_error_text_is_quoted_without_the_api_key_or_the_webhook_se
     for shown in (str(refused.value), repr(refused.value), repr(payment), *map(repr, events)):
         assert API_KEY not in shown
         assert WEBHOOK_SECRET not in shown
+
+
+def echoing(status: int) -> httpx.MockTransport:
+    """A Wave answering ``status`` whose error repeats the request it was sent, the customer's phone with it."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent = request.content.decode()
+        phone = json.loads(sent)["restrict_payer_mobile"]
+        return httpx.Response(status, json={"code": f"bad-{phone}", "message": sent})
+
+    return httpx.MockTransport(answer)
+
+
+@pytest.mark.parametrize("status", [400, 500])
+async def test_wave_s_error_text_is_quoted_without_the_customer_s_phone_it_echoes(status: int) -> None:
+    client = WaveClient(Secret("wave_sn_prod_key"), transport=echoing(status))
+    body = {"amount": "5000", "currency": "XOF", "restrict_payer_mobile": "+221771234567"}
+    with pytest.raises(ProviderNotSent if status < 500 else ProviderOutcomeUnknown) as refused:
+        await client.request("POST", "/v1/checkout/sessions", body=body)
+    await client.aclose()
+    assert "+221771234567" not in str(refused.value)
+    assert "bad-***" in str(refused.value)
+
+
+async def test_a_token_in_the_base_url_s_query_is_not_quoted_when_wave_is_not_reached() -> None:
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    client = WaveClient(
+        Secret("k"), base_url="http://127.0.0.1:1/?api_key=QUERYTOKEN", transport=httpx.MockTransport(unreachable)
+    )
+    with pytest.raises(ProviderNotSent, match=r"Wave at http://127\.0\.0\.1:1/\?api_key=\*\*\* not reached"):
+        await client.request("GET", "/v1/checkout/sessions/cos-1")
+    await client.aclose()
 
 
 async def test_an_unreachable_wave_is_a_call_not_sent(flow: PaymentFlow, wave: respx.MockRouter) -> None:

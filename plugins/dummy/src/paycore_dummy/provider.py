@@ -52,7 +52,7 @@ from paycore.errors import (
 from paycore.money import Money, currency_exponent
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import Secret, hide_secrets, shown_setting
+from paycore.secrets import Secret, hide_secrets, redact_url, shown_setting
 from paycore.status import Outcome, RefundStatus
 from paycore.wire import InvalidReport, load_json_object, shown
 from paycore_dummy.errors import GatewayRefused
@@ -192,7 +192,8 @@ class DummyProvider(Provider):
         ) as exc:
             # The request never left this process (or left it unfinished, so the gateway could not
             # act on it: a header httpx refuses to send): nothing happened at the gateway.
-            raise ProviderNotSent(f"dummy gateway at {client.base_url} not reached: {type(exc).__name__}") from exc
+            where = redact_url(str(client.base_url))  # a token in its query is not quoted
+            raise ProviderNotSent(f"dummy gateway at {where} not reached: {type(exc).__name__}") from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderOutcomeUnknown(
                 f"dummy gateway did not answer {method} {path} within {self.timeout:g}s"

@@ -26,7 +26,7 @@ import anyio
 import httpx
 
 from paycore.errors import MalformedWebhook, ProviderNotSent, ProviderOutcomeUnknown
-from paycore.secrets import Secret, hide_secrets
+from paycore.secrets import Secret, hide_secrets, redact_url
 from paycore.wire import load_json_object
 
 __all__ = ["DEFAULT_BASE_URL", "WaveClient", "WaveRefused"]
@@ -41,6 +41,17 @@ _NOT_SENT_ERRORS: Final = (
     httpx.InvalidURL,
     httpx.ProxyError,
 )
+
+
+_PERSONAL_FIELDS = ("restrict_payer_mobile",)
+"""The fields of a request to Wave that hold a customer's personal data (their phone)."""
+
+
+def _personal(body: Mapping[str, Any] | None) -> tuple[Secret, ...]:
+    """The customer's personal data in ``body``, to be hidden from any error text Wave answers it with."""
+    if body is None:
+        return ()
+    return tuple(Secret(value) for field in _PERSONAL_FIELDS if isinstance(value := body.get(field), str) and value)
 
 
 class WaveRefused(ProviderNotSent):
@@ -105,18 +116,21 @@ class WaveClient:
             with anyio.fail_after(self.timeout + 1.0):
                 response = await client.send(request)
         except _NOT_SENT_ERRORS as error:
-            raise ProviderNotSent(f"Wave at {self.base_url} not reached for {what}: {type(error).__name__}") from error
+            where = redact_url(self.base_url)  # a token in its query is not quoted
+            raise ProviderNotSent(f"Wave at {where} not reached for {what}: {type(error).__name__}") from error
         except (httpx.TimeoutException, TimeoutError) as error:
             raise ProviderOutcomeUnknown(f"Wave did not answer {what} within {self.timeout:g}s") from error
         except httpx.TransportError as error:
             raise ProviderOutcomeUnknown(
                 f"the connection to Wave failed during {what}: {type(error).__name__}"
             ) from error
+        personal = _personal(body)
         if response.status_code >= 500:
-            code = self._quoted(response, "code", 100)
+            code = self._quoted(response, "code", 100, personal)
             raise ProviderOutcomeUnknown(f"Wave answered {response.status_code} {code} to {what}".rstrip())
         if response.status_code >= 400:
-            code, message = self._quoted(response, "code", 100), self._quoted(response, "message", 300)
+            code = self._quoted(response, "code", 100, personal)
+            message = self._quoted(response, "message", 300, personal)
             raise WaveRefused(response.status_code, code, message, what)
         if not 200 <= response.status_code < 300:
             # A redirect (httpx follows none) or another answer that is not Wave's: a proxy or an http://
@@ -135,10 +149,11 @@ class WaveClient:
                 f"Wave answered {response.status_code} to {what}, unreadable: {error}"
             ) from None
 
-    def _quoted(self, response: httpx.Response, field: str, limit: int) -> str:
-        """A text ``field`` of Wave's error answer, at most ``limit`` characters, with no secret of this client."""
+    def _quoted(self, response: httpx.Response, field: str, limit: int, personal: tuple[Secret, ...] = ()) -> str:
+        """A text ``field`` of Wave's error answer, at most ``limit`` characters, with no secret of this client
+        and none of the ``personal`` data its request carried (an error may echo what it refused)."""
         value = _error(response).get(field)
-        return hide_secrets(value, self._hidden)[:limit] if isinstance(value, str) else ""
+        return hide_secrets(value, (*self._hidden, *personal))[:limit] if isinstance(value, str) else ""
 
     async def aclose(self) -> None:
         """Close the connections."""
