@@ -63,6 +63,26 @@ def test_a_next_action_is_kept_only_while_the_payment_awaits_the_customer() -> N
     assert after.next_action is None
 
 
+@pytest.mark.parametrize(
+    ("report", "status"),
+    [
+        ({"outcome": Outcome.SUCCEEDED, "captured": XOF_5000}, PaymentStatus.SUCCEEDED),
+        ({"outcome": Outcome.AUTHORIZED, "authorized": XOF_5000}, PaymentStatus.AUTHORIZED),
+        ({"outcome": Outcome.FAILED}, PaymentStatus.FAILED),
+        ({"outcome": Outcome.EXPIRED}, PaymentStatus.EXPIRED),
+    ],
+)
+def test_a_next_action_goes_once_the_payment_awaits_the_customer_no_more(
+    report: dict[str, Any], status: PaymentStatus
+) -> None:
+    """A client secret or a checkout page is the customer's to use while they are awaited, and no one's after."""
+    action = NextAction("redirect", url="https://pay.example.test/x")
+    awaiting = make_payment(status=PaymentStatus.PROCESSING, next_action=action)
+    assert _apply(awaiting, outcome=Outcome.PENDING).next_action == action  # still awaited: kept
+    after = _apply(awaiting, **report)
+    assert (after.status, after.next_action) == (status, None)
+
+
 def test_a_pending_report_sends_a_pending_payment_and_nothing_more() -> None:
     after = _apply(make_payment(), outcome=Outcome.PENDING, external_id="ext-1")
     assert after.status is PaymentStatus.PROCESSING

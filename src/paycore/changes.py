@@ -117,7 +117,11 @@ class Change:
         """Move the status through the state machine and record it; refuses invalid moves."""
         before = self._status
         after = fsm.fire(before, trigger)
-        self._changes["status"] = self._status = after
+        changes = self._changes
+        changes["status"] = self._status = after
+        if after not in fsm.OPEN and self.value("next_action") is not None:
+            # The customer is awaited no more: what they were to do (a client secret, a checkout page) goes.
+            changes["next_action"] = None
         # ``_value_``: a member's value without the ``Enum.value`` property's Python-level call.
         before_value, after_value = before._value_, after._value_
         self.event("status_changed", from_status=before_value, to_status=after_value, amount=amount, message=message)

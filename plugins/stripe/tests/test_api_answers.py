@@ -80,6 +80,14 @@ async def test_a_payment_intent_is_created_with_an_idempotency_key_and_the_clien
     assert checkout.payment.external_id == "pi_3MtwBwLkdIwHu7ix28a3tqPa"
     assert checkout.action is not None
     assert (checkout.action.kind, checkout.action.data) == ("display", intent()["client_secret"])
+    with respx.mock:  # the customer confirmed: the client secret is no one's to use any more, nor kept
+        respx.get(f"{API}/payment_intents/pi_3MtwBwLkdIwHu7ix28a3tqPa").respond(
+            200, json=intent("requires_capture", capture_method="manual", amount_capturable=5000)
+        )
+        respx.get(f"{API}/refunds").respond(200, json={"object": "list", "data": [], "has_more": False})
+        authorized = await flow.refresh(checkout.payment.id)
+    assert (authorized.status, authorized.next_action) == (PaymentStatus.AUTHORIZED, None)
+    assert intent()["client_secret"] not in repr(await flow.get_payment(checkout.payment.id))
 
 
 async def test_a_card_decline_is_a_definitive_failure(flow: PaymentFlow) -> None:
