@@ -255,6 +255,19 @@ async def test_a_refused_customer_is_never_quoted_in_the_error(
     assert await flow.list_payments() == []
 
 
+async def test_a_payment_s_repr_shows_its_customer_only_in_part(flow: PaymentFlow) -> None:
+    """A log line, a traceback's locals or an error tracker that prints a payment does not carry who paid."""
+    customer = Customer(email="awa.diop@example.sn", name="Awa Diop", phone="+221770001122")
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T-1", customer=customer)
+    stored = await flow.get_payment(checkout.payment.id)
+    assert stored.customer == customer  # kept whole
+    for shown in (repr(checkout), repr(stored), str(stored)):
+        assert "awa.diop" not in shown
+        assert "770001122" not in shown
+        assert "Awa Diop" not in shown
+    assert "Customer(email='aw***sn', name='Aw***op', phone='+2***22')" in repr(stored)
+
+
 async def test_a_slow_policy_check_does_not_use_up_the_lease_of_the_call_it_precedes(
     make_flow: Callable[..., PaymentFlow], clock: Any
 ) -> None:

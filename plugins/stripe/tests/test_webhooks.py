@@ -281,6 +281,16 @@ def test_an_api_key_with_a_trailing_newline_is_refused_at_start_up_unshown() -> 
     assert "chez_awa" not in str(refused.value)
 
 
+def test_the_provider_s_attributes_never_show_its_api_key_or_webhook_secrets() -> None:
+    """A debugger, an error tracker's locals or ``vars(provider)`` shows the provider's secrets as ``***``."""
+    settings = {"type": "stripe", "api_key": "sk_test_chez_awa_51Hx", "webhook_secret": "whsec_old whsec_new"}
+    flow = PaymentFlow.from_config({"providers": {"pay": settings}}, plugins=[paycore_stripe.plugin], environ={})
+    shown = repr(vars(flow.provider("pay")))
+    assert "chez_awa" not in shown
+    assert "whsec_old" not in shown
+    assert "whsec_new" not in shown
+
+
 @pytest.mark.parametrize("event_type", ["refund.created", "refund.updated", "charge.refund.updated"])
 def test_a_refund_event_of_an_expired_authorization_is_acknowledged_and_reports_nothing(event_type: str) -> None:
     """Before 2025-03-31.basil Stripe records an expired authorization as a Refund with reason

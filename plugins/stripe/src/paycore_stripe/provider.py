@@ -63,7 +63,7 @@ from paycore.logs import guarded_logger
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import shown_setting
+from paycore.secrets import Secret, shown_setting
 from paycore.status import Outcome
 from paycore.wire import InvalidReport, is_id, shown
 from paycore_stripe.calls import NotAtStripe, answer_dict, ask
@@ -144,8 +144,8 @@ class StripeProvider(Provider):
         api_key = settings.credential("api_key")
         if not api_key.startswith(_KEY_PREFIXES):
             raise ConfigurationError(f"{where}: api_key must be a secret key (sk_...) or a restricted key (rk_...)")
-        self._secrets = tuple(settings.secret("webhook_secret").split())
-        if not self._secrets or not all(s.startswith("whsec_") for s in self._secrets):
+        secrets = settings.secret("webhook_secret").split()
+        if not secrets or not all(s.startswith("whsec_") for s in secrets):
             raise ConfigurationError(f"{where}: webhook_secret must be the endpoint's signing secret (whsec_...)")
         mode = settings.get("mode", "payment_intent")
         if mode not in _MODES:
@@ -171,7 +171,9 @@ class StripeProvider(Provider):
         api_base = settings.url("api_base")
         self._api_base: str | None = IN_PROCESS_API_BASE if simulator is not None else api_base
         self._stripe_account: str | None = _optional_account(settings.get("stripe_account"), f"{where}: stripe_account")
-        self._api_key = api_key
+        # Kept as Secret: shown as '***' by anything that prints the provider's attributes (vars(), a debugger).
+        self._secrets = tuple(Secret(secret) for secret in secrets)
+        self._api_key = Secret(api_key)
         self._livemode: bool | None = _key_livemode(api_key)
         """Whether the key is a live-mode one (``None``: its prefix does not say): events of the other mode are not
         this provider's (see :func:`~paycore_stripe.webhooks.elsewhere`)."""
@@ -185,7 +187,7 @@ class StripeProvider(Provider):
             from paycore_stripe.client import build_client
 
             self._client, self._http = build_client(
-                self._api_key,
+                self._api_key.reveal(),
                 timeout=self.timeout,
                 max_network_retries=self.max_network_retries,
                 api_base=self._api_base,
@@ -386,7 +388,7 @@ class StripeProvider(Provider):
 
     async def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> None:
         """Refuse a delivery whose ``Stripe-Signature`` is missing, stale or made with another secret."""
-        verify(body, headers, secrets=self._secrets, tolerance=self.webhook_tolerance)
+        verify(body, headers, secrets=[secret.reveal() for secret in self._secrets], tolerance=self.webhook_tolerance)
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
         """The reports of a verified event (see :mod:`paycore_stripe.webhooks`).
