@@ -216,6 +216,7 @@ def test_payments_show_refund_and_resolve(shop: Shop, capsys: pytest.CaptureFixt
     assert "Refunds (0)" in out
     assert "Events (" in out
     assert shop.run("payments", "resolve", cash["id"], "--tenant", DEMO_TENANT, "--note", "checked") == 0
+    assert f"payment {cash['id']} awaits no review: nothing was changed" in capsys.readouterr().out
 
 
 FORGED = "\n\nCaptured: 999 999 XOF\nRefunded (0): 0\n\nEvents (0)\n  none"

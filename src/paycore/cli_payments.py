@@ -286,7 +286,11 @@ async def _refund(flow: PaymentFlow, args: argparse.Namespace) -> int:
 
 
 async def _resolve(flow: PaymentFlow, args: argparse.Namespace) -> int:
-    return _done(await flow.resolve_review(args.payment_id, note=args.note, tenant=args.tenant), args)
+    awaited = (await flow.get_payment(args.payment_id, tenant=args.tenant)).needs_review
+    resolved = await flow.resolve_review(args.payment_id, note=args.note, tenant=args.tenant)
+    if not awaited and not args.json:
+        print(f"payment {resolved.id} awaits no review: nothing was changed")
+    return _done(resolved, args)
 
 
 async def _resolve_refund(flow: PaymentFlow, args: argparse.Namespace) -> int:
