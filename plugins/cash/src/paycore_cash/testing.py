@@ -11,7 +11,8 @@ with a fresh, empty storage::
             storage = ...
             yield storage
 
-Every test runs under asyncio and trio.
+Every test runs under asyncio and trio. ``pip install 'paycore-cash[testing]'`` installs what the suite needs
+(``paycore[test]``, and the memory adapter that holds the payments beside the drawers under test).
 """
 
 from __future__ import annotations
