@@ -930,6 +930,36 @@ async def test_a_key_still_held_by_the_request_that_took_it_over_keeps_its_first
         assert [call for call in fake.calls if call[0] == "capture"] == [("capture", payment.id)]
 
 
+class UnreachableOnRelease(SlowToComplete):
+    """A remote store that claims and completes keys but does not answer when one is let go."""
+
+    def __init__(self) -> None:
+        super().__init__(delay=0)
+
+    async def release(self, **release: Any) -> None:
+        raise StorageUnavailable("the idempotency store did not answer")
+
+
+async def test_a_key_the_store_cannot_let_go_leaves_the_caller_told_its_own_error(
+    flow: PaymentFlow, fake: FakeProvider, pay: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refund refused before it left (not sent) is told as such, not as the store's failure to let its key go;
+    the error says the key is held until its lease, and a retry under it is refused meanwhile."""
+    paid = await pay()
+    flow.idempotency_store = UnreachableOnRelease()  # type: ignore[assignment]
+    fake.script("refund", "not_sent")
+    with caplog.at_level("WARNING", logger="paycore.idempotency"), pytest.raises(ProviderNotSent) as refused:
+        await flow.refund(paid.id, amount=Money.of("500", "XOF"), idempotency_key="refund-1")
+    (note,) = refused.value.__notes__
+    assert note.startswith("its idempotency key could not be released (the idempotency store did not answer)")
+    assert "could not be released" in caplog.text
+    (failed,) = (await flow.get_payment(paid.id)).refunds
+    assert failed.status is RefundStatus.FAILED
+    with pytest.raises(IdempotencyInProgress):  # the retry never reaches the provider while the key is held
+        await flow.refund(paid.id, amount=Money.of("500", "XOF"), idempotency_key="refund-1")
+    assert [call for call in fake.calls if call[0] == "refund"] == [("refund", paid.id)]  # the one refused
+
+
 async def test_a_key_too_long_is_refused_quoting_it_shortened(flow: PaymentFlow) -> None:
     with pytest.raises(ValidationError, match="idempotency_key must be") as refused:
         await _create(flow, key="k" * 10_000)

@@ -26,6 +26,7 @@ from paycore.errors import (
     IdempotencyLeaseLost,
     MoneyError,
     NotFound,
+    PaycoreError,
     PaymentBusy,
     ProviderError,
     StorageError,
@@ -76,6 +77,7 @@ RELEASE_ON: Final[tuple[type[BaseException], ...]] = (
     MoneyError,
     NotFound,
     ProviderError,
+    PaycoreError,
     PaymentBusy,
     IdempotencyError,
     ConcurrentUpdate,
@@ -202,13 +204,13 @@ class IdempotentRunner:
         by asking its provider), not left pending behind a refusal that says nothing was stored."""
         try:
             return await adds(binding), None, None
-        except release_on:
+        except release_on as refused:
             claim, held = await self._claim(binding, fingerprint, prefetch)  # the store's own claim
             if claim.token is None:
                 return None, claim, None
             if held.prefetched and held.earlier("pay", held.prefetched.values()) is not None:
                 return None, None, (claim, held)
-            await run_shielded(partial(self.store.release, scope=binding.scope, key=binding.key, token=claim.token))
+            await self._release(binding.scope, binding.key, claim.token, refused)
             raise
 
     def binding(self, scope: str, key: str) -> KeyBinding:
@@ -282,10 +284,21 @@ class IdempotentRunner:
             elif cancelled or isinstance(error, release_on):
                 # A refusal, or a caller cancelled before the answer: what the operation stored says where it
                 # stands, and a retry carries it on from there at once. A crash keeps the key for its lease.
-                await run_shielded(partial(self.store.release, scope=scope, key=key, token=claim.token))
+                await self._release(scope, key, claim.token, error)
             raise
         await self._keep(scope, key, request, claim.token, result, completer, operation)
         return result
+
+    async def _release(self, scope: str, key: str, token: str, error: BaseException) -> None:
+        """Let go of the key ``token`` holds, as ``error`` ends its request. A store that fails to (unreachable)
+        leaves the key held for its lease: ``error``, which the caller is still told, says so in a note."""
+        try:
+            await run_shielded(partial(self.store.release, scope=scope, key=key, token=token))
+        except Exception as failed:  # the request's own error is what its caller must be told
+            why = str(failed) if isinstance(failed, PaycoreError) else type(failed).__name__  # a store's own: its name
+            held = f"its idempotency key could not be released ({why}): a retry under it waits for its lease"
+            log.warning("idempotency key %r: %s (%gs)", key, held, self.lease_seconds)
+            error.add_note(f"{held} ({self.lease_seconds:g}s)")
 
     async def _keep(
         self,
