@@ -77,7 +77,6 @@ RELEASE_ON: Final[tuple[type[BaseException], ...]] = (
     MoneyError,
     NotFound,
     ProviderError,
-    PaycoreError,
     PaymentBusy,
     IdempotencyError,
     ConcurrentUpdate,
