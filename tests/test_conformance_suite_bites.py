@@ -420,7 +420,7 @@ def test_the_repository_suite_pages_pending_refunds_and_fails_a_store_that_pages
          "are tenants compared without regard to case, or cut?"),
         ("TestBlocksInAThread", "test_concurrent_updates_lose_no_change", "did not all end within 1.0 s"),
         ("TestPagesPaymentsByTimeAlone", "test_a_cursor_pages_through_every_payment_once_while_payments_are_added",
-         "its id after the cursor's, was skipped"),
+         "listed after it, was skipped"),
     ],
 )  # fmt: skip
 def test_the_repository_suite_fails_a_store_that_reads_back_other_than_it_was_given(
