@@ -63,3 +63,12 @@ async def test_a_token_in_the_base_url_s_query_is_not_quoted_when_the_gateway_is
     async with build(base_url="http://127.0.0.1:1/?token=QUERYTOKEN") as flow:  # nothing listens on port 1
         with pytest.raises(ProviderNotSent, match=r"at http://127\.0\.0\.1:1/\?token=\*\*\*/? not reached"):
             await flow.create_payment(amount=Money.of("5000", "XOF"), provider="pay", order_id="T1-0001")
+
+
+def test_the_provider_s_attributes_never_show_its_secrets_or_a_token_in_its_base_url() -> None:
+    """A debugger, an error tracker's locals or ``vars(provider)`` show the secrets as ``***``."""
+    secret = generate_secret()
+    flow = build(base_url="http://127.0.0.1:1/?token=QUERYTOKEN", webhook_secret=secret)
+    shown = repr(vars(flow.provider("pay")))
+    for hidden in ("sk_test_chez_awa", secret.partition("_")[2], "QUERYTOKEN"):
+        assert hidden not in shown

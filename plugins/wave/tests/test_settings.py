@@ -88,3 +88,16 @@ def test_a_url_under_a_setting_is_quoted_without_its_password() -> None:
     with pytest.raises(ConfigurationError, match=r"redis://:\*\*\*@h/0") as refused:
         PaymentFlow.from_config({"providers": {"wave": table}}, environ={})
     assert "Zx9Pw" not in str(refused.value)
+
+
+def test_the_provider_s_attributes_never_show_its_secrets_or_a_token_in_its_base_url(
+    simulator: WaveSimulator, flow_factory: BuildFlow
+) -> None:
+    """A debugger, an error tracker's locals or ``vars(provider)`` show the secrets as ``***``."""
+    from .conftest import API_KEY, WEBHOOK_SECRET
+
+    flow = flow_factory(simulator, base_url="https://wave-proxy.example/api?token=TOPSECRET123")
+    provider = flow.provider("wave")
+    shown = f"{vars(provider)!r} {vars(provider.client)!r}"  # type: ignore[attr-defined]
+    for secret in (API_KEY, WEBHOOK_SECRET, "TOPSECRET123"):
+        assert secret not in shown

@@ -117,7 +117,9 @@ class DummyProvider(Provider):
             raise ConfigurationError(f"provider {context.code!r} (dummy): 'webhook_secret': {error}") from None
         self._hidden = (self._api_key, *map(Secret, secret_texts(raw_secrets)))  # never quoted from the gateway
         self._gateway_setting: Any = _gateway_setting(settings.get("gateway"), context.code)
-        self._base_url: str | None = settings.url("base_url")
+        base_url = settings.url("base_url")
+        # A Secret: its query may carry a token, never shown by what prints the provider's attributes.
+        self._base_url: Secret | None = None if base_url is None else Secret(base_url)
         if (self._gateway_setting is None) == (self._base_url is None):
             raise ConfigurationError(
                 f"provider {context.code!r} (dummy): set exactly one of 'base_url' (HTTP) or 'gateway' (in-process)"
@@ -141,7 +143,9 @@ class DummyProvider(Provider):
         if self._client is None:
             headers = {"authorization": f"Bearer {self._api_key.reveal()}", "user-agent": "paycore-dummy"}
             if self._base_url is not None:
-                self._client = httpx.AsyncClient(base_url=self._base_url, headers=headers, timeout=self.timeout)
+                self._client = httpx.AsyncClient(
+                    base_url=self._base_url.reveal(), headers=headers, timeout=self.timeout
+                )
             else:
                 from paycore_dummy.inprocess import resolve_gateway
 

@@ -80,7 +80,7 @@ class WaveClient:
         """``hidden``: other secrets (the webhook secrets) that Wave's error text must never carry into a message."""
         self._api_key = api_key
         self._hidden = (api_key, *hidden)
-        self.base_url = base_url
+        self._base_url = Secret(base_url)  # its query may carry a token: shown by base_url only with it hidden
         self.timeout = timeout
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -88,10 +88,15 @@ class WaveClient:
     def __repr__(self) -> str:
         return f"<WaveClient base_url={self.base_url!r}>"
 
+    @property
+    def base_url(self) -> str:
+        """Where Wave's API is reached, a password or a token in it shown as ``***``."""
+        return redact_url(self._base_url.reveal())
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                base_url=self.base_url,
+                base_url=self._base_url.reveal(),
                 headers={"authorization": f"Bearer {self._api_key.reveal()}", "user-agent": "paycore-wave"},
                 timeout=self.timeout,
                 transport=self._transport,
@@ -116,8 +121,7 @@ class WaveClient:
             with anyio.fail_after(self.timeout + 1.0):
                 response = await client.send(request)
         except _NOT_SENT_ERRORS as error:
-            where = redact_url(self.base_url)  # a token in its query is not quoted
-            raise ProviderNotSent(f"Wave at {where} not reached for {what}: {type(error).__name__}") from error
+            raise ProviderNotSent(f"Wave at {self.base_url} not reached for {what}: {type(error).__name__}") from error
         except (httpx.TimeoutException, TimeoutError) as error:
             raise ProviderOutcomeUnknown(f"Wave did not answer {what} within {self.timeout:g}s") from error
         except httpx.TransportError as error:

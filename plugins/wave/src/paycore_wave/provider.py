@@ -122,7 +122,8 @@ class WaveProvider(Provider):
         where = f"provider {context.code!r} (wave)"
         webhook_secret = settings.secret("webhook_secret")
         try:
-            self._secrets = parse_secrets(webhook_secret)
+            # Kept as Secret: shown as '***' by anything that prints the provider's attributes (vars(), a debugger).
+            self._secrets = tuple(Secret(secret) for secret in parse_secrets(webhook_secret))
         except ConfigurationError as error:  # name the provider: a project may have several Wave accounts
             raise ConfigurationError(f"{where}: {error}") from None
         self.success_url: str | None = settings.url("success_url")
@@ -137,7 +138,7 @@ class WaveProvider(Provider):
             base_url=settings.url("base_url") or DEFAULT_BASE_URL,
             timeout=settings.seconds("timeout", 15.0),
             transport=_transport(settings.get("transport"), f"{where}: transport"),
-            hidden=[Secret(secret) for secret in self._secrets],
+            hidden=self._secrets,
         )
 
     async def aclose(self) -> None:
@@ -271,7 +272,8 @@ class WaveProvider(Provider):
         """Refuse a delivery whose ``Wave-Signature`` is missing, stale or matches no configured secret."""
         if not isinstance(body, bytes | bytearray | memoryview):
             raise InvalidSignature(f"webhook refused: the body must be bytes, not {type(body).__name__}")
-        verify(bytes(body), headers, secrets=self._secrets, tolerance=self.webhook_tolerance)
+        secrets = tuple(secret.reveal() for secret in self._secrets)
+        verify(bytes(body), headers, secrets=secrets, tolerance=self.webhook_tolerance)
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
         """The checkout session an event describes, with the event's id for dedupe.
