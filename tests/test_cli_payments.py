@@ -219,6 +219,24 @@ def test_payments_show_refund_and_resolve(shop: Shop, capsys: pytest.CaptureFixt
     assert f"payment {cash['id']} awaits no review: nothing was changed" in capsys.readouterr().out
 
 
+def test_resolve_says_nothing_was_changed_only_when_nothing_was(
+    shop: Shop, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cash = payment_of_order(shop, "T1-0003", capsys)
+    resolve = PaymentFlow.resolve_review
+
+    async def flagged_meanwhile(flow: PaymentFlow, payment_id: str, *, note: str, tenant: str | None = None) -> Any:
+        """A fraud check flags the payment between the command's read and its resolve."""
+        await flow.set_fraud_status(payment_id, "review", message="card seen at two tills", tenant=tenant)
+        return await resolve(flow, payment_id, note=note, tenant=tenant)
+
+    monkeypatch.setattr(PaymentFlow, "resolve_review", flagged_meanwhile)
+    assert shop.run("payments", "resolve", cash["id"], "--tenant", DEMO_TENANT, "--note", "checked") == 0
+    out = capsys.readouterr().out
+    assert "nothing was changed" not in out
+    assert (shown(shop, cash["id"], capsys)["events"][-1]["kind"]) == "review_resolved"
+
+
 FORGED = "\n\nCaptured: 999 999 XOF\nRefunded (0): 0\n\nEvents (0)\n  none"
 """Text with line breaks that, printed as it is, would read as a report's own lines."""
 

@@ -286,9 +286,9 @@ async def _refund(flow: PaymentFlow, args: argparse.Namespace) -> int:
 
 
 async def _resolve(flow: PaymentFlow, args: argparse.Namespace) -> int:
-    awaited = (await flow.get_payment(args.payment_id, tenant=args.tenant)).needs_review
+    before = await flow.get_payment(args.payment_id, tenant=args.tenant)
     resolved = await flow.resolve_review(args.payment_id, note=args.note, tenant=args.tenant)
-    if not awaited and not args.json:
+    if resolved.version == before.version and not args.json:  # unchanged since read: there was nothing to resolve
         print(f"payment {resolved.id} awaits no review: nothing was changed")
     return _done(resolved, args)
 
