@@ -38,6 +38,7 @@ from paycore.wire import (
     is_amount,
     is_id,
     is_text,
+    partly_hidden,
 )
 
 __all__ = [
@@ -112,22 +113,13 @@ NEXT_ACTION_KINDS: Final = frozenset({"redirect", "form_post", "qr", "ussd", "di
 _ACTION_NEEDS: Final = {"redirect": "url", "form_post": "url", "qr": "data", "display": "message"}
 
 
-def _partly_hidden(value: object) -> str:
-    """A customer's detail as a repr shows it: its first and last two characters, so that a log line, a
-    traceback's locals or an error tracker that prints a payment does not carry who paid."""
-    if not isinstance(value, str):
-        return repr(value)
-    return repr(f"{value[:2]}***{value[-2:]}") if len(value) > 6 else "'***'"
-
-
 @frozen
 class Customer:
-    """Who pays: what gateways that send receipts or prefill forms need. Its repr shows each detail partly
-    (``Customer(email='aw***sn', ...)``); the fields themselves hold it whole."""
+    """Who pays, for gateways' receipts and forms; its repr shows each detail in part (``email='aw***sn'``)."""
 
-    email: str | None = field(default=None, repr=_partly_hidden)
-    name: str | None = field(default=None, repr=_partly_hidden)
-    phone: str | None = field(default=None, repr=_partly_hidden)
+    email: str | None = field(default=None, repr=partly_hidden)
+    name: str | None = field(default=None, repr=partly_hidden)
+    phone: str | None = field(default=None, repr=partly_hidden)
 
 
 @frozen

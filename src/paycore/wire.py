@@ -51,6 +51,7 @@ __all__ = [
     "is_text",
     "load_json_object",
     "one_line",
+    "partly_hidden",
     "quoted",
     "shown",
 ]
@@ -97,6 +98,14 @@ def one_line(text: str) -> str:
     reason from the till, a fraud check's message, an operator's note) may hold line breaks; printed as it is in
     a report or a table, it would make lines of its own there, such as a forged total."""
     return " ".join(text.split())
+
+
+def partly_hidden(value: object) -> str:
+    """A person's detail (an email, a name, a phone) as a repr shows it: its first and last two characters, so
+    that a log line, a traceback's locals or an error tracker that prints a record does not carry who it is."""
+    if not isinstance(value, str):
+        return repr(value)
+    return repr(f"{value[:2]}***{value[-2:]}") if len(value) > 6 else "'***'"
 
 
 def is_id(value: object) -> bool:

@@ -21,7 +21,7 @@ from paycore.records import (
 )
 from paycore.status import FraudStatus, PaymentStatus, RefundStatus, ReviewReason
 
-__all__ = ["BASE_TIME", "make_event", "make_payment", "make_receipt", "next_version", "rich_payment"]
+__all__ = ["BASE_TIME", "make_event", "make_payment", "make_receipt", "next_version", "rich_payment", "tied_with"]
 
 BASE_TIME = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 """A fixed instant tests build times from."""
@@ -114,3 +114,18 @@ def make_receipt(payment: Payment, event_id: str, provider: str | None = None) -
 def next_version(payment: Payment, **fields: Any) -> Payment:
     """``payment`` as its next stored version, with ``fields`` changed."""
     return evolve(payment, version=payment.version + 1, **fields)
+
+
+def tied_with(payment: Payment) -> tuple[Payment, Payment]:
+    """Two payments of ``payment``'s tenant made at its very time: the first's id sorts before its id, the
+    second's after, as Python compares them (ids are random: they are drawn until both sides have one). A store
+    whose collation orders ids otherwise may put both on one side: the paging test reads which from the store."""
+    before: Payment | None = None
+    after: Payment | None = None
+    while before is None or after is None:
+        drawn = make_payment(tenant=payment.tenant, created_at=payment.created_at)
+        if drawn.id < payment.id:
+            before = before or drawn
+        else:
+            after = after or drawn
+    return before, after

@@ -26,6 +26,7 @@ from paycore.money import Money
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import PaymentRepository
+from paycore.testing import records as test_records
 from paycore.testing.call_listing_suite import CallListingConformance
 from paycore.testing.keys_suite import KeysConformance
 from paycore.testing.readback_suite import ReadBackConformance
@@ -35,21 +36,6 @@ from paycore.testing.save_suite import SaveConformance
 from paycore.testing.update_suite import UpdateConformance
 
 __all__ = ["RepositoryConformance"]
-
-
-def _tied_with(payment: Payment) -> tuple[Payment, Payment]:
-    """Two payments of ``payment``'s tenant made at its very time: the first's id sorts before its id, the
-    second's after, as Python compares them (ids are random: they are drawn until both sides have one). A store
-    whose collation orders ids otherwise may put both on one side: the paging test reads which from the store."""
-    before: Payment | None = None
-    after: Payment | None = None
-    while before is None or after is None:
-        drawn = make_payment(tenant=payment.tenant, created_at=payment.created_at)
-        if drawn.id < payment.id:
-            before = before or drawn
-        else:
-            after = after or drawn
-    return before, after
 
 
 class RepositoryConformance(
@@ -295,7 +281,7 @@ class RepositoryConformance(
         assert first.next_cursor is not None
         backdated = make_payment(tenant="chez-awa", created_at=BASE_TIME - timedelta(hours=1))
         later = make_payment(tenant="chez-awa", created_at=BASE_TIME + timedelta(hours=1))
-        tied = _tied_with(made[1])  # the cursor's own time: only the id tells which page each belongs to
+        tied = test_records.tied_with(made[1])  # the cursor's own time: only the id tells which page each belongs to
         for payment in (backdated, later, *tied):
             await repository.add(payment, [])
         seen = [p.id for p in first.items]
