@@ -111,6 +111,10 @@ def money_without_amount(update: ProviderUpdate) -> str | None:
     return None
 
 
+class _AnotherProvidersPayment(PaymentNotFound):
+    """A report about a payment of another provider of the same gateway and tenant (see ``_sibling_of``)."""
+
+
 def _delivered_for(payment: Payment, chosen: Provider, tenant: str | None) -> bool:
     """True when a delivery to ``chosen`` of ``tenant`` may name ``payment``: another tenant's payment, or
     another provider's, is one it does not know (answered as a payment that does not exist)."""
@@ -178,10 +182,24 @@ class WebhookReceiver:
             firsts: dict[str, str] = {}  # the provider id an earlier report gives a payment that had none
             for update in updates:
                 await self._check_target(chosen, tenant, update, given, firsts)
-        return [
+        applied = [
             await self._apply(chosen, tenant, update, receipt)
             for update, receipt in zip(updates, receipts, strict=True)
         ]
+        return [payment for payment in applied if payment is not None]
+
+    def _sibling_of(self, payment: Payment, chosen: Provider, tenant: str | None) -> bool:
+        """True when ``payment`` is ``tenant``'s, of another provider of ``chosen``'s gateway: two providers on
+        one gateway account (Stripe.js and Checkout) each get every event of the account (Stripe sends each to
+        every endpoint), so each acknowledges the other's, changing nothing. Refused, the gateway would retry it
+        for days and may switch the endpoint off, with the provider's own events."""
+        if payment.tenant != tenant or payment.provider == chosen.code:
+            return False
+        try:
+            other = self.providers(payment.provider, tenant)
+        except PaycoreError:  # a provider the configuration no longer has: a payment this delivery cannot know
+            return False
+        return type(other) is type(chosen)
 
     async def _check_target(
         self,
@@ -202,6 +220,8 @@ class WebhookReceiver:
             payment = await self.writer.find(lookup)
         except PaymentNotFound:
             raise PaymentNotFound(f"no payment {lookup}") from None
+        if self._sibling_of(payment, chosen, tenant):
+            return  # acknowledged when it is applied (see _sibling_of)
         if not _delivered_for(payment, chosen, tenant):
             raise PaymentNotFound(f"no payment {lookup}")
         first = firsts.get(payment.id)
@@ -230,7 +250,7 @@ class WebhookReceiver:
 
     async def _apply(
         self, chosen: Provider, tenant: str | None, update: ProviderUpdate, receipt: str | None
-    ) -> Payment:
+    ) -> Payment | None:
         lookup = self._lookup(chosen, tenant, update)
         event_id = update.provider_event_id
         delivery = Delivery(chosen.code, tenant, receipt, self.clock()) if receipt else None
@@ -239,6 +259,8 @@ class WebhookReceiver:
 
         def build(current: Payment) -> Change:
             nonlocal needs_poll, late, told
+            if self._sibling_of(current, chosen, tenant):
+                raise _AnotherProvidersPayment(f"payment {current.id} is provider {current.provider!r}'s")
             if not _delivered_for(current, chosen, tenant):
                 raise PaymentNotFound(f"no payment {lookup}")  # another tenant's, or another provider's
             change = Change(current, cause="webhook", now=self.clock(), provider_event_id=event_id)
@@ -265,6 +287,9 @@ class WebhookReceiver:
             if told:  # the refunds wait for the payment's late capture: an operator is told meanwhile, once
                 await self._tell(lookup, told, event_id)
             raise
+        except _AnotherProvidersPayment as sibling:
+            log.info("provider %r acknowledged a report, not applied: %s", chosen.code, sibling)
+            return None
         except PaymentNotFound:
             raise PaymentNotFound(f"no payment {lookup}") from None
         except DuplicateExternalId:  # nothing was stored: the report contradicts what is

@@ -151,6 +151,52 @@ async def test_an_event_about_another_systems_intent_on_the_account_is_acknowled
         assert await flow.get_payment(payment.id) == payment
 
 
+@pytest.mark.parametrize(
+    ("event_type", "obj"),
+    [
+        ("charge.refunded", {"id": "ch_Legacy", "object": "charge", "amount": 5000, "amount_refunded": 5000,
+                             "amount_captured": 5000, "captured": True, "currency": "eur", "payment_intent": None,
+                             "metadata": {}, "refunds": {"object": "list", "data": []}}),
+        ("refund.created", {"id": "re_Legacy", "object": "refund", "amount": 500, "currency": "eur",
+                            "charge": "ch_Legacy", "payment_intent": None, "status": "succeeded", "metadata": {}}),
+        ("refund.created", {"id": "re_Balance", "object": "refund", "amount": 500, "currency": "eur",
+                            "charge": None, "payment_intent": None, "status": "succeeded", "metadata": {}}),
+    ],
+    ids=["legacy-charge-refunded", "legacy-charge-refund", "customer-balance-refund"],
+)  # fmt: skip
+async def test_a_charge_or_refund_of_no_payment_intent_is_acknowledged(event_type: str, obj: dict[str, Any]) -> None:
+    """Another system on the account charges through the legacy Charges API, or refunds a customer's balance:
+    its charge or refund belongs to no PaymentIntent (Stripe's field is nullable), so it is none of paycore's.
+    Refused as malformed, it would be sent again for days, and the endpoint may be disabled."""
+    simulator = StripeSimulator(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+    async with flow_on(simulator) as flow:
+        body, headers = signed_event(event_type, obj)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(flow)), base_url="http://s") as door:
+            answered = await door.post(f"/{CODE}", content=body, headers=headers)
+        assert (answered.status_code, answered.json()["payments"]) == (200, [])
+        without_the_field = {key: value for key, value in obj.items() if key != "payment_intent"}
+        with pytest.raises(MalformedWebhook):  # a charge or refund that does not say is still unreadable
+            await flow.handle_webhook(CODE, *signed_event(event_type, without_the_field))
+
+
+async def test_two_providers_on_one_account_acknowledge_each_other_s_events() -> None:
+    """Stripe.js and Checkout are two providers (``mode``) on one Stripe account, and Stripe sends every event of
+    the account to both endpoints: each reads its own payments' events and acknowledges the other's."""
+    simulator = StripeSimulator(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+    card = {"type": "stripe", "api_key": API_KEY, "webhook_secret": WEBHOOK_SECRET, "max_network_retries": 0}
+    providers = {"card": {**card, "simulator": simulator}, "tap": {**card, "simulator": simulator}}
+    async with PaymentFlow.from_config({"providers": providers}, plugins=[paycore_stripe.plugin]) as flow:
+        payment = (await flow.create_payment(amount=EUR_50, provider="card", order_id="O-1")).payment
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(flow)), base_url="http://s") as door:
+            for event in await simulator.pay(payment.external_id or ""):
+                elsewhere = await door.post("/tap", content=event.body, headers=event.headers)
+                assert (elsewhere.status_code, elsewhere.json()["payments"]) == (200, [])
+                assert (await flow.get_payment(payment.id)).status is PaymentStatus.PROCESSING
+                own = await door.post("/card", content=event.body, headers=event.headers)
+                assert own.status_code == 200
+        assert (await flow.get_payment(payment.id)).status is PaymentStatus.SUCCEEDED
+
+
 async def test_refund_events_of_another_tenant_sharing_the_account_are_acknowledged() -> None:
     """paycore writes a payment's id on its refunds, not its tenant, and a Dashboard refund names nothing: at a
     tenant's door such an event's intent is retrieved first, and another tenant's is acknowledged."""
@@ -171,3 +217,16 @@ async def test_refund_events_of_another_tenant_sharing_the_account_are_acknowled
             assert await flow.handle_webhook(CODE, event.body, event.headers, tenant="t1") == []
             (at_home,) = await flow.handle_webhook(CODE, event.body, event.headers, tenant="t2")
         assert at_home.refunded_amount == Money.of("15.00", "EUR")
+
+
+async def test_a_thin_event_is_refused_naming_what_the_endpoint_must_send() -> None:
+    """An event destination set to thin payloads sends ``v2.core.event`` objects that tell no state: refused, so
+    the Dashboard shows the endpoint failing, never acknowledged with its payment left untold."""
+    simulator = StripeSimulator(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+    thin = {"id": "evt_test_65R1", "object": "v2.core.event", "type": "v1.payment_intent.succeeded",
+            "related_object": {"id": "pi_3MtwBwLkdIwHu7ix", "type": "payment_intent"}}  # fmt: skip
+    payload = json.dumps(thin)
+    headers = {"stripe-signature": stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET)}
+    async with flow_on(simulator) as flow:
+        with pytest.raises(MalformedWebhook, match=r"thin event .* send this endpoint snapshot events"):
+            await flow.handle_webhook(CODE, payload.encode(), headers)

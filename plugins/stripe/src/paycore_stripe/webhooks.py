@@ -197,6 +197,10 @@ def load_event(body: bytes) -> StripeEvent:
     """The event of a verified body; :class:`~paycore.errors.MalformedWebhook` if it is not a Stripe event."""
     event = load_json_object(body, what="Stripe webhook body")
     event_id, event_type, data = event.get("id"), event.get("type"), event.get("data")
+    if event.get("object") == "v2.core.event":  # refused, never acknowledged unread: the payment would go untold
+        raise MalformedWebhook(
+            "a thin event (v2.core.event) tells no object's state: send this endpoint snapshot events"
+        )
     if event.get("object") != "event" or not isinstance(event_type, str) or not isinstance(data, dict):
         raise MalformedWebhook("a Stripe webhook must be an event object with 'id', 'type' and 'data'")
     if not isinstance(event_id, str) or not event_id:
@@ -232,7 +236,8 @@ def elsewhere(event: StripeEvent, *, livemode: bool | None, account: str | None,
     test-mode events too), of another account than the one the provider acts on (``account``: its
     ``stripe_account``, ``None`` for the key's own), or whose object's metadata names a payment of another tenant
     sharing the Stripe account, or, for an intent or a Checkout Session (which paycore creates with its
-    metadata), that names no paycore payment (another system's on the same account), is acknowledged and changes
+    metadata), that names no paycore payment, or a charge or refund of no PaymentIntent (another system's on the
+    same account: the legacy Charges API, a customer-balance refund), is acknowledged and changes
     nothing: answered 404, Stripe would retry it for days, and may disable an endpoint that keeps failing. Read
     anyway, a report about some other intent that carries a copy of a payment's metadata would pay that payment.
     ``livemode`` ``None`` (a key whose mode its prefix does not tell) leaves the mode unchecked.
@@ -248,7 +253,18 @@ def elsewhere(event: StripeEvent, *, livemode: bool | None, account: str | None,
         return ANOTHER_TENANT
     if event.type in _OWN_OBJECT_EVENTS and isinstance(metadata, Mapping) and not metadata.get(PAYMENT_ID_KEY):
         return ANOTHER_SYSTEM
+    if event.type in _INTENTLESS_EVENTS and isinstance(event.object, Mapping) and _without_intent(event.object):
+        return ANOTHER_SYSTEM  # a charge of the legacy Charges API, a customer-balance refund: paycore makes intents
     return None
+
+
+_INTENTLESS_EVENTS: Final = frozenset({*_REFUND_EVENTS, "charge.refunded"})
+"""Events whose object may belong to no PaymentIntent (Stripe's ``payment_intent`` is nullable on both)."""
+
+
+def _without_intent(obj: Mapping[str, Any]) -> bool:
+    """Whether a charge or refund says it belongs to no PaymentIntent (the field there, null)."""
+    return "payment_intent" in obj and obj["payment_intent"] is None
 
 
 def _mode(live: bool) -> str:
