@@ -374,3 +374,22 @@ async def test_a_completed_event_of_another_session_for_the_payment_is_refused_a
     after = await flow.get_payment(checkout.payment.id)
     assert after == checkout.payment, "neither paid by another session's report nor pointed at that session"
     assert simulator.session(own)["checkout_status"] == "open"
+
+
+async def test_aggregated_merchants_of_one_account_acknowledge_each_other_s_session_events(
+    simulator: WaveSimulator,
+) -> None:
+    """Wave's webhooks belong to the account, so each aggregated merchant's endpoint gets every session event of
+    the account: one about the other merchant's payment is acknowledged (200, nothing changed), not refused for
+    Wave to send again."""
+    from .conftest import provider_settings
+
+    providers = {code: provider_settings(simulator, aggregated_merchant_id=merchant)
+                 for code, merchant in (("wave_a", "am-aaaa"), ("wave_b", "am-bbbb"))}  # fmt: skip
+    async with PaymentFlow.from_config({"providers": providers}, plugins=[paycore_wave.plugin]) as flow:
+        checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="wave_b", order_id="B1")
+        delivery = simulator.pay(checkout.payment.external_id or "")
+        assert await flow.handle_webhook("wave_a", delivery.body, dict(delivery.headers)) == []
+        assert (await flow.get_payment(checkout.payment.id)).status is PaymentStatus.PROCESSING
+        (paid,) = await flow.handle_webhook("wave_b", delivery.body, dict(delivery.headers))
+        assert paid.status is PaymentStatus.SUCCEEDED
