@@ -237,6 +237,30 @@ def test_resolve_says_nothing_was_changed_only_when_nothing_was(
     assert (shown(shop, cash["id"], capsys)["events"][-1]["kind"]) == "review_resolved"
 
 
+def test_resolve_says_nothing_was_changed_when_another_operator_resolved_it_first(
+    shop: Shop, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cash = payment_of_order(shop, "T1-0003", capsys)
+
+    async def flagged() -> None:
+        async with shop.flow() as flow:
+            await flow.set_fraud_status(cash["id"], "review", message="card seen at two tills", tenant=DEMO_TENANT)
+
+    shop.call(flagged)
+    resolve = PaymentFlow.resolve_review
+
+    async def resolved_first(flow: PaymentFlow, payment_id: str, *, note: str, tenant: str | None = None) -> Any:
+        """Operator A resolves it between operator B's read and B's resolve."""
+        await resolve(flow, payment_id, note="A: refunded by phone", tenant=tenant)
+        return await resolve(flow, payment_id, note=note, tenant=tenant)
+
+    monkeypatch.setattr(PaymentFlow, "resolve_review", resolved_first)
+    assert shop.run("payments", "resolve", cash["id"], "--tenant", DEMO_TENANT, "--note", "B: checked") == 0
+    assert f"payment {cash['id']} awaits no review: nothing was changed" in capsys.readouterr().out
+    notes = [e["message"] for e in shown(shop, cash["id"], capsys)["events"] if e["kind"] == "review_resolved"]
+    assert notes == ["A: refunded by phone"]
+
+
 FORGED = "\n\nCaptured: 999 999 XOF\nRefunded (0): 0\n\nEvents (0)\n  none"
 """Text with line breaks that, printed as it is, would read as a report's own lines."""
 

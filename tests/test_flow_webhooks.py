@@ -228,3 +228,30 @@ async def test_a_report_about_another_provider_s_payment_on_the_same_gateway_is_
         (paid,) = await flow.handle_webhook("card", body, {SIGNATURE_HEADER: sign(body, "whsec-card")})
         assert paid.status is PaymentStatus.SUCCEEDED
         assert [e.kind for e in await flow.list_events(payment.id)].count("status_changed") == 2
+
+
+async def test_a_report_naming_another_provider_s_payment_by_reference_alone_is_acknowledged_too(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    """A refund made in the gateway's dashboard, a dispute: reports that name their payment only by the gateway's
+    reference. At the other provider's endpoint of the same gateway they are acknowledged as well."""
+    providers = {
+        "card": {"type": "fake", "webhook_secret": "whsec-card"},
+        "hosted": {"type": "fake", "webhook_secret": "whsec-hosted"},
+        "limited": {"type": "limited", "webhook_secret": "whsec-limited"},
+    }
+    async with make_flow({"providers": providers}) as flow:
+        card = flow.provider("card")
+        assert isinstance(card, FakeProvider)
+        card.script("initiate", "pending")
+        payment = (await flow.create_payment(amount=XOF_5000, provider="card", order_id="T4-0032")).payment
+        assert payment.external_id is not None
+        card.settle(payment.id, Outcome.SUCCEEDED)
+        signed, _ = card.webhook(payment.id, event_id="evt_paid_by_reference")
+        body = json.dumps({**json.loads(signed), "payment_id": None}).encode()  # its reference alone
+        assert await flow.handle_webhook("hosted", body, {SIGNATURE_HEADER: sign(body, "whsec-hosted")}) == []
+        assert (await flow.get_payment(payment.id)).status is PaymentStatus.PROCESSING
+        with pytest.raises(PaymentNotFound):  # another gateway's provider knows no such reference
+            await flow.handle_webhook("limited", body, {SIGNATURE_HEADER: sign(body, "whsec-limited")})
+        (paid,) = await flow.handle_webhook("card", body, {SIGNATURE_HEADER: sign(body, "whsec-card")})
+        assert paid.status is PaymentStatus.SUCCEEDED

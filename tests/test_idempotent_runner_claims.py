@@ -8,11 +8,12 @@ whole, and the operation decides and writes as it would without it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import pytest
 
 from paycore.clock import utcnow
-from paycore.errors import ConcurrentUpdate
+from paycore.errors import ConcurrentUpdate, DuplicateExternalId, FlowClosed, IdempotencyInProgress, PaymentBusy
 from paycore.idempotency import IdempotentRunner
 from paycore.keys import KeyBinding
 from paycore.records import Payment
@@ -114,3 +115,33 @@ async def test_a_first_write_that_loses_its_race_in_the_claims_unit_is_left_to_t
     assert binding.updated is None, "the operation decides and writes as without the claim's write"
     assert binding.prefetched == {payment.id: payment}
     assert repository.payments[payment.id] == payment
+
+
+@pytest.mark.parametrize(
+    ("error", "released"),
+    [(DuplicateExternalId("its reference is another payment's"), False), (FlowClosed("the flow is closed"), False),
+     (ConcurrentUpdate("raced"), True), (PaymentBusy("busy"), True)],
+    ids=["duplicate-reference", "flow-closed", "concurrent-update", "busy"],
+)  # fmt: skip
+async def test_a_key_is_let_go_after_a_refusal_and_held_for_its_lease_after_anything_else(
+    error: Exception, released: bool
+) -> None:
+    """A refusal (nothing left unsettled) lets the key go for a retry at once; any other error (a provider's answer
+    that could not be stored, a flow closing under the request) keeps it for its lease, so a retry settles what the
+    request left instead of running beside it."""
+    runner = IdempotentRunner(MemoryIdempotencyStore(), lease_seconds=30, ttl_seconds=3600, clock=utcnow)
+
+    async def execute(binding: KeyBinding | None) -> str:
+        raise error
+
+    async def retried(binding: KeyBinding | None) -> str:
+        return "done"
+
+    run = partial(runner.run, operation="capture", scope="", key="k1", arguments={}, result_type=str)
+    with pytest.raises(type(error)):
+        await run(execute=execute)
+    if released:
+        assert await run(execute=retried) == "done"
+    else:
+        with pytest.raises(IdempotencyInProgress):
+            await run(execute=retried)

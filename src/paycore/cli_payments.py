@@ -288,7 +288,11 @@ async def _refund(flow: PaymentFlow, args: argparse.Namespace) -> int:
 async def _resolve(flow: PaymentFlow, args: argparse.Namespace) -> int:
     before = await flow.get_payment(args.payment_id, tenant=args.tenant)
     resolved = await flow.resolve_review(args.payment_id, note=args.note, tenant=args.tenant)
-    if resolved.version == before.version and not args.json:  # unchanged since read: there was nothing to resolve
+    events = await flow.list_events(resolved.id, tenant=args.tenant) if resolved.version != before.version else []
+    ours = [
+        e for e in events if e.sequence > before.event_count and e.kind == "review_resolved" and e.message == args.note
+    ]
+    if not ours and not args.json:  # its own resolution is not among what changed since it read the payment
         print(f"payment {resolved.id} awaits no review: nothing was changed")
     return _done(resolved, args)
 

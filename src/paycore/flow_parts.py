@@ -102,7 +102,12 @@ class FlowParts(PaymentActions):
         self.providers = build_providers(config, registry, plugin_manager, repository)
         """Every enabled provider, by ``(tenant, code)``."""
         self.webhooks = WebhookReceiver(
-            self.writer, self.calls, self.provider_for, max_bytes=config.webhook_max_bytes, clock=clock
+            self.writer,
+            self.calls,
+            self.provider_for,
+            max_bytes=config.webhook_max_bytes,
+            clock=clock,
+            siblings=self.siblings_of,
         )
         """Receives the providers' deliveries."""
         self.reaper = Reaper(self.writer, self.calls, self.provider_for, clock=clock)
@@ -140,6 +145,11 @@ class FlowParts(PaymentActions):
     def provider_for(self, code: str, tenant: str | None) -> Provider:
         """:meth:`provider` with ``tenant`` positional, for the webhook receiver and the reaper."""
         return self.provider(code, tenant=tenant)
+
+    def siblings_of(self, provider: Provider, tenant: str | None) -> list[Provider]:
+        """The other providers ``tenant`` enabled of ``provider``'s very class (the same gateway)."""
+        return [p for (t, code), p in self.providers.items() if t == tenant and code != provider.code
+                and type(p) is type(provider)]  # fmt: skip
 
     def now(self) -> datetime:
         """The flow's clock (UTC)."""

@@ -138,12 +138,15 @@ class WebhookReceiver:
         *,
         max_bytes: int,
         clock: Callable[[], datetime],
+        siblings: Callable[[Provider, str | None], Sequence[Provider]] = lambda provider, tenant: (),
     ) -> None:
         self.writer = writer
         self.calls = calls
         self.providers = providers
         self.max_bytes = max_bytes
         self.clock = clock
+        self.siblings = siblings
+        """The other providers a tenant enabled of a provider's class (see :meth:`_sibling_of`)."""
 
     async def receive(
         self, provider: str, body: object, headers: Mapping[str, str], *, tenant: str | None
@@ -195,11 +198,22 @@ class WebhookReceiver:
         for days and may switch the endpoint off, with the provider's own events."""
         if payment.tenant != tenant or payment.provider == chosen.code:
             return False
-        try:
-            other = self.providers(payment.provider, tenant)
-        except PaycoreError:  # a provider the configuration no longer has: a payment this delivery cannot know
+        return any(sibling.code == payment.provider for sibling in self.siblings(chosen, tenant))
+
+    async def _held_by_sibling(self, chosen: Provider, tenant: str | None, lookup: PaymentLookup) -> bool:
+        """True when ``lookup``, a reference ``chosen`` does not know, is one a sibling provider's payment holds
+        (a refund made in the gateway's dashboard, a dispute: reports that name their payment by reference)."""
+        if lookup.reference is None:
             return False
-        return type(other) is type(chosen)
+        for sibling in self.siblings(chosen, tenant):
+            try:
+                await self.writer.find(PaymentLookup.by_reference(sibling.code, tenant, lookup.reference))
+            except PaymentNotFound:
+                continue
+            log.info("provider %r acknowledged a report, not applied: %s is provider %r's", chosen.code, lookup,
+                     sibling.code)  # fmt: skip
+            return True
+        return False
 
     async def _check_target(
         self,
@@ -219,6 +233,8 @@ class WebhookReceiver:
         try:
             payment = await self.writer.find(lookup)
         except PaymentNotFound:
+            if await self._held_by_sibling(chosen, tenant, lookup):
+                return  # acknowledged when it is applied
             raise PaymentNotFound(f"no payment {lookup}") from None
         if self._sibling_of(payment, chosen, tenant):
             return  # acknowledged when it is applied (see _sibling_of)
@@ -291,6 +307,8 @@ class WebhookReceiver:
             log.info("provider %r acknowledged a report, not applied: %s", chosen.code, sibling)
             return None
         except PaymentNotFound:
+            if await self._held_by_sibling(chosen, tenant, lookup):
+                return None
             raise PaymentNotFound(f"no payment {lookup}") from None
         except DuplicateExternalId:  # nothing was stored: the report contradicts what is
             raise MalformedWebhook(f"provider {chosen.code!r} reported a reference of another payment") from None

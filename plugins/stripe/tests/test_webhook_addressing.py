@@ -194,7 +194,13 @@ async def test_two_providers_on_one_account_acknowledge_each_other_s_events() ->
                 assert (await flow.get_payment(payment.id)).status is PaymentStatus.PROCESSING
                 own = await door.post("/card", content=event.body, headers=event.headers)
                 assert own.status_code == 200
-        assert (await flow.get_payment(payment.id)).status is PaymentStatus.SUCCEEDED
+            # A refund made in the Dashboard names the payment by its intent alone: acknowledged at /tap too.
+            for event in await simulator.refund_in_dashboard(payment.external_id or "", 500):
+                elsewhere = await door.post("/tap", content=event.body, headers=event.headers)
+                assert (elsewhere.status_code, elsewhere.json()["payments"]) == (200, []), event.type
+                assert (await door.post("/card", content=event.body, headers=event.headers)).status_code == 200
+        paid = await flow.get_payment(payment.id)
+        assert (paid.status, paid.refunded_amount) == (PaymentStatus.PARTIALLY_REFUNDED, Money.of("5.00", "EUR"))
 
 
 async def test_refund_events_of_another_tenant_sharing_the_account_are_acknowledged() -> None:
