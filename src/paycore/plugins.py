@@ -28,6 +28,7 @@ from paycore.hookcalls import (
 from paycore.hookspecs import IdempotencyStoreFactory, RepositoryFactory
 from paycore.installed import declared_entry_points
 from paycore.providers import Capabilities, Provider
+from paycore.wire import one_line
 
 if TYPE_CHECKING:
     import argparse
@@ -154,9 +155,9 @@ def create_plugin_manager(
         _load_entry_points(manager)
     try:
         manager.check_pending()
-    except pluggy.PluginValidationError as error:
+    except pluggy.PluginValidationError as error:  # its message spreads a signature over several lines
         named = manager.get_name(error.plugin) or repr(error.plugin)
-        raise PluginLoadError(f"plugin {named!r} implements an unknown hook: {_one_line(error)}") from error
+        raise PluginLoadError(f"plugin {named!r} implements an unknown hook: {one_line(str(error))}") from error
     return manager
 
 
@@ -178,11 +179,6 @@ def _name_in_code(manager: pluggy.PluginManager, plugin: object) -> str | None:
         number += 1
         name = f"{base}#{number}"
     return name
-
-
-def _one_line(error: BaseException) -> str:
-    """pluggy's message on one line (it spreads a signature over several)."""
-    return " ".join(str(error).split())
 
 
 def _describe(plugin: object) -> str:
@@ -252,7 +248,7 @@ def _register(manager: pluggy.PluginManager, plugin: object, *, name: str | None
     try:
         manager.register(plugin, name=name)
     except pluggy.PluginValidationError as error:
-        raise PluginLoadError(f"{origin} has an invalid hook implementation: {_one_line(error)}") from error
+        raise PluginLoadError(f"{origin} has an invalid hook implementation: {one_line(str(error))}") from error
     except PluginLoadError as error:  # from _refuse_awaitable
         raise PluginLoadError(f"{origin} cannot be loaded: {error}") from error
     except (Exception, SystemExit) as error:
