@@ -45,9 +45,9 @@ DEFAULT_TOLERANCE: Final = 300.0
 _TIMESTAMP: Final = re.compile(r"[0-9]{1,12}")
 """Whole Unix seconds as ASCII digits: no sign, no fraction, no exponent, at most 12 digits."""
 
-_SIGNATURE_ENTRIES: Final = re.compile(r",?\s+|,(?=v[0-9]+,)")
+_SIGNATURE_ENTRIES: Final = re.compile(r",?\s+|,(?=v[0-9]+[a-z]*,)")
 """What separates the entries of ``webhook-signature``: spaces (the scheme's), or the comma with which a server
-joined two headers of it (``, `` or ``,``) before the next ``v<n>,``."""
+joined two headers of it (``, `` or ``,``) before the next ``v<n>,`` or ``v<n><letters>,`` (``v1a,``)."""
 
 
 def secret_texts(values: str | Iterable[str]) -> list[str]:
