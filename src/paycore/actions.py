@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from operator import attrgetter
 from typing import Any, Final, TypeVar
 
@@ -81,11 +82,8 @@ class PaymentActions:
         return_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> Checkout:
-        """Create a payment and start it at ``provider``; return it with the customer's next action.
-
-        Refused before anything is stored when the amount, currency, provider
-        or a ``paycore_validate_payment`` policy says no.
-        """
+        """Create a payment and start it at ``provider``; return it with the customer's next action. Refused before
+        anything is stored when the amount, currency, provider or a ``paycore_validate_payment`` policy says no."""
         chosen = self.provider(provider, tenant=tenant)
         items = inputs.check_items(items)
         capture = inputs.check_capture(capture)
@@ -144,13 +142,13 @@ class PaymentActions:
             added = binding.added if binding is not None else None
             if added is None:
                 added = await build(binding)
-                telling = self.writer.add(added.payment, added.events)
-            else:  # stored with the key's claim
-                telling = self.writer.notify(added.events, added.payment)
+                telling, writes = partial(self.writer.add, added.payment, added.events), True
+            else:  # stored with the key's claim: its events are told
+                telling, writes = partial(self.writer.notify, added.events, added.payment), False
             payment, call = added.payment, added.payment.pending_call
             assert call is not None
             self.writer.remember(payment)
-            await self.calls.unless_cut(telling, payment.id, lambda: call)
+            await self.calls.unless_cut(telling, payment.id, lambda: call, to_its_end=writes)
             return await self._initiate(payment, call, chosen, binding)
 
         return await self.idempotency.run(
@@ -306,7 +304,8 @@ class PaymentActions:
                 except FlowClosed:  # closed since the claim: the refund written with it was never sent
                     await self.calls.undo(payment_id, call, known=started)
                     raise
-                await self.calls.unless_cut(self.writer.notify(written.events, started), payment_id, lambda: call)
+                telling = partial(self.writer.notify, written.events, started)
+                await self.calls.unless_cut(telling, payment_id, lambda: call)
                 refund_id = call.refund_id
             else:
                 payment, chosen, _ = await self._settled(payment_id, tenant, binding)

@@ -28,7 +28,7 @@ import anyio
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["WorkCancelled", "run_shielded", "run_to_end", "within"]
+__all__ = ["WorkCancelled", "run_shielded", "run_to_end", "to_the_end", "within"]
 
 T = TypeVar("T")
 
@@ -92,6 +92,34 @@ async def run_to_end(work: Callable[[], Awaitable[T]]) -> T:
         else:  # trio: its shield holds
             result = await work()
     return result
+
+
+async def to_the_end(work: Callable[[], Awaitable[T]]) -> tuple[T, BaseException | None]:
+    """``await work()`` to its end whatever befalls its caller meanwhile: its result, and the caller's cancellation
+    that came meanwhile (``None``: none came), which the caller raises once it has dealt with the result.
+
+    For work whose result the caller must have even when cancelled: the claim of an idempotency key, which
+    hands its holder the token to let the key go with (and may write the operation's first record). A
+    cancellation of anyio's or trio's is kept out by a shielded scope, and lands at the caller's next wait;
+    asyncio's own ``Task.cancel()`` gets through a shield, so under asyncio the work runs in a task of its own,
+    which the caller waits for to its end (:func:`run_to_end`). If the work fails, its failure is raised
+    (as the cancellation's cause, when one came).
+    """
+    import asyncio  # loaded with anyio's asyncio backend already
+
+    cut: BaseException | None = None
+    with anyio.CancelScope(shield=True):
+        if anyio.get_cancelled_exc_class() is not asyncio.CancelledError:  # trio: its shield holds
+            result = await work()
+        else:
+            task = asyncio.ensure_future(work())
+            try:
+                result = await _waited_for(task)
+            except asyncio.CancelledError as cancelled:
+                if not task.done() or task.cancelled() or task.exception() is not None:
+                    raise  # the work failed (as its cause) or was cut: nothing to hand back
+                result, cut = task.result(), cancelled
+    return result, cut
 
 
 async def run_shielded(work: Callable[[], Awaitable[T]], *, ended: Callable[[T], object] | None = None) -> T:

@@ -7,6 +7,8 @@ what would have been right. No message ever contains a secret.
 
 from __future__ import annotations
 
+from typing import Final
+
 
 class PaycoreError(Exception):
     """The root of every error paycore raises on purpose."""
@@ -180,3 +182,22 @@ class FlowClosed(PaycoreError):
 
     def __init__(self, message: str = "this PaymentFlow was closed: it sends and stores nothing more") -> None:
         super().__init__(message)
+
+
+RELEASE_ON: Final[tuple[type[BaseException], ...]] = (
+    ValidationError,
+    MoneyError,
+    NotFound,
+    ProviderError,
+    PaymentBusy,
+    IdempotencyError,
+    ConcurrentUpdate,
+    StorageError,
+)
+"""Errors after which nothing new is left unsettled, so an idempotency key is released for a retry
+(:class:`~paycore.idempotency.IdempotentRunner`'s default ``release_on``).
+
+A provider call that reached the provider stays written down on its payment, so a
+retry settles it by asking the provider before anything else: it is never sent twice.
+A storage failure leaves nothing half-written (a unit of work is all or nothing), so
+it releases the key too: a retry need not wait for the lease of a request that ended."""

@@ -16,19 +16,15 @@ from typing import Any, Final, TypeVar
 
 import anyio
 
-from paycore import serialization
-from paycore.awaiting import run_shielded, run_to_end
+from paycore.awaiting import run_shielded, run_to_end, to_the_end
 from paycore.errors import (
+    RELEASE_ON,
     ConcurrentUpdate,
     IdempotencyError,
     IdempotencyInProgress,
     IdempotencyKeyReused,
     IdempotencyLeaseLost,
-    MoneyError,
-    NotFound,
     PaycoreError,
-    PaymentBusy,
-    ProviderError,
     StorageError,
     ValidationError,
 )
@@ -40,6 +36,7 @@ from paycore.keys import (
     derived_id,
     earlier_forms,
     fingerprint,
+    replayed,
     scope_of,
     stored_result,
 )
@@ -71,24 +68,6 @@ __all__ = [
 log = guarded_logger("paycore.idempotency")
 
 T = TypeVar("T")
-
-RELEASE_ON: Final[tuple[type[BaseException], ...]] = (
-    ValidationError,
-    MoneyError,
-    NotFound,
-    ProviderError,
-    PaymentBusy,
-    IdempotencyError,
-    ConcurrentUpdate,
-    StorageError,
-)
-"""Errors after which nothing new is left unsettled, so the key is released for a retry.
-
-A provider call that reached the provider stays written down on its payment, so a
-retry settles it by asking the provider before anything else: it is never sent twice.
-A storage failure leaves nothing half-written (a unit of work is all or nothing), so
-it releases the key too: a retry need not wait for the lease of a request that ended."""
-
 
 _KEEP_PAUSES: Final = (0.02, 0.05, 0.1, 0.2, 0.4, 0.0)
 """Pauses between claims of a key taken over, to keep its first holder's result (under a second in all)."""
@@ -141,6 +120,9 @@ class IdempotentRunner:
         self._keeps_at_once = getattr(store, "completes_without_waiting", False) is True
         self._completed_by_writes = self._completes_keys_of is not None and self._completes_keys_of(store)
         self._claims_with = self._claiming if self._completed_by_writes else None
+        self._claims_at_once = getattr(store, "claims_without_waiting", False) is True and (
+            self._claims_with is None or getattr(self._claims_with, "writes_without_waiting", False) is True
+        )
 
     def __repr__(self) -> str:
         return f"<IdempotentRunner store={type(self.store).__name__} ttl={self.ttl_seconds:g}s>"
@@ -249,7 +231,35 @@ class IdempotentRunner:
             if self.required:
                 raise ValidationError(f"{operation} needs an idempotency_key (idempotency_required is set)")
             return await execute(None)
-        binding = self.binding(scope, key)
+        claiming = partial(
+            self._claimed, operation, self.binding(scope, key), arguments, release_on, prefetch, adds, updates
+        )
+        # A claim gives its holder the token to let the key go with: a caller cancelled meanwhile gets it too.
+        claimed, cut = (await claiming(), None) if self._claims_at_once else await to_the_end(claiming)
+        request, claim, binding = claimed
+        if claim.token is None:
+            if cut is not None:
+                raise cut
+            return replayed(claim, result_type, scope)
+        if cut is None:
+            return await self._holding(operation, request, claim.token, binding, execute, release_on)
+        with anyio.CancelScope() as abandoned:  # what the claim wrote is undone, as at a cut at execute's first wait
+            abandoned.cancel()
+            await self._holding(operation, request, claim.token, binding, execute, release_on)
+        raise cut
+
+    async def _claimed(
+        self,
+        operation: str,
+        binding: KeyBinding,
+        arguments: Mapping[str, Any],
+        release_on: tuple[type[BaseException], ...],
+        prefetch: Callable[[KeyBinding], Sequence[str]] | None,
+        adds: Callable[[KeyBinding], Awaitable[PaymentWrite]] | None,
+        updates: Callable[[KeyBinding, Payment], PaymentWrite | None] | None,
+    ) -> tuple[str, IdempotencyClaim, KeyBinding]:
+        """The request's fingerprint, its claim of the binding's key (without a token: completed, to replay) and
+        the binding as the claim gave it, for :meth:`run`."""
         forms = (arguments, *earlier_forms(operation, arguments))
         for form, given in enumerate(forms):
             request = fingerprint(operation, given)
@@ -259,17 +269,26 @@ class IdempotentRunner:
                 if adds is not None and self._claims_with is not None and prefetch is not None:
                     new, answered, held = await self._first_payment(binding, request, adds, release_on, prefetch)
                     if answered is not None:
-                        return _replayed(answered, result_type, scope)
-                claim, binding = held or await self._claim(binding, request, prefetch, new, updates)
-                break
+                        return request, answered, binding
+                return (request, *(held or await self._claim(binding, request, prefetch, new, updates)))
             except IdempotencyKeyReused:  # unless an earlier release ran this very request under the key
                 if form == len(forms) - 1:
                     raise
-        if claim.token is None:
-            return _replayed(claim, result_type, scope)
-        completer = binding.completer
+        raise AssertionError("unreachable: the last form's refusal is raised")
+
+    async def _holding(
+        self,
+        operation: str,
+        request: str,
+        token: str,
+        binding: KeyBinding,
+        execute: Callable[[KeyBinding | None], Awaitable[T]],
+        release_on: tuple[type[BaseException], ...],
+    ) -> T:
+        """``execute`` under the key ``token`` holds; its result kept for the key, or the key let go as it fails."""
+        scope, key, completer = binding.scope, binding.key, binding.completer
         if completer is None and self._completed_by_writes:
-            completer = KeyCompleter(self.store, scope, key, claim.token, self.ttl_seconds)
+            completer = KeyCompleter(self.store, scope, key, token, self.ttl_seconds)
             binding = binding.with_claim(completer=completer, prefetched=None)
         try:
             result = await execute(binding)
@@ -277,15 +296,15 @@ class IdempotentRunner:
             cancelled = isinstance(error, anyio.get_cancelled_exc_class())
             if cancelled and binding.concluded:  # the provider's answer was recorded: the key keeps the result
                 (concluded,) = binding.concluded
-                keep = partial(self._keep, scope, key, request, claim.token, concluded, completer, operation)
+                keep = partial(self._keep, scope, key, request, token, concluded, completer, operation)
                 with suppress(Exception):  # else the key waits out its lease, and a retry takes it over
                     await run_to_end(keep)
             elif cancelled or isinstance(error, release_on):
                 # A refusal, or a caller cancelled before the answer: what the operation stored says where it
                 # stands, and a retry carries it on from there at once. A crash keeps the key for its lease.
-                await self._release(scope, key, claim.token, error)
+                await self._release(scope, key, token, error)
             raise
-        await self._keep(scope, key, request, claim.token, result, completer, operation)
+        await self._keep(scope, key, request, token, result, completer, operation)
         return result
 
     async def _release(self, scope: str, key: str, token: str, error: BaseException) -> None:
@@ -368,21 +387,3 @@ class IdempotentRunner:
                 scope=scope, key=key, token=claim.token, result=stored_result(result), ttl_seconds=self.ttl_seconds
             )
         log.warning(taken + "; its result is kept", key, operation)
-
-
-def _replayed(claim: IdempotencyClaim, result_type: type[T], scope: str) -> T:
-    """The result a claim that did not take the key replays; :class:`IdempotencyKeyReused` for a payment of
-    another tenant than ``scope``'s, which only a store mixing key spaces could give (a third party's: the
-    conformance suite checks it), never handed to the caller."""
-    if claim.record is not None and type(claim.record) is result_type:
-        replayed: T = claim.record  # narrowed by the type check above
-    else:
-        assert claim.result is not None, "a claim without a token carries a result or a record"
-        replayed = serialization.structure(claim.result["value"], result_type)
-    payment = replayed.payment if isinstance(replayed, Checkout) else replayed
-    if isinstance(payment, Payment) and "|" not in scope and scope_of(payment.tenant) != scope:
-        raise IdempotencyKeyReused(
-            f"the idempotency store answered this key with a payment of another tenant ({payment.tenant!r}): it "
-            "mixes tenants' key spaces, and nothing is replayed from it"
-        )
-    return replayed

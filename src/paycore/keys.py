@@ -24,9 +24,9 @@ from attrs import define, field, frozen
 
 from paycore import serialization
 from paycore.builders import compile_builder
-from paycore.errors import ValidationError
-from paycore.records import Payment
-from paycore.storage import IdempotencyStore, KeyCompletion, PaymentWrite
+from paycore.errors import IdempotencyKeyReused, ValidationError
+from paycore.records import Checkout, Payment
+from paycore.storage import IdempotencyClaim, IdempotencyStore, KeyCompletion, PaymentWrite
 from paycore.wire import shown
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "earlier_forms",
     "fingerprint",
     "is_record_id",
+    "replayed",
     "scope_of",
     "stored_result",
 ]
@@ -200,6 +201,7 @@ class _Created(Protocol):
 
 
 C = TypeVar("C", bound=_Created)
+R = TypeVar("R")
 
 
 @frozen
@@ -347,3 +349,21 @@ def call_id_of(binding: KeyBinding | None) -> str | None:
 def call_ids_of(binding: KeyBinding | None) -> tuple[str, ...]:
     """The ids an earlier attempt under the binding's key may have given its provider call."""
     return binding.candidate_ids("call") if binding is not None else ()
+
+
+def replayed(claim: IdempotencyClaim, result_type: type[R], scope: str) -> R:
+    """The result a claim that did not take the key (it has no token) replays; :class:`IdempotencyKeyReused` for a
+    payment of another tenant than ``scope``'s, which only a store mixing key spaces could give (a third party's: the
+    conformance suite checks it), never handed to the caller."""
+    if claim.record is not None and type(claim.record) is result_type:
+        replayed: R = claim.record  # narrowed by the type check above
+    else:
+        assert claim.result is not None, "a claim without a token carries a result or a record"
+        replayed = serialization.structure(claim.result["value"], result_type)
+    payment = replayed.payment if isinstance(replayed, Checkout) else replayed
+    if isinstance(payment, Payment) and "|" not in scope and scope_of(payment.tenant) != scope:
+        raise IdempotencyKeyReused(
+            f"the idempotency store answered this key with a payment of another tenant ({payment.tenant!r}): it "
+            "mixes tenants' key spaces, and nothing is replayed from it"
+        )
+    return replayed

@@ -50,6 +50,7 @@ __all__ = [
     "PROVIDER_CALL_COUNTER",
     "PROVIDER_CALL_DURATION",
     "Observation",
+    "log_call_failure",
     "log_failure",
     "observe_operation",
     "observe_provider_call",
@@ -248,6 +249,16 @@ def log_failure(log: GuardedLogger, event: str, attributes: Mapping[str, str | i
     run without them because :func:`quiet` (``started``: its :func:`time.perf_counter` at the start)."""
     outcome = outcome_of(error, provider_call=not internal)
     _log(log, event, {**attributes, "paycore.outcome": outcome}, time.perf_counter() - started, failed=True)
+
+
+def log_call_failure(what: str, payment_id: str, provider_code: str, currency: str, provider_type: str | None,
+                     started: float, error: BaseException) -> None:  # fmt: skip
+    """Log a provider call's failure as :func:`observe_provider_call` would, for one made without it (:func:`quiet`)."""
+    attributes = {"paycore.operation": what, "paycore.payment_id": payment_id}
+    attributes |= {"paycore.provider.code": provider_code, "paycore.currency": currency}
+    if provider_type:
+        attributes["paycore.provider.type"] = provider_type
+    log_failure(provider_call_log, "paycore.provider_call", attributes, started, error, internal=False)
 
 
 def _log(log: GuardedLogger, event: str, attributes: Mapping[str, str | int], seconds: float, *, failed: bool) -> None:

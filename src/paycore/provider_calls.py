@@ -30,13 +30,13 @@ import anyio
 import anyio.lowlevel
 
 from paycore import errors
-from paycore.awaiting import run_shielded, run_to_end, within
+from paycore.awaiting import run_shielded, run_to_end, to_the_end, within
 from paycore.calls import HELD_CALLS, CallOperation, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
 from paycore.logs import guarded_logger
 from paycore.money import Money
-from paycore.observability import Observation, log_failure, observe_provider_call, provider_call_log, quiet
+from paycore.observability import Observation, log_call_failure, observe_provider_call, provider_call_log, quiet
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import NOT_SENT, fail_refund
@@ -141,8 +141,11 @@ class ProviderCalls:
             built.append(build(payment))
             return built[-1]
 
-        writing = self.writer.mutate(payment_id, building, known=known)
-        return await self.unless_cut(writing, payment_id, lambda: built[-1].value("pending_call") if built else None)
+        def written() -> ProviderCall | None:
+            return built[-1].value("pending_call") if built else None
+
+        writing = partial(self.writer.mutate, payment_id, building, known=known)
+        return await self.unless_cut(writing, payment_id, written, to_its_end=True)
 
     async def ask(
         self, request: Request[T], payment: Payment, call: ProviderCall | None, *, provider: Provider | None = None
@@ -154,7 +157,7 @@ class ProviderCalls:
         what = call.operation.value if call is not None else "check_status"
         if call is not None:  # a caller cancelled (a cancel scope's, trio's) before the request leaves: never sent
             try:
-                await self.unless_cut(anyio.lowlevel.checkpoint_if_cancelled(), payment.id, lambda: call)
+                await self.unless_cut(anyio.lowlevel.checkpoint_if_cancelled, payment.id, lambda: call)
             except BaseException:
                 request.close()
                 raise
@@ -173,11 +176,7 @@ class ProviderCalls:
             try:
                 return await self._answer(request, payment, call, what, None, lists)
             except BaseException as error:
-                attributes = {"paycore.operation": what, "paycore.payment_id": payment.id}
-                attributes |= {"paycore.provider.code": payment.provider, "paycore.currency": payment.currency}
-                if provider_type:
-                    attributes["paycore.provider.type"] = provider_type
-                log_failure(provider_call_log, "paycore.provider_call", attributes, started, error, internal=False)
+                log_call_failure(what, payment.id, payment.provider, payment.currency, provider_type, started, error)
                 raise
         with observe_provider_call(
             what,
@@ -188,15 +187,8 @@ class ProviderCalls:
         ) as observed:
             return await self._answer(request, payment, call, what, observed, lists)
 
-    async def _answer(
-        self,
-        request: Awaitable[T],
-        payment: Payment,
-        call: ProviderCall | None,
-        what: str,
-        seen: Observation | None,
-        lists: bool,
-    ) -> T | Unknown:
+    async def _answer(self, request: Awaitable[T], payment: Payment, call: ProviderCall | None, what: str,
+                      seen: Observation | None, lists: bool) -> T | Unknown:  # fmt: skip
         """``await request`` under the timeout (:func:`~paycore.awaiting.within`); classify how it ended. ``seen``
         records it; ``lists``: the provider's polls list every refund."""
         try:
@@ -235,16 +227,9 @@ class ProviderCalls:
         log.warning("outcome of %s of payment %s is unknown: %s", what, payment.id, reason)
         return Unknown(reason)
 
-    async def finish(
-        self,
-        payment_id: str,
-        call: ProviderCall,
-        answer: Answer,
-        provider: Provider,
-        *,
-        known: Payment | None = None,
-        complete: Callable[[Payment], KeyCompletion | None] | None = None,
-    ) -> Payment:
+    async def finish(self, payment_id: str, call: ProviderCall, answer: Answer, provider: Provider, *,
+                     known: Payment | None = None,
+                     complete: Callable[[Payment], KeyCompletion | None] | None = None) -> Payment:  # fmt: skip
         """Apply the answer to ``call`` and clear it, if the payment still carries it.
 
         If someone settled the call meanwhile (its lease had run out), the answer is applied as any report would be,
@@ -326,17 +311,32 @@ class ProviderCalls:
             await self.writer.mutate(payment_id, build, known=known)
         return undone
 
-    async def unless_cut(self, writing: Awaitable[T], payment_id: str, written: Callable[[], ProviderCall | None]) -> T:
-        """``await writing`` (a call's write, the telling of its events); a caller cancelled meanwhile has the call
-        ``written`` undone (:meth:`undo`) to its end first: never sent, its key's retry sends it at once."""
-        try:
-            return await writing
-        except anyio.get_cancelled_exc_class():
-            call = written()
-            if call is not None:
-                with suppress(errors.PaycoreError):  # unwritable now: the call's lease settles it
-                    await run_to_end(partial(self.undo, payment_id, call))
-            raise
+    async def unless_cut(
+        self,
+        writing: Callable[[], Awaitable[T]],
+        payment_id: str,
+        written: Callable[[], ProviderCall | None],
+        *,
+        to_its_end: bool = False,
+    ) -> T:
+        """``await writing()`` (a call's write, the telling of its events); a caller cancelled meanwhile has the call
+        ``written`` undone (:meth:`undo`) to its end first: never sent, its key's retry sends it at once. A write
+        (``to_its_end``) is made to its end (:func:`~paycore.awaiting.to_the_end`) unless the repository's units never
+        wait: a caller cancelled as its unit of work runs in a worker thread still learns what the unit wrote."""
+        if to_its_end and not self.writer.writes_at_once:
+            done, cut = await to_the_end(writing)
+            if cut is None:
+                return done
+        else:
+            try:
+                return await writing()
+            except anyio.get_cancelled_exc_class() as cancelled:
+                cut = cancelled
+        call = written()
+        if call is not None:
+            with suppress(errors.PaycoreError):  # unwritable now: the call's lease settles it
+                await run_to_end(partial(self.undo, payment_id, call))
+        raise cut
 
     # -- settling -------------------------------------------------------------------------
 

@@ -27,7 +27,13 @@ __all__ = [
 
 @runtime_checkable
 class PaymentRepository(Protocol):
-    """Stores payments (with their refunds), their events and webhook receipts."""
+    """Stores payments (with their refunds), their events and webhook receipts.
+
+    A repository whose units of work never wait (held in memory behind a lock) may say so
+    (``writes_without_waiting = True``): the flow then awaits its writes of a provider call, and its
+    claims (:class:`ClaimingRepository`), as they are, where it otherwise makes them to their end in a
+    task of their own under asyncio, so that a caller cancelled meanwhile still learns what was written.
+    """
 
     async def add(self, payment: Payment, events: Sequence[PaymentEvent]) -> None:
         """Store a new payment (``version`` 1) and its first events.
@@ -354,6 +360,12 @@ class IdempotencyStore(Protocol):
           (``expires_in``; a tiered store copies it into a cache for no longer);
         * used with another fingerprint: raise :class:`~paycore.errors.IdempotencyKeyReused`;
         * held by a live lease: raise :class:`~paycore.errors.IdempotencyInProgress`.
+
+        The flow makes a claim to its end even when its caller is cancelled meanwhile, so that it can let
+        go of the key it took. A store whose ``claim`` never waits may say so (``claims_without_waiting =
+        True``; a :class:`ClaimingRepository` claiming in it says so of its ``claim_and_*`` with
+        ``writes_without_waiting``): its claims are then awaited as they are, without a task of their own
+        under asyncio.
         """
         ...
 

@@ -73,6 +73,8 @@ class PaymentWriter:
         self.repository = repository
         self.plugin_manager = plugin_manager
         self._updates = isinstance(repository, UpdatingRepository)
+        self.writes_at_once = getattr(repository, "writes_without_waiting", False) is True
+        """Whether the repository's units of work never wait (it says so: the memory adapter's)."""
         self._tenants: dict[str, str | None] = {}
         """The tenant of each payment read or stored lately (a payment's tenant never changes)."""
 

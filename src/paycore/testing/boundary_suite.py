@@ -14,21 +14,26 @@ provide two fixtures:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from paycore.errors import InvalidTransition, PaymentBusy, RefundExceedsCaptured
 from paycore.flow import PaymentFlow
 from paycore.money import Money
+from paycore.records import Payment
 from paycore.status import PaymentStatus, RefundStatus
 from paycore.testing.late_answers import CODE, LEASE, LateAnswerScenarios, SettableClock, ledger_flow, until
 from paycore.testing.ledger import LedgerProvider
 from paycore.testing.storage_under_test import StorageUnderTest
 
 __all__ = ["CODE", "ProviderBoundaryConformance", "SettableClock"]
+
+T = TypeVar("T")
 
 
 class ProviderBoundaryConformance(LateAnswerScenarios, StorageUnderTest):
@@ -229,3 +234,91 @@ class ProviderBoundaryConformance(LateAnswerScenarios, StorageUnderTest):
         assert provider.refunded_total == final.refunded_amount.minor_units
         assert final.refunded_amount == Money.of("9800", "XOF")
         assert final.pending_refund_amount.is_zero()
+
+    @pytest.mark.parametrize("operation", ["initiate", "refund"])
+    async def test_a_caller_cancelled_as_its_key_is_claimed_leaves_neither_key_nor_call_held(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider, operation: str
+    ) -> None:
+        # A server cancelling its handler (asyncio's own Task.cancel) while the claim's unit of work ran in its
+        # worker thread: the key stayed held and the call written down, refusing retries for a whole lease.
+        claimers = [boundary_flow.idempotency_store, boundary_flow.repository]
+        if getattr(claimers[0], "claims_without_waiting", False) is True and _writes_at_once(boundary_flow):
+            pytest.skip("its claims never wait: no cancellation can land inside one")
+        paid = await self._create(boundary_flow) if operation == "refund" else None
+
+        async def act() -> Payment:
+            if paid is not None:
+                refund = await boundary_flow.refund(paid.id, amount=Money.of("4000", "XOF"), idempotency_key="op-1")
+                return await boundary_flow.get_payment(refund.payment_id)
+            return await self._create(boundary_flow, key="op-1")
+
+        await _cancelled_as_one_ends(claimers, ("claim", "claim_and_get", "claim_and_add", "claim_and_update"), act)
+        assert not [r for r in provider.received if r[0] == operation], "sent for a caller cancelled before it"
+        with anyio.fail_after(5):  # let go at once: no lease to wait out
+            again = await act()
+        assert again.pending_call is None
+        assert [r[0] for r in provider.received].count(operation) == 1
+
+    @pytest.mark.parametrize("operation", ["capture", "cancel"])
+    @pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "unkeyed"])
+    async def test_a_caller_cancelled_as_its_call_is_written_down_leaves_no_call_held(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider, operation: str, keyed: bool
+    ) -> None:
+        # The same cut as the call's unit of work ends: the undo raced the commit and could miss the call.
+        if _writes_at_once(boundary_flow):
+            pytest.skip("its writes never wait: no cancellation can land inside one")
+        payment = await self._create(boundary_flow, capture=False)
+
+        async def act() -> Payment:
+            key = f"{operation}-1" if keyed else None
+            done: Payment = await getattr(boundary_flow, operation)(payment.id, idempotency_key=key)
+            return done
+
+        await _cancelled_as_one_ends([boundary_flow.repository], ("update", "save"), act)
+        assert (await boundary_flow.get_payment(payment.id)).pending_call is None, "the call never sent is undone"
+        assert not [r for r in provider.received if r[0] == operation], "sent for a caller cancelled before it"
+        with anyio.fail_after(5):  # no call in flight: no lease to wait out
+            again = await act()
+        assert again.status is (PaymentStatus.SUCCEEDED if operation == "capture" else PaymentStatus.CANCELED)
+        assert [r[0] for r in provider.received].count(operation) == 1
+
+
+def _writes_at_once(flow: PaymentFlow) -> bool:
+    """Whether the flow's repository says its units of work never wait (the memory adapter's)."""
+    return getattr(flow.repository, "writes_without_waiting", False) is True
+
+
+async def _cancelled_as_one_ends(
+    objects: Sequence[object], names: Sequence[str], act: Callable[[], Awaitable[object]]
+) -> None:
+    """Run ``act``, its caller cancelled as the first call of a method ``names`` names on ``objects`` (a store, a
+    repository) ends, and a moment's wait follows: where a caller cancelled as a unit of work ends in its worker
+    thread (or a claim on a network) is told. Under asyncio by asyncio's own ``Task.cancel()``, which anyio's
+    shields do not keep out; under trio by a cancel scope."""
+    cancel_caller: list[Callable[[], object]] = []
+
+    def cancelling_its_caller(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        async def called(*args: Any, **kwargs: Any) -> T:
+            made = await method(*args, **kwargs)
+            if cancel_caller:
+                cancel_caller.pop()()
+                await anyio.lowlevel.checkpoint()
+            return made
+
+        return called
+
+    for each in {id(one): one for one in objects}.values():
+        for name in names:
+            if hasattr(each, name):
+                setattr(each, name, cancelling_its_caller(getattr(each, name)))
+    if anyio.get_cancelled_exc_class() is asyncio.CancelledError:
+        caller = asyncio.ensure_future(act())
+        cancel_caller.append(caller.cancel)
+        await asyncio.wait([caller])
+        assert caller.cancelled(), "the caller was not cancelled"
+    else:
+        with anyio.CancelScope() as scope:
+            cancel_caller.append(scope.cancel)
+            await act()
+        assert scope.cancelled_caught, "the caller was not cancelled"
+    assert not cancel_caller, f"no call of {names} was made"

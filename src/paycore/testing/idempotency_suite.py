@@ -7,7 +7,7 @@ second), so a store's own clock is exercised, not mocked.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import pytest
@@ -16,13 +16,11 @@ from paycore.config import MAX_CODE_LENGTH
 from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, IdempotencyLeaseLost
 from paycore.keys import MAX_KEY_LENGTH, scope_of
 from paycore.storage import IdempotencyStore, RecordKeepingStore
+from paycore.testing.record_keeping_suite import LEASE, SHORT, RecordKeepingConformance, as_keeping
 from paycore.testing.records import make_payment
 
 __all__ = ["IdempotencyStoreConformance"]
 
-LEASE = 60.0
-SHORT = 0.3
-"""Seconds: long enough for a slow store call, short enough to wait out in a test."""
 PAST_A_SECOND = 1.0 + SHORT
 """Seconds a long lease or retention must outlast: a store that reads seconds as milliseconds, or
 caps either at a second, has let the key go by then."""
@@ -36,7 +34,7 @@ LONGEST_WIDE_KEY_STEM = ("commande-à-emporter-n°17-" * 11)[: MAX_KEY_LENGTH - 
 """As :data:`LONGEST_KEY_STEM`, with characters that take two bytes in UTF-8."""
 
 
-class IdempotencyStoreConformance:
+class IdempotencyStoreConformance(RecordKeepingConformance):
     """Conformance tests for an :class:`~paycore.storage.IdempotencyStore`."""
 
     pytestmark = pytest.mark.anyio
@@ -283,7 +281,7 @@ class IdempotencyStoreConformance:
         """Two restaurants send the same key with the same request (the same fingerprint): each its own."""
         ours = await idempotency_store.claim(scope="t:chez-awa", key="k1", fingerprint="f1", lease_seconds=LEASE)
         if kept_as == "record":
-            await _keeping(idempotency_store).complete_record(
+            await as_keeping(idempotency_store).complete_record(
                 scope="t:chez-awa", key="k1", token=ours.token or "", record=make_payment(), ttl_seconds=LEASE
             )
         else:
@@ -314,54 +312,17 @@ class IdempotencyStoreConformance:
         assert len(tokens) == 1
         assert len(refused) == 49
 
-    # -- a store that keeps records (optional: RecordKeepingStore) --------------------------
-
-    async def test_a_kept_record_is_replayed_as_it_is(self, idempotency_store: IdempotencyStore) -> None:
-        keeping = _keeping(idempotency_store)
-        record = make_payment()
-        claim = await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-        await keeping.complete_record(scope="", key="k1", token=claim.token or "", record=record, ttl_seconds=LEASE)
-        replay = await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-        assert (replay.token, replay.result, replay.record) == (None, None, record)
-        with pytest.raises(IdempotencyKeyReused):
-            await keeping.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
-        await keeping.release(scope="", key="k1", token=claim.token or "")  # after completion: keeps the record
-        with pytest.raises(IdempotencyLeaseLost):
-            await keeping.complete_record(scope="", key="k1", token=claim.token or "", record=record, ttl_seconds=1)
-        assert (await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)).record == record
-
-    async def test_a_record_is_kept_only_by_the_holder_of_the_key(self, idempotency_store: IdempotencyStore) -> None:
-        keeping = _keeping(idempotency_store)
-        await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-        with pytest.raises(IdempotencyLeaseLost):
-            await keeping.complete_record(scope="", key="k1", token="not-ours", record=make_payment(), ttl_seconds=1)
-        with pytest.raises(IdempotencyInProgress):
-            await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-
-    async def test_a_store_that_completes_without_waiting_keeps_a_record_for_a_caller_already_cancelled(
+    async def test_a_store_that_claims_without_waiting_claims_for_a_caller_already_cancelled(
         self, idempotency_store: IdempotencyStore
     ) -> None:
-        keeping = _keeping(idempotency_store)
-        if getattr(keeping, "completes_without_waiting", False) is not True:
-            pytest.skip(f"{type(keeping).__name__} does not say its complete_record never waits (it is shielded)")
-        record = make_payment()
-        claim = await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        if getattr(idempotency_store, "claims_without_waiting", False) is not True:
+            pytest.skip(f"{type(idempotency_store).__name__} does not say its claim never waits (it is run to its end)")
         with anyio.CancelScope() as cancelled:
-            cancelled.cancel()  # the flow calls it unshielded: a wait inside it would end it here
-            await keeping.complete_record(scope="", key="k1", token=claim.token or "", record=record, ttl_seconds=LEASE)
-        assert not cancelled.cancelled_caught, "complete_record waited: it may not say completes_without_waiting"
-        assert (await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)).record == record
-
-    async def test_a_kept_record_is_forgotten_after_its_retention(self, idempotency_store: IdempotencyStore) -> None:
-        keeping = _keeping(idempotency_store)
-        claim = await keeping.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
-        await keeping.complete_record(
-            scope="", key="k1", token=claim.token or "", record=make_payment(), ttl_seconds=SHORT
-        )
-        await anyio.sleep(SHORT + 0.2)
-        again = await keeping.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)
-        assert again.token
-        assert again.record is None
+            cancelled.cancel()  # the flow awaits it as it is: a wait inside it would end it here, the key taken
+            claim = await idempotency_store.claim(scope="", key="k1", fingerprint="f1", lease_seconds=LEASE)
+        assert not cancelled.cancelled_caught, "claim waited: it may not say claims_without_waiting"
+        await idempotency_store.release(scope="", key="k1", token=claim.token or "")
+        assert (await idempotency_store.claim(scope="", key="k1", fingerprint="f2", lease_seconds=LEASE)).token
 
 
 async def _two_independent_keys(store: IdempotencyStore, ours: tuple[str, str], theirs: tuple[str, str]) -> None:
@@ -386,13 +347,3 @@ async def _two_independent_keys(store: IdempotencyStore, ours: tuple[str, str], 
         assert (replay.token, replay.result) == (None, {"scope": scope, "key": key}), (
             f"(scope={scope!r}, key={key!r}) replayed another scope's result"
         )
-
-
-class _Keeping(IdempotencyStore, RecordKeepingStore, Protocol):
-    """A store with both protocols."""
-
-
-def _keeping(store: IdempotencyStore) -> _Keeping:
-    if not isinstance(store, RecordKeepingStore):
-        pytest.skip(f"{type(store).__name__} keeps results as data only (no complete_record)")
-    return store

@@ -76,6 +76,8 @@ class MemoryIdempotencyStore:
 
     completes_without_waiting: ClassVar[bool] = True
     """Its ``complete_record`` never waits (a lock, no ``await``): the flow needs no shield around it."""
+    claims_without_waiting: ClassVar[bool] = True
+    """Its ``claim`` never waits either: no cancellation can land inside one."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock

@@ -58,6 +58,8 @@ class MemoryRepository:
 
     storage_backend: ClassVar[str] = "memory"
     """The storage family: plugins that store things of their own keep them in memory beside it."""
+    writes_without_waiting: ClassVar[bool] = True
+    """Its units of work never wait (a lock; its ``claim_and_*`` claim in its own store, which never waits either)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
