@@ -16,7 +16,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from paycore.awaiting import WorkCancelled, run_to_end, within
+from paycore.awaiting import WorkCancelled, run_to_end, to_the_end, within
 
 pytestmark = pytest.mark.anyio
 
@@ -183,3 +183,64 @@ def test_work_that_cancels_itself_is_a_failure_of_the_work_not_a_cut_caller() ->
         return None
 
     assert isinstance(asyncio.run(main()), WorkCancelled)
+
+
+def _to_the_end_cut_midway(work_ends: Callable[[], object], message: str) -> tuple[object, BaseException | None]:
+    """Under asyncio: what ``to_the_end`` gives a caller whose own ``Task.cancel(message)`` lands while its work
+    waits (the work then ends by returning ``work_ends()`` or raising what it raises)."""
+
+    async def main() -> tuple[object, BaseException | None]:
+        started = asyncio.Event()
+
+        async def work() -> object:
+            started.set()
+            await asyncio.sleep(0.05)  # a unit of work in its worker thread: the caller goes meanwhile
+            return work_ends()
+
+        async def caller() -> tuple[object, BaseException | None]:
+            return await to_the_end(work)
+
+        task = asyncio.ensure_future(caller())
+        await started.wait()
+        task.cancel(message)
+        try:
+            return await task
+        except BaseException as ended:  # what the caller's task ended with is the subject
+            return ended, None
+
+    return asyncio.run(main())
+
+
+def test_to_the_end_hands_a_caller_cut_midway_the_work_s_result_and_its_own_cancellation() -> None:
+    result, cut = _to_the_end_cut_midway(lambda: "token", "client went away")
+    assert result == "token", "the work ran to its end and its result reached the caller"
+    assert isinstance(cut, asyncio.CancelledError)
+    assert cut.args == ("client went away",), "the caller's own cancellation, with its message"
+
+
+def test_to_the_end_raises_the_cut_caller_s_cancellation_with_the_work_s_failure_as_cause() -> None:
+    def fail() -> object:
+        raise RuntimeError("the unit failed")
+
+    ended, _ = _to_the_end_cut_midway(fail, "client went away")
+    assert isinstance(ended, asyncio.CancelledError), ended
+    assert ended.args == ("client went away",)
+    assert isinstance(ended.__cause__, RuntimeError)
+
+
+async def test_to_the_end_keeps_a_cancel_scope_s_cancellation_out_until_the_work_has_ended() -> None:
+    ended: list[str] = []
+
+    async def work() -> str:
+        await anyio.sleep(0.05)
+        ended.append("work")
+        return "token"
+
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        result, cut = await to_the_end(work)
+        ended.append(f"handed {result}, cut {cut}")
+        await anyio.lowlevel.checkpoint()  # the scope's cancellation lands at the caller's next wait
+        ended.append("not reached")
+    assert scope.cancelled_caught
+    assert ended == ["work", "handed token, cut None"]

@@ -147,32 +147,35 @@ async def run_shielded(work: Callable[[], Awaitable[T]], *, ended: Callable[[T],
 
 
 async def _waited_for(task: asyncio.Future[T]) -> T:
-    """``task``'s result, once it has ended however often the caller is cancelled meanwhile (then raised after)."""
+    """``task``'s result, once it has ended however often the caller is cancelled meanwhile (then raised after:
+    the caller's own cancellation, with its message)."""
     import asyncio
 
-    cancelled = False
+    cut: asyncio.CancelledError | None = None
     while True:
         try:
             result = await asyncio.shield(task)
             break
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             if not task.done():
-                cancelled = True  # the caller's: wait for the work, then raise it
+                cut = cut or cancelled  # the caller's: wait for the work, then raise it
                 continue
-            if task.cancelled() and not (cancelled or _cancelling()):
+            if task.cancelled() and not (cut is not None or _cancelling()):
                 # The work cancelled itself (it awaited what something else cancelled): its failure, not the caller's.
                 raise WorkCancelled("the work was cancelled by something other than its caller") from None
             # The caller's, landing as the work ended: the work has ended, so it is raised now.
             failure = None if task.cancelled() else task.exception()
             if failure is not None:
-                raise asyncio.CancelledError from failure
+                raise (cut or cancelled) from failure
+            if cut is not None:
+                raise cut from None  # the caller's first, with its message
             raise
         except BaseException as failure:
-            if cancelled:  # the work failed once its caller was cancelled: the cancellation is still the caller's
-                raise asyncio.CancelledError from failure
+            if cut is not None:  # the work failed once its caller was cancelled: the cancellation is still the caller's
+                raise cut from failure
             raise
-    if cancelled:
-        raise asyncio.CancelledError
+    if cut is not None:
+        raise cut
     return result
 
 

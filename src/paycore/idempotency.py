@@ -168,32 +168,6 @@ class IdempotentRunner:
         prefetched = {payment.id: payment for payment in found}
         return claim, binding.with_claim(completer=completer, prefetched=prefetched, added=added, updated=updated)
 
-    async def _first_payment(
-        self,
-        binding: KeyBinding,
-        fingerprint: str,
-        adds: Callable[[KeyBinding], Awaitable[PaymentWrite]],
-        release_on: tuple[type[BaseException], ...],
-        prefetch: Callable[[KeyBinding], Sequence[str]],
-    ) -> tuple[PaymentWrite | None, IdempotencyClaim | None, tuple[IdempotencyClaim, KeyBinding] | None]:
-        """The new payment ``adds`` builds and checks before the claim, to be stored with it.
-
-        When the checks refuse the request, the key still answers first: a request completed before is
-        replayed (its claim is returned second), a key held by another says so, and a key claimed here is
-        released before the refusal is raised; unless the key binds an earlier attempt's payment (its holder
-        crashed): then the claim and its binding are returned third, and that payment is carried on (settled
-        by asking its provider), not left pending behind a refusal that says nothing was stored."""
-        try:
-            return await adds(binding), None, None
-        except release_on as refused:
-            claim, held = await self._claim(binding, fingerprint, prefetch)  # the store's own claim
-            if claim.token is None:
-                return None, claim, None
-            if held.prefetched and held.earlier("pay", held.prefetched.values()) is not None:
-                return None, None, (claim, held)
-            await self._release(binding.scope, binding.key, claim.token, refused)
-            raise
-
     def binding(self, scope: str, key: str) -> KeyBinding:
         """The ids ``key`` names in ``scope`` now."""
         return KeyBinding.at(scope, check_key(key), self.clock(), timedelta(seconds=self.ttl_seconds))
@@ -231,9 +205,13 @@ class IdempotentRunner:
             if self.required:
                 raise ValidationError(f"{operation} needs an idempotency_key (idempotency_required is set)")
             return await execute(None)
-        claiming = partial(
-            self._claimed, operation, self.binding(scope, key), arguments, release_on, prefetch, adds, updates
-        )
+        binding, new, refused = self.binding(scope, key), None, None
+        if adds is not None and self._claims_with is not None and prefetch is not None:
+            try:  # built and checked before the claim (cancellable as any wait), to be stored with it
+                new = await adds(binding)
+            except release_on as error:  # the key still answers first (see _claimed)
+                refused = error
+        claiming = partial(self._claimed, operation, binding, arguments, prefetch, new, refused, updates)
         # A claim gives its holder the token to let the key go with: a caller cancelled meanwhile gets it too.
         claimed, cut = (await claiming(), None) if self._claims_at_once else await to_the_end(claiming)
         request, claim, binding = claimed
@@ -243,34 +221,45 @@ class IdempotentRunner:
             return replayed(claim, result_type, scope)
         if cut is None:
             return await self._holding(operation, request, claim.token, binding, execute, release_on)
+        failure: Exception | None = None
         with anyio.CancelScope() as abandoned:  # what the claim wrote is undone, as at a cut at execute's first wait
             abandoned.cancel()
-            await self._holding(operation, request, claim.token, binding, execute, release_on)
-        raise cut
+            try:
+                await self._holding(operation, request, claim.token, binding, execute, release_on)
+            except Exception as error:  # refused before its first wait: the caller's cancellation still ends it
+                failure = error
+        raise cut from failure
 
     async def _claimed(
         self,
         operation: str,
         binding: KeyBinding,
         arguments: Mapping[str, Any],
-        release_on: tuple[type[BaseException], ...],
         prefetch: Callable[[KeyBinding], Sequence[str]] | None,
-        adds: Callable[[KeyBinding], Awaitable[PaymentWrite]] | None,
+        new: PaymentWrite | None,
+        refused: BaseException | None,
         updates: Callable[[KeyBinding, Payment], PaymentWrite | None] | None,
     ) -> tuple[str, IdempotencyClaim, KeyBinding]:
         """The request's fingerprint, its claim of the binding's key (without a token: completed, to replay) and
-        the binding as the claim gave it, for :meth:`run`."""
+        the binding as the claim gave it, for :meth:`run`; ``new`` is stored with the claim.
+
+        A create whose checks ``refused`` it still hears the key first: a request completed before is replayed, a
+        key held by another says so, and a key claimed here is released before the refusal is raised; unless the
+        key binds an earlier attempt's payment (its holder crashed): then that payment is carried on (settled by
+        asking its provider), not left pending behind a refusal that says nothing was stored."""
         forms = (arguments, *earlier_forms(operation, arguments))
         for form, given in enumerate(forms):
             request = fingerprint(operation, given)
-            new: PaymentWrite | None = None
-            held: tuple[IdempotencyClaim, KeyBinding] | None = None
             try:
-                if adds is not None and self._claims_with is not None and prefetch is not None:
-                    new, answered, held = await self._first_payment(binding, request, adds, release_on, prefetch)
-                    if answered is not None:
-                        return request, answered, binding
-                return (request, *(held or await self._claim(binding, request, prefetch, new, updates)))
+                if refused is None:
+                    return (request, *(await self._claim(binding, request, prefetch, new, updates)))
+                claim, held = await self._claim(binding, request, prefetch)  # the store's own claim
+                if claim.token is None or (
+                    held.prefetched and held.earlier("pay", held.prefetched.values()) is not None
+                ):
+                    return request, claim, held
+                await self._release(binding.scope, binding.key, claim.token, refused)
+                raise refused
             except IdempotencyKeyReused:  # unless an earlier release ran this very request under the key
                 if form == len(forms) - 1:
                     raise

@@ -259,6 +259,45 @@ class ProviderBoundaryConformance(LateAnswerScenarios, StorageUnderTest):
         assert again.pending_call is None
         assert [r[0] for r in provider.received].count(operation) == 1
 
+    async def test_a_caller_cancelled_as_its_claim_is_made_is_cancelled_even_if_the_operation_is_refused(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        # The claim made to its end, the operation still ran to its first wait: a refusal before it (a capture of a
+        # captured payment) came out instead of the caller's cancellation, as if the server's cancel had not landed.
+        claimers = [boundary_flow.idempotency_store, boundary_flow.repository]
+        if anyio.get_cancelled_exc_class() is not asyncio.CancelledError:
+            pytest.skip("asyncio's own Task.cancel(); trio's cancellation lands at the next wait, as anywhere")
+        if getattr(claimers[0], "claims_without_waiting", False) is True and _writes_at_once(boundary_flow):
+            pytest.skip("its claims never wait: no cancellation can land inside one")
+        payment = await self._create(boundary_flow)
+
+        async def capture() -> Payment:
+            return await boundary_flow.capture(payment.id, idempotency_key="capture-again")
+
+        await _cancelled_as_one_ends(claimers, ("claim", "claim_and_get", "claim_and_update"), capture)
+
+    async def test_a_deadline_still_cuts_a_keyed_create_s_slow_checks(
+        self, boundary_flow: PaymentFlow, provider: LedgerProvider
+    ) -> None:
+        # The checks a create runs before its claim (the provider's, the policies') were made to their end with it.
+        finished: list[bool] = []
+
+        async def hanging_check(payment: Payment) -> None:  # a fraud check on a slow network
+            await anyio.sleep(3)
+            finished.append(True)
+
+        provider.check_payment = hanging_check  # type: ignore[method-assign]
+        try:
+            with anyio.move_on_after(0.3) as deadline:
+                await self._create(boundary_flow, key="op-1")
+        finally:
+            del provider.check_payment
+        assert deadline.cancelled_caught
+        assert not finished, "the checks ran on past the caller's deadline"
+        with anyio.fail_after(5):  # nothing claimed, nothing held
+            await self._create(boundary_flow, key="op-1")
+        assert [r[0] for r in provider.received].count("initiate") == 1
+
     @pytest.mark.parametrize("operation", ["capture", "cancel"])
     @pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "unkeyed"])
     async def test_a_caller_cancelled_as_its_call_is_written_down_leaves_no_call_held(

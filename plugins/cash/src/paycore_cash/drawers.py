@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import evolve
 
+from paycore.awaiting import to_the_end
 from paycore.errors import ConcurrentUpdate, ConfigurationError, IdempotencyKeyReused
 from paycore.idempotency import IdempotentRunner
 from paycore.keys import KeyBinding, check_key, scope_of
@@ -271,7 +273,11 @@ class CashDrawers:
             earlier = await self._earlier_open(binding)
             if earlier is not None:
                 return _same_open(earlier, session, binding.key)
-        await self.storage.open_session(session)
+        # Made to its end: a caller cancelled while the write runs (asyncio's own Task.cancel, the storage's unit in
+        # its worker thread) hears so once the session is stored, so the retry under its key finds it.
+        _, cut = await to_the_end(partial(self.storage.open_session, session))
+        if cut is not None:
+            raise cut
         return session
 
     async def _earlier_open(self, binding: KeyBinding) -> DrawerSession | None:
