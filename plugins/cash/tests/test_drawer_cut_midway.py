@@ -1,20 +1,22 @@
-"""A drawer opened for a caller cancelled while the storage writes it (asyncio's own ``Task.cancel()``).
+"""A drawer opened or closed for a caller cancelled while the storage writes it (asyncio's own ``Task.cancel()``).
 
 A server cancelling its handler as the cashier's tablet drops: the cancellation goes through anyio's
-shields while the storage's unit of work goes on (in its worker thread, on SQL). The open is made to
-its end before the caller hears of its cancellation, so the retry under its key finds the drawer it
-opened, instead of missing it and being refused as a second open of the till.
+shields while the storage's unit of work goes on (in its worker thread, on SQL). The open or close is
+made to its end before the caller hears of its cancellation, so the retry under its key finds what it
+did, instead of missing it and being refused (a second open of the till, a close of no open drawer).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from paycore.money import Money
 from paycore_cash.drawers import CashDrawers
+from paycore_cash.records import DrawerSession
 
 pytestmark = pytest.mark.anyio
 
@@ -25,33 +27,54 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+async def _cancelled_while_stored(storage: Any, method: str, act: Callable[[], Awaitable[object]]) -> None:
+    """Run ``act``, cancelling it while ``storage.<method>`` (its write) runs on; the write commits 0.2 s in."""
+    write = getattr(storage, method)
+
+    async def committed_after_the_caller_goes(*args: Any) -> None:
+        async def unit() -> None:
+            await asyncio.sleep(0.2)  # the unit of work, still running when the caller is cancelled
+            await write(*args)
+
+        await asyncio.shield(asyncio.ensure_future(unit()))
+
+    setattr(storage, method, committed_after_the_caller_goes)
+    try:
+        caller = asyncio.ensure_future(act())
+        await asyncio.sleep(0.05)
+        caller.cancel()
+        await asyncio.wait([caller])
+        assert caller.cancelled()
+    finally:
+        setattr(storage, method, write)
+
+
 async def test_a_drawer_open_cut_midway_is_stored_when_its_caller_hears_so_and_its_retry_finds_it(
     drawers: CashDrawers,
 ) -> None:
-    storage: Any = drawers.storage
-    open_session = storage.open_session
-
-    async def committed_after_the_caller_goes(session: Any) -> None:
-        async def write() -> None:
-            await asyncio.sleep(0.2)  # the unit of work, still running when the caller is cancelled
-            await open_session(session)
-
-        await asyncio.shield(asyncio.ensure_future(write()))
-
-    storage.open_session = committed_after_the_caller_goes
-    try:
-        opening = asyncio.ensure_future(
-            drawers.open(till="T1", opening_float=Money.of("20000", "XOF"), opened_by="awa", idempotency_key="open-1")
+    def opening() -> Awaitable[object]:
+        return drawers.open(
+            till="T1", opening_float=Money.of("20000", "XOF"), opened_by="awa", idempotency_key="open-1"
         )
-        await asyncio.sleep(0.05)
-        opening.cancel()
-        await asyncio.wait([opening])
-        assert opening.cancelled()
-    finally:
-        storage.open_session = open_session
+
+    await _cancelled_while_stored(drawers.storage, "open_session", opening)
     opened = await drawers.current("T1")
     assert opened is not None, "the caller heard of its cancellation before the drawer it opened was stored"
     again = await drawers.open(
         till="T1", opening_float=Money.of("20000", "XOF"), opened_by="awa", idempotency_key="open-1"
     )
     assert again.id == opened.id
+
+
+async def test_a_drawer_close_cut_midway_is_stored_when_its_caller_hears_so_and_its_retry_finds_it(
+    drawers: CashDrawers,
+) -> None:
+    opened = await drawers.open(till="T1", opening_float=Money.of("20000", "XOF"), opened_by="awa")
+
+    def closing() -> Awaitable[DrawerSession]:
+        return drawers.close(till="T1", counted=Money.of("20000", "XOF"), closed_by="awa", idempotency_key="close-1")
+
+    await _cancelled_while_stored(drawers.storage, "close_session", closing)
+    assert await drawers.current("T1") is None, "the caller heard of its cancellation before its close was stored"
+    again = await closing()
+    assert (again.id, again.closed_at is not None) == (opened.id, True)
