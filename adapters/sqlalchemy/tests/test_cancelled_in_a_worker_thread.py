@@ -20,6 +20,7 @@ from paycore import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.status import PaymentStatus
+from paycore.testing.cancelling import cancelled_by_the_event_loop
 from paycore.testing.fake import FakeProvider
 
 pytestmark = pytest.mark.anyio
@@ -47,11 +48,7 @@ async def _cancelled_while_its_unit_runs(flow: PaymentFlow, act: Callable[[], Aw
 
     database.run_sync = slow
     try:
-        caller = asyncio.ensure_future(act())
-        await asyncio.sleep(0.1)
-        caller.cancel()
-        await asyncio.wait([caller])
-        assert caller.cancelled()
+        await cancelled_by_the_event_loop(act, after=0.1)
     finally:
         database.run_sync = run_sync
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from paycore.money import Money
+from paycore.testing.cancelling import cancelled_by_the_event_loop
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.records import DrawerSession
 
@@ -40,11 +41,7 @@ async def _cancelled_while_stored(storage: Any, method: str, act: Callable[[], A
 
     setattr(storage, method, committed_after_the_caller_goes)
     try:
-        caller = asyncio.ensure_future(act())
-        await asyncio.sleep(0.05)
-        caller.cancel()
-        await asyncio.wait([caller])
-        assert caller.cancelled()
+        await cancelled_by_the_event_loop(act, after=0.05)
     finally:
         setattr(storage, method, write)
 
