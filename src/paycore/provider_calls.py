@@ -30,7 +30,7 @@ import anyio
 import anyio.lowlevel
 
 from paycore import errors
-from paycore.awaiting import run_shielded, run_to_end, to_the_end, within
+from paycore.awaiting import run_shielded, run_to_end, within
 from paycore.calls import HELD_CALLS, CallOperation, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.errors import IdempotencyLeaseLost, PaymentBusy, ProviderNotSent, ProviderOutcomeUnknown, ValidationError
@@ -321,22 +321,16 @@ class ProviderCalls:
     ) -> T:
         """``await writing()`` (a call's write, the telling of its events); a caller cancelled meanwhile has the call
         ``written`` undone (:meth:`undo`) to its end first: never sent, its key's retry sends it at once. A write
-        (``to_its_end``) is made to its end (:func:`~paycore.awaiting.to_the_end`) unless the repository's units never
+        (``to_its_end``) is made to its end (:func:`~paycore.awaiting.run_to_end`) unless the repository's units never
         wait: a caller cancelled as its unit of work runs in a worker thread still learns what the unit wrote."""
-        if to_its_end and not self.writer.writes_at_once:
-            done, cut = await to_the_end(writing)
-            if cut is None:
-                return done
-        else:
-            try:
-                return await writing()
-            except anyio.get_cancelled_exc_class() as cancelled:
-                cut = cancelled
-        call = written()
-        if call is not None:
-            with suppress(errors.PaycoreError):  # unwritable now: the call's lease settles it
-                await run_to_end(partial(self.undo, payment_id, call))
-        raise cut
+        try:
+            return await (run_to_end(writing) if to_its_end and not self.writer.writes_at_once else writing())
+        except anyio.get_cancelled_exc_class():
+            call = written()
+            if call is not None:
+                with suppress(errors.PaycoreError):  # unwritable now: the call's lease settles it
+                    await run_to_end(partial(self.undo, payment_id, call))
+            raise
 
     # -- settling -------------------------------------------------------------------------
 

@@ -1,18 +1,19 @@
-"""A caller cancelled by asyncio's own ``Task.cancel()`` while its unit of work runs in its worker thread.
+"""A caller cancelled while its unit of work runs in its worker thread.
 
-A server cancelling its handler as the client goes, or ``asyncio.wait_for`` around a call: the
-cancellation goes through anyio's shields, and the unit commits in its thread after the caller is
-gone. The key it claimed is still let go at once, and the provider call it wrote down (never sent)
-is undone, so a retry runs at once and sends the call once.
+Under asyncio, a server cancelling its handler as the client goes, or ``asyncio.wait_for`` around a
+call: the cancellation goes through anyio's shields, and the unit commits in its thread after the
+caller is gone. Under trio, a cancel scope's deadline lands once the unit has ended. The key it
+claimed is still let go at once, and the provider call it wrote down (never sent) is undone, so a
+retry runs at once and sends the call once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 
 import paycore.testing.fake
@@ -20,18 +21,12 @@ from paycore import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.status import PaymentStatus
-from paycore.testing.cancelling import cancelled_by_the_event_loop
+from paycore.testing.cancelling import cancelled_midway
 from paycore.testing.fake import FakeProvider
 
 pytestmark = pytest.mark.anyio
 
 XOF_5000 = Money.of("5000", "XOF")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """asyncio only: its own ``Task.cancel()`` is what anyio's shields do not keep out (trio's are kept out)."""
-    return "asyncio"
 
 
 async def _cancelled_while_its_unit_runs(flow: PaymentFlow, act: Callable[[], Awaitable[object]]) -> None:
@@ -48,7 +43,7 @@ async def _cancelled_while_its_unit_runs(flow: PaymentFlow, act: Callable[[], Aw
 
     database.run_sync = slow
     try:
-        await cancelled_by_the_event_loop(act, after=0.1)
+        await cancelled_midway(act, after=0.1)
     finally:
         database.run_sync = run_sync
 
@@ -88,11 +83,12 @@ async def test_a_caller_gone_while_its_unit_runs_leaves_no_key_or_call_held(
 
         before = [call[0] for call in provider.calls].count(operation)
         await _cancelled_while_its_unit_runs(flow, act)
-        await asyncio.sleep(0.4)  # the unit has committed in its thread by now
+        await anyio.sleep(0.4)  # the unit has committed in its thread by now
         assert [call[0] for call in provider.calls].count(operation) == before, "sent for a caller gone before it"
         stored = await flow.list_payments(order_id="T4-18") if payment is None else [await flow.get_payment(payment.id)]
         assert all(each.pending_call is None for each in stored), "a call never sent is still written down"
-        again = await asyncio.wait_for(act(), 5)  # at once: no key or call held for a lease
+        with anyio.fail_after(5):  # at once: no key or call held for a lease
+            again = await act()
         assert again.pending_call is None
         if operation == "capture":
             assert again.status is PaymentStatus.SUCCEEDED

@@ -1,9 +1,11 @@
-"""A drawer opened or closed for a caller cancelled while the storage writes it (asyncio's own ``Task.cancel()``).
+"""A drawer opened or closed for a caller cancelled while the storage writes it.
 
-A server cancelling its handler as the cashier's tablet drops: the cancellation goes through anyio's
-shields while the storage's unit of work goes on (in its worker thread, on SQL). The open or close is
-made to its end before the caller hears of its cancellation, so the retry under its key finds what it
-did, instead of missing it and being refused (a second open of the till, a close of no open drawer).
+A server cancelling its handler as the cashier's tablet drops (asyncio's own ``Task.cancel()``): the
+cancellation goes through anyio's shields while the storage's unit of work goes on (in its worker
+thread, on SQL); under trio a cancel scope's deadline waits for the unit, as anyio's worker threads
+do. The open or close is made to its end before the caller hears of its cancellation, so the retry
+under its key finds what it did, instead of missing it and being refused (a second open of the
+till, a close of no open drawer).
 """
 
 from __future__ import annotations
@@ -12,20 +14,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 
 from paycore.money import Money
-from paycore.testing.cancelling import cancelled_by_the_event_loop
+from paycore.testing.cancelling import cancelled_midway
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.records import DrawerSession
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """asyncio only: its own ``Task.cancel()`` is what anyio's shields do not keep out."""
-    return "asyncio"
 
 
 async def _cancelled_while_stored(storage: Any, method: str, act: Callable[[], Awaitable[object]]) -> None:
@@ -34,14 +31,18 @@ async def _cancelled_while_stored(storage: Any, method: str, act: Callable[[], A
 
     async def committed_after_the_caller_goes(*args: Any) -> None:
         async def unit() -> None:
-            await asyncio.sleep(0.2)  # the unit of work, still running when the caller is cancelled
+            await anyio.sleep(0.2)  # the unit of work, still running when the caller is cancelled
             await write(*args)
 
-        await asyncio.shield(asyncio.ensure_future(unit()))
+        if anyio.get_cancelled_exc_class() is asyncio.CancelledError:
+            await asyncio.shield(asyncio.ensure_future(unit()))  # as a worker thread: Task.cancel does not stop it
+        else:
+            with anyio.CancelScope(shield=True):  # as anyio's worker threads are
+                await unit()
 
     setattr(storage, method, committed_after_the_caller_goes)
     try:
-        await cancelled_by_the_event_loop(act, after=0.05)
+        await cancelled_midway(act, after=0.05)
     finally:
         setattr(storage, method, write)
 

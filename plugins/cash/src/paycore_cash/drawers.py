@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import evolve
 
-from paycore.awaiting import to_the_end
+from paycore.awaiting import run_to_end
 from paycore.errors import ConcurrentUpdate, ConfigurationError, IdempotencyKeyReused
 from paycore.idempotency import IdempotentRunner
 from paycore.keys import KeyBinding, check_key, scope_of
@@ -275,9 +275,7 @@ class CashDrawers:
                 return _same_open(earlier, session, binding.key)
         # Made to its end: a caller cancelled while the write runs (asyncio's own Task.cancel, the storage's unit in
         # its worker thread) hears so once the session is stored, so the retry under its key finds it.
-        _, cut = await to_the_end(partial(self.storage.open_session, session))
-        if cut is not None:
-            raise cut
+        await run_to_end(partial(self.storage.open_session, session))
         return session
 
     async def _earlier_open(self, binding: KeyBinding) -> DrawerSession | None:
@@ -536,14 +534,12 @@ class CashDrawers:
                 version=session.version + 1,
             )
             try:  # made to its end, as an open is (see _open): the retry under its key finds the close
-                _, cut = await to_the_end(partial(self.storage.close_session, closed))
+                await run_to_end(partial(self.storage.close_session, closed))
             except (ConcurrentUpdate, DrawerClosed):
                 # A movement landed meanwhile (count it and try again), or someone closed it: read this very
                 # session again, never the one its till has open now (a close counted one drawer, not the next).
                 session = await self.get(session.id)
                 continue
-            if cut is not None:
-                raise cut
             return closed
         raise ConcurrentUpdate(
             f"drawer session {session.id} of till {shown(session.till)} kept changing while it was being closed; "
