@@ -287,6 +287,23 @@ async def test_wave_s_error_text_is_quoted_without_the_customer_s_phone_it_echoe
     assert "bad-***" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "echoed",
+    ["221771234567", "+221 77 123 45 67", "(+221) 77-123-45-67", "0771234567", "77.123.45.67", "771234567"],
+)
+async def test_wave_s_error_text_is_quoted_without_the_phone_however_it_writes_it(echoed: str) -> None:
+    answer = {"code": "request-validation-error", "message": f"restrict_payer_mobile {echoed} is not a Wave account"}
+    refusing = httpx.MockTransport(lambda _: httpx.Response(400, json=answer))
+    client = WaveClient(Secret("wave_sn_prod_key"), transport=refusing)
+    body = {"amount": "5000", "currency": "XOF", "restrict_payer_mobile": "+221771234567"}
+    with pytest.raises(ProviderNotSent) as refused:
+        await client.request("POST", "/v1/checkout/sessions", body=body)
+    await client.aclose()
+    shown = str(refused.value)
+    assert "restrict_payer_mobile *** is not a Wave account" in shown
+    assert not any(digits in shown.replace(" ", "") for digits in ("1234567", "12345", "4567"))
+
+
 async def test_a_token_in_the_base_url_s_query_is_not_quoted_when_wave_is_not_reached() -> None:
     def unreachable(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)

@@ -14,11 +14,13 @@
 
 The API key goes in the ``Authorization`` header only; no message quotes it. Wave's own error text is
 quoted (it helps an operator), with every occurrence of a secret the client holds shown as ``***``: a
-gateway may echo the key it was shown ("API key ... was revoked").
+gateway may echo the key it was shown ("API key ... was revoked"), and the customer's phone a request
+restricted the payer to is shown as ``***`` however the answer writes it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -52,6 +54,25 @@ def _personal(body: Mapping[str, Any] | None) -> tuple[Secret, ...]:
     if body is None:
         return ()
     return tuple(Secret(value) for field in _PERSONAL_FIELDS if isinstance(value := body.get(field), str) and value)
+
+
+_SEPARATORS: Final = r"[\s\-./()]*"
+"""What may stand between a phone number's digits as a person or a gateway writes it: ``+221 76-123.45/67``."""
+
+
+def _hide_phones(text: str, personal: Iterable[Secret]) -> str:
+    """``text`` with each phone number of ``personal`` shown as ``***`` however it is written there: with or
+    without its ``+`` and country code, a national ``0``, spaces, dashes, dots or parentheses between its digits.
+
+    A number is found by its last eight digits (its subscriber part in every country's plan) written with any of
+    those separators, together with whatever digits and separators come just before them."""
+    for secret in personal:
+        digits = [character for character in secret.reveal() if "0" <= character <= "9"]
+        if len(digits) < 8:
+            continue
+        tail = _SEPARATORS.join(digits[-8:])
+        text = re.sub(rf"(?:[+(]+{_SEPARATORS})?(?:[0-9]{_SEPARATORS})*{tail}", "***", text)
+    return text
 
 
 class WaveRefused(ProviderNotSent):
@@ -157,7 +178,9 @@ class WaveClient:
         """A text ``field`` of Wave's error answer, at most ``limit`` characters, with no secret of this client
         and none of the ``personal`` data its request carried (an error may echo what it refused)."""
         value = _error(response).get(field)
-        return hide_secrets(value, (*self._hidden, *personal))[:limit] if isinstance(value, str) else ""
+        if not isinstance(value, str):
+            return ""
+        return _hide_phones(hide_secrets(value, (*self._hidden, *personal)), personal)[:limit]
 
     async def aclose(self) -> None:
         """Close the connections."""
