@@ -238,6 +238,52 @@ async def test_a_keyed_close_that_lost_its_session_to_another_close_is_refused_a
     assert (await drawers.get(first.id)).counted == xof(10_000)
 
 
+def dies_once_counting(drawers: CashDrawers) -> None:
+    """The next close dies as it counts the drawer: its key is claimed, nothing is written."""
+    storage = drawers.storage
+
+    async def dies(session_id: str) -> Any:
+        del storage.list_movements  # once
+        raise ProcessDied
+
+    storage.list_movements = dies
+
+
+@pytest.mark.parametrize("till_since", ["untouched", "closed", "closed and opened again"])
+async def test_a_keyed_close_that_died_before_writing_closes_on_its_retry_only_the_session_it_was_asked_for(
+    sql_or_memory_drawers: CashDrawers, clock: Clock, till_since: str
+) -> None:
+    """The retry, asked once the till was closed by another and opened again, closed the new shift's drawer with the
+    first shift's count: a false variance on a drawer still in use, and the till closed mid-shift."""
+    drawers = sql_or_memory_drawers
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    dies_once_counting(drawers)
+    with pytest.raises(ProcessDied):
+        await drawers.close(till="T1", counted=xof(14_000), closed_by="Awa", idempotency_key="evening")
+    second = None
+    if till_since != "untouched":
+        await drawers.close(till="T1", counted=xof(10_000), closed_by="Moussa")
+    if till_since == "closed and opened again":
+        second = await drawers.open(till="T1", opening_float=xof(500), opened_by="Moussa")
+    clock.advance(LEASE + 1)
+    if till_since == "untouched":
+        resumed = await drawers.close(till="T1", counted=xof(14_000), closed_by="Awa", idempotency_key="evening")
+        assert resumed == await drawers.get(first.id)
+        assert (resumed.counted, resumed.variance) == (xof(14_000), xof(4_000))
+        again = await drawers.close(till="T1", counted=xof(14_000), closed_by="Awa", idempotency_key="evening")
+        assert again == resumed
+        return
+    for _ in range(2):  # the retry, and a retry of it: refused the same way
+        with pytest.raises(DrawerClosed, match=f"drawer session {first.id} .* was closed already by Moussa"):
+            await drawers.close(till="T1", counted=xof(14_000), closed_by="Awa", idempotency_key="evening")
+    assert await drawers.current("T1") == second
+    assert ((await drawers.get(first.id)).counted, (await drawers.get(first.id)).closed_by) == (xof(10_000), "Moussa")
+    # Another request under the key (another count) is refused too, and closes nothing either.
+    with pytest.raises(IdempotencyKeyReused):
+        await drawers.close(till="T1", counted=xof(500), closed_by="Awa", idempotency_key="evening")
+    assert await drawers.current("T1") == second
+
+
 async def test_a_close_key_whose_record_was_lost_refuses_another_count_and_closes_nothing(
     drawers: CashDrawers, clock: Clock, store: CrashingStore
 ) -> None:

@@ -423,9 +423,13 @@ class CashDrawers:
         id derived from the key (``close_id``), so a retry under the key
         replays that close whatever the till's state now, even after a crash
         before the answer was stored, or after the till was opened again; it
-        never closes another session. A keyed close refused because someone
-        else closed its session keeps that answer too: a retry under the key
-        is refused again, however the till stands by then.
+        never closes another session. A keyed close by ``till`` names the
+        session open there when it is first asked: a retry whose first attempt
+        died before closing anything closes that session, or is refused with
+        :class:`DrawerClosed` if someone closed it since, never the session
+        the till opened since. A keyed close refused because someone else
+        closed its session keeps that answer too: a retry under the key is
+        refused again, however the till stands by then.
         """
         if (till is None) == (session_id is None):
             raise InvalidCashRequest("close needs exactly one of till= and session_id=")
@@ -435,13 +439,6 @@ class CashDrawers:
             till = check_till(till)
         if session_id is not None:
             session_id = check_session_id(session_id)
-
-        async def execute(binding: KeyBinding | None) -> DrawerSession:
-            if binding is not None:
-                earlier = await self._earlier_close(till, session_id, binding)
-                if earlier is not None:
-                    return _same_close(earlier, counted, closed_by, binding.key)
-            return await self._close(counted, closed_by, till, session_id, binding)
 
         with self._in_flight:
             if idempotency_key is not None:  # a close the release of November 2026 made under the key
@@ -457,19 +454,79 @@ class CashDrawers:
                 )
                 if closed_before is not None:
                     return await self.get(closed_before)
-            closed = await self.idempotency.run(
-                operation="cash.drawer.close",
-                scope=self._scope,
-                key=idempotency_key,
-                arguments={"till": till, "session_id": session_id, "counted": _money(counted), "closed_by": closed_by},
-                execute=execute,
-                result_type=DrawerSession,
-            )
+            if idempotency_key is None or till is None:
+                closed = await self._close_once(counted, closed_by, till, session_id, idempotency_key)
+            else:
+                closed = await self._keyed_close_by_till(counted, closed_by, till, idempotency_key)
         if idempotency_key is not None and not self._closed_under(closed, idempotency_key):
             # Someone else closed the session this close counted: the key keeps that answer, so a retry (its
             # first answer lost) is refused again instead of closing the session the till opened since.
             raise _closed_already(closed)
         return closed
+
+    async def _close_once(
+        self, counted: Money, closed_by: str, till: str | None, session_id: str | None, key: str | None
+    ) -> DrawerSession:
+        """The close of ``session_id``, or of the session open at ``till`` now, under ``key`` if any: run once,
+        replayed after."""
+
+        async def execute(binding: KeyBinding | None) -> DrawerSession:
+            if binding is not None:
+                earlier = await self._earlier_close(till, session_id, binding)
+                if earlier is not None:
+                    return _same_close(earlier, counted, closed_by, binding.key)
+            return await self._close(counted, closed_by, till, session_id, binding)
+
+        return await self.idempotency.run(
+            operation="cash.drawer.close",
+            scope=self._scope,
+            key=key,
+            arguments={"till": till, "session_id": session_id, "counted": _money(counted), "closed_by": closed_by},
+            execute=execute,
+            result_type=DrawerSession,
+        )
+
+    async def _keyed_close_by_till(self, counted: Money, closed_by: str, till: str, key: str) -> DrawerSession:
+        """A keyed close of the session open at ``till`` when it was first asked: the request names that session.
+
+        A close made under the key is replayed whatever the till holds now. Otherwise the key is claimed for the
+        session open now (or, with none open, for none: refused with :class:`NoOpenDrawer`, the key let go). A key
+        first claimed for another session (its first attempt closed nothing, or lost that session to another
+        close, and the till has opened another since) is another request for that session: it is run as that one
+        (a close of a session closed since is refused with :class:`DrawerClosed`), never as a close of the
+        session opened since. The till's sessions closed while the key binds are the ones it may name.
+        """
+        binding = self.idempotency.binding(self._scope, key)
+        sessions = list(reversed(await self.storage.list_sessions(self.tenant, till)))
+        earlier = self._closed_among(sessions, binding)
+        if earlier is not None:
+            return _same_close(earlier, counted, closed_by, binding.key)
+        open_now = [session.id for session in sessions if session.status is DrawerStatus.OPEN][:1]
+        named = [
+            session.id
+            for session in sessions
+            if session.closed_at is not None and binding.binds(session.closed_at) and session.id not in open_now
+        ]
+        try:  # the session open now, or none (refused, the key let go): a new key's first request is for it
+            if open_now:
+                return await self._close_once(counted, closed_by, None, open_now[0], key)
+            return await self._close_once(counted, closed_by, till, None, key)
+        except IdempotencyKeyReused as reused:
+            refused = reused
+        for asked_for in named:  # the key was claimed for another session: one closed since
+            try:
+                return await self._close_once(counted, closed_by, None, asked_for, key)
+            except IdempotencyKeyReused:
+                continue
+        raise refused
+
+    def _closed_among(self, sessions: list[DrawerSession], binding: KeyBinding) -> DrawerSession | None:
+        """The session among ``sessions`` that a close under the binding's key closed, while the key binds it."""
+        close_ids = set(binding.candidate_ids("cls"))
+        for session in sessions:
+            if session.close_id in close_ids and session.closed_at is not None and binding.binds(session.closed_at):
+                return session
+        return None
 
     def _closed_under(self, session: DrawerSession, key: str) -> bool:
         """True when ``session`` was closed by a close under ``key`` (it carries the key's ``close_id``)."""
@@ -487,11 +544,7 @@ class CashDrawers:
                 return None
         else:
             sessions = list(reversed(await self.storage.list_sessions(self.tenant, till)))
-        close_ids = set(binding.candidate_ids("cls"))
-        for session in sessions:
-            if session.close_id in close_ids and session.closed_at is not None and binding.binds(session.closed_at):
-                return session
-        return None
+        return self._closed_among(sessions, binding)
 
     async def _close(
         self, counted: Money, closed_by: str, till: str | None, session_id: str | None, binding: KeyBinding | None
