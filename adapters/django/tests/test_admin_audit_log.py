@@ -216,3 +216,28 @@ def test_a_capture_the_provider_declined_records_nothing_and_one_whose_answer_wa
     assert entries(declined) == []
     unknown = "its capture's outcome is unknown, to be checked with the provider"
     assert entries(lost) == [("boss", CHANGE, f"Capture sent: the payment is authorized; {unknown}")]
+
+
+@pytest.mark.parametrize("action", ["capture", "refund"])
+def test_a_form_submitted_twice_at_once_is_recorded_once_by_the_request_that_acted(
+    flow: BlockingPaymentFlow, superuser_client: Client, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """Both requests read the payment before either acted; the second replayed the first's answer, a change from
+    what it had read, and the payment's History showed two captures (or refunds) where one was made."""
+    payment_id = paid(flow, capture=action != "capture")
+    fields = {"apply": "1", "amount": "2500", "token": "once"} if action == "refund" else {}
+    acted = getattr(flow, action)
+    other_client = staff_client("capture_payment", "refund_payment")
+
+    def the_other_request_acts_first(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(flow, action, acted)  # once: this request has read the payment, the other acts now
+        act(other_client, f"{action}_payments", payment_id, **fields)
+        return acted(*args, **kwargs)
+
+    monkeypatch.setattr(flow, action, the_other_request_acts_first)
+    response = act(superuser_client, f"{action}_payments", payment_id, **fields)
+    assert response.status_code == 200
+    payment = flow.get_payment(payment_id)
+    assert len(payment.refunds) == (action == "refund")
+    assert payment.status is (PaymentStatus.PARTIALLY_REFUNDED if action == "refund" else PaymentStatus.SUCCEEDED)
+    assert [who for who, _, _ in entries(payment_id)] == ["clerk"]

@@ -13,18 +13,29 @@ The entry is written once the flow has acted. Writing it may fail (the
 database of the admin's log unavailable): that never undoes nor hides what was
 done to the money. The failure is logged as a warning naming the payment, the
 user and the entry, and the action goes on.
+
+A change is recorded once, by the request that made it. A form submitted twice
+at once reads the payment twice before either request acts: the second replays
+the first's answer, which is a change from what it read. So the request that
+is to record a change first claims its recording in the flow's idempotency
+store, under a key naming the change (the payment, and the number of its
+events once changed or the refund made); a request that finds it claimed
+records nothing. A store that cannot be reached leaves the change recorded,
+perhaps twice, never not at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from attrs import evolve
 from django.contrib import messages
 from django.http import HttpRequest
 
-from paycore.errors import PaycoreError
+import paycore_django
+from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, PaycoreError
+from paycore.keys import scope_of
 from paycore.logs import guarded_logger
 from paycore.records import Payment as PaymentRecord
 from paycore.records import Refund as RefundRecord
@@ -72,7 +83,7 @@ class AuditTrail:
                 outcome = run(payment)
             except PaycoreError as error:
                 outcome = ActionOutcome(False, f"Not {verb.lower()}: {payment.id}: {error}", messages.ERROR)
-            self._audit(request, payment, outcome.change)
+            self._audit(request, payment, outcome.change, outcome.change_id)
             done += outcome.done
             if outcome.message:
                 told.append(outcome)
@@ -81,14 +92,19 @@ class AuditTrail:
         for outcome in told:
             self.message_user(request, outcome.message, outcome.level)
 
-    def _audit(self, request: HttpRequest, payment: Payment, change: str) -> None:
-        """Record that ``request``'s user did ``change`` to ``payment`` (nothing when ``change`` is empty). A failure
-        to write it is logged as a warning, never raised: what it records is done."""
+    def _audit(self, request: HttpRequest, payment: Payment, change: str, change_id: str = "") -> None:
+        """Record that ``request``'s user did ``change`` to ``payment`` (nothing when ``change`` is empty), unless
+        another request records the change ``change_id`` names. A failure to write it is logged as a warning, never
+        raised: what it records is done."""
         if not change:
+            return
+        end = _claim_recording(payment, change_id) if change_id else _recorded_anyway
+        if end is None:
             return
         try:
             self.log_change(request, payment, change)
         except Exception as error:  # the money moved: a trail that cannot be written must not hide it
+            end(False)
             log.warning(
                 "no admin log entry written for payment %s by user %s (%s): %s",
                 quoted(str(payment.pk)),
@@ -97,23 +113,74 @@ class AuditTrail:
                 quoted(change, limit=1000),
                 exc_info=True,
             )
+        else:
+            end(True)
+
+
+_RECORDING_LEASE: Final = 60.0
+"""Seconds a request holds the recording of a change before another may take it over."""
+
+
+def _recorded_anyway(recorded: bool) -> None:
+    """The end of a recording no other request can claim: nothing to let go."""
+
+
+def _claim_recording(payment: Payment, change_id: str) -> Callable[[bool], None] | None:
+    """The claim of the recording of the change ``change_id`` of ``payment``, in the flow's idempotency store: for
+    the first request to claim it, what ends the claim (``True``: recorded, kept for the flow's
+    ``idempotency_ttl``; ``False``: not, let go); ``None`` for any other, which records nothing. A store that
+    cannot be reached claims nothing: the change is recorded, as if unclaimed."""
+    blocking = paycore_django.blocking_flow()
+    store = blocking.flow.idempotency_store
+    scope, key = f"{scope_of(payment.tenant)}|admin-log", f"{payment.pk}:{change_id}"
+
+    async def claim() -> str | None:
+        claimed = await store.claim(scope=scope, key=key, fingerprint="recorded", lease_seconds=_RECORDING_LEASE)
+        return claimed.token  # none: recorded already
+
+    async def end(token: str, recorded: bool) -> None:
+        if recorded:
+            ttl = blocking.flow.config.idempotency_ttl
+            await store.complete(scope=scope, key=key, token=token, result={"recorded": True}, ttl_seconds=ttl)
+        else:
+            await store.release(scope=scope, key=key, token=token)
+
+    def ending(token: str) -> Callable[[bool], None]:
+        def ended(recorded: bool) -> None:
+            try:
+                blocking.run(end, token, recorded)
+            except PaycoreError as error:
+                log.warning("the recording of %s was not ended: %s", quoted(key), quoted(str(error), limit=300))
+
+        return ended
+
+    try:
+        token = blocking.run(claim)
+    except (IdempotencyInProgress, IdempotencyKeyReused):
+        return None
+    except PaycoreError as error:
+        log.warning("the recording of %s was not claimed: %s", quoted(key), quoted(str(error), limit=300))
+        return _recorded_anyway
+    return None if token is None else ending(token)
 
 
 def audited(outcome: ActionOutcome, before: Payment, after: PaymentRecord, change: str) -> ActionOutcome:
     """``outcome`` recording ``change`` in the audit trail when the action changed the payment: added to its history
     since ``before``, its row as the action read it. A replay, a call with nothing to do and a call the provider
-    declined add no event (a declined call's bookkeeping bumps the payment's version, not its history)."""
+    declined add no event (a declined call's bookkeeping bumps the payment's version, not its history). A replay of
+    an answer given since ``before`` was read names the change its first request made: recorded once."""
     if after.event_count == before.event_count:
         return outcome
-    return evolve(outcome, change=change)
+    return evolve(outcome, change=change, change_id=f"events-{after.event_count}")
 
 
 def refund_audited(outcome: ActionOutcome, refund: RefundRecord, known: set[str]) -> ActionOutcome:
     """``outcome`` recording ``refund`` in the audit trail unless it is one of the ``known`` refund ids the payment
-    had before (a resubmitted form replays the refund it made)."""
+    had before (a resubmitted form replays the refund it made; one replayed since ``known`` was read is recorded
+    once, by the request that made it)."""
     if refund.id in known:
         return outcome
-    return evolve(outcome, change=refund_change(refund))
+    return evolve(outcome, change=refund_change(refund), change_id=f"refund-{refund.id}")
 
 
 def capture_change(payment: PaymentRecord) -> str:

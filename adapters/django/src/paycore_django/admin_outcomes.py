@@ -57,6 +57,10 @@ class ActionOutcome:
     message: str = ""
     level: int = messages.SUCCESS
     change: str = ""
+    change_id: str = ""
+    """What names ``change`` in the payment's history (the number of its events once changed, the refund made):
+    two requests that report one change (a form submitted twice at once, the second replaying the first) record it
+    once. Empty: the change is recorded as it is reported."""
 
 
 DONE: Final = ActionOutcome(done=True)
