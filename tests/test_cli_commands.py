@@ -181,3 +181,159 @@ def test_a_configuration_read_from_a_pipe_is_the_one_the_command_runs_on(
     out = capsys.readouterr().out
     assert "repository   sqlalchemy" in out
     assert "till" in out
+
+
+# -- --config after the subcommand ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["check", "plugins", "states"])
+def test_every_command_takes_its_config_after_the_subcommand_too(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/configuration.md: the command reads its ``--config`` "before or after the subcommand", as
+    ``payments list --config`` always did; ``check --config FILE`` was "unrecognized arguments", status 2."""
+    config = tmp_path / "paycore.toml"
+    config.write_text('repository = "memory"\n[providers.till]\ntype = "cash"\n')
+    assert main([command, "--config", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    if command == "check":
+        assert captured.out.startswith(f"configuration OK: {config}\n")
+        assert "till" in captured.out
+
+
+def test_a_config_after_the_subcommand_is_the_one_that_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before, after = tmp_path / "missing.toml", tmp_path / "paycore.toml"
+    after.write_text('repository = "memory"\n[providers.till]\ntype = "cash"\n')
+    assert main(["--config", str(before), "check", "--config", str(after)]) == 0
+    assert capsys.readouterr().out.startswith(f"configuration OK: {after}\n")
+    assert main(["check", "--config", str(before)]) == 1
+    assert capsys.readouterr().err == f"paycore: error: configuration file '{before}' does not exist\n"
+
+
+def test_a_plugins_command_gets_the_config_given_after_it_unless_it_reads_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from typing import Any
+
+    from paycore import hookimpl
+
+    class Commands:
+        @hookimpl
+        def paycore_register_commands(self, register: Any) -> None:
+            register("where", help="print the configuration", configure=lambda parser: None, run=_print_config)
+
+            def own(parser: Any) -> None:
+                parser.add_argument("--config", dest="own_config")
+
+            register("own", help="its own --config", configure=own, run=lambda args: print(args.own_config))
+
+    config = tmp_path / "paycore.toml"
+    config.write_text('repository = "memory"\n')
+    assert main(["where", "--config", str(config)], plugins=[Commands()]) == 0
+    assert capsys.readouterr().out == f"{config}\n"
+    assert main(["own", "--config", "mine.toml"], plugins=[Commands()]) == 0
+    assert capsys.readouterr().out == "mine.toml\n"
+
+
+def _print_config(args: object) -> int:
+    print(getattr(args, "config", None))
+    return 0
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="needs /dev/fd (a pipe named by path, as a shell's <(...))")
+@pytest.mark.parametrize("argv", [["check"], ["payments", "list"]], ids=["check", "payments"])
+def test_a_pipe_given_after_the_subcommand_is_read_once_too(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ``payments list --config <(...)`` read the pipe a second time, found it empty, and listed the embedded default's
+    # payments without a word.
+    import os
+
+    reading, writing = os.pipe()
+    os.write(writing, b'repository = "nowhere"\n')
+    os.close(writing)
+    try:
+        assert main([*argv, "--config", f"/dev/fd/{reading}"]) == 1
+    finally:
+        os.close(reading)
+    captured = capsys.readouterr()
+    assert captured.err.startswith("paycore: error: no repository type 'nowhere' is installed")
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="needs /dev/fd (a pipe named by path, as a shell's <(...))")
+def test_a_pipe_given_to_a_plugins_command_s_own_config_is_read_once_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """``paycore db upgrade --config <(...)`` read the pipe a second time, found it empty, and migrated the embedded
+    default's ``./paycore.db`` instead of the configured database, saying it had upgraded it."""
+    import os
+    from typing import Any
+
+    from paycore import hookimpl
+    from paycore.config import load_config
+
+    class Commands:
+        @hookimpl
+        def paycore_register_commands(self, register: Any) -> None:
+            def own(parser: Any) -> None:
+                parser.add_argument("--config", dest="own_config")
+
+            def run(args: Any) -> int:
+                print(load_config(args.own_config).provider_timeout)
+                return 0
+
+            register("own", help="its own --config", configure=own, run=run)
+
+    reading, writing = os.pipe()
+    os.write(writing, b"provider_timeout = 7\n")
+    os.close(writing)
+    try:
+        assert main(["own", "--config", f"/dev/fd/{reading}"], plugins=[Commands()]) == 0
+    finally:
+        os.close(reading)
+    assert capsys.readouterr().out == "7.0\n"
+
+
+# -- what a provider does while it is built ------------------------------------------------------
+
+
+def test_check_of_a_provider_that_calls_sys_exit_is_a_one_line_error_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It ended the command with status 4 ("no licence key" as the only output, on stderr, by Python itself)."""
+    from typing import Any
+
+    from paycore import hookimpl
+    from paycore.testing.fake import FakeProvider
+
+    class Exiting(FakeProvider):
+        name = "exiting"
+
+        def __init__(self, context: Any) -> None:
+            super().__init__(context)
+            sys.exit("no licence key")
+
+    class Registers:
+        @hookimpl
+        def paycore_register_providers(self, register: Any) -> None:
+            register(Exiting)
+
+    config = {"repository": "memory", "providers": {"till": {"type": "exiting", "webhook_secret": WEBHOOK_SECRET}}}
+    assert main(["check"], config=config, plugins=[Registers()]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("paycore: error: provider 'till' (exiting) of tenant None could not be built by ")
+    assert "SystemExit: the plugin called sys.exit('no licence key')" in captured.err
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""
+
+
+def test_check_refuses_a_label_that_is_not_text(capsys: pytest.CaptureFixture[str]) -> None:
+    config = {"repository": "memory", "providers": {"till": {"type": "cash", "label": ["Espèces"]}}}
+    assert main(["check"], config=config) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("paycore: error: provider 'till' (cash) of tenant None: the setting 'label' must ")
+    assert captured.err.endswith("; got a list\n")
+    assert captured.out == ""

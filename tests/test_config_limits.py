@@ -21,6 +21,7 @@ import paycore.testing.fake
 import paycore_memory.plugin
 import paycore_sqlalchemy.plugin
 from paycore import Money, hookimpl
+from paycore.assembly import MAX_LABEL_LENGTH
 from paycore.config import (
     MAX_CODE_LENGTH,
     MAX_IDEMPOTENCY_LEASE,
@@ -400,6 +401,55 @@ def test_a_label_is_a_setting_of_every_provider() -> None:
         config, plugins=[paycore.testing.fake, paycore_memory.plugin], entry_points=False, environ={}
     )
     assert flow.provider("fake").settings["label"] == "Card"
+
+
+@pytest.mark.parametrize(
+    ("label", "got"),
+    [
+        (["Espèces"], "a list"),
+        ({"fr": "Espèces"}, "a table"),
+        (5, "a number"),
+        (True, "true or false"),
+        ("", "a blank string"),
+        (" \t ", "a blank string"),
+        ("x" * (MAX_LABEL_LENGTH + 1), f"a string of {MAX_LABEL_LENGTH + 1} characters"),
+        ("Espèces\n<b>", "'Espèces\\n<b>'"),
+    ],
+    ids=["list", "table", "number", "boolean", "empty", "blank", "too-long", "line-break"],
+)
+def test_a_label_customers_could_not_be_shown_as_written_is_refused_naming_the_provider(label: Any, got: str) -> None:
+    """A list was accepted, and the pay form showed customers "['Espèces']"."""
+    for settings_names in (frozenset({"webhook_secret"}), None):  # checked whether or not the type says what it reads
+
+        class Labelled(FakeProvider):
+            name = "labelled"
+
+        Labelled.settings_names = settings_names
+
+        class Registers:
+            @hookimpl
+            def paycore_register_providers(self, register: Any) -> None:
+                register(Labelled)
+
+        config = {"tenants": {"t": {"providers": {"card": {**FAKE, "type": "labelled", "label": label}}}}}
+        with pytest.raises(ConfigurationError) as refused:
+            PaymentFlow.from_config(
+                config,
+                plugins=[paycore.testing.fake, paycore_memory.plugin, Registers()],
+                entry_points=False,
+                environ={},
+            )
+        assert str(refused.value).startswith("provider 'card' (labelled) of tenant 't': the setting 'label' must be")
+        assert str(refused.value).endswith(f"; got {got}")
+
+
+def test_a_label_of_the_longest_length_in_any_script_is_taken() -> None:
+    for label in ("Espèces", "Carte bancaire (Visa, Mastercard)", "现金", "x" * MAX_LABEL_LENGTH):
+        config = {"providers": {"fake": {**FAKE, "label": label}}}
+        flow = PaymentFlow.from_config(
+            config, plugins=[paycore.testing.fake, paycore_memory.plugin], entry_points=False, environ={}
+        )
+        assert flow.provider("fake").settings["label"] == label
 
 
 def test_a_provider_that_does_not_say_which_settings_it_reads_takes_any() -> None:

@@ -9,6 +9,7 @@ its ``ConfigurationError`` reaches the caller.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -138,6 +139,72 @@ def test_the_providers_built_before_a_refused_one_are_disposed_of() -> None:
     with pytest.raises(ConfigurationError, match="provider 'second'"):
         _build(holding, {"repository": "holding", "idempotency": "holding", "providers": providers})
     assert holding.disposed == ["provider first", "idempotency store", "repository"]
+
+
+class Exiting:
+    """A provider type and an idempotency store type whose construction calls ``sys.exit()`` (a vendor SDK that exits
+    on a bad licence), and a provider type whose construction is interrupted (Ctrl-C)."""
+
+    @hookimpl
+    def paycore_register_providers(self, register: ProviderRegistrar) -> None:
+        class ExitingProvider(FakeProvider):
+            name = "exiting"
+
+            def __init__(self, context: ProviderContext) -> None:
+                super().__init__(context)
+                sys.exit("no licence key")
+
+        class InterruptedProvider(FakeProvider):
+            name = "interrupted"
+
+            def __init__(self, context: ProviderContext) -> None:
+                raise KeyboardInterrupt
+
+        register(ExitingProvider)
+        register(InterruptedProvider)
+
+    @hookimpl
+    def paycore_register_idempotency_stores(self, register: IdempotencyStoreRegistrar) -> None:
+        register("exiting", lambda context: sys.exit(6))
+
+
+def _build_exiting(holding: Holding, config: dict[str, Any]) -> PaymentFlow:
+    return PaymentFlow.from_config(
+        config,
+        plugins=[paycore.testing.fake, paycore_memory.plugin, holding, Exiting()],
+        entry_points=False,
+        environ={},
+    )
+
+
+def test_a_provider_calling_sys_exit_while_built_is_refused_naming_it_and_its_plugin_and_leaves_nothing() -> None:
+    """A SystemExit escaped from_config raw (``paycore check`` ended with status 4, saying nothing), though at a
+    plugin's import or in a registration hook it is a PluginLoadError naming the plugin."""
+    holding = Holding()
+    providers = {"first": {"type": "holding", "webhook_secret": SECRET}, "second": {**FAKE, "type": "exiting"}}
+    with pytest.raises(ConfigurationError) as refused:
+        _build_exiting(holding, {"repository": "holding", "idempotency": "holding", "providers": providers})
+    assert str(refused.value).startswith("provider 'second' (exiting) of tenant None could not be built by plugin '")
+    assert "Exiting'" in str(refused.value)
+    assert str(refused.value).endswith("SystemExit: the plugin called sys.exit('no licence key')")
+    assert holding.disposed == ["provider first", "idempotency store", "repository"]
+
+
+def test_an_idempotency_store_calling_sys_exit_while_built_is_refused_naming_it_and_leaves_nothing() -> None:
+    holding = Holding()
+    with pytest.raises(ConfigurationError) as refused:
+        _build_exiting(holding, {"repository": "holding", "idempotency": ["holding", "exiting"]})
+    assert str(refused.value).startswith("idempotency store 'exiting' could not be built by plugin '")
+    assert str(refused.value).endswith("SystemExit: the plugin called sys.exit(6)")
+    assert holding.disposed == ["idempotency store", "repository"]
+
+
+def test_a_ctrl_c_while_a_provider_is_built_is_no_configuration_error_but_leaves_nothing() -> None:
+    holding = Holding()
+    config = {"repository": "holding", "idempotency": "holding", "providers": {"till": {**FAKE, "type": "interrupted"}}}
+    with pytest.raises(KeyboardInterrupt):
+        _build_exiting(holding, config)
+    assert holding.disposed == ["idempotency store", "repository"]
 
 
 def test_a_part_that_fails_to_be_disposed_of_hides_neither_the_error_nor_the_other_parts(

@@ -17,16 +17,18 @@ from typing import Any, Final
 import pluggy
 from attrs import evolve, frozen
 
+from paycore import wire
 from paycore.adapters import not_installed, resolve_config
 from paycore.config import AdapterConfig, PaycoreConfig, ProviderConfig, webhook_url_for
 from paycore.disposal import dispose
 from paycore.errors import ConfigurationError, PaycoreError
+from paycore.hookcalls import describe_failure
 from paycore.plugins import Registry, collect_registry, create_plugin_manager
 from paycore.providers import Provider, ProviderContext
-from paycore.secrets import Settings, redact_url, shown_setting
+from paycore.secrets import Settings, kind_of_setting, redact_url, shown_setting
 from paycore.storage import IdempotencyStore, PaymentRepository
 
-__all__ = ["Parts", "assemble", "build_providers", "mask_declared_secrets"]
+__all__ = ["MAX_LABEL_LENGTH", "Parts", "assemble", "build_providers", "mask_declared_secrets"]
 
 
 @frozen
@@ -106,10 +108,10 @@ def _build_adapter(registry: Registry, what: str, adapter: AdapterConfig, manage
         built = factory(_AdapterContext(adapter.settings, manager))
     except PaycoreError:
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # a sys.exit() too, as at a plugin's import; never a Ctrl-C
         # Not chained: the original exception may show a URL with its password.
         raise ConfigurationError(
-            f"{what} {adapter.type!r} could not be built: {type(error).__name__}: {redact_url(str(error))}"
+            f"{what} {adapter.type!r} could not be built{_by(registry, what, str(adapter.type))}: {_failure(error)}"
         ) from None
     protocol: type = PaymentRepository if what == "repository" else IdempotencyStore
     # Checked now, not at the first payment's AttributeError; by asking for each method, as a proxy that
@@ -161,6 +163,7 @@ def _build_providers(
                     f"which no installed plugin provides (installed: {known})"
                 )
             _check_setting_names(provider_class, provider_config, tenant)
+            _check_label(provider_config, tenant)
             capabilities = provider_class.capabilities
             if capabilities.webhooks and not capabilities.webhook_amounts and not capabilities.polling:
                 raise ConfigurationError(
@@ -179,12 +182,24 @@ def _build_providers(
                 built[tenant, code] = provider_class(context)
             except PaycoreError:
                 raise
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # a sys.exit() too, as at a plugin's import; never a Ctrl-C
                 # Not chained, as an adapter's: the original exception may quote a URL or a key with its secret.
                 raise ConfigurationError(
-                    f"provider {code!r} ({provider_config.type}) of tenant {tenant!r} "
-                    f"could not be built: {type(error).__name__}: {redact_url(str(error))}"
+                    f"provider {code!r} ({provider_config.type}) of tenant {tenant!r} could not be built"
+                    f"{_by(registry, 'provider', provider_config.type)}: {_failure(error)}"
                 ) from None
+
+
+def _by(registry: Registry, kind: str, name: str) -> str:
+    """`` by plugin 'NAME'``, the plugin that registered the ``kind`` ``name``, for an error message."""
+    plugin = registry.origins.get((kind, name))
+    return f" by plugin {plugin!r}" if plugin is not None else ""
+
+
+def _failure(error: BaseException) -> str:
+    """What a plugin's factory or provider class raised, its URLs' passwords hidden: ``"OSError: ..."``, or the
+    ``sys.exit()`` it called."""
+    return redact_url(describe_failure(error))
 
 
 _EVERY_PROVIDERS_SETTINGS: Final = frozenset({"label"})
@@ -202,3 +217,28 @@ def _check_setting_names(provider_class: type[Provider], config: ProviderConfig,
             f"provider {config.code!r} ({config.type}) of tenant {tenant!r}: no setting "
             f"{', '.join(map(repr, unknown))}; it reads {', '.join(sorted(known | _EVERY_PROVIDERS_SETTINGS))}"
         )
+
+
+MAX_LABEL_LENGTH: Final = 100
+"""The most characters of a provider's ``label``: a name on one line of a form, not a paragraph."""
+
+
+def _check_label(config: ProviderConfig, tenant: str | None) -> None:
+    """Refuse a ``label`` customers could not be shown as written: not text (a list, a table, a number), blank, too
+    long, or holding a control character (a line break)."""
+    if "label" not in config.settings:
+        return
+    label = config.settings["label"]
+    if isinstance(label, str) and label.strip() and wire.is_id(label) and len(label) <= MAX_LABEL_LENGTH:
+        return
+    if not isinstance(label, str):
+        wrong = kind_of_setting(label)
+    elif len(label) > MAX_LABEL_LENGTH:
+        wrong = f"a string of {len(label)} characters"
+    else:
+        wrong = "a blank string" if not label.strip() else shown_setting(label)
+    raise ConfigurationError(
+        f"provider {config.code!r} ({config.type}) of tenant {tenant!r}: the setting 'label' must be the name "
+        f"customers see, a string of at most {MAX_LABEL_LENGTH} characters, not blank, without control characters "
+        f"(leave it out and they see the code {config.code!r}); got {wrong}"
+    )

@@ -80,12 +80,15 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
         "--config", metavar="PATH", default=None, help="a TOML configuration (default: PAYCORE_CONFIG or in-memory)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("plugins", help="list installed plugins and what they provide").set_defaults(run=_plugins)
-    commands.add_parser("check", help="check a configuration and show what it enables").set_defaults(run=_check)
-    demo = commands.add_parser("demo", help="run a restaurant's day end to end on the embedded default")
+    for name, help, run in (
+        ("plugins", "list installed plugins and what they provide", _plugins),
+        ("check", "check a configuration and show what it enables", _check),
+        ("states", "print the payment state machine (Mermaid)", _states),
+    ):
+        _config_option(commands.add_parser(name, help=help)).set_defaults(run=run)
+    demo = _config_option(commands.add_parser("demo", help="run a restaurant's day end to end on the embedded default"))
     demo.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     demo.set_defaults(run=_demo)
-    commands.add_parser("states", help="print the payment state machine (Mermaid)").set_defaults(run=_states)
     report = commands.add_parser("report", help="a tenant's day: payments, refunds, reviews, drawers")
     cli_payments.configure_report(report)
     report.set_defaults(run=cli_payments.run_report)
@@ -98,6 +101,8 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
             with contextlib.redirect_stderr(said):
                 sub = commands.add_parser(command.name, help=f"{command.help} [{command.plugin}]")
                 command.configure(sub)
+            with contextlib.suppress(argparse.ArgumentError):  # a plugin's own --config is the command's to read
+                _config_option(sub)
         except (Exception, SystemExit) as error:  # a name taken, a clashing option, a configure that fails or exits
             lines = said.getvalue().strip().splitlines()
             raise PluginLoadError(
@@ -107,6 +112,15 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
             ) from error
         sys.stderr.write(said.getvalue())
         sub.set_defaults(run=command.run)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` (a subcommand's) given ``--config`` after the subcommand, as ``paycore payments list`` has it:
+    :func:`main` puts it in ``args.config``, where it overrides a ``--config`` before the subcommand."""
+    parser.add_argument(
+        "--config", dest="command_config", metavar="PATH", help="TOML configuration (default: --config before it)"
+    )
     return parser
 
 
@@ -187,12 +201,17 @@ def main(
         if not getattr(args, "run", None):
             parser.print_help()
             return 2
+        if getattr(args, "command_config", None) is not None:  # --config after the subcommand: the one that counts
+            args.config = args.command_config
         if args.config is None and config is not None and args.command not in OWN_CONFIG_COMMANDS:
             args.config = config
         from_environment = args.config is None and config is None and args.command not in OWN_CONFIG_COMMANDS
         if piped is not None and (args.config == chosen or from_environment):
             args.config_origin = _origin(args.config)  # the pipe's name; its contents, read once, stand in for it
             args.config = piped
+            for name, value in list(vars(args).items()):  # a subcommand's own --config naming it too (a plugin's):
+                if value == chosen:  # the pipe read a second time is empty, and would run on the embedded default
+                    setattr(args, name, piped)
         args.plugins, args.plugin_manager, args.registry = extra, manager, registry
         status = int(args.run(args) or 0)
         sys.stdout.flush()  # here, where a reader that stopped early (``| head``) is caught, not at exit
