@@ -15,7 +15,7 @@ import pytest
 from paycore.config import MAX_CODE_LENGTH
 from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, IdempotencyLeaseLost
 from paycore.keys import MAX_KEY_LENGTH, scope_of
-from paycore.storage import IdempotencyStore, RecordKeepingStore
+from paycore.storage import IdempotencyClaim, IdempotencyStore, RecordKeepingStore
 from paycore.testing.record_keeping_suite import LEASE, SHORT, RecordKeepingConformance, as_keeping
 from paycore.testing.records import make_payment
 
@@ -24,6 +24,8 @@ __all__ = ["IdempotencyStoreConformance"]
 PAST_A_SECOND = 1.0 + SHORT
 """Seconds a long lease or retention must outlast: a store that reads seconds as milliseconds, or
 caps either at a second, has let the key go by then."""
+RACERS = 50
+"""How many callers claim one key at once in the tests of concurrent claims."""
 LONGEST_TENANT = ("chez-awa-" * 8)[:MAX_CODE_LENGTH]
 """A tenant name as long as paycore takes."""
 LONGEST_KEY_STEM = ("T1-2026-11-22-order-0017-" * 11)[: MAX_KEY_LENGTH - 1]
@@ -296,21 +298,35 @@ class IdempotencyStoreConformance(RecordKeepingConformance):
     async def test_of_many_concurrent_claims_exactly_one_takes_the_key(
         self, idempotency_store: IdempotencyStore
     ) -> None:
-        tokens: list[str] = []
-        refused: list[Exception] = []
+        """Many retries of one new request at once: one runs it, the others are told it is in progress."""
+        await _exactly_one_takes(idempotency_store, "f1", "one new key")
 
-        async def claim() -> None:
-            try:
-                got = await idempotency_store.claim(scope="", key="race", fingerprint="f1", lease_seconds=LEASE)
-                tokens.append(got.token or "")
-            except IdempotencyInProgress as error:
-                refused.append(error)
+    async def test_of_many_concurrent_claims_of_an_expired_lease_exactly_one_takes_it_over(
+        self, idempotency_store: IdempotencyStore
+    ) -> None:
+        """A request whose process died holds its key until its lease ends; the retries that then come at once
+        (a client's, a reaper's) are one takeover: one runs the request again, the others are told it is in
+        progress and, once it completes, replay its result. A takeover that is not atomic lets several run it:
+        the customer is charged more than once."""
+        crashed = await idempotency_store.claim(scope="", key="race", fingerprint="f1", lease_seconds=SHORT)
+        await anyio.sleep(SHORT + 0.2)
+        winner = await _exactly_one_takes(idempotency_store, "f1", "over one expired lease")
+        assert winner.taken_over
+        assert winner.token != crashed.token
+        await _complete_then_replay(idempotency_store, "f1", winner)
 
-        async with anyio.create_task_group() as group:
-            for _ in range(50):
-                group.start_soon(claim)
-        assert len(tokens) == 1
-        assert len(refused) == 49
+    async def test_of_many_concurrent_claims_of_a_key_past_its_retention_exactly_one_takes_it(
+        self, idempotency_store: IdempotencyStore
+    ) -> None:
+        """A key kept its retention is new again; the requests that then come with it at once are one new request
+        and its retries: one runs it, the others are told it is in progress and, once it completes, replay its
+        result (not the forgotten one). A store that lets several take the forgotten key charges more than once."""
+        first = await idempotency_store.claim(scope="", key="race", fingerprint="f1", lease_seconds=LEASE)
+        await idempotency_store.complete(scope="", key="race", token=first.token or "", result={"by": "forgotten"},
+                                         ttl_seconds=SHORT)  # fmt: skip
+        await anyio.sleep(SHORT + 0.2)
+        winner = await _exactly_one_takes(idempotency_store, "f2", "one key past its retention")
+        await _complete_then_replay(idempotency_store, "f2", winner)
 
     async def test_a_store_that_claims_without_waiting_claims_for_a_caller_already_cancelled(
         self, idempotency_store: IdempotencyStore
@@ -347,3 +363,33 @@ async def _two_independent_keys(store: IdempotencyStore, ours: tuple[str, str], 
         assert (replay.token, replay.result) == (None, {"scope": scope, "key": key}), (
             f"(scope={scope!r}, key={key!r}) replayed another scope's result"
         )
+
+
+async def _exactly_one_takes(store: IdempotencyStore, fingerprint: str, what: str) -> IdempotencyClaim:
+    """:data:`RACERS` claims at once of key ``"race"`` (scope ``""``): one takes it, the others are refused."""
+    taken: list[IdempotencyClaim] = []
+    refused: list[IdempotencyInProgress] = []
+
+    async def claim() -> None:
+        try:
+            taken.append(await store.claim(scope="", key="race", fingerprint=fingerprint, lease_seconds=LEASE))
+        except IdempotencyInProgress as error:
+            refused.append(error)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(RACERS):
+            group.start_soon(claim)
+    assert (len(taken), len(refused)) == (1, RACERS - 1), (
+        f"{len(taken)} of {RACERS} concurrent claims took {what}, {len(refused)} were refused: is the claim atomic?"
+    )
+    assert taken[0].token, "a claim of a key no live lease holds replayed a result"
+    return taken[0]
+
+
+async def _complete_then_replay(store: IdempotencyStore, fingerprint: str, winner: IdempotencyClaim) -> None:
+    """``winner`` completes key ``"race"``; then the retries of the callers it beat each replay its result."""
+    result = {"by": winner.token}
+    await store.complete(scope="", key="race", token=winner.token or "", result=result, ttl_seconds=LEASE)
+    for _ in range(RACERS - 1):
+        replay = await store.claim(scope="", key="race", fingerprint=fingerprint, lease_seconds=LEASE)
+        assert (replay.token, replay.result) == (None, result), "a refused caller's retry did not replay the result"

@@ -80,6 +80,27 @@ class SaveConformance:
         assert await repository.get(payment.id) == polled, "the write after a refused one was not stored"
         assert await repository.list_events(payment.id) == events
 
+    @pytest.mark.parametrize("step", [2, 0], ids=["skipping-a-version", "repeating-the-version"])
+    async def test_a_save_whose_version_is_not_the_next_one_is_refused_and_changes_nothing(
+        self, repository: PaymentRepository, step: int
+    ) -> None:
+        """A save is stored only as the very next version: one that skips a version (written over a copy no one
+        stored) or repeats the stored one (a writer that lost a race, or forgot to count) is refused with
+        ``ConcurrentUpdate``, and the payment, its events and the webhook receipts stay as they were; a store that
+        took it would let a lost write overwrite the winner's, and the versions no longer tell writers apart."""
+        payment = make_payment()
+        events = [make_event(payment, 1, "created")]
+        await repository.add(payment, events)
+        stored = next_version(payment, status=PaymentStatus.PROCESSING, event_count=2)
+        events.append(make_event(payment, 2))
+        await repository.save(stored, events[1:])
+        wrong = evolve(stored, version=stored.version + step, status=PaymentStatus.FAILED, event_count=3)
+        with pytest.raises(ConcurrentUpdate):
+            await repository.save(wrong, [make_event(payment, 3, "other")], [make_receipt(payment, "evt-x")])
+        assert await repository.get(payment.id) == stored, f"a refused save of version {wrong.version} was stored"
+        assert await repository.list_events(payment.id) == events, "a save refused for its version left events"
+        assert not await repository.has_receipt(payment.provider, payment.tenant, "evt-x")
+
 
 _SET_BY_THE_FLOW = (
     "status",

@@ -255,6 +255,29 @@ class UpdateConformance:
         assert await repository.get(payment.id) == current
         assert await repository.list_events(payment.id) == []
 
+    @pytest.mark.parametrize("step", [2, 0], ids=["skipping-a-version", "repeating-the-version"])
+    async def test_an_update_whose_write_is_not_the_next_version_is_refused_and_changes_nothing(
+        self, repository: Any, step: int
+    ) -> None:
+        """``update`` keeps the version check of ``save``: a decision writing a version that skips one, or repeats
+        the stored one, is refused with ``ConcurrentUpdate`` whether the payment was read or in hand, and the
+        payment, its events and the webhook receipts stay as they were (never a lost write over the winner's)."""
+        updating = _updating(repository)
+        payment = make_payment()
+        events = [make_event(payment, 1, "created")]
+        await repository.add(payment, events)
+
+        def decide(current: Payment) -> PaymentWrite:
+            wrong = evolve(current, version=current.version + step, description="wrong version", event_count=2)
+            return PaymentWrite(wrong, [make_event(current, 2)], [make_receipt(current, "evt-x")])
+
+        for known in (None, payment):
+            with pytest.raises(ConcurrentUpdate):
+                await updating.update(PaymentLookup.by_id(payment.id), decide, known=known)
+            assert await repository.get(payment.id) == payment
+            assert await repository.list_events(payment.id) == events, "an update refused for its version left events"
+            assert not await repository.has_receipt(payment.provider, payment.tenant, "evt-x")
+
     async def test_a_write_that_does_not_follow_the_copy_in_hand_is_stored_as_it_is(self, repository: Any) -> None:
         updating = _updating(repository)
         payment = rich_payment()  # two refunds: a succeeded one, then a pending one
