@@ -340,6 +340,20 @@ def test_a_refund_over_what_was_captured_is_refused_and_changes_nothing(
     assert shown(shop, cash["id"], capsys)["payment"]["status"] == "refunded"
 
 
+@pytest.mark.parametrize("typed", ["1e3", "+1000", "\u0661\u0660\u0660\u0660"])
+def test_a_refund_amount_no_one_types_is_refused_and_changes_nothing(
+    shop: Shop, typed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--amount 1e3`` refunded 1 000 XOF; Arabic-Indic digits were read as their value."""
+    cash = payment_of_order(shop, "T1-0003", capsys)
+    open_till(shop)
+    before = shown(shop, cash["id"], capsys)
+    argv = ["payments", "refund", cash["id"], "--tenant", DEMO_TENANT, "--amount", typed, "--reason", "typo"]
+    assert shop.run(*argv) == 1
+    assert "is not an amount as typed" in capsys.readouterr().err
+    assert shown(shop, cash["id"], capsys) == before
+
+
 def test_refresh_applies_what_the_provider_says_now(
     shop: Shop, gateway: DummyGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:

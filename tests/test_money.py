@@ -85,6 +85,21 @@ def test_text_that_is_not_a_number_is_refused(text: str) -> None:
         Money.of(text, "EUR")
 
 
+@pytest.mark.parametrize("text", ["2500", "12.50", ".5", " 7 ", "0"])
+def test_an_amount_as_typed_is_read_as_money_of_reads_it(text: str) -> None:
+    assert Money.typed(text, "EUR") == Money.of(text, "EUR")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1e3", "+100", "-5", "\u0661\u0662\u0663", "\uff11\uff12", "1 000", "1,000", "12_50", "1.", "", "Infinity", "NaN"],
+)
+def test_text_no_one_types_as_an_amount_is_not_read_as_one(text: str) -> None:
+    """A refund typed ``1e3`` in the admin refunded 1 000 XOF; ``١٢٣`` (Arabic-Indic digits) refunded 123 XOF."""
+    with pytest.raises(InvalidAmount, match="is not an amount as typed"):
+        Money.typed(text, "XOF")
+
+
 @pytest.mark.parametrize("code", ["ABC", "eur", "XAU", "", "EURO"])
 def test_an_unknown_currency_code_is_refused_by_name(code: str) -> None:
     with pytest.raises(UnknownCurrency, match=f"{code!r} is not an active ISO 4217 currency code"):

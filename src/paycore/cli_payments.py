@@ -272,7 +272,7 @@ async def _refund(flow: PaymentFlow, args: argparse.Namespace) -> int:
     payment = await flow.get_payment(args.payment_id, tenant=args.tenant)
     refund = await flow.refund(
         payment.id,
-        amount=None if args.amount is None else Money.of(args.amount, payment.currency),
+        amount=None if args.amount is None else Money.typed(args.amount, payment.currency),
         reason=args.reason,
         idempotency_key=args.key,
         tenant=args.tenant,
@@ -306,7 +306,7 @@ async def _resolve_refund(flow: PaymentFlow, args: argparse.Namespace) -> int:
 
 async def _resolve_payment(flow: PaymentFlow, args: argparse.Namespace) -> int:
     payment = await flow.get_payment(args.payment_id, tenant=args.tenant)
-    amount = None if args.amount is None else Money.of(args.amount, payment.currency)
+    amount = None if args.amount is None else Money.typed(args.amount, payment.currency)
     resolved = await flow.resolve_payment(
         payment.id, outcome=args.outcome, amount=amount, note=args.note, tenant=args.tenant
     )

@@ -9,6 +9,7 @@ of the same currency.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -22,6 +23,8 @@ __all__ = ["MAX_MINOR_UNITS", "Money", "currency_exponent"]
 
 _MAX_DIGITS: Final = 30
 _LIMIT: Final = 10**_MAX_DIGITS
+_TYPED: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+", re.ASCII)
+"""An amount as a person types it (:meth:`Money.typed`): ``2500``, ``12.50``, ``.5``."""
 
 MAX_MINOR_UNITS: Final = 2**63 - 1
 """The largest count of minor units every store can hold (a signed 64-bit ``BIGINT``).
@@ -108,6 +111,22 @@ class Money:
             digits = digits[:-below_minor_unit]
         minor_units = int("".join(map(str, digits)) or "0") * 10 ** max(0, -below_minor_unit)
         return cls(-minor_units if sign else minor_units, currency)
+
+    @classmethod
+    def typed(cls, text: str, currency: str) -> Money:
+        """Parse an amount as a person types it (a command-line option, a form's field): ASCII digits with at most
+        one ``.`` between them, spaces around; then as :meth:`of`. What :meth:`of` would also read but no one types
+        as an amount is refused: an exponent (``"1e3"``), a sign (``"+100"``, ``"-5"``), another script's digits.
+
+        >>> Money.typed("2500", "XOF")
+        Money.of('2500', 'XOF')
+        """
+        if not isinstance(text, str) or _TYPED.fullmatch(text.strip()) is None:
+            raise InvalidAmount(
+                f"{text!r} is not an amount as typed: digits 0-9 and at most one '.' between them"
+                f" (a sign, an exponent, a separator or another script's digits are not read as amounts)"
+            )
+        return cls.of(text, currency)
 
     @classmethod
     def minor(cls, minor_units: int, currency: str) -> Money:

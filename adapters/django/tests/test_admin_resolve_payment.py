@@ -156,11 +156,13 @@ def test_a_partial_authorization_settled_as_authorized_is_then_captured_from_the
 @pytest.mark.parametrize(
     ("outcome", "typed", "said"),
     [
-        ("succeeded", "8,000", "'8,000' is not an amount of XOF (not a number): type digits and at most one '.'"),
-        ("succeeded", "8_000", "'8_000' is not an amount of XOF (not a number ('_' separates no digits here))"),
+        ("succeeded", "8,000", "'8,000' is not an amount of XOF (not digits with at most one '.'): type digits"),
+        ("succeeded", "8_000", "'8_000' is not an amount of XOF (not digits with at most one '.')"),
+        ("succeeded", "8e3", "'8e3' is not an amount of XOF (not digits with at most one '.')"),
+        ("succeeded", "\u0668\u0660\u0660\u0660", "'\u0668\u0660\u0660\u0660' is not an amount of XOF (not digits"),
         ("succeeded", "8000.5", "'8000.5' is not an amount of XOF (XOF has no minor unit)"),
         ("succeeded", "0", "An amount held is more than zero XOF; choose failed if none is."),
-        ("authorized", "-8000", "An amount held is more than zero XOF"),
+        ("authorized", "-8000", "'-8000' is not an amount of XOF (not digits with at most one '.')"),
         ("failed", "8000", "A failed payment holds nothing: leave the amount blank, or choose another outcome."),
     ],
 )

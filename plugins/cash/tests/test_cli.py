@@ -82,6 +82,19 @@ def test_a_refused_command_says_why_and_exits_non_zero(config: str, capsys: pyte
     assert "no open cash drawer" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("typed", ["1e3", "+100", "\u0661\u0660\u0660"])
+def test_an_amount_no_one_types_is_refused_and_moves_no_cash(
+    config: str, typed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--amount 1e3`` paid 1 000 XOF out of the drawer."""
+    main(drawer(config, "open", "--till", "T1", "--float", "10000", "--by", "Awa"))
+    capsys.readouterr()
+    assert main(drawer(config, "pay-out", "--till", "T1", "--amount", typed, "--reason", "x", "--by", "Awa")) == 1
+    assert "is not an amount as typed" in capsys.readouterr().err
+    main(drawer(config, "list", "--json"))
+    assert json.loads(capsys.readouterr().out)[0]["expected"] == {"amount": "10000", "currency": "XOF"}
+
+
 def test_closing_twice_from_the_command_line_is_refused(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     main(drawer(config, "open", "--till", "T1", "--float", "10000", "--by", "Awa"))
     main(drawer(config, "close", "--till", "T1", "--counted", "10000", "--by", "Awa"))

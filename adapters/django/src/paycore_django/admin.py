@@ -362,7 +362,7 @@ class PaymentAdmin(SettlingActions, admin.ModelAdmin):  # type: ignore[type-arg]
         raw_amount = form.cleaned_data["amount"].strip()
 
         def refund(payment: Payment) -> ActionOutcome:
-            amount = Money.of(raw_amount, payment.currency) if raw_amount else None
+            amount = Money.typed(raw_amount, payment.currency) if raw_amount else None
             known = {row.id for row in payment.refunds.all()}  # a resubmitted form replays one of them
             made = flow.refund(
                 payment.id,

@@ -82,13 +82,13 @@ class RefundForm(_AmountInOneCurrency):
 
 
 def _typed_money(typed: str, currency: str) -> Money:
-    """``typed`` read as an amount of ``currency`` with :meth:`Money.of`: a field error, before anything is done, for
-    text that is no amount of it (``"1,000"``, ``"12_50"``, ``"12.505"`` of EUR, ``"10.5"`` of XOF)."""
+    """``typed`` read as an amount of ``currency`` with :meth:`Money.typed`: a field error, before anything is done,
+    for text that is no amount of it (``"1,000"``, ``"1e3"``, ``"+100"``, ``"12.505"`` of EUR, ``"10.5"`` of XOF)."""
     example = "2500" if currency_exponent(currency) == 0 else f"12.{'5' + '0' * (currency_exponent(currency) - 1)}"
     try:
-        return Money.of(typed, currency)
+        return Money.typed(typed, currency)
     except MoneyError as error:
-        why = str(error).partition("): ")[2] or str(error)
+        why = str(error).partition("): ")[2] or "not digits with at most one '.'"
         raise forms.ValidationError(
             f"{typed!r} is not an amount of {currency} ({why}): type digits and at most one '.', as in {example}."
         ) from None

@@ -157,7 +157,7 @@ class SettlingActions(ConfirmationPages, AuditTrail):
         """Settle the open ``payment`` as ``outcome`` with ``held`` (typed in its currency; blank: its whole amount);
         a refusal (a call still able to act, an amount above the payment's, ended meanwhile) is told."""
         try:
-            amount = Money.of(held, payment.currency) if held else None
+            amount = Money.typed(held, payment.currency) if held else None
             after = flow.resolve_payment(payment.id, outcome=outcome, amount=amount, note=note, tenant=payment.tenant)
         except PaycoreError as error:
             return ActionOutcome(False, f"Not settled: {payment.id}: {error}", messages.ERROR)

@@ -151,7 +151,7 @@ async def _with_drawers(args: argparse.Namespace, handler: Callable[[CashDrawers
 def _money(raw: str, currency: str | None, what: str) -> Money:
     if currency is None:
         raise InvalidCashRequest(f"{what}: no currency; pass --currency or set the cash provider's currency")
-    return Money.of(raw, currency)
+    return Money.typed(raw, currency)
 
 
 async def _currency_of(drawers: CashDrawers, till: str) -> str:
