@@ -13,7 +13,9 @@ from paycore.errors import (
     CurrencyMismatch,
     InvalidAmount,
     InvalidTransition,
+    PaymentBusy,
     ProviderNotSent,
+    ProviderOutcomeUnknown,
 )
 from paycore.flow import PaymentFlow
 from paycore.records import Payment
@@ -140,3 +142,52 @@ async def test_a_capture_the_provider_refuses_beforehand_writes_nothing(
         await flow.capture(payment.id, amount=Money.of("2000", "XOF"), idempotency_key="capture-1")
     assert await flow.get_payment(payment.id) == payment
     assert ("capture", payment.id) not in fake.calls
+
+
+@pytest.mark.parametrize("how", ["answered", "lost, then reported by webhook"])
+async def test_a_capture_the_provider_made_of_another_amount_is_never_sent_again_until_an_operator_resolves_it(
+    flow: PaymentFlow,
+    fake: FakeProvider,
+    authorized: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Any,
+    how: str,
+) -> None:
+    """Asked to capture 3 000 XOF, the provider took the whole 5 000: the payment was flagged but left authorized
+    with no call under way, and the till's retry sent a second capture, which moved money again."""
+    payment = await authorized()
+    asked = Money.of("3000", "XOF")
+    takes_all = FakeProvider.capture
+    monkeypatch.setattr(fake, "capture", lambda paid, amount: takes_all(fake, paid, paid.amount))
+    if how == "answered":
+        after = await flow.capture(payment.id, amount=asked)
+    else:
+        fake.script("capture", "lost")
+        await flow.capture(payment.id, amount=asked)
+        await flow.handle_webhook("fake", *fake.webhook(payment.id))
+        after = await flow.get_payment(payment.id)
+    assert (after.status, after.captured_amount) == (PaymentStatus.AUTHORIZED, None)  # a mismatch never pays
+    assert after.needs_review
+    assert "captured amount: expected 3000 XOF, reported 5000 XOF" in after.review_message
+    assert after.pending_call is not None
+    assert after.pending_call.unknown
+    for again in (flow.capture(payment.id, amount=asked), flow.capture(payment.id), flow.cancel(payment.id)):
+        with pytest.raises(ProviderOutcomeUnknown, match="the outcome of its capture call is still unknown"):
+            await again
+    assert fake.calls.count(("capture", payment.id)) == 1
+    assert fake.calls.count(("cancel", payment.id)) == 0
+    with pytest.raises(InvalidTransition, match="resolved as succeeded, with what the provider captured"):
+        await flow.resolve_payment(payment.id, outcome="failed", note="checked the dashboard")
+    with pytest.raises(PaymentBusy, match="may still reach the provider"):  # a request on its way, as any unknown
+        await flow.resolve_payment(payment.id, outcome="succeeded", note="too soon")
+    clock.advance(minutes=5)
+    with pytest.raises(InvalidAmount, match="cannot record 5001 XOF held"):
+        await flow.resolve_payment(payment.id, outcome="succeeded", amount=Money.of("5001", "XOF"), note="?")
+    resolved = await flow.resolve_payment(payment.id, outcome="succeeded", amount=XOF_5000, note="took it all")
+    assert (resolved.status, resolved.captured_amount, resolved.pending_call) == (
+        PaymentStatus.SUCCEEDED,
+        XOF_5000,
+        None,
+    )
+    assert resolved.refundable_amount == XOF_5000
+    assert fake.calls.count(("capture", payment.id)) == 1

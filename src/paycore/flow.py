@@ -388,7 +388,8 @@ class PaymentFlow:
     ) -> Payment:
         """Settle an open (pending or processing) payment as an operator found it at the provider, when its reports
         cannot settle it: ``succeeded`` (captured), ``authorized`` (held: capture or cancel follow) with ``amount``
-        (default: its amount; less for an underpaid transfer), or ``failed``; ``note`` says what was found. Refused
+        (default: its amount; less for an underpaid transfer), or ``failed``; ``note`` says what was found; an
+        authorized one whose capture's outcome is unknown, as ``succeeded`` with what the provider captured. Refused
         while its last provider call may still act; a flag awaiting review stays, for ``resolve_review``."""
         settled = member_of(PaymentStatus, outcome, "a payment's outcome")
         return await self._parts.resolve_payment(payment_id, settled, amount, note, tenant)

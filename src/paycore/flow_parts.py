@@ -288,7 +288,7 @@ class FlowParts(PaymentActions):
         await self.writer.load(payment_id, tenant)
 
         def apply(payment: Payment) -> Change:
-            held = operations.resolved_amount(payment, amount)
+            held = operations.resolved_amount(payment, amount, outcome)
             call, now = payment.pending_call, self.now()
             if call is not None:
                 self._check_call_ended(payment, call, now)
@@ -299,7 +299,8 @@ class FlowParts(PaymentActions):
                 change.set(captured_amount=held, authorized_amount=payment.authorized_amount or held)
             elif outcome is PaymentStatus.AUTHORIZED:
                 change.set(authorized_amount=held)
-            change.fire(trigger, amount=None if outcome is PaymentStatus.FAILED else held, message=note)
+            fired = "capture" if payment.status is PaymentStatus.AUTHORIZED else trigger  # a capture in doubt
+            change.fire(fired, amount=None if outcome is PaymentStatus.FAILED else held, message=note)
             return change  # a flag stays: a report that came meanwhile is not hidden (resolve_review closes it)
 
         return await self.writer.mutate(payment_id, apply)

@@ -10,6 +10,7 @@ state machine's answer (:func:`paycore.fsm.allowed`), asked here and nowhere els
 from __future__ import annotations
 
 from paycore import fsm
+from paycore.calls import CallOperation
 from paycore.errors import (
     CaptureExceedsAuthorized,
     CurrencyMismatch,
@@ -97,22 +98,46 @@ def capture_amount(payment: Payment, provider: Provider, amount: Money | None) -
     return amount
 
 
-def resolved_amount(payment: Payment, held: Money | None) -> Money:
+def resolved_amount(payment: Payment, held: Money | None, outcome: PaymentStatus) -> Money:
     """What an operator's word on an open payment records as held at the provider (captured or authorized; ``None``:
-    its whole amount): in its currency, positive, and at most its amount (an underpaid transfer records less)."""
-    if payment.status not in fsm.OPEN:
+    its whole amount): in its currency, positive, and at most its amount (an underpaid transfer records less).
+
+    An authorized payment is resolved too while its capture is unsettled (:func:`capture_in_doubt`): as
+    ``succeeded``, with what the provider captured, at most what it holds."""
+    ceiling = payment.amount
+    if capture_in_doubt(payment):
+        if outcome is not PaymentStatus.SUCCEEDED:
+            raise InvalidTransition(
+                f"payment {payment.id} is authorized and its capture's outcome is unknown: it is resolved as "
+                "succeeded, with what the provider captured (a hold it released is canceled by cancel)"
+            )
+        ceiling = payment.authorized_amount or payment.amount
+    elif payment.status not in fsm.OPEN:
         raise InvalidTransition(
             f"payment {payment.id} is {payment.status.value}: only a pending or processing payment is resolved"
+            " (or an authorized one whose capture's outcome is unknown)"
         )
     if held is None:
-        return payment.amount
+        return ceiling
     if held.currency != payment.currency:
         raise CurrencyMismatch(f"cannot record {held} held on a payment in {payment.currency}")
     if not held.is_positive():
         raise InvalidAmount(f"an amount held must be positive, not {held}")
-    if held > payment.amount:
-        raise InvalidAmount(f"cannot record {held} held on a payment of {payment.amount}")
+    if held > ceiling:
+        raise InvalidAmount(f"cannot record {held} held on a payment of {payment.amount} ({ceiling} held)")
     return held
+
+
+def capture_in_doubt(payment: Payment) -> bool:
+    """True when ``payment`` is authorized and carries a capture call whose outcome is unknown: an answer lost, or
+    one saying the provider captured what could not be recorded (another amount than asked: flagged)."""
+    call = payment.pending_call
+    return (
+        payment.status is PaymentStatus.AUTHORIZED
+        and call is not None
+        and call.operation is CallOperation.CAPTURE
+        and call.unknown
+    )
 
 
 def check_cancel(payment: Payment, provider: Provider, *, local: bool) -> None:

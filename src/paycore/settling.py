@@ -37,6 +37,7 @@ __all__ = [
     "apply_under_call",
     "asks_again",
     "capture_of",
+    "capture_unrecorded",
     "create_reached",
     "fail_omitted_refund",
     "held_by_another",
@@ -153,8 +154,10 @@ def apply_answer(
     )
     if answer.outcome is None or applied.foreign is not None:
         create_reached(change, call)
-    if applied.whole:
+    if applied.whole and not capture_unrecorded(call, answer, change):
         change.set(pending_call=None)
+    elif applied.whole:
+        mark_unknown(change, current, "the provider captured what could not be recorded (flagged)")
     else:
         why = "the answer named another payment" if applied.foreign is not None else "the answer did not say how much"
         mark_unknown(change, current, why)
@@ -222,6 +225,8 @@ def settles_call(
     """
     if lost_by_provider(update, change):  # it contradicts what the provider said: no call's end, none's failure
         return False
+    if capture_unrecorded(call, update, change):
+        return False
     if call.operation is CallOperation.REFUND:
         refund = next((r for r in change.value("refunds") if r.id == call.refund_id), None)
         if refund is None or refund.status is not RefundStatus.PENDING:
@@ -274,6 +279,19 @@ def answer_to(
     if update.outcome is Outcome.NOT_FOUND and call.operation is CallOperation.INITIATE and (resending or not fresh):
         return evolve(update, outcome=None)
     return update
+
+
+def capture_unrecorded(call: ProviderCall, update: ProviderUpdate, change: Change) -> bool:
+    """True when ``update`` says a capture ``call`` took the money but the payment could not record it (another
+    amount than asked, more than the hold, another currency: flagged, never paid). The call is not settled by it:
+    it stays, unknown, so no capture or cancel is sent again before an operator resolves the payment
+    (:meth:`~paycore.flow.PaymentFlow.resolve_payment`, with what the provider captured)."""
+    return (
+        call.operation is CallOperation.CAPTURE
+        and update.outcome is Outcome.SUCCEEDED
+        and update.captured is not None
+        and change.status not in fsm.CAPTURED
+    )
 
 
 def capture_of(call: ProviderCall | None) -> Money | None:
