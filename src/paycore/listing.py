@@ -185,8 +185,12 @@ class PaymentListing:
             at = datetime.fromisoformat(created_at)
         except (binascii.Error, UnicodeDecodeError, TypeError, ValueError, RecursionError):
             raise damaged from None
-        if version != _CURSOR_VERSION or not isinstance(payment_id, str) or at.tzinfo is None:
+        if version != _CURSOR_VERSION or not is_id(payment_id) or at.tzinfo is None or at.utcoffset() is None:
             raise damaged
+        try:
+            at = at.astimezone(UTC)  # as every cursor paycore issues: one no store's time type refuses
+        except OverflowError:
+            raise damaged from None
         if scope != self.scope():
             raise ValidationError(
                 f"cursor {quoted} belongs to another listing (another tenant, filter or order); "

@@ -28,6 +28,7 @@ from paycore.status import PaymentStatus, RefundStatus
 from paycore.storage import PaymentRepository
 from paycore.testing import records as test_records
 from paycore.testing.call_listing_suite import CallListingConformance
+from paycore.testing.cursor_suite import CursorConformance
 from paycore.testing.keys_suite import KeysConformance
 from paycore.testing.readback_suite import ReadBackConformance
 from paycore.testing.records import BASE_TIME, make_event, make_payment, make_receipt, next_version, rich_payment
@@ -40,7 +41,7 @@ __all__ = ["RepositoryConformance"]
 
 class RepositoryConformance(
     SaveConformance, ReadBackConformance, UpdateConformance, KeysConformance, CallListingConformance,
-    RefundListingConformance,
+    RefundListingConformance, CursorConformance,
 ):  # fmt: skip
     """Conformance tests for a :class:`~paycore.storage.PaymentRepository` and its optional parts (``update``,
     key completion, listings of the payments that carry a provider call or hold a pending refund)."""
