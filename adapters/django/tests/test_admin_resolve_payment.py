@@ -290,3 +290,41 @@ def test_settling_open_payments_needs_the_review_and_the_refund_permissions(flow
     assert SETTLE in action_names(allowed)
     response = act(allowed, SETTLE, payment_id, apply="1", outcome="succeeded", amount="8000", note=NOTE)
     assert told(response)[0] == (messages.SUCCESS, "Settled 1 payment(s) as succeeded.")
+
+
+@pytest.fixture(params=admin_testing.BACKENDS)
+def quick_flow(transactional_db: None, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Any:
+    """The served flow, its provider calls timing out after 0.1 s and held for 0.3 s: a call's request is past
+    arriving within half a second, so an operator may settle it."""
+    quick = {"provider_timeout": 0.1, "idempotency_lease": 0.3}
+    monkeypatch.setattr(admin_testing, "CONFIG", {**admin_testing.CONFIG, **quick})
+    with admin_testing.served_flow(monkeypatch, request.param) as blocking:
+        yield blocking
+
+
+def test_an_authorized_payment_whose_provider_captured_another_amount_is_settled_as_captured(
+    quick_flow: BlockingPaymentFlow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked to capture 8 000 of a 10 000 XOF hold, the provider took all of it: the payment stays authorized,
+    flagged, its capture in doubt (no capture or cancel is sent again), and the page did not offer it to settle."""
+    import time
+
+    from paycore.testing.fake import FakeProvider
+
+    flow = quick_flow
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+    payment_id = flow.create_payment(amount=XOF_10000, provider="fake", order_id="T9", capture=False).payment.id
+    takes_all = FakeProvider.capture
+    monkeypatch.setattr(fake(flow), "capture", lambda paid, amount: takes_all(fake(flow), paid, paid.amount))
+    in_doubt = flow.capture(payment_id, amount=XOF_8000)
+    assert (in_doubt.status, in_doubt.review_reason) == (PaymentStatus.AUTHORIZED, ReviewReason.AMOUNT_MISMATCH)
+    assert in_doubt.pending_call is not None
+    time.sleep(0.6)  # the capture's request is past arriving at the provider
+    page = act(client, SETTLE, payment_id)
+    assert [listed.id for listed in page.context["open_payments"]] == [payment_id]
+    done = confirm(client, page, CHANGELIST, outcome="succeeded", amount="10000", note="the dashboard shows all")
+    assert (messages.SUCCESS, "Settled 1 payment(s) as succeeded.") in told(done)
+    settled = flow.get_payment(payment_id)
+    assert (settled.status, settled.captured_amount, settled.pending_call) == (PaymentStatus.SUCCEEDED, XOF_10000, None)
+    assert fake(flow).calls.count(("capture", payment_id)) == 1

@@ -23,6 +23,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from paycore import serialization
+from paycore.calls import CallOperation, ProviderCall
 from paycore.money import Money
 from paycore.status import PaymentStatus, RefundStatus
 from paycore_django.models import Payment, Refund
@@ -183,8 +185,15 @@ OPEN_STATUSES = frozenset({PaymentStatus.PENDING.value, PaymentStatus.PROCESSING
 
 
 def is_open(payment: Payment) -> bool:
-    """Whether ``payment``'s row says it is open: pending or processing."""
-    return payment.status in OPEN_STATUSES
+    """Whether ``payment``'s row says an operator may settle it: open (pending or processing), or authorized with a
+    capture whose outcome is unknown (its answer lost, or another amount than asked reported: settled only as
+    succeeded, with what the provider captured)."""
+    if payment.status in OPEN_STATUSES:
+        return True
+    if payment.status != PaymentStatus.AUTHORIZED.value or not payment.pending_call:
+        return False
+    call = serialization.structure(payment.pending_call, ProviderCall)
+    return call.operation is CallOperation.CAPTURE and call.unknown
 
 
 def not_open_message(payments: list[Payment]) -> str:
