@@ -374,3 +374,127 @@ async def test_a_real_server_hosts_the_app_uvicorn_under_asyncio_hypercorn_under
             stop.set()
         else:
             server.should_exit = True
+
+
+async def _drive(app: Any, scope: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run ``app`` on ``scope``, receiving ``messages`` (then nothing: waiting past them fails the test);
+    what it sent."""
+    received, sent = iter(messages), []
+
+    async def receive() -> dict[str, Any]:
+        try:
+            return next(received)
+        except StopIteration:
+            raise AssertionError("the app waited for another message") from None
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(5):
+        await app(scope, receive, send)
+    return sent
+
+
+WEBSOCKET = {"type": "websocket", "path": "/fake", "root_path": "", "headers": [], "subprotocols": []}
+
+
+async def test_a_websocket_upgrade_is_refused_by_closing_it_before_it_is_accepted(flow: PaymentFlow) -> None:
+    sent = await _drive(create_app(flow, manage_flow=False), WEBSOCKET, [{"type": "websocket.connect"}])
+    assert sent == [{"type": "websocket.close"}]  # servers answer 403, where a silent return is their 500
+
+
+async def test_a_websocket_whose_client_left_before_connecting_is_sent_nothing(flow: PaymentFlow) -> None:
+    left = {"type": "websocket.disconnect", "code": 1006}
+    assert await _drive(create_app(flow, manage_flow=False), WEBSOCKET, [left]) == []
+
+
+async def test_a_connection_of_a_type_not_served_ends_at_once(flow: PaymentFlow) -> None:
+    assert await _drive(create_app(flow, manage_flow=False), {"type": "webtransport", "path": "/fake"}, []) == []
+
+
+async def test_a_failed_close_at_shutdown_is_told_to_the_server_and_every_other_part_is_closed(
+    make_flow: Callable[..., PaymentFlow], storage: SwitchablePlugin, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = {"type": "fake", "webhook_secret": SECRET}
+    flow = make_flow(
+        {"repository": "switchable", "idempotency": "memory", "providers": {"fake": fake}}, plugins=(storage,)
+    )
+
+    async def fail() -> None:
+        raise RuntimeError("the provider's HTTP client would not close")
+
+    flow.provider("fake").aclose = fail  # type: ignore[method-assign]
+    sent = await _drive(
+        create_app(flow), {"type": "lifespan"}, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    )
+    assert sent == [
+        {"type": "lifespan.startup.complete"},
+        {"type": "lifespan.shutdown.failed", "message": "RuntimeError: the provider's HTTP client would not close"},
+    ]
+    assert storage.built is not None
+    assert storage.built.closed
+    (logged,) = [record for record in caplog.records if record.name == "paycore.asgi"]
+    assert (logged.levelno, logged.getMessage()) == (logging.ERROR, "could not close the payment flow")
+
+
+class _Errors(logging.Handler):
+    """Keeps the messages logged at ERROR or above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+UPGRADE = (
+    b"GET /fake HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def test_a_real_server_answers_a_websocket_upgrade_403_and_logs_no_error(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    flow = make_flow({"providers": {"fake": {"type": "fake", "webhook_secret": SECRET}}})
+    port, errors = _free_port(), _Errors()
+    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "hypercorn.error", "paycore")]
+    for logger in loggers:
+        logger.addHandler(errors)
+    try:
+        async with anyio.create_task_group() as task_group:
+            if sniffio.current_async_library() == "trio":
+                from hypercorn.config import Config
+                from hypercorn.trio import serve
+
+                config = Config()
+                config.bind = [f"127.0.0.1:{port}"]
+                config.loglevel = "WARNING"
+                stop = anyio.Event()
+                await task_group.start(partial(serve, create_app(flow), config, shutdown_trigger=stop.wait))
+            else:
+                import uvicorn
+
+                server = uvicorn.Server(
+                    uvicorn.Config(create_app(flow), host="127.0.0.1", port=port, log_level="warning", ws="wsproto")
+                )
+                task_group.start_soon(server.serve)
+                with anyio.fail_after(10):
+                    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+                        await anyio.sleep(0.01)
+            answer = b""
+            with anyio.fail_after(10):
+                async with await anyio.connect_tcp("127.0.0.1", port) as connection:
+                    await connection.send(UPGRADE)
+                    while b"\r\n" not in answer:
+                        answer += await connection.receive()
+            if sniffio.current_async_library() == "trio":
+                stop.set()
+            else:
+                server.should_exit = True
+    finally:
+        for logger in loggers:
+            logger.removeHandler(errors)
+    assert answer.split(b"\r\n")[0].split(b" ")[:2] == [b"HTTP/1.1", b"403"]
+    assert errors.messages == []

@@ -181,3 +181,72 @@ async def test_a_keyed_operation_under_way_when_closing_begins_finishes_before_t
     sent = "initiate" if operation == "create_payment" else operation
     assert [name for name, _ in fake.calls].count(sent) == (2 if sent == "initiate" else 1), "sent once"
     assert flow.in_flight.count == 0
+
+
+def _record_closes(flow: PaymentFlow, closed: list[str]) -> None:
+    """Make the flow's idempotency store and repository append their names to ``closed`` as they close."""
+    for name, part in (("idempotency store", flow.idempotency_store), ("repository", flow.repository)):
+
+        async def close(close: Callable[[], Awaitable[None]] = part.aclose, name: str = name) -> None:
+            closed.append(name)
+            await close()
+
+        part.aclose = close  # type: ignore[method-assign]
+
+
+async def test_a_provider_whose_close_fails_leaves_no_other_part_open_and_its_error_is_raised(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    flow = make_flow()
+    closed: list[str] = []
+
+    async def fail() -> None:
+        raise RuntimeError("the provider's HTTP client would not close")
+
+    flow.provider("fake").aclose = fail  # type: ignore[method-assign]
+    _record_closes(flow, closed)
+    with pytest.raises(RuntimeError, match="would not close"):
+        async with flow:
+            pass
+    assert closed == ["idempotency store", "repository"]
+    with pytest.raises(FlowClosed):
+        await flow.create_payment(amount=XOF_5000, provider="limited", order_id="o")
+    await flow.aclose()  # closing again: nothing more to close, nothing raised
+
+
+async def test_when_several_parts_fail_to_close_the_first_failure_is_raised_and_the_others_logged(
+    make_flow: Callable[..., PaymentFlow], caplog: pytest.LogCaptureFixture
+) -> None:
+    flow = make_flow()
+    closed: list[str] = []
+
+    async def fail_with(error: Exception) -> None:
+        raise error
+
+    flow.provider("fake").aclose = lambda: fail_with(RuntimeError("first"))  # type: ignore[method-assign]
+    flow.provider("limited").aclose = lambda: fail_with(OSError("second, at postgres://u:hunter2@db"))  # type: ignore[method-assign]
+    _record_closes(flow, closed)
+    with pytest.raises(RuntimeError, match="first"):
+        await flow.aclose()
+    assert closed == ["idempotency store", "repository"]
+    logged = [record.getMessage() for record in caplog.records if record.name == "paycore.flow"]
+    assert logged == ["LimitedProvider could not be closed: OSError"]
+
+
+async def test_a_cancelled_close_whose_provider_fails_still_closes_every_other_part(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    flow = make_flow()
+    closed: list[str] = []
+
+    async def fail_later() -> None:
+        await anyio.sleep(0.01)  # a cancellation outside does not reach it: the close is shielded
+        raise RuntimeError("the provider's HTTP client would not close")
+
+    flow.provider("fake").aclose = fail_later  # type: ignore[method-assign]
+    _record_closes(flow, closed)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        with pytest.raises(RuntimeError, match="would not close"):
+            await flow.aclose()
+    assert closed == ["idempotency store", "repository"]

@@ -22,7 +22,9 @@ Error bodies are short JSON objects: ``{"error": "invalid_signature", "detail": 
 A ``404`` says ``not found`` and the provider code, nothing more: an unknown
 payment and another tenant's payment get the same answer.
 With ``manage_flow=True`` (the default) the app's lifespan opens and closes the
-flow (``async with flow``), for servers that send lifespan events.
+flow (``async with flow``), for servers that send lifespan events; a close that
+fails is answered ``lifespan.shutdown.failed``. A WebSocket upgrade is refused
+(closed before it is accepted: the server answers 403).
 """
 
 from __future__ import annotations
@@ -107,12 +109,14 @@ class WebhookApp:
         return f"<WebhookApp prefix={self.prefix!r} flow={self.flow!r}>"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Handle one ASGI connection: ``http`` requests and ``lifespan`` events."""
+        """Handle one ASGI connection: ``http`` requests and ``lifespan`` events; a WebSocket is refused."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
-        # Other connection types (websocket) are not served: returning closes them.
+        elif scope["type"] == "websocket":
+            await _refuse_websocket(scope, receive, send)
+        # Other connection types are not served: returning ends them.
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -132,9 +136,23 @@ class WebhookApp:
         try:
             await send({"type": "lifespan.startup.complete"})
             await receive()
-        finally:
+        except BaseException:
+            await self._close_flow()  # the server gave up on the lifespan: the flow is closed all the same
+            raise
+        failure = await self._close_flow()
+        if failure is None:
+            await send({"type": "lifespan.shutdown.complete"})
+        else:
+            await send({"type": "lifespan.shutdown.failed", "message": f"{type(failure).__name__}: {failure}"})
+
+    async def _close_flow(self) -> Exception | None:
+        """Close the flow; what its close raised, logged, or None."""
+        try:
             await self.flow.__aexit__(None, None, None)
-        await send({"type": "lifespan.shutdown.complete"})
+        except Exception as error:
+            log.exception("could not close the payment flow")
+            return error
+        return None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         provider = ""
@@ -216,6 +234,15 @@ def create_app(
     (the flow refuses bodies above its own limit whatever the app reads).
     """
     return WebhookApp(flow, prefix=prefix, manage_flow=manage_flow, max_body_bytes=max_body_bytes)
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """Refuse a WebSocket upgrade: closed before it is accepted, the server answers it 403 (and logs no error,
+    as it does for an app that returns without a word)."""
+    if (await receive())["type"] != "websocket.connect":
+        return  # the client went away first
+    log.info("websocket %s refused: webhooks are delivered with POST", quoted(scope.get("path", "")))
+    await send({"type": "websocket.close"})
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -158,7 +158,8 @@ class FlowParts(PaymentActions):
     async def aclose(self) -> None:
         """Refuse new operations; let those under way finish (for up to ``idempotency_lease``, the longest a
         provider call may take to be answered); then close the providers, the idempotency store and the
-        repository, even when cancelled. A second close waits for the first."""
+        repository, even when cancelled, and each of them even when another's close fails: the first failure
+        is raised then, the others logged. A second close waits for the first."""
         if self._closing is not None:
             with anyio.CancelScope(shield=True):
                 await self._closing.wait()
@@ -175,10 +176,22 @@ class FlowParts(PaymentActions):
         if not await self.in_flight.wait_idle(self._drain_seconds):
             log.warning("closing the flow with %d operations still under way", self.in_flight.count)
         self.closed = True
-        for provider in self.providers.values():
-            await provider.aclose()
-        await self.idempotency.store.aclose()
-        await self.repository.aclose()
+        parts: list[Provider | IdempotencyStore | PaymentRepository] = [*self.providers.values()]
+        parts += [self.idempotency.store, self.repository]
+        failures: list[tuple[object, BaseException]] = []
+        for part in parts:
+            try:
+                await part.aclose()
+            except BaseException as error:  # every part is closed, whatever another one's close raised
+                failures.append((part, error))
+        if failures:
+            # A KeyboardInterrupt or a cancellation outranks an error; the other failures are logged, as
+            # paycore.disposal.dispose logs them (the classes, never an error's text: it may quote a password).
+            raised = next((failed for _, failed in failures if not isinstance(failed, Exception)), failures[0][1])
+            for unclosed, failed in failures:
+                if failed is not raised:
+                    log.warning("%s could not be closed: %s", type(unclosed).__name__, type(failed).__name__)
+            raise raised
 
     async def page(
         self,
