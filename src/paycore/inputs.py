@@ -8,7 +8,9 @@ anything stored, with a :class:`~paycore.errors.ValidationError` (an amount:
 :class:`~paycore.errors.InvalidAmount`). The limits are those of
 :mod:`paycore.wire`, which checks what providers report the same way; a tenant's
 name is at most :data:`~paycore.config.MAX_CODE_LENGTH` characters, as in the
-configuration.
+configuration. Metadata is at most :data:`MAX_METADATA_BYTES` of JSON; a line item's
+quantity at most :data:`MAX_ITEM_QUANTITY`, and its total (quantity times unit price)
+at most :data:`~paycore.money.MAX_MINOR_UNITS` minor units.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.records import Customer, LineItem
 
 __all__ = [
+    "MAX_ITEM_QUANTITY",
+    "MAX_METADATA_BYTES",
     "as_kept",
     "check_age",
     "check_capture",
@@ -39,6 +43,13 @@ __all__ = [
     "check_url",
     "json_document",
 ]
+
+MAX_METADATA_BYTES: Final = 64 * 1024
+"""The largest metadata (a payment's, a refund's) paycore keeps: 64 KiB of JSON, written compact (no spaces) in
+UTF-8. Ample for any provider's metadata (Stripe's 50 keys of 500 characters are 27 KB), small enough that a
+payment carrying it, and every webhook that echoes it, stays far below the 1 MiB a webhook endpoint accepts."""
+MAX_ITEM_QUANTITY: Final = 10**9
+"""The largest quantity of one line item: a billion (of pieces, grams, seconds...)."""
 
 
 def check_payment_id(value: object, tenant: object = None) -> str:
@@ -121,7 +132,9 @@ def check_customer(value: object) -> Customer | None:
 
 
 def check_items(value: object) -> tuple[LineItem, ...]:
-    """``value`` as a tuple of :class:`LineItem`: a name, a positive whole quantity, a price of zero or more."""
+    """``value`` as a tuple of :class:`LineItem`: a name, a whole quantity from 1 to :data:`MAX_ITEM_QUANTITY`, a
+    price of zero or more; the line's total, quantity times price, at most :data:`~paycore.money.MAX_MINOR_UNITS`
+    minor units (what any amount paycore keeps may be)."""
     if type(value) is not tuple and (isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence)):
         raise ValidationError(f"items must be a sequence of LineItem, not {type(value).__name__}")
     items = tuple(value)
@@ -129,18 +142,27 @@ def check_items(value: object) -> tuple[LineItem, ...]:
         if not isinstance(item, LineItem):
             raise ValidationError(f"items must be LineItem records, not {type(item).__name__}: {wire.shown(item)}")
         check_text(item.name, what="a line item's name")
-        if type(item.quantity) is not int or item.quantity <= 0:
-            raise ValidationError(f"line item {item.name!r} needs a positive int quantity, not {item.quantity!r}")
+        if type(item.quantity) is not int or not 0 < item.quantity <= MAX_ITEM_QUANTITY:
+            raise ValidationError(
+                f"line item {item.name!r} needs an int quantity from 1 to {MAX_ITEM_QUANTITY}, "
+                f"not {wire.shown(item.quantity)}"
+            )
         price = item.unit_price
         if not isinstance(price, Money) or not 0 <= price.minor_units <= MAX_MINOR_UNITS:
             raise InvalidAmount(f"line item {item.name!r}: its price must be Money of zero or more, not {price!r}")
+        if price.minor_units * item.quantity > MAX_MINOR_UNITS:
+            raise ValidationError(
+                f"line item {item.name!r} totals more than {MAX_MINOR_UNITS} minor units "
+                f"({item.quantity} x {price.minor_units}), the most an amount may be"
+            )
     return items
 
 
 def json_document(value: object, *, what: str) -> dict[str, Any]:
     """``value`` (``None``: empty) as a JSON object paycore keeps: a copy, so the caller's later changes to it
     change nothing stored. Its keys must be strings; its values JSON (no ``NaN``, no sets or other objects,
-    no lone surrogates or NUL characters), nested at most :data:`~paycore.wire.MAX_JSON_DEPTH` deep."""
+    no lone surrogates or NUL characters), nested at most :data:`~paycore.wire.MAX_JSON_DEPTH` deep, at most
+    :data:`MAX_METADATA_BYTES` long written as compact UTF-8 JSON."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -149,11 +171,15 @@ def json_document(value: object, *, what: str) -> dict[str, Any]:
         return {}
     _check_tree(value, what)
     try:
-        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
-        text.encode("utf-8")  # a lone surrogate cannot be
-        copy = json.loads(text)
+        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        size = len(text.encode("utf-8"))  # a lone surrogate cannot be
+        copy = None if size > MAX_METADATA_BYTES else json.loads(text)  # read back only what will be kept
     except (TypeError, ValueError, RecursionError) as error:  # UnicodeEncodeError is a ValueError
         raise ValidationError(f"{what} must be JSON data: {type(error).__name__}") from None
+    if copy is None:
+        raise ValidationError(
+            f"{what} may hold at most {MAX_METADATA_BYTES} bytes of JSON (compact, UTF-8), not {size}"
+        )
     if "\\u0000" in text and wire.holds_nul(copy):  # JSON escapes it; no store keeps it as text
         raise ValidationError(f"{what} holds a NUL character (U+0000), which no store keeps as text")
     return copy  # type: ignore[no-any-return]  # a JSON object read back

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import httpx
 from attrs import field, frozen
 
+from paycore.errors import ConfigurationError
 from paycore.logs import guarded_logger
+from paycore.secrets import redact_url
+from paycore.wire import shown
 from paycore_dummy.signing import WebhookSecret, signature_headers
 
 __all__ = ["DeliveryAttempt", "GatewayEvent", "RetryPolicy", "WebhookSender"]
@@ -19,19 +23,47 @@ __all__ = ["DeliveryAttempt", "GatewayEvent", "RetryPolicy", "WebhookSender"]
 logger = guarded_logger("paycore_dummy.delivery")  # a handler that raises never stops a delivery
 
 
+def _at_least_one(policy: RetryPolicy, attribute: Any, value: object) -> None:
+    if type(value) is not int or value < 1:
+        raise ConfigurationError(
+            f"RetryPolicy {attribute.name} must be at least 1 (delivery attempts in all), not {shown(value)}"
+        )
+
+
+def _seconds(policy: RetryPolicy, attribute: Any, value: object) -> None:
+    positive = attribute.name == "timeout"  # no time at all to answer would fail every attempt
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not (value > 0 if positive else value >= 0)
+    ):
+        more = "more than 0" if positive else "0 or more"
+        raise ConfigurationError(
+            f"RetryPolicy {attribute.name} must be a number of seconds, {more}, not {shown(value)}"
+        )
+
+
+_LARGEST_DOUBLING: Final = 1023
+"""``2.0 ** 1024`` overflows a float: the delay doubles no further (long past any ``max_backoff``)."""
+
+
 @frozen
 class RetryPolicy:
-    """How hard the gateway tries: ``attempts`` in all, waiting ``backoff * 2**n`` (capped) between."""
+    """How hard the gateway tries: ``attempts`` in all, waiting ``backoff * 2**n`` (capped) between.
 
-    attempts: int = 6
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    timeout: float = 10.0
+    A policy the gateway cannot deliver with (no attempt at all, a delay that is negative, infinite or not a
+    number, no time to answer) is refused when built, with a :class:`~paycore.errors.ConfigurationError`."""
+
+    attempts: int = field(default=6, validator=_at_least_one)
+    backoff: float = field(default=0.5, validator=_seconds)
+    max_backoff: float = field(default=30.0, validator=_seconds)
+    timeout: float = field(default=10.0, validator=_seconds)
     """Seconds the merchant has to answer one attempt."""
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+        return float(min(self.max_backoff, self.backoff * 2.0 ** min(attempt - 1, _LARGEST_DOUBLING)))
 
 
 @frozen
@@ -44,12 +76,16 @@ class GatewayEvent:
     created_at: datetime
 
     def body(self) -> bytes:
-        """The JSON body delivered (the same bytes on every attempt)."""
+        """The JSON body delivered (the same bytes on every attempt, the ones signed): compact UTF-8, each
+        character as itself, so a payment's metadata weighs in a webhook what it weighed in the request
+        (``\\u00e9`` escapes would triple it). A lone surrogate, which UTF-8 cannot carry, stays a ``\\ud800``
+        escape, as JSON writes it."""
         return json.dumps(
             {"id": self.id, "type": self.type, "timestamp": self.created_at.isoformat(), "data": self.data},
+            ensure_ascii=False,
             separators=(",", ":"),
             sort_keys=True,
-        ).encode()
+        ).encode("utf-8", "backslashreplace")
 
 
 @frozen
@@ -122,16 +158,20 @@ class WebhookSender:
             at=datetime.now(UTC),
         )
         self.attempts.append(result)
-        if not result.delivered:
-            logger.info("webhook %s (%s) attempt %d to %s: %s", event.id, event.type, attempt, url, status or error)
+        if not result.delivered:  # a token in the URL's query is not logged (nor in an error quoting the URL)
+            outcome = status or redact_url(error or "")
+            logger.info("webhook %s (%s) attempt %d to %s: %s", event.id, event.type, attempt, redact_url(url), outcome)
         return result
 
     async def deliver(self, url: str, event: GatewayEvent) -> bool:
         """Deliver ``event`` until the merchant answers 2xx or the attempts run out."""
-        for attempt in range(1, self.policy.attempts + 1):
+        attempts = self.policy.attempts
+        for attempt in range(1, attempts + 1):
             if (await self.attempt(url, event, attempt)).delivered:
                 return True
-            if attempt < self.policy.attempts:
+            if attempt < attempts:
                 await anyio.sleep(self.policy.delay(attempt))
-        logger.warning("webhook %s (%s) to %s: gave up after %d attempts", event.id, event.type, url, attempt)
+        logger.warning(
+            "webhook %s (%s) to %s: gave up after %d attempts", event.id, event.type, redact_url(url), attempts
+        )
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Final
 
-from paycore_dummy.records import GatewayPayment, shown_amount
+from paycore_dummy.records import GatewayPayment, shown_amount, shown_count
 
 __all__ = ["checkout_page", "index_page", "phone_page", "refusal_page"]
 
@@ -41,7 +41,7 @@ def _document(title: str, body: str, *, main_class: str = "") -> str:
 def _summary(payment: GatewayPayment) -> str:
     description = f"<p class='muted'>{escape(payment.description)}</p>" if payment.description else ""
     lines = "".join(
-        f"<li>{item['quantity']} x {escape(item['name'])}: "
+        f"<li>{escape(shown_count(item['quantity']))} x {escape(item['name'])}: "
         f"{escape(shown_amount(item['unit_price'] * item['quantity'], payment.currency))}</li>"
         for item in payment.items
     )

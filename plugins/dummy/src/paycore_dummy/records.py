@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from paycore.errors import MoneyError
 from paycore.money import Money
 from paycore_dummy.scenarios import Scenario
 
-__all__ = ["GatewayPayment", "GatewayRefund", "shown_amount"]
+__all__ = ["GatewayPayment", "GatewayRefund", "shown_amount", "shown_count"]
 
 
 def _now() -> datetime:
@@ -22,12 +23,25 @@ def shown_amount(minor_units: int, currency: str) -> str:
     """An amount in minor units as a customer reads it: ``1250``, ``"EUR"`` is ``12.50 EUR``.
 
     An amount paycore cannot show (a currency it does not know: the gateway takes any three letters; more
-    digits than it keeps) is shown in minor units, saying so.
+    digits than it keeps) is shown in minor units, saying so; one with more digits than Python writes out
+    (``sys.get_int_max_str_digits()``, a line's total of a huge quantity, say) by its number of digits. Never
+    an error: the customer's pages show whatever the gateway took.
     """
     try:
         return str(Money.minor(minor_units, currency))
-    except MoneyError:
-        return f"{minor_units} {currency} (minor units)"
+    except (MoneyError, ValueError):
+        return f"{shown_count(minor_units)} {currency} (minor units)"
+
+
+def shown_count(number: int) -> str:
+    """``number`` written out, or, past the digits Python writes out, how many digits it has (never an error)."""
+    try:
+        return str(number)
+    except ValueError:  # Exceeds the limit (4300 digits) for integer string conversion
+        size = abs(number)
+        digits = math.floor(size.bit_length() * math.log10(2)) + 1  # the count, or one more
+        digits -= size < 10 ** (digits - 1)
+        return f"a {'negative ' if number < 0 else ''}{digits}-digit number"
 
 
 @define
