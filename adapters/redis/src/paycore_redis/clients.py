@@ -11,7 +11,8 @@ paths.
 Every call is shielded from cancellation: it is bounded by the socket timeouts,
 and a claim or a completion that was sent must not be abandoned half-way (the
 caller would not learn that it holds a key, or that its result was stored).
-Connection failures and timeouts become :class:`~paycore.errors.StorageUnavailable`.
+Connection failures and timeouts become :class:`~paycore.errors.StorageUnavailable`;
+any other failure, redis-py's or not, a :class:`~paycore.errors.StorageError`.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class RedisClients:
         return redact_url(self._settings.url)
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run script ``name`` and return its reply; raise ``StorageUnavailable`` if Redis is out of reach."""
+        """Run script ``name`` and return its reply; raise ``StorageUnavailable`` if Redis is out of reach,
+        ``StorageError`` if the call failed otherwise."""
         if self._closed:
             raise StorageError(f"the Redis idempotency store at {self.where} is closed")
         try:
@@ -112,6 +114,10 @@ class RedisClients:
             raise StorageError(f"Redis at {self.where} failed: {type(error).__name__}: {error}") from error
         except WorkCancelled as error:  # the client cancelled the reply's wait itself (its connection closing)
             raise StorageUnavailable(f"Redis at {self.where}: the reply to script {name!r} was cut off") from error
+        except Exception as error:  # not redis-py's own: a client or connection it could not make from the settings
+            # (a TypeError for an option its connection does not take): never raw to the caller, and a tiered store
+            # carries on with the store behind.
+            raise StorageError(f"Redis at {self.where} failed: {type(error).__name__}: {error}") from error
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         if self._native and sniffio.current_async_library() == "asyncio":
@@ -160,14 +166,14 @@ class RedisClients:
         settings, options = self._settings, self._options(asyncio_client=False)
         target = settings.sentinel
         if target is not None:
-            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
                 list(target.sentinels),
                 sentinel_kwargs={
                     "socket_timeout": settings.socket_timeout,
                     "socket_connect_timeout": settings.connect_timeout,
                 },
             )
-            return sentinel.master_for(  # type: ignore[no-untyped-call]
+            return sentinel.master_for(  # type: ignore[no-untyped-call,unused-ignore]
                 target.service, db=target.db, **_sentinel_auth(target, options)
             )
         if settings.cluster:
@@ -179,7 +185,7 @@ class RedisClients:
         settings, options = self._settings, self._options(asyncio_client=True)
         target = settings.sentinel
         if target is not None:
-            sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
                 list(target.sentinels),
                 sentinel_kwargs={
                     "socket_timeout": settings.socket_timeout,

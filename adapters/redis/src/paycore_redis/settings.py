@@ -12,17 +12,26 @@ Settings (the ``[idempotency_settings.redis]`` table)::
                                        # "threads": redis-py's blocking client in worker threads always
     password = "..."                   # optional; kept out of reprs and logs (or put it in the URL)
 
+A query option of a redis://, rediss:// or unix:// URL (``?socket_timeout=1``, ``?ssl_cert_reqs=required``)
+goes to redis-py's connection, and wins over the setting of the same name; one that connection does not take
+(``?ssl=true`` on a redis:// URL, a misspelt ``?sockettimeout=1``) is refused when the settings are read.
+
 A Sentinel URL lists the sentinels and names the monitored service:
 ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]``
-(port 26379 by default). The password, if any, is the master's.
+(port 26379 by default), without query options. The password, if any, is the master's.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import redis.asyncio.cluster
 import redis.asyncio.connection
 import redis.connection
 from attrs import field, frozen
@@ -151,6 +160,85 @@ def _check_url(url: str, scheme: str, cluster: bool) -> None:
         raise ConfigurationError(f"{where}: a Redis Cluster has database 0 only, not {database}")
 
 
+def _check_query(url: str, scheme: str, cluster: bool, transport: str) -> None:
+    """Refuse a query option that a client the store may open does not take, naming it, the URL without its password.
+
+    redis-py's ``parse_url`` passes a query name it does not know through as a keyword argument, and the
+    connection refuses it only when the first one is made: accepted, ``?ssl=true`` on a redis:// URL or a
+    misspelt ``?sockettimeout=1`` failed every keyed call with a raw ``TypeError``.
+    """
+    names = sorted(parse_qs(urlsplit(url).query))  # as parse_url reads them (an option without a value is dropped)
+    if not names:
+        return
+    if scheme == SENTINEL_SCHEME:  # read by SentinelTarget, not redis-py: a query was ignored
+        raise ConfigurationError(
+            f"redis store: url {redact_url(url)!r} cannot be used: a {SENTINEL_SCHEME}:// URL takes no query option "
+            f"({', '.join(short(name) for name in names)}); set the store's settings instead"
+        )
+    # Under trio, or with transport = "threads", the blocking client; under asyncio with "auto", the asyncio one.
+    modules = [redis.connection] if transport == "threads" else [redis.connection, redis.asyncio.connection]
+    for module in modules:
+        taker, taken = _taken(module, scheme, cluster)
+        if taken is None or not (refused := [name for name in names if name not in taken]):
+            continue
+        hint = ""
+        if scheme != "rediss" and any(name == "ssl" or name.startswith("ssl_") for name in refused):
+            hint = "; TLS needs a rediss:// URL"
+        elif scheme == "rediss" and "ssl" in refused:
+            hint = "; a rediss:// URL is TLS already"
+        elif close := difflib.get_close_matches(refused[0], sorted(taken), 1, 0.85):
+            hint = f"; did you mean {close[0]!r}?"
+        raise ConfigurationError(
+            f"redis store: url {redact_url(url)!r} cannot be used: redis-py's {taker} takes no option "
+            f"{', '.join(short(name) for name in refused)}{hint}"
+        )
+
+
+def _taken(module: ModuleType, scheme: str, cluster: bool) -> tuple[str, frozenset[str] | None]:
+    """What takes a URL's query options in the client of ``module`` (redis-py's blocking or asyncio connection
+    module), as the clients module opens it, and the names it takes (``None``: any)."""
+    asyncio_client = module is redis.asyncio.connection
+    if cluster and asyncio_client:  # RedisCluster.from_url passes them to RedisCluster itself (rediss://: ssl=True)
+        names, closed = _keywords(redis.asyncio.cluster.RedisCluster)
+        return "asyncio RedisCluster", names if closed else None
+    # The connection class parse_url selects by scheme (a cluster's nodes have a plain ConnectionPool each).
+    connection = {"rediss": module.SSLConnection, "unix": module.UnixDomainSocketConnection}.get(
+        scheme, module.Connection
+    )
+    pool = module.ConnectionPool if cluster else module.BlockingConnectionPool
+    taker = f"{'asyncio ' if asyncio_client else ''}{connection.__name__}"
+    names, closed = _keywords(connection)
+    if not closed:
+        return taker, None
+    # The pool takes its own options before the connection does: those redis-py reads from a URL (numbers such
+    # as max_connections); a URL cannot give the others (a class, a factory).
+    read = frozenset(getattr(module, "URL_QUERY_ARGUMENT_PARSERS", {})) & _keywords(pool)[0]
+    return taker, names | read
+
+
+@functools.cache
+def _keywords(kind: type) -> tuple[frozenset[str], bool]:
+    """The keyword arguments ``kind(...)`` names: its ``__init__``'s, and its base classes' while each passes
+    ``**kwargs`` on; and whether that ends (``False``: some ``**kwargs`` may take any name). Read from the
+    signatures, as each redis-py release has them."""
+    names: set[str] = set()
+    for klass in kind.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            parameters = list(inspect.signature(init).parameters.values())
+        except (TypeError, ValueError):
+            return frozenset(names), False
+        if parameters and parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            parameters = parameters[1:]  # self
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names.update(parameter.name for parameter in parameters if parameter.kind in named)
+        if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+            return frozenset(names), True
+    return frozenset(names), False
+
+
 def _reason(error: Exception, url: str) -> str:
     """Why redis-py refused ``url``, without the URL's credentials. In its own words, but for a URL whose user
     or password holds a raw ``/``, ``#`` or ``?``: redis-py then takes part of the password for the port, and
@@ -250,6 +338,7 @@ class RedisStoreSettings:
                 f"redis store: cluster = true needs a redis:// or rediss:// node URL, not {scheme}://"
             )
         _check_url(url, scheme, cluster)
+        _check_query(url, scheme, cluster, transport)
         return settings
 
 
