@@ -19,7 +19,7 @@ from paycore.errors import (
 )
 from paycore.flow import PaymentFlow
 from paycore.records import Payment
-from paycore.status import PaymentStatus, RefundStatus
+from paycore.status import Outcome, PaymentStatus, RefundStatus
 from paycore.testing.fake import FakeProvider
 
 pytestmark = pytest.mark.anyio
@@ -191,3 +191,41 @@ async def test_a_capture_the_provider_made_of_another_amount_is_never_sent_again
     )
     assert resolved.refundable_amount == XOF_5000
     assert fake.calls.count(("capture", payment.id)) == 1
+
+
+class OwnerDied(BaseException):
+    """The process stops where this is raised: nothing after it runs, nothing is cleaned up."""
+
+
+async def test_a_capture_of_another_amount_whose_owner_died_is_in_doubt_for_an_operator_to_resolve(
+    flow: PaymentFlow,
+    fake: FakeProvider,
+    authorized: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Any,
+) -> None:
+    """Its process gone after the request left, the capture's call stayed "submitting" once the webhook said the
+    provider took the whole hold: never settled, never unknown, and resolve_payment refused it: stuck for good."""
+    payment = await authorized()
+
+    async def takes_all_and_dies(paid: Payment, amount: Money) -> Any:
+        fake.ledger[paid.id].outcome, fake.ledger[paid.id].captured = Outcome.SUCCEEDED, paid.amount
+        raise OwnerDied
+
+    monkeypatch.setattr(fake, "capture", takes_all_and_dies)
+    with pytest.raises(OwnerDied):
+        await flow.capture(payment.id, amount=Money.of("3000", "XOF"))
+    clock.advance(minutes=5)  # past the call's lease: its owner is gone
+    (reported,) = await flow.handle_webhook("fake", *fake.webhook(payment.id))
+    assert isinstance(reported, Payment)
+    assert (reported.status, reported.captured_amount) == (PaymentStatus.AUTHORIZED, None)
+    assert reported.pending_call is not None
+    assert reported.pending_call.unknown
+    with pytest.raises(ProviderOutcomeUnknown):
+        await flow.capture(payment.id)
+    resolved = await flow.resolve_payment(payment.id, outcome="succeeded", amount=XOF_5000, note="took it all")
+    assert (resolved.status, resolved.captured_amount, resolved.pending_call) == (
+        PaymentStatus.SUCCEEDED,
+        XOF_5000,
+        None,
+    )

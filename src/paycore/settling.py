@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Final
 
 from attrs import evolve
 
@@ -30,6 +31,7 @@ from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report, lost_by_provider, provider_ids
 
 __all__ = [
+    "CAPTURED_UNRECORDED",
     "abandoned",
     "answer_to",
     "apply_answer",
@@ -111,6 +113,9 @@ def apply_under_call(
         and settles_call(call, update, change, lists_refunds=lists_refunds, fresh=fresh)
     ):
         change.set(pending_call=None)
+    elif call is not None and not in_flight and not call.unknown and capture_unrecorded(call, update, change):
+        # its owner gone (it would have marked it so on the answer): in doubt, for an operator to resolve
+        mark_unknown(change, call, CAPTURED_UNRECORDED)
     return applied
 
 
@@ -157,7 +162,7 @@ def apply_answer(
     if applied.whole and not capture_unrecorded(call, answer, change):
         change.set(pending_call=None)
     elif applied.whole:
-        mark_unknown(change, current, "the provider captured what could not be recorded (flagged)")
+        mark_unknown(change, current, CAPTURED_UNRECORDED)
     else:
         why = "the answer named another payment" if applied.foreign is not None else "the answer did not say how much"
         mark_unknown(change, current, why)
@@ -279,6 +284,10 @@ def answer_to(
     if update.outcome is Outcome.NOT_FOUND and call.operation is CallOperation.INITIATE and (resending or not fresh):
         return evolve(update, outcome=None)
     return update
+
+
+CAPTURED_UNRECORDED: Final = "the provider captured what could not be recorded (flagged)"
+"""Why a capture call is left unknown by a report of money its payment could not record (:func:`capture_unrecorded`)."""
 
 
 def capture_unrecorded(call: ProviderCall, update: ProviderUpdate, change: Change) -> bool:
