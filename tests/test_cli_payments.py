@@ -350,7 +350,7 @@ def test_a_refund_amount_no_one_types_is_refused_and_changes_nothing(
     before = shown(shop, cash["id"], capsys)
     argv = ["payments", "refund", cash["id"], "--tenant", DEMO_TENANT, "--amount", typed, "--reason", "typo"]
     assert shop.run(*argv) == 1
-    assert "is not an amount as typed" in capsys.readouterr().err
+    assert "not digits with at most one" in capsys.readouterr().err
     assert shown(shop, cash["id"], capsys) == before
 
 

@@ -92,12 +92,23 @@ def test_an_amount_as_typed_is_read_as_money_of_reads_it(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["1e3", "+100", "-5", "\u0661\u0662\u0663", "\uff11\uff12", "1 000", "1,000", "12_50", "1.", "", "Infinity", "NaN"],
+    ["1e3", "+100", "-5", "\u0661\u0662\u0663", "\uff11\uff12", "1 000", "1,000", "12_50", "1..0", "", "NaN"],
 )
 def test_text_no_one_types_as_an_amount_is_not_read_as_one(text: str) -> None:
     """A refund typed ``1e3`` in the admin refunded 1 000 XOF; ``١٢٣`` (Arabic-Indic digits) refunded 123 XOF."""
-    with pytest.raises(InvalidAmount, match="is not an amount as typed"):
+    with pytest.raises(InvalidAmount, match="not digits with at most one"):
         Money.typed(text, "XOF")
+
+
+@pytest.mark.parametrize(
+    ("text", "currency"), [("10.000", "XOF"), ("1.5", "XOF"), ("10.000", "EUR"), ("1.2345", "KWD")]
+)
+def test_more_decimals_typed_than_the_currency_has_are_refused_not_read_as_trailing_zeros(
+    text: str, currency: str
+) -> None:
+    """``10.000`` typed for a 10 000 XOF bill (``.`` grouping thousands) was read as 10 XOF."""
+    with pytest.raises(InvalidAmount, match=f"{currency} has"):
+        Money.typed(text, currency)
 
 
 @pytest.mark.parametrize("code", ["ABC", "eur", "XAU", "", "EURO"])

@@ -23,7 +23,7 @@ __all__ = ["MAX_MINOR_UNITS", "Money", "currency_exponent"]
 
 _MAX_DIGITS: Final = 30
 _LIMIT: Final = 10**_MAX_DIGITS
-_TYPED: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+", re.ASCII)
+_TYPED: Final = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
 """An amount as a person types it (:meth:`Money.typed`): ``2500``, ``12.50``, ``.5``."""
 
 MAX_MINOR_UNITS: Final = 2**63 - 1
@@ -115,17 +115,22 @@ class Money:
     @classmethod
     def typed(cls, text: str, currency: str) -> Money:
         """Parse an amount as a person types it (a command-line option, a form's field): ASCII digits with at most
-        one ``.`` between them, spaces around; then as :meth:`of`. What :meth:`of` would also read but no one types
-        as an amount is refused: an exponent (``"1e3"``), a sign (``"+100"``, ``"-5"``), another script's digits.
+        one ``.``, spaces around, and no more decimals than the currency has; then as :meth:`of`. What :meth:`of`
+        would also read but no one types as an amount is refused: an exponent (``"1e3"``), a sign (``"+100"``,
+        ``"-5"``), another script's digits, and ``"10.000"`` of XOF or EUR (ten thousand, where ``.`` groups
+        thousands: :meth:`of` reads it as ten).
 
         >>> Money.typed("2500", "XOF")
         Money.of('2500', 'XOF')
         """
         if not isinstance(text, str) or _TYPED.fullmatch(text.strip()) is None:
-            raise InvalidAmount(
-                f"{text!r} is not an amount as typed: digits 0-9 and at most one '.' between them"
-                f" (a sign, an exponent, a separator or another script's digits are not read as amounts)"
-            )
+            # a sign, an exponent, a separator or another script's digits: no amount as a person types one
+            raise InvalidAmount(f"Money.typed({text!r}, {currency!r}): not digits with at most one '.'")
+        places = len(text.strip().partition(".")[2])
+        exponent = currency_exponent(currency)
+        if places > exponent:  # "10.000" is ten thousand where '.' groups thousands: never read as ten
+            detail = "no minor unit" if exponent == 0 else f"{exponent} decimal place{'s' if exponent > 1 else ''}"
+            raise InvalidAmount(f"Money.typed({text!r}, {currency!r}): {currency} has {detail}")
         return cls.of(text, currency)
 
     @classmethod

@@ -241,6 +241,7 @@ def test_an_amount_the_currency_cannot_hold_is_refused(flow: BlockingPaymentFlow
         ("+100", "'+100' is not an amount of XOF (not digits with at most one '.')"),
         ("\u0661\u0662\u0663", "'\u0661\u0662\u0663' is not an amount of XOF (not digits with at most one '.')"),
         ("10.5", "'10.5' is not an amount of XOF (XOF has no minor unit)"),
+        ("10.000", "'10.000' is not an amount of XOF (XOF has no minor unit)"),  # ten thousand, never ten
         ("0", "A refund is more than zero XOF; leave it blank to refund all."),
         ("-2500", "'-2500' is not an amount of XOF (not digits with at most one '.')"),
     ],

@@ -90,7 +90,7 @@ def test_an_amount_no_one_types_is_refused_and_moves_no_cash(
     main(drawer(config, "open", "--till", "T1", "--float", "10000", "--by", "Awa"))
     capsys.readouterr()
     assert main(drawer(config, "pay-out", "--till", "T1", "--amount", typed, "--reason", "x", "--by", "Awa")) == 1
-    assert "is not an amount as typed" in capsys.readouterr().err
+    assert "not digits with at most one" in capsys.readouterr().err
     main(drawer(config, "list", "--json"))
     assert json.loads(capsys.readouterr().out)[0]["expected"] == {"amount": "10000", "currency": "XOF"}
 
