@@ -241,3 +241,31 @@ def test_a_form_submitted_twice_at_once_is_recorded_once_by_the_request_that_act
     assert len(payment.refunds) == (action == "refund")
     assert payment.status is (PaymentStatus.PARTIALLY_REFUNDED if action == "refund" else PaymentStatus.SUCCEEDED)
     assert [who for who, _, _ in entries(payment_id)] == ["clerk"]
+
+
+def test_a_change_made_while_another_action_ran_is_recorded_under_who_made_it(
+    flow: BlockingPaymentFlow, superuser_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh that read the payment before a capture and answered after it took the capture's recording: the
+    payment's History showed the refresh, and not the capture its user made."""
+    payment_id = paid(flow, capture=False)
+    clerk = staff_client("refresh_payment", "capture_payment")
+    capture, refresh = flow.capture, flow.refresh
+
+    def the_refresh_runs_around_this_capture(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(flow, "capture", capture)  # once
+        made: list[object] = []
+
+        def refresh_answered_after_the_capture(*a: object, **k: object) -> object:
+            monkeypatch.setattr(flow, "refresh", refresh)
+            made.append(capture(*args, **kwargs))
+            return refresh(*a, **k)
+
+        monkeypatch.setattr(flow, "refresh", refresh_answered_after_the_capture)
+        act(clerk, "refresh_payments", payment_id)
+        return made[0]
+
+    monkeypatch.setattr(flow, "capture", the_refresh_runs_around_this_capture)
+    act(superuser_client, "capture_payments", payment_id)
+    assert flow.get_payment(payment_id).status is PaymentStatus.SUCCEEDED
+    assert ("boss", CHANGE, f"Captured {Money.of('12500', 'XOF').display()}") in entries(payment_id)

@@ -18,14 +18,15 @@ A change is recorded once, by the request that made it. A form submitted twice
 at once reads the payment twice before either request acts: the second replays
 the first's answer, which is a change from what it read. So the request that
 is to record a change first claims its recording in the flow's idempotency
-store, under a key naming the change (the payment, and the number of its
-events once changed or the refund made); a request that finds it claimed
-records nothing. A store that cannot be reached leaves the change recorded,
+store, under a key naming the change (the payment, what the change says and
+the number of its events once changed, or the refund made); a request that
+finds it claimed records nothing. A store that cannot be reached leaves the change recorded,
 perhaps twice, never not at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -171,7 +172,10 @@ def audited(outcome: ActionOutcome, before: Payment, after: PaymentRecord, chang
     an answer given since ``before`` was read names the change its first request made: recorded once."""
     if after.event_count == before.event_count:
         return outcome
-    return evolve(outcome, change=change, change_id=f"events-{after.event_count}")
+    # Named by what it says too: another action whose answer shows the same history (a refresh read before this
+    # capture and answered after it) names another change, and never takes this one's recording.
+    said = hashlib.sha256(change.encode()).hexdigest()[:16]
+    return evolve(outcome, change=change, change_id=f"events-{after.event_count}-{said}")
 
 
 def refund_audited(outcome: ActionOutcome, refund: RefundRecord, known: set[str]) -> ActionOutcome:
