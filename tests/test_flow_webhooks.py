@@ -62,6 +62,18 @@ async def test_an_unsigned_webhook_is_refused(flow: PaymentFlow, fake: FakeProvi
     assert await flow.get_payment(payment.id) == payment
 
 
+async def test_a_signature_that_is_not_ascii_is_refused_as_a_wrong_one(
+    flow: PaymentFlow, fake: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fake provider's comparison raised TypeError on it: a warning that the delivery could not be verified."""
+    payment = await _processing(flow, fake)
+    body, _ = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED)
+    with pytest.raises(InvalidSignature, match="does not match"):
+        await flow.handle_webhook("fake", body, {SIGNATURE_HEADER: "\u00e9" * 64})
+    assert "could not verify" not in caplog.text
+    assert await flow.get_payment(payment.id) == payment
+
+
 async def test_the_signature_is_checked_before_the_body_is_parsed(flow: PaymentFlow) -> None:
     with pytest.raises(InvalidSignature):
         await flow.handle_webhook("fake", b"not json at all", {SIGNATURE_HEADER: "0" * 64})

@@ -126,6 +126,8 @@ async def test_a_provider_call_span_says_what_the_provider_answered(
     assert attributes["paycore.payment_id"] == payment_id
     assert attributes["paycore.outcome"] == "answered"
     assert attributes["paycore.provider.outcome"] == "pending"
+    (refund,) = telemetry.spans("paycore.provider.refund")  # what the provider said of the refund: its status
+    assert dict(refund.attributes or {})["paycore.provider.outcome"] == "succeeded"
 
 
 async def test_a_refused_operation_is_an_error_span_named_by_its_error(

@@ -109,9 +109,12 @@ class Observation:
         self.attributes.update(_result_attributes(result))
 
     def answered(self, answer: object) -> None:
-        """Mark a provider call answered: ``paycore.provider.outcome`` is what the provider said."""
+        """Mark a provider call answered: ``paycore.provider.outcome`` is what the provider said (of a refund: its
+        status)."""
         self.outcome = ANSWERED
         reported = getattr(answer, "outcome", None)
+        if reported is None:
+            reported = getattr(answer, "status", None)  # a RefundUpdate's
         if reported is not None:
             self.attributes["paycore.provider.outcome"] = str(getattr(reported, "value", reported))
 

@@ -252,7 +252,7 @@ class FakeProvider(Provider):
         given = headers.get(SIGNATURE_HEADER)
         if not given:
             raise InvalidSignature(f"missing {SIGNATURE_HEADER} header")
-        if not hmac.compare_digest(given, sign(body, self.settings.secret("webhook_secret"))):
+        if not hmac.compare_digest(given.encode(), sign(body, self.settings.secret("webhook_secret")).encode()):
             raise InvalidSignature("the webhook signature does not match")
 
     async def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> Sequence[ProviderUpdate]:
