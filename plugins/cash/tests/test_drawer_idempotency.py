@@ -21,7 +21,7 @@ from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.plugins import collect_registry, create_plugin_manager
 from paycore_cash.drawers import CashDrawers
-from paycore_cash.errors import DrawerClosed
+from paycore_cash.errors import DrawerClosed, NoOpenDrawer
 from paycore_memory import MemoryIdempotencyStore, MemoryRepository
 
 pytestmark = pytest.mark.anyio
@@ -282,6 +282,49 @@ async def test_a_keyed_close_that_died_before_writing_closes_on_its_retry_only_t
     with pytest.raises(IdempotencyKeyReused):
         await drawers.close(till="T1", counted=xof(500), closed_by="Awa", idempotency_key="evening")
     assert await drawers.current("T1") == second
+
+
+async def test_a_keyed_close_asked_while_the_till_had_none_open_never_closes_one_opened_once_its_key_is_claimed(
+    drawers: CashDrawers, store: CrashingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked once the manager had closed the shift, Awa's close closed the next shift's drawer, opened by Binta as
+    the key was claimed, with Awa's count: a false variance, and the till closed under Binta."""
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    await drawers.close(session_id=first.id, counted=xof(10_000), closed_by="Manager")
+    claim, opened = store.claim, []
+
+    async def claimed_as_binta_opens(**asked: Any) -> Any:
+        claimed = await claim(**asked)
+        if asked["scope"].endswith("|cash-drawers") and not opened:  # the close's key, not an earlier release's
+            opened.append(await drawers.open(till="T1", opening_float=xof(25_000), opened_by="Binta"))
+        return claimed
+
+    monkeypatch.setattr(store, "claim", claimed_as_binta_opens)
+    with pytest.raises(NoOpenDrawer):
+        await drawers.close(till="T1", counted=xof(12_500), closed_by="Awa", idempotency_key="awa-close")
+    assert await drawers.current("T1") == opened[0]
+
+
+async def test_a_keyed_close_asked_while_none_was_open_whose_holder_died_is_refused_so_on_its_retry(
+    drawers: CashDrawers, clock: Clock, store: CrashingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its retry, once a drawer had opened, was refused as another request under the key for as long as one was."""
+    release = store.release
+
+    async def dies_before_letting_go(**held: Any) -> None:
+        if not held["scope"].endswith("|cash-drawers"):  # an earlier release's key space, asked first
+            return await release(**held)
+        monkeypatch.setattr(store, "release", release)
+        raise ProcessDied
+
+    monkeypatch.setattr(store, "release", dies_before_letting_go)
+    with pytest.raises(ProcessDied):
+        await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
+    opened = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Binta")
+    clock.advance(LEASE + 1)
+    with pytest.raises(NoOpenDrawer):  # what it answered when asked: nothing was open
+        await drawers.close(till="T1", counted=xof(9_000), closed_by="Awa", idempotency_key="evening")
+    assert await drawers.current("T1") == opened
 
 
 async def test_a_close_key_whose_record_was_lost_refuses_another_count_and_closes_nothing(

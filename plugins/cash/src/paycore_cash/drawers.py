@@ -465,12 +465,22 @@ class CashDrawers:
         return closed
 
     async def _close_once(
-        self, counted: Money, closed_by: str, till: str | None, session_id: str | None, key: str | None
+        self,
+        counted: Money,
+        closed_by: str,
+        till: str | None,
+        session_id: str | None,
+        key: str | None,
+        *,
+        none_open: bool = False,
     ) -> DrawerSession:
         """The close of ``session_id``, or of the session open at ``till`` now, under ``key`` if any: run once,
-        replayed after."""
+        replayed after. ``none_open``: a keyed close asked while ``till`` had no session open, refused with
+        :class:`NoOpenDrawer` (the key let go), however the till stands once its key is claimed."""
 
         async def execute(binding: KeyBinding | None) -> DrawerSession:
+            if none_open:
+                raise _no_open_drawer(till or "")
             if binding is not None:
                 earlier = await self._earlier_close(till, session_id, binding)
                 if earlier is not None:
@@ -490,7 +500,8 @@ class CashDrawers:
         """A keyed close of the session open at ``till`` when it was first asked: the request names that session.
 
         A close made under the key is replayed whatever the till holds now. Otherwise the key is claimed for the
-        session open now (or, with none open, for none: refused with :class:`NoOpenDrawer`, the key let go). A key
+        session open now (or, with none open, for none: refused with :class:`NoOpenDrawer`, the key let go, even if
+        a session opens meanwhile; so is a retry of such a request whose first attempt died holding its key). A key
         first claimed for another session (its first attempt closed nothing, or lost that session to another
         close, and the till has opened another since) is another request for that session: it is run as that one
         (a close of a session closed since is refused with :class:`DrawerClosed`), never as a close of the
@@ -507,18 +518,18 @@ class CashDrawers:
             for session in sessions
             if session.closed_at is not None and binding.binds(session.closed_at) and session.id not in open_now
         ]
-        try:  # the session open now, or none (refused, the key let go): a new key's first request is for it
-            if open_now:
-                return await self._close_once(counted, closed_by, None, open_now[0], key)
-            return await self._close_once(counted, closed_by, till, None, key)
-        except IdempotencyKeyReused as reused:
-            refused = reused
-        for asked_for in named:  # the key was claimed for another session: one closed since
+        # The session open now, which a new key's first request is for; none, which a request asked while the
+        # till had none is for (refused, the key let go: never a close of a session opened once it was claimed);
+        # then the sessions closed since, while the key binds, for a key first claimed for one of them.
+        refused: IdempotencyKeyReused | None = None
+        for asked_for in [*open_now, None, *named]:
             try:
+                if asked_for is None:
+                    return await self._close_once(counted, closed_by, till, None, key, none_open=True)
                 return await self._close_once(counted, closed_by, None, asked_for, key)
-            except IdempotencyKeyReused:
-                continue
-        raise refused
+            except IdempotencyKeyReused as reused:
+                refused = refused or reused
+        raise refused or AssertionError("a close under a key names a session or none")
 
     def _closed_among(self, sessions: list[DrawerSession], binding: KeyBinding) -> DrawerSession | None:
         """The session among ``sessions`` that a close under the binding's key closed, while the key binds it."""
