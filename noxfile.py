@@ -3,7 +3,7 @@
     nox                                  # everything (slow: run it on demand, not in CI)
     nox -s tests-3.12                    # the whole workspace, newest releases, one Python
     nox -s lowest newest                 # every distribution on its declared minimums / newest releases
-    nox -s "lowest(sqlalchemy)"          # one distribution on the lowest versions it declares
+    nox -k "lowest and sqlalchemy"       # one distribution on the lowest versions it declares, on 3.11 and 3.13
     nox -s "django(6.0-py3.12)"          # the Django adapter and cash on the newest Django 6.0, Python 3.12
     nox -s lint types
     nox -l                               # the sessions, by name
@@ -11,9 +11,10 @@
 ``lowest`` installs each distribution, with its test extras, at the lowest version
 its ``pyproject.toml`` allows for every direct requirement (uv's
 ``--resolution lowest-direct``; transitive requirements resolve to their newest),
-on the oldest supported Python. ``newest`` installs the newest releases on the
-newest Python. Each session runs that distribution's own tests (``tests/`` for the
-core, ``<package>/tests`` for the others); the tests start their own PostgreSQL and
+on the oldest supported Python and on the newest (a floor must import on both).
+``newest`` installs the newest releases on the newest Python. Each session runs that
+distribution's own tests (``tests/`` for the core, ``<package>/tests`` for the
+others); the tests start their own PostgreSQL and
 Redis servers, and Chromium for the browser tests (see dev.py for installing them).
 
 The sessions need ``uv`` (``pip install uv``, or ``nox[uv]``). Interpreters are found
@@ -147,10 +148,11 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs)
 
 
-@nox.session(python=OLDEST_PYTHON, reuse_venv=False)
+@nox.session(python=[OLDEST_PYTHON, NEWEST_PYTHON], reuse_venv=False)
 @nox.parametrize("package", list(DISTRIBUTIONS), ids=list(DISTRIBUTIONS))
 def lowest(session: nox.Session, package: str) -> None:
-    """One distribution's tests on the lowest versions its pyproject.toml declares, on the oldest Python."""
+    """One distribution's tests on the lowest versions its pyproject.toml declares, on the oldest Python and on the
+    newest (a floor must import on every Python supported: SQLAlchemy 2.0.30 does not on 3.13)."""
     _install_and_test(session, package, "--resolution", "lowest-direct")
 
 
