@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -341,11 +342,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_a_real_server_hosts_the_app_uvicorn_under_asyncio_hypercorn_under_trio(
-    make_flow: Callable[..., PaymentFlow],
-) -> None:
-    flow = make_flow({"providers": {"fake": {"type": "fake", "webhook_secret": SECRET}}})
-    port = _free_port()
+@contextlib.asynccontextmanager
+async def _served(app: Any, port: int, **uvicorn_options: Any) -> AsyncIterator[None]:
+    """``app`` served on ``127.0.0.1:port`` for the while: by hypercorn under trio, by uvicorn under asyncio."""
     async with anyio.create_task_group() as task_group:
         if sniffio.current_async_library() == "trio":
             from hypercorn.config import Config
@@ -355,25 +354,38 @@ async def test_a_real_server_hosts_the_app_uvicorn_under_asyncio_hypercorn_under
             config.bind = [f"127.0.0.1:{port}"]
             config.loglevel = "WARNING"
             stop = anyio.Event()
-            await task_group.start(partial(serve, create_app(flow), config, shutdown_trigger=stop.wait))
+            await task_group.start(partial(serve, app, config, shutdown_trigger=stop.wait))
+            try:
+                yield
+            finally:
+                stop.set()
         else:
             import uvicorn
 
-            server = uvicorn.Server(uvicorn.Config(create_app(flow), host="127.0.0.1", port=port, log_level="warning"))
+            options = {"host": "127.0.0.1", "port": port, "log_level": "warning", **uvicorn_options}
+            server = uvicorn.Server(uvicorn.Config(app, **options))
             task_group.start_soon(server.serve)
             with anyio.fail_after(10):
                 while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
                     await anyio.sleep(0.01)
+            try:
+                yield
+            finally:
+                server.should_exit = True
+
+
+async def test_a_real_server_hosts_the_app_uvicorn_under_asyncio_hypercorn_under_trio(
+    make_flow: Callable[..., PaymentFlow],
+) -> None:
+    flow = make_flow({"providers": {"fake": {"type": "fake", "webhook_secret": SECRET}}})
+    port = _free_port()
+    async with _served(create_app(flow), port):
         payment, fake = await waiting_payment(flow)
         body, headers = fake.webhook(payment.id)
         async with httpx.AsyncClient() as http:
             response = await http.post(f"http://127.0.0.1:{port}/fake", content=body, headers=headers)
         assert response.status_code == 200
         assert (await flow.get_payment(payment.id)).status is PaymentStatus.SUCCEEDED
-        if sniffio.current_async_library() == "trio":
-            stop.set()
-        else:
-            server.should_exit = True
 
 
 async def _drive(app: Any, scope: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -463,36 +475,13 @@ async def test_a_real_server_answers_a_websocket_upgrade_403_and_logs_no_error(
     for logger in loggers:
         logger.addHandler(errors)
     try:
-        async with anyio.create_task_group() as task_group:
-            if sniffio.current_async_library() == "trio":
-                from hypercorn.config import Config
-                from hypercorn.trio import serve
-
-                config = Config()
-                config.bind = [f"127.0.0.1:{port}"]
-                config.loglevel = "WARNING"
-                stop = anyio.Event()
-                await task_group.start(partial(serve, create_app(flow), config, shutdown_trigger=stop.wait))
-            else:
-                import uvicorn
-
-                server = uvicorn.Server(
-                    uvicorn.Config(create_app(flow), host="127.0.0.1", port=port, log_level="warning", ws="wsproto")
-                )
-                task_group.start_soon(server.serve)
-                with anyio.fail_after(10):
-                    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-                        await anyio.sleep(0.01)
+        async with _served(create_app(flow), port, ws="wsproto"):
             answer = b""
             with anyio.fail_after(10):
                 async with await anyio.connect_tcp("127.0.0.1", port) as connection:
                     await connection.send(UPGRADE)
                     while b"\r\n" not in answer:
                         answer += await connection.receive()
-            if sniffio.current_async_library() == "trio":
-                stop.set()
-            else:
-                server.should_exit = True
     finally:
         for logger in loggers:
             logger.removeHandler(errors)
