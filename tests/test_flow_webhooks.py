@@ -62,14 +62,16 @@ async def test_an_unsigned_webhook_is_refused(flow: PaymentFlow, fake: FakeProvi
     assert await flow.get_payment(payment.id) == payment
 
 
+@pytest.mark.parametrize("given", ["\u00e9" * 64, "\ud800"], ids=["accented", "lone-surrogate"])
 async def test_a_signature_that_is_not_ascii_is_refused_as_a_wrong_one(
-    flow: PaymentFlow, fake: FakeProvider, caplog: pytest.LogCaptureFixture
+    flow: PaymentFlow, fake: FakeProvider, caplog: pytest.LogCaptureFixture, given: str
 ) -> None:
-    """The fake provider's comparison raised TypeError on it: a warning that the delivery could not be verified."""
+    """The fake provider's comparison raised TypeError (or UnicodeEncodeError) on it: a warning that the delivery
+    could not be verified."""
     payment = await _processing(flow, fake)
     body, _ = fake.webhook(payment.id, outcome=Outcome.SUCCEEDED)
     with pytest.raises(InvalidSignature, match="does not match"):
-        await flow.handle_webhook("fake", body, {SIGNATURE_HEADER: "\u00e9" * 64})
+        await flow.handle_webhook("fake", body, {SIGNATURE_HEADER: given})
     assert "could not verify" not in caplog.text
     assert await flow.get_payment(payment.id) == payment
 
