@@ -300,9 +300,25 @@ async def test_a_keyed_close_asked_while_the_till_had_none_open_never_closes_one
         return claimed
 
     monkeypatch.setattr(store, "claim", claimed_as_binta_opens)
-    with pytest.raises(NoOpenDrawer):
+    with pytest.raises(DrawerClosed, match=f"drawer session {first.id} .* was closed already by Manager"):
         await drawers.close(till="T1", counted=xof(12_500), closed_by="Awa", idempotency_key="awa-close")
     assert await drawers.current("T1") == opened[0]
+
+
+async def test_a_keyed_close_asked_while_none_was_open_keeps_its_refusal_once_the_till_opens_again(
+    drawers: CashDrawers,
+) -> None:
+    """Refused "no open drawer", its answer lost, Bob's close was retried once Cy had opened the till: it closed
+    Cy's drawer with Bob's count, a false variance on a drawer in use."""
+    first = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    await drawers.close(session_id=first.id, counted=xof(10_000), closed_by="Manager")
+    asked = {"till": "T1", "counted": xof(9_000), "closed_by": "Bob", "idempotency_key": "bob-evening"}
+    with pytest.raises(DrawerClosed, match=f"drawer session {first.id} .* was closed already by Manager"):
+        await drawers.close(**asked)
+    cy = await drawers.open(till="T1", opening_float=xof(5_000), opened_by="Cy")
+    with pytest.raises(DrawerClosed, match=f"drawer session {first.id} .* was closed already by Manager"):
+        await drawers.close(**asked)
+    assert await drawers.current("T1") == cy
 
 
 async def test_a_keyed_close_asked_while_none_was_open_whose_holder_died_is_refused_so_on_its_retry(

@@ -429,7 +429,9 @@ class CashDrawers:
         :class:`DrawerClosed` if someone closed it since, never the session
         the till opened since. A keyed close refused because someone else
         closed its session keeps that answer too: a retry under the key is
-        refused again, however the till stands by then.
+        refused again, however the till stands by then; so does one asked
+        while the till had none open (refused with :class:`DrawerClosed`
+        naming the session last closed there).
         """
         if (till is None) == (session_id is None):
             raise InvalidCashRequest("close needs exactly one of till= and session_id=")
@@ -473,14 +475,18 @@ class CashDrawers:
         key: str | None,
         *,
         none_open: bool = False,
+        last_closed: DrawerSession | None = None,
     ) -> DrawerSession:
         """The close of ``session_id``, or of the session open at ``till`` now, under ``key`` if any: run once,
-        replayed after. ``none_open``: a keyed close asked while ``till`` had no session open, refused with
-        :class:`NoOpenDrawer` (the key let go), however the till stands once its key is claimed."""
+        replayed after. ``none_open``: a keyed close asked while ``till`` had no session open, however the till
+        stands once its key is claimed: answered with ``last_closed``, the session last closed there, which the key
+        keeps (:meth:`close` refuses it as closed already); with none, refused with :class:`NoOpenDrawer`."""
 
         async def execute(binding: KeyBinding | None) -> DrawerSession:
             if none_open:
-                raise _no_open_drawer(till or "")
+                if last_closed is None:
+                    raise _no_open_drawer(till or "")
+                return last_closed
             if binding is not None:
                 earlier = await self._earlier_close(till, session_id, binding)
                 if earlier is not None:
@@ -500,8 +506,9 @@ class CashDrawers:
         """A keyed close of the session open at ``till`` when it was first asked: the request names that session.
 
         A close made under the key is replayed whatever the till holds now. Otherwise the key is claimed for the
-        session open now (or, with none open, for none: refused with :class:`NoOpenDrawer`, the key let go, even if
-        a session opens meanwhile; so is a retry of such a request whose first attempt died holding its key). A key
+        session open now; with none open, for none: refused with :class:`DrawerClosed` naming the session last
+        closed there, an answer the key keeps (a retry is refused so, even once a session has opened since), or,
+        the till never having had one, with :class:`NoOpenDrawer`, the key let go. A key
         first claimed for another session (its first attempt closed nothing, or lost that session to another
         close, and the till has opened another since) is another request for that session: it is run as that one
         (a close of a session closed since is refused with :class:`DrawerClosed`), never as a close of the
@@ -521,11 +528,14 @@ class CashDrawers:
         # The session open now, which a new key's first request is for; none, which a request asked while the
         # till had none is for (refused, the key let go: never a close of a session opened once it was claimed);
         # then the sessions closed since, while the key binds, for a key first claimed for one of them.
+        last_closed = next((session for session in sessions if session.status is DrawerStatus.CLOSED), None)
         refused: IdempotencyKeyReused | None = None
         for asked_for in [*open_now, None, *named]:
             try:
                 if asked_for is None:
-                    return await self._close_once(counted, closed_by, till, None, key, none_open=True)
+                    return await self._close_once(
+                        counted, closed_by, till, None, key, none_open=True, last_closed=last_closed
+                    )
                 return await self._close_once(counted, closed_by, None, asked_for, key)
             except IdempotencyKeyReused as reused:
                 refused = refused or reused
