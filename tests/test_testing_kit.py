@@ -118,6 +118,17 @@ async def test_the_inbox_keeps_what_is_posted_to_it_and_answers_ok() -> None:
     assert received.header("webhook-signature") == delivery.header("webhook-signature")
 
 
+@pytest.mark.anyio
+async def test_the_inbox_answers_413_to_a_body_longer_than_its_limit_as_paycore_s_endpoint_does() -> None:
+    inbox = DeliveryInbox(204, max_body_bytes=10)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=inbox), base_url="http://merchant") as client:
+        short = await client.post("/hooks", content=b"0123456789")
+        long = await client.post("/hooks", content=b"0123456789a")
+    assert (short.status_code, long.status_code) == (204, 413)
+    assert inbox.answers == [204, 413]
+    assert [delivery.body for delivery in inbox.deliveries] == [b"0123456789", b"0123456789a"]
+
+
 # -- ScriptedAnswers -------------------------------------------------------------------------------
 
 

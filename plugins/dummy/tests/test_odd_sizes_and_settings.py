@@ -20,6 +20,7 @@ from paycore.errors import ConfigurationError
 from paycore.flow import PaymentFlow
 from paycore.inputs import MAX_METADATA_BYTES
 from paycore.status import PaymentStatus
+from paycore.testing.webhooks import DeliveryInbox
 from paycore_dummy import DummyGateway, RetryPolicy
 
 pytestmark = pytest.mark.anyio
@@ -28,34 +29,17 @@ Eventually = Callable[..., Awaitable[None]]
 API_KEY = "sk_test_direct"
 
 
-class Merchant:
+def merchant(status: int = 204) -> DeliveryInbox:
     """A merchant's webhook endpoint that, as ``paycore.asgi`` does, answers 413 to a body above
-    ``DEFAULT_WEBHOOK_MAX_BYTES`` and otherwise ``status``; it keeps every body and headers it was sent."""
-
-    def __init__(self, status: int = 204) -> None:
-        self.status = status
-        self.received: list[tuple[bytes, dict[str, str]]] = []
-        self.answers: list[int] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status = 413 if len(body) > DEFAULT_WEBHOOK_MAX_BYTES else self.status
-        self.received.append((body, {key.decode(): value.decode() for key, value in scope["headers"]}))
-        self.answers.append(status)
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+    ``DEFAULT_WEBHOOK_MAX_BYTES`` and otherwise ``status``; it keeps every delivery it was sent."""
+    return DeliveryInbox(status, max_body_bytes=DEFAULT_WEBHOOK_MAX_BYTES)
 
 
-def direct_gateway(secret: str, merchant: Merchant, **options: Any) -> DummyGateway:
+def direct_gateway(secret: str, inbox: DeliveryInbox, **options: Any) -> DummyGateway:
     options.setdefault("retry", RetryPolicy(attempts=2, backoff=0.01))
     options.setdefault("webhook_url", "http://merchant.test/hook")
     return DummyGateway(
-        api_key=API_KEY, webhook_secrets=secret, webhook_transport=httpx.ASGITransport(app=merchant), **options
+        api_key=API_KEY, webhook_secrets=secret, webhook_transport=httpx.ASGITransport(app=inbox), **options
     )
 
 
@@ -68,8 +52,8 @@ async def test_a_payment_with_large_non_ascii_metadata_the_gateway_took_is_deliv
     """600 KB of "é" in the create (under the gateway's 1 MiB): the webhook carries them as UTF-8, not as
     ``\\u00e9`` escapes three times their size, so a merchant accepting 1 MiB hears of the payment at once."""
     metadata = {"note": "é" * 300_000}
-    merchant = Merchant()
-    async with direct_gateway(secret, merchant) as gateway:
+    endpoint = merchant()
+    async with direct_gateway(secret, endpoint) as gateway:
         transport = httpx.ASGITransport(app=gateway)
         headers = {"authorization": f"Bearer {API_KEY}"}
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test", headers=headers) as client:
@@ -77,9 +61,9 @@ async def test_a_payment_with_large_non_ascii_metadata_the_gateway_took_is_deliv
             created = await client.post("/v1/payments", content=json.dumps(body, ensure_ascii=False).encode())
             assert created.status_code == 201
             gateway.customer_action(created.json()["id"], "approve")
-            await eventually(lambda: merchant.answers)
-    assert merchant.answers == [204]  # delivered at the first attempt, never 413
-    delivered, signed = merchant.received[0]
+            await eventually(lambda: endpoint.answers)
+    assert endpoint.answers == [204]  # delivered at the first attempt, never 413
+    delivered, signed = endpoint.deliveries[0].body, dict(endpoint.deliveries[0].headers)
     assert len(delivered) < DEFAULT_WEBHOOK_MAX_BYTES
     assert "é".encode() * 1000 in delivered
     event = Webhook(secret).verify(delivered, signed)  # signed over exactly the bytes sent
@@ -123,7 +107,7 @@ def test_a_lone_surrogate_the_gateway_was_given_in_python_is_sent_escaped_as_jso
 
 @pytest.fixture
 async def api(secret: str) -> AsyncIterator[tuple[DummyGateway, httpx.AsyncClient]]:
-    async with direct_gateway(secret, Merchant()) as gateway:
+    async with direct_gateway(secret, merchant()) as gateway:
         transport = httpx.ASGITransport(app=gateway, raise_app_exceptions=False)
         headers = {"authorization": f"Bearer {API_KEY}"}
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test", headers=headers) as client:
@@ -176,15 +160,15 @@ async def test_a_gateway_that_gives_up_says_so_without_the_token_in_its_webhook_
     secret: str, eventually: Eventually, caplog: pytest.LogCaptureFixture, attempts: int
 ) -> None:
     url = "http://merchant.test/hook?token=tok_SECRET123"
-    merchant = Merchant(status=503)
+    endpoint = merchant(status=503)
     caplog.set_level(logging.INFO, logger="paycore_dummy.delivery")
     options = {"webhook_url": url, "retry": RetryPolicy(attempts=attempts, backoff=0.01)}
-    async with direct_gateway(secret, merchant, **options) as gateway:
+    async with direct_gateway(secret, endpoint, **options) as gateway:
         gateway.customer_action(
             gateway.create_payment({"amount": 100, "currency": "XOF", "reference": "r"}).id, "approve"
         )
         await eventually(lambda: f"gave up after {attempts} attempts" in caplog.text)
         assert gateway.create_payment({"amount": 100, "currency": "XOF", "reference": "r2"}).status == "requires_action"
-    assert merchant.answers == [503] * attempts
+    assert endpoint.answers == [503] * attempts
     assert "tok_SECRET123" not in caplog.text
     assert caplog.text.count("http://merchant.test/hook?token=***") == attempts + 1

@@ -161,13 +161,19 @@ class DeliveryInbox:
     (``httpx.ASGITransport(app=inbox)``) and it answers ``status_code``
     (200) to each without handing anything to a flow: the test then delivers
     :attr:`deliveries` itself, as they are, forged, twice, or out of order.
+    With ``max_body_bytes``, a delivery whose body is longer is answered
+    ``413``, as paycore's endpoint answers it (``webhook_max_bytes``).
     """
 
-    def __init__(self, status_code: int = 200) -> None:
+    def __init__(self, status_code: int = 200, *, max_body_bytes: int | None = None) -> None:
         self.status_code = status_code
-        """What the inbox answers to every delivery."""
+        """What the inbox answers to every delivery (but one too large)."""
+        self.max_body_bytes = max_body_bytes
+        """The longest body answered ``status_code`` (``None``: any); a longer one is answered ``413``."""
         self.deliveries: list[Delivery] = []
         """Every delivery received, in order."""
+        self.answers: list[int] = []
+        """The status each delivery was answered, in order."""
         self._arrived: anyio.Event | None = None
 
     def __repr__(self) -> str:
@@ -203,8 +209,12 @@ class DeliveryInbox:
             if not message.get("more_body", False):
                 break
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", ())}
-        self.deliveries.append(Delivery(b"".join(chunks), headers))
+        body = b"".join(chunks)
+        too_large = self.max_body_bytes is not None and len(body) > self.max_body_bytes
+        status = 413 if too_large else self.status_code
+        self.deliveries.append(Delivery(body, headers))
+        self.answers.append(status)
         if self._arrived is not None:
             self._arrived.set()
-        await send({"type": "http.response.start", "status": self.status_code, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
