@@ -123,10 +123,11 @@ class Money:
         >>> Money.typed("2500", "XOF")
         Money.of('2500', 'XOF')
         """
-        if not isinstance(text, str) or _TYPED.fullmatch(text.strip()) is None:
+        typed = text.strip() if isinstance(text, str) else None
+        if typed is None or _TYPED.fullmatch(typed) is None:
             # a sign, an exponent, a separator or another script's digits: no amount as a person types one
             raise InvalidAmount(f"Money.typed({text!r}, {currency!r}): not digits with at most one '.'")
-        places = len(text.strip().partition(".")[2])
+        places = len(typed.partition(".")[2])
         exponent = currency_exponent(currency)
         if places > exponent:  # "10.000" is ten thousand where '.' groups thousands: never read as ten
             detail = "no minor unit" if exponent == 0 else f"{exponent} decimal place{'s' if exponent > 1 else ''}"

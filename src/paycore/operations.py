@@ -10,7 +10,7 @@ state machine's answer (:func:`paycore.fsm.allowed`), asked here and nowhere els
 from __future__ import annotations
 
 from paycore import fsm
-from paycore.calls import CallOperation
+from paycore.calls import CallOperation, ProviderCall
 from paycore.errors import (
     CaptureExceedsAuthorized,
     CurrencyMismatch,
@@ -105,7 +105,7 @@ def resolved_amount(payment: Payment, held: Money | None, outcome: PaymentStatus
     An authorized payment is resolved too while its capture is unsettled (:func:`capture_in_doubt`): as
     ``succeeded``, with what the provider captured, at most what it holds."""
     ceiling = payment.amount
-    if capture_in_doubt(payment):
+    if capture_in_doubt(payment.status, payment.pending_call):
         if outcome is not PaymentStatus.SUCCEEDED:
             raise InvalidTransition(
                 f"payment {payment.id} is authorized and its capture's outcome is unknown: it is resolved as "
@@ -128,12 +128,12 @@ def resolved_amount(payment: Payment, held: Money | None, outcome: PaymentStatus
     return held
 
 
-def capture_in_doubt(payment: Payment) -> bool:
-    """True when ``payment`` is authorized and carries a capture call whose outcome is unknown: an answer lost, or
-    one saying the provider captured what could not be recorded (another amount than asked: flagged)."""
-    call = payment.pending_call
+def capture_in_doubt(status: PaymentStatus, call: ProviderCall | None) -> bool:
+    """True when a payment of ``status`` carrying ``call`` (its ``pending_call``) is authorized with a capture whose
+    outcome is unknown: an answer lost, or one saying the provider captured what could not be recorded (another
+    amount than asked: flagged)."""
     return (
-        payment.status is PaymentStatus.AUTHORIZED
+        status is PaymentStatus.AUTHORIZED
         and call is not None
         and call.operation is CallOperation.CAPTURE
         and call.unknown

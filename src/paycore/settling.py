@@ -159,13 +159,13 @@ def apply_answer(
     )
     if answer.outcome is None or applied.foreign is not None:
         create_reached(change, call)
-    if applied.whole and not capture_unrecorded(call, answer, change):
-        change.set(pending_call=None)
-    elif applied.whole:
-        mark_unknown(change, current, CAPTURED_UNRECORDED)
-    else:
+    if not applied.whole:
         why = "the answer named another payment" if applied.foreign is not None else "the answer did not say how much"
         mark_unknown(change, current, why)
+    elif capture_unrecorded(call, answer, change):
+        mark_unknown(change, current, CAPTURED_UNRECORDED)
+    else:
+        change.set(pending_call=None)
     return change
 
 

@@ -20,8 +20,8 @@ the first's answer, which is a change from what it read. So the request that
 is to record a change first claims its recording in the flow's idempotency
 store, under a key naming the change (the payment, what the change says and
 the number of its events once changed, or the refund made); a request that
-finds it claimed records nothing. A store that cannot be reached leaves the change recorded,
-perhaps twice, never not at all.
+finds it claimed records nothing. A store that cannot be reached leaves the
+change recorded, perhaps twice, never not at all.
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from paycore import serialization
-from paycore.calls import CallOperation, ProviderCall
+from paycore.calls import ProviderCall
 from paycore.money import Money
+from paycore.operations import capture_in_doubt
 from paycore.status import PaymentStatus, RefundStatus
 from paycore_django.models import Payment, Refund
 
@@ -192,8 +193,7 @@ def is_open(payment: Payment) -> bool:
         return True
     if payment.status != PaymentStatus.AUTHORIZED.value or not payment.pending_call:
         return False
-    call = serialization.structure(payment.pending_call, ProviderCall)
-    return call.operation is CallOperation.CAPTURE and call.unknown
+    return capture_in_doubt(PaymentStatus.AUTHORIZED, serialization.structure(payment.pending_call, ProviderCall))
 
 
 def not_open_message(payments: list[Payment]) -> str:

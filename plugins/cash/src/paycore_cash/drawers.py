@@ -508,11 +508,11 @@ class CashDrawers:
         A close made under the key is replayed whatever the till holds now. Otherwise the key is claimed for the
         session open now; with none open, for none: refused with :class:`DrawerClosed` naming the session last
         closed there, an answer the key keeps (a retry is refused so, even once a session has opened since), or,
-        the till never having had one, with :class:`NoOpenDrawer`, the key let go. A key
-        first claimed for another session (its first attempt closed nothing, or lost that session to another
-        close, and the till has opened another since) is another request for that session: it is run as that one
-        (a close of a session closed since is refused with :class:`DrawerClosed`), never as a close of the
-        session opened since. The till's sessions closed while the key binds are the ones it may name.
+        the till never having had one, with :class:`NoOpenDrawer`, the key let go. A key first claimed for another
+        session (its first attempt closed nothing, or lost that session to another close, and the till has opened
+        another since) is another request for that session: it is run as that one (a close of a session closed
+        since is refused with :class:`DrawerClosed`), never as a close of the session opened since. The till's
+        sessions closed while the key binds are the ones it may name.
         """
         binding = self.idempotency.binding(self._scope, key)
         sessions = list(reversed(await self.storage.list_sessions(self.tenant, till)))
@@ -526,8 +526,9 @@ class CashDrawers:
             if session.closed_at is not None and binding.binds(session.closed_at) and session.id not in open_now
         ]
         # The session open now, which a new key's first request is for; none, which a request asked while the
-        # till had none is for (refused, the key let go: never a close of a session opened once it was claimed);
-        # then the sessions closed since, while the key binds, for a key first claimed for one of them.
+        # till had none is for (refused with the session last closed there, an answer the key keeps: never a close
+        # of a session opened once it was claimed); then the sessions closed since, while the key binds, for a key
+        # first claimed for one of them.
         last_closed = next((session for session in sessions if session.status is DrawerStatus.CLOSED), None)
         refused: IdempotencyKeyReused | None = None
         for asked_for in [*open_now, None, *named]:
