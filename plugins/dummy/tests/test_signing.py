@@ -77,6 +77,22 @@ def test_a_stale_timestamp_is_refused_even_when_correctly_signed() -> None:
         verify(BODY, headers, secrets=[secret])
 
 
+@pytest.mark.parametrize("around", ["\x1c", "\x1f", "\n", "\u00a0"])
+def test_a_timestamp_with_anything_but_spaces_around_it_is_refused_as_a_bad_signature(around: str) -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret])
+    headers["webhook-timestamp"] = around + headers["webhook-timestamp"]
+    with pytest.raises(InvalidSignature, match="must be whole Unix seconds"):
+        verify(BODY, headers, secrets=[secret])
+
+
+def test_a_timestamp_with_spaces_around_it_still_verifies() -> None:
+    secret = WebhookSecret(generate_secret())
+    headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret])
+    headers["webhook-timestamp"] = f" {headers['webhook-timestamp']}\t"
+    assert verify(BODY, headers, secrets=[secret]) == "evt_1"
+
+
 def test_a_timestamp_from_the_future_is_refused() -> None:
     secret = WebhookSecret(generate_secret())
     headers = signature_headers(BODY, msg_id="evt_1", secrets=[secret], timestamp=int(time.time()) + 3600)

@@ -180,11 +180,12 @@ def verify(
     raw_signatures = _header(headers, "webhook-signature")
     if not msg_id:
         raise InvalidSignature("webhook refused: the 'webhook-id' header is empty")
-    if not _TIMESTAMP.fullmatch(raw_timestamp.strip()):
+    stripped = raw_timestamp.strip(" \t")  # the whitespace HTTP allows around a value; int() parses what was checked
+    if not _TIMESTAMP.fullmatch(stripped):
         raise InvalidSignature(
             f"webhook refused: 'webhook-timestamp' must be whole Unix seconds, not {raw_timestamp[:40]!r}"
         )
-    timestamp = int(raw_timestamp)
+    timestamp = int(stripped)
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         off = (
