@@ -16,6 +16,7 @@ __all__ = [
     "SECRET_MARKERS",
     "Secret",
     "Settings",
+    "hide_phones",
     "hide_secrets",
     "kind_of_setting",
     "read_seconds",
@@ -156,6 +157,28 @@ def hide_secrets(text: str, secrets: Iterable[Secret]) -> str:
     for value in sorted((secret.reveal() for secret in secrets), key=len, reverse=True):
         if value:
             text = text.replace(value, "***")
+    return text
+
+
+_PHONE_SEPARATORS: Final = r"[\s\-./()]*"
+"""What may stand between a phone number's digits as a person or a gateway writes it: ``+221 76-123.45/67``."""
+
+
+def hide_phones(text: str, phones: Iterable[str | Secret | None]) -> str:
+    """``text`` with each of ``phones`` shown as ``***`` however it is written there: with or without its ``+``
+    and country code, a national ``0``, spaces, dashes, dots or parentheses between its digits.
+
+    For what a gateway wrote back about a customer's payment: its error text may echo their phone, which no
+    message or log line carries. A number is found by its last eight digits (its subscriber part in every
+    country's plan) written with any of those separators, together with whatever digits and separators come just
+    before them; a number of fewer than eight digits is left as it is."""
+    for phone in phones:
+        value = phone.reveal() if isinstance(phone, Secret) else phone
+        digits = [character for character in value or "" if "0" <= character <= "9"]
+        if len(digits) < 8:
+            continue
+        tail = _PHONE_SEPARATORS.join(digits[-8:])
+        text = re.sub(rf"(?:[+(]+{_PHONE_SEPARATORS})?(?:[0-9]{_PHONE_SEPARATORS})*{tail}", "***", text)
     return text
 
 

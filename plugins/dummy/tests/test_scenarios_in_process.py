@@ -13,6 +13,7 @@ import pytest
 from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown, StorageUnavailable
 from paycore.flow import PaymentFlow
 from paycore.money import Money
+from paycore.records import Customer
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 from paycore_dummy import DummyGateway, GatewayRefused
 from paycore_dummy.errors import GatewayApiError
@@ -372,3 +373,29 @@ async def test_a_refusal_echoing_the_api_key_or_the_webhook_secret_shows_neither
     for shown in (str(refused.value), repr(refused.value), repr(payment), *map(repr, events)):
         assert api_key not in shown
         assert secret not in shown
+
+
+@pytest.mark.parametrize("written", ["+221761234567", "+221 76 123 45 67", "0761234567", "76-123-45-67"])
+async def test_a_refusal_echoing_the_customer_s_phone_shows_it_however_written_as_stars(
+    in_process_on_clock: Setup, moved_clock: Any, monkeypatch: pytest.MonkeyPatch, written: str, caplog: Any
+) -> None:
+    """A mobile-money gateway may name the wallet it refused; the phone reaches no message, review or log line."""
+    flow, gateway = in_process_on_clock
+    checkout = await pay(flow, customer=Customer(phone="+221761234567"))
+
+    def rate_limited(presented: str | None) -> None:
+        raise GatewayApiError(429, "rate_limited", f"too many requests for wallet {written}")
+
+    monkeypatch.setattr(gateway, "check_api_key", rate_limited)
+    with pytest.raises(GatewayRefused, match=r"too many requests for wallet \*\*\*$") as refused:
+        await flow.refresh(checkout.payment.id)
+    with caplog.at_level(logging.DEBUG, logger="paycore"):
+        moved_clock.advance(hours=5)
+        await flow.expire_stale(older_than=1800)  # the reaper's cancel is refused the same way
+    payment = await flow.get_payment(checkout.payment.id)
+    assert payment.needs_review
+    assert "too many requests for wallet ***" in payment.review_message
+    logged = [record.getMessage() for record in caplog.records]
+    assert any("too many requests for wallet ***" in line for line in logged)
+    for shown in (str(refused.value), payment.review_message or "", *logged):
+        assert "1234567" not in shown.replace(" ", "").replace("-", "")

@@ -304,6 +304,37 @@ async def test_wave_s_error_text_is_quoted_without_the_phone_however_it_writes_i
     assert not any(digits in shown.replace(" ", "") for digits in ("1234567", "12345", "4567"))
 
 
+def wallet_refused(request: httpx.Request) -> httpx.Response:
+    """Wave refusing a call about a session, naming the wallet of its customer, though the request did not carry it."""
+    message = f"too many requests for wallet +221 77 123 45 67 ({request.method} {request.url.path})"
+    return httpx.Response(429, json={"code": "rate-limit-exceeded", "message": message})
+
+
+@pytest.mark.parametrize("call", ["cancel", "refund", "refresh"])
+async def test_wave_s_error_about_a_session_is_quoted_without_its_customer_s_phone(
+    flow: PaymentFlow, wave: respx.MockRouter, call: str
+) -> None:
+    paid = session(payment_status="succeeded", checkout_status="complete", client_reference=None)
+    wave.post("/v1/checkout/sessions").respond(200, json=paid if call == "refund" else session())
+    checkout = await create(flow, customer=Customer(phone="+221771234567"))
+    for route in (
+        wave.post(f"/v1/checkout/sessions/{SESSION_ID}/expire"),
+        wave.post(f"/v1/checkout/sessions/{SESSION_ID}/refund"),
+        wave.get(f"/v1/checkout/sessions/{SESSION_ID}"),
+    ):
+        route.mock(side_effect=wallet_refused)
+    calls = {
+        "cancel": lambda: flow.cancel(checkout.payment.id),
+        "refund": lambda: flow.refund(checkout.payment.id, amount=Money.of("5000", "XOF")),
+        "refresh": lambda: flow.refresh(checkout.payment.id),
+    }
+    with pytest.raises(ProviderError) as refused:
+        await calls[call]()
+    shown = str(refused.value)
+    assert "too many requests for wallet ***" in shown
+    assert "1234567" not in shown.replace(" ", "")
+
+
 async def test_a_token_in_the_base_url_s_query_is_not_quoted_when_wave_is_not_reached() -> None:
     def unreachable(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)

@@ -52,7 +52,7 @@ from paycore.errors import (
 from paycore.money import Money, currency_exponent
 from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
-from paycore.secrets import Secret, hide_secrets, redact_url, shown_setting
+from paycore.secrets import Secret, hide_phones, hide_secrets, redact_url, shown_setting
 from paycore.status import Outcome, RefundStatus
 from paycore.wire import InvalidReport, load_json_object, shown
 from paycore_dummy.errors import GatewayRefused
@@ -166,8 +166,10 @@ class DummyProvider(Provider):
         body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         params: Mapping[str, str] | None = None,
+        about: Payment,
     ) -> Any:
-        """One API call; the answer's JSON, or the error that says whether it was sent."""
+        """One API call about the payment ``about``; the answer's JSON, or the error that says whether it was sent
+        (the gateway's error text quoted without the secrets, nor the phone of the customer ``about`` is for)."""
         headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
         try:
             client = self._http()
@@ -217,13 +219,15 @@ class DummyProvider(Provider):
         if response.status_code >= 400:
             error = data.get("error")
             error = error if isinstance(error, dict) else {}
-            code, message = self._quoted(error, "code", 100), self._quoted(error, "message", 500)
+            phones = (about.customer.phone,) if about.customer is not None else ()
+            code, message = self._quoted(error, "code", 100, phones), self._quoted(error, "message", 500, phones)
             raise GatewayRefused(response.status_code, code, message)
         return data
 
-    def _quoted(self, error: Mapping[str, Any], field: str, limit: int) -> str:
-        """A ``field`` of the gateway's error, at most ``limit`` characters, with every secret shown as ``***``."""
-        return hide_secrets(str(error.get(field, "")), self._hidden)[:limit]
+    def _quoted(self, error: Mapping[str, Any], field: str, limit: int, phones: tuple[str | None, ...]) -> str:
+        """A ``field`` of the gateway's error, at most ``limit`` characters, with every secret and each of
+        ``phones`` shown as ``***``."""
+        return hide_phones(hide_secrets(str(error.get(field, "")), self._hidden), phones)[:limit]
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -255,7 +259,9 @@ class DummyProvider(Provider):
             ]
         if payment.customer is not None and payment.customer.phone:
             body["phone"] = payment.customer.phone
-        data = await self._call("POST", "/v1/payments", body=body, idempotency_key=f"{payment.id}:initiate")
+        data = await self._call(
+            "POST", "/v1/payments", body=body, idempotency_key=f"{payment.id}:initiate", about=payment
+        )
         return self._update(data, payment)
 
     async def capture(self, payment: Payment, amount: Money) -> ProviderUpdate:
@@ -265,13 +271,17 @@ class DummyProvider(Provider):
             f"/v1/payments/{self._external_id(payment)}/capture",
             body={"amount": amount.minor_units},
             idempotency_key=f"{payment.id}:capture:{amount.minor_units}",
+            about=payment,
         )
         return self._update(data, payment)
 
     async def cancel(self, payment: Payment) -> ProviderUpdate:
         """Cancel a payment not yet captured."""
         data = await self._call(
-            "POST", f"/v1/payments/{self._external_id(payment)}/cancel", idempotency_key=f"{payment.id}:cancel"
+            "POST",
+            f"/v1/payments/{self._external_id(payment)}/cancel",
+            idempotency_key=f"{payment.id}:cancel",
+            about=payment,
         )
         return self._update(data, payment)
 
@@ -282,6 +292,7 @@ class DummyProvider(Provider):
             f"/v1/payments/{self._external_id(payment)}/refunds",
             body={"amount": refund.amount.minor_units, "reference": refund.id, "reason": refund.reason},
             idempotency_key=f"{payment.id}:refund:{refund.id}",
+            about=payment,
         )
         return self._refund_update(data, payment.currency)
 
@@ -289,9 +300,9 @@ class DummyProvider(Provider):
         """Ask the gateway: by its id when known, else by paycore's payment id (a lost create, or one still on its
         way: :attr:`~paycore.status.Outcome.NOT_FOUND` when the gateway has none)."""
         if payment.external_id:
-            data = await self._call("GET", f"/v1/payments/{payment.external_id}")
+            data = await self._call("GET", f"/v1/payments/{payment.external_id}", about=payment)
             return self._update(data, payment)
-        found = await self._call("GET", "/v1/payments", params={"reference": payment.id})
+        found = await self._call("GET", "/v1/payments", params={"reference": payment.id}, about=payment)
         matches = found.get("data") if isinstance(found, dict) else None
         if not isinstance(matches, list):
             raise ProviderOutcomeUnknown("dummy gateway answered a search without a 'data' list")

@@ -14,13 +14,12 @@
 
 The API key goes in the ``Authorization`` header only; no message quotes it. Wave's own error text is
 quoted (it helps an operator), with every occurrence of a secret the client holds shown as ``***``: a
-gateway may echo the key it was shown ("API key ... was revoked"), and the customer's phone a request
-restricted the payer to is shown as ``***`` however the answer writes it.
+gateway may echo the key it was shown ("API key ... was revoked"), and the phone of the customer a request is
+about (``personal``) is shown as ``***`` however the answer writes it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -28,7 +27,7 @@ import anyio
 import httpx
 
 from paycore.errors import MalformedWebhook, ProviderNotSent, ProviderOutcomeUnknown
-from paycore.secrets import Secret, hide_secrets, redact_url
+from paycore.secrets import Secret, hide_phones, hide_secrets, redact_url
 from paycore.wire import load_json_object
 
 __all__ = ["DEFAULT_BASE_URL", "WaveClient", "WaveRefused"]
@@ -49,30 +48,11 @@ _PERSONAL_FIELDS = ("restrict_payer_mobile",)
 """The fields of a request to Wave that hold a customer's personal data (their phone)."""
 
 
-def _personal(body: Mapping[str, Any] | None) -> tuple[Secret, ...]:
-    """The customer's personal data in ``body``, to be hidden from any error text Wave answers it with."""
-    if body is None:
-        return ()
-    return tuple(Secret(value) for field in _PERSONAL_FIELDS if isinstance(value := body.get(field), str) and value)
-
-
-_SEPARATORS: Final = r"[\s\-./()]*"
-"""What may stand between a phone number's digits as a person or a gateway writes it: ``+221 76-123.45/67``."""
-
-
-def _hide_phones(text: str, personal: Iterable[Secret]) -> str:
-    """``text`` with each phone number of ``personal`` shown as ``***`` however it is written there: with or
-    without its ``+`` and country code, a national ``0``, spaces, dashes, dots or parentheses between its digits.
-
-    A number is found by its last eight digits (its subscriber part in every country's plan) written with any of
-    those separators, together with whatever digits and separators come just before them."""
-    for secret in personal:
-        digits = [character for character in secret.reveal() if "0" <= character <= "9"]
-        if len(digits) < 8:
-            continue
-        tail = _SEPARATORS.join(digits[-8:])
-        text = re.sub(rf"(?:[+(]+{_SEPARATORS})?(?:[0-9]{_SEPARATORS})*{tail}", "***", text)
-    return text
+def _personal(body: Mapping[str, Any] | None, known: Iterable[str]) -> tuple[str, ...]:
+    """The customer's personal data in ``body`` and ``known`` (the phone of the payment a request is about), to be
+    hidden from any error text Wave answers it with."""
+    found = [value for field in _PERSONAL_FIELDS if body is not None and isinstance(value := body.get(field), str)]
+    return tuple(value for value in (*found, *known) if value)
 
 
 class WaveRefused(ProviderNotSent):
@@ -125,9 +105,18 @@ class WaveClient:
         return self._client
 
     async def request(
-        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, params: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        personal: Iterable[str] = (),
     ) -> dict[str, Any] | None:
-        """One API call: Wave's JSON answer, ``None`` for an empty ``2xx`` body, or an error (see the module)."""
+        """One API call: Wave's JSON answer, ``None`` for an empty ``2xx`` body, or an error (see the module).
+
+        ``personal``: what of the customer the call is about (their phone) Wave's error text may echo, though the
+        request does not carry it (an expire, a refund or a retrieve of their session); no error quotes it."""
         what = f"{method} {path}"
         try:
             client = self._http()
@@ -149,7 +138,7 @@ class WaveClient:
             raise ProviderOutcomeUnknown(
                 f"the connection to Wave failed during {what}: {type(error).__name__}"
             ) from error
-        personal = _personal(body)
+        personal = _personal(body, personal)
         if response.status_code >= 500:
             code = self._quoted(response, "code", 100, personal)
             raise ProviderOutcomeUnknown(f"Wave answered {response.status_code} {code} to {what}".rstrip())
@@ -174,13 +163,14 @@ class WaveClient:
                 f"Wave answered {response.status_code} to {what}, unreadable: {error}"
             ) from None
 
-    def _quoted(self, response: httpx.Response, field: str, limit: int, personal: tuple[Secret, ...] = ()) -> str:
+    def _quoted(self, response: httpx.Response, field: str, limit: int, personal: tuple[str, ...] = ()) -> str:
         """A text ``field`` of Wave's error answer, at most ``limit`` characters, with no secret of this client
-        and none of the ``personal`` data its request carried (an error may echo what it refused)."""
+        and none of the ``personal`` data of the customer (an error may echo what it refused)."""
         value = _error(response).get(field)
         if not isinstance(value, str):
             return ""
-        return _hide_phones(hide_secrets(value, (*self._hidden, *personal)), personal)[:limit]
+        hidden = (*self._hidden, *(Secret(datum) for datum in personal))
+        return hide_phones(hide_secrets(value, hidden), personal)[:limit]
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -206,7 +206,7 @@ class WaveProvider(Provider):
         payer = self._restricted_payer(payment)
         if payer is not None:
             body["restrict_payer_mobile"] = payer
-        data = await self.client.request("POST", "/v1/checkout/sessions", body=body)
+        data = await self.client.request("POST", "/v1/checkout/sessions", body=body, personal=_phone(payment))
         return session_update(data, with_launch_url=True)
 
     async def cancel(self, payment: Payment) -> ProviderUpdate:
@@ -215,7 +215,7 @@ class WaveProvider(Provider):
         if session_id is None:
             return await self.check_status(payment)
         try:
-            await self.client.request("POST", f"/v1/checkout/sessions/{session_id}/expire")
+            await self.client.request("POST", f"/v1/checkout/sessions/{session_id}/expire", personal=_phone(payment))
         except WaveRefused as refused:
             if refused.status != _CONFLICT:
                 raise
@@ -228,7 +228,7 @@ class WaveProvider(Provider):
         if session_id is None:
             raise InvalidReport(f"payment {payment.id} holds no Wave checkout session id to refund")
         try:
-            await self.client.request("POST", f"/v1/checkout/sessions/{session_id}/refund")
+            await self.client.request("POST", f"/v1/checkout/sessions/{session_id}/refund", personal=_phone(payment))
         except WaveRefused as refused:
             if refused.code == "checkout-refund-failed":
                 return RefundUpdate(RefundStatus.FAILED, refund_id=refund.id)
@@ -244,7 +244,7 @@ class WaveProvider(Provider):
         session_id = self._session_id(payment)
         if session_id is not None:
             try:
-                data = await self.client.request("GET", f"/v1/checkout/sessions/{session_id}")
+                data = await self.client.request("GET", f"/v1/checkout/sessions/{session_id}", personal=_phone(payment))
             except WaveRefused as refused:
                 if refused.status == _NOT_FOUND and refused.code == _NO_SUCH_SESSION:
                     return ProviderUpdate(
@@ -256,7 +256,7 @@ class WaveProvider(Provider):
 
     async def _search(self, payment: Payment) -> ProviderUpdate:
         found = await self.client.request(
-            "GET", "/v1/checkout/sessions/search", params={"client_reference": payment.id}
+            "GET", "/v1/checkout/sessions/search", params={"client_reference": payment.id}, personal=_phone(payment)
         )
         sessions = found.get("result") if isinstance(found, dict) else None
         if not isinstance(sessions, list):
@@ -308,6 +308,12 @@ class WaveProvider(Provider):
             still_open = isinstance(data, dict) and data.get("checkout_status") == "open"
             update = _as_failed(update, session_open=still_open)
         return [update]
+
+
+def _phone(payment: Payment) -> tuple[str, ...]:
+    """The phone of the customer ``payment`` is for: Wave's error text about it may echo it, and none quotes it."""
+    phone = payment.customer.phone if payment.customer is not None else None
+    return (phone,) if isinstance(phone, str) and phone else ()
 
 
 def _polled(data: object) -> ProviderUpdate:
