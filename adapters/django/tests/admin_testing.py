@@ -144,8 +144,38 @@ def action_names(client: Client) -> set[str]:
 
 
 def told(response: Any) -> list[tuple[int, str]]:
-    """The messages the admin showed after an action, with their levels."""
-    return [(message.level, str(message)) for message in response.context["messages"]]
+    """The messages the admin showed after an action, with their levels, as the page shows them to the operator
+    (the admin's template writes each with its first letter made a capital)."""
+    sent = [(message.level, str(message)) for message in response.context["messages"]]
+    page = _MessageList()
+    page.feed(response.content.decode())
+    assert len(page.shown) == len(sent), f"the page shows {page.shown}, the action sent {sent}"
+    return [(level, text) for (level, _), text in zip(sent, page.shown, strict=True)]
+
+
+class _MessageList(HTMLParser):
+    """The texts of the admin page's message list, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[str] = []
+        self._depth = 0  # inside the message list: how many of its elements are open
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._depth:
+            self._depth += 1
+            if tag == "li" and self._depth == 2:
+                self.shown.append("")
+        elif tag == "ul" and "messagelist" in (dict(attrs).get("class") or "").split():
+            self._depth = 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth >= 2 and self.shown:
+            self.shown[-1] += data
 
 
 class _HiddenInputs(HTMLParser):

@@ -65,7 +65,8 @@ def still_flagged(flow: BlockingPaymentFlow, payment_id: str) -> tuple[int, str]
     payment = flow.get_payment(payment_id)
     return (
         messages.WARNING,
-        f"{payment_id} was settled as {payment.status.value}, but it still needs review: {payment.review_message} "
+        f"Payment {payment_id} was settled as {payment.status.value}, "
+        f"but it still needs review: {payment.review_message} "
         "(Resolve the review of selected payments… clears it once checked).",
     )
 

@@ -367,7 +367,7 @@ def test_a_cancel_that_finds_the_payment_ended_unpaid_is_told_there_was_nothing_
     payment = make_payment(status=status)
     outcome = cancel_outcome(payment)
     assert (outcome.done, outcome.level) == (True, messages.INFO)
-    assert outcome.message == f"{payment.id}: nothing to cancel: the payment is {status.value}."
+    assert outcome.message == f"Nothing to cancel: payment {payment.id} is {status.value}."
 
 
 # -- confirmation pages act on what they listed ------------------------------------------------

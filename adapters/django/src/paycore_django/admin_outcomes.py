@@ -89,9 +89,7 @@ def cancel_outcome(payment: Payment) -> ActionOutcome:
     if payment.status is PaymentStatus.CANCELED:
         return _done(payment, "canceled")
     if payment.status in ENDED_UNPAID and payment.pending_call is None:
-        return ActionOutcome(
-            True, f"{payment.id}: nothing to cancel: the payment is {payment.status.value}.", messages.INFO
-        )
+        return ActionOutcome(True, f"Nothing to cancel: payment {payment.id} is {payment.status.value}.", messages.INFO)
     return _not_done(payment, CallOperation.CANCEL, "Not canceled")
 
 
@@ -139,7 +137,7 @@ def payment_settled_outcome(payment: Payment) -> ActionOutcome:
         return DONE
     return ActionOutcome(
         True,
-        f"{payment.id} was settled as {payment.status.value}, but it still needs review: {_review(payment)} "
+        f"Payment {payment.id} was settled as {payment.status.value}, but it still needs review: {_review(payment)} "
         "(Resolve the review of selected payments… clears it once checked).",
         messages.WARNING,
     )
@@ -169,7 +167,9 @@ def _done(payment: Payment, verb: str) -> ActionOutcome:
     """Done; with a warning when the payment is flagged for review."""
     if not payment.needs_review:
         return DONE
-    return ActionOutcome(True, f"{payment.id} was {verb} but needs review: {_review(payment)}.", messages.WARNING)
+    return ActionOutcome(
+        True, f"Payment {payment.id} was {verb} but needs review: {_review(payment)}.", messages.WARNING
+    )
 
 
 def _not_done(payment: Payment, operation: CallOperation, refusal: str) -> ActionOutcome:
