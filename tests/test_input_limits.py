@@ -11,7 +11,14 @@ import pytest
 from paycore import LineItem, Money
 from paycore.errors import ValidationError
 from paycore.flow import PaymentFlow
-from paycore.inputs import MAX_ITEM_QUANTITY, MAX_METADATA_BYTES, check_items, json_document
+from paycore.inputs import (
+    MAX_ITEM_NAME_BYTES,
+    MAX_ITEM_QUANTITY,
+    MAX_LINE_ITEMS,
+    MAX_METADATA_BYTES,
+    check_items,
+    json_document,
+)
 from paycore.money import MAX_MINOR_UNITS
 from paycore.testing.fake import FakeProvider
 
@@ -130,3 +137,42 @@ async def test_a_line_item_at_the_limits_is_kept(flow: PaymentFlow, item: LineIt
     assert check_items([item]) == (item,)
     checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", items=[item])
     assert (await flow.get_payment(checkout.payment.id)).items == (item,)
+
+
+def basket(lines: int, name_bytes: int) -> list[LineItem]:
+    """``lines`` line items whose names take ``name_bytes`` bytes of UTF-8 together (``é`` and ``a``)."""
+    each, rest = divmod(name_bytes, lines)
+    names = ["é" * (each // 2) + "a" * (each % 2 + (rest if n == 0 else 0)) for n in range(lines)]
+    assert sum(len(name.encode()) for name in names) == name_bytes
+    return [LineItem(name, 1, Money.of("100", "XOF")) for name in names]
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (basket(MAX_LINE_ITEMS + 1, MAX_LINE_ITEMS + 1), f"at most {MAX_LINE_ITEMS} line items, not 1001"),
+        (basket(40, MAX_ITEM_NAME_BYTES + 1), f"may take at most {MAX_ITEM_NAME_BYTES} bytes of UTF-8 together"),
+        (basket(1, 2000 * 4), "a line item's name"),  # one name: the length any text may have
+    ],
+    ids=["one-line-over", "names-one-byte-over", "one-long-name"],
+)
+async def test_a_basket_too_large_is_refused_saying_the_limit_and_nothing_is_stored_or_sent(
+    flow: PaymentFlow, fake: FakeProvider, items: list[LineItem], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", items=items, idempotency_key="k")
+    assert await flow.list_payments() == []
+    assert fake.calls == []
+
+
+async def test_a_basket_at_the_limits_is_kept_and_its_payment_and_webhooks_stay_far_below_a_mebibyte(
+    flow: PaymentFlow,
+) -> None:
+    items = basket(MAX_LINE_ITEMS, MAX_ITEM_NAME_BYTES)
+    metadata = metadata_of(MAX_METADATA_BYTES, "é")
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", items=items, metadata=metadata)
+    kept = await flow.get_payment(checkout.payment.id)
+    assert kept.items == tuple(items)
+    basket_json = [{"name": i.name, "quantity": i.quantity, "unit_price": i.unit_price.minor_units} for i in items]
+    echoed = json.dumps({"items": basket_json, "metadata": metadata}, ensure_ascii=False, separators=(",", ":"))
+    assert len(echoed.encode()) < (1 << 20) // 4

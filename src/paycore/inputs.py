@@ -10,7 +10,8 @@ anything stored, with a :class:`~paycore.errors.ValidationError` (an amount:
 name is at most :data:`~paycore.config.MAX_CODE_LENGTH` characters, as in the
 configuration. Metadata is at most :data:`MAX_METADATA_BYTES` of JSON; a line item's
 quantity at most :data:`MAX_ITEM_QUANTITY`, and its total (quantity times unit price)
-at most :data:`~paycore.money.MAX_MINOR_UNITS` minor units.
+at most :data:`~paycore.money.MAX_MINOR_UNITS` minor units; a basket at most
+:data:`MAX_LINE_ITEMS` lines, whose names take at most :data:`MAX_ITEM_NAME_BYTES`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from paycore.money import MAX_MINOR_UNITS, Money
 from paycore.records import Customer, LineItem
 
 __all__ = [
+    "MAX_ITEM_NAME_BYTES",
     "MAX_ITEM_QUANTITY",
+    "MAX_LINE_ITEMS",
     "MAX_METADATA_BYTES",
     "as_kept",
     "check_age",
@@ -50,6 +53,11 @@ UTF-8. Ample for any provider's metadata (Stripe's 50 keys of 500 characters are
 payment carrying it, and every webhook that echoes it, stays far below the 1 MiB a webhook endpoint accepts."""
 MAX_ITEM_QUANTITY: Final = 10**9
 """The largest quantity of one line item: a billion (of pieces, grams, seconds...)."""
+MAX_LINE_ITEMS: Final = 1000
+"""The most line items a payment's basket holds."""
+MAX_ITEM_NAME_BYTES: Final = 64 * 1024
+"""The most bytes of UTF-8 the names of a basket's line items take together: with its metadata's, a payment's
+basket, and every webhook that echoes it, stays far below the 1 MiB a webhook endpoint accepts."""
 
 
 def check_payment_id(value: object, tenant: object = None) -> str:
@@ -134,14 +142,23 @@ def check_customer(value: object) -> Customer | None:
 def check_items(value: object) -> tuple[LineItem, ...]:
     """``value`` as a tuple of :class:`LineItem`: a name, a whole quantity from 1 to :data:`MAX_ITEM_QUANTITY`, a
     price of zero or more; the line's total, quantity times price, at most :data:`~paycore.money.MAX_MINOR_UNITS`
-    minor units (what any amount paycore keeps may be)."""
+    minor units (what any amount paycore keeps may be). At most :data:`MAX_LINE_ITEMS` of them, their names at
+    most :data:`MAX_ITEM_NAME_BYTES` of UTF-8 together."""
     if type(value) is not tuple and (isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence)):
         raise ValidationError(f"items must be a sequence of LineItem, not {type(value).__name__}")
     items = tuple(value)
+    if len(items) > MAX_LINE_ITEMS:
+        raise ValidationError(f"a payment may hold at most {MAX_LINE_ITEMS} line items, not {len(items)}")
+    names = 0
     for item in items:
         if not isinstance(item, LineItem):
             raise ValidationError(f"items must be LineItem records, not {type(item).__name__}: {wire.shown(item)}")
         check_text(item.name, what="a line item's name")
+        names += len(item.name.encode())
+        if names > MAX_ITEM_NAME_BYTES:
+            raise ValidationError(
+                f"the names of a payment's line items may take at most {MAX_ITEM_NAME_BYTES} bytes of UTF-8 together"
+            )
         if type(item.quantity) is not int or not 0 < item.quantity <= MAX_ITEM_QUANTITY:
             raise ValidationError(
                 f"line item {item.name!r} needs an int quantity from 1 to {MAX_ITEM_QUANTITY}, "

@@ -97,6 +97,13 @@ async def test_a_wrong_api_key_is_refused_with_401(client: httpx.AsyncClient, ga
         ("reference", None),
         ("reference", "p" * 256),
         ("capture", "yes"),
+        ("items", [{"name": "Soup", "quantity": -2, "unit_price": 2500}]),
+        ("items", [{"name": "Soup", "quantity": 0, "unit_price": 2500}]),
+        ("items", [{"name": "Soup", "quantity": True, "unit_price": 2500}]),
+        ("items", [{"name": "Soup", "quantity": 1, "unit_price": -1}]),
+        ("items", [{"name": "Soup", "quantity": 1, "unit_price": False}]),
+        ("items", [{"name": "Soup", "quantity": 1.5, "unit_price": 1}]),
+        ("items", [{"name": "Soup", "quantity": 1, "unit_price": 1}] * 1001),
     ],
 )
 async def test_a_bad_field_is_refused_with_400_naming_it(

@@ -19,7 +19,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from paycore.errors import ConfigurationError, InvalidReport, ValidationError
-from paycore.inputs import check_url
+from paycore.inputs import MAX_LINE_ITEMS, check_url
 from paycore.secrets import Secret
 from paycore.wire import check_id, shown
 from paycore_dummy.delivery import DeliveryAttempt, GatewayEvent, RetryPolicy, WebhookSender
@@ -92,19 +92,34 @@ def _http_url(body: Mapping[str, Any], key: str) -> str | None:
 
 
 def _items(value: Any) -> list[dict[str, Any]]:
+    """The basket a create carries: at most :data:`~paycore.inputs.MAX_LINE_ITEMS` lines, as paycore sends, each a
+    name, a whole quantity from 1 and a whole unit price of zero or more in minor units (of any size: the pages show
+    whatever a client sends)."""
     if value is None:
         return []
-    if not isinstance(value, list) or not all(
-        isinstance(item, dict)
-        and isinstance(item.get("name"), str)
-        and isinstance(item.get("quantity"), int)
-        and isinstance(item.get("unit_price"), int)
-        for item in value
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_LINE_ITEMS
+        or not all(
+            isinstance(item, dict)
+            and isinstance(item.get("name"), str)
+            and _whole(item.get("quantity"), 1)
+            and _whole(item.get("unit_price"), 0)
+            for item in value
+        )
     ):
         raise GatewayApiError(
-            400, "invalid_request", "'items' must be a list of {name, quantity, unit_price in minor units}"
+            400,
+            "invalid_request",
+            f"'items' must be a list of at most {MAX_LINE_ITEMS} "
+            "{name, quantity (a whole number from 1), unit_price (whole minor units from 0)}",
         )
     return [{"name": i["name"], "quantity": i["quantity"], "unit_price": i["unit_price"]} for i in value]
+
+
+def _whole(value: object, least: int) -> bool:
+    """Whether ``value`` is a whole number (not a boolean) of at least ``least``."""
+    return type(value) is int and least <= value
 
 
 class DummyGateway:
