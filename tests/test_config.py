@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -281,9 +282,16 @@ def test_a_lease_not_longer_than_the_provider_timeout_is_refused(timeout: int, l
         load_config({"provider_timeout": timeout, "idempotency_lease": lease}, environ={})
 
 
-def test_a_lease_a_tenth_longer_than_the_provider_timeout_is_accepted() -> None:
-    config = load_config({"provider_timeout": 30, "idempotency_lease": 33}, environ={})
-    assert (config.provider_timeout, config.idempotency_lease) == (30.0, 33.0)
+@pytest.mark.parametrize("timeout", [*range(1, 121), 0.5, 2.5, 7.7, 12.25])
+def test_a_lease_a_tenth_longer_than_the_provider_timeout_is_accepted(timeout: float) -> None:
+    lease = float(Decimal(repr(float(timeout))) * Decimal("1.1"))  # as a person writes it: 3.3 for 3
+    config = load_config({"provider_timeout": timeout, "idempotency_lease": lease}, environ={})
+    assert (config.provider_timeout, config.idempotency_lease) == (timeout, lease)
+
+
+def test_a_lease_just_short_of_a_tenth_longer_is_refused_saying_the_least_as_written() -> None:
+    with pytest.raises(ConfigurationError, match=r"\(3\.299s\) must exceed provider_timeout \(3s\) .* \(>= 3\.3s\)"):
+        load_config({"provider_timeout": 3, "idempotency_lease": 3.299}, environ={})
 
 
 @pytest.mark.parametrize(("lease", "ttl"), [(120, 60), (600, 599.5)])

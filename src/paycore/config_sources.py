@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -154,10 +155,12 @@ def check_durations(seconds: Mapping[str, float], *, lease_over_timeout: float) 
     """Refuse durations that do not fit together: ``idempotency_lease`` at least ``lease_over_timeout`` times
     ``provider_timeout``, ``idempotency_ttl`` at least ``idempotency_lease``."""
     timeout, lease, ttl = seconds["provider_timeout"], seconds["idempotency_lease"], seconds["idempotency_ttl"]
-    if lease < timeout * lease_over_timeout:
+    # As decimals, as the settings are written: 3 x 1.1 in binary floating point is 3.3000000000000003, not 3.3.
+    least = _decimal(timeout) * _decimal(lease_over_timeout)
+    if _decimal(lease) < least:
         raise ConfigurationError(
             f"idempotency_lease ({lease:g}s) must exceed provider_timeout ({timeout:g}s) by a tenth at least "
-            f"(>= {timeout * lease_over_timeout:g}s): a key could be taken over while its request still runs, "
+            f"(>= {least.normalize():f}s): a key could be taken over while its request still runs, "
             "and a call is sent only while its answer can come back within its lease"
         )
     if ttl < lease:
@@ -165,6 +168,11 @@ def check_durations(seconds: Mapping[str, float], *, lease_over_timeout: float) 
             f"idempotency_ttl ({ttl:g}s) must be at least idempotency_lease ({lease:g}s): "
             "a key's result, and the payment id bound to it, must outlive any lease on the key"
         )
+
+
+def _decimal(number: float) -> Decimal:
+    """``number`` as the decimal its shortest text writes (``1.1``, not ``1.100000000000000088817841970012523``)."""
+    return Decimal(repr(float(number)))
 
 
 def read_names(data: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
