@@ -20,7 +20,7 @@ import pytest
 from paycore import Money
 from paycore.errors import MalformedWebhook, ProviderOutcomeUnknown
 from paycore.flow import PaymentFlow
-from paycore.records import Payment, ProviderUpdate, RefundUpdate
+from paycore.records import NextAction, Payment, ProviderUpdate, RefundUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.testing.fake import FakeProvider
 
@@ -427,6 +427,35 @@ async def test_a_create_answered_for_another_payment_leaves_its_call_unknown_and
     assert created.pending_call.unknown
     assert (created.needs_review, created.review_reason) == (True, ReviewReason.UNKNOWN_OUTCOME)
     assert created.captured_amount is None
+
+
+async def test_a_create_answered_with_another_payment_s_page_sends_the_customer_nowhere(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = await _pending(flow, fake, "o-1")
+    page = NextAction(kind="redirect", url="https://pay.example/c/the-other-one")
+
+    async def the_other_s_page(payment: Payment) -> ProviderUpdate:
+        return ProviderUpdate(outcome=Outcome.PENDING, payment_id=other.id, next_action=page)
+
+    monkeypatch.setattr(fake, "initiate", the_other_s_page)
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o-2")
+    assert checkout.payment.review_reason is ReviewReason.UNKNOWN_OUTCOME
+    assert (checkout.action, checkout.payment.next_action) == (None, None)
+
+
+async def test_a_create_answered_with_its_own_page_sends_the_customer_there(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = NextAction(kind="redirect", url="https://pay.example/c/its-own")
+
+    async def its_own_page(payment: Payment) -> ProviderUpdate:
+        return ProviderUpdate(outcome=Outcome.PENDING, payment_id=payment.id, external_id="fk_own", next_action=page)
+
+    monkeypatch.setattr(fake, "initiate", its_own_page)
+    checkout = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o-2")
+    assert (checkout.payment.status, checkout.payment.needs_review) == (PaymentStatus.PROCESSING, False)
+    assert checkout.action == checkout.payment.next_action == page
 
 
 async def test_an_answer_giving_a_reference_another_payment_holds_is_not_recorded_and_flags_the_payment(

@@ -194,14 +194,14 @@ class PaymentActions:
         self, payment: Payment, call: ProviderCall, chosen: Provider, binding: KeyBinding | None
     ) -> Checkout:
         answer = await self.calls.ask(chosen.initiate(payment), payment, call, provider=chosen)
-        action = answer.next_action if isinstance(answer, ProviderUpdate) else None
         return await self.calls.conclude(
             payment.id,
             call,
             answer,
             chosen,
-            # An action only for a payment still open: one a reaper ended meanwhile has nowhere to send the customer.
-            lambda finished: Checkout(finished, action or finished.next_action if finished.status in OPEN else None),
+            # The action the payment took from the answer, and only while it is open: an answer refused (it names
+            # another payment) sends the customer nowhere, nor does a payment a reaper ended meanwhile.
+            lambda finished: Checkout(finished, finished.next_action if finished.status in OPEN else None),
             known=payment,
             binding=binding,
         )
