@@ -321,11 +321,18 @@ class CashProvider(Provider):
         The drawer is the truth: no SALE movement means no cash was taken
         (failed), a pending refund with no REFUND movement of this payment was
         not paid out (another payment's refund stored under its id is not it).
+        Before a pending refund is said not paid out, the drawer it would pay
+        out of is fenced (:meth:`~paycore_cash.storage.DrawerStorage.fence_session`)
+        and looked at again: a pay-out still on its way (a till frozen mid-call
+        that wakes once its call's lease is over) can no longer land after the
+        flow has heard it failed, and one that landed first is found.
         """
         sale = await self._read(self.storage.find_movement(kind=MovementKind.SALE, payment_id=payment.id))
         refunds = []
         for refund in payment.refunds:
             paid = await self._paid_out(payment, refund)
+            if paid is None and refund.status is RefundStatus.PENDING:
+                paid = await self._paid_out_after_fence(payment, refund)
             if paid is not None:
                 refunds.append(_refund_update(paid, refund))
             elif refund.status is RefundStatus.PENDING:
@@ -363,6 +370,17 @@ class CashProvider(Provider):
             return session.opened_at < made
         sessions = await self._read(self.storage.list_sessions(payment.tenant, session.till))
         return not any(other.closed_at is not None and other.closed_at >= made for other in sessions)
+
+    async def _paid_out_after_fence(self, payment: Payment, refund: Refund) -> CashMovement | None:
+        """The REFUND movement of ``refund``, looked for once the open drawer of the till it pays out of is fenced:
+        a pay-out checked against that drawer before is refused from now on (``None``: not paid out, and never)."""
+        named = refund_till_of(refund)
+        session = await self._read(
+            self.storage.get_open_session(payment.tenant, till_of(payment) if named is None else named)
+        )
+        if session is not None:
+            await self._read(self.storage.fence_session(session.id))
+        return await self._paid_out(payment, refund)
 
     async def _paid_out(self, payment: Payment, refund: Refund) -> CashMovement | None:
         """The REFUND movement that paid out ``refund`` of ``payment``, if any; never another payment's."""
