@@ -6,6 +6,7 @@ import bisect
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -160,8 +161,9 @@ def hide_secrets(text: str, secrets: Iterable[Secret]) -> str:
     return text
 
 
-_PHONE_SEPARATORS: Final = r"[\s\-./()]*"
-"""What may stand between a phone number's digits as a person or a gateway writes it: ``+221 76-123.45/67``."""
+_DIGITS_WRITTEN: Final = re.compile(r"[+(]{0,2}[0-9](?:[0-9\s\-./()]*[0-9])?")
+"""A run of digits as a person or a gateway writes a phone number: ``+221 76-123.45/67``, ``(+221) 76 123 45 67``.
+One character class and no nested repetition: found in time linear in the text's length, whatever it holds."""
 
 
 def hide_phones(text: str, phones: Iterable[str | Secret | None]) -> str:
@@ -170,16 +172,27 @@ def hide_phones(text: str, phones: Iterable[str | Secret | None]) -> str:
 
     For what a gateway wrote back about a customer's payment: its error text may echo their phone, which no
     message or log line carries. A number is found by its last eight digits (its subscriber part in every
-    country's plan) written with any of those separators, together with whatever digits and separators come just
-    before them; a number of fewer than eight digits is left as it is."""
+    country's plan) in a run of digits and those separators; the run is hidden up to them, with whatever digits
+    come before them in it. A number of fewer than eight digits is left as it is."""
     for phone in phones:
         value = phone.reveal() if isinstance(phone, Secret) else phone
-        digits = [character for character in value or "" if "0" <= character <= "9"]
-        if len(digits) < 8:
-            continue
-        tail = _PHONE_SEPARATORS.join(digits[-8:])
-        text = re.sub(rf"(?:[+(]+{_PHONE_SEPARATORS})?(?:[0-9]{_PHONE_SEPARATORS})*{tail}", "***", text)
+        digits = "".join(character for character in value or "" if "0" <= character <= "9")
+        if len(digits) >= 8:
+            text = _DIGITS_WRITTEN.sub(partial(_hidden_run, tail=digits[-8:]), text)
     return text
+
+
+def _hidden_run(match: re.Match[str], *, tail: str) -> str:
+    """The run of digits and separators ``match`` found, with each stretch ending in the digits ``tail`` shown as
+    ``***``."""
+    run = match.group()
+    at = [index for index, character in enumerate(run) if "0" <= character <= "9"]
+    digits = "".join(run[index] for index in at)
+    stretches, cut, found = 0, 0, digits.find(tail)
+    while found >= 0:
+        stretches, cut = stretches + 1, at[found + len(tail) - 1] + 1
+        found = digits.find(tail, found + len(tail))
+    return "***" * stretches + run[cut:]
 
 
 def _is_secret_name(name: str) -> bool:

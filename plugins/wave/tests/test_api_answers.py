@@ -335,6 +335,21 @@ async def test_wave_s_error_about_a_session_is_quoted_without_its_customer_s_pho
     assert "1234567" not in shown.replace(" ", "")
 
 
+@pytest.mark.parametrize("phone", ["-", "e", "+221771234567"])
+async def test_wave_s_error_codes_are_read_as_wave_wrote_them_whatever_the_customer_s_phone(
+    flow: PaymentFlow, wave: respx.MockRouter, phone: str
+) -> None:
+    paid = session(payment_status="succeeded", checkout_status="complete")
+    wave.post("/v1/checkout/sessions").respond(200, json=paid)
+    checkout = await create(flow, customer=Customer(phone=phone))
+    wave.post(f"/v1/checkout/sessions/{SESSION_ID}/refund").mock(return_value=error(400, "checkout-refund-failed"))
+    refund = await flow.refund(checkout.payment.id, amount=Money.of("5000", "XOF"))
+    assert refund.status is RefundStatus.FAILED, "Wave declined the refund: it is failed, not an error"
+    wave.get(f"/v1/checkout/sessions/{SESSION_ID}").mock(return_value=error(404, "checkout-session-not-found"))
+    polled = await flow.refresh(checkout.payment.id)
+    assert polled.review_reason is ReviewReason.UNKNOWN_OUTCOME, "Wave has no such session: an operator looks"
+
+
 async def test_a_token_in_the_base_url_s_query_is_not_quoted_when_wave_is_not_reached() -> None:
     def unreachable(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)

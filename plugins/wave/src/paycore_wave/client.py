@@ -169,8 +169,7 @@ class WaveClient:
         value = _error(response).get(field)
         if not isinstance(value, str):
             return ""
-        hidden = (*self._hidden, *(Secret(datum) for datum in personal))
-        return hide_phones(hide_secrets(value, hidden), personal)[:limit]
+        return hide_phones(hide_secrets(value, self._hidden), personal)[:limit]
 
     async def aclose(self) -> None:
         """Close the connections."""
