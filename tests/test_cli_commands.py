@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import paycore.testing.fake
 from paycore import fsm
 from paycore.cli import main
 
@@ -170,17 +171,25 @@ def test_a_configuration_read_from_a_pipe_is_the_one_the_command_runs_on(
     # embedded default without a word.
     import os
 
-    text = f'repository = "sqlite:///{tmp_path / "pos.db"}"\n[providers.till]\ntype = "cash"\n'
-    reading, writing = os.pipe()
-    os.write(writing, text.encode())
-    os.close(writing)
-    try:
-        assert main(["--config", f"/dev/fd/{reading}", "check"]) == 0
-    finally:
-        os.close(reading)
-    out = capsys.readouterr().out
-    assert "repository   sqlalchemy" in out
-    assert "till" in out
+    secret = "whsec-never-printed-0123456789"
+    text = (
+        f'repository = "sqlite:///{tmp_path / "pos.db"}"\n[providers.till]\ntype = "cash"\n'
+        f'[providers.card]\ntype = "fake"\nwebhook_secret = "{secret}"\n'
+    )
+    for before in (True, False):
+        reading, writing = os.pipe()
+        os.write(writing, text.encode())
+        os.close(writing)
+        named = ["--config", f"/dev/fd/{reading}"]
+        try:
+            assert main([*named, "check"] if before else ["check", *named], plugins=[paycore.testing.fake]) == 0
+        finally:
+            os.close(reading)
+        out = capsys.readouterr().out
+        assert out.startswith(f"configuration OK: /dev/fd/{reading}"), "the pipe is named, not its contents shown"
+        assert "repository   sqlalchemy" in out
+        assert "till" in out
+        assert secret not in out
 
 
 # -- --config after the subcommand ------------------------------------------------------------

@@ -452,8 +452,28 @@ def test_resolve_payment_records_what_the_operator_found_at_the_provider(
     assert shop.run(*settle, "--outcome", "succeeded", "--amount", "6501") == 1
     assert "cannot record 6501 XOF held on a payment of 6500 XOF" in capsys.readouterr().err
     assert shown(shop, payment_id, capsys)["payment"]["status"] == "processing", "nothing changed"
+    assert shop.run("payments", "show", payment_id, "--tenant", DEMO_TENANT) == 0
+    assert "amount    6 500 XOF   captured -   refunded 0 XOF" in capsys.readouterr().out, "no hold yet"
     assert shop.run(*settle, "--outcome", "succeeded", "--amount", "5000", "--json") == 0
     resolved = json_out(capsys)
     assert (resolved["status"], resolved["captured_amount"]["minor_units"]) == ("succeeded", 5000)
     assert shop.run(*settle, "--outcome", "succeeded") == 1
     assert "only a pending or processing payment is resolved" in capsys.readouterr().err
+
+
+def test_show_tells_a_partial_hold_an_operator_recorded(
+    shop: Shop, gateway: DummyGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def hold_left_processing() -> str:
+        async with gateway, shop.flow() as flow:
+            checkout = await flow.create_payment(
+                amount=xof("9900"), provider="online", order_id="W-0102", tenant=DEMO_TENANT, capture=False
+            )
+            return checkout.payment.id
+
+    payment_id = shop.call(hold_left_processing)
+    settle = ["payments", "resolve-payment", payment_id, "--tenant", DEMO_TENANT, "--note", "5 000 held, seen"]
+    assert shop.run(*settle, "--outcome", "authorized", "--amount", "5000") == 0
+    assert "amount    9 900 XOF   authorized 5 000 XOF   captured -" in capsys.readouterr().out
+    assert shop.run("payments", "show", payment_id, "--tenant", DEMO_TENANT) == 0
+    assert "amount    9 900 XOF   authorized 5 000 XOF   captured -" in capsys.readouterr().out

@@ -13,6 +13,7 @@ import paycore_sqlalchemy.plugin
 from paycore import Money
 from paycore.errors import ValidationError
 from paycore.flow import PaymentFlow
+from paycore.listing import MAX_LIMIT
 
 from .conftest import base_config
 
@@ -57,3 +58,21 @@ async def test_a_bound_in_another_zone_is_the_same_instant_on_every_store(
         created = checkout.payment.created_at.astimezone(timezone(timedelta(hours=1)))  # Cotonou's clock
         assert [p.id for p in await flow.list_payments(created_from=created)] == [checkout.payment.id]
         assert await flow.list_payments(created_before=created) == []
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_the_largest_page_limit_is_taken_and_one_more_is_refused_naming_it(
+    make_flow: Callable[..., PaymentFlow], tmp_path: Path, store: str
+) -> None:
+    """A page asks its store for one payment more than its limit: at MAX_LIMIT that was one too many, and the
+    largest limit the error names was refused with a number the caller never gave."""
+    async with _flow(make_flow, store, tmp_path) as flow:
+        made = [
+            (await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id=f"o-{n}")).payment
+            for n in range(2)
+        ]
+        page = await flow.page_payments(limit=MAX_LIMIT)
+        assert ([p.id for p in page.items], page.next_cursor) == ([p.id for p in made], None)
+        assert [p.id for p in await flow.list_payments(limit=MAX_LIMIT)] == [p.id for p in made]
+        with pytest.raises(ValidationError, match=f"from 1 to {MAX_LIMIT}; not {MAX_LIMIT + 1}$"):
+            await flow.page_payments(limit=MAX_LIMIT + 1)

@@ -207,11 +207,12 @@ def main(
             args.config = config
         from_environment = args.config is None and config is None and args.command not in OWN_CONFIG_COMMANDS
         if piped is not None and (args.config == chosen or from_environment):
-            args.config_origin = _origin(args.config)  # the pipe's name; its contents, read once, stand in for it
+            origin = _origin(args.config)  # the pipe's name; its contents, read once, stand in for it
             args.config = piped
             for name, value in list(vars(args).items()):  # a subcommand's own --config naming it too (a plugin's):
                 if value == chosen:  # the pipe read a second time is empty, and would run on the embedded default
                     setattr(args, name, piped)
+            args.config_origin = origin  # set after: the name, never the contents (secrets and all), is shown
         args.plugins, args.plugin_manager, args.registry = extra, manager, registry
         status = int(args.run(args) or 0)
         sys.stdout.flush()  # here, where a reader that stopped early (``| head``) is caught, not at exit

@@ -229,12 +229,14 @@ async def _show(flow: PaymentFlow, args: argparse.Namespace) -> int:
 
 def _describe(payment: Payment) -> str:
     captured = "" if payment.captured_amount is None else payment.captured_amount.display()
+    held = payment.authorized_amount  # shown when it is not the whole amount: a partial hold
+    authorized = f"   authorized {held.display()}" if held is not None and held != payment.amount else ""
     lines = [
         f"payment   {payment.id}",
         f"tenant    {payment.tenant or '(none)'}",
         f"order     {payment.order_id}",
         f"provider  {payment.provider}   external id {payment.external_id or '-'}",
-        f"amount    {payment.amount.display()}   captured {captured or '-'}   refunded "
+        f"amount    {payment.amount.display()}{authorized}   captured {captured or '-'}   refunded "
         f"{payment.refunded_amount.display()}",
         f"status    {payment.status.value}   fraud {payment.fraud_status.value}",
         f"created   {payment.created_at.isoformat(timespec='seconds')}   "

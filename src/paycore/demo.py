@@ -102,7 +102,7 @@ async def run_demo(
         tenants = dict(mapping.get("tenants", {}))
         tenants[DEMO_TENANT] = {"providers": {**tenants.get(DEMO_TENANT, {}).get("providers", {}), **providers}}
         mapping["tenants"] = tenants
-        flow = PaymentFlow.from_config(mapping, plugins=plugins)
+        flow = PaymentFlow.from_config(mapping, plugins=plugins, environ={})  # never PAYCORE_REPOSITORY's database
         echo(f"paycore demo: a day at restaurant {DEMO_TENANT!r}")
         echo(f"storage: {_describe(flow.config)}")
         async with flow:

@@ -244,7 +244,8 @@ async def read_page(
     """One page of at most ``limit`` payments from ``repository``, with the cursor of the next page.
 
     It asks for one payment more than ``limit``: the next cursor is given only
-    when a next page has at least one payment.
+    when a next page has at least one payment (a page of :data:`MAX_LIMIT` that
+    fills up gives one all the same).
     """
     check_limit(limit, 1)
     filters: dict[str, Any] = {
@@ -255,8 +256,11 @@ async def read_page(
         "created_before": created_before,
         "newest_first": newest_first,
     }
-    found = await repository.list_payments(limit=limit + 1, after=after, **filters)
-    if len(found) <= limit:
+    # One more than the page, within what a repository is asked for: a page of MAX_LIMIT that fills up gives a
+    # cursor, whose next page may be empty.
+    asked = min(limit + 1, MAX_LIMIT)
+    found = await repository.list_payments(limit=asked, after=after, **filters)
+    if len(found) < asked:
         return PaymentPage(items=found)
     items = found[:limit]
     return PaymentPage(items=items, next_cursor=PaymentListing.build(**filters).cursor_after(items[-1]))
