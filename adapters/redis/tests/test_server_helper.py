@@ -25,3 +25,11 @@ def test_a_restarted_server_is_empty_and_on_the_same_port() -> None:
         with redis.Redis.from_url(server.url) as client:
             assert server.port == port
             assert client.get("k") is None
+
+
+def test_a_server_started_with_a_password_starts_and_asks_for_it() -> None:
+    with RedisServer(options={"requirepass": "s3cret-redis"}) as server:
+        with redis.Redis(host="127.0.0.1", port=server.port) as client, pytest.raises(redis.AuthenticationError):
+            client.get("k")
+        with redis.Redis(host="127.0.0.1", port=server.port, password="s3cret-redis") as client:
+            assert client.ping()

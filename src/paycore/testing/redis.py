@@ -53,10 +53,12 @@ def redis_server_binary() -> str:
 
 
 def _pings(port: int) -> bool:
+    """Whether a Redis server answers on ``port``: ``+PONG``, or ``-NOAUTH`` from one started with a password
+    (``options={"requirepass": ...}``), which is up and waits for it."""
     try:
         with socket.create_connection((HOST, port), timeout=0.5) as connection:
             connection.sendall(b"PING\r\n")
-            return connection.recv(64).startswith(b"+PONG")
+            return connection.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
