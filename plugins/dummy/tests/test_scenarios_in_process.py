@@ -399,3 +399,24 @@ async def test_a_refusal_echoing_the_customer_s_phone_shows_it_however_written_a
     assert any("too many requests for wallet ***" in line for line in logged)
     for shown in (str(refused.value), payment.review_message or "", *logged):
         assert "1234567" not in shown.replace(" ", "").replace("-", "")
+
+
+async def test_a_second_gateway_payment_paid_for_the_same_payment_is_refused_never_merged(
+    in_process: Setup, wait_for: Callable, eventually: Callable
+) -> None:
+    """Another system (or a create retried without its key) made a second gateway payment for paycore's payment,
+    and the customer paid both: the second's webhooks are refused at the door (the gateway holds twice the money,
+    and its failed deliveries say so), never taken as the payment's own id, with the money of the first."""
+    flow, gateway = in_process
+    checkout = await pay(flow)
+    first = gateway.payments[checkout.payment.external_id]
+    second = gateway.create_payment(
+        {"amount": 5000, "currency": "XOF", "reference": checkout.payment.id, "webhook_url": first.webhook_url}
+    )
+    gateway.customer_action(first.id, "approve")
+    paid = await wait_for(flow, checkout.payment.id, S.SUCCEEDED)
+    gateway.customer_action(second.id, "approve")
+    await eventually(lambda: [a.status_code for a in gateway.deliveries if a.attempt == 1] == [200, 400])
+    payment = await flow.get_payment(checkout.payment.id)
+    assert payment == paid, "nothing of the second gateway payment was recorded"
+    assert (payment.external_id, payment.references) == (first.id, (first.id,))

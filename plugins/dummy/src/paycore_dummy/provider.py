@@ -104,6 +104,7 @@ class DummyProvider(Provider):
         webhooks=True,
         polling=True,
         polls_report_refunds=True,  # the gateway's payment object lists every refund it holds, by paycore's id
+        one_id_per_payment=True,  # one gateway payment (gpay_...) all its life: another is a second one, paid twice
     )
 
     def __init__(self, context: ProviderContext) -> None:
