@@ -354,19 +354,28 @@ def test_a_refund_amount_no_one_types_is_refused_and_changes_nothing(
     assert shown(shop, cash["id"], capsys) == before
 
 
+def online_order(shop: Shop, gateway: DummyGateway, order_id: str, amount: str, **options: Any) -> str:
+    """The id of a payment of ``amount`` XOF made at the dummy gateway and left processing: no webhook comes.
+    ``approved``: the customer approved it at the gateway (on the phone)."""
+    approved = options.pop("approved", False)
+
+    async def create() -> str:
+        async with gateway, shop.flow() as flow:
+            checkout = await flow.create_payment(
+                amount=xof(amount), provider="online", order_id=order_id, tenant=DEMO_TENANT, **options
+            )
+            if approved:
+                assert checkout.payment.external_id is not None
+                gateway.customer_action(checkout.payment.external_id, "approve")
+            return checkout.payment.id
+
+    return shop.call(create)
+
+
 def test_refresh_applies_what_the_provider_says_now(
     shop: Shop, gateway: DummyGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def order_paid_without_a_webhook() -> str:
-        async with gateway, shop.flow() as flow:
-            checkout = await flow.create_payment(
-                amount=xof("6500"), provider="online", order_id="W-0100", tenant=DEMO_TENANT, idempotency_key="W-0100"
-            )
-            assert checkout.payment.external_id is not None
-            gateway.customer_action(checkout.payment.external_id, "approve")  # on the phone; no webhook comes
-            return checkout.payment.id
-
-    payment_id = shop.call(order_paid_without_a_webhook)
+    payment_id = online_order(shop, gateway, "W-0100", "6500", idempotency_key="W-0100", approved=True)
     assert shown(shop, payment_id, capsys)["payment"]["status"] == "processing"
 
     assert shop.run("payments", "refresh", payment_id, "--tenant", DEMO_TENANT) == 0
@@ -438,14 +447,7 @@ def test_resolve_refund_settles_only_a_pending_refund(shop: Shop, capsys: pytest
 def test_resolve_payment_records_what_the_operator_found_at_the_provider(
     shop: Shop, gateway: DummyGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def order_left_processing() -> str:
-        async with gateway, shop.flow() as flow:
-            checkout = await flow.create_payment(
-                amount=xof("6500"), provider="online", order_id="W-0101", tenant=DEMO_TENANT, idempotency_key="W-0101"
-            )
-            return checkout.payment.id
-
-    payment_id = shop.call(order_left_processing)
+    payment_id = online_order(shop, gateway, "W-0101", "6500", idempotency_key="W-0101")
     settle = ["payments", "resolve-payment", payment_id, "--tenant", DEMO_TENANT, "--note", "5 000 sent by phone"]
     assert shop.run(*settle, "--outcome", "failed", "--amount", "5000") == 1
     assert "an amount is given only with outcome succeeded or authorized" in capsys.readouterr().err
@@ -464,14 +466,7 @@ def test_resolve_payment_records_what_the_operator_found_at_the_provider(
 def test_show_tells_a_partial_hold_an_operator_recorded(
     shop: Shop, gateway: DummyGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def hold_left_processing() -> str:
-        async with gateway, shop.flow() as flow:
-            checkout = await flow.create_payment(
-                amount=xof("9900"), provider="online", order_id="W-0102", tenant=DEMO_TENANT, capture=False
-            )
-            return checkout.payment.id
-
-    payment_id = shop.call(hold_left_processing)
+    payment_id = online_order(shop, gateway, "W-0102", "9900", capture=False)
     settle = ["payments", "resolve-payment", payment_id, "--tenant", DEMO_TENANT, "--note", "5 000 held, seen"]
     assert shop.run(*settle, "--outcome", "authorized", "--amount", "5000") == 0
     assert "amount    9 900 XOF   authorized 5 000 XOF   captured -" in capsys.readouterr().out
