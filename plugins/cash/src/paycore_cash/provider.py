@@ -202,8 +202,9 @@ class CashProvider(Provider):
         refund_cashier_of(payment, refund)
         await self._drawer_for_refund(payment, refund)
 
-    async def _drawer_for_refund(self, payment: Payment, refund: Refund) -> tuple[str, DrawerSession]:
-        """The till that pays ``refund`` out and its open session, read at the version the check was made on."""
+    async def _drawer_for_refund(self, payment: Payment, refund: Refund) -> tuple[str, DrawerSession, int]:
+        """The till that pays ``refund`` out, its open session read at the version the check was made on, and how
+        many movements the session held then."""
         named = refund_till_of(refund)
         sale_till = till_of(payment)
         till = sale_till if named is None else named
@@ -217,7 +218,7 @@ class CashProvider(Provider):
             raise InsufficientDrawerCash(
                 f"refund of {refund.amount} is more than the {in_drawer} drawer {till!r} should hold"
             )
-        return till, session
+        return till, session, len(movements)
 
     async def _no_drawer_for_refund(
         self, payment: Payment, refund: Refund, sale_till: str, named: str | None
@@ -292,8 +293,23 @@ class CashProvider(Provider):
         movement_id = new_movement_id()
         cashier = refund_cashier_of(payment, refund)
         sale_till = till_of(payment)
+        checked: tuple[str, int, int] | None = None  # a session, its version and its movements, read together
         for _ in range(_WRITE_ATTEMPTS):
-            till, session = await self._drawer_for_refund(payment, refund)
+            till, session, count = await self._drawer_for_refund(payment, refund)
+            if (await self._read(self.storage.get_session(session.id))).version == session.version:
+                # Read together (nothing moved between the two reads): each movement since the last such read moved
+                # the version by one; a version moved further was fenced, by a check that found this refund not paid
+                # out (see check_status), which the flow may have heard as failed. It is not paid out now either.
+                if (
+                    checked is not None
+                    and checked[0] == session.id
+                    and session.version - checked[1] > count - checked[2]
+                ):
+                    raise ProviderNotSent(
+                        f"refund {refund.id} was not paid out: the drawer of till {till!r} was fenced while it was "
+                        "written (a check found it not paid out)"
+                    )
+                checked = (session.id, session.version, count)
             reason = refund.reason or f"refund of order {payment.order_id}"
             movement = CashMovement(
                 id=movement_id,
