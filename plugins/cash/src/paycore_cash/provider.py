@@ -296,20 +296,17 @@ class CashProvider(Provider):
         checked: tuple[str, int, int] | None = None  # a session, its version and its movements, read together
         for _ in range(_WRITE_ATTEMPTS):
             till, session, count = await self._drawer_for_refund(payment, refund)
-            if (await self._read(self.storage.get_session(session.id))).version == session.version:
-                # Read together (nothing moved between the two reads): each movement since the last such read moved
-                # the version by one; a version moved further was fenced, by a check that found this refund not paid
-                # out (see check_status), which the flow may have heard as failed. It is not paid out now either.
-                if (
-                    checked is not None
-                    and checked[0] == session.id
-                    and session.version - checked[1] > count - checked[2]
-                ):
-                    raise ProviderNotSent(
-                        f"refund {refund.id} was not paid out: the drawer of till {till!r} was fenced while it was "
-                        "written (a check found it not paid out)"
-                    )
-                checked = (session.id, session.version, count)
+            if (await self._read(self.storage.get_session(session.id))).version != session.version:
+                continue  # cash moved between the two reads: read again, and write only what was read together
+            # Each movement since the last reading moved the version by one; a version moved further was fenced, by
+            # a check that found this refund not paid out (see check_status), which the flow may have heard as
+            # failed. It is not paid out now either.
+            if checked is not None and checked[0] == session.id and session.version - checked[1] > count - checked[2]:
+                raise ProviderNotSent(
+                    f"refund {refund.id} was not paid out: the drawer of till {till!r} was fenced while it was "
+                    "written (a check found it not paid out)"
+                )
+            checked = (session.id, session.version, count)
             reason = refund.reason or f"refund of order {payment.order_id}"
             movement = CashMovement(
                 id=movement_id,
