@@ -202,9 +202,8 @@ class CashProvider(Provider):
         refund_cashier_of(payment, refund)
         await self._drawer_for_refund(payment, refund)
 
-    async def _drawer_for_refund(self, payment: Payment, refund: Refund) -> tuple[str, DrawerSession, int]:
-        """The till that pays ``refund`` out, its open session read at the version the check was made on, and how
-        many movements the session held then."""
+    async def _drawer_for_refund(self, payment: Payment, refund: Refund) -> tuple[str, DrawerSession]:
+        """The till that pays ``refund`` out and its open session, read at the version the check was made on."""
         named = refund_till_of(refund)
         sale_till = till_of(payment)
         till = sale_till if named is None else named
@@ -218,7 +217,7 @@ class CashProvider(Provider):
             raise InsufficientDrawerCash(
                 f"refund of {refund.amount} is more than the {in_drawer} drawer {till!r} should hold"
             )
-        return till, session, len(movements)
+        return till, session
 
     async def _no_drawer_for_refund(
         self, payment: Payment, refund: Refund, sale_till: str, named: str | None
@@ -293,20 +292,8 @@ class CashProvider(Provider):
         movement_id = new_movement_id()
         cashier = refund_cashier_of(payment, refund)
         sale_till = till_of(payment)
-        checked: tuple[str, int, int] | None = None  # a session, its version and its movements, read together
         for _ in range(_WRITE_ATTEMPTS):
-            till, session, count = await self._drawer_for_refund(payment, refund)
-            if (await self._read(self.storage.get_session(session.id))).version != session.version:
-                continue  # cash moved between the two reads: read again, and write only what was read together
-            # Each movement since the last reading moved the version by one; a version moved further was fenced, by
-            # a check that found this refund not paid out (see check_status), which the flow may have heard as
-            # failed. It is not paid out now either.
-            if checked is not None and checked[0] == session.id and session.version - checked[1] > count - checked[2]:
-                raise ProviderNotSent(
-                    f"refund {refund.id} was not paid out: the drawer of till {till!r} was fenced while it was "
-                    "written (a check found it not paid out)"
-                )
-            checked = (session.id, session.version, count)
+            till, session = await self._drawer_for_refund(payment, refund)
             reason = refund.reason or f"refund of order {payment.order_id}"
             movement = CashMovement(
                 id=movement_id,
@@ -334,18 +321,11 @@ class CashProvider(Provider):
         The drawer is the truth: no SALE movement means no cash was taken
         (failed), a pending refund with no REFUND movement of this payment was
         not paid out (another payment's refund stored under its id is not it).
-        Before a pending refund is said not paid out, the drawer it would pay
-        out of is fenced (:meth:`~paycore_cash.storage.DrawerStorage.fence_session`)
-        and looked at again: a pay-out still on its way (a till frozen mid-call
-        that wakes once its call's lease is over) can no longer land after the
-        flow has heard it failed, and one that landed first is found.
         """
         sale = await self._read(self.storage.find_movement(kind=MovementKind.SALE, payment_id=payment.id))
         refunds = []
         for refund in payment.refunds:
             paid = await self._paid_out(payment, refund)
-            if paid is None and refund.status is RefundStatus.PENDING:
-                paid = await self._paid_out_after_fence(payment, refund)
             if paid is not None:
                 refunds.append(_refund_update(paid, refund))
             elif refund.status is RefundStatus.PENDING:
@@ -383,18 +363,6 @@ class CashProvider(Provider):
             return session.opened_at < made
         sessions = await self._read(self.storage.list_sessions(payment.tenant, session.till))
         return not any(other.closed_at is not None and other.closed_at >= made for other in sessions)
-
-    async def _paid_out_after_fence(self, payment: Payment, refund: Refund) -> CashMovement | None:
-        """The REFUND movement of ``refund``, looked for once the open drawer of the till it pays out of is fenced:
-        a pay-out checked against that drawer before is refused from now on (``None``: not paid out, and never)."""
-        named = refund_till_of(refund)
-        session = await self._read(
-            self.storage.get_open_session(payment.tenant, till_of(payment) if named is None else named)
-        )
-        fence = getattr(self.storage, "fence_session", None)  # a backend written before it had none: unfenced
-        if session is not None and fence is not None:
-            await self._read(fence(session.id))
-        return await self._paid_out(payment, refund)
 
     async def _paid_out(self, payment: Payment, refund: Refund) -> CashMovement | None:
         """The REFUND movement that paid out ``refund`` of ``payment``, if any; never another payment's."""

@@ -78,20 +78,6 @@ class DrawerStorage(Protocol):
         """
         ...
 
-    async def fence_session(self, session_id: str) -> None:
-        """Add one to the stored ``version`` of the OPEN session ``session_id``, and change nothing else: a
-        movement checked against an earlier version (``add_movement``'s ``expected_version``) is refused with
-        :class:`~paycore.errors.ConcurrentUpdate`. A session closed or missing is left as it is.
-
-        How the cash provider concludes a refund was never paid out: it fences the session the refund would
-        pay out of, then looks for the refund's movement once more. A write still on its way (a till frozen
-        mid-call, waking after its call's lease) was checked against the version before the fence and is
-        refused; one that commits before the fence is found. A write in flight holds the session's row, so
-        the fence waits for it. SQL sketch: ``UPDATE sessions SET version = version + 1 WHERE id = :id AND
-        status = 'open'``.
-        """
-        ...
-
     async def find_movement(
         self,
         *,

@@ -222,10 +222,6 @@ class RacedStorage:
         """As ``storage`` does."""
         return await self._call("add_movement", self.storage.add_movement, movement, expected_version=expected_version)
 
-    async def fence_session(self, session_id: str) -> None:
-        """As ``storage`` does."""
-        await self._call("fence_session", self.storage.fence_session, session_id)
-
     async def find_movement(
         self, *, kind: MovementKind, payment_id: str | None = None, refund_id: str | None = None
     ) -> CashMovement | None:
@@ -471,33 +467,6 @@ class DrawerStorageConformance:
             )
         assert await drawer_storage.list_movements(session.id) == [first]
         assert (await drawer_storage.get_session(session.id)).version == session.version + 1
-
-    async def test_a_fence_refuses_a_movement_checked_before_it_and_changes_nothing_else(
-        self, drawer_storage: DrawerStorage
-    ) -> None:
-        session = make_session()
-        await drawer_storage.open_session(session)
-        checked = (await drawer_storage.get_session(session.id)).version  # a refund checked the drawer here
-        await drawer_storage.fence_session(session.id)
-        fenced = await drawer_storage.get_session(session.id)
-        assert fenced == evolve(session, version=checked + 1)
-        late = make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
-        with pytest.raises(ConcurrentUpdate):
-            await drawer_storage.add_movement(late, expected_version=checked)
-        assert await drawer_storage.list_movements(session.id) == []
-        assert await drawer_storage.find_movement(kind=MovementKind.REFUND, refund_id="ref_1") is None
-        assert await drawer_storage.add_movement(late, expected_version=fenced.version) == late  # checked again
-
-    async def test_a_fence_leaves_a_closed_or_unknown_session_as_it_is(self, drawer_storage: DrawerStorage) -> None:
-        session = make_session()
-        await drawer_storage.open_session(session)
-        closed = closed_record(session)
-        await drawer_storage.close_session(closed)
-        await drawer_storage.fence_session(session.id)
-        await drawer_storage.fence_session("drw_unknown")
-        assert await drawer_storage.get_session(session.id) == closed
-        with pytest.raises(DrawerNotFound):
-            await drawer_storage.get_session("drw_unknown")
 
     async def test_a_retried_movement_returns_the_stored_one_whatever_the_version(
         self, drawer_storage: DrawerStorage

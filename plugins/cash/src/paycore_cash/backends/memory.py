@@ -119,14 +119,6 @@ class MemoryDrawerStorage:
                 self._refunds[movement.refund_id] = movement.id
             return movement
 
-    async def fence_session(self, session_id: str) -> None:
-        """Add one to the open session's version (see :meth:`DrawerStorage.fence_session`)."""
-        await checkpoint()
-        with self._lock:
-            session = self._sessions.get(session_id)
-            if session is not None and session.status is DrawerStatus.OPEN:
-                self._sessions[session_id] = evolve(session, version=session.version + 1)
-
     def _duplicate_of(self, movement: CashMovement) -> CashMovement | None:
         existing_id: str | None = movement.id if movement.id in self._movements else None
         if existing_id is None and movement.kind is MovementKind.SALE and movement.payment_id is not None:

@@ -180,10 +180,6 @@ class SqlDrawerStorage:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def fence_session(self, session_id: str) -> None:
-        """Add one to the open session's version (see :meth:`DrawerStorage.fence_session`)."""
-        await self.database.run(lambda c: c.execute(_BUMP, {"session_id": session_id}), write=True)
-
     async def find_movement(
         self, *, kind: MovementKind, payment_id: str | None = None, refund_id: str | None = None
     ) -> CashMovement | None:

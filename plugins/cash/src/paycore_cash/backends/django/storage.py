@@ -199,14 +199,6 @@ class DjangoDrawerStorage:
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def fence_session(self, session_id: str) -> None:
-        """Add one to the open session's version (see :meth:`DrawerStorage.fence_session`)."""
-
-        def work() -> None:
-            self._sessions().filter(pk=session_id, status=_OPEN).update(version=F("version") + 1)
-
-        await run_unit(self.using, work)
-
     async def find_movement(
         self, *, kind: MovementKind, payment_id: str | None = None, refund_id: str | None = None
     ) -> CashMovement | None:
