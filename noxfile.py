@@ -58,7 +58,7 @@ class Distribution:
 
 CORE = ".[test]"
 DOCS_TOOLS = ("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
-BROWSER_DRIVER = ("playwright>=1.45",)
+BROWSER_DRIVER = ("playwright>=1.48",)
 CASH_DJANGO_TESTS = "plugins/cash/tests/test_django_drawer_storage.py"
 DISTRIBUTIONS = {
     "paycore": Distribution(
