@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets as _secrets
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import anyio
 import httpx
@@ -45,13 +45,13 @@ def _gateway_id(prefix: str) -> str:
     return f"{prefix}_{_secrets.token_hex(10)}"
 
 
-def _require_int(body: Mapping[str, Any], key: str, *, positive: bool = True) -> int:
+def _require_int(body: Mapping[str, Any], key: str) -> int:
     value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or (positive and value <= 0):
+    if not _whole(value, 1):
         raise GatewayApiError(
             400, "invalid_request", f"{key!r} must be a positive integer in minor units, not {value!r}"
         )
-    return value
+    return cast(int, value)  # _whole: an int
 
 
 def optional_text(body: Mapping[str, Any], key: str) -> str | None:
