@@ -10,8 +10,9 @@ password; the parts built before the refused one are disposed of
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Final
 
 import pluggy
@@ -19,6 +20,7 @@ from attrs import evolve, frozen
 
 from paycore import wire
 from paycore.adapters import not_installed, resolve_config
+from paycore.clock import utcnow
 from paycore.config import AdapterConfig, PaycoreConfig, ProviderConfig, webhook_url_for
 from paycore.disposal import dispose
 from paycore.errors import ConfigurationError, PaycoreError
@@ -132,12 +134,17 @@ def _protocol_methods(protocol: type) -> list[str]:
 
 
 def build_providers(
-    config: PaycoreConfig, registry: Registry, manager: pluggy.PluginManager, repository: PaymentRepository
+    config: PaycoreConfig,
+    registry: Registry,
+    manager: pluggy.PluginManager,
+    repository: PaymentRepository,
+    *,
+    clock: Callable[[], datetime] = utcnow,
 ) -> dict[tuple[str | None, str], Provider]:
-    """One provider instance per tenant and code the configuration enables."""
+    """One provider instance per tenant and code the configuration enables, told the flow's ``clock``."""
     built: dict[tuple[str | None, str], Provider] = {}
     try:
-        _build_providers(config, registry, manager, repository, built)
+        _build_providers(config, registry, manager, repository, built, clock)
     except BaseException:  # the providers built before the refused one are never used: dispose of them
         dispose(*built.values())
         raise
@@ -150,6 +157,7 @@ def _build_providers(
     manager: pluggy.PluginManager,
     repository: PaymentRepository,
     built: dict[tuple[str | None, str], Provider],
+    clock: Callable[[], datetime],
 ) -> None:
     scopes: list[tuple[str | None, Mapping[str, Any]]] = [(None, config.providers)]
     scopes += [(name, tenant.providers) for name, tenant in config.tenants.items()]
@@ -177,6 +185,7 @@ def _build_providers(
                 plugin_manager=manager,
                 repository=repository,
                 webhook_url=webhook_url_for(config.webhook_url, tenant, code),
+                clock=clock,
             )
             try:
                 built[tenant, code] = provider_class(context)

@@ -99,7 +99,7 @@ class FlowParts(PaymentActions):
             self.writer, timeout=config.provider_timeout, lease=config.idempotency_lease, clock=clock
         )
         """The write-before-send protocol."""
-        self.providers = build_providers(config, registry, plugin_manager, repository)
+        self.providers = build_providers(config, registry, plugin_manager, repository, clock=clock)
         """Every enabled provider, by ``(tenant, code)``."""
         self.webhooks = WebhookReceiver(
             self.writer,

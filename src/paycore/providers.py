@@ -18,12 +18,14 @@ A call ends in one of three ways:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import frozen
 
 from paycore import serialization
+from paycore.clock import utcnow
 from paycore.errors import InvalidSignature, UnsupportedOperation
 from paycore.money import Money
 from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
@@ -90,6 +92,9 @@ class ProviderContext:
     repository: Any = None
     webhook_url: str | None = None
     """Where this provider's webhooks should go, from the configuration's ``webhook_url``."""
+    clock: Callable[[], datetime] = utcnow
+    """The flow's clock (UTC): how a provider that judges a call's lease (:meth:`ProviderCall.in_flight
+    <paycore.calls.ProviderCall.in_flight>`) tells the time as the flow does, an injected clock included."""
 
 
 class Provider:

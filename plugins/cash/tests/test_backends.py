@@ -103,6 +103,28 @@ def test_storage_that_lacks_drawer_methods_is_refused() -> None:
         drawer_storage(create_plugin_manager([cash_plugin, _Broken()], entry_points=False), _UnknownRepository())
 
 
+def test_a_storage_without_give_up_refund_is_refused_naming_it() -> None:
+    """A drawer storage written before refunds could be given up would let a till that slept through its
+    refund's lease pay it out after the flow failed it: refused when the flow is built, naming the method."""
+
+    class _BeforeGiveUp:
+        def __getattr__(self, name: str) -> Any:
+            if name == "give_up_refund":
+                raise AttributeError(name)
+            return getattr(MemoryDrawerStorage(), name)
+
+    class _Old:
+        @hookimpl
+        def paycore_cash_drawer_backends(self, register: Any) -> None:
+            register("mongo", lambda repository: _BeforeGiveUp())
+
+    manager = create_plugin_manager([cash_plugin, _Old()], entry_points=False)
+    with pytest.raises(
+        ConfigurationError, match=r"lacks methods of paycore_cash\.storage\.DrawerStorage: give_up_refund$"
+    ):
+        drawer_storage(manager, _UnknownRepository())
+
+
 @pytest.mark.parametrize("adapter", ["paycore_memory", "paycore_sqlalchemy"])
 def test_no_storage_adapter_imports_the_cash_plugin(adapter: str) -> None:
     modules = {

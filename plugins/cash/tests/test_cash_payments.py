@@ -307,11 +307,15 @@ class _LosesAnswers(MemoryDrawerStorage):
         self.lose_next = False
         self.fail_next = False
 
-    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+    async def add_movement(
+        self, movement: CashMovement, *, expected_version: int | None = None, payment_version: int | None = None
+    ) -> CashMovement:
         if self.fail_next:
             self.fail_next = False
             raise StorageUnavailable("database is locked")
-        stored = await super().add_movement(movement, expected_version=expected_version)
+        stored = await super().add_movement(
+            movement, expected_version=expected_version, payment_version=payment_version
+        )
         if self.lose_next:
             self.lose_next = False
             raise StorageUnavailable("connection reset after commit")

@@ -90,7 +90,7 @@ def test_the_flow_without_the_drawers_app_is_refused_naming_the_app(without_the_
 
 def test_the_drawers_app_unmigrated_is_w001_in_manage_py_check(tmp_path: Path) -> None:
     check, flow = run_project(tmp_path, [*APPS, CASH_APP])
-    assert "(paycore_cash.W001) database 'default' lacks 2 migration(s) of paycore_cash" in check
+    assert "(paycore_cash.W001) database 'default' lacks 3 migration(s) of paycore_cash" in check
     assert "HINT: Run: python manage.py migrate paycore_cash --database default" in check
     assert "paycore_django.E005" not in check
     assert flow.strip() == "built"

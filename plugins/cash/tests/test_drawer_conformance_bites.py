@@ -23,7 +23,7 @@ from paycore_cash.testing import DrawerStorageConformance
 class ChecksThenWrites(MemoryDrawerStorage):
     """Checks that the session is open, then writes the movement a moment later without checking again."""
 
-    async def add_movement(self, movement, *, expected_version=None):
+    async def add_movement(self, movement, *, expected_version=None, payment_version=None):
         with self._lock:
             stored = self._duplicate_of(movement)
         if stored is not None:
@@ -81,6 +81,20 @@ class ListsATillOfEveryTenant(MemoryDrawerStorage):
         return found
 
 
+class LooksThenGivesUp(MemoryDrawerStorage):
+    """Gives a refund up a statement after it looked for its movement, without looking again."""
+
+    async def give_up_refund(self, refund_id, payment_id, through):
+        with self._lock:
+            movement_id = self._refunds.get(refund_id)
+        if movement_id is not None:
+            return self._movements[movement_id]
+        await anyio.lowlevel.checkpoint()  # the record of the give-up, a statement later
+        with self._lock:
+            self._given_up[refund_id] = max(through, self._given_up.get(refund_id, through))
+        return None
+
+
 class TestGenuine(DrawerStorageConformance):
     storage_type = MemoryDrawerStorage
 
@@ -107,6 +121,10 @@ class TestListsOnePage(TestGenuine):
 
 class TestListsATillOfEveryTenant(TestGenuine):
     storage_type = ListsATillOfEveryTenant
+
+
+class TestLooksThenGivesUp(TestGenuine):
+    storage_type = LooksThenGivesUp
 '''
 
 
@@ -118,6 +136,7 @@ class TestListsATillOfEveryTenant(TestGenuine):
         ("TestKeepsAmountsAsFloats", "test_amounts_up_to_the_largest_paycore_takes_are_exact"),
         ("TestListsOnePage", "test_every_movement_and_every_session_is_listed_however_many"),
         ("TestListsATillOfEveryTenant", "test_listing_a_till_keeps_to_its_tenant"),
+        ("TestLooksThenGivesUp", "test_of_a_give_up_and_a_pay_out_racing_exactly_one_takes_effect"),
     ],
 )
 def test_the_drawer_suite_fails_a_storage_that_loses_or_misplaces_money(

@@ -43,7 +43,11 @@ def test_the_plugin_registers_its_drawer_tables_with_the_sql_adapter() -> None:
 
     schemas = registered_schemas(create_plugin_manager())
     assert CASH_SCHEMA in schemas
-    assert CASH_SCHEMA.tables == {"paycore_cash_drawer_sessions", "paycore_cash_movements"}
+    assert CASH_SCHEMA.tables == {
+        "paycore_cash_drawer_sessions",
+        "paycore_cash_movements",
+        "paycore_cash_refund_claims",
+    }
 
 
 class _ForeignRepository:

@@ -32,6 +32,7 @@ from paycore_cash.errors import (
     InsufficientTender,
     InvalidCashRequest,
     NoOpenDrawer,
+    RefundGivenUp,
     RefundIdTaken,
 )
 from paycore_cash.provider import CashProvider
@@ -65,6 +66,7 @@ __all__ = [
     "InvalidCashRequest",
     "MovementKind",
     "NoOpenDrawer",
+    "RefundGivenUp",
     "RefundIdTaken",
     "format_money",
     "order_balance",

@@ -23,6 +23,7 @@ __all__ = [
     "InsufficientTender",
     "InvalidCashRequest",
     "NoOpenDrawer",
+    "RefundGivenUp",
     "RefundIdTaken",
 ]
 
@@ -75,6 +76,20 @@ class RefundIdTaken(CashError, ValidationError):
     Refunds stored by a release whose refund ids named only their idempotency key could share an id across
     payments; refund again under a new idempotency key.
     """
+
+
+class RefundGivenUp(CashError, ValidationError):
+    """The refund was given up (its call's lease ran out with nothing paid out, and it was failed): the drawer
+    pays nothing out under its id, ever. Refund again under a new idempotency key.
+    """
+
+    @classmethod
+    def of(cls, refund_id: str) -> RefundGivenUp:
+        """The refusal of a REFUND movement under ``refund_id``, a refund given up."""
+        return cls(
+            f"refund {refund_id} was given up (its call ran out of time with nothing paid out, and it failed): "
+            "the drawer pays nothing out under it; refund again under a new idempotency key"
+        )
 
 
 class InsufficientTender(CashError, ValidationError):

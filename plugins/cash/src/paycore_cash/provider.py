@@ -61,6 +61,7 @@ from paycore_cash.errors import (
     InsufficientTender,
     InvalidCashRequest,
     NoOpenDrawer,
+    RefundGivenUp,
     RefundIdTaken,
 )
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind, new_movement_id
@@ -307,7 +308,9 @@ class CashProvider(Provider):
                 refund_id=refund.id,
             )
             try:
-                paid = await self._write(movement, expected_version=session.version)
+                paid = await self._write(movement, expected_version=session.version, payment_version=payment.version)
+            except RefundGivenUp:  # this call ran out of time and a poll gave it up: it failed, nothing is paid out
+                return RefundUpdate(status=RefundStatus.FAILED, refund_id=refund.id, never_arrived=True)
             except DrawerClosed:
                 raise NoOpenDrawer(f"the drawer of till {till!r} was closed; open it before paying out cash") from None
             except ConcurrentUpdate:
@@ -319,17 +322,29 @@ class CashProvider(Provider):
         """What the drawer holds for ``payment``: its sale and the refunds paid out.
 
         The drawer is the truth: no SALE movement means no cash was taken
-        (failed), a pending refund with no REFUND movement of this payment was
-        not paid out (another payment's refund stored under its id is not it).
+        (failed). A pending refund with no REFUND movement of this payment was
+        not paid out (another payment's refund stored under its id is not it)
+        and never will be by a call written down so far: the drawer storage
+        gives it up first, through the payment's version
+        (:meth:`~paycore_cash.storage.DrawerStorage.give_up_refund`), so a till
+        that was paying it out and stopped (asleep, frozen) is refused when it
+        wakes, and the drawers never pay out a refund the flow failed; a keyed
+        retry that sends it again, written down later, pays it out. The refund
+        of a call still in flight (within its lease, by the flow's clock) is
+        left to that call: nothing is said of it.
         """
         sale = await self._read(self.storage.find_movement(kind=MovementKind.SALE, payment_id=payment.id))
         refunds = []
         for refund in payment.refunds:
             paid = await self._paid_out(payment, refund)
+            if paid is None and refund.status is RefundStatus.PENDING and not self._paying_out(payment, refund):
+                given_up = await self._read(self.storage.give_up_refund(refund.id, payment.id, payment.version))
+                if given_up is None or given_up.payment_id != payment.id:
+                    refunds.append(RefundUpdate(status=RefundStatus.FAILED, refund_id=refund.id, never_arrived=True))
+                    continue
+                paid = given_up  # paid out since it was looked for
             if paid is not None:
                 refunds.append(_refund_update(paid, refund))
-            elif refund.status is RefundStatus.PENDING:
-                refunds.append(RefundUpdate(status=RefundStatus.FAILED, refund_id=refund.id, never_arrived=True))
         if sale is None:
             return ProviderUpdate(
                 outcome=Outcome.FAILED,
@@ -364,6 +379,11 @@ class CashProvider(Provider):
         sessions = await self._read(self.storage.list_sessions(payment.tenant, session.till))
         return not any(other.closed_at is not None and other.closed_at >= made for other in sessions)
 
+    def _paying_out(self, payment: Payment, refund: Refund) -> bool:
+        """True while the call that pays ``refund`` out is in flight (its owner may still be writing it)."""
+        call = payment.pending_call
+        return call is not None and call.refund_id == refund.id and call.in_flight(self.context.clock())
+
     async def _paid_out(self, payment: Payment, refund: Refund) -> CashMovement | None:
         """The REFUND movement that paid out ``refund`` of ``payment``, if any; never another payment's."""
         found = await self._read(
@@ -395,7 +415,9 @@ class CashProvider(Provider):
         except (StorageError, OSError) as error:
             raise ProviderNotSent(f"cash drawer storage unavailable: {type(error).__name__}") from error
 
-    async def _write(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+    async def _write(
+        self, movement: CashMovement, *, expected_version: int | None = None, payment_version: int | None = None
+    ) -> CashMovement:
         """Store a movement; a storage failure leaves it unknown (settled by check_status).
 
         :class:`~paycore.errors.ConcurrentUpdate` (the session moved past
@@ -403,7 +425,9 @@ class CashProvider(Provider):
         (the session closed since it was read) stored nothing: the caller says what follows.
         """
         try:
-            return await self.storage.add_movement(movement, expected_version=expected_version)
+            return await self.storage.add_movement(
+                movement, expected_version=expected_version, payment_version=payment_version
+            )
         except CashError:
             raise
         except (StorageError, OSError) as error:

@@ -48,14 +48,19 @@ class DrawerStorage(Protocol):
         of one ``till`` if given, oldest first (by ``opened_at``, then ``id``)."""
         ...
 
-    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+    async def add_movement(
+        self, movement: CashMovement, *, expected_version: int | None = None, payment_version: int | None = None
+    ) -> CashMovement:
         """Store ``movement`` and return it; or return the one stored already. Atomically:
 
         1. if a movement with the same ``id``, or (for a SALE) with the same
            ``payment_id`` and kind SALE, or (for a REFUND) with the same
            ``refund_id``, is stored already, return that stored movement
            unchanged (a retry is a no-op, even after its session closed);
-        2. otherwise the session ``movement.session_id`` must exist
+        2. otherwise a REFUND's ``refund_id`` must not have been given up through
+           ``payment_version`` (the payment version its call was written down at; ``None``: given up at all;
+           :meth:`give_up_refund`, :class:`~paycore_cash.errors.RefundGivenUp`);
+           the session ``movement.session_id`` must exist
            (:class:`~paycore_cash.errors.DrawerNotFound`) and be OPEN
            (:class:`~paycore_cash.errors.DrawerClosed`);
         3. if ``expected_version`` is given, the session's stored ``version``
@@ -75,6 +80,25 @@ class DrawerStorage(Protocol):
         AND status = 'open' [AND version = :expected_version]`` then ``INSERT``
         the movement, in one transaction, with unique indexes on the movement
         id, on SALE ``payment_id`` and on REFUND ``refund_id``.
+        """
+        ...
+
+    async def give_up_refund(self, refund_id: str, payment_id: str, through: int) -> CashMovement | None:
+        """Settle a refund nothing answered for: the REFUND movement stored under ``refund_id`` if there is
+        one (it was paid out); else record ``refund_id`` as given up, for ``payment_id``, ``through`` a version
+        of the payment, and return ``None``.
+
+        Atomically, as one unit of work with respect to :meth:`add_movement`: of a give-up and the add of a
+        REFUND under the same ``refund_id`` racing, exactly one takes effect. Once given up, ``add_movement``
+        of a REFUND under ``refund_id`` sent by a call written down at payment version ``through`` or earlier
+        raises :class:`~paycore_cash.errors.RefundGivenUp` and stores nothing (whatever session, version or
+        movement id it names): that is a call the flow gave up, whose owner was only asleep. A call written
+        down later (a keyed retry that sends the refund again under the same id) pays it out. Giving it up again
+        keeps the highest ``through``.
+        SQL sketch: one row per given-up ``refund_id`` (``INSERT``, or raise its ``through``) unless a REFUND
+        movement with that ``refund_id`` exists, in one transaction; ``add_movement`` of a REFUND refuses when
+        the row's ``through`` reaches its call's version, and else writes a row of its own (or updates that
+        one), so that of two concurrent transactions one fails or waits and reads again.
         """
         ...
 

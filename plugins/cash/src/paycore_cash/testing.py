@@ -29,6 +29,8 @@ import anyio.lowlevel
 import pytest
 from attrs import evolve
 
+from paycore.calls import HeldCalls
+from paycore.clock import utcnow
 from paycore.errors import ConcurrentUpdate, StorageError
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import RepositoryRegistrar, hookimpl
@@ -41,6 +43,7 @@ from paycore_cash.errors import (
     DrawerClosed,
     DrawerNotFound,
     InsufficientDrawerCash,
+    RefundGivenUp,
     RefundIdTaken,
 )
 from paycore_cash.hookspecs import DrawerBackendRegistrar
@@ -59,6 +62,7 @@ from paycore_cash.totals import drawer_totals
 __all__ = [
     "DrawerStorageConformance",
     "RacedStorage",
+    "another_process",
     "closed_record",
     "flow_on",
     "make_movement",
@@ -164,13 +168,29 @@ class _StorageUnderTest:
 
 
 @asynccontextmanager
-async def flow_on(storage: DrawerStorage) -> AsyncIterator[PaymentFlow]:
+async def flow_on(storage: DrawerStorage, *, clock: Callable[[], datetime] | None = None) -> AsyncIterator[PaymentFlow]:
     """A flow with the cash provider for tenant ``chez-awa``, its payments in memory (``paycore-memory``) and
-    its cash drawers (the provider's and :class:`CashDrawers`') in ``storage``."""
+    its cash drawers (the provider's and :class:`CashDrawers`') in ``storage``; on ``clock`` if given."""
     cash = {"type": "cash"}
     config = {"repository": _BACKEND, "idempotency": "memory", "tenants": {_TENANT: {"providers": {"cash": cash}}}}
-    async with PaymentFlow.from_config(config, plugins=[_StorageUnderTest(storage)]) as flow:
+    timed = utcnow if clock is None else clock
+    async with PaymentFlow.from_config(config, plugins=[_StorageUnderTest(storage)], clock=timed) as flow:
         yield flow
+
+
+def another_process(flow: PaymentFlow, *, clock: Callable[[], datetime]) -> PaymentFlow:
+    """A flow on ``flow``'s payments, keys and drawers as another process would run it, reading ``clock``: it
+    awaits none of ``flow``'s calls. Close ``flow``, not it (they share the repository and the key store)."""
+    other = PaymentFlow(
+        config=flow.config,
+        plugin_manager=flow.plugin_manager,
+        registry=flow.registry,
+        repository=flow.repository,
+        idempotency_store=flow.idempotency_store,
+        clock=clock,
+    )
+    other.calls.held = HeldCalls()
+    return other
 
 
 _Hook = Callable[..., Awaitable[None]]
@@ -218,9 +238,17 @@ class RacedStorage:
         """As ``storage`` does."""
         return await self._call("list_sessions", self.storage.list_sessions, tenant, till)
 
-    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+    async def add_movement(
+        self, movement: CashMovement, *, expected_version: int | None = None, payment_version: int | None = None
+    ) -> CashMovement:
         """As ``storage`` does."""
-        return await self._call("add_movement", self.storage.add_movement, movement, expected_version=expected_version)
+        return await self._call(
+            "add_movement",
+            self.storage.add_movement,
+            movement,
+            expected_version=expected_version,
+            payment_version=payment_version,
+        )
 
     async def find_movement(
         self, *, kind: MovementKind, payment_id: str | None = None, refund_id: str | None = None
@@ -229,6 +257,10 @@ class RacedStorage:
         return await self._call(
             "find_movement", self.storage.find_movement, kind=kind, payment_id=payment_id, refund_id=refund_id
         )
+
+    async def give_up_refund(self, refund_id: str, payment_id: str, through: int) -> CashMovement | None:
+        """As ``storage`` does."""
+        return await self._call("give_up_refund", self.storage.give_up_refund, refund_id, payment_id, through)
 
     async def get_movements(self, movement_ids: Sequence[str]) -> list[CashMovement]:
         """As ``storage`` does."""
@@ -832,6 +864,211 @@ class DrawerStorageConformance:
             settled = await flow.refresh(a.payment.id, tenant=_TENANT)
         assert pending.status is RefundStatus.PENDING
         assert ([r.status for r in settled.refunds], settled.refundable_amount) == ([RefundStatus.FAILED], xof)
+
+    # -- refunds given up --------------------------------------------------------------------
+
+    async def test_a_refund_given_up_is_never_paid_out_by_a_call_it_was_given_up_through(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """Given up through payment version 5 (nothing paid out under it), no REFUND under the refund's id sent by
+        a call written down at version 5 or before is stored: not at the session version read, not under another
+        movement id, not into another session; nor one that names no payment version; the drawers do not move."""
+        session, other = make_session(), make_session(till="T2")
+        await drawer_storage.open_session(session)
+        await drawer_storage.open_session(other)
+        assert await drawer_storage.give_up_refund("ref_1", "pay_1", 5) is None
+        for into, version, sent_at in ((session, session.version, 5), (session, None, 3), (other, None, None)):
+            late = make_movement(into, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
+            with pytest.raises(RefundGivenUp, match="ref_1"):
+                await drawer_storage.add_movement(late, expected_version=version, payment_version=sent_at)
+        for stored in (session, other):
+            assert await drawer_storage.list_movements(stored.id) == []
+            assert (await drawer_storage.get_session(stored.id)).version == stored.version
+        assert await drawer_storage.find_movement(kind=MovementKind.REFUND, refund_id="ref_1") is None
+        assert await drawer_storage.give_up_refund("ref_1", "pay_1", 2) is None, "a second give-up answers as the first"
+        with pytest.raises(RefundGivenUp):  # the second give-up, through an older version, kept the first's
+            await drawer_storage.add_movement(
+                make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1"),
+                payment_version=4,
+            )
+
+    async def test_a_refund_given_up_is_paid_out_once_by_a_call_written_after(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """A keyed retry sends a given-up refund again under its id, by a call written down at a later payment
+        version: it is paid out, once; the call given up, waking after, finds that movement; a give-up now
+        answers with it."""
+        session = make_session()
+        await drawer_storage.open_session(session)
+        await drawer_storage.give_up_refund("ref_1", "pay_1", 5)
+        again = make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
+        assert await drawer_storage.add_movement(again, payment_version=7) == again
+        woke = make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
+        assert await drawer_storage.add_movement(woke, payment_version=4) == again
+        assert await drawer_storage.give_up_refund("ref_1", "pay_1", 9) == again
+        assert await drawer_storage.list_movements(session.id) == [again]
+
+    async def test_a_refund_paid_out_is_not_given_up(self, drawer_storage: DrawerStorage) -> None:
+        """Giving up a refund that was paid out answers with its movement and changes nothing: a retry of its
+        write still answers with it."""
+        session = make_session()
+        await drawer_storage.open_session(session)
+        paid = make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_1")
+        await drawer_storage.add_movement(paid, payment_version=3)
+        assert await drawer_storage.give_up_refund("ref_1", "pay_1", 3) == paid
+        assert await drawer_storage.add_movement(evolve(paid, id=new_movement_id()), payment_version=3) == paid
+        assert (await drawer_storage.get_session(session.id)).version == session.version + 1
+
+    async def test_giving_up_a_refund_leaves_every_other_movement_alone(self, drawer_storage: DrawerStorage) -> None:
+        """Only a REFUND under the given-up id is refused: the payment's sale, its other refunds and any other
+        movement are stored as before."""
+        session = make_session()
+        await drawer_storage.open_session(session)
+        await drawer_storage.give_up_refund("ref_1", "pay_1", 5)
+        others = [
+            make_movement(session, MovementKind.SALE, "1500", payment_id="pay_1"),
+            make_movement(session, MovementKind.REFUND, "700", payment_id="pay_1", refund_id="ref_2"),
+            make_movement(session, MovementKind.PAY_IN, "300"),
+        ]
+        for movement in others:
+            assert await drawer_storage.add_movement(movement, payment_version=5) == movement
+        assert await drawer_storage.list_movements(session.id) == others
+
+    async def test_of_a_give_up_and_a_pay_out_racing_exactly_one_takes_effect(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """Thirty refunds each paid out and given up at once, at seeded random points: each is paid out (and its
+        give-up answers with the movement) or given up (and its pay-out refused, nothing stored), never both."""
+        session = make_session()
+        await drawer_storage.open_session(session)
+        pauses = random.Random(30)
+        given: dict[str, CashMovement | None] = {}
+        written: dict[str, CashMovement | None] = {}
+
+        async def pause(steps: int) -> None:
+            for _ in range(steps):
+                await anyio.lowlevel.checkpoint()
+
+        async def give_up(refund_id: str, steps: int) -> None:
+            await pause(steps)
+            given[refund_id] = await drawer_storage.give_up_refund(refund_id, "pay_1", 5)
+
+        async def pay_out(refund_id: str, steps: int) -> None:
+            await pause(steps)
+            movement = make_movement(session, MovementKind.REFUND, "10", payment_id="pay_1", refund_id=refund_id)
+            try:
+                written[refund_id] = await drawer_storage.add_movement(movement, payment_version=5)
+            except RefundGivenUp:
+                written[refund_id] = None
+
+        async with anyio.create_task_group() as group:
+            for number in range(30):
+                group.start_soon(give_up, f"ref_{number}", pauses.randrange(4))
+                group.start_soon(pay_out, f"ref_{number}", pauses.randrange(4))
+        stored = {m.refund_id: m for m in await drawer_storage.list_movements(session.id)}
+        for number in range(30):
+            refund_id = f"ref_{number}"
+            if refund_id in stored:
+                assert given[refund_id] == written[refund_id] == stored[refund_id], f"{refund_id}: paid and given up"
+            else:
+                assert (given[refund_id], written[refund_id]) == (None, None), f"{refund_id}: lost"
+        assert (await drawer_storage.get_session(session.id)).version == session.version + len(stored)
+
+    async def test_a_refund_whose_till_slept_past_its_lease_is_not_paid_out_when_it_wakes(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """A till paying a refund out stops (a laptop asleep) just before its drawer write. Past the call's
+        lease, another process settles the payment (the drawer holds no refund: it failed) and the rest of
+        the sale is refunded there. When the till wakes, its write is refused: the drawers had paid out more
+        than the sale took in (4 000 of a 3 000 sale)."""
+        raced = RacedStorage(drawer_storage)
+        start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+        sale_amount, first, rest = (Money.of(a, "XOF") for a in ("3000", "1000", "3000"))
+        async with flow_on(raced, clock=lambda: start) as till:
+            drawers = CashDrawers(till, tenant=_TENANT)
+            session = await drawers.open(till="T1", opening_float=Money.of("10000", "XOF"), opened_by="Awa")
+            sale = await take_cash(
+                till, amount=sale_amount, tendered=sale_amount, till="T1", order_id="o1", tenant=_TENANT
+            )
+            later = start + timedelta(seconds=till.config.idempotency_lease + till.config.provider_timeout + 60)
+            office = another_process(till, clock=lambda: later)
+            settled: list[Any] = []
+
+            async def asleep_then_settled_elsewhere(*args: Any, **kwargs: Any) -> None:
+                settled.append(await office.refresh(sale.payment.id, tenant=_TENANT))
+                settled.append(await office.refund(sale.payment.id, amount=rest, tenant=_TENANT))
+
+            raced.before["add_movement"] = asleep_then_settled_elsewhere
+            woke = await till.refund(sale.payment.id, amount=first, tenant=_TENANT)
+            payment = await till.get_payment(sale.payment.id, tenant=_TENANT)
+        refreshed, second = settled
+        assert [r.status for r in refreshed.refunds] == [RefundStatus.FAILED]
+        assert (second.status, woke.status) == (RefundStatus.SUCCEEDED, RefundStatus.FAILED)
+        paid_out = [m for m in await drawer_storage.list_movements(session.id) if m.kind is MovementKind.REFUND]
+        assert [(m.refund_id, m.amount) for m in paid_out] == [(second.id, rest)]
+        assert sorted((r.id, r.status) for r in payment.refunds) == sorted(
+            [(woke.id, RefundStatus.FAILED), (second.id, RefundStatus.SUCCEEDED)]
+        )
+        assert payment.refunded_amount == rest
+
+    async def test_a_refund_given_up_and_sent_again_by_its_key_is_paid_out_once(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """A till paying a keyed refund out stops before its drawer write; past the call's lease another
+        process settles the payment (the refund never reached the drawer: failed) and retries the refund under
+        its key, which sends it again under the same id: it is paid out. The till, waking, pays nothing more."""
+        from paycore_memory import MemoryIdempotencyStore
+
+        raced = RacedStorage(drawer_storage)
+        start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+        sale_amount, first = Money.of("3000", "XOF"), Money.of("1000", "XOF")
+        keys_now = [0.0]
+        async with flow_on(raced, clock=lambda: start) as till:
+            till.idempotency_store = MemoryIdempotencyStore(clock=lambda: keys_now[0])
+            drawers = CashDrawers(till, tenant=_TENANT)
+            session = await drawers.open(till="T1", opening_float=Money.of("10000", "XOF"), opened_by="Awa")
+            sale = await take_cash(
+                till, amount=sale_amount, tendered=sale_amount, till="T1", order_id="o1", tenant=_TENANT
+            )
+            waited = till.config.idempotency_lease + till.config.provider_timeout + 60
+            office = another_process(till, clock=lambda: start + timedelta(seconds=waited))
+            retried: list[Any] = []
+
+            async def asleep_then_retried_elsewhere(*args: Any, **kwargs: Any) -> None:
+                keys_now[0] += waited
+                await office.refresh(sale.payment.id, tenant=_TENANT)
+                retried.append(await office.refund(sale.payment.id, amount=first, tenant=_TENANT, idempotency_key="r"))
+
+            raced.before["add_movement"] = asleep_then_retried_elsewhere
+            woke = await till.refund(sale.payment.id, amount=first, tenant=_TENANT, idempotency_key="r")
+            payment = await till.get_payment(sale.payment.id, tenant=_TENANT)
+        [again] = retried
+        paid_out = [m for m in await drawer_storage.list_movements(session.id) if m.kind is MovementKind.REFUND]
+        assert (again.id, again.status, woke.id) == (woke.id, RefundStatus.SUCCEEDED, again.id)
+        assert [(m.refund_id, m.amount) for m in paid_out] == [(again.id, first)]
+        assert ([r.status for r in payment.refunds], payment.refunded_amount) == ([RefundStatus.SUCCEEDED], first)
+
+    async def test_a_refund_in_flight_is_not_given_up_by_a_poll(self, drawer_storage: DrawerStorage) -> None:
+        """A poll of the payment while its refund's call is within its lease says nothing of that refund: the
+        refund is paid out as it was asked."""
+        raced = RacedStorage(drawer_storage)
+        start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+        xof = Money.of("3000", "XOF")
+        async with flow_on(raced, clock=lambda: start) as till:
+            drawers = CashDrawers(till, tenant=_TENANT)
+            await drawers.open(till="T1", opening_float=Money.of("10000", "XOF"), opened_by="Awa")
+            sale = await take_cash(till, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
+            office = another_process(till, clock=lambda: start + timedelta(seconds=1))
+            polled: list[Any] = []
+
+            async def polled_meanwhile(*args: Any, **kwargs: Any) -> None:
+                provider = office.provider("cash", tenant=_TENANT)
+                polled.append(await provider.check_status(await office.get_payment(sale.payment.id, tenant=_TENANT)))
+
+            raced.before["add_movement"] = polled_meanwhile
+            refund = await till.refund(sale.payment.id, amount=Money.of("1000", "XOF"), tenant=_TENANT)
+        assert refund.status is RefundStatus.SUCCEEDED
+        assert polled[0].refunds == ()
 
     # -- names, amounts and lists kept whole ---------------------------------------------------
 

@@ -97,6 +97,10 @@ def _load(backend: str, target: str, repository: object) -> DrawerStorageFactory
     return factory
 
 
+_PROTOCOL_METHODS: Final = tuple(sorted(name for name in vars(DrawerStorage) if not name.startswith("_")))
+"""The methods of :class:`~paycore_cash.storage.DrawerStorage` a drawer storage must have."""
+
+
 def drawer_storage(plugin_manager: pluggy.PluginManager | None, repository: object) -> DrawerStorage:
     """The drawer storage beside ``repository``, chosen by its ``storage_backend``.
 
@@ -121,8 +125,9 @@ def drawer_storage(plugin_manager: pluggy.PluginManager | None, repository: obje
     factory = extra[backend] if backend in extra else _load(backend, BUILT_IN[backend], repository)
     storage = factory(repository)
     if not isinstance(storage, DrawerStorage):
+        lacking = ", ".join(name for name in _PROTOCOL_METHODS if not callable(getattr(storage, name, None)))
         raise ConfigurationError(
             f"the drawer storage for backend {backend!r} is a {type(storage).__name__}, "
-            "which lacks methods of paycore_cash.storage.DrawerStorage"
+            f"which lacks methods of paycore_cash.storage.DrawerStorage: {lacking}"
         )
     return storage

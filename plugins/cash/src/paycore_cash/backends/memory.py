@@ -16,7 +16,7 @@ from anyio.lowlevel import checkpoint
 from attrs import evolve
 
 from paycore.errors import ConcurrentUpdate
-from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound
+from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound, RefundGivenUp
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
 
 __all__ = ["MemoryDrawerStorage", "storage_for"]
@@ -51,6 +51,7 @@ class MemoryDrawerStorage:
         self._by_session: dict[str, list[str]] = {}
         self._sales: dict[str, str] = {}
         self._refunds: dict[str, str] = {}
+        self._given_up: dict[str, int] = {}  # refund id -> the payment version it was given up through
 
     def __repr__(self) -> str:
         return f"<MemoryDrawerStorage sessions={len(self._sessions)} open={len(self._open)}>"
@@ -92,14 +93,20 @@ class MemoryDrawerStorage:
             found = [s for s in self._sessions.values() if s.tenant == tenant and (till is None or s.till == till)]
         return sorted(found, key=lambda s: (s.opened_at, s.id))
 
-    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+    async def add_movement(
+        self, movement: CashMovement, *, expected_version: int | None = None, payment_version: int | None = None
+    ) -> CashMovement:
         """Store ``movement`` in its open session (at ``expected_version`` if given), or return the same one
-        stored before."""
+        stored before; refuse a REFUND given up through ``payment_version``."""
         await checkpoint()
         with self._lock:
             stored = self._duplicate_of(movement)
             if stored is not None:
                 return stored
+            if movement.kind is MovementKind.REFUND and movement.refund_id in self._given_up:
+                through = self._given_up[movement.refund_id]
+                if payment_version is None or payment_version <= through:
+                    raise RefundGivenUp.of(movement.refund_id)
             session = self._sessions.get(movement.session_id)
             if session is None:
                 raise DrawerNotFound(f"no drawer session {movement.session_id!r}")
@@ -126,6 +133,16 @@ class MemoryDrawerStorage:
         if existing_id is None and movement.kind is MovementKind.REFUND and movement.refund_id is not None:
             existing_id = self._refunds.get(movement.refund_id)
         return None if existing_id is None else self._movements[existing_id]
+
+    async def give_up_refund(self, refund_id: str, payment_id: str, through: int) -> CashMovement | None:
+        """The REFUND stored under ``refund_id``; else ``refund_id`` given up through ``through``, and ``None``."""
+        await checkpoint()
+        with self._lock:
+            movement_id = self._refunds.get(refund_id)
+            if movement_id is not None:
+                return self._movements[movement_id]
+            self._given_up[refund_id] = max(through, self._given_up.get(refund_id, through))
+            return None
 
     async def get_movements(self, movement_ids: Sequence[str]) -> list[CashMovement]:
         """The stored movements among ``movement_ids``."""

@@ -9,7 +9,10 @@ concurrency: a partial unique index allows one open session per till (tenant
 ``None`` stored as ``''``), and partial unique indexes allow one SALE movement
 per payment and one REFUND movement per refund. A movement bumps its session's
 ``version`` in the same transaction, so a close computed before it fails its
-version check.
+version check. A refund id has one row in the refund claims table, written with its
+REFUND movement (``paid_out``) or by :meth:`SqlDrawerStorage.give_up_refund` (``given_up``
+through a payment version): of a give-up and the payout it races, the second write to
+that row fails or finds it changed, and its transaction stores nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy import exc
 
+from paycore.clock import utcnow
 from paycore.errors import ConcurrentUpdate
 from paycore_cash.backends.rows import (
     movement_from_values,
@@ -28,10 +32,11 @@ from paycore_cash.backends.rows import (
     session_values,
     store_tenant,
 )
-from paycore_cash.backends.sql_schema import CASH_SCHEMA
+from paycore_cash.backends.sql_schema import CASH_SCHEMA, GIVEN_UP, PAID_OUT
 from paycore_cash.backends.sql_schema import cash_movements as movements
 from paycore_cash.backends.sql_schema import drawer_sessions as sessions
-from paycore_cash.errors import DrawerClosed, DrawerNotFound
+from paycore_cash.backends.sql_schema import refund_claims as claims
+from paycore_cash.errors import DrawerClosed, DrawerNotFound, RefundGivenUp
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
 from paycore_cash.storage import open_refused
 from paycore_sqlalchemy import Database, SqlPaymentRepository
@@ -43,6 +48,30 @@ _OPEN: Final = DrawerStatus.OPEN.value
 
 _INSERT_SESSION = sa.insert(sessions)
 _INSERT_MOVEMENT = sa.insert(movements)
+_INSERT_CLAIM = sa.insert(claims)
+_CLAIM = sa.select(claims.c.outcome, claims.c.through).where(claims.c.refund_id == sa.bindparam("refund_id"))
+_PAY_OUT_GIVEN_UP = (
+    sa.update(claims)
+    .where(
+        claims.c.refund_id == sa.bindparam("b_refund_id"),
+        claims.c.outcome == GIVEN_UP,
+        claims.c.through < sa.bindparam("b_payment_version"),
+    )
+    .values(payment_id=sa.bindparam("payment_id"), outcome=PAID_OUT, through=None, at=sa.bindparam("at"))
+)
+_GIVE_UP_THROUGH = (
+    sa.update(claims)
+    .where(
+        claims.c.refund_id == sa.bindparam("b_refund_id"),
+        claims.c.outcome == GIVEN_UP,
+        claims.c.through < sa.bindparam("b_through"),
+    )
+    .values(through=sa.bindparam("b_through"))
+)
+_REFUND = sa.select(movements).where(
+    movements.c.kind == sa.literal_column(f"'{MovementKind.REFUND.value}'"),  # as the partial unique index says
+    movements.c.refund_id == sa.bindparam("refund_id"),
+)
 _SESSION = sa.select(sessions).where(sessions.c.id == sa.bindparam("session_id"))
 _STATE = sa.select(sessions.c.status, sessions.c.version).where(sessions.c.id == sa.bindparam("session_id"))
 _OPEN_SESSION = sa.select(sessions).where(
@@ -90,6 +119,29 @@ _SAME_MOVEMENT = sa.select(movements).where(
         ),
     )
 )
+
+
+_Claim = tuple[str, int | None]
+"""A refund claim's outcome, and the payment version it was given up through (``None`` once paid out)."""
+
+
+def _claim_of(connection: sa.Connection, refund_id: str) -> _Claim | None:
+    """The claim of ``refund_id``, if any."""
+    row = connection.execute(_CLAIM, {"refund_id": refund_id}).first()
+    return None if row is None else (row[0], row[1])
+
+
+class _ClaimRaced(ConcurrentUpdate):
+    """A concurrent writer changed a refund's claim between its read and its conditional update: the unit rolls
+    back, and the next attempt reads the claim again."""
+
+
+def _refused(claim: _Claim | None, payment_version: int | None) -> bool:
+    """Whether ``claim`` (outcome, through) refuses a REFUND sent by a call written down at ``payment_version``
+    (``None``: unknown): it was given up through that version or a later one."""
+    if claim is None or claim[0] != GIVEN_UP:
+        return False
+    return payment_version is None or claim[1] is None or payment_version <= claim[1]
 
 
 def storage_for(repository: SqlPaymentRepository) -> SqlDrawerStorage:
@@ -141,9 +193,11 @@ class SqlDrawerStorage:
         rows = await self.database.run(lambda c: c.execute(query).mappings().all())
         return [session_from_values(row) for row in rows]
 
-    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+    async def add_movement(
+        self, movement: CashMovement, *, expected_version: int | None = None, payment_version: int | None = None
+    ) -> CashMovement:
         """Store ``movement`` in its open session (at ``expected_version`` if given), or return the same
-        movement stored before."""
+        movement stored before; refuse a REFUND given up through ``payment_version``."""
         probe = {
             "id": movement.id,
             "kind": movement.kind.value,
@@ -152,11 +206,23 @@ class SqlDrawerStorage:
         }
         bump = _BUMP if expected_version is None else _BUMP_AT
         target: dict[str, Any] = {"session_id": movement.session_id, "expected_version": expected_version}
+        refund_id = movement.refund_id if movement.kind is MovementKind.REFUND else None
 
-        def work(connection: sa.Connection) -> CashMovement:
+        def settled(connection: sa.Connection) -> tuple[CashMovement | None, _Claim | None]:
+            """The same movement stored already, and the claim (outcome, through) of the refund id (REFUNDs)."""
             stored = connection.execute(_SAME_MOVEMENT, probe).mappings().first()
             if stored is not None:
-                return movement_from_values(stored)
+                return movement_from_values(stored), None
+            if refund_id is None:
+                return None, None
+            return None, _claim_of(connection, refund_id)
+
+        def work(connection: sa.Connection) -> CashMovement:
+            stored, claim = settled(connection)
+            if stored is not None:
+                return stored
+            if _refused(claim, payment_version):
+                raise RefundGivenUp.of(str(refund_id))
             if connection.execute(bump, target).rowcount != 1:
                 state = connection.execute(_STATE, {"session_id": movement.session_id}).first()
                 if state is None:
@@ -169,13 +235,68 @@ class SqlDrawerStorage:
                 )
             position = connection.execute(_STATE, {"session_id": movement.session_id}).one()[1]
             connection.execute(_INSERT_MOVEMENT, movement_values(movement, position))
+            if refund_id is not None:
+                # Last, once the session row is held. A give-up of refund_id committed since the claim was read
+                # (or one in flight, once it commits) makes the insert fail, or the update match nothing: the
+                # unit rolls back, and the next attempt refuses the refund.
+                paid_out = {"payment_id": movement.payment_id or "", "at": movement.at}
+                if claim is None:
+                    connection.execute(_INSERT_CLAIM, {"refund_id": refund_id, "outcome": PAID_OUT, **paid_out})
+                elif claim[0] == GIVEN_UP:  # through a payment version older than this call's
+                    given_up = {"b_refund_id": refund_id, "b_payment_version": payment_version}
+                    if connection.execute(_PAY_OUT_GIVEN_UP, {**given_up, **paid_out}).rowcount != 1:
+                        raise _ClaimRaced(
+                            f"refund {refund_id} was given up again while it was paid out; nothing was stored"
+                        )
             return movement
 
         for attempt in range(_ATTEMPTS):
             try:
                 return await self.database.run(work, write=True)
-            except exc.IntegrityError:
-                # A concurrent writer stored the same sale or refund first: read it back.
+            except (exc.IntegrityError, _ClaimRaced) as error:
+                # A concurrent writer stored the same sale or refund first, or gave the refund up: the next
+                # attempt reads what it did.
+                if attempt + 1 < _ATTEMPTS:
+                    continue
+                stored, claim = await self.database.run(settled, write=True)
+                if stored is not None:
+                    return stored
+                if _refused(claim, payment_version):
+                    raise RefundGivenUp.of(str(refund_id)) from None
+                raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def give_up_refund(self, refund_id: str, payment_id: str, through: int) -> CashMovement | None:
+        """The REFUND movement stored under ``refund_id``, if its cash was paid out; else ``refund_id`` is
+        recorded as given up (for ``payment_id``) through payment version ``through`` (the highest asked is
+        kept), so no REFUND sent by a call written down at that version or before is ever stored, and ``None``."""
+        parameters = {"refund_id": refund_id}
+
+        def work(connection: sa.Connection) -> CashMovement | None:
+            stored = connection.execute(_REFUND, parameters).mappings().first()
+            if stored is not None:
+                return movement_from_values(stored)
+            claim = _claim_of(connection, refund_id)
+            if claim is None:
+                given_up = {"payment_id": payment_id, "outcome": GIVEN_UP, "through": through, "at": utcnow()}
+                connection.execute(_INSERT_CLAIM, {**parameters, **given_up})
+                return None
+            if claim[0] == GIVEN_UP:
+                if claim[1] is not None and claim[1] < through:
+                    raised = connection.execute(_GIVE_UP_THROUGH, {"b_refund_id": refund_id, "b_through": through})
+                    if raised.rowcount != 1:
+                        raise _ClaimRaced(f"refund {refund_id} was paid out or given up again while it was given up")
+                return None
+            # Paid out by a payout that committed after the first read (on a server, each statement sees what
+            # committed before it): its movement is there now.
+            stored = connection.execute(_REFUND, parameters).mappings().first()
+            return None if stored is None else movement_from_values(stored)
+
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await self.database.run(work, write=True)
+            except (exc.IntegrityError, _ClaimRaced):
+                # A concurrent payout or give-up of the refund settled it first: the next attempt reads it.
                 if attempt + 1 == _ATTEMPTS:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover

@@ -16,7 +16,15 @@ from paycore_sqlalchemy.schema import NAMING_CONVENTION
 from paycore_sqlalchemy.schemas import SqlSchema
 from paycore_sqlalchemy.types import UTCDateTime
 
-__all__ = ["CASH_SCHEMA", "cash_movements", "drawer_sessions", "metadata"]
+__all__ = [
+    "CASH_SCHEMA",
+    "GIVEN_UP",
+    "PAID_OUT",
+    "cash_movements",
+    "drawer_sessions",
+    "metadata",
+    "refund_claims",
+]
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 """The cash plugin's tables (apart from the adapter's own)."""
@@ -25,6 +33,12 @@ ID = sa.String(64)
 CODE = sa.String(64)
 CURRENCY = sa.String(3)
 STATUS = sa.String(32)
+
+PAID_OUT: Final = "paid_out"
+"""The outcome of a refund claim whose REFUND movement is stored."""
+GIVEN_UP: Final = "given_up"
+"""The outcome of a refund claim given up: no REFUND sent under its refund id by a call written down at its
+``through`` payment version or before is ever stored."""
 
 
 def _non_negative(*columns: str) -> list[sa.CheckConstraint]:
@@ -96,6 +110,22 @@ cash_movements = sa.Table(
     ),
 )
 """Cash movements of a drawer session, in the order they were added."""
+
+refund_claims = sa.Table(
+    "paycore_cash_refund_claims",
+    metadata,
+    sa.Column("refund_id", ID, primary_key=True),
+    sa.Column("payment_id", ID, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("through", sa.Integer),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(f"outcome IN ('{PAID_OUT}', '{GIVEN_UP}')", name="outcome"),
+)
+"""What became of each refund id a drawer was asked about: paid out (its REFUND movement is stored, in the
+same transaction) or given up ``through`` a payment version (no REFUND sent by a call written down at that
+version or before is ever stored; a later call's payout turns the row into ``paid_out``). ``payment_id`` is
+``''`` for a refund movement that names no payment. The row, keyed by the refund id, is where a give-up and
+the payout it races collide, so one of them fails and the other takes effect."""
 
 CASH_SCHEMA: Final = SqlSchema("cash", metadata, Path(__file__).parent / "sql_migrations")
 """What the cash plugin registers through ``paycore_sqlalchemy_schemas``."""

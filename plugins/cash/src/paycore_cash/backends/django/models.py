@@ -11,7 +11,9 @@ Amounts are integer minor units (``BigIntegerField``) beside the drawer's
 currency. The tables themselves keep the rules that matter under concurrency:
 one open session per till (a conditional unique constraint; the tenant-less
 default is stored as ``""`` so that it, too, is one tenant), one SALE
-movement per payment and one REFUND movement per refund.
+movement per payment and one REFUND movement per refund; and one
+:class:`RefundClaim` per refund id, which says whether its cash was paid out or
+the refund was given up, so that a call given up is never paid out afterwards.
 """
 
 from __future__ import annotations
@@ -24,16 +26,24 @@ from django.db.models import Q
 from paycore_cash.backends import rows
 from paycore_cash.records import DrawerStatus, MovementKind
 
-__all__ = ["NO_TENANT", "CashMovement", "DrawerSession"]
+__all__ = ["GIVEN_UP", "NO_TENANT", "PAID_OUT", "CashMovement", "DrawerSession", "RefundClaim"]
 
 ID_LENGTH: Final = 64
 CODE_LENGTH: Final = 64
 NAME_LENGTH: Final = 255
 STATUS_LENGTH: Final = 32
+OUTCOME_LENGTH: Final = 16
+"""Room for a refund claim's outcome (:data:`PAID_OUT`, :data:`GIVEN_UP`)."""
 CURRENCY_LENGTH: Final = 3
 
 NO_TENANT: Final = rows.NO_TENANT
 """How the tenant-less default (``tenant=None``) is stored: as in every relational backend."""
+
+PAID_OUT: Final = "paid_out"
+"""A refund claim's outcome when the refund's cash was paid out (its REFUND movement is stored)."""
+GIVEN_UP: Final = "given_up"
+"""A refund claim's outcome when the refund was given up: no call written down ``through`` its payment version
+pays anything out under its id."""
 
 _OPEN: Final = DrawerStatus.OPEN.value
 _SALE: Final = MovementKind.SALE.value
@@ -123,3 +133,34 @@ class CashMovement(models.Model):  # type: ignore[misc]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.kind})"
+
+
+class RefundClaim(models.Model):  # type: ignore[misc]
+    """What became of a refund id at the drawers: its cash was paid out, or it was given up.
+
+    Written in the same transaction as the REFUND movement (``paid_out``) or by the give-up (``given_up``,
+    ``through`` a version of the payment: no call written down at that version or before pays it out; a
+    later one turns the row into ``paid_out``). The primary key is the refund id, so of a give-up and a
+    pay-out racing, one write fails or waits and its transaction stores nothing.
+    """
+
+    refund_id = models.CharField(primary_key=True, max_length=ID_LENGTH)
+    payment_id = models.CharField(max_length=ID_LENGTH, help_text='"" for a refund movement that names none.')
+    outcome = models.CharField(max_length=OUTCOME_LENGTH, help_text='"paid_out" or "given_up".')
+    through = models.IntegerField(
+        null=True, blank=True, help_text="Given up: the payment version it was given up through."
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        db_table = "paycore_cash_refund_claim"
+        verbose_name = "refund claim"
+        ordering = ("at", "refund_id")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=(PAID_OUT, GIVEN_UP)), name="paycore_cash_refund_claim_outcome_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.refund_id} ({self.outcome})"

@@ -16,7 +16,12 @@ rules that matter under concurrency: a conditional unique constraint allows one
 open session per till (tenant ``None`` stored as ``""``), and others one SALE
 movement per payment and one REFUND movement per refund. A movement bumps its
 session's ``version`` with a conditional ``UPDATE`` in the same transaction, so
-a close computed before it fails its version check.
+a close computed before it fails its version check. A refund id has one row of
+:class:`~paycore_cash.backends.django.models.RefundClaim`, keyed by it and
+written with its REFUND movement (``paid_out``) or by ``give_up_refund``
+(``given_up`` through a payment version): of a give-up and a pay-out racing,
+the second write to that row fails or finds it changed, and its transaction,
+movement included, stores nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from django.apps import apps
 from django.db import IntegrityError
 from django.db.models import F, Q, QuerySet
 
+from paycore.clock import utcnow
 from paycore.errors import ConcurrentUpdate, ConfigurationError, StorageError
 from paycore_cash.backends.rows import (
     movement_from_values,
@@ -37,7 +43,7 @@ from paycore_cash.backends.rows import (
     session_values,
     store_tenant,
 )
-from paycore_cash.errors import DrawerClosed, DrawerNotFound
+from paycore_cash.errors import DrawerClosed, DrawerNotFound, RefundGivenUp
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
 from paycore_cash.storage import open_refused
 from paycore_django.databases import check_database
@@ -52,7 +58,13 @@ APP: Final = "paycore_cash.backends.django"
 """The Django app to add to ``INSTALLED_APPS`` (app label ``paycore_cash``)."""
 
 _ATTEMPTS: Final = 3
-"""Rounds of ``add_movement`` when a concurrent writer stores the same sale or refund first."""
+"""Rounds of ``add_movement`` and of ``give_up_refund`` when a concurrent writer stores the same sale or refund
+first, or settles the refund first (paid out, or given up)."""
+
+_PAID_OUT: Final = "paid_out"
+"""A refund claim's outcome once its REFUND movement is stored (``models.PAID_OUT``)."""
+_GIVEN_UP: Final = "given_up"
+"""A refund claim's outcome once the refund is given up (``models.GIVEN_UP``)."""
 
 _OPEN: Final = DrawerStatus.OPEN.value
 _CLOSE_COLUMNS: Final = ("status", "closed_by", "closed_at", "counted", "expected", "variance", "close_id", "version")
@@ -72,6 +84,13 @@ def _movement_model() -> type[models.CashMovement]:
     return CashMovement
 
 
+def _claim_model() -> type[models.RefundClaim]:
+    """The refund claim model (imported as :func:`_session_model` is)."""
+    from paycore_cash.backends.django.models import RefundClaim
+
+    return RefundClaim
+
+
 @functools.cache
 def _session_columns() -> tuple[str, ...]:
     return tuple(field.attname for field in _session_model()._meta.concrete_fields)
@@ -80,6 +99,17 @@ def _session_columns() -> tuple[str, ...]:
 @functools.cache
 def _movement_columns() -> tuple[str, ...]:
     return tuple(field.attname for field in _movement_model()._meta.concrete_fields)
+
+
+class _Raced(Exception):
+    """A concurrent writer changed a refund's claim between its read and its conditional update: the unit rolls
+    back, and its next round reads the claim again."""
+
+
+def _given_up_through(through: int | None, payment_version: int | None) -> bool:
+    """Whether a call written down at ``payment_version`` (``None``: unknown) is one a refund given up
+    ``through`` that payment version gave up."""
+    return payment_version is None or through is None or payment_version <= through
 
 
 def _same_movement(movement: CashMovement) -> Q:
@@ -129,6 +159,9 @@ class DjangoDrawerStorage:
     def _movements(self) -> QuerySet[models.CashMovement]:
         return _movement_model().objects.using(self.using)
 
+    def _claims(self) -> QuerySet[models.RefundClaim]:
+        return _claim_model().objects.using(self.using)
+
     async def open_session(self, session: DrawerSession) -> None:
         """Store a new open session; :class:`DrawerAlreadyOpen` if its id or its till's open slot is taken."""
         if session.status is not DrawerStatus.OPEN:
@@ -162,16 +195,24 @@ class DjangoDrawerStorage:
         rows = query.order_by("opened_at", "id").values(*_session_columns())
         return [session_from_values(row) for row in await run_unit(self.using, lambda: list(rows), atomic=False)]
 
-    async def add_movement(self, movement: CashMovement, *, expected_version: int | None = None) -> CashMovement:
+    async def add_movement(
+        self, movement: CashMovement, *, expected_version: int | None = None, payment_version: int | None = None
+    ) -> CashMovement:
         """Store ``movement`` in its open session (at ``expected_version`` if given), or return the same
-        movement stored before."""
+        movement stored before; refuse a REFUND given up through ``payment_version``."""
         same = _same_movement(movement)
         target = Q(status=_OPEN) if expected_version is None else Q(status=_OPEN, version=expected_version)
+        refund_id = movement.refund_id if movement.kind is MovementKind.REFUND else None
 
         def work() -> CashMovement:
             stored = self._movements().filter(same).order_by("position").values(*_movement_columns()).first()
             if stored is not None:
                 return movement_from_values(stored)
+            claim = None
+            if refund_id is not None:
+                claim = self._claims().filter(pk=refund_id).values_list("outcome", "through").first()
+                if claim is not None and claim[0] == _GIVEN_UP and _given_up_through(claim[1], payment_version):
+                    raise RefundGivenUp.of(refund_id)
             session = self._sessions().filter(pk=movement.session_id)
             if session.filter(target).update(version=F("version") + 1) != 1:
                 state = session.values_list("status", "version").first()
@@ -185,17 +226,68 @@ class DjangoDrawerStorage:
                 )
             position = session.values_list("version", flat=True).get()
             self._movements().bulk_create([_movement_model()(**movement_values(movement, position))])
+            if refund_id is not None:
+                # A give-up committed since the claim was read makes the insert fail, or the update find no
+                # row: the whole unit (version and movement too) rolls back, and the next round reads it again.
+                paid_out = {"payment_id": movement.payment_id or "", "outcome": _PAID_OUT, "through": None}
+                if claim is None:
+                    self._claims().bulk_create([_claim_model()(refund_id=refund_id, at=movement.at, **paid_out)])
+                elif claim[0] == _GIVEN_UP:  # given up through an older version than this call was written at
+                    given_up = Q(pk=refund_id, outcome=_GIVEN_UP, through__lt=payment_version)
+                    if self._claims().filter(given_up).update(at=movement.at, **paid_out) != 1:
+                        raise _Raced(f"the claim of refund {refund_id!r} changed while it was paid out")
             return movement
 
         for attempt in range(_ATTEMPTS):
             try:
                 return await run_unit(self.using, work)
-            except IntegrityError as error:
-                # A concurrent writer stored the same sale or refund first: the next round reads it back.
+            except (IntegrityError, _Raced) as error:
+                # A concurrent writer stored the same sale or refund first, or gave the refund up: the next
+                # round reads the movement back, or refuses the refund.
                 if attempt + 1 == _ATTEMPTS:
                     raise StorageError(
                         f"cash movement {movement.id} of drawer session {movement.session_id!r} could not be "
                         f"stored in Django database {self.using!r}: {str(error).strip().splitlines()[0]}"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def give_up_refund(self, refund_id: str, payment_id: str, through: int) -> CashMovement | None:
+        """The REFUND movement stored under ``refund_id``, if its cash was paid out; else ``refund_id`` is
+        recorded as given up (for ``payment_id``) through payment version ``through`` (the highest asked is
+        kept), so no REFUND sent by a call written down at that version or before is ever stored, and ``None``."""
+        refunds = self._movements().filter(kind=MovementKind.REFUND.value, refund_id=refund_id)
+        paid = refunds.order_by("position").values(*_movement_columns())
+
+        def work() -> CashMovement | None:
+            stored = paid.first()
+            if stored is not None:
+                return movement_from_values(stored)
+            claim = self._claims().filter(pk=refund_id).values_list("outcome", "through").first()
+            if claim is None:
+                given_up = _claim_model()(
+                    refund_id=refund_id, payment_id=payment_id, outcome=_GIVEN_UP, through=through, at=utcnow()
+                )
+                self._claims().bulk_create([given_up])
+                return None
+            if claim[0] == _GIVEN_UP:
+                raised = self._claims().filter(pk=refund_id, outcome=_GIVEN_UP, through__lt=through)
+                if claim[1] is not None and claim[1] < through and raised.update(through=through) != 1:
+                    raise _Raced(f"the claim of refund {refund_id!r} changed while it was given up")
+                return None
+            # Paid out by a transaction that committed after the read above: its movement is there now.
+            stored = paid.first()
+            return None if stored is None else movement_from_values(stored)
+
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await run_unit(self.using, work)
+            except (IntegrityError, _Raced) as error:
+                # A concurrent add paid the refund out, or a concurrent give-up gave it up, first: the next
+                # round finds its movement, or its claim.
+                if attempt + 1 == _ATTEMPTS:
+                    raise StorageError(
+                        f"refund {refund_id!r} could not be given up in Django database {self.using!r}: "
+                        f"{str(error).strip().splitlines()[0]}"
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
