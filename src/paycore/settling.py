@@ -24,8 +24,8 @@ from paycore.calls import CallOperation, CallState, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.money import Money
 from paycore.providers import Capabilities
-from paycore.records import Payment, ProviderUpdate
-from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund, tell_twins_of_lost_call
+from paycore.records import Payment, ProviderUpdate, Refund
+from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund, reported_refund, tell_twins_of_lost_call
 from paycore.reviews import flag_missing_amount, flag_other_payments_report
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.updates import NEGATIVE_OUTCOMES, Applied, about_another, apply_report, lost_by_provider, provider_ids
@@ -77,6 +77,8 @@ def apply_under_call(
         asked_on is not None and asked_on.version != change.original.version and not _carried_throughout(call, asked_on)
     )
     lists_refunds = capabilities.polls_report_refunds
+    if older and asked_on is not None and update.refunds:
+        update = _stale_failures_held_back(update, asked_on, change.value("refunds"))
     if (
         fresh
         and call is not None
@@ -117,6 +119,21 @@ def apply_under_call(
         # its owner gone (it would have marked it so on the answer): in doubt, for an operator to resolve
         mark_unknown(change, call, CAPTURED_UNRECORDED)
     return applied
+
+
+def _stale_failures_held_back(update: ProviderUpdate, asked_on: Payment, refunds: tuple[Refund, ...]) -> ProviderUpdate:
+    """``update``, a poll asked on ``asked_on`` and written since, without the failures it reports of refunds that
+    changed since it was asked (sent again under their id by a keyed retry, settled by another report): it read
+    the provider's books before that, so it proves none of them failed; a poll asked now tells."""
+    before = {refund.id: refund for refund in asked_on.refunds}
+    kept = tuple(
+        told
+        for told in update.refunds
+        if told.status is not RefundStatus.FAILED
+        or (refund := reported_refund(refunds, told)) is None
+        or before.get(refund.id) == refund
+    )
+    return update if len(kept) == len(update.refunds) else evolve(update, refunds=kept)
 
 
 def _carried_throughout(call: ProviderCall | None, asked_on: Payment) -> bool:

@@ -237,3 +237,69 @@ async def test_a_keyed_refund_whose_till_app_died_before_paying_out_is_paid_out_
     assert retried.status is RefundStatus.SUCCEEDED, "it never reached the drawer: the retry pays it out"
     assert again == retried
     assert [m.amount for m in paid_out] == [xof(1_000)]
+
+
+async def test_a_poll_asked_before_a_refund_was_sent_again_does_not_fail_it() -> None:
+    """A refund's till app dies while paying out; past the call's lease one refresh asks the drawer (no movement:
+    never arrived) and answers late. Meanwhile another refresh fails the refund and its keyed retry sends it
+    again, the drawer paying it out with the answer lost. The late answer, about the attempt before, failed the
+    refund the drawer had just paid: the rest of the sale was then refunded on top, 4 000 XOF of a 3 000 sale."""
+    from datetime import UTC, datetime, timedelta
+
+    from paycore.errors import StorageError
+    from paycore_memory import MemoryIdempotencyStore
+
+    now = [datetime(2026, 3, 2, 12, 0, tzinfo=UTC)]
+    leases = [1000.0]
+    config = {"tenants": {TENANT: {"providers": {"cash": {"type": "cash", "currency": "XOF"}}}}}
+    async with PaymentFlow.from_config(config, clock=lambda: now[0], environ={}) as flow:
+        flow.idempotency_store = MemoryIdempotencyStore(clock=lambda: leases[0])
+        drawers = CashDrawers(flow, tenant=TENANT)
+        session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+        sale = await sell_at(flow, "T1", amount=3_000)
+        pid = sale.payment.id
+        cash = flow.provider("cash", tenant=TENANT)
+        paying_out = anyio.Event()
+
+        async def dies_while_paying_out(*_: object) -> None:
+            paying_out.set()
+            await anyio.sleep_forever()
+
+        pays_out, asks, adds = cash.refund, cash.check_status, cash.storage.add_movement
+        cash.refund = dies_while_paying_out  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(lambda: refund_cash(flow, pid, amount=xof(1_000), tenant=TENANT, idempotency_key="r-1"))
+            await paying_out.wait()
+            tasks.cancel_scope.cancel()
+        cash.refund = pays_out  # type: ignore[method-assign]
+        waited = flow.config.idempotency_lease + flow.config.provider_timeout + 1
+        leases[0] += waited
+        now[0] += timedelta(seconds=waited)
+        asked, answer_now = anyio.Event(), anyio.Event()
+
+        async def answers_late(payment: object) -> object:
+            cash.check_status = asks  # type: ignore[method-assign]
+            answer = await asks(payment)  # type: ignore[arg-type]
+            asked.set()
+            await answer_now.wait()
+            return answer
+
+        async def answer_lost(movement: object, **kwargs: object) -> object:
+            await adds(movement, **kwargs)  # type: ignore[arg-type]
+            raise StorageError("the drawer's database went away after its commit")
+
+        cash.check_status = answers_late  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(lambda: flow.refresh(pid, tenant=TENANT))
+            await asked.wait()
+            await flow.refresh(pid, tenant=TENANT)
+            cash.storage.add_movement = answer_lost  # type: ignore[method-assign]
+            retried = await refund_cash(flow, pid, amount=xof(1_000), tenant=TENANT, idempotency_key="r-1")
+            cash.storage.add_movement = adds  # type: ignore[method-assign]
+            answer_now.set()
+        late = await flow.get_payment(pid, tenant=TENANT)
+        rest = await refund_cash(flow, pid, tenant=TENANT, idempotency_key="r-2")
+        paid_out = [m.amount for m in await drawers.movements(session.id) if m.kind is MovementKind.REFUND]
+    assert retried.status is RefundStatus.PENDING  # the drawer paid it out; its answer was lost
+    assert [r.status for r in late.refunds] == [RefundStatus.PENDING], "the late answer failed the refund paid out"
+    assert (rest.amount, paid_out) == (xof(2_000), [xof(1_000), xof(2_000)])
