@@ -116,6 +116,32 @@ async def test_a_paid_report_whose_authorization_contradicts_it_is_flagged_and_n
     assert (agreeing.status, agreeing.captured_amount) == (PaymentStatus.SUCCEEDED, XOF_5000)
 
 
+@pytest.mark.parametrize("then_the_hold", [False, True], ids=["hold-report-lost", "hold-report-late"])
+async def test_a_capture_in_part_reported_before_its_hold_is_applied_as_in_order(
+    flow: PaymentFlow, fake: FakeProvider, then_the_hold: bool
+) -> None:
+    """A hold of the whole amount, captured in part at the provider (its dashboard), whose capture report
+    came before the hold's: the payment stayed processing, flagged as underpaid, for ever if the hold's report
+    never came. The report names the hold it was captured from: applied as the two reports in order."""
+    fake.script("initiate", "pending", "pending")
+    waiting = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T4-18", capture=False)).payment
+    part = Money.of("3000", "XOF")
+    after = await _deliver(flow, fake, waiting.id, outcome=Outcome.SUCCEEDED, captured=part, authorized=XOF_5000)
+    if then_the_hold:
+        after = await _deliver(flow, fake, waiting.id, outcome=Outcome.AUTHORIZED, authorized=XOF_5000)
+    assert (after.status, after.authorized_amount, after.captured_amount) == (PaymentStatus.SUCCEEDED, XOF_5000, part)
+    assert not after.needs_review
+    underpaid = await _deliver(
+        flow,
+        fake,
+        (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T4-19")).payment.id,
+        outcome=Outcome.SUCCEEDED,
+        captured=part,
+    )
+    assert (underpaid.status, underpaid.captured_amount) == (PaymentStatus.PROCESSING, None)
+    assert underpaid.review_reason is ReviewReason.AMOUNT_MISMATCH
+
+
 async def test_a_capture_report_whose_authorization_contradicts_the_recorded_one_is_flagged_and_never_paid(
     flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
 ) -> None:

@@ -283,9 +283,21 @@ def _succeeded(change: Change, update: ProviderUpdate, expected_capture: Money |
         change.set(captured_amount=reported)
         change.fire("capture", amount=reported, message=update.message)
         return False
+    told = update.authorized
+    if (
+        told is not None
+        and reported < amount
+        and status not in fsm.CLOSED
+        and change.can("authorize")
+        and told == (authorized_amount or amount)
+    ):
+        # Captured in part after a hold of the whole amount not heard of yet (its report late, or lost):
+        # the hold first, then the capture, as if the reports had come in order.
+        change.set(authorized_amount=told)
+        change.fire("authorize", amount=told, message=update.message)
+        return _succeeded(change, update, expected_capture)
     if mismatch(change, amount, reported, "paid amount"):
         return False
-    told = update.authorized
     if told is not None and mismatch(change, authorized_amount or amount, told, "authorized amount"):
         return False  # the report contradicts itself: told, never paid
     change.set(captured_amount=reported, authorized_amount=authorized_amount or reported)

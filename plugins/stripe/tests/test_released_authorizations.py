@@ -152,3 +152,27 @@ async def test_a_checkout_sessions_intent_is_canceled_directly_only_when_authori
     assert canceled.status is PaymentStatus.CANCELED
     authorized_intent = simulator.sessions[authorized_checkout.payment.external_id or ""]["payment_intent"]
     assert simulator.intents[authorized_intent]["status"] == "canceled"
+
+
+async def test_a_capture_in_part_delivered_before_its_authorization_is_applied_as_in_order(
+    flow: PaymentFlow, simulator: StripeSimulator
+) -> None:
+    """Stripe does not order its deliveries: the Dashboard's capture of 30.00 of a 50.00 hold
+    (``payment_intent.succeeded``) came before the hold's ``payment_intent.amount_capturable_updated``. The
+    payment stayed processing, flagged as underpaid, and no poll could move it (a succeeded intent reports no
+    hold): the intent's ``amount``, captured by hand, is the hold it was captured from."""
+    checkout = await flow.create_payment(amount=Money.of("50.00", "EUR"), provider=CODE, order_id="A-2", capture=False)
+    intent_id = checkout.payment.external_id or ""
+    held = await simulator.pay(intent_id)
+    captured = await simulator.capture_in_dashboard(intent_id, 3000)
+    await deliver(flow, captured)
+    first = await flow.get_payment(checkout.payment.id)
+    await deliver(flow, held)
+    polled = await flow.refresh(checkout.payment.id)
+    for payment in (first, polled):
+        assert (payment.status, payment.authorized_amount, payment.captured_amount) == (
+            PaymentStatus.SUCCEEDED,
+            Money.of("50.00", "EUR"),
+            Money.of("30.00", "EUR"),
+        )
+        assert not payment.needs_review

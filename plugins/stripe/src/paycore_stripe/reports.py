@@ -202,23 +202,29 @@ def read_intent(
     """A PaymentIntent (with the refunds listed for it) as a :class:`~paycore.records.ProviderUpdate`.
 
     A ``requires_capture`` intent reports ``amount_capturable`` as authorized; a
-    ``succeeded`` one ``amount_received`` as captured.
+    ``succeeded`` one ``amount_received`` as captured, and, captured by hand
+    (``capture_method`` ``manual``), ``amount`` as authorized: the hold it was
+    captured from, whole or in part, even when its own report came late.
     """
     intent = _object(data, "payment_intent")
     status = _field(intent, "status", str, what=what)
     if status not in INTENT_OUTCOMES:
         raise InvalidReport(f"{what}.status {status!r:.40} is not one of {sorted(INTENT_OUTCOMES)}")
     currency = _field(intent, "currency", str, what=what)
-    _amount(intent, "amount", currency, what=what)  # checked, not reported: it is what was asked
+    asked = _amount(intent, "amount", currency, what=what)
     outcome = INTENT_OUTCOMES[status]
     authorized = _amount(intent, "amount_capturable", currency, what=what)
     received = _amount(intent, "amount_received", currency, what=what)
+    if outcome is Outcome.SUCCEEDED:
+        authorized = asked if intent.get("capture_method") == "manual" else None
+    elif outcome is not Outcome.AUTHORIZED:
+        authorized = None
     return ProviderUpdate(
         outcome=outcome,
         external_id=intent.get("id"),
         payment_id=_metadata_id(intent, PAYMENT_ID_KEY, what=what),
         provider_state=state,
-        authorized=authorized if outcome is Outcome.AUTHORIZED else None,
+        authorized=authorized,
         captured=received if outcome is Outcome.SUCCEEDED else None,
         refunds=read_refunds(refunds, what=f"{what} refund"),
         message=_failure_message(intent),

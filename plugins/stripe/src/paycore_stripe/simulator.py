@@ -262,11 +262,12 @@ class StripeSimulator:
         await self._post(self.events[already:])
         return self.events[already:]
 
-    async def capture_in_dashboard(self, intent_id: str) -> list[SignedEvent]:
-        """The merchant captures an authorized intent in full from the Dashboard."""
+    async def capture_in_dashboard(self, intent_id: str, amount: int | None = None) -> list[SignedEvent]:
+        """The merchant captures an authorized intent from the Dashboard: ``amount`` (Stripe's units), in full by
+        default."""
         already = len(self.events)
         intent = self._intent(intent_id)
-        self._capture(intent, intent["amount_capturable"])
+        self._capture(intent, intent["amount_capturable"] if amount is None else amount)
         await self._post(self.events[already:])
         return self.events[already:]
 
