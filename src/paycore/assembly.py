@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 from attrs import evolve, frozen
 
 from paycore import wire
 from paycore.adapters import not_installed, resolve_config
-from paycore.clock import utcnow
 from paycore.config import AdapterConfig, PaycoreConfig, ProviderConfig, webhook_url_for
 from paycore.disposal import dispose
 from paycore.errors import ConfigurationError, PaycoreError
@@ -29,6 +27,9 @@ from paycore.plugins import Registry, collect_registry, create_plugin_manager
 from paycore.providers import Provider, ProviderContext
 from paycore.secrets import Settings, kind_of_setting, redact_url, shown_setting
 from paycore.storage import IdempotencyStore, PaymentRepository
+
+if TYPE_CHECKING:
+    from paycore.calls import ProviderCall
 
 __all__ = ["MAX_LABEL_LENGTH", "Parts", "assemble", "build_providers", "mask_declared_secrets"]
 
@@ -139,12 +140,13 @@ def build_providers(
     manager: pluggy.PluginManager,
     repository: PaymentRepository,
     *,
-    clock: Callable[[], datetime] = utcnow,
+    may_still_arrive: Callable[[ProviderCall], bool] | None = None,
 ) -> dict[tuple[str | None, str], Provider]:
-    """One provider instance per tenant and code the configuration enables, told the flow's ``clock``."""
+    """One provider instance per tenant and code the configuration enables, told the flow's rule of when a call's
+    request ``may_still_arrive`` (:attr:`ProviderContext.may_still_arrive`; default: until its lease ends)."""
     built: dict[tuple[str | None, str], Provider] = {}
     try:
-        _build_providers(config, registry, manager, repository, built, clock)
+        _build_providers(config, registry, manager, repository, built, may_still_arrive)
     except BaseException:  # the providers built before the refused one are never used: dispose of them
         dispose(*built.values())
         raise
@@ -157,7 +159,7 @@ def _build_providers(
     manager: pluggy.PluginManager,
     repository: PaymentRepository,
     built: dict[tuple[str | None, str], Provider],
-    clock: Callable[[], datetime],
+    may_still_arrive: Callable[[ProviderCall], bool] | None,
 ) -> None:
     scopes: list[tuple[str | None, Mapping[str, Any]]] = [(None, config.providers)]
     scopes += [(name, tenant.providers) for name, tenant in config.tenants.items()]
@@ -185,7 +187,7 @@ def _build_providers(
                 plugin_manager=manager,
                 repository=repository,
                 webhook_url=webhook_url_for(config.webhook_url, tenant, code),
-                clock=clock,
+                **({} if may_still_arrive is None else {"may_still_arrive": may_still_arrive}),
             )
             try:
                 built[tenant, code] = provider_class(context)

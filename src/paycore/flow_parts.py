@@ -99,7 +99,9 @@ class FlowParts(PaymentActions):
             self.writer, timeout=config.provider_timeout, lease=config.idempotency_lease, clock=clock
         )
         """The write-before-send protocol."""
-        self.providers = build_providers(config, registry, plugin_manager, repository, clock=clock)
+        self.providers = build_providers(
+            config, registry, plugin_manager, repository, may_still_arrive=self.calls.may_still_arrive
+        )
         """Every enabled provider, by ``(tenant, code)``."""
         self.webhooks = WebhookReceiver(
             self.writer,
@@ -254,7 +256,9 @@ class FlowParts(PaymentActions):
         note = inputs.check_note(note, what="a refund's resolution note")
         if outcome not in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
             raise ValidationError(f"a pending refund is resolved as succeeded or failed, not {outcome.value}")
-        await self.writer.load(payment_id, tenant)
+        loaded = await self.writer.load(payment_id, tenant)
+        if outcome is RefundStatus.FAILED:
+            await self._give_up_refund(loaded, refund_id)
 
         def apply(payment: Payment) -> Change:
             refund = payment.refund(refund_id)
@@ -282,6 +286,25 @@ class FlowParts(PaymentActions):
             return change
 
         return await self.writer.mutate(payment_id, apply)
+
+    async def _give_up_refund(self, payment: Payment, refund_id: str) -> None:
+        """Before an operator fails refund ``refund_id``: its provider makes sure it is never paid out
+        (:meth:`~paycore.providers.Provider.give_up_refund`); one it paid out after all refuses the resolution."""
+        refund, call = payment.refund(refund_id), payment.pending_call
+        if refund.status is not RefundStatus.PENDING or (
+            call is not None and call.refund_id == refund_id and not self.calls.past_arriving(call)
+        ):
+            return  # refused by the checks that follow, nothing given up
+        try:
+            chosen = self.provider(payment.provider, tenant=payment.tenant)
+        except ProviderNotEnabled:
+            return  # no longer configured: the operator's word alone
+        held = await chosen.give_up_refund(payment, refund)
+        if held is not None and held.status is RefundStatus.SUCCEEDED:
+            raise InvalidTransition(
+                f"refund {refund_id} was paid out at the provider ({held.amount or refund.amount}): it did not fail; "
+                "refresh the payment to record it"
+            )
 
     async def resolve_payment(
         self, payment_id: str, outcome: PaymentStatus, amount: Money | None, note: str, tenant: str | None

@@ -290,6 +290,10 @@ class ProviderCalls:
         """True once no request of ``call`` can reach the provider: its lease ran out a timeout ago (clocks differ)."""
         return not self.held.holds(call) and call.lease_ran_out(self.clock() - self.answered_within)
 
+    def may_still_arrive(self, call: ProviderCall) -> bool:
+        """True while a request of ``call`` may still reach the provider (:meth:`past_arriving` not yet)."""
+        return not self.past_arriving(call)
+
     async def undo(self, payment_id: str, call: ProviderCall, *, known: Payment | None = None) -> bool:
         """Undo a written-down call whose request never left: nothing happened. False if the payment no longer
         carries that very call (someone settled it, or a retry under its key wrote its own, of the same id)."""

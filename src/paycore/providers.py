@@ -19,7 +19,6 @@ A call ends in one of three ways:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import frozen
@@ -33,6 +32,8 @@ from paycore.secrets import Settings
 
 if TYPE_CHECKING:
     import pluggy
+
+    from paycore.calls import ProviderCall
 
 __all__ = ["Capabilities", "Provider", "ProviderContext", "checks_nothing"]
 
@@ -75,6 +76,11 @@ class Capabilities:
     metadata), and is treated as for :attr:`one_id_per_payment`."""
 
 
+def _until_lease_ends(call: ProviderCall) -> bool:
+    """True until ``call``'s lease has run out by the wall clock."""
+    return not call.lease_ran_out(utcnow())
+
+
 @frozen
 class ProviderContext:
     """What a provider instance is built with.
@@ -92,9 +98,11 @@ class ProviderContext:
     repository: Any = None
     webhook_url: str | None = None
     """Where this provider's webhooks should go, from the configuration's ``webhook_url``."""
-    clock: Callable[[], datetime] = utcnow
-    """The flow's clock (UTC): how a provider that judges a call's lease (:meth:`ProviderCall.in_flight
-    <paycore.calls.ProviderCall.in_flight>`) tells the time as the flow does, an injected clock included."""
+    may_still_arrive: Callable[[ProviderCall], bool] = _until_lease_ends
+    """True while a request of the call (one the payment carries) may still be on its way to the provider or be
+    answered: by the flow's own rule (its clock, the call's lease and timeout, and the calls this process still
+    awaits). A provider with storage of its own (the cash drawer) asks it before it settles a call by what it
+    does not find. Default: until the call's lease has run out by the wall clock."""
 
 
 class Provider:
@@ -204,6 +212,14 @@ class Provider:
     async def check_status(self, payment: Payment) -> ProviderUpdate:
         """Ask the provider what became of ``payment`` (and of its refunds)."""
         raise self._unsupported("status polling")
+
+    async def give_up_refund(self, payment: Payment, refund: Refund) -> RefundUpdate | None:
+        """An operator fails ``refund`` (pending, no request of it can still arrive): make sure it is never
+        paid out from now on; or, if it was paid out after all, say so (its update), and the resolution is
+        refused. Default: ``None``, nothing to make sure of (a gateway's refund that never arrived does not
+        arrive later). A provider with storage of its own that a stopped process may still write (the cash
+        drawer) records it given up."""
+        return None
 
     async def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> None:
         """Raise :class:`~paycore.errors.InvalidSignature` unless the delivery is authentic.

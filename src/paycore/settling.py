@@ -160,7 +160,7 @@ def apply_answer(
     if current is None or current.id != call.id:
         if isinstance(answer, Unknown):
             return None
-        apply_under_call(change, answer, capabilities=capabilities)
+        apply_under_call(change, _failure_held_back(answer, call, current), capabilities=capabilities)
         return change
     if isinstance(answer, Unknown):
         create_reached(change, call, "sent; the provider's answer was lost")
@@ -184,6 +184,17 @@ def apply_answer(
     else:
         change.set(pending_call=None)
     return change
+
+
+def _failure_held_back(answer: ProviderUpdate, call: ProviderCall, current: ProviderCall | None) -> ProviderUpdate:
+    """``answer`` to refund ``call``, settled by someone else meanwhile, without its refund's failure if another
+    call sends that refund again now (a keyed retry, under its id): that failure was of the attempt before."""
+    if call.refund_id is None or current is None or current.refund_id != call.refund_id:
+        return answer
+    kept = tuple(
+        told for told in answer.refunds if not (told.refund_id == call.refund_id and told.status is RefundStatus.FAILED)
+    )
+    return answer if len(kept) == len(answer.refunds) else evolve(answer, refunds=kept)
 
 
 def apply_poll(

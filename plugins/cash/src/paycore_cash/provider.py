@@ -330,8 +330,9 @@ class CashProvider(Provider):
         that was paying it out and stopped (asleep, frozen) is refused when it
         wakes, and the drawers never pay out a refund the flow failed; a keyed
         retry that sends it again, written down later, pays it out. The refund
-        of a call still in flight (within its lease, by the flow's clock) is
-        left to that call: nothing is said of it.
+        of a call whose request may still arrive (by the flow's rule: within
+        its lease and timeout, or awaited by this process) is left to that
+        call: nothing is said of it.
         """
         sale = await self._read(self.storage.find_movement(kind=MovementKind.SALE, payment_id=payment.id))
         refunds = []
@@ -359,6 +360,15 @@ class CashProvider(Provider):
             refunds=tuple(refunds),
         )
 
+    async def give_up_refund(self, payment: Payment, refund: Refund) -> RefundUpdate | None:
+        """An operator fails ``refund``: the drawer storage gives it up (as :meth:`check_status` does), so a till
+        that stopped while paying it out is refused when it wakes; the REFUND movement it was paid out by, if
+        any, refuses the resolution."""
+        given_up = await self._read(self.storage.give_up_refund(refund.id, payment.id, payment.version))
+        if given_up is None or given_up.payment_id != payment.id:
+            return None
+        return _refund_update(given_up, refund)
+
     async def _open_when_made(self, session: DrawerSession, payment: Payment) -> bool:
         """True when ``session`` is the drawer session the sale was checked against, so it records the sale.
 
@@ -380,9 +390,10 @@ class CashProvider(Provider):
         return not any(other.closed_at is not None and other.closed_at >= made for other in sessions)
 
     def _paying_out(self, payment: Payment, refund: Refund) -> bool:
-        """True while the call that pays ``refund`` out is in flight (its owner may still be writing it)."""
+        """True while the call that pays ``refund`` out may still be writing it, by the flow's rule
+        (:attr:`~paycore.providers.ProviderContext.may_still_arrive`)."""
         call = payment.pending_call
-        return call is not None and call.refund_id == refund.id and call.in_flight(self.context.clock())
+        return call is not None and call.refund_id == refund.id and self.context.may_still_arrive(call)
 
     async def _paid_out(self, payment: Payment, refund: Refund) -> CashMovement | None:
         """The REFUND movement that paid out ``refund`` of ``payment``, if any; never another payment's."""

@@ -31,7 +31,7 @@ from attrs import evolve
 
 from paycore.calls import HeldCalls
 from paycore.clock import utcnow
-from paycore.errors import ConcurrentUpdate, StorageError
+from paycore.errors import ConcurrentUpdate, InvalidTransition, StorageError
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import RepositoryRegistrar, hookimpl
 from paycore.money import MAX_MINOR_UNITS, Money
@@ -974,13 +974,14 @@ class DrawerStorageConformance:
                 assert (given[refund_id], written[refund_id]) == (None, None), f"{refund_id}: lost"
         assert (await drawer_storage.get_session(session.id)).version == session.version + len(stored)
 
+    @pytest.mark.parametrize("settled_by", ["refresh", "operator"])
     async def test_a_refund_whose_till_slept_past_its_lease_is_not_paid_out_when_it_wakes(
-        self, drawer_storage: DrawerStorage
+        self, drawer_storage: DrawerStorage, settled_by: str
     ) -> None:
         """A till paying a refund out stops (a laptop asleep) just before its drawer write. Past the call's
-        lease, another process settles the payment (the drawer holds no refund: it failed) and the rest of
-        the sale is refunded there. When the till wakes, its write is refused: the drawers had paid out more
-        than the sale took in (4 000 of a 3 000 sale)."""
+        lease, another process settles the payment (a refresh: the drawer holds no refund, it failed; or an
+        operator who found none resolves it failed) and the rest of the sale is refunded there. When the till
+        wakes, its write is refused: the drawers had paid out more than the sale took in (4 000 of 3 000)."""
         raced = RacedStorage(drawer_storage)
         start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
         sale_amount, first, rest = (Money.of(a, "XOF") for a in ("3000", "1000", "3000"))
@@ -994,8 +995,15 @@ class DrawerStorageConformance:
             office = another_process(till, clock=lambda: later)
             settled: list[Any] = []
 
-            async def asleep_then_settled_elsewhere(*args: Any, **kwargs: Any) -> None:
-                settled.append(await office.refresh(sale.payment.id, tenant=_TENANT))
+            async def asleep_then_settled_elsewhere(movement: CashMovement, **kwargs: Any) -> None:
+                if settled_by == "refresh":
+                    settled.append(await office.refresh(sale.payment.id, tenant=_TENANT))
+                else:
+                    settled.append(
+                        await office.resolve_refund(
+                            sale.payment.id, movement.refund_id or "", outcome="failed", note="none in the drawer"
+                        )
+                    )
                 settled.append(await office.refund(sale.payment.id, amount=rest, tenant=_TENANT))
 
             raced.before["add_movement"] = asleep_then_settled_elsewhere
@@ -1010,6 +1018,94 @@ class DrawerStorageConformance:
             [(woke.id, RefundStatus.FAILED), (second.id, RefundStatus.SUCCEEDED)]
         )
         assert payment.refunded_amount == rest
+
+    async def test_a_refund_paid_out_is_not_resolved_failed_by_an_operator(self, drawer_storage: DrawerStorage) -> None:
+        """A refund whose drawer write landed, its answer lost: an operator who resolves it failed is refused
+        (the drawer paid it out), and nothing changes; a refresh records it paid."""
+        start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+        xof = Money.of("3000", "XOF")
+        async with flow_on(drawer_storage, clock=lambda: start) as till:
+            await CashDrawers(till, tenant=_TENANT).open(
+                till="T1", opening_float=Money.of("10000", "XOF"), opened_by="Awa"
+            )
+            sale = await take_cash(till, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
+            cash = till.provider("cash", tenant=_TENANT)
+            paid_out = cash.refund
+
+            async def answer_lost(*args: Any) -> Any:
+                await paid_out(*args)
+                raise StorageError("the drawer's database went away after its commit")
+
+            cash.refund = answer_lost  # type: ignore[method-assign]
+            pending = await till.refund(sale.payment.id, amount=Money.of("1000", "XOF"), tenant=_TENANT)
+            later = start + timedelta(seconds=till.config.idempotency_lease + till.config.provider_timeout + 60)
+            office = another_process(till, clock=lambda: later)
+            with pytest.raises(InvalidTransition, match="was paid out at the provider"):
+                await office.resolve_refund(sale.payment.id, pending.id, outcome="failed", note="found none")
+            assert [r.status for r in (await office.get_payment(sale.payment.id, tenant=_TENANT)).refunds] == [
+                RefundStatus.PENDING
+            ]
+            refreshed = await office.refresh(sale.payment.id, tenant=_TENANT)
+        assert [r.status for r in refreshed.refunds] == [RefundStatus.SUCCEEDED]
+
+    async def test_a_woken_tills_failure_does_not_fail_the_refund_its_key_sent_again(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """Two tills asleep in turn: the first while paying a keyed refund out; past its lease another process
+        fails it and sends it again under its key, and its till falls asleep too. The first wakes past that
+        call's lease as well, and is refused: its answer, "failed", was of its own attempt; it failed the refund
+        sent again, which the second till then paid out unrecorded. The refund stays pending until the second
+        answers."""
+        from paycore_memory import MemoryIdempotencyStore
+
+        raced = RacedStorage(drawer_storage)
+        start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+        first_now, keys_now = [start], [0.0]
+        xof, part = Money.of("3000", "XOF"), Money.of("1000", "XOF")
+        async with flow_on(raced, clock=lambda: first_now[0]) as till:
+            till.idempotency_store = MemoryIdempotencyStore(clock=lambda: keys_now[0])
+            session = await CashDrawers(till, tenant=_TENANT).open(
+                till="T1", opening_float=Money.of("10000", "XOF"), opened_by="Awa"
+            )
+            sale = await take_cash(till, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
+            waited = timedelta(seconds=till.config.idempotency_lease + till.config.provider_timeout + 60)
+            second = another_process(till, clock=lambda: start + waited)
+            asleep = {name: anyio.Event() for name in ("first", "second")}
+            wake = {name: anyio.Event() for name in ("first", "second")}
+            answers: dict[str, Any] = {}
+
+            def sleeps(name: str) -> Callable[..., Awaitable[None]]:
+                async def sleeping(*args: Any, **kwargs: Any) -> None:
+                    asleep[name].set()
+                    await wake[name].wait()
+
+                return sleeping
+
+            answered = anyio.Event()
+
+            async def refund(name: str, flow: PaymentFlow) -> None:
+                answers[name] = await flow.refund(sale.payment.id, amount=part, tenant=_TENANT, idempotency_key="r")
+                answered.set()
+
+            async with anyio.create_task_group() as group:
+                raced.before["add_movement"] = sleeps("first")
+                group.start_soon(refund, "first", till)
+                await asleep["first"].wait()
+                keys_now[0] += waited.total_seconds()
+                raced.before["add_movement"] = sleeps("second")
+                group.start_soon(refund, "second", second)
+                await asleep["second"].wait()
+                first_now[0] = start + waited * 2  # the first till's clock, past the second call's lease too
+                wake["first"].set()
+                await answered.wait()
+                meanwhile = await till.get_payment(sale.payment.id, tenant=_TENANT)
+                wake["second"].set()
+            payment = await till.get_payment(sale.payment.id, tenant=_TENANT)
+        paid_out = [m.amount for m in await drawer_storage.list_movements(session.id) if m.kind is MovementKind.REFUND]
+        assert answers["first"].status is RefundStatus.PENDING  # refused: the refund is the second's to pay now
+        assert [r.status for r in meanwhile.refunds] == [RefundStatus.PENDING], "the first's failure failed the second"
+        assert (answers["second"].status, paid_out) == (RefundStatus.SUCCEEDED, [part])
+        assert ([r.status for r in payment.refunds], payment.refunded_amount) == ([RefundStatus.SUCCEEDED], part)
 
     async def test_a_refund_given_up_and_sent_again_by_its_key_is_paid_out_once(
         self, drawer_storage: DrawerStorage
@@ -1048,9 +1144,13 @@ class DrawerStorageConformance:
         assert [(m.refund_id, m.amount) for m in paid_out] == [(again.id, first)]
         assert ([r.status for r in payment.refunds], payment.refunded_amount) == ([RefundStatus.SUCCEEDED], first)
 
-    async def test_a_refund_in_flight_is_not_given_up_by_a_poll(self, drawer_storage: DrawerStorage) -> None:
-        """A poll of the payment while its refund's call is within its lease says nothing of that refund: the
-        refund is paid out as it was asked."""
+    @pytest.mark.parametrize("poller_ahead", ["within-the-lease", "past-the-lease-within-the-timeout"])
+    async def test_a_refund_in_flight_is_not_given_up_by_a_poll(
+        self, drawer_storage: DrawerStorage, poller_ahead: str
+    ) -> None:
+        """A poll of the payment while its refund's request may still arrive (its call within its lease, or
+        past it by less than a timeout: a poller's clock may run ahead of the till's) says nothing of that
+        refund: the refund is paid out as it was asked."""
         raced = RacedStorage(drawer_storage)
         start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
         xof = Money.of("3000", "XOF")
@@ -1058,7 +1158,9 @@ class DrawerStorageConformance:
             drawers = CashDrawers(till, tenant=_TENANT)
             await drawers.open(till="T1", opening_float=Money.of("10000", "XOF"), opened_by="Awa")
             sale = await take_cash(till, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
-            office = another_process(till, clock=lambda: start + timedelta(seconds=1))
+            ahead = 1.0 if poller_ahead == "within-the-lease" else till.config.idempotency_lease + 0.5
+            assert ahead < till.config.idempotency_lease + till.config.provider_timeout
+            office = another_process(till, clock=lambda: start + timedelta(seconds=ahead))
             polled: list[Any] = []
 
             async def polled_meanwhile(*args: Any, **kwargs: Any) -> None:
