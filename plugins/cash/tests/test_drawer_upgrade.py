@@ -125,3 +125,25 @@ async def test_a_keyed_close_cancelled_while_it_asks_the_earlier_key_space_leave
     store.release = release  # type: ignore[method-assign]
     closed = await drawers.close(till="T1", counted=xof(20000), closed_by="Awa", idempotency_key="close-a")
     assert (closed.status, closed.counted) == (DrawerStatus.CLOSED, xof(20000))
+
+
+async def test_a_probe_left_behind_by_a_killed_process_does_not_refuse_the_retry_of_the_close_made(
+    flow: PaymentFlow, drawers: CashDrawers
+) -> None:
+    """A close under a key, then another request under it (another count) in a process killed while it looked
+    for an earlier release's close: its claim of the earlier key space stayed behind, and every retry of the
+    close the key made was refused as another request, for good on SQL. The close made is found first."""
+    await drawers.open(till="T1", opening_float=xof(20000), opened_by="Awa")
+    closed = await drawers.close(till="T1", counted=xof(20000), closed_by="Awa", idempotency_key="close-a")
+    other = {"till": "T1", "session_id": None, "counted": str(xof(0)), "closed_by": "Awa"}
+    await drawers.idempotency.store.claim(  # what the killed process left: claimed, never let go
+        scope=f"{scope_of(TENANT)}|cash-drawer",
+        key="close-a",
+        fingerprint=fingerprint("cash.close", other),
+        lease_seconds=0.001,
+    )
+    await anyio.sleep(0.01)
+    again = await drawers.close(till="T1", counted=xof(20000), closed_by="Awa", idempotency_key="close-a")
+    assert again == closed
+    with pytest.raises(IdempotencyKeyReused):
+        await drawers.close(till="T1", counted=xof(0), closed_by="Awa", idempotency_key="close-a")

@@ -443,7 +443,9 @@ class CashDrawers:
             session_id = check_session_id(session_id)
 
         with self._in_flight:
-            if idempotency_key is not None:  # a close the release of November 2026 made under the key
+            if idempotency_key is not None and not await self._closed_under_key(till, session_id, idempotency_key):
+                # a close the release of November 2026 made under the key; asked only when no session was closed
+                # under it since: a claim that probe left behind (its process killed) never hides this release's
                 closed_before = await earlier_close(
                     self.idempotency.store,
                     self.tenant,
@@ -553,6 +555,13 @@ class CashDrawers:
     def _closed_under(self, session: DrawerSession, key: str) -> bool:
         """True when ``session`` was closed by a close under ``key`` (it carries the key's ``close_id``)."""
         return session.close_id in self.idempotency.binding(self._scope, key).candidate_ids("cls")
+
+    async def _closed_under_key(self, till: str | None, session_id: str | None, key: str) -> bool:
+        """True when a session of ``till`` (or ``session_id``) keeps the close id ``key`` gives, while it binds."""
+        return (
+            await self._earlier_close(till, session_id, self.idempotency.binding(self._scope, check_key(key)))
+            is not None
+        )
 
     async def _earlier_close(
         self, till: str | None, session_id: str | None, binding: KeyBinding
