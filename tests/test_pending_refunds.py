@@ -10,7 +10,14 @@ import attrs
 import pytest
 
 from paycore import Money, RefundUpdate
-from paycore.errors import InvalidTransition, PaymentBusy, ProviderOutcomeUnknown, RefundNotFound, ValidationError
+from paycore.errors import (
+    InvalidTransition,
+    PaymentBusy,
+    ProviderNotEnabled,
+    ProviderOutcomeUnknown,
+    RefundNotFound,
+    ValidationError,
+)
 from paycore.flow import PaymentFlow
 from paycore.records import Payment, Refund
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
@@ -113,6 +120,12 @@ async def test_an_operator_fails_a_refund_whose_outcome_is_unknown_and_it_is_ref
         await flow.resolve_refund(payment.id, refund.id, outcome="failed", note="not on the dashboard yet")
     assert await flow.get_payment(payment.id) == unknown, "nothing changed"
     clock.advance(seconds=flow.config.idempotency_lease + flow.config.provider_timeout)
+    configured = flow._parts.providers
+    monkeypatch.setattr(flow._parts, "providers", {})  # a back office that does not configure the refund's provider
+    with pytest.raises(ProviderNotEnabled, match="resolved failed only by a flow that configures its provider"):
+        await flow.resolve_refund(payment.id, refund.id, outcome="failed", note="never reached the gateway")
+    monkeypatch.setattr(flow._parts, "providers", configured)
+    assert await flow.get_payment(payment.id) == unknown, "nothing changed"
     failed = await flow.resolve_refund(payment.id, refund.id, outcome="failed", note="never reached the gateway")
     assert (failed.refunds[0].status, failed.pending_call, failed.refundable_amount) == (
         RefundStatus.FAILED,

@@ -123,7 +123,7 @@ async def test_a_capture_in_part_reported_before_its_hold_is_applied_as_in_order
     """A hold of the whole amount, captured in part at the provider (its dashboard), whose capture report
     came before the hold's: the payment stayed processing, flagged as underpaid, for ever if the hold's report
     never came. The report names the hold it was captured from: applied as the two reports in order."""
-    fake.script("initiate", "pending", "pending")
+    fake.script("initiate", "pending")
     waiting = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T4-18", capture=False)).payment
     part = Money.of("3000", "XOF")
     after = await _deliver(flow, fake, waiting.id, outcome=Outcome.SUCCEEDED, captured=part, authorized=XOF_5000)
@@ -131,13 +131,22 @@ async def test_a_capture_in_part_reported_before_its_hold_is_applied_as_in_order
         after = await _deliver(flow, fake, waiting.id, outcome=Outcome.AUTHORIZED, authorized=XOF_5000)
     assert (after.status, after.authorized_amount, after.captured_amount) == (PaymentStatus.SUCCEEDED, XOF_5000, part)
     assert not after.needs_review
-    underpaid = await _deliver(
-        flow,
-        fake,
-        (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T4-19")).payment.id,
-        outcome=Outcome.SUCCEEDED,
-        captured=part,
-    )
+
+
+@pytest.mark.parametrize(
+    "told",
+    [{}, {"authorized": XOF_5000}, {"authorized": XOF_5000, "captured": Money.of("30.00", "EUR")}],
+    ids=["no-hold-named", "captured-at-once", "another-currency"],
+)
+async def test_a_payment_captured_at_once_reported_paid_in_part_is_an_underpayment_flagged_never_paid(
+    flow: PaymentFlow, fake: FakeProvider, told: dict[str, Money]
+) -> None:
+    """Less than the amount reported paid, even naming a hold of the whole amount, of a payment made to be
+    captured at once (or in another currency): an underpayment, flagged, never marked paid."""
+    fake.script("initiate", "pending")
+    waiting = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T4-19")).payment
+    report = {"captured": Money.of("3000", "XOF"), **told}
+    underpaid = await _deliver(flow, fake, waiting.id, outcome=Outcome.SUCCEEDED, **report)
     assert (underpaid.status, underpaid.captured_amount) == (PaymentStatus.PROCESSING, None)
     assert underpaid.review_reason is ReviewReason.AMOUNT_MISMATCH
 

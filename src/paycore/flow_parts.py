@@ -257,8 +257,7 @@ class FlowParts(PaymentActions):
         if outcome not in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
             raise ValidationError(f"a pending refund is resolved as succeeded or failed, not {outcome.value}")
         loaded = await self.writer.load(payment_id, tenant)
-        if outcome is RefundStatus.FAILED:
-            await self._give_up_refund(loaded, refund_id)
+        given_up = outcome is RefundStatus.FAILED and await self._give_up_refund(loaded, refund_id)
 
         def apply(payment: Payment) -> Change:
             refund = payment.refund(refund_id)
@@ -277,6 +276,8 @@ class FlowParts(PaymentActions):
                     f"payment {payment_id}: the request of refund {refund_id} may still reach the provider until "
                     f"{until.isoformat(timespec='seconds')}; refresh the payment to ask it"
                 )
+            if outcome is RefundStatus.FAILED and not given_up:  # its call ended since it was read: not given up yet
+                raise PaymentBusy(f"payment {payment_id}: the call of refund {refund_id} just ended; resolve it again")
             change = Change(payment, cause="operator", now=now)
             if ours:
                 change.set(pending_call=None)
@@ -287,24 +288,30 @@ class FlowParts(PaymentActions):
 
         return await self.writer.mutate(payment_id, apply)
 
-    async def _give_up_refund(self, payment: Payment, refund_id: str) -> None:
+    async def _give_up_refund(self, payment: Payment, refund_id: str) -> bool:
         """Before an operator fails refund ``refund_id``: its provider makes sure it is never paid out
-        (:meth:`~paycore.providers.Provider.give_up_refund`); one it paid out after all refuses the resolution."""
+        (:meth:`~paycore.providers.Provider.give_up_refund`); one it paid out after all refuses the resolution.
+        False when its request may still arrive (the resolution is refused then); a provider this flow does
+        not configure (which could not make sure of it) refuses it too."""
         refund, call = payment.refund(refund_id), payment.pending_call
         if refund.status is not RefundStatus.PENDING or (
             call is not None and call.refund_id == refund_id and not self.calls.past_arriving(call)
         ):
-            return  # refused by the checks that follow, nothing given up
+            return False  # refused by the checks that follow, nothing given up
         try:
             chosen = self.provider(payment.provider, tenant=payment.tenant)
-        except ProviderNotEnabled:
-            return  # no longer configured: the operator's word alone
+        except ProviderNotEnabled as error:
+            raise ProviderNotEnabled(
+                f"refund {refund_id} is resolved failed only by a flow that configures its provider, which makes "
+                f"sure it is never paid out later: {error}"
+            ) from None
         held = await chosen.give_up_refund(payment, refund)
         if held is not None and held.status is RefundStatus.SUCCEEDED:
             raise InvalidTransition(
                 f"refund {refund_id} was paid out at the provider ({held.amount or refund.amount}): it did not fail; "
                 "refresh the payment to record it"
             )
+        return True
 
     async def resolve_payment(
         self, payment_id: str, outcome: PaymentStatus, amount: Money | None, note: str, tenant: str | None

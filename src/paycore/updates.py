@@ -286,10 +286,12 @@ def _succeeded(change: Change, update: ProviderUpdate, expected_capture: Money |
     told = update.authorized
     if (
         told is not None
+        and not change.value("capture")  # made to be captured later: a capture in part is no underpayment
+        and reported.currency == amount.currency
+        and told == (authorized_amount or amount)
         and reported < amount
         and status not in fsm.CLOSED
         and change.can("authorize")
-        and told == (authorized_amount or amount)
     ):
         # Captured in part after a hold of the whole amount not heard of yet (its report late, or lost):
         # the hold first, then the capture, as if the reports had come in order.

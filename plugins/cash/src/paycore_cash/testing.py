@@ -844,10 +844,12 @@ class DrawerStorageConformance:
     ) -> None:
         """Payment A's refund was being paid out when payment B's refund was paid out under the same id (ids
         stored before refund ids named their payment), and A's write gave no answer. Settling A took B's cash
-        for A's refund: succeeded, with nothing paid out for it. It fails: the drawer holds no refund of A."""
+        for A's refund: succeeded, with nothing paid out for it. It is not: while A's request may still arrive
+        it stays pending, and then it fails: the drawer holds no refund of A."""
         raced = RacedStorage(drawer_storage)
         xof = Money.of("1000", "XOF")
-        async with flow_on(raced) as flow:
+        now = [datetime(2026, 3, 2, 12, 0, tzinfo=UTC)]
+        async with flow_on(raced, clock=lambda: now[0]) as flow:
             session = await CashDrawers(flow, tenant=_TENANT).open(till="T1", opening_float=xof, opened_by="Awa")
             a = await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="A", tenant=_TENANT)
             b = await take_cash(flow, amount=xof, tendered=xof, till="T1", order_id="B", tenant=_TENANT)
@@ -861,8 +863,10 @@ class DrawerStorageConformance:
 
             raced.before["add_movement"] = b_paid_out_then_the_write_is_lost
             pending = await flow.refund(a.payment.id, amount=Money.of("500", "XOF"), tenant=_TENANT)
+            soon = await flow.refresh(a.payment.id, tenant=_TENANT)
+            now[0] += timedelta(seconds=flow.config.idempotency_lease + flow.config.provider_timeout + 1)
             settled = await flow.refresh(a.payment.id, tenant=_TENANT)
-        assert pending.status is RefundStatus.PENDING
+        assert (pending.status, [r.status for r in soon.refunds]) == (RefundStatus.PENDING, [RefundStatus.PENDING])
         assert ([r.status for r in settled.refunds], settled.refundable_amount) == ([RefundStatus.FAILED], xof)
 
     # -- refunds given up --------------------------------------------------------------------
