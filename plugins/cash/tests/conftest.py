@@ -1,5 +1,6 @@
 """Fixtures for the cash plugin's tests: a flow with the cash provider on the memory adapter,
-and SQLite files and a real PostgreSQL server for the SQL drawer storage.
+SQLite files and a real PostgreSQL server for the SQL drawer storage, and the
+Django database aliases (SQLite and PostgreSQL) for the Django drawer storage.
 
 The PostgreSQL server is started once per session (``paycore.testing.postgres``)
 on a loopback port, only by the tests that ask for it.
@@ -21,6 +22,9 @@ from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.testing.postgres import PostgresServer, scratch_databases, session_server
 from paycore_cash.drawers import CashDrawers
+
+# The checks that the refund claims tests share report a failed ``assert`` as the tests' own do.
+pytest.register_assert_rewrite(f"{__name__.rpartition('.')[0]}.refund_claims".lstrip("."))
 
 TENANT = "chez-awa"
 
@@ -132,3 +136,66 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Delete the Django SQLite files of the session."""
     if _django_directory is not None:
         shutil.rmtree(_django_directory, ignore_errors=True)
+
+
+def migrate_django(alias: str, *target: str) -> None:
+    """Apply the Django migrations to the database ``alias``: all of them, or up to ``target`` (an app label and
+    a migration name)."""
+    from django.core.management import call_command
+
+    call_command("migrate", *target, database=alias, interactive=False, verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def django_sqlite(django_db_blocker: Any) -> str:
+    """The SQLite alias, migrated once for the session (its file is deleted with the session's directory)."""
+    from django.db import connections
+    from paycore_cash_django_project import SQLITE_ALIAS
+
+    with django_db_blocker.unblock():
+        migrate_django(SQLITE_ALIAS)
+        connections[SQLITE_ALIAS].close()
+    return SQLITE_ALIAS
+
+
+@pytest.fixture(scope="session")
+def django_postgres(postgres_server: PostgresServer, django_db_blocker: Any) -> Iterator[str]:
+    """The PostgreSQL alias on the session's server, its database made and migrated once for the session, and
+    dropped at its end."""
+    from django.conf import settings
+    from django.db import connections
+    from paycore_cash_django_project import POSTGRES_ALIAS, POSTGRES_DATABASE
+
+    postgres_server.create_database(POSTGRES_DATABASE)
+    try:
+        settings.DATABASES[POSTGRES_ALIAS]["PORT"] = str(postgres_server.port)
+        with django_db_blocker.unblock():
+            migrate_django(POSTGRES_ALIAS)
+        yield POSTGRES_ALIAS
+    finally:
+        connections[POSTGRES_ALIAS].close()
+        postgres_server.drop_database(POSTGRES_DATABASE)
+
+
+def _emptied(alias: str, django_db_blocker: Any) -> Iterator[str]:
+    """``alias``, every table of it emptied (its migrations kept) and its connection closed, for one test."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        call_command("flush", database=alias, interactive=False, verbosity=0, inhibit_post_migrate=True)
+        connections[alias].close()
+        yield alias
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def using(request: pytest.FixtureRequest, django_db_blocker: Any) -> Iterator[str]:
+    """An emptied Django database alias of the cash tests: once SQLite, once PostgreSQL."""
+    alias = request.getfixturevalue("django_sqlite" if request.param == "sqlite" else "django_postgres")
+    yield from _emptied(str(alias), django_db_blocker)
+
+
+@pytest.fixture
+def postgres_using(django_postgres: str, django_db_blocker: Any) -> Iterator[str]:
+    """The emptied PostgreSQL alias."""
+    yield from _emptied(django_postgres, django_db_blocker)

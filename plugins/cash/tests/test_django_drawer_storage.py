@@ -1,25 +1,22 @@
 """Cash-drawer sessions and movements live in the Django database beside the payments.
 
 Every test runs on a SQLite file and on PostgreSQL, under asyncio and trio
-(``using``: the database alias; see ``paycore_cash_django_project``).
+(``using``: the database alias, see ``conftest.py`` and ``paycore_cash_django_project``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
-from paycore_cash_django_project import CASH_APP, POSTGRES_ALIAS, POSTGRES_DATABASE, SQLITE_ALIAS
+from paycore_cash_django_project import CASH_APP, SQLITE_ALIAS
 
 from paycore.errors import ConfigurationError
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.plugins import create_plugin_manager
 from paycore.status import PaymentStatus
-from paycore.testing.postgres import PostgresServer
 from paycore_cash.backends import drawer_storage
 from paycore_cash.backends.django.storage import DjangoDrawerStorage
 from paycore_cash.drawers import CashDrawers
@@ -33,44 +30,6 @@ TENANT = "chez-awa"
 
 def xof(amount: int) -> Money:
     return Money.of(str(amount), "XOF")
-
-
-def _migrate(alias: str) -> None:
-    call_command("migrate", database=alias, interactive=False, verbosity=0)
-
-
-@pytest.fixture(scope="session")
-def django_sqlite(django_db_blocker: Any) -> str:
-    """The SQLite alias, migrated once for the session."""
-    with django_db_blocker.unblock():
-        _migrate(SQLITE_ALIAS)
-        connections[SQLITE_ALIAS].close()
-    return SQLITE_ALIAS
-
-
-@pytest.fixture(scope="session")
-def django_postgres(postgres_server: PostgresServer, django_db_blocker: Any) -> Iterator[str]:
-    """The PostgreSQL alias on the session's server, migrated once for the session."""
-    from django.conf import settings
-
-    postgres_server.create_database(POSTGRES_DATABASE)
-    settings.DATABASES[POSTGRES_ALIAS]["PORT"] = str(postgres_server.port)
-    with django_db_blocker.unblock():
-        _migrate(POSTGRES_ALIAS)
-    try:
-        yield POSTGRES_ALIAS
-    finally:
-        connections[POSTGRES_ALIAS].close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def using(request: pytest.FixtureRequest, django_db_blocker: Any) -> Iterator[str]:
-    """An emptied Django database alias of the cash tests: once SQLite, once PostgreSQL."""
-    alias = str(request.getfixturevalue("django_sqlite" if request.param == "sqlite" else "django_postgres"))
-    with django_db_blocker.unblock():
-        call_command("flush", database=alias, interactive=False, verbosity=0, inhibit_post_migrate=True)
-        connections[alias].close()
-        yield alias
 
 
 class TestDjangoDrawerStorage(DrawerStorageConformance):

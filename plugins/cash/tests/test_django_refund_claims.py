@@ -16,21 +16,17 @@ Every test runs under asyncio and trio; ``using`` is the database alias (see
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
-import anyio
-import anyio.to_thread
 import psycopg
 import pytest
 from attrs import evolve
-from django.core.management import call_command
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
-from paycore_cash_django_project import POSTGRES_ALIAS, POSTGRES_DATABASE, SQLITE_ALIAS
+from paycore_cash_django_project import POSTGRES_DATABASE
 from psycopg import sql
 
-from paycore.money import Money
 from paycore.testing.postgres import PostgresServer
 from paycore_cash.backends.django.models import RefundClaim
 from paycore_cash.backends.django.storage import DjangoDrawerStorage
@@ -38,6 +34,9 @@ from paycore_cash.backends.rows import movement_values, session_values
 from paycore_cash.errors import RefundGivenUp
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind
 from paycore_django.storage import DjangoPaymentRepository, run_unit
+
+from .conftest import migrate_django
+from .refund_claims import OPEN, OPENED, OTHER_TILL, PAID_OUT, SALE, a_refund, a_session, storm, while_held
 
 pytestmark = pytest.mark.anyio
 
@@ -48,55 +47,10 @@ BEFORE_CLAIMS: Final = "0002_drawersession_close_id"
 CLAIMS: Final = "0003_refundclaim"
 """The migration that makes the refund claims table and claims the refunds paid out before it."""
 
-OPENED: Final = datetime(2026, 12, 7, 8, 0, 0, 250000, tzinfo=UTC)
-"""When the tests' drawers open."""
-PAIRS: Final = 12
-"""Concurrent pairs (a give-up and a payout of one refund) per round of the storm."""
-ROUNDS: Final = 3
-"""Rounds of the storm, each with refund ids of its own."""
 GIVEN_UP_THROUGH: Final = 5
 """The payment version the tests give refunds up through; a call written down at it or before is refused."""
 LATER: Final = 7
 """A payment version after :data:`GIVEN_UP_THROUGH`: a keyed retry's call, which pays the refund out."""
-
-
-def xof(amount: int) -> Money:
-    """An amount of CFA francs."""
-    return Money.of(str(amount), "XOF")
-
-
-def a_session(session_id: str = "drw_1", till: str = "T1") -> DrawerSession:
-    """An open session of ``till`` (default tenant), holding a float of 1,000,000 XOF."""
-    return DrawerSession(
-        id=session_id,
-        tenant=None,
-        till=till,
-        currency="XOF",
-        opening_float=xof(1_000_000),
-        opened_by="Awa",
-        opened_at=OPENED,
-    )
-
-
-def a_refund(
-    session: DrawerSession, refund_id: str, *, movement_id: str | None = None, payment_id: str | None = "pay_1"
-) -> CashMovement:
-    """A REFUND movement of 500 XOF out of ``session``, paying out ``refund_id``."""
-    return CashMovement(
-        id=movement_id or f"mov_{refund_id}",
-        session_id=session.id,
-        kind=MovementKind.REFUND,
-        amount=xof(500),
-        at=OPENED + timedelta(minutes=10),
-        actor="Awa",
-        reason="cold soup",
-        payment_id=payment_id,
-        refund_id=refund_id,
-    )
-
-
-def _migrate(alias: str, *target: str) -> None:
-    call_command("migrate", *target, database=alias, interactive=False, verbosity=0)
 
 
 async def claims_of(using: str) -> list[tuple[str, str, str, int | None, datetime]]:
@@ -104,61 +58,6 @@ async def claims_of(using: str) -> list[tuple[str, str, str, int | None, datetim
     claims = RefundClaim.objects.using(using).order_by("refund_id")
     rows = claims.values_list("refund_id", "payment_id", "outcome", "through", "at")
     return await run_unit(using, lambda: list(rows), atomic=False)
-
-
-# -- the databases -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def django_sqlite(django_db_blocker: Any) -> str:
-    """The SQLite alias, migrated."""
-    with django_db_blocker.unblock():
-        _migrate(SQLITE_ALIAS)
-        connections[SQLITE_ALIAS].close()
-    return SQLITE_ALIAS
-
-
-@pytest.fixture(scope="module")
-def django_postgres(postgres_server: PostgresServer, django_db_blocker: Any) -> Iterator[str]:
-    """The PostgreSQL alias on the session's server, migrated; its database is made here unless the drawer
-    storage tests of this session made it first (then it is theirs, and left to them), and dropped afterwards."""
-    from django.conf import settings
-
-    try:
-        postgres_server.create_database(POSTGRES_DATABASE)
-    except psycopg.errors.DuplicateDatabase:
-        made = False
-    else:
-        made = True
-    settings.DATABASES[POSTGRES_ALIAS]["PORT"] = str(postgres_server.port)
-    with django_db_blocker.unblock():
-        _migrate(POSTGRES_ALIAS)
-    try:
-        yield POSTGRES_ALIAS
-    finally:
-        connections[POSTGRES_ALIAS].close()
-        if made:
-            postgres_server.drop_database(POSTGRES_DATABASE)
-
-
-def _emptied(alias: str, django_db_blocker: Any) -> Iterator[str]:
-    with django_db_blocker.unblock():
-        call_command("flush", database=alias, interactive=False, verbosity=0, inhibit_post_migrate=True)
-        connections[alias].close()
-        yield alias
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def using(request: pytest.FixtureRequest, django_db_blocker: Any) -> Iterator[str]:
-    """An emptied Django database alias of the cash tests: once SQLite, once PostgreSQL."""
-    alias = request.getfixturevalue("django_sqlite" if request.param == "sqlite" else "django_postgres")
-    yield from _emptied(str(alias), django_db_blocker)
-
-
-@pytest.fixture
-def postgres_using(django_postgres: str, django_db_blocker: Any) -> Iterator[str]:
-    """The emptied PostgreSQL alias."""
-    yield from _emptied(django_postgres, django_db_blocker)
 
 
 @pytest.fixture
@@ -174,40 +73,17 @@ def storage(using: str) -> DjangoDrawerStorage:
 def before_claims(using: str, django_db_blocker: Any) -> Iterator[str]:
     """``using`` with the drawers' migrations applied up to ``0002`` (no claims table); all of them afterwards."""
     with django_db_blocker.unblock():
-        _migrate(using, APP, BEFORE_CLAIMS)
+        migrate_django(using, APP, BEFORE_CLAIMS)
         connections[using].close()
         try:
             yield using
         finally:
-            _migrate(using)
+            migrate_django(using)
             connections[using].close()
 
 
-OPEN = a_session("drw_open", "T1")
-"""A drawer open before the migration, with a sale and refunds paid out."""
-OTHER_TILL = a_session("drw_t2", "T2")
-"""Another till's drawer open before the migration, with a refund paid out."""
-PAID_OUT = [
-    a_refund(OPEN, "ref_1", payment_id="pay_1"),
-    a_refund(OTHER_TILL, "ref_2", payment_id="pay_2"),
-    a_refund(OPEN, "ref_3", payment_id=None),  # a refund movement that names no payment
-]
-"""The refunds paid out before the migration, each under its refund id."""
 UNNAMED = evolve(a_refund(OPEN, "ref_none", movement_id="mov_unnamed"), refund_id=None)
 """A refund movement without a refund id (``refund_id`` NULL): it has no claim."""
-SALE = CashMovement(
-    id="mov_sale",
-    session_id=OPEN.id,
-    kind=MovementKind.SALE,
-    amount=xof(3_500),
-    at=OPENED + timedelta(minutes=5),
-    actor="Awa",
-    reason="order 12",
-    payment_id="pay_1",
-    tendered=xof(5_000),
-    change=xof(1_500),
-)
-"""A sale stored before the migration: it has no claim."""
 
 
 def store_drawers_before_claims(alias: str) -> None:
@@ -233,7 +109,7 @@ async def test_migrating_to_0003_claims_every_refund_paid_out_before_so_none_is_
     answers with its movement; a refund nothing paid out is given up as before."""
     using = before_claims
     await run_unit(using, lambda: store_drawers_before_claims(using))
-    await run_unit(using, lambda: _migrate(using, APP, CLAIMS), atomic=False)
+    await run_unit(using, lambda: migrate_django(using, APP, CLAIMS), atomic=False)
 
     assert await claims_of(using) == [(m.refund_id, m.payment_id or "", "paid_out", None, m.at) for m in PAID_OUT]
     storage = DjangoDrawerStorage(DjangoPaymentRepository(using))
@@ -322,37 +198,6 @@ async def test_a_refund_given_up_is_paid_out_by_a_call_written_down_later_and_cl
 # -- give-ups and payouts racing -----------------------------------------------------------------
 
 
-async def _race(
-    storage: DjangoDrawerStorage, refunds: dict[str, CashMovement], *, through: int, sent_at: int
-) -> tuple[dict[str, CashMovement | None], dict[str, CashMovement | RefundGivenUp]]:
-    """Start, together, a give-up (``through``) and a payout (its call written down at ``sent_at``) of each of
-    ``refunds`` (by refund id); what each returned (a payout: or raised)."""
-    given_up: dict[str, CashMovement | None] = {}
-    added: dict[str, CashMovement | RefundGivenUp] = {}
-    start = anyio.Event()
-
-    async def give_up(refund_id: str) -> None:
-        await start.wait()
-        payment_id = refunds[refund_id].payment_id or ""
-        given_up[refund_id] = await storage.give_up_refund(refund_id, payment_id, through)
-
-    async def pay_out(refund_id: str) -> None:
-        await start.wait()
-        try:
-            added[refund_id] = await storage.add_movement(refunds[refund_id], payment_version=sent_at)
-        except RefundGivenUp as refused:
-            added[refund_id] = refused
-
-    async with anyio.create_task_group() as group:
-        for pair, refund_id in enumerate(refunds):
-            first, then = (give_up, pay_out) if pair % 2 else (pay_out, give_up)
-            group.start_soon(first, refund_id)
-            group.start_soon(then, refund_id)
-        await anyio.sleep(0.01)  # every task waits for the start
-        start.set()
-    return given_up, added
-
-
 @pytest.mark.parametrize(
     "given_up_before",
     [False, True],
@@ -365,42 +210,10 @@ async def test_of_give_ups_and_payouts_racing_each_refund_has_exactly_one_effect
     each refund is paid out (and its give-up answers with the movement) or given up (and its payout refused,
     nothing stored), never both, never neither; its claim says which. A refund given up before (through
     version 5) races a payout written down later (7) and a give-up through a later version still (9)."""
-    session = a_session()
-    await storage.open_session(session)
+    earlier = GIVEN_UP_THROUGH if given_up_before else None
     through, sent_at = (LATER + 2, LATER) if given_up_before else (GIVEN_UP_THROUGH, GIVEN_UP_THROUGH)
-    paid_out: list[CashMovement] = []
-    outcomes: dict[str, tuple[str, int | None]] = {}
-    for round_ in range(ROUNDS):
-        refunds = {
-            f"ref_{round_}_{pair}": a_refund(session, f"ref_{round_}_{pair}", payment_id=f"pay_{pair}")
-            for pair in range(PAIRS)
-        }
-        if given_up_before:
-            for refund_id, refund in refunds.items():
-                assert await storage.give_up_refund(refund_id, refund.payment_id or "", GIVEN_UP_THROUGH) is None
-        given_up, added = await _race(storage, refunds, through=through, sent_at=sent_at)
-        for refund_id, refund in refunds.items():
-            stored = await storage.find_movement(kind=MovementKind.REFUND, refund_id=refund_id)
-            if isinstance(added[refund_id], RefundGivenUp):
-                assert (given_up[refund_id], stored) == (None, None), f"{refund_id}: refused, yet paid out"
-                outcomes[refund_id] = ("given_up", through)
-            else:
-                assert added[refund_id] == refund
-                assert (given_up[refund_id], stored) == (refund, refund), f"{refund_id}: paid out and given up"
-                outcomes[refund_id] = ("paid_out", None)
-                paid_out.append(refund)
-            # Settled for good: asked again, each answers as it did.
-            assert await storage.give_up_refund(refund_id, "pay_x", through) == stored
-            if stored is None:
-                with pytest.raises(RefundGivenUp):
-                    await storage.add_movement(refund, payment_version=sent_at)
-            else:
-                assert await storage.add_movement(refund, payment_version=sent_at) == stored
-
+    outcomes = await storm(storage, earlier=earlier, through=through, sent_at=sent_at)
     assert {claim[0]: (claim[2], claim[3]) for claim in await claims_of(using)} == outcomes
-    movements = await storage.list_movements(session.id)
-    assert sorted(m.id for m in movements) == sorted(m.id for m in paid_out)
-    assert (await storage.get_session(session.id)).version == 1 + len(movements)
 
 
 # -- the window between a read and a write, held open on PostgreSQL ------------------------------
@@ -412,26 +225,6 @@ def held(postgres_using: str, postgres_server: PostgresServer) -> Iterator[psyco
     writer's."""
     with psycopg.connect(postgres_server.dsn(POSTGRES_DATABASE)) as connection:
         yield connection
-
-
-async def _blocked(postgres_server: PostgresServer) -> None:
-    """Wait until a transaction of the Django PostgreSQL database waits for a lock (the held transaction's)."""
-    query = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    with psycopg.connect(postgres_server.dsn(POSTGRES_DATABASE), autocommit=True) as connection, anyio.fail_after(10):
-        while True:
-            if await anyio.to_thread.run_sync(lambda: connection.execute(query).fetchone()):
-                return
-            await anyio.sleep(0.01)
-
-
-async def _while_held(held: psycopg.Connection[Any], postgres_server: PostgresServer, call: Any) -> None:
-    """Run ``call()`` until it waits for the held transaction, commit that transaction, and let ``call`` end."""
-    async with anyio.create_task_group() as group:
-        group.start_soon(call)
-        try:
-            await _blocked(postgres_server)
-        finally:  # the call waits for it: commit even if it never waited
-            await anyio.to_thread.run_sync(held.commit)
 
 
 def _claim(held: psycopg.Connection[Any], outcome: str, through: int | None, at: datetime) -> None:
@@ -477,7 +270,7 @@ async def test_a_payout_racing_a_give_up_that_commits_first_is_refused_and_store
             outcome.append(refused)
 
     _claim(held, "given_up", LATER + 2, OPENED)
-    await _while_held(held, postgres_server, pay_out)
+    await while_held(held.commit, postgres_server.dsn(POSTGRES_DATABASE), pay_out)
     [refused] = outcome
     assert isinstance(refused, RefundGivenUp)
     assert await storage.list_movements(session.id) == []
@@ -504,7 +297,7 @@ async def test_a_give_up_racing_a_payout_that_commits_first_returns_its_movement
         outcome.append(await storage.give_up_refund("ref_1", "pay_1", LATER + 2))
 
     _pay_out_held(held, session, refund)
-    await _while_held(held, postgres_server, give_up)
+    await while_held(held.commit, postgres_server.dsn(POSTGRES_DATABASE), give_up)
     assert outcome == [refund]
     assert await storage.add_movement(refund, payment_version=GIVEN_UP_THROUGH) == refund
     assert await storage.list_movements(session.id) == [refund]

@@ -11,69 +11,28 @@ drawers paid out before, so none of those can be given up.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.to_thread
 import pytest
 import sqlalchemy as sa
 
-from paycore.money import Money
 from paycore_cash.backends import sql as sql_backend
 from paycore_cash.backends.rows import movement_values, session_values
 from paycore_cash.backends.sql import SqlDrawerStorage
 from paycore_cash.backends.sql_schema import cash_movements, drawer_sessions, refund_claims
 from paycore_cash.errors import RefundGivenUp
-from paycore_cash.records import CashMovement, DrawerSession, MovementKind
+from paycore_cash.records import CashMovement
 from paycore_sqlalchemy import SqlPaymentRepository, migrate
 from paycore_sqlalchemy.engine import acquire_engine
 
+from .refund_claims import OPEN, OPENED, OTHER_TILL, PAID_OUT, SALE, a_refund, a_session, storm, while_held
+
 pytestmark = pytest.mark.anyio
 
-OPENED = datetime(2026, 12, 7, 8, 0, 0, 250000, tzinfo=UTC)
-PAIRS = 12
-"""Concurrent pairs (a give-up and a payout of one refund) per round of the storm."""
-ROUNDS = 3
 CALL = 5
 """The payment version a refund's call was written down at."""
-
-
-def xof(amount: int) -> Money:
-    """An amount of CFA francs."""
-    return Money.of(str(amount), "XOF")
-
-
-def a_session(session_id: str = "drw_1", till: str = "T1") -> DrawerSession:
-    """An open session of ``till`` (default tenant), holding a float of 1,000,000 XOF."""
-    return DrawerSession(
-        id=session_id,
-        tenant=None,
-        till=till,
-        currency="XOF",
-        opening_float=xof(1_000_000),
-        opened_by="Awa",
-        opened_at=OPENED,
-    )
-
-
-def a_refund(
-    session: DrawerSession, refund_id: str, *, movement_id: str | None = None, payment_id: str | None = "pay_1"
-) -> CashMovement:
-    """A REFUND movement of 500 XOF out of ``session``, paying out ``refund_id``."""
-    return CashMovement(
-        id=movement_id or f"mov_{refund_id}",
-        session_id=session.id,
-        kind=MovementKind.REFUND,
-        amount=xof(500),
-        at=OPENED + timedelta(minutes=10),
-        actor="Awa",
-        reason="cold soup",
-        payment_id=payment_id,
-        refund_id=refund_id,
-    )
 
 
 @pytest.fixture
@@ -94,27 +53,6 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'cash_0002.db'}"
     make: Callable[..., str] = request.getfixturevalue("fresh_postgres_database")
     return make(migrated=False)
-
-
-OPEN = a_session("drw_open", "T1")
-OTHER_TILL = a_session("drw_t2", "T2")
-PAID_OUT = [
-    a_refund(OPEN, "ref_1", payment_id="pay_1"),
-    a_refund(OTHER_TILL, "ref_2", payment_id="pay_2"),
-    a_refund(OPEN, "ref_3", payment_id=None),  # a refund movement that names no payment
-]
-SALE = CashMovement(
-    id="mov_sale",
-    session_id=OPEN.id,
-    kind=MovementKind.SALE,
-    amount=xof(3_500),
-    at=OPENED + timedelta(minutes=5),
-    actor="Awa",
-    reason="order 12",
-    payment_id="pay_1",
-    tendered=xof(5_000),
-    change=xof(1_500),
-)
 
 
 def store_drawers_at_cash_0002(url: str) -> None:
@@ -235,31 +173,6 @@ async def test_a_refund_s_claim_keeps_the_highest_version_given_up_through_until
     assert await storage.give_up_refund("ref_2", "pay_2", CALL) == other
 
 
-async def _race(
-    storage: SqlDrawerStorage, refunds: Mapping[str, CashMovement], *, through: int
-) -> tuple[dict[str, CashMovement | None], dict[str, CashMovement | RefundGivenUp]]:
-    """Start, at once, a give-up (``through`` that payment version) and a payout (by a call written down at
-    :data:`CALL`) of each of ``refunds`` (by refund id); what each returned (a payout: or raised)."""
-    given_up: dict[str, CashMovement | None] = {}
-    added: dict[str, CashMovement | RefundGivenUp] = {}
-
-    async def give_up(refund_id: str) -> None:
-        given_up[refund_id] = await storage.give_up_refund(refund_id, refunds[refund_id].payment_id or "", through)
-
-    async def pay_out(refund_id: str) -> None:
-        try:
-            added[refund_id] = await storage.add_movement(refunds[refund_id], payment_version=CALL)
-        except RefundGivenUp as refused:
-            added[refund_id] = refused
-
-    async with anyio.create_task_group() as group:
-        for pair, refund_id in enumerate(refunds):
-            first, then = (give_up, pay_out) if pair % 2 else (pay_out, give_up)
-            group.start_soon(first, refund_id)
-            group.start_soon(then, refund_id)
-    return given_up, added
-
-
 @pytest.mark.parametrize(
     ("earlier", "through"),
     [(None, CALL), (CALL - 2, CALL + 1)],
@@ -272,37 +185,7 @@ async def test_of_a_give_up_and_a_payout_racing_exactly_one_takes_effect(
     give-up answers with its movement) or given up (and the payout refused, nothing stored), never both;
     the session's version counts its movements. Given up earlier through an older version, the refund's
     claim is updated rather than inserted by both."""
-    session = a_session()
-    await storage.open_session(session)
-    paid_out: list[CashMovement] = []
-    for round_ in range(ROUNDS):
-        refunds = {
-            f"ref_{round_}_{pair}": a_refund(session, f"ref_{round_}_{pair}", payment_id=f"pay_{pair}")
-            for pair in range(PAIRS)
-        }
-        if earlier is not None:
-            for refund_id, refund in refunds.items():
-                assert await storage.give_up_refund(refund_id, refund.payment_id or "", earlier) is None
-        given_up, added = await _race(storage, refunds, through=through)
-        for refund_id, refund in refunds.items():
-            stored = await storage.find_movement(kind=MovementKind.REFUND, refund_id=refund_id)
-            if isinstance(added[refund_id], RefundGivenUp):
-                assert (given_up[refund_id], stored) == (None, None), refund_id
-            else:
-                assert added[refund_id] == refund
-                assert (given_up[refund_id], stored) == (refund, refund), refund_id
-                paid_out.append(refund)
-            # Settled for good: asked again, each answers as it did.
-            assert await storage.give_up_refund(refund_id, refund.payment_id or "", through) == stored
-            if stored is None:
-                with pytest.raises(RefundGivenUp):
-                    await storage.add_movement(refund, payment_version=CALL)
-            else:
-                assert await storage.add_movement(refund, payment_version=CALL) == stored
-
-    movements = await storage.list_movements(session.id)
-    assert sorted(m.id for m in movements) == sorted(m.id for m in paid_out)
-    assert (await storage.get_session(session.id)).version == 1 + len(movements)
+    await storm(storage, earlier=earlier, through=through, sent_at=CALL)
 
 
 # -- the window between a read and a write, held open on PostgreSQL ------------------------------
@@ -325,21 +208,9 @@ def held(postgres_url: str) -> Iterator[sa.Connection]:
         engine.dispose()
 
 
-async def _blocked(postgres_url: str) -> None:
-    """Wait until a transaction of the database waits for a lock (the held transaction's)."""
-    engine = sa.create_engine(postgres_url)
-    query = sa.text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    try:
-        with anyio.fail_after(10):
-            while True:
-                with engine.connect() as connection:
-                    if await anyio.to_thread.run_sync(lambda: connection.execute(query).scalar()):
-                        return
-                await anyio.sleep(0.01)
-    finally:
-        engine.dispose()
+def _libpq(url: str) -> str:
+    """The libpq connection string of the SQLAlchemy ``url`` of a PostgreSQL database."""
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.mark.postgres
@@ -373,12 +244,7 @@ async def test_a_payout_racing_a_give_up_that_commits_first_is_refused(
                 held.execute(sa.insert(refund_claims), {**claim, "at": OPENED})
             else:
                 held.execute(sa.update(refund_claims).values(through=CALL))
-            async with anyio.create_task_group() as group:
-                group.start_soon(pay_out)
-                try:
-                    await _blocked(postgres_url)
-                finally:  # the payout waits for it: commit even if it never waited
-                    await anyio.to_thread.run_sync(held.commit)
+            await while_held(held.commit, _libpq(postgres_url), pay_out)
         [refused] = outcome
         assert isinstance(refused, RefundGivenUp)
         assert await storage.list_movements(session.id) == []
@@ -410,12 +276,7 @@ async def test_a_give_up_racing_a_payout_that_commits_first_returns_its_movement
             held.execute(sa.insert(cash_movements), movement_values(refund, 2))
             claim = {"refund_id": "ref_1", "payment_id": "pay_1", "outcome": "paid_out", "at": refund.at}
             held.execute(sa.insert(refund_claims), claim)
-            async with anyio.create_task_group() as group:
-                group.start_soon(give_up)
-                try:
-                    await _blocked(postgres_url)
-                finally:  # the give-up waits for it: commit even if it never waited
-                    await anyio.to_thread.run_sync(held.commit)
+            await while_held(held.commit, _libpq(postgres_url), give_up)
         assert outcome == [refund]
         assert await storage.add_movement(refund, payment_version=CALL) == refund
         assert await storage.list_movements(session.id) == [refund]

@@ -27,8 +27,8 @@ movement included, stores nothing.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from django.apps import apps
 from django.db import IntegrityError
@@ -56,6 +56,8 @@ __all__ = ["APP", "DjangoDrawerStorage"]
 
 APP: Final = "paycore_cash.backends.django"
 """The Django app to add to ``INSTALLED_APPS`` (app label ``paycore_cash``)."""
+
+_T = TypeVar("_T")
 
 _ATTEMPTS: Final = 3
 """Rounds of ``add_movement`` and of ``give_up_refund`` when a concurrent writer stores the same sale or refund
@@ -238,18 +240,10 @@ class DjangoDrawerStorage:
                         raise _Raced(f"the claim of refund {refund_id!r} changed while it was paid out")
             return movement
 
-        for attempt in range(_ATTEMPTS):
-            try:
-                return await run_unit(self.using, work)
-            except (IntegrityError, _Raced) as error:
-                # A concurrent writer stored the same sale or refund first, or gave the refund up: the next
-                # round reads the movement back, or refuses the refund.
-                if attempt + 1 == _ATTEMPTS:
-                    raise StorageError(
-                        f"cash movement {movement.id} of drawer session {movement.session_id!r} could not be "
-                        f"stored in Django database {self.using!r}: {str(error).strip().splitlines()[0]}"
-                    ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        # A concurrent writer stored the same sale or refund first, or gave the refund up: the next round reads
+        # the movement back, or refuses the refund.
+        what = f"cash movement {movement.id} of drawer session {movement.session_id!r} could not be stored"
+        return await self._retried(work, what)
 
     async def give_up_refund(self, refund_id: str, payment_id: str, through: int) -> CashMovement | None:
         """The REFUND movement stored under ``refund_id``, if its cash was paid out; else ``refund_id`` is
@@ -278,16 +272,20 @@ class DjangoDrawerStorage:
             stored = paid.first()
             return None if stored is None else movement_from_values(stored)
 
+        # A concurrent add paid the refund out, or a concurrent give-up gave it up, first: the next round finds its
+        # movement, or its claim.
+        return await self._retried(work, f"refund {refund_id!r} could not be given up")
+
+    async def _retried(self, work: Callable[[], _T], what: str) -> _T:
+        """``work`` as one unit of work, run again while a concurrent writer got to its rows first (a unique key
+        taken, a claim changed under it); :class:`StorageError` saying ``what`` once the rounds are spent."""
         for attempt in range(_ATTEMPTS):
             try:
                 return await run_unit(self.using, work)
             except (IntegrityError, _Raced) as error:
-                # A concurrent add paid the refund out, or a concurrent give-up gave it up, first: the next
-                # round finds its movement, or its claim.
                 if attempt + 1 == _ATTEMPTS:
                     raise StorageError(
-                        f"refund {refund_id!r} could not be given up in Django database {self.using!r}: "
-                        f"{str(error).strip().splitlines()[0]}"
+                        f"{what} in Django database {self.using!r}: {str(error).strip().splitlines()[0]}"
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
