@@ -24,7 +24,7 @@ from paycore.calls import CallOperation, CallState, ProviderCall, Unknown
 from paycore.changes import Change
 from paycore.money import Money
 from paycore.providers import Capabilities
-from paycore.records import Payment, ProviderUpdate, Refund
+from paycore.records import Payment, ProviderUpdate, Refund, RefundUpdate
 from paycore.refund_reports import NEVER_ARRIVED, fail_refund, names_refund, reported_refund, tell_twins_of_lost_call
 from paycore.reviews import flag_missing_amount, flag_other_payments_report
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
@@ -126,14 +126,12 @@ def _stale_failures_held_back(update: ProviderUpdate, asked_on: Payment, refunds
     changed since it was asked (sent again under their id by a keyed retry, settled by another report): it read
     the provider's books before that, so it proves none of them failed; a poll asked now tells."""
     before = {refund.id: refund for refund in asked_on.refunds}
-    kept = tuple(
-        told
-        for told in update.refunds
-        if told.status is not RefundStatus.FAILED
-        or (refund := reported_refund(refunds, told)) is None
-        or before.get(refund.id) == refund
-    )
-    return update if len(kept) == len(update.refunds) else evolve(update, refunds=kept)
+
+    def changed_since(told: RefundUpdate) -> bool:
+        refund = reported_refund(refunds, told)
+        return refund is not None and before.get(refund.id) != refund
+
+    return _failures_held_back(update, changed_since)
 
 
 def _carried_throughout(call: ProviderCall | None, asked_on: Payment) -> bool:
@@ -191,10 +189,13 @@ def _failure_held_back(answer: ProviderUpdate, call: ProviderCall, current: Prov
     call sends that refund again now (a keyed retry, under its id): that failure was of the attempt before."""
     if call.refund_id is None or current is None or current.refund_id != call.refund_id:
         return answer
-    kept = tuple(
-        told for told in answer.refunds if not (told.refund_id == call.refund_id and told.status is RefundStatus.FAILED)
-    )
-    return answer if len(kept) == len(answer.refunds) else evolve(answer, refunds=kept)
+    return _failures_held_back(answer, lambda told: told.refund_id == call.refund_id)
+
+
+def _failures_held_back(update: ProviderUpdate, held: Callable[[RefundUpdate], bool]) -> ProviderUpdate:
+    """``update`` without the refund failures it reports that ``held`` holds back."""
+    kept = tuple(told for told in update.refunds if told.status is not RefundStatus.FAILED or not held(told))
+    return update if len(kept) == len(update.refunds) else evolve(update, refunds=kept)
 
 
 def apply_poll(

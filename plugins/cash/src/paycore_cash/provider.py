@@ -338,14 +338,11 @@ class CashProvider(Provider):
         refunds = []
         for refund in payment.refunds:
             paid = await self._paid_out(payment, refund)
-            if paid is None and refund.status is RefundStatus.PENDING and not self._paying_out(payment, refund):
-                given_up = await self._read(self.storage.give_up_refund(refund.id, payment.id, payment.version))
-                if given_up is None or given_up.payment_id != payment.id:
-                    refunds.append(RefundUpdate(status=RefundStatus.FAILED, refund_id=refund.id, never_arrived=True))
-                    continue
-                paid = given_up  # paid out since it was looked for
             if paid is not None:
                 refunds.append(_refund_update(paid, refund))
+            elif refund.status is RefundStatus.PENDING and not self._paying_out(payment, refund):
+                held = await self.give_up_refund(payment, refund)  # or paid out since it was looked for
+                refunds.append(held or RefundUpdate(RefundStatus.FAILED, refund_id=refund.id, never_arrived=True))
         if sale is None:
             return ProviderUpdate(
                 outcome=Outcome.FAILED,
@@ -361,9 +358,10 @@ class CashProvider(Provider):
         )
 
     async def give_up_refund(self, payment: Payment, refund: Refund) -> RefundUpdate | None:
-        """An operator fails ``refund``: the drawer storage gives it up (as :meth:`check_status` does), so a till
-        that stopped while paying it out is refused when it wakes; the REFUND movement it was paid out by, if
-        any, refuses the resolution."""
+        """Give ``refund`` up in the drawer storage, through ``payment``'s version, as :meth:`check_status` does
+        before it reports a refund never arrived and the flow does before an operator fails one: a till that
+        stopped while paying it out is refused when it wakes. The REFUND movement of this payment it was paid
+        out by, if any, is answered instead (it refuses an operator's resolution)."""
         given_up = await self._read(self.storage.give_up_refund(refund.id, payment.id, payment.version))
         if given_up is None or given_up.payment_id != payment.id:
             return None

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 from paycore_cash.errors import DrawerAlreadyOpen, DrawerNotFound
 from paycore_cash.records import CashMovement, DrawerSession, MovementKind
 
-__all__ = ["DrawerStorage", "open_refused"]
+__all__ = ["DrawerStorage", "given_up_through", "open_refused"]
 
 
 @runtime_checkable
@@ -134,6 +134,13 @@ class DrawerStorage(Protocol):
         ``add_movement`` into the session raises ``DrawerClosed``: a closed
         session and its movements never change.
         """
+
+
+def given_up_through(through: int | None, payment_version: int | None) -> bool:
+    """True when a refund given up through payment version ``through`` (``None``: every version) refuses a REFUND
+    sent by a call written down at ``payment_version`` (``None``: unknown, so refused): the rule of
+    :meth:`DrawerStorage.add_movement` for a refund id :meth:`DrawerStorage.give_up_refund` gave up."""
+    return payment_version is None or through is None or payment_version <= through
 
 
 async def open_refused(storage: DrawerStorage, session: DrawerSession) -> DrawerAlreadyOpen:

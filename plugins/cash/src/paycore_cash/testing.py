@@ -35,6 +35,7 @@ from paycore.errors import ConcurrentUpdate, InvalidTransition, StorageError
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import RepositoryRegistrar, hookimpl
 from paycore.money import MAX_MINOR_UNITS, Money
+from paycore.records import Payment, Refund, RefundUpdate
 from paycore.status import PaymentStatus, RefundStatus
 from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
@@ -1036,8 +1037,8 @@ class DrawerStorageConformance:
             cash = till.provider("cash", tenant=_TENANT)
             paid_out = cash.refund
 
-            async def answer_lost(*args: Any) -> Any:
-                await paid_out(*args)
+            async def answer_lost(payment: Payment, refund: Refund) -> RefundUpdate:
+                await paid_out(payment, refund)
                 raise StorageError("the drawer's database went away after its commit")
 
             cash.refund = answer_lost  # type: ignore[method-assign]

@@ -18,6 +18,7 @@ from attrs import evolve
 from paycore.errors import ConcurrentUpdate
 from paycore_cash.errors import DrawerAlreadyOpen, DrawerClosed, DrawerNotFound, RefundGivenUp
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
+from paycore_cash.storage import given_up_through
 
 __all__ = ["MemoryDrawerStorage", "storage_for"]
 
@@ -103,10 +104,12 @@ class MemoryDrawerStorage:
             stored = self._duplicate_of(movement)
             if stored is not None:
                 return stored
-            if movement.kind is MovementKind.REFUND and movement.refund_id in self._given_up:
-                through = self._given_up[movement.refund_id]
-                if payment_version is None or payment_version <= through:
-                    raise RefundGivenUp.of(movement.refund_id)
+            if (
+                movement.kind is MovementKind.REFUND
+                and movement.refund_id in self._given_up
+                and given_up_through(self._given_up[movement.refund_id], payment_version)
+            ):
+                raise RefundGivenUp.of(movement.refund_id)
             session = self._sessions.get(movement.session_id)
             if session is None:
                 raise DrawerNotFound(f"no drawer session {movement.session_id!r}")

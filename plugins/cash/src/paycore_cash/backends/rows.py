@@ -15,7 +15,9 @@ from paycore.rows import money_from_units
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
 
 __all__ = [
+    "GIVEN_UP",
     "NO_TENANT",
+    "PAID_OUT",
     "movement_from_values",
     "movement_values",
     "session_from_values",
@@ -26,6 +28,12 @@ __all__ = [
 
 NO_TENANT: Final = ""
 """How the tenant-less default tenant is stored."""
+
+PAID_OUT: Final = "paid_out"
+"""A refund claim's outcome when the refund's cash was paid out (its REFUND movement is stored)."""
+GIVEN_UP: Final = "given_up"
+"""A refund claim's outcome when the refund was given up: no REFUND sent under its refund id by a call written
+down at its ``through`` payment version or before is ever stored."""
 
 
 def store_tenant(tenant: str | None) -> str:

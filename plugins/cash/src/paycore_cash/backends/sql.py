@@ -26,19 +26,21 @@ from sqlalchemy import exc
 from paycore.clock import utcnow
 from paycore.errors import ConcurrentUpdate
 from paycore_cash.backends.rows import (
+    GIVEN_UP,
+    PAID_OUT,
     movement_from_values,
     movement_values,
     session_from_values,
     session_values,
     store_tenant,
 )
-from paycore_cash.backends.sql_schema import CASH_SCHEMA, GIVEN_UP, PAID_OUT
+from paycore_cash.backends.sql_schema import CASH_SCHEMA
 from paycore_cash.backends.sql_schema import cash_movements as movements
 from paycore_cash.backends.sql_schema import drawer_sessions as sessions
 from paycore_cash.backends.sql_schema import refund_claims as claims
 from paycore_cash.errors import DrawerClosed, DrawerNotFound, RefundGivenUp
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
-from paycore_cash.storage import open_refused
+from paycore_cash.storage import given_up_through, open_refused
 from paycore_sqlalchemy import Database, SqlPaymentRepository
 
 __all__ = ["SqlDrawerStorage", "storage_for"]
@@ -139,9 +141,7 @@ class _ClaimRaced(ConcurrentUpdate):
 def _refused(claim: _Claim | None, payment_version: int | None) -> bool:
     """Whether ``claim`` (outcome, through) refuses a REFUND sent by a call written down at ``payment_version``
     (``None``: unknown): it was given up through that version or a later one."""
-    if claim is None or claim[0] != GIVEN_UP:
-        return False
-    return payment_version is None or claim[1] is None or payment_version <= claim[1]
+    return claim is not None and claim[0] == GIVEN_UP and given_up_through(claim[1], payment_version)
 
 
 def storage_for(repository: SqlPaymentRepository) -> SqlDrawerStorage:

@@ -12,14 +12,13 @@ from typing import Final
 
 import sqlalchemy as sa
 
+from paycore_cash.backends.rows import GIVEN_UP, PAID_OUT
 from paycore_sqlalchemy.schema import NAMING_CONVENTION
 from paycore_sqlalchemy.schemas import SqlSchema
 from paycore_sqlalchemy.types import UTCDateTime
 
 __all__ = [
     "CASH_SCHEMA",
-    "GIVEN_UP",
-    "PAID_OUT",
     "cash_movements",
     "drawer_sessions",
     "metadata",
@@ -33,12 +32,6 @@ ID = sa.String(64)
 CODE = sa.String(64)
 CURRENCY = sa.String(3)
 STATUS = sa.String(32)
-
-PAID_OUT: Final = "paid_out"
-"""The outcome of a refund claim whose REFUND movement is stored."""
-GIVEN_UP: Final = "given_up"
-"""The outcome of a refund claim given up: no REFUND sent under its refund id by a call written down at its
-``through`` payment version or before is ever stored."""
 
 
 def _non_negative(*columns: str) -> list[sa.CheckConstraint]:

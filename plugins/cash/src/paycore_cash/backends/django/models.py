@@ -26,24 +26,20 @@ from django.db.models import Q
 from paycore_cash.backends import rows
 from paycore_cash.records import DrawerStatus, MovementKind
 
-__all__ = ["GIVEN_UP", "NO_TENANT", "PAID_OUT", "CashMovement", "DrawerSession", "RefundClaim"]
+__all__ = ["NO_TENANT", "CashMovement", "DrawerSession", "RefundClaim"]
 
 ID_LENGTH: Final = 64
 CODE_LENGTH: Final = 64
 NAME_LENGTH: Final = 255
 STATUS_LENGTH: Final = 32
 OUTCOME_LENGTH: Final = 16
-"""Room for a refund claim's outcome (:data:`PAID_OUT`, :data:`GIVEN_UP`)."""
+"""Room for a refund claim's outcome (:data:`~paycore_cash.backends.rows.PAID_OUT`,
+:data:`~paycore_cash.backends.rows.GIVEN_UP`)."""
 CURRENCY_LENGTH: Final = 3
 
 NO_TENANT: Final = rows.NO_TENANT
 """How the tenant-less default (``tenant=None``) is stored: as in every relational backend."""
 
-PAID_OUT: Final = "paid_out"
-"""A refund claim's outcome when the refund's cash was paid out (its REFUND movement is stored)."""
-GIVEN_UP: Final = "given_up"
-"""A refund claim's outcome when the refund was given up: no call written down ``through`` its payment version
-pays anything out under its id."""
 
 _OPEN: Final = DrawerStatus.OPEN.value
 _SALE: Final = MovementKind.SALE.value
@@ -158,7 +154,7 @@ class RefundClaim(models.Model):  # type: ignore[misc]
         ordering = ("at", "refund_id")
         constraints = [
             models.CheckConstraint(
-                condition=Q(outcome__in=(PAID_OUT, GIVEN_UP)), name="paycore_cash_refund_claim_outcome_valid"
+                condition=Q(outcome__in=(rows.PAID_OUT, rows.GIVEN_UP)), name="paycore_cash_refund_claim_outcome_valid"
             ),
         ]
 

@@ -37,6 +37,8 @@ from django.db.models import F, Q, QuerySet
 from paycore.clock import utcnow
 from paycore.errors import ConcurrentUpdate, ConfigurationError, StorageError
 from paycore_cash.backends.rows import (
+    GIVEN_UP,
+    PAID_OUT,
     movement_from_values,
     movement_values,
     session_from_values,
@@ -45,7 +47,7 @@ from paycore_cash.backends.rows import (
 )
 from paycore_cash.errors import DrawerClosed, DrawerNotFound, RefundGivenUp
 from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, MovementKind
-from paycore_cash.storage import open_refused
+from paycore_cash.storage import given_up_through, open_refused
 from paycore_django.databases import check_database
 from paycore_django.storage import run_unit
 
@@ -63,10 +65,6 @@ _ATTEMPTS: Final = 3
 """Rounds of ``add_movement`` and of ``give_up_refund`` when a concurrent writer stores the same sale or refund
 first, or settles the refund first (paid out, or given up)."""
 
-_PAID_OUT: Final = "paid_out"
-"""A refund claim's outcome once its REFUND movement is stored (``models.PAID_OUT``)."""
-_GIVEN_UP: Final = "given_up"
-"""A refund claim's outcome once the refund is given up (``models.GIVEN_UP``)."""
 
 _OPEN: Final = DrawerStatus.OPEN.value
 _CLOSE_COLUMNS: Final = ("status", "closed_by", "closed_at", "counted", "expected", "variance", "close_id", "version")
@@ -106,12 +104,6 @@ def _movement_columns() -> tuple[str, ...]:
 class _Raced(Exception):
     """A concurrent writer changed a refund's claim between its read and its conditional update: the unit rolls
     back, and its next round reads the claim again."""
-
-
-def _given_up_through(through: int | None, payment_version: int | None) -> bool:
-    """Whether a call written down at ``payment_version`` (``None``: unknown) is one a refund given up
-    ``through`` that payment version gave up."""
-    return payment_version is None or through is None or payment_version <= through
 
 
 def _same_movement(movement: CashMovement) -> Q:
@@ -213,7 +205,7 @@ class DjangoDrawerStorage:
             claim = None
             if refund_id is not None:
                 claim = self._claims().filter(pk=refund_id).values_list("outcome", "through").first()
-                if claim is not None and claim[0] == _GIVEN_UP and _given_up_through(claim[1], payment_version):
+                if claim is not None and claim[0] == GIVEN_UP and given_up_through(claim[1], payment_version):
                     raise RefundGivenUp.of(refund_id)
             session = self._sessions().filter(pk=movement.session_id)
             if session.filter(target).update(version=F("version") + 1) != 1:
@@ -231,11 +223,11 @@ class DjangoDrawerStorage:
             if refund_id is not None:
                 # A give-up committed since the claim was read makes the insert fail, or the update find no
                 # row: the whole unit (version and movement too) rolls back, and the next round reads it again.
-                paid_out = {"payment_id": movement.payment_id or "", "outcome": _PAID_OUT, "through": None}
+                paid_out = {"payment_id": movement.payment_id or "", "outcome": PAID_OUT, "through": None}
                 if claim is None:
                     self._claims().bulk_create([_claim_model()(refund_id=refund_id, at=movement.at, **paid_out)])
-                elif claim[0] == _GIVEN_UP:  # given up through an older version than this call was written at
-                    given_up = Q(pk=refund_id, outcome=_GIVEN_UP, through__lt=payment_version)
+                elif claim[0] == GIVEN_UP:  # given up through an older version than this call was written at
+                    given_up = Q(pk=refund_id, outcome=GIVEN_UP, through__lt=payment_version)
                     if self._claims().filter(given_up).update(at=movement.at, **paid_out) != 1:
                         raise _Raced(f"the claim of refund {refund_id!r} changed while it was paid out")
             return movement
@@ -259,12 +251,12 @@ class DjangoDrawerStorage:
             claim = self._claims().filter(pk=refund_id).values_list("outcome", "through").first()
             if claim is None:
                 given_up = _claim_model()(
-                    refund_id=refund_id, payment_id=payment_id, outcome=_GIVEN_UP, through=through, at=utcnow()
+                    refund_id=refund_id, payment_id=payment_id, outcome=GIVEN_UP, through=through, at=utcnow()
                 )
                 self._claims().bulk_create([given_up])
                 return None
-            if claim[0] == _GIVEN_UP:
-                raised = self._claims().filter(pk=refund_id, outcome=_GIVEN_UP, through__lt=through)
+            if claim[0] == GIVEN_UP:
+                raised = self._claims().filter(pk=refund_id, outcome=GIVEN_UP, through__lt=through)
                 if claim[1] is not None and claim[1] < through and raised.update(through=through) != 1:
                     raise _Raced(f"the claim of refund {refund_id!r} changed while it was given up")
                 return None
