@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from paycore.errors import StorageError
 from paycore_cash.backends import sql as sql_backend
 from paycore_cash.backends.rows import movement_values, session_values
 from paycore_cash.backends.sql import SqlDrawerStorage
@@ -171,6 +172,28 @@ async def test_a_refund_s_claim_keeps_the_highest_version_given_up_through_until
     other = await storage.add_movement(a_refund(session, "ref_2", payment_id=None))  # names no payment
     assert _claim(database_url, "ref_2") == ("", "paid_out", None)
     assert await storage.give_up_refund("ref_2", "pay_2", CALL) == other
+
+
+async def test_a_write_that_loses_every_round_to_concurrent_writers_is_refused_with_a_storage_error(
+    storage: SqlDrawerStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every round of a payout or a give-up finds the refund's claim taken by another writer (the
+    storage reads no claim, stands in for writers that keep winning), the caller gets a StorageError naming
+    what did not happen, not the driver's IntegrityError, and nothing more is stored."""
+    session = a_session()
+    await storage.open_session(session)
+    paid = await storage.add_movement(a_refund(session, "ref_1"), payment_version=CALL)
+    assert await storage.give_up_refund("ref_2", "pay_1", CALL) is None
+    monkeypatch.setattr(sql_backend, "_claim_of", lambda connection, refund_id: None)
+
+    again = a_refund(session, "ref_2", movement_id="mov_again")
+    with pytest.raises(StorageError, match=r"movement mov_again not stored .*concurrent writers won 3 rounds"):
+        await storage.add_movement(again, payment_version=CALL + 1)
+    with pytest.raises(StorageError, match=r"refund ref_2 not given up .*concurrent writers won 3 rounds") as raised:
+        await storage.give_up_refund("ref_2", "pay_1", CALL + 2)
+    assert raised.value.__cause__ is None
+    assert await storage.list_movements(session.id) == [paid]
+    assert (await storage.get_session(session.id)).version == 2
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from paycore.clock import utcnow
-from paycore.errors import ConcurrentUpdate
+from paycore.errors import ConcurrentUpdate, StorageError
 from paycore_cash.backends.rows import (
     GIVEN_UP,
     PAID_OUT,
@@ -149,6 +149,12 @@ def storage_for(repository: SqlPaymentRepository) -> SqlDrawerStorage:
     return SqlDrawerStorage(repository.database)
 
 
+def _spent(what: str, database: Database, error: Exception) -> StorageError:
+    """The error once every round lost its race to concurrent writers: ``what`` did not happen, and why."""
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return StorageError(f"{what} in {database.url}: concurrent writers won {_ATTEMPTS} rounds ({first_line})")
+
+
 class SqlDrawerStorage:
     """A :class:`paycore_cash.storage.DrawerStorage` in the database of a SQL repository.
 
@@ -263,7 +269,7 @@ class SqlDrawerStorage:
                     return stored
                 if _refused(claim, payment_version):
                     raise RefundGivenUp.of(str(refund_id)) from None
-                raise error
+                raise _spent(f"movement {movement.id} not stored", self.database, error) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def give_up_refund(self, refund_id: str, payment_id: str, through: int) -> CashMovement | None:
@@ -295,10 +301,10 @@ class SqlDrawerStorage:
         for attempt in range(_ATTEMPTS):
             try:
                 return await self.database.run(work, write=True)
-            except (exc.IntegrityError, _ClaimRaced):
+            except (exc.IntegrityError, _ClaimRaced) as error:
                 # A concurrent payout or give-up of the refund settled it first: the next attempt reads it.
                 if attempt + 1 == _ATTEMPTS:
-                    raise
+                    raise _spent(f"refund {refund_id} not given up", self.database, error) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def find_movement(
