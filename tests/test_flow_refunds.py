@@ -184,6 +184,37 @@ async def test_a_refund_reported_before_the_capture_it_refunds_waits_for_it_and_
     assert (after.refunded_amount, after.status) == (xof(2000), PaymentStatus.PARTIALLY_REFUNDED)
 
 
+@pytest.mark.parametrize("provider", ["fake", "limited"], ids=["polls-list-refunds", "no-polls"])
+@pytest.mark.parametrize(
+    "captured", [xof(3000), Money.of("5000", "EUR")], ids=["captured-in-part", "captured-in-another-currency"]
+)
+async def test_a_refund_reported_with_a_capture_that_does_not_match_is_told_not_waited_for(
+    flow: PaymentFlow, provider: str, captured: Money
+) -> None:
+    """A refund reported with the payment's capture, when that capture is refused (another amount or currency than
+    the payment's, flagged): the capture it would wait for is the one its own report carries, refused again at every
+    delivery. The delivery is acknowledged, records no refund and no capture, and an operator is told of both, once
+    each, whether the capture came before it on its own or only with it."""
+    gateway = flow.provider(provider)
+    assert isinstance(gateway, FakeProvider)
+    gateway.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider=provider, order_id="T-20")).payment
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(1000))
+    for attempt in ("evt-refund", "evt-refund", "evt-refund-again"):
+        (after,) = await flow.handle_webhook(
+            provider,
+            *gateway.webhook(
+                payment.id, outcome=Outcome.SUCCEEDED, captured=captured, refunds=[made], event_id=attempt
+            ),
+        )
+        assert (after.status, after.captured_amount, after.refunds) == (PaymentStatus.PROCESSING, None, ())
+    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
+    assert "dashboard-1" in after.review_message
+    kinds = [event.kind for event in await flow.list_events(payment.id)]
+    assert (kinds.count("amount_mismatch"), kinds.count("refund_of_uncaptured")) == (1, 1)
+    assert "refund_created" not in kinds
+
+
 @pytest.mark.parametrize("ended", [Outcome.CANCELED, Outcome.FAILED, Outcome.EXPIRED])
 async def test_a_refund_reported_of_a_payment_that_ended_without_its_money_is_told_not_waited_for(
     flow: PaymentFlow, fake: FakeProvider, ended: Outcome

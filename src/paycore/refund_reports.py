@@ -24,14 +24,14 @@ its succeeded refunds say.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from paycore import fsm
 from paycore.changes import Change, replace_refund
 from paycore.money import Money
 from paycore.records import PaymentEvent, Refund, RefundUpdate, new_id
-from paycore.reviews import flag_once, mismatch
+from paycore.reviews import flag_once, mismatch, tell_refund_of_refused_capture, tell_refund_of_uncaptured
 from paycore.status import PaymentStatus, RefundStatus, ReviewReason
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ __all__ = [
     "succeed_refund",
     "sync_refund_status",
     "tell_possible_twin",
-    "tell_refund_of_uncaptured",
     "tell_twins_of_lost_call",
 ]
 
@@ -97,16 +96,26 @@ def reported_refund(refunds: tuple[Refund, ...], update: RefundUpdate) -> Refund
 
 
 def apply_refund_update(
-    change: Change, update: RefundUpdate, applied: Applied, *, may_wait: bool = False, lists_refunds: bool = False
+    change: Change,
+    update: RefundUpdate,
+    applied: Applied,
+    *,
+    may_wait: bool = False,
+    lists_refunds: bool = False,
+    capture_refused: bool = False,
 ) -> bool:
     """Apply what ``update`` says of one refund; True when it reported money without its amount. ``may_wait``:
     the payment's pending refunds will be reported settled on their own, so a refund made elsewhere that fits
     only once they fail may wait for that (see :func:`_refund_made_elsewhere`); ``lists_refunds``: the
     provider's polls list every refund, so one it reports of a payment without its capture may be told now
-    and found again by a poll."""
+    and found again by a poll; ``capture_refused``: the report carrying ``update`` reported the payment's capture,
+    and it was refused (flagged), so a refund of an uncaptured payment has no capture to wait for."""
     refunds: tuple[Refund, ...] = change.value("refunds")
     refund = reported_refund(refunds, update)
     if refund is None:
+        if capture_refused and update.status is not RefundStatus.FAILED:
+            tell_refund_of_refused_capture(change, update)
+            return False
         return _refund_made_elsewhere(change, update, applied, may_wait=may_wait, lists_refunds=lists_refunds)
     applied.named.add(refund.id)
     if (
@@ -312,34 +321,6 @@ def tell_possible_twin(change: Change, ours_id: str, made: Refund) -> None:
 def made_elsewhere(refund: Refund) -> bool:
     """True for a refund the provider reported that paycore did not make (from its dashboard)."""
     return refund.reason == MADE_ELSEWHERE
-
-
-def tell_refund_of_uncaptured(change: Change, update: RefundUpdate, *, told_before: Collection[str] = ()) -> None:
-    """Tell an operator, once per refund, of a refund the provider reports of a payment that ended here without
-    its money (expired, failed, canceled): the provider may have taken the money after all. Nothing is recorded.
-
-    Waiting silently for the capture it refunds could mean waiting for ever (a delivery refused again and
-    again). At a provider whose polls list every refund, the report is acknowledged: a late confirmation, when
-    it comes, records the capture, and the poll that follows it the refund. At another, nothing else would
-    record the refund, so the report still waits for the capture, told meanwhile
-    (:attr:`~paycore.updates.Applied.told`). ``told_before``: the messages of the payment's earlier
-    ``refund_of_uncaptured`` events, for a caller that tells again at each delivery of the report."""
-    payment = change.payment
-    named = update.external_id or update.refund_id
-    message = (
-        f"provider reported refund {named or '(no id)'} of {update.amount or 'an unknown amount'} of a payment "
-        f"{payment.status.value} here, whose capture it never reported: not recorded"
-    )
-    if message in told_before:
-        return
-    flag_once(
-        change,
-        ReviewReason.LATE_CONFIRMATION,
-        "refund_of_uncaptured",
-        message,
-        unique=named is not None,
-        amount=update.amount,
-    )
 
 
 def sync_refund_status(change: Change) -> None:

@@ -9,14 +9,24 @@ next poll) flags nothing new: an operator is told once of each fact.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from paycore.changes import Change
 from paycore.disputes import DisputeUpdate
 from paycore.money import Money
+from paycore.records import RefundUpdate
 from paycore.status import ReviewReason
 
-__all__ = ["flag_missing_amount", "flag_once", "flag_other_payments_report", "mismatch", "tell_dispute"]
+__all__ = [
+    "flag_missing_amount",
+    "flag_once",
+    "flag_other_payments_report",
+    "mismatch",
+    "tell_dispute",
+    "tell_refund_of_refused_capture",
+    "tell_refund_of_uncaptured",
+]
 
 
 def flag_once(
@@ -65,3 +75,52 @@ def tell_dispute(change: Change, dispute: DisputeUpdate) -> None:
         "answer it at the provider (paycore's amounts do not change)"
     )
     flag_once(change, ReviewReason.DISPUTE, "dispute", message, unique=True, amount=dispute.amount)
+
+
+def tell_refund_of_uncaptured(change: Change, update: RefundUpdate, *, told_before: Collection[str] = ()) -> None:
+    """Tell an operator, once per refund, of a refund the provider reports of a payment that ended here without
+    its money (expired, failed, canceled): the provider may have taken the money after all. Nothing is recorded.
+
+    Waiting silently for the capture it refunds could mean waiting for ever (a delivery refused again and
+    again). At a provider whose polls list every refund, the report is acknowledged: a late confirmation, when
+    it comes, records the capture, and the poll that follows it the refund. At another, nothing else would
+    record the refund, so the report still waits for the capture, told meanwhile
+    (:attr:`~paycore.updates.Applied.told`). ``told_before``: the messages of the payment's earlier
+    ``refund_of_uncaptured`` events, for a caller that tells again at each delivery of the report."""
+    payment = change.payment
+    named = update.external_id or update.refund_id
+    message = (
+        f"provider reported refund {named or '(no id)'} of {update.amount or 'an unknown amount'} of a payment "
+        f"{payment.status.value} here, whose capture it never reported: not recorded"
+    )
+    if message in told_before:
+        return
+    flag_once(
+        change,
+        ReviewReason.LATE_CONFIRMATION,
+        "refund_of_uncaptured",
+        message,
+        unique=named is not None,
+        amount=update.amount,
+    )
+
+
+def tell_refund_of_refused_capture(change: Change, update: RefundUpdate) -> None:
+    """Tell an operator, once per refund, of a refund reported with a capture of the payment that was refused
+    (another amount or currency than the payment's: flagged): nothing is recorded, since paycore knows of no capture
+    it refunds, and the delivery is acknowledged. Waiting for the capture would wait for this very report, refused
+    again at every delivery; once an operator settled the payment, a poll finds the refund at a provider whose
+    polls list refunds, and the operator records it at another."""
+    named = update.external_id or update.refund_id
+    message = (
+        f"provider reported refund {named or '(no id)'} of {update.amount or 'an unknown amount'} with a capture "
+        f"that does not match the payment: not recorded"
+    )
+    flag_once(
+        change,
+        ReviewReason.AMOUNT_MISMATCH,
+        "refund_of_uncaptured",
+        message,
+        unique=named is not None,
+        amount=update.amount,
+    )

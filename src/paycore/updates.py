@@ -155,6 +155,9 @@ def apply_report(
 
     refund_updates = update.refunds
     may_wait = bool(refund_updates) and _refunds_settle_themselves(change, lists_refunds=lists_refunds)
+    # The report's own capture was refused (flagged): the capture a refund it carries waits for would be this report's,
+    # refused again at every delivery.
+    capture_refused = outcome is Outcome.SUCCEEDED and update.captured is not None and change.status not in fsm.CAPTURED
     if len(refund_updates) > 1:  # those of refunds paycore knows first: one failing leaves room for one made elsewhere
         refunds = change.value("refunds")
         refund_updates = tuple(sorted(refund_updates, key=lambda told: reported_refund(refunds, told) is None))
@@ -167,7 +170,12 @@ def apply_report(
             applied.deferred = True
             continue
         applied.missing_amount |= apply_refund_update(
-            change, refund_update, applied, may_wait=may_wait, lists_refunds=lists_refunds
+            change,
+            refund_update,
+            applied,
+            may_wait=may_wait,
+            lists_refunds=lists_refunds,
+            capture_refused=capture_refused,
         )
     sync_refund_status(change)
     return applied

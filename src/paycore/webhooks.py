@@ -45,8 +45,7 @@ from paycore.money import Money
 from paycore.provider_calls import ProviderCalls
 from paycore.providers import Provider
 from paycore.records import Payment, ProviderUpdate, RefundUpdate
-from paycore.refund_reports import tell_refund_of_uncaptured
-from paycore.reviews import flag_missing_amount
+from paycore.reviews import flag_missing_amount, tell_refund_of_uncaptured
 from paycore.settling import apply_under_call
 from paycore.status import Outcome, RefundStatus
 from paycore.storage import PaymentLookup
