@@ -371,8 +371,8 @@ class PaymentFlow:
         self, payment_id: str, refund_id: str, *, outcome: RefundStatus | str, note: str, tenant: str | None = None
     ) -> Payment:
         """Settle a refund left pending (its outcome unknown, or its report lost) as an operator found it at the
-        provider: ``succeeded`` or ``failed`` (refundable again), with a ``note`` that says what was found. Refused
-        for a refund no longer pending, and as ``failed`` while its request may still reach the provider."""
+        provider: ``succeeded`` or ``failed`` (refundable again), with a ``note`` saying what was found. Refused for a
+        refund no longer pending; as ``failed`` while its request may still arrive, or changed as it was given up."""
         settled = member_of(RefundStatus, outcome, "a refund's outcome")
         return await self._parts.resolve_refund(payment_id, refund_id, settled, note, tenant)
 

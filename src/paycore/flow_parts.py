@@ -276,8 +276,11 @@ class FlowParts(PaymentActions):
                     f"payment {payment_id}: the request of refund {refund_id} may still reach the provider until "
                     f"{until.isoformat(timespec='seconds')}; refresh the payment to ask it"
                 )
-            if outcome is RefundStatus.FAILED and not given_up:  # its call ended since it was read: not given up yet
-                raise PaymentBusy(f"payment {payment_id}: the call of refund {refund_id} just ended; resolve it again")
+            if outcome is RefundStatus.FAILED and (not given_up or _sent_since(loaded, payment, refund_id)):
+                # Given up for the calls written down by the version read: a call that ended or was sent since is not.
+                raise PaymentBusy(
+                    f"payment {payment_id}: refund {refund_id} changed as it was given up; resolve it again"
+                )
             change = Change(payment, cause="operator", now=now)
             if ours:
                 change.set(pending_call=None)
@@ -380,3 +383,15 @@ class FlowParts(PaymentActions):
             return change
 
         return await self.writer.mutate(payment_id, apply)
+
+
+def _sent_since(loaded: Payment, current: Payment, refund_id: str) -> bool:
+    """True when refund ``refund_id`` of ``current`` is not as ``loaded`` had it: changed since (failed and sent
+    again by a retry under its key, say), or carried by a call written down after ``loaded``. Its provider gave it
+    up for the calls ``loaded`` knew of; such a call could still pay it out."""
+    if current.refund(refund_id) != loaded.refund(refund_id):
+        return True
+    call, before = current.pending_call, loaded.pending_call
+    if call is None or call.refund_id != refund_id:
+        return False
+    return before is None or before.refund_id != refund_id or not call.is_the_same(before)

@@ -31,7 +31,7 @@ from attrs import evolve
 
 from paycore.calls import HeldCalls
 from paycore.clock import utcnow
-from paycore.errors import ConcurrentUpdate, InvalidTransition, StorageError
+from paycore.errors import ConcurrentUpdate, InvalidTransition, PaymentBusy, StorageError
 from paycore.flow import PaymentFlow
 from paycore.hookspecs import RepositoryRegistrar, hookimpl
 from paycore.money import MAX_MINOR_UNITS, Money
@@ -1111,6 +1111,81 @@ class DrawerStorageConformance:
         assert [r.status for r in meanwhile.refunds] == [RefundStatus.PENDING], "the first's failure failed the second"
         assert (answers["second"].status, paid_out) == (RefundStatus.SUCCEEDED, [part])
         assert ([r.status for r in payment.refunds], payment.refunded_amount) == ([RefundStatus.SUCCEEDED], part)
+
+    async def test_an_operators_failure_is_refused_when_the_refund_was_sent_again_as_it_was_given_up(
+        self, drawer_storage: DrawerStorage
+    ) -> None:
+        """A till paying a keyed refund out falls asleep before its drawer write. Past its lease an operator
+        resolves the refund failed; the drawer gives it up for the calls the operator read, then the operator's
+        process stalls. Meanwhile a refresh fails the refund, its key sends it again (a new call) and that till
+        falls asleep too. The stalled resolution is refused when it wakes, even past the new call's lease: the
+        new call was not given up, and its till would pay it out. Resolved again, the refund fails; the rest of
+        the sale is refunded, and neither till pays anything out when it wakes."""
+        from paycore_memory import MemoryIdempotencyStore
+
+        raced = RacedStorage(drawer_storage)
+        start = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+        keys_now = [0.0]
+        xof, part, rest = (Money.of(a, "XOF") for a in ("3000", "1000", "3000"))
+        async with flow_on(raced, clock=lambda: start) as till:
+            till.idempotency_store = MemoryIdempotencyStore(clock=lambda: keys_now[0])
+            session = await CashDrawers(till, tenant=_TENANT).open(
+                till="T1", opening_float=Money.of("10000", "XOF"), opened_by="Awa"
+            )
+            sale = await take_cash(till, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
+            waited = timedelta(seconds=till.config.idempotency_lease + till.config.provider_timeout + 60)
+            office_now = [start + waited]
+            office = another_process(till, clock=lambda: office_now[0])
+            elsewhere = another_process(till, clock=lambda: start + waited)
+            asleep = {name: anyio.Event() for name in ("first", "retry")}
+            wake = {name: anyio.Event() for name in ("first", "retry")}
+            answers: dict[str, Any] = {}
+
+            def sleeps(name: str) -> Callable[..., Awaitable[None]]:
+                async def sleeping(*args: Any, **kwargs: Any) -> None:
+                    asleep[name].set()
+                    await wake[name].wait()
+
+                return sleeping
+
+            async def refund(name: str, flow: PaymentFlow) -> None:
+                answers[name] = await flow.refund(sale.payment.id, amount=part, tenant=_TENANT, idempotency_key="r")
+
+            async with anyio.create_task_group() as group:
+                raced.before["add_movement"] = sleeps("first")
+                group.start_soon(refund, "first", till)
+                await asleep["first"].wait()
+                (pending,) = (await till.get_payment(sale.payment.id, tenant=_TENANT)).refunds
+
+                async def stalled_while_sent_again(*args: Any, **kwargs: Any) -> None:
+                    await elsewhere.refresh(sale.payment.id, tenant=_TENANT)  # the drawer holds none: failed
+                    keys_now[0] += waited.total_seconds()
+                    raced.before["add_movement"] = sleeps("retry")
+                    group.start_soon(refund, "retry", elsewhere)
+                    await asleep["retry"].wait()
+                    office_now[0] = start + waited * 2  # the operator's process wakes past the new call's lease
+
+                raced.after["give_up_refund"] = stalled_while_sent_again
+                with pytest.raises(PaymentBusy, match="resolve it again"):
+                    await office.resolve_refund(
+                        sale.payment.id, pending.id, outcome="failed", note="none in the drawer"
+                    )
+                again = await office.get_payment(sale.payment.id, tenant=_TENANT)
+                assert [r.status for r in again.refunds] == [RefundStatus.PENDING]
+                assert again.pending_call is not None
+                assert again.pending_call.refund_id == pending.id
+                resolved = await office.resolve_refund(
+                    sale.payment.id, pending.id, outcome="failed", note="none in the drawer"
+                )
+                second = await office.refund(sale.payment.id, amount=rest, tenant=_TENANT)
+                wake["retry"].set()
+                wake["first"].set()
+            payment = await till.get_payment(sale.payment.id, tenant=_TENANT)
+        assert [r.status for r in resolved.refunds] == [RefundStatus.FAILED]
+        assert (answers["first"].status, answers["retry"].status) == (RefundStatus.FAILED, RefundStatus.FAILED)
+        paid_out = [m for m in await drawer_storage.list_movements(session.id) if m.kind is MovementKind.REFUND]
+        assert [(m.refund_id, m.amount) for m in paid_out] == [(second.id, rest)]
+        assert (payment.refunded_amount, payment.needs_review) == (rest, False)
 
     async def test_a_refund_given_up_and_sent_again_by_its_key_is_paid_out_once(
         self, drawer_storage: DrawerStorage
