@@ -215,6 +215,33 @@ async def test_a_refund_reported_with_a_capture_that_does_not_match_is_told_not_
     assert "refund_created" not in kinds
 
 
+async def test_a_refund_reported_with_a_capture_in_part_before_its_hold_waits_for_the_hold(
+    flow: PaymentFlow, fake: FakeProvider
+) -> None:
+    """A payment made to be captured later, reported captured in part (with a refund of it) before its hold was
+    reported and without naming it, as Stripe's charge.refunded may come first: the capture is the hold's capture in
+    part once the hold is heard of, so the refund waits for it (503), and is recorded when delivered again after
+    the hold's report. Nothing is flagged."""
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=xof(5000), provider="fake", order_id="T-21", capture=False)).payment
+    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(1000))
+    early = fake.webhook(
+        payment.id, outcome=Outcome.SUCCEEDED, captured=xof(3000), refunds=[made], event_id="evt-refunded"
+    )
+    with pytest.raises(PaymentBusy, match="deliver it again later"):
+        await flow.handle_webhook("fake", *early)
+    assert await flow.get_payment(payment.id) == payment
+    fake.settle(payment.id, Outcome.AUTHORIZED)
+    await flow.handle_webhook("fake", *fake.webhook(payment.id, event_id="evt-held"))
+    (after,) = await flow.handle_webhook("fake", *early)
+    assert (after.status, after.captured_amount, after.refunded_amount) == (
+        PaymentStatus.PARTIALLY_REFUNDED,
+        xof(3000),
+        xof(1000),
+    )
+    assert not after.needs_review
+
+
 @pytest.mark.parametrize("ended", [Outcome.CANCELED, Outcome.FAILED, Outcome.EXPIRED])
 async def test_a_refund_reported_of_a_payment_that_ended_without_its_money_is_told_not_waited_for(
     flow: PaymentFlow, fake: FakeProvider, ended: Outcome

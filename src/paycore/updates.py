@@ -155,9 +155,14 @@ def apply_report(
 
     refund_updates = update.refunds
     may_wait = bool(refund_updates) and _refunds_settle_themselves(change, lists_refunds=lists_refunds)
-    # The report's own capture was refused (flagged): the capture a refund it carries waits for would be this report's,
-    # refused again at every delivery.
-    capture_refused = outcome is Outcome.SUCCEEDED and update.captured is not None and change.status not in fsm.CAPTURED
+    # The report's own capture was refused (flagged) for good: the capture a refund it carries waits for would be this
+    # report's, refused again at every delivery.
+    capture_refused = (
+        outcome is Outcome.SUCCEEDED
+        and update.captured is not None
+        and change.status not in fsm.CAPTURED
+        and not _hold_may_come(change, update.captured, update.authorized)
+    )
     if len(refund_updates) > 1:  # those of refunds paycore knows first: one failing leaves room for one made elsewhere
         refunds = change.value("refunds")
         refund_updates = tuple(sorted(refund_updates, key=lambda told: reported_refund(refunds, told) is None))
@@ -179,6 +184,21 @@ def apply_report(
         )
     sync_refund_status(change)
     return applied
+
+
+def _hold_may_come(change: Change, captured: Money, authorized: Money | None) -> bool:
+    """True when a capture in part refused as an underpayment may be taken once a hold is heard of: the payment,
+    open and made to be captured later, awaits a hold report that ``authorized`` did not name (the report came
+    first): that capture, reported again after the hold, is then the hold's capture in part."""
+    amount: Money = change.value("amount")
+    return (
+        authorized is None
+        and change.status in fsm.OPEN
+        and not change.value("capture")
+        and captured.currency == amount.currency
+        and captured.is_positive()
+        and captured < amount
+    )
 
 
 def _refunds_settle_themselves(change: Change, *, lists_refunds: bool) -> bool:
