@@ -198,6 +198,25 @@ _Hook = Callable[..., Awaitable[None]]
 """What happens around a storage call: given the call's arguments."""
 
 
+class _Sleepers:
+    """Tills that fall asleep inside a drawer write (a laptop closed), each until the test wakes it."""
+
+    def __init__(self, *names: str) -> None:
+        self.asleep = {name: anyio.Event() for name in names}
+        """Set once the till ``name`` fell asleep."""
+        self.wake = {name: anyio.Event() for name in names}
+        """Set by the test to wake the till ``name``."""
+
+    def sleeps(self, name: str) -> Callable[..., Awaitable[None]]:
+        """A :class:`RacedStorage` hook: the till ``name`` falls asleep there until woken."""
+
+        async def sleeping(*args: Any, **kwargs: Any) -> None:
+            self.asleep[name].set()
+            await self.wake[name].wait()
+
+        return sleeping
+
+
 class RacedStorage:
     """``storage``, where other callers act around the first call of chosen methods.
 
@@ -1075,16 +1094,8 @@ class DrawerStorageConformance:
             sale = await take_cash(till, amount=xof, tendered=xof, till="T1", order_id="o1", tenant=_TENANT)
             waited = timedelta(seconds=till.config.idempotency_lease + till.config.provider_timeout + 60)
             second = another_process(till, clock=lambda: start + waited)
-            asleep = {name: anyio.Event() for name in ("first", "second")}
-            wake = {name: anyio.Event() for name in ("first", "second")}
+            tills = _Sleepers("first", "second")
             answers: dict[str, Any] = {}
-
-            def sleeps(name: str) -> Callable[..., Awaitable[None]]:
-                async def sleeping(*args: Any, **kwargs: Any) -> None:
-                    asleep[name].set()
-                    await wake[name].wait()
-
-                return sleeping
 
             answered = anyio.Event()
 
@@ -1093,18 +1104,18 @@ class DrawerStorageConformance:
                 answered.set()
 
             async with anyio.create_task_group() as group:
-                raced.before["add_movement"] = sleeps("first")
+                raced.before["add_movement"] = tills.sleeps("first")
                 group.start_soon(refund, "first", till)
-                await asleep["first"].wait()
+                await tills.asleep["first"].wait()
                 keys_now[0] += waited.total_seconds()
-                raced.before["add_movement"] = sleeps("second")
+                raced.before["add_movement"] = tills.sleeps("second")
                 group.start_soon(refund, "second", second)
-                await asleep["second"].wait()
+                await tills.asleep["second"].wait()
                 first_now[0] = start + waited * 2  # the first till's clock, past the second call's lease too
-                wake["first"].set()
+                tills.wake["first"].set()
                 await answered.wait()
                 meanwhile = await till.get_payment(sale.payment.id, tenant=_TENANT)
-                wake["second"].set()
+                tills.wake["second"].set()
             payment = await till.get_payment(sale.payment.id, tenant=_TENANT)
         paid_out = [m.amount for m in await drawer_storage.list_movements(session.id) if m.kind is MovementKind.REFUND]
         assert answers["first"].status is RefundStatus.PENDING  # refused: the refund is the second's to pay now
@@ -1137,32 +1148,24 @@ class DrawerStorageConformance:
             office_now = [start + waited]
             office = another_process(till, clock=lambda: office_now[0])
             elsewhere = another_process(till, clock=lambda: start + waited)
-            asleep = {name: anyio.Event() for name in ("first", "retry")}
-            wake = {name: anyio.Event() for name in ("first", "retry")}
+            tills = _Sleepers("first", "retry")
             answers: dict[str, Any] = {}
-
-            def sleeps(name: str) -> Callable[..., Awaitable[None]]:
-                async def sleeping(*args: Any, **kwargs: Any) -> None:
-                    asleep[name].set()
-                    await wake[name].wait()
-
-                return sleeping
 
             async def refund(name: str, flow: PaymentFlow) -> None:
                 answers[name] = await flow.refund(sale.payment.id, amount=part, tenant=_TENANT, idempotency_key="r")
 
             async with anyio.create_task_group() as group:
-                raced.before["add_movement"] = sleeps("first")
+                raced.before["add_movement"] = tills.sleeps("first")
                 group.start_soon(refund, "first", till)
-                await asleep["first"].wait()
+                await tills.asleep["first"].wait()
                 (pending,) = (await till.get_payment(sale.payment.id, tenant=_TENANT)).refunds
 
                 async def stalled_while_sent_again(*args: Any, **kwargs: Any) -> None:
                     await elsewhere.refresh(sale.payment.id, tenant=_TENANT)  # the drawer holds none: failed
                     keys_now[0] += waited.total_seconds()
-                    raced.before["add_movement"] = sleeps("retry")
+                    raced.before["add_movement"] = tills.sleeps("retry")
                     group.start_soon(refund, "retry", elsewhere)
-                    await asleep["retry"].wait()
+                    await tills.asleep["retry"].wait()
                     office_now[0] = start + waited * 2  # the operator's process wakes past the new call's lease
 
                 raced.after["give_up_refund"] = stalled_while_sent_again
@@ -1178,8 +1181,8 @@ class DrawerStorageConformance:
                     sale.payment.id, pending.id, outcome="failed", note="none in the drawer"
                 )
                 second = await office.refund(sale.payment.id, amount=rest, tenant=_TENANT)
-                wake["retry"].set()
-                wake["first"].set()
+                tills.wake["retry"].set()
+                tills.wake["first"].set()
             payment = await till.get_payment(sale.payment.id, tenant=_TENANT)
         assert [r.status for r in resolved.refunds] == [RefundStatus.FAILED]
         assert (answers["first"].status, answers["retry"].status) == (RefundStatus.FAILED, RefundStatus.FAILED)
