@@ -322,7 +322,7 @@ class Reaper:
         try:
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
         except (ProviderNotSent, ValidationError) as error:  # a refusal of this cancel: the provider is not down
-            return await self._unreachable(payment, give_up_before, f"its cancel was not sent: {error}")
+            return await self._unreachable(payment, give_up_before, f"its cancel was refused or not sent: {error}")
         done = await self.calls.conclude(payment.id, call, answer, chosen, lambda finished: finished)  # shielded
         if done.status in fsm.OPEN and done.pending_call is None:  # still unfinished at the provider: told in time
             return await self._unreachable(done, give_up_before, "the provider reports it unfinished after its cancel")
