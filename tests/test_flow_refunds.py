@@ -219,7 +219,7 @@ async def test_a_refund_reported_with_a_capture_in_part_before_its_hold_waits_fo
     flow: PaymentFlow, fake: FakeProvider
 ) -> None:
     """A payment made to be captured later, reported captured in part (with a refund of it) before its hold was
-    reported and without naming it, as Stripe's charge.refunded may come first: the capture is the hold's capture in
+    reported, by a gateway whose capture reports do not name the hold: the capture is the hold's capture in
     part once the hold is heard of, so the refund waits for it (503), and is recorded when delivered again after
     the hold's report. Nothing is flagged."""
     fake.script("initiate", "pending")

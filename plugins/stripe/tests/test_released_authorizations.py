@@ -82,6 +82,36 @@ async def test_a_partial_captures_released_remainder_is_not_recorded_as_a_refund
 
 
 @pytest.mark.parametrize("api_version", BEFORE_BASIL)
+async def test_a_partial_captures_events_in_any_order_capture_it_in_part_unflagged(
+    flow_with: Callable[..., PaymentFlow], api_version: str
+) -> None:
+    """The Dashboard's capture of 6.000 of a 10.000 KWD hold, its events delivered in reverse: the release of the
+    remainder (``charge.refunded``, a charge captured in part) before the capture, and both before the hold. The
+    charge names the hold it was captured from (its ``amount``), so the first event captures the payment in part
+    as if all came in order; none flags it as underpaid, and no refund is recorded."""
+    simulator = older_simulator(api_version)
+    async with flow_with(simulator=simulator) as flow:
+        checkout = await flow.create_payment(
+            amount=Money.of("10.000", "KWD"), provider=CODE, order_id="A-3", capture=False
+        )
+        intent_id = checkout.payment.external_id or ""
+        held = await simulator.pay(intent_id)
+        captured = await simulator.capture_in_dashboard(intent_id, 6000)
+        assert [e.type for e in captured] == ["payment_intent.succeeded", *release_events(api_version)]
+        await deliver(flow, [*reversed(captured), *reversed(held)])
+        delivered = await flow.get_payment(checkout.payment.id)
+        polled = await flow.refresh(checkout.payment.id)
+    for seen in (delivered, polled):
+        assert (seen.status, seen.authorized_amount, seen.captured_amount, seen.refunds) == (
+            PaymentStatus.SUCCEEDED,
+            Money.of("10.000", "KWD"),
+            Money.of("6.000", "KWD"),
+            (),
+        )
+        assert not seen.needs_review
+
+
+@pytest.mark.parametrize("api_version", BEFORE_BASIL)
 async def test_an_authorization_that_expired_uncaptured_cancels_the_payment_without_a_refund(
     flow_with: Callable[..., PaymentFlow], api_version: str
 ) -> None:

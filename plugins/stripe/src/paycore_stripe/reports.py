@@ -326,11 +326,13 @@ def read_charge(data: Any, *, refunds: Iterable[Any] | None = None, what: str = 
     :func:`~paycore_stripe.webhooks.unlisted_refunds`). A charge not ``captured``
     reports no refund: what an older API version lists for it (a canceled
     authorization) released money never captured. Refunds whose reason says they
-    release an authorization are left out (:func:`releases_uncaptured`).
+    release an authorization are left out (:func:`releases_uncaptured`). A charge
+    captured in part names its hold (``authorized``: the charge's ``amount``), so
+    the capture is taken as the hold's in part whichever of their events comes first.
     """
     charge = _object(data, "charge")
     currency = _field(charge, "currency", str, what=what)
-    _amount(charge, "amount", currency, what=what)
+    amount = _amount(charge, "amount", currency, what=what)
     _amount(charge, "amount_refunded", currency, what=what)
     amount_captured = _amount(charge, "amount_captured", currency, what=what)
     intent = _field(charge, "payment_intent", str, what=what)
@@ -339,10 +341,12 @@ def read_charge(data: Any, *, refunds: Iterable[Any] | None = None, what: str = 
     if not isinstance(own, list):
         raise InvalidReport(f"{what}.refunds.data must be a list, not {type(own).__name__}")
     captured = charge.get("captured") is True
+    in_part = captured and amount is not None and amount_captured is not None and amount_captured < amount
     return ProviderUpdate(
         outcome=Outcome.SUCCEEDED if captured else None,
         external_id=intent,
         payment_id=_metadata_id(charge, PAYMENT_ID_KEY, what=what),
+        authorized=amount if in_part else None,  # captured in part: the charge's amount is the hold it was taken from
         captured=amount_captured if captured else None,
         refunds=read_refunds(own if refunds is None else refunds, what=f"{what} refund") if captured else (),
     )
