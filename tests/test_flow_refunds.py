@@ -242,30 +242,6 @@ async def test_a_refund_reported_with_a_capture_in_part_before_its_hold_waits_fo
     assert not after.needs_review
 
 
-async def test_a_refund_waiting_for_a_hold_is_told_once_a_poll_finds_the_payment_underpaid(
-    flow: PaymentFlow, fake: FakeProvider
-) -> None:
-    """The same early report at a gateway that really captured less and reports no hold: it waits (503) only until a
-    status poll, which reads the gateway's state now, flags the underpayment. From then on no hold is awaited, and
-    the delivery is acknowledged, its refund told to an operator, not recorded."""
-    fake.script("initiate", "pending")
-    payment = (await flow.create_payment(amount=xof(5000), provider="fake", order_id="T-22", capture=False)).payment
-    made = RefundUpdate(RefundStatus.SUCCEEDED, "dashboard-1", amount=xof(1000))
-    early = fake.webhook(
-        payment.id, outcome=Outcome.SUCCEEDED, captured=xof(3000), refunds=[made], event_id="evt-refunded"
-    )
-    with pytest.raises(PaymentBusy, match="deliver it again later"):
-        await flow.handle_webhook("fake", *early)
-    fake.settle(payment.id, Outcome.SUCCEEDED, captured=xof(3000))
-    polled = await flow.refresh(payment.id)
-    assert (polled.status, polled.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.AMOUNT_MISMATCH)
-    (after,) = await flow.handle_webhook("fake", *early)
-    assert (after.status, after.captured_amount, after.refunds) == (PaymentStatus.PROCESSING, None, ())
-    assert "dashboard-1" in after.review_message
-    kinds = [event.kind for event in await flow.list_events(payment.id)]
-    assert (kinds.count("amount_mismatch"), kinds.count("refund_of_uncaptured")) == (1, 1)
-
-
 @pytest.mark.parametrize("ended", [Outcome.CANCELED, Outcome.FAILED, Outcome.EXPIRED])
 async def test_a_refund_reported_of_a_payment_that_ended_without_its_money_is_told_not_waited_for(
     flow: PaymentFlow, fake: FakeProvider, ended: Outcome

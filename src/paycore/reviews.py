@@ -23,7 +23,6 @@ __all__ = [
     "flag_once",
     "flag_other_payments_report",
     "mismatch",
-    "mismatch_message",
     "tell_dispute",
     "tell_refund_of_refused_capture",
     "tell_refund_of_uncaptured",
@@ -61,14 +60,9 @@ def mismatch(change: Change, expected: Money, reported: Money, what: str) -> boo
     """True, with an ``amount_mismatch`` event and the payment flagged (once), when ``reported`` is not ``expected``."""
     if reported.currency == expected.currency and reported == expected:
         return False
-    message = mismatch_message(expected, reported, what)
+    message = f"{what}: expected {expected}, reported {reported}"
     flag_once(change, ReviewReason.AMOUNT_MISMATCH, "amount_mismatch", message, unique=True, amount=reported)
     return True
-
-
-def mismatch_message(expected: Money, reported: Money, what: str) -> str:
-    """What :func:`mismatch` tells of ``reported`` where ``expected`` was: the review's text names the fact."""
-    return f"{what}: expected {expected}, reported {reported}"
 
 
 def tell_dispute(change: Change, dispute: DisputeUpdate) -> None:

@@ -42,7 +42,7 @@ from paycore.changes import Change
 from paycore.money import Money
 from paycore.records import MAX_REFERENCES, ProviderUpdate, RefundUpdate
 from paycore.refund_reports import apply_refund_update, names_refund, reported_refund, sync_refund_status
-from paycore.reviews import flag_once, flag_other_payments_report, mismatch, mismatch_message, tell_dispute
+from paycore.reviews import flag_once, flag_other_payments_report, mismatch, tell_dispute
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 
 __all__ = [
@@ -189,9 +189,7 @@ def apply_report(
 def _hold_may_come(change: Change, captured: Money, authorized: Money | None) -> bool:
     """True when a capture in part refused as an underpayment may be taken once a hold is heard of: the payment,
     open and made to be captured later, awaits a hold report that ``authorized`` did not name (the report came
-    first): that capture, reported again after the hold, is then the hold's capture in part. Not once the payment
-    awaited review for that very underpayment before this report (a poll, which reads the provider's state now,
-    or a report without refunds told it): no hold is awaited for it any more."""
+    first): that capture, reported again after the hold, is then the hold's capture in part."""
     amount: Money = change.value("amount")
     return (
         authorized is None
@@ -200,7 +198,6 @@ def _hold_may_come(change: Change, captured: Money, authorized: Money | None) ->
         and captured.currency == amount.currency
         and captured.is_positive()
         and captured < amount
-        and mismatch_message(amount, captured, "paid amount") not in change.original.review_message
     )
 
 
