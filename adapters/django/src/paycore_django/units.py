@@ -44,7 +44,7 @@ from django.db import (
 from paycore.errors import ConcurrentUpdate, StorageUnavailable
 from paycore.sqlstates import LOST_RACE, READ_ONLY
 
-__all__ = ["run_unit", "run_unit_sync", "unavailable"]
+__all__ = ["first_line", "run_unit", "run_unit_sync", "unavailable"]
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ _SQLITE_NOT_MIGRATED: Final = ("no such table", "no such column", "has no column
 """How SQLite says a table or column of paycore's is missing (it gives no SQLSTATE)."""
 
 
-def _first_line(error: DatabaseError) -> str:
+def first_line(error: Exception) -> str:
     """The first line of the driver's message (the rest may quote the statement), or the error's class name."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -64,7 +64,7 @@ def _first_line(error: DatabaseError) -> str:
 
 def unavailable(error: DatabaseError, using: str) -> StorageUnavailable:
     """A :class:`StorageUnavailable` naming the database alias and the driver's first line."""
-    return StorageUnavailable(f"Django database {using!r} failed: {_first_line(error)}")
+    return StorageUnavailable(f"Django database {using!r} failed: {first_line(error)}")
 
 
 def _sqlstate(error: DatabaseError) -> str | None:
@@ -78,7 +78,7 @@ def _schema_refusal(error: DatabaseError, using: str) -> StorageUnavailable | No
     """A :class:`StorageUnavailable` when ``error`` says paycore's tables are missing on ``using`` (or refused to
     its user); ``None`` for any other error."""
     state = _sqlstate(error)
-    detail = _first_line(error)
+    detail = first_line(error)
     text = detail.lower()
     migrate = f"python manage.py migrate --database {using}"
     if state in _NOT_MIGRATED or (state is None and any(words in text for words in _SQLITE_NOT_MIGRATED)):

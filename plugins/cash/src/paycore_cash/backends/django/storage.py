@@ -50,6 +50,7 @@ from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, Move
 from paycore_cash.storage import given_up_through, open_refused
 from paycore_django.databases import check_database
 from paycore_django.storage import run_unit
+from paycore_django.units import first_line
 
 if TYPE_CHECKING:
     from paycore_cash.backends.django import models
@@ -276,9 +277,7 @@ class DjangoDrawerStorage:
                 return await run_unit(self.using, work)
             except (IntegrityError, _Raced) as error:
                 if attempt + 1 == _ATTEMPTS:
-                    raise StorageError(
-                        f"{what} in Django database {self.using!r}: {str(error).strip().splitlines()[0]}"
-                    ) from None
+                    raise StorageError(f"{what} in Django database {self.using!r}: {first_line(error)}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def find_movement(
