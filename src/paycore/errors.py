@@ -201,3 +201,10 @@ A provider call that reached the provider stays written down on its payment, so 
 retry settles it by asking the provider before anything else: it is never sent twice.
 A storage failure leaves nothing half-written (a unit of work is all or nothing), so
 it releases the key too: a retry need not wait for the lease of a request that ended."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its class name when it has none: how an adapter names a driver's
+    error in its own (a driver's later lines may quote the statement and its values)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

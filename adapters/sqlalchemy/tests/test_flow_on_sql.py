@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 import paycore.testing.fake
 from paycore import PaymentFlow
@@ -79,6 +81,23 @@ async def test_a_file_that_is_not_a_database_is_storage_unavailable_saying_so(tm
     finally:
         await repository.aclose()
     assert junk.read_bytes().startswith(b"a till's receipt printer log")
+
+
+async def test_a_driver_error_without_a_message_is_storage_unavailable_naming_its_class(tmp_path: Path) -> None:
+    # An empty message (a driver error built without one) raised IndexError out of every repository call.
+    repository = SqlPaymentRepository(f"sqlite:///{tmp_path / 'pos.db'}")
+    try:
+        await repository.get_many([])
+        repository.database.engine.dispose()
+
+        @event.listens_for(repository.database.engine, "do_connect")
+        def refuse(*arguments: object) -> None:
+            raise sqlite3.OperationalError()
+
+        with pytest.raises(StorageUnavailable, match=r"pos\.db failed: OperationalError$"):
+            await repository.get("pay_1")
+    finally:
+        await repository.aclose()
 
 
 async def test_a_closed_repository_opens_no_connection_again(database_url: str) -> None:

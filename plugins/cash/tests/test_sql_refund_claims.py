@@ -187,9 +187,9 @@ async def test_a_write_that_loses_every_round_to_concurrent_writers_is_refused_w
     monkeypatch.setattr(sql_backend, "_claim_of", lambda connection, refund_id: None)
 
     again = a_refund(session, "ref_2", movement_id="mov_again")
-    with pytest.raises(StorageError, match=r"movement mov_again not stored .*concurrent writers won 3 rounds"):
+    with pytest.raises(StorageError, match=r"movement mov_again not stored .*refused in 3 attempts"):
         await storage.add_movement(again, payment_version=CALL + 1)
-    with pytest.raises(StorageError, match=r"refund ref_2 not given up .*concurrent writers won 3 rounds") as raised:
+    with pytest.raises(StorageError, match=r"refund ref_2 not given up .*refused in 3 attempts") as raised:
         await storage.give_up_refund("ref_2", "pay_1", CALL + 2)
     assert raised.value.__cause__ is None
     assert await storage.list_movements(session.id) == [paid]

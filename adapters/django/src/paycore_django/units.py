@@ -41,10 +41,10 @@ from django.db import (
     transaction,
 )
 
-from paycore.errors import ConcurrentUpdate, StorageUnavailable
+from paycore.errors import ConcurrentUpdate, StorageUnavailable, first_line
 from paycore.sqlstates import LOST_RACE, READ_ONLY
 
-__all__ = ["first_line", "run_unit", "run_unit_sync", "unavailable"]
+__all__ = ["run_unit", "run_unit_sync", "unavailable"]
 
 T = TypeVar("T")
 
@@ -54,12 +54,6 @@ _NOT_GRANTED: Final = "42501"
 """PostgreSQL's SQLSTATE of an insufficient privilege: the database user may not use paycore's tables."""
 _SQLITE_NOT_MIGRATED: Final = ("no such table", "no such column", "has no column named")
 """How SQLite says a table or column of paycore's is missing (it gives no SQLSTATE)."""
-
-
-def first_line(error: Exception) -> str:
-    """The first line of the driver's message (the rest may quote the statement), or the error's class name."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def unavailable(error: DatabaseError, using: str) -> StorageUnavailable:

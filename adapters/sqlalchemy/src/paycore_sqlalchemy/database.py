@@ -20,7 +20,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from paycore.errors import ConcurrentUpdate, StorageError, StorageUnavailable
+from paycore.errors import ConcurrentUpdate, StorageError, StorageUnavailable, first_line
 from paycore.sqlstates import LOST_RACE, READ_ONLY
 from paycore_sqlalchemy.engine import (
     WRITE_OPTION,
@@ -46,11 +46,11 @@ UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
 def unavailable(error: Exception, url: str) -> StorageUnavailable:
     """A :class:`StorageUnavailable` naming the database (password masked) and the driver's first line."""
     if isinstance(error, exc.DBAPIError) and error.orig is not None:
-        detail = str(error.orig).strip().splitlines()[0]
+        detail = first_line(error.orig)
     elif isinstance(error, exc.TimeoutError):  # every connection of the pool busy past pool_timeout: not the server
         detail = (
             "every connection of paycore's pool stayed busy past pool_timeout; raise pool_size, max_overflow or "
-            f"pool_timeout, or run fewer operations at once ({str(error).strip().splitlines()[0]})"
+            f"pool_timeout, or run fewer operations at once ({first_line(error)})"
         )
     else:
         detail = type(error).__name__

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from paycore.clock import utcnow
-from paycore.errors import ConcurrentUpdate, StorageError
+from paycore.errors import ConcurrentUpdate, StorageError, first_line
 from paycore_cash.backends.rows import (
     GIVEN_UP,
     PAID_OUT,
@@ -150,9 +150,10 @@ def storage_for(repository: SqlPaymentRepository) -> SqlDrawerStorage:
 
 
 def _spent(what: str, database: Database, error: Exception) -> StorageError:
-    """The error once every round lost its race to concurrent writers: ``what`` did not happen, and why."""
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return StorageError(f"{what} in {database.url}: concurrent writers won {_ATTEMPTS} rounds ({first_line})")
+    """The error once the database refused every attempt (a concurrent writer's row, or a constraint the data
+    breaks; each attempt read what others stored first): ``what`` did not happen, and the driver's why."""
+    attempts = f"refused in {_ATTEMPTS} attempts, each after reading what concurrent writers stored"
+    return StorageError(f"{what} in {database.url}: {attempts} ({first_line(error)})")
 
 
 class SqlDrawerStorage:

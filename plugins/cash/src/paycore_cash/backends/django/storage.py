@@ -35,7 +35,7 @@ from django.db import IntegrityError
 from django.db.models import F, Q, QuerySet
 
 from paycore.clock import utcnow
-from paycore.errors import ConcurrentUpdate, ConfigurationError, StorageError
+from paycore.errors import ConcurrentUpdate, ConfigurationError, StorageError, first_line
 from paycore_cash.backends.rows import (
     GIVEN_UP,
     PAID_OUT,
@@ -50,7 +50,6 @@ from paycore_cash.records import CashMovement, DrawerSession, DrawerStatus, Move
 from paycore_cash.storage import given_up_through, open_refused
 from paycore_django.databases import check_database
 from paycore_django.storage import run_unit
-from paycore_django.units import first_line
 
 if TYPE_CHECKING:
     from paycore_cash.backends.django import models
