@@ -254,6 +254,22 @@ def test_a_failing_paycore_subcommand_raises_command_error(capsys: pytest.Captur
     assert "wavee" in capsys.readouterr().err
 
 
+def test_paycore_writes_to_the_streams_call_command_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("paycore", "states", stdout=out, stderr=err)
+    assert "processing" in out.getvalue()
+    assert "\n\n\n" not in out.getvalue()  # each line once, ended once
+    assert capsys.readouterr().out == ""
+
+
+def test_a_mistyped_paycore_option_is_a_command_error_naming_the_words(capsys: pytest.CaptureFixture[str]) -> None:
+    err = io.StringIO()
+    with pytest.raises(CommandError, match=r"^paycore report --tenant nobody exited with status 2$") as raised:
+        call_command("paycore", "report", "--tenant", "nobody", stderr=err)
+    assert raised.value.returncode == 2
+    assert "--day" in err.getvalue()
+
+
 # -- manage.py paycore_expire_stale ---------------------------------------------------------------
 
 

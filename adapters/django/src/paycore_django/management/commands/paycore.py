@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from paycore.cli import main
 from paycore.errors import PaycoreError
@@ -53,7 +54,35 @@ class Command(BaseCommand):
             sys.exit(status)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """``call_command("paycore", "check")``: raise :class:`CommandError` on a non-zero status."""
-        status = run_paycore([*args, *options.get("arguments", [])])
+        """``call_command("paycore", "check")``: the command writes to the command's ``stdout`` and ``stderr``
+        (``call_command(..., stdout=buffer)`` captures it), and a non-zero status, a mistyped option's
+        included, raises :class:`CommandError` naming the words it was given."""
+        words = [*args, *options.get("arguments", [])]
+        try:
+            with redirect_stdout(_Passing(self.stdout)), redirect_stderr(_Passing(self.stderr)):
+                status = run_paycore(words)
+        except SystemExit as exited:  # argparse's refusal of the words, told on stderr already
+            status = exited.code if isinstance(exited.code, int) else 1
         if status:
-            raise CommandError(f"paycore {' '.join(args)} exited with status {status}", returncode=status)
+            raise CommandError(f"paycore {' '.join(words)} exited with status {status}", returncode=status)
+
+
+class _Passing:
+    """A text stream that passes what is written to a command's :class:`OutputWrapper` as it is (``print``
+    writes a line's text and its ending apart: the wrapper would end each with a line of its own)."""
+
+    def __init__(self, wrapper: OutputWrapper) -> None:
+        self._wrapper = wrapper
+
+    def write(self, text: str) -> int:
+        """Write ``text`` unchanged."""
+        self._wrapper.write(text, ending="")
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the stream behind the wrapper."""
+        self._wrapper.flush()
+
+    def isatty(self) -> bool:
+        """Whether the stream behind the wrapper is a terminal."""
+        return bool(self._wrapper.isatty())
