@@ -94,6 +94,12 @@ async def test_a_bad_day_or_time_zone_is_refused_naming_it(
         await day_report(demo_flow, tenant=DEMO_TENANT, day=day, timezone=zone)
 
 
+async def test_a_datetime_for_the_day_is_refused_asking_for_the_day_itself(demo_flow: PaymentFlow) -> None:
+    # A datetime is a date too: it raised TypeError (a datetime compared with a date), not a PaycoreError.
+    with pytest.raises(ValidationError, match="not a datetime"):
+        await day_report(demo_flow, tenant=DEMO_TENANT, day=utcnow(), timezone="Africa/Dakar")
+
+
 async def test_a_time_zone_given_as_a_tzinfo_reports_the_same_day_as_its_name(demo_flow: PaymentFlow) -> None:
     from zoneinfo import ZoneInfo
 

@@ -234,13 +234,15 @@ def zone_name(moment: datetime) -> str:
 def day_window(day: date | str, timezone: str | tzinfo = "UTC") -> tuple[date, datetime, datetime]:
     """``day`` (a date or ``YYYY-MM-DD``) and its first instant and the next day's, in ``timezone``.
 
-    Raises :class:`ValidationError` for a day that is not a date or an unknown time zone.
+    Raises :class:`ValidationError` for a day that is not a date (a ``datetime`` included) or an unknown time zone.
     """
     if isinstance(day, str):
         try:
             day = date.fromisoformat(day)
         except ValueError:
             raise ValidationError(f"day must be a date as YYYY-MM-DD (2026-12-04); not {day!r}") from None
+    if isinstance(day, datetime):  # a date too, and not comparable with one: which day it is depends on its zone
+        raise ValidationError(f"day must be a date, not a datetime ({day}): give the day in the report's time zone")
     if not isinstance(day, date) or not _FIRST_DAY <= day <= _LAST_DAY:
         raise ValidationError(f"day must be a date from {_FIRST_DAY} to {_LAST_DAY}; not {day}")
     zone = time_zone(timezone)
