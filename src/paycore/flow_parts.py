@@ -227,6 +227,8 @@ class FlowParts(PaymentActions):
         chosen = self.provider(payment.provider, tenant=payment.tenant)
         if not chosen.capabilities.polling:
             raise UnsupportedOperation(f"provider {chosen.code!r} ({chosen.name}) cannot be polled")
+        if payment.status is PaymentStatus.PENDING and payment.pending_call is None:
+            return payment  # never sent: nothing to ask (its key's retry sends it; the reaper ends it past its ttl)
         refreshed, answer = await self.calls.poll(payment, chosen)
         if isinstance(answer, Unknown):
             raise ProviderOutcomeUnknown(f"payment {payment_id}: the provider gave no usable answer: {answer.reason}")

@@ -30,7 +30,7 @@ from anyio.abc import TaskGroup
 from attrs import define, evolve, field
 
 from paycore import serialization
-from paycore.errors import InvalidSignature, ProviderOutcomeUnknown
+from paycore.errors import InvalidSignature, ProviderNotSent, ProviderOutcomeUnknown
 from paycore.hookspecs import ProviderRegistrar, hookimpl
 from paycore.money import Money
 from paycore.providers import Capabilities, Provider, ProviderContext
@@ -120,10 +120,15 @@ class LedgerProvider(Provider):
         self.accounts: dict[str, LedgerAccount] = {}
         self.received: list[tuple[str, str, str | None]] = []
         self._lose: set[str] = set()
+        self._refuse: set[str] = set()
 
     def lose_next(self, operation: str) -> None:
         """Lose the answer to the next ``operation`` request (it still arrives and acts)."""
         self._lose.add(operation)
+
+    def refuse_next(self, operation: str) -> None:
+        """Refuse the next ``operation`` request before it acts (:class:`ProviderNotSent`: nothing happened)."""
+        self._refuse.add(operation)
 
     @property
     def captured_total(self) -> int:
@@ -140,6 +145,9 @@ class LedgerProvider(Provider):
 
         On :attr:`network` the journey is the network's: a caller that stops waiting (its timeout, its
         cancellation) does not stop its request, which still arrives and acts."""
+        if operation in self._refuse:
+            self._refuse.discard(operation)
+            raise ProviderNotSent(f"the ledger refused the {operation} of {payment_id} before acting on it")
         if self.network is None:
             return await self._answer(operation, await self._arrive(operation, payment_id, refund_id, act))
         arrived = anyio.Event()
