@@ -321,8 +321,8 @@ class PaymentFlow:
 
     @flow_operation("refresh")
     async def refresh(self, payment_id: str, *, tenant: str | None = None) -> Payment:
-        """Poll the provider and apply what it says (settles unknown outcomes). A provider call in flight is left to
-        its owner: the poll only records the money the provider reports. Raises
+        """Poll the provider and apply what it says (settles unknown outcomes); a payment never sent is returned as it
+        is. A provider call in flight is left to its owner: the poll only records the money the provider reports. Raises
         :class:`~paycore.errors.ProviderOutcomeUnknown` when the provider gave no usable answer (a payment whose call
         stays unknown is flagged for review), :class:`~paycore.errors.ProviderNotSent` when it could not be reached."""
         return await self._parts.refresh(payment_id, tenant)
