@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from operator import attrgetter
+from typing import Any, Final, TypeVar
 
 import pluggy
 from attrs import evolve
@@ -125,7 +126,8 @@ class PaymentActions:
             """The new payment with its first event and its provider call, checked by the provider and policies."""
             now = self.now()
             draft = requested(binding, now)
-            await self._check_new(chosen, draft)
+            await chosen.check_payment(draft)
+            await validate_payment(self.plugin_manager, payment=draft)
             change = Change(draft, cause="api", now=now)
             change.set(pending_call=self.calls.start(CallOperation.INITIATE, now=self.now()))  # its lease: from now
             change.event("created", to_status=PaymentStatus.PENDING.value, amount=amount)
@@ -171,30 +173,21 @@ class PaymentActions:
             }
         return binding.earlier("pay", found.values())
 
-    async def _check_new(self, chosen: Provider, draft: Payment) -> None:
-        """Refused unless ``chosen`` and the ``paycore_validate_payment`` policies take the new payment ``draft``."""
-        await chosen.check_payment(draft)
-        await validate_payment(self.plugin_manager, payment=draft)
-
     async def _resume_create(
         self, existing: Payment, requested: Payment, chosen: Provider, binding: KeyBinding | None
     ) -> Checkout:
-        """Carry on a create whose first attempt stored the payment (crash, or not sent), when the request is that
-        attempt's in every field the caller gives, or replaces one its provider never acted on (checked as a new
-        one first; :func:`~paycore.operations.check_request`); else the key was reused."""
-        if replacing := operations.check_request(existing, requested):
-            await self._check_new(chosen, requested)
+        """Carry on a create whose first attempt stored the payment (crash, or not sent), when the
+        request is that attempt's in every field the caller gives; else the key was reused."""
+        if _request_of(existing) != _request_of(requested):
+            raise operations.create_key_reused(existing)
         if existing.pending_call is not None:  # a create that never left pending and never arrived is sent now, once
             resending = existing.status is PaymentStatus.PENDING
             existing = await self.calls.settle(existing, chosen, resending_create=resending)
         if existing.status is PaymentStatus.PENDING and existing.pending_call is None:
-            also = partial(operations.replace_request, requested=requested) if replacing else None
-            first = partial(self.calls.first_change, operation=CallOperation.INITIATE, also=also)
-            started = await self.calls.write_down(
-                existing.id, partial(first, check=operations.require_unsent), known=existing
+            started, call = await self.calls.begin(
+                existing.id, CallOperation.INITIATE, operations.require_unsent, known=existing
             )
-            assert started.pending_call is not None
-            return await self._initiate(started, started.pending_call, chosen, binding)
+            return await self._initiate(started, call, chosen, binding)
         return Checkout(existing, existing.next_action)
 
     async def _initiate(
@@ -393,6 +386,12 @@ class PaymentActions:
             updates=updates,
         )
         return result
+
+
+_request_of: Final = attrgetter(
+    "tenant", "provider", "order_id", "amount", "capture", "description", "customer", "items", "metadata", "return_url"
+)
+"""What the caller of ``create_payment`` gave for a payment: a retry under its key must give the same."""
 
 
 def _itself(payment: Payment) -> Payment:

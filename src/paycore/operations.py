@@ -9,12 +9,8 @@ state machine's answer (:func:`paycore.fsm.allowed`), asked here and nowhere els
 
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import Final
-
 from paycore import fsm
 from paycore.calls import CallOperation, ProviderCall
-from paycore.changes import Change
 from paycore.errors import (
     CaptureExceedsAuthorized,
     CurrencyMismatch,
@@ -35,53 +31,23 @@ __all__ = [
     "capture_amount",
     "check_cancel",
     "check_new_payment",
-    "check_request",
+    "create_key_reused",
     "refund_amount",
-    "replace_request",
     "require_unsent",
     "was_never_sent",
 ]
-
-_REQUEST: Final = ("tenant", "provider", "order_id")
-"""What names a create's request at once: a retry under its key always gives the same."""
-_REPLACEABLE: Final = ("amount", "capture", "description", "customer", "items", "metadata", "return_url")
-"""What else the caller of ``create_payment`` gives: a retry under its key gives the same, or replaces them while
-the payment was never sent (the provider refused it before acting: a wrong phone number, a rate limit)."""
-_request_of: Final = attrgetter(*_REQUEST)
-_replaceable_of: Final = attrgetter(*_REPLACEABLE)
-
-
-def check_request(stored: Payment, requested: Payment) -> bool:
-    """Whether ``requested`` (a retry of a create under the key of ``stored``) replaces the request of ``stored``:
-    ``False`` when it is the same request. A request for another order, provider or tenant, or for a payment its
-    provider was sent (or may have been: a call in doubt), is :class:`IdempotencyKeyReused`."""
-    if _request_of(stored) == _request_of(requested) and _replaceable_of(stored) == _replaceable_of(requested):
-        return False
-    if _request_of(stored) == _request_of(requested) and _unsent(stored):
-        return True
-    hint = " (never sent: a retry under its key may change all but its order and provider)" if _unsent(stored) else ""
-    raise IdempotencyKeyReused(f"idempotency key of payment {stored.id} was used for a different payment{hint}")
-
-
-def _unsent(payment: Payment) -> bool:
-    """True when the payment's create never reached its provider and no call of it is under way."""
-    return payment.status is PaymentStatus.PENDING and payment.pending_call is None
-
-
-def replace_request(change: Change, requested: Payment) -> None:
-    """Give the payment ``change`` makes the request ``requested`` (:func:`check_request`) as it writes the create's
-    new call down: the fields it changes, and a ``request_replaced`` event naming them."""
-    stored = change.original
-    check_request(stored, requested)  # on the freshest copy: still never sent
-    changed = [name for name in _REPLACEABLE if getattr(stored, name) != getattr(requested, name)]
-    change.set(**{name: getattr(requested, name) for name in changed})
-    message = f"the request its provider never acted on was replaced: {', '.join(changed)}"
-    change.event("request_replaced", to_status=stored.status.value, amount=requested.amount, message=message)
 
 
 def was_never_sent(payment: Payment) -> bool:
     """True when the payment never reached its provider (pending here, no provider reference)."""
     return payment.status is PaymentStatus.PENDING and payment.external_id is None
+
+
+def create_key_reused(payment: Payment) -> IdempotencyKeyReused:
+    """The refusal of another request under the key that made ``payment``: with how to go on, if it was never sent."""
+    unsent = payment.status is PaymentStatus.PENDING and payment.pending_call is None
+    hint = " (never sent: retry it as it was asked, or make another payment under a new key)" if unsent else ""
+    return IdempotencyKeyReused(f"idempotency key of payment {payment.id} was used for a different payment{hint}")
 
 
 def require_unsent(payment: Payment) -> None:
