@@ -1,4 +1,4 @@
-"""The idempotency keys of creates, captures and cancels name paycore's call, and the request they are for.
+"""The idempotency keys of captures and cancels name paycore's call, and the request they are for.
 
 A key spent on a request Stripe refused is never sent again with another request
 (Stripe refuses the key for a day) or for a new call (Stripe replays the refusal):
@@ -18,9 +18,6 @@ from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.status import PaymentStatus
 from paycore_stripe import StripeSimulator
-from paycore_stripe.simulator import StripeApiError
-
-from .conftest import API_KEY, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.anyio
 
@@ -83,31 +80,3 @@ async def test_a_capture_stripe_refused_while_the_intent_was_busy_is_made_by_the
         captured = await flow.capture(checkout.payment.id, amount=Money.of("3000", "XOF"))
     assert simulator.intents[checkout.payment.external_id or ""]["amount_received"] == 3000
     assert (captured.status, captured.captured_amount) == (PaymentStatus.SUCCEEDED, Money.of("3000", "XOF"))
-
-
-class _MinimumAmount(StripeSimulator):
-    """Stripe refusing a PaymentIntent under 100 XOF (its minimum amount), a refusal it keeps under its key."""
-
-    def _create_intent(self, *, amount: int, **details: Any) -> dict[str, Any]:
-        if amount < 100:
-            raise StripeApiError(400, "invalid_request_error", "amount_too_small", "Amount must be at least 100 xof")
-        return super()._create_intent(amount=amount, **details)
-
-
-async def test_a_create_stripe_refused_is_made_as_its_key_corrects_it(flow_with: Callable[..., PaymentFlow]) -> None:
-    """The till retries a refused create under its paycore key with the amount corrected: a new call, a new key
-    at Stripe (whose key of the refused request would replay the refusal, or refuse another body), one intent."""
-    simulator = _MinimumAmount(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
-    async with flow_with(simulator=simulator) as flow:
-        with pytest.raises(ProviderNotSent, match="amount_too_small"):
-            await flow.create_payment(
-                amount=Money.of("50", "XOF"), provider="card", order_id="A-1", idempotency_key="k"
-            )
-        checkout = await flow.create_payment(
-            amount=Money.of("5000", "XOF"), provider="card", order_id="A-1", idempotency_key="k"
-        )
-    (intent,) = simulator.intents.values()
-    assert (intent["id"], intent["amount"]) == (checkout.payment.external_id, 5000)
-    assert (checkout.payment.status, checkout.payment.amount) == (PaymentStatus.PROCESSING, Money.of("5000", "XOF"))
-    refused, made = [key for method, path, key in simulator.requests if path.endswith("/payment_intents")]
-    assert refused != made

@@ -3,7 +3,6 @@ signed webhooks to ``paycore.asgi``; create, pay, webhook, partial refunds and a
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -32,9 +31,8 @@ async def test_a_payment_intent_is_paid_by_webhook_refunded_in_parts_and_polled(
         polled = await flow.refresh(paid.id)
         assert polled.status is PaymentStatus.PARTIALLY_REFUNDED
         assert polled.refunded_amount == Money.of("2500", "XOF")
-        create, *refunds = [key or "" for method, _, key in simulator.requests if method == "POST"]
-        assert re.fullmatch(rf"paycore-{paid.id}-call_[\w-]+-create", create)
-        assert refunds == [f"paycore-{first.id}-refund", f"paycore-{second.id}-refund"]
+        keys = [key for method, _, key in simulator.requests if method == "POST"]
+        assert keys == [f"paycore-{paid.id}-create", f"paycore-{first.id}-refund", f"paycore-{second.id}-refund"]
 
 
 async def test_an_authorized_intent_is_captured_in_part(connected: Any) -> None:

@@ -233,10 +233,8 @@ class StripeProvider(Provider):
     # -- operations --------------------------------------------------------------------------
 
     async def initiate(self, payment: Payment) -> ProviderUpdate:
-        """Create the PaymentIntent (or the Checkout Session) with an idempotency key of the payment's create call
-        (:func:`_idempotency_key`): a create sent again after Stripe refused it, corrected under its paycore key
-        (another amount, customer...), is a new request at Stripe, not the replay of a refusal Stripe kept."""
-        options = _idempotency_key(payment, "create")
+        """Create the PaymentIntent (or the Checkout Session) with an idempotency key of the payment."""
+        options: stripe.RequestOptions = {"idempotency_key": f"paycore-{payment.id}-create"}
         if self.mode == "checkout":
             params = self._session_params(payment)
             session = await self._ask(
