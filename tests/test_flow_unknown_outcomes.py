@@ -441,42 +441,25 @@ async def test_a_fresh_poll_settles_its_call_though_an_operator_wrote_the_paymen
     assert _count(fake, "cancel") == 1
 
 
-async def test_a_poll_that_read_the_books_before_a_retried_create_was_sent_again_declines_nothing(
-    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+async def test_a_refresh_of_a_create_that_was_not_sent_asks_nothing_and_its_keys_retry_sends_it(
+    flow: PaymentFlow, fake: FakeProvider
 ) -> None:
-    """A create was not sent: its payment is pending with no call. A refresh reads "no such payment"; before it
-    comes back, the create is retried under its key, sent again and accepted. The old "not found" is older than
-    that retry: the payment the provider accepted stays open, never expired."""
+    """A create was not sent: its payment is pending with no call. A refresh has nothing to ask the provider, which
+    would answer "no such payment" (that expired the payment, and the key's retry then answered it expired): the
+    payment stays as it is, and the retry under its key sends it."""
     fake.script("initiate", "not_sent", "pending")
     with pytest.raises(ProviderNotSent):
         await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
     (pending,) = await flow.list_payments()
     assert (pending.status, pending.pending_call) == (PaymentStatus.PENDING, None)
-    retried = anyio.Event()
-    read = _polls_answering_late(fake, monkeypatch, answer_once=retried)
-    seen: dict[str, Any] = {}
-
-    async def refresh() -> None:
-        seen["refreshed"] = await flow.refresh(pending.id)
-
-    async def retry() -> None:
-        await read.wait()
-        retry = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
-        seen["retried"] = retry.payment
-        retried.set()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(refresh)
-        group.start_soon(retry)
-    assert seen["retried"].id == pending.id
-    assert seen["retried"].status is PaymentStatus.PROCESSING
-    assert seen["refreshed"].status is PaymentStatus.PROCESSING
-    stored = await flow.get_payment(pending.id)
-    assert (stored.status, stored.pending_call, stored.needs_review) == (PaymentStatus.PROCESSING, None, False)
+    assert await flow.refresh(pending.id) == pending
+    assert _count(fake, "check_status") == 0
+    retried = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    assert (retried.payment.id, retried.payment.status) == (pending.id, PaymentStatus.PROCESSING)
+    assert retried.action is not None
     assert _count(fake, "initiate") == 2
-    monkeypatch.undo()
-    fake.settle(stored.id, Outcome.SUCCEEDED)
-    (paid,) = await flow.handle_webhook("fake", *fake.webhook(stored.id))
+    fake.settle(pending.id, Outcome.SUCCEEDED)
+    (paid,) = await flow.handle_webhook("fake", *fake.webhook(pending.id))
     assert (paid.status, paid.needs_review) == (PaymentStatus.SUCCEEDED, False)
 
 
