@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -268,6 +270,32 @@ def test_a_mistyped_paycore_option_is_a_command_error_naming_the_words(capsys: p
         call_command("paycore", "report", "--tenant", "nobody", stderr=err)
     assert raised.value.returncode == 2
     assert "--day" in err.getvalue()
+
+
+def test_paycore_into_a_buffer_whose_reader_is_gone_is_a_command_error() -> None:
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    with pytest.raises(CommandError, match="exited with status"):  # it was AttributeError: no fileno
+        call_command("paycore", "states", stdout=Gone())
+
+
+def test_paycore_called_in_two_threads_writes_each_ones_output_to_its_own_buffer() -> None:
+    outputs = [io.StringIO() for _ in range(6)]
+    before = sys.stdout
+
+    def run(out: io.StringIO) -> None:
+        call_command("paycore", "states", stdout=out)
+
+    threads = [threading.Thread(target=run, args=(out,)) for out in outputs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sys.stdout is before
+    assert len({out.getvalue() for out in outputs}) == 1
+    assert "processing" in outputs[0].getvalue()
 
 
 # -- manage.py paycore_expire_stale ---------------------------------------------------------------

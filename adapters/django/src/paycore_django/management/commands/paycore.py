@@ -13,9 +13,11 @@ project's database::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
-from contextlib import redirect_stderr, redirect_stdout
-from typing import Any
+import threading
+from typing import Any, Final
 
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
@@ -54,17 +56,33 @@ class Command(BaseCommand):
             sys.exit(status)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """``call_command("paycore", "check")``: the command writes to the command's ``stdout`` and ``stderr``
-        (``call_command(..., stdout=buffer)`` captures it), and a non-zero status, a mistyped option's
-        included, raises :class:`CommandError` naming the words it was given."""
+        """``call_command("paycore", "check")``: a non-zero status, a mistyped option's included, raises
+        :class:`CommandError` naming the words it was given.
+
+        Given ``stdout=`` or ``stderr=`` (``call_command(..., stdout=buffer)``), the command writes there: the
+        process's ``sys.stdout`` and ``sys.stderr`` point to them while it runs, one such call at a time, so
+        what another thread prints meanwhile lands there too. Without them it writes where the process does."""
         words = [*args, *options.get("arguments", [])]
+        given = [name for name in ("stdout", "stderr") if options.get(name) is not None]
         try:
-            with redirect_stdout(_Passing(self.stdout)), redirect_stderr(_Passing(self.stderr)):
+            if not given:
                 status = run_paycore(words)
+            else:
+                with _REDIRECTED, contextlib.ExitStack() as redirected:
+                    if "stdout" in given:
+                        redirected.enter_context(contextlib.redirect_stdout(_Passing(self.stdout)))
+                    if "stderr" in given:
+                        redirected.enter_context(contextlib.redirect_stderr(_Passing(self.stderr)))
+                    status = run_paycore(words)
         except SystemExit as exited:  # argparse's refusal of the words, told on stderr already
             status = exited.code if isinstance(exited.code, int) else 1
         if status:
             raise CommandError(f"paycore {' '.join(words)} exited with status {status}", returncode=status)
+
+
+_REDIRECTED: Final = threading.Lock()
+"""Held while a ``call_command`` points the process's ``sys.stdout``/``sys.stderr`` to its own streams: two such
+calls in two threads never interleave their redirections (which left ``sys.stdout`` pointing into a buffer)."""
 
 
 class _Passing:
@@ -86,3 +104,7 @@ class _Passing:
     def isatty(self) -> bool:
         """Whether the stream behind the wrapper is a terminal."""
         return bool(self._wrapper.isatty())
+
+    def fileno(self) -> int:
+        """None to give: a buffer's stream has no file descriptor (:class:`io.UnsupportedOperation`)."""
+        raise io.UnsupportedOperation("fileno")
