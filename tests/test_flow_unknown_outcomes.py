@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from attrs import evolve
 
 from paycore import Money
 from paycore.errors import (
@@ -115,6 +116,52 @@ async def test_a_poll_that_was_not_sent_changes_nothing(flow: PaymentFlow, fake:
     with pytest.raises(ProviderNotSent):
         await flow.refresh(payment.id)
     assert await flow.get_payment(payment.id) == payment
+
+
+async def test_a_create_answered_with_another_amount_is_never_sent_again_by_its_keys_retry(
+    flow: PaymentFlow, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway answered the create (it took 5 100 XOF, fees added), so the payment stays pending, flagged, with
+    the gateway's reference; the process died before its key kept the result. The key's retry, once the lease is
+    over, finds the payment its first attempt made and sends nothing (it sent the create a second time), and a
+    status poll still asks the gateway about it."""
+    from paycore_memory import MemoryIdempotencyStore
+
+    initiate = fake.initiate
+
+    async def fees_added(payment: Any) -> Any:
+        update = await initiate(payment)
+        return evolve(update, captured=Money.of("5100", "XOF"))
+
+    class Died(BaseException):
+        """The process ending between the answer's write and the key's."""
+
+    async def dies(**_: Any) -> None:
+        raise Died
+
+    leases = [1000.0]
+    store = MemoryIdempotencyStore(clock=lambda: leases[0])
+    monkeypatch.setattr(flow, "idempotency_store", store)
+    monkeypatch.setattr(fake, "initiate", fees_added)
+    monkeypatch.setattr(store, "complete", dies)
+    monkeypatch.setattr(store, "complete_record", dies)
+    with pytest.raises(Died):
+        await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    monkeypatch.undo()
+    monkeypatch.setattr(flow, "idempotency_store", store)
+    (answered,) = await flow.list_payments()
+    assert (answered.status, answered.pending_call, answered.review_reason) == (
+        PaymentStatus.PENDING,
+        None,
+        ReviewReason.AMOUNT_MISMATCH,
+    )
+    assert answered.external_id is not None
+    leases[0] += flow.config.idempotency_lease + 1
+    retried = await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o", idempotency_key="k")
+    assert retried.payment == answered
+    assert _count(fake, "initiate") == 1
+    await flow.refresh(answered.id)
+    assert _count(fake, "check_status") == 1
 
 
 # -- unknown -----------------------------------------------------------------------------

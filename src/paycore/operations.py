@@ -45,7 +45,7 @@ def was_never_sent(payment: Payment) -> bool:
 
 def create_key_reused(payment: Payment) -> IdempotencyKeyReused:
     """The refusal of another request under the key that made ``payment``: with how to go on, if it was never sent."""
-    unsent = payment.status is PaymentStatus.PENDING and payment.pending_call is None
+    unsent = payment.pending_call is None and was_never_sent(payment)
     hint = " (never sent: retry it as it was asked, or make another payment under a new key)" if unsent else ""
     return IdempotencyKeyReused(f"idempotency key of payment {payment.id} was used for a different payment{hint}")
 
