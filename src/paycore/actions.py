@@ -183,7 +183,7 @@ class PaymentActions:
         if existing.pending_call is not None:  # a create that never left pending and never arrived is sent now, once
             resending = existing.status is PaymentStatus.PENDING
             existing = await self.calls.settle(existing, chosen, resending_create=resending)
-        if existing.pending_call is None and operations.was_never_sent(existing):  # a create answered is never resent
+        if operations.unsent_and_idle(existing):  # a create the provider answered is never sent again
             started, call = await self.calls.begin(
                 existing.id, CallOperation.INITIATE, operations.require_unsent, known=existing
             )

@@ -227,7 +227,7 @@ class FlowParts(PaymentActions):
         chosen = self.provider(payment.provider, tenant=payment.tenant)
         if not chosen.capabilities.polling:
             raise UnsupportedOperation(f"provider {chosen.code!r} ({chosen.name}) cannot be polled")
-        if payment.pending_call is None and operations.was_never_sent(payment):
+        if operations.unsent_and_idle(payment):
             return payment  # never sent: nothing to ask (its key's retry sends it; the reaper ends it past its ttl)
         refreshed, answer = await self.calls.poll(payment, chosen)
         if isinstance(answer, Unknown):

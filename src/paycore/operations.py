@@ -34,6 +34,7 @@ __all__ = [
     "create_key_reused",
     "refund_amount",
     "require_unsent",
+    "unsent_and_idle",
     "was_never_sent",
 ]
 
@@ -43,10 +44,19 @@ def was_never_sent(payment: Payment) -> bool:
     return payment.status is PaymentStatus.PENDING and payment.external_id is None
 
 
+def unsent_and_idle(payment: Payment) -> bool:
+    """True when the payment never reached its provider and no call of it is under way: there is nothing to ask
+    the provider about it, and only its create's key sends it (or the reaper ends it)."""
+    return payment.pending_call is None and was_never_sent(payment)
+
+
+_NEVER_SENT = " (never sent: retry it as it was asked, or make another payment under a new key)"
+"""How to go on with a create whose payment never reached its provider, told with :func:`create_key_reused`."""
+
+
 def create_key_reused(payment: Payment) -> IdempotencyKeyReused:
     """The refusal of another request under the key that made ``payment``: with how to go on, if it was never sent."""
-    unsent = payment.pending_call is None and was_never_sent(payment)
-    hint = " (never sent: retry it as it was asked, or make another payment under a new key)" if unsent else ""
+    hint = _NEVER_SENT if unsent_and_idle(payment) else ""
     return IdempotencyKeyReused(f"idempotency key of payment {payment.id} was used for a different payment{hint}")
 
 
