@@ -22,6 +22,9 @@ PHONE = "+221771234567"
         ("bad-+221771234567", "bad-***"),
         ("5000 XOF for +221771234567, twice: 0771234567", "5000 XOF for ***, twice: ***"),
         ("+221771234567+221771234567", "******"),
+        ("call (+221 77 123 45 67) now", "call *** now"),
+        ("call (77 123 45 67).", "call ***."),
+        ("(0771234567) or (+221771234567)", "*** or ***"),
     ],
 )
 def test_a_phone_is_hidden_however_it_is_written(text: str, shown: str) -> None:
@@ -36,6 +39,8 @@ def test_a_phone_is_hidden_however_it_is_written(text: str, shown: str) -> None:
         "checkout-session-not-found",
         "amount 5000 XOF, ref 1234567",  # seven digits of the number: not it
         "wallet +221 76 123 45 67",  # another number
+        "wallet (+221 76 123 45 67)",  # another number, its brackets too
+        "order (5000 XOF)",
         "(((((((((((((((( 1 2 3 ----- ...",
     ],
 )

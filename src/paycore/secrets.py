@@ -161,9 +161,10 @@ def hide_secrets(text: str, secrets: Iterable[Secret]) -> str:
     return text
 
 
-_DIGITS_WRITTEN: Final = re.compile(r"[+(]{0,2}[0-9](?:[0-9\s\-./()]*[0-9])?")
-"""A run of digits as a person or a gateway writes a phone number: ``+221 76-123.45/67``, ``(+221) 76 123 45 67``.
-One character class and no nested repetition: found in time linear in the text's length, whatever it holds."""
+_DIGITS_WRITTEN: Final = re.compile(r"[+(]{0,2}[0-9](?:[0-9\s\-./()]*[0-9])?\)?")
+"""A run of digits as a person or a gateway writes a phone number: ``+221 76-123.45/67``, ``(+221) 76 123 45 67``,
+``(77 123 45 67)``, with the bracket that closes it. One character class and no nested repetition: found in time
+linear in the text's length, whatever it holds."""
 
 
 def hide_phones(text: str, phones: Iterable[str | Secret | None]) -> str:
@@ -192,7 +193,10 @@ def _hidden_run(match: re.Match[str], *, tail: str) -> str:
     while found >= 0:
         stretches, cut = stretches + 1, at[found + len(tail) - 1] + 1
         found = digits.find(tail, found + len(tail))
-    return "***" * stretches + run[cut:]
+    hidden, rest = run[:cut], run[cut:]
+    if rest.startswith(")") and hidden.count("(") > hidden.count(")"):
+        rest = rest[1:]  # the bracket that closed what is hidden goes with it
+    return "***" * stretches + rest
 
 
 def _is_secret_name(name: str) -> bool:
