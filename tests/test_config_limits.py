@@ -11,9 +11,10 @@ import ast
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -32,6 +33,7 @@ from paycore.config import (
 )
 from paycore.errors import ConfigurationError, PaymentNotFound, ProviderNotEnabled
 from paycore.flow import PaymentFlow
+from paycore.status import PaymentStatus
 from paycore.testing.fake import FakeProvider
 
 from .conftest import SECRET, XOF_5000, Clock
@@ -496,3 +498,44 @@ def test_a_clock_giving_no_timezone_aware_time_is_refused_when_the_flow_is_built
             clock=clock,
         )
     assert refusal in str(refused.value)
+
+
+class _ParisClock:
+    """A clock in Europe/Paris, five minutes after its clocks went forward (03:05 CEST, 01:05 UTC)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 29, 3, 5, tzinfo=ZoneInfo("Europe/Paris"))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("database", [None, "sqlite"])
+async def test_a_clock_in_a_local_zone_is_read_in_utc_across_a_daylight_saving_change(
+    database: str | None, tmp_path: Path
+) -> None:
+    """An hour before 03:10 on the night Paris goes forward is 01:10 UTC; as wall-clock arithmetic it was 03:10
+    again, so ``expire_stale`` found a five-minute-old checkout an hour old and canceled and expired it."""
+    clock = _ParisClock()
+    config: dict[str, Any] = {"providers": {"fake": FAKE}}
+    if database is not None:
+        url = f"sqlite:///{tmp_path / 'pos.db'}"
+        config.update(repository=url, idempotency=url)
+    async with PaymentFlow.from_config(
+        config,
+        plugins=[paycore.testing.fake, paycore_memory.plugin, paycore_sqlalchemy.plugin],
+        entry_points=False,
+        environ={},
+        clock=clock,
+    ) as flow:
+        fake = flow.provider("fake")
+        assert isinstance(fake, FakeProvider)
+        fake.script("initiate", "pending")
+        payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T-1")).payment
+        assert payment.created_at.utcoffset() == timedelta(0)
+        assert payment.created_at == clock.now
+        clock.now += timedelta(minutes=5)  # 03:10 CEST: the customer is still on the payment page
+        assert await flow.expire_stale(timedelta(hours=1)) == []
+        assert (await flow.get_payment(payment.id)).status is PaymentStatus.PROCESSING
+        assert [operation for operation, _ in fake.calls] == ["initiate"]

@@ -21,10 +21,15 @@ def utcnow() -> datetime:
 
 
 def checked_clock(clock: Callable[[], datetime]) -> Callable[[], datetime]:
-    """``clock`` itself, once a reading of it is a timezone-aware datetime; else a
+    """``clock`` read in UTC, once a reading of it is a timezone-aware datetime; else a
     :class:`~paycore.errors.ConfigurationError`. A naive time (``datetime.now``) would be refused as a caller's
     bad input by one store, kept by another and then compared with aware ones; a number (``time.time``) fails
-    deep inside the first operation."""
+    deep inside the first operation.
+
+    A clock in a local zone (``datetime.now(ZoneInfo("Africa/Dakar"))``) is read in UTC: arithmetic on local
+    wall times is wrong across a daylight-saving change (an hour before 03:10 on the night clocks go forward
+    is 03:10 again), and a store comparing in UTC would disagree with one comparing wall times.
+    """
     from paycore.errors import ConfigurationError
 
     try:
@@ -36,4 +41,10 @@ def checked_clock(clock: Callable[[], datetime]) -> Callable[[], datetime]:
         raise ConfigurationError(
             f"the flow's clock must give a timezone-aware datetime, such as datetime.now(UTC); it gave {what}"
         )
-    return clock
+    if clock is utcnow:
+        return clock
+
+    def in_utc() -> datetime:
+        return clock().astimezone(UTC)
+
+    return in_utc
