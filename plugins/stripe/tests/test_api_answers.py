@@ -244,3 +244,67 @@ async def test_secrets_never_appear_in_a_repr(flow: PaymentFlow) -> None:
     shown = repr(provider.settings) + repr(provider)
     assert "sk_test_" not in shown
     assert "whsec_" not in shown
+
+
+HELD = intent("requires_capture", capture_method="manual", amount_capturable=5000)
+
+
+async def _authorized(flow: PaymentFlow) -> str:
+    with respx.mock:
+        respx.post(f"{API}/payment_intents").respond(200, json=HELD)
+        checkout = await flow.create_payment(
+            amount=Money.of("5000", "XOF"), provider="card", order_id="A-1", capture=False
+        )
+    assert checkout.payment.status is PaymentStatus.AUTHORIZED
+    return checkout.payment.id
+
+
+async def test_a_capture_declined_by_a_card_error_leaves_the_authorization_to_capture_or_cancel(
+    flow: PaymentFlow,
+) -> None:
+    """A 402 ``card_error`` to a capture refuses that capture alone: the hold stands at Stripe. It made the payment
+    ``failed``, which could then be neither captured nor canceled while Stripe held the customer's money."""
+    payment_id = await _authorized(flow)
+    declined = error("card_error", "card_declined", payment_intent=HELD)
+    capture = f"{API}/payment_intents/{HELD['id']}/capture"
+    with respx.mock:
+        respx.post(capture).respond(402, json=declined)
+        with pytest.raises(ProviderNotSent, match="402 CardError"):
+            await flow.capture(payment_id, amount=Money.of("3000", "XOF"))
+    held = await flow.get_payment(payment_id)
+    assert (held.status, held.pending_call, held.needs_review) == (PaymentStatus.AUTHORIZED, None, False)
+    captured = intent("succeeded", capture_method="manual", amount_received=3000)
+    with respx.mock:
+        respx.post(capture).respond(200, json=captured)
+        paid = await flow.capture(payment_id, amount=Money.of("3000", "XOF"))
+    assert (paid.status, paid.captured_amount) == (PaymentStatus.SUCCEEDED, Money.of("3000", "XOF"))
+
+
+async def test_a_cancel_declined_by_a_card_error_was_not_sent(flow: PaymentFlow) -> None:
+    payment_id = await _authorized(flow)
+    with respx.mock:
+        respx.post(f"{API}/payment_intents/{HELD['id']}/cancel").respond(
+            402, json=error("card_error", "card_declined")
+        )
+        with pytest.raises(ProviderNotSent, match="402 CardError"):
+            await flow.cancel(payment_id)
+    held = await flow.get_payment(payment_id)
+    assert (held.status, held.pending_call) == (PaymentStatus.AUTHORIZED, None)
+
+
+async def test_a_refund_declined_by_a_card_error_was_not_sent_and_leaves_the_money_refundable(
+    flow: PaymentFlow,
+) -> None:
+    """A 402 to a refund escaped the provider as the SDK's own exception: its outcome was recorded as unknown."""
+    with respx.mock:
+        respx.post(f"{API}/payment_intents").respond(200, json=intent("succeeded", amount_received=5000))
+        checkout = await flow.create_payment(amount=Money.of("5000", "XOF"), provider="card", order_id="A-1")
+    assert checkout.payment.status is PaymentStatus.SUCCEEDED
+    with respx.mock:
+        respx.post(f"{API}/refunds").respond(402, json=error("card_error", "card_declined"))
+        with pytest.raises(ProviderNotSent, match="402 CardError"):
+            await flow.refund(checkout.payment.id, amount=Money.of("2000", "XOF"))
+    after = await flow.get_payment(checkout.payment.id)
+    assert (after.status, after.pending_call, after.needs_review) == (PaymentStatus.SUCCEEDED, None, False)
+    assert [refund.status for refund in after.refunds] == [RefundStatus.FAILED]
+    assert after.refundable_amount == Money.of("5000", "XOF")

@@ -3,8 +3,10 @@
 The SDK raises one exception class per kind of failure; :func:`ask` turns each
 into what paycore's flow needs to know (see :mod:`paycore.providers`):
 
-* :class:`stripe.CardError` (402): a **definitive decline**. It is raised again
-  for the operation to report as ``Outcome.FAILED``.
+* :class:`stripe.CardError` (402) to a create: a **definitive decline**. It is
+  raised again for the create to report as ``Outcome.FAILED`` (``declines=True``).
+  To any other request (a capture, a refund, a cancel) it refuses that request
+  alone: the payment stays as it was, so it is :class:`~paycore.errors.ProviderNotSent`.
 * :class:`stripe.InvalidRequestError` (400, 404), :class:`stripe.AuthenticationError`
   (401), :class:`stripe.PermissionError` (403), :class:`stripe.IdempotencyError`
   and :class:`stripe.RateLimitError` (429): Stripe refused the request and
@@ -69,8 +71,9 @@ _REFUSED: Final = (
     stripe.PermissionError,
     stripe.IdempotencyError,
     stripe.RateLimitError,
+    stripe.CardError,
 )
-"""SDK errors for requests Stripe refused without doing anything."""
+"""SDK errors for requests Stripe refused without doing anything (a decline of a create is raised as it is)."""
 
 
 class NotAtStripe(ProviderNotSent):
@@ -132,12 +135,15 @@ def _cause(error: stripe.APIConnectionError) -> str:
     return type(error.__cause__).__name__ if error.__cause__ is not None else "connection error"
 
 
-async def ask(operation: str, call: Callable[[], Awaitable[T]], *, deadline: float | None) -> T:
+async def ask(
+    operation: str, call: Callable[[], Awaitable[T]], *, deadline: float | None, declines: bool = False
+) -> T:
     """Run one SDK call; its answer, or the paycore error that says whether it was sent.
 
     ``deadline`` bounds the whole call (the SDK's retries included) in seconds:
-    past it the call's outcome is unknown. A :class:`stripe.CardError` is
-    raised as it is: the caller reports the decline. The last attempt's "not
+    past it the call's outcome is unknown. With ``declines`` (a create), a
+    :class:`stripe.CardError` is raised as it is: the caller reports the
+    payment's decline; without, it refused this request alone. The last attempt's "not
     sent" is unknown when an earlier attempt may have reached Stripe; a call
     that only read (``GET``) is never unknown: it sent nothing that changes Stripe.
     """
@@ -146,9 +152,9 @@ async def ask(operation: str, call: Callable[[], Awaitable[T]], *, deadline: flo
     try:
         with anyio.fail_after(deadline):
             return await call()
-    except stripe.CardError:
-        raise
     except (stripe.StripeError, TimeoutError) as error:
+        if declines and isinstance(error, stripe.CardError):
+            raise
         raise _ending(operation, error, deadline, attempts) from None
     finally:
         _ATTEMPTS.reset(token)

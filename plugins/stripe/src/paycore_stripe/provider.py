@@ -201,9 +201,11 @@ class StripeProvider(Provider):
         """The longest a call may take, its retries and their back-off included."""
         return self.timeout * (self.max_network_retries + 1) + 2.0 * self.max_network_retries
 
-    async def _ask(self, operation: str, call: Callable[[stripe.StripeClient], Awaitable[T]]) -> T:
+    async def _ask(
+        self, operation: str, call: Callable[[stripe.StripeClient], Awaitable[T]], *, declines: bool = False
+    ) -> T:
         client = self._stripe()
-        return await ask(operation, lambda: call(client), deadline=self._deadline)
+        return await ask(operation, lambda: call(client), deadline=self._deadline, declines=declines)
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP client."""
@@ -245,6 +247,7 @@ class StripeProvider(Provider):
             intent = await self._ask(
                 "creating a PaymentIntent",
                 lambda c: c.v1.payment_intents.create_async(self._intent_params(payment), options),
+                declines=True,
             )
         except stripe.CardError as error:
             return _declined(error)
@@ -260,13 +263,10 @@ class StripeProvider(Provider):
         intent_id = await self._intent_id(payment)
         units = to_stripe(amount)
         options = _idempotency_key(payment, f"capture-{units}")
-        try:
-            intent = await self._ask(
-                "capturing a PaymentIntent",
-                lambda c: c.v1.payment_intents.capture_async(intent_id, {"amount_to_capture": units}, options),
-            )
-        except stripe.CardError as error:
-            return _declined(error)
+        intent = await self._ask(  # a decline refuses the capture alone: the authorization stands
+            "capturing a PaymentIntent",
+            lambda c: c.v1.payment_intents.capture_async(intent_id, {"amount_to_capture": units}, options),
+        )
         return _checked(lambda: read_intent(answer_dict(intent, "a capture")))
 
     async def cancel(self, payment: Payment) -> ProviderUpdate:
