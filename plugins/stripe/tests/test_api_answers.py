@@ -283,9 +283,7 @@ async def test_a_capture_declined_by_a_card_error_leaves_the_authorization_to_ca
 async def test_a_cancel_declined_by_a_card_error_was_not_sent(flow: PaymentFlow) -> None:
     payment_id = await _authorized(flow)
     with respx.mock:
-        respx.post(f"{API}/payment_intents/{HELD['id']}/cancel").respond(
-            402, json=error("card_error", "card_declined")
-        )
+        respx.post(f"{API}/payment_intents/{HELD['id']}/cancel").respond(402, json=error("card_error", "card_declined"))
         with pytest.raises(ProviderNotSent, match="402 CardError"):
             await flow.cancel(payment_id)
     held = await flow.get_payment(payment_id)

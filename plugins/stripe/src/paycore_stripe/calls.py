@@ -135,9 +135,7 @@ def _cause(error: stripe.APIConnectionError) -> str:
     return type(error.__cause__).__name__ if error.__cause__ is not None else "connection error"
 
 
-async def ask(
-    operation: str, call: Callable[[], Awaitable[T]], *, deadline: float | None, declines: bool = False
-) -> T:
+async def ask(operation: str, call: Callable[[], Awaitable[T]], *, deadline: float | None, declines: bool = False) -> T:
     """Run one SDK call; its answer, or the paycore error that says whether it was sent.
 
     ``deadline`` bounds the whole call (the SDK's retries included) in seconds:
