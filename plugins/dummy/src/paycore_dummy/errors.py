@@ -26,7 +26,10 @@ class GatewayAlreadyRunning(PaycoreError):
 
 
 class GatewayRefused(ProviderNotSent):
-    """The gateway answered 4xx: it did nothing (bad request, wrong state, wrong API key)."""
+    """The gateway answered 4xx: it did nothing (bad request, wrong state, wrong API key, a capture, cancel or
+    refund of a payment it does not hold). A status poll answered ``404 not_found`` for the payment's gateway id
+    raises none: :meth:`~paycore_dummy.provider.DummyProvider.check_status` reports it as
+    :attr:`~paycore.status.Outcome.NOT_FOUND`, the gateway holds no such payment."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"dummy gateway refused the request ({status} {code}): {message}")

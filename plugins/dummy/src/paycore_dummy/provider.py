@@ -28,6 +28,18 @@ Settings (``[providers.wave]`` with ``type = "dummy"``):
 ``timeout``
     Seconds to wait for the gateway (default 10); ``webhook_tolerance``
     seconds of clock skew a webhook may have (default 300).
+
+How a call ends: a 2xx answer is definitive; a 4xx is
+:class:`~paycore_dummy.errors.GatewayRefused` (a
+:class:`~paycore.errors.ProviderNotSent`: the gateway did nothing), but for a
+status poll of the payment by its gateway id answered ``404 not_found``: the
+gateway holds no such payment (purged, or an in-memory gateway restarted), a
+fact about the payment reported as :attr:`~paycore.status.Outcome.NOT_FOUND`
+(paycore flags a payment the gateway had named for an operator). A capture,
+cancel or refund of a payment the gateway does not hold stays
+``GatewayRefused``: nothing happened, and only a poll reports the payment
+lost. A 5xx, a timeout after sending or an unreadable answer is
+:class:`~paycore.errors.ProviderOutcomeUnknown`.
 """
 
 from __future__ import annotations
@@ -70,6 +82,9 @@ _OUTCOMES = {
     "canceled": Outcome.CANCELED,
     "expired": Outcome.EXPIRED,
 }
+_NOT_FOUND: Final = 404
+_NO_SUCH_PAYMENT: Final = "not_found"
+"""The gateway's status and code for a payment it does not hold."""
 _REFUND_STATUSES = {
     "pending": RefundStatus.PENDING,
     "succeeded": RefundStatus.SUCCEEDED,
@@ -299,9 +314,18 @@ class DummyProvider(Provider):
 
     async def check_status(self, payment: Payment) -> ProviderUpdate:
         """Ask the gateway: by its id when known, else by paycore's payment id (a lost create, or one still on its
-        way: :attr:`~paycore.status.Outcome.NOT_FOUND` when the gateway has none)."""
+        way). :attr:`~paycore.status.Outcome.NOT_FOUND` when the gateway has none: its search finds nothing, or it
+        answers ``404 not_found`` for its own id (it lost the payment: the core flags it, never reads it as a poll
+        that could not be sent, which would count toward taking the gateway for down)."""
         if payment.external_id:
-            data = await self._call("GET", f"/v1/payments/{payment.external_id}", about=payment)
+            try:
+                data = await self._call("GET", f"/v1/payments/{payment.external_id}", about=payment)
+            except GatewayRefused as refused:
+                if refused.status == _NOT_FOUND and refused.code == _NO_SUCH_PAYMENT:
+                    return ProviderUpdate(
+                        outcome=Outcome.NOT_FOUND, message=f"the gateway has no payment {payment.external_id}"
+                    )
+                raise
             return self._update(data, payment)
         found = await self._call("GET", "/v1/payments", params={"reference": payment.id}, about=payment)
         matches = found.get("data") if isinstance(found, dict) else None
