@@ -297,6 +297,12 @@ class KeyBinding:
         refund's payment): a key used again for another payment's refund, once released, names another refund."""
         return self._id(prefix, self._window, within)
 
+    def next_window_id(self, prefix: str) -> str:
+        """The id a retry under this key in the next window of ``ttl`` gives its record: the key's retry once this
+        attempt stalled past its lease, taken over after the window turned. Looked up before a record of its own is
+        stored without a record written ahead of it, so that the stalled attempt stores no second one."""
+        return self._id(prefix, self._window + 1)
+
     def candidate_ids(self, prefix: str, *, within: str = "") -> tuple[str, ...]:
         """The ids an earlier attempt under this key may have used, newest first; with ``within``, then the ids
         such records got before their ids named what they belong to; last, the one a record got before ids

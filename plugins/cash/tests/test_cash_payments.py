@@ -204,6 +204,26 @@ async def test_a_drawer_opened_in_another_currency_before_the_setting_takes_no_s
         assert await CashDrawers(flow, tenant=TENANT).movements(euros.id) == []
 
 
+async def test_a_drawer_opened_in_another_currency_before_the_setting_is_emptied_and_closed_in_its_own(
+    sqlite_url: str,
+) -> None:
+    """Its count was refused for not being in the configured currency, and a count in that currency for not being
+    in the drawer's: the till could never be closed, nor opened again, until the setting was taken back."""
+    async with PaymentFlow.from_config(cash_config() | {"repository": sqlite_url}) as flow:
+        await CashDrawers(flow, tenant=TENANT).open(till="T1", opening_float=Money.of("50", "EUR"), opened_by="Awa")
+    async with PaymentFlow.from_config(cash_config(currency="XOF") | {"repository": sqlite_url}) as flow:
+        drawers = CashDrawers(flow, tenant=TENANT)
+        with pytest.raises(ForeignCurrency, match="not in the drawer's currency EUR"):
+            await drawers.pay_out(till="T1", amount=Money.of("20", "XOF"), reason="to the safe", actor="Awa")
+        await drawers.pay_out(till="T1", amount=Money.of("20", "EUR"), reason="to the safe", actor="Awa")
+        with pytest.raises(ForeignCurrency, match="not in the drawer's currency EUR"):
+            await drawers.close(till="T1", counted=Money.of("0", "XOF"), closed_by="Awa")
+        closed = await drawers.close(till="T1", counted=Money.of("30", "EUR"), closed_by="Awa")
+        assert (closed.expected, closed.variance) == (Money.of("30", "EUR"), Money.of("0", "EUR"))
+        reopened = await drawers.open(till="T1", opening_float=Money.of("0", "XOF"), opened_by="Awa")
+        assert reopened.currency == "XOF"
+
+
 async def test_drawers_in_another_currency_than_the_cash_providers_are_refused(flow: PaymentFlow) -> None:
     with pytest.raises(ForeignCurrency, match="hold XOF, the currency its cash provider takes, not EUR"):
         CashDrawers(flow, tenant=TENANT, currency="EUR")

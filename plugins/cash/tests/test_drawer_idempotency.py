@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import pytest
 
 from paycore.config import load_config
@@ -453,3 +454,43 @@ async def test_a_movement_key_whose_record_was_lost_is_refused_at_another_till(
         await move(till="T2", amount=xof(4_000), reason="float", actor="Awa", idempotency_key="k")
     assert await drawers.movements(second.id) == []
     assert len(await drawers.movements(first.id)) == 1
+
+
+@pytest.mark.parametrize("kind", ["pay_in", "pay_out"])
+async def test_a_movement_whose_holder_stalled_past_its_lease_into_the_next_window_is_stored_once(
+    sql_or_memory_drawers: CashDrawers, clock: Clock, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The holder of a keyed movement freezes just before storing it (a till asleep); its lease passes and the
+    window of ``idempotency_ttl`` turns (as at midnight UTC with the default day), and the retry takes the key
+    over, finds nothing and stores the movement under the new window's id. The holder wakes: it stored its own
+    under the old window's id, and the drawer counted the cash twice."""
+    drawers = sql_or_memory_drawers
+    session = await drawers.open(till="T1", opening_float=xof(10_000), opened_by="Awa")
+    clock.advance(TTL - LEASE - 1)  # late in the key's window
+    storage, stored_by = drawers.storage, drawers.storage.add_movement
+    frozen, woken = anyio.Event(), anyio.Event()
+
+    async def freezing_once(movement: Any, **options: Any) -> Any:
+        if not frozen.is_set():
+            frozen.set()
+            await woken.wait()
+        return await stored_by(movement, **options)
+
+    monkeypatch.setattr(storage, "add_movement", freezing_once)
+    move = getattr(drawers, kind)
+    asked = {"till": "T1", "amount": xof(4_000), "reason": "drop", "actor": "Awa", "idempotency_key": "drop-1"}
+    answers: list[Any] = []
+
+    async def holder() -> None:
+        answers.append(await move(**asked))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(holder)
+        await frozen.wait()
+        clock.advance(LEASE + 2)  # past the lease, into the next window
+        answers.append(await move(**asked))
+        woken.set()
+    assert answers[0] == answers[1]
+    assert [movement.id for movement in await drawers.movements(session.id)] == [answers[0].id]
+    expected = 14_000 if kind == "pay_in" else 6_000
+    assert (await drawers.totals(session.id)).expected == xof(expected)

@@ -319,7 +319,9 @@ class CashDrawers:
         till = check_till(till)
         actor = check_name(actor, "actor")
         reason = check_name(reason, "reason", limit=500)
-        check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=self.currency)
+        # In the currency of the drawer open at the till, checked once it is read: one opened before the
+        # configuration named a currency holds its own, and takes cash in it until it is closed.
+        check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=None)
 
         async def execute(binding: KeyBinding | None) -> CashMovement:
             return await self._record(kind, till, amount, reason, actor, binding)
@@ -337,17 +339,21 @@ class CashDrawers:
     async def _record(
         self, kind: MovementKind, till: str, amount: Money, reason: str, actor: str, binding: KeyBinding | None
     ) -> CashMovement:
-        if binding is not None:
-            earlier = await self._earlier_movement(till, binding)
-            if earlier is not None:
-                return _same_movement(earlier, kind, amount, reason, actor, binding.key)
         movement_id = new_movement_id() if binding is None else binding.new_id("mov")
         for _ in range(_WRITE_ATTEMPTS):
             session = await self.storage.get_open_session(self.tenant, till)
+            if binding is not None:
+                # Looked up after the drawer was read, and the movement stored only at the version read: an attempt
+                # that stalled past its key's lease, its key taken over by a retry in the next window of
+                # idempotency_ttl (which gives the movement another id), finds the retry's movement on its next
+                # round instead of storing a second one.
+                earlier = await self._earlier_movement(till, binding)
+                if earlier is not None:
+                    return _same_movement(earlier, kind, amount, reason, actor, binding.key)
             if session is None:
                 raise _no_open_drawer(till)
             check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=session.currency)
-            expected_version: int | None = None
+            expected_version = None if binding is None else session.version
             if kind is MovementKind.PAY_OUT:
                 in_drawer = drawer_totals(session, await self.storage.list_movements(session.id)).expected
                 if amount > in_drawer:
@@ -379,7 +385,11 @@ class CashDrawers:
         """The movement an earlier attempt under the key stored at ``till``, while the key binds it, however many
         sessions the till opened since (looked up by the ids the key derives); :class:`IdempotencyKeyReused` for
         one it stored at another till (the key's record lost: never taken for a movement of this one)."""
-        ids = [*binding.candidate_ids("mov"), earlier_movement_id(self.tenant, binding.key)]
+        ids = [
+            binding.next_window_id("mov"),
+            *binding.candidate_ids("mov"),
+            earlier_movement_id(self.tenant, binding.key),
+        ]
         for movement in await self.storage.get_movements(ids):
             if binding.binds(movement.at):
                 await self._check_till(movement, till, binding.key)
@@ -436,7 +446,7 @@ class CashDrawers:
         if (till is None) == (session_id is None):
             raise InvalidCashRequest("close needs exactly one of till= and session_id=")
         closed_by = check_name(closed_by, "closed_by")
-        counted = check_amount(counted, "counted cash", currency=self.currency, allow_zero=True)
+        counted = check_amount(counted, "counted cash", currency=None, allow_zero=True)  # in the session's, below
         if till is not None:
             till = check_till(till)
         if session_id is not None:
