@@ -342,12 +342,12 @@ class PaymentFlow:
 
     @flow_operation("expire_stale")
     async def expire_stale(self, older_than: timedelta | float | None = None, *, limit: int = 100) -> list[Payment]:
-        """Expire payments left unfinished for longer than ``older_than`` (default: ``payment_ttl``).
+        """Expire payments unfinished for longer than ``older_than`` (default: ``payment_ttl``); return those changed.
 
-        A payment never sent is expired at once. One sent to a pollable provider
-        is expired only when the provider says it was not paid; an unknown
-        answer, or a provider that cannot be polled, flags it for review instead.
-        Returns the payments that changed.
+        A payment never sent is expired at once. A sent one is asked about first if its provider can be polled (paid or
+        failed meanwhile is recorded). One still unpaid, or whose provider cannot be polled, is canceled at the provider
+        if it can cancel and expired on its answer; at a pollable provider that cannot cancel it expires on the poll's
+        "unpaid" if webhooks would tell of a later payment. Else, or on an unknown answer, it is flagged for review.
         """
         from paycore.config import MAX_PAYMENT_TTL  # loaded with the flow: importing this module stays cheap
         from paycore.inputs import check_age

@@ -6,7 +6,8 @@ can cancel, through an owned provider call like any operation, so the customer c
 the provider's definitive answer; one whose provider cannot cancel expires on the poll's definitive "not paid" when a
 webhook would tell of a later payment (else it is flagged). An unknown answer, or a provider that can be neither
 polled nor canceled, flags it for review instead: time alone never turns an unknown outcome into a failure. A
-provider call in flight is left to its owner.
+provider call in flight is left to its owner. An expiry or a cancel is written only on the payment as the poll (or the
+listing) left it: one a report changed since (money arrived, a flag) is left for the next run or to its operator.
 
 A provider call whose answer was lost on a payment in any other status (a capture of an authorized payment, a refund
 of a paid one) is settled the same way once its lease has run out, when the repository can list the payments that
@@ -28,7 +29,16 @@ from paycore.logs import guarded_logger
 from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
-from paycore.reaper_run import Run, attempt, carries, left_to_operator, past_waiting
+from paycore.reaper_run import (
+    Run,
+    as_decided,
+    attempt,
+    cannot_list_calls,
+    carries,
+    left_to_operator,
+    past_waiting,
+    unknown_call,
+)
 from paycore.records import Payment, ProviderUpdate
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
 from paycore.storage import CallListingRepository, RefundListingRepository
@@ -69,14 +79,14 @@ class Reaper:
     async def expire_stale(self, older_than: timedelta, *, limit: int) -> list[Payment]:
         """Expire (or flag) up to ``limit`` payments unfinished for longer than ``older_than``, oldest first.
 
-        Then, within the same ``limit``, settle the provider calls whose answer was lost and whose lease
-        has run out, on payments of any status (see :meth:`_settle_calls`). Returns the payments that
-        changed. What the run leaves alone is read past without counting toward ``limit``, so it never
-        holds up the payments behind it: an open payment that awaits review (an operator has it; a
-        refresh or a webhook still settles it), one whose call is in flight, and, once its provider could
-        not be asked in this run, that provider's other payments (left for the next run, flagged only
-        past twice their deadline). Settling lost answers has ``limit`` payments of its own, and so has
-        asking about refunds left pending at the provider since ``older_than`` (see :meth:`_settle_refunds`).
+        Then, in a pass with ``limit`` payments of its own, settle the provider calls whose answer was lost
+        and whose lease has run out, on payments of any status (see :meth:`_settle_calls`); and, in a third
+        pass with ``limit`` of its own, ask about refunds left pending at the provider since ``older_than``
+        (see :meth:`_settle_refunds`). Returns the payments that changed. What the run leaves alone is read
+        past without counting toward ``limit``, so it never holds up the payments behind it: an open payment
+        that awaits review (an operator has it; a refresh or a webhook still settles it), one whose call is
+        in flight, and, once its provider could not be asked in this run, that provider's other payments
+        (left for the next run, flagged only past twice their deadline).
         """
         check_limit(limit, 1)
         deadline = self.clock() - older_than
@@ -114,7 +124,7 @@ class Reaper:
         if not isinstance(repository, CallListingRepository):
             if not self._said_calls_unlisted:
                 self._said_calls_unlisted = True
-                _cannot_list_calls(repository)
+                cannot_list_calls(repository)
             return
         page_size = max(run.limit, _CALLS_PAGE)
         after: tuple[datetime, str] | None = None
@@ -272,7 +282,7 @@ class Reaper:
         next run, and flagged once it was created before ``give_up_before`` (twice its deadline ago)."""
         call = payment.pending_call  # none in flight: the run takes up only calls a poll can settle (_to_expire)
         if was_never_sent(payment) and call is None:
-            return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=False))
+            return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=None))
         chosen = self._provider(run, payment)
         if chosen is None:
             return await self._unreachable(payment, give_up_before, run.why_down(payment))
@@ -285,7 +295,7 @@ class Reaper:
             if polled.pending_call is not None:
                 if call is None or not carries(polled, call):
                     return polled  # a call someone made meanwhile: its owner settles it
-                return await self._flagged(polled, _unknown_call(polled, "asking the provider did not settle it"))
+                return await self._flagged(polled, unknown_call(polled, "asking the provider did not settle it"))
             if polled.status in fsm.OPEN and polled.version == payment.version and answer.outcome not in _UNPAID:
                 return await self._flagged(
                     polled, _UNRECORDABLE.format(answer.outcome.value)
@@ -298,7 +308,7 @@ class Reaper:
                 return await self._flagged(polled, _CANCEL_LOST)
             payment = polled
         elif call is not None:
-            return await self._flagged(payment, _unknown_call(payment, "the provider cannot be polled"))
+            return await self._flagged(payment, unknown_call(payment, "the provider cannot be polled"))
         if chosen.capabilities.cancel:
             return await self._cancel_at_provider(payment, chosen, give_up_before)
         if not chosen.capabilities.polling:
@@ -307,16 +317,21 @@ class Reaper:
             )
         if not chosen.capabilities.webhooks:  # still payable there, and nothing would tell of a later payment
             return await self._flagged(payment, "unpaid past its deadline; the provider can neither cancel nor tell")
-        return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=True))
+        return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=payment), known=payment)
 
     async def _cancel_at_provider(self, payment: Payment, chosen: Provider, give_up_before: datetime) -> Payment:
         """Close the payment at the provider first, through an owned call, so the customer cannot pay it later.
 
         The provider's definitive "canceled" expires it here; "paid" pays it; an unknown answer leaves the call
         unknown for the next run to settle by asking; a cancel that could not be sent, or that leaves the payment
-        unfinished at the provider (its money still on its way), waits for the next run (:meth:`_unreachable`)."""
+        unfinished at the provider (its money still on its way), waits for the next run (:meth:`_unreachable`); one
+        whose answer flags the payment (paid another amount) leaves it to an operator. A payment changed since the
+        reaper decided on ``payment`` (a report since its poll or listing) is not canceled: left as it is."""
         try:
-            started, call = await self.calls.begin(payment.id, CallOperation.CANCEL, _still_open, cause="reaper")
+            check = as_decided(payment)  # still open, and as the poll (or the listing) left it: no report since
+            started, call = await self.calls.begin(
+                payment.id, CallOperation.CANCEL, check, cause="reaper", known=payment
+            )
         except (PaymentBusy, InvalidTransition):
             return await self.writer.load(payment.id)
         try:
@@ -324,6 +339,8 @@ class Reaper:
         except (ProviderNotSent, ValidationError) as error:  # a refusal of this cancel: the provider is not down
             return await self._unreachable(payment, give_up_before, f"its cancel was refused or not sent: {error}")
         done = await self.calls.conclude(payment.id, call, answer, chosen, lambda finished: finished)  # shielded
+        if done.needs_review and not started.needs_review:
+            return done  # its answer (or a report meanwhile) flagged it: an operator has it, with its own flag
         if done.status in fsm.OPEN and done.pending_call is None:  # still unfinished at the provider: told in time
             return await self._unreachable(done, give_up_before, "the provider reports it unfinished after its cancel")
         return done
@@ -349,13 +366,17 @@ class Reaper:
         """The payment flagged for an operator (its outcome unknown), unless it is already."""
         return await self.writer.mutate(payment.id, lambda p: self._flag(p, message))
 
-    def _expire(self, payment: Payment, *, asked: bool) -> Change | None:
+    def _expire(self, payment: Payment, *, asked: Payment | None) -> Change | None:
+        """``payment`` expired: never sent, or (``asked``: as the poll that found it unpaid left it) unchanged since
+        that poll. One changed since (a report, a flag) is left as it is, for the next run or to its operator."""
         if payment.status not in fsm.OPEN or payment.pending_call is not None:
             return None
-        if not asked and not was_never_sent(payment):
+        if asked is None and not was_never_sent(payment):
+            return None
+        if asked is not None and payment.version != asked.version:
             return None
         change = Change(payment, cause="reaper", now=self.clock())
-        change.fire("expire", message="the provider reports it unpaid" if asked else "never sent; abandoned")
+        change.fire("expire", message="never sent; abandoned" if asked is None else "the provider reports it unpaid")
         return change
 
     def _flag(self, payment: Payment, message: str) -> Change | None:
@@ -370,31 +391,9 @@ class Reaper:
         return change
 
 
-def _cannot_list_calls(repository: object) -> None:
-    """Say that the reaper leaves lost answers on payments no longer open to the next operation."""
-    log.warning(
-        "%s cannot list the payments that carry a provider call (paycore.storage.CallListingRepository): the reaper "
-        "leaves a lost capture or refund answer to the next operation, refresh or webhook",
-        type(repository).__name__,
-    )
-
-
-def _unknown_call(payment: Payment, why: str) -> str:
-    """Why a payment whose provider call stays unknown is flagged."""
-    call = payment.pending_call
-    operation = call.operation.value if call is not None else "provider"
-    return f"unfinished past its deadline; the outcome of its {operation} call is unknown and {why}"
-
-
 def _cancel_never_arrived(call: ProviderCall | None, polled: Payment, give_up_before: datetime | None) -> bool:
     """True when a poll found that the reaper's own cancel (``call``) of a payment created before ``give_up_before``
     never reached the provider: still open, it is flagged rather than sent a cancel again (and again)."""
     if call is None or not call.closes_abandoned_payment or polled.pending_call is not None:
         return False
     return polled.status in fsm.OPEN and give_up_before is not None and polled.created_at < give_up_before
-
-
-def _still_open(payment: Payment) -> None:
-    """Refuse to cancel a payment that is no longer waiting for its customer."""
-    if payment.status not in fsm.OPEN:
-        raise InvalidTransition(f"payment {payment.id} is {payment.status.value}; nothing to expire")

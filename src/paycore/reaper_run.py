@@ -1,25 +1,38 @@
 """``Run``: what one run of the reaper has done, how it counts toward its limit, and what it leaves for later.
 
-A run tries up to ``limit`` payments. It remembers those it saw (a payment it changed may be listed again),
-those it changed (what :meth:`~paycore.reaper.Reaper.expire_stale` returns), and the providers whose status
-polls kept failing: their payments wait for the next run, and do not count toward the limit.
+Each pass of a run (stale open payments, lost answers, pending refunds) tries up to ``limit`` payments of its own.
+A run remembers those it saw (a payment it changed may be listed again), those it changed (what
+:meth:`~paycore.reaper.Reaper.expire_stale` returns), and the providers whose status polls kept failing: their
+payments wait for the next run, and do not count toward the limit. Also here: the reaper's small checks and messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from attrs import define, field
 
 from paycore import fsm
 from paycore.calls import ProviderCall
-from paycore.errors import PaycoreError
+from paycore.errors import InvalidTransition, PaycoreError
 from paycore.logs import guarded_logger
 from paycore.records import Payment
 from paycore.status import ReviewReason
 
-__all__ = ["DOWN", "DOWN_AFTER", "NOT_ENABLED", "Run", "attempt", "carries", "left_to_operator", "past_waiting"]
+__all__ = [
+    "DOWN",
+    "DOWN_AFTER",
+    "NOT_ENABLED",
+    "Run",
+    "as_decided",
+    "attempt",
+    "cannot_list_calls",
+    "carries",
+    "left_to_operator",
+    "past_waiting",
+    "unknown_call",
+]
 
 log = guarded_logger("paycore.reaper")
 
@@ -51,7 +64,8 @@ class Run:
     """An open payment created before this no one could ask about is flagged rather than left (twice the deadline)."""
 
     def next_pass(self, *, give_up_before: datetime | None) -> Run:
-        """A run of the next pass: its own count toward the same limit; what this one saw, changed and took for down."""
+        """A run of the next pass: a count of its own, up to the same ``limit`` (each pass tries up to ``limit``
+        payments); what this one saw, changed and took for down."""
         seen, changed, down, not_enabled = self.seen, self.changed, self.down, self.not_enabled
         return Run(
             self.limit, seen=seen, changed=changed, down=down, not_enabled=not_enabled, give_up_before=give_up_before
@@ -132,3 +146,33 @@ def past_waiting(run: Run, payment: Payment, deadline: datetime) -> bool:
         return False
     give_up = run.give_up_before
     return payment.status not in fsm.OPEN or give_up is None or payment.created_at < give_up
+
+
+def as_decided(decided_on: Payment) -> Callable[[Payment], None]:
+    """The check of a cancel the reaper decided on ``decided_on`` (as its poll, or its listing, left the payment):
+    refuse it for a payment no longer open, or changed since (a report of money, a flag): what was decided on it no
+    longer holds, and the payment is left as it is, for the next run or to its operator."""
+
+    def check(payment: Payment) -> None:
+        if payment.status not in fsm.OPEN:
+            raise InvalidTransition(f"payment {payment.id} is {payment.status.value}; nothing to expire")
+        if payment.version != decided_on.version:
+            raise InvalidTransition(f"payment {payment.id} changed since the reaper looked at it; not canceled")
+
+    return check
+
+
+def unknown_call(payment: Payment, why: str) -> str:
+    """Why a payment whose provider call stays unknown is flagged."""
+    call = payment.pending_call
+    operation = call.operation.value if call is not None else "provider"
+    return f"unfinished past its deadline; the outcome of its {operation} call is unknown and {why}"
+
+
+def cannot_list_calls(repository: object) -> None:
+    """Say that the reaper leaves lost answers on payments no longer open to the next operation."""
+    log.warning(
+        "%s cannot list the payments that carry a provider call (paycore.storage.CallListingRepository): the reaper "
+        "leaves a lost capture or refund answer to the next operation, refresh or webhook",
+        type(repository).__name__,
+    )
