@@ -51,7 +51,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--older-than", type=_seconds, default=None, help="seconds (default: PAYCORE's payment_ttl)"
         )
-        parser.add_argument("--limit", type=_count, default=100, help="at most this many payments (default 100)")
+        parser.add_argument(
+            "--limit",
+            type=_count,
+            default=100,
+            help="at most this many payments in each of the run's passes (default 100)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the reaper once and say what changed."""
