@@ -25,6 +25,7 @@ from paycore_cash.drawers import CashDrawers
 from paycore_cash.errors import (
     CashSaleFailed,
     CashSaleUnsettled,
+    DrawerClosed,
     ForeignCurrency,
     InsufficientDrawerCash,
     InsufficientTender,
@@ -547,3 +548,20 @@ async def test_an_order_paid_in_part_in_another_currency_has_no_balance_in_its_t
             await order_balance(flow, order_id="T1-7", total=xof(10_000), tenant=TENANT)
         await flow.refund(card.payment.id, tenant=TENANT)  # given back in full: it paid nothing
         assert await order_balance(flow, order_id="T1-7", total=xof(10_000), tenant=TENANT) == xof(10_000)
+
+
+@pytest.mark.parametrize("by_session", [False, True])
+async def test_a_keyed_count_in_a_foreign_currency_of_a_closed_drawer_is_refused_without_taking_its_key(
+    by_session: bool,
+) -> None:
+    """Refused for its currency before its key is claimed, as any foreign amount is: the count corrected under the
+    same key is refused for what it is (the drawer is closed), not as the key's reuse."""
+    async with PaymentFlow.from_config(cash_config(currency="XOF")) as flow:
+        drawers = CashDrawers(flow, tenant=TENANT)
+        session = await drawers.open(till="T1", opening_float=Money.of("0", "XOF"), opened_by="Awa")
+        await drawers.close(till="T1", counted=Money.of("0", "XOF"), closed_by="Awa")
+        where: dict[str, Any] = {"session_id": session.id} if by_session else {"till": "T1"}
+        with pytest.raises(ForeignCurrency, match=r"counted cash 5\.00 EUR is not in the drawer's currency XOF"):
+            await drawers.close(counted=Money.of("5", "EUR"), closed_by="Awa", idempotency_key="count-1", **where)
+        with pytest.raises(DrawerClosed, match="closed already"):
+            await drawers.close(counted=Money.of("5", "XOF"), closed_by="Awa", idempotency_key="count-1", **where)

@@ -169,3 +169,17 @@ async def test_a_refund_of_a_payment_the_gateway_lost_is_refused_and_refunds_not
     assert (after.status, after.pending_call, after.needs_review) == (S.SUCCEEDED, None, False)
     assert [refund.status for refund in after.refunds] == [RefundStatus.FAILED], "refused: nothing refunded"
     assert after.refundable_amount == Money.of("5000", "XOF")
+
+
+async def test_a_poll_at_a_path_the_gateway_has_no_route_for_is_a_refusal_not_a_lost_payment(
+    server: Any, make_gateway: Any, flow_factory: Any, secret: str
+) -> None:
+    """A ``base_url`` that no longer points at the API's root (a path prefix added in a redeploy) is answered
+    ``404 no_route``, never the ``not_found`` of a payment the gateway does not hold: each poll would have reported
+    its payment lost and flagged it for an operator."""
+    async with server(make_gateway()) as url:
+        async with flow_factory(base_url=url, webhook_secret=secret, timeout=2) as flow:
+            payment = await pay(flow)
+        async with flow_factory(base_url=url + "/api", webhook_secret=secret, timeout=2) as moved:
+            with pytest.raises(GatewayRefused, match="404 no_route"):
+                await moved.provider("wave", tenant="chez-awa").check_status(payment)

@@ -69,7 +69,8 @@ __all__ = ["CashDrawers", "FlowLike", "cash_settings", "runner_for"]
 
 _CLOSE_ATTEMPTS = 20
 _WRITE_ATTEMPTS = 50
-"""How many times a pay-out is checked again when cash moved between its check and its write."""
+"""How many times a pay-out (or a keyed movement) is checked again when cash moved between its check and its
+write."""
 
 
 class FlowLike(Protocol):
@@ -319,9 +320,8 @@ class CashDrawers:
         till = check_till(till)
         actor = check_name(actor, "actor")
         reason = check_name(reason, "reason", limit=500)
-        # In the currency of the drawer open at the till, checked once it is read: one opened before the
-        # configuration named a currency holds its own, and takes cash in it until it is closed.
         check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=None)
+        await self._check_currency(amount, f"{kind.value.replace('_', '-')} amount", till=till)
 
         async def execute(binding: KeyBinding | None) -> CashMovement:
             return await self._record(kind, till, amount, reason, actor, binding)
@@ -373,13 +373,34 @@ class CashDrawers:
             try:
                 stored = await self.storage.add_movement(movement, expected_version=expected_version)
             except DrawerClosed:
+                # Closed since it was read; keyed, a retry of the key may have stored the movement before the close.
+                earlier = None if binding is None else await self._earlier_movement(till, binding)
+                if earlier is not None and binding is not None:
+                    return _same_movement(earlier, kind, amount, reason, actor, binding.key)
                 raise NoOpenDrawer(f"the drawer of till {till!r} was closed; open one first") from None
             except ConcurrentUpdate:
                 continue  # cash moved since the check: read the drawer again and check again
             if binding is not None and stored.session_id != session.id:  # its id was already another session's
                 await self._check_till(stored, till, binding.key)
             return _same_movement(stored, kind, amount, reason, actor, None if binding is None else binding.key)
-        raise ConcurrentUpdate(f"the drawer of till {till!r} kept changing while {amount} was paid out; try again")
+        moving = "paid out" if kind is MovementKind.PAY_OUT else "paid in"
+        raise ConcurrentUpdate(f"the drawer of till {till!r} kept changing while {amount} was {moving}; try again")
+
+    async def _check_currency(
+        self, amount: Money, what: str, *, till: str | None = None, session_id: str | None = None
+    ) -> None:
+        """Refuse ``amount`` in another currency than the configured one (:class:`ForeignCurrency`), unless the
+        drawer it is for (open at ``till``, or ``session_id``) holds that currency: opened before the configuration
+        named another, it is paid into, out of and closed in its own. The drawer's own currency is checked again
+        once it is read for the change."""
+        if self.currency is None or amount.currency == self.currency:
+            return
+        if session_id is not None:
+            drawer: DrawerSession | None = await self.get(session_id)
+        else:
+            drawer = await self.current(till or "")
+        if drawer is None or drawer.currency != amount.currency:
+            raise ForeignCurrency(f"{what} {amount} is not in the drawer's currency {self.currency}")
 
     async def _earlier_movement(self, till: str, binding: KeyBinding) -> CashMovement | None:
         """The movement an earlier attempt under the key stored at ``till``, while the key binds it, however many
@@ -446,11 +467,12 @@ class CashDrawers:
         if (till is None) == (session_id is None):
             raise InvalidCashRequest("close needs exactly one of till= and session_id=")
         closed_by = check_name(closed_by, "closed_by")
-        counted = check_amount(counted, "counted cash", currency=None, allow_zero=True)  # in the session's, below
+        counted = check_amount(counted, "counted cash", currency=None, allow_zero=True)
         if till is not None:
             till = check_till(till)
         if session_id is not None:
             session_id = check_session_id(session_id)
+        await self._check_currency(counted, "counted cash", till=till, session_id=session_id)
 
         with self._in_flight:
             if idempotency_key is not None and not await self._closed_under_key(till, session_id, idempotency_key):

@@ -170,7 +170,7 @@ class GatewayApp:
             allowed = True
         if allowed:
             raise GatewayApiError(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}")
-        raise GatewayApiError(404, "not_found", f"no route {request.path}")
+        raise GatewayApiError(404, "no_route", f"no route {request.path}")  # not_found: no such payment
 
     def _authenticate(self, request: Request) -> None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
