@@ -116,7 +116,7 @@ async def test_an_underpayment_reported_after_the_poll_is_not_expired_over(
     """A provider that cannot cancel: the poll's "pending" would have expired it."""
     (payment,) = await _stale(flow, fake, clock, monkeypatch, Capabilities(refund=True, webhooks=True, polling=True))
     delivered = _after_the_poll(flow, fake, monkeypatch, _underpaid(flow, fake, payment))
-    await flow.expire_stale(HOUR)
+    assert await flow.expire_stale(HOUR) == [], "a report changed it, not the reaper: the run says it changed none"
     assert delivered == ["delivered"]
     events = [(event.kind, event.cause) for event in await flow.list_events(payment.id)]
     assert ("status_changed", "reaper") not in events
@@ -129,7 +129,7 @@ async def test_an_underpayment_reported_after_the_poll_is_not_canceled_at_the_pr
     """A provider that can cancel: the poll's "pending" would have had a cancel sent, then the payment re-flagged."""
     (payment,) = await _stale(flow, fake, clock, monkeypatch, type(fake).capabilities)
     delivered = _after_the_poll(flow, fake, monkeypatch, _underpaid(flow, fake, payment))
-    await flow.expire_stale(HOUR)
+    assert await flow.expire_stale(HOUR) == []
     assert delivered == ["delivered"]
     assert ("cancel", payment.id) not in fake.calls, "decided on a payment that changed since: nothing is sent"
     await _money_still_recordable(flow, payment)
@@ -143,7 +143,7 @@ async def test_an_underpayment_reported_after_the_listing_is_not_canceled_at_a_p
     can_cancel = Capabilities(cancel=True, refund=True, webhooks=True)
     payment, abandoned = await _stale(flow, fake, clock, monkeypatch, can_cancel, orders=2)
     delivered = _after_the_listing(flow, monkeypatch, _underpaid(flow, fake, payment))
-    await flow.expire_stale(HOUR)
+    assert [changed.id for changed in await flow.expire_stale(HOUR)] == [abandoned.id]
     assert delivered == ["delivered"]
     assert ("cancel", payment.id) not in fake.calls
     assert (await flow.get_payment(abandoned.id)).status is PaymentStatus.EXPIRED

@@ -344,11 +344,10 @@ class PaymentFlow:
     async def expire_stale(self, older_than: timedelta | float | None = None, *, limit: int = 100) -> list[Payment]:
         """Expire payments unfinished for longer than ``older_than`` (default: ``payment_ttl``); return those changed.
 
-        A payment never sent is expired at once. A sent one is asked about first if its provider can be polled (paid or
-        failed meanwhile is recorded). One still unpaid, or whose provider cannot be polled, is canceled at the provider
-        if it can cancel and expired on its answer; at a pollable provider that cannot cancel it expires on the poll's
-        "unpaid" if webhooks would tell of a later payment. Else, or on an unknown answer, it is flagged for review.
-        """
+        A payment never sent is expired at once; a sent one is asked about if its provider can be polled, then, still
+        unpaid, canceled at a provider that can cancel and expired on its answer, or expired on the poll if webhooks
+        would tell of a later payment, else flagged. One changed since its poll is left; one its provider could not be
+        asked about waits, flagged past twice ``older_than``. See :meth:`paycore.reaper.Reaper.expire_stale`."""
         from paycore.config import MAX_PAYMENT_TTL  # loaded with the flow: importing this module stays cheap
         from paycore.inputs import check_age
 

@@ -33,6 +33,7 @@ from paycore.reaper_run import (
     Run,
     as_decided,
     attempt,
+    cancel_never_arrived,
     cannot_list_calls,
     carries,
     left_to_operator,
@@ -247,7 +248,7 @@ class Reaper:
             return await self._call_unasked(run, payment, call, deadline, "the provider cannot be polled")
         polled, answer, why = await self._poll(run, payment, chosen)
         if not carries(polled, call):
-            if _cancel_never_arrived(call, polled, run.give_up_before):
+            if cancel_never_arrived(call, polled, run.give_up_before):
                 return await self._flagged(polled, _CANCEL_LOST)
             return polled
         if answer is None:
@@ -304,7 +305,7 @@ class Reaper:
                 return polled  # paid, failed or expired at the provider: the poll applied it
             if polled.needs_review and not payment.needs_review:
                 return polled  # the poll flagged it (the provider lost a payment it named): an operator has it
-            if _cancel_never_arrived(call, polled, give_up_before):
+            if cancel_never_arrived(call, polled, give_up_before):
                 return await self._flagged(polled, _CANCEL_LOST)
             payment = polled
         elif call is not None:
@@ -317,7 +318,14 @@ class Reaper:
             )
         if not chosen.capabilities.webhooks:  # still payable there, and nothing would tell of a later payment
             return await self._flagged(payment, "unpaid past its deadline; the provider can neither cancel nor tell")
-        return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=payment), known=payment)
+        decided: list[Change | None] = []  # what the last try of the write decided: None, left as it was
+
+        def expire(current: Payment) -> Change | None:
+            decided.append(self._expire(current, asked=payment))
+            return decided[-1]
+
+        done = await self.writer.mutate(payment.id, expire, known=payment)
+        return done if decided[-1] is not None else payment  # changed by others since: tried, not changed here
 
     async def _cancel_at_provider(self, payment: Payment, chosen: Provider, give_up_before: datetime) -> Payment:
         """Close the payment at the provider first, through an owned call, so the customer cannot pay it later.
@@ -333,7 +341,7 @@ class Reaper:
                 payment.id, CallOperation.CANCEL, check, cause="reaper", known=payment
             )
         except (PaymentBusy, InvalidTransition):
-            return await self.writer.load(payment.id)
+            return payment  # no longer as decided on (or a call of another's): tried, and left as it is
         try:
             answer = await self.calls.ask(chosen.cancel(started), started, call, provider=chosen)
         except (ProviderNotSent, ValidationError) as error:  # a refusal of this cancel: the provider is not down
@@ -389,11 +397,3 @@ class Reaper:
         change = Change(payment, cause="reaper", now=self.clock())
         change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
         return change
-
-
-def _cancel_never_arrived(call: ProviderCall | None, polled: Payment, give_up_before: datetime | None) -> bool:
-    """True when a poll found that the reaper's own cancel (``call``) of a payment created before ``give_up_before``
-    never reached the provider: still open, it is flagged rather than sent a cancel again (and again)."""
-    if call is None or not call.closes_abandoned_payment or polled.pending_call is not None:
-        return False
-    return polled.status in fsm.OPEN and give_up_before is not None and polled.created_at < give_up_before

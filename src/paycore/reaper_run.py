@@ -27,6 +27,7 @@ __all__ = [
     "Run",
     "as_decided",
     "attempt",
+    "cancel_never_arrived",
     "cannot_list_calls",
     "carries",
     "left_to_operator",
@@ -176,3 +177,11 @@ def cannot_list_calls(repository: object) -> None:
         "leaves a lost capture or refund answer to the next operation, refresh or webhook",
         type(repository).__name__,
     )
+
+
+def cancel_never_arrived(call: ProviderCall | None, polled: Payment, give_up_before: datetime | None) -> bool:
+    """True when a poll found that the reaper's own cancel (``call``) of a payment created before ``give_up_before``
+    never reached the provider: still open, it is flagged rather than sent a cancel again (and again)."""
+    if call is None or not call.closes_abandoned_payment or polled.pending_call is not None:
+        return False
+    return polled.status in fsm.OPEN and give_up_before is not None and polled.created_at < give_up_before
