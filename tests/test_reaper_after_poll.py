@@ -171,3 +171,45 @@ async def test_a_cancel_answered_paid_with_another_amount_keeps_its_own_flag(
     kinds = [event.kind for event in await flow.list_events(payment.id)]
     assert kinds.count("flagged_for_review") == 1
     await _money_still_recordable(flow, payment)
+
+
+async def test_two_runs_at_once_name_each_never_sent_payment_they_expired_once_between_them(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run returned, as changed, the payments the other had just expired (and its log and span counted them):
+    two hosts running the reaper at once reported the day's never-sent checkouts twice. (A payment the other run
+    ended that a poll then finds ended is still named by both: the poll's write cannot tell whose it was.)"""
+    import anyio
+
+    from paycore.errors import ProviderNotSent
+
+    list_stale, listed = flow.repository.list_stale, anyio.Event()
+    waiting = [2]
+
+    async def listing_together(**kwargs: Any) -> list[Payment]:
+        stale = await list_stale(**kwargs)
+        waiting[0] -= 1
+        if waiting[0] == 0:
+            listed.set()
+        await listed.wait()  # both runs listed the same payments before either changes one
+        return stale
+
+    monkeypatch.setattr(flow.repository, "list_stale", listing_together)
+
+    for number in range(6):
+        fake.script("initiate", "not_sent")
+        with pytest.raises(ProviderNotSent):
+            await flow.create_payment(amount=Money.of("5000", "XOF"), provider="fake", order_id=f"T-{number}")
+    clock.advance(hours=2)
+    returned: list[list[Payment]] = []
+
+    async def run() -> None:
+        returned.append(await flow.expire_stale(HOUR))
+
+    async with anyio.create_task_group() as runs:
+        runs.start_soon(run)
+        runs.start_soon(run)
+    named = [payment.id for changed in returned for payment in changed]
+    stored = await flow.list_payments()
+    assert sorted(named) == sorted(payment.id for payment in stored)
+    assert {payment.status for payment in stored} == {PaymentStatus.EXPIRED}

@@ -1,13 +1,11 @@
 """``Reaper``: expires payments left unfinished, without ever guessing an outcome.
 
-A payment never sent is expired at once. One that was sent is first asked about (when the provider can be polled):
-a payment paid or failed meanwhile is recorded as such. One still unpaid is closed at the provider when the provider
-can cancel, through an owned provider call like any operation, so the customer cannot pay it later, and expires on
-the provider's definitive answer; one whose provider cannot cancel expires on the poll's definitive "not paid" when a
-webhook would tell of a later payment (else it is flagged). An unknown answer, or a provider that can be neither
-polled nor canceled, flags it for review instead: time alone never turns an unknown outcome into a failure. A
-provider call in flight is left to its owner. An expiry or a cancel is written only on the payment as the poll (or the
-listing) left it: one a report changed since (money arrived, a flag) is left for the next run or to its operator.
+A payment never sent is expired at once. A sent one is first asked about when its provider can be polled (paid or
+failed meanwhile is recorded). One still unpaid is canceled at a provider that can cancel, through an owned call like
+any operation, and expires on its definitive answer; else it expires on the poll's definitive "not paid" when a
+webhook would tell of a later payment, or is flagged. Time alone never turns an unknown outcome into a failure: a
+payment no one could ask about waits, flagged past twice its deadline. A call in flight is left to its owner. An
+expiry or a cancel is written only on the payment as the poll (or listing) left it: one changed since is left.
 
 A provider call whose answer was lost on a payment in any other status (a capture of an authorized payment, a refund
 of a paid one) is settled the same way once its lease has run out, when the repository can list the payments that
@@ -30,6 +28,8 @@ from paycore.operations import was_never_sent
 from paycore.provider_calls import ProviderCalls, Unknown
 from paycore.providers import Provider
 from paycore.reaper_run import (
+    CANCEL_LOST,
+    UNRECORDABLE,
     Run,
     as_decided,
     attempt,
@@ -53,10 +53,6 @@ ProviderLookup = Callable[[str, "str | None"], Provider]
 
 _UNPAID = frozenset({Outcome.PENDING, Outcome.NOT_FOUND})
 """What the provider says of a payment it holds no money for and has not given up on itself."""
-
-_CANCEL_LOST = "past its deadline; its cancel never reached the provider"
-
-_UNRECORDABLE = "the provider reports it {} in a report paycore cannot record: settle it with resolve_payment"
 
 _CALLS_PAGE = 100
 """The fewest payments carrying a call read at once: a run reads on past those it leaves alone."""
@@ -249,7 +245,7 @@ class Reaper:
         polled, answer, why = await self._poll(run, payment, chosen)
         if not carries(polled, call):
             if cancel_never_arrived(call, polled, run.give_up_before):
-                return await self._flagged(polled, _CANCEL_LOST)
+                return await self._flagged(polled, CANCEL_LOST)
             return polled
         if answer is None:
             log.warning("could not settle the %s call of payment %s: %s", call.operation.value, payment.id, why)
@@ -283,7 +279,7 @@ class Reaper:
         next run, and flagged once it was created before ``give_up_before`` (twice its deadline ago)."""
         call = payment.pending_call  # none in flight: the run takes up only calls a poll can settle (_to_expire)
         if was_never_sent(payment) and call is None:
-            return await self.writer.mutate(payment.id, lambda p: self._expire(p, asked=None))
+            return await self._expired(payment, asked=None)
         chosen = self._provider(run, payment)
         if chosen is None:
             return await self._unreachable(payment, give_up_before, run.why_down(payment))
@@ -299,14 +295,14 @@ class Reaper:
                 return await self._flagged(polled, unknown_call(polled, "asking the provider did not settle it"))
             if polled.status in fsm.OPEN and polled.version == payment.version and answer.outcome not in _UNPAID:
                 return await self._flagged(
-                    polled, _UNRECORDABLE.format(answer.outcome.value)
+                    polled, UNRECORDABLE.format(answer.outcome.value)
                 )  # else polled every run, first in line
             if answer.outcome not in _UNPAID or polled.status not in fsm.OPEN:
                 return polled  # paid, failed or expired at the provider: the poll applied it
             if polled.needs_review and not payment.needs_review:
                 return polled  # the poll flagged it (the provider lost a payment it named): an operator has it
             if cancel_never_arrived(call, polled, give_up_before):
-                return await self._flagged(polled, _CANCEL_LOST)
+                return await self._flagged(polled, CANCEL_LOST)
             payment = polled
         elif call is not None:
             return await self._flagged(payment, unknown_call(payment, "the provider cannot be polled"))
@@ -318,14 +314,7 @@ class Reaper:
             )
         if not chosen.capabilities.webhooks:  # still payable there, and nothing would tell of a later payment
             return await self._flagged(payment, "unpaid past its deadline; the provider can neither cancel nor tell")
-        decided: list[Change | None] = []  # what the last try of the write decided: None, left as it was
-
-        def expire(current: Payment) -> Change | None:
-            decided.append(self._expire(current, asked=payment))
-            return decided[-1]
-
-        done = await self.writer.mutate(payment.id, expire, known=payment)
-        return done if decided[-1] is not None else payment  # changed by others since: tried, not changed here
+        return await self._expired(payment, asked=payment)
 
     async def _cancel_at_provider(self, payment: Payment, chosen: Provider, give_up_before: datetime) -> Payment:
         """Close the payment at the provider first, through an owned call, so the customer cannot pay it later.
@@ -373,6 +362,18 @@ class Reaper:
     async def _flagged(self, payment: Payment, message: str) -> Payment:
         """The payment flagged for an operator (its outcome unknown), unless it is already."""
         return await self.writer.mutate(payment.id, lambda p: self._flag(p, message))
+
+    async def _expired(self, payment: Payment, *, asked: Payment | None) -> Payment:
+        """The payment once :meth:`_expire` wrote; ``payment`` itself when it left the stored one as it was (changed
+        since, by a report or another run): tried, and not changed by this run."""
+        decided: list[Change | None] = []  # what the last try of the write decided
+
+        def expire(current: Payment) -> Change | None:
+            decided.append(self._expire(current, asked=asked))
+            return decided[-1]
+
+        done = await self.writer.mutate(payment.id, expire, known=asked)
+        return done if decided[-1] is not None else payment
 
     def _expire(self, payment: Payment, *, asked: Payment | None) -> Change | None:
         """``payment`` expired: never sent, or (``asked``: as the poll that found it unpaid left it) unchanged since

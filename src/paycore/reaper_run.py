@@ -21,9 +21,11 @@ from paycore.records import Payment
 from paycore.status import ReviewReason
 
 __all__ = [
+    "CANCEL_LOST",
     "DOWN",
     "DOWN_AFTER",
     "NOT_ENABLED",
+    "UNRECORDABLE",
     "Run",
     "as_decided",
     "attempt",
@@ -43,6 +45,10 @@ DOWN = f"its provider failed {DOWN_AFTER} status polls in a row in this run, so 
 """Why a payment of a provider a run took for down was not asked about."""
 NOT_ENABLED = "its provider is no longer enabled for its tenant, so it could not be asked"
 """Why a payment of a provider the configuration no longer enables (a tenant no longer served) was not asked about."""
+CANCEL_LOST = "past its deadline; its cancel never reached the provider"
+"""Why a payment is flagged whose reaper's cancel a poll found never arrived."""
+UNRECORDABLE = "the provider reports it {} in a report paycore cannot record: settle it with resolve_payment"
+"""Why a payment is flagged that a poll reports in a state paycore cannot record (``format`` with the outcome)."""
 
 
 @define
