@@ -565,3 +565,20 @@ async def test_a_keyed_count_in_a_foreign_currency_of_a_closed_drawer_is_refused
             await drawers.close(counted=Money.of("5", "EUR"), closed_by="Awa", idempotency_key="count-1", **where)
         with pytest.raises(DrawerClosed, match="closed already"):
             await drawers.close(counted=Money.of("5", "XOF"), closed_by="Awa", idempotency_key="count-1", **where)
+
+
+async def test_keyed_changes_of_a_drawer_opened_in_another_currency_replay_after_it_closed(sqlite_url: str) -> None:
+    """A retry whose first answer was lost replays what its key stored: it was refused for its currency once the
+    drawer it changed had closed, since no drawer open at the till held that currency any more."""
+    async with PaymentFlow.from_config(cash_config() | {"repository": sqlite_url}) as flow:
+        await CashDrawers(flow, tenant=TENANT).open(till="T1", opening_float=Money.of("50", "EUR"), opened_by="Awa")
+    async with PaymentFlow.from_config(cash_config(currency="XOF") | {"repository": sqlite_url}) as flow:
+        drawers = CashDrawers(flow, tenant=TENANT)
+        top_up = {"till": "T1", "amount": Money.of("10", "EUR"), "reason": "float", "actor": "Awa"}
+        count = {"till": "T1", "counted": Money.of("60", "EUR"), "closed_by": "Awa"}
+        paid_in = await drawers.pay_in(**top_up, idempotency_key="top-up-1")
+        closed = await drawers.close(**count, idempotency_key="count-1")
+        assert await drawers.pay_in(**top_up, idempotency_key="top-up-1") == paid_in
+        assert await drawers.close(**count, idempotency_key="count-1") == closed
+        await drawers.open(till="T1", opening_float=Money.of("0", "XOF"), opened_by="Awa")
+        assert await drawers.close(**count, idempotency_key="count-1") == closed

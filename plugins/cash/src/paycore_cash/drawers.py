@@ -320,8 +320,10 @@ class CashDrawers:
         till = check_till(till)
         actor = check_name(actor, "actor")
         reason = check_name(reason, "reason", limit=500)
+        # Its currency is checked against the drawer's once it is read (in the runner: a refusal keeps nothing under
+        # the key, and a retry of what the key stored replays it): one opened before the configuration named another
+        # currency takes cash in its own until it is closed.
         check_amount(amount, f"{kind.value.replace('_', '-')} amount", currency=None)
-        await self._check_currency(amount, f"{kind.value.replace('_', '-')} amount", till=till)
 
         async def execute(binding: KeyBinding | None) -> CashMovement:
             return await self._record(kind, till, amount, reason, actor, binding)
@@ -391,8 +393,8 @@ class CashDrawers:
     ) -> None:
         """Refuse ``amount`` in another currency than the configured one (:class:`ForeignCurrency`), unless the
         drawer it is for (open at ``till``, or ``session_id``) holds that currency: opened before the configuration
-        named another, it is paid into, out of and closed in its own. The drawer's own currency is checked again
-        once it is read for the change."""
+        named another, it is closed in its own. Asked in the runner, after what its key stored was looked up: a
+        refusal keeps nothing under the key. The drawer's own currency is checked again once it is read to close."""
         if self.currency is None or amount.currency == self.currency:
             return
         if session_id is not None:
@@ -472,7 +474,6 @@ class CashDrawers:
             till = check_till(till)
         if session_id is not None:
             session_id = check_session_id(session_id)
-        await self._check_currency(counted, "counted cash", till=till, session_id=session_id)
 
         with self._in_flight:
             if idempotency_key is not None and not await self._closed_under_key(till, session_id, idempotency_key):
@@ -517,14 +518,15 @@ class CashDrawers:
         keeps (:meth:`close` refuses it as closed already); with none, refused with :class:`NoOpenDrawer`."""
 
         async def execute(binding: KeyBinding | None) -> DrawerSession:
+            if binding is not None and not none_open:
+                earlier = await self._earlier_close(till, session_id, binding)
+                if earlier is not None:
+                    return _same_close(earlier, counted, closed_by, binding.key)
+            await self._check_currency(counted, "counted cash", till=till, session_id=session_id)
             if none_open:
                 if last_closed is None:
                     raise _no_open_drawer(till or "")
                 return last_closed
-            if binding is not None:
-                earlier = await self._earlier_close(till, session_id, binding)
-                if earlier is not None:
-                    return _same_close(earlier, counted, closed_by, binding.key)
             return await self._close(counted, closed_by, till, session_id, binding)
 
         return await self.idempotency.run(
