@@ -22,7 +22,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from paycore import Money, observability
-from paycore.errors import CaptureExceedsAuthorized, ProviderNotEnabled, ProviderNotSent, ProviderOutcomeUnknown
+from paycore.errors import (
+    CaptureExceedsAuthorized,
+    FlowClosed,
+    ProviderNotEnabled,
+    ProviderNotSent,
+    ProviderOutcomeUnknown,
+)
 from paycore.flow import PaymentFlow
 from paycore.status import Outcome
 from paycore.testing.fake import FakeProvider
@@ -139,6 +145,30 @@ async def test_a_refused_operation_is_an_error_span_named_by_its_error(
     (capture,) = telemetry.spans("paycore.capture")
     assert capture.status.status_code is StatusCode.ERROR
     assert dict(capture.attributes or {})["paycore.outcome"] == "CaptureExceedsAuthorized"
+
+
+async def test_an_operation_refused_because_the_flow_closed_is_a_span_a_count_and_a_log_line(
+    flow: PaymentFlow, fake: FakeProvider, telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A webhook answered 503 while the process shut down left no span, no count and no line: the refusal was
+    raised before the operation was observed."""
+    fake.script("initiate", "pending")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T1")).payment
+    fake.settle(payment.id, Outcome.SUCCEEDED)
+    body, headers = fake.webhook(payment.id)
+    await flow.aclose()
+    with caplog.at_level(logging.INFO, logger="paycore"), pytest.raises(FlowClosed):
+        await flow.handle_webhook("fake", body, headers)
+    (span,) = telemetry.spans("paycore.handle_webhook")
+    assert dict(span.attributes or {})["paycore.outcome"] == "FlowClosed"
+    webhooks = [
+        attributes["paycore.outcome"]
+        for attributes, _ in telemetry.points("paycore.operations")
+        if attributes.get("paycore.operation") == "handle_webhook"
+    ]
+    assert webhooks == ["FlowClosed"]
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "paycore.flow"]
+    assert "FlowClosed" in line
 
 
 async def test_a_call_that_was_not_sent_is_counted_as_not_sent(

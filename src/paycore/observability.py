@@ -300,19 +300,21 @@ def observed_operation(
 
         @functools.wraps(method)
         async def observed(*args: P.args, **kwargs: P.kwargs) -> R:
-            with within(args[0]):
-                if quiet(operation_log):
-                    started = time.perf_counter()
-                    try:
+            # Observed outside ``within``: an operation it refuses (the flow closed) is logged and counted too.
+            if quiet(operation_log):
+                started = time.perf_counter()
+                try:
+                    with within(args[0]):
                         return await method(*args, **kwargs)
-                    except BaseException as error:
-                        attributes = {"paycore.operation": operation, **attributes_of(args, kwargs)}
-                        log_failure(operation_log, "paycore.operation", attributes, started, error, internal=True)
-                        raise
-                with observe_operation(operation, attributes_of(args, kwargs)) as observation:
+                except BaseException as error:
+                    attributes = {"paycore.operation": operation, **attributes_of(args, kwargs)}
+                    log_failure(operation_log, "paycore.operation", attributes, started, error, internal=True)
+                    raise
+            with observe_operation(operation, attributes_of(args, kwargs)) as observation:
+                with within(args[0]):
                     result = await method(*args, **kwargs)
-                    observation.returned(result)
-                    return result
+                observation.returned(result)
+                return result
 
         return observed
 
