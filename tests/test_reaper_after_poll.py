@@ -213,3 +213,22 @@ async def test_two_runs_at_once_name_each_never_sent_payment_they_expired_once_b
     stored = await flow.list_payments()
     assert sorted(named) == sorted(payment.id for payment in stored)
     assert {payment.status for payment in stored} == {PaymentStatus.EXPIRED}
+
+
+async def test_a_payment_the_poll_changed_and_a_report_changed_since_is_returned_as_stored(
+    flow: PaymentFlow, fake: FakeProvider, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poll settled a create whose answer was lost (a write of the reaper's), then an underpayment was reported
+    before the expiry, which was left: the run returned the copy its poll left, unflagged, as the payment changed,
+    and the command printed it so."""
+    monkeypatch.setattr(type(fake), "capabilities", Capabilities(refund=True, webhooks=True, polling=True))
+    fake.script("initiate", "lost")
+    payment = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="o0")).payment
+    assert payment.pending_call is not None, "its answer lost: its call stays for a poll to settle"
+    fake.ledger[payment.id].outcome = Outcome.PENDING  # the provider holds it, unpaid
+    clock.advance(hours=2)
+    delivered = _after_the_poll(flow, fake, monkeypatch, _underpaid(flow, fake, payment))
+    (returned,) = await flow.expire_stale(HOUR)
+    assert delivered == ["delivered"]
+    assert returned == await flow.get_payment(payment.id)
+    assert (returned.status, returned.review_reason) == (PaymentStatus.PROCESSING, ReviewReason.AMOUNT_MISMATCH)

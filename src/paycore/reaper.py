@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from paycore import fsm
 from paycore.calls import CallOperation, ProviderCall
@@ -39,9 +40,10 @@ from paycore.reaper_run import (
     left_to_operator,
     past_waiting,
     unknown_call,
+    unknown_outcome_flag,
 )
 from paycore.records import Payment, ProviderUpdate
-from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
+from paycore.status import Outcome, RefundStatus, ReviewReason
 from paycore.storage import CallListingRepository, RefundListingRepository
 from paycore.unit_of_work import PaymentWriter
 
@@ -277,7 +279,7 @@ class Reaper:
     async def _expire_one(self, run: Run, payment: Payment, give_up_before: datetime) -> Payment:
         """Settle ``payment`` as its provider says; one the provider cannot be asked about is left for the
         next run, and flagged once it was created before ``give_up_before`` (twice its deadline ago)."""
-        call = payment.pending_call  # none in flight: the run takes up only calls a poll can settle (_to_expire)
+        call, listed = payment.pending_call, payment  # none in flight: only calls a poll can settle (_to_expire)
         if was_never_sent(payment) and call is None:
             return await self._expired(payment, asked=None)
         chosen = self._provider(run, payment)
@@ -307,14 +309,21 @@ class Reaper:
         elif call is not None:
             return await self._flagged(payment, unknown_call(payment, "the provider cannot be polled"))
         if chosen.capabilities.cancel:
-            return await self._cancel_at_provider(payment, chosen, give_up_before)
+            return await self._left(await self._cancel_at_provider(payment, chosen, give_up_before), payment, listed)
         if not chosen.capabilities.polling:
             return await self._flagged(
                 payment, "unfinished past its deadline; the provider can be neither polled nor canceled"
             )
         if not chosen.capabilities.webhooks:  # still payable there, and nothing would tell of a later payment
             return await self._flagged(payment, "unpaid past its deadline; the provider can neither cancel nor tell")
-        return await self._expired(payment, asked=payment)
+        return await self._left(await self._expired(payment, asked=payment), payment, listed)
+
+    async def _left(self, settled: Payment, decided: Payment, listed: Payment) -> Payment:
+        """``settled``; or, when the run left the payment as it was (``decided``: changed by others since it was
+        decided on), the copy it listed if its poll wrote nothing (tried, not changed), else the payment as stored."""
+        if settled is not decided:
+            return settled
+        return listed if decided.version == listed.version else await self.writer.load(decided.id)
 
     async def _cancel_at_provider(self, payment: Payment, chosen: Provider, give_up_before: datetime) -> Payment:
         """Close the payment at the provider first, through an owned call, so the customer cannot pay it later.
@@ -361,7 +370,8 @@ class Reaper:
 
     async def _flagged(self, payment: Payment, message: str) -> Payment:
         """The payment flagged for an operator (its outcome unknown), unless it is already."""
-        return await self.writer.mutate(payment.id, lambda p: self._flag(p, message))
+        flag = partial(unknown_outcome_flag, message=message, held=self.calls.held, clock=self.clock)
+        return await self.writer.mutate(payment.id, flag)
 
     async def _expired(self, payment: Payment, *, asked: Payment | None) -> Payment:
         """The payment once :meth:`_expire` wrote; ``payment`` itself when it left the stored one as it was (changed
@@ -386,15 +396,4 @@ class Reaper:
             return None
         change = Change(payment, cause="reaper", now=self.clock())
         change.fire("expire", message="never sent; abandoned" if asked is None else "the provider reports it unpaid")
-        return change
-
-    def _flag(self, payment: Payment, message: str) -> Change | None:
-        if payment.status not in fsm.OPEN and payment.status is not PaymentStatus.AUTHORIZED:
-            return None
-        if payment.needs_review and payment.review_reason is ReviewReason.UNKNOWN_OUTCOME:
-            return None
-        if payment.pending_call is not None and self.calls.held.in_flight(payment.pending_call, self.clock()):
-            return None  # its owner is talking to the provider right now: nothing is unknown yet
-        change = Change(payment, cause="reaper", now=self.clock())
-        change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
         return change

@@ -14,11 +14,12 @@ from datetime import datetime
 from attrs import define, field
 
 from paycore import fsm
-from paycore.calls import ProviderCall
+from paycore.calls import HeldCalls, ProviderCall
+from paycore.changes import Change
 from paycore.errors import InvalidTransition, PaycoreError
 from paycore.logs import guarded_logger
 from paycore.records import Payment
-from paycore.status import ReviewReason
+from paycore.status import PaymentStatus, ReviewReason
 
 __all__ = [
     "CANCEL_LOST",
@@ -35,6 +36,7 @@ __all__ = [
     "left_to_operator",
     "past_waiting",
     "unknown_call",
+    "unknown_outcome_flag",
 ]
 
 log = guarded_logger("paycore.reaper")
@@ -191,3 +193,21 @@ def cancel_never_arrived(call: ProviderCall | None, polled: Payment, give_up_bef
     if call is None or not call.closes_abandoned_payment or polled.pending_call is not None:
         return False
     return polled.status in fsm.OPEN and give_up_before is not None and polled.created_at < give_up_before
+
+
+def unknown_outcome_flag(
+    payment: Payment, *, message: str, held: HeldCalls, clock: Callable[[], datetime]
+) -> Change | None:
+    """The reaper's flag of ``payment`` for an operator, its outcome unknown, saying ``message``; ``None`` when it is
+    flagged so already, is no longer open nor authorized, or its call is in flight (``held``: its owner is talking to
+    the provider right now, and nothing is unknown yet)."""
+    if payment.status not in fsm.OPEN and payment.status is not PaymentStatus.AUTHORIZED:
+        return None
+    if payment.needs_review and payment.review_reason is ReviewReason.UNKNOWN_OUTCOME:
+        return None
+    now = clock()
+    if payment.pending_call is not None and held.in_flight(payment.pending_call, now):
+        return None
+    change = Change(payment, cause="reaper", now=now)
+    change.flag(ReviewReason.UNKNOWN_OUTCOME, message)
+    return change
