@@ -306,3 +306,18 @@ async def test_a_refund_declined_by_a_card_error_was_not_sent_and_leaves_the_mon
     assert (after.status, after.pending_call, after.needs_review) == (PaymentStatus.SUCCEEDED, None, False)
     assert [refund.status for refund in after.refunds] == [RefundStatus.FAILED]
     assert after.refundable_amount == Money.of("5000", "XOF")
+
+
+async def test_a_capture_declined_because_stripe_canceled_the_authorization_cancels_the_payment(
+    flow: PaymentFlow,
+) -> None:
+    """The hold ended at Stripe (released, or expired after its days): the decline names the canceled intent. The
+    payment stayed authorized, and each capture after was refused, until a webhook or a poll said so."""
+    payment_id = await _authorized(flow)
+    gone = intent("canceled", capture_method="manual", cancellation_reason="automatic")
+    with respx.mock:
+        respx.post(f"{API}/payment_intents/{HELD['id']}/capture").respond(
+            402, json=error("card_error", "card_declined", payment_intent=gone)
+        )
+        canceled = await flow.capture(payment_id, amount=Money.of("3000", "XOF"))
+    assert (canceled.status, canceled.pending_call, canceled.captured_amount) == (PaymentStatus.CANCELED, None, None)

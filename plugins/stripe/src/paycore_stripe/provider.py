@@ -263,10 +263,16 @@ class StripeProvider(Provider):
         intent_id = await self._intent_id(payment)
         units = to_stripe(amount)
         options = _idempotency_key(payment, f"capture-{units}")
-        intent = await self._ask(  # a decline refuses the capture alone: the authorization stands
-            "capturing a PaymentIntent",
-            lambda c: c.v1.payment_intents.capture_async(intent_id, {"amount_to_capture": units}, options),
-        )
+        try:
+            intent = await self._ask(  # a decline refuses the capture alone: the authorization stands...
+                "capturing a PaymentIntent",
+                lambda c: c.v1.payment_intents.capture_async(intent_id, {"amount_to_capture": units}, options),
+            )
+        except ProviderNotSent as refused:  # ...unless the intent the decline names was canceled (its hold ended)
+            canceled = _canceled_intent(refused.__context__)
+            if canceled is None:
+                raise
+            return canceled
         return _checked(lambda: read_intent(answer_dict(intent, "a capture")))
 
     async def cancel(self, payment: Payment) -> ProviderUpdate:
@@ -690,6 +696,17 @@ def _polled_checkout(session: Any, intent: Any, *, refunds: Sequence[Any] = ()) 
     """
     update = read_checkout(session, intent, refunds=refunds)
     return _with_action(update, _session_action(session))
+
+
+def _canceled_intent(error: BaseException | None) -> ProviderUpdate | None:
+    """The report of the PaymentIntent a card decline (``error``) names, when Stripe canceled it: a capture
+    declined because its authorization is gone (released, or expired after its days) reports so; else ``None``."""
+    body = error.json_body if isinstance(error, stripe.CardError) else None
+    details = body.get("error") if isinstance(body, dict) else None
+    intent = details.get("payment_intent") if isinstance(details, dict) else None
+    if not isinstance(intent, dict) or intent.get("status") != "canceled":
+        return None
+    return _checked(read_intent, intent)
 
 
 def _declined(error: stripe.CardError) -> ProviderUpdate:
