@@ -206,3 +206,16 @@ async def test_a_capture_in_part_delivered_before_its_authorization_is_applied_a
             Money.of("30.00", "EUR"),
         )
         assert not payment.needs_review
+
+
+async def test_a_capture_of_an_authorization_stripe_let_expire_cancels_the_payment(
+    flow_with: Callable[..., PaymentFlow], simulator: StripeSimulator
+) -> None:
+    """Its hold ended at Stripe and the webhook saying so has not arrived: Stripe refuses the capture
+    (``payment_intent_unexpected_state``) naming the canceled intent. The payment stayed authorized, and each capture
+    after was refused the same way, until a webhook or a poll told."""
+    async with flow_with(simulator=simulator) as flow:
+        payment = await authorized(flow, simulator, Money.of("5000", "XOF"))
+        await simulator.expire_authorization(payment.external_id or "")  # its events not delivered
+        canceled = await flow.capture(payment.id)
+    assert (canceled.status, canceled.captured_amount, canceled.pending_call) == (PaymentStatus.CANCELED, None, None)

@@ -268,8 +268,8 @@ class StripeProvider(Provider):
                 "capturing a PaymentIntent",
                 lambda c: c.v1.payment_intents.capture_async(intent_id, {"amount_to_capture": units}, options),
             )
-        except ProviderNotSent as refused:  # ...unless the intent the decline names was canceled (its hold ended)
-            canceled = _canceled_intent(refused.__context__)
+        except ProviderNotSent as refused:  # ...unless the intent the refusal names was canceled (its hold ended)
+            canceled = _canceled_intent(refused.__context__, intent_id)
             if canceled is None:
                 raise
             return canceled
@@ -698,13 +698,16 @@ def _polled_checkout(session: Any, intent: Any, *, refunds: Sequence[Any] = ()) 
     return _with_action(update, _session_action(session))
 
 
-def _canceled_intent(error: BaseException | None) -> ProviderUpdate | None:
-    """The report of the PaymentIntent a card decline (``error``) names, when Stripe canceled it: a capture
-    declined because its authorization is gone (released, or expired after its days) reports so; else ``None``."""
-    body = error.json_body if isinstance(error, stripe.CardError) else None
+def _canceled_intent(error: BaseException | None, intent_id: str) -> ProviderUpdate | None:
+    """The report of PaymentIntent ``intent_id`` when Stripe's refusal (``error``: a card decline, or
+    ``payment_intent_unexpected_state``) names it canceled: a capture refused because its authorization is gone
+    (released, or expired after its days) reports so; else ``None``."""
+    if not isinstance(error, stripe.CardError | stripe.InvalidRequestError):
+        return None
+    body = error.json_body
     details = body.get("error") if isinstance(body, dict) else None
     intent = details.get("payment_intent") if isinstance(details, dict) else None
-    if not isinstance(intent, dict) or intent.get("status") != "canceled":
+    if not isinstance(intent, dict) or intent.get("id") != intent_id or intent.get("status") != "canceled":
         return None
     return _checked(read_intent, intent)
 

@@ -103,18 +103,23 @@ class SignedEvent:
 class StripeApiError(Exception):
     """An error answer of the simulated API (status and Stripe's error object)."""
 
-    def __init__(self, status: int, kind: str, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, kind: str, code: str, message: str, *, payment_intent: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.body = {"error": {"type": kind, "code": code, "message": message}}
+        error: dict[str, Any] = {"type": kind, "code": code, "message": message}
+        if payment_intent is not None:  # as Stripe names the PaymentIntent a refused request was about
+            error["payment_intent"] = dict(payment_intent)
+        self.body = {"error": error}
 
 
 def _missing(what: str, ident: str) -> StripeApiError:
     return StripeApiError(404, "invalid_request_error", "resource_missing", f"No such {what}: '{ident}'")
 
 
-def _invalid(code: str, message: str) -> StripeApiError:
-    return StripeApiError(400, "invalid_request_error", code, message)
+def _invalid(code: str, message: str, *, payment_intent: Mapping[str, Any] | None = None) -> StripeApiError:
+    return StripeApiError(400, "invalid_request_error", code, message, payment_intent=payment_intent)
 
 
 def _new_id(prefix: str) -> str:
@@ -446,6 +451,7 @@ class StripeSimulator:
             raise _invalid(
                 "payment_intent_unexpected_state",
                 f"This PaymentIntent could not be captured because it has a status of {intent['status']}.",
+                payment_intent=intent,
             )
         if not 0 < amount <= intent["amount_capturable"]:
             raise _invalid("amount_too_large", "The amount to capture is greater than the amount capturable.")
