@@ -376,8 +376,7 @@ class CashDrawers:
                 stored = await self.storage.add_movement(movement, expected_version=expected_version)
             except DrawerClosed:
                 # Closed since it was read; keyed, a retry of the key may have stored the movement before the close.
-                earlier = None if binding is None else await self._earlier_movement(till, binding)
-                if earlier is not None and binding is not None:
+                if binding is not None and (earlier := await self._earlier_movement(till, binding)) is not None:
                     return _same_movement(earlier, kind, amount, reason, actor, binding.key)
                 raise NoOpenDrawer(f"the drawer of till {till!r} was closed; open one first") from None
             except ConcurrentUpdate:
@@ -388,21 +387,16 @@ class CashDrawers:
         moving = "paid out" if kind is MovementKind.PAY_OUT else "paid in"
         raise ConcurrentUpdate(f"the drawer of till {till!r} kept changing while {amount} was {moving}; try again")
 
-    async def _check_currency(
-        self, amount: Money, what: str, *, till: str | None = None, session_id: str | None = None
-    ) -> None:
-        """Refuse ``amount`` in another currency than the configured one (:class:`ForeignCurrency`), unless the
-        drawer it is for (open at ``till``, or ``session_id``) holds that currency: opened before the configuration
-        named another, it is closed in its own. Asked in the runner, after what its key stored was looked up: a
-        refusal keeps nothing under the key. The drawer's own currency is checked again once it is read to close."""
-        if self.currency is None or amount.currency == self.currency:
+    async def _check_counted_currency(self, counted: Money, till: str | None, session_id: str | None) -> None:
+        """Refuse a count in another currency than the configured one (:class:`ForeignCurrency`), unless the drawer
+        it closes (open at ``till``, or ``session_id``) holds that currency: opened before the configuration named
+        another, it is closed in its own. Asked in the runner, after what its key stored was looked up: a refusal
+        keeps nothing under the key. The drawer's own currency is checked again once it is read to close."""
+        if self.currency is None or counted.currency == self.currency:
             return
-        if session_id is not None:
-            drawer: DrawerSession | None = await self.get(session_id)
-        else:
-            drawer = await self.current(till or "")
-        if drawer is None or drawer.currency != amount.currency:
-            raise ForeignCurrency(f"{what} {amount} is not in the drawer's currency {self.currency}")
+        drawer = await self.get(session_id) if session_id is not None else await self.current(till or "")
+        if drawer is None or drawer.currency != counted.currency:
+            raise ForeignCurrency(f"counted cash {counted} is not in the drawer's currency {self.currency}")
 
     async def _earlier_movement(self, till: str, binding: KeyBinding) -> CashMovement | None:
         """The movement an earlier attempt under the key stored at ``till``, while the key binds it, however many
@@ -522,7 +516,7 @@ class CashDrawers:
                 earlier = await self._earlier_close(till, session_id, binding)
                 if earlier is not None:
                     return _same_close(earlier, counted, closed_by, binding.key)
-            await self._check_currency(counted, "counted cash", till=till, session_id=session_id)
+            await self._check_counted_currency(counted, till, session_id)
             if none_open:
                 if last_closed is None:
                     raise _no_open_drawer(till or "")

@@ -704,20 +704,24 @@ def _canceled_intent(error: BaseException | None, intent_id: str) -> ProviderUpd
     (released, or expired after its days) reports so; else ``None``."""
     if not isinstance(error, stripe.CardError | stripe.InvalidRequestError):
         return None
-    body = error.json_body
-    details = body.get("error") if isinstance(body, dict) else None
-    intent = details.get("payment_intent") if isinstance(details, dict) else None
-    if not isinstance(intent, dict) or intent.get("id") != intent_id or intent.get("status") != "canceled":
+    intent = _error_intent(error)
+    if intent is None or intent.get("id") != intent_id or intent.get("status") != "canceled":
         return None
     return _checked(read_intent, intent)
 
 
+def _error_intent(error: stripe.StripeError) -> dict[str, Any] | None:
+    """The PaymentIntent Stripe's error object names (``error.payment_intent``), if it names one."""
+    body = error.json_body
+    details = body.get("error") if isinstance(body, dict) else None
+    intent = details.get("payment_intent") if isinstance(details, dict) else None
+    return intent if isinstance(intent, dict) else None
+
+
 def _declined(error: stripe.CardError) -> ProviderUpdate:
     """A card decline as a definitive ``FAILED`` report (with the intent Stripe made, if it says)."""
-    body = error.json_body if isinstance(error.json_body, dict) else {}
-    details = body.get("error") if isinstance(body.get("error"), dict) else {}
-    intent = details.get("payment_intent") if isinstance(details, dict) else None
-    intent_id = intent.get("id") if isinstance(intent, dict) else None
+    intent = _error_intent(error)
+    intent_id = intent.get("id") if intent is not None else None
     reason = ": ".join(str(part) for part in (error.code, getattr(error, "decline_code", None)) if part)
     return _checked(
         lambda: ProviderUpdate(
