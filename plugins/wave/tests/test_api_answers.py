@@ -633,3 +633,55 @@ async def test_a_redirect_to_a_refund_or_a_cancel_is_never_read_as_done(
     with contextlib.suppress(ProviderOutcomeUnknown):
         await flow.cancel(checkout.payment.id)
     assert (await flow.get_payment(checkout.payment.id)).status is not PaymentStatus.CANCELED
+
+
+@pytest.mark.parametrize("secrets", ["fail found", "ref"], ids=["in-both-codes", "in-refund"])
+async def test_wave_s_error_codes_are_read_as_wave_wrote_them_whatever_the_secrets_they_hold(
+    wave: respx.MockRouter, secrets: str
+) -> None:
+    """A configured secret that occurs in a code ("fail" in checkout-refund-failed) is hidden where the code is
+    shown, never where it is compared: Wave's decline stays a decline, its lost session a lost session."""
+    paid = session(payment_status="succeeded", checkout_status="complete")
+    wave.post("/v1/checkout/sessions").respond(200, json=paid)
+    wave.post(f"/v1/checkout/sessions/{SESSION_ID}/refund").mock(return_value=error(400, "checkout-refund-failed"))
+    wave.get(f"/v1/checkout/sessions/{SESSION_ID}").mock(return_value=error(404, "checkout-session-not-found"))
+    async with make_flow(webhook_secret=f"{secrets} {WEBHOOK_SECRET}") as flow:
+        checkout = await create(flow)
+        refund = await flow.refund(checkout.payment.id, amount=Money.of("5000", "XOF"))
+        polled = await flow.refresh(checkout.payment.id)
+        events = await flow.list_events(checkout.payment.id)
+    assert refund.status is RefundStatus.FAILED, "Wave declined the refund: it is failed, not an error"
+    assert [e.message for e in events if e.refund_id == refund.id and e.to_status == "failed"] != [
+        "not sent: the request never reached the provider"
+    ]
+    assert polled.review_reason is ReviewReason.UNKNOWN_OUTCOME, "Wave has no such session: an operator looks"
+    assert "reports no record of" in polled.review_message
+
+
+async def test_a_secret_in_an_error_code_is_still_hidden_where_the_code_is_shown(wave: respx.MockRouter) -> None:
+    wave.post("/v1/checkout/sessions").mock(return_value=error(400, "checkout-refused-respx"))
+    async with make_flow(webhook_secret=f"respx {WEBHOOK_SECRET}") as flow:
+        with pytest.raises(ProviderNotSent) as refused:
+            await create(flow)
+    assert "checkout-refused-***" in str(refused.value)
+    assert "respx" not in str(refused.value)
+
+
+async def test_an_answer_that_cannot_be_decoded_is_an_unknown_outcome(wave: respx.MockRouter) -> None:
+    """A 2xx whose body its Content-Encoding does not decode was sent and answered unreadably: unknown, never
+    the HTTP library's own error."""
+    paid = session(payment_status="succeeded", checkout_status="complete")
+    wave.post("/v1/checkout/sessions").respond(200, json=paid)
+
+    def garbled(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip at all"))
+
+    wave.post(f"/v1/checkout/sessions/{SESSION_ID}/refund").mock(side_effect=garbled)
+    client = WaveClient(Secret(API_KEY), base_url=API)
+    with pytest.raises(ProviderOutcomeUnknown, match=r"answer to POST .*/refund could not be read: DecodingError"):
+        await client.request("POST", f"/v1/checkout/sessions/{SESSION_ID}/refund")
+    await client.aclose()
+    async with make_flow() as flow:
+        checkout = await create(flow)
+        refund = await flow.refund(checkout.payment.id, amount=Money.of("5000", "XOF"))
+    assert refund.status is RefundStatus.PENDING, "sent, its answer unreadable: the refund waits for Wave's word"

@@ -16,7 +16,9 @@ its own exceptions to ISO 4217 (Stripe's "Supported currencies" page):
 * every other currency is sent in its ISO 4217 minor units (cents).
 
 Currencies whose ISO exponent is neither of these (``IQD``, ``LYD``, ``CLF``...)
-are refused: Stripe does not take them. An amount has at most eight digits in
+are refused: Stripe takes none of them. No list of the currencies Stripe takes is
+kept (it changes, and differs by account): Stripe refuses any other currency it
+does not take itself, before acting. An amount has at most eight digits in
 Stripe's units, twelve in ``IDR`` (:func:`max_stripe_amount`).
 """
 

@@ -8,7 +8,7 @@
   a ``ProviderNotSent`` that carries Wave's status and code.
 * Sent, no usable answer (a read timeout, a reset connection, a ``5xx`` such
   as ``internal-server-error`` or ``service-unavailable``, a body that is not
-  JSON, or a status that is neither ``2xx`` nor an error, such as a redirect
+  JSON or cannot be decoded, or a status that is neither ``2xx`` nor an error, such as a redirect
   from a proxy or an ``http://`` address, which httpx does not follow):
   :class:`~paycore.errors.ProviderOutcomeUnknown`.
 
@@ -20,6 +20,7 @@ about (``personal``) is shown as ``***`` however the answer writes it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -44,6 +45,8 @@ _NOT_SENT_ERRORS: Final = (
 )
 
 
+_CODE_SHAPE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+"""What Wave's error codes look like (``checkout-refund-failed``): lower-case words and hyphens."""
 _PERSONAL_FIELDS = ("restrict_payer_mobile",)
 """The fields of a request to Wave that hold a customer's personal data (their phone)."""
 
@@ -56,14 +59,19 @@ def _personal(body: Mapping[str, Any] | None, known: Iterable[str]) -> tuple[str
 
 
 class WaveRefused(ProviderNotSent):
-    """Wave answered a ``4xx``: it did nothing with the request (``status``, Wave's error ``code``)."""
+    """Wave answered a ``4xx``: it did nothing with the request (``status``, Wave's error ``code``).
 
-    def __init__(self, status: int, code: str, message: str, request: str) -> None:
+    ``code`` is the code as Wave wrote it when it is shaped as Wave's codes are (``checkout-refund-failed``), to
+    compare with Wave's documented codes; the message shows ``shown_code`` (by default ``code``), the code with
+    every secret and personal datum hidden."""
+
+    def __init__(self, status: int, code: str, message: str, request: str, *, shown_code: str | None = None) -> None:
         self.status = status
         self.code = code
         self.wave_message = message
+        shown = code if shown_code is None else shown_code
         detail = f": {message}" if message else ""
-        super().__init__(f"Wave refused {request} with {status} {code or 'without an error code'}{detail}")
+        super().__init__(f"Wave refused {request} with {status} {shown or 'without an error code'}{detail}")
 
 
 class WaveClient:
@@ -138,14 +146,22 @@ class WaveClient:
             raise ProviderOutcomeUnknown(
                 f"the connection to Wave failed during {what}: {type(error).__name__}"
             ) from error
+        except httpx.RequestError as error:
+            # Sent, and its answer could not be read (a body its Content-Encoding does not decode): unknown.
+            unread = f"Wave's answer to {what} could not be read: {type(error).__name__}"
+            raise ProviderOutcomeUnknown(unread) from error
         personal = _personal(body, personal)
         if response.status_code >= 500:
             code = self._quoted(response, "code", 100, personal)
             raise ProviderOutcomeUnknown(f"Wave answered {response.status_code} {code} to {what}".rstrip())
         if response.status_code >= 400:
-            code = self._quoted(response, "code", 100, personal)
+            # A code shaped as Wave's are is compared as Wave wrote it: hiding a secret or a phone that occurs
+            # in it (a webhook secret "fail" in "checkout-refund-failed") must not turn it into another code.
+            written = _error(response).get("code")
+            shown = self._quoted(response, "code", 100, personal)
             message = self._quoted(response, "message", 300, personal)
-            raise WaveRefused(response.status_code, code, message, what)
+            exact = written if isinstance(written, str) and _CODE_SHAPE.fullmatch(written) else shown
+            raise WaveRefused(response.status_code, exact, message, what, shown_code=shown)
         if not 200 <= response.status_code < 300:
             # A redirect (httpx follows none) or another answer that is not Wave's: a proxy or an http://
             # base_url answered, and whether the call went on to Wave is not known. Never read as success.
