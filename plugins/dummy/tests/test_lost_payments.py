@@ -10,18 +10,25 @@ them; only a poll reports the payment lost.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
+import respx
 
-from paycore.errors import ProviderNotSent
+import paycore_dummy.plugin
+from paycore.asgi import create_app
+from paycore.errors import ProviderNotSent, ProviderOutcomeUnknown
 from paycore.flow import PaymentFlow
 from paycore.money import Money
 from paycore.records import Payment
 from paycore.status import Outcome, PaymentStatus, RefundStatus, ReviewReason
+from paycore.testing.records import make_payment
 from paycore_dummy import DummyGateway, GatewayRefused
 from paycore_dummy.errors import GatewayApiError
+from paycore_dummy.inprocess import register_gateway, unregister_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -183,3 +190,50 @@ async def test_a_poll_at_a_path_the_gateway_has_no_route_for_is_a_refusal_not_a_
         async with flow_factory(base_url=url + "/api", webhook_secret=secret, timeout=2) as moved:
             with pytest.raises(GatewayRefused, match="404 no_route"):
                 await moved.provider("wave", tenant="chez-awa").check_status(payment)
+
+
+def _flow(**settings: Any) -> PaymentFlow:
+    """An in-memory flow with a ``wave`` dummy provider for tenant ``chez-awa`` set up with ``settings``."""
+    provider = {"type": "dummy", "timeout": 1.0, **settings}
+    return PaymentFlow.from_config(
+        {"tenants": {"chez-awa": {"providers": {"wave": provider}}}}, plugins=[paycore_dummy.plugin]
+    )
+
+
+async def test_a_lost_payment_is_reported_lost_whatever_secret_its_code_holds(secret: str) -> None:
+    """The provider hides its secrets wherever it quotes the gateway (an API key "found" in "not_found"), never
+    where it reads the gateway's code: the lost payment is still reported lost, not taken for a refusal."""
+    name = f"test-{uuid.uuid4().hex}"
+    flow = _flow(api_key="found", gateway=name, webhook_secret=secret, webhook_url="http://merchant/{tenant}/{code}")
+    gateway = DummyGateway(
+        api_key="found",
+        webhook_secrets=secret,
+        webhook_transport=httpx.ASGITransport(app=create_app(flow, manage_flow=False)),
+    )
+    register_gateway(name, gateway)
+    try:
+        async with flow, gateway:
+            payment = await pay(flow)
+            lose(gateway, payment)
+            update = await flow.provider("wave", tenant="chez-awa").check_status(payment)
+            with pytest.raises(GatewayRefused, match=r"\(404 not_\*\*\*\)") as refused:
+                await flow.provider("wave", tenant="chez-awa").cancel(payment)
+    finally:
+        unregister_gateway(name)
+    assert update.outcome is Outcome.NOT_FOUND
+    assert refused.value.code == "not_found", "compared as written, shown without the secret"
+
+
+async def test_an_answer_that_cannot_be_decoded_is_an_unknown_outcome(secret: str) -> None:
+    """An answer whose body its Content-Encoding does not decode was sent and answered unreadably: unknown,
+    never the HTTP library's own error."""
+
+    def garbled(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip at all"))
+
+    payment = make_payment(provider="wave", tenant="chez-awa", external_id="dpay_1")
+    async with _flow(api_key="sk_test_dummy", base_url="http://dummy.test", webhook_secret=secret) as flow:
+        with respx.mock(base_url="http://dummy.test") as gateway:
+            gateway.get("/v1/payments/dpay_1").mock(side_effect=garbled)
+            with pytest.raises(ProviderOutcomeUnknown, match="could not be read: DecodingError"):
+                await flow.provider("wave", tenant="chez-awa").check_status(payment)

@@ -44,6 +44,7 @@ lost. A 5xx, a timeout after sending or an unreadable answer is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
@@ -84,6 +85,8 @@ _OUTCOMES = {
 }
 _NOT_FOUND: Final = 404
 _NO_SUCH_PAYMENT: Final = "not_found"
+_CODE_SHAPE: Final = re.compile(r"[a-z0-9][a-z0-9_]{0,99}")
+"""What the gateway's error codes look like (``not_found``): lower-case words joined by underscores."""
 """The gateway's status and code for a payment it does not hold."""
 _REFUND_STATUSES = {
     "pending": RefundStatus.PENDING,
@@ -224,6 +227,10 @@ class DummyProvider(Provider):
             # The error's name only: its text may quote a header, and so the API key.
             reason = f"dummy gateway connection failed during {method} {path}: {type(exc).__name__}"
             raise ProviderOutcomeUnknown(reason) from exc
+        except httpx.RequestError as exc:
+            # Sent, and its answer could not be read (a body its Content-Encoding does not decode): unknown.
+            reason = f"the dummy gateway's answer to {method} {path} could not be read: {type(exc).__name__}"
+            raise ProviderOutcomeUnknown(reason) from exc
         if not (200 <= response.status_code < 300 or 400 <= response.status_code < 500):
             # A server error, or a redirect (httpx follows none) or another answer that is not the gateway's
             # own: whether the call went on to act is not known. Never read as success.
@@ -236,8 +243,12 @@ class DummyProvider(Provider):
             error = data.get("error")
             error = error if isinstance(error, dict) else {}
             phones = (about.customer.phone,) if about.customer is not None else ()
-            code, message = self._quoted(error, "code", 100, phones), self._quoted(error, "message", 500, phones)
-            raise GatewayRefused(response.status_code, code, message)
+            shown_code, message = self._quoted(error, "code", 100, phones), self._quoted(error, "message", 500, phones)
+            # A code shaped as the gateway's are is kept as written, to compare: hiding a secret or a phone that
+            # occurs in it (an API key "found" in "not_found") must not turn it into another code.
+            written = error.get("code")
+            code = written if isinstance(written, str) and _CODE_SHAPE.fullmatch(written) else shown_code
+            raise GatewayRefused(response.status_code, code, message, shown_code=shown_code)
         return data
 
     def _quoted(self, error: Mapping[str, Any], field: str, limit: int, phones: tuple[str | None, ...]) -> str:
