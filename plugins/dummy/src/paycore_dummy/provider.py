@@ -85,9 +85,9 @@ _OUTCOMES = {
 }
 _NOT_FOUND: Final = 404
 _NO_SUCH_PAYMENT: Final = "not_found"
+"""The gateway's status and code for a payment it does not hold."""
 _CODE_SHAPE: Final = re.compile(r"[a-z0-9][a-z0-9_]{0,99}")
 """What the gateway's error codes look like (``not_found``): lower-case words joined by underscores."""
-"""The gateway's status and code for a payment it does not hold."""
 _REFUND_STATUSES = {
     "pending": RefundStatus.PENDING,
     "succeeded": RefundStatus.SUCCEEDED,
