@@ -151,27 +151,6 @@ async def test_a_payment_captured_at_once_reported_paid_in_part_is_an_underpayme
     assert underpaid.review_reason is ReviewReason.AMOUNT_MISMATCH
 
 
-@pytest.mark.parametrize("captured", ["1", "4999"])
-async def test_a_payment_captured_at_once_held_whole_then_captured_in_part_is_an_underpayment_flagged(
-    flow: PaymentFlow, fake: FakeProvider, captured: str
-) -> None:
-    """A payment made to be captured at once, reported held for its whole amount and then captured in part, with
-    no capture of paycore's asking for that part: the customer paid less than the order. Flagged, never paid,
-    as the same capture reported in one report is (the test above); a payment made to be captured later may be
-    captured in part at the provider (its dashboard)."""
-    fake.script("initiate", "pending")
-    waiting = (await flow.create_payment(amount=XOF_5000, provider="fake", order_id="T4-20")).payment
-    held = await _deliver(flow, fake, waiting.id, outcome=Outcome.AUTHORIZED, authorized=XOF_5000)
-    assert held.status is PaymentStatus.AUTHORIZED
-    part = Money.of(captured, "XOF")
-    underpaid = await _deliver(flow, fake, waiting.id, outcome=Outcome.SUCCEEDED, captured=part)
-    assert (underpaid.status, underpaid.captured_amount) == (PaymentStatus.AUTHORIZED, None)
-    assert underpaid.review_reason is ReviewReason.AMOUNT_MISMATCH
-    assert f"reported {part}" in underpaid.review_message
-    whole = await _deliver(flow, fake, waiting.id, outcome=Outcome.SUCCEEDED, captured=XOF_5000)
-    assert (whole.status, whole.captured_amount) == (PaymentStatus.SUCCEEDED, XOF_5000), "the whole capture pays"
-
-
 async def test_a_capture_report_whose_authorization_contradicts_the_recorded_one_is_flagged_and_never_paid(
     flow: PaymentFlow, fake: FakeProvider, authorized: Callable[..., Any]
 ) -> None:

@@ -102,26 +102,11 @@ def test_a_capture_above_the_authorization_is_a_mismatch() -> None:
 
 
 def test_a_capture_below_the_authorization_is_a_legitimate_partial_capture() -> None:
-    authorized = make_payment(status=PaymentStatus.AUTHORIZED, authorized_amount=XOF_5000, capture=False)
+    authorized = make_payment(status=PaymentStatus.AUTHORIZED, authorized_amount=XOF_5000)
     after = _apply(authorized, outcome=Outcome.SUCCEEDED, captured=Money.of("4000", "XOF"))
     assert after.status is PaymentStatus.SUCCEEDED
     assert after.captured_amount == Money.of("4000", "XOF")
     assert not after.needs_review
-
-
-def test_a_capture_below_the_authorization_of_a_payment_captured_at_once_is_an_underpayment() -> None:
-    authorized = make_payment(status=PaymentStatus.AUTHORIZED, authorized_amount=XOF_5000, capture=True)
-    after = _apply(authorized, outcome=Outcome.SUCCEEDED, captured=Money.of("4000", "XOF"))
-    assert (after.status, after.captured_amount) == (PaymentStatus.AUTHORIZED, None)
-    assert after.review_reason is ReviewReason.AMOUNT_MISMATCH
-    change = Change(authorized, cause="api", now=BASE_TIME)  # the answer to a capture in part asked here
-    apply_report(
-        change,
-        ProviderUpdate(outcome=Outcome.SUCCEEDED, captured=Money.of("4000", "XOF")),
-        expected_capture=Money.of("4000", "XOF"),
-    )
-    partly = change.result() or authorized
-    assert (partly.status, partly.captured_amount) == (PaymentStatus.SUCCEEDED, Money.of("4000", "XOF"))
 
 
 def test_an_authorization_of_another_amount_is_a_mismatch() -> None:

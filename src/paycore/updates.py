@@ -306,8 +306,6 @@ def _succeeded(change: Change, update: ProviderUpdate, expected_capture: Money |
             return False
         if expected_capture is not None and mismatch(change, expected_capture, reported, "captured amount"):
             return False
-        if expected_capture is None and change.value("capture") and mismatch(change, amount, reported, "paid amount"):
-            return False  # made to be captured at once: captured in part, asked by no one here, is an underpayment
         if update.authorized is not None and mismatch(change, authorized, update.authorized, "authorized amount"):
             return False  # the report contradicts itself: told, never paid
         change.set(captured_amount=reported)
