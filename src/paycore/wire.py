@@ -45,6 +45,7 @@ __all__ = [
     "check_references",
     "check_text",
     "check_url",
+    "error_code",
     "holds_nul",
     "is_amount",
     "is_id",
@@ -70,6 +71,7 @@ _NOT_IN_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]"
 _NOT_IN_URLS: Final = re.compile("[\x00-\x20\x7f-\x9f\ud800-\udfff]")
 _NOT_JSON_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
 """What a JSON string may escape but no store keeps as text: NUL (PostgreSQL refuses it), lone surrogates."""
+_ERROR_CODE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 _URL_START: Final = re.compile(r"https?://[^/?#@:][^/?#@]*(?:[/?#]|$)", re.IGNORECASE)
 _JSON_TYPES: Final = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
@@ -106,6 +108,14 @@ def partly_hidden(value: object) -> str:
     if not isinstance(value, str):
         return repr(value)
     return repr(f"{value[:2]}***{value[-2:]}") if len(value) > 6 else "'***'"
+
+
+def error_code(written: object, shown: str) -> str:
+    """A gateway's error code to compare with the codes it documents: ``written``, as the gateway wrote it, when it
+    is shaped as such codes are (lower-case words joined by ``-`` or ``_``: ``checkout-refund-failed``,
+    ``not_found``), else ``shown``, the code as a message quotes it (every secret and phone hidden). Hiding a secret
+    found inside a code (a webhook secret "fail" in ``checkout-refund-failed``) must not turn it into another."""
+    return written if isinstance(written, str) and _ERROR_CODE.fullmatch(written) else shown
 
 
 def is_id(value: object) -> bool:

@@ -44,7 +44,6 @@ lost. A 5xx, a timeout after sending or an unreadable answer is
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
@@ -67,7 +66,7 @@ from paycore.providers import Capabilities, Provider, ProviderContext
 from paycore.records import NextAction, Payment, ProviderUpdate, Refund, RefundUpdate
 from paycore.secrets import Secret, hide_phones, hide_secrets, redact_url, shown_setting
 from paycore.status import Outcome, RefundStatus
-from paycore.wire import InvalidReport, load_json_object, shown
+from paycore.wire import InvalidReport, error_code, load_json_object, shown
 from paycore_dummy.errors import GatewayRefused
 from paycore_dummy.signing import DEFAULT_TOLERANCE, WebhookSecret, header_text, secret_texts, verify
 
@@ -86,8 +85,6 @@ _OUTCOMES = {
 _NOT_FOUND: Final = 404
 _NO_SUCH_PAYMENT: Final = "not_found"
 """The gateway's status and code for a payment it does not hold."""
-_CODE_SHAPE: Final = re.compile(r"[a-z0-9][a-z0-9_]{0,99}")
-"""What the gateway's error codes look like (``not_found``): lower-case words joined by underscores."""
 _REFUND_STATUSES = {
     "pending": RefundStatus.PENDING,
     "succeeded": RefundStatus.SUCCEEDED,
@@ -244,10 +241,7 @@ class DummyProvider(Provider):
             error = error if isinstance(error, dict) else {}
             phones = (about.customer.phone,) if about.customer is not None else ()
             shown_code, message = self._quoted(error, "code", 100, phones), self._quoted(error, "message", 500, phones)
-            # A code shaped as the gateway's are is kept as written, to compare: hiding a secret or a phone that
-            # occurs in it (an API key "found" in "not_found") must not turn it into another code.
-            written = error.get("code")
-            code = written if isinstance(written, str) and _CODE_SHAPE.fullmatch(written) else shown_code
+            code = error_code(error.get("code"), shown_code)  # compared as the gateway wrote it, shown hidden
             raise GatewayRefused(response.status_code, code, message, shown_code=shown_code)
         return data
 

@@ -20,7 +20,6 @@ about (``personal``) is shown as ``***`` however the answer writes it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -29,7 +28,7 @@ import httpx
 
 from paycore.errors import MalformedWebhook, ProviderNotSent, ProviderOutcomeUnknown
 from paycore.secrets import Secret, hide_phones, hide_secrets, redact_url
-from paycore.wire import load_json_object
+from paycore.wire import error_code, load_json_object
 
 __all__ = ["DEFAULT_BASE_URL", "WaveClient", "WaveRefused"]
 
@@ -45,8 +44,6 @@ _NOT_SENT_ERRORS: Final = (
 )
 
 
-_CODE_SHAPE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
-"""What Wave's error codes look like (``checkout-refund-failed``): lower-case words and hyphens."""
 _PERSONAL_FIELDS = ("restrict_payer_mobile",)
 """The fields of a request to Wave that hold a customer's personal data (their phone)."""
 
@@ -152,16 +149,14 @@ class WaveClient:
             raise ProviderOutcomeUnknown(unread) from error
         personal = _personal(body, personal)
         if response.status_code >= 500:
-            code = self._quoted(response, "code", 100, personal)
+            code = self._quoted(_error(response), "code", 100, personal)
             raise ProviderOutcomeUnknown(f"Wave answered {response.status_code} {code} to {what}".rstrip())
         if response.status_code >= 400:
-            # A code shaped as Wave's are is compared as Wave wrote it: hiding a secret or a phone that occurs
-            # in it (a webhook secret "fail" in "checkout-refund-failed") must not turn it into another code.
-            written = _error(response).get("code")
-            shown = self._quoted(response, "code", 100, personal)
-            message = self._quoted(response, "message", 300, personal)
-            exact = written if isinstance(written, str) and _CODE_SHAPE.fullmatch(written) else shown
-            raise WaveRefused(response.status_code, exact, message, what, shown_code=shown)
+            answer = _error(response)
+            shown = self._quoted(answer, "code", 100, personal)
+            message = self._quoted(answer, "message", 300, personal)
+            code = error_code(answer.get("code"), shown)  # compared as Wave wrote it, shown hidden
+            raise WaveRefused(response.status_code, code, message, what, shown_code=shown)
         if not 200 <= response.status_code < 300:
             # A redirect (httpx follows none) or another answer that is not Wave's: a proxy or an http://
             # base_url answered, and whether the call went on to Wave is not known. Never read as success.
@@ -179,10 +174,10 @@ class WaveClient:
                 f"Wave answered {response.status_code} to {what}, unreadable: {error}"
             ) from None
 
-    def _quoted(self, response: httpx.Response, field: str, limit: int, personal: tuple[str, ...] = ()) -> str:
+    def _quoted(self, error: Mapping[str, Any], field: str, limit: int, personal: tuple[str, ...] = ()) -> str:
         """A text ``field`` of Wave's error answer, at most ``limit`` characters, with no secret of this client
         and none of the ``personal`` data of the customer (an error may echo what it refused)."""
-        value = _error(response).get(field)
+        value = error.get(field)
         if not isinstance(value, str):
             return ""
         return hide_phones(hide_secrets(value, self._hidden), personal)[:limit]
